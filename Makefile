@@ -1,0 +1,18 @@
+# The two commands a fresh clone needs (both set up .venv first; set-up is idempotent and cached):
+#   make quickstart   — install everything, then build the quickstart dataset
+#   make test         — install everything, then run the test suite
+.PHONY: setup quickstart test bench
+export RAY_AUTH_MODE ?= disabled
+export HF_HUB_OFFLINE ?= 1
+
+setup:
+	bash scripts/setup.sh
+
+quickstart: setup
+	.venv/bin/vdata build examples/quickstart.yaml
+
+test: setup
+	.venv/bin/python -m pytest -q
+
+bench: setup
+	for b in bench/bench_*.py; do .venv/bin/python $$b || exit 1; done

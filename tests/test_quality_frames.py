@@ -1,0 +1,95 @@
+"""Quality scores and thresholds on crafted clips; frame sampling modes."""
+import pytest
+
+from vdata.media.images import decode_jpeg
+from vdata.media.probe import probe_video
+from vdata.schemas import records as R
+from vdata.stages.base import Reject, RunContext
+from vdata.stages.frames import FramesConfig, FramesStage
+from vdata.stages.quality import QualityConfig, QualityStage, Thresholds, apply_thresholds
+
+EXPECTED = {"black": "too_dark", "blurred": "blurry", "static": "static", "text_heavy": "text_heavy",
+            "tiny": "low_resolution", "letterboxed": "borders"}
+
+
+def clip_row(path):
+    info = probe_video(path)
+    return {R.PATH: path, R.START_S: 0.0, R.END_S: info["duration_s"], R.CLIP_DURATION_S: info["duration_s"],
+            R.FPS: info["fps"], R.WIDTH: info["width"], R.HEIGHT: info["height"]}
+
+
+@pytest.fixture(scope="module")
+def quality_stage():
+    stage = QualityStage(QualityConfig(), RunContext(output_dir="/tmp/unused"))
+    stage.setup()
+    return stage
+
+
+@pytest.fixture(scope="module")
+def scored(quality_videos, quality_stage):
+    return {name: quality_stage.process_batch([clip_row(p)])[0] for name, p in quality_videos.items()}
+
+
+def test_good_clip_is_kept_with_all_scores(scored):
+    good = scored["good"]
+    assert not isinstance(good, Reject)
+    for col in R.QUALITY_COLUMNS:
+        assert good[col] is not None
+    assert 0 < good[R.Q_SUITABILITY] <= 1
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_crafted_clip_is_dropped_for_the_right_reason(scored, name):
+    res = scored[name]
+    assert isinstance(res, Reject), f"{name} was kept: {res}"
+    assert res.reason == EXPECTED[name], res.message
+    # scores travel with the reject so it can be re-thresholded later
+    assert res.row[R.Q_BRIGHTNESS] is not None and res.detail["scores"]
+
+
+def test_rethresholding_from_stored_scores_needs_no_decoding(scored):
+    rows = [r.row if isinstance(r, Reject) else r for r in scored.values()]
+    loose = Thresholds(**{k: None for k in Thresholds.model_fields})
+    assert all(apply_thresholds(r, loose) == [] for r in rows)
+    strict = Thresholds(sharpness_min=1e9)
+    assert all(apply_thresholds(r, strict)[0][0] in ("blurry", "too_dark", "low_resolution", "borders", "static", "text_heavy")
+               for r in rows)
+    # the same thresholds give the same decisions as the stage made
+    default = Thresholds()
+    for name, res in scored.items():
+        failed = apply_thresholds(res.row if isinstance(res, Reject) else res, default)
+        assert (failed[0][0] if failed else None) == (res.reason if isinstance(res, Reject) else None)
+
+
+def frames_of(path, **cfg):
+    stage = FramesStage(FramesConfig(**cfg), RunContext(output_dir="/tmp/unused"))
+    out = stage.process_batch([clip_row(path) | {R.START_S: 2.0, R.END_S: 6.0}])[0]
+    assert not isinstance(out, Reject), out
+    return out
+
+
+def test_uniform_frames_are_centred_in_equal_slices(cut_video):
+    out = frames_of(cut_video[0], mode="uniform", num_frames=4, max_side=320)
+    ts = [f[R.FRAME_TIMESTAMP_S] for f in out[R.FRAMES]]
+    assert ts == pytest.approx([2.5, 3.5, 4.5, 5.5], abs=0.021)
+    img = decode_jpeg(out[R.FRAMES][0][R.FRAME_JPEG])
+    assert img.shape == (180, 320, 3)
+    assert out[R.FRAME_SAMPLING] == "uniform:4"
+
+
+def test_fps_mode_respects_rate_and_cap(cut_video):
+    out = frames_of(cut_video[0], mode="fps", fps=2.0, max_frames=100)
+    assert len(out[R.FRAMES]) == 8
+    capped = frames_of(cut_video[0], mode="fps", fps=10.0, max_frames=5)
+    assert len(capped[R.FRAMES]) == 5
+    ts = [f[R.FRAME_TIMESTAMP_S] for f in capped[R.FRAMES]]
+    assert ts == sorted(ts) and 2.0 <= ts[0] and ts[-1] < 6.0
+
+
+def test_keyframes_mode_drops_redundant_frames(cut_video, quality_videos):
+    # 2–6 s of the cut video spans two different sources: frames within one source are near-identical
+    # for the static ones (smptebars), so the distinct set is much smaller than the candidates.
+    out = frames_of(cut_video[0], mode="keyframes", candidate_fps=4.0, min_hash_distance=10)
+    assert 2 <= len(out[R.FRAMES]) < 16
+    static = frames_of(quality_videos["static"], mode="keyframes", candidate_fps=4.0)
+    assert len(static[R.FRAMES]) == 1

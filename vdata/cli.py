@@ -1,0 +1,131 @@
+"""`vdata` command line: build, plan, validate, demo-videos, rethreshold."""
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from vdata.schemas.config import ConfigError, load_config
+
+console = Console(stderr=True)
+
+
+def _load(path):
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        console.print(f"[red]config error[/] in {path}:\n{e}")
+        sys.exit(2)
+
+
+@click.group()
+@click.version_option(package_name="vdata")
+def main():
+    """Turn raw videos into video instruction-tuning datasets and synthetic long-video benchmarks."""
+
+
+@main.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+def validate(config):
+    """Check a config: unknown keys and bad values are reported with their key path."""
+    from vdata.pipelines.runner import make_plan
+
+    cfg = _load(config)
+    try:
+        make_plan(cfg)
+    except ConfigError as e:
+        console.print(f"[red]config error[/] in {config}:\n{e}")
+        sys.exit(2)
+    click.echo(f"{config}: valid ({len(cfg.stage_specs)} stages, config hash {cfg.config_hash()})")
+
+
+@main.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.option("--cpus", type=int, help="plan for a cluster with this many CPUs")
+@click.option("--gpus", type=int, help="plan for a cluster with this many GPUs")
+def plan(config, cpus, gpus):
+    """Print stages, resources, concurrency and output paths; runs nothing."""
+    from vdata.pipelines.runner import make_plan, plan_text
+
+    cfg = _load(config)
+    try:
+        p = make_plan(cfg)
+    except ConfigError as e:
+        console.print(f"[red]config error[/] in {config}:\n{e}")
+        sys.exit(2)
+    click.echo(plan_text(p, cpus=cpus, gpus=gpus))
+
+
+@main.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.option("--address", help="connect to an existing Ray cluster (else an embedded local Ray starts)")
+@click.option("--quiet", is_flag=True, help="no progress bars (for logs)")
+def build(config, address, quiet):
+    """Run the pipeline of CONFIG and write the dataset."""
+    from vdata.pipelines.runner import build as run_build
+
+    cfg = _load(config)
+    try:
+        result = run_build(cfg, address=address, progress=not quiet, console=console)
+    except ConfigError as e:
+        console.print(f"[red]config error[/] in {config}:\n{e}")
+        sys.exit(2)
+    print_summary(result)
+
+
+def print_summary(result) -> None:
+    t = Table(title="stages", show_lines=False)
+    for col in ("stage", "rows in", "rows out", "rejected", "workers", "rows/s", "busy s"):
+        t.add_column(col, justify="right" if col != "stage" else "left")
+    for s in result.stage_stats:
+        t.add_row(s["stage"], str(s["rows_in"]), str(s["rows_out"]), str(sum(s["rejects"].values())),
+                  str(s["workers"]), f"{s['rows_per_s']:.2f}", f"{s['busy_s']:.1f}")
+    console.print(t)
+    if result.rejects_by_reason:
+        r = Table(title="rejects by stage:reason")
+        r.add_column("stage:reason")
+        r.add_column("count", justify="right")
+        for k, v in result.rejects_by_reason.items():
+            r.add_row(k, str(v))
+        console.print(r)
+    console.print(f"[green]done[/] in {result.wall_s:.1f}s: {result.rows} rows -> {result.data_dir}  "
+                  f"({result.rejects} rejects; manifest {result.manifest_path})")
+
+
+@main.command("demo-videos")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+def demo_videos(out_dir):
+    """Render small synthetic videos (known cuts, quality failures) into OUT_DIR."""
+    from vdata.media.synth import write_demo_videos
+
+    for path in write_demo_videos(out_dir):
+        click.echo(path)
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="a quality threshold, e.g. --set sharpness_min=100 (repeatable; 'none' disables)")
+@click.option("--write", "write_to", type=click.Path(file_okay=False), help="write the kept clips here")
+def rethreshold(out_dir, overrides, write_to):
+    """Re-apply quality thresholds to a finished dataset from its stored scores (no decoding)."""
+    from vdata.pipelines.rethreshold import rethreshold_dataset
+
+    values = {}
+    for item in overrides:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r}: use KEY=VALUE", param_hint="--set")
+        k, v = item.split("=", 1)
+        values[k.strip()] = None if v.strip().lower() == "none" else float(v)
+    try:
+        kept, dropped = rethreshold_dataset(out_dir, values, write_to)
+    except (ConfigError, ValueError) as e:
+        console.print(f"[red]error[/]: {e}")
+        sys.exit(2)
+    click.echo(f"kept {kept}, dropped {sum(dropped.values())}: " + ", ".join(f"{k}={v}" for k, v in sorted(dropped.items())))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""The ffmpeg binary (shipped by the imageio-ffmpeg wheel, so no system ffmpeg is needed)."""
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+
+from . import MediaError
+
+
+@functools.lru_cache(maxsize=1)
+def ffmpeg_exe() -> str:
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception:  # fall back to a system ffmpeg
+        exe = shutil.which("ffmpeg")
+        if not exe:
+            raise MediaError("no_ffmpeg", "ffmpeg not found: pip install imageio-ffmpeg")
+        return exe
+
+
+def run_ffmpeg(args: list[str], timeout: float | None = 600) -> None:
+    """Run ffmpeg quietly; a failure raises MediaError with the tail of its log."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise MediaError("ffmpeg_timeout", f"ffmpeg ran longer than {timeout}s")
+    if proc.returncode != 0:
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
+        raise MediaError("ffmpeg_failed", "ffmpeg failed: " + " | ".join(tail))

@@ -1,0 +1,120 @@
+"""Probe a video file with PyAV: the facts every later stage relies on, or a clear MediaError."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from . import MediaError
+
+_INDEXED_FORMATS = ("mov", "mp4", "m4a", "3gp", "mj2")  # full per-sample index in the header
+
+
+def probe_video(path: str, min_frames: int = 2) -> dict:
+    """Return probe columns for `path` (keys are vdata.schemas.records constants' values).
+
+    Checks that the file is non-empty, is a media container, has a video stream whose first frame
+    decodes, is not truncated (for indexed containers: the sample table must fit in the file), and has
+    at least `min_frames` frames.
+    """
+    import av
+
+    try:
+        size = os.path.getsize(path)
+    except OSError as e:
+        raise MediaError("missing_file", f"cannot read file: {e.strerror}")
+    if size == 0:
+        raise MediaError("empty_file", "file is empty (0 bytes)")
+    try:
+        container = av.open(path, metadata_errors="ignore")
+    except av.error.FFmpegError as e:
+        raise MediaError("unreadable", f"not a readable media container ({type(e).__name__}: {e.strerror or e})")
+    with container:
+        if not container.streams.video:
+            kinds = sorted({s.type for s in container.streams})
+            raise MediaError("no_video_stream", f"no video stream (streams: {', '.join(kinds) or 'none'})")
+        vs = container.streams.video[0]
+        cc = vs.codec_context
+        fmt = container.format.name or ""
+        entries = _index(vs) if any(f in fmt.split(",") for f in _INDEXED_FORMATS) else None
+        if entries is not None:
+            end = int(max(e[0] + e[1] for e in entries)) if len(entries) else 0
+            if end > size:
+                raise MediaError("truncated", f"truncated: media data ends at byte {end} but file has {size} bytes")
+            timestamps = np.array(sorted(e[2] for e in entries), dtype=np.float64) * float(vs.time_base)
+        else:
+            timestamps = _demux_timestamps(container, vs)
+        num_frames = int(len(timestamps))
+        first = _first_frame(container, vs)
+        if num_frames < min_frames:
+            raise MediaError("too_few_frames", f"video has {num_frames} frame(s); at least {min_frames} needed")
+
+        deltas = np.diff(timestamps)
+        deltas = deltas[deltas > 0]
+        avg_rate = float(vs.average_rate) if vs.average_rate else 0.0
+        if not avg_rate and len(deltas):
+            avg_rate = 1.0 / float(np.median(deltas))
+        is_vfr = bool(len(deltas) > 2 and (deltas.max() - deltas.min()) > 0.5 * float(np.median(deltas)))
+        if container.duration:
+            duration = container.duration / 1_000_000
+        elif vs.duration:
+            duration = float(vs.duration * vs.time_base)
+        else:
+            duration = 0.0
+        if len(timestamps) and avg_rate:
+            # The stream's own span is what frames can be read from (container duration may include audio).
+            duration = float(timestamps[-1] - timestamps[0]) + 1.0 / avg_rate
+        rotation = int(first.rotation or 0) % 360
+        width, height = cc.width, cc.height
+        if rotation in (90, 270):
+            width, height = height, width
+        audio = container.streams.audio[0] if container.streams.audio else None
+        return {
+            "file_size": size,
+            "duration_s": round(duration, 6),
+            "fps": avg_rate,
+            "is_vfr": is_vfr,
+            "num_frames": num_frames,
+            "width": width,
+            "height": height,
+            "rotation": rotation,
+            "video_codec": cc.name,
+            "pix_fmt": cc.pix_fmt,
+            "bitrate": int(container.bit_rate or 0),
+            "has_audio": audio is not None,
+            "audio_codec": audio.codec_context.name if audio is not None else None,
+            "audio_sample_rate": int(audio.codec_context.sample_rate or 0) if audio is not None else None,
+            "audio_channels": int(audio.codec_context.channels or 0) if audio is not None else None,
+        }
+
+
+def _index(vs):
+    try:
+        return [(e.pos, e.size, e.timestamp) for e in vs.index_entries if not e.is_discard]
+    except Exception:
+        return None
+
+
+def _demux_timestamps(container, vs) -> np.ndarray:
+    pts = []
+    try:
+        for packet in container.demux(vs):
+            if packet.pts is not None and packet.size:
+                pts.append(packet.pts)
+    except Exception as e:  # a damaged tail: keep what demuxed before it
+        if not pts:
+            raise MediaError("unreadable", f"cannot demux video packets: {e}")
+    container.seek(0)
+    return np.array(sorted(pts), dtype=np.float64) * float(vs.time_base)
+
+
+def _first_frame(container, vs):
+    import av
+
+    try:
+        container.seek(0, stream=vs) if vs.start_time is None else container.seek(vs.start_time, stream=vs)
+        for frame in container.decode(vs):
+            return frame
+    except av.error.FFmpegError as e:
+        raise MediaError("undecodable", f"first video frame does not decode: {e}")
+    raise MediaError("undecodable", "no video frame decodes")

@@ -1,0 +1,105 @@
+"""Synthetic videos with known content, rendered by ffmpeg's lavfi sources.
+
+Used by the tests, the benchmarks and `vdata demo-videos`: hard cuts land exactly where the segments
+meet, so shot detection can be checked frame-exactly; other recipes fail one quality check each.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+from .ffmpeg import run_ffmpeg
+
+
+def bundled_font(bold: bool = False) -> str:
+    name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
+    return str(resources.files("vdata").joinpath("assets/fonts", name))
+
+
+@dataclass
+class Segment:
+    source: str            # a lavfi source expression without size/rate/duration, e.g. "testsrc2"
+    duration_s: float
+    filters: str = ""      # extra filter chain applied to this segment
+
+
+def render_segments(path: str, segments: list[Segment], size=(640, 360), fps: int = 25,
+                    audio_tone_hz: float | None = None, gop: int | None = None, crf: int = 23) -> list[int]:
+    """Concatenate lavfi segments into one H.264 mp4. Returns the frame indices of the hard cuts."""
+    w, h = size
+    args: list[str] = []
+    chains = []
+    for i, seg in enumerate(segments):
+        sep = ":" if "=" in seg.source else "="
+        args += ["-f", "lavfi", "-t", f"{seg.duration_s}", "-i", f"{seg.source}{sep}size={w}x{h}:rate={fps}"]
+        f = f"[{i}:v]{seg.filters + ',' if seg.filters else ''}format=yuv420p,setsar=1[v{i}]"
+        chains.append(f)
+    n = len(segments)
+    concat = "".join(f"[v{i}]" for i in range(n)) + f"concat=n={n}:v=1:a=0[vout]"
+    graph = ";".join(chains + [concat])
+    total = sum(s.duration_s for s in segments)
+    out = ["-filter_complex", graph, "-map", "[vout]"]
+    if audio_tone_hz:
+        args += ["-f", "lavfi", "-i", f"sine=frequency={audio_tone_hz}:sample_rate=16000:duration={total}"]
+        out += ["-map", f"{n}:a", "-c:a", "aac", "-b:a", "64k"]
+    out += ["-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p", "-r", str(fps)]
+    if gop:
+        out += ["-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0"]
+    run_ffmpeg([*args, *out, "-movflags", "+faststart", path])
+    cuts, acc = [], 0
+    for seg in segments[:-1]:
+        acc += round(seg.duration_s * fps)
+        cuts.append(acc)
+    return cuts
+
+
+# Sources whose colour histograms differ strongly, so every boundary between them is a real cut.
+CUT_SOURCES = ["testsrc2", "smptebars", "mandelbrot", "color=c=0x2060c0", "rgbtestsrc", "testsrc"]
+
+
+def text_filter(text: str, size: int = 28, lines: int = 1, color: str = "white", box: bool = False) -> str:
+    font = bundled_font().replace(":", r"\:")
+    parts = []
+    for k in range(lines):
+        y = f"{20 + k * int(size * 1.4)}"
+        esc = text.replace("'", "").replace(":", r"\:")
+        parts.append(f"drawtext=fontfile='{font}':text='{esc}':fontsize={size}:fontcolor={color}:x=20:y={y}"
+                     + (":box=1:boxcolor=black@0.6" if box else ""))
+    return ",".join(parts)
+
+
+QUALITY_RECIPES: dict[str, tuple[list[Segment], tuple[int, int]]] = {
+    # name: (segments, size). Each bad one fails exactly one check of the default thresholds.
+    "good": ([Segment("testsrc2", 4)], (640, 360)),
+    "black": ([Segment("color=c=black", 4)], (640, 360)),
+    "blurred": ([Segment("testsrc2", 4, "boxblur=luma_radius=20:luma_power=3")], (640, 360)),
+    "static": ([Segment("smptebars", 4)], (640, 360)),
+    "text_heavy": ([Segment("testsrc2", 4, text_filter("QUARTERLY REVENUE REPORT 2026 TOTAL", 30, 9, box=True))],
+                   (640, 360)),
+    "tiny": ([Segment("testsrc2", 4)], (96, 54)),
+    "letterboxed": ([Segment("testsrc2", 4, "scale=640:200,pad=640:360:0:80:black")], (640, 360)),
+}
+
+
+def render_quality_recipe(path: str, name: str, fps: int = 25) -> None:
+    segments, size = QUALITY_RECIPES[name]
+    render_segments(path, segments, size=size, fps=fps)
+
+
+def write_demo_videos(out_dir: str) -> list[str]:
+    """Small demo set: a multi-shot video, a flash inside one scene, and a few that fail quality checks."""
+    import os
+
+    os.makedirs(out_dir, exist_ok=True)
+    made = []
+    path = os.path.join(out_dir, "multishot.mp4")
+    render_segments(path, [Segment(s, 2.0) for s in CUT_SOURCES[:4]], audio_tone_hz=440)
+    made.append(path)
+    path = os.path.join(out_dir, "flash.mp4")
+    render_segments(path, [Segment("testsrc2", 4.0, "drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='eq(n,50)'")])
+    made.append(path)
+    for name in ("black", "blurred", "letterboxed"):
+        path = os.path.join(out_dir, f"{name}.mp4")
+        render_quality_recipe(path, name)
+        made.append(path)
+    return made

@@ -1,0 +1,205 @@
+"""Glue between stages and Ray Data: batch adapter, per-run stats actor, and the dataset sink.
+
+A batch arrives as an Arrow table. Rows already rejected upstream pass through untouched; live rows
+go to the stage; its results (rows or Rejects) leave as one table with the stage's declared output
+schema plus the in-flight reject columns. The sink writes kept rows and rejects to separate Parquet
+files in one pass, so nothing is decoded or computed twice to split them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections import Counter
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vdata.schemas import records as R
+from vdata.stages import stage_class
+from vdata.stages.base import Reject, RunContext, reject_row
+
+STATS_ACTOR_PREFIX = "vdata-stats-"
+_STAGE_CACHE: dict = {}   # per worker process: one set-up stage instance per (run, stage index)
+
+
+def _get_stage(key, name, config, ctx):
+    stage = _STAGE_CACHE.get(key)
+    if stage is None:
+        stage = stage_class(name)(config, ctx)
+        stage.setup()
+        _STAGE_CACHE[key] = stage
+    return stage
+
+
+def run_stage_on_table(stage, table: pa.Table, out_schema: pa.Schema, index: int, stats_actor_name: str | None) -> pa.Table:
+    t0 = time.time()
+    rows = table.to_pylist()
+    passthrough = [r for r in rows if r.get(R.REJECT_REASON) is not None]
+    live = [r for r in rows if r.get(R.REJECT_REASON) is None]
+    results: list = []
+    if live:
+        try:
+            results = stage.process_batch(live)
+        except Exception as e:  # a batch-level failure: every live row becomes a reject, the run goes on
+            results = [stage.error_reject(r, e) for r in live]
+    out_rows, reasons = [], Counter()
+    for res in results:
+        if isinstance(res, Reject):
+            reasons[res.reason] += 1
+            out_rows.append(reject_row(stage.name, res))
+        else:
+            out_rows.append(res)
+    out_rows.extend(passthrough)
+    out = pa.Table.from_pylist(out_rows, schema=out_schema)
+    if stats_actor_name:
+        _report(stats_actor_name, {
+            "stage_index": index, "stage": stage.name, "rows_in": len(live), "rows_out": len(out_rows) - len(passthrough) - sum(reasons.values()),
+            "rejects": dict(reasons), "seconds": time.time() - t0, "t_end": time.time(), "pid": os.getpid(),
+            "node": _node_id(),
+        })
+    return out
+
+
+def _node_id() -> str | None:
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+    except Exception:
+        return None
+
+
+_ACTOR_HANDLES: dict = {}
+
+
+def _report(actor_name: str, record: dict) -> None:
+    try:
+        import ray
+
+        handle = _ACTOR_HANDLES.get(actor_name)
+        if handle is None:
+            handle = _ACTOR_HANDLES[actor_name] = ray.get_actor(actor_name)
+        handle.record.remote(record)   # fire and forget: stats never slow the data path
+    except Exception:
+        pass
+
+
+class StageTask:
+    """Picklable callable for task-based stages; the set-up stage is cached per worker process."""
+
+    def __init__(self, key, name, config, ctx: RunContext, out_schema, index, stats_actor_name):
+        self.args = (key, name, config, ctx)
+        self.out_schema, self.index, self.stats_actor_name = out_schema, index, stats_actor_name
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        stage = _get_stage(*self.args)
+        return run_stage_on_table(stage, table, self.out_schema, self.index, self.stats_actor_name)
+
+
+class StageActor:
+    """Actor-pool wrapper: `setup()` runs once in the constructor (model stages)."""
+
+    def __init__(self, key, name, config, ctx: RunContext, out_schema, index, stats_actor_name):
+        self.stage = _get_stage(key, name, config, ctx)
+        self.out_schema, self.index, self.stats_actor_name = out_schema, index, stats_actor_name
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        return run_stage_on_table(self.stage, table, self.out_schema, self.index, self.stats_actor_name)
+
+
+class StatsCollector:
+    """A tiny Ray actor the workers report to: per-stage counters and a time series for the report."""
+
+    def __init__(self):
+        self.records: list[dict] = []
+
+    def record(self, rec: dict) -> None:
+        self.records.append(rec)
+
+    def dump(self) -> list[dict]:
+        return self.records
+
+
+def to_reject_records(rows: list[dict]) -> list[dict]:
+    return [{
+        "stage": r.get(R.REJECT_STAGE), "reason": r.get(R.REJECT_REASON), "message": r.get(R.REJECT_MESSAGE),
+        "detail": r.get(R.REJECT_DETAIL), R.SOURCE_URI: r.get(R.SOURCE_URI), R.VIDEO_ID: r.get(R.VIDEO_ID),
+        R.CLIP_ID: r.get(R.CLIP_ID), R.SAMPLE_ID: r.get(R.SAMPLE_ID),
+    } for r in rows]
+
+
+def split_table(table: pa.Table, data_schema: pa.Schema) -> tuple[pa.Table, pa.Table]:
+    import pyarrow.compute as pc
+
+    if R.REJECT_REASON in table.column_names:
+        is_rej = pc.is_valid(table[R.REJECT_REASON])
+        kept = table.filter(pc.invert(is_rej))
+        rejected = table.filter(is_rej)
+    else:
+        kept, rejected = table, table.slice(0, 0)
+    kept = kept.select(data_schema.names).cast(data_schema)
+    rej = pa.Table.from_pylist(to_reject_records(rejected.to_pylist()), schema=R.REJECT_SCHEMA)
+    return kept, rej
+
+
+def _write_atomic(table: pa.Table, path: str) -> None:
+    tmp = path + ".tmp"
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, path)
+
+
+def make_sink(data_dir: str, rejects_dir: str, data_schema: pa.Schema, rows_per_file: int, run_id: str):
+    from ray.data import Datasink
+
+    class VdataSink(Datasink):
+        """Kept rows → data_dir, rejects → rejects_dir; one file per write task (≈ rows_per_file rows)."""
+
+        def on_write_start(self, schema=None):
+            os.makedirs(data_dir, exist_ok=True)
+            os.makedirs(rejects_dir, exist_ok=True)
+
+        def write(self, blocks, ctx):
+            tables = [b if isinstance(b, pa.Table) else pa.Table.from_pandas(b) for b in blocks]
+            tables = [t for t in tables if t.num_rows]
+            if not tables:
+                return {"rows": 0, "rejects": 0, "files": []}
+            table = pa.concat_tables(tables, promote_options="permissive")
+            kept, rej = split_table(table, data_schema)
+            name = f"part-{run_id}-{ctx.task_idx:05d}-{uuid.uuid4().hex[:8]}.parquet"
+            files = []
+            if kept.num_rows:
+                _write_atomic(kept, os.path.join(data_dir, name))
+                files.append(os.path.join(data_dir, name))
+            if rej.num_rows:
+                _write_atomic(rej, os.path.join(rejects_dir, name))
+                files.append(os.path.join(rejects_dir, name))
+            return {"rows": kept.num_rows, "rejects": rej.num_rows, "files": files}
+
+        def on_write_complete(self, write_result):
+            self.results = list(write_result.write_returns)
+
+        @property
+        def min_rows_per_write(self):
+            return rows_per_file
+
+    return VdataSink()
+
+
+def read_rejects(rejects_dir: str) -> pa.Table:
+    files = sorted(os.path.join(rejects_dir, f) for f in os.listdir(rejects_dir) if f.endswith(".parquet")) if os.path.isdir(rejects_dir) else []
+    if not files:
+        return R.REJECT_SCHEMA.empty_table()
+    return pa.concat_tables([pq.read_table(f, schema=R.REJECT_SCHEMA) for f in files])
+
+
+def summarize_rejects(table: pa.Table) -> dict:
+    counts: Counter = Counter()
+    for stage, reason in zip(table.column("stage").to_pylist(), table.column("reason").to_pylist()):
+        counts[f"{stage}:{reason}"] += 1
+    return dict(sorted(counts.items()))
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, default=str)

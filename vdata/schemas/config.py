@@ -1,0 +1,239 @@
+"""The build config: YAML → validated pydantic models, with errors that name the key path.
+
+```yaml
+name: quickstart
+input:
+  - path: examples/videos            # a file or a directory (recursive)
+  - glob: "data/**/*.mp4"
+  - manifest: videos.csv             # CSV / JSONL / Parquet with a path column
+    path_column: path
+  - hf: {path: user/dataset, split: train, column: video}
+output: {dir: out/quickstart, rows_per_file: 5000}
+ray: {address: null, num_cpus: null}
+stages:
+  - probe: {}
+  - shots: {detector: adaptive}
+teachers: {}
+```
+`${VAR}` and `${VAR:-default}` in any string are replaced from the environment before validation,
+so secrets stay out of config files. The raw (un-interpolated) text is what the run manifest keeps.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv")
+
+
+class ConfigError(ValueError):
+    """A config problem; the message names every offending key path."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HFSource(_Strict):
+    path: str                              # hub id, local dataset dir, or a saved dataset (load_from_disk)
+    split: str = "train"
+    column: str = "video"                  # holds a path, bytes, or a {bytes, path} struct
+    name: str | None = None                # dataset config name
+    from_disk: bool | None = None          # None: load_from_disk when `path` has a dataset_info/state file
+    limit: int | None = Field(None, ge=1)
+
+
+class InputSpec(_Strict):
+    path: str | None = None
+    glob: str | None = None
+    manifest: str | None = None
+    path_column: str = "path"
+    hf: HFSource | None = None
+    extensions: list[str] = Field(default_factory=lambda: list(VIDEO_EXTENSIONS))
+
+    @model_validator(mode="after")
+    def _exactly_one(self):
+        given = [k for k in ("path", "glob", "manifest", "hf") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of path, glob, manifest, hf (got: {', '.join(given) or 'none'})")
+        return self
+
+
+class OutputConfig(_Strict):
+    dir: str
+    rows_per_file: int = Field(5000, ge=1)
+    mode: Literal["overwrite", "error"] = "overwrite"
+
+
+class RayConfig(_Strict):
+    address: str | None = None             # None: start an embedded local Ray for the run
+    num_cpus: int | None = Field(None, ge=1)
+    runtime_env: dict[str, Any] | None = None
+    progress: bool = True
+
+
+class BuildConfig(_Strict):
+    name: str = "vdata"
+    description: str = ""
+    license: str = "other"
+    input: list[InputSpec] = Field(min_length=1)
+    output: OutputConfig
+    ray: RayConfig = Field(default_factory=RayConfig)
+    stages: list[dict[str, Any]] = Field(min_length=1)
+    teachers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    # Filled by load_config: validated per-stage configs, and where the file lives.
+    _stage_configs: list = []
+    _base_dir: Path = Path(".")
+    _raw_text: str = ""
+
+    @property
+    def stage_specs(self) -> list[tuple[str, Any]]:
+        return list(self._stage_configs)
+
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
+
+    @property
+    def raw_text(self) -> str:
+        return self._raw_text
+
+    def resolve(self, p: str) -> str:
+        """A path from the config, relative to the config file's folder."""
+        q = Path(os.path.expanduser(p))
+        return os.path.normpath(str(q if q.is_absolute() else (self._base_dir / q)))
+
+    def config_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+    def stage_hashes(self) -> list[str]:
+        """Hash of each stage's config chained with everything before it (a change invalidates what follows)."""
+        out, h = [], hashlib.sha256(json.dumps([i.model_dump(mode="json") for i in self.input], sort_keys=True).encode())
+        for name, cfg in self._stage_configs:
+            h.update(name.encode())
+            h.update(json.dumps(cfg.model_dump(mode="json", exclude={"resources"}), sort_keys=True).encode())
+            out.append(h.hexdigest()[:16])
+        return out
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def interpolate_env(data: Any, path: str = "") -> Any:
+    """Replace ${VAR} / ${VAR:-default} in every string; an unset VAR without default names its key."""
+    if isinstance(data, dict):
+        return {k: interpolate_env(v, f"{path}.{k}" if path else str(k)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [interpolate_env(v, f"{path}[{i}]") for i, v in enumerate(data)]
+    if isinstance(data, str):
+        def sub(m):
+            value = os.environ.get(m.group(1))
+            if value is None:
+                if m.group(2) is None:
+                    raise ConfigError(f"{path}: environment variable {m.group(1)} is not set")
+                return m.group(2)
+            return value
+        return _ENV.sub(sub, data)
+    return data
+
+
+def _loc(loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _allowed_keys(model: type[BaseModel], loc) -> list[str] | None:
+    """Walk `model` along `loc` (minus the last key) to list the keys allowed there."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or current is None:
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return None
+        ann = field.annotation
+        current = _model_in(ann)
+    fields = getattr(current, "model_fields", None)
+    return sorted(fields) if fields else None
+
+
+def _model_in(ann) -> type[BaseModel] | None:
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in getattr(ann, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found:
+            return found
+    return None
+
+
+def format_validation_error(err: ValidationError, model: type[BaseModel], prefix: str = "") -> list[str]:
+    lines = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and (p.startswith("function-") or "[" in p)))
+        where = _loc(loc)
+        where = f"{prefix}.{where}" if prefix and where else (prefix or where or "(top level)")
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_keys(model, loc)
+            hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
+            lines.append(f"{where}: unknown key{hint}")
+        elif e["type"] == "missing":
+            lines.append(f"{where}: required key is missing")
+        else:
+            lines.append(f"{where}: {e['msg']} (got {e.get('input')!r})" if not isinstance(e.get("input"), (dict, list)) else f"{where}: {e['msg']}")
+    return lines
+
+
+def parse_config(data: Any, raw_text: str = "", base_dir: Path | str = ".") -> BuildConfig:
+    from vdata.stages import REGISTRY, stage_class
+
+    if not isinstance(data, dict):
+        raise ConfigError("config must be a YAML mapping at the top level")
+    data = interpolate_env(data)
+    try:
+        cfg = BuildConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(format_validation_error(e, BuildConfig)))
+    problems, specs = [], []
+    for i, item in enumerate(cfg.stages):
+        if not isinstance(item, dict) or len(item) != 1:
+            problems.append(f"stages[{i}]: each stage is a one-key mapping like `- shots: {{...}}`")
+            continue
+        (name, kwargs), = item.items()
+        if name not in REGISTRY:
+            problems.append(f"stages[{i}]: unknown stage {name!r} (allowed: {', '.join(sorted(REGISTRY))})")
+            continue
+        model = stage_class(name).Config
+        try:
+            specs.append((name, model.model_validate(kwargs or {})))
+        except ValidationError as e:
+            problems.extend(format_validation_error(e, model, prefix=f"stages[{i}].{name}"))
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+    cfg._stage_configs = specs
+    cfg._base_dir = Path(base_dir).resolve()
+    cfg._raw_text = raw_text
+    return cfg
+
+
+def load_config(path: str | Path) -> BuildConfig:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror}")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}")
+    return parse_config(data, raw_text=text, base_dir=path.parent)

@@ -1,0 +1,217 @@
+"""Every column name and its Arrow type, in one place.
+
+Rows come in levels: a *video* row (one per source file), a *clip* row (one per shot; it keeps the
+video's columns), a *sample* row (one instruction sample; keeps its clip's columns). Stages declare the
+columns they read and write by these constants; the runner builds each stage's output schema from them,
+so the Parquet written at the end always has an explicit, predictable schema.
+"""
+from __future__ import annotations
+
+import pyarrow as pa
+
+# --- video level: ingest ---
+SOURCE_URI = "source_uri"          # where the video came from (path, glob match, manifest row, hf://...)
+PATH = "path"                      # local path the workers read
+SOURCE_META = "source_meta"        # JSON string: manifest / HF columns carried along (labels etc.)
+# --- video level: probe ---
+VIDEO_ID = "video_id"              # content hash (stable across paths and runs)
+FILE_SIZE = "file_size"
+DURATION_S = "duration_s"
+FPS = "fps"                        # average frame rate
+IS_VFR = "is_vfr"
+NUM_FRAMES = "num_frames"
+WIDTH = "width"                    # display width (after rotation)
+HEIGHT = "height"
+ROTATION = "rotation"
+VIDEO_CODEC = "video_codec"
+PIX_FMT = "pix_fmt"
+BITRATE = "bitrate"
+HAS_AUDIO = "has_audio"
+AUDIO_CODEC = "audio_codec"
+AUDIO_SAMPLE_RATE = "audio_sample_rate"
+AUDIO_CHANNELS = "audio_channels"
+# --- clip level: shots ---
+CLIP_ID = "clip_id"
+CLIP_INDEX = "clip_index"
+START_S = "start_s"                # video-absolute seconds
+END_S = "end_s"
+START_FRAME = "start_frame"
+END_FRAME = "end_frame"            # exclusive
+CLIP_DURATION_S = "clip_duration_s"
+CLIP_PATH = "clip_path"            # optional clip file written by the shots stage
+SHOTS_IN_VIDEO = "shots_in_video"
+# --- clip level: quality scores (filters write scores first, then threshold) ---
+Q_BRIGHTNESS = "q_brightness"      # mean luma 0..255
+Q_SHARPNESS = "q_sharpness"        # variance of Laplacian at the analysis size
+Q_MOTION = "q_motion"              # mean optical-flow magnitude between adjacent frames (px at 160 wide)
+Q_DUP_RATIO = "q_dup_ratio"        # share of consecutive sampled frames that are near-duplicates
+Q_TEXT_AREA = "q_text_area"        # share of frame area covered by OCR text boxes
+Q_BORDER = "q_border"              # share of frame area that is letterbox/pillarbox
+Q_MIN_SIDE = "q_min_side"
+Q_ASPECT = "q_aspect"
+Q_SUITABILITY = "q_suitability"    # weighted combined score 0..1
+# --- clip level: frames ---
+FRAMES = "frames"                  # list<struct<timestamp_s, jpeg>>
+FRAME_SAMPLING = "frame_sampling"  # how they were chosen, e.g. "uniform:16"
+FRAME_TIMESTAMP_S = "timestamp_s"  # field inside FRAMES items (video-absolute seconds)
+FRAME_JPEG = "jpeg"
+# --- clip level: speech (ASR once per video, attached to each clip; times video-absolute + clip-relative) ---
+TRANSCRIPT_TEXT = "transcript_text"            # text of the segments overlapping the clip
+TRANSCRIPT_LANGUAGE = "transcript_language"
+TRANSCRIPT_SEGMENTS = "transcript_segments"    # list<SEGMENT_TYPE>
+ASR_MODEL = "asr_model"
+# --- clip level: captions (teacher VLMs) ---
+CAPTION = "caption"                            # the selected / final caption
+CAPTION_STRATEGY = "caption_strategy"          # multi_frame | differential | dense | multi_teacher
+CAPTION_TEACHER = "caption_teacher"            # teacher name from config
+CAPTION_MODEL = "caption_model"
+CAPTION_PROMPT_VERSION = "caption_prompt_version"
+CAPTION_FRAME_TIMESTAMPS = "caption_frame_timestamps"
+CAPTION_STEPS = "caption_steps"                # differential: list<struct<timestamp_s, text>> in order
+CAPTION_CANDIDATES = "caption_candidates"      # multi-teacher: every candidate, kept
+CAPTION_SELECTION_SCORE = "caption_selection_score"
+DENSE_EVENTS = "dense_events"                  # list<struct<start_s, end_s, description>> video-absolute
+SHOT_TYPE = "shot_type"
+CAMERA_MOVEMENT = "camera_movement"
+# --- sample level: instruction samples (one row per sample; keeps its clip's columns) ---
+SAMPLE_ID = "sample_id"
+TASK = "task"                                  # caption | open_qa | mcq | cot | grounding | dense_caption | chapter
+QUESTION_TYPE = "question_type"                # description, temporal, causal, counting, attribute, ...
+QUESTION = "question"
+ANSWER = "answer"                              # open-ended answer (for MCQ: the correct option's text)
+OPTIONS = "options"                            # MCQ option texts, no letters
+ANSWER_INDEX = "answer_index"                  # MCQ: index of the correct option
+RATIONALE = "rationale"                        # chain of thought
+RATIONALE_STEPS = "rationale_steps"            # list<struct<text, evidence_timestamps_s>>
+ANSWER_SPANS = "answer_spans"                  # grounding: list<struct<start_s, end_s>> video-absolute
+EVIDENCE = "evidence"                          # struct: captions, frame timestamps, transcript spans used
+SAMPLE_TEACHER = "sample_teacher"
+SAMPLE_MODEL = "sample_model"
+SAMPLE_PROMPT_VERSION = "sample_prompt_version"
+# --- sample level: verification scores (filters write scores, then threshold) ---
+V_CLAIMS = "v_claims"                          # list<struct<claim, supported, note>>
+V_SUPPORTED_RATIO = "v_supported_ratio"
+V_BLIND_CORRECT = "v_blind_correct"            # share of blind (text-only) attempts that answered correctly
+V_TIMESTAMPS_VALID = "v_timestamps_valid"
+V_DUPLICATE_OF = "v_duplicate_of"
+V_LABEL_CONTAINED = "v_label_contained"
+# --- in-flight reject marker (never written to the dataset; see REJECT_SCHEMA) ---
+REJECT_STAGE = "_reject_stage"
+REJECT_REASON = "_reject_reason"
+REJECT_MESSAGE = "_reject_message"
+REJECT_DETAIL = "_reject_detail"
+REJECT_COLUMNS = (REJECT_STAGE, REJECT_REASON, REJECT_MESSAGE, REJECT_DETAIL)
+
+FRAME_TYPE = pa.struct([pa.field(FRAME_TIMESTAMP_S, pa.float64()), pa.field(FRAME_JPEG, pa.binary())])
+WORD_TYPE = pa.struct([pa.field("start_s", pa.float64()), pa.field("end_s", pa.float64()),
+                       pa.field("clip_start_s", pa.float64()), pa.field("clip_end_s", pa.float64()),
+                       pa.field("word", pa.string()), pa.field("probability", pa.float32())])
+SEGMENT_TYPE = pa.struct([pa.field("start_s", pa.float64()), pa.field("end_s", pa.float64()),
+                          pa.field("clip_start_s", pa.float64()), pa.field("clip_end_s", pa.float64()),
+                          pa.field("text", pa.string()), pa.field("words", pa.list_(WORD_TYPE))])
+SPAN_TYPE = pa.struct([pa.field("start_s", pa.float64()), pa.field("end_s", pa.float64())])
+EVENT_TYPE = pa.struct([pa.field("start_s", pa.float64()), pa.field("end_s", pa.float64()),
+                        pa.field("description", pa.string())])
+STEP_TYPE = pa.struct([pa.field("timestamp_s", pa.float64()), pa.field("text", pa.string())])
+CANDIDATE_TYPE = pa.struct([pa.field("teacher", pa.string()), pa.field("model", pa.string()),
+                            pa.field("text", pa.string()), pa.field("score", pa.float64())])
+RATIONALE_STEP_TYPE = pa.struct([pa.field("text", pa.string()), pa.field("evidence_timestamps_s", pa.list_(pa.float64()))])
+EVIDENCE_TYPE = pa.struct([
+    pa.field("captions", pa.list_(pa.string())),
+    pa.field("frame_timestamps_s", pa.list_(pa.float64())),
+    pa.field("transcript_spans", pa.list_(pa.struct([pa.field("start_s", pa.float64()), pa.field("end_s", pa.float64()),
+                                                     pa.field("text", pa.string())]))),
+])
+CLAIM_TYPE = pa.struct([pa.field("claim", pa.string()), pa.field("supported", pa.bool_()), pa.field("note", pa.string())])
+
+FIELD_TYPES: dict[str, pa.DataType] = {
+    SOURCE_URI: pa.string(), PATH: pa.string(), SOURCE_META: pa.string(),
+    VIDEO_ID: pa.string(), FILE_SIZE: pa.int64(), DURATION_S: pa.float64(), FPS: pa.float64(),
+    IS_VFR: pa.bool_(), NUM_FRAMES: pa.int64(), WIDTH: pa.int32(), HEIGHT: pa.int32(),
+    ROTATION: pa.int32(), VIDEO_CODEC: pa.string(), PIX_FMT: pa.string(), BITRATE: pa.int64(),
+    HAS_AUDIO: pa.bool_(), AUDIO_CODEC: pa.string(), AUDIO_SAMPLE_RATE: pa.int32(),
+    AUDIO_CHANNELS: pa.int32(),
+    CLIP_ID: pa.string(), CLIP_INDEX: pa.int32(), START_S: pa.float64(), END_S: pa.float64(),
+    START_FRAME: pa.int64(), END_FRAME: pa.int64(), CLIP_DURATION_S: pa.float64(),
+    CLIP_PATH: pa.string(), SHOTS_IN_VIDEO: pa.int32(),
+    Q_BRIGHTNESS: pa.float32(), Q_SHARPNESS: pa.float32(), Q_MOTION: pa.float32(),
+    Q_DUP_RATIO: pa.float32(), Q_TEXT_AREA: pa.float32(), Q_BORDER: pa.float32(),
+    Q_MIN_SIDE: pa.int32(), Q_ASPECT: pa.float32(), Q_SUITABILITY: pa.float32(),
+    FRAMES: pa.list_(FRAME_TYPE), FRAME_SAMPLING: pa.string(),
+    TRANSCRIPT_TEXT: pa.string(), TRANSCRIPT_LANGUAGE: pa.string(), TRANSCRIPT_SEGMENTS: pa.list_(SEGMENT_TYPE),
+    ASR_MODEL: pa.string(),
+    CAPTION: pa.string(), CAPTION_STRATEGY: pa.string(), CAPTION_TEACHER: pa.string(), CAPTION_MODEL: pa.string(),
+    CAPTION_PROMPT_VERSION: pa.string(), CAPTION_FRAME_TIMESTAMPS: pa.list_(pa.float64()),
+    CAPTION_STEPS: pa.list_(STEP_TYPE), CAPTION_CANDIDATES: pa.list_(CANDIDATE_TYPE),
+    CAPTION_SELECTION_SCORE: pa.float64(), DENSE_EVENTS: pa.list_(EVENT_TYPE), SHOT_TYPE: pa.string(),
+    CAMERA_MOVEMENT: pa.string(),
+    SAMPLE_ID: pa.string(), TASK: pa.string(), QUESTION_TYPE: pa.string(), QUESTION: pa.string(),
+    ANSWER: pa.string(), OPTIONS: pa.list_(pa.string()), ANSWER_INDEX: pa.int32(), RATIONALE: pa.string(),
+    RATIONALE_STEPS: pa.list_(RATIONALE_STEP_TYPE), ANSWER_SPANS: pa.list_(SPAN_TYPE), EVIDENCE: EVIDENCE_TYPE,
+    SAMPLE_TEACHER: pa.string(), SAMPLE_MODEL: pa.string(), SAMPLE_PROMPT_VERSION: pa.string(),
+    V_CLAIMS: pa.list_(CLAIM_TYPE), V_SUPPORTED_RATIO: pa.float32(), V_BLIND_CORRECT: pa.float32(),
+    V_TIMESTAMPS_VALID: pa.bool_(), V_DUPLICATE_OF: pa.string(), V_LABEL_CONTAINED: pa.bool_(),
+    REJECT_STAGE: pa.string(), REJECT_REASON: pa.string(), REJECT_MESSAGE: pa.string(),
+    REJECT_DETAIL: pa.string(),
+}
+
+INGEST_COLUMNS = (SOURCE_URI, PATH, SOURCE_META)
+PROBE_COLUMNS = (VIDEO_ID, FILE_SIZE, DURATION_S, FPS, IS_VFR, NUM_FRAMES, WIDTH, HEIGHT, ROTATION,
+                 VIDEO_CODEC, PIX_FMT, BITRATE, HAS_AUDIO, AUDIO_CODEC, AUDIO_SAMPLE_RATE,
+                 AUDIO_CHANNELS)
+CLIP_COLUMNS = (CLIP_ID, CLIP_INDEX, START_S, END_S, START_FRAME, END_FRAME, CLIP_DURATION_S,
+                CLIP_PATH, SHOTS_IN_VIDEO)
+QUALITY_COLUMNS = (Q_BRIGHTNESS, Q_SHARPNESS, Q_MOTION, Q_DUP_RATIO, Q_TEXT_AREA, Q_BORDER,
+                   Q_MIN_SIDE, Q_ASPECT, Q_SUITABILITY)
+FRAME_COLUMNS = (FRAMES, FRAME_SAMPLING)
+TRANSCRIPT_COLUMNS = (TRANSCRIPT_TEXT, TRANSCRIPT_LANGUAGE, TRANSCRIPT_SEGMENTS, ASR_MODEL)
+CAPTION_COLUMNS = (CAPTION, CAPTION_STRATEGY, CAPTION_TEACHER, CAPTION_MODEL, CAPTION_PROMPT_VERSION,
+                   CAPTION_FRAME_TIMESTAMPS, CAPTION_STEPS, CAPTION_CANDIDATES, CAPTION_SELECTION_SCORE,
+                   DENSE_EVENTS, SHOT_TYPE, CAMERA_MOVEMENT)
+SAMPLE_COLUMNS = (SAMPLE_ID, TASK, QUESTION_TYPE, QUESTION, ANSWER, OPTIONS, ANSWER_INDEX, RATIONALE,
+                  RATIONALE_STEPS, ANSWER_SPANS, EVIDENCE, SAMPLE_TEACHER, SAMPLE_MODEL, SAMPLE_PROMPT_VERSION)
+VERIFY_COLUMNS = (V_CLAIMS, V_SUPPORTED_RATIO, V_BLIND_CORRECT, V_TIMESTAMPS_VALID, V_DUPLICATE_OF, V_LABEL_CONTAINED)
+
+# Canonical column order: a schema always lists its columns in this order.
+_ORDER = {name: i for i, name in enumerate(FIELD_TYPES)}
+
+
+def register_columns(types: dict[str, pa.DataType]) -> None:
+    """Add columns owned by a later floor (captions, samples, ...) to the one registry.
+
+    Registering the same name twice with a different type is a programming error.
+    """
+    for name, typ in types.items():
+        old = FIELD_TYPES.get(name)
+        if old is not None and old != typ:
+            raise ValueError(f"column {name!r} already registered as {old}, not {typ}")
+        if old is None:
+            FIELD_TYPES[name] = typ
+            _ORDER[name] = len(_ORDER)
+
+
+def schema_for(columns) -> pa.Schema:
+    """The Arrow schema of a set of registered columns, in canonical order."""
+    unknown = [c for c in columns if c not in FIELD_TYPES]
+    if unknown:
+        raise KeyError(f"unregistered columns: {unknown}")
+    ordered = sorted(set(columns), key=_ORDER.__getitem__)
+    return pa.schema([pa.field(c, FIELD_TYPES[c]) for c in ordered])
+
+
+def data_schema(columns) -> pa.Schema:
+    """Schema of rows written to the dataset: the in-flight reject columns removed."""
+    return schema_for([c for c in columns if c not in REJECT_COLUMNS])
+
+
+# --- the rejects table: one row per dropped video / clip / sample, whatever stage dropped it ---
+REJECT_SCHEMA = pa.schema([
+    pa.field("stage", pa.string()),
+    pa.field("reason", pa.string()),
+    pa.field("message", pa.string()),
+    pa.field("detail", pa.string()),        # JSON: scores, thresholds, raw replies
+    pa.field(SOURCE_URI, pa.string()),
+    pa.field(VIDEO_ID, pa.string()),
+    pa.field(CLIP_ID, pa.string()),
+    pa.field(SAMPLE_ID, pa.string()),
+])

@@ -1,0 +1,133 @@
+"""The stage contract.
+
+A stage is one file: a pydantic config model, the columns it reads and writes, the resources it asks
+for, `setup()` (runs once per worker: load models, open engines) and `process_batch()` (rows in, rows
+out). A stage may fan out (one video row → many clip rows) or drop rows. Errors are values: a row that
+fails comes back as a `Reject`, and the runner turns it into a reject row; it never kills the run.
+
+Stages know nothing of Ray. The runner wraps them (see vdata.pipelines.runner).
+"""
+from __future__ import annotations
+
+import json
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vdata.schemas import records as R
+
+
+class Resources(BaseModel):
+    """What one worker of a stage needs. `concurrency` is the actor-pool size (or max parallel tasks)."""
+
+    model_config = ConfigDict(extra="forbid")
+    num_cpus: float = Field(1.0, ge=0)
+    num_gpus: float = Field(0.0, ge=0)
+    concurrency: int | None = Field(None, ge=1)
+    batch_size: int | None = Field(None, ge=1)
+    actors: bool | None = None  # None: the stage's default (model stages use actor pools)
+
+
+class StageConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    resources: Resources = Field(default_factory=Resources)
+
+
+@dataclass
+class RunContext:
+    """What every worker of a run may know: where to write, which teachers exist. Must pickle."""
+
+    output_dir: str
+    run_id: str = ""
+    work_dir: str = ""            # scratch shared by workers (clip files, HF bytes)
+    teachers: dict = field(default_factory=dict)   # name -> teacher config (plain dict)
+    cache_dir: str = ""
+
+
+@dataclass
+class Reject:
+    """A row that a stage could not or would not keep."""
+
+    row: dict
+    reason: str          # short stable code, e.g. "too_dark", "unreadable"
+    message: str         # for humans: what and why, with the numbers
+    detail: dict = field(default_factory=dict)
+
+
+class Stage:
+    name: ClassVar[str]
+    Config: ClassVar[type[StageConfig]] = StageConfig
+    reads: ClassVar[tuple[str, ...]] = ()
+    writes: ClassVar[tuple[str, ...]] = ()
+    drops: ClassVar[tuple[str, ...]] = ()
+    default_resources: ClassVar[Resources] = Resources()
+    uses_actors: ClassVar[bool] = False   # default for resources.actors
+    is_filter: ClassVar[bool] = False
+
+    def __init__(self, config: StageConfig, ctx: RunContext):
+        self.config = config
+        self.ctx = ctx
+
+    # --- planning ---
+    @classmethod
+    def output_columns(cls, input_columns: Iterable[str]) -> list[str]:
+        cols = [c for c in input_columns if c not in cls.drops]
+        return cols + [c for c in cls.writes if c not in cols]
+
+    def resources(self) -> Resources:
+        merged = self.default_resources.model_dump()
+        merged.update(self.config.resources.model_dump(exclude_unset=True))
+        res = Resources(**merged)
+        if res.actors is None:
+            res.actors = self.uses_actors
+        return res
+
+    def describe(self) -> str:
+        """One line for `vdata plan`: the settings that matter."""
+        return json.dumps(self.config.model_dump(exclude={"resources"}, mode="json"), sort_keys=True)
+
+    # --- execution ---
+    def setup(self) -> None:
+        """Expensive, once per worker."""
+
+    def process_batch(self, rows: list[dict]) -> list[dict | Reject]:
+        """Default: rows one at a time, each isolated so one bad row cannot spoil the batch."""
+        out: list[dict | Reject] = []
+        for row in rows:
+            try:
+                result = self.process_row(row)
+            except Exception as e:  # errors are values
+                result = self.error_reject(row, e)
+            if result is None:
+                continue
+            if isinstance(result, list):
+                out.extend(result)
+            else:
+                out.append(result)
+        return out
+
+    def process_row(self, row: dict) -> dict | list[dict] | Reject | None:
+        raise NotImplementedError
+
+    def reject(self, row: dict, reason: str, message: str, **detail: Any) -> Reject:
+        return Reject(row, reason, message, detail)
+
+    def error_reject(self, row: dict, exc: BaseException) -> Reject:
+        from vdata.media import MediaError
+
+        if isinstance(exc, MediaError):
+            return Reject(row, exc.reason, exc.message)
+        tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return Reject(row, "error", f"{self.name} failed: {tb}", {"traceback": traceback.format_exc(limit=6)})
+
+
+def reject_row(stage: str, rej: Reject) -> dict:
+    """A Reject as an in-flight row: the original columns plus the reject markers."""
+    row = dict(rej.row)
+    row[R.REJECT_STAGE] = stage
+    row[R.REJECT_REASON] = rej.reason
+    row[R.REJECT_MESSAGE] = rej.message
+    row[R.REJECT_DETAIL] = json.dumps(rej.detail, default=str, sort_keys=True) if rej.detail else None
+    return row

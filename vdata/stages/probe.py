@@ -1,0 +1,36 @@
+"""probe: content id + container/stream facts for each video; unreadable media become rejects."""
+from __future__ import annotations
+
+from pydantic import Field
+
+from vdata.media.hashing import content_id
+from vdata.media.probe import probe_video
+from vdata.schemas import records as R
+
+from .base import Resources, Stage, StageConfig
+
+
+class ProbeConfig(StageConfig):
+    min_frames: int = Field(2, ge=1, description="videos with fewer frames are rejected")
+    min_duration_s: float = Field(0.0, ge=0)
+    max_duration_s: float | None = Field(None, gt=0)
+
+
+class ProbeStage(Stage):
+    name = "probe"
+    Config = ProbeConfig
+    reads = (R.PATH,)
+    writes = R.PROBE_COLUMNS
+    default_resources = Resources(num_cpus=1, batch_size=1)
+
+    def process_row(self, row):
+        path = row[R.PATH]
+        info = probe_video(path, min_frames=self.config.min_frames)
+        cfg = self.config
+        if info["duration_s"] < cfg.min_duration_s:
+            return self.reject(row, "too_short", f"video is {info['duration_s']:.2f}s < min_duration_s {cfg.min_duration_s}",
+                               duration_s=info["duration_s"])
+        if cfg.max_duration_s and info["duration_s"] > cfg.max_duration_s:
+            return self.reject(row, "too_long", f"video is {info['duration_s']:.1f}s > max_duration_s {cfg.max_duration_s}",
+                               duration_s=info["duration_s"])
+        return {**row, R.VIDEO_ID: content_id(path), **info}

@@ -1,0 +1,222 @@
+"""quality: per-clip scores as columns, then thresholds from config (every drop with its reason).
+
+Scores are computed from a few frames sampled across the clip (plus the frame right after each, for
+motion). They are stored whether or not the clip is kept, so a finished run can be re-thresholded
+from its Parquet without decoding again (`apply_thresholds`, `vdata rethreshold`).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from vdata.media.hashing import hamming, phash
+from vdata.media.reader import open_reader
+from vdata.schemas import records as R
+
+from .base import Resources, Stage, StageConfig
+
+
+class Thresholds(BaseModel):
+    """None disables a check."""
+
+    model_config = ConfigDict(extra="forbid")
+    min_duration_s: float | None = None
+    max_duration_s: float | None = None
+    min_side: int | None = 128
+    aspect_min: float | None = 0.33
+    aspect_max: float | None = 3.0
+    brightness_min: float | None = 20.0
+    brightness_max: float | None = 235.0
+    border_max: float | None = 0.3
+    sharpness_min: float | None = 30.0
+    motion_min: float | None = 0.05
+    motion_max: float | None = 12.0
+    dup_ratio_max: float | None = None
+    text_area_max: float | None = 0.08
+    suitability_min: float | None = None
+
+
+class TextConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    frames: int = Field(2, ge=1, le=16)
+    max_side: int = Field(640, ge=64)
+
+
+class SuitabilityWeights(BaseModel):
+    """Koala-36M-style combined score: a weighted mean of per-score 'goodness' in 0..1."""
+
+    model_config = ConfigDict(extra="forbid")
+    brightness: float = 1.0
+    sharpness: float = 1.0
+    motion: float = 1.0
+    text: float = 1.0
+    border: float = 0.5
+    resolution: float = 0.5
+
+
+class QualityConfig(StageConfig):
+    num_frames: int = Field(6, ge=2, le=64, description="anchor frames sampled across the clip")
+    analysis_max_side: int = Field(360, ge=64)
+    backend: str = Field("auto", pattern="^(auto|decord|pyav)$")
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    text: TextConfig = Field(default_factory=TextConfig)
+    weights: SuitabilityWeights = Field(default_factory=SuitabilityWeights)
+    dup_hash_distance: int = Field(4, ge=0, le=64)
+
+
+# (score column, threshold key, reason when violated, comparison) in the order reasons are reported.
+CHECKS = [
+    (R.CLIP_DURATION_S, "min_duration_s", "too_short", "<"),
+    (R.CLIP_DURATION_S, "max_duration_s", "too_long", ">"),
+    (R.Q_MIN_SIDE, "min_side", "low_resolution", "<"),
+    (R.Q_ASPECT, "aspect_min", "bad_aspect", "<"),
+    (R.Q_ASPECT, "aspect_max", "bad_aspect", ">"),
+    (R.Q_BRIGHTNESS, "brightness_min", "too_dark", "<"),
+    (R.Q_BRIGHTNESS, "brightness_max", "too_bright", ">"),
+    (R.Q_BORDER, "border_max", "borders", ">"),
+    (R.Q_SHARPNESS, "sharpness_min", "blurry", "<"),
+    (R.Q_MOTION, "motion_min", "static", "<"),
+    (R.Q_MOTION, "motion_max", "shaky", ">"),
+    (R.Q_DUP_RATIO, "dup_ratio_max", "duplicate_frames", ">"),
+    (R.Q_TEXT_AREA, "text_area_max", "text_heavy", ">"),
+    (R.Q_SUITABILITY, "suitability_min", "low_suitability", "<"),
+]
+
+
+def apply_thresholds(scores: dict, thresholds: Thresholds) -> list[tuple[str, str]]:
+    """Every violated check as (reason, message), in CHECKS order. Empty list: keep."""
+    failed = []
+    limits = thresholds.model_dump()
+    for col, key, reason, op in CHECKS:
+        limit, value = limits[key], scores.get(col)
+        if limit is None or value is None:
+            continue
+        if (op == "<" and value < limit) or (op == ">" and value > limit):
+            failed.append((reason, f"{col}={value:.4g} {op} {key}={limit:g}"))
+    return failed
+
+
+def _border_fraction(grays: list[np.ndarray], dark: float = 18.0, flat: float = 8.0) -> float:
+    """Share of the frame covered by bars that are dark and flat in every sampled frame."""
+    stack = np.stack(grays).astype(np.float32)          # n, h, w
+    h, w = stack.shape[1:]
+    row_ok = ((stack.mean(axis=2) < dark) & (stack.std(axis=2) < flat)).all(axis=0)
+    col_ok = ((stack.mean(axis=1) < dark) & (stack.std(axis=1) < flat)).all(axis=0)
+    if row_ok.all() or col_ok.all():
+        return 0.0  # a black frame is not a letterbox; brightness catches it
+
+    def run(flags):
+        n = 0
+        for f in flags:
+            if not f:
+                break
+            n += 1
+        return n
+
+    top, bottom = run(row_ok), run(row_ok[::-1])
+    left, right = run(col_ok), run(col_ok[::-1])
+    inner = max(0, h - top - bottom) * max(0, w - left - right)
+    return float(1.0 - inner / (h * w))
+
+
+def suitability(scores: dict, w: SuitabilityWeights) -> float:
+    b = scores[R.Q_BRIGHTNESS]
+    good = {
+        "brightness": max(0.0, 1.0 - abs(b - 128.0) / 128.0),
+        "sharpness": min(1.0, math.log10(1.0 + scores[R.Q_SHARPNESS]) / 3.0),
+        # motion: 0 when static, best around 0.5–4 px/frame, fading when shaky
+        "motion": min(1.0, scores[R.Q_MOTION] / 0.5) * (1.0 if scores[R.Q_MOTION] <= 4 else max(0.0, 1 - (scores[R.Q_MOTION] - 4) / 16)),
+        "text": max(0.0, 1.0 - (scores[R.Q_TEXT_AREA] or 0.0) / 0.3),
+        "border": 1.0 - scores[R.Q_BORDER],
+        "resolution": min(1.0, scores[R.Q_MIN_SIDE] / 720.0),
+    }
+    weights = w.model_dump()
+    total = sum(weights.values()) or 1.0
+    return float(sum(good[k] * weights[k] for k in good) / total)
+
+
+class QualityStage(Stage):
+    name = "quality"
+    Config = QualityConfig
+    reads = (R.PATH, R.START_S, R.END_S, R.FPS, R.WIDTH, R.HEIGHT, R.CLIP_DURATION_S)
+    writes = R.QUALITY_COLUMNS
+    default_resources = Resources(num_cpus=1, batch_size=2)
+    is_filter = True
+
+    def setup(self):
+        self._ocr = None
+        if self.config.text.enabled:
+            from rapidocr_onnxruntime import RapidOCR
+
+            self._ocr = RapidOCR()
+
+    def scores(self, row) -> dict:
+        import cv2
+
+        cfg = self.config
+        start, end, fps = row[R.START_S], row[R.END_S], row[R.FPS] or 25.0
+        n = cfg.num_frames
+        anchors = [start + (k + 0.5) * (end - start) / n for k in range(n)]
+        step = 1.0 / fps
+        times = []
+        for t in anchors:  # each anchor and the frame after it (clamped inside the clip) for motion
+            t0 = min(t, max(start, end - 2 * step))
+            times += [t0, t0 + step]
+        with open_reader(row[R.PATH], cfg.backend, purpose="sparse", max_side=cfg.analysis_max_side) as reader:
+            frames = [f for _, f in reader.read_at(times, max_side=cfg.analysis_max_side)]
+        grays = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+        anchors_g = grays[0::2]
+        motion = []
+        for a, b in zip(grays[0::2], grays[1::2]):
+            small_a = cv2.resize(a, (160, max(2, round(160 * a.shape[0] / a.shape[1]))), interpolation=cv2.INTER_AREA)
+            small_b = cv2.resize(b, small_a.shape[::-1], interpolation=cv2.INTER_AREA)
+            flow = cv2.calcOpticalFlowFarneback(small_a, small_b, None, 0.5, 2, 9, 2, 5, 1.1, 0)
+            motion.append(float(np.linalg.norm(flow, axis=2).mean()))
+        hashes = [phash(g) for g in anchors_g]
+        dups = [hamming(a, b) <= cfg.dup_hash_distance for a, b in zip(hashes, hashes[1:])]
+        w, h = row[R.WIDTH], row[R.HEIGHT]
+        scores = {
+            R.Q_BRIGHTNESS: float(np.mean([g.mean() for g in anchors_g])),
+            R.Q_SHARPNESS: float(np.median([cv2.Laplacian(g, cv2.CV_64F).var() for g in anchors_g])),
+            R.Q_MOTION: float(np.median(motion)),
+            R.Q_DUP_RATIO: float(np.mean(dups)) if dups else 0.0,
+            R.Q_BORDER: _border_fraction(anchors_g),
+            R.Q_MIN_SIDE: int(min(w, h)),
+            R.Q_ASPECT: float(w / h) if h else 0.0,
+            R.Q_TEXT_AREA: self._text_area([frames[2 * k] for k in self._text_picks(n)]) if self._ocr else None,
+        }
+        scores[R.Q_SUITABILITY] = suitability(scores, cfg.weights)
+        return scores
+
+    def _text_picks(self, n: int) -> list[int]:
+        k = min(self.config.text.frames, n)
+        return sorted({round((i + 0.5) * n / k - 0.5) for i in range(k)})
+
+    def _text_area(self, frames: list[np.ndarray]) -> float:
+        import cv2
+
+        areas = []
+        for f in frames:
+            scale = min(1.0, self.config.text.max_side / max(f.shape[:2]))
+            img = cv2.resize(f, None, fx=scale, fy=scale) if scale < 1 else f
+            result, _ = self._ocr(cv2.cvtColor(img, cv2.COLOR_RGB2BGR), use_det=True, use_cls=False, use_rec=False)
+            mask = np.zeros(img.shape[:2], np.uint8)
+            for box in result or []:
+                pts = np.asarray(box[0] if isinstance(box, (list, tuple)) and len(box) and np.ndim(box[0]) == 2 else box, np.float32)
+                cv2.fillPoly(mask, [pts.reshape(-1, 2).astype(np.int32)], 1)
+            areas.append(float(mask.mean()))
+        return float(np.mean(areas)) if areas else 0.0
+
+    def process_row(self, row):
+        scores = self.scores(row)
+        out = {**row, **scores}
+        failed = apply_thresholds(out, self.config.thresholds)
+        if failed:
+            reason = failed[0][0]
+            message = "; ".join(m for _, m in failed)
+            return self.reject(out, reason, message, failed=[r for r, _ in failed],
+                               scores={k: scores[k] for k in R.QUALITY_COLUMNS})
+        return out
