@@ -51,15 +51,45 @@ def run_stage_on_table(stage, table: pa.Table, out_schema: pa.Schema, index: int
             out_rows.append(reject_row(stage.name, res))
         else:
             out_rows.append(res)
+    out_rows.extend(_conserve_mass(stage, live, out_rows, reasons))
     out_rows.extend(passthrough)
     out = pa.Table.from_pylist(out_rows, schema=out_schema)
     if stats_actor_name:
         _report(stats_actor_name, {
-            "stage_index": index, "stage": stage.name, "rows_in": len(live), "rows_out": len(out_rows) - len(passthrough) - sum(reasons.values()),
+            "stage_index": index, "stage": stage.name, "rows_in": len(live),
+            "rows_out": len(out_rows) - len(passthrough) - sum(reasons.values()),
             "rejects": dict(reasons), "seconds": time.time() - t0, "t_end": time.time(), "pid": os.getpid(),
             "node": _node_id(),
         })
     return out
+
+
+def _conserve_mass(stage, live: list[dict], out_rows: list[dict], reasons: Counter) -> list[dict]:
+    """Give each output row its share of its video's input mass (see R.MASS).
+
+    A video whose rows produced nothing in this batch would silently lose mass and never count as
+    complete, so it gets a reject row instead: stages must say why they drop something.
+    """
+    mass_in: dict = {}
+    first: dict = {}
+    for r in live:
+        key = r.get(R.SOURCE_URI)
+        mass_in[key] = mass_in.get(key, 0.0) + (r.get(R.MASS) or 0.0)
+        first.setdefault(key, r)
+    count: Counter = Counter(r.get(R.SOURCE_URI) for r in out_rows)
+    for r in out_rows:
+        key = r.get(R.SOURCE_URI)
+        if key not in mass_in:
+            raise ValueError(f"stage {stage.name} produced a row for {key!r}, which was not in its input")
+        r[R.MASS] = mass_in[key] / count[key]
+    extra = []
+    for key, mass in mass_in.items():
+        if not count[key]:
+            reasons["dropped"] += 1
+            row = reject_row(stage.name, Reject(first[key], "dropped", f"{stage.name} returned nothing for these rows"))
+            row[R.MASS] = mass
+            extra.append(row)
+    return extra
 
 
 def _node_id() -> str | None:
@@ -144,21 +174,36 @@ def split_table(table: pa.Table, data_schema: pa.Schema) -> tuple[pa.Table, pa.T
     return kept, rej
 
 
+def mass_by_source(table: pa.Table) -> dict:
+    out: dict = {}
+    for key, mass in zip(table.column(R.SOURCE_URI).to_pylist(), table.column(R.MASS).to_pylist()):
+        out[key] = out.get(key, 0.0) + (mass or 0.0)
+    return out
+
+
+def write_ledger(ledger_dir: str, part_name: str, masses: dict, rows: int, rejects: int) -> None:
+    path = os.path.join(ledger_dir, part_name + ".json")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"part": part_name, "rows": rows, "rejects": rejects, "mass": masses}, f)
+    os.replace(tmp, path)
+
+
 def _write_atomic(table: pa.Table, path: str) -> None:
     tmp = path + ".tmp"
     pq.write_table(table, tmp, compression="zstd")
     os.replace(tmp, path)
 
 
-def make_sink(data_dir: str, rejects_dir: str, data_schema: pa.Schema, rows_per_file: int, run_id: str):
+def make_sink(data_dir: str, rejects_dir: str, ledger_dir: str, data_schema: pa.Schema, rows_per_file: int, run_id: str):
     from ray.data import Datasink
 
     class VdataSink(Datasink):
         """Kept rows → data_dir, rejects → rejects_dir; one file per write task (≈ rows_per_file rows)."""
 
         def on_write_start(self, schema=None):
-            os.makedirs(data_dir, exist_ok=True)
-            os.makedirs(rejects_dir, exist_ok=True)
+            for d in (data_dir, rejects_dir, ledger_dir):
+                os.makedirs(d, exist_ok=True)
 
         def write(self, blocks, ctx):
             tables = [b if isinstance(b, pa.Table) else pa.Table.from_pandas(b) for b in blocks]
@@ -175,6 +220,8 @@ def make_sink(data_dir: str, rejects_dir: str, data_schema: pa.Schema, rows_per_
             if rej.num_rows:
                 _write_atomic(rej, os.path.join(rejects_dir, name))
                 files.append(os.path.join(rejects_dir, name))
+            # The ledger entry is written last: it is the commit mark of this part (see checkpoint.py).
+            write_ledger(ledger_dir, name, mass_by_source(table), kept.num_rows, rej.num_rows)
             return {"rows": kept.num_rows, "rejects": rej.num_rows, "files": files}
 
         def on_write_complete(self, write_result):

@@ -22,6 +22,7 @@ from vdata.schemas.config import BuildConfig, ConfigError
 from vdata.stages import stage_class
 from vdata.stages.base import Resources, RunContext
 
+from . import checkpoint
 from . import execution as X
 from .ingest import discover
 
@@ -39,7 +40,7 @@ class StagePlan:
 
     @property
     def out_schema(self) -> pa.Schema:
-        return R.schema_for(list(self.output_columns) + list(R.REJECT_COLUMNS))
+        return R.schema_for(list(self.output_columns) + list(R.INTERNAL_COLUMNS))
 
 
 @dataclass
@@ -125,16 +126,33 @@ class BuildResult:
     files: list[str] = field(default_factory=list)
 
 
-def _prepare_output(plan: Plan) -> None:
+def _prepare_output(plan: Plan, console) -> set[str]:
+    """Make the output directory ready; returns the sources already complete (resume)."""
     out = plan.output_dir
-    existing = [p for p in (plan.data_dir, plan.rejects_dir) if os.path.isdir(p) and os.listdir(p)]
-    if existing and plan.config.output.mode == "error":
-        raise ConfigError(f"output.dir: {out} already holds a dataset (set output.mode: overwrite)")
-    for p in (plan.data_dir, plan.rejects_dir, os.path.join(out, "videos"), os.path.join(out, "clips"),
-              os.path.join(out, "samples")):
+    cfg = plan.config
+    level_dirs = [os.path.join(out, lv) for lv in ("videos", "clips", "samples")]
+    state = checkpoint.read_state(out)
+    hashes = cfg.stage_hashes()
+    has_data = any(os.path.isdir(p) and os.listdir(p) for p in level_dirs + [plan.rejects_dir])
+    resumable = (cfg.output.mode == "resume" and state is not None and state.get("stage_hashes") == hashes)
+    if has_data and cfg.output.mode == "error":
+        raise ConfigError(f"output.dir: {out} already holds a dataset (set output.mode: resume or overwrite)")
+    if resumable:
+        complete, counts = checkpoint.recover(out, [plan.data_dir, plan.rejects_dir])
+        if complete or counts["uncommitted_parts_removed"]:
+            console.print(f"resuming: {counts['complete_sources']} video(s) already complete, "
+                          f"{counts['partial_sources_redone']} partial redone, "
+                          f"{counts['uncommitted_parts_removed']} uncommitted part(s) removed")
+        return complete
+    if state is not None and has_data and cfg.output.mode == "resume":
+        console.print("config changed since the last run in this directory: rebuilding "
+                      "(cached stage results and teacher replies under _cache/ are reused)")
+    for p in level_dirs + [plan.rejects_dir, checkpoint.ledger_dir(out)]:
         if os.path.isdir(p):
             shutil.rmtree(p)
     os.makedirs(out, exist_ok=True)
+    checkpoint.write_state(out, {"stage_hashes": hashes, "config_hash": cfg.config_hash(), "level": plan.level})
+    return set()
 
 
 def _init_ray(cfg: BuildConfig, address: str | None):
@@ -193,11 +211,14 @@ def build(cfg: BuildConfig, address: str | None = None, progress: bool | None = 
 
     console = console or Console(stderr=True)
     plan = make_plan(cfg)
-    _prepare_output(plan)
-    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
     t0 = time.time()
-    sources = discover(cfg, media_dir=os.path.join(plan.output_dir, "_media"))
-    console.print(f"[bold]vdata build[/] {cfg.name}: {len(sources)} video(s), {len(plan.stages)} stage(s) -> {plan.output_dir}")
+    complete = _prepare_output(plan, console)
+    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    discovered = discover(cfg, media_dir=os.path.join(plan.output_dir, "_media"))
+    sources = [dict(s, **{R.MASS: 1.0}) for s in discovered if s[R.SOURCE_URI] not in complete]
+    console.print(f"[bold]vdata build[/] {cfg.name}: {len(discovered)} video(s)"
+                  + (f" ({len(discovered) - len(sources)} already done)" if complete else "")
+                  + f", {len(plan.stages)} stage(s) -> {plan.output_dir}")
     ray, started = _init_ray(cfg, address)
     import ray.data
 
@@ -214,7 +235,7 @@ def build(cfg: BuildConfig, address: str | None = None, progress: bool | None = 
     sink = None
     try:
         if sources:
-            schema = R.schema_for(R.INGEST_COLUMNS)
+            schema = R.schema_for([*R.INGEST_COLUMNS, R.MASS])
             # One block per video (up to a bound) so that the first stages spread over all workers.
             n_blocks = max(1, min(len(sources), 1000))
             tables = [pa.Table.from_pylist(sources[i::n_blocks], schema=schema) for i in range(n_blocks)]
@@ -233,7 +254,8 @@ def build(cfg: BuildConfig, address: str | None = None, progress: bool | None = 
                 else:
                     compute = ray.data.TaskPoolStrategy(size=r.concurrency) if r.concurrency else None
                     ds = ds.map_batches(X.StageTask(*args), compute=compute, **common)
-            sink = X.make_sink(plan.data_dir, plan.rejects_dir, plan.data_schema, cfg.output.rows_per_file, run_id)
+            sink = X.make_sink(plan.data_dir, plan.rejects_dir, checkpoint.ledger_dir(plan.output_dir), plan.data_schema,
+                               cfg.output.rows_per_file, run_id)
             # Different resources keep Ray from fusing the stages into the write: fused, the write's
             # rows-per-file bundling would funnel every video through one task.
             ds.write_datasink(sink, ray_remote_args={"num_cpus": 0.25})
@@ -247,17 +269,22 @@ def build(cfg: BuildConfig, address: str | None = None, progress: bool | None = 
             ray.shutdown()
     wall = time.time() - t0
     os.makedirs(plan.data_dir, exist_ok=True)
-    results = getattr(sink, "results", []) or []
-    rows = sum(r["rows"] for r in results)
+    # A write task that died after writing a part but before its ledger entry was retried under a
+    # new name: its orphan part must not stay visible to readers.
+    checkpoint.recover(plan.output_dir, [plan.data_dir, plan.rejects_dir])
+    # Totals over every committed part, this run's and any earlier interrupted run's.
+    ledgers = checkpoint._ledgers(plan.output_dir)
+    rows = sum(e["rows"] for e in ledgers.values())
     rejects_table = X.read_rejects(plan.rejects_dir)
     by_reason = X.summarize_rejects(rejects_table)
     stage_stats = _stage_summary(plan, records, wall)
-    files = sorted(f for r in results for f in r["files"])
+    files = sorted(os.path.join(d, f) for d in (plan.data_dir, plan.rejects_dir) if os.path.isdir(d)
+                   for f in os.listdir(d) if f.endswith(".parquet"))
     manifest = {
         "name": cfg.name, "run_id": run_id, "level": plan.level, "config_hash": cfg.config_hash(),
         "stage_hashes": {s.name + f"#{s.index}": s.config_hash for s in plan.stages},
         "config_text": cfg.raw_text,
-        "inputs": len(sources), "rows": rows, "rejects": rejects_table.num_rows, "rejects_by_reason": by_reason,
+        "inputs": len(discovered), "resumed_complete": len(discovered) - len(sources), "rows": rows, "rejects": rejects_table.num_rows, "rejects_by_reason": by_reason,
         "stages": stage_stats, "wall_s": round(wall, 3), "versions": _versions(),
         "schema": [f"{f.name}: {f.type}" for f in plan.data_schema],
         "files": [os.path.relpath(f, plan.output_dir) for f in files],

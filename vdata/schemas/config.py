@@ -69,7 +69,9 @@ class InputSpec(_Strict):
 class OutputConfig(_Strict):
     dir: str
     rows_per_file: int = Field(5000, ge=1)
-    mode: Literal["overwrite", "error"] = "overwrite"
+    # resume: continue an interrupted run with the same config (a changed config rebuilds);
+    # overwrite: always start over; error: refuse a non-empty directory.
+    mode: Literal["resume", "overwrite", "error"] = "resume"
 
 
 class RayConfig(_Strict):

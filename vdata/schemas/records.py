@@ -101,6 +101,11 @@ REJECT_REASON = "_reject_reason"
 REJECT_MESSAGE = "_reject_message"
 REJECT_DETAIL = "_reject_detail"
 REJECT_COLUMNS = (REJECT_STAGE, REJECT_REASON, REJECT_MESSAGE, REJECT_DETAIL)
+# Each input video enters with mass 1.0; a stage splits a row's mass evenly over the rows it makes of
+# it (clips, samples, or one reject). The sink records the mass it wrote per video, so a video is
+# complete exactly when its written mass sums to 1 — the basis of resume with exactly-once output.
+MASS = "_mass"
+INTERNAL_COLUMNS = (*REJECT_COLUMNS, MASS)
 
 FRAME_TYPE = pa.struct([pa.field(FRAME_TIMESTAMP_S, pa.float64()), pa.field(FRAME_JPEG, pa.binary())])
 WORD_TYPE = pa.struct([pa.field("start_s", pa.float64()), pa.field("end_s", pa.float64()),
@@ -152,7 +157,7 @@ FIELD_TYPES: dict[str, pa.DataType] = {
     V_CLAIMS: pa.list_(CLAIM_TYPE), V_SUPPORTED_RATIO: pa.float32(), V_BLIND_CORRECT: pa.float32(),
     V_TIMESTAMPS_VALID: pa.bool_(), V_DUPLICATE_OF: pa.string(), V_LABEL_CONTAINED: pa.bool_(),
     REJECT_STAGE: pa.string(), REJECT_REASON: pa.string(), REJECT_MESSAGE: pa.string(),
-    REJECT_DETAIL: pa.string(),
+    REJECT_DETAIL: pa.string(), MASS: pa.float64(),
 }
 
 INGEST_COLUMNS = (SOURCE_URI, PATH, SOURCE_META)
@@ -200,8 +205,8 @@ def schema_for(columns) -> pa.Schema:
 
 
 def data_schema(columns) -> pa.Schema:
-    """Schema of rows written to the dataset: the in-flight reject columns removed."""
-    return schema_for([c for c in columns if c not in REJECT_COLUMNS])
+    """Schema of rows written to the dataset: the in-flight internal columns removed."""
+    return schema_for([c for c in columns if c not in INTERNAL_COLUMNS])
 
 
 # --- the rejects table: one row per dropped video / clip / sample, whatever stage dropped it ---

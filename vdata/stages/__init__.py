@@ -11,6 +11,7 @@ REGISTRY: dict[str, str] = {
     "shots": "vdata.stages.shots:ShotsStage",
     "quality": "vdata.stages.quality:QualityStage",
     "frames": "vdata.stages.frames:FramesStage",
+    "asr": "vdata.stages.asr:AsrStage",
 }
 
 

@@ -1,0 +1,102 @@
+"""Resume with exactly-once output: the output directory is its own checkpoint.
+
+Every part file the sink writes (kept rows in `<level>/`, rejects in `rejects/`) is committed by a
+ledger entry in `_ledger/` written after it, listing the mass (see `R.MASS`) it holds per source
+video. On start:
+1. parts without a ledger entry were cut off mid-commit: they are deleted (their rows are redone);
+2. a video whose committed mass sums to 1 is complete: it is not fed to the pipeline again;
+3. a video with some but not all of its rows committed (a crash between two part files) has those
+   rows removed from their parts, so that redoing it cannot duplicate them.
+`_state.json` records the stage hashes of the run that owns the directory; a run with a different
+final hash does not resume (its earlier stages' work is still reused through the stage and request
+caches under `_cache/`).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from vdata.schemas import records as R
+
+LEDGER = "_ledger"
+STATE = "_state.json"
+EPS = 1e-6
+
+
+def ledger_dir(output_dir: str) -> str:
+    return os.path.join(output_dir, LEDGER)
+
+
+def read_state(output_dir: str) -> dict | None:
+    try:
+        with open(os.path.join(output_dir, STATE)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def write_state(output_dir: str, state: dict) -> None:
+    path = os.path.join(output_dir, STATE)
+    with open(path + ".tmp", "w") as f:
+        json.dump(state, f, indent=2)
+    os.replace(path + ".tmp", path)
+
+
+def _ledgers(output_dir: str) -> dict[str, dict]:
+    d = ledger_dir(output_dir)
+    out = {}
+    if os.path.isdir(d):
+        for name in sorted(os.listdir(d)):
+            if name.endswith(".json"):
+                with open(os.path.join(d, name)) as f:
+                    entry = json.load(f)
+                out[entry["part"]] = entry
+    return out
+
+
+def recover(output_dir: str, part_dirs: list[str]) -> tuple[set[str], dict]:
+    """Repair the directory as described above. Returns (complete sources, repair counts)."""
+    ledgers = _ledgers(output_dir)
+    removed_parts = 0
+    for d in part_dirs:
+        if not os.path.isdir(d):
+            continue
+        for name in os.listdir(d):
+            if name.endswith(".tmp") or (name.endswith(".parquet") and name not in ledgers):
+                os.remove(os.path.join(d, name))
+                removed_parts += 1
+    for name in os.listdir(ledger_dir(output_dir)) if os.path.isdir(ledger_dir(output_dir)) else []:
+        if name.endswith(".tmp"):
+            os.remove(os.path.join(ledger_dir(output_dir), name))
+    total: dict[str, float] = {}
+    for entry in ledgers.values():
+        for src, m in entry["mass"].items():
+            total[src] = total.get(src, 0.0) + m
+    complete = {s for s, m in total.items() if m >= 1.0 - EPS}
+    partial = {s for s, m in total.items() if m < 1.0 - EPS}
+    rewritten = 0
+    for part, entry in ledgers.items():
+        drop = partial & set(entry["mass"])
+        if not drop:
+            continue
+        for d in part_dirs:
+            path = os.path.join(d, part)
+            if os.path.exists(path):
+                table = pq.read_table(path)
+                keep = pc.invert(pc.is_in(table[R.SOURCE_URI], value_set=pa.array(sorted(drop), pa.string())))
+                table = table.filter(keep)
+                tmp = path + ".tmp"
+                pq.write_table(table, tmp, compression="zstd")
+                os.replace(tmp, path)
+        entry["mass"] = {s: m for s, m in entry["mass"].items() if s not in drop}
+        path = os.path.join(ledger_dir(output_dir), part + ".json")
+        with open(path + ".tmp", "w") as f:
+            json.dump(entry, f)
+        os.replace(path + ".tmp", path)
+        rewritten += 1
+    return complete, {"uncommitted_parts_removed": removed_parts, "parts_rewritten": rewritten,
+                      "partial_sources_redone": len(partial), "complete_sources": len(complete)}

