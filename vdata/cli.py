@@ -1,6 +1,7 @@
 """`vdata` command line: build, plan, validate, demo-videos, rethreshold."""
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -91,7 +92,8 @@ def print_summary(result) -> None:
             r.add_row(k, str(v))
         console.print(r)
     console.print(f"[green]done[/] in {result.wall_s:.1f}s: {result.rows} rows -> {result.data_dir}  "
-                  f"({result.rejects} rejects; manifest {result.manifest_path})")
+                  f"({result.rejects} rejects; manifest {result.manifest_path}; "
+                  f"report {os.path.join(result.output_dir, 'report.html')})")
 
 
 @main.command("demo-videos")
@@ -126,6 +128,15 @@ def rethreshold(out_dir, overrides, write_to):
         sys.exit(2)
     click.echo(f"kept {kept}, dropped {sum(dropped.values())}: " + ", ".join(f"{k}={v}" for k, v in sorted(dropped.items())))
 
+
+def _attach_optional_commands() -> None:
+    """Commands that live next to their feature; attached here so `vdata --help` lists them."""
+    from vdata.pipelines.report import report_cmd
+
+    main.add_command(report_cmd)
+
+
+_attach_optional_commands()
 
 if __name__ == "__main__":
     main()

@@ -33,17 +33,99 @@ def _get_stage(key, name, config, ctx):
     return stage
 
 
-def run_stage_on_table(stage, table: pa.Table, out_schema: pa.Schema, index: int, stats_actor_name: str | None) -> pa.Table:
+def _process(stage, rows: list[dict]) -> list:
+    try:
+        return stage.process_batch(rows)
+    except Exception as e:  # a batch-level failure: every row becomes a reject, the run goes on
+        return [stage.error_reject(r, e) for r in rows]
+
+
+class StageResultCache:
+    """Per-stage results on disk, keyed by the stage's config-hash chain and the input row's identity.
+
+    A rebuild after a config change recomputes only from the changed stage on: the stages before it
+    find their results here. Only what the stage writes is stored; on a hit the result is rebuilt on
+    top of the current input row, so the same video arriving under another path gets its own path.
+    """
+
+    def __init__(self, root: str, stage_name: str, stage_hash: str, writes: tuple[str, ...]):
+        self.dir = os.path.join(root, "stages", f"{stage_name}-{stage_hash}")
+        self.writes = writes
+
+    @staticmethod
+    def identity(row: dict) -> str:
+        for col in (R.SAMPLE_ID, R.CLIP_ID, R.VIDEO_ID):
+            if row.get(col):
+                return f"{col}={row[col]}"
+        path = row.get(R.PATH) or ""
+        try:
+            st = os.stat(path)
+            return f"{R.SOURCE_URI}={row.get(R.SOURCE_URI)}|{st.st_size}|{st.st_mtime_ns}"
+        except OSError:
+            return f"{R.SOURCE_URI}={row.get(R.SOURCE_URI)}|missing"
+
+    def _path(self, row: dict) -> str:
+        import hashlib
+
+        key = hashlib.blake2b(self.identity(row).encode(), digest_size=16).hexdigest()
+        return os.path.join(self.dir, key[:2], key + ".pkl")
+
+    def get(self, row: dict):
+        import pickle
+
+        try:
+            with open(self._path(row), "rb") as f:
+                stored = pickle.load(f)
+        except (OSError, EOFError, pickle.UnpicklingError):
+            return None
+        out = []
+        for kind, values, extra in stored:
+            merged = {**row, **values}
+            out.append(merged if kind == "row" else Reject(merged, *extra))
+        return out
+
+    def put(self, row: dict, results: list) -> None:
+        import pickle
+
+        stored = []
+        for res in results:
+            if isinstance(res, Reject):
+                if res.reason == "error":
+                    return   # unexpected failures are not remembered: a re-run should try again
+                stored.append(("reject", {c: res.row.get(c) for c in self.writes if c in res.row},
+                               (res.reason, res.message, res.detail)))
+            else:
+                stored.append(("row", {c: res.get(c) for c in self.writes}, None))
+        path = self._path(row)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "wb") as f:
+            pickle.dump(stored, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(path + ".tmp", path)
+
+
+def run_stage_on_table(stage, table: pa.Table, out_schema: pa.Schema, index: int, stats_actor_name: str | None,
+                       cache: StageResultCache | None = None) -> pa.Table:
     t0 = time.time()
     rows = table.to_pylist()
     passthrough = [r for r in rows if r.get(R.REJECT_REASON) is not None]
     live = [r for r in rows if r.get(R.REJECT_REASON) is None]
     results: list = []
-    if live:
-        try:
-            results = stage.process_batch(live)
-        except Exception as e:  # a batch-level failure: every live row becomes a reject, the run goes on
-            results = [stage.error_reject(r, e) for r in live]
+    hits = 0
+    if live and cache is not None:
+        todo = []
+        for r in live:
+            cached = cache.get(r)
+            if cached is None:
+                todo.append(r)
+            else:
+                results.extend(cached)
+                hits += 1
+        for r in todo:   # row by row, so that each input's results can be stored under its key
+            out = _process(stage, [r])
+            cache.put(r, out)
+            results.extend(out)
+    elif live:
+        results = _process(stage, live)
     out_rows, reasons = [], Counter()
     for res in results:
         if isinstance(res, Reject):
@@ -58,7 +140,7 @@ def run_stage_on_table(stage, table: pa.Table, out_schema: pa.Schema, index: int
         _report(stats_actor_name, {
             "stage_index": index, "stage": stage.name, "rows_in": len(live),
             "rows_out": len(out_rows) - len(passthrough) - sum(reasons.values()),
-            "rejects": dict(reasons), "seconds": time.time() - t0, "t_end": time.time(), "pid": os.getpid(),
+            "rejects": dict(reasons), "cache_hits": hits, "seconds": time.time() - t0, "t_end": time.time(), "pid": os.getpid(),
             "node": _node_id(),
         })
     return out
@@ -119,24 +201,24 @@ def _report(actor_name: str, record: dict) -> None:
 class StageTask:
     """Picklable callable for task-based stages; the set-up stage is cached per worker process."""
 
-    def __init__(self, key, name, config, ctx: RunContext, out_schema, index, stats_actor_name):
+    def __init__(self, key, name, config, ctx: RunContext, out_schema, index, stats_actor_name, cache=None):
         self.args = (key, name, config, ctx)
-        self.out_schema, self.index, self.stats_actor_name = out_schema, index, stats_actor_name
+        self.out_schema, self.index, self.stats_actor_name, self.cache = out_schema, index, stats_actor_name, cache
 
     def __call__(self, table: pa.Table) -> pa.Table:
         stage = _get_stage(*self.args)
-        return run_stage_on_table(stage, table, self.out_schema, self.index, self.stats_actor_name)
+        return run_stage_on_table(stage, table, self.out_schema, self.index, self.stats_actor_name, self.cache)
 
 
 class StageActor:
     """Actor-pool wrapper: `setup()` runs once in the constructor (model stages)."""
 
-    def __init__(self, key, name, config, ctx: RunContext, out_schema, index, stats_actor_name):
+    def __init__(self, key, name, config, ctx: RunContext, out_schema, index, stats_actor_name, cache=None):
         self.stage = _get_stage(key, name, config, ctx)
-        self.out_schema, self.index, self.stats_actor_name = out_schema, index, stats_actor_name
+        self.out_schema, self.index, self.stats_actor_name, self.cache = out_schema, index, stats_actor_name, cache
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        return run_stage_on_table(self.stage, table, self.out_schema, self.index, self.stats_actor_name)
+        return run_stage_on_table(self.stage, table, self.out_schema, self.index, self.stats_actor_name, self.cache)
 
 
 class StatsCollector:

@@ -186,7 +186,8 @@ def _stage_summary(plan: Plan, records: list[dict], wall: float) -> list[dict]:
         t_last = max((r["t_end"] for r in recs), default=0)
         active = max(1e-9, t_last - t_first)
         out.append({
-            "stage": s.name, "index": s.index, "rows_in": rows_in, "rows_out": sum(r["rows_out"] for r in recs),
+            "stage": s.name, "index": s.index, "rows_in": rows_in,
+            "cache_hits": sum(r.get("cache_hits", 0) for r in recs), "rows_out": sum(r["rows_out"] for r in recs),
             "rejects": rejects, "busy_s": round(busy, 3), "active_s": round(active if recs else 0, 3),
             "rows_per_s": round(rows_in / active, 3) if recs else 0.0,
             "workers": len({r["pid"] for r in recs}), "nodes": sorted({r["node"] for r in recs if r.get("node")}),
@@ -242,7 +243,10 @@ def build(cfg: BuildConfig, address: str | None = None, progress: bool | None = 
             ds = ray.data.from_arrow(tables)
             for s in plan.stages:
                 key = (run_id, s.index)
-                args = (key, s.name, s.config, ctx, s.out_schema, s.index, stats_name)
+                cls = stage_class(s.name)
+                cache = (X.StageResultCache(ctx.cache_dir, s.name, s.config_hash, cls.writes)
+                         if cls.cache_results and cfg.output.stage_cache else None)
+                args = (key, s.name, s.config, ctx, s.out_schema, s.index, stats_name, cache)
                 r = s.resources
                 common = dict(batch_size=r.batch_size, batch_format="pyarrow", num_cpus=r.num_cpus,
                               zero_copy_batch=True)
@@ -293,5 +297,11 @@ def build(cfg: BuildConfig, address: str | None = None, progress: bool | None = 
     }
     manifest_path = os.path.join(plan.output_dir, "manifest.json")
     Path(manifest_path).write_text(X.dumps(manifest))
+    try:
+        from .report import write_report
+
+        write_report(plan.output_dir)
+    except Exception as e:  # the dataset is complete; a report problem must not fail the build
+        console.print(f"[yellow]report not written[/]: {type(e).__name__}: {e}")
     return BuildResult(plan.output_dir, plan.data_dir, rows, rejects_table.num_rows, by_reason, stage_stats, wall,
                        manifest_path, files)

@@ -72,6 +72,9 @@ class OutputConfig(_Strict):
     # resume: continue an interrupted run with the same config (a changed config rebuilds);
     # overwrite: always start over; error: refuse a non-empty directory.
     mode: Literal["resume", "overwrite", "error"] = "resume"
+    # keep per-stage results of the costly stages (probe, shots, quality) under _cache/stages, so a
+    # changed config recomputes only from the changed stage on
+    stage_cache: bool = True
 
 
 class RayConfig(_Strict):

@@ -65,6 +65,8 @@ class Stage:
     default_resources: ClassVar[Resources] = Resources()
     uses_actors: ClassVar[bool] = False   # default for resources.actors
     is_filter: ClassVar[bool] = False
+    # Row-wise stages whose results are worth keeping across config changes (decode-heavy ones).
+    cache_results: ClassVar[bool] = False
 
     def __init__(self, config: StageConfig, ctx: RunContext):
         self.config = config

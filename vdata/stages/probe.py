@@ -22,6 +22,7 @@ class ProbeStage(Stage):
     reads = (R.PATH,)
     writes = R.PROBE_COLUMNS
     default_resources = Resources(num_cpus=1, batch_size=1)
+    cache_results = True
 
     def process_row(self, row):
         path = row[R.PATH]

@@ -145,6 +145,7 @@ class QualityStage(Stage):
     writes = R.QUALITY_COLUMNS
     default_resources = Resources(num_cpus=1, batch_size=2)
     is_filter = True
+    cache_results = True
 
     def setup(self):
         self._ocr = None

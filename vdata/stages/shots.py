@@ -173,6 +173,7 @@ class ShotsStage(Stage):
     reads = (R.PATH, R.VIDEO_ID, R.FPS, R.DURATION_S)
     writes = R.CLIP_COLUMNS
     default_resources = Resources(num_cpus=1, batch_size=1)
+    cache_results = True
 
     def process_row(self, row):
         cfg = self.config

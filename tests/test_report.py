@@ -1,0 +1,327 @@
+"""The run report: a real quickstart build rendered to HTML + Markdown and opened in headless Chromium,
+and synthetic sample-level outputs (QA types, answer positions, teacher stats) for the plots a
+clip-level build cannot reach."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from vdata.media.images import encode_jpeg
+from vdata.pipelines.report import (KEPT_COLOR, REJECTED_COLOR, answer_position_balance, load_run, report_cmd,
+                                    write_report)
+from vdata.schemas import records as R
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = ROOT / "examples" / "quickstart.yaml"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def section_ids(html_text: str) -> set[str]:
+    return set(re.findall(r'<section id="([a-z_]+)"', html_text))
+
+
+def markdown_images(md_text: str, out_dir: Path) -> list[Path]:
+    return [out_dir / p for p in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md_text)]
+
+
+def assert_self_contained(html_text: str) -> None:
+    assert "<script" not in html_text.lower()
+    assert not re.search(r'(src|href)="(https?:)?//', html_text), "the report must not load anything from the network"
+    for src in re.findall(r'<img[^>]+src="([^"]+)"', html_text):
+        assert src.startswith("data:image/png;base64,")
+
+
+def screenshot(html_path: str, png_path: Path, profile_dir: Path) -> np.ndarray:
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={profile_dir}", f"--screenshot={png_path}", "--window-size=1200,3000",
+           "file://" + os.path.abspath(html_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert png_path.is_file(), f"chromium wrote no screenshot (exit {proc.returncode}): {proc.stderr[-2000:]}"
+    from PIL import Image
+
+    with Image.open(png_path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def pixels_near(img: np.ndarray, hex_color: str, tol: int = 12) -> int:
+    rgb = np.array([int(hex_color[i:i + 2], 16) for i in (1, 3, 5)])
+    return int((np.abs(img.astype(int) - rgb).max(axis=2) <= tol).sum())
+
+
+# --------------------------------------------------------------------------- a real build
+@pytest.fixture(scope="module")
+def quickstart_out(tmp_path_factory, ray_local):
+    from vdata.pipelines.runner import build
+    from vdata.schemas.config import load_config
+
+    tmp = tmp_path_factory.mktemp("report_build")
+    data = yaml.safe_load(QUICKSTART.read_text())
+    data["input"] = [{"path": str(ROOT / "examples" / "videos")}]
+    data["output"]["dir"] = str(tmp / "out")
+    cfg_path = tmp / "quickstart.yaml"
+    cfg_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    result = build(load_config(cfg_path), progress=False)
+    assert result.rows > 0 and result.rejects > 0
+    return Path(result.output_dir)
+
+
+def test_report_of_a_real_build_has_every_plot_its_data_supports(quickstart_out, tmp_path):
+    html_path, md_path = write_report(quickstart_out)
+    assert Path(html_path) == quickstart_out / "report.html" and Path(md_path) == quickstart_out / "report.md"
+    text = Path(html_path).read_text()
+    assert_self_contained(text)
+    expected = {"summary", "stages", "rejects", "durations", "shots", "quality", "throughput", "versions", "config"}
+    assert section_ids(text) == expected          # no teachers / QA data in a clip-level curation run
+    assert text.count("<img ") == 6               # stages, rejects, durations, shots, quality, throughput
+    assert "Report warnings" not in text
+    alts = re.findall(r'<img alt="([^"]+)"', text)   # each plot's own titles
+    assert alts == ["Rows through the stages", "Rejects by stage and reason", "Clip durations (kept clips)",
+                    "Shots per video", "Quality scores, kept vs rejected clips (dashed: thresholds)",
+                    "Throughput per stage over time"]
+
+    manifest = json.loads((quickstart_out / "manifest.json").read_text())
+    run = load_run(str(quickstart_out))
+    assert R.FRAMES not in run.data.column_names              # JPEG bytes are never loaded
+    # every reject reason of the manifest is listed, with its count
+    for key, count in manifest["rejects_by_reason"].items():
+        stage, reason = key.split(":", 1)
+        assert re.search(rf"<td>{stage}</td><td>{reason}</td><td class=\"n\">{count}</td>", text), key
+    # the thresholds of the config are marked (and listed) on the quality plots
+    for label in ("brightness_min=20", "sharpness_min=30", "border_max=0.3", "text_area_max=0.08"):
+        assert label in text
+    # rejected clips' scores are in the distributions: the rejected count per score = quality rejects
+    quality_rejects = sum(v for k, v in manifest["rejects_by_reason"].items() if k.startswith("quality:"))
+    assert len(run.rejected_scores) == quality_rejects > 0
+    assert re.search(rf"<td>q_sharpness</td><td class=\"n\">{manifest['rows']}</td><td class=\"n\">{quality_rejects}</td>", text)
+    # the stages table matches the manifest
+    for s in manifest["stages"]:
+        assert re.search(rf"<td>{s['index'] + 1}\. {s['stage']}</td><td class=\"n\">{s['rows_in']}</td>"
+                         rf"<td class=\"n\">{s['rows_out']}</td>", text), s["stage"]
+
+    md = Path(md_path).read_text()
+    images = markdown_images(md, quickstart_out)
+    assert len(images) == 6 and all(p.is_file() and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in images)
+    assert all(p.parent == quickstart_out / "report_assets" for p in images)
+    assert "| quality | blurry |" in md and "## Quality score distributions" in md
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium): HTML rendering not checked")
+    shot = tmp_path / "report.png"
+    img = screenshot(html_path, shot, tmp_path / "chromium-profile")
+    assert img.shape[:2] == (3000, 1200)
+    assert img.std() > 20, "screenshot is blank"
+    # the embedded plots were decoded and drawn: kept-green and rejected-red bars are on screen
+    assert pixels_near(img, KEPT_COLOR) > 500 and pixels_near(img, REJECTED_COLOR) > 500
+    keep = os.environ.get("VDATA_REPORT_SCREENSHOT")   # for a human look: copy the screenshot out
+    if keep:
+        shutil.copy(shot, keep)
+
+
+# --------------------------------------------------------------------------- synthetic sample-level output
+QUESTION_TYPES = ["temporal", "causal", "counting", "attribute"]
+TEACHERS = {
+    "qwen-small": {"name": "qwen-small", "backend": "vllm", "model": "Qwen2.5-VL-3B", "requests": 120,
+                   "cache_hits": 20, "failures": 2, "prompt_tokens": 96000, "completion_tokens": 14000,
+                   "latency_p50_s": 0.8, "latency_p95_s": 2.4, "tokens_per_s": 210.5},
+    "judge": {"name": "judge", "backend": "openai", "model": "gpt-judge", "requests": 60, "cache_hits": 0,
+              "failures": 0, "prompt_tokens": 30000, "completion_tokens": 2500, "latency_p50_s": 1.9,
+              "latency_p95_s": 5.1, "tokens_per_s": 44.0},
+}
+CONFIG_TEXT = """name: synthetic
+input: [{path: videos}]
+output: {dir: out}
+stages:
+  - probe: {}
+  - shots: {}
+  - quality: {thresholds: {sharpness_min: 55, motion_min: null}}
+  - frames: {mode: uniform, num_frames: 2}
+"""
+
+
+def _write_parquet(rows: list[dict], columns: list[str], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=R.schema_for(columns)), path)
+
+
+def make_sample_output(out: Path, stats_records: list[dict] | None = None) -> dict:
+    """A sample-level build output: 3 videos → 9 clips → 4 samples each; answers biased to position A."""
+    rng = np.random.default_rng(7)
+    jpeg = encode_jpeg(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    columns = [*R.INGEST_COLUMNS, *R.PROBE_COLUMNS, *R.CLIP_COLUMNS, *R.QUALITY_COLUMNS, *R.FRAME_COLUMNS,
+               *R.SAMPLE_COLUMNS]
+    rows, n_mcq = [], 0
+    for v in range(3):
+        vid = f"vid{v}"
+        for c in range(3):
+            cid = f"{vid}_{c:07d}_{c + 1:07d}"
+            clip = {R.SOURCE_URI: f"/data/video_{v}.mp4", R.VIDEO_ID: vid, R.DURATION_S: 30.0, R.CLIP_ID: cid,
+                    R.CLIP_INDEX: c, R.CLIP_DURATION_S: 2.0 + v + 0.5 * c, R.SHOTS_IN_VIDEO: 4,
+                    R.Q_BRIGHTNESS: 90.0 + 10 * c, R.Q_SHARPNESS: 100.0 * (v + 1), R.Q_MOTION: 1.0,
+                    R.Q_TEXT_AREA: 0.01, R.Q_BORDER: 0.0, R.Q_MIN_SIDE: 360, R.Q_ASPECT: 1.78,
+                    R.Q_SUITABILITY: 0.8, R.FRAMES: [{R.FRAME_TIMESTAMP_S: 0.5, R.FRAME_JPEG: jpeg}]}
+            for s in range(4):
+                task = ["caption", "open_qa", "mcq", "mcq"][s]
+                row = {**clip, R.SAMPLE_ID: f"{cid}_s{s}", R.TASK: task, R.QUESTION: "q?", R.ANSWER: "a"}
+                if task != "caption":
+                    row[R.QUESTION_TYPE] = QUESTION_TYPES[(v + c + s) % 4]
+                if task == "mcq":
+                    n_options = 4 if s == 2 else 2
+                    row[R.OPTIONS] = [f"option {k}" for k in range(n_options)]
+                    row[R.ANSWER_INDEX] = 0 if (c + s) % 3 else n_options - 1
+                    n_mcq += 1
+                rows.append(row)
+    _write_parquet(rows, columns, out / "samples" / "part-0.parquet")
+    # one video's 4th shot and 3 samples rejected: quality scores travel in the detail JSON
+    rejects = [{"stage": "quality", "reason": "blurry", "message": "q_sharpness=12 < sharpness_min=55",
+                "detail": json.dumps({"failed": ["blurry"], "scores": {R.Q_SHARPNESS: 12.0 + i, R.Q_BRIGHTNESS: 80.0,
+                                                                       R.Q_MOTION: 0.5}}),
+                R.SOURCE_URI: f"/data/video_{i}.mp4", R.VIDEO_ID: f"vid{i}", R.CLIP_ID: f"vid{i}_0000003_0000004",
+                R.SAMPLE_ID: None} for i in range(3)]
+    rejects += [{"stage": "verify", "reason": "unsupported_claims", "message": "2 of 3 claims unsupported",
+                 "detail": json.dumps({"claims": 3}), R.SOURCE_URI: "/data/video_0.mp4", R.VIDEO_ID: "vid0",
+                 R.CLIP_ID: "vid0_0000000_0000001", R.SAMPLE_ID: f"vid0_0000000_0000001_x{i}"} for i in range(2)]
+    out.joinpath("rejects").mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rejects, schema=R.REJECT_SCHEMA), out / "rejects" / "part-0.parquet")
+    stats_records = stats_records if stats_records is not None else [
+        {"stage_index": i, "stage": name, "rows_in": n, "rows_out": n, "rejects": {}, "seconds": 0.5,
+         "t_end": 1000.0 + i + 0.6 * b, "pid": 100 + b % 2, "node": "n1"}
+        for i, (name, n) in enumerate([("probe", 1), ("shots", 1), ("quality", 4), ("frames", 3)]) for b in range(3)]
+    manifest = {
+        "name": "synthetic", "run_id": "20260101-000000-abcdef", "level": "samples", "config_hash": "0123abcd",
+        "stage_hashes": {"probe#0": "aa", "shots#1": "bb"}, "config_text": CONFIG_TEXT, "inputs": 3,
+        "rows": len(rows), "rejects": len(rejects),
+        "rejects_by_reason": {"quality:blurry": 3, "verify:unsupported_claims": 2},
+        "stages": [{"stage": n, "index": i, "rows_in": a, "rows_out": b, "rejects": rj, "busy_s": 1.0, "active_s": 2.0,
+                    "rows_per_s": 1.5, "workers": 2, "nodes": ["n1"], "config_hash": "x"}
+                   for i, (n, a, b, rj) in enumerate([("probe", 3, 3, {}), ("shots", 3, 12, {}),
+                                                      ("quality", 12, 9, {"blurry": 3}), ("frames", 9, 9, {})])],
+        "wall_s": 12.5, "versions": {"python": "3.11", "ray": "2.60"}, "teachers": TEACHERS,
+        "stats_records": stats_records,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return {"rows": rows, "n_mcq": n_mcq}
+
+
+def test_answer_position_balance_expects_each_questions_own_option_count():
+    observed, expected = answer_position_balance(np.array([0, 0, 1, 3, 0, 1]), np.array([4, 4, 4, 4, 2, 2]))
+    assert observed.tolist() == [3, 2, 0, 1]
+    assert expected.tolist() == [2.0, 2.0, 1.0, 1.0]   # 4 four-option questions + 2 two-option ones
+    observed, expected = answer_position_balance(np.array([2, 2, 0]), None)
+    assert observed.tolist() == [1, 0, 2] and expected.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_sample_level_report_shows_qa_balance_teachers_and_marked_thresholds(tmp_path):
+    out = tmp_path / "out"
+    made = make_sample_output(out)
+    html_path, md_path = write_report(out)
+    text = Path(html_path).read_text()
+    assert_self_contained(text)
+    assert "Report warnings" not in text
+    assert section_ids(text) == {"summary", "stages", "rejects", "durations", "shots", "quality", "throughput",
+                                 "teachers", "qa_types", "answer_positions", "versions", "config"}
+    assert text.count("<img ") == 9
+    for title in ("Teachers", "Sample tasks and question types", "Answer-position balance"):
+        assert f"<h2>{title}</h2>" in text
+    alts = re.findall(r'<img alt="([^"]+)"', text)
+    assert {"Teacher tokens / Teacher latency", "Tasks / Question types", "MCQ answer-position balance"} <= set(alts)
+
+    run = load_run(str(out))
+    assert R.FRAMES not in run.data.column_names and "n_options" in run.data.column_names
+    # tasks / question types counted from the data
+    assert re.search(r'<td>mcq</td><td class="n">18</td><td class="n">50.0%</td>', text)
+    assert re.search(r'<td>caption</td><td class="n">9</td>', text)
+    qtype_counts = {}
+    for r in made["rows"]:
+        if r.get(R.QUESTION_TYPE):
+            qtype_counts[r[R.QUESTION_TYPE]] = qtype_counts.get(r[R.QUESTION_TYPE], 0) + 1
+    for qt, n in qtype_counts.items():
+        assert re.search(rf'<td>{qt}</td><td class="n">{n}</td>', text), qt
+    # answer positions: observed per letter and the bias named
+    mcq = [r for r in made["rows"] if r[R.TASK] == "mcq"]
+    observed, expected = answer_position_balance(np.array([r[R.ANSWER_INDEX] for r in mcq]),
+                                                 np.array([len(r[R.OPTIONS]) for r in mcq]))
+    assert f"{len(mcq)} multiple-choice question(s)" in text
+    for letter, obs, exp in zip("ABCD", observed, expected):
+        assert re.search(rf'<td>{letter}</td><td class="n">{int(obs)}</td><td class="n">{exp:.1f}</td>', text), letter
+    worst = int(np.argmax(np.abs((observed - expected) / np.sqrt(expected))))
+    assert worst == 0 and f"Largest deviation: A ({int(observed[0])} vs {expected[0]:.1f} expected" in text
+    p_value = re.search(r"chi-square test of uniform placement: p = ([0-9][0-9.e-]*[0-9])", text)
+    if p_value:   # SciPy is optional; with it, a 12-of-18 pile-up on A is flagged
+        assert float(p_value.group(1)) < 0.05
+    # teachers: names, models, token counts
+    for name, s in TEACHERS.items():
+        assert f"<td>{name}</td><td>{s['model']}</td>" in text
+        assert f"{s['prompt_tokens']:,}" in text and f"{s['completion_tokens']:,}" in text
+    # thresholds from config_text merged over the defaults; a threshold set to null is not drawn
+    assert "sharpness_min=55" in text and "brightness_min=20" in text and "motion_min=" not in text
+    # a clip counts once in the quality plots (4 sample rows each), rejected clips come from rejects
+    assert re.search(r'<td>q_sharpness</td><td class="n">9</td><td class="n">3</td>', text)
+    # shots per video: kept clips from the data, whole-clip rejects from rejects (sample rejects are not clips)
+    assert re.search(r'<td>3</td><td class="n">0</td><td class="n">9</td><td class="n">3</td><td class="n">4</td>'
+                     r'<td class="n">4</td>', text)
+
+    md = Path(md_path).read_text()
+    images = markdown_images(md, out)
+    assert len(images) == 9 and all(p.is_file() for p in images)
+    assert sorted(p.name for p in (out / "report_assets").iterdir()) == sorted(p.name for p in images)
+    assert "| verify | unsupported_claims | 2 | 40.0% |" in md
+
+    # a second report replaces the first one's plots rather than piling up next to them
+    (out / "report_assets" / "99_stale.png").write_bytes(b"old")
+    write_report(out)
+    assert not (out / "report_assets" / "99_stale.png").exists()
+
+
+def test_a_failing_section_becomes_a_visible_warning_and_the_rest_still_renders(tmp_path):
+    out = tmp_path / "out"
+    make_sample_output(out, stats_records=[{"stage_index": 0, "stage": "probe", "t_end": 5.0}])  # no rows_in
+    html_path, md_path = write_report(out)
+    text = Path(html_path).read_text()
+    assert "Report warnings" in text and "throughput" in text.split("Report warnings")[1][:400]
+    assert "throughput" not in section_ids(text)
+    assert {"quality", "teachers", "answer_positions"} <= section_ids(text)
+    assert "> **Report warnings**" in Path(md_path).read_text()
+
+
+def make_video_output(out: Path) -> None:
+    """A probe-only build: video rows, no clips, no rejects, no timing records."""
+    rows = [{R.SOURCE_URI: f"/v/{i}.mp4", R.VIDEO_ID: f"v{i}", R.DURATION_S: 5.0 * (i + 1)} for i in range(4)]
+    _write_parquet(rows, [*R.INGEST_COLUMNS, *R.PROBE_COLUMNS], out / "videos" / "part-0.parquet")
+    (out / "manifest.json").write_text(json.dumps({
+        "name": "probe-only", "level": "videos", "rows": 4, "rejects": 0, "rejects_by_reason": {}, "wall_s": 1.0,
+        "config_text": "name: p\ninput: [{path: x}]\nstages:\n  - probe: {}\n",
+        "stages": [{"stage": "probe", "index": 0, "rows_in": 4, "rows_out": 4, "rejects": {}}]}))
+
+
+def test_video_level_build_reports_video_durations_and_no_clip_plots(tmp_path):
+    out = tmp_path / "out"
+    make_video_output(out)
+    html_path, _ = write_report(out)
+    text = Path(html_path).read_text()
+    assert section_ids(text) == {"summary", "stages", "durations", "config"}
+    assert "Video durations" in text
+    assert re.search(r'<td>video duration \(s\)</td><td class="n">4</td><td class="n">50.0 s</td>', text)
+
+
+def test_report_command_writes_both_files_and_explains_a_folder_that_is_not_a_build(tmp_path):
+    out = tmp_path / "out"
+    make_video_output(out)
+    res = CliRunner().invoke(report_cmd, [str(out)])
+    assert res.exit_code == 0, res.output
+    assert res.output.split() == [str(out / "report.html"), str(out / "report.md")]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = CliRunner().invoke(report_cmd, [str(empty)])
+    assert res.exit_code != 0 and "no manifest.json" in res.output
