@@ -207,6 +207,57 @@ def _versions() -> dict:
     return out
 
 
+def _execute(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: RunContext, run_id: str,
+             address: str | None, progress: bool | None) -> list[dict]:
+    """Stream `sources` through the stages into the sink; returns the workers' stats records."""
+    ray, started = _init_ray(cfg, address)
+    import ray.data
+
+    dctx = ray.data.DataContext.get_current()
+    dctx.enable_progress_bars = cfg.ray.progress if progress is None else progress
+    dctx.print_on_execution_start = False
+    # Ray Data reserves part of the cluster for each operator; on small machines that leaves one task
+    # running per stage. vdata stages are CPU-bound and stream one video per block, so let them share.
+    dctx.op_resource_reservation_enabled = False
+    stats_name = X.STATS_ACTOR_PREFIX + run_id
+    collector = ray.remote(num_cpus=0)(X.StatsCollector).options(name=stats_name).remote()
+    try:
+        schema = R.schema_for([*R.INGEST_COLUMNS, R.MASS])
+        # One block per video (up to a bound) so that the first stages spread over all workers.
+        n_blocks = max(1, min(len(sources), 1000))
+        tables = [pa.Table.from_pylist(sources[i::n_blocks], schema=schema) for i in range(n_blocks)]
+        ds = ray.data.from_arrow(tables)
+        for s in plan.stages:
+            key = (run_id, s.index)
+            cls = stage_class(s.name)
+            cache = (X.StageResultCache(ctx.cache_dir, s.name, s.config_hash, cls.writes)
+                     if cls.cache_results and cfg.output.stage_cache else None)
+            args = (key, s.name, s.config, ctx, s.out_schema, s.index, stats_name, cache)
+            r = s.resources
+            common = dict(batch_size=r.batch_size, batch_format="pyarrow", num_cpus=r.num_cpus, zero_copy_batch=True)
+            if r.num_gpus:
+                common["num_gpus"] = r.num_gpus
+            if r.actors:
+                ds = ds.map_batches(X.StageActor, fn_constructor_args=args,
+                                    compute=ray.data.ActorPoolStrategy(size=r.concurrency or 1), **common)
+            else:
+                compute = ray.data.TaskPoolStrategy(size=r.concurrency) if r.concurrency else None
+                ds = ds.map_batches(X.StageTask(*args), compute=compute, **common)
+        sink = X.make_sink(plan.data_dir, plan.rejects_dir, checkpoint.ledger_dir(plan.output_dir), plan.data_schema,
+                           cfg.output.rows_per_file, run_id)
+        # Different resources keep Ray from fusing the stages into the write: fused, the write's
+        # rows-per-file bundling would funnel every video through one task.
+        ds.write_datasink(sink, ray_remote_args={"num_cpus": 0.25})
+        return ray.get(collector.dump.remote())
+    finally:
+        try:
+            ray.kill(collector)
+        except Exception:
+            pass
+        if started:
+            ray.shutdown()
+
+
 def build(cfg: BuildConfig, address: str | None = None, progress: bool | None = None, console=None) -> BuildResult:
     from rich.console import Console
 
@@ -220,57 +271,10 @@ def build(cfg: BuildConfig, address: str | None = None, progress: bool | None = 
     console.print(f"[bold]vdata build[/] {cfg.name}: {len(discovered)} video(s)"
                   + (f" ({len(discovered) - len(sources)} already done)" if complete else "")
                   + f", {len(plan.stages)} stage(s) -> {plan.output_dir}")
-    ray, started = _init_ray(cfg, address)
-    import ray.data
-
-    dctx = ray.data.DataContext.get_current()
-    dctx.enable_progress_bars = cfg.ray.progress if progress is None else progress
-    dctx.print_on_execution_start = False
-    # Ray Data reserves part of the cluster for each operator; on small machines that leaves one task
-    # running per stage. vdata stages are CPU-bound and stream one video per block, so let them share.
-    dctx.op_resource_reservation_enabled = False
-    stats_name = X.STATS_ACTOR_PREFIX + run_id
-    collector = ray.remote(num_cpus=0)(X.StatsCollector).options(name=stats_name).remote()
     ctx = RunContext(output_dir=plan.output_dir, run_id=run_id, work_dir=os.path.join(plan.output_dir, "_work"),
                      teachers=cfg.teachers, cache_dir=os.path.join(plan.output_dir, "_cache"))
-    sink = None
-    try:
-        if sources:
-            schema = R.schema_for([*R.INGEST_COLUMNS, R.MASS])
-            # One block per video (up to a bound) so that the first stages spread over all workers.
-            n_blocks = max(1, min(len(sources), 1000))
-            tables = [pa.Table.from_pylist(sources[i::n_blocks], schema=schema) for i in range(n_blocks)]
-            ds = ray.data.from_arrow(tables)
-            for s in plan.stages:
-                key = (run_id, s.index)
-                cls = stage_class(s.name)
-                cache = (X.StageResultCache(ctx.cache_dir, s.name, s.config_hash, cls.writes)
-                         if cls.cache_results and cfg.output.stage_cache else None)
-                args = (key, s.name, s.config, ctx, s.out_schema, s.index, stats_name, cache)
-                r = s.resources
-                common = dict(batch_size=r.batch_size, batch_format="pyarrow", num_cpus=r.num_cpus,
-                              zero_copy_batch=True)
-                if r.num_gpus:
-                    common["num_gpus"] = r.num_gpus
-                if r.actors:
-                    ds = ds.map_batches(X.StageActor, fn_constructor_args=args,
-                                        compute=ray.data.ActorPoolStrategy(size=r.concurrency or 1), **common)
-                else:
-                    compute = ray.data.TaskPoolStrategy(size=r.concurrency) if r.concurrency else None
-                    ds = ds.map_batches(X.StageTask(*args), compute=compute, **common)
-            sink = X.make_sink(plan.data_dir, plan.rejects_dir, checkpoint.ledger_dir(plan.output_dir), plan.data_schema,
-                               cfg.output.rows_per_file, run_id)
-            # Different resources keep Ray from fusing the stages into the write: fused, the write's
-            # rows-per-file bundling would funnel every video through one task.
-            ds.write_datasink(sink, ray_remote_args={"num_cpus": 0.25})
-        records = ray.get(collector.dump.remote())
-    finally:
-        try:
-            ray.kill(collector)
-        except Exception:
-            pass
-        if started:
-            ray.shutdown()
+    # Nothing left to do (a finished build run again): no Ray at all, the re-run costs only the listing.
+    records = _execute(plan, cfg, sources, ctx, run_id, address, progress) if sources else []
     wall = time.time() - t0
     os.makedirs(plan.data_dir, exist_ok=True)
     # A write task that died after writing a part but before its ledger entry was retried under a

@@ -1,0 +1,130 @@
+"""Runner scaling: 1 vs 2 Ray workers on the CPU stages, peak memory for 10 vs 200 inputs, and the
+cost of re-running a finished build (resume).
+
+    python bench/bench_runner.py [--quick]
+Goals (issue 7): ≥ 1.8× from 1 to 2 workers; peak memory flat within ±10% from 10 to 200 videos;
+a re-run of a finished build < 5% of the first run's time.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import CACHE, table  # noqa: E402
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+from vdata.media.synth import CUT_SOURCES, Segment, render_segments  # noqa: E402
+from vdata.pipelines.runner import build  # noqa: E402
+from vdata.schemas.config import parse_config  # noqa: E402
+
+
+def make_inputs(n: int) -> Path:
+    """n distinct small videos (distinct bytes: a different source order each), cached."""
+    d = CACHE / f"runner_inputs_{n}"
+    if d.exists() and len(list(d.glob("*.mp4"))) == n:
+        return d
+    d.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        p = d / f"v{i:04d}.mp4"
+        if not p.exists():
+            order = [CUT_SOURCES[(i + k) % len(CUT_SOURCES)] for k in range(3)]
+            render_segments(str(p), [Segment(s, 1.0 + 0.04 * (i % 7)) for s in order], size=(320, 180))
+    return d
+
+
+def config(inputs: Path, out: Path, cpus: int) -> dict:
+    return {"name": "bench", "input": [{"path": str(inputs)}],
+            "output": {"dir": str(out), "mode": "overwrite", "stage_cache": False},
+            "ray": {"num_cpus": cpus, "progress": False},
+            "stages": [{"probe": {}}, {"shots": {"min_len_s": 0.5}}, {"quality": {"text": {"enabled": False}}},
+                       {"frames": {"num_frames": 4}}]}
+
+
+class PeakRSS:
+    """Sample the summed RSS of this process and every process of the Ray session started under `marker`."""
+
+    def __init__(self, marker: str):
+        self.marker, self.peak, self._stop = marker, 0, threading.Event()
+
+    def _rss(self) -> int:
+        total = 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+                if int(pid) != os.getpid() and self.marker.encode() not in cmd:
+                    continue
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+            except (OSError, ValueError):
+                continue
+        return total
+
+    def __enter__(self):
+        def loop():
+            while not self._stop.is_set():
+                self.peak = max(self.peak, self._rss())
+                time.sleep(0.2)
+        self._t = threading.Thread(target=loop, daemon=True)
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+
+
+def run(inputs: Path, cpus: int, out: Path) -> tuple[float, int, float]:
+    tmp = tempfile.mkdtemp(prefix="vb", dir="/tmp")
+    os.environ["RAY_TMPDIR"] = tmp
+    with PeakRSS(tmp) as mem:
+        t = time.perf_counter()
+        result = build(parse_config(config(inputs, out, cpus)), progress=False)
+        wall = time.perf_counter() - t
+    active = max((s["active_s"] for s in result.stage_stats), default=0.0)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return wall, mem.peak, active
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="smaller sizes (for a smoke run)")
+    args = ap.parse_args()
+    n_scale, n_small, n_large = (8, 5, 40) if args.quick else (24, 10, 200)
+    work = Path(tempfile.mkdtemp(prefix="vdata-bench-"))
+    rows = []
+    scale_in = make_inputs(n_scale)
+    w1, _, _ = run(scale_in, 1, work / "w1")
+    w2, _, _ = run(scale_in, 2, work / "w2")
+    rows.append([f"{n_scale} videos, 1 worker -> 2 workers", f"{w1:.1f} s -> {w2:.1f} s", f"{w1 / w2:.2f}x", ">= 1.8x"])
+    _, m_small, _ = run(make_inputs(n_small), 2, work / "m_small")
+    _, m_large, _ = run(make_inputs(n_large), 2, work / "m_large")
+    rows.append([f"peak RSS, {n_small} vs {n_large} videos", f"{m_small / 2**20:.0f} MiB vs {m_large / 2**20:.0f} MiB",
+                 f"{m_large / m_small:.2f}x", "1.00 +/- 0.10"])
+    out = work / "resume"
+    first, _, _ = run(scale_in, 2, out)
+    cfg = config(scale_in, out, 2)
+    cfg["output"]["mode"] = "resume"
+    t = time.perf_counter()
+    result = build(parse_config(cfg), progress=False)
+    again = time.perf_counter() - t
+    redone = sum(s["rows_in"] for s in result.stage_stats)
+    rows.append([f"re-run of a finished build ({n_scale} videos)", f"{first:.1f} s -> {again:.1f} s (rows redone: {redone})",
+                 f"{again / first:.1%}", "< 5%"])
+    table("runner (CPU stages: probe, shots, quality without OCR, frames)", ["measure", "values", "ratio", "goal"], rows)
+    print(f"\nmachine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} (numbers are noisy under load)")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
