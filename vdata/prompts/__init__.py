@@ -1,0 +1,64 @@
+"""Versioned prompt templates, shipped as package data.
+
+A template lives at `vdata/prompts/<group>/<name>.v<N>.txt`; its id is `<group>/<name>@v<N>`. Stages
+record the id of every template they used in their output rows, so a dataset says which prompt made
+each caption or sample. Users override a template by pointing a stage's `prompts:` setting at their
+own file; an override's id is `<group>/<name>@file:<sha256[:12]>` so it is traceable too.
+
+Templates use `string.Template` syntax (`$name` / `${name}`), which leaves JSON braces alone.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import string
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+_VERSIONED = re.compile(r"^(?P<name>.+)\.v(?P<version>\d+)\.txt$")
+
+
+@dataclass(frozen=True)
+class Prompt:
+    id: str
+    text: str
+
+    def render(self, **values) -> str:
+        try:
+            return string.Template(self.text).substitute(**values)
+        except KeyError as e:
+            raise KeyError(f"prompt {self.id} needs a value for ${e.args[0]}") from None
+
+    @property
+    def version(self) -> str:
+        return self.id.split("@", 1)[1]
+
+
+def available(group: str) -> dict[str, list[int]]:
+    """name -> sorted versions shipped for `group`."""
+    out: dict[str, list[int]] = {}
+    folder = resources.files("vdata.prompts").joinpath(group)
+    if not folder.is_dir():
+        return out
+    for entry in folder.iterdir():
+        m = _VERSIONED.match(entry.name)
+        if m:
+            out.setdefault(m["name"], []).append(int(m["version"]))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def load_prompt(group: str, name: str, version: int | None = None, override: str | None = None) -> Prompt:
+    """The shipped template (latest version unless `version`), or the user's file at `override`."""
+    if override:
+        text = Path(override).read_text()
+        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+        return Prompt(f"{group}/{name}@file:{digest}", text)
+    versions = available(group).get(name)
+    if not versions:
+        raise KeyError(f"no prompt template {group}/{name} (shipped: {sorted(available(group))})")
+    v = version if version is not None else versions[-1]
+    if v not in versions:
+        raise KeyError(f"prompt {group}/{name} has versions {versions}, not {v}")
+    text = resources.files("vdata.prompts").joinpath(group, f"{name}.v{v}.txt").read_text()
+    return Prompt(f"{group}/{name}@v{v}", text)
