@@ -215,6 +215,12 @@ def _execute(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: RunContext,
 
     dctx = ray.data.DataContext.get_current()
     dctx.enable_progress_bars = cfg.ray.progress if progress is None else progress
+    if not dctx.enable_progress_bars:   # quiet mode: no per-operator progress lines in the log either
+        import logging
+
+        for name in ("ray.data", "ray.data._internal.execution.streaming_executor",
+                     "ray.data._internal.progress"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     dctx.print_on_execution_start = False
     # Ray Data reserves part of the cluster for each operator; on small machines that leaves one task
     # running per stage. vdata stages are CPU-bound and stream one video per block, so let them share.
