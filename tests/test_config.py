@@ -84,3 +84,20 @@ def test_stage_hash_changes_only_from_changed_stage_on():
     # resources are not part of the result, so they do not invalidate it
     c = parse_config(cfg(stages=[{"probe": {"resources": {"batch_size": 3}}}, {"shots": {}}, {"quality": {}}]))
     assert c.stage_hashes() == ha
+
+
+def test_every_shipped_config_validates():
+    from pathlib import Path
+
+    from vdata.schemas.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    configs = sorted(root.glob("configs/*.yaml")) + sorted(root.glob("examples/*.yaml"))
+    assert configs
+    for path in configs:
+        try:
+            make_plan(load_config(path))
+        except ConfigError as e:
+            if "does not exist" in str(e) or "environment variable" in str(e):
+                continue   # configs for other machines may name absent paths or unset secrets
+            raise AssertionError(f"{path.name}: {e}")
