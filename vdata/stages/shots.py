@@ -211,7 +211,8 @@ class ShotsStage(Stage):
         return clips
 
     def _write_clip(self, path: str, clip: dict) -> str:
-        out_dir = os.path.join(self.ctx.output_dir, "clips", clip[R.VIDEO_ID][:2])
+        # not under clips/: that folder holds the dataset's Parquet files and nothing else
+        out_dir = os.path.join(self.ctx.output_dir, "clip_files", clip[R.VIDEO_ID][:2])
         os.makedirs(out_dir, exist_ok=True)
         out = os.path.join(out_dir, f"{clip[R.CLIP_ID]}.mp4")
         if os.path.exists(out):

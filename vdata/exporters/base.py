@@ -1,0 +1,121 @@
+"""What every exporter shares: options, the result summary, and the prepare step.
+
+`prepare()` reads the build's items, picks each one's visual (see `media`), places the media files, and
+drops — with a counted reason — samples whose video is missing or whose clip could not be cut. Format
+modules then render records; a sample that cannot be rendered (say an MCQ with an out-of-range
+`answer_index`) is skipped with its reason too. Nothing is silently lost: `ExportResult.skipped`
+counts every dropped sample by reason.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .media import MediaMissing, MediaPlanner, Visual
+from .source import BuildDir, Item
+from .timefmt import TIME_FORMATS, TimeFormat
+
+
+@dataclass
+class ExportOptions:
+    time_format: str = "seconds"       # seconds | relative | frames
+    media: str = "link"                # copy | link | none
+    tasks: tuple[str, ...] | None = None
+    name: str | None = None            # dataset name used in file names (default: the build's name)
+    bucket_media: bool = False         # videos/<id[:2]>/<id>.mp4 (Hub folders stay under 10k files)
+
+    def __post_init__(self):
+        if self.time_format not in TIME_FORMATS:
+            raise ValueError(f"--time must be one of {', '.join(TIME_FORMATS)}, not {self.time_format!r}")
+
+
+@dataclass
+class ExportResult:
+    format: str
+    dest: str
+    files: list[str] = field(default_factory=list)           # paths relative to dest (records, configs)
+    rows: dict[str, int] = field(default_factory=dict)        # records written per subset / file
+    skipped: dict[str, int] = field(default_factory=dict)     # dropped samples by reason
+    media: dict = field(default_factory=dict)                 # copied / linked / cut / referenced / failed
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.rows.values())
+
+    def summary(self) -> str:
+        lines = [f"{self.format}: {self.total} record(s) -> {self.dest}"]
+        lines += [f"  {k}: {v}" for k, v in self.rows.items()]
+        if self.skipped:
+            lines.append("  skipped: " + ", ".join(f"{k}={v}" for k, v in sorted(self.skipped.items())))
+        m = {k: v for k, v in self.media.items() if k != "failed" and v}
+        if m:
+            lines.append("  media: " + ", ".join(f"{k}={v}" for k, v in m.items()))
+        for key, err in (self.media.get("failed") or {}).items():
+            lines.append(f"  media failed: {key}: {err}")
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+@dataclass
+class Prepared:
+    item: Item
+    visual: Visual
+    tf: TimeFormat
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "dataset"
+
+
+def prepare(build: BuildDir, dest: str, opts: ExportOptions, *, clip_strategy: str = "cut",
+            folder: str = "videos", flat: bool = False, force_mp4: bool = False,
+            items: list[Item] | None = None) -> tuple[list[Prepared], MediaPlanner, Counter]:
+    os.makedirs(dest, exist_ok=True)
+    if os.path.realpath(dest) == os.path.realpath(build.path):
+        raise ValueError("--dest must not be the build directory itself")
+    planner = MediaPlanner(dest, opts.media, clip_strategy, folder=folder, flat=flat, force_mp4=force_mp4,
+                           bucket=opts.bucket_media)
+    skipped: Counter = Counter()
+    out = []
+    for item in build.items(opts.tasks) if items is None else items:
+        try:
+            v = planner.visual(item)
+            tf = v.timefmt(opts.time_format)
+        except MediaMissing as e:
+            skipped[e.reason] += 1
+            continue
+        except ValueError:   # e.g. frame-index times for a row without fps
+            skipped[f"no_{'fps' if opts.time_format == 'frames' else 'duration'}"] += 1
+            continue
+        out.append(Prepared(item, v, tf))
+    stats = planner.materialize()
+    if stats["failed"]:
+        before = len(out)
+        out = [p for p in out if p.visual.key not in stats["failed"]]
+        skipped["cut_failed"] += before - len(out)
+    return out, planner, skipped
+
+
+def write_json(path: str, obj, indent: int | None = None) -> None:
+    """Atomic JSON write. Record files stay unindented: indenting switches json to its slow pure-Python
+    encoder (3x slower on large exports)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, ensure_ascii=False, indent=indent)
+    os.replace(tmp, path)
+
+
+def write_jsonl(path: str, records) -> int:
+    tmp = path + ".tmp"
+    n = 0
+    with open(tmp, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False))
+            f.write("\n")
+            n += 1
+    os.replace(tmp, path)
+    return n

@@ -1,0 +1,65 @@
+"""LLaVA-Video-178K / LLaVA-OneVision JSON.
+
+One JSON list per subset, named like LLaVA-Video-178K's files: `<name>_cap.json` (captions, dense
+captions, chapters), `<name>_oe_qa.json` (open-ended: open QA, grounding, open CoT) and
+`<name>_mc_qa.json` (multiple choice, CoT with options). Records are
+`{id, video, data_source, conversations}` with `video` relative to the trainer's `--video_folder`
+(= `<dest>/videos`; absolute with `--media none`) and the `<image>` token (LLaVA-NeXT uses it for video
+too) opening the first human turn. `<name>.yaml` lists the files in LLaVA-NeXT's `--data_path` YAML form.
+
+Clips without a clip file are cut with ffmpeg (the record has no field for an interval). Times in the
+texts are relative to the start of the clip the model sees.
+"""
+from __future__ import annotations
+
+import os
+
+import yaml
+
+from .base import ExportOptions, ExportResult, prepare, safe_name, write_json
+from .dialog import SampleError, turn
+from .source import BuildDir, subset_of
+
+FILE_SUFFIX = {"captions": "cap", "open_qa": "oe_qa", "grounding": "oe_qa", "mcq": "mc_qa"}
+IMAGE_TOKEN = "<image>"
+
+
+def llava_file_kind(item) -> str:
+    return FILE_SUFFIX[subset_of(item.task, item.get("options"))]
+
+
+def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
+    name = safe_name(opts.name or build.name)
+    prepared, planner, skipped = prepare(build, dest, opts)
+    video_folder = os.path.join(planner.dest, "videos")
+    groups: dict[str, list] = {}
+    for p in prepared:
+        try:
+            t = turn(p.item, p.tf)
+        except SampleError as e:
+            skipped[e.reason] += 1
+            continue
+        groups.setdefault(llava_file_kind(p.item), []).append({
+            "id": p.item.id,
+            "video": planner.ref(p.visual, video_folder),
+            "data_source": name,
+            "conversations": [{"from": "human", "value": f"{IMAGE_TOKEN}\n{t.user}"},
+                              {"from": "gpt", "value": t.assistant}],
+        })
+    result = ExportResult("llava", planner.dest, media=planner.stats, skipped=dict(skipped))
+    datasets = []
+    for kind in ("cap", "oe_qa", "mc_qa"):
+        if kind not in groups:
+            continue
+        fname = f"{name}_{kind}.json"
+        write_json(os.path.join(planner.dest, fname), groups[kind])
+        result.files.append(fname)
+        result.rows[fname] = len(groups[kind])
+        datasets.append({"json_path": os.path.join(planner.dest, fname), "sampling_strategy": "all"})
+    with open(os.path.join(planner.dest, f"{name}.yaml"), "w") as f:
+        yaml.safe_dump({"datasets": datasets}, f, sort_keys=False)
+    result.files.append(f"{name}.yaml")
+    result.notes.append(f"train with --data_path {os.path.join(planner.dest, name + '.yaml')} "
+                        f"--video_folder {video_folder}")
+    return result
+

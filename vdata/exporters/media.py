@@ -1,0 +1,213 @@
+"""Which video file each exported sample points at, and getting it into the export folder.
+
+Per sample the *visual* is chosen once:
+- a sample without a clip (or whose clip spans the whole video) shows the source video;
+- a clip with a `clip_path` file on disk shows that file;
+- otherwise the clip is either cut with ffmpeg into `videos/clips/<clip_id>.mp4` (strategy "cut":
+  every format whose record cannot name an interval), or the source video is referenced together with
+  the clip interval (strategy "interval": InternVL's `clip: [start, end]`).
+Time texts are rendered relative to the start of the visual (see `timefmt`).
+
+`--media` decides how existing files reach the export: `copy`, `link` (symlinks, the default: no
+duplicated bytes) or `none` (records point at the files where they are, by absolute path). Cut clips
+exist nowhere else, so they are always written into the export.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from vdata.media import MediaError
+from vdata.media.ffmpeg import run_ffmpeg
+from vdata.schemas import records as R
+
+from .source import Item
+from .timefmt import TimeFormat
+
+MEDIA_MODES = ("copy", "link", "none")
+CLIP_STRATEGIES = ("cut", "interval")
+
+
+class MediaMissing(Exception):
+    """A sample whose video cannot be found: the sample is skipped with this reason."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class Visual:
+    key: str                         # identity of the file in the export (dedupes placements)
+    source: str                      # existing file to place, or the source of a cut
+    rel: str | None                  # path inside the export (None: referenced where it lies)
+    origin_s: float                  # video-absolute time of the visual's first frame
+    duration_s: float | None
+    fps: float | None
+    interval: tuple[float, float] | None = None   # source-relative clip interval (strategy "interval")
+    cut: tuple[float, float] | None = None        # (start, end) to cut from `source`
+    video_id: str | None = None
+
+    def timefmt(self, mode: str) -> TimeFormat:
+        return TimeFormat(mode, self.origin_s, self.duration_s, self.fps)
+
+    @property
+    def stem(self) -> str:
+        return os.path.splitext(os.path.basename(self.rel or self.source))[0]
+
+
+class MediaPlanner:
+    """Chooses each item's visual, then copies / links / cuts every file once (`materialize`)."""
+
+    def __init__(self, dest: str, mode: str = "link", clip_strategy: str = "cut", folder: str = "videos",
+                 flat: bool = False, force_mp4: bool = False, bucket: bool = False):
+        if mode not in MEDIA_MODES:
+            raise ValueError(f"media mode must be one of {', '.join(MEDIA_MODES)}, not {mode!r}")
+        if clip_strategy not in CLIP_STRATEGIES:
+            raise ValueError(f"clip strategy must be one of {', '.join(CLIP_STRATEGIES)}, not {clip_strategy!r}")
+        self.dest = os.path.abspath(dest)
+        self.mode = mode
+        self.clip_strategy = clip_strategy
+        self.folder = folder
+        self.flat = flat              # VLMEvalKit: every file directly under <folder>/<stem>.mp4
+        self.force_mp4 = force_mp4    # VLMEvalKit expects .mp4: other containers are remuxed/re-encoded
+        # Hub repos want < 10k files per folder: bucket by the first two characters of the (hex) id.
+        self.bucket = bucket
+        self.pending: dict[str, Visual] = {}
+        self._exists: dict[str, bool] = {}
+        self.stats: dict = {}
+
+    def _isfile(self, p: str | None) -> bool:
+        if not p:
+            return False
+        if p not in self._exists:
+            self._exists[p] = os.path.isfile(p)
+        return self._exists[p]
+
+    def _rel(self, kind: str, name: str, ext: str) -> str:
+        if self.force_mp4:
+            ext = ".mp4"
+        sub = "" if self.flat or kind == "video" else "clips/"
+        if self.bucket:
+            sub += f"{name[:2]}/"
+        return f"{self.folder}/{sub}{name}{ext}"
+
+    def visual(self, item: Item) -> Visual:
+        row = item.row
+        src = row.get(R.PATH)
+        vid = row.get(R.VIDEO_ID) or (os.path.splitext(os.path.basename(src))[0] if src else None)
+        fps = row.get(R.FPS)
+        start, end = row.get(R.START_S), row.get(R.END_S)
+        vdur = row.get(R.DURATION_S)
+        clip_id = row.get(R.CLIP_ID)
+        is_clip = clip_id is not None and start is not None and end is not None and not _covers(start, end, vdur, fps)
+        if is_clip:
+            clip_path = row.get(R.CLIP_PATH)
+            dur = float(end) - float(start)
+            if self._isfile(clip_path):
+                ext = os.path.splitext(clip_path)[1] or ".mp4"
+                return self._add(Visual(f"clip:{clip_id}", clip_path, self._placed_rel("clip", clip_id, ext, clip_path),
+                                        float(start), dur, fps, video_id=vid))
+            if not self._isfile(src):
+                raise MediaMissing("missing_media", f"clip {clip_id}: neither clip_path {clip_path!r} nor source {src!r} exists")
+            if self.clip_strategy == "interval":
+                ext = os.path.splitext(src)[1] or ".mp4"
+                # one Visual per clip (its own interval and time origin), one file per source video
+                return self._add(Visual(f"video:{vid}@{clip_id}", src, self._placed_rel("video", vid, ext, src),
+                                        float(start), dur, fps, interval=(float(start), float(end)), video_id=vid))
+            return self._add(Visual(f"clip:{clip_id}", src, self._rel("clip", clip_id, ".mp4"), float(start), dur, fps,
+                                    cut=(float(start), float(end)), video_id=vid))
+        if not self._isfile(src):
+            raise MediaMissing("missing_media", f"sample {row.get(R.SAMPLE_ID)}: source video {src!r} does not exist")
+        ext = os.path.splitext(src)[1] or ".mp4"
+        return self._add(Visual(f"video:{vid}", src, self._placed_rel("video", vid, ext, src), 0.0, vdur, fps, video_id=vid))
+
+    def _placed_rel(self, kind: str, name: str, ext: str, path: str) -> str | None:
+        # With --media none, existing files stay where they are (unless the format needs an mp4 copy).
+        if self.mode == "none" and not (self.force_mp4 and ext.lower() != ".mp4"):
+            return None
+        return self._rel(kind, name, ext)
+
+    def _add(self, v: Visual) -> Visual:
+        self.pending.setdefault(v.key, v)
+        return self.pending[v.key]
+
+    def ref(self, v: Visual, base: str | None = None) -> str:
+        """The path to write in a record: relative to `base` (a folder inside the export), or absolute."""
+        if v.rel is None:
+            return os.path.abspath(v.source)
+        target = os.path.join(self.dest, v.rel)
+        return os.path.relpath(target, base) if base is not None else target
+
+    def abspath(self, v: Visual) -> str:
+        return os.path.abspath(v.source) if v.rel is None else os.path.join(self.dest, v.rel)
+
+    def materialize(self, workers: int | None = None) -> dict:
+        """Place every chosen file once. Returns counts; a failed cut is reported, not raised."""
+        stats = {"copied": 0, "linked": 0, "cut": 0, "referenced": 0, "existing": 0, "failed": {}}
+        cuts, seen = [], set()
+        for v in self.pending.values():
+            if v.rel is None:
+                stats["referenced"] += 1
+                continue
+            if v.rel in seen:
+                continue
+            seen.add(v.rel)
+            target = os.path.join(self.dest, v.rel)
+            if os.path.exists(target) and (v.cut is None or os.path.getsize(target) > 0):
+                stats["existing"] += 1   # a re-export into the same folder reuses what is there
+                continue
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if v.cut is not None or (self.force_mp4 and not v.source.lower().endswith(".mp4")):
+                cuts.append((v, target))
+            elif self.mode == "copy":
+                shutil.copy2(v.source, target)
+                stats["copied"] += 1
+            else:
+                try:
+                    os.symlink(os.path.abspath(v.source), target)
+                    stats["linked"] += 1
+                except OSError:   # filesystems without symlinks
+                    shutil.copy2(v.source, target)
+                    stats["copied"] += 1
+        if cuts:
+            workers = workers or max(1, min(4, os.cpu_count() or 1))
+            with ThreadPoolExecutor(workers) as pool:
+                for (v, target), err in zip(cuts, pool.map(lambda vt: _encode(*vt), cuts)):
+                    if err:
+                        stats["failed"][v.key] = err
+                    else:
+                        stats["cut"] += 1
+        self.stats = stats
+        return stats
+
+
+def _covers(start, end, duration, fps) -> bool:
+    """A clip that is the whole video needs no cut: the source file is the clip."""
+    if duration is None:
+        return False
+    tol = max(0.05, 1.5 / fps) if fps else 0.05
+    return float(start) <= tol and float(end) >= float(duration) - tol
+
+
+def _encode(v: Visual, target: str) -> str | None:
+    """Cut (or convert to mp4) with ffmpeg; accurate cuts need a re-encode. Returns an error or None."""
+    tmp = target + ".part.mp4"
+    args = []
+    if v.cut is not None:
+        a, b = v.cut
+        args += ["-ss", f"{a:.6f}", "-i", v.source, "-t", f"{b - a:.6f}"]
+    else:
+        args += ["-i", v.source]
+    args += ["-map", "0:v:0", "-map", "0:a?", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
+             "-pix_fmt", "yuv420p", "-c:a", "aac", "-movflags", "+faststart", tmp]
+    try:
+        run_ffmpeg(args)
+        os.replace(tmp, target)
+        return None
+    except MediaError as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        return f"{e.reason}: {e.message}"

@@ -1,0 +1,134 @@
+"""The canonical records as Parquet, split into one config per subset, loadable by HF `datasets`.
+
+Layout (what `push_to_hub` writes for several configs):
+
+    <dest>/data/<subset>/train-00000-of-00002.parquet
+    <dest>/README.md          YAML `configs:` so that `load_dataset(<dest>, "<subset>")` works
+    <dest>/videos/...         the media (copy / link), unless --media none
+
+Rows keep every canonical column with its Arrow type (times stay float seconds, video-absolute; the
+`--time` option does not apply) and gain `video` (the file of the sample's visual, relative to `<dest>`,
+absolute with --media none) and `video_origin_s` (the video-absolute time of that file's first frame:
+a clip file starts at its clip's `start_s`). Clips without a clip file are cut with ffmpeg.
+A clips-level build gives a `captions` subset (captioned clips) and a `clips` subset (the rest).
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from vdata.schemas import records as R
+
+from .base import ExportOptions, ExportResult, prepare
+from .source import SUBSETS, BuildDir, Item, subset_of, table_rows
+
+ROWS_PER_SHARD = 20_000
+PARQUET_SUBSETS = (*SUBSETS, "clips")
+MEDIA_COLUMNS = (R.SAMPLE_ID, R.PATH, R.VIDEO_ID, R.FPS, R.DURATION_S, R.CLIP_ID, R.START_S, R.END_S, R.CLIP_PATH)
+
+
+def row_subsets(table: pa.Table, level: str) -> list[str]:
+    if level in ("samples", "haystack"):
+        tasks = table.column(R.TASK).to_pylist()
+        opts = table.column(R.OPTIONS).to_pylist() if R.OPTIONS in table.column_names else [None] * len(tasks)
+        return [subset_of(t, o, level) for t, o in zip(tasks, opts)]
+    caps = table.column(R.CAPTION).to_pylist() if R.CAPTION in table.column_names else [None] * table.num_rows
+    return ["captions" if c else "clips" for c in caps]
+
+
+def configs_yaml(configs: dict[str, str], split: str = "train") -> list[dict]:
+    """README `configs:` entries: {subset: glob of its files}."""
+    return [{"config_name": name, "data_files": [{"split": split, "path": glob}]} for name, glob in configs.items()]
+
+
+def write_readme_configs(dest: str, configs: dict[str, str], split: str = "train") -> None:
+    header = yaml.safe_dump({"configs": configs_yaml(configs, split)}, sort_keys=False)
+    with open(os.path.join(dest, "README.md"), "w") as f:
+        f.write(f"---\n{header}---\n\nCanonical vdata records; load with `datasets.load_dataset(path, <config>)`.\n")
+
+
+def export(build: BuildDir, dest: str, opts: ExportOptions, rows_per_shard: int = ROWS_PER_SHARD) -> ExportResult:
+    if build.level == "haystack_items":
+        return export_haystack_items(build, dest, opts, rows_per_shard)
+    table = build.read_table()
+    if opts.tasks and R.TASK in table.column_names:
+        keep = pa.array([t in opts.tasks for t in table.column(R.TASK).to_pylist()])
+        table = table.filter(keep)
+    subsets = row_subsets(table, build.level)
+    media_cols = [c for c in MEDIA_COLUMNS if c in table.column_names]   # all the media planner looks at
+    items = [Item(row, s) for row, s in zip(table_rows(table.select(media_cols)), subsets)]
+    for i, it in enumerate(items):   # clip rows have no sample id: name them for messages
+        it.row.setdefault(R.SAMPLE_ID, it.row.get(R.CLIP_ID) or f"row{i}")
+        it.row["_index"] = i
+    prepared, planner, skipped = prepare(build, dest, opts, items=items)
+    index = [p.item.row["_index"] for p in prepared]
+    out = table.take(pa.array(index, pa.int64()))
+    out = out.append_column(pa.field("video", pa.string()), pa.array([planner.ref(p.visual, planner.dest) for p in prepared], pa.string()))
+    out = out.append_column(pa.field("video_origin_s", pa.float64()), pa.array([p.visual.origin_s for p in prepared], pa.float64()))
+    kept_subsets = [subsets[i] for i in index]
+    result = ExportResult("parquet", planner.dest, media=planner.stats, skipped=dict(skipped))
+    result.notes.append("times are canonical float seconds (video-absolute); --time does not apply to parquet")
+    write_subsets(result, planner.dest, out, kept_subsets, rows_per_shard)
+    return result
+
+
+def write_subsets(result: ExportResult, dest: str, out: pa.Table, subsets: list[str], rows_per_shard: int) -> None:
+    """`out` row i goes to subset `subsets[i]`: data/<subset>/train-*.parquet, plus the README configs."""
+    configs = {}
+    for subset in PARQUET_SUBSETS:
+        idx = [i for i, s in enumerate(subsets) if s == subset]
+        if not idx:
+            continue
+        part = out.take(pa.array(idx, pa.int64()))
+        folder = os.path.join(dest, "data", subset)
+        os.makedirs(folder, exist_ok=True)
+        for old in os.listdir(folder):   # a re-export replaces the subset's shards
+            if old.endswith(".parquet"):
+                os.remove(os.path.join(folder, old))
+        n = max(1, math.ceil(part.num_rows / rows_per_shard))
+        for k in range(n):
+            rel = f"data/{subset}/train-{k:05d}-of-{n:05d}.parquet"
+            pq.write_table(part.slice(k * rows_per_shard, rows_per_shard), os.path.join(dest, rel), compression="zstd")
+            result.files.append(rel)
+        result.rows[subset] = part.num_rows
+        configs[subset] = f"data/{subset}/train-*.parquet"
+    write_readme_configs(dest, configs)
+    result.files.append("README.md")
+
+
+def export_haystack_items(build: BuildDir, dest: str, opts: ExportOptions, rows_per_shard: int) -> ExportResult:
+    """A `vdata haystack` benchmark: its items pass through unchanged as the `haystack` subset, with a
+    `video` column (its `video_path`, relative to the benchmark folder) and the videos placed alongside."""
+    import shutil
+
+    table = build.read_table()
+    os.makedirs(dest, exist_ok=True)
+    result = ExportResult("parquet", os.path.abspath(dest), skipped={})
+    if "video_path" not in table.column_names:
+        raise ValueError(f"{build.data_files[0]}: haystack items without a video_path column")
+    paths = table.column("video_path").to_pylist()
+    keep, placed = [], 0
+    for i, rel in enumerate(paths):
+        src = os.path.join(build.path, rel) if rel else None
+        if not src or not os.path.isfile(src):
+            result.skipped["missing_media"] = result.skipped.get("missing_media", 0) + 1
+            continue
+        keep.append(i)
+        target = os.path.join(result.dest, rel)
+        if opts.media != "none" and not os.path.exists(target):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if opts.media == "copy":
+                shutil.copy2(src, target)
+            else:
+                os.symlink(os.path.abspath(src), target)
+            placed += 1
+    out = table.take(pa.array(keep, pa.int64()))
+    videos = [paths[i] if opts.media != "none" else os.path.abspath(os.path.join(build.path, paths[i])) for i in keep]
+    out = out.append_column(pa.field("video", pa.string()), pa.array(videos, pa.string()))
+    result.media = {"copied" if opts.media == "copy" else "linked": placed}
+    write_subsets(result, result.dest, out, ["haystack"] * out.num_rows, rows_per_shard)
+    return result

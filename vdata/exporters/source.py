@@ -1,0 +1,182 @@
+"""Read a finished build directory into export items.
+
+A build directory holds `manifest.json`, one data folder named after its row level (`samples/`,
+`clips/`, `videos/`, or `haystack/` for long-video benchmark items) with Parquet shards, and `rejects/`.
+Clip files written by the shots stage live in `clips/<xx>/` next to the clip Parquet, so only the
+top-level `*.parquet` files of a data folder are data.
+
+Every exporter works on `Item`s: one instruction sample each. Sample rows are items as they are. A
+clips-level build (captions, no samples yet) yields one `caption` item per captioned clip and one
+`dense_caption` item per clip with dense events, so a captions-only dataset exports too.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vdata.schemas import records as R
+
+DATA_LEVELS = ("samples", "haystack", "clips", "videos")
+HAYSTACK_ITEMS = "items.parquet"   # `vdata haystack` output: its own item schema (vdata.schemas.haystack)
+
+# The subsets a dataset is split into (one JSON / config / task each).
+SUBSETS = ("captions", "open_qa", "mcq", "grounding", "haystack")
+
+TASKS = ("caption", "open_qa", "mcq", "cot", "grounding", "dense_caption", "chapter")
+
+# Columns the text exporters read: everything but the heavy per-clip payloads (frames, transcripts,
+# candidates), which no training or eval format carries.
+TEXT_COLUMNS = (
+    R.SOURCE_URI, R.PATH, R.VIDEO_ID, R.DURATION_S, R.FPS, R.WIDTH, R.HEIGHT,
+    R.CLIP_ID, R.CLIP_INDEX, R.START_S, R.END_S, R.CLIP_DURATION_S, R.CLIP_PATH,
+    R.CAPTION, R.CAPTION_TEACHER, R.CAPTION_MODEL, R.CAPTION_PROMPT_VERSION, R.DENSE_EVENTS,
+    *R.SAMPLE_COLUMNS,
+)
+
+
+class ExportError(ValueError):
+    """The build directory cannot be exported as asked (the message says why and what to do)."""
+
+
+def subset_of(task: str | None, options, level: str = "samples") -> str:
+    if level == "haystack":
+        return "haystack"
+    if task in ("caption", "dense_caption", "chapter"):
+        return "captions"
+    if task == "mcq" or (task == "cot" and options):
+        return "mcq"
+    if task == "grounding":
+        return "grounding"
+    return "open_qa"
+
+
+@dataclass
+class Item:
+    """One instruction sample, with the columns of its clip and video (canonical names and units)."""
+    row: dict
+    subset: str
+
+    @property
+    def id(self) -> str:
+        return self.row[R.SAMPLE_ID]
+
+    @property
+    def task(self) -> str:
+        return self.row[R.TASK]
+
+    def get(self, col, default=None):
+        v = self.row.get(col)
+        return default if v is None else v
+
+
+@dataclass
+class BuildDir:
+    path: str
+    manifest: dict
+    level: str
+    data_files: list[str]
+    rejects_files: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.manifest.get("name") or os.path.basename(os.path.normpath(self.path))
+
+    @property
+    def schema(self) -> pa.Schema:
+        return pq.read_schema(self.data_files[0]) if self.data_files else pa.schema([])
+
+    def read_table(self, columns=None) -> pa.Table:
+        """All data rows; `columns` restricts to those present (missing ones are simply absent)."""
+        if not self.data_files:
+            return pa.table({})
+        present = set(self.schema.names)
+        cols = None if columns is None else [c for c in columns if c in present]
+        tables = [pq.read_table(f, columns=cols) for f in self.data_files]
+        return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+
+    def read_rejects(self) -> pa.Table:
+        if not self.rejects_files:
+            return R.REJECT_SCHEMA.empty_table()
+        return pa.concat_tables([pq.read_table(f, schema=R.REJECT_SCHEMA) for f in self.rejects_files])
+
+    def items(self, tasks=None) -> list[Item]:
+        """Export items in a stable order (data files in name order, rows as stored)."""
+        if self.level == "haystack_items":
+            raise ExportError(f"{self.path} is a `vdata haystack` benchmark: its lmms-eval and VLMEvalKit folders are "
+                              "written by the haystack run; here only `--format parquet` (and `vdata push`) apply")
+        rows = table_rows(self.read_table(TEXT_COLUMNS))
+        out = []
+        if self.level in ("samples", "haystack"):
+            for row in rows:
+                if row.get(R.SAMPLE_ID) is None or row.get(R.TASK) is None:
+                    continue
+                out.append(Item(row, subset_of(row[R.TASK], row.get(R.OPTIONS), self.level)))
+        else:
+            for row in rows:
+                out.extend(clip_items(row))
+        if tasks:
+            out = [it for it in out if it.task in tasks]
+        return out
+
+
+def table_rows(table: pa.Table) -> list[dict]:
+    """Rows as dicts; column by column, which is ~1.5x faster than Table.to_pylist on nested columns."""
+    names = table.column_names
+    columns = [table.column(c).to_pylist() for c in names]
+    return [dict(zip(names, values)) for values in zip(*columns)]
+
+
+def clip_items(row: dict) -> list[Item]:
+    """Caption items derived from a captioned clip row (clips-level builds)."""
+    base = row.get(R.CLIP_ID) or row.get(R.VIDEO_ID)
+    items = []
+    sample_cols = {c: None for c in R.SAMPLE_COLUMNS}
+    if row.get(R.CAPTION):
+        items.append(Item({**row, **sample_cols, R.SAMPLE_ID: f"{base}-caption", R.TASK: "caption",
+                           R.QUESTION_TYPE: "description", R.ANSWER: row[R.CAPTION],
+                           R.SAMPLE_TEACHER: row.get(R.CAPTION_TEACHER), R.SAMPLE_MODEL: row.get(R.CAPTION_MODEL),
+                           R.SAMPLE_PROMPT_VERSION: row.get(R.CAPTION_PROMPT_VERSION)}, "captions"))
+    if row.get(R.DENSE_EVENTS):
+        items.append(Item({**row, **sample_cols, R.SAMPLE_ID: f"{base}-dense", R.TASK: "dense_caption",
+                           R.QUESTION_TYPE: "dense", R.SAMPLE_TEACHER: row.get(R.CAPTION_TEACHER),
+                           R.SAMPLE_MODEL: row.get(R.CAPTION_MODEL),
+                           R.SAMPLE_PROMPT_VERSION: row.get(R.CAPTION_PROMPT_VERSION)}, "captions"))
+    return items
+
+
+def open_build(path: str) -> BuildDir:
+    """Find the manifest and the data folder of a finished build; clear errors otherwise."""
+    path = os.path.abspath(path)
+    if not os.path.isdir(path):
+        raise ExportError(f"{path}: not a directory (give the output.dir of a finished build)")
+    manifest_path = os.path.join(path, "manifest.json")
+    manifest = {}
+    if os.path.exists(manifest_path):
+        try:
+            with open(manifest_path) as f:
+                manifest = json.load(f)
+        except (OSError, json.JSONDecodeError) as e:
+            raise ExportError(f"{manifest_path}: unreadable manifest ({e})")
+    levels = [manifest["level"]] if manifest.get("level") in DATA_LEVELS else []
+    levels += [lv for lv in DATA_LEVELS if lv not in levels]
+    for level in levels:
+        files = _parquet_files(os.path.join(path, level))
+        if files:
+            return BuildDir(path, manifest, level, files, _parquet_files(os.path.join(path, "rejects")))
+    if os.path.isfile(os.path.join(path, HAYSTACK_ITEMS)):   # a `vdata haystack` benchmark folder
+        rej = os.path.join(path, "rejects.parquet")
+        return BuildDir(path, manifest, "haystack_items", [os.path.join(path, HAYSTACK_ITEMS)],
+                        [rej] if os.path.isfile(rej) else [])
+    raise ExportError(f"{path}: no data Parquet in any of {', '.join(f'{lv}/' for lv in DATA_LEVELS)} "
+                      "(is this the output.dir of a finished `vdata build`?)")
+
+
+def _parquet_files(folder: str) -> list[str]:
+    if not os.path.isdir(folder):
+        return []
+    return sorted(os.path.join(folder, f) for f in os.listdir(folder)
+                  if f.endswith(".parquet") and os.path.isfile(os.path.join(folder, f)))

@@ -1,0 +1,511 @@
+"""Publish a finished build on the Hugging Face Hub, with a generated dataset card.
+
+`push()` exports the build into a staging folder (`<out>/_hub/<format>/` by default, kept so that a
+re-run only uploads what changed), writes the card as `README.md`, creates the dataset repo and
+uploads the folder with `HfApi.upload_folder` (huggingface_hub 2.x: several commits for large folders,
+resumable by re-running). The token comes from `token=`, `HF_TOKEN`, or `hf auth login`; it is never
+printed or written anywhere.
+
+Layouts by `--format`:
+- `parquet` (default): canonical records in `data/<subset>/train-*.parquet` (one `datasets` config per
+  subset), videos as files in `videos/<id[:2]>/` (folders well under 10k files). Next to them, the
+  LLaMA-Factory files (`dataset_info.json` + `<name>_<subset>.json`) and an lmms-eval task folder
+  (`<name>_*.yaml`, `utils.py`, `lmms_eval/*.parquet`) that use the same videos, so one repo loads in
+  `datasets`, LLaMA-Factory and lmms-eval.
+- `llava`: the LLaVA-Video JSON files, videos as files.
+- `sharegpt`: the LLaMA-Factory files, videos as files.
+- `lmms-eval`: the task folder with videos as zip shards (`videos_000.zip`, …), which lmms-eval
+  downloads and extracts itself (`dataset_kwargs: {video: True, cache_dir: …}`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import zipfile
+from collections import Counter
+from dataclasses import dataclass, field
+
+import yaml
+
+from vdata.exporters import ExportError, export, open_build
+from vdata.exporters.lmms_eval import task_name
+from vdata.exporters.parquet import configs_yaml
+from vdata.exporters.source import SUBSETS, BuildDir
+from vdata.schemas import records as R
+
+PUSH_FORMATS = ("parquet", "llava", "sharegpt", "lmms-eval")
+ZIP_SHARD_BYTES = 2 * 1024**3        # lmms-eval extracts each zip on its own; 2 GB keeps each download retryable
+SECRET_KEY = re.compile(r"(?i)(api[_-]?key|token|secret|password|passwd|authorization|credential|private[_-]?key)")
+_INLINE_SECRET = re.compile(r"((?:api[_-]?key|token|secret|password|passwd|authorization|credential|private[_-]?key)"
+                            r"[\"']?\s*:\s*)(?!\s|[\"']?\$\{)([^,}\n]+)", re.I)
+SECRET_VALUE = re.compile(r"\b(hf_[A-Za-z0-9]{10,}|sk-[A-Za-z0-9_\-]{10,}|gh[pousr]_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16})\b")
+
+
+class HubError(RuntimeError):
+    """A push that cannot go ahead (no token, offline mode, bad repo id); the message says what to do."""
+
+
+# --- secrets ---------------------------------------------------------------------------------------
+
+def redact_config(text: str, secrets=()) -> str:
+    """The config text with secret values replaced by `***`.
+
+    A value under a secret-looking key (api_key, token, password, …) is hidden unless it is an
+    environment reference `${VAR}` (the safe way, which is kept so readers see what to set); token-shaped
+    strings (hf_…, sk-…, ghp_…, AKIA…) and the given secret values are hidden anywhere.
+    """
+    out = []
+    for line in text.splitlines():
+        m = re.match(r"^(\s*-?\s*[\"']?([A-Za-z0-9_.\-]+)[\"']?\s*:\s*)(.+?)\s*$", line)
+        if m and SECRET_KEY.search(m.group(2)) and not re.fullmatch(r"[\"']?\$\{[^}]+\}[\"']?(\s*#.*)?", m.group(3)):
+            line = m.group(1) + "***"
+        else:   # inline mappings: {api_key: xyz}
+            line = _INLINE_SECRET.sub(lambda m: m.group(1) + "***", line)
+        out.append(line)
+    text = "\n".join(out) + ("\n" if text.endswith("\n") else "")
+    text = SECRET_VALUE.sub("***", text)
+    for s in secrets:
+        if s and len(s) >= 6:
+            text = text.replace(s, "***")
+    return text
+
+
+def _known_secrets(token: str | None = None) -> list[str]:
+    vals = [token] if token else []
+    for k, v in os.environ.items():
+        if v and len(v) >= 8 and SECRET_KEY.search(k):
+            vals.append(v)
+    return vals
+
+
+# --- the dataset card ------------------------------------------------------------------------------
+
+@dataclass
+class CardFacts:
+    """Everything the card says, gathered from the build (manifest, config, data columns)."""
+    name: str
+    description: str
+    license: str
+    config_text: str
+    level: str
+    rows_by_subset: dict
+    rows_by_task: dict
+    videos: int
+    clips: int
+    video_hours: float
+    clip_seconds: list
+    teachers: list                 # [{role, teacher, model, prompt_version, rows}]
+    stages: list                   # manifest stage stats
+    stage_settings: list           # [(name, settings dict)] from the config
+    rejects_by_reason: dict
+    examples: dict                 # subset -> one record (dict of short texts)
+    manifest: dict = field(default_factory=dict)
+
+
+def _stage_settings(config: dict) -> list:
+    out = []
+    for item in config.get("stages") or []:
+        if isinstance(item, dict) and len(item) == 1:
+            (name, kw), = item.items()
+            kw = {k: v for k, v in (kw or {}).items() if k != "resources"}
+            out.append((name, kw))
+    return out
+
+
+def gather_facts(build: BuildDir) -> CardFacts:
+    from vdata.exporters.dialog import SampleError, turn
+    from vdata.exporters.timefmt import TimeFormat
+
+    m = build.manifest
+    text = m.get("config_text") or ""
+    if not text and isinstance(m.get("config"), dict):   # `vdata haystack` manifests keep the config as data
+        text = yaml.safe_dump(m["config"], sort_keys=False)
+    if build.level == "haystack_items":
+        return _haystack_facts(build, m, text)
+    try:
+        config = yaml.safe_load(text) or {}
+        if not isinstance(config, dict):
+            config = {}
+    except yaml.YAMLError:
+        config = {}
+    items = build.items()
+    by_subset = Counter(it.subset for it in items)
+    by_task = Counter(it.task for it in items)
+    videos, clips = {}, {}
+    teachers: Counter = Counter()
+    captioned = set()
+    for it in items:
+        r = it.row
+        if r.get(R.VIDEO_ID):
+            videos[r[R.VIDEO_ID]] = r.get(R.DURATION_S) or 0.0
+        if r.get(R.CLIP_ID) and r[R.CLIP_ID] not in clips and r.get(R.START_S) is not None:
+            clips[r[R.CLIP_ID]] = float(r[R.END_S]) - float(r[R.START_S])
+        # caption teachers count captioned clips; sample teachers count samples
+        clip_key = r.get(R.CLIP_ID) or r.get(R.VIDEO_ID)
+        if (r.get(R.CAPTION_TEACHER) or r.get(R.CAPTION_MODEL)) and clip_key not in captioned:
+            captioned.add(clip_key)
+            teachers[("caption (clip)", r.get(R.CAPTION_TEACHER), r.get(R.CAPTION_MODEL), r.get(R.CAPTION_PROMPT_VERSION))] += 1
+        if build.level in ("samples", "haystack") and (r.get(R.SAMPLE_TEACHER) or r.get(R.SAMPLE_MODEL)):
+            teachers[(it.task, r.get(R.SAMPLE_TEACHER), r.get(R.SAMPLE_MODEL), r.get(R.SAMPLE_PROMPT_VERSION))] += 1
+    examples = {}
+    for it in items:
+        if it.subset in examples:
+            continue
+        try:
+            start = it.row.get(R.START_S) if it.row.get(R.CLIP_ID) else 0.0
+            dur = (it.row[R.END_S] - start) if it.row.get(R.CLIP_ID) and it.row.get(R.END_S) is not None else it.row.get(R.DURATION_S)
+            t = turn(it, TimeFormat("seconds", float(start or 0.0), dur, it.row.get(R.FPS)))
+        except (SampleError, ValueError, KeyError, TypeError):
+            continue
+        examples[it.subset] = {"task": it.task, "sample_id": it.id, "question": t.user, "answer": t.assistant}
+    return CardFacts(
+        name=m.get("name") or config.get("name") or build.name,
+        description=str(config.get("description") or ""),
+        license=str(config.get("license") or "other"),
+        config_text=text, level=build.level, rows_by_subset=dict(by_subset), rows_by_task=dict(by_task),
+        videos=len(videos), clips=len(clips), video_hours=sum(videos.values()) / 3600.0,
+        clip_seconds=sorted(clips.values()),
+        teachers=[{"role": k[0], "teacher": k[1], "model": k[2], "prompt_version": k[3], "rows": v}
+                  for k, v in sorted(teachers.items(), key=lambda kv: str(kv[0]))],
+        stages=m.get("stages") or [], stage_settings=_stage_settings(config),
+        rejects_by_reason=m.get("rejects_by_reason") or {}, examples=examples, manifest=m)
+
+
+def _haystack_facts(build: BuildDir, m: dict, text: str) -> CardFacts:
+    t = build.read_table()
+    cols = set(t.column_names)
+    tasks = Counter(t.column("task").to_pylist()) if "task" in cols else Counter()
+    lengths = {}
+    if {"item_id", "haystack_length_s"} <= cols:
+        lengths = dict(zip(t.column("item_id").to_pylist(), t.column("haystack_length_s").to_pylist()))
+    examples = {}
+    if t.num_rows and {"question", "options", "answer_index"} <= cols:
+        r = t.slice(0, 1).to_pylist()[0]
+        opts = r.get("options") or []
+        lettered = "\n".join(f"{chr(65 + i)}. {o}" for i, o in enumerate(opts))
+        answer = chr(65 + r["answer_index"]) if r.get("answer_index") is not None else (r.get("answer") or "")
+        examples["haystack"] = {"task": r.get("task"), "sample_id": r.get("question_id"),
+                                "question": f"{r.get('question')}\n{lettered}".strip(), "answer": answer}
+    try:
+        config = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        config = {}
+    config = config if isinstance(config, dict) else {}
+    return CardFacts(
+        name=m.get("name") or config.get("name") or build.name, description=str(config.get("description") or ""),
+        license=str(config.get("license") or "other"), config_text=text, level=build.level,
+        rows_by_subset={"haystack": t.num_rows}, rows_by_task=dict(tasks), videos=len(lengths), clips=0,
+        video_hours=sum(v or 0.0 for v in lengths.values()) / 3600.0, clip_seconds=[], teachers=[],
+        stages=m.get("stages") or [], stage_settings=_stage_settings(config),
+        rejects_by_reason=m.get("rejects_by_reason") or {}, examples=examples, manifest=m)
+
+
+def _size_category(n: int) -> str:
+    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+                         (10_000_000, "1M<n<10M")):
+        if n < limit:
+            return label
+    return "n>10M"
+
+
+def _md(s) -> str:
+    return str(s).replace("|", "\\|").replace("\n", " ")
+
+
+def _fmt_settings(kw: dict) -> str:
+    return ", ".join(f"{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in kw.items()) or "defaults"
+
+
+def dataset_card(build: BuildDir, *, repo_id: str | None = None, format: str = "parquet",
+                 configs: list[dict] | None = None, secrets=(), facts: CardFacts | None = None) -> str:
+    """The README.md of the dataset: YAML metadata (license, tasks, configs) and the prose around it."""
+    f = facts or gather_facts(build)
+    secrets = list(secrets) + _known_secrets()
+    repo = repo_id or f"<user>/{f.name}"
+    total = sum(f.rows_by_subset.values())
+    tasks = {"video-text-to-text"}
+    if f.rows_by_subset.get("mcq") or f.rows_by_subset.get("open_qa"):
+        tasks.add("visual-question-answering")
+    meta = {"license": f.license, "pretty_name": f.name, "task_categories": sorted(tasks),
+            "tags": ["video", "synthetic", "vdata"], "size_categories": [_size_category(total)]}
+    if configs:
+        meta["configs"] = configs
+    L = ["---", yaml.safe_dump(meta, sort_keys=False).rstrip(), "---", "", f"# {f.name}", ""]
+    L += [f.description + "\n" if f.description else ""]
+    L += [f"A video instruction-tuning dataset built with vdata from {f.videos} source "
+          f"video(s) ({f.video_hours * 60:.1f} minutes) cut into {f.clips} clip(s): {total} sample(s) "
+          f"in {len(f.rows_by_subset)} subset(s). Every sample keeps its video id, clip interval (seconds, "
+          "video-absolute) and the teacher model and prompt version that wrote it.", ""]
+    # sizes
+    L += ["## Size", "", "| subset | rows |", "|---|---:|"]
+    L += [f"| {s} | {f.rows_by_subset[s]} |" for s in SUBSETS if s in f.rows_by_subset]
+    L += ["", "| task | rows |", "|---|---:|"]
+    L += [f"| {t} | {n} |" for t, n in sorted(f.rows_by_task.items())]
+    if f.clip_seconds:
+        cs = f.clip_seconds
+        L += ["", f"Clips: {len(cs)}, length min {cs[0]:.1f} s, median {cs[len(cs) // 2]:.1f} s, max {cs[-1]:.1f} s."]
+    L += [""]
+    # recipe
+    L += ["## How it was made", "", "### Pipeline", "",
+          "| # | stage | settings | rows in | rows out | dropped |", "|---|---|---|---:|---:|---|"]
+    stats = {s.get("stage"): s for s in f.stages}
+    for i, (name, kw) in enumerate(f.stage_settings):
+        st = stats.get(name, {})
+        dropped = ", ".join(f"{k}: {v}" for k, v in sorted((st.get("rejects") or {}).items())) or "-"
+        L.append(f"| {i + 1} | {name} | {_md(redact_config(_fmt_settings(kw), secrets))} | {st.get('rows_in', '')} | "
+                 f"{st.get('rows_out', '')} | {_md(dropped)} |")
+    L += ["", "### Filters and drop counts", ""]
+    if f.rejects_by_reason:
+        thresholds = {}
+        for name, kw in f.stage_settings:
+            for key in ("thresholds",):
+                if isinstance(kw.get(key), dict):
+                    thresholds[name] = kw[key]
+            flat = {k: v for k, v in kw.items() if re.search(r"(_min|_max|^min_|^max_)", k)}
+            if flat:
+                thresholds.setdefault(name, {}).update(flat)
+        L += ["| stage | reason | dropped |", "|---|---|---:|"]
+        for key, n in sorted(f.rejects_by_reason.items()):
+            stage, _, reason = key.partition(":")
+            L.append(f"| {stage} | {reason} | {n} |")
+        if thresholds:
+            L += ["", "Thresholds in force:", ""]
+            L += [f"- {name}: {_md(_fmt_settings(t))}" for name, t in thresholds.items()]
+        L += ["", f"Every dropped item is listed with its reason and numbers in the build's `rejects/` table "
+                  f"({f.manifest.get('rejects', sum(f.rejects_by_reason.values()))} rows)."]
+    else:
+        L += ["No item was dropped."]
+    L += ["", "### Teachers and prompt versions", ""]
+    if f.teachers:
+        L += ["| task | teacher | model | prompt version | rows |", "|---|---|---|---|---:|"]
+        L += [f"| {t['role']} | {_md(t['teacher'] or '-')} | {_md(t['model'] or '-')} | {_md(t['prompt_version'] or '-')} | "
+              f"{t['rows']} |" for t in f.teachers]
+    else:
+        L += ["No teacher columns in this build."]
+    if f.config_text:
+        L += ["", "### Config", "", "The build config (secrets removed; `${VAR}` values come from the environment):", "",
+              "```yaml", redact_config(f.config_text, secrets).rstrip(), "```"]
+    versions = f.manifest.get("versions") or {}
+    if versions:
+        L += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) + "."]
+    # sample
+    if f.examples:
+        L += ["", "## Samples", ""]
+        for s in SUBSETS:
+            ex = f.examples.get(s)
+            if not ex:
+                continue
+            L += [f"**{s}** (`{ex['task']}`, `{ex['sample_id']}`)", "", "```text",
+                  "USER: <video>" + ex["question"][:800], "ASSISTANT: " + ex["answer"][:800], "```", ""]
+    L += _loading_section(f, repo, format, configs)
+    L += ["", "## License", "", f"`{f.license}` (from the build config's `license`). The source videos keep their own "
+          "licences; check them before redistribution.", ""]
+    text = "\n".join(L)
+    return redact_config(text, secrets) if secrets else text
+
+
+def _loading_section(f: CardFacts, repo: str, format: str, configs) -> list:
+    first = (configs or [{}])[0].get("config_name", "default") if configs else "default"
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f.name)
+    L = ["## Loading", "", "### 🤗 datasets", "", "```python", "from datasets import load_dataset", "",
+         f'ds = load_dataset("{repo}", "{first}", split="{"test" if format == "lmms-eval" else "train"}")']
+    if format in ("parquet", "llava", "sharegpt"):
+        L += ["# video paths are relative to the repo root; fetch the files with", "from huggingface_hub import snapshot_download",
+              f'root = snapshot_download("{repo}", repo_type="dataset")']
+    L += ["```", "", "Configs: " + ", ".join(f"`{c['config_name']}`" for c in (configs or [])) + ".", ""]
+    subsets = [s for s in SUBSETS if s in f.rows_by_subset]
+    if f.level == "haystack_items":
+        return L + ["### lmms-eval", "", "This is an evaluation benchmark. `vdata haystack` writes its lmms-eval task folder "
+                    "(YAML, utils.py, Video-MME-style Parquet, video zip shards) and its VLMEvalKit TSV next to the items; "
+                    "run lmms-eval with `--include_path` on that folder.", ""]
+    if format in ("parquet", "sharegpt"):
+        L += ["### LLaMA-Factory", "", "The repo root is a LLaMA-Factory dataset folder (`dataset_info.json`, sharegpt "
+              "records with `<video>` tags, videos as relative paths):", "", "```bash",
+              f"hf download {repo} --repo-type dataset --local-dir data/{name}",
+              f"llamafactory-cli train ... --dataset_dir data/{name} --dataset "
+              + ",".join(f"{name}_{s}" for s in subsets), "```", ""]
+    else:
+        L += ["### LLaMA-Factory", "", f"This repo holds the `{format}` layout. The LLaMA-Factory layout of the same data is "
+              "published by `vdata push --format sharegpt` (or the default `parquet` push, which includes it).", ""]
+    if format in ("parquet", "lmms-eval"):
+        task = task_name(name)
+        L += ["### lmms-eval", "", "The repo root is an lmms-eval task folder; its YAMLs load the docs from this repo "
+              "and the videos are resolved next to them:", "", "```bash",
+              f"hf download {repo} --repo-type dataset --local-dir tasks/{name}",
+              f"lmms-eval --model <model> --tasks {task} --include_path tasks/{name}", "```", ""]
+    else:
+        L += ["### lmms-eval", "", f"This repo holds the `{format}` layout; the lmms-eval task folder is published by "
+              "`vdata push --format lmms-eval` (or the default `parquet` push, which includes it).", ""]
+    return L
+
+
+def write_card(out_dir: str, path: str | None = None, repo_id: str | None = None) -> str:
+    """`vdata card OUT`: write the dataset card for a build (default `OUT/README.md`)."""
+    from vdata.exporters.parquet import PARQUET_SUBSETS
+
+    build = open_build(out_dir)
+    facts = gather_facts(build)
+    present = [s for s in PARQUET_SUBSETS if s in facts.rows_by_subset]
+    configs = configs_yaml({s: f"data/{s}/train-*.parquet" for s in present})
+    text = dataset_card(build, repo_id=repo_id, configs=configs, facts=facts)
+    path = path or os.path.join(build.path, "README.md")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return path
+
+
+# --- staging ---------------------------------------------------------------------------------------
+
+@dataclass
+class Staged:
+    folder: str
+    configs: list
+    ignore: list
+    files: int
+    notes: list
+
+
+def zip_videos(folder: str, max_bytes: int = ZIP_SHARD_BYTES) -> list[str]:
+    """Pack `<folder>/videos/**` into `videos_000.zip`, … (stored, not deflated: video is compressed).
+
+    Paths inside the archives keep the `videos/` prefix, so extracting every shard into one folder gives
+    the paths the records name. Returns the archive names.
+    """
+    root = os.path.join(folder, "videos")
+    files = []
+    for dp, _, fn in os.walk(root, followlinks=True):
+        files += [os.path.join(dp, x) for x in fn]
+    files.sort()
+    for old in os.listdir(folder):
+        if re.fullmatch(r"videos_\d{3}\.zip", old):
+            os.remove(os.path.join(folder, old))
+    shards, cur, size = [], [], 0
+    for p in files:
+        s = os.path.getsize(p)
+        if cur and size + s > max_bytes:
+            shards.append(cur)
+            cur, size = [], 0
+        cur.append(p)
+        size += s
+    if cur:
+        shards.append(cur)
+    names = []
+    for i, group in enumerate(shards):
+        name = f"videos_{i:03d}.zip"
+        with zipfile.ZipFile(os.path.join(folder, name), "w", zipfile.ZIP_STORED) as z:
+            for p in group:
+                # fixed timestamps: the same videos give byte-identical zips, so a re-push uploads nothing
+                info = zipfile.ZipInfo(os.path.relpath(p, folder), date_time=(2020, 1, 1, 0, 0, 0))
+                with open(p, "rb") as src:
+                    z.writestr(info, src.read())
+        names.append(name)
+    return names
+
+
+def stage(out_dir: str, folder: str, format: str = "parquet", repo_id: str | None = None,
+          time_format: str = "seconds") -> Staged:
+    """Export the build into `folder` in the Hub layout of `format` (see the module docstring)."""
+    if format not in PUSH_FORMATS:
+        raise ExportError(f"push format must be one of {', '.join(PUSH_FORMATS)}, not {format!r}")
+    os.makedirs(folder, exist_ok=True)
+    common = dict(time_format=time_format, media="link", bucket_media=True)
+    notes, ignore = [], []
+    if format == "parquet" and open_build(out_dir).level == "haystack_items":
+        # a `vdata haystack` benchmark: its items and videos as the `haystack` config (its lmms-eval folder
+        # and zip shards are written by the haystack run itself)
+        res = export(out_dir, folder, "parquet", **common)
+        configs = configs_yaml({s: f"data/{s}/train-*.parquet" for s in res.rows})
+        notes.append(res.summary())
+    elif format == "parquet":
+        res = export(out_dir, folder, "parquet", **common)
+        configs = configs_yaml({s: f"data/{s}/train-*.parquet" for s in res.rows})
+        export(out_dir, folder, "sharegpt", **common)
+        lm = export(out_dir, folder, "lmms-eval", hub_repo=repo_id, docs_dir="lmms_eval", hub_videos="files", **common)
+        notes += [res.summary(), lm.summary()]
+    elif format == "llava":
+        res = export(out_dir, folder, "llava", **common)
+        os.remove(os.path.join(folder, f"{_stem(res)}.yaml"))   # its paths are local to this machine
+        configs = [{"config_name": _llava_config(f), "data_files": [{"split": "train", "path": f}]} for f in res.rows]
+        notes.append(res.summary())
+    elif format == "sharegpt":
+        res = export(out_dir, folder, "sharegpt", **common)
+        configs = [{"config_name": _subset_of_file(f), "data_files": [{"split": "train", "path": f}]} for f in res.rows]
+        notes.append(res.summary())
+    else:
+        res = export(out_dir, folder, "lmms-eval", hub_repo=repo_id, **common)
+        configs = [{"config_name": k, "data_files": [{"split": "test", "path": f"data/{k}.parquet"}]} for k in res.rows]
+        zip_videos(folder)
+        ignore.append("videos/**")
+        notes.append(res.summary())
+    for c in configs[:1]:
+        c["default"] = True
+    n = sum(1 for dp, _, fn in os.walk(folder, followlinks=True) for _ in fn)
+    return Staged(folder, configs, ignore, n, notes)
+
+
+def _stem(res) -> str:
+    return os.path.basename(res.files[-1])[:-len(".yaml")]
+
+
+def _llava_config(fname: str) -> str:
+    for suffix, config in (("_oe_qa.json", "open_ended"), ("_mc_qa.json", "multiple_choice"), ("_cap.json", "captions")):
+        if fname.endswith(suffix):
+            return config
+    return fname
+
+
+def _subset_of_file(fname: str) -> str:
+    base = re.sub(r"\.jsonl?$", "", fname)
+    for s in sorted(SUBSETS, key=len, reverse=True):
+        if base.endswith("_" + s):
+            return s
+    return base
+
+
+# --- push ------------------------------------------------------------------------------------------
+
+@dataclass
+class PushResult:
+    repo_id: str
+    url: str
+    commit: str
+    files: int
+    staging: str
+    configs: list
+
+
+def resolve_token(token: str | None = None) -> str:
+    from huggingface_hub import get_token
+
+    tok = token or get_token()
+    if not tok:
+        raise HubError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
+    return tok
+
+
+def push(out_dir: str, repo_id: str, *, private: bool = False, format: str = "parquet", endpoint: str | None = None,
+         token: str | None = None, staging_dir: str | None = None, commit_message: str | None = None,
+         time_format: str = "seconds", log=None) -> PushResult:
+    """Stage the build in the Hub layout of `format`, write the card, create the repo, upload."""
+    from huggingface_hub import HfApi, constants
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*", repo_id or ""):
+        raise HubError(f"--repo must look like user/name, not {repo_id!r}")
+    if constants.is_offline_mode():
+        raise HubError("HF_HUB_OFFLINE is set: unset it to push")
+    tok = resolve_token(token)
+    build = open_build(out_dir)
+    folder = staging_dir or os.path.join(build.path, "_hub", format)
+    staged = stage(out_dir, folder, format=format, repo_id=repo_id, time_format=time_format)
+    card = dataset_card(build, repo_id=repo_id, format=format, configs=staged.configs, secrets=[tok])
+    with open(os.path.join(folder, "README.md"), "w", encoding="utf-8") as fh:
+        fh.write(card)
+    if log:
+        log(f"staged {staged.files} file(s) in {folder}; uploading to {repo_id} ({'private' if private else 'public'})")
+    api = HfApi(endpoint=endpoint, token=tok)
+    url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    info = api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=folder,
+                             ignore_patterns=staged.ignore or None,
+                             commit_message=commit_message or f"vdata push: {build.name} ({format})")
+    return PushResult(repo_id, str(url), info.oid, staged.files, folder, staged.configs)
