@@ -132,9 +132,10 @@ def rethreshold(out_dir, overrides, write_to):
 def _attach_optional_commands() -> None:
     """Commands that live next to their feature; attached here so `vdata --help` lists them."""
     from vdata.exporters.cli import card, export, push
+    from vdata.haystack.cli import haystack_cmd
     from vdata.pipelines.report import report_cmd
 
-    for command in (report_cmd, export, push, card):
+    for command in (report_cmd, export, push, card, haystack_cmd):
         main.add_command(command)
 
 

@@ -1,0 +1,253 @@
+"""The five haystack tasks. Each turns a seeded draw of needles into placements and a question whose
+answer is known by construction (MCQ with distractors from the same needle pool, plus an open form).
+
+A builder returns an ItemPlan, or a string saying why this grid cell cannot be built.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from dataclasses import dataclass
+
+from .layout import place_units, screen_box, span_s
+from .model import Base, ItemPlan, Placement
+from .needles import Needle, NeedleSet
+
+REF = {"image": 'the image "{}"', "text": 'the on-screen text "{}"', "clip": 'the video clip "{}"',
+       "audio": 'the spoken phrase "{}"'}
+WHICH = {"image": "Which image was shown in the video?", "text": "Which text appeared on screen in the video?",
+         "clip": "Which video clip was shown in the video?", "audio": "Which phrase was spoken in the video?"}
+LIST_ALL = {"image": "List every image that was shown in the video, in order of appearance.",
+            "text": "List every text that appeared on screen in the video, in order of appearance.",
+            "clip": "List every video clip that was shown in the video, in order of appearance.",
+            "audio": "List every phrase that was spoken in the video, in order."}
+ORDER_SEP = " -> "
+LIST_SEP = "; "
+
+
+@dataclass
+class Cell:
+    """One item to build: the grid values plus its own random stream and answer slot."""
+
+    item_id: str
+    rng: random.Random
+    base: Base
+    n: int
+    depth: float | None
+    k: int                       # options
+    answer_pos: int              # where the correct option goes (balanced across items)
+    gap_s: float
+    pair_gap_s: float
+
+
+def _mcq(rng: random.Random, correct: str, distractors: list[str], pos: int) -> tuple[list[str], int]:
+    others = list(distractors)
+    rng.shuffle(others)
+    return others[:pos] + [correct] + others[pos:], pos
+
+
+def _place(cell: Cell, nset: NeedleSet, needle: Needle, role: str, start: float) -> Placement:
+    b = cell.base
+    box = screen_box(cell.rng, needle, nset.style, nset.scale, b.width, b.height)
+    return Placement(needle, role, round(start, 6), round(start + span_s(needle, b.fps), 6), nset.style, box)
+
+
+def _singles(cell: Cell, nset: NeedleSet, needles: list[Needle], roles: list[str],
+             target: int | None) -> list[Placement] | None:
+    b = cell.base
+    spans = [span_s(nd, b.fps) for nd in needles]
+    starts = place_units(cell.rng, b.length_s, spans, cell.gap_s, b.fps, target=target,
+                         depth=cell.depth if target is not None else None)
+    if starts is None:
+        return None
+    return [_place(cell, nset, nd, role, t) for nd, role, t in zip(needles, roles, starts)]
+
+
+def _depth_of(p: Placement, length_s: float) -> float:
+    room = length_s - (p.end_s - p.start_s)
+    return round(p.start_s / room, 4) if room > 0 else 0.0
+
+
+def _no_fit(cell: Cell) -> str:
+    return f"{cell.n} needle(s) with {cell.gap_s:g} s gaps do not fit a {cell.base.length_s:g} s haystack"
+
+
+def retrieval(cell: Cell, nset: NeedleSet, payload: NeedleSet) -> ItemPlan | str:
+    pool, n, k = nset.needles, cell.n, cell.k
+    if len(pool) < n + k - 1:
+        return f"needs {n + k - 1} {nset.name} needles ({n} inserted + {k - 1} distractors), the pool has {len(pool)}"
+    inserted = cell.rng.sample(pool, n)
+    t = cell.rng.randrange(n)
+    placed = _singles(cell, nset, inserted, ["target" if i == t else "other" for i in range(n)], t)
+    if placed is None:
+        return _no_fit(cell)
+    target = inserted[t]
+    distractors = cell.rng.sample([p.label for p in pool if p not in inserted], k - 1)
+    options, ai = _mcq(cell.rng, target.label, distractors, cell.answer_pos)
+    question = WHICH[nset.kind] + (" Only one of the options appeared." if n > 1 else "")
+    in_order = [p.needle.label for p in sorted(placed, key=lambda p: p.start_s)]
+    if n == 1:
+        open_q, open_a = WHICH[nset.kind] + " Answer in a few words.", target.label
+    else:
+        open_q, open_a = LIST_ALL[nset.kind], LIST_SEP.join(in_order)
+    tp = next(p for p in placed if p.role == "target")
+    return _plan(cell, "retrieval", nset, placed, question, options, ai, open_q, open_a,
+                 [target.label] if n == 1 else in_order, target_depth=_depth_of(tp, cell.base.length_s))
+
+
+def ordering(cell: Cell, nset: NeedleSet, payload: NeedleSet) -> ItemPlan | str:
+    pool, n, k = nset.needles, cell.n, cell.k
+    if n < 2:
+        return "ordering needs at least 2 needles"
+    spare_needed = 1 if math.factorial(n) < k else 0
+    if len(pool) < n + spare_needed:
+        return f"needs {n + spare_needed} {nset.name} needles, the pool has {len(pool)}"
+    inserted = cell.rng.sample(pool, n)
+    placed = _singles(cell, nset, inserted, ["target"] * n, None)
+    if placed is None:
+        return _no_fit(cell)
+    order = [p.needle.label for p in sorted(placed, key=lambda p: p.start_s)]
+    correct = ORDER_SEP.join(order)
+    wrong: list[str] = []
+    if math.factorial(n) - 1 >= k - 1:
+        while len(wrong) < k - 1:   # random distinct permutations (n! can be huge: never list them all)
+            # terminates: at least k - 1 wrong permutations exist
+            perm = order[:]
+            cell.rng.shuffle(perm)
+            s = ORDER_SEP.join(perm)
+            if s != correct and s not in wrong:
+                wrong.append(s)
+    else:
+        wrong = [ORDER_SEP.join(p) for p in itertools.permutations(order) if list(p) != order]
+        spares = [p.label for p in pool if p not in inserted]
+        for _ in range(1000):       # too few permutations: swap one needle for one never shown
+            if len(wrong) >= k - 1:
+                break
+            seq = order[:]
+            seq[cell.rng.randrange(n)] = cell.rng.choice(spares)
+            cell.rng.shuffle(seq)
+            s = ORDER_SEP.join(seq)
+            if s not in wrong:
+                wrong.append(s)
+        if len(wrong) < k - 1:
+            return f"cannot make {k} distinct orderings from {len(pool)} {nset.name} needles"
+        wrong = cell.rng.sample(wrong, k - 1)
+    options, ai = _mcq(cell.rng, correct, wrong, cell.answer_pos)
+    listed = ", ".join(f'"{lab}"' for lab in sorted(order))
+    question = f"In which order were these {nset.plural} {nset.verb}: {listed}?"
+    open_q = (f"List these {nset.plural} in the order they were {nset.verb}: {listed}. "
+              f'Answer as "first{ORDER_SEP}second{ORDER_SEP}...".')
+    return _plan(cell, "ordering", nset, placed, question, options, ai, open_q, correct, order)
+
+
+def counting(cell: Cell, nset: NeedleSet, payload: NeedleSet) -> ItemPlan | str:
+    pool, n, k = nset.needles, cell.n, cell.k
+    times = cell.rng.randint(1, n)
+    if len(pool) < 1 + (n - times):
+        return f"needs {1 + n - times} {nset.name} needles, the pool has {len(pool)}"
+    drawn = cell.rng.sample(pool, 1 + (n - times))
+    target, others = drawn[0], drawn[1:]
+    needles = [target] * times + others
+    placed = _singles(cell, nset, needles, ["target"] * times + ["other"] * len(others), None)
+    if placed is None:
+        return _no_fit(cell)
+    numbers = [x for x in range(0, max(n + 2, k + 1)) if x != times]
+    options, ai = _mcq(cell.rng, str(times), [str(x) for x in cell.rng.sample(numbers, k - 1)], cell.answer_pos)
+    question = f"How many times was {REF[nset.kind].format(target.label)} {nset.verb} in the video?"
+    return _plan(cell, "counting", nset, placed, question, options, ai, question + " Answer with a number.",
+                 str(times), [target.label])
+
+
+def multihop(cell: Cell, nset: NeedleSet, payload: NeedleSet) -> ItemPlan | str:
+    """Pairs (anchor, payload): the question names an anchor and asks what came right after it, so
+    the answer is only reachable by finding the anchor and then the needle that follows it."""
+    n, k, b = cell.n, cell.k, cell.base
+    if n < 2:
+        return "multihop needs at least 2 anchor/payload pairs"
+    same = payload is nset
+    need_payloads = max(n, k)
+    if same and len(nset.needles) < n + need_payloads:
+        return f"needs {n + need_payloads} {nset.name} needles (anchors and payloads), the pool has {len(nset.needles)}"
+    if not same and (len(nset.needles) < n or len(payload.needles) < need_payloads):
+        return (f"needs {n} {nset.name} anchors and {need_payloads} {payload.name} payloads, "
+                f"the pools have {len(nset.needles)} and {len(payload.needles)}")
+    anchors = cell.rng.sample(nset.needles, n)
+    payload_pool = [p for p in payload.needles if p not in anchors]
+    payloads = cell.rng.sample(payload_pool, n)
+    t = cell.rng.randrange(n)
+    pair_gap = round(cell.pair_gap_s * b.fps) / b.fps
+    units = [span_s(a, b.fps) + pair_gap + span_s(p, b.fps) for a, p in zip(anchors, payloads)]
+    starts = place_units(cell.rng, b.length_s, units, cell.gap_s, b.fps, target=t, depth=cell.depth)
+    if starts is None:
+        return _no_fit(cell)
+    placed = []
+    for i, (a, p, s) in enumerate(zip(anchors, payloads, starts)):
+        placed.append(_place(cell, nset, a, "anchor" if i == t else "other_anchor", s))
+        p_start = math.ceil((s + span_s(a, b.fps) + pair_gap) * b.fps - 1e-6) / b.fps
+        placed.append(_place(cell, payload, p, "target" if i == t else "other", p_start))
+    correct = payloads[t].label
+    seen = [p.label for i, p in enumerate(payloads) if i != t]
+    fill = [p.label for p in payload_pool if p not in payloads]
+    distractors = cell.rng.sample(seen, min(len(seen), k - 1))
+    distractors += cell.rng.sample(fill, k - 1 - len(distractors))
+    options, ai = _mcq(cell.rng, correct, distractors, cell.answer_pos)
+    what = {"image": "image was shown", "text": "text appeared on screen", "clip": "video clip was shown",
+            "audio": "phrase was spoken"}[payload.kind]
+    question = f"Which {what} right after {REF[nset.kind].format(anchors[t].label)}?"
+    anchor_p = next(p for p in placed if p.role == "anchor")
+    return _plan(cell, "multihop", nset, placed, question, options, ai, question + " Answer in a few words.",
+                 correct, [correct], target_depth=_depth_of(anchor_p, b.length_s))
+
+
+def _interval_text(s: float, e: float) -> str:
+    return f"{s:.1f} - {e:.1f} seconds"
+
+
+def localization(cell: Cell, nset: NeedleSet, payload: NeedleSet) -> ItemPlan | str:
+    pool, n, k, b = nset.needles, cell.n, cell.k, cell.base
+    if len(pool) < n:
+        return f"needs {n} {nset.name} needles, the pool has {len(pool)}"
+    inserted = cell.rng.sample(pool, n)
+    t = cell.rng.randrange(n)
+    placed = _singles(cell, nset, inserted, ["target" if i == t else "other" for i in range(n)], t)
+    if placed is None:
+        return _no_fit(cell)
+    tp = next(p for p in placed if p.role == "target")
+    s0, e0 = tp.start_s, tp.end_s
+    d = e0 - s0
+    chosen = [(s0, e0)]
+    # Hard negatives first: the same length at the other needles' times; then random spots.
+    candidates = [p.start_s for p in placed if p is not tp]
+    cell.rng.shuffle(candidates)
+    for _ in range(400):
+        if len(chosen) == k:
+            break
+        s = candidates.pop() if candidates else round(cell.rng.uniform(0, b.length_s - d), 1)
+        s = min(max(0.0, s), b.length_s - d)
+        if all(s + d <= a or s >= z for a, z in chosen):   # options never overlap each other
+            chosen.append((s, s + d))
+    if len(chosen) < k:
+        return f"a {b.length_s:g} s haystack has no room for {k} non-overlapping {d:.1f} s intervals"
+    texts = [_interval_text(s, e) for s, e in chosen]
+    if len(set(texts)) < k:
+        return "interval options would print identically"
+    options, ai = _mcq(cell.rng, texts[0], texts[1:], cell.answer_pos)
+    ref = REF[nset.kind].format(tp.needle.label)
+    question = f"When was {ref} {nset.verb}? Give its start and end time in seconds."
+    open_q = f'When was {ref} {nset.verb}? Answer as "start - end" in seconds.'
+    return _plan(cell, "localization", nset, placed, question, options, ai, open_q, f"{s0:.2f} - {e0:.2f}",
+                 [tp.needle.label], interval=(s0, e0), target_depth=_depth_of(tp, b.length_s))
+
+
+def _plan(cell: Cell, task: str, nset: NeedleSet, placed: list[Placement], question: str, options: list[str],
+          ai: int, open_q: str, open_a: str, labels: list[str], interval=None, target_depth=None) -> ItemPlan:
+    return ItemPlan(item_id=cell.item_id, task=task, needle_type=nset.name, needles_per_item=cell.n,
+                    depth=cell.depth, target_depth=target_depth, base=cell.base,
+                    placements=sorted(placed, key=lambda p: p.start_s), question=question, options=options,
+                    answer_index=ai, open_question=open_q, open_answer=open_a, answer_labels=labels,
+                    answer_interval=interval)
+
+
+BUILDERS = {"retrieval": retrieval, "ordering": ordering, "counting": counting, "multihop": multihop,
+            "localization": localization}
