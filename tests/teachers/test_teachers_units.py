@@ -1,0 +1,376 @@
+"""Pure-logic tests of the teacher layer (no engine, no server)."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+from pydantic import ValidationError
+
+from vdata.teachers import (
+    ImagePart,
+    Message,
+    RequestCache,
+    TeacherRequest,
+    TeacherResult,
+    TextPart,
+    Usage,
+    VideoPart,
+    build_teacher,
+    estimate_tokens,
+    merge_stats,
+    parse_teacher_config,
+    parse_teachers_config,
+)
+from vdata.teachers.accounting import Accountant
+from vdata.teachers.cache import request_key
+from vdata.teachers.config import ManagedTeacherConfig, OpenAITeacherConfig, VLLMTeacherConfig
+from vdata.teachers.managed import cli_args
+from vdata.teachers.media_encoding import encode_jpeg, frames_to_mp4
+from vdata.teachers.openai_compat import backoff_delay, parse_retry_after
+from vdata.teachers.redaction import redact
+from vdata.teachers.structured import (
+    check_reply,
+    dialect_from_server_info,
+    is_strict_compatible,
+    parse_lenient,
+    reask_messages,
+    structured_body,
+    validate_json,
+)
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"label": {"enum": ["cat", "dog"]}, "n": {"type": "integer", "minimum": 0, "maximum": 9}},
+    "required": ["label", "n"],
+    "additionalProperties": False,
+}
+
+
+# --------------------------------------------------------------------------- config
+def test_issue_config_example_parses():
+    teachers = parse_teachers_config(
+        {
+            "captioner": {"backend": "vllm", "model": "Qwen/Qwen2.5-VL-7B-Instruct", "gpus_per_replica": 1,
+                          "replicas": 4, "engine": {"max_model_len": 32768}},
+            "writer": {"backend": "openai", "base_url": "http://10.0.0.5:8000/v1", "model": "qwen2.5-72b",
+                       "api_key": "sk-abc", "max_concurrency": 64, "rpm": 3000},
+            "judge": {"backend": "openai", "model": "gpt-4o-mini"},
+            "local": {"backend": "managed", "engine": "vllm", "model": "./models/tiny-vlm"},
+        }
+    )
+    assert isinstance(teachers["captioner"], VLLMTeacherConfig)
+    assert teachers["captioner"].ray_actor_options() == {"num_gpus": 1, "num_cpus": 1}
+    assert isinstance(teachers["writer"], OpenAITeacherConfig) and teachers["writer"].rpm == 3000
+    assert teachers["judge"].base_url == "https://api.openai.com/v1"
+    assert isinstance(teachers["local"], ManagedTeacherConfig) and teachers["local"].port is None
+    assert "sk-abc" not in repr(teachers) and "sk-abc" not in teachers["writer"].model_dump_json()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"backend": "openai", "model": "m", "typo_field": 1},
+        {"backend": "nope", "model": "m"},
+        {"backend": "openai", "model": "m", "structured_output": "guided_json"},
+        {"backend": "managed", "engine": "sglang", "model": "m"},
+        {"backend": "openai", "model": "m", "max_concurrency": 0},
+    ],
+)
+def test_config_rejects(bad):
+    with pytest.raises(ValidationError):
+        parse_teacher_config(bad)
+
+
+# --------------------------------------------------------------------------- structured output
+def test_structured_body_per_dialect():
+    assert structured_body("openai", SCHEMA, "qa reply") == {
+        "response_format": {"type": "json_schema",
+                            "json_schema": {"name": "qa_reply", "schema": SCHEMA, "strict": True}}
+    }
+    assert structured_body("vllm", SCHEMA) == {"structured_outputs": {"json": SCHEMA}}
+    assert structured_body("llamacpp", SCHEMA) == {"response_format": {"type": "json_object", "schema": SCHEMA}}
+    assert structured_body("none", SCHEMA) == {}
+    assert structured_body("vllm", None) == {}
+    assert "guided_json" not in json.dumps([structured_body(d, SCHEMA) for d in ("openai", "vllm", "llamacpp")])
+    loose = {"type": "object", "properties": {"a": {"type": "string"}}}
+    assert structured_body("openai", loose)["response_format"]["json_schema"]["strict"] is False
+    with pytest.raises(ValueError):
+        structured_body("auto", SCHEMA)
+
+
+def test_strict_compat_nested():
+    assert is_strict_compatible(SCHEMA)
+    nested = {"type": "object", "properties": {"x": {"type": "object", "properties": {"y": {"type": "integer"}},
+              "required": ["y"]}}, "required": ["x"], "additionalProperties": False}
+    assert not is_strict_compatible(nested)
+
+
+def test_dialect_detection():
+    assert dialect_from_server_info("https://api.openai.com/v1") == "openai"
+    vllm_models = {"object": "list", "data": [{"id": "m", "object": "model", "owned_by": "vllm"}]}
+    assert dialect_from_server_info("http://127.0.0.1:8000/v1", vllm_models) == "vllm"
+    lcpp = {"data": [{"id": "m", "owned_by": "llamacpp", "meta": {"n_ctx_train": 2048}}]}
+    assert dialect_from_server_info("http://127.0.0.1:8080/v1", lcpp) == "llamacpp"
+    assert dialect_from_server_info("http://127.0.0.1:8080/v1", {"data": [{"id": "m", "owned_by": "me"}]}) == "llamacpp"
+    assert dialect_from_server_info("http://x/v1", None, {"version": "0.32.0"}) == "vllm"
+    assert dialect_from_server_info("http://x/v1", {"data": [{"id": "m", "owned_by": "sglang"}]}) == "openai"
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ('{"label": "cat", "n": 3}', {"label": "cat", "n": 3}),
+        ('```json\n{"label": "dog", "n": 1}\n```', {"label": "dog", "n": 1}),
+        ('Sure! Here it is: {"label": "dog", "n": 1} hope this helps', {"label": "dog", "n": 1}),
+        ('{"label": "line1\nline2", "n": 2}', {"label": "line1\nline2", "n": 2}),  # raw control char
+        ("[1, 2]", [1, 2]),
+    ],
+)
+def test_parse_lenient_ok(text, expected):
+    value, err = parse_lenient(text)
+    assert err is None and value == expected
+
+
+@pytest.mark.parametrize("text", ["", None, "no json here", '{"label": "cat", "n": '])
+def test_parse_lenient_fails_with_reason(text):
+    value, err = parse_lenient(text)
+    assert value is None and err
+
+
+def test_validation_and_reask():
+    assert validate_json({"label": "cat", "n": 3}, SCHEMA) is None
+    err = validate_json({"label": "cow", "n": 3}, SCHEMA)
+    assert err and "label" in err
+    assert validate_json({"label": "cat", "n": 30}, SCHEMA)
+    v, e = check_reply('{"label": "cat", "n": 11}', SCHEMA)
+    assert v is None and e.startswith("schema violation")
+    msgs = [Message("user", "q")]
+    re = reask_messages(msgs, '{"label": "cow"}', e, SCHEMA)
+    assert [m.role for m in re] == ["user", "assistant", "user"]
+    assert "not valid" in re[-1].content and '"enum"' in re[-1].content
+    assert len(msgs) == 1  # not mutated
+
+
+# --------------------------------------------------------------------------- retry/backoff
+def test_parse_retry_after_forms():
+    assert parse_retry_after({"Retry-After": "3"}) == 3.0
+    assert parse_retry_after({"retry-after": "1.5"}) == 1.5
+    assert parse_retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
+    assert parse_retry_after({}) is None
+    assert parse_retry_after({"Retry-After": "garbage"}) is None
+    now = time.time()
+    date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now + 30))
+    assert 28 <= parse_retry_after({"Retry-After": date}, now=now) <= 31
+
+
+def test_backoff_exponential_jitter_and_retry_after():
+    rng = random.Random(0)
+    ds = [backoff_delay(i, base=0.5, cap=8.0, rng=rng) for i in range(8)]
+    for i, d in enumerate(ds):
+        full = min(8.0, 0.5 * 2**i)
+        assert full / 2 <= d <= full
+    assert max(ds) <= 8.0
+    # Retry-After is a floor, and itself capped
+    assert backoff_delay(0, base=0.5, cap=8.0, retry_after=5.0, rng=rng) >= 5.0
+    assert backoff_delay(0, base=0.5, cap=8.0, retry_after=500.0, max_retry_after=60.0, rng=rng) == 60.0
+
+
+# --------------------------------------------------------------------------- cache keys
+def _img(seed=0, h=32, w=48):
+    return np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+
+def _key(req, sampling=None, model="m", backend="openai", extra=None):
+    return request_key(backend=backend, model=model, request=req, sampling=sampling or {"t": 0}, extra=extra)
+
+
+def test_cache_key_covers_everything_that_matters():
+    base = TeacherRequest.from_prompt("hi", images=[_img(0)], prompt_template_version="v1")
+    k = _key(base)
+    # request_id does not matter
+    assert _key(TeacherRequest.from_prompt("hi", images=[_img(0)], prompt_template_version="v1")) == k
+    assert _key(TeacherRequest.from_prompt("hi!", images=[_img(0)], prompt_template_version="v1")) != k
+    assert _key(TeacherRequest.from_prompt("hi", images=[_img(1)], prompt_template_version="v1")) != k
+    assert _key(TeacherRequest.from_prompt("hi", images=[_img(0)], prompt_template_version="v2")) != k
+    assert _key(TeacherRequest.from_prompt("hi", images=[_img(0)], prompt_template_version="v1",
+                                           json_schema=SCHEMA)) != k
+    assert _key(base, sampling={"t": 1}) != k
+    assert _key(base, model="m2") != k
+    assert _key(base, backend="vllm") != k
+    assert _key(base, extra={"image": {"max_side": 512}}) != k
+    # the same picture as JPEG bytes vs array are different inputs; equal bytes hash equal
+    buf = io.BytesIO()
+    Image.fromarray(_img(0)).save(buf, format="JPEG")
+    j1 = TeacherRequest.from_prompt("hi", images=[buf.getvalue()])
+    j2 = TeacherRequest.from_prompt("hi", images=[bytes(buf.getvalue())])
+    assert _key(j1) == _key(j2)
+
+
+def test_cache_key_video_frames_and_file(tmp_path):
+    frames = np.stack([_img(i) for i in range(4)])
+    v1 = TeacherRequest.from_prompt("v", video=VideoPart(frames=frames, timestamps=[0, 1, 2, 3], fps=25))
+    v2 = TeacherRequest.from_prompt("v", video=VideoPart(frames=frames, timestamps=[0, 1, 2, 4], fps=25))
+    v3 = TeacherRequest.from_prompt("v", video=VideoPart(frames=frames[::-1].copy(), timestamps=[0, 1, 2, 3], fps=25))
+    assert len({_key(v1), _key(v2), _key(v3)}) == 3
+    p = tmp_path / "a.mp4"
+    p.write_bytes(b"fake-video-1")
+    f1 = _key(TeacherRequest.from_prompt("v", video=VideoPart(path=p)))
+    p.write_bytes(b"fake-video-2")
+    assert _key(TeacherRequest.from_prompt("v", video=VideoPart(path=p))) != f1
+
+
+def test_request_cache_roundtrip_and_errors_not_cached(tmp_path):
+    c = RequestCache(tmp_path)
+    ok = TeacherResult("r1", text='{"a":1}', parsed={"a": 1}, usage=Usage(10, 3), finish_reason="stop", attempts=2)
+    c.put("ab" * 32, ok)
+    got = c.get("ab" * 32)
+    assert got.cached and got.text == ok.text and got.parsed == {"a": 1} and got.usage.completion_tokens == 3
+    c.put("cd" * 32, TeacherResult("r2", error="timeout: x"))
+    assert c.get("cd" * 32) is None and len(c) == 1
+    (tmp_path / "ef").mkdir()
+    (tmp_path / "ef" / ("ef" * 32 + ".json")).write_text("{corrupt")
+    assert c.get("ef" * 32) is None  # a torn entry is a miss, not a crash
+
+
+# --------------------------------------------------------------------------- accounting
+def test_accounting_and_merge():
+    a = Accountant("t", "openai", "m")
+    rs = [TeacherResult(str(i), text="x", usage=Usage(10, 5), latency_s=0.1 * (i + 1), attempts=1 + (i % 2))
+          for i in range(10)]
+    rs.append(TeacherResult("e", error="timeout: late", attempts=3, latency_s=2.0))
+    rs.append(TeacherResult("c", text="x", usage=Usage(10, 5), cached=True))
+    a.record_batch(rs, wall_s=2.0)
+    s = a.stats()
+    json.dumps(s)
+    assert s["requests"] == 12 and s["cache_hits"] == 1 and s["failures"] == 1
+    assert s["errors"] == {"timeout": 1}
+    assert s["retries"] == 5 + 2
+    assert s["prompt_tokens"] == 100 and s["completion_tokens"] == 50
+    assert 0.5 <= s["latency_p50_s"] <= 0.7 and s["latency_p95_s"] >= 1.0
+    assert s["tokens_per_s"] == pytest.approx(25.0)
+    m = merge_stats([s, s])
+    assert m["requests"] == 24 and m["completion_tokens"] == 100 and m["workers"] == 2
+    assert 0.4 <= m["latency_p50_s"] <= 0.9
+
+
+def test_estimate_tokens():
+    req = TeacherRequest.from_prompt("x" * 360, images=[_img(0, 280, 560)], system="sys")
+    e = estimate_tokens(req, max_tokens=100, max_side=560)
+    assert e["completion_tokens"] == 100
+    assert e["prompt_tokens"] >= 100 + 10 * 20  # text + 10x20 patches
+    frames = np.stack([_img(i, 56, 56) for i in range(8)])
+    ev = estimate_tokens(TeacherRequest.from_prompt("v", video=VideoPart(frames=frames, fps=2)), max_tokens=1)
+    assert ev["prompt_tokens"] >= 4 * 4
+
+
+# --------------------------------------------------------------------------- media / misc
+def test_video_metadata_derived():
+    v = VideoPart(frames=np.zeros((4, 8, 8, 3), np.uint8), timestamps=[0.0, 0.5, 1.0, 1.5], fps=30.0)
+    md = v.metadata()
+    assert md["frames_indices"] == [0, 15, 30, 45] and md["fps"] == 30.0 and md["do_sample_frames"] is False
+    assert md["total_num_frames"] >= 46 and md["duration"] >= 1.5
+    with pytest.raises(ValueError):
+        VideoPart()
+    with pytest.raises(ValueError):
+        VideoPart(frames=np.zeros((2, 8, 8, 3), np.uint8), timestamps=[0.0]).resolved_timestamps()
+
+
+def test_encode_jpeg_resizes_and_passes_through():
+    big = _img(0, 600, 900)
+    out = encode_jpeg(big, max_side=300, quality=80)
+    with Image.open(io.BytesIO(out)) as im:
+        assert im.format == "JPEG" and max(im.size) == 300
+    assert encode_jpeg(out, max_side=300) is out or encode_jpeg(out, max_side=300) == out
+    with pytest.raises(ValueError):
+        encode_jpeg(b"not an image")
+
+
+def test_frames_to_mp4_decodes():
+    import av
+
+    frames = [_img(i, 64, 96) for i in range(6)]
+    data = frames_to_mp4(frames, fps=2.0)
+    with av.open(io.BytesIO(data)) as c:
+        n = sum(1 for _ in c.decode(video=0))
+    assert n == 6
+
+
+def test_cli_args():
+    assert cli_args({"max_model_len": 2048, "enforce_eager": True, "trust_remote_code": False,
+                     "limit_mm_per_prompt": {"image": 2}}) == [
+        "--max-model-len", "2048", "--enforce-eager", "--limit-mm-per-prompt", '{"image": 2}']
+
+
+def test_redact():
+    assert redact("key sk-live-123456 leaked", ["sk-live-123456"]) == "key *** leaked"
+    assert "abcdef123456" not in redact("Authorization: Bearer abcdef123456")
+    assert "zzzzzz999" not in redact('{"api_key": "zzzzzz999"}')
+
+
+def test_errors_are_values_for_unreachable_server_and_bad_input():
+    # a closed loopback port: connection refused, fast, retried, then an error value
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    t = build_teacher("x", {"backend": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "model": "m",
+                            "max_retries": 2, "backoff_base_s": 0.01, "structured_output": "vllm"})
+    try:
+        reqs = [TeacherRequest.from_prompt("hi"), TeacherRequest.from_prompt("img", images=[b"not an image"]),
+                TeacherRequest(messages=[Message("user", [TextPart("x"), ImagePart(object())])])]
+        res = t.generate(reqs)
+        assert [r.request_id for r in res] == [r.request_id for r in reqs]
+        assert res[0].error_kind == "connection" and res[0].attempts == 3
+        assert res[1].error_kind == "input_error" and res[2].error_kind == "input_error"
+        st = t.stats()
+        assert st["failures"] == 3 and st["errors"] == {"connection": 1, "input_error": 2}
+    finally:
+        t.close()
+    assert t.generate([TeacherRequest.from_prompt("late")])[0].error_kind == "closed"
+
+
+def test_teacher_not_picklable():
+    import pickle
+
+    t = build_teacher("x", {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"})
+    try:
+        with pytest.raises(TypeError):
+            pickle.dumps(t)
+    finally:
+        t.close()
+
+
+def test_rpm_limiter_paces_after_burst():
+    import asyncio
+
+    from vdata.teachers.openai_compat import RpmLimiter
+
+    async def run(n):
+        lim = RpmLimiter(3000)  # 50/s, bursts of 50
+        t0 = time.monotonic()
+        await asyncio.gather(*(lim.acquire() for _ in range(n)))
+        return time.monotonic() - t0
+
+    assert asyncio.run(run(50)) < 0.2  # the burst goes at once
+    assert asyncio.run(run(75)) >= 0.45  # the next 25 are paced at 20 ms
+
+
+def test_repr_hides_url_credentials_and_agenerate():
+    import asyncio
+
+    t = build_teacher("x", {"backend": "openai", "base_url": "http://user:pw123456@127.0.0.1:9/v1", "model": "m",
+                            "max_retries": 0})
+    try:
+        assert "pw123456" not in repr(t)
+        res = asyncio.run(t.agenerate([TeacherRequest.from_prompt("hi")]))
+        assert res[0].error_kind == "connection" and "pw123456" not in res[0].error
+    finally:
+        t.close()

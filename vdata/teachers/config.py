@@ -1,0 +1,160 @@
+"""Teacher configuration: one pydantic model per backend, discriminated on ``backend``.
+
+A run config holds ``teachers: {name: TeacherConfig}``; stages refer to teachers by name.
+``${ENV}`` references are interpolated by the config loader before these models see them;
+API keys are kept as :class:`pydantic.SecretStr` so they never show in reprs or dumps.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, field_validator
+
+StructuredDialect = Literal["auto", "openai", "vllm", "llamacpp", "none"]
+VideoMode = Literal["auto", "frames", "video_url"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SamplingConfig(_Strict):
+    """Default sampling parameters; a request's ``sampling`` dict overrides single fields."""
+
+    temperature: float = Field(0.0, ge=0.0, le=5.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(512, ge=1)
+    seed: int | None = 0
+    stop: list[str] | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    top_k: int | None = None  # not OpenAI; sent in extra_body to vLLM / llama.cpp servers
+    repetition_penalty: float | None = None  # idem
+
+
+class ImageEncodingConfig(_Strict):
+    """How frames/images are sent to HTTP teachers (base64 JPEG ``image_url`` parts)."""
+
+    max_side: int = Field(768, ge=16, le=8192)
+    jpeg_quality: int = Field(85, ge=10, le=100)
+
+
+class VideoConfig(_Strict):
+    """How video parts are sent to HTTP teachers.
+
+    ``frames``: every frame as an ``image_url`` part (any VLM endpoint), preceded by its timestamp.
+    ``video_url``: a base64 MP4 ``video_url`` part (vLLM-served video models).
+    ``auto``: ``video_url`` for vLLM servers, ``frames`` otherwise.
+    """
+
+    mode: VideoMode = "auto"
+    max_frames: int = Field(32, ge=1, le=1024)  # frames sampled from a video *path* in frames mode
+    timestamps_in_text: bool = True
+
+
+class _TeacherCommon(_Strict):
+    sampling: SamplingConfig = SamplingConfig()
+    schema_retries: int = Field(2, ge=0, le=10, description="re-asks after an invalid structured reply")
+    cache: bool = Field(True, description="use the on-disk request cache when the run has one")
+    system_prompt: str | None = None
+
+
+class _HttpClientCommon(_TeacherCommon):
+    max_concurrency: int = Field(16, ge=1, le=4096)
+    rpm: float | None = Field(None, gt=0, description="request-per-minute budget (retries count)")
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(5, ge=0, le=50)
+    backoff_base_s: float = Field(0.5, ge=0.0)
+    backoff_max_s: float = Field(30.0, ge=0.0)
+    max_retry_after_s: float = Field(120.0, ge=0.0, description="cap on an honoured Retry-After")
+    structured_output: StructuredDialect = "auto"
+    image: ImageEncodingConfig = ImageEncodingConfig()
+    video: VideoConfig = VideoConfig()
+    extra_body: dict[str, Any] = Field(default_factory=dict, description="merged into every request body")
+
+
+class OpenAITeacherConfig(_HttpClientCommon):
+    """Any OpenAI-compatible ``/v1/chat/completions`` endpoint (OpenAI, vLLM, llama.cpp, SGLang, ...)."""
+
+    backend: Literal["openai"] = "openai"
+    model: str
+    base_url: str = "https://api.openai.com/v1"
+    api_key: SecretStr | None = Field(None, description="None: $OPENAI_API_KEY if set, else none sent")
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict, description="extra HTTP headers; values are secrets (e.g. an api-key header)"
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, v: str) -> str:
+        return v.rstrip("/")
+
+
+class VLLMTeacherConfig(_TeacherCommon):
+    """Offline ``vllm.LLM`` engine, one per replica (each replica is a Ray actor or this process)."""
+
+    backend: Literal["vllm"] = "vllm"
+    model: str
+    gpus_per_replica: float = Field(1, ge=0)
+    cpus_per_replica: float = Field(1, ge=0)
+    replicas: int = Field(1, ge=1)
+    engine: dict[str, Any] = Field(default_factory=dict, description="vllm.LLM(**engine) keyword args")
+    batch_size: int = Field(64, ge=1, description="requests per engine call (Ray Data path: per batch)")
+    env: dict[str, str] = Field(default_factory=dict, description="environment for the engine (e.g. VLLM_CPU_KVCACHE_SPACE)")
+    image: ImageEncodingConfig = ImageEncodingConfig()
+    video: VideoConfig = VideoConfig()
+
+    def ray_actor_options(self) -> dict[str, Any]:
+        """Resources one replica needs, for a stage's ``ActorPoolStrategy`` / ``ray.remote``."""
+        return {"num_gpus": self.gpus_per_replica, "num_cpus": self.cpus_per_replica}
+
+
+class ManagedTeacherConfig(_HttpClientCommon):
+    """vdata starts a local server (vLLM or llama.cpp) on a free loopback port and stops it at the end."""
+
+    backend: Literal["managed"] = "managed"
+    engine: Literal["vllm", "llamacpp"] = "vllm"
+    model: str
+    served_model_name: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    host: str = "127.0.0.1"
+    startup_timeout_s: float = Field(600.0, gt=0)
+    engine_args: dict[str, Any] = Field(default_factory=dict, description="--key value CLI args")
+    env: dict[str, str] = Field(default_factory=dict)
+    log_dir: str | None = None
+
+
+TeacherConfig = Annotated[
+    Union[OpenAITeacherConfig, VLLMTeacherConfig, ManagedTeacherConfig],
+    Field(discriminator="backend"),
+]
+TeachersConfig = dict[str, TeacherConfig]
+
+_teacher_adapter: TypeAdapter[Any] = TypeAdapter(TeacherConfig)
+_teachers_adapter: TypeAdapter[Any] = TypeAdapter(TeachersConfig)
+
+
+def parse_teacher_config(data: Any) -> OpenAITeacherConfig | VLLMTeacherConfig | ManagedTeacherConfig:
+    """Validate one teacher entry (a dict or an already-built model)."""
+    return _teacher_adapter.validate_python(data)
+
+
+def parse_teachers_config(data: Any) -> dict[str, Any]:
+    """Validate a ``teachers:`` mapping."""
+    return _teachers_adapter.validate_python(data)
+
+
+__all__ = [
+    "ImageEncodingConfig",
+    "ManagedTeacherConfig",
+    "OpenAITeacherConfig",
+    "SamplingConfig",
+    "StructuredDialect",
+    "TeacherConfig",
+    "TeachersConfig",
+    "VLLMTeacherConfig",
+    "VideoConfig",
+    "parse_teacher_config",
+    "parse_teachers_config",
+]

