@@ -105,3 +105,20 @@ def test_every_shipped_config_validates():
             if "does not exist" in str(e) or "environment variable" in str(e):
                 continue   # configs for other machines may name absent paths or unset secrets
             raise AssertionError(f"{path.name}: {e}")
+
+
+def test_teacher_config_errors_name_the_key():
+    msg = error_of(cfg(teachers={"cap": {"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:1/v1",
+                                         "max_concurency": 3}, "bad": {"backend": "nope"}}))
+    assert "teachers.cap.max_concurency: unknown key" in msg and "max_concurrency" in msg
+    assert "teachers.bad.backend" in msg and "'managed'" in msg
+
+
+def test_manifest_config_text_masks_literal_secrets():
+    from vdata.pipelines.runner import redact_config_text
+
+    text = ("teachers:\n  a: {backend: openai, model: m, api_key: sk-LITERAL123456}\n"
+            "  b:\n    api_key: ${OPENAI_API_KEY}\n    hf_token: hf_abcdefghijk\n")
+    out = redact_config_text(text)
+    assert "sk-LITERAL123456" not in out and "hf_abcdefghijk" not in out
+    assert "${OPENAI_API_KEY}" in out and "model: m" in out

@@ -140,7 +140,8 @@ def run_stage_on_table(stage, table: pa.Table, out_schema: pa.Schema, index: int
         _report(stats_actor_name, {
             "stage_index": index, "stage": stage.name, "rows_in": len(live),
             "rows_out": len(out_rows) - len(passthrough) - sum(reasons.values()),
-            "rejects": dict(reasons), "cache_hits": hits, "seconds": time.time() - t0, "t_end": time.time(), "pid": os.getpid(),
+            "rejects": dict(reasons), "cache_hits": hits, "teachers": _teacher_stats(stage),
+            "seconds": time.time() - t0, "t_end": time.time(), "pid": os.getpid(),
             "node": _node_id(),
         })
     return out
@@ -172,6 +173,13 @@ def _conserve_mass(stage, live: list[dict], out_rows: list[dict], reasons: Count
             row[R.MASS] = mass
             extra.append(row)
     return extra
+
+
+def _teacher_stats(stage) -> dict:
+    try:
+        return stage.teacher_stats()
+    except Exception:
+        return {}
 
 
 def _node_id() -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import shutil
 import time
 import uuid
@@ -207,6 +208,61 @@ def _versions() -> dict:
     return out
 
 
+_SECRET_VALUE = re.compile(r"(?i)\b([\w-]*(?:api[_-]?key|token|secret|password)[\w-]*\s*:\s*)(?!\$\{)([^\s,}#]+)")
+
+
+def redact_config_text(text: str) -> str:
+    """The config as written, with literal secret values masked (`${VAR}` references are kept:
+    they name a variable, not its value)."""
+    return _SECRET_VALUE.sub(lambda m: m.group(1) + '"***"', text or "")
+
+
+class _RunTeachers:
+    """Managed teachers start once per run, here on the driver; workers get an `openai` config for the
+    running server (so N actors share one server), and the server stops when the run ends, also on
+    errors and Ctrl-C. Other backends pass through to the workers as configured."""
+
+    def __init__(self, cfg: BuildConfig, console):
+        self.cfg, self.console, self.managed = cfg, console, {}
+        self.worker_configs: dict = {}
+
+    def __enter__(self):
+        from pydantic import SecretStr
+
+        used = {n for n, c in self.cfg.teachers.items()}
+        for name, raw in self.cfg.teachers.items():
+            if raw.get("backend") == "managed" and name in used:
+                from vdata.teachers import build_teacher
+
+                self.console.print(f"starting managed teacher {name!r} ({raw.get('engine', 'vllm')}: {raw.get('model')})")
+                teacher = build_teacher(name, raw)
+                self.managed[name] = teacher
+                client = teacher.client_config().model_dump(mode="python")
+                self.worker_configs[name] = {k: (v.get_secret_value() if isinstance(v, SecretStr) else v)
+                                             for k, v in client.items()}
+            else:
+                self.worker_configs[name] = raw
+        return self
+
+    def __exit__(self, *exc):
+        for teacher in self.managed.values():
+            teacher.close()
+
+
+def _teacher_summary(records: list[dict]) -> dict:
+    """Per teacher: the latest cumulative stats of each worker, merged."""
+    from vdata.teachers import merge_stats
+
+    latest: dict = {}
+    for r in records:
+        for name, st in (r.get("teachers") or {}).items():
+            latest[(name, r["pid"], r["stage_index"])] = st
+    by_name: dict = {}
+    for (name, _, _), st in latest.items():
+        by_name.setdefault(name, []).append(st)
+    return {name: merge_stats(sts) for name, sts in by_name.items()}
+
+
 def _execute(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: RunContext, run_id: str,
              address: str | None, progress: bool | None) -> list[dict]:
     """Stream `sources` through the stages into the sink; returns the workers' stats records."""
@@ -277,10 +333,12 @@ def build(cfg: BuildConfig, address: str | None = None, progress: bool | None = 
     console.print(f"[bold]vdata build[/] {cfg.name}: {len(discovered)} video(s)"
                   + (f" ({len(discovered) - len(sources)} already done)" if complete else "")
                   + f", {len(plan.stages)} stage(s) -> {plan.output_dir}")
-    ctx = RunContext(output_dir=plan.output_dir, run_id=run_id, work_dir=os.path.join(plan.output_dir, "_work"),
-                     teachers=cfg.teachers, cache_dir=os.path.join(plan.output_dir, "_cache"))
-    # Nothing left to do (a finished build run again): no Ray at all, the re-run costs only the listing.
-    records = _execute(plan, cfg, sources, ctx, run_id, address, progress) if sources else []
+    records = []
+    if sources:   # a finished build run again needs no Ray and no teacher: it costs only the listing
+        with _RunTeachers(cfg, console) as teachers:
+            ctx = RunContext(output_dir=plan.output_dir, run_id=run_id, work_dir=os.path.join(plan.output_dir, "_work"),
+                             teachers=teachers.worker_configs, cache_dir=os.path.join(plan.output_dir, "_cache"))
+            records = _execute(plan, cfg, sources, ctx, run_id, address, progress)
     wall = time.time() - t0
     os.makedirs(plan.data_dir, exist_ok=True)
     # A write task that died after writing a part but before its ledger entry was retried under a
@@ -297,13 +355,14 @@ def build(cfg: BuildConfig, address: str | None = None, progress: bool | None = 
     manifest = {
         "name": cfg.name, "run_id": run_id, "level": plan.level, "config_hash": cfg.config_hash(),
         "stage_hashes": {s.name + f"#{s.index}": s.config_hash for s in plan.stages},
-        "config_text": cfg.raw_text,
+        "config_text": redact_config_text(cfg.raw_text),
         "inputs": len(discovered), "resumed_complete": len(discovered) - len(sources), "rows": rows, "rejects": rejects_table.num_rows, "rejects_by_reason": by_reason,
         "stages": stage_stats, "wall_s": round(wall, 3), "versions": _versions(),
         "schema": [f"{f.name}: {f.type}" for f in plan.data_schema],
         "files": [os.path.relpath(f, plan.output_dir) for f in files],
         "ray": {"address": address or cfg.ray.address or "local"},
-        "stats_records": records,
+        "teachers": _teacher_summary(records),
+        "stats_records": [{k: v for k, v in r.items() if k != "teachers"} for r in records],
     }
     manifest_path = os.path.join(plan.output_dir, "manifest.json")
     Path(manifest_path).write_text(X.dumps(manifest))

@@ -199,6 +199,30 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], prefix
     return lines
 
 
+def _teacher_keys(branch: str | None, loc: list) -> list[str] | None:
+    from vdata.teachers import config as tc
+
+    model = {"openai": tc.OpenAITeacherConfig, "vllm": tc.VLLMTeacherConfig, "managed": tc.ManagedTeacherConfig}.get(branch or "")
+    return _allowed_keys(model, tuple(loc)) if model else None
+
+
+def _teacher_errors(err: ValidationError) -> list[str]:
+    """Teacher configs are a union on `backend`; drop the union branch name pydantic puts in the path."""
+    out = []
+    for e in err.errors():
+        loc = [p for p in e["loc"] if not (isinstance(p, str) and p in ("openai", "vllm", "managed"))]
+        where = _loc(tuple(loc)) or "backend"
+        if e["type"] == "extra_forbidden":
+            branch = next((p for p in e["loc"] if p in ("openai", "vllm", "managed")), None)
+            allowed = _teacher_keys(branch, loc)
+            out.append(f"{where}: unknown key" + (f" (allowed: {', '.join(allowed)})" if allowed else ""))
+        elif e["type"] == "missing":
+            out.append(f"{where}: required key is missing")
+        else:
+            out.append(f"{where}: {e['msg']}")
+    return out
+
+
 def parse_config(data: Any, raw_text: str = "", base_dir: Path | str = ".") -> BuildConfig:
     from vdata.stages import REGISTRY, stage_class
 
@@ -210,6 +234,16 @@ def parse_config(data: Any, raw_text: str = "", base_dir: Path | str = ".") -> B
     except ValidationError as e:
         raise ConfigError("invalid config:\n  " + "\n  ".join(format_validation_error(e, BuildConfig)))
     problems, specs = [], []
+    if cfg.teachers:
+        from vdata.teachers.config import parse_teacher_config
+
+        for name, tcfg in cfg.teachers.items():
+            try:
+                parse_teacher_config(tcfg)
+            except ValidationError as e:
+                problems.extend(f"teachers.{name}.{line}" for line in _teacher_errors(e))
+            except (TypeError, ValueError) as e:
+                problems.append(f"teachers.{name}: {e}")
     for i, item in enumerate(cfg.stages):
         if not isinstance(item, dict) or len(item) != 1:
             problems.append(f"stages[{i}]: each stage is a one-key mapping like `- shots: {{...}}`")

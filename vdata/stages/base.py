@@ -10,6 +10,7 @@ Stages know nothing of Ray. The runner wraps them (see vdata.pipelines.runner).
 from __future__ import annotations
 
 import json
+import os
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterable
@@ -93,6 +94,27 @@ class Stage:
     # --- execution ---
     def setup(self) -> None:
         """Expensive, once per worker."""
+
+    def teacher(self, name: str):
+        """The run's teacher `name` (from the config's `teachers:`), built once per worker.
+
+        Requests go through the run's request cache (`<output>/_cache/teachers`), so a resumed or
+        repeated build never pays for the same request twice.
+        """
+        teachers = self.__dict__.setdefault("_teachers", {})
+        if name not in teachers:
+            if name not in self.ctx.teachers:
+                raise KeyError(f"stage {self.name}: no teacher named {name!r} in the config "
+                               f"(teachers: {', '.join(sorted(self.ctx.teachers)) or 'none'})")
+            from vdata.teachers import build_teacher
+
+            cache = os.path.join(self.ctx.cache_dir, "teachers") if self.ctx.cache_dir else None
+            teachers[name] = build_teacher(name, self.ctx.teachers[name], cache_dir=cache, in_process=True)
+        return teachers[name]
+
+    def teacher_stats(self) -> dict[str, dict]:
+        """Cumulative accounting of the teachers this worker built (reported after every batch)."""
+        return {name: t.stats() for name, t in self.__dict__.get("_teachers", {}).items()}
 
     def process_batch(self, rows: list[dict]) -> list[dict | Reject]:
         """Default: rows one at a time, each isolated so one bad row cannot spoil the batch."""
