@@ -106,6 +106,21 @@ def demo_videos(out_dir):
         click.echo(path)
 
 
+@main.group()
+def models():
+    """Small offline models for demos and tests (no model hub needed)."""
+
+
+@models.command("tiny-vlm")
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
+@click.option("--kind", type=click.Choice(["qwen2_5_vl", "qwen3_vl"]), default="qwen2_5_vl", show_default=True)
+def tiny_vlm(directory, kind):
+    """Build (once) a tiny random-weight Qwen-VL for demos; prints its path. Its text is noise."""
+    from vdata.stages.caption import ensure_tiny_vlm
+
+    click.echo(str(ensure_tiny_vlm(directory, kind)))
+
+
 @main.command()
 @click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",

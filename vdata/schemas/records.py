@@ -73,6 +73,8 @@ CAPTION_SELECTION_SCORE = "caption_selection_score"
 DENSE_EVENTS = "dense_events"                  # list<struct<start_s, end_s, description>> video-absolute
 SHOT_TYPE = "shot_type"
 CAMERA_MOVEMENT = "camera_movement"
+DENSE_TIMESTAMPS_REPAIRED = "dense_timestamps_repaired"   # model timestamps clamped into the clip
+DENSE_EVENTS_DROPPED = "dense_events_dropped"             # events dropped: too far outside, or end < start
 # --- sample level: instruction samples (one row per sample; keeps its clip's columns) ---
 SAMPLE_ID = "sample_id"
 TASK = "task"                                  # caption | open_qa | mcq | cot | grounding | dense_caption | chapter
@@ -149,7 +151,7 @@ FIELD_TYPES: dict[str, pa.DataType] = {
     CAPTION_PROMPT_VERSION: pa.string(), CAPTION_FRAME_TIMESTAMPS: pa.list_(pa.float64()),
     CAPTION_STEPS: pa.list_(STEP_TYPE), CAPTION_CANDIDATES: pa.list_(CANDIDATE_TYPE),
     CAPTION_SELECTION_SCORE: pa.float64(), DENSE_EVENTS: pa.list_(EVENT_TYPE), SHOT_TYPE: pa.string(),
-    CAMERA_MOVEMENT: pa.string(),
+    CAMERA_MOVEMENT: pa.string(), DENSE_TIMESTAMPS_REPAIRED: pa.int32(), DENSE_EVENTS_DROPPED: pa.int32(),
     SAMPLE_ID: pa.string(), TASK: pa.string(), QUESTION_TYPE: pa.string(), QUESTION: pa.string(),
     ANSWER: pa.string(), OPTIONS: pa.list_(pa.string()), ANSWER_INDEX: pa.int32(), RATIONALE: pa.string(),
     RATIONALE_STEPS: pa.list_(RATIONALE_STEP_TYPE), ANSWER_SPANS: pa.list_(SPAN_TYPE), EVIDENCE: EVIDENCE_TYPE,
@@ -172,7 +174,7 @@ FRAME_COLUMNS = (FRAMES, FRAME_SAMPLING)
 TRANSCRIPT_COLUMNS = (TRANSCRIPT_TEXT, TRANSCRIPT_LANGUAGE, TRANSCRIPT_SEGMENTS, ASR_MODEL)
 CAPTION_COLUMNS = (CAPTION, CAPTION_STRATEGY, CAPTION_TEACHER, CAPTION_MODEL, CAPTION_PROMPT_VERSION,
                    CAPTION_FRAME_TIMESTAMPS, CAPTION_STEPS, CAPTION_CANDIDATES, CAPTION_SELECTION_SCORE,
-                   DENSE_EVENTS, SHOT_TYPE, CAMERA_MOVEMENT)
+                   DENSE_EVENTS, SHOT_TYPE, CAMERA_MOVEMENT, DENSE_TIMESTAMPS_REPAIRED, DENSE_EVENTS_DROPPED)
 SAMPLE_COLUMNS = (SAMPLE_ID, TASK, QUESTION_TYPE, QUESTION, ANSWER, OPTIONS, ANSWER_INDEX, RATIONALE,
                   RATIONALE_STEPS, ANSWER_SPANS, EVIDENCE, SAMPLE_TEACHER, SAMPLE_MODEL, SAMPLE_PROMPT_VERSION)
 VERIFY_COLUMNS = (V_CLAIMS, V_SUPPORTED_RATIO, V_BLIND_CORRECT, V_TIMESTAMPS_VALID, V_DUPLICATE_OF, V_LABEL_CONTAINED)

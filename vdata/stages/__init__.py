@@ -12,6 +12,7 @@ REGISTRY: dict[str, str] = {
     "quality": "vdata.stages.quality:QualityStage",
     "frames": "vdata.stages.frames:FramesStage",
     "asr": "vdata.stages.asr:AsrStage",
+    "caption": "vdata.stages.caption:CaptionStage",
 }
 
 
