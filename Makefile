@@ -9,6 +9,7 @@ setup:
 	bash scripts/setup.sh
 
 quickstart: setup
+	.venv/bin/vdata models tiny-vlm
 	.venv/bin/vdata build examples/quickstart.yaml
 
 test: setup

@@ -24,8 +24,11 @@ def read(dir_):
     return pads.dataset(dir_, format="parquet").to_table() if os.path.isdir(dir_) and os.listdir(dir_) else None
 
 
-def quickstart_in(tmp_path) -> Path:
+def quickstart_in(tmp_path, curation_only: bool = False) -> Path:
     data = yaml.safe_load(QUICKSTART.read_text())
+    if curation_only:   # without the teacher stages (no model server)
+        data["stages"] = [s for s in data["stages"] if not {"asr", "caption"} & set(s)]
+        data.pop("teachers", None)
     data["input"] = [{"path": str(ROOT / "examples" / "videos")}]
     data["output"]["dir"] = str(tmp_path / "out")
     p = tmp_path / "quickstart.yaml"
@@ -33,7 +36,11 @@ def quickstart_in(tmp_path) -> Path:
     return p
 
 
+@pytest.mark.slow
 def test_quickstart_runs_end_to_end_with_declared_schema(tmp_path, ray_local):
+    from vdata.stages.caption import ensure_tiny_vlm
+
+    ensure_tiny_vlm()   # what `make quickstart` does first: the embedded teacher's model
     cfg = load_config(quickstart_in(tmp_path))
     result = build(cfg, progress=False)
     plan = make_plan(cfg)
@@ -54,8 +61,14 @@ def test_quickstart_runs_end_to_end_with_declared_schema(tmp_path, ray_local):
     rejects = read(os.path.join(result.output_dir, "rejects")).to_pylist()
     reasons = {(r["stage"], r["reason"]) for r in rejects}
     assert ("quality", "too_dark") in reasons and ("quality", "blurry") in reasons and ("quality", "borders") in reasons
+    # speech and captions from the embedded teachers, with their provenance on every row
+    for r in rows:
+        assert r[R.ASR_MODEL] and r[R.TRANSCRIPT_SEGMENTS] is not None
+        assert r[R.CAPTION] and r[R.CAPTION_TEACHER] == "captioner" and r[R.CAPTION_MODEL] == "vdata-tiny-demo-vlm"
+        assert r[R.CAPTION_PROMPT_VERSION] and r[R.CAPTION_STRATEGY] == "multi_frame"
     manifest = json.loads(Path(result.manifest_path).read_text())
     assert manifest["rows"] == result.rows and manifest["rejects"] == len(rejects)
+    assert manifest["teachers"]["captioner"]["requests"] >= len(rows)
     by_stage = {s["stage"]: s for s in manifest["stages"]}
     assert by_stage["probe"]["rows_in"] == 6 and by_stage["shots"]["rows_out"] >= 10
     assert by_stage["quality"]["rows_in"] == by_stage["shots"]["rows_out"]
@@ -125,7 +138,7 @@ def test_cli_validate_and_plan(tmp_path):
     assert ok.exit_code == 0 and "valid" in ok.output
     plan = runner.invoke(main, ["plan", str(QUICKSTART), "--cpus", "64", "--gpus", "8"])
     assert plan.exit_code == 0
-    for name in ("probe", "shots", "quality", "frames"):
+    for name in ("probe", "shots", "quality", "frames", "asr", "caption"):
         assert name in plan.output
     assert "clips/*.parquet" in plan.output and "up to 64" in plan.output
     bad = tmp_path / "bad.yaml"
@@ -135,7 +148,7 @@ def test_cli_validate_and_plan(tmp_path):
 
 
 def test_cli_rethreshold_uses_stored_scores(tmp_path, ray_local):
-    cfg_path = quickstart_in(tmp_path)
+    cfg_path = quickstart_in(tmp_path, curation_only=True)
     build(load_config(cfg_path), progress=False)
     out = tmp_path / "out"
     runner = CliRunner()

@@ -70,6 +70,9 @@ def quickstart_out(tmp_path_factory, ray_local):
     data = yaml.safe_load(QUICKSTART.read_text())
     data["input"] = [{"path": str(ROOT / "examples" / "videos")}]
     data["output"]["dir"] = str(tmp / "out")
+    # the curation part of the quickstart (its teacher stages are exercised in test_pipeline)
+    data["stages"] = [s for s in data["stages"] if not {"asr", "caption"} & set(s)]
+    data.pop("teachers", None)
     cfg_path = tmp / "quickstart.yaml"
     cfg_path.write_text(yaml.safe_dump(data, sort_keys=False))
     result = build(load_config(cfg_path), progress=False)
