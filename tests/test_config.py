@@ -122,3 +122,23 @@ def test_manifest_config_text_masks_literal_secrets():
     out = redact_config_text(text)
     assert "sk-LITERAL123456" not in out and "hf_abcdefghijk" not in out
     assert "${OPENAI_API_KEY}" in out and "model: m" in out
+
+
+def test_plan_estimates_teacher_spend_per_strategy():
+    from vdata.pipelines.runner import teacher_spend
+
+    def spend(caption):
+        c = parse_config(cfg(stages=[{"probe": {}}, {"shots": {}}, {"frames": {"num_frames": 6}}, {"caption": caption}],
+                             teachers={"captioner": {"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:1/v1"},
+                                       "judge": {"backend": "openai", "model": "j", "base_url": "http://127.0.0.1:1/v1"}}))
+        return {(e["teacher"], e["requests"]): e for e in teacher_spend(make_plan(c))}
+
+    multi = spend({"strategy": "multi_frame", "max_frames": 8})
+    assert list(multi) == [("captioner", 1)]
+    # 6 frames reach the stage: 6 differential steps + 1 summary
+    diff = spend({"strategy": "differential"})
+    assert set(diff) == {("captioner", 6), ("captioner", 1)}
+    judged = spend({"strategy": "multi_teacher", "multi_teacher": {"samples_per_teacher": 3, "selector": "judge", "judge": "judge"}})
+    assert set(judged) == {("captioner", 3), ("judge", 1)}
+    one = multi[("captioner", 1)]
+    assert one["prompt_tokens"] > 6 * 100 and one["completion_tokens"] > 0   # six frames of image tokens

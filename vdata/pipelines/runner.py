@@ -109,9 +109,33 @@ def plan_text(plan: Plan, cpus: int | None = None, gpus: int | None = None) -> s
                      f"workers: {conc}, batch: {r.batch_size or 'auto'}")
         lines.append(f"       config: {s.description}")
         lines.append(f"       writes: {', '.join(new) or '-'}")
+    spend = teacher_spend(plan)
+    if spend:
+        lines.append("  teacher spend estimate (model-free; per 1,000 clips reaching the stage):")
+        for e in spend:
+            lines.append(f"       {e['stage']:<8} -> {e['teacher']:<12} {e['requests'] * 1000:>10,.0f} requests  "
+                         f"{e['prompt_tokens'] * 1000:>14,.0f} prompt tokens  "
+                         f"<= {e['completion_tokens'] * 1000:>12,.0f} completion tokens")
     lines.append(f"  output: {plan.data_dir}/*.parquet ({len(plan.data_schema)} columns), "
                  f"{plan.rejects_dir}/*.parquet, {plan.output_dir}/manifest.json")
     return "\n".join(lines)
+
+
+def teacher_spend(plan: Plan) -> list[dict]:
+    """Per stage and teacher: requests and tokens per input row, from the frames the stage will see."""
+    frames, side = 16, 448
+    out = []
+    for s in plan.stages:
+        if s.name == "frames":
+            c = s.config
+            frames = c.num_frames if c.mode == "uniform" else c.max_frames
+            side = c.max_side
+        stage = stage_class(s.name)(s.config, RunContext(output_dir=""))
+        for e in stage.teacher_plan(frames, (round(side * 9 / 16), side)):
+            out.append({"stage": s.name, "teacher": e["teacher"], "requests": e["requests_per_row"],
+                        "prompt_tokens": e["requests_per_row"] * e["prompt_tokens"],
+                        "completion_tokens": e["requests_per_row"] * e["completion_tokens"]})
+    return out
 
 
 @dataclass

@@ -87,6 +87,12 @@ class Stage:
             res.actors = self.uses_actors
         return res
 
+    def teacher_plan(self, frames_per_clip: int, frame_hw: tuple[int, int]) -> list[dict]:
+        """What this stage would ask its teachers per input row, for `vdata plan`'s spend estimate:
+        [{teacher, requests_per_row, prompt_tokens, completion_tokens}] (tokens per request).
+        Stages without teachers return []."""
+        return []
+
     def describe(self) -> str:
         """One line for `vdata plan`: the settings that matter."""
         return json.dumps(self.config.model_dump(exclude={"resources"}, mode="json"), sort_keys=True)

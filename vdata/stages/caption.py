@@ -523,6 +523,38 @@ class CaptionStage(Stage):
     default_resources = Resources(num_cpus=1, batch_size=64)
     uses_actors = True
 
+
+    def teacher_plan(self, frames_per_clip: int, frame_hw: tuple[int, int]) -> list[dict]:
+        """Requests and tokens per clip by strategy (see Stage.teacher_plan); a model-free estimate."""
+        from vdata.teachers.accounting import image_tokens
+
+        c = self.config
+        n = max(1, min(c.max_frames, frames_per_clip or c.max_frames))
+        windows = -(-n // c.window_frames) if c.window_frames and n > c.window_frames else 1
+        per_image = image_tokens(*frame_hw) + 12          # + the timestamp line each frame gets
+        # the template (~90 tokens) plus, when speech is included, a quarter of its budget on average
+        text = 90 + (c.transcript_max_chars // 4 // 4 if c.transcript else 0)
+        out_tokens = c.max_tokens or 256
+        def row(teacher, requests, images):
+            return {"teacher": teacher, "requests_per_row": requests,
+                    "prompt_tokens": int(text + images * per_image), "completion_tokens": out_tokens}
+        merge = 1 if windows > 1 else 0
+        if c.strategy == "multi_frame" or c.strategy == "dense":
+            plan = [row(c.teacher, windows, -(-n // windows))]
+            if merge:
+                plan.append(row(c.teacher, merge, 0))
+            return plan
+        if c.strategy == "differential":
+            plan = [row(c.teacher, n, 2)]   # each step sees the keyframe (and the first one)
+            if c.differential.summarize:
+                plan.append(row(c.teacher, windows, 0))
+            return plan
+        mt = c.multi_teacher
+        names = mt.teachers or [c.teacher]
+        plan = [row(t, mt.samples_per_teacher, n) for t in names]
+        if mt.selector == "judge":
+            plan.append(row(mt.judge or c.teacher, 1, n))
+        return plan
     def __init__(self, config: CaptionConfig, ctx):
         super().__init__(config, ctx)
         self.teachers: dict = {}
