@@ -12,6 +12,12 @@ REGISTRY: dict[str, str] = {
     "quality": "vdata.stages.quality:QualityStage",
     "frames": "vdata.stages.frames:FramesStage",
     "asr": "vdata.stages.asr:AsrStage",
+    "generate": "vdata.stages.generate:GenerateStage",
+    "verify_claims": "vdata.stages.verify_claims:VerifyClaimsStage",
+    "blind": "vdata.stages.blind:BlindStage",
+    "labels": "vdata.stages.labels:LabelsStage",
+    "timestamps": "vdata.stages.timestamps:TimestampsStage",
+    "dedup": "vdata.stages.dedup:DedupStage",
     "caption": "vdata.stages.caption:CaptionStage",
 }
 

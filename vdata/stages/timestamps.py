@@ -1,0 +1,127 @@
+"""timestamps: every time a sample states lies inside its clip (or video), intervals are ordered.
+
+Checked, all video-absolute seconds:
+- `answer_spans`: inside the bounds, start < end (start == end allowed for points), and for the
+  multi-span tasks (dense captions, chapters) sorted by start;
+- `rationale_steps[].evidence_timestamps_s` and `evidence.frame_timestamps_s`: inside the bounds;
+- `evidence.transcript_spans`: start ≤ end and overlapping the bounds (speech may run across a cut);
+- `{{t:…}}` / `{{span:…}}` time placeholders inside question, answer and rationale texts: same rules.
+
+Bounds are the clip (`scope: clip`, `start_s`..`end_s`) or the video (`scope: video`, 0..`duration_s`),
+widened by `tolerance_s`. `v_timestamps_valid` is stored for every sample (true when it states no time);
+an invalid one is rejected as `bad_timestamps` with the counts (checked, outside, reversed, unsorted)
+and the first offending values in its detail.
+"""
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field
+
+from vdata.schemas import records as R
+
+from .base import Reject, Resources, Stage, StageConfig
+
+_PLACEHOLDER = re.compile(r"\{\{\s*(t|span)\s*:\s*([-+0-9.eE]+)\s*(?:,\s*([-+0-9.eE]+)\s*)?\}\}")
+
+
+class TimestampsConfig(StageConfig):
+    scope: Literal["clip", "video"] = "clip"
+    tolerance_s: float = Field(0.05, ge=0)
+    sorted_tasks: list[str] = Field(default_factory=lambda: ["dense_caption", "chapter"])
+    drop_invalid: bool = True            # false: score only
+
+
+def check_sample(row: dict, lo: float, hi: float, sorted_tasks: list[str]) -> dict:
+    """Counts of timestamp problems in one sample, with examples."""
+    c = {"checked": 0, "outside": 0, "reversed": 0, "unsorted": 0, "not_finite": 0, "examples": []}
+
+    def point(t, what):
+        c["checked"] += 1
+        if t is None or t != t or t in (float("inf"), float("-inf")):
+            c["not_finite"] += 1
+            c["examples"].append(f"{what}: {t}")
+            return
+        if not (lo <= t <= hi):
+            c["outside"] += 1
+            c["examples"].append(f"{what}: {t:g} outside [{lo:g}, {hi:g}]")
+
+    def span(a, b, what, overlap_only=False):
+        c["checked"] += 1
+        if a is None or b is None or a != a or b != b:
+            c["not_finite"] += 1
+            c["examples"].append(f"{what}: ({a}, {b})")
+            return
+        if a > b:
+            c["reversed"] += 1
+            c["examples"].append(f"{what}: start {a:g} after end {b:g}")
+        inside = (b >= lo and a <= hi) if overlap_only else (lo <= a <= hi and lo <= b <= hi)
+        if not inside:
+            c["outside"] += 1
+            c["examples"].append(f"{what}: ({a:g}, {b:g}) outside [{lo:g}, {hi:g}]")
+
+    spans = row.get(R.ANSWER_SPANS) or []
+    for i, s in enumerate(spans):
+        span(s.get("start_s"), s.get("end_s"), f"answer_spans[{i}]")
+    if row.get(R.TASK) in sorted_tasks:
+        starts = [s.get("start_s") for s in spans if s.get("start_s") is not None]
+        bad = sum(1 for a, b in zip(starts, starts[1:]) if b < a)
+        if bad:
+            c["unsorted"] += bad
+            c["examples"].append(f"answer_spans not sorted by start: {starts[:8]}")
+    for i, step in enumerate(row.get(R.RATIONALE_STEPS) or []):
+        for t in step.get("evidence_timestamps_s") or []:
+            point(t, f"rationale_steps[{i}]")
+    ev = row.get(R.EVIDENCE) or {}
+    for t in ev.get("frame_timestamps_s") or []:
+        point(t, "evidence.frame_timestamps_s")
+    for i, s in enumerate(ev.get("transcript_spans") or []):
+        span(s.get("start_s"), s.get("end_s"), f"evidence.transcript_spans[{i}]", overlap_only=True)
+    texts = [row.get(R.QUESTION), row.get(R.ANSWER), row.get(R.RATIONALE), *(ev.get("captions") or [])]
+    for text in texts:
+        for m in _PLACEHOLDER.finditer(text or ""):
+            if m.group(1) == "t":
+                point(float(m.group(2)), "text {{t}}")
+            elif m.group(3) is not None:
+                span(float(m.group(2)), float(m.group(3)), "text {{span}}")
+    c["examples"] = c["examples"][:6]
+    return c
+
+
+class TimestampsStage(Stage):
+    name = "timestamps"
+    Config = TimestampsConfig
+    reads = (R.SAMPLE_ID, R.TASK, R.START_S, R.END_S)
+    writes = (R.V_TIMESTAMPS_VALID,)
+    default_resources = Resources(num_cpus=0.25, batch_size=256)
+    is_filter = True
+
+    def bounds(self, row: dict) -> tuple[float, float]:
+        tol = self.config.tolerance_s
+        if self.config.scope == "video":
+            dur = row.get(R.DURATION_S)
+            if dur is None:
+                raise ValueError("scope: video needs the duration_s column (run probe first)")
+            return -tol, float(dur) + tol
+        start, end = row.get(R.START_S), row.get(R.END_S)
+        if start is None or end is None:
+            dur = row.get(R.DURATION_S)
+            if dur is None:
+                raise ValueError("sample has neither clip bounds (start_s/end_s) nor duration_s")
+            return -tol, float(dur) + tol
+        return float(start) - tol, float(end) + tol
+
+    def process_row(self, row: dict) -> dict | Reject:
+        lo, hi = self.bounds(row)
+        counts = check_sample(row, lo, hi, self.config.sorted_tasks)
+        bad = counts["outside"] + counts["reversed"] + counts["unsorted"] + counts["not_finite"]
+        row = dict(row)
+        row[R.V_TIMESTAMPS_VALID] = bad == 0
+        if bad and self.config.drop_invalid:
+            problems = ", ".join(f"{counts[k]} {k}" for k in ("outside", "reversed", "unsorted", "not_finite") if counts[k])
+            return self.reject(row, "bad_timestamps",
+                               f"{bad} of {counts['checked']} time value(s) invalid ({problems}); "
+                               f"bounds [{lo:g}, {hi:g}] ({self.config.scope}): {counts['examples'][:2]}",
+                               **counts, bounds=[lo, hi], scope=self.config.scope)
+        return row
