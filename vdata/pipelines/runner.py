@@ -393,7 +393,9 @@ def build(cfg: BuildConfig, address: str | None = None, progress: bool | None = 
     try:
         from .report import write_report
 
-        write_report(plan.output_dir)
+        # a re-run that found everything done has nothing new to plot
+        if sources or not os.path.exists(os.path.join(plan.output_dir, "report.html")):
+            write_report(plan.output_dir)
     except Exception as e:  # the dataset is complete; a report problem must not fail the build
         console.print(f"[yellow]report not written[/]: {type(e).__name__}: {e}")
     return BuildResult(plan.output_dir, plan.data_dir, rows, rejects_table.num_rows, by_reason, stage_stats, wall,
