@@ -109,9 +109,11 @@ class Stage:
         """
         teachers = self.__dict__.setdefault("_teachers", {})
         if name not in teachers:
-            if name not in self.ctx.teachers:
-                raise KeyError(f"stage {self.name}: no teacher named {name!r} in the config "
-                               f"(teachers: {', '.join(sorted(self.ctx.teachers)) or 'none'})")
+            if name not in (self.ctx.teachers or {}):
+                from vdata.schemas.config import ConfigError
+
+                raise ConfigError(f"stages.{self.name}.teacher: no teacher named {name!r} under teachers: "
+                                  f"(defined: {sorted(self.ctx.teachers or {}) or 'none'})")
             from vdata.teachers import build_teacher
 
             cache = os.path.join(self.ctx.cache_dir, "teachers") if self.ctx.cache_dir else None

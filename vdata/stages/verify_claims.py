@@ -278,16 +278,8 @@ class VerifyClaimsStage(Stage):
     def setup(self) -> None:
         cfg = self.config
         self.teacher = None
-        if cfg.teacher:
-            from vdata.teachers import build_teacher
-
-            if cfg.teacher not in (self.ctx.teachers or {}):
-                from vdata.schemas.config import ConfigError
-
-                raise ConfigError(f"stages.verify_claims.teacher: no teacher named {cfg.teacher!r} under teachers: "
-                                  f"(defined: {sorted(self.ctx.teachers or {}) or 'none'})")
-            cache = os.path.join(self.ctx.cache_dir, "teachers") if self.ctx.cache_dir else None
-            self.teacher = build_teacher(cfg.teacher, self.ctx.teachers[cfg.teacher], cache_dir=cache)
+        if cfg.teacher:   # the run's shared, request-cached teacher; its stats reach the manifest
+            self.teacher = Stage.teacher(self, cfg.teacher)
         self.prompts = {n: load_prompt("verify", n, override=cfg.prompts.get(n))
                         for n in ("claim_judge", "correct", "claims_split")}
         self.embedder = None
