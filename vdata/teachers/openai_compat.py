@@ -51,9 +51,8 @@ from vdata.teachers.media_encoding import (
 )
 from vdata.teachers.redaction import redact
 from vdata.teachers.structured import (
-    check_reply,
     dialect_from_server_info,
-    reask_messages,
+    settle_reply,
     structured_body,
     with_schema_instruction,
 )
@@ -460,17 +459,10 @@ class OpenAITeacher(Teacher):
             choice = data["choices"][0]
             text = choice["message"].get("content") or ""
             res.finish_reason = choice.get("finish_reason")
-            if schema is None:
-                res.text = text
+            retry = settle_reply(res, text, schema, base)
+            if retry is None:
                 return
-            parsed, perr = check_reply(text, schema)
-            if perr is None:
-                res.text, res.parsed, res.raw = text, parsed, None
-                return
-            if res.finish_reason == "length":
-                perr += " (reply cut at max_tokens)"
-            res.raw, last_err = text, perr
-            messages = reask_messages(base, text, perr, schema)
+            last_err, messages = retry
         res.error = f"schema_invalid: {last_err}"
 
     async def _agenerate(self, requests: list[TeacherRequest]) -> list[TeacherResult]:

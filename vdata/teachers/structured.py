@@ -186,3 +186,23 @@ __all__ = [
     "validate_json",
     "with_schema_instruction",
 ]
+
+
+def settle_reply(result: Any, text: str, schema: dict[str, Any] | None, base: list[Message]):
+    """Fill `result` (text, parsed, raw) from one reply; the one rule both engines follow.
+
+    Returns None when the request is settled (no schema, or the reply is valid), else
+    `(error, messages)`: why the reply failed and the conversation that re-asks with that error.
+    `result.finish_reason` must already be set.
+    """
+    if schema is None:
+        result.text = text
+        return None
+    parsed, err = check_reply(text, schema)
+    if err is None:
+        result.text, result.parsed, result.raw = text, parsed, None
+        return None
+    if result.finish_reason == "length":
+        err += " (reply cut at max_tokens)"
+    result.raw = text
+    return err, reask_messages(base, text, err, schema)

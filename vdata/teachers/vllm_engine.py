@@ -43,7 +43,7 @@ from vdata.teachers.base import (
 )
 from vdata.teachers.config import VLLMTeacherConfig
 from vdata.teachers.media_encoding import sample_video_frames, to_pil_rgb
-from vdata.teachers.structured import check_reply, reask_messages
+from vdata.teachers.structured import check_reply, settle_reply
 
 log = logging.getLogger("vdata.teachers")
 
@@ -298,18 +298,10 @@ class VLLMTeacher(Teacher):
                 r.usage.add(Usage(len(out.prompt_token_ids or []), len(comp.token_ids or [])))
                 r.finish_reason = comp.finish_reason
                 text = comp.text
-                schema = requests[i].json_schema
-                if schema is None:
-                    r.text = text
+                retry = settle_reply(r, text, requests[i].json_schema, base[i])
+                if retry is None:
                     continue
-                parsed, perr = check_reply(text, schema)
-                if perr is None:
-                    r.text, r.parsed, r.raw = text, parsed, None
-                    continue
-                if comp.finish_reason == "length":
-                    perr += " (reply cut at max_tokens)"
-                r.raw, last_err[i] = text, perr
-                convo[i] = reask_messages(base[i], text, perr, schema)
+                last_err[i], convo[i] = retry
                 next_pending.append(i)
             pending = next_pending
             if not pending:
