@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from vdata.schemas.config import ConfigError, format_validation_error, interpolate_env
+from vdata.schemas.config import ConfigError, ConfigFile, format_validation_error, interpolate_env
 
 TASKS = ("retrieval", "ordering", "counting", "multihop", "localization")
 NEEDLE_KINDS = ("image", "text", "clip", "audio")
@@ -203,26 +202,12 @@ class OutputSpec(_Strict):
     rows_per_group: int = Field(1000, ge=1)            # Parquet row group size (memory stays flat)
 
 
-class HaystackConfig(_Strict):
+class HaystackConfig(ConfigFile):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
     name: str = "haystack"
     description: str = ""
     output: OutputSpec
     haystack: HaystackSpec
-
-    _base_dir: Path = Path(".")
-    _raw_text: str = ""
-
-    @property
-    def base_dir(self) -> Path:
-        return self._base_dir
-
-    @property
-    def raw_text(self) -> str:
-        return self._raw_text
-
-    def resolve(self, p: str) -> str:
-        q = Path(os.path.expanduser(p))
-        return os.path.normpath(str(q if q.is_absolute() else (self._base_dir / q)))
 
     def benchmark_hash(self) -> str:
         """Identity of the benchmark's content: everything but where the output goes."""

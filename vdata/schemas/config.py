@@ -84,24 +84,11 @@ class RayConfig(_Strict):
     progress: bool = True
 
 
-class BuildConfig(_Strict):
-    name: str = "vdata"
-    description: str = ""
-    license: str = "other"
-    input: list[InputSpec] = Field(min_length=1)
-    output: OutputConfig
-    ray: RayConfig = Field(default_factory=RayConfig)
-    stages: list[dict[str, Any]] = Field(min_length=1)
-    teachers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+class ConfigFile(_Strict):
+    """A config read from a YAML file: relative paths in it mean relative to the file's folder."""
 
-    # Filled by load_config: validated per-stage configs, and where the file lives.
-    _stage_configs: list = []
     _base_dir: Path = Path(".")
     _raw_text: str = ""
-
-    @property
-    def stage_specs(self) -> list[tuple[str, Any]]:
-        return list(self._stage_configs)
 
     @property
     def base_dir(self) -> Path:
@@ -115,6 +102,24 @@ class BuildConfig(_Strict):
         """A path from the config, relative to the config file's folder."""
         q = Path(os.path.expanduser(p))
         return os.path.normpath(str(q if q.is_absolute() else (self._base_dir / q)))
+
+
+class BuildConfig(ConfigFile):
+    name: str = "vdata"
+    description: str = ""
+    license: str = "other"
+    input: list[InputSpec] = Field(min_length=1)
+    output: OutputConfig
+    ray: RayConfig = Field(default_factory=RayConfig)
+    stages: list[dict[str, Any]] = Field(min_length=1)
+    teachers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    # Filled by parse_config: the validated per-stage configs.
+    _stage_configs: list = []
+
+    @property
+    def stage_specs(self) -> list[tuple[str, Any]]:
+        return list(self._stage_configs)
 
     def config_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
