@@ -110,7 +110,9 @@ def ray_local():
     """One embedded Ray for the in-process pipeline tests (starting Ray costs seconds)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+    # 4 logical slots on a 2-core machine, like the quickstart's: teacher stages hold actor slots while
+    # they wait on their servers
+    ray.init(num_cpus=4, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
     yield ray
     ray.shutdown()
 

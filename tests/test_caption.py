@@ -462,13 +462,20 @@ class TestOpenAIBackend:
             "name": "caption-e2e", "input": [{"path": cut_video[0]}], "output": {"dir": str(tmp_path / "out")},
             "stages": [{"probe": {}}, {"shots": {"min_len_s": 1.0}},
                        {"frames": {"mode": "uniform", "num_frames": 3, "max_side": 160}},
-                       {"caption": {"strategy": "differential", "teacher": "cap", "max_in_flight": 8}}],
+                       {"caption": {"strategy": "differential", "teacher": "cap", "max_in_flight": 8}},
+                       # clip → video: 7 clip captions in groups of 3 → 3 parts → 1 (two levels, 3 + 1 requests)
+                       {"video_caption": {"teacher": "cap", "group_size": 3, "sampling": {"min_tokens": 4}}}],
             "teachers": {"cap": openai_teacher_config(server.server.base_url)},
         })
         result = build(cfg, progress=False)
         assert result.rejects == 0, result.rejects_by_reason
         table = pads.dataset(result.data_dir, format="parquet").to_table()
         assert table.num_rows == 7
+        rows = sorted(table.to_pylist(), key=lambda r: r[R.START_S])
+        assert len({r[R.VIDEO_CAPTION] for r in rows}) == 1 and rows[0][R.VIDEO_CAPTION].strip()
+        assert all(r[R.VIDEO_CAPTION_LEVELS] == 2 and r[R.VIDEO_CAPTION_CLIPS] == [x[R.CLIP_ID] for x in rows]
+                   for r in rows)
+        assert rows[0][R.VIDEO_CAPTION_PROMPT_VERSION] == "caption/video_merge@v1"
         for col in (*R.CAPTION_COLUMNS, DENSE_TIMESTAMPS_REPAIRED, DENSE_EVENTS_DROPPED):
             assert table.schema.field(col).type == R.FIELD_TYPES[col]
         for row in table.to_pylist():
@@ -478,8 +485,8 @@ class TestOpenAIBackend:
         manifest = json.loads(open(result.manifest_path).read())
         caption = [s for s in manifest["stages"] if s["stage"] == "caption"][0]
         assert caption["rows_in"] == 7 and caption["rows_out"] == 7
-        assert manifest["teachers"]["cap"]["requests"] == 7 * 4 and manifest["teachers"]["cap"]["failures"] == 0
+        assert manifest["teachers"]["cap"]["requests"] == 7 * 4 + 4 and manifest["teachers"]["cap"]["failures"] == 0
         # the teacher answers are in the run's request cache, ready for a rebuild (7 clips x 4 requests;
         # identical requests, e.g. two summaries of identical steps, share one entry)
         cache = tmp_path / "out" / "_cache" / "teachers"
-        assert 7 < sum(1 for p in cache.rglob("*.json")) <= 7 * 4
+        assert 7 < sum(1 for p in cache.rglob("*.json")) <= 7 * 4 + 4

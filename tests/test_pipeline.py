@@ -18,6 +18,7 @@ from conftest import copy_to
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "examples" / "quickstart.yaml"
+CURATION_STAGES = {"probe", "shots", "quality", "frames"}
 
 
 def read(dir_):
@@ -26,9 +27,10 @@ def read(dir_):
 
 def quickstart_in(tmp_path, curation_only: bool = False) -> Path:
     data = yaml.safe_load(QUICKSTART.read_text())
-    if curation_only:   # without the teacher stages (no model server)
-        data["stages"] = [s for s in data["stages"] if not {"asr", "caption"} & set(s)]
+    if curation_only:   # the curation stages only: no model, no teacher server, no export
+        data["stages"] = [s for s in data["stages"] if set(s) <= CURATION_STAGES]
         data.pop("teachers", None)
+        data["output"].pop("exports", None)
     data["input"] = [{"path": str(ROOT / "examples" / "videos")}]
     data["output"]["dir"] = str(tmp_path / "out")
     p = tmp_path / "quickstart.yaml"
@@ -38,12 +40,17 @@ def quickstart_in(tmp_path, curation_only: bool = False) -> Path:
 
 @pytest.mark.slow
 def test_quickstart_runs_end_to_end_with_declared_schema(tmp_path, ray_local):
+    """The whole chain of the quickstart: videos → clips → captions → video captions → samples → filters →
+    a LLaVA export, on the embedded teachers (random tiny VLM, SmolLM2): structure and provenance only."""
+    import datasets
+
     from vdata.stages.caption import ensure_tiny_vlm
 
     ensure_tiny_vlm()   # what `make quickstart` does first: the embedded teacher's model
     cfg = load_config(quickstart_in(tmp_path))
     result = build(cfg, progress=False)
     plan = make_plan(cfg)
+    assert plan.level == "samples"
     files = sorted(Path(result.data_dir).glob("*.parquet"))
     assert files and result.rows > 0
     for f in files:   # every file carries exactly the declared schema
@@ -51,29 +58,48 @@ def test_quickstart_runs_end_to_end_with_declared_schema(tmp_path, ray_local):
     table = read(result.data_dir)
     assert table.num_rows == result.rows
     assert not any(c.startswith("_reject") for c in table.column_names)
-    # bikes.mp4 has real cuts: several clips from one video, each with frames inside its span
     rows = table.to_pylist()
-    bikes = [r for r in rows if r[R.SOURCE_URI].endswith("bikes.mp4")]
-    assert bikes and all(r[R.SHOTS_IN_VIDEO] >= 5 for r in bikes)
+    assert len({r[R.SAMPLE_ID] for r in rows}) == len(rows)
     for r in rows:
         assert len(r[R.FRAMES]) == 8
         assert all(r[R.START_S] - 1e-3 <= f[R.FRAME_TIMESTAMP_S] < r[R.END_S] for f in r[R.FRAMES])
-    rejects = read(os.path.join(result.output_dir, "rejects")).to_pylist()
-    reasons = {(r["stage"], r["reason"]) for r in rejects}
-    assert ("quality", "too_dark") in reasons and ("quality", "blurry") in reasons and ("quality", "borders") in reasons
-    # speech and captions from the embedded teachers, with their provenance on every row
-    for r in rows:
+        # speech and captions from the embedded teachers, with their provenance on every row
         assert r[R.ASR_MODEL] and r[R.TRANSCRIPT_SEGMENTS] is not None
         assert r[R.CAPTION] and r[R.CAPTION_TEACHER] == "captioner" and r[R.CAPTION_MODEL] == "vdata-tiny-demo-vlm"
         assert r[R.CAPTION_PROMPT_VERSION] and r[R.CAPTION_STRATEGY] == "multi_frame"
+        assert r[R.VIDEO_CAPTION] and r[R.CLIP_ID] in r[R.VIDEO_CAPTION_CLIPS] and r[R.VIDEO_CAPTION_LEVELS] >= 0
+        assert r[R.TASK] in {"caption", "open_qa", "mcq"} and r[R.QUESTION] and r[R.ANSWER]
+        if r[R.TASK] != "caption":
+            assert r[R.SAMPLE_MODEL] == "vdata-demo-smollm2-135m" and r[R.SAMPLE_PROMPT_VERSION]
+            assert r[R.V_SUPPORTED_RATIO] >= 0.5
+    rejects = read(os.path.join(result.output_dir, "rejects")).to_pylist()
+    reasons = {(r["stage"], r["reason"]) for r in rejects}
+    assert ("quality", "too_dark") in reasons and ("quality", "blurry") in reasons and ("quality", "borders") in reasons
+    assert all(r["message"] for r in rejects)
     manifest = json.loads(Path(result.manifest_path).read_text())
     assert manifest["rows"] == result.rows and manifest["rejects"] == len(rejects)
-    assert manifest["teachers"]["captioner"]["requests"] >= len(rows)
     by_stage = {s["stage"]: s for s in manifest["stages"]}
     assert by_stage["probe"]["rows_in"] == 6 and by_stage["shots"]["rows_out"] >= 10
     assert by_stage["quality"]["rows_in"] == by_stage["shots"]["rows_out"]
     assert by_stage["quality"]["rows_out"] + sum(by_stage["quality"]["rejects"].values()) == by_stage["quality"]["rows_in"]
+    clips = by_stage["caption"]["rows_out"]
+    assert clips == by_stage["quality"]["rows_out"] and by_stage["video_caption"]["rows_in"] == clips
+    # every clip gives a caption sample plus teacher-written QA and MCQ, then the filters have their say
+    assert by_stage["generate"]["rows_out"] + sum(by_stage["generate"]["rejects"].values()) >= 3 * clips
+    assert manifest["teachers"]["captioner"]["requests"] >= clips
+    assert manifest["teachers"]["writer"]["requests"] >= 2 * clips
     assert manifest["versions"]["ray"] and manifest["config_hash"] == cfg.config_hash()
+    # the export: LLaVA-Video JSON + the trainer's data_path YAML, loadable as it is, videos in place
+    (export,) = result.exports
+    assert export["status"] == "written" and export["format"] == "llava"
+    dest = Path(export["dest"])
+    data_path = yaml.safe_load((dest / "quickstart.yaml").read_text())
+    listed = [Path(d["json_path"]) for d in data_path["datasets"]]
+    assert listed and all(p.is_file() for p in listed)
+    loaded = datasets.load_dataset("json", data_files=[str(p) for p in listed], split="train")
+    assert loaded.num_rows == result.rows
+    for rec in loaded:
+        assert (dest / "videos" / rec["video"]).is_file() and rec["conversations"][0]["from"] == "human"
 
 
 def test_bad_inputs_become_rejects_and_good_videos_all_finish(tmp_path, ray_local, bad_files, cut_video, bikes, write_config):
@@ -138,9 +164,9 @@ def test_cli_validate_and_plan(tmp_path):
     assert ok.exit_code == 0 and "valid" in ok.output
     plan = runner.invoke(main, ["plan", str(QUICKSTART), "--cpus", "64", "--gpus", "8"])
     assert plan.exit_code == 0
-    for name in ("probe", "shots", "quality", "frames", "asr", "caption"):
+    for name in ("probe", "shots", "quality", "frames", "asr", "caption", "video_caption", "generate", "verify_claims"):
         assert name in plan.output
-    assert "clips/*.parquet" in plan.output and "up to 64" in plan.output
+    assert "samples/*.parquet" in plan.output and "up to 64" in plan.output
     bad = tmp_path / "bad.yaml"
     bad.write_text(QUICKSTART.read_text().replace("detector: adaptive", "detector: adaptiv"))
     res = runner.invoke(main, ["validate", str(bad)])
@@ -157,3 +183,19 @@ def test_cli_rethreshold_uses_stored_scores(tmp_path, ray_local):
     assert res.output.startswith("kept 0,") and "blurry=" in res.output
     res = runner.invoke(main, ["rethreshold", str(out), "--set", "sharpnes_min=3"])
     assert res.exit_code == 2
+
+
+def test_actor_pools_that_cannot_all_be_placed_fail_fast_with_the_stages_named(tmp_path):
+    """Ray Data creates every actor pool at the start; more than the cluster holds would hang the run."""
+    from vdata.pipelines.runner import check_fits, plan_text, resource_floor
+
+    cfg = load_config(quickstart_in(tmp_path))
+    plan = make_plan(cfg)
+    cpus, gpus, held = resource_floor(plan)
+    # asr (1 CPU) + six teacher-client stages at 0.25 CPU, one actor each
+    assert cpus == 2.5 and gpus == 0 and len(held) == 7
+    check_fits(plan, 4, 0)
+    with pytest.raises(ValueError) as e:
+        check_fits(plan, 2, 0)
+    assert "asr 1x1 CPU" in str(e.value) and "caption 1x0.25 CPU" in str(e.value) and "num_cpus" in str(e.value)
+    assert "fits" in plan_text(plan, cpus=4) and "DOES NOT FIT" in plan_text(plan, cpus=2)

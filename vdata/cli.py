@@ -124,10 +124,25 @@ def tiny_vlm(directory, kind):
 @main.command()
 @click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="a quality threshold, e.g. --set sharpness_min=100 (repeatable; 'none' disables)")
-@click.option("--write", "write_to", type=click.Path(file_okay=False), help="write the kept clips here")
+              help="a filter setting: STAGE.KEY, or KEY alone when one stage has it; e.g. sharpness_min=100, "
+                   "verify_claims.min_supported_ratio=0.9, blind.max_blind_correct=0.25, dedup.drop_duplicates=true "
+                   "(repeatable; 'none' disables a numeric threshold)")
+@click.option("--write-to", "--write", "write_to", type=click.Path(file_okay=False),
+              help="write the kept rows here (one Parquet file, the dataset's schema)")
 def rethreshold(out_dir, overrides, write_to):
-    """Re-apply quality thresholds to a finished dataset from its stored scores (no decoding)."""
+    """Re-apply the filters of the finished build in OUT_DIR from the scores stored in its Parquet (no
+    decoding, no teacher): quality thresholds on clips/, and on samples/ also verify_claims, blind,
+    timestamps, labels and dedup. Settings not named with --set stay as the build had them; prints the
+    rows kept and the rows dropped per reject reason.
+
+    Only tightening can be re-evaluated: rows the build dropped went to rejects/, which keeps no score
+    columns, so they are not in the dataset and a looser setting brings none back. To loosen, change the
+    config and rebuild into the same output folder: the probe, shots and quality results of stages before
+    the changed one are served from the stage cache (_cache/stages, unless output.stage_cache is off); the
+    other stages run again (frames decodes again), their teacher replies served from the request cache
+    (_cache/teachers) for requests already answered. A changed quality threshold re-runs quality itself:
+    its settings are part of its cache key.
+    """
     from vdata.pipelines.rethreshold import rethreshold_dataset
 
     values = {}
@@ -135,13 +150,24 @@ def rethreshold(out_dir, overrides, write_to):
         if "=" not in item:
             raise click.BadParameter(f"{item!r}: use KEY=VALUE", param_hint="--set")
         k, v = item.split("=", 1)
-        values[k.strip()] = None if v.strip().lower() == "none" else float(v)
+        values[k.strip()] = None if v.strip().lower() == "none" else v.strip()
     try:
-        kept, dropped = rethreshold_dataset(out_dir, values, write_to)
-    except (ConfigError, ValueError) as e:
-        console.print(f"[red]error[/]: {e}")
+        result = rethreshold_dataset(out_dir, values, write_to)
+    except ConfigError as e:
+        from rich.markup import escape
+
+        console.print(f"[red]error[/]: {escape(str(e))}", highlight=False)
         sys.exit(2)
-    click.echo(f"kept {kept}, dropped {sum(dropped.values())}: " + ", ".join(f"{k}={v}" for k, v in sorted(dropped.items())))
+    reasons = ", ".join(f"{k}={v}" for k, v in sorted(result.dropped.items()))
+    click.echo(f"kept {result.kept}, dropped {result.rows - result.kept}" + (f": {reasons}" if reasons else "")
+               + f" (of {result.rows} {result.level})")
+    for name, before, after in result.changes:
+        click.echo(f"  {name}: {before} -> {after}")
+    for name in result.loosened:
+        console.print(f"[yellow]note[/]: {name} is looser than the build's setting; the rows the build dropped "
+                      "are not in the dataset, so none come back (rebuild to loosen)", highlight=False)
+    if result.written:
+        click.echo(f"wrote {result.kept} rows to {result.written}")
 
 
 def _attach_optional_commands() -> None:

@@ -96,6 +96,9 @@ def plan_text(plan: Plan, cpus: int | None = None, gpus: int | None = None) -> s
     for s in plan.stages:
         r = s.resources
         kind = "actor pool" if r.actors else "tasks"
+        group_by = stage_class(s.name).group_by
+        if group_by:
+            kind += f" on groups of equal {group_by}"
         conc = r.concurrency or "auto"
         if (cpus or gpus) and not r.concurrency:
             fits = []
@@ -109,6 +112,11 @@ def plan_text(plan: Plan, cpus: int | None = None, gpus: int | None = None) -> s
                      f"workers: {conc}, batch: {r.batch_size or 'auto'}")
         lines.append(f"       config: {s.description}")
         lines.append(f"       writes: {', '.join(new) or '-'}")
+    if cpus or gpus:
+        need_cpus, need_gpus, _ = resource_floor(plan)
+        fits = need_cpus <= (cpus or 0) and need_gpus <= (gpus or 0)
+        lines.append(f"  actor pools hold: {need_cpus:g} CPU, {need_gpus:g} GPU for the whole run -> "
+                     + ("fits" if fits else "DOES NOT FIT: lower the stages' resources or use a bigger cluster"))
     spend = teacher_spend(plan)
     if spend:
         lines.append("  teacher spend estimate (model-free; per 1,000 clips reaching the stage):")
@@ -119,6 +127,35 @@ def plan_text(plan: Plan, cpus: int | None = None, gpus: int | None = None) -> s
     lines.append(f"  output: {plan.data_dir}/*.parquet ({len(plan.data_schema)} columns), "
                  f"{plan.rejects_dir}/*.parquet, {plan.output_dir}/manifest.json")
     return "\n".join(lines)
+
+
+WRITE_CPUS = 0.25   # the sink's write tasks (see _execute)
+
+
+def resource_floor(plan: Plan) -> tuple[float, float, list[str]]:
+    """CPUs and GPUs the actor pools hold for the whole run (Ray Data creates every pool's actors when
+    the run starts). A cluster smaller than that cannot place them all; if a downstream pool takes the
+    slots an upstream one needs, Ray Data waits forever (the run hangs instead of failing)."""
+    cpus = gpus = 0.0
+    held = []
+    for s in plan.stages:
+        r = s.resources
+        if r.actors:
+            n = r.concurrency or 1
+            cpus += r.num_cpus * n
+            gpus += r.num_gpus * n
+            held.append(f"{s.name} {n}x{r.num_cpus:g} CPU" + (f" {r.num_gpus:g} GPU" if r.num_gpus else ""))
+    return cpus, gpus, held
+
+
+def check_fits(plan: Plan, cpus: float, gpus: float) -> None:
+    need_cpus, need_gpus, held = resource_floor(plan)
+    if need_cpus > cpus + 1e-9 or need_gpus > gpus + 1e-9:
+        raise ConfigError(
+            f"stages: the actor pools hold {need_cpus:g} CPU / {need_gpus:g} GPU for the whole run "
+            f"({'; '.join(held)}), but the cluster has {cpus:g} CPU / {gpus:g} GPU: the run would wait forever. "
+            f"Lower stages.<name>.resources.num_cpus for stages that mostly wait on a teacher server (0.25 is "
+            f"plenty for an HTTP client), or give ray.num_cpus more (logical slots, not cores).")
 
 
 def teacher_spend(plan: Plan) -> list[dict]:
@@ -149,6 +186,7 @@ class BuildResult:
     wall_s: float
     manifest_path: str
     files: list[str] = field(default_factory=list)
+    exports: list[dict] = field(default_factory=list)   # output.exports: format, dest, status
 
 
 def _prepare_output(plan: Plan, console) -> set[str]:
@@ -305,6 +343,18 @@ def _execute(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: RunContext,
     # Ray Data reserves part of the cluster for each operator; on small machines that leaves one task
     # running per stage. vdata stages are CPU-bound and stream one video per block, so let them share.
     dctx.op_resource_reservation_enabled = False
+    total = ray.cluster_resources()
+    try:
+        check_fits(plan, total.get("CPU", 0.0), total.get("GPU", 0.0))
+    except ConfigError as e:
+        if not (address or cfg.ray.address):   # a local Ray is all there is: fail now rather than hang
+            if started:
+                ray.shutdown()
+            raise
+        # an existing cluster may autoscale: say it, and let the cluster decide
+        import logging
+
+        logging.getLogger("vdata").warning("%s", e)
     stats_name = X.STATS_ACTOR_PREFIX + run_id
     collector = ray.remote(num_cpus=0)(X.StatsCollector).options(name=stats_name).remote()
     try:
@@ -323,7 +373,13 @@ def _execute(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: RunContext,
             common = dict(batch_size=r.batch_size, batch_format="pyarrow", num_cpus=r.num_cpus, zero_copy_batch=True)
             if r.num_gpus:
                 common["num_gpus"] = r.num_gpus
-            if r.actors:
+            if cls.group_by:   # every row with the same key in one batch (e.g. all clips of a video)
+                common.pop("batch_size")
+                fn = X.StageActor if r.actors else X.StageTask(*args)
+                ds = ds.groupby(cls.group_by).map_groups(
+                    fn, fn_constructor_args=args if r.actors else None,
+                    compute=ray.data.ActorPoolStrategy(size=r.concurrency or 1) if r.actors else None, **common)
+            elif r.actors:
                 ds = ds.map_batches(X.StageActor, fn_constructor_args=args,
                                     compute=ray.data.ActorPoolStrategy(size=r.concurrency or 1), **common)
             else:
@@ -333,7 +389,7 @@ def _execute(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: RunContext,
                            cfg.output.rows_per_file, run_id)
         # Different resources keep Ray from fusing the stages into the write: fused, the write's
         # rows-per-file bundling would funnel every video through one task.
-        ds.write_datasink(sink, ray_remote_args={"num_cpus": 0.25})
+        ds.write_datasink(sink, ray_remote_args={"num_cpus": WRITE_CPUS})
         return ray.get(collector.dump.remote())
     finally:
         try:
@@ -358,6 +414,12 @@ def build(cfg: BuildConfig, address: str | None = None, progress: bool | None = 
                   + (f" ({len(discovered) - len(sources)} already done)" if complete else "")
                   + f", {len(plan.stages)} stage(s) -> {plan.output_dir}")
     records = []
+    if sources and not (address or cfg.ray.address):
+        # before any teacher server starts (minutes for a vLLM engine): will every actor pool fit?
+        import ray
+
+        local_cpus = ray.cluster_resources().get("CPU", 0.0) if ray.is_initialized() else (cfg.ray.num_cpus or os.cpu_count())
+        check_fits(plan, float(local_cpus), float("inf"))
     if sources:   # a finished build run again needs no Ray and no teacher: it costs only the listing
         with _RunTeachers(cfg, console) as teachers:
             ctx = RunContext(output_dir=plan.output_dir, run_id=run_id, work_dir=os.path.join(plan.output_dir, "_work"),
@@ -398,5 +460,35 @@ def build(cfg: BuildConfig, address: str | None = None, progress: bool | None = 
             write_report(plan.output_dir)
     except Exception as e:  # the dataset is complete; a report problem must not fail the build
         console.print(f"[yellow]report not written[/]: {type(e).__name__}: {e}")
+    exports = _write_exports(cfg, plan, console, refresh=bool(sources))
     return BuildResult(plan.output_dir, plan.data_dir, rows, rejects_table.num_rows, by_reason, stage_stats, wall,
-                       manifest_path, files)
+                       manifest_path, files, exports)
+
+
+def _write_exports(cfg: BuildConfig, plan: Plan, console, refresh: bool) -> list[dict]:
+    """The config's `output.exports`, rendered from the finished dataset (as `vdata export` would).
+
+    A re-run that found everything done keeps exports that already exist. A failed export is reported
+    and recorded, never silently skipped; the dataset itself is complete either way.
+    """
+    out = []
+    for spec in cfg.output.exports:
+        from vdata.exporters import ExportError, export
+
+        dest = cfg.resolve(spec.dest) if spec.dest else os.path.join(plan.output_dir, "exports", spec.format)
+        entry = {"format": spec.format, "dest": dest}
+        if not refresh and os.path.isdir(dest) and os.listdir(dest):
+            out.append({**entry, "status": "kept"})
+            continue
+        if os.path.isdir(dest):
+            shutil.rmtree(dest)
+        try:
+            result = export(plan.output_dir, dest, spec.format, time_format=spec.time, media=spec.media,
+                            tasks=spec.tasks, name=cfg.name)
+        except (ExportError, ValueError, OSError) as e:
+            console.print(f"[red]export {spec.format} failed[/]: {e}")
+            out.append({**entry, "status": "failed", "error": str(e)})
+            continue
+        console.print(result.summary())
+        out.append({**entry, "status": "written", "summary": result.summary()})
+    return out

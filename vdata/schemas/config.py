@@ -66,8 +66,27 @@ class InputSpec(_Strict):
         return self
 
 
+class ExportSpec(_Strict):
+    """An export written at the end of every build (what `vdata export` does by hand)."""
+
+    format: str                            # llava | sharegpt | swift | internvl | lmms-eval | vlmevalkit | parquet
+    dest: str | None = None                # None: <output.dir>/exports/<format>
+    time: Literal["seconds", "relative", "frames"] = "seconds"
+    media: Literal["copy", "link", "none"] = "link"
+    tasks: list[str] | None = None         # only samples of these tasks
+
+    @model_validator(mode="after")
+    def _known_format(self):
+        from vdata.exporters import FORMATS
+
+        if self.format not in FORMATS:
+            raise ValueError(f"format: unknown export format {self.format!r} (allowed: {', '.join(FORMATS)})")
+        return self
+
+
 class OutputConfig(_Strict):
     dir: str
+    exports: list[ExportSpec] = Field(default_factory=list)
     rows_per_file: int = Field(5000, ge=1)
     # resume: continue an interrupted run with the same config (a changed config rebuilds);
     # overwrite: always start over; error: refuse a non-empty directory.

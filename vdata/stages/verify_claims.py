@@ -284,14 +284,11 @@ class VerifyClaimsStage(Stage):
                         for n in ("claim_judge", "correct", "claims_split")}
         self.embedder = None
         if cfg.relevance_min is not None:
-            import importlib
-
             from sentence_transformers import SentenceTransformer
 
-            spec = cfg.relevance_model
-            if spec.startswith("package:"):
-                spec = str(importlib.import_module(spec.split(":", 1)[1]).get_model_path())
-            self.embedder = SentenceTransformer(spec, device="cpu")
+            from vdata.teachers.packaged import resolve_model
+
+            self.embedder = SentenceTransformer(resolve_model(cfg.relevance_model), device="cpu")
 
     # --- evidence
     def evidence_of(self, row: dict) -> tuple[Evidence, list[bytes]]:

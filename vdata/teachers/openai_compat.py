@@ -465,12 +465,19 @@ class OpenAITeacher(Teacher):
             last_err, messages = retry
         res.error = f"schema_invalid: {last_err}"
 
-    async def _agenerate(self, requests: list[TeacherRequest]) -> list[TeacherResult]:
+    async def _agenerate(self, requests: list[TeacherRequest], on_result=None) -> list[TeacherResult]:
         self._ensure_async_state()
-        return list(await asyncio.gather(*(self._one(r) for r in requests)))
 
-    def _generate_uncached(self, requests: list[TeacherRequest]) -> list[TeacherResult]:
-        return self._loop.run(self._agenerate(requests))
+        async def answer(index: int, request: TeacherRequest) -> TeacherResult:
+            res = await self._one(request)
+            if on_result is not None:
+                on_result(index, res)
+            return res
+
+        return list(await asyncio.gather(*(answer(i, r) for i, r in enumerate(requests))))
+
+    def _generate_uncached(self, requests: list[TeacherRequest], on_result=None) -> list[TeacherResult]:
+        return self._loop.run(self._agenerate(requests, on_result))
 
 
 __all__ = ["OpenAITeacher", "RpmLimiter", "backoff_delay", "parse_retry_after"]

@@ -256,7 +256,7 @@ class VLLMTeacher(Teacher):
                     out.append(e)
             return out
 
-    def _generate_uncached(self, requests: list[TeacherRequest]) -> list[TeacherResult]:
+    def _generate_uncached(self, requests: list[TeacherRequest], on_result=None) -> list[TeacherResult]:
         results: list[TeacherResult] = []
         bs = self.config.batch_size
         for i in range(0, len(requests), bs):
@@ -350,7 +350,7 @@ class VLLMPoolTeacher(Teacher):
     def cache_key_extra(self) -> dict[str, Any]:
         return {"image": self.config.image.model_dump(), "video_max_frames": self.config.video.max_frames}
 
-    def _generate_uncached(self, requests: list[TeacherRequest]) -> list[TeacherResult]:
+    def _generate_uncached(self, requests: list[TeacherRequest], on_result=None) -> list[TeacherResult]:
         import ray
 
         n = len(self._actors)
