@@ -41,7 +41,6 @@ from vdata.stages.caption import (
     ask,
     check_events,
     gather,
-    packaged_minilm_path,
     settle,
     thin_evenly,
     transcript_lines,
@@ -189,10 +188,10 @@ def test_transcript_lines_are_clip_relative_and_bounded():
 
 
 def test_agreement_prefers_the_candidate_the_others_agree_with():
-    from sentence_transformers import SentenceTransformer
+    from vdata.teachers.packaged import PACKAGED_MINILM, load_text_embedder, resolve_model
 
-    assert os.path.isfile(os.path.join(packaged_minilm_path(), "model.safetensors"))
-    model = SentenceTransformer(packaged_minilm_path(), device="cpu")
+    assert os.path.isfile(os.path.join(resolve_model(PACKAGED_MINILM), "model.safetensors"))
+    model = load_text_embedder()
     texts = ["A brown dog runs across a grassy park.", "A dog is running over the grass in a park.",
              "A dog sprints through a park on the lawn.", "Stock prices fell sharply on Monday."]
     scores = agreement_scores(texts, lambda t: model.encode(t, normalize_embeddings=True))

