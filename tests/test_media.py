@@ -71,3 +71,22 @@ def test_stream_iteration_counts_every_frame(cut_video):
     with open_reader(cut_video[0], "pyav") as r:
         idx = [i for i, _, _ in r.iter_frames(max_side=64)]
     assert idx == list(range(350))
+
+
+def test_workers_decode_with_the_threads_they_were_given(cut_video):
+    """The runner caps decode threads per worker at its CPU share (N workers on N cores, not N x N threads)."""
+    import cv2
+
+    from vdata.media import reader as rd
+
+    try:
+        rd.set_decode_threads(1)
+        with rd.OpenCVReader(cut_video[0]) as r:
+            assert r._cap.get(cv2.CAP_PROP_N_THREADS) == 1
+            assert sum(1 for _ in r.iter_frames(0, 1.0)) == 25   # and it still decodes every frame
+        with rd.PyAVReader(cut_video[0]) as r:
+            assert r._stream.codec_context.thread_count == 1
+        assert cv2.getNumThreads() == 1
+    finally:
+        rd.set_decode_threads(0)
+        cv2.setNumThreads(-1)

@@ -52,6 +52,21 @@ class FrameReader:
         self.close()
 
 
+# Decoder threads per reader; 0 = the library's default (one per core). Workers set it to the CPUs the
+# runner gave their stage, so that N workers on N cores do not each spin up N decode threads.
+_DECODE_THREADS = 0
+
+
+def set_decode_threads(n: int) -> None:
+    """Cap the decode threads of readers opened in this process (and OpenCV's own thread pool)."""
+    global _DECODE_THREADS
+    _DECODE_THREADS = max(0, int(n))
+    if _DECODE_THREADS:
+        import cv2
+
+        cv2.setNumThreads(_DECODE_THREADS)
+
+
 class DecordReader(FrameReader):
     backend = "decord"
 
@@ -63,7 +78,7 @@ class DecordReader(FrameReader):
             w, h = probe[0].shape[1], probe[0].shape[0]
             del probe
             sw, sh = _scaled_size(w, h, max_side)
-            self._vr = decord.VideoReader(path, width=sw, height=sh, num_threads=threads)
+            self._vr = decord.VideoReader(path, width=sw, height=sh, num_threads=threads or _DECODE_THREADS)
         except Exception as e:  # decord raises its own DECORDError and RuntimeError
             raise MediaError("unreadable", f"decord cannot open video: {str(e).splitlines()[0][:200]}")
         self.width, self.height = w, h
@@ -113,6 +128,8 @@ class PyAVReader(FrameReader):
         except (av.error.FFmpegError, IndexError) as e:
             raise MediaError("unreadable", f"PyAV cannot open video: {e}")
         self._stream.thread_type = threads
+        if _DECODE_THREADS:
+            self._stream.codec_context.thread_count = _DECODE_THREADS
         cc = self._stream.codec_context
         self.width, self.height = cc.width, cc.height
         rate = self._stream.average_rate or self._stream.guessed_rate
@@ -191,7 +208,8 @@ class OpenCVReader(FrameReader):
     def __init__(self, path: str):
         import cv2
 
-        self._cap = cv2.VideoCapture(path)
+        self._cap = (cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, _DECODE_THREADS])
+                     if _DECODE_THREADS else cv2.VideoCapture(path))
         if not self._cap.isOpened():
             raise MediaError("unreadable", "OpenCV cannot open video")
         self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))

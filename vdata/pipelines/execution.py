@@ -28,6 +28,10 @@ def _get_stage(key, name, config, ctx):
     stage = _STAGE_CACHE.get(key)
     if stage is None:
         stage = stage_class(name)(config, ctx)
+        from vdata.media.reader import set_decode_threads
+
+        # a worker decodes with as many threads as CPUs it was given (at least one)
+        set_decode_threads(max(1, round(stage.resources().num_cpus)))
         stage.setup()
         _STAGE_CACHE[key] = stage
     return stage
