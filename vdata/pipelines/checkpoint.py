@@ -10,6 +10,14 @@ video. On start:
 `_state.json` records the stage hashes of the run that owns the directory; a run with a different
 final hash does not resume (its earlier stages' work is still reused through the stage and request
 caches under `_cache/`).
+
+Why not Ray Data's own checkpointing (`ray.data.checkpoint.CheckpointConfig`, Ray 2.60): it records
+the ids of rows written and filters input rows by them, so it needs an id column that is unique per
+row and the same from read to write. A vdata pipeline fans out (one video → clips → samples) and drops
+rows, so the input id (the video) is shared by many output rows that land in different write blocks:
+the first block written would mark the video done and a crash before the second would lose its rows.
+The ledger counts each video's mass instead, which says exactly when all of its rows are on disk, and it
+lives in the output directory (no separate network-mounted checkpoint path to configure).
 """
 from __future__ import annotations
 
