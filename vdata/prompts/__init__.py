@@ -62,3 +62,10 @@ def load_prompt(group: str, name: str, version: int | None = None, override: str
         raise KeyError(f"prompt {group}/{name} has versions {versions}, not {v}")
     text = resources.files("vdata.prompts").joinpath(group, f"{name}.v{v}.txt").read_text()
     return Prompt(f"{group}/{name}@v{v}", text)
+
+
+def shorten(text: str | None, limit: int, collapse_spaces: bool = True) -> str:
+    """Text bounded for a prompt: at most `limit` characters, cut ones ending in "…". With
+    `collapse_spaces`, runs of whitespace (newlines too) become one space first."""
+    text = " ".join(str(text or "").split()) if collapse_spaces else (text or "").strip()
+    return text if len(text) <= limit else text[: max(0, limit - 1)].rstrip() + "…"

@@ -22,7 +22,6 @@ rejected as `blind_answerable`; its detail says which answerer found it.
 """
 from __future__ import annotations
 
-import os
 import re
 
 from pydantic import Field

@@ -47,10 +47,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Generator, Literal
 
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from vdata.prompts import Prompt, load_prompt
+from vdata.prompts import Prompt, load_prompt, shorten
 from vdata.schemas import records as R
 
 from .base import Reject, Resources, Stage, StageConfig
@@ -389,11 +388,6 @@ def _fmt(t: float) -> str:
     return f"{t:.1f}"
 
 
-def _cut(text: str, limit: int) -> str:
-    text = (text or "").strip()
-    return text if len(text) <= limit else text[: max(0, limit - 1)].rstrip() + "…"
-
-
 def transcript_lines(row: dict, clip_start: float, max_chars: int) -> str:
     """The clip's speech as timed lines (clip-relative seconds); "" when there is none."""
     lines = []
@@ -408,7 +402,7 @@ def transcript_lines(row: dict, clip_start: float, max_chars: int) -> str:
         lines.append(f"[{_fmt(a)}s-{_fmt(b)}s] {text}")
     if not lines and (row.get(R.TRANSCRIPT_TEXT) or "").strip():
         lines.append(row[R.TRANSCRIPT_TEXT].strip())
-    return _cut("\n".join(lines), max_chars) if lines else ""
+    return shorten("\n".join(lines), max_chars, collapse_spaces=False) if lines else ""
 
 
 # ================================================================================ dense timestamps
@@ -769,9 +763,9 @@ class CaptionStage(Stage):
         first_text = _nonempty(res.text, t, "differential_first")
         steps = [(first, first_text)]
         for prev, cur in zip(clip.frames, clip.frames[1:]):
-            context = f"At {_fmt(first.rel_s)}s (first keyframe): {_cut(first_text, limit)}"
+            context = f"At {_fmt(first.rel_s)}s (first keyframe): {shorten(first_text, limit, collapse_spaces=False)}"
             if len(steps) > 1:
-                context += f"\nAt {_fmt(prev.rel_s)}s (latest change): {_cut(steps[-1][1], limit)}"
+                context += f"\nAt {_fmt(prev.rel_s)}s (latest change): {shorten(steps[-1][1], limit, collapse_spaces=False)}"
             req = self._request(clip, "differential_next", [prev, cur],
                                 {"previous_timestamp": _fmt(prev.rel_s), "timestamp": _fmt(cur.rel_s), "context": context},
                                 as_images=True)   # two distinct keyframes to compare, not a video

@@ -37,14 +37,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from vdata.prompts import Prompt, load_prompt
+from vdata.prompts import Prompt, load_prompt, shorten
 from vdata.schemas import records as R
 
 from .base import Reject, Resources, Stage, StageConfig
@@ -223,11 +222,6 @@ class Clue:
         return [float(self.start_s), float(self.end_s)]
 
 
-def _short(text: str, limit: int) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 def source_meta(row: dict) -> dict:
     raw = row.get(R.SOURCE_META)
     if not raw:
@@ -248,19 +242,19 @@ def build_clues(row: dict, cfg: GenerateConfig) -> list[Clue]:
         value = source_meta(row).get(cfg.caption_from_source_meta)
         caption = value if isinstance(value, str) else None
     if caption and caption.strip():
-        clues.append(Clue("C1", "caption", _short(caption, limit * 3), start, end))
+        clues.append(Clue("C1", "caption", shorten(caption, limit * 3), start, end))
     events = sorted((e for e in (row.get(R.DENSE_EVENTS) or []) if e and (e.get("description") or "").strip()),
                     key=lambda e: (e.get("start_s") or 0.0))
     for i, e in enumerate(events[: cfg.max_events], 1):
-        clues.append(Clue(f"E{i}", "event", _short(e["description"], limit), e.get("start_s"), e.get("end_s")))
+        clues.append(Clue(f"E{i}", "event", shorten(e["description"], limit), e.get("start_s"), e.get("end_s")))
     steps = [s for s in (row.get(R.CAPTION_STEPS) or []) if s and (s.get("text") or "").strip()]
     for i, s in enumerate(steps[: cfg.max_events], 1):
-        clues.append(Clue(f"S{i}", "step", _short(s["text"], limit), s.get("timestamp_s"), s.get("timestamp_s")))
+        clues.append(Clue(f"S{i}", "step", shorten(s["text"], limit), s.get("timestamp_s"), s.get("timestamp_s")))
     segments = [s for s in (row.get(R.TRANSCRIPT_SEGMENTS) or []) if s and (s.get("text") or "").strip()]
     for i, s in enumerate(segments[: cfg.max_segments], 1):
-        clues.append(Clue(f"T{i}", "speech", _short(s["text"], limit), s.get("start_s"), s.get("end_s")))
+        clues.append(Clue(f"T{i}", "speech", shorten(s["text"], limit), s.get("start_s"), s.get("end_s")))
     if not segments and (row.get(R.TRANSCRIPT_TEXT) or "").strip() and cfg.max_segments:
-        clues.append(Clue("T1", "speech", _short(row[R.TRANSCRIPT_TEXT], limit * 2), start, end))
+        clues.append(Clue("T1", "speech", shorten(row[R.TRANSCRIPT_TEXT], limit * 2), start, end))
     if cfg.use_frames:
         frames = [f for f in (row.get(R.FRAMES) or []) if f and f.get(R.FRAME_JPEG)]
         picks = _even_picks(len(frames), cfg.max_frames)
@@ -438,7 +432,7 @@ class GenerateStage(Stage):
 
     # --- planning: the samples that need no teacher, and the requests for the rest
     def plan_clip(self, row: dict, clues: list[Clue]) -> tuple[list[dict], list[_Pending]]:
-        cfg, tasks = self.config, self.config.tasks
+        tasks = self.config.tasks
         free: list[dict] = []
         pending: list[_Pending] = []
         clip_id = row[R.CLIP_ID]

@@ -28,7 +28,6 @@ same check — then the corrected answer is kept and its claims are re-scored.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Literal

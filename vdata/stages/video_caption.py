@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from vdata.prompts import load_prompt
+from vdata.prompts import load_prompt, shorten
 from vdata.schemas import records as R
 
 from .base import Reject, Resources, Stage, StageConfig
@@ -141,7 +141,7 @@ class VideoCaptionStage(Stage):
         from vdata.teachers import TeacherRequest
 
         limit = self.config.max_part_chars
-        listing = "\n".join(f"[{p.start_s:.1f}s - {p.end_s:.1f}s] {_cut(p.text, limit)}" for p in group)
+        listing = "\n".join(f"[{p.start_s:.1f}s - {p.end_s:.1f}s] {shorten(p.text, limit)}" for p in group)
         duration = job.rows[0].get(R.DURATION_S) or group[-1].end_s
         text = self.prompt.render(duration=f"{duration:.1f}", num_parts=len(group), parts=listing)
         sampling = dict(self.config.sampling)
@@ -172,8 +172,3 @@ class VideoCaptionStage(Stage):
             values[R.VIDEO_CAPTION_MODEL] = first.get(R.CAPTION_MODEL)
             values[R.VIDEO_CAPTION_PROMPT_VERSION] = first.get(R.CAPTION_PROMPT_VERSION)
         return [{**r, **values} for r in job.rows]
-
-
-def _cut(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
