@@ -1,7 +1,7 @@
 # The two commands a fresh clone needs (both set up .venv first; set-up is idempotent and cached):
 #   make quickstart   — install everything, then build the quickstart dataset
 #   make test         — install everything, then run the test suite
-.PHONY: setup quickstart test bench
+.PHONY: setup quickstart test bench recipes-sync
 export RAY_AUTH_MODE ?= disabled
 export HF_HUB_OFFLINE ?= 1
 
@@ -17,3 +17,8 @@ test: setup
 
 bench: setup
 	for b in bench/bench_*.py; do .venv/bin/python $$b || exit 1; done
+
+# configs/recipes/ is where recipes are edited; vdata/assets/recipes/ is the copy an installed vdata reads
+# (`vdata recipes`, `vdata new`). tests/test_recipes.py fails when they differ.
+recipes-sync:
+	rm -f vdata/assets/recipes/*.yaml && cp configs/recipes/*.yaml vdata/assets/recipes/

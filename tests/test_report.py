@@ -4,6 +4,7 @@ clip-level build cannot reach."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -329,3 +330,78 @@ def test_report_command_writes_both_files_and_explains_a_folder_that_is_not_a_bu
     empty.mkdir()
     res = CliRunner().invoke(report_cmd, [str(empty)])
     assert res.exit_code != 0 and "no manifest.json" in res.output
+
+
+# --------------------------------------------------------------------------- figures and templates
+def _overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_legends_never_cover_a_bar_and_crowded_stage_labels_do_not_overprint(tmp_path):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.patches import Rectangle
+
+    from vdata.pipelines import report_figures, report_sections
+
+    out = tmp_path / "out"
+    make_sample_output(out)
+    run = load_run(str(out))
+    sections = [s for _, collect in report_sections.COLLECTORS if (s := collect(run)) is not None and s.figure]
+    names = ["probe", "shots", "quality", "frames", "asr", "generate", "timestamps", "verify_claims", "blind",
+             "labels", "dedup"]   # the longest pipeline of the tests: its labels would run into each other flat
+    crowded = report_figures.stages_figure([f"{i + 1}. {n}" for i, n in enumerate(names)], list(range(10, 21)),
+                                           list(range(9, 20)), [1] * 11)
+    figures = [(s.key, report_figures.FIGURES[s.key](**s.figure)) for s in sections] + [("stages x11", crowded)]
+    checked = 0
+    for key, fig in figures:
+        canvas = FigureCanvasAgg(fig)   # what savefig draws with
+        canvas.draw()
+        renderer = canvas.get_renderer()
+        for ax in fig.axes:
+            legend = ax.get_legend()
+            if legend is None:
+                continue
+            box = legend.get_window_extent(renderer)
+            bars = [p.get_window_extent(renderer) for p in ax.patches
+                    if isinstance(p, Rectangle) and p.get_width() * p.get_height() > 0]
+            if not bars:   # a line plot (throughput): its legend sits outside too, nothing to cover
+                continue
+            assert not any(_overlap(box, b) for b in bars), f"{key}: legend covers a bar"
+            checked += 1
+    assert checked >= 6   # stages, rejects, shots, teachers x2, answer positions (+ the crowded one)
+    ax = crowded.axes[0]
+    texts = [t for t in ax.get_xticklabels() if t.get_text()]
+    assert len(texts) == len(names)
+    # Flat labels must not touch; turned ones are parallel lines whose gap across the text (tick spacing
+    # times the sine of the angle) must exceed the text height.
+    xs = ax.transData.transform([(x, 0) for x in ax.get_xticks()])[:, 0]
+    angle = math.radians(texts[0].get_rotation())
+    text_height_px = texts[0].get_fontsize() * crowded.dpi / 72
+    if angle == 0:
+        boxes = [t.get_window_extent(crowded.canvas.get_renderer()) for t in texts]
+        assert not any(_overlap(a, b) for a, b in zip(boxes, boxes[1:])), "x labels overprint"
+    else:
+        assert float(np.diff(xs).min()) * math.sin(angle) > text_height_px, "x labels overprint"
+
+
+def test_report_templates_ship_as_package_data():
+    import tomllib
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["vdata"]
+    shipped = {p for pattern in patterns for p in (ROOT / "vdata").glob(pattern) if p.is_file()}
+    templates = [p for p in (ROOT / "vdata" / "pipelines" / "templates").iterdir() if p.is_file()]
+    assert {p.name for p in templates} >= {"report.html.j2", "report.md.j2"}
+    assert set(templates) <= shipped
+
+
+def test_report_warns_of_demo_teacher_rows_and_unverified_samples():
+    import pyarrow as pa
+
+    from vdata.pipelines.report_data import limitations
+
+    data = pa.table({"caption_model": ["vdata-tiny-demo-vlm", "vdata-tiny-demo-vlm", None],
+                     "sample_model": ["qwen2.5-72b", "qwen2.5-72b", "qwen2.5-72b"]})
+    notes = limitations({"verification": {"verified": 4, "unverified": 2}}, data)
+    assert any("2 row value(s)" in n and "vdata-tiny-demo-vlm" in n and "noise" in n for n in notes)
+    assert any("2 kept sample(s) are unverified" in n for n in notes)
+    assert limitations({}, pa.table({"sample_model": ["qwen2.5-72b"]})) == []

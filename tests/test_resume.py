@@ -19,7 +19,7 @@ from vdata.pipelines.execution import read_rejects
 from vdata.pipelines.runner import build
 from vdata.schemas import records as R
 from vdata.schemas.config import parse_config
-from vdata.teachers.fault_proxy import FaultProxy
+from fault_proxy import FaultProxy
 from conftest import copy_to
 from test_cluster import kill_session
 

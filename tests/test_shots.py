@@ -1,8 +1,10 @@
 """Shot detection with real PySceneDetect on rendered cuts and a real clip with cuts."""
 import pytest
 
-from vdata.stages.base import RunContext
-from vdata.stages.shots import ShotsConfig, ShotsStage, detect_cuts, repair_segments, segments_from_cuts, split_long
+from vdata.media.synth import Segment, render_segments
+from vdata.stages.base import Reject, RunContext
+from vdata.stages.shots import (ShotsConfig, ShotsStage, apply_min_scene_len, detect_cuts, repair_segments,
+                                scan_video, segments_from_cuts, split_long)
 from vdata.media.probe import probe_video
 from vdata.media.hashing import content_id
 from vdata.schemas import records as R
@@ -11,12 +13,23 @@ from conftest import FLASH_FRAME
 BIKES_CUTS_S = [1.2, 3.04, 5.48, 7.48, 9.68]
 
 
-def clips_for(path, **cfg):
+def shots_of(path, **cfg):
+    """Everything the stage returns for one video: kept clips and rejects."""
     stage = ShotsStage(ShotsConfig(**cfg), RunContext(output_dir="/tmp/unused"))
     row = {R.PATH: path, R.VIDEO_ID: content_id(path), **probe_video(path)}
-    out = stage.process_batch([row])
+    return stage.process_batch([row])
+
+
+def clips_for(path, **cfg):
+    out = shots_of(path, **cfg)
     assert all(isinstance(c, dict) for c in out), out
     return out
+
+
+def frame_span(res):
+    """(start_frame, end_frame, reject reason or None) of a kept clip or a clip-level reject."""
+    row = res.row if isinstance(res, Reject) else res
+    return row[R.START_FRAME], row[R.END_FRAME], res.reason if isinstance(res, Reject) else None
 
 
 @pytest.mark.parametrize("detector", ["adaptive", "content"])
@@ -53,16 +66,74 @@ def test_cut_free_clip_is_one_shot(quality_videos, detector):
 
 
 def test_stitching_merges_a_one_frame_flash(flash_video):
-    cuts, times, feats, fps = detect_cuts(flash_video, ShotsConfig())
-    assert FLASH_FRAME in cuts  # the detector does see the flash...
+    scan = scan_video(flash_video, ShotsConfig())
+    assert FLASH_FRAME in scan.raw_cuts  # the detector does see the flash...
     assert len(clips_for(flash_video)) == 1  # ...and stitching repairs it
-    unstitched = clips_for(flash_video, stitch={"enabled": False}, min_len_s=0.0)
-    assert len(unstitched) == 3
+    unstitched = shots_of(flash_video, stitch={"enabled": False}, min_len_s=0.0)
+    assert len(unstitched) == 3 and all(isinstance(c, dict) for c in unstitched)
 
 
-def test_short_shots_drop_mode_leaves_a_gap(flash_video):
-    clips = clips_for(flash_video, stitch={"enabled": False}, short_shots="drop")
-    assert [(c[R.START_FRAME], c[R.END_FRAME]) for c in clips] == [(0, FLASH_FRAME), (FLASH_FRAME + 1, 150)]
+def test_unstitched_flash_is_its_own_short_clip_rejected(flash_video):
+    out = shots_of(flash_video, stitch={"enabled": False})
+    assert [frame_span(r) for r in out] == [(0, FLASH_FRAME, None), (FLASH_FRAME, FLASH_FRAME + 1, "too_short"),
+                                            (FLASH_FRAME + 1, 150, None)]
+
+
+@pytest.fixture(scope="module")
+def short_shot_videos(media_dir):
+    """A 0.5-s shot between two 3-s ones, at 25 and 30 fps, and between two shots of one scene."""
+    out = {}
+    for fps in (25, 30):
+        path = str(media_dir / f"short_shot_{fps}.mp4")
+        out[fps] = (path, render_segments(path, [Segment("testsrc2", 3.0), Segment("smptebars", 0.5),
+                                                 Segment("mandelbrot", 3.0)], size=(320, 180), fps=fps))
+    return out
+
+
+@pytest.mark.parametrize("fps", [25, 30])
+def test_a_half_second_shot_is_its_own_clip_rejected_too_short(short_shot_videos, fps):
+    path, truth = short_shot_videos[fps]
+    out = shots_of(path)
+    got = [frame_span(r) for r in out]
+    assert [g[2] for g in got] == [None, "too_short", None], got
+    # both real cuts are clip boundaries: nothing is merged across them
+    for (a, b, _), cut in zip(got[1:], truth):
+        assert abs(a - cut) <= 1
+    short = out[1]
+    assert short.row[R.CLIP_DURATION_S] == pytest.approx(0.5, abs=1.5 / fps)
+    assert "min_len_s=1.0" in short.message and f"{got[1][1] - got[1][0]} frames" in short.message
+    # every frame is in exactly one row, kept or rejected
+    assert got[0][0] == 0 and all(x[1] == y[0] for x, y in zip(got, got[1:])) and got[-1][1] == probe_video(path)["num_frames"]
+
+
+def test_short_shots_keep_mode_keeps_the_short_clip(short_shot_videos):
+    path, _ = short_shot_videos[25]
+    clips = clips_for(path, short_shots="keep")
+    assert len(clips) == 3 and clips[1][R.CLIP_DURATION_S] < 1.0
+    assert {c[R.SHOTS_IN_VIDEO] for c in clips} == {3}
+
+
+def test_detector_min_scene_len_keeps_a_strobe_burst_in_few_shots(media_dir):
+    # 1.6 s of two sources alternating every 4 frames between two long shots: the detector sees a cut
+    # at every switch; its own minimum scene length keeps the burst from becoming a dozen shots.
+    path = str(media_dir / "strobe.mp4")
+    burst = [Segment(s, 0.16) for s in ["smptebars", "rgbtestsrc"] * 5]
+    render_segments(path, [Segment("testsrc2", 2.0), *burst, Segment("mandelbrot", 2.0)], size=(320, 180))
+    scan = scan_video(path, ShotsConfig())
+    assert len(scan.raw_cuts) >= 8, scan.raw_cuts
+    assert len(scan.cuts) <= 4, scan.cuts
+    assert abs(scan.cuts[0] - 50) <= 1 and abs(scan.cuts[-1] - 90) <= 1   # into and out of the burst
+    forced = scan_video(path, ShotsConfig(detector_args={"min_scene_len": 1}))
+    assert len(forced.cuts) >= 8
+
+
+def test_min_scene_len_filter_restores_a_hidden_cut_only_before_a_stable_shot():
+    # PySceneDetect's own filter (15 frames) with raw cuts: a burst at 30..45, a short shot 100..110
+    burst = [30, 33, 36, 39, 42, 45]
+    from scenedetect.detector import FlashFilter
+
+    cuts = apply_min_scene_len([*burst, 100, 110], 200, 25.0, FlashFilter(FlashFilter.Mode.SUPPRESS, 15), 15)
+    assert cuts == [30, 45, 100, 110]
 
 
 def test_fade_gives_no_cut_outside_the_transition(fade_video):
@@ -75,15 +146,19 @@ def test_max_len_splits_into_equal_windows():
     assert split_long([[0, 30]], 25.0, 10) == [[0, 30]]
 
 
-def test_repair_merges_short_shot_into_more_similar_neighbour():
+def test_repair_never_merges_a_short_shot_into_a_neighbour():
     import numpy as np
 
     feats = np.zeros((30, 32 + 144), np.float32)
     feats[:10, 0] = 1      # scene A
-    feats[10:12, 5] = 1    # a 2-frame glitch that looks like B
+    feats[10:12, 5] = 1    # a 2-frame shot that looks like B
     feats[12:, 5] = 1      # scene B
     segs = repair_segments(segments_from_cuts([10, 12], 30), feats, 25.0, ShotsConfig(min_len_s=0.2))
+    # 10..12 and 12..30 look alike at their boundary: stitching (same scene) joins them; A stays apart
     assert segs == [[0, 10], [10, 30]]
+    feats[10:12, 5], feats[10:12, 9] = 0, 1   # now the short shot is a scene of its own
+    segs = repair_segments(segments_from_cuts([10, 12], 30), feats, 25.0, ShotsConfig(min_len_s=0.2))
+    assert segs == [[0, 10], [10, 12], [12, 30]]
 
 
 def test_clip_ids_stable_and_path_independent(cut_video, tmp_path):

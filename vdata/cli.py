@@ -1,4 +1,4 @@
-"""`vdata` command line: build, plan, validate, demo-videos, rethreshold."""
+"""`vdata` command line: build, plan, validate, recipes, new, demo-videos, rethreshold."""
 from __future__ import annotations
 
 import os
@@ -13,12 +13,19 @@ from vdata.schemas.config import ConfigError, load_config
 console = Console(stderr=True)
 
 
+def _config_error(path, e: ConfigError):
+    """One error block naming the key paths, then exit 2 (no traceback: the message says it all)."""
+    from rich.markup import escape
+
+    console.print(f"[red]config error[/] in {escape(str(path))}:\n{escape(str(e))}", highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
 def _load(path):
     try:
         return load_config(path)
     except ConfigError as e:
-        console.print(f"[red]config error[/] in {path}:\n{e}")
-        sys.exit(2)
+        _config_error(path, e)
 
 
 @click.group()
@@ -30,16 +37,35 @@ def main():
 @main.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
 def validate(config):
-    """Check a config: unknown keys and bad values are reported with their key path."""
-    from vdata.pipelines.runner import make_plan
+    """Check a config without running it: unknown keys and bad values, stage order, teacher names and
+    kinds, inputs that are missing or match no file. Every problem is reported with its key path."""
+    from vdata.pipelines.runner import preflight
 
+    if _is_haystack_config(config):   # a `vdata haystack` config (e.g. the vnbench recipe): its planner checks it
+        from vdata.haystack.run import plan_haystack
+
+        try:
+            plan = plan_haystack(config)
+        except ConfigError as e:
+            _config_error(config, e)
+        click.echo(f"{config}: valid haystack config ({plan['items']} items, {plan['questions']} questions)")
+        return
     cfg = _load(config)
     try:
-        make_plan(cfg)
+        preflight(cfg)
     except ConfigError as e:
-        console.print(f"[red]config error[/] in {config}:\n{e}")
-        sys.exit(2)
+        _config_error(config, e)
     click.echo(f"{config}: valid ({len(cfg.stage_specs)} stages, config hash {cfg.config_hash()})")
+
+
+def _is_haystack_config(path) -> bool:
+    import yaml
+
+    try:
+        data = yaml.safe_load(open(path).read())
+    except (OSError, yaml.YAMLError):
+        return False   # load_config reports it
+    return isinstance(data, dict) and "haystack" in data and "stages" not in data
 
 
 @main.command()
@@ -47,16 +73,18 @@ def validate(config):
 @click.option("--cpus", type=int, help="plan for a cluster with this many CPUs")
 @click.option("--gpus", type=int, help="plan for a cluster with this many GPUs")
 def plan(config, cpus, gpus):
-    """Print stages, resources, concurrency and output paths; runs nothing."""
-    from vdata.pipelines.runner import make_plan, plan_text
+    """Print stages, resources, concurrency, teachers, spend estimates and output paths; runs nothing.
+    Exits 1 when the stages do not fit the cluster shape given with --cpus / --gpus."""
+    from vdata.pipelines.runner import plan_fits, plan_text, preflight
 
     cfg = _load(config)
     try:
-        p = make_plan(cfg)
+        p = preflight(cfg)
     except ConfigError as e:
-        console.print(f"[red]config error[/] in {config}:\n{e}")
-        sys.exit(2)
+        _config_error(config, e)
     click.echo(plan_text(p, cpus=cpus, gpus=gpus))
+    if plan_fits(p, cpus, gpus) is False:
+        sys.exit(1)
 
 
 @main.command()
@@ -71,8 +99,7 @@ def build(config, address, quiet):
     try:
         result = run_build(cfg, address=address, progress=not quiet, console=console)
     except ConfigError as e:
-        console.print(f"[red]config error[/] in {config}:\n{e}")
-        sys.exit(2)
+        _config_error(config, e)
     print_summary(result)
 
 
@@ -96,13 +123,69 @@ def print_summary(result) -> None:
                   f"report {os.path.join(result.output_dir, 'report.html')})")
 
 
+@main.command("recipes")
+@click.argument("name", required=False)
+def recipes_cmd(name):
+    """List the shipped recipes (the field's dataset-construction systems as configs): name, paper, what
+    each needs (teachers and the stages that call them; annotation inputs, * = required) and what it
+    writes. With NAME: that recipe's documentation and the command that runs it."""
+    from vdata.schemas.recipes import RecipeError, all_recipes, load_recipe, summary_row
+
+    if name:
+        try:
+            recipe = load_recipe(name)
+        except RecipeError as e:
+            raise click.BadParameter(str(e), param_hint="NAME")
+        row = summary_row(recipe)
+        for key in ("Recipe", "Paper", "Reproduces", "Differs", "Writes", "Confirmed"):
+            click.echo(f"{key}: {recipe.header.get(key, '-')}")
+        click.echo(f"Teachers: {row['teachers']}\nAnnotations: {row['annotations']}\nRun: {recipe.command}\n"
+                   f"Start your own: vdata new my.yaml --recipe {recipe.name}")
+        if row["missing"]:
+            click.echo(f"Not runnable in this install, it needs: {', '.join(row['missing'])}")
+        return
+    t = Table(title="recipes (vdata recipes NAME for one; vdata new my.yaml --recipe NAME to start from one)",
+              show_lines=True)
+    for col in ("recipe", "paper", "teachers (stages)", "annotations", "writes"):
+        t.add_column(col, overflow="fold")
+    for recipe in all_recipes():
+        row = summary_row(recipe)
+        status = "" if not row["missing"] else f"\n[yellow]needs: {', '.join(row['missing'])}[/]"
+        t.add_row(row["name"] + status, row["paper"], row["teachers"], row["annotations"], row["writes"])
+    Console(width=max(console.width, 160)).print(t)
+
+
+@main.command("new")
+@click.argument("dest", type=click.Path(dir_okay=False))
+@click.option("--recipe", "recipe_name", required=True, help="a name from `vdata recipes`")
+@click.option("--demo-teachers", is_flag=True, help="keep the recipe's small demo teachers instead of endpoints to fill in")
+@click.option("--force", is_flag=True, help="overwrite DEST")
+def new_cmd(dest, recipe_name, demo_teachers, force):
+    """Write a config DEST from a recipe: every comment and stage kept, the inputs and teachers left to
+    fill in (marked FILL IN, read from environment variables until you edit them), output in out/<recipe>."""
+    from vdata.schemas.recipes import RecipeError, write_new_config
+
+    try:
+        path = write_new_config(recipe_name, dest, keep_teachers=demo_teachers, overwrite=force)
+    except RecipeError as e:
+        raise click.BadParameter(str(e), param_hint="--recipe / DEST")
+    click.echo(f"wrote {path}: fill in the FILL IN lines, then `vdata validate {path}` and `vdata build {path}`")
+
+
 @main.command("demo-videos")
 @click.argument("out_dir", type=click.Path(file_okay=False))
 def demo_videos(out_dir):
-    """Render small synthetic videos (known cuts, quality failures) into OUT_DIR."""
+    """Render small synthetic videos (known cuts, quality failures) and narrated ones (espeak-ng speech
+    with known facts over scenes with hard cuts) into OUT_DIR."""
+    from vdata.media.narrated import have_espeak, write_narrated_videos
     from vdata.media.synth import write_demo_videos
 
     for path in write_demo_videos(out_dir):
+        click.echo(path)
+    if not have_espeak():
+        click.echo("narrated videos skipped: espeak-ng not found (apt-get install espeak-ng)", err=True)
+        return
+    for path in write_narrated_videos(out_dir):
         click.echo(path)
 
 
@@ -172,7 +255,8 @@ def rethreshold(out_dir, overrides, write_to):
 
 def _attach_optional_commands() -> None:
     """Commands that live next to their feature; attached here so `vdata --help` lists them."""
-    from vdata.exporters.cli import card, export, push
+    from vdata.cli_hub import card, push
+    from vdata.exporters.cli import export
     from vdata.haystack.cli import haystack_cmd
     from vdata.pipelines.report import report_cmd
 

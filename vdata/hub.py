@@ -25,21 +25,21 @@ import re
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
+from importlib import resources
 
 import yaml
 
 from vdata.exporters import ExportError, export, open_build
+from vdata.exporters.base import NothingToExport
 from vdata.exporters.lmms_eval import task_name
 from vdata.exporters.parquet import configs_yaml
 from vdata.exporters.source import SUBSETS, BuildDir
 from vdata.schemas import records as R
+from vdata.schemas.secrets import config_text_secrets, redact
 
 PUSH_FORMATS = ("parquet", "llava", "sharegpt", "lmms-eval")
 ZIP_SHARD_BYTES = 2 * 1024**3        # lmms-eval extracts each zip on its own; 2 GB keeps each download retryable
-SECRET_KEY = re.compile(r"(?i)(api[_-]?key|token|secret|password|passwd|authorization|credential|private[_-]?key)")
-_INLINE_SECRET = re.compile(r"((?:api[_-]?key|token|secret|password|passwd|authorization|credential|private[_-]?key)"
-                            r"[\"']?\s*:\s*)(?!\s|[\"']?\$\{)([^,}\n]+)", re.I)
-SECRET_VALUE = re.compile(r"\b(hf_[A-Za-z0-9]{10,}|sk-[A-Za-z0-9_\-]{10,}|gh[pousr]_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16})\b")
+
 
 
 class HubError(RuntimeError):
@@ -49,34 +49,18 @@ class HubError(RuntimeError):
 # --- secrets ---------------------------------------------------------------------------------------
 
 def redact_config(text: str, secrets=()) -> str:
-    """The config text with secret values replaced by `***`.
-
-    A value under a secret-looking key (api_key, token, password, …) is hidden unless it is an
-    environment reference `${VAR}` (the safe way, which is kept so readers see what to set); token-shaped
-    strings (hf_…, sk-…, ghp_…, AKIA…) and the given secret values are hidden anywhere.
-    """
-    out = []
-    for line in text.splitlines():
-        m = re.match(r"^(\s*-?\s*[\"']?([A-Za-z0-9_.\-]+)[\"']?\s*:\s*)(.+?)\s*$", line)
-        if m and SECRET_KEY.search(m.group(2)) and not re.fullmatch(r"[\"']?\$\{[^}]+\}[\"']?(\s*#.*)?", m.group(3)):
-            line = m.group(1) + "***"
-        else:   # inline mappings: {api_key: xyz}
-            line = _INLINE_SECRET.sub(lambda m: m.group(1) + "***", line)
-        out.append(line)
-    text = "\n".join(out) + ("\n" if text.endswith("\n") else "")
-    text = SECRET_VALUE.sub("***", text)
-    for s in secrets:
-        if s and len(s) >= 6:
-            text = text.replace(s, "***")
-    return text
+    """`text` with secret values masked: the given ones and, when `text` is a config, the literal values
+    of its SecretStr-typed teacher fields (`vdata.schemas.secrets`: by type, never by key name, so
+    `max_tokens` and every other setting stay as written and the YAML stays valid). `${VAR}` references
+    are kept: they tell readers what to set."""
+    return redact(text, [*secrets, *config_text_secrets(text)])
 
 
 def _known_secrets(token: str | None = None) -> list[str]:
-    vals = [token] if token else []
-    for k, v in os.environ.items():
-        if v and len(v) >= 8 and SECRET_KEY.search(k):
-            vals.append(v)
-    return vals
+    """The hub credential of this machine (what `vdata push` would send), to keep out of the card."""
+    from huggingface_hub import get_token
+
+    return [t for t in (token, get_token()) if t]
 
 
 # --- the dataset card ------------------------------------------------------------------------------
@@ -217,127 +201,59 @@ def _fmt_settings(kw: dict) -> str:
     return ", ".join(f"{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in kw.items()) or "defaults"
 
 
+def _card_template():
+    """assets/dataset_card.md as a Jinja2 template. Rendered here rather than by
+    `DatasetCard.from_template`, which builds a bare `jinja2.Template`: the card needs trim_blocks so
+    its Markdown tables stay readable in the template."""
+    import jinja2
+
+    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["md"] = _md
+    return env.from_string(resources.files("vdata").joinpath("assets/dataset_card.md").read_text(encoding="utf-8"))
+
+
+def _thresholds(stage_settings: list) -> dict:
+    thresholds: dict = {}
+    for name, kw in stage_settings:
+        if isinstance(kw.get("thresholds"), dict):
+            thresholds[name] = kw["thresholds"]
+        flat = {k: v for k, v in kw.items() if re.search(r"(_min|_max|^min_|^max_)", k)}
+        if flat:
+            thresholds.setdefault(name, {}).update(flat)
+    return {name: _fmt_settings(t) for name, t in thresholds.items()}
+
+
 def dataset_card(build: BuildDir, *, repo_id: str | None = None, format: str = "parquet",
                  configs: list[dict] | None = None, secrets=(), facts: CardFacts | None = None) -> str:
-    """The README.md of the dataset: YAML metadata (license, tasks, configs) and the prose around it."""
+    """The README.md of the dataset: `DatasetCardData` metadata (license, tasks, configs) over the prose
+    of assets/dataset_card.md, read back through `DatasetCard` (which checks the metadata block)."""
+    from huggingface_hub import DatasetCard, DatasetCardData
+
     f = facts or gather_facts(build)
-    secrets = list(secrets) + _known_secrets()
-    repo = repo_id or f"<user>/{f.name}"
+    secrets = list(secrets) + _known_secrets() + config_text_secrets(f.config_text)
     total = sum(f.rows_by_subset.values())
     tasks = {"video-text-to-text"}
     if f.rows_by_subset.get("mcq") or f.rows_by_subset.get("open_qa"):
         tasks.add("visual-question-answering")
-    meta = {"license": f.license, "pretty_name": f.name, "task_categories": sorted(tasks),
-            "tags": ["video", "synthetic", "vdata"], "size_categories": [_size_category(total)]}
-    if configs:
-        meta["configs"] = configs
-    L = ["---", yaml.safe_dump(meta, sort_keys=False).rstrip(), "---", "", f"# {f.name}", ""]
-    L += [f.description + "\n" if f.description else ""]
-    L += [f"A video instruction-tuning dataset built with vdata from {f.videos} source "
-          f"video(s) ({f.video_hours * 60:.1f} minutes) cut into {f.clips} clip(s): {total} sample(s) "
-          f"in {len(f.rows_by_subset)} subset(s). Every sample keeps its video id, clip interval (seconds, "
-          "video-absolute) and the teacher model and prompt version that wrote it.", ""]
-    # sizes
-    L += ["## Size", "", "| subset | rows |", "|---|---:|"]
-    L += [f"| {s} | {f.rows_by_subset[s]} |" for s in SUBSETS if s in f.rows_by_subset]
-    L += ["", "| task | rows |", "|---|---:|"]
-    L += [f"| {t} | {n} |" for t, n in sorted(f.rows_by_task.items())]
-    if f.clip_seconds:
-        cs = f.clip_seconds
-        L += ["", f"Clips: {len(cs)}, length min {cs[0]:.1f} s, median {cs[len(cs) // 2]:.1f} s, max {cs[-1]:.1f} s."]
-    L += [""]
-    # recipe
-    L += ["## How it was made", "", "### Pipeline", "",
-          "| # | stage | settings | rows in | rows out | dropped |", "|---|---|---|---:|---:|---|"]
+    data = DatasetCardData(license=f.license, pretty_name=f.name, task_categories=sorted(tasks),
+                           tags=["video", "synthetic", "vdata"], size_categories=[_size_category(total)],
+                           configs=configs or None)
     stats = {s.get("stage"): s for s in f.stages}
-    for i, (name, kw) in enumerate(f.stage_settings):
-        st = stats.get(name, {})
-        dropped = ", ".join(f"{k}: {v}" for k, v in sorted((st.get("rejects") or {}).items())) or "-"
-        L.append(f"| {i + 1} | {name} | {_md(redact_config(_fmt_settings(kw), secrets))} | {st.get('rows_in', '')} | "
-                 f"{st.get('rows_out', '')} | {_md(dropped)} |")
-    L += ["", "### Filters and drop counts", ""]
-    if f.rejects_by_reason:
-        thresholds = {}
-        for name, kw in f.stage_settings:
-            for key in ("thresholds",):
-                if isinstance(kw.get(key), dict):
-                    thresholds[name] = kw[key]
-            flat = {k: v for k, v in kw.items() if re.search(r"(_min|_max|^min_|^max_)", k)}
-            if flat:
-                thresholds.setdefault(name, {}).update(flat)
-        L += ["| stage | reason | dropped |", "|---|---|---:|"]
-        for key, n in sorted(f.rejects_by_reason.items()):
-            stage, _, reason = key.partition(":")
-            L.append(f"| {stage} | {reason} | {n} |")
-        if thresholds:
-            L += ["", "Thresholds in force:", ""]
-            L += [f"- {name}: {_md(_fmt_settings(t))}" for name, t in thresholds.items()]
-        L += ["", f"Every dropped item is listed with its reason and numbers in the build's `rejects/` table "
-                  f"({f.manifest.get('rejects', sum(f.rejects_by_reason.values()))} rows)."]
-    else:
-        L += ["No item was dropped."]
-    L += ["", "### Teachers and prompt versions", ""]
-    if f.teachers:
-        L += ["| task | teacher | model | prompt version | rows |", "|---|---|---|---|---:|"]
-        L += [f"| {t['role']} | {_md(t['teacher'] or '-')} | {_md(t['model'] or '-')} | {_md(t['prompt_version'] or '-')} | "
-              f"{t['rows']} |" for t in f.teachers]
-    else:
-        L += ["No teacher columns in this build."]
-    if f.config_text:
-        L += ["", "### Config", "", "The build config (secrets removed; `${VAR}` values come from the environment):", "",
-              "```yaml", redact_config(f.config_text, secrets).rstrip(), "```"]
-    versions = f.manifest.get("versions") or {}
-    if versions:
-        L += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) + "."]
-    # sample
-    if f.examples:
-        L += ["", "## Samples", ""]
-        for s in SUBSETS:
-            ex = f.examples.get(s)
-            if not ex:
-                continue
-            L += [f"**{s}** (`{ex['task']}`, `{ex['sample_id']}`)", "", "```text",
-                  "USER: <video>" + ex["question"][:800], "ASSISTANT: " + ex["answer"][:800], "```", ""]
-    L += _loading_section(f, repo, format, configs)
-    L += ["", "## License", "", f"`{f.license}` (from the build config's `license`). The source videos keep their own "
-          "licences; check them before redistribution.", ""]
-    text = "\n".join(L)
-    return redact_config(text, secrets) if secrets else text
-
-
-def _loading_section(f: CardFacts, repo: str, format: str, configs) -> list:
-    first = (configs or [{}])[0].get("config_name", "default") if configs else "default"
+    pipeline = [{"name": name, "settings": _md(redact_config(_fmt_settings(kw), secrets)),
+                 "rows_in": stats.get(name, {}).get("rows_in", ""), "rows_out": stats.get(name, {}).get("rows_out", ""),
+                 "dropped": ", ".join(f"{k}: {v}" for k, v in sorted((stats.get(name, {}).get("rejects") or {}).items()))
+                 or "-"} for name, kw in f.stage_settings]
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f.name)
-    L = ["## Loading", "", "### 🤗 datasets", "", "```python", "from datasets import load_dataset", "",
-         f'ds = load_dataset("{repo}", "{first}", split="{"test" if format == "lmms-eval" else "train"}")']
-    if format in ("parquet", "llava", "sharegpt"):
-        L += ["# video paths are relative to the repo root; fetch the files with", "from huggingface_hub import snapshot_download",
-              f'root = snapshot_download("{repo}", repo_type="dataset")']
-    L += ["```", "", "Configs: " + ", ".join(f"`{c['config_name']}`" for c in (configs or [])) + ".", ""]
-    subsets = [s for s in SUBSETS if s in f.rows_by_subset]
-    if f.level == "haystack_items":
-        return L + ["### lmms-eval", "", "This is an evaluation benchmark. `vdata haystack` writes its lmms-eval task folder "
-                    "(YAML, utils.py, Video-MME-style Parquet, video zip shards) and its VLMEvalKit TSV next to the items; "
-                    "run lmms-eval with `--include_path` on that folder.", ""]
-    if format in ("parquet", "sharegpt"):
-        L += ["### LLaMA-Factory", "", "The repo root is a LLaMA-Factory dataset folder (`dataset_info.json`, sharegpt "
-              "records with `<video>` tags, videos as relative paths):", "", "```bash",
-              f"hf download {repo} --repo-type dataset --local-dir data/{name}",
-              f"llamafactory-cli train ... --dataset_dir data/{name} --dataset "
-              + ",".join(f"{name}_{s}" for s in subsets), "```", ""]
-    else:
-        L += ["### LLaMA-Factory", "", f"This repo holds the `{format}` layout. The LLaMA-Factory layout of the same data is "
-              "published by `vdata push --format sharegpt` (or the default `parquet` push, which includes it).", ""]
-    if format in ("parquet", "lmms-eval"):
-        task = task_name(name)
-        L += ["### lmms-eval", "", "The repo root is an lmms-eval task folder; its YAMLs load the docs from this repo "
-              "and the videos are resolved next to them:", "", "```bash",
-              f"hf download {repo} --repo-type dataset --local-dir tasks/{name}",
-              f"lmms-eval --model <model> --tasks {task} --include_path tasks/{name}", "```", ""]
-    else:
-        L += ["### lmms-eval", "", f"This repo holds the `{format}` layout; the lmms-eval task folder is published by "
-              "`vdata push --format lmms-eval` (or the default `parquet` push, which includes it).", ""]
-    return L
+    text = _card_template().render(
+        card_data=data.to_yaml(), f=f, total=total, repo=repo_id or f"<user>/{f.name}", format=format,
+        subsets=[(s, f.rows_by_subset[s]) for s in SUBSETS if s in f.rows_by_subset], pipeline=pipeline,
+        thresholds=_thresholds(f.stage_settings), reject_rows=f.manifest.get("rejects", sum(f.rejects_by_reason.values())),
+        config_text=redact_config(f.config_text, secrets).rstrip() if f.config_text else "",
+        versions=f.manifest.get("versions") or {}, examples=[(s, f.examples[s]) for s in SUBSETS if f.examples.get(s)],
+        configs=configs or [], first_config=(configs or [{}])[0].get("config_name", "default") if configs else "default",
+        name=name, task=task_name(name))
+    text = str(DatasetCard(text))
+    return redact(text, secrets)
 
 
 def write_card(out_dir: str, path: str | None = None, repo_id: str | None = None) -> str:
@@ -421,8 +337,12 @@ def stage(out_dir: str, folder: str, format: str = "parquet", repo_id: str | Non
         res = export(out_dir, folder, "parquet", **common)
         configs = configs_yaml({s: f"data/{s}/train-*.parquet" for s in res.rows})
         export(out_dir, folder, "sharegpt", **common)
-        lm = export(out_dir, folder, "lmms-eval", hub_repo=repo_id, docs_dir="lmms_eval", hub_videos="files", **common)
-        notes += [res.summary(), lm.summary()]
+        notes.append(res.summary())
+        try:   # captions only: nothing to evaluate, so no lmms-eval task folder
+            lm = export(out_dir, folder, "lmms-eval", hub_repo=repo_id, docs_dir="lmms_eval", hub_videos="files", **common)
+            notes.append(lm.summary())
+        except NothingToExport as e:
+            notes.append(f"lmms-eval: {e}")
     elif format == "llava":
         res = export(out_dir, folder, "llava", **common)
         os.remove(os.path.join(folder, f"{_stem(res)}.yaml"))   # its paths are local to this machine

@@ -135,6 +135,29 @@ def test_rebuild_from_manifest_is_byte_identical(built, hs_root, tmp_path):
     assert result.kept == len(wanted) == 4
     for item_id in wanted.values():
         assert _md5(tmp_path / "re" / "videos" / f"{item_id}.mp4") == _md5(os.path.join(built.out_dir, "videos", f"{item_id}.mp4"))
+    assert result.reproduction == {"bytes": 4} and result.differing == []
+    header = json.load(open(os.path.join(built.out_dir, "manifest.json")))
+    assert header["render"]["determinism"]["promise"] == "bytes"
+
+    # What the rebuild reports when the original differs: a copy of the benchmark whose recorded digests were
+    # changed, one item's file hash only (other bytes, same pictures and sound) and one item's decoded hash too.
+    tampered = tmp_path / "tampered"
+    tampered.mkdir()
+    for name in ("manifest.json", "placements.jsonl", "items.parquet"):
+        shutil.copy(os.path.join(built.out_dir, name), tampered / name)
+    ids = sorted(wanted.values())
+    lines = [json.loads(x) for x in open(os.path.join(built.out_dir, "digests.jsonl"))]
+    for d in lines:
+        if d["item_id"] == ids[0]:
+            d["sha256"] = "0" * 64
+        if d["item_id"] == ids[1]:
+            d["sha256"], d["decoded"] = "0" * 64, "0,v,MD5=0"
+    (tampered / "digests.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines))
+    messages = []
+    again = rebuild_haystack(str(tampered), [str(public)], out_dir=str(tmp_path / "re"), item_ids=set(ids[:3]),
+                             log=messages.append)
+    assert again.reproduction == {"bytes": 1, "frames": 1, "differs": 1}
+    assert again.differing == [ids[1]] and any(ids[1] in m and "DIFFERS" in m for m in messages)
     os.remove(public / "v" / "source_0.mp4")
     with pytest.raises(FileNotFoundError, match="not found by content"):
         rebuild_haystack(built.out_dir, [str(public)], out_dir=str(tmp_path / "re2"), item_ids=set(wanted.values()))
@@ -153,3 +176,56 @@ def test_other_styles_render_and_verify(hs_root, tmp_path):
             if p["style"] == "overlay":
                 assert p["w"] < 426 * 0.4 and p["h"] < 240 * 0.4     # a box, not the frame
         assert all(c["present"] and c["absent_outside"] for c in json.loads(r[H.VERIFY_DETAIL]))
+
+
+def _render_all(cfg, cache: str, out: str, threads: int) -> dict[str, str]:
+    """Every item of `cfg` rendered from scratch (sources, base, items) into `out`: item id → md5."""
+    h = cfg.haystack
+    _, sources, _, plans = item_plans(cfg)
+    renderer = Renderer(h.size, h.fps, h.encode, cache, threads=threads)
+    by_id = {s.source_id: s for s in sources}
+    digests = {}
+    for plan in plans:
+        video = os.path.join(out, f"{plan.item_id}.mp4")
+        renderer.render_item(renderer.render_base(plan.base, by_id), plan.placements, video)
+        digests[plan.item_id] = _md5(video)
+    return digests
+
+
+def test_render_bytes_do_not_depend_on_threads_load_or_ray_worker(hs_root, tmp_path, ray_local):
+    """The same items (image, text, clip and speech needles) rendered from scratch with 1 and several
+    decode/filter threads, with ffmpeg's own choice, inside a Ray worker, and three at once: the same bytes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vdata.haystack.config import load_haystack_config
+
+    cfg = load_haystack_config(haystack_config(hs_root, "threads", tasks=["retrieval"], lengths_s=[12]))
+    runs = {threads: _render_all(cfg, str(tmp_path / f"c{threads}"), str(tmp_path / f"v{threads}"), threads)
+            for threads in (1, 3, 0)}
+    import sys
+
+    from ray import cloudpickle
+
+    # the test module is not importable in a Ray worker: ship the function by value
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    remote = ray_local.remote(_render_all)
+    runs["ray"] = ray_local.get(remote.remote(cfg, str(tmp_path / "cray"), str(tmp_path / "vray"), 0))
+    assert len(runs[1]) == 4
+    for name, digests in runs.items():
+        assert digests == runs[1], name
+
+    # under load: three renders of every item at once, from one shared base
+    h = cfg.haystack
+    _, sources, _, plans = item_plans(cfg)
+    renderer = Renderer(h.size, h.fps, h.encode, str(tmp_path / "c1"))
+    by_id = {s.source_id: s for s in sources}
+
+    def render(job):
+        plan, k = job
+        video = str(tmp_path / f"load{k}" / f"{plan.item_id}.mp4")
+        renderer.render_item(renderer.render_base(plan.base, by_id), plan.placements, video)
+        return plan.item_id, _md5(video)
+
+    with ThreadPoolExecutor(3) as pool:
+        for item_id, digest in pool.map(render, [(p, k) for p in plans for k in range(3)]):
+            assert digest == runs[1][item_id], item_id

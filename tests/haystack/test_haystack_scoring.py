@@ -9,8 +9,8 @@ import pytest
 
 from .haystack_helpers import haystack_config
 from vdata.haystack import build_haystack
-from vdata.haystack.lmms_task_utils import (extract_letter, interval_iou, label_found, parse_count, parse_interval,
-                                            score_open)
+from vdata.lmms_task_utils import (extract_letter, interval_iou, label_found, parse_count, parse_interval,
+                                  score_open)
 from vdata.haystack.scoring import load_predictions, score_predictions
 from vdata.schemas import haystack as H
 

@@ -24,14 +24,20 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def ray_cluster():
+    """Ray with 8 logical CPUs: ray.data.llm's stages each reserve CPUs, which 2 real cores cannot cover.
+
+    An embedded Ray that an earlier test left running (the session's ``ray_local`` has 4) would make the
+    processor wait for CPUs forever, so it is restarted with 8 and shut down afterwards."""
     ray = pytest.importorskip("ray")
-    started = not ray.is_initialized()
-    if started:
-        # logical CPUs: ray.data.llm's stages each reserve CPUs, which 2 real cores cannot cover
-        ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
-    yield ray
-    if started:
+    kw = dict(include_dashboard=False, log_to_driver=False)
+    if ray.is_initialized():
+        if int(ray.cluster_resources().get("CPU", 0)) >= 8:
+            yield ray
+            return
         ray.shutdown()
+    ray.init(num_cpus=8, **kw)
+    yield ray
+    ray.shutdown()   # later in-process builds start their own embedded Ray, as in a fresh process
 
 
 def _cfg(model, cpu_engine, **kw):

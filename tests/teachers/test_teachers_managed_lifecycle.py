@@ -83,12 +83,11 @@ def test_startup_failure_reports_log_tail(fake_script, tmp_path):
     assert srv.pid is None
 
 
+@pytest.mark.timeout(60)   # the 2 s start-up timeout must end start(); a start that waits on fails here
 def test_startup_timeout_stops_process(fake_script, tmp_path):
     srv = _fake_cls(fake_script, mode="unhealthy")("vllm", "m", log_dir=tmp_path, startup_timeout_s=2)
-    t0 = time.monotonic()
     with pytest.raises(ServerStartError, match="not healthy"):
         srv.start()
-    assert time.monotonic() - t0 < 20
     assert srv.pid is None
 
 

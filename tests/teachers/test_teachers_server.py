@@ -18,8 +18,8 @@ import jsonschema
 import numpy as np
 import pytest
 
-from vdata.teachers import TeacherRequest, VideoPart, build_teacher
-from vdata.teachers.fault_proxy import FaultProxy
+from vdata.teachers import RequestCache, TeacherRequest, VideoPart, build_teacher
+from fault_proxy import FaultProxy
 from vdata.teachers.managed import ManagedTeacher
 from vdata.teachers.media_encoding import frames_to_mp4
 
@@ -183,6 +183,7 @@ SCHEMA_SMALL = {
     ],
     ids=["500", "429", "hang", "truncate", "invalid_json", "mixed"],
 )
+@pytest.mark.timeout(300)   # a hung retry loop fails here; how fast faults settle is bench/bench_teachers.py's
 def test_fault_proxy_no_request_lost_or_duplicated(url, faults):
     n = 24
     with FaultProxy(url, faults=faults, seed=7, hang_s=6.0, retry_after_s=0.3) as px:
@@ -191,9 +192,7 @@ def test_fault_proxy_no_request_lost_or_duplicated(url, faults):
         try:
             reqs = [TeacherRequest.from_prompt(f"q{i}", json_schema=SCHEMA_SMALL if i % 2 else None,
                                                sampling={"max_tokens": 32}) for i in range(n)]
-            t0 = time.monotonic()
             res = t.generate(reqs)
-            elapsed = time.monotonic() - t0
         finally:
             t.close()
         log = list(px.log)
@@ -217,7 +216,6 @@ def test_fault_proxy_no_request_lost_or_duplicated(url, faults):
             assert r.error_kind in ("timeout", "connection", "rate_limited", "server_error", "bad_response"), r.error
     ok = sum(r.ok for r in res)
     assert ok >= n - 2, f"only {ok}/{n} answered: {Counter(r.error_kind for r in res)}"
-    assert elapsed < 90
 
 
 def test_retry_after_is_honoured(url):
@@ -332,13 +330,17 @@ def test_api_key_never_leaks(url, tmp_path, caplog, capfd, rng):
         assert f"Bearer {SECRET}" in px.auth_headers  # it was really sent
     assert res[0].ok and res[1].ok and res[2].error_kind == "bad_request" and res[3].error_kind == "connection"
     blobs = reprs + [json.dumps(s) for s in stats] + [json.dumps(r.to_dict()) for r in res]
-    blobs += [p.read_text() for p in Path(cache_dir).rglob("*") if p.is_file()]
     blobs += [rec.getMessage() for rec in caplog.records] + [str(rec.args) for rec in caplog.records]
     out, err = capfd.readouterr()
     blobs += [out, err]
-    assert len(list(Path(cache_dir).rglob("*.json"))) == 2
+    assert len(RequestCache(cache_dir)) == 2
     for b in blobs:
         assert SECRET not in b and HEADER_SECRET not in b
+    # every byte the cache wrote (SQLite database, its journal, value files)
+    stored = [p.read_bytes() for p in Path(cache_dir).rglob("*") if p.is_file()]
+    assert stored
+    for b in stored:
+        assert SECRET.encode() not in b and HEADER_SECRET.encode() not in b
 
 
 # --------------------------------------------------------------------------- benchmark smoke

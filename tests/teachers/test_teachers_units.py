@@ -32,7 +32,7 @@ from vdata.teachers.cache import request_key
 from vdata.teachers.config import ManagedTeacherConfig, OpenAITeacherConfig, VLLMTeacherConfig
 from vdata.teachers.managed import cli_args
 from vdata.teachers.media_encoding import encode_jpeg, frames_to_mp4
-from vdata.teachers.openai_compat import backoff_delay, parse_retry_after
+from vdata.teachers.openai_compat import AttemptError, backoff_wait, parse_retry_after, rpm_limiter
 from vdata.teachers.redaction import redact
 from vdata.teachers.structured import (
     check_reply,
@@ -40,6 +40,7 @@ from vdata.teachers.structured import (
     is_strict_compatible,
     parse_lenient,
     reask_messages,
+    settle_reply,
     structured_body,
     validate_json,
 )
@@ -130,6 +131,9 @@ def test_dialect_detection():
         ('Sure! Here it is: {"label": "dog", "n": 1} hope this helps', {"label": "dog", "n": 1}),
         ('{"label": "line1\nline2", "n": 2}', {"label": "line1\nline2", "n": 2}),  # raw control char
         ("[1, 2]", [1, 2]),
+        ("{'label': 'cat', 'n': 3}", {"label": "cat", "n": 3}),  # single quotes
+        ('{"label": "cat", "n": 3,}', {"label": "cat", "n": 3}),  # trailing comma
+        ('{"label": "cat", "n": 3', {"label": "cat", "n": 3}),  # unclosed object
     ],
 )
 def test_parse_lenient_ok(text, expected):
@@ -137,10 +141,31 @@ def test_parse_lenient_ok(text, expected):
     assert err is None and value == expected
 
 
-@pytest.mark.parametrize("text", ["", None, "no json here", '{"label": "cat", "n": '])
+@pytest.mark.parametrize("text", ["", None, "   ", "no json here"])
 def test_parse_lenient_fails_with_reason(text):
     value, err = parse_lenient(text)
     assert value is None and err
+
+
+def test_repair_can_be_refused():
+    value, err = parse_lenient('{"label": "cat", "n": 3', repair=False)
+    assert value is None and err.startswith("invalid JSON") and "char" in err
+    assert parse_lenient('{"label": "cat"}', repair=False) == ({"label": "cat"}, None)
+
+
+def test_a_reply_cut_at_max_tokens_is_reasked_not_repaired():
+    msgs = [Message("user", "q")]
+    cut = '{"label": "cat", "n": 3'
+    stopped = TeacherResult("a", finish_reason="stop")
+    assert settle_reply(stopped, cut, SCHEMA, msgs) is None and stopped.parsed == {"label": "cat", "n": 3}
+    truncated = TeacherResult("b", finish_reason="length")
+    err, reask = settle_reply(truncated, cut, SCHEMA, msgs)
+    assert "cut at max_tokens" in err and truncated.parsed is None and truncated.raw == cut
+    assert [m.role for m in reask] == ["user", "assistant", "user"]
+    # a truncated value that repairs to something off-schema is a schema violation, then re-asked
+    half = TeacherResult("c", finish_reason="stop")
+    err, _ = settle_reply(half, '{"label": "cat", "n": ', SCHEMA, msgs)
+    assert err.startswith("schema violation")
 
 
 def test_validation_and_reask():
@@ -169,16 +194,29 @@ def test_parse_retry_after_forms():
     assert 28 <= parse_retry_after({"Retry-After": date}, now=now) <= 31
 
 
+def _wait_before_retry(wait, attempt_number, error=None):
+    """The delay tenacity asks ``wait`` for after failed attempt ``attempt_number``."""
+    import tenacity
+
+    state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})
+    state.attempt_number = attempt_number
+    err = error or AttemptError("server_error", "HTTP 500", True)
+    state.set_exception((type(err), err, None))
+    return wait(state)
+
+
 def test_backoff_exponential_jitter_and_retry_after():
-    rng = random.Random(0)
-    ds = [backoff_delay(i, base=0.5, cap=8.0, rng=rng) for i in range(8)]
-    for i, d in enumerate(ds):
-        full = min(8.0, 0.5 * 2**i)
-        assert full / 2 <= d <= full
-    assert max(ds) <= 8.0
+    wait = backoff_wait(0.5, 8.0, max_retry_after=60.0)
+    for n in range(1, 9):
+        ds = [_wait_before_retry(wait, n) for _ in range(200)]
+        full = min(8.0, 0.5 * 2 ** (n - 1))
+        assert all(0.0 <= d <= full for d in ds)
+        assert max(ds) > full / 2 and min(ds) < full / 2  # jittered over the whole range
     # Retry-After is a floor, and itself capped
-    assert backoff_delay(0, base=0.5, cap=8.0, retry_after=5.0, rng=rng) >= 5.0
-    assert backoff_delay(0, base=0.5, cap=8.0, retry_after=500.0, max_retry_after=60.0, rng=rng) == 60.0
+    late = AttemptError("rate_limited", "HTTP 429", True, retry_after=5.0)
+    assert _wait_before_retry(wait, 1, late) >= 5.0
+    very_late = AttemptError("rate_limited", "HTTP 429", True, retry_after=500.0)
+    assert _wait_before_retry(wait, 1, very_late) == 60.0
 
 
 # --------------------------------------------------------------------------- cache keys
@@ -226,6 +264,8 @@ def test_cache_key_video_frames_and_file(tmp_path):
 
 
 def test_request_cache_roundtrip_and_errors_not_cached(tmp_path):
+    import diskcache
+
     c = RequestCache(tmp_path)
     ok = TeacherResult("r1", text='{"a":1}', parsed={"a": 1}, usage=Usage(10, 3), finish_reason="stop", attempts=2)
     c.put("ab" * 32, ok)
@@ -233,9 +273,39 @@ def test_request_cache_roundtrip_and_errors_not_cached(tmp_path):
     assert got.cached and got.text == ok.text and got.parsed == {"a": 1} and got.usage.completion_tokens == 3
     c.put("cd" * 32, TeacherResult("r2", error="timeout: x"))
     assert c.get("cd" * 32) is None and len(c) == 1
-    (tmp_path / "ef").mkdir()
-    (tmp_path / "ef" / ("ef" * 32 + ".json")).write_text("{corrupt")
-    assert c.get("ef" * 32) is None  # a torn entry is a miss, not a crash
+    # torn or foreign entries (written by something else into the same directory) are misses, not crashes
+    with diskcache.Cache(str(tmp_path)) as other:
+        other.set("ef" * 32, "{corrupt")
+        other.set("01" * 32, '{"format": 1}')
+    assert c.get("ef" * 32) is None and c.get("01" * 32) is None
+    assert c.stats()["hits"] == 1 and c.stats()["misses"] == 3 and c.stats()["writes"] == 1
+    c.close()
+    assert RequestCache(tmp_path).get("ab" * 32).text == ok.text  # reopened: still there
+
+
+_WRITER = """
+import sys
+from vdata.teachers import RequestCache, TeacherResult, Usage
+c = RequestCache(sys.argv[1])
+for i in range(int(sys.argv[2]), int(sys.argv[3])):
+    c.put(f"{i:064x}", TeacherResult(str(i), text=f"answer {i}", usage=Usage(i, 1)))
+"""
+
+
+def test_request_cache_shared_by_processes(tmp_path):
+    """Two writer processes (as two Ray workers would) and this one share one cache directory."""
+    import subprocess
+    import sys
+
+    mine = RequestCache(tmp_path)
+    mine.put(f"{999:064x}", TeacherResult("x", text="mine"))
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path), str(a), str(a + 40)])
+             for a in (0, 40)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    assert len(mine) == 81
+    got = [mine.get(f"{i:064x}") for i in range(80)]
+    assert [g.text for g in got] == [f"answer {i}" for i in range(80)]
+    assert all(g.cached and g.usage.prompt_tokens == i for i, g in enumerate(got))
 
 
 # --------------------------------------------------------------------------- accounting
@@ -308,9 +378,12 @@ def test_cli_args():
 
 
 def test_redact():
-    assert redact("key sk-live-123456 leaked", ["sk-live-123456"]) == "key *** leaked"
+    from vdata.schemas.secrets import MASK
+
+    assert redact("key sk-live-123456 leaked", ["sk-live-123456"]) == f"key {MASK} leaked"
     assert "abcdef123456" not in redact("Authorization: Bearer abcdef123456")
-    assert "zzzzzz999" not in redact('{"api_key": "zzzzzz999"}')
+    assert "zzzzzz999" not in redact('{"api_key": "zzzzzz999"}', ["zzzzzz999"])
+    assert redact('{"max_tokens": 512}') == '{"max_tokens": 512}'   # by value, never by key name
 
 
 def test_errors_are_values_for_unreachable_server_and_bad_input():
@@ -351,10 +424,8 @@ def test_teacher_not_picklable():
 def test_rpm_limiter_paces_after_burst():
     import asyncio
 
-    from vdata.teachers.openai_compat import RpmLimiter
-
     async def run(n):
-        lim = RpmLimiter(3000)  # 50/s, bursts of 50
+        lim = rpm_limiter(3000)  # 50/s, bursts of 50
         t0 = time.monotonic()
         await asyncio.gather(*(lim.acquire() for _ in range(n)))
         return time.monotonic() - t0

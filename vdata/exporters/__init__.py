@@ -1,6 +1,10 @@
 """Exporters: render a finished build's canonical Parquet into the formats trainers and evaluators load.
 
-One module per format; the registry maps a format name to "module:function" (imported on use).
+One module per format; `vdata.schemas.registry.EXPORT_FORMATS` maps a format name to "module:function"
+(imported on use), so config validation can list the formats without importing this package.
+
+Training and evaluation formats (every sample task; subsets after LLaVA-Video-178K's cap / oe / mc, plus
+the temporal tasks: `source.subset_of`):
 
 | format | files | clips without a clip file |
 |---|---|---|
@@ -12,27 +16,45 @@ One module per format; the registry maps a format name to "module:function" (imp
 | vlmevalkit | `<name>_<kind>.tsv` + `video/<id>.mp4` | cut |
 | parquet | `data/<subset>/train-*.parquet` + README configs (canonical columns) | cut |
 
+Subsets: `captions` (caption, dense_caption, chapter, interval_caption, dense_from_segments,
+chapter_generation, chapter_title, speech_captions), `mcq` (mcq, label_mcq, event_order, clue_qa,
+false_premise with options; cot with options), `grounding` (grounding, segment_grounding,
+chapter_grounding, grounded_qa, reasoning_localization, highlights, summarization), `open_qa` (the rest).
+A sample generated at `scope: video` (`sample_scope` = video) shows the whole source video, never a cut.
+
+Release formats: the original layouts of the field's datasets, one module each under `releases/`
+(its docstring has the table and where each layout was confirmed): vidchapters, mvbench, cg_bench,
+timesuite, lita, vtg_it, grounded_videollm, vript, panda70m, sharegpt4video, howtocaption, koala36m.
+
+Times (`--time`, `time_format`; `timefmt.py` has where each was confirmed), rendered relative to the
+start of the visual the sample shows:
+
+| spec | a span is written | for |
+|---|---|---|
+| `seconds` (default) | `12.3 - 20.5 seconds` | any model |
+| `timesuite` | `12.3 - 20.5 seconds` (one decimal) | TimeSuite / TimeIT |
+| `relative` | `12 - 40` (positions 00-99 of the visual) | VTimeLLM-style |
+| `frames` | `frames 75 - 120` | frame-index models |
+| `lita[:T]` | `from <t12> to <t40>` (T = 100 tokens) | LITA |
+| `vtg` | `<TIME_ZERO>…<TIME_DOT><TIME_FIVE> - … seconds` | VTG-LLM |
+| `grounded_videollm[:N]` | `from <12> to <40>` (N = 300 bins) | Grounded-VideoLLM |
+| `bracketed` | `from <12.30> to <40.00>` | LITA / Grounded-VideoLLM release files |
+
     from vdata.exporters import export
-    result = export("out/my-dataset", "exports/llava", "llava", time_format="seconds", media="link")
+    result = export("out/my-dataset", "exports/llava", "llava", time_format="lita:100", media="link")
 """
 from __future__ import annotations
 
 import importlib
+
+from vdata.schemas.registry import EXPORT_FORMATS
 
 from .base import ExportOptions, ExportResult
 from .media import MEDIA_MODES
 from .source import ExportError, open_build
 from .timefmt import TIME_FORMATS
 
-REGISTRY: dict[str, str] = {
-    "llava": "vdata.exporters.llava:export",
-    "sharegpt": "vdata.exporters.sharegpt:export",
-    "swift": "vdata.exporters.swift:export",
-    "internvl": "vdata.exporters.internvl:export",
-    "lmms-eval": "vdata.exporters.lmms_eval:export",
-    "vlmevalkit": "vdata.exporters.vlmevalkit:export",
-    "parquet": "vdata.exporters.parquet:export",
-}
+REGISTRY = EXPORT_FORMATS          # format name -> "module:function" (vdata.schemas.registry)
 FORMATS = tuple(REGISTRY)
 
 
@@ -47,7 +69,7 @@ def export(out_dir: str, dest: str, format: str, time_format: str = "seconds", m
            tasks=None, name: str | None = None, bucket_media: bool = False, **kwargs) -> ExportResult:
     """Export the build in `out_dir` to `dest` in `format`.
 
-    time_format: seconds | relative | frames (how times are written into texts);
+    time_format: a time spec (`seconds`, `lita:100`, ...; the table above) for the times in texts;
     media: copy | link | none (how videos reach `dest`); tasks: only these sample tasks;
     name: dataset name used in file names (default: the build's name). Extra keyword arguments go to
     the format's exporter (e.g. `hub_repo` for lmms-eval).

@@ -4,7 +4,7 @@
 drops — with a counted reason — samples whose video is missing or whose clip could not be cut. Format
 modules then render records; a sample that cannot be rendered (say an MCQ with an out-of-range
 `answer_index`) is skipped with its reason too. Nothing is silently lost: `ExportResult.skipped`
-counts every dropped sample by reason.
+counts every dropped sample by reason. When nothing remains, nothing is written (`NothingToExport`).
 """
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .media import MediaMissing, MediaPlanner, Visual
-from .source import BuildDir, Item
+from .source import BuildDir, ExportError, Item
 from .timefmt import TIME_FORMATS, TimeFormat
 
 
@@ -71,17 +72,30 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "dataset"
 
 
+class NothingToExport(ExportError):
+    """No record of the build would reach the export: nothing is written, not even the folder."""
+
+
 def prepare(build: BuildDir, dest: str, opts: ExportOptions, *, clip_strategy: str = "cut",
             folder: str = "videos", flat: bool = False, force_mp4: bool = False,
-            items: list[Item] | None = None) -> tuple[list[Prepared], MediaPlanner, Counter]:
-    os.makedirs(dest, exist_ok=True)
+            items: list[Item] | None = None,
+            accept: Callable[[Item], str | None] | None = None) -> tuple[list[Prepared], MediaPlanner, Counter]:
+    """The items to render, their media placed under `dest`. `accept(item)` returns why the format does
+    not carry an item (a skip reason) or None; it runs before any media is placed, so a format never
+    copies a video it will not reference. Raises NothingToExport, before creating `dest`, when no
+    item remains."""
     if os.path.realpath(dest) == os.path.realpath(build.path):
         raise ValueError("--dest must not be the build directory itself")
     planner = MediaPlanner(dest, opts.media, clip_strategy, folder=folder, flat=flat, force_mp4=force_mp4,
                            bucket=opts.bucket_media)
     skipped: Counter = Counter()
     out = []
-    for item in build.items(opts.tasks) if items is None else items:
+    candidates = list(build.items(opts.tasks) if items is None else items)
+    for item in candidates:
+        reason = accept(item) if accept else None
+        if reason:
+            skipped[reason] += 1
+            continue
         try:
             v = planner.visual(item)
             tf = v.timefmt(opts.time_format)
@@ -92,6 +106,12 @@ def prepare(build: BuildDir, dest: str, opts: ExportOptions, *, clip_strategy: s
             skipped[f"no_{'fps' if opts.time_format == 'frames' else 'duration'}"] += 1
             continue
         out.append(Prepared(item, v, tf))
+    if not out:
+        what = f"{build.level} rows" + (f" of task(s) {', '.join(opts.tasks)}" if opts.tasks else "")
+        why = (f"all {len(candidates)} {what} were skipped ("
+               + ", ".join(f"{k}={v}" for k, v in sorted(skipped.items())) + ")") if candidates else f"the build has no {what}"
+        raise NothingToExport(f"nothing to export from {build.path}: {why}; {dest} was not written")
+    os.makedirs(dest, exist_ok=True)
     stats = planner.materialize()
     if stats["failed"]:
         before = len(out)

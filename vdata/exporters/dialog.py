@@ -2,7 +2,16 @@
 
 Each format adds its own video token and role names around these two strings. Options are lettered
 A, B, C… in stored order, so `answer_index` k is always letter k; MCQ answers are the bare letter (what
-the LLaVA-Video / Video-MME prompts ask for). Times come from `TimeFormat` (see `timefmt`).
+the LLaVA-Video / Video-MME prompts ask for), for every MCQ-like task (`source.is_mcq`). Times come from
+`TimeFormat` (see `timefmt`).
+
+Span answers (the temporal tasks): an answer text that carries its times as `{{t:..}}` / `{{span:..}}`
+placeholders is complete and is rendered as it is (the template and temporal families write such
+texts). Otherwise the answer is built from `answer_spans`, rendered in the export's time format, and
+the task's text: `grounded_qa` = "answer (span)" (NExT-GQA), `reasoning_localization` = "span
+explanation" (LITA RTL; the explanation is the answer or the rationale), `highlights` = one span per
+line with its saliency score when `answer_scores` has them; the pure localization tasks answer with
+the spans alone. Questions of tasks whose answers carry times end with the time format's hint.
 """
 from __future__ import annotations
 
@@ -11,7 +20,7 @@ from dataclasses import dataclass
 
 from vdata.schemas import records as R
 
-from .source import Item
+from .source import MCQ_TASKS, TEMPORAL_TASKS, Item, is_mcq
 from .timefmt import TimeFormat
 
 LETTERS = string.ascii_uppercase
@@ -22,7 +31,15 @@ DEFAULT_QUESTIONS = {
     "caption": "Describe this video in detail.",
     "dense_caption": "Describe each event in this video with its start and end time.",
     "chapter": "Divide this video into chapters, giving each chapter's start and end time and a title.",
+    "dense_from_segments": "Describe each event in this video with its start and end time.",
+    "chapter_generation": "Divide this video into chapters, giving each chapter's start and end time and a title.",
+    "summarization": "Summarize this video, giving the time span of each part of the summary.",
 }
+# Event lists: stored events (dense_events) render as timed lines when the answer text is empty.
+EVENT_TASKS = ("dense_caption", "chapter", "dense_from_segments", "chapter_generation")
+# How a temporal task's answer combines its text with its spans when the text carries no times.
+SPAN_AND_TEXT = {"grounded_qa": "{text} ({spans})", "reasoning_localization": "{spans} {text}"}
+_TIME_PLACEHOLDER = ("{{t:", "{{span:", "{{ t:", "{{ span:")
 
 
 class SampleError(ValueError):
@@ -67,6 +84,20 @@ def events_text(events, tf: TimeFormat) -> str:
     return "\n".join(f"{tf.span(e['start_s'], e['end_s'])}: {e['description']}" for e in events)
 
 
+def has_time_placeholder(text: str | None) -> bool:
+    return bool(text) and any(p in text for p in _TIME_PLACEHOLDER)
+
+
+def answers_with_times(item: Item) -> bool:
+    """The answer carries times, so the question tells the model how to write them."""
+    task = item.task
+    if task in ("grounding", "dense_caption", "chapter") or has_time_placeholder(item.get(R.ANSWER)):
+        return True
+    if task in EVENT_TASKS and item.get(R.DENSE_EVENTS):
+        return True
+    return task in TEMPORAL_TASKS and bool(item.get(R.ANSWER_SPANS))
+
+
 def question_text(item: Item, tf: TimeFormat) -> str:
     """The user's text: question, lettered options, and the answer-format instruction."""
     task = item.task
@@ -74,39 +105,60 @@ def question_text(item: Item, tf: TimeFormat) -> str:
     if not q:
         raise SampleError("no_question", f"{item.id}: task {task!r} has no question text")
     opts = item.get(R.OPTIONS)
+    mcq = is_mcq(task, opts)
     parts = [q]
-    if task == "mcq" or (task == "cot" and opts):
+    if mcq:
         options, _ = check_mcq(item)
         parts.append("\n".join(lettered_options([tf.render_text(o) for o in options])))
     if task == "cot":
         parts.append(COT_INSTRUCTION)
-    elif task == "mcq":
+    elif mcq:
         parts.append(MCQ_INSTRUCTION)
-    if task in ("grounding", "dense_caption", "chapter"):
+    elif answers_with_times(item):
         parts.append(tf.hint())
     return "\n".join(parts)
+
+
+def span_answer(item: Item, tf: TimeFormat) -> str:
+    """A temporal task's answer: its text when that carries its own times, else spans (+ text)."""
+    task = item.task
+    text = tf.render_text(item.get(R.ANSWER))
+    if has_time_placeholder(item.get(R.ANSWER)):
+        return text
+    spans = item.get(R.ANSWER_SPANS) or []
+    if task == "reasoning_localization" and not text:
+        text = tf.render_text(item.get(R.RATIONALE))
+    if not spans:
+        if text:   # times written as free text (older builds): kept as written
+            return text
+        raise SampleError("no_answer", f"{item.id}: {task} sample without answer_spans or answer")
+    # answer_scores (one saliency per span) arrives with the highlights family's column
+    scores = item.get(getattr(R, "ANSWER_SCORES", None) or "", None)
+    if task == "highlights" and scores and len(scores) == len(spans):
+        return "\n".join(f"{tf.span(s['start_s'], s['end_s'])} saliency {v:g}" for s, v in zip(spans, scores))
+    timed = spans_text(spans, tf)
+    if task in SPAN_AND_TEXT and text:
+        return SPAN_AND_TEXT[task].format(text=text, spans=timed)
+    return timed
 
 
 def answer_text(item: Item, tf: TimeFormat) -> str:
     """The assistant's text."""
     task = item.task
-    if task == "mcq":
-        return letter(check_mcq(item)[1])
-    if task == "grounding":
-        spans = item.get(R.ANSWER_SPANS)
-        if spans:
-            return spans_text(spans, tf)
-        ans = tf.render_text(item.get(R.ANSWER))
-        if not ans:
-            raise SampleError("no_answer", f"{item.id}: grounding sample without answer_spans or answer")
-        return ans
-    if task in ("dense_caption", "chapter"):
-        events = item.get(R.DENSE_EVENTS)
-        if events:
-            return events_text(events, tf)
     if task == "cot":
         return cot_text(item, tf)
+    if is_mcq(task, item.get(R.OPTIONS)):
+        return letter(check_mcq(item)[1])
+    if task in TEMPORAL_TASKS:
+        return span_answer(item, tf)
+    events = item.get(R.DENSE_EVENTS)
+    if task in ("dense_caption", "chapter") and events:
+        return events_text(events, tf)   # these two keep preferring their event list (as exported before)
     ans = tf.render_text(item.get(R.ANSWER)) or (item.get(R.CAPTION) if task == "caption" else "")
+    if not ans and task in EVENT_TASKS and events:
+        ans = events_text(events, tf)
+    if not ans and task in MCQ_TASKS and item.get(R.ANSWER_SPANS):
+        ans = spans_text(item[R.ANSWER_SPANS], tf)   # an open-form event order: the events' spans in order
     if not ans:
         raise SampleError("no_answer", f"{item.id}: task {task!r} has no answer text")
     return ans

@@ -1,7 +1,7 @@
 """An lmms-eval task folder: one task per kind (mcq, open, grounding), a group, Parquet docs, videos.
 
     <dest>/<name>_mcq.yaml  <name>_open.yaml  <name>_grounding.yaml  <name>.yaml (group)
-    <dest>/utils.py         doc_to_visual / doc_to_text / process_results (vdata.exporters.lmms_task_utils)
+    <dest>/utils.py         doc_to_visual / doc_to_text / process_results (vdata.lmms_task_utils)
     <dest>/vdata_task.json  settings utils.py reads
     <dest>/data/{mcq,open,grounding}.parquet
     <dest>/videos/...
@@ -27,10 +27,11 @@ import shutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vdata import lmms_task_utils
 from vdata.schemas import records as R
 
-from . import lmms_task_utils
 from .base import ExportOptions, ExportResult, prepare, safe_name
+from .source import subset_of
 from .dialog import (
     MCQ_INSTRUCTION,
     SampleError,
@@ -67,13 +68,9 @@ def duration_category(seconds: float | None) -> str:
 
 
 def kind_of(item) -> str | None:
-    if item.task == "mcq" or (item.task == "cot" and item.get(R.OPTIONS)):
-        return "mcq"
-    if item.task == "grounding":
-        return "grounding"
-    if item.task in ("open_qa", "cot"):
-        return "open"
-    return None
+    """mcq (every MCQ-like task), grounding (the temporal tasks: scored by the IoU of their span), open
+    (open-ended QA); captioning tasks are training data, not evaluated here."""
+    return {"mcq": "mcq", "grounding": "grounding", "open_qa": "open"}.get(subset_of(item.task, item.get(R.OPTIONS)))
 
 
 def task_name(name: str) -> str:
@@ -154,13 +151,11 @@ def export(build, dest: str, opts: ExportOptions, hub_repo: str | None = None, d
     zip shards (hub_videos="zip") or plain files ("files"); docs_dir: folder (inside dest) of the docs."""
     name = safe_name(opts.name or build.name)
     task = task_name(name)
-    prepared, planner, skipped = prepare(build, dest, opts)
+    prepared, planner, skipped = prepare(build, dest, opts,
+                                         accept=lambda it: None if kind_of(it) else f"not_evaluated:{it.task}")
     docs: dict[str, list] = {k: [] for k in KINDS}
     for p in prepared:
         kind = kind_of(p.item)
-        if kind is None:
-            skipped[f"not_evaluated:{p.item.task}"] += 1
-            continue
         try:
             docs[kind].append(doc_for(p, kind, name, planner.ref(p.visual, planner.dest), opts.time_format))
         except SampleError as e:

@@ -1,7 +1,8 @@
 """Which video file each exported sample points at, and getting it into the export folder.
 
 Per sample the *visual* is chosen once:
-- a sample without a clip (or whose clip spans the whole video) shows the source video;
+- a sample without a clip, whose clip spans the whole video, or generated at `scope: video`
+  (`sample_scope` = video: its row is the synthetic whole-video row) shows the source video;
 - a clip with a `clip_path` file on disk shows that file;
 - otherwise the clip is either cut with ffmpeg into `videos/clips/<clip_id>.mp4` (strategy "cut":
   every format whose record cannot name an interval), or the source video is referenced together with
@@ -102,7 +103,8 @@ class MediaPlanner:
         start, end = row.get(R.START_S), row.get(R.END_S)
         vdur = row.get(R.DURATION_S)
         clip_id = row.get(R.CLIP_ID)
-        is_clip = clip_id is not None and start is not None and end is not None and not _covers(start, end, vdur, fps)
+        is_clip = (clip_id is not None and start is not None and end is not None
+                   and row.get(R.SAMPLE_SCOPE) != R.SCOPE_VIDEO and not _covers(start, end, vdur, fps))
         if is_clip:
             clip_path = row.get(R.CLIP_PATH)
             dur = float(end) - float(start)
@@ -122,6 +124,8 @@ class MediaPlanner:
         if not self._isfile(src):
             raise MediaMissing("missing_media", f"sample {row.get(R.SAMPLE_ID)}: source video {src!r} does not exist")
         ext = os.path.splitext(src)[1] or ".mp4"
+        if not vdur and row.get(R.SAMPLE_SCOPE) == R.SCOPE_VIDEO and end:
+            vdur = float(end)   # the video row's interval is the whole video
         return self._add(Visual(f"video:{vid}", src, self._placed_rel("video", vid, ext, src), 0.0, vdur, fps, video_id=vid))
 
     def _placed_rel(self, kind: str, name: str, ext: str, path: str) -> str | None:

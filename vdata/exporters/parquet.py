@@ -28,7 +28,8 @@ from .source import SUBSETS, BuildDir, Item, subset_of, table_rows
 
 ROWS_PER_SHARD = 20_000
 PARQUET_SUBSETS = (*SUBSETS, "clips")
-MEDIA_COLUMNS = (R.SAMPLE_ID, R.PATH, R.VIDEO_ID, R.FPS, R.DURATION_S, R.CLIP_ID, R.START_S, R.END_S, R.CLIP_PATH)
+MEDIA_COLUMNS = (R.SAMPLE_ID, R.PATH, R.VIDEO_ID, R.FPS, R.DURATION_S, R.CLIP_ID, R.START_S, R.END_S, R.CLIP_PATH,
+                 R.SAMPLE_SCOPE)
 
 
 def row_subsets(table: pa.Table, level: str) -> list[str]:

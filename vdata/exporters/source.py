@@ -23,33 +23,53 @@ from vdata.schemas import records as R
 DATA_LEVELS = ("samples", "haystack", "clips", "videos")
 HAYSTACK_ITEMS = "items.parquet"   # `vdata haystack` output: its own item schema (vdata.schemas.haystack)
 
-# The subsets a dataset is split into (one JSON / config / task each).
+# The subsets a dataset is split into (one JSON / config / task each), after LLaVA-Video-178K's
+# cap / oe / mc files, with the temporal tasks (answers that are spans of the video) in their own subset.
 SUBSETS = ("captions", "open_qa", "mcq", "grounding", "haystack")
 
-TASKS = ("caption", "open_qa", "mcq", "cot", "grounding", "dense_caption", "chapter")
+# Every sample task `generate` writes, by the subset it lands in (lmms-eval / VLMEvalKit: the kind it is
+# scored as). Captioning: the answer describes the video or an interval of it (times at most as labels of
+# its lines). Temporal: the answer is, or is anchored by, spans of the video. MCQ-like: lettered options,
+# the answer a letter (a task among them without options, e.g. an open-form twin, is open-ended).
+CAPTION_TASKS = ("caption", "dense_caption", "chapter", "interval_caption", "dense_from_segments",
+                 "chapter_generation", "chapter_title", "speech_captions")
+TEMPORAL_TASKS = ("grounding", "segment_grounding", "chapter_grounding", "grounded_qa", "reasoning_localization",
+                  "highlights", "summarization")
+MCQ_TASKS = ("mcq", "label_mcq", "event_order", "clue_qa", "false_premise")
+OPEN_TASKS = ("open_qa", "cot")
+TASKS = (*dict.fromkeys(("caption", "open_qa", "mcq", "cot", "grounding", "dense_caption", "chapter",
+                         *CAPTION_TASKS, *TEMPORAL_TASKS, *MCQ_TASKS)),)
 
 # Columns the text exporters read: everything but the heavy per-clip payloads (frames, transcripts,
 # candidates), which no training or eval format carries.
-TEXT_COLUMNS = (
+TEXT_COLUMNS = tuple(dict.fromkeys((
     R.SOURCE_URI, R.PATH, R.VIDEO_ID, R.DURATION_S, R.FPS, R.WIDTH, R.HEIGHT,
     R.CLIP_ID, R.CLIP_INDEX, R.START_S, R.END_S, R.CLIP_DURATION_S, R.CLIP_PATH,
     R.CAPTION, R.CAPTION_TEACHER, R.CAPTION_MODEL, R.CAPTION_PROMPT_VERSION, R.DENSE_EVENTS,
-    *R.SAMPLE_COLUMNS,
-)
+    *R.SAMPLE_COLUMNS, R.SAMPLE_SCOPE,   # scope: a video-scope sample's visual is the whole video (media.py)
+)))
 
 
 class ExportError(ValueError):
     """The build directory cannot be exported as asked (the message says why and what to do)."""
 
 
+def is_mcq(task: str | None, options) -> bool:
+    """A lettered multiple-choice sample: an `mcq` always (a bad one is rejected when rendered), another
+    MCQ-like task or a chain of thought when it has options."""
+    return task == "mcq" or (task in (*MCQ_TASKS, "cot") and bool(options))
+
+
 def subset_of(task: str | None, options, level: str = "samples") -> str:
+    """captions (LLaVA-Video-178K `cap`), mcq (`mc`), grounding (the temporal tasks) or open_qa (`oe`,
+    also every task vdata does not know, so a new task is exported rather than lost)."""
     if level == "haystack":
         return "haystack"
-    if task in ("caption", "dense_caption", "chapter"):
-        return "captions"
-    if task == "mcq" or (task == "cot" and options):
+    if is_mcq(task, options):
         return "mcq"
-    if task == "grounding":
+    if task in CAPTION_TASKS:
+        return "captions"
+    if task in TEMPORAL_TASKS:
         return "grounding"
     return "open_qa"
 

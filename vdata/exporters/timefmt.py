@@ -2,38 +2,87 @@
 
 The model sees one visual per sample: a clip (a clip file, a cut, or the source video restricted to
 the clip interval) or a whole source video. Times are rendered relative to the start of that visual
-(`origin_s`), because that is where the model's own clock starts:
+(`origin_s`), because that is where the model's own clock starts. A time format is named by a *spec*,
+`name` or `name:bins` (`lita:50`); `bins` sets the token count of the token renderers.
 
-- `seconds` (default): "12.3 - 20.5 seconds", a point "12.3 seconds";
-- `relative`: two-digit positions 00-99 over the visual's duration, "12 - 40" (VTimeLLM-style);
-- `frames`: frame indices at the source frame rate, "frames 75 - 120", a point "frame 75".
+| spec | point | span | confirmed in |
+|---|---|---|---|
+| `seconds` (default) | `12.3 seconds` | `12.3 - 20.5 seconds` | |
+| `timesuite` | `12.3 seconds` | `12.3 - 20.5 seconds` | OpenGVLab/TimeSuite `dataset/TimeIT/*/instruct_*.json`: answers such as "The given query happens in 0.0 - 6.9 seconds.", one decimal |
+| `relative` | `12` | `12 - 40` | two-digit positions 00-99 over the visual (VTimeLLM-style) |
+| `frames` | `frame 75` | `frames 75 - 120` | frame indices at the video's frame rate |
+| `lita[:T]` (T=100) | `<t12>` | `from <t12> to <t40>` | NVlabs/LITA `lita/constants.py` `TIME_TOKEN_TEMPLATE = "<t{t}>"`; `lita/dataset/temporal_reasoning_dataset.py`: k = round((T-1) * t / duration), so tokens run `<t0>`..`<t{T-1}>` (not 1..T) |
+| `vtg` | `<TIME_ZERO>…<TIME_DOT><TIME_FIVE> seconds` | `A - B seconds` with A, B as tokens | gyxxyg/VTG-LLM `vtgllm/datasets/datasets/video_instruct_dataset.py` `number_to_token`: a time is 6 tokens, four integer digits (zero-padded), `<TIME_DOT>`, one decimal |
+| `grounded_videollm[:N]` (N=300) | `<12>` | `from <12> to <40>` | WHB139426/Grounded-Video-LLM `datasets/mix_grounded.py` `convert_time_position`: k = min(int(N * t / duration), N), tokens `<0>`..`<N>` (`models/llava_next_video.py` adds them); the paper's `<T_k>` is written `<k>` in its code |
+| `bracketed` | `<12.30>` | `from <12.30> to <40.00>` | what LITA's and Grounded-VideoLLM's *release files* store: both loaders turn `<seconds>` into their tokens with the duration and their own token count (the regexes in the two files above) |
 
 Canonical texts may carry times as placeholders, `{{t:12.3}}` and `{{span:12.3,20.5}}` (video-absolute
-seconds); they are rendered the same way. Every other text is left as it is.
+seconds); they are rendered the same way. Every other text is left as it is. `parse_times` reads
+rendered times back (to local seconds), for checks and round trips.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-TIME_FORMATS = ("seconds", "relative", "frames")
+TIME_FORMAT_NAMES = ("seconds", "relative", "frames", "lita", "vtg", "grounded_videollm", "timesuite", "bracketed")
+DEFAULT_BINS = {"lita": 100, "grounded_videollm": 300}
+# Formats whose numbers are positions over the visual's length: they need its duration.
+RELATIVE_KINDS = ("relative", "lita", "grounded_videollm")
+
+VTG_DIGITS = ("ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE")
+VTG_DOT = "<TIME_DOT>"
+VTG_MAX_S = 9999.9          # four integer digits
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(t|span)\s*:\s*([-+0-9.eE]+)\s*(?:,\s*([-+0-9.eE]+)\s*)?\}\}")
+_VTG_TOKEN = re.compile(r"<TIME_(ZERO|ONE|TWO|THREE|FOUR|FIVE|SIX|SEVEN|EIGHT|NINE|DOT)>")
+
+
+def parse_time_format(spec: str) -> tuple[str, int | None]:
+    """`"lita:50"` -> `("lita", 50)`; `"lita"` -> `("lita", 100)`; ValueError names what is wrong."""
+    name, sep, arg = str(spec).partition(":")
+    if name not in TIME_FORMAT_NAMES:
+        raise ValueError(f"time format must be one of {', '.join(TIME_FORMAT_NAMES)} (token formats "
+                         f"take ':bins', e.g. lita:100), not {spec!r}")
+    if not sep:
+        return name, DEFAULT_BINS.get(name)
+    if name not in DEFAULT_BINS:
+        raise ValueError(f"time format {name!r} takes no bins (only {', '.join(DEFAULT_BINS)} do), not {spec!r}")
+    if not arg.isdigit() or int(arg) < 2:
+        raise ValueError(f"time format {spec!r}: bins must be an integer >= 2")
+    return name, int(arg)
+
+
+class _TimeFormatSpecs(tuple):
+    """The format names; `spec in TIME_FORMATS` also accepts `name:bins` specs (`lita:100`)."""
+
+    def __contains__(self, spec) -> bool:
+        try:
+            parse_time_format(spec)
+        except ValueError:
+            return False
+        return True
+
+
+TIME_FORMATS = _TimeFormatSpecs(TIME_FORMAT_NAMES)
 
 
 @dataclass(frozen=True)
 class TimeFormat:
-    mode: str
+    mode: str                         # a spec: seconds | relative | frames | lita[:T] | vtg | ...
     origin_s: float = 0.0
-    duration_s: float | None = None   # length of the visual (needed by `relative`)
+    duration_s: float | None = None   # length of the visual (needed by relative / token formats)
     fps: float | None = None          # frame rate of the visual (needed by `frames`)
+    kind: str = field(init=False, default="")
+    bins: int | None = field(init=False, default=None)
 
     def __post_init__(self):
-        if self.mode not in TIME_FORMATS:
-            raise ValueError(f"time format must be one of {', '.join(TIME_FORMATS)}, not {self.mode!r}")
-        if self.mode == "relative" and not (self.duration_s and self.duration_s > 0):
-            raise ValueError("relative times need the visual's duration (duration_s / clip interval missing)")
-        if self.mode == "frames" and not (self.fps and self.fps > 0):
+        kind, bins = parse_time_format(self.mode)
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "bins", bins)
+        if kind in RELATIVE_KINDS and not (self.duration_s and self.duration_s > 0):
+            raise ValueError(f"{kind} times need the visual's duration (duration_s / clip interval missing)")
+        if kind == "frames" and not (self.fps and self.fps > 0):
             raise ValueError("frame-index times need the video's frame rate (fps column missing)")
 
     def local(self, t: float) -> float:
@@ -43,37 +92,68 @@ class TimeFormat:
             x = min(x, self.duration_s)
         return max(0.0, x)
 
+    def index(self, t: float) -> int:
+        """The token / position index of a time for the position formats (relative, lita, grounded_videollm)."""
+        x = self.local(t) / self.duration_s
+        if self.kind == "relative":
+            return min(99, max(0, round(x * 99)))
+        if self.kind == "lita":
+            return min(self.bins - 1, max(0, round(x * (self.bins - 1))))
+        return min(self.bins, max(0, int(self.bins * x)))     # grounded_videollm: floor, capped at N
+
     def _num(self, t: float) -> str:
-        x = self.local(t)
-        if self.mode == "seconds":
-            return f"{x:.1f}"
-        if self.mode == "relative":
-            return f"{min(99, max(0, round(x / self.duration_s * 99))):02d}"
-        return str(int(round(x * self.fps)))
+        k = self.kind
+        if k in ("seconds", "timesuite"):
+            return f"{self.local(t):.1f}"
+        if k == "relative":
+            return f"{self.index(t):02d}"
+        if k == "frames":
+            return str(int(round(self.local(t) * self.fps)))
+        if k == "lita":
+            return f"<t{self.index(t)}>"
+        if k == "grounded_videollm":
+            return f"<{self.index(t)}>"
+        if k == "bracketed":
+            return f"<{self.local(t):.2f}>"
+        return vtg_tokens(self.local(t))
 
     def point(self, t: float) -> str:
-        if self.mode == "seconds":
+        if self.kind in ("seconds", "timesuite", "vtg"):
             return f"{self._num(t)} seconds"
-        if self.mode == "relative":
-            return self._num(t)
-        return f"frame {self._num(t)}"
+        if self.kind == "frames":
+            return f"frame {self._num(t)}"
+        return self._num(t)
 
     def span(self, start: float, end: float) -> str:
         a, b = self._num(start), self._num(end)
-        if self.mode == "seconds":
+        if self.kind in ("seconds", "timesuite", "vtg"):
             return f"{a} - {b} seconds"
-        if self.mode == "relative":
+        if self.kind == "relative":
             return f"{a} - {b}"
-        return f"frames {a} - {b}"
+        if self.kind == "frames":
+            return f"frames {a} - {b}"
+        return f"from {a} to {b}"
 
     def hint(self) -> str:
         """How the answer should write times (appended to questions whose answers are times)."""
-        if self.mode == "seconds":
+        k = self.kind
+        if k in ("seconds", "timesuite"):
             return "Give times in seconds from the start of the video, as 'start - end seconds'."
-        if self.mode == "relative":
+        if k == "relative":
             return ("Give times as relative positions from 00 (start of the video) to 99 (end), "
                     "as 'start - end'.")
-        return f"Give times as frame numbers at {self.fps:g} frames per second, as 'frames start - end'."
+        if k == "frames":
+            return f"Give times as frame numbers at {self.fps:g} frames per second, as 'frames start - end'."
+        if k == "lita":
+            return (f"Give times as time tokens from <t0> (start of the video) to <t{self.bins - 1}> (end), "
+                    "as 'from <start> to <end>'.")
+        if k == "grounded_videollm":
+            return (f"Give times as time tokens from <0> (start of the video) to <{self.bins}> (end), "
+                    "as 'from <start> to <end>'.")
+        if k == "bracketed":
+            return "Give times in seconds from the start of the video in angle brackets, as 'from <start> to <end>'."
+        return ("Give times in seconds from the start of the video, written with time tokens (four digits, "
+                "<TIME_DOT>, one decimal), as 'start - end seconds'.")
 
     def render_text(self, text: str | None) -> str:
         """Replace `{{t:..}}` / `{{span:..,..}}` placeholders; other text unchanged."""
@@ -88,3 +168,36 @@ class TimeFormat:
             return self.span(a, b)
 
         return _PLACEHOLDER.sub(sub, text)
+
+    def parse_times(self, text: str) -> list[float]:
+        """Every time this format wrote into `text`, as seconds from the start of the visual (a token
+        reads back as the time its bin starts at: the error is at most one bin)."""
+        k = self.kind
+        if k == "vtg":
+            return parse_vtg_tokens(text)
+        if k == "lita":
+            return [int(n) / (self.bins - 1) * self.duration_s for n in re.findall(r"<t(\d+)>", text)]
+        if k == "grounded_videollm":
+            return [int(n) / self.bins * self.duration_s for n in re.findall(r"<(\d+)>", text)]
+        if k == "bracketed":
+            return [float(n) for n in re.findall(r"<(\d+(?:\.\d+)?)>", text)]
+        if k == "relative":
+            return [int(n) / 99 * self.duration_s for n in re.findall(r"\b(\d\d)\b", text)]
+        if k == "frames":
+            return [int(n) / self.fps for n in re.findall(r"\b(\d+)\b", text)]
+        return [float(n) for n in re.findall(r"(\d+(?:\.\d+)?)(?=\s*(?:- |seconds))", text)]
+
+
+def vtg_tokens(seconds: float) -> str:
+    """VTG-LLM's digit tokens for a time: `DDDD.D`, each character one token (values over 9999.9 clamp)."""
+    digits = f"{min(max(0.0, float(seconds)), VTG_MAX_S):.1f}".zfill(6)
+    return "".join(VTG_DOT if c == "." else f"<TIME_{VTG_DIGITS[int(c)]}>" for c in digits)
+
+
+def parse_vtg_tokens(text: str) -> list[float]:
+    """Times written as runs of VTG digit tokens, back to seconds."""
+    out = []
+    for m in re.finditer(r"(?:<TIME_(?:ZERO|ONE|TWO|THREE|FOUR|FIVE|SIX|SEVEN|EIGHT|NINE|DOT)>)+", text):
+        run = "".join("." if t == "DOT" else str(VTG_DIGITS.index(t)) for t in _VTG_TOKEN.findall(m.group(0)))
+        out.append(float(run))
+    return out

@@ -33,13 +33,11 @@ def export(build, dest: str, opts: ExportOptions) -> ExportResult:
     if opts.media == "none":
         opts = replace(opts, media="link")
         notes.append("VLMEvalKit reads <root>/video/<id>.mp4: --media none was treated as link")
-    prepared, planner, skipped = prepare(build, dest, opts, folder="video", flat=True, force_mp4=True)
+    prepared, planner, skipped = prepare(build, dest, opts, folder="video", flat=True, force_mp4=True,
+                                         accept=lambda it: None if kind_of(it) else f"not_evaluated:{it.task}")
     rows: dict[str, list] = {k: [] for k in KINDS}
     for p in prepared:
         kind = kind_of(p.item)
-        if kind is None:
-            skipped[f"not_evaluated:{p.item.task}"] += 1
-            continue
         item, tf = p.item, p.tf
         try:
             if kind == "mcq":

@@ -79,7 +79,9 @@ def plan_cmd(config):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="write here (default: BENCH_DIR)")
 @click.option("--verify", is_flag=True, help="decode-check every rebuilt item")
 def rebuild_cmd(bench_dir, search, out_dir, verify):
-    """Re-render BENCH_DIR's videos from its manifest, byte-for-byte, from local copies of its inputs."""
+    """Re-render BENCH_DIR's videos from its manifest, byte-for-byte, from local copies of its inputs.
+    Each rebuilt item is checked against the original's digests (bytes, else decoded frames and samples);
+    any item that differs is listed and the exit status is 1."""
     from .run import rebuild_haystack
 
     try:
@@ -89,6 +91,12 @@ def rebuild_cmd(bench_dir, search, out_dir, verify):
         sys.exit(2)
     click.echo(f"rebuilt {result.kept}/{result.planned} item videos into {result.out_dir}"
                + (f"; failed: {dict(result.rejected)}" if result.rejected else ""))
+    same = result.reproduction
+    click.echo(f"against the original: {same['bytes']} byte-identical, {same['frames']} with identical decoded "
+               f"frames only, {same['differs']} differing, {same['unrecorded']} without a recorded digest")
+    if result.differing:
+        click.echo("differing items: " + ", ".join(result.differing))
+        sys.exit(1)
 
 
 @haystack_cmd.command("score")

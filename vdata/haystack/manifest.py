@@ -1,10 +1,12 @@
 """The rebuild manifest: enough to re-render a benchmark byte-for-byte from the same public sources,
 without redistributing any video.
 
-`manifest.json` holds the seed, the config, the render settings, the sources and needles by content
-id, and every base haystack's trims; `placements.jsonl` holds one line per planned item (its base and
-its needle placements), streamed so a long sweep never sits in memory. Both are pure functions of the
-config and the input files: no times, no absolute paths, no run-dependent values.
+`manifest.json` holds the seed, the config, the render settings (with what a rebuild promises: see
+`render.determinism`), the sources and needles by content id, and every base haystack's trims;
+`placements.jsonl` holds one line per planned item (its base and its needle placements), streamed so a
+long sweep never sits in memory. Both are pure functions of the config and the input files: no times,
+no absolute paths, no run-dependent values. `digests.jsonl` holds, per rendered item, the file's sha256
+and the md5 of its decoded frames and samples: what a rebuild is checked against.
 """
 from __future__ import annotations
 
@@ -15,13 +17,15 @@ from typing import Iterator
 from .config import HaystackConfig
 from .model import Base, ItemPlan, Placement, Segment
 from .needles import Needle, NeedleSet
-from .render import AUDIO_RATE, INTERMEDIATE_CRF, ffmpeg_version
+from .render import AUDIO_RATE, INTERMEDIATE_CRF, determinism, ffmpeg_version
 from .sources import SkippedSource, Source
 
 FORMAT = "vdata-haystack-manifest"
-VERSION = 1
+VERSION = 2          # 2: deterministic x264 settings and digests.jsonl; version-1 benchmarks rebuild, unpromised
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 PLACEMENTS = "placements.jsonl"
+DIGESTS = "digests.jsonl"
 
 
 def build_header(cfg: HaystackConfig, sources: list[Source], skipped: list[SkippedSource],
@@ -35,7 +39,8 @@ def build_header(cfg: HaystackConfig, sources: list[Source], skipped: list[Skipp
         "seed": h.seed,
         "config": cfg.model_dump(mode="json", by_alias=True, exclude={"output"}),
         "render": {"size": list(h.size), "fps": h.fps, "encode": h.encode.model_dump(mode="json"),
-                   "intermediate_crf": INTERMEDIATE_CRF, "audio_rate": AUDIO_RATE, "ffmpeg": ffmpeg_version()},
+                   "intermediate_crf": INTERMEDIATE_CRF, "audio_rate": AUDIO_RATE, "ffmpeg": ffmpeg_version(),
+                   "determinism": determinism()},
         "sources": [{"source_id": s.source_id, "ref": s.ref, "frames": s.frames, "duration_s": s.duration_s,
                      "has_audio": s.has_audio, "width": s.width, "height": s.height} for s in sources],
         "skipped_sources": [{"ref": os.path.relpath(s.path, cfg.base_dir), "reason": s.reason, "message": s.message}
@@ -82,8 +87,9 @@ def read_header(bench_dir: str) -> dict:
         header = json.load(f)
     if header.get("format") != FORMAT:
         raise ValueError(f"{bench_dir}/{MANIFEST} is not a vdata haystack manifest")
-    if header.get("version") != VERSION:
-        raise ValueError(f"manifest version {header.get('version')} is not supported (this vdata reads {VERSION})")
+    if header.get("version") not in READABLE_VERSIONS:
+        raise ValueError(f"manifest version {header.get('version')} is not supported "
+                         f"(this vdata reads {', '.join(map(str, READABLE_VERSIONS))})")
     return header
 
 
@@ -92,6 +98,30 @@ def iter_placement_lines(bench_dir: str) -> Iterator[dict]:
         for line in f:
             if line.strip():
                 yield json.loads(line)
+
+
+class DigestWriter:
+    """Appends one line per rendered item: {item_id, sha256, decoded}."""
+
+    def __init__(self, out_dir: str):
+        os.makedirs(out_dir, exist_ok=True)
+        self._f = open(os.path.join(out_dir, DIGESTS), "w")
+
+    def add(self, item_id: str, sha256: str, decoded: str) -> None:
+        self._f.write(json.dumps({"item_id": item_id, "sha256": sha256, "decoded": decoded}, sort_keys=True) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def read_digests(bench_dir: str) -> dict[str, dict]:
+    """item_id → its recorded digests; empty for benchmarks built before digests were kept."""
+    path = os.path.join(bench_dir, DIGESTS)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return {d["item_id"]: d for d in map(json.loads, filter(str.strip, f))}
 
 
 def bases_from(header: dict, fps: float, size) -> dict[str, Base]:

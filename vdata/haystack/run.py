@@ -9,6 +9,7 @@ sweep. An item whose render or verification fails is dropped and counted in reje
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -23,12 +24,12 @@ from vdata.schemas import haystack as H
 from vdata.schemas.config import VIDEO_EXTENSIONS
 
 from .config import EncodeSpec, HaystackConfig, VerifySpec, load_haystack_config
-from .manifest import (ManifestWriter, bases_from, build_header, iter_placement_lines, needles_from,
-                       placements_from, read_header)
+from .manifest import (DigestWriter, ManifestWriter, bases_from, build_header, iter_placement_lines, needles_from,
+                       placements_from, read_digests, read_header)
 from .model import ItemPlan, SkippedCell
 from .needles import load_needle_sets
 from .planner import iter_items, plan_bases
-from .render import Renderer
+from .render import Renderer, decoded_digest, ffmpeg_version
 from .sources import SkippedSource, Source, load_sources
 from .verify import Verifier
 from .writers import items_writer, iter_item_rows, rejects_writer, write_lmms_eval, write_summary, write_vlmevalkit
@@ -50,11 +51,23 @@ class HaystackResult:
     summary: dict = field(default_factory=dict)
     paths: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    # rebuild only: how each rebuilt item compares with the original ("bytes": identical files, "frames":
+    # other bytes but identical decoded frames and samples, "differs", "unrecorded": no digest to check)
+    reproduction: Counter = field(default_factory=Counter)
+    differing: list[str] = field(default_factory=list)
 
     @property
     def verified_share(self) -> float:
         done = self.kept + sum(self.rejected.values())
         return self.kept / done if done else 0.0
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _reject_row(item_id: str, haystack_id: str, reason: str, message: str, detail) -> dict:
@@ -72,6 +85,18 @@ class _ItemRunner:
         self.sources, self.result, self.log = sources, result, log
         self.failed_bases: dict[str, str] = {}
         self.t = Counter()
+        self.digests = DigestWriter(out_dir)
+
+    def record_digest(self, item_id: str) -> dict:
+        video = os.path.join(self.out_dir, "videos", f"{item_id}.mp4")
+        t0 = time.perf_counter()
+        d = {"sha256": _sha256(video), "decoded": decoded_digest(video)}
+        self.digests.add(item_id, **d)
+        self.t["digest_s"] += time.perf_counter() - t0
+        return d
+
+    def close(self) -> None:
+        self.digests.close()
 
     def render_and_verify(self, item_id: str, base, placements) -> tuple[bool, str | None, str, object]:
         """(ok, reason, message, detail). A failure leaves no video behind."""
@@ -157,6 +182,7 @@ def build_haystack(config: str | os.PathLike | HaystackConfig, *, render: str | 
                 continue
             ok, reason, message, detail = runner.render_and_verify(plan.item_id, plan.base, plan.placements)
             if ok:
+                runner.record_digest(plan.item_id)
                 items.add(plan.rows(h.circular_eval, h.seed, bench_hash, True if verify else None,
                                     json.dumps(detail) if detail is not None else None))
                 result.kept += 1
@@ -169,6 +195,8 @@ def build_haystack(config: str | os.PathLike | HaystackConfig, *, render: str | 
         manifest.close()
         items.close()
         rejects.close()
+        if runner is not None:
+            runner.close()
     if runner is None:
         result.kept = result.planned
     result.questions = items.count
@@ -203,6 +231,7 @@ def _timings(runner: _ItemRunner | None, t_start: float) -> dict[str, float]:
 def _write_report(out: str, result: HaystackResult) -> None:
     """Run facts that vary between runs (times) live here, never in the manifest."""
     report = {"render": result.render, "planned": result.planned, "kept": result.kept, "questions": result.questions,
+              "reproduction": dict(result.reproduction), "differing": result.differing,
               "rejected": dict(result.rejected), "skipped_cells": len(result.skipped_cells),
               "skipped_sources": [s.__dict__ for s in result.skipped_sources], "timings": result.timings,
               "paths": result.paths}
@@ -287,20 +316,30 @@ def rebuild_haystack(bench_dir: str, search_paths: list[str], out_dir: str | Non
     renderer = Renderer(size, fps, EncodeSpec(**r["encode"]), os.path.join(out, "cache"))
     spec = VerifySpec(**header["config"]["haystack"].get("verify", {}))
     runner = _ItemRunner(out, renderer, Verifier(spec, fps) if verify else None, sources, result, log)
-    for line in iter_placement_lines(bench_dir):
-        if wanted is not None and line["item_id"] not in wanted:
-            continue
-        result.planned += 1
-        ok, reason, message, _ = runner.render_and_verify(line["item_id"], bases[line["haystack_id"]],
-                                                          placements_from(line, needles))
-        if ok:
-            result.kept += 1
-        else:
-            result.rejected[reason] += 1
-            log(f"{line['item_id']}: {reason}: {message}")
+    recorded = read_digests(bench_dir)
+    if r.get("ffmpeg") != ffmpeg_version():
+        log(f"ffmpeg differs from the build's ({r.get('ffmpeg')}): bytes are not promised, decoded frames are checked")
+    try:
+        for line in iter_placement_lines(bench_dir):
+            if wanted is not None and line["item_id"] not in wanted:
+                continue
+            result.planned += 1
+            ok, reason, message, _ = runner.render_and_verify(line["item_id"], bases[line["haystack_id"]],
+                                                              placements_from(line, needles))
+            if ok:
+                result.kept += 1
+                _compare(line["item_id"], runner.record_digest(line["item_id"]), recorded, result, log)
+            else:
+                result.rejected[reason] += 1
+                log(f"{line['item_id']}: {reason}: {message}")
+    finally:
+        runner.close()
     items_out = os.path.join(out, ITEMS)
     if os.path.exists(items_src) and os.path.abspath(items_src) != os.path.abspath(items_out):
         shutil.copyfile(items_src, items_out)
+    if result.differing:
+        log(f"{len(result.differing)} rebuilt item(s) differ from the original in decoded frames or samples: "
+            + ", ".join(result.differing[:10]))
     for name in ("manifest.json", "placements.jsonl"):
         if os.path.abspath(bench_dir) != os.path.abspath(out):
             shutil.copyfile(os.path.join(bench_dir, name), os.path.join(out, name))
@@ -308,7 +347,25 @@ def rebuild_haystack(bench_dir: str, search_paths: list[str], out_dir: str | Non
     if os.path.exists(items_out) and result.kept and item_ids is None:
         result.paths.update(_export(out, header["name"], items_out, shard_mb, hub_repo))
     result.timings = _timings(runner, t_start)
+    _write_report(out, result)
     return result
+
+
+def _compare(item_id: str, got: dict, recorded: dict[str, dict], result: HaystackResult, log) -> None:
+    """Check a rebuilt item against the original's digests: the same bytes, else the same decoded frames."""
+    want = recorded.get(item_id)
+    if want is None:
+        result.reproduction["unrecorded"] += 1
+        return
+    if got["sha256"] == want["sha256"]:
+        result.reproduction["bytes"] += 1
+    elif got["decoded"] == want["decoded"]:
+        result.reproduction["frames"] += 1
+        log(f"{item_id}: other bytes than the original, identical decoded frames and samples")
+    else:
+        result.reproduction["differs"] += 1
+        result.differing.append(item_id)
+        log(f"{item_id}: DIFFERS from the original (decoded frames or samples)")
 
 
 def item_plans(config: str | os.PathLike | HaystackConfig) -> tuple[HaystackConfig, list, dict, list[ItemPlan]]:

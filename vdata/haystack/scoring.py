@@ -7,7 +7,7 @@ from collections import defaultdict
 
 from vdata.schemas import haystack as H
 
-from .lmms_task_utils import LETTERS, extract_letter, interval_iou, parse_interval, score_open  # noqa: F401
+from vdata.lmms_task_utils import LETTERS, extract_letter, interval_iou, parse_interval, score_open  # noqa: F401
 from .writers import iter_item_rows, length_label, mme_row
 
 

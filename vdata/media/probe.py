@@ -10,19 +10,29 @@ from . import MediaError
 _INDEXED_FORMATS = ("mov", "mp4", "m4a", "3gp", "mj2")  # full per-sample index in the header
 
 
-def probe_video(path: str, min_frames: int = 2) -> dict:
+def declared_duration(container, stream) -> float:
+    """What the file says its length is: the container's duration, else the stream's, else 0."""
+    if container.duration:
+        return container.duration / 1_000_000
+    if stream.duration:
+        return float(stream.duration * stream.time_base)
+    return 0.0
+
+
+def probe_video(path: str, min_frames: int = 2, allow_audio_only: bool = False) -> dict:
     """Return probe columns for `path` (keys are vdata.schemas.records constants' values).
 
     Checks that the file is non-empty, is a media container, has a video stream whose first frame
     decodes, is not truncated (for indexed containers: the sample table must fit in the file), and has
-    at least `min_frames` frames.
+    at least `min_frames` frames. With `allow_audio_only`, a file with audio but no video stream is
+    probed as audio (see `_probe_audio_only`) instead of being rejected `no_video_stream`.
     """
     import av
 
     try:
         size = os.path.getsize(path)
     except OSError as e:
-        raise MediaError("missing_file", f"cannot read file: {e.strerror}")
+        raise MediaError("missing_file", f"cannot read file {path}: {e.strerror}")
     if size == 0:
         raise MediaError("empty_file", "file is empty (0 bytes)")
     try:
@@ -31,6 +41,8 @@ def probe_video(path: str, min_frames: int = 2) -> dict:
         raise MediaError("unreadable", f"not a readable media container ({type(e).__name__}: {e.strerror or e})")
     with container:
         if not container.streams.video:
+            if allow_audio_only and container.streams.audio:
+                return _probe_audio_only(container, size)
             kinds = sorted({s.type for s in container.streams})
             raise MediaError("no_video_stream", f"no video stream (streams: {', '.join(kinds) or 'none'})")
         vs = container.streams.video[0]
@@ -55,12 +67,7 @@ def probe_video(path: str, min_frames: int = 2) -> dict:
         if not avg_rate and len(deltas):
             avg_rate = 1.0 / float(np.median(deltas))
         is_vfr = bool(len(deltas) > 2 and (deltas.max() - deltas.min()) > 0.5 * float(np.median(deltas)))
-        if container.duration:
-            duration = container.duration / 1_000_000
-        elif vs.duration:
-            duration = float(vs.duration * vs.time_base)
-        else:
-            duration = 0.0
+        duration = declared_duration(container, vs)
         if len(timestamps) and avg_rate:
             # The stream's own span is what frames can be read from (container duration may include audio).
             duration = float(timestamps[-1] - timestamps[0]) + 1.0 / avg_rate
@@ -111,10 +118,37 @@ def _demux_timestamps(container, vs) -> np.ndarray:
 def _first_frame(container, vs):
     import av
 
-    try:
-        container.seek(0, stream=vs) if vs.start_time is None else container.seek(vs.start_time, stream=vs)
-        for frame in container.decode(vs):
-            return frame
-    except av.error.FFmpegError as e:
-        raise MediaError("undecodable", f"first video frame does not decode: {e}")
+    error = None
+    # Seeking to the stream's own start finds nothing in some MPEG-TS files; the container start does.
+    for target in ([vs.start_time] if vs.start_time is not None else []) + [0]:
+        try:
+            container.seek(target, stream=vs)
+            for frame in container.decode(vs):
+                return frame
+        except av.error.FFmpegError as e:
+            error = e
+    if error is not None:
+        raise MediaError("undecodable", f"first video frame does not decode: {error}")
     raise MediaError("undecodable", "no video frame decodes")
+
+
+def _probe_audio_only(container, size: int) -> dict:
+    """An audio-only file (podcast, lecture): `has_video: False`, the audio facts, no video ones (None).
+    Its first audio frame must decode, as a video's first frame must."""
+    import av
+
+    audio = container.streams.audio[0]
+    cc = audio.codec_context
+    try:
+        first = next(iter(container.decode(audio)), None)
+    except av.error.FFmpegError as e:
+        raise MediaError("undecodable", f"first audio frame does not decode: {e}")
+    if first is None:
+        raise MediaError("undecodable", "audio-only file: no audio frame decodes")
+    duration = declared_duration(container, audio)
+    return {
+        "file_size": size, "duration_s": round(duration, 6), "fps": None, "is_vfr": None, "num_frames": 0,
+        "width": None, "height": None, "rotation": None, "video_codec": None, "pix_fmt": None,
+        "bitrate": int(container.bit_rate or 0), "has_audio": True, "has_video": False,
+        "audio_codec": cc.name, "audio_sample_rate": int(cc.sample_rate or 0), "audio_channels": int(cc.channels or 0),
+    }

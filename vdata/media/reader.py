@@ -4,9 +4,16 @@
 streams every frame of a span at reduced size (shot detection, motion). The default backend per use is
 the faster one measured in bench/bench_frames.py and bench/bench_shots.py: decord for sparse reads,
 OpenCV's capture (threaded decode and colour conversion in C++) for streams.
+
+Readers check what they get back. decord reads some containers wrongly without an error (an AVI with
+H.264 B-frames comes back with timestamps of about -3.7e17 s, so every request maps to one frozen
+frame), and fails outright on damaged packets; in both cases the decord reader hands over to PyAV.
+PyAV skips packets that do not decode and counts them in `decode_errors`, so stages can say how
+damaged a file is instead of silently losing frames.
 """
 from __future__ import annotations
 
+import itertools
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -14,6 +21,53 @@ import numpy as np
 from . import MediaError
 
 BACKENDS = ("decord", "pyav", "opencv")
+
+
+class ImplausibleRead(Exception):
+    """A backend returned frames whose timestamps cannot be right; another backend must read the file."""
+
+
+def timestamp_table_problem(times: np.ndarray, fps: float) -> str | None:
+    """Why a backend's per-frame timestamp table is wrong, or None: every time finite, not absurd
+    (more than a day off zero), non-decreasing, and spanning about what the frame count and rate say."""
+    if not len(times):
+        return None
+    if not np.all(np.isfinite(times)):
+        return "some timestamps are not finite"
+    if np.abs(times).max() > 86_400:
+        return f"timestamps run from {times.min():.4g}s to {times.max():.4g}s"
+    if np.any(np.diff(times) < 0):
+        k = int(np.argmax(np.diff(times) < 0))
+        return f"timestamps go backwards at frame {k + 1} ({times[k]:.3f}s -> {times[k + 1]:.3f}s)"
+    expected = len(times) / fps if fps > 0 else None
+    span = float(times[-1] - times[0])
+    if expected and len(times) > 2 and span > 2 * expected + 1.0:
+        return f"{len(times)} frames at {fps:g} fps span {span:.1f}s, not about {expected:.1f}s"
+    return None
+
+
+def returned_times_problem(asked: Sequence[float], got: Sequence[float], fps: float,
+                           span: tuple[float, float] | None = None, tolerance_s: float | None = None) -> str | None:
+    """Why frames returned for `asked` times are not the frames asked for, or None.
+
+    A frame is right when its time is within one frame interval of the request (requests outside
+    `span`, the first and last frame times, are clamped to it first); frames asked for in time order
+    must come back in time order.
+    """
+    tol = tolerance_s if tolerance_s is not None else (1.0 / fps if fps > 0 else 0.04) + 1e-3
+    worst, where = 0.0, None
+    for a, g in zip(asked, got):
+        target = min(max(float(a), span[0]), span[1]) if span else float(a)
+        off = abs(float(g) - target)
+        if not np.isfinite(off) or off > worst:
+            worst, where = (off if np.isfinite(off) else float("inf")), (float(a), float(g))
+    if where is not None and worst > tol:
+        return f"asked for {where[0]:.3f}s, got a frame at {where[1]:.4g}s ({worst:.3g}s off, tolerance {tol:.3f}s)"
+    pairs = sorted(zip(asked, got))
+    for (a0, g0), (a1, g1) in zip(pairs, pairs[1:]):
+        if a1 > a0 and g1 < g0:
+            return f"frames out of order: {a0:.3f}s -> {g0:.3f}s but {a1:.3f}s -> {g1:.3f}s"
+    return None
 
 
 def _scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
@@ -32,6 +86,11 @@ class FrameReader:
     num_frames: int
     width: int
     height: int
+    # Times (s) of packets that failed to decode so far; only PyAV can see them (OpenCV stops at
+    # the first one, decord raises).
+    decode_errors: list[float]
+    # Why this reader is not the backend that was asked for (e.g. decord's timestamps were absurd).
+    fallback_reason: str | None = None
 
     def read_at(self, times_s: Sequence[float], max_side: int | None = None) -> list[tuple[float, np.ndarray]]:
         """RGB frames nearest to each time (video-absolute seconds), with their own timestamps."""
@@ -85,18 +144,42 @@ class DecordReader(FrameReader):
         self.num_frames = len(self._vr)
         self.fps = float(self._vr.get_avg_fps())
         self._times = self._vr.get_frame_timestamp(range(self.num_frames))[:, 0].astype(np.float64)
+        self.decode_errors = []
+        self._path = path
+        self._fallback: PyAVReader | None = None
+        problem = timestamp_table_problem(self._times, self.fps)
+        if problem:
+            raise ImplausibleRead(f"decord frame timestamps are wrong: {problem}")
 
     def _indices_for(self, times_s: Sequence[float]) -> np.ndarray:
         idx = np.searchsorted(self._times, np.asarray(times_s, dtype=np.float64) + 1e-6, side="right") - 1
         return np.clip(idx, 0, self.num_frames - 1)
 
     def read_at(self, times_s, max_side=None):
+        if self._fallback is not None:
+            return self._fallback.read_at(times_s, max_side)
         idx = self._indices_for(times_s)
-        frames = self._vr.get_batch(list(idx)).asnumpy()
-        out = []
-        for i, frame in zip(idx, frames):
-            out.append((float(self._times[i]), _resize(frame, max_side)))
+        try:
+            frames = self._vr.get_batch(list(idx)).asnumpy()
+        except Exception as e:  # decord's DECORDError on a packet that does not decode
+            return self._hand_over(f"decord failed: {str(e).splitlines()[-1][:160]}").read_at(times_s, max_side)
+        out = [(float(self._times[i]), _resize(frame, max_side)) for i, frame in zip(idx, frames)]
+        span = (float(self._times[0]), float(self._times[-1]))
+        # the frame at or before each time is right by construction, however far apart VFR frames are
+        gap = float(np.diff(self._times).max()) if self.num_frames > 1 else 0.0
+        tol = max(gap, 1.0 / self.fps if self.fps > 0 else 0.0) + 1e-3
+        problem = returned_times_problem(times_s, [t for t, _ in out], self.fps, span, tolerance_s=tol)
+        if problem:
+            return self._hand_over(f"decord returned wrong frames: {problem}").read_at(times_s, max_side)
         return out
+
+    def _hand_over(self, why: str) -> "PyAVReader":
+        self._fallback = PyAVReader(self._path)
+        self._fallback.fallback_reason = why
+        self.fallback_reason = why
+        self.backend = self._fallback.backend   # what actually reads from now on
+        self.decode_errors = self._fallback.decode_errors   # the same list: errors seen from now on
+        return self._fallback
 
     def iter_frames(self, start_s=0.0, end_s=None, max_side=None, fmt="bgr24"):
         import cv2
@@ -114,10 +197,21 @@ class DecordReader(FrameReader):
 
     def close(self):
         self._vr = None
+        if self._fallback is not None:
+            self._fallback.close()
 
 
 class PyAVReader(FrameReader):
+    """PyAV decoding. Times are seconds from the stream's first frame (as decord and OpenCV give them).
+
+    Containers without presentation timestamps (AVI with B-frames: frames come out in display order
+    but carry decode-order times, 0.04, 0.12, 0.16, 0.08, ...) are read in *counted* mode: a frame's
+    time is its display position / fps, and reads decode forward from the start instead of seeking.
+    """
+
     backend = "pyav"
+    # frames decoded at open to see whether the container's timestamps can be trusted
+    _CHECK_FRAMES = 8
 
     def __init__(self, path: str, threads: str = "AUTO"):
         import av
@@ -137,12 +231,55 @@ class PyAVReader(FrameReader):
         self.num_frames = int(self._stream.frames or 0)
         self._tb = float(self._stream.time_base)
         self._start = float(self._stream.start_time or 0) * self._tb
+        self.decode_errors = []
+        self.first_unsound_s: float | None = None
+        self._counted = _display_times_unreliable(path, self._CHECK_FRAMES)
+
+    def _decode_packets(self):
+        """(time, frame) from the current position (the start, in counted mode); a packet that does
+        not decode is counted in `decode_errors` and skipped (the decoder conceals what depends on it)."""
+        import av
+
+        previous: float | None = None   # time of the packet decoded last
+        count = 0
+        for packet in self._container.demux(self._stream):
+            t = packet.pts if packet.pts is not None else packet.dts
+            at = round(float(t) * self._tb - self._start, 6) if t is not None else None
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                if not self.decode_errors and previous is not None:
+                    # Damaged bytes rarely start on a packet boundary: the packet before the first
+                    # failure may hold their start and decode to a wrong picture without an error.
+                    self.first_unsound_s = previous if self.first_unsound_s is None else min(self.first_unsound_s, previous)
+                if (at if at is not None else -1.0) not in self.decode_errors:   # read_at may re-decode after a seek
+                    self.decode_errors.append(at if at is not None else -1.0)
+                continue
+            previous = at if at is not None else previous
+            for frame in frames:
+                ft = count / self.fps if self._counted else _time(frame) - self._start
+                count += 1
+                if self.decode_errors:
+                    # Frames decoded after a failed packet may be concealed guesses, even ones shown
+                    # before it (B-frames that reference it).
+                    self.first_unsound_s = ft if self.first_unsound_s is None else min(self.first_unsound_s, ft)
+                yield ft, frame
 
     def _decode_from(self, t: float):
-        """Frames from the keyframe at or before t onwards."""
+        """(time, frame) from the keyframe at or before t onwards (from the start in counted mode)."""
+        if self._counted:
+            self._container.seek(0)
+            return self._decode_packets()
         target = int(max(0.0, t) / self._tb) + (self._stream.start_time or 0)
         self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
-        return self._container.decode(self._stream)
+        frames = self._decode_packets()
+        first = next(frames, None)
+        if first is None or first[0] > t + 0.5 / self.fps:
+            # Containers without an index (MPEG-TS) seek to a packet that is not a keyframe: nothing
+            # decodes from there, so decode from the start instead.
+            self._container.seek(0)
+            return self._decode_packets()
+        return itertools.chain([first], frames)
 
     def read_at(self, times_s, max_side=None):
         w, h = _scaled_size(self.width, self.height, max_side)
@@ -155,44 +292,45 @@ class PyAVReader(FrameReader):
         for k in order:
             t = float(times_s[k])
             # Seek only when the next target is far ahead: decoding forward is cheaper than a seek
-            # into a long GOP.
-            if frames is None or last_t is None or t - last_t > 2.0 or t < last_t:
+            # into a long GOP. In counted mode only going back needs a new pass from the start.
+            if frames is None or last_t is None or t < last_t or (t - last_t > 2.0 and not self._counted):
                 frames = self._decode_from(t)
                 pending = None
             chosen = prev = None
             while True:
                 if pending is not None:
-                    frame, pending = pending, None
+                    item, pending = pending, None
                 else:
-                    frame = next(frames, None)
-                if frame is None:
+                    item = next(frames, None)
+                if item is None:
                     break
-                if _time(frame) + half >= t:
-                    chosen = frame
+                if item[0] + half >= t:
+                    chosen = item
                     break
-                prev = frame
+                prev = item
             chosen = chosen or prev
             if chosen is None:
                 raise MediaError("undecodable", f"no frame decodes at {t:.3f}s")
-            results[int(k)] = (_time(chosen), chosen.to_ndarray(width=w, height=h, format="rgb24"))
+            results[int(k)] = (chosen[0], chosen[1].to_ndarray(width=w, height=h, format="rgb24"))
             pending = chosen
-            last_t = _time(chosen)
+            last_t = chosen[0]
         return [results[i] for i in range(len(times_s))]
 
     def iter_frames(self, start_s=0.0, end_s=None, max_side=None, fmt="bgr24"):
         w, h = _scaled_size(self.width, self.height, max_side)
-        from_start = start_s <= 0
-        frames = self._container.decode(self._stream) if from_start else self._decode_from(start_s)
+        from_start = start_s <= 0 or self._counted
+        frames = self._decode_from(0.0) if self._counted else (
+            self._decode_packets() if from_start else self._decode_from(start_s))
         count = 0
-        for frame in frames:
-            t = _time(frame)
+        for t, frame in frames:
             if t + 1e-6 < start_s:
+                count += 1
                 continue
             if end_s is not None and t >= end_s - 1e-6:
                 break
             # From the start, the decode order count is the exact frame index (also for VFR video);
             # after a seek, the index can only be derived from the time.
-            index = count if from_start else int(round((t - self._start) * self.fps))
+            index = count if from_start else int(round(t * self.fps))
             count += 1
             yield index, t, frame.to_ndarray(width=w, height=h, format=fmt)
 
@@ -216,6 +354,7 @@ class OpenCVReader(FrameReader):
         self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 25.0)
         self.num_frames = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.decode_errors = []
 
     def read_at(self, times_s, max_side=None):
         import cv2
@@ -321,9 +460,40 @@ def open_reader(path: str, backend: str = "auto", purpose: str = "sparse", max_s
         except ImportError:
             backend = "pyav"
     if backend == "decord":
-        return DecordReader(path, max_side=max_side)
+        try:
+            return DecordReader(path, max_side=max_side)
+        except (ImplausibleRead, MediaError) as e:   # decord cannot open some files PyAV reads (MPEG-TS)
+            reader = PyAVReader(path)
+            reader.fallback_reason = str(e)
+            return reader
     if backend == "pyav":
         return PyAVReader(path)
     if backend == "opencv":
         return OpenCVReader(path)
     raise ValueError(f"unknown reader backend {backend!r}; allowed: auto, {', '.join(BACKENDS)}")
+
+
+def _display_times_unreliable(path: str, frames: int) -> bool:
+    """Whether the first `frames` decoded frames of `path` lack times or come out of order."""
+    import av
+
+    try:
+        with av.open(path, metadata_errors="ignore") as c:
+            times = []
+            for frame in c.decode(c.streams.video[0]):
+                times.append(frame.time)
+                if len(times) >= frames:
+                    break
+    except (av.error.FFmpegError, IndexError):
+        return False   # reading will fail with its own error
+    return any(t is None for t in times) or any(b <= a for a, b in zip(times, times[1:]))
+
+
+def scan_decode(path: str) -> tuple[list[float], list[float], float | None]:
+    """Decode every frame of `path` with PyAV, without converting pixels, to locate damage where a
+    stream reader only stopped: (frame times, times of packets that failed to decode, the earliest
+    frame time decoded after the first failure). Slice threads only: with frame threads a decoder
+    reports an error a few packets late, which would blur where the damage starts."""
+    with PyAVReader(path, threads="SLICE") as reader:
+        times = [t for t, _ in reader._decode_packets()]
+        return times, list(reader.decode_errors), reader.first_unsound_s

@@ -103,3 +103,57 @@ def write_demo_videos(out_dir: str) -> list[str]:
         render_quality_recipe(path, name)
         made.append(path)
     return made
+
+
+# Containers users bring, each with moving content (testsrc2) and an audio track. The AVI is H.264 with
+# B-frames + AAC: the file decord reads as one frozen frame.
+CONTAINER_RECIPES: dict[str, list[str]] = {
+    "avi": ["-c:v", "libx264", "-bf", "2", "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "avi"],
+    "mkv": ["-c:v", "libx264", "-bf", "2", "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "matroska"],
+    "mov": ["-c:v", "libx264", "-bf", "2", "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "mov"],
+    "webm": ["-c:v", "libvpx-vp9", "-b:v", "0", "-crf", "40", "-deadline", "realtime", "-cpu-used", "8",
+             "-pix_fmt", "yuv420p", "-c:a", "libopus", "-f", "webm"],
+    "ts": ["-c:v", "libx264", "-bf", "2", "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "mpegts"],
+}
+
+
+def render_container(path: str, fmt: str, duration_s: float = 4.0, size=(320, 180), fps: int = 25) -> None:
+    """A moving test pattern with a tone, encoded as CONTAINER_RECIPES[fmt]."""
+    w, h = size
+    run_ffmpeg(["-f", "lavfi", "-t", f"{duration_s}", "-i", f"testsrc2=size={w}x{h}:rate={fps}",
+                "-f", "lavfi", "-t", f"{duration_s}", "-i", "sine=frequency=440:sample_rate=48000",
+                *CONTAINER_RECIPES[fmt], path])
+
+
+def damage_media_data(src: str, dst: str, at: float = 0.5, length: int = 4000, pattern: str = "random",
+                      seed: int = 0) -> tuple[int, int]:
+    """Copy an MP4 with `length` bytes inside its `mdat` box overwritten, starting `at` (0..1) of the
+    way through the media data: `random` bytes, or a repeated `garbage` word. The header and index
+    stay intact, so probing still declares every frame. Returns the overwritten byte range."""
+    import random
+    import struct
+
+    data = bytearray(open(src, "rb").read())
+    pos = 0
+    while pos + 8 <= len(data):   # walk the top-level boxes to find mdat's payload
+        size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        header = 8
+        if size == 1:
+            size, header = struct.unpack(">Q", data[pos + 8:pos + 16])[0], 16
+        elif size == 0:
+            size = len(data) - pos
+        if kind == b"mdat":
+            break
+        pos += size
+    else:
+        raise ValueError(f"{src}: no mdat box")
+    begin, end = pos + header, pos + size
+    start = begin + int((end - begin - length) * at)
+    if pattern == "random":
+        junk = random.Random(seed).randbytes(length)
+    else:
+        junk = (b"\xde\xad\xbe\xef" * (length // 4 + 1))[:length]
+    data[start:start + length] = junk
+    with open(dst, "wb") as f:
+        f.write(data)
+    return start, start + length

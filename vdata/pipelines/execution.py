@@ -14,6 +14,8 @@ import uuid
 from collections import Counter
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from vdata.schemas import records as R
@@ -114,10 +116,14 @@ def run_stage_on_table(stage, table: pa.Table, out_schema: pa.Schema, index: int
     passthrough = [r for r in rows if r.get(R.REJECT_REASON) is not None]
     live = [r for r in rows if r.get(R.REJECT_REASON) is None]
     results: list = []
+    work = live
+    if stage.needs_video:
+        results = [_audio_only_reject(stage, r) for r in live if r.get(R.HAS_VIDEO) is False]
+        work = [r for r in live if r.get(R.HAS_VIDEO) is not False]
     hits = 0
-    if live and cache is not None:
+    if work and cache is not None:
         todo = []
-        for r in live:
+        for r in work:
             cached = cache.get(r)
             if cached is None:
                 todo.append(r)
@@ -128,8 +134,8 @@ def run_stage_on_table(stage, table: pa.Table, out_schema: pa.Schema, index: int
             out = _process(stage, [r])
             cache.put(r, out)
             results.extend(out)
-    elif live:
-        results = _process(stage, live)
+    elif work:
+        results.extend(_process(stage, work))
     out_rows, reasons = [], Counter()
     for res in results:
         if isinstance(res, Reject):
@@ -145,10 +151,56 @@ def run_stage_on_table(stage, table: pa.Table, out_schema: pa.Schema, index: int
             "stage_index": index, "stage": stage.name, "rows_in": len(live),
             "rows_out": len(out_rows) - len(passthrough) - sum(reasons.values()),
             "rejects": dict(reasons), "cache_hits": hits, "teachers": _teacher_stats(stage),
+            "counters": _counters(stage),
             "seconds": time.time() - t0, "t_end": time.time(), "pid": os.getpid(),
             "node": _node_id(),
         })
     return out
+
+
+def _audio_only_reject(stage, row: dict) -> Reject:
+    """An audio-only input at a stage that decodes frames: rejected here, before the stage sees it."""
+    codec, duration = row.get(R.AUDIO_CODEC) or "unknown", row.get(R.DURATION_S) or 0.0
+    return Reject(row, "no_video_stream",
+                  f"{stage.name} needs a video stream, but this input is audio-only ({codec} audio, {duration:.1f} s); "
+                  f"audio-only inputs go only through stages that need no video (probe, asr, text stages)",
+                  {"stage_needs_video": stage.name, R.AUDIO_CODEC: codec, R.DURATION_S: duration})
+
+
+_GUARD = None   # the guard of the embedded Ray this process started (see ray_guard.py)
+
+
+def start_local_ray(**init_kwargs) -> None:
+    """`ray.init()` for an embedded Ray whose processes cannot outlive this process (see ray_guard)."""
+    import ray
+
+    from .ray_guard import RayGuard
+
+    global _GUARD
+    guard = RayGuard.start()
+    try:
+        ray.init(**init_kwargs)
+    except BaseException:
+        guard.close()
+        raise
+    try:
+        guard.set_session_dir(ray._private.worker._global_node.get_session_dir_path())
+    except Exception:   # the guard still knows the Ray processes below this one
+        pass
+    _GUARD = guard
+
+
+def stop_local_ray() -> None:
+    """`ray.shutdown()`, then the guard sweeps whatever Ray left running and exits."""
+    import ray
+
+    global _GUARD
+    try:
+        ray.shutdown()
+    finally:
+        if _GUARD is not None:
+            _GUARD.close()
+            _GUARD = None
 
 
 def _conserve_mass(stage, live: list[dict], out_rows: list[dict], reasons: Counter) -> list[dict]:
@@ -177,6 +229,13 @@ def _conserve_mass(stage, live: list[dict], out_rows: list[dict], reasons: Count
             row[R.MASS] = mass
             extra.append(row)
     return extra
+
+
+def _counters(stage) -> dict:
+    try:
+        return stage.take_counters()
+    except Exception:
+        return {}
 
 
 def _teacher_stats(stage) -> dict:
@@ -283,6 +342,22 @@ def write_ledger(ledger_dir: str, part_name: str, masses: dict, rows: int, rejec
     os.replace(tmp, path)
 
 
+def write_driver_rejects(rejects_dir: str, ledger_dir: str, run_id: str, stage: str, rejects: list[Reject]) -> str:
+    """Rejects decided on the driver before any worker runs (e.g. ingest's duplicate inputs), committed
+    like a sink part: the part file, then its ledger entry, so that a resumed run counts them done."""
+    for d in (rejects_dir, ledger_dir):
+        os.makedirs(d, exist_ok=True)
+    rows = [reject_row(stage, r) for r in rejects]
+    table = pa.Table.from_pylist(to_reject_records(rows), schema=R.REJECT_SCHEMA)
+    name = f"part-{run_id}-{stage}-{uuid.uuid4().hex[:8]}.parquet"
+    _write_atomic(table, os.path.join(rejects_dir, name))
+    masses: dict = {}
+    for r in rows:
+        masses[r[R.SOURCE_URI]] = masses.get(r[R.SOURCE_URI], 0.0) + 1.0
+    write_ledger(ledger_dir, name, masses, 0, len(rows))
+    return os.path.join(rejects_dir, name)
+
+
 def _write_atomic(table: pa.Table, path: str) -> None:
     tmp = path + ".tmp"
     pq.write_table(table, tmp, compression="zstd")
@@ -340,6 +415,17 @@ def summarize_rejects(table: pa.Table) -> dict:
     for stage, reason in zip(table.column("stage").to_pylist(), table.column("reason").to_pylist()):
         counts[f"{stage}:{reason}"] += 1
     return dict(sorted(counts.items()))
+
+
+def verification_counts(data_dir: str) -> dict:
+    """Kept samples by `v_status` (verified / unverified / not_checked): how many were checked against
+    evidence other than themselves. Empty when the build wrote no such column."""
+    files = sorted(os.path.join(data_dir, f) for f in os.listdir(data_dir) if f.endswith(".parquet")) if os.path.isdir(data_dir) else []
+    dataset = pads.dataset(files, format="parquet") if files else None
+    if dataset is None or R.V_STATUS not in dataset.schema.names:
+        return {}
+    counts = pc.value_counts(dataset.to_table(columns=[R.V_STATUS]).column(R.V_STATUS))
+    return {str(c["values"]): int(c["counts"]) for c in counts.to_pylist()}
 
 
 def dumps(obj) -> str:

@@ -1,7 +1,12 @@
 """Ingest: turn the config's `input:` list into video rows (source_uri, path, source_meta).
 
 Runs on the driver: listing files is cheap and the row count feeds progress bars. Content hashing
-(the video id) happens in the probe stage, on the workers. Videos that arrive as bytes (HF datasets)
+(the video id) happens in the probe stage, on the workers, except for files whose exact size another
+input shares: those are hashed here, so that the same content under two paths (a copy, a link) is
+caught before it makes two videos with one id (see `find_duplicates`).
+
+Directories are searched for the config's `extensions`; by default the video containers and, for
+pipelines that need no frames (ASR over podcasts or lectures), the audio ones. Videos that arrive as bytes (HF datasets)
 are written once to `<output>/_media/<content hash>.<ext>` so workers can read them by path.
 """
 from __future__ import annotations
@@ -11,17 +16,24 @@ import json
 import os
 from pathlib import Path
 
-from vdata.media.hashing import bytes_id
+from vdata.media.hashing import bytes_id, content_id
 from vdata.schemas import records as R
+from vdata.schemas.annotation_formats import FormatError, find_video, read_annotation_file
 from vdata.schemas.config import BuildConfig, ConfigError, InputSpec
+from vdata.stages.base import Reject
+
+AUDIO_EXTENSIONS = (".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus", ".aac")
 
 
 def _row(uri: str, path: str, meta: dict | None = None) -> dict:
     return {R.SOURCE_URI: uri, R.PATH: os.path.abspath(path), R.SOURCE_META: json.dumps(meta, default=str) if meta else None}
 
 
-def _is_video(p: str, spec: InputSpec) -> bool:
-    return p.lower().endswith(tuple(e.lower() for e in spec.extensions))
+def _is_media(p: str, spec: InputSpec) -> bool:
+    extensions = list(spec.extensions)
+    if "extensions" not in spec.model_fields_set:   # the default list: audio-only inputs too
+        extensions += AUDIO_EXTENSIONS
+    return p.lower().endswith(tuple(e.lower() for e in extensions))
 
 
 def _from_path(spec: InputSpec, cfg: BuildConfig, where: str) -> list[dict]:
@@ -29,7 +41,7 @@ def _from_path(spec: InputSpec, cfg: BuildConfig, where: str) -> list[dict]:
     if os.path.isfile(p):
         return [_row(p, p)]   # an explicit file is taken whatever its extension: probe judges it
     if os.path.isdir(p):
-        found = sorted(str(q) for q in Path(p).rglob("*") if q.is_file() and _is_video(str(q), spec))
+        found = sorted(str(q) for q in Path(p).rglob("*") if q.is_file() and _is_media(str(q), spec))
         return [_row(f, f) for f in found]
     raise ConfigError(f"{where}.path: {spec.path!r} does not exist")
 
@@ -47,6 +59,8 @@ def _from_manifest(spec: InputSpec, cfg: BuildConfig, where: str) -> list[dict]:
     p = cfg.resolve(spec.manifest)
     if not os.path.isfile(p):
         raise ConfigError(f"{where}.manifest: {spec.manifest!r} does not exist")
+    if spec.format is not None:
+        return _from_annotation_file(spec, cfg, where, p)
     low = p.lower()
     if low.endswith(".csv"):
         table = pcsv.read_csv(p)
@@ -67,6 +81,30 @@ def _from_manifest(spec: InputSpec, cfg: BuildConfig, where: str) -> list[dict]:
             continue
         path = raw if os.path.isabs(raw) else str(base / raw)
         rows.append(_row(f"{p}#{i}", path, rec))
+    return rows
+
+
+def _from_annotation_file(spec: InputSpec, cfg: BuildConfig, where: str, p: str) -> list[dict]:
+    """A labelled dataset's annotation file: one row per video, found by id under `videos`; its annotations
+    go in source_meta for the `annotations` stage. A video not found keeps a path that names what was
+    looked for, so probe rejects it `missing_file`; a record tied to no video is an ingest reject row."""
+    videos = cfg.resolve(spec.videos) if spec.videos is not None else os.path.dirname(p)
+    if not os.path.isdir(videos):
+        raise ConfigError(f"{where}.videos: {spec.videos!r} is not a folder")
+    try:
+        parsed = read_annotation_file(spec.format, p)
+    except (FormatError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{where}.manifest: {spec.manifest!r} is not a {spec.format} file: {e}") from None
+    rows = []
+    for video in parsed.videos:
+        found = find_video(videos, video, spec.extensions)
+        wanted = os.path.join(videos, video.folders[0], (video.stems or (video.video_id,))[0] + ".*")
+        meta = {"dataset": spec.format, "dataset_video_id": video.video_id, **video.meta}
+        rows.append(_row(f"{p}#{video.video_id}", found or wanted, meta))
+    for problem in parsed.problems:
+        uri = f"{p}#{problem.where}"
+        rows.append({**_row(uri, uri), R.REJECT_REASON: problem.reason, R.REJECT_MESSAGE: problem.message,
+                     R.REJECT_DETAIL: {"record": problem.raw, "format": spec.format}})
     return rows
 
 
@@ -120,7 +158,7 @@ def _from_hf(spec: InputSpec, cfg: BuildConfig, where: str, media_dir: str) -> l
         if not path:
             rows.append(_row(uri, f"<missing:{uri}>", {"error": "row has neither bytes nor path"}))
             continue
-        rows.append(_row(uri, path, {k: v for k, v in rec.items() if isinstance(v, (str, int, float, bool, list)) or v is None}))
+        rows.append(_row(uri, path, {k: v for k, v in rec.items() if isinstance(v, (str, int, float, bool, list, dict)) or v is None}))
     return rows
 
 
@@ -143,3 +181,70 @@ def discover(cfg: BuildConfig, media_dir: str) -> list[dict]:
             seen.add(r[R.PATH])
             unique.append(r)
     return unique
+
+
+def find_duplicates(rows: list[dict]) -> tuple[list[dict], list[Reject]]:
+    """Split `rows` into the inputs to process and `duplicate_video` rejects for the others.
+
+    Two inputs with the same bytes would get the same video id (a content hash) and so repeat each
+    other's clip ids. The first one in input order (the config's `input:` order, each directory
+    sorted) is kept; every later one becomes a reject naming it. Only files whose exact size another
+    input shares are hashed: equal content needs equal size, and stat-ing is what listing already did.
+    Rows ingest already judged (an annotation-file record tied to no video: they carry the reject
+    markers) are rejects too.
+    """
+    judged = [Reject({k: v for k, v in r.items() if k not in R.REJECT_COLUMNS}, r[R.REJECT_REASON], r[R.REJECT_MESSAGE],
+                     r.get(R.REJECT_DETAIL) or {}) for r in rows if r.get(R.REJECT_REASON)]
+    rows = [r for r in rows if not r.get(R.REJECT_REASON)]
+    by_size: dict[int, list[int]] = {}
+    for i, row in enumerate(rows):
+        try:
+            by_size.setdefault(os.path.getsize(row[R.PATH]), []).append(i)
+        except OSError:
+            continue   # missing: probe rejects it with its reason
+    duplicate_of: dict[int, tuple[int, str]] = {}
+    for size, indices in by_size.items():
+        if len(indices) < 2 or size == 0:
+            continue
+        first_with: dict[str, int] = {}
+        for i in indices:
+            try:
+                cid = content_id(rows[i][R.PATH])
+            except OSError:
+                continue
+            if cid in first_with:
+                duplicate_of[i] = (first_with[cid], cid)
+            else:
+                first_with[cid] = i
+    kept, rejects = [], []
+    for i, row in enumerate(rows):
+        if i not in duplicate_of:
+            kept.append(row)
+            continue
+        first, cid = duplicate_of[i]
+        first_uri = rows[first][R.SOURCE_URI]
+        rejects.append(Reject(
+            {**row, R.VIDEO_ID: cid}, "duplicate_video",
+            f"same content as {first_uri} (video id {cid}, {os.path.getsize(row[R.PATH])} bytes): "
+            f"the first of equal inputs in input order is kept",
+            {"duplicate_of": first_uri, R.VIDEO_ID: cid}))
+    return kept, judged + rejects
+
+
+def reject_duplicates(rows: list[dict], complete: set[str], output_dir: str, rejects_dir: str, run_id: str,
+                      console) -> list[dict]:
+    """`find_duplicates`, with the rejects committed at once (a part and its ledger entry, so that a
+    resumed run counts them done); returns the inputs to process."""
+    from . import checkpoint
+    from .execution import write_driver_rejects
+
+    kept, duplicates = find_duplicates(rows)
+    duplicates = [d for d in duplicates if d.row[R.SOURCE_URI] not in complete]
+    if duplicates:
+        write_driver_rejects(rejects_dir, checkpoint.ledger_dir(output_dir), run_id, "ingest", duplicates)
+        counts: dict[str, int] = {}
+        for d in duplicates:
+            counts[d.reason] = counts.get(d.reason, 0) + 1
+        console.print(f"{len(duplicates)} input(s) rejected at ingest: "
+                      + ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items())))
+    return kept

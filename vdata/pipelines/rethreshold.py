@@ -74,8 +74,11 @@ class Check:
 
 
 QUALITY_CHECKS = tuple(Check("quality", key, column, reason, op) for column, key, reason, op in QUALITY_SCORE_CHECKS)
-# The sample filters' rules and reject reasons, as in vdata/stages/{verify_claims,blind,timestamps,labels,dedup}.py.
+# The sample filters' rules and reject reasons, as in vdata/stages/{wellformed,verify_claims,blind,timestamps,labels,dedup}.py.
 SAMPLE_CHECKS = (
+    Check("wellformed", "min_language_score", R.V_LANGUAGE_SCORE, "wrong_language", "<"),
+    Check("wellformed", "max_prompt_overlap", R.V_PROMPT_OVERLAP, "prompt_leak", ">"),
+    Check("verify_claims", "max_refuted_claims", R.V_REFUTED_CLAIMS, "contradicted", ">"),
     Check("verify_claims", "min_supported_ratio", R.V_SUPPORTED_RATIO, "hallucination", "<"),
     Check("blind", "max_blind_correct", R.V_BLIND_CORRECT, "blind_answerable", ">"),
     Check("timestamps", "drop_invalid", R.V_TIMESTAMPS_VALID, "bad_timestamps", "false"),

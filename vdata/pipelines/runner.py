@@ -1,14 +1,13 @@
 """The runner: config → Ray Data plan → streaming execution → Parquet + rejects + manifest.
 
-`plan()` builds the stage chain and checks it (every column a stage reads is written upstream)
-without running anything; `build()` executes it. The same config runs on an embedded local Ray or,
+`planning.preflight()` builds the stage chain and checks it without running anything; `build()`
+executes it. The same config runs on an embedded local Ray or,
 with `--address` / `ray.address`, on an existing cluster (output must then be on shared storage).
 """
 from __future__ import annotations
 
 import os
 import platform
-import re
 import shutil
 import time
 import uuid
@@ -20,159 +19,17 @@ import pyarrow as pa
 
 from vdata.schemas import records as R
 from vdata.schemas.config import BuildConfig, ConfigError
+from vdata.schemas.secrets import redact
 from vdata.stages import stage_class
-from vdata.stages.base import Resources, RunContext
+from vdata.stages.base import RunContext
 
 from . import checkpoint
 from . import execution as X
-from .ingest import discover
-
-
-@dataclass
-class StagePlan:
-    index: int
-    name: str
-    config: object
-    resources: Resources
-    input_columns: list[str]
-    output_columns: list[str]
-    config_hash: str
-    description: str
-
-    @property
-    def out_schema(self) -> pa.Schema:
-        return R.schema_for(list(self.output_columns) + list(R.INTERNAL_COLUMNS))
-
-
-@dataclass
-class Plan:
-    config: BuildConfig
-    output_dir: str
-    stages: list[StagePlan]
-    final_columns: list[str]
-
-    @property
-    def level(self) -> str:
-        cols = set(self.final_columns)
-        return "samples" if R.SAMPLE_ID in cols else "clips" if R.CLIP_ID in cols else "videos"
-
-    @property
-    def data_dir(self) -> str:
-        return os.path.join(self.output_dir, self.level)
-
-    @property
-    def rejects_dir(self) -> str:
-        return os.path.join(self.output_dir, "rejects")
-
-    @property
-    def data_schema(self) -> pa.Schema:
-        return R.data_schema(self.final_columns)
-
-
-def make_plan(cfg: BuildConfig) -> Plan:
-    cols = list(R.INGEST_COLUMNS)
-    stages = []
-    hashes = cfg.stage_hashes()
-    ctx = RunContext(output_dir="")
-    for i, (name, scfg) in enumerate(cfg.stage_specs):
-        cls = stage_class(name)
-        missing = [c for c in cls.reads if c not in cols]
-        if missing:
-            raise ConfigError(f"stages[{i}].{name}: needs columns {missing} that no earlier stage writes "
-                              f"(order the stages so that their producers come first)")
-        out = cls.output_columns(cols)
-        stage = cls(scfg, ctx)
-        stages.append(StagePlan(i, name, scfg, stage.resources(), cols, out, hashes[i], stage.describe()))
-        cols = out
-    return Plan(cfg, cfg.resolve(cfg.output.dir), stages, cols)
-
-
-def plan_text(plan: Plan, cpus: int | None = None, gpus: int | None = None) -> str:
-    """A human-readable plan; with a cluster shape, how many workers each stage would get."""
-    lines = [f"pipeline {plan.config.name!r}  (config hash {plan.config.config_hash()})",
-             f"  ray: {plan.config.ray.address or 'embedded local'}"
-             + (f"; cluster shape: {cpus or '?'} CPUs, {gpus or 0} GPUs" if cpus or gpus else ""),
-             f"  0. ingest   {len(plan.config.input)} input spec(s) -> {', '.join(R.INGEST_COLUMNS)}"]
-    for s in plan.stages:
-        r = s.resources
-        kind = "actor pool" if r.actors else "tasks"
-        group_by = stage_class(s.name).group_by
-        if group_by:
-            kind += f" on groups of equal {group_by}"
-        conc = r.concurrency or "auto"
-        if (cpus or gpus) and not r.concurrency:
-            fits = []
-            if r.num_gpus and gpus:
-                fits.append(int(gpus // r.num_gpus))
-            if r.num_cpus and cpus:
-                fits.append(int(cpus // r.num_cpus))
-            conc = f"up to {min(fits)}" if fits else "auto"
-        new = [c for c in s.output_columns if c not in s.input_columns]
-        lines.append(f"  {s.index + 1}. {s.name:<8} {kind}, {r.num_cpus:g} CPU {r.num_gpus:g} GPU per worker, "
-                     f"workers: {conc}, batch: {r.batch_size or 'auto'}")
-        lines.append(f"       config: {s.description}")
-        lines.append(f"       writes: {', '.join(new) or '-'}")
-    if cpus or gpus:
-        need_cpus, need_gpus, _ = resource_floor(plan)
-        fits = need_cpus <= (cpus or 0) and need_gpus <= (gpus or 0)
-        lines.append(f"  actor pools hold: {need_cpus:g} CPU, {need_gpus:g} GPU for the whole run -> "
-                     + ("fits" if fits else "DOES NOT FIT: lower the stages' resources or use a bigger cluster"))
-    spend = teacher_spend(plan)
-    if spend:
-        lines.append("  teacher spend estimate (model-free; per 1,000 clips reaching the stage):")
-        for e in spend:
-            lines.append(f"       {e['stage']:<8} -> {e['teacher']:<12} {e['requests'] * 1000:>10,.0f} requests  "
-                         f"{e['prompt_tokens'] * 1000:>14,.0f} prompt tokens  "
-                         f"<= {e['completion_tokens'] * 1000:>12,.0f} completion tokens")
-    lines.append(f"  output: {plan.data_dir}/*.parquet ({len(plan.data_schema)} columns), "
-                 f"{plan.rejects_dir}/*.parquet, {plan.output_dir}/manifest.json")
-    return "\n".join(lines)
-
+from .ingest import discover, reject_duplicates
+from .planning import (Plan, StagePlan, check_fits, input_problems, make_plan, plan_fits,  # noqa: F401
+                       plan_text, preflight, resource_floor, teacher_spend)
 
 WRITE_CPUS = 0.25   # the sink's write tasks (see _execute)
-
-
-def resource_floor(plan: Plan) -> tuple[float, float, list[str]]:
-    """CPUs and GPUs the actor pools hold for the whole run (Ray Data creates every pool's actors when
-    the run starts). A cluster smaller than that cannot place them all; if a downstream pool takes the
-    slots an upstream one needs, Ray Data waits forever (the run hangs instead of failing)."""
-    cpus = gpus = 0.0
-    held = []
-    for s in plan.stages:
-        r = s.resources
-        if r.actors:
-            n = r.concurrency or 1
-            cpus += r.num_cpus * n
-            gpus += r.num_gpus * n
-            held.append(f"{s.name} {n}x{r.num_cpus:g} CPU" + (f" {r.num_gpus:g} GPU" if r.num_gpus else ""))
-    return cpus, gpus, held
-
-
-def check_fits(plan: Plan, cpus: float, gpus: float) -> None:
-    need_cpus, need_gpus, held = resource_floor(plan)
-    if need_cpus > cpus + 1e-9 or need_gpus > gpus + 1e-9:
-        raise ConfigError(
-            f"stages: the actor pools hold {need_cpus:g} CPU / {need_gpus:g} GPU for the whole run "
-            f"({'; '.join(held)}), but the cluster has {cpus:g} CPU / {gpus:g} GPU: the run would wait forever. "
-            f"Lower stages.<name>.resources.num_cpus for stages that mostly wait on a teacher server (0.25 is "
-            f"plenty for an HTTP client), or give ray.num_cpus more (logical slots, not cores).")
-
-
-def teacher_spend(plan: Plan) -> list[dict]:
-    """Per stage and teacher: requests and tokens per input row, from the frames the stage will see."""
-    frames, side = 16, 448
-    out = []
-    for s in plan.stages:
-        if s.name == "frames":
-            c = s.config
-            frames = c.num_frames if c.mode == "uniform" else c.max_frames
-            side = c.max_side
-        stage = stage_class(s.name)(s.config, RunContext(output_dir=""))
-        for e in stage.teacher_plan(frames, (round(side * 9 / 16), side)):
-            out.append({"stage": s.name, "teacher": e["teacher"], "requests": e["requests_per_row"],
-                        "prompt_tokens": e["requests_per_row"] * e["prompt_tokens"],
-                        "completion_tokens": e["requests_per_row"] * e["completion_tokens"]})
-    return out
 
 
 @dataclass
@@ -230,7 +87,7 @@ def _init_ray(cfg: BuildConfig, address: str | None):
         if address:
             ray.init(address=address, **kwargs)
         else:
-            ray.init(num_cpus=cfg.ray.num_cpus, **kwargs)
+            X.start_local_ray(num_cpus=cfg.ray.num_cpus, **kwargs)   # guarded: dies with this process
             started = True
     return ray, started
 
@@ -242,16 +99,19 @@ def _stage_summary(plan: Plan, records: list[dict], wall: float) -> list[dict]:
         rows_in = sum(r["rows_in"] for r in recs)
         busy = sum(r["seconds"] for r in recs)
         rejects: dict = {}
+        counters: dict = {}
         for r in recs:
             for k, v in r["rejects"].items():
                 rejects[k] = rejects.get(k, 0) + v
+            for k, v in (r.get("counters") or {}).items():   # per batch: summed
+                counters[k] = counters.get(k, 0) + v
         t_first = min((r["t_end"] - r["seconds"] for r in recs), default=0)
         t_last = max((r["t_end"] for r in recs), default=0)
         active = max(1e-9, t_last - t_first)
         out.append({
             "stage": s.name, "index": s.index, "rows_in": rows_in,
             "cache_hits": sum(r.get("cache_hits", 0) for r in recs), "rows_out": sum(r["rows_out"] for r in recs),
-            "rejects": rejects, "busy_s": round(busy, 3), "active_s": round(active if recs else 0, 3),
+            "rejects": rejects, "counters": dict(sorted(counters.items())), "busy_s": round(busy, 3), "active_s": round(active if recs else 0, 3),
             "rows_per_s": round(rows_in / active, 3) if recs else 0.0,
             "workers": len({r["pid"] for r in recs}), "nodes": sorted({r["node"] for r in recs if r.get("node")}),
             "config_hash": s.config_hash,
@@ -270,13 +130,17 @@ def _versions() -> dict:
     return out
 
 
-_SECRET_VALUE = re.compile(r"(?i)\b([\w-]*(?:api[_-]?key|token|secret|password)[\w-]*\s*:\s*)(?!\$\{)([^\s,}#]+)")
+class _RedactingConsole:
+    """The run's console with the run's secret values masked in every string it prints."""
 
+    def __init__(self, console, secrets):
+        self._console, self._secrets = console, secrets
 
-def redact_config_text(text: str) -> str:
-    """The config as written, with literal secret values masked (`${VAR}` references are kept:
-    they name a variable, not its value)."""
-    return _SECRET_VALUE.sub(lambda m: m.group(1) + '"***"', text or "")
+    def print(self, *objects, **kwargs):
+        self._console.print(*(redact(o, self._secrets) if isinstance(o, str) else o for o in objects), **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._console, name)
 
 
 class _RunTeachers:
@@ -349,7 +213,7 @@ def _execute(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: RunContext,
     except ConfigError as e:
         if not (address or cfg.ray.address):   # a local Ray is all there is: fail now rather than hang
             if started:
-                ray.shutdown()
+                X.stop_local_ray()
             raise
         # an existing cluster may autoscale: say it, and let the cluster decide
         import logging
@@ -373,10 +237,11 @@ def _execute(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: RunContext,
             common = dict(batch_size=r.batch_size, batch_format="pyarrow", num_cpus=r.num_cpus, zero_copy_batch=True)
             if r.num_gpus:
                 common["num_gpus"] = r.num_gpus
-            if cls.group_by:   # every row with the same key in one batch (e.g. all clips of a video)
+            group_by = cls.grouping(s.config)
+            if group_by:   # every row with the same key in one batch (e.g. all clips of a video)
                 common.pop("batch_size")
                 fn = X.StageActor if r.actors else X.StageTask(*args)
-                ds = ds.groupby(cls.group_by).map_groups(
+                ds = ds.groupby(group_by).map_groups(
                     fn, fn_constructor_args=args if r.actors else None,
                     compute=ray.data.ActorPoolStrategy(size=r.concurrency or 1) if r.actors else None, **common)
             elif r.actors:
@@ -397,21 +262,32 @@ def _execute(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: RunContext,
         except Exception:
             pass
         if started:
-            ray.shutdown()
+            X.stop_local_ray()
 
 
 def build(cfg: BuildConfig, address: str | None = None, progress: bool | None = None, console=None) -> BuildResult:
+    """Run the pipeline of `cfg` and write the dataset; the config's secret values are masked in
+    everything the run prints or logs, and in the manifest."""
+    from vdata.teachers.redaction import redacted_logging
+
+    with redacted_logging(cfg.secrets):
+        return _build(cfg, address, progress, console)
+
+
+def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console) -> BuildResult:
     from rich.console import Console
 
-    console = console or Console(stderr=True)
-    plan = make_plan(cfg)
+    console = _RedactingConsole(console or Console(stderr=True), cfg.secrets)
+    plan = preflight(cfg)   # config and input errors now, before Ray or any teacher starts
     t0 = time.time()
     complete = _prepare_output(plan, console)
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
     discovered = discover(cfg, media_dir=os.path.join(plan.output_dir, "_media"))
-    sources = [dict(s, **{R.MASS: 1.0}) for s in discovered if s[R.SOURCE_URI] not in complete]
+    originals = reject_duplicates(discovered, complete, plan.output_dir, plan.rejects_dir, run_id, console)
+    sources = [dict(s, **{R.MASS: 1.0}) for s in originals if s[R.SOURCE_URI] not in complete]
+    already = sum(s[R.SOURCE_URI] in complete for s in discovered)
     console.print(f"[bold]vdata build[/] {cfg.name}: {len(discovered)} video(s)"
-                  + (f" ({len(discovered) - len(sources)} already done)" if complete else "")
+                  + (f" ({already} already done)" if complete else "")
                   + f", {len(plan.stages)} stage(s) -> {plan.output_dir}")
     records = []
     if sources and not (address or cfg.ray.address):
@@ -441,17 +317,18 @@ def build(cfg: BuildConfig, address: str | None = None, progress: bool | None = 
     manifest = {
         "name": cfg.name, "run_id": run_id, "level": plan.level, "config_hash": cfg.config_hash(),
         "stage_hashes": {s.name + f"#{s.index}": s.config_hash for s in plan.stages},
-        "config_text": redact_config_text(cfg.raw_text),
-        "inputs": len(discovered), "resumed_complete": len(discovered) - len(sources), "rows": rows, "rejects": rejects_table.num_rows, "rejects_by_reason": by_reason,
+        "config_text": redact(cfg.raw_text, cfg.secrets),   # `${VAR}` references stay: they name no value
+        "inputs": len(discovered), "resumed_complete": already, "rows": rows, "rejects": rejects_table.num_rows, "rejects_by_reason": by_reason,
         "stages": stage_stats, "wall_s": round(wall, 3), "versions": _versions(),
         "schema": [f"{f.name}: {f.type}" for f in plan.data_schema],
         "files": [os.path.relpath(f, plan.output_dir) for f in files],
         "ray": {"address": address or cfg.ray.address or "local"},
         "teachers": _teacher_summary(records),
+        "verification": X.verification_counts(plan.data_dir),
         "stats_records": [{k: v for k, v in r.items() if k != "teachers"} for r in records],
     }
     manifest_path = os.path.join(plan.output_dir, "manifest.json")
-    Path(manifest_path).write_text(X.dumps(manifest))
+    Path(manifest_path).write_text(redact(X.dumps(manifest), cfg.secrets))
     try:
         from .report import write_report
 
@@ -474,6 +351,7 @@ def _write_exports(cfg: BuildConfig, plan: Plan, console, refresh: bool) -> list
     out = []
     for spec in cfg.output.exports:
         from vdata.exporters import ExportError, export
+        from vdata.exporters.base import NothingToExport
 
         dest = cfg.resolve(spec.dest) if spec.dest else os.path.join(plan.output_dir, "exports", spec.format)
         entry = {"format": spec.format, "dest": dest}
@@ -484,7 +362,11 @@ def _write_exports(cfg: BuildConfig, plan: Plan, console, refresh: bool) -> list
             shutil.rmtree(dest)
         try:
             result = export(plan.output_dir, dest, spec.format, time_format=spec.time, media=spec.media,
-                            tasks=spec.tasks, name=cfg.name)
+                            tasks=spec.tasks, name=redact(cfg.name, cfg.secrets))   # names files: no secret
+        except NothingToExport as e:   # not a failure: an empty dataset has nothing to render
+            console.print(f"[yellow]export {spec.format}[/]: {e}")
+            out.append({**entry, "status": "empty", "reason": str(e)})
+            continue
         except (ExportError, ValueError, OSError) as e:
             console.print(f"[red]export {spec.format} failed[/]: {e}")
             out.append({**entry, "status": "failed", "error": str(e)})

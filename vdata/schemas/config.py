@@ -7,6 +7,9 @@ input:
   - glob: "data/**/*.mp4"
   - manifest: videos.csv             # CSV / JSONL / Parquet with a path column
     path_column: path
+  - manifest: train.json             # a labelled dataset's own annotation file (ActivityNet Captions, ...)
+    format: activitynet_captions
+    videos: clips/
   - hf: {path: user/dataset, split: train, column: video}
 output: {dir: out/quickstart, rows_per_file: 5000}
 ray: {address: null, num_cpus: null}
@@ -17,6 +20,8 @@ teachers: {}
 ```
 `${VAR}` and `${VAR:-default}` in any string are replaced from the environment before validation,
 so secrets stay out of config files. The raw (un-interpolated) text is what the run manifest keeps.
+Every value that came from the environment counts as secret (`BuildConfig.secrets`, see
+`vdata.schemas.secrets`): it is masked in logs, errors, the manifest and the card.
 """
 from __future__ import annotations
 
@@ -28,7 +33,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from vdata.schemas.annotation_formats import ANNOTATION_FORMATS
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv")
 
@@ -57,12 +64,31 @@ class InputSpec(_Strict):
     path_column: str = "path"
     hf: HFSource | None = None
     extensions: list[str] = Field(default_factory=lambda: list(VIDEO_EXTENSIONS))
+    # An input that matches no file is a config error (a typo in a path or glob would otherwise build an
+    # empty dataset); true accepts it, e.g. for a drop folder that may be empty.
+    allow_empty: bool = False
+    # The manifest is a labelled dataset's own annotation file (ActivityNet Captions, Charades-STA, ...;
+    # see vdata/schemas/annotation_formats.py); its videos are found by id under `videos`
+    # (default: the manifest's folder), trying `extensions` in order.
+    format: str | None = None
+    videos: str | None = None
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str | None) -> str | None:
+        if value is not None and value not in ANNOTATION_FORMATS:
+            raise ValueError(f"unknown annotation format {value!r} (allowed: {', '.join(ANNOTATION_FORMATS)})")
+        return value
 
     @model_validator(mode="after")
     def _exactly_one(self):
         given = [k for k in ("path", "glob", "manifest", "hf") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one of path, glob, manifest, hf (got: {', '.join(given) or 'none'})")
+        if self.format is not None and self.manifest is None:
+            raise ValueError(f"format: an annotation format is read from a manifest file (got {given[0]})")
+        if self.videos is not None and self.format is None:
+            raise ValueError("videos: only with format (a plain manifest names each video in its path column)")
         return self
 
 
@@ -71,16 +97,18 @@ class ExportSpec(_Strict):
 
     format: str                            # llava | sharegpt | swift | internvl | lmms-eval | vlmevalkit | parquet
     dest: str | None = None                # None: <output.dir>/exports/<format>
-    time: Literal["seconds", "relative", "frames"] = "seconds"
+    # seconds | relative | frames | lita[:T] | vtg | grounded_videollm[:N] | timesuite | bracketed
+    # (vdata/exporters/timefmt.py renders them; a `:bins` suffix sets a token format's token count)
+    time: str = Field("seconds", pattern=r"^(seconds|relative|frames|vtg|timesuite|bracketed|(lita|grounded_videollm)(:[1-9][0-9]*)?)$")
     media: Literal["copy", "link", "none"] = "link"
     tasks: list[str] | None = None         # only samples of these tasks
 
     @model_validator(mode="after")
     def _known_format(self):
-        from vdata.exporters import FORMATS
+        from vdata.schemas.registry import EXPORT_FORMATS
 
-        if self.format not in FORMATS:
-            raise ValueError(f"format: unknown export format {self.format!r} (allowed: {', '.join(FORMATS)})")
+        if self.format not in EXPORT_FORMATS:
+            raise ValueError(f"format: unknown export format {self.format!r} (allowed: {', '.join(EXPORT_FORMATS)})")
         return self
 
 
@@ -133,8 +161,14 @@ class BuildConfig(ConfigFile):
     stages: list[dict[str, Any]] = Field(min_length=1)
     teachers: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
-    # Filled by parse_config: the validated per-stage configs.
+    # Filled by parse_config: the validated per-stage configs, and the values to keep out of outputs.
     _stage_configs: list = []
+    _secrets: tuple = ()
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values never to show: those from `${VAR}` and those in SecretStr-typed teacher fields."""
+        return self._secrets
 
     @property
     def stage_specs(self) -> list[tuple[str, Any]]:
@@ -156,12 +190,16 @@ class BuildConfig(ConfigFile):
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def interpolate_env(data: Any, path: str = "") -> Any:
-    """Replace ${VAR} / ${VAR:-default} in every string; an unset VAR without default names its key."""
+def interpolate_env(data: Any, path: str = "", found: list[str] | None = None) -> Any:
+    """Replace ${VAR} / ${VAR:-default} in every string; an unset VAR without default names its key.
+
+    `found` collects the values taken from the environment (secret: see module docstring). A value that
+    names an existing file or folder is left out: it is a location (`${HOME}/models/x`), and masking it
+    would garble every path in the logs."""
     if isinstance(data, dict):
-        return {k: interpolate_env(v, f"{path}.{k}" if path else str(k)) for k, v in data.items()}
+        return {k: interpolate_env(v, f"{path}.{k}" if path else str(k), found) for k, v in data.items()}
     if isinstance(data, list):
-        return [interpolate_env(v, f"{path}[{i}]") for i, v in enumerate(data)]
+        return [interpolate_env(v, f"{path}[{i}]", found) for i, v in enumerate(data)]
     if isinstance(data, str):
         def sub(m):
             value = os.environ.get(m.group(1))
@@ -169,6 +207,8 @@ def interpolate_env(data: Any, path: str = "") -> Any:
                 if m.group(2) is None:
                     raise ConfigError(f"{path}: environment variable {m.group(1)} is not set")
                 return m.group(2)
+            if found is not None and not os.path.exists(value):
+                found.append(value)
             return value
         return _ENV.sub(sub, data)
     return data
@@ -248,15 +288,22 @@ def _teacher_errors(err: ValidationError) -> list[str]:
 
 
 def parse_config(data: Any, raw_text: str = "", base_dir: Path | str = ".") -> BuildConfig:
-    from vdata.stages import REGISTRY, stage_class
+    from vdata.schemas.registry import STAGES, stage_class
+    from vdata.schemas.secrets import redact, teacher_secrets
 
     if not isinstance(data, dict):
         raise ConfigError("config must be a YAML mapping at the top level")
-    data = interpolate_env(data)
+    from_env: list[str] = []
+    data = interpolate_env(data, found=from_env)
+    secrets = tuple(dict.fromkeys(from_env + teacher_secrets(data.get("teachers") or {})))
+
+    def fail(problems: list[str]) -> ConfigError:   # messages quote values: never a secret one
+        return ConfigError(redact("invalid config:\n  " + "\n  ".join(problems), secrets))
+
     try:
         cfg = BuildConfig.model_validate(data)
     except ValidationError as e:
-        raise ConfigError("invalid config:\n  " + "\n  ".join(format_validation_error(e, BuildConfig)))
+        raise fail(format_validation_error(e, BuildConfig)) from None
     problems, specs = [], []
     if cfg.teachers:
         from vdata.teachers.config import parse_teacher_config
@@ -273,8 +320,8 @@ def parse_config(data: Any, raw_text: str = "", base_dir: Path | str = ".") -> B
             problems.append(f"stages[{i}]: each stage is a one-key mapping like `- shots: {{...}}`")
             continue
         (name, kwargs), = item.items()
-        if name not in REGISTRY:
-            problems.append(f"stages[{i}]: unknown stage {name!r} (allowed: {', '.join(sorted(REGISTRY))})")
+        if name not in STAGES:
+            problems.append(f"stages[{i}]: unknown stage {name!r} (allowed: {', '.join(sorted(STAGES))})")
             continue
         model = stage_class(name).Config
         try:
@@ -282,10 +329,11 @@ def parse_config(data: Any, raw_text: str = "", base_dir: Path | str = ".") -> B
         except ValidationError as e:
             problems.extend(format_validation_error(e, model, prefix=f"stages[{i}].{name}"))
     if problems:
-        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+        raise fail(problems)
     cfg._stage_configs = specs
     cfg._base_dir = Path(base_dir).resolve()
     cfg._raw_text = raw_text
+    cfg._secrets = secrets
     return cfg
 
 

@@ -32,6 +32,7 @@ SEED = "seed"
 CONFIG_HASH = "config_hash"
 VERIFIED = "verified"                    # true: decode check passed; null: not rendered (manifest mode)
 VERIFY_DETAIL = "verify_detail"          # JSON: per placement, the scores inside and just outside
+VNBENCH_TYPE = "vnbench_type"            # VNBench's sub-task id (ret_insert1, ord_edit1, ...), null for other tasks
 
 PLACEMENT_TYPE = pa.struct([
     pa.field("needle_id", pa.string()),  # content id of the needle file, or of the phrase text
@@ -73,6 +74,7 @@ ITEM_SCHEMA = pa.schema([
     pa.field(CONFIG_HASH, pa.string()),
     pa.field(VERIFIED, pa.bool_()),
     pa.field(VERIFY_DETAIL, pa.string()),
+    pa.field(VNBENCH_TYPE, pa.string()),
 ])
 
 # --- the Video-MME-style table lmms-eval reads (rendered from ITEM_SCHEMA rows at export time) ---
@@ -104,10 +106,11 @@ LMMS_SCHEMA = pa.schema([
     pa.field(ANSWER_LABELS, pa.list_(pa.string())),
     pa.field(ANSWER_START_S, pa.float64()),
     pa.field(ANSWER_END_S, pa.float64()),
+    pa.field(VNBENCH_TYPE, pa.string()),
 ])
 
 # VLMEvalKit TSV: its Video-MME reader's columns, in its order, plus ours after them.
 TSV_COLUMNS = ("index", "video", "video_path", "duration", "domain", "candidates", "sub_category",
-               "task_type", "question", "answer", ROTATION, ITEM_ID, HAYSTACK_LENGTH_S)
+               "task_type", "question", "answer", ROTATION, ITEM_ID, HAYSTACK_LENGTH_S, VNBENCH_TYPE)
 
 __all__ = [n for n in dir() if n.isupper()] + ["ANSWER", "ANSWER_INDEX", "OPTIONS", "QUESTION", "TASK"]

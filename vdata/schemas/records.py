@@ -27,6 +27,7 @@ VIDEO_CODEC = "video_codec"
 PIX_FMT = "pix_fmt"
 BITRATE = "bitrate"
 HAS_AUDIO = "has_audio"
+HAS_VIDEO = "has_video"            # False for audio-only inputs (podcasts, lectures): no frames, no shots
 AUDIO_CODEC = "audio_codec"
 AUDIO_SAMPLE_RATE = "audio_sample_rate"
 AUDIO_CHANNELS = "audio_channels"
@@ -40,6 +41,8 @@ END_FRAME = "end_frame"            # exclusive
 CLIP_DURATION_S = "clip_duration_s"
 CLIP_PATH = "clip_path"            # optional clip file written by the shots stage
 SHOTS_IN_VIDEO = "shots_in_video"
+# --- clip level: media damage (shots; null for a sound video) ---
+MEDIA_DAMAGE = "media_damage"      # why only part of a damaged video was kept (on_corrupt: keep_prefix)
 # --- clip level: quality scores (filters write scores first, then threshold) ---
 Q_BRIGHTNESS = "q_brightness"      # mean luma 0..255
 Q_SHARPNESS = "q_sharpness"        # variance of Laplacian at the analysis size
@@ -98,7 +101,7 @@ SAMPLE_TEACHER = "sample_teacher"
 SAMPLE_MODEL = "sample_model"
 SAMPLE_PROMPT_VERSION = "sample_prompt_version"
 # --- sample level: verification scores (filters write scores, then threshold) ---
-V_CLAIMS = "v_claims"                          # list<struct<claim, supported, note>>
+V_CLAIMS = "v_claims"                          # list<struct<claim, supported, note, verdict>>
 V_SUPPORTED_RATIO = "v_supported_ratio"
 V_BLIND_CORRECT = "v_blind_correct"            # share of blind (text-only) attempts that answered correctly
 V_TIMESTAMPS_VALID = "v_timestamps_valid"
@@ -122,7 +125,8 @@ WORD_TYPE = pa.struct([pa.field("start_s", pa.float64()), pa.field("end_s", pa.f
                        pa.field("word", pa.string()), pa.field("probability", pa.float32())])
 SEGMENT_TYPE = pa.struct([pa.field("start_s", pa.float64()), pa.field("end_s", pa.float64()),
                           pa.field("clip_start_s", pa.float64()), pa.field("clip_end_s", pa.float64()),
-                          pa.field("text", pa.string()), pa.field("words", pa.list_(WORD_TYPE))])
+                          pa.field("text", pa.string()), pa.field("words", pa.list_(WORD_TYPE)),
+                          pa.field("language", pa.string())])   # the language the segment was decoded in
 SPAN_TYPE = pa.struct([pa.field("start_s", pa.float64()), pa.field("end_s", pa.float64())])
 EVENT_TYPE = pa.struct([pa.field("start_s", pa.float64()), pa.field("end_s", pa.float64()),
                         pa.field("description", pa.string())])
@@ -136,18 +140,19 @@ EVIDENCE_TYPE = pa.struct([
     pa.field("transcript_spans", pa.list_(pa.struct([pa.field("start_s", pa.float64()), pa.field("end_s", pa.float64()),
                                                      pa.field("text", pa.string())]))),
 ])
-CLAIM_TYPE = pa.struct([pa.field("claim", pa.string()), pa.field("supported", pa.bool_()), pa.field("note", pa.string())])
+CLAIM_TYPE = pa.struct([pa.field("claim", pa.string()), pa.field("supported", pa.bool_()), pa.field("note", pa.string()),
+                        pa.field("verdict", pa.string())])   # supported | refuted | unsupported
 
 FIELD_TYPES: dict[str, pa.DataType] = {
     SOURCE_URI: pa.string(), PATH: pa.string(), SOURCE_META: pa.string(),
     VIDEO_ID: pa.string(), FILE_SIZE: pa.int64(), DURATION_S: pa.float64(), FPS: pa.float64(),
     IS_VFR: pa.bool_(), NUM_FRAMES: pa.int64(), WIDTH: pa.int32(), HEIGHT: pa.int32(),
     ROTATION: pa.int32(), VIDEO_CODEC: pa.string(), PIX_FMT: pa.string(), BITRATE: pa.int64(),
-    HAS_AUDIO: pa.bool_(), AUDIO_CODEC: pa.string(), AUDIO_SAMPLE_RATE: pa.int32(),
+    HAS_AUDIO: pa.bool_(), HAS_VIDEO: pa.bool_(), AUDIO_CODEC: pa.string(), AUDIO_SAMPLE_RATE: pa.int32(),
     AUDIO_CHANNELS: pa.int32(),
     CLIP_ID: pa.string(), CLIP_INDEX: pa.int32(), START_S: pa.float64(), END_S: pa.float64(),
     START_FRAME: pa.int64(), END_FRAME: pa.int64(), CLIP_DURATION_S: pa.float64(),
-    CLIP_PATH: pa.string(), SHOTS_IN_VIDEO: pa.int32(),
+    CLIP_PATH: pa.string(), SHOTS_IN_VIDEO: pa.int32(), MEDIA_DAMAGE: pa.string(),
     Q_BRIGHTNESS: pa.float32(), Q_SHARPNESS: pa.float32(), Q_MOTION: pa.float32(),
     Q_DUP_RATIO: pa.float32(), Q_TEXT_AREA: pa.float32(), Q_BORDER: pa.float32(),
     Q_MIN_SIDE: pa.int32(), Q_ASPECT: pa.float32(), Q_SUITABILITY: pa.float32(),
@@ -175,9 +180,9 @@ FIELD_TYPES: dict[str, pa.DataType] = {
 INGEST_COLUMNS = (SOURCE_URI, PATH, SOURCE_META)
 PROBE_COLUMNS = (VIDEO_ID, FILE_SIZE, DURATION_S, FPS, IS_VFR, NUM_FRAMES, WIDTH, HEIGHT, ROTATION,
                  VIDEO_CODEC, PIX_FMT, BITRATE, HAS_AUDIO, AUDIO_CODEC, AUDIO_SAMPLE_RATE,
-                 AUDIO_CHANNELS)
+                 AUDIO_CHANNELS, HAS_VIDEO)
 CLIP_COLUMNS = (CLIP_ID, CLIP_INDEX, START_S, END_S, START_FRAME, END_FRAME, CLIP_DURATION_S,
-                CLIP_PATH, SHOTS_IN_VIDEO)
+                CLIP_PATH, SHOTS_IN_VIDEO, MEDIA_DAMAGE)
 QUALITY_COLUMNS = (Q_BRIGHTNESS, Q_SHARPNESS, Q_MOTION, Q_DUP_RATIO, Q_TEXT_AREA, Q_BORDER,
                    Q_MIN_SIDE, Q_ASPECT, Q_SUITABILITY)
 FRAME_COLUMNS = (FRAMES, FRAME_SAMPLING)
@@ -190,6 +195,67 @@ VIDEO_CAPTION_COLUMNS = (VIDEO_CAPTION, VIDEO_CAPTION_TEACHER, VIDEO_CAPTION_MOD
 SAMPLE_COLUMNS = (SAMPLE_ID, TASK, QUESTION_TYPE, QUESTION, ANSWER, OPTIONS, ANSWER_INDEX, RATIONALE,
                   RATIONALE_STEPS, ANSWER_SPANS, EVIDENCE, SAMPLE_TEACHER, SAMPLE_MODEL, SAMPLE_PROMPT_VERSION)
 VERIFY_COLUMNS = (V_CLAIMS, V_SUPPORTED_RATIO, V_BLIND_CORRECT, V_TIMESTAMPS_VALID, V_DUPLICATE_OF, V_LABEL_CONTAINED)
+
+# --- sample level: claim verdicts and well-formedness (verify_claims, wellformed) ---
+V_STATUS = "v_status"                          # verified | unverified (no evidence but the sample itself) | not_checked
+V_REFUTED_CLAIMS = "v_refuted_claims"          # claims the evidence contradicts (≠ merely unsupported)
+V_WELLFORMED_ISSUES = "v_wellformed_issues"    # reason codes the wellformed stage found (empty: well formed)
+V_LANGUAGE_SCORE = "v_language_score"          # share of the text's function words that are the configured language's
+V_PROMPT_OVERLAP = "v_prompt_overlap"          # share of the text's word 3-grams found in a shipped prompt template
+STATUS_VERIFIED, STATUS_UNVERIFIED, STATUS_NOT_CHECKED = "verified", "unverified", "not_checked"
+FIELD_TYPES.update({V_STATUS: pa.string(), V_REFUTED_CLAIMS: pa.int32(), V_WELLFORMED_ISSUES: pa.list_(pa.string()),
+                    V_LANGUAGE_SCORE: pa.float32(), V_PROMPT_OVERLAP: pa.float32()})
+WELLFORMED_COLUMNS = (V_WELLFORMED_ISSUES, V_LANGUAGE_SCORE, V_PROMPT_OVERLAP)
+
+# --- video level: annotations the input carries (annotations stage; validated, video-absolute seconds) ---
+# Read from manifest / HF columns (source_meta) or sidecar files next to the video; every clip row keeps them.
+ANNOTATIONS = "annotations"
+ANNOTATION_ISSUES = "annotation_issues"        # items dropped as invalid (each also a reject row with its reason)
+ANNOTATION_REPAIRS = "annotation_repairs"      # items kept after a repair: clamped into the video, overlap trimmed
+CHAPTER_TYPE = pa.struct([pa.field("start_s", pa.float64()), pa.field("end_s", pa.float64()),
+                          pa.field("title", pa.string())])
+TIMED_TEXT_TYPE = pa.struct([pa.field("start_s", pa.float64()), pa.field("end_s", pa.float64()),
+                             pa.field("text", pa.string())])
+ANNOTATIONS_TYPE = pa.struct([
+    pa.field("title", pa.string()),
+    pa.field("description", pa.string()),
+    pa.field("labels", pa.list_(pa.string())),
+    pa.field("chapters", pa.list_(CHAPTER_TYPE)),        # ordered, non-overlapping, end = next start / video end
+    pa.field("segments", pa.list_(TIMED_TEXT_TYPE)),     # dense captions / temporal segments (may overlap)
+    pa.field("subtitles", pa.list_(TIMED_TEXT_TYPE)),    # SRT / WebVTT cues, ordered
+    pa.field("transcript", pa.string()),                 # a given transcript (no times)
+])
+ANNOTATION_KINDS = ("title", "description", "labels", "chapters", "segments", "subtitles", "transcript")
+# --- sample level: the scope a sample was generated at ---
+SAMPLE_SCOPE = "sample_scope"                  # clip (default) | video: the sample's visual is the whole video
+SCOPE_CLIP, SCOPE_VIDEO = "clip", "video"
+FIELD_TYPES.update({ANNOTATIONS: ANNOTATIONS_TYPE, ANNOTATION_ISSUES: pa.int32(), ANNOTATION_REPAIRS: pa.int32(),
+                    SAMPLE_SCOPE: pa.string()})
+ANNOTATION_COLUMNS = (ANNOTATIONS, ANNOTATION_ISSUES, ANNOTATION_REPAIRS)
+
+# --- clip level: structured captions (caption stage, `strategy: structured`; Koala-36M / Vript presets) ---
+CAPTION_FIELDS = "caption_fields"              # JSON object string: field name -> text, in the schema's order
+# --- sample level: refinement rounds (verify_claims `correct_rounds`, labels `rationalize`) ---
+REFINE_ROUNDS = "refine_rounds"                # list<REFINE_ROUND_TYPE>: round 0 = the check as generated
+REFINE_ROUND_TYPE = pa.struct([pa.field("round", pa.int32()), pa.field("stage", pa.string()),
+                               pa.field("kind", pa.string()),          # check | correct | rationalize
+                               pa.field("text", pa.string()),          # the answer this round judged
+                               pa.field("supported_ratio", pa.float32()), pa.field("passed", pa.bool_())])
+FIELD_TYPES.update({CAPTION_FIELDS: pa.string(), REFINE_ROUNDS: pa.list_(REFINE_ROUND_TYPE)})
+
+# --- sample level: a score per answer span (generate `highlights`: VTG-IT / QVHighlights saliency) ---
+ANSWER_SCORES = "answer_scores"                # list<float64>, one per `answer_spans` item; null for other tasks
+FIELD_TYPES.update({ANSWER_SCORES: pa.list_(pa.float64())})
+SAMPLE_COLUMNS = SAMPLE_COLUMNS + (ANSWER_SCORES,)
+# --- sample level: forms of one item (generate: an MCQ and its open-ended twin, CG-Bench style) ---
+SAMPLE_GROUP = "sample_group"                  # the MCQ form's sample id, on every form of one item; null: no twin
+FIELD_TYPES.update({SAMPLE_GROUP: pa.string()})
+SAMPLE_COLUMNS = (*SAMPLE_COLUMNS, SAMPLE_GROUP)
+
+# --- video-scope rows and samples (generate `scope: video`) ---
+# On video-scope rows and samples only: each clip's caption with its interval (the video row's clues C1…)
+CLIP_CAPTIONS = "clip_captions"                # list<TIMED_TEXT_TYPE>, video-absolute, in time order
+FIELD_TYPES.update({CLIP_CAPTIONS: pa.list_(TIMED_TEXT_TYPE)})
 
 # Canonical column order: a schema always lists its columns in this order.
 _ORDER = {name: i for i, name in enumerate(FIELD_TYPES)}

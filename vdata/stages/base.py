@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import traceback
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterable
 
@@ -71,16 +72,34 @@ class Stage:
     # A column whose equal values must arrive together in one batch (e.g. every clip of a video for a
     # video-level step). The runner groups the stream by it before the stage: a shuffle barrier.
     group_by: ClassVar[str | None] = None
+    # Stages that decode frames set this. An audio-only input (probe's `has_video: False`) reaching such
+    # a stage is rejected `no_video_stream` by the runner before the stage sees it; every other stage
+    # (probe, asr, text stages) takes audio-only inputs as they are.
+    needs_video: ClassVar[bool] = False
 
-    def __init__(self, config: StageConfig, ctx: RunContext):
+    def __init__(self, config: StageConfig | dict | None = None, ctx: RunContext | None = None, **settings: Any):
+        """`Stage(config, ctx)` as the runner builds it, or `ShotsStage(min_len_s=2)` in Python code
+        (settings validated by the stage's Config; a context with no output directory)."""
+        if config is None or isinstance(config, dict):
+            config = self.Config.model_validate({**(config or {}), **settings})
+        elif settings:
+            raise TypeError(f"{type(self).__name__}: give a config object or settings, not both")
         self.config = config
-        self.ctx = ctx
+        self.ctx = ctx if ctx is not None else RunContext(output_dir="")
 
     # --- planning ---
     @classmethod
     def output_columns(cls, input_columns: Iterable[str]) -> list[str]:
         cols = [c for c in input_columns if c not in cls.drops]
         return cols + [c for c in cls.writes if c not in cols]
+
+    @classmethod
+    def grouping(cls, config: StageConfig) -> str | None:
+        """The column to group by for this config (`group_by`, unless a config setting such as
+        `scope: video` asks for whole videos)."""
+        if getattr(config, "scope", None) == "video":
+            return R.SOURCE_URI
+        return cls.group_by
 
     def resources(self) -> Resources:
         merged = self.default_resources.model_dump()
@@ -122,6 +141,17 @@ class Stage:
             cache = os.path.join(self.ctx.cache_dir, "teachers") if self.ctx.cache_dir else None
             teachers[name] = build_teacher(name, self.ctx.teachers[name], cache_dir=cache, in_process=True)
         return teachers[name]
+
+    @property
+    def counters(self) -> Counter:
+        """Counts a stage keeps about its work (e.g. generate's clue truncations); the runner sums them
+        per stage into the manifest (`stages[].counters`)."""
+        return self.__dict__.setdefault("_counters", Counter())
+
+    def take_counters(self) -> dict[str, int]:
+        """The counts gathered since the last call (reported after every batch), then reset."""
+        counters = self.__dict__.pop("_counters", None)
+        return {k: v for k, v in counters.items() if v} if counters else {}
 
     def teacher_stats(self) -> dict[str, dict]:
         """Cumulative accounting of the teachers this worker built (reported after every batch)."""

@@ -23,6 +23,7 @@ rejected as `blind_answerable`; its detail says which answerer found it.
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import Field
 
@@ -63,6 +64,9 @@ def answer_leaked(question: str, answer: str) -> bool:
 
 
 class BlindConfig(StageConfig):
+    # Accepted at both scopes so that a video-scope pipeline reads the same throughout. The check sees no
+    # visual, so it is the same for a question about a clip or about the whole video (`sample_scope`).
+    scope: Literal["clip", "video"] = "clip"
     teacher: str | None = None            # a text-only teacher (no video is sent); None: prior + leak only
     prior_model: str | None = PACKAGED_MINILM   # None: no embedding prior
     prior_margin: float = Field(0.1, gt=0, le=2)
@@ -84,6 +88,15 @@ class BlindStage(Stage):
     default_resources = Resources(num_cpus=0.5, batch_size=16)
     uses_actors = True
     is_filter = True
+
+    @classmethod
+    def grouping(cls, config) -> str | None:
+        return cls.group_by   # per sample at either scope: no need to gather whole videos
+
+    def teacher_plan(self, frames_per_clip: int, frame_hw: tuple[int, int]) -> list[dict]:
+        from vdata.teachers.spend import blind_spend
+
+        return blind_spend(self.config, frames_per_clip, frame_hw)
 
     def setup(self) -> None:
         cfg = self.config

@@ -14,8 +14,8 @@ actor pool; scale it with `resources.concurrency`); the *index* — hashes and u
 one small named Ray actor per run (`index: actor`), which makes check-and-add atomic: a batch's items
 are compared with everything indexed before and with each other, then added, in one call. An
 exact-duplicate lookup is a set probe; a near lookup is one matrix product per key against at most the
-items of that key (per task, or per task and video with `scope: video`, which keeps it small). On
-resume the index is first seeded with the samples already written in the output folder, so a resumed
+items of that key (per task, or per task and video with `scope: video`, which keeps it small; samples
+about a whole video, `sample_scope: video`, are compared only with each other). On resume the index is first seeded with the samples already written in the output folder, so a resumed
 build does not re-admit their duplicates. Which of two duplicates survives depends on arrival order
 (the first one wins); set `scope: video` to bound memory on very large runs, at the price of missing
 cross-video duplicates. Outside Ray (or with `index: local`) the index lives in the worker process.
@@ -154,7 +154,9 @@ class DedupStage(Stage):
         rows = []
         for f in files:
             try:
-                t = pq.read_table(f, columns=[R.SAMPLE_ID, R.TASK, R.QUESTION, R.ANSWER, R.VIDEO_ID])
+                names = pq.read_schema(f).names   # sample_scope: absent from builds before scope: video
+                t = pq.read_table(f, columns=[c for c in (R.SAMPLE_ID, R.TASK, R.QUESTION, R.ANSWER, R.VIDEO_ID,
+                                                          R.SAMPLE_SCOPE) if c in names])
             except Exception:
                 continue
             rows.extend(t.to_pylist())
@@ -162,7 +164,10 @@ class DedupStage(Stage):
 
     # --- keys and texts
     def key(self, row: dict) -> str:
+        # a question about the whole video and the same words about one clip ask about different visuals
         task = row.get(R.TASK) or ""
+        if row.get(R.SAMPLE_SCOPE) == R.SCOPE_VIDEO:
+            task += "|whole-video"
         return f"{task}|{row.get(R.VIDEO_ID) or ''}" if self.config.scope == "video" else task
 
     @staticmethod

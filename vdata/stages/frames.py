@@ -6,6 +6,11 @@ Modes:
 - `keyframes`: redundancy-aware (VideoEspresso's core frames): candidates at `candidate_fps`, a
   candidate is kept only if its perceptual hash is farther than `min_hash_distance` from every frame
   kept so far; at most `max_frames` (the most distinct first, then in time order).
+
+A clip whose frames cannot be read soundly is rejected `corrupt` with the numbers: a packet that did
+not decode on the way to a requested time, or a frame that came back more than one frame interval
+from the time asked for (missing frames). The reader has already handed over from decord to PyAV
+where decord's answers were wrong.
 """
 from __future__ import annotations
 
@@ -15,10 +20,15 @@ from pydantic import Field
 
 from vdata.media.hashing import hamming, phash
 from vdata.media.images import encode_jpeg
-from vdata.media.reader import open_reader
+from vdata.media.reader import open_reader, returned_times_problem
 from vdata.schemas import records as R
 
 from .base import Resources, Stage, StageConfig
+
+CORRUPT = "corrupt"   # reject reason: the clip's frames do not decode soundly
+# Largest frame interval tolerated between a requested time and the frame returned for it in a
+# variable-frame-rate video, where one frame may legitimately last much longer than 1/average fps.
+VFR_MAX_GAP_S = 1.0
 
 
 class FramesConfig(StageConfig):
@@ -50,6 +60,7 @@ def sample_times(mode: str, start: float, end: float, cfg: FramesConfig) -> list
 
 class FramesStage(Stage):
     name = "frames"
+    needs_video = True
     Config = FramesConfig
     reads = (R.PATH, R.START_S, R.END_S)
     writes = R.FRAME_COLUMNS
@@ -65,6 +76,15 @@ class FramesStage(Stage):
         times = sample_times(cfg.mode, row[R.START_S], row[R.END_S], cfg)
         with open_reader(row[R.PATH], cfg.backend, purpose="sparse", max_side=cfg.max_side) as reader:
             frames = reader.read_at(times, max_side=cfg.max_side)
+            errors, fps, via = list(reader.decode_errors), float(row.get(R.FPS) or reader.fps), reader.backend
+            declared = row.get(R.DURATION_S) or (reader.num_frames / fps if reader.num_frames else None)
+        # a request past the last frame rightly gets the last frame
+        last = float(declared) - 1.0 / fps if declared else float("inf")
+        problem = self._unsound(times, frames, errors, fps, bool(row.get(R.IS_VFR)), last)
+        if problem:
+            return self.reject(row, CORRUPT, f"frames of {row[R.START_S]:.2f}-{row[R.END_S]:.2f}s: {problem}",
+                               decode_errors=errors, requested=[round(t, 3) for t in times],
+                               returned=[round(t, 3) for t, _ in frames], backend=via)
         if cfg.mode == "keyframes":
             frames = self._distinct(frames)
         items, seen = [], set()
@@ -74,6 +94,14 @@ class FramesStage(Stage):
             seen.add(t)
             items.append({R.FRAME_TIMESTAMP_S: round(t, 6), R.FRAME_JPEG: encode_jpeg(img, cfg.jpeg_quality)})
         return {**row, R.FRAMES: items, R.FRAME_SAMPLING: self.label()}
+
+    @staticmethod
+    def _unsound(times, frames, errors, fps, is_vfr, last_frame_s) -> str | None:
+        if errors:
+            return f"{len(errors)} packet(s) failed to decode on the way, the first at {min(errors):.2f}s"
+        tol = max(1.0 / fps, VFR_MAX_GAP_S) if is_vfr else 1.0 / fps + 1e-3
+        return returned_times_problem(times, [t for t, _ in frames], fps, span=(0.0, max(0.0, last_frame_s)),
+                                      tolerance_s=tol)
 
     def _distinct(self, frames):
         kept: list[tuple[float, object, int]] = []

@@ -20,8 +20,9 @@ import json
 import re
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from vdata.prompts import load_prompt, shorten
 from vdata.schemas import records as R
 
 from .base import Reject, Resources, Stage, StageConfig
@@ -69,15 +70,42 @@ class LabelsConfig(StageConfig):
     question_types: list[str] | None = Field(default_factory=lambda: ["description", "action"])  # None: all
     match: Literal["any", "all"] = "any"
     drop_missing: bool = True
+    rationalize: bool = False            # Video-STaR: the teacher explains the label for answers that miss it
+    teacher: str | None = None           # the rationalizer (a name under `teachers:`)
+    rationalize_rounds: int = Field(1, ge=1, le=4)
+    max_evidence_chars: int = Field(2000, ge=100)
+    max_tokens: int = Field(256, ge=16)
+    prompts: dict[str, str] = Field(default_factory=dict)   # {"rationalize": your template file}
+
+    @model_validator(mode="after")
+    def _needs_teacher(self):
+        if self.rationalize and not self.teacher:
+            raise ValueError("teacher: required by rationalize: true (the model that explains the label)")
+        unknown = sorted(set(self.prompts) - {"rationalize"})
+        if unknown:
+            raise ValueError(f"prompts: unknown template(s) {unknown} (allowed: rationalize)")
+        return self
 
 
 class LabelsStage(Stage):
     name = "labels"
     Config = LabelsConfig
     reads = (R.SAMPLE_ID, R.TASK, R.ANSWER, R.SOURCE_META)
-    writes = (R.V_LABEL_CONTAINED,)
+    writes = (R.V_LABEL_CONTAINED, R.REFINE_ROUNDS)
     default_resources = Resources(num_cpus=0.25, batch_size=256)
     is_filter = True
+
+    def teacher_plan(self, frames_per_clip: int, frame_hw: tuple[int, int]) -> list[dict]:
+        from vdata.teachers.spend import labels_spend
+
+        return labels_spend(self.config, frames_per_clip, frame_hw)
+
+    def setup(self) -> None:
+        cfg = self.config
+        self.teacher = None
+        if cfg.rationalize:   # the run's shared, request-cached teacher; its stats reach the manifest
+            self.teacher = Stage.teacher(self, cfg.teacher)
+            self.prompt = load_prompt("verify", "rationalize", override=cfg.prompts.get("rationalize"))
 
     def in_scope(self, row: dict) -> bool:
         cfg = self.config
@@ -98,13 +126,91 @@ class LabelsStage(Stage):
         if not labels or not self.in_scope(row):
             row[R.V_LABEL_CONTAINED] = None
             return row
+        ok, hits = self.contained(row, labels)
+        row[R.V_LABEL_CONTAINED] = ok
+        row[R.REFINE_ROUNDS] = list(row.get(R.REFINE_ROUNDS) or []) + [self.round(row, 0, "check", ok)]
+        if not ok and self.config.drop_missing:
+            return self.missing(row, labels, hits)
+        return row
+
+    def contained(self, row: dict, labels: list[str]) -> tuple[bool, list[str]]:
         text = " ".join([row.get(R.ANSWER) or "", row.get(R.RATIONALE) or ""])
         hits = [lab for lab in labels if contains_label(text, lab)]
-        ok = bool(hits) if self.config.match == "any" else len(hits) == len(labels)
-        row[R.V_LABEL_CONTAINED] = ok
-        if not ok and self.config.drop_missing:
-            missing = [lab for lab in labels if lab not in hits]
-            return self.reject(row, "label_missing",
-                               f"answer does not contain the source label(s) {missing} (match: {self.config.match})",
-                               labels=labels, found=hits, answer=(row.get(R.ANSWER) or "")[:200])
-        return row
+        return (bool(hits) if self.config.match == "any" else len(hits) == len(labels)), hits
+
+    def missing(self, row: dict, labels: list[str], hits: list[str]) -> Reject:
+        missing = [lab for lab in labels if lab not in hits]
+        rounds = [r for r in row.get(R.REFINE_ROUNDS) or [] if r.get("stage") == self.name]
+        return self.reject(row, "label_missing",
+                           f"answer does not contain the source label(s) {missing} (match: {self.config.match})"
+                           + (f" after {len(rounds) - 1} rationalization round(s)" if len(rounds) > 1 else ""),
+                           labels=labels, found=hits, answer=(row.get(R.ANSWER) or "")[:200],
+                           rounds=[(r["round"], r["kind"], (r["text"] or "")[:120]) for r in rounds])
+
+    def round(self, row: dict, number: int, kind: str, passed: bool) -> dict:
+        return {"round": number, "stage": self.name, "kind": kind, "text": row.get(R.ANSWER),
+                "supported_ratio": None, "passed": passed}
+
+    # --- Video-STaR label rationalization
+    def process_batch(self, rows: list[dict]) -> list[dict | Reject]:
+        out = super().process_batch(rows)
+        if not self.config.rationalize:
+            return out
+        todo = {i: r for i, r in enumerate(out) if isinstance(r, Reject) and r.reason == "label_missing"}
+        for number in range(1, self.config.rationalize_rounds + 1):
+            if not todo:
+                break
+            keys = list(todo)
+            results = self.teacher.generate([self.rationalize_request(todo[k].row, todo[k].detail["labels"], number)
+                                             for k in keys])
+            following = {}
+            for k, res in zip(keys, results):
+                rej = todo[k]
+                labels, row = rej.detail["labels"], dict(rej.row)
+                if not res.ok:     # the teacher failed: the reject stands, with the failure noted
+                    row[R.REFINE_ROUNDS] = list(row[R.REFINE_ROUNDS]) + [self.round({}, number, "rationalize", False)]
+                    out[k] = self.missing(row, labels, rej.detail["found"])
+                    out[k].detail["teacher_error"] = (res.error or "")[:200]
+                    continue
+                row[R.ANSWER] = " ".join(str(res.parsed.get("answer") or "").split())
+                row[R.RATIONALE] = " ".join(str(res.parsed.get("rationale") or "").split())
+                ok, hits = self.contained(row, labels)
+                row[R.V_LABEL_CONTAINED] = ok
+                row[R.REFINE_ROUNDS] = list(row[R.REFINE_ROUNDS]) + [self.round(row, number, "rationalize", ok)]
+                if ok:
+                    out[k] = row
+                else:
+                    out[k] = self.missing(row, labels, hits)
+                    following[k] = out[k]
+            todo = following
+        return out
+
+    def rationalize_request(self, row: dict, labels: list[str], number: int):
+        """The label is given; the teacher explains it from the clip's evidence (round 1 greedy, later
+        rounds sampled with a per-round seed so a retry is a new attempt, still cacheable)."""
+        from vdata.teachers import TeacherRequest
+
+        cfg = self.config
+        text = self.prompt.render(evidence=shorten(evidence_text(row), cfg.max_evidence_chars, collapse_spaces=False)
+                                  or "(no text evidence)", question=row.get(R.QUESTION) or "What happens in the video?",
+                                  labels=", ".join(labels))
+        schema = {"type": "object", "properties": {"rationale": {"type": "string", "minLength": 1, "maxLength": 600},
+                                                   "answer": {"type": "string", "minLength": 1, "maxLength": 300}},
+                  "required": ["rationale", "answer"], "additionalProperties": False}
+        sampling = {"max_tokens": cfg.max_tokens, "temperature": 0.0 if number == 1 else 0.7}
+        if number > 1:
+            sampling["seed"] = number
+        return TeacherRequest.from_prompt(text, json_schema=schema, schema_name="rationale", sampling=sampling,
+                                          prompt_template_version=self.prompt.id)
+
+
+def evidence_text(row: dict) -> str:
+    """What the clip is known to show and say: caption, dense events, transcript."""
+    lines = []
+    if (row.get(R.CAPTION) or "").strip():
+        lines.append(row[R.CAPTION].strip())
+    lines += [e["description"].strip() for e in row.get(R.DENSE_EVENTS) or [] if e and (e.get("description") or "").strip()]
+    speech = (row.get(R.TRANSCRIPT_TEXT) or "").strip()
+    if speech:
+        lines.append(f'Speech: "{speech}"')
+    return "\n".join(lines)

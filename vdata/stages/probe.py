@@ -26,7 +26,8 @@ class ProbeStage(Stage):
 
     def process_row(self, row):
         path = row[R.PATH]
-        info = probe_video(path, min_frames=self.config.min_frames)
+        # audio-only inputs pass (has_video: False); the first stage that needs video rejects them
+        info = probe_video(path, min_frames=self.config.min_frames, allow_audio_only=True)
         cfg = self.config
         if info["duration_s"] < cfg.min_duration_s:
             return self.reject(row, "too_short", f"video is {info['duration_s']:.2f}s < min_duration_s {cfg.min_duration_s}",
@@ -34,4 +35,4 @@ class ProbeStage(Stage):
         if cfg.max_duration_s and info["duration_s"] > cfg.max_duration_s:
             return self.reject(row, "too_long", f"video is {info['duration_s']:.1f}s > max_duration_s {cfg.max_duration_s}",
                                duration_s=info["duration_s"])
-        return {**row, R.VIDEO_ID: content_id(path), **info}
+        return {**row, R.VIDEO_ID: content_id(path), R.HAS_VIDEO: True, **info}

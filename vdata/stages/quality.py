@@ -140,6 +140,7 @@ def suitability(scores: dict, w: SuitabilityWeights) -> float:
 
 class QualityStage(Stage):
     name = "quality"
+    needs_video = True
     Config = QualityConfig
     reads = (R.PATH, R.START_S, R.END_S, R.FPS, R.WIDTH, R.HEIGHT, R.CLIP_DURATION_S)
     writes = R.QUALITY_COLUMNS

@@ -1,24 +1,41 @@
 """shots: PySceneDetect cut detection → clip rows (fan-out), with min/max length and stitching.
 
 One decode pass per video at reduced size feeds the chosen PySceneDetect detector frame by frame and
-keeps a small colour histogram per frame. The histograms then drive two repairs that detectors alone
-get wrong (Panda-70M style stitching):
-- a shot shorter than `min_len_s` (a flash, a glitch) whose neighbours look alike is a false cut: the
-  three are one clip; otherwise it merges into its more similar neighbour (or is dropped);
-- adjacent shots whose boundary frames are near-identical are merged.
-Long shots are then split into windows of at most `max_len_s`. Clip ids are derived from the content
-id and frame numbers, so they are identical across runs.
+keeps a small colour histogram per frame.
+
+Cuts: the detector runs with its own minimum scene length (PySceneDetect's `min_scene_len` default,
+15 frames, or `detector_args.min_scene_len`), which keeps bursts of cuts (flicker, counters, strobes)
+from splitting a shot. That filter also hides a real short shot, whose closing cut comes too soon
+after its opening one; the shot after it would then contain a cut. So the detector is fed with a
+minimum of 1 frame, and its own filter (PySceneDetect's `FlashFilter`, the detector's mode and length)
+is applied afterwards; a cut it hid comes back when the shot it opens lasts at least the minimum
+scene length (a short shot between two stable ones, not a burst).
+
+Short shots (under `min_len_s`) are never merged into a neighbour across a real cut: each becomes its
+own clip, rejected `too_short` (or kept, `short_shots: keep`). Only stitching merges, and only shots of
+one scene (Panda-70M style): a short shot whose neighbours look alike is a flash inside one scene, and
+the three are one clip; adjacent shots whose boundary frames are near-identical are one shot. Long
+shots are then split into windows of at most `max_len_s`. Clip ids are derived from the content id and
+frame numbers, so they are identical across runs.
+
+Damaged media: the pass counts frames and decode errors. Fewer frames than the probe declared, or a
+packet that does not decode, rejects the video `corrupt` (decode errors) or `truncated` (decoding
+stops early without one), with the numbers; `on_corrupt: keep_prefix` keeps the clips before the
+first damage and rejects the lost span with its frame range. Every declared frame ends up in a kept
+clip or in a reject that says why.
 """
 from __future__ import annotations
 
+import inspect
 import os
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from vdata.media.ffmpeg import run_ffmpeg
-from vdata.media.reader import open_reader, prefetch
+from vdata.media.reader import open_reader, prefetch, scan_decode, timestamp_table_problem
 from vdata.schemas import records as R
 
 from .base import Resources, Stage, StageConfig
@@ -32,6 +49,16 @@ DETECTORS = {
 }
 
 
+# Reject reasons of this stage.
+TOO_SHORT = "too_short"
+CORRUPT = "corrupt"
+TRUNCATED = "truncated"
+UNDECODABLE = "undecodable"
+# Frames a sound file may declare but not decode (leading B-frames of an open GOP whose reference is
+# not in the file): a shortfall up to this, without a decode error, is not damage.
+DROPPED_FRAMES_TOLERATED = 2
+
+
 class StitchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     enabled: bool = True
@@ -41,9 +68,13 @@ class StitchConfig(BaseModel):
 class ShotsConfig(StageConfig):
     detector: Literal["adaptive", "content", "hash", "histogram", "threshold"] = "adaptive"
     threshold: float | None = Field(None, description="the detector's main threshold; None = its default")
-    detector_args: dict[str, Any] = Field(default_factory=dict)
+    detector_args: dict[str, Any] = Field(
+        default_factory=dict, description="more detector arguments, e.g. min_scene_len (default: the detector's own)")
     min_len_s: float = Field(1.0, ge=0)
-    short_shots: Literal["merge", "drop"] = "merge"
+    short_shots: Literal["reject", "keep"] = Field(
+        "reject", description="a shot shorter than min_len_s: its own clip, rejected too_short or kept")
+    on_corrupt: Literal["reject", "keep_prefix"] = Field(
+        "reject", description="damaged video: reject it whole, or keep the clips before the first damage")
     max_len_s: float | None = Field(60.0, gt=0)
     stitch: StitchConfig = Field(default_factory=StitchConfig)
     analysis_max_side: int = Field(256, ge=32, description="frames are downscaled to this before detection")
@@ -78,34 +109,134 @@ def feature_distance(a: np.ndarray, b: np.ndarray) -> float:
     return max(hist, layout)
 
 
-def detect_cuts(path: str, cfg: ShotsConfig) -> tuple[list[int], np.ndarray, np.ndarray, float]:
-    """Run the detector over every frame. Returns (cut frame indices, frame times, features, fps)."""
+@dataclass
+class ShotScan:
+    """One decode pass over a video: cuts (frame positions), per-frame times and features, and what
+    went wrong while decoding."""
+
+    cuts: list[int]
+    times: np.ndarray
+    feats: np.ndarray
+    fps: float
+    decode_errors: list[float]     # times of packets that failed to decode (PyAV passes only)
+    backend: str
+    raw_cuts: list[int]            # every cut the detector saw, before its minimum scene length
+
+
+def _min_scene_filter(cls, kwargs: dict):
+    """The detector's own minimum-scene-length filter, as PySceneDetect's FlashFilter: the length the
+    detector would use (its default unless configured) and its mode (content-style detectors have
+    `filter_mode`, default MERGE; the others suppress cuts until the length has passed)."""
+    from scenedetect.detector import FlashFilter
+
+    params = inspect.signature(cls).parameters
+    length = kwargs.get("min_scene_len", params["min_scene_len"].default)
+    mode = kwargs.get("filter_mode", params["filter_mode"].default) if "filter_mode" in params else FlashFilter.Mode.SUPPRESS
+    return FlashFilter(mode=mode, length=length), length
+
+
+def apply_min_scene_len(raw_cuts: list[int], n: int, fps: float, flash_filter, length) -> list[int]:
+    """Cuts the detector keeps under its minimum scene length, plus the ones it hid that open a shot
+    of at least that length (see module docstring)."""
+    from scenedetect import FrameTimecode
+
+    raw = set(raw_cuts)
+    kept: list[int] = []
+    for i in range(n):
+        kept.extend(tc.frame_num for tc in flash_filter.filter(FrameTimecode(i, fps), i in raw))
+    min_frames = length * fps if isinstance(length, float) else (
+        FrameTimecode(length, fps).frame_num if isinstance(length, str) else int(length))
+    nxt = [*sorted(raw)[1:], n]
+    restored = [c for c, following in zip(sorted(raw), nxt) if following - c >= min_frames]
+    return sorted({c for c in [*kept, *restored] if 0 < c < n})
+
+
+def scan_video(path: str, cfg: ShotsConfig, backend: str | None = None) -> ShotScan:
+    """Run the detector over every frame (see module docstring)."""
     import scenedetect.detectors as sd
     from scenedetect import FrameTimecode
 
     cls_name, thr_arg = DETECTORS[cfg.detector]
+    cls = getattr(sd, cls_name)
     kwargs = dict(cfg.detector_args)
     if cfg.threshold is not None:
         kwargs[thr_arg] = cfg.threshold
-    # Short shots are handled below with the histograms, so the detector reports every cut it sees.
-    kwargs.setdefault("min_scene_len", 1)
-    detector = getattr(sd, cls_name)(**kwargs)
-    cuts: list[int] = []
+    flash_filter, length = _min_scene_filter(cls, kwargs)
+    detector = cls(**{**kwargs, "min_scene_len": 1})   # every cut it sees; its own filter comes after
+    raw: list[int] = []
     times: list[float] = []
     feats: list[np.ndarray] = []
-    with open_reader(path, cfg.backend, purpose="stream", max_side=cfg.analysis_max_side) as reader:
+    with open_reader(path, backend or cfg.backend, purpose="stream", max_side=cfg.analysis_max_side) as reader:
         fps = reader.fps
         index = -1
-        for index, t, bgr in prefetch(reader.iter_frames(max_side=cfg.analysis_max_side, fmt="bgr24")):
+        for index, (_, t, bgr) in enumerate(prefetch(reader.iter_frames(max_side=cfg.analysis_max_side, fmt="bgr24"))):
             tc = FrameTimecode(index, fps)
-            cuts.extend(c.frame_num for c in detector.process_frame(tc, bgr))
+            raw.extend(c.frame_num for c in detector.process_frame(tc, bgr))
             times.append(t)
             feats.append(_features(bgr))
         if index >= 0:
-            cuts.extend(c.frame_num for c in detector.post_process(FrameTimecode(index, fps)))
+            raw.extend(c.frame_num for c in detector.post_process(FrameTimecode(index, fps)))
+        errors, used = list(reader.decode_errors), reader.backend
     n = len(times)
-    cuts = sorted({c for c in cuts if 0 < c < n})
-    return cuts, np.asarray(times), np.asarray(feats), fps
+    if used != "pyav" and n and _stream_times_problem(np.asarray(times), fps):
+        # OpenCV labels an AVI's frames with decode-order times (its first frame at 0.08 s); PyAV
+        # knows when a container's timestamps cannot be trusted and counts frames instead.
+        return scan_video(path, cfg, backend="pyav")
+    raw = sorted({c for c in raw if 0 < c < n})
+    cuts = apply_min_scene_len(raw, n, fps, flash_filter, length)
+    return ShotScan(cuts, np.asarray(times), np.asarray(feats), fps, errors, used, raw)
+
+
+def _stream_times_problem(times: np.ndarray, fps: float) -> str | None:
+    """Why the times a stream reader gave cannot be right: the first frame is not at 0, or they do
+    not increase frame by frame."""
+    if abs(float(times[0])) > 0.5 / fps:
+        return f"first frame at {times[0]:.3f}s"
+    if len(times) > 1 and np.any(np.diff(times) <= 0):
+        return "times do not increase"
+    return timestamp_table_problem(times, fps)
+
+
+def detect_cuts(path: str, cfg: ShotsConfig) -> tuple[list[int], np.ndarray, np.ndarray, float]:
+    """(cut frame indices, frame times, features, fps) of `path`."""
+    scan = scan_video(path, cfg)
+    return scan.cuts, scan.times, scan.feats, scan.fps
+
+
+@dataclass
+class Damage:
+    """Where decoding of a video went wrong: frames [0, good_frames) are sound, the rest is lost."""
+
+    reason: str
+    good_frames: int
+    total_frames: int
+    message: str
+    detail: dict
+
+
+def assess_damage(times: list[float] | np.ndarray, errors: list[float], first_unsound_s: float | None, fps: float,
+                  declared_frames: int | None, declared_s: float | None) -> Damage | None:
+    """Compare a full decode (`times` of the frames, `errors`: times of packets that failed,
+    `first_unsound_s`: the earliest frame decoded after a failure) with what the probe declared.
+    None when every declared frame decoded cleanly."""
+    times = np.asarray(times, dtype=np.float64)
+    n = len(times)
+    total = max(int(declared_frames or 0), n)
+    if not errors and n >= total - DROPPED_FRAMES_TOLERATED:
+        return None
+    declared_s = float(declared_s or total / fps)
+    good = n if first_unsound_s is None else int(np.searchsorted(times, first_unsound_s - 1e-6))
+    decoded = f"decoded {n} of {total} declared frames ({n / fps:.2f}s of {declared_s:.2f}s)"
+    lost = f"frames {good}-{total} ({good / fps:.2f}-{declared_s:.2f}s) are lost"
+    if errors:
+        reason = CORRUPT
+        message = f"{decoded}; {len(errors)} packet(s) failed to decode, the first at {min(errors):.2f}s; {lost}"
+    else:
+        reason = TRUNCATED
+        message = f"{decoded}: decoding stopped early without a decode error; {lost}"
+    detail = {"decoded_frames": n, "declared_frames": total, "decode_errors": len(errors),
+              "first_error_s": min(errors) if errors else None, "declared_s": declared_s, "lost_frames": [good, total]}
+    return Damage(reason, good, total, message, detail)
 
 
 def segments_from_cuts(cuts: list[int], n: int) -> list[list[int]]:
@@ -114,45 +245,30 @@ def segments_from_cuts(cuts: list[int], n: int) -> list[list[int]]:
 
 
 def repair_segments(segs: list[list[int]], feats: np.ndarray, fps: float, cfg: ShotsConfig) -> list[list[int]]:
-    """Short-shot handling and stitching on [start, end) frame segments (see module docstring)."""
-    dist = lambda i, j: feature_distance(feats[i], feats[j])  # noqa: E731
-    thr = cfg.stitch.max_distance if cfg.stitch.enabled else -1.0
-    min_frames = cfg.min_len_s * fps
+    """Stitching on [start, end) frame segments: merges only shots of one scene (see module docstring).
+    A short shot that is not a flash inside one scene stays a segment of its own."""
     segs = [list(s) for s in segs]
-    changed = True
-    while changed and len(segs) > 1:
-        changed = False
-        for i, (a, b) in enumerate(segs):
-            if b - a >= min_frames:
-                continue
-            prev = segs[i - 1] if i > 0 and segs[i - 1][1] == a else None
-            nxt = segs[i + 1] if i + 1 < len(segs) and segs[i + 1][0] == b else None
-            if prev and nxt and dist(prev[1] - 1, nxt[0]) <= thr:
-                prev[1] = nxt[1]                       # a flash inside one scene: all three are one
-                del segs[i:i + 2]
-            elif cfg.short_shots == "drop":
-                del segs[i]
-            elif prev or nxt:
-                to_prev = prev is not None and (nxt is None or dist(prev[1] - 1, a) <= dist(b - 1, nxt[0]))
-                if to_prev:
-                    prev[1] = b
-                else:
-                    nxt[0] = a
-                del segs[i]
-            else:
-                continue
-            changed = True
-            break
-    if thr >= 0:
-        merged = [segs[0]] if segs else []
-        for s in segs[1:]:
-            last = merged[-1]
-            if last[1] == s[0] and dist(last[1] - 1, s[0]) <= thr:
-                last[1] = s[1]
-            else:
-                merged.append(s)
-        segs = merged
-    return segs
+    if not cfg.stitch.enabled or len(segs) < 2:
+        return segs
+    dist = lambda i, j: feature_distance(feats[i], feats[j])  # noqa: E731
+    thr = cfg.stitch.max_distance
+    min_frames = cfg.min_len_s * fps
+    i = 1
+    while i < len(segs) - 1:   # a short shot between two alike neighbours: a flash, all three are one
+        prev, (a, b), nxt = segs[i - 1], segs[i], segs[i + 1]
+        if b - a < min_frames and prev[1] == a and nxt[0] == b and dist(prev[1] - 1, nxt[0]) <= thr:
+            prev[1] = nxt[1]
+            del segs[i:i + 2]
+        else:
+            i += 1
+    merged = [segs[0]]
+    for s in segs[1:]:
+        last = merged[-1]
+        if last[1] == s[0] and dist(last[1] - 1, s[0]) <= thr:
+            last[1] = s[1]
+        else:
+            merged.append(s)
+    return merged
 
 
 def split_long(segs: list[list[int]], fps: float, max_len_s: float | None) -> list[list[int]]:
@@ -169,6 +285,7 @@ def split_long(segs: list[list[int]], fps: float, max_len_s: float | None) -> li
 
 class ShotsStage(Stage):
     name = "shots"
+    needs_video = True
     Config = ShotsConfig
     reads = (R.PATH, R.VIDEO_ID, R.FPS, R.DURATION_S)
     writes = R.CLIP_COLUMNS
@@ -177,38 +294,65 @@ class ShotsStage(Stage):
 
     def process_row(self, row):
         cfg = self.config
-        cuts, times, feats, fps = detect_cuts(row[R.PATH], cfg)
-        n = len(times)
-        if n == 0:
-            return self.reject(row, "undecodable", "no frames decoded during shot detection")
-        segs = segments_from_cuts(cuts, n)
-        segs = repair_segments(segs, feats, fps, cfg)
-        segs = split_long(segs, fps, cfg.max_len_s)
-        if not segs:
-            return self.reject(row, "no_shots", f"every shot was shorter than min_len_s={cfg.min_len_s}",
-                               cuts=cuts)
-        frame_dur = 1.0 / fps
-        video_end = float(times[-1]) + frame_dur
-        clips = []
+        scan = scan_video(row[R.PATH], cfg)
+        declared = row.get(R.NUM_FRAMES)
+        damage = None
+        if scan.decode_errors or (declared and len(scan.times) < declared - DROPPED_FRAMES_TOLERATED):
+            # OpenCV and decord stop at the first bad packet without saying so: a full PyAV decode
+            # counts the errors and locates where the damage starts.
+            times, errors, first_unsound = scan_decode(row[R.PATH])
+            damage = assess_damage(times, errors, first_unsound, scan.fps, declared, row.get(R.DURATION_S))
+            if damage is None or damage.good_frames > len(scan.times):
+                scan = scan_video(row[R.PATH], cfg, backend="pyav")   # the fast reader stopped for nothing
+            if damage is not None:
+                damage.good_frames = min(damage.good_frames, len(scan.times))
+        if len(scan.times) == 0:
+            return self.reject(row, UNDECODABLE, "no frames decoded during shot detection",
+                               decode_errors=len(scan.decode_errors))
+        if damage and (cfg.on_corrupt == "reject" or damage.good_frames == 0):
+            return self.reject(row, damage.reason, damage.message, **damage.detail)
+        n = damage.good_frames if damage else len(scan.times)
+        segs = segments_from_cuts([c for c in scan.cuts if c < n], n)
+        segs = repair_segments(segs, scan.feats, scan.fps, cfg)
+        min_frames = cfg.min_len_s * scan.fps
+        segs = [piece for s in segs for piece in ([s] if s[1] - s[0] < min_frames else split_long([s], scan.fps, cfg.max_len_s))]
+        out: list = []
         for k, (a, b) in enumerate(segs):
-            start_s = float(times[a])
-            end_s = float(times[b]) if b < n else video_end
-            clip = {
-                **row,
-                R.CLIP_ID: f"{row[R.VIDEO_ID]}_{a:07d}_{b:07d}",
-                R.CLIP_INDEX: k,
-                R.START_S: round(start_s, 6),
-                R.END_S: round(end_s, 6),
-                R.START_FRAME: a,
-                R.END_FRAME: b,
-                R.CLIP_DURATION_S: round(end_s - start_s, 6),
-                R.CLIP_PATH: None,
-                R.SHOTS_IN_VIDEO: len(segs),
-            }
+            clip = self._clip(row, k, a, b, scan, n, len(segs))
+            clip[R.MEDIA_DAMAGE] = f"kept frames 0-{n} of {damage.total_frames}: {damage.reason}" if damage else None
+            if b - a < min_frames and cfg.short_shots == "reject":
+                out.append(self.reject(clip, TOO_SHORT, f"shot of {b - a} frames ({clip[R.CLIP_DURATION_S]:.2f}s) "
+                                       f"< min_len_s={cfg.min_len_s}", frames=[a, b], min_len_s=cfg.min_len_s))
+                continue
             if cfg.write_clips:
                 clip[R.CLIP_PATH] = self._write_clip(row[R.PATH], clip)
-            clips.append(clip)
-        return clips
+            out.append(clip)
+        if damage:   # the lost span: its own reject row, so no frame of the video goes unaccounted for
+            lost = self._clip(row, len(segs), n, damage.total_frames, scan, n, len(segs))
+            t0 = float(scan.times[0])
+            lost[R.END_S] = round(t0 + damage.detail["declared_s"], 6)
+            lost[R.CLIP_DURATION_S] = round(lost[R.END_S] - lost[R.START_S], 6)
+            lost[R.MEDIA_DAMAGE] = damage.message
+            out.append(self.reject(lost, damage.reason, damage.message, **damage.detail))
+        return out
+
+    def _clip(self, row: dict, k: int, a: int, b: int, scan: ShotScan, n: int, count: int) -> dict:
+        """The clip row of frames [a, b); `n` frames decoded soundly (times past them are estimated)."""
+        step = 1.0 / scan.fps
+        time_of = lambda i: float(scan.times[i]) if i < n else float(scan.times[n - 1]) + (i - n + 1) * step  # noqa: E731
+        start_s, end_s = time_of(a), time_of(b)
+        return {
+            **row,
+            R.CLIP_ID: f"{row[R.VIDEO_ID]}_{a:07d}_{b:07d}",
+            R.CLIP_INDEX: k,
+            R.START_S: round(start_s, 6),
+            R.END_S: round(end_s, 6),
+            R.START_FRAME: a,
+            R.END_FRAME: b,
+            R.CLIP_DURATION_S: round(end_s - start_s, 6),
+            R.CLIP_PATH: None,
+            R.SHOTS_IN_VIDEO: count,
+        }
 
     def _write_clip(self, path: str, clip: dict) -> str:
         # not under clips/: that folder holds the dataset's Parquet files and nothing else

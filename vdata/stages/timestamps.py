@@ -8,7 +8,8 @@ Checked, all video-absolute seconds:
 - `{{t:…}}` / `{{span:…}}` time placeholders inside question, answer and rationale texts: same rules.
 
 Bounds are the clip (`scope: clip`, `start_s`..`end_s`) or the video (`scope: video`, 0..`duration_s`),
-widened by `tolerance_s`. `v_timestamps_valid` is stored for every sample (true when it states no time);
+widened by `tolerance_s`; a video-scope sample (`sample_scope: video`) is always held to its video. The
+check is per sample, so `scope: video` does not group rows by video. `v_timestamps_valid` is stored for every sample (true when it states no time);
 an invalid one is rejected as `bad_timestamps` with the counts (checked, outside, reversed, unsorted)
 and the first offending values in its detail.
 """
@@ -97,9 +98,13 @@ class TimestampsStage(Stage):
     default_resources = Resources(num_cpus=0.25, batch_size=256)
     is_filter = True
 
+    @classmethod
+    def grouping(cls, config) -> str | None:
+        return cls.group_by   # row by row at either scope: no need to gather whole videos
+
     def bounds(self, row: dict) -> tuple[float, float]:
         tol = self.config.tolerance_s
-        if self.config.scope == "video":
+        if self.config.scope == "video" or row.get(R.SAMPLE_SCOPE) == R.SCOPE_VIDEO:
             dur = row.get(R.DURATION_S)
             if dur is None:
                 raise ValueError("scope: video needs the duration_s column (run probe first)")
@@ -119,9 +124,10 @@ class TimestampsStage(Stage):
         row = dict(row)
         row[R.V_TIMESTAMPS_VALID] = bad == 0
         if bad and self.config.drop_invalid:
+            scope = row.get(R.SAMPLE_SCOPE) or self.config.scope
             problems = ", ".join(f"{counts[k]} {k}" for k in ("outside", "reversed", "unsorted", "not_finite") if counts[k])
             return self.reject(row, "bad_timestamps",
                                f"{bad} of {counts['checked']} time value(s) invalid ({problems}); "
-                               f"bounds [{lo:g}, {hi:g}] ({self.config.scope}): {counts['examples'][:2]}",
-                               **counts, bounds=[lo, hi], scope=self.config.scope)
+                               f"bounds [{lo:g}, {hi:g}] ({scope}): {counts['examples'][:2]}",
+                               **counts, bounds=[lo, hi], scope=scope)
         return row

@@ -15,21 +15,12 @@ Heavy modules (vllm, ray) are imported only when a backend that needs them is bu
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from vdata.teachers.accounting import estimate_tokens, merge_stats
-from vdata.teachers.base import (
-    ERROR_KINDS,
-    ImagePart,
-    Message,
-    Teacher,
-    TeacherRequest,
-    TeacherResult,
-    TextPart,
-    Usage,
-    VideoPart,
-)
+from vdata.teachers.base import Teacher
 from vdata.teachers.cache import RequestCache, request_key
 from vdata.teachers.config import (
     ManagedTeacherConfig,
@@ -39,6 +30,16 @@ from vdata.teachers.config import (
     VLLMTeacherConfig,
     parse_teacher_config,
     parse_teachers_config,
+)
+from vdata.teachers.types import (
+    ERROR_KINDS,
+    ImagePart,
+    Message,
+    TeacherRequest,
+    TeacherResult,
+    TextPart,
+    Usage,
+    VideoPart,
 )
 
 
@@ -78,8 +79,6 @@ def build_teacher(
 
 
 def _inside_ray_worker() -> bool:
-    import sys
-
     if "ray" not in sys.modules:
         return False
     try:

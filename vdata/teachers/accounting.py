@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import io
+import json
 import math
 import threading
 import time
@@ -17,7 +18,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from vdata.teachers.base import ImagePart, TeacherRequest, TeacherResult, TextPart, VideoPart
+from vdata.teachers.types import ImagePart, TeacherRequest, TeacherResult, TextPart, VideoPart
 
 # latency histogram bucket upper bounds (seconds): 1 ms .. ~1.2 h, ratio 1.25
 _EDGES = [1e-3 * 1.25**i for i in range(70)]
@@ -194,8 +195,6 @@ def estimate_tokens(
                 else:
                     prompt += math.ceil(default_video_frames / 2) * default_image_tokens
     if request.json_schema is not None:
-        import json
-
         prompt += math.ceil(len(json.dumps(request.json_schema)) / chars_per_token)
     return {"prompt_tokens": prompt, "completion_tokens": int(max_tokens)}
 

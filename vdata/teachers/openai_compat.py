@@ -4,16 +4,22 @@ A synchronous facade (``generate``) over an asyncio core that runs on one privat
 thread per teacher, so it works the same from a plain script, a Ray actor or a notebook.
 
 * bounded concurrency (``max_concurrency`` HTTP requests in flight) and an optional ``rpm`` budget
-  (a GCRA pacer with one second of burst; retries spend budget too);
-* per-attempt deadline ``timeout_s``; retries with exponential backoff + jitter on 429, 408, 5xx,
-  timeouts, dropped connections, truncated or unparseable bodies, honouring ``Retry-After`` /
-  ``retry-after-ms``; other 4xx are final (``bad_request``);
+  paced by ``aiolimiter`` (a leaky bucket with one second of burst; retries spend budget too);
+* per-attempt deadline ``timeout_s``; retries by ``tenacity`` (exponential backoff with full jitter)
+  on 429, 408, 5xx, timeouts, dropped connections, truncated or unparseable bodies, where a server's
+  ``Retry-After`` / ``retry-after-ms`` is a floor on the wait; other 4xx are final (``bad_request``);
 * images as base64 JPEG ``image_url`` parts (``image.max_side`` / ``image.jpeg_quality``); videos as
   timestamped frames or as a base64 MP4 ``video_url`` (vLLM servers);
 * structured output in the server's dialect + lenient parse + jsonschema + bounded re-ask.
 
-Requests go out with raw ``httpx`` (no SDK object model on the hot path): the benchmark compares
-this against a bare httpx load generator.
+Why ``tenacity`` over raw ``httpx`` and not the ``openai`` SDK's own retries: the SDK's backoff is
+fixed (0.5 s doubling to 8 s, module constants), it does not retry a ``200`` whose body is not valid
+JSON, and it does not tell the caller how many attempts a request took (accounting and the
+fault-proxy tests count every attempt, numbered in an ``X-Attempt`` header). Raw ``httpx`` also
+keeps the SDK's object model off the hot path: ``bench/bench_teachers.py`` compares this client
+with a bare httpx load generator (goal: >= 95 % of its throughput). Neither tenacity nor httpx
+parses ``Retry-After``; :func:`parse_retry_after` does, with the standard library's HTTP-date parser
+(the SDK's parser is a private method of its client class).
 """
 
 from __future__ import annotations
@@ -23,29 +29,21 @@ import email.utils
 import json
 import logging
 import os
-import random
 import re
 import threading
 import time
 from typing import Any, Coroutine, Mapping, TypeVar
 
 import httpx
+import tenacity
+from aiolimiter import AsyncLimiter
 
-from vdata.teachers.base import (
-    ImagePart,
-    Message,
-    Teacher,
-    TeacherRequest,
-    TeacherResult,
-    TextPart,
-    Usage,
-    VideoPart,
-)
+from vdata.teachers.base import Teacher
 from vdata.teachers.config import ManagedTeacherConfig, OpenAITeacherConfig
 from vdata.teachers.media_encoding import (
+    data_url,
     file_data_url,
     frames_to_mp4,
-    data_url,
     jpeg_data_url,
     sample_video_frames,
 )
@@ -56,80 +54,67 @@ from vdata.teachers.structured import (
     structured_body,
     with_schema_instruction,
 )
+from vdata.teachers.types import ImagePart, Message, TeacherRequest, TeacherResult, TextPart, Usage, VideoPart
 
 log = logging.getLogger("vdata.teachers")
 T = TypeVar("T")
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524, 529})
-_STD_SAMPLING = ("temperature", "top_p", "max_tokens", "seed", "stop", "presence_penalty", "frequency_penalty")
 
 
-# --------------------------------------------------------------------------- pure helpers
+# --------------------------------------------------------------------------- retry policy
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (delta-seconds or HTTP date)."""
     h = {k.lower(): v for k, v in headers.items()}
-    ms = h.get("retry-after-ms")
-    if ms is not None:
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = h.get(name)
+        if value is None:
+            continue
         try:
-            return max(0.0, float(ms) / 1000.0)
+            return max(0.0, float(value) / scale)
         except ValueError:
             pass
-    ra = h.get("retry-after")
-    if ra is None:
-        return None
-    ra = ra.strip()
     try:
-        return max(0.0, float(ra))
-    except ValueError:
-        pass
-    try:
-        dt = email.utils.parsedate_to_datetime(ra)
+        when = email.utils.parsedate_to_datetime(h.get("retry-after", ""))
     except (TypeError, ValueError):
         return None
-    if dt is None:
-        return None
-    return max(0.0, dt.timestamp() - (time.time() if now is None else now))
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def backoff_delay(
-    attempt: int,
-    *,
-    base: float,
-    cap: float,
-    retry_after: float | None = None,
-    max_retry_after: float = 120.0,
-    rng: random.Random | None = None,
-) -> float:
-    """Delay before retry number ``attempt + 1`` (``attempt`` counts from 0).
+class AttemptError(Exception):
+    """Why one HTTP attempt failed; ``retryable`` and the server's ``retry_after`` steer the retry."""
 
-    Exponential ``base * 2**attempt`` capped at ``cap`` with equal jitter (half fixed, half random);
-    a server's ``Retry-After`` is a floor (itself capped at ``max_retry_after``)."""
-    r = rng or random
-    d = min(cap, base * (2.0**attempt))
-    d = d / 2.0 + r.uniform(0.0, d / 2.0)
-    if retry_after is not None:
-        d = max(d, min(retry_after, max_retry_after))
-    return d
+    def __init__(self, kind: str, detail: str, retryable: bool, retry_after: float | None = None) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind, self.detail, self.retryable, self.retry_after = kind, detail, retryable, retry_after
 
 
-class RpmLimiter:
-    """Generic cell rate pacer: ``rpm`` requests per minute, bursts of up to one second's worth."""
+class _RetryAfterFloor(tenacity.wait.wait_base):
+    """The wrapped wait, but never shorter than the server's ``Retry-After`` (capped)."""
 
-    def __init__(self, rpm: float) -> None:
-        self.interval = 60.0 / rpm
-        burst = max(1.0, rpm / 60.0)
-        self.tolerance = self.interval * (burst - 1.0)
-        self._tat = 0.0
-        self._lock = asyncio.Lock()
+    def __init__(self, inner: tenacity.wait.wait_base, max_retry_after: float) -> None:
+        self.inner, self.max_retry_after = inner, max_retry_after
 
-    async def acquire(self) -> None:
-        async with self._lock:
-            now = time.monotonic()
-            tat = max(self._tat, now)
-            wait = tat - self.tolerance - now
-            self._tat = tat + self.interval
-        if wait > 0:
-            await asyncio.sleep(wait)
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        delay = self.inner(retry_state)
+        outcome = retry_state.outcome
+        err = outcome.exception() if outcome is not None and outcome.failed else None
+        retry_after = getattr(err, "retry_after", None)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.max_retry_after))
+        return delay
+
+
+def backoff_wait(base: float, cap: float, max_retry_after: float = 120.0) -> tenacity.wait.wait_base:
+    """Full-jitter exponential backoff (uniform in ``[0, min(cap, base * 2**(n-1))]`` before retry
+    ``n``) with the server's ``Retry-After`` as a floor, itself capped at ``max_retry_after``."""
+    return _RetryAfterFloor(tenacity.wait_random_exponential(multiplier=base, max=cap), max_retry_after)
+
+
+def rpm_limiter(rpm: float) -> AsyncLimiter:
+    """``rpm`` requests per minute, in bursts of up to one second's worth (at least one request)."""
+    burst = max(1.0, rpm / 60.0)
+    return AsyncLimiter(burst, time_period=burst * 60.0 / rpm)
 
 
 class _LoopThread:
@@ -152,12 +137,6 @@ class _LoopThread:
         self.thread.join(timeout=10)
         if not self.thread.is_alive():
             self.loop.close()
-
-
-class _AttemptError(Exception):
-    def __init__(self, kind: str, detail: str, retryable: bool, retry_after: float | None = None) -> None:
-        super().__init__(f"{kind}: {detail}")
-        self.kind, self.detail, self.retryable, self.retry_after = kind, detail, retryable, retry_after
 
 
 # --------------------------------------------------------------------------- teacher
@@ -198,8 +177,7 @@ class OpenAITeacher(Teacher):
         self._client: httpx.AsyncClient | None = None
         self._http_sem: asyncio.Semaphore | None = None
         self._admit_sem: asyncio.Semaphore | None = None
-        self._limiter: RpmLimiter | None = None
-        self._rng = random.Random()
+        self._limiter: AsyncLimiter | None = None
         self._probe_lock: asyncio.Lock | None = None
 
     def cache_key_extra(self) -> dict[str, Any]:
@@ -225,7 +203,7 @@ class OpenAITeacher(Teacher):
         )
         self._http_sem = asyncio.Semaphore(c.max_concurrency)
         self._admit_sem = asyncio.Semaphore(max(2 * c.max_concurrency, 8))
-        self._limiter = RpmLimiter(c.rpm) if c.rpm else None
+        self._limiter = rpm_limiter(c.rpm) if c.rpm else None
         self._probe_lock = asyncio.Lock()
 
     def _close(self) -> None:
@@ -366,9 +344,9 @@ class OpenAITeacher(Teacher):
                     timeout=c.timeout_s,
                 )
             except (asyncio.TimeoutError, httpx.TimeoutException):
-                raise _AttemptError("timeout", f"no answer within {c.timeout_s:g}s", True) from None
+                raise AttemptError("timeout", f"no answer within {c.timeout_s:g}s", True) from None
             except httpx.TransportError as e:
-                raise _AttemptError("connection", f"{type(e).__name__}: {e}", True) from None
+                raise AttemptError("connection", f"{type(e).__name__}: {e}", True) from None
         status = r.status_code
         if status == 200:
             try:
@@ -377,36 +355,46 @@ class OpenAITeacher(Teacher):
                 _ = choice["message"]
                 return data
             except (ValueError, KeyError, IndexError, TypeError) as e:
-                raise _AttemptError("bad_response", f"unparseable response body ({type(e).__name__})", True) from None
+                raise AttemptError("bad_response", f"unparseable response body ({type(e).__name__})", True) from None
         ra = parse_retry_after(r.headers)
         detail = f"HTTP {status}: {r.text[:300]!r}"
         if status == 429:
-            raise _AttemptError("rate_limited", detail, True, ra)
+            raise AttemptError("rate_limited", detail, True, ra)
         if status in RETRYABLE_STATUS or status >= 500:
-            raise _AttemptError("server_error", detail, True, ra)
-        raise _AttemptError("bad_request", detail, False)
+            raise AttemptError("server_error", detail, True, ra)
+        raise AttemptError("bad_request", detail, False)
 
-    async def _post_with_retries(self, payload: bytes, request_id: str, first_attempt: int) -> tuple[dict | None, _AttemptError | None, int]:
+    def _retrying(self) -> tenacity.AsyncRetrying:
+        # one per request: a tenacity retrier keeps its iteration state on itself
         c = self.config
-        last: _AttemptError | None = None
-        for i in range(c.max_retries + 1):
-            try:
-                return await self._attempt(payload, request_id, first_attempt + i), None, i + 1
-            except _AttemptError as e:
-                last = e
-                if not e.retryable or i == c.max_retries:
-                    return None, e, i + 1
-                delay = backoff_delay(
-                    i,
-                    base=c.backoff_base_s,
-                    cap=c.backoff_max_s,
-                    retry_after=e.retry_after,
-                    max_retry_after=c.max_retry_after_s,
-                    rng=self._rng,
-                )
-                log.debug("teacher %s: %s; retry %d in %.2fs", self.name, redact(str(e), self._secrets), i + 1, delay)
-                await asyncio.sleep(delay)
-        return None, last, c.max_retries + 1  # pragma: no cover
+        return tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(c.max_retries + 1),
+            wait=backoff_wait(c.backoff_base_s, c.backoff_max_s, c.max_retry_after_s),
+            retry=tenacity.retry_if_exception(lambda e: isinstance(e, AttemptError) and e.retryable),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        err = state.outcome.exception() if state.outcome is not None else None
+        delay = state.next_action.sleep if state.next_action is not None else 0.0
+        log.debug("teacher %s: %s; retry %d in %.2fs", self.name, redact(str(err), self._secrets),
+                  state.attempt_number, delay)
+
+    async def _post_with_retries(
+        self, payload: bytes, request_id: str, first_attempt: int
+    ) -> tuple[dict | None, AttemptError | None, int]:
+        """``(reply, None, attempts)`` or ``(None, last error, attempts)``; attempts are numbered on
+        from ``first_attempt`` across re-ask rounds, so each number goes out once."""
+        attempts = 0
+        try:
+            async for attempt in self._retrying():
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    data = await self._attempt(payload, request_id, first_attempt + attempts - 1)
+        except AttemptError as e:
+            return None, e, attempts
+        return data, None, attempts
 
     # ---- one request, end to end
     async def _one(self, request: TeacherRequest) -> TeacherResult:
@@ -480,4 +468,4 @@ class OpenAITeacher(Teacher):
         return self._loop.run(self._agenerate(requests, on_result))
 
 
-__all__ = ["OpenAITeacher", "RpmLimiter", "backoff_delay", "parse_retry_after"]
+__all__ = ["AttemptError", "OpenAITeacher", "backoff_wait", "parse_retry_after", "rpm_limiter"]

@@ -1,22 +1,53 @@
-"""Keep credentials out of anything a teacher reports (errors, logs, stats)."""
+"""Keep credentials out of anything vdata reports (errors, logs, stats, manifests, cards).
+
+`redact` is the one masking function of the project. It lives on the bottom floor so that teachers can
+use it; *which* values are secret (SecretStr fields, `${VAR}` values) is decided in
+`vdata.schemas.secrets`, which passes them here. Credential-shaped text is masked whoever holds it."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
-from typing import Iterable
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
 
-_BEARER = re.compile(r"(?i)(bearer\s+|api[_-]?key[\"'=:\s]+)([A-Za-z0-9._\-~+/]{6,})")
+from pydantic import SecretStr
+
+MASK = "<redacted>"
+# Shorter values are numbers, booleans and short words: masking them would garble unrelated text, and
+# no credential is that short.
+MIN_SECRET_LEN = 6
+
+_SHAPES = re.compile(
+    r"(?i)(?<=bearer )[A-Za-z0-9._\-~+/=]{6,}"
+    r"|\b(?:hf_[A-Za-z0-9]{10,}|sk-[A-Za-z0-9_\-]{10,}|gh[pousr]_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16})\b")
+_ENV_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\}")
 
 
-def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """Replace every known secret value, and anything shaped like ``Bearer X`` / ``api_key=X``."""
+def _plain(value: Any) -> str | None:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return value if isinstance(value, str) else None
+
+
+def redact(text: str, secrets: Iterable[Any] = ()) -> str:
+    """`text` with every secret value (plain or SecretStr) and every credential-shaped string masked.
+
+    A value is also found in its JSON-escaped form, so a dumped manifest is covered like plain text."""
     if not text:
         return text
+    values: set[str] = set()
     for s in secrets:
-        if s and len(s) >= 4:
-            text = text.replace(s, "***")
-    return _BEARER.sub(lambda m: m.group(1) + "***", text)
+        s = _plain(s)
+        if s and len(s) >= MIN_SECRET_LEN and not _ENV_REFERENCE.fullmatch(s):
+            values.add(s)
+            values.add(json.dumps(s)[1:-1])
+    for s in sorted(values, key=len, reverse=True):   # a longer secret first: it may contain a shorter one
+        text = text.replace(s, MASK)
+    return _SHAPES.sub(MASK, text)
+
+
 
 
 class RedactingFilter(logging.Filter):
@@ -37,4 +68,23 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-__all__ = ["RedactingFilter", "redact"]
+@contextmanager
+def redacted_logging(secrets: Iterable[str | None]) -> Iterator[None]:
+    """While inside: every record that reaches a root handler (or Python's last-resort handler) has the
+    secrets masked. On handlers, not loggers: a logger's filter misses its children's records."""
+    secrets = [s for s in secrets if s]
+    if not secrets:
+        yield
+        return
+    f = RedactingFilter(secrets)
+    handlers = [h for h in [*logging.getLogger().handlers, logging.lastResort] if h is not None]
+    for h in handlers:
+        h.addFilter(f)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            h.removeFilter(f)
+
+
+__all__ = ["MASK", "MIN_SECRET_LEN", "RedactingFilter", "redact", "redacted_logging"]

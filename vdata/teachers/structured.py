@@ -11,6 +11,11 @@ Dialects (``structured_output`` in a teacher config):
 
 Whatever the dialect, every reply is parsed leniently, validated with ``jsonschema``, and an invalid
 reply is re-asked (with the validation error in the prompt) a bounded number of times.
+
+Lenient parsing is ``json_repair`` (code fences, prose around the JSON, raw control characters,
+single quotes, trailing commas, unclosed brackets), tried only after the standard parser failed.
+A reply cut at ``max_tokens`` is never repaired: closing its brackets would turn a truncated
+answer into a valid-looking one, so it must parse as it is or be re-asked.
 """
 
 from __future__ import annotations
@@ -20,14 +25,12 @@ import json
 import re
 from typing import Any
 
+import json_repair
 import jsonschema
 
-from vdata.teachers.base import Message, TextPart
+from vdata.teachers.types import Message, TextPart
 
 DIALECTS = ("openai", "vllm", "llamacpp", "none")
-
-_FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n?(.*?)\n?\s*```\s*$", re.S)
-
 
 # --------------------------------------------------------------------------- request payloads
 def is_strict_compatible(schema: Any) -> bool:
@@ -88,29 +91,19 @@ def dialect_from_server_info(base_url: str, models: Any = None, version: Any = N
 
 
 # --------------------------------------------------------------------------- parsing / validation
-def parse_lenient(text: str | None) -> tuple[Any, str | None]:
-    """Parse a model reply as JSON, forgivingly: code fences, leading prose, trailing text and raw
-    control characters inside strings are tolerated. Returns ``(value, None)`` or ``(None, error)``."""
-    if text is None:
-        return None, "empty reply"
-    s = text.strip()
-    m = _FENCE.match(s)
-    if m:
-        s = m.group(1).strip()
-    if not s:
+def parse_lenient(text: str | None, *, repair: bool = True) -> tuple[Any, str | None]:
+    """Parse a model reply as JSON: the standard parser first (raw control characters allowed),
+    then, with ``repair``, ``json_repair``. Returns ``(value, None)`` or ``(None, error)``."""
+    if text is None or not text.strip():
         return None, "empty reply"
     try:
-        return json.loads(s, strict=False), None
+        return json.loads(text, strict=False), None
     except json.JSONDecodeError as e:
         first_err = e
-    dec = json.JSONDecoder(strict=False)
-    for i, ch in enumerate(s):
-        if ch in "{[":
-            try:
-                val, _ = dec.raw_decode(s, i)
-                return val, None
-            except json.JSONDecodeError:
-                continue
+    if repair:
+        value = json_repair.loads(text)
+        if value not in ("", None):  # json_repair's answer when it found no JSON value at all
+            return value, None
     return None, f"invalid JSON: {first_err.msg} at char {first_err.pos}"
 
 
@@ -128,9 +121,10 @@ def validate_json(value: Any, schema: dict[str, Any]) -> str | None:
     return f"at {where}: {msg}"
 
 
-def check_reply(text: str | None, schema: dict[str, Any]) -> tuple[Any, str | None]:
-    """Parse + validate. Returns ``(value, None)`` or ``(None, reason)``."""
-    value, err = parse_lenient(text)
+def check_reply(text: str | None, schema: dict[str, Any], *, repair: bool = True) -> tuple[Any, str | None]:
+    """Parse + validate. Returns ``(value, None)`` or ``(None, reason)``. ``repair=False`` for a
+    reply known to be cut short."""
+    value, err = parse_lenient(text, repair=repair)
     if err is not None:
         return None, err
     verr = validate_json(value, schema)
@@ -198,7 +192,7 @@ def settle_reply(result: Any, text: str, schema: dict[str, Any] | None, base: li
     if schema is None:
         result.text = text
         return None
-    parsed, err = check_reply(text, schema)
+    parsed, err = check_reply(text, schema, repair=result.finish_reason != "length")
     if err is None:
         result.text, result.parsed, result.raw = text, parsed, None
         return None

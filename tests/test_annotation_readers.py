@@ -1,0 +1,196 @@
+"""Labelled temporal datasets as direct inputs: ActivityNet Captions, Charades-STA, QVHighlights, YouCook2 and
+VidChapters-7M annotation files, written here in each release's documented layout (see the sources in
+vdata/schemas/annotation_formats.py), read by `input: [{manifest, format, videos}]` with real ffmpeg-made
+videos named by id, through a real `vdata build` (probe -> annotations)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.dataset as pads
+import pytest
+
+import vdata
+from vdata.media.synth import Segment, render_segments
+from vdata.pipelines.ingest import discover, find_duplicates
+from vdata.pipelines.planning import preflight
+from vdata.schemas import records as R
+from vdata.schemas.annotation_formats import read_activitynet_captions, read_vidchapters, read_youcook2
+from vdata.schemas.config import parse_config
+
+# --- the files, in the layouts the releases document ----------------------------------------------------
+
+ACTIVITYNET = {   # train.json: id -> duration, parallel timestamps / sentences
+    "v_act001": {"duration": 8.0, "timestamps": [[0.5, 3.0], [2.0, 7.5], [6.0, 4.0]],
+                 "sentences": ["A man walks in.", "He lifts a box.", "Ends before it starts."]},
+    "v_gone": {"duration": 30.0, "timestamps": [[0.0, 5.0]], "sentences": ["No video was downloaded."]},
+}
+CHARADES_STA = (   # charades_sta_train.txt: "[video name] [start time] [end time]##[sentence]"
+    "CH01 0.0 2.5##person opens a door.\n"
+    "CH01 3.1 6.0##person sits down on a chair.\n"
+    "CH01 4.0##person turns off the light.\n"      # one time only
+)
+QVHIGHLIGHTS = [   # highlight_train_release.jsonl: one query per line
+    {"qid": 1, "query": "Squares scroll past.", "duration": 8, "vid": "qvAbc_60.0_68.0",
+     "relevant_windows": [[0, 2], [4, 6]], "relevant_clip_ids": [0, 2], "saliency_scores": [[4, 2, 3], [1, 1, 0]]},
+    {"qid": 2, "query": "The bars hold still.", "duration": 8, "vid": "qvAbc_60.0_68.0",
+     "relevant_windows": [[2, 4]], "relevant_clip_ids": [1], "saliency_scores": [[3, 3, 3]]},
+]
+YOUCOOK2 = {"database": {   # youcookii_annotations_trainval.json
+    "yc01": {"duration": 8.0, "subset": "training", "recipe_type": "113",
+             "video_url": "https://www.youtube.com/watch?v=yc01",
+             "annotations": [{"segment": [0, 3], "id": 0, "sentence": "crack two eggs into a bowl"},
+                             {"segment": [3, 7], "id": 1, "sentence": "whisk the eggs"},
+                             {"segment": [7, 8], "id": 2, "sentence": "  "}]},
+}}
+VIDCHAPTERS = {   # the chapter file: id -> duration, [{label, time}]
+    "vc01": {"duration": 8.0, "chapters": [{"label": "Intro", "time": 0}, {"label": "The main part", "time": 3.5},
+                                           {"label": "Outro", "time": 95.0}]},
+}
+
+
+def _video(path: Path, source: str) -> None:
+    """An 8 s H.264 mp4 saved under `path` (whatever its extension: probe reads the content, not the name)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rendered = path.with_name(path.stem + ".render.mp4")
+    render_segments(str(rendered), [Segment(source, 8.0)], size=(160, 96))
+    rendered.rename(path)
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory) -> Path:
+    """The annotation files under ann/, the videos under clips/ named by id, as each dataset names them."""
+    root = tmp_path_factory.mktemp("labelled")
+    ann, clips = root / "ann", root / "clips"
+    ann.mkdir()
+    _video(clips / "act001.mp4", "testsrc2")              # a mirror that dropped ActivityNet's "v_"
+    _video(clips / "CH01.mp4", "smptebars")
+    _video(clips / "qvAbc_60.0_68.0.mp4", "mandelbrot")
+    _video(clips / "training" / "113" / "yc01.mkv", "rgbtestsrc")   # the YouCook2 downloader's layout
+    _video(clips / "vc01.webm", "testsrc")
+    (ann / "train.json").write_text(json.dumps(ACTIVITYNET))
+    (ann / "charades_sta_train.txt").write_text(CHARADES_STA + "this line is not a record\n")
+    lines = [json.dumps(q) for q in QVHIGHLIGHTS] + ['{"qid": 3, "query": "broken', json.dumps({"qid": 4, "query": "no vid"})]
+    (ann / "highlight_train_release.jsonl").write_text("\n".join(lines) + "\n")
+    (ann / "youcookii_annotations_trainval.json").write_text(json.dumps(YOUCOOK2))
+    (ann / "chapters.json").write_text(json.dumps(VIDCHAPTERS))
+    return root
+
+
+INPUTS = [("train.json", "activitynet_captions"), ("charades_sta_train.txt", "charades_sta"),
+          ("highlight_train_release.jsonl", "qvhighlights"), ("youcookii_annotations_trainval.json", "youcook2"),
+          ("chapters.json", "vidchapters")]
+
+
+def _config(root: Path, out: Path, stages: list | None = None, inputs=INPUTS):
+    return parse_config({
+        "input": [{"manifest": str(root / "ann" / name), "format": fmt, "videos": str(root / "clips")} for name, fmt in inputs],
+        "output": {"dir": str(out)}, "stages": stages or [{"probe": {}}]})
+
+
+# --- readers and ingest, no Ray -------------------------------------------------------------------------
+
+def test_ingest_finds_each_video_by_id_and_keeps_the_records(dataset_dir, tmp_path):
+    rows = discover(_config(dataset_dir, tmp_path / "o"), media_dir=str(tmp_path / "media"))
+    kept, judged = find_duplicates(rows)
+    by_id = {json.loads(r[R.SOURCE_META])["dataset_video_id"]: r for r in kept}
+    assert set(by_id) == {"v_act001", "v_gone", "CH01", "qvAbc_60.0_68.0", "yc01", "vc01"}
+    clips = dataset_dir / "clips"
+    assert by_id["v_act001"][R.PATH] == str(clips / "act001.mp4")
+    assert by_id["yc01"][R.PATH] == str(clips / "training" / "113" / "yc01.mkv")
+    assert by_id["vc01"][R.PATH] == str(clips / "vc01.webm")
+    assert by_id["v_gone"][R.PATH] == str(clips / "v_gone.*")          # names what was looked for
+    assert by_id["CH01"][R.SOURCE_URI].endswith("charades_sta_train.txt#CH01")
+    # records tied to no video are rejects at ingest, with their reason and the record
+    assert sorted((j.reason, j.row[R.SOURCE_URI].rpartition("#")[2]) for j in judged) == [
+        ("annotation_line_unparsable", "line 3"), ("annotation_line_unparsable", "line 4"),
+        ("annotation_record_malformed", "line 4")]
+    assert {j.detail["record"] for j in judged if j.reason == "annotation_line_unparsable"} == {
+        "this line is not a record", '{"qid": 3, "query": "broken'}
+    # without `videos`, the videos are looked for next to the annotation file
+    ann = dataset_dir / "ann"
+    alone = parse_config({"input": [{"manifest": str(ann / "chapters.json"), "format": "vidchapters"}],
+                          "output": {"dir": str(tmp_path / "o2")}, "stages": [{"probe": {}}]})
+    assert [r[R.PATH] for r in discover(alone, media_dir=str(tmp_path / "media"))] == [str(ann / "vc01.*")]
+
+
+def test_reader_details_unequal_lists_dvc_chapters_and_youcook_steps():
+    # ActivityNet: a sentence without its timestamp is kept as an item without times (then rejected)
+    anet = read_activitynet_captions(json.dumps({"v_x": {"timestamps": [[1, 2]], "sentences": ["a", "b"]}}))
+    assert anet.videos[0].meta["segments"] == [{"start_s": 1.0, "end_s": 2.0, "text": "a"},
+                                               {"start_s": None, "end_s": None, "text": "b"}]
+    assert anet.videos[0].stems == ("v_x", "x")
+    # VidChapters' processed chapters_dvc_<split>.json: ActivityNet-shaped, the sentences are chapter titles
+    dvc = read_vidchapters(json.dumps({"abc": {"duration": 60.0, "timestamps": [[0.0, 20.0], [20.0, 60.0]],
+                                               "sentences": ["Intro", "Build"], "path": "abc.mp4.npy"}}))
+    assert dvc.videos[0].meta == {"chapters": [{"start_s": 0.0, "title": "Intro"}, {"start_s": 20.0, "title": "Build"}],
+                                  "annotated_duration_s": 60.0}
+    steps = read_youcook2(json.dumps(YOUCOOK2)).videos[0]
+    assert steps.folders == ("", "training/113", "113") and steps.meta["recipe_type"] == "113"
+    assert steps.meta["segments"][1] == {"start_s": 3.0, "end_s": 7.0, "text": "whisk the eggs", "id": 1}
+
+
+def test_config_errors_name_the_key(dataset_dir, tmp_path):
+    def config(spec: dict):
+        return parse_config({"input": [spec], "output": {"dir": str(tmp_path / "o")}, "stages": [{"probe": {}}]})
+
+    manifest = str(dataset_dir / "ann" / "train.json")
+    with pytest.raises(vdata.ConfigError, match=r"input\[0\]\.format: .*unknown annotation format 'activitynet'"):
+        config({"manifest": manifest, "format": "activitynet"})
+    with pytest.raises(vdata.ConfigError, match=r"input\[0\]: .*format: an annotation format is read from a manifest"):
+        config({"path": str(dataset_dir), "format": "charades_sta"})
+    with pytest.raises(vdata.ConfigError, match=r"input\[0\]: .*videos: only with format"):
+        config({"manifest": manifest, "videos": str(dataset_dir)})
+    # a file that is not the declared format at all, a videos folder that is not there: found before the run
+    wrong = config({"manifest": manifest, "format": "youcook2", "videos": str(dataset_dir / "clips")})
+    with pytest.raises(vdata.ConfigError, match=r"input\[0\]\.manifest: .*train.json' is not a youcook2 file"):
+        preflight(wrong)
+    gone = config({"manifest": manifest, "format": "activitynet_captions", "videos": str(dataset_dir / "nowhere")})
+    with pytest.raises(vdata.ConfigError, match=r"input\[0\]\.videos: .*nowhere' is not a folder"):
+        preflight(gone)
+
+
+# --- a real build ---------------------------------------------------------------------------------------
+
+def test_build_reads_every_format_into_annotations(dataset_dir, tmp_path, ray_local):
+    cfg = _config(dataset_dir, tmp_path / "out", [{"probe": {}}, {"annotations": {}}])
+    result = vdata.build(cfg, progress=False)
+    assert result.rejects_by_reason == {
+        "ingest:annotation_line_unparsable": 2, "ingest:annotation_record_malformed": 1,
+        "probe:missing_file": 1,                                    # v_gone: no video under clips/
+        "annotations:segment_inverted": 1, "annotations:segment_malformed": 1,
+        "annotations:segment_empty_text": 1, "annotations:chapter_past_end": 1}
+    rows = pads.dataset(result.data_dir, format="parquet").to_table().to_pylist()
+    by_id = {json.loads(r[R.SOURCE_META])["dataset_video_id"]: r for r in rows}
+    assert set(by_id) == {"v_act001", "CH01", "qvAbc_60.0_68.0", "yc01", "vc01"}
+    for row in rows:
+        assert row[R.DURATION_S] == pytest.approx(8.0, abs=0.05)
+
+    def spans(video_id: str) -> list:
+        return [(s["start_s"], s["end_s"], s["text"]) for s in by_id[video_id][R.ANNOTATIONS]["segments"]]
+
+    assert spans("v_act001") == [(0.5, 3.0, "A man walks in."), (2.0, 7.5, "He lifts a box.")]
+    assert spans("CH01") == [(0.0, 2.5, "person opens a door."), (3.1, 6.0, "person sits down on a chair.")]
+    assert spans("qvAbc_60.0_68.0") == [(0.0, 2.0, "Squares scroll past."), (2.0, 4.0, "The bars hold still."),
+                                         (4.0, 6.0, "Squares scroll past.")]
+    assert spans("yc01") == [(0.0, 3.0, "crack two eggs into a bowl"), (3.0, 7.0, "whisk the eggs")]
+    chapters = by_id["vc01"][R.ANNOTATIONS]["chapters"]
+    assert [(c["start_s"], c["end_s"], c["title"]) for c in chapters] == [
+        (0.0, 3.5, "Intro"), (3.5, by_id["vc01"][R.DURATION_S], "The main part")]
+    # QVHighlights' saliency and clip ids stay in source_meta, query by query
+    queries = json.loads(by_id["qvAbc_60.0_68.0"][R.SOURCE_META])["queries"]
+    assert [(q["qid"], q["saliency_scores"]) for q in queries] == [(1, [[4, 2, 3], [1, 1, 0]]), (2, [[3, 3, 3]])]
+    assert by_id["v_act001"][R.ANNOTATION_ISSUES] == 1 and by_id["CH01"][R.ANNOTATION_ISSUES] == 1
+
+    rejects = pads.dataset(str(Path(result.output_dir) / "rejects"), format="parquet").to_table().to_pylist()
+    by_reason = {r["reason"]: r for r in rejects}
+    missing = by_reason["missing_file"]
+    assert missing[R.SOURCE_URI].endswith("train.json#v_gone") and "v_gone.*" in missing["message"]
+    assert json.loads(by_reason["segment_inverted"]["detail"])["item"]["text"] == "Ends before it starts."
+    assert json.loads(by_reason["segment_malformed"]["detail"])["item"] == {
+        "start_s": 4.0, "end_s": None, "text": "person turns off the light.", "line": 3}
+    assert json.loads(by_reason["chapter_past_end"]["detail"])["item"]["title"] == "Outro"
+    # a second run finds everything done, the ingest rejects included
+    again = vdata.build(cfg, progress=False)
+    manifest = json.loads(Path(again.manifest_path).read_text())
+    assert manifest["resumed_complete"] == manifest["inputs"] == 9 and again.rows == result.rows

@@ -1,0 +1,340 @@
+"""Annotation inputs: SRT / WebVTT / description-line parsers, the validation rules, and the `annotations`
+stage on real ffmpeg-made videos, from a manifest's columns and from sidecar files, with every bad item a
+reject row carrying its reason while the good items and the video go on."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import pytest
+
+import vdata
+from vdata.media.subtitles import parse_chapter_lines, parse_subtitles, parse_timestamp
+from vdata.schemas import records as R
+from vdata.schemas.annotations import validate_annotations
+from vdata.schemas.config import parse_config
+from vdata.stages.annotations import AnnotationsStage
+from vdata.stages.probe import ProbeStage
+
+# A talk's subtitles as a subtitle editor writes them: a numbered SRT with italics, a two-line cue, a cue
+# that starts before the one before it ends (1.2 s, beyond the 0.5 s tolerance) and a cue whose timing
+# line lost a digit.
+TALK_SRT = """\
+1
+00:00:00,500 --> 00:00:02,800
+Welcome back to the workshop.
+
+2
+00:00:03,000 --> 00:00:05,400
+Today we <i>calibrate</i> the camera
+before the first shot.
+
+3
+00:00:04,200 --> 00:00:06,000
+[music]
+
+4
+00:00:06,500 --> 00:0:08,000
+First, the white balance.
+
+5
+00:00:08,200 --> 00:00:09,900
+Hold the grey card flat.
+"""
+
+# YouTube-style WebVTT: header with metadata, a NOTE block, cue identifiers, cue settings, inline karaoke
+# timestamps and class spans, an HTML entity.
+LECTURE_VTT = """\
+WEBVTT
+Kind: captions
+Language: en
+
+NOTE exported by the captioning tool
+
+intro
+00:00.000 --> 00:02.000 align:start position:0%
+<c.colorE5E5E5>Fourier</c><00:00:00.800><c> series</c>, part one
+
+00:02.000 --> 00:04.500
+Sines &amp; cosines add up.
+
+outro
+00:04.500 --> 00:09.800
+Next time: the transform.
+"""
+
+DESCRIPTION = """\
+In this episode we take the bike out for a spin.
+
+Chapters:
+0:00 Intro
+(0:03) Climbing the hill
+0:06 - Descent
+[0:9] Typo line
+0:30 Bloopers
+
+Follow the channel for more!"""
+
+
+def test_parse_timestamp_accepts_youtube_forms_and_refuses_malformed():
+    assert [parse_timestamp(t) for t in ("0:00", "12:30", "1:02:03", "00:59")] == [0.0, 750.0, 3723.0, 59.0]
+    assert [parse_timestamp(t) for t in ("1:75", "0:9", "1:2:03")] == [None, None, None]
+
+
+def test_srt_parser_keeps_good_cues_and_reports_the_garbled_one():
+    parsed = parse_subtitles(TALK_SRT)
+    assert parsed.format == "srt"
+    assert [(c.start_s, c.end_s) for c in parsed.items] == [(0.5, 2.8), (3.0, 5.4), (4.2, 6.0), (8.2, 9.9)]
+    # tags gone, the two lines joined
+    assert parsed.items[1].text == "Today we calibrate the camera before the first shot."
+    # the garbled cue is a problem, not silently glued onto the cue before it (as pysubs2 alone would)
+    assert [p.reason for p in parsed.problems] == ["subtitle_garbled"]
+    assert "00:0:08,000" in parsed.problems[0].raw and "block 4" in parsed.problems[0].message
+    assert all("white balance" not in c.text for c in parsed.items)
+
+
+def test_webvtt_parser_skips_header_notes_and_identifiers():
+    parsed = parse_subtitles(LECTURE_VTT)
+    assert parsed.format == "vtt" and parsed.problems == []
+    assert [(c.start_s, c.end_s, c.text) for c in parsed.items] == [
+        (0.0, 2.0, "Fourier series, part one"), (2.0, 4.5, "Sines & cosines add up."),
+        (4.5, 9.8, "Next time: the transform.")]
+
+
+def test_text_without_any_cue_is_one_problem():
+    parsed = parse_subtitles("just a sentence, no cues here\n")
+    assert parsed.items == [] and [p.reason for p in parsed.problems] == ["subtitle_unparsable"]
+
+
+def test_description_chapter_lines():
+    parsed = parse_chapter_lines(DESCRIPTION)
+    assert [(c.start_s, c.title) for c in parsed.items] == [(0.0, "Intro"), (3.0, "Climbing the hill"),
+                                                            (6.0, "Descent"), (30.0, "Bloopers")]
+    assert [p.reason for p in parsed.problems] == ["chapter_line_unparsable"]   # "[0:9]": one-digit seconds
+    late = parse_chapter_lines("Intro 0:15\n1:02:03 - Finale")    # title-first form; no 0:00
+    assert late.items == [] and [p.reason for p in late.problems] == ["chapters_not_from_zero"]
+    assert "15 Intro" in late.problems[0].raw and "3723 Finale" in late.problems[0].raw
+    backwards = parse_chapter_lines("0:00 A\n0:20 B\n0:10 C")
+    assert [c.title for c in backwards.items] == ["A", "B"] and backwards.problems[0].reason == "chapter_out_of_order"
+    assert parse_chapter_lines("no timestamps at all\njust prose about 3 things").items == []
+    lone = parse_chapter_lines("Recorded live, we start at 10:30")      # one time in prose: no chapters, no problem
+    assert lone.items == [] and lone.problems == []
+
+
+def test_validation_normalises_and_names_each_problem():
+    raw = {
+        "title": "  Bikes  ", "labels": ["Riding_Bike", "riding bike", "unicycle"],
+        "chapters": [{"start_time": 6, "title": "Descent", "end_time": 99}, {"start": "0:00", "title": "Intro"},
+                     [3, "Climb"], {"start_s": 3, "title": "Climb again"}, {"start_s": 12, "title": "Past"},
+                     {"start_s": 8, "title": ""}, "garbage"],
+        "segments": {"timestamps": [[0, 2.0], [8.0, 10.3], [7.5, 14.0], [5, 4]], "sentences": ["a", "b", "c", "d"]},
+        "subtitles": [{"start_s": 1.0, "end_s": 3.2, "text": "x"}, {"start_s": 3.0, "end_s": 4.0, "text": "y"},
+                      {"start_s": 3.5, "end_s": 5.0, "text": "z"}],
+    }
+    out, issues = validate_annotations(raw, 10.0, vocabulary=["riding bike", "walking"], tolerance_s=0.5)
+    assert out["title"] == "Bikes" and out["description"] is None and out["transcript"] is None
+    assert out["labels"] == ["riding bike"]                    # vocabulary spelling, deduplicated
+    # sorted, end = next start, last = the video's end; the source's end 99 ignored
+    assert out["chapters"] == [{"start_s": 0.0, "end_s": 3.0, "title": "Intro"},
+                               {"start_s": 3.0, "end_s": 6.0, "title": "Climb"},
+                               {"start_s": 6.0, "end_s": 10.0, "title": "Descent"}]
+    assert out["segments"] == [{"start_s": 0.0, "end_s": 2.0, "text": "a"}, {"start_s": 8.0, "end_s": 10.0, "text": "b"}]
+    # 0.2 s overlap within tolerance: trimmed; 0.5 s overlap with the trimmed cue... 3.5 < 4.0 by 0.5: trimmed too
+    assert [(s["start_s"], s["end_s"]) for s in out["subtitles"]] == [(1.0, 3.0), (3.0, 3.5), (3.5, 5.0)]
+    dropped = sorted((i.kind, i.reason) for i in issues if i.dropped)
+    assert dropped == [("chapters", "chapter_duplicate_start"), ("chapters", "chapter_malformed"),
+                       ("chapters", "chapter_past_end"), ("chapters", "chapter_untitled"),
+                       ("labels", "label_not_in_vocabulary"),
+                       ("segments", "segment_inverted"), ("segments", "segment_out_of_range")]
+    repairs = sorted(i.reason for i in issues if not i.dropped)
+    assert repairs == ["segment_clamped", "subtitle_trimmed", "subtitle_trimmed"]
+    past = next(i for i in issues if i.reason == "chapter_past_end")
+    assert past.item == {"start_s": 12, "title": "Past"} and past.index == 4 and "10 s" in past.message
+    # with no tolerance the same overlaps are dropped, the earlier cue kept
+    out, issues = validate_annotations({"subtitles": raw["subtitles"]}, 10.0, tolerance_s=0.0)
+    assert [s["text"] for s in out["subtitles"]] == ["x", "z"]
+    assert [i.reason for i in issues] == ["subtitle_overlap"]
+
+
+# --- the stage on real videos ---------------------------------------------------------------------------
+
+def _videos(tmp_path: Path, cut_video, bikes) -> tuple[Path, Path]:
+    """talk.mp4 (14 s, with talk.srt) and lecture.mp4 (10 s real footage, with lecture.en.vtt)."""
+    media = tmp_path / "media"
+    media.mkdir()
+    talk, lecture = media / "talk.mp4", media / "lecture.mp4"
+    shutil.copy(cut_video[0], talk)
+    shutil.copy(bikes, lecture)
+    (media / "talk.srt").write_text(TALK_SRT)
+    (media / "lecture.en.vtt").write_text(LECTURE_VTT)
+    (media / "lecture.fr.vtt").write_text("WEBVTT\n\n00:00.000 --> 00:01.000\nBonjour\n")   # not the preferred language
+    return talk, lecture
+
+
+def _manifest(tmp_path: Path) -> Path:
+    """A manifest with annotation columns: chapters as description lines, labels, dense segments as JSON."""
+    import csv
+
+    path = tmp_path / "videos.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "title", "description", "label", "events"])
+        w.writerow(["media/talk.mp4", "Camera workshop", "Workshop notes.\n0:00 Welcome\n0:05 White balance\n"
+                    "0:20 Q&A", "teaching", json.dumps([[0.5, 4.0, "a presenter talks"], [9.0, 14.3, "card shown"]])])
+        w.writerow(["media/lecture.mp4", "Fourier series", "", "riding bike; juggling",
+                    json.dumps([[1.0, 3.0, "bikes pass"], [2.0, 25.0, "runs past the end"]])])
+    return path
+
+
+STAGE_SETTINGS = {"sources": {"labels": "label", "segments": "events"}, "label_vocabulary": ["teaching", "riding bike"]}
+
+
+def _probed(rows: list[dict]):
+    import datasets
+
+    kept, rejects = vdata.run_stage(ProbeStage(), datasets.Dataset.from_list(rows))
+    assert len(rejects) == 0
+    return kept
+
+
+def test_stage_through_run_stage_keeps_the_good_items_and_rejects_each_bad_one(tmp_path, cut_video, bikes):
+    talk, lecture = _videos(tmp_path, cut_video, bikes)
+    manifest = _manifest(tmp_path)
+    import csv
+
+    with open(manifest) as f:   # source_meta as ingest writes it: the manifest's other columns as JSON
+        rows = [{R.SOURCE_URI: f"{manifest}#{i}", R.PATH: str(tmp_path / rec.pop("file")),
+                 R.SOURCE_META: json.dumps(rec)} for i, rec in enumerate(csv.DictReader(f))]
+    kept, rejects = vdata.run_stage(AnnotationsStage(**STAGE_SETTINGS), _probed(rows))
+    by_name = {Path(r[R.PATH]).name: r for r in kept}
+    assert set(by_name) == {"talk.mp4", "lecture.mp4"}             # both videos go on
+    t = by_name["talk.mp4"][R.ANNOTATIONS]
+    duration = by_name["talk.mp4"][R.DURATION_S]
+    assert duration == pytest.approx(14.0, abs=0.05)
+    assert t["title"] == "Camera workshop" and t["labels"] == ["teaching"]
+    assert [(c["start_s"], c["title"]) for c in t["chapters"]] == [(0.0, "Welcome"), (5.0, "White balance")]
+    assert t["chapters"][-1]["end_s"] == duration                   # "0:20 Q&A" is past the 14 s video
+    assert t["segments"][-1] == {"start_s": 9.0, "end_s": duration, "text": "card shown"}   # 0.3 s over: clamped
+    assert [c["text"] for c in t["subtitles"]] == ["Welcome back to the workshop.",
+                                                   "Today we calibrate the camera before the first shot.",
+                                                   "Hold the grey card flat."]
+    lec = by_name["lecture.mp4"][R.ANNOTATIONS]
+    assert lec["labels"] == ["riding bike"] and lec["chapters"] == [] and lec["description"] is None
+    assert [c["text"] for c in lec["subtitles"]][0] == "Fourier series, part one"   # .en.vtt, not .fr.vtt
+    assert [s["text"] for s in lec["segments"]] == ["bikes pass"]
+    # one reject per bad item, each with its reason and the item itself
+    assert sorted(r["reason"] for r in rejects) == ["chapter_past_end", "label_not_in_vocabulary", "segment_out_of_range",
+                                                    "subtitle_garbled", "subtitle_overlap"]
+    assert all(r["stage"] == "annotations" and r["message"] for r in rejects)
+    detail = {r["reason"]: json.loads(r["detail"]) for r in rejects}
+    assert detail["label_not_in_vocabulary"]["item"] == "juggling"
+    assert detail["subtitle_overlap"]["item"]["text"] == "[music]"
+    assert detail["chapter_past_end"]["item"]["title"] == "Q&A"
+    assert by_name["talk.mp4"][R.ANNOTATION_ISSUES] == 3 and by_name["lecture.mp4"][R.ANNOTATION_ISSUES] == 2
+    assert by_name["talk.mp4"][R.ANNOTATION_REPAIRS] == 1
+
+
+def test_required_kinds_strict_mode_and_sidecar_json(tmp_path, cut_video, bikes):
+    talk, lecture = _videos(tmp_path, cut_video, bikes)
+    # yt-dlp's info.json gives the lecture a title and chapters (its own start_time / end_time spelling)
+    (lecture.parent / "lecture.info.json").write_text(json.dumps({
+        "title": "Bike lecture", "chapters": [{"start_time": 0.0, "end_time": 4.0, "title": "Start"},
+                                              {"start_time": 4.0, "end_time": 10.0, "title": "End"}]}))
+    probed = _probed([{R.SOURCE_URI: str(p), R.PATH: str(p), R.SOURCE_META: None} for p in (talk, lecture)])
+    kept, rejects = vdata.run_stage(AnnotationsStage(require=["chapters"]), probed)
+    assert [Path(r[R.PATH]).name for r in kept] == ["lecture.mp4"]
+    lec = kept[0][R.ANNOTATIONS]
+    assert lec["title"] == "Bike lecture" and [c["title"] for c in lec["chapters"]] == ["Start", "End"]
+    assert [r["reason"] for r in rejects] == ["missing_annotation"]
+    assert "chapters" in rejects[0]["message"] and Path(rejects[0][R.SOURCE_URI]).name == "talk.mp4"
+    # strict: a video with any bad item is rejected whole, under the first item's reason
+    kept, rejects = vdata.run_stage(AnnotationsStage(on_bad_item="reject_video"), probed)
+    assert [Path(r[R.PATH]).name for r in kept] == ["lecture.mp4"]
+    assert [r["reason"] for r in rejects] == ["subtitle_garbled"] and "2 bad annotation item(s)" in rejects[0]["message"]
+    # sidecars off: nothing read next to the video
+    kept, rejects = vdata.run_stage(AnnotationsStage(sidecars=False), probed)
+    assert len(rejects) == 0 and all(r[R.ANNOTATIONS]["subtitles"] == [] for r in kept)
+
+
+def test_hf_dataset_columns_parallel_lists_and_chapter_dicts(tmp_path, bikes):
+    """An HF dataset as they are usually shaped: video bytes, dense captions as parallel list columns
+    (ActivityNet Captions style), chapters as a list of {time, label} dicts, subtitles as SRT text."""
+    import datasets
+
+    from vdata.pipelines.ingest import discover
+
+    hf_dir = tmp_path / "hf"
+    datasets.Dataset.from_dict({
+        "video": [Path(bikes).read_bytes()],
+        "captions_starts": [[0.0, 2.5, 6.0]], "captions_ends": [[2.5, 6.0, 30.0]],
+        "en_captions": [["riders enter", "a rider jumps", "they leave"]],
+        "chapters": [[{"time": 0.0, "label": "Start"}, {"time": 5.0, "label": "Jumps"}]],
+        "subtitles": ["1\n00:00:01,000 --> 00:00:02,000\nLook at that!\n"],
+    }).save_to_disk(str(hf_dir))
+    cfg = parse_config({"input": [{"hf": {"path": str(hf_dir), "column": "video"}}], "output": {"dir": str(tmp_path / "o")},
+                        "stages": [{"probe": {}}]})
+    rows = discover(cfg, media_dir=str(tmp_path / "o" / "_media"))
+    settings = {"sources": {"segments": {"start": "captions_starts", "end": "captions_ends", "text": "en_captions"}}}
+    kept, rejects = vdata.run_stage(AnnotationsStage(**settings), _probed(rows))
+    ann = kept[0][R.ANNOTATIONS]
+    assert [(s["start_s"], s["end_s"], s["text"]) for s in ann["segments"]] == [(0.0, 2.5, "riders enter"),
+                                                                              (2.5, 6.0, "a rider jumps")]
+    assert [(c["start_s"], c["end_s"], c["title"]) for c in ann["chapters"]] == [(0.0, 5.0, "Start"),
+                                                                                (5.0, kept[0][R.DURATION_S], "Jumps")]
+    assert ann["subtitles"] == [{"start_s": 1.0, "end_s": 2.0, "text": "Look at that!"}]
+    assert [r["reason"] for r in rejects] == ["segment_out_of_range"]      # "they leave" runs to 30 s of a 10 s video
+    with pytest.raises(ValueError, match="sources.segments.end: segments need an end column"):
+        AnnotationsStage(sources={"segments": {"start": "a", "text": "b"}})
+
+
+def test_config_errors_name_the_key(tmp_path):
+    with pytest.raises(vdata.ConfigError, match=r"stages\[1\]\.annotations\.sources.*captions: unknown annotation kind"):
+        parse_config({"input": [{"path": str(tmp_path)}], "output": {"dir": str(tmp_path / "o")},
+                      "stages": [{"probe": {}}, {"annotations": {"sources": {"captions": "c"}}}]})
+    with pytest.raises(ValueError, match="(?s)label_vocabulary.*no such file"):
+        AnnotationsStage(label_vocabulary=str(tmp_path / "missing.txt"))
+    vocab = tmp_path / "classes.txt"
+    vocab.write_text("riding bike\n\nwalking the dog\n")
+    assert AnnotationsStage(label_vocabulary=str(vocab)).config.label_vocabulary == ["riding bike", "walking the dog"]
+
+
+def _canonical(directory: str, key: list[str]) -> bytes:
+    table = pads.dataset(directory, format="parquet").to_table().sort_by([(k, "ascending") for k in key])
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def test_build_from_manifest_and_sidecars_is_byte_identical_twice(tmp_path, ray_local, cut_video, bikes):
+    _videos(tmp_path, cut_video, bikes)
+    manifest = _manifest(tmp_path)
+
+    def run(out: Path):
+        cfg = parse_config({"input": [{"manifest": str(manifest), "path_column": "file"}],
+                            "output": {"dir": str(out)},
+                            "stages": [{"probe": {}}, {"annotations": STAGE_SETTINGS}, {"shots": {"min_len_s": 0.2}}]})
+        return vdata.build(cfg, progress=False)
+
+    first, second = run(tmp_path / "a"), run(tmp_path / "b")
+    assert first.rejects_by_reason == {"annotations:chapter_past_end": 1, "annotations:label_not_in_vocabulary": 1,
+                                       "annotations:segment_out_of_range": 1, "annotations:subtitle_garbled": 1,
+                                       "annotations:subtitle_overlap": 1}
+    clips = pads.dataset(first.data_dir, format="parquet").to_table().to_pylist()
+    per_video: dict = {}
+    for c in clips:
+        per_video.setdefault(Path(c[R.PATH]).name, []).append(c)
+    assert len(per_video["talk.mp4"]) == 7 and len(per_video["lecture.mp4"]) >= 2   # the videos went on to shots
+    for clips_of_video in per_video.values():                     # every clip row keeps its video's annotations
+        assert len({json.dumps(c[R.ANNOTATIONS], sort_keys=True) for c in clips_of_video}) == 1
+    assert per_video["talk.mp4"][0][R.ANNOTATIONS]["labels"] == ["teaching"]
+    assert _canonical(first.data_dir, [R.SOURCE_URI, R.CLIP_ID]) == _canonical(second.data_dir, [R.SOURCE_URI, R.CLIP_ID])
+    rejects = [os.path.join(r.output_dir, "rejects") for r in (first, second)]
+    assert _canonical(rejects[0], [R.SOURCE_URI, "reason"]) == _canonical(rejects[1], [R.SOURCE_URI, "reason"])
+    # the kept row and its item rejects together carry the video's whole mass: a re-run finds both videos done
+    again = run(tmp_path / "a")
+    assert json.loads(Path(again.manifest_path).read_text())["resumed_complete"] == 2 and again.rows == first.rows

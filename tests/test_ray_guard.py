@@ -1,0 +1,145 @@
+"""`kill -9` of `vdata build` must not leave its embedded Ray running (dashboard agent, runtime-env
+agent, workers): the guard process sweeps them. A real CLI, a real Ray, a real SIGKILL."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vdata.media.synth import Segment, render_segments
+
+BIN = Path(sys.executable).parent
+# the agents the raylet starts, by script path or by the title they give themselves once running
+AGENTS = (("dashboard/agent.py", "ray::DashboardAgent"), ("runtime_env/agent", "ray::RuntimeEnvAgent"))
+SWEEP_WAIT_S = 30   # the guard reacts within a second; Ray's own exit paths take a few more
+
+psutil = pytest.importorskip("psutil")
+pytestmark = pytest.mark.cluster
+
+
+def _cmd(p) -> str:
+    try:
+        return " ".join(p.cmdline())
+    except psutil.Error:
+        return ""
+
+
+def _run_processes(cli, marker: str) -> dict[int, tuple[float, str]]:
+    """The CLI's descendants and every process naming this run's Ray temp dir: pid -> (create time, cmd)."""
+    procs = {}
+    try:
+        below = cli.children(recursive=True)
+    except psutil.Error:
+        below = []
+    for p in below + [p for p in psutil.process_iter() if marker in _cmd(p)]:
+        try:
+            procs[p.pid] = (p.create_time(), _cmd(p)[:160])
+        except psutil.Error:
+            pass
+    procs.pop(os.getpid(), None)
+    return procs
+
+
+def _alive(procs: dict[int, tuple[float, str]], marker: str) -> list[str]:
+    left = []
+    for pid, (created, cmd) in procs.items():
+        try:
+            p = psutil.Process(pid)
+            if abs(p.create_time() - created) < 1e-3 and p.status() != psutil.STATUS_ZOMBIE:
+                left.append(f"{pid}: {cmd}")
+        except psutil.Error:
+            pass
+    for p in psutil.process_iter():
+        if marker in _cmd(p) and p.pid not in procs and p.pid != os.getpid():
+            left.append(f"{p.pid}: {_cmd(p)[:160]}")
+    return left
+
+
+def _kill_all(marker: str, procs: dict) -> None:
+    for pid in list(procs) + [p.pid for p in psutil.process_iter() if marker in _cmd(p)]:
+        try:
+            if pid != os.getpid():
+                os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def test_sigkill_of_vdata_build_leaves_no_ray_process(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i, source in enumerate(("testsrc2", "mandelbrot", "smptebars")):   # enough work to be mid-run when killed
+        render_segments(str(src / f"v{i}.mp4"), [Segment(source, 8.0), Segment("life", 8.0)], size=(320, 240))
+    cfg_path = tmp_path / "build.yaml"
+    cfg_path.write_text(yaml.safe_dump({
+        "name": "guard", "input": [{"path": str(src)}], "output": {"dir": str(tmp_path / "out")},
+        "ray": {"num_cpus": 2},
+        "stages": [{"probe": {}}, {"shots": {"min_len_s": 0.5}}, {"quality": {"text": {"enabled": False}}},
+                   {"frames": {"num_frames": 8}}]}))
+    ray_tmp = tempfile.mkdtemp(prefix="vk", dir="/tmp")   # Ray's socket paths must stay short
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": ray_tmp}
+    cli = subprocess.Popen([str(BIN / "vdata"), "build", str(cfg_path), "--quiet"], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen: dict = {}
+    try:
+        handle = psutil.Process(cli.pid)
+        deadline = time.time() + 240
+        # wait until Ray is fully up: both agents the raylet starts are running
+        while cli.poll() is None and time.time() < deadline:
+            seen.update(_run_processes(handle, ray_tmp))
+            cmds = " ".join(cmd for _, cmd in seen.values())
+            if all(any(name in cmds for name in agent) for agent in AGENTS) and any("default_worker.py" in c or "ray::" in c for _, c in seen.values()):
+                break
+            time.sleep(0.2)
+        assert cli.poll() is None, "the build finished before Ray was up: the test proved nothing"
+        seen.update(_run_processes(handle, ray_tmp))
+        assert any("raylet" in c for _, c in seen.values()) and len(seen) >= 5, seen
+        cli.send_signal(signal.SIGKILL)
+        cli.wait()
+        deadline = time.time() + SWEEP_WAIT_S
+        while _alive(seen, ray_tmp) and time.time() < deadline:
+            time.sleep(0.5)
+        assert _alive(seen, ray_tmp) == [], "Ray processes outlived the killed CLI"
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        _kill_all(ray_tmp, seen)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_guard_spares_what_is_not_its_run(tmp_path):
+    """The guard's sweep after its owner dies touches the owner's Ray processes only: a sibling process
+    of the owner that is not Ray, and an unrelated process, stay alive."""
+    script = tmp_path / "owner.py"
+    script.write_text(
+        "import subprocess, sys, time\n"
+        "from vdata.pipelines.ray_guard import RayGuard\n"
+        "g = RayGuard.start()\n"
+        "ray_like = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)', 'raylet-standin'])\n"
+        "other = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)', 'teacher-server'])\n"
+        "print(g.pid, ray_like.pid, other.pid, flush=True)\n"
+        "time.sleep(120)\n")
+    owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    guard_pid, ray_like, other = (int(x) for x in owner.stdout.readline().split())
+    procs = {pid: psutil.Process(pid) for pid in (guard_pid, ray_like, other)}
+    try:
+        time.sleep(1.5)   # a few guard polls: it has seen the children
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+        procs[guard_pid].wait(timeout=SWEEP_WAIT_S)                  # the guard finished its sweep ...
+        assert not procs[ray_like].is_running() or procs[ray_like].status() == psutil.STATUS_ZOMBIE
+        assert procs[other].is_running() and procs[other].status() != psutil.STATUS_ZOMBIE   # ... and spared this
+    finally:
+        for p in procs.values():
+            try:
+                p.kill()
+            except psutil.Error:
+                pass

@@ -1,0 +1,160 @@
+"""speech_captions (HowToCaption): narration windows → LLM captions with estimated times → re-timed to the
+transcript segment they match, or dropped.
+
+Teacher-free: the speech the family reads (transcript, else annotation subtitles; clipped, deduplicated),
+the windows, and the re-timing rule on a given reply. Slow: the shipped narrated demo videos
+(examples/videos/narrated_*.mp4: espeak-ng speech over hard cuts) through the real pipeline stages
+(probe → shots → asr with Whisper tiny.en) and SmolLM2-135M-Instruct on llama.cpp, on a clip row and on
+the whole-video row of `scope: video`.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+import labelled_set as L
+from vdata.schemas import records as R
+from vdata.stages.base import Reject, RunContext
+from vdata.stages.generate.common import sample_base
+from vdata.stages.generate.speech_captions import (DEFAULT_MIN_SIMILARITY, SPEECH_CAPTIONS, Speech, row_speech, windows,
+                                                   word_overlap)
+from vdata.stages.generate.stage import GenerateConfig, GenerateStage
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples", "videos")
+DEAD = {"t": {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "x", "max_retries": 0, "timeout_s": 5}}
+SEGMENTS = [  # how-to narration, video-absolute seconds
+    {"start_s": 1.0, "end_s": 4.0, "text": "Hi everyone, welcome back to the channel."},
+    {"start_s": 4.0, "end_s": 8.0, "text": "First we chop two onions into thin slices."},
+    {"start_s": 8.0, "end_s": 12.0, "text": "Then fry the onions in butter until golden."},
+    {"start_s": 12.0, "end_s": 15.0, "text": "Finally add the rice and stir it well."},
+]
+
+
+def _stage(teachers, **task) -> GenerateStage:
+    stage = GenerateStage(GenerateConfig(teacher="t", tasks={"speech_captions": task}),
+                          RunContext(output_dir="", teachers=teachers))
+    stage.setup()
+    return stage
+
+
+def _row(start=0.0, end=20.0, **extra) -> dict:
+    return {R.SOURCE_URI: "how-to.mp4", R.VIDEO_ID: "v1", R.CLIP_ID: "v1:video", R.START_S: start, R.END_S: end,
+            R.DURATION_S: 20.0, R.TRANSCRIPT_SEGMENTS: SEGMENTS, **extra}
+
+
+def _finish(stage, row, reply, index=0):
+    """The family's reply reader on one window (what the stage calls after the teacher answered)."""
+    _, pending = SPEECH_CAPTIONS.plan(stage, row, [], stage.config.tasks.speech_captions)
+    p = pending[index]
+    base = sample_base(stage, row, p.task, p.index, p.prompt.id)
+    return SPEECH_CAPTIONS.finish(stage, row, [], p, reply, base, {}), pending
+
+
+# ================================================================================ no model needed
+def test_speech_is_clipped_deduplicated_and_falls_back_to_subtitles():
+    twice = SEGMENTS + [dict(SEGMENTS[1])]                 # video scope: the same segment from two clips
+    speech = row_speech(_row(5.0, 13.0, **{R.TRANSCRIPT_SEGMENTS: twice}), "auto")
+    assert [(s.start_s, s.end_s) for s in speech] == [(5.0, 8.0), (8.0, 12.0), (12.0, 13.0)]
+    subs = {"subtitles": [{"start_s": 2.0, "end_s": 3.0, "text": "from the subtitles"}]}
+    row = _row(**{R.TRANSCRIPT_SEGMENTS: [], R.ANNOTATIONS: subs})
+    assert [s.text for s in row_speech(row, "auto")] == ["from the subtitles"]
+    assert row_speech(row, "transcript") == []
+    assert [s.text for s in row_speech(_row(**{R.ANNOTATIONS: subs}), "subtitles")] == ["from the subtitles"]
+    parts = windows([Speech(0, 1, "a b c"), Speech(1, 2, "d e"), Speech(2, 3, "f g h i"), Speech(3, 4, "j")], 5)
+    assert [[s.text for s in w] for w in parts] == [["a b c", "d e"], ["f g h i", "j"]]
+
+
+def test_captions_are_retimed_to_the_matching_segment_or_dropped():
+    stage = _stage(DEAD, window_words=200)
+    reply = {"captions": [
+        {"time_s": 5, "caption": "The onions are fried in butter until golden."},   # estimate off: said at 8-12 s
+        {"time_s": 6, "caption": "A cook chops two onions into thin slices."},
+        {"time_s": 14, "caption": "A dog plays football in the garden."},           # nothing said about it
+    ]}
+    out, pending = _finish(stage, _row(), reply)
+    assert len(pending) == 1 and "[4.0s-8.0s] First we chop" in pending[0].request.messages[-1].content[-1].text
+    assert pending[0].request.json_schema["properties"]["captions"]["items"]["properties"]["time_s"] == \
+        {"type": "integer", "minimum": 1, "maximum": 15}
+    (dropped,) = [r for r in out if isinstance(r, Reject)]
+    assert dropped.reason == "speech_unmatched" and dropped.detail["caption"].startswith("A dog")
+    assert dropped.detail["best_score"] < DEFAULT_MIN_SIMILARITY["words"]
+    (sample,) = [r for r in out if isinstance(r, dict)]
+    assert sample[R.TASK] == "speech_captions" and sample[R.ANSWER_SPANS] == [{"start_s": 4.0, "end_s": 8.0},
+                                                                               {"start_s": 8.0, "end_s": 12.0}]
+    assert sample[R.ANSWER].splitlines()[0] == "{{span:4,8}} A cook chops two onions into thin slices."
+    assert [s["text"] for s in sample[R.EVIDENCE]["transcript_spans"]] == [SEGMENTS[1]["text"], SEGMENTS[2]["text"]]
+    assert dropped.row[R.SAMPLE_ID] != sample[R.SAMPLE_ID]
+    # pairs: one sample per kept caption, its span in the question
+    pairs, _ = _finish(_stage(DEAD, window_words=200, samples="pairs"), _row(), reply)
+    kept = [r for r in pairs if isinstance(r, dict)]
+    assert [r[R.ANSWER] for r in kept] == ["A cook chops two onions into thin slices.",
+                                           "The onions are fried in butter until golden."]
+    assert "{{span:4,8}}" in kept[0][R.QUESTION] and len({r[R.SAMPLE_ID] for r in kept}) == 2
+    assert word_overlap("Chopping onions", "we chop the onion") == 1.0 and word_overlap("", "x") == 0.0
+
+
+# ================================================================================ Whisper + SmolLM2
+def _pipeline_rows(path: str) -> list[dict]:
+    """Clip rows of a real video: probe → shots → asr (Whisper tiny.en) in-process."""
+    from vdata.stages.asr import AsrConfig, AsrStage
+    from vdata.stages.probe import ProbeStage
+    from vdata.stages.shots import ShotsStage
+
+    rows = [{R.SOURCE_URI: path, R.PATH: path, R.SOURCE_META: None, R.MASS: 1.0}]
+    for stage in (ProbeStage(), ShotsStage(min_len_s=1.0), AsrStage(AsrConfig(model="tiny.en", cpu_threads=2))):
+        stage.setup()
+        rows = [r for r in stage.process_batch(rows) if isinstance(r, dict)]
+        assert rows, stage.name
+    return rows
+
+
+def _video_row(clips: list[dict]) -> dict:
+    """The whole-video row of `scope: video` (the contract: 0 → duration, union of the clips' speech)."""
+    first = clips[0]
+    segs = {(s["start_s"], s["end_s"], s["text"]): s for c in clips for s in c[R.TRANSCRIPT_SEGMENTS] or []}
+    return {**first, R.CLIP_ID: f"{first[R.VIDEO_ID]}:video", R.START_S: 0.0, R.END_S: first[R.DURATION_S],
+            R.TRANSCRIPT_SEGMENTS: sorted(segs.values(), key=lambda s: s["start_s"]), R.SAMPLE_SCOPE: R.SCOPE_VIDEO}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not L.have_llama(), reason="llama.cpp not installed")
+@pytest.mark.parametrize("name", ["bakery", "workshop"])
+def test_narrated_video_through_whisper_and_smollm(name, llama, tmp_path):
+    path = str(tmp_path / f"narrated_{name}.mp4")
+    shutil.copy(os.path.join(EXAMPLES, f"narrated_{name}.mp4"), path)
+    clips = _pipeline_rows(path)
+    assert len(clips) >= 2 and any(c[R.TRANSCRIPT_SEGMENTS] for c in clips)
+    video = _video_row(clips)
+    clip = max(clips, key=lambda c: len(c[R.TRANSCRIPT_SEGMENTS] or []))
+    teachers = {"t": L.openai_teacher(llama, sampling={"max_tokens": 200})}
+    kept_total = 0
+    for match in ("words", "embedding"):
+        stage = _stage(teachers, window_words=12, match=match)
+        floor = DEFAULT_MIN_SIMILARITY[match]
+        results = stage.process_batch([clip, video])
+        windows_asked = sum(len(windows(row_speech(r, "auto"), 12)) for r in (clip, video))
+        assert stage.teacher.stats()["requests"] >= windows_asked
+        for res in results:
+            if isinstance(res, Reject):
+                assert res.reason in ("speech_unmatched", "bad_reply") or res.reason.startswith("teacher"), res.message
+                if res.reason == "speech_unmatched":
+                    assert res.detail["best_score"] < floor
+                continue
+            row = clip if res[R.CLIP_ID] == clip[R.CLIP_ID] else video
+            assert res[R.TASK] == "speech_captions" and res[R.QUESTION].strip()
+            said = {(s.start_s, s.end_s): s.text for s in row_speech(row, "auto")}
+            spans = [(x["start_s"], x["end_s"]) for x in res[R.ANSWER_SPANS]]
+            assert spans and all(sp in said for sp in spans)      # every caption sits on a real segment ...
+            assert all(row[R.START_S] <= a < b <= row[R.END_S] for a, b in spans)   # ... inside the row
+            assert spans == sorted(spans)
+            assert {(s["start_s"], s["end_s"]) for s in res[R.EVIDENCE]["transcript_spans"]} == set(spans)
+            if match == "words":   # the kept caption shares enough words with its segment
+                for line, sp in zip(res[R.ANSWER].splitlines(), spans):
+                    assert word_overlap(line.split("}} ", 1)[1], said[sp]) >= floor
+            kept_total += 1
+        ids = [(r.row if isinstance(r, Reject) else r)[R.SAMPLE_ID] for r in results]
+        assert len(set(ids)) == len(ids)                        # clip and video samples never collide
+    print(f"\n[speech_captions {name}] kept {kept_total} window sample(s)")
+    assert kept_total >= 1

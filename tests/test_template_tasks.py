@@ -1,0 +1,368 @@
+"""Template (teacher-free) tasks and the new temporal teacher tasks of `generate`.
+
+Teacher-free: a real ffmpeg video (7 hard cuts) through probe → annotations → shots with
+`vdata.run_stage` (a label, description chapter lines and dense-caption segments from the manifest
+columns; other annotations set on rows in the column's type for the bad cases), then `generate` with the
+template families on the clip rows and on the whole-video row: structure, spans inside each row, distractors from the vocabulary, byte-identical
+twice, bad inputs rejected with reasons. The teacher families' reply readers run on given replies (no
+model); one slow test runs them with SmolLM2-135M on llama.cpp and checks structure and validity only.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+
+import datasets
+import pyarrow as pa
+import pytest
+
+import labelled_set as L
+import vdata
+from vdata.schemas import records as R
+from vdata.schemas.config import ConfigError, parse_config
+from vdata.stages.base import Reject, RunContext
+from vdata.stages.generate import TASK_FAMILIES, build_clues
+from vdata.stages.generate.common import sample_base
+from vdata.stages.generate.stage import GenerateConfig, GenerateStage
+from vdata.stages.timestamps import TimestampsConfig, TimestampsStage
+
+VOCAB = ["cooking", "dancing", "juggling", "painting", "running", "swimming", "typing"]
+CHAPTERS = [(0.0, 4.0, "Colour bars"), (4.0, 9.0, "Moving patterns"), (9.0, 14.0, "Test card")]
+SEGMENTS = [(0.5, 1.8, "A grid of colour bars appears."), (2.2, 3.6, "Bright bars scroll across."),
+            (3.5, 6.5, "The pattern changes colour."),        # crosses the 4 s cut: only the video row uses it
+            (8.1, 9.7, "A test card fades in."), (10.2, 13.5, "Numbers count up on the card.")]
+TEMPLATE_TASKS = ("label_mcq", "segment_grounding", "interval_caption", "dense_from_segments", "chapter_generation",
+                  "chapter_title", "chapter_grounding")
+PLACEHOLDER = re.compile(r"\{\{(t|span):[-0-9.e+]+(,[-0-9.e+]+)?\}\}")
+DEAD = {"t": {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "x", "max_retries": 0, "timeout_s": 5}}
+
+
+def _annotations(labels=("juggling",), chapters=CHAPTERS, segments=SEGMENTS) -> dict:
+    """The `annotations` column as the annotations stage writes it (records.ANNOTATIONS_TYPE)."""
+    return {"title": "Test patterns", "description": None, "labels": list(labels),
+            "chapters": [{"start_s": a, "end_s": b, "title": t} for a, b, t in chapters],
+            "segments": [{"start_s": a, "end_s": b, "text": t} for a, b, t in segments],
+            "subtitles": [], "transcript": None}
+
+
+@pytest.fixture(scope="module")
+def clip_rows(cut_video):
+    """Clip rows of a real 14 s video (cuts every 2 s): probe → annotations → shots, each with
+    `vdata.run_stage`. The annotations come from the manifest's columns (`source_meta`): a label, the
+    description's "0:00 Title" chapter lines and dense-caption segments as JSON."""
+    from vdata.stages.annotations import AnnotationsStage
+    from vdata.stages.probe import ProbeStage
+    from vdata.stages.shots import ShotsStage
+
+    path, _ = cut_video
+    meta = {"labels": "juggling", "title": "Test patterns",
+            "description": "Chapters:\n" + "\n".join(f"0:{int(a):02d} {t}" for a, _, t in CHAPTERS),
+            "segments": [{"start": a, "end": b, "text": t} for a, b, t in SEGMENTS]}
+    ds = datasets.Dataset.from_list([{R.SOURCE_URI: path, R.PATH: path, R.SOURCE_META: json.dumps(meta)}])
+    for stage in (ProbeStage(), AnnotationsStage(sidecars=False), ShotsStage(min_len_s=1.0, max_len_s=5.0)):
+        ds, rejects = vdata.run_stage(stage, ds)
+        assert len(rejects) == 0, rejects.to_list()
+    rows = ds.to_list()
+    assert len(rows) >= 4 and rows[-1][R.END_S] == pytest.approx(rows[0][R.DURATION_S], abs=0.1)
+    written = rows[0][R.ANNOTATIONS]   # as the stage wrote it: what _annotations() builds by hand
+    assert written["labels"] == ["juggling"] and written["title"] == "Test patterns"
+    assert [(c["start_s"], c["title"]) for c in written["chapters"]] == [(a, t) for a, _, t in CHAPTERS]
+    assert [(x["start_s"], x["end_s"], x["text"]) for x in written["segments"]] == SEGMENTS
+    return rows
+
+
+def _with(rows: list[dict], **annotation_kw) -> list[dict]:
+    """The rows with other annotations (none given: the stage's own); a caption as the caption stage would
+    leave it: the stage on main lets no row without clues reach the families (annotation clues come with
+    the video-scope work)."""
+    caption = {R.CAPTION: "A synthetic test pattern."}
+    return [dict(r, **caption, **({R.ANNOTATIONS: _annotations(**annotation_kw)} if annotation_kw else {}))
+            for r in rows]
+
+
+def _video_row(clips: list[dict]) -> dict:
+    """The whole-video row of `scope: video` (the contract: start 0, end = duration, `<video_id>:video`)."""
+    first = clips[0]
+    return {**first, R.CLIP_ID: f"{first[R.VIDEO_ID]}:video", R.START_S: 0.0, R.END_S: first[R.DURATION_S],
+            R.SAMPLE_SCOPE: R.SCOPE_VIDEO}
+
+
+def _config(**tasks) -> GenerateConfig:
+    return GenerateConfig(tasks=tasks or {t: {} for t in TEMPLATE_TASKS})
+
+
+def _run(cfg: GenerateConfig, rows: list[dict]):
+    """`generate` over rows with `vdata.run_stage` (Arrow in and out, as in a build): (samples, rejects), the
+    rejects as the build's `rejects/` records (stage, reason, message, detail JSON, ids)."""
+    kept, rejects = vdata.run_stage(GenerateStage(cfg), datasets.Dataset.from_list(rows))
+    return kept.to_list(), rejects.to_list()
+
+
+def _inside(sample: dict) -> bool:
+    return all(sample[R.START_S] - 1e-6 <= s["start_s"] < s["end_s"] <= sample[R.END_S] + 1e-6
+               for s in sample[R.ANSWER_SPANS])
+
+
+# ================================================================================ teacher-free, real rows
+def test_template_tasks_on_clip_rows_and_the_video_row(clip_rows):
+    rows = _with(clip_rows)
+    video = _video_row(rows)
+    cfg = _config(**{t: {} for t in TEMPLATE_TASKS} | {"label_mcq": {"vocabulary": VOCAB}})
+    samples, rejects = _run(cfg, rows + [video])
+    by_row = {r[R.CLIP_ID]: r for r in rows + [video]}
+    whole = [s for s in samples if s[R.CLIP_ID] == video[R.CLIP_ID]]
+    # the video row sees every annotation item: one sample per segment / chapter, one list each
+    assert Counter(s[R.TASK] for s in whole) == {"label_mcq": 1, "segment_grounding": 5, "interval_caption": 5,
+                                                 "dense_from_segments": 1, "chapter_generation": 1,
+                                                 "chapter_title": 3, "chapter_grounding": 3}
+    for s in samples:
+        row = by_row[s[R.CLIP_ID]]
+        assert s[R.QUESTION] and s[R.ANSWER] and s[R.SAMPLE_TEACHER] is None
+        assert s[R.SAMPLE_PROMPT_VERSION] == "generate/template_questions@v1"
+        assert (s[R.START_S], s[R.END_S]) == (row[R.START_S], row[R.END_S])
+        if s[R.TASK] != "label_mcq":
+            assert s[R.ANSWER_SPANS] and _inside(s), (s[R.TASK], s[R.ANSWER_SPANS], row[R.START_S], row[R.END_S])
+        text = s[R.QUESTION] + s[R.ANSWER]
+        assert "$" not in text and all(PLACEHOLDER.fullmatch(m.group(0)) for m in re.finditer(r"\{\{.*?\}\}", text))
+    # times go in as placeholders of the annotation's own times
+    ground = next(s for s in whole if s[R.TASK] == "segment_grounding" and "count up" in s[R.QUESTION])
+    assert ground[R.ANSWER] == "{{span:10.2,13.5}}" and ground[R.ANSWER_SPANS] == [{"start_s": 10.2, "end_s": 13.5}]
+    cap = next(s for s in whole if s[R.TASK] == "interval_caption" and s[R.ANSWER] == "A test card fades in.")
+    assert ("{{t:8.1}}" in cap[R.QUESTION] and "{{t:9.7}}" in cap[R.QUESTION]) or "{{span:8.1,9.7}}" in cap[R.QUESTION]
+    chapters = next(s for s in whole if s[R.TASK] == "chapter_generation")
+    assert chapters[R.ANSWER].splitlines() == [f"{{{{span:{a:g},{b:g}}}}} {t}" for a, b, t in CHAPTERS]
+    title = next(s for s in whole if s[R.TASK] == "chapter_title" and s[R.ANSWER] == "Moving patterns")
+    assert title[R.ANSWER_SPANS] == [{"start_s": 4.0, "end_s": 9.0}]
+    found = next(s for s in whole if s[R.TASK] == "chapter_grounding" and "Moving patterns" in s[R.QUESTION])
+    assert found[R.ANSWER] == "{{t:4}}" and found[R.ANSWER_SPANS] == [{"start_s": 4.0, "end_s": 9.0}]
+    spans, _ = _run(_config(chapter_grounding={"answer": "span"}), [video])
+    assert sorted(s[R.ANSWER] for s in spans) == sorted(f"{{{{span:{a:g},{b:g}}}}}" for a, b, _ in CHAPTERS)
+    assert all("start and end" in s[R.QUESTION] or "time span" in s[R.QUESTION] for s in spans)
+    # clip rows: only the items inside the clip — the segment across the 4 s cut appears on no clip row
+    for s in samples:
+        if s[R.CLIP_ID] != video[R.CLIP_ID] and s[R.TASK] in ("segment_grounding", "interval_caption"):
+            assert s[R.ANSWER_SPANS] != [{"start_s": 3.5, "end_s": 6.5}]
+    per_clip = Counter(s[R.TASK] for s in samples if s[R.CLIP_ID] != video[R.CLIP_ID])
+    inside = sum(1 for r in rows for a, b, _ in SEGMENTS if r[R.START_S] - 1e-3 <= a and b <= r[R.END_S] + 1e-3)
+    assert per_clip["label_mcq"] == len(rows) and per_clip["segment_grounding"] == inside < len(SEGMENTS)
+    # clip rows without an item of a kind: one missing_annotation reject per task, with the row's interval
+    assert rejects and {r["reason"] for r in rejects} == {"missing_annotation"}
+    assert all(r[R.CLIP_ID] != video[R.CLIP_ID] for r in rejects)
+    assert all(json.loads(r["detail"])["task"] in TEMPLATE_TASKS for r in rejects)
+    # the timestamps filter agrees: every span inside its visual, ordered
+    checked = TimestampsStage(TimestampsConfig(), RunContext(output_dir="")).process_batch(
+        [s for s in samples if s[R.TASK] != "label_mcq"])
+    assert all(not isinstance(c, Reject) and c[R.V_TIMESTAMPS_VALID] for c in checked)
+
+
+def test_label_mcq_distractors_from_the_vocabulary_and_balanced_positions(clip_rows):
+    rows = []
+    for i in range(40):   # many videos: the answer position must spread over the options
+        r = _with(clip_rows[:1], labels=[VOCAB[i % len(VOCAB)], VOCAB[(i + 2) % len(VOCAB)]])[0]
+        rows.append(dict(r, **{R.CLIP_ID: f"v{i}_clip"}))
+    cfg = _config(label_mcq={"vocabulary": VOCAB, "num_options": 4, "per_clip": 2})
+    samples, rejects = _run(cfg, rows)
+    assert not rejects and len(samples) == 80
+    positions = Counter()
+    for s in samples:
+        labels = next(r for r in rows if r[R.CLIP_ID] == s[R.CLIP_ID])[R.ANNOTATIONS]["labels"]
+        opts = s[R.OPTIONS]
+        assert len(opts) == 4 and len(set(opts)) == 4 and set(opts) <= set(VOCAB)
+        assert opts[s[R.ANSWER_INDEX]] == s[R.ANSWER] and s[R.ANSWER] in labels
+        assert not (set(opts) - {s[R.ANSWER]}) & set(labels), "another label of the video is never a distractor"
+        positions[s[R.ANSWER_INDEX]] += 1
+    assert set(positions) == {0, 1, 2, 3} and min(positions.values()) >= 80 / 4 / 2
+    two = [s[R.ANSWER_INDEX] for s in samples if s[R.CLIP_ID] == "v0_clip"]
+    assert len(set(two)) == 2, "a row's MCQs rotate the position"
+
+
+def test_byte_identical_twice_and_the_seed_changes_choices(clip_rows):
+    rows = _with(clip_rows, labels=["juggling"])
+    rows.append(_video_row(rows))
+    cfg = _config(**{t: {} for t in TEMPLATE_TASKS} | {"label_mcq": {"vocabulary": VOCAB}})
+
+    def table(c):
+        kept, _ = vdata.run_stage(GenerateStage(c), datasets.Dataset.from_list(rows))
+        return kept.data.table
+
+    first, second = table(cfg), table(cfg)
+    assert first.equals(second) and first.num_rows > 10
+    sink = pa.BufferOutputStream()   # byte-identical once written, as a build writes it
+    import pyarrow.parquet as pq
+
+    pq.write_table(first, sink)
+    again = pa.BufferOutputStream()
+    pq.write_table(second, again)
+    assert sink.getvalue().to_pybytes() == again.getvalue().to_pybytes()
+    # another seed: same ids (the sample is the same item), other distractors or question wording
+    reseeded = _config(**{t: {"seed": 7} for t in TEMPLATE_TASKS} | {"label_mcq": {"vocabulary": VOCAB, "seed": 7}})
+    other = table(reseeded).to_pylist()
+    base = first.to_pylist()
+    assert sorted(s[R.SAMPLE_ID] for s in other) == sorted(s[R.SAMPLE_ID] for s in base)
+    assert [(s[R.QUESTION], s[R.OPTIONS]) for s in other] != [(s[R.QUESTION], s[R.OPTIONS]) for s in base]
+
+
+def test_bad_inputs_are_rejects_with_reasons(clip_rows):
+    row = _with(clip_rows[:1])[0]
+    cases = {
+        "unknown": dict(row, **{R.CLIP_ID: "unknown", R.ANNOTATIONS: _annotations(labels=["yodelling"])}),
+        "nolabel": dict(row, **{R.CLIP_ID: "nolabel", R.ANNOTATIONS: _annotations(labels=[])}),
+        "noseg": dict(row, **{R.CLIP_ID: "noseg", R.ANNOTATIONS: _annotations(segments=[], chapters=[])}),
+        "noannot": dict(row, **{R.CLIP_ID: "noannot", R.ANNOTATIONS: None}),
+    }
+    cfg = _config(label_mcq={"vocabulary": VOCAB}, segment_grounding={}, chapter_title={})
+    samples, rejects = _run(cfg, list(cases.values()))
+    got = {(r[R.CLIP_ID], json.loads(r["detail"])["task"], r["reason"]) for r in rejects}
+    assert not {(s[R.CLIP_ID], s[R.TASK]) for s in samples} & {(c, t) for c, t, _ in got}
+    assert ("unknown", "label_mcq", "label_not_in_vocabulary") in got
+    assert {("nolabel", "label_mcq", "missing_annotation"), ("noseg", "segment_grounding", "missing_annotation"),
+            ("noseg", "chapter_title", "missing_annotation"), ("noannot", "label_mcq", "missing_annotation")} <= got
+    assert ("unknown", "segment_grounding") in {(s[R.CLIP_ID], s[R.TASK]) for s in samples}   # the rest goes on
+    assert len(samples) + len(rejects) >= 4 * 3 and all(r["message"] for r in rejects)
+    # a vocabulary too small for the options
+    small, rej = _run(_config(label_mcq={"vocabulary": ["juggling", "typing"], "num_options": 4}), [row])
+    assert not small and [r["reason"] for r in rej] == ["too_few_distractors"]
+    # no configured vocabulary: the row's own source_meta list, else a reject
+    own = dict(row, **{R.SOURCE_META: json.dumps({"vocabulary": ["juggling", "knitting", "rowing"]})})
+    made, rej = _run(_config(label_mcq={"num_options": 3}), [own, row])
+    assert [sorted(s[R.OPTIONS]) for s in made] == [["juggling", "knitting", "rowing"]]
+    assert [(r[R.CLIP_ID], r["reason"]) for r in rej] == [(row[R.CLIP_ID], "missing_annotation")]
+
+
+def test_templates_from_config_per_dataset_and_config_errors(clip_rows, tmp_path):
+    row = dict(_with(clip_rows[:1])[0], **{R.SOURCE_META: json.dumps({"dataset": "kinetics"})})
+    cfg = _config(label_mcq={"vocabulary": VOCAB, "templates": ["Which activity is this?"],
+                             "templates_by_dataset": {"kinetics": ["What is the action performed by the person?"]}},
+                  segment_grounding={"templates": ["Where is <$text>?"]})
+    samples, _ = _run(cfg, [row])
+    mcq = next(s for s in samples if s[R.TASK] == "label_mcq")
+    assert mcq[R.QUESTION] == "What is the action performed by the person?" and mcq[R.QUESTION_TYPE] == "kinetics"
+    assert mcq[R.SAMPLE_PROMPT_VERSION].startswith("generate/label_mcq@config:")
+    ground = [s for s in samples if s[R.TASK] == "segment_grounding"]
+    assert ground and all(re.fullmatch(r"Where is <[^$]+>\?", s[R.QUESTION]) for s in ground)
+    base = {"input": [{"path": str(tmp_path)}], "output": {"dir": str(tmp_path / "out")}}
+
+    def err(tasks):
+        with pytest.raises(ConfigError) as e:
+            parse_config({**base, "stages": [{"generate": {"tasks": tasks}}]})
+        return str(e.value)
+
+    assert "stages[0].generate.tasks.segment_grounding" in err({"segment_grounding": {"templates": ["When is $title?"]}})
+    assert "needs one of $end, $span, $start" in err({"interval_caption": {"templates": ["Describe it."]}})
+    assert "tasks.label_mcq.vocabulary" in err({"label_mcq": {"vocabulary": str(tmp_path / "none.txt")}})
+    assert "tasks.highlights: Value error, min_score" in err({"highlights": {"scale": 2, "min_score": 3}})
+    ok = parse_config({**base, "stages": [{"generate": {"tasks": list(TEMPLATE_TASKS)}}]})
+    assert ok.stage_specs[0][1].tasks.enabled() == list(TEMPLATE_TASKS) and ok.stage_specs[0][1].teacher is None
+    vocab = tmp_path / "labels.txt"
+    vocab.write_text("# Kinetics-like\njuggling\nTyping\ntyping\nrowing\n")
+    made, _ = _run(_config(label_mcq={"vocabulary": str(vocab), "num_options": 3}), [row])
+    assert sorted(made[0][R.OPTIONS]) == ["Typing", "juggling", "rowing"]   # first spelling kept, comments skipped
+
+
+def test_annotation_only_row_needs_no_caption(clip_rows):
+    """The families read the annotations, not the clues: a row with nothing but annotations plans samples."""
+    row = dict(clip_rows[0], **{R.ANNOTATIONS: _annotations()})
+    video = _video_row([row])
+    stage = GenerateStage(_config(**{t: {} for t in TEMPLATE_TASKS} | {"label_mcq": {"vocabulary": VOCAB}}))
+    stage.setup()
+    free, pending = stage.plan_clip(video, build_clues(video, stage.config))
+    assert not pending and Counter(s[R.TASK] for s in free if not isinstance(s, Reject))["chapter_grounding"] == 3
+
+
+# ================================================================================ teacher tasks: reply readers
+def _teacher_row(clip_rows) -> dict:
+    """A video row with timed clues: dense events and speech over the 14 s video."""
+    video = _video_row(_with(clip_rows))
+    return dict(video, **{
+        R.DENSE_EVENTS: [{"start_s": a, "end_s": b, "description": t} for a, b, t in SEGMENTS],
+        R.TRANSCRIPT_SEGMENTS: [{"start_s": 11.0, "end_s": 12.5, "clip_start_s": 0.0, "clip_end_s": 1.5,
+                                 "text": "now the numbers count up", "words": []}]})
+
+
+def _plan_and_finish(stage, row, task, replies):
+    family = TASK_FAMILIES[task]
+    clues = build_clues(row, stage.config)
+    _, pending = family.plan(stage, row, clues, getattr(stage.config.tasks, task))
+    out = []
+    for p, reply in zip(pending, replies):
+        out.extend(family.finish(stage, row, clues, p, reply, sample_base(stage, row, p.task, p.index, p.prompt.id), {}))
+    return clues, pending, out
+
+
+def test_teacher_task_replies_become_spans_from_clue_times(clip_rows):
+    row = _teacher_row(clip_rows)
+    stage = GenerateStage(GenerateConfig(teacher="t", tasks={
+        "grounded_qa": {"per_clip": 2}, "reasoning_localization": {}, "highlights": {}, "summarization": {}}),
+        RunContext(output_dir="", teachers=DEAD))
+    stage.setup()
+    clues, pending, out = _plan_and_finish(stage, row, "grounded_qa", [
+        {"question": "What appears on the card?", "answer": "Numbers.", "evidence": ["E4", "E5"]},
+        {"question": "What scrolls?", "answer": "Bars.", "evidence": []}])
+    assert len(pending) == 2 and all(c.id not in ("C1",) for c in pending[0].extra["spans"])   # C1 covers the row
+    good, bad = out
+    assert good[R.ANSWER_SPANS] == [{"start_s": 8.1, "end_s": 13.5}] and good[R.ANSWER] == "Numbers. ({{span:8.1,13.5}})"
+    assert isinstance(bad, Reject) and bad.reason == "bad_reply"
+    target = TASK_FAMILIES["reasoning_localization"].plan(stage, row, clues, stage.config.tasks.reasoning_localization)[1][0]\
+        .extra["target"]
+    _, _, out = _plan_and_finish(stage, row, "reasoning_localization", [
+        {"question": "When could you learn what comes next?", "explanation": f"Because then: {target.text}"}])
+    assert out[0][R.ANSWER_SPANS] == [{"start_s": target.start_s, "end_s": target.end_s}]
+    assert out[0][R.ANSWER] == f"{{{{span:{target.start_s:g},{target.end_s:g}}}}} Because then: {target.text}"
+    ev = out[0][R.EVIDENCE]
+    assert out[0][R.RATIONALE] == f"Because then: {target.text}" and (ev["captions"] or ev["transcript_spans"])
+    _, _, out = _plan_and_finish(stage, row, "reasoning_localization", [
+        {"question": "When could you learn what comes next?", "explanation": "Because of it."}])
+    assert out[0].reason == "off_target"
+    _, pending, out = _plan_and_finish(stage, row, "highlights", [
+        {"query": pending_query(stage, row), "scores": [{"id": "E5", "score": 4}, {"id": "T1", "score": 3},
+                                                        {"id": "E5", "score": 0}, {"id": "E1", "score": 1}]}])
+    s = out[0]
+    assert not isinstance(s, Reject), s.message
+    assert s[R.ANSWER_SPANS] == [{"start_s": 10.2, "end_s": 13.5}, {"start_s": 11.0, "end_s": 12.5}]
+    assert s[R.ANSWER_SCORES] == [4.0, 3.0] and s[R.ANSWER].splitlines()[0] == "{{span:10.2,13.5}} saliency 4"
+    _, _, out = _plan_and_finish(stage, row, "highlights", [{"query": pending_query(stage, row),
+                                                             "scores": [{"id": "E1", "score": 1}]}])
+    assert out[0].reason == "no_highlight"
+    _, _, out = _plan_and_finish(stage, row, "summarization", [{"sentences": [
+        {"text": "Colour bars appear.", "evidence": ["E1", "E2"]}, {"text": "No time here.", "evidence": []},
+        {"text": "A card counts up.", "evidence": ["E5"]}]}])
+    assert out[0][R.ANSWER] == "Colour bars appear ({{span:0.5,3.6}}). A card counts up ({{span:10.2,13.5}})."
+    assert out[0][R.ANSWER_SPANS] == [{"start_s": 0.5, "end_s": 3.6}, {"start_s": 10.2, "end_s": 13.5}]
+
+
+def pending_query(stage, row) -> str:
+    """A query naming the moment the highlights request describes (so it is on target)."""
+    _, pending = TASK_FAMILIES["highlights"].plan(stage, row, build_clues(row, stage.config), stage.config.tasks.highlights)
+    return pending[0].extra["target"].text
+
+
+# ================================================================================ SmolLM2 on llama.cpp
+@pytest.mark.slow
+@pytest.mark.skipif(not L.have_llama(), reason="llama.cpp not installed")
+def test_teacher_tasks_with_smollm(clip_rows, llama):
+    row = _teacher_row(clip_rows)
+    cfg = GenerateConfig(teacher="t", max_tokens=200, tasks={
+        "grounded_qa": {}, "reasoning_localization": {}, "highlights": {}, "summarization": {}})
+    kept, rejects = vdata.run_stage(GenerateStage(cfg, RunContext(output_dir="", teachers={"t": L.openai_teacher(llama)})),
+                                    datasets.Dataset.from_list([row]))
+    samples, rejects = kept.to_list(), rejects.to_list()
+    print(f"\n[template tasks smollm] {Counter(s[R.TASK] for s in samples)} "
+          f"rejects {Counter(r['reason'] for r in rejects)}")
+    assert len(samples) + len(rejects) == 4   # one request per task, nothing lost
+    assert {r["reason"] for r in rejects} <= {"bad_reply", "off_target", "no_highlight", "teacher_error"}
+    assert not any(r["reason"] == "teacher_error" for r in rejects)
+    for s in samples:
+        assert s[R.QUESTION] and s[R.ANSWER] and s[R.SAMPLE_TEACHER] == "t" and s[R.ANSWER_SPANS]
+        assert _inside(s) and "{{span:" in s[R.ANSWER]
+        assert s[R.EVIDENCE]["captions"] or s[R.EVIDENCE]["transcript_spans"]
+        if s[R.TASK] == "highlights":
+            assert len(s[R.ANSWER_SCORES]) == len(s[R.ANSWER_SPANS])
+
+
+def test_long_video_times_keep_their_decimals(clip_rows):
+    """Placeholders carry the annotation's seconds to the millisecond, also past an hour (`:g` would cut)."""
+    row = dict(_video_row(clip_rows), **{R.END_S: 7200.0, R.DURATION_S: 7200.0, R.CAPTION: "A long talk.",
+                                         R.ANNOTATIONS: _annotations(segments=[(3725.125, 3790.5, "A demo.")])})
+    samples, _ = _run(_config(segment_grounding={}, dense_from_segments={"min_segments": 1}), [row])
+    assert {s[R.ANSWER] for s in samples} == {"{{span:3725.125,3790.5}}", "{{span:3725.125,3790.5}} A demo."}

@@ -1,0 +1,62 @@
+"""`vdata push` and `vdata card`: the Hub commands (attached to the main CLI with `main.add_command`).
+
+They sit on the top floor, next to cli.py, because they call vdata.hub; `vdata export` stays with the
+exporters (vdata/exporters/cli.py) since it needs nothing above them.
+"""
+from __future__ import annotations
+
+import click
+
+from vdata.exporters import TIME_FORMATS
+from vdata.exporters.cli import fail, time_spec
+
+
+@click.command("push")
+@click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--repo", "repo_id", required=True, help="dataset repo id, user/name")
+@click.option("--private", is_flag=True, help="create the repo private")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "llava", "sharegpt", "lmms-eval"]), default="parquet",
+              show_default=True, help="Hub layout")
+@click.option("--endpoint", help="Hub endpoint URL (default: HF_ENDPOINT or huggingface.co)")
+@click.option("--time", "time_format", default="seconds", show_default=True, callback=time_spec,
+              help="how times are written in texts (llava / sharegpt / lmms-eval): " + " | ".join(TIME_FORMATS)
+              + " (token formats take ':bins', e.g. lita:100), as in `vdata export --time`")
+@click.option("--staging", "staging_dir", type=click.Path(file_okay=False),
+              help="where the upload folder is assembled (default OUT_DIR/_hub/FORMAT; kept for resuming)")
+def push_cmd(out_dir, repo_id, private, fmt, endpoint, time_format, staging_dir):
+    """Upload the build in OUT_DIR to the Hub with a generated dataset card.
+
+    The token comes from HF_TOKEN or `hf auth login`; it is never printed. Re-running resumes: files
+    already on the Hub are skipped.
+    """
+    from vdata.exporters import ExportError
+    from vdata.hub import HubError, push
+
+    try:
+        res = push(out_dir, repo_id, private=private, format=fmt, endpoint=endpoint, time_format=time_format,
+                   staging_dir=staging_dir, log=lambda m: click.echo(m, err=True))
+    except (HubError, ExportError) as e:
+        fail(str(e))
+    except Exception as e:   # HTTP errors from the Hub: say which call failed, never echo headers
+        fail(f"upload failed ({type(e).__name__}): {e}")
+    click.echo(f"pushed {res.files} file(s) to {res.url} (commit {res.commit[:12]}); "
+               f"configs: {', '.join(c['config_name'] for c in res.configs)}")
+
+
+@click.command("card")
+@click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--output", "path", type=click.Path(dir_okay=False), help="file to write (default OUT_DIR/README.md)")
+@click.option("--repo", "repo_id", help="repo id to use in the loading examples")
+def card_cmd(out_dir, path, repo_id):
+    """Write the dataset card (README.md) of the build in OUT_DIR."""
+    from vdata.exporters import ExportError
+    from vdata.hub import write_card
+
+    try:
+        click.echo(write_card(out_dir, path, repo_id=repo_id))
+    except ExportError as e:
+        fail(str(e))
+
+
+push = push_cmd
+card = card_cmd

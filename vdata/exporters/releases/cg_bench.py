@@ -1,0 +1,64 @@
+"""CG-Bench: `cgbench.json`, a list of clue-grounded QA items over whole videos.
+
+Layout confirmed in CG-Bench/CG-Bench `cgbench_mini.json` (the release's sample file) and
+`run/run_api.py`: `{qid, video_uid, question, answer, choices, right_answer, clue_intervals, domain,
+sub_category, duration}`; `choices` are option texts, `right_answer` their letter, `answer` the right
+option's text (the open-ended mode asks the same question without choices and scores `answer`),
+`clue_intervals` a list of `[start, end]` seconds in the video, `duration` whole seconds.
+
+Items: multiple-choice samples about the whole video (video scope). The clue intervals are the
+sample's `answer_spans`, else its evidence transcript spans, else the times its reasoning steps cite
+(one second around each); an item with none is skipped (`no_clue`). Clip-scope samples are skipped
+(`clip_scope`): a question about one clip is ambiguous over the whole video. Times in texts count from
+the video's start.
+"""
+from __future__ import annotations
+
+import os
+
+from vdata.schemas import records as R
+
+from ..base import ExportOptions, ExportResult, prepare, safe_name
+from ..dialog import letter
+from ..source import BuildDir
+from .common import add_json, is_video_scope, mcq_fields, readable, release_items, release_options, result_for, whole_video
+
+
+def clue_intervals(item) -> list[list[float]]:
+    spans = item.get(R.ANSWER_SPANS)
+    if spans:
+        return [[float(s["start_s"]), float(s["end_s"])] for s in spans]
+    evidence = item.get(R.EVIDENCE) or {}
+    spans = evidence.get("transcript_spans") or []
+    if spans:
+        return [[float(s["start_s"]), float(s["end_s"])] for s in spans]
+    times = sorted({t for step in item.get(R.RATIONALE_STEPS) or [] for t in step.get("evidence_timestamps_s") or []})
+    return [[max(0.0, t - 0.5), t + 0.5] for t in times]
+
+
+def _accept(item):
+    if not item.get(R.OPTIONS):
+        return f"not_mcq:{item.task}"
+    return None if is_video_scope(item.row) else "clip_scope"
+
+
+def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
+    notes: list[str] = []
+    opts = release_options(opts, "seconds", notes)
+    name = safe_name(opts.name or build.name)
+    items = [whole_video(it) if not _accept(it) else it for it in release_items(build, opts.tasks)]
+    prepared, planner, skipped = prepare(build, dest, opts, items=items, accept=_accept)
+    records = []
+    for p, question, choices, idx in readable(prepared, skipped, mcq_fields):
+        duration = float(p.visual.duration_s or 0.0)
+        clues = [[round(max(0.0, a), 2), round(min(b, duration), 2)] for a, b in clue_intervals(p.item) if b > a]
+        if not clues:
+            skipped["no_clue"] += 1
+            continue
+        records.append({"qid": len(records), "video_uid": p.visual.stem, "question": question, "answer": choices[idx],
+                        "choices": choices, "right_answer": letter(idx), "clue_intervals": clues, "domain": name,
+                        "sub_category": p.item.get(R.QUESTION_TYPE) or p.item.task, "duration": int(round(duration))})
+    result = result_for("cg_bench", planner, skipped, notes)
+    add_json(result, planner, "cgbench.json", records, len(records))
+    result.notes.append(f"videos under {os.path.join(planner.dest, 'videos')}/<video_uid>.mp4")
+    return result

@@ -1,0 +1,55 @@
+"""Koala-36M: a CSV with one row per clip, `videoID, url, timestamp, caption, clarity_score,
+aesthetic_score, motion_score, video_training_suitability_score`.
+
+Columns confirmed by two readers of the release CSVs (huggingface.co/datasets/Koala-36M/Koala-36M-v1,
+`Koala_36M_<n>.csv`) found with the code search: a score-analysis script reading exactly these eight
+columns (`usecols`) and a metadata fetcher whose `FIELDNAMES` are the same; both take `videoID` as
+`<youtube id>_<clip number>`. Not confirmed: the text form of `timestamp`; it is written here like
+Panda-70M's (the same authors' predecessor format), a list literal of `H:MM:SS.mmm` pairs.
+
+Scores: vdata has no learned clarity or aesthetic scorer, so those cells stay empty;
+`motion_score` is the quality stage's optical-flow magnitude (`q_motion`, pixels at 160 px wide) and
+`video_training_suitability_score` its weighted suitability (`q_suitability`, 0..1; Koala's VTSS is a
+learned score on another scale). `url` points at the clip file inside the export.
+"""
+from __future__ import annotations
+
+import csv
+import os
+
+from vdata.schemas import records as R
+
+from ..base import ExportOptions, ExportResult, prepare, safe_name
+from ..source import BuildDir
+from .common import clip_item, clip_rows, require, result_for, timecode
+
+COLUMNS = ["videoID", "url", "timestamp", "caption", "clarity_score", "aesthetic_score", "motion_score",
+           "video_training_suitability_score"]
+
+
+def _score(v) -> str:
+    return "" if v is None else f"{float(v):.4f}"
+
+
+def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
+    name = safe_name(opts.name or build.name)
+    rows = require([r for r in clip_rows(build) if r.get(R.CAPTION)], build, "koala36m", "no captioned clip")
+    prepared, planner, skipped = prepare(build, dest, opts, items=[clip_item(r) for r in rows])
+    result = result_for("koala36m", planner, skipped, [])
+    fname = f"{name}_koala36m.csv"
+    number: dict[str, int] = {}
+    with open(os.path.join(planner.dest, fname), "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        for p in prepared:
+            row = p.item.row
+            vid = str(row.get(R.VIDEO_ID))
+            number[vid] = number.get(vid, -1) + 1
+            w.writerow({"videoID": f"{vid}_{number[vid]}", "url": planner.ref(p.visual, planner.dest),
+                        "timestamp": repr([[timecode(row[R.START_S]), timecode(row[R.END_S])]]),
+                        "caption": row[R.CAPTION], "clarity_score": "", "aesthetic_score": "",
+                        "motion_score": _score(row.get(R.Q_MOTION)),
+                        "video_training_suitability_score": _score(row.get(R.Q_SUITABILITY))})
+            result.rows[fname] = result.rows.get(fname, 0) + 1
+    result.files.append(fname)
+    return result

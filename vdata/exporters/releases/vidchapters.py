@@ -1,0 +1,59 @@
+"""VidChapters-7M: `chapters_dvc_<split>.json`, one entry per video with its chapters.
+
+Layout confirmed in antoyang/VidChapters `preproc/chapters_to_dvc.py` (the script that writes the
+release's processed annotations) and read by `dataset/dvc_dataset.py`: a JSON object keyed by video id,
+each value `{"duration": float, "timestamps": [[start, end], ...], "sentences": [title, ...],
+"path": ...}`; a chapter ends where the next starts, the last at the video's end; times are seconds
+from the video's start. `path` names the video file inside the export (the release named a feature
+file `<id>.mp4.npy`).
+
+Chapters come from the video's `annotations.chapters` (user chapters read by the annotations stage);
+a video without them falls back to a chapter-generation sample's events (`dense_events`, the
+description as title). Videos with neither are skipped (`no_chapters`).
+"""
+from __future__ import annotations
+
+from vdata.schemas import records as R
+
+from ..base import ExportOptions, ExportResult, prepare
+from ..source import BuildDir
+from .common import add_json, annotations, by_video, release_items, require, result_for, whole_video
+
+CHAPTER_TASKS = ("chapter", "chapter_generation")
+
+
+def chapters_of(items) -> list[tuple[float, float, str]]:
+    for it in items:
+        chapters = annotations(it.row).get("chapters")
+        if chapters:
+            return [(float(c["start_s"]), float(c["end_s"]), c["title"]) for c in chapters]
+    for it in items:
+        if it.task in CHAPTER_TASKS and it.get(R.DENSE_EVENTS):
+            return [(float(e["start_s"]), float(e["end_s"]), e["description"]) for e in it.get(R.DENSE_EVENTS)]
+    return []
+
+
+def export(build: BuildDir, dest: str, opts: ExportOptions, split: str = "train") -> ExportResult:
+    chosen, chapters, skipped_videos = [], {}, 0
+    for vid, items in by_video(release_items(build)).items():
+        found = chapters_of(items)
+        if not found:
+            skipped_videos += 1
+            continue
+        chapters[vid] = found
+        chosen.append(whole_video(items[0]))
+    require(chosen, build, "vidchapters", "no video has chapters (annotations.chapters or a chapter_generation sample with events)")
+    prepared, planner, skipped = prepare(build, dest, opts, items=chosen)
+    if skipped_videos:
+        skipped["no_chapters"] += skipped_videos
+    out = {}
+    for p in prepared:
+        vid = str(p.item.get(R.VIDEO_ID))
+        duration = float(p.visual.duration_s or p.item.get(R.DURATION_S))
+        rows = [(max(0.0, a), min(b, duration), t) for a, b, t in chapters[vid]]
+        out[vid] = {"duration": duration, "timestamps": [[round(a, 3), round(b, 3)] for a, b, _ in rows],
+                    "sentences": [t for _, _, t in rows], "path": planner.ref(p.visual, planner.dest)}
+    result = result_for("vidchapters", planner, skipped, [])
+    fname = f"chapters_dvc_{split}.json"
+    add_json(result, planner, fname, out, len(out))
+    return result

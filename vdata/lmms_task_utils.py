@@ -1,0 +1,377 @@
+"""lmms-eval task functions for every task folder vdata writes: exported datasets (`vdata export --format
+lmms-eval`, hooks `doc_to_*` / `process_results_*`) and haystack benchmarks (`vdata haystack`, hooks
+`haystack_*`). Both writers copy this one file verbatim as `utils.py` into the task folder.
+
+Standard library only, on purpose: the folder works wherever lmms-eval runs, without vdata installed
+(tests/test_architecture.py holds this file to that). It is also the scorer vdata itself uses
+(`vdata haystack score`), so vdata and lmms-eval always agree.
+
+`vdata_task.json` next to the file carries the folder's settings (`cache_dir`, `video_dirs`). Videos are
+looked up, in order, under: $VDATA_VIDEO_ROOT, $VDATA_HAYSTACK_VIDEO_DIR, the `video_dirs` of
+vdata_task.json, this folder, $HF_HOME/<cache_dir> (where lmms-eval extracts the zip shards of a dataset
+pushed to the Hub), and this folder's videos/ (zip shards next to this file are extracted there on
+first use).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import zipfile
+from collections import defaultdict
+from difflib import SequenceMatcher
+from pathlib import Path
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+MCQ_POST_PROMPT = "Answer with the option's letter from the given choices directly."
+_HERE = Path(__file__).resolve().parent
+_log = logging.getLogger("vdata_lmms_tasks")
+
+
+# --- videos --------------------------------------------------------------------------------------
+
+def _task_config() -> dict:
+    path = _HERE / "vdata_task.json"
+    if path.exists():
+        with open(path) as f:
+            return json.load(f)
+    return {}
+
+
+def _video_dirs() -> list[Path]:
+    meta = _task_config()
+    dirs = [Path(os.environ[v]) for v in ("VDATA_VIDEO_ROOT", "VDATA_HAYSTACK_VIDEO_DIR") if os.environ.get(v)]
+    dirs += [Path(d) if os.path.isabs(d) else _HERE / d for d in meta.get("video_dirs", [])]
+    dirs.append(_HERE)
+    if meta.get("cache_dir"):
+        hf_home = os.path.expanduser(os.environ.get("HF_HOME", "~/.cache/huggingface"))
+        dirs.append(Path(hf_home) / meta["cache_dir"])
+    dirs.append(_HERE / "videos")
+    return dirs
+
+
+def _extract_shards() -> None:
+    target = _HERE / "videos"
+    for shard in sorted(_HERE.glob("*.zip")):
+        with zipfile.ZipFile(shard) as z:
+            for name in z.namelist():
+                if not (target / name).exists():
+                    z.extract(name, target)
+
+
+def find_video(rel: str) -> str:
+    """Local path of a video named relative to the task folder (absolute paths are returned as they are)."""
+    if os.path.isabs(rel):
+        return rel
+    for attempt in range(2):
+        for d in _video_dirs():
+            if (d / rel).exists():
+                return str(d / rel)
+        if attempt == 0:
+            _extract_shards()
+    raise FileNotFoundError(f"video {rel!r} not found under any of {[str(d) for d in _video_dirs()]}")
+
+
+def doc_to_visual(doc):
+    """Exported dataset: the doc's clip file (or its whole source video)."""
+    return [find_video(doc["video"])]
+
+
+def haystack_doc_to_visual(doc) -> list[str]:
+    return [find_video(doc["videoID"] + ".mp4")]
+
+
+# --- prompts -------------------------------------------------------------------------------------
+
+def _kw(lmms_eval_specific_kwargs, key, default=""):
+    return (lmms_eval_specific_kwargs or {}).get(key, default)
+
+
+def doc_to_text_mcq(doc, lmms_eval_specific_kwargs=None):
+    pre = _kw(lmms_eval_specific_kwargs, "pre_prompt")
+    post = _kw(lmms_eval_specific_kwargs, "post_prompt", MCQ_POST_PROMPT)
+    body = doc["question"] + "\n" + "\n".join(doc["options"])
+    return "\n".join(x for x in (pre, body, post) if x)
+
+
+def doc_to_text_open(doc, lmms_eval_specific_kwargs=None):
+    pre = _kw(lmms_eval_specific_kwargs, "pre_prompt")
+    post = _kw(lmms_eval_specific_kwargs, "post_prompt")
+    return "\n".join(x for x in (pre, doc["question"], post) if x)
+
+
+doc_to_text_grounding = doc_to_text_open
+
+
+def doc_to_target(doc):
+    return doc["answer"]
+
+
+def haystack_doc_to_text(doc, lmms_eval_specific_kwargs=None) -> str:
+    post = _kw(lmms_eval_specific_kwargs, "post_prompt", MCQ_POST_PROMPT)
+    return (f"{_kw(lmms_eval_specific_kwargs, 'pre_prompt')}{doc['question']}\n" + "\n".join(doc["options"])
+            + (f"\n{post}" if post else ""))
+
+
+def haystack_doc_to_text_open(doc, lmms_eval_specific_kwargs=None) -> str:
+    kw = lmms_eval_specific_kwargs
+    return f"{_kw(kw, 'pre_prompt')}{doc['open_question']}{_kw(kw, 'post_prompt')}"
+
+
+def haystack_doc_to_target_open(doc) -> str:
+    return doc["open_answer"]
+
+
+def haystack_process_docs_open(dataset):
+    """The open form does not depend on option order: keep one row per item."""
+    return dataset.filter(lambda d: d["rotation"] == 0)
+
+
+# --- parsing replies -----------------------------------------------------------------------------
+
+_ANSWER_PREFIXES = ("the best answer is", "the correct answer is", "the answer is", "the answer", "best answer:",
+                    "answer:", "answer", "option:")
+
+
+def extract_letter(text: str, n_options: int) -> str:
+    """The option letter a reply chose: a lone letter, "(B)", "B.", "The answer is B", ... ("" if none)."""
+    letters = LETTERS[:max(1, n_options)]
+    s = (text or "").strip()
+    for prefix in _ANSWER_PREFIXES:
+        if s.lower().startswith(prefix):
+            s = s[len(prefix):].strip()
+    m = re.match(rf"^\(?([{letters}])\)?(?:[.:)\s]|$)", s)
+    if m:
+        return m.group(1)
+    found = re.findall(rf"\b([{letters}])\b", s)
+    return found[0] if len(found) == 1 else (found[0] if found and len(s) <= 20 else "")
+
+
+def _seconds(token: str) -> float:
+    total = 0.0
+    for part in token.split(":"):
+        total = total * 60 + float(part)
+    return total
+
+
+def parse_interval(text: str):
+    """(start, end) in seconds from "12.5 - 20", "from 1:05 to 1:10", ...; None if absent."""
+    nums = re.findall(r"\d+(?::\d+){0,2}(?:\.\d+)?", text or "")
+    if len(nums) < 2:
+        return None
+    a, b = _seconds(nums[0]), _seconds(nums[1])
+    return (min(a, b), max(a, b))
+
+
+# Times as the exporters write them (vdata/exporters/timefmt.py; copied here because this file must run
+# without vdata): the spec is `name` or `name:bins`, numbers are seconds / positions / frames / tokens.
+_DEFAULT_BINS = {"lita": 100, "grounded_videollm": 300}
+_VTG_DIGITS = ("ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE")
+_VTG_RUN = re.compile(r"(?:<TIME_(?:ZERO|ONE|TWO|THREE|FOUR|FIVE|SIX|SEVEN|EIGHT|NINE|DOT)>)+")
+_VTG_TOKEN = re.compile(r"<TIME_([A-Z]+)>")
+
+
+def _time_spec(time_format) -> tuple[str, int | None]:
+    name, _, arg = str(time_format or "seconds").partition(":")
+    return name, int(arg) if arg.isdigit() else _DEFAULT_BINS.get(name)
+
+
+def _vtg_times(text: str) -> list[float]:
+    out = []
+    for m in _VTG_RUN.finditer(text):
+        digits = "".join("." if t == "DOT" else str(_VTG_DIGITS.index(t)) for t in _VTG_TOKEN.findall(m.group(0)))
+        try:
+            out.append(float(digits))
+        except ValueError:   # a run of dots only
+            continue
+    return out
+
+
+def parse_times(text, time_format, duration_s, fps) -> list[float] | None:
+    """Every time a reply wrote in the export's time format, in seconds from the start of the video; None
+    when the format has no own tokens (seconds, timesuite, relative, frames: see `parse_span`). A token
+    reads back as the time its bin starts at."""
+    name, bins = _time_spec(time_format)
+    text = text or ""
+    if name == "vtg":
+        return _vtg_times(text)
+    if name == "lita":
+        return [int(n) / (bins - 1) * duration_s for n in re.findall(r"<t(\d+)>", text)]
+    if name == "grounded_videollm":
+        return [int(n) / bins * duration_s for n in re.findall(r"<(\d+)>", text)]
+    if name == "bracketed":
+        return [float(n) for n in re.findall(r"<(\d+(?:\.\d+)?)>", text)]
+    return None
+
+
+def parse_span(text, time_format, duration_s, fps):
+    """The first span in a reply, in seconds from the start of the video, whatever format the export wrote
+    times in (`time_format` is the export's spec: seconds, timesuite, relative (00-99 of the duration),
+    frames, lita[:T] `<tK>`, grounded_videollm[:N] `<K>`, bracketed `<12.30>`, vtg digit tokens).
+    None if absent."""
+    name, _ = _time_spec(time_format)
+    times = parse_times(text, time_format, duration_s, fps)
+    if times is not None:
+        if len(times) < 2:
+            return None
+        return (min(times[0], times[1]), max(times[0], times[1]))
+    span = parse_interval(text)
+    if span is None:
+        return None
+    if name == "relative":
+        return (span[0] / 99.0 * duration_s, span[1] / 99.0 * duration_s)
+    if name == "frames":
+        return (span[0] / fps, span[1] / fps)
+    return span
+
+
+def interval_iou(a, b) -> float:
+    """Temporal IoU of two (start, end) intervals; 0 when either is missing or empty."""
+    if a is None or b is None:
+        return 0.0
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = max(a[1], b[1]) - min(a[0], b[0])
+    return inter / union if union > 0 else 0.0
+
+
+_NUMBER_WORDS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+_NUMBER_WORDS.update({"once": 1, "twice": 2, "thrice": 3, "never": 0})
+
+
+def parse_count(text: str):
+    for token in re.findall(r"[a-z]+|\d+", text.lower()):
+        if token.isdigit():
+            return int(token)
+        if token in _NUMBER_WORDS:
+            return _NUMBER_WORDS[token]
+    return None
+
+
+def _tokens(text) -> list[str]:
+    return re.findall(r"[a-z0-9]+", (text or "").lower())
+
+
+def _norm(text: str) -> str:
+    return " ".join(_tokens(text))
+
+
+def token_f1(pred, ref) -> float:
+    p, r = _tokens(pred), _tokens(ref)
+    if not p or not r:
+        return float(p == r)
+    counts_r: dict[str, int] = defaultdict(int)
+    for t in r:
+        counts_r[t] += 1
+    overlap = 0
+    for t in p:
+        if counts_r[t] > 0:
+            overlap += 1
+            counts_r[t] -= 1
+    if overlap == 0:
+        return 0.0
+    precision, recall = overlap / len(p), overlap / len(r)
+    return 2 * precision * recall / (precision + recall)
+
+
+def label_found(prediction: str, label: str) -> bool:
+    p, lab = _norm(prediction), _norm(label)
+    if not lab:
+        return False
+    if f" {lab} " in f" {p} ":
+        return True
+    return SequenceMatcher(None, p, lab).ratio() >= 0.8
+
+
+# --- exported datasets: lmms-eval hooks ----------------------------------------------------------
+
+def process_results_mcq(doc, results):
+    pred = extract_letter(results[0], len(doc["options"]))
+    return {"accuracy": 1.0 if pred == doc["answer"] else 0.0}
+
+
+def process_results_open(doc, results):
+    pred = results[0]
+    return {"token_f1": token_f1(pred, doc["answer"]), "exact_match": float(_norm(pred) == _norm(doc["answer"]))}
+
+
+def process_results_grounding(doc, results):
+    pred = parse_span(results[0], doc["time_format"], doc["duration_s"], doc["fps"])
+    best = max((interval_iou(pred, tuple(g)) for g in doc["spans"]), default=0.0) if pred else 0.0
+    return {"mean_iou": best, "recall_at_iou_0.5": float(best >= 0.5)}
+
+
+# --- haystack benchmarks: scorers and lmms-eval hooks --------------------------------------------
+
+def score_open(doc, prediction: str) -> float:
+    """Open-ended score in [0, 1]: IoU for localization, exact number for counting, the right order
+    for ordering, the label(s) named for retrieval and multihop."""
+    task = doc["task_type"]
+    labels = list(doc["answer_labels"])
+    if task == "localization":
+        return interval_iou(parse_interval(prediction), (doc["answer_start_s"], doc["answer_end_s"]))
+    if task == "counting":
+        return 1.0 if parse_count(prediction) == int(doc["open_answer"]) else 0.0
+    if task == "ordering":
+        p = f" {_norm(prediction)} "
+        where = [p.find(f" {_norm(lab)} ") for lab in labels]
+        return 1.0 if all(w >= 0 for w in where) and where == sorted(where) else 0.0
+    return sum(label_found(prediction, lab) for lab in labels) / len(labels) if labels else 0.0
+
+
+def haystack_process_results(doc, results):
+    pred = extract_letter(results[0] if results else "", len(doc["options"]))
+    entry = {"question_id": doc["question_id"], "item_id": doc["item_id"], "rotation": doc["rotation"],
+             "task_type": doc["task_type"], "domain": doc["domain"], "duration": doc["duration"],
+             "pred_answer": pred, "answer": doc["answer"], "correct": pred == doc["answer"]}
+    return {"haystack_accuracy": entry, "haystack_circular_accuracy": entry}
+
+
+def _breakdown(results, key: str, value) -> None:
+    groups = defaultdict(list)
+    for r in results:
+        groups[r[key]].append(value(r))
+    for name in sorted(groups):
+        _log.info("haystack %s=%s: %.1f (%d)", key, name, 100 * sum(groups[name]) / len(groups[name]), len(groups[name]))
+
+
+def haystack_aggregate_accuracy(results) -> float:
+    """Plain accuracy over every row (every rotation counts as a question)."""
+    if not results:
+        return 0.0
+    for key in ("task_type", "domain", "duration"):
+        _breakdown(results, key, lambda r: float(r["correct"]))
+    return 100.0 * sum(r["correct"] for r in results) / len(results)
+
+
+def haystack_aggregate_circular(results) -> float:
+    """Circular accuracy: an item counts only if every rotation of its options was answered right."""
+    items = defaultdict(list)
+    for r in results:
+        items[r["item_id"]].append(r["correct"])
+    if not items:
+        return 0.0
+    return 100.0 * sum(all(v) for v in items.values()) / len(items)
+
+
+def haystack_process_results_open(doc, results):
+    pred = results[0] if results else ""
+    score = score_open(doc, pred)
+    entry = {"question_id": doc["question_id"], "task_type": doc["task_type"], "domain": doc["domain"],
+             "duration": doc["duration"], "score": score}
+    return {"haystack_open_score": entry, "haystack_localization_miou": entry}
+
+
+def haystack_aggregate_open(results) -> float:
+    if not results:
+        return 0.0
+    _breakdown(results, "task_type", lambda r: r["score"])
+    return 100.0 * sum(r["score"] for r in results) / len(results)
+
+
+def haystack_aggregate_miou(results) -> float:
+    """Mean temporal IoU over the localization questions."""
+    loc = [r["score"] for r in results if r["task_type"] == "localization"]
+    return 100.0 * sum(loc) / len(loc) if loc else 0.0

@@ -1,0 +1,101 @@
+"""Audio for speech recognition: the first audio stream as 16 kHz mono float32 on the container's clock."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import MediaError
+
+SAMPLE_RATE = 16000
+
+
+
+@dataclass
+class DecodedAudio:
+    samples: np.ndarray        # float32 mono at `sample_rate`
+    sample_rate: int
+    offset_s: float            # container time of samples[0]
+    packets: int = 0
+    failed_packets: int = 0
+    codec: str | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+    def peak_dbfs(self) -> float:
+        if not len(self.samples):
+            return -math.inf
+        peak = float(np.max(np.abs(self.samples)))
+        return 20 * math.log10(peak) if peak > 0 else -math.inf
+
+
+def decode_audio(path: str, sample_rate: int = SAMPLE_RATE, max_failed_ratio: float = 0.5) -> DecodedAudio:
+    """The first audio stream as mono float32 at `sample_rate`, on the container's clock.
+
+    A file without an audio stream gives an empty array. Packets that fail to decode leave silence of
+    their length (later words keep their true times); when more than `max_failed_ratio` of the packets
+    fail, or none decodes, the stream is corrupt: MediaError("corrupt_audio").
+    """
+    import av
+
+    try:
+        container = av.open(path, metadata_errors="ignore")
+    except av.error.FFmpegError as e:
+        raise MediaError("unreadable", f"cannot open media for audio: {e}")
+    with container:
+        if not container.streams.audio:
+            return DecodedAudio(np.zeros(0, np.float32), sample_rate, 0.0)
+        stream = container.streams.audio[0]
+        codec = stream.codec_context.name
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        chunks: list[np.ndarray] = []
+        written = 0                   # output samples so far
+        offset: float | None = None
+        packets = failed = 0
+        max_gap = int(0.05 * sample_rate)   # above the resampler's own delay
+
+        def push(frames) -> None:
+            nonlocal written
+            for out in frames:
+                arr = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+                chunks.append(arr)
+                written += len(arr)
+
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue
+                packets += 1
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError:
+                    failed += 1
+                    continue
+                for frame in frames:
+                    t = frame.time
+                    if offset is None:
+                        offset = float(t) if t is not None else 0.0
+                    elif t is not None:
+                        gap = int(round((t - offset) * sample_rate)) - written
+                        if gap > max_gap:   # lost packets: keep the timeline
+                            chunks.append(np.zeros(gap, np.float32))
+                            written += gap
+                    try:
+                        push(resampler.resample(frame))
+                    except ValueError:      # the stream changed layout/rate mid-way: start a new resampler
+                        push(resampler.resample(None))
+                        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+                        push(resampler.resample(frame))
+            push(resampler.resample(None))
+        except av.error.FFmpegError as e:   # a damaged container tail: keep what decoded before it
+            if not written:
+                raise MediaError("corrupt_audio", f"audio stream ({codec}) cannot be read: {e}")
+    if packets and (failed > max_failed_ratio * packets or (not written and failed)):
+        raise MediaError("corrupt_audio", f"audio stream ({codec}) does not decode: {failed} of {packets} packets failed")
+    samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    return DecodedAudio(samples, sample_rate, offset or 0.0, packets, failed, codec)
+
+

@@ -1,0 +1,174 @@
+"""Timed text a video arrives with: SRT / WebVTT subtitles and YouTube description chapter lines.
+
+Subtitles are parsed by pysubs2 (timestamps, formatting tags, HTML). pysubs2 is lenient on purpose: a
+cue whose timing line is garbled silently becomes text of the cue before it. So the file is first cut
+into blank-line separated blocks, each block is checked for one well-formed timing line, and each good
+block goes through pysubs2 alone. A bad block becomes a problem (reason code, message, the block's
+text) and the other cues go on: nothing here raises on bad input.
+
+Chapter lines follow the YouTube description convention ("0:00 Intro", "1:02:03 - Title",
+"(12:30) Title", "Title 12:30"). YouTube makes chapters only when the first timestamp is 0:00 (its
+Help Center page "Video chapters"); a list that starts later is reported as `chapters_not_from_zero`
+and gives no chapters, because such lists are usually "notable moments", not a division of the video.
+"""
+from __future__ import annotations
+
+import html
+import os
+import re
+from dataclasses import dataclass, field
+
+import pysubs2
+
+SUBTITLE_EXTENSIONS = {".srt": "srt", ".vtt": "vtt"}
+
+# A timing line, strictly: SRT "00:01:02,500 --> 00:01:04,000", WebVTT "01:02.500 --> 01:04.000 align:start".
+_SRT_TIME = r"\d{1,2}:\d{2}:\d{2}[,.]\d{1,3}"
+_VTT_TIME = r"(?:\d{1,4}:)?\d{2}:\d{2}\.\d{3}"
+_TIMING = {fmt: re.compile(rf"^\s*({t})\s*-->\s*({t})(?:\s+.*)?$") for fmt, t in (("srt", _SRT_TIME), ("vtt", _VTT_TIME))}
+_VTT_SKIPPED_BLOCKS = ("NOTE", "STYLE", "REGION")
+_INLINE_TIMESTAMP = re.compile(r"<\d{1,2}(?::\d{2}){1,2}\.\d{3}>")   # WebVTT karaoke timestamps inside a cue
+
+
+@dataclass(frozen=True)
+class Cue:
+    start_s: float
+    end_s: float
+    text: str
+
+
+@dataclass(frozen=True)
+class ChapterMark:
+    start_s: float
+    title: str
+
+
+@dataclass(frozen=True)
+class ParseProblem:
+    reason: str          # stable code: subtitle_garbled, subtitle_unparsable, chapter_line_unparsable, ...
+    message: str         # for humans, with the position
+    raw: str             # the offending block or line, as written
+
+
+@dataclass
+class Parsed:
+    items: list = field(default_factory=list)           # Cue or ChapterMark, in input order
+    problems: list[ParseProblem] = field(default_factory=list)
+    format: str = ""
+
+
+def subtitle_format(text: str, filename: str | None = None) -> str:
+    """`srt` or `vtt`: from the file name's extension when there is one, else from the text."""
+    if filename:
+        ext = os.path.splitext(filename)[1].lower()
+        if ext in SUBTITLE_EXTENSIONS:
+            return SUBTITLE_EXTENSIONS[ext]
+    return "vtt" if text.lstrip("\ufeff \t\r\n").startswith("WEBVTT") else "srt"
+
+
+def looks_like_subtitles(text: str) -> bool:
+    """Whether a text value is SRT/WebVTT (a header or at least one timing arrow), not a path or prose."""
+    stripped = text.lstrip("\ufeff \t\r\n")
+    return stripped.startswith("WEBVTT") or ("-->" in text and "\n" in text.strip())
+
+
+def parse_subtitles(text: str, fmt: str | None = None) -> Parsed:
+    """Cues of an SRT or WebVTT text, in file order, plus one problem per block that is not a cue."""
+    fmt = fmt or subtitle_format(text)
+    out = Parsed(format=fmt)
+    text = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
+    if "-->" not in text:
+        if text.strip():
+            out.problems.append(ParseProblem("subtitle_unparsable", f"no cue timing line ('-->') anywhere in this "
+                                             f"{fmt.upper()} text", text[:200]))
+        return out
+    blocks = [b.strip("\n") for b in re.split(r"\n[ \t]*\n", text) if b.strip()]
+    for number, block in enumerate(blocks, start=1):
+        lines = block.split("\n")
+        if fmt == "vtt" and (number == 1 and lines[0].startswith("WEBVTT") or lines[0].startswith(_VTT_SKIPPED_BLOCKS)):
+            continue
+        timing_at = next((i for i, line in enumerate(lines) if "-->" in line), None)
+        if timing_at is None:
+            out.problems.append(ParseProblem("subtitle_garbled", f"block {number} has no timing line", block))
+            continue
+        m = _TIMING[fmt].match(lines[timing_at])
+        if m is None:
+            out.problems.append(ParseProblem("subtitle_garbled", f"block {number}: timing line "
+                                             f"{lines[timing_at].strip()!r} is not '{fmt.upper()} time --> time'", block))
+            continue
+        # one cue through pysubs2: the bare timing line and the text (identifiers and cue settings left out)
+        cue_text = "\n".join([f"{m.group(1)} --> {m.group(2)}", *lines[timing_at + 1:]])
+        events = pysubs2.SSAFile.from_string(cue_text + "\n", format_=fmt).events
+        if len(events) != 1:
+            out.problems.append(ParseProblem("subtitle_garbled", f"block {number}: its text holds another timing "
+                                             f"line", block))
+            continue
+        ev = events[0]
+        plain = html.unescape(_INLINE_TIMESTAMP.sub("", ev.plaintext))
+        plain = " ".join(part.strip() for part in plain.split("\n") if part.strip())
+        out.items.append(Cue(ev.start / 1000.0, ev.end / 1000.0, plain))
+    return out
+
+
+def load_subtitles(path: str) -> Parsed:
+    """`parse_subtitles` of a file (UTF-8, a BOM allowed); the format from its extension."""
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        text = f.read()
+    return parse_subtitles(text, subtitle_format(text, path))
+
+
+# --- chapters from description lines -----------------------------------------------------------------
+
+_TS = r"\d{1,2}(?::\d{1,2}){1,2}"
+_LEAD = re.compile(rf"^\s*(?:[-*•▪►]+\s*|\d+[.)]\s+)?[(\[]?(?P<ts>{_TS})[)\]]?(?:\s*[-–—:|.]\s*|\s+|$)(?P<title>.*)$")
+_TRAIL = re.compile(rf"^(?P<title>.*?\S)\s*(?:[-–—:|@]\s*)?[(\[]?(?P<ts>{_TS})[)\]]?\s*$")
+
+
+def parse_timestamp(text: str) -> float | None:
+    """Seconds of "M:SS", "MM:SS" or "H:MM:SS"; None when a field is out of range ("1:75")."""
+    fields = text.split(":")
+    if any(len(f) != 2 for f in fields[1:]):
+        return None
+    parts = [int(f) for f in fields]
+    if any(p >= 60 for p in parts[1:]):
+        return None
+    seconds = 0
+    for p in parts:
+        seconds = seconds * 60 + p
+    return float(seconds)
+
+
+def parse_chapter_lines(text: str, require_zero_start: bool = True) -> Parsed:
+    """Chapter marks from description text: one per line that starts (or ends) with a timestamp.
+
+    Prose lines are not chapters and are skipped silently; a line whose timestamp is malformed, or a
+    time that does not come after the line before, is a problem. With `require_zero_start` (YouTube's
+    rule) a list whose first timestamp is not 0:00 gives no chapters and one problem; a single such
+    line is taken for prose and gives neither.
+    """
+    out = Parsed(format="chapter_lines")
+    for line in (text or "").replace("\r\n", "\n").split("\n"):
+        if not line.strip():
+            continue
+        m = _LEAD.match(line) or _TRAIL.match(line)
+        if m is None:
+            continue
+        start = parse_timestamp(m.group("ts"))
+        if start is None:
+            out.problems.append(ParseProblem("chapter_line_unparsable", f"timestamp {m.group('ts')!r} is not "
+                                             f"M:SS or H:MM:SS", line.strip()))
+            continue
+        if out.items and start <= out.items[-1].start_s:
+            out.problems.append(ParseProblem("chapter_out_of_order", f"{m.group('ts')} does not come after the "
+                                             f"previous chapter's {out.items[-1].start_s:g} s", line.strip()))
+            continue
+        out.items.append(ChapterMark(start, m.group("title").strip()))
+    if require_zero_start and len(out.items) == 1 and out.items[0].start_s != 0 and not out.problems:
+        out.items = []   # one timestamp in prose ("we meet at 10:30"), not a chapter list
+    if require_zero_start and out.items and out.items[0].start_s != 0:
+        first = out.items[0]
+        out.problems.append(ParseProblem("chapters_not_from_zero", f"the first timestamp is {first.start_s:g} s, "
+                                         f"not 0:00, so these {len(out.items)} lines are not chapters (YouTube's rule)",
+                                         "\n".join(f"{c.start_s:g} {c.title}" for c in out.items)))
+        out.items = []
+    return out

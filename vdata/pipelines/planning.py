@@ -1,0 +1,280 @@
+"""Planning: config → the checked stage chain, before anything runs (`vdata validate`, `vdata plan`,
+and the first thing `vdata build` does).
+
+`preflight()` finds every problem that needs no Ray: stage order (every column a stage reads is
+written upstream), teachers (a name that exists, a kind that fits what the stage sends), inputs (exist,
+match files). `plan_text()` is what `vdata plan` prints: stages, workers, teachers, spend estimates.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from vdata.schemas import records as R
+from vdata.schemas.config import BuildConfig, ConfigError
+from vdata.schemas.secrets import redact
+from vdata.stages import stage_class
+from vdata.stages.base import Resources, RunContext
+
+
+@dataclass
+class StagePlan:
+    index: int
+    name: str
+    config: object
+    resources: Resources
+    input_columns: list[str]
+    output_columns: list[str]
+    config_hash: str
+    description: str
+
+    @property
+    def out_schema(self) -> pa.Schema:
+        return R.schema_for(list(self.output_columns) + list(R.INTERNAL_COLUMNS))
+
+
+@dataclass
+class Plan:
+    config: BuildConfig
+    output_dir: str
+    stages: list[StagePlan]
+    final_columns: list[str]
+
+    @property
+    def level(self) -> str:
+        cols = set(self.final_columns)
+        return "samples" if R.SAMPLE_ID in cols else "clips" if R.CLIP_ID in cols else "videos"
+
+    @property
+    def data_dir(self) -> str:
+        return os.path.join(self.output_dir, self.level)
+
+    @property
+    def rejects_dir(self) -> str:
+        return os.path.join(self.output_dir, "rejects")
+
+    @property
+    def data_schema(self) -> pa.Schema:
+        return R.data_schema(self.final_columns)
+
+
+def make_plan(cfg: BuildConfig) -> Plan:
+    """The stage chain, checked without running anything: every column a stage reads is written
+    upstream, and every teacher a stage names exists and fits what the stage sends."""
+    cols = list(R.INGEST_COLUMNS)
+    stages, problems = [], []
+    hashes = cfg.stage_hashes()
+    ctx = RunContext(output_dir="")
+    teachers = teacher_configs(cfg)
+    for i, (name, scfg) in enumerate(cfg.stage_specs):
+        cls = stage_class(name)
+        missing = [c for c in cls.reads if c not in cols]
+        if missing:
+            problems.append(f"stages[{i}].{name}: needs columns {missing} that no earlier stage writes "
+                            f"(order the stages so that their producers come first)")
+        out = cls.output_columns(cols)
+        stage = cls(scfg, ctx)
+        problems += _teacher_problems(i, stage, teachers)
+        stages.append(StagePlan(i, name, scfg, stage.resources(), cols, out, hashes[i], stage.describe()))
+        cols = out
+    if problems:
+        raise ConfigError(redact("\n  ".join(problems) if len(problems) == 1 else
+                                 "invalid config:\n  " + "\n  ".join(problems), cfg.secrets))
+    return Plan(cfg, cfg.resolve(cfg.output.dir), stages, cols)
+
+
+def teacher_configs(cfg: BuildConfig) -> dict:
+    """The `teachers:` entries as their typed models (parse_config has already validated them)."""
+    from vdata.teachers.config import parse_teacher_config
+
+    return {name: parse_teacher_config(raw) for name, raw in cfg.teachers.items()}
+
+
+def stage_teacher_refs(stage) -> list[tuple[str, str]]:
+    """(config key, teacher name) for every teacher a stage's config names: the stage's own
+    `teacher_refs()` where it has one (several teachers), else its `teacher` setting."""
+    refs = getattr(stage, "teacher_refs", None)
+    if callable(refs):
+        return list(refs())
+    name = getattr(stage.config, "teacher", None)
+    return [("teacher", name)] if isinstance(name, str) and name else []
+
+
+def _teacher_problems(index: int, stage, teachers: dict) -> list[str]:
+    """Unknown teacher names, and text-only teachers for stages that send frames (a stage sends frames
+    when it reads the frames column, unless its `use_frames` setting says otherwise)."""
+    from vdata.teachers.config import takes_images
+
+    out = []
+    sends_images = bool(getattr(stage.config, "use_frames", R.FRAMES in type(stage).reads))
+    for key, name in stage_teacher_refs(stage):
+        where = f"stages[{index}].{stage.name}.{key}"
+        if name not in teachers:
+            out.append(f"{where}: unknown teacher {name!r}; defined: {', '.join(sorted(teachers)) or 'none'}")
+            continue
+        vision, why = takes_images(teachers[name])
+        if sends_images and vision is False:
+            out.append(f"{where}: teacher {name!r} is text-only ({why}), but {stage.name} sends frames; name a "
+                       f"vision teacher, or set teachers.{name}.vision: true if its model does take images")
+    return out
+
+
+def input_problems(cfg: BuildConfig) -> list[str]:
+    """Inputs that do not exist or match no file (unless `allow_empty`), found by listing them as the
+    build will. Hugging Face inputs are left to the build: listing one means loading the dataset."""
+    from .ingest import _from_glob, _from_manifest, _from_path
+
+    out = []
+    for i, spec in enumerate(cfg.input):
+        where = f"input[{i}]"
+        if spec.hf is not None:
+            continue
+        key = next(k for k in ("path", "glob", "manifest") if getattr(spec, k) is not None)
+        try:
+            found = {"path": lambda: _from_path(spec, cfg, where), "glob": lambda: _from_glob(spec, cfg),
+                     "manifest": lambda: _from_manifest(spec, cfg, where)}[key]()
+        except ConfigError as e:
+            out.append(str(e))
+            continue
+        if not found and not spec.allow_empty:
+            kinds = f" (files ending {', '.join(spec.extensions)})" if key == "path" else ""
+            out.append(f"{where}.{key}: {getattr(spec, key)!r} matches no file{kinds}, looked in "
+                       f"{cfg.resolve(getattr(spec, key))}; set {where}.allow_empty: true if that is expected")
+    return out
+
+
+def preflight(cfg: BuildConfig) -> Plan:
+    """Everything that can be checked before Ray starts: the plan (columns, teachers) and the inputs.
+    Raises one ConfigError naming every problem by its key path."""
+    problems = []
+    plan = None
+    try:
+        plan = make_plan(cfg)
+    except ConfigError as e:
+        text = str(e)
+        problems += text.split("\n  ")[1:] if text.startswith("invalid config:") else [text]
+    problems += input_problems(cfg)
+    if problems:
+        raise ConfigError(redact("\n  ".join(problems) if len(problems) == 1 else
+                                 "invalid config:\n  " + "\n  ".join(problems), cfg.secrets))
+    return plan
+
+
+def plan_text(plan: Plan, cpus: int | None = None, gpus: int | None = None) -> str:
+    """A human-readable plan; with a cluster shape, how many workers each stage would get."""
+    lines = [f"pipeline {plan.config.name!r}  (config hash {plan.config.config_hash()})",
+             f"  ray: {plan.config.ray.address or 'embedded local'}"
+             + (f"; cluster shape: {cpus or '?'} CPUs, {gpus or 0} GPUs" if cpus or gpus else ""),
+             f"  0. ingest   {len(plan.config.input)} input spec(s) -> {', '.join(R.INGEST_COLUMNS)}"]
+    for s in plan.stages:
+        r = s.resources
+        kind = "actor pool" if r.actors else "tasks"
+        group_by = stage_class(s.name).grouping(s.config)
+        if group_by:
+            kind += f" on groups of equal {group_by}"
+        conc = r.concurrency or "auto"
+        if (cpus or gpus) and not r.concurrency:
+            fits = []
+            if r.num_gpus and gpus:
+                fits.append(int(gpus // r.num_gpus))
+            if r.num_cpus and cpus:
+                fits.append(int(cpus // r.num_cpus))
+            conc = f"up to {min(fits)}" if fits else "auto"
+        new = [c for c in s.output_columns if c not in s.input_columns]
+        lines.append(f"  {s.index + 1}. {s.name:<8} {kind}, {r.num_cpus:g} CPU {r.num_gpus:g} GPU per worker, "
+                     f"workers: {conc}, batch: {r.batch_size or 'auto'}")
+        lines.append(f"       config: {s.description}")
+        lines.append(f"       writes: {', '.join(new) or '-'}")
+    fits = plan_fits(plan, cpus, gpus)
+    if fits is not None:
+        need_cpus, need_gpus, _ = resource_floor(plan)
+        lines.append(f"  actor pools hold: {need_cpus:g} CPU, {need_gpus:g} GPU for the whole run -> "
+                     + ("fits" if fits else "DOES NOT FIT: lower the stages' resources or use a bigger cluster"))
+    lines += _teacher_lines(plan)
+    spend = teacher_spend(plan)
+    if spend:
+        lines.append("  teacher spend estimate (model-free; per 1,000 rows reaching the stage, upper bounds):")
+        for e in spend:
+            lines.append(f"       {e['stage']:<13} -> {e['teacher']:<12} {e['requests'] * 1000:>10,.0f} requests  "
+                         f"{e['prompt_tokens'] * 1000:>14,.0f} prompt tokens  "
+                         f"<= {e['completion_tokens'] * 1000:>12,.0f} completion tokens  (per 1,000 {e['per']}s)")
+    lines.append(f"  output: {plan.data_dir}/*.parquet ({len(plan.data_schema)} columns), "
+                 f"{plan.rejects_dir}/*.parquet, {plan.output_dir}/manifest.json")
+    return redact("\n".join(lines), plan.config.secrets)
+
+
+def plan_fits(plan: Plan, cpus: int | None, gpus: int | None) -> bool | None:
+    """Whether the actor pools fit a cluster of that shape; None when no shape was given."""
+    if not (cpus or gpus):
+        return None
+    need_cpus, need_gpus, _ = resource_floor(plan)
+    return need_cpus <= (cpus or 0) + 1e-9 and need_gpus <= (gpus or 0) + 1e-9
+
+
+def _teacher_lines(plan: Plan) -> list[str]:
+    """One line per teacher: backend, model, replicas, GPUs, whether it takes images, who uses it."""
+    from vdata.teachers.config import ManagedTeacherConfig, takes_images, teacher_gpus
+
+    teachers = teacher_configs(plan.config)
+    if not teachers:
+        return []
+    users: dict[str, list[str]] = {}
+    for s in plan.stages:
+        for _, name in stage_teacher_refs(stage_class(s.name)(s.config, RunContext(output_dir=""))):
+            users.setdefault(name, []).append(f"stages[{s.index}].{s.name}")
+    lines = ["  teachers:"]
+    for name, t in teachers.items():
+        backend = f"managed {t.engine}" if isinstance(t, ManagedTeacherConfig) else t.backend
+        replicas, gpus = teacher_gpus(t)
+        vision = {True: "yes", False: "no", None: "unknown"}[takes_images(t)[0]]
+        used = ", ".join(dict.fromkeys(users.get(name, []))) or "no stage (not started)"
+        gpu_text = f"{gpus:g}" if isinstance(gpus, (int, float)) else "- (a remote endpoint)"
+        lines.append(f"       {name:<12} {backend:<16} model {t.model}  replicas {replicas}  GPUs {gpu_text}  "
+                     f"images: {vision}  used by: {used}")
+    return lines
+
+
+def resource_floor(plan: Plan) -> tuple[float, float, list[str]]:
+    """CPUs and GPUs the actor pools hold for the whole run (Ray Data creates every pool's actors when
+    the run starts). A cluster smaller than that cannot place them all; if a downstream pool takes the
+    slots an upstream one needs, Ray Data waits forever (the run hangs instead of failing)."""
+    cpus = gpus = 0.0
+    held = []
+    for s in plan.stages:
+        r = s.resources
+        if r.actors:
+            n = r.concurrency or 1
+            cpus += r.num_cpus * n
+            gpus += r.num_gpus * n
+            held.append(f"{s.name} {n}x{r.num_cpus:g} CPU" + (f" {r.num_gpus:g} GPU" if r.num_gpus else ""))
+    return cpus, gpus, held
+
+
+def check_fits(plan: Plan, cpus: float, gpus: float) -> None:
+    need_cpus, need_gpus, held = resource_floor(plan)
+    if need_cpus > cpus + 1e-9 or need_gpus > gpus + 1e-9:
+        raise ConfigError(
+            f"stages: the actor pools hold {need_cpus:g} CPU / {need_gpus:g} GPU for the whole run "
+            f"({'; '.join(held)}), but the cluster has {cpus:g} CPU / {gpus:g} GPU: the run would wait forever. "
+            f"Lower stages.<name>.resources.num_cpus for stages that mostly wait on a teacher server (0.25 is "
+            f"plenty for an HTTP client), or give ray.num_cpus more (logical slots, not cores).")
+
+
+def teacher_spend(plan: Plan) -> list[dict]:
+    """Per stage and teacher: requests and tokens per input row, from the frames the stage will see."""
+    frames, side = 16, 448
+    out = []
+    for s in plan.stages:
+        if s.name == "frames":
+            c = s.config
+            frames = c.num_frames if c.mode == "uniform" else c.max_frames
+            side = c.max_side
+        stage = stage_class(s.name)(s.config, RunContext(output_dir=""))
+        for e in stage.teacher_plan(frames, (round(side * 9 / 16), side)):
+            out.append({"stage": s.name, "teacher": e["teacher"], "requests": e["requests_per_row"],
+                        "prompt_tokens": e["requests_per_row"] * e["prompt_tokens"],
+                        "completion_tokens": e["requests_per_row"] * e["completion_tokens"],
+                        "per": e.get("per", "clip")})
+    return out

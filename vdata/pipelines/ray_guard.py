@@ -1,0 +1,178 @@
+"""Keep an embedded Ray from outliving the vdata process that started it, however that process ends.
+
+Ray ties its head processes (GCS, raylet) to the driver with PR_SET_PDEATHSIG, but the processes
+the raylet starts (dashboard agent, runtime-env agent, workers) only watch their parent, and after a
+`kill -9` of `vdata build` they were still alive 60 s later. Ray 2.60 has no option for that, so
+vdata starts this guard next to an embedded Ray:
+
+- a separate process in its own session (a signal to the CLI's process group does not reach it),
+  with the read end of a pipe as stdin whose write end only the CLI holds: when the CLI exits for any
+  reason, SIGKILL included, the kernel closes it and the guard reads EOF. No pid polling, so a reused
+  pid can never look alive;
+- while it waits, it records the Ray processes of this run every `POLL_S`: the CLI's descendants that
+  are Ray processes (`raylet`, `gcs_server`, `ray::` workers, anything started from the Ray package or
+  naming the session directory) and everything below them. A record is (pid, create time), so a pid
+  reused by an unrelated process later is never touched;
+- on EOF it sends SIGTERM to every recorded process still alive and to every process naming the
+  session directory (which the CLI sends once Ray is up), waits `GRACE_S`, then SIGKILLs the rest.
+
+After a normal `ray.shutdown()` the CLI closes the pipe itself; the guard then finds nothing or only
+stragglers, and exits. Only what this run started is touched: other Ray clusters and other processes
+of the CLI (teacher servers) are not Ray processes of this session.
+
+Usage (in the CLI): `guard = RayGuard.start()` before `ray.init()`, `guard.set_session_dir(path)`
+after it, `guard.close()` after `ray.shutdown()`.
+"""
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+POLL_S = 0.5
+GRACE_S = 3.0
+_RAY_MARKERS = ("raylet", "gcs_server", "ray::", "/ray/", "ray_process_reaper", "default_worker.py")
+
+
+class RayGuard:
+    """The CLI's handle on its guard process."""
+
+    def __init__(self, process: subprocess.Popen):
+        self.process = process
+
+    @classmethod
+    def start(cls) -> "RayGuard":
+        proc = subprocess.Popen([sys.executable, "-m", "vdata.pipelines.ray_guard", str(os.getpid())],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True, close_fds=True)
+        return cls(proc)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def set_session_dir(self, session_dir: str) -> None:
+        try:
+            self.process.stdin.write(f"session {session_dir}\n".encode())
+            self.process.stdin.flush()
+        except (OSError, ValueError):
+            pass
+
+    def close(self, wait_s: float = 10.0) -> None:
+        """Ray was shut down: let the guard sweep stragglers and exit."""
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.process.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _is_ray(proc, session_dir: str | None) -> bool:
+    try:
+        text = " ".join(proc.cmdline()) or proc.name()
+    except Exception:
+        return False
+    return (session_dir is not None and session_dir in text) or any(m in text for m in _RAY_MARKERS)
+
+
+def _snapshot(owner, session_dir: str | None, since: float, seen: dict[int, float]) -> None:
+    """Add this run's Ray processes (and everything below them) to `seen` (pid -> create time)."""
+    import psutil
+
+    roots = []
+    try:
+        roots = [p for p in owner.children(recursive=True) if p.create_time() >= since - 1 and _is_ray(p, session_dir)]
+    except psutil.Error:
+        pass
+    if session_dir:
+        for p in psutil.process_iter(["cmdline"]):
+            if session_dir in " ".join(p.info.get("cmdline") or []):
+                roots.append(p)
+    for p in roots + [c for r in roots for c in _children(r)]:
+        try:
+            seen.setdefault(p.pid, p.create_time())
+        except psutil.Error:
+            pass
+
+
+def _children(proc) -> list:
+    import psutil
+
+    try:
+        return proc.children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _sweep(seen: dict[int, float], session_dir: str | None) -> int:
+    """SIGTERM, grace, SIGKILL for every recorded process still alive (same pid and create time)."""
+    import psutil
+
+    me = os.getpid()
+    targets = []
+    for pid, created in list(seen.items()):
+        try:
+            p = psutil.Process(pid)
+            if pid != me and abs(p.create_time() - created) < 1e-3:
+                targets.append(p)
+                targets += [c for c in _children(p) if c.pid != me]   # started after the last look
+        except psutil.Error:
+            continue
+    if session_dir:
+        known = {p.pid for p in targets}
+        for p in psutil.process_iter(["cmdline"]):
+            if p.pid != me and p.pid not in known and session_dir in " ".join(p.info.get("cmdline") or []):
+                targets.append(p)
+    targets = list({p.pid: p for p in targets}.values())
+    for p in targets:
+        try:
+            p.send_signal(signal.SIGTERM)
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(targets, timeout=GRACE_S)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=GRACE_S)
+    return len(targets)
+
+
+def main(owner_pid: int) -> int:
+    import psutil
+
+    since = time.time()
+    try:
+        owner = psutil.Process(owner_pid)
+    except psutil.Error:
+        return 0
+    seen: dict[int, float] = {}
+    session_dir: str | None = None
+    buffer = b""
+    fd = sys.stdin.fileno()
+    while True:
+        ready, _, _ = select.select([fd], [], [], POLL_S)
+        if ready:
+            chunk = os.read(fd, 4096)
+            if not chunk:   # the CLI is gone or done: nothing of its Ray may stay
+                break
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                if line.startswith(b"session "):
+                    session_dir = line[len(b"session "):].decode()
+        _snapshot(owner, session_dir, since, seen)
+    _sweep(seen, session_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # a Ctrl-C meant for the CLI must not stop the guard
+    sys.exit(main(int(sys.argv[1])))

@@ -1,0 +1,247 @@
+"""Readers for the annotation files of the field's labelled temporal datasets, as their releases ship them.
+
+TimeSuite, VTG-IT and LITA build their grounded instruction data from these files; here each one is a
+direct input (`input: [{manifest: train.json, format: activitynet_captions, videos: clips/}]`). A reader
+turns the file into one `VideoRecord` per video: its id, and the `source_meta` the `annotations` stage
+reads (`segments`, `chapters`, as `{start_s, end_s, text}` / `{start_s, title}` items) next to the
+dataset's own fields. Layouts, each confirmed from the dataset's own documentation or code:
+
+- `activitynet_captions`: `{video_id: {duration, timestamps: [[s, e], ...], sentences: [...]}}`, ids like
+  `v_QOlSCBRmfWY` (train.json / val_1.json from cs.stanford.edu/people/ranjaykrishna/densevid; read as
+  `anno[key]['duration' | 'sentences' | 'timestamps']` by PDVC's loader, antoyang/VidChapters
+  PDVC/data/video_dataset.py). Videos: `<id>.mp4`; mirrors that drop the `v_` prefix are tried too.
+- `charades_sta`: text lines `"[video name] [start time] [end time]##[sentence]"` (jiyanggao/TALL
+  README, the release); no duration. Videos: Charades_v1_480/`<id>.mp4`.
+- `qvhighlights`: JSON lines `{qid, query, duration, vid, relevant_windows: [[s, e], ...],
+  relevant_clip_ids, saliency_scores}`; `vid` is `{youtube_id}_{start}_{end}`, clips are 2 s, the test
+  split has no windows (jayleicn/moment_detr data/README.md). One query per line, several per video:
+  each window becomes a segment whose text is the query; every query, with its saliency, is kept under
+  `queries`. Videos: `<vid>.mp4`.
+- `youcook2`: `{"database": {id: {duration, subset, recipe_type, video_url, annotations: [{segment:
+  [s, e], id, sentence}]}}}` (youcookii_annotations_trainval.json, read this way by antoyang/VidChapters
+  preproc/youcook.py). Videos: `<id>.<ext>`, or as the official downloader stores them,
+  `raw_videos/<subset>/<recipe_type>/<id>.{mp4,mkv,webm}` (ProcNets-YouCook2 download script).
+- `vidchapters`: VidChapters-7M's chapter file `{video_id: {duration, chapters: [{label, time}]}}` (the
+  `chapters.pkl` / json written by collection/desc2chapters.py and read by preproc/chapters_to_dvc.py),
+  or its processed `chapters_dvc_<split>.json`, ActivityNet-shaped `{video_id: {duration, timestamps,
+  sentences, path}}` where the sentences are chapter titles. Either way the items are chapters (a
+  chapter ends where the next begins). Videos: `<youtube id>.mp4`.
+
+Problems inside a record (a missing or inverted time, an empty sentence) are passed on as items so
+the `annotations` stage rejects each with its reason and the item. A record that cannot be tied to a
+video (a line that is not `<id> <s> <e>##<text>`, a JSON line that does not parse, a record that is
+not an object) is a `RecordProblem`: ingest makes it a reject row. A file of the wrong shape as a
+whole is a `FormatError` (a config error naming the input).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+class FormatError(ValueError):
+    """The file as a whole is not the format it was declared as."""
+
+
+@dataclass
+class VideoRecord:
+    video_id: str
+    meta: dict                                   # source_meta: the annotation kinds + the dataset's fields
+    stems: tuple[str, ...] = ()                  # file names (no extension) the video may have; () = the id
+    folders: tuple[str, ...] = ("",)             # sub-folders of `videos:` to look in, in order
+
+
+@dataclass
+class RecordProblem:
+    where: str        # "line 7", "record 'v_x'": appended to the file's uri
+    reason: str       # annotation_line_unparsable | annotation_record_malformed
+    message: str
+    raw: Any = None
+
+
+@dataclass
+class AnnotationFile:
+    videos: list[VideoRecord] = field(default_factory=list)
+    problems: list[RecordProblem] = field(default_factory=list)
+
+
+def _number(value: Any) -> Any:
+    """A time as a float when it is one; anything else unchanged (the annotations stage names it)."""
+    if isinstance(value, bool):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value
+    return number if math.isfinite(number) else value
+
+
+def _span(value: Any) -> tuple[Any, Any]:
+    """(start, end) of a `[s, e]` window; a short or odd window keeps what it has, None for the rest."""
+    if isinstance(value, (list, tuple)):
+        parts = [_number(v) for v in value[:2]] + [None, None]
+        return parts[0], parts[1]
+    return None, None
+
+
+def _segment(span: Any, text: Any, **provenance: Any) -> dict:
+    start, end = _span(span)
+    return {"start_s": start, "end_s": end, "text": text, **provenance}
+
+
+def _paired(spans: Any, texts: Any) -> list[tuple[Any, Any]]:
+    """Parallel timestamps / sentences, unequal lengths kept (a missing side is None, then rejected)."""
+    spans = spans if isinstance(spans, list) else []
+    texts = texts if isinstance(texts, list) else []
+    return [(spans[i] if i < len(spans) else None, texts[i] if i < len(texts) else None)
+            for i in range(max(len(spans), len(texts)))]
+
+
+def _load_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise FormatError(f"not valid JSON ({e.msg}, line {e.lineno})") from None
+
+
+def _by_video(data: Any, label: str) -> dict:
+    if not isinstance(data, dict):
+        raise FormatError(f"{label} files map video ids to records; this one holds a {type(data).__name__}")
+    return data
+
+
+def _duration(record: dict) -> dict:
+    duration = _number(record.get("duration"))
+    return {"annotated_duration_s": duration} if isinstance(duration, float) else {}
+
+
+def _malformed(video_id: str, record: Any) -> RecordProblem:
+    return RecordProblem(f"record {video_id!r}", "annotation_record_malformed",
+                         f"record {video_id!r} is a {type(record).__name__}, not an object", record)
+
+
+# --- the formats ------------------------------------------------------------------------------------
+
+def read_activitynet_captions(text: str) -> AnnotationFile:
+    out = AnnotationFile()
+    for video_id, record in _by_video(_load_json(text), "ActivityNet Captions").items():
+        if not isinstance(record, dict):
+            out.problems.append(_malformed(video_id, record))
+            continue
+        segments = [_segment(span, sentence) for span, sentence in _paired(record.get("timestamps"), record.get("sentences"))]
+        bare = video_id[2:] if video_id.startswith("v_") else f"v_{video_id}"
+        out.videos.append(VideoRecord(video_id, {"segments": segments, **_duration(record)}, stems=(video_id, bare)))
+    return out
+
+
+def read_charades_sta(text: str) -> AnnotationFile:
+    out = AnnotationFile()
+    by_id: dict[str, list] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        head, sep, sentence = line.partition("##")
+        fields = head.split()
+        if not sep or not fields or len(fields) > 3:
+            out.problems.append(RecordProblem(f"line {number}", "annotation_line_unparsable",
+                                              f"line {number} is not '<video> <start> <end>##<sentence>'", line))
+            continue
+        # a line that names its video but lacks a time goes on as an item without it (then rejected)
+        by_id.setdefault(fields[0], []).append(_segment(fields[1:], sentence.strip(), line=number))
+    out.videos = [VideoRecord(video_id, {"segments": segments}) for video_id, segments in by_id.items()]
+    return out
+
+
+def read_qvhighlights(text: str) -> AnnotationFile:
+    out = AnnotationFile()
+    by_id: dict[str, dict] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            out.problems.append(RecordProblem(f"line {number}", "annotation_line_unparsable",
+                                              f"line {number} is not valid JSON ({e.msg})", line[:500]))
+            continue
+        if not isinstance(record, dict) or not isinstance(record.get("vid"), str) or not record["vid"]:
+            out.problems.append(RecordProblem(f"line {number}", "annotation_record_malformed",
+                                              f"line {number} has no video id ('vid')", record))
+            continue
+        meta = by_id.setdefault(record["vid"], {"segments": [], "queries": [], **_duration(record)})
+        query, qid = record.get("query"), record.get("qid")
+        windows = record.get("relevant_windows")   # absent in the test split: a query without windows
+        for window in windows if isinstance(windows, list) else ([] if windows is None else [windows]):
+            meta["segments"].append(_segment(window, query, qid=qid))
+        meta["queries"].append({k: record.get(k) for k in ("qid", "query", "relevant_windows", "relevant_clip_ids",
+                                                           "saliency_scores")})
+    out.videos = [VideoRecord(video_id, meta) for video_id, meta in by_id.items()]
+    return out
+
+
+def read_youcook2(text: str) -> AnnotationFile:
+    data = _load_json(text)
+    if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
+        raise FormatError("YouCook2 annotation files hold {\"database\": {video id: record}}")
+    out = AnnotationFile()
+    for video_id, record in data["database"].items():
+        if not isinstance(record, dict):
+            out.problems.append(_malformed(video_id, record))
+            continue
+        steps = record.get("annotations") if isinstance(record.get("annotations"), list) else []
+        segments = [_segment(step.get("segment"), step.get("sentence"), id=step.get("id")) if isinstance(step, dict)
+                    else step for step in steps]
+        subset, recipe = record.get("subset"), record.get("recipe_type")
+        meta = {"segments": segments, **_duration(record),
+                **{k: record[k] for k in ("subset", "recipe_type", "video_url") if record.get(k) is not None}}
+        folders = ("", f"{subset}/{recipe}", str(recipe)) if subset and recipe else ("",)
+        out.videos.append(VideoRecord(video_id, meta, folders=folders))
+    return out
+
+
+def read_vidchapters(text: str) -> AnnotationFile:
+    out = AnnotationFile()
+    for video_id, record in _by_video(_load_json(text), "VidChapters").items():
+        if not isinstance(record, dict):
+            out.problems.append(_malformed(video_id, record))
+            continue
+        if isinstance(record.get("chapters"), list):       # the chapter file: [{label, time}]
+            chapters = [{"start_s": _number(c.get("time")), "title": c.get("label")} if isinstance(c, dict) else c
+                        for c in record["chapters"]]
+        else:                                               # chapters_dvc_<split>.json
+            chapters = [{"start_s": _span(span)[0], "title": title}
+                        for span, title in _paired(record.get("timestamps"), record.get("sentences"))]
+        meta = {"chapters": chapters, **_duration(record),
+                **{k: record[k] for k in ("title", "description") if isinstance(record.get(k), str)}}
+        out.videos.append(VideoRecord(video_id, meta))
+    return out
+
+
+ANNOTATION_FORMATS: dict[str, Callable[[str], AnnotationFile]] = {
+    "activitynet_captions": read_activitynet_captions,
+    "charades_sta": read_charades_sta,
+    "qvhighlights": read_qvhighlights,
+    "youcook2": read_youcook2,
+    "vidchapters": read_vidchapters,
+}
+
+
+def read_annotation_file(fmt: str, path: str) -> AnnotationFile:
+    """The videos and problems of one annotation file; FormatError when the file is not `fmt` at all."""
+    with open(path, encoding="utf-8-sig") as f:
+        text = f.read()
+    return ANNOTATION_FORMATS[fmt](text)
+
+
+def find_video(videos_dir: str, record: VideoRecord, extensions: list[str]) -> str | None:
+    """The first existing `<videos_dir>/<folder>/<stem><ext>`, folders, then stems, then extensions in order."""
+    for folder in record.folders:
+        for stem in record.stems or (record.video_id,):
+            for ext in extensions:
+                candidate = os.path.join(videos_dir, folder, stem + ext)
+                if os.path.isfile(candidate):
+                    return candidate
+    return None

@@ -1,0 +1,254 @@
+"""One video's annotations, normalised and checked against the video: the value of `R.ANNOTATIONS`.
+
+`validate_annotations(raw, duration_s)` takes what the sources gave per kind (see R.ANNOTATION_KINDS),
+already decoded from JSON / SRT / description lines into Python values, and returns the
+`ANNOTATIONS_TYPE` dict plus a list of `AnnotationIssue`s. Rules, per kind:
+
+- title, description, transcript: text, stripped; empty is absent (None).
+- labels: strings, de-duplicated in order. With a vocabulary, each label is matched case- and
+  underscore-insensitively and written in the vocabulary's spelling; one not in it is dropped
+  (`label_not_in_vocabulary`).
+- chapters: sorted by start; each needs a title (`chapter_untitled`) and a start inside the video
+  (`chapter_past_end`, `chapter_before_start`); two at one start keep the first (`chapter_duplicate_start`).
+  A chapter's end is the next chapter's start, the last one's the video's end, whatever the source said.
+- segments (dense captions; they may overlap): start < end (`segment_inverted`), text (`segment_empty_text`),
+  inside the video: an edge up to `tolerance_s` outside is clamped and counted as a repair, further out
+  the segment is dropped (`segment_out_of_range`).
+- subtitles: the segment rules (reasons `subtitle_*`), then sorted; a cue that starts before the
+  previous kept cue ends is dropped (`subtitle_overlap`), unless the overlap is within `tolerance_s`
+  (or `subtitle_overlap="trim"`), when the previous cue's end is cut to the new start (a repair).
+
+Items are given as dicts ({start_s, end_s, text}; the usual spellings `start`/`start_time`,
+`timestamp: [s, e]`, `sentence`/`caption`/`title` are accepted), as [start, end, text] lists, or for
+segments as ActivityNet Captions' parallel `{timestamps: [[s, e], ...], sentences: [...]}`. Times are
+seconds, or "M:SS" / "H:MM:SS" strings. An item that is none of these is `<kind>_malformed`.
+An issue with `dropped=False` is a repair: the item was kept, changed.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from vdata.media.subtitles import parse_timestamp
+
+SINGULAR = {"chapters": "chapter", "segments": "segment", "subtitles": "subtitle", "labels": "label"}
+_START_KEYS = ("start_s", "start", "start_time", "begin", "time", "t")
+_END_KEYS = ("end_s", "end", "end_time", "stop")
+_SPAN_KEYS = ("timestamp", "timestamps", "segment", "span", "interval")
+_TEXT_KEYS = ("text", "title", "sentence", "caption", "description", "label", "name")
+
+
+@dataclass(frozen=True)
+class AnnotationIssue:
+    kind: str            # the annotation kind: chapters, segments, subtitles, labels, ...
+    reason: str          # stable code, e.g. chapter_past_end
+    message: str         # for humans, with the numbers
+    item: Any = None     # the offending item as given (JSON-able)
+    index: int | None = None   # its position in the source's list, when it came from one
+    dropped: bool = True       # False: a repair (clamped, trimmed), the item was kept
+
+    def detail(self) -> dict:
+        return {"kind": self.kind, "item": self.item, "index": self.index, "dropped": self.dropped}
+
+
+def label_key(label: str) -> str:
+    """How labels compare: case, underscores and spacing do not matter."""
+    return " ".join(label.replace("_", " ").casefold().split())
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text)
+            return number if math.isfinite(number) else None
+        except ValueError:
+            return parse_timestamp(text) if ":" in text and text.replace(":", "").isdigit() else None
+    return None
+
+
+def _first(item: dict, keys: Iterable[str]) -> Any:
+    return next((item[k] for k in keys if item.get(k) is not None), None)
+
+
+def _timed_item(item: Any, needs_end: bool) -> tuple[float | None, float | None, str] | None:
+    """(start, end, text) of one item in any accepted spelling; None when it has no readable start."""
+    if isinstance(item, dict):
+        span = _first(item, _SPAN_KEYS)
+        if isinstance(span, (list, tuple)) and len(span) == 2:
+            start, end = _seconds(span[0]), _seconds(span[1])
+        else:
+            start, end = _seconds(_first(item, _START_KEYS)), _seconds(_first(item, _END_KEYS))
+        text = _first(item, _TEXT_KEYS)
+    elif isinstance(item, (list, tuple)) and len(item) in (2, 3):
+        start = _seconds(item[0])
+        end = _seconds(item[1]) if len(item) == 3 else None
+        text = item[-1]
+    else:
+        return None
+    if start is None or (needs_end and end is None) or (text is not None and not isinstance(text, (str, int, float))):
+        return None
+    return start, end, "" if text is None else " ".join(str(text).split())
+
+
+def timed_items(value: Any) -> list:
+    """The item list of a chapters / segments / subtitles value (ActivityNet's parallel lists unzipped)."""
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        spans, texts = _first(value, _SPAN_KEYS), _first(value, ("sentences", "captions", "texts", "titles"))
+        if isinstance(spans, list) and isinstance(texts, list):
+            return [{"timestamp": s, "text": t} for s, t in zip(spans, texts)]
+        return [value]
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        value = "\n".join(str(v) for v in value if v is not None)
+    text = str(value).strip()
+    return text or None
+
+
+class _Checker:
+    def __init__(self, duration_s: float | None, tolerance_s: float):
+        self.duration_s, self.tolerance_s = duration_s, tolerance_s
+        self.issues: list[AnnotationIssue] = []
+
+    def issue(self, kind: str, reason: str, message: str, item: Any = None, index: int | None = None,
+              dropped: bool = True) -> None:
+        self.issues.append(AnnotationIssue(kind, reason, message, item, index, dropped))
+
+    def labels(self, value: Any, vocabulary: list[str] | None) -> list[str]:
+        given = [value] if isinstance(value, str) else (list(value) if isinstance(value, (list, tuple)) else [value])
+        canonical = {label_key(v): v for v in vocabulary} if vocabulary is not None else None
+        out: list[str] = []
+        for i, label in enumerate(given):
+            if label is None or (isinstance(label, str) and not label.strip()):
+                continue
+            if not isinstance(label, (str, int, float)) or isinstance(label, bool):
+                self.issue("labels", "label_malformed", f"label {i} is a {type(label).__name__}, not text", label, i)
+                continue
+            text = " ".join(str(label).split())
+            if canonical is not None:
+                if label_key(text) not in canonical:
+                    self.issue("labels", "label_not_in_vocabulary", f"label {text!r} is not in the label vocabulary "
+                               f"({len(canonical)} labels)", label, i)
+                    continue
+                text = canonical[label_key(text)]
+            if text not in out:
+                out.append(text)
+        return out
+
+    def chapters(self, value: Any) -> list[dict]:
+        marks = []
+        for i, item in enumerate(timed_items(value)):
+            parsed = _timed_item(item, needs_end=False)
+            if parsed is None:
+                self.issue("chapters", "chapter_malformed", f"chapter {i} has no readable start time and title", item, i)
+                continue
+            start, _, title = parsed
+            if not title:
+                self.issue("chapters", "chapter_untitled", f"chapter {i} at {start:g} s has no title", item, i)
+                continue
+            if start < 0:
+                if start < -self.tolerance_s:
+                    self.issue("chapters", "chapter_before_start", f"chapter {title!r} starts at {start:g} s, "
+                               f"before the video", item, i)
+                    continue
+                self.issue("chapters", "chapter_clamped", f"chapter {title!r} start {start:g} s set to 0", item, i, False)
+                start = 0.0
+            if self.duration_s is not None and start >= self.duration_s:
+                self.issue("chapters", "chapter_past_end", f"chapter {title!r} starts at {start:g} s, at or past the "
+                           f"video's end ({self.duration_s:g} s)", item, i)
+                continue
+            marks.append((start, i, title, item))
+        marks.sort(key=lambda m: (m[0], m[1]))
+        kept: list[tuple[float, str]] = []
+        for start, i, title, item in marks:
+            if kept and start == kept[-1][0]:
+                self.issue("chapters", "chapter_duplicate_start", f"chapter {title!r} starts at {start:g} s like "
+                           f"chapter {kept[-1][1]!r}", item, i)
+                continue
+            kept.append((start, title))
+        ends = [s for s, _ in kept[1:]] + [self.duration_s]
+        return [{"start_s": s, "end_s": e, "title": t} for (s, t), e in zip(kept, ends)]
+
+    def spans(self, kind: str, value: Any) -> list[dict]:
+        """Segments or subtitles: each item checked and clamped on its own, then sorted."""
+        one = SINGULAR[kind]
+        out = []
+        for i, item in enumerate(timed_items(value)):
+            parsed = _timed_item(item, needs_end=True)
+            if parsed is None:
+                self.issue(kind, f"{one}_malformed", f"{one} {i} has no readable start, end and text", item, i)
+                continue
+            start, end, text = parsed
+            if end <= start:
+                self.issue(kind, f"{one}_inverted", f"{one} {i} ends at {end:g} s, not after its start {start:g} s", item, i)
+                continue
+            if not text:
+                self.issue(kind, f"{one}_empty_text", f"{one} {i} ({start:g}-{end:g} s) has no text", item, i)
+                continue
+            lo, hi = 0.0, self.duration_s if self.duration_s is not None else math.inf
+            if start < lo - self.tolerance_s or end > hi + self.tolerance_s or min(end, hi) - max(start, lo) <= 0:
+                self.issue(kind, f"{one}_out_of_range", f"{one} {i} ({start:g}-{end:g} s) lies outside the video "
+                           f"(0-{hi:g} s) by more than {self.tolerance_s:g} s", item, i)
+                continue
+            if start < lo or end > hi:
+                self.issue(kind, f"{one}_clamped", f"{one} {i} ({start:g}-{end:g} s) clamped into 0-{hi:g} s", item, i, False)
+                start, end = max(start, lo), min(end, hi)
+            out.append((start, end, text, i, item))
+        out.sort(key=lambda s: (s[0], s[1], s[2]))
+        return [{"start_s": s, "end_s": e, "text": t, "_index": i, "_item": item} for s, e, t, i, item in out]
+
+    def subtitles(self, value: Any, overlap: str) -> list[dict]:
+        kept: list[dict] = []
+        for cue in self.spans("subtitles", value):
+            prev = kept[-1] if kept else None
+            if prev is not None and cue["start_s"] < prev["end_s"]:
+                depth = prev["end_s"] - cue["start_s"]
+                if (overlap == "trim" or depth <= self.tolerance_s) and cue["start_s"] > prev["start_s"]:
+                    self.issue("subtitles", "subtitle_trimmed", f"cue at {prev['start_s']:g} s cut to end at "
+                               f"{cue['start_s']:g} s where the next begins ({depth:.3f} s overlap)",
+                               prev["_item"], prev["_index"], False)
+                    prev["end_s"] = cue["start_s"]
+                else:
+                    self.issue("subtitles", "subtitle_overlap", f"cue {cue['text'][:40]!r} ({cue['start_s']:g}-"
+                               f"{cue['end_s']:g} s) starts {depth:.3f} s before the cue before it ends "
+                               f"({prev['end_s']:g} s)", cue["_item"], cue["_index"])
+                    continue
+            kept.append(cue)
+        return kept
+
+
+def _public(items: list[dict]) -> list[dict]:
+    return [{k: v for k, v in it.items() if not k.startswith("_")} for it in items]
+
+
+def validate_annotations(raw: dict[str, Any], duration_s: float | None, *, vocabulary: list[str] | None = None,
+                         tolerance_s: float = 0.5, subtitle_overlap: str = "drop") -> tuple[dict, list[AnnotationIssue]]:
+    """(the ANNOTATIONS_TYPE value, the issues) of one video's raw annotations; see the module docstring."""
+    check = _Checker(duration_s, tolerance_s)
+    out = {
+        "title": _text(raw.get("title")),
+        "description": _text(raw.get("description")),
+        "labels": check.labels(raw.get("labels"), vocabulary) if raw.get("labels") is not None else [],
+        "chapters": check.chapters(raw.get("chapters")),
+        "segments": _public(check.spans("segments", raw.get("segments"))),
+        "subtitles": _public(check.subtitles(raw.get("subtitles"), subtitle_overlap)),
+        "transcript": _text(raw.get("transcript")),
+    }
+    return out, check.issues
+
+
+def present_kinds(annotations: dict | None) -> list[str]:
+    """The kinds an ANNOTATIONS value actually holds (non-empty)."""
+    return [k for k, v in (annotations or {}).items() if v not in (None, "", [])]

