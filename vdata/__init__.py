@@ -28,7 +28,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("pipelines", "hub"),                                 # 4: runner, report, rethreshold; publishing
     ("stages", "exporters", "haystack"),                  # 3: the work: stages, output formats, benchmarks
     ("schemas",),                                         # 2: columns, config models, the name tables
-    ("teachers", "media", "prompts", "lmms_task_utils"),  # 1: models, decoding, prompt texts, eval helpers
+    ("teachers", "media", "prompts", "lmms_task_utils", "metrics"),  # 1: models, decoding, prompts, eval helpers, scoring sums
 )
 
 _API = {

@@ -259,8 +259,9 @@ def _attach_optional_commands() -> None:
     from vdata.exporters.cli import export
     from vdata.haystack.cli import haystack_cmd
     from vdata.pipelines.report import report_cmd
+    from vdata.pipelines.scoring_cli import score_cmd
 
-    for command in (report_cmd, export, push, card, haystack_cmd):
+    for command in (report_cmd, score_cmd, export, push, card, haystack_cmd):
         main.add_command(command)
 
 

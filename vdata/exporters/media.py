@@ -103,9 +103,7 @@ class MediaPlanner:
         start, end = row.get(R.START_S), row.get(R.END_S)
         vdur = row.get(R.DURATION_S)
         clip_id = row.get(R.CLIP_ID)
-        is_clip = (clip_id is not None and start is not None and end is not None
-                   and row.get(R.SAMPLE_SCOPE) != R.SCOPE_VIDEO and not _covers(start, end, vdur, fps))
-        if is_clip:
+        if shows_clip(row):
             clip_path = row.get(R.CLIP_PATH)
             dur = float(end) - float(start)
             if self._isfile(clip_path):
@@ -186,6 +184,15 @@ class MediaPlanner:
                         stats["cut"] += 1
         self.stats = stats
         return stats
+
+
+def shows_clip(row: dict) -> bool:
+    """Whether an export shows the row's clip (times in its texts count from the clip's start) rather than
+    its whole source video (a video-scope sample, or a clip that is the whole video)."""
+    start, end = row.get(R.START_S), row.get(R.END_S)
+    return (row.get(R.CLIP_ID) is not None and start is not None and end is not None
+            and row.get(R.SAMPLE_SCOPE) != R.SCOPE_VIDEO
+            and not _covers(start, end, row.get(R.DURATION_S), row.get(R.FPS)))
 
 
 def _covers(start, end, duration, fps) -> bool:

@@ -1,0 +1,282 @@
+"""Score a model's predictions against a benchmark built by `vdata build` (`vdata score BUILD PREDS`).
+
+The gold items are the build's sample rows (`samples/*.parquet`), each scored by its kind, the kind the
+lmms-eval / VLMEvalKit exports give it (`vdata.exporters.source.subset_of`): multiple choice (`mcq`,
+`label_mcq`, `clue_qa`, `false_premise`, `event_order`: accuracy, CircularEval), grounding (the temporal
+tasks: mIoU, R@{0.3,0.5,0.7}) and open-ended (token F1, exact match, as lmms-eval's `process_results_open`).
+MCQ items with clue intervals (`answer_spans`, CG-Bench's `clue_qa`) also get CG-Bench's white-box figure
+(clue mIoU) and black-box figure (accuracy when the model saw only the clue intervals). Captions are
+training data, not evaluated. Parsing a reply (the letter it chose, the interval it named) is
+`vdata.lmms_task_utils`, the file lmms-eval runs, so both score alike.
+
+PREDICTIONS_FORMAT below is the predictions JSONL, as `vdata score --help` prints it. Bad predictions
+never stop the scoring: each is counted by reason under `problems` (with a few example ids) and scored
+as wrong.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from vdata.exporters.dialog import SampleError, check_mcq
+from vdata.exporters.media import shows_clip
+from vdata.exporters.source import BuildDir, open_build, subset_of
+from vdata.lmms_task_utils import LETTERS, extract_letter, parse_interval, process_results_open
+from vdata.metrics import circular_accuracy, percent, read_jsonl, recall_at, rotate_options, rotated_answer, spans_iou
+from vdata.schemas import records as R
+
+PREDICTIONS_FORMAT = """\
+One JSON object per line, keyed by the sample id (`id`; `question_id` / `sample_id` are read too: the
+lmms-eval export's `question_id` is the sample id). Fields, by item kind:
+  MCQ:        {"id": ..., "prediction": "B"}   a letter or a reply ("The answer is B", "(B) ...")
+              CircularEval: one line per rotation, {"id": ..., "rotation": r, "prediction": ...}, the model
+              shown the options rotated by r (option i at position (i + r) mod k; `vdata score BUILD
+              --circular-questions FILE` writes them). No rotation field: rotation 0, the plain question.
+  grounding:  {"id": ..., "interval": [start, end]}  (or "prediction": "12.5 - 20.0" as text)
+  open:       {"id": ..., "prediction": "free text"}
+  CG-Bench:   on an MCQ with clue intervals, white-box {"id": ..., "clues": [[start, end], ...]} (the
+              intervals the model says hold the answer) and black-box {"id": ..., "clue_prediction": "C"}
+              (its answer when shown only the clue intervals). Fields of one id may share a line or not.
+Times are seconds from the start of the video the model was shown (the clip for clip-scope samples, the
+whole video for video-scope ones), as the exports write them; `--times video` reads them as seconds in
+the source video instead. A later line for the same id, rotation and field wins (counted: duplicate)."""
+
+ID_KEYS = ("id", "question_id", "sample_id")
+FIELDS = ("prediction", "interval", "clues", "clue_prediction")
+KINDS = ("mcq", "grounding", "open")
+EXAMPLES_PER_PROBLEM = 5
+
+
+@dataclass
+class Gold:
+    id: str
+    kind: str                       # mcq | grounding | open
+    task: str
+    question_type: str
+    options: list[str] | None = None
+    answer_index: int | None = None
+    answer: str = ""
+    spans: list[tuple[float, float]] = field(default_factory=list)   # video-absolute seconds
+    origin_s: float = 0.0           # where the shown video starts in the source (0: the whole video)
+    group: str | None = None        # sample_group: the MCQ / open-ended twins of one question
+
+
+@dataclass
+class Problems:
+    counts: Counter = field(default_factory=Counter)
+    examples: dict = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, reason: str, where) -> None:
+        self.counts[reason] += 1
+        if len(self.examples[reason]) < EXAMPLES_PER_PROBLEM:
+            self.examples[reason].append(where)
+
+    def as_dict(self) -> dict:
+        return {k: {"count": v, "examples": self.examples[k]} for k, v in sorted(self.counts.items())}
+
+
+def load_gold(build: BuildDir, problems: Problems) -> dict[str, Gold]:
+    """The build's evaluable samples by id; an MCQ that cannot be scored (bad options or answer index) is
+    counted (`bad_item:<reason>`) and left out, captions are counted as `not_evaluated:<task>`."""
+    gold = {}
+    for item in build.items():
+        kind = {"mcq": "mcq", "grounding": "grounding", "open_qa": "open"}.get(subset_of(item.task, item.get(R.OPTIONS)))
+        if kind is None:
+            problems.add(f"not_evaluated:{item.task}", item.id)
+            continue
+        g = Gold(item.id, kind, item.task, item.get(R.QUESTION_TYPE) or item.task, answer=item.get(R.ANSWER, ""),
+                 spans=[(float(s["start_s"]), float(s["end_s"])) for s in item.get(R.ANSWER_SPANS, [])],
+                 origin_s=float(item.get(R.START_S, 0.0)) if shows_clip(item.row) else 0.0,
+                 group=item.get(R.SAMPLE_GROUP))
+        if kind == "mcq":
+            try:
+                g.options, g.answer_index = check_mcq(item)
+            except SampleError as e:
+                problems.add(f"bad_item:{e.reason}", item.id)
+                continue
+        if kind == "grounding" and not g.spans:
+            problems.add("bad_item:no_answer_spans", item.id)
+            continue
+        gold[g.id] = g
+    return gold
+
+
+def load_predictions(path: str, problems: Problems) -> dict[tuple[str, int], dict]:
+    """(id, rotation) -> {field: value}, merged over lines. Lines that are not JSON objects, have no id
+    or no field, or a rotation that is not a whole number, are counted and skipped."""
+    preds: dict[tuple[str, int], dict] = defaultdict(dict)
+    for n, obj in read_jsonl(path):
+        where = f"line {n}"
+        if not isinstance(obj, dict):
+            problems.add("bad_json", where)
+            continue
+        pid = next((obj[k] for k in ID_KEYS if obj.get(k) is not None), None)
+        if pid is None:
+            problems.add("no_id", where)
+            continue
+        rotation = obj.get("rotation", 0)
+        if isinstance(rotation, bool) or not isinstance(rotation, int) or rotation < 0:
+            problems.add("bad_rotation", f"{pid} ({where})")
+            continue
+        given = {k: obj[k] for k in FIELDS if k in obj}
+        if not given:
+            problems.add("no_prediction_field", f"{pid} ({where})")
+            continue
+        entry = preds[(str(pid), rotation)]
+        for k, v in given.items():
+            if k in entry:
+                problems.add("duplicate", f"{pid} ({where})")
+            entry[k] = v
+    return dict(preds)
+
+
+def _letter(g: Gold, rotation: int, reply, problems: Problems, what: str) -> bool:
+    """Whether a reply picked the right option at that rotation; a reply with no option letter in it is
+    counted (`invalid_letter`) and wrong."""
+    chosen = extract_letter(str(reply), len(g.options)) if isinstance(reply, (str, int)) else ""
+    if not chosen:
+        problems.add(f"invalid_letter{what}", g.id if not rotation else f"{g.id} (rotation {rotation})")
+        return False
+    return chosen == LETTERS[rotated_answer(g.answer_index, rotation, len(g.options))]
+
+
+def _intervals(g: Gold, value, problems: Problems, what: str, times: str, many: bool) -> list | None:
+    """Predicted interval(s) as video-absolute (start, end); None (counted) when malformed: not numbers
+    (`bad_interval`) or ending before they start (`reversed_interval`: scored IoU 0, not swapped)."""
+    if isinstance(value, str) and not many:
+        span = parse_interval(value)
+        value = list(span) if span else None
+    items = value if many and isinstance(value, list) else [value]
+    out = []
+    for v in items:
+        if (not isinstance(v, (list, tuple)) or len(v) != 2
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)):
+            problems.add(f"bad_interval{what}", g.id)
+            return None
+        if v[1] < v[0]:
+            problems.add(f"reversed_interval{what}", g.id)
+            return None
+        shift = g.origin_s if times == "visual" else 0.0
+        out.append((float(v[0]) + shift, float(v[1]) + shift))
+    if not out:
+        problems.add(f"bad_interval{what}", g.id)
+        return None
+    return out
+
+
+def _table(rows: list[tuple[Gold, float]], key: str, metric: str) -> dict:
+    groups = defaultdict(list)
+    for g, s in rows:
+        groups[getattr(g, key)].append(s)
+    return {name: {"items": len(v), metric: percent(v)} for name, v in sorted(groups.items())}
+
+
+def score_build(build_dir: str, predictions_path: str, times: str = "visual") -> dict:
+    """The report: per kind its items, answered count, figures and per-task / per-question-type tables,
+    the CG-Bench clue figures, and the problems found, counted by reason."""
+    if times not in ("visual", "video"):
+        raise ValueError("times must be visual or video")
+    problems = Problems()
+    build = open_build(build_dir)
+    gold = load_gold(build, problems)
+    preds = load_predictions(predictions_path, problems)
+    for pid, rotation in sorted(preds):
+        if pid not in gold:
+            problems.add("unknown_id", pid)
+        elif rotation and (gold[pid].kind != "mcq" or rotation >= len(gold[pid].options)):
+            problems.add("bad_rotation", f"{pid} (rotation {rotation})")
+    rows: dict[str, list] = {k: [] for k in KINDS}
+    answered = Counter()
+    ious, open_exact = [], []
+    circular: dict[str, dict[int, bool]] = defaultdict(dict)
+    clue_ious, clue_only, clue_full = [], [], []
+    has = {k: any(k in p for p in preds.values()) for k in FIELDS}
+    has_rotations = any(r and pid in gold and gold[pid].kind == "mcq" for pid, r in preds)
+    for g in gold.values():
+        p = preds.get((g.id, 0), {})
+        reply = p.get("interval") if g.kind == "grounding" and "interval" in p else p.get("prediction")
+        if reply is None:
+            problems.add(f"missing:{g.kind}", g.id)
+        else:
+            answered[g.kind] += 1
+        if g.kind == "mcq":
+            s = float(_letter(g, 0, reply, problems, "")) if reply is not None else 0.0
+            if has_rotations:
+                for r in range(len(g.options)):
+                    pr = preds.get((g.id, r), {}).get("prediction")
+                    if pr is not None:
+                        circular[g.id][r] = _letter(g, r, pr, problems, "") if r else bool(s)
+            if g.spans and has["clues"]:
+                got = _intervals(g, p["clues"], problems, ":clues", times, many=True) if "clues" in p else None
+                if "clues" not in p:
+                    problems.add("missing:clues", g.id)
+                clue_ious.append(spans_iou(got, g.spans) if got else 0.0)
+            if g.spans and has["clue_prediction"]:
+                if "clue_prediction" not in p:
+                    problems.add("missing:clue_prediction", g.id)
+                clue_only.append(float(_letter(g, 0, p["clue_prediction"], problems, ":clue_prediction"))
+                                 if "clue_prediction" in p else 0.0)
+                clue_full.append(s)
+        elif g.kind == "grounding":
+            got = _intervals(g, reply, problems, "", times, many=False) if reply is not None else None
+            s = max(spans_iou(got, [span]) for span in g.spans) if got else 0.0
+            ious.append(s)
+        else:
+            got = process_results_open({"answer": g.answer}, [str(reply)]) if reply is not None else {}
+            s = got.get("token_f1", 0.0)
+            open_exact.append(got.get("exact_match", 0.0))
+        rows[g.kind].append((g, s))
+    report = {"name": build.name, "build": build_dir, "predictions": predictions_path, "times": times,
+              "items": {k: len(v) for k, v in rows.items()}, "answered": dict(answered)}
+    metric = {"mcq": "accuracy", "grounding": "miou", "open": "token_f1"}
+    for kind in KINDS:
+        if not rows[kind]:
+            report[kind] = None
+            continue
+        section = {"items": len(rows[kind]), "answered": answered[kind],
+                   metric[kind]: percent(s for _, s in rows[kind]),
+                   "by_task": _table(rows[kind], "task", metric[kind]),
+                   "by_question_type": _table(rows[kind], "question_type", metric[kind])}
+        report[kind] = section
+    if report["mcq"] is not None:
+        need = {g.id: len(g.options) for g, _ in rows["mcq"]}
+        incomplete = [i for i in need if len(circular.get(i, {})) < need[i]]
+        for i in incomplete if has_rotations else []:
+            problems.add("circular_incomplete", i)
+        report["mcq"]["circular"] = None if not has_rotations else {
+            "items": len(need), "complete": len(need) - len(incomplete),
+            "accuracy": circular_accuracy({i: circular.get(i, {}) for i in need}, need)}
+    if report["grounding"] is not None:
+        report["grounding"]["recall"] = recall_at(ious)
+    if report["open"] is not None:
+        report["open"]["exact_match"] = percent(open_exact)
+    report["cg_bench"] = {
+        "white_box": None if not clue_ious else {"items": len(clue_ious), "clue_miou": percent(clue_ious),
+                                                 "recall": recall_at(clue_ious)},
+        "black_box": None if not clue_only else {"items": len(clue_only), "clue_only_accuracy": percent(clue_only),
+                                                 "full_video_accuracy": percent(clue_full)},
+    }
+    report["problems"] = problems.as_dict()
+    return report
+
+
+def circular_questions(build_dir: str) -> list[dict]:
+    """Every MCQ of the build at every rotation, as CircularEval asks them: {id, rotation, question,
+    options (lettered, rotated)}; answers are not written (score with `vdata score`)."""
+    out = []
+    for item in open_build(build_dir).items():
+        if subset_of(item.task, item.get(R.OPTIONS)) != "mcq":
+            continue
+        try:
+            options, _ = check_mcq(item)
+        except SampleError:
+            continue
+        for r in range(len(options)):
+            shown = rotate_options(options, r)
+            out.append({"id": item.id, "rotation": r, "question": item.get(R.QUESTION, ""),
+                        "options": [f"{LETTERS[i]}. {o}" for i, o in enumerate(shown)]})
+    return out
+
+
+__all__ = ["PREDICTIONS_FORMAT", "Gold", "circular_questions", "load_gold", "load_predictions", "score_build"]
