@@ -197,3 +197,13 @@ def test_real_mvbench_build_scored_with_circular_questions(tmp_path, ray_local):
     first = sum(s[R.ANSWER_INDEX] == 0 for s in samples)
     assert rep["mcq"]["accuracy"] == round(100 * first / len(samples), 2)
     assert rep["mcq"]["circular"]["accuracy"] == 0.0   # "A" is right at one rotation of each item only
+
+
+@pytest.mark.parametrize("name", ["mvbench", "cg_bench"])
+def test_benchmark_recipes_say_how_they_are_scored(name):
+    from vdata.schemas.recipes import load_recipe
+
+    evaluate = load_recipe(name).header.get("Evaluate", "")
+    assert evaluate.startswith("`vdata score out/recipes/") and ("clue mIoU" in evaluate) == (name == "cg_bench")
+    res = CliRunner().invoke(main, ["recipes", name])
+    assert res.exit_code == 0 and "Evaluate: `vdata score" in res.output

@@ -137,8 +137,9 @@ def recipes_cmd(name):
         except RecipeError as e:
             raise click.BadParameter(str(e), param_hint="NAME")
         row = summary_row(recipe)
-        for key in ("Recipe", "Paper", "Reproduces", "Differs", "Writes", "Confirmed"):
-            click.echo(f"{key}: {recipe.header.get(key, '-')}")
+        for key in ("Recipe", "Paper", "Reproduces", "Differs", "Writes", "Confirmed", "Evaluate"):
+            if key != "Evaluate" or key in recipe.header:
+                click.echo(f"{key}: {recipe.header.get(key, '-')}")
         click.echo(f"Teachers: {row['teachers']}\nAnnotations: {row['annotations']}\nRun: {recipe.command}\n"
                    f"Start your own: vdata new my.yaml --recipe {recipe.name}")
         if row["missing"]:

@@ -33,6 +33,8 @@ from typing import Any
 import yaml
 
 HEADER_FIELDS = ("Recipe", "Paper", "Reproduces", "Differs", "Writes", "Confirmed")
+# Header fields a recipe may have: `Evaluate` (how `vdata score` scores a benchmark the recipe builds).
+OPTIONAL_HEADER_FIELDS = ("Evaluate",)
 _FIELD = re.compile(r"^#\s?([A-Z][A-Za-z]+):\s*(.*)$")
 _CONTINUED = re.compile(r"^#\s{2,}(\S.*)$")
 _TOP_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*):")
@@ -156,7 +158,7 @@ def parse_header(text: str) -> dict[str, str]:
         if not line.startswith("#"):
             break
         m = _FIELD.match(line)
-        if m and m.group(1) in HEADER_FIELDS:
+        if m and m.group(1) in HEADER_FIELDS + OPTIONAL_HEADER_FIELDS:
             current = m.group(1)
             header[current] = m.group(2).strip()
             continue
