@@ -2,7 +2,7 @@
 
 Every filter stores its score or verdict as a column and drops rows by a setting from its config.
 Clip builds (`clips/`) carry the quality scores (`q_*`); sample builds (`samples/`) carry them too, plus
-the sample filters' columns (`v_supported_ratio`, `v_blind_correct`, `v_timestamps_valid`,
+the sample filters' columns (`v_supported_ratio`, `v_blind_correct`, `v_single_frame_correct`, `v_timestamps_valid`,
 `v_label_contained`, `v_duplicate_of`). Each check here is the stage's own rule on its stored column,
 with the stage's reject reason; a null score passes, as in the stages (the filter skipped that row).
 
@@ -74,13 +74,14 @@ class Check:
 
 
 QUALITY_CHECKS = tuple(Check("quality", key, column, reason, op) for column, key, reason, op in QUALITY_SCORE_CHECKS)
-# The sample filters' rules and reject reasons, as in vdata/stages/{wellformed,verify_claims,blind,timestamps,labels,dedup}.py.
+# The sample filters' rules and reject reasons, as in vdata/stages/{wellformed,verify_claims,blind,single_frame,timestamps,labels,dedup}.py.
 SAMPLE_CHECKS = (
     Check("wellformed", "min_language_score", R.V_LANGUAGE_SCORE, "wrong_language", "<"),
     Check("wellformed", "max_prompt_overlap", R.V_PROMPT_OVERLAP, "prompt_leak", ">"),
     Check("verify_claims", "max_refuted_claims", R.V_REFUTED_CLAIMS, "contradicted", ">"),
     Check("verify_claims", "min_supported_ratio", R.V_SUPPORTED_RATIO, "hallucination", "<"),
     Check("blind", "max_blind_correct", R.V_BLIND_CORRECT, "blind_answerable", ">"),
+    Check("single_frame", "max_single_frame_correct", R.V_SINGLE_FRAME_CORRECT, "single_frame_answerable", ">"),
     Check("timestamps", "drop_invalid", R.V_TIMESTAMPS_VALID, "bad_timestamps", "false"),
     Check("labels", "drop_missing", R.V_LABEL_CONTAINED, "label_missing", "false"),
     Check("dedup", "drop_duplicates", R.V_DUPLICATE_OF, "duplicate", "set"),

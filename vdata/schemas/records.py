@@ -257,6 +257,11 @@ SAMPLE_COLUMNS = (*SAMPLE_COLUMNS, SAMPLE_GROUP)
 CLIP_CAPTIONS = "clip_captions"                # list<TIMED_TEXT_TYPE>, video-absolute, in time order
 FIELD_TYPES.update({CLIP_CAPTIONS: pa.list_(TIMED_TEXT_TYPE)})
 
+# --- sample level: single-frame answerability (single_frame stage) ---
+V_SINGLE_FRAME_CORRECT = "v_single_frame_correct"   # share of one-frame attempts (vision teacher) answered right
+V_SINGLE_FRAME_TIME_S = "v_single_frame_time_s"     # the time of that frame, video-absolute seconds
+FIELD_TYPES.update({V_SINGLE_FRAME_CORRECT: pa.float32(), V_SINGLE_FRAME_TIME_S: pa.float64()})
+
 # Canonical column order: a schema always lists its columns in this order.
 _ORDER = {name: i for i, name in enumerate(FIELD_TYPES)}
 

@@ -20,6 +20,7 @@ STAGES: dict[str, str] = {
     "wellformed": "vdata.stages.wellformed:WellformedStage",
     "verify_claims": "vdata.stages.verify_claims:VerifyClaimsStage",
     "blind": "vdata.stages.blind:BlindStage",
+    "single_frame": "vdata.stages.single_frame:SingleFrameStage",
     "labels": "vdata.stages.labels:LabelsStage",
     "timestamps": "vdata.stages.timestamps:TimestampsStage",
     "dedup": "vdata.stages.dedup:DedupStage",

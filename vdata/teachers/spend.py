@@ -1,4 +1,4 @@
-"""Teacher spend estimates of the sample stages (generate, verify_claims, blind) for `vdata plan`.
+"""Teacher spend estimates of the sample stages (generate, verify_claims, blind, single_frame) for `vdata plan`.
 
 Each stage's `teacher_plan()` calls its function here (see `Stage.teacher_plan` for the row format).
 The numbers are model-free upper bounds per row reaching the stage: every optional request counted
@@ -75,6 +75,13 @@ def blind_spend(config, frames_per_clip: int, frame_hw: tuple[int, int], mcq_opt
         return []
     attempts = max(config.attempts or mcq_options, config.open_attempts)
     return [_row(config.teacher, attempts, 140, config.max_tokens, "sample")]
+
+
+def single_frame_spend(config, frames_per_clip: int, frame_hw: tuple[int, int], mcq_options: int = 4) -> list[dict]:
+    """Per sample: one frame and the question, asked `attempts` times (one per option by default,
+    `mcq_options` assumed)."""
+    return [_row(config.teacher, config.attempts or mcq_options, 160 + image_tokens(*frame_hw), config.max_tokens,
+                 "sample")]
 
 
 def labels_spend(config, frames_per_clip: int, frame_hw: tuple[int, int]) -> list[dict]:
