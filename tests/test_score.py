@@ -207,3 +207,15 @@ def test_benchmark_recipes_say_how_they_are_scored(name):
     assert evaluate.startswith("`vdata score out/recipes/") and ("clue mIoU" in evaluate) == (name == "cg_bench")
     res = CliRunner().invoke(main, ["recipes", name])
     assert res.exit_code == 0 and "Evaluate: `vdata score" in res.output
+
+
+def test_single_frame_flags_give_accuracy_without_those_items(tmp_path):
+    share = {"m1": 1.0, "m2": 0.0, "m5": 0.5}   # m3 not checked (null)
+    rows = [dict(r, **{R.V_SINGLE_FRAME_CORRECT: share.get(r[R.SAMPLE_ID])}) for r in ROWS]
+    build = write_build(tmp_path / "build", rows)
+    preds = write_jsonl(tmp_path / "p.jsonl", PREDICTIONS)
+    sf = score_build(str(build), str(preds))["mcq"]["single_frame"]
+    # m1 (right) is answered from one frame: without it, m2 right, m3 and m5 wrong
+    assert sf == {"checked": 3, "max_single_frame_correct": 0.5, "flagged": 1, "accuracy_without_flagged": 33.33}
+    assert score_build(str(build), str(preds), single_frame_max=0.4)["mcq"]["single_frame"]["flagged"] == 2
+    assert score_build(str(write_build(tmp_path / "plain", ROWS)), str(preds))["mcq"]["single_frame"] is None

@@ -60,6 +60,7 @@ class Gold:
     spans: list[tuple[float, float]] = field(default_factory=list)   # video-absolute seconds
     origin_s: float = 0.0           # where the shown video starts in the source (0: the whole video)
     group: str | None = None        # sample_group: the MCQ / open-ended twins of one question
+    single_frame: float | None = None   # v_single_frame_correct, when the build ran the single_frame stage
 
 
 @dataclass
@@ -80,6 +81,10 @@ def load_gold(build: BuildDir, problems: Problems) -> dict[str, Gold]:
     """The build's evaluable samples by id; an MCQ that cannot be scored (bad options or answer index) is
     counted (`bad_item:<reason>`) and left out, captions are counted as `not_evaluated:<task>`."""
     gold = {}
+    single = {}
+    if R.V_SINGLE_FRAME_CORRECT in build.schema.names:
+        t = build.read_table([R.SAMPLE_ID, R.V_SINGLE_FRAME_CORRECT])
+        single = dict(zip(t.column(R.SAMPLE_ID).to_pylist(), t.column(R.V_SINGLE_FRAME_CORRECT).to_pylist()))
     for item in build.items():
         kind = {"mcq": "mcq", "grounding": "grounding", "open_qa": "open"}.get(subset_of(item.task, item.get(R.OPTIONS)))
         if kind is None:
@@ -88,7 +93,7 @@ def load_gold(build: BuildDir, problems: Problems) -> dict[str, Gold]:
         g = Gold(item.id, kind, item.task, item.get(R.QUESTION_TYPE) or item.task, answer=item.get(R.ANSWER, ""),
                  spans=[(float(s["start_s"]), float(s["end_s"])) for s in item.get(R.ANSWER_SPANS, [])],
                  origin_s=float(item.get(R.START_S, 0.0)) if shows_clip(item.row) else 0.0,
-                 group=item.get(R.SAMPLE_GROUP))
+                 group=item.get(R.SAMPLE_GROUP), single_frame=single.get(item.id))
         if kind == "mcq":
             try:
                 g.options, g.answer_index = check_mcq(item)
@@ -172,9 +177,11 @@ def _table(rows: list[tuple[Gold, float]], key: str, metric: str) -> dict:
     return {name: {"items": len(v), metric: percent(v)} for name, v in sorted(groups.items())}
 
 
-def score_build(build_dir: str, predictions_path: str, times: str = "visual") -> dict:
+def score_build(build_dir: str, predictions_path: str, times: str = "visual", single_frame_max: float = 0.5) -> dict:
     """The report: per kind its items, answered count, figures and per-task / per-question-type tables,
-    the CG-Bench clue figures, and the problems found, counted by reason."""
+    the CG-Bench clue figures, and the problems found, counted by reason. When the build ran the
+    single_frame stage, MCQ accuracy is also given without the items one frame answers (share of
+    one-frame attempts answered right above `single_frame_max`)."""
     if times not in ("visual", "video"):
         raise ValueError("times must be visual or video")
     problems = Problems()
@@ -247,6 +254,12 @@ def score_build(build_dir: str, predictions_path: str, times: str = "visual") ->
         report["mcq"]["circular"] = None if not has_rotations else {
             "items": len(need), "complete": len(need) - len(incomplete),
             "accuracy": circular_accuracy({i: circular.get(i, {}) for i in need}, need)}
+        checked = [(g, s) for g, s in rows["mcq"] if g.single_frame is not None]
+        needs_video = [s for g, s in rows["mcq"] if g.single_frame is None or g.single_frame <= single_frame_max]
+        report["mcq"]["single_frame"] = None if not checked else {
+            "checked": len(checked), "max_single_frame_correct": single_frame_max,
+            "flagged": sum(g.single_frame > single_frame_max for g, _ in checked),
+            "accuracy_without_flagged": percent(needs_video)}
     if report["grounding"] is not None:
         report["grounding"]["recall"] = recall_at(ious)
     if report["open"] is not None:

@@ -32,6 +32,10 @@ def render_markdown(report: dict) -> str:
         if mcq["circular"]:
             c = mcq["circular"]
             summary.append(["multiple choice", c["items"], c["complete"], "CircularEval accuracy", c["accuracy"]])
+        if mcq["single_frame"]:
+            sf = mcq["single_frame"]
+            summary.append(["multiple choice", mcq["items"] - sf["flagged"], "",
+                            f"accuracy without the {sf['flagged']} item(s) one frame answers", sf["accuracy_without_flagged"]])
     if grd:
         summary.append(["grounding", grd["items"], grd["answered"], "mIoU", grd["miou"]])
         summary += [["grounding", grd["items"], grd["answered"], f"R@{t}", v] for t, v in grd["recall"].items()]
@@ -71,9 +75,12 @@ def render_markdown(report: dict) -> str:
               help=f"write {JSON_NAME} and {MD_NAME} into this folder (else the Markdown goes to stdout)")
 @click.option("--times", type=click.Choice(["visual", "video"]), default="visual", show_default=True,
               help="predicted times count from the start of the shown clip/video (visual) or of the source video")
+@click.option("--single-frame-max", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="builds with the single_frame stage: items whose one-frame share is above this are flagged and "
+                   "MCQ accuracy is also given without them")
 @click.option("--circular-questions", "circular_path", type=click.Path(dir_okay=False),
               help="instead of scoring, write every MCQ at every option rotation (JSONL) for CircularEval")
-def score_cmd(build_dir, predictions, out_dir, times, circular_path):
+def score_cmd(build_dir, predictions, out_dir, times, single_frame_max, circular_path):
     """Score PREDICTIONS against the benchmark built in BUILD_DIR (a `vdata build` output folder):
     multiple-choice accuracy and CircularEval, grounding mIoU and R@{0.3,0.5,0.7}, open-ended token F1,
     CG-Bench white-box (clue mIoU) and black-box (answer from the clues only) figures, each per task and
@@ -90,7 +97,7 @@ def score_cmd(build_dir, predictions, out_dir, times, circular_path):
             return
         if not predictions:
             raise click.UsageError("PREDICTIONS is required (unless --circular-questions)")
-        report = score_build(build_dir, predictions, times)
+        report = score_build(build_dir, predictions, times, single_frame_max)
     except ExportError as e:
         raise click.ClickException(str(e))
     md = render_markdown(report)
