@@ -137,7 +137,7 @@ def test_stage_on_tiny_vlm(colours, tmp_path_factory):
             assert not isinstance(row, Reject), row
             assert row[R.V_SINGLE_FRAME_CORRECT] in (0.0, 1 / 3, 2 / 3, 1.0) and abs(row[R.V_SINGLE_FRAME_TIME_S] - t) <= 0.1
         assert out["open"][R.V_SINGLE_FRAME_CORRECT] is None          # not an MCQ: not checked, kept
-        assert isinstance(out["gone"], Reject) and out["gone"].reason == "error"   # no video: its own reject
+        assert isinstance(out["gone"], Reject) and out["gone"].reason == "unreadable"   # no video: its own reject
         stats = stage.teacher.stats()
         assert stats["requests"] == 6 and stats["prompt_tokens"] > 6 * 40   # three rotations each, with an image
     finally:
