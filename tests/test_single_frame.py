@@ -71,6 +71,16 @@ def test_frame_is_the_middle_of_the_evidence_else_of_the_clip(colours):
     assert t == 4.5 and nearest_colour(image) == GREEN
 
 
+def test_a_batch_opens_each_video_once_and_keeps_every_row_in_place(colours):
+    stage = unset_stage()
+    wanted = [(mcq("g", colours), 5.0), (mcq("x", "/nowhere.mp4"), 1.0), (mcq("r", colours), 1.0),
+              (mcq("b", colours), 3.0)]
+    got = stage.frames(wanted)
+    assert isinstance(got[1], Exception)                  # the missing video fails its row only
+    assert [nearest_colour(got[i][1]) for i in (0, 2, 3)] == [GREEN, RED, BLUE]
+    assert [round(got[i][0]) for i in (0, 2, 3)] == [5, 1, 3]
+
+
 def test_requests_rotate_the_correct_option_and_carry_the_frame(colours):
     stage = unset_stage()
     row = mcq("a", colours, spans=[(2.2, 3.8)])

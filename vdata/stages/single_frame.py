@@ -9,9 +9,10 @@ Each multiple-choice sample (a task in `tasks`, at least two options, a valid an
 vision teacher with one frame and the question. The frame is the middle of the sample's evidence, the
 longest of its `answer_spans` (CG-Bench clues, grounded QA), else the middle of its clip (the whole
 video for video-scope samples). It is taken from the row's stored `frames` when it has them (the
-nearest one), else decoded from the source video. `attempts` tries (default: one per option), the
-options rotated so the correct one sits at a different place each time and the reply constrained to
-one option's text, as `blind` does: a model that reads nothing from the frame scores ≈ 1/k.
+nearest one), else decoded from the source video, opened once per batch for all its samples.
+`attempts` tries (default: one per option), the options rotated so the correct one sits at a different
+place each time and the reply constrained to one option's text, as `blind` does: a model that reads
+nothing from the frame scores ≈ 1/k.
 
 Writes `v_single_frame_correct` (the share of attempts answered right; null for samples that are not
 checked) and `v_single_frame_time_s` (the frame's time, video-absolute). Above
@@ -21,6 +22,7 @@ is a flag only. Stored shares re-threshold without a teacher:
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Literal
 
 from pydantic import Field
@@ -92,17 +94,39 @@ class SingleFrameStage(Stage):
         self.prompt = load_prompt("verify", "single_frame_mcq", override=self.config.prompt)
 
     def frame(self, row: dict, t: float):
-        """(time, image) nearest to `t`: a stored JPEG frame when the row has frames, else decoded."""
-        stored = [f for f in row.get(R.FRAMES) or [] if f and f.get(R.FRAME_JPEG)]
-        if stored:
-            best = min(stored, key=lambda f: abs(float(f[R.FRAME_TIMESTAMP_S]) - t))
-            return float(best[R.FRAME_TIMESTAMP_S]), decode_jpeg(best[R.FRAME_JPEG])
+        """(time, image) nearest to `t` for one row (see `frames`); raises when it cannot be read."""
+        (got,) = self.frames([(row, t)])
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+    def frames(self, wanted: list[tuple[dict, float]]) -> list:
+        """(time, image) nearest to each (row, time), or the exception that kept it from being read: a
+        stored JPEG frame when the row has frames, else decoded, each source video opened once for all
+        the rows of the batch that need it (opening costs more than decoding one frame)."""
         from vdata.media.reader import open_reader
 
         cfg = self.config
-        with open_reader(row[R.PATH], cfg.backend, purpose="sparse", max_side=cfg.max_side) as reader:
-            ((got, image),) = reader.read_at([t], max_side=cfg.max_side)
-        return float(got), image
+        out: list = [None] * len(wanted)
+        by_path: dict[str, list[int]] = defaultdict(list)
+        for i, (row, t) in enumerate(wanted):
+            stored = [f for f in row.get(R.FRAMES) or [] if f and f.get(R.FRAME_JPEG)]
+            if stored:
+                best = min(stored, key=lambda f: abs(float(f[R.FRAME_TIMESTAMP_S]) - t))
+                out[i] = (float(best[R.FRAME_TIMESTAMP_S]), decode_jpeg(best[R.FRAME_JPEG]))
+            else:
+                by_path[row.get(R.PATH)].append(i)
+        for path, idx in by_path.items():
+            idx = sorted(idx, key=lambda i: wanted[i][1])   # in time order: one forward pass
+            try:
+                with open_reader(path, cfg.backend, purpose="sparse", max_side=cfg.max_side) as reader:
+                    got = reader.read_at([wanted[i][1] for i in idx], max_side=cfg.max_side)
+                for i, (t, image) in zip(idx, got):
+                    out[i] = (float(t), image)
+            except Exception as e:   # an unreadable video is its rows' reject, not the batch's
+                for i in idx:
+                    out[i] = e
+        return out
 
     def attempts_for(self, row: dict, image) -> list[tuple]:
         """[(request, position of the correct option)] — the options rotated once per attempt."""
@@ -126,21 +150,23 @@ class SingleFrameStage(Stage):
 
     def process_batch(self, rows: list[dict]) -> list[dict | Reject]:
         cfg = self.config
+        checked = [row for row in rows if checked_mcq(row, cfg.tasks) and frame_time(row) is not None]
+        images = dict(zip(map(id, checked), self.frames([(row, frame_time(row)) for row in checked])))
         plans, requests = [], []
         for row in rows:
             if not checked_mcq(row, cfg.tasks):
                 plans.append((row, None, []))
                 continue
-            t = frame_time(row)
+            got = images.get(id(row), ValueError("the sample has no clip interval and no answer span to take a "
+                                                 "frame from"))
             try:
-                if t is None:
-                    raise ValueError("the sample has no clip interval and no answer span to take a frame from")
-                got, image = self.frame(row, t)
-                tries = self.attempts_for(row, image)
-            except Exception as e:   # an unreadable video is this row's reject, not the batch's
+                if isinstance(got, Exception):
+                    raise got
+                tries = self.attempts_for(row, got[1])
+            except Exception as e:
                 plans.append((row, None, e))
                 continue
-            plans.append((row, got, tries))
+            plans.append((row, got[0], tries))
             requests.extend(req for req, _ in tries)
         results = self.teacher.generate(requests) if requests else []
         out: list[dict | Reject] = []
