@@ -219,3 +219,11 @@ def test_single_frame_flags_give_accuracy_without_those_items(tmp_path):
     assert sf == {"checked": 3, "max_single_frame_correct": 0.5, "flagged": 1, "accuracy_without_flagged": 33.33}
     assert score_build(str(build), str(preds), single_frame_max=0.4)["mcq"]["single_frame"]["flagged"] == 2
     assert score_build(str(write_build(tmp_path / "plain", ROWS)), str(preds))["mcq"]["single_frame"] is None
+
+
+def test_a_folder_that_is_no_build_is_an_error_not_a_traceback(tmp_path):
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": "x", "prediction": "A"}])
+    res = CliRunner().invoke(main, ["score", str(tmp_path), str(preds)])
+    assert res.exit_code == 1 and "no data Parquet" in res.output and res.exception.__class__ is SystemExit
+    res = CliRunner().invoke(main, ["score", str(tmp_path)])
+    assert res.exit_code == 2 and "PREDICTIONS is required" in res.output
