@@ -204,6 +204,19 @@ def tiny_vlm(directory, kind):
     click.echo(str(ensure_tiny_vlm(directory, kind)))
 
 
+@models.command("tiny-clip")
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
+def tiny_clip(directory):
+    """Build (once) a tiny random-weight CLIP and aesthetic head (clip_embed / semdedup demos); prints its path.
+    Its scores are deterministic noise."""
+    from pathlib import Path
+
+    from vdata.teachers.tiny_clip import build_tiny_clip
+
+    target = Path(directory) if directory else Path.home() / ".cache" / "vdata" / "models" / "tiny-clip"
+    click.echo(str(build_tiny_clip(target)))
+
+
 @main.command()
 @click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
