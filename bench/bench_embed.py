@@ -1,4 +1,4 @@
-"""Vision-text scoring throughput (frames/s) against the decode limit on the same video.
+"""Vision-text scoring, NSFW detection and semantic dedup throughput (frames/s) against the decode limit on the same video.
 
     python bench/bench_embed.py [--model DIR_OR_HUB_ID] [--head FILE] [--device cpu|cuda] [--frames 256]
 
@@ -9,6 +9,7 @@ dropped. Then, on frames of that video sampled at the frames stage's size (448 p
   JPEG decode + image embeddings + aesthetic head + caption embedding and cosine;
 - "per video frame": the same, counted in the video frames the sampled frames stand for (8 of a 5 s,
   125-frame shot), which is the number to hold against decoding the whole video;
+- "nsfw stage": NudeNet's packaged detector on the same clip rows (when `vdata[nsfw]` is installed);
 - "semdedup index": check-and-add of clip embeddings (items/s, not frames: one item per clip).
 A ratio ≥ 1 means the scorer keeps up with decoding on this machine, so it is not what limits a build.
 Without --model the tiny random CLIP is built and used: a measure of the plumbing and batching, not of
@@ -93,6 +94,20 @@ def main():
         rows.append({R.CLIP_ID: f"c{i}", R.FRAMES: frames, R.CAPTION: "a test pattern with colour bars"})
     t_stage, _ = timed(lambda: stage.process_batch(rows), repeat=2)
 
+    nsfw_row = ["nsfw stage (NudeNet ONNX, 320 px)", "nudenet not installed", "-"]
+    try:
+        from vdata.stages.nsfw import NsfwStage
+
+        nsfw = NsfwStage(resources={"num_cpus": threads})
+        nsfw.setup()
+        t_nsfw, _ = timed(lambda: nsfw.process_batch(rows), repeat=2)
+        fps = len(images) / t_nsfw
+        nsfw_row = [f"nsfw stage ({len(rows)} clips x {FRAMES_PER_CLIP} JPEG frames, NudeNet ONNX 320 px)",
+                    f"{fps:.0f} frames/s ({fps * CLIP_FRAMES / FRAMES_PER_CLIP:.0f} per video frame)",
+                    f"{fps / limit:.2f} ({fps * CLIP_FRAMES / FRAMES_PER_CLIP / limit:.2f})"]
+    except RuntimeError as e:
+        nsfw_row[1] = str(e)[:60]
+
     vectors = np.random.default_rng(0).normal(size=(5000, model.dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     items = [(str(i), str(i), "s", v) for i, v in enumerate(vectors)]
@@ -109,6 +124,7 @@ def main():
               [f"clip_embed per video frame ({FRAMES_PER_CLIP} sampled per {CLIP_FRAMES}-frame clip)",
                f"{len(images) / t_stage * CLIP_FRAMES / FRAMES_PER_CLIP:.0f} frames/s",
                f"{len(images) / t_stage * CLIP_FRAMES / FRAMES_PER_CLIP / limit:.2f}"],
+              nsfw_row,
               [f"semdedup index, {len(items)} clips", f"{len(items) / t_index:.0f} clips/s",
                f"{len(items) * FRAMES_PER_CLIP / t_index / limit:.2f} (at {FRAMES_PER_CLIP} frames/clip)"],
           ])

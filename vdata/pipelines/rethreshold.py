@@ -89,11 +89,12 @@ SAMPLE_CHECKS = (
     Check("labels", "drop_missing", R.V_LABEL_CONTAINED, "label_missing", "false"),
     Check("dedup", "drop_duplicates", R.V_DUPLICATE_OF, "duplicate", "set"),
 )
-# The clip curation filters (vdata/stages/{clip_embed,semdedup}.py): on clip and sample builds alike.
+# The clip curation filters (vdata/stages/{clip_embed,semdedup,nsfw}.py): on clip and sample builds alike.
 EMBED_CHECKS = (
     Check("clip_embed", "aesthetic_min", R.Q_AESTHETIC, "low_aesthetic", "<", gate="drop_below"),
     Check("clip_embed", "text_similarity_min", R.Q_TEXT_SIMILARITY, "caption_mismatch", "<", gate="drop_below"),
     Check("semdedup", "similarity_min", R.Q_SEMANTIC_SIMILARITY, "duplicate", ">=", gate="drop_duplicates"),
+    Check("nsfw", "nsfw_max", R.Q_NSFW, "nsfw", ">", gate="drop_above"),
 )
 FILTER_STAGES = ("quality", *dict.fromkeys(c.stage for c in EMBED_CHECKS + SAMPLE_CHECKS))
 

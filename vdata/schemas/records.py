@@ -268,6 +268,9 @@ FIELD_TYPES.update({CLIP_EMBEDDING: pa.list_(pa.float32()), CLIP_EMBED_MODEL: pa
                     Q_TEXT_SIMILARITY: pa.float32(), SEMANTIC_DUPLICATE_OF: pa.string(),
                     Q_SEMANTIC_SIMILARITY: pa.float32()})
 CLIP_EMBED_COLUMNS = (CLIP_EMBEDDING, CLIP_EMBED_MODEL, Q_AESTHETIC, Q_TEXT_SIMILARITY)
+Q_NSFW = "q_nsfw"                              # nsfw: highest detection score of the configured classes, worst frame
+NSFW_LABELS = "nsfw_labels"                    # nsfw: the configured classes detected in any frame
+FIELD_TYPES.update({Q_NSFW: pa.float32(), NSFW_LABELS: pa.list_(pa.string())})
 
 # Canonical column order: a schema always lists its columns in this order.
 _ORDER = {name: i for i, name in enumerate(FIELD_TYPES)}

@@ -27,6 +27,7 @@ STAGES: dict[str, str] = {
     "video_caption": "vdata.stages.video_caption:VideoCaptionStage",
     "clip_embed": "vdata.stages.clip_embed:ClipEmbedStage",
     "semdedup": "vdata.stages.semdedup:SemDedupStage",
+    "nsfw": "vdata.stages.nsfw:NsfwStage",
 }
 
 EXPORT_FORMATS: dict[str, str] = {
