@@ -85,6 +85,17 @@ def test_tiny_clip_scores_are_deterministic(tiny_clip, clips, tmp_path):
     assert head.input_dim == first.dim and np.array_equal(head.score(a), head.score(b))
 
 
+def test_cli_builds_tiny_clip_once(tiny_clip):
+    from click.testing import CliRunner
+
+    from vdata.cli import main
+
+    stamp = (tiny_clip / ".vdata-tiny").stat().st_mtime_ns
+    result = CliRunner().invoke(main, ["models", "tiny-clip", str(tiny_clip)])
+    assert result.exit_code == 0 and result.output.strip() == str(tiny_clip)
+    assert (tiny_clip / ".vdata-tiny").stat().st_mtime_ns == stamp      # reused, not rebuilt
+
+
 def test_model_errors_name_the_model(tmp_path, tiny_clip, monkeypatch):
     from vdata.teachers.vision_text import VisionTextModelError
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 
 import datasets
+import pyarrow as pa
 import pydantic
 import pytest
 
 import vdata
 from vdata.media.synth import CUT_SOURCES, Segment, render_segments
+from vdata.pipelines.rethreshold import EMBED_CHECKS, rethreshold_table
 from vdata.schemas import records as R
 from vdata.stages.frames import FramesStage
 from vdata.stages.nsfw import NsfwStage
@@ -70,6 +72,11 @@ def test_threshold_drops_clips_with_the_class_and_reason(clips):
     assert len(scored) == len(clips) and len(none) == 0
     for uri, score, labels in zip(scored[R.SOURCE_URI], scored[R.Q_NSFW], scored[R.NSFW_LABELS]):
         assert (score > 0.5 and labels) if _is_face_video(uri) else (score == 0.0 and labels == [])
+    # the stored score re-thresholded later drops what the stage would have dropped
+    check = next(c for c in EMBED_CHECKS if c.stage == "nsfw")
+    table = pa.Table.from_pylist(scored.to_list())
+    remaining, dropped = rethreshold_table(table, [(check, 0.5)])
+    assert dropped == {"nsfw": len(rejects)} and remaining.num_rows == len(kept)
 
 
 def test_unknown_class_is_a_config_error():

@@ -221,14 +221,15 @@ def tiny_clip(directory):
 @click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="a filter setting: STAGE.KEY, or KEY alone when one stage has it; e.g. sharpness_min=100, "
-                   "verify_claims.min_supported_ratio=0.9, blind.max_blind_correct=0.25, dedup.drop_duplicates=true "
+                   "verify_claims.min_supported_ratio=0.9, blind.max_blind_correct=0.25, dedup.drop_duplicates=true, "
+                   "aesthetic_min=5, semdedup.similarity_min=0.9, nsfw_max=0.3 "
                    "(repeatable; 'none' disables a numeric threshold)")
 @click.option("--write-to", "--write", "write_to", type=click.Path(file_okay=False),
               help="write the kept rows here (one Parquet file, the dataset's schema)")
 def rethreshold(out_dir, overrides, write_to):
     """Re-apply the filters of the finished build in OUT_DIR from the scores stored in its Parquet (no
-    decoding, no teacher): quality thresholds on clips/, and on samples/ also verify_claims, blind,
-    timestamps, labels and dedup. Settings not named with --set stay as the build had them; prints the
+    decoding, no teacher): quality, clip_embed, semdedup and nsfw thresholds on clips/, and on samples/
+    also verify_claims, blind, timestamps, labels and dedup. Settings not named with --set stay as the build had them; prints the
     rows kept and the rows dropped per reject reason.
 
     Only tightening can be re-evaluated: rows the build dropped went to rejects/, which keeps no score

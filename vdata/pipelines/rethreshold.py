@@ -1,7 +1,8 @@
 """Re-threshold a finished dataset from the filter scores stored in its Parquet (no decoding, no teacher).
 
 Every filter stores its score or verdict as a column and drops rows by a setting from its config.
-Clip builds (`clips/`) carry the quality scores (`q_*`); sample builds (`samples/`) carry them too, plus
+Clip builds (`clips/`) carry the quality and curation scores (`q_*`: quality, clip_embed, semdedup,
+nsfw); sample builds (`samples/`) carry them too, plus
 the sample filters' columns (`v_supported_ratio`, `v_blind_correct`, `v_timestamps_valid`,
 `v_label_contained`, `v_duplicate_of`). Each check here is the stage's own rule on its stored column,
 with the stage's reject reason; a null score passes, as in the stages (the filter skipped that row).
