@@ -85,6 +85,18 @@ def test_tiny_clip_scores_are_deterministic(tiny_clip, clips, tmp_path):
     assert head.input_dim == first.dim and np.array_equal(head.score(a), head.score(b))
 
 
+def test_siglip_family_scores_through_the_stage(clips, tmp_path):
+    path = build_tiny_clip(tmp_path / "tiny-siglip", "siglip")
+    model = VisionTextModel(str(path))
+    assert type(model.model).__name__ == "SiglipModel" and model.text_padding == "max_length"
+    images = _frames(clips, 3)
+    assert np.array_equal(model.embed_images(images), VisionTextModel(str(path)).embed_images(images))
+    captioned = clips.select(range(3)).add_column(R.CAPTION, [CAPTION, "", "colour bars"])
+    kept, rejects = vdata.run_stage(ClipEmbedStage(model=str(path), aesthetic_head=str(path / HEAD_FILE)), captioned)
+    assert len(kept) == 3 and len(rejects) == 0 and kept[R.Q_TEXT_SIMILARITY][1] is None
+    assert all(len(e) == model.dim for e in kept[R.CLIP_EMBEDDING]) and None not in kept[R.Q_AESTHETIC]
+
+
 def test_cli_builds_tiny_clip_once(tiny_clip):
     from click.testing import CliRunner
 

@@ -206,15 +206,16 @@ def tiny_vlm(directory, kind):
 
 @models.command("tiny-clip")
 @click.argument("directory", required=False, type=click.Path(file_okay=False))
-def tiny_clip(directory):
-    """Build (once) a tiny random-weight CLIP and aesthetic head (clip_embed / semdedup demos); prints its path.
-    Its scores are deterministic noise."""
+@click.option("--family", type=click.Choice(["clip", "siglip"]), default="clip", show_default=True)
+def tiny_clip(directory, family):
+    """Build (once) a tiny random-weight CLIP / SigLIP and aesthetic head (clip_embed / semdedup demos); prints
+    its path. Its scores are deterministic noise."""
     from pathlib import Path
 
     from vdata.teachers.tiny_clip import build_tiny_clip
 
-    target = Path(directory) if directory else Path.home() / ".cache" / "vdata" / "models" / "tiny-clip"
-    click.echo(str(build_tiny_clip(target)))
+    target = Path(directory) if directory else Path.home() / ".cache" / "vdata" / "models" / f"tiny-{family}"
+    click.echo(str(build_tiny_clip(target, family)))
 
 
 @main.command()

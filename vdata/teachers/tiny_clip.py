@@ -1,4 +1,4 @@
-"""Build a tiny, randomly initialised CLIP checkpoint and a LAION-style aesthetic head offline.
+"""Build a tiny, randomly initialised CLIP (or SigLIP) checkpoint and a LAION-style aesthetic head offline.
 
 A real model directory (config, safetensors, a CLIP BPE tokenizer built here from local text, image
 processor) that `transformers.AutoModel` / `AutoProcessor` load like a released CLIP; weights are
@@ -9,7 +9,9 @@ second on a CPU.
     from vdata.teachers.tiny_clip import build_tiny_clip
     path = build_tiny_clip("/tmp/tiny-clip")          # also writes aesthetic_head.safetensors inside
 
-Command line: ``vdata models tiny-clip DIR``.
+    path = build_tiny_clip("/tmp/tiny-siglip", "siglip")   # the SigLIP family (last-token text pooling)
+
+Command line: ``vdata models tiny-clip DIR [--family siglip]``.
 """
 from __future__ import annotations
 
@@ -18,9 +20,11 @@ import os
 import re
 from collections import Counter
 from pathlib import Path
+from typing import Literal
 
 from .tiny_models import _corpus
 
+Family = Literal["clip", "siglip"]
 RECIPE_VERSION = "2"
 VOCAB_TARGET = 2048
 IMAGE_SIZE = 64
@@ -56,31 +60,47 @@ def _tokenizer():
     return CLIPTokenizer(vocab=vocab, merges=list(merges))
 
 
-def build_tiny_clip(out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-    """Write the tiny random CLIP (and its aesthetic head) to `out_dir`; reused when already built."""
+def _model_and_processor(family: Family, tok):
+    """A seeded random model of `family` and its processor; both embed to PROJECTION_DIM."""
+    import torch
+
+    text = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id, pad_token_id=tok.pad_token_id)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                  image_size=IMAGE_SIZE, patch_size=16)
+    torch.manual_seed(0)
+    if family == "clip":
+        from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+        model = CLIPModel(CLIPConfig(text_config={**text, "max_position_embeddings": 64}, vision_config=vision,
+                                     projection_dim=PROJECTION_DIM))
+        images = CLIPImageProcessor(size={"shortest_edge": IMAGE_SIZE},
+                                    crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
+        return model, CLIPProcessor(image_processor=images, tokenizer=tok)
+    if family == "siglip":
+        # SigLIP pools the text at its last position and is trained on fixed-length padded text (16 tokens
+        # in the smallest released ones); the CLIP tokenizer stands in for its SentencePiece one
+        from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel, SiglipProcessor
+
+        model = SiglipModel(SiglipConfig(text_config={**text, "max_position_embeddings": 16,
+                                                      "projection_size": PROJECTION_DIM}, vision_config=vision))
+        images = SiglipImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
+        return model, SiglipProcessor(image_processor=images, tokenizer=tok)
+    raise ValueError(f"unknown tiny vision-text family {family!r} (clip, siglip)")
+
+
+def build_tiny_clip(out_dir: str | os.PathLike[str], family: Family = "clip", *, overwrite: bool = False) -> Path:
+    """Write the tiny random CLIP or SigLIP (and an aesthetic head) to `out_dir`; reused when already built."""
     out = Path(out_dir)
     stamp = out / ".vdata-tiny"
-    want = hashlib.sha256(f"clip|{RECIPE_VERSION}|{IMAGE_SIZE}|{PROJECTION_DIM}".encode()).hexdigest()[:16]
+    want = hashlib.sha256(f"{family}|{RECIPE_VERSION}|{IMAGE_SIZE}|{PROJECTION_DIM}".encode()).hexdigest()[:16]
     if not overwrite and stamp.exists() and stamp.read_text().strip() == want:
         return out
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
-
-    tok = _tokenizer()
-    config = CLIPConfig(
-        text_config=dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=64, eos_token_id=tok.eos_token_id,
-                         bos_token_id=tok.bos_token_id, pad_token_id=tok.pad_token_id),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=IMAGE_SIZE, patch_size=16),
-        projection_dim=PROJECTION_DIM)
-    torch.manual_seed(0)
-    model = CLIPModel(config).eval()
-    images = CLIPImageProcessor(size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
+    model, processor = _model_and_processor(family, _tokenizer())
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True)
-    CLIPProcessor(image_processor=images, tokenizer=tok).save_pretrained(out)
+    model.eval().save_pretrained(out, safe_serialization=True)
+    processor.save_pretrained(out)
     write_tiny_aesthetic_head(out / HEAD_FILE, PROJECTION_DIM)
     stamp.write_text(want)
     return out

@@ -77,8 +77,9 @@ class VisionTextModel:
 
     @property
     def dim(self) -> int:
-        return int(self.model.config.projection_dim if hasattr(self.model.config, "projection_dim")
-                   else self.model.config.text_config.hidden_size)
+        config = self.model.config   # CLIP: projection_dim; SigLIP: the text tower's projection_size or width
+        return int(getattr(config, "projection_dim", None) or getattr(config.text_config, "projection_size", None)
+                   or config.text_config.hidden_size)
 
     def embed_images(self, images: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
         """RGB uint8 arrays (H, W, 3) → (n, dim) unit vectors."""
