@@ -205,20 +205,35 @@ def tiny_vlm(directory, kind):
     click.echo(str(ensure_tiny_vlm(directory, kind)))
 
 
+@models.command("tiny-clip")
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
+@click.option("--family", type=click.Choice(["clip", "siglip"]), default="clip", show_default=True)
+def tiny_clip(directory, family):
+    """Build (once) a tiny random-weight CLIP / SigLIP and aesthetic head (clip_embed / semdedup demos); prints
+    its path. Its scores are deterministic noise."""
+    from pathlib import Path
+
+    from vdata.teachers.tiny_clip import build_tiny_clip
+
+    target = Path(directory) if directory else Path.home() / ".cache" / "vdata" / "models" / f"tiny-{family}"
+    click.echo(str(build_tiny_clip(target, family)))
+
+
 @main.command()
 @click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="a filter setting: STAGE.KEY, or KEY alone when one stage has it; e.g. sharpness_min=100, "
                    "verify_claims.min_supported_ratio=0.9, blind.max_blind_correct=0.25, "
-                   "single_frame.max_single_frame_correct=0.25, dedup.drop_duplicates=true "
+                   "single_frame.max_single_frame_correct=0.25, dedup.drop_duplicates=true, "
+                   "aesthetic_min=5, semdedup.similarity_min=0.9, nsfw_max=0.3 "
                    "(repeatable; 'none' disables a numeric threshold)")
 @click.option("--write-to", "--write", "write_to", type=click.Path(file_okay=False),
               help="write the kept rows here (one Parquet file, the dataset's schema)")
 def rethreshold(out_dir, overrides, write_to):
     """Re-apply the filters of the finished build in OUT_DIR from the scores stored in its Parquet (no
-    decoding, no teacher): quality thresholds on clips/, and on samples/ also verify_claims, blind,
-    single_frame, timestamps, labels and dedup. Settings not named with --set stay as the build had
-    them; prints the rows kept and the rows dropped per reject reason.
+    decoding, no teacher): quality, clip_embed, semdedup and nsfw thresholds on clips/, and on samples/
+    also verify_claims, blind, single_frame, timestamps, labels and dedup. Settings not named with --set
+    stay as the build had them; prints the rows kept and the rows dropped per reject reason.
 
     Only tightening can be re-evaluated: rows the build dropped went to rejects/, which keeps no score
     columns, so they are not in the dataset and a looser setting brings none back. To loosen, change the

@@ -142,6 +142,7 @@ class _StageBatches:
 
     def __init__(self, stage: Stage):
         self.stage, self.ready = stage, False
+        self.__name__ = f"{type(self).__name__}[{stage.name}]"   # Ray's map_groups names its wrapper after it
 
     def __call__(self, table: pa.Table) -> pa.Table:
         if not self.ready:

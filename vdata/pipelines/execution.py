@@ -274,6 +274,7 @@ class StageTask:
 
     def __init__(self, key, name, config, ctx: RunContext, out_schema, index, stats_actor_name, cache=None):
         self.args = (key, name, config, ctx)
+        self.__name__ = f"StageTask[{name}]"   # Ray's map_groups names its wrapper after the callable
         self.out_schema, self.index, self.stats_actor_name, self.cache = out_schema, index, stats_actor_name, cache
 
     def __call__(self, table: pa.Table) -> pa.Table:

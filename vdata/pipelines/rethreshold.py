@@ -1,7 +1,8 @@
 """Re-threshold a finished dataset from the filter scores stored in its Parquet (no decoding, no teacher).
 
 Every filter stores its score or verdict as a column and drops rows by a setting from its config.
-Clip builds (`clips/`) carry the quality scores (`q_*`); sample builds (`samples/`) carry them too, plus
+Clip builds (`clips/`) carry the quality and curation scores (`q_*`: quality, clip_embed, semdedup,
+nsfw); sample builds (`samples/`) carry them too, plus
 the sample filters' columns (`v_supported_ratio`, `v_blind_correct`, `v_single_frame_correct`, `v_timestamps_valid`,
 `v_label_contained`, `v_duplicate_of`). Each check here is the stage's own rule on its stored column,
 with the stage's reject reason; a null score passes, as in the stages (the filter skipped that row).
@@ -13,7 +14,9 @@ loosening needs a rebuild (see the `vdata rethreshold` help for what that rebuil
 Where this differs from a rebuild: a row that fails several checks counts under the first stage in
 the build's order, as in the pipeline; but `dedup.drop_duplicates` drops every row whose
 `v_duplicate_of` is set, also when its kept twin is now dropped by a tightened earlier filter (a
-rebuild would have kept the next copy instead).
+rebuild would have kept the next copy instead). `semdedup.similarity_min` likewise drops a row whose
+stored nearest-kept cosine (`q_semantic_similarity`) reaches the new limit, also when that nearest item
+is itself dropped now.
 """
 from __future__ import annotations
 
@@ -42,7 +45,8 @@ WRITTEN_FILE = "part-rethreshold.parquet"
 class Check:
     """One stage's drop rule on one stored column.
 
-    op: "<" drops a score below the setting, ">" one above it (a None setting disables the check);
+    op: "<" drops a score below the setting, ">" one above it, ">=" one at or above it (a None setting
+    disables the check);
     "false" drops a false verdict and "set" a row whose column holds a value, when the setting (a
     drop_* flag) is on.
     """
@@ -52,6 +56,7 @@ class Check:
     column: str
     reason: str
     op: str
+    gate: str | None = None   # the stage's drop flag: when the build had it off (score only), nothing was applied
 
     @property
     def name(self) -> str:
@@ -68,7 +73,7 @@ class Check:
             return True
         if self.op == "<":
             return setting < build_setting
-        if self.op == ">":
+        if self.op in (">", ">="):
             return setting > build_setting
         return False
 
@@ -86,11 +91,18 @@ SAMPLE_CHECKS = (
     Check("labels", "drop_missing", R.V_LABEL_CONTAINED, "label_missing", "false"),
     Check("dedup", "drop_duplicates", R.V_DUPLICATE_OF, "duplicate", "set"),
 )
-FILTER_STAGES = ("quality", *dict.fromkeys(c.stage for c in SAMPLE_CHECKS))
+# The clip curation filters (vdata/stages/{clip_embed,semdedup,nsfw}.py): on clip and sample builds alike.
+EMBED_CHECKS = (
+    Check("clip_embed", "aesthetic_min", R.Q_AESTHETIC, "low_aesthetic", "<", gate="drop_below"),
+    Check("clip_embed", "text_similarity_min", R.Q_TEXT_SIMILARITY, "caption_mismatch", "<", gate="drop_below"),
+    Check("semdedup", "similarity_min", R.Q_SEMANTIC_SIMILARITY, "duplicate", ">=", gate="drop_duplicates"),
+    Check("nsfw", "nsfw_max", R.Q_NSFW, "nsfw", ">", gate="drop_above"),
+)
+FILTER_STAGES = ("quality", *dict.fromkeys(c.stage for c in EMBED_CHECKS + SAMPLE_CHECKS))
 
 
 def checks_for(level: str) -> tuple[Check, ...]:
-    return QUALITY_CHECKS + (SAMPLE_CHECKS if level == "samples" else ())
+    return QUALITY_CHECKS + EMBED_CHECKS + (SAMPLE_CHECKS if level == "samples" else ())
 
 
 @dataclass
@@ -159,11 +171,12 @@ def rethreshold_table(table: pa.Table, checks: list[tuple[Check, Any]]) -> tuple
 
 def failing(column: pa.ChunkedArray, check: Check, setting: Any) -> pa.ChunkedArray:
     """Rows `check` drops at `setting`; a null score never fails."""
-    if check.op in ("<", ">"):
+    if check.op in ("<", ">", ">="):
         # Compared at the column's precision: the stage compared the unrounded score, and rounding is
         # monotonic, so every stored score the stage kept at a limit still passes that limit here.
         limit = pa.scalar(setting, type=column.type)
-        fails = pc.less(column, limit) if check.op == "<" else pc.greater(column, limit)
+        compare = {"<": pc.less, ">": pc.greater, ">=": pc.greater_equal}[check.op]
+        fails = compare(column, limit)
     elif check.op == "false":
         fails = pc.invert(column)
     else:   # "set": the stage tests the value's truth, so an empty string is no duplicate
@@ -213,7 +226,7 @@ def build_filter_configs(out_dir: str) -> dict[str, BaseModel]:
 
 def _setting_of(config: BaseModel | None, check: Check) -> Any:
     """The build's setting for `check`; None (off) when the build did not run that stage."""
-    if config is None:
+    if config is None or (check.gate and not getattr(config, check.gate)):
         return None
     holder = config.thresholds if check.stage == "quality" else config
     return getattr(holder, check.key)

@@ -262,6 +262,21 @@ V_SINGLE_FRAME_CORRECT = "v_single_frame_correct"   # share of one-frame attempt
 V_SINGLE_FRAME_TIME_S = "v_single_frame_time_s"     # the time of that frame, video-absolute seconds
 FIELD_TYPES.update({V_SINGLE_FRAME_CORRECT: pa.float32(), V_SINGLE_FRAME_TIME_S: pa.float64()})
 
+# --- clip level: vision-text embeddings and curation scores (clip_embed, semdedup; thresholds re-applicable) ---
+CLIP_EMBEDDING = "clip_embedding"              # list<float32>: unit mean of the clip's frame embeddings
+CLIP_EMBED_MODEL = "clip_embed_model"          # the CLIP/SigLIP-family model that made it
+Q_AESTHETIC = "q_aesthetic"                    # LAION-style aesthetic head, mean over the clip's frames
+Q_TEXT_SIMILARITY = "q_text_similarity"        # frame-caption cosine, mean over frames; null without a caption
+SEMANTIC_DUPLICATE_OF = "semantic_duplicate_of"   # semdedup: the kept clip id (level clip) or source_uri (level video)
+Q_SEMANTIC_SIMILARITY = "q_semantic_similarity"   # semdedup: cosine to the nearest item kept before it; null: first
+FIELD_TYPES.update({CLIP_EMBEDDING: pa.list_(pa.float32()), CLIP_EMBED_MODEL: pa.string(), Q_AESTHETIC: pa.float32(),
+                    Q_TEXT_SIMILARITY: pa.float32(), SEMANTIC_DUPLICATE_OF: pa.string(),
+                    Q_SEMANTIC_SIMILARITY: pa.float32()})
+CLIP_EMBED_COLUMNS = (CLIP_EMBEDDING, CLIP_EMBED_MODEL, Q_AESTHETIC, Q_TEXT_SIMILARITY)
+Q_NSFW = "q_nsfw"                              # nsfw: highest detection score of the configured classes, worst frame
+NSFW_LABELS = "nsfw_labels"                    # nsfw: the configured classes detected in any frame
+FIELD_TYPES.update({Q_NSFW: pa.float32(), NSFW_LABELS: pa.list_(pa.string())})
+
 # Canonical column order: a schema always lists its columns in this order.
 _ORDER = {name: i for i, name in enumerate(FIELD_TYPES)}
 
