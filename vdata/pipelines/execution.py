@@ -304,6 +304,10 @@ class StatsCollector:
     def dump(self) -> list[dict]:
         return self.records
 
+    def since(self, n: int) -> list[dict]:
+        """The records after the first `n` (the driver's progress display polls with this)."""
+        return self.records[n:]
+
 
 def to_reject_records(rows: list[dict]) -> list[dict]:
     return [{
