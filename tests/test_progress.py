@@ -73,12 +73,11 @@ def test_through_a_pipe_plain_lines_then_a_resumed_rerun(two_videos, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     lines = (done.stdout + done.stderr).splitlines()
     _no_ray_noise_and_short(lines)
-    progress = [ln for ln in lines if ln.startswith("progress: ")]
+    progress = [ln for ln in lines if re.match(r"progress \d+:\d\d: ", ln)]
     assert len(progress) >= 2   # at least one tick and the final line
-    clips = _clips(tmp_path)
-    assert clips == 4
-    assert progress[-1].startswith("progress: 2/2 videos complete, 4 clips + 0 rejects written,")
-    assert progress[-1].endswith("done | probe: 2 in, 2 out | shots: 2 in, 4 out")
+    assert _clips(tmp_path) == 4
+    assert progress[-1].endswith(": 2/2 videos finished, done | on disk: 2 videos complete, 4 clips, 0 rejects "
+                                 "| probe 2 in, 2 out | shots 2 in, 4 out")
     # the summary: each path whole on its own line (rich would wrap them at 80 columns outside a terminal)
     out = tmp_path / "out"
     for name, path in (("data", out / "clips"), ("manifest", out / "manifest.json"), ("report", out / "report.html")):
@@ -88,7 +87,7 @@ def test_through_a_pipe_plain_lines_then_a_resumed_rerun(two_videos, tmp_path):
     again = subprocess.run(_cli(cfg), env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resumed: 2 video(s) already complete, nothing to do" in again.stderr
-    assert "rows in" not in again.stderr and "progress: " not in again.stderr   # no table of zeros, no Ray
+    assert "rows in" not in again.stderr and "progress " not in again.stderr   # no table of zeros, no Ray
 
 
 def _read_pty(master: int, proc: subprocess.Popen, timeout_s: float) -> str:
@@ -125,12 +124,14 @@ def test_in_a_terminal_one_line_per_stage(two_videos, tmp_path):
             proc.kill()
     lines = [ANSI.sub("", ln).rstrip() for ln in re.split(r"\r?\n|\r", text)]
     _no_ray_noise_and_short(lines)
-    assert not any(ln.startswith("progress: ") for ln in lines)   # the live block, not the log lines
-    stage_lines = {name: [ln for ln in lines if re.match(rf"{name}\s+\S", ln)] for name in ("probe", "shots", "on disk")}
+    assert not any(ln.startswith("progress ") for ln in lines)   # the live block, not the log lines
+    stage_lines = {name: [ln for ln in lines if re.match(rf"{name}\s+\S", ln)]
+                   for name in ("probe", "shots", "finished", "on disk")}
     assert all(stage_lines.values()), lines
     # the block's last state: every video through both stages and on disk
     assert stage_lines["probe"][-1].endswith("2/2 videos in, 2 videos out")
     assert stage_lines["shots"][-1].endswith("2/2 videos in, 4 clips out")
-    assert "2/2 videos complete, 4 clips + 0 rejects written" in stage_lines["on disk"][-1]
+    assert "2/2 videos through every stage" in stage_lines["finished"][-1] and stage_lines["finished"][-1].endswith("done")
+    assert stage_lines["on disk"][-1].endswith("2/2 videos complete, 4 clips + 0 rejects written")
     assert _clips(tmp_path) == 4
     assert any(ln.startswith("done in ") and ln.endswith("4 clips, 0 rejects") for ln in lines)

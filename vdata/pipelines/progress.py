@@ -4,10 +4,14 @@ What is counted, and where it comes from (nothing is scraped from Ray's progress
 - per stage, the rows each stage has finished: vdata's batch wrapper (`execution.run_stage_on_table`)
   reports rows in, rows out and rejects of every batch to the run's stats actor, which the driver
   polls. A stage's input total is known only for the first stage (the videos of the run); a later
-  stage's "in" is counted against what the stage before it has put out so far;
+  stage's "in" is counted against what the stage before it has put out so far. A batch that Ray runs
+  again after its worker died is counted again;
+- finished: the videos that went through every stage, from the same reports: each row carries its
+  share of its video (`R.MASS`), so the last stage's mass out plus every stage's mass rejected is the
+  number of videos finished. The ETA is the time so far per finished video times the videos left;
 - on disk: the ledger entries the sink writes when a part is committed (see `checkpoint.py`): rows
   and rejects written, and the videos whose rows are all on disk (their committed mass sums to 1).
-  The ETA is the time so far per complete video times the videos left.
+  The sink writes a part per `output.rows_per_file` rows, so this line can stay at 0 until the end.
 
 In a terminal the display is a rich `Live` block, one line per stage under the stage's name and one for
 what is on disk. Elsewhere (a log, a pipe) it is one plain line every `every_s` seconds and one at the end.
@@ -44,7 +48,7 @@ def _duration(seconds: float) -> str:
 
 
 class BuildProgress:
-    """The display. The runner (through `ProgressFeed`) calls `stage_rows` and `committed`; `lines()`
+    """The display. The runner (through `ProgressFeed`) calls `stage_rows` and `committed`; `plain_line()`
     is the plain text of the current state."""
 
     def __init__(self, console, stages: list[tuple[str, str, str]], videos_total: int, level: str,
@@ -52,6 +56,7 @@ class BuildProgress:
         self.console, self.every_s, self.level = console, every_s, level
         self.stages = [StageCount(*s) for s in stages]
         self.videos_total, self.videos_done, self.rows, self.rejects = videos_total, 0, 0, 0
+        self.finished_mass = 0.0
         self.live = console.is_terminal if live is None else live
         self._lock = threading.Lock()
         self._t0 = time.time()
@@ -60,12 +65,14 @@ class BuildProgress:
         self._stop = threading.Event()
 
     # --- what the runner reports ---------------------------------------------------------------
-    def stage_rows(self, index: int, rows_in: int, rows_out: int, rejects: int) -> None:
+    def stage_rows(self, index: int, rows_in: int, rows_out: int, rejects: int, mass_out: float = 0.0,
+                   mass_rejected: float = 0.0) -> None:
         with self._lock:
             s = self.stages[index]
             s.rows_in += rows_in
             s.rows_out += rows_out
             s.rejects += rejects
+            self.finished_mass += mass_rejected + (mass_out if index == len(self.stages) - 1 else 0.0)
         self._refresh()
 
     def committed(self, rows: int, rejects: int, videos_done: int) -> None:
@@ -79,35 +86,38 @@ class BuildProgress:
     def _stage_in_total(self, i: int) -> int:
         return self.videos_total if i == 0 else self.stages[i - 1].rows_out
 
+    @property
+    def videos_finished(self) -> int:
+        return min(self.videos_total, int(self.finished_mass + checkpoint.EPS))
+
     def eta(self) -> str:
-        left = self.videos_total - self.videos_done
+        done = max(self.videos_finished, self.videos_done)
+        left = self.videos_total - done
         if not left:
             return "done"
-        if not self.videos_done:
+        if not done:
             return "ETA after the first video"
-        return "ETA " + _duration((time.time() - self._t0) / self.videos_done * left)
+        return "ETA " + _duration((time.time() - self._t0) / done * left)
 
     def stage_text(self, i: int) -> str:
         s = self.stages[i]
         text = f"{s.rows_in}/{self._stage_in_total(i)} {s.in_level} in, {s.rows_out} {s.out_level} out"
         return text + (f", {s.rejects} rejected" if s.rejects else "")
 
-    def disk_text(self) -> str:
-        return (f"{self.videos_done}/{self.videos_total} videos complete, {self.rows} {self.level} + "
-                f"{self.rejects} rejects written, {_duration(time.time() - self._t0)} elapsed, {self.eta()}")
+    def finished_text(self) -> str:
+        return (f"{self.videos_finished}/{self.videos_total} videos through every stage, "
+                f"{_duration(time.time() - self._t0)} elapsed, {self.eta()}")
 
-    def lines(self) -> list[str]:
-        """One line per stage, then the line for what is on disk."""
-        with self._lock:
-            width = max(len(s.name) for s in self.stages) if self.stages else 0
-            out = [f"{s.name:<{width}}  {self.stage_text(i)}" for i, s in enumerate(self.stages)]
-            return out + [f"{'on disk':<{width}}  {self.disk_text()}"]
+    def disk_text(self) -> str:
+        return f"{self.videos_done}/{self.videos_total} videos complete, {self.rows} {self.level} + {self.rejects} rejects written"
 
     def plain_line(self) -> str:
-        """The one line a log gets: what is on disk, then each stage's rows."""
+        """The one line a log gets: videos finished, what is on disk, then each stage's rows."""
         with self._lock:
-            head = f"progress: {self.disk_text()}"
-            full = head + "".join(f" | {s.name}: {s.rows_in} in, {s.rows_out} out"
+            head = (f"progress {_duration(time.time() - self._t0)}: {self.videos_finished}/{self.videos_total} videos "
+                    f"finished, {self.eta()} | on disk: {self.videos_done} videos complete, {self.rows} {self.level}, "
+                    f"{self.rejects} rejects")
+            full = head + "".join(f" | {s.name} {s.rows_in} in, {s.rows_out} out"
                                   + (f", {s.rejects} rejected" if s.rejects else "") for s in self.stages)
             if len(full) <= MAX_LINE:
                 return full
@@ -120,11 +130,12 @@ class BuildProgress:
         from rich.table import Table
 
         grid = Table.grid(padding=(0, 2))
-        grid.add_column(no_wrap=True, min_width=max(len(s.name) for s in self.stages + [StageCount("on disk", "", "")]))
+        grid.add_column(no_wrap=True, min_width=max(len(s.name) for s in self.stages + [StageCount("finished", "", "")]))
         grid.add_column(no_wrap=True, min_width=20)
         grid.add_column(no_wrap=True, overflow="ellipsis")   # a narrow terminal cuts the line, never wraps it
         with self._lock:
             rows = [(s.name, s.rows_in, self._stage_in_total(i), self.stage_text(i)) for i, s in enumerate(self.stages)]
+            rows.append(("finished", self.videos_finished, self.videos_total, self.finished_text()))
             rows.append(("on disk", self.videos_done, self.videos_total, self.disk_text()))
         for name, done, total, text in rows:
             grid.add_row(f"[bold]{name}[/]", ProgressBar(total=max(total, 1), completed=min(done, total), width=20), text)
@@ -185,7 +196,8 @@ class ProgressFeed:
             records = []
         self._records_seen += len(records)
         for r in records:
-            self.progress.stage_rows(r["stage_index"], r["rows_in"], r["rows_out"], sum(r["rejects"].values()))
+            self.progress.stage_rows(r["stage_index"], r["rows_in"], r["rows_out"], sum(r["rejects"].values()),
+                                     r.get("mass_out", 0.0), r.get("mass_rejected", 0.0))
         rows = rejects = 0
         names = sorted(os.listdir(self.ledger_dir)) if os.path.isdir(self.ledger_dir) else []
         for name in names:
