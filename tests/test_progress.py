@@ -30,11 +30,13 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 @pytest.fixture(scope="module")
 def two_videos(tmp_path_factory) -> Path:
-    """Two short videos with one hard cut each: shots makes 2 clips of each."""
+    """Two short videos with one hard cut each (shots makes 2 clips of each) and a text file named .mp4
+    (probe rejects it)."""
     d = tmp_path_factory.mktemp("progress_in")
     for i in range(2):
         render_segments(str(d / f"v{i}.mp4"), [Segment(CUT_SOURCES[i], 1.0), Segment(CUT_SOURCES[i + 2], 1.0)],
                         size=(160, 120))
+    (d / "notes.mp4").write_text("not a video\n" * 20)
     return d
 
 
@@ -76,8 +78,8 @@ def test_through_a_pipe_plain_lines_then_a_resumed_rerun(two_videos, tmp_path):
     progress = [ln for ln in lines if re.match(r"progress \d+:\d\d: ", ln)]
     assert len(progress) >= 2   # at least one tick and the final line
     assert _clips(tmp_path) == 4
-    assert progress[-1].endswith(": 2/2 videos finished, done | on disk: 2 videos complete, 4 clips, 0 rejects "
-                                 "| probe 2 in, 2 out | shots 2 in, 4 out")
+    assert progress[-1].endswith(": 3/3 videos finished, done | on disk: 3 videos complete, 4 clips, 1 rejects "
+                                 "| probe 3 in, 2 out, 1 rejected | shots 2 in, 4 out")
     # the summary: each path whole on its own line (rich would wrap them at 80 columns outside a terminal)
     out = tmp_path / "out"
     for name, path in (("data", out / "clips"), ("manifest", out / "manifest.json"), ("report", out / "report.html")):
@@ -86,7 +88,7 @@ def test_through_a_pipe_plain_lines_then_a_resumed_rerun(two_videos, tmp_path):
 
     again = subprocess.run(_cli(cfg), env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "resumed: 2 video(s) already complete, nothing to do" in again.stderr
+    assert "resumed: 3 video(s) already complete, nothing to do" in again.stderr
     assert "rows in" not in again.stderr and "progress " not in again.stderr   # no table of zeros, no Ray
 
 
@@ -129,9 +131,28 @@ def test_in_a_terminal_one_line_per_stage(two_videos, tmp_path):
                    for name in ("probe", "shots", "finished", "on disk")}
     assert all(stage_lines.values()), lines
     # the block's last state: every video through both stages and on disk
-    assert stage_lines["probe"][-1].endswith("2/2 videos in, 2 videos out")
+    assert stage_lines["probe"][-1].endswith("3/3 videos in, 2 videos out, 1 rejected")
     assert stage_lines["shots"][-1].endswith("2/2 videos in, 4 clips out")
-    assert "2/2 videos through every stage" in stage_lines["finished"][-1] and stage_lines["finished"][-1].endswith("done")
-    assert stage_lines["on disk"][-1].endswith("2/2 videos complete, 4 clips + 0 rejects written")
+    assert "3/3 videos through every stage" in stage_lines["finished"][-1] and stage_lines["finished"][-1].endswith("done")
+    assert stage_lines["on disk"][-1].endswith("3/3 videos complete, 4 clips + 1 rejects written")
     assert _clips(tmp_path) == 4
-    assert any(ln.startswith("done in ") and ln.endswith("4 clips, 0 rejects") for ln in lines)
+    assert any(ln.startswith("done in ") and ln.endswith("4 clips, 1 rejects") for ln in lines)
+
+
+def test_the_plain_line_stays_short_and_the_eta_waits_for_a_finished_video():
+    """Eleven stages: the log line switches to its compact form rather than run past 200 characters."""
+    import io
+
+    from rich.console import Console
+
+    from vdata.pipelines.progress import MAX_LINE, BuildProgress
+
+    stages = [(f"stage_number_{i}", "clips", "clips") for i in range(11)]
+    shown = BuildProgress(Console(file=io.StringIO(), width=80), stages, 10, "clips", every_s=60)
+    assert shown.eta() == "ETA after the first video"
+    for i in range(11):
+        shown.stage_rows(i, 100, 90, 10, mass_out=4.0 if i == 10 else 0.0, mass_rejected=0.1)
+    line = shown.plain_line()
+    assert len(line) <= MAX_LINE and "stage_number_0 100>90-10" in line and line.endswith(" more")
+    assert shown.videos_finished == 5   # 4.0 out of the last stage + 11 x 0.1 rejected
+    assert re.fullmatch(r"ETA \d+:\d\d", shown.eta())

@@ -121,8 +121,15 @@ class BuildProgress:
                                   + (f", {s.rejects} rejected" if s.rejects else "") for s in self.stages)
             if len(full) <= MAX_LINE:
                 return full
-            return head + " | " + " ".join(f"{s.name} {s.rows_in}>{s.rows_out}" + (f"-{s.rejects}" if s.rejects else "")
-                                           for s in self.stages)
+            # compact: `name in>out-rejected`, as many stages as fit (a long chain's line is cut, not wrapped)
+            line = head + " |"
+            compact = [f" {s.name} {s.rows_in}>{s.rows_out}" + (f"-{s.rejects}" if s.rejects else "") for s in self.stages]
+            for i, part in enumerate(compact):
+                more = f" +{len(compact) - i - 1} more" if i < len(compact) - 1 else ""
+                if len(line) + len(part) + len(more) > MAX_LINE:
+                    return line + f" +{len(compact) - i} more"
+                line += part
+            return line
 
     # --- showing it -----------------------------------------------------------------------------
     def _renderable(self):
