@@ -40,12 +40,12 @@ def two_videos(tmp_path_factory) -> Path:
     return d
 
 
-def _config(tmp_path: Path, inputs: Path) -> Path:
+def _config(tmp_path: Path, inputs: Path, shots: dict | None = None) -> Path:
     path = tmp_path / "build.yaml"
     path.write_text(yaml.safe_dump({
         "name": "progress", "input": [{"path": str(inputs)}],
         "output": {"dir": str(tmp_path / "out"), "mode": "resume"}, "ray": {"num_cpus": 2},
-        "stages": [{"probe": {}}, {"shots": {}}]}))
+        "stages": [{"probe": {}}, {"shots": shots or {}}]}))
     return path
 
 
@@ -69,7 +69,8 @@ def _no_ray_noise_and_short(lines: list[str]) -> None:
 
 
 def test_through_a_pipe_plain_lines_then_a_resumed_rerun(two_videos, tmp_path):
-    cfg = _config(tmp_path, two_videos)
+    # shots as an actor pool: Ray's C++ core then writes an `E ... core_worker.cc` line to stderr
+    cfg = _config(tmp_path, two_videos, shots={"resources": {"actors": True, "concurrency": 1}})
     env = {k: v for k, v in _env().items() if k != "COLUMNS"}
     done = subprocess.run(_cli(cfg, "--progress-every", "0.5"), env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -84,7 +85,8 @@ def test_through_a_pipe_plain_lines_then_a_resumed_rerun(two_videos, tmp_path):
     out = tmp_path / "out"
     for name, path in (("data", out / "clips"), ("manifest", out / "manifest.json"), ("report", out / "report.html")):
         assert f"  {name + ':':<10}{path}" in lines
-    assert (out / "_logs" / "ray.log").read_text().count("Started a local Ray instance") == 1   # where it went
+    ray_log = (out / "_logs" / "ray.log").read_text()   # where Ray's own output went
+    assert ray_log.count("Started a local Ray instance") == 1 and "core_worker.cc" in ray_log
 
     again = subprocess.run(_cli(cfg), env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]

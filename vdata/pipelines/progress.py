@@ -242,9 +242,13 @@ class ProgressFeed:
 
 @contextlib.contextmanager
 def ray_output_to_file(path: str, verbose: bool):
-    """Ray's own log records of this process (start-up hints, Ray Data's progress and warnings) go to
-    `path` instead of the terminal, unless `verbose`. Handlers that write to files (Ray Data's
-    session log) stay; the console ones come back when the block ends."""
+    """Ray's own output of this process goes to `path` instead of the terminal, unless `verbose`:
+    - its Python log records (start-up hints, Ray Data's progress and warnings): the console handlers
+      of the `ray` and `ray.data` loggers are swapped for a file handler (Ray Data's session log stays);
+    - what Ray's C++ core writes to this process's stderr (an `E ... core_worker.cc` line on healthy
+      runs with actor pools): file descriptor 2 points at the log while Python's `sys.stderr`, and so
+      vdata's own output, keeps the terminal. Only when `sys.stderr` is descriptor 2 (not in a notebook).
+    Everything comes back when the block ends."""
     if verbose:
         yield None
         return
@@ -260,11 +264,41 @@ def ray_output_to_file(path: str, verbose: bool):
                 logger.removeHandler(h)
                 removed.append((logger, h))
         logger.addHandler(handler)
+    with _stderr_descriptor_to(path):
+        try:
+            yield path
+        finally:
+            for logger in loggers:
+                logger.removeHandler(handler)
+            for logger, h in removed:
+                logger.addHandler(h)
+            handler.close()
+
+
+@contextlib.contextmanager
+def _stderr_descriptor_to(path: str):
+    import sys
+
     try:
-        yield path
+        is_fd2 = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):   # io.UnsupportedOperation is an OSError
+        is_fd2 = False
+    if not is_fd2:
+        yield
+        return
+    sys.stderr.flush()
+    terminal_fd = os.dup(2)
+    python_stderr = sys.stderr
+    terminal = os.fdopen(terminal_fd, "w", buffering=1, encoding=python_stderr.encoding,
+                         errors=python_stderr.errors, closefd=True)
+    log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    sys.stderr = terminal
+    try:
+        yield
     finally:
-        for logger in loggers:
-            logger.removeHandler(handler)
-        for logger, h in removed:
-            logger.addHandler(h)
-        handler.close()
+        terminal.flush()
+        sys.stderr = python_stderr
+        os.dup2(terminal_fd, 2)
+        terminal.close()
