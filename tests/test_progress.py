@@ -158,3 +158,26 @@ def test_the_plain_line_stays_short_and_the_eta_waits_for_a_finished_video():
     assert len(line) <= MAX_LINE and "stage_number_0 100>90-10" in line and line.endswith(" more")
     assert shown.videos_finished == 5   # 4.0 out of the last stage + 11 x 0.1 rejected
     assert re.fullmatch(r"ETA \d+:\d\d", shown.eta())
+
+
+def test_ray_log_records_go_to_the_file_with_secrets_masked(tmp_path):
+    import logging
+
+    from vdata.pipelines.progress import ray_output_to_file
+    from vdata.teachers.redaction import MASK
+
+    secret = "sk-progress-test-0123456789"
+    logger = logging.getLogger("ray.data._internal.some_module")
+    path = tmp_path / "_logs" / "ray.log"
+    console = logging.StreamHandler()   # stands for the console handler Ray installs on import
+    logging.getLogger("ray").addHandler(console)
+    before = {n: list(logging.getLogger(n).handlers) for n in ("ray", "ray.data")}
+    try:
+        with ray_output_to_file(str(path), verbose=False, secrets=(secret,)):
+            assert console not in logging.getLogger("ray").handlers
+            logger.warning("Tip: a hint naming %s", secret)
+        assert {n: list(logging.getLogger(n).handlers) for n in before} == before   # the console is back
+    finally:
+        logging.getLogger("ray").removeHandler(console)
+    text = path.read_text()
+    assert "Tip: a hint naming" in text and secret not in text and MASK in text

@@ -241,13 +241,14 @@ class ProgressFeed:
 
 
 @contextlib.contextmanager
-def ray_output_to_file(path: str, verbose: bool):
+def ray_output_to_file(path: str, verbose: bool, secrets=()):
     """Ray's own output of this process goes to `path` instead of the terminal, unless `verbose`:
     - its Python log records (start-up hints, Ray Data's progress and warnings): the console handlers
       of the `ray` and `ray.data` loggers are swapped for a file handler (Ray Data's session log stays);
     - what Ray's C++ core writes to this process's stderr (an `E ... core_worker.cc` line on healthy
       runs with actor pools): file descriptor 2 points at the log while Python's `sys.stderr`, and so
       vdata's own output, keeps the terminal. Only when `sys.stderr` is descriptor 2 (not in a notebook).
+    The config's secret values are masked in the log records (not in what the C++ core writes).
     Everything comes back when the block ends."""
     if verbose:
         yield None
@@ -256,8 +257,13 @@ def ray_output_to_file(path: str, verbose: bool):
     handler = logging.FileHandler(path)
     handler.setLevel(logging.INFO)   # Ray Data's DEBUG records stay in its own session log
     handler.setFormatter(logging.Formatter("%(asctime)s\t%(levelname)s %(name)s %(filename)s:%(lineno)s -- %(message)s"))
+    if any(secrets):
+        from vdata.teachers.redaction import RedactingFilter
+
+        handler.addFilter(RedactingFilter([s for s in secrets if s]))
     removed: list[tuple[logging.Logger, logging.Handler]] = []
-    loggers = [logging.getLogger(n) for n in _RAY_LOGGERS]
+    # Ray Data's logger does not propagate to `ray` once `ray.data` is imported; before that, one handler is enough
+    loggers = [lg for lg in map(logging.getLogger, _RAY_LOGGERS) if lg.name == "ray" or not lg.propagate]
     for logger in loggers:
         for h in list(logger.handlers):
             if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):

@@ -211,7 +211,7 @@ def _execute(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: RunContext,
     """Stream `sources` through the stages into the sink; returns the workers' stats records."""
     import ray.data   # configures Ray Data's loggers on import: before they are sent to the log file
 
-    with P.ray_output_to_file(display.ray_log(plan), display.verbose):
+    with P.ray_output_to_file(display.ray_log(plan), display.verbose, cfg.secrets):
         return _execute_quietly(plan, cfg, sources, ctx, run_id, address, display)
 
 
