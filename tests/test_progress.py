@@ -181,3 +181,13 @@ def test_ray_log_records_go_to_the_file_with_secrets_masked(tmp_path):
         logging.getLogger("ray").removeHandler(console)
     text = path.read_text()
     assert "Tip: a hint naming" in text and secret not in text and MASK in text
+
+
+def test_the_cli_console_does_not_wrap_a_long_command_outside_a_terminal():
+    """An export's training command printed into a log must stay one copyable line (rich wrapped it at 80)."""
+    command = "  note: train with --data_path " + "/data/some_long_folder_name" * 8 + "/llava.yaml --image_folder /x"
+    code = f"from vdata.cli import console\nconsole.print({command!r})\n"
+    env = {k: v for k, v in _env().items() if k != "COLUMNS"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [command]
