@@ -73,14 +73,12 @@ class BuildProgress:
             s.rows_out += rows_out
             s.rejects += rejects
             self.finished_mass += mass_rejected + (mass_out if index == len(self.stages) - 1 else 0.0)
-        self._refresh()
 
     def committed(self, rows: int, rejects: int, videos_done: int) -> None:
         with self._lock:
             self.rows += rows
             self.rejects += rejects
             self.videos_done = videos_done
-        self._refresh()
 
     # --- text -----------------------------------------------------------------------------------
     def _stage_in_total(self, i: int) -> int:
@@ -148,10 +146,6 @@ class BuildProgress:
             grid.add_row(f"[bold]{name}[/]", ProgressBar(total=max(total, 1), completed=min(done, total), width=20), text)
         return grid
 
-    def _refresh(self) -> None:
-        if self._live is not None:
-            self._live.update(self._renderable())
-
     def _tick(self) -> None:
         while not self._stop.wait(self.every_s):
             self.console.print(self.plain_line(), highlight=False, markup=False, soft_wrap=True)
@@ -161,7 +155,9 @@ class BuildProgress:
         if self.live:
             from rich.live import Live
 
-            self._live = Live(self._renderable(), console=self.console, refresh_per_second=4, transient=False)
+            # rich redraws the block from the current counts 4 times a second (not once per report)
+            self._live = Live(get_renderable=self._renderable, console=self.console, refresh_per_second=4,
+                              transient=False)
             self._live.start()
         else:
             self._ticker = threading.Thread(target=self._tick, name="vdata-progress", daemon=True)
@@ -170,8 +166,7 @@ class BuildProgress:
 
     def __exit__(self, *exc):
         if self._live is not None:
-            self._live.update(self._renderable())
-            self._live.stop()
+            self._live.stop()   # draws the final state once more
             self._live = None
         if self._ticker is not None:
             self._stop.set()
