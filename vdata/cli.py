@@ -10,7 +10,18 @@ from rich.table import Table
 
 from vdata.schemas.config import ConfigError, load_config
 
-console = Console(stderr=True)
+
+
+def _console() -> Console:
+    """stderr, never wrapping a line: a path or a printed command must stay copyable. Outside a
+    terminal rich would lay tables out at 80 columns; 200 unless COLUMNS says otherwise."""
+    c = Console(stderr=True, soft_wrap=True)
+    if not c.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+        c = Console(stderr=True, soft_wrap=True, width=200)
+    return c
+
+
+console = _console()
 
 
 def _config_error(path, e: ConfigError):
@@ -90,20 +101,37 @@ def plan(config, cpus, gpus):
 @main.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
 @click.option("--address", help="connect to an existing Ray cluster (else an embedded local Ray starts)")
-@click.option("--quiet", is_flag=True, help="no progress bars (for logs)")
-def build(config, address, quiet):
-    """Run the pipeline of CONFIG and write the dataset."""
+@click.option("--quiet", is_flag=True, help="no progress display, only the summary at the end")
+@click.option("--verbose", is_flag=True, help="also show Ray's own progress bars, hints and worker output "
+              "(by default they go to <output>/_logs/ray.log and the Ray session's logs)")
+@click.option("--progress-every", type=click.FloatRange(min=0.1), default=10.0, show_default=True, metavar="SECONDS",
+              help="outside a terminal: print one progress line this often")
+def build(config, address, quiet, verbose, progress_every):
+    """Run the pipeline of CONFIG and write the dataset. In a terminal it shows one progress line per
+    stage (rows in and out, rejects) and the videos complete on disk with an ETA; in a log, one line
+    every --progress-every seconds."""
     from vdata.pipelines.runner import build as run_build
 
     cfg = _load(config)
     try:
-        result = run_build(cfg, address=address, progress=not quiet, console=console)
+        result = run_build(cfg, address=address, progress=False if quiet else None, console=console,
+                           verbose=verbose, progress_every=progress_every)
     except ConfigError as e:
         _config_error(config, e)
     print_summary(result)
 
 
 def print_summary(result) -> None:
+    if result.ran:
+        _print_tables(result)
+    level = os.path.basename(result.data_dir.rstrip("/"))
+    console.print(f"[green]done[/] in {result.wall_s:.1f}s: {result.rows} {level}, {result.rejects} rejects", highlight=False)
+    for name, path in (("data", result.data_dir), ("manifest", result.manifest_path),
+                       ("report", os.path.join(result.output_dir, "report.html"))):
+        console.print(f"  {name + ':':<10}{path}", highlight=False, markup=False)
+
+
+def _print_tables(result) -> None:
     t = Table(title="stages", show_lines=False)
     for col in ("stage", "rows in", "rows out", "rejected", "workers", "rows/s", "busy s"):
         t.add_column(col, justify="right" if col != "stage" else "left")
@@ -118,9 +146,6 @@ def print_summary(result) -> None:
         for k, v in result.rejects_by_reason.items():
             r.add_row(k, str(v))
         console.print(r)
-    console.print(f"[green]done[/] in {result.wall_s:.1f}s: {result.rows} rows -> {result.data_dir}  "
-                  f"({result.rejects} rejects; manifest {result.manifest_path}; "
-                  f"report {os.path.join(result.output_dir, 'report.html')})")
 
 
 @main.command("recipes")

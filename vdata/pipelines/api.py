@@ -96,7 +96,7 @@ def plan(config) -> runner.Plan:
 
 
 def build(config, **kwargs) -> runner.BuildResult:
-    """Run a build, as `vdata build` does; keyword arguments go to the runner (address, progress)."""
+    """Run a build, as `vdata build` does; keyword arguments go to the runner (address, progress, verbose, progress_every)."""
     return runner.build(_config(config), **kwargs)
 
 

@@ -144,6 +144,10 @@ def run_stage_on_table(stage, table: pa.Table, out_schema: pa.Schema, index: int
         else:
             out_rows.append(res)
     out_rows.extend(_conserve_mass(stage, live, out_rows, reasons))
+    # how much of its videos this batch finished (rejected here) or passed on: the progress display's
+    # "videos through every stage" is the last stage's mass out plus every stage's mass rejected
+    mass_rejected = sum(r[R.MASS] for r in out_rows if r.get(R.REJECT_REASON) is not None)
+    mass_out = sum(r[R.MASS] for r in out_rows if r.get(R.REJECT_REASON) is None)
     out_rows.extend(passthrough)
     out = pa.Table.from_pylist(out_rows, schema=out_schema)
     if stats_actor_name:
@@ -151,6 +155,7 @@ def run_stage_on_table(stage, table: pa.Table, out_schema: pa.Schema, index: int
             "stage_index": index, "stage": stage.name, "rows_in": len(live),
             "rows_out": len(out_rows) - len(passthrough) - sum(reasons.values()),
             "rejects": dict(reasons), "cache_hits": hits, "teachers": _teacher_stats(stage),
+            "mass_out": mass_out, "mass_rejected": mass_rejected,
             "counters": _counters(stage),
             "seconds": time.time() - t0, "t_end": time.time(), "pid": os.getpid(),
             "node": _node_id(),
@@ -304,6 +309,10 @@ class StatsCollector:
 
     def dump(self) -> list[dict]:
         return self.records
+
+    def since(self, n: int) -> list[dict]:
+        """The records after the first `n` (the driver's progress display polls with this)."""
+        return self.records[n:]
 
 
 def to_reject_records(rows: list[dict]) -> list[dict]:

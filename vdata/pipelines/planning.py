@@ -34,6 +34,20 @@ class StagePlan:
     def out_schema(self) -> pa.Schema:
         return R.schema_for(list(self.output_columns) + list(R.INTERNAL_COLUMNS))
 
+    @property
+    def in_level(self) -> str:
+        return level_of(self.input_columns)
+
+    @property
+    def out_level(self) -> str:
+        return level_of(self.output_columns)
+
+
+def level_of(columns) -> str:
+    """What one row of a table with these columns is: a sample, a clip or a video."""
+    cols = set(columns)
+    return "samples" if R.SAMPLE_ID in cols else "clips" if R.CLIP_ID in cols else "videos"
+
 
 @dataclass
 class Plan:
@@ -44,8 +58,7 @@ class Plan:
 
     @property
     def level(self) -> str:
-        cols = set(self.final_columns)
-        return "samples" if R.SAMPLE_ID in cols else "clips" if R.CLIP_ID in cols else "videos"
+        return level_of(self.final_columns)
 
     @property
     def data_dir(self) -> str:

@@ -25,6 +25,7 @@ from vdata.stages.base import RunContext
 
 from . import checkpoint
 from . import execution as X
+from . import progress as P
 from .ingest import discover, reject_duplicates
 from .planning import (Plan, StagePlan, check_fits, input_problems, make_plan, plan_fits,  # noqa: F401
                        plan_text, preflight, resource_floor, teacher_spend)
@@ -44,10 +45,13 @@ class BuildResult:
     manifest_path: str
     files: list[str] = field(default_factory=list)
     exports: list[dict] = field(default_factory=list)   # output.exports: format, dest, status
+    resumed_complete: int = 0   # videos an earlier run had finished (not run again)
+    ran: bool = True            # False: everything was complete already, nothing ran
 
 
-def _prepare_output(plan: Plan, console) -> set[str]:
-    """Make the output directory ready; returns the sources already complete (resume)."""
+def _prepare_output(plan: Plan, console) -> tuple[set[str], dict]:
+    """Make the output directory ready; returns the sources already complete (resume) and the repairs
+    made to resume (see `checkpoint.recover`)."""
     out = plan.output_dir
     cfg = plan.config
     level_dirs = [os.path.join(out, lv) for lv in ("videos", "clips", "samples")]
@@ -58,12 +62,7 @@ def _prepare_output(plan: Plan, console) -> set[str]:
     if has_data and cfg.output.mode == "error":
         raise ConfigError(f"output.dir: {out} already holds a dataset (set output.mode: resume or overwrite)")
     if resumable:
-        complete, counts = checkpoint.recover(out, [plan.data_dir, plan.rejects_dir])
-        if complete or counts["uncommitted_parts_removed"]:
-            console.print(f"resuming: {counts['complete_sources']} video(s) already complete, "
-                          f"{counts['partial_sources_redone']} partial redone, "
-                          f"{counts['uncommitted_parts_removed']} uncommitted part(s) removed")
-        return complete
+        return checkpoint.recover(out, [plan.data_dir, plan.rejects_dir])
     if state is not None and has_data and cfg.output.mode == "resume":
         console.print("config changed since the last run in this directory: rebuilding "
                       "(cached stage results and teacher replies under _cache/ are reused)")
@@ -72,14 +71,16 @@ def _prepare_output(plan: Plan, console) -> set[str]:
             shutil.rmtree(p)
     os.makedirs(out, exist_ok=True)
     checkpoint.write_state(out, {"stage_hashes": hashes, "config_hash": cfg.config_hash(), "level": plan.level})
-    return set()
+    return set(), {}
 
 
-def _init_ray(cfg: BuildConfig, address: str | None):
+def _init_ray(cfg: BuildConfig, address: str | None, verbose: bool):
     import ray
 
     address = address or cfg.ray.address
-    kwargs = {"include_dashboard": False, "ignore_reinit_error": True, "log_to_driver": True}
+    # the workers' own output (Ray's hints, C++ log lines) reaches the terminal only with --verbose;
+    # it stays in the Ray session's logs either way
+    kwargs = {"include_dashboard": False, "ignore_reinit_error": True, "log_to_driver": verbose}
     if cfg.ray.runtime_env:
         kwargs["runtime_env"] = cfg.ray.runtime_env
     started = False
@@ -139,6 +140,10 @@ class _RedactingConsole:
     def print(self, *objects, **kwargs):
         self._console.print(*(redact(o, self._secrets) if isinstance(o, str) else o for o in objects), **kwargs)
 
+    @property
+    def unredacted(self):
+        return self._console
+
     def __getattr__(self, name):
         return getattr(self._console, name)
 
@@ -189,20 +194,34 @@ def _teacher_summary(records: list[dict]) -> dict:
     return {name: merge_stats(sts) for name, sts in by_name.items()}
 
 
+@dataclass
+class _Display:
+    """How the run shows itself: vdata's progress (`progress.py`) and whether Ray's own output shows."""
+    console: object
+    progress: bool
+    verbose: bool = False
+    every_s: float = 10.0
+
+    def ray_log(self, plan: Plan) -> str:
+        return os.path.join(plan.output_dir, "_logs", "ray.log")
+
+
 def _execute(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: RunContext, run_id: str,
-             address: str | None, progress: bool | None) -> list[dict]:
+             address: str | None, display: _Display) -> list[dict]:
     """Stream `sources` through the stages into the sink; returns the workers' stats records."""
-    ray, started = _init_ray(cfg, address)
+    import ray.data   # configures Ray Data's loggers on import: before they are sent to the log file
+
+    with P.ray_output_to_file(display.ray_log(plan), display.verbose, cfg.secrets):
+        return _execute_quietly(plan, cfg, sources, ctx, run_id, address, display)
+
+
+def _execute_quietly(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: RunContext, run_id: str,
+                     address: str | None, display: _Display) -> list[dict]:
+    ray, started = _init_ray(cfg, address, display.verbose)
     import ray.data
 
     dctx = ray.data.DataContext.get_current()
-    dctx.enable_progress_bars = cfg.ray.progress if progress is None else progress
-    if not dctx.enable_progress_bars:   # quiet mode: no per-operator progress lines in the log either
-        import logging
-
-        for name in ("ray.data", "ray.data._internal.execution.streaming_executor",
-                     "ray.data._internal.progress"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+    dctx.enable_progress_bars = display.verbose   # Ray's operator bars: vdata shows its own progress
     dctx.print_on_execution_start = False
     # Ray Data reserves part of the cluster for each operator; on small machines that leaves one task
     # running per stage. vdata stages are CPU-bound and stream one video per block, so let them share.
@@ -254,7 +273,15 @@ def _execute(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: RunContext,
                            cfg.output.rows_per_file, run_id)
         # Different resources keep Ray from fusing the stages into the write: fused, the write's
         # rows-per-file bundling would funnel every video through one task.
-        ds.write_datasink(sink, ray_remote_args={"num_cpus": WRITE_CPUS})
+        if display.progress:
+            # rich's Live needs the console itself; the display holds only stage names and counts, no secret
+            shown = P.BuildProgress(display.console.unredacted, [(s.name, s.in_level, s.out_level) for s in plan.stages],
+                                    len(sources), plan.level, every_s=display.every_s,
+                                    live=False if display.verbose else None)   # Ray's bars would fight a live block
+            with shown, P.ProgressFeed(shown, collector, plan.output_dir, run_id, {s[R.SOURCE_URI] for s in sources}):
+                ds.write_datasink(sink, ray_remote_args={"num_cpus": WRITE_CPUS})
+        else:
+            ds.write_datasink(sink, ray_remote_args={"num_cpus": WRITE_CPUS})
         return ray.get(collector.dump.remote())
     finally:
         try:
@@ -265,30 +292,46 @@ def _execute(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: RunContext,
             X.stop_local_ray()
 
 
-def build(cfg: BuildConfig, address: str | None = None, progress: bool | None = None, console=None) -> BuildResult:
+def build(cfg: BuildConfig, address: str | None = None, progress: bool | None = None, console=None,
+          verbose: bool = False, progress_every: float = 10.0) -> BuildResult:
     """Run the pipeline of `cfg` and write the dataset; the config's secret values are masked in
-    everything the run prints or logs, and in the manifest."""
+    everything the run prints or logs, and in the manifest.
+
+    `progress` (default: the config's `ray.progress`) shows vdata's own progress (`progress.py`): a live
+    block in a terminal, else one line every `progress_every` seconds. Ray's own progress bars, hints
+    and worker output go to `<output>/_logs/ray.log` and the Ray session's logs unless `verbose`.
+    """
     from vdata.teachers.redaction import redacted_logging
 
     with redacted_logging(cfg.secrets):
-        return _build(cfg, address, progress, console)
+        return _build(cfg, address, progress, console, verbose, progress_every)
 
 
-def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console) -> BuildResult:
+def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console, verbose: bool,
+           progress_every: float) -> BuildResult:
     from rich.console import Console
 
-    console = _RedactingConsole(console or Console(stderr=True), cfg.secrets)
+    console = _RedactingConsole(console or Console(stderr=True, soft_wrap=True), cfg.secrets)
+    display = _Display(console, cfg.ray.progress if progress is None else progress, verbose, progress_every)
     plan = preflight(cfg)   # config and input errors now, before Ray or any teacher starts
     t0 = time.time()
-    complete = _prepare_output(plan, console)
+    complete, repairs = _prepare_output(plan, console)
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
     discovered = discover(cfg, media_dir=os.path.join(plan.output_dir, "_media"))
     originals = reject_duplicates(discovered, complete, plan.output_dir, plan.rejects_dir, run_id, console)
     sources = [dict(s, **{R.MASS: 1.0}) for s in originals if s[R.SOURCE_URI] not in complete]
     already = sum(s[R.SOURCE_URI] in complete for s in discovered)
-    console.print(f"[bold]vdata build[/] {cfg.name}: {len(discovered)} video(s)"
-                  + (f" ({already} already done)" if complete else "")
-                  + f", {len(plan.stages)} stage(s) -> {plan.output_dir}")
+    if not sources and complete:
+        console.print(f"resumed: {already} video(s) already complete, nothing to do")
+    else:
+        if complete or repairs.get("uncommitted_parts_removed"):
+            console.print(f"resuming: {already} video(s) already complete, {repairs['partial_sources_redone']} "
+                          f"partial redone, {repairs['uncommitted_parts_removed']} uncommitted part(s) removed")
+        console.print(f"[bold]vdata build[/] {cfg.name}: {len(discovered)} video(s)"
+                      + (f" ({already} already done)" if complete else "")
+                      + f", {len(plan.stages)} stage(s) -> {plan.output_dir}")
+        if sources and display.progress and not verbose:
+            console.print(f"[dim]Ray's own output: {display.ray_log(plan)} (--verbose shows it here)[/]")
     records = []
     if sources and not (address or cfg.ray.address):
         # before any teacher server starts (minutes for a vLLM engine): will every actor pool fit?
@@ -300,7 +343,7 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
         with _RunTeachers(cfg, console) as teachers:
             ctx = RunContext(output_dir=plan.output_dir, run_id=run_id, work_dir=os.path.join(plan.output_dir, "_work"),
                              teachers=teachers.worker_configs, cache_dir=os.path.join(plan.output_dir, "_cache"))
-            records = _execute(plan, cfg, sources, ctx, run_id, address, progress)
+            records = _execute(plan, cfg, sources, ctx, run_id, address, display)
     wall = time.time() - t0
     os.makedirs(plan.data_dir, exist_ok=True)
     # A write task that died after writing a part but before its ledger entry was retried under a
@@ -339,7 +382,7 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
         console.print(f"[yellow]report not written[/]: {type(e).__name__}: {e}")
     exports = _write_exports(cfg, plan, console, refresh=bool(sources))
     return BuildResult(plan.output_dir, plan.data_dir, rows, rejects_table.num_rows, by_reason, stage_stats, wall,
-                       manifest_path, files, exports)
+                       manifest_path, files, exports, resumed_complete=already, ran=bool(sources))
 
 
 def _write_exports(cfg: BuildConfig, plan: Plan, console, refresh: bool) -> list[dict]:

@@ -128,7 +128,7 @@ class RayConfig(_Strict):
     address: str | None = None             # None: start an embedded local Ray for the run
     num_cpus: int | None = Field(None, ge=1)
     runtime_env: dict[str, Any] | None = None
-    progress: bool = True
+    progress: bool = True                  # vdata's progress display during `vdata build` (--quiet: off)
 
 
 class ConfigFile(_Strict):
