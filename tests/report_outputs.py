@@ -97,7 +97,7 @@ def make_sample_output(out: Path, stats_records: list[dict] | None = None) -> di
                     "rows_per_s": 1.5, "workers": 2, "nodes": ["n1"], "config_hash": "x"}
                    for i, (n, a, b, rj) in enumerate([("probe", 3, 3, {}), ("shots", 3, 12, {}),
                                                       ("quality", 12, 9, {"blurry": 3}), ("frames", 9, 9, {})])],
-        "wall_s": 12.5, "versions": {"python": "3.11", "ray": "2.60"}, "teachers": TEACHERS,
+        "wall_s": 12.5, "timeline": {"start": 990.0}, "versions": {"python": "3.11", "ray": "2.60"}, "teachers": TEACHERS,
         "stats_records": stats_records,
     }
     (out / "manifest.json").write_text(json.dumps(manifest))

@@ -112,6 +112,7 @@ def test_report_of_a_real_build_has_every_plot_its_data_supports(quickstart_out,
     assert section_ids(text) == expected          # no teachers / QA data in a clip-level curation run
     assert plot_images(text) == 6               # stages, rejects, durations, shots, quality, throughput
     assert "Report warnings" not in text
+    assert "(shaded) went to start-up: Ray" in text   # the throughput axis starts with the build, not its 1st batch
     alts = re.findall(r'<img alt="([^"]+)"', text)   # each plot's own titles
     assert alts == ["Rows through the stages", "Rejects by stage and reason", "Clip durations (kept clips)",
                     "Shots per video", "Quality scores, kept vs rejected clips (dashed: thresholds)",
@@ -215,6 +216,8 @@ def test_sample_level_report_shows_qa_balance_teachers_and_marked_thresholds(tmp
     p_value = re.search(r"chi-square test of uniform placement: p = ([0-9][0-9.e-]*[0-9])", text)
     if p_value:   # SciPy is optional; with it, a 12-of-18 pile-up on A is flagged
         assert float(p_value.group(1)) < 0.05
+    # the time axis starts with the build: the 9.5 s before the first batch are start-up, shaded
+    assert "the first 9.5 s (shaded) went to start-up" in text
     # teachers: names, models, token counts
     for name, s in TEACHERS.items():
         assert f"<td>{name}</td><td>{s['model']}</td>" in text

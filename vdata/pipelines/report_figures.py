@@ -214,7 +214,7 @@ def quality_figure(columns) -> Figure:
     return fig
 
 
-def throughput_figure(edges, series, startup=None) -> Figure:
+def throughput_figure(edges, series, startup=None, from_start=False) -> Figure:
     fig = _figure(10, 5.4)
     ax_cum, ax_rate = fig.subplots(2, 1, sharex=True)
     if startup:   # the time before the first batch: Ray, teacher servers, listing the inputs
@@ -229,7 +229,7 @@ def throughput_figure(edges, series, startup=None) -> Figure:
         ax_rate.stairs(s["rate"], edges, color=color, label=s["label"], linewidth=1.4)
     _style(ax_cum, "Throughput per stage over time", ylabel="rows done (cumulative)")
     ax_rate.set_xlim(0, edges[-1])
-    _style(ax_rate, "", xlabel="seconds since the build started" if startup is not None else
+    _style(ax_rate, "", xlabel="seconds since the build started" if from_start else
            "seconds since the first batch started", ylabel="rows / s", counts=None)
     _legend_outside(ax_cum)
     return fig

@@ -161,10 +161,12 @@ def throughput(run: RunData) -> Section | None:
     # wall time); manifests older than the timeline start at the first batch.
     timeline = run.manifest.get("timeline") or {}
     first = float(starts.min())
-    t0 = float(timeline["start"]) if isinstance(timeline.get("start"), (int, float)) else first
+    has_start = isinstance(timeline.get("start"), (int, float))
+    # min: a worker's clock behind the driver's (another node) must not put batches before the axis
+    t0 = min(float(timeline["start"]), first) if has_start else first
     starts, ends = starts - t0, ends - t0
     wall = run.manifest.get("wall_s")
-    span = max(float(ends.max()), float(wall) if t0 != first and isinstance(wall, (int, float)) else 0.0, 1e-3)
+    span = max(float(ends.max()), float(wall) if has_start and isinstance(wall, (int, float)) else 0.0, 1e-3)
     startup = {"until": first - t0} if first > t0 else None
     if startup and isinstance(timeline.get("teachers_ready"), (int, float)):
         startup["teachers_ready"] = float(timeline["teachers_ready"]) - t0
@@ -190,15 +192,15 @@ def throughput(run: RunData) -> Section | None:
     table = TableBlock(["stage", "batches", "rows in", "busy s", "first start s", "last end s",
                         "rows/s per worker", "peak rows/s"], rows)
     text = ("From the per-batch records the workers reported: cumulative rows each stage finished, and its rate "
-            f"in time bins of {width:.2g} s, from the start of the build")
+            f"in time bins of {width:.2g} s, from the start of the {'build' if has_start else 'first batch'}")
     if startup:
         text += (f"; the first {startup['until']:.1f} s (shaded) went to start-up: Ray"
                  + (f", teacher servers (ready at {startup['teachers_ready']:.1f} s)" if "teachers_ready" in startup
                     else "") + ", the input listing")
-    else:
+    elif not has_start:
         text += " (this manifest has no build start time: the axis starts at the first batch)"
     return Section("throughput", "Throughput over time", text + ".", [table],
-                   {"edges": edges, "series": series, "startup": startup})
+                   {"edges": edges, "series": series, "startup": startup, "from_start": has_start})
 
 
 def teachers(run: RunData) -> Section | None:
