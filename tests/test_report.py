@@ -3,6 +3,8 @@ and synthetic sample-level outputs (QA types, answer positions, teacher stats) f
 clip-level build cannot reach."""
 from __future__ import annotations
 
+import base64
+import io
 import json
 import math
 import os
@@ -13,15 +15,15 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import yaml
 from click.testing import CliRunner
 
-from vdata.media.images import encode_jpeg
 from vdata.pipelines.report import (KEPT_COLOR, REJECTED_COLOR, answer_position_balance, load_run, report_cmd,
                                     write_report)
 from vdata.schemas import records as R
+
+from report_outputs import TEACHERS, make_sample_output, make_video_output  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "examples" / "quickstart.yaml"
@@ -39,8 +41,16 @@ def markdown_images(md_text: str, out_dir: Path) -> list[Path]:
 def assert_self_contained(html_text: str) -> None:
     assert "<script" not in html_text.lower()
     assert not re.search(r'(src|href)="(https?:)?//', html_text), "the report must not load anything from the network"
-    for src in re.findall(r'<img[^>]+src="([^"]+)"', html_text):
-        assert src.startswith("data:image/png;base64,")
+    for tag, src in re.findall(r'(<img[^>]+src="([^"]+)")', html_text):   # plots PNG, frame thumbnails JPEG
+        assert src.startswith("data:image/jpeg;base64," if 'class="thumb"' in tag else "data:image/png;base64,")
+
+
+def plot_images(text: str) -> int:
+    return text.count("<img alt=")
+
+
+def markdown_plots(md_text: str, out_dir: Path) -> list[Path]:
+    return [p for p in markdown_images(md_text, out_dir) if p.suffix == ".png"]
 
 
 def screenshot(html_path: str, png_path: Path, profile_dir: Path) -> np.ndarray:
@@ -54,6 +64,16 @@ def screenshot(html_path: str, png_path: Path, profile_dir: Path) -> np.ndarray:
 
     with Image.open(png_path) as im:
         return np.asarray(im.convert("RGB"))
+
+
+def dump_dom(html_path: str, profile_dir: Path) -> str:
+    """The DOM as Chromium built it (after parsing and layout), not the file as written."""
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
+           "--disable-background-networking", f"--user-data-dir={profile_dir}", "--dump-dom",
+           "file://" + os.path.abspath(html_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert "<html" in proc.stdout, f"chromium dumped no DOM (exit {proc.returncode}): {proc.stderr[-2000:]}"
+    return proc.stdout
 
 
 def pixels_near(img: np.ndarray, hex_color: str, tol: int = 12) -> int:
@@ -87,10 +107,12 @@ def test_report_of_a_real_build_has_every_plot_its_data_supports(quickstart_out,
     assert Path(html_path) == quickstart_out / "report.html" and Path(md_path) == quickstart_out / "report.md"
     text = Path(html_path).read_text()
     assert_self_contained(text)
-    expected = {"summary", "stages", "rejects", "durations", "shots", "quality", "throughput", "versions", "config"}
+    expected = {"summary", "stages", "rejects", "samples", "durations", "shots", "quality", "throughput", "versions",
+                "config"}
     assert section_ids(text) == expected          # no teachers / QA data in a clip-level curation run
-    assert text.count("<img ") == 6               # stages, rejects, durations, shots, quality, throughput
+    assert plot_images(text) == 6               # stages, rejects, durations, shots, quality, throughput
     assert "Report warnings" not in text
+    assert "(shaded) went to start-up: Ray" in text   # the throughput axis starts with the build, not its 1st batch
     alts = re.findall(r'<img alt="([^"]+)"', text)   # each plot's own titles
     assert alts == ["Rows through the stages", "Rejects by stage and reason", "Clip durations (kept clips)",
                     "Shots per video", "Quality scores, kept vs rejected clips (dashed: thresholds)",
@@ -116,7 +138,7 @@ def test_report_of_a_real_build_has_every_plot_its_data_supports(quickstart_out,
                          rf"<td class=\"n\">{s['rows_out']}</td>", text), s["stage"]
 
     md = Path(md_path).read_text()
-    images = markdown_images(md, quickstart_out)
+    images = markdown_plots(md, quickstart_out)
     assert len(images) == 6 and all(p.is_file() and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in images)
     assert all(p.parent == quickstart_out / "report_assets" for p in images)
     assert "| quality | blurry |" in md and "## Quality score distributions" in md
@@ -132,93 +154,22 @@ def test_report_of_a_real_build_has_every_plot_its_data_supports(quickstart_out,
     keep = os.environ.get("VDATA_REPORT_SCREENSHOT")   # for a human look: copy the screenshot out
     if keep:
         shutil.copy(shot, keep)
+    # the viewer: one card per shown clip, each with thumbnails of its real frames, as Chromium parsed it
+    dom = dump_dom(html_path, tmp_path / "chromium-profile")
+    clip_ids = run.data[R.CLIP_ID].to_pylist()
+    shown = re.findall(r'<article class="sample"><h3>clip — [^<]*\(([^)]+)\)</h3>', dom)
+    assert len(shown) == min(6, len(clip_ids)) and set(shown) <= set(clip_ids)
+    assert len({cid.rsplit("_", 2)[0] for cid in shown}) > 1   # spread over videos, not one video's clips
+    thumbs = re.findall(r'<img class="thumb" alt="frame at ([0-9.]+) s" src="data:image/jpeg;base64,([^"]+)"', dom)
+    assert len(thumbs) == 2 * len(shown)
+    from PIL import Image
+
+    for _, b64 in thumbs:
+        with Image.open(io.BytesIO(base64.b64decode(b64))) as im:
+            assert im.format == "JPEG" and im.width == 160 and im.height > 40   # 640x360-ish frames downscaled
 
 
 # --------------------------------------------------------------------------- synthetic sample-level output
-QUESTION_TYPES = ["temporal", "causal", "counting", "attribute"]
-TEACHERS = {
-    "qwen-small": {"name": "qwen-small", "backend": "vllm", "model": "Qwen2.5-VL-3B", "requests": 120,
-                   "cache_hits": 20, "failures": 2, "prompt_tokens": 96000, "completion_tokens": 14000,
-                   "latency_p50_s": 0.8, "latency_p95_s": 2.4, "tokens_per_s": 210.5},
-    "judge": {"name": "judge", "backend": "openai", "model": "gpt-judge", "requests": 60, "cache_hits": 0,
-              "failures": 0, "prompt_tokens": 30000, "completion_tokens": 2500, "latency_p50_s": 1.9,
-              "latency_p95_s": 5.1, "tokens_per_s": 44.0},
-}
-CONFIG_TEXT = """name: synthetic
-input: [{path: videos}]
-output: {dir: out}
-stages:
-  - probe: {}
-  - shots: {}
-  - quality: {thresholds: {sharpness_min: 55, motion_min: null}}
-  - frames: {mode: uniform, num_frames: 2}
-"""
-
-
-def _write_parquet(rows: list[dict], columns: list[str], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=R.schema_for(columns)), path)
-
-
-def make_sample_output(out: Path, stats_records: list[dict] | None = None) -> dict:
-    """A sample-level build output: 3 videos → 9 clips → 4 samples each; answers biased to position A."""
-    rng = np.random.default_rng(7)
-    jpeg = encode_jpeg(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
-    columns = [*R.INGEST_COLUMNS, *R.PROBE_COLUMNS, *R.CLIP_COLUMNS, *R.QUALITY_COLUMNS, *R.FRAME_COLUMNS,
-               *R.SAMPLE_COLUMNS]
-    rows, n_mcq = [], 0
-    for v in range(3):
-        vid = f"vid{v}"
-        for c in range(3):
-            cid = f"{vid}_{c:07d}_{c + 1:07d}"
-            clip = {R.SOURCE_URI: f"/data/video_{v}.mp4", R.VIDEO_ID: vid, R.DURATION_S: 30.0, R.CLIP_ID: cid,
-                    R.CLIP_INDEX: c, R.CLIP_DURATION_S: 2.0 + v + 0.5 * c, R.SHOTS_IN_VIDEO: 4,
-                    R.Q_BRIGHTNESS: 90.0 + 10 * c, R.Q_SHARPNESS: 100.0 * (v + 1), R.Q_MOTION: 1.0,
-                    R.Q_TEXT_AREA: 0.01, R.Q_BORDER: 0.0, R.Q_MIN_SIDE: 360, R.Q_ASPECT: 1.78,
-                    R.Q_SUITABILITY: 0.8, R.FRAMES: [{R.FRAME_TIMESTAMP_S: 0.5, R.FRAME_JPEG: jpeg}]}
-            for s in range(4):
-                task = ["caption", "open_qa", "mcq", "mcq"][s]
-                row = {**clip, R.SAMPLE_ID: f"{cid}_s{s}", R.TASK: task, R.QUESTION: "q?", R.ANSWER: "a"}
-                if task != "caption":
-                    row[R.QUESTION_TYPE] = QUESTION_TYPES[(v + c + s) % 4]
-                if task == "mcq":
-                    n_options = 4 if s == 2 else 2
-                    row[R.OPTIONS] = [f"option {k}" for k in range(n_options)]
-                    row[R.ANSWER_INDEX] = 0 if (c + s) % 3 else n_options - 1
-                    n_mcq += 1
-                rows.append(row)
-    _write_parquet(rows, columns, out / "samples" / "part-0.parquet")
-    # one video's 4th shot and 3 samples rejected: quality scores travel in the detail JSON
-    rejects = [{"stage": "quality", "reason": "blurry", "message": "q_sharpness=12 < sharpness_min=55",
-                "detail": json.dumps({"failed": ["blurry"], "scores": {R.Q_SHARPNESS: 12.0 + i, R.Q_BRIGHTNESS: 80.0,
-                                                                       R.Q_MOTION: 0.5}}),
-                R.SOURCE_URI: f"/data/video_{i}.mp4", R.VIDEO_ID: f"vid{i}", R.CLIP_ID: f"vid{i}_0000003_0000004",
-                R.SAMPLE_ID: None} for i in range(3)]
-    rejects += [{"stage": "verify", "reason": "unsupported_claims", "message": "2 of 3 claims unsupported",
-                 "detail": json.dumps({"claims": 3}), R.SOURCE_URI: "/data/video_0.mp4", R.VIDEO_ID: "vid0",
-                 R.CLIP_ID: "vid0_0000000_0000001", R.SAMPLE_ID: f"vid0_0000000_0000001_x{i}"} for i in range(2)]
-    out.joinpath("rejects").mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rejects, schema=R.REJECT_SCHEMA), out / "rejects" / "part-0.parquet")
-    stats_records = stats_records if stats_records is not None else [
-        {"stage_index": i, "stage": name, "rows_in": n, "rows_out": n, "rejects": {}, "seconds": 0.5,
-         "t_end": 1000.0 + i + 0.6 * b, "pid": 100 + b % 2, "node": "n1"}
-        for i, (name, n) in enumerate([("probe", 1), ("shots", 1), ("quality", 4), ("frames", 3)]) for b in range(3)]
-    manifest = {
-        "name": "synthetic", "run_id": "20260101-000000-abcdef", "level": "samples", "config_hash": "0123abcd",
-        "stage_hashes": {"probe#0": "aa", "shots#1": "bb"}, "config_text": CONFIG_TEXT, "inputs": 3,
-        "rows": len(rows), "rejects": len(rejects),
-        "rejects_by_reason": {"quality:blurry": 3, "verify:unsupported_claims": 2},
-        "stages": [{"stage": n, "index": i, "rows_in": a, "rows_out": b, "rejects": rj, "busy_s": 1.0, "active_s": 2.0,
-                    "rows_per_s": 1.5, "workers": 2, "nodes": ["n1"], "config_hash": "x"}
-                   for i, (n, a, b, rj) in enumerate([("probe", 3, 3, {}), ("shots", 3, 12, {}),
-                                                      ("quality", 12, 9, {"blurry": 3}), ("frames", 9, 9, {})])],
-        "wall_s": 12.5, "versions": {"python": "3.11", "ray": "2.60"}, "teachers": TEACHERS,
-        "stats_records": stats_records,
-    }
-    (out / "manifest.json").write_text(json.dumps(manifest))
-    return {"rows": rows, "n_mcq": n_mcq}
-
-
 def test_answer_position_balance_expects_each_questions_own_option_count():
     observed, expected = answer_position_balance(np.array([0, 0, 1, 3, 0, 1]), np.array([4, 4, 4, 4, 2, 2]))
     assert observed.tolist() == [3, 2, 0, 1]
@@ -234,9 +185,9 @@ def test_sample_level_report_shows_qa_balance_teachers_and_marked_thresholds(tmp
     text = Path(html_path).read_text()
     assert_self_contained(text)
     assert "Report warnings" not in text
-    assert section_ids(text) == {"summary", "stages", "rejects", "durations", "shots", "quality", "throughput",
-                                 "teachers", "qa_types", "answer_positions", "versions", "config"}
-    assert text.count("<img ") == 9
+    assert section_ids(text) == {"summary", "stages", "rejects", "samples", "durations", "shots", "quality",
+                                 "throughput", "teachers", "qa_types", "answer_positions", "versions", "config"}
+    assert plot_images(text) == 9
     for title in ("Teachers", "Sample tasks and question types", "Answer-position balance"):
         assert f"<h2>{title}</h2>" in text
     alts = re.findall(r'<img alt="([^"]+)"', text)
@@ -265,6 +216,8 @@ def test_sample_level_report_shows_qa_balance_teachers_and_marked_thresholds(tmp
     p_value = re.search(r"chi-square test of uniform placement: p = ([0-9][0-9.e-]*[0-9])", text)
     if p_value:   # SciPy is optional; with it, a 12-of-18 pile-up on A is flagged
         assert float(p_value.group(1)) < 0.05
+    # the time axis starts with the build: the 9.5 s before the first batch are start-up, shaded
+    assert "the first 9.5 s (shaded) went to start-up" in text
     # teachers: names, models, token counts
     for name, s in TEACHERS.items():
         assert f"<td>{name}</td><td>{s['model']}</td>" in text
@@ -278,15 +231,54 @@ def test_sample_level_report_shows_qa_balance_teachers_and_marked_thresholds(tmp
                      r'<td class="n">4</td>', text)
 
     md = Path(md_path).read_text()
-    images = markdown_images(md, out)
+    images = markdown_plots(md, out)
     assert len(images) == 9 and all(p.is_file() for p in images)
-    assert sorted(p.name for p in (out / "report_assets").iterdir()) == sorted(p.name for p in images)
+    assert sorted(p.name for p in (out / "report_assets").glob("*.png")) == sorted(p.name for p in images)
     assert "| verify | unsupported_claims | 2 | 40.0% |" in md
 
     # a second report replaces the first one's plots rather than piling up next to them
     (out / "report_assets" / "99_stale.png").write_bytes(b"old")
     write_report(out)
     assert not (out / "report_assets" / "99_stale.png").exists()
+
+
+def test_sample_viewer_shows_frames_text_evidence_and_reject_messages_in_chromium(tmp_path):
+    out = tmp_path / "out"
+    make_sample_output(out)
+    html_path, md_path = write_report(out)
+    text = Path(html_path).read_text()
+    assert_self_contained(text)
+    viewer = text.split('<section id="samples">')[1].split("</section>")[0]
+    # every task gets cards (capped at 6 of its 9 rows), spread over the 3 videos
+    for task in ("caption", "open_qa", "mcq"):
+        titles = re.findall(rf"<h3>{task}[^<]*\(([^)]+)\)</h3>", viewer)
+        assert len(titles) == 6 and {t.split("_")[0] for t in titles} == {"vid0", "vid1", "vid2"}, task
+    # open QA: question, answer, answer span and the evidence it cites; its thumbnails are the cited frame
+    assert "<dt>question</dt><dd>what rolls in vid0_0000000_0000001 (1)?</dd>" in viewer
+    assert "<dt>answer spans</dt><dd>1.0–1.8 s</dd>" in viewer
+    assert "<dt>evidence: speech</dt><dd>[1.0–1.8 s] the ball rolls in video 0</dd>" in viewer
+    assert "<dt>evidence: frames at</dt><dd>1.5 s</dd>" in viewer
+    qa_card = viewer.split("<h3>open_qa")[1].split("</article>")[0]
+    assert re.findall(r'alt="frame at ([0-9.]+) s"', qa_card) == ["1.5"]
+    # MCQ: every option, the correct one marked
+    mcq_card = viewer.split("<h3>mcq")[1].split("</article>")[0]
+    assert mcq_card.count("<dt>option ") in (2, 4) and mcq_card.count(" ✓</dt>") == 1
+    # rejects: examples with their messages, per reason
+    assert "<td>quality</td><td>blurry</td><td>vid0_0000003_0000004</td><td>q_sharpness=12 &lt; sharpness_min=55</td>" in text
+    assert text.count("<td>verify</td><td>unsupported_claims</td><td>vid0_") == 2
+    md = Path(md_path).read_text()
+    assert "- evidence: speech: [1.0–1.8 s] the ball rolls in video 0" in md
+    thumbs_md = [p for p in markdown_images(md, out) if p.suffix == ".jpg"]
+    assert len(thumbs_md) == 18 * 2 - 6 and all(p.read_bytes()[:2] == b"\xff\xd8" for p in thumbs_md)
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium): viewer rendering not checked")
+    dom = dump_dom(html_path, tmp_path / "profile")
+    assert dom.count('<img class="thumb"') == 18 * 2 - 6   # open QA cards show only their one cited frame
+    assert "the ball rolls in video 2" in dom
+    img = screenshot(html_path, tmp_path / "viewer.png", tmp_path / "profile")
+    # the thumbnails were decoded and drawn at 160 px: both frame colours fill thousands of pixels
+    assert pixels_near(img, "#ff00ff", 40) > 5000 and pixels_near(img, "#00c8ff", 40) > 5000
 
 
 def test_a_failing_section_becomes_a_visible_warning_and_the_rest_still_renders(tmp_path):
@@ -298,16 +290,6 @@ def test_a_failing_section_becomes_a_visible_warning_and_the_rest_still_renders(
     assert "throughput" not in section_ids(text)
     assert {"quality", "teachers", "answer_positions"} <= section_ids(text)
     assert "> **Report warnings**" in Path(md_path).read_text()
-
-
-def make_video_output(out: Path) -> None:
-    """A probe-only build: video rows, no clips, no rejects, no timing records."""
-    rows = [{R.SOURCE_URI: f"/v/{i}.mp4", R.VIDEO_ID: f"v{i}", R.DURATION_S: 5.0 * (i + 1)} for i in range(4)]
-    _write_parquet(rows, [*R.INGEST_COLUMNS, *R.PROBE_COLUMNS], out / "videos" / "part-0.parquet")
-    (out / "manifest.json").write_text(json.dumps({
-        "name": "probe-only", "level": "videos", "rows": 4, "rejects": 0, "rejects_by_reason": {}, "wall_s": 1.0,
-        "config_text": "name: p\ninput: [{path: x}]\nstages:\n  - probe: {}\n",
-        "stages": [{"stage": "probe", "index": 0, "rows_in": 4, "rows_out": 4, "rejects": {}}]}))
 
 
 def test_video_level_build_reports_video_durations_and_no_clip_plots(tmp_path):
@@ -405,3 +387,39 @@ def test_report_warns_of_demo_teacher_rows_and_unverified_samples():
     assert any("2 row value(s)" in n and "vdata-tiny-demo-vlm" in n and "noise" in n for n in notes)
     assert any("2 kept sample(s) are unverified" in n for n in notes)
     assert limitations({}, pa.table({"sample_model": ["qwen2.5-72b"]})) == []
+
+
+# --------------------------------------------------------------------------- planning from measured rates
+def test_plan_estimates_its_own_build_within_30_percent_and_names_the_bottleneck(quickstart_out, tmp_path):
+    from vdata.cli import main
+    from vdata.pipelines.estimate import estimate, load_rates
+    from vdata.pipelines.planning import make_plan
+    from vdata.schemas.config import load_config
+
+    manifest = json.loads((quickstart_out / "manifest.json").read_text())
+    rates = manifest["rates"]   # written by the build itself
+    assert rates["videos"] == manifest["inputs"] and rates["mean_video_s"] > 0 and rates["startup_s"] > 0
+    assert [s["stage"] for s in rates["stages"]] == ["probe", "shots", "quality", "frames"]
+    config = quickstart_out.parent / "quickstart.yaml"
+    cfg = load_config(config)
+    cpus = cfg.ray.num_cpus or os.cpu_count()
+    res = CliRunner().invoke(main, ["plan", str(config), "--videos", str(manifest["inputs"]), "--cpus", str(cpus)])
+    assert res.exit_code == 0, res.output
+    assert f"estimate for {manifest['inputs']} video(s)" in res.output and "bottleneck" in res.output
+    plan = make_plan(cfg)
+    own = estimate(plan, load_rates(str(quickstart_out)), manifest["inputs"], None, cpus, 0)
+    assert abs(own.wall_s - manifest["wall_s"]) <= 0.3 * manifest["wall_s"], (own.wall_s, manifest["wall_s"])
+    assert any(name in own.bottleneck for name in ("probe", "shots", "quality", "frames"))
+    assert own.gpu_hours == 0 and own.teacher_requests == 0   # a curation run: no GPU stage, no teacher
+    # 100x the videos at twice the length: the work scales with the seconds of video, start-up does not
+    big = estimate(plan, rates, 100 * manifest["inputs"], 2 * rates["mean_video_s"], cpus, 0)
+    assert big.cpu_hours == pytest.approx(200 * own.cpu_hours)
+    assert big.wall_s - big.startup_s >= big.cpu_hours * 3600 / cpus > own.wall_s
+    wide = estimate(plan, rates, 100 * manifest["inputs"], None, 8 * cpus, 0)
+    assert wide.wall_s < big.wall_s / 4   # 8x the CPUs: far faster
+    # a config whose output folder holds no build: the message says what to do
+    fresh = yaml.safe_load(config.read_text())
+    fresh["output"]["dir"] = str(tmp_path / "nothing_built")
+    (tmp_path / "fresh.yaml").write_text(yaml.safe_dump(fresh))
+    res = CliRunner().invoke(main, ["plan", str(tmp_path / "fresh.yaml"), "--videos", "10"])
+    assert res.exit_code != 0 and "no manifest.json: build a small sample first" in res.output

@@ -83,9 +83,14 @@ def _is_haystack_config(path) -> bool:
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
 @click.option("--cpus", type=int, help="plan for a cluster with this many CPUs")
 @click.option("--gpus", type=int, help="plan for a cluster with this many GPUs")
-def plan(config, cpus, gpus):
+@click.option("--videos", type=int, help="estimate wall time, CPU/GPU hours and teacher traffic for this many videos")
+@click.option("--avg-duration", type=float, help="their mean duration in seconds (default: the measured build's)")
+@click.option("--measured", type=click.Path(file_okay=False), help="output folder of the build whose rates to use "
+              "(default: the config's output.dir)")
+def plan(config, cpus, gpus, videos, avg_duration, measured):
     """Print stages, resources, concurrency, teachers, spend estimates and output paths; runs nothing.
-    Exits 1 when the stages do not fit the cluster shape given with --cpus / --gpus."""
+    Exits 1 when the stages do not fit the cluster shape given with --cpus / --gpus. With --videos, also
+    estimates the run from the per-stage rates a finished build measured."""
     from vdata.pipelines.runner import plan_fits, plan_text, preflight
 
     cfg = _load(config)
@@ -94,6 +99,16 @@ def plan(config, cpus, gpus):
     except ConfigError as e:
         _config_error(config, e)
     click.echo(plan_text(p, cpus=cpus, gpus=gpus))
+    if videos:
+        from vdata.pipelines.estimate import estimate, estimate_text, load_rates
+
+        where = measured or p.output_dir
+        try:
+            est = estimate(p, load_rates(where), videos, avg_duration, cpus or cfg.ray.num_cpus or os.cpu_count(),
+                           gpus or 0)
+        except (FileNotFoundError, ValueError) as e:
+            raise click.ClickException(str(e))
+        click.echo(estimate_text(est, where))
     if plan_fits(p, cpus, gpus) is False:
         sys.exit(1)
 

@@ -1,4 +1,4 @@
-"""The run report: `report.html` (self-contained) and `report.md` (PNG files in `report_assets/`).
+"""The run report: `report.html` (self-contained) and `report.md` (PNG / JPEG files in `report_assets/`).
 
 Three steps, one module each: `report_data` loads what a build left in its output folder and
 `report_sections` turns it into sections of text, tables and plain figure numbers; `report_figures`
@@ -82,8 +82,11 @@ def render_html(run: RunData, sections: list[Section]) -> str:
     return _environment().get_template("report.html.j2").render(_context(run, sections))
 
 
-def render_markdown(run: RunData, sections: list[Section], image_paths: dict[str, str]) -> str:
-    text = _environment().get_template("report.md.j2").render(_context(run, sections), image_paths=image_paths)
+def render_markdown(run: RunData, sections: list[Section], image_paths: dict[str, str],
+                    thumb_paths: list[list[str]] | None = None) -> str:
+    """`thumb_paths[i][j]`: the file of the j-th thumbnail of the i-th card of the sample viewer."""
+    text = _environment().get_template("report.md.j2").render(_context(run, sections), image_paths=image_paths,
+                                                             thumb_paths=thumb_paths or [])
     return text.rstrip("\n") + "\n"   # the template's section blocks each end in a blank line
 
 
@@ -103,10 +106,19 @@ def write_report(output_dir: str | os.PathLike) -> tuple[str, str]:
         rel = f"{ASSETS_DIR}/{i:02d}_{s.key}.png"
         Path(output_dir, rel).write_bytes(s.plot.png)
         image_paths[s.key] = rel
+    thumb_paths = []
+    for s in sections:
+        for i, card in enumerate(s.cards):
+            thumb_paths.append([])
+            for j, thumb in enumerate(card.thumbs):
+                rel = f"{ASSETS_DIR}/samples/{i:02d}_{j}.jpg"
+                os.makedirs(os.path.join(output_dir, ASSETS_DIR, "samples"), exist_ok=True)
+                Path(output_dir, rel).write_bytes(thumb.jpeg)
+                thumb_paths[-1].append(rel)
     html_path = os.path.join(output_dir, HTML_NAME)
     md_path = os.path.join(output_dir, MD_NAME)
     _write_atomic(html_path, render_html(run, sections))
-    _write_atomic(md_path, render_markdown(run, sections, image_paths))
+    _write_atomic(md_path, render_markdown(run, sections, image_paths, thumb_paths))
     return html_path, md_path
 
 

@@ -214,15 +214,23 @@ def quality_figure(columns) -> Figure:
     return fig
 
 
-def throughput_figure(edges, series) -> Figure:
+def throughput_figure(edges, series, startup=None, from_start=False) -> Figure:
     fig = _figure(10, 5.4)
     ax_cum, ax_rate = fig.subplots(2, 1, sharex=True)
+    if startup:   # the time before the first batch: Ray, teacher servers, listing the inputs
+        for ax in (ax_cum, ax_rate):
+            ax.axvspan(0, startup["until"], color="#e2e8f0", label="start-up" if ax is ax_cum else None)
+            if "teachers_ready" in startup:
+                ax.axvline(startup["teachers_ready"], color=THRESHOLD_COLOR, linestyle=":", linewidth=1.2,
+                           label="teachers ready" if ax is ax_cum else None)
     for s in series:
         color = _stage_color(s["index"])
         ax_cum.step(s["done_at"], s["done"], where="post", color=color, label=s["label"], linewidth=1.6)
         ax_rate.stairs(s["rate"], edges, color=color, label=s["label"], linewidth=1.4)
     _style(ax_cum, "Throughput per stage over time", ylabel="rows done (cumulative)")
-    _style(ax_rate, "", xlabel="seconds since the first batch started", ylabel="rows / s", counts=None)
+    ax_rate.set_xlim(0, edges[-1])
+    _style(ax_rate, "", xlabel="seconds since the build started" if from_start else
+           "seconds since the first batch started", ylabel="rows / s", counts=None)
     _legend_outside(ax_cum)
     return fig
 

@@ -16,6 +16,7 @@ from vdata.schemas import records as R
 
 from .report_data import (RunData, Section, TableBlock, answer_position_balance, chi_square_p, column, fmt,
                           threshold_limits, unique_by, value_counts)
+from .report_samples import reject_examples, samples
 
 
 def _clip_rows(run: RunData):
@@ -70,8 +71,12 @@ def rejects(run: RunData) -> Section | None:
     stage_of = [k.split(":", 1)[0] for k, _ in items]
     figure = {"labels": [k.replace(":", ": ") for k, _ in items], "counts": [v for _, v in items],
               "stages": stage_of, "stage_indexes": [order.get(s, 0) for s in stage_of]}
+    tables = [table]
+    examples = reject_examples(run)
+    if examples is not None:
+        tables.append(examples)
     return Section("rejects", "Rejects", f"{total:,} row(s) dropped; every one is in rejects/*.parquet with a "
-                   "message and a JSON detail.", [table], figure)
+                   "message and a JSON detail.", tables, figure)
 
 
 def durations(run: RunData) -> Section | None:
@@ -152,9 +157,19 @@ def throughput(run: RunData) -> Section | None:
         return None
     starts = np.array([r["t_end"] - r["seconds"] for r in records], dtype=float)
     ends = np.array([r["t_end"] for r in records], dtype=float)
-    t0 = float(starts.min())
+    # The axis starts when the build started (Ray and teacher servers starting up count against the
+    # wall time); manifests older than the timeline start at the first batch.
+    timeline = run.manifest.get("timeline") or {}
+    first = float(starts.min())
+    has_start = isinstance(timeline.get("start"), (int, float))
+    # min: a worker's clock behind the driver's (another node) must not put batches before the axis
+    t0 = min(float(timeline["start"]), first) if has_start else first
     starts, ends = starts - t0, ends - t0
-    span = max(float(ends.max()), 1e-3)
+    wall = run.manifest.get("wall_s")
+    span = max(float(ends.max()), float(wall) if has_start and isinstance(wall, (int, float)) else 0.0, 1e-3)
+    startup = {"until": first - t0} if first > t0 else None
+    if startup and isinstance(timeline.get("teachers_ready"), (int, float)):
+        startup["teachers_ready"] = float(timeline["teachers_ready"]) - t0
     n_bins = int(min(60, max(10, len(records) // 3)))
     edges = np.linspace(0.0, span, n_bins + 1)
     width = edges[1] - edges[0]
@@ -176,9 +191,16 @@ def throughput(run: RunData) -> Section | None:
                      f"{float(e.max()):.1f}", f"{rin.sum() / max(busy, 1e-9):.2f}", f"{float(rate.max()):.2f}"])
     table = TableBlock(["stage", "batches", "rows in", "busy s", "first start s", "last end s",
                         "rows/s per worker", "peak rows/s"], rows)
-    return Section("throughput", "Throughput over time", "From the per-batch records the workers reported: "
-                   "cumulative rows each stage finished, and its rate in time bins of "
-                   f"{width:.2g} s.", [table], {"edges": edges, "series": series})
+    text = ("From the per-batch records the workers reported: cumulative rows each stage finished, and its rate "
+            f"in time bins of {width:.2g} s, from the start of the {'build' if has_start else 'first batch'}")
+    if startup:
+        text += (f"; the first {startup['until']:.1f} s (shaded) went to start-up: Ray"
+                 + (f", teacher servers (ready at {startup['teachers_ready']:.1f} s)" if "teachers_ready" in startup
+                    else "") + ", the input listing")
+    elif not has_start:
+        text += " (this manifest has no build start time: the axis starts at the first batch)"
+    return Section("throughput", "Throughput over time", text + ".", [table],
+                   {"edges": edges, "series": series, "startup": startup, "from_start": has_start})
 
 
 def teachers(run: RunData) -> Section | None:
@@ -273,7 +295,7 @@ def config(run: RunData) -> Section | None:
 
 
 # In report order; the name is what a warning calls a section that failed.
-COLLECTORS = (("summary", summary), ("stages", stages), ("rejects", rejects), ("duration", durations),
-              ("shots", shots), ("quality", quality), ("throughput", throughput), ("teachers", teachers),
+COLLECTORS = (("summary", summary), ("stages", stages), ("rejects", rejects), ("samples", samples),
+              ("duration", durations), ("shots", shots), ("quality", quality), ("throughput", throughput), ("teachers", teachers),
               ("qa_types", qa_types), ("answer_position", answer_positions), ("versions", versions),
               ("config", config))

@@ -333,6 +333,7 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
         if sources and display.progress and not verbose:
             console.print(f"[dim]Ray's own output: {display.ray_log(plan)} (--verbose shows it here)[/]")
     records = []
+    timeline = {"start": round(t0, 3)}   # epoch seconds, as the stats records' t_end
     if sources and not (address or cfg.ray.address):
         # before any teacher server starts (minutes for a vLLM engine): will every actor pool fit?
         import ray
@@ -341,6 +342,8 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
         check_fits(plan, float(local_cpus), float("inf"))
     if sources:   # a finished build run again needs no Ray and no teacher: it costs only the listing
         with _RunTeachers(cfg, console) as teachers:
+            if teachers.managed:   # the report's time axis shows the start-up before the first batch
+                timeline["teachers_ready"] = round(time.time(), 3)
             ctx = RunContext(output_dir=plan.output_dir, run_id=run_id, work_dir=os.path.join(plan.output_dir, "_work"),
                              teachers=teachers.worker_configs, cache_dir=os.path.join(plan.output_dir, "_cache"))
             records = _execute(plan, cfg, sources, ctx, run_id, address, display)
@@ -362,7 +365,7 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
         "stage_hashes": {s.name + f"#{s.index}": s.config_hash for s in plan.stages},
         "config_text": redact(cfg.raw_text, cfg.secrets),   # `${VAR}` references stay: they name no value
         "inputs": len(discovered), "resumed_complete": already, "rows": rows, "rejects": rejects_table.num_rows, "rejects_by_reason": by_reason,
-        "stages": stage_stats, "wall_s": round(wall, 3), "versions": _versions(),
+        "stages": stage_stats, "wall_s": round(wall, 3), "timeline": timeline, "versions": _versions(),
         "schema": [f"{f.name}: {f.type}" for f in plan.data_schema],
         "files": [os.path.relpath(f, plan.output_dir) for f in files],
         "ray": {"address": address or cfg.ray.address or "local"},
@@ -370,6 +373,9 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
         "verification": X.verification_counts(plan.data_dir),
         "stats_records": [{k: v for k, v in r.items() if k != "teachers"} for r in records],
     }
+    from .estimate import measured_rates
+
+    manifest["rates"] = measured_rates(manifest, plan.data_dir)   # what `vdata plan --videos` scales
     manifest_path = os.path.join(plan.output_dir, "manifest.json")
     Path(manifest_path).write_text(redact(X.dumps(manifest), cfg.secrets))
     try:
