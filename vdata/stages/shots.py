@@ -78,6 +78,9 @@ class ShotsConfig(StageConfig):
     max_len_s: float | None = Field(60.0, gt=0)
     stitch: StitchConfig = Field(default_factory=StitchConfig)
     analysis_max_side: int = Field(256, ge=32, description="frames are downscaled to this before detection")
+    coarse_to_fine: bool = Field(
+        True, description="decode reference frames everywhere and every frame only around candidate cuts "
+                          "(adaptive and content detectors); false = feed the detector every frame")
     backend: Literal["auto", "opencv", "pyav", "decord"] = "auto"
     write_clips: bool = False
     clip_codec: Literal["copy_if_aligned", "reencode"] = "copy_if_aligned"
@@ -121,6 +124,7 @@ class ShotScan:
     decode_errors: list[float]     # times of packets that failed to decode (PyAV passes only)
     backend: str
     raw_cuts: list[int]            # every cut the detector saw, before its minimum scene length
+    mode: str = "full"             # "full": every frame fed to the detector; "coarse_to_fine": windows only
 
 
 def _min_scene_filter(cls, kwargs: dict):
@@ -151,17 +155,29 @@ def apply_min_scene_len(raw_cuts: list[int], n: int, fps: float, flash_filter, l
     return sorted({c for c in [*kept, *restored] if 0 < c < n})
 
 
-def scan_video(path: str, cfg: ShotsConfig, backend: str | None = None) -> ShotScan:
-    """Run the detector over every frame (see module docstring)."""
+def _detector(cfg: ShotsConfig):
+    """(detector class, its arguments) for `cfg`."""
     import scenedetect.detectors as sd
-    from scenedetect import FrameTimecode
 
     cls_name, thr_arg = DETECTORS[cfg.detector]
-    cls = getattr(sd, cls_name)
     kwargs = dict(cfg.detector_args)
     if cfg.threshold is not None:
         kwargs[thr_arg] = cfg.threshold
+    return getattr(sd, cls_name), kwargs
+
+
+def scan_video(path: str, cfg: ShotsConfig, backend: str | None = None) -> ShotScan:
+    """Run the detector over every frame, or over every frame of the windows the coarse pass marks
+    (see module docstring and vdata/media/cuts.py)."""
+    from scenedetect import FrameTimecode
+
+    cls, kwargs = _detector(cfg)
     flash_filter, length = _min_scene_filter(cls, kwargs)
+    if cfg.coarse_to_fine and cfg.detector in COARSE_BARS and (backend or cfg.backend) in ("auto", "pyav"):
+        fast = scan_coarse_to_fine(path, cfg)
+        if fast is not None:
+            fast.cuts = apply_min_scene_len(fast.raw_cuts, len(fast.times), fast.fps, flash_filter, length)
+            return fast
     detector = cls(**{**kwargs, "min_scene_len": 1})   # every cut it sees; its own filter comes after
     raw: list[int] = []
     times: list[float] = []
@@ -185,6 +201,66 @@ def scan_video(path: str, cfg: ShotsConfig, backend: str | None = None) -> ShotS
     raw = sorted({c for c in raw if 0 < c < n})
     cuts = apply_min_scene_len(raw, n, fps, flash_filter, length)
     return ShotScan(cuts, np.asarray(times), np.asarray(feats), fps, errors, used, raw)
+
+
+# The coarse pass marks a gap between two reference frames when their tiny-image content distance
+# reaches this share of the smallest score the detector could call a cut (adaptive: min_content_val,
+# content: threshold): a cut inside the gap moves the picture at least that much, less the motion of
+# a few frames on either side, and a low-resolution image blurs a little of it away.
+COARSE_BAR_SHARE = 0.4
+COARSE_BARS = {"adaptive": ("min_content_val", 15.0), "content": ("threshold", 27.0)}
+
+
+def scan_coarse_to_fine(path: str, cfg: ShotsConfig) -> ShotScan | None:
+    """The detector over the windows the coarse pass marks; None where a full pass is needed
+    (no usable frame table, intra-only video, decode errors, windows covering most frames)."""
+    from scenedetect import FrameTimecode
+
+    from vdata.media import cuts as C
+    from vdata.media.reader import _display_times_unreliable, _scaled_size
+
+    try:
+        table = C.frame_table(path)
+    except Exception:   # the full pass reports what is wrong with the file
+        return None
+    n = len(table.times)
+    if table.problem or n < 2 or _stream_times_problem(table.times, table.fps):
+        return None
+    if _display_times_unreliable(path, 8):   # AVI with B-frames: packet times are in decode order
+        return None
+    coarse = C.coarse_scan(path, table)
+    if coarse.decode_errors or len(coarse.indices) == 0:
+        return None
+    cls, kwargs = _detector(cfg)
+    key, default = COARSE_BARS[cfg.detector]
+    bar = COARSE_BAR_SHARE * float(kwargs.get(key, default))
+    width = int(kwargs.get("window_width", 2))
+    windows = C.windows_from_gaps(coarse, n, bar, before=2 * width + 3, after=width + 3)
+    if sum(b - a + 1 for a, b in windows) > C.MAX_WINDOW_SHARE * n:
+        return None
+    import av
+
+    with av.open(path, metadata_errors="ignore") as container:
+        cc = container.streams.video[0].codec_context
+        size = _scaled_size(cc.width, cc.height, cfg.analysis_max_side)
+    raw: list[int] = []
+    feats = np.zeros((n, 32 + _THUMB[0] * _THUMB[1]), np.float32)
+    detector, expected = None, None
+    for index, _, bgr in C.decode_windows(path, table, windows, size):
+        if index != expected:   # a new window: a fresh detector, as if the video started here
+            detector = cls(**{**kwargs, "min_scene_len": 1})
+        tc = FrameTimecode(index, table.fps)
+        raw.extend(c.frame_num for c in detector.process_frame(tc, bgr))
+        if index == n - 1:
+            raw.extend(c.frame_num for c in detector.post_process(tc))
+        feats[index] = _features(bgr)
+        expected = index + 1
+    # a window's first frames score against nothing: only cuts inside a window's core count
+    core = np.zeros(n + 1, bool)
+    for a, b in windows:
+        core[(a + 2 * width + 2 if a > 0 else 0):b + 1] = True
+    raw = sorted({c for c in raw if 0 < c < n and core[c]})
+    return ShotScan([], table.times, feats, table.fps, [], "pyav", raw, mode="coarse_to_fine")
 
 
 def _stream_times_problem(times: np.ndarray, fps: float) -> str | None:
