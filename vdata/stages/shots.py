@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -78,6 +78,9 @@ class ShotsConfig(StageConfig):
     max_len_s: float | None = Field(60.0, gt=0)
     stitch: StitchConfig = Field(default_factory=StitchConfig)
     analysis_max_side: int = Field(256, ge=32, description="frames are downscaled to this before detection")
+    gradual: bool = Field(
+        True, description="also find gradual transitions (dissolves, fades, wipes, slides) on the coarse "
+                          "pass's layouts; each is one cut at its middle")
     coarse_to_fine: bool = Field(
         True, description="decode reference frames everywhere and every frame only around candidate cuts "
                           "(adaptive and content detectors); false = feed the detector every frame")
@@ -125,6 +128,8 @@ class ShotScan:
     backend: str
     raw_cuts: list[int]            # every cut the detector saw, before its minimum scene length
     mode: str = "full"             # "full": every frame fed to the detector; "coarse_to_fine": windows only
+    gradual: list[int] = field(default_factory=list)   # centres of gradual transitions (also in cuts)
+    coarse: Any = None             # the coarse pass (vdata.media.cuts.CoarseScan), when one ran
 
 
 def _min_scene_filter(cls, kwargs: dict):
@@ -167,6 +172,42 @@ def _detector(cfg: ShotsConfig):
 
 
 def scan_video(path: str, cfg: ShotsConfig, backend: str | None = None) -> ShotScan:
+    """Hard cuts (the detector's, see `scan_hard_cuts`) and, with `cfg.gradual`, the gradual
+    transitions away from them: one cut at each transition's middle."""
+    scan = scan_hard_cuts(path, cfg, backend)
+    if cfg.gradual and len(scan.times) > 2:
+        from vdata.media import cuts as C
+
+        coarse = scan.coarse
+        if coarse is None:
+            try:
+                table = C.frame_table(path)
+                usable = len(table.times) == len(scan.times) and (not table.problem or "intra-only" in table.problem)
+                coarse = C.coarse_scan(path, table) if usable else None
+            except Exception:   # the hard-cut pass has already read this file; its findings stand
+                coarse = None
+        if coarse is not None and len(coarse.indices) > 2:
+            found = C.gradual_transitions(coarse.indices, coarse.layouts, len(scan.times), scan.fps)
+            for centre, half in found:   # a fade through black is one transition, however many cuts it holds
+                reach = half + round(GRADUAL_BESIDE_CUT_S * scan.fps / 2)
+                inside = [c for c in scan.cuts if abs(c - centre) <= reach]
+                if len(inside) > 1 and C.darkest_value(coarse.indices, coarse.layouts, centre - reach,
+                                                       centre + reach) < FADE_BLACK_VALUE:
+                    keep = min(inside, key=lambda c: abs(c - centre))
+                    scan.cuts = [c for c in scan.cuts if c == keep or c not in inside]
+            near = round(GRADUAL_BESIDE_CUT_S * scan.fps)
+            scan.gradual = [g for g, _ in found if 0 < g < len(scan.times) and not any(abs(g - c) <= near for c in scan.cuts)]
+            scan.cuts = sorted({*scan.cuts, *scan.gradual})
+    return scan
+
+
+# A gradual transition this close to a hard cut is that cut seen over a span: the cut stands.
+GRADUAL_BESIDE_CUT_S = 0.8
+# Mean brightness (0..255) under which a frame inside a transition is the black of a fade.
+FADE_BLACK_VALUE = 24.0
+
+
+def scan_hard_cuts(path: str, cfg: ShotsConfig, backend: str | None = None) -> ShotScan:
     """Run the detector over every frame, or over every frame of the windows the coarse pass marks
     (see module docstring and vdata/media/cuts.py)."""
     from scenedetect import FrameTimecode
@@ -174,10 +215,12 @@ def scan_video(path: str, cfg: ShotsConfig, backend: str | None = None) -> ShotS
     cls, kwargs = _detector(cfg)
     flash_filter, length = _min_scene_filter(cls, kwargs)
     if cfg.coarse_to_fine and cfg.detector in COARSE_BARS and (backend or cfg.backend) in ("auto", "pyav"):
-        fast = scan_coarse_to_fine(path, cfg)
+        fast, coarse = scan_coarse_to_fine(path, cfg)
         if fast is not None:
             fast.cuts = apply_min_scene_len(fast.raw_cuts, len(fast.times), fast.fps, flash_filter, length)
             return fast
+    else:
+        coarse = None
     detector = cls(**{**kwargs, "min_scene_len": 1})   # every cut it sees; its own filter comes after
     raw: list[int] = []
     times: list[float] = []
@@ -197,10 +240,11 @@ def scan_video(path: str, cfg: ShotsConfig, backend: str | None = None) -> ShotS
     if used != "pyav" and n and _stream_times_problem(np.asarray(times), fps):
         # OpenCV labels an AVI's frames with decode-order times (its first frame at 0.08 s); PyAV
         # knows when a container's timestamps cannot be trusted and counts frames instead.
-        return scan_video(path, cfg, backend="pyav")
+        return scan_hard_cuts(path, cfg, backend="pyav")
     raw = sorted({c for c in raw if 0 < c < n})
     cuts = apply_min_scene_len(raw, n, fps, flash_filter, length)
-    return ShotScan(cuts, np.asarray(times), np.asarray(feats), fps, errors, used, raw)
+    usable = coarse is not None and len(coarse.indices) and coarse.indices[-1] < n
+    return ShotScan(cuts, np.asarray(times), np.asarray(feats), fps, errors, used, raw, coarse=coarse if usable else None)
 
 
 # The coarse pass marks a gap between two reference frames when their tiny-image content distance
@@ -211,56 +255,36 @@ COARSE_BAR_SHARE = 0.4
 COARSE_BARS = {"adaptive": ("min_content_val", 15.0), "content": ("threshold", 27.0)}
 
 
-def scan_coarse_to_fine(path: str, cfg: ShotsConfig) -> ShotScan | None:
-    """The detector over the windows the coarse pass marks; None where a full pass is needed
-    (no usable frame table, intra-only video, decode errors, windows covering most frames)."""
-    from scenedetect import FrameTimecode
-
+def scan_coarse_to_fine(path: str, cfg: ShotsConfig):
+    """(the detector over the windows the coarse pass marks, the coarse pass). The scan is None where a
+    full pass is needed (no usable frame table, intra-only video, decode errors, windows covering
+    most frames); the coarse pass is None where it did not run or saw decode errors."""
     from vdata.media import cuts as C
-    from vdata.media.reader import _display_times_unreliable, _scaled_size
+    from vdata.media.reader import _display_times_unreliable
 
     try:
         table = C.frame_table(path)
     except Exception:   # the full pass reports what is wrong with the file
-        return None
+        return None, None
     n = len(table.times)
     if table.problem or n < 2 or _stream_times_problem(table.times, table.fps):
-        return None
+        return None, None
     if _display_times_unreliable(path, 8):   # AVI with B-frames: packet times are in decode order
-        return None
+        return None, None
     coarse = C.coarse_scan(path, table)
     if coarse.decode_errors or len(coarse.indices) == 0:
-        return None
+        return None, None
     cls, kwargs = _detector(cfg)
     key, default = COARSE_BARS[cfg.detector]
     bar = COARSE_BAR_SHARE * float(kwargs.get(key, default))
     width = int(kwargs.get("window_width", 2))
     windows = C.windows_from_gaps(coarse, n, bar, before=2 * width + 3, after=width + 3)
     if sum(b - a + 1 for a, b in windows) > C.MAX_WINDOW_SHARE * n:
-        return None
-    import av
-
-    with av.open(path, metadata_errors="ignore") as container:
-        cc = container.streams.video[0].codec_context
-        size = _scaled_size(cc.width, cc.height, cfg.analysis_max_side)
-    raw: list[int] = []
+        return None, coarse
     feats = np.zeros((n, 32 + _THUMB[0] * _THUMB[1]), np.float32)
-    detector, expected = None, None
-    for index, _, bgr in C.decode_windows(path, table, windows, size):
-        if index != expected:   # a new window: a fresh detector, as if the video started here
-            detector = cls(**{**kwargs, "min_scene_len": 1})
-        tc = FrameTimecode(index, table.fps)
-        raw.extend(c.frame_num for c in detector.process_frame(tc, bgr))
-        if index == n - 1:
-            raw.extend(c.frame_num for c in detector.post_process(tc))
-        feats[index] = _features(bgr)
-        expected = index + 1
-    # a window's first frames score against nothing: only cuts inside a window's core count
-    core = np.zeros(n + 1, bool)
-    for a, b in windows:
-        core[(a + 2 * width + 2 if a > 0 else 0):b + 1] = True
-    raw = sorted({c for c in raw if 0 < c < n and core[c]})
-    return ShotScan([], table.times, feats, table.fps, [], "pyav", raw, mode="coarse_to_fine")
+    raw = C.detect_in_windows(path, table, windows, cfg.analysis_max_side, lambda: cls(**{**kwargs, "min_scene_len": 1}),
+                              settle=2 * width + 2, on_frame=lambda i, bgr: feats.__setitem__(i, _features(bgr)))
+    return ShotScan([], table.times, feats, table.fps, [], "pyav", raw, mode="coarse_to_fine", coarse=coarse), coarse
 
 
 def _stream_times_problem(times: np.ndarray, fps: float) -> str | None:
@@ -320,9 +344,11 @@ def segments_from_cuts(cuts: list[int], n: int) -> list[list[int]]:
     return [[a, b] for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
-def repair_segments(segs: list[list[int]], feats: np.ndarray, fps: float, cfg: ShotsConfig) -> list[list[int]]:
+def repair_segments(segs: list[list[int]], feats: np.ndarray, fps: float, cfg: ShotsConfig,
+                    keep: frozenset[int] | set[int] = frozenset()) -> list[list[int]]:
     """Stitching on [start, end) frame segments: merges only shots of one scene (see module docstring).
-    A short shot that is not a flash inside one scene stays a segment of its own."""
+    A short shot that is not a flash inside one scene stays a segment of its own. Boundaries in `keep`
+    (gradual transitions: their neighbouring frames look alike by nature) are never merged."""
     segs = [list(s) for s in segs]
     if not cfg.stitch.enabled or len(segs) < 2:
         return segs
@@ -332,7 +358,8 @@ def repair_segments(segs: list[list[int]], feats: np.ndarray, fps: float, cfg: S
     i = 1
     while i < len(segs) - 1:   # a short shot between two alike neighbours: a flash, all three are one
         prev, (a, b), nxt = segs[i - 1], segs[i], segs[i + 1]
-        if b - a < min_frames and prev[1] == a and nxt[0] == b and dist(prev[1] - 1, nxt[0]) <= thr:
+        if (b - a < min_frames and prev[1] == a and nxt[0] == b and a not in keep and b not in keep
+                and dist(prev[1] - 1, nxt[0]) <= thr):
             prev[1] = nxt[1]
             del segs[i:i + 2]
         else:
@@ -340,7 +367,7 @@ def repair_segments(segs: list[list[int]], feats: np.ndarray, fps: float, cfg: S
     merged = [segs[0]]
     for s in segs[1:]:
         last = merged[-1]
-        if last[1] == s[0] and dist(last[1] - 1, s[0]) <= thr:
+        if last[1] == s[0] and s[0] not in keep and dist(last[1] - 1, s[0]) <= thr:
             last[1] = s[1]
         else:
             merged.append(s)
@@ -389,7 +416,7 @@ class ShotsStage(Stage):
             return self.reject(row, damage.reason, damage.message, **damage.detail)
         n = damage.good_frames if damage else len(scan.times)
         segs = segments_from_cuts([c for c in scan.cuts if c < n], n)
-        segs = repair_segments(segs, scan.feats, scan.fps, cfg)
+        segs = repair_segments(segs, scan.feats, scan.fps, cfg, keep=set(scan.gradual))
         min_frames = cfg.min_len_s * scan.fps
         segs = [piece for s in segs for piece in ([s] if s[1] - s[0] < min_frames else split_long([s], scan.fps, cfg.max_len_s))]
         out: list = []
