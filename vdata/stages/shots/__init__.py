@@ -38,7 +38,7 @@ from vdata.media.ffmpeg import run_ffmpeg
 from vdata.media.reader import open_reader, prefetch, scan_decode, timestamp_table_problem
 from vdata.schemas import records as R
 
-from .base import Resources, Stage, StageConfig
+from ..base import Resources, Stage, StageConfig
 
 DETECTORS = {
     "adaptive": ("AdaptiveDetector", "adaptive_threshold"),
@@ -66,10 +66,13 @@ class StitchConfig(BaseModel):
 
 
 class ShotsConfig(StageConfig):
-    detector: Literal["adaptive", "content", "hash", "histogram", "threshold"] = "adaptive"
-    threshold: float | None = Field(None, description="the detector's main threshold; None = its default")
+    detector: Literal["adaptive", "content", "hash", "histogram", "threshold", "transnetv2"] = "adaptive"
+    threshold: float | None = Field(None, description="the detector's main threshold; None = its default "
+                                                      "(transnetv2: 0.5, the probability a frame ends a shot)")
     detector_args: dict[str, Any] = Field(
-        default_factory=dict, description="more detector arguments, e.g. min_scene_len (default: the detector's own)")
+        default_factory=dict, description="more detector arguments, e.g. min_scene_len (default: the detector's "
+                                          "own); transnetv2: weights (a local state dict; default: the package's), "
+                                          "device (auto|cpu|cuda), batch (windows per forward pass)")
     min_len_s: float = Field(1.0, ge=0)
     short_shots: Literal["reject", "keep"] = Field(
         "reject", description="a shot shorter than min_len_s: its own clip, rejected too_short or kept")
@@ -128,7 +131,7 @@ class ShotScan:
     backend: str
     raw_cuts: list[int]            # every cut the detector saw, before its minimum scene length
     mode: str = "full"             # "full": every frame fed to the detector; "coarse_to_fine": windows only
-    gradual: list[int] = field(default_factory=list)   # centres of gradual transitions (also in cuts)
+    gradual: list[int] = field(default_factory=list)   # gradual-transition cuts (also in cuts): never stitched
     coarse: Any = None             # the coarse pass (vdata.media.cuts.CoarseScan), when one ran
 
 
@@ -174,6 +177,14 @@ def _detector(cfg: ShotsConfig):
 def scan_video(path: str, cfg: ShotsConfig, backend: str | None = None) -> ShotScan:
     """Hard cuts (the detector's, see `scan_hard_cuts`) and, with `cfg.gradual`, the gradual
     transitions away from them: one cut at each transition's middle."""
+    if cfg.detector == "transnetv2":
+        # The network has seen each transition: its boundaries are never stitched (a dissolve's
+        # neighbouring frames look alike by nature), so they go in `gradual` too.
+        from .transnet_scan import transnet_cuts
+
+        cuts, times, errors, rate = transnet_cuts(path, cfg.detector_args, cfg.threshold)
+        feats = np.zeros((len(times), 32 + _THUMB[0] * _THUMB[1]), np.float32)
+        return ShotScan(cuts, np.asarray(times), feats, rate, errors, "pyav", cuts, mode="transnetv2", gradual=cuts)
     scan = scan_hard_cuts(path, cfg, backend)
     if cfg.gradual and len(scan.times) > 2:
         from vdata.media import cuts as C
