@@ -143,12 +143,22 @@ def coarse_scan(path: str, table: FrameTable) -> CoarseScan:
                       np.asarray(layouts, np.uint8).reshape(len(indices), *LAYOUT_SIZE[::-1], 3), errors)
 
 
-def windows_from_gaps(coarse: CoarseScan, n: int, bar: float, before: int, after: int) -> list[tuple[int, int]]:
+def windows_from_gaps(coarse: CoarseScan, n: int, bar: float, before: int, after: int,
+                      sure: float | None = None, ratio: float | None = None) -> list[tuple[int, int]]:
     """[first, last] frame windows to decode fully: each gap (previous reference frame, this one]
-    whose distance reaches `bar`, plus frames no reference frame brackets (after the last one),
-    widened by `before`/`after` frames of detector context and merged where they touch."""
+    whose distance reaches `sure`, or reaches `bar` and (with `ratio`) `ratio` times the mean of the
+    two gaps either side (a change that stands out from the motion around it, as an adaptive
+    detector wants); plus frames no reference frame brackets; widened by `before`/`after` frames of
+    detector context and merged where they touch."""
     idx, dist = coarse.indices, coarse.distances
-    spans = [(int(idx[k - 1]) + 1, int(idx[k])) for k in range(1, len(idx)) if dist[k] >= bar]
+    beside = np.zeros(len(dist))
+    for k in range(1, len(dist)):
+        near = [dist[j] for j in (k - 2, k - 1, k + 1, k + 2) if 0 < j < len(dist)]
+        beside[k] = float(np.mean(near)) if near else 0.0
+    marked = [k for k in range(1, len(idx))
+              if (sure is not None and dist[k] >= sure)
+              or (dist[k] >= bar and (ratio is None or dist[k] >= ratio * beside[k]))]
+    spans = [(int(idx[k - 1]) + 1, int(idx[k])) for k in marked]
     if len(idx) and idx[-1] < n - 1:
         spans.append((int(idx[-1]) + 1, n - 1))
     if len(idx) and idx[0] > 0:

@@ -1,7 +1,12 @@
 """shots: PySceneDetect cut detection → clip rows (fan-out), with min/max length and stitching.
 
-One decode pass per video at reduced size feeds the chosen PySceneDetect detector frame by frame and
-keeps a small colour histogram per frame.
+Coarse to fine (adaptive and content detectors, the default): reference frames are decoded everywhere
+(B-frames skipped) to tiny images; the detector then sees every frame only in windows around the gaps
+where the picture moved enough to hold a cut, and finds the cuts a full pass finds
+(vdata/media/cuts.py). Where that does not pay (intra-only, no timestamps, windows over half the
+video) one pass feeds the detector every frame. Gradual transitions (dissolves, fades, wipes, slides)
+come from the same coarse pass, one cut at the middle of each. `detector: transnetv2` runs TransNetV2
+instead (the `transnet` extra). A small colour histogram per analysed frame serves stitching.
 
 Cuts: the detector runs with its own minimum scene length (PySceneDetect's `min_scene_len` default,
 15 frames, or `detector_args.min_scene_len`), which keeps bursts of cuts (flicker, counters, strobes)
@@ -39,6 +44,7 @@ from vdata.media.reader import open_reader, prefetch, scan_decode, timestamp_tab
 from vdata.schemas import records as R
 
 from ..base import Resources, Stage, StageConfig
+from .damage import CORRUPT, DROPPED_FRAMES_TOLERATED, TRUNCATED, Damage, assess_damage  # noqa: F401
 
 DETECTORS = {
     "adaptive": ("AdaptiveDetector", "adaptive_threshold"),
@@ -49,14 +55,9 @@ DETECTORS = {
 }
 
 
-# Reject reasons of this stage.
+# Reject reasons of this stage (CORRUPT, TRUNCATED: .damage).
 TOO_SHORT = "too_short"
-CORRUPT = "corrupt"
-TRUNCATED = "truncated"
 UNDECODABLE = "undecodable"
-# Frames a sound file may declare but not decode (leading B-frames of an open GOP whose reference is
-# not in the file): a shortfall up to this, without a decode error, is not damage.
-DROPPED_FRAMES_TOLERATED = 2
 
 
 class StitchConfig(BaseModel):
@@ -258,18 +259,19 @@ def scan_hard_cuts(path: str, cfg: ShotsConfig, backend: str | None = None) -> S
     return ShotScan(cuts, np.asarray(times), np.asarray(feats), fps, errors, used, raw, coarse=coarse if usable else None)
 
 
-# The coarse pass marks a gap between two reference frames when their tiny-image content distance
-# reaches this share of the smallest score the detector could call a cut (adaptive: min_content_val,
-# content: threshold): a cut inside the gap moves the picture at least that much, less the motion of
-# a few frames on either side, and a low-resolution image blurs a little of it away.
+# The coarse pass marks a gap between two reference frames whose tiny-image distance reaches the
+# least score the detector could call a cut (adaptive: min_content_val; content: threshold), or
+# COARSE_BAR_SHARE of it while standing COARSE_RATIO above the gaps around it (adaptive only, which
+# wants a score that stands out). Margins: a cut in a gap moves the picture by its score less a few
+# frames of motion, blurred a little at low resolution. tests/test_shots_fast.py checks equality.
 COARSE_BAR_SHARE = 0.4
+COARSE_RATIO = 1.5
 COARSE_BARS = {"adaptive": ("min_content_val", 15.0), "content": ("threshold", 27.0)}
 
 
 def scan_coarse_to_fine(path: str, cfg: ShotsConfig):
     """(the detector over the windows the coarse pass marks, the coarse pass). The scan is None where a
-    full pass is needed (no usable frame table, intra-only video, decode errors, windows covering
-    most frames); the coarse pass is None where it did not run or saw decode errors."""
+    full pass is needed (no frame table, intra-only, decode errors, windows over most frames)."""
     from vdata.media import cuts as C
     from vdata.media.reader import _display_times_unreliable
 
@@ -287,9 +289,11 @@ def scan_coarse_to_fine(path: str, cfg: ShotsConfig):
         return None, None
     cls, kwargs = _detector(cfg)
     key, default = COARSE_BARS[cfg.detector]
-    bar = COARSE_BAR_SHARE * float(kwargs.get(key, default))
+    trigger = float(kwargs.get(key, default))
     width = int(kwargs.get("window_width", 2))
-    windows = C.windows_from_gaps(coarse, n, bar, before=2 * width + 3, after=width + 3)
+    adaptive = cfg.detector == "adaptive"
+    windows = C.windows_from_gaps(coarse, n, COARSE_BAR_SHARE * trigger, before=2 * width + 3, after=width + 3,
+                                  sure=trigger if adaptive else None, ratio=COARSE_RATIO if adaptive else None)
     if sum(b - a + 1 for a, b in windows) > C.MAX_WINDOW_SHARE * n:
         return None, coarse
     feats = np.zeros((n, 32 + _THUMB[0] * _THUMB[1]), np.float32)
@@ -312,42 +316,6 @@ def detect_cuts(path: str, cfg: ShotsConfig) -> tuple[list[int], np.ndarray, np.
     """(cut frame indices, frame times, features, fps) of `path`."""
     scan = scan_video(path, cfg)
     return scan.cuts, scan.times, scan.feats, scan.fps
-
-
-@dataclass
-class Damage:
-    """Where decoding of a video went wrong: frames [0, good_frames) are sound, the rest is lost."""
-
-    reason: str
-    good_frames: int
-    total_frames: int
-    message: str
-    detail: dict
-
-
-def assess_damage(times: list[float] | np.ndarray, errors: list[float], first_unsound_s: float | None, fps: float,
-                  declared_frames: int | None, declared_s: float | None) -> Damage | None:
-    """Compare a full decode (`times` of the frames, `errors`: times of packets that failed,
-    `first_unsound_s`: the earliest frame decoded after a failure) with what the probe declared.
-    None when every declared frame decoded cleanly."""
-    times = np.asarray(times, dtype=np.float64)
-    n = len(times)
-    total = max(int(declared_frames or 0), n)
-    if not errors and n >= total - DROPPED_FRAMES_TOLERATED:
-        return None
-    declared_s = float(declared_s or total / fps)
-    good = n if first_unsound_s is None else int(np.searchsorted(times, first_unsound_s - 1e-6))
-    decoded = f"decoded {n} of {total} declared frames ({n / fps:.2f}s of {declared_s:.2f}s)"
-    lost = f"frames {good}-{total} ({good / fps:.2f}-{declared_s:.2f}s) are lost"
-    if errors:
-        reason = CORRUPT
-        message = f"{decoded}; {len(errors)} packet(s) failed to decode, the first at {min(errors):.2f}s; {lost}"
-    else:
-        reason = TRUNCATED
-        message = f"{decoded}: decoding stopped early without a decode error; {lost}"
-    detail = {"decoded_frames": n, "declared_frames": total, "decode_errors": len(errors),
-              "first_error_s": min(errors) if errors else None, "declared_s": declared_s, "lost_frames": [good, total]}
-    return Damage(reason, good, total, message, detail)
 
 
 def segments_from_cuts(cuts: list[int], n: int) -> list[list[int]]:
