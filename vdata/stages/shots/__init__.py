@@ -208,7 +208,15 @@ def scan_video(path: str, cfg: ShotsConfig, backend: str | None = None) -> ShotS
                     keep = min(inside, key=lambda c: abs(c - centre))
                     scan.cuts = [c for c in scan.cuts if c == keep or c not in inside]
             near = round(GRADUAL_BESIDE_CUT_S * scan.fps)
-            scan.gradual = [g for g, _ in found if 0 < g < len(scan.times) and not any(abs(g - c) <= near for c in scan.cuts)]
+            kept = [g for g, _ in found if 0 < g < len(scan.times) and not any(abs(g - c) <= near for c in scan.cuts)]
+            merged: list[int] = []   # into and out of black, seen as two: one fade through black
+            for g in kept:
+                if merged and g - merged[-1] <= 2 * near and C.darkest_value(
+                        coarse.indices, coarse.layouts, merged[-1], g) < FADE_BLACK_VALUE:
+                    merged[-1] = (merged[-1] + g) // 2
+                else:
+                    merged.append(g)
+            scan.gradual = merged
             scan.cuts = sorted({*scan.cuts, *scan.gradual})
     return scan
 
