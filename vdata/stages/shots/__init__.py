@@ -1,7 +1,12 @@
 """shots: PySceneDetect cut detection → clip rows (fan-out), with min/max length and stitching.
 
-One decode pass per video at reduced size feeds the chosen PySceneDetect detector frame by frame and
-keeps a small colour histogram per frame.
+Coarse to fine (adaptive and content detectors, the default): reference frames are decoded everywhere
+(B-frames skipped) to tiny images; the detector then sees every frame only in windows around the gaps
+where the picture moved enough to hold a cut, and finds the cuts a full pass finds
+(vdata/media/cuts.py). Where that does not pay (intra-only, no timestamps, windows over half the
+video) one pass feeds the detector every frame. Gradual transitions (dissolves, fades, wipes, slides)
+come from the same coarse pass, one cut at the middle of each. `detector: transnetv2` runs TransNetV2
+instead (the `transnet` extra). A small colour histogram per analysed frame serves stitching.
 
 Cuts: the detector runs with its own minimum scene length (PySceneDetect's `min_scene_len` default,
 15 frames, or `detector_args.min_scene_len`), which keeps bursts of cuts (flicker, counters, strobes)
@@ -28,7 +33,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -38,7 +43,8 @@ from vdata.media.ffmpeg import run_ffmpeg
 from vdata.media.reader import open_reader, prefetch, scan_decode, timestamp_table_problem
 from vdata.schemas import records as R
 
-from .base import Resources, Stage, StageConfig
+from ..base import Resources, Stage, StageConfig
+from .damage import CORRUPT, DROPPED_FRAMES_TOLERATED, TRUNCATED, Damage, assess_damage  # noqa: F401
 
 DETECTORS = {
     "adaptive": ("AdaptiveDetector", "adaptive_threshold"),
@@ -49,14 +55,9 @@ DETECTORS = {
 }
 
 
-# Reject reasons of this stage.
+# Reject reasons of this stage (CORRUPT, TRUNCATED: .damage).
 TOO_SHORT = "too_short"
-CORRUPT = "corrupt"
-TRUNCATED = "truncated"
 UNDECODABLE = "undecodable"
-# Frames a sound file may declare but not decode (leading B-frames of an open GOP whose reference is
-# not in the file): a shortfall up to this, without a decode error, is not damage.
-DROPPED_FRAMES_TOLERATED = 2
 
 
 class StitchConfig(BaseModel):
@@ -66,10 +67,13 @@ class StitchConfig(BaseModel):
 
 
 class ShotsConfig(StageConfig):
-    detector: Literal["adaptive", "content", "hash", "histogram", "threshold"] = "adaptive"
-    threshold: float | None = Field(None, description="the detector's main threshold; None = its default")
+    detector: Literal["adaptive", "content", "hash", "histogram", "threshold", "transnetv2"] = "adaptive"
+    threshold: float | None = Field(None, description="the detector's main threshold; None = its default "
+                                                      "(transnetv2: 0.5, the probability a frame ends a shot)")
     detector_args: dict[str, Any] = Field(
-        default_factory=dict, description="more detector arguments, e.g. min_scene_len (default: the detector's own)")
+        default_factory=dict, description="more detector arguments, e.g. min_scene_len (default: the detector's "
+                                          "own); transnetv2: weights (a local state dict; default: the package's), "
+                                          "device (auto|cpu|cuda), batch (windows per forward pass)")
     min_len_s: float = Field(1.0, ge=0)
     short_shots: Literal["reject", "keep"] = Field(
         "reject", description="a shot shorter than min_len_s: its own clip, rejected too_short or kept")
@@ -78,6 +82,12 @@ class ShotsConfig(StageConfig):
     max_len_s: float | None = Field(60.0, gt=0)
     stitch: StitchConfig = Field(default_factory=StitchConfig)
     analysis_max_side: int = Field(256, ge=32, description="frames are downscaled to this before detection")
+    gradual: bool = Field(
+        True, description="also find gradual transitions (dissolves, fades, wipes, slides) on the coarse "
+                          "pass's layouts; each is one cut at its middle")
+    coarse_to_fine: bool = Field(
+        True, description="decode reference frames everywhere and every frame only around candidate cuts "
+                          "(adaptive and content detectors); false = feed the detector every frame")
     backend: Literal["auto", "opencv", "pyav", "decord"] = "auto"
     write_clips: bool = False
     clip_codec: Literal["copy_if_aligned", "reencode"] = "copy_if_aligned"
@@ -121,6 +131,9 @@ class ShotScan:
     decode_errors: list[float]     # times of packets that failed to decode (PyAV passes only)
     backend: str
     raw_cuts: list[int]            # every cut the detector saw, before its minimum scene length
+    mode: str = "full"             # "full": every frame fed to the detector; "coarse_to_fine": windows only
+    gradual: list[int] = field(default_factory=list)   # gradual-transition cuts (also in cuts): never stitched
+    coarse: Any = None             # the coarse pass (vdata.media.cuts.CoarseScan), when one ran
 
 
 def _min_scene_filter(cls, kwargs: dict):
@@ -151,17 +164,83 @@ def apply_min_scene_len(raw_cuts: list[int], n: int, fps: float, flash_filter, l
     return sorted({c for c in [*kept, *restored] if 0 < c < n})
 
 
-def scan_video(path: str, cfg: ShotsConfig, backend: str | None = None) -> ShotScan:
-    """Run the detector over every frame (see module docstring)."""
+def _detector(cfg: ShotsConfig):
+    """(detector class, its arguments) for `cfg`."""
     import scenedetect.detectors as sd
-    from scenedetect import FrameTimecode
 
     cls_name, thr_arg = DETECTORS[cfg.detector]
-    cls = getattr(sd, cls_name)
     kwargs = dict(cfg.detector_args)
     if cfg.threshold is not None:
         kwargs[thr_arg] = cfg.threshold
+    return getattr(sd, cls_name), kwargs
+
+
+def scan_video(path: str, cfg: ShotsConfig, backend: str | None = None) -> ShotScan:
+    """Hard cuts (the detector's, see `scan_hard_cuts`) and, with `cfg.gradual`, the gradual
+    transitions away from them: one cut at each transition's middle."""
+    if cfg.detector == "transnetv2":
+        # The network has seen each transition: its boundaries are never stitched (a dissolve's
+        # neighbouring frames look alike by nature), so they go in `gradual` too.
+        from .transnet_scan import transnet_cuts
+
+        cuts, times, errors, rate = transnet_cuts(path, cfg.detector_args, cfg.threshold)
+        feats = np.zeros((len(times), 32 + _THUMB[0] * _THUMB[1]), np.float32)
+        return ShotScan(cuts, np.asarray(times), feats, rate, errors, "pyav", cuts, mode="transnetv2", gradual=cuts)
+    scan = scan_hard_cuts(path, cfg, backend)
+    if cfg.gradual and len(scan.times) > 2:
+        from vdata.media import cuts as C
+
+        coarse = scan.coarse
+        if coarse is None:
+            try:
+                table = C.frame_table(path)
+                usable = len(table.times) == len(scan.times) and (not table.problem or "intra-only" in table.problem)
+                coarse = C.coarse_scan(path, table) if usable else None
+            except Exception:   # the hard-cut pass has already read this file; its findings stand
+                coarse = None
+        if coarse is not None and len(coarse.indices) > 2:
+            found = C.gradual_transitions(coarse.indices, coarse.layouts, len(scan.times), scan.fps)
+            for centre, half in found:   # a fade through black is one transition, however many cuts it holds
+                reach = half + round(GRADUAL_BESIDE_CUT_S * scan.fps / 2)
+                inside = [c for c in scan.cuts if abs(c - centre) <= reach]
+                if len(inside) > 1 and C.darkest_value(coarse.indices, coarse.layouts, centre - reach,
+                                                       centre + reach) < FADE_BLACK_VALUE:
+                    keep = min(inside, key=lambda c: abs(c - centre))
+                    scan.cuts = [c for c in scan.cuts if c == keep or c not in inside]
+            near = round(GRADUAL_BESIDE_CUT_S * scan.fps)
+            kept = [g for g, _ in found if 0 < g < len(scan.times) and not any(abs(g - c) <= near for c in scan.cuts)]
+            merged: list[int] = []   # into and out of black, seen as two: one fade through black
+            for g in kept:
+                if merged and g - merged[-1] <= 2 * near and C.darkest_value(
+                        coarse.indices, coarse.layouts, merged[-1], g) < FADE_BLACK_VALUE:
+                    merged[-1] = (merged[-1] + g) // 2
+                else:
+                    merged.append(g)
+            scan.gradual = merged
+            scan.cuts = sorted({*scan.cuts, *scan.gradual})
+    return scan
+
+
+# A gradual transition this close to a hard cut is that cut seen over a span: the cut stands.
+GRADUAL_BESIDE_CUT_S = 0.8
+# Mean brightness (0..255) under which a frame inside a transition is the black of a fade.
+FADE_BLACK_VALUE = 24.0
+
+
+def scan_hard_cuts(path: str, cfg: ShotsConfig, backend: str | None = None) -> ShotScan:
+    """Run the detector over every frame, or over every frame of the windows the coarse pass marks
+    (see module docstring and vdata/media/cuts.py)."""
+    from scenedetect import FrameTimecode
+
+    cls, kwargs = _detector(cfg)
     flash_filter, length = _min_scene_filter(cls, kwargs)
+    if cfg.coarse_to_fine and cfg.detector in COARSE_BARS and (backend or cfg.backend) in ("auto", "pyav"):
+        fast, coarse = scan_coarse_to_fine(path, cfg)
+        if fast is not None:
+            fast.cuts = apply_min_scene_len(fast.raw_cuts, len(fast.times), fast.fps, flash_filter, length)
+            return fast
+    else:
+        coarse = None
     detector = cls(**{**kwargs, "min_scene_len": 1})   # every cut it sees; its own filter comes after
     raw: list[int] = []
     times: list[float] = []
@@ -181,10 +260,54 @@ def scan_video(path: str, cfg: ShotsConfig, backend: str | None = None) -> ShotS
     if used != "pyav" and n and _stream_times_problem(np.asarray(times), fps):
         # OpenCV labels an AVI's frames with decode-order times (its first frame at 0.08 s); PyAV
         # knows when a container's timestamps cannot be trusted and counts frames instead.
-        return scan_video(path, cfg, backend="pyav")
+        return scan_hard_cuts(path, cfg, backend="pyav")
     raw = sorted({c for c in raw if 0 < c < n})
     cuts = apply_min_scene_len(raw, n, fps, flash_filter, length)
-    return ShotScan(cuts, np.asarray(times), np.asarray(feats), fps, errors, used, raw)
+    usable = coarse is not None and len(coarse.indices) and coarse.indices[-1] < n
+    return ShotScan(cuts, np.asarray(times), np.asarray(feats), fps, errors, used, raw, coarse=coarse if usable else None)
+
+
+# The coarse pass marks a gap between two reference frames whose tiny-image distance reaches the
+# least score the detector could call a cut (adaptive: min_content_val; content: threshold), or
+# COARSE_BAR_SHARE of it while standing COARSE_RATIO above the gaps around it (adaptive only, which
+# wants a score that stands out). Margins: a cut in a gap moves the picture by its score less a few
+# frames of motion, blurred a little at low resolution. tests/test_shots_fast.py checks equality.
+COARSE_BAR_SHARE = 0.4
+COARSE_RATIO = 1.5
+COARSE_BARS = {"adaptive": ("min_content_val", 15.0), "content": ("threshold", 27.0)}
+
+
+def scan_coarse_to_fine(path: str, cfg: ShotsConfig):
+    """(the detector over the windows the coarse pass marks, the coarse pass). The scan is None where a
+    full pass is needed (no frame table, intra-only, decode errors, windows over most frames)."""
+    from vdata.media import cuts as C
+    from vdata.media.reader import _display_times_unreliable
+
+    try:
+        table = C.frame_table(path)
+    except Exception:   # the full pass reports what is wrong with the file
+        return None, None
+    n = len(table.times)
+    if table.problem or n < 2 or _stream_times_problem(table.times, table.fps):
+        return None, None
+    if _display_times_unreliable(path, 8):   # AVI with B-frames: packet times are in decode order
+        return None, None
+    coarse = C.coarse_scan(path, table)
+    if coarse.decode_errors or len(coarse.indices) == 0:
+        return None, None
+    cls, kwargs = _detector(cfg)
+    key, default = COARSE_BARS[cfg.detector]
+    trigger = float(kwargs.get(key, default))
+    width = int(kwargs.get("window_width", 2))
+    adaptive = cfg.detector == "adaptive"
+    windows = C.windows_from_gaps(coarse, n, COARSE_BAR_SHARE * trigger, before=2 * width + 3, after=width + 3,
+                                  sure=trigger if adaptive else None, ratio=COARSE_RATIO if adaptive else None)
+    if sum(b - a + 1 for a, b in windows) > C.MAX_WINDOW_SHARE * n:
+        return None, coarse
+    feats = np.zeros((n, 32 + _THUMB[0] * _THUMB[1]), np.float32)
+    raw = C.detect_in_windows(path, table, windows, cfg.analysis_max_side, lambda: cls(**{**kwargs, "min_scene_len": 1}),
+                              settle=2 * width + 2, on_frame=lambda i, bgr: feats.__setitem__(i, _features(bgr)))
+    return ShotScan([], table.times, feats, table.fps, [], "pyav", raw, mode="coarse_to_fine", coarse=coarse), coarse
 
 
 def _stream_times_problem(times: np.ndarray, fps: float) -> str | None:
@@ -203,50 +326,16 @@ def detect_cuts(path: str, cfg: ShotsConfig) -> tuple[list[int], np.ndarray, np.
     return scan.cuts, scan.times, scan.feats, scan.fps
 
 
-@dataclass
-class Damage:
-    """Where decoding of a video went wrong: frames [0, good_frames) are sound, the rest is lost."""
-
-    reason: str
-    good_frames: int
-    total_frames: int
-    message: str
-    detail: dict
-
-
-def assess_damage(times: list[float] | np.ndarray, errors: list[float], first_unsound_s: float | None, fps: float,
-                  declared_frames: int | None, declared_s: float | None) -> Damage | None:
-    """Compare a full decode (`times` of the frames, `errors`: times of packets that failed,
-    `first_unsound_s`: the earliest frame decoded after a failure) with what the probe declared.
-    None when every declared frame decoded cleanly."""
-    times = np.asarray(times, dtype=np.float64)
-    n = len(times)
-    total = max(int(declared_frames or 0), n)
-    if not errors and n >= total - DROPPED_FRAMES_TOLERATED:
-        return None
-    declared_s = float(declared_s or total / fps)
-    good = n if first_unsound_s is None else int(np.searchsorted(times, first_unsound_s - 1e-6))
-    decoded = f"decoded {n} of {total} declared frames ({n / fps:.2f}s of {declared_s:.2f}s)"
-    lost = f"frames {good}-{total} ({good / fps:.2f}-{declared_s:.2f}s) are lost"
-    if errors:
-        reason = CORRUPT
-        message = f"{decoded}; {len(errors)} packet(s) failed to decode, the first at {min(errors):.2f}s; {lost}"
-    else:
-        reason = TRUNCATED
-        message = f"{decoded}: decoding stopped early without a decode error; {lost}"
-    detail = {"decoded_frames": n, "declared_frames": total, "decode_errors": len(errors),
-              "first_error_s": min(errors) if errors else None, "declared_s": declared_s, "lost_frames": [good, total]}
-    return Damage(reason, good, total, message, detail)
-
-
 def segments_from_cuts(cuts: list[int], n: int) -> list[list[int]]:
     bounds = [0, *cuts, n]
     return [[a, b] for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
-def repair_segments(segs: list[list[int]], feats: np.ndarray, fps: float, cfg: ShotsConfig) -> list[list[int]]:
+def repair_segments(segs: list[list[int]], feats: np.ndarray, fps: float, cfg: ShotsConfig,
+                    keep: frozenset[int] | set[int] = frozenset()) -> list[list[int]]:
     """Stitching on [start, end) frame segments: merges only shots of one scene (see module docstring).
-    A short shot that is not a flash inside one scene stays a segment of its own."""
+    A short shot that is not a flash inside one scene stays a segment of its own. Boundaries in `keep`
+    (gradual transitions: their neighbouring frames look alike by nature) are never merged."""
     segs = [list(s) for s in segs]
     if not cfg.stitch.enabled or len(segs) < 2:
         return segs
@@ -256,7 +345,8 @@ def repair_segments(segs: list[list[int]], feats: np.ndarray, fps: float, cfg: S
     i = 1
     while i < len(segs) - 1:   # a short shot between two alike neighbours: a flash, all three are one
         prev, (a, b), nxt = segs[i - 1], segs[i], segs[i + 1]
-        if b - a < min_frames and prev[1] == a and nxt[0] == b and dist(prev[1] - 1, nxt[0]) <= thr:
+        if (b - a < min_frames and prev[1] == a and nxt[0] == b and a not in keep and b not in keep
+                and dist(prev[1] - 1, nxt[0]) <= thr):
             prev[1] = nxt[1]
             del segs[i:i + 2]
         else:
@@ -264,7 +354,7 @@ def repair_segments(segs: list[list[int]], feats: np.ndarray, fps: float, cfg: S
     merged = [segs[0]]
     for s in segs[1:]:
         last = merged[-1]
-        if last[1] == s[0] and dist(last[1] - 1, s[0]) <= thr:
+        if last[1] == s[0] and s[0] not in keep and dist(last[1] - 1, s[0]) <= thr:
             last[1] = s[1]
         else:
             merged.append(s)
@@ -313,7 +403,7 @@ class ShotsStage(Stage):
             return self.reject(row, damage.reason, damage.message, **damage.detail)
         n = damage.good_frames if damage else len(scan.times)
         segs = segments_from_cuts([c for c in scan.cuts if c < n], n)
-        segs = repair_segments(segs, scan.feats, scan.fps, cfg)
+        segs = repair_segments(segs, scan.feats, scan.fps, cfg, keep=set(scan.gradual))
         min_frames = cfg.min_len_s * scan.fps
         segs = [piece for s in segs for piece in ([s] if s[1] - s[0] < min_frames else split_long([s], scan.fps, cfg.max_len_s))]
         out: list = []

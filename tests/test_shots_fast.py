@@ -1,0 +1,90 @@
+"""The coarse-to-fine shot scan (reference frames everywhere, every frame only around candidate cuts)
+finds exactly the cuts of the full pass, on every test video and GOP structure."""
+import pytest
+
+from vdata.media import cuts as C
+from vdata.media.ffmpeg import run_ffmpeg
+from vdata.media.synth import CUT_SOURCES, Segment, render_segments
+from vdata.stages.shots import ShotsConfig, scan_video
+
+# x264 settings whose GOP structure differs: default (keyframes at scene cuts), long and short fixed
+# GOPs, no scenecut keyframes, no B-frames.
+ENCODINGS = {"default": [], "g250": ["-g", "250"], "g12": ["-g", "12"],
+             "scenecut0": ["-x264-params", "scenecut=0"], "no_bframes": ["-bf", "0"]}
+
+
+@pytest.fixture(scope="module")
+def reencoded(media_dir, cut_video, bikes):
+    """cut_video (lavfi sources) + bikes (real footage with cuts) joined, re-encoded five ways."""
+    src = str(media_dir / "fast_src.mp4")
+    run_ffmpeg(["-i", cut_video[0], "-i", bikes, "-filter_complex",
+                "[0:v]scale=320:180,setsar=1[a];[1:v]scale=320:180,setsar=1,fps=25[b];[a][b]concat=n=2:v=1:a=0[v]",
+                "-map", "[v]", "-c:v", "libx264", "-preset", "veryfast", src])
+    out = {}
+    for name, args in ENCODINGS.items():
+        out[name] = str(media_dir / f"fast_{name}.mp4")
+        run_ffmpeg(["-i", src, "-c:v", "libx264", "-preset", "veryfast", *args, out[name]])
+    return out
+
+
+def both(path, **cfg):
+    full = scan_video(path, ShotsConfig(coarse_to_fine=False, **cfg), backend="pyav")
+    fast = scan_video(path, ShotsConfig(**cfg))
+    return full, fast
+
+
+@pytest.mark.parametrize("name", sorted(ENCODINGS))
+@pytest.mark.parametrize("detector", ["adaptive", "content"])
+def test_coarse_to_fine_equals_full_pass_on_each_gop_structure(reencoded, name, detector):
+    full, fast = both(reencoded[name], detector=detector)
+    assert fast.mode == "coarse_to_fine"
+    assert len(full.cuts) >= 10, full.cuts   # 6 lavfi cuts, the junction, 5 in bikes (some may merge)
+    assert fast.cuts == full.cuts and fast.raw_cuts == full.raw_cuts
+    assert len(fast.times) == len(full.times) and (abs(fast.times - full.times) < 1e-6).all()
+
+
+def test_coarse_to_fine_equals_full_pass_on_every_fixture_video(cut_video, flash_video, fade_video, quality_videos,
+                                                                bikes, bunny):
+    videos = [cut_video[0], flash_video, fade_video, bikes, bunny, *quality_videos.values()]
+    for path in videos:
+        full, fast = both(path)
+        assert fast.cuts == full.cuts, path
+        assert fast.raw_cuts == full.raw_cuts, path
+
+
+def test_coarse_pass_decodes_reference_frames_only_and_windows_cover_each_cut(cut_video):
+    path, truth = cut_video
+    table = C.frame_table(path)
+    coarse = C.coarse_scan(path, table)
+    assert 0 < len(coarse.indices) < len(table.times)   # B-frames were skipped
+    windows = C.windows_from_gaps(coarse, len(table.times), bar=6.0, before=7, after=5)
+    assert all(any(a <= t <= b for a, b in windows) for t in truth)
+    assert sum(b - a + 1 for a, b in windows) < len(table.times) / 2
+
+
+def test_window_frames_are_the_full_decode_frames(cut_video):
+    import numpy as np
+    from vdata.media.reader import open_reader
+
+    path, truth = cut_video
+    table = C.frame_table(path)
+    windows = [(truth[0] - 7, truth[0] + 5), (truth[3] - 3, truth[3] + 2)]
+    got = {i: img for i, _, img in C.decode_windows(path, table, windows, (128, 72))}
+    assert sorted(got) == [i for a, b in windows for i in range(a, b + 1)]
+    with open_reader(path, "pyav", purpose="stream") as reader:
+        for i, _, img in reader.iter_frames(max_side=128):
+            if i in got:
+                assert np.array_equal(img, got[i]), i
+
+
+def test_intra_only_video_takes_the_full_pass(media_dir):
+    path = str(media_dir / "intra.mp4")
+    render_segments(path, [Segment(s, 1.0) for s in CUT_SOURCES[:3]], size=(160, 90), gop=1)
+    assert C.frame_table(path).problem and "intra-only" in C.frame_table(path).problem
+    scan = scan_video(path, ShotsConfig())
+    assert scan.mode == "full" and scan.cuts == [25, 50]
+
+
+def test_other_detectors_and_opt_out_take_the_full_pass(cut_video):
+    assert scan_video(cut_video[0], ShotsConfig(detector="histogram")).mode == "full"
+    assert scan_video(cut_video[0], ShotsConfig(coarse_to_fine=False)).mode == "full"

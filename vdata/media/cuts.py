@@ -1,0 +1,315 @@
+"""Coarse-to-fine decoding for cut detection: decode few frames everywhere, every frame only where a cut may be.
+
+A full decode of 720p H.264 is the floor of a one-pass shot detector. Most of its frames are B-frames
+that nothing references; libavcodec can skip them (`skip_frame = NONREF`) and still decode every
+reference frame exactly. So:
+
+1. `frame_table`: demux without decoding: every frame's display index, time and keyframe flag (ms).
+2. `coarse_scan`: decode the reference frames only, each to a tiny HSV image; a cut between two
+   consecutive reference frames changes the picture between them, so their distance is large.
+3. `windows_from_gaps`: the gaps whose distance passes a low bar, widened by the context the detector
+   needs, merged.
+4. `decode_windows`: seek to the keyframe before each window, decode reference frames only up to it
+   and every frame inside it, converted exactly as a full pass converts them.
+
+The caller runs its detector on the window frames only. Where the structure does not help (every
+frame a keyframe, no timestamps, windows covering most of the video) `plan` says so and the caller
+decodes everything instead.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+# Side of the tiny images the coarse pass compares (pixels): enough to see a cut, cheap to convert.
+COARSE_SIDE = 64
+# The coarser image kept per reference frame for gradual transitions: motion averages out at this size.
+LAYOUT_SIZE = (16, 9)
+# A layout cell whose H, S, V move by this much on average (0..255 scale) has changed.
+CELL_CHANGE = 12.0
+# Windows covering more than this share of the frames decode nearly everything: a full pass is cheaper.
+MAX_WINDOW_SHARE = 0.5
+
+
+@dataclass
+class FrameTable:
+    """Every frame of the first video stream in display order, from packets alone."""
+
+    times: np.ndarray          # seconds from the stream's first frame, as a full PyAV decode gives them
+    pts: np.ndarray            # display-order presentation timestamps
+    keyframes: np.ndarray      # display indices of keyframes (seek points)
+    fps: float
+    problem: str | None = None  # why the table cannot stand in for a decode (then decode everything)
+
+
+def frame_table(path: str) -> FrameTable:
+    import av
+
+    with av.open(path, metadata_errors="ignore") as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        fps = float(rate) if rate else 25.0
+        tb = float(stream.time_base)
+        start = float(stream.start_time or 0) * tb
+        pts, keys = [], []
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            pts.append(packet.pts)
+            keys.append(packet.is_keyframe)
+    empty = np.zeros(0)
+    if not pts:
+        return FrameTable(empty, empty, empty.astype(int), fps, "no packets")
+    if any(p is None for p in pts):
+        return FrameTable(empty, empty, empty.astype(int), fps, "packets without timestamps")
+    order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
+    sorted_pts = np.asarray(pts, dtype=np.int64)[order]
+    problem = None
+    if np.any(np.diff(sorted_pts) <= 0):
+        problem = "duplicate timestamps"
+    elif all(keys):
+        problem = "every frame is a keyframe (intra-only): nothing to skip"
+    keyframes = np.flatnonzero(np.asarray(keys)[order])
+    times = sorted_pts * tb - start
+    return FrameTable(times, sorted_pts, keyframes, fps, problem)
+
+
+def _plane(frame, k: int, width: int, height: int) -> np.ndarray:
+    plane = frame.planes[k]
+    return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width]
+
+
+def _tiny_hsv(frame) -> np.ndarray:
+    """The frame as a tiny HSV image. From the YUV planes with an area resize: swscale's scaling of a
+    720p frame costs more than decoding it."""
+    import cv2
+
+    w, h = frame.width, frame.height
+    scale = COARSE_SIDE / max(w, h)
+    size = (max(2, round(w * scale)), max(2, round(h * scale)))
+    if frame.format.name in ("yuv420p", "yuvj420p"):
+        y = cv2.resize(_plane(frame, 0, w, h), size, interpolation=cv2.INTER_AREA)
+        u = cv2.resize(_plane(frame, 1, (w + 1) // 2, (h + 1) // 2), size, interpolation=cv2.INTER_AREA)
+        v = cv2.resize(_plane(frame, 2, (w + 1) // 2, (h + 1) // 2), size, interpolation=cv2.INTER_AREA)
+        bgr = cv2.cvtColor(cv2.merge([y, u, v]), cv2.COLOR_YUV2BGR)
+    else:
+        bgr = frame.to_ndarray(width=size[0], height=size[1], format="bgr24")
+    layout = cv2.resize(bgr, LAYOUT_SIZE, interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV).astype(np.int16), cv2.cvtColor(layout, cv2.COLOR_BGR2HSV)
+
+
+def hsv_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """PySceneDetect's content score (mean |ΔH|, |ΔS|, |ΔV|, averaged) on two tiny images."""
+    return float(np.abs(a - b).mean())
+
+
+@dataclass
+class CoarseScan:
+    indices: np.ndarray        # display indices of the decoded (reference) frames
+    distances: np.ndarray      # distance of each decoded frame to the one before it (0 for the first)
+    layouts: np.ndarray        # a 16x9 HSV image of each decoded frame (uint8), for gradual transitions
+    decode_errors: int = 0
+
+
+def coarse_scan(path: str, table: FrameTable) -> CoarseScan:
+    """Decode only reference frames (threaded), each to a tiny HSV image; distance between neighbours."""
+    import av
+
+    index_of = {int(p): i for i, p in enumerate(table.pts)}
+    indices, distances, layouts, errors = [], [], [], 0
+    previous = None
+    with av.open(path, metadata_errors="ignore") as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.codec_context.skip_frame = "NONREF"
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                errors += 1
+                continue
+            for frame in frames:
+                i = index_of.get(frame.pts)
+                if i is None:
+                    continue
+                hsv, layout = _tiny_hsv(frame)
+                indices.append(i)
+                layouts.append(layout)
+                distances.append(0.0 if previous is None else hsv_distance(previous, hsv))
+                previous = hsv
+    return CoarseScan(np.asarray(indices, dtype=np.int64), np.asarray(distances),
+                      np.asarray(layouts, np.uint8).reshape(len(indices), *LAYOUT_SIZE[::-1], 3), errors)
+
+
+def windows_from_gaps(coarse: CoarseScan, n: int, bar: float, before: int, after: int,
+                      sure: float | None = None, ratio: float | None = None) -> list[tuple[int, int]]:
+    """[first, last] frame windows to decode fully: each gap (previous reference frame, this one]
+    whose distance reaches `sure`, or reaches `bar` and (with `ratio`) `ratio` times the mean of the
+    two gaps either side (a change that stands out from the motion around it, as an adaptive
+    detector wants); plus frames no reference frame brackets; widened by `before`/`after` frames of
+    detector context and merged where they touch."""
+    idx, dist = coarse.indices, coarse.distances
+    beside = np.zeros(len(dist))
+    for k in range(1, len(dist)):
+        near = [dist[j] for j in (k - 2, k - 1, k + 1, k + 2) if 0 < j < len(dist)]
+        beside[k] = float(np.mean(near)) if near else 0.0
+    marked = [k for k in range(1, len(idx))
+              if (sure is not None and dist[k] >= sure)
+              or (dist[k] >= bar and (ratio is None or dist[k] >= ratio * beside[k]))]
+    spans = [(int(idx[k - 1]) + 1, int(idx[k])) for k in marked]
+    if len(idx) and idx[-1] < n - 1:
+        spans.append((int(idx[-1]) + 1, n - 1))
+    if len(idx) and idx[0] > 0:
+        spans.insert(0, (0, int(idx[0])))
+    merged: list[tuple[int, int]] = []
+    for a, b in spans:
+        a, b = max(0, a - before), min(n - 1, b + after)
+        if merged and a <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+@dataclass
+class WindowFrames:
+    """Frames decoded inside the windows: (display index, time, image) in display order."""
+
+    frames: Iterator[tuple[int, float, np.ndarray]]
+    decode_errors: list[float] = field(default_factory=list)
+
+
+def decode_windows(path: str, table: FrameTable, windows: list[tuple[int, int]], size: tuple[int, int],
+                   fmt: str = "bgr24") -> Iterator[tuple[int, float, np.ndarray]]:
+    """Every frame inside `windows` (display indices, inclusive), converted with `to_ndarray(size, fmt)`
+    as a full PyAV pass converts it. Seeks to the keyframe before each window (or decodes on when the
+    window starts within reach), skipping non-reference frames outside the windows."""
+    import av
+
+    index_of = {int(p): i for i, p in enumerate(table.pts)}
+    width, height = size
+    with av.open(path, metadata_errors="ignore") as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"   # frame threads copy the skip setting with each packet they take
+        cc = stream.codec_context
+        position = -1   # display index of the last frame decoded, -1 = not decoding
+        packets = None
+        for first, last in windows:
+            key = int(table.keyframes[max(0, np.searchsorted(table.keyframes, first, side="right") - 1)])
+            if packets is None or position < key or position >= first:
+                container.seek(int(table.pts[key]), stream=stream, backward=True, any_frame=False)
+                packets = container.demux(stream)
+            for packet in packets:
+                i = index_of.get(packet.pts) if packet.pts is not None else None
+                cc.skip_frame = "DEFAULT" if i is not None and first <= i <= last else "NONREF"
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError:
+                    continue
+                done = False
+                for frame in frames:
+                    j = index_of.get(frame.pts)
+                    if j is None:
+                        continue
+                    position = j
+                    if first <= j <= last:
+                        yield j, float(table.times[j]), frame.to_ndarray(width=width, height=height, format=fmt)
+                    if j >= last:
+                        done = True
+                if done:
+                    break
+
+
+def detect_in_windows(path: str, table: FrameTable, windows: list[tuple[int, int]], max_side: int, new_detector,
+                      settle: int, on_frame=None) -> list[int]:
+    """Cuts a PySceneDetect detector finds over the frames of `windows` (each frame scaled to
+    `max_side` as a full PyAV pass scales it): a fresh detector per window, as if the video started
+    there, so a window's first `settle` frames (scored against nothing) yield no cut."""
+    import av
+    from scenedetect import FrameTimecode
+
+    from .reader import _scaled_size
+
+    n = len(table.times)
+    with av.open(path, metadata_errors="ignore") as container:
+        cc = container.streams.video[0].codec_context
+        size = _scaled_size(cc.width, cc.height, max_side)
+    raw: list[int] = []
+    detector, expected = None, None
+    for index, _, bgr in decode_windows(path, table, windows, size):
+        if index != expected:
+            detector = new_detector()
+        tc = FrameTimecode(index, table.fps)
+        raw.extend(c.frame_num for c in detector.process_frame(tc, bgr))
+        if index == n - 1:
+            raw.extend(c.frame_num for c in detector.post_process(tc))
+        if on_frame is not None:
+            on_frame(index, bgr)
+        expected = index + 1
+    core = np.zeros(n + 1, bool)
+    for a, b in windows:
+        core[(a + settle if a > 0 else 0):b + 1] = True
+    return sorted({c for c in raw if 0 < c < n and core[c]})
+
+
+def _nearest(indices: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    k = np.clip(np.searchsorted(indices, targets), 1, max(1, len(indices) - 1))
+    left = indices[k - 1]
+    right = indices[np.minimum(k, len(indices) - 1)]
+    return np.where(np.abs(targets - left) <= np.abs(right - targets), k - 1, np.minimum(k, len(indices) - 1))
+
+
+def gradual_transitions(indices: np.ndarray, layouts: np.ndarray, n: int, fps: float,
+                        spans_s: tuple[float, ...] = (0.4, 0.8), ratio: float = 1.8,
+                        min_distance: float = 15.0, min_share: float = 0.5) -> list[tuple[int, int]]:
+    """Centres of gradual transitions (dissolves, fades, wipes, slides) from the 16x9 layouts of the
+    reference frames. At each frame i and half-span h: D(i) = distance between the pictures at i-h
+    and i+h. Inside a shot D is the motion of 2h frames; across a transition no longer than 2h it
+    is the whole change from one shot to the next. A transition is a local maximum of D (within
+    ±h) at least `ratio` times the D of the spans beside it (i-2h, i+2h) and at least
+    `min_distance`, over at least `min_share` of the picture (a transition replaces the whole
+    picture; an object that grows or enters does not); its centre is the middle of the run where D stays within 10% of that maximum
+    (a plateau as wide as 2h minus the transition). Hard cuts show up here too: the caller keeps
+    its detector's exact cut instead. Returns (centre, half-span) pairs."""
+    if len(indices) < 3 or n < 3:
+        return []
+    frames = np.arange(n)
+    found: list[tuple[int, int]] = []   # (centre, half-span)
+    for span_s in spans_s:
+        h = max(1, round(span_s * fps))
+        a = layouts[_nearest(indices, np.clip(frames - h, 0, n - 1))].astype(np.int16)
+        b = layouts[_nearest(indices, np.clip(frames + h, 0, n - 1))].astype(np.int16)
+        diff = np.abs(b - a)
+        diff[..., 0] = np.minimum(diff[..., 0], 180 - diff[..., 0])   # hue is an angle: 179 is next to 0
+        dist = diff.reshape(n, -1).mean(axis=1)
+        share = (diff.mean(axis=-1) >= CELL_CHANGE).reshape(n, -1).mean(axis=1)
+        beside = (dist[np.clip(frames - 2 * h, 0, n - 1)] + dist[np.clip(frames + 2 * h, 0, n - 1)]) / 2
+        i = 0
+        while i < n:
+            lo, hi = max(0, i - h), min(n, i + h + 1)
+            if (dist[i] >= min_distance and share[i] >= min_share and dist[i] >= ratio * max(1.0, beside[i])
+                    and dist[i] >= dist[lo:hi].max()):
+                left = i
+                while left > 0 and dist[left - 1] >= 0.9 * dist[i]:
+                    left -= 1
+                right = i
+                while right < n - 1 and dist[right + 1] >= 0.9 * dist[i]:
+                    right += 1
+                centre = (left + right) // 2
+                if not any(abs(centre - c) <= max(h, hh) for c, hh in found):
+                    found.append((centre, h))
+                i = right + 1
+            else:
+                i += 1
+    return sorted(found)
+
+
+def darkest_value(indices: np.ndarray, layouts: np.ndarray, first: int, last: int) -> float:
+    """The lowest mean brightness (HSV value, 0..255) of the layouts of frames first..last: near 0
+    where a fade passes through black."""
+    inside = (indices >= first) & (indices <= last)
+    if not inside.any():
+        return 255.0
+    return float(layouts[inside][..., 2].reshape(int(inside.sum()), -1).mean(axis=1).min())

@@ -1,0 +1,30 @@
+"""The shots stage with `detector: transnetv2` (the `transnet` extra): the network over every frame."""
+from __future__ import annotations
+
+from typing import Any
+
+TRANSNET_ARGS = {"weights", "device", "batch"}
+
+
+def transnet_cuts(path: str, detector_args: dict[str, Any], threshold: float | None):
+    """(cuts, frame times, decode errors, fps) from TransNetV2 over every frame of `path`."""
+    from vdata.media import transnet
+
+    unknown = set(detector_args) - TRANSNET_ARGS
+    if unknown:
+        raise ValueError(f"shots.detector_args.{sorted(unknown)[0]}: not a transnetv2 argument "
+                         f"(allowed: {', '.join(sorted(TRANSNET_ARGS))})")
+    model = transnet.load_model(detector_args.get("weights"), detector_args.get("device", "auto"))
+    frames, times, errors = transnet.decode_small(path)
+    probabilities = transnet.predict(model, frames, int(detector_args.get("batch", 8)))
+    cuts = transnet.boundaries(probabilities, 0.5 if threshold is None else threshold)
+    return cuts, times, errors, frames_per_second(path)
+
+
+def frames_per_second(path: str) -> float:
+    import av
+
+    with av.open(path, metadata_errors="ignore") as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        return float(rate) if rate else 25.0
