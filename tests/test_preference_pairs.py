@@ -5,6 +5,8 @@ model's wording is not checked, only structure and the ranking invariants.
 """
 from __future__ import annotations
 
+import json
+import os
 from collections import Counter
 
 import pytest
@@ -85,3 +87,79 @@ def test_pairs_from_two_writers_ranked_by_judge_and_self_critique(rows, llama, t
         [(s[R.SAMPLE_ID], s[R.CHOSEN], s[R.REJECTED]) for s in samples]
     stage.close()
     again.close()
+
+
+# --- the videosavi recipe on real media, and its three exports -----------------------------------------
+
+def llamafactory_ranking_rules(dest: str, entry: dict) -> list[dict]:
+    """LLaMA-Factory's documented rules for a sharegpt preference dataset (data/README.md "Preference
+    Dataset"; data/converter.py SharegptDatasetConverter with the default sharegpt tags; mm_plugin's
+    one `<video>` per video), checked on the file as `datasets.load_dataset("json")` reads it (what
+    LLaMA-Factory's loader calls for a local file). Returns the records."""
+    import datasets
+
+    assert entry["formatting"] == "sharegpt" and entry["ranking"] is True
+    cols = entry["columns"]
+    tags = {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
+            "observation_tag": "observation", "function_tag": "function_call", **entry.get("tags", {})}
+    accept = ((tags["user_tag"], tags["observation_tag"]), (tags["assistant_tag"], tags["function_tag"]))
+    ds = datasets.load_dataset("json", data_files=os.path.join(dest, entry["file_name"]), split="train",
+                               cache_dir=os.path.join(dest, "..", "hf_cache"))
+    for rec in ds:
+        msgs = rec[cols["messages"]]
+        assert all(m[tags["role_tag"]] in accept[i % 2] for i, m in enumerate(msgs))
+        assert len(msgs) % 2 == 1                                   # ranking: the prompt ends with the user
+        for key in ("chosen", "rejected"):
+            turn = rec[cols[key]]
+            assert isinstance(turn, dict) and turn[tags["role_tag"]] in accept[-1] and turn[tags["content_tag"]]
+        videos = rec[cols["videos"]]
+        assert sum(m[tags["content_tag"]].count("<video>") for m in msgs) == len(videos) == 1
+        assert all(os.path.isfile(os.path.join(dest, v)) for v in videos)   # media_dir = dataset_dir
+    return list(ds)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not L.have_llama(), reason="llama.cpp not installed")
+def test_videosavi_recipe_builds_on_real_media_and_writes_three_preference_formats(llama, tmp_path, ray_local):
+    import yaml
+
+    from test_recipes import check_release_format, recipe_config, runnable, samples_and_exports
+    from vdata.pipelines.runner import build
+    from vdata.schemas.config import load_config
+
+    recipe = runnable("videosavi")
+    config = recipe_config("videosavi", tmp_path, teachers={"writer": L.openai_teacher(llama, max_concurrency=2)})
+    data = yaml.safe_load(config.read_text())
+    gen = next(s["generate"] for s in data["stages"] if "generate" in s)
+    gen["tasks"]["preference_pairs"].update(per_clip=1, candidates=3, temperatures=[0.2, 1.3])   # a quick build
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    result = build(load_config(config), progress=False)
+    out = tmp_path / "out"
+    assert result.rows > 0, result.rejects_by_reason
+    samples, _ = samples_and_exports(out)
+    pairs = [s for s in samples if s[R.TASK] == "preference_pairs"]
+    assert pairs
+    for s in pairs:   # chosen ≠ rejected, and the scores that ranked them are in the row
+        assert s[R.CHOSEN] and s[R.REJECTED] and s[R.CHOSEN].strip() != s[R.REJECTED].strip()
+        by_text = {c["text"]: c for c in s[R.PREFERENCE_CANDIDATES] if c["text"]}
+        chosen, rejected = by_text[s[R.CHOSEN]], by_text[s[R.REJECTED]]
+        assert chosen["rank"] == 0 and chosen["score"] >= rejected["score"] and rejected["rank"] > 0
+        assert chosen["judge_score"] is not None or chosen["self_score"] is not None
+    for fmt in {e["format"] for e in recipe.data["output"]["exports"]}:
+        assert check_release_format(fmt, out / "exports" / fmt) > 0, f"{fmt}: no records written"
+    lf = out / "exports" / "sharegpt_preference"
+    info = json.loads((lf / "dataset_info.json").read_text())
+    records = [r for entry in info.values() for r in llamafactory_ranking_rules(str(lf), entry)]
+    swift = [json.loads(line) for f in (out / "exports" / "swift_preference").glob("*.jsonl")
+             for line in f.read_text().splitlines()]
+    trl = [json.loads(line) for f in (out / "exports" / "trl_preference").glob("*.jsonl")
+           for line in f.read_text().splitlines()]
+    assert len(records) == len(swift) == len(pairs) and 0 < len(trl) <= len(pairs)
+    for r in records:
+        assert r["chosen"]["value"] != r["rejected"]["value"]
+    for r in swift:
+        assert r["messages"][-1]["content"] != r["rejected_response"] and os.path.isfile(r["videos"][0])
+    for r in trl:
+        assert r["chosen"] != r["rejected"]
+        assert sum(p["type"] == "image" for p in r["prompt"][0]["content"]) == len(r["images"])
+        assert all((out / "exports" / "trl_preference" / i).is_file() for i in r["images"])

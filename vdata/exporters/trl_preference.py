@@ -20,6 +20,18 @@ from .preference import pairs
 from .source import BuildDir
 
 
+def frames_by_sample(build: BuildDir, ids: set[str]) -> dict[str, list]:
+    """The sampled frames of the given samples (the item rows leave the heavy `frames` column out)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if R.FRAMES not in build.schema.names or not ids:
+        return {}
+    table = build.read_table([R.SAMPLE_ID, R.FRAMES])
+    table = table.filter(pc.is_in(table[R.SAMPLE_ID], value_set=pa.array(sorted(ids))))
+    return dict(zip(table[R.SAMPLE_ID].to_pylist(), table[R.FRAMES].to_pylist()))
+
+
 def _text(role: str, text: str) -> list[dict]:
     return [{"role": role, "content": [{"type": "text", "text": text}]}]
 
@@ -28,9 +40,10 @@ def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
     name = safe_name(opts.name or build.name)
     found, planner, skipped = pairs(build, dest, opts)
     records = []
+    frames_of = frames_by_sample(build, {x.prepared.item.id for x in found})
     for x in found:
         item = x.prepared.item
-        frames = [f for f in item.get(R.FRAMES, []) if f.get(R.FRAME_JPEG)]
+        frames = [f for f in frames_of.get(item.id) or [] if f and f.get(R.FRAME_JPEG)]
         if not frames:
             skipped["no_frames"] += 1
             continue
