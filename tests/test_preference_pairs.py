@@ -163,3 +163,16 @@ def test_videosavi_recipe_builds_on_real_media_and_writes_three_preference_forma
         assert r["chosen"] != r["rejected"]
         assert sum(p["type"] == "image" for p in r["prompt"][0]["content"]) == len(r["images"])
         assert all((out / "exports" / "trl_preference" / i).is_file() for i in r["images"])
+
+
+def test_spend_estimate_counts_candidates_critiques_and_the_judge():
+    from vdata.teachers.spend import generate_spend
+
+    cfg = GenerateConfig(teacher="w1", tasks={"preference_pairs": {
+        "per_clip": 2, "candidates": 3, "teachers": ["w1", "w2"], "temperatures": [0.5], "judge": "j"}})
+    rows = generate_spend(cfg, 4, (336, 336))
+    by_teacher: dict = {}
+    for r in rows:
+        by_teacher[r["teacher"]] = by_teacher.get(r["teacher"], 0) + r["requests_per_row"]
+    # candidates w1, w2, w1 per question (+ each one's self-critique), one judge request per question
+    assert by_teacher == {"w1": 2 * 2 * 2, "w2": 2 * 1 * 2, "j": 2}
