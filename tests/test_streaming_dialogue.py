@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+import labelled_set as L
 from vdata.schemas import records as R
 from vdata.schemas.config import ConfigError, parse_config
 from vdata.stages.base import Reject, RunContext
@@ -72,6 +73,33 @@ def test_config_errors_name_the_key(tmp_path):
                      ({"min_turns": 4, "max_turns": 2}, "max_turns")]:
         with pytest.raises(ConfigError, match=key):
             parse_config({**base, "stages": [{"generate": {"tasks": {"streaming_dialogue": bad}}}]})
+
+
+def test_rephrase_needs_a_teacher(tmp_path):
+    base = {"input": [{"path": str(tmp_path)}], "output": {"dir": str(tmp_path / "out")}}
+    with pytest.raises(ConfigError, match=r"teacher: required by task\(s\) \['streaming_dialogue'\]"):
+        parse_config({**base, "stages": [{"generate": {"tasks": {"streaming_dialogue": {"rephrase": True}}}}]})
+
+
+@pytest.mark.skipif(not L.have_llama(), reason="llama.cpp not installed")
+def test_rephrased_replies_keep_their_times_and_leak_none(llama):
+    plain = _run({"sources": ["segments"]}, [_row()])[0]
+    stage = GenerateStage(GenerateConfig(teacher="writer", max_tokens=200, tasks={"streaming_dialogue": {
+        "sources": ["segments"], "rephrase": True}}), RunContext(output_dir="", teachers={"writer": L.openai_teacher(llama)}))
+    stage.setup()
+    (out,) = stage.process_batch([_row()])
+    stage.close()
+    print(f"\n[rephrase smollm] {out.reason if isinstance(out, Reject) else [t['content'] for t in out[R.TURNS]]}")
+    if isinstance(out, Reject):   # the tiny model may miscount its replies: a reject with the reason, never a crash
+        assert out.reason in ("bad_reply", "teacher_error"), out.message
+        return
+    assert out[R.SAMPLE_TEACHER] == "writer" and out[R.SAMPLE_ID] != plain[R.SAMPLE_ID]
+    assert [(t["role"], t["time_s"]) for t in out[R.TURNS]] == [(t["role"], t["time_s"]) for t in plain[R.TURNS]]
+    assert out[R.TURNS][0] == plain[R.TURNS][0]                      # the user's query is not rewritten
+    assert all(t["content"] and "second" not in t["content"].lower() and not set("[]{}") & set(t["content"])
+               for t in out[R.TURNS])
+    kept = sum(a["content"] == b["content"] for a, b in zip(out[R.TURNS][1:], plain[R.TURNS][1:]))
+    assert kept >= stage.counters["rephrase_kept_original"]   # a rewrite may also equal the original
 
 
 # --- the recipe on real media -------------------------------------------------------------------------

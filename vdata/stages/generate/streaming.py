@@ -18,6 +18,11 @@ The sample keeps the dialogue in `turns` (role, content, time_s; video-absolute)
 `question`, the assistant turns as timed lines in `answer` (`{{t:..}} text`, so single-turn exports
 still carry it) and the items' intervals in `answer_spans`. A row with too few items is one
 `too_few_events` reject.
+
+With `rephrase: true` the stage's teacher rewrites the replies as spoken turns (LIVE has an LLM turn
+narrations into dialogue), one request per dialogue: the times stay the items' own, a rewritten reply
+that states a time, has JSON debris or fewer than two words keeps the item's text (counted as `rephrase_kept_original`), and
+a reply list of the wrong length is a `bad_reply` reject.
 """
 from __future__ import annotations
 
@@ -32,7 +37,8 @@ from vdata.schemas import records as R
 from .annotated import annotation_evidence, t_placeholder
 from .benchmark_tasks import annotation_clues
 from .clues import Clue
-from .common import Strict, TaskFamily, sample_base, stable_hash
+from .common import (Pending, Strict, TaskFamily, sample_base, stable_hash, strict_object, teacher_request,
+                     text_field)
 
 if TYPE_CHECKING:
     from .stage import GenerateStage
@@ -57,6 +63,7 @@ class StreamingDialogueTask(Strict):
     min_query_time_s: float = Field(0.1, gt=0)
     queries: list[str] = Field(default_factory=lambda: list(DEFAULT_QUERIES), min_length=1)
     seed: int = 0
+    rephrase: bool = False                                # the stage's teacher rewrites replies as spoken turns
 
     @model_validator(mode="after")
     def _check(self):
@@ -98,7 +105,7 @@ def _plan(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: StreamingDia
         base = sample_base(stage, row, TASK, 0, prompt_id, teacher=False)
         return [stage.reject(base, "too_few_events", f"{TASK} needs {tcfg.min_turns} timed items of one source; "
                              f"found {counts}", found=counts, need=tcfg.min_turns)], []
-    made = []
+    made, asked_teacher = [], []
     for k in range(tcfg.per_clip):
         first = k * len(items) // tcfg.per_clip
         chunk = items[first:first + tcfg.max_turns]
@@ -113,11 +120,55 @@ def _plan(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: StreamingDia
             turns.append({"role": "assistant", "content": text, "time_s": max(at, asked)})
         out = sample_base(stage, row, TASK, k, prompt_id, teacher=False)
         out.update({R.QUESTION_TYPE: "streaming", R.QUESTION: query, R.TURNS: turns,
-                    R.ANSWER: "\n".join(f"{t_placeholder(t['time_s'])} {t['content']}" for t in turns[1:]),
+                    R.ANSWER: _answer(turns),
                     R.ANSWER_SPANS: [{"start_s": a, "end_s": b} for a, b, _ in chunk],
                     R.EVIDENCE: annotation_evidence(chunk)})
-        made.append(out)
-    return made, []
+        if tcfg.rephrase:
+            asked_teacher.append(_rephrase_request(stage, row, clues, k, out))
+        else:
+            made.append(out)
+    return made, asked_teacher
 
 
-STREAMING_DIALOGUE = TaskFamily(StreamingDialogueTask, _plan)
+def _answer(turns: list[dict]) -> str:
+    return "\n".join(f"{t_placeholder(t['time_s'])} {t['content']}" for t in turns[1:])
+
+
+def _rephrase_request(stage: GenerateStage, row: dict, clues: list[Clue], k: int, sample: dict) -> Pending:
+    prompt = stage.prompts["streaming_rephrase"]
+    replies = [t["content"] for t in sample[R.TURNS][1:]]
+    text = prompt.render(query=sample[R.QUESTION], count=len(replies),
+                         events="\n".join(f"{n}. {r}" for n, r in enumerate(replies, 1)))
+    item = text_field(min(stage.config.max_answer_chars, 200))
+    schema = strict_object({"replies": {"type": "array", "items": item, "minItems": len(replies),
+                                        "maxItems": len(replies)}})
+    req = teacher_request(stage, prompt, text, [], schema, "streaming_rephrase", (row[R.CLIP_ID], TASK, k))
+    return Pending(TASK, k, "streaming", prompt, req, {"sample": sample})
+
+
+def _spoken(text: str) -> bool:
+    """A usable rewritten reply: two words or more, no time stated, no JSON debris (a small model's
+    broken replies still fit the schema's string type)."""
+    return len(re.findall(r"[A-Za-z]{2,}", text)) >= 2 and not TIME_LEAK.search(text) and not re.search(r"[\[\]{}]", text)
+
+
+def _finish(stage: GenerateStage, row: dict, clues: list[Clue], p: Pending, reply: dict, base: dict, state: dict):
+    sample = p.extra["sample"]
+    replies = [" ".join(str(r).split()) for r in reply.get("replies") or []]
+    turns = [dict(t) for t in sample[R.TURNS]]
+    if len(replies) != len(turns) - 1:
+        return [stage.reject(base, "bad_reply", f"{TASK} #{p.index}: {len(replies)} replies for {len(turns) - 1} "
+                             "events", replies=replies)]
+    for turn, text in zip(turns[1:], replies):
+        if _spoken(text):
+            turn["content"] = text
+        else:
+            stage.counters["rephrase_kept_original"] += 1
+    out = dict(sample)
+    out.update({R.SAMPLE_ID: base[R.SAMPLE_ID], R.SAMPLE_PROMPT_VERSION: p.prompt.id, R.TURNS: turns,
+                R.ANSWER: _answer(turns), R.SAMPLE_TEACHER: base[R.SAMPLE_TEACHER], R.SAMPLE_MODEL: base[R.SAMPLE_MODEL]})
+    return [out]
+
+
+STREAMING_DIALOGUE = TaskFamily(StreamingDialogueTask, _plan, _finish, prompts=("streaming_rephrase",),
+                                needs_teacher=lambda tcfg: tcfg.rephrase)
