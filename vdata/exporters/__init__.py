@@ -22,6 +22,12 @@ false_premise with options; cot with options), `grounding` (grounding, segment_g
 chapter_grounding, grounded_qa, reasoning_localization, highlights, summarization), `open_qa` (the rest).
 A sample generated at `scope: video` (`sample_scope` = video) shows the whole source video, never a cut.
 
+Preference formats (`preference_pairs` samples only: chosen / rejected; the others are skipped as
+`no_preference`): sharegpt_preference (LLaMA-Factory sharegpt + `ranking: true`, `preference.py`),
+swift_preference (ms-swift `rejected_response`), trl_preference (TRL prompt / chosen / rejected + images).
+Dialogue formats (`streaming_dialogue` samples, their `turns`): livechat (VideoLLM-online
+`{video_uid, conversation [{role, content, time}]}`), llava_dialogue (multi-turn LLaVA, times in text).
+
 Release formats: the original layouts of the field's datasets, one module each under `releases/`
 (its docstring has the table and where each layout was confirmed): vidchapters, mvbench, cg_bench,
 timesuite, lita, vtg_it, grounded_videollm, vript, panda70m, sharegpt4video, howtocaption, koala36m.

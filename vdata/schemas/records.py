@@ -277,6 +277,25 @@ Q_NSFW = "q_nsfw"                              # nsfw: highest detection score o
 NSFW_LABELS = "nsfw_labels"                    # nsfw: the configured classes detected in any frame
 FIELD_TYPES.update({Q_NSFW: pa.float32(), NSFW_LABELS: pa.list_(pa.string())})
 
+# --- sample level: preference pairs (generate `preference_pairs`; VideoSAVi-style DPO data) ---
+CHOSEN = "chosen"                              # the best-ranked candidate answer (also in `answer`)
+REJECTED = "rejected"                          # the worst-ranked candidate whose text differs from `chosen`
+PREFERENCE_CANDIDATES = "preference_candidates"   # every candidate with each score that ranked it
+PREFERENCE_CANDIDATE_TYPE = pa.struct([
+    pa.field("teacher", pa.string()), pa.field("model", pa.string()), pa.field("temperature", pa.float64()),
+    pa.field("text", pa.string()), pa.field("judge_score", pa.float64()),     # judge teacher, 0..1
+    pa.field("self_score", pa.float64()),                                    # the writer's self-critique, 0..1
+    pa.field("vision_text_score", pa.float64()),                             # vision–text scorer, 0..1 (hook)
+    pa.field("score", pa.float64()),                                         # the weighted mean that ranked it
+    pa.field("rank", pa.int32()), pa.field("error", pa.string())])           # rank 0 = chosen; error: no text
+# --- sample level: streaming timed dialogue (generate `streaming_dialogue`; VideoLLM-online LIVE) ---
+TURNS = "turns"                                # list<struct<role, content, time_s>>, video-absolute, in time order
+TURN_TYPE = pa.struct([pa.field("role", pa.string()), pa.field("content", pa.string()),
+                       pa.field("time_s", pa.float64())])
+FIELD_TYPES.update({CHOSEN: pa.string(), REJECTED: pa.string(),
+                    PREFERENCE_CANDIDATES: pa.list_(PREFERENCE_CANDIDATE_TYPE), TURNS: pa.list_(TURN_TYPE)})
+SAMPLE_COLUMNS = (*SAMPLE_COLUMNS, CHOSEN, REJECTED, PREFERENCE_CANDIDATES, TURNS)
+
 # Canonical column order: a schema always lists its columns in this order.
 _ORDER = {name: i for i, name in enumerate(FIELD_TYPES)}
 
@@ -320,3 +339,4 @@ REJECT_SCHEMA = pa.schema([
     pa.field(CLIP_ID, pa.string()),
     pa.field(SAMPLE_ID, pa.string()),
 ])
+

@@ -51,6 +51,11 @@ EXPORT_FORMATS: dict[str, str] = {
     "howtocaption": "vdata.exporters.releases.howtocaption:export",
     "grounded_videollm": "vdata.exporters.releases.grounded_videollm:export",
     "koala36m": "vdata.exporters.releases.koala36m:export",
+    "sharegpt_preference": "vdata.exporters.preference:export",
+    "swift_preference": "vdata.exporters.swift_preference:export",
+    "trl_preference": "vdata.exporters.trl_preference:export",
+    "livechat": "vdata.exporters.livechat:export",
+    "llava_dialogue": "vdata.exporters.llava_dialogue:export",
 }
 
 

@@ -46,11 +46,28 @@ def generate_spend(config, frames_per_clip: int, frame_hw: tuple[int, int]) -> l
             requests += getattr(t, k).per_clip
     if getattr(t, "summarization", None) is not None:
         requests += 1
-    if not requests:
-        return []
     clues = 1 + config.max_events + config.max_segments
     prompt = 250 + clues * config.max_clue_chars / CHARS_PER_TOKEN / 2 + _frames(config, frames_per_clip, frame_hw)
-    return [_row(config.teacher, requests, prompt, config.max_tokens, "clip")]
+    out = [_row(config.teacher, requests, prompt, config.max_tokens, "clip")] if requests else []
+    return out + _preference_spend(config, getattr(t, "preference_pairs", None), prompt)
+
+
+def _preference_spend(config, task, prompt: float) -> list[dict]:
+    """preference_pairs, per question: each candidate from its writer (+ that writer's self-critique when
+    on), and one judge request that reads every candidate."""
+    if task is None or not task.per_clip:
+        return []
+    settings = [w for w in (task.teachers or [config.teacher]) for _ in task.temperatures]
+    per_writer: dict[str, int] = {}
+    for j in range(task.candidates):
+        w = settings[j % len(settings)]
+        per_writer[w] = per_writer.get(w, 0) + 1
+    answer = config.max_answer_chars / CHARS_PER_TOKEN
+    out = [_row(w, n * task.per_clip, prompt, config.max_tokens, "clip") for w, n in per_writer.items()]
+    if task.self_critique:
+        out += [_row(w, n * task.per_clip, prompt + answer, 64, "clip") for w, n in per_writer.items()]
+    out.append(_row(task.judge or config.teacher, task.per_clip, prompt + task.candidates * answer, 64, "clip"))
+    return out
 
 
 def verify_claims_spend(config, frames_per_clip: int, frame_hw: tuple[int, int]) -> list[dict]:

@@ -25,6 +25,11 @@ Tasks (`tasks:`; each on/off with its own settings), one module per family:
   `segments.py` — `segment_grounding`, `interval_caption`, `dense_from_segments` (dense-caption segments),
   `chapter_generation`, `chapter_title`, `chapter_grounding` (VidChapters-7M's three tasks);
 - `benchmark_tasks.py` — `event_order` (Vript-Hard ERO): the order of K shuffled events as an MCQ, no teacher;
+- `preference.py` — `preference_pairs` (VideoSAVi): N candidate answers per question from several teachers and
+  temperatures, ranked by a judge teacher, self-critique (and a vision–text scorer hook) into chosen /
+  rejected with every candidate's scores (a second request round, `state["followups"]`);
+- `streaming.py` — `streaming_dialogue` (VideoLLM-online LIVE): a user query at time t and assistant turns
+  timed to the events that follow it, teacher-free, in `turns`;
 - `clue_tasks.py` — CG-Bench items: `clue_qa` (an MCQ and its open-ended twin sharing `sample_group`, the
   cited clues' intervals as `answer_spans`) and `false_premise` (a question on a premise the clues refute).
 `scope: video` (`video_scope.py`): all clip rows of a video become one video row (0 to its duration, every

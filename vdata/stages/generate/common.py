@@ -41,6 +41,7 @@ class Pending:
     prompt: Prompt
     request: Any
     extra: dict
+    teacher: str | None = None           # a name under `teachers:`; None: the stage's `teacher`
 
 
 def _no_teacher(task_config) -> bool:
@@ -55,13 +56,19 @@ class TaskFamily:
     `finish(stage, row, clues, pending, reply, base, state)` → rows for one successful reply, where `base`
     is the sample row already keyed (id, task, prompt version, teacher) and `state` holds per-clip counters;
     `prompts`: the prompt names the family renders (loaded at setup, overridable under `prompts:`);
-    `needs_teacher(task_config)`: whether the config must name a teacher for this task.
+    `needs_teacher(task_config)`: whether the config must name a teacher for this task;
+    `teachers(task_config)`: the other teachers its requests name (`Pending.teacher`), checked at setup;
+    `handles_errors`: a failed request still reaches `finish` (reply `{"_error": message}`), for families
+    whose sample stands on several replies. A family that needs a second round of requests (a judge over
+    candidates) appends them to `state["followups"]` in `finish`; the stage sends them as the next round.
     """
     config: type[BaseModel]
     plan: Callable[..., Planned]
     finish: Callable[..., Rows] | None = None
     prompts: tuple[str, ...] = ()
     needs_teacher: Callable[[Any], bool] = _no_teacher
+    teachers: Callable[[Any], list] = lambda task_config: []
+    handles_errors: bool = False
 
 
 # --- determinism helpers --------------------------------------------------------------------------

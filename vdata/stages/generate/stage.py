@@ -23,6 +23,7 @@ from .clue_tasks import CLUE_QA, FALSE_PREMISE
 from .clues import Clue, build_clues, evidence
 from .common import Pending, Strict, TaskFamily, parse_lines, sample_base
 from .grounded import GROUNDED_QA, REASONING_LOCALIZATION
+from .preference import PREFERENCE_PAIRS
 from .qa import MCQ, OPEN_QA
 from .questions import QuestionTask
 from .reasoning import COT
@@ -30,6 +31,7 @@ from .saliency import HIGHLIGHTS, SUMMARIZATION
 from .segments import (CHAPTER_GENERATION, CHAPTER_GROUNDING, CHAPTER_TITLE, DENSE_FROM_SEGMENTS, INTERVAL_CAPTION,
                        SEGMENT_GROUNDING)
 from .speech_captions import SPEECH_CAPTIONS
+from .streaming import STREAMING_DIALOGUE
 from .templates import LABEL_MCQ
 from .temporal import CHAPTER, DENSE_CAPTION, GROUNDING
 from .video_scope import video_row
@@ -57,9 +59,12 @@ TASK_FAMILIES: dict[str, TaskFamily] = {
     "event_order": EVENT_ORDER,
     "clue_qa": CLUE_QA,
     "false_premise": FALSE_PREMISE,
+    "preference_pairs": PREFERENCE_PAIRS,
+    "streaming_dialogue": STREAMING_DIALOGUE,
 }
 TASKS = tuple(TASK_FAMILIES)
 SHARED_PROMPTS = ("question_types", "task_questions")
+MAX_ROUNDS = 4   # request rounds per batch: planned requests + follow-ups (preference pairs use 2)
 
 
 class _TaskSwitches(Strict):
@@ -152,6 +157,13 @@ class GenerateStage(Stage):
         self.teacher = None
         if cfg.teacher:   # the run's shared, request-cached teacher; its stats reach the manifest
             self.teacher = Stage.teacher(self, cfg.teacher)
+        for task in cfg.tasks.enabled():   # the other teachers a task names (candidate writers, a judge)
+            for name in TASK_FAMILIES[task].teachers(getattr(cfg.tasks, task)):
+                if name not in (self.ctx.teachers or {}):
+                    from vdata.schemas.config import ConfigError
+
+                    raise ConfigError(f"stages.generate.tasks.{task}: no teacher named {name!r} under teachers: "
+                                      f"(defined: {sorted(self.ctx.teachers or {}) or 'none'})")
         self.load_prompts()
         self.set_budget()
 
@@ -222,13 +234,12 @@ class GenerateStage(Stage):
                            override=self.config.prompts.get(name))
 
     def close(self) -> None:
-        if self.teacher is not None:
-            self.teacher.close()
+        for teacher in self.__dict__.get("_teachers", {}).values():   # the stage's teacher and any a task named
+            teacher.close()
 
     # --- batch: every clip's requests go to the teacher together (the teacher runs them concurrently)
     def process_batch(self, rows: list[dict]) -> list[dict | Reject]:
         plans = []
-        requests = []
         for row in self.units(rows):
             if isinstance(row, Reject):
                 plans.append((row.row, None, [], row))
@@ -243,31 +254,50 @@ class GenerateStage(Stage):
                     continue
                 free, pending = self.plan_clip(row, clues)
                 plans.append((row, clues, pending, free))
-                requests.extend(p.request for p in pending)
             except Exception as e:  # errors are values: this clip only
                 plans.append((row, None, [], self.error_reject(row, e)))
-        results = self.teacher.generate(requests) if requests and self.teacher is not None else []
+        made: list[list] = [[] if clues is None else list(free) for _, clues, _, free in plans]
+        states: list[dict] = [{} for _ in plans]
+        # Rounds: the planned requests, then the follow-ups their replies asked for (a judge over candidates).
+        round_ = [(i, p) for i, (_, clues, pending, _) in enumerate(plans) if clues is not None for p in pending]
+        asked = 0
+        for _ in range(MAX_ROUNDS):
+            if not round_:
+                break
+            results = self.ask([p for _, p in round_])
+            asked += len(round_)
+            later = []
+            for (i, p), res in zip(round_, results):
+                row, clues = plans[i][0], plans[i][1]
+                try:
+                    made[i].extend(self.finish(row, clues, p, res, states[i]))
+                except Exception as e:
+                    made[i].append(self.error_reject(sample_base(self, row, p.task, p.index, p.prompt.id), e))
+                later.extend((i, f) for f in states[i].pop("followups", []))
+            round_ = later
         out: list[dict | Reject] = []
-        k = 0
-        for row, clues, pending, free in plans:
+        for i, (row, clues, pending, free) in enumerate(plans):
             if clues is None:
                 out.append(free)
                 continue
-            made: list[dict | Reject] = list(free)
-            state: dict = {}
-            for p in pending:
-                res = results[k]
-                k += 1
-                try:
-                    made.extend(self.finish(row, clues, p, res, state))
-                except Exception as e:
-                    made.append(self.error_reject(sample_base(self, row, p.task, p.index, p.prompt.id), e))
-            if not made:
-                made.append(self.reject(row, "no_evidence", "no task could be generated from this clip's clues "
-                                        f"({', '.join(c.id for c in clues)})", tasks=self.config.tasks.enabled()))
-            out.extend(made)
-        self.counters["requests"] += len(requests)
+            if not made[i]:
+                made[i].append(self.reject(row, "no_evidence", "no task could be generated from this clip's clues "
+                                           f"({', '.join(c.id for c in clues)})", tasks=self.config.tasks.enabled()))
+            out.extend(made[i])
+        self.counters["requests"] += asked
         return out
+
+    def ask(self, pending: list[Pending]) -> list:
+        """The replies to a round of requests, in order; each request goes to the teacher it names."""
+        by_teacher: dict = {}
+        for k, p in enumerate(pending):
+            by_teacher.setdefault(p.teacher, []).append(k)
+        results: list = [None] * len(pending)
+        for name, ks in by_teacher.items():
+            teacher = self.teacher if name is None else Stage.teacher(self, name)
+            for k, res in zip(ks, teacher.generate([pending[k].request for k in ks])):
+                results[k] = res
+        return results
 
     def plan_clip(self, row: dict, clues: list[Clue]) -> tuple[list[dict], list[Pending]]:
         """The samples that need no teacher, and the requests for the rest, family by family."""
@@ -284,10 +314,12 @@ class GenerateStage(Stage):
         state = state if state is not None else {}
         base = sample_base(self, row, p.task, p.index, p.prompt.id)
         base[R.QUESTION_TYPE] = p.question_type
-        if not res.ok:
-            return [self.reject(base, "teacher_error", f"{p.task} #{p.index}: {res.error}",
-                                raw=(res.raw or "")[:500], teacher=self.teacher.name)]
         family = TASK_FAMILIES.get(p.task)
         if family is None or family.finish is None:   # pragma: no cover - a family that asks must read
             raise ValueError(f"task {p.task!r} has no reply reader")
+        if not res.ok:
+            if family.handles_errors:
+                return family.finish(self, row, clues, p, {"_error": str(res.error)}, base, state)
+            return [self.reject(base, "teacher_error", f"{p.task} #{p.index}: {res.error}",
+                                raw=(res.raw or "")[:500], teacher=p.teacher or self.teacher.name)]
         return family.finish(self, row, clues, p, res.parsed or {}, base, state)

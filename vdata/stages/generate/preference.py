@@ -1,0 +1,217 @@
+"""preference_pairs: chosen / rejected answers for DPO, ranked by scores kept in the row (VideoSAVi).
+
+VideoSAVi (Kulkarni & Fazli, arXiv 2412.00624) has the model write several answers per question, critique
+them, and rank them with a vision–text (CLIP) score to make DPO pairs. Here, per question:
+
+1. *Candidates*: `candidates` answers from the writer teachers (`teachers:`, default the stage's teacher) at
+   the `temperatures` listed; candidate j uses setting j mod (teachers × temperatures) and its own seed.
+2. *Ranking* (a second round of requests, sent when all candidates of the question are back): a judge
+   teacher (`judge:`) scores every candidate 1–10 in one request (shown in a seeded shuffled order, so
+   position says nothing), and with `self_critique: true` each writer critiques and scores its own answer.
+   A vision–text scorer (`vision_text_scorer:`) is a hook: a scorer registered in `VISION_TEXT_SCORERS`
+   under that name gives each candidate a 0–1 score; none ships yet, so naming one is a config error.
+3. Each candidate's `score` is the weighted mean (`weights`) of its scores that exist, on 0–1. The best
+   is `chosen`, the worst whose text differs from it is `rejected`; every candidate, each score and its
+   rank stay in `preference_candidates`. A question with < 2 distinct answers is a `no_preference` reject,
+   one whose score gap is below `min_margin` a `no_margin` reject.
+
+Questions are teacher-free: `questions:` (default VideoSAVi-style what / why / how questions), a
+different one per index, rotated by a hash of the row.
+"""
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Callable
+
+from pydantic import Field, field_validator, model_validator
+
+from vdata.schemas import records as R
+
+from .clues import Clue, clue_lines, evidence
+from .common import (Pending, Strict, TaskFamily, sample_base, sampling, stable_hash, strict_object, teacher_request,
+                     text_field)
+
+if TYPE_CHECKING:
+    from .stage import GenerateStage
+
+TASK = "preference_pairs"
+# name -> fn(row, question, texts) -> one 0..1 score per text. The vision–text (CLIP-style) scorer lands here.
+VISION_TEXT_SCORERS: dict[str, Callable[[dict, str, list[str]], list[float]]] = {}
+DEFAULT_QUESTIONS = ["What happens in this video?", "How does the scene change over the course of the video?",
+                     "Why does the main subject of the video act the way it does?",
+                     "What is the most important detail in this video, and why?"]
+SCORE_KINDS = ("judge", "self_critique", "vision_text")
+
+
+class PreferenceTask(Strict):
+    per_clip: int = Field(1, ge=0, le=16)                 # questions per row
+    questions: list[str] = Field(default_factory=lambda: list(DEFAULT_QUESTIONS), min_length=1)
+    candidates: int = Field(4, ge=2, le=16)               # answers per question
+    teachers: list[str] = Field(default_factory=list)    # candidate writers; empty: the stage's teacher
+    temperatures: list[float] = Field(default_factory=lambda: [0.3, 0.7, 1.0], min_length=1)
+    judge: str | None = None                              # the ranking teacher; None: the stage's teacher
+    self_critique: bool = True                            # each writer also scores its own answer
+    vision_text_scorer: str | None = None                 # a name in VISION_TEXT_SCORERS (hook, none ships)
+    weights: dict[str, float] = Field(default_factory=lambda: {"judge": 1.0, "self_critique": 0.5, "vision_text": 1.0})
+    min_margin: float = Field(0.0, ge=0, le=1)            # chosen − rejected score below this: no pair
+
+    @field_validator("temperatures")
+    @classmethod
+    def _temps(cls, v):
+        if any(not 0 <= t <= 2 for t in v):
+            raise ValueError("each temperature must be within 0..2")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self):
+        unknown = sorted(set(self.weights) - set(SCORE_KINDS))
+        if unknown:
+            raise ValueError(f"weights: unknown score(s) {unknown}; allowed: {', '.join(SCORE_KINDS)}")
+        if self.vision_text_scorer is not None and self.vision_text_scorer not in VISION_TEXT_SCORERS:
+            raise ValueError(f"vision_text_scorer: {self.vision_text_scorer!r} is not available in this install "
+                             f"(registered: {sorted(VISION_TEXT_SCORERS) or 'none'})")
+        return self
+
+
+def _norm(text: str | None) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", (text or "").lower()))
+
+
+def _question(tcfg: PreferenceTask, row: dict, index: int) -> str:
+    start = stable_hash(TASK, row[R.CLIP_ID]) % len(tcfg.questions)
+    return tcfg.questions[(start + index) % len(tcfg.questions)]
+
+
+def _plan(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: PreferenceTask):
+    prompt = stage.prompts["preference_answer"]
+    writers = tcfg.teachers or [None]
+    settings = [(w, t) for w in writers for t in tcfg.temperatures]
+    schema = strict_object({"answer": text_field(stage.config.max_answer_chars)})
+    pending = []
+    for q in range(tcfg.per_clip):
+        question = _question(tcfg, row, q)
+        group = {"question": question, "index": q, "waiting": tcfg.candidates,
+                 "candidates": [None] * tcfg.candidates, "prompt": prompt}
+        text = prompt.render(clues=clue_lines(clues), question=question)
+        for j in range(tcfg.candidates):
+            writer, temperature = settings[j % len(settings)]
+            req = teacher_request(stage, prompt, text, clues, schema, "preference_answer", (row[R.CLIP_ID], TASK, q, j))
+            req.sampling = dict(sampling(stage.config, row[R.CLIP_ID], TASK, q, j), temperature=temperature)
+            pending.append(Pending(TASK, q, "preference", prompt, req, {"kind": "candidate", "group": group, "j": j,
+                                                                        "temperature": temperature}, teacher=writer))
+    return [], pending
+
+
+def _teacher_name(stage: GenerateStage, name: str | None) -> tuple[str | None, str | None]:
+    from ..base import Stage
+
+    teacher = stage.teacher if name is None else Stage.teacher(stage, name)
+    return (teacher.name, teacher.model_name) if teacher is not None else (name, None)
+
+
+def _finish(stage: GenerateStage, row: dict, clues: list[Clue], p: Pending, reply: dict, base: dict, state: dict):
+    group = p.extra["group"]
+    # the question's row is keyed by the answer prompt, whichever reply (candidate, judge, critique) ends it
+    base = sample_base(stage, row, TASK, group["index"], group["prompt"].id)
+    base[R.QUESTION_TYPE] = "preference"
+    kind = p.extra["kind"]
+    if kind == "candidate":
+        teacher, model = _teacher_name(stage, p.teacher)
+        answer = (reply.get("answer") or "").strip()
+        group["candidates"][p.extra["j"]] = {
+            "teacher": teacher, "model": model, "temperature": p.extra["temperature"], "text": answer or None,
+            "judge_score": None, "self_score": None, "vision_text_score": None, "score": None, "rank": None,
+            "error": reply.get("_error") or (None if answer else "empty answer"), "writer": p.teacher}
+        group["waiting"] -= 1
+        return _rank_requests(stage, row, clues, group, base, state) if group["waiting"] == 0 else []
+    cands = group["candidates"]
+    if kind == "judge" and "_error" not in reply:
+        order = p.extra["order"]   # shown position -> candidate
+        for shown, score in enumerate(reply.get("scores") or []):
+            if shown < len(order):
+                cands[order[shown]]["judge_score"] = (float(score) - 1) / 9
+    elif kind == "critique" and "_error" not in reply and reply.get("score") is not None:
+        cands[p.extra["j"]]["self_score"] = (float(reply["score"]) - 1) / 9
+    group["waiting"] -= 1
+    return _pair(stage, row, clues, group, base) if group["waiting"] == 0 else []
+
+
+def _rank_requests(stage: GenerateStage, row: dict, clues: list[Clue], group: dict, base: dict, state: dict):
+    """All candidates are back: a reject if they do not differ, else the ranking round."""
+    tcfg: PreferenceTask = stage.config.tasks.preference_pairs
+    usable = [j for j, c in enumerate(group["candidates"]) if c["text"]]
+    if len({_norm(group["candidates"][j]["text"]) for j in usable}) < 2:
+        return [_reject(stage, base, group, "no_preference", f"{len(usable)} usable candidate(s) of "
+                        f"{tcfg.candidates}, fewer than 2 distinct answers")]
+    key = (row[R.CLIP_ID], TASK, group["index"])
+    order = sorted(usable, key=lambda j: stable_hash("judge-order", *key, j))
+    lines = "\n".join(f"Answer {k + 1}: {group['candidates'][j]['text']}" for k, j in enumerate(order))
+    follow = []
+    judge = stage.prompts["preference_judge"]
+    score = {"type": "integer", "minimum": 1, "maximum": 10}
+    schema = strict_object({"scores": {"type": "array", "items": score, "minItems": len(order), "maxItems": len(order)}})
+    text = judge.render(clues=clue_lines(clues), question=group["question"], answers=lines, count=len(order))
+    req = teacher_request(stage, judge, text, clues, schema, "preference_judge", (*key, "judge"))
+    follow.append(Pending(TASK, group["index"], "preference", judge, req, {"kind": "judge", "group": group,
+                                                                          "order": order}, teacher=tcfg.judge))
+    if tcfg.self_critique:
+        critique = stage.prompts["preference_critique"]
+        schema = strict_object({"critique": text_field(200), "score": score})
+        for j in usable:
+            c = group["candidates"][j]
+            text = critique.render(clues=clue_lines(clues), question=group["question"], answer=c["text"])
+            req = teacher_request(stage, critique, text, clues, schema, "preference_critique", (*key, "critique", j))
+            follow.append(Pending(TASK, group["index"], "preference", critique, req,
+                                  {"kind": "critique", "group": group, "j": j}, teacher=c["writer"]))
+    if tcfg.vision_text_scorer is not None:   # the hook: scores for every usable candidate, no request
+        texts = [group["candidates"][j]["text"] for j in usable]
+        for j, s in zip(usable, VISION_TEXT_SCORERS[tcfg.vision_text_scorer](row, group["question"], texts)):
+            group["candidates"][j]["vision_text_score"] = float(s)
+    group["waiting"] = len(follow)
+    group["evidence"] = evidence([c for c in clues if c.kind != "frame"] or clues)
+    state.setdefault("followups", []).extend(follow)
+    return []
+
+
+def _pair(stage: GenerateStage, row: dict, clues: list[Clue], group: dict, base: dict):
+    tcfg: PreferenceTask = stage.config.tasks.preference_pairs
+    cands = group["candidates"]
+    fields = {"judge": "judge_score", "self_critique": "self_score", "vision_text": "vision_text_score"}
+    for c in cands:
+        parts = [(tcfg.weights.get(k, 0.0), c[f]) for k, f in fields.items() if c[f] is not None]
+        total = sum(w for w, _ in parts)
+        c["score"] = sum(w * s for w, s in parts) / total if c["text"] and total > 0 else None
+    ranked = sorted((j for j, c in enumerate(cands) if c["score"] is not None), key=lambda j: (-cands[j]["score"], j))
+    for rank, j in enumerate(ranked):
+        cands[j]["rank"] = rank
+    if not ranked:
+        return [_reject(stage, base, group, "unranked", "no candidate got a score (judge and critiques failed)")]
+    best = cands[ranked[0]]
+    worse = [j for j in reversed(ranked) if _norm(cands[j]["text"]) != _norm(best["text"])]
+    if not worse:
+        return [_reject(stage, base, group, "no_preference", "every scored candidate says the same as the best")]
+    worst = cands[worse[0]]
+    if best["score"] - worst["score"] < tcfg.min_margin:
+        return [_reject(stage, base, group, "no_margin", f"score gap {best['score'] - worst['score']:.3f} "
+                        f"< min_margin {tcfg.min_margin}")]
+    out = dict(base)
+    out.update({R.QUESTION: group["question"], R.ANSWER: best["text"],
+                R.CHOSEN: best["text"], R.REJECTED: worst["text"], R.EVIDENCE: group["evidence"],
+                R.PREFERENCE_CANDIDATES: _public(cands), R.SAMPLE_TEACHER: best["teacher"],
+                R.SAMPLE_MODEL: best["model"]})
+    return [out]
+
+
+def _public(cands: list[dict]) -> list[dict]:
+    return [{k: v for k, v in c.items() if k != "writer"} for c in cands]
+
+
+def _reject(stage: GenerateStage, base: dict, group: dict, reason: str, message: str):
+    return stage.reject(base, reason, f"{TASK} #{group['index']}: {message}", question=group["question"],
+                        candidates=_public(group["candidates"]))
+
+
+PREFERENCE_PAIRS = TaskFamily(
+    PreferenceTask, _plan, _finish, prompts=("preference_answer", "preference_judge", "preference_critique"),
+    needs_teacher=lambda tcfg: True, handles_errors=True,
+    teachers=lambda tcfg: [*tcfg.teachers, *([tcfg.judge] if tcfg.judge else [])])
