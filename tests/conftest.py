@@ -106,15 +106,25 @@ def write_config(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def ray_local():
-    """One embedded Ray for the in-process pipeline tests (starting Ray costs seconds)."""
+def _ray_session():
     import ray
 
-    # 4 logical slots on a 2-core machine, like the quickstart's: teacher stages hold actor slots while
-    # they wait on their servers
-    ray.init(num_cpus=4, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ray_local(_ray_session):
+    """One embedded Ray for the in-process pipeline tests (starting Ray costs seconds), checked per module:
+    4 logical slots on a 2-core machine, like the quickstart's (teacher stages hold actor slots while they
+    wait on their servers). An earlier test may have left a build's own embedded Ray with fewer slots,
+    which would leave the actor pools unplaced: that one is replaced."""
+    ray = _ray_session
+    if ray.is_initialized() and ray.cluster_resources().get("CPU", 0) < 4:
+        ray.shutdown()
+    if not ray.is_initialized():
+        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    return ray
 
 
 def copy_to(src: str, dst_dir: Path, name: str | None = None) -> str:

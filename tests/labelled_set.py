@@ -318,9 +318,10 @@ def duplicate_samples(clips: list[tuple[ClipSpec, dict]]) -> list[tuple[dict, bo
 
 def narrated_clips(out_dir: str, names=None) -> list[tuple]:
     """(script, [clip row per scene]) for each narrated script: rendered by vdata.media.narrated, transcribed
-    by the packaged Whisper tiny.en; each scene's clip gets the Whisper segments whose middle falls in it."""
+    by the packaged Whisper tiny.en; each scene's clip gets the words spoken in it (as the asr stage assigns them)."""
     from vdata.media.asr import TranscribeOptions, load_engine, locate_model
     from vdata.media.narrated import SCRIPTS, render_narrated
+    from vdata.stages.asr import clip_segments
 
     engine = load_engine(locate_model("tiny.en"), TranscribeOptions(), cpu_threads=2)
     out = []
@@ -333,9 +334,9 @@ def narrated_clips(out_dir: str, names=None) -> list[tuple]:
         vid = hashlib.blake2b(spec.name.encode(), digest_size=16).hexdigest()
         rows = []
         for k, (start, end, _) in enumerate(spans):
-            segs = [{"start_s": x.start_s, "end_s": x.end_s, "clip_start_s": max(0.0, x.start_s - start),
-                     "clip_end_s": min(end, x.end_s) - start, "text": x.text.strip(), "words": []}
-                    for x in transcript.segments if start <= (x.start_s + x.end_s) / 2 < end]
+            # the asr stage's own rule: a word belongs to the clip holding its midpoint (Whisper may run two
+            # scenes' sentences into one segment; the clip still gets the words spoken in it)
+            segs = clip_segments(transcript, start, end)
             rows.append({
                 R.SOURCE_URI: path, R.PATH: path, R.VIDEO_ID: vid, R.SOURCE_META: "{}", R.DURATION_S: spans[-1][1],
                 R.CLIP_ID: f"{vid}_{int(start * 25):07d}_{int(end * 25):07d}", R.CLIP_INDEX: k, R.START_S: start,
