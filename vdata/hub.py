@@ -31,6 +31,7 @@ import yaml
 
 from vdata.exporters import ExportError, export, open_build
 from vdata.exporters.base import NothingToExport
+from vdata.exporters.hf_local import local_card_data
 from vdata.exporters.lmms_eval import task_name
 from vdata.exporters.parquet import configs_yaml
 from vdata.exporters.source import SUBSETS, BuildDir
@@ -224,7 +225,8 @@ def _thresholds(stage_settings: list) -> dict:
 
 
 def dataset_card(build: BuildDir, *, repo_id: str | None = None, format: str = "parquet",
-                 configs: list[dict] | None = None, secrets=(), facts: CardFacts | None = None) -> str:
+                 configs: list[dict] | None = None, secrets=(), facts: CardFacts | None = None,
+                 dataset_info: list[dict] | None = None) -> str:
     """The README.md of the dataset: `DatasetCardData` metadata (license, tasks, configs) over the prose
     of assets/dataset_card.md, read back through `DatasetCard` (which checks the metadata block)."""
     from huggingface_hub import DatasetCard, DatasetCardData
@@ -237,7 +239,7 @@ def dataset_card(build: BuildDir, *, repo_id: str | None = None, format: str = "
         tasks.add("visual-question-answering")
     data = DatasetCardData(license=f.license, pretty_name=f.name, task_categories=sorted(tasks),
                            tags=["video", "synthetic", "vdata"], size_categories=[_size_category(total)],
-                           configs=configs or None)
+                           configs=configs or None, dataset_info=dataset_info or None)
     stats = {s.get("stage"): s for s in f.stages}
     pipeline = [{"name": name, "settings": _md(redact_config(_fmt_settings(kw), secrets)),
                  "rows_in": stats.get(name, {}).get("rows_in", ""), "rows_out": stats.get(name, {}).get("rows_out", ""),
@@ -257,14 +259,13 @@ def dataset_card(build: BuildDir, *, repo_id: str | None = None, format: str = "
 
 
 def write_card(out_dir: str, path: str | None = None, repo_id: str | None = None) -> str:
-    """`vdata card OUT`: write the dataset card for a build (default `OUT/README.md`)."""
-    from vdata.exporters.parquet import PARQUET_SUBSETS
-
+    """`vdata card OUT`: write the dataset card for a build (default `OUT/README.md`). Its `configs:`
+    name the build's own files (`vdata.exporters.hf_local`), so `datasets.load_dataset(OUT)` keeps
+    working; `vdata push` writes the card of the Hub layout into the staging folder instead."""
     build = open_build(out_dir)
     facts = gather_facts(build)
-    present = [s for s in PARQUET_SUBSETS if s in facts.rows_by_subset]
-    configs = configs_yaml({s: f"data/{s}/train-*.parquet" for s in present})
-    text = dataset_card(build, repo_id=repo_id, configs=configs, facts=facts)
+    keys = local_card_data(build)
+    text = dataset_card(build, repo_id=repo_id, configs=keys["configs"], facts=facts, dataset_info=keys["dataset_info"])
     path = path or os.path.join(build.path, "README.md")
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
