@@ -129,6 +129,33 @@ def test_rerun_keeps_the_assignment_and_the_card(build_dir, tmp_path, ray_local,
     assert set(_load(build_dir, tmp_path)) == {"train", "test"}
 
 
+def test_parquet_export_keeps_the_splits_and_types_frames_as_images(build_dir, tmp_path):
+    """The `parquet` export (what `vdata push` uploads) has the build's splits per subset, and its
+    card types frames as images."""
+    import datasets
+
+    ds = _load(os.path.join(build_dir, "exports", "parquet"), tmp_path, "clips")
+    assert set(ds) == {"train", "test"}
+    assert isinstance(ds["test"].features[R.FRAMES].feature[R.FRAME_JPEG], datasets.Image)
+    local = _load(build_dir, tmp_path)
+    assert {s: sorted(ds[s][R.CLIP_ID]) for s in ds} == {s: sorted(local[s][R.CLIP_ID]) for s in local}
+
+
+def test_a_card_whose_yaml_is_broken_is_left_as_it_is(build_dir, tmp_path, caplog):
+    import shutil
+
+    from vdata.exporters.hf_local import refresh_card
+
+    copy = tmp_path / "copy"
+    shutil.copytree(build_dir, copy, ignore=shutil.ignore_patterns("_cache", "exports", "_media"))
+    broken = "---\nconfigs: [clips\n---\nmy notes\n"
+    (copy / "README.md").write_text(broken)
+    assert refresh_card(str(copy)) is None
+    assert (copy / "README.md").read_text() == broken and "not refreshed" in caplog.text
+    (copy / "README.md").unlink()   # gone: written anew
+    assert refresh_card(str(copy)) == str(copy / "README.md") and set(_load(str(copy), tmp_path)) == {"train", "test"}
+
+
 def test_split_shares_are_checked_with_their_key_path(tmp_path):
     with pytest.raises(ConfigError, match=r"output\.splits\.test"):
         parse_config({"output": {"dir": str(tmp_path), "splits": {"test": 1.5}}, "input": [{"path": str(tmp_path)}],

@@ -16,27 +16,20 @@ the card (the prose `vdata card` writes) as it is.
 """
 from __future__ import annotations
 
+import logging
 import os
-import re
 
 import pyarrow as pa
 
 from vdata.schemas import records as R
 from vdata.schemas.config import SPLIT_NAMES
 
-from .source import BuildDir, ExportError, open_build
+from .source import BuildDir, ExportError, open_build, split_named, split_of_file
 
 REJECTS_CONFIG = "rejects"
-_SPLIT_OF_FILE = re.compile(r"-(%s)\.parquet$" % "|".join(SPLIT_NAMES))
 CARD_BODY = ("\nA vdata build. `datasets.load_dataset(\"<this folder>\")` loads the kept "
              "rows by split; `datasets.load_dataset(\"<this folder>\", \"rejects\")` the dropped ones with their "
              "reasons. `vdata card <this folder>` writes the full dataset card.\n")
-
-
-def split_of_file(path: str) -> str:
-    """The split a data part holds, from its name; a part without one (written before splits) is train."""
-    m = _SPLIT_OF_FILE.search(os.path.basename(path))
-    return m.group(1) if m else "train"
 
 
 def split_files(build: BuildDir) -> dict[str, list[str]]:
@@ -52,7 +45,7 @@ def local_configs(build: BuildDir) -> list[dict]:
     configs = []
     if build.level != "haystack_items":
         by_split = split_files(build)
-        named_by_split = all(_SPLIT_OF_FILE.search(os.path.basename(f)) for f in build.data_files)
+        named_by_split = all(split_named(f) for f in build.data_files)
         data_files = []
         for split, files in by_split.items():
             # a glob keeps the card short; a part named without its split is listed by name
@@ -130,7 +123,12 @@ def refresh_card(out_dir: str) -> str | None:
     keys = local_card_data(build)
     path = os.path.join(build.path, "README.md")
     if os.path.exists(path):
-        card = DatasetCard.load(path)
+        try:
+            card = DatasetCard.load(path)
+        except Exception as e:   # a hand-edited card whose YAML no longer parses: say so, never clobber it
+            logging.getLogger("vdata").warning("%s not refreshed (%s: %s): fix its YAML header, or delete it to "
+                                               "have it rewritten", path, type(e).__name__, e)
+            return None
         card.data.configs = keys["configs"]
         card.data.dataset_info = keys["dataset_info"] or None
     else:
