@@ -156,6 +156,40 @@ def test_a_card_whose_yaml_is_broken_is_left_as_it_is(build_dir, tmp_path, caplo
     assert refresh_card(str(copy)) == str(copy / "README.md") and set(_load(str(copy), tmp_path)) == {"train", "test"}
 
 
+LABELS = ["cycling", "cooking", "painting", "fishing", "gardening"]
+
+
+@pytest.fixture(scope="module")
+def samples_dir(tmp_path_factory, ray_local, videos, seed) -> str:
+    """A samples-level build: generate's teacher-free `label_mcq` from a label per video (manifest)."""
+    import json
+
+    d = tmp_path_factory.mktemp("hf_samples")
+    manifest = d / "videos.jsonl"
+    manifest.write_text("".join(json.dumps({"path": v, "label": LABELS[i]}) + "\n" for i, v in enumerate(videos)))
+    cfg = parse_config({
+        "name": "hf-samples", "input": [{"manifest": str(manifest)}],
+        "output": {"dir": str(d / "out"), "splits": {"test": TEST_SHARE, "seed": seed}},
+        "stages": [{"probe": {}}, {"annotations": {"sources": {"labels": "label"}, "require": ["labels"]}},
+                   {"shots": {}}, {"frames": {"num_frames": 2}},
+                   {"generate": {"tasks": {"label_mcq": {"num_options": 3, "vocabulary": LABELS}}}}]})
+    result = build(cfg, progress=False)
+    assert result.rows > 0 and result.data_dir.endswith("samples")
+    return str(d / "out")
+
+
+def test_a_samples_build_loads_by_split_with_its_clips_frames(samples_dir, tmp_path, videos):
+    import datasets
+
+    ds = _load(samples_dir, tmp_path)
+    assert set(ds) == {"train", "test"}
+    assert isinstance(ds["train"].features[R.FRAMES].feature[R.FRAME_JPEG], datasets.Image)
+    assert set(ds["train"][R.TASK]) == {"label_mcq"}
+    by_split = {s: set(ds[s][R.VIDEO_ID]) for s in ds}
+    assert not by_split["train"] & by_split["test"]
+    assert by_split["train"] | by_split["test"] == {content_id(v) for v in videos}
+
+
 def test_split_shares_are_checked_with_their_key_path(tmp_path):
     with pytest.raises(ConfigError, match=r"output\.splits\.test"):
         parse_config({"output": {"dir": str(tmp_path), "splits": {"test": 1.5}}, "input": [{"path": str(tmp_path)}],
