@@ -75,16 +75,15 @@ def frames_feature():
     return datasets.List({R.FRAME_TIMESTAMP_S: datasets.Value("float64"), R.FRAME_JPEG: datasets.Image()})
 
 
-def hf_features(schema: pa.Schema, video_column: str | None = None):
-    """`datasets.Features` of a Parquet schema, with `frames` decoded as images and, when given and the
-    installed `datasets` has it, `video_column` (a path to a video file) as `datasets.Video()`."""
+def hf_features(schema: pa.Schema):
+    """`datasets.Features` of a Parquet schema, with `frames` decoded as images. (A video stays a path
+    string: `datasets.Video()` would decode it with torchcodec, which vdata does not install, and the Hub
+    resolves no relative file path inside Parquet.)"""
     import datasets
 
     features = datasets.Features.from_arrow_schema(schema.remove_metadata())
     if R.FRAMES in features and schema.field(R.FRAMES).type == R.FIELD_TYPES[R.FRAMES]:
         features[R.FRAMES] = frames_feature()
-    if video_column and video_column in features and hasattr(datasets, "Video"):
-        features[video_column] = datasets.Video()
     return features
 
 
