@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from vdata.exporters.hf_local import refresh_card
 from vdata.schemas import records as R
 from vdata.schemas.config import BuildConfig, ConfigError
-from vdata.exporters.hf_local import refresh_card
 from vdata.schemas.secrets import redact
 from vdata.stages import stage_class
 from vdata.stages.base import RunContext
