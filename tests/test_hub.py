@@ -74,7 +74,8 @@ def test_card_describes_recipe_filters_teachers_and_loading(build_dir, tmp_path)
     text = Path(path).read_text()
     meta = _front_matter(text)
     assert meta["license"] == "cc-by-4.0"                       # from the config's `license`
-    assert {c["config_name"] for c in meta["configs"]} == {"captions", "open_qa", "mcq", "grounding"}
+    # the build's own files (vdata.exporters.hf_local): `load_dataset(build_dir)` keeps working
+    assert [c["config_name"] for c in meta["configs"]] == ["samples", "rejects"]
     manifest = json.load(open(os.path.join(build_dir, "manifest.json")))
     for key, n in manifest["rejects_by_reason"].items():          # filters with drop counts
         stage, reason = key.split(":")
@@ -86,7 +87,7 @@ def test_card_describes_recipe_filters_teachers_and_loading(build_dir, tmp_path)
     for subset, n in (("captions", 9), ("open_qa", 5), ("mcq", 10), ("grounding", 10)):   # size table
         assert f"| {subset} | {n} |" in text
     assert "**mcq**" in text and "ASSISTANT: " in text          # a sample per subset
-    assert 'load_dataset("me/patterns", "captions"' in text
+    assert 'load_dataset("me/patterns", "samples"' in text
     assert "llamafactory-cli train" in text and "lmms-eval --model" in text
     # secrets: literal keys are gone, ${VAR} references are kept for readers
     assert "sk-live-THISisAsecretKEY123456" not in text and "abcdef0123456789" not in text

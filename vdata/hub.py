@@ -7,8 +7,9 @@ resumable by re-running). The token comes from `token=`, `HF_TOKEN`, or `hf auth
 printed or written anywhere.
 
 Layouts by `--format`:
-- `parquet` (default): canonical records in `data/<subset>/train-*.parquet` (one `datasets` config per
-  subset), videos as files in `videos/<id[:2]>/` (folders well under 10k files). Next to them, the
+- `parquet` (default): canonical records in `data/<subset>/<split>-*.parquet` (one `datasets` config per
+  subset, its splits those of the build; the card's `dataset_info` types `frames` as images), videos
+  as files in `videos/<id[:2]>/` (folders well under 10k files). Next to them, the
   LLaMA-Factory files (`dataset_info.json` + `<name>_<subset>.json`) and an lmms-eval task folder
   (`<name>_*.yaml`, `utils.py`, `lmms_eval/*.parquet`) that use the same videos, so one repo loads in
   `datasets`, LLaMA-Factory and lmms-eval.
@@ -31,8 +32,8 @@ import yaml
 
 from vdata.exporters import ExportError, export, open_build
 from vdata.exporters.base import NothingToExport
+from vdata.exporters.hf_local import local_card_data
 from vdata.exporters.lmms_eval import task_name
-from vdata.exporters.parquet import configs_yaml
 from vdata.exporters.source import SUBSETS, BuildDir
 from vdata.schemas import records as R
 from vdata.schemas.secrets import config_text_secrets, redact
@@ -224,7 +225,8 @@ def _thresholds(stage_settings: list) -> dict:
 
 
 def dataset_card(build: BuildDir, *, repo_id: str | None = None, format: str = "parquet",
-                 configs: list[dict] | None = None, secrets=(), facts: CardFacts | None = None) -> str:
+                 configs: list[dict] | None = None, secrets=(), facts: CardFacts | None = None,
+                 dataset_info: list[dict] | None = None) -> str:
     """The README.md of the dataset: `DatasetCardData` metadata (license, tasks, configs) over the prose
     of assets/dataset_card.md, read back through `DatasetCard` (which checks the metadata block)."""
     from huggingface_hub import DatasetCard, DatasetCardData
@@ -237,7 +239,7 @@ def dataset_card(build: BuildDir, *, repo_id: str | None = None, format: str = "
         tasks.add("visual-question-answering")
     data = DatasetCardData(license=f.license, pretty_name=f.name, task_categories=sorted(tasks),
                            tags=["video", "synthetic", "vdata"], size_categories=[_size_category(total)],
-                           configs=configs or None)
+                           configs=configs or None, dataset_info=dataset_info or None)
     stats = {s.get("stage"): s for s in f.stages}
     pipeline = [{"name": name, "settings": _md(redact_config(_fmt_settings(kw), secrets)),
                  "rows_in": stats.get(name, {}).get("rows_in", ""), "rows_out": stats.get(name, {}).get("rows_out", ""),
@@ -257,14 +259,13 @@ def dataset_card(build: BuildDir, *, repo_id: str | None = None, format: str = "
 
 
 def write_card(out_dir: str, path: str | None = None, repo_id: str | None = None) -> str:
-    """`vdata card OUT`: write the dataset card for a build (default `OUT/README.md`)."""
-    from vdata.exporters.parquet import PARQUET_SUBSETS
-
+    """`vdata card OUT`: write the dataset card for a build (default `OUT/README.md`). Its `configs:`
+    name the build's own files (`vdata.exporters.hf_local`), so `datasets.load_dataset(OUT)` keeps
+    working; `vdata push` writes the card of the Hub layout into the staging folder instead."""
     build = open_build(out_dir)
     facts = gather_facts(build)
-    present = [s for s in PARQUET_SUBSETS if s in facts.rows_by_subset]
-    configs = configs_yaml({s: f"data/{s}/train-*.parquet" for s in present})
-    text = dataset_card(build, repo_id=repo_id, configs=configs, facts=facts)
+    keys = local_card_data(build)
+    text = dataset_card(build, repo_id=repo_id, configs=keys["configs"], facts=facts, dataset_info=keys["dataset_info"])
     path = path or os.path.join(build.path, "README.md")
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
@@ -280,6 +281,7 @@ class Staged:
     ignore: list
     files: int
     notes: list
+    dataset_info: list = field(default_factory=list)   # README `dataset_info:` (features) per config
 
 
 def zip_videos(folder: str, max_bytes: int = ZIP_SHARD_BYTES) -> list[str]:
@@ -326,16 +328,16 @@ def stage(out_dir: str, folder: str, format: str = "parquet", repo_id: str | Non
         raise ExportError(f"push format must be one of {', '.join(PUSH_FORMATS)}, not {format!r}")
     os.makedirs(folder, exist_ok=True)
     common = dict(time_format=time_format, media="link", bucket_media=True)
-    notes, ignore = [], []
+    notes, ignore, dataset_info = [], [], []
     if format == "parquet" and open_build(out_dir).level == "haystack_items":
         # a `vdata haystack` benchmark: its items and videos as the `haystack` config (its lmms-eval folder
         # and zip shards are written by the haystack run itself)
         res = export(out_dir, folder, "parquet", **common)
-        configs = configs_yaml({s: f"data/{s}/train-*.parquet" for s in res.rows})
+        configs, dataset_info = res.configs, res.dataset_info
         notes.append(res.summary())
     elif format == "parquet":
         res = export(out_dir, folder, "parquet", **common)
-        configs = configs_yaml({s: f"data/{s}/train-*.parquet" for s in res.rows})
+        configs, dataset_info = res.configs, res.dataset_info   # by split; frames typed as images
         export(out_dir, folder, "sharegpt", **common)
         notes.append(res.summary())
         try:   # captions only: nothing to evaluate, so no lmms-eval task folder
@@ -361,7 +363,7 @@ def stage(out_dir: str, folder: str, format: str = "parquet", repo_id: str | Non
     for c in configs[:1]:
         c["default"] = True
     n = sum(1 for dp, _, fn in os.walk(folder, followlinks=True) for _ in fn)
-    return Staged(folder, configs, ignore, n, notes)
+    return Staged(folder, configs, ignore, n, notes, dataset_info)
 
 
 def _stem(res) -> str:
@@ -418,7 +420,8 @@ def push(out_dir: str, repo_id: str, *, private: bool = False, format: str = "pa
     build = open_build(out_dir)
     folder = staging_dir or os.path.join(build.path, "_hub", format)
     staged = stage(out_dir, folder, format=format, repo_id=repo_id, time_format=time_format)
-    card = dataset_card(build, repo_id=repo_id, format=format, configs=staged.configs, secrets=[tok])
+    card = dataset_card(build, repo_id=repo_id, format=format, configs=staged.configs, secrets=[tok],
+                        dataset_info=staged.dataset_info)
     with open(os.path.join(folder, "README.md"), "w", encoding="utf-8") as fh:
         fh.write(card)
     if log:

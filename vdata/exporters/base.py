@@ -42,6 +42,8 @@ class ExportResult:
     skipped: dict[str, int] = field(default_factory=dict)     # dropped samples by reason
     media: dict = field(default_factory=dict)                 # copied / linked / cut / referenced / failed
     notes: list[str] = field(default_factory=list)
+    configs: list[dict] = field(default_factory=list)        # README `configs:` of a `datasets` layout (parquet)
+    dataset_info: list[dict] = field(default_factory=list)   # README `dataset_info:` (features) of that layout
 
     @property
     def total(self) -> int:

@@ -2,7 +2,7 @@
 
 Layout (what `push_to_hub` writes for several configs):
 
-    <dest>/data/<subset>/train-00000-of-00002.parquet
+    <dest>/data/<subset>/<split>-00000-of-00002.parquet   (split: train / validation / test, by video)
     <dest>/README.md          YAML `configs:` so that `load_dataset(<dest>, "<subset>")` works
     <dest>/videos/...         the media (copy / link), unless --media none
 
@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from vdata.schemas import records as R
+from vdata.schemas.config import SPLIT_NAMES
 
 from .base import ExportOptions, ExportResult, prepare
 from .source import SUBSETS, BuildDir, Item, subset_of, table_rows
@@ -41,13 +42,17 @@ def row_subsets(table: pa.Table, level: str) -> list[str]:
     return ["captions" if c else "clips" for c in caps]
 
 
-def configs_yaml(configs: dict[str, str], split: str = "train") -> list[dict]:
-    """README `configs:` entries: {subset: glob of its files}."""
-    return [{"config_name": name, "data_files": [{"split": split, "path": glob}]} for name, glob in configs.items()]
+def configs_yaml(configs: dict[str, str | dict[str, str]], split: str = "train") -> list[dict]:
+    """README `configs:` entries: {subset: glob of its files} (all in `split`) or {subset: {split: glob}}."""
+    return [{"config_name": name, "data_files": [{"split": sp, "path": glob}
+                                                 for sp, glob in (files.items() if isinstance(files, dict) else [(split, files)])]}
+            for name, files in configs.items()]
 
 
-def write_readme_configs(dest: str, configs: dict[str, str], split: str = "train") -> None:
-    header = yaml.safe_dump({"configs": configs_yaml(configs, split)}, sort_keys=False)
+def write_readme_configs(dest: str, configs: dict[str, str | dict[str, str]], split: str = "train",
+                         dataset_info: list[dict] | None = None) -> None:
+    keys = {"configs": configs_yaml(configs, split), **({"dataset_info": dataset_info} if dataset_info else {})}
+    header = yaml.safe_dump(keys, sort_keys=False)
     with open(os.path.join(dest, "README.md"), "w") as f:
         f.write(f"---\n{header}---\n\nCanonical vdata records; load with `datasets.load_dataset(path, <config>)`.\n")
 
@@ -56,9 +61,11 @@ def export(build: BuildDir, dest: str, opts: ExportOptions, rows_per_shard: int 
     if build.level == "haystack_items":
         return export_haystack_items(build, dest, opts, rows_per_shard)
     table = build.read_table()
+    splits = build.row_splits()
     if opts.tasks and R.TASK in table.column_names:
-        keep = pa.array([t in opts.tasks for t in table.column(R.TASK).to_pylist()])
-        table = table.filter(keep)
+        keep = [t in opts.tasks for t in table.column(R.TASK).to_pylist()]
+        table = table.filter(pa.array(keep))
+        splits = [s for s, k in zip(splits, keep) if k]
     subsets = row_subsets(table, build.level)
     media_cols = [c for c in MEDIA_COLUMNS if c in table.column_names]   # all the media planner looks at
     items = [Item(row, s) for row, s in zip(table_rows(table.select(media_cols)), subsets)]
@@ -73,31 +80,43 @@ def export(build: BuildDir, dest: str, opts: ExportOptions, rows_per_shard: int 
     kept_subsets = [subsets[i] for i in index]
     result = ExportResult("parquet", planner.dest, media=planner.stats, skipped=dict(skipped))
     result.notes.append("times are canonical float seconds (video-absolute); --time does not apply to parquet")
-    write_subsets(result, planner.dest, out, kept_subsets, rows_per_shard)
+    write_subsets(result, planner.dest, out, kept_subsets, rows_per_shard, [splits[i] for i in index])
     return result
 
 
-def write_subsets(result: ExportResult, dest: str, out: pa.Table, subsets: list[str], rows_per_shard: int) -> None:
-    """`out` row i goes to subset `subsets[i]`: data/<subset>/train-*.parquet, plus the README configs."""
-    configs = {}
+def write_subsets(result: ExportResult, dest: str, out: pa.Table, subsets: list[str], rows_per_shard: int,
+                  splits: list[str] | None = None) -> None:
+    """`out` row i goes to subset `subsets[i]`, split `splits[i]` (default train):
+    data/<subset>/<split>-*.parquet, plus the README `configs:` and `dataset_info:` (`frames` as
+    images, see hf_local.py), also kept in `result.configs` / `result.dataset_info`."""
+    from .hf_local import dataset_info_yaml, hf_features
+
+    splits = splits or ["train"] * out.num_rows
+    configs: dict[str, dict[str, str]] = {}
     for subset in PARQUET_SUBSETS:
-        idx = [i for i, s in enumerate(subsets) if s == subset]
-        if not idx:
+        if subset not in subsets:
             continue
-        part = out.take(pa.array(idx, pa.int64()))
         folder = os.path.join(dest, "data", subset)
         os.makedirs(folder, exist_ok=True)
         for old in os.listdir(folder):   # a re-export replaces the subset's shards
             if old.endswith(".parquet"):
                 os.remove(os.path.join(folder, old))
-        n = max(1, math.ceil(part.num_rows / rows_per_shard))
-        for k in range(n):
-            rel = f"data/{subset}/train-{k:05d}-of-{n:05d}.parquet"
-            pq.write_table(part.slice(k * rows_per_shard, rows_per_shard), os.path.join(dest, rel), compression="zstd")
-            result.files.append(rel)
-        result.rows[subset] = part.num_rows
-        configs[subset] = f"data/{subset}/train-*.parquet"
-    write_readme_configs(dest, configs)
+        for split in SPLIT_NAMES:
+            idx = [i for i, (s, sp) in enumerate(zip(subsets, splits)) if s == subset and sp == split]
+            if not idx:
+                continue
+            part = out.take(pa.array(idx, pa.int64()))
+            n = max(1, math.ceil(part.num_rows / rows_per_shard))
+            for k in range(n):
+                rel = f"data/{subset}/{split}-{k:05d}-of-{n:05d}.parquet"
+                pq.write_table(part.slice(k * rows_per_shard, rows_per_shard), os.path.join(dest, rel), compression="zstd")
+                result.files.append(rel)
+            result.rows[subset] = result.rows.get(subset, 0) + part.num_rows
+            configs.setdefault(subset, {})[split] = f"data/{subset}/{split}-*.parquet"
+    features = hf_features(out.schema)
+    result.configs = configs_yaml(configs)
+    result.dataset_info = [dataset_info_yaml(name, features) for name in configs]
+    write_readme_configs(dest, configs, dataset_info=result.dataset_info)
     result.files.append("README.md")
 
 

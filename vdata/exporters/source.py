@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vdata.schemas import records as R
+from vdata.schemas.config import SPLIT_NAMES
 
 DATA_LEVELS = ("samples", "haystack", "clips", "videos")
+# The sink files kept rows by their video's split (`SplitsConfig`): `<level>/part-…-<split>.parquet`.
+_SPLIT_OF_FILE = re.compile(r"-(%s)\.parquet$" % "|".join(SPLIT_NAMES))
 HAYSTACK_ITEMS = "items.parquet"   # `vdata haystack` output: its own item schema (vdata.schemas.haystack)
 
 # The subsets a dataset is split into (one JSON / config / task each), after LLaVA-Video-178K's
@@ -118,6 +122,10 @@ class BuildDir:
         tables = [pq.read_table(f, columns=cols) for f in self.data_files]
         return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
 
+    def row_splits(self) -> list[str]:
+        """The split of each row of `read_table()`, in its order (from the names of the data files)."""
+        return [split for f in self.data_files for split in [split_of_file(f)] * pq.ParquetFile(f).metadata.num_rows]
+
     def read_rejects(self) -> pa.Table:
         if not self.rejects_files:
             return R.REJECT_SCHEMA.empty_table()
@@ -193,6 +201,17 @@ def open_build(path: str) -> BuildDir:
                         [rej] if os.path.isfile(rej) else [])
     raise ExportError(f"{path}: no data Parquet in any of {', '.join(f'{lv}/' for lv in DATA_LEVELS)} "
                       "(is this the output.dir of a finished `vdata build`?)")
+
+
+def split_of_file(path: str) -> str:
+    """The split a data part holds, from its name; a part named without one (written before splits,
+    or by hand) is train."""
+    m = _SPLIT_OF_FILE.search(os.path.basename(path))
+    return m.group(1) if m else "train"
+
+
+def split_named(path: str) -> bool:
+    return bool(_SPLIT_OF_FILE.search(os.path.basename(path)))
 
 
 def _parquet_files(folder: str) -> list[str]:

@@ -374,11 +374,40 @@ def _write_atomic(table: pa.Table, path: str) -> None:
     os.replace(tmp, path)
 
 
-def make_sink(data_dir: str, rejects_dir: str, ledger_dir: str, data_schema: pa.Schema, rows_per_file: int, run_id: str):
+def write_split_parts(table: pa.Table, name: str, data_dir: str, rejects_dir: str, ledger_dir: str,
+                      data_schema: pa.Schema, splits=None) -> dict:
+    """Kept rows → one part per split, `<data_dir>/<name>-<split>.parquet` (a video's split from
+    `splits.split_of(video_id)`; every kept row is in `train` when `splits` is None), so that `datasets`
+    loads a split by a glob; rejects → `<rejects_dir>/<name>.parquet`. Each part is committed by its own
+    ledger entry holding the mass of its rows (see checkpoint.py), written after the part."""
+    rejected = pc.is_valid(table[R.REJECT_REASON]) if R.REJECT_REASON in table.column_names else None
+    if splits is None:
+        labels = ["train"] * table.num_rows
+    else:
+        ids = table[R.VIDEO_ID].to_pylist() if R.VIDEO_ID in table.column_names else [None] * table.num_rows
+        labels = [splits.split_of(v or uri) for v, uri in zip(ids, table[R.SOURCE_URI].to_pylist())]
+    if rejected is not None:
+        labels = [None if r else lab for lab, r in zip(labels, rejected.to_pylist())]
+    out = {"rows": 0, "rejects": 0, "files": []}
+    for label in dict.fromkeys(labels):
+        part = table.filter(pa.array([lab == label for lab in labels], pa.bool_()))
+        kept, rej = split_table(part, data_schema)
+        part_name = f"{name}.parquet" if label is None else f"{name}-{label}.parquet"
+        path = os.path.join(rejects_dir if label is None else data_dir, part_name)
+        _write_atomic(rej if label is None else kept, path)
+        write_ledger(ledger_dir, part_name, mass_by_source(part), kept.num_rows, rej.num_rows)
+        out["rows"] += kept.num_rows
+        out["rejects"] += rej.num_rows
+        out["files"].append(path)
+    return out
+
+
+def make_sink(data_dir: str, rejects_dir: str, ledger_dir: str, data_schema: pa.Schema, rows_per_file: int, run_id: str,
+              splits=None):
     from ray.data import Datasink
 
     class VdataSink(Datasink):
-        """Kept rows → data_dir, rejects → rejects_dir; one file per write task (≈ rows_per_file rows)."""
+        """Kept rows → data_dir (one file per split), rejects → rejects_dir; per write task (≈ rows_per_file rows)."""
 
         def on_write_start(self, schema=None):
             for d in (data_dir, rejects_dir, ledger_dir):
@@ -390,18 +419,8 @@ def make_sink(data_dir: str, rejects_dir: str, ledger_dir: str, data_schema: pa.
             if not tables:
                 return {"rows": 0, "rejects": 0, "files": []}
             table = pa.concat_tables(tables, promote_options="permissive")
-            kept, rej = split_table(table, data_schema)
-            name = f"part-{run_id}-{ctx.task_idx:05d}-{uuid.uuid4().hex[:8]}.parquet"
-            files = []
-            if kept.num_rows:
-                _write_atomic(kept, os.path.join(data_dir, name))
-                files.append(os.path.join(data_dir, name))
-            if rej.num_rows:
-                _write_atomic(rej, os.path.join(rejects_dir, name))
-                files.append(os.path.join(rejects_dir, name))
-            # The ledger entry is written last: it is the commit mark of this part (see checkpoint.py).
-            write_ledger(ledger_dir, name, mass_by_source(table), kept.num_rows, rej.num_rows)
-            return {"rows": kept.num_rows, "rejects": rej.num_rows, "files": files}
+            name = f"part-{run_id}-{ctx.task_idx:05d}-{uuid.uuid4().hex[:8]}"
+            return write_split_parts(table, name, data_dir, rejects_dir, ledger_dir, data_schema, splits)
 
         def on_write_complete(self, write_result):
             self.results = list(write_result.write_returns)

@@ -213,8 +213,11 @@ def plan_text(plan: Plan, cpus: int | None = None, gpus: int | None = None) -> s
             lines.append(f"       {e['stage']:<13} -> {e['teacher']:<12} {e['requests'] * 1000:>10,.0f} requests  "
                          f"{e['prompt_tokens'] * 1000:>14,.0f} prompt tokens  "
                          f"<= {e['completion_tokens'] * 1000:>12,.0f} completion tokens  (per 1,000 {e['per']}s)")
-    lines.append(f"  output: {plan.data_dir}/*.parquet ({len(plan.data_schema)} columns), "
-                 f"{plan.rejects_dir}/*.parquet, {plan.output_dir}/manifest.json")
+    sp = plan.config.output.splits
+    shares = ", ".join(f"{name} {share:.0%}" for name, share in (("validation", sp.validation), ("test", sp.test)) if share)
+    lines.append(f"  output: {plan.data_dir}/*-<split>.parquet ({len(plan.data_schema)} columns), "
+                 f"{plan.rejects_dir}/*.parquet, {plan.output_dir}/manifest.json, README.md (datasets.load_dataset)")
+    lines.append(f"  splits by video (seed {sp.seed}): " + (f"{shares}, the rest train" if shares else "all train"))
     return redact("\n".join(lines), plan.config.secrets)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from vdata.exporters.hf_local import refresh_card
 from vdata.schemas import records as R
 from vdata.schemas.config import BuildConfig, ConfigError
 from vdata.schemas.secrets import redact
@@ -56,7 +57,7 @@ def _prepare_output(plan: Plan, console) -> tuple[set[str], dict]:
     cfg = plan.config
     level_dirs = [os.path.join(out, lv) for lv in ("videos", "clips", "samples")]
     state = checkpoint.read_state(out)
-    hashes = cfg.stage_hashes()
+    hashes = cfg.stage_hashes() + [f"splits:{cfg.output.splits.model_dump_json()}"]   # rows are filed by split
     has_data = any(os.path.isdir(p) and os.listdir(p) for p in level_dirs + [plan.rejects_dir])
     resumable = (cfg.output.mode == "resume" and state is not None and state.get("stage_hashes") == hashes)
     if has_data and cfg.output.mode == "error":
@@ -270,7 +271,7 @@ def _execute_quietly(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: Run
                 compute = ray.data.TaskPoolStrategy(size=r.concurrency) if r.concurrency else None
                 ds = ds.map_batches(X.StageTask(*args), compute=compute, **common)
         sink = X.make_sink(plan.data_dir, plan.rejects_dir, checkpoint.ledger_dir(plan.output_dir), plan.data_schema,
-                           cfg.output.rows_per_file, run_id)
+                           cfg.output.rows_per_file, run_id, splits=cfg.output.splits)
         # Different resources keep Ray from fusing the stages into the write: fused, the write's
         # rows-per-file bundling would funnel every video through one task.
         if display.progress:
@@ -387,6 +388,7 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
     except Exception as e:  # the dataset is complete; a report problem must not fail the build
         console.print(f"[yellow]report not written[/]: {type(e).__name__}: {e}")
     exports = _write_exports(cfg, plan, console, refresh=bool(sources))
+    refresh_card(plan.output_dir)   # README.md: `datasets.load_dataset(output_dir)` reads the kept rows
     return BuildResult(plan.output_dir, plan.data_dir, rows, rejects_table.num_rows, by_reason, stage_stats, wall,
                        manifest_path, files, exports, resumed_complete=already, ran=bool(sources))
 

@@ -112,8 +112,41 @@ class ExportSpec(_Strict):
         return self
 
 
+SPLIT_NAMES = ("train", "validation", "test")
+
+
+class SplitsConfig(_Strict):
+    """Train / validation / test by video: every row of a video lands in one split, so no video is in two.
+
+    A video's split is a seeded hash of its `video_id` (its content hash), so it does not depend on
+    which other videos the build has, and a resumed or extended build keeps every earlier assignment.
+    The shares are expected sizes: with few videos a split may come out empty.
+    """
+
+    test: float = Field(0.1, ge=0.0, lt=1.0)
+    validation: float = Field(0.0, ge=0.0, lt=1.0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _leaves_train(self):
+        if self.test + self.validation >= 1.0:
+            raise ValueError(f"test + validation must be below 1 to leave a train split "
+                             f"(got {self.test} + {self.validation})")
+        return self
+
+    def split_of(self, video_key: str) -> str:
+        digest = hashlib.sha256(f"{self.seed}:{video_key}".encode()).digest()
+        u = int.from_bytes(digest[:8], "big") / 2.0**64   # uniform in [0, 1)
+        if u < self.test:
+            return "test"
+        return "validation" if u < self.test + self.validation else "train"
+
+
 class OutputConfig(_Strict):
     dir: str
+    # kept rows are written per split (`<level>/part-…-<split>.parquet`), so `datasets` loads each split
+    # by a glob; see vdata/exporters/hf_local.py
+    splits: SplitsConfig = Field(default_factory=SplitsConfig)
     exports: list[ExportSpec] = Field(default_factory=list)
     rows_per_file: int = Field(5000, ge=1)
     # resume: continue an interrupted run with the same config (a changed config rebuilds);

@@ -1,0 +1,199 @@
+"""A build directory is a Hugging Face `datasets` folder: `datasets.load_dataset(output_dir)` opens it.
+
+Real builds (probe → shots → frames on rendered videos, real Ray Data), then the real `datasets` loader
+on the build dir: it reads the kept rows by split (disjoint by video), decodes frames as images, leaves
+`rejects/`, `_cache/` and `exports/` alone, and still does so after `vdata card` rewrites the card.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vdata.media.hashing import content_id
+from vdata.media.synth import Segment, render_segments
+from vdata.pipelines.runner import build
+from vdata.schemas import records as R
+from vdata.schemas.config import ConfigError, SplitsConfig, parse_config
+
+SOURCES = ("testsrc2", "smptebars", "mandelbrot", "rgbtestsrc", "testsrc", "color=c=0x2060c0")
+TEST_SHARE = 0.5
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> list[str]:
+    d = tmp_path_factory.mktemp("hf_videos")
+    paths = []
+    for i, (a, b) in enumerate(list(zip(SOURCES, SOURCES[1:]))[:4]):
+        path = str(d / f"v{i}.mp4")
+        render_segments(path, [Segment(a, 1.5), Segment(b, 1.5)], size=(160, 96))
+        paths.append(path)
+    (d / "broken.mp4").write_bytes(b"this is not a video")   # a reject row
+    return paths
+
+
+@pytest.fixture(scope="module")
+def seed(videos) -> int:
+    """The first seed that puts these videos in both splits (a video's split depends only on its
+    content id and the seed): a test split that came out empty would prove nothing."""
+    ids = [content_id(v) for v in videos]
+    return next(s for s in range(100) if len({SplitsConfig(test=TEST_SHARE, seed=s).split_of(i) for i in ids}) == 2)
+
+
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory, ray_local, videos, seed) -> str:
+    out = tmp_path_factory.mktemp("hf_build") / "out"
+    cfg = parse_config({
+        "name": "hf-layout", "input": [{"path": os.path.dirname(videos[0])}],
+        "output": {"dir": str(out), "splits": {"test": TEST_SHARE, "seed": seed},
+                   "exports": [{"format": "parquet", "media": "none"}]},   # exports/ holds other Parquet
+        "stages": [{"probe": {}}, {"shots": {}}, {"frames": {"num_frames": 2}}]})
+    result = build(cfg, progress=False)
+    assert result.rows > 0 and result.rejects >= 1
+    assert any(Path(out, "exports", "parquet").rglob("*.parquet")) and Path(out, "_cache").is_dir()
+    return str(out)
+
+
+def _load(path: str, tmp_path, *args):
+    import datasets
+
+    return datasets.load_dataset(path, *args, cache_dir=str(tmp_path / "hf_cache"))
+
+
+def test_load_dataset_opens_the_build_dir_by_split_with_frames_as_images(build_dir, tmp_path, videos, seed):
+    import datasets
+    import pyarrow.dataset as pads
+    from PIL import Image
+
+    ds = _load(build_dir, tmp_path)
+    assert set(ds) == {"train", "test"}
+    kept = pads.dataset(os.path.join(build_dir, "clips"), format="parquet").to_table()
+    assert sum(ds[s].num_rows for s in ds) == kept.num_rows   # the kept rows, nothing from exports/ or _cache/
+    assert set(ds["train"].column_names) == set(kept.column_names)   # no export-only `video` column
+    # frames decode as images; the other columns keep their Arrow types
+    frames = ds["train"].features[R.FRAMES]
+    assert isinstance(frames, datasets.List) and isinstance(frames.feature[R.FRAME_JPEG], datasets.Image)
+    first = ds["train"][0][R.FRAMES][0]
+    assert isinstance(first[R.FRAME_JPEG], Image.Image) and first[R.FRAME_JPEG].size == (160, 96)
+    assert ds["train"].features[R.START_S] == datasets.Value("float64")
+    # disjoint by video, every video in the split its seeded hash names
+    by_split = {s: set(ds[s][R.VIDEO_ID]) for s in ds}
+    assert by_split["train"] and by_split["test"] and not by_split["train"] & by_split["test"]
+    assert by_split["train"] | by_split["test"] == {content_id(v) for v in videos}
+    splits = SplitsConfig(test=TEST_SHARE, seed=seed)
+    assert all(splits.split_of(v) == s for s, ids in by_split.items() for v in ids)
+
+
+def test_rejects_load_as_their_own_config(build_dir, tmp_path):
+    rejects = _load(build_dir, tmp_path, "rejects")["train"]
+    assert "probe" in rejects["stage"] and all(rejects["reason"])
+    assert any(u.endswith("broken.mp4") for u in rejects[R.SOURCE_URI])
+
+
+def test_card_configs_name_the_local_files_also_after_vdata_card(build_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from vdata.cli_hub import card_cmd
+
+    def front_matter() -> dict:
+        return yaml.safe_load(Path(build_dir, "README.md").read_text().split("---\n", 2)[1])
+
+    before = front_matter()
+    assert [c["config_name"] for c in before["configs"]] == ["clips", "rejects"]
+    assert {f["split"]: f["path"] for f in before["configs"][0]["data_files"]} == {
+        "train": "clips/*-train.parquet", "test": "clips/*-test.parquet"}
+    res = CliRunner().invoke(card_cmd, [build_dir])
+    assert res.exit_code == 0, res.output
+    after = front_matter()
+    assert after["configs"] == before["configs"] and after["dataset_info"] == before["dataset_info"]
+    assert after["pretty_name"] == "hf-layout" and "## Loading" in Path(build_dir, "README.md").read_text()
+    ds = _load(build_dir, tmp_path)
+    assert set(ds) == {"train", "test"}
+
+
+def test_rerun_keeps_the_assignment_and_the_card(build_dir, tmp_path, ray_local, videos, seed):
+    """A finished build run again writes nothing new; its card is refreshed, keeping its prose."""
+    readme = Path(build_dir, "README.md")
+    readme.write_text(readme.read_text() + "\nNotes kept across runs.\n")
+    files = sorted(os.listdir(os.path.join(build_dir, "clips")))
+    cfg = parse_config({
+        "name": "hf-layout", "input": [{"path": os.path.dirname(videos[0])}],
+        "output": {"dir": build_dir, "splits": {"test": TEST_SHARE, "seed": seed},
+                   "exports": [{"format": "parquet", "media": "none"}]},
+        "stages": [{"probe": {}}, {"shots": {}}, {"frames": {"num_frames": 2}}]})
+    build(cfg, progress=False)
+    assert sorted(os.listdir(os.path.join(build_dir, "clips"))) == files
+    assert "Notes kept across runs." in readme.read_text()
+    assert set(_load(build_dir, tmp_path)) == {"train", "test"}
+
+
+def test_parquet_export_keeps_the_splits_and_types_frames_as_images(build_dir, tmp_path):
+    """The `parquet` export (what `vdata push` uploads) has the build's splits per subset, and its
+    card types frames as images."""
+    import datasets
+
+    ds = _load(os.path.join(build_dir, "exports", "parquet"), tmp_path, "clips")
+    assert set(ds) == {"train", "test"}
+    assert isinstance(ds["test"].features[R.FRAMES].feature[R.FRAME_JPEG], datasets.Image)
+    local = _load(build_dir, tmp_path)
+    assert {s: sorted(ds[s][R.CLIP_ID]) for s in ds} == {s: sorted(local[s][R.CLIP_ID]) for s in local}
+
+
+def test_a_card_whose_yaml_is_broken_is_left_as_it_is(build_dir, tmp_path, caplog):
+    import shutil
+
+    from vdata.exporters.hf_local import refresh_card
+
+    copy = tmp_path / "copy"
+    shutil.copytree(build_dir, copy, ignore=shutil.ignore_patterns("_cache", "exports", "_media"))
+    broken = "---\nconfigs: [clips\n---\nmy notes\n"
+    (copy / "README.md").write_text(broken)
+    assert refresh_card(str(copy)) is None
+    assert (copy / "README.md").read_text() == broken and "not refreshed" in caplog.text
+    (copy / "README.md").unlink()   # gone: written anew
+    assert refresh_card(str(copy)) == str(copy / "README.md") and set(_load(str(copy), tmp_path)) == {"train", "test"}
+
+
+LABELS = ["cycling", "cooking", "painting", "fishing", "gardening"]
+
+
+@pytest.fixture(scope="module")
+def samples_dir(tmp_path_factory, ray_local, videos, seed) -> str:
+    """A samples-level build: generate's teacher-free `label_mcq` from a label per video (manifest)."""
+    import json
+
+    d = tmp_path_factory.mktemp("hf_samples")
+    manifest = d / "videos.jsonl"
+    manifest.write_text("".join(json.dumps({"path": v, "label": LABELS[i]}) + "\n" for i, v in enumerate(videos)))
+    cfg = parse_config({
+        "name": "hf-samples", "input": [{"manifest": str(manifest)}],
+        "output": {"dir": str(d / "out"), "splits": {"test": TEST_SHARE, "seed": seed}},
+        "stages": [{"probe": {}}, {"annotations": {"sources": {"labels": "label"}, "require": ["labels"]}},
+                   {"shots": {}}, {"frames": {"num_frames": 2}},
+                   {"generate": {"tasks": {"label_mcq": {"num_options": 3, "vocabulary": LABELS}}}}]})
+    result = build(cfg, progress=False)
+    assert result.rows > 0 and result.data_dir.endswith("samples")
+    return str(d / "out")
+
+
+def test_a_samples_build_loads_by_split_with_its_clips_frames(samples_dir, tmp_path, videos):
+    import datasets
+
+    ds = _load(samples_dir, tmp_path)
+    assert set(ds) == {"train", "test"}
+    assert isinstance(ds["train"].features[R.FRAMES].feature[R.FRAME_JPEG], datasets.Image)
+    assert set(ds["train"][R.TASK]) == {"label_mcq"}
+    by_split = {s: set(ds[s][R.VIDEO_ID]) for s in ds}
+    assert not by_split["train"] & by_split["test"]
+    assert by_split["train"] | by_split["test"] == {content_id(v) for v in videos}
+
+
+def test_split_shares_are_checked_with_their_key_path(tmp_path):
+    with pytest.raises(ConfigError, match=r"output\.splits\.test"):
+        parse_config({"output": {"dir": str(tmp_path), "splits": {"test": 1.5}}, "input": [{"path": str(tmp_path)}],
+                      "stages": [{"probe": {}}]})
+    with pytest.raises(ConfigError, match=r"output\.splits"):
+        parse_config({"output": {"dir": str(tmp_path), "splits": {"test": 0.6, "validation": 0.5}},
+                      "input": [{"path": str(tmp_path)}], "stages": [{"probe": {}}]})

@@ -1,0 +1,137 @@
+"""The build directory as a Hugging Face `datasets` folder: `datasets.load_dataset(output_dir)` works.
+
+A build dir holds more than data (`rejects/`, `_cache/`, `exports/`, `_hub/`, clip files), so
+`datasets` must not guess what to read. The card's YAML names it (`datasets` reads a local folder's
+README.md the way the Hub does):
+
+- `configs:` one config named after the row level (`samples`, `clips` or `videos`, the default) whose
+  `data_files` are the kept-row parts of each split (`<level>/*-<split>.parquet`: the sink files rows
+  by the video's split, see `SplitsConfig`), and a `rejects` config over `rejects/*.parquet`;
+- `dataset_info:` the features of the level config, from the Parquet schema, with the JPEG bytes of
+  `frames` typed as `datasets.Image()`, so that loading decodes them to images and the Hub viewer
+  shows thumbnails (storage stays `list<struct<timestamp_s, jpeg>>`: `Image` casts binary on read).
+
+`refresh_card()` writes these two keys into `<out>/README.md` after every build and keeps the rest of
+the card (the prose `vdata card` writes) as it is.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import pyarrow as pa
+
+from vdata.schemas import records as R
+from vdata.schemas.config import SPLIT_NAMES
+
+from .source import BuildDir, ExportError, open_build, split_named, split_of_file
+
+REJECTS_CONFIG = "rejects"
+CARD_BODY = ("\nA vdata build. `datasets.load_dataset(\"<this folder>\")` loads the kept "
+             "rows by split; `datasets.load_dataset(\"<this folder>\", \"rejects\")` the dropped ones with their "
+             "reasons. `vdata card <this folder>` writes the full dataset card.\n")
+
+
+def split_files(build: BuildDir) -> dict[str, list[str]]:
+    """Data parts by split, in SPLIT_NAMES order; splits without a part are left out."""
+    by_split: dict[str, list[str]] = {s: [] for s in SPLIT_NAMES}
+    for f in build.data_files:
+        by_split[split_of_file(f)].append(f)
+    return {s: files for s, files in by_split.items() if files}
+
+
+def local_configs(build: BuildDir) -> list[dict]:
+    """README `configs:` that name the build's own files (paths relative to the build dir)."""
+    configs = []
+    if build.level != "haystack_items":
+        by_split = split_files(build)
+        named_by_split = all(split_named(f) for f in build.data_files)
+        data_files = []
+        for split, files in by_split.items():
+            # a glob keeps the card short; a part named without its split is listed by name
+            paths = (f"{build.level}/*-{split}.parquet" if named_by_split
+                     else sorted(os.path.relpath(f, build.path) for f in files))
+            data_files.append({"split": split, "path": paths})
+        if data_files:
+            configs.append({"config_name": build.level, "data_files": data_files, "default": True})
+    else:   # a `vdata haystack` benchmark folder: one file of items
+        configs.append({"config_name": "haystack", "default": True,
+                        "data_files": [{"split": "test", "path": os.path.basename(build.data_files[0])}]})
+    if build.rejects_files:
+        configs.append({"config_name": REJECTS_CONFIG,
+                        "data_files": [{"split": "train", "path": _rejects_glob(build)}]})
+    return configs
+
+
+def _rejects_glob(build: BuildDir) -> str:
+    rel = os.path.relpath(build.rejects_files[0], build.path)
+    return rel if build.level == "haystack_items" else "rejects/*.parquet"
+
+
+def frames_feature():
+    """`frames` as `datasets` features: each item's JPEG bytes an `Image()`, its time a float."""
+    import datasets
+
+    return datasets.List({R.FRAME_TIMESTAMP_S: datasets.Value("float64"), R.FRAME_JPEG: datasets.Image()})
+
+
+def hf_features(schema: pa.Schema):
+    """`datasets.Features` of a Parquet schema, with `frames` decoded as images. (A video stays a path
+    string: `datasets.Video()` would decode it with torchcodec, which vdata does not install, and the Hub
+    resolves no relative file path inside Parquet.)"""
+    import datasets
+
+    features = datasets.Features.from_arrow_schema(schema.remove_metadata())
+    if R.FRAMES in features and schema.field(R.FRAMES).type == R.FIELD_TYPES[R.FRAMES]:
+        features[R.FRAMES] = frames_feature()
+    return features
+
+
+def dataset_info_yaml(config_name: str, features) -> dict:
+    """One `dataset_info:` entry of the card: the features of `config_name`, in the card's YAML form."""
+    import datasets
+
+    return {"config_name": config_name, "features": datasets.DatasetInfo(features=features)._to_yaml_dict()["features"]}
+
+
+def local_card_data(build: BuildDir) -> dict:
+    """The card keys that make `load_dataset(build.path)` read the build: `configs` and `dataset_info`."""
+    configs = local_configs(build)
+    infos = []
+    if configs and configs[0]["config_name"] == build.level and build.data_files:
+        infos.append(dataset_info_yaml(build.level, hf_features(build.schema)))
+    return {"configs": configs, "dataset_info": infos}
+
+
+def refresh_card(out_dir: str) -> str | None:
+    """Write (or update) `<out_dir>/README.md` so that `datasets.load_dataset(out_dir)` opens the build.
+
+    An existing card keeps its text and other metadata; only `configs` and `dataset_info` are replaced.
+    Returns the card's path, or None when the folder holds neither kept rows nor rejects.
+    """
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    try:
+        build = open_build(out_dir)
+    except ExportError:   # nothing kept: the rejects may still be worth loading
+        rejects = sorted(f for f in os.listdir(os.path.join(out_dir, "rejects")) if f.endswith(".parquet")) \
+            if os.path.isdir(os.path.join(out_dir, "rejects")) else []
+        if not rejects:
+            return None
+        build = BuildDir(os.path.abspath(out_dir), {}, "samples", [], [os.path.join(out_dir, "rejects", f) for f in rejects])
+    keys = local_card_data(build)
+    path = os.path.join(build.path, "README.md")
+    if os.path.exists(path):
+        try:
+            card = DatasetCard.load(path)
+        except Exception as e:   # a hand-edited card whose YAML no longer parses: say so, never clobber it
+            logging.getLogger("vdata").warning("%s not refreshed (%s: %s): fix its YAML header, or delete it to "
+                                               "have it rewritten", path, type(e).__name__, e)
+            return None
+        card.data.configs = keys["configs"]
+        card.data.dataset_info = keys["dataset_info"] or None
+    else:
+        data = DatasetCardData(configs=keys["configs"], dataset_info=keys["dataset_info"] or None)
+        card = DatasetCard(f"---\n{data.to_yaml()}\n---\n{CARD_BODY}")
+    card.save(path)
+    return path
