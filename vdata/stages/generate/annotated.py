@@ -23,7 +23,7 @@ from .clues import source_meta
 from .common import Strict, parse_lines, sample_base, stable_hash
 
 if TYPE_CHECKING:
-    from .stage import GenerateStage
+    from .common import StageView
 
 TEMPLATE_PROMPT = "template_questions"   # the shipped default question templates, `task: text` lines
 EDGE_TOLERANCE_S = 1e-3                  # an item this close past the row's edge still counts as inside
@@ -114,7 +114,7 @@ def pick_items(task: str, tcfg: TemplateTask, row: dict, items: list, per_clip: 
     return indexed
 
 
-def question_templates(stage: GenerateStage, task: str, tcfg: TemplateTask, row: dict,
+def question_templates(stage: StageView, task: str, tcfg: TemplateTask, row: dict,
                        shipped: str | None = None) -> tuple[list[str], str]:
     """The task's templates for this row and the id they are recorded (and sample ids keyed) under:
     the shipped list's prompt id (its `shipped` lines, default the task's), or `generate/<task>@config:<hash>`
@@ -167,7 +167,7 @@ def phrase(text: str) -> str:
 
 # --- rows -----------------------------------------------------------------------------------------------
 
-def template_sample(stage: GenerateStage, row: dict, task: str, index: int, prompt_id: str, qtype: str) -> dict:
+def template_sample(stage: StageView, row: dict, task: str, index: int, prompt_id: str, qtype: str) -> dict:
     out = sample_base(stage, row, task, index, prompt_id, teacher=False)
     out[R.QUESTION_TYPE] = qtype
     return out
@@ -179,7 +179,7 @@ def annotation_evidence(items: list[tuple[float, float, str]]) -> dict:
             "frame_timestamps_s": [], "transcript_spans": []}
 
 
-def missing(stage: GenerateStage, row: dict, task: str, prompt_id: str, kind: str, total: int):
+def missing(stage: StageView, row: dict, task: str, prompt_id: str, kind: str, total: int):
     """No usable `kind` item inside the row: one reject for the task (the row's other tasks go on)."""
     start, end = interval(row)
     base = sample_base(stage, row, task, 0, prompt_id, teacher=False)

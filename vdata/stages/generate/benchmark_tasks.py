@@ -40,7 +40,7 @@ from .clues import Clue, evidence
 from .common import Strict, TaskFamily, make_sample_id, parse_lines, sample_base, spans_answer, stable_hash
 
 if TYPE_CHECKING:
-    from .stage import GenerateStage
+    from .common import StageView
 
 Source = Literal["events", "segments", "chapters", "captions"]
 # Each source's clues by their id prefix, the clue-id contract of the video scope: dense events `E1…`,
@@ -144,7 +144,7 @@ def orderings(rng: random.Random, truth: tuple[str, ...], k: int) -> list[tuple[
     return [truth, *rng.sample(others, k - 1)]
 
 
-def _plan_event_order(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: EventOrderTask):
+def _plan_event_order(stage: StageView, row: dict, clues: list[Clue], tcfg: EventOrderTask):
     if not tcfg.per_clip:
         return [], []
     templates, prompt_id = question_templates(stage, "event_order", tcfg.questions)
@@ -171,7 +171,7 @@ def _plan_event_order(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: 
     return made, []
 
 
-def _event_order_item(stage: GenerateStage, row: dict, index: int, shown: list[Clue], rng: random.Random,
+def _event_order_item(stage: StageView, row: dict, index: int, shown: list[Clue], rng: random.Random,
                       n_options: int, templates: list[str], prompt_id: str, source: str, tcfg: EventOrderTask):
     labels = letters(len(shown))
     by_label = dict(zip(labels, shown))
@@ -203,7 +203,7 @@ def norm(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", (text or "").lower()))
 
 
-def question_templates(stage: GenerateStage, task: str, configured: list[str] | None) -> tuple[list[str], str]:
+def question_templates(stage: StageView, task: str, configured: list[str] | None) -> tuple[list[str], str]:
     """The task's question templates and the id samples record: the shipped list's prompt id, or
     `generate/<task>@config:<hash>` for templates given in the config."""
     if configured:

@@ -14,14 +14,14 @@ from .clues import Clue, evidence, source_meta
 from .common import Strict, TaskFamily, pick_question, sample_base
 
 if TYPE_CHECKING:
-    from .stage import GenerateStage
+    from .common import StageView
 
 
 class CaptionTask(Strict):
     per_clip: int = Field(1, ge=0, le=1)
 
 
-def _plan_caption(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: CaptionTask):
+def _plan_caption(stage: StageView, row: dict, clues: list[Clue], tcfg: CaptionTask):
     kind = "video_caption" if row.get(R.SAMPLE_SCOPE) == R.SCOPE_VIDEO else "caption"
     caption = next((c for c in clues if c.kind == kind), None)
     if not tcfg.per_clip or caption is None:
@@ -37,7 +37,7 @@ def _plan_caption(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: Capt
     return [out], []
 
 
-def _full_text(stage: GenerateStage, row: dict, kind: str) -> str | None:
+def _full_text(stage: StageView, row: dict, kind: str) -> str | None:
     """The caption as written (a clue's text may be bounded for the prompt)."""
     if kind == "caption":
         return row.get(R.CAPTION)

@@ -36,7 +36,7 @@ from .qa import answer_position
 from .questions import QuestionTask, plan_questions, read_question
 
 if TYPE_CHECKING:
-    from .stage import GenerateStage
+    from .common import StageView
 
 
 class ClueQATask(QuestionTask):
@@ -50,7 +50,7 @@ class FalsePremiseTask(Strict):
     mcq: bool = True                     # also write the MCQ form (distractors accept the premise)
 
 
-def _cited_ids(stage: GenerateStage, base: dict, reply: dict, clues: list[Clue], task: str):
+def _cited_ids(stage: StageView, base: dict, reply: dict, clues: list[Clue], task: str):
     """The cited clues, or a reject when the reply cites none or an id that is not a clue of this row."""
     by_id = {c.id: c for c in clues}
     ids = [i for i in (reply.get("evidence") or []) if isinstance(i, str)]
@@ -72,7 +72,7 @@ def _mcq_row(base: dict, answer: str, others: list[str], position: int) -> dict:
 
 # --- clue_qa
 
-def _clue_qa_fields(stage: GenerateStage, tcfg: ClueQATask, ids: list[str]) -> tuple[dict, dict]:
+def _clue_qa_fields(stage: StageView, tcfg: ClueQATask, ids: list[str]) -> tuple[dict, dict]:
     k = tcfg.num_options
     option = text_field(min(stage.config.max_answer_chars, 120))
     props = {"answer": option, "distractors": {"type": "array", "items": option, "minItems": k - 1, "maxItems": k - 1},
@@ -80,7 +80,7 @@ def _clue_qa_fields(stage: GenerateStage, tcfg: ClueQATask, ids: list[str]) -> t
     return props, {"num_distractors": k - 1}
 
 
-def _finish_clue_qa(stage: GenerateStage, row, clues, p: Pending, reply: dict, base: dict, state: dict):
+def _finish_clue_qa(stage: StageView, row, clues, p: Pending, reply: dict, base: dict, state: dict):
     tcfg = stage.config.tasks.clue_qa
     bad = read_question(stage, base, reply, "clue_qa")
     if bad is not None:
@@ -111,7 +111,7 @@ CLUE_QA = TaskFamily(ClueQATask, plan_questions("clue_qa", _clue_qa_fields), _fi
 
 # --- false_premise
 
-def _plan_false_premise(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: FalsePremiseTask):
+def _plan_false_premise(stage: StageView, row: dict, clues: list[Clue], tcfg: FalsePremiseTask):
     if not tcfg.per_clip:
         return [], []
     prompt = stage.prompts["false_premise"]
@@ -133,7 +133,7 @@ def _plan_false_premise(stage: GenerateStage, row: dict, clues: list[Clue], tcfg
     return [], pending
 
 
-def _finish_false_premise(stage: GenerateStage, row, clues, p: Pending, reply: dict, base: dict, state: dict):
+def _finish_false_premise(stage: StageView, row, clues, p: Pending, reply: dict, base: dict, state: dict):
     tcfg = stage.config.tasks.false_premise
     premise = (reply.get("premise") or "").strip()
     bad = read_question(stage, base, reply, "false_premise")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import string
+from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -22,7 +23,6 @@ from .clues import Clue
 if TYPE_CHECKING:
     from vdata.stages.base import Reject
 
-    from .stage import GenerateStage
 
     Planned = tuple[list[dict], list["Pending"]]
     Rows = list[dict | Reject]
@@ -30,6 +30,20 @@ if TYPE_CHECKING:
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class StageView(Protocol):
+    """What a task family uses of the generate stage. Families are typed against this view rather than
+    `stage.StageView`, so that `stage.py` (which registers the families) is the only module that
+    knows both sides: no import runs back from a family to the stage."""
+    config: Any
+    prompts: dict[str, Prompt]
+    teacher: Any                      # the stage's default teacher, or None for teacher-free tasks
+    counters: Counter
+    fixed_questions: dict[str, list[str]]
+    type_guidance: dict[str, str]
+
+    def reject(self, row: dict, reason: str, message: str, **detail: Any) -> Reject: ...
 
 
 @dataclass
@@ -121,7 +135,7 @@ def sampling(cfg, *key: Any) -> dict:
     return s
 
 
-def teacher_request(stage: GenerateStage, prompt: Prompt, text: str, clues: list[Clue], schema: dict, name: str,
+def teacher_request(stage: StageView, prompt: Prompt, text: str, clues: list[Clue], schema: dict, name: str,
                     key: tuple):
     """A schema-bound request; frame clues travel as images."""
     from vdata.teachers import TeacherRequest
@@ -131,7 +145,7 @@ def teacher_request(stage: GenerateStage, prompt: Prompt, text: str, clues: list
                                       sampling=sampling(stage.config, *key), prompt_template_version=prompt.id)
 
 
-def sample_base(stage: GenerateStage, row: dict, task: str, index: int, prompt_id: str, *,
+def sample_base(stage: StageView, row: dict, task: str, index: int, prompt_id: str, *,
                 sid_task: str | None = None, teacher: bool = True) -> dict:
     """The clip (or video) row with empty sample columns, keyed: id, task, scope, prompt version (and
     teacher, when one wrote it). A video row's clip_id is `<video_id>:video`, so its ids are its own."""
@@ -147,7 +161,7 @@ def sample_base(stage: GenerateStage, row: dict, task: str, index: int, prompt_i
     return out
 
 
-def pick_question(stage: GenerateStage, task: str, key: str, **values) -> str:
+def pick_question(stage: StageView, task: str, key: str, **values) -> str:
     """A fixed question for a teacher-free sample, from the shipped `task_questions` list (chosen by `key`)."""
     choices = stage.fixed_questions.get(task) or [f"{task}"]
     return string.Template(choices[stable_hash(task, key) % len(choices)]).safe_substitute(**values)

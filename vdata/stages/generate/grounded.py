@@ -29,7 +29,7 @@ from .clues import Clue, cited, clue_lines, evidence
 from .common import Pending, Strict, TaskFamily, id_list, stable_hash, strict_object, teacher_request, text_field
 
 if TYPE_CHECKING:
-    from .stage import GenerateStage
+    from .common import StageView
 
 COVER_TOLERANCE_S = 0.05   # a clue within this of both row edges covers the whole row
 _STOP = {"the", "a", "an", "and", "or", "of", "to", "in", "on", "at", "is", "are", "was", "were", "be", "it", "that",
@@ -95,7 +95,7 @@ def union_span(clues: list[Clue]) -> tuple[float, float]:
 
 # --- grounded_qa
 
-def _plan_grounded(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: GroundedQATask):
+def _plan_grounded(stage: StageView, row: dict, clues: list[Clue], tcfg: GroundedQATask):
     spans = moments(row, clues)
     prompt = stage.prompts["grounded_qa"]
     clue_text = clue_lines(clues)
@@ -111,7 +111,7 @@ def _plan_grounded(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: Gro
     return [], pending
 
 
-def _finish_grounded(stage: GenerateStage, row, clues, p: Pending, reply: dict, base: dict, state: dict):
+def _finish_grounded(stage: StageView, row, clues, p: Pending, reply: dict, base: dict, state: dict):
     tcfg: GroundedQATask = stage.config.tasks.grounded_qa
     question, answer = (reply.get("question") or "").strip(), (reply.get("answer") or "").strip()
     support = cited(reply, p.extra["spans"])
@@ -132,7 +132,7 @@ GROUNDED_QA = TaskFamily(GroundedQATask, _plan_grounded, _finish_grounded, promp
 
 # --- reasoning_localization
 
-def _plan_rtl(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: ReasoningLocalizationTask):
+def _plan_rtl(stage: StageView, row: dict, clues: list[Clue], tcfg: ReasoningLocalizationTask):
     spans = moments(row, clues)
     prompt = stage.prompts["reasoning_localization"]
     clue_text = clue_lines(clues)
@@ -148,7 +148,7 @@ def _plan_rtl(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: Reasonin
     return [], pending
 
 
-def _finish_rtl(stage: GenerateStage, row, clues, p: Pending, reply: dict, base: dict, state: dict):
+def _finish_rtl(stage: StageView, row, clues, p: Pending, reply: dict, base: dict, state: dict):
     tcfg: ReasoningLocalizationTask = stage.config.tasks.reasoning_localization
     target: Clue = p.extra["target"]
     question, why = (reply.get("question") or "").strip(), (reply.get("explanation") or "").strip()

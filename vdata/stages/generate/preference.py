@@ -32,7 +32,7 @@ from .common import (Pending, Strict, TaskFamily, sample_base, sampling, stable_
                      text_field)
 
 if TYPE_CHECKING:
-    from .stage import GenerateStage
+    from .common import StageView
 
 TASK = "preference_pairs"
 # name -> fn(row, question, texts) -> one 0..1 score per text. The vision–text (CLIP-style) scorer lands here.
@@ -82,7 +82,7 @@ def _question(tcfg: PreferenceTask, row: dict, index: int) -> str:
     return tcfg.questions[(start + index) % len(tcfg.questions)]
 
 
-def _plan(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: PreferenceTask):
+def _plan(stage: StageView, row: dict, clues: list[Clue], tcfg: PreferenceTask):
     prompt = stage.prompts["preference_answer"]
     writers = tcfg.teachers or [None]
     settings = [(w, t) for w in writers for t in tcfg.temperatures]
@@ -102,14 +102,14 @@ def _plan(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: PreferenceTa
     return [], pending
 
 
-def _teacher_name(stage: GenerateStage, name: str | None) -> tuple[str | None, str | None]:
+def _teacher_name(stage: StageView, name: str | None) -> tuple[str | None, str | None]:
     from ..base import Stage
 
     teacher = stage.teacher if name is None else Stage.teacher(stage, name)
     return (teacher.name, teacher.model_name) if teacher is not None else (name, None)
 
 
-def _finish(stage: GenerateStage, row: dict, clues: list[Clue], p: Pending, reply: dict, base: dict, state: dict):
+def _finish(stage: StageView, row: dict, clues: list[Clue], p: Pending, reply: dict, base: dict, state: dict):
     group = p.extra["group"]
     # the question's row is keyed by the answer prompt, whichever reply (candidate, judge, critique) ends it
     base = sample_base(stage, row, TASK, group["index"], group["prompt"].id)
@@ -136,7 +136,7 @@ def _finish(stage: GenerateStage, row: dict, clues: list[Clue], p: Pending, repl
     return _pair(stage, row, clues, group, base) if group["waiting"] == 0 else []
 
 
-def _rank_requests(stage: GenerateStage, row: dict, clues: list[Clue], group: dict, base: dict, state: dict):
+def _rank_requests(stage: StageView, row: dict, clues: list[Clue], group: dict, base: dict, state: dict):
     """All candidates are back: a reject if they do not differ, else the ranking round."""
     tcfg: PreferenceTask = stage.config.tasks.preference_pairs
     usable = [j for j, c in enumerate(group["candidates"]) if c["text"]]
@@ -173,7 +173,7 @@ def _rank_requests(stage: GenerateStage, row: dict, clues: list[Clue], group: di
     return []
 
 
-def _pair(stage: GenerateStage, row: dict, clues: list[Clue], group: dict, base: dict):
+def _pair(stage: StageView, row: dict, clues: list[Clue], group: dict, base: dict):
     tcfg: PreferenceTask = stage.config.tasks.preference_pairs
     cands = group["candidates"]
     fields = {"judge": "judge_score", "self_critique": "self_score", "vision_text": "vision_text_score"}
@@ -206,7 +206,7 @@ def _public(cands: list[dict]) -> list[dict]:
     return [{k: v for k, v in c.items() if k != "writer"} for c in cands]
 
 
-def _reject(stage: GenerateStage, base: dict, group: dict, reason: str, message: str):
+def _reject(stage: StageView, base: dict, group: dict, reason: str, message: str):
     return stage.reject(base, reason, f"{TASK} #{group['index']}: {message}", question=group["question"],
                         candidates=_public(group["candidates"]))
 

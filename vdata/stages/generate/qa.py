@@ -26,7 +26,7 @@ from .common import TaskFamily, id_list, make_sample_id, stable_hash, text_field
 from .questions import QuestionTask, plan_questions, read_question
 
 if TYPE_CHECKING:
-    from .stage import GenerateStage
+    from .common import StageView
 
 
 class AnswerFirst(QuestionTask):
@@ -50,11 +50,11 @@ def answer_position(clip_id: str, prompt_id: str, j: int, k: int) -> int:
 
 # --- open_qa
 
-def _open_qa_fields(stage: GenerateStage, tcfg: OpenQATask, ids: list[str]) -> tuple[dict, dict]:
+def _open_qa_fields(stage: StageView, tcfg: OpenQATask, ids: list[str]) -> tuple[dict, dict]:
     return {"answer": text_field(stage.config.max_answer_chars), "evidence": id_list(ids, 4)}, {}
 
 
-def _finish_open_qa(stage: GenerateStage, row, clues, p, reply: dict, base: dict, state: dict):
+def _finish_open_qa(stage: StageView, row, clues, p, reply: dict, base: dict, state: dict):
     if "span" in p.extra:
         bad = _read_answer_first(stage, p, reply, base, state)
         if bad is None:
@@ -74,7 +74,7 @@ OPEN_QA = TaskFamily(OpenQATask, plan_questions("open_qa", _open_qa_fields), _fi
 
 # --- mcq
 
-def _mcq_fields(stage: GenerateStage, tcfg: MCQTask, ids: list[str]) -> tuple[dict, dict]:
+def _mcq_fields(stage: StageView, tcfg: MCQTask, ids: list[str]) -> tuple[dict, dict]:
     k = tcfg.num_options
     option = text_field(min(stage.config.max_answer_chars, 120))
     props = {"answer": option, "distractors": {"type": "array", "items": option, "minItems": k - 1, "maxItems": k - 1},
@@ -82,7 +82,7 @@ def _mcq_fields(stage: GenerateStage, tcfg: MCQTask, ids: list[str]) -> tuple[di
     return props, {"num_distractors": k - 1}
 
 
-def _finish_mcq(stage: GenerateStage, row, clues, p, reply: dict, base: dict, state: dict):
+def _finish_mcq(stage: StageView, row, clues, p, reply: dict, base: dict, state: dict):
     if "span" in p.extra:
         bad = _read_answer_first(stage, p, reply, base, state)
         if bad is not None:
@@ -102,7 +102,7 @@ def _finish_mcq(stage: GenerateStage, row, clues, p, reply: dict, base: dict, st
     return made
 
 
-def _read_answer_first(stage: GenerateStage, p, reply: dict, base: dict, state: dict):
+def _read_answer_first(stage: StageView, p, reply: dict, base: dict, state: dict):
     """Fills the question and evidence of an answer-first candidate; a reject when it is not grounded or
     an earlier candidate of its question was already kept, else None."""
     span = p.extra["span"]
@@ -126,7 +126,7 @@ def _read_answer_first(stage: GenerateStage, p, reply: dict, base: dict, state: 
     return None
 
 
-def _options(stage: GenerateStage, base: dict, distractors: list[str], sources, j: int, index: int,
+def _options(stage: StageView, base: dict, distractors: list[str], sources, j: int, index: int,
              open_answer: str | None = None):
     """`j`: how many MCQs of this clip were already made — the rotation index of the answer position,
     counted over made ones so that a failed reply does not leave a hole in the clip's rotation.

@@ -23,7 +23,7 @@ from .clues import Clue, clue_lines
 from .common import Pending, Strict, stable_hash, strict_object, teacher_request, text_field
 
 if TYPE_CHECKING:
-    from .stage import GenerateStage
+    from .common import StageView
 
 DEFAULT_TYPE_WEIGHTS = {"description": 2.0, "action": 1.0, "attribute": 1.0, "counting": 1.0, "temporal": 1.0,
                         "causal": 0.5, "camera": 0.5, "ocr": 0.5, "speech": 1.0, "spatial": 0.5}
@@ -91,13 +91,13 @@ def _applicable(qtype: str, clues: list[Clue]) -> bool:
 
 
 # (stage, task config, clue ids) → the task's own reply fields (after `question`) and prompt values
-ReplyFields = Callable[["GenerateStage", QuestionTask, list[str]], tuple[dict, dict]]
+ReplyFields = Callable[["StageView", QuestionTask, list[str]], tuple[dict, dict]]
 
 
 def plan_questions(task: str, reply_fields: ReplyFields):
     """The `plan` of a question task: its quota of question types, one schema-bound request each."""
 
-    def plan(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: QuestionTask):
+    def plan(stage: StageView, row: dict, clues: list[Clue], tcfg: QuestionTask):
         if not tcfg.per_clip:
             return [], []
         weights = {t: q.weight for t, q in tcfg.question_types.items() if _applicable(t, clues)}
@@ -126,7 +126,7 @@ def speech_spans(clues: list[Clue]) -> list[tuple[Span, Clue]]:
     return [(s, c) for c in clues if c.kind == "speech" for s in answer_spans(c.text)]
 
 
-def _answer_first_request(stage: GenerateStage, task: str, group: int, n: int, candidate: int, span: Span,
+def _answer_first_request(stage: StageView, task: str, group: int, n: int, candidate: int, span: Span,
                           clue: Clue, names: list[str]) -> Pending:
     prompt = stage.prompts["question_for_answer"]
     text = prompt.render(masked=masked(span), opener=span.opener)
@@ -136,7 +136,7 @@ def _answer_first_request(stage: GenerateStage, task: str, group: int, n: int, c
     return Pending(task, group * n + candidate, "speech", prompt, req, extra)
 
 
-def _request(stage: GenerateStage, task: str, index: int, qtype: str, clues: list[Clue], tcfg: QuestionTask,
+def _request(stage: StageView, task: str, index: int, qtype: str, clues: list[Clue], tcfg: QuestionTask,
              reply_fields: ReplyFields) -> Pending:
     prompt = stage.prompts[task]
     guidance = tcfg.question_types[qtype].guidance or stage.type_guidance[qtype]
@@ -148,7 +148,7 @@ def _request(stage: GenerateStage, task: str, index: int, qtype: str, clues: lis
     return Pending(task, index, qtype, prompt, req, {})
 
 
-def read_question(stage: GenerateStage, base: dict, reply: dict, task: str):
+def read_question(stage: StageView, base: dict, reply: dict, task: str):
     """Fills the question and answer into `base`; a reject when either is empty, else None."""
     question = (reply.get("question") or "").strip()
     answer = (reply.get("answer") or "").strip()

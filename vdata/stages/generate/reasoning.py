@@ -15,7 +15,7 @@ from .common import TaskFamily, id_list, strict_object, text_field
 from .questions import QuestionTask, plan_questions, read_question
 
 if TYPE_CHECKING:
-    from .stage import GenerateStage
+    from .common import StageView
 
 
 class CoTTask(QuestionTask):
@@ -23,7 +23,7 @@ class CoTTask(QuestionTask):
     max_steps: int = Field(4, ge=1, le=8)
 
 
-def _cot_fields(stage: GenerateStage, tcfg: CoTTask, ids: list[str]) -> tuple[dict, dict]:
+def _cot_fields(stage: StageView, tcfg: CoTTask, ids: list[str]) -> tuple[dict, dict]:
     cfg = stage.config
     step = strict_object({"text": text_field(min(cfg.max_answer_chars, 200)), "evidence": id_list(ids, 3)})
     props = {"steps": {"type": "array", "items": step, "minItems": 1, "maxItems": tcfg.max_steps},
@@ -31,7 +31,7 @@ def _cot_fields(stage: GenerateStage, tcfg: CoTTask, ids: list[str]) -> tuple[di
     return props, {"max_steps": tcfg.max_steps}
 
 
-def _finish_cot(stage: GenerateStage, row, clues, p, reply: dict, base: dict, state: dict):
+def _finish_cot(stage: StageView, row, clues, p, reply: dict, base: dict, state: dict):
     bad = read_question(stage, base, reply, p.task)
     if bad is not None:
         return [bad]

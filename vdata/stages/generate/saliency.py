@@ -28,7 +28,7 @@ from .common import (Pending, Strict, TaskFamily, id_list, parse_lines, stable_h
 from .grounded import content_words, moments, targets, union_span
 
 if TYPE_CHECKING:
-    from .stage import GenerateStage
+    from .common import StageView
 
 
 class HighlightsTask(Strict):
@@ -52,7 +52,7 @@ class SummarizationTask(Strict):
     max_evidence: int = Field(3, ge=1, le=8)       # moments one sentence may cite
 
 
-def _fixed_question(stage: GenerateStage, task: str, key: str, **values) -> str:
+def _fixed_question(stage: StageView, task: str, key: str, **values) -> str:
     choices = parse_lines(stage.prompts[TEMPLATE_PROMPT].text).get(task) or [task]
     return string.Template(choices[stable_hash(task, key) % len(choices)]).safe_substitute(**values)
 
@@ -67,7 +67,7 @@ def _units(row: dict, clues: list[Clue], limit: int) -> list[Clue]:
 
 # --- highlights
 
-def _plan_highlights(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: HighlightsTask):
+def _plan_highlights(stage: StageView, row: dict, clues: list[Clue], tcfg: HighlightsTask):
     units = _units(row, clues, tcfg.max_moments)
     if len(units) < tcfg.min_moments:
         return [], []
@@ -86,7 +86,7 @@ def _plan_highlights(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: H
     return [], pending
 
 
-def _finish_highlights(stage: GenerateStage, row, clues, p: Pending, reply: dict, base: dict, state: dict):
+def _finish_highlights(stage: StageView, row, clues, p: Pending, reply: dict, base: dict, state: dict):
     tcfg: HighlightsTask = stage.config.tasks.highlights
     query = " ".join((reply.get("query") or "").split()).strip(" .")
     target: Clue = p.extra["target"]
@@ -119,7 +119,7 @@ HIGHLIGHTS = TaskFamily(HighlightsTask, _plan_highlights, _finish_highlights, pr
 
 # --- summarization
 
-def _plan_summary(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: SummarizationTask):
+def _plan_summary(stage: StageView, row: dict, clues: list[Clue], tcfg: SummarizationTask):
     units = moments(row, clues)
     if len(units) < tcfg.min_moments:
         return [], []
@@ -134,7 +134,7 @@ def _plan_summary(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: Summ
     return [], [Pending("summarization", 0, "summary", prompt, req, {"units": units})]
 
 
-def _finish_summary(stage: GenerateStage, row, clues, p: Pending, reply: dict, base: dict, state: dict):
+def _finish_summary(stage: StageView, row, clues, p: Pending, reply: dict, base: dict, state: dict):
     parts, support, seen = [], [], set()
     for s in reply.get("sentences") or []:
         text = " ".join((s.get("text") or "").split()).rstrip(" .")

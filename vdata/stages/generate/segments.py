@@ -30,7 +30,7 @@ from .clues import Clue
 from .common import TaskFamily
 
 if TYPE_CHECKING:
-    from .stage import GenerateStage
+    from .common import StageView
 
 TIMES = frozenset({"span", "start", "end"})
 
@@ -87,7 +87,7 @@ class _Spec:
 
 
 def _plan_for(spec: _Spec):
-    def plan(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: TemplateTask):
+    def plan(stage: StageView, row: dict, clues: list[Clue], tcfg: TemplateTask):
         answer = getattr(tcfg, "answer", None)   # chapter_grounding: its start (default) or its span
         shipped = f"{spec.task}_span" if answer == "span" else None   # the shipped questions asking for a span
         templates, prompt_id = question_templates(stage, spec.task, tcfg, row, shipped)

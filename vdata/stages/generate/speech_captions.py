@@ -34,7 +34,7 @@ from .common import (Pending, Strict, TaskFamily, parse_lines, sample_base, span
                      teacher_request, text_field)
 
 if TYPE_CHECKING:
-    from .stage import GenerateStage
+    from .common import StageView
 
 DEFAULT_MIN_SIMILARITY = {"words": 0.3, "embedding": 0.4}
 _STOP = {"the", "a", "an", "and", "or", "of", "to", "in", "on", "at", "is", "are", "was", "were", "be", "it", "its",
@@ -143,7 +143,7 @@ def best_match(scores: list[float], cands: list[Speech], t: float) -> tuple[int,
     return k, scores[k]
 
 
-def similarities(stage: GenerateStage, tcfg: SpeechCaptionsTask, caption: str, cands: list[Speech]) -> list[float]:
+def similarities(stage: StageView, tcfg: SpeechCaptionsTask, caption: str, cands: list[Speech]) -> list[float]:
     if tcfg.match == "words":
         return [word_overlap(caption, s.text) for s in cands]
     embedder = stage.__dict__.get("_speech_embedder")
@@ -157,7 +157,7 @@ def similarities(stage: GenerateStage, tcfg: SpeechCaptionsTask, caption: str, c
 
 # --- the family ---------------------------------------------------------------------------------------
 
-def _plan(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: SpeechCaptionsTask):
+def _plan(stage: StageView, row: dict, clues: list[Clue], tcfg: SpeechCaptionsTask):
     speech = row_speech(row, tcfg.source)
     if not speech:
         return [], []
@@ -177,12 +177,12 @@ def _plan(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: SpeechCaptio
     return [], pending
 
 
-def _question(stage: GenerateStage, kind: str, key: str, **values) -> str:
+def _question(stage: StageView, kind: str, key: str, **values) -> str:
     choices = parse_lines(stage.prompts["speech_captions_questions"].text).get(kind) or [kind]
     return string.Template(choices[stable_hash("speech_captions", kind, key) % len(choices)]).safe_substitute(**values)
 
 
-def _finish(stage: GenerateStage, row, clues, p: Pending, reply: dict, base: dict, state: dict):
+def _finish(stage: StageView, row, clues, p: Pending, reply: dict, base: dict, state: dict):
     tcfg: SpeechCaptionsTask = stage.config.tasks.speech_captions
     floor = tcfg.min_similarity if tcfg.min_similarity is not None else DEFAULT_MIN_SIMILARITY[tcfg.match]
     speech: list[Speech] = p.extra["speech"]
@@ -221,7 +221,7 @@ def _finish(stage: GenerateStage, row, clues, p: Pending, reply: dict, base: dic
     return out + [base]
 
 
-def _fill(stage: GenerateStage, kind: str, sid: str, timed: list[tuple[Speech, str]], **values) -> dict:
+def _fill(stage: StageView, kind: str, sid: str, timed: list[tuple[Speech, str]], **values) -> dict:
     spans = [(seg.start_s, seg.end_s, caption) for seg, caption in timed]
     used = list(dict.fromkeys(seg for seg, _ in timed))
     return {

@@ -41,7 +41,7 @@ from .common import (Pending, Strict, TaskFamily, sample_base, stable_hash, stri
                      text_field)
 
 if TYPE_CHECKING:
-    from .stage import GenerateStage
+    from .common import StageView
 
 TASK = "streaming_dialogue"
 Source = Literal["events", "segments", "steps", "transcript", "subtitles"]
@@ -90,7 +90,7 @@ def _items(row: dict, clues: list[Clue], source: str) -> list[tuple[float, float
     return sorted(out)
 
 
-def _plan(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: StreamingDialogueTask):
+def _plan(stage: StageView, row: dict, clues: list[Clue], tcfg: StreamingDialogueTask):
     if not tcfg.per_clip:
         return [], []
     prompt_id = f"generate/{TASK}@v1"
@@ -134,7 +134,7 @@ def _answer(turns: list[dict]) -> str:
     return "\n".join(f"{t_placeholder(t['time_s'])} {t['content']}" for t in turns[1:])
 
 
-def _rephrase_request(stage: GenerateStage, row: dict, clues: list[Clue], k: int, sample: dict) -> Pending:
+def _rephrase_request(stage: StageView, row: dict, clues: list[Clue], k: int, sample: dict) -> Pending:
     prompt = stage.prompts["streaming_rephrase"]
     replies = [t["content"] for t in sample[R.TURNS][1:]]
     text = prompt.render(query=sample[R.QUESTION], count=len(replies),
@@ -152,7 +152,7 @@ def _spoken(text: str) -> bool:
     return len(re.findall(r"[A-Za-z]{2,}", text)) >= 2 and not TIME_LEAK.search(text) and not re.search(r"[\[\]{}]", text)
 
 
-def _finish(stage: GenerateStage, row: dict, clues: list[Clue], p: Pending, reply: dict, base: dict, state: dict):
+def _finish(stage: StageView, row: dict, clues: list[Clue], p: Pending, reply: dict, base: dict, state: dict):
     sample = p.extra["sample"]
     replies = [" ".join(str(r).split()) for r in reply.get("replies") or []]
     turns = [dict(t) for t in sample[R.TURNS]]

@@ -30,7 +30,7 @@ from .clues import Clue, source_meta
 from .common import TaskFamily, make_sample_id, stable_hash
 
 if TYPE_CHECKING:
-    from .stage import GenerateStage
+    from .common import StageView
 
 Vocabulary = list[str] | str   # the labels, or a file with one label per line
 
@@ -67,7 +67,7 @@ def _norm(label: str) -> str:
     return " ".join(str(label).split()).casefold()
 
 
-def vocabulary(stage: GenerateStage, tcfg: LabelMCQTask, row: dict, dataset: str | None) -> list[str]:
+def vocabulary(stage: StageView, tcfg: LabelMCQTask, row: dict, dataset: str | None) -> list[str]:
     """The labels (first spelling of each, in the given order): the dataset's, the config's, else the row's
     own `source_meta[vocabulary_key]` list. Configured ones are read once per worker."""
     source = tcfg.vocabulary_by_dataset.get(dataset, tcfg.vocabulary) if dataset is not None else tcfg.vocabulary
@@ -103,7 +103,7 @@ def answer_position(tcfg: LabelMCQTask, clip_id: str, j: int) -> int:
     return (stable_hash("label_mcq-position", tcfg.seed, clip_id) + j) % tcfg.num_options
 
 
-def _plan(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: LabelMCQTask):
+def _plan(stage: StageView, row: dict, clues: list[Clue], tcfg: LabelMCQTask):
     task = "label_mcq"
     templates, prompt_id = question_templates(stage, task, tcfg, row)
     dataset = dataset_of(row, tcfg)

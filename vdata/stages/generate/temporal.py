@@ -21,7 +21,7 @@ from .common import (Pending, Strict, TaskFamily, pick_question, sample_base, sp
                      teacher_request, text_field)
 
 if TYPE_CHECKING:
-    from .stage import GenerateStage
+    from .common import StageView
 
 
 class GroundingTask(Strict):
@@ -44,7 +44,7 @@ class ChapterTask(Strict):
 
 # --- grounding
 
-def _plan_grounding(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: GroundingTask):
+def _plan_grounding(stage: StageView, row: dict, clues: list[Clue], tcfg: GroundingTask):
     free, pending = [], []
     if not tcfg.per_clip:
         return free, pending
@@ -62,7 +62,7 @@ def _plan_grounding(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: Gr
     return free, pending
 
 
-def _grounding_request(stage: GenerateStage, index: int, target: Clue, clues: list[Clue]) -> Pending:
+def _grounding_request(stage: StageView, index: int, target: Clue, clues: list[Clue]) -> Pending:
     prompt = stage.prompts["grounding"]
     clue_text = clue_lines(clues)
     text = prompt.render(clues=clue_text, target=target.id, target_text=target.line())
@@ -71,7 +71,7 @@ def _grounding_request(stage: GenerateStage, index: int, target: Clue, clues: li
     return Pending("grounding", index, "temporal", prompt, req, {"target": target})
 
 
-def _grounding_sample(stage: GenerateStage, row: dict, index: int, target: Clue, question: str | None,
+def _grounding_sample(stage: StageView, row: dict, index: int, target: Clue, question: str | None,
                       prompt: Prompt) -> dict:
     out = sample_base(stage, row, "grounding", index, prompt.id, teacher=question is not None)
     out[R.QUESTION_TYPE] = "temporal"
@@ -83,7 +83,7 @@ def _grounding_sample(stage: GenerateStage, row: dict, index: int, target: Clue,
     return out
 
 
-def _finish_grounding(stage: GenerateStage, row, clues, p: Pending, reply: dict, base: dict, state: dict):
+def _finish_grounding(stage: StageView, row, clues, p: Pending, reply: dict, base: dict, state: dict):
     question = (reply.get("question") or "").strip()
     if not question:
         return [stage.reject(base, "bad_reply", "grounding: empty question", reply=reply)]
@@ -112,7 +112,7 @@ GROUNDING = TaskFamily(GroundingTask, _plan_grounding, _finish_grounding, prompt
 
 # --- dense_caption
 
-def _plan_dense(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: DenseCaptionTask):
+def _plan_dense(stage: StageView, row: dict, clues: list[Clue], tcfg: DenseCaptionTask):
     events = [c for c in clues if c.kind == "event" and c.end_s is not None]
     speech = [c for c in clues if c.kind == "speech" and c.timed and c.end_s is not None]
     if len(events) >= tcfg.min_events:
@@ -122,7 +122,7 @@ def _plan_dense(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: DenseC
     return [], []
 
 
-def _dense_speech_request(stage: GenerateStage, speech: list[Clue]) -> Pending:
+def _dense_speech_request(stage: StageView, speech: list[Clue]) -> Pending:
     prompt = stage.prompts["dense_from_speech"]
     clue_text = clue_lines(speech)
     event = strict_object({"segment": {"type": "string", "enum": [c.id for c in speech]},
@@ -133,7 +133,7 @@ def _dense_speech_request(stage: GenerateStage, speech: list[Clue]) -> Pending:
     return Pending("dense_caption", 0, "dense", prompt, req, {"speech": speech})
 
 
-def _dense_sample(stage: GenerateStage, row: dict, events: list[tuple[Clue, str]],
+def _dense_sample(stage: StageView, row: dict, events: list[tuple[Clue, str]],
                   teacher_prompt: Prompt | None) -> dict:
     prompt = teacher_prompt or stage.prompts["task_questions"]
     out = sample_base(stage, row, "dense_caption", 0, prompt.id, teacher=teacher_prompt is not None)
@@ -146,7 +146,7 @@ def _dense_sample(stage: GenerateStage, row: dict, events: list[tuple[Clue, str]
     return out
 
 
-def _finish_dense(stage: GenerateStage, row, clues, p: Pending, reply: dict, base: dict, state: dict):
+def _finish_dense(stage: StageView, row, clues, p: Pending, reply: dict, base: dict, state: dict):
     speech = {c.id: c for c in p.extra["speech"]}
     events, used = [], set()
     for e in reply.get("events", []):
@@ -167,7 +167,7 @@ DENSE_CAPTION = TaskFamily(DenseCaptionTask, _plan_dense, _finish_dense, prompts
 
 # --- chapter
 
-def _plan_chapter(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: ChapterTask):
+def _plan_chapter(stage: StageView, row: dict, clues: list[Clue], tcfg: ChapterTask):
     spans = [c for c in clues if c.kind in ("event", "speech") and c.timed and c.end_s is not None]
     if len(spans) < tcfg.min_clues:
         return [], []
@@ -184,7 +184,7 @@ def _plan_chapter(stage: GenerateStage, row: dict, clues: list[Clue], tcfg: Chap
     return [], [Pending("chapter", 0, "chapter", prompt, req, {"spans": spans})]
 
 
-def _finish_chapter(stage: GenerateStage, row, clues, p: Pending, reply: dict, base: dict, state: dict):
+def _finish_chapter(stage: StageView, row, clues, p: Pending, reply: dict, base: dict, state: dict):
     spans = {c.id: c for c in p.extra["spans"]}
     chapters = []
     for ch in reply.get("chapters", []):
