@@ -16,7 +16,7 @@ from vdata.schemas import records as R
 from vdata.schemas.config import ConfigError, parse_config
 from vdata.stages.base import Reject, RunContext
 from vdata.stages.generate import GenerateConfig, GenerateStage
-from vdata.stages.generate.preference import VISION_TEXT_SCORERS
+from vdata.stages.generate.preference import vision_text_scores
 
 PAIR_REJECTS = {"no_preference", "no_margin", "unranked"}
 
@@ -32,8 +32,7 @@ def test_config_errors_name_the_key(tmp_path):
     assert "tasks.preference_pairs.candidates" in err({"candidates": 1})
     assert "temperature" in err({"temperatures": [3.0]})
     assert "weights" in err({"weights": {"clip": 1.0}})
-    # the vision–text scorer is a hook: naming one that is not registered is an error, not a silent skip
-    assert "vision_text_scorer" in err({"vision_text_scorer": "clip"}) and "clip" not in VISION_TEXT_SCORERS
+    assert "vision_text_model" in err({"vision_text_scorer": "clip"})   # unknown key: the allowed ones are named
     stage = GenerateStage(GenerateConfig(teacher="t", tasks={"preference_pairs": {"judge": "nope"}}), RunContext(
         output_dir="", teachers={"t": {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"}}))
     with pytest.raises(ConfigError, match=r"tasks.preference_pairs: no teacher named 'nope'"):
@@ -176,3 +175,25 @@ def test_spend_estimate_counts_candidates_critiques_and_the_judge():
         by_teacher[r["teacher"]] = by_teacher.get(r["teacher"], 0) + r["requests_per_row"]
     # candidates w1, w2, w1 per question (+ each one's self-critique), one judge request per question
     assert by_teacher == {"w1": 2 * 2 * 2, "w2": 2 * 1 * 2, "j": 2}
+
+
+def test_vision_text_scores_from_a_tiny_clip_on_real_frames(tmp_path):
+    """The vision–text score of each candidate: the tiny random CLIP (built offline) over the row's real
+    frames. Deterministic, one per text, within 0..1; a row without frames gives no score (None), which
+    the weighted mean then leaves out."""
+    from types import SimpleNamespace
+
+    from vdata.teachers.tiny_clip import build_tiny_clip
+
+    model = str(build_tiny_clip(tmp_path / "tiny-clip"))
+    spec = next(s for s in L.SPECS if s.name == "c04")
+    row = L.clip_row(spec, L.render_spec(spec, str(tmp_path / "c04.mp4")))
+    assert row[R.FRAMES]
+    texts = ["A red ball rolls across the floor.", "Nothing happens.", "A red ball rolls across the floor."]
+    stage = SimpleNamespace()
+    first = vision_text_scores(stage, model, row, texts)
+    again = vision_text_scores(SimpleNamespace(), model, row, texts)   # a fresh load gives the same scores
+    assert first == again and len(first) == 3 and all(0.0 <= s <= 1.0 for s in first)
+    assert first[0] == first[2]                                          # same text, same score
+    assert len(stage.__dict__["_vision_text_models"]) == 1              # the model is loaded once per stage
+    assert vision_text_scores(stage, model, {**row, R.FRAMES: []}, texts) == [None, None, None]

@@ -8,8 +8,10 @@ them, and rank them with a vision–text (CLIP) score to make DPO pairs. Here, p
 2. *Ranking* (a second round of requests, sent when all candidates of the question are back): a judge
    teacher (`judge:`) scores every candidate 1–10 in one request (shown in a seeded shuffled order, so
    position says nothing), and with `self_critique: true` each writer critiques and scores its own answer.
-   A vision–text scorer (`vision_text_scorer:`) is a hook: a scorer registered in `VISION_TEXT_SCORERS`
-   under that name gives each candidate a 0–1 score; none ships yet, so naming one is a config error.
+   With `vision_text_model:` (a CLIP/SigLIP-family checkpoint: a local dir, `package:<module>`, or a hub id
+   when online; `vdata models tiny-clip DIR` builds a random one for tests) each candidate also gets a
+   vision–text score, computed here with no request: the cosine of the answer's text embedding with the
+   mean embedding of the row's frames, mapped to 0–1 as (cos + 1) / 2.
 3. Each candidate's `score` is the weighted mean (`weights`) of its scores that exist, on 0–1. The best
    is `chosen`, the worst whose text differs from it is `rejected`; every candidate, each score and its
    rank stay in `preference_candidates`. A question with < 2 distinct answers is a `no_preference` reject,
@@ -21,7 +23,7 @@ different one per index, rotated by a hash of the row.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from pydantic import Field, field_validator, model_validator
 
@@ -35,8 +37,6 @@ if TYPE_CHECKING:
     from .common import StageView
 
 TASK = "preference_pairs"
-# name -> fn(row, question, texts) -> one 0..1 score per text. The vision–text (CLIP-style) scorer lands here.
-VISION_TEXT_SCORERS: dict[str, Callable[[dict, str, list[str]], list[float]]] = {}
 DEFAULT_QUESTIONS = ["What happens in this video?", "How does the scene change over the course of the video?",
                      "Why does the main subject of the video act the way it does?",
                      "What is the most important detail in this video, and why?"]
@@ -51,7 +51,7 @@ class PreferenceTask(Strict):
     temperatures: list[float] = Field(default_factory=lambda: [0.3, 0.7, 1.0], min_length=1)
     judge: str | None = None                              # the ranking teacher; None: the stage's teacher
     self_critique: bool = True                            # each writer also scores its own answer
-    vision_text_scorer: str | None = None                 # a name in VISION_TEXT_SCORERS (hook, none ships)
+    vision_text_model: str | None = None                  # CLIP/SigLIP-family model: local dir, package:, hub id
     weights: dict[str, float] = Field(default_factory=lambda: {"judge": 1.0, "self_critique": 0.5, "vision_text": 1.0})
     min_margin: float = Field(0.0, ge=0, le=1)            # chosen − rejected score below this: no pair
 
@@ -67,9 +67,6 @@ class PreferenceTask(Strict):
         unknown = sorted(set(self.weights) - set(SCORE_KINDS))
         if unknown:
             raise ValueError(f"weights: unknown score(s) {unknown}; allowed: {', '.join(SCORE_KINDS)}")
-        if self.vision_text_scorer is not None and self.vision_text_scorer not in VISION_TEXT_SCORERS:
-            raise ValueError(f"vision_text_scorer: {self.vision_text_scorer!r} is not available in this install "
-                             f"(registered: {sorted(VISION_TEXT_SCORERS) or 'none'})")
         return self
 
 
@@ -163,14 +160,30 @@ def _rank_requests(stage: StageView, row: dict, clues: list[Clue], group: dict, 
             req = teacher_request(stage, critique, text, clues, schema, "preference_critique", (*key, "critique", j))
             follow.append(Pending(TASK, group["index"], "preference", critique, req,
                                   {"kind": "critique", "group": group, "j": j}, teacher=c["writer"]))
-    if tcfg.vision_text_scorer is not None:   # the hook: scores for every usable candidate, no request
+    if tcfg.vision_text_model is not None:   # scores for every usable candidate, no request
         texts = [group["candidates"][j]["text"] for j in usable]
-        for j, s in zip(usable, VISION_TEXT_SCORERS[tcfg.vision_text_scorer](row, group["question"], texts)):
-            group["candidates"][j]["vision_text_score"] = float(s)
+        for j, s in zip(usable, vision_text_scores(stage, tcfg.vision_text_model, row, texts)):
+            group["candidates"][j]["vision_text_score"] = s
     group["waiting"] = len(follow)
     group["evidence"] = evidence([c for c in clues if c.kind != "frame"] or clues)
     state.setdefault("followups", []).extend(follow)
     return []
+
+
+def vision_text_scores(stage: StageView, model_spec: str, row: dict, texts: list[str]) -> list[float | None]:
+    """(cos + 1) / 2 of each text with the row's mean frame embedding; None for every text when the row
+    has no frames (the score is then left out of the weighted mean, not counted as 0)."""
+    frames = row.get(R.FRAMES) or []
+    if not frames or not texts:
+        return [None] * len(texts)
+    from vdata.media.images import decode_jpeg
+    from vdata.teachers.vision_text import VisionTextModel, mean_embedding, similarity
+
+    models = stage.__dict__.setdefault("_vision_text_models", {})   # one load per stage instance
+    model = models.get(model_spec) or models.setdefault(model_spec, VisionTextModel(model_spec))
+    video = mean_embedding(model.embed_images([decode_jpeg(f[R.FRAME_JPEG]) for f in frames]))
+    cosines = similarity(model.embed_texts(texts), video[None, :])[:, 0]
+    return [round((float(c) + 1.0) / 2.0, 6) for c in cosines]
 
 
 def _pair(stage: StageView, row: dict, clues: list[Clue], group: dict, base: dict):
