@@ -173,6 +173,8 @@ def test_pool_gather_runs_every_branch_and_settle_keeps_failures(mode):
 def test_config_errors_name_the_key(tmp_path):
     with pytest.raises(ValidationError, match="multi_teacher.teachers"):
         CaptionConfig(strategy="multi_teacher")                       # one candidate: nothing to select
+    with pytest.raises(ValidationError, match="multi_teacher.similarity_model"):
+        CaptionConfig(strategy="multi_teacher", multi_teacher={"samples_per_teacher": 2, "selector": "similarity"})
     with pytest.raises(ValidationError, match="prompts.nonsense: unknown template"):
         CaptionConfig(prompts={"nonsense": str(tmp_path)})
     with pytest.raises(ValidationError, match="prompts.dense: no such file"):
@@ -413,6 +415,27 @@ class TestOfflineEngine:
         assert row[R.CAPTION_SELECTION_SCORE] == max(scores)
         assert row[R.CAPTION] == cands[scores.index(max(scores))]["text"]
         assert row[R.CAPTION_TEACHER] == cands[scores.index(max(scores))]["teacher"]
+
+    def test_multi_teacher_similarity_picks_by_frame_text_cosine(self, engine, cut_clips, tmp_path):
+        """Panda-70M's pick: the candidate whose text embedding is closest to the clip's frames, by the tiny
+        random CLIP built offline (scores are only structure here: the model is random)."""
+        from vdata.stages.caption.multi_teacher import similarity_scores
+        from vdata.teachers.tiny_clip import build_tiny_clip
+
+        model_dir = str(build_tiny_clip(tmp_path / "tiny-clip"))
+        stage = make_stage({"strategy": "multi_teacher", "multi_teacher": {
+            "samples_per_teacher": 3, "selector": "similarity", "similarity_model": model_dir}},
+            attach={"captioner": engine})
+        (row,) = stage.process_batch([cut_clips[1]])
+        check_row(row, cut_clips[1], stage, "captioner")
+        cands = row[R.CAPTION_CANDIDATES]
+        scores = [c["score"] for c in cands]
+        assert len(cands) == 3 and all(0.0 <= s <= 1.0 for s in scores)
+        assert row[R.CAPTION_SELECTION_SCORE] == max(scores) and row[R.CAPTION] == cands[scores.index(max(scores))]["text"]
+        # the same scores again from the frames the row was captioned from (deterministic)
+        jpegs = [f[R.FRAME_JPEG] for f in cut_clips[1][R.FRAMES]
+                 if f[R.FRAME_TIMESTAMP_S] in set(row[R.CAPTION_FRAME_TIMESTAMPS])]
+        assert similarity_scores(stage._embedder, jpegs, [c["text"] for c in cands]) == scores
 
     def test_a_request_the_engine_refuses_fails_only_its_clip(self, engine, cut_video):
         many = clip_rows(cut_video[0], num_frames=10)[:1]      # 10 images > the engine's limit of 8

@@ -128,7 +128,7 @@ class Captioner:
     teachers: dict                                   # name -> Teacher
     pool: ClipPool
     reject: Callable[..., Reject]                    # Stage.reject(row, reason, message, **detail)
-    embedder: Callable[[list[str]], Any] | None = None
+    embedder: Any = None      # multi_teacher's selector model: a text embedder (agreement) or a vision-text model
 
     async def ask(self, teacher: str, request: Any, step: str) -> Any:
         return await self.pool.ask(Call(teacher, request, step))

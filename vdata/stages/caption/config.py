@@ -40,9 +40,11 @@ class MultiTeacherConfig(_Sub):
     samples_per_teacher: int = Field(1, ge=1, le=32)
     temperature: float = Field(0.8, ge=0, le=5)          # for samples 2..n of a teacher (sample 1 is greedy)
     min_candidates: int = Field(1, ge=1)                 # fewer successful candidates: the clip is rejected
-    selector: Literal["agreement", "judge"] = "agreement"
+    selector: Literal["agreement", "judge", "similarity"] = "agreement"
     judge: str | None = None                             # judge teacher; None: the stage's `teacher`
     embedding_model: str | None = None                   # agreement: sentence-transformers dir; None: packaged MiniLM
+    # similarity (Panda-70M's retrieval-model pick): a CLIP/SigLIP-family checkpoint, local dir / package: / hub id
+    similarity_model: str | None = None
 
 
 class StructuredField(_Sub):
@@ -167,4 +169,7 @@ class CaptionConfig(StageConfig):
             if mt.min_candidates > n:
                 raise ValueError(f"multi_teacher.min_candidates: {mt.min_candidates} is more than the {n} "
                                  f"candidates configured")
+            if mt.selector == "similarity" and not mt.similarity_model:
+                raise ValueError("multi_teacher.similarity_model: the similarity selector needs a CLIP/SigLIP-family "
+                                 "model (a local directory, package:<module>, or a hub id when online)")
         return self

@@ -1,7 +1,9 @@
 """multi_teacher (Panda-70M): several teachers and/or several samples per teacher each caption the clip
 (side by side); every candidate is kept in `caption_candidates`; a selector picks one — a judge teacher
-that scores the candidates against the frames (bounded JSON: integer scores + the best index), or the
-agreement between candidates (mean cosine similarity of MiniLM sentence embeddings).
+that scores the candidates against the frames (bounded JSON: integer scores + the best index), the
+agreement between candidates (mean cosine similarity of MiniLM sentence embeddings), or, as Panda-70M
+picks with its retrieval model, the vision–text similarity of each candidate with the clip's frames
+(`similarity_model`, a CLIP/SigLIP-family checkpoint; score (cos + 1) / 2 against the mean frame embedding).
 """
 from __future__ import annotations
 
@@ -28,6 +30,16 @@ def agreement_scores(texts: list[str], embed: Callable[[list[str]], Any]) -> lis
     sim = vecs @ vecs.T
     n = len(texts)
     return [float((sim[i].sum() - sim[i, i]) / (n - 1)) for i in range(n)]
+
+
+def similarity_scores(model, frames_jpeg: list[bytes], texts: list[str]) -> list[float]:
+    """Each text's (cos + 1) / 2 with the mean embedding of the frames, in [0, 1] (`model`: a
+    vdata.teachers.vision_text.VisionTextModel)."""
+    from vdata.media.images import decode_jpeg
+    from vdata.teachers.vision_text import mean_embedding, similarity
+
+    video = mean_embedding(model.embed_images([decode_jpeg(j) for j in frames_jpeg]))
+    return [round((float(c) + 1.0) / 2.0, 6) for c in similarity(model.embed_texts(texts), video[None, :])[:, 0]]
 
 
 def judge_schema(n: int) -> dict:
@@ -67,6 +79,12 @@ async def multi_teacher(cap: Captioner, clip: Clip) -> dict:
         scores, best = [None], 0
     elif mt.selector == "agreement":
         scores = agreement_scores(texts, cap.embedder)
+        best = max(range(len(scores)), key=lambda i: scores[i])
+    elif mt.selector == "similarity":
+        if not clip.frames:
+            raise RowReject(cap.reject(clip.row, "no_frames", "caption: the similarity selector needs the clip's "
+                                       "frames (run the frames stage before caption)"))
+        scores = similarity_scores(cap.embedder, [f.jpeg for f in clip.frames], texts)
         best = max(range(len(scores)), key=lambda i: scores[i])
     else:
         judge = mt.judge or c.teacher

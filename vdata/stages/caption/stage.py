@@ -132,6 +132,10 @@ class CaptionStage(Stage):
 
                 encoder = load_text_embedder(c.multi_teacher.embedding_model or PACKAGED_MINILM)
                 self._embedder = lambda texts: encoder.encode(texts, normalize_embeddings=True, show_progress_bar=False)
+            elif c.strategy == "multi_teacher" and c.multi_teacher.selector == "similarity":
+                from vdata.teachers.vision_text import VisionTextModel
+
+                self._embedder = VisionTextModel(c.multi_teacher.similarity_model)   # once per worker
         except BaseException:
             self.close()
             raise
