@@ -93,3 +93,27 @@ def test_keyframes_mode_drops_redundant_frames(cut_video, quality_videos):
     assert 2 <= len(out[R.FRAMES]) < 16
     static = frames_of(quality_videos["static"], mode="keyframes", candidate_fps=4.0)
     assert len(static[R.FRAMES]) == 1
+
+
+def test_keyframes_by_embedding_with_a_tiny_clip(cut_video, quality_videos, tmp_path):
+    """ShareGPT4Video-style semantic keyframes: the tiny random CLIP (built offline) as the distance. A static
+    clip collapses to one frame; two sources keep more than one; max_frames keeps the most distinct."""
+    from vdata.teachers.tiny_clip import build_tiny_clip
+
+    model = str(build_tiny_clip(tmp_path / "tiny-clip"))
+
+    def keyframes(path, **cfg):
+        stage = FramesStage(FramesConfig(mode="keyframes", candidate_fps=4.0, keyframe_model=model,
+                                         max_keyframe_similarity=0.999, **cfg), RunContext(output_dir="/tmp/unused"))
+        stage.setup()
+        out = stage.process_batch([clip_row(path) | {R.START_S: 2.0, R.END_S: 6.0}])[0]
+        assert not isinstance(out, Reject), out
+        return out
+
+    static = keyframes(quality_videos["static"])
+    assert len(static[R.FRAMES]) == 1 and static[R.FRAME_SAMPLING] == "keyframes:4fps:cos0.999:max32"
+    two_sources = keyframes(cut_video[0])
+    ts = [f[R.FRAME_TIMESTAMP_S] for f in two_sources[R.FRAMES]]
+    assert 2 <= len(ts) <= 16 and ts == sorted(ts)
+    capped = keyframes(cut_video[0], max_frames=2)
+    assert len(capped[R.FRAMES]) == 2 and keyframes(cut_video[0]) == two_sources   # deterministic

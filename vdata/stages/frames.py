@@ -5,7 +5,10 @@ Modes:
 - `fps`: one frame every 1/`fps` seconds, at most `max_frames` (evenly thinned beyond that);
 - `keyframes`: redundancy-aware (VideoEspresso's core frames): candidates at `candidate_fps`, a
   candidate is kept only if its perceptual hash is farther than `min_hash_distance` from every frame
-  kept so far; at most `max_frames` (the most distinct first, then in time order).
+  kept so far; at most `max_frames` (the most distinct first, then in time order). With
+  `keyframe_model:` (a CLIP/SigLIP-family checkpoint: local dir, `package:`, or hub id when online) the
+  distance is semantic, as ShareGPT4Video selects keyframes: a candidate is kept only if its image
+  embedding's cosine to every kept frame is below `max_keyframe_similarity`.
 
 A clip whose frames cannot be read soundly is rejected `corrupt` with the numbers: a packet that did
 not decode on the way to a requested time, or a frame that came back more than one frame interval
@@ -38,6 +41,8 @@ class FramesConfig(StageConfig):
     max_frames: int = Field(32, ge=1, le=1024)
     candidate_fps: float = Field(2.0, gt=0)
     min_hash_distance: int = Field(10, ge=0, le=64)
+    keyframe_model: str | None = None                   # keyframes by embedding (ShareGPT4Video) instead of pHash
+    max_keyframe_similarity: float = Field(0.9, gt=-1, le=1)
     max_side: int = Field(448, ge=32)
     jpeg_quality: int = Field(90, ge=10, le=100)
     backend: Literal["auto", "decord", "pyav"] = "auto"
@@ -66,10 +71,18 @@ class FramesStage(Stage):
     writes = R.FRAME_COLUMNS
     default_resources = Resources(num_cpus=1, batch_size=2)
 
+    def setup(self) -> None:
+        self._embedder = None
+        if self.config.mode == "keyframes" and self.config.keyframe_model:
+            from vdata.teachers.vision_text import VisionTextModel
+
+            self._embedder = VisionTextModel(self.config.keyframe_model)   # once per worker
+
     def label(self) -> str:
         c = self.config
+        distinct = (f"cos{c.max_keyframe_similarity:g}" if c.keyframe_model else f"d{c.min_hash_distance}")
         return {"uniform": f"uniform:{c.num_frames}", "fps": f"fps:{c.fps:g}:max{c.max_frames}",
-                "keyframes": f"keyframes:{c.candidate_fps:g}fps:d{c.min_hash_distance}:max{c.max_frames}"}[c.mode]
+                "keyframes": f"keyframes:{c.candidate_fps:g}fps:{distinct}:max{c.max_frames}"}[c.mode]
 
     def process_row(self, row):
         cfg = self.config
@@ -104,17 +117,27 @@ class FramesStage(Stage):
                                       tolerance_s=tol)
 
     def _distinct(self, frames):
-        kept: list[tuple[float, object, int]] = []
-        for t, img in frames:
-            h = phash(img)
-            if all(hamming(h, kh) > self.config.min_hash_distance for _, _, kh in kept):
-                kept.append((t, img, h))
+        """Candidates far enough from every frame kept before them; beyond max_frames, the most distinct
+        (greedy farthest-point), in time order. Distance: pHash Hamming, or 1 - cosine of embeddings."""
+        if getattr(self, "_embedder", None) is not None:
+            vectors = self._embedder.embed_images([img for _, img in frames])
+            keys = list(vectors)
+            distance = lambda a, b: 1.0 - float(a @ b)   # noqa: E731 (unit vectors)
+            min_distance = 1.0 - self.config.max_keyframe_similarity
+            far_enough = lambda d: d >= min_distance      # noqa: E731
+        else:
+            keys = [phash(img) for _, img in frames]
+            distance = hamming
+            far_enough = lambda d: d > self.config.min_hash_distance   # noqa: E731
+        kept: list[tuple[float, object, object]] = []
+        for (t, img), key in zip(frames, keys):
+            if all(far_enough(distance(key, k)) for _, _, k in kept):
+                kept.append((t, img, key))
         if len(kept) > self.config.max_frames:
-            # keep the most distinct: greedy farthest-point selection, then restore time order
             chosen = [0]
             while len(chosen) < self.config.max_frames:
                 best = max((i for i in range(len(kept)) if i not in chosen),
-                           key=lambda i: min(hamming(kept[i][2], kept[j][2]) for j in chosen))
+                           key=lambda i: min(distance(kept[i][2], kept[j][2]) for j in chosen))
                 chosen.append(best)
             kept = [kept[i] for i in sorted(chosen)]
         return [(t, img) for t, img, _ in kept]
