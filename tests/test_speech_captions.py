@@ -95,6 +95,39 @@ def test_captions_are_retimed_to_the_matching_segment_or_dropped():
     assert word_overlap("Chopping onions", "we chop the onion") == 1.0 and word_overlap("", "x") == 0.0
 
 
+def test_vision_match_retimes_by_the_frames_of_each_segment(tmp_path):
+    """match: vision (the paper's video–text re-timing) with the tiny random CLIP built offline, over real
+    frames of a video whose halves differ: every caption still gets a segment's span, the scores are
+    deterministic cosines (one image pass per row), and the setting needs a model (key named)."""
+    from pydantic import ValidationError
+
+    from vdata.media.synth import Segment, render_segments
+    from vdata.stages.generate.speech_captions import SpeechCaptionsTask
+    from vdata.teachers.tiny_clip import build_tiny_clip
+
+    with pytest.raises(ValidationError, match="vision_model"):
+        SpeechCaptionsTask(match="vision")
+    model = str(build_tiny_clip(tmp_path / "tiny-clip"))
+    path = str(tmp_path / "halves.mp4")
+    render_segments(path, [Segment("testsrc2", 8.0), Segment("smptebars", 8.0)], size=(160, 96))
+    frames = L.read_frames(path, 0.0, 16.0, n=8)
+    stage = _stage(DEAD, window_words=200, match="vision", vision_model=model, min_similarity=-1.0)
+    row = _row(**{R.FRAMES: frames})
+    reply = {"captions": [{"time_s": 6, "caption": "Onions are chopped."}, {"time_s": 13, "caption": "Rice is stirred."}]}
+    out, _ = _finish(stage, row, reply)
+    (sample,) = [r for r in out if isinstance(r, dict)]
+    spans = [(s["start_s"], s["end_s"]) for s in sample[R.ANSWER_SPANS]]
+    assert len(spans) == 2 and all((a, b) in [(x["start_s"], x["end_s"]) for x in SEGMENTS] for a, b in spans)
+    assert len(stage.__dict__["_frame_vectors"]) == 1                  # the row's frames embedded once
+    from vdata.stages.generate.speech_captions import vision_similarities
+
+    cands = [Speech(x["start_s"], x["end_s"], x["text"]) for x in SEGMENTS]
+    first = vision_similarities(stage, model, "Onions are chopped.", cands, frames)
+    assert first == vision_similarities(stage, model, "Onions are chopped.", cands, frames)
+    assert len(first) == 4 and all(-1.0 <= x <= 1.0 for x in first)
+    assert vision_similarities(stage, model, "x", cands, []) == [-1.0] * 4   # no frames: nothing matches
+
+
 # ================================================================================ Whisper + SmolLM2
 def _pipeline_rows(path: str) -> list[dict]:
     """Clip rows of a real video: probe → shots → asr (Whisper tiny.en) in-process."""

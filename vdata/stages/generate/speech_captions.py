@@ -8,9 +8,11 @@ video written from its narration, each re-timed to the speech that backs it.
    seconds (a bounded schema: the time lies in the window).
 3. Each caption is re-timed to the transcript segment near its estimate (within `search_s`) that it
    matches best — by shared content words (`match: words`) or by MiniLM cosine similarity (`match:
-   embedding`, the packaged model) — and takes that segment's span, clipped to the row. A caption that
-   matches no segment at `min_similarity` is dropped as a reject (`speech_unmatched`, with its scores):
-   the original filters captions by video-text similarity; here the narration is the evidence.
+   embedding`, the packaged model) or, as the paper does, by vision–text similarity with the frames of
+   that segment's span (`match: vision`, a CLIP/SigLIP-family `vision_model`; the row's sampled frames
+   inside the span, else the frame nearest its middle) — and takes that segment's span, clipped to the
+   row. A caption that matches no segment at `min_similarity` is dropped as a reject (`speech_unmatched`,
+   with its scores).
 
 `samples: window` writes one timed sample per window (HowToCaption's caption list for that part of the
 video); `samples: pairs` one sample per caption (its span in the question, HowToCaption's clip-caption
@@ -25,7 +27,7 @@ import string
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from vdata.schemas import records as R
 
@@ -36,7 +38,7 @@ from .common import (Pending, Strict, TaskFamily, parse_lines, sample_base, span
 if TYPE_CHECKING:
     from .common import StageView
 
-DEFAULT_MIN_SIMILARITY = {"words": 0.3, "embedding": 0.4}
+DEFAULT_MIN_SIMILARITY = {"words": 0.3, "embedding": 0.4, "vision": 0.2}
 _STOP = {"the", "a", "an", "and", "or", "of", "to", "in", "on", "at", "is", "are", "was", "were", "be", "it", "its",
          "that", "this", "with", "for", "as", "by", "then", "now", "we", "you", "i", "our", "your", "my", "they", "he",
          "she", "his", "her", "their", "them", "there", "here", "so", "just", "into", "from", "up", "out", "will", "can",
@@ -47,12 +49,19 @@ class SpeechCaptionsTask(Strict):
     window_words: int = Field(120, ge=10, le=2000)    # narration words per teacher request
     max_captions: int = Field(4, ge=1, le=32)         # captions per window
     source: Literal["auto", "transcript", "subtitles"] = "auto"   # auto: ASR segments, else annotation subtitles
-    match: Literal["words", "embedding"] = "words"
-    min_similarity: float | None = Field(None, ge=-1, le=1)   # None: 0.3 (words) / 0.4 (embedding)
+    match: Literal["words", "embedding", "vision"] = "words"
+    min_similarity: float | None = Field(None, ge=-1, le=1)   # None: 0.3 (words) / 0.4 (embedding) / 0.2 (vision)
     search_s: float = Field(30.0, ge=0)               # segments this close to the estimated time are candidates
     samples: Literal["window", "pairs"] = "window"
     max_caption_chars: int = Field(160, ge=20, le=1000)
     embedding_model: str | None = None                # embedding: a sentence-transformers dir; None: packaged MiniLM
+    vision_model: str | None = None                   # vision: a CLIP/SigLIP-family dir / package: / hub id
+
+    @model_validator(mode="after")
+    def _vision_needs_a_model(self):
+        if self.match == "vision" and not self.vision_model:
+            raise ValueError("vision_model: match: vision needs a CLIP/SigLIP-family model")
+        return self
 
 
 @dataclass(frozen=True)
@@ -143,9 +152,12 @@ def best_match(scores: list[float], cands: list[Speech], t: float) -> tuple[int,
     return k, scores[k]
 
 
-def similarities(stage: StageView, tcfg: SpeechCaptionsTask, caption: str, cands: list[Speech]) -> list[float]:
+def similarities(stage: StageView, tcfg: SpeechCaptionsTask, caption: str, cands: list[Speech],
+                 row: dict | None = None) -> list[float]:
     if tcfg.match == "words":
         return [word_overlap(caption, s.text) for s in cands]
+    if tcfg.match == "vision":
+        return vision_similarities(stage, tcfg.vision_model, caption, cands, (row or {}).get(R.FRAMES) or [])
     embedder = stage.__dict__.get("_speech_embedder")
     if embedder is None:   # loaded once per worker, on first use
         from vdata.teachers.packaged import PACKAGED_MINILM, load_text_embedder
@@ -153,6 +165,36 @@ def similarities(stage: StageView, tcfg: SpeechCaptionsTask, caption: str, cands
         embedder = stage.__dict__["_speech_embedder"] = load_text_embedder(tcfg.embedding_model or PACKAGED_MINILM)
     vec = embedder.encode([caption] + [s.text for s in cands], normalize_embeddings=True, show_progress_bar=False)
     return [float(vec[0] @ v) for v in vec[1:]]
+
+
+def vision_similarities(stage: StageView, model_spec: str, caption: str, cands: list[Speech],
+                        frames: list[dict]) -> list[float]:
+    """Cosine of the caption with the mean embedding of each segment's frames (the row's sampled frames in
+    its span, else the one nearest its middle); -1 for every segment when the row has no frames."""
+    if not frames:
+        return [-1.0] * len(cands)
+    import numpy as np
+
+    from vdata.media.images import decode_jpeg
+    from vdata.teachers.vision_text import VisionTextModel, mean_embedding
+
+    models = stage.__dict__.setdefault("_vision_models", {})   # loaded once per worker, on first use
+    model = models.get(model_spec) or models.setdefault(model_spec, VisionTextModel(model_spec))
+    times = [float(f[R.FRAME_TIMESTAMP_S]) for f in frames]
+    key = (model_spec, tuple(times))
+    cache = stage.__dict__.setdefault("_frame_vectors", {})
+    if key not in cache:   # one image pass per row, whatever the number of captions
+        cache.clear()
+        cache[key] = model.embed_images([decode_jpeg(f[R.FRAME_JPEG]) for f in frames])
+    vectors, text = cache[key], model.embed_texts([caption])[0]
+    out = []
+    for s in cands:
+        inside = [i for i, t in enumerate(times) if s.start_s <= t <= s.end_s]
+        if not inside:
+            middle = (s.start_s + s.end_s) / 2
+            inside = [min(range(len(times)), key=lambda i: abs(times[i] - middle))]
+        out.append(float(np.dot(mean_embedding(vectors[inside]), text)))
+    return out
 
 
 # --- the family ---------------------------------------------------------------------------------------
@@ -196,7 +238,7 @@ def _finish(stage: StageView, row, clues, p: Pending, reply: dict, base: dict, s
         seen.add(caption.lower())
         t = float(item["time_s"]) if isinstance(item.get("time_s"), (int, float)) else p.extra["window"][0].start_s
         cands = candidates(speech, t, tcfg.search_s)
-        scores = similarities(stage, tcfg, caption, cands)
+        scores = similarities(stage, tcfg, caption, cands, row)
         best, score = best_match(scores, cands, t)
         if score < floor:
             dropped = sample_base(stage, row, "speech_captions", p.index * 1000 + k, p.prompt.id,
