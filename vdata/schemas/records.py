@@ -85,6 +85,9 @@ VIDEO_CAPTION_MODEL = "video_caption_model"
 VIDEO_CAPTION_PROMPT_VERSION = "video_caption_prompt_version"
 VIDEO_CAPTION_CLIPS = "video_caption_clips"    # clip ids whose captions were merged, in time order
 VIDEO_CAPTION_LEVELS = "video_caption_levels"  # merge levels: 0 = one clip copied, 1 = one merge, 2+ = hierarchical
+# --- video level, denormalised onto each clip row: cross-clip entities (entities stage) ---
+ENTITIES = "entities"                          # list<ENTITY_TYPE>: one consistent name per character/object of the video
+CAPTION_RENAMED = "caption_renamed"            # the clip caption with each entity mention replaced by its name
 # --- sample level: instruction samples (one row per sample; keeps its clip's columns) ---
 SAMPLE_ID = "sample_id"
 TASK = "task"                                  # caption | open_qa | mcq | cot | grounding | dense_caption | chapter
@@ -143,6 +146,12 @@ EVIDENCE_TYPE = pa.struct([
 CLAIM_TYPE = pa.struct([pa.field("claim", pa.string()), pa.field("supported", pa.bool_()), pa.field("note", pa.string()),
                         pa.field("verdict", pa.string())])   # supported | refuted | unsupported
 
+ENTITY_EVIDENCE_TYPE = pa.struct([pa.field("clip_id", pa.string()), pa.field("source", pa.string()),   # caption | transcript
+                                  pa.field("text", pa.string())])
+ENTITY_TYPE = pa.struct([pa.field("name", pa.string()), pa.field("kind", pa.string()),   # person | animal | object
+                         pa.field("aliases", pa.list_(pa.string())), pa.field("clip_ids", pa.list_(pa.string())),
+                         pa.field("evidence", pa.list_(ENTITY_EVIDENCE_TYPE))])
+
 FIELD_TYPES: dict[str, pa.DataType] = {
     SOURCE_URI: pa.string(), PATH: pa.string(), SOURCE_META: pa.string(),
     VIDEO_ID: pa.string(), FILE_SIZE: pa.int64(), DURATION_S: pa.float64(), FPS: pa.float64(),
@@ -166,7 +175,7 @@ FIELD_TYPES: dict[str, pa.DataType] = {
     CAMERA_MOVEMENT: pa.string(), DENSE_TIMESTAMPS_REPAIRED: pa.int32(), DENSE_EVENTS_DROPPED: pa.int32(),
     VIDEO_CAPTION: pa.string(), VIDEO_CAPTION_TEACHER: pa.string(), VIDEO_CAPTION_MODEL: pa.string(),
     VIDEO_CAPTION_PROMPT_VERSION: pa.string(), VIDEO_CAPTION_CLIPS: pa.list_(pa.string()),
-    VIDEO_CAPTION_LEVELS: pa.int32(),
+    VIDEO_CAPTION_LEVELS: pa.int32(), ENTITIES: pa.list_(ENTITY_TYPE), CAPTION_RENAMED: pa.string(),
     SAMPLE_ID: pa.string(), TASK: pa.string(), QUESTION_TYPE: pa.string(), QUESTION: pa.string(),
     ANSWER: pa.string(), OPTIONS: pa.list_(pa.string()), ANSWER_INDEX: pa.int32(), RATIONALE: pa.string(),
     RATIONALE_STEPS: pa.list_(RATIONALE_STEP_TYPE), ANSWER_SPANS: pa.list_(SPAN_TYPE), EVIDENCE: EVIDENCE_TYPE,
@@ -192,6 +201,7 @@ CAPTION_COLUMNS = (CAPTION, CAPTION_STRATEGY, CAPTION_TEACHER, CAPTION_MODEL, CA
                    DENSE_EVENTS, SHOT_TYPE, CAMERA_MOVEMENT, DENSE_TIMESTAMPS_REPAIRED, DENSE_EVENTS_DROPPED)
 VIDEO_CAPTION_COLUMNS = (VIDEO_CAPTION, VIDEO_CAPTION_TEACHER, VIDEO_CAPTION_MODEL, VIDEO_CAPTION_PROMPT_VERSION,
                          VIDEO_CAPTION_CLIPS, VIDEO_CAPTION_LEVELS)
+ENTITY_COLUMNS = (ENTITIES, CAPTION_RENAMED)
 SAMPLE_COLUMNS = (SAMPLE_ID, TASK, QUESTION_TYPE, QUESTION, ANSWER, OPTIONS, ANSWER_INDEX, RATIONALE,
                   RATIONALE_STEPS, ANSWER_SPANS, EVIDENCE, SAMPLE_TEACHER, SAMPLE_MODEL, SAMPLE_PROMPT_VERSION)
 VERIFY_COLUMNS = (V_CLAIMS, V_SUPPORTED_RATIO, V_BLIND_CORRECT, V_TIMESTAMPS_VALID, V_DUPLICATE_OF, V_LABEL_CONTAINED)

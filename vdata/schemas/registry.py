@@ -26,6 +26,7 @@ STAGES: dict[str, str] = {
     "dedup": "vdata.stages.dedup:DedupStage",
     "caption": "vdata.stages.caption:CaptionStage",
     "video_caption": "vdata.stages.video_caption:VideoCaptionStage",
+    "entities": "vdata.stages.entities:EntitiesStage",
     "clip_embed": "vdata.stages.clip_embed:ClipEmbedStage",
     "semdedup": "vdata.stages.semdedup:SemDedupStage",
     "nsfw": "vdata.stages.nsfw:NsfwStage",

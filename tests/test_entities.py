@@ -1,0 +1,130 @@
+"""entities stage: one consistent name per repeated character or object across the clips of a video.
+
+Hand-written clip rows (captions mentioning "a man in a red shirt" / "the man in the red shirt" / "a dog"
+across clips, a transcript saying "Tom") check the rules: one name per entity, the table's clips and
+evidence, the renamed captions, determinism, a captionless row passing through and the Arrow types of the
+written columns. The last test runs a real narrated video (espeak-ng speech over hard cuts) through
+probe → shots → asr (Whisper tiny.en) and takes the spoken names from the real transcript.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pyarrow as pa
+import pytest
+
+from vdata.schemas import records as R
+from vdata.schemas.registry import stage_class
+from vdata.stages.entities import EntitiesConfig, EntitiesStage, caption_mentions, spoken_names
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples", "videos")
+
+
+def _rows() -> list[dict]:
+    clip = lambda k, start, caption, said: {R.SOURCE_URI: "v.mp4", R.VIDEO_ID: "v", R.CLIP_ID: f"v:{k}",
+                                            R.START_S: start, R.CAPTION: caption, R.TRANSCRIPT_TEXT: said}
+    # given out of time order on purpose: the stage sorts a video's clips by start
+    return [
+        clip(2, 9.0, "The man sits on a bench while a woman wearing a blue hat waves.", ""),
+        clip(0, 0.0, "A man in a red shirt walks a dog along the street.", "This is Tom. Say hello to Tom."),
+        clip(1, 5.0, "The man in the red shirt throws a ball. A dog runs after it.", "Good boy, fetch!"),
+        clip(3, 12.0, None, None),
+        {R.SOURCE_URI: "w.mp4", R.VIDEO_ID: "w", R.CLIP_ID: "w:0", R.START_S: 0.0,
+         R.CAPTION: "A man in a red shirt waves.", R.TRANSCRIPT_TEXT: "Hello from Ben."},
+    ]
+
+
+def _run(rows, **config) -> dict[str, dict]:
+    stage = EntitiesStage(EntitiesConfig(**config))
+    stage.setup()
+    return {r[R.CLIP_ID]: r for r in stage.process_batch([dict(r) for r in rows])}
+
+
+def test_mentions_and_spoken_names():
+    found = caption_mentions("c", "A man in a red shirt walks a dog into the kitchen.")
+    assert [(m.text, m.head, m.attrs) for m in found] == [
+        ("A man in a red shirt", "man", ("red", "shirt")), ("a dog", "dog", ()), ("the kitchen", "kitchen", ())]
+    # "in the kitchen" is a place, not an appearance: the man stays bare
+    assert caption_mentions("c", "The man in the kitchen cooks.")[0].attrs == ()
+    names = spoken_names({"a": "Maria bakes bread. Look at this.", "b": "Her brother Tom sells it. Now look!",
+                          "c": "Good morning, Oliver."})
+    assert names == {"a": ["Maria"], "b": ["Tom"], "c": ["Oliver"]}   # "Look": also said in lowercase
+
+
+def test_one_consistent_name_per_entity_across_clips():
+    out = _run(_rows())
+    table = out["v:0"][R.ENTITIES]
+    by_name = {e["name"]: e for e in table}
+    assert set(by_name) == {"Tom", "the dog"}        # woman and street: one clip each, no spoken name
+    tom, dog = by_name["Tom"], by_name["the dog"]
+    assert tom["kind"] == "person" and tom["clip_ids"] == ["v:0", "v:1", "v:2"]
+    assert tom["aliases"] == ["A man in a red shirt", "The man in the red shirt", "The man"]
+    assert {"clip_id": "v:0", "source": "transcript", "text": "Tom"} in tom["evidence"]
+    assert [e["clip_id"] for e in tom["evidence"] if e["source"] == "caption"] == ["v:0", "v:1", "v:2"]
+    assert dog["kind"] == "animal" and dog["clip_ids"] == ["v:0", "v:1"]
+    assert out["v:0"][R.CAPTION_RENAMED] == "Tom walks the dog along the street."
+    assert out["v:1"][R.CAPTION_RENAMED] == "Tom throws a ball. The dog runs after it."
+    assert out["v:2"][R.CAPTION_RENAMED] == "Tom sits on a bench while a woman wearing a blue hat waves."
+    assert all(out[c][R.ENTITIES] == table for c in ("v:1", "v:2", "v:3"))   # every clip row of the video
+    # the other video is its own world: Ben is not Tom, and one clip names him from its own speech
+    assert [e["name"] for e in out["w:0"][R.ENTITIES]] == ["Ben"]
+    assert out["w:0"][R.CAPTION_RENAMED] == "Ben waves."
+
+
+def test_captionless_row_passes_through_and_runs_are_deterministic():
+    first, second = _run(_rows()), _run(list(reversed(_rows())))
+    assert first == second
+    empty = first["v:3"]
+    assert empty[R.CAPTION] is None and empty[R.CAPTION_RENAMED] is None and empty[R.ENTITIES]
+
+
+def test_numbered_naming_without_speech_and_min_clips():
+    out = _run(_rows(), naming="numbered", spoken_names=False)
+    assert [e["name"] for e in out["v:0"][R.ENTITIES]] == ["Person 1", "Dog 1"]
+    assert out["v:1"][R.CAPTION_RENAMED] == "Person 1 throws a ball. Dog 1 runs after it."
+    every = _run(_rows(), naming="numbered", spoken_names=False, min_clips=1)
+    names = [e["name"] for e in every["v:0"][R.ENTITIES]]
+    assert "Person 2" in names and "Ball 1" in names      # the woman, and the one-clip objects
+    assert every["v:2"][R.CAPTION_RENAMED].endswith("while Person 2 waves.")
+
+
+def test_written_columns_match_the_schema_and_the_stage_is_registered():
+    assert stage_class("entities") is EntitiesStage
+    assert EntitiesStage.writes == (R.ENTITIES, R.CAPTION_RENAMED) and EntitiesStage.group_by == R.SOURCE_URI
+    out = list(_run(_rows()).values())
+    schema = pa.schema([(c, R.FIELD_TYPES[c]) for c in (R.CLIP_ID, *EntitiesStage.writes)])
+    table = pa.Table.from_pylist([{c: r[c] for c in schema.names} for r in out], schema=schema)
+    assert table.num_rows == 5 and table.column(R.ENTITIES).type == R.FIELD_TYPES[R.ENTITIES]
+    with pytest.raises(ValueError):
+        EntitiesConfig(naming="random")
+
+
+@pytest.mark.slow
+def test_narrated_video_names_come_from_real_speech(tmp_path):
+    """bakery: "Maria bakes three loaves…" | "Her brother Tom sells the bread…" | "The market stays open…"."""
+    from vdata.stages.asr import AsrConfig, AsrStage
+    from vdata.stages.probe import ProbeStage
+    from vdata.stages.shots import ShotsStage
+
+    path = str(tmp_path / "narrated_bakery.mp4")
+    shutil.copy(os.path.join(EXAMPLES, "narrated_bakery.mp4"), path)
+    rows = [{R.SOURCE_URI: path, R.PATH: path, R.SOURCE_META: None, R.MASS: 1.0}]
+    for stage in (ProbeStage(), ShotsStage(min_len_s=1.0), AsrStage(AsrConfig(model="tiny.en", cpu_threads=2))):
+        stage.setup()
+        rows = [r for r in stage.process_batch(rows) if isinstance(r, dict)]
+    rows.sort(key=lambda r: r[R.START_S])
+    assert len(rows) == 3, [r[R.TRANSCRIPT_TEXT] for r in rows]
+    captions = ["A woman in a white apron kneads dough.",                      # what a captioner would say
+                "The woman in the white apron hands bread to a man in a green shirt.",
+                "The man in the green shirt closes the stall."]
+    for row, caption in zip(rows, captions):
+        row[R.CAPTION] = caption
+    out = {r[R.CLIP_ID]: r for r in EntitiesStage().process_batch(rows)}
+    ids = [r[R.CLIP_ID] for r in rows]
+    by_clips = {tuple(e["clip_ids"]): e for e in out[ids[0]][R.ENTITIES]}
+    woman, man = by_clips[tuple(ids[:2])], by_clips[tuple(ids[1:])]
+    assert woman["name"] == "Maria" and "Maria" in rows[0][R.TRANSCRIPT_TEXT]
+    assert man["name"] == "Tom" and "Tom" in rows[1][R.TRANSCRIPT_TEXT]
+    assert out[ids[1]][R.CAPTION_RENAMED] == "Maria hands bread to Tom."
+    assert out[ids[2]][R.CAPTION_RENAMED] == "Tom closes the stall."

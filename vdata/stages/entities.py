@@ -1,0 +1,277 @@
+"""entities: one consistent name per repeated character or object across the clips of a video (MR. Video's reduce).
+
+Clip captions are written clip by clip, so the same man is "a man in a red shirt" in one clip and "the man"
+in the next, and a reader (or a student model) cannot tell that they are one person. This stage reads all
+clips of a video together and, without a teacher and deterministically:
+
+1. extracts entity mentions from each caption: a determiner, known modifiers, a head noun, and an
+   appearance phrase ("a man in a red shirt", "the woman wearing a blue hat", "a dog with a black collar");
+2. extracts spoken names from each clip's transcript: capitalised words that are not common sentence
+   openers (see `spoken_names` for the rule at the start of a sentence);
+3. clusters mentions across clips: same head noun and same appearance words; a bare mention ("the man")
+   joins its head's only described cluster, else the one described in its own clip, else a bare cluster;
+4. names each cluster: a person cluster takes the spoken name most often co-occurring in its clips (each
+   name used once), otherwise the most described mention with "the" (`naming: descriptive`) or
+   "Person 1" / "Dog 1" (`naming: numbered`);
+5. rewrites each caption with every mention of a kept cluster replaced by the cluster's name.
+
+A cluster is kept when it spans at least `min_clips` clips or carries a spoken name. Every clip row of the
+video gets the entity table (`entities`: name, kind, aliases, clip ids, evidence) and its `caption_renamed`
+(its caption unchanged when nothing was renamed; null when it has no caption). The stage declares
+`group_by = SOURCE_URI` (like `video_caption`), so the runner hands it all clips of a video in one batch.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import Field
+
+from vdata.schemas import records as R
+
+from .base import Resources, Stage, StageConfig
+
+DETERMINERS = {"a", "an", "the"}
+PERSON_HEADS = {"man", "woman", "boy", "girl", "person", "child", "kid", "lady", "guy", "gentleman", "baby",
+                "player", "chef", "cook", "worker", "teacher", "student", "driver", "rider", "host", "presenter",
+                "speaker", "narrator", "customer", "officer", "doctor", "nurse", "farmer", "runner", "dancer",
+                "singer", "musician", "toddler", "teenager", "adult", "mother", "father", "grandmother"}
+ANIMAL_HEADS = {"dog", "cat", "horse", "bird", "cow", "sheep", "goat", "pig", "duck", "chicken", "puppy",
+                "kitten", "rabbit", "fish", "bear", "deer", "monkey", "parrot", "lion", "tiger", "elephant"}
+# Modifiers that describe appearance (kept in the cluster key) and may stand before the head noun.
+MODIFIERS = {"red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white", "grey", "gray",
+             "dark", "light", "bright", "small", "large", "big", "little", "tiny", "huge", "tall", "short", "young",
+             "old", "elderly", "blond", "blonde", "bald", "bearded", "fluffy", "striped", "spotted", "long",
+             "curly", "wooden", "metal", "plastic", "golden", "silver", "smiling", "older", "younger"}
+CLOTHING = {"shirt", "t-shirt", "jacket", "hat", "cap", "dress", "coat", "suit", "glasses", "sunglasses", "sweater",
+            "hoodie", "uniform", "apron", "helmet", "scarf", "jeans", "skirt", "vest", "collar", "jersey", "top",
+            "trousers", "pants", "shorts", "hair", "beard", "boots", "gloves", "mask", "tie", "harness"}
+APPEARANCE_LINKS = {"in", "wearing", "with"}
+# Words that end a mention: function words and common caption verbs that follow a bare head.
+STOP_WORDS = {"and", "or", "in", "on", "at", "to", "for", "with", "from", "by", "into", "onto", "is", "are", "was",
+              "were", "that", "which", "who", "while", "as", "of", "then", "but", "near", "next", "behind",
+              "wearing", "holding", "sitting", "standing", "walking", "running", "appears", "again", "there"}
+# Capitalised words that open sentences or address people without being names (after answer_first's list).
+NOT_NAMES = {"The", "A", "An", "This", "That", "These", "Those", "There", "It", "He", "She", "They", "We", "I",
+             "Her", "His", "Their", "Our", "My", "Your", "Its", "And", "But", "So", "Then", "Now", "Today", "Every",
+             "Each", "After", "Before", "In", "On", "At", "Yes", "No", "Oh", "Ok", "Okay", "Well", "Hello", "Hi",
+             "Here", "Look", "Let", "Let's", "Come", "Go", "What", "Who", "Why", "How", "When", "Where", "Is",
+             "Are", "Do", "Does", "Did", "Not", "Please", "Thank", "Thanks", "Good", "Great", "First", "Next",
+             "Finally", "Also", "Just", "If", "You", "Me", "Him", "Them", "Us", "Mr", "Mrs", "Ms", "Dr",
+             "Captain", "Doctor", "Mister", "Miss", "Professor", "Uncle", "Aunt", "Monday", "Tuesday",
+             "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "English", "Say", "Watch", "See", "Take",
+             "Put", "Make", "Get", "Give", "Open", "Turn", "Keep", "Try", "Add", "Use", "Wait", "Stop", "Listen"}
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z'-]*|[.!?]")
+
+
+class EntitiesConfig(StageConfig):
+    min_clips: int = Field(2, ge=1, le=10000)     # a cluster without a spoken name is kept from this many clips
+    naming: Literal["descriptive", "numbered"] = "descriptive"
+    spoken_names: bool = True                     # a person cluster takes a name said in its clips' transcript
+
+
+@dataclass
+class Mention:
+    clip_id: str
+    start: int                 # character span in the caption
+    end: int
+    text: str
+    head: str
+    attrs: tuple[str, ...]     # appearance words, sorted
+
+
+@dataclass
+class Cluster:
+    head: str
+    attrs: tuple[str, ...]
+    mentions: list[Mention] = field(default_factory=list)
+    name: str = ""
+
+    @property
+    def kind(self) -> str:
+        return "person" if self.head in PERSON_HEADS else "animal" if self.head in ANIMAL_HEADS else "object"
+
+    @property
+    def clip_ids(self) -> list[str]:
+        return list(dict.fromkeys(m.clip_id for m in self.mentions))
+
+
+def caption_mentions(clip_id: str, caption: str) -> list[Mention]:
+    """Entity mentions in one caption: determiner, modifiers, head noun, optional appearance phrase."""
+    tokens = [(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(caption)]
+    lower = [t[0].lower() for t in tokens]
+    out, i = [], 0
+    while i < len(tokens):
+        if lower[i] not in DETERMINERS:
+            i += 1
+            continue
+        j, mods = i + 1, []
+        while j < len(tokens) and lower[j] in MODIFIERS and j + 1 < len(tokens) and lower[j + 1] not in STOP_WORDS:
+            mods.append(lower[j])
+            j += 1
+        if j >= len(tokens) or not tokens[j][0][0].isalpha() or lower[j] in STOP_WORDS | DETERMINERS | MODIFIERS:
+            i += 1
+            continue
+        head, end = lower[j], j
+        attrs = list(mods)
+        phrase = _appearance(lower, end + 1)
+        if phrase:
+            attrs += [w for w in lower[end + 2:phrase] if w not in DETERMINERS]
+            end = phrase - 1
+        start_char, end_char = tokens[i][1], tokens[end][2]
+        out.append(Mention(clip_id, start_char, end_char, caption[start_char:end_char], head,
+                           tuple(sorted(set(attrs)))))
+        i = end + 1
+    return out
+
+
+def _appearance(lower: list[str], k: int) -> int | None:
+    """End index (exclusive) of an appearance phrase at k ("in a red shirt", "wearing glasses"), else None."""
+    if k >= len(lower) or lower[k] not in APPEARANCE_LINKS:
+        return None
+    j = k + 1
+    if j < len(lower) and lower[j] in DETERMINERS:
+        j += 1
+    mods = 0
+    while j < len(lower) and lower[j] in MODIFIERS:
+        mods, j = mods + 1, j + 1
+    if j < len(lower) and lower[j] in CLOTHING:
+        return j + 1
+    if mods and j < len(lower) and lower[j].isalpha() and lower[j] not in STOP_WORDS | DETERMINERS:
+        return j + 1   # "in a red car": described by a colour or size, not a location ("in the kitchen")
+    return None
+
+
+def spoken_names(transcripts: dict[str, str]) -> dict[str, list[str]]:
+    """Names said in each clip's transcript, in order of first mention (see the module docstring, step 2).
+
+    A capitalised word mid-sentence is a name. One that opens a sentence ("Maria bakes bread.") counts when
+    a word follows it and the video's speech never uses it in lowercase (so "Look" in "Look at this, look!"
+    does not); NOT_NAMES holds the usual openers and imperatives."""
+    tokenized = {clip_id: _TOKEN.findall(text or "") for clip_id, text in transcripts.items()}
+    lowercase = {t for tokens in tokenized.values() for t in tokens if t.islower()}
+    mid, found = set(), {}
+    for clip_id, tokens in tokenized.items():
+        found[clip_id] = []
+        for k, tok in enumerate(tokens):
+            if not tok[0].isupper() or tok in NOT_NAMES or len(tok) < 2 or not tok.isalpha():
+                continue
+            opens_sentence = k == 0 or tokens[k - 1] in ".!?"
+            if not opens_sentence:
+                mid.add(tok)
+            elif tok.lower() in lowercase or k + 1 >= len(tokens) or tokens[k + 1] in ".!?":
+                continue
+            found[clip_id].append(tok)
+    return {clip_id: list(dict.fromkeys(names)) for clip_id, names in found.items()}
+
+
+def cluster_mentions(mentions: list[Mention]) -> list[Cluster]:
+    """Clusters in order of first mention: described mentions by (head, attrs), then bare ones by the rules."""
+    clusters: dict[tuple, Cluster] = {}
+    for m in mentions:
+        if m.attrs:
+            clusters.setdefault((m.head, m.attrs), Cluster(m.head, m.attrs)).mentions.append(m)
+    for m in mentions:
+        if m.attrs:
+            continue
+        described = [c for c in clusters.values() if c.head == m.head and c.attrs]
+        in_clip = [c for c in described if m.clip_id in c.clip_ids]
+        target = described[0] if len(described) == 1 else in_clip[0] if len(in_clip) == 1 else None
+        if target is None:
+            target = clusters.setdefault((m.head, ()), Cluster(m.head, ()))
+        target.mentions.append(m)
+    ordered = sorted(clusters.values(), key=lambda c: min(mentions.index(m) for m in c.mentions))
+    for c in ordered:
+        c.mentions.sort(key=mentions.index)
+    return ordered
+
+
+def name_clusters(clusters: list[Cluster], names: dict[str, list[str]], naming: str) -> dict[int, str]:
+    """Cluster index → spoken name for person clusters, greedy by co-occurring clip count, each name once.
+
+    Ties go to the name said first in the video (the subject usually opens the sentence: Whisper may
+    write "Maria Bake, three loaves…" for "Maria bakes three loaves…"), then to the earlier cluster."""
+    said_first = {name: k for k, name in enumerate(dict.fromkeys(n for clip in names.values() for n in clip))}
+    candidates = []
+    for idx, c in enumerate(clusters):
+        if c.kind != "person":
+            continue
+        counts = Counter(n for clip in c.clip_ids for n in names.get(clip, []))
+        candidates += [(-count, said_first[name], idx, name) for name, count in counts.items()]
+    spoken, used = {}, set()
+    for _, _, idx, name in sorted(candidates):
+        if idx not in spoken and name not in used:
+            spoken[idx], used = name, used | {name}
+    numbers: Counter = Counter()
+    for idx, c in enumerate(clusters):
+        if idx in spoken:
+            c.name = spoken[idx]
+        elif naming == "numbered":
+            label = "Person" if c.kind == "person" else c.head.capitalize()
+            numbers[label] += 1
+            c.name = f"{label} {numbers[label]}"
+        else:
+            richest = max(c.mentions, key=lambda m: (len(m.text.split()), -c.mentions.index(m)))
+            words = richest.text.split()
+            c.name = " ".join(["the"] + [w if w.lower() not in DETERMINERS else "the" for w in words[1:]])
+    return spoken
+
+
+def renamed_caption(caption: str, mentions: list[Mention], names: dict[int, str]) -> str:
+    """The caption with each mention (by id) replaced by its cluster name, capitalised at sentence starts."""
+    out, last = [], 0
+    for m in sorted(mentions, key=lambda m: m.start):
+        name = names.get(id(m))
+        if name is None:
+            continue
+        before = caption[:m.start].rstrip()
+        if not before or before[-1] in ".!?":
+            name = name[0].upper() + name[1:]
+        out += [caption[last:m.start], name]
+        last = m.end
+    return "".join(out) + caption[last:]
+
+
+def video_entities(rows: list[dict], config: EntitiesConfig) -> tuple[list[dict], dict[str, str | None]]:
+    """The entity table and each clip's renamed caption (None without caption) for the rows of one video."""
+    per_clip = {r[R.CLIP_ID]: caption_mentions(r[R.CLIP_ID], r.get(R.CAPTION) or "") for r in rows}
+    mentions = [m for clip in per_clip.values() for m in clip]
+    clusters = cluster_mentions(mentions)
+    names = spoken_names({r[R.CLIP_ID]: r.get(R.TRANSCRIPT_TEXT) or "" for r in rows}) if config.spoken_names else {}
+    spoken = name_clusters(clusters, names, config.naming)
+    table, mention_names = [], {}
+    for idx, c in enumerate(clusters):
+        if len(c.clip_ids) < config.min_clips and idx not in spoken:
+            continue
+        evidence = [{"clip_id": m.clip_id, "source": "caption", "text": m.text} for m in c.mentions]
+        if idx in spoken:
+            evidence += [{"clip_id": clip, "source": "transcript", "text": c.name}
+                         for clip in c.clip_ids if c.name in names.get(clip, [])]
+        table.append({"name": c.name, "kind": c.kind, "aliases": list(dict.fromkeys(m.text for m in c.mentions)),
+                      "clip_ids": c.clip_ids, "evidence": evidence})
+        mention_names.update({id(m): c.name for m in c.mentions})
+    renamed = {r[R.CLIP_ID]: (renamed_caption(r[R.CAPTION], per_clip[r[R.CLIP_ID]], mention_names)
+                              if (r.get(R.CAPTION) or "").strip() else None) for r in rows}
+    return table, renamed
+
+
+class EntitiesStage(Stage):
+    name = "entities"
+    Config = EntitiesConfig
+    reads = (R.VIDEO_ID, R.CLIP_ID, R.START_S, R.CAPTION)   # transcript_text too, when an asr stage ran
+    writes = R.ENTITY_COLUMNS
+    default_resources = Resources(num_cpus=0.25, batch_size=None)
+    group_by = R.SOURCE_URI
+
+    def process_batch(self, rows: list[dict]) -> list[dict]:
+        by_video: dict[str, list[dict]] = {}
+        for row in rows:
+            by_video.setdefault(row.get(R.SOURCE_URI), []).append(row)
+        out = []
+        for clips in by_video.values():
+            clips.sort(key=lambda r: (r.get(R.START_S) or 0.0, r.get(R.CLIP_ID) or ""))
+            table, renamed = video_entities(clips, self.config)
+            out += [{**r, R.ENTITIES: table, R.CAPTION_RENAMED: renamed[r[R.CLIP_ID]]} for r in clips]
+        return out
