@@ -83,6 +83,10 @@ def test_numbered_naming_without_speech_and_min_clips():
     out = _run(_rows(), naming="numbered", spoken_names=False)
     assert [e["name"] for e in out["v:0"][R.ENTITIES]] == ["Person 1", "Dog 1"]
     assert out["v:1"][R.CAPTION_RENAMED] == "Person 1 throws a ball. Dog 1 runs after it."
+    assert out["v:1"][R.CAPTION] == _rows()[2][R.CAPTION]                 # the caption itself is kept ...
+    applied = _run(_rows(), naming="numbered", spoken_names=False, apply_to_caption=True)
+    assert applied["v:1"][R.CAPTION] == "Person 1 throws a ball. Dog 1 runs after it."   # ... unless applied
+    assert applied["v:3"][R.CAPTION] is None
     every = _run(_rows(), naming="numbered", spoken_names=False, min_clips=1)
     names = [e["name"] for e in every["v:0"][R.ENTITIES]]
     assert "Person 2" in names and "Ball 1" in names      # the woman, and the one-clip objects

@@ -17,7 +17,8 @@ clips of a video together and, without a teacher and deterministically:
 
 A cluster is kept when it spans at least `min_clips` clips or carries a spoken name. Every clip row of the
 video gets the entity table (`entities`: name, kind, aliases, clip ids, evidence) and its `caption_renamed`
-(its caption unchanged when nothing was renamed; null when it has no caption). The stage declares
+(its caption unchanged when nothing was renamed; null when it has no caption); `apply_to_caption` writes
+it over `caption` too, for the stages after this one. The stage declares
 `group_by = SOURCE_URI` (like `video_caption`), so the runner hands it all clips of a video in one batch.
 """
 from __future__ import annotations
@@ -70,6 +71,9 @@ class EntitiesConfig(StageConfig):
     min_clips: int = Field(2, ge=1, le=10000)     # a cluster without a spoken name is kept from this many clips
     naming: Literal["descriptive", "numbered"] = "descriptive"
     spoken_names: bool = True                     # a person cluster takes a name said in its clips' transcript
+    # True: the renamed text also replaces `caption`, so later stages (video_caption, generate, verify_claims)
+    # read the consistent names; the original mentions stay in `entities[].aliases` and `evidence`.
+    apply_to_caption: bool = False
 
 
 @dataclass
@@ -273,5 +277,10 @@ class EntitiesStage(Stage):
         for clips in by_video.values():
             clips.sort(key=lambda r: (r.get(R.START_S) or 0.0, r.get(R.CLIP_ID) or ""))
             table, renamed = video_entities(clips, self.config)
-            out += [{**r, R.ENTITIES: table, R.CAPTION_RENAMED: renamed[r[R.CLIP_ID]]} for r in clips]
+            for r in clips:
+                text = renamed[r[R.CLIP_ID]]
+                row = {**r, R.ENTITIES: table, R.CAPTION_RENAMED: text}
+                if self.config.apply_to_caption and text is not None:
+                    row[R.CAPTION] = text
+                out.append(row)
         return out
