@@ -76,7 +76,7 @@ class EntitiesConfig(StageConfig):
     apply_to_caption: bool = False
 
 
-@dataclass
+@dataclass(eq=False)   # compared by identity: one object per place in a caption
 class Mention:
     clip_id: str
     start: int                 # character span in the caption
@@ -84,6 +84,7 @@ class Mention:
     text: str
     head: str
     attrs: tuple[str, ...]     # appearance words, sorted
+    order: int = 0             # position among the video's mentions (clips in time order)
 
 
 @dataclass
@@ -173,22 +174,27 @@ def spoken_names(transcripts: dict[str, str]) -> dict[str, list[str]]:
 
 def cluster_mentions(mentions: list[Mention]) -> list[Cluster]:
     """Clusters in order of first mention: described mentions by (head, attrs), then bare ones by the rules."""
+    for k, m in enumerate(mentions):
+        m.order = k
     clusters: dict[tuple, Cluster] = {}
     for m in mentions:
         if m.attrs:
             clusters.setdefault((m.head, m.attrs), Cluster(m.head, m.attrs)).mentions.append(m)
+    described: dict[str, list[tuple[Cluster, set[str]]]] = {}   # head → its described clusters and their clips
+    for c in list(clusters.values()):
+        described.setdefault(c.head, []).append((c, set(c.clip_ids)))
     for m in mentions:
         if m.attrs:
             continue
-        described = [c for c in clusters.values() if c.head == m.head and c.attrs]
-        in_clip = [c for c in described if m.clip_id in c.clip_ids]
-        target = described[0] if len(described) == 1 else in_clip[0] if len(in_clip) == 1 else None
+        same_head = described.get(m.head, [])
+        in_clip = [c for c, clips in same_head if m.clip_id in clips]
+        target = same_head[0][0] if len(same_head) == 1 else in_clip[0] if len(in_clip) == 1 else None
         if target is None:
             target = clusters.setdefault((m.head, ()), Cluster(m.head, ()))
         target.mentions.append(m)
-    ordered = sorted(clusters.values(), key=lambda c: min(mentions.index(m) for m in c.mentions))
+    ordered = sorted(clusters.values(), key=lambda c: min(m.order for m in c.mentions))
     for c in ordered:
-        c.mentions.sort(key=mentions.index)
+        c.mentions.sort(key=lambda m: m.order)
     return ordered
 
 
@@ -217,7 +223,7 @@ def name_clusters(clusters: list[Cluster], names: dict[str, list[str]], naming: 
             numbers[label] += 1
             c.name = f"{label} {numbers[label]}"
         else:
-            richest = max(c.mentions, key=lambda m: (len(m.text.split()), -c.mentions.index(m)))
+            richest = max(c.mentions, key=lambda m: (len(m.text.split()), -m.order))
             words = richest.text.split()
             c.name = " ".join(["the"] + [w if w.lower() not in DETERMINERS else "the" for w in words[1:]])
     return spoken
