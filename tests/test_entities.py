@@ -12,6 +12,7 @@ import os
 import shutil
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from vdata.schemas import records as R
@@ -93,13 +94,16 @@ def test_numbered_naming_without_speech_and_min_clips():
     assert every["v:2"][R.CAPTION_RENAMED].endswith("while Person 2 waves.")
 
 
-def test_written_columns_match_the_schema_and_the_stage_is_registered():
+def test_written_columns_match_the_schema_and_the_stage_is_registered(tmp_path):
     assert stage_class("entities") is EntitiesStage
     assert EntitiesStage.writes == (R.ENTITIES, R.CAPTION_RENAMED) and EntitiesStage.group_by == R.SOURCE_URI
     out = list(_run(_rows()).values())
     schema = pa.schema([(c, R.FIELD_TYPES[c]) for c in (R.CLIP_ID, *EntitiesStage.writes)])
     table = pa.Table.from_pylist([{c: r[c] for c in schema.names} for r in out], schema=schema)
     assert table.num_rows == 5 and table.column(R.ENTITIES).type == R.FIELD_TYPES[R.ENTITIES]
+    pq.write_table(table, tmp_path / "entities.parquet")   # the nested table survives Parquet as it is
+    back = pq.read_table(tmp_path / "entities.parquet")
+    assert back.schema.equals(schema) and back.to_pylist() == table.to_pylist()
     with pytest.raises(ValueError):
         EntitiesConfig(naming="random")
 
