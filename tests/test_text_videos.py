@@ -96,7 +96,8 @@ def test_records_become_videos_a_manifest_and_rejects_with_reasons(tmp_path):
     assert probe_video(str(tmp_path / "out" / rows[1]["path"]))["duration_s"] == pytest.approx(2.0, abs=0.3)
 
 
-def _build(name: str, tmp_path: Path) -> list[dict]:
+def _build(name: str, tmp_path: Path, drop: tuple[str, str] | None = None) -> tuple[list[dict], dict]:
+    """Build the recipe on its shipped rendered examples (`drop`: (id, key) removed from that manifest row)."""
     import pyarrow.dataset as pads
 
     from vdata.pipelines.runner import build
@@ -104,21 +105,29 @@ def _build(name: str, tmp_path: Path) -> list[dict]:
 
     data = yaml.safe_load((RECIPES / f"{name}.yaml").read_text())
     assert not data.get("teachers")
-    data["input"] = [{"manifest": str(TEXT_EXAMPLES / name / "manifest.jsonl")}]
+    rows = [json.loads(x) for x in (TEXT_EXAMPLES / name / "manifest.jsonl").read_text().splitlines()]
+    for r in rows:
+        r["path"] = str(TEXT_EXAMPLES / name / r["path"])
+        if drop and r["id"] == drop[0]:
+            del r[drop[1]]
+    (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data["input"] = [{"manifest": str(tmp_path / "manifest.jsonl")}]
     data["output"]["dir"] = str(tmp_path / "out")
     config = tmp_path / f"{name}.yaml"
     config.write_text(yaml.safe_dump(data, sort_keys=False))
     result = build(load_config(config), progress=False)
     assert result.rows > 0, result.rejects_by_reason
     assert check_release_format("llava", tmp_path / "out" / "exports" / "llava") > 0
-    return pads.dataset(str(tmp_path / "out" / "samples"), format="parquet").to_table().to_pylist()
+    return (pads.dataset(str(tmp_path / "out" / "samples"), format="parquet").to_table().to_pylist(),
+            result.rejects_by_reason)
 
 
 def test_t2vid_recipe_keeps_each_records_qa(tmp_path, ray_local):
     records = {r["id"]: r for r in map(json.loads, (TEXT_EXAMPLES / "t2vid_records.jsonl").read_text().splitlines())}
-    samples = _build("t2vid", tmp_path)
+    samples, rejects = _build("t2vid", tmp_path, drop=("garden_notes", "answer"))
     kept = {s[R.PATH].rsplit("/", 1)[-1][:-4]: s for s in samples}
-    assert set(kept) == {"harbour_story", "garden_notes"}                # the QA-less record was rejected earlier
+    assert set(kept) == {"harbour_story"}                       # garden_notes lost its answer in the manifest
+    assert rejects == {"generate:missing_annotation": 1}, rejects          # a reject with its reason
     for rid, s in kept.items():
         assert (s[R.QUESTION], s[R.ANSWER]) == (records[rid]["question"], records[rid]["answer"])
         assert s[R.TASK] == "open_qa" and s[R.SAMPLE_SCOPE] == R.SCOPE_VIDEO
@@ -127,7 +136,7 @@ def test_t2vid_recipe_keeps_each_records_qa(tmp_path, ray_local):
 def test_t3_recipe_asks_order_answered_by_the_caption_sequence(tmp_path, ray_local):
     sequences = {r["id"]: [c.rstrip(".") for c in r["chunks"]]
                  for r in map(json.loads, (TEXT_EXAMPLES / "t3_captions.jsonl").read_text().splitlines())}
-    samples = [s for s in _build("t3", tmp_path) if s[R.QUESTION_TYPE] == "order"]
+    samples = [s for s in _build("t3", tmp_path)[0] if s[R.QUESTION_TYPE] == "order"]
     assert len(samples) == 6                                              # per_clip 3 on each of 2 videos
     for s in samples:
         order = sequences[s[R.PATH].rsplit("/", 1)[-1][:-4]]
