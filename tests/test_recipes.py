@@ -33,7 +33,7 @@ NARRATED = ROOT / "examples" / "videos" / "narrated_bakery.mp4"
 ANNOTATED = ROOT / "examples" / "recipes" / "annotated.jsonl"
 SHIPPED = {"llava_video_178k", "vidchapters7m", "mvbench", "cg_bench", "timesuite", "sharegpt4video", "panda70m",
            "koala36m", "vript", "howtocaption", "videoespresso", "video_star", "vigc", "grounded_videollm", "vtg_it",
-           "lita_rtl", "vnbench", "videosavi", "videollm_online", "mr_video", "storyteller_lite"}
+           "lita_rtl", "vnbench", "videosavi", "videollm_online", "mr_video", "storyteller_lite", "t2vid", "t3"}
 NAMES = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
 TEACHER_FREE = ("vidchapters7m", "mvbench", "timesuite", "videollm_online")
 VNBENCH_IDS = {"ret_insert1", "ret_insert2", "ret_edit1", "cnt_insert1", "cnt_edit1", "cnt_edit2",

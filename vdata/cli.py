@@ -230,6 +230,21 @@ def demo_videos(out_dir):
         click.echo(path)
 
 
+@main.command("text-videos")
+@click.argument("records", type=click.Path(exists=True, dir_okay=False))
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--max-words", type=click.IntRange(min=1), default=40, show_default=True, help="words per chunk")
+@click.option("--seconds-per-chunk", type=click.FloatRange(min=0.1), default=2.0, show_default=True)
+@click.option("--fps", type=click.IntRange(min=1), default=2, show_default=True)
+def text_videos(records, out_dir, max_words, seconds_per_chunk, fps):
+    """Render text records (JSONL: {id, text, question, answer} or {id, chunks}) as videos of text chunks
+    into OUT_DIR, with OUT_DIR/manifest.jsonl for the t2vid / t3 recipes and OUT_DIR/rejects.jsonl."""
+    from vdata.media.text_videos import write_text_videos
+
+    counts = write_text_videos(records, out_dir, max_words=max_words, seconds_per_chunk=seconds_per_chunk, fps=fps)
+    click.echo(f"{counts['videos']} videos, {counts['rejects']} rejects -> {out_dir}/manifest.jsonl")
+
+
 @main.group()
 def models():
     """Small offline models for demos and tests (no model hub needed)."""

@@ -25,6 +25,8 @@ Tasks (`tasks:`; each on/off with its own settings), one module per family:
   `segments.py` — `segment_grounding`, `interval_caption`, `dense_from_segments` (dense-caption segments),
   `chapter_generation`, `chapter_title`, `chapter_grounding` (VidChapters-7M's three tasks);
 - `benchmark_tasks.py` — `event_order` (Vript-Hard ERO): the order of K shuffled events as an MCQ, no teacher;
+- `text_tasks.py` — over text rendered as video (`vdata text-videos`), no teacher: `text_qa` (T2Vid: the
+  record's own QA kept), `before_after` (T3: which of two chunks / captions comes first or later, an MCQ);
 - `preference.py` — `preference_pairs` (VideoSAVi): N candidate answers per question from several teachers and
   temperatures, ranked by a judge teacher, self-critique (and a vision–text scorer hook) into chosen /
   rejected with every candidate's scores (a second request round, `state["followups"]`);

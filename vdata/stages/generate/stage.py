@@ -33,6 +33,7 @@ from .segments import (CHAPTER_GENERATION, CHAPTER_GROUNDING, CHAPTER_TITLE, DEN
 from .speech_captions import SPEECH_CAPTIONS
 from .streaming import STREAMING_DIALOGUE
 from .templates import LABEL_MCQ
+from .text_tasks import BEFORE_AFTER, TEXT_QA
 from .temporal import CHAPTER, DENSE_CAPTION, GROUNDING
 from .video_scope import video_row
 
@@ -61,6 +62,8 @@ TASK_FAMILIES: dict[str, TaskFamily] = {
     "false_premise": FALSE_PREMISE,
     "preference_pairs": PREFERENCE_PAIRS,
     "streaming_dialogue": STREAMING_DIALOGUE,
+    "text_qa": TEXT_QA,
+    "before_after": BEFORE_AFTER,
 }
 TASKS = tuple(TASK_FAMILIES)
 SHARED_PROMPTS = ("question_types", "task_questions")

@@ -1,0 +1,146 @@
+"""Text rendered as video (T2Vid / T3 sources): real H.264 files decoded back and read by OCR."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vdata.haystack.verify import text_similarity
+from vdata.media import MediaError
+from vdata.media.probe import probe_video
+from vdata.media.reader import open_reader
+from vdata.media.text_frames import render_text_video, sidecar_path, split_text
+from vdata.media.text_videos import write_text_videos
+from vdata.schemas import records as R
+
+from test_recipes import check_release_format
+
+CHUNKS = ["The lighthouse keeper climbed the stairs at dawn.",
+          "A green boat sailed past the harbour wall.",
+          "Rain began to fall before the market opened."]
+
+
+@pytest.fixture(scope="module")
+def ocr():
+    from rapidocr_onnxruntime import RapidOCR
+
+    return RapidOCR()
+
+
+def test_split_text_keeps_order_and_bounds():
+    text = " ".join(CHUNKS) + " " + " ".join(f"w{i}" for i in range(25))
+    chunks = split_text(text, max_words=10)
+    assert all(len(c.split()) <= 10 for c in chunks)
+    assert " ".join(chunks).split() == text.split()          # nothing lost, nothing reordered
+    assert chunks[0] == CHUNKS[0]                             # a sentence that fits stays whole
+
+
+def test_rendered_chunks_decode_and_read_back(tmp_path, ocr):
+    path = str(tmp_path / "story.mp4")
+    sidecar = render_text_video(path, CHUNKS, seconds_per_chunk=1.5, size=(480, 270), fps=4)
+    info = probe_video(path)
+    assert info["duration_s"] == pytest.approx(4.5, abs=0.3)
+    with open(sidecar_path(path), encoding="utf-8") as f:
+        assert json.load(f) == sidecar
+    spans = [(c["start_s"], c["end_s"]) for c in sidecar["chunks"]]
+    assert spans == [(0.0, 1.5), (1.5, 3.0), (3.0, 4.5)]
+    middles = [(a + b) / 2 for a, b in spans]
+    with open_reader(path) as reader:
+        frames = reader.read_at(middles)
+    for (_, frame), expected, other in zip(frames, CHUNKS, CHUNKS[1:] + CHUNKS[:1]):
+        result, _ = ocr(frame)
+        found = " ".join(text for _, text, _ in result or [])
+        assert text_similarity(expected, found) >= 0.9, (expected, found)   # OCR drops spaces, may miss a letter
+        assert text_similarity(other, found) < 0.6, (other, found)          # another chunk is not on screen
+
+
+def test_bad_text_is_refused_with_a_reason(tmp_path):
+    with pytest.raises(MediaError) as e:
+        render_text_video(str(tmp_path / "a.mp4"), [])
+    assert e.value.reason == "no_text"
+    with pytest.raises(MediaError) as e:
+        render_text_video(str(tmp_path / "b.mp4"), ["word " * 2000], size=(160, 90))
+    assert e.value.reason == "text_too_long"
+    assert not list(tmp_path.iterdir())                                  # no half file left behind
+
+
+# --- records -> videos + manifest, and the t2vid / t3 recipes built on them ---------------------------------
+
+RECIPES = Path(__file__).resolve().parents[1] / "configs" / "recipes"
+TEXT_EXAMPLES = RECIPES.parents[1] / "examples" / "recipes" / "text"
+
+
+def test_records_become_videos_a_manifest_and_rejects_with_reasons(tmp_path):
+    records = tmp_path / "records.jsonl"
+    records.write_text("\n".join([
+        json.dumps({"id": "ok", "text": "One two three. Four five six seven.", "question": "Q?", "answer": "A."}),
+        "{not json",
+        json.dumps({"id": "half", "text": "Some text.", "question": "Q?"}),
+        json.dumps({"id": "../escape", "text": "x", "question": "Q?", "answer": "A"}),
+        json.dumps({"id": "empty", "text": "  "}),
+        json.dumps({"id": "ok", "chunks": ["again"]}),
+        json.dumps({"id": "seq", "chunks": ["first caption", "second caption"]}),
+    ]) + "\n")
+    counts = write_text_videos(str(records), str(tmp_path / "out"), max_words=4, seconds_per_chunk=1.0)
+    assert counts == {"videos": 2, "rejects": 5}
+    rejects = [json.loads(x) for x in (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()]
+    assert [(r["line"], r["reason"]) for r in rejects] == [
+        (2, "bad_json"), (3, "qa_incomplete"), (4, "bad_record"), (5, "no_text"), (6, "duplicate_id")]
+    rows = [json.loads(x) for x in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["ok", "seq"]
+    assert rows[0]["question"] == "Q?" and rows[0]["answer"] == "A."
+    assert [s["text"] for s in rows[0]["segments"]] == ["One two three.", "Four five six seven."]
+    assert [(s["start_s"], s["end_s"]) for s in rows[1]["segments"]] == [(0.0, 1.0), (1.0, 2.0)]
+    assert probe_video(str(tmp_path / "out" / rows[1]["path"]))["duration_s"] == pytest.approx(2.0, abs=0.3)
+
+
+def _build(name: str, tmp_path: Path, drop: tuple[str, str] | None = None) -> tuple[list[dict], dict]:
+    """Build the recipe on its shipped rendered examples (`drop`: (id, key) removed from that manifest row)."""
+    import pyarrow.dataset as pads
+
+    from vdata.pipelines.runner import build
+    from vdata.schemas.config import load_config
+
+    data = yaml.safe_load((RECIPES / f"{name}.yaml").read_text())
+    assert not data.get("teachers")
+    rows = [json.loads(x) for x in (TEXT_EXAMPLES / name / "manifest.jsonl").read_text().splitlines()]
+    for r in rows:
+        r["path"] = str(TEXT_EXAMPLES / name / r["path"])
+        if drop and r["id"] == drop[0]:
+            del r[drop[1]]
+    (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data["input"] = [{"manifest": str(tmp_path / "manifest.jsonl")}]
+    data["output"]["dir"] = str(tmp_path / "out")
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    result = build(load_config(config), progress=False)
+    assert result.rows > 0, result.rejects_by_reason
+    assert check_release_format("llava", tmp_path / "out" / "exports" / "llava") > 0
+    return (pads.dataset(str(tmp_path / "out" / "samples"), format="parquet").to_table().to_pylist(),
+            result.rejects_by_reason)
+
+
+def test_t2vid_recipe_keeps_each_records_qa(tmp_path, ray_local):
+    records = {r["id"]: r for r in map(json.loads, (TEXT_EXAMPLES / "t2vid_records.jsonl").read_text().splitlines())}
+    samples, rejects = _build("t2vid", tmp_path, drop=("garden_notes", "answer"))
+    kept = {s[R.PATH].rsplit("/", 1)[-1][:-4]: s for s in samples}
+    assert set(kept) == {"harbour_story"}                       # garden_notes lost its answer in the manifest
+    assert rejects == {"generate:missing_annotation": 1}, rejects          # a reject with its reason
+    for rid, s in kept.items():
+        assert (s[R.QUESTION], s[R.ANSWER]) == (records[rid]["question"], records[rid]["answer"])
+        assert s[R.TASK] == "open_qa" and s[R.SAMPLE_SCOPE] == R.SCOPE_VIDEO
+
+
+def test_t3_recipe_asks_order_answered_by_the_caption_sequence(tmp_path, ray_local):
+    sequences = {r["id"]: [c.rstrip(".") for c in r["chunks"]]
+                 for r in map(json.loads, (TEXT_EXAMPLES / "t3_captions.jsonl").read_text().splitlines())}
+    samples = [s for s in _build("t3", tmp_path)[0] if s[R.QUESTION_TYPE] == "order"]
+    assert len(samples) == 6                                              # per_clip 3 on each of 2 videos
+    for s in samples:
+        order = sequences[s[R.PATH].rsplit("/", 1)[-1][:-4]]
+        a, b = sorted(s[R.OPTIONS], key=order.index)
+        later = "later" in s[R.QUESTION] or "after" in s[R.QUESTION]
+        assert s[R.ANSWER] == (b if later else a), s[R.QUESTION]
+        assert s[R.OPTIONS][s[R.ANSWER_INDEX]] == s[R.ANSWER]
