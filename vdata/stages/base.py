@@ -112,8 +112,11 @@ class Stage:
     def teacher_plan(self, frames_per_clip: int, frame_hw: tuple[int, int]) -> list[dict]:
         """What this stage would ask its teachers per input row, for `vdata plan`'s spend estimate:
         [{teacher, requests_per_row, prompt_tokens, completion_tokens}] (tokens per request).
-        Stages without teachers return []."""
-        return []
+        Stages without teachers return []; the table `teachers.spend.SPEND_BY_STAGE` holds the estimates."""
+        from vdata.teachers.spend import SPEND_BY_STAGE
+
+        estimate = SPEND_BY_STAGE.get(self.name)
+        return estimate(self.config, frames_per_clip, frame_hw) if estimate else []
 
     def describe(self) -> str:
         """One line for `vdata plan`: the settings that matter."""

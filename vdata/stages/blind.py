@@ -93,11 +93,6 @@ class BlindStage(Stage):
     def grouping(cls, config) -> str | None:
         return cls.group_by   # per sample at either scope: no need to gather whole videos
 
-    def teacher_plan(self, frames_per_clip: int, frame_hw: tuple[int, int]) -> list[dict]:
-        from vdata.teachers.spend import blind_spend
-
-        return blind_spend(self.config, frames_per_clip, frame_hw)
-
     def setup(self) -> None:
         cfg = self.config
         self.teacher = None

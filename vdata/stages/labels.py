@@ -95,11 +95,6 @@ class LabelsStage(Stage):
     default_resources = Resources(num_cpus=0.25, batch_size=256)
     is_filter = True
 
-    def teacher_plan(self, frames_per_clip: int, frame_hw: tuple[int, int]) -> list[dict]:
-        from vdata.teachers.spend import labels_spend
-
-        return labels_spend(self.config, frames_per_clip, frame_hw)
-
     def setup(self) -> None:
         cfg = self.config
         self.teacher = None

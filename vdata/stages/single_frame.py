@@ -83,11 +83,6 @@ class SingleFrameStage(Stage):
     def grouping(cls, config) -> str | None:
         return cls.group_by   # per sample at either scope
 
-    def teacher_plan(self, frames_per_clip: int, frame_hw: tuple[int, int]) -> list[dict]:
-        from vdata.teachers.spend import single_frame_spend
-
-        return single_frame_spend(self.config, frames_per_clip, frame_hw)
-
     def setup(self) -> None:
         # the run's shared, request-cached teacher (as blind does); its stats reach the manifest
         self.teacher = Stage.teacher(self, self.config.teacher)

@@ -108,3 +108,9 @@ def labels_spend(config, frames_per_clip: int, frame_hw: tuple[int, int]) -> lis
         return []
     return [_row(config.teacher, config.rationalize_rounds, 150 + config.max_evidence_chars / CHARS_PER_TOKEN / 2,
                  config.max_tokens, "sample")]
+
+
+# Stage name -> its estimate, read by Stage.teacher_plan. A stage not listed asks no teacher, or
+# estimates itself (caption, video_caption; generate widens the rows at video scope).
+SPEND_BY_STAGE = {"generate": generate_spend, "verify_claims": verify_claims_spend, "blind": blind_spend,
+                  "single_frame": single_frame_spend, "labels": labels_spend}

@@ -144,9 +144,7 @@ class GenerateStage(Stage):
     uses_actors = True
 
     def teacher_plan(self, frames_per_clip: int, frame_hw: tuple[int, int]) -> list[dict]:
-        from vdata.teachers.spend import generate_spend
-
-        rows = generate_spend(self.config, frames_per_clip, frame_hw)
+        rows = super().teacher_plan(frames_per_clip, frame_hw)
         if self.config.scope == "video":   # per video, and its clues may fill what the window leaves
             cfg = self.config
             window = cfg.context_tokens or teacher_window((self.ctx.teachers or {}).get(cfg.teacher)) or DEFAULT_VIDEO_WINDOW

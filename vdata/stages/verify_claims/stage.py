@@ -107,11 +107,6 @@ class VerifyClaimsStage(Stage):
     uses_actors = True
     is_filter = True
 
-    def teacher_plan(self, frames_per_clip: int, frame_hw: tuple[int, int]) -> list[dict]:
-        from vdata.teachers.spend import verify_claims_spend
-
-        return verify_claims_spend(self.config, frames_per_clip, frame_hw)
-
     def setup(self) -> None:
         cfg = self.config
         self.teacher = None
