@@ -53,6 +53,7 @@ class ScheduleStats:
     requests: int = 0
     round_sizes: list[int] = field(default_factory=list)   # rounds mode: requests per round
     peak_outstanding: int = 0                              # most requests handed to teachers at once
+    request_seconds: float = 0.0                           # summed over requests: from sent to answered
     _outstanding: int = 0
 
     def started(self, n: int) -> None:
@@ -126,11 +127,13 @@ class ClipPool:
             loop = asyncio.get_running_loop()
             teacher = self.teachers[call.teacher]
             self.stats.started(1)
+            sent = loop.time()
             try:
                 (result,) = await loop.run_in_executor(self._executor, generate, teacher, [call.request],
                                                        self._locks.get(id(teacher)))
             finally:
                 self.stats.done(1)
+                self.stats.request_seconds += loop.time() - sent
         if not result.ok:
             raise TeacherFailure(call, result)
         return result
@@ -233,12 +236,14 @@ class ClipPool:
                      for gid, idx in groups.items()]
             self.stats.round_sizes.append(len(batch))
             self.stats.started(len(batch))
+            sent = loop.time()
             try:   # in worker threads (a blocking call on the loop's thread could trip a library's own loop)
                 answers = await asyncio.gather(*(loop.run_in_executor(self._executor, generate, teacher,
                                                                       requests, self._locks.get(gid))
                                                  for gid, teacher, requests in calls))
             finally:
                 self.stats.done(len(batch))
+                self.stats.request_seconds += (loop.time() - sent) * len(batch)
             results: list[Any] = [None] * len(batch)
             for idx, answer in zip(groups.values(), answers):
                 for i, result in zip(idx, answer):
