@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import uuid
 from collections import Counter
@@ -26,7 +27,7 @@ STATS_ACTOR_PREFIX = "vdata-stats-"
 _STAGE_CACHE: dict = {}   # per worker process: one set-up stage instance per (run, stage index)
 
 
-def _get_stage(key, name, config, ctx):
+def get_stage(key, name, config, ctx):
     stage = _STAGE_CACHE.get(key)
     if stage is None:
         stage = stage_class(name)(config, ctx)
@@ -251,18 +252,36 @@ def _teacher_stats(stage) -> dict:
 
 
 def _node_id() -> str | None:
+    ray = sys.modules.get("ray")   # an in-process run never imports Ray (seconds) just to say it has none
+    if ray is None or not ray.is_initialized():
+        return None
     try:
-        import ray
-
         return ray.get_runtime_context().get_node_id()
     except Exception:
         return None
 
 
 _ACTOR_HANDLES: dict = {}
+LOCAL_COLLECTOR = "vdata-stats-in-process"   # the stats "actor name" of an in-process run (local_run.py)
+_LOCAL: list = [None]
+
+
+def set_local_collector(collector) -> None:
+    """Records reported under LOCAL_COLLECTOR go to `collector` (a StatsCollector) directly."""
+    _LOCAL[0] = collector
+
+
+def forget_stages(run_id: str) -> None:
+    """Drop the set-up stages of a finished in-process run (a Ray worker's die with the worker)."""
+    for key in [k for k in _STAGE_CACHE if k[0] == run_id]:
+        del _STAGE_CACHE[key]
 
 
 def _report(actor_name: str, record: dict) -> None:
+    if actor_name == LOCAL_COLLECTOR:
+        if _LOCAL[0] is not None:
+            _LOCAL[0].record(record)
+        return
     try:
         import ray
 
@@ -283,7 +302,7 @@ class StageTask:
         self.out_schema, self.index, self.stats_actor_name, self.cache = out_schema, index, stats_actor_name, cache
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        stage = _get_stage(*self.args)
+        stage = get_stage(*self.args)
         return run_stage_on_table(stage, table, self.out_schema, self.index, self.stats_actor_name, self.cache)
 
 
@@ -291,7 +310,7 @@ class StageActor:
     """Actor-pool wrapper: `setup()` runs once in the constructor (model stages)."""
 
     def __init__(self, key, name, config, ctx: RunContext, out_schema, index, stats_actor_name, cache=None):
-        self.stage = _get_stage(key, name, config, ctx)
+        self.stage = get_stage(key, name, config, ctx)
         self.out_schema, self.index, self.stats_actor_name, self.cache = out_schema, index, stats_actor_name, cache
 
     def __call__(self, table: pa.Table) -> pa.Table:

@@ -190,10 +190,13 @@ class ProgressFeed:
         self._thread = threading.Thread(target=self._run, name="vdata-progress-feed", daemon=True)
 
     def poll(self) -> None:
-        import ray
-
         try:
-            records = ray.get(self.collector.since.remote(self._records_seen), timeout=10)
+            if hasattr(self.collector.since, "remote"):   # the Ray path's stats actor
+                import ray
+
+                records = ray.get(self.collector.since.remote(self._records_seen), timeout=10)
+            else:                                         # an in-process run's collector (local_run.py)
+                records = self.collector.since(self._records_seen)
         except Exception:   # a slow or gone actor only delays the display
             records = []
         self._records_seen += len(records)

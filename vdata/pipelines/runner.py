@@ -208,12 +208,28 @@ class _Display:
 
 
 def _execute(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: RunContext, run_id: str,
-             address: str | None, display: _Display) -> list[dict]:
+             address: str | None, display: _Display, in_process: bool) -> list[dict]:
     """Stream `sources` through the stages into the sink; returns the workers' stats records."""
+    if in_process:
+        return _execute_in_process(plan, cfg, sources, ctx, run_id, display)
     import ray.data   # configures Ray Data's loggers on import: before they are sent to the log file
 
     with P.ray_output_to_file(display.ray_log(plan), display.verbose, cfg.secrets):
         return _execute_quietly(plan, cfg, sources, ctx, run_id, address, display)
+
+
+def _execute_in_process(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: RunContext, run_id: str,
+                        display: _Display) -> list[dict]:
+    """Small builds: the stages in this process, no Ray (see local_run.py)."""
+    from .local_run import LocalStats, execute_in_process
+
+    stats = LocalStats()   # no check_fits: one instance of each stage runs, whatever pool sizes ask
+    if not display.progress:
+        return execute_in_process(plan, cfg, sources, ctx, run_id, stats)
+    shown = P.BuildProgress(display.console.unredacted, [(s.name, s.in_level, s.out_level) for s in plan.stages],
+                            len(sources), plan.level, every_s=display.every_s)
+    with shown, P.ProgressFeed(shown, stats, plan.output_dir, run_id, {s[R.SOURCE_URI] for s in sources}):
+        return execute_in_process(plan, cfg, sources, ctx, run_id, stats)
 
 
 def _execute_quietly(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: RunContext, run_id: str,
@@ -334,12 +350,17 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
         if sources and display.progress and not verbose:
             console.print(f"[dim]Ray's own output: {display.ray_log(plan)} (--verbose shows it here)[/]")
     records = []
-    timeline = {"start": round(t0, 3)}   # epoch seconds, as the stats records' t_end
-    if sources and not (address or cfg.ray.address):
-        # before any teacher server starts (minutes for a vLLM engine): will every actor pool fit?
-        import ray
+    from .local_run import use_in_process
 
-        local_cpus = ray.cluster_resources().get("CPU", 0.0) if ray.is_initialized() else (cfg.ray.num_cpus or os.cpu_count())
+    in_process = use_in_process(cfg, address, len(sources))
+    timeline = {"start": round(t0, 3)}   # epoch seconds, as the stats records' t_end
+    if sources and not in_process and not (address or cfg.ray.address):
+        # before any teacher server starts (minutes for a vLLM engine): will every actor pool fit?
+        import sys
+
+        ray = sys.modules.get("ray")   # not imported for nothing: an in-process build never needs it
+        local_cpus = (ray.cluster_resources().get("CPU", 0.0) if ray is not None and ray.is_initialized()
+                      else (cfg.ray.num_cpus or os.cpu_count()))
         check_fits(plan, float(local_cpus), float("inf"))
     if sources:   # a finished build run again needs no Ray and no teacher: it costs only the listing
         with _RunTeachers(cfg, console) as teachers:
@@ -347,7 +368,7 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
                 timeline["teachers_ready"] = round(time.time(), 3)
             ctx = RunContext(output_dir=plan.output_dir, run_id=run_id, work_dir=os.path.join(plan.output_dir, "_work"),
                              teachers=teachers.worker_configs, cache_dir=os.path.join(plan.output_dir, "_cache"))
-            records = _execute(plan, cfg, sources, ctx, run_id, address, display)
+            records = _execute(plan, cfg, sources, ctx, run_id, address, display, in_process)
     wall = time.time() - t0
     os.makedirs(plan.data_dir, exist_ok=True)
     # A write task that died after writing a part but before its ledger entry was retried under a
@@ -369,7 +390,8 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
         "stages": stage_stats, "wall_s": round(wall, 3), "timeline": timeline, "versions": _versions(),
         "schema": [f"{f.name}: {f.type}" for f in plan.data_schema],
         "files": [os.path.relpath(f, plan.output_dir) for f in files],
-        "ray": {"address": address or cfg.ray.address or "local"},
+        "ray": {"address": address or cfg.ray.address or "local",
+                "executor": "in-process" if in_process else "ray"},   # see local_run.py
         "teachers": _teacher_summary(records),
         "verification": X.verification_counts(plan.data_dir),
         "stats_records": [{k: v for k, v in r.items() if k != "teachers"} for r in records],

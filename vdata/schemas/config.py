@@ -162,6 +162,10 @@ class RayConfig(_Strict):
     num_cpus: int | None = Field(None, ge=1)
     runtime_env: dict[str, Any] | None = None
     progress: bool = True                  # vdata's progress display during `vdata build` (--quiet: off)
+    # ray: always Ray; local: in this process, no Ray; auto: local for small builds on no cluster
+    # (pipelines/local_run.py: Ray's start-up is a fixed cost of seconds that small builds do not repay)
+    executor: Literal["auto", "ray", "local"] = "auto"
+    local_max_videos: int = Field(4, ge=0)   # auto: at most this many videos run in process
 
 
 class ConfigFile(_Strict):

@@ -1,0 +1,110 @@
+"""The in-process executor (pipelines/local_run.py): small builds run without Ray and give exactly what the
+Ray path gives, commit per video, and resume after a kill."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import copy_to
+from test_resume import snapshot
+from vdata.schemas.config import ConfigError, parse_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+RUN = """
+import sys, json
+from vdata.pipelines.runner import build
+from vdata.schemas.config import load_config
+result = build(load_config(sys.argv[1]), progress=False)
+print(json.dumps({"ray_imported": "ray" in sys.modules, "rows": result.rows, "rejects": result.rejects}))
+"""
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, cut_video, flash_video):
+    d = tmp_path_factory.mktemp("local_in")
+    for p in [cut_video[0], flash_video, str(ROOT / "examples" / "videos" / "multishot.mp4")]:
+        copy_to(p, d)
+    return d
+
+
+def config(inputs, out, executor: str) -> dict:
+    return {"name": "local", "input": [{"path": str(inputs)}], "output": {"dir": str(out), "rows_per_file": 4},
+            "ray": {"num_cpus": 2, "executor": executor},
+            "stages": [{"probe": {}}, {"shots": {"min_len_s": 0.5}},
+                       {"quality": {"text": {"enabled": False}}}, {"frames": {"num_frames": 3}}]}
+
+
+def run_build(tmp_path, inputs, out, executor: str) -> dict:
+    cfg_path = tmp_path / f"{executor}.yaml"
+    cfg_path.write_text(yaml.safe_dump(config(inputs, out, executor)))
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", RUN, str(cfg_path)], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_small_build_runs_in_process_and_matches_the_ray_path(tmp_path, inputs):
+    local = run_build(tmp_path, inputs, tmp_path / "local", "auto")   # 3 videos: auto picks in-process
+    assert local["ray_imported"] is False
+    ray_run = run_build(tmp_path, inputs, tmp_path / "ray", "ray")
+    assert ray_run["ray_imported"] is True
+    assert (local["rows"], local["rejects"]) == (ray_run["rows"], ray_run["rejects"]) and local["rows"] > 5
+    (clips_l, rej_l), (clips_r, rej_r) = snapshot(tmp_path / "local"), snapshot(tmp_path / "ray")
+    assert clips_l.equals(clips_r)
+    assert rej_l.drop_columns(["message", "detail"]).equals(rej_r.drop_columns(["message", "detail"]))
+    m_local = json.loads((tmp_path / "local" / "manifest.json").read_text())
+    m_ray = json.loads((tmp_path / "ray" / "manifest.json").read_text())
+    assert m_local["ray"]["executor"] == "in-process" and m_ray["ray"]["executor"] == "ray"
+    # per-stage figures are collected the same way (the report and `vdata plan` read them)
+    assert [(s["stage"], s["rows_in"], s["rows_out"]) for s in m_local["stages"]] == \
+        [(s["stage"], s["rows_in"], s["rows_out"]) for s in m_ray["stages"]]
+    # one part per video, each committed by the ledger
+    assert len(list((tmp_path / "local" / "_ledger").glob("*.json"))) >= 3
+
+
+def test_in_process_build_commits_per_video_and_resumes_after_a_kill(tmp_path, inputs):
+    ref = run_build(tmp_path, inputs, tmp_path / "ref", "local")
+    out = tmp_path / "killed"
+    cfg_path = tmp_path / "killed.yaml"
+    cfg_path.write_text(yaml.safe_dump(config(inputs, out, "local")))
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT)}
+    ledger = out / "_ledger"
+    committed = lambda: len(list(ledger.glob("*.json"))) if ledger.exists() else 0  # noqa: E731
+    proc = subprocess.Popen([sys.executable, "-m", "vdata.cli", "build", str(cfg_path), "--quiet"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while proc.poll() is None and committed() == 0 and time.time() < deadline:
+        time.sleep(0.02)
+    killed = proc.poll() is None
+    if killed:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = committed()
+    final = subprocess.run([sys.executable, "-m", "vdata.cli", "build", str(cfg_path)], env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stderr[-3000:]
+    if killed and done_before:
+        assert "resuming" in final.stderr   # the finished video was not built again
+    clips, rejects = snapshot(out)
+    ref_clips, ref_rejects = snapshot(tmp_path / "ref")
+    assert clips.equals(ref_clips)   # no loss, no duplicates
+    assert rejects.drop_columns(["message", "detail"]).equals(ref_rejects.drop_columns(["message", "detail"]))
+    assert ref["rows"] == clips.num_rows
+    again = subprocess.run([sys.executable, "-m", "vdata.cli", "build", str(cfg_path)], env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert "nothing to do" in again.stderr
+
+
+def test_executor_is_checked_with_the_key_named(tmp_path, inputs):
+    with pytest.raises(ConfigError, match=r"ray\.executor"):
+        parse_config(config(inputs, tmp_path / "o", "threads"))
