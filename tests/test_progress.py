@@ -40,11 +40,12 @@ def two_videos(tmp_path_factory) -> Path:
     return d
 
 
-def _config(tmp_path: Path, inputs: Path, shots: dict | None = None) -> Path:
+def _config(tmp_path: Path, inputs: Path, shots: dict | None = None, executor: str = "ray") -> Path:
+    """`executor: ray` by default: these tests are about keeping Ray's own output away from vdata's."""
     path = tmp_path / "build.yaml"
     path.write_text(yaml.safe_dump({
         "name": "progress", "input": [{"path": str(inputs)}],
-        "output": {"dir": str(tmp_path / "out"), "mode": "resume"}, "ray": {"num_cpus": 2},
+        "output": {"dir": str(tmp_path / "out"), "mode": "resume"}, "ray": {"num_cpus": 2, "executor": executor},
         "stages": [{"probe": {}}, {"shots": shots or {}}]}))
     return path
 
@@ -92,6 +93,19 @@ def test_through_a_pipe_plain_lines_then_a_resumed_rerun(two_videos, tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resumed: 3 video(s) already complete, nothing to do" in again.stderr
     assert "rows in" not in again.stderr and "progress " not in again.stderr   # no table of zeros, no Ray
+
+
+def test_in_process_build_shows_the_same_final_line(two_videos, tmp_path):
+    """A small build runs without Ray (local_run.py): vdata's progress reads its in-process collector."""
+    cfg = _config(tmp_path, two_videos, executor="auto")
+    done = subprocess.run(_cli(cfg, "--progress-every", "0.5"), env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = (done.stdout + done.stderr).splitlines()
+    _no_ray_noise_and_short(lines)
+    progress = [ln for ln in lines if re.match(r"progress \d+:\d\d: ", ln)]
+    assert progress and progress[-1].endswith(": 3/3 videos finished, done | on disk: 3 videos complete, 4 clips, "
+                                              "1 rejects | probe 3 in, 2 out, 1 rejected | shots 2 in, 4 out")
+    assert not (tmp_path / "out" / "_logs" / "ray.log").exists()   # no Ray started
 
 
 def _read_pty(master: int, proc: subprocess.Popen, timeout_s: float) -> str:

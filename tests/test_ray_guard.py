@@ -80,7 +80,7 @@ def test_sigkill_of_vdata_build_leaves_no_ray_process(tmp_path):
     cfg_path = tmp_path / "build.yaml"
     cfg_path.write_text(yaml.safe_dump({
         "name": "guard", "input": [{"path": str(src)}], "output": {"dir": str(tmp_path / "out")},
-        "ray": {"num_cpus": 2},
+        "ray": {"num_cpus": 2, "executor": "ray"},   # the guard is for the embedded Ray
         "stages": [{"probe": {}}, {"shots": {"min_len_s": 0.5}}, {"quality": {"text": {"enabled": False}}},
                    {"frames": {"num_frames": 8}}]}))
     ray_tmp = tempfile.mkdtemp(prefix="vk", dir="/tmp")   # Ray's socket paths must stay short
