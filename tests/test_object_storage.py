@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import logging
 import os
 import shutil
 import signal
@@ -26,7 +27,7 @@ from test_cluster import kill_session
 from vdata.media import storage as S
 from vdata.pipelines.runner import build
 from vdata.schemas import records as R
-from vdata.schemas.config import ConfigError, parse_config
+from vdata.schemas.config import ConfigError, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 s3fs = pytest.importorskip("s3fs")
@@ -45,6 +46,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
     """moto's S3 server on a free loopback port; the credentials reach vdata through `${VAR}`s."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)   # one line per request otherwise
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{server._port}"
@@ -99,7 +101,9 @@ def test_build_reads_and_writes_s3(tmp_path, s3, videos, ray_local):
     endpoint, fs = s3
     bucket = _bucket(fs, "build", videos)
     ref = build(parse_config(_config([{"path": str(videos)}], str(tmp_path / "ref"), endpoint)), progress=False)
-    cfg = parse_config(_config([{"glob": f"s3://{bucket}/in/*.mp4"}], f"s3://{bucket}/out", endpoint))
+    cfg_path = tmp_path / "s3.yaml"   # from a file: the manifest keeps its text, `${VAR}`s unexpanded
+    cfg_path.write_text(yaml.safe_dump(_config([{"glob": f"s3://{bucket}/in/*.mp4"}], f"s3://{bucket}/out", endpoint)))
+    cfg = load_config(cfg_path)
     assert SECRET in cfg.secrets   # a ${VAR} value in storage: is secret
     result = build(cfg, progress=False)
     # the dataset is in the bucket, not on this disk: parts, rejects' folder, ledger, state, manifest, card

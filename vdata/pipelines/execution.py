@@ -112,6 +112,7 @@ class StageResultCache:
 def run_stage_on_table(stage, table: pa.Table, out_schema: pa.Schema, index: int, stats_actor_name: str | None,
                        cache: StageResultCache | None = None) -> pa.Table:
     t0 = time.time()
+    S.configure(stage.ctx.storage)   # this worker's filesystems: the run's endpoint and keys (URL paths)
     rows = table.to_pylist()
     passthrough = [r for r in rows if r.get(R.REJECT_REASON) is not None]
     live = [r for r in rows if r.get(R.REJECT_REASON) is None]
@@ -169,7 +170,6 @@ def _process_local(stage, rows: list[dict]) -> list:
     A video that cannot be fetched is a `missing_file` reject, as a missing local file is at probe."""
     if not (R.PATH in stage.reads or stage.needs_video) or not any(S.is_remote(r.get(R.PATH) or "") for r in rows):
         return _process(stage, rows)
-    S.configure(stage.ctx.storage)   # this worker's filesystems: the run's endpoint and keys
     cache_dir = os.path.join(stage.ctx.work_dir or os.path.join(os.path.expanduser("~"), ".cache", "vdata"), "remote-media")
     local, urls, failed = [], {}, []
     for r in rows:
