@@ -68,9 +68,9 @@ def fsspec_options(storage: StorageConfig) -> dict[str, dict]:
                  "token": _plain(s3.token), "anon": s3.anon or None}
     if s3.region:
         s3_kwargs["client_kwargs"] = {"region_name": s3.region}
-    out["s3"] = {**{k: v for k, v in s3_kwargs.items() if v is not None}, **s3.options}
+    out["s3"] = {**{k: v for k, v in s3_kwargs.items() if v not in (None, "")}, **s3.options}
     gcs_kwargs = {"project": gcs.project, "token": _plain(gcs.token), "endpoint_url": gcs.endpoint_url}
-    out["gcs"] = {**{k: v for k, v in gcs_kwargs.items() if v is not None}, **gcs.options}
+    out["gcs"] = {**{k: v for k, v in gcs_kwargs.items() if v not in (None, "")}, **gcs.options}
     hf_kwargs = {"token": _plain(hf.token), "endpoint": hf.endpoint}
-    out["hf"] = {**{k: v for k, v in hf_kwargs.items() if v is not None}, **hf.options}
+    out["hf"] = {**{k: v for k, v in hf_kwargs.items() if v not in (None, "")}, **hf.options}
     return {k: v for k, v in out.items() if v}
