@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from conftest import copy_to
-from test_cluster import kill_session
+from test_cluster import kill_session, two_node_cluster  # noqa: F401  (a fixture)
 from vdata.media import storage as S
 from vdata.pipelines.runner import build
 from vdata.schemas import records as R
@@ -174,6 +174,27 @@ def test_kill_and_resume_on_s3(tmp_path, s3, videos, ray_local):
     assert clips[R.CLIP_ID].to_pylist() == ref_clips[R.CLIP_ID].to_pylist()   # no loss, no duplicate
     assert len(set(clips[R.CLIP_ID].to_pylist())) == clips.num_rows
     assert SECRET not in final.stderr + final.stdout
+
+
+def test_two_node_cluster_with_everything_on_s3(tmp_path, s3, videos, two_node_cluster, ray_local):
+    """Two Ray nodes (separate raylets), inputs and output only in the bucket: the endpoint and keys
+    reach the workers with the sink and the stage tasks (the nodes' environment has no AWS_*), both
+    nodes work, and the clips equal a local build's."""
+    endpoint, fs = s3
+    bucket = _bucket(fs, "cluster", videos)
+    ref = tmp_path / "ref"
+    build(parse_config(_config([{"path": str(videos)}], str(ref), endpoint)), progress=False)
+    cfg_path = tmp_path / "cluster.yaml"
+    cfg_path.write_text(yaml.safe_dump(_config([{"path": f"s3://{bucket}/in"}], f"s3://{bucket}/out", endpoint,
+                                               rows_per_file=2)))
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.run([sys.executable, "-m", "vdata.cli", "build", str(cfg_path), "--address", two_node_cluster,
+                           "--quiet"], capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = json.loads(fs.cat_file(f"{bucket}/out/manifest.json"))
+    assert len({n for s in manifest["stages"] for n in s["nodes"]}) == 2, manifest["stages"]
+    clips = _clips(fs, f"{bucket}/out")
+    assert clips[R.CLIP_ID].to_pylist() == _clips(None, str(ref))[R.CLIP_ID].to_pylist()
 
 
 def _complete_sources(fs, ledger: str) -> set[str]:
