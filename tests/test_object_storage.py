@@ -180,13 +180,19 @@ def test_two_node_cluster_with_everything_on_s3(tmp_path, s3, videos, two_node_c
     """Two Ray nodes (separate raylets), inputs and output only in the bucket: the endpoint and keys
     reach the workers with the sink and the stage tasks (the nodes' environment has no AWS_*), both
     nodes work, and the clips equal a local build's."""
+    import datasets
+
     endpoint, fs = s3
     bucket = _bucket(fs, "cluster", videos)
+    # a video that arrives as bytes is written once to <output>/_media: here the bucket, where every node reads it
+    hf_dir = tmp_path / "hf"
+    datasets.Dataset.from_dict({"video": [(ROOT / "examples" / "videos" / "bikes.mp4").read_bytes()]}).save_to_disk(str(hf_dir))
+    hf_input = {"hf": {"path": str(hf_dir)}}
     ref = tmp_path / "ref"
-    build(parse_config(_config([{"path": str(videos)}], str(ref), endpoint)), progress=False)
+    build(parse_config(_config([{"path": str(videos)}, hf_input], str(ref), endpoint)), progress=False)
     cfg_path = tmp_path / "cluster.yaml"
-    cfg_path.write_text(yaml.safe_dump(_config([{"path": f"s3://{bucket}/in"}], f"s3://{bucket}/out", endpoint,
-                                               rows_per_file=2)))
+    cfg_path.write_text(yaml.safe_dump(_config([{"path": f"s3://{bucket}/in"}, hf_input], f"s3://{bucket}/out",
+                                               endpoint, rows_per_file=2)))
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     proc = subprocess.run([sys.executable, "-m", "vdata.cli", "build", str(cfg_path), "--address", two_node_cluster,
                            "--quiet"], capture_output=True, text=True, env=env, timeout=900)
@@ -195,6 +201,8 @@ def test_two_node_cluster_with_everything_on_s3(tmp_path, s3, videos, two_node_c
     assert len({n for s in manifest["stages"] for n in s["nodes"]}) == 2, manifest["stages"]
     clips = _clips(fs, f"{bucket}/out")
     assert clips[R.CLIP_ID].to_pylist() == _clips(None, str(ref))[R.CLIP_ID].to_pylist()
+    media = [p for p in fs.find(f"{bucket}/out/_media")]
+    assert len(media) == 1 and f"s3://{media[0]}" in set(clips[R.PATH].to_pylist())
 
 
 def _complete_sources(fs, ledger: str) -> set[str]:

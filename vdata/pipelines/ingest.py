@@ -171,15 +171,12 @@ def _from_hf(spec: InputSpec, cfg: BuildConfig, where: str, media_dir: str) -> l
             data = bytes(value)
         elif isinstance(value, str):
             path = value
-        if data:
-            os.makedirs(media_dir, exist_ok=True)
+        if data:   # media_dir may be a URL (an output on object storage): every node reaches it there
+            S.makedirs(media_dir)
             ext = os.path.splitext(path or "")[1] or ".mp4"
-            path = os.path.join(media_dir, bytes_id(data) + ext)
-            if not os.path.exists(path):
-                tmp = path + ".part"
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, path)
+            path = S.join(media_dir, bytes_id(data) + ext)
+            if not S.exists(path):
+                S.write_bytes(path, data)
         elif path and not os.path.isabs(path):
             path = str(Path(local) / path) if os.path.isdir(local) else path
         if not path:

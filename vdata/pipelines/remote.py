@@ -3,12 +3,12 @@ where, and how the finishing steps (report, card, exports) run.
 
 At the URL: everything that says what the dataset is and how far the build got: the data and reject
 parts, the ledger (`_ledger/`), `_state.json`, `manifest.json`, then `report.html`, `README.md` and
-the exports. A re-run on any machine that can reach the bucket resumes from there (checkpoint.py), so a
+the exports; and `_media/`, the videos that arrived as bytes (a Hugging Face dataset), which every
+worker must be able to read. A re-run on any machine that can reach the bucket resumes from there (checkpoint.py), so a
 cluster needs no shared mount: the write tasks put their parts straight into the bucket.
 
 On this machine's disk (`local_root`, one folder per output URL): the caches (`_cache/`: per-stage
-results, teacher replies), scratch (`_work/`: clip files, copies of remote videos), `_media/` (videos
-that arrived as bytes) and `_logs/`. Why the caches are not synced to the bucket:
+results, teacher replies), scratch (`_work/`: clip files, copies of remote videos) and `_logs/`. Why the caches are not synced to the bucket:
 - the teacher reply cache is `diskcache`, i.e. SQLite, which needs a POSIX file system (byte-range
   locks, in-place page writes); an object store has neither, and two workers syncing one SQLite file
   would overwrite each other's replies;
