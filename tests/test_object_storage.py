@@ -205,6 +205,26 @@ def test_two_node_cluster_with_everything_on_s3(tmp_path, s3, videos, two_node_c
     assert len(media) == 1 and f"s3://{media[0]}" in set(clips[R.PATH].to_pylist())
 
 
+def test_local_copy_is_fetched_once_and_again_when_the_object_changes(tmp_path, s3, videos):
+    endpoint, fs = s3
+    fs.mkdir("copies")
+    first, second = sorted(videos.iterdir())[:2]
+    fs.put_file(str(first), "copies/v.mp4")
+    S.configure({"s3": {"endpoint_url": endpoint, "key": "testing-key", "secret": SECRET}})
+    try:
+        a = S.local_copy("s3://copies/v.mp4", str(tmp_path))
+        assert Path(a).read_bytes() == first.read_bytes() and a.endswith(".mp4")
+        os.utime(a, (0, 0))   # marks this copy: a second call must reuse it, not download again
+        assert S.local_copy("s3://copies/v.mp4", str(tmp_path)) == a and os.stat(a).st_mtime == 0
+        fs.put_file(str(second), "copies/v.mp4")   # new bytes under the same URL: a new ETag
+        b = S.local_copy("s3://copies/v.mp4", str(tmp_path))
+        assert b != a and Path(b).read_bytes() == second.read_bytes()
+        with pytest.raises(FileNotFoundError):
+            S.local_copy("s3://copies/missing.mp4", str(tmp_path))
+    finally:
+        S.configure(None)
+
+
 def _complete_sources(fs, ledger: str) -> set[str]:
     total: dict = {}
     for p in fs.find(ledger):

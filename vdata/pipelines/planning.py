@@ -76,7 +76,8 @@ class Plan:
         from .remote import local_root
 
         if S.is_remote(self.output_dir):
-            return local_root(self.output_dir, self.config.storage.local_root)
+            configured = self.config.storage.local_root
+            return local_root(self.output_dir, self.config.resolve(configured) if configured else None)
         return self.output_dir
 
     @property
