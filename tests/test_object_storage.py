@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import io
 import json
 import logging
 import os
@@ -105,7 +106,12 @@ def test_build_reads_and_writes_s3(tmp_path, s3, videos, ray_local):
     cfg_path.write_text(yaml.safe_dump(_config([{"glob": f"s3://{bucket}/in/*.mp4"}], f"s3://{bucket}/out", endpoint)))
     cfg = load_config(cfg_path)
     assert SECRET in cfg.secrets   # a ${VAR} value in storage: is secret
-    result = build(cfg, progress=False)
+    from rich.console import Console
+
+    shown = io.StringIO()   # the progress display polls the ledger in the bucket
+    result = build(cfg, progress=True, console=Console(file=shown, width=200), progress_every=0.2)
+    assert "on disk: 4 videos complete" in shown.getvalue(), shown.getvalue()[-2000:]   # counted from the ledger
+    assert SECRET not in shown.getvalue()
     # the dataset is in the bucket, not on this disk: parts, rejects' folder, ledger, state, manifest, card
     names = {p.split("/out/", 1)[1] for p in fs.find(f"{bucket}/out")}
     assert {"manifest.json", "_state.json", "README.md", "report.html"} <= names, names
