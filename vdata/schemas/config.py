@@ -11,7 +11,7 @@ input:
     format: activitynet_captions
     videos: clips/
   - hf: {path: user/dataset, split: train, column: video}
-output: {dir: out/quickstart, rows_per_file: 5000}
+output: {dir: out/quickstart, rows_per_file: 5000}   # or a URL: s3://bucket/out (see schemas/storage.py)
 ray: {address: null, num_cpus: null}
 stages:
   - probe: {}
@@ -35,7 +35,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from vdata.media.storage import is_remote
 from vdata.schemas.annotation_formats import ANNOTATION_FORMATS
+from vdata.schemas.storage import StorageConfig
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv")
 
@@ -183,7 +185,9 @@ class ConfigFile(_Strict):
         return self._raw_text
 
     def resolve(self, p: str) -> str:
-        """A path from the config, relative to the config file's folder."""
+        """A path from the config, relative to the config file's folder; a URL (s3://, ...) as it is."""
+        if is_remote(p):
+            return p
         q = Path(os.path.expanduser(p))
         return os.path.normpath(str(q if q.is_absolute() else (self._base_dir / q)))
 
@@ -197,6 +201,7 @@ class BuildConfig(ConfigFile):
     ray: RayConfig = Field(default_factory=RayConfig)
     stages: list[dict[str, Any]] = Field(min_length=1)
     teachers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    storage: StorageConfig = Field(default_factory=StorageConfig)   # object storage for URL inputs / output
 
     # Filled by parse_config: the validated per-stage configs, and the values to keep out of outputs.
     _stage_configs: list = []
@@ -326,13 +331,14 @@ def _teacher_errors(err: ValidationError) -> list[str]:
 
 def parse_config(data: Any, raw_text: str = "", base_dir: Path | str = ".") -> BuildConfig:
     from vdata.schemas.registry import STAGES, stage_class
-    from vdata.schemas.secrets import redact, teacher_secrets
+    from vdata.schemas.secrets import redact, teacher_secrets, typed_secrets
 
     if not isinstance(data, dict):
         raise ConfigError("config must be a YAML mapping at the top level")
     from_env: list[str] = []
     data = interpolate_env(data, found=from_env)
-    secrets = tuple(dict.fromkeys(from_env + teacher_secrets(data.get("teachers") or {})))
+    secrets = tuple(dict.fromkeys(from_env + teacher_secrets(data.get("teachers") or {})
+                                  + typed_secrets(data.get("storage") or {}, StorageConfig)))
 
     def fail(problems: list[str]) -> ConfigError:   # messages quote values: never a secret one
         return ConfigError(redact("invalid config:\n  " + "\n  ".join(problems), secrets))

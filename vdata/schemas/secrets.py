@@ -3,7 +3,8 @@
 A value is secret because of what it is, never because of the name of the key that holds it (a rule on
 key names turned every `max_tokens` into a mask and made the card's YAML invalid):
 
-- a field typed `pydantic.SecretStr` (a teacher's `api_key`, its `headers` values, the hub token);
+- a field typed `pydantic.SecretStr` (a teacher's `api_key`, its `headers` values, the hub token,
+  the `storage:` keys and tokens);
 - a value that came from `${VAR}` interpolation (`schemas/config.interpolate_env` records them): the
   config file names the variable, the environment holds the value, so the value never reaches an output;
 - text shaped like a credential whatever holds it: `Bearer X`, `hf_…`, `sk-…`, `gh?_…`, `AKIA…`.
@@ -91,7 +92,9 @@ def config_text_secrets(text: str) -> list[str]:
         return []
     if not isinstance(data, dict):
         return []
-    return teacher_secrets(data.get("teachers") or {})
+    from vdata.schemas.storage import StorageConfig
+
+    return teacher_secrets(data.get("teachers") or {}) + typed_secrets(data.get("storage") or {}, StorageConfig)
 
 
 __all__ = ["MASK", "MIN_SECRET_LEN", "config_text_secrets", "redact", "teacher_secrets", "typed_secrets"]

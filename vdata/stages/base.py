@@ -46,6 +46,7 @@ class RunContext:
     work_dir: str = ""            # scratch shared by workers (clip files, HF bytes)
     teachers: dict = field(default_factory=dict)   # name -> teacher config (plain dict)
     cache_dir: str = ""
+    storage: dict = field(default_factory=dict)   # fsspec options per protocol (media/storage.configure)
 
 
 @dataclass

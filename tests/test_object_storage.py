@@ -1,0 +1,313 @@
+"""Inputs, output, ledger and resume on object storage: a real S3 API (moto's server, on loopback,
+started here), real videos uploaded to it, real builds reading and writing `s3://`; an http(s) input
+served by a loopback `http.server`; and the routing of gs:// and hf:// to their filesystems."""
+from __future__ import annotations
+
+import functools
+import http.server
+import io
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pyarrow.dataset as pads
+import pytest
+import yaml
+
+from conftest import copy_to
+from test_cluster import kill_session, two_node_cluster  # noqa: F401  (a fixture)
+from vdata.media import storage as S
+from vdata.pipelines.runner import build
+from vdata.schemas import records as R
+from vdata.schemas.config import ConfigError, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[1]
+s3fs = pytest.importorskip("s3fs")
+moto_server = pytest.importorskip("moto.server")
+
+KEY_ENV, SECRET_ENV = "VDATA_TEST_S3_KEY", "VDATA_TEST_S3_SECRET"
+SECRET = "moto-secret-" + os.urandom(6).hex()   # must never show in an output or a log
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """moto's S3 server on a free loopback port; the credentials reach vdata through `${VAR}`s."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)   # one line per request otherwise
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{server._port}"
+    old = {k: os.environ.get(k) for k in (KEY_ENV, SECRET_ENV)}
+    os.environ.update({KEY_ENV: "testing-key", SECRET_ENV: SECRET})
+    fs = s3fs.S3FileSystem(key="testing-key", secret=SECRET, endpoint_url=endpoint, use_listings_cache=False)
+    try:
+        yield endpoint, fs
+    finally:
+        server.stop()
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory, cut_video, flash_video):
+    """Four real videos of distinct sizes (no two share content)."""
+    d = tmp_path_factory.mktemp("s3_videos")
+    for p in (cut_video[0], flash_video, str(ROOT / "examples" / "videos" / "multishot.mp4"),
+              str(ROOT / "examples" / "videos" / "blurred.mp4")):
+        copy_to(p, d)
+    return d
+
+
+def _bucket(fs, name: str, videos: Path) -> str:
+    fs.mkdir(name)
+    for p in sorted(videos.iterdir()):
+        fs.put_file(str(p), f"{name}/in/{p.name}")
+    return name
+
+
+def _config(inputs: list[dict], out: str, endpoint: str, rows_per_file: int = 50) -> dict:
+    return {"name": "s3", "input": inputs, "output": {"dir": out, "rows_per_file": rows_per_file},
+            "ray": {"num_cpus": 2},
+            "storage": {"s3": {"endpoint_url": endpoint, "key": f"${{{KEY_ENV}}}", "secret": f"${{{SECRET_ENV}}}"}},
+            "stages": [{"probe": {}}, {"shots": {"min_len_s": 0.5}}]}
+
+
+def _clips(fs, root: str):
+    """The kept clips under an output (a bucket prefix or a folder), sorted by clip id."""
+    if fs is None:
+        table = pads.dataset(os.path.join(root, "clips"), format="parquet").to_table()
+    else:
+        table = pads.dataset(f"{root}/clips", format="parquet", filesystem=fs).to_table()
+    return table.sort_by([(R.CLIP_ID, "ascending")])
+
+
+def test_build_reads_and_writes_s3(tmp_path, s3, videos, ray_local):
+    endpoint, fs = s3
+    bucket = _bucket(fs, "build", videos)
+    ref = build(parse_config(_config([{"path": str(videos)}], str(tmp_path / "ref"), endpoint)), progress=False)
+    cfg_path = tmp_path / "s3.yaml"   # from a file: the manifest keeps its text, `${VAR}`s unexpanded
+    cfg_path.write_text(yaml.safe_dump(_config([{"glob": f"s3://{bucket}/in/*.mp4"}], f"s3://{bucket}/out", endpoint)))
+    cfg = load_config(cfg_path)
+    assert SECRET in cfg.secrets   # a ${VAR} value in storage: is secret
+    from rich.console import Console
+
+    shown = io.StringIO()   # the progress display polls the ledger in the bucket
+    result = build(cfg, progress=True, console=Console(file=shown, width=200), progress_every=0.2)
+    assert "on disk: 4 videos complete" in shown.getvalue(), shown.getvalue()[-2000:]   # counted from the ledger
+    assert SECRET not in shown.getvalue()
+    # the dataset is in the bucket, not on this disk: parts, rejects' folder, ledger, state, manifest, card
+    names = {p.split("/out/", 1)[1] for p in fs.find(f"{bucket}/out")}
+    assert {"manifest.json", "_state.json", "README.md", "report.html"} <= names, names
+    assert any(n.startswith("clips/part-") and n.endswith("-train.parquet") for n in names)
+    assert any(n.startswith("_ledger/part-") for n in names)
+    assert not any(n.startswith(("_cache/", "_work/", "_logs/")) for n in names)   # these stay local
+    clips, ref_clips = _clips(fs, f"{bucket}/out"), _clips(None, str(tmp_path / "ref"))
+    # the same videos give the same clips (ids are content hashes), whatever the storage
+    assert clips.num_rows == ref_clips.num_rows == result.rows > 4
+    assert clips[R.CLIP_ID].to_pylist() == ref_clips[R.CLIP_ID].to_pylist()
+    assert set(clips[R.SOURCE_URI].to_pylist()) == {f"s3://{bucket}/in/{p.name}" for p in videos.iterdir()}
+    assert set(clips[R.PATH].to_pylist()) == set(clips[R.SOURCE_URI].to_pylist())   # the URL, not a local copy
+    manifest = json.loads(fs.cat_file(f"{bucket}/out/manifest.json"))
+    assert manifest["rows"] == ref.rows and manifest["inputs"] == 4
+    assert f"${{{SECRET_ENV}}}" in manifest["config_text"]
+    for name in ("manifest.json", "README.md", "report.html", "_state.json"):
+        assert SECRET.encode() not in fs.cat_file(f"{bucket}/out/{name}"), name
+    # a second build finds every video complete in the bucket's ledger and runs nothing
+    again = build(parse_config(_config([{"glob": f"s3://{bucket}/in/*.mp4"}], f"s3://{bucket}/out", endpoint)),
+                  progress=False)
+    assert not again.ran and again.resumed_complete == 4 and again.rows == result.rows
+
+
+def test_kill_and_resume_on_s3(tmp_path, s3, videos, ray_local):
+    """kill -9 the build once some videos are committed to the bucket; the re-run (a fresh process:
+    nothing but the bucket remembers) redoes none of them and ends with exactly the uninterrupted clips."""
+    endpoint, fs = s3
+    bucket = _bucket(fs, "resume", videos)
+    ref = tmp_path / "ref"
+    build(parse_config(_config([{"path": str(videos)}], str(ref), endpoint)), progress=False)
+    ref_clips = _clips(None, str(ref))
+
+    out = f"s3://{bucket}/out"
+    cfg_path = tmp_path / "s3.yaml"
+    # one part per write task, and one video per block (runner.py): commits come video by video
+    cfg_path.write_text(yaml.safe_dump(_config([{"glob": f"s3://{bucket}/in/*.mp4"}], out, endpoint, rows_per_file=1)))
+    tmp_root = Path(tempfile.mkdtemp(prefix="vs", dir="/tmp"))   # Ray's socket paths must stay short
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": str(tmp_root),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "vdata.cli", "build", str(cfg_path), "--quiet"]
+    committed = lambda: len([p for p in fs.find(f"{bucket}/out/_ledger") if p.endswith(".json")])  # noqa: E731
+    try:
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 300
+        while proc.poll() is None and committed() < 1 and time.time() < deadline:
+            time.sleep(0.05)
+        killed = proc.poll() is None
+        if killed:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kill_session(str(tmp_root))   # the killed driver's Ray processes
+        assert killed, "the build finished before it could be killed: the test proved nothing"
+        done_at_kill = _complete_sources(fs, f"{bucket}/out/_ledger")
+        assert 1 <= len(done_at_kill) < 4, done_at_kill
+        final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        assert final.returncode == 0, final.stderr[-3000:]
+    finally:
+        kill_session(str(tmp_root))
+        shutil.rmtree(tmp_root, ignore_errors=True)
+    manifest = json.loads(fs.cat_file(f"{bucket}/out/manifest.json"))
+    assert manifest["resumed_complete"] >= len(done_at_kill)
+    probe = manifest["stages"][0]
+    # the resumed run probed only the videos the bucket's ledger did not hold as complete
+    assert probe["stage"] == "probe" and probe["rows_in"] == 4 - manifest["resumed_complete"]
+    clips = _clips(fs, f"{bucket}/out")
+    assert clips[R.CLIP_ID].to_pylist() == ref_clips[R.CLIP_ID].to_pylist()   # no loss, no duplicate
+    assert len(set(clips[R.CLIP_ID].to_pylist())) == clips.num_rows
+    assert SECRET not in final.stderr + final.stdout
+
+
+def test_two_node_cluster_with_everything_on_s3(tmp_path, s3, videos, two_node_cluster, ray_local):
+    """Two Ray nodes (separate raylets), inputs and output only in the bucket: the endpoint and keys
+    reach the workers with the sink and the stage tasks (the nodes' environment has no AWS_*), both
+    nodes work, and the clips equal a local build's."""
+    import datasets
+
+    endpoint, fs = s3
+    bucket = _bucket(fs, "cluster", videos)
+    # a video that arrives as bytes is written once to <output>/_media: here the bucket, where every node reads it
+    hf_dir = tmp_path / "hf"
+    datasets.Dataset.from_dict({"video": [(ROOT / "examples" / "videos" / "bikes.mp4").read_bytes()]}).save_to_disk(str(hf_dir))
+    hf_input = {"hf": {"path": str(hf_dir)}}
+    ref = tmp_path / "ref"
+    build(parse_config(_config([{"path": str(videos)}, hf_input], str(ref), endpoint)), progress=False)
+    cfg_path = tmp_path / "cluster.yaml"
+    cfg_path.write_text(yaml.safe_dump(_config([{"path": f"s3://{bucket}/in"}, hf_input], f"s3://{bucket}/out",
+                                               endpoint, rows_per_file=2)))
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.run([sys.executable, "-m", "vdata.cli", "build", str(cfg_path), "--address", two_node_cluster,
+                           "--quiet"], capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = json.loads(fs.cat_file(f"{bucket}/out/manifest.json"))
+    assert len({n for s in manifest["stages"] for n in s["nodes"]}) == 2, manifest["stages"]
+    clips = _clips(fs, f"{bucket}/out")
+    assert clips[R.CLIP_ID].to_pylist() == _clips(None, str(ref))[R.CLIP_ID].to_pylist()
+    media = [p for p in fs.find(f"{bucket}/out/_media")]
+    assert len(media) == 1 and f"s3://{media[0]}" in set(clips[R.PATH].to_pylist())
+
+
+def test_local_copy_is_fetched_once_and_again_when_the_object_changes(tmp_path, s3, videos):
+    endpoint, fs = s3
+    fs.mkdir("copies")
+    first, second = sorted(videos.iterdir())[:2]
+    fs.put_file(str(first), "copies/v.mp4")
+    S.configure({"s3": {"endpoint_url": endpoint, "key": "testing-key", "secret": SECRET}})
+    try:
+        a = S.local_copy("s3://copies/v.mp4", str(tmp_path))
+        assert Path(a).read_bytes() == first.read_bytes() and a.endswith(".mp4")
+        os.utime(a, (0, 0))   # marks this copy: a second call must reuse it, not download again
+        assert S.local_copy("s3://copies/v.mp4", str(tmp_path)) == a and os.stat(a).st_mtime == 0
+        fs.put_file(str(second), "copies/v.mp4")   # new bytes under the same URL: a new ETag
+        b = S.local_copy("s3://copies/v.mp4", str(tmp_path))
+        assert b != a and Path(b).read_bytes() == second.read_bytes()
+        with pytest.raises(FileNotFoundError):
+            S.local_copy("s3://copies/missing.mp4", str(tmp_path))
+    finally:
+        S.configure(None)
+
+
+def _complete_sources(fs, ledger: str) -> set[str]:
+    total: dict = {}
+    for p in fs.find(ledger):
+        if p.endswith(".json"):
+            for src, m in json.loads(fs.cat_file(p))["mass"].items():
+                total[src] = total.get(src, 0.0) + m
+    return {s for s, m in total.items() if m >= 1 - 1e-6}
+
+
+@pytest.fixture(scope="module")
+def http_videos(videos):
+    """A loopback HTTP server over the video folder (read-only inputs)."""
+    handler = functools.partial(_QuietHandler, directory=str(videos))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def test_http_inputs_are_read_never_written(tmp_path, http_videos, videos, ray_local):
+    names = sorted(p.name for p in videos.iterdir())[:2]
+    urls = [f"{http_videos}/{n}" for n in names]
+    cfg = {"name": "http", "input": [{"path": u} for u in urls], "output": {"dir": str(tmp_path / "out")},
+           "ray": {"num_cpus": 2}, "stages": [{"probe": {}}, {"shots": {"min_len_s": 0.5}}]}
+    result = build(parse_config(cfg), progress=False)
+    ref = build(parse_config({**cfg, "input": [{"path": str(videos / n)} for n in names],
+                              "output": {"dir": str(tmp_path / "ref")}}), progress=False)
+    clips, ref_clips = _clips(None, str(tmp_path / "out")), _clips(None, str(tmp_path / "ref"))
+    assert result.rows == ref.rows > 2 and result.rejects == 0
+    assert clips[R.CLIP_ID].to_pylist() == ref_clips[R.CLIP_ID].to_pylist()
+    assert set(clips[R.SOURCE_URI].to_pylist()) == set(urls)
+    with pytest.raises(ConfigError, match=r"output\.dir: .*read-only"):
+        build(parse_config({**cfg, "output": {"dir": f"{http_videos}/out"}}), progress=False)
+    with pytest.raises(ConfigError, match=r"input\[0\]\.glob: http:// cannot be listed"):
+        build(parse_config({**cfg, "input": [{"glob": f"{http_videos}/*.mp4"}]}), progress=False)
+
+
+def test_schemes_route_to_their_filesystems_and_a_missing_package_names_the_key(monkeypatch, tmp_path):
+    from huggingface_hub import HfFileSystem
+
+    S.configure({"s3": {"endpoint_url": "http://127.0.0.1:9", "key": "k", "secret": "s"}})
+    fs, path = S.filesystem("s3://bucket/videos/a.mp4")
+    assert isinstance(fs, s3fs.S3FileSystem) and path == "bucket/videos/a.mp4"
+    assert fs.endpoint_url == "http://127.0.0.1:9" and fs.key == "k"   # the configured options reach it
+    fs, path = S.filesystem("hf://datasets/user/repo/videos/a.mp4")
+    assert isinstance(fs, HfFileSystem) and path == "datasets/user/repo/videos/a.mp4"
+    assert not S.is_remote(str(tmp_path)) and not S.is_remote(f"file://{tmp_path}") and S.is_remote("gs://b/x")
+    S.configure(None)
+
+    real_find_spec = __import__("importlib.util").util.find_spec
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "gcsfs" else real_find_spec(name, *a))
+    cfg = {"name": "gcs", "input": [{"glob": "gs://bucket/videos/*.mp4"}], "output": {"dir": "gs://bucket/out"},
+           "stages": [{"probe": {}}]}
+    with pytest.raises(ConfigError) as err:
+        build(parse_config(cfg), progress=False)
+    text = str(err.value)
+    assert "output.dir:" in text and "input[0].glob:" in text and "vdata[gcs]" in text and "gcsfs" in text
+    with pytest.raises(ConfigError, match=r"output\.dir: .*unknown URL scheme ftp://"):
+        build(parse_config({**cfg, "input": [{"path": str(tmp_path)}], "output": {"dir": "ftp://host/out"}}), progress=False)
+
+
+def test_storage_keys_are_secret_even_when_written_literally():
+    literal = "literal-secret-" + os.urandom(6).hex()
+    cfg = parse_config({"name": "x", "input": [{"path": "."}], "output": {"dir": "s3://b/out"},
+                        "storage": {"s3": {"key": "AK", "secret": literal}, "hf": {"token": "hf-tok-" + literal}},
+                        "stages": [{"probe": {}}]})
+    assert literal in cfg.secrets and "hf-tok-" + literal in cfg.secrets
+    assert literal not in cfg.model_dump_json() and literal not in repr(cfg.storage)
+    with pytest.raises(ConfigError) as err:   # an error that quotes the value masks it
+        parse_config({"name": "x", "input": [{"path": literal}], "output": {"dir": "o"}, "stages": [{"probe": {}}],
+                      "storage": {"s3": {"secret": literal}, "bogus": 1}})
+    assert literal not in str(err.value) and "storage.bogus: unknown key" in str(err.value)

@@ -1,0 +1,303 @@
+"""Object storage and URLs: one thin layer over fsspec for inputs, the output directory and its ledger.
+
+A location is either a local path or a URL: `s3://` (s3fs), `gs://` / `gcs://` (gcsfs), `hf://`
+(huggingface_hub's HfFileSystem) or `http(s)://` (fsspec's HTTP filesystem; read-only: inputs, never
+an output). Every function here takes either and does the same thing to both, so the runner, the sink
+and the checkpoint code have one code path. Local paths keep plain `os` calls (their behaviour, atomic
+`os.replace` included, is unchanged); URLs go through the fsspec filesystem of their scheme.
+
+Why writes to a URL need no temp-and-rename: an object store has no rename, but one PUT is atomic: the
+object appears whole or not at all. The ledger's order (part first, ledger entry second; see
+pipelines/checkpoint.py) is what makes a commit, and that order holds on S3 as it does on a disk.
+
+Options (endpoint, keys) are per process: the driver calls `configure()` with the config's `storage:`
+section, and everything that runs on a worker (the sink, the stage tasks) carries the same options and
+calls `configure()` there. Without options each filesystem reads its usual environment (AWS_* for S3,
+GOOGLE_APPLICATION_CREDENTIALS for GCS, HF_TOKEN for the hub).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import posixpath
+import re
+import shutil
+import uuid
+
+# scheme -> (module it needs, pip extra that installs it, fsspec protocol whose options apply)
+BACKENDS = {
+    "s3": ("s3fs", "s3", "s3"), "s3a": ("s3fs", "s3", "s3"),
+    "gs": ("gcsfs", "gcs", "gcs"), "gcs": ("gcsfs", "gcs", "gcs"),
+    "hf": ("huggingface_hub", "hf", "hf"),
+    "http": ("aiohttp", "http", "http"), "https": ("aiohttp", "http", "http"),
+}
+READ_ONLY = frozenset({"http", "https"})   # no PUT, no listing: inputs named one by one
+_LISTING_CACHED = frozenset({"s3", "s3a", "gs", "gcs"})
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_OPTIONS: dict[str, dict] = {}
+
+
+class StorageError(ValueError):
+    """A location that cannot be used as asked (unknown scheme, missing package, read-only URL)."""
+
+
+def scheme(path: str) -> str | None:
+    """The URL scheme of `path` (lower case), or None for a local path (`file://` counts as local)."""
+    m = _SCHEME.match(str(path))
+    if not m or m.group(1).lower() == "file":
+        return None
+    return m.group(1).lower()
+
+
+def is_remote(path: str) -> bool:
+    return scheme(path) is not None
+
+
+def local_path(path: str) -> str:
+    """A local path as such (a `file://` URL without its scheme)."""
+    return path[len("file://"):] if str(path).startswith("file://") else path
+
+
+def configure(options: dict[str, dict] | None) -> None:
+    """Set this process's fsspec options per protocol (`{"s3": {"endpoint_url": ..., "key": ...}}`)."""
+    _OPTIONS.clear()
+    _OPTIONS.update({k: dict(v) for k, v in (options or {}).items()})
+
+
+def options() -> dict[str, dict]:
+    """This process's options (to hand to a worker, which calls `configure` with them)."""
+    return {k: dict(v) for k, v in _OPTIONS.items()}
+
+
+def check_backend(url: str) -> None:
+    """Raise StorageError when `url`'s scheme is unknown or its filesystem package is not installed."""
+    s = scheme(url)
+    if s is None:
+        return
+    if s not in BACKENDS:
+        raise StorageError(f"{url!r}: unknown URL scheme {s}:// (supported: "
+                           f"{', '.join(sorted(f'{k}://' for k in BACKENDS))})")
+    module, extra, _ = BACKENDS[s]
+    if importlib.util.find_spec(module) is None:
+        raise StorageError(f"{url!r}: {s}:// needs the {module} package (pip install 'vdata[{extra}]')")
+
+
+def check_writable(url: str) -> None:
+    check_backend(url)
+    if scheme(url) in READ_ONLY:
+        raise StorageError(f"{url!r}: {scheme(url)}:// is read-only (inputs only); write to a folder, s3://, gs:// or hf://")
+
+
+def filesystem(url: str):
+    """(fsspec filesystem, path inside it) for a URL, with this process's options for its protocol."""
+    import fsspec
+
+    check_backend(url)
+    s = scheme(url)
+    kwargs = dict(_OPTIONS.get(BACKENDS[s][2], {}))
+    if s in _LISTING_CACHED:
+        # parts and ledger entries appear while the run lists them: a cached listing would miss them
+        kwargs.setdefault("use_listings_cache", False)
+    return fsspec.core.url_to_fs(url, **kwargs)
+
+
+def _url(fs, path: str) -> str:
+    return fs.unstrip_protocol(path)
+
+
+def join(base: str, *parts: str) -> str:
+    return posixpath.join(base, *parts) if is_remote(base) else os.path.join(base, *parts)
+
+
+def exists(path: str) -> bool:
+    if not is_remote(path):
+        return os.path.exists(local_path(path))
+    fs, p = filesystem(path)
+    return fs.exists(p)
+
+
+def isfile(path: str) -> bool:
+    if not is_remote(path):
+        return os.path.isfile(local_path(path))
+    fs, p = filesystem(path)
+    return fs.isfile(p)
+
+
+def isdir(path: str) -> bool:
+    if not is_remote(path):
+        return os.path.isdir(local_path(path))
+    if scheme(path) in READ_ONLY:
+        return False
+    fs, p = filesystem(path)
+    return fs.isdir(p)
+
+
+def listdir(path: str) -> list[str]:
+    """The names directly under `path` (files and folders); [] when it does not exist."""
+    if not is_remote(path):
+        p = local_path(path)
+        return os.listdir(p) if os.path.isdir(p) else []
+    fs, p = filesystem(path)
+    try:
+        entries = fs.ls(p, detail=False)
+    except FileNotFoundError:
+        return []
+    base = p.rstrip("/")
+    return [posixpath.basename(e.rstrip("/")) for e in entries if e.rstrip("/") != base]
+
+
+def find(path: str) -> list[str]:
+    """Every file under `path`, recursively, as full URLs (sorted)."""
+    fs, p = filesystem(path)
+    return sorted(_url(fs, f) for f in fs.find(p))
+
+
+def glob(pattern: str) -> list[str]:
+    """The files matching a glob (`**` recurses), as full URLs (sorted)."""
+    fs, p = filesystem(pattern)
+    return sorted(_url(fs, f) for f in fs.glob(p) if not fs.isdir(f))
+
+
+def info(path: str) -> dict:
+    """Size and a change marker (ETag or mtime) of a file; FileNotFoundError when missing."""
+    if not is_remote(path):
+        st = os.stat(local_path(path))
+        return {"size": st.st_size, "version": str(st.st_mtime_ns)}
+    fs, p = filesystem(path)
+    entry = fs.info(p)
+    version = entry.get("ETag") or entry.get("etag") or entry.get("md5Hash") or entry.get("last_commit") \
+        or entry.get("LastModified") or entry.get("mtime") or ""
+    return {"size": entry.get("size"), "version": str(version)}
+
+
+def makedirs(path: str) -> None:
+    """A local folder is made; an object store has no folders (a prefix exists once it holds an object)."""
+    if not is_remote(path):
+        os.makedirs(local_path(path), exist_ok=True)
+
+
+def remove(path: str) -> None:
+    if not is_remote(path):
+        os.remove(local_path(path))
+        return
+    fs, p = filesystem(path)
+    fs.rm_file(p)
+
+
+def rmtree(path: str) -> None:
+    """Remove a folder and everything under it; nothing when it does not exist."""
+    if not is_remote(path):
+        shutil.rmtree(local_path(path), ignore_errors=True)
+        return
+    fs, p = filesystem(path)
+    try:
+        fs.rm(p, recursive=True)
+    except FileNotFoundError:
+        pass
+
+
+def open_file(path: str, mode: str = "rb"):
+    if not is_remote(path):
+        return open(local_path(path), mode)
+    fs, p = filesystem(path)
+    return fs.open(p, mode)
+
+
+def read_bytes(path: str) -> bytes:
+    with open_file(path, "rb") as f:
+        return f.read()
+
+
+def read_text(path: str) -> str:
+    return read_bytes(path).decode()
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Write a file whole: locally through a temp file and `os.replace`, remotely as one PUT."""
+    if not is_remote(path):
+        p = local_path(path)
+        tmp = f"{p}.{uuid.uuid4().hex[:6]}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, p)
+        return
+    check_writable(path)
+    fs, p = filesystem(path)
+    fs.pipe_file(p, data)
+
+
+def write_text(path: str, text: str) -> None:
+    write_bytes(path, text.encode())
+
+
+def write_parquet(table, path: str, **kwargs) -> None:
+    """A Parquet file written whole (see write_bytes): readers never see half of one."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not is_remote(path):
+        p = local_path(path)
+        tmp = p + ".tmp"
+        pq.write_table(table, tmp, **kwargs)
+        os.replace(tmp, p)
+        return
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, **kwargs)
+    write_bytes(path, sink.getvalue().to_pybytes())
+
+
+def read_parquet(path: str, **kwargs):
+    import pyarrow.parquet as pq
+
+    if not is_remote(path):
+        return pq.read_table(local_path(path), **kwargs)
+    fs, p = filesystem(path)
+    return pq.read_table(p, filesystem=fs, **kwargs)
+
+
+def put_tree(local_dir: str, url: str) -> list[str]:
+    """Upload every file under `local_dir` to the same relative paths under `url`; returns the URLs."""
+    out = []
+    for root, _, files in os.walk(local_dir):
+        for name in files:
+            src = os.path.join(root, name)
+            dest = join(url, *os.path.relpath(src, local_dir).split(os.sep))
+            with open(src, "rb") as f:
+                write_bytes(dest, f.read())
+            out.append(dest)
+    return sorted(out)
+
+
+def get_file(url: str, dest: str) -> str:
+    """Download `url` to the local file `dest` (atomically: a reader sees the whole file or none)."""
+    fs, p = filesystem(url)
+    tmp = f"{dest}.{uuid.uuid4().hex[:6]}.part"
+    os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+    try:
+        fs.get_file(p, tmp)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return dest
+
+
+def local_copy(url: str, cache_dir: str) -> str:
+    """A local file with the bytes of `url`, downloaded once per node into `cache_dir`.
+
+    Decoders (ffmpeg, PyAV, decord, OpenCV) want a seekable local file; ffmpeg could read http(s)
+    itself, but not s3:// or hf://, and a seek-heavy decode over HTTP would re-request ranges for every
+    stage. The copy is named by the URL and its version (size + ETag or mtime), so a changed object is
+    fetched again, and a second stage on the same node finds the first one's copy. A local path is
+    returned unchanged.
+    """
+    if not is_remote(url):
+        return local_path(url)
+    meta = info(url)
+    key = hashlib.blake2b(f"{url}|{meta['size']}|{meta['version']}".encode(), digest_size=16).hexdigest()
+    ext = os.path.splitext(posixpath.basename(url.split("?")[0]))[1][:12]
+    dest = os.path.join(cache_dir, key[:2], key + ext)
+    if not os.path.exists(dest):
+        get_file(url, dest)
+    return dest
