@@ -23,6 +23,8 @@ from vdata.schemas import records as R
 from vdata.stages import stage_class
 from vdata.stages.base import Reject, RunContext, reject_row
 
+from .stage_cache import StageResultCache
+
 STATS_ACTOR_PREFIX = "vdata-stats-"
 _STAGE_CACHE: dict = {}   # per worker process: one set-up stage instance per (run, stage index)
 
@@ -45,69 +47,6 @@ def _process(stage, rows: list[dict]) -> list:
         return stage.process_batch(rows)
     except Exception as e:  # a batch-level failure: every row becomes a reject, the run goes on
         return [stage.error_reject(r, e) for r in rows]
-
-
-class StageResultCache:
-    """Per-stage results on disk, keyed by the stage's config-hash chain and the input row's identity.
-
-    A rebuild after a config change recomputes only from the changed stage on: the stages before it
-    find their results here. Only what the stage writes is stored; on a hit the result is rebuilt on
-    top of the current input row, so the same video arriving under another path gets its own path.
-    """
-
-    def __init__(self, root: str, stage_name: str, stage_hash: str, writes: tuple[str, ...]):
-        self.dir = os.path.join(root, "stages", f"{stage_name}-{stage_hash}")
-        self.writes = writes
-
-    @staticmethod
-    def identity(row: dict) -> str:
-        for col in (R.SAMPLE_ID, R.CLIP_ID, R.VIDEO_ID):
-            if row.get(col):
-                return f"{col}={row[col]}"
-        path = row.get(R.PATH) or ""
-        try:
-            st = S.info(path)   # a URL's version is its ETag (or mtime): the same on every node
-            return f"{R.SOURCE_URI}={row.get(R.SOURCE_URI)}|{st['size']}|{st['version']}"
-        except (OSError, ValueError):
-            return f"{R.SOURCE_URI}={row.get(R.SOURCE_URI)}|missing"
-
-    def _path(self, row: dict) -> str:
-        import hashlib
-
-        key = hashlib.blake2b(self.identity(row).encode(), digest_size=16).hexdigest()
-        return os.path.join(self.dir, key[:2], key + ".pkl")
-
-    def get(self, row: dict):
-        import pickle
-
-        try:
-            with open(self._path(row), "rb") as f:
-                stored = pickle.load(f)
-        except (OSError, EOFError, pickle.UnpicklingError):
-            return None
-        out = []
-        for kind, values, extra in stored:
-            merged = {**row, **values}
-            out.append(merged if kind == "row" else Reject(merged, *extra))
-        return out
-
-    def put(self, row: dict, results: list) -> None:
-        import pickle
-
-        stored = []
-        for res in results:
-            if isinstance(res, Reject):
-                if res.reason == "error":
-                    return   # unexpected failures are not remembered: a re-run should try again
-                stored.append(("reject", {c: res.row.get(c) for c in self.writes if c in res.row},
-                               (res.reason, res.message, res.detail)))
-            else:
-                stored.append(("row", {c: res.get(c) for c in self.writes}, None))
-        path = self._path(row)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path + ".tmp", "wb") as f:
-            pickle.dump(stored, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(path + ".tmp", path)
 
 
 def run_stage_on_table(stage, table: pa.Table, out_schema: pa.Schema, index: int, stats_actor_name: str | None,
