@@ -220,11 +220,15 @@ def test_local_copy_is_fetched_once_and_again_when_the_object_changes(tmp_path, 
     try:
         a = S.local_copy("s3://copies/v.mp4", str(tmp_path))
         assert Path(a).read_bytes() == first.read_bytes() and a.endswith(".mp4")
-        os.utime(a, (0, 0))   # marks this copy: a second call must reuse it, not download again
-        assert S.local_copy("s3://copies/v.mp4", str(tmp_path)) == a and os.stat(a).st_mtime == 0
+        inode = os.stat(a).st_ino   # a second call must reuse this file, not download it again
+        assert S.local_copy("s3://copies/v.mp4", str(tmp_path)) == a and os.stat(a).st_ino == inode
         fs.put_file(str(second), "copies/v.mp4")   # new bytes under the same URL: a new ETag
         b = S.local_copy("s3://copies/v.mp4", str(tmp_path))
-        assert b != a and Path(b).read_bytes() == second.read_bytes()
+        assert b != a and Path(b).read_bytes() == second.read_bytes() and os.path.exists(a)
+        # over the budget, the least recently used copy goes and the one just fetched stays
+        fs.put_file(str(first), "copies/w.mp4")
+        c = S.local_copy("s3://copies/w.mp4", str(tmp_path), max_bytes=first.stat().st_size + 1)
+        assert os.path.exists(c) and not os.path.exists(a) and not os.path.exists(b)
         with pytest.raises(FileNotFoundError):
             S.local_copy("s3://copies/missing.mp4", str(tmp_path))
     finally:
