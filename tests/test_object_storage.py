@@ -236,6 +236,27 @@ def test_local_copy_is_fetched_once_and_again_when_the_object_changes(tmp_path, 
         S.configure(None)
 
 
+def test_duplicate_objects_in_a_bucket_are_found_by_content(s3, videos):
+    from vdata.media.hashing import content_id
+    from vdata.pipelines.ingest import find_duplicates
+
+    endpoint, fs = s3
+    fs.mkdir("dupes")
+    first, second = sorted(videos.iterdir())[:2]
+    for key, src in (("a.mp4", first), ("b.mp4", second), ("copy_of_a.mp4", first)):
+        fs.put_file(str(src), f"dupes/{key}")
+    S.configure({"s3": {"endpoint_url": endpoint, "key": "testing-key", "secret": SECRET}})
+    try:
+        rows = [{R.SOURCE_URI: u, R.PATH: u, R.SOURCE_META: None} for u in S.glob("s3://dupes/*.mp4")]
+        kept, rejects = find_duplicates(rows)
+    finally:
+        S.configure(None)
+    assert [r[R.PATH] for r in kept] == ["s3://dupes/a.mp4", "s3://dupes/b.mp4"]
+    (reject,) = rejects
+    assert reject.reason == "duplicate_video" and reject.detail["duplicate_of"] == "s3://dupes/a.mp4"
+    assert reject.detail[R.VIDEO_ID] == content_id(str(first))   # read by range from the bucket: the same id
+
+
 def _complete_sources(fs, ledger: str) -> set[str]:
     total: dict = {}
     for p in fs.find(ledger):
