@@ -114,7 +114,8 @@ def test_build_reads_and_writes_s3(tmp_path, s3, videos, ray_local):
     assert SECRET not in shown.getvalue()
     # the dataset is in the bucket, not on this disk: parts, rejects' folder, ledger, state, manifest, card
     names = {p.split("/out/", 1)[1] for p in fs.find(f"{bucket}/out")}
-    assert {"manifest.json", "_state.json", "README.md", "report.html"} <= names, names
+    assert {"manifest.json", "_state.json", "README.md", "report.html", "report.md"} <= names, names
+    assert any(n.startswith("report_assets/") and n.endswith(".png") for n in names)   # the report's plots
     assert any(n.startswith("clips/part-") and n.endswith("-train.parquet") for n in names)
     assert any(n.startswith("_ledger/part-") for n in names)
     assert not any(n.startswith(("_cache/", "_work/", "_logs/")) for n in names)   # these stay local
@@ -220,15 +221,40 @@ def test_local_copy_is_fetched_once_and_again_when_the_object_changes(tmp_path, 
     try:
         a = S.local_copy("s3://copies/v.mp4", str(tmp_path))
         assert Path(a).read_bytes() == first.read_bytes() and a.endswith(".mp4")
-        os.utime(a, (0, 0))   # marks this copy: a second call must reuse it, not download again
-        assert S.local_copy("s3://copies/v.mp4", str(tmp_path)) == a and os.stat(a).st_mtime == 0
+        inode = os.stat(a).st_ino   # a second call must reuse this file, not download it again
+        assert S.local_copy("s3://copies/v.mp4", str(tmp_path)) == a and os.stat(a).st_ino == inode
         fs.put_file(str(second), "copies/v.mp4")   # new bytes under the same URL: a new ETag
         b = S.local_copy("s3://copies/v.mp4", str(tmp_path))
-        assert b != a and Path(b).read_bytes() == second.read_bytes()
+        assert b != a and Path(b).read_bytes() == second.read_bytes() and os.path.exists(a)
+        # over the budget, the least recently used copy goes and the one just fetched stays
+        fs.put_file(str(first), "copies/w.mp4")
+        c = S.local_copy("s3://copies/w.mp4", str(tmp_path), max_bytes=first.stat().st_size + 1)
+        assert os.path.exists(c) and not os.path.exists(a) and not os.path.exists(b)
         with pytest.raises(FileNotFoundError):
             S.local_copy("s3://copies/missing.mp4", str(tmp_path))
     finally:
         S.configure(None)
+
+
+def test_duplicate_objects_in_a_bucket_are_found_by_content(s3, videos):
+    from vdata.media.hashing import content_id
+    from vdata.pipelines.ingest import find_duplicates
+
+    endpoint, fs = s3
+    fs.mkdir("dupes")
+    first, second = sorted(videos.iterdir())[:2]
+    for key, src in (("a.mp4", first), ("b.mp4", second), ("copy_of_a.mp4", first)):
+        fs.put_file(str(src), f"dupes/{key}")
+    S.configure({"s3": {"endpoint_url": endpoint, "key": "testing-key", "secret": SECRET}})
+    try:
+        rows = [{R.SOURCE_URI: u, R.PATH: u, R.SOURCE_META: None} for u in S.glob("s3://dupes/*.mp4")]
+        kept, rejects = find_duplicates(rows)
+    finally:
+        S.configure(None)
+    assert [r[R.PATH] for r in kept] == ["s3://dupes/a.mp4", "s3://dupes/b.mp4"]
+    (reject,) = rejects
+    assert reject.reason == "duplicate_video" and reject.detail["duplicate_of"] == "s3://dupes/a.mp4"
+    assert reject.detail[R.VIDEO_ID] == content_id(str(first))   # read by range from the bucket: the same id
 
 
 def _complete_sources(fs, ledger: str) -> set[str]:

@@ -283,14 +283,45 @@ def get_file(url: str, dest: str) -> str:
     return dest
 
 
-def local_copy(url: str, cache_dir: str) -> str:
+def _budget() -> int:
+    return int(float(os.environ.get("VDATA_LOCAL_COPY_GB", "20")) * 2**30)
+
+
+def _evict(cache_dir: str, keep: str, max_bytes: int) -> None:
+    """Remove the least recently used copies until the folder holds at most `max_bytes` (never `keep`).
+
+    A copy another worker has open stays readable (Linux frees it on close); one chosen for a row but
+    not yet opened is the newest, so the last to go."""
+    files = []
+    for root, _, names in os.walk(cache_dir):
+        for name in names:
+            path = os.path.join(root, name)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            files.append((st.st_mtime, st.st_size, path))
+    total = sum(size for _, size, _ in files)
+    for _, size, path in sorted(files):
+        if total <= max_bytes:
+            break
+        if path != keep and not path.endswith(".part"):
+            try:
+                os.remove(path)
+                total -= size
+            except OSError:
+                pass
+
+
+def local_copy(url: str, cache_dir: str, max_bytes: int | None = None) -> str:
     """A local file with the bytes of `url`, downloaded once per node into `cache_dir`.
 
     Decoders (ffmpeg, PyAV, decord, OpenCV) want a seekable local file; ffmpeg could read http(s)
     itself, but not s3:// or hf://, and a seek-heavy decode over HTTP would re-request ranges for every
     stage. The copy is named by the URL and its version (size + ETag or mtime), so a changed object is
-    fetched again, and a second stage on the same node finds the first one's copy. A local path is
-    returned unchanged.
+    fetched again, and a second stage on the same node finds the first one's copy. The folder is kept
+    under `max_bytes` (default: $VDATA_LOCAL_COPY_GB, 20 GiB) by dropping the least recently used
+    copies, so a dataset larger than the disk streams through it. A local path is returned unchanged.
     """
     if not is_remote(url):
         return local_path(url)
@@ -298,6 +329,9 @@ def local_copy(url: str, cache_dir: str) -> str:
     key = hashlib.blake2b(f"{url}|{meta['size']}|{meta['version']}".encode(), digest_size=16).hexdigest()
     ext = os.path.splitext(posixpath.basename(url.split("?")[0]))[1][:12]
     dest = os.path.join(cache_dir, key[:2], key + ext)
-    if not os.path.exists(dest):
-        get_file(url, dest)
+    if os.path.exists(dest):
+        os.utime(dest)   # recently used: the last to be evicted
+        return dest
+    get_file(url, dest)
+    _evict(cache_dir, dest, _budget() if max_bytes is None else max_bytes)
     return dest

@@ -418,8 +418,11 @@ def _finish(cfg: BuildConfig, plan: Plan, console, refresh: bool) -> list[dict]:
         # a re-run that found everything done has nothing new to plot
         if refresh or not S.exists(S.join(plan.output_dir, "report.html")):
             write_report(local)
-            if url:
-                remote.upload(os.path.join(local, "report.html"), S.join(url, "report.html"))
+            if url:   # report.html, report.md and the plots and thumbnails they show
+                S.rmtree(S.join(url, "report_assets"))
+                for name in ("report.html", "report.md", "report_assets"):
+                    if os.path.exists(os.path.join(local, name)):
+                        remote.upload(os.path.join(local, name), S.join(url, name))
     except Exception as e:  # the dataset is complete; a report problem must not fail the build
         console.print(f"[yellow]report not written[/]: {type(e).__name__}: {e}")
     exports = _write_exports(cfg, plan, console, refresh, local)
