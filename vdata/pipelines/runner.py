@@ -339,21 +339,21 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
     originals = reject_duplicates(discovered, complete, plan.output_dir, plan.rejects_dir, run_id, console)
     sources = [dict(s, **{R.MASS: 1.0}) for s in originals if s[R.SOURCE_URI] not in complete]
     already = sum(s[R.SOURCE_URI] in complete for s in discovered)
+    from .local_run import use_in_process
+
+    in_process = use_in_process(cfg, address, len(sources))
     if not sources and complete:
         console.print(f"resumed: {already} video(s) already complete, nothing to do")
     else:
-        if complete or repairs.get("uncommitted_parts_removed"):
+        if complete or repairs.get("uncommitted_parts_removed") or repairs.get("partial_sources_redone"):
             console.print(f"resuming: {already} video(s) already complete, {repairs['partial_sources_redone']} "
                           f"partial redone, {repairs['uncommitted_parts_removed']} uncommitted part(s) removed")
         console.print(f"[bold]vdata build[/] {cfg.name}: {len(discovered)} video(s)"
                       + (f" ({already} already done)" if complete else "")
                       + f", {len(plan.stages)} stage(s) -> {plan.output_dir}")
-        if sources and display.progress and not verbose:
+        if sources and display.progress and not verbose and not in_process:
             console.print(f"[dim]Ray's own output: {display.ray_log(plan)} (--verbose shows it here)[/]")
     records = []
-    from .local_run import use_in_process
-
-    in_process = use_in_process(cfg, address, len(sources))
     timeline = {"start": round(t0, 3)}   # epoch seconds, as the stats records' t_end
     if sources and not in_process and not (address or cfg.ray.address):
         # before any teacher server starts (minutes for a vLLM engine): will every actor pool fit?
