@@ -175,3 +175,9 @@ def test_names_and_things_said_across_clips_become_entities():
     assert by_name["Maria"]["aliases"] == ["A woman named Maria"] and by_name["Maria"]["clip_ids"] == ["s:0", "s:1", "s:2"]
     assert "Tom" not in by_name                                    # said in one clip only, no caption mention
     assert out["s:1"][R.CAPTION_RENAMED] == "Maria waits for her friend at the door."
+    # "X's name is Y" names X; a man the caption names in one clip is not every man of the video
+    rows[0][R.CAPTION] = "A man named Pedro waves. The woman's name is Maria and she drives a red car."
+    rows[1][R.CAPTION] = "A man waits at the door."
+    out = _run(rows)
+    assert out["s:0"][R.CAPTION_RENAMED] == "Pedro waves. Maria and she drives the red car."
+    assert out["s:1"][R.CAPTION_RENAMED] == "Tom waits at the door."

@@ -130,6 +130,15 @@ def caption_mentions(clip_id: str, caption: str, source: str = "caption") -> lis
             continue
         head, end = lower[j], j
         attrs = list(mods)
+        if head.endswith("'s") and lower[j + 1:j + 3] == ["name", "is"] and j + 3 < len(tokens) \
+                and tokens[j + 3][0][0].isupper() and tokens[j + 3][0].isalpha() and tokens[j + 3][0] not in NOT_NAMES:
+            # "the woman's name is Maria": the whole phrase is a mention of the woman, named Maria
+            named = tokens[j + 3][0]
+            start_char, end_char = tokens[i][1], tokens[j + 3][2]
+            out.append(Mention(clip_id, start_char, end_char, caption[start_char:end_char], head[:-2],
+                               tuple(sorted(set(attrs + [f"named {named}"]))), source=source, named=named))
+            i = j + 4
+            continue
         phrase = _appearance(lower, end + 1)
         if phrase:
             attrs += [w for w in lower[end + 2:phrase] if w not in DETERMINERS]
@@ -200,7 +209,10 @@ def cluster_mentions(mentions: list[Mention]) -> list[Cluster]:
     for m in mentions:
         if m.attrs:
             continue
-        same_head = described.get(m.head, [])
+        # a cluster the caption names ("a man named Pedro") takes bare mentions of its own clip only: "a man"
+        # elsewhere is not known to be Pedro
+        same_head = [(c, clips) for c, clips in described.get(m.head, [])
+                     if m.clip_id in clips or not any(x.named for x in c.mentions)]
         in_clip = [c for c, clips in same_head if m.clip_id in clips]
         target = same_head[0][0] if len(same_head) == 1 else in_clip[0] if len(in_clip) == 1 else None
         if target is None:
