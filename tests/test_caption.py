@@ -568,3 +568,43 @@ class TestOpenAIBackend:
         # identical requests, e.g. two summaries of identical steps, share one entry)
         cache = RequestCache(tmp_path / "out" / "_cache" / "teachers")
         assert 7 < len(cache) <= 7 * 4 + 4
+
+
+# ---------------------------------------------------------------- captions from speech alone (use_frames: false)
+def test_captions_from_speech_send_no_frames_and_take_a_text_only_teacher(tmp_path):
+    """`use_frames: false` (the MR. Video / StoryTeller demos on CPU, where the demo VLM is random): the request
+    is the `speech` template with the clip's transcript and no image; a silent clip is a reject `no_speech`;
+    a text-only teacher passes the plan check that refuses it when frames are sent."""
+    from vdata.pipelines.planning import make_plan
+    from vdata.prompts import load_prompt
+    from vdata.stages.caption.common import Captioner
+    from vdata.stages.caption.config import PROMPT_GROUP, PROMPT_NAMES
+    from vdata.teachers import ImagePart
+
+    with pytest.raises(ValidationError, match="use_frames"):
+        CaptionConfig(strategy="dense", use_frames=False)
+    with pytest.raises(ValidationError, match="use_frames"):
+        CaptionConfig(use_frames=False, transcript=False)
+    stage = CaptionStage(CaptionConfig(use_frames=False), RunContext(output_dir=""))
+    stage.prompts = {n: load_prompt(PROMPT_GROUP, n) for n in PROMPT_NAMES}
+    row = {R.CLIP_ID: "c", R.START_S: 10.0, R.END_S: 14.0, R.FRAMES: [],
+           R.TRANSCRIPT_SEGMENTS: [{"start_s": 10.5, "end_s": 13.0, "text": "Maria parks the red car."}]}
+    clip = stage._clip(row)
+    assert not isinstance(clip, Reject) and clip.frames == []
+    req = Captioner(stage.config, stage.prompts, {}, None, stage.reject).request(clip, "speech", clip.frames, {})
+    parts = req.messages[0].content
+    assert not any(isinstance(p, ImagePart) for p in parts)
+    assert "Maria parks the red car." in parts[-1].text and "[0.5s-3.0s]" in parts[-1].text
+    silent = stage._clip({**row, R.TRANSCRIPT_SEGMENTS: [], R.TRANSCRIPT_TEXT: ""})
+    assert isinstance(silent, Reject) and silent.reason == "no_speech"
+
+    def plan(use_frames: bool):
+        return make_plan(parse_config({
+            "input": [{"path": str(tmp_path)}], "output": {"dir": str(tmp_path / "o")},
+            "stages": [{"probe": {}}, {"shots": {}}, {"frames": {}}, {"asr": {}},
+                       {"caption": {"teacher": "llm", "use_frames": use_frames}}],
+            "teachers": {"llm": {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "x",
+                                 "vision": False}}}))
+    assert plan(False).stages[-1].name == "caption"
+    with pytest.raises(ConfigError, match="text-only"):
+        plan(True)

@@ -130,9 +130,54 @@ def test_narrated_video_names_come_from_real_speech(tmp_path):
         row[R.CAPTION] = caption
     out = {r[R.CLIP_ID]: r for r in EntitiesStage().process_batch(rows)}
     ids = [r[R.CLIP_ID] for r in rows]
-    by_clips = {tuple(e["clip_ids"]): e for e in out[ids[0]][R.ENTITIES]}
-    woman, man = by_clips[tuple(ids[:2])], by_clips[tuple(ids[1:])]
-    assert woman["name"] == "Maria" and "Maria" in rows[0][R.TRANSCRIPT_TEXT]
-    assert man["name"] == "Tom" and "Tom" in rows[1][R.TRANSCRIPT_TEXT]
+    by_name = {e["name"]: e for e in out[ids[0]][R.ENTITIES]}
+    woman, man = by_name["Maria"], by_name["Tom"]
+    assert woman["clip_ids"] == ids[:2] and "Maria" in rows[0][R.TRANSCRIPT_TEXT]
+    assert man["clip_ids"] == ids[1:] and "Tom" in rows[1][R.TRANSCRIPT_TEXT]
+    # said, not captioned: "the market" is heard in the last two clips, one object with transcript evidence
+    market = by_name["the market"]
+    assert market["kind"] == "object" and market["clip_ids"] == ids[1:]
+    assert {e["source"] for e in market["evidence"]} == {"transcript"}
     assert out[ids[1]][R.CAPTION_RENAMED] == "Maria hands bread to Tom."
     assert out[ids[2]][R.CAPTION_RENAMED] == "Tom closes the stall."
+
+
+def test_names_and_things_said_across_clips_become_entities():
+    """MR. Video's reduce with speech: a name said in every clip is one entity even where no caption
+    describes its person; a thing said in two clips ("the red car") is one entity whose caption mentions
+    take its name; the medium itself ("the speech", "the clip") is never an entity."""
+    said = ["Maria drives the red car to the market.", "Her friend Tom waits for Maria at the door.",
+            "Maria parks the red car near the river."]
+    captions = ["The clip shows Maria driving a red car.", "A man waits at the door.",
+                'The speech says: "Maria parks." the car stands near the river.']
+    rows = [{R.SOURCE_URI: "s.mp4", R.VIDEO_ID: "s", R.CLIP_ID: f"s:{k}", R.START_S: 4.0 * k, R.CAPTION: c,
+             R.TRANSCRIPT_TEXT: t} for k, (c, t) in enumerate(zip(captions, said))]
+    out = _run(rows)
+    by_name = {e["name"]: e for e in out["s:0"][R.ENTITIES]}
+    assert set(by_name) == {"Tom", "the red car", "Maria"}
+    assert by_name["Tom"]["clip_ids"] == ["s:1"] and by_name["Tom"]["aliases"] == ["A man"]  # not Maria: said all along
+    maria = by_name["Maria"]
+    assert maria["kind"] == "person" and maria["clip_ids"] == ["s:0", "s:1", "s:2"]
+    assert [e["clip_id"] for e in maria["evidence"] if e["source"] == "caption"] == ["s:0", "s:2"]
+    car = by_name["the red car"]
+    assert car["kind"] == "object" and car["clip_ids"] == ["s:0", "s:2"]
+    assert {(e["clip_id"], e["source"]) for e in car["evidence"]} == {
+        ("s:0", "caption"), ("s:0", "transcript"), ("s:2", "caption"), ("s:2", "transcript")}
+    assert out["s:0"][R.CAPTION_RENAMED] == "The clip shows Maria driving the red car."
+    assert out["s:1"][R.CAPTION_RENAMED] == "Tom waits at the door."
+    # a sentence that ends inside quotes: the name after it opens a sentence
+    assert out["s:2"][R.CAPTION_RENAMED] == 'The speech says: "Maria parks." The red car stands near the river.'
+    assert _run(rows, min_clips=4)["s:0"][R.ENTITIES] == [by_name["Tom"]]   # only the named one is left
+    # a name the caption gives beats co-occurrence: the woman named Maria is Maria, though Tom is said there
+    rows[1][R.CAPTION] = "A woman named Maria waits for her friend at the door."
+    out = _run(rows)
+    by_name = {e["name"]: e for e in out["s:0"][R.ENTITIES]}
+    assert by_name["Maria"]["aliases"] == ["A woman named Maria"] and by_name["Maria"]["clip_ids"] == ["s:0", "s:1", "s:2"]
+    assert "Tom" not in by_name                                    # said in one clip only, no caption mention
+    assert out["s:1"][R.CAPTION_RENAMED] == "Maria waits for her friend at the door."
+    # "X's name is Y" names X; a man the caption names in one clip is not every man of the video
+    rows[0][R.CAPTION] = "A man named Pedro waves. The woman's name is Maria and she drives a red car."
+    rows[1][R.CAPTION] = "A man waits at the door."
+    out = _run(rows)
+    assert out["s:0"][R.CAPTION_RENAMED] == "Pedro waves. Maria and she drives the red car."
+    assert out["s:1"][R.CAPTION_RENAMED] == "Tom waits at the door."

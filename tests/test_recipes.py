@@ -35,6 +35,8 @@ SHIPPED = {"llava_video_178k", "vidchapters7m", "mvbench", "cg_bench", "timesuit
            "koala36m", "vript", "howtocaption", "videoespresso", "video_star", "vigc", "grounded_videollm", "vtg_it",
            "lita_rtl", "vnbench", "videosavi", "videollm_online", "mr_video", "storyteller_lite", "t2vid", "t3"}
 NAMES = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
+# Teacher-free recipes on the annotated demo videos. t2vid and t3, teacher-free too, take rendered text videos
+# as input: tests/test_text_videos.py builds them twice byte-identical the same way.
 TEACHER_FREE = ("vidchapters7m", "mvbench", "timesuite", "videollm_online")
 VNBENCH_IDS = {"ret_insert1", "ret_insert2", "ret_edit1", "cnt_insert1", "cnt_edit1", "cnt_edit2",
                "ord_insert1", "ord_insert2", "ord_edit1"}

@@ -96,13 +96,8 @@ def test_records_become_videos_a_manifest_and_rejects_with_reasons(tmp_path):
     assert probe_video(str(tmp_path / "out" / rows[1]["path"]))["duration_s"] == pytest.approx(2.0, abs=0.3)
 
 
-def _build(name: str, tmp_path: Path, drop: tuple[str, str] | None = None) -> tuple[list[dict], dict]:
-    """Build the recipe on its shipped rendered examples (`drop`: (id, key) removed from that manifest row)."""
-    import pyarrow.dataset as pads
-
-    from vdata.pipelines.runner import build
-    from vdata.schemas.config import load_config
-
+def _config(name: str, tmp_path: Path, drop: tuple[str, str] | None = None) -> Path:
+    """The recipe on its shipped rendered examples (`drop`: (id, key) removed from that manifest row)."""
     data = yaml.safe_load((RECIPES / f"{name}.yaml").read_text())
     assert not data.get("teachers")
     rows = [json.loads(x) for x in (TEXT_EXAMPLES / name / "manifest.jsonl").read_text().splitlines()]
@@ -113,9 +108,19 @@ def _build(name: str, tmp_path: Path, drop: tuple[str, str] | None = None) -> tu
     (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     data["input"] = [{"manifest": str(tmp_path / "manifest.jsonl")}]
     data["output"]["dir"] = str(tmp_path / "out")
+    data["output"]["mode"] = "overwrite"     # a second build starts from nothing, into the same folder
     config = tmp_path / f"{name}.yaml"
     config.write_text(yaml.safe_dump(data, sort_keys=False))
-    result = build(load_config(config), progress=False)
+    return config
+
+
+def _build(name: str, tmp_path: Path, drop: tuple[str, str] | None = None) -> tuple[list[dict], dict]:
+    import pyarrow.dataset as pads
+
+    from vdata.pipelines.runner import build
+    from vdata.schemas.config import load_config
+
+    result = build(load_config(_config(name, tmp_path, drop)), progress=False)
     assert result.rows > 0, result.rejects_by_reason
     assert check_release_format("llava", tmp_path / "out" / "exports" / "llava") > 0
     return (pads.dataset(str(tmp_path / "out" / "samples"), format="parquet").to_table().to_pylist(),
@@ -137,10 +142,59 @@ def test_t3_recipe_asks_order_answered_by_the_caption_sequence(tmp_path, ray_loc
     sequences = {r["id"]: [c.rstrip(".") for c in r["chunks"]]
                  for r in map(json.loads, (TEXT_EXAMPLES / "t3_captions.jsonl").read_text().splitlines())}
     samples = [s for s in _build("t3", tmp_path)[0] if s[R.QUESTION_TYPE] == "order"]
-    assert len(samples) == 6                                              # per_clip 3 on each of 2 videos
+    assert len(samples) == 9                                              # per_clip 3 on each of 3 videos
     for s in samples:
         order = sequences[s[R.PATH].rsplit("/", 1)[-1][:-4]]
         a, b = sorted(s[R.OPTIONS], key=order.index)
         later = "later" in s[R.QUESTION] or "after" in s[R.QUESTION]
         assert s[R.ANSWER] == (b if later else a), s[R.QUESTION]
         assert s[R.OPTIONS][s[R.ANSWER_INDEX]] == s[R.ANSWER]
+
+
+def test_t3_attribute_change_and_referring_are_answered_by_the_sequence(tmp_path, ray_local):
+    """T3's other kinds on the shipped caption videos: the balloon (red, then blue, then yellow) gives
+    attribute-change MCQs whose answer is the colour the captions give at that point; the sequences where
+    no colour changes give a reject with its reason; every referring answer is the caption right after
+    (before) the one quoted."""
+    from vdata.stages.generate.t3_tasks import COLOURS
+
+    sequences = {r["id"]: [c.rstrip(".") for c in r["chunks"]]
+                 for r in map(json.loads, (TEXT_EXAMPLES / "t3_captions.jsonl").read_text().splitlines())}
+    samples, rejects = _build("t3", tmp_path)
+    attribute = [s for s in samples if s[R.QUESTION_TYPE] == "attribute_change"]
+    assert {s[R.PATH].rsplit("/", 1)[-1][:-4] for s in attribute} == {"balloon_sequence"}
+    assert len(attribute) == 3 and rejects.get("generate:missing_annotation") == 2, rejects   # kitchen, park
+    balloon = {"start": "red", "end": "yellow", "before it turned blue": "red", "before it turned yellow": "blue",
+               "after being red": "blue", "after being blue": "yellow"}
+    for s in attribute:
+        assert s[R.TASK] == "mcq" and "balloon" in s[R.QUESTION] and s[R.OPTIONS][s[R.ANSWER_INDEX]] == s[R.ANSWER]
+        (expected,) = [colour for key, colour in balloon.items() if key in s[R.QUESTION]]
+        assert s[R.ANSWER] == expected, s[R.QUESTION]
+        assert len(set(s[R.OPTIONS])) == 4 and set(s[R.OPTIONS]) <= set(COLOURS)
+    referring = [s for s in samples if s[R.QUESTION_TYPE] == "temporal_referring"]
+    assert len(referring) == 6                                            # per_clip 2 on each of 3 videos
+    for s in referring:
+        order = sequences[s[R.PATH].rsplit("/", 1)[-1][:-4]]
+        anchor = s[R.QUESTION].split('"')[1]
+        step = 1 if "right after" in s[R.QUESTION] else -1
+        assert s[R.ANSWER] == order[order.index(anchor) + step], s[R.QUESTION]
+        assert anchor not in s[R.OPTIONS] and len(set(s[R.OPTIONS])) == len(s[R.OPTIONS]) == 3
+    assert any(s[R.TASK] == "segment_grounding" for s in samples)          # T3's grounding kind
+
+
+@pytest.mark.parametrize("name", ["t2vid", "t3"])
+def test_text_recipes_build_with_no_teacher_byte_identical_twice(name, tmp_path, ray_local):
+    """Teacher-free like the annotation recipes of tests/test_recipes.py (TEACHER_FREE): built twice into
+    the same folder, the samples and every exported byte are the same."""
+    from test_recipes import samples_and_exports
+    from vdata.pipelines.runner import build
+    from vdata.schemas.config import load_config
+
+    config = _config(name, tmp_path)
+    outs = []
+    for _ in range(2):
+        assert build(load_config(config), progress=False).rows > 0
+        outs.append(samples_and_exports(tmp_path / "out"))
+    (samples_a, exports_a), (samples_b, exports_b) = outs
+    assert samples_a and samples_a == samples_b
+    assert exports_a and exports_a == exports_b

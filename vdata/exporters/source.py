@@ -132,11 +132,13 @@ class BuildDir:
         return pa.concat_tables([pq.read_table(f, schema=R.REJECT_SCHEMA) for f in self.rejects_files])
 
     def items(self, tasks=None) -> list[Item]:
-        """Export items in a stable order (data files in name order, rows as stored)."""
+        """Export items in a stable order: by video, then time, then sample (clip) id. Rows are stored in
+        the order the build's workers finished them, which varies run to run; sorting keeps an export of
+        the same build byte-identical (a trainer shuffles anyway)."""
         if self.level == "haystack_items":
             raise ExportError(f"{self.path} is a `vdata haystack` benchmark: its lmms-eval and VLMEvalKit folders are "
                               "written by the haystack run; here only `--format parquet` (and `vdata push`) apply")
-        rows = table_rows(self.read_table(TEXT_COLUMNS))
+        rows = sorted(table_rows(self.read_table(TEXT_COLUMNS)), key=_stable_key)
         out = []
         if self.level in ("samples", "haystack"):
             for row in rows:
@@ -149,6 +151,11 @@ class BuildDir:
         if tasks:
             out = [it for it in out if it.task in tasks]
         return out
+
+
+def _stable_key(row: dict) -> tuple:
+    return (str(row.get(R.VIDEO_ID) or row.get(R.SOURCE_URI) or ""), float(row.get(R.START_S) or 0.0),
+            float(row.get(R.END_S) or 0.0), str(row.get(R.SAMPLE_ID) or row.get(R.CLIP_ID) or ""))
 
 
 def table_rows(table: pa.Table) -> list[dict]:

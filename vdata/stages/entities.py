@@ -50,6 +50,12 @@ CLOTHING = {"shirt", "t-shirt", "jacket", "hat", "cap", "dress", "coat", "suit",
             "hoodie", "uniform", "apron", "helmet", "scarf", "jeans", "skirt", "vest", "collar", "jersey", "top",
             "trousers", "pants", "shorts", "hair", "beard", "boots", "gloves", "mask", "tie", "harness"}
 APPEARANCE_LINKS = {"in", "wearing", "with"}
+# Heads that name the medium or the text itself, not a thing in it ("the clip", "the speech", "the scene").
+META_HEADS = {"clip", "clips", "video", "videos", "speech", "scene", "scenes", "frame", "frames", "footage",
+              "transcript", "audio", "sound", "narration", "narrator", "sentence", "text", "caption", "description",
+              "context", "setting", "shot", "image", "picture", "moment", "beginning", "end", "start", "middle",
+              "time", "way", "part", "rest", "same", "first", "last", "other", "viewer", "audience", "story",
+              "people", "things", "thing", "main", "character", "characters"}
 # Words that end a mention: function words and common caption verbs that follow a bare head.
 STOP_WORDS = {"and", "or", "in", "on", "at", "to", "for", "with", "from", "by", "into", "onto", "is", "are", "was",
               "were", "that", "which", "who", "while", "as", "of", "then", "but", "near", "next", "behind",
@@ -85,6 +91,8 @@ class Mention:
     head: str
     attrs: tuple[str, ...]     # appearance words, sorted
     order: int = 0             # position among the video's mentions (clips in time order)
+    source: str = "caption"    # caption | transcript: only caption mentions are renamed
+    named: str = ""            # the name the text gives it ("a woman named Maria")
 
 
 @dataclass
@@ -103,8 +111,8 @@ class Cluster:
         return list(dict.fromkeys(m.clip_id for m in self.mentions))
 
 
-def caption_mentions(clip_id: str, caption: str) -> list[Mention]:
-    """Entity mentions in one caption: determiner, modifiers, head noun, optional appearance phrase."""
+def caption_mentions(clip_id: str, caption: str, source: str = "caption") -> list[Mention]:
+    """Entity mentions in one caption (or transcript): determiner, modifiers, head noun, optional appearance phrase."""
     tokens = [(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(caption)]
     lower = [t[0].lower() for t in tokens]
     out, i = [], 0
@@ -116,18 +124,33 @@ def caption_mentions(clip_id: str, caption: str) -> list[Mention]:
         while j < len(tokens) and lower[j] in MODIFIERS and j + 1 < len(tokens) and lower[j + 1] not in STOP_WORDS:
             mods.append(lower[j])
             j += 1
-        if j >= len(tokens) or not tokens[j][0][0].isalpha() or lower[j] in STOP_WORDS | DETERMINERS | MODIFIERS:
+        if j >= len(tokens) or not tokens[j][0][0].isalpha() or lower[j] in STOP_WORDS | DETERMINERS | MODIFIERS \
+                or lower[j] in META_HEADS:
             i += 1
             continue
         head, end = lower[j], j
         attrs = list(mods)
+        if head.endswith("'s") and lower[j + 1:j + 3] == ["name", "is"] and j + 3 < len(tokens) \
+                and tokens[j + 3][0][0].isupper() and tokens[j + 3][0].isalpha() and tokens[j + 3][0] not in NOT_NAMES:
+            # "the woman's name is Maria": the whole phrase is a mention of the woman, named Maria
+            named = tokens[j + 3][0]
+            start_char, end_char = tokens[i][1], tokens[j + 3][2]
+            out.append(Mention(clip_id, start_char, end_char, caption[start_char:end_char], head[:-2],
+                               tuple(sorted(set(attrs + [f"named {named}"]))), source=source, named=named))
+            i = j + 4
+            continue
         phrase = _appearance(lower, end + 1)
         if phrase:
             attrs += [w for w in lower[end + 2:phrase] if w not in DETERMINERS]
             end = phrase - 1
+        named = ""
+        if end + 2 < len(tokens) and lower[end + 1] in ("named", "called") and tokens[end + 2][0][0].isupper() \
+                and tokens[end + 2][0].isalpha() and tokens[end + 2][0] not in NOT_NAMES:
+            named, end = tokens[end + 2][0], end + 2
+            attrs.append(f"named {named}")   # two mentions given one name are one entity
         start_char, end_char = tokens[i][1], tokens[end][2]
         out.append(Mention(clip_id, start_char, end_char, caption[start_char:end_char], head,
-                           tuple(sorted(set(attrs)))))
+                           tuple(sorted(set(attrs))), source=source, named=named))
         i = end + 1
     return out
 
@@ -186,7 +209,10 @@ def cluster_mentions(mentions: list[Mention]) -> list[Cluster]:
     for m in mentions:
         if m.attrs:
             continue
-        same_head = described.get(m.head, [])
+        # a cluster the caption names ("a man named Pedro") takes bare mentions of its own clip only: "a man"
+        # elsewhere is not known to be Pedro
+        same_head = [(c, clips) for c, clips in described.get(m.head, [])
+                     if m.clip_id in clips or not any(x.named for x in c.mentions)]
         in_clip = [c for c, clips in same_head if m.clip_id in clips]
         target = same_head[0][0] if len(same_head) == 1 else in_clip[0] if len(in_clip) == 1 else None
         if target is None:
@@ -199,19 +225,29 @@ def cluster_mentions(mentions: list[Mention]) -> list[Cluster]:
 
 
 def name_clusters(clusters: list[Cluster], names: dict[str, list[str]], naming: str) -> dict[int, str]:
-    """Cluster index → spoken name for person clusters, greedy by co-occurring clip count, each name once.
+    """Cluster index → name: the name the caption gives a mention ("a woman named Maria"), else for person
+    clusters the spoken name, greedy by co-occurring clip count; each name used once.
 
-    Ties go to the name said first in the video (the subject usually opens the sentence: Whisper may
-    write "Maria Bake, three loaves…" for "Maria bakes three loaves…"), then to the earlier cluster."""
+    Ties go to the name said in fewer clips of the video (the more specific one: in "Tom waits for Maria",
+    the man seen only there is Tom, not Maria who is named all along), then to the name said first (the
+    subject usually opens the sentence: Whisper may write "Maria Bake, three loaves…" for "Maria bakes three
+    loaves…"), then to the earlier cluster."""
     said_first = {name: k for k, name in enumerate(dict.fromkeys(n for clip in names.values() for n in clip))}
+    spread = Counter(n for clip in names.values() for n in clip)
     candidates = []
     for idx, c in enumerate(clusters):
         if c.kind != "person":
             continue
         counts = Counter(n for clip in c.clip_ids for n in names.get(clip, []))
-        candidates += [(-count, said_first[name], idx, name) for name, count in counts.items()]
+        candidates += [(-count, spread[name], said_first[name], idx, name) for name, count in counts.items()]
     spoken, used = {}, set()
-    for _, _, idx, name in sorted(candidates):
+    for idx, c in enumerate(clusters):   # a name the text itself gives ("a woman named Maria") comes first
+        given = Counter(m.named for m in c.mentions if m.named)
+        if given:
+            name = given.most_common(1)[0][0]
+            if name not in used:
+                spoken[idx], used = name, used | {name}
+    for *_, idx, name in sorted(candidates):
         if idx not in spoken and name not in used:
             spoken[idx], used = name, used | {name}
     numbers: Counter = Counter()
@@ -229,6 +265,11 @@ def name_clusters(clusters: list[Cluster], names: dict[str, list[str]], naming: 
     return spoken
 
 
+def _in_time_order(clip_ids: list[str], clips_in_order: dict[str, str]) -> list[str]:
+    order = {k: i for i, k in enumerate(clips_in_order)}
+    return sorted(clip_ids, key=order.__getitem__)
+
+
 def renamed_caption(caption: str, mentions: list[Mention], names: dict[int, str]) -> str:
     """The caption with each mention (by id) replaced by its cluster name, capitalised at sentence starts."""
     out, last = [], 0
@@ -236,7 +277,7 @@ def renamed_caption(caption: str, mentions: list[Mention], names: dict[int, str]
         name = names.get(id(m))
         if name is None:
             continue
-        before = caption[:m.start].rstrip()
+        before = caption[:m.start].rstrip().rstrip("\"'”’)]").rstrip()   # a sentence may end inside quotes
         if not before or before[-1] in ".!?":
             name = name[0].upper() + name[1:]
         out += [caption[last:m.start], name]
@@ -244,24 +285,54 @@ def renamed_caption(caption: str, mentions: list[Mention], names: dict[int, str]
     return "".join(out) + caption[last:]
 
 
+def _said_in(name: str, text: str) -> bool:
+    return re.search(rf"\b{re.escape(name)}\b", text or "") is not None
+
+
 def video_entities(rows: list[dict], config: EntitiesConfig) -> tuple[list[dict], dict[str, str | None]]:
-    """The entity table and each clip's renamed caption (None without caption) for the rows of one video."""
+    """The entity table and each clip's renamed caption (None without caption) for the rows of one video.
+
+    Described things said in the transcript ("the red car") are mentions too, clustered with the caption's
+    (a car said in one clip and captioned in another is one car); only caption mentions are rewritten. A
+    spoken name that no caption cluster takes becomes an entity of its own (taken as a person, the rule
+    names follow) when it is said, or written in a caption, in `min_clips` clips or more; a name's clips
+    include those whose caption writes it."""
     per_clip = {r[R.CLIP_ID]: caption_mentions(r[R.CLIP_ID], r.get(R.CAPTION) or "") for r in rows}
-    mentions = [m for clip in per_clip.values() for m in clip]
+    said = {r[R.CLIP_ID]: caption_mentions(r[R.CLIP_ID], r.get(R.TRANSCRIPT_TEXT) or "", source="transcript")
+            for r in rows} if config.spoken_names else {}
+    mentions = [m for clip in per_clip for m in per_clip[clip] + said.get(clip, [])]
     clusters = cluster_mentions(mentions)
     names = spoken_names({r[R.CLIP_ID]: r.get(R.TRANSCRIPT_TEXT) or "" for r in rows}) if config.spoken_names else {}
     spoken = name_clusters(clusters, names, config.naming)
+    captions = {r[R.CLIP_ID]: r.get(R.CAPTION) or "" for r in rows}
     table, mention_names = [], {}
     for idx, c in enumerate(clusters):
-        if len(c.clip_ids) < config.min_clips and idx not in spoken:
-            continue
-        evidence = [{"clip_id": m.clip_id, "source": "caption", "text": m.text} for m in c.mentions]
+        clip_ids = c.clip_ids
         if idx in spoken:
-            evidence += [{"clip_id": clip, "source": "transcript", "text": c.name}
-                         for clip in c.clip_ids if c.name in names.get(clip, [])]
+            clip_ids = list(dict.fromkeys(clip_ids + [k for k in captions if _said_in(c.name, captions[k])]))
+        if len(clip_ids) < config.min_clips and idx not in spoken:
+            continue
+        evidence = [{"clip_id": m.clip_id, "source": m.source, "text": m.text} for m in c.mentions]
+        if idx in spoken:
+            evidence += [{"clip_id": k, "source": "caption", "text": c.name} for k in clip_ids
+                         if _said_in(c.name, captions[k])]
+            evidence += [{"clip_id": k, "source": "transcript", "text": c.name}
+                         for k in clip_ids if c.name in names.get(k, [])]
         table.append({"name": c.name, "kind": c.kind, "aliases": list(dict.fromkeys(m.text for m in c.mentions)),
-                      "clip_ids": c.clip_ids, "evidence": evidence})
+                      "clip_ids": _in_time_order(clip_ids, captions), "evidence": evidence})
         mention_names.update({id(m): c.name for m in c.mentions})
+    taken = {c.name for c in clusters}
+    for name in dict.fromkeys(n for clip in names.values() for n in clip):
+        if name in taken:
+            continue
+        in_speech = [k for k in names if name in names[k]]
+        in_captions = [k for k in captions if _said_in(name, captions[k])]
+        clip_ids = _in_time_order(list(dict.fromkeys(in_speech + in_captions)), captions)
+        if len(clip_ids) < config.min_clips:
+            continue
+        evidence = ([{"clip_id": k, "source": "caption", "text": name} for k in in_captions]
+                    + [{"clip_id": k, "source": "transcript", "text": name} for k in in_speech])
+        table.append({"name": name, "kind": "person", "aliases": [name], "clip_ids": clip_ids, "evidence": evidence})
     renamed = {r[R.CLIP_ID]: (renamed_caption(r[R.CAPTION], per_clip[r[R.CLIP_ID]], mention_names)
                               if (r.get(R.CAPTION) or "").strip() else None) for r in rows}
     return table, renamed

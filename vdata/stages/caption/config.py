@@ -12,7 +12,7 @@ from ..base import StageConfig
 STRATEGIES = ("multi_frame", "differential", "dense", "multi_teacher", "structured")
 PROMPT_GROUP = "caption"
 PROMPT_NAMES = ("multi_frame", "window_merge", "differential_first", "differential_next", "differential_summary",
-                "dense", "judge", "transcript", "structured", "structured_title", "structured_previous")
+                "dense", "judge", "transcript", "structured", "structured_title", "structured_previous", "speech")
 
 SHOT_TYPES = ("extreme_close_up", "close_up", "medium", "wide", "extreme_wide", "aerial", "point_of_view", "other")
 CAMERA_MOVEMENTS = ("static", "pan", "tilt", "zoom_in", "zoom_out", "dolly", "tracking", "handheld", "mixed", "other")
@@ -123,6 +123,9 @@ class CaptionConfig(StageConfig):
     max_frames: int = Field(16, ge=1, le=1024)  # frames used per clip (evenly thinned from the `frames` column)
     window_frames: int = Field(0, ge=0, le=1024)   # >0: longer clips are captioned in windows of this many frames, then merged
     frames_as: Literal["images", "video"] = "images"   # timed images, or one video input (Qwen-VL style)
+    # False: the caption is written from the clip's speech alone (the `speech` template, no frames sent), so a
+    # text-only teacher can write it; a clip with no speech is rejected `no_speech`. multi_frame only.
+    use_frames: bool = True
     transcript: bool = True                     # put the clip's speech (from the asr stage) into the prompts
     transcript_max_chars: int = Field(2000, ge=0, le=100000)
     max_tokens: int | None = Field(None, ge=1)  # reply budget per request; None: the teacher's sampling.max_tokens
@@ -144,6 +147,17 @@ class CaptionConfig(StageConfig):
             if not Path(os.path.expanduser(path)).is_file():
                 raise ValueError(f"prompts.{name}: no such file {path!r}")
         return {k: os.path.abspath(os.path.expanduser(v)) for k, v in value.items()}
+
+    @model_validator(mode="after")
+    def _speech_only(self):
+        if not self.use_frames:
+            if self.strategy != "multi_frame":
+                raise ValueError(f"use_frames: false (captions from speech alone) works with strategy multi_frame, "
+                                 f"not {self.strategy!r}")
+            if not self.transcript or not self.transcript_max_chars:
+                raise ValueError("use_frames: false writes the caption from the transcript: keep transcript: true "
+                                 "and transcript_max_chars > 0")
+        return self
 
     @model_validator(mode="after")
     def _structured_settings(self):

@@ -14,7 +14,8 @@ async def describe(cap: Captioner, clip: Clip, teacher: str, sampling: dict | No
     """A detailed caption from the frames: one request, or windows + a merge. Returns (text, steps)."""
     windows = windows_of(clip.frames, cap.config.window_frames)
     if len(windows) == 1:
-        req = cap.request(clip, "multi_frame", clip.frames, span_values((0.0, clip.duration_s)), sampling=sampling)
+        template = "multi_frame" if cap.config.use_frames else "speech"   # speech: no frames, the transcript only
+        req = cap.request(clip, template, clip.frames, span_values((0.0, clip.duration_s)), sampling=sampling)
         res = await cap.ask(teacher, req, f"multi_frame{tag}")
         return nonempty(res.text, teacher, f"multi_frame{tag}"), None
     spans = window_spans(clip, windows)

@@ -54,7 +54,7 @@ class CaptionStage(Stage):
         from vdata.teachers.accounting import image_tokens
 
         c = self.config
-        n = max(1, min(c.max_frames, frames_per_clip or c.max_frames))
+        n = max(1, min(c.max_frames, frames_per_clip or c.max_frames)) if c.use_frames else 0
         windows = -(-n // c.window_frames) if c.window_frames and n > c.window_frames else 1
         per_image = image_tokens(*frame_hw) + 12          # + the timestamp line each frame gets
         # the template (~90 tokens) plus, when speech is included, a quarter of its budget on average
@@ -249,8 +249,8 @@ class CaptionStage(Stage):
         c = self.config
         start, end = float(row[R.START_S]), float(row[R.END_S])
         duration = max(0.0, end - start)
-        items = [f for f in (row.get(R.FRAMES) or []) if f and f.get(R.FRAME_JPEG)]
-        if not items:
+        items = [f for f in (row.get(R.FRAMES) or []) if f and f.get(R.FRAME_JPEG)] if c.use_frames else []
+        if not items and c.use_frames:
             return self.reject(row, "no_frames", "caption: the clip has no frames (run the frames stage first)")
         items.sort(key=lambda f: f[R.FRAME_TIMESTAMP_S])
         frames = [Frame(float(f[R.FRAME_TIMESTAMP_S]), min(max(float(f[R.FRAME_TIMESTAMP_S]) - start, 0.0), duration),
@@ -259,6 +259,9 @@ class CaptionStage(Stage):
         if c.transcript and c.transcript_max_chars:
             lines = transcript_lines(row, start, c.transcript_max_chars)
             transcript = self.prompts["transcript"].render(lines=lines) if lines else ""
+        if not c.use_frames and not transcript:
+            return self.reject(row, "no_speech", "caption: use_frames is false and the clip has no speech to "
+                               "caption from (run the asr stage first, or the clip is silent)")
         clip = Clip(row, start, duration, frames, transcript, row.get(R.FPS))
         if transcript:
             clip.prompt_ids[self.prompts["transcript"].id] = None

@@ -27,6 +27,8 @@ Tasks (`tasks:`; each on/off with its own settings), one module per family:
 - `benchmark_tasks.py` — `event_order` (Vript-Hard ERO): the order of K shuffled events as an MCQ, no teacher;
 - `text_tasks.py` — over text rendered as video (`vdata text-videos`), no teacher: `text_qa` (T2Vid: the
   record's own QA kept), `before_after` (T3: which of two chunks / captions comes first or later, an MCQ);
+- `t3_tasks.py` — T3's other kinds, no teacher: `attribute_change` (what colour a thing was before / after it
+  changed, or at the start / end) and `temporal_referring` (what happens right after / before an event), MCQs;
 - `preference.py` — `preference_pairs` (VideoSAVi): N candidate answers per question from several teachers and
   temperatures, ranked by a judge teacher, self-critique (and a vision–text scorer hook) into chosen /
   rejected with every candidate's scores (a second request round, `state["followups"]`);

@@ -33,6 +33,7 @@ from .segments import (CHAPTER_GENERATION, CHAPTER_GROUNDING, CHAPTER_TITLE, DEN
 from .speech_captions import SPEECH_CAPTIONS
 from .streaming import STREAMING_DIALOGUE
 from .templates import LABEL_MCQ
+from .t3_tasks import ATTRIBUTE_CHANGE, TEMPORAL_REFERRING
 from .text_tasks import BEFORE_AFTER, TEXT_QA
 from .temporal import CHAPTER, DENSE_CAPTION, GROUNDING
 from .video_scope import video_row
@@ -64,6 +65,8 @@ TASK_FAMILIES: dict[str, TaskFamily] = {
     "streaming_dialogue": STREAMING_DIALOGUE,
     "text_qa": TEXT_QA,
     "before_after": BEFORE_AFTER,
+    "attribute_change": ATTRIBUTE_CHANGE,
+    "temporal_referring": TEMPORAL_REFERRING,
 }
 TASKS = tuple(TASK_FAMILIES)
 SHARED_PROMPTS = ("question_types", "task_questions")

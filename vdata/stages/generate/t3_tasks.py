@@ -1,0 +1,170 @@
+"""T3's other text-only temporal tasks over a row's `segments` (rendered captions, chunks), teacher-free.
+
+T3 (Li et al. 2024, "Temporal Reasoning Transfer from Text to Video", arXiv 2410.06166) writes temporal
+questions from image-text data in several kinds: order (`before_after`, text_tasks.py), attribute change and
+temporal referring (here), grounding (`segment_grounding` over the same segments).
+
+- `attribute_change`: a thing whose colour changes along the sequence ("A girl holds a red balloon." ...
+  "The balloon turns blue."). Colours are read from the text by three patterns: a colour before a noun
+  ("a red balloon"), a noun then a linking verb and a colour ("the balloon turns blue"), and painting
+  ("paints the fence white"). For a thing seen in two or more colours, the questions ask what colour it was
+  before it turned X, what colour it turned after being X, and its colour at the start or the end of the
+  video. The MCQ options are the thing's colours plus seeded distractors from the colour list. A row where
+  no thing changes colour is a reject `missing_annotation`.
+- `temporal_referring`: an event named by its text and the question what happens right after (or right
+  before) it; the options are other events of the sequence, the answer the next (previous) one.
+
+Every choice comes from the seeded RNG of `annotated.py`, so a build is byte-identical run to run.
+"""
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+
+from vdata.schemas import records as R
+
+from .annotated import annotation_evidence, missing, phrase, rng, template_sample, timed_items
+from .common import Strict, TaskFamily
+
+if TYPE_CHECKING:
+    from .common import StageView
+
+COLOURS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white", "grey")
+_COLOUR = "(" + "|".join(COLOURS + ("gray",)) + ")"
+# words that follow a colour without being the coloured thing ("red and", "blue in the light")
+_NOT_THINGS = {"and", "or", "in", "on", "at", "to", "of", "with", "by", "from", "as", "than", "light", "colour",
+               "color", "one", "ones", "now", "again", "too", "then"}
+_BEFORE_NOUN = re.compile(rf"\b{_COLOUR}\s+([a-z]+)\b")
+_LINKED = re.compile(rf"\b([a-z]+)\s+(?:is|was|turns|turned|becomes|became|goes|went|looks|changes to|changed to|"
+                     rf"is now|turns into)\s+(?:now\s+|all\s+|bright\s+|dark\s+)?{_COLOUR}\b")
+_PAINTED = re.compile(rf"\b(?:paints?|painted|dyes?|dyed|colou?rs?)\s+(?:the|a|an|his|her|their)\s+([a-z]+)\s+{_COLOUR}\b")
+ATTRIBUTE_TEMPLATES = {
+    "before": "What colour was the $thing before it turned $after?",
+    "after": "What colour did the $thing turn after being $before?",
+    "start": "What colour is the $thing at the start of the video?",
+    "end": "What colour is the $thing at the end of the video?",
+}
+REFERRING_TEMPLATES = {
+    "after": 'What happens right after "$event"?',
+    "before": 'What happens right before "$event"?',
+}
+
+
+def _norm_colour(c: str) -> str:
+    return "grey" if c == "gray" else c
+
+
+def colours_in(text: str) -> dict[str, str]:
+    """thing -> colour said in one text (the last one wins when a thing is given two)."""
+    low = text.lower()
+    found: list[tuple[int, str, str]] = []
+    for m in _BEFORE_NOUN.finditer(low):
+        if m.group(2) not in _NOT_THINGS and m.group(2) not in COLOURS:
+            found.append((m.start(), m.group(2), _norm_colour(m.group(1))))
+    for m in _LINKED.finditer(low):
+        if m.group(1) not in _NOT_THINGS and m.group(1) not in ("it", "he", "she", "they", "this", "that"):
+            found.append((m.start(), m.group(1), _norm_colour(m.group(2))))
+    for m in _PAINTED.finditer(low):
+        found.append((m.start(), m.group(1), _norm_colour(m.group(2))))
+    return {thing: colour for _, thing, colour in sorted(found)}
+
+
+def colour_changes(items: list[tuple[float, float, str]]) -> dict[str, list[tuple[int, str]]]:
+    """thing -> [(item index, colour)] at each change (first sighting included), for things that change."""
+    seen: dict[str, list[tuple[int, str]]] = {}
+    for k, (_, _, text) in enumerate(items):
+        for thing, colour in colours_in(text).items():
+            track = seen.setdefault(thing, [])
+            if not track or track[-1][1] != colour:
+                track.append((k, colour))
+    return {thing: track for thing, track in seen.items() if len({c for _, c in track}) >= 2}
+
+
+class AttributeChangeTask(Strict):
+    seed: int = 0
+    per_clip: int = Field(2, ge=1, le=16)
+    num_options: int = Field(4, ge=2, le=len(COLOURS))
+    question_type: str = "attribute_change"
+
+
+class TemporalReferringTask(Strict):
+    seed: int = 0
+    per_clip: int = Field(2, ge=1, le=16)
+    num_options: int = Field(4, ge=2, le=8)
+    ask: str = Field("both", pattern="^(before|after|both)$")
+    question_type: str = "temporal_referring"
+
+
+def _mcq(base: dict, question: str, answer: str, others: list[str], draw) -> dict:
+    options = [answer] + others
+    draw.shuffle(options)
+    base[R.TASK] = "mcq"   # stored as an MCQ, so MCQ filters and exporters take it
+    base[R.QUESTION] = question
+    base[R.OPTIONS] = options
+    base[R.ANSWER_INDEX] = options.index(answer)
+    base[R.ANSWER] = answer
+    return base
+
+
+def _plan_attribute_change(stage: StageView, row: dict, clues, tcfg: AttributeChangeTask):
+    task, prompt_id = "attribute_change", "generate/attribute_change@builtin:v1"
+    items, total = timed_items(row, "segments", "text")
+    changes = colour_changes(items)
+    if not changes:
+        return [missing(stage, row, task, prompt_id, "segments (a thing whose colour changes)", total)], []
+    candidates = []   # (thing, kind, answer colour, item indices it rests on, template values)
+    for thing, track in sorted(changes.items()):
+        for (i, a), (j, b) in zip(track, track[1:]):
+            candidates.append((thing, "before", a, (i, j), {"after": b}))
+            candidates.append((thing, "after", b, (i, j), {"before": a}))
+        candidates.append((thing, "start", track[0][1], (track[0][0], track[1][0]), {}))
+        candidates.append((thing, "end", track[-1][1], (track[-2][0], track[-1][0]), {}))
+    draw = rng(task, tcfg, row, "questions")
+    chosen = sorted(draw.sample(range(len(candidates)), min(tcfg.per_clip, len(candidates))))
+    out = []
+    for n in chosen:
+        thing, kind, answer, used, values = candidates[n]
+        pick = rng(task, tcfg, row, "options", n)
+        own = [c for _, c in changes[thing] if c != answer]
+        spare = [c for c in COLOURS if c != answer and c not in own]
+        pick.shuffle(spare)
+        others = list(dict.fromkeys(own))[:tcfg.num_options - 1]
+        others += spare[:tcfg.num_options - 1 - len(others)]
+        question = ATTRIBUTE_TEMPLATES[kind].replace("$thing", thing)
+        for key, value in values.items():
+            question = question.replace(f"${key}", value)
+        base = template_sample(stage, row, task, n, prompt_id, tcfg.question_type)
+        base[R.EVIDENCE] = annotation_evidence([items[k] for k in sorted(set(used))])
+        out.append(_mcq(base, question, answer, others, pick))
+    return out, []
+
+
+def _plan_temporal_referring(stage: StageView, row: dict, clues, tcfg: TemporalReferringTask):
+    task, prompt_id = "temporal_referring", "generate/temporal_referring@builtin:v1"
+    items, total = timed_items(row, "segments", "text")
+    distinct = sorted({phrase(t): (a, b, t) for a, b, t in items}.values())
+    if len(distinct) < 3:   # an anchor, its neighbour and at least one other event to choose from
+        return [missing(stage, row, task, prompt_id, "segments (three or more distinct)", total)], []
+    asks = ("after", "before") if tcfg.ask == "both" else (tcfg.ask,)
+    candidates = [(k, ask) for ask in asks for k in range(len(distinct))
+                  if 0 <= k + (1 if ask == "after" else -1) < len(distinct)]
+    draw = rng(task, tcfg, row, "anchors")
+    chosen = sorted(draw.sample(range(len(candidates)), min(tcfg.per_clip, len(candidates))))
+    out = []
+    for n in chosen:
+        k, ask = candidates[n]
+        target = k + (1 if ask == "after" else -1)
+        pick = rng(task, tcfg, row, "options", n)
+        others = [phrase(distinct[i][2]) for i in range(len(distinct)) if i not in (k, target)]
+        pick.shuffle(others)
+        question = REFERRING_TEMPLATES[ask].replace("$event", phrase(distinct[k][2]))
+        base = template_sample(stage, row, task, n, prompt_id, tcfg.question_type)
+        base[R.EVIDENCE] = annotation_evidence(sorted([distinct[k], distinct[target]]))
+        out.append(_mcq(base, question, phrase(distinct[target][2]), others[:tcfg.num_options - 1], pick))
+    return out, []
+
+
+ATTRIBUTE_CHANGE = TaskFamily(AttributeChangeTask, _plan_attribute_change)
+TEMPORAL_REFERRING = TaskFamily(TemporalReferringTask, _plan_temporal_referring)
