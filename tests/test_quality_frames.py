@@ -1,4 +1,5 @@
 """Quality scores and thresholds on crafted clips; frame sampling modes."""
+import numpy as np
 import pytest
 
 from vdata.media.images import decode_jpeg
@@ -117,3 +118,30 @@ def test_keyframes_by_embedding_with_a_tiny_clip(cut_video, quality_videos, tmp_
     assert 2 <= len(ts) <= 16 and ts == sorted(ts)
     capped = keyframes(cut_video[0], max_frames=2)
     assert len(capped[R.FRAMES]) == 2 and keyframes(cut_video[0]) == two_sources   # deterministic
+
+
+def test_text_detector_sees_the_configured_size_and_still_finds_text(quality_videos, quality_stage):
+    """RapidOCR's own default would upscale the 360 px analysis frame to a 736 px short side (ten
+    times the pixels); the stage hands it images text.max_side long and keeps them at that size."""
+    seen = []
+    ocr = quality_stage._ocr
+    detector = ocr.text_det
+    original = detector.__call__
+
+    class Recording:
+        def __getattr__(self, name):
+            return getattr(detector, name)
+
+        def __call__(self, img):
+            seen.append(img.shape[:2])
+            return original(img)
+
+    ocr.text_det = Recording()
+    try:
+        scores = quality_stage.scores(clip_row(quality_videos["text_heavy"]))
+    finally:
+        ocr.text_det = detector
+    assert seen and all(max(shape) == quality_stage.config.text.max_side for shape in seen), seen
+    assert scores[R.Q_TEXT_AREA] > quality_stage.config.thresholds.text_area_max
+    preprocess = detector.get_preprocess(max(seen[0]))
+    assert preprocess.resize(np.zeros((*seen[0], 3), np.uint8)).shape[1] <= quality_stage.config.text.max_side

@@ -15,6 +15,14 @@ reference frame exactly. So:
 The caller runs its detector on the window frames only. Where the structure does not help (every
 frame a keyframe, no timestamps, windows covering most of the video) `plan` says so and the caller
 decodes everything instead.
+
+What it costs (bench/bench_shots.py, 720p, a cut every ~2.5 s, x264 defaults): the coarse pass decodes
+the reference frames (296 of 536), the window pass decodes them again from each window's keyframe (435
+frames): more frames than one full decode, at about PySceneDetect's CPU time. Exact cuts need every
+reference frame up to each window, so PySceneDetect's CPU time over a reference-frames-only decode
+(2.1-2.8x there) bounds any design that keeps them exact; a keyframes-only pass would allow 7-59x,
+but keyframes are the encoder's guess (x264 placed one 2 frames after a cut, none at all with
+scenecut=0), not the detector's cuts.
 """
 from __future__ import annotations
 

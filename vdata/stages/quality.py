@@ -42,7 +42,7 @@ class TextConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     enabled: bool = True
     frames: int = Field(2, ge=1, le=16)
-    max_side: int = Field(640, ge=64)
+    max_side: int = Field(640, ge=64, description="long side of the image the text detector sees")
 
 
 class SuitabilityWeights(BaseModel):
@@ -153,7 +153,9 @@ class QualityStage(Stage):
         if self.config.text.enabled:
             from rapidocr_onnxruntime import RapidOCR
 
-            self._ocr = RapidOCR()
+            # RapidOCR's default ("min" side 736) upscales a 360 px analysis frame to 1308x736, ten
+            # times the pixels of the text.max_side image meant here: "max" keeps the size it is given.
+            self._ocr = RapidOCR(det_limit_type="max")
 
     def scores(self, row) -> dict:
         import cv2
@@ -202,8 +204,9 @@ class QualityStage(Stage):
 
         areas = []
         for f in frames:
-            scale = min(1.0, self.config.text.max_side / max(f.shape[:2]))
-            img = cv2.resize(f, None, fx=scale, fy=scale) if scale < 1 else f
+            # the detector sees text.max_side on the long side: smaller text than that is not measured
+            scale = self.config.text.max_side / max(f.shape[:2])
+            img = cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
             result, _ = self._ocr(cv2.cvtColor(img, cv2.COLOR_RGB2BGR), use_det=True, use_cls=False, use_rec=False)
             mask = np.zeros(img.shape[:2], np.uint8)
             for box in result or []:

@@ -1,0 +1,56 @@
+"""The quality stage against the decode limit of the frames it reads (issue 16, goal 5: >= 0.8x).
+
+    python bench/bench_quality.py [--quick]
+
+Same corpora and clips as bench_frames.py. The quality stage reads 2 x num_frames frames per clip
+(each anchor and the frame after it, for motion) and scores them (brightness, sharpness, optical
+flow, pHash, borders, text area by OCR). Per corpus, in one run: the decode limit of those frames
+(PyAV seek + decode, no conversion), the stage with defaults (text detection on), without text
+detection, and with each reader backend. x = decode-limit time / stage time.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import table  # noqa: E402
+from bench_frames import clip_rows, corpora, decode_limit, measured, ratio_row  # noqa: E402
+
+from vdata.schemas import records as R  # noqa: E402
+
+
+def read_times(row: dict, num_frames: int) -> list[float]:
+    """The times the quality stage reads for `row` (QualityStage.scores)."""
+    start, end, step = row[R.START_S], row[R.END_S], 1.0 / (row[R.FPS] or 25.0)
+    times = []
+    for k in range(num_frames):
+        t0 = min(start + (k + 0.5) * (end - start) / num_frames, max(start, end - 2 * step))
+        times += [t0, t0 + step]
+    return times
+
+
+def main():
+    from vdata.stages.base import RunContext
+    from vdata.stages.quality import QualityConfig, QualityStage
+
+    quick = "--quick" in sys.argv
+    variants = {"defaults": {}, "text detection off": {"text": {"enabled": False}},
+                "backend decord": {"backend": "decord"}, "backend pyav": {"backend": "pyav"}}
+    for name, path in corpora(quick):
+        rows = clip_rows(path)
+        n = QualityConfig().num_frames
+        limit = measured(lambda: sum(decode_limit(path, read_times(r, n)) for r in rows))
+        out = [["decode limit (PyAV, no conversion)", f"{limit[0] * 1000:.0f} ms", f"{limit[1] * 1000:.0f} ms", "1.00", "1.00"]]
+        for label, cfg in variants.items():
+            stage = QualityStage(QualityConfig(**cfg), RunContext(output_dir=""))
+            stage.setup()
+            got = measured(lambda: [stage.process_row(r) for r in rows])
+            out.append(ratio_row(f"quality stage, {label}", limit, got))
+        table(f"{name}: {len(rows)} clips x {2 * n} frames at {QualityConfig().analysis_max_side} px "
+              f"(x = decode-limit time / stage time; goal >= 0.8)",
+              ["stage", "wall", "CPU", "x wall", "x CPU"], out)
+
+
+if __name__ == "__main__":
+    main()
