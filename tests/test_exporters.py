@@ -168,6 +168,12 @@ def test_parquet_keeps_canonical_schema_and_loads_per_subset(build_dir, canonica
             assert os.path.isfile(os.path.join(dest, row["video"]))
             assert row["video_origin_s"] == (row[R.START_S] if row[R.CLIP_ID] else 0.0)
     assert total == len(canonical)
+    # the samples carry no frames: the `clips` config holds each exported sample's clip once, frames as images
+    clips = datasets.load_dataset(dest, R.CLIPS_TABLE, split="train", cache_dir=hf_cache)
+    assert R.FRAMES not in src_schema.names and isinstance(clips.features[R.FRAMES].feature[R.FRAME_JPEG], datasets.Image)
+    sample_clips = {r[R.CLIP_ID] for r in canonical.values() if r[R.CLIP_ID]}
+    assert sorted(clips[R.CLIP_ID]) == sorted(sample_clips) and len(sample_clips) < len(canonical)
+    assert all(len(f) == 2 for f in clips[R.FRAMES])
 
 
 def test_vlmevalkit_tsv(build_dir, canonical, tmp_path, hf_cache):

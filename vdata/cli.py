@@ -283,7 +283,8 @@ def tiny_clip(directory, family):
                    "aesthetic_min=5, semdedup.similarity_min=0.9, nsfw_max=0.3 "
                    "(repeatable; 'none' disables a numeric threshold)")
 @click.option("--write-to", "--write", "write_to", type=click.Path(file_okay=False),
-              help="write the kept rows here (one Parquet file, the dataset's schema)")
+              help="write the kept rows here (one Parquet file, the dataset's schema; a sample build's "
+                   "frames once per clip in clips/ inside it)")
 def rethreshold(out_dir, overrides, write_to):
     """Re-apply the filters of the finished build in OUT_DIR from the scores stored in its Parquet (no
     decoding, no teacher): quality, clip_embed, semdedup and nsfw thresholds on clips/, and on samples/
@@ -322,7 +323,8 @@ def rethreshold(out_dir, overrides, write_to):
         console.print(f"[yellow]note[/]: {name} is looser than the build's setting; the rows the build dropped "
                       "are not in the dataset, so none come back (rebuild to loosen)", highlight=False)
     if result.written:
-        click.echo(f"wrote {result.kept} rows to {result.written}")
+        click.echo(f"wrote {result.kept} rows to {result.written}"
+                   + (f" (their clips' frames: {result.written_clips})" if result.written_clips else ""))
 
 
 def _attach_optional_commands() -> None:

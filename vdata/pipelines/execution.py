@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from vdata.exporters.source import first_per_clip
 from vdata.schemas import records as R
 from vdata.stages import stage_class
 from vdata.stages.base import Reject, RunContext, reject_row
@@ -375,11 +376,16 @@ def _write_atomic(table: pa.Table, path: str) -> None:
 
 
 def write_split_parts(table: pa.Table, name: str, data_dir: str, rejects_dir: str, ledger_dir: str,
-                      data_schema: pa.Schema, splits=None) -> dict:
+                      data_schema: pa.Schema, splits=None, clips_dir: str | None = None,
+                      clips_schema: pa.Schema | None = None) -> dict:
     """Kept rows → one part per split, `<data_dir>/<name>-<split>.parquet` (a video's split from
     `splits.split_of(video_id)`; every kept row is in `train` when `splits` is None), so that `datasets`
     loads a split by a glob; rejects → `<rejects_dir>/<name>.parquet`. Each part is committed by its own
-    ledger entry holding the mass of its rows (see checkpoint.py), written after the part."""
+    ledger entry holding the mass of its rows (see checkpoint.py), written after the part.
+
+    With `clips_dir` (a sample build with frames, see R.CLIPS_TABLE), the frames of the kept rows' clips
+    go once per clip to `<clips_dir>/<same part name>`, written before the sample part: the ledger entry
+    of the part name commits both, and resume repairs both alike."""
     rejected = pc.is_valid(table[R.REJECT_REASON]) if R.REJECT_REASON in table.column_names else None
     if splits is None:
         labels = ["train"] * table.num_rows
@@ -393,6 +399,9 @@ def write_split_parts(table: pa.Table, name: str, data_dir: str, rejects_dir: st
         part = table.filter(pa.array([lab == label for lab in labels], pa.bool_()))
         kept, rej = split_table(part, data_schema)
         part_name = f"{name}.parquet" if label is None else f"{name}-{label}.parquet"
+        if label is not None and clips_dir is not None:
+            clips, _ = split_table(part, clips_schema)
+            _write_atomic(first_per_clip(clips), os.path.join(clips_dir, part_name))
         path = os.path.join(rejects_dir if label is None else data_dir, part_name)
         _write_atomic(rej if label is None else kept, path)
         write_ledger(ledger_dir, part_name, mass_by_source(part), kept.num_rows, rej.num_rows)
@@ -403,15 +412,16 @@ def write_split_parts(table: pa.Table, name: str, data_dir: str, rejects_dir: st
 
 
 def make_sink(data_dir: str, rejects_dir: str, ledger_dir: str, data_schema: pa.Schema, rows_per_file: int, run_id: str,
-              splits=None):
+              splits=None, clips_dir: str | None = None, clips_schema: pa.Schema | None = None):
     from ray.data import Datasink
 
     class VdataSink(Datasink):
         """Kept rows → data_dir (one file per split), rejects → rejects_dir; per write task (≈ rows_per_file rows)."""
 
         def on_write_start(self, schema=None):
-            for d in (data_dir, rejects_dir, ledger_dir):
-                os.makedirs(d, exist_ok=True)
+            for d in (data_dir, rejects_dir, ledger_dir, clips_dir):
+                if d:
+                    os.makedirs(d, exist_ok=True)
 
         def write(self, blocks, ctx):
             tables = [b if isinstance(b, pa.Table) else pa.Table.from_pandas(b) for b in blocks]
@@ -420,7 +430,8 @@ def make_sink(data_dir: str, rejects_dir: str, ledger_dir: str, data_schema: pa.
                 return {"rows": 0, "rejects": 0, "files": []}
             table = pa.concat_tables(tables, promote_options="permissive")
             name = f"part-{run_id}-{ctx.task_idx:05d}-{uuid.uuid4().hex[:8]}"
-            return write_split_parts(table, name, data_dir, rejects_dir, ledger_dir, data_schema, splits)
+            return write_split_parts(table, name, data_dir, rejects_dir, ledger_dir, data_schema, splits,
+                                     clips_dir, clips_schema)
 
         def on_write_complete(self, write_result):
             self.results = list(write_result.write_returns)

@@ -50,6 +50,11 @@ class BuildResult:
     ran: bool = True            # False: everything was complete already, nothing ran
 
 
+def _part_dirs(plan: Plan) -> list[str]:
+    """The folders whose part files the ledger commits (the clips table's parts share the samples' names)."""
+    return [d for d in (plan.data_dir, plan.clips_dir, plan.rejects_dir) if d]
+
+
 def _prepare_output(plan: Plan, console) -> tuple[set[str], dict]:
     """Make the output directory ready; returns the sources already complete (resume) and the repairs
     made to resume (see `checkpoint.recover`)."""
@@ -63,7 +68,7 @@ def _prepare_output(plan: Plan, console) -> tuple[set[str], dict]:
     if has_data and cfg.output.mode == "error":
         raise ConfigError(f"output.dir: {out} already holds a dataset (set output.mode: resume or overwrite)")
     if resumable:
-        return checkpoint.recover(out, [plan.data_dir, plan.rejects_dir])
+        return checkpoint.recover(out, _part_dirs(plan))
     if state is not None and has_data and cfg.output.mode == "resume":
         console.print("config changed since the last run in this directory: rebuilding "
                       "(cached stage results and teacher replies under _cache/ are reused)")
@@ -271,7 +276,8 @@ def _execute_quietly(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: Run
                 compute = ray.data.TaskPoolStrategy(size=r.concurrency) if r.concurrency else None
                 ds = ds.map_batches(X.StageTask(*args), compute=compute, **common)
         sink = X.make_sink(plan.data_dir, plan.rejects_dir, checkpoint.ledger_dir(plan.output_dir), plan.data_schema,
-                           cfg.output.rows_per_file, run_id, splits=cfg.output.splits)
+                           cfg.output.rows_per_file, run_id, splits=cfg.output.splits,
+                           clips_dir=plan.clips_dir, clips_schema=plan.clips_schema)
         # Different resources keep Ray from fusing the stages into the write: fused, the write's
         # rows-per-file bundling would funnel every video through one task.
         if display.progress:
@@ -352,14 +358,14 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
     os.makedirs(plan.data_dir, exist_ok=True)
     # A write task that died after writing a part but before its ledger entry was retried under a
     # new name: its orphan part must not stay visible to readers.
-    checkpoint.recover(plan.output_dir, [plan.data_dir, plan.rejects_dir])
+    checkpoint.recover(plan.output_dir, _part_dirs(plan))
     # Totals over every committed part, this run's and any earlier interrupted run's.
     ledgers = checkpoint._ledgers(plan.output_dir)
     rows = sum(e["rows"] for e in ledgers.values())
     rejects_table = X.read_rejects(plan.rejects_dir)
     by_reason = X.summarize_rejects(rejects_table)
     stage_stats = _stage_summary(plan, records, wall)
-    files = sorted(os.path.join(d, f) for d in (plan.data_dir, plan.rejects_dir) if os.path.isdir(d)
+    files = sorted(os.path.join(d, f) for d in _part_dirs(plan) if os.path.isdir(d)
                    for f in os.listdir(d) if f.endswith(".parquet"))
     manifest = {
         "name": cfg.name, "run_id": run_id, "level": plan.level, "config_hash": cfg.config_hash(),
@@ -368,6 +374,7 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
         "inputs": len(discovered), "resumed_complete": already, "rows": rows, "rejects": rejects_table.num_rows, "rejects_by_reason": by_reason,
         "stages": stage_stats, "wall_s": round(wall, 3), "timeline": timeline, "versions": _versions(),
         "schema": [f"{f.name}: {f.type}" for f in plan.data_schema],
+        "clips_schema": [f"{f.name}: {f.type}" for f in plan.clips_schema] if plan.clips_schema else None,
         "files": [os.path.relpath(f, plan.output_dir) for f in files],
         "ray": {"address": address or cfg.ray.address or "local"},
         "teachers": _teacher_summary(records),

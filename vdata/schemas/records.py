@@ -306,6 +306,14 @@ FIELD_TYPES.update({CHOSEN: pa.string(), REJECTED: pa.string(),
                     PREFERENCE_CANDIDATES: pa.list_(PREFERENCE_CANDIDATE_TYPE), TURNS: pa.list_(TURN_TYPE)})
 SAMPLE_COLUMNS = (*SAMPLE_COLUMNS, CHOSEN, REJECTED, PREFERENCE_CANDIDATES, TURNS)
 
+# --- the clips table of a sample build: each clip's frames stored once, in `<out>/clips/` ---
+# A sample row refers to its clip by CLIP_ID; the sink moves these columns off the sample rows into one
+# row per clip (same part names and splits as the samples), and every reader of frames joins them back
+# by CLIP_ID (`vdata.exporters.source.join_clip_frames`). A clip-level build's rows are the clips already.
+CLIPS_TABLE = "clips"                          # the folder (and `datasets` config) of the clips table
+CLIPS_TABLE_PAYLOAD = FRAME_COLUMNS            # what moves off the sample rows
+CLIPS_TABLE_COLUMNS = (SOURCE_URI, VIDEO_ID, CLIP_ID, START_S, END_S, *CLIPS_TABLE_PAYLOAD)
+
 # Canonical column order: a schema always lists its columns in this order.
 _ORDER = {name: i for i, name in enumerate(FIELD_TYPES)}
 
