@@ -280,7 +280,7 @@ def tiny_clip(directory, family):
               help="a filter setting: STAGE.KEY, or KEY alone when one stage has it; e.g. sharpness_min=100, "
                    "verify_claims.min_supported_ratio=0.9, blind.max_blind_correct=0.25, "
                    "single_frame.max_single_frame_correct=0.25, dedup.drop_duplicates=true, "
-                   "aesthetic_min=5, semdedup.similarity_min=0.9, nsfw_max=0.3 "
+                   "aesthetic_min=5, watermark_max=0.8, semdedup.similarity_min=0.9, nsfw_max=0.3 "
                    "(repeatable; 'none' disables a numeric threshold)")
 @click.option("--write-to", "--write", "write_to", type=click.Path(file_okay=False),
               help="write the kept rows here (one Parquet file, the dataset's schema; a sample build's "

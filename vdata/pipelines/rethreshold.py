@@ -95,6 +95,7 @@ SAMPLE_CHECKS = (
 EMBED_CHECKS = (
     Check("clip_embed", "aesthetic_min", R.Q_AESTHETIC, "low_aesthetic", "<", gate="drop_below"),
     Check("clip_embed", "text_similarity_min", R.Q_TEXT_SIMILARITY, "caption_mismatch", "<", gate="drop_below"),
+    Check("clip_embed", "watermark_max", R.Q_WATERMARK, "watermark", ">", gate="drop_below"),
     Check("semdedup", "similarity_min", R.Q_SEMANTIC_SIMILARITY, "duplicate", ">=", gate="drop_duplicates"),
     Check("nsfw", "nsfw_max", R.Q_NSFW, "nsfw", ">", gate="drop_above"),
 )

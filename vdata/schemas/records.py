@@ -282,7 +282,9 @@ Q_SEMANTIC_SIMILARITY = "q_semantic_similarity"   # semdedup: cosine to the near
 FIELD_TYPES.update({CLIP_EMBEDDING: pa.list_(pa.float32()), CLIP_EMBED_MODEL: pa.string(), Q_AESTHETIC: pa.float32(),
                     Q_TEXT_SIMILARITY: pa.float32(), SEMANTIC_DUPLICATE_OF: pa.string(),
                     Q_SEMANTIC_SIMILARITY: pa.float32()})
-CLIP_EMBED_COLUMNS = (CLIP_EMBEDDING, CLIP_EMBED_MODEL, Q_AESTHETIC, Q_TEXT_SIMILARITY)
+Q_WATERMARK = "q_watermark"                    # watermark probability (a head on the embeddings), mean over frames
+FIELD_TYPES.update({Q_WATERMARK: pa.float32()})
+CLIP_EMBED_COLUMNS = (CLIP_EMBEDDING, CLIP_EMBED_MODEL, Q_AESTHETIC, Q_TEXT_SIMILARITY, Q_WATERMARK)
 Q_NSFW = "q_nsfw"                              # nsfw: highest detection score of the configured classes, worst frame
 NSFW_LABELS = "nsfw_labels"                    # nsfw: the configured classes detected in any frame
 FIELD_TYPES.update({Q_NSFW: pa.float32(), NSFW_LABELS: pa.list_(pa.string())})
