@@ -1,12 +1,13 @@
 """Vision-text scoring, NSFW detection and semantic dedup throughput (frames/s) against the decode limit on the same video.
 
-    python bench/bench_embed.py [--model DIR_OR_HUB_ID] [--head FILE] [--device cpu|cuda] [--frames 256]
+    python bench/bench_embed.py [--model DIR_OR_HUB_ID] [--head FILE] [--watermark-head FILE] [--device cpu|cuda] [--frames 256]
 
 The limit is decode-only: every frame of a 20 s 640x360 H.264 video decoded by PyAV (threaded) and
 dropped. Then, on frames of that video sampled at the frames stage's size (448 px long side):
 - "embed": the vision-text model's image tower alone on decoded frames (batches of 64);
 - "clip_embed stage": the stage's `process_batch` on clip rows of 8 JPEG frames each, with a caption:
-  JPEG decode + image embeddings + aesthetic head + caption embedding and cosine;
+  JPEG decode + image embeddings + aesthetic head + caption embedding and cosine; then the same with the
+  watermark head (`q_watermark`), which reuses the embeddings;
 - "per video frame": the same, counted in the video frames the sampled frames stand for (8 of a 5 s,
   125-frame shot), which is the number to hold against decoding the whole video;
 - "nsfw stage": NudeNet's packaged detector on the same clip rows (when `vdata[nsfw]` is installed);
@@ -61,6 +62,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model")
     ap.add_argument("--head")
+    ap.add_argument("--watermark-head")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--frames", type=int, default=256)
     a = ap.parse_args()
@@ -68,13 +70,14 @@ def main():
 
     from vdata.stages.clip_embed import ClipEmbedStage
     from vdata.stages.semdedup import EmbeddingIndex
-    from vdata.teachers.tiny_clip import HEAD_FILE, build_tiny_clip
+    from vdata.teachers.tiny_clip import HEAD_FILE, WATERMARK_HEAD_FILE, build_tiny_clip
     from vdata.teachers.vision_text import VisionTextModel
 
-    model_path, head = a.model, a.head
+    model_path, head, watermark_head = a.model, a.head, a.watermark_head
     if not model_path:
         model_path = str(build_tiny_clip(Path(tempfile.gettempdir()) / "vdata-bench-tiny-clip"))
         head = head or str(Path(model_path) / HEAD_FILE)
+        watermark_head = watermark_head or str(Path(model_path) / WATERMARK_HEAD_FILE)
     threads = torch.get_num_threads()
     path = cached_video("embed_20s_640x360.mp4", make_video)
     t_dec, n = timed(lambda: decode_all(path), repeat=2)
@@ -93,6 +96,14 @@ def main():
                   for k, img in enumerate(images[i:i + FRAMES_PER_CLIP])]
         rows.append({R.CLIP_ID: f"c{i}", R.FRAMES: frames, R.CAPTION: "a test pattern with colour bars"})
     t_stage, _ = timed(lambda: stage.process_batch(rows), repeat=2)
+    watermark_row = ["clip_embed + watermark head", "no --watermark-head", "-"]
+    if watermark_head:   # the same pass with the watermark probe on the same embeddings: what it adds
+        marked = ClipEmbedStage(model=model_path, aesthetic_head=head, watermark_head=watermark_head, device=a.device,
+                                resources={"num_cpus": threads})
+        marked.setup()
+        t_marked, _ = timed(lambda: marked.process_batch(rows), repeat=2)
+        watermark_row = [f"clip_embed + watermark head (q_watermark, {len(rows)} clips)",
+                         f"{len(images) / t_marked:.0f} frames/s", f"{len(images) / t_marked / limit:.2f}"]
 
     nsfw_row = ["nsfw stage (NudeNet ONNX, 320 px)", "nudenet not installed", "-"]
     try:
@@ -124,6 +135,7 @@ def main():
               [f"clip_embed per video frame ({FRAMES_PER_CLIP} sampled per {CLIP_FRAMES}-frame clip)",
                f"{len(images) / t_stage * CLIP_FRAMES / FRAMES_PER_CLIP:.0f} frames/s",
                f"{len(images) / t_stage * CLIP_FRAMES / FRAMES_PER_CLIP / limit:.2f}"],
+              watermark_row,
               nsfw_row,
               [f"semdedup index, {len(items)} clips", f"{len(items) / t_index:.0f} clips/s",
                f"{len(items) * FRAMES_PER_CLIP / t_index / limit:.2f} (at {FRAMES_PER_CLIP} frames/clip)"],

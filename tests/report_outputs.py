@@ -72,7 +72,10 @@ def make_sample_output(out: Path, stats_records: list[dict] | None = None) -> di
                     row[R.ANSWER_INDEX] = 0 if (c + s) % 3 else n_options - 1
                     n_mcq += 1
                 rows.append(row)
-    _write_parquet(rows, columns, out / "samples" / "part-0.parquet")
+    # as a build writes them: the frames once per clip in the clips table, the samples refer to it by clip id
+    _write_parquet(rows, [c for c in columns if c not in R.CLIPS_TABLE_PAYLOAD], out / "samples" / "part-0.parquet")
+    clips = list({r[R.CLIP_ID]: r for r in rows}.values())
+    _write_parquet(clips, list(R.CLIPS_TABLE_COLUMNS), out / R.CLIPS_TABLE / "part-0.parquet")
     # one video's 4th shot and 3 samples rejected: quality scores travel in the detail JSON
     rejects = [{"stage": "quality", "reason": "blurry", "message": "q_sharpness=12 < sharpness_min=55",
                 "detail": json.dumps({"failed": ["blurry"], "scores": {R.Q_SHARPNESS: 12.0 + i, R.Q_BRIGHTNESS: 80.0,

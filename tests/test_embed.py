@@ -28,7 +28,7 @@ from vdata.stages.frames import FramesStage
 from vdata.stages.probe import ProbeStage
 from vdata.stages.semdedup import EmbeddingIndex, SemDedupStage
 from vdata.stages.shots import ShotsStage
-from vdata.teachers.tiny_clip import HEAD_FILE, build_tiny_clip
+from vdata.teachers.tiny_clip import HEAD_FILE, WATERMARK_HEAD_FILE, build_tiny_clip
 from vdata.teachers.vision_text import AestheticHead, VisionTextModel, similarity
 
 CAPTION = "a red car drives down a street at night"
@@ -212,6 +212,7 @@ def test_build_runs_an_actor_pool_and_rethresholds(videos, tiny_clip, tmp_path, 
     out = tmp_path / "out"
     stages = [ProbeStage(), ShotsStage(min_len_s=1.0), FramesStage(mode="uniform", num_frames=4),
               ClipEmbedStage(model=str(tiny_clip), aesthetic_head=str(tiny_clip / HEAD_FILE), drop_below=False,
+                             watermark_head=str(tiny_clip / WATERMARK_HEAD_FILE),
                              resources={"concurrency": 2, "batch_size": 3, "num_cpus": 0.5}),
               SemDedupStage(level="video", similarity_min=0.999)]
     pipe = vdata.Pipeline(stages, input=str(inputs), output_dir=str(out), name="embed-test")
@@ -224,8 +225,14 @@ def test_build_runs_an_actor_pool_and_rethresholds(videos, tiny_clip, tmp_path, 
     assert dup_sources in ({"cuts_reencoded.mp4"}, {"cuts.mp4"})
     assert all(json.loads(r["detail"])["similarity"] >= 0.999 for r in rejects)
     table = pq.read_table(out / "clips")
-    for column in (R.CLIP_EMBEDDING, R.Q_AESTHETIC, R.Q_SEMANTIC_SIMILARITY, R.SEMANTIC_DUPLICATE_OF):
+    for column in (R.CLIP_EMBEDDING, R.Q_AESTHETIC, R.Q_WATERMARK, R.Q_SEMANTIC_SIMILARITY, R.SEMANTIC_DUPLICATE_OF):
         assert column in table.column_names
+    # watermark: scored only (drop_below false), re-thresholded from the stored probabilities
+    marks = sorted(table[R.Q_WATERMARK].to_pylist())
+    assert all(0.0 <= m <= 1.0 for m in marks) and len(set(marks)) > 1
+    redo = rethreshold_dataset(str(out), {"watermark_max": str(marks[2])})
+    assert redo.dropped == {"watermark": sum(m > marks[2] for m in marks)} and redo.kept == 6 - redo.dropped["watermark"]
+    assert redo.changes == [("clip_embed.watermark_max", None, marks[2])]
     aesthetic = sorted(table[R.Q_AESTHETIC].to_pylist())
     limit = aesthetic[3]
     redo = rethreshold_dataset(str(out), {"aesthetic_min": str(limit)})
@@ -235,3 +242,67 @@ def test_build_runs_an_actor_pool_and_rethresholds(videos, tiny_clip, tmp_path, 
     later = sum(s is not None for s in table[R.Q_SEMANTIC_SIMILARITY].to_pylist())
     assert later in (2, 4)
     assert rethreshold_dataset(str(out), {"semdedup.similarity_min": "-0.99"}).dropped == {"duplicate": later}
+
+
+# --- watermark: burned-in marks on real media ------------------------------------------------------
+
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+# a stock-footage style mark: semi-transparent text across the middle and a logo box in a corner
+WATERMARK = (f"drawtext=fontfile={FONT}:text='PREVIEW':fontsize=48:fontcolor=white@0.7:x=(w-tw)/2:y=(h-th)/2,"
+             "drawbox=x=iw-70:y=ih-40:w=60:h=30:color=white@0.6:t=fill")
+
+
+@pytest.fixture(scope="module")
+def watermark_clips(tmp_path_factory):
+    """The same two shots twice: clean, and with the mark burned in by ffmpeg; probe → shots → frames."""
+    folder = tmp_path_factory.mktemp("watermark-videos")
+    shots = CUT_SOURCES[:2]
+    render_segments(str(folder / "clean.mp4"), [Segment(s, 2.0) for s in shots], size=(320, 180))
+    render_segments(str(folder / "marked.mp4"), [Segment(s, 2.0, filters=WATERMARK) for s in shots], size=(320, 180))
+    paths = [str(folder / n) for n in ("clean.mp4", "marked.mp4")]
+    ds = datasets.Dataset.from_list([{R.SOURCE_URI: p, R.PATH: p} for p in paths])
+    for stage in (ProbeStage(), ShotsStage(min_len_s=1.0), FramesStage(mode="uniform", num_frames=4)):
+        ds, rejects = vdata.run_stage(stage, ds)
+        assert len(rejects) == 0, rejects["message"]
+    assert len(ds) == 4
+    return ds
+
+
+def test_watermark_scores_thresholds_and_messages(watermark_clips, tiny_clip):
+    rows = watermark_clips.to_list()
+    clean = [r for r in rows if r[R.SOURCE_URI].endswith("clean.mp4")]
+    marked = [r for r in rows if r[R.SOURCE_URI].endswith("marked.mp4")]
+    # the mark is really in the pixels: the marked frame's centre is brighter than the clean one's
+    for a, b in zip(sorted(clean, key=lambda r: r[R.START_S]), sorted(marked, key=lambda r: r[R.START_S])):
+        ca, cb = (decode_jpeg(r[R.FRAMES][1][R.FRAME_JPEG]).astype(np.float32) for r in (a, b))
+        assert np.abs(ca - cb).mean() > 2.0
+    head = str(tiny_clip / WATERMARK_HEAD_FILE)
+    scored, none = _embed(watermark_clips, tiny_clip, watermark_head=head)
+    assert len(none) == 0
+    marks = np.asarray(scored[R.Q_WATERMARK], np.float64)
+    assert ((marks >= 0) & (marks <= 1)).all() and len(set(marks.round(6).tolist())) == 4
+    # per clip: the mean over its frames of the head's sigmoid on each frame's embedding
+    from vdata.teachers.vision_text import WatermarkHead
+
+    model = VisionTextModel(str(tiny_clip))
+    probe = WatermarkHead.load(head)
+    for row, mark in zip(scored, marks):
+        frames = [decode_jpeg(f[R.FRAME_JPEG]) for f in row[R.FRAMES]]
+        assert abs(probe.probability(model.embed_images(frames)).mean() - mark) < 1e-4
+    # a threshold between the scores drops the clips above it, with the reason and the numbers
+    limit = float(np.median(marks))
+    kept, rejects = _embed(watermark_clips, tiny_clip, watermark_head=head, watermark_max=limit)
+    assert len(kept) == int((marks <= limit).sum()) and len(rejects) == 4 - len(kept) > 0
+    assert set(rejects["reason"]) == {"watermark"} and all(f"watermark_max {limit}" in m for m in rejects["message"])
+    assert all(json.loads(d)["q_watermark"] > limit for d in rejects["detail"])
+    # without a head: no score, nothing dropped, whatever the threshold
+    plain, none = _embed(watermark_clips, tiny_clip, watermark_max=0.0)
+    assert len(none) == 0 and set(plain[R.Q_WATERMARK]) == {None}
+
+
+def test_watermark_head_width_is_checked_against_the_model(tmp_path, tiny_clip):
+    from vdata.teachers.tiny_clip import write_tiny_watermark_head
+
+    bad = write_tiny_watermark_head(tmp_path / "wm.safetensors", dim=7)
+    with pytest.raises(ValueError, match=r"stages\.clip_embed\.watermark_head: .*7-d"):
+        ClipEmbedStage(model=str(tiny_clip), watermark_head=str(bad)).setup()

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from vdata.exporters import ExportError, export
+from vdata.exporters import ExportError, export, open_build
 from vdata.exporters.cli import export_cmd
 from vdata.exporters.demo_build import write_demo_build
 from vdata.media.probe import probe_video
@@ -168,6 +168,27 @@ def test_parquet_keeps_canonical_schema_and_loads_per_subset(build_dir, canonica
             assert os.path.isfile(os.path.join(dest, row["video"]))
             assert row["video_origin_s"] == (row[R.START_S] if row[R.CLIP_ID] else 0.0)
     assert total == len(canonical)
+    # the samples carry no frames: the `clips` config holds each exported sample's clip once, frames as images
+    clips = datasets.load_dataset(dest, R.CLIPS_TABLE, split="train", cache_dir=hf_cache)
+    assert R.FRAMES not in src_schema.names and isinstance(clips.features[R.FRAMES].feature[R.FRAME_JPEG], datasets.Image)
+    sample_clips = {r[R.CLIP_ID] for r in canonical.values() if r[R.CLIP_ID]}
+    assert sorted(clips[R.CLIP_ID]) == sorted(sample_clips) and len(sample_clips) < len(canonical)
+    assert all(len(f) == 2 for f in clips[R.FRAMES])
+
+
+def test_join_frames_gives_each_sample_its_clips_frames_as_the_old_layout_did(build_dir, tmp_path):
+    """The clips table joined back onto the samples equals what a build that kept the frames on every sample row
+    (the layout before the clips table) stored, row for row; rows without a clip get none."""
+    media = os.path.dirname(pq.read_table(os.path.join(build_dir, "samples"), columns=[R.PATH])[R.PATH][0].as_py())
+    old = write_demo_build(str(tmp_path / "old"), media_dir=media, clips_table=False)
+    new_build, old_build = open_build(build_dir), open_build(old)
+    assert new_build.clips_files and not old_build.clips_files
+    joined = new_build.join_frames(new_build.read_table([R.SAMPLE_ID, R.CLIP_ID]))
+    stored = old_build.read_table([R.SAMPLE_ID, R.CLIP_ID, R.FRAMES, R.FRAME_SAMPLING])
+    assert joined.sort_by(R.SAMPLE_ID).equals(stored.sort_by(R.SAMPLE_ID))
+    assert old_build.join_frames(stored) is stored   # frames already there: nothing to join
+    with_frames = [f for f in joined[R.FRAMES].to_pylist() if f]
+    assert with_frames and len(with_frames) < joined.num_rows   # video-level rows have no clip, so no frames
 
 
 def test_vlmevalkit_tsv(build_dir, canonical, tmp_path, hf_cache):

@@ -166,28 +166,47 @@ def samples_dir(tmp_path_factory, ray_local, videos, seed) -> str:
 
     d = tmp_path_factory.mktemp("hf_samples")
     manifest = d / "videos.jsonl"
-    manifest.write_text("".join(json.dumps({"path": v, "label": LABELS[i]}) + "\n" for i, v in enumerate(videos)))
+    # two labels a video: two MCQs a clip, so that a clip's frames repeated per sample would show
+    manifest.write_text("".join(json.dumps({"path": v, "label": [LABELS[i], LABELS[i + 1]]}) + "\n"
+                                for i, v in enumerate(videos)))
     cfg = parse_config({
         "name": "hf-samples", "input": [{"manifest": str(manifest)}],
         "output": {"dir": str(d / "out"), "splits": {"test": TEST_SHARE, "seed": seed}},
         "stages": [{"probe": {}}, {"annotations": {"sources": {"labels": "label"}, "require": ["labels"]}},
                    {"shots": {}}, {"frames": {"num_frames": 2}},
-                   {"generate": {"tasks": {"label_mcq": {"num_options": 3, "vocabulary": LABELS}}}}]})
+                   {"generate": {"tasks": {"label_mcq": {"num_options": 3, "vocabulary": LABELS, "per_clip": 2}}}}]})
     result = build(cfg, progress=False)
     assert result.rows > 0 and result.data_dir.endswith("samples")
     return str(d / "out")
 
 
 def test_a_samples_build_loads_by_split_with_its_clips_frames(samples_dir, tmp_path, videos):
+    """Sample rows refer to their clip by id; each clip's frames are stored once, in the `clips` config
+    (the clips table), in the split of its samples, typed as images."""
     import datasets
+    import pyarrow.parquet as pq
 
     ds = _load(samples_dir, tmp_path)
     assert set(ds) == {"train", "test"}
-    assert isinstance(ds["train"].features[R.FRAMES].feature[R.FRAME_JPEG], datasets.Image)
+    assert R.FRAMES not in ds["train"].features   # not repeated on every sample row
     assert set(ds["train"][R.TASK]) == {"label_mcq"}
     by_split = {s: set(ds[s][R.VIDEO_ID]) for s in ds}
     assert not by_split["train"] & by_split["test"]
     assert by_split["train"] | by_split["test"] == {content_id(v) for v in videos}
+
+    clips = _load(samples_dir, tmp_path, R.CLIPS_TABLE)
+    assert set(clips) == {"train", "test"}
+    assert isinstance(clips["train"].features[R.FRAMES].feature[R.FRAME_JPEG], datasets.Image)
+    for split in ds:
+        sample_clips = ds[split][R.CLIP_ID]
+        clip_ids = clips[split][R.CLIP_ID]
+        assert len(clip_ids) == len(set(clip_ids)) < len(sample_clips)   # once per clip, fewer than samples
+        assert set(sample_clips) == set(clip_ids)                         # every sample finds its clip
+        first = clips[split][0][R.FRAMES]
+        assert len(first) == 2 and first[0][R.FRAME_JPEG].size == (160, 96)
+    # on disk: the sample parts carry no frame bytes; the clips parts hold one row per clip
+    sample_parts = list(Path(samples_dir, "samples").glob("*.parquet"))
+    assert sample_parts and all(R.FRAMES not in pq.read_schema(p).names for p in sample_parts)
 
 
 def test_split_shares_are_checked_with_their_key_path(tmp_path):
@@ -197,3 +216,61 @@ def test_split_shares_are_checked_with_their_key_path(tmp_path):
     with pytest.raises(ConfigError, match=r"output\.splits"):
         parse_config({"output": {"dir": str(tmp_path), "splits": {"test": 0.6, "validation": 0.5}},
                       "input": [{"path": str(tmp_path)}], "stages": [{"probe": {}}]})
+
+
+def _video_decodes_here() -> bool:
+    """What `datasets.Video()` needs to decode, checked on its own: the feature, and torchcodec loading."""
+    import datasets
+
+    if not hasattr(datasets, "Video"):
+        return False
+    try:
+        import torchcodec.decoders  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def test_video_path_is_typed_video_only_where_it_decodes(build_dir, tmp_path):
+    """The card types the source video's path as `datasets.Video()` where the installed `datasets` decodes
+    video, else as a string: either way the build loads, and the type matches this machine."""
+    import datasets
+
+    from vdata.exporters.hf_local import video_feature_unavailable
+
+    decodes = _video_decodes_here()
+    assert (video_feature_unavailable() is None) == decodes
+    meta = yaml.safe_load(Path(build_dir, "README.md").read_text().split("---")[1])
+    info = next(i for i in meta["dataset_info"] if i["config_name"] == "clips")
+    path_feature = next(f for f in info["features"] if f["name"] == R.PATH)
+    assert path_feature == ({"name": R.PATH, "dtype": "video"} if decodes else {"name": R.PATH, "dtype": "string"})
+    ds = _load(build_dir, tmp_path)["train"]
+    assert isinstance(ds.features[R.PATH], datasets.Video) == decodes
+    if not decodes:   # why, in words a user can act on
+        assert "torchcodec" in video_feature_unavailable() or "Video" in video_feature_unavailable()
+
+
+def test_where_video_decodes_the_path_loads_as_a_video_feature(build_dir, tmp_path, monkeypatch):
+    """The other branch, on the real loader: with `Video()` available (stood in for here when torchcodec is
+    missing), the card types `path` as `datasets.Video()`, the build still loads, and each row's video
+    resolves to the source file (read undecoded: decoding is torchcodec's)."""
+    import shutil
+
+    import datasets
+
+    from vdata.exporters import hf_local
+
+    monkeypatch.setattr(hf_local, "video_feature_unavailable", lambda: None)
+    copy = tmp_path / "copy"
+    shutil.copytree(build_dir, copy, ignore=shutil.ignore_patterns("_cache", "exports", "_media", "README.md"))
+    hf_local.refresh_card(str(copy))
+    ds = _load(str(copy), tmp_path)["train"]
+    assert isinstance(ds.features[R.PATH], datasets.Video)
+    raw = ds.cast_column(R.PATH, datasets.Video(decode=False))
+    assert raw[0][R.PATH]["bytes"] is None and os.path.isfile(raw[0][R.PATH]["path"])
+    # a parquet export with absolute video paths (--media none) types `video` the same way
+    from vdata.exporters import export
+
+    res = export(str(copy), str(tmp_path / "pq"), "parquet", media="none")
+    video = [f for i in res.dataset_info for f in i["features"] if f["name"] == "video"]
+    assert video and all(f["dtype"] == "video" for f in video)

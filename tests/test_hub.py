@@ -14,6 +14,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import PIL.Image
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -75,7 +76,8 @@ def test_card_describes_recipe_filters_teachers_and_loading(build_dir, tmp_path)
     meta = _front_matter(text)
     assert meta["license"] == "cc-by-4.0"                       # from the config's `license`
     # the build's own files (vdata.exporters.hf_local): `load_dataset(build_dir)` keeps working
-    assert [c["config_name"] for c in meta["configs"]] == ["samples", "rejects"]
+    assert [c["config_name"] for c in meta["configs"]] == ["samples", R.CLIPS_TABLE, "rejects"]
+    assert "Frames are stored once per clip, in the `clips` config" in text
     manifest = json.load(open(os.path.join(build_dir, "manifest.json")))
     for key, n in manifest["rejects_by_reason"].items():          # filters with drop counts
         stage, reason = key.split(":")
@@ -135,7 +137,7 @@ def test_push_cli_uploads_loadable_dataset_and_never_leaks_the_token(build_dir, 
         card = files["README.md"].decode()
         meta = _front_matter(card)
         configs = {c["config_name"]: c["data_files"][0]["path"] for c in meta["configs"]}
-        assert set(configs) == {"captions", "open_qa", "mcq", "grounding"}
+        assert set(configs) == {"captions", "open_qa", "mcq", "grounding", R.CLIPS_TABLE}   # clips: the frames
         videos = [p for p in files if p.startswith("videos/")]
         assert videos and all(len(Path(p).parent.name) == 2 for p in videos)    # videos/<id[:2]>/… buckets
         assert "dataset_info.json" in files and "utils.py" in files and "lmms_eval/mcq.parquet" in files
@@ -147,11 +149,17 @@ def test_push_cli_uploads_loadable_dataset_and_never_leaks_the_token(build_dir, 
     # what a user downloads loads with `datasets`, config by config, and every video path resolves
     build_rows = pq.read_table(sorted(Path(build_dir, "samples").glob("*.parquet"))).num_rows
     total = 0
+    clip_ids = set()
     for name in configs:
         ds = datasets.load_dataset(str(snap), name, split="train", cache_dir=str(tmp_path / "hf_cache"))
+        if name == R.CLIPS_TABLE:   # each sample's clip once, its frames as images
+            assert len(set(ds[R.CLIP_ID])) == len(ds) and isinstance(ds[0][R.FRAMES][0][R.FRAME_JPEG], PIL.Image.Image)
+            clips = set(ds[R.CLIP_ID])
+            continue
         total += len(ds)
+        clip_ids |= {c for c in ds[R.CLIP_ID] if c}
         assert all((snap / v).is_file() for v in ds["video"])
-    assert total == build_rows
+    assert total == build_rows and clip_ids == clips
     info = json.loads((snap / "dataset_info.json").read_text())
     for entry in info.values():
         for rec in json.loads((snap / entry["file_name"]).read_text()):

@@ -253,3 +253,43 @@ def test_kill_and_resume_with_a_teacher_never_asks_it_again(tmp_path, captioned_
     assert answers() == n_ref, (proxy.counts, n_ref)
     # one generate actor, one request at a time (max_concurrency 1): at most one answer in flight per kill
     assert proxy.counts["held"] <= kills
+
+
+def test_the_clips_table_is_committed_and_repaired_with_its_samples_part(tmp_path):
+    """A sample build's frames go once per clip to clips/<part name>, committed by the samples part's ledger
+    entry: resume removes an uncommitted clips part, and a partial video's rows from both."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from vdata.pipelines import checkpoint
+    from vdata.pipelines.execution import write_split_parts
+
+    jpeg = b"\xff\xd8frame"
+    rows = []
+    for src, clips, mass in (("a.mp4", 2, 1.0), ("b.mp4", 1, 0.5)):   # b: half its mass never written
+        n = clips * 3
+        for c in range(clips):
+            for s in range(3):   # three samples a clip, all carrying the clip's frames in flight
+                rows.append({R.SOURCE_URI: src, R.PATH: src, R.VIDEO_ID: src[0], R.CLIP_ID: f"{src[0]}_{c}",
+                             R.START_S: float(c), R.END_S: c + 1.0, R.SAMPLE_ID: f"{src[0]}_{c}_{s}", R.TASK: "caption",
+                             R.FRAMES: [{R.FRAME_TIMESTAMP_S: c + 0.5, R.FRAME_JPEG: jpeg}], R.FRAME_SAMPLING: "uniform:1",
+                             R.MASS: mass / n})
+    cols = list(rows[0])
+    table = pa.Table.from_pylist(rows, schema=R.schema_for([*cols, *R.REJECT_COLUMNS]))
+    data_schema = R.data_schema([c for c in cols if c not in R.CLIPS_TABLE_PAYLOAD])
+    clips_schema = R.data_schema(R.CLIPS_TABLE_COLUMNS)
+    dirs = {name: tmp_path / name for name in ("samples", R.CLIPS_TABLE, "rejects")}
+    for d in (*dirs.values(), tmp_path / "_ledger"):
+        d.mkdir()
+    write_split_parts(table, "part-1", str(dirs["samples"]), str(dirs["rejects"]), str(tmp_path / "_ledger"),
+                      data_schema, None, str(dirs[R.CLIPS_TABLE]), clips_schema)
+    samples = pq.read_table(dirs["samples"] / "part-1-train.parquet")
+    clips = pq.read_table(dirs[R.CLIPS_TABLE] / "part-1-train.parquet")
+    assert R.FRAMES not in samples.column_names and samples.num_rows == 9
+    assert sorted(clips[R.CLIP_ID].to_pylist()) == ["a_0", "a_1", "b_0"] and clips[R.FRAMES][0].as_py()[0][R.FRAME_JPEG] == jpeg
+    pq.write_table(clips, dirs[R.CLIPS_TABLE] / "part-2-train.parquet")   # cut off before its ledger entry
+    complete, repairs = checkpoint.recover(str(tmp_path), [str(d) for d in dirs.values()])
+    assert complete == {"a.mp4"} and repairs["uncommitted_parts_removed"] == 1
+    assert sorted(p.name for p in dirs[R.CLIPS_TABLE].iterdir()) == ["part-1-train.parquet"]
+    assert set(pq.read_table(dirs["samples"])[R.SOURCE_URI].to_pylist()) == {"a.mp4"}
+    assert sorted(pq.read_table(dirs[R.CLIPS_TABLE])[R.CLIP_ID].to_pylist()) == ["a_0", "a_1"]

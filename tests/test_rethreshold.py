@@ -306,3 +306,29 @@ def test_cli_help_says_only_tightening_is_re_evaluated():
     assert res.exit_code == 0
     text = " ".join(res.output.split())
     assert "Only tightening can be re-evaluated" in text and "rebuild into the same output folder" in text
+
+
+def test_write_to_keeps_the_kept_samples_clip_frames(tmp_path):
+    """A sample build stores frames once per clip (clips/): the written samples get their clips' frames
+    beside them, only the clips of the samples kept."""
+    from vdata.exporters.demo_build import write_demo_build
+    from vdata.exporters.source import first_per_clip
+
+    out = write_demo_build(str(tmp_path / "demo"))
+    part = next(Path(out, "samples").glob("*.parquet"))
+    samples = pq.read_table(part)
+    # the demo's clips are equally sharp: make the first clip blurry, so a tighter sharpness_min drops it
+    first = next(c for c in samples[R.CLIP_ID].to_pylist() if c)
+    sharp = [None if c is None else (10.0 if c == first else 400.0) for c in samples[R.CLIP_ID].to_pylist()]
+    at = samples.schema.get_field_index(R.Q_SHARPNESS)
+    samples = samples.set_column(at, samples.schema.field(at), pa.array(sharp, samples.schema.field(at).type))
+    pq.write_table(samples, part)
+    result = rethreshold_dataset(out, {"sharpness_min": "100"}, write_to=str(tmp_path / "strict"))
+    kept = pq.read_table(result.written)
+    assert 0 < result.kept < result.rows and R.FRAMES not in kept.column_names
+    clips = pq.read_table(result.written_clips)
+    kept_clips = {c for c in kept[R.CLIP_ID].to_pylist() if c}
+    assert sorted(clips[R.CLIP_ID].to_pylist()) == sorted(kept_clips)
+    assert len(kept_clips) < len({c for c in samples[R.CLIP_ID].to_pylist() if c})   # dropped clips left out
+    assert all(f and all(x[R.FRAME_JPEG][:2] == b"\xff\xd8" for x in f) for f in clips[R.FRAMES].to_pylist())
+    assert first_per_clip(clips).num_rows == clips.num_rows

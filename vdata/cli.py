@@ -301,10 +301,11 @@ def tiny_clip(directory, family):
               help="a filter setting: STAGE.KEY, or KEY alone when one stage has it; e.g. sharpness_min=100, "
                    "verify_claims.min_supported_ratio=0.9, blind.max_blind_correct=0.25, "
                    "single_frame.max_single_frame_correct=0.25, dedup.drop_duplicates=true, "
-                   "aesthetic_min=5, semdedup.similarity_min=0.9, nsfw_max=0.3 "
+                   "aesthetic_min=5, watermark_max=0.8, semdedup.similarity_min=0.9, nsfw_max=0.3 "
                    "(repeatable; 'none' disables a numeric threshold)")
 @click.option("--write-to", "--write", "write_to", type=click.Path(file_okay=False),
-              help="write the kept rows here (one Parquet file, the dataset's schema)")
+              help="write the kept rows here (one Parquet file, the dataset's schema; a sample build's "
+                   "frames once per clip in clips/ inside it)")
 def rethreshold(out_dir, overrides, write_to):
     """Re-apply the filters of the finished build in OUT_DIR from the scores stored in its Parquet (no
     decoding, no teacher): quality, clip_embed, semdedup and nsfw thresholds on clips/, and on samples/
@@ -343,7 +344,8 @@ def rethreshold(out_dir, overrides, write_to):
         console.print(f"[yellow]note[/]: {name} is looser than the build's setting; the rows the build dropped "
                       "are not in the dataset, so none come back (rebuild to loosen)", highlight=False)
     if result.written:
-        click.echo(f"wrote {result.kept} rows to {result.written}")
+        click.echo(f"wrote {result.kept} rows to {result.written}"
+                   + (f" (their clips' frames: {result.written_clips})" if result.written_clips else ""))
 
 
 if __name__ == "__main__":

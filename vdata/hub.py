@@ -8,7 +8,8 @@ printed or written anywhere.
 
 Layouts by `--format`:
 - `parquet` (default): canonical records in `data/<subset>/<split>-*.parquet` (one `datasets` config per
-  subset, its splits those of the build; the card's `dataset_info` types `frames` as images), videos
+  subset, its splits those of the build; a sample build's frames once per clip in the `clips` config,
+  which samples refer to by `clip_id`; the card's `dataset_info` types `frames` as images), videos
   as files in `videos/<id[:2]>/` (folders well under 10k files). Next to them, the
   LLaMA-Factory files (`dataset_info.json` + `<name>_<subset>.json`) and an lmms-eval task folder
   (`<name>_*.yaml`, `utils.py`, `lmms_eval/*.parquet`) that use the same videos, so one repo loads in

@@ -24,6 +24,8 @@ from vdata.media.probe import probe_video
 from vdata.media.synth import Segment, render_segments
 from vdata.schemas import records as R
 
+from .source import first_per_clip
+
 
 @dataclass(frozen=True)
 class Shot:
@@ -215,12 +217,15 @@ def _repeat(samples: list[dict], times: int) -> list[dict]:
 
 
 def write_demo_build(out_dir: str, *, level: str = "samples", media_dir: str | None = None, repeat: int = 1,
-                     with_frames: bool = True, config_text: str = DEMO_CONFIG, rows_per_file: int = 5000) -> str:
+                     with_frames: bool = True, config_text: str = DEMO_CONFIG, rows_per_file: int = 5000,
+                     clips_table: bool = True) -> str:
     """Write a finished build directory into `out_dir` and return its path.
 
     level: "samples" (instruction samples, one row each) or "clips" (captioned clips only).
     media_dir: where the source videos are rendered (reused when they exist; default `out_dir/_media`).
     repeat: multiply the sample rows (new sample ids) to make a large dataset for benchmarks.
+    clips_table: a sample build's frames once per clip in `clips/` (R.CLIPS_TABLE), as `vdata build`
+    writes them; False leaves them on every sample row (the layout of builds made before the clips table).
     """
     if level not in ("samples", "clips"):
         raise ValueError(f"level must be 'samples' or 'clips', not {level!r}")
@@ -229,7 +234,8 @@ def write_demo_build(out_dir: str, *, level: str = "samples", media_dir: str | N
     clip_rows, samples, rejects = demo_rows(media_dir, clips_dir, with_frames=with_frames)
     rows = _repeat(samples, repeat) if level == "samples" else clip_rows
     cols = [c for c in R.FIELD_TYPES if any(c in r for r in rows[:1]) and c not in R.REJECT_COLUMNS]
-    schema = R.data_schema(cols)
+    split_frames = clips_table and level == "samples" and R.FRAMES in cols
+    schema = R.data_schema([c for c in cols if not (split_frames and c in R.CLIPS_TABLE_PAYLOAD)])
     data_dir = os.path.join(out_dir, level)
     os.makedirs(data_dir, exist_ok=True)
     files = []
@@ -238,6 +244,13 @@ def write_demo_build(out_dir: str, *, level: str = "samples", media_dir: str | N
         table = pa.Table.from_pylist([{c: r.get(c) for c in schema.names} for r in rows[i:i + rows_per_file]], schema=schema)
         pq.write_table(table, name, compression="zstd")
         files.append(name)
+        if split_frames:   # the part's clips, as the sink writes them (execution.write_split_parts)
+            clip_schema = R.data_schema([c for c in R.CLIPS_TABLE_COLUMNS if c in cols])
+            clips = pa.Table.from_pylist([{c: r.get(c) for c in clip_schema.names} for r in rows[i:i + rows_per_file]],
+                                         schema=clip_schema)
+            os.makedirs(os.path.join(out_dir, R.CLIPS_TABLE), exist_ok=True)
+            files.append(os.path.join(out_dir, R.CLIPS_TABLE, os.path.basename(name)))
+            pq.write_table(first_per_clip(clips), files[-1], compression="zstd")
     os.makedirs(os.path.join(out_dir, "rejects"), exist_ok=True)
     rej_path = os.path.join(out_dir, "rejects", "part-demo-00000.parquet")
     pq.write_table(pa.Table.from_pylist(rejects, schema=R.REJECT_SCHEMA), rej_path, compression="zstd")

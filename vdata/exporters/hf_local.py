@@ -6,20 +6,26 @@ README.md the way the Hub does):
 
 - `configs:` one config named after the row level (`samples`, `clips` or `videos`, the default) whose
   `data_files` are the kept-row parts of each split (`<level>/*-<split>.parquet`: the sink files rows
-  by the video's split, see `SplitsConfig`), and a `rejects` config over `rejects/*.parquet`;
-- `dataset_info:` the features of the level config, from the Parquet schema, with the JPEG bytes of
-  `frames` typed as `datasets.Image()`, so that loading decodes them to images and the Hub viewer
-  shows thumbnails (storage stays `list<struct<timestamp_s, jpeg>>`: `Image` casts binary on read).
+  by the video's split, see `SplitsConfig`); for a sample build, a `clips` config over the clips table
+  (`clips/*-<split>.parquet`: each clip's frames once, see R.CLIPS_TABLE; a sample's frames are the
+  `clips` row with its `clip_id`, in the same split); and a `rejects` config over `rejects/*.parquet`;
+- `dataset_info:` the features of the level config and of `clips`, from the Parquet schemas, with the
+  JPEG bytes of `frames` typed as `datasets.Image()`, so that loading decodes them to images and the Hub
+  viewer shows thumbnails (storage stays `list<struct<timestamp_s, jpeg>>`: `Image` casts binary on read);
+  the source video's `path` (absolute) typed as `datasets.Video()` where the installed `datasets` can
+  decode video (it has `Video` and torchcodec loads: `video_feature_unavailable()`), else a string.
 
 `refresh_card()` writes these two keys into `<out>/README.md` after every build and keeps the rest of
 the card (the prose `vdata card` writes) as it is.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from vdata.schemas import records as R
 from vdata.schemas.config import SPLIT_NAMES
@@ -32,28 +38,36 @@ CARD_BODY = ("\nA vdata build. `datasets.load_dataset(\"<this folder>\")` loads 
              "reasons. `vdata card <this folder>` writes the full dataset card.\n")
 
 
-def split_files(build: BuildDir) -> dict[str, list[str]]:
-    """Data parts by split, in SPLIT_NAMES order; splits without a part are left out."""
+def split_files(build: BuildDir, files: list[str] | None = None) -> dict[str, list[str]]:
+    """Data parts (or `files`) by split, in SPLIT_NAMES order; splits without a part are left out."""
     by_split: dict[str, list[str]] = {s: [] for s in SPLIT_NAMES}
-    for f in build.data_files:
+    for f in build.data_files if files is None else files:
         by_split[split_of_file(f)].append(f)
     return {s: files for s, files in by_split.items() if files}
+
+
+def _split_data_files(build: BuildDir, files: list[str], folder: str) -> list[dict]:
+    """`data_files:` of a config over `files` (parts of `<build>/<folder>/`), one entry per split."""
+    named_by_split = all(split_named(f) for f in files)
+    out = []
+    for split, parts in split_files(build, files).items():
+        # a glob keeps the card short; a part named without its split is listed by name
+        paths = (f"{folder}/*-{split}.parquet" if named_by_split
+                 else sorted(os.path.relpath(f, build.path) for f in parts))
+        out.append({"split": split, "path": paths})
+    return out
 
 
 def local_configs(build: BuildDir) -> list[dict]:
     """README `configs:` that name the build's own files (paths relative to the build dir)."""
     configs = []
     if build.level != "haystack_items":
-        by_split = split_files(build)
-        named_by_split = all(split_named(f) for f in build.data_files)
-        data_files = []
-        for split, files in by_split.items():
-            # a glob keeps the card short; a part named without its split is listed by name
-            paths = (f"{build.level}/*-{split}.parquet" if named_by_split
-                     else sorted(os.path.relpath(f, build.path) for f in files))
-            data_files.append({"split": split, "path": paths})
+        data_files = _split_data_files(build, build.data_files, build.level)
         if data_files:
             configs.append({"config_name": build.level, "data_files": data_files, "default": True})
+        if build.clips_files:   # a sample build's frames, once per clip: joined to the samples by clip_id
+            configs.append({"config_name": R.CLIPS_TABLE,
+                            "data_files": _split_data_files(build, build.clips_files, R.CLIPS_TABLE)})
     else:   # a `vdata haystack` benchmark folder: one file of items
         configs.append({"config_name": "haystack", "default": True,
                         "data_files": [{"split": "test", "path": os.path.basename(build.data_files[0])}]})
@@ -75,15 +89,41 @@ def frames_feature():
     return datasets.List({R.FRAME_TIMESTAMP_S: datasets.Value("float64"), R.FRAME_JPEG: datasets.Image()})
 
 
-def hf_features(schema: pa.Schema):
-    """`datasets.Features` of a Parquet schema, with `frames` decoded as images. (A video stays a path
-    string: `datasets.Video()` would decode it with torchcodec, which vdata does not install, and the Hub
-    resolves no relative file path inside Parquet.)"""
+@functools.lru_cache(maxsize=None)
+def video_feature_unavailable() -> str | None:
+    """Why a video path column cannot be typed `datasets.Video()` here, or None when it can: the installed
+    `datasets` must have `Video` (4.x and later) and torchcodec, its decoder, must load (it needs the
+    FFmpeg shared libraries). A `Video()` column that cannot decode would fail on every row read, so
+    without both the column stays a path string."""
+    try:
+        import datasets
+    except ImportError:
+        return "datasets is not installed"
+    if not hasattr(datasets, "Video"):
+        return f"datasets {datasets.__version__} has no Video feature"
+    if not datasets.config.TORCHCODEC_AVAILABLE:
+        return "torchcodec (the decoder of datasets.Video) is not installed"
+    try:
+        import torchcodec.decoders  # noqa: F401  (loads the FFmpeg libraries)
+    except Exception as e:   # torchcodec raises RuntimeError / OSError when no FFmpeg libraries load
+        return f"torchcodec does not load ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+    return None
+
+
+def hf_features(schema: pa.Schema, video_columns: tuple[str, ...] = ()):
+    """`datasets.Features` of a Parquet schema, with `frames` decoded as images and each of
+    `video_columns` (string paths that resolve where the data is loaded: absolute ones) typed
+    `datasets.Video()` when the installed `datasets` decodes video (`video_feature_unavailable`), else left
+    a path string. (The Hub resolves no relative file path inside Parquet, so relative ones stay strings.)"""
     import datasets
 
     features = datasets.Features.from_arrow_schema(schema.remove_metadata())
     if R.FRAMES in features and schema.field(R.FRAMES).type == R.FIELD_TYPES[R.FRAMES]:
         features[R.FRAMES] = frames_feature()
+    if video_feature_unavailable() is None:
+        for col in video_columns:
+            if col in features and schema.field(col).type == pa.string():
+                features[col] = datasets.Video()
     return features
 
 
@@ -99,7 +139,9 @@ def local_card_data(build: BuildDir) -> dict:
     configs = local_configs(build)
     infos = []
     if configs and configs[0]["config_name"] == build.level and build.data_files:
-        infos.append(dataset_info_yaml(build.level, hf_features(build.schema)))
+        infos.append(dataset_info_yaml(build.level, hf_features(build.schema, video_columns=(R.PATH,))))
+    if build.clips_files:
+        infos.append(dataset_info_yaml(R.CLIPS_TABLE, hf_features(pq.read_schema(build.clips_files[0]))))
     return {"configs": configs, "dataset_info": infos}
 
 

@@ -11,6 +11,8 @@ Rows keep every canonical column with its Arrow type (times stay float seconds, 
 absolute with --media none) and `video_origin_s` (the video-absolute time of that file's first frame:
 a clip file starts at its clip's `start_s`). Clips without a clip file are cut with ffmpeg.
 A clips-level build gives a `captions` subset (captioned clips) and a `clips` subset (the rest).
+A sample build's frames are not on its sample rows: the `clips` subset holds them once per clip (from
+the build's clips table), and a sample's frames are the `clips` row with its `clip_id`.
 """
 from __future__ import annotations
 
@@ -49,9 +51,9 @@ def configs_yaml(configs: dict[str, str | dict[str, str]], split: str = "train")
             for name, files in configs.items()]
 
 
-def write_readme_configs(dest: str, configs: dict[str, str | dict[str, str]], split: str = "train",
-                         dataset_info: list[dict] | None = None) -> None:
-    keys = {"configs": configs_yaml(configs, split), **({"dataset_info": dataset_info} if dataset_info else {})}
+def write_readme_configs(dest: str, configs: list[dict], dataset_info: list[dict] | None = None) -> None:
+    """README.md of the export: its YAML `configs:` (configs_yaml entries) and `dataset_info:`."""
+    keys = {"configs": configs, **({"dataset_info": dataset_info} if dataset_info else {})}
     header = yaml.safe_dump(keys, sort_keys=False)
     with open(os.path.join(dest, "README.md"), "w") as f:
         f.write(f"---\n{header}---\n\nCanonical vdata records; load with `datasets.load_dataset(path, <config>)`.\n")
@@ -80,15 +82,37 @@ def export(build: BuildDir, dest: str, opts: ExportOptions, rows_per_shard: int 
     kept_subsets = [subsets[i] for i in index]
     result = ExportResult("parquet", planner.dest, media=planner.stats, skipped=dict(skipped))
     result.notes.append("times are canonical float seconds (video-absolute); --time does not apply to parquet")
-    write_subsets(result, planner.dest, out, kept_subsets, rows_per_shard, [splits[i] for i in index])
+    kept_splits = [splits[i] for i in index]
+    # an absolute video path (--media none) resolves wherever the export is loaded: typed datasets.Video()
+    # where that decodes (hf_local.video_feature_unavailable); a path relative to the export stays a string
+    write_subsets(result, planner.dest, out, kept_subsets, rows_per_shard, kept_splits,
+                  video_columns=("video",) if opts.media == "none" else ())
+    if build.clips_files:
+        write_clips_subset(result, build, planner.dest, out, kept_splits, rows_per_shard)
     return result
 
 
+def write_clips_subset(result: ExportResult, build: BuildDir, dest: str, samples: pa.Table, splits: list[str],
+                       rows_per_shard: int) -> None:
+    """The `clips` config of a sample build: the frames of the exported samples' clips, once per clip (as
+    in the build's clips table, R.CLIPS_TABLE), each clip in the split of its samples (splits are by video)."""
+    split_of = dict(zip(samples[R.CLIP_ID].to_pylist(), splits))
+    clips = build.clip_table([c for c in split_of if c is not None])
+    if not clips.num_rows:
+        return
+    write_subsets(result, dest, clips, [R.CLIPS_TABLE] * clips.num_rows, rows_per_shard,
+                  [split_of[c] for c in clips[R.CLIP_ID].to_pylist()])
+    result.rows.pop(R.CLIPS_TABLE)   # rows counts samples (records); the clips are their frames
+    result.notes.append(f"frames: {clips.num_rows} clip(s), once each, in the `{R.CLIPS_TABLE}` config; a sample's "
+                        f"frames are the `{R.CLIPS_TABLE}` row with its `{R.CLIP_ID}`")
+
+
 def write_subsets(result: ExportResult, dest: str, out: pa.Table, subsets: list[str], rows_per_shard: int,
-                  splits: list[str] | None = None) -> None:
+                  splits: list[str] | None = None, video_columns: tuple[str, ...] = ()) -> None:
     """`out` row i goes to subset `subsets[i]`, split `splits[i]` (default train):
     data/<subset>/<split>-*.parquet, plus the README `configs:` and `dataset_info:` (`frames` as
-    images, see hf_local.py), also kept in `result.configs` / `result.dataset_info`."""
+    images, see hf_local.py), added to `result.configs` / `result.dataset_info` (a second call adds
+    its subsets to the README's)."""
     from .hf_local import dataset_info_yaml, hf_features
 
     splits = splits or ["train"] * out.num_rows
@@ -113,11 +137,12 @@ def write_subsets(result: ExportResult, dest: str, out: pa.Table, subsets: list[
                 result.files.append(rel)
             result.rows[subset] = result.rows.get(subset, 0) + part.num_rows
             configs.setdefault(subset, {})[split] = f"data/{subset}/{split}-*.parquet"
-    features = hf_features(out.schema)
-    result.configs = configs_yaml(configs)
-    result.dataset_info = [dataset_info_yaml(name, features) for name in configs]
-    write_readme_configs(dest, configs, dataset_info=result.dataset_info)
-    result.files.append("README.md")
+    features = hf_features(out.schema, video_columns)
+    result.configs += configs_yaml(configs)
+    result.dataset_info += [dataset_info_yaml(name, features) for name in configs]
+    write_readme_configs(dest, result.configs, dataset_info=result.dataset_info)
+    if "README.md" not in result.files:
+        result.files.append("README.md")
 
 
 def export_haystack_items(build: BuildDir, dest: str, opts: ExportOptions, rows_per_shard: int) -> ExportResult:

@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from vdata.schemas import records as R
@@ -122,6 +124,36 @@ class BuildDir:
         tables = [pq.read_table(f, columns=cols) for f in self.data_files]
         return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
 
+    @property
+    def clips_files(self) -> list[str]:
+        """The clips table's parts (R.CLIPS_TABLE): a sample build's frames, once per clip."""
+        return _parquet_files(os.path.join(self.path, R.CLIPS_TABLE)) if self.level in ("samples", "haystack") else []
+
+    @property
+    def frames_schema(self) -> pa.Schema | None:
+        """The schema that holds the frames: the clips table's, or the data rows' own (a clip build, or a
+        sample build written before the clips table); None when the build kept no frames."""
+        for files in (self.clips_files, self.data_files):
+            if files and R.FRAMES in (schema := pq.read_schema(files[0])).names:
+                return schema
+        return None
+
+    def clip_table(self, clip_ids=None) -> pa.Table:
+        """One row per clip with its frames (R.CLIPS_TABLE_COLUMNS), only `clip_ids` when given."""
+        if self.clips_files:
+            return read_clip_table(self.clips_files, clip_ids)
+        schema = self.frames_schema   # frames on the data rows themselves
+        if schema is None:
+            return R.data_schema([R.CLIP_ID]).empty_table()
+        return read_clip_table(self.data_files, clip_ids)
+
+    def join_frames(self, table: pa.Table) -> pa.Table:
+        """`table` (rows of this build with their CLIP_ID) with the frame columns of their clips."""
+        if all(c in table.column_names for c in R.CLIPS_TABLE_PAYLOAD):
+            return table
+        ids = pc.unique(table[R.CLIP_ID].combine_chunks().drop_null()).to_pylist() if table.num_rows else []
+        return join_clip_frames(table, self.clip_table(ids))
+
     def row_splits(self) -> list[str]:
         """The split of each row of `read_table()`, in its order (from the names of the data files)."""
         return [split for f in self.data_files for split in [split_of_file(f)] * pq.ParquetFile(f).metadata.num_rows]
@@ -156,6 +188,42 @@ class BuildDir:
 def _stable_key(row: dict) -> tuple:
     return (str(row.get(R.VIDEO_ID) or row.get(R.SOURCE_URI) or ""), float(row.get(R.START_S) or 0.0),
             float(row.get(R.END_S) or 0.0), str(row.get(R.SAMPLE_ID) or row.get(R.CLIP_ID) or ""))
+
+
+def first_per_clip(table: pa.Table) -> pa.Table:
+    """The first row of each clip id (a clip's samples all carry the same frames)."""
+    if not table.num_rows:
+        return table
+    ids = table[R.CLIP_ID].combine_chunks()
+    return table.take(pc.index_in(pc.unique(ids), value_set=ids))
+
+
+def read_clip_table(files: list[str], clip_ids=None) -> pa.Table:
+    """The clips table (R.CLIPS_TABLE_COLUMNS present in `files`), one row per clip id, restricted to
+    `clip_ids` when given; the same clip in two parts (its samples written by two write tasks) once."""
+    dataset = pads.dataset(files, format="parquet")
+    columns = [c for c in R.CLIPS_TABLE_COLUMNS if c in dataset.schema.names]
+    wanted = None if clip_ids is None else pc.field(R.CLIP_ID).isin(pa.array(clip_ids, pa.string()))
+    return first_per_clip(dataset.to_table(columns=columns, filter=wanted))
+
+
+def join_clip_frames(table: pa.Table, clips: pa.Table) -> pa.Table:
+    """Left join of `table` with `clips` on CLIP_ID: each frame column of the clips table appended (null
+    for a row whose clip is not there). An index lookup rather than `Table.join`, which keeps no row
+    order and takes no list columns."""
+    at = pc.index_in(table[R.CLIP_ID], value_set=clips[R.CLIP_ID].combine_chunks(), skip_nulls=True)
+    for col in R.CLIPS_TABLE_PAYLOAD:
+        if col in clips.column_names and col not in table.column_names:
+            table = table.append_column(clips.schema.field(col), clips[col].take(at))
+    return table
+
+
+def clip_frames(build: BuildDir, clip_ids) -> dict[str, list]:
+    """{clip id: its frames} for the given clips (those without frames left out)."""
+    table = build.clip_table(sorted(set(clip_ids)))
+    if R.FRAMES not in table.column_names:
+        return {}
+    return {c: f for c, f in zip(table[R.CLIP_ID].to_pylist(), table[R.FRAMES].to_pylist()) if f}
 
 
 def table_rows(table: pa.Table) -> list[dict]:

@@ -4,7 +4,7 @@ Record (TRL docs "Dataset formats", preference type, conversational format; visi
 `images` column and `{"type": "image"}` content parts): `{"images": [jpg, …], "prompt": [{"role": "user",
 "content": [{"type": "image"}, …, {"type": "text", "text": question}]}], "chosen": [{"role": "assistant",
 "content": [{"type": "text", "text": …}]}], "rejected": [same shape]}` — one `{"type": "image"}` per image.
-The images are the sample's sampled frames (the `frames` column), written as JPEG files under
+The images are the sample's sampled frames (its clip's `frames` in the clips table), written as JPEG files under
 `images/` and listed relative to the export folder; `video` keeps the clip too, for trainers that take
 video. A sample without frames is skipped (`no_frames`). Load with
 `datasets.load_dataset("json", data_files=...)` and map the image paths to PIL images.
@@ -17,19 +17,13 @@ from vdata.schemas import records as R
 
 from .base import ExportOptions, ExportResult, safe_name, write_jsonl
 from .preference import pairs
-from .source import BuildDir
+from .source import BuildDir, clip_frames
 
 
-def frames_by_sample(build: BuildDir, ids: set[str]) -> dict[str, list]:
-    """The sampled frames of the given samples (the item rows leave the heavy `frames` column out)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if R.FRAMES not in build.schema.names or not ids:
-        return {}
-    table = build.read_table([R.SAMPLE_ID, R.FRAMES])
-    table = table.filter(pc.is_in(table[R.SAMPLE_ID], value_set=pa.array(sorted(ids))))
-    return dict(zip(table[R.SAMPLE_ID].to_pylist(), table[R.FRAMES].to_pylist()))
+def frames_by_sample(build: BuildDir, items) -> dict[str, list]:
+    """{sample id: its clip's sampled frames}, from the clips table (the item rows carry no frames)."""
+    frames = clip_frames(build, {it.row.get(R.CLIP_ID) for it in items} - {None})
+    return {it.id: frames.get(it.row.get(R.CLIP_ID)) for it in items}
 
 
 def _text(role: str, text: str) -> list[dict]:
@@ -40,7 +34,7 @@ def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
     name = safe_name(opts.name or build.name)
     found, planner, skipped = pairs(build, dest, opts)
     records = []
-    frames_of = frames_by_sample(build, {x.prepared.item.id for x in found})
+    frames_of = frames_by_sample(build, [x.prepared.item for x in found])
     for x in found:
         item = x.prepared.item
         frames = [f for f in frames_of.get(item.id) or [] if f and f.get(R.FRAME_JPEG)]

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from vdata.media import storage as S
+from vdata.exporters.source import first_per_clip
 from vdata.schemas import records as R
 from vdata.stages import stage_class
 from vdata.stages.base import Reject, RunContext, reject_row
@@ -353,11 +354,16 @@ def write_driver_rejects(rejects_dir: str, ledger_dir: str, run_id: str, stage: 
 
 
 def write_split_parts(table: pa.Table, name: str, data_dir: str, rejects_dir: str, ledger_dir: str,
-                      data_schema: pa.Schema, splits=None) -> dict:
+                      data_schema: pa.Schema, splits=None, clips_dir: str | None = None,
+                      clips_schema: pa.Schema | None = None) -> dict:
     """Kept rows → one part per split, `<data_dir>/<name>-<split>.parquet` (a video's split from
     `splits.split_of(video_id)`; every kept row is in `train` when `splits` is None), so that `datasets`
     loads a split by a glob; rejects → `<rejects_dir>/<name>.parquet`. Each part is committed by its own
-    ledger entry holding the mass of its rows (see checkpoint.py), written after the part."""
+    ledger entry holding the mass of its rows (see checkpoint.py), written after the part.
+
+    With `clips_dir` (a sample build with frames, see R.CLIPS_TABLE), the frames of the kept rows' clips
+    go once per clip to `<clips_dir>/<same part name>`, written before the sample part: the ledger entry
+    of the part name commits both, and resume repairs both alike."""
     rejected = pc.is_valid(table[R.REJECT_REASON]) if R.REJECT_REASON in table.column_names else None
     if splits is None:
         labels = ["train"] * table.num_rows
@@ -371,6 +377,9 @@ def write_split_parts(table: pa.Table, name: str, data_dir: str, rejects_dir: st
         part = table.filter(pa.array([lab == label for lab in labels], pa.bool_()))
         kept, rej = split_table(part, data_schema)
         part_name = f"{name}.parquet" if label is None else f"{name}-{label}.parquet"
+        if label is not None and clips_dir is not None:
+            clips, _ = split_table(part, clips_schema)
+            S.write_parquet(first_per_clip(clips), S.join(clips_dir, part_name), compression="zstd")
         path = S.join(rejects_dir if label is None else data_dir, part_name)
         S.write_parquet(rej if label is None else kept, path, compression="zstd")
         write_ledger(ledger_dir, part_name, mass_by_source(part), kept.num_rows, rej.num_rows)
@@ -381,7 +390,8 @@ def write_split_parts(table: pa.Table, name: str, data_dir: str, rejects_dir: st
 
 
 def make_sink(data_dir: str, rejects_dir: str, ledger_dir: str, data_schema: pa.Schema, rows_per_file: int, run_id: str,
-              splits=None, storage_options: dict | None = None):
+              splits=None, storage_options: dict | None = None, clips_dir: str | None = None,
+              clips_schema: pa.Schema | None = None):
     """`storage_options` (see storage.configure) travel with the sink to the write tasks, which
     may run on machines that share no disk with the driver: the parts go straight to the output URL."""
     from ray.data import Datasink
@@ -390,21 +400,24 @@ def make_sink(data_dir: str, rejects_dir: str, ledger_dir: str, data_schema: pa.
         """Kept rows → data_dir (one file per split), rejects → rejects_dir; per write task (≈ rows_per_file rows)."""
 
         def on_write_start(self, schema=None):
-            for d in (data_dir, rejects_dir, ledger_dir):
-                S.makedirs(d)
+            for d in (data_dir, rejects_dir, ledger_dir, clips_dir):
+                if d:
+                    S.makedirs(d)
 
         def write(self, blocks, ctx):
             if storage_options is not None:
                 S.configure(storage_options)
-            for d in (data_dir, rejects_dir, ledger_dir):   # another node's disk, for a local output
-                S.makedirs(d)
+            for d in (data_dir, rejects_dir, ledger_dir, clips_dir):   # another node's disk, for a local output
+                if d:
+                    S.makedirs(d)
             tables = [b if isinstance(b, pa.Table) else pa.Table.from_pandas(b) for b in blocks]
             tables = [t for t in tables if t.num_rows]
             if not tables:
                 return {"rows": 0, "rejects": 0, "files": []}
             table = pa.concat_tables(tables, promote_options="permissive")
             name = f"part-{run_id}-{ctx.task_idx:05d}-{uuid.uuid4().hex[:8]}"
-            return write_split_parts(table, name, data_dir, rejects_dir, ledger_dir, data_schema, splits)
+            return write_split_parts(table, name, data_dir, rejects_dir, ledger_dir, data_schema, splits,
+                                     clips_dir, clips_schema)
 
         def on_write_complete(self, write_result):
             self.results = list(write_result.write_returns)

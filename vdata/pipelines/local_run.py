@@ -79,8 +79,9 @@ def execute_in_process(plan, cfg, sources: list[dict], ctx, run_id: str, stats: 
     X.set_local_collector(stats.collector)
     schema = R.schema_for([*R.INGEST_COLUMNS, R.MASS])
     ledger = checkpoint.ledger_dir(plan.output_dir)
-    for d in (plan.data_dir, plan.rejects_dir, ledger):
-        S.makedirs(d)   # a URL output (s3://...) needs none; the driver configured its storage options
+    for d in (plan.data_dir, plan.rejects_dir, ledger, plan.clips_dir):
+        if d:
+            S.makedirs(d)   # a URL output (s3://...) needs none; the driver configured its storage options
     stages = []
     try:
         for s in plan.stages:
@@ -99,7 +100,7 @@ def execute_in_process(plan, cfg, sources: list[dict], ctx, run_id: str, stats: 
                          else s.out_schema.empty_table())
             name = f"part-{run_id}-{n:05d}-{uuid.uuid4().hex[:8]}"
             X.write_split_parts(table, name, plan.data_dir, plan.rejects_dir, ledger, plan.data_schema,
-                                cfg.output.splits)
+                                cfg.output.splits, clips_dir=plan.clips_dir, clips_schema=plan.clips_schema)
         return stats.collector.dump()
     finally:
         X.set_local_collector(None)

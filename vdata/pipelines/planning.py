@@ -81,8 +81,21 @@ class Plan:
         return self.output_dir
 
     @property
+    def clips_schema(self) -> pa.Schema | None:
+        """The clips table's schema (see R.CLIPS_TABLE): a sample build with frames stores them once per
+        clip there, not on every sample row; None for other builds."""
+        if self.level != "samples" or not any(c in self.final_columns for c in R.CLIPS_TABLE_PAYLOAD):
+            return None
+        return R.data_schema([c for c in R.CLIPS_TABLE_COLUMNS if c in self.final_columns])
+
+    @property
+    def clips_dir(self) -> str | None:
+        return S.join(self.output_dir, R.CLIPS_TABLE) if self.clips_schema is not None else None
+
+    @property
     def data_schema(self) -> pa.Schema:
-        return R.data_schema(self.final_columns)
+        moved = R.CLIPS_TABLE_PAYLOAD if self.clips_schema is not None else ()
+        return R.data_schema([c for c in self.final_columns if c not in moved])
 
 
 def make_plan(cfg: BuildConfig) -> Plan:
@@ -256,6 +269,8 @@ def plan_text(plan: Plan, cpus: int | None = None, gpus: int | None = None) -> s
     shares = ", ".join(f"{name} {share:.0%}" for name, share in (("validation", sp.validation), ("test", sp.test)) if share)
     lines.append(f"  output: {plan.data_dir}/*-<split>.parquet ({len(plan.data_schema)} columns), "
                  f"{plan.rejects_dir}/*.parquet, {plan.output_dir}/manifest.json, README.md (datasets.load_dataset)")
+    if plan.clips_dir:
+        lines.append(f"  frames: once per clip in {plan.clips_dir}/*-<split>.parquet; samples refer to them by clip_id")
     lines.append(f"  splits by video (seed {sp.seed}): " + (f"{shares}, the rest train" if shares else "all train"))
     return redact("\n".join(lines), plan.config.secrets)
 

@@ -1,8 +1,9 @@
 """The report's sample viewer: a few kept rows per task with frame thumbnails and their text (caption,
 question, options, answer, answer spans, evidence), and a few rejects per reason with their messages.
 
-Frames are the one large column of a build: they are read only for the rows shown, a row group at a
-time, from the first part files that hold enough rows, and each shown frame is downscaled to a small
+Frames are the one large column of a build: they are read only for the rows shown (a sample build's from
+its clips table, by the shown rows' clip ids; a clip build's a row group at a time, from the first part
+files that hold enough rows), and each shown frame is downscaled to a small
 JPEG thumbnail (inlined as a data: URI in the HTML, a file next to the Markdown).
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vdata.exporters.source import read_clip_table
 from vdata.schemas import records as R
 
 from .report_data import RunData, Section, TableBlock, _parquet_files
@@ -88,6 +90,17 @@ def _read_rows(files: list[str], key: str, wanted: set[str]) -> dict[str, dict]:
             for row in table.to_pylist():
                 found[row[key]] = row
     return found
+
+
+def _add_clip_frames(rows: dict[str, dict], run: RunData) -> None:
+    """The shown sample rows' frames, from the clips table (a sample build stores them once per clip)."""
+    clip_files = _parquet_files(os.path.join(run.output_dir, R.CLIPS_TABLE)) if run.level == "samples" else []
+    if not clip_files or not rows or any(R.FRAMES in r for r in rows.values()):
+        return
+    clips = read_clip_table(clip_files, sorted({r[R.CLIP_ID] for r in rows.values() if r.get(R.CLIP_ID)}))
+    frames = dict(zip(clips[R.CLIP_ID].to_pylist(), clips[R.FRAMES].to_pylist())) if R.FRAMES in clips.column_names else {}
+    for r in rows.values():
+        r[R.FRAMES] = frames.get(r.get(R.CLIP_ID))
 
 
 def thumbnail(jpeg: bytes, width: int = THUMB_WIDTH) -> bytes:
@@ -181,6 +194,7 @@ def samples(run: RunData) -> Section | None:
     chosen = _chosen_ids(run, key)
     files = _parquet_files(os.path.join(run.output_dir, run.level or ""))
     rows = _read_rows(files, key, {rid for ids in chosen.values() for rid in ids})
+    _add_clip_frames(rows, run)
     cards = [_card(task, rows[rid], key) for task, ids in chosen.items() for rid in ids if rid in rows]
     if not cards:
         return None

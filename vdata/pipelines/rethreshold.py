@@ -95,6 +95,7 @@ SAMPLE_CHECKS = (
 EMBED_CHECKS = (
     Check("clip_embed", "aesthetic_min", R.Q_AESTHETIC, "low_aesthetic", "<", gate="drop_below"),
     Check("clip_embed", "text_similarity_min", R.Q_TEXT_SIMILARITY, "caption_mismatch", "<", gate="drop_below"),
+    Check("clip_embed", "watermark_max", R.Q_WATERMARK, "watermark", ">", gate="drop_below"),
     Check("semdedup", "similarity_min", R.Q_SEMANTIC_SIMILARITY, "duplicate", ">=", gate="drop_duplicates"),
     Check("nsfw", "nsfw_max", R.Q_NSFW, "nsfw", ">", gate="drop_above"),
 )
@@ -114,6 +115,7 @@ class RethresholdResult:
     changes: list[tuple[str, Any, Any]]        # (check name, the build's setting, the setting used) per --set key
     loosened: list[str] = field(default_factory=list)   # check names set looser than the build
     written: str | None = None
+    written_clips: str | None = None          # the kept samples' clips table (frames), when the build has one
 
 
 def rethreshold_dataset(out_dir: str, overrides: dict[str, Any], write_to: str | None = None) -> RethresholdResult:
@@ -141,18 +143,34 @@ def rethreshold_dataset(out_dir: str, overrides: dict[str, Any], write_to: str |
     table = dataset.to_table(columns=None if write_to else list(dict.fromkeys(c.column for c in applied)))
     kept, dropped = rethreshold_table(table, [(c, settings[c.name]) for c in _in_build_order(applied, build_configs)])
 
-    written = None
+    written = written_clips = None
     if write_to:
         if os.path.realpath(write_to) == os.path.realpath(data_dir):
             raise ConfigError(f"--write-to {write_to}: that is the dataset being read; choose another folder")
         os.makedirs(write_to, exist_ok=True)
         written = os.path.join(write_to, WRITTEN_FILE)
         pq.write_table(kept, written, compression="zstd")
+        written_clips = _write_kept_clips(out_dir, kept, write_to)
     return RethresholdResult(
         level=level, rows=table.num_rows, kept=kept.num_rows, dropped=dropped,
         changes=[(name, build_settings[name], settings[name]) for name in named],
         loosened=[c.name for c in checks if c.name in named and c.looser(settings[c.name], build_settings[c.name])],
-        written=written)
+        written=written, written_clips=written_clips)
+
+
+def _write_kept_clips(out_dir: str, kept: pa.Table, write_to: str) -> str | None:
+    """A sample build keeps its frames once per clip (R.CLIPS_TABLE): the kept samples' clips go to
+    `<write_to>/clips/`, so the written samples still find their frames by clip id."""
+    from vdata.exporters.source import open_build
+
+    build = open_build(out_dir)
+    if not build.clips_files or R.CLIP_ID not in kept.column_names:
+        return None
+    clips = build.clip_table(pc.unique(kept[R.CLIP_ID].combine_chunks().drop_null()).to_pylist())
+    path = os.path.join(write_to, R.CLIPS_TABLE, WRITTEN_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    pq.write_table(clips, path, compression="zstd")
+    return path
 
 
 def rethreshold_table(table: pa.Table, checks: list[tuple[Check, Any]]) -> tuple[pa.Table, dict[str, int]]:

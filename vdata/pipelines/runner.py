@@ -52,6 +52,11 @@ class BuildResult:
     ran: bool = True            # False: everything was complete already, nothing ran
 
 
+def _part_dirs(plan: Plan) -> list[str]:
+    """The folders whose part files the ledger commits (the clips table's parts share the samples' names)."""
+    return [d for d in (plan.data_dir, plan.clips_dir, plan.rejects_dir) if d]
+
+
 def _prepare_output(plan: Plan, console) -> tuple[set[str], dict]:
     """Make the output directory ready; returns the sources already complete (resume) and the repairs
     made to resume (see `checkpoint.recover`)."""
@@ -65,7 +70,7 @@ def _prepare_output(plan: Plan, console) -> tuple[set[str], dict]:
     if has_data and cfg.output.mode == "error":
         raise ConfigError(f"output.dir: {out} already holds a dataset (set output.mode: resume or overwrite)")
     if resumable:
-        return checkpoint.recover(out, [plan.data_dir, plan.rejects_dir])
+        return checkpoint.recover(out, _part_dirs(plan))
     if state is not None and has_data and cfg.output.mode == "resume":
         console.print("config changed since the last run in this directory: rebuilding "
                       "(cached stage results and teacher replies under _cache/ are reused)")
@@ -288,7 +293,8 @@ def _execute_quietly(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: Run
                 compute = ray.data.TaskPoolStrategy(size=r.concurrency) if r.concurrency else None
                 ds = ds.map_batches(X.StageTask(*args), compute=compute, **common)
         sink = X.make_sink(plan.data_dir, plan.rejects_dir, checkpoint.ledger_dir(plan.output_dir), plan.data_schema,
-                           cfg.output.rows_per_file, run_id, splits=cfg.output.splits, storage_options=S.options())
+                           cfg.output.rows_per_file, run_id, splits=cfg.output.splits, storage_options=S.options(),
+                           clips_dir=plan.clips_dir, clips_schema=plan.clips_schema)
         # Different resources keep Ray from fusing the stages into the write: fused, the write's
         # rows-per-file bundling would funnel every video through one task.
         if display.progress:
@@ -375,14 +381,14 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
     S.makedirs(plan.data_dir)
     # A write task that died after writing a part but before its ledger entry was retried under a
     # new name: its orphan part must not stay visible to readers.
-    checkpoint.recover(plan.output_dir, [plan.data_dir, plan.rejects_dir])
+    checkpoint.recover(plan.output_dir, _part_dirs(plan))
     # Totals over every committed part, this run's and any earlier interrupted run's.
     ledgers = checkpoint._ledgers(plan.output_dir)
     rows = sum(e["rows"] for e in ledgers.values())
     rejects_table = X.read_rejects(plan.rejects_dir)
     by_reason = X.summarize_rejects(rejects_table)
     stage_stats = _stage_summary(plan, records, wall)
-    files = sorted(S.join(d, f) for d in (plan.data_dir, plan.rejects_dir) for f in S.listdir(d) if f.endswith(".parquet"))
+    files = sorted(S.join(d, f) for d in _part_dirs(plan) for f in S.listdir(d) if f.endswith(".parquet"))
     manifest = {
         "name": cfg.name, "run_id": run_id, "level": plan.level, "config_hash": cfg.config_hash(),
         "stage_hashes": {s.name + f"#{s.index}": s.config_hash for s in plan.stages},
@@ -390,6 +396,7 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
         "inputs": len(discovered), "resumed_complete": already, "rows": rows, "rejects": rejects_table.num_rows, "rejects_by_reason": by_reason,
         "stages": stage_stats, "wall_s": round(wall, 3), "timeline": timeline, "versions": _versions(),
         "schema": [f"{f.name}: {f.type}" for f in plan.data_schema],
+        "clips_schema": [f"{f.name}: {f.type}" for f in plan.clips_schema] if plan.clips_schema else None,
         "files": [f[len(plan.output_dir):].lstrip("/\\") for f in files],
         "ray": {"address": address or cfg.ray.address or "local",
                 "executor": "in-process" if in_process else "ray"},   # see local_run.py
@@ -411,7 +418,7 @@ def _finish(cfg: BuildConfig, plan: Plan, console, refresh: bool) -> list[dict]:
     """The report, the exports and the card, read from the finished build. An output URL is mirrored
     (its tables only) to a local folder for them, and what they write is put back at the URL."""
     url = plan.output_dir if S.is_remote(plan.output_dir) else None
-    local = remote.mirror_tables(url, plan.local_dir, [plan.level, "rejects"]) if url else plan.output_dir
+    local = remote.mirror_tables(url, plan.local_dir, [plan.level, "rejects", *([R.CLIPS_TABLE] if plan.clips_dir else [])]) if url else plan.output_dir
     try:
         from .report import write_report
 

@@ -282,7 +282,9 @@ Q_SEMANTIC_SIMILARITY = "q_semantic_similarity"   # semdedup: cosine to the near
 FIELD_TYPES.update({CLIP_EMBEDDING: pa.list_(pa.float32()), CLIP_EMBED_MODEL: pa.string(), Q_AESTHETIC: pa.float32(),
                     Q_TEXT_SIMILARITY: pa.float32(), SEMANTIC_DUPLICATE_OF: pa.string(),
                     Q_SEMANTIC_SIMILARITY: pa.float32()})
-CLIP_EMBED_COLUMNS = (CLIP_EMBEDDING, CLIP_EMBED_MODEL, Q_AESTHETIC, Q_TEXT_SIMILARITY)
+Q_WATERMARK = "q_watermark"                    # watermark probability (a head on the embeddings), mean over frames
+FIELD_TYPES.update({Q_WATERMARK: pa.float32()})
+CLIP_EMBED_COLUMNS = (CLIP_EMBEDDING, CLIP_EMBED_MODEL, Q_AESTHETIC, Q_TEXT_SIMILARITY, Q_WATERMARK)
 Q_NSFW = "q_nsfw"                              # nsfw: highest detection score of the configured classes, worst frame
 NSFW_LABELS = "nsfw_labels"                    # nsfw: the configured classes detected in any frame
 FIELD_TYPES.update({Q_NSFW: pa.float32(), NSFW_LABELS: pa.list_(pa.string())})
@@ -305,6 +307,14 @@ TURN_TYPE = pa.struct([pa.field("role", pa.string()), pa.field("content", pa.str
 FIELD_TYPES.update({CHOSEN: pa.string(), REJECTED: pa.string(),
                     PREFERENCE_CANDIDATES: pa.list_(PREFERENCE_CANDIDATE_TYPE), TURNS: pa.list_(TURN_TYPE)})
 SAMPLE_COLUMNS = (*SAMPLE_COLUMNS, CHOSEN, REJECTED, PREFERENCE_CANDIDATES, TURNS)
+
+# --- the clips table of a sample build: each clip's frames stored once, in `<out>/clips/` ---
+# A sample row refers to its clip by CLIP_ID; the sink moves these columns off the sample rows into one
+# row per clip (same part names and splits as the samples), and every reader of frames joins them back
+# by CLIP_ID (`vdata.exporters.source.join_clip_frames`). A clip-level build's rows are the clips already.
+CLIPS_TABLE = "clips"                          # the folder (and `datasets` config) of the clips table
+CLIPS_TABLE_PAYLOAD = FRAME_COLUMNS            # what moves off the sample rows
+CLIPS_TABLE_COLUMNS = (SOURCE_URI, VIDEO_ID, CLIP_ID, START_S, END_S, *CLIPS_TABLE_PAYLOAD)
 
 # Canonical column order: a schema always lists its columns in this order.
 _ORDER = {name: i for i, name in enumerate(FIELD_TYPES)}

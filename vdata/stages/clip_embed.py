@@ -9,10 +9,14 @@ online; see `vdata/teachers/vision_text.py`). Writes:
   null when no head is configured;
 - `q_text_similarity`: the cosine between each frame and the row's caption (`text_column`), averaged over
   the frames — a CLIP score, as Panda-70M's caption matching and HowToCaption's alignment filter use; null
-  when the row has no such text.
+  when the row has no such text;
+- `q_watermark`: a watermark probability per frame from a classifier head on the same embeddings
+  (`watermark_head`: Linear layers ending in one logit, the file format of `aesthetic_head`; the sigmoid
+  is the probability), averaged over the clip — LAION-5B's `pwatermark` filter, as Data-Juicer's
+  `video_watermark_filter` applies it to video frames (mean over frames); null when no head is configured.
 
-Thresholds: `aesthetic_min` (reject `low_aesthetic`) and `text_similarity_min` (reject
-`caption_mismatch`); a null score passes. With `drop_below: false` every row is kept with its scores,
+Thresholds: `aesthetic_min` (reject `low_aesthetic`), `text_similarity_min` (reject `caption_mismatch`)
+and `watermark_max` (reject `watermark` above it; LAION-5B's subsets used 0.8); a null score passes. With `drop_below: false` every row is kept with its scores,
 and `vdata rethreshold` applies a threshold later from the stored columns. Cosine scales differ between
 model families (SigLIP's are lower than CLIP's), so no threshold is set by default.
 
@@ -43,6 +47,8 @@ class ClipEmbedConfig(StageConfig):
     text_column: Literal["caption", "video_caption", "transcript", "question", "answer"] = "caption"
     aesthetic_min: float | None = None           # reject low_aesthetic below this
     text_similarity_min: float | None = Field(None, ge=-1, le=1)   # reject caption_mismatch below this
+    watermark_head: str | None = None            # state-dict file: Linear layers → one logit; null: no q_watermark
+    watermark_max: float | None = Field(None, ge=0, le=1)   # reject watermark above this probability
     drop_below: bool = True                      # false: score only (thresholds re-applied later)
     device: Literal["auto", "cpu", "cuda"] = "auto"   # auto: cuda when the stage asks for a GPU and has one
     model_batch_size: int = Field(64, ge=1)      # frames per forward pass
@@ -58,7 +64,7 @@ class ClipEmbedStage(Stage):
     is_filter = True
 
     def setup(self) -> None:
-        from vdata.teachers.vision_text import AestheticHead, VisionTextModel
+        from vdata.teachers.vision_text import AestheticHead, VisionTextModel, WatermarkHead
 
         cfg = self.config
         res = self.resources()
@@ -69,9 +75,11 @@ class ClipEmbedStage(Stage):
             device = "cuda" if res.num_gpus and torch.cuda.is_available() else "cpu"
         self.model = VisionTextModel(cfg.model, device=device, threads=max(1, round(res.num_cpus)))
         self.head = AestheticHead.load(cfg.aesthetic_head) if cfg.aesthetic_head else None
-        if self.head is not None and self.head.input_dim != self.model.dim:
-            raise ValueError(f"stages.clip_embed.aesthetic_head: {cfg.aesthetic_head} takes {self.head.input_dim}-d "
-                             f"embeddings; {cfg.model} gives {self.model.dim}-d")
+        self.watermark = WatermarkHead.load(cfg.watermark_head) if cfg.watermark_head else None
+        for key, head in (("aesthetic_head", self.head), ("watermark_head", self.watermark)):
+            if head is not None and head.input_dim != self.model.dim:
+                raise ValueError(f"stages.clip_embed.{key}: {getattr(cfg, key)} takes {head.input_dim}-d "
+                                 f"embeddings; {cfg.model} gives {self.model.dim}-d")
 
     def process_batch(self, rows: list[dict]) -> list[dict | Reject]:
         """All frames of all clips in the batch through the model at once; rows that fail to decode are rejects."""
@@ -90,7 +98,8 @@ class ClipEmbedStage(Stage):
             images.extend(decoded)
             owners.extend([i] * len(decoded))
         vectors = self.model.embed_images(images, batch_size=self.config.model_batch_size)
-        aesthetic = self.head.score(vectors) if self.head is not None else None
+        aesthetic = self.head.score(vectors) if self.head is not None and len(vectors) else None
+        watermark = self.watermark.probability(vectors) if self.watermark is not None and len(vectors) else None
         owners_arr = np.asarray(owners)
         texts = {i: (rows[i].get(TEXT_COLUMNS[self.config.text_column]) or "").strip() for i in range(len(rows))}
         with_text = [i for i in range(len(rows)) if i not in out and texts[i]]
@@ -100,11 +109,11 @@ class ClipEmbedStage(Stage):
                 continue
             mine = vectors[owners_arr == i]
             out[i] = self._scored(row, mine, None if aesthetic is None else aesthetic[owners_arr == i],
-                                  text_vecs.get(i))
+                                  text_vecs.get(i), None if watermark is None else watermark[owners_arr == i])
         return [out[i] for i in range(len(rows))]
 
     def _scored(self, row: dict, frame_vecs: np.ndarray, aesthetic: np.ndarray | None,
-                text_vec: np.ndarray | None) -> dict | Reject:
+                text_vec: np.ndarray | None, watermark: np.ndarray | None = None) -> dict | Reject:
         from vdata.teachers.vision_text import mean_embedding
 
         cfg = self.config
@@ -113,6 +122,7 @@ class ClipEmbedStage(Stage):
         row[R.CLIP_EMBED_MODEL] = self.model.name
         row[R.Q_AESTHETIC] = None if aesthetic is None else float(aesthetic.mean())
         row[R.Q_TEXT_SIMILARITY] = None if text_vec is None else float((frame_vecs @ text_vec).mean())
+        row[R.Q_WATERMARK] = None if watermark is None else float(watermark.mean())
         if not cfg.drop_below:
             return row
         score = row[R.Q_AESTHETIC]
@@ -125,4 +135,8 @@ class ClipEmbedStage(Stage):
                                f"text_similarity_min {cfg.text_similarity_min}", q_text_similarity=sim,
                                text_similarity_min=cfg.text_similarity_min,
                                text=(row.get(TEXT_COLUMNS[cfg.text_column]) or "")[:200])
+        mark = row[R.Q_WATERMARK]
+        if cfg.watermark_max is not None and mark is not None and mark > cfg.watermark_max:
+            return self.reject(row, "watermark", f"watermark probability {mark:.3f} > watermark_max {cfg.watermark_max} "
+                               f"(mean of {len(frame_vecs)} frames)", q_watermark=mark, watermark_max=cfg.watermark_max)
         return row

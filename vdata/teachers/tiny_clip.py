@@ -1,4 +1,5 @@
-"""Build a tiny, randomly initialised CLIP (or SigLIP) checkpoint and a LAION-style aesthetic head offline.
+"""Build a tiny, randomly initialised CLIP (or SigLIP) checkpoint, a LAION-style aesthetic head and a
+watermark head offline.
 
 A real model directory (config, safetensors, a CLIP BPE tokenizer built here from local text, image
 processor) that `transformers.AutoModel` / `AutoProcessor` load like a released CLIP; weights are
@@ -7,7 +8,7 @@ structure, batching and thresholds, never that a score is "right". ≈100 k para
 second on a CPU.
 
     from vdata.teachers.tiny_clip import build_tiny_clip
-    path = build_tiny_clip("/tmp/tiny-clip")          # also writes aesthetic_head.safetensors inside
+    path = build_tiny_clip("/tmp/tiny-clip")   # also writes aesthetic_head / watermark_head.safetensors inside
 
     path = build_tiny_clip("/tmp/tiny-siglip", "siglip")   # the SigLIP family (last-token text pooling)
 
@@ -25,11 +26,12 @@ from typing import Literal
 from .tiny_models import _corpus
 
 Family = Literal["clip", "siglip"]
-RECIPE_VERSION = "2"
+RECIPE_VERSION = "3"   # 3: the watermark head
 VOCAB_TARGET = 2048
 IMAGE_SIZE = 64
 PROJECTION_DIM = 32
 HEAD_FILE = "aesthetic_head.safetensors"
+WATERMARK_HEAD_FILE = "watermark_head.safetensors"
 # caption-like words, so test captions tokenize into words rather than letters
 _CAPTIONS = ("a person walks a dog along a street at night; a red car drives past a bright shop window. "
              "colour bars, a test pattern, a fractal, text on screen, a blurry dark scene, a sunny beach. ") * 40
@@ -102,6 +104,7 @@ def build_tiny_clip(out_dir: str | os.PathLike[str], family: Family = "clip", *,
     model.eval().save_pretrained(out, safe_serialization=True)
     processor.save_pretrained(out)
     write_tiny_aesthetic_head(out / HEAD_FILE, PROJECTION_DIM)
+    write_tiny_watermark_head(out / WATERMARK_HEAD_FILE, PROJECTION_DIM)
     stamp.write_text(want)
     return out
 
@@ -116,5 +119,17 @@ def write_tiny_aesthetic_head(path: str | os.PathLike[str], dim: int, seed: int 
              "layers.0.bias": np.zeros(16, np.float32),
              "layers.1.weight": rng.normal(0, 0.25, (1, 16)).astype(np.float32),
              "layers.1.bias": np.full(1, 5.0, np.float32)}   # centred on LAION's 1-10 scale
+    save_file(state, str(path))
+    return Path(path)
+
+
+def write_tiny_watermark_head(path: str | os.PathLike[str], dim: int, seed: int = 1) -> Path:
+    """A random linear watermark probe (dim → one logit), as safetensors: `WatermarkHead`'s format."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(seed)
+    state = {"probe.weight": rng.normal(0, 4 * dim ** -0.5, (1, dim)).astype(np.float32),   # logits of a few units
+             "probe.bias": np.zeros(1, np.float32)}
     save_file(state, str(path))
     return Path(path)

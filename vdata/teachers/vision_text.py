@@ -125,15 +125,17 @@ def _layer_order(key: str) -> tuple:
 class AestheticHead:
     """LAION-style aesthetic predictor: Linear layers applied in order to the unit image embedding."""
 
+    kind = "aesthetic"   # names the head in messages
+
     def __init__(self, layers: list[tuple[np.ndarray, np.ndarray]], source: str = ""):
         if not layers:
-            raise VisionTextModelError(f"aesthetic head {source!r}: no Linear layers (weight/bias pairs) found")
+            raise VisionTextModelError(f"{self.kind} head {source!r}: no Linear layers (weight/bias pairs) found")
         for (w, _), (w2, _) in zip(layers, layers[1:]):
             if w2.shape[1] != w.shape[0]:
-                raise VisionTextModelError(f"aesthetic head {source!r}: layer widths do not chain "
+                raise VisionTextModelError(f"{self.kind} head {source!r}: layer widths do not chain "
                                            f"({w.shape} then {w2.shape})")
         if layers[-1][0].shape[0] != 1:
-            raise VisionTextModelError(f"aesthetic head {source!r}: last layer gives {layers[-1][0].shape[0]} "
+            raise VisionTextModelError(f"{self.kind} head {source!r}: last layer gives {layers[-1][0].shape[0]} "
                                        "outputs, not one score")
         self.layers = layers
         self.source = source
@@ -147,7 +149,7 @@ class AestheticHead:
         """A state dict of Linear layers (`*.weight` 2-D + `*.bias`), e.g. LAION's `sac+logos+ava1-l14-linearMSE.pth`."""
         p = Path(resolve_model(path))
         if not p.is_file():
-            raise VisionTextModelError(f"aesthetic head {path!r}: no such file")
+            raise VisionTextModelError(f"{cls.kind} head {path!r}: no such file")
         if p.suffix == ".safetensors":
             from safetensors.numpy import load_file
 
@@ -168,8 +170,20 @@ class AestheticHead:
         """(n, dim) unit embeddings → (n,) scores."""
         x = np.asarray(embeddings, np.float32)
         if x.shape[-1] != self.input_dim:
-            raise VisionTextModelError(f"aesthetic head {self.source!r} takes {self.input_dim}-d embeddings; "
+            raise VisionTextModelError(f"{self.kind} head {self.source!r} takes {self.input_dim}-d embeddings; "
                                        f"the vision-text model gives {x.shape[-1]}-d")
         for w, b in self.layers:
             x = x @ w.T + b
         return x[:, 0]
+
+
+class WatermarkHead(AestheticHead):
+    """A watermark classifier on the unit image embedding, as LAION-5B's curation scored a watermark
+    probability per image: Linear layers (a linear probe or an MLP, the file format of `AestheticHead`)
+    ending in one logit; `probability()` is its sigmoid."""
+
+    kind = "watermark"
+
+    def probability(self, embeddings: np.ndarray) -> np.ndarray:
+        """(n, dim) unit embeddings → (n,) watermark probabilities in [0, 1]."""
+        return 1.0 / (1.0 + np.exp(-self.score(embeddings).astype(np.float64)))
