@@ -418,7 +418,8 @@ def _finish(cfg: BuildConfig, plan: Plan, console, refresh: bool) -> list[dict]:
     """The report, the exports and the card, read from the finished build. An output URL is mirrored
     (its tables only) to a local folder for them, and what they write is put back at the URL."""
     url = plan.output_dir if S.is_remote(plan.output_dir) else None
-    local = remote.mirror_tables(url, plan.local_dir, [plan.level, "rejects", *([R.CLIPS_TABLE] if plan.clips_dir else [])]) if url else plan.output_dir
+    tables = [plan.level, "rejects", *([R.CLIPS_TABLE] if plan.clips_dir else [])]
+    local = remote.mirror_tables(url, plan.local_dir, tables) if url else plan.output_dir
     try:
         from .report import write_report
 
