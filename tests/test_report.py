@@ -39,7 +39,8 @@ def markdown_images(md_text: str, out_dir: Path) -> list[Path]:
 
 
 def assert_self_contained(html_text: str) -> None:
-    assert "<script" not in html_text.lower()
+    # one inline script (the viewer's filter, sortable tables); nothing loaded from a file or the network
+    assert html_text.lower().count("<script") == 1 and "<script>" in html_text and "<script src" not in html_text
     assert not re.search(r'(src|href)="(https?:)?//', html_text), "the report must not load anything from the network"
     for tag, src in re.findall(r'(<img[^>]+src="([^"]+)")', html_text):   # plots PNG, frame thumbnails JPEG
         assert src.startswith("data:image/jpeg;base64," if 'class="thumb"' in tag else "data:image/png;base64,")
@@ -66,11 +67,11 @@ def screenshot(html_path: str, png_path: Path, profile_dir: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def dump_dom(html_path: str, profile_dir: Path) -> str:
-    """The DOM as Chromium built it (after parsing and layout), not the file as written."""
+def dump_dom(html_path: str, profile_dir: Path, fragment: str = "") -> str:
+    """The DOM as Chromium built it (after parsing, layout and the page's script), not the file as written."""
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
            "--disable-background-networking", f"--user-data-dir={profile_dir}", "--dump-dom",
-           "file://" + os.path.abspath(html_path)]
+           "file://" + os.path.abspath(html_path) + fragment]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     assert "<html" in proc.stdout, f"chromium dumped no DOM (exit {proc.returncode}): {proc.stderr[-2000:]}"
     return proc.stdout
@@ -276,6 +277,15 @@ def test_sample_viewer_shows_frames_text_evidence_and_reject_messages_in_chromiu
     dom = dump_dom(html_path, tmp_path / "profile")
     assert dom.count('<img class="thumb"') == 18 * 2 - 6   # open QA cards show only their one cited frame
     assert "the ball rolls in video 2" in dom
+    assert 'data-shown="18"' in dom and "18 of 18 samples shown" in dom   # the script ran: nothing filtered
+    # filtered from the URL: only the cards whose text has every word stay, and empty task groups hide
+    cards = re.findall(r"<article class=\"sample\">(.*?)</article>", viewer, re.S)
+    expected = sum(1 for c in cards if "vid2" in c and "rolls" in c)
+    assert 0 < expected < len(cards)
+    filtered = dump_dom(html_path, tmp_path / "profile", "#filter=vid2%20rolls")
+    assert f'data-shown="{expected}"' in filtered
+    visible = re.findall(r"<article class=\"sample\"(?! hidden)", filtered)
+    assert len(visible) == expected and filtered.count('<article class="sample" hidden=""') == len(cards) - expected
     img = screenshot(html_path, tmp_path / "viewer.png", tmp_path / "profile")
     # the thumbnails were decoded and drawn at 160 px: both frame colours fill thousands of pixels
     assert pixels_near(img, "#ff00ff", 40) > 5000 and pixels_near(img, "#00c8ff", 40) > 5000
