@@ -69,7 +69,13 @@ def test_quickstart_runs_end_to_end_with_declared_schema(tmp_path, ray_local):
     table = read(result.data_dir)
     assert table.num_rows == result.rows
     assert not any(c.startswith("_reject") for c in table.column_names)
-    rows = table.to_pylist()
+    # frames are stored once per clip in the clips table; samples refer to it by clip_id
+    assert R.FRAMES not in table.column_names and plan.clips_dir
+    from vdata.exporters.source import open_build
+
+    build_dir = open_build(result.output_dir)
+    assert build_dir.clip_table().num_rows == len(set(table[R.CLIP_ID].to_pylist()))
+    rows = build_dir.join_frames(table).to_pylist()
     assert len({r[R.SAMPLE_ID] for r in rows}) == len(rows)
     for r in rows:
         assert len(r[R.FRAMES]) == 8
