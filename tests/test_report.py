@@ -88,6 +88,10 @@ def quickstart_out(tmp_path_factory, ray_local):
     from vdata.pipelines.runner import build
     from vdata.schemas.config import load_config
 
+    # a fresh Ray: pools or objects an earlier module left behind would slow this build, whose wall time
+    # test_plan_estimates_... compares with the plan's estimate
+    ray_local.shutdown()
+    ray_local.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     tmp = tmp_path_factory.mktemp("report_build")
     data = yaml.safe_load(QUICKSTART.read_text())
     data["input"] = [{"path": str(ROOT / "examples" / "videos")}]
