@@ -148,7 +148,10 @@ def test_kill_and_resume_on_s3(tmp_path, s3, videos, ray_local):
     out = f"s3://{bucket}/out"
     cfg_path = tmp_path / "s3.yaml"
     # one part per write task, and one video per block (runner.py): commits come video by video
-    cfg_path.write_text(yaml.safe_dump(_config([{"glob": f"s3://{bucket}/in/*.mp4"}], out, endpoint, rows_per_file=1)))
+    killed_cfg = _config([{"glob": f"s3://{bucket}/in/*.mp4"}], out, endpoint, rows_per_file=1)
+    # through Ray, as designed above: in process, 4 small videos can all commit between two S3 listings
+    killed_cfg["ray"] = {**killed_cfg.get("ray", {}), "executor": "ray"}
+    cfg_path.write_text(yaml.safe_dump(killed_cfg))
     tmp_root = Path(tempfile.mkdtemp(prefix="vs", dir="/tmp"))   # Ray's socket paths must stay short
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": str(tmp_root),
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
