@@ -103,6 +103,16 @@ def ratio_row(name: str, limit, stage) -> list:
             f"{limit[0] / stage[0]:.2f}", f"{limit[1] / max(stage[1], 1e-9):.2f}"]
 
 
+def stage_table(title: str, path: str, rows: list[dict], times_of, stages: dict) -> None:
+    """Each stage of `stages` ({label: set-up stage}) over `rows` against the decode limit of the frames
+    it reads (`times_of(row)`), as one table (bench_frames and bench_quality)."""
+    limit = measured(lambda: sum(decode_limit(path, times_of(r)) for r in rows))
+    out = [["decode limit (PyAV, no conversion)", f"{limit[0] * 1000:.0f} ms", f"{limit[1] * 1000:.0f} ms", "1.00", "1.00"]]
+    for label, stage in stages.items():
+        out.append(ratio_row(label, limit, measured(lambda: [stage.process_row(r) for r in rows])))
+    table(f"{title} (x = decode-limit time / stage time; goal >= 0.8)", ["stage", "wall", "CPU", "x wall", "x CPU"], out)
+
+
 def main():
     from vdata.stages.base import RunContext
     from vdata.stages.frames import FramesConfig, FramesStage, sample_times
@@ -111,16 +121,12 @@ def main():
     for name, path in corpora(quick):
         rows = clip_rows(path)
         cfg = FramesConfig()
-        limit = measured(lambda: sum(decode_limit(path, sample_times(cfg.mode, r[R.START_S], r[R.END_S], cfg)) for r in rows))
-        out = [["decode limit (PyAV, no conversion)", f"{limit[0] * 1000:.0f} ms", f"{limit[1] * 1000:.0f} ms", "1.00", "1.00"]]
+        stages = {}
         for backend in ("auto", "decord", "pyav"):
-            stage = FramesStage(FramesConfig(backend=backend), RunContext(output_dir=""))
-            stage.setup()
-            got = measured(lambda: [stage.process_row(r) for r in rows])
-            out.append(ratio_row(f"frames stage, backend {backend}", limit, got))
-        table(f"{name}: {len(rows)} clips x uniform-{cfg.num_frames} at {cfg.max_side} px "
-              f"(x = decode-limit time / stage time; goal >= 0.8)",
-              ["reader", "wall", "CPU", "x wall", "x CPU"], out)
+            stages[f"frames stage, backend {backend}"] = FramesStage(FramesConfig(backend=backend), RunContext(output_dir=""))
+            stages[f"frames stage, backend {backend}"].setup()
+        stage_table(f"{name}: {len(rows)} clips x uniform-{cfg.num_frames} at {cfg.max_side} px", path, rows,
+                    lambda r: sample_times(cfg.mode, r[R.START_S], r[R.END_S], cfg), stages)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import table  # noqa: E402
-from bench_frames import clip_rows, corpora, decode_limit, measured, ratio_row  # noqa: E402
+from bench_frames import clip_rows, corpora, stage_table  # noqa: E402
 
 from vdata.schemas import records as R  # noqa: E402
 
@@ -40,16 +39,12 @@ def main():
     for name, path in corpora(quick):
         rows = clip_rows(path)
         n = QualityConfig().num_frames
-        limit = measured(lambda: sum(decode_limit(path, read_times(r, n)) for r in rows))
-        out = [["decode limit (PyAV, no conversion)", f"{limit[0] * 1000:.0f} ms", f"{limit[1] * 1000:.0f} ms", "1.00", "1.00"]]
+        stages = {}
         for label, cfg in variants.items():
-            stage = QualityStage(QualityConfig(**cfg), RunContext(output_dir=""))
-            stage.setup()
-            got = measured(lambda: [stage.process_row(r) for r in rows])
-            out.append(ratio_row(f"quality stage, {label}", limit, got))
-        table(f"{name}: {len(rows)} clips x {2 * n} frames at {QualityConfig().analysis_max_side} px "
-              f"(x = decode-limit time / stage time; goal >= 0.8)",
-              ["stage", "wall", "CPU", "x wall", "x CPU"], out)
+            stages[f"quality stage, {label}"] = QualityStage(QualityConfig(**cfg), RunContext(output_dir=""))
+            stages[f"quality stage, {label}"].setup()
+        stage_table(f"{name}: {len(rows)} clips x {2 * n} frames at {QualityConfig().analysis_max_side} px", path, rows,
+                    lambda r: read_times(r, n), stages)
 
 
 if __name__ == "__main__":
