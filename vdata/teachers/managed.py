@@ -90,10 +90,6 @@ def _on_signal(signum: int, frame: Any) -> None:
 def install_stop_handlers() -> None:
     """Stop every live server on SIGINT / SIGTERM and at exit. Signal handlers can only be set from the
     main thread: call this there before starting servers from other threads."""
-    _install_handlers()
-
-
-def _install_handlers() -> None:
     global _HANDLERS_INSTALLED
     with _REG_LOCK:
         if _HANDLERS_INSTALLED:
@@ -177,7 +173,7 @@ class ManagedServer:
     def start(self) -> "ManagedServer":
         if self.proc is not None:
             return self
-        _install_handlers()
+        install_stop_handlers()
         attempts = 1 if self.requested_port else 3
         last: Exception | None = None
         for _ in range(attempts):
