@@ -90,7 +90,8 @@ def main() -> int:
 
 def measure(seconds: int, runs: int) -> None:
     path = cached_video(f"overhead_720p_{seconds}s.mp4", lambda p: make_video(p, seconds))
-    decode_s, frames = statistics.median([decode_only(path)[0] for _ in range(runs)]), decode_only(path)[1]
+    decodes = [decode_only(path) for _ in range(runs)]   # (seconds, frames): the frame count comes with them
+    decode_s, frames = statistics.median(s for s, _ in decodes), decodes[0][1]
     direct(path)   # warm: imports, page cache
     direct_s = statistics.median(direct(path) for _ in range(runs))
     rows = []
