@@ -8,6 +8,7 @@ files in one pass, so nothing is decoded or computed twice to split them.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -246,6 +247,10 @@ def forget_stages(run_id: str) -> None:
         del _STAGE_CACHE[key]
 
 
+_REPORT_TIMEOUT_S = 60.0
+_REPORT_WARNED: list = []
+
+
 def _report(actor_name: str, record: dict) -> None:
     if actor_name == LOCAL_COLLECTOR:
         if _LOCAL[0] is not None:
@@ -257,9 +262,14 @@ def _report(actor_name: str, record: dict) -> None:
         handle = _ACTOR_HANDLES.get(actor_name)
         if handle is None:
             handle = _ACTOR_HANDLES[actor_name] = ray.get_actor(actor_name)
-        handle.record.remote(record)   # fire and forget: stats never slow the data path
-    except Exception:
-        pass
+        # Waited for (about a millisecond): fired and forgotten, a record still in flight when the last
+        # write finishes is missing from the run's stats, and on a loaded machine that can be a whole stage.
+        ray.get(handle.record.remote(record), timeout=_REPORT_TIMEOUT_S)
+    except Exception as e:   # stats are never worth failing the data path for; say so, once per worker
+        if not _REPORT_WARNED:
+            _REPORT_WARNED.append(True)
+            logging.getLogger("vdata").warning("stage stats not recorded (%s: %s); the report's counts may be short",
+                                               type(e).__name__, e)
 
 
 class StageTask:
