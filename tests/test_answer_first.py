@@ -2,7 +2,7 @@
 
 Teacher-free tests take the narrated demo scripts' sentences (the facts `vdata demo-videos` speaks) and
 check the spans, the masked prompt, the grounding check and the distractors. One slow test runs the
-generate stage with SmolLM2-135M on llama.cpp over speech-only clips and checks what it keeps: every
+generate stage with SmolLM2-135M on vLLM's CPU engine over speech-only clips and checks what it keeps: every
 answer stands in the transcript, every question is framed as one about speech, one sample per question.
 """
 from __future__ import annotations
@@ -108,11 +108,11 @@ def _speech_clip(clip_id: str, sentence: str) -> dict:
 
 
 @pytest.mark.slow
-def test_smollm_writes_grounded_speech_questions_for_transcript_answers(llama, tmp_path):
+def test_smollm_writes_grounded_speech_questions_for_transcript_answers(smollm, tmp_path):
     cfg = GenerateConfig(teacher="writer", max_tokens=64, tasks={
         "open_qa": {"per_clip": 1, "answer_first": True, "candidates": 3, "question_types": {"speech": 1}},
         "mcq": {"per_clip": 1, "answer_first": True, "candidates": 3, "question_types": {"speech": 1}}})
-    stage = GenerateStage(cfg, RunContext(output_dir="", teachers={"writer": L.openai_teacher(llama)},
+    stage = GenerateStage(cfg, RunContext(output_dir="", teachers={"writer": L.openai_teacher(smollm)},
                                           cache_dir=str(tmp_path / "cache")))
     stage.setup()
     script = SCRIPTS[0]

@@ -4,7 +4,7 @@
 The teacher-free tests run on clip rows of a real video: an ffmpeg render with hard cuts, cut into
 clips by the probe and shots stages through `vdata.run_stage`; the events are set as the caption stage
 or the annotations stage would write them. The order the test expects is recomputed from the events'
-own times, never hard-coded. The teacher test uses SmolLM2-135M on llama.cpp and checks structure only.
+own times, never hard-coded. The teacher test uses SmolLM2-135M on vLLM's CPU engine and checks structure only.
 """
 from __future__ import annotations
 
@@ -237,11 +237,11 @@ TEACHER_REJECTS = {"teacher_error", "bad_reply", "bad_options", "bad_evidence", 
 
 
 @pytest.mark.slow
-def test_clue_qa_twins_and_false_premise_with_smollm(clip_rows, llama, tmp_path):
+def test_clue_qa_twins_and_false_premise_with_smollm(clip_rows, smollm, tmp_path):
     rows = [with_events(c, 3, offset=i) for i, c in enumerate(clip_rows[:2])]
     cfg = GenerateConfig(teacher="writer", max_tokens=200, tasks={
         "clue_qa": {"per_clip": 1, "question_types": {"action": 1, "attribute": 1}}, "false_premise": {"per_clip": 1}})
-    stage = GenerateStage(cfg, RunContext(output_dir="", teachers={"writer": L.openai_teacher(llama)},
+    stage = GenerateStage(cfg, RunContext(output_dir="", teachers={"writer": L.openai_teacher(smollm)},
                                           cache_dir=str(tmp_path / "cache")))
     stage.setup()
     out = stage.process_batch(rows)

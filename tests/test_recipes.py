@@ -20,6 +20,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+import labelled_set as L
+
 from vdata.cli import main
 from vdata.schemas import records as R
 from vdata.schemas.recipes import HEADER_FIELDS, RecipeError, load_recipe, new_config_text, recipes_dir
@@ -326,31 +328,14 @@ def test_annotation_recipe_builds_with_no_teacher_byte_identical_twice(name, tmp
 
 
 @pytest.fixture(scope="module")
-def demo_servers(tmp_path_factory):
-    """The two demo teachers, started once for every teacher recipe build in this module."""
-    import labelled_set as L
-
-    if not (L.have_llama() and L.have_vllm()):
-        pytest.skip("needs llama.cpp + SmolLM2 and the vLLM CPU engine")
-    from vdata.stages.caption import ensure_tiny_vlm
-
-    from caption_conftest import CPU_ENGINE   # room for the 8 frames per request the recipes send
-    from vdata.teachers.managed import ManagedServer
-
-    logs = tmp_path_factory.mktemp("recipe-servers")
-    llama = L.start_llama(str(logs))
-    try:
-        model = ensure_tiny_vlm(tmp_path_factory.mktemp("tiny") / "tiny-qwen2_5_vl")
-        vlm = ManagedServer("vllm", str(model), served_model_name="tiny-vlm", engine_args=dict(CPU_ENGINE),
-                            env={"VLLM_CPU_KVCACHE_SPACE": "1"}, startup_timeout_s=600, log_dir=str(logs)).start()
-    except Exception:
-        llama.stop()
-        raise
+def demo_servers(llama, vlm_server):
+    """The two demo teachers for every teacher recipe build in this module: the session's tiny VLM, and
+    SmolLM2 on llama.cpp. The writer stays on llama.cpp's Q4_1 weights: on this test video the
+    bf16 model vLLM serves writes videoespresso's and cg_bench's questions so that wellformed rejects
+    every one (bare note ids, statements), and these builds must keep samples to check their formats."""
     # short replies: the VLM is random, so its length says nothing; SmolLM2 needs room for JSON
-    yield {"captioner": L.openai_teacher(vlm, sampling={"max_tokens": 24}, video={"mode": "frames"}),
-           "writer": L.openai_teacher(llama, max_concurrency=2)}
-    vlm.stop()
-    llama.stop()
+    return {"captioner": L.openai_teacher(vlm_server, sampling={"max_tokens": 24}, video={"mode": "frames"}),
+            "writer": L.openai_teacher(llama, max_concurrency=2)}
 
 
 # Built end to end with the demo teachers. vigc, koala36m, vript, howtocaption and lita_rtl validate and are

@@ -128,27 +128,20 @@ def test_stored_share_rethresholds_without_a_teacher(tmp_path):
 @pytest.mark.slow
 @pytest.mark.vllm
 @pytest.mark.skipif(not L.have_vllm(), reason="vLLM not installed")
-def test_stage_on_tiny_vlm(colours, tmp_path_factory):
-    from vdata.teachers.tiny_models import build_tiny_vlm
-
-    model = build_tiny_vlm(tmp_path_factory.mktemp("models") / "tiny-qwen2_5_vl", "qwen2_5_vl")
-    srv = L.start_vllm(str(model), str(tmp_path_factory.mktemp("vllm-logs")))
-    try:
-        teachers = {"vlm": L.openai_teacher(srv, sampling={"max_tokens": 24})}
-        rows = [mcq("a", colours, spans=[(2.2, 3.8)]), mcq("b", colours, start=4.0, end=6.0, answer_index=2),
-                dict(mcq("open", colours), **{R.TASK: "open_qa", R.OPTIONS: None, R.ANSWER_INDEX: None}),
-                mcq("gone", "/nowhere.mp4")]
-        stage = SingleFrameStage(SingleFrameConfig(teacher="vlm", max_single_frame_correct=None),
-                                 RunContext(output_dir="", teachers=teachers))
-        stage.setup()
-        out = {(r.row if isinstance(r, Reject) else r)[R.SAMPLE_ID]: r for r in stage.process_batch(rows)}
-        for sid, t in (("a", 3.0), ("b", 5.0)):
-            row = out[sid]
-            assert not isinstance(row, Reject), row
-            assert row[R.V_SINGLE_FRAME_CORRECT] in (0.0, 1 / 3, 2 / 3, 1.0) and abs(row[R.V_SINGLE_FRAME_TIME_S] - t) <= 0.1
-        assert out["open"][R.V_SINGLE_FRAME_CORRECT] is None          # not an MCQ: not checked, kept
-        assert isinstance(out["gone"], Reject) and out["gone"].reason == "unreadable"   # no video: its own reject
-        stats = stage.teacher.stats()
-        assert stats["requests"] == 6 and stats["prompt_tokens"] > 6 * 40   # three rotations each, with an image
-    finally:
-        srv.stop()
+def test_stage_on_tiny_vlm(colours, vlm_server):
+    teachers = {"vlm": L.openai_teacher(vlm_server, sampling={"max_tokens": 24})}
+    rows = [mcq("a", colours, spans=[(2.2, 3.8)]), mcq("b", colours, start=4.0, end=6.0, answer_index=2),
+            dict(mcq("open", colours), **{R.TASK: "open_qa", R.OPTIONS: None, R.ANSWER_INDEX: None}),
+            mcq("gone", "/nowhere.mp4")]
+    stage = SingleFrameStage(SingleFrameConfig(teacher="vlm", max_single_frame_correct=None),
+                             RunContext(output_dir="", teachers=teachers))
+    stage.setup()
+    out = {(r.row if isinstance(r, Reject) else r)[R.SAMPLE_ID]: r for r in stage.process_batch(rows)}
+    for sid, t in (("a", 3.0), ("b", 5.0)):
+        row = out[sid]
+        assert not isinstance(row, Reject), row
+        assert row[R.V_SINGLE_FRAME_CORRECT] in (0.0, 1 / 3, 2 / 3, 1.0) and abs(row[R.V_SINGLE_FRAME_TIME_S] - t) <= 0.1
+    assert out["open"][R.V_SINGLE_FRAME_CORRECT] is None          # not an MCQ: not checked, kept
+    assert isinstance(out["gone"], Reject) and out["gone"].reason == "unreadable"   # no video: its own reject
+    stats = stage.teacher.stats()
+    assert stats["requests"] == 6 and stats["prompt_tokens"] > 6 * 40   # three rotations each, with an image

