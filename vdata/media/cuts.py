@@ -50,6 +50,8 @@ class FrameTable:
     keyframes: np.ndarray      # display indices of keyframes (seek points)
     fps: float
     problem: str | None = None  # why the table cannot stand in for a decode (then decode everything)
+    sizes: np.ndarray | None = None    # packet size of each frame (bytes), display order
+    anchors: np.ndarray | None = None  # display indices of frames decoded before every frame shown earlier (I/P)
 
 
 def frame_table(path: str) -> FrameTable:
@@ -61,12 +63,13 @@ def frame_table(path: str) -> FrameTable:
         fps = float(rate) if rate else 25.0
         tb = float(stream.time_base)
         start = float(stream.start_time or 0) * tb
-        pts, keys = [], []
+        pts, keys, sizes = [], [], []
         for packet in container.demux(stream):
             if packet.size == 0:
                 continue
             pts.append(packet.pts)
             keys.append(packet.is_keyframe)
+            sizes.append(packet.size)
     empty = np.zeros(0)
     if not pts:
         return FrameTable(empty, empty, empty.astype(int), fps, "no packets")
@@ -81,7 +84,12 @@ def frame_table(path: str) -> FrameTable:
         problem = "every frame is a keyframe (intra-only): nothing to skip"
     keyframes = np.flatnonzero(np.asarray(keys)[order])
     times = sorted_pts * tb - start
-    return FrameTable(times, sorted_pts, keyframes, fps, problem)
+    decode_pts = np.asarray(pts, dtype=np.int64)
+    # An anchor (I or P frame) arrives before the B-frames shown ahead of it: its timestamp passes
+    # every earlier packet's. Without reordering every frame is one.
+    first_max = np.concatenate([[True], decode_pts[1:] > np.maximum.accumulate(decode_pts)[:-1]])
+    anchors = np.sort(np.searchsorted(sorted_pts, decode_pts[first_max]))
+    return FrameTable(times, sorted_pts, keyframes, fps, problem, np.asarray(sizes)[order], anchors)
 
 
 def _plane(frame, k: int, width: int, height: int) -> np.ndarray:
@@ -152,12 +160,14 @@ def coarse_scan(path: str, table: FrameTable) -> CoarseScan:
 
 
 def windows_from_gaps(coarse: CoarseScan, n: int, bar: float, before: int, after: int,
-                      sure: float | None = None, ratio: float | None = None) -> list[tuple[int, int]]:
+                      sure: float | None = None, ratio: float | None = None,
+                      settled: np.ndarray | None = None) -> list[tuple[int, int]]:
     """[first, last] frame windows to decode fully: each gap (previous reference frame, this one]
     whose distance reaches `sure`, or reaches `bar` and (with `ratio`) `ratio` times the mean of the
     two gaps either side (a change that stands out from the motion around it, as an adaptive
     detector wants); plus frames no reference frame brackets; widened by `before`/`after` frames of
-    detector context and merged where they touch."""
+    detector context and merged where they touch. A gap whose frames are all `settled` (judged by
+    the detector already, with full context) needs no window."""
     idx, dist = coarse.indices, coarse.distances
     beside = np.zeros(len(dist))
     for k in range(1, len(dist)):
@@ -167,10 +177,17 @@ def windows_from_gaps(coarse: CoarseScan, n: int, bar: float, before: int, after
               if (sure is not None and dist[k] >= sure)
               or (dist[k] >= bar and (ratio is None or dist[k] >= ratio * beside[k]))]
     spans = [(int(idx[k - 1]) + 1, int(idx[k])) for k in marked]
+    if settled is not None:
+        spans = [(a, b) for a, b in spans if not settled[a:b + 1].all()]
     if len(idx) and idx[-1] < n - 1:
         spans.append((int(idx[-1]) + 1, n - 1))
     if len(idx) and idx[0] > 0:
         spans.insert(0, (0, int(idx[0])))
+    return widen_and_merge(spans, n, before, after)
+
+
+def widen_and_merge(spans: list[tuple[int, int]], n: int, before: int, after: int) -> list[tuple[int, int]]:
+    """[first, last] spans (sorted by first) widened by `before`/`after` frames, merged where they touch."""
     merged: list[tuple[int, int]] = []
     for a, b in spans:
         a, b = max(0, a - before), min(n - 1, b + after)

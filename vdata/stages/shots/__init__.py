@@ -280,6 +280,7 @@ COARSE_BARS = {"adaptive": ("min_content_val", 15.0), "content": ("threshold", 2
 def scan_coarse_to_fine(path: str, cfg: ShotsConfig):
     """(the detector over the windows the coarse pass marks, the coarse pass). The scan is None where a
     full pass is needed (no frame table, intra-only, decode errors, windows over most frames)."""
+    from vdata.media import cut_pass as P
     from vdata.media import cuts as C
     from vdata.media.reader import _display_times_unreliable
 
@@ -292,21 +293,31 @@ def scan_coarse_to_fine(path: str, cfg: ShotsConfig):
         return None, None
     if _display_times_unreliable(path, 8):   # AVI with B-frames: packet times are in decode order
         return None, None
-    coarse = C.coarse_scan(path, table)
-    if coarse.decode_errors or len(coarse.indices) == 0:
-        return None, None
     cls, kwargs = _detector(cfg)
     key, default = COARSE_BARS[cfg.detector]
     trigger = float(kwargs.get(key, default))
     width = int(kwargs.get("window_width", 2))
+    # The adaptive detector scores frame i against the `width` frames on each side, the first frame a
+    # fresh detector sees against nothing: from `width + 1` frames in, its verdicts are the full pass's.
+    before, after, settle = width + 2, width + 1, width + 1
+    hints = P.packet_windows(table, before, after)
+    if sum(b - a + 1 for a, b in hints) > C.MAX_WINDOW_SHARE * n:
+        hints = []   # the packets flag most frames (short GOPs, busy footage): let the pictures decide
+    feats = np.zeros((n, 32 + _THUMB[0] * _THUMB[1]), np.float32)
+    on_frame = lambda i, bgr: feats.__setitem__(i, _features(bgr))  # noqa: E731
+    new_detector = lambda: cls(**{**kwargs, "min_scene_len": 1})  # noqa: E731
+    coarse, raw = P.one_pass(path, table, hints, cfg.analysis_max_side, new_detector, settle, on_frame)
+    if coarse.decode_errors or len(coarse.indices) == 0:
+        return None, None
     adaptive = cfg.detector == "adaptive"
-    windows = C.windows_from_gaps(coarse, n, COARSE_BAR_SHARE * trigger, before=2 * width + 3, after=width + 3,
-                                  sure=trigger if adaptive else None, ratio=COARSE_RATIO if adaptive else None)
+    windows = C.windows_from_gaps(coarse, n, COARSE_BAR_SHARE * trigger, before=before, after=after,
+                                  sure=trigger if adaptive else None, ratio=COARSE_RATIO if adaptive else None,
+                                  settled=P.settled(hints, n, settle, width))
     if sum(b - a + 1 for a, b in windows) > C.MAX_WINDOW_SHARE * n:
         return None, coarse
-    feats = np.zeros((n, 32 + _THUMB[0] * _THUMB[1]), np.float32)
-    raw = C.detect_in_windows(path, table, windows, cfg.analysis_max_side, lambda: cls(**{**kwargs, "min_scene_len": 1}),
-                              settle=2 * width + 2, on_frame=lambda i, bgr: feats.__setitem__(i, _features(bgr)))
+    if windows:   # a possible cut the packets did not announce: decode its window now
+        raw = sorted({*raw, *C.detect_in_windows(path, table, windows, cfg.analysis_max_side, new_detector,
+                                                 settle=settle, on_frame=on_frame)})
     return ShotScan([], table.times, feats, table.fps, [], "pyav", raw, mode="coarse_to_fine", coarse=coarse), coarse
 
 
