@@ -76,7 +76,7 @@ def settled(windows: list[tuple[int, int]], n: int, settle: int, tail: int = 0) 
 
 def one_pass(path: str, table: FrameTable, windows: list[tuple[int, int]], max_side: int, new_detector,
              settle: int, on_frame=None) -> tuple[CoarseScan, list[int]]:
-    """(tiny images of every decoded frame, the cuts the detector finds in `windows`). One threaded
+    """(tiny images of the reference frames, the cuts the detector finds in `windows`). One threaded
     decode: non-reference frames are skipped outside `windows`; inside them every frame is converted
     with to_ndarray(bgr24) at `max_side`, as a full pass converts it, and fed to a fresh detector per window;
     a window's first `settle` frames (scored against nothing) yield no cut."""
@@ -84,6 +84,9 @@ def one_pass(path: str, table: FrameTable, windows: list[tuple[int, int]], max_s
     from scenedetect import FrameTimecode
 
     n = len(table.times)
+    refs = table.refs
+    if windows and refs is None:
+        raise ValueError("windows need to know the reference frames (FrameTable.refs)")
     index_of = {int(p): i for i, p in enumerate(table.pts)}
     inside = np.zeros(n, bool)
     for a, b in windows:
@@ -110,11 +113,12 @@ def one_pass(path: str, table: FrameTable, windows: list[tuple[int, int]], max_s
                 j = index_of.get(frame.pts)
                 if j is None:
                     continue
-                hsv, layout = _tiny_hsv(frame)
-                indices.append(j)
-                layouts.append(layout)
-                distances.append(0.0 if previous is None else hsv_distance(previous, hsv))
-                previous = hsv
+                if refs is None or refs[j]:   # the coarse pass is the reference frames, as coarse_scan's
+                    hsv, layout = _tiny_hsv(frame)
+                    indices.append(j)
+                    layouts.append(layout)
+                    distances.append(0.0 if previous is None else hsv_distance(previous, hsv))
+                    previous = hsv
                 if not inside[j]:
                     continue
                 bgr = frame.to_ndarray(width=width, height=height, format="bgr24")

@@ -52,6 +52,7 @@ class FrameTable:
     problem: str | None = None  # why the table cannot stand in for a decode (then decode everything)
     sizes: np.ndarray | None = None    # packet size of each frame (bytes), display order
     anchors: np.ndarray | None = None  # display indices of frames decoded before every frame shown earlier (I/P)
+    refs: np.ndarray | None = None     # whether each frame is a reference picture (H.264 only), display order
 
 
 def frame_table(path: str) -> FrameTable:
@@ -63,13 +64,16 @@ def frame_table(path: str) -> FrameTable:
         fps = float(rate) if rate else 25.0
         tb = float(stream.time_base)
         start = float(stream.start_time or 0) * tb
-        pts, keys, sizes = [], [], []
+        pts, keys, sizes, refs = [], [], [], []
+        length_size = _avc_length_size(stream.codec_context)
         for packet in container.demux(stream):
             if packet.size == 0:
                 continue
             pts.append(packet.pts)
             keys.append(packet.is_keyframe)
             sizes.append(packet.size)
+            if length_size is not None:
+                refs.append(_h264_reference(memoryview(packet), length_size))
     empty = np.zeros(0)
     if not pts:
         return FrameTable(empty, empty, empty.astype(int), fps, "no packets")
@@ -89,7 +93,38 @@ def frame_table(path: str) -> FrameTable:
     # every earlier packet's. Without reordering every frame is one.
     first_max = np.concatenate([[True], decode_pts[1:] > np.maximum.accumulate(decode_pts)[:-1]])
     anchors = np.sort(np.searchsorted(sorted_pts, decode_pts[first_max]))
-    return FrameTable(times, sorted_pts, keyframes, fps, problem, np.asarray(sizes)[order], anchors)
+    known = length_size is not None and None not in refs
+    return FrameTable(times, sorted_pts, keyframes, fps, problem, np.asarray(sizes)[order], anchors,
+                      np.asarray(refs, bool)[order] if known else None)
+
+
+def _avc_length_size(cc) -> int | None:
+    """Bytes before each NAL unit of an H.264 packet (4 in MP4; 0 = Annex B start codes), None when
+    the stream is not H.264."""
+    if cc.name != "h264":
+        return None
+    extra = cc.extradata or b""
+    return (extra[4] & 3) + 1 if len(extra) > 4 and extra[0] == 1 else 0
+
+
+def _h264_reference(data: memoryview, length_size: int) -> bool | None:
+    """Whether the picture in an H.264 packet is a reference (nal_ref_idc of its first slice), None
+    when no slice is found: what skip_frame NONREF decodes, read from the bitstream."""
+    n, at = len(data), 0
+    while at < n:
+        if length_size:
+            size = int.from_bytes(data[at:at + length_size], "big")
+            start, at = at + length_size, at + length_size + size
+        else:
+            found = bytes(data[at:]).find(b"\x00\x00\x01")
+            if found < 0:
+                return None
+            start = at + found + 3
+            nxt = bytes(data[start:]).find(b"\x00\x00\x01")
+            at = n if nxt < 0 else start + nxt
+        if start < n and (data[start] & 0x1F) in (1, 5):   # a coded slice (non-IDR, IDR)
+            return bool(data[start] >> 5 & 3)
+    return None
 
 
 def _plane(frame, k: int, width: int, height: int) -> np.ndarray:

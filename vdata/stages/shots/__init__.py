@@ -300,7 +300,7 @@ def scan_coarse_to_fine(path: str, cfg: ShotsConfig):
     # The adaptive detector scores frame i against the `width` frames on each side, the first frame a
     # fresh detector sees against nothing: from `width + 1` frames in, its verdicts are the full pass's.
     before, after, settle = width + 2, width + 1, width + 1
-    hints = P.packet_windows(table, before, after)
+    hints = P.packet_windows(table, before, after) if table.refs is not None else []
     if sum(b - a + 1 for a, b in hints) > C.MAX_WINDOW_SHARE * n:
         hints = []   # the packets flag most frames (short GOPs, busy footage): let the pictures decide
     feats = np.zeros((n, 32 + _THUMB[0] * _THUMB[1]), np.float32)
