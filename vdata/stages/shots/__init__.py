@@ -274,6 +274,7 @@ def scan_hard_cuts(path: str, cfg: ShotsConfig, backend: str | None = None) -> S
 # frames of motion, blurred a little at low resolution. tests/test_shots_fast.py checks equality.
 COARSE_BAR_SHARE = 0.4
 COARSE_RATIO = 1.5
+COARSE_SURE = 2.0
 COARSE_BARS = {"adaptive": ("min_content_val", 15.0), "content": ("threshold", 27.0)}
 
 
@@ -311,7 +312,7 @@ def scan_coarse_to_fine(path: str, cfg: ShotsConfig):
         return None, None
     adaptive = cfg.detector == "adaptive"
     windows = C.windows_from_gaps(coarse, n, COARSE_BAR_SHARE * trigger, before=before, after=after,
-                                  sure=trigger if adaptive else None, ratio=COARSE_RATIO if adaptive else None,
+                                  sure=COARSE_SURE * trigger if adaptive else None, ratio=COARSE_RATIO if adaptive else None,
                                   settled=P.settled(hints, n, settle, width))
     if sum(b - a + 1 for a, b in windows) > C.MAX_WINDOW_SHARE * n:
         return None, coarse
