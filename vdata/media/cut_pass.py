@@ -38,9 +38,11 @@ def packet_windows(table: FrameTable, before: int, after: int) -> list[tuple[int
     if table.anchors is None or table.sizes is None or n < 2:
         return []
     keys = table.keyframes
-    period = None   # a fixed GOP (-g N) puts keyframes every N frames: those say nothing about cuts
+    # A short fixed GOP (-g 12) puts a keyframe every second or more often: those say nothing about
+    # cuts and would cover most frames. Longer regular steps may be cuts at regular times: flagged.
+    period = None
     steps, counts = np.unique(np.diff(keys), return_counts=True)
-    if len(counts) and counts.max() >= 3:
+    if len(counts) and counts.max() >= 3 and steps[counts.argmax()] <= table.fps:
         period = int(steps[counts.argmax()])
     is_key = np.zeros(n, bool)
     is_key[keys] = True

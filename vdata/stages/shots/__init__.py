@@ -1,10 +1,11 @@
 """shots: PySceneDetect cut detection → clip rows (fan-out), with min/max length and stitching.
 
-Coarse to fine (adaptive and content detectors, the default): reference frames are decoded everywhere
-(B-frames skipped) to tiny images; the detector then sees every frame only in windows around the gaps
-where the picture moved enough to hold a cut, and finds the cuts a full pass finds
-(vdata/media/cuts.py). Where that does not pay (intra-only, no timestamps, windows over half the
-video) one pass feeds the detector every frame. Gradual transitions (dissolves, fades, wipes, slides)
+Coarse to fine (adaptive and content detectors, the default): one decode keeps the reference frames
+everywhere (B-frames skipped) as tiny images and every frame where the packets hint at a cut (a
+keyframe off the GOP period, an outsized I/P packet), where the detector runs; gaps between reference
+frames where the picture moved enough to hold a cut the hints missed are decoded again, so the cuts
+are the full pass's (vdata/media/cut_pass.py, cuts.py). Where that does not pay (intra-only, no
+timestamps, windows over half the video) one pass feeds the detector every frame. Gradual transitions (dissolves, fades, wipes, slides)
 come from the same coarse pass, one cut at the middle of each. `detector: transnetv2` runs TransNetV2
 instead (the `transnet` extra). A small colour histogram per analysed frame serves stitching.
 
@@ -134,6 +135,7 @@ class ShotScan:
     mode: str = "full"             # "full": every frame fed to the detector; "coarse_to_fine": windows only
     gradual: list[int] = field(default_factory=list)   # gradual-transition cuts (also in cuts): never stitched
     coarse: Any = None             # the coarse pass (vdata.media.cuts.CoarseScan), when one ran
+    windows: tuple[int, int] = (0, 0)   # coarse_to_fine: frames decoded whole on packet hints, windows decoded again
 
 
 def _min_scene_filter(cls, kwargs: dict):
@@ -319,7 +321,8 @@ def scan_coarse_to_fine(path: str, cfg: ShotsConfig):
     if windows:   # a possible cut the packets did not announce: decode its window now
         raw = sorted({*raw, *C.detect_in_windows(path, table, windows, cfg.analysis_max_side, new_detector,
                                                  settle=settle, on_frame=on_frame)})
-    return ShotScan([], table.times, feats, table.fps, [], "pyav", raw, mode="coarse_to_fine", coarse=coarse), coarse
+    return ShotScan([], table.times, feats, table.fps, [], "pyav", raw, mode="coarse_to_fine", coarse=coarse,
+                    windows=(sum(b - a + 1 for a, b in hints), len(windows))), coarse
 
 
 def _stream_times_problem(times: np.ndarray, fps: float) -> str | None:
