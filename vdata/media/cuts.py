@@ -13,16 +13,18 @@ reference frame exactly. So:
    and every frame inside it, converted exactly as a full pass converts them.
 
 The caller runs its detector on the window frames only. Where the structure does not help (every
-frame a keyframe, no timestamps, windows covering most of the video) `plan` says so and the caller
-decodes everything instead.
+frame a keyframe, no timestamps, windows covering most of the video) the caller decodes everything
+instead. For H.264 the default path does steps 2 and 4 in one decode where the packets hint at a cut
+(vdata/media/cut_pass.py); `decode_windows` then serves only the windows the hints missed.
 
-What it costs (bench/bench_shots.py, 720p, a cut every ~2.5 s, x264 defaults): the coarse pass decodes
-the reference frames (296 of 536), the window pass decodes them again from each window's keyframe (435
-frames): more frames than one full decode, at about PySceneDetect's CPU time. Exact cuts need every
-reference frame up to each window, so PySceneDetect's CPU time over a reference-frames-only decode
-(2.1-2.8x there) bounds any design that keeps them exact; a keyframes-only pass would allow 7-59x,
-but keyframes are the encoder's guess (x264 placed one 2 frames after a cut, none at all with
-scenecut=0), not the detector's cuts.
+What bounds it (bench/bench_shots.py, 720p/1080p, a cut every ~2.5 s): the two-pass design decoded the
+reference frames twice, once everywhere and once from each window's keyframe (435 frames on top of
+296 of 536 at 720p, x264 defaults), at 0.73-0.84x PySceneDetect's CPU time. Exact cuts need the frame
+before each cut decoded exactly, hence every reference frame since the keyframe before it; encoders
+put keyframes at cuts, so that is the whole GOP before: PySceneDetect's CPU time over a
+reference-frames-only decode (1.7-2.5x there) bounds any design that keeps the full pass's cuts. A
+keyframes-only pass would allow 5-59x, but keyframes are the encoder's guess (x264 placed one 2 frames
+after a cut, none at all with scenecut=0), and the frame before a keyframe cut is not among them.
 """
 from __future__ import annotations
 
