@@ -104,7 +104,8 @@ def test_one_pass_coarse_is_the_reference_frames_pass(reencoded, name):
     coarse = C.coarse_scan(path, table)
     assert np.flatnonzero(table.refs).tolist() == coarse.indices.tolist()
     hints = P.packet_windows(table, 4, 3)
-    one, _ = P.one_pass(path, table, hints, 256, lambda: AdaptiveDetector(min_scene_len=1), 3)
+    one, _, judged = P.one_pass(path, table, hints, 256, lambda: AdaptiveDetector(min_scene_len=1), 3, 2)
+    assert np.array_equal(judged, P.settled(hints, len(table.times), 3, 2))   # every hinted frame was fed
     assert one.indices.tolist() == coarse.indices.tolist()
     assert np.array_equal(one.distances, coarse.distances) and np.array_equal(one.layouts, coarse.layouts)
 

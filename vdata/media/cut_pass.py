@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .convert import small_bgr
 from .cuts import LAYOUT_SIZE, CoarseScan, FrameTable, _tiny_hsv, hsv_distance, widen_and_merge
 from .reader import _scaled_size
 
@@ -77,11 +78,12 @@ def settled(windows: list[tuple[int, int]], n: int, settle: int, tail: int = 0) 
 
 
 def one_pass(path: str, table: FrameTable, windows: list[tuple[int, int]], max_side: int, new_detector,
-             settle: int, on_frame=None) -> tuple[CoarseScan, list[int]]:
-    """(tiny images of the reference frames, the cuts the detector finds in `windows`). One threaded
+             settle: int, tail: int, on_frame=None) -> tuple[CoarseScan, list[int], np.ndarray]:
+    """(tiny images of the reference frames, the cuts the detector finds in `windows`, the frames it
+    has judged as a full pass would: `settled` over the runs of frames it was fed). One threaded
     decode: non-reference frames are skipped outside `windows`; inside them every frame is converted
-    with to_ndarray(bgr24) at `max_side`, as a full pass converts it, and fed to a fresh detector per window;
-    a window's first `settle` frames (scored against nothing) yield no cut."""
+    with convert.small_bgr at `max_side`, as a full pass converts it, and fed to a fresh detector per
+    run of consecutive frames; a run's first `settle` frames (scored against nothing) yield no cut."""
     import av
     from scenedetect import FrameTimecode
 
@@ -93,7 +95,7 @@ def one_pass(path: str, table: FrameTable, windows: list[tuple[int, int]], max_s
     inside = np.zeros(n, bool)
     for a, b in windows:
         inside[a:b + 1] = True
-    core = settled(windows, n, settle)
+    fed = np.zeros(n + 1, bool)
     indices, distances, layouts, errors = [], [], [], 0
     previous = None
     raw: list[int] = []
@@ -123,7 +125,7 @@ def one_pass(path: str, table: FrameTable, windows: list[tuple[int, int]], max_s
                     previous = hsv
                 if not inside[j]:
                     continue
-                bgr = frame.to_ndarray(width=width, height=height, format="bgr24")
+                bgr = small_bgr(frame, width, height)
                 if j != expected:
                     detector = new_detector()
                 tc = FrameTimecode(j, table.fps)
@@ -132,7 +134,11 @@ def one_pass(path: str, table: FrameTable, windows: list[tuple[int, int]], max_s
                     raw.extend(c.frame_num for c in detector.post_process(tc))
                 if on_frame is not None:
                     on_frame(j, bgr)
+                fed[j] = True
                 expected = j + 1
     coarse = CoarseScan(np.asarray(indices, dtype=np.int64), np.asarray(distances),
                         np.asarray(layouts, np.uint8).reshape(len(indices), *LAYOUT_SIZE[::-1], 3), errors)
-    return coarse, sorted({c for c in raw if 0 < c < n and core[c]})
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], fed.astype(np.int8)])))   # run starts, ends (exclusive)
+    runs = [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
+    core = settled(runs, n, settle)
+    return coarse, sorted({c for c in raw if 0 < c < n and core[c]}), settled(runs, n, settle, tail)

@@ -33,6 +33,8 @@ from typing import Iterator
 
 import numpy as np
 
+from .convert import small_bgr
+
 # Side of the tiny images the coarse pass compares (pixels): enough to see a cut, cheap to convert.
 COARSE_SIDE = 64
 # The coarser image kept per reference frame for gradual transitions: motion averages out at this size.
@@ -245,9 +247,10 @@ class WindowFrames:
 
 def decode_windows(path: str, table: FrameTable, windows: list[tuple[int, int]], size: tuple[int, int],
                    fmt: str = "bgr24") -> Iterator[tuple[int, float, np.ndarray]]:
-    """Every frame inside `windows` (display indices, inclusive), converted with `to_ndarray(size, fmt)`
-    as a full PyAV pass converts it. Seeks to the keyframe before each window (or decodes on when the
-    window starts within reach), skipping non-reference frames outside the windows."""
+    """Every frame inside `windows` (display indices, inclusive), converted as a full PyAV pass
+    converts it (convert.small_bgr, or `to_ndarray(size, fmt)`). Seeks to the keyframe before each
+    window (or decodes on when the window starts within reach), skipping non-reference frames
+    outside the windows."""
     import av
 
     index_of = {int(p): i for i, p in enumerate(table.pts)}
@@ -277,7 +280,9 @@ def decode_windows(path: str, table: FrameTable, windows: list[tuple[int, int]],
                         continue
                     position = j
                     if first <= j <= last:
-                        yield j, float(table.times[j]), frame.to_ndarray(width=width, height=height, format=fmt)
+                        image = small_bgr(frame, width, height) if fmt == "bgr24" else \
+                            frame.to_ndarray(width=width, height=height, format=fmt)
+                        yield j, float(table.times[j]), image
                     if j >= last:
                         done = True
                 if done:

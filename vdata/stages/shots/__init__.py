@@ -5,9 +5,10 @@ everywhere (B-frames skipped) as tiny images and every frame where the packets h
 keyframe off the GOP period, an outsized I/P packet), where the detector runs; gaps between reference
 frames where the picture moved enough to hold a cut the hints missed are decoded again, so the cuts
 are the full pass's (vdata/media/cut_pass.py, cuts.py). Where that does not pay (intra-only, no
-timestamps, windows over half the video) one pass feeds the detector every frame. Gradual transitions (dissolves, fades, wipes, slides)
-come from the same coarse pass, one cut at the middle of each. `detector: transnetv2` runs TransNetV2
-instead (the `transnet` extra). A small colour histogram per analysed frame serves stitching.
+timestamps, windows over half the video) one pass feeds the detector every frame. Gradual
+transitions (dissolves, fades, wipes, slides) come from the same coarse pass, one cut at the middle
+of each. `detector: transnetv2` runs TransNetV2 instead (the `transnet` extra). A small colour
+histogram per analysed frame serves stitching.
 
 Cuts: the detector runs with its own minimum scene length (PySceneDetect's `min_scene_len` default,
 15 frames, or `detector_args.min_scene_len`), which keeps bursts of cuts (flicker, counters, strobes)
@@ -309,13 +310,13 @@ def scan_coarse_to_fine(path: str, cfg: ShotsConfig):
     feats = np.zeros((n, 32 + _THUMB[0] * _THUMB[1]), np.float32)
     on_frame = lambda i, bgr: feats.__setitem__(i, _features(bgr))  # noqa: E731
     new_detector = lambda: cls(**{**kwargs, "min_scene_len": 1})  # noqa: E731
-    coarse, raw = P.one_pass(path, table, hints, cfg.analysis_max_side, new_detector, settle, on_frame)
+    coarse, raw, judged = P.one_pass(path, table, hints, cfg.analysis_max_side, new_detector, settle, width, on_frame)
     if coarse.decode_errors or len(coarse.indices) == 0:
         return None, None
     adaptive = cfg.detector == "adaptive"
     windows = C.windows_from_gaps(coarse, n, COARSE_BAR_SHARE * trigger, before=before, after=after,
                                   sure=COARSE_SURE * trigger if adaptive else None, ratio=COARSE_RATIO if adaptive else None,
-                                  settled=P.settled(hints, n, settle, width))
+                                  settled=judged)
     if sum(b - a + 1 for a, b in windows) > C.MAX_WINDOW_SHARE * n:
         return None, coarse
     if windows:   # a possible cut the packets did not announce: decode its window now
