@@ -19,11 +19,11 @@ instead. For H.264 the default path does steps 2 and 4 in one decode where the p
 
 What bounds it (bench/bench_shots.py, 720p/1080p, a cut every ~2.5 s): the two-pass design decoded the
 reference frames twice, once everywhere and once from each window's keyframe (435 frames on top of
-296 of 536 at 720p, x264 defaults), at 0.73-0.84x PySceneDetect's CPU time. Exact cuts need the frame
+296 of 536 at 720p, x264 defaults), at 0.73-0.86x PySceneDetect's CPU time. Exact cuts need the frame
 before each cut decoded exactly, hence every reference frame since the keyframe before it; encoders
 put keyframes at cuts, so that is the whole GOP before: PySceneDetect's CPU time over a
 reference-frames-only decode (1.7-2.5x there) bounds any design that keeps the full pass's cuts. A
-keyframes-only pass would allow 5-59x, but keyframes are the encoder's guess (x264 placed one 2 frames
+keyframes-only pass would allow 4.6-59x, but keyframes are the encoder's guess (x264 placed one 2 frames
 after a cut, none at all with scenecut=0), and the frame before a keyframe cut is not among them.
 """
 from __future__ import annotations
