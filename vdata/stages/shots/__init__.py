@@ -270,11 +270,14 @@ def scan_hard_cuts(path: str, cfg: ShotsConfig, backend: str | None = None) -> S
     return ShotScan(cuts, np.asarray(times), np.asarray(feats), fps, errors, used, raw, coarse=coarse if usable else None)
 
 
-# The coarse pass marks a gap between two reference frames whose tiny-image distance reaches the
-# least score the detector could call a cut (adaptive: min_content_val; content: threshold), or
-# COARSE_BAR_SHARE of it while standing COARSE_RATIO above the gaps around it (adaptive only, which
-# wants a score that stands out). Margins: a cut in a gap moves the picture by its score less a few
-# frames of motion, blurred a little at low resolution. tests/test_shots_fast.py checks equality.
+# The coarse pass marks a gap between two reference frames whose tiny-image distance reaches
+# COARSE_BAR_SHARE of the least score the detector could call a cut (adaptive: min_content_val;
+# content: threshold); the adaptive detector wants a score that stands out, so there the gap must
+# also stand COARSE_RATIO above the gaps around it, unless it reaches COARSE_SURE times that score.
+# Margins: a cut in a gap moves the picture by its score less a few frames of motion, blurred a
+# little at low resolution; sustained fast motion (which the ratio leaves out) moved 15-21 per gap on
+# the bench videos, and each window it marked cost a second decode of its GOP's reference frames.
+# tests/test_shots_fast.py checks equality.
 COARSE_BAR_SHARE = 0.4
 COARSE_RATIO = 1.5
 COARSE_SURE = 2.0
