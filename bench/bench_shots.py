@@ -88,11 +88,13 @@ def speed(quick: bool):
             ratios.append((t_sd / t_vd, c_sd / c_vd))
             rows.append([f"{h}p {name}", f"{n / t_sd:.0f}", f"{n / t_vd:.0f}", f"{n / t_dec:.0f}",
                          f"{t_sd / t_vd:.2f}", f"{c_sd / c_vd:.2f}", f"{t_dec / t_vd:.2f}", f"{f_sd:.3f}", f"{f_vd:.3f}",
-                         scan.mode, f"{c_sd / c_dec:.2f}", f"{c_sd / c_ref:.2f}", f"{c_sd / c_key:.1f}"])
+                         _path(scan), f"{c_sd / c_dec:.2f}", f"{c_sd / c_ref:.2f}", f"{c_sd / c_key:.1f}"])
     table(f"speed, {len(_truth_of_hard_cuts())} hard cuts per video (fps = frames/s wall; x = PySceneDetect time / vdata time)",
           ["video", "PySD fps", "vdata fps", "decode fps", "x wall", "x cpu", "x decode", "F1 PySD", "F1 vdata", "vdata path",
            "cpu PySD/decode", "cpu PySD/refs", "cpu PySD/keys"],
           rows)
+    print("vdata path: coarse_to_fine H/W = H frames decoded whole in the one pass on packet hints, W windows decoded\n"
+          "again afterwards (a possible cut the packets did not announce); full = every frame to the detector")
     print("cpu PySD/decode, /refs, /keys: PySceneDetect's CPU time over a decode of every frame, of the reference frames\n"
           "only (skip_frame NONREF), of the keyframes only (NONKEY), converting nothing: the ratio a shot detector\n"
           "would reach if decoding those frames were all it did (the ceiling of each coarse-to-fine design)")
@@ -100,6 +102,10 @@ def speed(quick: bool):
     clo, chi = min(r[1] for r in ratios), max(r[1] for r in ratios)
     print(f"\nvdata defaults vs PySceneDetect detect(AdaptiveDetector()): {lo:.2f}-{hi:.2f}x wall, "
           f"{clo:.2f}-{chi:.2f}x CPU (goal >= 5x at equal hard-cut F1)")
+
+
+def _path(scan) -> str:
+    return f"{scan.mode} {scan.windows[0]}/{scan.windows[1]}" if scan.mode == "coarse_to_fine" else scan.mode
 
 
 def _truth_of_hard_cuts():

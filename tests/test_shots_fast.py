@@ -1,7 +1,9 @@
 """The coarse-to-fine shot scan (reference frames everywhere, every frame only around candidate cuts)
 finds exactly the cuts of the full pass, on every test video and GOP structure."""
+import numpy as np
 import pytest
 
+from vdata.media import cut_pass as P
 from vdata.media import cuts as C
 from vdata.media.ffmpeg import run_ffmpeg
 from vdata.media.synth import CUT_SOURCES, Segment, render_segments
@@ -38,6 +40,7 @@ def both(path, **cfg):
 def test_coarse_to_fine_equals_full_pass_on_each_gop_structure(reencoded, name, detector):
     full, fast = both(reencoded[name], detector=detector)
     assert fast.mode == "coarse_to_fine"
+    assert fast.windows[0] > 0   # H.264: the one decode took every frame where the packets hinted a cut
     assert len(full.cuts) >= 10, full.cuts   # 6 lavfi cuts, the junction, 5 in bikes (some may merge)
     assert fast.cuts == full.cuts and fast.raw_cuts == full.raw_cuts
     assert len(fast.times) == len(full.times) and (abs(fast.times - full.times) < 1e-6).all()
@@ -88,3 +91,47 @@ def test_intra_only_video_takes_the_full_pass(media_dir):
 def test_other_detectors_and_opt_out_take_the_full_pass(cut_video):
     assert scan_video(cut_video[0], ShotsConfig(detector="histogram")).mode == "full"
     assert scan_video(cut_video[0], ShotsConfig(coarse_to_fine=False)).mode == "full"
+
+
+@pytest.mark.parametrize("name", ["default", "scenecut0", "no_bframes"])
+def test_one_pass_coarse_is_the_reference_frames_pass(reencoded, name):
+    """The one decode's tiny images are coarse_scan's (the reference frames, from nal_ref_idc), so
+    its windows and gradual transitions are the two-pass design's."""
+    from scenedetect import AdaptiveDetector
+
+    path = reencoded[name]
+    table = C.frame_table(path)
+    coarse = C.coarse_scan(path, table)
+    assert np.flatnonzero(table.refs).tolist() == coarse.indices.tolist()
+    hints = P.packet_windows(table, 4, 3)
+    one, _, judged = P.one_pass(path, table, hints, 256, lambda: AdaptiveDetector(min_scene_len=1), 3, 2)
+    assert np.array_equal(judged, P.settled(hints, len(table.times), 3, 2))   # every hinted frame was fed
+    assert one.indices.tolist() == coarse.indices.tolist()
+    assert np.array_equal(one.distances, coarse.distances) and np.array_equal(one.layouts, coarse.layouts)
+
+
+def test_packet_hints_cover_keyframe_cuts_and_ignore_a_fixed_gop(cut_video, media_dir):
+    path, truth = cut_video   # x264 defaults: a keyframe at each cut
+    table = C.frame_table(path)
+    hints = P.packet_windows(table, 4, 3)
+    assert all(any(a <= t <= b for a, b in hints) for t in truth), hints
+    assert sum(b - a + 1 for a, b in hints) < len(table.times) / 2
+    fixed = str(media_dir / "fixed_gop.mp4")   # one shot, a keyframe every 10 frames: no hint
+    render_segments(fixed, [Segment("testsrc2", 4.0)], size=(160, 90), gop=10)
+    assert P.packet_windows(C.frame_table(fixed), 4, 3) == []
+
+
+def test_windows_over_most_of_the_video_take_the_full_pass(media_dir):
+    path = str(media_dir / "strobe.mp4")   # a cut every 4 frames
+    render_segments(path, [Segment(CUT_SOURCES[i % 6], 0.16) for i in range(25)], size=(160, 90))
+    assert scan_video(path, ShotsConfig(gradual=False)).mode == "full"
+
+
+def test_other_codecs_take_the_two_pass_path_with_the_same_cuts(reencoded, media_dir):
+    """No reference flags outside H.264: no packet hints, every window decoded after the coarse pass."""
+    path = str(media_dir / "fast_mpeg4.mp4")
+    run_ffmpeg(["-i", reencoded["default"], "-c:v", "mpeg4", "-bf", "2", "-q:v", "4", path])
+    assert C.frame_table(path).refs is None
+    full, fast = both(path)
+    assert fast.mode == "coarse_to_fine" and fast.windows[0] == 0 and fast.windows[1] > 0
+    assert fast.cuts == full.cuts and fast.raw_cuts == full.raw_cuts

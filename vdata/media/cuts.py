@@ -13,16 +13,18 @@ reference frame exactly. So:
    and every frame inside it, converted exactly as a full pass converts them.
 
 The caller runs its detector on the window frames only. Where the structure does not help (every
-frame a keyframe, no timestamps, windows covering most of the video) `plan` says so and the caller
-decodes everything instead.
+frame a keyframe, no timestamps, windows covering most of the video) the caller decodes everything
+instead. For H.264 the default path does steps 2 and 4 in one decode where the packets hint at a cut
+(vdata/media/cut_pass.py); `decode_windows` then serves only the windows the hints missed.
 
-What it costs (bench/bench_shots.py, 720p, a cut every ~2.5 s, x264 defaults): the coarse pass decodes
-the reference frames (296 of 536), the window pass decodes them again from each window's keyframe (435
-frames): more frames than one full decode, at about PySceneDetect's CPU time. Exact cuts need every
-reference frame up to each window, so PySceneDetect's CPU time over a reference-frames-only decode
-(2.1-2.8x there) bounds any design that keeps them exact; a keyframes-only pass would allow 7-59x,
-but keyframes are the encoder's guess (x264 placed one 2 frames after a cut, none at all with
-scenecut=0), not the detector's cuts.
+What bounds it (bench/bench_shots.py, 720p/1080p, a cut every ~2.5 s): the two-pass design decoded the
+reference frames twice, once everywhere and once from each window's keyframe (435 frames on top of
+296 of 536 at 720p, x264 defaults), at 0.73-0.86x PySceneDetect's CPU time. Exact cuts need the frame
+before each cut decoded exactly, hence every reference frame since the keyframe before it; encoders
+put keyframes at cuts, so that is the whole GOP before: PySceneDetect's CPU time over a
+reference-frames-only decode (1.7-2.5x there) bounds any design that keeps the full pass's cuts. A
+keyframes-only pass would allow 4.6-59x, but keyframes are the encoder's guess (x264 placed one 2 frames
+after a cut, none at all with scenecut=0), and the frame before a keyframe cut is not among them.
 """
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
+
+from .convert import small_bgr
 
 # Side of the tiny images the coarse pass compares (pixels): enough to see a cut, cheap to convert.
 COARSE_SIDE = 64
@@ -50,6 +54,9 @@ class FrameTable:
     keyframes: np.ndarray      # display indices of keyframes (seek points)
     fps: float
     problem: str | None = None  # why the table cannot stand in for a decode (then decode everything)
+    sizes: np.ndarray | None = None    # packet size of each frame (bytes), display order
+    anchors: np.ndarray | None = None  # display indices of frames decoded before every frame shown earlier (I/P)
+    refs: np.ndarray | None = None     # whether each frame is a reference picture (H.264 only), display order
 
 
 def frame_table(path: str) -> FrameTable:
@@ -61,12 +68,16 @@ def frame_table(path: str) -> FrameTable:
         fps = float(rate) if rate else 25.0
         tb = float(stream.time_base)
         start = float(stream.start_time or 0) * tb
-        pts, keys = [], []
+        pts, keys, sizes, refs = [], [], [], []
+        length_size = _avc_length_size(stream.codec_context)
         for packet in container.demux(stream):
             if packet.size == 0:
                 continue
             pts.append(packet.pts)
             keys.append(packet.is_keyframe)
+            sizes.append(packet.size)
+            if length_size is not None:
+                refs.append(_h264_reference(memoryview(packet), length_size))
     empty = np.zeros(0)
     if not pts:
         return FrameTable(empty, empty, empty.astype(int), fps, "no packets")
@@ -81,7 +92,43 @@ def frame_table(path: str) -> FrameTable:
         problem = "every frame is a keyframe (intra-only): nothing to skip"
     keyframes = np.flatnonzero(np.asarray(keys)[order])
     times = sorted_pts * tb - start
-    return FrameTable(times, sorted_pts, keyframes, fps, problem)
+    decode_pts = np.asarray(pts, dtype=np.int64)
+    # An anchor (I or P frame) arrives before the B-frames shown ahead of it: its timestamp passes
+    # every earlier packet's. Without reordering every frame is one.
+    first_max = np.concatenate([[True], decode_pts[1:] > np.maximum.accumulate(decode_pts)[:-1]])
+    anchors = np.sort(np.searchsorted(sorted_pts, decode_pts[first_max]))
+    known = length_size is not None and None not in refs
+    return FrameTable(times, sorted_pts, keyframes, fps, problem, np.asarray(sizes)[order], anchors,
+                      np.asarray(refs, bool)[order] if known else None)
+
+
+def _avc_length_size(cc) -> int | None:
+    """Bytes before each NAL unit of an H.264 packet (4 in MP4; 0 = Annex B start codes), None when
+    the stream is not H.264."""
+    if cc.name != "h264":
+        return None
+    extra = cc.extradata or b""
+    return (extra[4] & 3) + 1 if len(extra) > 4 and extra[0] == 1 else 0
+
+
+def _h264_reference(data: memoryview, length_size: int) -> bool | None:
+    """Whether the picture in an H.264 packet is a reference (nal_ref_idc of its first slice), None
+    when no slice is found: what skip_frame NONREF decodes, read from the bitstream."""
+    n, at = len(data), 0
+    while at < n:
+        if length_size:
+            size = int.from_bytes(data[at:at + length_size], "big")
+            start, at = at + length_size, at + length_size + size
+        else:
+            found = bytes(data[at:]).find(b"\x00\x00\x01")
+            if found < 0:
+                return None
+            start = at + found + 3
+            nxt = bytes(data[start:]).find(b"\x00\x00\x01")
+            at = n if nxt < 0 else start + nxt
+        if start < n and (data[start] & 0x1F) in (1, 5):   # a coded slice (non-IDR, IDR)
+            return bool(data[start] >> 5 & 3)
+    return None
 
 
 def _plane(frame, k: int, width: int, height: int) -> np.ndarray:
@@ -152,12 +199,14 @@ def coarse_scan(path: str, table: FrameTable) -> CoarseScan:
 
 
 def windows_from_gaps(coarse: CoarseScan, n: int, bar: float, before: int, after: int,
-                      sure: float | None = None, ratio: float | None = None) -> list[tuple[int, int]]:
+                      sure: float | None = None, ratio: float | None = None,
+                      settled: np.ndarray | None = None) -> list[tuple[int, int]]:
     """[first, last] frame windows to decode fully: each gap (previous reference frame, this one]
     whose distance reaches `sure`, or reaches `bar` and (with `ratio`) `ratio` times the mean of the
     two gaps either side (a change that stands out from the motion around it, as an adaptive
     detector wants); plus frames no reference frame brackets; widened by `before`/`after` frames of
-    detector context and merged where they touch."""
+    detector context and merged where they touch. A gap whose frames are all `settled` (judged by
+    the detector already, with full context) needs no window."""
     idx, dist = coarse.indices, coarse.distances
     beside = np.zeros(len(dist))
     for k in range(1, len(dist)):
@@ -167,10 +216,17 @@ def windows_from_gaps(coarse: CoarseScan, n: int, bar: float, before: int, after
               if (sure is not None and dist[k] >= sure)
               or (dist[k] >= bar and (ratio is None or dist[k] >= ratio * beside[k]))]
     spans = [(int(idx[k - 1]) + 1, int(idx[k])) for k in marked]
+    if settled is not None:
+        spans = [(a, b) for a, b in spans if not settled[a:b + 1].all()]
     if len(idx) and idx[-1] < n - 1:
         spans.append((int(idx[-1]) + 1, n - 1))
     if len(idx) and idx[0] > 0:
         spans.insert(0, (0, int(idx[0])))
+    return widen_and_merge(spans, n, before, after)
+
+
+def widen_and_merge(spans: list[tuple[int, int]], n: int, before: int, after: int) -> list[tuple[int, int]]:
+    """[first, last] spans (sorted by first) widened by `before`/`after` frames, merged where they touch."""
     merged: list[tuple[int, int]] = []
     for a, b in spans:
         a, b = max(0, a - before), min(n - 1, b + after)
@@ -191,9 +247,10 @@ class WindowFrames:
 
 def decode_windows(path: str, table: FrameTable, windows: list[tuple[int, int]], size: tuple[int, int],
                    fmt: str = "bgr24") -> Iterator[tuple[int, float, np.ndarray]]:
-    """Every frame inside `windows` (display indices, inclusive), converted with `to_ndarray(size, fmt)`
-    as a full PyAV pass converts it. Seeks to the keyframe before each window (or decodes on when the
-    window starts within reach), skipping non-reference frames outside the windows."""
+    """Every frame inside `windows` (display indices, inclusive), converted as a full PyAV pass
+    converts it (convert.small_bgr, or `to_ndarray(size, fmt)`). Seeks to the keyframe before each
+    window (or decodes on when the window starts within reach), skipping non-reference frames
+    outside the windows."""
     import av
 
     index_of = {int(p): i for i, p in enumerate(table.pts)}
@@ -223,7 +280,9 @@ def decode_windows(path: str, table: FrameTable, windows: list[tuple[int, int]],
                         continue
                     position = j
                     if first <= j <= last:
-                        yield j, float(table.times[j]), frame.to_ndarray(width=width, height=height, format=fmt)
+                        image = small_bgr(frame, width, height) if fmt == "bgr24" else \
+                            frame.to_ndarray(width=width, height=height, format=fmt)
+                        yield j, float(table.times[j]), image
                     if j >= last:
                         done = True
                 if done:

@@ -317,6 +317,7 @@ class PyAVReader(FrameReader):
         return [results[i] for i in range(len(times_s))]
 
     def iter_frames(self, start_s=0.0, end_s=None, max_side=None, fmt="bgr24"):
+        from .convert import small_bgr
         w, h = _scaled_size(self.width, self.height, max_side)
         from_start = start_s <= 0 or self._counted
         frames = self._decode_from(0.0) if self._counted else (
@@ -332,7 +333,7 @@ class PyAVReader(FrameReader):
             # after a seek, the index can only be derived from the time.
             index = count if from_start else int(round(t * self.fps))
             count += 1
-            yield index, t, frame.to_ndarray(width=w, height=h, format=fmt)
+            yield index, t, small_bgr(frame, w, h) if fmt == "bgr24" else frame.to_ndarray(width=w, height=h, format=fmt)
 
     def close(self):
         self._container.close()

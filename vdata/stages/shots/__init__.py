@@ -1,12 +1,14 @@
 """shots: PySceneDetect cut detection → clip rows (fan-out), with min/max length and stitching.
 
-Coarse to fine (adaptive and content detectors, the default): reference frames are decoded everywhere
-(B-frames skipped) to tiny images; the detector then sees every frame only in windows around the gaps
-where the picture moved enough to hold a cut, and finds the cuts a full pass finds
-(vdata/media/cuts.py). Where that does not pay (intra-only, no timestamps, windows over half the
-video) one pass feeds the detector every frame. Gradual transitions (dissolves, fades, wipes, slides)
-come from the same coarse pass, one cut at the middle of each. `detector: transnetv2` runs TransNetV2
-instead (the `transnet` extra). A small colour histogram per analysed frame serves stitching.
+Coarse to fine (adaptive and content detectors, the default): one decode keeps the reference frames
+everywhere (B-frames skipped) as tiny images and every frame where the packets hint at a cut (a
+keyframe off the GOP period, an outsized I/P packet), where the detector runs; gaps between reference
+frames where the picture moved enough to hold a cut the hints missed are decoded again, so the cuts
+are the full pass's (vdata/media/cut_pass.py, cuts.py). Where that does not pay (intra-only, no
+timestamps, windows over half the video) one pass feeds the detector every frame. Gradual
+transitions (dissolves, fades, wipes, slides) come from the same coarse pass, one cut at the middle
+of each. `detector: transnetv2` runs TransNetV2 instead (the `transnet` extra). A small colour
+histogram per analysed frame serves stitching.
 
 Cuts: the detector runs with its own minimum scene length (PySceneDetect's `min_scene_len` default,
 15 frames, or `detector_args.min_scene_len`), which keeps bursts of cuts (flicker, counters, strobes)
@@ -134,6 +136,7 @@ class ShotScan:
     mode: str = "full"             # "full": every frame fed to the detector; "coarse_to_fine": windows only
     gradual: list[int] = field(default_factory=list)   # gradual-transition cuts (also in cuts): never stitched
     coarse: Any = None             # the coarse pass (vdata.media.cuts.CoarseScan), when one ran
+    windows: tuple[int, int] = (0, 0)   # coarse_to_fine: frames decoded whole on packet hints, windows decoded again
 
 
 def _min_scene_filter(cls, kwargs: dict):
@@ -267,19 +270,24 @@ def scan_hard_cuts(path: str, cfg: ShotsConfig, backend: str | None = None) -> S
     return ShotScan(cuts, np.asarray(times), np.asarray(feats), fps, errors, used, raw, coarse=coarse if usable else None)
 
 
-# The coarse pass marks a gap between two reference frames whose tiny-image distance reaches the
-# least score the detector could call a cut (adaptive: min_content_val; content: threshold), or
-# COARSE_BAR_SHARE of it while standing COARSE_RATIO above the gaps around it (adaptive only, which
-# wants a score that stands out). Margins: a cut in a gap moves the picture by its score less a few
-# frames of motion, blurred a little at low resolution. tests/test_shots_fast.py checks equality.
+# The coarse pass marks a gap between two reference frames whose tiny-image distance reaches
+# COARSE_BAR_SHARE of the least score the detector could call a cut (adaptive: min_content_val;
+# content: threshold); the adaptive detector wants a score that stands out, so there the gap must
+# also stand COARSE_RATIO above the gaps around it, unless it reaches COARSE_SURE times that score.
+# Margins: a cut in a gap moves the picture by its score less a few frames of motion, blurred a
+# little at low resolution; sustained fast motion (which the ratio leaves out) moved 15-21 per gap on
+# the bench videos, and each window it marked cost a second decode of its GOP's reference frames.
+# tests/test_shots_fast.py checks equality.
 COARSE_BAR_SHARE = 0.4
 COARSE_RATIO = 1.5
+COARSE_SURE = 2.0
 COARSE_BARS = {"adaptive": ("min_content_val", 15.0), "content": ("threshold", 27.0)}
 
 
 def scan_coarse_to_fine(path: str, cfg: ShotsConfig):
     """(the detector over the windows the coarse pass marks, the coarse pass). The scan is None where a
     full pass is needed (no frame table, intra-only, decode errors, windows over most frames)."""
+    from vdata.media import cut_pass as P
     from vdata.media import cuts as C
     from vdata.media.reader import _display_times_unreliable
 
@@ -292,22 +300,33 @@ def scan_coarse_to_fine(path: str, cfg: ShotsConfig):
         return None, None
     if _display_times_unreliable(path, 8):   # AVI with B-frames: packet times are in decode order
         return None, None
-    coarse = C.coarse_scan(path, table)
-    if coarse.decode_errors or len(coarse.indices) == 0:
-        return None, None
     cls, kwargs = _detector(cfg)
     key, default = COARSE_BARS[cfg.detector]
     trigger = float(kwargs.get(key, default))
     width = int(kwargs.get("window_width", 2))
+    # The adaptive detector scores frame i against the `width` frames on each side, the first frame a
+    # fresh detector sees against nothing: from `width + 1` frames in, its verdicts are the full pass's.
+    before, after, settle = width + 2, width + 1, width + 1
+    hints = P.packet_windows(table, before, after) if table.refs is not None else []
+    if sum(b - a + 1 for a, b in hints) > C.MAX_WINDOW_SHARE * n:
+        hints = []   # the packets flag most frames (short GOPs, busy footage): let the pictures decide
+    feats = np.zeros((n, 32 + _THUMB[0] * _THUMB[1]), np.float32)
+    on_frame = lambda i, bgr: feats.__setitem__(i, _features(bgr))  # noqa: E731
+    new_detector = lambda: cls(**{**kwargs, "min_scene_len": 1})  # noqa: E731
+    coarse, raw, judged = P.one_pass(path, table, hints, cfg.analysis_max_side, new_detector, settle, width, on_frame)
+    if coarse.decode_errors or len(coarse.indices) == 0:
+        return None, None
     adaptive = cfg.detector == "adaptive"
-    windows = C.windows_from_gaps(coarse, n, COARSE_BAR_SHARE * trigger, before=2 * width + 3, after=width + 3,
-                                  sure=trigger if adaptive else None, ratio=COARSE_RATIO if adaptive else None)
+    windows = C.windows_from_gaps(coarse, n, COARSE_BAR_SHARE * trigger, before=before, after=after,
+                                  sure=COARSE_SURE * trigger if adaptive else None, ratio=COARSE_RATIO if adaptive else None,
+                                  settled=judged)
     if sum(b - a + 1 for a, b in windows) > C.MAX_WINDOW_SHARE * n:
         return None, coarse
-    feats = np.zeros((n, 32 + _THUMB[0] * _THUMB[1]), np.float32)
-    raw = C.detect_in_windows(path, table, windows, cfg.analysis_max_side, lambda: cls(**{**kwargs, "min_scene_len": 1}),
-                              settle=2 * width + 2, on_frame=lambda i, bgr: feats.__setitem__(i, _features(bgr)))
-    return ShotScan([], table.times, feats, table.fps, [], "pyav", raw, mode="coarse_to_fine", coarse=coarse), coarse
+    if windows:   # a possible cut the packets did not announce: decode its window now
+        raw = sorted({*raw, *C.detect_in_windows(path, table, windows, cfg.analysis_max_side, new_detector,
+                                                 settle=settle, on_frame=on_frame)})
+    return ShotScan([], table.times, feats, table.fps, [], "pyav", raw, mode="coarse_to_fine", coarse=coarse,
+                    windows=(sum(b - a + 1 for a, b in hints), len(windows))), coarse
 
 
 def _stream_times_problem(times: np.ndarray, fps: float) -> str | None:
