@@ -6,7 +6,8 @@ Clips as the shots stage cuts them (5 s each) from bench_shots.py's 720p video (
 default GOPs) and from a long-GOP 720p video (GOP 10 s). Per corpus, in one run:
 - "decode limit": PyAV (threaded) seeks to the keyframe before each requested time and decodes up to
   it, converting nothing: the least any reader pays for those frames (`decode_limit`, shared with
-  bench_quality.py);
+  bench_quality.py); below it the same decode with the non-reference pictures shown before each
+  target skipped (what the PyAV reader decodes): the least a reader can decode;
 - the frames stage (uniform-8 at 448 px, JPEG encoding included) with each reader backend, and with
   its default ("auto").
 The ratio is decode-limit time / stage time: 1.0 = the stage costs no more than decoding its frames.
@@ -60,9 +61,11 @@ def clip_rows(path: str) -> list[dict]:
     return rows
 
 
-def decode_limit(path: str, times: list[float]) -> int:
+def decode_limit(path: str, times: list[float], skip_nonref: bool = False) -> int:
     """Decode, without converting, the frames nearest `times` as one clip's read does: open the file,
-    seek to the keyframe before a target unless decoding on from where we are reaches it first."""
+    seek to the keyframe before a target unless decoding on from where we are reaches it first.
+    `skip_nonref`: the decoder skips non-reference pictures shown before each target (as the PyAV
+    reader does), the least a reader can decode."""
     import av
 
     with av.open(path) as c:
@@ -72,13 +75,22 @@ def decode_limit(path: str, times: list[float]) -> int:
         start = float(s.start_time or 0) * tb
         keys = sorted(e.timestamp * tb - start for e in s.index_entries if e.is_keyframe)
         half = 0.5 / float(s.average_rate or 25)
-        frames, position, decoded = None, None, 0
+        frames, position, decoded, target = None, None, 0, 0.0
+
+        def decode():
+            for packet in c.demux(s):
+                if skip_nonref:
+                    skip = packet.pts is not None and packet.pts * tb - start < target - 2 * half
+                    s.codec_context.skip_frame = "NONREF" if skip else "DEFAULT"
+                yield from packet.decode()
+
         for t in sorted(times):
+            target = t
             key = max([k for k in keys if k <= t + 1e-6], default=0.0)
             if frames is None or position is None or t < position or key > position:
                 # the index holds decode times: seek to the target itself, ffmpeg lands on the keyframe before it
                 c.seek(int(t / tb) + (s.start_time or 0), stream=s, backward=True)
-                frames = c.decode(s)
+                frames = decode()
             for frame in frames:
                 decoded += 1
                 position = float(frame.time) - start
@@ -108,6 +120,8 @@ def stage_table(title: str, path: str, rows: list[dict], times_of, stages: dict)
     it reads (`times_of(row)`), as one table (bench_frames and bench_quality)."""
     limit = measured(lambda: sum(decode_limit(path, times_of(r)) for r in rows))
     out = [["decode limit (PyAV, no conversion)", f"{limit[0] * 1000:.0f} ms", f"{limit[1] * 1000:.0f} ms", "1.00", "1.00"]]
+    floor = measured(lambda: sum(decode_limit(path, times_of(r), skip_nonref=True) for r in rows))
+    out.append(ratio_row("  the same, non-reference pictures skipped", limit, floor))
     for label, stage in stages.items():
         out.append(ratio_row(label, limit, measured(lambda: [stage.process_row(r) for r in rows])))
     table(f"{title} (x = decode-limit time / stage time; goal >= 0.8)", ["stage", "wall", "CPU", "x wall", "x CPU"], out)

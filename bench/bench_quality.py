@@ -5,8 +5,10 @@
 Same corpora and clips as bench_frames.py. The quality stage reads 2 x num_frames frames per clip
 (each anchor and the frame after it, for motion) and scores them (brightness, sharpness, optical
 flow, pHash, borders, text area by OCR). Per corpus, in one run: the decode limit of those frames
-(PyAV seek + decode, no conversion), the stage with defaults (text detection on), without text
-detection, and with each reader backend. x = decode-limit time / stage time.
+(PyAV seek + decode, no conversion), the same with the non-reference pictures before each target
+skipped (what the PyAV reader, the default for sparse reads, decodes), the stage with defaults (text
+detection on, on the analysis frame as read), without text detection, and with each reader backend.
+x = decode-limit time / stage time.
 """
 from __future__ import annotations
 

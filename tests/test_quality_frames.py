@@ -122,7 +122,8 @@ def test_keyframes_by_embedding_with_a_tiny_clip(cut_video, quality_videos, tmp_
 
 def test_text_detector_sees_the_configured_size_and_still_finds_text(quality_videos, quality_stage):
     """RapidOCR's own default would upscale the 360 px analysis frame to a 736 px short side (ten
-    times the pixels); the stage hands it images text.max_side long and keeps them at that size."""
+    times the pixels); the stage hands it images text.max_side long (by default the analysis frame as
+    read) and keeps them at that size."""
     seen = []
     ocr = quality_stage._ocr
     detector = ocr.text_det
@@ -141,7 +142,8 @@ def test_text_detector_sees_the_configured_size_and_still_finds_text(quality_vid
         scores = quality_stage.scores(clip_row(quality_videos["text_heavy"]))
     finally:
         ocr.text_det = detector
-    assert seen and all(max(shape) == quality_stage.config.text.max_side for shape in seen), seen
+    side = quality_stage.config.text.max_side or quality_stage.config.analysis_max_side
+    assert seen and all(max(shape) == side for shape in seen), seen
     assert scores[R.Q_TEXT_AREA] > quality_stage.config.thresholds.text_area_max
     preprocess = detector.get_preprocess(max(seen[0]))
-    assert preprocess.resize(np.zeros((*seen[0], 3), np.uint8)).shape[1] <= quality_stage.config.text.max_side
+    assert preprocess.resize(np.zeros((*seen[0], 3), np.uint8)).shape[1] <= side

@@ -289,7 +289,7 @@ def scan_coarse_to_fine(path: str, cfg: ShotsConfig):
     full pass is needed (no frame table, intra-only, decode errors, windows over most frames)."""
     from vdata.media import cut_pass as P
     from vdata.media import cuts as C
-    from vdata.media.reader import _display_times_unreliable
+    from vdata.media.timestamps import display_times_unreliable
 
     try:
         table = C.frame_table(path)
@@ -298,7 +298,7 @@ def scan_coarse_to_fine(path: str, cfg: ShotsConfig):
     n = len(table.times)
     if table.problem or n < 2 or _stream_times_problem(table.times, table.fps):
         return None, None
-    if _display_times_unreliable(path, 8):   # AVI with B-frames: packet times are in decode order
+    if display_times_unreliable(path, 8):   # AVI with B-frames: packet times are in decode order
         return None, None
     cls, kwargs = _detector(cfg)
     key, default = COARSE_BARS[cfg.detector]
