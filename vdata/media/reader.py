@@ -198,6 +198,7 @@ class PyAVReader(FrameReader):
         # before it: nothing depends on them, and they are ~45% of x264's frames (bench_quality).
         self._skip_before: float | None = None
         self._skipping = False
+        self._reformatter = None
         span = self._stream.duration * self._tb if self._stream.duration else (self._container.duration or 0) / 1e6
         self._skip_until = span - 1.0   # near the end read_at may fall back to the last frame shown
 
@@ -251,6 +252,15 @@ class PyAVReader(FrameReader):
             return self._decode_packets()
         return itertools.chain([first], frames)
 
+    def _convert(self, frame, width: int, height: int, fmt: str) -> np.ndarray:
+        """Through one reformatter kept per reader: its scaler is set up once, where each to_ndarray
+        sets up its own (0.63 against 1.28 ms a 720p frame to 360 px, the same pixels)."""
+        if self._reformatter is None:
+            from av.video.reformatter import VideoReformatter
+
+            self._reformatter = VideoReformatter()
+        return self._reformatter.reformat(frame, width, height, fmt).to_ndarray()
+
     def read_at(self, times_s, max_side=None):
         w, h = _scaled_size(self.width, self.height, max_side)
         order = np.argsort(times_s)
@@ -284,7 +294,7 @@ class PyAVReader(FrameReader):
             if chosen is None:
                 raise MediaError("undecodable", f"no frame decodes at {t:.3f}s")
             self._skip_before = None
-            results[int(k)] = (chosen[0], chosen[1].to_ndarray(width=w, height=h, format="rgb24"))
+            results[int(k)] = (chosen[0], self._convert(chosen[1], w, h, "rgb24"))
             pending = chosen
             last_t = chosen[0]
         return [results[i] for i in range(len(times_s))]
@@ -306,7 +316,7 @@ class PyAVReader(FrameReader):
             # after a seek, the index can only be derived from the time.
             index = count if from_start else int(round(t * self.fps))
             count += 1
-            yield index, t, small_bgr(frame, w, h) if fmt == "bgr24" else frame.to_ndarray(width=w, height=h, format=fmt)
+            yield index, t, small_bgr(frame, w, h) if fmt == "bgr24" else self._convert(frame, w, h, fmt)
 
     def close(self):
         self._container.close()
