@@ -143,3 +143,49 @@ def test_guard_spares_what_is_not_its_run(tmp_path):
                 p.kill()
             except psutil.Error:
                 pass
+
+
+def test_guard_sweeps_orphans_by_run_token_and_by_files_held_in_the_session_dir(tmp_path):
+    """What `ray.init()` starts can lose every trace the poll relies on before the guard looks: the
+    raylet dies with the CLI, its agents are re-parented and have renamed themselves. An orphan that
+    left the owner's tree at once and names nothing of Ray is still swept when it was started inside
+    `marking()` (the token) or holds a file open in the session directory (the agents' logs). One
+    started after the block, logging elsewhere, is not."""
+    session = tmp_path / "session_x"
+    session.mkdir()
+    script = tmp_path / "owner.py"
+    script.write_text(
+        "import subprocess, sys, time\n"
+        "from vdata.pipelines.ray_guard import RayGuard\n"
+        "g = RayGuard.start()\n"
+        "def orphan(log):\n"   # a double fork: the grandchild is re-parented before the guard's first poll
+        "    code = ('import subprocess, sys; print(subprocess.Popen([sys.executable, \"-c\", \"import time; '\n"
+        "            'time.sleep(120)\"], start_new_session=True, stdout=open(sys.argv[1], \"w\"), '\n"
+        "            'stderr=subprocess.DEVNULL).pid)')\n"
+        "    out = subprocess.run([sys.executable, '-c', code, log], capture_output=True, text=True, check=True)\n"
+        "    return int(out.stdout)\n"
+        "with g.marking():\n"
+        "    marked = orphan(sys.argv[2] + '/elsewhere_1.log')\n"
+        "g.set_session_dir(sys.argv[1])\n"
+        "logging = orphan(sys.argv[1] + '/logs_agent.out')\n"
+        "unmarked = orphan(sys.argv[2] + '/elsewhere_2.log')\n"
+        "print(g.pid, marked, logging, unmarked, flush=True)\n"
+        "time.sleep(120)\n")
+    owner = subprocess.Popen([sys.executable, str(script), str(session), str(tmp_path)], stdout=subprocess.PIPE,
+                             text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    guard_pid, marked, logging, unmarked = (int(x) for x in owner.stdout.readline().split())
+    procs = {pid: psutil.Process(pid) for pid in (guard_pid, marked, logging, unmarked)}
+    try:
+        assert all(procs[pid].ppid() != owner.pid for pid in (marked, logging, unmarked))
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+        procs[guard_pid].wait(timeout=SWEEP_WAIT_S)
+        for pid in (marked, logging):
+            assert not procs[pid].is_running() or procs[pid].status() == psutil.STATUS_ZOMBIE
+        assert procs[unmarked].is_running() and procs[unmarked].status() != psutil.STATUS_ZOMBIE
+    finally:
+        for p in procs.values():
+            try:
+                p.kill()
+            except psutil.Error:
+                pass

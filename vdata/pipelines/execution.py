@@ -155,7 +155,8 @@ def start_local_ray(**init_kwargs) -> None:
     global _GUARD
     guard = RayGuard.start()
     try:
-        ray.init(**init_kwargs)
+        with guard.marking():   # what ray.init starts, and the workers its raylet starts later, carry the token
+            ray.init(**init_kwargs)
     except BaseException:
         guard.close()
         raise

@@ -13,42 +13,69 @@ vdata starts this guard next to an embedded Ray:
   are Ray processes (`raylet`, `gcs_server`, `ray::` workers, anything started from the Ray package or
   naming the session directory) and everything below them. A record is (pid, create time), so a pid
   reused by an unrelated process later is never touched;
-- on EOF it sends SIGTERM to every recorded process still alive and to every process naming the
-  session directory (which the CLI sends once Ray is up), waits `GRACE_S`, then SIGKILLs the rest.
+- a poll can miss what is short-lived in the tree: CI saw both agents outlive a `kill -9` issued 0.3 s
+  after they started. The raylet dies with the CLI (PDEATHSIG), its agents are re-parented, and they
+  have renamed themselves ("ray::DashboardAgent"), which wipes the session directory from their
+  command line. So the sweep also finds this run's processes by what they cannot drop: the log files
+  they hold open inside the session directory (every agent and worker writes there), and a per-run
+  token the CLI puts in its environment only while `ray.init()` runs (`RUN_ENV`, inherited by GCS,
+  raylet and workers; it covers the time before the session directory is known);
+- on EOF it sends SIGTERM to every recorded process still alive, and to every process naming the
+  session directory (which the CLI sends once Ray is up), holding a file in it, or carrying the token; waits
+  `GRACE_S`, then SIGKILLs the rest.
 
 After a normal `ray.shutdown()` the CLI closes the pipe itself; the guard then finds nothing or only
 stragglers, and exits. Only what this run started is touched: other Ray clusters and other processes
 of the CLI (teacher servers) are not Ray processes of this session.
 
-Usage (in the CLI): `guard = RayGuard.start()` before `ray.init()`, `guard.set_session_dir(path)`
-after it, `guard.close()` after `ray.shutdown()`.
+Usage (in the CLI): `guard = RayGuard.start()` before `ray.init()`, `with guard.marking(): ray.init()`,
+`guard.set_session_dir(path)` after it, `guard.close()` after `ray.shutdown()`.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
 import subprocess
 import sys
 import time
+import uuid
 
 POLL_S = 0.5
 GRACE_S = 3.0
+RUN_ENV = "VDATA_RAY_RUN"
 _RAY_MARKERS = ("raylet", "gcs_server", "ray::", "/ray/", "ray_process_reaper", "default_worker.py")
 
 
 class RayGuard:
     """The CLI's handle on its guard process."""
 
-    def __init__(self, process: subprocess.Popen):
+    def __init__(self, process: subprocess.Popen, token: str):
         self.process = process
+        self.token = token
 
     @classmethod
     def start(cls) -> "RayGuard":
-        proc = subprocess.Popen([sys.executable, "-m", "vdata.pipelines.ray_guard", str(os.getpid())],
+        token = uuid.uuid4().hex
+        env = {k: v for k, v in os.environ.items() if k != RUN_ENV}
+        proc = subprocess.Popen([sys.executable, "-m", "vdata.pipelines.ray_guard", str(os.getpid()), token],
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True, close_fds=True)
-        return cls(proc)
+                                start_new_session=True, close_fds=True, env=env)
+        return cls(proc, token)
+
+    @contextlib.contextmanager
+    def marking(self):
+        """Processes started inside this block carry the run's token (see the module docstring)."""
+        before = os.environ.get(RUN_ENV)
+        os.environ[RUN_ENV] = self.token
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop(RUN_ENV, None)
+            else:
+                os.environ[RUN_ENV] = before
 
     @property
     def pid(self) -> int:
@@ -110,8 +137,28 @@ def _children(proc) -> list:
         return []
 
 
-def _sweep(seen: dict[int, float], session_dir: str | None) -> int:
-    """SIGTERM, grace, SIGKILL for every recorded process still alive (same pid and create time)."""
+def _carries(proc, token: str | None) -> bool:
+    if not token:
+        return False
+    try:
+        return proc.environ().get(RUN_ENV) == token
+    except Exception:   # another user's process, or gone
+        return False
+
+
+def _holds_file_in(proc, session_dir: str | None) -> bool:
+    if not session_dir:
+        return False
+    prefix = session_dir.rstrip("/") + "/"
+    try:
+        return any(f.path.startswith(prefix) for f in proc.open_files())
+    except Exception:   # another user's process, or gone
+        return False
+
+
+def _sweep(seen: dict[int, float], session_dir: str | None, token: str | None = None) -> int:
+    """SIGTERM, grace, SIGKILL for every recorded process still alive (same pid and create time),
+    and every process that names the session directory, holds a file in it, or carries the token."""
     import psutil
 
     me = os.getpid()
@@ -124,11 +171,13 @@ def _sweep(seen: dict[int, float], session_dir: str | None) -> int:
                 targets += [c for c in _children(p) if c.pid != me]   # started after the last look
         except psutil.Error:
             continue
-    if session_dir:
-        known = {p.pid for p in targets}
-        for p in psutil.process_iter(["cmdline"]):
-            if p.pid != me and p.pid not in known and session_dir in " ".join(p.info.get("cmdline") or []):
-                targets.append(p)
+    known = {p.pid for p in targets}
+    for p in psutil.process_iter(["cmdline"]):
+        if p.pid == me or p.pid in known:
+            continue
+        if ((session_dir and session_dir in " ".join(p.info.get("cmdline") or []))
+                or _holds_file_in(p, session_dir) or _carries(p, token)):
+            targets.append(p)
     targets = list({p.pid: p for p in targets}.values())
     for p in targets:
         try:
@@ -145,7 +194,7 @@ def _sweep(seen: dict[int, float], session_dir: str | None) -> int:
     return len(targets)
 
 
-def main(owner_pid: int) -> int:
+def main(owner_pid: int, token: str | None = None) -> int:
     import psutil
 
     since = time.time()
@@ -169,10 +218,10 @@ def main(owner_pid: int) -> int:
                 if line.startswith(b"session "):
                     session_dir = line[len(b"session "):].decode()
         _snapshot(owner, session_dir, since, seen)
-    _sweep(seen, session_dir)
+    _sweep(seen, session_dir, token)
     return 0
 
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # a Ctrl-C meant for the CLI must not stop the guard
-    sys.exit(main(int(sys.argv[1])))
+    sys.exit(main(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None))
