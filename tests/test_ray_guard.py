@@ -189,3 +189,23 @@ def test_guard_sweeps_orphans_by_run_token_and_by_files_held_in_the_session_dir(
                 p.kill()
             except psutil.Error:
                 pass
+
+
+def test_a_normal_shutdown_sweeps_nothing_of_the_owner(tmp_path):
+    """After `ray.shutdown()` the driver still holds its own log files in the session directory: the
+    guard's sweep on a normal close must spare the process that started it (it once SIGTERMed it)."""
+    ray_tmp = tempfile.mkdtemp(prefix="vk", dir="/tmp")
+    code = ("import time\n"
+            "from vdata.pipelines import execution as X\n"
+            "X.start_local_ray(num_cpus=1)\n"
+            "X.stop_local_ray()\n"
+            "time.sleep(1.0)\n"   # a late signal would land here
+            "print('survived', flush=True)\n")
+    try:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240,
+                              env={**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": ray_tmp,
+                                   "PYTHONPATH": os.pathsep.join(sys.path)})
+        assert done.returncode == 0 and "survived" in done.stdout, (done.returncode, done.stderr[-2000:])
+    finally:
+        _kill_all(ray_tmp, {})
+        shutil.rmtree(ray_tmp, ignore_errors=True)

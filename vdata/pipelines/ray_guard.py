@@ -156,24 +156,25 @@ def _holds_file_in(proc, session_dir: str | None) -> bool:
         return False
 
 
-def _sweep(seen: dict[int, float], session_dir: str | None, token: str | None = None) -> int:
+def _sweep(seen: dict[int, float], session_dir: str | None, token: str | None = None, owner_pid: int | None = None) -> int:
     """SIGTERM, grace, SIGKILL for every recorded process still alive (same pid and create time),
     and every process that names the session directory, holds a file in it, or carries the token."""
     import psutil
 
     me = os.getpid()
+    spared = {me, owner_pid}   # after a normal shutdown the owner still holds its driver logs in the session dir
     targets = []
     for pid, created in list(seen.items()):
         try:
             p = psutil.Process(pid)
-            if pid != me and abs(p.create_time() - created) < 1e-3:
+            if pid not in spared and abs(p.create_time() - created) < 1e-3:
                 targets.append(p)
-                targets += [c for c in _children(p) if c.pid != me]   # started after the last look
+                targets += [c for c in _children(p) if c.pid not in spared]   # started after the last look
         except psutil.Error:
             continue
     known = {p.pid for p in targets}
     for p in psutil.process_iter(["cmdline"]):
-        if p.pid == me or p.pid in known:
+        if p.pid in spared or p.pid in known:
             continue
         if ((session_dir and session_dir in " ".join(p.info.get("cmdline") or []))
                 or _holds_file_in(p, session_dir) or _carries(p, token)):
@@ -218,7 +219,7 @@ def main(owner_pid: int, token: str | None = None) -> int:
                 if line.startswith(b"session "):
                     session_dir = line[len(b"session "):].decode()
         _snapshot(owner, session_dir, since, seen)
-    _sweep(seen, session_dir, token)
+    _sweep(seen, session_dir, token, owner_pid)
     return 0
 
 
