@@ -2,6 +2,7 @@
 agent, workers): the guard process sweeps them. A real CLI, a real Ray, a real SIGKILL."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -72,6 +73,33 @@ def _kill_all(marker: str, procs: dict) -> None:
             pass
 
 
+@contextlib.contextmanager
+def _owner_script(script: Path, *args):
+    """Run `script`, which starts a guard and prints its pid and its test processes' pids on one line:
+    yields the owner and those processes; every one of them is killed afterwards."""
+    owner = subprocess.Popen([sys.executable, str(script), *map(str, args)], stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    procs = [psutil.Process(int(pid)) for pid in owner.stdout.readline().split()]
+    try:
+        yield owner, procs
+    finally:
+        for p in [owner, *procs]:
+            try:
+                p.kill()
+            except (psutil.Error, OSError):
+                pass
+
+
+def _kill_owner_and_await_sweep(owner: subprocess.Popen, guard) -> None:
+    owner.send_signal(signal.SIGKILL)
+    owner.wait()
+    guard.wait(timeout=SWEEP_WAIT_S)   # the guard finished its sweep
+
+
+def _gone(p) -> bool:
+    return not p.is_running() or p.status() == psutil.STATUS_ZOMBIE
+
+
 def test_sigkill_of_vdata_build_leaves_no_ray_process(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
@@ -126,23 +154,11 @@ def test_guard_spares_what_is_not_its_run(tmp_path):
         "other = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)', 'teacher-server'])\n"
         "print(g.pid, ray_like.pid, other.pid, flush=True)\n"
         "time.sleep(120)\n")
-    owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    guard_pid, ray_like, other = (int(x) for x in owner.stdout.readline().split())
-    procs = {pid: psutil.Process(pid) for pid in (guard_pid, ray_like, other)}
-    try:
+    with _owner_script(script) as (owner, (guard, ray_like, other)):
         time.sleep(1.5)   # a few guard polls: it has seen the children
-        owner.send_signal(signal.SIGKILL)
-        owner.wait()
-        procs[guard_pid].wait(timeout=SWEEP_WAIT_S)                  # the guard finished its sweep ...
-        assert not procs[ray_like].is_running() or procs[ray_like].status() == psutil.STATUS_ZOMBIE
-        assert procs[other].is_running() and procs[other].status() != psutil.STATUS_ZOMBIE   # ... and spared this
-    finally:
-        for p in procs.values():
-            try:
-                p.kill()
-            except psutil.Error:
-                pass
+        _kill_owner_and_await_sweep(owner, guard)
+        assert _gone(ray_like)
+        assert not _gone(other)   # the guard spared this
 
 
 def test_guard_sweeps_orphans_by_run_token_and_by_files_held_in_the_session_dir(tmp_path):
@@ -171,24 +187,11 @@ def test_guard_sweeps_orphans_by_run_token_and_by_files_held_in_the_session_dir(
         "unmarked = orphan(sys.argv[2] + '/elsewhere_2.log')\n"
         "print(g.pid, marked, logging, unmarked, flush=True)\n"
         "time.sleep(120)\n")
-    owner = subprocess.Popen([sys.executable, str(script), str(session), str(tmp_path)], stdout=subprocess.PIPE,
-                             text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    guard_pid, marked, logging, unmarked = (int(x) for x in owner.stdout.readline().split())
-    procs = {pid: psutil.Process(pid) for pid in (guard_pid, marked, logging, unmarked)}
-    try:
-        assert all(procs[pid].ppid() != owner.pid for pid in (marked, logging, unmarked))
-        owner.send_signal(signal.SIGKILL)
-        owner.wait()
-        procs[guard_pid].wait(timeout=SWEEP_WAIT_S)
-        for pid in (marked, logging):
-            assert not procs[pid].is_running() or procs[pid].status() == psutil.STATUS_ZOMBIE
-        assert procs[unmarked].is_running() and procs[unmarked].status() != psutil.STATUS_ZOMBIE
-    finally:
-        for p in procs.values():
-            try:
-                p.kill()
-            except psutil.Error:
-                pass
+    with _owner_script(script, session, tmp_path) as (owner, (guard, marked, logging, unmarked)):
+        assert all(p.ppid() != owner.pid for p in (marked, logging, unmarked))
+        _kill_owner_and_await_sweep(owner, guard)
+        assert _gone(marked) and _gone(logging)
+        assert not _gone(unmarked)
 
 
 def test_a_normal_shutdown_sweeps_nothing_of_the_owner(tmp_path):

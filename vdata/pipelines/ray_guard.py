@@ -58,15 +58,16 @@ class RayGuard:
     @classmethod
     def start(cls) -> "RayGuard":
         token = uuid.uuid4().hex
-        env = {k: v for k, v in os.environ.items() if k != RUN_ENV}
         proc = subprocess.Popen([sys.executable, "-m", "vdata.pipelines.ray_guard", str(os.getpid()), token],
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True, close_fds=True, env=env)
+                                start_new_session=True, close_fds=True)
         return cls(proc, token)
 
     @contextlib.contextmanager
     def marking(self):
-        """Processes started inside this block carry the run's token (see the module docstring)."""
+        """Processes started inside this block carry the run's token (see the module docstring).
+        Only this one variable is restored afterwards (not a copy of the whole environment, as
+        `mock.patch.dict` would): what `ray.init()` sets in `os.environ` meanwhile must stay."""
         before = os.environ.get(RUN_ENV)
         os.environ[RUN_ENV] = self.token
         try:
@@ -105,7 +106,11 @@ def _is_ray(proc, session_dir: str | None) -> bool:
         text = " ".join(proc.cmdline()) or proc.name()
     except Exception:
         return False
-    return (session_dir is not None and session_dir in text) or any(m in text for m in _RAY_MARKERS)
+    return _names_session(text, session_dir) or any(m in text for m in _RAY_MARKERS)
+
+
+def _names_session(cmdline: str, session_dir: str | None) -> bool:
+    return bool(session_dir) and session_dir in cmdline
 
 
 def _snapshot(owner, session_dir: str | None, since: float, seen: dict[int, float]) -> None:
@@ -118,9 +123,7 @@ def _snapshot(owner, session_dir: str | None, since: float, seen: dict[int, floa
     except psutil.Error:
         pass
     if session_dir:
-        for p in psutil.process_iter(["cmdline"]):
-            if session_dir in " ".join(p.info.get("cmdline") or []):
-                roots.append(p)
+        roots += [p for p in psutil.process_iter(["cmdline"]) if _names_session(_cmdline(p), session_dir)]
     for p in roots + [c for r in roots for c in _children(r)]:
         try:
             seen.setdefault(p.pid, p.create_time())
@@ -137,9 +140,18 @@ def _children(proc) -> list:
         return []
 
 
-def _carries(proc, token: str | None) -> bool:
-    if not token:
-        return False
+def _cmdline(proc) -> str:
+    """The command line `process_iter(["cmdline"])` already read."""
+    return " ".join(proc.info.get("cmdline") or [])
+
+
+def _of_this_run(proc, session_dir: str | None, token: str) -> bool:
+    """Found by the sweep's one scan of every process: cheapest test first (open files need a readlink
+    per descriptor)."""
+    return _names_session(_cmdline(proc), session_dir) or _carries(proc, token) or _holds_file_in(proc, session_dir)
+
+
+def _carries(proc, token: str) -> bool:
     try:
         return proc.environ().get(RUN_ENV) == token
     except Exception:   # another user's process, or gone
@@ -156,7 +168,7 @@ def _holds_file_in(proc, session_dir: str | None) -> bool:
         return False
 
 
-def _sweep(seen: dict[int, float], session_dir: str | None, token: str | None = None, owner_pid: int | None = None) -> int:
+def _sweep(seen: dict[int, float], session_dir: str | None, token: str, owner_pid: int) -> int:
     """SIGTERM, grace, SIGKILL for every recorded process still alive (same pid and create time),
     and every process that names the session directory, holds a file in it, or carries the token."""
     import psutil
@@ -172,13 +184,9 @@ def _sweep(seen: dict[int, float], session_dir: str | None, token: str | None = 
                 targets += [c for c in _children(p) if c.pid not in spared]   # started after the last look
         except psutil.Error:
             continue
-    known = {p.pid for p in targets}
-    for p in psutil.process_iter(["cmdline"]):
-        if p.pid in spared or p.pid in known:
-            continue
-        if ((session_dir and session_dir in " ".join(p.info.get("cmdline") or []))
-                or _holds_file_in(p, session_dir) or _carries(p, token)):
-            targets.append(p)
+    known = spared | {p.pid for p in targets}
+    targets += [p for p in psutil.process_iter(["cmdline"])
+                if p.pid not in known and _of_this_run(p, session_dir, token)]
     targets = list({p.pid: p for p in targets}.values())
     for p in targets:
         try:
@@ -195,7 +203,7 @@ def _sweep(seen: dict[int, float], session_dir: str | None, token: str | None = 
     return len(targets)
 
 
-def main(owner_pid: int, token: str | None = None) -> int:
+def main(owner_pid: int, token: str) -> int:
     import psutil
 
     since = time.time()
@@ -225,4 +233,4 @@ def main(owner_pid: int, token: str | None = None) -> int:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # a Ctrl-C meant for the CLI must not stop the guard
-    sys.exit(main(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None))
+    sys.exit(main(int(sys.argv[1]), sys.argv[2]))
