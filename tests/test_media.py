@@ -60,6 +60,22 @@ def test_readers_return_frames_at_requested_times(cut_video, backend):
     assert all(hamming(a, b) > 6 for a, b in zip(hashes, hashes[1:]))
 
 
+@pytest.mark.parametrize("backend", ["decord", "pyav", "opencv"])
+def test_read_at_hands_each_frame_over_as_it_is_ready(cut_video, backend):
+    """on_frame gets every requested frame once, under its index in the request (requests out of
+    time order included), with the pixels read_at returns."""
+    path, _ = cut_video
+    times = [9.0, 1.0, 5.0, 1.04]
+    seen = []
+    with open_reader(path, backend, max_side=160) as r:
+        frames = r.read_at(times, max_side=160, on_frame=lambda k, image: seen.append((k, image)))
+    assert sorted(k for k, _ in seen) == [0, 1, 2, 3]
+    for k, image in seen:
+        assert np.array_equal(image, frames[k][1])
+    if backend == "pyav":   # decoded in time order: the callback sees the earliest first
+        assert [k for k, _ in seen] == [1, 3, 2, 0]
+
+
 def test_backends_agree_on_pixels(bikes):
     times = [0.5, 2.2, 2.24, 6.0, 9.9]
     with open_reader(bikes, "decord") as d, open_reader(bikes, "pyav") as p:

@@ -52,8 +52,11 @@ class FrameReader:
     # Why this reader is not the backend that was asked for (e.g. decord's timestamps were absurd).
     fallback_reason: str | None = None
 
-    def read_at(self, times_s: Sequence[float], max_side: int | None = None) -> list[tuple[float, np.ndarray]]:
-        """RGB frames nearest to each time (video-absolute seconds), with their own timestamps."""
+    def read_at(self, times_s: Sequence[float], max_side: int | None = None,
+                on_frame=None) -> list[tuple[float, np.ndarray]]:
+        """RGB frames nearest to each time (video-absolute seconds), with their own timestamps.
+        `on_frame(k, image)` is called as the frame for `times_s[k]` is ready, so that a caller can
+        start work on it while later frames decode (PyAV releases the GIL in the decoder)."""
         raise NotImplementedError
 
     def iter_frames(self, start_s: float = 0.0, end_s: float | None = None, max_side: int | None = None,
@@ -115,14 +118,14 @@ class DecordReader(FrameReader):
         idx = np.searchsorted(self._times, np.asarray(times_s, dtype=np.float64) + 1e-6, side="right") - 1
         return np.clip(idx, 0, self.num_frames - 1)
 
-    def read_at(self, times_s, max_side=None):
+    def read_at(self, times_s, max_side=None, on_frame=None):
         if self._fallback is not None:
-            return self._fallback.read_at(times_s, max_side)
+            return self._fallback.read_at(times_s, max_side, on_frame)
         idx = self._indices_for(times_s)
         try:
             frames = self._vr.get_batch(list(idx)).asnumpy()
         except Exception as e:  # decord's DECORDError on a packet that does not decode
-            return self._hand_over(f"decord failed: {str(e).splitlines()[-1][:160]}").read_at(times_s, max_side)
+            return self._hand_over(f"decord failed: {str(e).splitlines()[-1][:160]}").read_at(times_s, max_side, on_frame)
         out = [(float(self._times[i]), _resize(frame, max_side)) for i, frame in zip(idx, frames)]
         span = (float(self._times[0]), float(self._times[-1]))
         # the frame at or before each time is right by construction, however far apart VFR frames are
@@ -130,7 +133,10 @@ class DecordReader(FrameReader):
         tol = max(gap, 1.0 / self.fps if self.fps > 0 else 0.0) + 1e-3
         problem = returned_times_problem(times_s, [t for t, _ in out], self.fps, span, tolerance_s=tol)
         if problem:
-            return self._hand_over(f"decord returned wrong frames: {problem}").read_at(times_s, max_side)
+            return self._hand_over(f"decord returned wrong frames: {problem}").read_at(times_s, max_side, on_frame)
+        for k, (_, image) in enumerate(out):
+            if on_frame is not None:
+                on_frame(k, image)
         return out
 
     def _hand_over(self, why: str) -> "PyAVReader":
@@ -261,7 +267,7 @@ class PyAVReader(FrameReader):
             self._reformatter = VideoReformatter()
         return self._reformatter.reformat(frame, width, height, fmt).to_ndarray()
 
-    def read_at(self, times_s, max_side=None):
+    def read_at(self, times_s, max_side=None, on_frame=None):
         w, h = _scaled_size(self.width, self.height, max_side)
         order = np.argsort(times_s)
         results: dict[int, tuple[float, np.ndarray]] = {}
@@ -295,6 +301,8 @@ class PyAVReader(FrameReader):
                 raise MediaError("undecodable", f"no frame decodes at {t:.3f}s")
             self._skip_before = None
             results[int(k)] = (chosen[0], self._convert(chosen[1], w, h, "rgb24"))
+            if on_frame is not None:
+                on_frame(int(k), results[int(k)][1])
             pending = chosen
             last_t = chosen[0]
         return [results[i] for i in range(len(times_s))]
@@ -340,17 +348,19 @@ class OpenCVReader(FrameReader):
         self.num_frames = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.decode_errors = []
 
-    def read_at(self, times_s, max_side=None):
+    def read_at(self, times_s, max_side=None, on_frame=None):
         import cv2
 
         out = []
-        for t in times_s:
+        for k, t in enumerate(times_s):
             self._cap.set(cv2.CAP_PROP_POS_MSEC, max(0.0, float(t)) * 1000.0)
             ok, frame = self._cap.read()
             if not ok:
                 raise MediaError("undecodable", f"no frame decodes at {t:.3f}s")
             ts = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
             out.append((ts, _resize(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), max_side)))
+            if on_frame is not None:
+                on_frame(k, out[-1][1])
         return out
 
     def iter_frames(self, start_s=0.0, end_s=None, max_side=None, fmt="bgr24"):
