@@ -121,6 +121,20 @@ def test_packet_hints_cover_keyframe_cuts_and_ignore_a_fixed_gop(cut_video, medi
     assert P.packet_windows(C.frame_table(fixed), 4, 3) == []
 
 
+def _table_with_keyframes(keys: list[int], n: int = 72) -> C.FrameTable:
+    """Packets of an I/P stream (no B-frames), all of one size, keyframes at `keys`."""
+    frames = np.arange(n)
+    return C.FrameTable(frames / 25.0, frames * 512, np.asarray(keys), 25.0, None, np.full(n, 1000), frames,
+                        np.ones(n, bool))
+
+
+def test_a_fixed_gop_that_drifts_by_a_frame_gives_no_hint_and_an_off_period_keyframe_does():
+    # x264 at -g 12 ends some GOPs a frame early where B-frames close them: still the period
+    assert P.packet_windows(_table_with_keyframes([0, 12, 23, 35, 47, 60]), 4, 3) == []
+    hints = P.packet_windows(_table_with_keyframes([0, 12, 24, 30, 42, 54, 66]), 4, 3)
+    assert any(a <= 30 <= b for a, b in hints) and sum(b - a + 1 for a, b in hints) < 20, hints
+
+
 def test_windows_over_most_of_the_video_take_the_full_pass(media_dir):
     path = str(media_dir / "strobe.mp4")   # a cut every 4 frames
     render_segments(path, [Segment(CUT_SOURCES[i % 6], 0.16) for i in range(25)], size=(160, 90))
