@@ -384,9 +384,7 @@ def gradual_transitions(indices: np.ndarray, layouts: np.ndarray, n: int, fps: f
         share = (diff.mean(axis=-1) >= CELL_CHANGE).reshape(n, -1).mean(axis=1)
         left = np.where(frames - 2 * h >= h, dist[np.clip(frames - 2 * h, 0, n - 1)], np.nan)
         right = np.where(frames + 2 * h <= n - 1 - h, dist[np.clip(frames + 2 * h, 0, n - 1)], np.nan)
-        both = np.stack([left, right])
-        with np.errstate(all="ignore"):
-            mean = np.nan_to_num(np.nanmean(both, axis=0), nan=0.0)
+        mean = np.nan_to_num(np.where(np.isnan(left), right, np.where(np.isnan(right), left, (left + right) / 2)), nan=0.0)
         quieter = np.nan_to_num(np.fmin(left, right), nan=0.0)
         i = h
         while i < n - h:
