@@ -43,6 +43,8 @@ LAYOUT_SIZE = (16, 9)
 CELL_CHANGE = 12.0
 # Windows covering more than this share of the frames decode nearly everything: a full pass is cheaper.
 MAX_WINDOW_SHARE = 0.5
+# Mean brightness (HSV value, 0..255) under which a frame inside a transition is the black of a fade.
+FADE_BLACK_VALUE = 24.0
 
 
 @dataclass
@@ -407,7 +409,7 @@ def gradual_transitions(indices: np.ndarray, layouts: np.ndarray, n: int, fps: f
     return sorted(found)
 
 
-def fades_through_black(indices: np.ndarray, layouts: np.ndarray, fps: float, dark: float = 24.0,
+def fades_through_black(indices: np.ndarray, layouts: np.ndarray, fps: float, dark: float = FADE_BLACK_VALUE,
                         rise: float = 30.0, reach_s: float = 1.0, longest_s: float = 2.0) -> list[tuple[int, int, int]]:
     """(centre, first, last) of each fade through black: a run of reference frames darker than
     `dark` (mean HSV value, 0..255), at most `longest_s` long, with pictures at least `rise` brighter

@@ -134,8 +134,8 @@ class DecordReader(FrameReader):
         problem = returned_times_problem(times_s, [t for t, _ in out], self.fps, span, tolerance_s=tol)
         if problem:
             return self._hand_over(f"decord returned wrong frames: {problem}").read_at(times_s, max_side, on_frame)
-        for k, (_, image) in enumerate(out):
-            if on_frame is not None:
+        if on_frame is not None:
+            for k, (_, image) in enumerate(out):
                 on_frame(k, image)
         return out
 

@@ -192,21 +192,21 @@ class QualityStage(Stage):
             times += [t0, t0 + step]
         text_frames = {2 * k for k in self._text_picks(n)} if self._ocr else set()
         grays: dict[int, np.ndarray] = {}
-        jobs: dict[str, list] = {"text": [], "motion": []}
+        text_jobs, motion_jobs = [], []
 
         def arrived(k: int, frame: np.ndarray) -> None:
             grays[k] = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
             if k in text_frames:
-                jobs["text"].append(self._pool.submit(self._text_area_of, frame))
+                text_jobs.append(self._pool.submit(self._text_area_of, frame))
             first = k - k % 2
             if first in grays and first + 1 in grays:   # both frames of a motion pair are here
-                jobs["motion"].append(self._pool.submit(_motion, grays[first], grays[first + 1]))
+                motion_jobs.append(self._pool.submit(_motion, grays[first], grays[first + 1]))
 
         with open_reader(row[R.PATH], cfg.backend, purpose="sparse", max_side=cfg.analysis_max_side) as reader:
             reader.read_at(times, max_side=cfg.analysis_max_side, on_frame=arrived)
         anchors_g = [grays[k] for k in range(0, len(times), 2)]
-        motion = [job.result() for job in jobs["motion"]]
-        text_areas = [job.result() for job in jobs["text"]]
+        motion = [job.result() for job in motion_jobs]
+        text_areas = [job.result() for job in text_jobs]
         hashes = [phash(g) for g in anchors_g]
         dups = [hamming(a, b) <= cfg.dup_hash_distance for a, b in zip(hashes, hashes[1:])]
         w, h = row[R.WIDTH], row[R.HEIGHT]

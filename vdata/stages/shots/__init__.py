@@ -205,8 +205,7 @@ def scan_video(path: str, cfg: ShotsConfig, backend: str | None = None) -> ShotS
             n = len(scan.times)
             found = C.gradual_transitions(coarse.indices, coarse.layouts, n, scan.fps)
             cuts, fades = list(scan.cuts), []
-            for centre, first, last in C.fades_through_black(coarse.indices, coarse.layouts, scan.fps,
-                                                              dark=FADE_BLACK_VALUE):
+            for centre, first, last in C.fades_through_black(coarse.indices, coarse.layouts, scan.fps):
                 # one transition, however many cuts (the drop to black) or changes it holds
                 cuts = [c for c in cuts if not first - 2 <= c <= last + 2]
                 found = [(g, h) for g, h in found if not first - 2 <= g <= last + 2]
@@ -220,8 +219,6 @@ def scan_video(path: str, cfg: ShotsConfig, backend: str | None = None) -> ShotS
 
 # A gradual transition this close to a hard cut is that cut seen over a span: the cut stands.
 GRADUAL_BESIDE_CUT_S = 0.8
-# Mean brightness (0..255) under which a frame inside a transition is the black of a fade.
-FADE_BLACK_VALUE = 24.0
 
 
 def scan_hard_cuts(path: str, cfg: ShotsConfig, backend: str | None = None) -> ShotScan:
