@@ -420,22 +420,37 @@ def test_plan_estimates_from_a_builds_own_rates_and_names_the_bottleneck(quickst
     res = CliRunner().invoke(main, ["plan", str(config), "--videos", str(manifest["inputs"]), "--cpus", str(cpus)])
     assert res.exit_code == 0, res.output
     assert f"estimate for {manifest['inputs']} video(s)" in res.output and "bottleneck" in res.output
-    plan = make_plan(cfg)
-    own = estimate(plan, load_rates(str(quickstart_out)), manifest["inputs"], None, cpus, 0)
-    # the estimate of the measured build is made of what that build recorded: its start-up, finish and stage work
-    assert own.startup_s == rates["startup_s"] and own.wall_s > rates["startup_s"] + rates.get("finish_s", 0.0)
+    own = estimate(make_plan(cfg), load_rates(str(quickstart_out)), manifest["inputs"], None, cpus, 0)
+    # the estimate of the measured build is made of what that build recorded: its start-up and stage work
+    assert own.startup_s == rates["startup_s"]
     assert sum(st.work_s for st in own.stages) == pytest.approx(sum(s["busy_s"] for s in rates["stages"]), rel=1e-3)
     assert any(name in own.bottleneck for name in ("probe", "shots", "quality", "frames"))
     assert own.gpu_hours == 0 and own.teacher_requests == 0   # a curation run: no GPU stage, no teacher
-    # 100x the videos at twice the length: the work scales with the seconds of video, start-up does not
-    big = estimate(plan, rates, 100 * manifest["inputs"], 2 * rates["mean_video_s"], cpus, 0)
-    assert big.cpu_hours == pytest.approx(200 * own.cpu_hours)
-    assert big.wall_s - big.startup_s >= big.cpu_hours * 3600 / cpus > own.wall_s
-    wide = estimate(plan, rates, 100 * manifest["inputs"], None, 8 * cpus, 0)
-    assert wide.wall_s < big.wall_s / 4   # 8x the CPUs: far faster
     # a config whose output folder holds no build: the message says what to do
     fresh = yaml.safe_load(config.read_text())
     fresh["output"]["dir"] = str(tmp_path / "nothing_built")
     (tmp_path / "fresh.yaml").write_text(yaml.safe_dump(fresh))
     res = CliRunner().invoke(main, ["plan", str(tmp_path / "fresh.yaml"), "--videos", "10"])
     assert res.exit_code != 0 and "no manifest.json: build a small sample first" in res.output
+
+
+def test_plan_scales_work_with_video_seconds_and_time_with_cpus():
+    """Arithmetic of the estimate on fixed rates (no clock involved): the measured build's timings
+    feed it in test_plan_estimates_from_a_builds_own_rates_and_names_the_bottleneck."""
+    from vdata.pipelines.estimate import estimate
+    from vdata.pipelines.planning import make_plan
+    from vdata.schemas.config import load_config
+
+    plan = make_plan(load_config(Path(__file__).resolve().parents[1] / "examples" / "quickstart.yaml"))
+    rates = {"videos": 4, "mean_video_s": 10.0, "input_video_s": 40.0, "startup_s": 3.0, "finish_s": 1.0,
+             "stages": [{"stage": s.name, "index": s.index, "busy_s": 2.0 * (k + 1), "rows_in": 4, "batches": 2}
+                        for k, s in enumerate(plan.stages)], "teachers": {}}
+    cpus = 4
+    own = estimate(plan, rates, 4, None, cpus, 0)
+    assert own.startup_s == rates["startup_s"] and own.wall_s > rates["startup_s"] + rates["finish_s"]
+    # 100x the videos at twice the length: the work scales with the seconds of video, start-up does not
+    big = estimate(plan, rates, 400, 2 * rates["mean_video_s"], cpus, 0)
+    assert big.cpu_hours == pytest.approx(200 * own.cpu_hours)
+    assert big.wall_s - big.startup_s >= big.cpu_hours * 3600 / cpus > own.wall_s
+    wide = estimate(plan, rates, 400, None, 8 * cpus, 0)
+    assert wide.wall_s < big.wall_s / 4   # 8x the CPUs: far faster
