@@ -446,11 +446,22 @@ def test_plan_scales_work_with_video_seconds_and_time_with_cpus():
              "stages": [{"stage": s.name, "index": s.index, "busy_s": 2.0 * (k + 1), "rows_in": 4, "batches": 2}
                         for k, s in enumerate(plan.stages)], "teachers": {}}
     cpus = 4
+    startup, finish = rates["startup_s"], rates["finish_s"]
+
+    def processing(e) -> float:   # the estimate's time between its start-up and its finish
+        return e.wall_s - startup - finish
+
     own = estimate(plan, rates, 4, None, cpus, 0)
-    assert own.startup_s == rates["startup_s"] and own.wall_s > rates["startup_s"] + rates["finish_s"]
+    assert own.startup_s == startup
+    # the measured size: one video's way through the stages (each stage's work per batch) is the longest
+    assert own.bottleneck == "one video's path through the stages"
+    assert processing(own) == pytest.approx(sum(s["busy_s"] / s["batches"] for s in rates["stages"]))
     # 100x the videos at twice the length: the work scales with the seconds of video, start-up does not
     big = estimate(plan, rates, 400, 2 * rates["mean_video_s"], cpus, 0)
-    assert big.cpu_hours == pytest.approx(200 * own.cpu_hours)
-    assert big.wall_s - big.startup_s >= big.cpu_hours * 3600 / cpus > own.wall_s
-    wide = estimate(plan, rates, 400, None, 8 * cpus, 0)
-    assert wide.wall_s < big.wall_s / 4   # 8x the CPUs: far faster
+    assert big.cpu_hours == pytest.approx(200 * own.cpu_hours) and big.startup_s == startup
+    assert big.bottleneck.startswith("CPU: all stages share the CPUs")
+    assert processing(big) == pytest.approx(big.cpu_hours * 3600 / cpus)
+    # the same work on 8x the CPUs: an eighth of the time
+    wide = estimate(plan, rates, 400, 2 * rates["mean_video_s"], 8 * cpus, 0)
+    assert wide.cpu_hours == pytest.approx(big.cpu_hours)
+    assert processing(wide) == pytest.approx(processing(big) / 8)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import atexit
 import importlib
-import logging
 import os
 import sys
 import threading
@@ -380,8 +379,7 @@ def run() -> None:
     if code is not None and not isinstance(code, int):   # sys.exit("message"): printed, status 1
         print(code, file=sys.stderr)
         code = 1
-    atexit._run_exitfuncs()
-    logging.shutdown()
+    atexit._run_exitfuncs()   # logging's own handler among them: its files are flushed and closed
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
