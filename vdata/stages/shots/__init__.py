@@ -192,6 +192,7 @@ def scan_video(path: str, cfg: ShotsConfig, backend: str | None = None) -> ShotS
     scan = scan_hard_cuts(path, cfg, backend)
     if cfg.gradual and len(scan.times) > 2:
         from vdata.media import cuts as C
+        from vdata.media import gradual as G
 
         coarse = scan.coarse
         if coarse is None:
@@ -203,16 +204,23 @@ def scan_video(path: str, cfg: ShotsConfig, backend: str | None = None) -> ShotS
                 coarse = None
         if coarse is not None and len(coarse.indices) > 2:
             n = len(scan.times)
-            found = C.gradual_transitions(coarse.indices, coarse.layouts, n, scan.fps)
+            blacks = G.fades_through_black(coarse.indices, coarse.layouts, scan.fps)
+            found = G.gradual_transitions(coarse.indices, coarse.layouts, n, scan.fps,
+                                          known=[*scan.cuts, *(centre for centre, _, _ in blacks)])
             cuts, fades = list(scan.cuts), []
-            for centre, first, last in C.fades_through_black(coarse.indices, coarse.layouts, scan.fps):
-                # one transition, however many cuts (the drop to black) or changes it holds
+            for centre, first, last in blacks:
+                # one transition, however many cuts (the drop to black) or changes it holds; a change
+                # between two pictures that are not dark is another transition beside the fade
                 cuts = [c for c in cuts if not first - 2 <= c <= last + 2]
-                found = [(g, h) for g, h in found if not first - 2 <= g <= last + 2]
+                found = [(g, h) for g, h in found
+                         if not (first - 2 <= g <= last + 2 and G.touches_black(coarse.indices, coarse.layouts, g, h))]
                 fades.append(centre)
             near = round(GRADUAL_BESIDE_CUT_S * scan.fps)
-            kept = [g for g, _ in found if 0 < g < n and not any(abs(g - c) <= near for c in [*cuts, *fades])]
-            scan.gradual = sorted({*kept, *(f for f in fades if 0 < f < n)})
+            # a boundary needs a shot on each side: none within the detector's minimum scene length of
+            # either end (a fade-in from black at the start, a last frame that differs)
+            _, shortest = _min_scene_filter(*_detector(cfg))
+            kept = [g for g, _ in found if not any(abs(g - c) <= near for c in [*cuts, *fades])]
+            scan.gradual = sorted(g for g in {*kept, *fades} if shortest <= g <= n - shortest)
             scan.cuts = sorted({*cuts, *scan.gradual})
     return scan
 
