@@ -32,7 +32,13 @@ def _layout_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return diff
 
 
-def _crossing(indices: np.ndarray, layouts: np.ndarray, first: int, last: int, fallback: int) -> int:
+def _steps(layouts: np.ndarray) -> np.ndarray:
+    """steps[k] = distance between the layouts of reference frames k-1 and k (steps[0] = 0)."""
+    return np.concatenate([[0.0], _layout_distance(layouts[:-1], layouts[1:]).reshape(len(layouts) - 1, -1).mean(axis=1)])
+
+
+def _crossing(indices: np.ndarray, layouts: np.ndarray, first: int, last: int, fallback: int,
+              steps: np.ndarray | None = None) -> int:
     """The first reference frame between `first` and `last` that looks more like the picture at `last`
     than like the one at `first`: the middle of a dissolve, wipe or slide; or, where one step between
     neighbouring reference frames makes most of the change, the frame after that step (a cut)."""
@@ -40,11 +46,11 @@ def _crossing(indices: np.ndarray, layouts: np.ndarray, first: int, last: int, f
     if kb - ka < 2:
         return fallback
     a, b = layouts[ka], layouts[kb]
-    steps = [_layout_distance(layouts[k - 1], layouts[k]).mean() for k in range(ka + 1, kb + 1)]
-    if max(steps) >= JUMP_SHARE * _layout_distance(a, b).mean():
+    inside = (_steps(layouts[ka:kb + 1]) if steps is None else steps[ka:kb + 1])[1:]
+    if inside.max() >= JUMP_SHARE * _layout_distance(a, b).mean():
         # most of the change at once: a cut the detector let pass (two shots of alike colours),
         # where motion inside the shots would tilt the crossing
-        return int(indices[ka + 1 + int(np.argmax(steps))])
+        return int(indices[ka + 1 + int(np.argmax(inside))])
     for k in range(ka + 1, kb + 1):
         to_a, to_b = _layout_distance(layouts[k], a).mean(), _layout_distance(layouts[k], b).mean()
         if to_a >= to_b:
@@ -90,11 +96,12 @@ def gradual_transitions(indices: np.ndarray, layouts: np.ndarray, n: int, fps: f
         return []
     found: list[tuple[int, int]] = []   # (centre, half-span)
     apart = 2 * max(1, round(min(spans_s) * fps)) if apart is None else apart
+    steps = _steps(layouts)
     for first_pass in (True, False):
         points = sorted({int(k) for k in known} | (set() if first_pass else {c for c, _ in found}))
         for span_s in spans_s:
             h = max(1, round(span_s * fps))
-            for centre in _search(indices, layouts, n, h, points, ratio, one_side_ratio, min_distance, min_share):
+            for centre in _search(indices, layouts, steps, n, h, points, ratio, one_side_ratio, min_distance, min_share):
                 # a shot lasts `apart` frames at least (default: the shortest span): a second centre
                 # closer than that is the same transition's plateau seen from another side
                 if not any(abs(centre - c) <= max(h, hh, apart) for c, hh in found):
@@ -102,8 +109,8 @@ def gradual_transitions(indices: np.ndarray, layouts: np.ndarray, n: int, fps: f
     return sorted(found)
 
 
-def _search(indices: np.ndarray, layouts: np.ndarray, n: int, h: int, known: list[int], ratio: float,
-            one_side_ratio: float, min_distance: float, min_share: float) -> list[int]:
+def _search(indices: np.ndarray, layouts: np.ndarray, steps: np.ndarray, n: int, h: int, known: list[int],
+            ratio: float, one_side_ratio: float, min_distance: float, min_share: float) -> list[int]:
     """The centres of the transitions at half-span `h` (see gradual_transitions)."""
     frames = np.arange(n)
     a = layouts[_nearest(indices, np.clip(frames - h, 0, n - 1))]
@@ -129,7 +136,7 @@ def _search(indices: np.ndarray, layouts: np.ndarray, n: int, h: int, known: lis
             while last < hi - 1 and dist[last + 1] >= 0.9 * dist[i]:
                 last += 1
             middle = (first + last) // 2
-            centres.append(_crossing(indices, layouts, max(0, middle - h), min(n - 1, middle + h), middle))
+            centres.append(_crossing(indices, layouts, max(0, middle - h), min(n - 1, middle + h), middle, steps))
             i = last + 1
         else:
             i += 1
