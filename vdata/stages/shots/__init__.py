@@ -33,7 +33,6 @@ clip or in a reject that says why.
 """
 from __future__ import annotations
 
-import inspect
 import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -43,6 +42,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vdata.media.ffmpeg import run_ffmpeg
 from vdata.media.reader import open_reader, prefetch, scan_decode, timestamp_table_problem
+
+from .min_scene import apply_min_scene_len, length_in_frames, min_scene_filter
 from vdata.schemas import records as R
 
 from ..base import Resources, Stage, StageConfig
@@ -139,34 +140,6 @@ class ShotScan:
     windows: tuple[int, int] = (0, 0)   # coarse_to_fine: frames decoded whole on packet hints, windows decoded again
 
 
-def _min_scene_filter(cls, kwargs: dict):
-    """The detector's own minimum-scene-length filter, as PySceneDetect's FlashFilter: the length the
-    detector would use (its default unless configured) and its mode (content-style detectors have
-    `filter_mode`, default MERGE; the others suppress cuts until the length has passed)."""
-    from scenedetect.detector import FlashFilter
-
-    params = inspect.signature(cls).parameters
-    length = kwargs.get("min_scene_len", params["min_scene_len"].default)
-    mode = kwargs.get("filter_mode", params["filter_mode"].default) if "filter_mode" in params else FlashFilter.Mode.SUPPRESS
-    return FlashFilter(mode=mode, length=length), length
-
-
-def apply_min_scene_len(raw_cuts: list[int], n: int, fps: float, flash_filter, length) -> list[int]:
-    """Cuts the detector keeps under its minimum scene length, plus the ones it hid that open a shot
-    of at least that length (see module docstring)."""
-    from scenedetect import FrameTimecode
-
-    raw = set(raw_cuts)
-    kept: list[int] = []
-    for i in range(n):
-        kept.extend(tc.frame_num for tc in flash_filter.filter(FrameTimecode(i, fps), i in raw))
-    min_frames = length * fps if isinstance(length, float) else (
-        FrameTimecode(length, fps).frame_num if isinstance(length, str) else int(length))
-    nxt = [*sorted(raw)[1:], n]
-    restored = [c for c, following in zip(sorted(raw), nxt) if following - c >= min_frames]
-    return sorted({c for c in [*kept, *restored] if 0 < c < n})
-
-
 def _detector(cfg: ShotsConfig):
     """(detector class, its arguments) for `cfg`."""
     import scenedetect.detectors as sd
@@ -218,7 +191,7 @@ def scan_video(path: str, cfg: ShotsConfig, backend: str | None = None) -> ShotS
             near = round(GRADUAL_BESIDE_CUT_S * scan.fps)
             # a boundary needs a shot on each side: none within the detector's minimum scene length of
             # either end (a fade-in from black at the start, a last frame that differs)
-            _, shortest = _min_scene_filter(*_detector(cfg))
+            shortest = length_in_frames(min_scene_filter(*_detector(cfg))[1], scan.fps)
             kept = [g for g, _ in found if not any(abs(g - c) <= near for c in [*cuts, *fades])]
             scan.gradual = sorted(g for g in {*kept, *fades} if shortest <= g <= n - shortest)
             scan.cuts = sorted({*cuts, *scan.gradual})
@@ -235,7 +208,7 @@ def scan_hard_cuts(path: str, cfg: ShotsConfig, backend: str | None = None) -> S
     from scenedetect import FrameTimecode
 
     cls, kwargs = _detector(cfg)
-    flash_filter, length = _min_scene_filter(cls, kwargs)
+    flash_filter, length = min_scene_filter(cls, kwargs)
     if cfg.coarse_to_fine and cfg.detector in COARSE_BARS and (backend or cfg.backend) in ("auto", "pyav"):
         fast, coarse = scan_coarse_to_fine(path, cfg)
         if fast is not None:
