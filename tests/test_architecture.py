@@ -1,6 +1,7 @@
 """The shape of the house, checked on every import in vdata/ (parsed with `ast`, function-level imports
 included): the floors written once in `vdata.FLOORS`, no import cycles, no file over 500 lines, stages
-that never import each other, and an lmms-eval helper that ships on its own.
+that never import each other, an lmms-eval helper that ships on its own, and no function or test
+defined twice in one module of vdata/, tests/ or bench/ (the second silently replaces the first).
 
 Each test states one rule and, when it fails, lists every offender with its file and line, so a
 failure says exactly what to move. Rules:
@@ -191,3 +192,30 @@ def test_the_checker_sees_what_it_should():
         for t, _ in imports:
             edges[_unit(m)].add(_unit(t))
     assert "stages" in edges["pipelines"] and "schemas" in edges["stages"]
+
+
+def _defined_twice(source: str) -> list[tuple[str, int]]:
+    """(name, line) of each function or class defined again in the same module or class body, which
+    silently replaces the first (pytest then never runs a test shadowed that way). Overloads and
+    property setters are redefinitions by design."""
+    def redefinable(node) -> bool:
+        return any((isinstance(d, ast.Name) and d.id == "overload") or (isinstance(d, ast.Attribute) and d.attr in
+                   ("overload", "setter", "deleter")) for d in getattr(node, "decorator_list", []))
+
+    out = []
+    bodies = [tree := ast.parse(source)] + [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]
+    for body in bodies:
+        seen = set()
+        for node in body.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not redefinable(node):
+                if node.name in seen:
+                    out.append((node.name, node.lineno))
+                seen.add(node.name)
+    return out
+
+
+def test_no_function_or_test_defined_twice_in_one_module():
+    assert _defined_twice("def test_a():\n    pass\n\n\ndef test_a():\n    pass\n") == [("test_a", 5)]
+    files = [p for folder in ("vdata", "tests", "bench") for p in sorted((ROOT.parent / folder).rglob("*.py"))]
+    twice = [f"{p.relative_to(ROOT.parent)}:{line}: {name}" for p in files for name, line in _defined_twice(p.read_text())]
+    assert not twice, "defined twice in one module (the second replaces the first):\n  " + "\n  ".join(twice)

@@ -72,7 +72,7 @@ def dense_edit_video(media_dir):
     return path, render_transitions(path, shots, joins, size=(320, 180))
 
 
-def test_transitions_close_together_are_each_found_once(dense_edit_video):
+def test_a_dense_edit_is_found_whole_with_its_alike_cut_at_its_jump(dense_edit_video):
     path, truth = dense_edit_video
     scan = scan_video(path, ShotsConfig())
     assert f1_score(*match_transitions(scan.cuts, truth)) == 1.0, (scan.cuts, truth)
