@@ -203,7 +203,8 @@ def _defined_twice(source: str) -> list[tuple[str, int]]:
                    ("overload", "setter", "deleter")) for d in getattr(node, "decorator_list", []))
 
     out = []
-    bodies = [tree := ast.parse(source)] + [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]
+    tree = ast.parse(source)
+    bodies = [tree, *(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef))]
     for body in bodies:
         seen = set()
         for node in body.body:

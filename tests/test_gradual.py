@@ -17,10 +17,12 @@ def test_crossing_puts_a_jump_at_the_jump_and_a_dissolve_at_its_middle():
     # motion drifts the picture by 2 a frame; at frame 24 it jumps by 60 (a cut between alike shots)
     drift = [100 + 2 * k for k in range(20)]
     jumped = [v + (60 if i >= 24 else 0) for v, i in zip(drift, indices)]
-    assert G._crossing(indices, _layouts(jumped), 0, 38, fallback=-1) == 24
+    jumped_layouts = _layouts(jumped)
+    assert G._crossing(indices, jumped_layouts, G._steps(jumped_layouts), 0, 38, fallback=-1) == 24
     # a steady change from 40 to 230 (a dissolve): every step is small, the crossing is its middle
     dissolve = list(np.linspace(40, 230, 20))
-    centre = G._crossing(indices, _layouts(dissolve), 0, 38, fallback=-1)
+    dissolve_layouts = _layouts(dissolve)
+    centre = G._crossing(indices, dissolve_layouts, G._steps(dissolve_layouts), 0, 38, fallback=-1)
     assert 18 <= centre <= 20
 
 

