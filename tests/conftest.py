@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -11,6 +12,17 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two pytest workers. A plain `ray.init()` joins the cluster that the last `ray start`
+    # on the machine recorded in its temp dir, so each worker's Ray, embedded or started, keeps its own.
+    os.environ.setdefault("RAY_TMPDIR", tempfile.mkdtemp(prefix=f"ray-{os.environ['PYTEST_XDIST_WORKER']}-", dir="/tmp"))
+    # vLLM's CPU engine binds its one OpenMP thread to the same core in every process ("auto" gives core 0
+    # on 2 cores), so two workers' engines would share one core while the other idles: one core each.
+    _cores = sorted(os.sched_getaffinity(0))
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND",
+                          str(_cores[int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw")) % len(_cores)]))
+    # threads that wait at an OpenMP barrier sleep instead of spinning on the core the other worker needs
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from vdata.media.ffmpeg import run_ffmpeg  # noqa: E402
 from vdata.media.synth import CUT_SOURCES, QUALITY_RECIPES, Segment, render_quality_recipe, render_segments  # noqa: E402

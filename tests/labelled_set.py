@@ -432,11 +432,15 @@ def have_vllm() -> bool:
 
 
 def start_llama(log_dir: str | None = None):
-    """SmolLM2-135M-Instruct on a llama.cpp server (the coherent small text model)."""
+    """SmolLM2-135M-Instruct on a llama.cpp server (the coherent small text model). One thread: with two,
+    each token waits at a barrier for the second thread, which a busy machine (a build beside it, or the
+    other pytest worker) leaves unscheduled; tests with llama.cpp ran 3-6x slower under `make test`'s two
+    workers."""
     from vdata.teachers.managed import ManagedServer
 
     srv = ManagedServer("llamacpp", str(smollm_gguf()), served_model_name="smollm2",
-                        engine_args={"n_ctx": 4096, "n_threads": 2}, startup_timeout_s=300, log_dir=log_dir)
+                        engine_args={"n_ctx": 4096, "n_threads": 1},
+                        startup_timeout_s=300, log_dir=log_dir)
     return srv.start()
 
 
