@@ -12,15 +12,16 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-if os.environ.get("PYTEST_XDIST_WORKER"):
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")   # gw0, gw1: set by pytest-xdist in each worker
+if _WORKER:
     # `make test` runs two pytest workers. A plain `ray.init()` joins the cluster that the last `ray start`
     # on the machine recorded in its temp dir, so each worker's Ray, embedded or started, keeps its own.
-    os.environ.setdefault("RAY_TMPDIR", tempfile.mkdtemp(prefix=f"ray-{os.environ['PYTEST_XDIST_WORKER']}-", dir="/tmp"))
+    os.environ.setdefault("RAY_TMPDIR", tempfile.mkdtemp(prefix=f"ray-{_WORKER}-", dir="/tmp"))
     # vLLM's CPU engine binds its one OpenMP thread to the same core in every process ("auto" gives core 0
     # on 2 cores), so two workers' engines would share one core while the other idles: one core each.
     _cores = sorted(os.sched_getaffinity(0))
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND",
-                          str(_cores[int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw")) % len(_cores)]))
+                          str(_cores[int(_WORKER.removeprefix("gw")) % len(_cores)]))
     # threads that wait at an OpenMP barrier sleep instead of spinning on the core the other worker needs
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
