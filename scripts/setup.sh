@@ -11,11 +11,24 @@ want=$(cat pyproject.toml scripts/setup.sh scripts/install_llama_cpp.sh scripts/
 # llama.cpp (compiled from source, minutes on 2 cores, once per machine) serves the small text model in
 # tests; the quickstart serves it with vLLM instead, so `make quickstart` sets VDATA_LLAMACPP=0.
 llama_cpp() {
-  if [ "${VDATA_LLAMACPP:-1}" = 1 ]; then VENV=$VENV bash scripts/install_llama_cpp.sh; fi
+  if [ "${VDATA_LLAMACPP:-1}" = 1 ]; then
+    # a failed background build (a python without pip, say) is retried in the venv, in the foreground
+    if [ -n "${LLAMA_WHEEL_PID:-}" ] && ! wait "$LLAMA_WHEEL_PID"; then
+      echo "setup: llama.cpp's background build failed (retrying in $VENV):"; tail -n 20 "$LLAMA_LOG"
+    fi
+    VENV=$VENV bash scripts/install_llama_cpp.sh
+  fi
 }
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   llama_cpp
   echo "setup: up to date ($VENV)"; exit 0
+fi
+# The llama.cpp compile (CPU-bound, both cores) runs beside the installs below (mostly downloads and
+# unpacking, one core): on a fresh 2-core machine set-up took 11 min with the two one after the other.
+if [ "${VDATA_LLAMACPP:-1}" = 1 ] && ! $VENV/bin/python -c "import llama_cpp.server" >/dev/null 2>&1; then
+  LLAMA_LOG=$(mktemp -t vdata-llama-build.XXXXXX.log)
+  PYTHON=$PY bash scripts/install_llama_cpp.sh wheel > "$LLAMA_LOG" 2>&1 &
+  LLAMA_WHEEL_PID=$!
 fi
 [ -x $VENV/bin/python ] || "$PY" -m venv $VENV
 pip() { $VENV/bin/python -m pip --disable-pip-version-check "$@"; }
