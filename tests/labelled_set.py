@@ -457,7 +457,7 @@ def start_smollm(log_dir: str | None = None):
     from vdata.teachers.packaged import gguf_as_hf_dir
 
     srv = ManagedServer("vllm", str(gguf_as_hf_dir(smollm_gguf())), served_model_name="smollm2",
-                        engine_args={"enforce_eager": True, "max_model_len": 4096, "dtype": "bfloat16",
+                        engine_args={"enforce_eager": True, "max_model_len": 4096,
                                      "max_num_seqs": 16, **STRUCTURED},
                         env={"VLLM_CPU_KVCACHE_SPACE": "1"}, startup_timeout_s=600, log_dir=log_dir)
     return srv.start()

