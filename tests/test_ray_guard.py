@@ -96,6 +96,20 @@ def _kill_owner_and_await_sweep(owner: subprocess.Popen, guard) -> None:
     guard.wait(timeout=SWEEP_WAIT_S)   # the guard finished its sweep
 
 
+def _await_guard_running(guard, timeout_s: float = 60) -> None:
+    """Until the guard has imported psutil (its extension is mapped): its polls have begun. A loaded
+    machine can take seconds to start its interpreter, and a guard killed off before its first poll
+    has nothing recorded."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            if "_psutil_linux" in Path(f"/proc/{guard.pid}/maps").read_text():
+                return
+        except OSError:
+            return
+        time.sleep(0.1)
+
+
 def _gone(p) -> bool:
     return not p.is_running() or p.status() == psutil.STATUS_ZOMBIE
 
@@ -155,6 +169,7 @@ def test_guard_spares_what_is_not_its_run(tmp_path):
         "print(g.pid, ray_like.pid, other.pid, flush=True)\n"
         "time.sleep(120)\n")
     with _owner_script(script) as (owner, (guard, ray_like, other)):
+        _await_guard_running(guard)
         time.sleep(1.5)   # a few guard polls: it has seen the children
         _kill_owner_and_await_sweep(owner, guard)
         assert _gone(ray_like)
@@ -189,6 +204,7 @@ def test_guard_sweeps_orphans_by_run_token_and_by_files_held_in_the_session_dir(
         "time.sleep(120)\n")
     with _owner_script(script, session, tmp_path) as (owner, (guard, marked, logging, unmarked)):
         assert all(p.ppid() != owner.pid for p in (marked, logging, unmarked))
+        _await_guard_running(guard)
         _kill_owner_and_await_sweep(owner, guard)
         assert _gone(marked) and _gone(logging)
         assert not _gone(unmarked)

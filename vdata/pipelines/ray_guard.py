@@ -58,7 +58,10 @@ class RayGuard:
     @classmethod
     def start(cls) -> "RayGuard":
         token = uuid.uuid4().hex
-        proc = subprocess.Popen([sys.executable, "-m", "vdata.pipelines.ray_guard", str(os.getpid()), token],
+        # the owner's clock, not the guard's: on a loaded machine the guard's interpreter can take more than
+        # the poll's one-second slack to start, and the processes started meanwhile would be left out
+        since = repr(time.time())
+        proc = subprocess.Popen([sys.executable, "-m", "vdata.pipelines.ray_guard", str(os.getpid()), token, since],
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True, close_fds=True)
         return cls(proc, token)
@@ -203,14 +206,14 @@ def _sweep(seen: dict[int, float], session_dir: str | None, token: str, owner_pi
     return len(targets)
 
 
-def main(owner_pid: int, token: str) -> int:
+def main(owner_pid: int, token: str, since: float | None = None) -> int:
     import psutil
 
-    since = time.time()
+    since = time.time() if since is None else since
     try:
         owner = psutil.Process(owner_pid)
-    except psutil.Error:
-        return 0
+    except psutil.Error:   # gone before this interpreter was up: its pipe is closed, sweep what it left
+        owner = None
     seen: dict[int, float] = {}
     session_dir: str | None = None
     buffer = b""
@@ -226,11 +229,12 @@ def main(owner_pid: int, token: str) -> int:
                 line, buffer = buffer.split(b"\n", 1)
                 if line.startswith(b"session "):
                     session_dir = line[len(b"session "):].decode()
-        _snapshot(owner, session_dir, since, seen)
+        if owner is not None:
+            _snapshot(owner, session_dir, since, seen)
     _sweep(seen, session_dir, token, owner_pid)
     return 0
 
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # a Ctrl-C meant for the CLI must not stop the guard
-    sys.exit(main(int(sys.argv[1]), sys.argv[2]))
+    sys.exit(main(int(sys.argv[1]), sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else None))
