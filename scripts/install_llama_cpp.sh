@@ -18,13 +18,14 @@ build_wheel() {   # $1: the python whose pip builds it
   # Only what the Python package loads is compiled: libllama and libggml. LLAVA_BUILD=OFF drops the
   # multimodal library (clip, mtmd), which the text server never loads; and the sdist's CMakeLists
   # forces llama.cpp's `common` library (argument parsing, chat templates, an HTTP client) on although
-  # the package never loads it, so that one line is switched off in an unpacked copy.
+  # the package never loads it, so that one line is switched off in an unpacked copy. (`--no-binary` names
+  # the package: `:all:` would also build its build dependencies from source, 6 minutes here.)
   mkdir -p "$WHEELS"
   if ! ls "$WHEELS"/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1; then
     echo "llama.cpp: compiling llama-cpp-python 0.3.36 (portable CPU build, once per machine; minutes)"
     local src
     src=$(mktemp -d)
-    "$1" -m pip --disable-pip-version-check download -q --no-deps --no-binary :all: -d "$src" "llama-cpp-python==0.3.36"
+    "$1" -m pip --disable-pip-version-check download -q --no-deps --no-binary llama-cpp-python -d "$src" "llama-cpp-python==0.3.36"
     tar xzf "$src"/llama_cpp_python-0.3.36.tar.gz -C "$src"
     sed -i 's/set(LLAMA_BUILD_COMMON ON CACHE BOOL/set(LLAMA_BUILD_COMMON OFF CACHE BOOL/' "$src/llama_cpp_python-0.3.36/CMakeLists.txt"
     CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" FORCE_CMAKE=1 \
