@@ -206,10 +206,9 @@ def _sweep(seen: dict[int, float], session_dir: str | None, token: str, owner_pi
     return len(targets)
 
 
-def main(owner_pid: int, token: str, since: float | None = None) -> int:
+def main(owner_pid: int, token: str, since: float) -> int:
     import psutil
 
-    since = time.time() if since is None else since
     try:
         owner = psutil.Process(owner_pid)
     except psutil.Error:   # gone before this interpreter was up: its pipe is closed, sweep what it left
@@ -237,4 +236,4 @@ def main(owner_pid: int, token: str, since: float | None = None) -> int:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # a Ctrl-C meant for the CLI must not stop the guard
-    sys.exit(main(int(sys.argv[1]), sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else None))
+    sys.exit(main(int(sys.argv[1]), sys.argv[2], float(sys.argv[3])))

@@ -29,7 +29,7 @@ import httpx
 from vdata.teachers.config import ManagedTeacherConfig, OpenAITeacherConfig, _HttpClientCommon
 from vdata.teachers.openai_compat import OpenAITeacher
 from vdata.teachers.packaged import resolve_model
-from vdata.teachers.vllm_env import vllm_cpu_dtype, vllm_cpu_env
+from vdata.teachers.vllm_env import vllm_cpu_env, with_cpu_dtype
 
 log = logging.getLogger("vdata.teachers")
 
@@ -154,12 +154,11 @@ class ManagedServer:
 
     def command(self, port: int) -> list[str]:
         if self.engine == "vllm":
-            dtype = vllm_cpu_dtype(self.engine_args)
             return [
                 sys.executable, "-m", "vllm.entrypoints.openai.api_server",
                 "--model", self.model, "--served-model-name", self.served_model_name,
                 "--host", self.host, "--port", str(port),
-                *cli_args({**self.engine_args, **({"dtype": dtype} if dtype else {})}),
+                *cli_args(with_cpu_dtype(self.engine_args)),
             ]
         return [
             sys.executable, "-m", "llama_cpp.server",

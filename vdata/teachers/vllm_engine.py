@@ -32,7 +32,7 @@ from vdata.teachers.config import VLLMTeacherConfig
 from vdata.teachers.media_encoding import sample_video_frames, to_pil_rgb
 from vdata.teachers.structured import settle_reply
 from vdata.teachers.types import ImagePart, Message, TeacherRequest, TeacherResult, TextPart, Usage, VideoPart
-from vdata.teachers.vllm_env import SAMPLING_FIELDS, vllm_cpu_dtype, vllm_cpu_env
+from vdata.teachers.vllm_env import SAMPLING_FIELDS, vllm_cpu_env, with_cpu_dtype
 from vdata.teachers.vllm_raydata import apply_vllm_teacher, request_to_row, vllm_processor
 
 log = logging.getLogger("vdata.teachers")
@@ -111,10 +111,8 @@ class VLLMTeacher(Teacher):
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from vllm import LLM
 
-            kwargs = dict(self.config.engine)
+            kwargs = with_cpu_dtype(dict(self.config.engine))
             kwargs.setdefault("seed", 0)
-            if dtype := vllm_cpu_dtype(kwargs):
-                kwargs["dtype"] = dtype
             if self.config.gpus_per_replica > 1:
                 kwargs.setdefault("tensor_parallel_size", int(self.config.gpus_per_replica))
             t0 = time.perf_counter()

@@ -55,6 +55,12 @@ def vllm_cpu_dtype(engine_args: dict[str, Any]) -> str | None:
     return "bfloat16" if _cpu_flags() & _NATIVE_BF16_FLAGS else "float32"
 
 
+def with_cpu_dtype(engine_args: dict[str, Any]) -> dict[str, Any]:
+    """``engine_args`` with the dtype :func:`vllm_cpu_dtype` picks filled in (unchanged when it picks none)."""
+    dtype = vllm_cpu_dtype(engine_args)
+    return {**engine_args, "dtype": dtype} if dtype else engine_args
+
+
 class _ChatUtilsAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Resolves ``vllm.entrypoints.chat_utils`` (moved to ``vllm.renderers.chat_utils`` in vLLM 0.32,
     still imported by Ray 2.60's ``ray.data.llm``) lazily: consulted only after the regular finders
@@ -80,4 +86,4 @@ def install_ray_vllm_compat() -> None:
         sys.meta_path.append(_ChatUtilsAlias())
 
 
-__all__ = ["SAMPLING_FIELDS", "install_ray_vllm_compat", "vllm_cpu_dtype", "vllm_cpu_env"]
+__all__ = ["SAMPLING_FIELDS", "install_ray_vllm_compat", "vllm_cpu_dtype", "vllm_cpu_env", "with_cpu_dtype"]
