@@ -31,6 +31,7 @@ from __future__ import annotations
 import random
 import socket
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -315,6 +316,20 @@ class FaultProxy:
             self._send(h, r.status_code, data, extra, r.headers.get("content-type", "application/json"))
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no request is being handled, so ``log`` holds every attempt that reached the
+        proxy. An attempt is logged when its outcome is known (after the upstream answer for the
+        forwarded kinds): a client that timed out and retried can get its answer while the first
+        attempt is still waiting upstream. True when idle within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self.inflight == 0:
+                    return True
+            time.sleep(0.05)
+        with self._lock:
+            return self.inflight == 0
 
     def delivered_ids(self) -> Counter[str]:
         """How many faithful 200 answers each request id received."""
