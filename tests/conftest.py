@@ -126,18 +126,38 @@ def _ray_session():
     ray.shutdown()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def ray_local(_ray_session):
-    """One embedded Ray for the in-process pipeline tests (starting Ray costs seconds), checked per module:
-    4 logical slots on a 2-core machine, like the quickstart's (teacher stages hold actor slots while they
-    wait on their servers). An earlier test may have left a build's own embedded Ray with fewer slots,
-    which would leave the actor pools unplaced: that one is replaced."""
+    """One embedded Ray for the tests of the Ray path (starting Ray costs seconds), shared across tests and
+    started again only where an earlier test shut it down: 4 logical slots on a 2-core machine, like the
+    quickstart's (teacher stages hold actor slots while they wait on their servers). An earlier test may
+    have left a build's own embedded Ray with fewer slots, which would leave the actor pools unplaced:
+    that one is replaced."""
     ray = _ray_session
     if ray.is_initialized() and ray.cluster_resources().get("CPU", 0) < 4:
         ray.shutdown()
     if not ray.is_initialized():
         ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     return ray
+
+
+def no_ray() -> None:
+    """Shut down the Ray this process has up (an earlier test's, or a build's own embedded one).
+    `executor: auto` runs a build of a few videos in process, as `vdata build` does on a laptop, but
+    picks Ray whenever the calling process already has Ray up (pipelines/local_run.py)."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
+@pytest.fixture
+def in_process():
+    """For a test whose builds should run as a fresh `vdata build` runs them: no Ray up in this process,
+    so a build of a few videos runs in process (a build of more starts its own embedded Ray). In the
+    two-worker suite a small build ran about ten times faster in process than on the shared Ray."""
+    no_ray()
 
 
 def copy_to(src: str, dst_dir: Path, name: str | None = None) -> str:

@@ -310,7 +310,7 @@ def _canonical(directory: str, key: list[str]) -> bytes:
     return sink.getvalue()
 
 
-def test_build_from_manifest_and_sidecars_is_byte_identical_twice(tmp_path, ray_local, cut_video, bikes):
+def test_build_from_manifest_and_sidecars_is_byte_identical_twice(tmp_path, in_process, cut_video, bikes):
     _videos(tmp_path, cut_video, bikes)
     manifest = _manifest(tmp_path)
 

@@ -371,7 +371,7 @@ def test_packaged_base_detects_english_and_transcribes(asr_media, tmp_path):
 
 # --- through the runner ---------------------------------------------------------------------------
 
-def test_pipeline_probe_shots_asr_writes_transcripts(asr_media, tmp_path, ray_local):
+def test_pipeline_probe_shots_asr_writes_transcripts(asr_media, tmp_path, in_process):
     from vdata.pipelines.runner import build
 
     src = tmp_path / "in"

@@ -105,7 +105,7 @@ def test_ingest_lists_audio_extensions_unless_told_otherwise(speech, tmp_path):
     assert [Path(r[R.PATH]).name for r in discover(only_video, str(tmp_path / "media"))] == ["talk.mp4"]
 
 
-def test_audio_only_build_probe_asr_gives_transcript_rows(speech, tmp_path, ray_local):
+def test_audio_only_build_probe_asr_gives_transcript_rows(speech, tmp_path, in_process):
     src = tmp_path / "podcasts"
     for ext in (".wav", ".mp3", ".m4a"):
         copy_to(speech[ext], src)
@@ -123,7 +123,7 @@ def test_audio_only_build_probe_asr_gives_transcript_rows(speech, tmp_path, ray_
     assert result.rejects == 0
 
 
-def test_a_pipeline_that_needs_video_rejects_audio_at_its_first_video_stage(speech, tmp_path, ray_local):
+def test_a_pipeline_that_needs_video_rejects_audio_at_its_first_video_stage(speech, tmp_path, in_process):
     src = tmp_path / "mixed"
     copy_to(speech[".m4a"], src)
     copy_to(speech["video"], src)
@@ -161,7 +161,7 @@ def _dup_config(inputs: list[str], out, mode: str = "overwrite") -> dict:
             "stages": [{"probe": {}}, {"shots": {"min_len_s": 0.5}}]}
 
 
-def test_duplicate_input_becomes_a_reject_and_stays_one_on_resume(speech, tmp_path, ray_local, cut_video):
+def test_duplicate_input_becomes_a_reject_and_stays_one_on_resume(speech, tmp_path, in_process, cut_video):
     first = copy_to(speech["video"], tmp_path / "in", "a_talk.mp4")
     second = copy_to(speech["video"], tmp_path / "in", "b_talk_again.mp4")
     out = tmp_path / "out"

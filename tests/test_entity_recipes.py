@@ -20,6 +20,7 @@ import yaml
 
 import labelled_set as L
 from test_recipes import CONFIGS, check_release_format, runnable, samples_and_exports
+from conftest import no_ray
 from vdata.schemas import records as R
 
 pytestmark = [pytest.mark.recipes, pytest.mark.slow,
@@ -77,7 +78,8 @@ def check_entity_table(clips: list[dict]) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def mr_video(errand, smollm, tmp_path_factory, ray_local):
+def mr_video(errand, smollm, tmp_path_factory):
+    no_ray()   # built in process, as a fresh `vdata build` of a few videos runs
     from vdata.pipelines.runner import build
     from vdata.schemas.config import load_config
 
@@ -129,7 +131,7 @@ def test_mr_video_parquet_export_loads_with_the_entity_columns(mr_video, tmp_pat
     assert {e["name"] for e in rows[0][R.ENTITIES]} >= {"Maria"}
 
 
-def test_storyteller_lite_keeps_only_qa_the_description_supports(errand, smollm, tmp_path, ray_local):
+def test_storyteller_lite_keeps_only_qa_the_description_supports(errand, smollm, tmp_path, in_process):
     import pyarrow.dataset as pads
 
     from vdata.pipelines.runner import build

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import no_ray
 from vdata.media.hashing import content_id
 from vdata.media.synth import Segment, render_segments
 from vdata.pipelines.runner import build
@@ -43,7 +44,8 @@ def seed(videos) -> int:
 
 
 @pytest.fixture(scope="module")
-def build_dir(tmp_path_factory, ray_local, videos, seed) -> str:
+def build_dir(tmp_path_factory, videos, seed) -> str:
+    no_ray()   # built in process, as a fresh `vdata build` of a few videos runs
     out = tmp_path_factory.mktemp("hf_build") / "out"
     cfg = parse_config({
         "name": "hf-layout", "input": [{"path": os.path.dirname(videos[0])}],
@@ -113,7 +115,7 @@ def test_card_configs_name_the_local_files_also_after_vdata_card(build_dir, tmp_
     assert set(ds) == {"train", "test"}
 
 
-def test_rerun_keeps_the_assignment_and_the_card(build_dir, tmp_path, ray_local, videos, seed):
+def test_rerun_keeps_the_assignment_and_the_card(build_dir, tmp_path, in_process, videos, seed):
     """A finished build run again writes nothing new; its card is refreshed, keeping its prose."""
     readme = Path(build_dir, "README.md")
     readme.write_text(readme.read_text() + "\nNotes kept across runs.\n")
@@ -160,8 +162,9 @@ LABELS = ["cycling", "cooking", "painting", "fishing", "gardening"]
 
 
 @pytest.fixture(scope="module")
-def samples_dir(tmp_path_factory, ray_local, videos, seed) -> str:
+def samples_dir(tmp_path_factory, videos, seed) -> str:
     """A samples-level build: generate's teacher-free `label_mcq` from a label per video (manifest)."""
+    no_ray()   # built in process, as a fresh `vdata build` of a few videos runs
     import json
 
     d = tmp_path_factory.mktemp("hf_samples")

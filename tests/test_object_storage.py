@@ -98,7 +98,7 @@ def _clips(fs, root: str):
     return table.sort_by([(R.CLIP_ID, "ascending")])
 
 
-def test_build_reads_and_writes_s3(tmp_path, s3, videos, ray_local):
+def test_build_reads_and_writes_s3(tmp_path, s3, videos, in_process):
     endpoint, fs = s3
     bucket = _bucket(fs, "build", videos)
     ref = build(parse_config(_config([{"path": str(videos)}], str(tmp_path / "ref"), endpoint)), progress=False)
@@ -136,7 +136,7 @@ def test_build_reads_and_writes_s3(tmp_path, s3, videos, ray_local):
     assert not again.ran and again.resumed_complete == 4 and again.rows == result.rows
 
 
-def test_kill_and_resume_on_s3(tmp_path, s3, videos, ray_local):
+def test_kill_and_resume_on_s3(tmp_path, s3, videos, in_process):
     """kill -9 the build once some videos are committed to the bucket; the re-run (a fresh process:
     nothing but the bucket remembers) redoes none of them and ends with exactly the uninterrupted clips."""
     endpoint, fs = s3
@@ -287,7 +287,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def test_http_inputs_are_read_never_written(tmp_path, http_videos, videos, ray_local):
+def test_http_inputs_are_read_never_written(tmp_path, http_videos, videos, in_process):
     names = sorted(p.name for p in videos.iterdir())[:2]
     urls = [f"{http_videos}/{n}" for n in names]
     cfg = {"name": "http", "input": [{"path": u} for u in urls], "output": {"dir": str(tmp_path / "out")},

@@ -153,7 +153,7 @@ def test_quickstart_runs_end_to_end_with_declared_schema(tmp_path, ray_local):
         assert (dest / "videos" / rec["video"]).is_file() and rec["conversations"][0]["from"] == "human"
 
 
-def test_bad_inputs_become_rejects_and_good_videos_all_finish(tmp_path, ray_local, bad_files, cut_video, bikes, write_config):
+def test_bad_inputs_become_rejects_and_good_videos_all_finish(tmp_path, in_process, bad_files, cut_video, bikes, write_config):
     src = tmp_path / "in"
     for p in bad_files.values():
         copy_to(p, src)
@@ -176,7 +176,7 @@ def test_bad_inputs_become_rejects_and_good_videos_all_finish(tmp_path, ray_loca
     assert len(per_video["cuts.mp4"]) == 7 and len(per_video["bikes.mp4"]) == 6
 
 
-def test_two_runs_give_identical_clip_ids_and_rows(tmp_path, ray_local, cut_video, bikes):
+def test_two_runs_give_identical_clip_ids_and_rows(tmp_path, in_process, cut_video, bikes):
     def run(out):
         cfg = parse_config({"input": [{"path": cut_video[0]}, {"path": bikes}], "output": {"dir": str(out)},
                             "stages": [{"probe": {}}, {"shots": {}}, {"frames": {"num_frames": 2}}]})
@@ -188,7 +188,7 @@ def test_two_runs_give_identical_clip_ids_and_rows(tmp_path, ray_local, cut_vide
     assert a.equals(b)
 
 
-def test_manifest_and_hf_dataset_inputs(tmp_path, ray_local, cut_video, bikes):
+def test_manifest_and_hf_dataset_inputs(tmp_path, in_process, cut_video, bikes):
     import datasets
 
     manifest = tmp_path / "videos.csv"
@@ -227,7 +227,7 @@ def test_cli_validate_and_plan(tmp_path):
     assert res.exit_code == 2
 
 
-def test_cli_rethreshold_uses_stored_scores(tmp_path, ray_local):
+def test_cli_rethreshold_uses_stored_scores(tmp_path, in_process):
     cfg_path = quickstart_in(tmp_path, curation_only=True)
     build(load_config(cfg_path), progress=False)
     out = tmp_path / "out"

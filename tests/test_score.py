@@ -160,7 +160,7 @@ def test_rotation_and_multi_interval_iou():
     assert spans_iou([(0, 4), (6, 10)], [(2, 8)]) == pytest.approx(4 / 10)
 
 
-def test_real_mvbench_build_scored_with_circular_questions(tmp_path, ray_local):
+def test_real_mvbench_build_scored_with_circular_questions(tmp_path, in_process):
     """The teacher-free mvbench recipe built for real; its MCQs answered right at every rotation, then
     always "A" (right exactly where the build put the answer first)."""
     from vdata.pipelines.runner import build

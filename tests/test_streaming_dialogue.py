@@ -10,6 +10,7 @@ import json
 import pytest
 
 import labelled_set as L
+from conftest import no_ray
 from vdata.schemas import records as R
 from vdata.schemas.config import ConfigError, parse_config
 from vdata.stages.base import Reject, RunContext
@@ -105,7 +106,8 @@ def test_rephrased_replies_keep_their_times_and_leak_none(smollm):
 # --- the recipe on real media -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def recipe_out(tmp_path_factory, ray_local):
+def recipe_out(tmp_path_factory):
+    no_ray()   # built in process, as a fresh `vdata build` of a few videos runs
     from test_recipes import recipe_config, runnable
     from vdata.pipelines.runner import build
     from vdata.schemas.config import load_config

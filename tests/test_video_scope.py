@@ -330,7 +330,7 @@ def test_verify_claims_checks_against_the_whole_video(video):
 # --- a runner build: the counts reach the manifest ---------------------------------------------------------
 
 @pytest.mark.slow
-def test_runner_build_at_video_scope_reports_truncations_in_the_manifest(video, tmp_path, ray_local):
+def test_runner_build_at_video_scope_reports_truncations_in_the_manifest(video, tmp_path, in_process):
     from vdata.pipelines.runner import build
 
     path, _ = video
