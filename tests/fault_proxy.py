@@ -323,13 +323,12 @@ class FaultProxy:
         forwarded kinds): a client that timed out and retried can get its answer while the first
         attempt is still waiting upstream. True when idle within ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        while True:
             with self._lock:
-                if self.inflight == 0:
-                    return True
+                idle = self.inflight == 0
+            if idle or time.monotonic() >= deadline:
+                return idle
             time.sleep(0.05)
-        with self._lock:
-            return self.inflight == 0
 
     def delivered_ids(self) -> Counter[str]:
         """How many faithful 200 answers each request id received."""

@@ -140,21 +140,29 @@ def test_t2vid_recipe_keeps_each_records_qa(tmp_path, in_process):
 
 
 @pytest.fixture(scope="module")
-def t3_build(tmp_path_factory):
-    """The T3 recipe on its shipped caption videos, built twice into the same folder (a teacher-free
-    build is byte-identical); the checks of its answers read the second build's samples and rejects."""
-    no_ray()   # built in process, as a fresh `vdata build` of a few videos runs
+def built_twice(tmp_path_factory):
+    """A teacher-free text recipe on its shipped examples, built twice into one folder, once per module:
+    name -> [(samples, rejects_by_reason, (sorted samples, exported bytes))] for the two builds. The answer
+    checks read the second build, the byte-identical check compares the two."""
     from test_recipes import samples_and_exports
 
-    tmp_path = tmp_path_factory.mktemp("t3")
-    builds = [(*_build("t3", tmp_path), samples_and_exports(tmp_path / "out")) for _ in range(2)]
-    return builds
+    builds: dict[str, list] = {}
+
+    def get(name: str) -> list:
+        if name not in builds:
+            no_ray()   # built in process, as a fresh `vdata build` of a few videos runs
+            tmp_path = tmp_path_factory.mktemp(name)
+            builds[name] = [(*_build(name, tmp_path), samples_and_exports(tmp_path / "out")) for _ in range(2)]
+        return builds[name]
+
+    return get
 
 
-def test_t3_recipe_asks_order_answered_by_the_caption_sequence(t3_build):
+def test_t3_recipe_asks_order_answered_by_the_caption_sequence(built_twice):
     sequences = {r["id"]: [c.rstrip(".") for c in r["chunks"]]
                  for r in map(json.loads, (TEXT_EXAMPLES / "t3_captions.jsonl").read_text().splitlines())}
-    samples = [s for s in t3_build[-1][0] if s[R.QUESTION_TYPE] == "order"]
+    samples, _, _ = built_twice("t3")[-1]
+    samples = [s for s in samples if s[R.QUESTION_TYPE] == "order"]
     assert len(samples) == 9                                              # per_clip 3 on each of 3 videos
     for s in samples:
         order = sequences[s[R.PATH].rsplit("/", 1)[-1][:-4]]
@@ -164,7 +172,7 @@ def test_t3_recipe_asks_order_answered_by_the_caption_sequence(t3_build):
         assert s[R.OPTIONS][s[R.ANSWER_INDEX]] == s[R.ANSWER]
 
 
-def test_t3_attribute_change_and_referring_are_answered_by_the_sequence(t3_build):
+def test_t3_attribute_change_and_referring_are_answered_by_the_sequence(built_twice):
     """T3's other kinds on the shipped caption videos: the balloon (red, then blue, then yellow) gives
     attribute-change MCQs whose answer is the colour the captions give at that point; the sequences where
     no colour changes give a reject with its reason; every referring answer is the caption right after
@@ -173,7 +181,7 @@ def test_t3_attribute_change_and_referring_are_answered_by_the_sequence(t3_build
 
     sequences = {r["id"]: [c.rstrip(".") for c in r["chunks"]]
                  for r in map(json.loads, (TEXT_EXAMPLES / "t3_captions.jsonl").read_text().splitlines())}
-    samples, rejects, _ = t3_build[-1]
+    samples, rejects, _ = built_twice("t3")[-1]
     attribute = [s for s in samples if s[R.QUESTION_TYPE] == "attribute_change"]
     assert {s[R.PATH].rsplit("/", 1)[-1][:-4] for s in attribute} == {"balloon_sequence"}
     assert len(attribute) == 3 and rejects.get("generate:missing_annotation") == 2, rejects   # kitchen, park
@@ -196,20 +204,11 @@ def test_t3_attribute_change_and_referring_are_answered_by_the_sequence(t3_build
 
 
 @pytest.mark.parametrize("name", ["t2vid", "t3"])
-def test_text_recipes_build_with_no_teacher_byte_identical_twice(name, request, tmp_path):
+def test_text_recipes_build_with_no_teacher_byte_identical_twice(name, built_twice):
     """Teacher-free like the annotation recipes of tests/test_recipes.py (TEACHER_FREE): built twice into
     the same folder, the samples and every exported byte are the same (T3's two builds are the ones its
     answer checks read)."""
-    from test_recipes import samples_and_exports
-
-    if name == "t3":
-        outs = [out for _, _, out in request.getfixturevalue("t3_build")]
-    else:
-        request.getfixturevalue("in_process")
-        outs = []
-        for _ in range(2):
-            _build(name, tmp_path)
-            outs.append(samples_and_exports(tmp_path / "out"))
+    outs = [out for _, _, out in built_twice(name)]
     (samples_a, exports_a), (samples_b, exports_b) = outs
     assert samples_a and samples_a == samples_b
     assert exports_a and exports_a == exports_b
