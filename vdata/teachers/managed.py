@@ -29,7 +29,7 @@ import httpx
 from vdata.teachers.config import ManagedTeacherConfig, OpenAITeacherConfig, _HttpClientCommon
 from vdata.teachers.openai_compat import OpenAITeacher
 from vdata.teachers.packaged import resolve_model
-from vdata.teachers.vllm_env import vllm_cpu_env, with_cpu_dtype
+from vdata.teachers.vllm_env import THREADS_BIND, cpu_core_shares, vllm_cpu_env, with_cpu_defaults
 
 log = logging.getLogger("vdata.teachers")
 
@@ -40,17 +40,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def cli_args(args: dict[str, Any]) -> list[str]:
-    """``{"max_model_len": 2048, "enforce_eager": True, "limit_mm_per_prompt": {...}}`` →
-    ``--max-model-len 2048 --enforce-eager --limit-mm-per-prompt '{...}'``."""
+def cli_args(args: dict[str, Any], engine: str = "vllm") -> list[str]:
+    """``{"max_model_len": 2048, "enforce_eager": True, "enable_prefix_caching": False, "limit_mm_per_prompt":
+    {...}}`` → ``--max-model-len 2048 --enforce-eager --no-enable-prefix-caching --limit-mm-per-prompt '{...}'``
+    for vLLM; llama.cpp's server takes ``--n_ctx 2048 --flash_attn False`` (its booleans take a value)."""
     out: list[str] = []
     for k, v in args.items():
-        flag = "--" + k.replace("_", "-")
-        if v is None or v is False:
+        if v is None:
             continue
-        if v is True:
-            out.append(flag)
-        elif isinstance(v, (dict,)):
+        flag = "--" + (k if engine == "llamacpp" else k.replace("_", "-"))
+        if isinstance(v, bool) and engine == "llamacpp":
+            out += [flag, str(v)]
+        elif isinstance(v, bool):   # a False must reach vLLM: several of its switches default to on
+            out.append(flag if v else "--no-" + flag[2:])
+        elif isinstance(v, dict):
             out += [flag, json.dumps(v)]
         elif isinstance(v, (list, tuple)):
             out += [flag, *[str(x) for x in v]]
@@ -158,13 +161,13 @@ class ManagedServer:
                 sys.executable, "-m", "vllm.entrypoints.openai.api_server",
                 "--model", self.model, "--served-model-name", self.served_model_name,
                 "--host", self.host, "--port", str(port),
-                *cli_args(with_cpu_dtype(self.engine_args)),
+                *cli_args(with_cpu_defaults(self.engine_args)),
             ]
         return [
             sys.executable, "-m", "llama_cpp.server",
             "--model", self.model, "--model_alias", self.served_model_name,
             "--host", self.host, "--port", str(port),
-            *[a if not a.startswith("--") else "--" + a[2:].replace("-", "_") for a in cli_args(self.engine_args)],
+            *cli_args(self.engine_args, "llamacpp"),
         ]
 
     def _health_paths(self) -> list[str]:
@@ -286,6 +289,24 @@ class ManagedServer:
         return f"<ManagedServer {self.engine} pid={self.pid} url={self.base_url if self.port else None}>"
 
 
+def share_cpu_cores(managed: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """The managed teachers of one run (name, raw config), each vLLM CPU server given its own cores.
+
+    Left on vLLM's "auto" binding, every CPU server pins its compute threads to the same cores, so the
+    quickstart's captioner and writer took turns on one core of a two-core laptop while the other ran
+    neither. Untouched: a single vLLM server, the GPU wheel, and any binding the user set (in the
+    environment or in a teacher's ``env``)."""
+    on_cpu = [i for i, (_, raw) in enumerate(managed)
+              if raw.get("engine", "vllm") == "vllm" and THREADS_BIND not in (raw.get("env") or {})]
+    if len(on_cpu) < 2 or THREADS_BIND in os.environ or not vllm_cpu_env():
+        return managed
+    out = list(managed)
+    for i, cores in zip(on_cpu, cpu_core_shares(len(on_cpu))):
+        name, raw = out[i]
+        out[i] = (name, {**raw, "env": {**(raw.get("env") or {}), THREADS_BIND: cores}})
+    return out
+
+
 class ManagedTeacher(OpenAITeacher):
     """An OpenAI-compatible teacher on a server that vdata starts (at construction) and stops."""
 
@@ -347,4 +368,4 @@ class ManagedTeacher(OpenAITeacher):
         return f"<ManagedTeacher {self.name!r} engine={self.config.engine} model={self.config.model!r} pid={self.server.pid}>"
 
 
-__all__ = ["ManagedServer", "ManagedTeacher", "ServerStartError", "cli_args", "free_port"]
+__all__ = ["ManagedServer", "ManagedTeacher", "ServerStartError", "cli_args", "free_port", "share_cpu_cores"]

