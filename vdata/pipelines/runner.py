@@ -183,7 +183,7 @@ class _RunTeachers:
 
     def _start_all(self, managed: list) -> None:
         """Start the servers side by side: each mostly waits on its engine loading (a vLLM engine takes
-        30-50 s on a CPU), so two take as long as the slower one, not the sum; vLLM CPU servers on cores of their own."""
+        30-50 s on a CPU), so two take as long as the slower one, not the sum (on cores of their own)."""
         from concurrent.futures import ThreadPoolExecutor
 
         from vdata.teachers import build_teacher

