@@ -296,8 +296,9 @@ def share_cpu_cores(managed: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
     quickstart's captioner and writer took turns on one core of a two-core laptop while the other ran
     neither. Untouched: a single vLLM server, the GPU wheel, and any binding the user set (in the
     environment or in a teacher's ``env``)."""
+    default_engine = ManagedTeacherConfig.model_fields["engine"].default
     on_cpu = [i for i, (_, raw) in enumerate(managed)
-              if raw.get("engine", "vllm") == "vllm" and THREADS_BIND not in (raw.get("env") or {})]
+              if raw.get("engine", default_engine) == "vllm" and THREADS_BIND not in (raw.get("env") or {})]
     if len(on_cpu) < 2 or THREADS_BIND in os.environ or not vllm_cpu_env():
         return managed
     out = list(managed)

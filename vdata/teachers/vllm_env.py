@@ -88,7 +88,9 @@ def _core_of(cpu: int) -> tuple[int, ...]:
 
 
 def physical_cpus() -> list[int]:
-    """One logical CPU per physical core that this process may run on (SMT siblings left out), in order."""
+    """One logical CPU per physical core that this process may run on (SMT siblings left out), in order:
+    the rule of vLLM's "auto" binding. vLLM's own list (``vllm.utils.cpu_resource_utils``) would import
+    vLLM and torch into the build's driver for it: 8.1 s of CPU here, against reading sysfs."""
     seen: set[tuple[int, ...]] = set()
     out = []
     for cpu in sorted(os.sched_getaffinity(0)):
