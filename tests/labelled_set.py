@@ -444,18 +444,41 @@ def start_llama(log_dir: str | None = None):
     return srv.start()
 
 
-def have_smollm() -> bool:
-    """SmolLM2 on vLLM's CPU engine: vLLM, the packaged GGUF, and gguf (transformers dequantizes it)."""
+def smollm_engine() -> str:
+    """The engine that serves the session's SmolLM2 (the `smollm` fixture): the faster one on this CPU.
+
+    - vLLM's CPU engine where the CPU multiplies bf16 natively (AMX, AVX512-BF16): there it was about 8x
+      faster per request than llama.cpp, and its requests batch.
+    - llama.cpp elsewhere. On an AVX2-only CPU vLLM serves the model in float32: measured on a 2-core AVX2
+      EPYC, 9.7 tokens/s for one request and about 24 for 4-8 at once (a core's worth, in the quickstart's
+      build), against 49 tokens/s for one request on llama.cpp's Q4_1 weights with one thread. The 16 tests
+      that use the fixture, on two pytest workers, took 752 s there on vLLM and 358 s on llama.cpp.
+
+    `VDATA_TEST_SMOLLM_ENGINE=vllm|llamacpp` picks one. Tests about vLLM itself use `smollm_vllm`."""
+    chosen = os.environ.get("VDATA_TEST_SMOLLM_ENGINE")
+    if chosen:
+        return chosen
+    from vdata.teachers.vllm_env import vllm_cpu_dtype
+
+    return "llamacpp" if vllm_cpu_dtype({}) == "float32" and have_llama() else "vllm"
+
+
+def have_smollm(engine: str | None = None) -> bool:
+    """SmolLM2 on `engine` (default: `smollm_engine()`): on vLLM it needs vLLM, the packaged GGUF, and gguf
+    (transformers dequantizes it); on llama.cpp, llama-cpp-python and the GGUF."""
+    if (engine or smollm_engine()) == "llamacpp":
+        return have_llama()
     return have_vllm() and smollm_gguf() is not None and importlib.util.find_spec("gguf") is not None
 
 
-def start_smollm(log_dir: str | None = None):
-    """SmolLM2-135M-Instruct on a CPU vLLM server, as the quickstart serves it (the packaged GGUF,
-    dequantized once into a model directory): about 8x faster per request than llama.cpp here, and
-    its requests batch."""
+def start_smollm(log_dir: str | None = None, engine: str | None = None):
+    """SmolLM2-135M-Instruct on `engine` (default: `smollm_engine()`). On vLLM's CPU engine it is served as
+    the quickstart serves it: the packaged GGUF, dequantized once into a model directory."""
     from vdata.teachers.managed import ManagedServer
     from vdata.teachers.packaged import gguf_as_hf_dir
 
+    if (engine or smollm_engine()) == "llamacpp":
+        return start_llama(log_dir)
     srv = ManagedServer("vllm", str(gguf_as_hf_dir(smollm_gguf())), served_model_name="smollm2",
                         engine_args={"enforce_eager": True, "max_model_len": 4096,
                                      "max_num_seqs": 16, **STRUCTURED},

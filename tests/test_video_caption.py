@@ -1,6 +1,6 @@
 """video_caption: clip captions merged into one video caption, hierarchically, on the real
-SmolLM2 server (vLLM's CPU engine) (text is enough for a merge). The runner's grouping by video is exercised in
-test_caption.py (caption → video_caption build) and by the quickstart. Text from a 135M model is weak:
+SmolLM2 server, vLLM's CPU engine or llama.cpp (text is enough for a merge). The runner's grouping by video is
+exercised in test_caption.py (caption → video_caption build) and by the quickstart. Text from a 135M model is weak:
 the tests assert structure (levels, request counts, order, provenance, errors as values), not wording."""
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ events, a transcript segment that ASR attaches to both clips it overlaps) and th
 video clues and their ids, teacher-free video samples (scope, ids, every time inside the video), a
 question citing two clips far apart keeping both spans, the teacher-window budget (coarser captions,
 cuts, all counted), the filters at `scope: video`, a runner build whose manifest carries the counts, and
-one run with the SmolLM2 teacher on vLLM's CPU engine.
+one run with the SmolLM2 teacher (vLLM's CPU engine or llama.cpp, whichever is faster on this CPU).
 """
 from __future__ import annotations
 
@@ -360,7 +360,7 @@ def test_runner_build_at_video_scope_reports_truncations_in_the_manifest(video, 
     assert stats["generate"]["rows_in"] == len(CUT_SOURCES)            # every clip, in one video row
 
 
-# --- a real teacher: SmolLM2-135M on vLLM's CPU engine ---------------------------------------------------------------
+# --- a real teacher: SmolLM2-135M (vLLM's CPU engine or llama.cpp) ---------------------------------------------
 
 @pytest.mark.slow
 def test_video_scope_questions_with_smollm(video, smollm):
@@ -374,7 +374,7 @@ def test_video_scope_questions_with_smollm(video, smollm):
     print(f"\n[video scope smollm] {len(samples)} samples, rejects {[r.reason for r in rejects]}, "
           f"counters {dict(stage.counters)}")
     assert all(r.reason in {"teacher_error", "bad_reply", "bad_options", "off_target"} for r in rejects)
-    # the 135M writer now and then runs past max_tokens (its tokens vary with vLLM's CPU batches):
+    # the 135M writer now and then runs past max_tokens (on vLLM, its tokens vary with the CPU batches):
     # each failed call must be a `teacher_error` reject, never a lost sample
     assert samples and stage.teacher.stats()["failures"] <= sum(r.reason == "teacher_error" for r in rejects)
     clue_ids = {c.id for c in stage.clues_for(video_row(clips))}
