@@ -457,10 +457,14 @@ def smollm_engine() -> str:
     `VDATA_TEST_SMOLLM_ENGINE=vllm|llamacpp` picks one. Tests about vLLM itself use `smollm_vllm`."""
     chosen = os.environ.get("VDATA_TEST_SMOLLM_ENGINE")
     if chosen:
+        if chosen not in ("vllm", "llamacpp"):
+            raise ValueError(f"VDATA_TEST_SMOLLM_ENGINE={chosen!r}: expected vllm or llamacpp")
         return chosen
     from vdata.teachers.vllm_env import vllm_cpu_dtype
 
-    return "llamacpp" if vllm_cpu_dtype({}) == "float32" and have_llama() else "vllm"
+    if have_llama() and (not have_vllm() or vllm_cpu_dtype({}) == "float32"):
+        return "llamacpp"
+    return "vllm"
 
 
 def have_smollm(engine: str | None = None) -> bool:
