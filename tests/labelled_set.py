@@ -467,22 +467,22 @@ def smollm_engine() -> str:
     return "vllm"
 
 
-def have_smollm(engine: str | None = None) -> bool:
-    """SmolLM2 on `engine` (default: `smollm_engine()`): on vLLM it needs vLLM, the packaged GGUF, and gguf
-    (transformers dequantizes it); on llama.cpp, llama-cpp-python and the GGUF."""
-    if (engine or smollm_engine()) == "llamacpp":
+def have_smollm() -> bool:
+    """SmolLM2 on `smollm_engine()`: on vLLM it needs vLLM, the packaged GGUF, and gguf (transformers
+    dequantizes it); on llama.cpp, llama-cpp-python and the GGUF."""
+    if smollm_engine() == "llamacpp":
         return have_llama()
     return have_vllm() and smollm_gguf() is not None and importlib.util.find_spec("gguf") is not None
 
 
-def start_smollm(log_dir: str | None = None, engine: str | None = None):
-    """SmolLM2-135M-Instruct on `engine` (default: `smollm_engine()`). On vLLM's CPU engine it is served as
-    the quickstart serves it: the packaged GGUF, dequantized once into a model directory."""
+def start_smollm(log_dir: str | None = None):
+    """SmolLM2-135M-Instruct on `smollm_engine()`. On vLLM's CPU engine it is served as the quickstart
+    serves it: the packaged GGUF, dequantized once into a model directory."""
+    if smollm_engine() == "llamacpp":
+        return start_llama(log_dir)
     from vdata.teachers.managed import ManagedServer
     from vdata.teachers.packaged import gguf_as_hf_dir
 
-    if (engine or smollm_engine()) == "llamacpp":
-        return start_llama(log_dir)
     srv = ManagedServer("vllm", str(gguf_as_hf_dir(smollm_gguf())), served_model_name="smollm2",
                         engine_args={"enforce_eager": True, "max_model_len": 4096,
                                      "max_num_seqs": 16, **STRUCTURED},

@@ -121,11 +121,11 @@ def _snapshot(owner, session_dir: str | None, since: float, seen: dict[int, floa
     CPU with 15 Ray processes (10% of a core at two polls a second); one pass costs 21 ms."""
     import psutil
 
-    info: dict[int, dict] = {}
-    kids: dict[int, list[int]] = {}
     procs: dict[int, psutil.Process] = {}
+    cmdlines: dict[int, str] = {}
+    kids: dict[int, list[int]] = {}
     for p in psutil.process_iter(["ppid", "cmdline", "create_time"]):   # one stat and one cmdline read each
-        info[p.pid], procs[p.pid] = p.info, p
+        procs[p.pid], cmdlines[p.pid] = p, _cmdline(p)
         kids.setdefault(p.info["ppid"], []).append(p.pid)
 
     def below(pid: int) -> list[int]:
@@ -137,9 +137,8 @@ def _snapshot(owner, session_dir: str | None, since: float, seen: dict[int, floa
         return found
 
     def text(pid: int) -> str:
-        cmdline = " ".join(info[pid]["cmdline"] or [])
-        if cmdline:
-            return cmdline
+        if cmdlines[pid]:
+            return cmdlines[pid]
         try:   # a process with no command line (a zombie, a kernel thread): its name, read only here
             return procs[pid].name()
         except psutil.Error:
@@ -149,13 +148,13 @@ def _snapshot(owner, session_dir: str | None, since: float, seen: dict[int, floa
     try:
         if owner.is_running():   # a dead owner's pid may be another process's now: its tree is not ours
             roots = [pid for pid in below(owner.pid)
-                     if (info[pid]["create_time"] or 0) >= since - 1 and _is_ray(text(pid), session_dir)]
+                     if (procs[pid].info["create_time"] or 0) >= since - 1 and _is_ray(text(pid), session_dir)]
     except psutil.Error:
         pass
     if session_dir:
-        roots += [pid for pid, i in info.items() if _names_session(" ".join(i["cmdline"] or []), session_dir)]
+        roots += [pid for pid, cmdline in cmdlines.items() if _names_session(cmdline, session_dir)]
     for pid in roots + [c for r in roots for c in below(r)]:
-        created = info[pid]["create_time"]
+        created = procs[pid].info["create_time"]
         if created is not None:
             seen.setdefault(pid, created)
 
