@@ -143,3 +143,65 @@ def test_reader_checks_flag_absurd_and_misplaced_times():
     # asking past the last frame rightly gets the last frame
     assert returned_times_problem([5.0], [3.96], 25.0, span=(0.0, 3.96)) is None
     assert "out of order" in returned_times_problem([0.5, 1.0], [0.52, 0.48], 1.0)
+
+
+@pytest.fixture(scope="module")
+def sideways_videos(tmp_path_factory):
+    """A landscape video stored once plainly and then with a display matrix for each turn (what a phone's
+    portrait video carries), with the picture ffmpeg's CLI shows for each (its autorotate) at frame 0."""
+    import subprocess
+
+    from vdata.media.ffmpeg import ffmpeg_exe
+
+    d = tmp_path_factory.mktemp("rotated")
+    plain = str(d / "plain.mp4")
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x176:rate=25:duration=2",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", plain], check=True)
+    out = {}
+    for turn in (0, 90, 180, 270):
+        path = str(d / f"turned_{turn}.mp4")
+        subprocess.run([ffmpeg_exe(), "-v", "error", "-display_rotation", str(turn), "-i", plain, "-c", "copy", path],
+                       check=True)
+        raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", path, "-frames:v", "1", "-f", "rawvideo",
+                              "-pix_fmt", "rgb24", "-"], check=True, capture_output=True).stdout
+        size = (176, 320) if turn in (90, 270) else (320, 176)   # (width, height) as shown
+        out[turn] = (path, np.frombuffer(raw, np.uint8).reshape(size[1], size[0], 3))
+    return out
+
+
+@pytest.mark.parametrize("backend", ["pyav", "opencv", "decord"])
+def test_sideways_stored_video_reads_upright_as_ffmpeg_shows_it(sideways_videos, backend):
+    """Every reader gives the picture a player shows (PyAV alone does not turn it), at every size it is
+    asked for, and the probe's width and height are that picture's."""
+    for turn, (path, shown) in sideways_videos.items():
+        height, width = shown.shape[:2]
+        facts = probe_video(path)
+        assert (facts["width"], facts["height"], facts["rotation"]) == (width, height, turn)
+        with open_reader(path, backend) as r:
+            assert (r.width, r.height) == (width, height)
+            [(_, full)], [(_, small)] = r.read_at([0.0]), r.read_at([0.0], max_side=160)
+            assert full.shape == shown.shape
+            assert np.abs(full.astype(int) - shown.astype(int)).mean() < 3.0, (backend, turn)
+            assert max(small.shape[:2]) == 160 and (small.shape[0] > small.shape[1]) == (height > width)
+            _, _, streamed = next(iter(r.iter_frames(max_side=80, fmt="rgb24")))
+            assert max(streamed.shape[:2]) == 80 and (streamed.shape[0] > streamed.shape[1]) == (height > width)
+            assert np.abs(streamed.astype(int) - _area(shown, streamed.shape).astype(int)).mean() < 12.0, (backend, turn)
+
+
+def _area(image, shape):
+    import cv2
+
+    return cv2.resize(image, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+
+
+def test_teacher_frames_and_transnet_input_are_upright(sideways_videos):
+    """The offline teacher's own video sampling and TransNetV2's 48x27 input see the picture as shown."""
+    from vdata.media.transnet import decode_small
+    from vdata.teachers.media_encoding import sample_video_frames
+
+    path, shown = sideways_videos[90]
+    first = sample_video_frames(path, 2)["frames"][0]
+    assert np.abs(first.astype(int) - shown.astype(int)).mean() < 3.0
+    frames, _, _ = decode_small(path)
+    assert frames.shape[1:] == (27, 48, 3)
+    assert np.abs(frames[0].astype(int) - _area(shown, (27, 48)).astype(int)).mean() < 20.0

@@ -11,6 +11,10 @@ H.264 B-frames comes back with timestamps of about -3.7e17 s, so every request m
 frame), and fails outright on damaged packets; in both cases the decord reader hands over to PyAV.
 PyAV skips packets that do not decode and counts them in `decode_errors`, so stages can say how
 damaged a file is instead of silently losing frames.
+
+Every reader returns pictures as a player shows them: a video stored sideways with a display matrix
+(a phone's portrait video) comes out upright, as OpenCV's capture and ffmpeg's autorotate give it, and
+`width` and `height` are the upright size.
 """
 from __future__ import annotations
 
@@ -20,8 +24,8 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from . import MediaError
-from .timestamps import (display_times_unreliable, returned_times_problem,  # noqa: F401 (re-exported)
-                         timestamp_table_problem)
+from .timestamps import (display_rotation, display_times_unreliable, returned_times_problem,  # noqa: F401
+                         timestamp_table_problem, upright)
 
 BACKENDS = ("decord", "pyav", "opencv")
 
@@ -38,6 +42,13 @@ def _scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, in
     return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
 
 
+def _decoded_size(width: int, height: int, rotation: int, max_side: int | None) -> tuple[int, int]:
+    """The size to decode or scale a stored picture to, so that turned by `rotation` it is the upright
+    (`width`, `height`) scaled to `max_side`."""
+    w, h = _scaled_size(width, height, max_side)
+    return (h, w) if rotation in (90, 270) else (w, h)
+
+
 class FrameReader:
     """Base class: subclasses fill in the two read methods and the metadata attributes."""
 
@@ -46,6 +57,7 @@ class FrameReader:
     num_frames: int
     width: int
     height: int
+    rotation: int = 0   # degrees the stored picture is turned (counter-clockwise) to come out upright
     # Times (s) of packets that failed to decode so far; only PyAV can see them (OpenCV stops at
     # the first one, decord raises).
     decode_errors: list[float]
@@ -99,7 +111,7 @@ class DecordReader(FrameReader):
             probe = decord.VideoReader(path, num_threads=1)
             w, h = probe[0].shape[1], probe[0].shape[0]
             del probe
-            sw, sh = _scaled_size(w, h, max_side)
+            sw, sh = _scaled_size(w, h, max_side)   # decord turns the picture upright itself
             self._vr = decord.VideoReader(path, width=sw, height=sh, num_threads=threads or _DECODE_THREADS)
         except Exception as e:  # decord raises its own DECORDError and RuntimeError
             raise MediaError("unreadable", f"decord cannot open video: {str(e).splitlines()[0][:200]}")
@@ -191,7 +203,8 @@ class PyAVReader(FrameReader):
         if _DECODE_THREADS:
             self._stream.codec_context.thread_count = _DECODE_THREADS
         cc = self._stream.codec_context
-        self.width, self.height = cc.width, cc.height
+        self.rotation = display_rotation(path, self._CHECK_FRAMES)   # the same remembered decode as _counted
+        self.width, self.height = (cc.height, cc.width) if self.rotation in (90, 270) else (cc.width, cc.height)
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = float(rate) if rate else 25.0
         self.num_frames = int(self._stream.frames or 0)
@@ -268,7 +281,7 @@ class PyAVReader(FrameReader):
         return self._reformatter.reformat(frame, width, height, fmt).to_ndarray()
 
     def read_at(self, times_s, max_side=None, on_frame=None):
-        w, h = _scaled_size(self.width, self.height, max_side)
+        w, h = _decoded_size(self.width, self.height, self.rotation, max_side)
         order = np.argsort(times_s)
         results: dict[int, tuple[float, np.ndarray]] = {}
         half = 0.5 / self.fps
@@ -300,7 +313,7 @@ class PyAVReader(FrameReader):
             if chosen is None:
                 raise MediaError("undecodable", f"no frame decodes at {t:.3f}s")
             self._skip_before = None
-            results[int(k)] = (chosen[0], self._convert(chosen[1], w, h, "rgb24"))
+            results[int(k)] = (chosen[0], upright(self._convert(chosen[1], w, h, "rgb24"), self.rotation))
             if on_frame is not None:
                 on_frame(int(k), results[int(k)][1])
             pending = chosen
@@ -309,7 +322,7 @@ class PyAVReader(FrameReader):
 
     def iter_frames(self, start_s=0.0, end_s=None, max_side=None, fmt="bgr24"):
         from .convert import small_bgr
-        w, h = _scaled_size(self.width, self.height, max_side)
+        w, h = _decoded_size(self.width, self.height, self.rotation, max_side)
         from_start = start_s <= 0 or self._counted
         frames = self._decode_from(0.0) if self._counted else (
             self._decode_packets() if from_start else self._decode_from(start_s))
@@ -324,7 +337,8 @@ class PyAVReader(FrameReader):
             # after a seek, the index can only be derived from the time.
             index = count if from_start else int(round(t * self.fps))
             count += 1
-            yield index, t, small_bgr(frame, w, h) if fmt == "bgr24" else self._convert(frame, w, h, fmt)
+            image = small_bgr(frame, w, h) if fmt == "bgr24" else self._convert(frame, w, h, fmt)
+            yield index, t, upright(image, self.rotation)
 
     def close(self):
         self._container.close()
@@ -346,6 +360,7 @@ class OpenCVReader(FrameReader):
         self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 25.0)
         self.num_frames = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.rotation = -int(self._cap.get(cv2.CAP_PROP_ORIENTATION_META) or 0) % 360   # OpenCV counts clockwise
         self.decode_errors = []
 
     def read_at(self, times_s, max_side=None, on_frame=None):

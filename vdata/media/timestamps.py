@@ -1,5 +1,7 @@
 """Timestamp sanity checks shared by the readers and the shot scan: a backend's per-frame table,
-the frames returned for requested times, and whether a file's decoded display times can be trusted."""
+the frames returned for requested times, and whether a file's decoded display times can be trusted.
+The last one decodes a file's first frames; the same decode says how a player turns the picture
+(`display_rotation`), so that a reader asks once for both."""
 from __future__ import annotations
 
 import os
@@ -55,33 +57,54 @@ def display_times_unreliable(path: str, frames: int) -> bool:
     """Whether the first `frames` decoded frames of `path` lack times or come out of order. Remembered
     per file (path, size, mtime): every reader a stage opens on a video asks, and the answer cost 22 ms
     a time (bench_quality's 5 clips of one 720p video: 110 ms of the stage's 856 ms without text)."""
+    return _first_frames(path, frames)[0]
+
+
+def display_rotation(path: str, frames: int) -> int:
+    """Degrees (0, 90, 180 or 270) a player turns the decoded picture counter-clockwise to show it: a
+    phone's portrait video is stored landscape with a display matrix. Read from the first decoded
+    frame, in the same (remembered) decode as `display_times_unreliable(path, frames)`."""
+    return _first_frames(path, frames)[1]
+
+
+def upright(image: np.ndarray, rotation: int) -> np.ndarray:
+    """`image` (rows, columns[, channels]) turned as a player shows it (ffmpeg's autorotate, OpenCV's
+    capture): counter-clockwise by `rotation` degrees."""
+    return np.ascontiguousarray(np.rot90(image, rotation // 90)) if rotation else image
+
+
+def _first_frames(path: str, frames: int) -> tuple[bool, int]:
     try:
         st = os.stat(path)
         key = (path, st.st_size, st.st_mtime_ns, frames)
     except OSError:
         key = None
     if key is None:
-        return _decoded_times_unreliable(path, frames)
-    if key not in _UNRELIABLE:
-        if len(_UNRELIABLE) > 4096:
-            _UNRELIABLE.clear()
-        _UNRELIABLE[key] = _decoded_times_unreliable(path, frames)
-    return _UNRELIABLE[key]
+        return _decode_first_frames(path, frames)
+    if key not in _FIRST_FRAMES:
+        if len(_FIRST_FRAMES) > 4096:
+            _FIRST_FRAMES.clear()
+        _FIRST_FRAMES[key] = _decode_first_frames(path, frames)
+    return _FIRST_FRAMES[key]
 
 
-_UNRELIABLE: dict[tuple, bool] = {}
+_FIRST_FRAMES: dict[tuple, tuple[bool, int]] = {}
 
 
-def _decoded_times_unreliable(path: str, frames: int) -> bool:
+def _decode_first_frames(path: str, frames: int) -> tuple[bool, int]:
+    """(display times unreliable, display rotation) from the first `frames` decoded frames."""
     import av
 
+    rotation = 0
     try:
         with av.open(path, metadata_errors="ignore") as c:
             times = []
             for frame in c.decode(c.streams.video[0]):
+                if not times:
+                    rotation = round(float(frame.rotation or 0) / 90) * 90 % 360
                 times.append(frame.time)
                 if len(times) >= frames:
                     break
     except (av.error.FFmpegError, IndexError):
-        return False   # reading will fail with its own error
-    return any(t is None for t in times) or any(b <= a for a, b in zip(times, times[1:]))
+        return False, rotation   # reading will fail with its own error
+    return any(t is None for t in times) or any(b <= a for a, b in zip(times, times[1:])), rotation

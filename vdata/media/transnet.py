@@ -33,14 +33,16 @@ def load_model(weights: str | None = None, device: str = "auto"):
 
 
 def decode_small(path: str) -> tuple[np.ndarray, list[float], list[float]]:
-    """Every frame at 48x27 RGB (threaded PyAV decode), its time from the first frame, and the times of
-    packets that failed to decode."""
-    from .reader import PyAVReader
+    """Every frame at 48x27 RGB, upright (threaded PyAV decode), its time from the first frame, and the
+    times of packets that failed to decode."""
+    from .reader import PyAVReader, upright
 
     frames, times = [], []
     with PyAVReader(path) as reader:
+        # a sideways-stored picture is scaled to 27x48 and turned, as ffmpeg (the model's own decoder) turns it first
+        w, h = INPUT_SIZE[::-1] if reader.rotation in (90, 270) else INPUT_SIZE
         for t, frame in reader._decode_packets():
-            frames.append(frame.to_ndarray(width=INPUT_SIZE[0], height=INPUT_SIZE[1], format="rgb24"))
+            frames.append(upright(frame.to_ndarray(width=w, height=h, format="rgb24"), reader.rotation))
             times.append(t)
         errors = list(reader.decode_errors)
     return np.stack(frames) if frames else np.zeros((0, INPUT_SIZE[1], INPUT_SIZE[0], 3), np.uint8), times, errors

@@ -129,7 +129,9 @@ def sample_video_frames(path: str | os.PathLike[str], max_frames: int) -> dict[s
             raise ValueError(f"no decodable frames in {path}")
         k = min(max_frames, n)
         idx = sorted({int(round(x)) for x in np.linspace(0, n - 1, k)})
-        frames = [all_frames[i].to_ndarray(format="rgb24") for i in idx]
+        # upright, as a player shows it: a phone's portrait video is stored sideways with a display matrix
+        frames = [np.ascontiguousarray(np.rot90(all_frames[i].to_ndarray(format="rgb24"), round((all_frames[i].rotation or 0) / 90)))
+                  for i in idx]
         duration = float(st.duration * st.time_base) if st.duration else times[-1] + 1.0 / fps
         return {
             "frames": frames,
