@@ -147,3 +147,29 @@ def test_text_detector_sees_the_configured_size_and_still_finds_text(quality_vid
     assert scores[R.Q_TEXT_AREA] > quality_stage.config.thresholds.text_area_max
     preprocess = detector.get_preprocess(max(seen[0]))
     assert preprocess.resize(np.zeros((*seen[0], 3), np.uint8)).shape[1] <= side
+
+
+def test_motion_of_a_slow_stretch_of_variable_frame_rate_video(tmp_path, quality_stage):
+    """A phone drops its frame rate in dim light: a stretch at 10 fps inside video that averages about 30.
+    Both times of a motion pair then fall on one frame; the stage reads the next frame instead, and
+    reports motion per frame of the average rate, as it does for the same pictures at a constant rate."""
+    import subprocess
+
+    from vdata.media.ffmpeg import ffmpeg_exe
+
+    def encode(path, graph, *extra):
+        subprocess.run([ffmpeg_exe(), "-v", "error", "-filter_complex", graph, "-map", "[v]", "-c:v", "libx264",
+                        "-pix_fmt", "yuv420p", *extra, path], check=True)
+
+    slow = "testsrc2=size=320x180:rate=10:duration=3"
+    variable, steady = str(tmp_path / "vfr.mp4"), str(tmp_path / "steady10.mp4")
+    encode(variable, f"{slow}[a];testsrc2=size=320x180:rate=50:duration=3,setpts=PTS-STARTPTS[b];"
+                     "[a][b]concat=n=2:v=1[v]", "-fps_mode", "vfr")
+    encode(steady, f"{slow}[v]")
+    info = probe_video(variable)
+    assert info["is_vfr"] and info["fps"] > 20
+    stretch = {**clip_row(variable), R.END_S: 3.0, R.CLIP_DURATION_S: 3.0}
+    scores = quality_stage.scores(stretch)
+    reference = quality_stage.scores(clip_row(steady))[R.Q_MOTION] * 10 / info["fps"]   # per frame of ~30 fps
+    assert scores[R.Q_MOTION] > QualityConfig().thresholds.motion_min
+    assert scores[R.Q_MOTION] == pytest.approx(reference, rel=0.25)

@@ -192,7 +192,7 @@ class QualityStage(Stage):
             times += [t0, t0 + step]
         text_frames = {2 * k for k in self._text_picks(n)} if self._ocr else set()
         grays: dict[int, np.ndarray] = {}
-        text_jobs, motion_jobs = [], []
+        text_jobs, motion_jobs = [], {}
 
         def arrived(k: int, frame: np.ndarray) -> None:
             grays[k] = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
@@ -200,12 +200,23 @@ class QualityStage(Stage):
                 text_jobs.append(self._pool.submit(self._text_area_of, frame))
             first = k - k % 2
             if first in grays and first + 1 in grays:   # both frames of a motion pair are here
-                motion_jobs.append(self._pool.submit(_motion, grays[first], grays[first + 1]))
+                motion_jobs[first] = self._pool.submit(_motion, grays[first], grays[first + 1])
 
         with open_reader(row[R.PATH], cfg.backend, purpose="sparse", max_side=cfg.analysis_max_side) as reader:
-            reader.read_at(times, max_side=cfg.analysis_max_side, on_frame=arrived)
+            got = [t for t, _ in reader.read_at(times, max_side=cfg.analysis_max_side, on_frame=arrived)]
+            gaps = {k: got[k + 1] - got[k] for k in range(0, len(times), 2)}
+            # Where frames come further apart than the average rate says (variable frame rate: a phone
+            # in dim light), both times of a pair are one frame, which is no motion: read the next frame.
+            again = [k for k, gap in gaps.items() if gap <= 0]
+            if again:
+                later = reader.read_at([got[k] + 0.5 * step + 1e-4 for k in again], max_side=cfg.analysis_max_side)
+                for k, (t, frame) in zip(again, later):
+                    gaps[k] = t - got[k]
+                    if gaps[k] > 0:
+                        motion_jobs[k] = self._pool.submit(_motion, grays[k], cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
         anchors_g = [grays[k] for k in range(0, len(times), 2)]
-        motion = [job.result() for job in motion_jobs]
+        # pixels per frame of the average rate, however far apart the two frames were
+        motion = [job.result() * step / gaps[k] for k, job in motion_jobs.items() if gaps[k] > 0] or [0.0]
         text_areas = [job.result() for job in text_jobs]
         hashes = [phash(g) for g in anchors_g]
         dups = [hamming(a, b) <= cfg.dup_hash_distance for a, b in zip(hashes, hashes[1:])]
