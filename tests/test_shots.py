@@ -177,3 +177,21 @@ def test_write_clips_produces_playable_files(cut_video, tmp_path):
     for c in clips[:3]:
         info = probe_video(c[R.CLIP_PATH])
         assert info["duration_s"] == pytest.approx(c[R.CLIP_DURATION_S], abs=0.1)
+
+
+def test_write_clips_of_a_codec_mp4_cannot_hold(tmp_path):
+    """ProRes (every frame a keyframe) cannot be copied into MP4: the clip is encoded instead of the whole
+    video being rejected (ffmpeg_failed)."""
+    import subprocess
+
+    from vdata.media.ffmpeg import ffmpeg_exe
+
+    path = str(tmp_path / "source.mov")
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=3",
+                    "-f", "lavfi", "-i", "sine=d=3", "-c:v", "prores_ks", path], check=True)
+    stage = ShotsStage(ShotsConfig(write_clips=True), RunContext(output_dir=str(tmp_path / "out")))
+    clips = stage.process_batch([{R.PATH: path, R.VIDEO_ID: content_id(path), **probe_video(path)}])
+    assert clips and all(isinstance(c, dict) for c in clips), clips
+    for c in clips:
+        info = probe_video(c[R.CLIP_PATH])
+        assert info["video_codec"] == "h264" and info["duration_s"] == pytest.approx(c[R.CLIP_DURATION_S], abs=0.1)

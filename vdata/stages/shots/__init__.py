@@ -40,6 +40,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from vdata.media import MediaError
 from vdata.media.ffmpeg import run_ffmpeg
 from vdata.media.reader import open_reader, prefetch, scan_decode, timestamp_table_problem
 from vdata.schemas import records as R
@@ -443,9 +444,16 @@ class ShotsStage(Stage):
             return out
         tmp = out + ".part.mp4"
         span = ["-ss", f"{clip[R.START_S]:.6f}", "-i", path, "-t", f"{clip[R.CLIP_DURATION_S]:.6f}"]
+        copied = False
         if self.config.clip_codec == "copy_if_aligned" and _starts_on_keyframe(path, clip[R.START_S]):
-            run_ffmpeg([*span, "-map", "0:v:0", "-map", "0:a?", "-c", "copy", "-avoid_negative_ts", "make_zero", tmp])
-        else:
+            try:
+                run_ffmpeg([*span, "-map", "0:v:0", "-map", "0:a?", "-c", "copy", "-avoid_negative_ts", "make_zero", tmp])
+                copied = True
+            except MediaError as e:
+                # MP4 cannot hold every codec a source may carry (ProRes, FFV1, GIF, PCM audio): encode those
+                if e.reason != "ffmpeg_failed":
+                    raise
+        if not copied:
             run_ffmpeg([*span, "-map", "0:v:0", "-map", "0:a?", "-c:v", "libx264", "-preset", "veryfast",
                         "-crf", "18", "-pix_fmt", "yuv420p", "-c:a", "aac", tmp])
         os.replace(tmp, out)  # a crash never leaves a half-written clip under the final name
