@@ -189,6 +189,28 @@ def test_an_export_with_no_records_writes_nothing(demo_build, tmp_path, fmt):
     assert not dest.exists()
 
 
+def test_a_curation_build_says_its_clips_carry_no_text_to_export(tmp_path, cut_video):
+    """A clips-level build of probe and shots only has rows, but none a training format can carry."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from vdata.exporters import export
+    from vdata.exporters.base import NothingToExport
+    from vdata.schemas import records as R
+
+    build = tmp_path / "build"
+    (build / "clips").mkdir(parents=True)
+    (build / "manifest.json").write_text(json.dumps({"level": "clips", "rows": 3}))
+    pq.write_table(pa.table({R.VIDEO_ID: ["v"] * 3, R.CLIP_ID: ["v_0", "v_1", "v_2"], R.PATH: [cut_video[0]] * 3,
+                             R.START_S: [0.0, 2.0, 4.0], R.END_S: [2.0, 4.0, 6.0]}), build / "clips" / "part-0.parquet")
+    with pytest.raises(NothingToExport) as e:
+        export(str(build), str(tmp_path / "dest"), "llava", media="copy")
+    assert "its 3 clips rows carry no caption" in str(e.value) and "--format parquet" in str(e.value)
+    assert not (tmp_path / "dest").exists()
+
+
 @pytest.mark.parametrize("fmt", ["vlmevalkit", "lmms-eval"])
 def test_evaluation_exports_copy_no_video_of_samples_they_do_not_carry(demo_build, tmp_path, fmt):
     from vdata.exporters import export
