@@ -39,7 +39,9 @@ from vdata.media.storage import is_remote
 from vdata.schemas.annotation_formats import ANNOTATION_FORMATS
 from vdata.schemas.storage import StorageConfig
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv")
+# camcorders (.mts, .m2ts), old phones (.3gp), DVDs (.vob), broadcast (.mxf), animated GIFs (TGIF-QA is made of them)
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv",
+                    ".mts", ".m2ts", ".3gp", ".ogv", ".vob", ".mxf", ".gif")
 
 
 class ConfigError(ValueError):
