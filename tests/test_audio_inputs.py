@@ -234,3 +234,21 @@ def _kill_naming(marker: str) -> None:
                 p.kill()
             except psutil.Error:
                 pass
+
+
+@pytest.mark.parametrize("name,args", [
+    ("camcorder.MTS", ["-c:v", "libx264", "-f", "mpegts"]), ("clip.m2ts", ["-c:v", "libx264", "-f", "mpegts"]),
+    ("phone.3gp", ["-c:v", "mpeg4", "-s", "352x288"]), ("disc.vob", ["-c:v", "mpeg2video", "-f", "vob"]),
+    ("broadcast.mxf", ["-c:v", "mpeg2video", "-b:v", "4M", "-s", "720x576"]), ("web.ogv", ["-c:v", "libvpx"]),
+    ("animated.gif", ["-c:v", "gif"])])
+def test_default_folder_search_takes_common_video_containers_that_probe_reads(tmp_path, name, args):
+    """Camcorders, old phones, DVDs, broadcast files and animated GIFs are found in a folder by default
+    (any case of extension), and each is a video that probe measures."""
+    src = tmp_path / "in"
+    src.mkdir()
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=2", *args, str(src / name)])
+    cfg = parse_config({"input": [{"path": str(src)}], "output": {"dir": str(tmp_path / "o")}, "stages": [{"probe": {}}]})
+    (row,) = discover(cfg, str(tmp_path / "media"))
+    facts = probe_video(row[R.PATH])
+    assert Path(row[R.PATH]).name == name and facts["duration_s"] == pytest.approx(2.0, abs=0.1)
+    assert facts["num_frames"] >= 48
