@@ -252,3 +252,29 @@ def test_default_folder_search_takes_common_video_containers_that_probe_reads(tm
     facts = probe_video(row[R.PATH])
     assert Path(row[R.PATH]).name == name and facts["duration_s"] == pytest.approx(2.0, abs=0.1)
     assert facts["num_frames"] >= 48
+
+
+@pytest.mark.parametrize("ext", [".mp3", ".m4a"])
+def test_podcast_with_cover_art_is_audio_and_transcribes(speech, tmp_path, ext):
+    """Podcasts and audiobooks carry their artwork as a one-frame picture stream: that is not video. The
+    file probes as audio-only (it was rejected `undecodable`) and Whisper transcribes it."""
+    from vdata.stages.asr import AsrConfig, AsrStage
+
+    cover = tmp_path / "cover.jpg"
+    run_ffmpeg(["-f", "lavfi", "-i", "color=red:size=320x320", "-frames:v", "1", str(cover)])
+    path = str(tmp_path / f"episode{ext}")
+    run_ffmpeg(["-i", speech[ext], "-i", str(cover), "-map", "0", "-map", "1", "-c", "copy",
+                "-disposition:v:0", "attached_pic", path])
+    (row,) = ProbeStage(ProbeConfig(), RunContext(output_dir="")).process_batch([{R.PATH: path, R.SOURCE_URI: path}])
+    assert not isinstance(row, Reject), row
+    assert row[R.HAS_VIDEO] is False and row[R.NUM_FRAMES] == 0
+    assert abs(row[R.DURATION_S] - speech["seconds"]) < 0.2
+    with pytest.raises(MediaError) as e:   # where frames are needed it says why there are none
+        probe_video(path)
+    assert e.value.reason == "no_video_stream" and "cover picture" in e.value.message
+    clip = {**row, R.CLIP_ID: "episode", R.START_S: 0.0, R.END_S: row[R.DURATION_S]}
+    asr = AsrStage(AsrConfig(model="tiny.en", cpu_threads=1), RunContext(output_dir=str(tmp_path / "out")))
+    asr.setup()
+    (out,) = asr.process_batch([clip])
+    heard = out[R.TRANSCRIPT_TEXT].lower()
+    assert sum(k in heard for k in KEYWORDS) >= 5, heard

@@ -205,3 +205,35 @@ def test_teacher_frames_and_transnet_input_are_upright(sideways_videos):
     frames, _, _ = decode_small(path)
     assert frames.shape[1:] == (27, 48, 3)
     assert np.abs(frames[0].astype(int) - _area(shown, (27, 48)).astype(int)).mean() < 20.0
+
+
+def test_a_picture_track_before_the_video_is_not_what_is_read(tmp_path):
+    """An MKV whose first video track is a one-frame picture (a thumbnail muxed as a track): probe, every
+    reader and the clip files take the real video, ffmpeg's own pick (decord's too). OpenCV read one frame
+    of it, so such a file goes to PyAV; ffmpeg's indexed seek writes an empty clip, so the clip decodes
+    from the start."""
+    import subprocess
+
+    from vdata.media.ffmpeg import ffmpeg_exe, run_ffmpeg
+    from vdata.media.hashing import content_id
+    from vdata.schemas import records as R
+    from vdata.stages.base import RunContext
+    from vdata.stages.shots import ShotsConfig, ShotsStage
+
+    video, thumb, path = tmp_path / "v.mp4", tmp_path / "t.jpg", str(tmp_path / "with_thumbnail.mkv")
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x176:rate=25:duration=3", "-c:v", "libx264", str(video)])
+    run_ffmpeg(["-f", "lavfi", "-i", "color=red:size=160x90", "-frames:v", "1", str(thumb)])
+    run_ffmpeg(["-i", str(thumb), "-i", str(video), "-map", "0", "-map", "1", "-c", "copy", path])
+    streams = subprocess.run([ffmpeg_exe(), "-i", path], capture_output=True, text=True).stderr
+    assert "Stream #0:0: Video: mjpeg" in streams   # the picture is the first video track
+    facts = probe_video(path)
+    assert (facts["video_codec"], facts["num_frames"], facts["width"]) == ("h264", 75, 320)
+    for backend in ("pyav", "opencv", "decord"):
+        with open_reader(path, backend) as r:
+            [(t, image)] = r.read_at([2.0])
+            assert image.shape == (176, 320, 3) and t == pytest.approx(2.0, abs=0.05), backend
+            assert image[..., 0].mean() < 200, backend   # testsrc2, not the red picture
+            assert (r.backend == "pyav" and "several video streams" in r.fallback_reason) if backend == "opencv" else True
+    stage = ShotsStage(ShotsConfig(write_clips=True), RunContext(output_dir=str(tmp_path / "out")))
+    (clip,) = stage.process_batch([{R.PATH: path, R.VIDEO_ID: content_id(path), **facts}])
+    assert probe_video(clip[R.CLIP_PATH])["num_frames"] >= 74

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vdata.media.ffmpeg import run_ffmpeg
+from vdata.media.ffmpeg import run_ffmpeg, video_map
 from vdata.media.hashing import content_id
 from vdata.media.probe import probe_video
 from vdata.media.synth import Segment, render_segments
@@ -95,7 +95,7 @@ def _render_videos(media_dir: str) -> list[dict]:
 
 def _cut(src: str, start: float, dur: float, out: str) -> None:
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    run_ffmpeg(["-ss", f"{start:.6f}", "-i", src, "-t", f"{dur:.6f}", "-map", "0:v:0", "-map", "0:a?",
+    run_ffmpeg(["-ss", f"{start:.6f}", "-i", src, "-t", f"{dur:.6f}", "-map", video_map(src), "-map", "0:a?",
                 "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p", "-c:a", "aac", out])
 
 

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from vdata.media import MediaError
-from vdata.media.ffmpeg import run_ffmpeg
+from vdata.media.ffmpeg import run_ffmpeg, video_map
 from vdata.schemas import records as R
 
 from .source import Item
@@ -212,7 +212,7 @@ def _encode(v: Visual, target: str) -> str | None:
         args += ["-ss", f"{a:.6f}", "-i", v.source, "-t", f"{b - a:.6f}"]
     else:
         args += ["-i", v.source]
-    args += ["-map", "0:v:0", "-map", "0:a?", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
+    args += ["-map", video_map(v.source), "-map", "0:a?", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
              "-pix_fmt", "yuv420p", "-c:a", "aac", "-movflags", "+faststart", tmp]
     try:
         run_ffmpeg(args)

@@ -80,7 +80,7 @@ def decoded_digest(path: str) -> str:
     """md5 of every decoded video frame and audio sample (one hash per stream), for comparing renders whose
     bytes differ: equal digests mean the same pictures and sound in another container/bitstream."""
     out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", *_cpu_args(),
-                          "-threads", "1", "-i", path, "-map", "0:v", "-map", "0:a?", "-c:v", "rawvideo",
+                          "-threads", "1", "-i", path, "-map", "0:V:0", "-map", "0:a?", "-c:v", "rawvideo",
                           "-c:a", "pcm_s16le", "-f", "streamhash", "-hash", "md5", "-"],
                          capture_output=True, text=True, timeout=600)
     if out.returncode != 0:
@@ -132,7 +132,7 @@ class Renderer:
                 args += ["-f", "lavfi", "-i", f"anullsrc=r={AUDIO_RATE}:cl=stereo"]
                 audio_in = "1:a"
             graph = (f"sws_flags={SWS_FLAGS};"
-                     f"[0:v:0]scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2"
+                     f"[0:V:0]scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2"
                      f":flags=bicubic+{SWS_FLAGS},"
                      f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:black,setsar=1,fps={_num(self.fps)},format=yuv420p[v];"
                      f"[{audio_in}]aresample={AUDIO_RATE},aformat=sample_fmts=s16:channel_layouts=stereo,apad[a]")

@@ -8,3 +8,4 @@ class MediaError(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
+

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .streams import video_stream
 from .convert import small_bgr
 from .cuts import LAYOUT_SIZE, CoarseScan, FrameTable, _tiny_hsv, hsv_distance, widen_and_merge
 from .reader import _scaled_size
@@ -109,7 +110,7 @@ def one_pass(path: str, table: FrameTable, windows: list[tuple[int, int]], max_s
     raw: list[int] = []
     detector, expected = None, None
     with av.open(path, metadata_errors="ignore") as container:
-        stream = container.streams.video[0]
+        stream = video_stream(container)
         stream.thread_type = "AUTO"   # frame threads copy the skip setting with each packet they take
         cc = stream.codec_context
         width, height = _scaled_size(cc.width, cc.height, max_side)

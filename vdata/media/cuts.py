@@ -33,6 +33,7 @@ from typing import Iterator
 
 import numpy as np
 
+from .streams import video_stream
 from .convert import small_bgr
 
 # Side of the tiny images the coarse pass compares (pixels): enough to see a cut, cheap to convert.
@@ -61,7 +62,7 @@ def frame_table(path: str) -> FrameTable:
     import av
 
     with av.open(path, metadata_errors="ignore") as container:
-        stream = container.streams.video[0]
+        stream = video_stream(container)
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else 25.0
         tb = float(stream.time_base)
@@ -174,7 +175,7 @@ def coarse_scan(path: str, table: FrameTable) -> CoarseScan:
     indices, distances, layouts, errors = [], [], [], 0
     previous = None
     with av.open(path, metadata_errors="ignore") as container:
-        stream = container.streams.video[0]
+        stream = video_stream(container)
         stream.thread_type = "AUTO"
         stream.codec_context.skip_frame = "NONREF"
         for packet in container.demux(stream):
@@ -254,7 +255,7 @@ def decode_windows(path: str, table: FrameTable, windows: list[tuple[int, int]],
     index_of = {int(p): i for i, p in enumerate(table.pts)}
     width, height = size
     with av.open(path, metadata_errors="ignore") as container:
-        stream = container.streams.video[0]
+        stream = video_stream(container)
         stream.thread_type = "AUTO"   # frame threads copy the skip setting with each packet they take
         cc = stream.codec_context
         position = -1   # display index of the last frame decoded, -1 = not decoding
@@ -299,7 +300,7 @@ def detect_in_windows(path: str, table: FrameTable, windows: list[tuple[int, int
 
     n = len(table.times)
     with av.open(path, metadata_errors="ignore") as container:
-        cc = container.streams.video[0].codec_context
+        cc = video_stream(container).codec_context
         size = _scaled_size(cc.width, cc.height, max_side)
     raw: list[int] = []
     detector, expected = None, None

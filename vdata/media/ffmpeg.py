@@ -31,3 +31,19 @@ def run_ffmpeg(args: list[str], timeout: float | None = 600) -> None:
     if proc.returncode != 0:
         tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
         raise MediaError("ffmpeg_failed", "ffmpeg failed: " + " | ".join(tail))
+
+
+def video_map(path: str) -> str:
+    """ffmpeg's `-map` for the video stream vdata reads from `path` (`video_stream`: not a cover picture,
+    ffmpeg's own pick among the rest), by index; `0:V:0` (the first video that is not a picture) where
+    PyAV cannot say."""
+    import av
+
+    from .streams import video_stream
+
+    try:
+        with av.open(path, metadata_errors="ignore") as container:
+            stream = video_stream(container)
+            return f"0:{stream.index}" if stream is not None else "0:V:0"
+    except av.error.FFmpegError:
+        return "0:V:0"

@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from . import MediaError
+from .streams import video_stream
 
 _INDEXED_FORMATS = ("mov", "mp4", "m4a", "3gp", "mj2")  # full per-sample index in the header
 
@@ -40,12 +41,12 @@ def probe_video(path: str, min_frames: int = 2, allow_audio_only: bool = False) 
     except av.error.FFmpegError as e:
         raise MediaError("unreadable", f"not a readable media container ({type(e).__name__}: {e.strerror or e})")
     with container:
-        if not container.streams.video:
+        vs = video_stream(container)
+        if vs is None:
             if allow_audio_only and container.streams.audio:
                 return _probe_audio_only(container, size)
-            kinds = sorted({s.type for s in container.streams})
+            kinds = sorted({"cover picture" if s.type == "video" else s.type for s in container.streams})
             raise MediaError("no_video_stream", f"no video stream (streams: {', '.join(kinds) or 'none'})")
-        vs = container.streams.video[0]
         cc = vs.codec_context
         fmt = container.format.name or ""
         entries = _index(vs) if any(f in fmt.split(",") for f in _INDEXED_FORMATS) else None

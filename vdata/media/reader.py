@@ -24,6 +24,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from . import MediaError
+from .streams import video_stream, video_stream_count
 from .timestamps import (display_rotation, display_times_unreliable, returned_times_problem,  # noqa: F401
                          timestamp_table_problem, upright)
 
@@ -196,9 +197,12 @@ class PyAVReader(FrameReader):
 
         try:
             self._container = av.open(path, metadata_errors="ignore")
-            self._stream = self._container.streams.video[0]
-        except (av.error.FFmpegError, IndexError) as e:
+            self._stream = video_stream(self._container)
+        except av.error.FFmpegError as e:
             raise MediaError("unreadable", f"PyAV cannot open video: {e}")
+        if self._stream is None:
+            self._container.close()
+            raise MediaError("no_video_stream", "PyAV finds no video stream")
         self._stream.thread_type = threads
         if _DECODE_THREADS:
             self._stream.codec_context.thread_count = _DECODE_THREADS
@@ -478,6 +482,10 @@ def open_reader(path: str, backend: str = "auto", purpose: str = "sparse", max_s
     if backend == "pyav":
         return PyAVReader(path)
     if backend == "opencv":
+        if video_stream_count(path) > 1:   # OpenCV reads one frame, or none, where a picture track comes first
+            reader = PyAVReader(path)
+            reader.fallback_reason = "several video streams: OpenCV cannot choose the one to read"
+            return reader
         return OpenCVReader(path)
     raise ValueError(f"unknown reader backend {backend!r}; allowed: auto, {', '.join(BACKENDS)}")
 

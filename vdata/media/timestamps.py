@@ -9,6 +9,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .streams import video_stream
+
 
 def timestamp_table_problem(times: np.ndarray, fps: float) -> str | None:
     """Why a backend's per-frame timestamp table is wrong, or None: every time finite, not absurd
@@ -99,7 +101,8 @@ def _decode_first_frames(path: str, frames: int) -> tuple[bool, int]:
     try:
         with av.open(path, metadata_errors="ignore") as c:
             times = []
-            for frame in c.decode(c.streams.video[0]):
+            stream = video_stream(c)
+            for frame in c.decode(stream) if stream is not None else ():
                 if not times:
                     rotation = round(float(frame.rotation or 0) / 90) * 90 % 360
                 times.append(frame.time)

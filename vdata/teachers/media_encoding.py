@@ -117,7 +117,7 @@ def sample_video_frames(path: str | os.PathLike[str], max_frames: int) -> dict[s
     import av
 
     with av.open(str(path)) as c:
-        st = c.streams.video[0]
+        st = c.streams.best("video")   # ffmpeg's choice: the picture a player shows, not a cover
         fps = float(st.average_rate or st.guessed_rate or 25)
         all_frames = []
         times = []

@@ -41,8 +41,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from vdata.media import MediaError
-from vdata.media.ffmpeg import run_ffmpeg
+from vdata.media.ffmpeg import run_ffmpeg, video_map
 from vdata.media.reader import open_reader, prefetch, scan_decode, timestamp_table_problem
+from vdata.media.streams import video_stream
 from vdata.schemas import records as R
 
 from ..base import Resources, Stage, StageConfig
@@ -443,28 +444,50 @@ class ShotsStage(Stage):
         if os.path.exists(out):
             return out
         tmp = out + ".part.mp4"
-        span = ["-ss", f"{clip[R.START_S]:.6f}", "-i", path, "-t", f"{clip[R.CLIP_DURATION_S]:.6f}"]
-        copied = False
+        start, length, video = f"{clip[R.START_S]:.6f}", f"{clip[R.CLIP_DURATION_S]:.6f}", video_map(path)
+        fast_seek = ["-ss", start, "-i", path, "-t", length]
+        encode = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", "-c:a", "aac"]
+        attempts = [[*fast_seek, *encode],
+                    # a seek in the container's index can land nowhere (an MKV indexed on a picture track):
+                    # ffmpeg then writes an empty file and succeeds; decoding from the start always works
+                    ["-i", path, "-ss", start, "-t", length, *encode]]
         if self.config.clip_codec == "copy_if_aligned" and _starts_on_keyframe(path, clip[R.START_S]):
+            # MP4 cannot hold every codec a source may carry (ProRes, GIF): those are encoded
+            attempts.insert(0, [*fast_seek, "-c", "copy", "-avoid_negative_ts", "make_zero"])
+        problem = None
+        for args in attempts:
             try:
-                run_ffmpeg([*span, "-map", "0:v:0", "-map", "0:a?", "-c", "copy", "-avoid_negative_ts", "make_zero", tmp])
-                copied = True
+                run_ffmpeg([*args, "-map", video, "-map", "0:a?", tmp])
             except MediaError as e:
-                # MP4 cannot hold every codec a source may carry (ProRes, FFV1, GIF, PCM audio): encode those
                 if e.reason != "ffmpeg_failed":
                     raise
-        if not copied:
-            run_ffmpeg([*span, "-map", "0:v:0", "-map", "0:a?", "-c:v", "libx264", "-preset", "veryfast",
-                        "-crf", "18", "-pix_fmt", "yuv420p", "-c:a", "aac", tmp])
+                problem = e.message
+                continue
+            if _holds_video(tmp):
+                break
+            problem = "ffmpeg wrote a clip without video"
+        else:
+            raise MediaError("clip_not_written", f"clip {start}s +{length}s: {problem}")
         os.replace(tmp, out)  # a crash never leaves a half-written clip under the final name
         return out
+
+
+def _holds_video(path: str) -> bool:
+    import av
+
+    try:
+        with av.open(path) as c:
+            stream = video_stream(c)
+            return stream is not None and bool(stream.frames)
+    except av.error.FFmpegError:
+        return False
 
 
 def _starts_on_keyframe(path: str, t: float) -> bool:
     import av
 
     with av.open(path) as c:
-        vs = c.streams.video[0]
+        vs = video_stream(c)
         tb = float(vs.time_base)
         start = float(vs.start_time or 0) * tb
         try:
