@@ -261,6 +261,55 @@ def test_required_kinds_strict_mode_and_sidecar_json(tmp_path, cut_video, bikes)
     assert len(rejects) == 0 and all(r[R.ANNOTATIONS]["subtitles"] == [] for r in kept)
 
 
+EMBEDDED_META = """;FFMETADATA1
+title=Folding a paper crane
+description=We fold a crane in three steps.
+[CHAPTER]
+TIMEBASE=1/1000
+START=0
+END=6000
+title=Intro
+[CHAPTER]
+TIMEBASE=1/1000
+START=6000
+END=14000
+title=Folding the base
+"""
+
+
+@pytest.mark.parametrize("container,subtitle_codec", [("mkv", "srt"), ("mp4", "mov_text"), ("mkv", "ass")])
+def test_annotations_the_video_file_carries_inside(tmp_path, cut_video, container, subtitle_codec):
+    """yt-dlp's --embed-chapters --embed-subs --embed-metadata put everything inside the file: chapters,
+    a German and an English subtitle track (ISO 639-2 names), title and description. The stage reads
+    them when nothing else gives them; a sidecar still wins; `embedded: false` reads none of them."""
+    from vdata.media.ffmpeg import run_ffmpeg
+
+    (tmp_path / "meta.txt").write_text(EMBEDDED_META)
+    (tmp_path / "de.srt").write_text("1\n00:00:01,000 --> 00:00:02,000\nHallo zusammen\n")
+    (tmp_path / "en.srt").write_text("1\n00:00:00,500 --> 00:00:02,800\nTake a <i>square</i> sheet.\n\n"
+                                     "2\n00:00:03,000 --> 00:00:05,400\nFold it corner to corner,\ntwice.\n")
+    video = tmp_path / f"crane.{container}"
+    run_ffmpeg(["-i", cut_video[0], "-i", str(tmp_path / "meta.txt"), "-i", str(tmp_path / "de.srt"),
+                "-i", str(tmp_path / "en.srt"), "-map", "0:v", "-map", "2", "-map", "3", "-map_metadata", "1",
+                "-map_chapters", "1", "-c:v", "copy", "-c:s", subtitle_codec, "-metadata:s:s:0", "language=ger",
+                "-metadata:s:s:1", "language=eng", str(video)])
+    probed = _probed([{R.SOURCE_URI: str(video), R.PATH: str(video), R.SOURCE_META: None}])
+    kept, rejects = vdata.run_stage(AnnotationsStage(), probed)
+    a = kept[0][R.ANNOTATIONS]
+    assert a["title"] == "Folding a paper crane" and a["description"] == "We fold a crane in three steps."
+    assert [(c["start_s"], c["title"]) for c in a["chapters"]] == [(0.0, "Intro"), (6.0, "Folding the base")]
+    assert [c["text"] for c in a["subtitles"]] == ["Take a square sheet.", "Fold it corner to corner, twice."]
+    assert [(c["start_s"], c["end_s"]) for c in a["subtitles"]] == [(0.5, 2.8), (3.0, 5.4)]
+    assert len(rejects) == 0
+    german = vdata.run_stage(AnnotationsStage(subtitle_languages=["de", "en"]), probed)[0][0][R.ANNOTATIONS]
+    assert [c["text"] for c in german["subtitles"]] == ["Hallo zusammen"]
+    (tmp_path / "crane.chapters.txt").write_text("0:00 Sidecar start\n0:10 Sidecar end\n")
+    sidecar = vdata.run_stage(AnnotationsStage(), probed)[0][0][R.ANNOTATIONS]
+    assert [c["title"] for c in sidecar["chapters"]] == ["Sidecar start", "Sidecar end"]
+    off = vdata.run_stage(AnnotationsStage(embedded=False, sidecars=False), probed)[0][0][R.ANNOTATIONS]
+    assert off["subtitles"] == [] and off["chapters"] == [] and off["title"] is None
+
+
 def test_hf_dataset_columns_parallel_lists_and_chapter_dicts(tmp_path, bikes):
     """An HF dataset as they are usually shaped: video bytes, dense captions as parallel list columns
     (ActivityNet Captions style), chapters as a list of {time, label} dicts, subtitles as SRT text."""

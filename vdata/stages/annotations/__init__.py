@@ -3,7 +3,8 @@
 Kinds (R.ANNOTATION_KINDS): title, description, labels, chapters, segments (dense captions),
 subtitles (SRT / WebVTT) and a given transcript. Each comes from the video's `source_meta` under the
 key(s) `sources` names (default: the kind's own name), else from sidecar files next to the video
-(`sidecars`, see sources.py). `chapters` with no source of their own are read from the description's
+(`sidecars`), else from inside the video file (`embedded`: chapters, subtitle tracks, title,
+description; see sources.py). `chapters` with no source of their own are read from the description's
 "0:00 Intro" lines (YouTube's rule: the first must be 0:00). Then every item is checked against the
 video's duration (vdata.schemas.annotations): chapters ordered and inside the video, segments and
 subtitles inside it (a small overshoot clamped), subtitles not overlapping, labels in the vocabulary.
@@ -47,7 +48,8 @@ class AnnotationsConfig(StageConfig):
     # unnamed kinds use their own name
     sources: dict[str, str | list[str] | ParallelColumns] = Field(default_factory=dict)
     sidecars: bool = True                       # read <stem>.srt / .vtt / .<lang>.srt / .chapters.txt / .json ...
-    subtitle_languages: list[str] = Field(default_factory=lambda: ["en"])   # <stem>.<lang>.srt preference order
+    embedded: bool = True                       # read chapters, subtitle tracks, title, description inside the file
+    subtitle_languages: list[str] = Field(default_factory=lambda: ["en"])   # <stem>.<lang>.srt / track preference order
     chapters_from_description: bool = True      # "0:00 Intro" lines of the description when no chapters are given
     label_vocabulary: list[str] | str | None = None   # the allowed labels, or a file (.json list or one per line)
     require: list[str] = Field(default_factory=list)  # kinds a video must have, else it is rejected
@@ -132,6 +134,8 @@ class AnnotationsStage(Stage):
             reader.from_mapping(meta, list(KINDS), raw)
         if cfg.sidecars:
             reader.from_sidecars(list(KINDS), raw, cfg.subtitle_languages)
+        if cfg.embedded:
+            reader.from_container(list(KINDS), raw, cfg.subtitle_languages)
         if "chapters" not in raw and cfg.chapters_from_description and isinstance(raw.get("description"), str):
             chapters = reader.chapters_from_description(raw["description"])
             if chapters:

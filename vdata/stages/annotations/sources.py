@@ -1,6 +1,6 @@
 """Where one video's annotations come from, and how each value becomes Python data.
 
-Two places, in this order for each kind: the video's `source_meta` (manifest / HF columns, under the
+Three places, in this order for each kind: the video's `source_meta` (manifest / HF columns, under the
 key `sources` names), then sidecar files next to the video. The first place that has a kind gives it;
 nothing is merged across places. A value is inline (SRT/VTT text, a JSON list, description lines, a
 label string) or the path of a file, relative to the video's folder or the manifest's.
@@ -9,6 +9,8 @@ Sidecars, for a video `talk.mp4` (yt-dlp's own names included, since that is how
 videos arrive): `talk.json` (any kinds, same keys as source_meta), `talk.info.json` (yt-dlp: title,
 description, chapters), `talk.srt` / `talk.vtt`, then `talk.<lang>.srt|vtt` (preferred languages first,
 then the rest in name order), `talk.chapters.txt` (description-style lines), `talk.description`.
+Last, what the video file carries inside (`embedded`: chapters, a text subtitle track, title and
+description, as yt-dlp's --embed-chapters --embed-subs --embed-metadata write them).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import re
 from dataclasses import asdict
 from typing import Any
 
+from vdata.media.embedded import pick_track, read_embedded, read_subtitle_track
 from vdata.media.subtitles import (SUBTITLE_EXTENSIONS, load_subtitles, looks_like_subtitles, parse_chapter_lines,
                                    parse_subtitles)
 from vdata.schemas.annotations import SINGULAR, AnnotationIssue
@@ -104,6 +107,23 @@ class SourceReader:
             raw["chapters"] = self._chapter_lines(self._read_text(stem + ".chapters.txt"), require_zero_start=False)
         if "description" in wanted and os.path.isfile(stem + ".description"):
             raw["description"] = self._read_text(stem + ".description")
+
+    def from_container(self, kinds: list[str], raw: dict, languages: list[str]) -> None:
+        """Kinds not yet in `raw`, from inside the video file: chapters, a text subtitle track (preferred
+        languages first), title and description (vdata/media/embedded.py)."""
+        wanted = [k for k in kinds if k not in raw and k in ("title", "description", "chapters", "subtitles")]
+        if not wanted:
+            return
+        inside = read_embedded(self.video_path)
+        if "title" in wanted and inside.title:
+            raw["title"] = inside.title
+        if "description" in wanted and inside.description:
+            raw["description"] = inside.description
+        if "chapters" in wanted and inside.chapters:
+            raw["chapters"] = [asdict(c) for c in inside.chapters]
+        track = pick_track(inside.subtitle_tracks or [], languages) if "subtitles" in wanted else None
+        if track is not None:
+            raw["subtitles"] = self._cues("subtitles", read_subtitle_track(self.video_path, track))
 
     @staticmethod
     def _subtitle_sidecar(stem: str, languages: list[str]) -> str | None:
