@@ -237,3 +237,30 @@ def test_a_picture_track_before_the_video_is_not_what_is_read(tmp_path):
     stage = ShotsStage(ShotsConfig(write_clips=True), RunContext(output_dir=str(tmp_path / "out")))
     (clip,) = stage.process_batch([{R.PATH: path, R.VIDEO_ID: content_id(path), **facts}])
     assert probe_video(clip[R.CLIP_PATH])["num_frames"] >= 74
+
+
+@pytest.mark.parametrize("backend", ["pyav", "opencv", "decord"])
+def test_non_square_pixels_read_at_the_shape_a_player_shows(tmp_path, backend):
+    """A 16:9 DVD stores 720x480 pictures with pixels 32:27 wide: probe, every reader and the teacher's own
+    sampling give 854x480, the pixels ffmpeg's `scale=iw*sar:ih` makes (no library applies it itself)."""
+    import subprocess
+
+    from vdata.media.ffmpeg import ffmpeg_exe, run_ffmpeg
+    from vdata.teachers.media_encoding import sample_video_frames
+
+    path = str(tmp_path / "dvd.vob")
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=720x480:rate=25:duration=2", "-vf", "setsar=32/27",
+                "-c:v", "mpeg2video", "-b:v", "6M", "-f", "vob", path])
+    raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", path, "-vf", "scale=854:480", "-frames:v", "1",
+                          "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], check=True, capture_output=True).stdout
+    shown = np.frombuffer(raw, np.uint8).reshape(480, 854, 3)
+    assert (probe_video(path)["width"], probe_video(path)["height"]) == (854, 480)
+    with open_reader(path, backend) as r:
+        assert (r.width, r.height) == (854, 480)
+        [(_, full)], [(_, small)] = r.read_at([0.0]), r.read_at([0.0], max_side=448)
+        _, _, streamed = next(iter(r.iter_frames(max_side=200, fmt="rgb24")))
+    assert full.shape == (480, 854, 3)   # a squeezed reading is 720 wide: the shape is what differs
+    luma = [x.astype(float).mean(axis=2) for x in (full, shown)]   # scalers' colour matrices differ a little
+    assert np.abs(luma[0] - luma[1]).mean() < 8.0, backend
+    assert small.shape == (252, 448, 3) and streamed.shape == (112, 200, 3)
+    assert sample_video_frames(path, 1)["frames"][0].shape == (480, 854, 3)

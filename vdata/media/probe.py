@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from . import MediaError
-from .streams import video_stream
+from .streams import display_size, video_stream
 
 _INDEXED_FORMATS = ("mov", "mp4", "m4a", "3gp", "mj2")  # full per-sample index in the header
 
@@ -73,9 +73,7 @@ def probe_video(path: str, min_frames: int = 2, allow_audio_only: bool = False) 
             # The stream's own span is what frames can be read from (container duration may include audio).
             duration = float(timestamps[-1] - timestamps[0]) + 1.0 / avg_rate
         rotation = int(first.rotation or 0) % 360
-        width, height = cc.width, cc.height
-        if rotation in (90, 270):
-            width, height = height, width
+        width, height = display_size(vs, rotation)
         audio = container.streams.audio[0] if container.streams.audio else None
         return {
             "file_size": size,

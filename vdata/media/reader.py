@@ -24,7 +24,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from . import MediaError
-from .streams import video_stream, video_stream_count
+from .streams import display_size, pixel_aspect, video_stream, video_stream_count
 from .timestamps import (display_rotation, display_times_unreliable, returned_times_problem,  # noqa: F401
                          timestamp_table_problem, upright)
 
@@ -41,6 +41,16 @@ def _scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, in
     scale = max_side / max(width, height)
     # even sizes keep swscale and JPEG encoders happy
     return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
+
+
+def _square_pixels(width: int, height: int, aspect: float | str, rotation: int) -> tuple[int, int]:
+    """An upright picture's size with its stored pixels (`aspect` wide, or the file's) made square."""
+    aspect = pixel_aspect(aspect) if isinstance(aspect, str) else aspect
+    if abs(aspect - 1.0) < 1e-3:
+        return width, height
+    if rotation in (90, 270):   # the stored width is the upright height
+        return width, max(2, int(round(height * aspect / 2)) * 2)
+    return max(2, int(round(width * aspect / 2)) * 2), height
 
 
 def _decoded_size(width: int, height: int, rotation: int, max_side: int | None) -> tuple[int, int]:
@@ -112,7 +122,8 @@ class DecordReader(FrameReader):
             probe = decord.VideoReader(path, num_threads=1)
             w, h = probe[0].shape[1], probe[0].shape[0]
             del probe
-            sw, sh = _scaled_size(w, h, max_side)   # decord turns the picture upright itself
+            w, h = _square_pixels(w, h, path, display_rotation(path, PyAVReader._CHECK_FRAMES))
+            sw, sh = _scaled_size(w, h, max_side)   # decord turns the picture upright itself, and scales to this
             self._vr = decord.VideoReader(path, width=sw, height=sh, num_threads=threads or _DECODE_THREADS)
         except Exception as e:  # decord raises its own DECORDError and RuntimeError
             raise MediaError("unreadable", f"decord cannot open video: {str(e).splitlines()[0][:200]}")
@@ -208,7 +219,7 @@ class PyAVReader(FrameReader):
             self._stream.codec_context.thread_count = _DECODE_THREADS
         cc = self._stream.codec_context
         self.rotation = display_rotation(path, self._CHECK_FRAMES)   # the same remembered decode as _counted
-        self.width, self.height = (cc.height, cc.width) if self.rotation in (90, 270) else (cc.width, cc.height)
+        self.width, self.height = display_size(self._stream, self.rotation)
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = float(rate) if rate else 25.0
         self.num_frames = int(self._stream.frames or 0)
@@ -360,11 +371,12 @@ class OpenCVReader(FrameReader):
                      if _DECODE_THREADS else cv2.VideoCapture(path))
         if not self._cap.isOpened():
             raise MediaError("unreadable", "OpenCV cannot open video")
-        self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
-        self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.width, self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 25.0)
         self.num_frames = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.rotation = -int(self._cap.get(cv2.CAP_PROP_ORIENTATION_META) or 0) % 360   # OpenCV counts clockwise
+        sar = (self._cap.get(cv2.CAP_PROP_SAR_NUM) or 1) / (self._cap.get(cv2.CAP_PROP_SAR_DEN) or 1)
+        self.width, self.height = _square_pixels(self.width, self.height, sar, self.rotation)
         self.decode_errors = []
 
     def read_at(self, times_s, max_side=None, on_frame=None):
@@ -377,7 +389,10 @@ class OpenCVReader(FrameReader):
             if not ok:
                 raise MediaError("undecodable", f"no frame decodes at {t:.3f}s")
             ts = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-            out.append((ts, _resize(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), max_side)))
+            w, h = _scaled_size(self.width, self.height, max_side)
+            if frame.shape[:2] != (h, w):
+                frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+            out.append((ts, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)))
             if on_frame is not None:
                 on_frame(k, out[-1][1])
         return out
@@ -396,7 +411,7 @@ class OpenCVReader(FrameReader):
             t = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0   # the frame just read
             if end_s is not None and t >= end_s - 1e-6:
                 break
-            if (w, h) != (self.width, self.height):
+            if frame.shape[:2] != (h, w):
                 frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR)
             if fmt == "rgb24":
                 frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
@@ -407,44 +422,6 @@ class OpenCVReader(FrameReader):
 
     def close(self):
         self._cap.release()
-
-
-def prefetch(iterator, depth: int = 32):
-    """Run `iterator` in a background thread (decoders release the GIL), yielding its items in order."""
-    import queue
-    import threading
-
-    q: queue.Queue = queue.Queue(depth)
-    done = object()
-    stop = threading.Event()
-
-    def produce():
-        try:
-            for item in iterator:
-                if stop.is_set():
-                    return
-                q.put(item)
-            q.put(done)
-        except BaseException as e:  # re-raised in the consumer
-            q.put(e)
-
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                q.get_nowait()
-            except Exception:
-                thread.join(0.05)
 
 
 def _time(frame) -> float:

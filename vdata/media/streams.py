@@ -28,3 +28,29 @@ def video_stream_count(path: str) -> int:
             return len(container.streams.video)
     except av.error.FFmpegError:
         return 0
+
+
+def display_size(stream, rotation: int = 0) -> tuple[int, int]:
+    """(width, height) of the stream's pictures as a player shows them: non-square pixels widened to
+    square ones (a 16:9 DVD stores 720x480 with pixels 32:27 wide: shown 854x480; HDV 1440x1080 at 4:3:
+    1920x1080), as ffmpeg's `scale=iw*sar:ih` does, then turned by `rotation`. No decoder or reader
+    library applies the pixel aspect itself, so frames for a model would come out squeezed."""
+    cc = stream.codec_context
+    width, height = cc.width, cc.height
+    sar = stream.sample_aspect_ratio or cc.sample_aspect_ratio
+    if sar and sar.numerator > 0 and sar.denominator > 0 and sar != 1:
+        width = max(2, int(round(width * float(sar) / 2)) * 2)
+    return (height, width) if rotation in (90, 270) else (width, height)
+
+
+def pixel_aspect(path: str) -> float:
+    """The width of a stored pixel over its height (1.0 where the file does not say, or cannot be read)."""
+    import av
+
+    try:
+        with av.open(path, metadata_errors="ignore") as container:
+            stream = video_stream(container)
+            sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio if stream else None
+    except av.error.FFmpegError:
+        return 1.0
+    return float(sar) if sar and sar.numerator > 0 and sar.denominator > 0 else 1.0

@@ -129,9 +129,15 @@ def sample_video_frames(path: str | os.PathLike[str], max_frames: int) -> dict[s
             raise ValueError(f"no decodable frames in {path}")
         k = min(max_frames, n)
         idx = sorted({int(round(x)) for x in np.linspace(0, n - 1, k)})
-        # upright, as a player shows it: a phone's portrait video is stored sideways with a display matrix
-        frames = [np.ascontiguousarray(np.rot90(all_frames[i].to_ndarray(format="rgb24"), round((all_frames[i].rotation or 0) / 90)))
-                  for i in idx]
+        # As a player shows them: square pixels (a 16:9 DVD stores 720x480 with wide ones), and upright (a
+        # phone's portrait video is stored sideways with a display matrix).
+        sar = st.sample_aspect_ratio or st.codec_context.sample_aspect_ratio
+        width = st.codec_context.width
+        if sar and sar.numerator > 0 and sar.denominator > 0 and sar != 1:
+            width = max(2, int(round(width * float(sar) / 2)) * 2)
+        frames = [np.ascontiguousarray(np.rot90(all_frames[i].to_ndarray(width=width, height=st.codec_context.height,
+                                                                          format="rgb24"),
+                                                round((all_frames[i].rotation or 0) / 90))) for i in idx]
         duration = float(st.duration * st.time_base) if st.duration else times[-1] + 1.0 / fps
         return {
             "frames": frames,

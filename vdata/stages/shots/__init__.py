@@ -42,7 +42,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vdata.media import MediaError
 from vdata.media.ffmpeg import run_ffmpeg, video_map
-from vdata.media.reader import open_reader, prefetch, scan_decode, timestamp_table_problem
+from vdata.media.prefetch import prefetch
+from vdata.media.reader import open_reader, scan_decode, timestamp_table_problem
 from vdata.media.streams import video_stream
 from vdata.schemas import records as R
 
