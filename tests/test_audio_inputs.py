@@ -278,3 +278,21 @@ def test_podcast_with_cover_art_is_audio_and_transcribes(speech, tmp_path, ext):
     (out,) = asr.process_batch([clip])
     heard = out[R.TRANSCRIPT_TEXT].lower()
     assert sum(k in heard for k in KEYWORDS) >= 5, heard
+
+
+def test_the_default_audio_track_is_the_one_transcribed(speech, tmp_path):
+    """A video with a silent track first and the speech as its default track (films: a commentary or an
+    other language first): ASR hears the track a player plays, not merely the first."""
+    from vdata.stages.asr import AsrConfig, AsrStage
+
+    path = str(tmp_path / "two_tracks.mp4")
+    run_ffmpeg(["-i", speech["video"], "-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-map", "0:v", "-map", "1:a",
+                "-map", "0:a", "-c:v", "copy", "-c:a", "aac", "-disposition:a:0", "0", "-disposition:a:1", "default",
+                "-t", f"{speech['seconds']:.2f}", path])
+    (row,) = ProbeStage(ProbeConfig(), RunContext(output_dir="")).process_batch([{R.PATH: path, R.SOURCE_URI: path}])
+    clip = {**row, R.CLIP_ID: "two_tracks", R.START_S: 0.0, R.END_S: row[R.DURATION_S]}
+    asr = AsrStage(AsrConfig(model="tiny.en", cpu_threads=1), RunContext(output_dir=str(tmp_path / "out")))
+    asr.setup()
+    (out,) = asr.process_batch([clip])
+    heard = out[R.TRANSCRIPT_TEXT].lower()
+    assert sum(k in heard for k in KEYWORDS) >= 5, heard

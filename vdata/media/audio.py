@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import MediaError
+from .streams import audio_stream
 
 SAMPLE_RATE = 16000
 
@@ -46,9 +47,9 @@ def decode_audio(path: str, sample_rate: int = SAMPLE_RATE, max_failed_ratio: fl
     except av.error.FFmpegError as e:
         raise MediaError("unreadable", f"cannot open media for audio: {e}")
     with container:
-        if not container.streams.audio:
+        stream = audio_stream(container)
+        if stream is None:
             return DecodedAudio(np.zeros(0, np.float32), sample_rate, 0.0)
-        stream = container.streams.audio[0]
         codec = stream.codec_context.name
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         chunks: list[np.ndarray] = []

@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from . import MediaError
-from .streams import display_size, video_stream
+from .streams import audio_stream, display_size, video_stream
 
 _INDEXED_FORMATS = ("mov", "mp4", "m4a", "3gp", "mj2")  # full per-sample index in the header
 
@@ -74,7 +74,7 @@ def probe_video(path: str, min_frames: int = 2, allow_audio_only: bool = False) 
             duration = float(timestamps[-1] - timestamps[0]) + 1.0 / avg_rate
         rotation = int(first.rotation or 0) % 360
         width, height = display_size(vs, rotation)
-        audio = container.streams.audio[0] if container.streams.audio else None
+        audio = audio_stream(container)
         return {
             "file_size": size,
             "duration_s": round(duration, 6),
@@ -136,7 +136,7 @@ def _probe_audio_only(container, size: int) -> dict:
     Its first audio frame must decode, as a video's first frame must."""
     import av
 
-    audio = container.streams.audio[0]
+    audio = audio_stream(container)
     cc = audio.codec_context
     try:
         first = next(iter(container.decode(audio)), None)

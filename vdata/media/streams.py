@@ -54,3 +54,10 @@ def pixel_aspect(path: str) -> float:
     except av.error.FFmpegError:
         return 1.0
     return float(sar) if sar and sar.numerator > 0 and sar.denominator > 0 else 1.0
+
+
+def audio_stream(container):
+    """The audio track a player plays, or None: ffmpeg's own pick (the default track, the one that
+    belongs with the video), not merely the first. A film with a silent or commentary track first
+    would otherwise be transcribed from that one."""
+    return container.streams.best("audio") or (container.streams.audio[0] if container.streams.audio else None)
