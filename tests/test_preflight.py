@@ -91,6 +91,8 @@ def test_inputs_that_are_missing_or_match_nothing(video_dir, tmp_path):
     assert "input[1].path: " in msg and "matches no file" in msg and ".mp4" in msg and "input[1].allow_empty" in msg
     assert "input[2].glob: " in msg and "matches no file" in msg
     assert "input[3]" not in msg
+    data["input"] = [{"path": str(video_dir / "*.mp4")}]   # a pattern written as a path
+    assert f"for a pattern write `glob: '{video_dir / '*.mp4'}'`" in problems(data)
     data["input"] = [{"path": str(empty), "allow_empty": True}, {"glob": str(tmp_path / "*.mkv"), "allow_empty": True},
                      {"path": str(video_dir)}]
     preflight(parse_config(data))

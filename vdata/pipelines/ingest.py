@@ -51,6 +51,8 @@ def _from_path(spec: InputSpec, cfg: BuildConfig, where: str) -> list[dict]:
     if os.path.isdir(p):
         found = sorted(str(q) for q in Path(p).rglob("*") if q.is_file() and _is_media(str(q), spec))
         return [_row(f, f) for f in found]
+    if globlib.has_magic(spec.path):
+        raise ConfigError(f"{where}.path: {spec.path!r} does not exist; for a pattern write `glob: {spec.path!r}`")
     raise ConfigError(f"{where}.path: {spec.path!r} does not exist")
 
 
