@@ -387,3 +387,23 @@ def test_build_from_manifest_and_sidecars_is_byte_identical_twice(tmp_path, in_p
     # the kept row and its item rejects together carry the video's whole mass: a re-run finds both videos done
     again = run(tmp_path / "a")
     assert json.loads(Path(again.manifest_path).read_text())["resumed_complete"] == 2 and again.rows == first.rows
+
+
+def test_a_file_name_that_is_not_utf8_builds_with_its_sidecar(tmp_path, in_process, cut_video):
+    """An old archive's Latin-1 file name ('caf\\xe9.mp4') crashed the build where Parquet got the path.
+    It is read through a UTF-8 link under the output, its source_uri shows the odd byte escaped, and its
+    sidecar subtitles (next to the real file) are read."""
+    src = tmp_path / "archive"
+    src.mkdir()
+    name = b"caf\xe9"
+    shutil.copy(cut_video[0], os.path.join(os.fsencode(src), name + b".mp4"))
+    with open(os.path.join(os.fsencode(src), name + b".srt"), "w") as f:
+        f.write("1\n00:00:01,000 --> 00:00:02,000\nCoffee first.\n")
+    cfg = parse_config({"input": [{"path": str(src)}], "output": {"dir": str(tmp_path / "out")},
+                        "stages": [{"probe": {}}, {"annotations": {}}, {"shots": {}}]})
+    result = vdata.build(cfg, progress=False)
+    rows = pads.dataset(result.data_dir, format="parquet").to_table().to_pylist()
+    assert len(rows) == len(cut_video[1]) + 1   # every shot of the video
+    assert {r[R.SOURCE_URI] for r in rows} == {f"{src}/caf\\xe9.mp4"}
+    assert all(os.path.realpath(r[R.PATH]) == os.fsdecode(os.path.join(os.fsencode(src), name + b".mp4")) for r in rows)
+    assert [c["text"] for c in rows[0][R.ANNOTATIONS]["subtitles"]] == ["Coffee first."]

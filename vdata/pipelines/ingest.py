@@ -205,8 +205,34 @@ def discover(cfg: BuildConfig, media_dir: str) -> list[dict]:
     for r in rows:
         if r[R.PATH] not in seen:
             seen.add(r[R.PATH])
-            unique.append(r)
+            unique.append(_utf8_path(r, media_dir))
     return unique
+
+
+def _utf8_path(row: dict, media_dir: str) -> dict:
+    """A file whose name is not UTF-8 (an old Windows or Samba archive: 'caf\\xe9.mp4' in Latin-1) cannot
+    be written to Parquet, and crashed the build. It is read through a link with a UTF-8 name under
+    `<output>/_media/`; its source_uri shows the name with the odd bytes escaped. Where the output is
+    on object storage, no link can be made there: the row is a reject that says to rename the file."""
+    path = row[R.PATH]
+    try:
+        path.encode("utf-8")
+        return row
+    except UnicodeEncodeError:
+        pass
+    import hashlib
+
+    shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+    if S.is_remote(media_dir):
+        return {**_row(shown, shown), R.REJECT_REASON: "path_not_utf8", R.REJECT_DETAIL: {},
+                R.REJECT_MESSAGE: "the file name is not UTF-8 and the output is on object storage, where no link "
+                                  "to it can be made: rename it (convmv -f latin1 -t utf8)"}
+    os.makedirs(media_dir, exist_ok=True)
+    ext = os.path.splitext(shown)[1] if os.path.splitext(shown)[1].isascii() else ""
+    link = os.path.join(media_dir, "renamed-" + hashlib.sha1(os.fsencode(path)).hexdigest()[:16] + ext)
+    if not os.path.lexists(link):
+        os.symlink(os.path.abspath(path), link)
+    return {**row, R.PATH: link, R.SOURCE_URI: shown}
 
 
 def find_duplicates(rows: list[dict]) -> tuple[list[dict], list[Reject]]:

@@ -55,6 +55,10 @@ class SourceReader:
         self.video_path = video_path
         self.key_map = key_map
         self.dirs = [os.path.dirname(os.path.abspath(video_path))]
+        # a linked video (ingest links a file whose name is not UTF-8): its sidecars are next to the file itself
+        self.target = os.path.realpath(video_path)
+        if os.path.dirname(self.target) not in self.dirs:
+            self.dirs.append(os.path.dirname(self.target))
         manifest = (source_uri or "").rpartition("#")[0]
         if manifest and os.path.isfile(manifest):
             self.dirs.append(os.path.dirname(manifest))
@@ -93,7 +97,11 @@ class SourceReader:
         return [dict(zip(columns, values)) for values in zip(*columns.values())]
 
     def from_sidecars(self, kinds: list[str], raw: dict, languages: list[str]) -> None:
-        stem = os.path.splitext(self.video_path)[0]
+        self._from_sidecars_of(os.path.splitext(self.video_path)[0], kinds, raw, languages)
+        if self.target != os.path.abspath(self.video_path):
+            self._from_sidecars_of(os.path.splitext(self.target)[0], kinds, raw, languages)
+
+    def _from_sidecars_of(self, stem: str, kinds: list[str], raw: dict, languages: list[str]) -> None:
         for path in (stem + ".json", stem + ".info.json"):
             data = self._read_json_file("sidecars", path) if os.path.isfile(path) else None
             if isinstance(data, dict):
