@@ -399,6 +399,8 @@ def test_a_file_name_that_is_not_utf8_builds_with_its_sidecar(tmp_path, in_proce
     shutil.copy(cut_video[0], os.path.join(os.fsencode(src), name + b".mp4"))
     with open(os.path.join(os.fsencode(src), name + b".srt"), "w") as f:
         f.write("1\n00:00:01,000 --> 00:00:02,000\nCoffee first.\n")
+    with open(os.path.join(os.fsencode(src), name + b".json"), "w") as f:
+        f.write("{not json")   # its issue names the file: escaped, like the source_uri
     cfg = parse_config({"input": [{"path": str(src)}], "output": {"dir": str(tmp_path / "out")},
                         "stages": [{"probe": {}}, {"annotations": {}}, {"shots": {}}]})
     result = vdata.build(cfg, progress=False)
@@ -407,3 +409,6 @@ def test_a_file_name_that_is_not_utf8_builds_with_its_sidecar(tmp_path, in_proce
     assert {r[R.SOURCE_URI] for r in rows} == {f"{src}/caf\\xe9.mp4"}
     assert all(os.path.realpath(r[R.PATH]) == os.fsdecode(os.path.join(os.fsencode(src), name + b".mp4")) for r in rows)
     assert [c["text"] for c in rows[0][R.ANNOTATIONS]["subtitles"]] == ["Coffee first."]
+    rejects = pads.dataset(os.path.join(result.output_dir, "rejects"), format="parquet").to_table().to_pylist()
+    assert [r["message"] for r in rejects] == ["sidecars: caf\\xe9.json: not valid JSON (Expecting property name "
+                                               "enclosed in double quotes, line 1)"]

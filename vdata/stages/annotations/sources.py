@@ -227,6 +227,6 @@ class SourceReader:
         try:
             return json.loads(self._read_text(path))
         except json.JSONDecodeError as e:
-            self.issues.append(_unparsable(kind, f"{os.path.basename(path)}: not valid JSON ({e.msg}, line {e.lineno})",
-                                           os.path.basename(path)))
+            name = os.fsencode(os.path.basename(path)).decode("utf-8", "backslashreplace")   # a name may not be UTF-8
+            self.issues.append(_unparsable(kind, f"{name}: not valid JSON ({e.msg}, line {e.lineno})", name))
             return None
