@@ -296,3 +296,27 @@ def test_the_default_audio_track_is_the_one_transcribed(speech, tmp_path):
     (out,) = asr.process_batch([clip])
     heard = out[R.TRANSCRIPT_TEXT].lower()
     assert sum(k in heard for k in KEYWORDS) >= 5, heard
+
+
+def test_speech_times_are_on_the_video_clock_in_mpeg_ts_too(speech, tmp_path):
+    """Speech 3 s into the video. MPEG-TS starts its streams at 1.4 s or later on the container's clock,
+    and the transcript was on that clock while every frame is on the video's (its first frame is 0): the
+    words came 1.5 s late, and the last ones fell past the clip. Both containers now agree."""
+    from vdata.stages.asr import AsrConfig, AsrStage
+
+    mp4, ts = str(tmp_path / "late_speech.mp4"), str(tmp_path / "late_speech.ts")
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-itsoffset", "3", "-i", speech[".wav"],
+                "-map", "0:v", "-map", "1:a", "-t", f"{speech['seconds'] + 4:.2f}", "-c:v", "libx264",
+                "-pix_fmt", "yuv420p", "-c:a", "aac", mp4])
+    run_ffmpeg(["-i", mp4, "-c", "copy", "-f", "mpegts", ts])
+    asr = AsrStage(AsrConfig(model="tiny.en", cpu_threads=1), RunContext(output_dir=str(tmp_path / "out")))
+    asr.setup()
+    starts = {}
+    for path in (mp4, ts):
+        (row,) = ProbeStage(ProbeConfig(), RunContext(output_dir="")).process_batch([{R.PATH: path, R.SOURCE_URI: path}])
+        (out,) = asr.process_batch([{**row, R.CLIP_ID: os.path.basename(path), R.START_S: 0.0, R.END_S: row[R.DURATION_S]}])
+        segments = out[R.TRANSCRIPT_SEGMENTS]
+        assert sum(k in out[R.TRANSCRIPT_TEXT].lower() for k in KEYWORDS) >= 5, (path, out[R.TRANSCRIPT_TEXT])
+        starts[path] = (segments[0]["start_s"], segments[-1]["end_s"])
+    assert starts[mp4][0] == pytest.approx(3.0, abs=0.4)
+    assert starts[ts][0] == pytest.approx(starts[mp4][0], abs=0.1) and starts[ts][1] == pytest.approx(starts[mp4][1], abs=0.1)

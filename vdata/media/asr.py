@@ -4,7 +4,8 @@ No stage logic lives here (grouping clips by video, caching, attaching words to 
 `vdata.stages.asr`). Three modules answer three questions:
 
 1. **Which weights?** `vdata.media.whisper_models`: `locate_model(spec, backend)` and `materialize()`.
-2. **Which samples?** `vdata.media.audio`: `decode_audio(path)`, 16 kHz mono on the container clock.
+2. **Which samples?** `vdata.media.audio`: `decode_audio(path)`, 16 kHz mono on the video's clock (its first
+   frame is 0).
 3. **Which words, in which language?** here: `load_engine(...)` returns a `WhisperEngine`
    (faster-whisper: CTranslate2, int8 on CPU / float16 on GPU, Silero VAD, segment + word
    timestamps; or openai-whisper where installed) whose `transcribe(path)` gives a `Transcript` with

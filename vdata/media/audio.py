@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import MediaError
-from .streams import audio_stream
+from .streams import audio_stream, video_stream
 
 SAMPLE_RATE = 16000
 
@@ -17,7 +17,7 @@ SAMPLE_RATE = 16000
 class DecodedAudio:
     samples: np.ndarray        # float32 mono at `sample_rate`
     sample_rate: int
-    offset_s: float            # container time of samples[0]
+    offset_s: float            # time of samples[0] on the video's clock (its first frame is 0)
     packets: int = 0
     failed_packets: int = 0
     codec: str | None = None
@@ -34,7 +34,9 @@ class DecodedAudio:
 
 
 def decode_audio(path: str, sample_rate: int = SAMPLE_RATE, max_failed_ratio: float = 0.5) -> DecodedAudio:
-    """The first audio stream as mono float32 at `sample_rate`, on the container's clock.
+    """The audio track a player plays as mono float32 at `sample_rate`, on the video's clock: time 0 is
+    the first video frame, the origin every reader and stage uses (MPEG-TS starts its streams at 1.4 s
+    or later, and a video track may start after its sound). A file without video keeps its own clock.
 
     A file without an audio stream gives an empty array. Packets that fail to decode leave silence of
     their length (later words keep their true times); when more than `max_failed_ratio` of the packets
@@ -50,6 +52,9 @@ def decode_audio(path: str, sample_rate: int = SAMPLE_RATE, max_failed_ratio: fl
         stream = audio_stream(container)
         if stream is None:
             return DecodedAudio(np.zeros(0, np.float32), sample_rate, 0.0)
+        video = video_stream(container)
+        has_start = video is not None and video.start_time is not None
+        origin = float(video.start_time * video.time_base) if has_start else 0.0
         codec = stream.codec_context.name
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         chunks: list[np.ndarray] = []
@@ -97,6 +102,6 @@ def decode_audio(path: str, sample_rate: int = SAMPLE_RATE, max_failed_ratio: fl
     if packets and (failed > max_failed_ratio * packets or (not written and failed)):
         raise MediaError("corrupt_audio", f"audio stream ({codec}) does not decode: {failed} of {packets} packets failed")
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    return DecodedAudio(samples, sample_rate, offset or 0.0, packets, failed, codec)
+    return DecodedAudio(samples, sample_rate, (offset or 0.0) - origin, packets, failed, codec)
 
 
