@@ -412,3 +412,18 @@ def test_a_file_name_that_is_not_utf8_builds_with_its_sidecar(tmp_path, in_proce
     rejects = pads.dataset(os.path.join(result.output_dir, "rejects"), format="parquet").to_table().to_pylist()
     assert [r["message"] for r in rejects] == ["sidecars: caf\\xe9.json: not valid JSON (Expecting property name "
                                                "enclosed in double quotes, line 1)"]
+
+
+def test_embedded_cues_are_on_the_video_clock(tmp_path, cut_video):
+    """A video track that starts 2 s into its container: an embedded cue stored at 2.5 s is shown 0.5 s
+    into the video, where frames and speech put it (ffmpeg's own conversion would move it to 0)."""
+    from vdata.media.ffmpeg import run_ffmpeg
+
+    (tmp_path / "en.srt").write_text("1\n00:00:02,500 --> 00:00:03,500\nAfter the start.\n")
+    video = tmp_path / "late.mkv"
+    run_ffmpeg(["-itsoffset", "2", "-i", cut_video[0], "-i", str(tmp_path / "en.srt"), "-map", "0:v", "-map", "1",
+                "-c:v", "copy", "-c:s", "srt", str(video)])
+    probed = _probed([{R.SOURCE_URI: str(video), R.PATH: str(video), R.SOURCE_META: None}])
+    kept, rejects = vdata.run_stage(AnnotationsStage(), probed)
+    assert [(c["start_s"], c["end_s"], c["text"]) for c in kept[0][R.ANNOTATIONS]["subtitles"]] == \
+        [(0.5, 1.5, "After the start.")]

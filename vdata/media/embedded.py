@@ -13,7 +13,8 @@ import subprocess
 from dataclasses import dataclass
 
 from .ffmpeg import ffmpeg_exe
-from .subtitles import ChapterMark, Parsed, parse_subtitles
+from .streams import video_stream
+from .subtitles import ChapterMark, Cue, Parsed, parse_subtitles
 
 TEXT_SUBTITLE_CODECS = {"subrip", "srt", "webvtt", "ass", "ssa", "mov_text", "text", "microdvd", "subviewer"}
 
@@ -31,6 +32,9 @@ class Embedded:
     description: str | None = None
     chapters: list[ChapterMark] | None = None
     subtitle_tracks: list[SubtitleTrack] | None = None
+    # the video's first frame on the container's clock: subtracted from chapter and cue times, so that
+    # they are on the video's clock (its first frame is 0) as frames and speech are
+    video_start_s: float = 0.0
 
 
 def read_embedded(path: str) -> Embedded:
@@ -40,7 +44,9 @@ def read_embedded(path: str) -> Embedded:
     try:
         with av.open(path, metadata_errors="ignore") as container:
             meta = {k.lower(): v for k, v in container.metadata.items()}
-            chapters = [ChapterMark(round(float(c["start"] * c["time_base"]), 6),
+            video = video_stream(container)
+            start = float(video.start_time * video.time_base) if video is not None and video.start_time else 0.0
+            chapters = [ChapterMark(round(float(c["start"] * c["time_base"]) - start, 6),
                                     " ".join(str(c.get("metadata", {}).get("title", "")).split()))
                         for c in container.chapters()]
             tracks = [SubtitleTrack(s.index, iso_639_1(s.metadata.get("language")), s.codec.name)
@@ -49,7 +55,7 @@ def read_embedded(path: str) -> Embedded:
         return Embedded()
     description = next((meta[k] for k in ("description", "synopsis") if meta.get(k, "").strip()), None)
     return Embedded(title=meta.get("title") or None, description=description, chapters=chapters or None,
-                    subtitle_tracks=tracks or None)
+                    subtitle_tracks=tracks or None, video_start_s=start)
 
 
 def iso_639_1(code: str | None) -> str | None:
@@ -75,9 +81,11 @@ def pick_track(tracks: list[SubtitleTrack], languages: list[str]) -> SubtitleTra
     return next((t for t in tracks if t.language is None), tracks[0] if tracks else None)
 
 
-def read_subtitle_track(path: str, track: SubtitleTrack, timeout_s: float = 120) -> Parsed:
-    """The cues of one text subtitle track, converted to SRT by ffmpeg and parsed as a sidecar is."""
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", path,
+def read_subtitle_track(path: str, track: SubtitleTrack, video_start_s: float = 0.0, timeout_s: float = 120) -> Parsed:
+    """The cues of one text subtitle track, converted to SRT by ffmpeg and parsed as a sidecar is, moved
+    onto the video's clock (`Embedded.video_start_s`)."""
+    # -copyts: cue times on the container's clock, as they are stored (not moved to start at 0)
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-copyts", "-i", path,
                            "-map", f"0:{track.index}", "-c:s", "srt", "-f", "srt", "-"],
                           capture_output=True, timeout=timeout_s)
     if proc.returncode != 0:
@@ -86,4 +94,8 @@ def read_subtitle_track(path: str, track: SubtitleTrack, timeout_s: float = 120)
         tail = " | ".join(proc.stderr.decode(errors="replace").strip().splitlines()[-2:])
         return Parsed(problems=[ParseProblem("subtitle_track_unreadable",
                                              f"subtitle track {track.index} ({track.codec}): {tail}", "")])
-    return parse_subtitles(proc.stdout.decode("utf-8", errors="replace"), "srt")
+    parsed = parse_subtitles(proc.stdout.decode("utf-8", errors="replace"), "srt")
+    if video_start_s:
+        parsed.items = [Cue(round(c.start_s - video_start_s, 6), round(c.end_s - video_start_s, 6), c.text)
+                        for c in parsed.items]
+    return parsed

@@ -131,7 +131,7 @@ class SourceReader:
             raw["chapters"] = [asdict(c) for c in inside.chapters]
         track = pick_track(inside.subtitle_tracks or [], languages) if "subtitles" in wanted else None
         if track is not None:
-            raw["subtitles"] = self._cues("subtitles", read_subtitle_track(self.video_path, track))
+            raw["subtitles"] = self._cues("subtitles", read_subtitle_track(self.video_path, track, inside.video_start_s))
 
     @staticmethod
     def _subtitle_sidecar(stem: str, languages: list[str]) -> str | None:
