@@ -254,69 +254,65 @@ def test_default_folder_search_takes_common_video_containers_that_probe_reads(tm
     assert facts["num_frames"] >= 48
 
 
+def _probe_and_transcribe(path: str, out_dir) -> tuple[dict, dict]:
+    """(probe's row of `path`, the ASR stage's row of the clip that is all of it), Whisper tiny.en."""
+    from vdata.stages.asr import AsrConfig, AsrStage
+
+    (row,) = ProbeStage(ProbeConfig(), RunContext(output_dir="")).process_batch([{R.PATH: path, R.SOURCE_URI: path}])
+    assert not isinstance(row, Reject), row
+    asr = AsrStage(AsrConfig(model="tiny.en", cpu_threads=1), RunContext(output_dir=str(out_dir)))
+    asr.setup()
+    (out,) = asr.process_batch([{**row, R.CLIP_ID: os.path.basename(path), R.START_S: 0.0, R.END_S: row[R.DURATION_S]}])
+    return row, out
+
+
+def _heard_the_sentence(out: dict) -> bool:
+    return sum(k in out[R.TRANSCRIPT_TEXT].lower() for k in KEYWORDS) >= 5
+
+
 @pytest.mark.parametrize("ext", [".mp3", ".m4a"])
 def test_podcast_with_cover_art_is_audio_and_transcribes(speech, tmp_path, ext):
     """Podcasts and audiobooks carry their artwork as a one-frame picture stream: that is not video. The
     file probes as audio-only (it was rejected `undecodable`) and Whisper transcribes it."""
-    from vdata.stages.asr import AsrConfig, AsrStage
-
     cover = tmp_path / "cover.jpg"
     run_ffmpeg(["-f", "lavfi", "-i", "color=red:size=320x320", "-frames:v", "1", str(cover)])
     path = str(tmp_path / f"episode{ext}")
     run_ffmpeg(["-i", speech[ext], "-i", str(cover), "-map", "0", "-map", "1", "-c", "copy",
                 "-disposition:v:0", "attached_pic", path])
-    (row,) = ProbeStage(ProbeConfig(), RunContext(output_dir="")).process_batch([{R.PATH: path, R.SOURCE_URI: path}])
-    assert not isinstance(row, Reject), row
+    row, out = _probe_and_transcribe(path, tmp_path / "out")
     assert row[R.HAS_VIDEO] is False and row[R.NUM_FRAMES] == 0
     assert abs(row[R.DURATION_S] - speech["seconds"]) < 0.2
+    assert _heard_the_sentence(out), out[R.TRANSCRIPT_TEXT]
     with pytest.raises(MediaError) as e:   # where frames are needed it says why there are none
         probe_video(path)
     assert e.value.reason == "no_video_stream" and "cover picture" in e.value.message
-    clip = {**row, R.CLIP_ID: "episode", R.START_S: 0.0, R.END_S: row[R.DURATION_S]}
-    asr = AsrStage(AsrConfig(model="tiny.en", cpu_threads=1), RunContext(output_dir=str(tmp_path / "out")))
-    asr.setup()
-    (out,) = asr.process_batch([clip])
-    heard = out[R.TRANSCRIPT_TEXT].lower()
-    assert sum(k in heard for k in KEYWORDS) >= 5, heard
 
 
 def test_the_default_audio_track_is_the_one_transcribed(speech, tmp_path):
     """A video with a silent track first and the speech as its default track (films: a commentary or an
     other language first): ASR hears the track a player plays, not merely the first."""
-    from vdata.stages.asr import AsrConfig, AsrStage
-
     path = str(tmp_path / "two_tracks.mp4")
     run_ffmpeg(["-i", speech["video"], "-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-map", "0:v", "-map", "1:a",
                 "-map", "0:a", "-c:v", "copy", "-c:a", "aac", "-disposition:a:0", "0", "-disposition:a:1", "default",
                 "-t", f"{speech['seconds']:.2f}", path])
-    (row,) = ProbeStage(ProbeConfig(), RunContext(output_dir="")).process_batch([{R.PATH: path, R.SOURCE_URI: path}])
-    clip = {**row, R.CLIP_ID: "two_tracks", R.START_S: 0.0, R.END_S: row[R.DURATION_S]}
-    asr = AsrStage(AsrConfig(model="tiny.en", cpu_threads=1), RunContext(output_dir=str(tmp_path / "out")))
-    asr.setup()
-    (out,) = asr.process_batch([clip])
-    heard = out[R.TRANSCRIPT_TEXT].lower()
-    assert sum(k in heard for k in KEYWORDS) >= 5, heard
+    _, out = _probe_and_transcribe(path, tmp_path / "out")
+    assert _heard_the_sentence(out), out[R.TRANSCRIPT_TEXT]
 
 
 def test_speech_times_are_on_the_video_clock_in_mpeg_ts_too(speech, tmp_path):
     """Speech 3 s into the video. MPEG-TS starts its streams at 1.4 s or later on the container's clock,
     and the transcript was on that clock while every frame is on the video's (its first frame is 0): the
     words came 1.5 s late, and the last ones fell past the clip. Both containers now agree."""
-    from vdata.stages.asr import AsrConfig, AsrStage
-
     mp4, ts = str(tmp_path / "late_speech.mp4"), str(tmp_path / "late_speech.ts")
     run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-itsoffset", "3", "-i", speech[".wav"],
                 "-map", "0:v", "-map", "1:a", "-t", f"{speech['seconds'] + 4:.2f}", "-c:v", "libx264",
                 "-pix_fmt", "yuv420p", "-c:a", "aac", mp4])
     run_ffmpeg(["-i", mp4, "-c", "copy", "-f", "mpegts", ts])
-    asr = AsrStage(AsrConfig(model="tiny.en", cpu_threads=1), RunContext(output_dir=str(tmp_path / "out")))
-    asr.setup()
     starts = {}
     for path in (mp4, ts):
-        (row,) = ProbeStage(ProbeConfig(), RunContext(output_dir="")).process_batch([{R.PATH: path, R.SOURCE_URI: path}])
-        (out,) = asr.process_batch([{**row, R.CLIP_ID: os.path.basename(path), R.START_S: 0.0, R.END_S: row[R.DURATION_S]}])
+        _, out = _probe_and_transcribe(path, tmp_path / "out")
+        assert _heard_the_sentence(out), (path, out[R.TRANSCRIPT_TEXT])
         segments = out[R.TRANSCRIPT_SEGMENTS]
-        assert sum(k in out[R.TRANSCRIPT_TEXT].lower() for k in KEYWORDS) >= 5, (path, out[R.TRANSCRIPT_TEXT])
         starts[path] = (segments[0]["start_s"], segments[-1]["end_s"])
     assert starts[mp4][0] == pytest.approx(3.0, abs=0.4)
     assert starts[ts][0] == pytest.approx(starts[mp4][0], abs=0.1) and starts[ts][1] == pytest.approx(starts[mp4][1], abs=0.1)

@@ -24,7 +24,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from . import MediaError
-from .streams import display_size, pixel_aspect, video_stream, video_stream_count
+from .streams import display_size, pixel_aspect, square_width, video_stream, video_stream_count
 from .timestamps import (display_rotation, display_times_unreliable, returned_times_problem,  # noqa: F401
                          timestamp_table_problem, upright)
 
@@ -46,11 +46,9 @@ def _scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, in
 def _square_pixels(width: int, height: int, aspect: float | str, rotation: int) -> tuple[int, int]:
     """An upright picture's size with its stored pixels (`aspect` wide, or the file's) made square."""
     aspect = pixel_aspect(aspect) if isinstance(aspect, str) else aspect
-    if abs(aspect - 1.0) < 1e-3:
-        return width, height
     if rotation in (90, 270):   # the stored width is the upright height
-        return width, max(2, int(round(height * aspect / 2)) * 2)
-    return max(2, int(round(width * aspect / 2)) * 2), height
+        return width, square_width(height, aspect)
+    return square_width(width, aspect), height
 
 
 def _decoded_size(width: int, height: int, rotation: int, max_side: int | None) -> tuple[int, int]:

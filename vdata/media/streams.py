@@ -36,11 +36,18 @@ def display_size(stream, rotation: int = 0) -> tuple[int, int]:
     1920x1080), as ffmpeg's `scale=iw*sar:ih` does, then turned by `rotation`. No decoder or reader
     library applies the pixel aspect itself, so frames for a model would come out squeezed."""
     cc = stream.codec_context
-    width, height = cc.width, cc.height
-    sar = stream.sample_aspect_ratio or cc.sample_aspect_ratio
-    if sar and sar.numerator > 0 and sar.denominator > 0 and sar != 1:
-        width = max(2, int(round(width * float(sar) / 2)) * 2)
+    width, height = square_width(cc.width, _aspect(stream)), cc.height
     return (height, width) if rotation in (90, 270) else (width, height)
+
+
+def square_width(width: int, aspect: float) -> int:
+    """A stored width in square pixels, for pixels `aspect` times as wide as tall (even, as scalers like)."""
+    return width if abs(aspect - 1.0) < 1e-3 else max(2, int(round(width * aspect / 2)) * 2)
+
+
+def _aspect(stream) -> float:
+    sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    return float(sar) if sar and sar.numerator > 0 and sar.denominator > 0 else 1.0
 
 
 def pixel_aspect(path: str) -> float:
@@ -50,10 +57,9 @@ def pixel_aspect(path: str) -> float:
     try:
         with av.open(path, metadata_errors="ignore") as container:
             stream = video_stream(container)
-            sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio if stream else None
+            return _aspect(stream) if stream is not None else 1.0
     except av.error.FFmpegError:
         return 1.0
-    return float(sar) if sar and sar.numerator > 0 and sar.denominator > 0 else 1.0
 
 
 def audio_stream(container):
