@@ -264,3 +264,24 @@ def test_non_square_pixels_read_at_the_shape_a_player_shows(tmp_path, backend):
     assert np.abs(luma[0] - luma[1]).mean() < 8.0, backend
     assert small.shape == (252, 448, 3) and streamed.shape == (112, 200, 3)
     assert sample_video_frames(path, 1)["frames"][0].shape == (480, 854, 3)
+
+
+def test_an_interlaced_frame_reads_as_one_field_not_combed(tmp_path):
+    """Broadcast and DV video is interlaced: each frame holds two fields 1/50 s apart. Here the fields are
+    black and white, so the whole frame is stripes; the still a stage reads is one field, uniform."""
+    from vdata.media.ffmpeg import run_ffmpeg
+
+    path = str(tmp_path / "interlaced.mp4")
+    run_ffmpeg(["-f", "lavfi", "-i", "color=black:size=720x576:rate=50:duration=1,format=yuv420p,"
+                "geq=lum='if(mod(N\\,2)\\,235\\,16)':cb=128:cr=128", "-vf", "tinterlace=mode=interleave_top,setfield=tff",
+                "-c:v", "libx264", "-crf", "10", "-flags", "+ilme+ildct", "-x264-params", "tff=1", path])
+    import av
+
+    with av.open(path) as c:
+        raw = next(c.decode(video=0))
+        assert raw.interlaced_frame and raw.to_ndarray(format="gray").std() > 100   # stripes
+    with open_reader(path, "pyav") as r:
+        for max_side in (None, 448):
+            [(_, still)] = r.read_at([0.5], max_side=max_side)
+            assert still.shape[:2] == ((576, 720) if max_side is None else (358, 448))
+            assert still.astype(float).mean(axis=2).std() < 5, max_side

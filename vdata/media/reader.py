@@ -293,6 +293,18 @@ class PyAVReader(FrameReader):
             self._reformatter = VideoReformatter()
         return self._reformatter.reformat(frame, width, height, fmt).to_ndarray()
 
+    def _picture(self, frame, width: int, height: int) -> np.ndarray:
+        """An RGB still. An interlaced frame (broadcast, DV) holds two fields 1/50 s apart: scaled whole,
+        anything moving is combed, which a model sees and which inflates sharpness. Its top field alone
+        (every other line) is the still instead, as a player's simplest deinterlacer shows it."""
+        if not frame.interlaced_frame:
+            return self._convert(frame, width, height, "rgb24")
+        import cv2
+
+        field = self._convert(frame, width, frame.height, "rgb24")[0::2]
+        shrink = height <= len(field)
+        return cv2.resize(field, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
     def read_at(self, times_s, max_side=None, on_frame=None):
         w, h = _decoded_size(self.width, self.height, self.rotation, max_side)
         order = np.argsort(times_s)
@@ -326,7 +338,7 @@ class PyAVReader(FrameReader):
             if chosen is None:
                 raise MediaError("undecodable", f"no frame decodes at {t:.3f}s")
             self._skip_before = None
-            results[int(k)] = (chosen[0], upright(self._convert(chosen[1], w, h, "rgb24"), self.rotation))
+            results[int(k)] = (chosen[0], upright(self._picture(chosen[1], w, h), self.rotation))
             if on_frame is not None:
                 on_frame(int(k), results[int(k)][1])
             pending = chosen
