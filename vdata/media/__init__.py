@@ -8,4 +8,3 @@ class MediaError(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
-

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .streams import video_stream
 from .convert import small_bgr
 from .cuts import LAYOUT_SIZE, CoarseScan, FrameTable, _tiny_hsv, hsv_distance, widen_and_merge
 from .reader import _scaled_size
+from .streams import video_stream
 
 # An I/P packet this many times the median of its HINT_SIDE I/P neighbours on each side marks a
 # possible cut: at a cut a P-frame is coded nearly intra (2-10x its neighbours on the bench videos),

@@ -33,8 +33,8 @@ from typing import Iterator
 
 import numpy as np
 
-from .streams import video_stream
 from .convert import small_bgr
+from .streams import video_stream
 
 # Side of the tiny images the coarse pass compares (pixels): enough to see a cut, cheap to convert.
 COARSE_SIDE = 64

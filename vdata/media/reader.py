@@ -66,7 +66,9 @@ class FrameReader:
     num_frames: int
     width: int
     height: int
-    rotation: int = 0   # degrees the stored picture is turned (counter-clockwise) to come out upright
+    # degrees the stored picture is turned (counter-clockwise) to come out upright; decord turns it
+    # without saying so, and its readers keep 0
+    rotation: int = 0
     # Times (s) of packets that failed to decode so far; only PyAV can see them (OpenCV stops at
     # the first one, decord raises).
     decode_errors: list[float]
@@ -381,7 +383,8 @@ class OpenCVReader(FrameReader):
                      if _DECODE_THREADS else cv2.VideoCapture(path))
         if not self._cap.isOpened():
             raise MediaError("unreadable", "OpenCV cannot open video")
-        self.width, self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 25.0)
         self.num_frames = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.rotation = -int(self._cap.get(cv2.CAP_PROP_ORIENTATION_META) or 0) % 360   # OpenCV counts clockwise
@@ -393,13 +396,13 @@ class OpenCVReader(FrameReader):
         import cv2
 
         out = []
+        w, h = _scaled_size(self.width, self.height, max_side)
         for k, t in enumerate(times_s):
             self._cap.set(cv2.CAP_PROP_POS_MSEC, max(0.0, float(t)) * 1000.0)
             ok, frame = self._cap.read()
             if not ok:
                 raise MediaError("undecodable", f"no frame decodes at {t:.3f}s")
             ts = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-            w, h = _scaled_size(self.width, self.height, max_side)
             if frame.shape[:2] != (h, w):
                 frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
             out.append((ts, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)))
