@@ -145,6 +145,17 @@ def test_reader_checks_flag_absurd_and_misplaced_times():
     assert "out of order" in returned_times_problem([0.5, 1.0], [0.52, 0.48], 1.0)
 
 
+def _first_frame_by_ffmpeg(path: str, size: tuple[int, int], *args: str) -> np.ndarray:
+    """Frame 0 of `path` as ffmpeg's CLI gives it (its autorotate; `args` before the output), RGB of `size`."""
+    import subprocess
+
+    from vdata.media.ffmpeg import ffmpeg_exe
+
+    raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", path, *args, "-frames:v", "1", "-f", "rawvideo",
+                          "-pix_fmt", "rgb24", "-"], check=True, capture_output=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(size[1], size[0], 3)
+
+
 @pytest.fixture(scope="module")
 def sideways_videos(tmp_path_factory):
     """A landscape video stored once plainly and then with a display matrix for each turn (what a phone's
@@ -162,10 +173,8 @@ def sideways_videos(tmp_path_factory):
         path = str(d / f"turned_{turn}.mp4")
         subprocess.run([ffmpeg_exe(), "-v", "error", "-display_rotation", str(turn), "-i", plain, "-c", "copy", path],
                        check=True)
-        raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", path, "-frames:v", "1", "-f", "rawvideo",
-                              "-pix_fmt", "rgb24", "-"], check=True, capture_output=True).stdout
         size = (176, 320) if turn in (90, 270) else (320, 176)   # (width, height) as shown
-        out[turn] = (path, np.frombuffer(raw, np.uint8).reshape(size[1], size[0], 3))
+        out[turn] = (path, _first_frame_by_ffmpeg(path, size))
     return out
 
 
@@ -243,17 +252,13 @@ def test_a_picture_track_before_the_video_is_not_what_is_read(tmp_path):
 def test_non_square_pixels_read_at_the_shape_a_player_shows(tmp_path, backend):
     """A 16:9 DVD stores 720x480 pictures with pixels 32:27 wide: probe, every reader and the teacher's own
     sampling give 854x480, the pixels ffmpeg's `scale=iw*sar:ih` makes (no library applies it itself)."""
-    import subprocess
-
-    from vdata.media.ffmpeg import ffmpeg_exe, run_ffmpeg
+    from vdata.media.ffmpeg import run_ffmpeg
     from vdata.teachers.media_encoding import sample_video_frames
 
     path = str(tmp_path / "dvd.vob")
     run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=720x480:rate=25:duration=2", "-vf", "setsar=32/27",
                 "-c:v", "mpeg2video", "-b:v", "6M", "-f", "vob", path])
-    raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", path, "-vf", "scale=854:480", "-frames:v", "1",
-                          "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], check=True, capture_output=True).stdout
-    shown = np.frombuffer(raw, np.uint8).reshape(480, 854, 3)
+    shown = _first_frame_by_ffmpeg(path, (854, 480), "-vf", "scale=854:480")
     assert (probe_video(path)["width"], probe_video(path)["height"]) == (854, 480)
     with open_reader(path, backend) as r:
         assert (r.width, r.height) == (854, 480)

@@ -24,9 +24,9 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from . import MediaError
-from .streams import display_size, pixel_aspect, square_width, video_stream, video_stream_count
+from .streams import display_size, pixel_aspect, square_width, upright, video_stream, video_stream_count
 from .timestamps import (display_rotation, display_times_unreliable, returned_times_problem,  # noqa: F401
-                         timestamp_table_problem, upright)
+                         timestamp_table_problem)
 
 BACKENDS = ("decord", "pyav", "opencv")
 
@@ -43,9 +43,8 @@ def _scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, in
     return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
 
 
-def _square_pixels(width: int, height: int, aspect: float | str, rotation: int) -> tuple[int, int]:
-    """An upright picture's size with its stored pixels (`aspect` wide, or the file's) made square."""
-    aspect = pixel_aspect(aspect) if isinstance(aspect, str) else aspect
+def _square_pixels(width: int, height: int, aspect: float, rotation: int) -> tuple[int, int]:
+    """An upright picture's size with its stored pixels (`aspect` times as wide as tall) made square."""
     if rotation in (90, 270):   # the stored width is the upright height
         return width, square_width(height, aspect)
     return square_width(width, aspect), height
@@ -122,7 +121,7 @@ class DecordReader(FrameReader):
             probe = decord.VideoReader(path, num_threads=1)
             w, h = probe[0].shape[1], probe[0].shape[0]
             del probe
-            w, h = _square_pixels(w, h, path, display_rotation(path, PyAVReader._CHECK_FRAMES))
+            w, h = _square_pixels(w, h, pixel_aspect(path), display_rotation(path, PyAVReader._CHECK_FRAMES))
             sw, sh = _scaled_size(w, h, max_side)   # decord turns the picture upright itself, and scales to this
             self._vr = decord.VideoReader(path, width=sw, height=sh, num_threads=threads or _DECODE_THREADS)
         except Exception as e:  # decord raises its own DECORDError and RuntimeError

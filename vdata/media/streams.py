@@ -1,5 +1,8 @@
-"""Which stream of a container is the video: the one a player shows, never a cover picture."""
+"""Which stream of a container is the video (the one a player shows, never a cover picture), and the
+picture as a player shows it: square pixels, turned upright."""
 from __future__ import annotations
+
+import numpy as np
 
 
 def video_stream(container):
@@ -38,6 +41,12 @@ def display_size(stream, rotation: int = 0) -> tuple[int, int]:
     cc = stream.codec_context
     width, height = square_width(cc.width, _aspect(stream)), cc.height
     return (height, width) if rotation in (90, 270) else (width, height)
+
+
+def upright(image: np.ndarray, rotation: int) -> np.ndarray:
+    """`image` (rows, columns[, channels]) turned as a player shows it (ffmpeg's autorotate, OpenCV's
+    capture): counter-clockwise by `rotation` degrees."""
+    return np.ascontiguousarray(np.rot90(image, rotation // 90)) if rotation else image
 
 
 def square_width(width: int, aspect: float) -> int:

@@ -69,12 +69,6 @@ def display_rotation(path: str, frames: int) -> int:
     return _first_frames(path, frames)[1]
 
 
-def upright(image: np.ndarray, rotation: int) -> np.ndarray:
-    """`image` (rows, columns[, channels]) turned as a player shows it (ffmpeg's autorotate, OpenCV's
-    capture): counter-clockwise by `rotation` degrees."""
-    return np.ascontiguousarray(np.rot90(image, rotation // 90)) if rotation else image
-
-
 def _first_frames(path: str, frames: int) -> tuple[bool, int]:
     try:
         st = os.stat(path)

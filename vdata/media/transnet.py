@@ -35,7 +35,8 @@ def load_model(weights: str | None = None, device: str = "auto"):
 def decode_small(path: str) -> tuple[np.ndarray, list[float], list[float]]:
     """Every frame at 48x27 RGB, upright (threaded PyAV decode), its time from the first frame, and the
     times of packets that failed to decode."""
-    from .reader import PyAVReader, upright
+    from .reader import PyAVReader
+    from .streams import upright
 
     frames, times = [], []
     with PyAVReader(path) as reader:

@@ -228,7 +228,8 @@ def _utf8_path(row: dict, media_dir: str) -> dict:
                 R.REJECT_MESSAGE: "the file name is not UTF-8 and the output is on object storage, where no link "
                                   "to it can be made: rename it (convmv -f latin1 -t utf8)"}
     os.makedirs(media_dir, exist_ok=True)
-    ext = os.path.splitext(shown)[1] if os.path.splitext(shown)[1].isascii() else ""
+    ext = os.path.splitext(shown)[1]
+    ext = ext if ext.isascii() else ""
     link = os.path.join(media_dir, "renamed-" + hashlib.sha1(os.fsencode(path)).hexdigest()[:16] + ext)
     if not os.path.lexists(link):
         os.symlink(os.path.abspath(path), link)

@@ -40,14 +40,12 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from vdata.media import MediaError
-from vdata.media.ffmpeg import run_ffmpeg, video_map
 from vdata.media.prefetch import prefetch
 from vdata.media.reader import open_reader, scan_decode, timestamp_table_problem
-from vdata.media.streams import video_stream
 from vdata.schemas import records as R
 
 from ..base import Resources, Stage, StageConfig
+from .clip_files import write_clip_file
 from .damage import CORRUPT, DROPPED_FRAMES_TOLERATED, TRUNCATED, Damage, assess_damage  # noqa: F401
 from .min_scene import apply_min_scene_len, length_in_frames, min_scene_filter, min_scene_length
 
@@ -444,55 +442,7 @@ class ShotsStage(Stage):
         out = os.path.join(out_dir, f"{clip[R.CLIP_ID]}.mp4")
         if os.path.exists(out):
             return out
-        tmp = out + ".part.mp4"
-        start, length, video = f"{clip[R.START_S]:.6f}", f"{clip[R.CLIP_DURATION_S]:.6f}", video_map(path)
-        fast_seek = ["-ss", start, "-i", path, "-t", length]
-        encode = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", "-c:a", "aac"]
-        attempts = [[*fast_seek, *encode],
-                    # a seek in the container's index can land nowhere (an MKV indexed on a picture track):
-                    # ffmpeg then writes an empty file and succeeds; decoding from the start always works
-                    ["-i", path, "-ss", start, "-t", length, *encode]]
-        if self.config.clip_codec == "copy_if_aligned" and _starts_on_keyframe(path, clip[R.START_S]):
-            # MP4 cannot hold every codec a source may carry (ProRes, GIF): those are encoded
-            attempts.insert(0, [*fast_seek, "-c", "copy", "-avoid_negative_ts", "make_zero"])
-        problem = None
-        for args in attempts:
-            try:
-                run_ffmpeg([*args, "-map", video, "-map", "0:a?", tmp])
-            except MediaError as e:
-                if e.reason != "ffmpeg_failed":
-                    raise
-                problem = e.message
-                continue
-            if _holds_video(tmp):
-                break
-            problem = "ffmpeg wrote a clip without video"
-        else:
-            raise MediaError("clip_not_written", f"clip {start}s +{length}s: {problem}")
-        os.replace(tmp, out)  # a crash never leaves a half-written clip under the final name
+        write_clip_file(path, clip[R.START_S], clip[R.CLIP_DURATION_S], out + ".part.mp4", self.config.clip_codec)
+        os.replace(out + ".part.mp4", out)  # a crash never leaves a half-written clip under the final name
         return out
 
-
-def _holds_video(path: str) -> bool:
-    import av
-
-    try:
-        with av.open(path) as c:
-            stream = video_stream(c)
-            return stream is not None and bool(stream.frames)
-    except av.error.FFmpegError:
-        return False
-
-
-def _starts_on_keyframe(path: str, t: float) -> bool:
-    import av
-
-    with av.open(path) as c:
-        vs = video_stream(c)
-        tb = float(vs.time_base)
-        start = float(vs.start_time or 0) * tb
-        try:
-            keys = [e.timestamp * tb - start for e in vs.index_entries if e.is_keyframe]
-        except Exception:
-            return False
-    return any(abs(k - t) < 1e-3 for k in keys)
