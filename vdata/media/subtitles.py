@@ -104,10 +104,15 @@ def parse_subtitles(text: str, fmt: str | None = None) -> Parsed:
                                              f"line", block))
             continue
         ev = events[0]
-        plain = html.unescape(_INLINE_TIMESTAMP.sub("", ev.plaintext))
-        plain = " ".join(part.strip() for part in plain.split("\n") if part.strip())
-        out.items.append(Cue(ev.start / 1000.0, ev.end / 1000.0, plain))
+        out.items.append(Cue(ev.start / 1000.0, ev.end / 1000.0, plain_text(ev)))
     return out
+
+
+def plain_text(event: pysubs2.SSAEvent) -> str:
+    """A cue's text on one line: formatting tags (SRT's <i>, ASS's {\\i1}), karaoke timestamps and HTML
+    entities gone, line breaks made spaces."""
+    plain = html.unescape(_INLINE_TIMESTAMP.sub("", event.plaintext))
+    return " ".join(part.strip() for part in plain.split("\n") if part.strip())
 
 
 def load_subtitles(path: str) -> Parsed:
