@@ -29,14 +29,13 @@ class Embedded:
     title: str | None = None
     description: str | None = None
     chapters: list[ChapterMark] | None = None
-    subtitle_tracks: list[SubtitleTrack] | None = None
-    # the video's first frame on the container's clock: subtracted from chapter and cue times, so that
-    # they are on the video's clock (its first frame is 0) as frames and speech are
-    video_start_s: float = 0.0
+    subtitles: Parsed | None = None      # the chosen text subtitle track's cues, on the video's clock
 
 
-def read_embedded(path: str) -> Embedded:
-    """What the container says; an unreadable file says nothing (probe reports why it cannot be read)."""
+def read_embedded(path: str, languages: list[str] | None) -> Embedded:
+    """What the container says, from one open: tags, chapters, and the text subtitle track `pick_track`
+    chooses for `languages` (None: no track is read). Times are on the video's clock (its first frame is 0), as frames and speech
+    are. An unreadable file says nothing (probe reports why it cannot be read)."""
     import av
 
     try:
@@ -49,11 +48,13 @@ def read_embedded(path: str) -> Embedded:
                         for c in container.chapters()]
             tracks = [SubtitleTrack(s.index, iso_639_1(s.metadata.get("language")), s.codec.name)
                       for s in container.streams.subtitles if s.codec.name in TEXT_SUBTITLE_CODECS]
+            track = pick_track(tracks, languages) if languages is not None else None
+            subtitles = _read_track(container, track, start) if track is not None else None
     except (av.error.FFmpegError, ValueError, TypeError):
         return Embedded()
     description = next((meta[k] for k in ("description", "synopsis") if meta.get(k, "").strip()), None)
     return Embedded(title=meta.get("title") or None, description=description, chapters=chapters or None,
-                    subtitle_tracks=tracks or None, video_start_s=start)
+                    subtitles=subtitles)
 
 
 def iso_639_1(code: str | None) -> str | None:
@@ -79,28 +80,28 @@ def pick_track(tracks: list[SubtitleTrack], languages: list[str]) -> SubtitleTra
     return next((t for t in tracks if t.language is None), tracks[0] if tracks else None)
 
 
-def read_subtitle_track(path: str, track: SubtitleTrack, video_start_s: float = 0.0) -> Parsed:
-    """The cues of one text subtitle track, on the video's clock (`Embedded.video_start_s`). libavcodec's
-    subtitle decoders turn every text format into ASS dialogue; pysubs2 takes its tags out as it does a
-    sidecar's. In process: an ffmpeg process per video to convert the track to SRT ran at 34 videos/s,
-    0.06x PyAV reading the same packets (bench/bench_annotations.py)."""
+def _read_track(container, track: SubtitleTrack, video_start_s: float) -> Parsed:
+    """The cues of one text subtitle track, `video_start_s` (the video's first frame on the container's
+    clock) taken off their times. libavcodec's subtitle decoders turn every text format into ASS dialogue;
+    pysubs2 takes its tags out as it does a sidecar's. In process: an ffmpeg process per video converting
+    the track to SRT ran the stage at 34 videos/s, 0.06x PyAV reading the same packets
+    (bench/bench_annotations.py)."""
     import av
     import pysubs2
 
     cues = []
+    stream = container.streams[track.index]
+    tb = float(stream.time_base)
     try:
-        with av.open(path, metadata_errors="ignore") as container:
-            stream = container.streams[track.index]
-            tb = float(stream.time_base)
-            for packet in container.demux(stream):
-                if packet.pts is None:
-                    continue
-                start = packet.pts * tb - video_start_s
-                end = start + (packet.duration or 0) * tb
-                for sub in packet.decode():
-                    text = plain_text(pysubs2.SSAEvent(text=sub.dialogue.decode("utf-8", errors="replace")))
-                    if text:
-                        cues.append(Cue(round(start, 6), round(end, 6), text))
+        for packet in container.demux(stream):
+            if packet.pts is None:
+                continue
+            start = packet.pts * tb - video_start_s
+            end = start + (packet.duration or 0) * tb
+            for sub in packet.decode():
+                text = plain_text(pysubs2.SSAEvent(text=sub.dialogue.decode("utf-8", errors="replace")))
+                if text:
+                    cues.append(Cue(round(start, 6), round(end, 6), text))
     except av.error.FFmpegError as e:
         problem = ParseProblem("subtitle_track_unreadable", f"subtitle track {track.index} ({track.codec}): {e}", "")
         return Parsed(items=cues, problems=[problem], format=track.codec)

@@ -21,7 +21,7 @@ import re
 from dataclasses import asdict
 from typing import Any
 
-from vdata.media.embedded import pick_track, read_embedded, read_subtitle_track
+from vdata.media.embedded import read_embedded
 from vdata.media.subtitles import (SUBTITLE_EXTENSIONS, load_subtitles, looks_like_subtitles, parse_chapter_lines,
                                    parse_subtitles)
 from vdata.schemas.annotations import SINGULAR, AnnotationIssue
@@ -122,16 +122,15 @@ class SourceReader:
         wanted = [k for k in kinds if k not in raw and k in ("title", "description", "chapters", "subtitles")]
         if not wanted:
             return
-        inside = read_embedded(self.video_path)
+        inside = read_embedded(self.video_path, languages if "subtitles" in wanted else None)
         if "title" in wanted and inside.title:
             raw["title"] = inside.title
         if "description" in wanted and inside.description:
             raw["description"] = inside.description
         if "chapters" in wanted and inside.chapters:
             raw["chapters"] = [asdict(c) for c in inside.chapters]
-        track = pick_track(inside.subtitle_tracks or [], languages) if "subtitles" in wanted else None
-        if track is not None:
-            raw["subtitles"] = self._cues("subtitles", read_subtitle_track(self.video_path, track, inside.video_start_s))
+        if "subtitles" in wanted and inside.subtitles is not None:
+            raw["subtitles"] = self._cues("subtitles", inside.subtitles)
 
     @staticmethod
     def _subtitle_sidecar(stem: str, languages: list[str]) -> str | None:
