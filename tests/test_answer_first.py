@@ -126,6 +126,17 @@ def test_smollm_writes_grounded_speech_questions_for_transcript_answers(smollm, 
     # every request is accounted for: 3 clips × 2 tasks × 3 candidates, plus each MCQ's open-form twin
     mcqs = sum(s[R.TASK] == "mcq" for s in samples)
     assert len(samples) + len(rejects) == 3 * 2 * 3 + mcqs
+    # a question's 3 candidates are its tries: none is re-asked after a bad reply (a reply cut at max_tokens
+    # came back cut again from each of 2 re-asks in the quickstart), so each request is one call
+    # 6 tokens (under the config's floor of 16, so set past its check) cut every reply
+    short = GenerateStage(cfg.model_copy(update={"max_tokens": 6}),
+                          RunContext(output_dir="", teachers={"writer": L.openai_teacher(smollm)}))
+    short.setup()
+    cut = short.process_batch(rows[:1])
+    assert cut and all(isinstance(r, Reject) and r.reason == "teacher_error" and "cut at max_tokens" in r.message
+                       for r in cut), cut
+    stats = short.teacher.stats()
+    assert stats["requests"] == 2 * 3 and stats["attempts"] == stats["requests"], stats
     assert all(r.reason in AF_REASONS for r in rejects), [(r.reason, r.message) for r in rejects]
     by_clip = {r[R.CLIP_ID]: r for r in rows}
     for s in samples:

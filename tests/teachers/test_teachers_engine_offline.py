@@ -99,6 +99,20 @@ def test_structured_output_bounded_schema(engine, bounded_schema):
         assert json.loads(r.text, strict=False) == r.parsed
 
 
+def test_a_reply_cut_at_max_tokens_is_reasked_as_often_as_its_request_says(engine, bounded_schema):
+    """Four tokens cannot hold the schema's object, so every try fails: the teacher's 2 re-asks by default,
+    the request's own count where it gives one (a stage's candidates are their own tries)."""
+    def cut(i, **kw):
+        return TeacherRequest.from_prompt(f"Item {i} as JSON.", json_schema=bounded_schema,
+                                          sampling={"max_tokens": 4}, **kw)
+
+    reqs = [cut(0), cut(1, schema_retries=0), cut(2, schema_retries=1), cut(3)]
+    res = engine.generate(reqs)
+    assert [r.error_kind for r in res] == ["schema_invalid"] * 4
+    assert all("cut at max_tokens" in r.error and r.raw is not None for r in res)
+    assert [r.attempts for r in res] == [3, 1, 2, 3]
+
+
 def test_one_bad_request_does_not_fail_the_batch(engine, rng):
     too_many = TeacherRequest.from_prompt("three images", images=[_img(rng, 32, 32)] * 3)  # limit is 2
     broken = TeacherRequest(messages=[Message("user", [ImagePart(b"\x00garbage"), TextPart("x")])])

@@ -427,7 +427,8 @@ class OpenAITeacher(Teacher):
         messages = base
         loop = asyncio.get_running_loop()
         last_err = ""
-        for round_ in range(self.config.schema_retries + 1 if schema is not None else 1):
+        retries = self.config.schema_retries if request.schema_retries is None else request.schema_retries
+        for round_ in range(retries + 1 if schema is not None else 1):
             try:
                 if has_media:  # JPEG/MP4 encoding off the event loop
                     payload = await loop.run_in_executor(None, self._body, request, messages, dialect, video_mode)

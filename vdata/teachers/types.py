@@ -118,6 +118,8 @@ class TeacherRequest:
     always lenient parse + jsonschema validation + bounded re-ask) and fills ``TeacherResult.parsed``.
     ``sampling``: per-request overrides of the teacher's ``SamplingConfig`` fields.
     ``prompt_template_version``: part of the cache key, so editing a prompt invalidates its entries.
+    ``schema_retries``: this request's re-asks after an invalid structured reply, in place of the
+    teacher's (None). A stage that sends several candidates for one answer sets 0: the candidates are its tries.
     """
 
     messages: list[Message]
@@ -125,6 +127,7 @@ class TeacherRequest:
     schema_name: str = "reply"
     sampling: dict[str, Any] = field(default_factory=dict)
     prompt_template_version: str | None = None
+    schema_retries: int | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @classmethod

@@ -215,8 +215,8 @@ class VLLMTeacher(Teacher):
         convo = list(base)
         pending = list(range(len(requests)))
         last_err: dict[int, str] = {}
-        rounds = self.config.schema_retries + 1
-        for _round in range(rounds):
+        retries = [self.config.schema_retries if r.schema_retries is None else r.schema_retries for r in requests]
+        for _round in range(max(retries, default=0) + 1):
             prompts, params, idx = [], [], []
             for i in pending:
                 try:
@@ -247,7 +247,10 @@ class VLLMTeacher(Teacher):
                 if retry is None:
                     continue
                 last_err[i], convo[i] = retry
-                next_pending.append(i)
+                if r.attempts <= retries[i]:
+                    next_pending.append(i)
+                else:
+                    r.error = f"schema_invalid: {last_err[i]}"
             pending = next_pending
             if not pending:
                 break

@@ -132,6 +132,8 @@ def _answer_first_request(stage: StageView, task: str, group: int, n: int, candi
     text = prompt.render(masked=masked(span), opener=span.opener)
     schema = question_schema(span)
     req = teacher_request(stage, prompt, text, [], schema, task, (task, group, candidate, span.text, span.sentence))
+    if n > 1:   # the question's other candidates are its tries: a re-ask of a reply cut at max_tokens only repeats it
+        req.schema_retries = 0
     extra = {"span": span, "clue": clue, "group": group, "candidate": candidate, "names": names}
     return Pending(task, group * n + candidate, "speech", prompt, req, extra)
 
