@@ -158,3 +158,27 @@ def test_plan_estimates_teacher_spend_per_strategy():
     assert set(judged) == {("captioner", 3), ("judge", 1)}
     one = multi[("captioner", 1)]
     assert one["prompt_tokens"] > 6 * 100 and one["completion_tokens"] > 0   # six frames of image tokens
+
+
+def test_a_stage_that_waits_on_an_http_teacher_runs_batches_side_by_side():
+    """video_caption's actor works on 4 videos at once where its teacher answers over HTTP (the server
+    batches them); one at a time for an in-process engine, for stages that keep per-batch state (generate,
+    blind), and where the config says so."""
+    from vdata.pipelines.planning import plan_text
+
+    http = {"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:1/v1"}
+    chain = [{"probe": {}}, {"shots": {}}, {"frames": {}}, {"caption": {"teacher": "t"}}]
+
+    def threads(teacher, video_caption=None):
+        c = parse_config(cfg(stages=[*chain, {"video_caption": {"teacher": "t", **(video_caption or {})}},
+                                     {"generate": {"teacher": "t", "tasks": {"open_qa": {}}}}],
+                             teachers={"t": teacher}))
+        plan = make_plan(c)
+        return {s.name: s.resources.batches_per_actor for s in plan.stages}, plan
+
+    got, plan = threads(http)
+    assert got == {"probe": 1, "shots": 1, "frames": 1, "caption": 1, "video_caption": 4, "generate": 1}
+    assert any("video_caption" in line and "4 batches at once per worker" in line for line in plan_text(plan).splitlines())
+    assert threads({"backend": "vllm", "model": "m"})[0]["video_caption"] == 1
+    assert threads(http, {"resources": {"batches_per_actor": 2}})[0]["video_caption"] == 2
+    assert threads(http, {"resources": {"actors": False}})[0]["video_caption"] == 1

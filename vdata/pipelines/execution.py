@@ -286,6 +286,18 @@ class StageTask:
         return run_stage_on_table(stage, table, self.out_schema, self.index, self.stats_actor_name, self.cache)
 
 
+def actor_pool(res):
+    """Ray Data's strategy for a stage's actor pool: `concurrency` actors (1 by default), each running
+    `batches_per_actor` batches at once in threads (see Resources)."""
+    import ray.data
+
+    threads = res.batches_per_actor or 1
+    if threads == 1:
+        return ray.data.ActorPoolStrategy(size=res.concurrency or 1)
+    return ray.data.ActorPoolStrategy(size=res.concurrency or 1, max_concurrent_calls_per_actor=threads,
+                                      enable_true_multi_threading=True)
+
+
 class StageActor:
     """Actor-pool wrapper: `setup()` runs once in the constructor (model stages)."""
 

@@ -115,7 +115,10 @@ def make_plan(cfg: BuildConfig) -> Plan:
         out = cls.output_columns(cols)
         stage = cls(scfg, ctx)
         problems += _teacher_problems(i, stage, teachers)
-        stages.append(StagePlan(i, name, scfg, stage.resources(), cols, out, hashes[i], stage.describe()))
+        res = stage.resources()
+        if res.batches_per_actor is None:
+            res.batches_per_actor = _batches_per_actor(stage, res, teachers)
+        stages.append(StagePlan(i, name, scfg, res, cols, out, hashes[i], stage.describe()))
         cols = out
     if problems:
         raise ConfigError(redact("\n  ".join(problems) if len(problems) == 1 else
@@ -128,6 +131,15 @@ def teacher_configs(cfg: BuildConfig) -> dict:
     from vdata.teachers.config import parse_teacher_config
 
     return {name: parse_teacher_config(raw) for name, raw in cfg.teachers.items()}
+
+
+def _batches_per_actor(stage, res, teachers: dict) -> int:
+    """`resources.batches_per_actor` left to vdata: 4 for an actor pool whose stage keeps no per-batch state
+    and only waits on teachers served over HTTP (the server batches what several threads send), else 1.
+    One batch at a time, the quickstart's video_caption sent its writer one video's request at a time."""
+    names = [name for _, name in stage_teacher_refs(stage)]
+    http = bool(names) and all(getattr(teachers.get(n), "backend", None) in ("openai", "managed") for n in names)
+    return 4 if res.actors and type(stage).concurrent_batches and http else 1
 
 
 def stage_teacher_refs(stage) -> list[tuple[str, str]]:
@@ -249,7 +261,8 @@ def plan_text(plan: Plan, cpus: int | None = None, gpus: int | None = None) -> s
             conc = f"up to {min(fits)}" if fits else "auto"
         new = [c for c in s.output_columns if c not in s.input_columns]
         lines.append(f"  {s.index + 1}. {s.name:<8} {kind}, {r.num_cpus:g} CPU {r.num_gpus:g} GPU per worker, "
-                     f"workers: {conc}, batch: {r.batch_size or 'auto'}")
+                     f"workers: {conc}, batch: {r.batch_size or 'auto'}"
+                     + (f", {threads} batches at once per worker" if (threads := r.batches_per_actor or 1) > 1 else ""))
         lines.append(f"       config: {s.description}")
         lines.append(f"       writes: {', '.join(new) or '-'}")
     fits = plan_fits(plan, cpus, gpus)

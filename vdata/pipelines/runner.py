@@ -208,13 +208,14 @@ class _RunTeachers:
 
 
 def _teacher_summary(records: list[dict]) -> dict:
-    """Per teacher: the latest cumulative stats of each worker, merged."""
+    """Per teacher: each worker's latest cumulative stats (the most requests: threads report out of order), merged."""
     from vdata.teachers import merge_stats
 
     latest: dict = {}
     for r in records:
         for name, st in (r.get("teachers") or {}).items():
-            latest[(name, r["pid"], r["stage_index"])] = st
+            key = (name, r["pid"], r["stage_index"])
+            latest[key] = max(latest.get(key, st), st, key=lambda x: (x.get("requests", 0), x.get("attempts", 0)))
     by_name: dict = {}
     for (name, _, _), st in latest.items():
         by_name.setdefault(name, []).append(st)
@@ -305,10 +306,10 @@ def _execute_quietly(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: Run
                 fn = X.StageActor if r.actors else X.StageTask(*args)
                 ds = ds.groupby(group_by).map_groups(
                     fn, fn_constructor_args=args if r.actors else None,
-                    compute=ray.data.ActorPoolStrategy(size=r.concurrency or 1) if r.actors else None, **common)
+                    compute=X.actor_pool(r) if r.actors else None, **common)
             elif r.actors:
                 ds = ds.map_batches(X.StageActor, fn_constructor_args=args,
-                                    compute=ray.data.ActorPoolStrategy(size=r.concurrency or 1), **common)
+                                    compute=X.actor_pool(r), **common)
             else:
                 compute = ray.data.TaskPoolStrategy(size=r.concurrency) if r.concurrency else None
                 ds = ds.map_batches(X.StageTask(*args), compute=compute, **common)

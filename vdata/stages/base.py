@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from typing import Any, ClassVar, Iterable
 from pydantic import BaseModel, ConfigDict, Field
 
 from vdata.schemas import records as R
+
+_TEACHER_LOCK = threading.Lock()
 
 
 class Resources(BaseModel):
@@ -30,6 +33,10 @@ class Resources(BaseModel):
     concurrency: int | None = Field(None, ge=1)
     batch_size: int | None = Field(None, ge=1)
     actors: bool | None = None  # None: the stage's default (model stages use actor pools)
+    # batches one actor works on at once, in threads; None: 4 for a stage that only waits on teachers
+    # served over HTTP (Stage.concurrent_batches), else 1: one actor would otherwise send a teacher one
+    # video's requests at a time
+    batches_per_actor: int | None = Field(None, ge=1)
 
 
 class StageConfig(BaseModel):
@@ -67,6 +74,8 @@ class Stage:
     drops: ClassVar[tuple[str, ...]] = ()
     default_resources: ClassVar[Resources] = Resources()
     uses_actors: ClassVar[bool] = False   # default for resources.actors
+    # process_batch keeps no per-batch state on the stage, so one actor may run batches in threads
+    concurrent_batches: ClassVar[bool] = False
     is_filter: ClassVar[bool] = False
     # Row-wise stages whose results are worth keeping across config changes (decode-heavy ones).
     cache_results: ClassVar[bool] = False
@@ -134,27 +143,31 @@ class Stage:
         repeated build never pays for the same request twice.
         """
         teachers = self.__dict__.setdefault("_teachers", {})
-        if name not in teachers:
-            if name not in (self.ctx.teachers or {}):
-                from vdata.schemas.config import ConfigError
+        with _TEACHER_LOCK:   # batches in threads (resources.batches_per_actor) share one client per teacher
+            return teachers[name] if name in teachers else self._build_teacher(name, teachers)
 
-                raise ConfigError(f"stages.{self.name}.teacher: no teacher named {name!r} under teachers: "
-                                  f"(defined: {sorted(self.ctx.teachers or {}) or 'none'})")
-            from vdata.teachers import build_teacher
+    def _build_teacher(self, name: str, teachers: dict):
+        if name not in (self.ctx.teachers or {}):
+            from vdata.schemas.config import ConfigError
 
-            cache = os.path.join(self.ctx.cache_dir, "teachers") if self.ctx.cache_dir else None
-            teachers[name] = build_teacher(name, self.ctx.teachers[name], cache_dir=cache, in_process=True)
+            raise ConfigError(f"stages.{self.name}.teacher: no teacher named {name!r} under teachers: "
+                              f"(defined: {sorted(self.ctx.teachers or {}) or 'none'})")
+        from vdata.teachers import build_teacher
+
+        cache = os.path.join(self.ctx.cache_dir, "teachers") if self.ctx.cache_dir else None
+        teachers[name] = build_teacher(name, self.ctx.teachers[name], cache_dir=cache, in_process=True)
         return teachers[name]
 
     @property
     def counters(self) -> Counter:
         """Counts a stage keeps about its work (e.g. generate's clue truncations); the runner sums them
-        per stage into the manifest (`stages[].counters`)."""
-        return self.__dict__.setdefault("_counters", Counter())
+        per stage into the manifest (`stages[].counters`). Kept per thread: a batch runs in one thread, so
+        its counts are reported with it even while the actor runs other batches."""
+        return self.__dict__.setdefault("_counters", {}).setdefault(threading.get_ident(), Counter())
 
     def take_counters(self) -> dict[str, int]:
-        """The counts gathered since the last call (reported after every batch), then reset."""
-        counters = self.__dict__.pop("_counters", None)
+        """The counts this thread gathered since its last call (reported after every batch), then reset."""
+        counters = self.__dict__.get("_counters", {}).pop(threading.get_ident(), None)
         return {k: v for k, v in counters.items() if v} if counters else {}
 
     def teacher_stats(self) -> dict[str, dict]:

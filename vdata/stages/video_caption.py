@@ -78,6 +78,7 @@ class VideoCaptionStage(Stage):
     writes = R.VIDEO_CAPTION_COLUMNS
     default_resources = Resources(num_cpus=0.5, batch_size=None)
     uses_actors = True
+    concurrent_batches = True   # a batch's state is its own jobs: videos are merged side by side
     group_by = R.SOURCE_URI
 
     def setup(self) -> None:
