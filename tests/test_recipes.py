@@ -13,6 +13,7 @@ from __future__ import annotations
 import filecmp
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pyarrow.dataset as pads
@@ -367,7 +368,11 @@ def test_teacher_recipe_builds_on_real_media_and_writes_its_release_format(name,
         data["stages"] = [s for s in data["stages"] if not set(s) & FILTER_STAGES]
         data["output"]["dir"] = str(out := tmp_path / "unfiltered")
         config.write_text(yaml.safe_dump(data, sort_keys=False))
+        # the same requests as the filtered build: its teacher replies answer them from the request cache
+        shutil.copytree(tmp_path / "out" / "_cache" / "teachers", out / "_cache" / "teachers")
         result = build(load_config(config), progress=False)
+        teachers = json.loads(Path(result.manifest_path).read_text())["teachers"]
+        assert teachers and all(t["requests"] == t["cache_hits"] for t in teachers.values()), teachers
         assert result.rows > 0, result.rejects_by_reason
     samples, _ = samples_and_exports(out)
     assert samples
