@@ -182,3 +182,23 @@ def test_a_stage_that_waits_on_an_http_teacher_runs_batches_side_by_side():
     assert threads({"backend": "vllm", "model": "m"})[0]["video_caption"] == 1
     assert threads(http, {"resources": {"batches_per_actor": 2}})[0]["video_caption"] == 2
     assert threads(http, {"resources": {"actors": False}})[0]["video_caption"] == 1
+
+
+def test_managed_teacher_servers_load_beside_the_stages_unless_they_compute_on_the_cpu(monkeypatch):
+    """`ray.teacher_servers: auto`: a GPU server loads while the first stages run; a llama.cpp server, or
+    vLLM's CPU build, starts first (it would take the stages' cores). The GPU wheel, which has no local form
+    here, is stood in for by vLLM's device detection saying "not the CPU build"."""
+    import vdata.teachers.vllm_env as vllm_env
+    from vdata.pipelines.run_teachers import in_background
+
+    def run(engine, choice="auto"):
+        return parse_config(cfg(ray={"teacher_servers": choice},
+                                teachers={"t": {"backend": "managed", "engine": engine, "model": "m"},
+                                          "remote": {"backend": "openai", "model": "r"}}))
+
+    monkeypatch.setattr(vllm_env, "vllm_cpu_env", lambda: {"VLLM_TARGET_DEVICE": "cpu"})
+    assert not in_background(run("vllm")) and not in_background(run("llamacpp"))
+    assert in_background(run("llamacpp", "background"))
+    monkeypatch.setattr(vllm_env, "vllm_cpu_env", lambda: {})
+    assert in_background(run("vllm")) and not in_background(run("vllm", "first"))
+    assert not in_background(run("llamacpp"))

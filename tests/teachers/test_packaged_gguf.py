@@ -80,11 +80,27 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.slow
-def test_managed_teachers_start_side_by_side_and_a_failure_stops_the_others(tmp_path):
-    import importlib.util
+def _ask(config: dict, prompt: str):
+    from vdata.teachers import TeacherRequest, build_teacher
 
-    from vdata.pipelines.runner import _RunTeachers
+    teacher = build_teacher("asker", config)
+    try:
+        return teacher.generate([TeacherRequest.from_prompt(prompt, sampling={"max_tokens": 4})])[0]
+    finally:
+        teacher.close()
+
+
+@pytest.mark.slow
+def test_managed_teachers_load_while_the_build_runs_and_a_failure_ends_it(tmp_path):
+    """The run's servers start side by side in the background: the workers' configs name each server's
+    port at once and their first request waits for it. A server that fails to start interrupts the run
+    (here, a request waiting on that server) with its error, and the servers that did start are stopped."""
+    import importlib.util
+    import re
+    import threading
+
+    from vdata.pipelines.run_teachers import RunTeachers
+    from vdata.teachers.managed import ServerStartError
 
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("llama.cpp not installed (scripts/install_llama_cpp.sh)")
@@ -92,16 +108,40 @@ def test_managed_teachers_start_side_by_side_and_a_failure_stops_the_others(tmp_
             "engine_args": {"n_ctx": 512, "n_threads": 1}, "log_dir": str(tmp_path / "good")}
     bad = {**good, "model": str(tmp_path / "missing.gguf"), "log_dir": str(tmp_path / "bad")}
     console = SimpleNamespace(print=lambda *a, **k: None)
-    with _RunTeachers(SimpleNamespace(teachers={"a": good, "b": dict(good, log_dir=str(tmp_path / "b"))}), console) as run:
-        pids = [t.server.pid for t in run.managed.values()]
+    two = SimpleNamespace(teachers={"a": good, "b": dict(good, log_dir=str(tmp_path / "b"))})
+    with RunTeachers(two, console, background=True) as run:
+        configs = run.worker_configs
+        assert all(c["backend"] == "openai" and c["wait_ready_s"] == 120 for c in configs.values())
+        assert len({c["base_url"] for c in configs.values()}) == 2
+        reply = _ask(configs["a"], "Say hello.")   # waits until server a answers
+        assert reply.ok and reply.attempts == 1, reply.error
+        deadline = time.time() + 120
+        while run.ready_at is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert run.ready_at is not None
+        assert {s.base_url for s in run.servers.values()} == {c["base_url"] for c in configs.values()}
+        pids = [s.pid for s in run.servers.values()]
         assert len(set(pids)) == 2 and all(_alive(p) for p in pids)
-        assert {c["base_url"] for c in run.worker_configs.values()} == {t.server.base_url for t in run.managed.values()}
     deadline = time.time() + 20
     while any(_alive(p) for p in pids) and time.time() < deadline:
         time.sleep(0.2)
     assert not any(_alive(p) for p in pids)
-    started = _RunTeachers(SimpleNamespace(teachers={"good": good, "bad": bad}), console)
-    with pytest.raises(Exception, match="exited|not healthy|missing"):
-        started.__enter__()
-    # the server that did start is stopped when its partner fails
-    assert all(not t.server.alive() for t in started.managed.values())
+
+    failing = RunTeachers(SimpleNamespace(teachers={"good": good, "bad": bad}), console, background=True)
+    with pytest.raises(ServerStartError) as e:
+        with failing as run:
+            _ask(run.worker_configs["bad"], "x")   # would wait 120 s for a server that never answers
+    assert re.search("teacher 'bad'.*(exited|not healthy|missing)", str(e.value), re.S), str(e.value)
+    assert run.servers and all(not s.alive() for s in run.servers.values())
+
+    # off the main thread no interrupt can reach the caller: the servers are started before the run
+    started: list = []
+    thread = threading.Thread(target=lambda: started.append(
+        RunTeachers(SimpleNamespace(teachers={"a": good}), console, background=True).__enter__()))
+    thread.start()
+    thread.join(180)
+    try:
+        assert started and started[0].ready_at is not None and started[0].servers["a"].alive()
+    finally:
+        if started:
+            started[0].__exit__(None, None, None)

@@ -141,3 +141,23 @@ def test_server_stopped_on_exit_error_and_signals(fake_script, tmp_path, mode, s
     while not _gone(server_pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _gone(server_pid), f"server {server_pid} survived its owner ({mode}, {sig})"
+
+
+def test_a_request_to_a_server_that_never_comes_up_ends_after_wait_ready_s():
+    """`wait_ready_s` (the workers' config for a managed server still loading): the first request polls the
+    server while the others wait on it, and gives up with a connection error once the wait is over. The
+    wait is not repeated: the others then take their own retries (none here) and fail as well."""
+    from vdata.teachers import TeacherRequest, build_teacher
+    from vdata.teachers.managed import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1"   # nothing listens there
+    teacher = build_teacher("waiting", {"backend": "openai", "model": "m", "base_url": url, "wait_ready_s": 1.5,
+                                        "max_retries": 0})
+    try:
+        results = teacher.generate([TeacherRequest.from_prompt(f"q{i}") for i in range(3)])
+    finally:
+        teacher.close()
+    assert [r.error_kind for r in results] == ["connection"] * 3
+    waited = [r for r in results if "did not answer within wait_ready_s=1.5" in r.error]
+    assert len(waited) == 1 and waited[0].attempts == 0
+    assert all(r.attempts == 1 for r in results if r is not waited[0])

@@ -194,9 +194,12 @@ def throughput(run: RunData) -> Section | None:
     text = ("From the per-batch records the workers reported: cumulative rows each stage finished, and its rate "
             f"in time bins of {width:.2g} s, from the start of the {'build' if has_start else 'first batch'}")
     if startup:
+        ready = startup.get("teachers_ready")
+        during = ready is not None and ready <= startup["until"]
         text += (f"; the first {startup['until']:.1f} s (shaded) went to start-up: Ray"
-                 + (f", teacher servers (ready at {startup['teachers_ready']:.1f} s)" if "teachers_ready" in startup
-                    else "") + ", the input listing")
+                 + (f", teacher servers (ready at {ready:.1f} s)" if during else "") + ", the input listing")
+        if ready is not None and not during:   # the servers load in the background while the stages run
+            text += f"; the teacher servers loaded while the first stages ran (ready at {ready:.1f} s, dotted line)"
     elif not has_start:
         text += " (this manifest has no build start time: the axis starts at the first batch)"
     return Section("throughput", "Throughput over time", text + ".", [table],

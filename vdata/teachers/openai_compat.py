@@ -32,13 +32,14 @@ import os
 import re
 import threading
 import time
-from typing import Any, Coroutine, Mapping, TypeVar
+from typing import Any, Mapping
 
 import httpx
 import tenacity
 from aiolimiter import AsyncLimiter
 
 from vdata.teachers.base import Teacher
+from vdata.teachers.loop_thread import LoopThread
 from vdata.teachers.config import ManagedTeacherConfig, OpenAITeacherConfig
 from vdata.teachers.media_encoding import (
     data_url,
@@ -57,7 +58,6 @@ from vdata.teachers.structured import (
 from vdata.teachers.types import ImagePart, Message, TeacherRequest, TeacherResult, TextPart, Usage, VideoPart
 
 log = logging.getLogger("vdata.teachers")
-T = TypeVar("T")
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524, 529})
 
@@ -117,28 +117,6 @@ def rpm_limiter(rpm: float) -> AsyncLimiter:
     return AsyncLimiter(burst, time_period=burst * 60.0 / rpm)
 
 
-class _LoopThread:
-    """One asyncio loop on a daemon thread; ``run`` blocks the caller until a coroutine finishes."""
-
-    def __init__(self, name: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name=f"vdata-teacher-{name}", daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        if threading.current_thread() is self.thread:
-            raise RuntimeError("generate() called from the teacher's own event loop")
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    def stop(self) -> None:
-        if self.loop.is_closed():
-            return
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        if not self.thread.is_alive():
-            self.loop.close()
-
-
 # --------------------------------------------------------------------------- teacher
 class OpenAITeacher(Teacher):
     backend = "openai"
@@ -173,12 +151,13 @@ class OpenAITeacher(Teacher):
             None if config.structured_output == "auto" else config.structured_output
         )
         self._server_kind = server_kind  # "vllm" | "llamacpp" | "openai" | None (probe lazily)
-        self._loop = _LoopThread(name)
+        self._loop = LoopThread(name)
         self._client: httpx.AsyncClient | None = None
         self._http_sem: asyncio.Semaphore | None = None
         self._admit_sem: asyncio.Semaphore | None = None
         self._limiter: AsyncLimiter | None = None
         self._probe_lock: asyncio.Lock | None = None
+        self._ready = not getattr(config, "wait_ready_s", 0)   # see _await_ready
 
     def cache_key_extra(self) -> dict[str, Any]:
         c = self.config
@@ -218,6 +197,27 @@ class OpenAITeacher(Teacher):
         self._loop.stop()
 
     # ---- server detection
+    async def _await_ready(self) -> str | None:
+        """With `wait_ready_s` (a server still loading its model): the first request polls /models until
+        the server answers, the others wait on it. Once: after the wait, requests take their own retries.
+        None when the server answered, else why not."""
+        if self._ready:
+            return None
+        assert self._probe_lock is not None and self._client is not None
+        async with self._probe_lock:
+            deadline = time.monotonic() + self.config.wait_ready_s
+            while not self._ready:
+                try:
+                    self._ready = (await self._client.get(self.base_url + "/models", timeout=5.0)).status_code == 200
+                except httpx.HTTPError:
+                    pass
+                if not self._ready and time.monotonic() > deadline:
+                    self._ready = True
+                    return f"connection: the server did not answer within wait_ready_s={self.config.wait_ready_s:g}"
+                if not self._ready:
+                    await asyncio.sleep(0.5)
+        return None
+
     async def _probe_server(self) -> str:
         if self._server_kind is not None:
             return self._server_kind
@@ -415,6 +415,10 @@ class OpenAITeacher(Teacher):
             return res
 
     async def _run_request(self, request: TeacherRequest, res: TeacherResult) -> None:
+        not_ready = await self._await_ready()
+        if not_ready is not None:
+            res.error = not_ready
+            return
         schema = request.json_schema
         dialect = await self._resolve_dialect() if schema is not None else "none"
         parts = [p for m in request.messages for p in m.parts()]
