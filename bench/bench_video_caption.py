@@ -12,6 +12,10 @@ By default it serves SmolLM2-135M-Instruct with llama.cpp (text merges; one requ
 `--engine vllm` serves a tiny random Qwen2.5-VL on CPU vLLM (concurrent batching); `--base-url` uses a
 running server.
 
+`--shapes` also runs the batches as the runner hands them to one actor: one batch per video (Ray's
+map_groups), one at a time (`resources.batches_per_actor: 1`) and 4 at a time in threads (the default for
+a stage that only waits on HTTP teachers). The row `all videos, 1 batch` is the bench's own shape.
+
     python bench/bench_video_caption.py [--videos 6] [--clips 12] [--group-size 4] [--concurrency 8]
 """
 from __future__ import annotations
@@ -23,6 +27,7 @@ import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -53,7 +58,8 @@ def video_rows(videos: int, clips: int, clip_s: float = 4.0) -> list[dict]:
     return rows
 
 
-def run_stage(base_url: str, model: str, rows: list[dict], args) -> tuple[dict, list[bytes]]:
+def run_stage(base_url: str, model: str, rows: list[dict], args, threads: int = 0) -> tuple[dict, list[bytes]]:
+    """threads 0: one batch of every video; n >= 1: one batch per video, n at a time (one actor's threads)."""
     teacher = {"backend": "openai", "base_url": base_url, "model": model, "timeout_s": 600,
                "max_concurrency": args.concurrency}
     stage = VideoCaptionStage(VideoCaptionConfig(teacher="writer", group_size=args.group_size, max_tokens=args.max_tokens),
@@ -71,7 +77,11 @@ def run_stage(base_url: str, model: str, rows: list[dict], args) -> tuple[dict, 
     for r in rows:
         by_video.setdefault(r[R.SOURCE_URI], []).append(r)
     t0 = time.perf_counter()
-    out = stage.process_batch(rows)   # one batch holding every video, as after the runner's grouping
+    if threads:
+        with ThreadPoolExecutor(threads) as pool:
+            out = [r for part in pool.map(stage.process_batch, by_video.values()) for r in part]
+    else:
+        out = stage.process_batch(rows)   # one batch holding every video
     wall = time.perf_counter() - t0
     stats = stage.teacher_stats()["writer"]
     bodies = [json.dumps({"model": model, "messages": [{"role": "user", "content": req.messages[-1].parts()[-1].text}],
@@ -93,6 +103,7 @@ def main() -> None:
     ap.add_argument("--engine", choices=["vllm", "llamacpp"], default="llamacpp")
     ap.add_argument("--base-url")
     ap.add_argument("--model", default="tiny")
+    ap.add_argument("--shapes", action="store_true", help="also one batch per video, 1 and 4 at a time")
     args = ap.parse_args()
     rows = video_rows(args.videos, args.clips)
     srv = None
@@ -105,17 +116,22 @@ def main() -> None:
         base_url, model = srv.base_url, srv.served_model_name
         print(f"{args.engine} server up in {time.perf_counter() - t:.0f}s at {base_url}")
     try:
-        stage, bodies = run_stage(base_url, model, rows, args)
-        bare = asyncio.run(_bare(base_url, bodies, args.concurrency))
-        stage_rps, bare_rps = stage["requests"] / stage["wall"], bare["requests"] / bare["wall"]
+        shapes = [("all videos, 1 batch", 0)] + ([("1 batch per video, 1 at a time", 1),
+                                                  ("1 batch per video, 4 at a time", 4)] if args.shapes else [])
+        runs = [(label, *run_stage(base_url, model, rows, args, threads)) for label, threads in shapes]
+        bare = asyncio.run(_bare(base_url, runs[0][2], args.concurrency))
+        bare_rps = bare["requests"] / bare["wall"]
+        out_rows = []
+        for label, stage, _ in runs:
+            stage_rps = stage["requests"] / stage["wall"]
+            out_rows.append([label, stage["videos"], stage["levels"], stage["requests"], stage["rejects"],
+                             f"{stage['videos'] / stage['wall']:.3f}", f"{stage_rps:.2f}", f"{bare_rps:.2f}",
+                             f"{stage_rps / bare_rps:.2f}", f"{stage['completion_tokens'] / stage['wall']:.0f}",
+                             f"{bare['completion_tokens'] / bare['wall']:.0f}"])
         table(f"video_caption stage vs bare load generator ({args.engine if not args.base_url else base_url}, "
               f"concurrency {args.concurrency}, {args.videos} videos x {args.clips} clips, groups of {args.group_size})",
-              ["videos", "levels", "requests", "rejects", "videos/s", "stage req/s", "bare req/s", "ratio",
-               "stage tok/s", "bare tok/s"],
-              [[stage["videos"], stage["levels"], stage["requests"], stage["rejects"],
-                f"{stage['videos'] / stage['wall']:.3f}", f"{stage_rps:.2f}", f"{bare_rps:.2f}",
-                f"{stage_rps / bare_rps:.2f}", f"{stage['completion_tokens'] / stage['wall']:.0f}",
-                f"{bare['completion_tokens'] / bare['wall']:.0f}"]])
+              ["batches", "videos", "levels", "requests", "rejects", "videos/s", "stage req/s", "bare req/s", "ratio",
+               "stage tok/s", "bare tok/s"], out_rows)
         print("ratio = stage requests/s ÷ bare requests/s on the same request bodies (1.00 = the level barriers "
               "and bookkeeping cost nothing)")
     finally:
