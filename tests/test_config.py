@@ -178,7 +178,8 @@ def test_a_stage_that_waits_on_an_http_teacher_runs_batches_side_by_side():
 
     got, plan = threads(http)
     assert got == {"probe": 1, "shots": 1, "frames": 1, "caption": 1, "video_caption": 4, "generate": 1}
-    assert any("video_caption" in line and "4 batches at once per worker" in line for line in plan_text(plan).splitlines())
+    shown = plan_text(plan).splitlines()
+    assert any("video_caption" in line and "4 batches at once per worker" in line for line in shown)
     assert threads({"backend": "vllm", "model": "m"})[0]["video_caption"] == 1
     assert threads(http, {"resources": {"batches_per_actor": 2}})[0]["video_caption"] == 2
     assert threads(http, {"resources": {"actors": False}})[0]["video_caption"] == 1

@@ -34,8 +34,8 @@ class Embedded:
 
 def read_embedded(path: str, languages: list[str] | None) -> Embedded:
     """What the container says, from one open: tags, chapters, and the text subtitle track `pick_track`
-    chooses for `languages` (None: no track is read). Times are on the video's clock (its first frame is 0), as frames and speech
-    are. An unreadable file says nothing (probe reports why it cannot be read)."""
+    chooses for `languages` (None: no track is read). Times are on the video's clock (its first frame is
+    0), as frames and speech are. An unreadable file says nothing (probe reports why it cannot be read)."""
     import av
 
     try:

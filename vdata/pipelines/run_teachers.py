@@ -63,7 +63,8 @@ class RunTeachers:
         from pydantic import SecretStr
 
         from vdata.teachers.config import ManagedTeacherConfig
-        from vdata.teachers.managed import free_port, install_stop_handlers, openai_client_config, share_cpu_cores
+        from vdata.teachers.managed import (free_port, install_stop_handlers, openai_client_config, server_url,
+                                            share_cpu_cores)
 
         managed = [(n, raw) for n, raw in self.cfg.teachers.items() if raw.get("backend") == "managed"]
         configs = {}
@@ -76,7 +77,7 @@ class RunTeachers:
                 self.worker_configs[name] = raw
                 continue
             c = configs[name]
-            client = openai_client_config(c, f"http://{c.host}:{c.port}/v1", c.served_model_name or name,
+            client = openai_client_config(c, server_url(c.host, c.port), c.served_model_name or name,
                                           wait_ready_s=c.startup_timeout_s).model_dump(mode="python")
             self.worker_configs[name] = {k: (v.get_secret_value() if isinstance(v, SecretStr) else v)
                                          for k, v in client.items()}

@@ -125,6 +125,10 @@ class Teacher(abc.ABC):
         base.update(request.sampling)
         return {k: v for k, v in base.items() if v is not None}
 
+    def schema_retries(self, request: TeacherRequest) -> int:
+        """Re-asks after an invalid structured reply: the request's own count, else the teacher's."""
+        return self.config.schema_retries if request.schema_retries is None else request.schema_retries
+
     def estimate_tokens(self, request: TeacherRequest) -> dict[str, int]:
         """Rough prompt/completion token estimate for ``vdata plan`` (no model call)."""
         image = getattr(self.config, "image", None)

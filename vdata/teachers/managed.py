@@ -40,6 +40,11 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def server_url(host: str, port: int | None) -> str:
+    """The OpenAI-compatible API root of a managed server on `host:port`."""
+    return f"http://{host}:{port}/v1"
+
+
 def cli_args(args: dict[str, Any], engine: str = "vllm") -> list[str]:
     """``{"max_model_len": 2048, "enforce_eager": True, "enable_prefix_caching": False, "limit_mm_per_prompt":
     {...}}`` → ``--max-model-len 2048 --enforce-eager --no-enable-prefix-caching --limit-mm-per-prompt '{...}'``
@@ -150,7 +155,7 @@ class ManagedServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}/v1"
+        return server_url(self.host, self.port)
 
     @property
     def root_url(self) -> str:
@@ -382,4 +387,4 @@ class ManagedTeacher(OpenAITeacher):
 
 
 __all__ = ["ManagedServer", "ManagedTeacher", "ServerStartError", "cli_args", "free_port", "managed_server",
-           "openai_client_config", "share_cpu_cores"]
+           "openai_client_config", "server_url", "share_cpu_cores"]

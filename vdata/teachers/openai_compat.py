@@ -211,11 +211,12 @@ class OpenAITeacher(Teacher):
                     self._ready = (await self._client.get(self.base_url + "/models", timeout=5.0)).status_code == 200
                 except httpx.HTTPError:
                     pass
-                if not self._ready and time.monotonic() > deadline:
-                    self._ready = True
+                if self._ready:
+                    break
+                if time.monotonic() > deadline:
+                    self._ready = True   # the wait is spent: from here on each request takes its own retries
                     return f"connection: the server did not answer within wait_ready_s={self.config.wait_ready_s:g}"
-                if not self._ready:
-                    await asyncio.sleep(0.5)
+                await asyncio.sleep(0.5)
         return None
 
     async def _probe_server(self) -> str:
@@ -431,8 +432,7 @@ class OpenAITeacher(Teacher):
         messages = base
         loop = asyncio.get_running_loop()
         last_err = ""
-        retries = self.config.schema_retries if request.schema_retries is None else request.schema_retries
-        for round_ in range(retries + 1 if schema is not None else 1):
+        for round_ in range(self.schema_retries(request) + 1 if schema is not None else 1):
             try:
                 if has_media:  # JPEG/MP4 encoding off the event loop
                     payload = await loop.run_in_executor(None, self._body, request, messages, dialect, video_mode)

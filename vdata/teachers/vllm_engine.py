@@ -215,7 +215,7 @@ class VLLMTeacher(Teacher):
         convo = list(base)
         pending = list(range(len(requests)))
         last_err: dict[int, str] = {}
-        retries = [self.config.schema_retries if r.schema_retries is None else r.schema_retries for r in requests]
+        retries = [self.schema_retries(r) for r in requests]
         for _round in range(max(retries, default=0) + 1):
             prompts, params, idx = [], [], []
             for i in pending:
