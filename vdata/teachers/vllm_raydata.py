@@ -54,6 +54,10 @@ def vllm_processor(
     )
     if multimodal:
         kw["prepare_multimodal_stage"] = {"enabled": True}
+    # the engine tokenizes the templated prompt and returns the decoded text itself: separate tokenize and
+    # detokenize stages are two more actor pools to start (each loads the tokenizer) for the same work
+    kw["tokenize_stage"] = {"enabled": False}
+    kw["detokenize_stage"] = {"enabled": False}
     env = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), **vllm_cpu_env(), **config.env}
     for k, v in env.items():  # the processor's own workers read these at import time too
         os.environ.setdefault(k, v)
