@@ -7,7 +7,8 @@ PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 VENV=.venv
 STAMP=$VENV/.setup-stamp
-want=$(cat pyproject.toml scripts/setup.sh scripts/uv_env.py scripts/install_llama_cpp.sh scripts/sitecustom/*.py | sha256sum | cut -c1-16)
+want=$(cat pyproject.toml scripts/setup.sh scripts/uv_env.py scripts/install_llama_cpp.sh scripts/sitecustom/*.py \
+  | sha256sum | cut -c1-16)
 # llama.cpp (compiled from source, minutes on 2 cores, once per machine) serves the small text model in
 # tests; the quickstart serves it with vLLM instead, so `make quickstart` sets VDATA_LLAMACPP=0.
 llama_cpp() {
@@ -38,7 +39,8 @@ pip install -q --upgrade pip
 # 46 s against pip's 251 s on 2 cores, with the same 240 packages at the same versions. pip stays the fallback.
 pip install -q uv || true
 install() {
-  if [ -x $VENV/bin/uv ] && (eval "$($VENV/bin/python scripts/uv_env.py)" && $VENV/bin/uv pip install -q --python $VENV/bin/python "$@"); then
+  if [ -x $VENV/bin/uv ] \
+     && (eval "$($VENV/bin/python scripts/uv_env.py)" && $VENV/bin/uv pip install -q --python $VENV/bin/python "$@"); then
     return 0
   fi
   pip install -q "$@"
