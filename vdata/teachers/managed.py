@@ -29,7 +29,8 @@ import httpx
 from vdata.teachers.config import ManagedTeacherConfig, OpenAITeacherConfig, _HttpClientCommon
 from vdata.teachers.openai_compat import OpenAITeacher
 from vdata.teachers.packaged import resolve_model
-from vdata.teachers.vllm_env import THREADS_BIND, cpu_core_shares, vllm_cpu_env, with_cpu_defaults
+from vdata.teachers.vllm_env import (THREADS_BIND, cpu_core_shares, server_process_env, vllm_cpu_env,
+                                    with_cpu_defaults)
 
 log = logging.getLogger("vdata.teachers")
 
@@ -211,6 +212,8 @@ class ManagedServer:
             for k, v in vllm_cpu_env().items():
                 env.setdefault(k, v)
         env.update(self.env)
+        if self.engine == "vllm":
+            env.update(server_process_env(env))   # no worker process, no core spent spinning (vllm_env)
         cmd = self.command(port)
         t0 = time.monotonic()
         with open(self.log_path, "wb") as logf:

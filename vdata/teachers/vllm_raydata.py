@@ -16,7 +16,8 @@ from vdata.teachers.config import VLLMTeacherConfig
 from vdata.teachers.media_encoding import jpeg_data_url
 from vdata.teachers.structured import check_reply
 from vdata.teachers.types import ImagePart, TeacherRequest, TextPart
-from vdata.teachers.vllm_env import SAMPLING_FIELDS, install_ray_vllm_compat, vllm_cpu_env, with_cpu_defaults
+from vdata.teachers.vllm_env import (SAMPLING_FIELDS, actor_process_env, install_ray_vllm_compat, vllm_cpu_env,
+                                    with_cpu_defaults)
 
 def vllm_processor(
     config: VLLMTeacherConfig,
@@ -61,6 +62,8 @@ def vllm_processor(
     env = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), **vllm_cpu_env(), **config.env}
     for k, v in env.items():  # the processor's own workers read these at import time too
         os.environ.setdefault(k, v)
+    # only in the engine's actors: an offline engine this process builds later keeps its worker process
+    env = {**actor_process_env(), **env}
     install_ray_vllm_compat()
     try:  # run the chat_utils alias in every stage worker too (Ray's module-path setup hook)
         from ray._private import ray_constants
