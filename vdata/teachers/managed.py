@@ -310,10 +310,12 @@ class ManagedServer:
 def share_cpu_cores(managed: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
     """The managed teachers of one run (name, raw config), each vLLM CPU server given its own cores.
 
-    Left on vLLM's "auto" binding, every CPU server pins its compute threads to the same cores, so the
-    quickstart's captioner and writer took turns on one core of a two-core laptop while the other ran
-    neither. Untouched: a single vLLM server, the GPU wheel, and any binding the user set (in the
-    environment or in a teacher's ``env``)."""
+    Left on vLLM's "auto" binding, every CPU server takes the same cores: with vLLM's worker processes they
+    pinned their threads to them, and the quickstart's captioner and writer took turns on one core of a
+    two-core laptop while the other ran neither; without (``server_process_env``) each would start a
+    thread per core less one, more threads than cores. The cores named here give each its count.
+    Untouched: a single vLLM server, the GPU wheel, and any binding the user set (in the environment or in
+    a teacher's ``env``)."""
     default_engine = ManagedTeacherConfig.model_fields["engine"].default
     on_cpu = [i for i, (_, raw) in enumerate(managed)
               if raw.get("engine", default_engine) == "vllm" and THREADS_BIND not in (raw.get("env") or {})]
