@@ -39,6 +39,9 @@ def test_gguf_becomes_a_dense_model_directory_once(smol_dir):
     stamp = (smol_dir / "model.safetensors").stat().st_mtime_ns
     assert gguf_as_hf_dir(packaged_file(SMOL, ".gguf"), smol_dir) == smol_dir   # made once, then reused
     assert (smol_dir / "model.safetensors").stat().st_mtime_ns == stamp
+    import gguf   # the conversion's parse-once caches are gone with it
+
+    assert isinstance(gguf.GGUFReader, type) and not hasattr(gguf.get_tensor_name_map, "cache_info")
 
 
 def test_dequantized_weights_still_answer(smol_dir):
