@@ -14,6 +14,7 @@ import importlib
 import importlib.util
 import os
 import shutil
+import threading
 from pathlib import Path
 
 PREFIX = "package:"
@@ -66,6 +67,9 @@ def _model_cache() -> Path:
     return Path(os.environ.get("VDATA_MODEL_CACHE") or os.path.expanduser("~/.cache/vdata/models"))
 
 
+_GGUF_PATCH_LOCK = threading.Lock()   # managed servers start in threads: one conversion swaps gguf's names at a time
+
+
 @contextlib.contextmanager
 def _gguf_parsed_once():
     """transformers reads a GGUF file three times (config, tokenizer, weights), and each ``gguf.GGUFReader``
@@ -77,14 +81,15 @@ def _gguf_parsed_once():
     except ImportError:
         yield
         return
-    saved = {name: getattr(gguf, name) for name in ("GGUFReader", "get_tensor_name_map") if hasattr(gguf, name)}
-    try:
-        for name, original in saved.items():
-            setattr(gguf, name, functools.lru_cache(maxsize=4)(original))
-        yield
-    finally:
-        for name, original in saved.items():
-            setattr(gguf, name, original)
+    with _GGUF_PATCH_LOCK:
+        saved = {name: getattr(gguf, name) for name in ("GGUFReader", "get_tensor_name_map") if hasattr(gguf, name)}
+        try:
+            for name, original in saved.items():
+                setattr(gguf, name, functools.lru_cache(maxsize=4)(original))
+            yield
+        finally:
+            for name, original in saved.items():
+                setattr(gguf, name, original)
 
 
 def gguf_as_hf_dir(gguf: str | Path, directory: str | Path | None = None) -> Path:
