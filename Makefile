@@ -11,8 +11,8 @@ setup:
 # The quickstart's teachers both run on vLLM's CPU engine: no llama.cpp to compile.
 quickstart:
 	VDATA_LLAMACPP=0 bash scripts/setup.sh
-	.venv/bin/vdata models tiny-vlm
-	.venv/bin/vdata models smollm2
+	# the two teachers' models side by side, one core each: 23 s instead of 12 + 23 on 2 cores
+	.venv/bin/vdata models tiny-vlm & vlm=$$!; .venv/bin/vdata models smollm2 && wait $$vlm
 	.venv/bin/vdata build examples/quickstart.yaml
 
 # Two pytest workers on 2 cores (tests/conftest.py gives each its own Ray and its own core for vLLM):
