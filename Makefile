@@ -11,7 +11,7 @@ setup:
 # The quickstart's teachers both run on vLLM's CPU engine: no llama.cpp to compile.
 quickstart:
 	VDATA_LLAMACPP=0 bash scripts/setup.sh
-	# the two teachers' models side by side, one core each: 23 s instead of 12 + 23 on 2 cores
+	# the two teachers' models side by side, one core each: 22 s instead of 12 + 23 on 2 cores
 	.venv/bin/vdata models tiny-vlm & vlm=$$!; .venv/bin/vdata models smollm2 && wait $$vlm
 	.venv/bin/vdata build examples/quickstart.yaml
 

@@ -546,5 +546,10 @@ def test_vllm_cpu_server_environment_keeps_the_worker_in_the_engine_process(monk
     assert vllm_env.server_process_env({single: "1"}) == {}
     assert vllm_env.server_process_env({"OMP_NUM_THREADS": "3"}) == {single: "0"}
     assert vllm_env.parse_cpu_ids("1,3-5, 7") == [1, 3, 4, 5, 7]
+    # a Ray actor's engine: no worker process either, its threads left to Ray; the teacher's env has the last word
+    actor = vllm_env.engine_actor_env({"X": "1"})
+    assert actor[single] == "0" and actor["X"] == "1" and "OMP_NUM_THREADS" not in actor and "HF_HUB_OFFLINE" in actor
+    assert vllm_env.engine_actor_env({single: "1"})[single] == "1"
     monkeypatch.setattr(vllm_env, "vllm_cpu_env", lambda: {})   # the GPU wheel: its own executor
     assert vllm_env.server_process_env({}) == {}
+    assert single not in vllm_env.engine_actor_env({})

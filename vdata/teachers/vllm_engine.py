@@ -32,7 +32,7 @@ from vdata.teachers.config import VLLMTeacherConfig
 from vdata.teachers.media_encoding import sample_video_frames, to_pil_rgb
 from vdata.teachers.structured import settle_reply
 from vdata.teachers.types import ImagePart, Message, TeacherRequest, TeacherResult, TextPart, Usage, VideoPart
-from vdata.teachers.vllm_env import SAMPLING_FIELDS, actor_process_env, vllm_cpu_env, with_cpu_defaults
+from vdata.teachers.vllm_env import SAMPLING_FIELDS, engine_actor_env, vllm_cpu_env, with_cpu_defaults
 from vdata.teachers.vllm_raydata import apply_vllm_teacher, request_to_row, vllm_processor
 
 log = logging.getLogger("vdata.teachers")
@@ -289,8 +289,7 @@ class VLLMPoolTeacher(Teacher):
 
         if not ray.is_initialized():
             ray.init(include_dashboard=False, ignore_reinit_error=True)
-        env = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), **vllm_cpu_env(), **actor_process_env(),
-               **config.env}
+        env = engine_actor_env(config.env)
         actor_cls = ray.remote(_EngineReplica).options(
             **config.ray_actor_options(), runtime_env={"env_vars": env}, name=None
         )

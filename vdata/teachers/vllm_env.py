@@ -164,11 +164,14 @@ def server_process_env(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in out.items() if k not in env}
 
 
-def actor_process_env() -> dict[str, str]:
-    """For a vLLM CPU engine in a Ray actor: the worker in the engine's process, as Ray Data asks for ("uni")
-    and vLLM's CPU platform overrides unless told (see ``server_process_env``). The actor's OpenMP threads
-    are the CPUs Ray gave it (Ray sets ``OMP_NUM_THREADS``)."""
-    return {SINGLE_PROCESS: "0"} if vllm_cpu_env() else {}
+def engine_actor_env(extra: dict[str, str]) -> dict[str, str]:
+    """The environment of a Ray actor that runs a vLLM engine (Ray Data's stage, the actor-pool teacher): the
+    hub offline unless this process says otherwise, the CPU wheel's device, the teacher's own ``env`` last.
+    On the CPU wheel the worker runs in the engine's process, as Ray Data asks for ("uni") and vLLM's CPU
+    platform overrides unless told (see ``server_process_env``); the actor's OpenMP threads are the CPUs Ray
+    gave it (Ray sets ``OMP_NUM_THREADS``)."""
+    single = {SINGLE_PROCESS: "0"} if vllm_cpu_env() else {}
+    return {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), **vllm_cpu_env(), **single, **extra}
 
 
 class _ChatUtilsAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -196,6 +199,6 @@ def install_ray_vllm_compat() -> None:
         sys.meta_path.append(_ChatUtilsAlias())
 
 
-__all__ = ["SAMPLING_FIELDS", "SINGLE_PROCESS", "THREADS_BIND", "actor_process_env", "cpu_core_shares",
+__all__ = ["SAMPLING_FIELDS", "SINGLE_PROCESS", "THREADS_BIND", "cpu_core_shares", "engine_actor_env",
            "install_ray_vllm_compat", "parse_cpu_ids", "physical_cpus", "server_process_env", "vllm_cpu_dtype",
            "vllm_cpu_env", "with_cpu_defaults"]

@@ -16,7 +16,7 @@ from vdata.teachers.config import VLLMTeacherConfig
 from vdata.teachers.media_encoding import jpeg_data_url
 from vdata.teachers.structured import check_reply
 from vdata.teachers.types import ImagePart, TeacherRequest, TextPart
-from vdata.teachers.vllm_env import (SAMPLING_FIELDS, actor_process_env, install_ray_vllm_compat, vllm_cpu_env,
+from vdata.teachers.vllm_env import (SAMPLING_FIELDS, SINGLE_PROCESS, engine_actor_env, install_ray_vllm_compat,
                                     with_cpu_defaults)
 
 def vllm_processor(
@@ -59,11 +59,10 @@ def vllm_processor(
     # detokenize stages are two more actor pools to start (each loads the tokenizer) for the same work
     kw["tokenize_stage"] = {"enabled": False}
     kw["detokenize_stage"] = {"enabled": False}
-    env = {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), **vllm_cpu_env(), **config.env}
+    env = engine_actor_env(config.env)
     for k, v in env.items():  # the processor's own workers read these at import time too
-        os.environ.setdefault(k, v)
-    # only in the engine's actors: an offline engine this process builds later keeps its worker process
-    env = {**actor_process_env(), **env}
+        if k != SINGLE_PROCESS:   # the engine's actors only: an offline engine built here later keeps its worker
+            os.environ.setdefault(k, v)
     install_ray_vllm_compat()
     try:  # run the chat_utils alias in every stage worker too (Ray's module-path setup hook)
         from ray._private import ray_constants
