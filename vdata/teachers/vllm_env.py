@@ -170,8 +170,9 @@ def engine_actor_env(extra: dict[str, str]) -> dict[str, str]:
     On the CPU wheel the worker runs in the engine's process, as Ray Data asks for ("uni") and vLLM's CPU
     platform overrides unless told (see ``server_process_env``); the actor's OpenMP threads are the CPUs Ray
     gave it (Ray sets ``OMP_NUM_THREADS``)."""
-    single = {SINGLE_PROCESS: "0"} if vllm_cpu_env() else {}
-    return {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), **vllm_cpu_env(), **single, **extra}
+    cpu = vllm_cpu_env()
+    return {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), **cpu, **({SINGLE_PROCESS: "0"} if cpu else {}),
+            **extra}
 
 
 class _ChatUtilsAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
