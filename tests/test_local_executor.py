@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import copy_to
-from test_resume import snapshot
+from test_resume import captioned_manifest, snapshot, teacher_config, teacher_proxy  # noqa: F401 (fixtures)
 from vdata.schemas.config import ConfigError, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,3 +109,76 @@ def test_in_process_build_commits_per_video_and_resumes_after_a_kill(tmp_path, i
 def test_executor_is_checked_with_the_key_named(tmp_path, inputs):
     with pytest.raises(ConfigError, match=r"ray\.executor"):
         parse_config(config(inputs, tmp_path / "o", "threads"))
+
+
+def _mass_through(collector, stages: list[str]) -> float:
+    """How many videos' worth of rows have gone through the first stages, `stages`, so far: what the last of
+    them passed on plus what each rejected (the progress display's measure)."""
+    records = list(collector.records) if collector is not None else []
+    return (sum(r["mass_out"] for r in records if r["stage"] == stages[-1])
+            + sum(r["mass_rejected"] for r in records if r["stage"] in stages))
+
+
+@pytest.mark.slow
+def test_a_teacher_stage_waiting_on_its_server_holds_back_no_decoding_stage(tmp_path, captioned_manifest, teacher_proxy,
+                                                                              in_process):
+    """In process the stages run side by side, one thread each, as Ray Data's operators do: while generate
+    waits on its teacher (its answers held at the proxy), probe, shots and frames go through every video.
+    One video at a time through every stage would leave the other videos waiting until the teacher answered."""
+    from vdata.pipelines import execution as X
+    from vdata.pipelines.runner import build
+
+    DECODING = ["probe", "shots", "frames"]   # the stages of teacher_config before generate
+    proxy = teacher_proxy
+    proxy.reset()
+    proxy.hold()
+    outcome: dict = {}
+
+    config = parse_config(teacher_config(captioned_manifest, tmp_path / "out", proxy.base_url))
+
+    def run():
+        try:
+            outcome["result"] = build(config, progress=False)
+        except BaseException as e:  # noqa: BLE001 (asserted below)
+            outcome["error"] = e
+
+    thread = threading.Thread(target=run, daemon=True)
+    try:
+        thread.start()
+        deadline = time.time() + 240
+        while time.time() < deadline and "error" not in outcome and (
+                _mass_through(X._LOCAL[0], DECODING) < 4 - 1e-6 or proxy.counts["posts"] < 1):
+            time.sleep(0.05)
+        frames_through = _mass_through(X._LOCAL[0], DECODING)
+        generate_batches = sum(r["stage"] == "generate" for r in list(X._LOCAL[0].records))
+        asked = proxy.counts["posts"]   # generate had sent its first requests
+    finally:
+        proxy.release()
+    thread.join(timeout=600)
+    assert "error" not in outcome, outcome.get("error")
+    # all four videos decoded and framed while the teacher's first answers were still held
+    assert frames_through == pytest.approx(4) and asked >= 1 and generate_batches == 0, (frames_through, asked)
+    result = outcome["result"]
+    assert result.rows >= 10 and proxy.counts["forwarded"] >= result.rows
+
+
+def test_an_error_in_a_stage_thread_ends_the_build_in_the_caller(tmp_path, inputs, in_process, monkeypatch):
+    """A stage thread that fails stops the other stages and raises its error where `build` was called."""
+    from vdata.pipelines import execution as X
+    from vdata.pipelines.runner import build
+
+    real = X.run_stage_on_table
+
+    def failing(stage, table, *args, **kwargs):
+        if stage.name == "quality":   # injected fault: the third stage of four dies on its first video
+            raise RuntimeError("injected: the quality stage died")
+        return real(stage, table, *args, **kwargs)
+
+    monkeypatch.setattr(X, "run_stage_on_table", failing)
+    with pytest.raises(RuntimeError, match="injected: the quality stage died"):
+        build(parse_config(config(inputs, tmp_path / "out", "local")), progress=False)
+    deadline = time.time() + 10
+    while any(t.name.startswith("vdata-stage-") for t in threading.enumerate()) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("vdata-stage-")]
+    assert not list((tmp_path / "out" / "_ledger").glob("*.json"))   # nothing was committed

@@ -61,8 +61,11 @@ def local_path(path: str) -> str:
 
 def configure(options: dict[str, dict] | None) -> None:
     """Set this process's fsspec options per protocol (`{"s3": {"endpoint_url": ..., "key": ...}}`)."""
+    wanted = {k: dict(v) for k, v in (options or {}).items()}
+    if wanted == _OPTIONS:   # every stage call sets the same: the in-process build's threads never see it empty
+        return
     _OPTIONS.clear()
-    _OPTIONS.update({k: dict(v) for k, v in (options or {}).items()})
+    _OPTIONS.update(wanted)
 
 
 def options() -> dict[str, dict]:
