@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import copy_to
-from test_resume import captioned_manifest, snapshot, teacher_config, teacher_proxy  # noqa: F401 (fixtures)
+from test_resume import snapshot, teacher_config, teacher_proxy  # noqa: F401 (a fixture)
 from vdata.schemas.config import ConfigError, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,7 +120,7 @@ def _mass_through(collector, stages: list[str]) -> float:
 
 
 @pytest.mark.slow
-def test_a_teacher_stage_waiting_on_its_server_holds_back_no_decoding_stage(tmp_path, captioned_manifest, teacher_proxy,
+def test_a_teacher_stage_waiting_on_its_server_holds_back_no_decoding_stage(tmp_path, flash_video, teacher_proxy,
                                                                               in_process):
     """In process the stages run side by side, one thread each, as Ray Data's operators do: while generate
     waits on its teacher (its answers held at the proxy), probe, shots and frames go through every video.
@@ -129,12 +129,16 @@ def test_a_teacher_stage_waiting_on_its_server_holds_back_no_decoding_stage(tmp_
     from vdata.pipelines.runner import build
 
     DECODING = ["probe", "shots", "frames"]   # the stages of teacher_config before generate
+    videos = [(flash_video, "A colour test pattern with a moving gradient."),
+              (str(ROOT / "examples" / "videos" / "multishot.mp4"), "A short film of several shots.")]
+    manifest = tmp_path / "videos.csv"
+    manifest.write_text("path,caption\n" + "".join(f"{copy_to(v, tmp_path / 'in')},{c}\n" for v, c in videos))
     proxy = teacher_proxy
     proxy.reset()
     proxy.hold()
     outcome: dict = {}
 
-    config = parse_config(teacher_config(captioned_manifest, tmp_path / "out", proxy.base_url))
+    config = parse_config(teacher_config(manifest, tmp_path / "out", proxy.base_url))
 
     def run():
         try:
@@ -147,7 +151,7 @@ def test_a_teacher_stage_waiting_on_its_server_holds_back_no_decoding_stage(tmp_
         thread.start()
         deadline = time.time() + 240
         while time.time() < deadline and "error" not in outcome and (
-                _mass_through(X._LOCAL[0], DECODING) < 4 - 1e-6 or proxy.counts["posts"] < 1):
+                _mass_through(X._LOCAL[0], DECODING) < len(videos) - 1e-6 or proxy.counts["posts"] < 1):
             time.sleep(0.05)
         frames_through = _mass_through(X._LOCAL[0], DECODING)
         generate_batches = sum(r["stage"] == "generate" for r in list(X._LOCAL[0].records))
@@ -156,10 +160,10 @@ def test_a_teacher_stage_waiting_on_its_server_holds_back_no_decoding_stage(tmp_
         proxy.release()
     thread.join(timeout=600)
     assert "error" not in outcome, outcome.get("error")
-    # all four videos decoded and framed while the teacher's first answers were still held
-    assert frames_through == pytest.approx(4) and asked >= 1 and generate_batches == 0, (frames_through, asked)
+    # both videos decoded and framed while the teacher's first answers were still held
+    assert frames_through == pytest.approx(len(videos)) and asked >= 1 and generate_batches == 0, (frames_through, asked)
     result = outcome["result"]
-    assert result.rows >= 10 and proxy.counts["forwarded"] >= result.rows
+    assert result.rows >= 2 and proxy.counts["forwarded"] >= result.rows
 
 
 def test_an_error_in_a_stage_thread_ends_the_build_in_the_caller(tmp_path, inputs, in_process, monkeypatch):

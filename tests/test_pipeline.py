@@ -49,10 +49,12 @@ def quickstart_in(tmp_path, curation_only: bool = False) -> Path:
 
 
 @pytest.mark.slow
-def test_quickstart_runs_end_to_end_with_declared_schema(tmp_path, ray_local):
+def test_quickstart_runs_end_to_end_with_declared_schema(tmp_path, in_process):
     """The whole chain of the quickstart: videos → clips → captions → video captions → samples → filters →
     a LLaVA export, on the embedded teachers (random tiny VLM, SmolLM2). The narrated videos give QA that
-    passes the filters on its merits; the random VLM's captions stay labelled unverified."""
+    passes the filters on its merits; the random VLM's captions stay labelled unverified. It runs as
+    `make quickstart` runs it: in process (its 8 videos are within `ray.local_max_videos`); teacher stages
+    through Ray are built in test_generate and test_resume."""
     import datasets
 
     from vdata.stages.caption import ensure_tiny_vlm
@@ -140,6 +142,7 @@ def test_quickstart_runs_end_to_end_with_declared_schema(tmp_path, ray_local):
     assert manifest["teachers"]["captioner"]["requests"] >= clips
     assert manifest["teachers"]["writer"]["requests"] >= 6 * spoken
     assert manifest["versions"]["ray"] and manifest["config_hash"] == cfg.config_hash()
+    assert manifest["ray"]["executor"] == "in-process"
     # the export: LLaVA-Video JSON + the trainer's data_path YAML, loadable as it is, videos in place
     (export,) = result.exports
     assert export["status"] == "written" and export["format"] == "llava"
