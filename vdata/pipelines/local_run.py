@@ -34,7 +34,7 @@ import sys
 import threading
 import uuid
 from collections import defaultdict, deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
 import pyarrow as pa
@@ -128,8 +128,7 @@ class _Stream:
         waits on teachers over HTTP works on `batches_per_actor` videos at once, in threads, as each of its
         Ray actors does (planning._batches_per_actor): its server then batches several videos' requests."""
         width = entry[0].resources.batches_per_actor or 1
-        pool = ThreadPoolExecutor(width, thread_name_prefix=f"vdata-stage-{entry[0].name}") if width > 1 else None
-        pending: deque = deque()   # (video index, future of its table), in video order
+        pending: deque = deque()   # (video index, future of its table), in video order; at most `width` at work
         finished = False
         try:
             while not self.stop.is_set():
@@ -150,19 +149,16 @@ class _Stream:
                         continue
                     if item is _DONE:
                         finished = True
-                    elif pool is None:
+                    elif width == 1:
                         done: Future = Future()
                         done.set_result(_run_stage(entry, item[1]))
                         pending.append((item[0], done))
                     else:
-                        pending.append((item[0], pool.submit(_run_stage, entry, item[1])))
+                        pending.append((item[0], _in_thread(entry, item[1])))
         except BaseException as e:  # handed to the calling thread, which raises it
             if self.error is None:
                 self.error = e
             self.stop.set()
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         self.stop.set()
@@ -170,6 +166,21 @@ class _Stream:
             # a thread inside a long teacher request is not waited for: it is a daemon, its stage is
             # closed below and its result is dropped
             t.join(timeout=2.0)
+
+
+def _in_thread(entry, table: pa.Table) -> Future:
+    """`_run_stage` in a daemon thread of its own. Not a ThreadPoolExecutor: the interpreter waits for its
+    threads at exit, so an interrupted build would hang on a teacher request still in flight."""
+    future: Future = Future()
+
+    def work():
+        try:
+            future.set_result(_run_stage(entry, table))
+        except BaseException as e:  # raised by the stage thread that waits on this future
+            future.set_exception(e)
+
+    threading.Thread(target=work, name=f"vdata-stage-{entry[0].name}-video", daemon=True).start()
+    return future
 
 
 def _run_stage(entry, table: pa.Table) -> pa.Table:
