@@ -32,6 +32,7 @@ import os
 import queue
 import sys
 import threading
+import time
 import uuid
 from collections import defaultdict, deque
 from concurrent.futures import Future
@@ -162,10 +163,11 @@ class _Stream:
 
     def close(self) -> None:
         self.stop.set()
+        # threads inside a long teacher request are not waited for beyond one shared 2 s: they are daemons,
+        # their stages are closed next and their results dropped
+        deadline = time.monotonic() + 2.0
         for t in self.threads:
-            # a thread inside a long teacher request is not waited for: it is a daemon, its stage is
-            # closed below and its result is dropped
-            t.join(timeout=2.0)
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def _in_thread(entry, table: pa.Table) -> Future:
