@@ -173,3 +173,27 @@ def test_motion_of_a_slow_stretch_of_variable_frame_rate_video(tmp_path, quality
     reference = quality_stage.scores(clip_row(steady))[R.Q_MOTION] * 10 / info["fps"]   # per frame of ~30 fps
     assert scores[R.Q_MOTION] > QualityConfig().thresholds.motion_min
     assert scores[R.Q_MOTION] == pytest.approx(reference, rel=0.25)
+
+
+def test_a_picture_held_for_seconds_in_variable_frame_rate_video_is_read_not_rejected(tmp_path):
+    """A screen recording sends a frame only when the screen changes: here 2 s at 25 fps, then no frame for
+    2 s, then frames 80 ms apart. The frame after the still stretch is the nearest one to a time inside it,
+    so the clip is kept; a frame that the reader returned from outside the held interval is still caught."""
+    from vdata.media.ffmpeg import run_ffmpeg
+    from vdata.media.timestamps import held_frame_gap
+
+    path = str(tmp_path / "held.mp4")
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=4", "-c:v", "libx264", "-pix_fmt",
+                "yuv420p", "-vf", "setpts='if(lt(N,50),N/25/TB,(N*2)/25/TB)'", "-fps_mode", "vfr", path])
+    info = probe_video(path)
+    assert info["is_vfr"]
+    assert held_frame_gap(path, [3.0]) == pytest.approx(4.0 - 1.96, abs=1e-3)
+    assert held_frame_gap(path, [1.0, 5.0]) == pytest.approx(0.08, abs=1e-3)   # no held picture there
+    stage = FramesStage(FramesConfig(num_frames=4, max_side=160), RunContext(output_dir="/tmp/unused"))
+    row = {R.PATH: path, R.SOURCE_URI: path, **info, R.CLIP_ID: "held_0", R.START_S: 0.0, R.END_S: 8.0}
+    out = stage.process_batch([row])[0]
+    assert not isinstance(out, Reject), out
+    got = [f[R.FRAME_TIMESTAMP_S] for f in out[R.FRAMES]]
+    assert got[1] in (pytest.approx(1.96), pytest.approx(4.0))   # asked for 3.0 s: a frame bounding the gap
+    # the same answer for a time outside the held interval is wrong, and still found so
+    assert FramesStage._unsound(path, [1.0, 6.5], [(1.0, None), (4.0, None)], [], info["fps"], True, 7.9)

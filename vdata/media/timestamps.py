@@ -105,3 +105,29 @@ def _decode_first_frames(path: str, frames: int) -> tuple[bool, int]:
     except (av.error.FFmpegError, IndexError):
         return False, rotation   # reading will fail with its own error
     return any(t is None for t in times) or any(b <= a for a, b in zip(times, times[1:])), rotation
+
+
+def held_frame_gap(path: str, times: Sequence[float]) -> float | None:
+    """The longest interval between two consecutive frames that brackets one of `times` (seconds from the
+    stream's first frame, as the readers count them), from the packets' timestamps without decoding; None
+    when the packets carry no usable timestamps.
+
+    A variable-frame-rate video may show one picture for seconds (a screen recording of a still screen,
+    a phone's frozen segment): the frame returned for a time inside such an interval lies that far from it,
+    and is still the right one, since no other frame lies between."""
+    import av
+
+    try:
+        with av.open(path, metadata_errors="ignore") as c:
+            stream = video_stream(c)
+            if stream is None:
+                return None
+            pts = [p.pts for p in c.demux(stream) if p.size]
+            tb, start = float(stream.time_base), float(stream.start_time or 0)
+    except av.error.FFmpegError:
+        return None
+    if len(pts) < 2 or any(p is None for p in pts):
+        return None
+    shown = (np.sort(np.asarray(pts, dtype=np.float64)) - start) * tb
+    at = np.clip(np.searchsorted(shown, np.asarray(times, dtype=np.float64), side="right"), 1, len(shown) - 1)
+    return float((shown[at] - shown[at - 1]).max())

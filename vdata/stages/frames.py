@@ -24,6 +24,7 @@ from pydantic import Field
 from vdata.media.hashing import hamming, phash
 from vdata.media.images import encode_jpeg
 from vdata.media.reader import open_reader, returned_times_problem
+from vdata.media.timestamps import held_frame_gap
 from vdata.schemas import records as R
 
 from .base import Resources, Stage, StageConfig
@@ -93,7 +94,7 @@ class FramesStage(Stage):
             declared = row.get(R.DURATION_S) or (reader.num_frames / fps if reader.num_frames else None)
         # a request past the last frame rightly gets the last frame
         last = float(declared) - 1.0 / fps if declared else float("inf")
-        problem = self._unsound(times, frames, errors, fps, bool(row.get(R.IS_VFR)), last)
+        problem = self._unsound(row[R.PATH], times, frames, errors, fps, bool(row.get(R.IS_VFR)), last)
         if problem:
             return self.reject(row, CORRUPT, f"frames of {row[R.START_S]:.2f}-{row[R.END_S]:.2f}s: {problem}",
                                decode_errors=errors, requested=[round(t, 3) for t in times],
@@ -109,12 +110,19 @@ class FramesStage(Stage):
         return {**row, R.FRAMES: items, R.FRAME_SAMPLING: self.label()}
 
     @staticmethod
-    def _unsound(times, frames, errors, fps, is_vfr, last_frame_s) -> str | None:
+    def _unsound(path, times, frames, errors, fps, is_vfr, last_frame_s) -> str | None:
         if errors:
             return f"{len(errors)} packet(s) failed to decode on the way, the first at {min(errors):.2f}s"
+        got, span = [t for t, _ in frames], (0.0, max(0.0, last_frame_s))
         tol = max(1.0 / fps, VFR_MAX_GAP_S) if is_vfr else 1.0 / fps + 1e-3
-        return returned_times_problem(times, [t for t, _ in frames], fps, span=(0.0, max(0.0, last_frame_s)),
-                                      tolerance_s=tol)
+        problem = returned_times_problem(times, got, fps, span=span, tolerance_s=tol)
+        if problem and is_vfr:
+            # a picture held longer than VFR_MAX_GAP_S (a still screen in a screen recording): the frame after
+            # (or before) it is the nearest there is, which the packets' timestamps show without a decode
+            held = held_frame_gap(path, times)
+            if held is not None and held + 1.0 / fps > tol:
+                problem = returned_times_problem(times, got, fps, span=span, tolerance_s=held + 1.0 / fps + 1e-3)
+        return problem
 
     def _distinct(self, frames):
         """Candidates far enough from every frame kept before them; beyond max_frames, the most distinct
