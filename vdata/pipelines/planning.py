@@ -239,6 +239,21 @@ def preflight(cfg: BuildConfig) -> Plan:
     return plan
 
 
+def fetch_assets(plan: Plan) -> None:
+    """Download what the stages load from a model hub (`Stage.fetch`), once, here in the driver: before Ray,
+    the actor pools and the teacher servers start, and with the failing key named (a ConfigError)."""
+    problems = []
+    for s in plan.stages:
+        try:
+            stage_class(s.name).fetch(s.config)
+        except ValueError as e:
+            problems.append(f"stages[{s.index}].{s.name}.{e}")
+    if problems:
+        raise ConfigError(redact("\n  ".join(problems) if len(problems) == 1 else
+                                 "cannot fetch what the stages need:\n  " + "\n  ".join(problems),
+                                 plan.config.secrets))
+
+
 def plan_text(plan: Plan, cpus: int | None = None, gpus: int | None = None) -> str:
     """A human-readable plan; with a cluster shape, how many workers each stage would get."""
     lines = [f"pipeline {plan.config.name!r}  (config hash {plan.config.config_hash()})",

@@ -30,8 +30,8 @@ from . import execution as X
 from . import progress as P
 from . import remote
 from .ingest import discover, reject_duplicates
-from .planning import (Plan, StagePlan, check_fits, input_problems, make_plan, plan_fits,  # noqa: F401
-                       plan_text, preflight, resource_floor, teacher_spend)
+from .planning import (Plan, StagePlan, check_fits, fetch_assets, input_problems, make_plan,  # noqa: F401
+                       plan_fits, plan_text, preflight, resource_floor, teacher_spend)
 from .run_teachers import RunTeachers
 
 WRITE_CPUS = 0.25   # the sink's write tasks (see _execute)
@@ -308,6 +308,7 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
     console = _RedactingConsole(console or Console(stderr=True, soft_wrap=True), cfg.secrets)
     display = _Display(console, cfg.ray.progress if progress is None else progress, verbose, progress_every)
     plan = preflight(cfg)   # config and input errors now, before Ray or any teacher starts
+    fetch_assets(plan)      # hub models too: one download here, not one per worker
     t0 = time.time()
     complete, repairs = _prepare_output(plan, console)
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]

@@ -33,8 +33,8 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from vdata.media.asr import (ModelNotAvailable, Transcript, TranscribeOptions, dominant_language,
-                             load_engine, locate_model)
+from vdata.media.asr import (PACKAGED_MODELS, ModelNotAvailable, Transcript, TranscribeOptions,
+                             dominant_language, load_engine, locate_model, materialize)
 from vdata.schemas import records as R
 
 from .base import Reject, Resources, Stage, StageConfig
@@ -128,6 +128,22 @@ class AsrStage(Stage):
     # Large batches keep a video's clips together, so most videos are looked up once per batch.
     default_resources = Resources(num_cpus=1, batch_size=64)
     uses_actors = True
+
+    @classmethod
+    def fetch(cls, config: AsrConfig) -> None:
+        """A size name or hub id that no package ships is downloaded here, once: offline, a worker's
+        download died in its actor's constructor, and the build ended in a Ray traceback."""
+        location = locate_model(config.model, config.backend)
+        if location.kind != "hub":
+            return
+        try:
+            materialize(location)
+        except Exception as e:
+            reason = (str(e).strip().splitlines() or [""])[0][:200]
+            raise ValueError(
+                f"model: {config.model!r} is not in the local Hugging Face cache and could not be downloaded "
+                f"({type(e).__name__}: {reason}); give a size a package ships ({', '.join(PACKAGED_MODELS)}), "
+                f"a local CTranslate2 directory or package:<module>") from None
 
     def setup(self) -> None:
         cfg = self.config

@@ -74,6 +74,8 @@ class Stage:
     drops: ClassVar[tuple[str, ...]] = ()
     default_resources: ClassVar[Resources] = Resources()
     uses_actors: ClassVar[bool] = False   # default for resources.actors
+    # config fields naming a model the stage loads (local dir, `package:`, hub id): checked before Ray starts
+    HUB_MODEL_FIELDS: ClassVar[tuple[str, ...]] = ()
     # process_batch keeps no per-batch state on the stage, so one actor may run batches in threads
     concurrent_batches: ClassVar[bool] = False
     is_filter: ClassVar[bool] = False
@@ -131,6 +133,21 @@ class Stage:
     def describe(self) -> str:
         """One line for `vdata plan`: the settings that matter."""
         return json.dumps(self.config.model_dump(exclude={"resources"}, mode="json"), sort_keys=True)
+
+    @classmethod
+    def fetch(cls, config: StageConfig) -> None:
+        """Check or download what `setup` would fetch from a model hub, in the driver before Ray and the
+        teachers start (`planning.fetch_assets`); raise ValueError("<config key>: why") when it cannot be had.
+        By default the config fields in HUB_MODEL_FIELDS (model ids: a local directory, `package:`, a hub id)."""
+        from vdata.teachers.packaged import hub_model_problem
+
+        for key in cls.HUB_MODEL_FIELDS:   # dotted for a sub-config's field: "multi_teacher.similarity_model"
+            value = config
+            for part in key.split("."):
+                value = getattr(value, part, None)
+            problem = hub_model_problem(value)
+            if problem:
+                raise ValueError(f"{key}: {problem}")
 
     # --- execution ---
     def setup(self) -> None:

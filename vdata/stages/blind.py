@@ -82,6 +82,7 @@ class BlindConfig(StageConfig):
 
 class BlindStage(Stage):
     name = "blind"
+    HUB_MODEL_FIELDS = ("prior_model",)
     Config = BlindConfig
     reads = (R.SAMPLE_ID, R.TASK, R.QUESTION, R.ANSWER, R.OPTIONS, R.ANSWER_INDEX)
     writes = (R.V_BLIND_CORRECT,)

@@ -56,6 +56,7 @@ class ClipEmbedConfig(StageConfig):
 
 class ClipEmbedStage(Stage):
     name = "clip_embed"
+    HUB_MODEL_FIELDS = ("model",)
     Config = ClipEmbedConfig
     reads = (R.CLIP_ID, R.FRAMES)
     writes = R.CLIP_EMBED_COLUMNS

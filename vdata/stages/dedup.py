@@ -99,6 +99,7 @@ class DedupConfig(StageConfig):
 
 class DedupStage(Stage):
     name = "dedup"
+    HUB_MODEL_FIELDS = ("model",)
     Config = DedupConfig
     reads = (R.SAMPLE_ID, R.TASK, R.QUESTION, R.ANSWER)
     writes = (R.V_DUPLICATE_OF,)

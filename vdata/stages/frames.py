@@ -66,6 +66,7 @@ def sample_times(mode: str, start: float, end: float, cfg: FramesConfig) -> list
 
 class FramesStage(Stage):
     name = "frames"
+    HUB_MODEL_FIELDS = ("keyframe_model",)
     needs_video = True
     Config = FramesConfig
     reads = (R.PATH, R.START_S, R.END_S)

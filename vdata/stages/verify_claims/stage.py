@@ -100,6 +100,7 @@ class _Item:
 
 class VerifyClaimsStage(Stage):
     name = "verify_claims"
+    HUB_MODEL_FIELDS = ("relevance_model",)
     Config = VerifyClaimsConfig
     reads = (R.SAMPLE_ID, R.TASK, R.QUESTION, R.ANSWER)
     writes = (R.V_CLAIMS, R.V_SUPPORTED_RATIO, R.V_STATUS, R.V_REFUTED_CLAIMS, R.REFINE_ROUNDS)
