@@ -56,6 +56,18 @@ def test_bad_number_and_missing_key():
     assert "stages[0].quality.num_frames" in msg
 
 
+def test_problems_of_every_section_come_in_one_error():
+    """A top-level problem used to hide the teachers' and stages' own: the user fixed one round, then met the next."""
+    msg = error_of({"input": [{"path": "."}], "ray": {"num_cpus": -2},
+                    "teachers": {"w": {"backend": "openai", "model": "m", "timeout_s": -1}},
+                    "stages": [{"probe": {}}, {"frames": {"num_frames": "eight"}}, {"shotz": {}}]})
+    for where in ("output: required key is missing", "ray.num_cpus", "teachers.w.timeout_s",
+                  "stages[1].frames.num_frames", "stages[2]: unknown stage 'shotz'"):
+        assert where in msg, (where, msg)
+    assert len(msg.splitlines()) == 6, msg   # each problem once
+    assert "stages: " in error_of({"input": [{"path": "."}], "output": {"dir": "o"}, "stages": "probe"})
+
+
 def test_input_needs_exactly_one_source():
     assert "exactly one of path, glob, manifest, hf" in error_of(cfg(input=[{"path": "a", "glob": "*.mp4"}]))
 

@@ -350,22 +350,25 @@ def parse_config(data: Any, raw_text: str = "", base_dir: Path | str = ".") -> B
     def fail(problems: list[str]) -> ConfigError:   # messages quote values: never a secret one
         return ConfigError(redact("invalid config:\n  " + "\n  ".join(problems), secrets))
 
+    # Every problem at once: the sections' own errors too when the top level has some (a user fixes one round)
+    problems, specs, cfg = [], [], None
     try:
         cfg = BuildConfig.model_validate(data)
     except ValidationError as e:
-        raise fail(format_validation_error(e, BuildConfig)) from None
-    problems, specs = [], []
-    if cfg.teachers:
+        problems = format_validation_error(e, BuildConfig)
+    teachers = cfg.teachers if cfg else data.get("teachers")
+    stages = cfg.stages if cfg else data.get("stages")
+    if isinstance(teachers, dict) and teachers:
         from vdata.teachers.config import parse_teacher_config
 
-        for name, tcfg in cfg.teachers.items():
+        for name, tcfg in teachers.items():
             try:
                 parse_teacher_config(tcfg)
             except ValidationError as e:
                 problems.extend(f"teachers.{name}.{line}" for line in _teacher_errors(e))
             except (TypeError, ValueError) as e:
                 problems.append(f"teachers.{name}: {e}")
-    for i, item in enumerate(cfg.stages):
+    for i, item in enumerate(stages if isinstance(stages, list) else []):
         if not isinstance(item, dict) or len(item) != 1:
             problems.append(f"stages[{i}]: each stage is a one-key mapping like `- shots: {{...}}`")
             continue
