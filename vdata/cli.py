@@ -10,8 +10,10 @@ import threading
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from vdata.schemas.config import ConfigError, load_config
+from vdata.teachers.types import TeacherAuthError
 
 
 
@@ -155,6 +157,9 @@ def build(config, address, quiet, verbose, progress_every):
                            verbose=verbose, progress_every=progress_every)
     except ConfigError as e:
         _config_error(config, e)
+    except TeacherAuthError as e:
+        console.print(Text.assemble(("build stopped", "red"), f": {e}"))
+        sys.exit(1)
     print_summary(result)
 
 

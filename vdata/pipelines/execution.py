@@ -24,6 +24,7 @@ from vdata.exporters.source import first_per_clip
 from vdata.schemas import records as R
 from vdata.stages import stage_class
 from vdata.stages.base import Reject, RunContext, reject_row
+from vdata.teachers.types import TeacherAuthError
 
 from .stage_cache import StageResultCache
 
@@ -46,9 +47,15 @@ def get_stage(key, name, config, ctx):
 
 def _process(stage, rows: list[dict]) -> list:
     try:
-        return stage.process_batch(rows)
+        out = stage.process_batch(rows)
     except Exception as e:  # a batch-level failure: every row becomes a reject, the run goes on
-        return [stage.error_reject(r, e) for r in rows]
+        out = [stage.error_reject(r, e) for r in rows]
+    # A server that refuses a teacher's credentials would reject every row alike: the build stops here,
+    # before these rows reach the stage cache or a committed part, so that a re-run with the key fixed redoes them.
+    refused = next((t for t in stage.__dict__.get("_teachers", {}).values() if getattr(t, "refused", None)), None)
+    if refused is not None:
+        raise TeacherAuthError(refused.name, refused.refused)
+    return out
 
 
 def run_stage_on_table(stage, table: pa.Table, out_schema: pa.Schema, index: int, stats_actor_name: str | None,

@@ -24,6 +24,7 @@ from vdata.schemas.config import BuildConfig, ConfigError
 from vdata.schemas.secrets import redact
 from vdata.stages import stage_class
 from vdata.stages.base import RunContext
+from vdata.teachers.types import TeacherAuthError, find_auth_error
 
 from . import checkpoint
 from . import execution as X
@@ -298,7 +299,13 @@ def build(cfg: BuildConfig, address: str | None = None, progress: bool | None = 
     from vdata.teachers.redaction import redacted_logging
 
     with redacted_logging(cfg.secrets):
-        return _build(cfg, address, progress, console, verbose, progress_every)
+        try:
+            return _build(cfg, address, progress, console, verbose, progress_every)
+        except Exception as e:   # a refused key stops the build: said once, whichever executor wrapped it
+            refused = find_auth_error(e)
+            if refused is None:
+                raise
+            raise TeacherAuthError(refused.teacher, redact(refused.detail, cfg.secrets)) from None
 
 
 def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console, verbose: bool,

@@ -46,6 +46,7 @@ class Teacher(abc.ABC):
         self.accounting = Accountant(name=name, backend=self.backend, model=self.model_name)
         self._closed = False
         self._close_lock = threading.Lock()
+        self.refused: str | None = None   # why the server refused the credentials (HTTP 401/403), once it has
 
     # ---- the contract
     @property
@@ -93,6 +94,9 @@ class Teacher(abc.ABC):
         out = [r for r in results if r is not None]
         assert len(out) == len(requests)
         self.accounting.record_batch(out, wall_s=time.perf_counter() - t0)
+        refused = next((r for r in out if r.error_kind == "auth"), None)
+        if refused is not None:   # not the request's fault: the runner stops the build (see TeacherAuthError)
+            self.refused = (refused.error or "").split(": ", 1)[-1][:300]
         return out
 
     async def agenerate(self, requests: Sequence[TeacherRequest]) -> list[TeacherResult]:

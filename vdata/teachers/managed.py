@@ -236,7 +236,8 @@ class ManagedServer:
                     )
                 for path in paths:
                     try:
-                        if client.get(self.root_url + path).status_code == 200:
+                        # 401/403: up, and guarding its API with a key (llama.cpp's --api_key covers /v1/models)
+                        if client.get(self.root_url + path).status_code in (200, 401, 403):
                             self.startup_s = time.monotonic() - t0
                             log.info("managed %s server ready in %.1fs", self.engine, self.startup_s)
                             return

@@ -359,6 +359,8 @@ class OpenAITeacher(Teacher):
                 raise AttemptError("bad_response", f"unparseable response body ({type(e).__name__})", True) from None
         ra = parse_retry_after(r.headers)
         detail = f"HTTP {status}: {r.text[:300]!r}"
+        if status in (401, 403):
+            raise AttemptError("auth", detail, False)
         if status == 429:
             raise AttemptError("rate_limited", detail, True, ra)
         if status in RETRYABLE_STATUS or status >= 500:

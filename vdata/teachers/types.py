@@ -7,6 +7,7 @@ request that cannot be answered comes back as a :class:`TeacherResult` with ``er
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,13 +167,48 @@ class Usage:
 
 
 # Stable error kinds: ``TeacherResult.error`` starts with one of these, then ": detail".
+class TeacherAuthError(RuntimeError):
+    """A teacher's server refused its credentials (HTTP 401/403). Not a verdict on one request: every request
+    would fail alike, so `Teacher.generate` raises it and the build stops, committing none of the videos in
+    flight (a re-run with the credentials fixed resumes), rather than rejecting every row."""
+
+    def __init__(self, teacher: str, detail: str) -> None:
+        super().__init__(f"teacher {teacher!r}: the server refused its credentials ({detail}); check "
+                         f"teachers.{teacher}.api_key and headers. No video in flight was committed: a re-run resumes")
+        self.teacher, self.detail = teacher, detail
+
+    def __reduce__(self):   # raised in a Ray worker, it is pickled to the driver
+        return (type(self), (self.teacher, self.detail))
+
+
+_AUTH_TEXT = re.compile(r"TeacherAuthError: teacher '(?P<teacher>[^']*)': the server refused its credentials "
+                        r"\((?P<detail>.*?)\); check teachers\.")
+
+
+def find_auth_error(exc: BaseException | None) -> "TeacherAuthError | None":
+    """The TeacherAuthError behind `exc`: itself, a cause or context, or, from a Ray worker, its text. Ray Data
+    re-raises a UDF's error as a UserCodeException pickled without its __cause__: the remote traceback's text,
+    which RayTaskError carries, is all that crosses the process boundary."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, TeacherAuthError):
+            return TeacherAuthError(exc.teacher, exc.detail)
+        found = _AUTH_TEXT.search(str(exc))
+        if found:
+            return TeacherAuthError(found["teacher"], found["detail"])
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 ERROR_KINDS = (
     "timeout",  # per-request deadline passed on every attempt
     "connection",  # dropped/refused connections, truncated bodies
     "rate_limited",  # 429 after all retries
     "server_error",  # 5xx after all retries
     "bad_response",  # unparseable/invalid response body after all retries
-    "bad_request",  # 4xx other than 429: the request itself is wrong (not retried)
+    "bad_request",  # 4xx other than 401, 403, 429: the request itself is wrong (not retried)
+    "auth",  # 401/403: the server refused the credentials; the build stops (TeacherAuthError)
     "schema_invalid",  # reply failed JSON parsing / schema validation after all re-asks
     "input_error",  # the request could not be built (bad image, missing file, too long...)
     "engine_error",  # the offline engine failed on this request
@@ -225,7 +261,9 @@ __all__ = [
     "Message",
     "Part",
     "Role",
+    "TeacherAuthError",
     "TeacherRequest",
+    "find_auth_error",
     "TeacherResult",
     "TextPart",
     "Usage",
