@@ -9,7 +9,7 @@ import labelled_set as L
 from conftest import copy_to
 from vdata.pipelines.runner import build
 from vdata.schemas.config import parse_config
-from vdata.teachers.types import TeacherAuthError, find_auth_error
+from vdata.teachers.types import TeacherRefusedError, find_refusal
 
 KEY = "vdata-test-key-5e1f"
 
@@ -47,7 +47,7 @@ def test_a_refused_key_stops_the_build_and_a_fixed_key_resumes(guarded_server, c
     copy_to(cut_video[0], videos)
     out = tmp_path / "out"
     wrong = "sk-wrong-" + "7" * 24
-    with pytest.raises(TeacherAuthError) as e:
+    with pytest.raises(TeacherRefusedError) as e:
         build(parse_config(config(videos, out, guarded_server.base_url, wrong, executor)), progress=False)
     message = str(e.value)
     assert e.value.teacher == "writer" and "HTTP 401" in message and "teachers.writer.api_key" in message
@@ -62,12 +62,15 @@ def test_a_refused_key_stops_the_build_and_a_fixed_key_resumes(guarded_server, c
 
 def test_the_refusal_is_found_behind_rays_wrapping():
     """Ray Data re-raises a worker's error as a UserCodeException pickled without its cause: the text remains."""
-    inner = TeacherAuthError("cap", "HTTP 403: 'forbidden'")
+    inner = TeacherRefusedError("cap", "HTTP 403: 'forbidden'")
     wrapped = RuntimeError(f"ray::MapWorker(...).submit()\nTraceback ...\nvdata.teachers.types.{type(inner).__name__}: "
                            f"{inner}\n\nThe above exception was the direct cause of the following exception")
-    found = find_auth_error(wrapped)
+    found = find_refusal(wrapped)
     assert found is not None and found.teacher == "cap" and found.detail == "HTTP 403: 'forbidden'"
-    assert find_auth_error(RuntimeError("teacher 'cap' failed")) is None
+    assert find_refusal(RuntimeError("teacher 'cap' failed")) is None
+    model = TeacherRefusedError("writer", "HTTP 404: 'The model `gpt-5x` does not exist.'", "unknown_model")
+    found = find_refusal(RuntimeError(f"...\nvdata.teachers.types.TeacherRefusedError: {model}\n..."))
+    assert found.kind == "unknown_model" and "teachers.writer.model" in str(found) and found.detail == model.detail
     import pickle
 
     again = pickle.loads(pickle.dumps(inner))

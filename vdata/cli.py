@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from vdata.schemas.config import ConfigError, load_config
-from vdata.teachers.types import TeacherAuthError
+from vdata.teachers.types import TeacherRefusedError
 
 
 
@@ -157,7 +157,7 @@ def build(config, address, quiet, verbose, progress_every):
                            verbose=verbose, progress_every=progress_every)
     except ConfigError as e:
         _config_error(config, e)
-    except TeacherAuthError as e:
+    except TeacherRefusedError as e:
         console.print(Text.assemble(("build stopped", "red"), f": {e}"))
         sys.exit(1)
     print_summary(result)

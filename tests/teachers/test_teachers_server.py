@@ -176,11 +176,21 @@ def test_structured_output_dialects(url, dialect, bounded_schema):
         t.close()
 
 
+def test_a_model_the_server_does_not_serve_marks_the_teacher_refused(url):
+    """vLLM answers a request for a model it does not serve with 404 "The model `x` does not exist": every
+    request would fail alike, so the teacher records the refusal, which stops the build (tests/test_teacher_auth.py)."""
+    with _openai(url, model="no-such-model", max_retries=2) as t:
+        r = t.generate([TeacherRequest.from_prompt("hello")])[0]
+        assert r.error_kind == "unknown_model" and r.attempts == 1 and "does not exist" in r.error
+        assert t.refused and t.refused[0] == "unknown_model"
+
+
 def test_bad_request_is_final_and_not_retried(url):
-    t = _openai(url, model="no-such-model", max_retries=5)
-    try:
-        r = t.generate([TeacherRequest.from_prompt("x")])[0]
-        assert r.error_kind == "bad_request" and r.attempts == 1 and "404" in r.error
+    t = _openai(url, max_retries=5)
+    try:   # more tokens than the server's context holds: HTTP 400, the request's own fault
+        r = t.generate([TeacherRequest.from_prompt("x", sampling={"max_tokens": 100_000})])[0]
+        assert r.error_kind == "bad_request" and r.attempts == 1 and "400" in r.error, r.error
+        assert t.refused is None
     finally:
         t.close()
 

@@ -24,7 +24,7 @@ from vdata.exporters.source import first_per_clip
 from vdata.schemas import records as R
 from vdata.stages import stage_class
 from vdata.stages.base import Reject, RunContext, reject_row
-from vdata.teachers.types import TeacherAuthError
+from vdata.teachers.types import TeacherRefusedError
 
 from .stage_cache import StageResultCache
 
@@ -54,7 +54,7 @@ def _process(stage, rows: list[dict]) -> list:
     # before these rows reach the stage cache or a committed part, so that a re-run with the key fixed redoes them.
     refused = next((t for t in stage.__dict__.get("_teachers", {}).values() if getattr(t, "refused", None)), None)
     if refused is not None:
-        raise TeacherAuthError(refused.name, refused.refused)
+        raise TeacherRefusedError(refused.name, refused.refused[1], refused.refused[0])
     return out
 
 

@@ -24,7 +24,7 @@ from vdata.schemas.config import BuildConfig, ConfigError
 from vdata.schemas.secrets import redact
 from vdata.stages import stage_class
 from vdata.stages.base import RunContext
-from vdata.teachers.types import TeacherAuthError, find_auth_error
+from vdata.teachers.types import TeacherRefusedError, find_refusal
 
 from . import checkpoint
 from . import execution as X
@@ -301,11 +301,11 @@ def build(cfg: BuildConfig, address: str | None = None, progress: bool | None = 
     with redacted_logging(cfg.secrets):
         try:
             return _build(cfg, address, progress, console, verbose, progress_every)
-        except Exception as e:   # a refused key stops the build: said once, whichever executor wrapped it
-            refused = find_auth_error(e)
+        except Exception as e:   # a refused teacher stops the build: said once, whichever executor wrapped it
+            refused = find_refusal(e)
             if refused is None:
                 raise
-            raise TeacherAuthError(refused.teacher, redact(refused.detail, cfg.secrets)) from None
+            raise TeacherRefusedError(refused.teacher, redact(refused.detail, cfg.secrets), refused.kind) from None
 
 
 def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console, verbose: bool,

@@ -21,6 +21,7 @@ from vdata.teachers.accounting import Accountant, estimate_tokens
 from vdata.teachers.cache import request_key
 from vdata.teachers.types import (
     ERROR_KINDS,
+    REFUSALS,
     ImagePart,
     Message,
     Part,
@@ -46,7 +47,7 @@ class Teacher(abc.ABC):
         self.accounting = Accountant(name=name, backend=self.backend, model=self.model_name)
         self._closed = False
         self._close_lock = threading.Lock()
-        self.refused: str | None = None   # why the server refused the credentials (HTTP 401/403), once it has
+        self.refused: tuple[str, str] | None = None   # (error kind, why), once the server refused it (REFUSALS)
 
     # ---- the contract
     @property
@@ -94,9 +95,9 @@ class Teacher(abc.ABC):
         out = [r for r in results if r is not None]
         assert len(out) == len(requests)
         self.accounting.record_batch(out, wall_s=time.perf_counter() - t0)
-        refused = next((r for r in out if r.error_kind == "auth"), None)
-        if refused is not None:   # not the request's fault: the runner stops the build (see TeacherAuthError)
-            self.refused = (refused.error or "").split(": ", 1)[-1][:300]
+        refused = next((r for r in out if r.error_kind in REFUSALS), None)
+        if refused is not None:   # not the request's fault: the runner stops the build (see TeacherRefusedError)
+            self.refused = (refused.error_kind, (refused.error or "").split(": ", 1)[-1][:300])
         return out
 
     async def agenerate(self, requests: Sequence[TeacherRequest]) -> list[TeacherResult]:

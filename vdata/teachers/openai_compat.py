@@ -361,6 +361,8 @@ class OpenAITeacher(Teacher):
         detail = f"HTTP {status}: {r.text[:300]!r}"
         if status in (401, 403):
             raise AttemptError("auth", detail, False)
+        if status == 404 and "does not exist" in r.text and "model" in r.text.lower():   # vLLM's, OpenAI's words
+            raise AttemptError("unknown_model", detail, False)
         if status == 429:
             raise AttemptError("rate_limited", detail, True, ra)
         if status in RETRYABLE_STATUS or status >= 500:

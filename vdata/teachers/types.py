@@ -167,36 +167,44 @@ class Usage:
 
 
 # Stable error kinds: ``TeacherResult.error`` starts with one of these, then ": detail".
-class TeacherAuthError(RuntimeError):
-    """A teacher's server refused its credentials (HTTP 401/403). Not a verdict on one request: every request
-    would fail alike, so `Teacher.generate` raises it and the build stops, committing none of the videos in
-    flight (a re-run with the credentials fixed resumes), rather than rejecting every row."""
+# Error kinds that no request of the teacher would escape: the build stops (TeacherRefusedError)
+REFUSALS = {"auth": ("the server refused its credentials", "api_key"),
+            "unknown_model": ("the server does not serve its model", "model")}
 
-    def __init__(self, teacher: str, detail: str) -> None:
-        super().__init__(f"teacher {teacher!r}: the server refused its credentials ({detail}); check "
-                         f"teachers.{teacher}.api_key and headers. No video in flight was committed: a re-run resumes")
-        self.teacher, self.detail = teacher, detail
+
+class TeacherRefusedError(RuntimeError):
+    """A teacher's server refused it outright: its credentials (HTTP 401/403) or its model (a 404 that says the
+    model does not exist). Not a verdict on one request: every request would fail alike, so the build stops,
+    committing none of the videos in flight (a re-run with the config fixed resumes), rather than rejecting
+    every row."""
+
+    def __init__(self, teacher: str, detail: str, kind: str = "auth") -> None:
+        what, key = REFUSALS.get(kind, REFUSALS["auth"])
+        super().__init__(f"teacher {teacher!r}: {what} ({detail}); check teachers.{teacher}.{key}. "
+                         f"No video in flight was committed: a re-run resumes")
+        self.teacher, self.detail, self.kind = teacher, detail, kind
 
     def __reduce__(self):   # raised in a Ray worker, it is pickled to the driver
-        return (type(self), (self.teacher, self.detail))
+        return (type(self), (self.teacher, self.detail, self.kind))
 
 
-_AUTH_TEXT = re.compile(r"TeacherAuthError: teacher '(?P<teacher>[^']*)': the server refused its credentials "
-                        r"\((?P<detail>.*?)\); check teachers\.")
+_REFUSAL_TEXT = re.compile(r"TeacherRefusedError: teacher '(?P<teacher>[^']*)': (?P<what>%s) \((?P<detail>.*?)\); "
+                           r"check teachers\." % "|".join(what for what, _ in REFUSALS.values()))
 
 
-def find_auth_error(exc: BaseException | None) -> "TeacherAuthError | None":
-    """The TeacherAuthError behind `exc`: itself, a cause or context, or, from a Ray worker, its text. Ray Data
+def find_refusal(exc: BaseException | None) -> "TeacherRefusedError | None":
+    """The TeacherRefusedError behind `exc`: itself, a cause or context, or, from a Ray worker, its text. Ray Data
     re-raises a UDF's error as a UserCodeException pickled without its __cause__: the remote traceback's text,
     which RayTaskError carries, is all that crosses the process boundary."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, TeacherAuthError):
-            return TeacherAuthError(exc.teacher, exc.detail)
-        found = _AUTH_TEXT.search(str(exc))
+        if isinstance(exc, TeacherRefusedError):
+            return TeacherRefusedError(exc.teacher, exc.detail, exc.kind)
+        found = _REFUSAL_TEXT.search(str(exc))
         if found:
-            return TeacherAuthError(found["teacher"], found["detail"])
+            kind = next(k for k, (what, _) in REFUSALS.items() if what == found["what"])
+            return TeacherRefusedError(found["teacher"], found["detail"], kind)
         exc = exc.__cause__ or exc.__context__
     return None
 
@@ -207,8 +215,9 @@ ERROR_KINDS = (
     "rate_limited",  # 429 after all retries
     "server_error",  # 5xx after all retries
     "bad_response",  # unparseable/invalid response body after all retries
-    "bad_request",  # 4xx other than 401, 403, 429: the request itself is wrong (not retried)
-    "auth",  # 401/403: the server refused the credentials; the build stops (TeacherAuthError)
+    "bad_request",  # another 4xx (not 429): the request itself is wrong (not retried)
+    "auth",  # 401/403: the server refused the credentials; the build stops (TeacherRefusedError)
+    "unknown_model",  # 404 saying the model does not exist; the build stops too
     "schema_invalid",  # reply failed JSON parsing / schema validation after all re-asks
     "input_error",  # the request could not be built (bad image, missing file, too long...)
     "engine_error",  # the offline engine failed on this request
@@ -261,9 +270,10 @@ __all__ = [
     "Message",
     "Part",
     "Role",
-    "TeacherAuthError",
+    "TeacherRefusedError",
     "TeacherRequest",
-    "find_auth_error",
+    "find_refusal",
+    "REFUSALS",
     "TeacherResult",
     "TextPart",
     "Usage",
