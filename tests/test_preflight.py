@@ -172,6 +172,17 @@ def test_stage_models_that_cannot_be_loaded_are_named_before_anything_runs(video
     assert hub_model_problem("vdata-tests/no-such-clip") is None
 
 
+def test_an_output_dir_that_cannot_be_made_is_a_config_error(video_dir, tmp_path):
+    """A file where the output folder should go (or a path under /proc): a traceback from os.makedirs before."""
+    from vdata.pipelines.runner import build
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError) as e:
+        build(parse_config(config(video_dir, CURATE[:2], output={"dir": str(blocker / "out")})), progress=False)
+    assert str(e.value).startswith(f"output.dir: cannot write {blocker / 'out'} (Not a directory"), e.value
+
+
 def test_plan_exits_nonzero_when_the_stages_do_not_fit_and_lists_teachers_and_spend(tmp_path):
     data = yaml.safe_load((ROOT / "examples" / "quickstart.yaml").read_text())
     data["input"] = [{"path": str(ROOT / "examples" / "videos")}]

@@ -78,8 +78,12 @@ def _prepare_output(plan: Plan, console) -> tuple[set[str], dict]:
                       "(cached stage results and teacher replies under _cache/ are reused)")
     for p in level_dirs + [plan.rejects_dir, checkpoint.ledger_dir(out)]:
         S.rmtree(p)
-    S.makedirs(out)
-    checkpoint.write_state(out, {"stage_hashes": hashes, "config_hash": cfg.config_hash(), "level": plan.level})
+    try:
+        S.makedirs(out)
+        checkpoint.write_state(out, {"stage_hashes": hashes, "config_hash": cfg.config_hash(), "level": plan.level})
+    except OSError as e:   # before any stage runs: said as the config's problem, not a traceback
+        raise ConfigError(f"output.dir: cannot write {out} ({e.strerror or type(e).__name__}"
+                          f"{': ' + str(e.filename) if getattr(e, 'filename', None) else ''})") from None
     return set(), {}
 
 
