@@ -22,6 +22,35 @@ def test_probe_facts_of_a_rendered_video(cut_video):
     assert info["bitrate"] > 0
 
 
+def test_probe_reads_presentation_times_of_a_vfr_slideshow_with_b_frames(tmp_path):
+    """A slideshow that keeps a frame only when the picture changes (ffmpeg's mpdecimate), x264 with B-frames:
+    frames shown at 0, 2, 4, 6, then every 0.1 s. The MP4 index holds decode times, which the muxer spaces evenly: read as
+    such, the file was constant-rate and 1.5x too long. Changing the probe's answer changes its stage version,
+    so results cached by the older code are not reused."""
+    from vdata.media.ffmpeg import run_ffmpeg
+    from vdata.schemas.config import parse_config
+    from vdata.stages.probe import ProbeStage
+
+    path = str(tmp_path / "slides.mp4")
+    slides = ["color=c=white:", "color=c=0x202060:", "smptebars=", "color=c=0x602020:", "testsrc="]
+    run_ffmpeg([arg for src in slides for arg in ("-f", "lavfi", "-i", f"{src}s=320x180:d=2")]
+               + ["-filter_complex", "".join(f"[{i}]" for i in range(len(slides))) + f"concat=n={len(slides)},fps=10,"
+                  "mpdecimate", "-c:v", "libx264", "-bf", "3", "-fps_mode", "vfr", path])
+    info = probe_video(path)
+    with open_reader(path, "pyav") as reader:
+        shown = [t for _, t, _ in reader.iter_frames()]
+    assert info["is_vfr"] and info["num_frames"] == len(shown)
+    assert shown[-1] < info["duration_s"] < shown[-1] + 3.0, (info, shown)
+    config = {"input": [{"path": "."}], "output": {"dir": "o"}, "stages": [{"probe": {}}, {"shots": {}}]}
+    before = parse_config(config).stage_hashes()
+    ProbeStage.version += 1
+    try:
+        after = parse_config(config).stage_hashes()
+    finally:
+        ProbeStage.version -= 1
+    assert before[0] != after[0] and before[1] != after[1]   # the probe and everything after it
+
+
 def test_probe_reports_audio(bunny):
     info = probe_video(bunny)
     assert info["has_audio"] is True

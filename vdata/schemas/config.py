@@ -228,9 +228,12 @@ class BuildConfig(ConfigFile):
 
     def stage_hashes(self) -> list[str]:
         """Hash of each stage's config chained with everything before it (a change invalidates what follows)."""
+        from vdata.schemas.registry import stage_class
+
         out, h = [], hashlib.sha256(json.dumps([i.model_dump(mode="json") for i in self.input], sort_keys=True).encode())
         for name, cfg in self._stage_configs:
-            h.update(name.encode())
+            version = stage_class(name).version   # a stage's fix invalidates what older code computed
+            h.update(name.encode() if version == 1 else f"{name}@{version}".encode())
             h.update(json.dumps(cfg.model_dump(mode="json", exclude={"resources"}), sort_keys=True).encode())
             out.append(h.hexdigest()[:16])
         return out

@@ -68,6 +68,9 @@ class Reject:
 
 class Stage:
     name: ClassVar[str]
+    # Bumped when the stage's results for the same config and input change (a fix): part of the stage's hash, so
+    # results cached or committed by an older vdata are computed again, and so is every stage after it.
+    version: ClassVar[int] = 1
     Config: ClassVar[type[StageConfig]] = StageConfig
     reads: ClassVar[tuple[str, ...]] = ()
     writes: ClassVar[tuple[str, ...]] = ()

@@ -66,6 +66,7 @@ def sample_times(mode: str, start: float, end: float, cfg: FramesConfig) -> list
 
 class FramesStage(Stage):
     name = "frames"
+    version = 2   # 2: a picture a VFR video holds for seconds is read, not rejected
     HUB_MODEL_FIELDS = ("keyframe_model",)
     needs_video = True
     Config = FramesConfig
