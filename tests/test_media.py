@@ -24,8 +24,8 @@ def test_probe_facts_of_a_rendered_video(cut_video):
 
 def test_probe_reads_presentation_times_of_a_vfr_slideshow_with_b_frames(tmp_path):
     """A slideshow that keeps a frame only when the picture changes (ffmpeg's mpdecimate), x264 with B-frames:
-    frames shown at 0, 2, 4, 6, then every 0.1 s. The MP4 index holds decode times, which the muxer spaces evenly: read as
-    such, the file was constant-rate and 1.5x too long. Changing the probe's answer changes its stage version,
+    frames shown at 0, 2, 4, 6, then every 0.1 s. The MP4 index holds decode times, which the muxer spaces
+    otherwise: read as such, the file was 14.3 s long where its last frame shows at 9.9 s. Changing the probe's answer changes its stage version,
     so results cached by the older code are not reused."""
     from vdata.media.ffmpeg import run_ffmpeg
     from vdata.schemas.config import parse_config
