@@ -50,8 +50,9 @@ def _process(stage, rows: list[dict]) -> list:
         out = stage.process_batch(rows)
     except Exception as e:  # a batch-level failure: every row becomes a reject, the run goes on
         out = [stage.error_reject(r, e) for r in rows]
-    # A server that refuses a teacher's credentials would reject every row alike: the build stops here,
-    # before these rows reach the stage cache or a committed part, so that a re-run with the key fixed redoes them.
+    # A server that refuses a teacher (its key, or its model: teachers.types.REFUSALS) would reject every row alike:
+    # the build stops here, before these rows reach the stage cache or a committed part, so that a re-run with the
+    # config fixed redoes them.
     refused = next((t for t in stage.__dict__.get("_teachers", {}).values() if getattr(t, "refused", None)), None)
     if refused is not None:
         raise TeacherRefusedError(refused.name, refused.refused[1], refused.refused[0])
