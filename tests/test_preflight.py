@@ -170,6 +170,10 @@ def test_stage_models_that_cannot_be_loaded_are_named_before_anything_runs(video
 
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: f"/cache/{repo}/{name}")
     assert hub_model_problem("vdata-tests/no-such-clip") is None
+    # a bare sentence-transformers name is found under its organisation, as SentenceTransformer finds it
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache",
+                        lambda repo, name: f"/cache/{repo}" if repo.startswith("sentence-transformers/") else None)
+    assert hub_model_problem("all-MiniLM-L6-v2") is None and hub_model_problem("vdata-tests/no-such-clip")
 
 
 def test_an_output_dir_that_cannot_be_made_is_a_config_error(video_dir, tmp_path):

@@ -171,14 +171,19 @@ def hub_model_problem(spec: str | None) -> str | None:
     import huggingface_hub as hub
 
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-    try:
-        if offline:
-            if isinstance(hub.try_to_load_from_cache(spec, "config.json"), str):
-                return None
-            raise FileNotFoundError("not in the local Hugging Face cache, and HF_HUB_OFFLINE is set")
-        hub.hf_hub_download(spec, "config.json")
-        return None
-    except Exception as e:
-        reason = (str(e).strip().splitlines() or [""])[0][:200]
-        return (f"{spec!r} cannot be loaded ({type(e).__name__}: {reason}); give a local model directory, "
-                f"package:<module>, or a hub id this machine can download or has cached")
+    # sentence-transformers reads a bare name ("all-MiniLM-L6-v2") from its own organisation as well
+    repos = [spec] if "/" in spec else [spec, f"sentence-transformers/{spec}"]
+    error: Exception | None = None
+    for repo in repos:
+        try:
+            if offline:
+                if isinstance(hub.try_to_load_from_cache(repo, "config.json"), str):
+                    return None
+                raise FileNotFoundError("not in the local Hugging Face cache, and HF_HUB_OFFLINE is set")
+            hub.hf_hub_download(repo, "config.json")
+            return None
+        except Exception as e:
+            error = error or e
+    reason = (str(error).strip().splitlines() or [""])[0][:200]
+    return (f"{spec!r} cannot be loaded ({type(error).__name__}: {reason}); give a local model directory, "
+            f"package:<module>, or a hub id this machine can download or has cached")
