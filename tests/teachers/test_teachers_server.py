@@ -363,7 +363,7 @@ def test_api_key_never_leaks(url, tmp_path, caplog, capfd, rng):
             for x in (t, bad, dead):
                 x.close()
         assert f"Bearer {SECRET}" in px.auth_headers  # it was really sent
-    assert res[0].ok and res[1].ok and res[2].error_kind == "bad_request" and res[3].error_kind == "connection"
+    assert res[0].ok and res[1].ok and res[2].error_kind == "unknown_model" and res[3].error_kind == "connection"
     blobs = reprs + [json.dumps(s) for s in stats] + [json.dumps(r.to_dict()) for r in res]
     blobs += [rec.getMessage() for rec in caplog.records] + [str(rec.args) for rec in caplog.records]
     out, err = capfd.readouterr()
