@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from . import MediaError
-from .streams import audio_stream, display_size, video_stream
+from .streams import audio_stream, display_size, packet_times, video_stream
 
 _INDEXED_FORMATS = ("mov", "mp4", "m4a", "3gp", "mj2")  # full per-sample index in the header
 
@@ -55,7 +55,7 @@ def probe_video(path: str, min_frames: int = 2, allow_audio_only: bool = False) 
             if end > size:
                 raise MediaError("truncated", f"truncated: media data ends at byte {end} but file has {size} bytes")
             timestamps = np.array(sorted(e[2] for e in entries), dtype=np.float64) * float(vs.time_base)
-            if len(entries) and min(e[2] for e in entries) < (vs.start_time or 0):
+            if len(timestamps) and timestamps[0] < float(vs.start_time or 0) * float(vs.time_base):
                 # Index times are decode times; with reordered (B-) frames they start before the first shown
                 # frame and say nothing of when frames are shown: a VFR slideshow read as 3 s apart, 20.6 s
                 # long, where its frames show at 0, 3, ..., 12, 13, 14 s. The packets' own presentation times
@@ -108,16 +108,11 @@ def _index(vs):
 
 
 def _demux_timestamps(container, vs) -> np.ndarray:
-    pts = []
-    try:
-        for packet in container.demux(vs):
-            if packet.pts is not None and packet.size:
-                pts.append(packet.pts)
-    except Exception as e:  # a damaged tail: keep what demuxed before it
-        if not pts:
-            raise MediaError("unreadable", f"cannot demux video packets: {e}")
+    times, error = packet_times(container, vs)   # a damaged tail: keep what demuxed before it
+    if error is not None and not len(times):
+        raise MediaError("unreadable", f"cannot demux video packets: {error}")
     container.seek(0)
-    return np.array(sorted(pts), dtype=np.float64) * float(vs.time_base)
+    return times
 
 
 def _first_frame(container, vs):

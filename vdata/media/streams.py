@@ -21,6 +21,19 @@ def video_stream(container):
     return next((s for s in container.streams.video if not s.disposition & cover), None)
 
 
+def packet_times(container, stream) -> tuple[np.ndarray, Exception | None]:
+    """Presentation times (seconds, the stream's time base) of `stream`'s packets, sorted, read by a demux
+    without decoding; a damaged tail ends the list there, and the error that ended it comes back too."""
+    pts, error = [], None
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is not None and packet.size:
+                pts.append(packet.pts)
+    except Exception as e:
+        error = e
+    return np.sort(np.asarray(pts, dtype=np.float64)) * float(stream.time_base), error
+
+
 def video_stream_count(path: str) -> int:
     """Video streams in `path`, cover pictures included (0 where PyAV cannot open it: the reader's own
     open says what is wrong)."""

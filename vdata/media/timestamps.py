@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .streams import video_stream
+from .streams import packet_times, video_stream
 
 
 def timestamp_table_problem(times: np.ndarray, fps: float) -> str | None:
@@ -110,7 +110,7 @@ def _decode_first_frames(path: str, frames: int) -> tuple[bool, int]:
 def held_frame_gap(path: str, times: Sequence[float]) -> float | None:
     """The longest interval between two consecutive frames that brackets one of `times` (seconds from the
     stream's first frame, as the readers count them), from the packets' timestamps without decoding; None
-    when the packets carry no usable timestamps.
+    when fewer than two packets carry a timestamp.
 
     A variable-frame-rate video may show one picture for seconds (a screen recording of a still screen,
     a phone's frozen segment): the frame returned for a time inside such an interval lies that far from it,
@@ -122,12 +122,11 @@ def held_frame_gap(path: str, times: Sequence[float]) -> float | None:
             stream = video_stream(c)
             if stream is None:
                 return None
-            pts = [p.pts for p in c.demux(stream) if p.size]
-            tb, start = float(stream.time_base), float(stream.start_time or 0)
+            shown, _ = packet_times(c, stream)
+            shown -= float(stream.start_time or 0) * float(stream.time_base)
     except av.error.FFmpegError:
         return None
-    if len(pts) < 2 or any(p is None for p in pts):
+    if len(shown) < 2:
         return None
-    shown = (np.sort(np.asarray(pts, dtype=np.float64)) - start) * tb
     at = np.clip(np.searchsorted(shown, np.asarray(times, dtype=np.float64), side="right"), 1, len(shown) - 1)
     return float((shown[at] - shown[at - 1]).max())
