@@ -53,7 +53,7 @@ def _process(stage, rows: list[dict]) -> list:
     # A server that refuses a teacher (its key, or its model: teachers.types.REFUSALS) would reject every row alike:
     # the build stops here, before these rows reach the stage cache or a committed part, so that a re-run with the
     # config fixed redoes them.
-    refused = next((t for t in stage.__dict__.get("_teachers", {}).values() if getattr(t, "refused", None)), None)
+    refused = stage.refused_teacher()
     if refused is not None:
         raise TeacherRefusedError(refused.name, refused.refused[1], refused.refused[0])
     return out

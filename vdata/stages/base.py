@@ -190,6 +190,10 @@ class Stage:
         counters = self.__dict__.get("_counters", {}).pop(threading.get_ident(), None)
         return {k: v for k, v in counters.items() if v} if counters else {}
 
+    def refused_teacher(self):
+        """A teacher of this worker whose server refused it outright (`Teacher.refused`), or None."""
+        return next((t for t in self.__dict__.get("_teachers", {}).values() if getattr(t, "refused", None)), None)
+
     def teacher_stats(self) -> dict[str, dict]:
         """Cumulative accounting of the teachers this worker built (reported after every batch)."""
         return {name: t.stats() for name, t in self.__dict__.get("_teachers", {}).items()}
