@@ -124,6 +124,27 @@ def test_transnetv2_local_weights_and_bad_arguments(transition_video, transnet_s
         scan_video(transition_video[0], ShotsConfig(detector="transnetv2", detector_args={"window": 3}))
 
 
+def test_transnetv2_streamed_windows_equal_the_packages_own_prediction(tmp_path):
+    """Windows scored as frames arrive, one or several per pass, with a decoding thread or decoding in
+    line, give the package's own `predict_frames` result, the padding of both ends included (105
+    frames: 3 windows, the last padded by 70 frames); a file that does not open fails in the caller."""
+    import numpy as np
+    import torch
+    from vdata.media import MediaError, transnet
+
+    bikes, bunny, _ = _clips()
+    path, _ = _render(tmp_path / "short.mp4", [Shot(bikes, 2.5, 3.04), Shot(bunny, 2.5, 0.4)], [Join("fade", 0.8)])
+    model = transnet.load_model(None, "cpu")
+    frames, times, _ = transnet.decode_small(path)
+    own = model.predict_frames(torch.from_numpy(frames), quiet=True)[0].numpy().reshape(-1)
+    for overlap, batch in ((True, 2), (False, 1)):
+        probabilities, scanned_times, errors = transnet.scan(path, model, batch=batch, overlap=overlap)
+        assert scanned_times == times and errors == [] and len(probabilities) == len(frames) > 100
+        assert np.allclose(probabilities, own, atol=1e-5), (overlap, batch)
+    with pytest.raises(MediaError, match="cannot open"):
+        transnet.scan(path + ".missing", model, overlap=True)
+
+
 @pytest.fixture(scope="module")
 def dense_transition_video(media_dir):
     """Edited video puts transitions close together: shots of 1.7-2.2 s, so the span beside each

@@ -15,8 +15,7 @@ def transnet_cuts(path: str, detector_args: dict[str, Any], threshold: float | N
         raise ValueError(f"shots.detector_args.{sorted(unknown)[0]}: not a transnetv2 argument "
                          f"(allowed: {', '.join(sorted(TRANSNET_ARGS))})")
     model = transnet.load_model(detector_args.get("weights"), detector_args.get("device", "auto"))
-    frames, times, errors = transnet.decode_small(path)
-    probabilities = transnet.predict(model, frames, int(detector_args.get("batch", 8)))
+    probabilities, times, errors = transnet.scan(path, model, int(detector_args.get("batch", 8)))
     cuts = transnet.boundaries(probabilities, 0.5 if threshold is None else threshold)
     return cuts, times, errors, frames_per_second(path)
 
