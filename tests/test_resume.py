@@ -255,6 +255,47 @@ def test_kill_and_resume_with_a_teacher_never_asks_it_again(tmp_path, captioned_
     assert proxy.counts["held"] <= kills
 
 
+def test_teacher_failures_that_may_pass_are_retried_by_the_next_run(tmp_path, captioned_manifest, teacher_proxy,
+                                                                   ray_local):
+    """A teacher that answers 500 (no retries left) rejects those samples `teacher_error`, marked as
+    failures that may pass; the next run redoes their videos and asks only what failed: the answers
+    received the first time come from the cache. A run after that has nothing to redo."""
+    proxy = teacher_proxy
+    manifest = tmp_path / "two.csv"   # bikes and the flash pattern: 4 clips
+    manifest.write_text("".join(open(captioned_manifest).readlines()[i] for i in (0, 2, 3)))
+    cfg = teacher_config(manifest, tmp_path / "out", proxy.base_url)
+    cfg["teachers"]["writer"]["max_retries"] = 0
+    cfg["output"]["rows_per_file"] = 100
+    proxy.reset()
+    proxy.script = ["error_500", "ok", "error_500"]
+    first = build(parse_config(cfg), progress=False)
+    failed = proxy.counts["error_500"]
+    rejects = read_rejects(str(tmp_path / "out" / "rejects"))
+    marked = [r for r in rejects.to_pylist() if r["detail"] and '"retry_on_resume": true' in r["detail"]]
+    assert failed == 2 and first.retryable_rejects == len(marked) == 2, (dict(proxy.counts), rejects.to_pylist())
+    assert all(r["reason"] == "teacher_error" and "server_error" in r["message"] for r in marked)
+    from vdata import cli
+
+    with cli.console.capture() as said:
+        cli.print_summary(first)
+    assert "2 reject(s) came of teacher failures that may pass" in " ".join(said.get().split())
+    asked_first = proxy.counts["posts"] - failed
+
+    proxy.reset()
+    second = build(parse_config(cfg), progress=False)
+    # only the two failed requests went out again; every other answer of the redone videos was cached
+    assert proxy.counts["posts"] == 2 and proxy.counts["error_500"] == 0, dict(proxy.counts)
+    assert second.retryable_rejects == 0 and second.resumed_complete >= 1
+    samples = pads.dataset(str(tmp_path / "out" / "samples"), format="parquet").to_table()
+    ids = samples.column(R.SAMPLE_ID).to_pylist()
+    assert len(ids) == len(set(ids)) == first.rows + 2, (first.rows, len(ids))
+    assert {r[R.SAMPLE_ID] for r in marked} <= set(ids) and asked_first >= first.rows
+
+    proxy.reset()
+    third = build(parse_config(cfg), progress=False)
+    assert proxy.counts["posts"] == 0 and not third.ran
+
+
 def test_the_clips_table_is_committed_and_repaired_with_its_samples_part(tmp_path):
     """A sample build's frames go once per clip to clips/<part name>, committed by the samples part's ledger
     entry: resume removes an uncommitted clips part, and a partial video's rows from both."""

@@ -6,7 +6,10 @@ video. On start:
 1. parts without a ledger entry were cut off mid-commit: they are deleted (their rows are redone);
 2. a video whose committed mass sums to 1 is complete: it is not fed to the pipeline again;
 3. a video with some but not all of its rows committed (a crash between two part files) has those
-   rows removed from their parts, so that redoing it cannot duplicate them.
+   rows removed from their parts, so that redoing it cannot duplicate them;
+4. when a run resumes, a video with a reject marked `retry_on_resume` (a teacher timeout, 5xx, 429 or
+   lost connection: a failure that may have passed) is treated as partial too and redone, its rows
+   removed first. The teacher replies it did get come from the request cache, paid once.
 `_state.json` records the stage hashes of the run that owns the directory; a run with a different
 final hash does not resume (its earlier stages' work is still reused through the stage and request
 caches under `_cache/`).
@@ -63,8 +66,9 @@ def _ledgers(output_dir: str) -> dict[str, dict]:
     return out
 
 
-def recover(output_dir: str, part_dirs: list[str]) -> tuple[set[str], dict]:
-    """Repair the directory as described above. Returns (complete sources, repair counts)."""
+def recover(output_dir: str, part_dirs: list[str], rejects_dir: str | None = None) -> tuple[set[str], dict]:
+    """Repair the directory as described above; with `rejects_dir` (a run resuming), also redo the videos
+    whose rejects there may pass on a retry. Returns (complete sources, repair counts)."""
     ledgers = _ledgers(output_dir)
     removed_parts = 0
     for d in part_dirs:
@@ -79,8 +83,9 @@ def recover(output_dir: str, part_dirs: list[str]) -> tuple[set[str], dict]:
     for entry in ledgers.values():
         for src, m in entry["mass"].items():
             total[src] = total.get(src, 0.0) + m
-    complete = {s for s, m in total.items() if m >= 1.0 - EPS}
-    partial = {s for s, m in total.items() if m < 1.0 - EPS}
+    retried = _retryable_sources(rejects_dir, set(ledgers)) if rejects_dir else set()
+    complete = {s for s, m in total.items() if m >= 1.0 - EPS} - retried
+    partial = {s for s, m in total.items() if m < 1.0 - EPS} | (retried & set(total))
     rewritten = 0
     for part, entry in ledgers.items():
         drop = partial & set(entry["mass"])
@@ -96,4 +101,25 @@ def recover(output_dir: str, part_dirs: list[str]) -> tuple[set[str], dict]:
         S.write_text(S.join(ledger_dir(output_dir), part + ".json"), json.dumps(entry))
         rewritten += 1
     return complete, {"uncommitted_parts_removed": removed_parts, "parts_rewritten": rewritten,
-                      "partial_sources_redone": len(partial), "complete_sources": len(complete)}
+                      "partial_sources_redone": len(partial - retried), "complete_sources": len(complete),
+                      "retried_sources": len(retried & set(total))}
+
+
+def retryable_rejects(rejects: pa.Table) -> pa.Array:
+    """A mask over a rejects table: the rows marked `retry_on_resume` in their detail."""
+    marker = json.dumps({R.RETRY_ON_RESUME: True})[1:-1]   # the detail's JSON is written with these separators
+    return pc.fill_null(pc.match_substring(rejects["detail"], marker), False)
+
+
+def count_retryable(rejects: pa.Table) -> int:
+    return int(pc.sum(retryable_rejects(rejects)).as_py() or 0)
+
+
+def _retryable_sources(rejects_dir: str, committed_parts: set[str]) -> set[str]:
+    """Source videos with a committed reject that a retry may turn into rows."""
+    out: set[str] = set()
+    for name in S.listdir(rejects_dir):
+        if name in committed_parts:
+            table = S.read_parquet(S.join(rejects_dir, name), columns=["detail", R.SOURCE_URI])
+            out.update(s for s in table.filter(retryable_rejects(table))[R.SOURCE_URI].to_pylist() if s)
+    return out

@@ -51,6 +51,7 @@ class BuildResult:
     files: list[str] = field(default_factory=list)
     exports: list[dict] = field(default_factory=list)   # output.exports: format, dest, status
     resumed_complete: int = 0   # videos an earlier run had finished (not run again)
+    retryable_rejects: int = 0  # rejects of teacher failures that may pass: the next run redoes their videos
     ran: bool = True            # False: everything was complete already, nothing ran
 
 
@@ -72,7 +73,7 @@ def _prepare_output(plan: Plan, console) -> tuple[set[str], dict]:
     if has_data and cfg.output.mode == "error":
         raise ConfigError(f"output.dir: {out} already holds a dataset (set output.mode: resume or overwrite)")
     if resumable:
-        return checkpoint.recover(out, _part_dirs(plan))
+        return checkpoint.recover(out, _part_dirs(plan), rejects_dir=plan.rejects_dir)
     if state is not None and has_data and cfg.output.mode == "resume":
         console.print("config changed since the last run in this directory: rebuilding "
                       "(cached stage results and teacher replies under _cache/ are reused)")
@@ -333,9 +334,11 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
     if not sources and complete:
         console.print(f"resumed: {already} video(s) already complete, nothing to do")
     else:
-        if complete or repairs.get("uncommitted_parts_removed") or repairs.get("partial_sources_redone"):
+        if complete or any(repairs.get(k) for k in ("uncommitted_parts_removed", "partial_sources_redone",
+                                                        "retried_sources")):
             console.print(f"resuming: {already} video(s) already complete, {repairs['partial_sources_redone']} "
-                          f"partial redone, {repairs['uncommitted_parts_removed']} uncommitted part(s) removed")
+                          f"partial redone, {repairs['retried_sources']} redone for teacher failures that may have "
+                          f"passed, {repairs['uncommitted_parts_removed']} uncommitted part(s) removed")
         console.print(f"[bold]vdata build[/] {cfg.name}: {len(discovered)} video(s)"
                       + (f" ({already} already done)" if complete else "")
                       + f", {len(plan.stages)} stage(s) -> {plan.output_dir}")
@@ -369,6 +372,7 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
     rows = sum(e["rows"] for e in ledgers.values())
     rejects_table = X.read_rejects(plan.rejects_dir)
     by_reason = X.summarize_rejects(rejects_table)
+    retryable = checkpoint.count_retryable(rejects_table)
     stage_stats = _stage_summary(plan, records, wall)
     files = sorted(S.join(d, f) for d in _part_dirs(plan) for f in S.listdir(d) if f.endswith(".parquet"))
     manifest = {
@@ -376,7 +380,7 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
         "stage_hashes": {s.name + f"#{s.index}": s.config_hash for s in plan.stages},
         "config_text": redact(cfg.raw_text, cfg.secrets),   # `${VAR}` references stay: they name no value
         "inputs": len(discovered), "resumed_complete": already, "rows": rows, "rejects": rejects_table.num_rows, "rejects_by_reason": by_reason,
-        "stages": stage_stats, "wall_s": round(wall, 3), "timeline": timeline, "versions": _versions(),
+        "retryable_rejects": retryable, "stages": stage_stats, "wall_s": round(wall, 3), "timeline": timeline, "versions": _versions(),
         "schema": [f"{f.name}: {f.type}" for f in plan.data_schema],
         "clips_schema": [f"{f.name}: {f.type}" for f in plan.clips_schema] if plan.clips_schema else None,
         "files": [f[len(plan.output_dir):].lstrip("/\\") for f in files],
@@ -393,7 +397,8 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
     S.write_text(manifest_path, redact(X.dumps(manifest), cfg.secrets))
     exports = _finish(cfg, plan, console, refresh=bool(sources))
     return BuildResult(plan.output_dir, plan.data_dir, rows, rejects_table.num_rows, by_reason, stage_stats, wall,
-                       manifest_path, files, exports, resumed_complete=already, ran=bool(sources))
+                       manifest_path, files, exports, resumed_complete=already, ran=bool(sources),
+                       retryable_rejects=retryable)
 
 
 def _finish(cfg: BuildConfig, plan: Plan, console, refresh: bool) -> list[dict]:

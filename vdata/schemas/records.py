@@ -116,6 +116,9 @@ REJECT_REASON = "_reject_reason"
 REJECT_MESSAGE = "_reject_message"
 REJECT_DETAIL = "_reject_detail"
 REJECT_COLUMNS = (REJECT_STAGE, REJECT_REASON, REJECT_MESSAGE, REJECT_DETAIL)
+# A key of a reject's detail: true when the reject came of a teacher failure that may pass on its own
+# (a timeout, a lost connection, 429, 5xx). A resumed build redoes that reject's video.
+RETRY_ON_RESUME = "retry_on_resume"
 # Each input video enters with mass 1.0; a stage splits a row's mass evenly over the rows it makes of
 # it (clips, samples, or one reject). The sink records the mass it wrote per video, so a video is
 # complete exactly when its written mass sums to 1 — the basis of resume with exactly-once output.

@@ -220,6 +220,14 @@ class Stage:
     def reject(self, row: dict, reason: str, message: str, **detail: Any) -> Reject:
         return Reject(row, reason, message, detail)
 
+    def teacher_reject(self, row: dict, reason: str, message: str, results, **detail: Any) -> Reject:
+        """A reject for failed teacher call(s) (`results`: the TeacherResult, or every attempt's). When a
+        failure may pass on its own (a timeout, 5xx, 429, a lost connection), the reject is marked so
+        that the build's next run redoes its video; the answers it did receive come from the cache."""
+        if any(r.transient for r in (results if isinstance(results, (list, tuple)) else [results])):
+            detail[R.RETRY_ON_RESUME] = True
+        return Reject(row, reason, message, detail)
+
     def error_reject(self, row: dict, exc: BaseException) -> Reject:
         from vdata.media import MediaError
 

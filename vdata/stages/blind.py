@@ -212,8 +212,8 @@ class BlindStage(Stage):
                 continue
             answered = [(r, how) for r, (_, how) in zip(res, tries) if r.ok]
             if tries and not answered and not (leak or prior_hit):
-                out.append(self.reject(row, "teacher_error", f"blind check: every attempt failed: {res[0].error}",
-                                       errors=[r.error for r in res][:3]))
+                out.append(self.teacher_reject(row, "teacher_error", f"blind check: every attempt failed: "
+                                               f"{res[0].error}", res, errors=[r.error for r in res][:3]))
                 continue
             n_ok = sum(self.correct(r.parsed, how) for r, how in answered)
             teacher_share = n_ok / len(answered) if answered else 0.0

@@ -180,8 +180,8 @@ class SingleFrameStage(Stage):
             k += len(tries)
             answered = [(r, target) for r, (_, target) in zip(res, tries) if r.ok]
             if not answered:
-                out.append(self.reject(row, "teacher_error", f"single-frame check: every attempt failed: {res[0].error}",
-                                       errors=[r.error for r in res][:3]))
+                out.append(self.teacher_reject(row, "teacher_error", f"single-frame check: every attempt failed: "
+                                               f"{res[0].error}", res, errors=[r.error for r in res][:3]))
                 continue
             n_ok = sum(((r.parsed or {}).get("answer") or "").strip() == target.strip() for r, target in answered)
             share = n_ok / len(answered)

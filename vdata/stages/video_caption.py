@@ -156,7 +156,7 @@ class VideoCaptionStage(Stage):
             kind = res.error_kind or "empty_reply"
             message = (f"merging the captions of {len(job.clip_ids)} clip(s) into a video caption failed at level "
                        f"{job.levels + 1}: {res.error or 'the teacher answered with no text'}")
-            return [self.reject(r, f"teacher_{kind}", message, raw=(res.raw or res.text or "")[:500],
+            return [self.teacher_reject(r, f"teacher_{kind}", message, res, raw=(res.raw or res.text or "")[:500],
                                 teacher=self.config.teacher) for r in job.rows]
         ok = job.error is None and len(job.parts) == 1
         values = {

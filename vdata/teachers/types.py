@@ -225,6 +225,11 @@ ERROR_KINDS = (
 )
 
 
+# Failures that say nothing about the request and may pass on their own (a server busy, restarting or
+# out of reach): a reject that came of one is retried by the next run of the build (`retry_on_resume`).
+TRANSIENT_ERRORS = frozenset({"timeout", "connection", "rate_limited", "server_error"})
+
+
 @dataclass
 class TeacherResult:
     """The answer to one request. ``usage`` adds up every attempt (what was actually spent)."""
@@ -247,6 +252,11 @@ class TeacherResult:
     @property
     def error_kind(self) -> str | None:
         return None if self.error is None else self.error.split(":", 1)[0]
+
+    @property
+    def transient(self) -> bool:
+        """Failed for a reason that may pass on its own (TRANSIENT_ERRORS): worth asking again later."""
+        return self.error_kind in TRANSIENT_ERRORS
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -276,6 +286,7 @@ __all__ = [
     "REFUSALS",
     "TeacherResult",
     "TextPart",
+    "TRANSIENT_ERRORS",
     "Usage",
     "VideoPart",
 ]

@@ -238,10 +238,11 @@ class CaptionStage(Stage):
         if isinstance(exc, TeacherFailure):
             res = exc.result
             kind = res.error_kind or "error"
-            return self.reject(row, f"teacher_{kind}", f"caption: teacher {exc.call.teacher!r} failed at "
-                               f"{exc.call.step}: {res.error}", teacher=exc.call.teacher, step=exc.call.step,
-                               error=res.error, raw=res.raw if res.raw is not None else res.text,
-                               attempts=res.attempts, finish_reason=res.finish_reason)
+            return self.teacher_reject(row, f"teacher_{kind}", f"caption: teacher {exc.call.teacher!r} failed at "
+                                       f"{exc.call.step}: {res.error}", res, teacher=exc.call.teacher,
+                                       step=exc.call.step, error=res.error,
+                                       raw=res.raw if res.raw is not None else res.text,
+                                       attempts=res.attempts, finish_reason=res.finish_reason)
         if isinstance(exc, RowReject):
             return exc.reject
         return self.error_reject(row, exc)

@@ -325,6 +325,6 @@ class GenerateStage(Stage):
         if not res.ok:
             if family.handles_errors:
                 return family.finish(self, row, clues, p, {"_error": str(res.error)}, base, state)
-            return [self.reject(base, "teacher_error", f"{p.task} #{p.index}: {res.error}",
-                                raw=(res.raw or "")[:500], teacher=p.teacher or self.teacher.name)]
+            return [self.teacher_reject(base, "teacher_error", f"{p.task} #{p.index}: {res.error}", res,
+                                        raw=(res.raw or "")[:500], teacher=p.teacher or self.teacher.name)]
         return family.finish(self, row, clues, p, res.parsed or {}, base, state)
