@@ -242,6 +242,27 @@ def test_hallucination_filter_with_smollm_judge(clips, smollm, tmp_path):
     assert stage.teacher.stats()["failures"] == 0 and alone.teacher.stats()["failures"] == 0
 
 
+@pytest.mark.skipif(not L.have_smollm(), reason="SmolLM2 is not installed (make setup)")
+def test_a_claim_left_unsupported_by_a_judge_that_may_answer_later_is_retried(clips, smollm):
+    """A judge answering 500 leaves its claims undecided: the sample rejected for them is marked for the
+    next run to redo; a judge answering garbage is a real failure, its reject stays final."""
+    from fault_proxy import FaultProxy
+
+    items = L.claim_samples(clips)
+    free = [row for row, _, k in items if k == "free"][:3]
+    for fault, marked in (("error_500", True), ("invalid_json", False)):
+        with FaultProxy(smollm.base_url, faults={fault: 1.0}) as proxy:
+            judge = dict(L.openai_teacher(smollm, sampling={"max_tokens": 24}), base_url=proxy.base_url,
+                         max_retries=0, schema_retries=0)
+            stage = _stage(VerifyClaimsStage, VerifyClaimsConfig(teacher="judge", relevance_min=None,
+                                                                 undecided="unsupported"), {"judge": judge})
+            results = stage.process_batch(free)
+            assert proxy.counts[fault] >= len(free)
+        assert all(isinstance(r, Reject) for r in results), results
+        assert all(bool(r.detail.get(R.RETRY_ON_RESUME)) is marked for r in results), (fault, results[0].detail)
+        assert all("judge failed" in " ".join(r.detail["notes"]) for r in results)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not L.have_smollm(), reason="SmolLM2 is not installed (make setup)")
 def test_correction_pass_rewrites_or_rejects(clips, smollm):

@@ -96,6 +96,7 @@ class _Item:
     claims: list[str]
     context: str
     verdicts: list = field(default_factory=list)    # (verdict or None, note)
+    judge_failures: list = field(default_factory=list)   # TeacherResults of the judge calls that failed
 
 
 class VerifyClaimsStage(Stage):
@@ -226,6 +227,8 @@ class VerifyClaimsStage(Stage):
                 it = items[n]
                 it.verdicts[k] = (judged(it.claims[k], res.parsed or {}, it.evidence.text) if res.ok
                                   else (None, f"judge failed: {res.error[:120]}"))
+                if not res.ok:
+                    it.judge_failures.append(res)
         self._settle(items)
 
     def _relevance(self, items: list[_Item]) -> None:
@@ -379,5 +382,7 @@ class VerifyClaimsStage(Stage):
         if reason == "contradicted":
             return self.reject(row, reason, f"{len(refuted)}/{len(it.claims)} claim(s) contradicted by the evidence "
                                f"(max {self.config.max_refuted_claims}): {refuted[:3]}", **detail)
-        return self.reject(row, reason, f"{len(bad)}/{len(it.claims)} claim(s) unsupported by the evidence (supported "
-                           f"ratio {row[R.V_SUPPORTED_RATIO]:.2f} < {self.config.min_supported_ratio}): {bad[:3]}", **detail)
+        # a claim left unsupported because its judge timed out may be supported on a retry: marked for one
+        return self.teacher_reject(row, reason, f"{len(bad)}/{len(it.claims)} claim(s) unsupported by the evidence "
+                                   f"(supported ratio {row[R.V_SUPPORTED_RATIO]:.2f} < {self.config.min_supported_ratio})"
+                                   f": {bad[:3]}", it.judge_failures, **detail)
