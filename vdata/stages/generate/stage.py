@@ -139,6 +139,9 @@ class GenerateConfig(StageConfig):
 class GenerateStage(Stage):
     name = "generate"
     Config = GenerateConfig
+    # the models a task loads in the workers: checked (and fetched) in the driver first
+    HUB_MODEL_FIELDS = ("tasks.preference_pairs.vision_text_model", "tasks.speech_captions.embedding_model",
+                        "tasks.speech_captions.vision_model")
     reads = (R.CLIP_ID, R.START_S, R.END_S)
     # Optional inputs, used when present: caption, dense_events, caption_steps, transcript_segments,
     # transcript_text, frames, source_meta (caption fallback). They are not required so that the stage
