@@ -195,3 +195,52 @@ def test_write_clips_of_a_codec_mp4_cannot_hold(tmp_path):
     for c in clips:
         info = probe_video(c[R.CLIP_PATH])
         assert info["video_codec"] == "h264" and info["duration_s"] == pytest.approx(c[R.CLIP_DURATION_S], abs=0.1)
+
+
+# --- variable frame rate: pictures held for seconds ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def held_picture_videos(media_dir):
+    """(path, true cut times) of a screen recording as recorders write it (duplicate frames dropped:
+    `mpdecimate`, so a still screen is one frame held for 6 s) and of a slideshow (one frame per slide,
+    each shown 3 s)."""
+    import subprocess
+    from vdata.media.ffmpeg import ffmpeg_exe
+
+    screen = str(media_dir / "screen_vfr.mp4")
+    sources = ["testsrc2=size=320x180:rate=25:duration=3", "smptebars=size=320x180:rate=25:duration=6",
+               "mandelbrot=size=320x180:rate=25", "rgbtestsrc=size=320x180:rate=25:duration=6",
+               "cellauto=size=320x180:rate=25"]
+    lengths = [None, None, 3, None, 2]
+    args = [a for src, t in zip(sources, lengths) for a in ["-f", "lavfi", *(["-t", str(t)] if t else []), "-i", src]]
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", *args, "-filter_complex",
+                    "[0][1][2][3][4]concat=n=5:v=1,mpdecimate", "-fps_mode", "vfr", "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", screen], check=True)
+    slides = str(media_dir / "slides_vfr.mp4")
+    listing = media_dir / "slides.txt"
+    lines = []
+    for k, src in enumerate(["testsrc2", "smptebars", "mandelbrot", "rgbtestsrc", "yuvtestsrc"]):
+        image = media_dir / f"slide{k}.png"
+        subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", f"{src}=size=320x180",
+                        "-frames:v", "1", str(image)], check=True)
+        lines += [f"file '{image}'", "duration 3"]
+    listing.write_text("\n".join(lines + [lines[-2]]) + "\n")   # the concat demuxer's last entry, repeated
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing),
+                    "-fps_mode", "vfr", "-c:v", "libx264", "-pix_fmt", "yuv420p", slides], check=True)
+    return {"screen": (screen, [3.0, 9.0, 12.0, 18.0]), "slides": (slides, [3.0, 6.0, 9.0, 12.0])}
+
+
+@pytest.mark.parametrize("kind", ["screen", "slides"])
+@pytest.mark.parametrize("detector", ["adaptive", "content"])
+def test_pictures_held_for_seconds_are_shots_with_their_cuts(held_picture_videos, kind, detector):
+    """Counted as one frame each, a picture shown for 6 s was shorter than the detector's 15-frame minimum
+    scene (its cut dropped) and than min_len_s (rejected too_short); the detector now sees each picture
+    for as long as it is shown, and lengths are times."""
+    path, truth = held_picture_videos[kind]
+    probe = probe_video(path)
+    assert probe["num_frames"] < probe["duration_s"] * 25 / 2   # the file really holds its pictures
+    scan = scan_video(path, ShotsConfig(detector=detector))
+    assert [round(float(scan.times[c]), 2) for c in scan.cuts] == truth, (scan.cuts, scan.times)
+    out = shots_of(path, detector=detector)
+    assert all(isinstance(r, dict) for r in out), [(r.reason, r.message) for r in out if isinstance(r, Reject)]
+    assert [(r[R.START_S], r[R.END_S]) for r in out][1:] == list(zip(truth, [*truth[1:], out[-1][R.END_S]]))

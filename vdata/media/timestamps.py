@@ -107,6 +107,43 @@ def _decode_first_frames(path: str, frames: int) -> tuple[bool, int]:
     return any(t is None for t in times) or any(b <= a for a, b in zip(times, times[1:])), rotation
 
 
+def shown_times(path: str) -> np.ndarray | None:
+    """When each frame of `path`'s video is shown (seconds from the first), from the packets' timestamps
+    without decoding; None when PyAV cannot read them."""
+    import av
+
+    try:
+        with av.open(path, metadata_errors="ignore") as c:
+            stream = video_stream(c)
+            if stream is None:
+                return None
+            shown, _ = packet_times(c, stream)
+            return shown - (shown[0] if len(shown) else 0.0)
+    except av.error.FFmpegError:
+        return None
+
+
+SLIDESHOW_STEP_S = 0.2   # frames further apart than this, most of the time: pictures shown one by one
+NOMINAL_STEP_S = 1 / 25
+HELD_S = 0.2             # a picture shown this long and 4 usual intervals is held
+
+
+def held_step(shown: np.ndarray | None) -> float | None:
+    """The interval at which a detector that counts frames should see a video that holds some pictures far
+    longer than the others (variable frame rate: a screen recording's still screen, a slideshow): the
+    stream's usual interval, or 1/25 s where frames come less than 5 a second. None when no picture is
+    held for 4 intervals and 0.2 s: a constant-rate video, or one that dropped a frame here and there (a
+    phone's), whose frames the detector then sees as they are."""
+    if shown is None or len(shown) < 2:
+        return None
+    gaps = np.diff(shown)
+    usual = float(np.median(gaps))
+    if not usual > 0:
+        return None
+    step = usual if usual <= SLIDESHOW_STEP_S else NOMINAL_STEP_S
+    return step if float(gaps.max()) >= max(4 * step, HELD_S) else None
+
+
 def held_frame_gap(path: str, times: Sequence[float]) -> float | None:
     """The longest interval between two consecutive frames that brackets one of `times` (seconds from the
     stream's first frame, as the readers count them), from the packets' timestamps without decoding; None

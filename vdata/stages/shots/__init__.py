@@ -33,6 +33,7 @@ clip or in a reject that says why.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -42,11 +43,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vdata.media.prefetch import prefetch
 from vdata.media.reader import open_reader, scan_decode, timestamp_table_problem
+from vdata.media.timestamps import held_step, shown_times
 from vdata.schemas import records as R
 
 from ..base import Resources, Stage, StageConfig
 from .clip_files import write_clip_file
 from .damage import CORRUPT, DROPPED_FRAMES_TOLERATED, TRUNCATED, Damage, assess_damage  # noqa: F401
+from .held import HeldFrames
 from .min_scene import apply_min_scene_len, length_in_frames, min_scene_filter, min_scene_length
 
 DETECTORS = {
@@ -220,24 +223,35 @@ def scan_hard_cuts(path: str, cfg: ShotsConfig, backend: str | None = None) -> S
     raw: list[int] = []
     times: list[float] = []
     feats: list[np.ndarray] = []
+    step = held_step(shown_times(path))
+    held = HeldFrames(step, int(length_in_frames(length, 1 / step)) + 8) if step else None
     with open_reader(path, backend or cfg.backend, purpose="stream", max_side=cfg.analysis_max_side) as reader:
         fps = reader.fps
-        index = -1
+        index, previous = -1, None
         for index, (_, t, bgr) in enumerate(prefetch(reader.iter_frames(max_side=cfg.analysis_max_side, fmt="bgr24"))):
-            tc = FrameTimecode(index, fps)
-            raw.extend(c.frame_num for c in detector.process_frame(tc, bgr))
+            for number, copy in (held.frames_for(index, t) if held else [(index, False)]):
+                tc = FrameTimecode(number, held.fps if held else fps)
+                raw.extend(c.frame_num for c in detector.process_frame(tc, previous if copy else bgr))
+            previous = bgr
             times.append(t)
             feats.append(_features(bgr))
+        for number in (held.last_frame_copies() if held and index >= 0 else []):
+            raw.extend(c.frame_num for c in detector.process_frame(FrameTimecode(number, held.fps), previous))
         if index >= 0:
-            raw.extend(c.frame_num for c in detector.post_process(FrameTimecode(index, fps)))
+            last = len(held.real_of) - 1 if held else index
+            raw.extend(c.frame_num for c in detector.post_process(FrameTimecode(last, held.fps if held else fps)))
         errors, used = list(reader.decode_errors), reader.backend
     n = len(times)
     if used != "pyav" and n and _stream_times_problem(np.asarray(times), fps):
         # OpenCV labels an AVI's frames with decode-order times (its first frame at 0.08 s); PyAV
         # knows when a container's timestamps cannot be trusted and counts frames instead.
         return scan_hard_cuts(path, cfg, backend="pyav")
-    raw = sorted({c for c in raw if 0 < c < n})
-    cuts = apply_min_scene_len(raw, n, fps, flash_filter, length)
+    if held:   # the detector's frames were the held pictures' copies too: its filter counts them
+        cuts = held.real_cuts(apply_min_scene_len(sorted(set(raw)), len(held.real_of), held.fps, flash_filter, length), n)
+        raw = held.real_cuts(raw, n)
+    else:
+        raw = sorted({c for c in raw if 0 < c < n})
+        cuts = apply_min_scene_len(raw, n, fps, flash_filter, length)
     usable = coarse is not None and len(coarse.indices) and coarse.indices[-1] < n
     return ShotScan(cuts, np.asarray(times), np.asarray(feats), fps, errors, used, raw, coarse=coarse if usable else None)
 
@@ -268,8 +282,8 @@ def scan_coarse_to_fine(path: str, cfg: ShotsConfig):
     except Exception:   # the full pass reports what is wrong with the file
         return None, None
     n = len(table.times)
-    if table.problem or n < 2 or _stream_times_problem(table.times, table.fps):
-        return None, None
+    if table.problem or n < 2 or _stream_times_problem(table.times, table.fps) or held_step(table.times):
+        return None, None   # held pictures (variable rate): the full pass sees them for as long as they show
     if display_times_unreliable(path, 8):   # AVI with B-frames: packet times are in decode order
         return None, None
     cls, kwargs = _detector(cfg)
@@ -323,20 +337,21 @@ def segments_from_cuts(cuts: list[int], n: int) -> list[list[int]]:
 
 
 def repair_segments(segs: list[list[int]], feats: np.ndarray, fps: float, cfg: ShotsConfig,
-                    keep: frozenset[int] | set[int] = frozenset()) -> list[list[int]]:
+                    keep: frozenset[int] | set[int] = frozenset(), seconds=None) -> list[list[int]]:
     """Stitching on [start, end) frame segments: merges only shots of one scene (see module docstring).
     A short shot that is not a flash inside one scene stays a segment of its own. Boundaries in `keep`
-    (gradual transitions: their neighbouring frames look alike by nature) are never merged."""
+    (gradual transitions: their neighbouring frames look alike by nature) are never merged. `seconds(a, b)`:
+    how long frames [a, b) are shown (a variable-rate video holds some for seconds); else (b - a) / fps."""
     segs = [list(s) for s in segs]
     if not cfg.stitch.enabled or len(segs) < 2:
         return segs
     dist = lambda i, j: feature_distance(feats[i], feats[j])  # noqa: E731
     thr = cfg.stitch.max_distance
-    min_frames = cfg.min_len_s * fps
+    seconds = seconds or (lambda a, b: (b - a) / fps)
     i = 1
     while i < len(segs) - 1:   # a short shot between two alike neighbours: a flash, all three are one
         prev, (a, b), nxt = segs[i - 1], segs[i], segs[i + 1]
-        if (b - a < min_frames and prev[1] == a and nxt[0] == b and a not in keep and b not in keep
+        if (seconds(a, b) < cfg.min_len_s - EPS_S and prev[1] == a and nxt[0] == b and a not in keep and b not in keep
                 and dist(prev[1] - 1, nxt[0]) <= thr):
             prev[1] = nxt[1]
             del segs[i:i + 2]
@@ -352,16 +367,26 @@ def repair_segments(segs: list[list[int]], feats: np.ndarray, fps: float, cfg: S
     return merged
 
 
-def split_long(segs: list[list[int]], fps: float, max_len_s: float | None) -> list[list[int]]:
+def split_long(segs: list[list[int]], fps: float, max_len_s: float | None, seconds=None) -> list[list[int]]:
+    """Shots longer than `max_len_s` in equal pieces; `seconds(a, b)` as in `repair_segments`."""
     if not max_len_s:
         return segs
     max_frames = max(1, int(max_len_s * fps))
     out = []
     for a, b in segs:
-        pieces = -(-(b - a) // max_frames)
+        pieces = (-(-(b - a) // max_frames) if seconds is None
+                  else min(b - a, max(1, math.ceil(seconds(a, b) / max_len_s - EPS_S))))
         for k in range(pieces):  # equal windows rather than a short remainder
             out.append([a + (b - a) * k // pieces, a + (b - a) * (k + 1) // pieces])
     return out
+
+
+EPS_S = 1e-6   # lengths in seconds are compared with this slack: frame times are rounded floats
+
+
+def _time_of(scan: ShotScan, n: int, i: int) -> float:
+    """When frame `i` is shown; past the `n` frames decoded soundly, estimated at the mean rate."""
+    return float(scan.times[i]) if i < n else float(scan.times[n - 1]) + (i - n + 1) / scan.fps
 
 
 class ShotsStage(Stage):
@@ -394,14 +419,17 @@ class ShotsStage(Stage):
             return self.reject(row, damage.reason, damage.message, **damage.detail)
         n = damage.good_frames if damage else len(scan.times)
         segs = segments_from_cuts([c for c in scan.cuts if c < n], n)
-        segs = repair_segments(segs, scan.feats, scan.fps, cfg, keep=set(scan.gradual))
-        min_frames = cfg.min_len_s * scan.fps
-        segs = [piece for s in segs for piece in ([s] if s[1] - s[0] < min_frames else split_long([s], scan.fps, cfg.max_len_s))]
+        # lengths in time: a variable-rate video (a screen recording) shows one frame for seconds
+        seconds = lambda a, b: _time_of(scan, n, b) - _time_of(scan, n, a)  # noqa: E731
+        short = lambda a, b: seconds(a, b) < cfg.min_len_s - EPS_S  # noqa: E731
+        segs = repair_segments(segs, scan.feats, scan.fps, cfg, keep=set(scan.gradual), seconds=seconds)
+        segs = [piece for s in segs
+                for piece in ([s] if short(*s) else split_long([s], scan.fps, cfg.max_len_s, seconds=seconds))]
         out: list = []
         for k, (a, b) in enumerate(segs):
             clip = self._clip(row, k, a, b, scan, n, len(segs))
             clip[R.MEDIA_DAMAGE] = f"kept frames 0-{n} of {damage.total_frames}: {damage.reason}" if damage else None
-            if b - a < min_frames and cfg.short_shots == "reject":
+            if short(a, b) and cfg.short_shots == "reject":
                 out.append(self.reject(clip, TOO_SHORT, f"shot of {b - a} frames ({clip[R.CLIP_DURATION_S]:.2f}s) "
                                        f"< min_len_s={cfg.min_len_s}", frames=[a, b], min_len_s=cfg.min_len_s))
                 continue
@@ -419,9 +447,7 @@ class ShotsStage(Stage):
 
     def _clip(self, row: dict, k: int, a: int, b: int, scan: ShotScan, n: int, count: int) -> dict:
         """The clip row of frames [a, b); `n` frames decoded soundly (times past them are estimated)."""
-        step = 1.0 / scan.fps
-        time_of = lambda i: float(scan.times[i]) if i < n else float(scan.times[n - 1]) + (i - n + 1) * step  # noqa: E731
-        start_s, end_s = time_of(a), time_of(b)
+        start_s, end_s = _time_of(scan, n, a), _time_of(scan, n, b)
         return {
             **row,
             R.CLIP_ID: f"{row[R.VIDEO_ID]}_{a:07d}_{b:07d}",

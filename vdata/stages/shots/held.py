@@ -1,0 +1,46 @@
+"""Held frames for a detector that counts frames (PySceneDetect's): a variable-rate video shows some
+pictures for seconds (a screen recording's still screen, a slideshow's slides). Counted as one frame each,
+a 6-s still is shorter than the detector's 15-frame minimum scene and its cuts are dropped, and the
+adaptive detector, which weighs a frame against its neighbours, misses a cut next to another. The
+detector instead sees each picture repeated for as long as it is shown, at the stream's usual interval
+(`media.timestamps.held_step`), as it would see the same video at a constant rate; its cuts come back
+as the real frames' indices."""
+from __future__ import annotations
+
+
+class HeldFrames:
+    """Virtual frames: the detector's frame numbers, each mapped to the real frame it shows."""
+
+    def __init__(self, step_s: float, most_copies: int):
+        # past the detector's minimum scene and window, more copies of a still picture change nothing
+        self.step_s, self.most_copies = step_s, most_copies
+        self.real_of: list[int] = []
+        self._last_t: float | None = None
+
+    @property
+    def fps(self) -> float:
+        return 1.0 / self.step_s
+
+    def frames_for(self, index: int, t: float) -> list[tuple[int, bool]]:
+        """(virtual frame number, is a copy of the previous real frame) for the real frame `index` shown
+        at `t`: first the copies of the previous frame for the time it was held, then this frame."""
+        copies = 0 if self._last_t is None else min(self.most_copies, max(0, round((t - self._last_t) / self.step_s) - 1))
+        self._last_t = t
+        out = []
+        for _ in range(copies):
+            out.append((len(self.real_of), True))
+            self.real_of.append(index - 1)
+        out.append((len(self.real_of), False))
+        self.real_of.append(index)
+        return out
+
+    def last_frame_copies(self) -> list[int]:
+        """Virtual frame numbers for the last picture held on: its hold is not known (no frame follows),
+        and a detector that weighs a frame against the ones after it needs them to see the last cut."""
+        out = list(range(len(self.real_of), len(self.real_of) + self.most_copies))
+        self.real_of.extend([self.real_of[-1]] * self.most_copies if self.real_of else [])
+        return out if self.real_of else []
+
+    def real_cuts(self, virtual_cuts: list[int], n: int) -> list[int]:
+        """The real frames that open the shots the virtual cuts open."""
+        return sorted({self.real_of[v] for v in virtual_cuts if 0 <= v < len(self.real_of)} - {0} & set(range(1, n)))
