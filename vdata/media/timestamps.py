@@ -152,18 +152,8 @@ def held_frame_gap(path: str, times: Sequence[float]) -> float | None:
     A variable-frame-rate video may show one picture for seconds (a screen recording of a still screen,
     a phone's frozen segment): the frame returned for a time inside such an interval lies that far from it,
     and is still the right one, since no other frame lies between."""
-    import av
-
-    try:
-        with av.open(path, metadata_errors="ignore") as c:
-            stream = video_stream(c)
-            if stream is None:
-                return None
-            shown, _ = packet_times(c, stream)
-            shown -= float(stream.start_time or 0) * float(stream.time_base)
-    except av.error.FFmpegError:
-        return None
-    if len(shown) < 2:
+    shown = shown_times(path)
+    if shown is None or len(shown) < 2:
         return None
     at = np.clip(np.searchsorted(shown, np.asarray(times, dtype=np.float64), side="right"), 1, len(shown) - 1)
     return float((shown[at] - shown[at - 1]).max())
