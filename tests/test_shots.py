@@ -201,33 +201,12 @@ def test_write_clips_of_a_codec_mp4_cannot_hold(tmp_path):
 
 @pytest.fixture(scope="module")
 def held_picture_videos(media_dir):
-    """(path, true cut times) of a screen recording as recorders write it (duplicate frames dropped:
-    `mpdecimate`, so a still screen is one frame held for 6 s) and of a slideshow (one frame per slide,
-    each shown 3 s)."""
-    import subprocess
-    from vdata.media.ffmpeg import ffmpeg_exe
+    """(path, true cut times) of a screen recording as recorders write it (a still screen is one frame held
+    for 6 s) and of a slideshow (one frame per slide, each shown 3 s): `synth.render_held_pictures`."""
+    from vdata.media.synth import render_held_pictures
 
-    screen = str(media_dir / "screen_vfr.mp4")
-    sources = ["testsrc2=size=320x180:rate=25:duration=3", "smptebars=size=320x180:rate=25:duration=6",
-               "mandelbrot=size=320x180:rate=25", "rgbtestsrc=size=320x180:rate=25:duration=6",
-               "cellauto=size=320x180:rate=25"]
-    lengths = [None, None, 3, None, 2]
-    args = [a for src, t in zip(sources, lengths) for a in ["-f", "lavfi", *(["-t", str(t)] if t else []), "-i", src]]
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", *args, "-filter_complex",
-                    "[0][1][2][3][4]concat=n=5:v=1,mpdecimate", "-fps_mode", "vfr", "-c:v", "libx264",
-                    "-pix_fmt", "yuv420p", screen], check=True)
-    slides = str(media_dir / "slides_vfr.mp4")
-    listing = media_dir / "slides.txt"
-    lines = []
-    for k, src in enumerate(["testsrc2", "smptebars", "mandelbrot", "rgbtestsrc", "yuvtestsrc"]):
-        image = media_dir / f"slide{k}.png"
-        subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", f"{src}=size=320x180",
-                        "-frames:v", "1", str(image)], check=True)
-        lines += [f"file '{image}'", "duration 3"]
-    listing.write_text("\n".join(lines + [lines[-2]]) + "\n")   # the concat demuxer's last entry, repeated
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing),
-                    "-fps_mode", "vfr", "-c:v", "libx264", "-pix_fmt", "yuv420p", slides], check=True)
-    return {"screen": (screen, [3.0, 9.0, 12.0, 18.0]), "slides": (slides, [3.0, 6.0, 9.0, 12.0])}
+    return {kind: (str(media_dir / f"{kind}_vfr.mp4"), render_held_pictures(str(media_dir / f"{kind}_vfr.mp4"), kind))
+            for kind in ("screen", "slides")}
 
 
 @pytest.mark.parametrize("kind", ["screen", "slides"])

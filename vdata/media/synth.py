@@ -157,3 +157,33 @@ def damage_media_data(src: str, dst: str, at: float = 0.5, length: int = 4000, p
     with open(dst, "wb") as f:
         f.write(data)
     return start, start + length
+
+
+def render_held_pictures(path: str, kind: str, size=(320, 180)) -> list[float]:
+    """A variable-frame-rate video that holds pictures for seconds, and the times of its cuts.
+
+    "screen": a screen recording as recorders write it: moving stretches at 25 fps and still screens
+    of 6 s, the repeated frames dropped (`mpdecimate`), so each still is one frame held. "slides": a
+    slideshow of 5 pictures, one frame each, shown 3 s apiece (the concat demuxer's durations)."""
+    import os
+    import tempfile
+
+    w, h = size
+    if kind == "screen":
+        sources = [("testsrc2", 3), ("smptebars", 6), ("mandelbrot", 3), ("rgbtestsrc", 6), ("cellauto", 2)]
+        inputs = [a for src, t in sources for a in ("-f", "lavfi", "-t", str(t), "-i", f"{src}=size={w}x{h}:rate=25")]
+        run_ffmpeg([*inputs, "-filter_complex", f"{''.join(f'[{k}]' for k in range(len(sources)))}"
+                    f"concat=n={len(sources)}:v=1,mpdecimate", "-fps_mode", "vfr", "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", path])
+        return [3.0, 9.0, 12.0, 18.0]
+    with tempfile.TemporaryDirectory() as work:
+        listing = []
+        for k, src in enumerate(["testsrc2", "smptebars", "mandelbrot", "rgbtestsrc", "yuvtestsrc"]):
+            image = os.path.join(work, f"slide{k}.png")
+            run_ffmpeg(["-f", "lavfi", "-i", f"{src}=size={w}x{h}", "-frames:v", "1", image])
+            listing += [f"file '{image}'", "duration 3"]
+        with open(os.path.join(work, "slides.txt"), "w") as f:
+            f.write("\n".join(listing + [listing[-2]]) + "\n")   # the demuxer's last entry, repeated
+        run_ffmpeg(["-f", "concat", "-safe", "0", "-i", os.path.join(work, "slides.txt"), "-fps_mode", "vfr",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", path])
+    return [3.0, 6.0, 9.0, 12.0]

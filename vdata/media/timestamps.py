@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .streams import packet_times, video_stream
+from .streams import video_stream
 
 
 def timestamp_table_problem(times: np.ndarray, fps: float) -> str | None:
@@ -107,20 +107,36 @@ def _decode_first_frames(path: str, frames: int) -> tuple[bool, int]:
     return any(t is None for t in times) or any(b <= a for a, b in zip(times, times[1:])), rotation
 
 
-def shown_times(path: str) -> np.ndarray | None:
-    """When each frame of `path`'s video is shown (seconds from the first), from the packets' timestamps
-    without decoding; None when PyAV cannot read them."""
+def shown_times(path: str) -> tuple[np.ndarray, float] | None:
+    """When each frame of `path`'s video is shown (seconds from the first, sorted), from the packets'
+    timestamps without decoding, and when the stream ends (its declared duration: packets' own durations
+    follow decode order, not display order; else one usual interval past the last); None when PyAV cannot
+    read them. A damaged tail ends the list there."""
     import av
 
+    starts = []
     try:
         with av.open(path, metadata_errors="ignore") as c:
             stream = video_stream(c)
             if stream is None:
                 return None
-            shown, _ = packet_times(c, stream)
-            return shown - (shown[0] if len(shown) else 0.0)
+            try:
+                for packet in c.demux(stream):
+                    if packet.pts is not None and packet.size:
+                        starts.append(packet.pts)
+            except av.error.FFmpegError:
+                pass
+            base = float(stream.time_base)
+            declared = (float((stream.start_time or 0) + stream.duration) * base if stream.duration
+                        else (c.duration / 1e6 if c.duration else None))
     except av.error.FFmpegError:
         return None
+    if not starts:
+        return None
+    shown = np.sort(np.asarray(starts, dtype=np.float64)) * base
+    usual = float(np.median(np.diff(shown))) if len(shown) > 1 else 0.0
+    end = declared if declared is not None and declared > shown[-1] else float(shown[-1]) + usual
+    return shown - shown[0], end - float(shown[0])
 
 
 SLIDESHOW_STEP_S = 0.2   # frames further apart than this, most of the time: pictures shown one by one
@@ -152,7 +168,8 @@ def held_frame_gap(path: str, times: Sequence[float]) -> float | None:
     A variable-frame-rate video may show one picture for seconds (a screen recording of a still screen,
     a phone's frozen segment): the frame returned for a time inside such an interval lies that far from it,
     and is still the right one, since no other frame lies between."""
-    shown = shown_times(path)
+    found = shown_times(path)
+    shown = found[0] if found else None
     if shown is None or len(shown) < 2:
         return None
     at = np.clip(np.searchsorted(shown, np.asarray(times, dtype=np.float64), side="right"), 1, len(shown) - 1)

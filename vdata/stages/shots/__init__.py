@@ -223,8 +223,9 @@ def scan_hard_cuts(path: str, cfg: ShotsConfig, backend: str | None = None) -> S
     raw: list[int] = []
     times: list[float] = []
     feats: list[np.ndarray] = []
-    step = held_step(shown_times(path))
-    held = HeldFrames(step, int(length_in_frames(length, 1 / step)) + 8) if step else None
+    shown = shown_times(path)
+    step = held_step(shown[0]) if shown else None
+    held = HeldFrames(step, int(length_in_frames(length, 1 / step)) + 8, shown[1]) if step else None
     with open_reader(path, backend or cfg.backend, purpose="stream", max_side=cfg.analysis_max_side) as reader:
         fps = reader.fps
         index, previous = -1, None
