@@ -108,8 +108,8 @@ def _decode_first_frames(path: str, frames: int) -> tuple[bool, int]:
 
 
 def shown_times(path: str) -> tuple[np.ndarray, float] | None:
-    """When each frame of `path`'s video is shown (seconds from the first, sorted), from the packets'
-    timestamps without decoding, and when the stream ends (its declared duration: packets' own durations
+    """When each frame of `path`'s video is shown (seconds from the stream's start, as the readers count
+    them; sorted), from the packets' timestamps without decoding, and when the stream ends (its declared duration: packets' own durations
     follow decode order, not display order; else one usual interval past the last); None when PyAV cannot
     read them. A damaged tail ends the list there."""
     import av
@@ -127,8 +127,9 @@ def shown_times(path: str) -> tuple[np.ndarray, float] | None:
             except av.error.FFmpegError:
                 pass
             base = float(stream.time_base)
-            declared = (float((stream.start_time or 0) + stream.duration) * base if stream.duration
-                        else (c.duration / 1e6 if c.duration else None))
+            start = float(stream.start_time or 0) * base
+            declared = (start + float(stream.duration) * base if stream.duration
+                        else ((c.start_time or 0) / 1e6 + c.duration / 1e6 if c.duration else None))
     except av.error.FFmpegError:
         return None
     if not starts:
@@ -136,7 +137,7 @@ def shown_times(path: str) -> tuple[np.ndarray, float] | None:
     shown = np.sort(np.asarray(starts, dtype=np.float64)) * base
     usual = float(np.median(np.diff(shown))) if len(shown) > 1 else 0.0
     end = declared if declared is not None and declared > shown[-1] else float(shown[-1]) + usual
-    return shown - shown[0], end - float(shown[0])
+    return shown - start, end - start
 
 
 SLIDESHOW_STEP_S = 0.2   # frames further apart than this, most of the time: pictures shown one by one
