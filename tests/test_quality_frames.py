@@ -197,3 +197,32 @@ def test_a_picture_held_for_seconds_in_variable_frame_rate_video_is_read_not_rej
     assert got[1] in (pytest.approx(1.96), pytest.approx(4.0))   # asked for 3.0 s: a frame bounding the gap
     # the same answer for a time outside the held interval is wrong, and still found so
     assert FramesStage._unsound(path, [1.0, 6.5], [(1.0, None), (4.0, None)], [], info["fps"], True, 7.9)
+
+
+def test_a_held_picture_clip_gets_its_own_frame_and_no_motion_from_the_next_shot(tmp_path, quality_stage):
+    """A screen recording's still screens (one frame held 6 s, `synth.render_held_pictures`): a time inside
+    the hold was answered with the nearest frame, which is the next shot's (the frames of clip 3-9 s were
+    the picture at 9 s); the quality stage measured motion against the next shot too. Now the frame shown
+    at each time is read, every frame of a clip lies inside it, and a held picture has no motion."""
+    from vdata.media.hashing import content_id
+    from vdata.media.reader import open_reader
+    from vdata.media.synth import render_held_pictures
+    from vdata.stages.shots import ShotsStage
+
+    path = str(tmp_path / "screen.mp4")
+    cuts = render_held_pictures(path, "screen")
+    with open_reader(path, "pyav") as reader:
+        assert [t for t, _ in reader.read_at([2.9, 5.25, 8.9, 9.0, 14.0, 17.9])] == pytest.approx(
+            [2.88, 3.0, 3.0, 9.0, 12.0, 12.0])
+    row = {R.PATH: path, R.SOURCE_URI: path, R.VIDEO_ID: content_id(path), **probe_video(path)}
+    clips = ShotsStage(ctx=RunContext(output_dir="/tmp/unused")).process_batch([row])
+    assert [c[R.START_S] for c in clips][1:] == cuts
+    frames = FramesStage(FramesConfig(num_frames=4, max_side=160), RunContext(output_dir="/tmp/unused"))
+    for clip in frames.process_batch(clips):
+        assert not isinstance(clip, Reject), clip
+        times = [f[R.FRAME_TIMESTAMP_S] for f in clip[R.FRAMES]]
+        assert all(clip[R.START_S] <= t < clip[R.END_S] for t in times), (clip[R.START_S], clip[R.END_S], times)
+    held = [c for c in clips if c[R.START_S] in (3.0, 12.0)]
+    for scored in quality_stage.process_batch(held):
+        scores = scored.row if isinstance(scored, Reject) else scored
+        assert scores[R.Q_MOTION] == 0.0, scores[R.Q_MOTION]

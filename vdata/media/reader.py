@@ -310,41 +310,53 @@ class PyAVReader(FrameReader):
         w, h = _decoded_size(self.width, self.height, self.rotation, max_side)
         order = np.argsort(times_s)
         results: dict[int, tuple[float, np.ndarray]] = {}
-        half = 0.5 / self.fps
+        # half a frame: at 24 fps and up, the frame nearest each time; below (variable-rate video whose
+        # mean rate says little, a slideshow), the frame being shown then unless one starts just after
+        half = 0.5 / max(self.fps, 24.0)
         frames = None
         pending = None  # a decoded frame that may also serve the next target
+        prev = None     # the frame decoded before `pending`: shown until `pending`'s time
         last_t = None
         for k in order:
             t = float(times_s[k])
             # Seek only when the next target is far ahead: decoding forward is cheaper than a seek
             # into a long GOP. In counted mode only going back needs a new pass from the start.
             if frames is None or last_t is None or t < last_t or (t - last_t > 2.0 and not self._counted):
-                frames = self._decode_from(t)
-                pending = None
-            chosen = prev = None
+                frames, pending, prev = self._decode_from(t), None, None
             skip_ok = not self._counted and t < self._skip_until
             self._skip_before = t - 2 * half if skip_ok else None
-            while True:
-                if pending is not None:
-                    item, pending = pending, None
-                else:
-                    item = next(frames, None)
-                if item is None:
-                    break
-                if item[0] + half >= t:
-                    chosen = item
-                    break
-                prev = item
-            chosen = chosen or prev
+            chosen, pending, prev = self._shown_at(t, half, frames, pending, prev)
+            if chosen is not None and chosen is prev and self._skip_before is not None and chosen[0] < self._skip_before:
+                # A picture held from well before `t` (variable rate): the frames skipped while decoding
+                # towards `t` (non-reference pictures) may include the one shown at `t`. Decode again in full.
+                self._skip_before = None
+                frames = self._decode_from(t)
+                chosen, pending, prev = self._shown_at(t, half, frames, None, None)
             if chosen is None:
                 raise MediaError("undecodable", f"no frame decodes at {t:.3f}s")
             self._skip_before = None
             results[int(k)] = (chosen[0], upright(self._picture(chosen[1], w, h), self.rotation))
             if on_frame is not None:
                 on_frame(int(k), results[int(k)][1])
-            pending = chosen
             last_t = chosen[0]
         return [results[i] for i in range(len(times_s))]
+
+    @staticmethod
+    def _shown_at(t: float, half: float, frames, pending, prev):
+        """(the frame for time `t`, the frame to offer the next target first, the frame before it), reading
+        on from `frames`: the first frame from `t - half` on, unless it starts more than `half` after `t`
+        (a picture held before it: variable rate), then the one before it, which is still shown at `t`."""
+        while True:
+            if pending is not None:
+                item, pending = pending, None
+            else:
+                item = next(frames, None)
+            if item is None:
+                return prev, prev, prev
+            if item[0] + half >= t:
+                held = item[0] - half > t and prev is not None
+                return (prev if held else item), item, prev
+            prev = item
 
     def iter_frames(self, start_s=0.0, end_s=None, max_side=None, fmt="bgr24"):
         from .convert import small_bgr

@@ -66,7 +66,7 @@ def sample_times(mode: str, start: float, end: float, cfg: FramesConfig) -> list
 
 class FramesStage(Stage):
     name = "frames"
-    version = 2   # 2: a picture a VFR video holds for seconds is read, not rejected
+    version = 3   # 2: a picture a VFR video holds for seconds is read, not rejected; 3: the frame shown then
     HUB_MODEL_FIELDS = ("keyframe_model",)
     needs_video = True
     Config = FramesConfig
@@ -118,9 +118,10 @@ class FramesStage(Stage):
         got, span = [t for t, _ in frames], (0.0, max(0.0, last_frame_s))
         tol = max(1.0 / fps, VFR_MAX_GAP_S) if is_vfr else 1.0 / fps + 1e-3
         problem = returned_times_problem(times, got, fps, span=span, tolerance_s=tol)
-        if problem and is_vfr:
-            # a picture held longer than VFR_MAX_GAP_S (a still screen in a screen recording): the frame after
-            # (or before) it is the nearest there is, which the packets' timestamps show without a decode
+        if problem:
+            # a picture held longer than the tolerance (a still screen in a screen recording, a slideshow's
+            # slide, which the mean rate of a short file understates): the frame shown at a time inside it
+            # is the one before, which the packets' timestamps show without a decode
             held = held_frame_gap(path, times)
             if held is not None and held + 1.0 / fps > tol:
                 problem = returned_times_problem(times, got, fps, span=span, tolerance_s=held + 1.0 / fps + 1e-3)

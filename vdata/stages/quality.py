@@ -153,6 +153,7 @@ def _motion(a: np.ndarray, b: np.ndarray) -> float:
 
 class QualityStage(Stage):
     name = "quality"
+    version = 2   # 2: the frame shown at a time, not the next one after a held picture; no motion across the clip's end
     needs_video = True
     Config = QualityConfig
     reads = (R.PATH, R.START_S, R.END_S, R.FPS, R.WIDTH, R.HEIGHT, R.CLIP_DURATION_S)
@@ -193,6 +194,7 @@ class QualityStage(Stage):
         text_frames = {2 * k for k in self._text_picks(n)} if self._ocr else set()
         grays: dict[int, np.ndarray] = {}
         text_jobs, motion_jobs = [], {}
+        still: list[float] = []   # pairs of one picture held to the clip's end
 
         def arrived(k: int, frame: np.ndarray) -> None:
             grays[k] = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
@@ -211,12 +213,16 @@ class QualityStage(Stage):
             if again:
                 later = reader.read_at([got[k] + 0.5 * step + 1e-4 for k in again], max_side=cfg.analysis_max_side)
                 for k, (t, frame) in zip(again, later):
+                    if t >= end - 1e-6:   # held to the clip's end: the next frame is another shot's, no motion
+                        gaps[k] = 0.0
+                        still.append(0.0)
+                        continue
                     gaps[k] = t - got[k]
                     if gaps[k] > 0:
                         motion_jobs[k] = self._pool.submit(_motion, grays[k], cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
         anchors_g = [grays[k] for k in range(0, len(times), 2)]
         # pixels per frame of the average rate, however far apart the two frames were
-        motion = [job.result() * step / gaps[k] for k, job in motion_jobs.items() if gaps[k] > 0] or [0.0]
+        motion = [job.result() * step / gaps[k] for k, job in motion_jobs.items() if gaps[k] > 0] + still or [0.0]
         text_areas = [job.result() for job in text_jobs]
         hashes = [phash(g) for g in anchors_g]
         dups = [hamming(a, b) <= cfg.dup_hash_distance for a, b in zip(hashes, hashes[1:])]

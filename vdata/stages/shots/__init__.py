@@ -392,6 +392,7 @@ def _time_of(scan: ShotScan, n: int, i: int) -> float:
 
 class ShotsStage(Stage):
     name = "shots"
+    version = 2   # 2: held pictures (variable rate) count for as long as they show; shot lengths are times
     needs_video = True
     Config = ShotsConfig
     reads = (R.PATH, R.VIDEO_ID, R.FPS, R.DURATION_S)
