@@ -223,3 +223,14 @@ def test_pictures_held_for_seconds_are_shots_with_their_cuts(held_picture_videos
     out = shots_of(path, detector=detector)
     assert all(isinstance(r, dict) for r in out), [(r.reason, r.message) for r in out if isinstance(r, Reject)]
     assert [(r[R.START_S], r[R.END_S]) for r in out][1:] == list(zip(truth, [*truth[1:], out[-1][R.END_S]]))
+
+
+def test_transnetv2_on_cuda_asks_ray_for_a_gpu_unless_the_config_says():
+    """A Ray worker sees only the GPUs its stage asks for: `device: cuda` without `resources.num_gpus` found none."""
+    def gpus(**cfg):
+        return ShotsStage(ShotsConfig(**cfg), RunContext(output_dir="")).resources().num_gpus
+
+    assert gpus(detector="transnetv2", detector_args={"device": "cuda"}) == 1.0
+    assert gpus(detector="transnetv2", detector_args={"device": "cuda:0"}, resources={"num_gpus": 0.5}) == 0.5
+    assert gpus(detector="transnetv2") == gpus(detector="transnetv2", detector_args={"device": "cpu"}) == 0.0
+    assert gpus() == 0.0

@@ -400,6 +400,16 @@ class ShotsStage(Stage):
     default_resources = Resources(num_cpus=1, batch_size=1)
     cache_results = True
 
+    def resources(self) -> Resources:
+        """TransNetV2 asked to run on `cuda` gets a GPU unless the config says how much: a Ray worker sees
+        only the GPUs its stage asks for, and would find none."""
+        res = super().resources()
+        cfg = self.config
+        if (cfg.detector == "transnetv2" and str(cfg.detector_args.get("device", "")).startswith("cuda")
+                and "num_gpus" not in cfg.resources.model_fields_set):
+            res.num_gpus = 1.0
+        return res
+
     def process_row(self, row):
         cfg = self.config
         scan = scan_video(row[R.PATH], cfg)
