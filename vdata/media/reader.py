@@ -347,10 +347,7 @@ class PyAVReader(FrameReader):
         on from `frames`: the first frame from `t - half` on, unless it starts more than `half` after `t`
         (a picture held before it: variable rate), then the one before it, which is still shown at `t`."""
         while True:
-            if pending is not None:
-                item, pending = pending, None
-            else:
-                item = next(frames, None)
+            item, pending = (pending if pending is not None else next(frames, None)), None
             if item is None:
                 return prev, prev, prev
             if item[0] + half >= t:
