@@ -170,7 +170,7 @@ def render_held_pictures(path: str, kind: str, size=(320, 180)) -> list[float]:
 
     w, h = size
     if kind == "screen":
-        sources = [("testsrc2", 3), ("smptebars", 6), ("mandelbrot", 3), ("rgbtestsrc", 6), ("cellauto", 2)]
+        sources = [("testsrc2", 3), ("smptebars", 6), ("mandelbrot", 3), ("rgbtestsrc", 6), ("testsrc", 2)]
         inputs = [a for src, t in sources for a in ("-f", "lavfi", "-t", str(t), "-i", f"{src}=size={w}x{h}:rate=25")]
         run_ffmpeg([*inputs, "-filter_complex", f"{''.join(f'[{k}]' for k in range(len(sources)))}"
                     f"concat=n={len(sources)}:v=1,mpdecimate", "-fps_mode", "vfr", "-c:v", "libx264",
