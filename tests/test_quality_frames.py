@@ -226,3 +226,21 @@ def test_a_held_picture_clip_gets_its_own_frame_and_no_motion_from_the_next_shot
     for scored in quality_stage.process_batch(held):
         scores = scored.row if isinstance(scored, Reject) else scored
         assert scores[R.Q_MOTION] == 0.0, scores[R.Q_MOTION]
+
+
+def test_a_low_frame_rate_video_is_read_in_one_pass(tmp_path, monkeypatch):
+    """At 10 fps a time between two frames gets the one being shown; reading it must not need a second
+    decode from a seek (that is for a picture held over skipped ones): sorted times, one pass."""
+    from vdata.media.ffmpeg import run_ffmpeg
+    from vdata.media.reader import PyAVReader
+
+    path = str(tmp_path / "ten_fps.mp4")
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=10:duration=10", "-c:v", "libx264",
+                "-pix_fmt", "yuv420p", path])
+    times = [0.37 + 0.3 * k for k in range(30)]
+    passes = []
+    original = PyAVReader._decode_from
+    monkeypatch.setattr(PyAVReader, "_decode_from", lambda self, t: passes.append(t) or original(self, t))
+    with PyAVReader(path) as reader:
+        got = [t for t, _ in reader.read_at(times)]
+    assert got == pytest.approx([int(t * 10) / 10 for t in times]) and len(passes) == 1, passes

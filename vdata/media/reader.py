@@ -324,7 +324,8 @@ class PyAVReader(FrameReader):
             if frames is None or last_t is None or t < last_t or (t - last_t > 2.0 and not self._counted):
                 frames, pending, prev = self._decode_from(t), None, None
             skip_ok = not self._counted and t < self._skip_until
-            self._skip_before = t - 2 * half if skip_ok else None
+            # unreferenced pictures a mean interval before `t` are skipped (a held one is decoded again below)
+            self._skip_before = t - 1.0 / self.fps - 1e-3 if skip_ok else None
             chosen, pending, prev = self._shown_at(t, half, frames, pending, prev)
             if chosen is not None and chosen is prev and self._skip_before is not None and chosen[0] < self._skip_before:
                 # A picture held from well before `t` (variable rate): the frames skipped while decoding
