@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -29,12 +28,6 @@ from _common import table  # noqa: E402
 from vdata.media import transnet  # noqa: E402
 from vdata.media.transitions import Transition, f1_score, match_transitions  # noqa: E402
 from vdata.stages.shots import ShotsConfig, scan_video  # noqa: E402
-
-
-def measured(fn):
-    wall, cpu = time.perf_counter(), time.process_time()
-    out = fn()
-    return time.perf_counter() - wall, time.process_time() - cpu, out
 
 
 def default_video() -> tuple[str, list[int]]:
@@ -74,7 +67,7 @@ def main():
     def f1(found):
         return f"{f1_score(*match_transitions(found, truth)):.3f}" if truth else "-"
 
-    from bench_shots import decode_only, pyscenedetect
+    from bench_shots import decode_only, measured, pyscenedetect
 
     t_dec, c_dec, n = measured(lambda: decode_only(path))
     t_small, c_small, (frames, _, _) = measured(lambda: transnet.decode_small(path))

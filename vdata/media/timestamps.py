@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .streams import video_stream
+from .streams import packet_times, video_stream
 
 
 def timestamp_table_problem(times: np.ndarray, fps: float) -> str | None:
@@ -109,32 +109,25 @@ def _decode_first_frames(path: str, frames: int) -> tuple[bool, int]:
 
 def shown_times(path: str) -> tuple[np.ndarray, float] | None:
     """When each frame of `path`'s video is shown (seconds from the stream's start, as the readers count
-    them; sorted), from the packets' timestamps without decoding, and when the stream ends (its declared duration: packets' own durations
-    follow decode order, not display order; else one usual interval past the last); None when PyAV cannot
-    read them. A damaged tail ends the list there."""
+    them; sorted), from the packets' timestamps without decoding (`streams.packet_times`), and when the
+    stream ends (its declared duration: packets' own durations follow decode order, not display order; else
+    one usual interval past the last); None when PyAV cannot read them. A damaged tail ends the list there."""
     import av
 
-    starts = []
     try:
         with av.open(path, metadata_errors="ignore") as c:
             stream = video_stream(c)
             if stream is None:
                 return None
-            try:
-                for packet in c.demux(stream):
-                    if packet.pts is not None and packet.size:
-                        starts.append(packet.pts)
-            except av.error.FFmpegError:
-                pass
+            shown, _ = packet_times(c, stream)
             base = float(stream.time_base)
             start = float(stream.start_time or 0) * base
             declared = (start + float(stream.duration) * base if stream.duration
                         else ((c.start_time or 0) / 1e6 + c.duration / 1e6 if c.duration else None))
     except av.error.FFmpegError:
         return None
-    if not starts:
+    if not len(shown):
         return None
-    shown = np.sort(np.asarray(starts, dtype=np.float64)) * base
     usual = float(np.median(np.diff(shown))) if len(shown) > 1 else 0.0
     end = declared if declared is not None and declared > shown[-1] else float(shown[-1]) + usual
     return shown - start, end - start
