@@ -228,10 +228,11 @@ def scan_hard_cuts(path: str, cfg: ShotsConfig, backend: str | None = None) -> S
     held = HeldFrames(step, int(length_in_frames(length, 1 / step)) + 8, shown[1]) if step else None
     with open_reader(path, backend or cfg.backend, purpose="stream", max_side=cfg.analysis_max_side) as reader:
         fps = reader.fps
+        rate = held.fps if held else fps   # the detector's frame rate: the held copies' where there are any
         index, previous = -1, None
         for index, (_, t, bgr) in enumerate(prefetch(reader.iter_frames(max_side=cfg.analysis_max_side, fmt="bgr24"))):
             for number, copy in (held.frames_for(index, t) if held else [(index, False)]):
-                tc = FrameTimecode(number, held.fps if held else fps)
+                tc = FrameTimecode(number, rate)
                 raw.extend(c.frame_num for c in detector.process_frame(tc, previous if copy else bgr))
             previous = bgr
             times.append(t)
@@ -240,7 +241,7 @@ def scan_hard_cuts(path: str, cfg: ShotsConfig, backend: str | None = None) -> S
             raw.extend(c.frame_num for c in detector.process_frame(FrameTimecode(number, held.fps), previous))
         if index >= 0:
             last = len(held.real_of) - 1 if held else index
-            raw.extend(c.frame_num for c in detector.post_process(FrameTimecode(last, held.fps if held else fps)))
+            raw.extend(c.frame_num for c in detector.post_process(FrameTimecode(last, rate)))
         errors, used = list(reader.decode_errors), reader.backend
     n = len(times)
     if used != "pyav" and n and _stream_times_problem(np.asarray(times), fps):
