@@ -1,5 +1,6 @@
 """Probe, readers and hashing on real files."""
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -67,6 +68,34 @@ def test_probe_rejects_bad_files_with_reason(bad_files, kind, reason):
         probe_video(bad_files[kind])
     assert e.value.reason == reason
     assert len(e.value.message) > 10
+
+
+def test_probe_rejects_ts_parts_joined_with_separate_timelines_and_reads_their_remux(tmp_path):
+    """Two MPEG-TS recordings joined byte for byte (`cat a.ts b.ts`), each with its own timeline from 1.4 s:
+    sorted, the times hid the join (6 s of 12, every time twice), shots read a 4 s shot as -2 s long and
+    frames came from the wrong part. The probe now names the jump; parts whose times run on stay whole."""
+    from vdata.media.ffmpeg import run_ffmpeg
+
+    parts = []
+    for i, (source, offset) in enumerate([("testsrc2", 1.4), ("smptebars", 1.4), ("mandelbrot", 4.4)]):
+        parts.append(tmp_path / f"part{i}.ts")
+        run_ffmpeg(["-f", "lavfi", "-i", f"{source}=s=320x180:r=25", "-t", "3", "-c:v", "libx264", "-g", "25",
+                    "-output_ts_offset", str(offset), "-f", "mpegts", str(parts[-1])])
+    joined, continuous = tmp_path / "joined.ts", tmp_path / "continuous.ts"
+    joined.write_bytes(parts[0].read_bytes() + parts[1].read_bytes())
+    continuous.write_bytes(parts[0].read_bytes() + parts[2].read_bytes())
+    with pytest.raises(MediaError) as e:
+        probe_video(str(joined))
+    assert e.value.reason == "timestamp_discontinuity"
+    jump = re.search(r"jump back at packet 75 \(([\d.]+)s -> ([\d.]+)s\)", e.value.message)
+    assert jump and float(jump[1]) - float(jump[2]) == pytest.approx(2.96, abs=0.01)   # the last frame of part 0
+    assert "ffmpeg -i" in e.value.message
+    info = probe_video(str(continuous))
+    assert info["num_frames"] == 150 and info["duration_s"] == pytest.approx(6.0, abs=0.05)
+    remuxed = str(tmp_path / "remuxed.mp4")
+    run_ffmpeg(["-i", str(joined), "-c", "copy", remuxed])   # the fix the message names
+    info = probe_video(remuxed)
+    assert info["num_frames"] == 150 and info["duration_s"] == pytest.approx(6.0, abs=0.1)
 
 
 def test_content_id_depends_on_bytes_not_path(cut_video, tmp_path, bikes):

@@ -108,9 +108,17 @@ def _index(vs):
 
 
 def _demux_timestamps(container, vs) -> np.ndarray:
-    times, error = packet_times(container, vs)   # a damaged tail: keep what demuxed before it
+    times, error, jump = packet_times(container, vs)   # a damaged tail: keep what demuxed before it
     if error is not None and not len(times):
         raise MediaError("unreadable", f"cannot demux video packets: {error}")
+    if jump is not None:
+        # Readers find frames by time, and here one time names two frames: seeks, frame choice and every
+        # span would be wrong. Players and ffmpeg's own remux lay the second timeline after the first.
+        packet, before, after = jump
+        raise MediaError("timestamp_discontinuity",
+                         f"video times jump back at packet {packet} ({before:.3f}s -> {after:.3f}s): the file joins "
+                         f"recordings with separate timelines (MPEG-TS parts joined with cat, a broadcast splice); "
+                         f"remux it so that its times run on, e.g. `ffmpeg -i IN -c copy OUT.mp4`")
     container.seek(0)
     return times
 

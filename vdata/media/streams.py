@@ -2,6 +2,8 @@
 picture as a player shows it: square pixels, turned upright."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 
@@ -21,17 +23,38 @@ def video_stream(container):
     return next((s for s in container.streams.video if not s.disposition & cover), None)
 
 
-def packet_times(container, stream) -> tuple[np.ndarray, Exception | None]:
+class PacketTimes(NamedTuple):
+    times: np.ndarray                           # presentation times (s), sorted
+    error: Exception | None                     # what ended the demux early (a damaged tail), else None
+    jump_back: tuple[int, float, float] | None  # (packet, from s, to s): the first break back in decode order
+
+
+# Decode times never go back inside one timeline; a break back further than this is a second timeline (MPEG-TS
+# recordings joined with `cat`, a broadcast splice). Smaller steps back are muxer rounding, left alone.
+JUMP_BACK_S = 0.5
+
+
+def packet_times(container, stream) -> PacketTimes:
     """Presentation times (seconds, the stream's time base) of `stream`'s packets, sorted, read by a demux
-    without decoding; a damaged tail ends the list there, and the error that ended it comes back too."""
-    pts, error = [], None
+    without decoding; a damaged tail ends the list there, and the error that ended it comes back too.
+    The same pass notes where decode times first jump back (`JUMP_BACK_S`): sorting would hide it, and
+    the times of the two timelines would interleave."""
+    pts, error, jump = [], None, None
+    base = float(stream.time_base)
+    last_dts = None
     try:
         for packet in container.demux(stream):
-            if packet.pts is not None and packet.size:
+            if not packet.size:
+                continue
+            if packet.pts is not None:
                 pts.append(packet.pts)
+            if packet.dts is not None:
+                if jump is None and last_dts is not None and (last_dts - packet.dts) * base > JUMP_BACK_S:
+                    jump = (len(pts) - 1, last_dts * base, packet.dts * base)
+                last_dts = packet.dts
     except Exception as e:
         error = e
-    return np.sort(np.asarray(pts, dtype=np.float64)) * float(stream.time_base), error
+    return PacketTimes(np.sort(np.asarray(pts, dtype=np.float64)) * base, error, jump)
 
 
 def video_stream_count(path: str) -> int:

@@ -119,7 +119,7 @@ def shown_times(path: str) -> tuple[np.ndarray, float] | None:
             stream = video_stream(c)
             if stream is None:
                 return None
-            shown, _ = packet_times(c, stream)
+            shown = packet_times(c, stream).times
             base = float(stream.time_base)
             start = float(stream.start_time or 0) * base
             declared = (start + float(stream.duration) * base if stream.duration

@@ -18,7 +18,7 @@ class ProbeConfig(StageConfig):
 
 class ProbeStage(Stage):
     name = "probe"
-    version = 2   # 2: presentation times where decode times precede them (VFR with B-frames)
+    version = 3   # 2: presentation times where decode times precede them (VFR with B-frames); 3: timelines joined
     Config = ProbeConfig
     reads = (R.PATH,)
     writes = R.PROBE_COLUMNS
