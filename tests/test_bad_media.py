@@ -191,7 +191,7 @@ def test_containers_through_shots_frames_and_quality(containers, fmt):
     quality.setup()
     scored = quality.process_batch([clip])[0]
     row = scored.row if isinstance(scored, Reject) else scored
-    assert row[R.Q_MOTION] > 0.5, (fmt, row[R.Q_MOTION])
+    assert row[R.Q_MOTION] > 0.3, (fmt, row[R.Q_MOTION])   # testsrc2's moving parts: 0.45 px a frame, 9x motion_min
     assert not (isinstance(scored, Reject) and scored.reason == "static")
 
 
