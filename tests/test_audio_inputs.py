@@ -105,6 +105,22 @@ def test_ingest_lists_audio_extensions_unless_told_otherwise(speech, tmp_path):
     assert [Path(r[R.PATH]).name for r in discover(only_video, str(tmp_path / "media"))] == ["talk.mp4"]
 
 
+def test_ingest_skips_hidden_entries_below_a_folder(speech, tmp_path):
+    """macOS writes `._name` metadata files beside every video it copies to a shared or exFAT drive, and tools
+    keep caches in `.folders`: as inputs they made one `unreadable` reject each. Below a searched folder
+    hidden entries are skipped (as `datasets` does); a hidden folder or file named as the input is read."""
+    src = tmp_path / ".in"
+    copy_to(speech["video"], src)
+    for hidden in ("._talk.mp4", ".cache/talk.mp4", "sub/.talk.mp4"):
+        (src / hidden).parent.mkdir(parents=True, exist_ok=True)
+        (src / hidden).write_bytes(b"\x00\x05\x16\x07" * 1024)   # AppleDouble's magic, not a video
+    copy_to(speech["video"], src / "sub")
+    cfg = parse_config({"input": [{"path": str(src)}, {"path": str(src / ".cache" / "talk.mp4")}],
+                        "output": {"dir": str(tmp_path / "o")}, "stages": [{"probe": {}}]})
+    found = [os.path.relpath(r[R.PATH], src) for r in discover(cfg, str(tmp_path / "media"))]
+    assert found == ["sub/talk.mp4", "talk.mp4", ".cache/talk.mp4"]
+
+
 def test_audio_only_build_probe_asr_gives_transcript_rows(speech, tmp_path, in_process):
     src = tmp_path / "podcasts"
     for ext in (".wav", ".mp3", ".m4a"):

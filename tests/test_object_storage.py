@@ -340,3 +340,21 @@ def test_storage_keys_are_secret_even_when_written_literally():
         parse_config({"name": "x", "input": [{"path": literal}], "output": {"dir": "o"}, "stages": [{"probe": {}}],
                       "storage": {"s3": {"secret": literal}, "bogus": 1}})
     assert literal not in str(err.value) and "storage.bogus: unknown key" in str(err.value)
+
+
+def test_a_bucket_folder_is_searched_without_its_hidden_entries(tmp_path, s3, videos):
+    """As on disk (test_audio_inputs): `._v.mp4` (macOS metadata beside each copied video) and `.cache/` are
+    not inputs; the folder itself may be named whatever it is."""
+    from vdata.pipelines.ingest import discover
+    from vdata.schemas.storage import fsspec_options
+
+    endpoint, fs = s3
+    first = sorted(videos.iterdir())[0]
+    fs.mkdir("hidden")
+    for key in ("in/v.mp4", "in/sub/w.mp4", "in/._v.mp4", "in/.cache/x.mp4", "in/sub/.y.mp4", ".dot/in/v.mp4"):
+        fs.put_file(str(first), f"hidden/{key}")
+    cfg = parse_config(_config([{"path": "s3://hidden/in"}], str(tmp_path / "o"), endpoint))
+    S.configure(fsspec_options(cfg.storage))   # as a build's preflight does
+    assert [r[R.PATH] for r in discover(cfg, str(tmp_path / "media"))] == ["s3://hidden/in/sub/w.mp4", "s3://hidden/in/v.mp4"]
+    cfg = parse_config(_config([{"path": "s3://hidden/.dot/in/"}], str(tmp_path / "o"), endpoint))
+    assert [r[R.PATH] for r in discover(cfg, str(tmp_path / "media"))] == ["s3://hidden/.dot/in/v.mp4"]

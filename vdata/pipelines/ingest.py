@@ -6,7 +6,9 @@ input shares: those are hashed here, so that the same content under two paths (a
 caught before it makes two videos with one id (see `find_duplicates`).
 
 Directories are searched for the config's `extensions`; by default the video containers and, for
-pipelines that need no frames (ASR over podcasts or lectures), the audio ones. Videos that arrive as bytes (HF datasets)
+pipelines that need no frames (ASR over podcasts or lectures), the audio ones. Hidden entries below the
+folder (`.name`, as `datasets` skips them) are not searched: macOS leaves a `._clip.mp4` of metadata
+beside every video it copies to a shared or exFAT drive, which would make one reject per video. Videos that arrive as bytes (HF datasets)
 are written once to `<output>/_media/<content hash>.<ext>` so workers can read them by path.
 
 Inputs may be URLs (vdata/media/storage.py): `path: s3://bucket/videos` (a folder: searched like a local
@@ -42,6 +44,11 @@ def _is_media(p: str, spec: InputSpec) -> bool:
     return p.lower().endswith(tuple(e.lower() for e in extensions))
 
 
+def _hidden(relative: str) -> bool:
+    """Whether a path below an input folder passes through a hidden file or folder (`.name`)."""
+    return any(part.startswith(".") for part in relative.split("/") if part)
+
+
 def _from_path(spec: InputSpec, cfg: BuildConfig, where: str) -> list[dict]:
     p = cfg.resolve(spec.path)
     if S.is_remote(p):
@@ -49,7 +56,8 @@ def _from_path(spec: InputSpec, cfg: BuildConfig, where: str) -> list[dict]:
     if os.path.isfile(p):
         return [_row(p, p)]   # an explicit file is taken whatever its extension: probe judges it
     if os.path.isdir(p):
-        found = sorted(str(q) for q in Path(p).rglob("*") if q.is_file() and _is_media(str(q), spec))
+        found = sorted(str(q) for q in Path(p).rglob("*")
+                       if q.is_file() and _is_media(str(q), spec) and not _hidden(q.relative_to(p).as_posix()))
         return [_row(f, f) for f in found]
     if globlib.has_magic(spec.path):
         raise ConfigError(f"{where}.path: {spec.path!r} does not exist; for a pattern write `glob: {spec.path!r}`")
@@ -62,7 +70,9 @@ def _from_url(spec: InputSpec, url: str, where: str) -> list[dict]:
         if S.isfile(url):
             return [_row(url, url)]
         if S.isdir(url):
-            return [_row(f, f) for f in S.find(url) if _is_media(f, spec)]
+            root = url.rstrip("/")
+            return [_row(f, f) for f in S.find(url)
+                    if _is_media(f, spec) and not _hidden(f[len(root):] if f.startswith(root) else f.rsplit("/", 1)[-1])]
     except (OSError, ValueError) as e:   # no such bucket, no permission, an unreachable endpoint
         raise ConfigError(f"{where}.path: {spec.path!r} cannot be listed: {type(e).__name__}: {e}") from None
     raise ConfigError(f"{where}.path: {spec.path!r} does not exist")
