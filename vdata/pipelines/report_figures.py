@@ -8,6 +8,7 @@ turned so that they never overprint each other.
 from __future__ import annotations
 
 import io
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -45,7 +46,11 @@ def _figure(width: float, height: float):
 
 def _png(fig) -> Plot:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, facecolor="white")
+    with warnings.catch_warnings():
+        # A video named in Chinese or Arabic has letters the bundled font lacks: the plot shows boxes there
+        # (the report's tables show the names), and a warning per letter would flood the build's output.
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
+        fig.savefig(buf, format="png", dpi=DPI, facecolor="white")
     suptitle = fig.get_suptitle() if hasattr(fig, "get_suptitle") else ""
     titles = [ax.get_title(loc="left") for ax in fig.axes if ax.get_visible() and ax.get_title(loc="left")]
     return Plot(buf.getvalue(), suptitle or " / ".join(titles))
