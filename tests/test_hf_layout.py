@@ -277,3 +277,44 @@ def test_where_video_decodes_the_path_loads_as_a_video_feature(build_dir, tmp_pa
     res = export(str(copy), str(tmp_path / "pq"), "parquet", media="none")
     video = [f for i in res.dataset_info for f in i["features"] if f["name"] == "video"]
     assert video and all(f["dtype"] == "video" for f in video)
+
+
+def test_the_card_written_beside_the_report_in_a_forked_child_equals_the_card_written_in_line(build_dir, tmp_path):
+    """A build without Ray writes README.md in a forked child while it draws the report (runner._card_beside):
+    the same card as in line, and the child's error comes back as the build's. A fresh process, as a
+    `vdata build` is: this test's worker may hold Ray's threads, which are not forked."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from vdata.exporters.hf_local import refresh_card
+
+    inline, forked, damaged = tmp_path / "inline", tmp_path / "forked", tmp_path / "damaged"
+    for copy in (inline, forked, damaged):
+        shutil.copytree(build_dir, copy, ignore=shutil.ignore_patterns("_cache", "exports", "_media", "README.md"))
+    for data in damaged.rglob("*.parquet"):
+        data.write_bytes(b"not parquet")
+    refresh_card(str(inline))
+    script = (
+        "import json, multiprocessing, sys\n"
+        "from vdata.pipelines.runner import _card_beside\n"
+        "done = _card_beside(sys.argv[1])\n"
+        "children = len(multiprocessing.active_children())\n"
+        "path = done()\n"
+        "try:\n"
+        "    _card_beside(sys.argv[2])()\n"
+        "    error = None\n"
+        "except Exception as e:\n"
+        "    error = type(e).__name__\n"
+        "print(json.dumps({'path': path, 'children': children, 'ray': 'ray' in sys.modules, 'error': error}))\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(forked), str(damaged)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    answer = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert answer["children"] == 1 and not answer["ray"], answer
+    assert answer["path"] == str(forked / "README.md")
+    assert (forked / "README.md").read_text() == (inline / "README.md").read_text()
+    with pytest.raises(Exception) as inline_error:
+        refresh_card(str(damaged))
+    assert answer["error"] == type(inline_error.value).__name__ == "ArrowInvalid"
