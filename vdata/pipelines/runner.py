@@ -436,9 +436,12 @@ def _card_beside(local: str):
     matplotlib each take a share of a small build's few seconds, and on two cores they overlap (probe +
     shots of one video, 2 cores: CLI median 5.00 -> 4.62 s over 7 interleaved runs each; bench_build_overhead's
     fixed cost 3.10 -> 2.35-2.49 s).
-    Forked only on Linux and where no Ray driver runs in this process (gRPC's threads do not survive a
-    fork); elsewhere, and if the child fails to answer, the card is written here when asked for."""
-    if sys.platform != "linux" or "ray" in sys.modules or (os.cpu_count() or 1) < 2:
+    Forked only on Linux, from a process with no other thread (a thread may hold a lock the child needs;
+    a Ray driver's gRPC threads do not survive a fork) and no Ray; else, and if the child fails to answer,
+    the card is written here when asked for."""
+    import threading
+
+    if sys.platform != "linux" or "ray" in sys.modules or (os.cpu_count() or 1) < 2 or threading.active_count() > 1:
         return lambda: refresh_card(local)
     import multiprocessing
 
