@@ -290,8 +290,8 @@ def test_the_card_written_beside_the_report_in_a_forked_child_equals_the_card_wr
 
     from vdata.exporters.hf_local import refresh_card
 
-    inline, forked, damaged = tmp_path / "inline", tmp_path / "forked", tmp_path / "damaged"
-    for copy in (inline, forked, damaged):
+    inline, forked, damaged, late = (tmp_path / name for name in ("inline", "forked", "damaged", "late"))
+    for copy in (inline, forked, damaged, late):
         shutil.copytree(build_dir, copy, ignore=shutil.ignore_patterns("_cache", "exports", "_media", "README.md"))
     for data in damaged.rglob("*.parquet"):
         data.write_bytes(b"not parquet")
@@ -307,14 +307,20 @@ def test_the_card_written_beside_the_report_in_a_forked_child_equals_the_card_wr
         "    error = None\n"
         "except Exception as e:\n"
         "    error = type(e).__name__\n"
-        "print(json.dumps({'path': path, 'children': children, 'ray': 'ray' in sys.modules, 'error': error}))\n")
-    proc = subprocess.run([sys.executable, "-c", script, str(forked), str(damaged)],
+        "import vdata.pipelines.runner as runner\n"
+        "runner.CARD_WAIT_S = 0   # a child that does not answer: the card is written here instead\n"
+        "late = runner._card_beside(sys.argv[3])()\n"
+        "print(json.dumps({'path': path, 'children': children, 'ray': 'ray' in sys.modules, 'error': error,\n"
+        "                  'late': late}))\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(forked), str(damaged), str(late)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     answer = json.loads(proc.stdout.strip().splitlines()[-1])
     assert answer["children"] == 1 and not answer["ray"], answer
     assert answer["path"] == str(forked / "README.md")
-    assert (forked / "README.md").read_text() == (inline / "README.md").read_text()
+    assert answer["late"] == str(late / "README.md")
+    for card in (forked, late):
+        assert (card / "README.md").read_text() == (inline / "README.md").read_text()
     with pytest.raises(Exception) as inline_error:
         refresh_card(str(damaged))
     assert answer["error"] == type(inline_error.value).__name__ == "ArrowInvalid"

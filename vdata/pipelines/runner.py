@@ -439,12 +439,11 @@ def _card_beside(local: str):
     Forked only on Linux, from a process with no other thread (a thread may hold a lock the child needs;
     a Ray driver's gRPC threads do not survive a fork) and no Ray; else, and if the child fails to answer,
     the card is written here when asked for."""
+    import multiprocessing
     import threading
 
     if sys.platform != "linux" or "ray" in sys.modules or (os.cpu_count() or 1) < 2 or threading.active_count() > 1:
         return lambda: refresh_card(local)
-    import multiprocessing
-
     sys.stdout.flush()   # the child flushes what it inherits when it ends: print nothing twice
     sys.stderr.flush()
     pool = multiprocessing.get_context("fork").Pool(1)
@@ -454,6 +453,7 @@ def _card_beside(local: str):
         try:
             return pending.get(timeout=CARD_WAIT_S)
         except multiprocessing.TimeoutError:
+            pool.terminate()   # first: never two writers of one README.md
             return refresh_card(local)
         finally:
             pool.terminate()
