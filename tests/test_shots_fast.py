@@ -149,3 +149,35 @@ def test_other_codecs_take_the_two_pass_path_with_the_same_cuts(reencoded, media
     full, fast = both(path)
     assert fast.mode == "coarse_to_fine" and fast.windows[0] == 0 and fast.windows[1] > 0
     assert fast.cuts == full.cuts and fast.raw_cuts == full.raw_cuts
+
+
+def test_a_copy_cut_with_an_edit_list_keeps_its_frames_and_cuts(cut_video, tmp_path):
+    """`ffmpeg -ss 3 -i in.mp4 -c copy out.mp4`, the lossless trim: the MP4 keeps the frames from the keyframe
+    before 3 s (the cut at 2 s) and an edit list that hides them, their packets flagged discard. Counted as
+    frames, they made the probe declare 14 s and 350 frames where 275 show, and the shots stage rejected the
+    whole video `truncated`. They are not frames of the video: cuts, times and clips are the trimmed file's."""
+    import av
+
+    from vdata.media.hashing import content_id
+    from vdata.media.probe import probe_video
+    from vdata.media.reader import open_reader
+    from vdata.schemas import records as R
+    from vdata.stages.base import Reject, RunContext
+    from vdata.stages.shots import ShotsStage
+
+    path, cuts = cut_video
+    trimmed = str(tmp_path / "trimmed.mp4")
+    run_ffmpeg(["-ss", "3", "-i", path, "-c", "copy", trimmed])
+    with av.open(trimmed) as container:
+        assert sum(p.is_discard for p in container.demux(container.streams.video[0])) == 25   # 2.0-3.0 s
+    with open_reader(trimmed, "pyav") as reader:
+        shown = [t for _, t, _ in reader.iter_frames()]
+    info = probe_video(trimmed)
+    assert info["num_frames"] == len(shown) == 275 and info["duration_s"] == pytest.approx(11.0, abs=0.05)
+    full, fast = both(trimmed)
+    assert fast.mode == "coarse_to_fine"
+    assert fast.cuts == full.cuts == [c - 75 for c in cuts if c > 75]
+    row = {R.PATH: trimmed, R.SOURCE_URI: trimmed, R.VIDEO_ID: content_id(trimmed), **info}
+    clips = ShotsStage(ctx=RunContext(output_dir=str(tmp_path / "out"))).process_batch([row])
+    assert not any(isinstance(c, Reject) for c in clips), clips
+    assert [c[R.START_S] for c in clips] == pytest.approx([0.0, 1.0, 3.0, 5.0, 7.0, 9.0])

@@ -70,7 +70,7 @@ def frame_table(path: str) -> FrameTable:
         pts, keys, sizes, refs = [], [], [], []
         length_size = _avc_length_size(stream.codec_context)
         for packet in container.demux(stream):
-            if packet.size == 0:
+            if packet.size == 0 or packet.is_discard:   # an edit list's pre-roll: the decoder shows none of it
                 continue
             pts.append(packet.pts)
             keys.append(packet.is_keyframe)

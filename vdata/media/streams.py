@@ -35,8 +35,8 @@ JUMP_BACK_S = 0.5
 
 
 def packet_times(container, stream) -> PacketTimes:
-    """Presentation times (seconds, the stream's time base) of `stream`'s packets, sorted, read by a demux
-    without decoding; a damaged tail ends the list there, and the error that ended it comes back too.
+    """Presentation times (seconds, the stream's time base) of the frames `stream`'s packets show, sorted, read by
+    a demux without decoding; a damaged tail ends the list there, and the error that ended it comes back too.
     The same pass notes where decode times first jump back (`JUMP_BACK_S`): sorting would hide it, and
     the times of the two timelines would interleave."""
     pts, error, jump = [], None, None
@@ -44,7 +44,7 @@ def packet_times(container, stream) -> PacketTimes:
     last_dts = None
     try:
         for packet in container.demux(stream):
-            if not packet.size:
+            if not packet.size or packet.is_discard:   # an edit list's pre-roll: decoded for what follows, never shown
                 continue
             if packet.pts is not None:
                 pts.append(packet.pts)

@@ -18,7 +18,8 @@ class ProbeConfig(StageConfig):
 
 class ProbeStage(Stage):
     name = "probe"
-    version = 3   # 2: presentation times where decode times precede them (VFR with B-frames); 3: timelines joined
+    version = 3   # 2: presentation times where decode times precede them (VFR with B-frames); 3: timelines joined,
+                  # and an edit list's pre-roll (a copy cut with `ffmpeg -ss`) is not counted
     Config = ProbeConfig
     reads = (R.PATH,)
     writes = R.PROBE_COLUMNS

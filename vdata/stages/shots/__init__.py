@@ -393,7 +393,8 @@ def _time_of(scan: ShotScan, n: int, i: int) -> float:
 
 class ShotsStage(Stage):
     name = "shots"
-    version = 2   # 2: held pictures (variable rate) count for as long as they show; shot lengths are times
+    version = 3   # 2: held pictures (variable rate) count for as long as they show; shot lengths are times;
+                  # 3: an edit list's pre-roll frames are not frames of the video
     needs_video = True
     Config = ShotsConfig
     reads = (R.PATH, R.VIDEO_ID, R.FPS, R.DURATION_S)
