@@ -453,10 +453,10 @@ def _card_beside(local: str):
         try:
             return pending.get(timeout=CARD_WAIT_S)
         except multiprocessing.TimeoutError:
-            pool.terminate()   # first: never two writers of one README.md
-            return refresh_card(local)
+            pass
         finally:
             pool.terminate()
+        return refresh_card(local)   # after the silent child is stopped: never two writers of one README.md
     return done
 
 
