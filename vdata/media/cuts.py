@@ -34,7 +34,7 @@ from typing import Iterator
 import numpy as np
 
 from .convert import small_bgr
-from .streams import video_stream
+from .streams import shown_packets, video_stream
 
 # Side of the tiny images the coarse pass compares (pixels): enough to see a cut, cheap to convert.
 COARSE_SIDE = 64
@@ -69,9 +69,7 @@ def frame_table(path: str) -> FrameTable:
         start = float(stream.start_time or 0) * tb
         pts, keys, sizes, refs = [], [], [], []
         length_size = _avc_length_size(stream.codec_context)
-        for packet in container.demux(stream):
-            if packet.size == 0 or packet.is_discard:   # an edit list's pre-roll: the decoder shows none of it
-                continue
+        for packet in shown_packets(container, stream):
             pts.append(packet.pts)
             keys.append(packet.is_keyframe)
             sizes.append(packet.size)

@@ -23,6 +23,13 @@ def video_stream(container):
     return next((s for s in container.streams.video if not s.disposition & cover), None)
 
 
+def shown_packets(container, stream):
+    """`stream`'s packets that hold a frame of the video: not empty, and not an edit list's pre-roll (a copy
+    cut with `ffmpeg -ss` keeps the packets from the keyframe before the cut, flagged discard; decoders use
+    them for what follows and show none)."""
+    return (p for p in container.demux(stream) if p.size and not p.is_discard)
+
+
 class PacketTimes(NamedTuple):
     times: np.ndarray                           # presentation times (s), sorted
     error: Exception | None                     # what ended the demux early (a damaged tail), else None
@@ -43,9 +50,7 @@ def packet_times(container, stream) -> PacketTimes:
     base = float(stream.time_base)
     last_dts = None
     try:
-        for packet in container.demux(stream):
-            if not packet.size or packet.is_discard:   # an edit list's pre-roll: decoded for what follows, never shown
-                continue
+        for packet in shown_packets(container, stream):
             if packet.pts is not None:
                 pts.append(packet.pts)
             if packet.dts is not None:
