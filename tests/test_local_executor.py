@@ -186,3 +186,40 @@ def test_an_error_in_a_stage_thread_ends_the_build_in_the_caller(tmp_path, input
         time.sleep(0.05)
     assert not [t.name for t in threading.enumerate() if t.name.startswith("vdata-stage-")]
     assert not list((tmp_path / "out" / "_ledger").glob("*.json"))   # nothing was committed
+
+
+def test_a_video_that_met_an_unexpected_error_is_redone_by_the_next_run(tmp_path, inputs, flash_video, in_process,
+                                                                          monkeypatch):
+    """An `error` reject is vdata failing, not a verdict on the video (an unreadable FLV was one): the next
+    run of the build redoes that video, with the fixed code, and nothing else."""
+    import pyarrow.parquet as pq
+
+    from vdata.pipelines.runner import build
+    from vdata.stages import probe as probe_stage
+
+    real, flash = probe_stage.probe_video, os.path.basename(flash_video)
+
+    def failing(path, *args, **kwargs):
+        if os.path.basename(path) == flash:   # injected fault: a bug that only this video meets
+            raise ValueError("injected: probe bug")
+        return real(path, *args, **kwargs)
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(probe_stage, "probe_video", failing)
+    build(parse_config(config(inputs, out, "local")), progress=False)
+    rejects = pq.read_table(out / "rejects").to_pylist()
+    assert [(r["stage"], r["reason"]) for r in rejects if flash in r["source_uri"]] == [("probe", "error")]
+    clips_before = pq.read_table(out / "clips").to_pylist()
+    assert clips_before and not any(flash in r["source_uri"] for r in clips_before)
+    parts_before = {p.name: p.stat().st_mtime_ns for p in (out / "clips").glob("*.parquet")}
+
+    monkeypatch.setattr(probe_stage, "probe_video", real)   # the bug fixed
+    build(parse_config(config(inputs, out, "local")), progress=False)
+    rejects = pq.read_table(out / "rejects").to_pylist()
+    assert not [r for r in rejects if r["reason"] == "error"]
+    clips = pq.read_table(out / "clips").to_pylist()
+    assert any(flash in r["source_uri"] for r in clips)
+    assert sorted(r["clip_id"] for r in clips if flash not in r["source_uri"]) == \
+        sorted(r["clip_id"] for r in clips_before)
+    # the other videos' parts were not written again
+    assert all((out / "clips" / name).stat().st_mtime_ns == t for name, t in parts_before.items())

@@ -98,6 +98,29 @@ def test_probe_rejects_ts_parts_joined_with_separate_timelines_and_reads_their_r
     assert info["num_frames"] == 150 and info["duration_s"] == pytest.approx(6.0, abs=0.1)
 
 
+def test_a_flash_video_with_sound_probes_and_reads_at_its_times(tmp_path):
+    """Sorenson FLV (old YouTube and Flash downloads) with an MP3 track: the container has no seek index
+    and its video starts 25 ms in, after the first sound, so libavformat finds no keyframe at or before 0
+    and the probe's rewind failed (EPERM): the whole video was rejected with a traceback."""
+    from vdata.media.ffmpeg import run_ffmpeg
+
+    path, reference = str(tmp_path / "flash.flv"), str(tmp_path / "reference.mkv")
+    source = ["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=3", "-f", "lavfi", "-i", "sine=duration=3"]
+    run_ffmpeg(source + ["-c:v", "flv1", "-c:a", "libmp3lame", "-ar", "44100", path])
+    run_ffmpeg(source + ["-c:v", "ffv1", "-an", reference])
+    info = probe_video(path)
+    assert info["num_frames"] == 75 and info["duration_s"] == pytest.approx(3.0, abs=0.05)
+    assert info["video_codec"] == "flv" and info["has_audio"]
+    times = [2.4, 0.0, 1.0, 0.52]   # out of order: the reader goes back
+    with open_reader(path, backend="pyav") as reader:
+        got = reader.read_at(times)
+    with open_reader(reference, backend="pyav") as reader:
+        want = reader.read_at(times)
+    assert [round(t, 3) for t, _ in got] == [round(t, 3) for t, _ in want] == times
+    for (_, image), (_, truth) in zip(got, want):   # the same pictures, up to the lossy codec
+        assert np.abs(image.astype(int) - truth).mean() < 8
+
+
 def test_content_id_depends_on_bytes_not_path(cut_video, tmp_path, bikes):
     a = content_id(cut_video[0])
     b = content_id(copy_to(cut_video[0], tmp_path / "elsewhere", "renamed.mp4"))

@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from . import MediaError
-from .streams import audio_stream, display_size, packet_times, video_stream
+from .streams import audio_stream, display_size, packet_times, rewind, video_stream
 
 _INDEXED_FORMATS = ("mov", "mp4", "m4a", "3gp", "mj2")  # full per-sample index in the header
 
@@ -119,7 +119,7 @@ def _demux_timestamps(container, vs) -> np.ndarray:
                          f"video times jump back at packet {packet} ({before:.3f}s -> {after:.3f}s): the file joins "
                          f"recordings with separate timelines (MPEG-TS parts joined with cat, a broadcast splice); "
                          f"remux it so that its times run on, e.g. `ffmpeg -i IN -c copy OUT.mp4`")
-    container.seek(0)
+    rewind(container)
     return times
 
 

@@ -24,7 +24,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from . import MediaError
-from .streams import display_size, pixel_aspect, square_width, upright, video_stream, video_stream_count
+from .streams import display_size, pixel_aspect, rewind, square_width, upright, video_stream, video_stream_count
 from .timestamps import (display_rotation, display_times_unreliable, returned_times_problem,  # noqa: F401
                          timestamp_table_problem)
 
@@ -272,7 +272,7 @@ class PyAVReader(FrameReader):
     def _decode_from(self, t: float):
         """(time, frame) from the keyframe at or before t onwards (from the start in counted mode)."""
         if self._counted:
-            self._container.seek(0)
+            rewind(self._container)
             return self._decode_packets()
         target = int(max(0.0, t) / self._tb) + (self._stream.start_time or 0)
         self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
@@ -281,7 +281,7 @@ class PyAVReader(FrameReader):
         if first is None or first[0] > t + 0.5 / self.fps:
             # Containers without an index (MPEG-TS) seek to a packet that is not a keyframe: nothing
             # decodes from there, so decode from the start instead.
-            self._container.seek(0)
+            rewind(self._container)
             return self._decode_packets()
         return itertools.chain([first], frames)
 

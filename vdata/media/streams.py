@@ -62,6 +62,19 @@ def packet_times(container, stream) -> PacketTimes:
     return PacketTimes(np.sort(np.asarray(pts, dtype=np.float64)) * base, error, jump)
 
 
+def rewind(container) -> None:
+    """Seek `container` back to its first packet. A container without a seek index whose first keyframe
+    shows after time 0 (Sorenson FLV, the old YouTube and Flash format, video from 25 ms) has no keyframe
+    at or before 0 for libavformat's backward seek, which fails (EPERM); a forward seek to 0 lands on that
+    first keyframe, which there is the start."""
+    import av
+
+    try:
+        container.seek(0)
+    except av.error.FFmpegError:
+        container.seek(0, backward=False)
+
+
 def video_stream_count(path: str) -> int:
     """Video streams in `path`, cover pictures included (0 where PyAV cannot open it: the reader's own
     open says what is wrong)."""

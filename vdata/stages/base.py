@@ -234,7 +234,10 @@ class Stage:
         if isinstance(exc, MediaError):
             return Reject(row, exc.reason, exc.message)
         tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        return Reject(row, "error", f"{self.name} failed: {tb}", {"traceback": traceback.format_exc(limit=6)})
+        # An unexpected failure is vdata's, not a verdict on the input: like the stage cache, which does not
+        # keep it, the next run of the build redoes the video (with a fixed vdata, say).
+        return Reject(row, "error", f"{self.name} failed: {tb}",
+                      {"traceback": traceback.format_exc(limit=6), R.RETRY_ON_RESUME: True})
 
 
 def reject_row(stage: str, rej: Reject) -> dict:
