@@ -263,3 +263,39 @@ def test_still_colour_bars_are_static_whatever_the_encoding(tmp_path, quality_st
     assert scored.row[R.Q_MOTION] < 0.01
     kept = quality_stage.process_batch([clip_row(moving)])[0]
     assert not isinstance(kept, Reject) and kept[R.Q_MOTION] > 0.3, kept
+
+
+def test_motion_is_the_same_at_any_frame_rate_and_where_pictures_are_held(tmp_path):
+    """One pattern moving at a steady speed, filmed at 30, 60 and 120 fps, shown at 30 fps in a 120 fps file
+    (each frame four times: a screen or game capture), and drawn on twos, threes and fours at 24 fps
+    (animation holds each drawing for 2, 3 or 4 frames). Measured between adjacent frames, the motion fell
+    with the frame rate and held pictures read as none: all but the 30 and 60 fps ones were rejected
+    `static`. Now motion is per frame up to 30 fps and per 1/30 s above, measured to the next picture that
+    differs: the same at 30 fps and above, about 30/24 of that per frame at 24 fps. Colour bars stay still."""
+    from vdata.media.ffmpeg import run_ffmpeg
+
+    # name: (source, its rate, what the file is made of it, the file's rate)
+    sources = {"30": ("testsrc2", 30, [], 30), "60": ("testsrc2", 60, [], 60), "120": ("testsrc2", 120, [], 120),
+               "30 in 120": ("testsrc2", 30, ["-vf", "fps=120"], 120),
+               "on twos": ("testsrc2", 12, ["-vf", "fps=24"], 24), "on threes": ("testsrc2", 8, ["-vf", "fps=24"], 24),
+               "on fours": ("testsrc2", 6, ["-vf", "fps=24"], 24), "still 60": ("smptebars", 60, [], 60)}
+    stage = QualityStage(QualityConfig(text={"enabled": False}), RunContext(output_dir="/tmp/unused"))
+    stage.setup()   # testsrc2's counter is text: only motion decides here
+    motion, kept, per_frame = {}, {}, {}
+    for name, (source, rate, extra, file_rate) in sources.items():
+        path = str(tmp_path / f"{name.replace(' ', '_')}.mp4")
+        run_ffmpeg(["-f", "lavfi", "-i", f"{source}=size=320x180:rate={rate}:duration=3", *extra, "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", path])
+        out = stage.process_batch([clip_row(path)])[0]
+        row = out.row if isinstance(out, Reject) else out
+        motion[name], kept[name] = row[R.Q_MOTION], not isinstance(out, Reject) or out.reason
+        per_frame[name] = max(1 / file_rate, 1 / 30) * 30   # the unit, in 1/30 s
+    reference = motion.pop("30")
+    assert reference > 4 * QualityConfig().thresholds.motion_min, reference
+    assert motion.pop("still 60") < 0.01 and kept.pop("still 60") == "static"
+    assert all(k is True for k in kept.values()), kept
+    # a camera at any rate moves as at 30 fps; drawings that jump every 2-4 frames read within a factor 2
+    steady = {name: pytest.approx(reference * per_frame[name], rel=0.3) for name in ("60", "120", "30 in 120")}
+    assert {name: motion[name] for name in steady} == steady, (reference, motion)
+    held = {name: motion[name] / (reference * per_frame[name]) for name in ("on twos", "on threes", "on fours")}
+    assert all(0.5 < ratio < 2 for ratio in held.values()), (reference, motion)

@@ -46,7 +46,7 @@ MEDIA_DAMAGE = "media_damage"      # why only part of a damaged video was kept (
 # --- clip level: quality scores (filters write scores first, then threshold) ---
 Q_BRIGHTNESS = "q_brightness"      # mean luma 0..255
 Q_SHARPNESS = "q_sharpness"        # variance of Laplacian at the analysis size
-Q_MOTION = "q_motion"              # mean optical-flow magnitude between adjacent frames (px at 160 wide)
+Q_MOTION = "q_motion"              # mean optical-flow magnitude, px at 160 wide per frame (per 1/30 s above 30 fps)
 Q_DUP_RATIO = "q_dup_ratio"        # share of consecutive sampled frames that are near-duplicates
 Q_TEXT_AREA = "q_text_area"        # share of frame area covered by OCR text boxes
 Q_BORDER = "q_border"              # share of frame area that is letterbox/pillarbox

@@ -1,8 +1,8 @@
 """quality: per-clip scores as columns, then thresholds from config (every drop with its reason).
 
-Scores are computed from a few frames sampled across the clip (plus the frame right after each, for
-motion). They are stored whether or not the clip is kept, so a finished run can be re-thresholded
-from its Parquet without decoding again (`apply_thresholds`, `vdata rethreshold`).
+Scores are computed from a few frames sampled across the clip (plus the two frames about 1/30 and
+2/30 s after each, for motion). They are stored whether or not the clip is kept, so a finished run can
+be re-thresholded from its Parquet without decoding again (`apply_thresholds`, `vdata rethreshold`).
 """
 from __future__ import annotations
 
@@ -142,6 +142,10 @@ def suitability(scores: dict, w: SuitabilityWeights) -> float:
 
 
 _FLOW = (0.5, 2, 9, 2, 5, 1.1, 0)   # Farneback: pyramid scale, levels, window, iterations, poly_n, poly_sigma, flags
+MOTION_RATE = 30.0    # q_motion is flow pixels per frame, and per 1/MOTION_RATE s at higher frame rates
+HOLD_S = 1 / 6        # how far to look for a picture that differs: a drawing held on fours at 24 fps
+SAME_PICTURE = 0.05   # mean gray difference below which a frame repeats the picture (no flow to compute)
+LOOK_FURTHER = 0.05   # the default motion_min: a pair below it reads static; it may show one picture held
 
 
 def _motion(a: np.ndarray, b: np.ndarray) -> float:
@@ -170,8 +174,9 @@ def _motion(a: np.ndarray, b: np.ndarray) -> float:
 
 class QualityStage(Stage):
     name = "quality"
-    version = 3   # 2: the frame shown at a time, not the next one after a held picture; no motion across the clip's end;
-                  # 3: motion over flow confirmed by the flow back
+    version = 4   # 2: the frame shown at a time, not the next one after a held picture; no motion across the clip's end;
+                  # 3: motion over flow confirmed by the flow back; 4: motion per 1/30 s above 30 fps, and
+                  # over two frames where a picture is held
     needs_video = True
     Config = QualityConfig
     reads = (R.PATH, R.START_S, R.END_S, R.FPS, R.WIDTH, R.HEIGHT, R.CLIP_DURATION_S)
@@ -205,42 +210,51 @@ class QualityStage(Stage):
         n = cfg.num_frames
         anchors = [start + (k + 0.5) * (end - start) / n for k in range(n)]
         step = 1.0 / fps
+        # Motion is measured over a frame, and over about 1/30 s above 30 fps (at 120 fps four frames: slow
+        # motion filmed fast is not read as four times slower than at 30 fps), and also over twice that where the first
+        # frame pair reads static: a picture held for two or three frames (animation on twos or threes,
+        # 30 fps content in a 60 fps file) is a pair of one picture, which says nothing of motion. The
+        # third frame is the next one the decoder makes anyway; reading it in a second pass, only where the
+        # pair read static, made the stage a third slower on bench_quality's real clips.
+        span = max(1, round(fps / MOTION_RATE)) * step
         times = []
-        for t in anchors:  # each anchor and the frame after it (clamped inside the clip) for motion
-            t0 = min(t, max(start, end - 2 * step))
-            times += [t0, t0 + step]
-        text_frames = {2 * k for k in self._text_picks(n)} if self._ocr else set()
+        for t in anchors:  # each anchor and the frames one and two spans after it (clamped inside the clip)
+            t0 = min(t, max(start, end - 2 * span - step))
+            times += [t0, t0 + span, t0 + 2 * span]
+        text_frames = {3 * k for k in self._text_picks(n)} if self._ocr else set()
         grays: dict[int, np.ndarray] = {}
-        text_jobs, motion_jobs = [], {}
-        still: list[float] = []   # pairs of one picture held to the clip's end
+        text_jobs, flow_jobs = [], {}
 
         def arrived(k: int, frame: np.ndarray) -> None:
             grays[k] = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
             if k in text_frames:
                 text_jobs.append(self._pool.submit(self._text_area_of, frame))
-            first = k - k % 2
-            if first in grays and first + 1 in grays:   # both frames of a motion pair are here
-                motion_jobs[first] = self._pool.submit(_motion, grays[first], grays[first + 1])
+            first = k - k % 3
+            if k % 3 == 1 and first in grays:   # the anchor and the frame a span on are here
+                flow_jobs[first] = self._pool.submit(_motion, grays[first], grays[k])
 
         with open_reader(row[R.PATH], cfg.backend, purpose="sparse", max_side=cfg.analysis_max_side) as reader:
             got = [t for t, _ in reader.read_at(times, max_side=cfg.analysis_max_side, on_frame=arrived)]
-            gaps = {k: got[k + 1] - got[k] for k in range(0, len(times), 2)}
-            # Where frames come further apart than the average rate says (variable frame rate: a phone
-            # in dim light), both times of a pair are one frame, which is no motion: read the next frame.
-            again = [k for k, gap in gaps.items() if gap <= 0]
-            if again:
-                later = reader.read_at([got[k] + 0.5 * step + 1e-4 for k in again], max_side=cfg.analysis_max_side)
-                for k, (t, frame) in zip(again, later):
-                    if t >= end - 1e-6:   # held to the clip's end: the next frame is another shot's, no motion
-                        gaps[k] = 0.0
-                        still.append(0.0)
-                        continue
-                    gaps[k] = t - got[k]
-                    if gaps[k] > 0:
-                        motion_jobs[k] = self._pool.submit(_motion, grays[k], cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
-        anchors_g = [grays[k] for k in range(0, len(times), 2)]
-        # pixels per frame of the average rate, however far apart the two frames were
-        motion = [job.result() * step / gaps[k] for k, job in motion_jobs.items() if gaps[k] > 0] + still or [0.0]
+            unit = max(step, 1.0 / MOTION_RATE)   # the time motion is given per
+            motion = {k: flow_jobs[k].result() * unit / (got[k + 1] - got[k]) if got[k + 1] > got[k] else 0.0
+                      for k in range(0, len(times), 3)}
+            for k in motion:
+                if motion[k] < LOOK_FURTHER:
+                    motion[k] = max(motion[k], self._motion_to(grays[k], got[k], grays[k + 2], got[k + 2], end, unit))
+            # Where the three frames show one picture, motion is measured to the next frame that differs, up
+            # to HOLD_S on: frames further apart than the average rate says (variable frame rate: a phone in
+            # dim light) put all three times on one frame, and animation on fours holds a drawing 4 frames.
+            again = [k for k in motion if got[k + 2] <= got[k] or cv2.absdiff(grays[k], grays[k + 2]).mean() < SAME_PICTURE]
+            ahead = [(j - 0.5) * span + 1e-4 for j in range(1, max(1, math.ceil(HOLD_S / span)) + 2)]
+            later = reader.read_at([got[k] + d for k in again for d in ahead], max_side=cfg.analysis_max_side) \
+                if again else []
+            for i, k in enumerate(again):
+                for t, frame in later[i * len(ahead):(i + 1) * len(ahead)]:
+                    moved = self._motion_to(grays[k], got[k], cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), t, end, unit)
+                    if moved or t >= end - 1e-6:
+                        motion[k] = max(motion[k], moved)
+                        break
+        anchors_g = [grays[k] for k in range(0, len(times), 3)]
         text_areas = [job.result() for job in text_jobs]
         hashes = [phash(g) for g in anchors_g]
         dups = [hamming(a, b) <= cfg.dup_hash_distance for a, b in zip(hashes, hashes[1:])]
@@ -248,7 +262,7 @@ class QualityStage(Stage):
         scores = {
             R.Q_BRIGHTNESS: float(np.mean([g.mean() for g in anchors_g])),
             R.Q_SHARPNESS: float(np.median([cv2.Laplacian(g, cv2.CV_64F).var() for g in anchors_g])),
-            R.Q_MOTION: float(np.median(motion)),
+            R.Q_MOTION: float(np.median(list(motion.values()))),
             R.Q_DUP_RATIO: float(np.mean(dups)) if dups else 0.0,
             R.Q_BORDER: _border_fraction(anchors_g),
             R.Q_MIN_SIDE: int(min(w, h)),
@@ -257,6 +271,16 @@ class QualityStage(Stage):
         }
         scores[R.Q_SUITABILITY] = suitability(scores, cfg.weights)
         return scores
+
+    @staticmethod
+    def _motion_to(a: np.ndarray, ta: float, b: np.ndarray, tb: float, end: float, unit: float) -> float:
+        """Motion per `unit` s from frame `a` (time ta) to frame `b` (time tb): none where b is the same
+        picture or the same frame, or lies at the clip's end (the frame after a clip is another shot's)."""
+        import cv2
+
+        if not ta < tb < end - 1e-6 or cv2.absdiff(a, b).mean() < SAME_PICTURE:
+            return 0.0
+        return _motion(a, b) * unit / (tb - ta)
 
     def _text_picks(self, n: int) -> list[int]:
         k = min(self.config.text.frames, n)

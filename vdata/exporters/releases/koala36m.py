@@ -8,7 +8,7 @@ columns (`usecols`) and a metadata fetcher whose `FIELDNAMES` are the same; both
 Panda-70M's (the same authors' predecessor format), a list literal of `H:MM:SS.mmm` pairs.
 
 Scores: vdata has no learned clarity or aesthetic scorer, so those cells stay empty;
-`motion_score` is the quality stage's optical-flow magnitude (`q_motion`, pixels at 160 px wide) and
+`motion_score` is the quality stage's optical-flow magnitude (`q_motion`, pixels at 160 px wide per frame) and
 `video_training_suitability_score` its weighted suitability (`q_suitability`, 0..1; Koala's VTSS is a
 learned score on another scale). `url` points at the clip file inside the export.
 """
