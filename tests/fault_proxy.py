@@ -9,6 +9,9 @@ outcome from seeded probabilities:
 * ``truncate``    – forwards, then sends the headers with the full ``Content-Length`` and half the
   body, and drops the connection;
 * ``invalid_json``– forwards, then answers ``200`` with a corrupted (unparseable) JSON body;
+* ``reasoning``   – forwards, then puts a reasoning model's thinking before the answer, as Qwen3 or
+  DeepSeek-R1 served without a reasoning parser do: ``<think>`` prose weighing decoy JSON ``</think>``;
+* ``reasoning_cut``– forwards, then answers with thinking only, cut before ``</think>`` (``length``);
 * otherwise       – forwards faithfully.
 
 ``script=[...]`` fixes the first outcomes in order (then the probabilities apply). It counts
@@ -38,7 +41,7 @@ from typing import Any
 
 import httpx
 
-FAULT_KINDS = ("error_500", "rate_limit", "hang", "truncate", "invalid_json")
+FAULT_KINDS = ("error_500", "rate_limit", "hang", "truncate", "invalid_json", "reasoning", "reasoning_cut")
 _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host",
         "proxy-connection", "te", "trailer", "upgrade"}
 
@@ -309,6 +312,10 @@ class FaultProxy:
                 self._record(h, outcome)
                 self._send(h, 200, data[: len(data) // 2] + b'<<garbage>>')
                 return
+            if outcome in ("reasoning", "reasoning_cut") and r.status_code == 200:
+                self._record(h, outcome)
+                self._send(h, 200, _with_thinking(data, cut=outcome == "reasoning_cut"))
+                return
             if not (r.status_code == 200 and path in self.fault_paths and self._held_back(h, token)):
                 self._record(h, "forwarded" if r.status_code == 200 else f"upstream_{r.status_code}")
             extra = {k: v for k, v in r.headers.items() if k.lower() not in _HOP and k.lower() != "content-type"
@@ -337,3 +344,21 @@ class FaultProxy:
 
 
 __all__ = ["FAULT_KINDS", "FaultProxy"]
+
+
+THINKING = ('<think>\nThe user wants JSON. A first try: {"question": "decoy?", "answer": "decoy"}. '
+            'Or maybe [1, 2, 3]? No, follow the schema.\n</think>\n\n')
+
+
+def _with_thinking(data: bytes, cut: bool) -> bytes:
+    """A chat completion body whose message content is preceded by thinking (`cut`: only thinking)."""
+    import json
+
+    reply = json.loads(data)
+    choice = reply["choices"][0]
+    content = choice["message"].get("content") or ""
+    choice["message"]["content"] = THINKING.split("</think>")[0] if cut else THINKING + content
+    if cut:
+        choice["finish_reason"] = "length"
+    return json.dumps(reply).encode()
+

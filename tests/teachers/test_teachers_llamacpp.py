@@ -93,3 +93,34 @@ def test_unenforced_bound_is_caught_by_validation(llama):
             assert 0 <= r.parsed["n"] <= 3
         else:
             assert r.error_kind == "schema_invalid" and r.raw and r.attempts == 3
+
+
+def test_a_reasoning_models_thinking_is_not_the_answer(llama):
+    """Qwen3 or DeepSeek-R1 served without a reasoning parser reply `<think>...</think>` then the answer.
+    The thinking weighs JSON of its own: parsed leniently, the reply was a list of the decoys and the
+    answer, which failed the schema and was asked again; as free text, the thinking became the caption.
+    Now the answer is what follows the thinking, and a reply that is all thinking is an error."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from fault_proxy import FaultProxy
+
+    with FaultProxy(llama.server.base_url.removesuffix("/v1"),
+                    script=["reasoning", "reasoning", "reasoning_cut", "reasoning_cut"]) as proxy:
+        t = build_teacher("thinker", {"backend": "openai", "base_url": proxy.base_url, "model": "writer",
+                                      "structured_output": "llamacpp", "max_concurrency": 1,
+                                      "sampling": {"max_tokens": 64}})
+        try:
+            structured, text, cut, cut_structured = [t.generate([r])[0] for r in (
+                TeacherRequest.from_prompt("Is the sun hot? Reply as JSON.", json_schema=SCHEMA),
+                TeacherRequest.from_prompt("Name one colour of the sky. Answer in a few words."),
+                TeacherRequest.from_prompt("Name one colour of grass."),
+                TeacherRequest.from_prompt("Is ice cold? Reply as JSON.", json_schema=SCHEMA))]
+        finally:
+            t.close()
+    assert proxy.counts["reasoning"] == 2 and proxy.counts["reasoning_cut"] == 2, proxy.counts
+    assert structured.ok and structured.attempts == 1, (structured.error, structured.raw)
+    jsonschema.validate(structured.parsed, SCHEMA)
+    assert text.ok and text.text.strip() and "think" not in text.text and "decoy" not in text.text, text.text
+    for r in (cut, cut_structured):
+        assert r.error_kind == "reasoning_only" and "<think>" in r.raw and not r.text, (r.error, r.text)

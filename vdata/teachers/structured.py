@@ -91,6 +91,29 @@ def dialect_from_server_info(base_url: str, models: Any = None, version: Any = N
 
 
 # --------------------------------------------------------------------------- parsing / validation
+_THOUGHT_TAGS = ("think", "thinking", "reasoning")
+
+
+def answer_part(text: str | None) -> tuple[str | None, bool]:
+    """The answer of a reply, without a reasoning model's thinking, and whether thinking was there.
+
+    Qwen3, DeepSeek-R1 or QwQ served without a reasoning parser (`vllm serve --reasoning-parser`) put
+    their thinking in the reply's content before the answer, in <think>...</think>; where the chat
+    template opens the tag itself only the closing tag arrives. That text is not the answer: a caption
+    would carry it, and the JSON fragments it weighs would be parsed as the reply. A reply cut inside its
+    thinking has no answer ("")."""
+    if text is None:
+        return None, False
+    stripped = text.lstrip()
+    for tag in _THOUGHT_TAGS:
+        opened, closed = f"<{tag}>", f"</{tag}>"
+        if stripped.startswith(opened) or (closed in stripped and opened not in stripped.split(closed, 1)[0]):
+            if closed not in stripped:
+                return "", True
+            return stripped.split(closed, 1)[1].lstrip(), True
+    return text, False
+
+
 def parse_lenient(text: str | None, *, repair: bool = True) -> tuple[Any, str | None]:
     """Parse a model reply as JSON: the standard parser first (raw control characters allowed),
     then, with ``repair``, ``json_repair``. Returns ``(value, None)`` or ``(None, error)``."""
@@ -189,6 +212,13 @@ def settle_reply(result: Any, text: str, schema: dict[str, Any] | None, base: li
     `(error, messages)`: why the reply failed and the conversation that re-asks with that error.
     `result.finish_reason` must already be set.
     """
+    answer, thought = answer_part(text)
+    if thought and not answer.strip():
+        result.raw = text
+        result.error = "reasoning_only: the reply is all <think> reasoning, no answer" + \
+            (" (cut at max_tokens)" if result.finish_reason == "length" else "")
+        return None
+    text = answer
     if schema is None:
         result.text = text
         return None
