@@ -483,3 +483,31 @@ def test_initial_prompt_and_hotwords_come_from_config(asr_media):
     with pytest.raises(ConfigError, match=r"stages\[0\]\.asr\.hotwords.*faster-whisper"):
         parse_config({"input": [{"path": "."}], "output": {"dir": "o"},
                       "stages": [{"asr": {"backend": "openai-whisper", "model": "/nowhere.pt", "hotwords": "x"}}]})
+
+
+def test_a_film_dubbed_by_default_is_heard_in_the_models_language(tmp_path, tiny_engine):
+    """A film whose default audio track is German and whose second track is English (a dub, a release with
+    several languages): the English-only model was given the German track, the one a player plays, and
+    wrote nonsense. A track tagged in the configured language, or the only one an English model
+    understands, is chosen; with none tagged, the player's pick stands."""
+    en, de = tmp_path / "en.wav", tmp_path / "de.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(en), SENTENCE], check=True, capture_output=True)
+    subprocess.run(["espeak-ng", "-v", "de", "-s", "150", "-w", str(de), DE_SENTENCE], check=True, capture_output=True)
+    film, untagged = str(tmp_path / "film.mkv"), str(tmp_path / "untagged.mkv")
+    video = ["-f", "lavfi", "-t", str(VIDEO_S), "-i", "testsrc2=size=320x240:rate=25"]
+    tracks = ["-map", "0:v", "-map", "1:a", "-map", "2:a", "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac"]
+    run_ffmpeg([*video, "-i", str(de), "-i", str(en), *tracks, "-metadata:s:a:0", "language=ger",
+                "-metadata:s:a:1", "language=eng", "-disposition:a:0", "default", film])
+    run_ffmpeg([*video, "-i", str(de), "-i", str(en), *tracks, untagged])
+    heard = tiny_engine.transcribe(film)
+    assert keyword_share(heard.text) >= 0.6, heard.text
+    def sounding_s(path, language=None) -> float:   # from the first to the last loud sample
+        audio = decode_audio(str(path), language=language)
+        loud = np.flatnonzero(np.abs(audio.samples) > 0.01)
+        return (loud[-1] - loud[0]) / audio.sample_rate
+
+    english_s, german_s = sounding_s(en), sounding_s(de)
+    assert abs(english_s - german_s) > 0.5   # the tracks tell apart by how long they sound
+    for path, language, want_s in ((film, "en", english_s), (film, "de", german_s), (film, None, german_s),
+                                   (untagged, "en", german_s)):
+        assert sounding_s(path, language) == pytest.approx(want_s, abs=0.1), (path, language)

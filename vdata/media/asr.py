@@ -165,7 +165,9 @@ class WhisperEngine:
         return True
 
     def transcribe(self, path: str) -> Transcript:
-        audio = decode_audio(path, max_failed_ratio=self.options.max_failed_packet_ratio)
+        # the track in the language asked for, or the one an English-only model understands
+        language = self.options.language or (None if self.is_multilingual else "en")
+        audio = decode_audio(path, max_failed_ratio=self.options.max_failed_packet_ratio, language=language)
         self.transcriptions += 1
         return self.transcribe_audio(audio)
 

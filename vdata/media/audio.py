@@ -1,4 +1,4 @@
-"""Audio for speech recognition: the first audio stream as 16 kHz mono float32 on the container's clock."""
+"""Audio for speech recognition: the track a player plays, as 16 kHz mono float32 on the video's clock."""
 from __future__ import annotations
 
 import math
@@ -33,8 +33,10 @@ class DecodedAudio:
         return 20 * math.log10(peak) if peak > 0 else -math.inf
 
 
-def decode_audio(path: str, sample_rate: int = SAMPLE_RATE, max_failed_ratio: float = 0.5) -> DecodedAudio:
-    """The audio track a player plays as mono float32 at `sample_rate`, on the video's clock: time 0 is
+def decode_audio(path: str, sample_rate: int = SAMPLE_RATE, max_failed_ratio: float = 0.5,
+                 language: str | None = None) -> DecodedAudio:
+    """The audio track a player plays (one tagged in `language` first, see streams.audio_stream) as mono
+    float32 at `sample_rate`, on the video's clock: time 0 is
     the first video frame, the origin every reader and stage uses (MPEG-TS starts its streams at 1.4 s
     or later, and a video track may start after its sound). A file without video keeps its own clock.
 
@@ -49,7 +51,7 @@ def decode_audio(path: str, sample_rate: int = SAMPLE_RATE, max_failed_ratio: fl
     except av.error.FFmpegError as e:
         raise MediaError("unreadable", f"cannot open media for audio: {e}")
     with container:
-        stream = audio_stream(container)
+        stream = audio_stream(container, language)
         if stream is None:
             return DecodedAudio(np.zeros(0, np.float32), sample_rate, 0.0)
         video = video_stream(container)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .streams import video_stream
+from .streams import iso_639_1, video_stream
 from .subtitles import ChapterMark, Cue, ParseProblem, Parsed, plain_text
 
 TEXT_SUBTITLE_CODECS = {"subrip", "srt", "webvtt", "ass", "ssa", "mov_text", "text", "microdvd", "subviewer"}
@@ -55,19 +55,6 @@ def read_embedded(path: str, languages: list[str] | None) -> Embedded:
     description = next((meta[k] for k in ("description", "synopsis") if meta.get(k, "").strip()), None)
     return Embedded(title=meta.get("title") or None, description=description, chapters=chapters or None,
                     subtitles=subtitles)
-
-
-def iso_639_1(code: str | None) -> str | None:
-    """"eng" / "ger" / "deu" / "en" / "en-US" -> "en"; None for no language ("und") or an unknown code."""
-    if not code or code.lower() in ("und", "unk", "mul", "zxx"):
-        return None
-    import pycountry
-
-    base = code.replace("_", "-").split("-")[0].lower()
-    if len(base) == 2:
-        return base
-    lang = pycountry.languages.get(alpha_3=base) or pycountry.languages.get(bibliographic=base)
-    return getattr(lang, "alpha_2", None) if lang else None
 
 
 def pick_track(tracks: list[SubtitleTrack], languages: list[str]) -> SubtitleTrack | None:

@@ -125,8 +125,28 @@ def pixel_aspect(path: str) -> float:
         return 1.0
 
 
-def audio_stream(container):
+def audio_stream(container, language: str | None = None):
     """The audio track a player plays, or None: ffmpeg's own pick (the default track, the one that
     belongs with the video), not merely the first. A film with a silent or commentary track first
-    would otherwise be transcribed from that one."""
-    return container.streams.best("audio") or (container.streams.audio[0] if container.streams.audio else None)
+    would otherwise be transcribed from that one. With `language` ("en", "eng"), a track tagged in it
+    comes first (a film dubbed in French by default, its English track second, for an English model)."""
+    tracks = list(container.streams.audio)
+    wanted = iso_639_1(language)
+    if wanted is not None:
+        tagged = [s for s in tracks if iso_639_1(s.metadata.get("language")) == wanted]
+        if tagged:
+            return next((s for s in tagged if int(s.disposition) & 1), tagged[0])   # 1: AV_DISPOSITION_DEFAULT
+    return container.streams.best("audio") or (tracks[0] if tracks else None)
+
+
+def iso_639_1(code: str | None) -> str | None:
+    """"eng" / "ger" / "deu" / "en" / "en-US" -> "en"; None for no language ("und") or an unknown code."""
+    if not code or code.lower() in ("und", "unk", "mul", "zxx"):
+        return None
+    import pycountry
+
+    base = code.replace("_", "-").split("-")[0].lower()
+    if len(base) == 2:
+        return base
+    lang = pycountry.languages.get(alpha_3=base) or pycountry.languages.get(bibliographic=base)
+    return getattr(lang, "alpha_2", None) if lang else None

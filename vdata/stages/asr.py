@@ -39,7 +39,7 @@ from vdata.schemas import records as R
 
 from .base import Reject, Resources, Stage, StageConfig
 
-CACHE_FORMAT = 2   # 2: segments carry their language
+CACHE_FORMAT = 3   # 2: segments carry their language; 3: the audio track in the language asked for (or English, for .en)
 
 
 class AsrConfig(StageConfig):
