@@ -520,3 +520,54 @@ def test_lmms_eval_loads_the_task_folder(build_dir, tmp_path):
             assert set(row["perfect"]) == set(v["metrics"])
             best = {"mcq": "accuracy", "open": "token_f1", "grounding": "recall_at_iou_0.5"}[task.rsplit("_", 1)[1]]
             assert row["perfect"][best] == 1.0, (task, row)
+
+
+def test_markup_in_sample_text_is_written_as_text(build_dir, tmp_path, hf_cache):
+    """A chapter titled "Embedding <video> tags", a description quoting "</s>", a teacher echoing
+    "<|im_end|>": in a training record those are markup. LLaMA-Factory stops the run at a record whose
+    <video> tags outnumber its videos; LLaVA splits the prompt at every <image>; the tokenizer reads a chat
+    template's own tokens as special ones. The exporters write them as text (‹video›) and say how many."""
+    import shutil
+
+    from vdata.exporters.dialog import time_points_only
+    from vdata.exporters.source import Item
+    from vdata.exporters.timefmt import TimeFormat
+
+    build = str(tmp_path / "build")
+    shutil.copytree(build_dir, build, symlinks=True)
+    part = sorted(Path(build, "samples").glob("*.parquet"))[0]
+    table = pq.read_table(part)
+    rows = table.to_pylist()
+    marked = [r for r in rows if r[R.TASK] == "open_qa"][:1] + [r for r in rows if r[R.TASK] == "caption"][:1]
+    assert len(marked) == 2
+    for r in marked:
+        r[R.QUESTION] = (r[R.QUESTION] or "Describe the video.") + " How do <video> and <image> tags differ?"
+        r[R.ANSWER] = (r[R.ANSWER] or "") + " It ends with </s> then <|im_end|> and <s>."
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), part)
+    tokens = ("<image>", "<video>", "</s>", "<|im_end|>", "<s>")
+    for fmt, placeholder in (("llava", "<image>"), ("sharegpt", "<video>"), ("swift", "<video>"), ("internvl", "<video>")):
+        dest = str(tmp_path / fmt)
+        res = export(build, dest, fmt)
+        assert any("10 media placeholder or chat token(s)" in n for n in res.notes), (fmt, res.notes)
+        records, seen = [], 0
+        for path in Path(dest).rglob("*.json*"):
+            if path.name in ("dataset_info.json",) or path.name.endswith("_meta.json") or path.suffix == ".yaml":
+                continue
+            records += list(load_json(str(path), hf_cache))
+        for rec in records:
+            turns = rec.get("messages") or rec.get("conversations")
+            text = "".join(t.get("content") or t.get("value") for t in turns)
+            assert text.count(placeholder) == 1, (fmt, text)   # the exporter's own, opening the first turn
+            assert not any(t in text for t in tokens if t != placeholder), (fmt, text)
+            seen += "\u2039video\u203a" in text and "\u2039|im_end|\u203a" in text
+        assert seen == 2, fmt
+    # a question about a moment asks for a moment, not a span
+    point = Item({R.SAMPLE_ID: "p", R.TASK: "chapter_grounding", R.ANSWER: "{{t:6}}",
+                  R.ANSWER_SPANS: [{"start_s": 6.0, "end_s": 10.0}]}, "grounding")
+    span = Item({R.SAMPLE_ID: "s", R.TASK: "grounding", R.ANSWER: "", R.ANSWER_SPANS: [{"start_s": 1.0, "end_s": 2.0}]},
+                "grounding")
+    assert time_points_only(point) and not time_points_only(span)
+    for mode in ("seconds", "frames", "lita:100", "relative", "vtg"):
+        tf = TimeFormat(mode, duration_s=10.0, fps=25.0)
+        shape = lambda hint: hint.rsplit(", as ", 1)[-1]  # noqa: E731
+        assert "start" not in shape(tf.hint(points=True)) and "start" in shape(tf.hint(points=False)), mode

@@ -24,6 +24,8 @@ from click.testing import CliRunner
 
 from vdata.exporters import export
 from vdata.exporters.demo_build import SHOTS, demo_rows
+from vdata.exporters.dialog import time_points_only
+from vdata.exporters.source import Item
 from vdata.exporters.timefmt import TIME_FORMAT_NAMES, TimeFormat
 from vdata.media.probe import probe_video
 from vdata.schemas import records as R
@@ -226,7 +228,8 @@ def test_span_answers_rendered_in_the_time_format(build_dir, canonical, tmp_path
                 "frames": 1 / row[R.FPS]}.get(tf.kind, 0.05)
         for x in _expected_times(row):
             assert any(abs(y - (x - o)) <= step + 1e-6 for y in back), (mode, sid, x, answer)
-        assert tf.hint() in user, (sid, user)   # the question says how to write times
+        # the question says how to write times: moments where the answer names moments (a chapter's start)
+        assert tf.hint(points=time_points_only(Item(row, ""))) in user, (sid, user)
         checked += 1
     assert checked >= 20
     # the text part of the composed answers survives next to the span

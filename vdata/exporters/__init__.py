@@ -88,7 +88,12 @@ def export(out_dir: str, dest: str, format: str, time_format: str = "seconds", m
     build = open_build(out_dir)
     opts = ExportOptions(time_format=time_format, media=media, tasks=tuple(tasks) if tasks else None, name=name,
                          bucket_media=bucket_media)
-    return fn(build, dest, opts, **kwargs)
+    result = fn(build, dest, opts, **kwargs)
+    if build.reserved_tokens:
+        result.notes.append(f"{build.reserved_tokens} media placeholder or chat token(s) in the samples' text "
+                            "(<video>, <image>, </s>, <|im_end|>, ...) written as text, e.g. \u2039video\u203a, "
+                            "so that trainers do not read them as markup")
+    return result
 
 
 __all__ = ["FORMATS", "REGISTRY", "ExportError", "ExportOptions", "ExportResult", "export", "exporter", "open_build"]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from vdata.schemas import records as R
 
 from .source import MCQ_TASKS, TEMPORAL_TASKS, Item, is_mcq
-from .timefmt import TimeFormat
+from .timefmt import TimeFormat, names_points_only
 
 LETTERS = string.ascii_uppercase
 MCQ_INSTRUCTION = "Answer with the option's letter from the given choices directly."
@@ -98,6 +98,12 @@ def answers_with_times(item: Item) -> bool:
     return task in TEMPORAL_TASKS and bool(item.get(R.ANSWER_SPANS))
 
 
+def time_points_only(item: Item) -> bool:
+    """The answer writes only moments ("the chapter starts at 6.0 seconds"): an answer text with times of
+    its own is what the answer says (span_answer), whatever spans the sample also records."""
+    return names_points_only(item.get(R.ANSWER))
+
+
 def question_text(item: Item, tf: TimeFormat) -> str:
     """The user's text: question, lettered options, and the answer-format instruction."""
     task = item.task
@@ -115,7 +121,7 @@ def question_text(item: Item, tf: TimeFormat) -> str:
     elif mcq:
         parts.append(MCQ_INSTRUCTION)
     elif answers_with_times(item):
-        parts.append(tf.hint())
+        parts.append(tf.hint(points=time_points_only(item)))
     return "\n".join(parts)
 
 

@@ -24,6 +24,8 @@ import pyarrow.parquet as pq
 from vdata.schemas import records as R
 from vdata.schemas.config import SPLIT_NAMES
 
+from .reserved import neutralize_row
+
 DATA_LEVELS = ("samples", "haystack", "clips", "videos")
 # The sink files kept rows by their video's split (`SplitsConfig`): `<level>/part-…-<split>.parquet`.
 _SPLIT_OF_FILE = re.compile(r"-(%s)\.parquet$" % "|".join(SPLIT_NAMES))
@@ -106,6 +108,7 @@ class BuildDir:
     level: str
     data_files: list[str]
     rejects_files: list[str] = field(default_factory=list)
+    reserved_tokens: int = 0   # markup tokens in the prose of the last items() read, written as text (reserved.py)
 
     @property
     def name(self) -> str:
@@ -171,6 +174,7 @@ class BuildDir:
             raise ExportError(f"{self.path} is a `vdata haystack` benchmark: its lmms-eval and VLMEvalKit folders are "
                               "written by the haystack run; here only `--format parquet` (and `vdata push`) apply")
         rows = sorted(table_rows(self.read_table(TEXT_COLUMNS)), key=_stable_key)
+        self.reserved_tokens = sum(neutralize_row(row) for row in rows)
         out = []
         if self.level in ("samples", "haystack"):
             for row in rows:

@@ -134,26 +134,30 @@ class TimeFormat:
             return f"frames {a} - {b}"
         return f"from {a} to {b}"
 
-    def hint(self) -> str:
-        """How the answer should write times (appended to questions whose answers are times)."""
+    def hint(self, points: bool = False) -> str:
+        """How the answer should write times (appended to questions whose answers are times); `points`:
+        the answer names moments ("when does the chapter start"), not spans."""
         k = self.kind
         if k in ("seconds", "timesuite"):
-            return "Give times in seconds from the start of the video, as 'start - end seconds'."
+            return "Give times in seconds from the start of the video, as " + \
+                ("'T seconds'." if points else "'start - end seconds'.")
         if k == "relative":
-            return ("Give times as relative positions from 00 (start of the video) to 99 (end), "
-                    "as 'start - end'.")
+            return ("Give times as relative positions from 00 (start of the video) to 99 (end), as " +
+                    ("'NN'." if points else "'start - end'."))
         if k == "frames":
-            return f"Give times as frame numbers at {self.fps:g} frames per second, as 'frames start - end'."
+            return (f"Give times as frame numbers at {self.fps:g} frames per second, as " +
+                    ("'frame N'." if points else "'frames start - end'."))
         if k == "lita":
-            return (f"Give times as time tokens from <t0> (start of the video) to <t{self.bins - 1}> (end), "
-                    "as 'from <start> to <end>'.")
+            return (f"Give times as time tokens from <t0> (start of the video) to <t{self.bins - 1}> (end), as " +
+                    ("'<t>'." if points else "'from <start> to <end>'."))
         if k == "grounded_videollm":
-            return (f"Give times as time tokens from <0> (start of the video) to <{self.bins}> (end), "
-                    "as 'from <start> to <end>'.")
+            return (f"Give times as time tokens from <0> (start of the video) to <{self.bins}> (end), as " +
+                    ("'<n>'." if points else "'from <start> to <end>'."))
         if k == "bracketed":
-            return "Give times in seconds from the start of the video in angle brackets, as 'from <start> to <end>'."
+            return "Give times in seconds from the start of the video in angle brackets, as " + \
+                ("'<T>'." if points else "'from <start> to <end>'.")
         return ("Give times in seconds from the start of the video, written with time tokens (four digits, "
-                "<TIME_DOT>, one decimal), as 'start - end seconds'.")
+                "<TIME_DOT>, one decimal), as " + ("'T seconds'." if points else "'start - end seconds'."))
 
     def render_text(self, text: str | None) -> str:
         """Replace `{{t:..}}` / `{{span:..,..}}` placeholders; other text unchanged."""
@@ -186,6 +190,12 @@ class TimeFormat:
         if k == "frames":
             return [int(n) / self.fps for n in re.findall(r"\b(\d+)\b", text)]
         return [float(n) for n in re.findall(r"(\d+(?:\.\d+)?)(?=\s*(?:- |seconds))", text)]
+
+
+def names_points_only(answer: str | None) -> bool:
+    """Whether an answer's times are all moments (`{{t:..}}`), none a span (`{{span:..}}`)."""
+    found = [m.group(1) for m in _PLACEHOLDER.finditer(answer or "")]
+    return bool(found) and "span" not in found
 
 
 def vtg_tokens(seconds: float) -> str:

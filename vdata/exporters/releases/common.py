@@ -25,6 +25,7 @@ from ..dialog import (
     letter,
     lettered_options,
     spans_text,
+    time_points_only,
     turn,
 )
 from ..source import TEXT_COLUMNS, BuildDir, Item, clip_items, subset_of, table_rows
@@ -150,8 +151,8 @@ def qa_pair(item: Item, tf: TimeFormat, *, hint: bool = True) -> tuple[str, str]
     options = item.get(R.OPTIONS)
     if not options and not item.get(R.ANSWER_SPANS) and not events_of(item) or item.task == "cot":
         t = turn(item, tf)
-        if hint and has_times(item) and tf.hint() not in t.user:
-            return f"{t.user}\n{tf.hint()}", t.assistant
+        if hint and has_times(item) and tf.hint(points=time_points_only(item)) not in t.user:
+            return f"{t.user}\n{tf.hint(points=time_points_only(item))}", t.assistant
         return t.user, t.assistant
     question = tf.render_text(item.get(R.QUESTION)) or DEFAULT_QUESTIONS.get(item.task, "")
     if not question:
@@ -169,7 +170,7 @@ def qa_pair(item: Item, tf: TimeFormat, *, hint: bool = True) -> tuple[str, str]
     if not answer:
         raise SampleError("no_answer", f"{item.id}: task {item.task!r} has no answer text")
     if hint and has_times(item):
-        question = f"{question}\n{tf.hint()}"
+        question = f"{question}\n{tf.hint(points=time_points_only(item))}"
     return question, answer
 
 
