@@ -121,6 +121,26 @@ def test_a_flash_video_with_sound_probes_and_reads_at_its_times(tmp_path):
         assert np.abs(image.astype(int) - truth).mean() < 8
 
 
+@pytest.mark.parametrize("fmt, ext", [("h264", "h264"), ("hevc", "hevc"), ("m4v", "m4v")])
+def test_a_raw_elementary_stream_is_rejected_with_the_remux_that_fixes_it(tmp_path, fmt, ext):
+    """A camera's or an encoder's raw stream (.h264, .hevc) is in no container: it carries no times, the
+    demuxer guesses 25 fps (this one is 30), and it cannot seek. The probe failed on the seek with a
+    traceback (`error`); it now names the problem and the fix, which then probes at the true rate."""
+    from vdata.media.ffmpeg import run_ffmpeg
+
+    raw = tmp_path / f"camera.{ext}"
+    codec = {"h264": "libx264", "hevc": "libx265", "m4v": "mpeg4"}[fmt]
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30:duration=2", "-c:v", codec, "-f", fmt, str(raw)])
+    with pytest.raises(MediaError) as e:
+        probe_video(str(raw))
+    assert e.value.reason == "no_container" and "ffmpeg -framerate 30 -i camera." in e.value.message
+    fixed = str(tmp_path / "fixed.mp4")
+    run_ffmpeg(["-framerate", "30", "-i", str(raw), "-c", "copy", fixed])   # the fix the message names
+    info = probe_video(fixed)   # at 30 fps (a stream copy without times may lose a B-frame or two)
+    assert 57 <= info["num_frames"] <= 60 and info["fps"] == pytest.approx(30, abs=0.3)
+    assert info["duration_s"] == pytest.approx(2.0, abs=0.1)
+
+
 def test_content_id_depends_on_bytes_not_path(cut_video, tmp_path, bikes):
     a = content_id(cut_video[0])
     b = content_id(copy_to(cut_video[0], tmp_path / "elsewhere", "renamed.mp4"))

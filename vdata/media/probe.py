@@ -20,6 +20,9 @@ def declared_duration(container, stream) -> float:
     return 0.0
 
 
+_NO_TIMESTAMPS = 0x0080   # AVFMT_NOTIMESTAMPS: the format stores no times (raw elementary streams)
+
+
 def probe_video(path: str, min_frames: int = 2, allow_audio_only: bool = False) -> dict:
     """Return probe columns for `path` (keys are vdata.schemas.records constants' values).
 
@@ -41,6 +44,12 @@ def probe_video(path: str, min_frames: int = 2, allow_audio_only: bool = False) 
     except av.error.FFmpegError as e:
         raise MediaError("unreadable", f"not a readable media container ({type(e).__name__}: {e.strerror or e})")
     with container:
+        if container.format.flags & _NO_TIMESTAMPS:
+            # a raw H.264 / HEVC / AV1 / MPEG elementary stream: the demuxer makes times up from a rate it
+            # guesses (25 fps for a 30 fps recording), or has none at all, and cannot seek
+            raise MediaError("no_container", f"a raw {container.format.name} elementary stream, in no container: it "
+                             "has no timestamps and its frame rate is a guess; put it in one at its true rate, e.g. "
+                             f"`ffmpeg -framerate 30 -i {os.path.basename(path)} -c copy OUT.mp4`")
         vs = video_stream(container)
         if vs is None:
             if allow_audio_only and container.streams.audio:

@@ -53,7 +53,7 @@ class BuildResult:
     files: list[str] = field(default_factory=list)
     exports: list[dict] = field(default_factory=list)   # output.exports: format, dest, status
     resumed_complete: int = 0   # videos an earlier run had finished (not run again)
-    retryable_rejects: int = 0  # rejects of teacher failures that may pass: the next run redoes their videos
+    retryable_rejects: int = 0  # rejects of failures that may pass (teacher, `error`): the next run redoes their videos
     ran: bool = True            # False: everything was complete already, nothing ran
 
 
