@@ -8,8 +8,9 @@ video. On start:
 3. a video with some but not all of its rows committed (a crash between two part files) has those
    rows removed from their parts, so that redoing it cannot duplicate them;
 4. when a run resumes, a video with a reject marked `retry_on_resume` (a teacher timeout, 5xx, 429 or
-   lost connection: a failure that may have passed) is treated as partial too and redone, its rows
-   removed first. The teacher replies it did get come from the request cache, paid once.
+   lost connection: a failure that may have passed; or `error`, vdata itself failing, perhaps fixed
+   since) is treated as partial too and redone, its rows removed first. The teacher replies it did get
+   come from the request cache, paid once.
 `_state.json` records the stage hashes of the run that owns the directory; a run with a different
 final hash does not resume (its earlier stages' work is still reused through the stage and request
 caches under `_cache/`).
