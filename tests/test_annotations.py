@@ -111,6 +111,26 @@ def test_text_without_any_cue_is_one_problem():
     assert parsed.items == [] and [p.reason for p in parsed.problems] == ["subtitle_unparsable"]
 
 
+@pytest.mark.parametrize("encoding, text", [
+    ("cp1252", ["Ça va très bien, señor — naïve café", "Zürich “quotes” 5 €"]),
+    ("utf-16", ["Ça va très bien, señor — naïve café", "Zürich “quotes” 5 €"]),       # with a BOM
+    ("utf-16-le", ["Ça va très bien, señor — naïve café", "Zürich “quotes” 5 €"]),    # without
+    ("utf-8-sig", ["Ça va très bien, señor — naïve café", "Zürich “quotes” 5 €"]),
+    ("cp1250", ["Zażółć gęślą jaźń, powiedział", "Świętokrzyski żółw"]),
+    ("cp1251", ["Привет, как дела? Всё хорошо.", "До свидания, друзья"]),
+])
+def test_a_subtitle_file_in_a_legacy_encoding_reads_as_written(tmp_path, encoding, text):
+    """Subtitle sites served Windows code pages and "Unicode" (UTF-16) for decades; read as UTF-8, a cp1252
+    file's "Ça va très bien" became "\ufffda va tr\ufffds bien" in the annotations."""
+    from vdata.media.subtitles import load_subtitles
+
+    path = tmp_path / "film.srt"
+    path.write_bytes(f"1\n00:00:00,500 --> 00:00:02,000\n{text[0]}\n\n2\n00:00:02,500 --> 00:00:04,000\n{text[1]}\n"
+                     .encode(encoding))
+    parsed = load_subtitles(str(path))
+    assert [c.text for c in parsed.items] == text and not parsed.problems
+
+
 def test_description_chapter_lines():
     parsed = parse_chapter_lines(DESCRIPTION)
     assert [(c.start_s, c.title) for c in parsed.items] == [(0.0, "Intro"), (3.0, "Climbing the hill"),

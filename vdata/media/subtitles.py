@@ -116,10 +116,42 @@ def plain_text(event: pysubs2.SSAEvent) -> str:
 
 
 def load_subtitles(path: str) -> Parsed:
-    """`parse_subtitles` of a file (UTF-8, a BOM allowed); the format from its extension."""
-    with open(path, encoding="utf-8-sig", errors="replace") as f:
-        text = f.read()
+    """`parse_subtitles` of a file (its encoding found by `read_text`); the format from its extension."""
+    text = read_text(path)
     return parse_subtitles(text, subtitle_format(text, path))
+
+
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+         (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+def read_text(path: str) -> str:
+    """A sidecar text file (subtitles, a description, chapter lines), whatever its encoding: a BOM's, else
+    UTF-8, else UTF-16 without a BOM (every other byte 0: Windows tools' "Unicode"), else the legacy code
+    page that charset_normalizer finds most coherent. Subtitle sites served Windows code pages for
+    decades: read as UTF-8, "Ça va très bien" became "\ufffda va tr\ufffds bien". On a tie (short text:
+    cp1250, cp1252 and cp1257 read French alike), cp1252, the Western one, which most such files are."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            return raw.decode(encoding, errors="replace")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    if len(raw) >= 4:
+        zeros_even, zeros_odd = raw[0::2].count(0), raw[1::2].count(0)
+        if max(zeros_even, zeros_odd) > 0.3 * len(raw) / 2:
+            return raw.decode("utf-16-be" if zeros_even > zeros_odd else "utf-16-le", errors="replace")
+    import charset_normalizer
+
+    matches = list(charset_normalizer.from_bytes(raw))
+    if not matches:
+        return raw.decode("cp1252", errors="replace")
+    best = matches[0]
+    tied = [m.encoding for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
+    return raw.decode("cp1252" if "cp1252" in tied else best.encoding, errors="replace")
 
 
 # --- chapters from description lines -----------------------------------------------------------------

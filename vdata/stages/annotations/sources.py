@@ -23,7 +23,7 @@ from typing import Any
 
 from vdata.media.embedded import read_embedded
 from vdata.media.subtitles import (SUBTITLE_EXTENSIONS, load_subtitles, looks_like_subtitles, parse_chapter_lines,
-                                   parse_subtitles)
+                                   parse_subtitles, read_text)
 from vdata.schemas.annotations import SINGULAR, AnnotationIssue
 
 _FILE_EXTENSIONS = (".srt", ".vtt", ".json", ".jsonl", ".txt", ".description", ".csv", ".tsv")
@@ -219,8 +219,7 @@ class SourceReader:
 
     @staticmethod
     def _read_text(path: str) -> str:
-        with open(path, encoding="utf-8-sig", errors="replace") as f:
-            return f.read()
+        return read_text(path)
 
     def _read_json_file(self, kind: str, path: str) -> Any:
         try:
