@@ -150,9 +150,9 @@ def qa_pair(item: Item, tf: TimeFormat, *, hint: bool = True) -> tuple[str, str]
     localization); dense / chapter tasks list their events; the rest as the training exporters do."""
     options = item.get(R.OPTIONS)
     if not options and not item.get(R.ANSWER_SPANS) and not events_of(item) or item.task == "cot":
-        t = turn(item, tf)
-        if hint and has_times(item) and tf.hint(points=time_points_only(item)) not in t.user:
-            return f"{t.user}\n{tf.hint(points=time_points_only(item))}", t.assistant
+        t, how = turn(item, tf), tf.hint(points=time_points_only(item))
+        if hint and has_times(item) and how not in t.user:
+            return f"{t.user}\n{how}", t.assistant
         return t.user, t.assistant
     question = tf.render_text(item.get(R.QUESTION)) or DEFAULT_QUESTIONS.get(item.task, "")
     if not question:
