@@ -114,6 +114,16 @@ def answer_part(text: str | None) -> tuple[str | None, bool]:
     return text, False
 
 
+def reply_answer(text: str | None, finish_reason: str | None = None) -> tuple[str | None, str | None]:
+    """(the reply's answer, None); for a reply that is all thinking, (its empty answer, a `reasoning_only`
+    error)."""
+    answer, thought = answer_part(text)
+    if thought and not answer.strip():
+        return answer, "reasoning_only: the reply is all <think> reasoning, no answer" + \
+            (" (cut at max_tokens)" if finish_reason == "length" else "")
+    return answer, None
+
+
 def parse_lenient(text: str | None, *, repair: bool = True) -> tuple[Any, str | None]:
     """Parse a model reply as JSON: the standard parser first (raw control characters allowed),
     then, with ``repair``, ``json_repair``. Returns ``(value, None)`` or ``(None, error)``."""
@@ -212,11 +222,9 @@ def settle_reply(result: Any, text: str, schema: dict[str, Any] | None, base: li
     `(error, messages)`: why the reply failed and the conversation that re-asks with that error.
     `result.finish_reason` must already be set.
     """
-    answer, thought = answer_part(text)
-    if thought and not answer.strip():
-        result.raw = text
-        result.error = "reasoning_only: the reply is all <think> reasoning, no answer" + \
-            (" (cut at max_tokens)" if result.finish_reason == "length" else "")
+    answer, error = reply_answer(text, result.finish_reason)
+    if error is not None:
+        result.raw, result.error = text, error
         return None
     text = answer
     if schema is None:

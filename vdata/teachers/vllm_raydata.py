@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from vdata.teachers.config import VLLMTeacherConfig
 from vdata.teachers.media_encoding import jpeg_data_url
-from vdata.teachers.structured import answer_part, check_reply
+from vdata.teachers.structured import check_reply, reply_answer
 from vdata.teachers.types import ImagePart, TeacherRequest, TextPart
 from vdata.teachers.vllm_env import (SAMPLING_FIELDS, SINGLE_PROCESS, engine_actor_env, install_ray_vllm_compat,
                                     with_cpu_defaults)
@@ -138,12 +138,10 @@ def apply_vllm_teacher(
 
     def post(row: dict[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in row.items() if k not in _RAY_LLM_COLUMNS}
-        text, _ = answer_part(row.get("generated_text"))
+        text, err = reply_answer(row.get("generated_text"))
         schema_s = row.get("__vdata_schema") or ""
-        parsed_s, err = None, None
-        if text is not None and not text.strip() and row.get("generated_text", "").strip():
-            err = "reasoning_only: the reply is all <think> reasoning, no answer"
-        elif schema_s:
+        parsed_s = None
+        if err is None and schema_s:
             parsed, perr = check_reply(text, json.loads(schema_s))
             if perr is None:
                 parsed_s = json.dumps(parsed, ensure_ascii=False)
