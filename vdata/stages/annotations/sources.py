@@ -112,9 +112,9 @@ class SourceReader:
             if path:
                 raw["subtitles"] = self._cues("subtitles", load_subtitles(path))
         if "chapters" in wanted and os.path.isfile(stem + ".chapters.txt"):
-            raw["chapters"] = self._chapter_lines(self._read_text(stem + ".chapters.txt"), require_zero_start=False)
+            raw["chapters"] = self._chapter_lines(read_text(stem + ".chapters.txt"), require_zero_start=False)
         if "description" in wanted and os.path.isfile(stem + ".description"):
-            raw["description"] = self._read_text(stem + ".description")
+            raw["description"] = read_text(stem + ".description")
 
     def from_container(self, kinds: list[str], raw: dict, languages: list[str]) -> None:
         """Kinds not yet in `raw`, from inside the video file: chapters, a text subtitle track (preferred
@@ -193,7 +193,7 @@ class SourceReader:
         if ext == ".json":
             data = self._read_json_file(kind, path)
             return None if data is None else self.decode(kind, data)
-        text = self._read_text(path)
+        text = read_text(path)
         if kind == "chapters":
             return self._chapter_lines(text, require_zero_start=False)
         if kind == "labels":
@@ -217,13 +217,9 @@ class SourceReader:
         self.issues.extend(_problem_issues("chapters", parsed))
         return [asdict(c) for c in parsed.items] or None
 
-    @staticmethod
-    def _read_text(path: str) -> str:
-        return read_text(path)
-
     def _read_json_file(self, kind: str, path: str) -> Any:
         try:
-            return json.loads(self._read_text(path))
+            return json.loads(read_text(path))
         except json.JSONDecodeError as e:
             name = os.fsencode(os.path.basename(path)).decode("utf-8", "backslashreplace")   # a name may not be UTF-8
             self.issues.append(_unparsable(kind, f"{name}: not valid JSON ({e.msg}, line {e.lineno})", name))
