@@ -7,14 +7,12 @@ decoder skips the non-reference pictures shown before each target: 1.4x decord's
 stage's 720p clips), OpenCV's capture (threaded decode and colour conversion in C++) for streams.
 
 Readers check what they get back. decord reads some containers wrongly without an error (an AVI with
-H.264 B-frames comes back with timestamps of about -3.7e17 s, so every request maps to one frozen
-frame), and fails outright on damaged packets; in both cases the decord reader hands over to PyAV.
-PyAV skips packets that do not decode and counts them in `decode_errors`, so stages can say how
-damaged a file is instead of silently losing frames.
+H.264 B-frames comes back with timestamps of about -3.7e17 s, so every request maps to one frozen frame),
+and fails outright on damaged packets; in both cases the decord reader hands over to PyAV. PyAV skips
+packets that do not decode and counts them in `decode_errors`, so stages can say how damaged a file is.
 
-Every reader returns pictures as a player shows them: a video stored sideways with a display matrix
-(a phone's portrait video) comes out upright, as OpenCV's capture and ffmpeg's autorotate give it, and
-`width` and `height` are the upright size.
+Pictures come as a player shows them: upright where a display matrix turns them (a phone's portrait
+video; `width` and `height` are the upright size), and PyAV's RGB stills of HDR video tone mapped to SDR.
 """
 from __future__ import annotations
 
@@ -22,6 +20,8 @@ import itertools
 from typing import Iterator, Sequence
 
 import numpy as np
+
+from vdata.hdr import rgb24
 
 from . import MediaError
 from .streams import display_size, pixel_aspect, rewind, square_width, upright, video_stream, video_stream_count
@@ -231,7 +231,7 @@ class PyAVReader(FrameReader):
         # before it: nothing depends on them, and they are ~45% of x264's frames (bench_quality).
         self._skip_before: float | None = None
         self._skipping = False
-        self._reformatter = None
+        self._reformatter = av.video.reformatter.VideoReformatter()
         span = self._stream.duration * self._tb if self._stream.duration else (self._container.duration or 0) / 1e6
         self._skip_until = span - 1.0   # near the end read_at may fall back to the last frame shown
 
@@ -288,10 +288,8 @@ class PyAVReader(FrameReader):
     def _convert(self, frame, width: int, height: int, fmt: str) -> np.ndarray:
         """Through one reformatter kept per reader: its scaler is set up once, where each to_ndarray
         sets up its own (0.63 against 1.28 ms a 720p frame to 360 px, the same pixels)."""
-        if self._reformatter is None:
-            from av.video.reformatter import VideoReformatter
-
-            self._reformatter = VideoReformatter()
+        if fmt == "rgb24":   # an HDR frame tone mapped, as a player shows it on an SDR screen
+            return rgb24(frame, width, height, self._reformatter)
         return self._reformatter.reformat(frame, width, height, fmt).to_ndarray()
 
     def _picture(self, frame, width: int, height: int) -> np.ndarray:

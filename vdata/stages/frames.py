@@ -66,7 +66,8 @@ def sample_times(mode: str, start: float, end: float, cfg: FramesConfig) -> list
 
 class FramesStage(Stage):
     name = "frames"
-    version = 3   # 2: a picture a VFR video holds for seconds is read, not rejected; 3: the frame shown then
+    version = 4   # 2: a picture a VFR video holds for seconds is read, not rejected; 3: the frame shown then;
+                  # 4: HDR video tone mapped
     HUB_MODEL_FIELDS = ("keyframe_model",)
     needs_video = True
     Config = FramesConfig

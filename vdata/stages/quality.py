@@ -174,9 +174,9 @@ def _motion(a: np.ndarray, b: np.ndarray) -> float:
 
 class QualityStage(Stage):
     name = "quality"
-    version = 4   # 2: the frame shown at a time, not the next one after a held picture; no motion across the clip's end;
+    version = 5   # 2: the frame shown at a time, not the next one after a held picture; no motion across the clip's end;
                   # 3: motion over flow confirmed by the flow back; 4: motion per 1/30 s above 30 fps, and
-                  # over two frames where a picture is held
+                  # over two frames where a picture is held; 5: HDR video tone mapped
     needs_video = True
     Config = QualityConfig
     reads = (R.PATH, R.START_S, R.END_S, R.FPS, R.WIDTH, R.HEIGHT, R.CLIP_DURATION_S)

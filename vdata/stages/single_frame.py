@@ -72,6 +72,7 @@ def checked_mcq(row: dict, tasks) -> bool:
 
 class SingleFrameStage(Stage):
     name = "single_frame"
+    version = 2   # 2: HDR video tone mapped
     Config = SingleFrameConfig
     reads = (R.SAMPLE_ID, R.TASK, R.QUESTION, R.OPTIONS, R.ANSWER_INDEX, R.PATH, R.START_S, R.END_S)
     writes = (R.V_SINGLE_FRAME_CORRECT, R.V_SINGLE_FRAME_TIME_S)

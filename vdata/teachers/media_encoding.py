@@ -13,6 +13,8 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
+from vdata.hdr import rgb24
+
 
 def _as_pil(img: Any) -> Image.Image:
     if isinstance(img, Image.Image):
@@ -135,8 +137,8 @@ def sample_video_frames(path: str | os.PathLike[str], max_frames: int) -> dict[s
         width = st.codec_context.width
         if sar and sar.numerator > 0 and sar.denominator > 0 and sar != 1:
             width = max(2, int(round(width * float(sar) / 2)) * 2)
-        frames = [np.ascontiguousarray(np.rot90(all_frames[i].to_ndarray(width=width, height=st.codec_context.height,
-                                                                          format="rgb24"),
+        # an HDR frame tone mapped, as the frames stage gives it
+        frames = [np.ascontiguousarray(np.rot90(rgb24(all_frames[i], width, st.codec_context.height),
                                                 round((all_frames[i].rotation or 0) / 90))) for i in idx]
         duration = float(st.duration * st.time_base) if st.duration else times[-1] + 1.0 / fps
         return {
