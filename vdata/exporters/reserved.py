@@ -11,29 +11,21 @@ reads the same and is no token of any of these.
 """
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from vdata.prompts import plain_text
 from vdata.schemas import records as R
 
-# media placeholders of the export formats and their trainers, and special tokens of the chat templates
-# (`<|...|>`: Qwen, Llama 3, Phi, GPT; `<s>`, `</s>`: Llama 2, Mistral; InternVL's image context)
-RESERVED = re.compile(r"<\|[^<>|\s]{1,40}\|>|</?(?:image|video|audio|img|s)>|<IMG_CONTEXT>")
 # the sample and clip columns that hold prose (ids, paths and times are left as they are)
 PROSE_COLUMNS = (R.QUESTION, R.ANSWER, R.OPTIONS, R.RATIONALE, R.RATIONALE_STEPS, R.CAPTION, R.DENSE_EVENTS,
                  R.CHOSEN, R.REJECTED, R.PREFERENCE_CANDIDATES, R.TURNS, R.EVIDENCE)
-
-
-def _plain(match: re.Match) -> str:
-    return match.group(0).replace("<", "\u2039").replace(">", "\u203a")
 
 
 def neutralize(value: Any) -> tuple[Any, int]:
     """`value` (a string, or lists / dicts of them) with every reserved token made plain text, and how
     many there were."""
     if isinstance(value, str):
-        text, n = RESERVED.subn(_plain, value)
-        return text, n
+        return plain_text(value)
     if isinstance(value, list):
         out, total = [], 0
         for v in value:

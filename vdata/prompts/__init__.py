@@ -5,7 +5,10 @@ record the id of every template they used in their output rows, so a dataset say
 each caption or sample. Users override a template by pointing a stage's `prompts:` setting at their
 own file; an override's id is `<group>/<name>@file:<sha256[:12]>` so it is traceable too.
 
-Templates use `string.Template` syntax (`$name` / `${name}`), which leaves JSON braces alone.
+Templates use `string.Template` syntax (`$name` / `${name}`), which leaves JSON braces alone. The values
+put into them (titles, descriptions, subtitles, transcripts, earlier replies) are text: a chat template's
+own tokens or a media placeholder in them is written so that it reads as text (`plain_text`), since an
+`<|im_end|>` in a chapter title would end the teacher's turn mid-prompt.
 """
 from __future__ import annotations
 
@@ -17,6 +20,19 @@ from importlib import resources
 from pathlib import Path
 
 _VERSIONED = re.compile(r"^(?P<name>.+)\.v(?P<version>\d+)\.txt$")
+# media placeholders of the export formats and their trainers, and special tokens of the chat templates
+# (`<|...|>`: Qwen, Llama 3, Phi, GPT; `<s>`, `</s>`: Llama 2, Mistral; InternVL's image context)
+RESERVED = re.compile(r"<\|[^<>|\s]{1,40}\|>|</?(?:image|video|audio|img|s)>|<IMG_CONTEXT>")
+
+
+def _quoted(match: re.Match) -> str:
+    return match.group(0).replace("<", "\u2039").replace(">", "\u203a")
+
+
+def plain_text(text: str) -> tuple[str, int]:
+    """`text` with every reserved token written as text (`<video>` becomes `‹video›`, single angle
+    quotation marks: it reads the same and is no token), and how many there were."""
+    return RESERVED.subn(_quoted, text)
 
 
 @dataclass(frozen=True)
@@ -25,6 +41,7 @@ class Prompt:
     text: str
 
     def render(self, **values) -> str:
+        values = {k: plain_text(v)[0] if isinstance(v, str) else v for k, v in values.items()}
         try:
             return string.Template(self.text).substitute(**values)
         except KeyError as e:
