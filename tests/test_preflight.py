@@ -105,6 +105,35 @@ def test_teacher_and_input_problems_come_together(video_dir, tmp_path):
     assert msg.startswith("invalid config:") and "stages[3].caption.teacher" in msg and "input[0].path" in msg
 
 
+def test_a_config_with_bad_values_names_its_teacher_and_input_problems_in_the_same_round(video_dir, tmp_path):
+    """Schema errors (a misspelt key, a bad value) and what the planner finds (an unknown teacher, a
+    missing input) are one list: a user fixes them in one edit, not in two rounds."""
+    data = config(video_dir, [{"probe": {"min_duraton_s": 2}}, {"shots": {"detector": "adaptve"}},
+                              {"frames": {"num_frames": 4}}, {"caption": {"teacher": "captionr"}}], {"captioner": HTTP})
+    data["input"].append({"path": str(tmp_path / "nowhere")})
+    cfg_path = tmp_path / "two_rounds.yaml"
+    cfg_path.write_text(yaml.safe_dump(data))
+    expected = ["stages[0].probe.min_duraton_s: unknown key", "stages[1].shots.detector: Input should be",
+                "stages[3].caption.teacher: unknown teacher 'captionr'; defined: captioner", "input[1].path: "]
+    for command in ("validate", "build"):
+        res = CliRunner().invoke(main, [command, str(cfg_path)])
+        assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+        for line in expected:
+            assert res.output.count(line) == 1, (command, line, res.output)
+        # frames' and caption's columns are there: with shots dropped, the stage order is not reported
+        assert "no earlier stage writes" not in res.output
+    import vdata
+
+    with pytest.raises(ConfigError) as e:
+        vdata.build(str(cfg_path))
+    assert all(line in str(e.value) for line in expected)
+    # a teacher that does not validate is named once, and the inputs still come with it
+    data["teachers"] = {"captioner": {"backend": "openai"}}
+    cfg_path.write_text(yaml.safe_dump(data))
+    res = CliRunner().invoke(main, ["validate", str(cfg_path)])
+    assert "teachers.captioner" in res.output and "input[1].path: " in res.output and res.exit_code == 2, res.output
+
+
 BUILD_AND_REPORT_RAY = (
     "import atexit, sys\n"
     "atexit.register(lambda: print('RAY_STARTED=' + str('ray' in sys.modules and sys.modules['ray'].is_initialized()),"

@@ -41,6 +41,10 @@ def _load(path):
     try:
         return load_config(path)
     except ConfigError as e:
+        if e.partial is not None:   # the teacher names, inputs and storage of what did validate, in the same round
+            from vdata.pipelines.planning import with_later_problems
+
+            e = with_later_problems(e)
         _config_error(path, e)
 
 

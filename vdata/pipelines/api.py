@@ -29,6 +29,7 @@ from vdata.stages.base import Stage
 
 from . import execution as X
 from . import runner
+from .planning import with_later_problems
 
 
 def _stage_entry(stage: Any, index: int) -> dict:
@@ -87,7 +88,10 @@ def _config(config) -> BuildConfig:
         return config.config()
     if isinstance(config, BuildConfig):
         return config
-    return load_config(config)
+    try:
+        return load_config(config)
+    except ConfigError as e:   # every problem in one round, as `vdata build` reports them
+        raise with_later_problems(e) from None
 
 
 def plan(config) -> runner.Plan:

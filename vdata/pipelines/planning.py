@@ -106,15 +106,15 @@ def make_plan(cfg: BuildConfig) -> Plan:
     hashes = cfg.stage_hashes()
     ctx = RunContext(output_dir="")
     teachers = teacher_configs(cfg)
-    for i, (name, scfg) in enumerate(cfg.stage_specs):
+    for i, (at, (name, scfg)) in enumerate(zip(cfg.stage_positions, cfg.stage_specs)):
         cls = stage_class(name)
         missing = [c for c in cls.reads if c not in cols]
         if missing:
-            problems.append(f"stages[{i}].{name}: needs columns {missing} that no earlier stage writes "
+            problems.append(f"stages[{at}].{name}: needs columns {missing} that no earlier stage writes "
                             f"(order the stages so that their producers come first)")
         out = cls.output_columns(cols)
         stage = cls(scfg, ctx)
-        problems += _teacher_problems(i, stage, teachers)
+        problems += _teacher_problems(at, stage, teachers)
         res = stage.resources()
         if res.batches_per_actor is None:
             res.batches_per_actor = _batches_per_actor(stage, res, teachers)
@@ -237,6 +237,27 @@ def preflight(cfg: BuildConfig) -> Plan:
         raise ConfigError(redact("\n  ".join(problems) if len(problems) == 1 else
                                  "invalid config:\n  " + "\n  ".join(problems), cfg.secrets))
     return plan
+
+
+def with_later_problems(error: ConfigError) -> ConfigError:
+    """`error` (parse_config's) with what preflight finds in the part of the config that validated:
+    teacher names, inputs, storage, so that one round names every problem. The stage order is left out
+    where a stage did not validate (its columns are missing from the chain), as are teacher references
+    where a teacher did not."""
+    cfg = error.partial
+    if cfg is None:
+        return error
+    first = str(error).split("\n  ")[1:]
+    try:
+        preflight(cfg)
+        return error
+    except ConfigError as e:
+        later = str(e).split("\n  ")[1:] if str(e).startswith("invalid config:") else [str(e)]
+    except (ValueError, TypeError):   # a teacher that did not validate: named already; inputs still count
+        later = input_problems(cfg)
+    dropped = cfg.stage_positions != list(range(len(cfg.stages)))
+    later = [p for p in later if p not in first and not (dropped and "that no earlier stage writes" in p)]
+    return ConfigError(redact("invalid config:\n  " + "\n  ".join(first + later), cfg.secrets)) if later else error
 
 
 def fetch_assets(plan: Plan) -> None:

@@ -45,7 +45,10 @@ VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".m
 
 
 class ConfigError(ValueError):
-    """A config problem; the message names every offending key path."""
+    """A config problem; the message names every offending key path. `partial`: where the top level
+    validated, the config with the stages that did (the planner looks for more problems in it)."""
+
+    partial: "BuildConfig | None" = None
 
 
 class _Strict(BaseModel):
@@ -210,8 +213,10 @@ class BuildConfig(ConfigFile):
     teachers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     storage: StorageConfig = Field(default_factory=StorageConfig)   # object storage for URL inputs / output
 
-    # Filled by parse_config: the validated per-stage configs, and the values to keep out of outputs.
+    # Filled by parse_config: the validated per-stage configs (in a ConfigError's `partial`, those that
+    # validated, at `_stage_positions` in `stages`), and the values to keep out of outputs.
     _stage_configs: list = []
+    _stage_positions: list | None = None
     _secrets: tuple = ()
 
     @property
@@ -222,6 +227,11 @@ class BuildConfig(ConfigFile):
     @property
     def stage_specs(self) -> list[tuple[str, Any]]:
         return list(self._stage_configs)
+
+    @property
+    def stage_positions(self) -> list[int]:
+        """Each spec's index in `stages:` (all of them, except in a ConfigError's `partial`)."""
+        return list(self._stage_positions if self._stage_positions is not None else range(len(self._stage_configs)))
 
     def config_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
@@ -354,7 +364,7 @@ def parse_config(data: Any, raw_text: str = "", base_dir: Path | str = ".") -> B
         return ConfigError(redact("invalid config:\n  " + "\n  ".join(problems), secrets))
 
     # Every problem at once: the sections' own errors too when the top level has some (a user fixes one round)
-    problems, specs, cfg = [], [], None
+    problems, specs, positions, cfg = [], [], [], None
     try:
         cfg = BuildConfig.model_validate(data)
     except ValidationError as e:
@@ -382,14 +392,19 @@ def parse_config(data: Any, raw_text: str = "", base_dir: Path | str = ".") -> B
         model = stage_class(name).Config
         try:
             specs.append((name, model.model_validate(kwargs or {})))
+            positions.append(i)
         except ValidationError as e:
             problems.extend(format_validation_error(e, model, prefix=f"stages[{i}].{name}"))
+    if cfg is not None:
+        cfg._stage_configs = specs
+        cfg._stage_positions = positions if len(positions) < len(stages) else None
+        cfg._base_dir = Path(base_dir).resolve()
+        cfg._raw_text = raw_text
+        cfg._secrets = secrets
     if problems:
-        raise fail(problems)
-    cfg._stage_configs = specs
-    cfg._base_dir = Path(base_dir).resolve()
-    cfg._raw_text = raw_text
-    cfg._secrets = secrets
+        error = fail(problems)
+        error.partial = cfg
+        raise error
     return cfg
 
 
