@@ -106,6 +106,31 @@ def test_webvtt_parser_skips_header_notes_and_identifiers():
         (4.5, 9.8, "Next time: the transform.")]
 
 
+# YouTube's automatic captions as yt-dlp writes them (--write-auto-subs): each cue repeats the line before
+# and adds one whose words carry karaoke timestamps, a 10-ms cue repeats the finished line, and lines of
+# one space (or an empty line after the timing) stand inside cues.
+YOUTUBE_AUTO_VTT = (
+    "WEBVTT\nKind: captions\nLanguage: en\n\n"
+    "00:00:00.480 --> 00:00:02.550 align:start position:0%\n \n"
+    "Today<00:00:00.680><c> we</c><00:00:00.760><c> fix</c><00:00:00.880><c> the</c><00:00:01.040><c> bike</c>\n\n"
+    "00:00:02.550 --> 00:00:02.560 align:start position:0%\nToday we fix the bike\n \n\n"
+    "00:00:02.560 --> 00:00:04.550 align:start position:0%\nToday we fix the bike\n"
+    "&gt;&gt; first<00:00:02.960><c> the</c><00:00:03.200><c> chain</c>\n\n"
+    "00:00:04.550 --> 00:00:04.560 align:start position:0%\n&gt;&gt; first the chain\n \n\n"
+    "00:00:04.560 --> 00:00:07.000 align:start position:0%\n\n"
+    "then<00:00:05.100><c> the</c><00:00:05.400><c> brakes</c>\n")
+
+
+def test_youtube_automatic_captions_read_once_each_line():
+    parsed = parse_subtitles(YOUTUBE_AUTO_VTT)
+    assert parsed.problems == []
+    assert [(c.start_s, c.end_s, c.text) for c in parsed.items] == [
+        (0.48, 2.55, "Today we fix the bike"), (2.56, 4.55, ">> first the chain"), (4.56, 7.0, "then the brakes")]
+    # a song's repeated line in captions without word times is said again, as written
+    chorus = "WEBVTT\n\n00:01.000 --> 00:02.000\nla la la\n\n00:02.000 --> 00:03.000\nla la la\n"
+    assert [c.text for c in parse_subtitles(chorus).items] == ["la la la", "la la la"]
+
+
 def test_text_without_any_cue_is_one_problem():
     parsed = parse_subtitles("just a sentence, no cues here\n")
     assert parsed.items == [] and [p.reason for p in parsed.problems] == ["subtitle_unparsable"]

@@ -82,8 +82,9 @@ def parse_subtitles(text: str, fmt: str | None = None) -> Parsed:
             out.problems.append(ParseProblem("subtitle_unparsable", f"no cue timing line ('-->') anywhere in this "
                                              f"{fmt.upper()} text", text[:200]))
         return out
-    blocks = [b.strip("\n") for b in re.split(r"\n[ \t]*\n", text) if b.strip()]
-    for number, block in enumerate(blocks, start=1):
+    rolling = fmt == "vtt" and _INLINE_TIMESTAMP.search(text) is not None
+    previous: list[str] = []   # the lines of the cue before, as shown
+    for number, block in enumerate(_blocks(text, fmt), start=1):
         lines = block.split("\n")
         if fmt == "vtt" and (number == 1 and lines[0].startswith("WEBVTT") or lines[0].startswith(_VTT_SKIPPED_BLOCKS)):
             continue
@@ -96,23 +97,63 @@ def parse_subtitles(text: str, fmt: str | None = None) -> Parsed:
             out.problems.append(ParseProblem("subtitle_garbled", f"block {number}: timing line "
                                              f"{lines[timing_at].strip()!r} is not '{fmt.upper()} time --> time'", block))
             continue
-        # one cue through pysubs2: the bare timing line and the text (identifiers and cue settings left out)
-        cue_text = "\n".join([f"{m.group(1)} --> {m.group(2)}", *lines[timing_at + 1:]])
-        events = pysubs2.SSAFile.from_string(cue_text + "\n", format_=fmt).events
+        # one cue through pysubs2: the bare timing line and the text (identifiers, cue settings and karaoke
+        # timestamps left out: pysubs2 reads a line with those as a new cue)
+        payload = [_INLINE_TIMESTAMP.sub("", line) for line in lines[timing_at + 1:]]
+        events = pysubs2.SSAFile.from_string("\n".join([f"{m.group(1)} --> {m.group(2)}", *payload]) + "\n",
+                                             format_=fmt).events
         if len(events) != 1:
             out.problems.append(ParseProblem("subtitle_garbled", f"block {number}: its text holds another timing "
                                              f"line", block))
             continue
         ev = events[0]
-        out.items.append(Cue(ev.start / 1000.0, ev.end / 1000.0, plain_text(ev)))
+        shown = plain_lines(ev)
+        new = shown[_repeated(previous, shown):] if rolling else shown
+        previous = shown or previous
+        if rolling and not new:   # a rolling caption's 10-ms repeat of the line before
+            continue
+        out.items.append(Cue(ev.start / 1000.0, ev.end / 1000.0, " ".join(new)))
     return out
 
 
-def plain_text(event: pysubs2.SSAEvent) -> str:
-    """A cue's text on one line: formatting tags (SRT's <i>, ASS's {\\i1}), karaoke timestamps and HTML
-    entities gone, line breaks made spaces."""
+def _blocks(text: str, fmt: str) -> list[str]:
+    """Cue blocks. WebVTT ends a cue at an empty line only: YouTube's captions hold lines of one space
+    inside cues (copies of them, an empty line after the timing). A WebVTT block that holds a second timing
+    line (a file separated by lines of spaces) is cut there. SRT is cut at blank lines, spaces or not."""
+    if fmt != "vtt":
+        return [b.strip("\n") for b in re.split(r"\n[ \t]*\n", text) if b.strip()]
+    out = []
+    for block in re.split(r"\n\n+", text):
+        lines = block.split("\n")
+        starts = [i for i, line in enumerate(lines) if _TIMING["vtt"].match(line)]
+        # a cue's identifier line, if one stands between a line of spaces and the timing, opens its block
+        cuts = [i - 1 if i >= 2 and not lines[i - 2].strip() and lines[i - 1].strip() else i for i in starts[1:]]
+        for a, b in zip([0, *cuts], [*cuts, len(lines)]):
+            part = "\n".join(lines[a:b]).strip("\n")
+            if not part.strip():
+                continue
+            if not starts and out and _TIMING["vtt"].match(out[-1].split("\n")[-1]):
+                out[-1] += "\n" + part   # text after an empty line that follows a bare timing line is its text
+            else:
+                out.append(part)
+    return out
+
+
+def _repeated(before: list[str], lines: list[str]) -> int:
+    """How many of `lines` open by repeating the last lines of the cue `before` (rolling captions)."""
+    return max((k for k in range(1, min(len(before), len(lines)) + 1) if before[-k:] == lines[:k]), default=0)
+
+
+def plain_lines(event: pysubs2.SSAEvent) -> list[str]:
+    """A cue's lines as shown: formatting tags (SRT's <i>, ASS's {\\i1}), karaoke timestamps and HTML
+    entities gone, lines of only spaces dropped."""
     plain = html.unescape(_INLINE_TIMESTAMP.sub("", event.plaintext))
-    return " ".join(part.strip() for part in plain.split("\n") if part.strip())
+    return [part.strip() for part in plain.split("\n") if part.strip()]
+
+
+def plain_text(event: pysubs2.SSAEvent) -> str:
+    """A cue's text on one line (its lines joined by spaces)."""
+    return " ".join(plain_lines(event))
 
 
 def load_subtitles(path: str) -> Parsed:
