@@ -286,15 +286,19 @@ def test_stage_through_run_stage_keeps_the_good_items_and_rejects_each_bad_one(t
 
 def test_required_kinds_strict_mode_and_sidecar_json(tmp_path, cut_video, bikes):
     talk, lecture = _videos(tmp_path, cut_video, bikes)
-    # yt-dlp's info.json gives the lecture a title and chapters (its own start_time / end_time spelling)
+    # yt-dlp's info.json gives the lecture a title and chapters (its own start_time / end_time spelling);
+    # its `subtitles` and `automatic_captions` list downloads, not cues: lecture.en.vtt still gives them
+    listing = {"en": [{"ext": "vtt", "url": "https://www.youtube.com/api/timedtext?v=x&lang=en&fmt=vtt", "name": "English"}]}
     (lecture.parent / "lecture.info.json").write_text(json.dumps({
-        "title": "Bike lecture", "chapters": [{"start_time": 0.0, "end_time": 4.0, "title": "Start"},
-                                              {"start_time": 4.0, "end_time": 10.0, "title": "End"}]}))
+        "id": "x", "title": "Bike lecture", "tags": ["bikes"], "subtitles": listing, "automatic_captions": listing,
+        "chapters": [{"start_time": 0.0, "end_time": 4.0, "title": "Start"},
+                     {"start_time": 4.0, "end_time": 10.0, "title": "End"}]}))
     probed = _probed([{R.SOURCE_URI: str(p), R.PATH: str(p), R.SOURCE_META: None} for p in (talk, lecture)])
     kept, rejects = vdata.run_stage(AnnotationsStage(require=["chapters"]), probed)
     assert [Path(r[R.PATH]).name for r in kept] == ["lecture.mp4"]
     lec = kept[0][R.ANNOTATIONS]
     assert lec["title"] == "Bike lecture" and [c["title"] for c in lec["chapters"]] == ["Start", "End"]
+    assert lec["subtitles"][0]["text"] == "Fourier series, part one" and kept[0][R.ANNOTATION_ISSUES] == 0
     assert [r["reason"] for r in rejects] == ["missing_annotation"]
     assert "chapters" in rejects[0]["message"] and Path(rejects[0][R.SOURCE_URI]).name == "talk.mp4"
     # strict: a video with any bad item is rejected whole, under the first item's reason

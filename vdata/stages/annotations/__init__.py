@@ -108,6 +108,7 @@ class AnnotationsConfig(StageConfig):
 
 class AnnotationsStage(Stage):
     name = "annotations"
+    version = 2   # 2: YouTube's automatic captions once per line; yt-dlp's download listings are no subtitles
     Config = AnnotationsConfig
     reads = (R.PATH, R.SOURCE_META, R.DURATION_S)
     writes = R.ANNOTATION_COLUMNS

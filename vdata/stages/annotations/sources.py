@@ -48,6 +48,17 @@ def _json_list(value: Any) -> Any:
     return value
 
 
+def _without_download_listings(data: dict) -> dict:
+    """A sidecar JSON without yt-dlp's listings of what it could download: its `subtitles` and
+    `automatic_captions` are {language: [{ext, url}, ...]}, not cues. Read as subtitles they were one
+    malformed item, and they hid the `.en.vtt` file yt-dlp wrote next to the video."""
+    def listing(value: Any) -> bool:
+        return isinstance(value, dict) and bool(value) and all(
+            isinstance(v, list) and all(isinstance(f, dict) and "url" in f for f in v) for v in value.values())
+
+    return {k: v for k, v in data.items() if not listing(v)}
+
+
 class SourceReader:
     """Finds and decodes the kinds of one video; issues met on the way collect in `issues`."""
 
@@ -105,7 +116,7 @@ class SourceReader:
         for path in (stem + ".json", stem + ".info.json"):
             data = self._read_json_file("sidecars", path) if os.path.isfile(path) else None
             if isinstance(data, dict):
-                self.from_mapping(data, kinds, raw)
+                self.from_mapping(_without_download_listings(data), kinds, raw)
         wanted = [k for k in kinds if k not in raw]
         if "subtitles" in wanted:
             path = self._subtitle_sidecar(stem, languages)
