@@ -29,6 +29,8 @@ from vdata.schemas.annotation_formats import FormatError, find_video, read_annot
 from vdata.schemas.config import BuildConfig, ConfigError, InputSpec
 from vdata.stages.base import Reject
 
+from .manifest_tables import SUFFIXES, ManifestError, ManifestProblem, guess_path_column, read_manifest
+
 AUDIO_EXTENSIONS = (".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus", ".aac")
 
 
@@ -91,35 +93,39 @@ def _from_glob(spec: InputSpec, cfg: BuildConfig, where: str = "input") -> list[
 
 
 def _from_manifest(spec: InputSpec, cfg: BuildConfig, where: str) -> list[dict]:
-    import pyarrow.csv as pcsv
-    import pyarrow.json as pjson
-    import pyarrow.parquet as pq
-
+    """One row per record of a CSV / TSV / JSON Lines / JSON / Parquet manifest (manifest_tables.py); a
+    record that cannot be read, or names no file, is a reject row with its line."""
     p = cfg.resolve(spec.manifest)
     if not os.path.isfile(p):
         raise ConfigError(f"{where}.manifest: {spec.manifest!r} does not exist")
     if spec.format is not None:
         return _from_annotation_file(spec, cfg, where, p)
-    low = p.lower()
-    if low.endswith(".csv"):
-        table = pcsv.read_csv(p)
-    elif low.endswith((".jsonl", ".json")):
-        table = pjson.read_json(p)
-    elif low.endswith(".parquet"):
-        table = pq.read_table(p)
-    else:
-        raise ConfigError(f"{where}.manifest: use a .csv, .jsonl or .parquet file (got {spec.manifest!r})")
-    if spec.path_column not in table.column_names:
+    if not p.lower().endswith(SUFFIXES):
+        raise ConfigError(f"{where}.manifest: use a {', '.join(SUFFIXES)} file (got {spec.manifest!r})")
+    try:
+        table = read_manifest(p)
+    except (ManifestError, OSError, ValueError) as e:
+        raise ConfigError(f"{where}.manifest: {spec.manifest!r} cannot be read: {e}") from None
+    if spec.path_column not in table.columns:
+        guess = guess_path_column(table.columns)
+        hint = f"; set {where}.path_column: {guess}" if guess else ""
         raise ConfigError(f"{where}.path_column: manifest has no column {spec.path_column!r} "
-                          f"(columns: {', '.join(table.column_names)})")
+                          f"(columns: {', '.join(table.columns)}){hint}")
     base = Path(p).parent
     rows = []
-    for i, rec in enumerate(table.to_pylist()):
-        raw = rec.pop(spec.path_column)
-        if raw is None:
+    for i, (at, rec) in enumerate(table.records):
+        raw = rec.pop(spec.path_column, None)
+        if raw is None or not str(raw).strip():
+            table.problems.append(ManifestProblem(at, "manifest_row_malformed", f"{at} names no file in "
+                                                  f"{spec.path_column!r}", json.dumps(rec, default=str)[:500]))
             continue
-        path = raw if os.path.isabs(raw) else str(base / raw)
-        rows.append(_row(f"{p}#{i}", path, rec))
+        raw = str(raw).strip()
+        path = raw if os.path.isabs(raw) or S.is_remote(raw) else str(base / raw)
+        rows.append(_row(f"{p}#{i}", path, rec))   # the record's index, as before lines were counted
+    for problem in table.problems:
+        uri = f"{p}#{problem.where.replace(' ', '')}"
+        rows.append({**_row(uri, uri), R.REJECT_REASON: problem.reason, R.REJECT_MESSAGE: problem.message,
+                     R.REJECT_DETAIL: {"record": problem.raw}})
     return rows
 
 

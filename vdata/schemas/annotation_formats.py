@@ -155,17 +155,23 @@ def read_charades_sta(text: str) -> AnnotationFile:
     return out
 
 
-def read_qvhighlights(text: str) -> AnnotationFile:
-    out = AnnotationFile()
-    by_id: dict[str, dict] = {}
+def json_lines(text: str):
+    """(line number, the line, its record or None, why not) for each non-empty line of JSON Lines text."""
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            yield number, line, json.loads(line), None
         except json.JSONDecodeError as e:
-            out.problems.append(RecordProblem(f"line {number}", "annotation_line_unparsable",
-                                              f"line {number} is not valid JSON ({e.msg})", line[:500]))
+            yield number, line, None, f"line {number} is not valid JSON ({e.msg})"
+
+
+def read_qvhighlights(text: str) -> AnnotationFile:
+    out = AnnotationFile()
+    by_id: dict[str, dict] = {}
+    for number, line, record, error in json_lines(text):
+        if error:
+            out.problems.append(RecordProblem(f"line {number}", "annotation_line_unparsable", error, line[:500]))
             continue
         if not isinstance(record, dict) or not isinstance(record.get("vid"), str) or not record["vid"]:
             out.problems.append(RecordProblem(f"line {number}", "annotation_record_malformed",

@@ -5,7 +5,7 @@ name: quickstart
 input:
   - path: examples/videos            # a file or a directory (recursive)
   - glob: "data/**/*.mp4"
-  - manifest: videos.csv             # CSV / JSONL / Parquet with a path column
+  - manifest: videos.csv             # CSV / TSV / JSONL / JSON list / Parquet with a path column
     path_column: path
   - manifest: train.json             # a labelled dataset's own annotation file (ActivityNet Captions, ...)
     format: activitynet_captions
