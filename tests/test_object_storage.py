@@ -358,3 +358,27 @@ def test_a_bucket_folder_is_searched_without_its_hidden_entries(tmp_path, s3, vi
     assert [r[R.PATH] for r in discover(cfg, str(tmp_path / "media"))] == ["s3://hidden/in/sub/w.mp4", "s3://hidden/in/v.mp4"]
     cfg = parse_config(_config([{"path": "s3://hidden/.dot/in/"}], str(tmp_path / "o"), endpoint))
     assert [r[R.PATH] for r in discover(cfg, str(tmp_path / "media"))] == ["s3://hidden/.dot/in/v.mp4"]
+
+
+def test_a_manifest_in_a_bucket_names_videos_beside_it_and_elsewhere(tmp_path, s3, videos, in_process):
+    """A manifest kept with the videos (the usual layout of a bucket): its relative paths are beside it,
+    URLs are taken as they are, and a bad row is a reject row, as for a local manifest."""
+    endpoint, fs = s3
+    bucket = _bucket(fs, "listed", videos)
+    names = sorted(p.name for p in videos.iterdir())
+    fs.pipe(f"{bucket}/lists/videos.csv", (f"video;label\n../in/{names[0]};first\ns3://{bucket}/in/{names[1]};second\n"
+                                           f"../in/{names[2]};third;extra\n").encode())
+    cfg = parse_config({**_config([{"manifest": f"s3://{bucket}/lists/videos.csv", "path_column": "video"}],
+                                  str(tmp_path / "out"), endpoint), "stages": [{"probe": {}}]})
+    result = build(cfg, progress=False)
+    kept = pads.dataset(result.data_dir, format="parquet").to_table().to_pylist()
+    assert sorted((r[R.PATH], json.loads(r[R.SOURCE_META])["label"]) for r in kept) == [
+        (f"s3://{bucket}/in/{names[0]}", "first"), (f"s3://{bucket}/in/{names[1]}", "second")]
+    assert all(r[R.NUM_FRAMES] > 0 for r in kept)   # read through their local copies
+    rejects = pads.dataset(str(tmp_path / "out" / "rejects"), format="parquet").to_table().to_pylist()
+    assert [(r["stage"], r["reason"]) for r in rejects] == [("ingest", "manifest_row_malformed")]
+    # the annotation file of a dataset format is still read from a local folder, and says so
+    cfg = parse_config({**_config([{"manifest": f"s3://{bucket}/lists/videos.csv", "format": "charades_sta"}],
+                                  str(tmp_path / "o2"), endpoint)})
+    with pytest.raises(ConfigError, match=r"input\[0\]\.manifest: .*read locally"):
+        build(cfg, progress=False)

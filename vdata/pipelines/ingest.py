@@ -12,14 +12,16 @@ beside every video it copies to a shared or exFAT drive, which would make one re
 are written once to `<output>/_media/<content hash>.<ext>` so workers can read them by path.
 
 Inputs may be URLs (vdata/media/storage.py): `path: s3://bucket/videos` (a folder: searched like a local
-one), `glob: "s3://bucket/videos/**/*.mp4"`, or one file named by `path: https://host/video.mp4`. Their
-rows keep the URL as `path`; a stage that decodes gets a local copy (pipelines/execution.py).
+one), `glob: "s3://bucket/videos/**/*.mp4"`, one file named by `path: https://host/video.mp4`, or a
+manifest `s3://bucket/lists/videos.csv` (its relative paths beside it). Their rows keep the URL as `path`; a stage that decodes gets a local copy (pipelines/execution.py).
 """
 from __future__ import annotations
 
 import glob as globlib
 import json
 import os
+import posixpath
+import tempfile
 from pathlib import Path
 
 from vdata.media import storage as S
@@ -96,14 +98,20 @@ def _from_manifest(spec: InputSpec, cfg: BuildConfig, where: str) -> list[dict]:
     """One row per record of a CSV / TSV / JSON Lines / JSON / Parquet manifest (manifest_tables.py); a
     record that cannot be read, or names no file, is a reject row with its line."""
     p = cfg.resolve(spec.manifest)
-    if not os.path.isfile(p):
+    remote = S.is_remote(p)
+    try:
+        found = S.isfile(p) if remote else os.path.isfile(p)
+    except (OSError, ValueError) as e:   # no such bucket, no permission, an unreachable endpoint
+        raise ConfigError(f"{where}.manifest: {spec.manifest!r} cannot be read: {type(e).__name__}: {e}") from None
+    if not found:
         raise ConfigError(f"{where}.manifest: {spec.manifest!r} does not exist")
     if spec.format is not None:
         return _from_annotation_file(spec, cfg, where, p)
     if not p.lower().endswith(SUFFIXES):
         raise ConfigError(f"{where}.manifest: use a {', '.join(SUFFIXES)} file (got {spec.manifest!r})")
     try:
-        table = read_manifest(p)
+        with tempfile.TemporaryDirectory() as tmp:
+            table = read_manifest(S.get_file(p, os.path.join(tmp, os.path.basename(p))) if remote else p)
     except (ManifestError, OSError, ValueError) as e:
         raise ConfigError(f"{where}.manifest: {spec.manifest!r} cannot be read: {e}") from None
     if spec.path_column not in table.columns:
@@ -111,7 +119,7 @@ def _from_manifest(spec: InputSpec, cfg: BuildConfig, where: str) -> list[dict]:
         hint = f"; set {where}.path_column: {guess}" if guess else ""
         raise ConfigError(f"{where}.path_column: manifest has no column {spec.path_column!r} "
                           f"(columns: {', '.join(table.columns)}){hint}")
-    base = Path(p).parent
+    base = p.rsplit("/", 1)[0] if remote else str(Path(p).parent)   # relative paths: beside the manifest
     rows = []
     for i, (at, rec) in enumerate(table.records):
         raw = rec.pop(spec.path_column, None)
@@ -120,13 +128,21 @@ def _from_manifest(spec: InputSpec, cfg: BuildConfig, where: str) -> list[dict]:
                                                   f"{spec.path_column!r}", json.dumps(rec, default=str)[:500]))
             continue
         raw = str(raw).strip()
-        path = raw if os.path.isabs(raw) or S.is_remote(raw) else str(base / raw)
+        path = raw if os.path.isabs(raw) or S.is_remote(raw) else _beside(base, raw, remote)
         rows.append(_row(f"{p}#{i}", path, rec))   # the record's index, as before lines were counted
     for problem in table.problems:
         uri = f"{p}#{problem.where.replace(' ', '')}"
         rows.append({**_row(uri, uri), R.REJECT_REASON: problem.reason, R.REJECT_MESSAGE: problem.message,
                      R.REJECT_DETAIL: {"record": problem.raw}})
     return rows
+
+
+def _beside(base: str, relative: str, remote: bool) -> str:
+    """`relative` (which may climb with ..) from the folder `base`, a URL's or a local one."""
+    if not remote:
+        return os.path.join(base, relative)
+    scheme, _, rest = base.partition("://")
+    return f"{scheme}://{posixpath.normpath(posixpath.join(rest, relative))}"
 
 
 def _from_annotation_file(spec: InputSpec, cfg: BuildConfig, where: str, p: str) -> list[dict]:

@@ -197,7 +197,7 @@ def input_problems(cfg: BuildConfig) -> list[str]:
 
 def storage_problems(cfg: BuildConfig) -> list[str]:
     """URLs whose filesystem is not installed or that cannot be used where they stand (an http(s)
-    output, an http(s) glob or manifest); sets this process's storage options from `storage:`."""
+    output or glob, a `format:` annotation file); sets this process's storage options from `storage:`."""
     S.configure(fsspec_options(cfg.storage))
     out = []
     try:
@@ -211,9 +211,9 @@ def storage_problems(cfg: BuildConfig) -> list[str]:
                 continue
             try:
                 S.check_backend(value)
-                if key in ("manifest", "videos"):
-                    raise S.StorageError(f"{value!r}: a {key} is read from a local file; name the videos "
-                                         f"with path: or glob: (URLs work there)")
+                if key == "videos" or (key == "manifest" and spec.format is not None):
+                    raise S.StorageError(f"{value!r}: a dataset's annotation file and its videos folder are "
+                                         f"read locally; a plain manifest, path: and glob: take URLs")
             except S.StorageError as e:
                 out.append(f"input[{i}].{key}: {e}")
     return out
