@@ -476,3 +476,42 @@ def test_embedded_cues_are_on_the_video_clock(tmp_path, cut_video):
     kept, rejects = vdata.run_stage(AnnotationsStage(), probed)
     assert [(c["start_s"], c["end_s"], c["text"]) for c in kept[0][R.ANNOTATIONS]["subtitles"]] == \
         [(0.5, 1.5, "After the start.")]
+
+
+# An Aegisub-style script: styled dialogue with a line break, a translator's Comment, and a vector
+# drawing (a box behind a sign), listed out of time order as scripts often are.
+ANIME_ASS = r"""[Script Info]
+ScriptType: v4.00+
+PlayResX: 1920
+PlayResY: 1080
+
+[V4+ Styles]
+Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding
+Style: Default,Arial,60,&H00FFFFFF,&H000000FF,&H00000000,&H00000000,0,0,0,0,100,100,0,0,1,2,2,2,10,10,10,1
+
+[Events]
+Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text
+Dialogue: 0,0:00:04.00,0:00:06.00,Default,Kai,0,0,0,,{\i1}Where are you going?{\i0}\NCome back!
+Comment: 0,0:00:01.00,0:00:02.00,Default,,0,0,0,,TL note: a pun on the name
+Dialogue: 0,0:00:01.00,0:00:03.50,Default,Mio,0,0,0,,{\pos(960,900)}Good morning.
+Dialogue: 1,0:00:07.00,0:00:09.00,Default,,0,0,0,,{\p1}m 0 0 l 100 0 100 100 0 100{\p0}
+"""
+
+
+def test_ass_scripts_beside_and_inside_the_video_give_their_dialogue(tmp_path, cut_video):
+    from vdata.media.ffmpeg import run_ffmpeg
+
+    expected = [(1.0, 3.5, "Good morning."), (4.0, 6.0, "Where are you going? Come back!")]
+    sidecar = tmp_path / "episode.mp4"
+    shutil.copy(cut_video[0], sidecar)
+    (tmp_path / "episode.en.ass").write_text(ANIME_ASS, encoding="utf-8-sig")
+    (tmp_path / "script.ass").write_text(ANIME_ASS)
+    inside = tmp_path / "inside.mkv"
+    run_ffmpeg(["-i", cut_video[0], "-i", str(tmp_path / "script.ass"), "-map", "0:v", "-map", "1", "-c:v", "copy",
+                "-c:s", "ass", str(inside)])
+    probed = _probed([{R.SOURCE_URI: str(p), R.PATH: str(p), R.SOURCE_META: None} for p in (sidecar, inside)])
+    kept, rejects = vdata.run_stage(AnnotationsStage(), probed)
+    assert len(kept) == 2 and len(rejects) == 0
+    for row in kept:
+        assert [(c["start_s"], c["end_s"], c["text"]) for c in row[R.ANNOTATIONS]["subtitles"]] == expected, row[R.PATH]
+    assert parse_subtitles("[Script Info]\nTitle: no events here\n").problems[0].reason == "subtitle_unparsable"

@@ -86,7 +86,8 @@ def _read_track(container, track: SubtitleTrack, video_start_s: float) -> Parsed
             start = packet.pts * tb - video_start_s
             end = start + (packet.duration or 0) * tb
             for sub in packet.decode():
-                text = plain_text(pysubs2.SSAEvent(text=sub.dialogue.decode("utf-8", errors="replace")))
+                event = pysubs2.SSAEvent(text=sub.dialogue.decode("utf-8", errors="replace"))
+                text = "" if event.is_drawing else plain_text(event)   # a vector drawing is shapes, not words
                 if text:
                     cues.append(Cue(round(start, 6), round(end, 6), text))
     except av.error.FFmpegError as e:

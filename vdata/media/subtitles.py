@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import pysubs2
 
-SUBTITLE_EXTENSIONS = {".srt": "srt", ".vtt": "vtt"}
+SUBTITLE_EXTENSIONS = {".srt": "srt", ".vtt": "vtt", ".ass": "ass", ".ssa": "ass"}
 
 # A timing line, strictly: SRT "00:01:02,500 --> 00:01:04,000", WebVTT "01:02.500 --> 01:04.000 align:start".
 _SRT_TIME = r"\d{1,2}:\d{2}:\d{2}[,.]\d{1,3}"
@@ -58,12 +58,13 @@ class Parsed:
 
 
 def subtitle_format(text: str, filename: str | None = None) -> str:
-    """`srt` or `vtt`: from the file name's extension when there is one, else from the text."""
+    """`srt`, `vtt` or `ass`: from the file name's extension when there is one, else from the text."""
     if filename:
         ext = os.path.splitext(filename)[1].lower()
         if ext in SUBTITLE_EXTENSIONS:
             return SUBTITLE_EXTENSIONS[ext]
-    return "vtt" if text.lstrip("\ufeff \t\r\n").startswith("WEBVTT") else "srt"
+    head = text.lstrip("\ufeff \t\r\n")
+    return "vtt" if head.startswith("WEBVTT") else "ass" if head.startswith("[Script Info]") else "srt"
 
 
 def looks_like_subtitles(text: str) -> bool:
@@ -73,8 +74,11 @@ def looks_like_subtitles(text: str) -> bool:
 
 
 def parse_subtitles(text: str, fmt: str | None = None) -> Parsed:
-    """Cues of an SRT or WebVTT text, in file order, plus one problem per block that is not a cue."""
+    """Cues of an SRT or WebVTT text, in file order, plus one problem per block that is not a cue (ASS:
+    `parse_ass`)."""
     fmt = fmt or subtitle_format(text)
+    if fmt == "ass":
+        return parse_ass(text)
     out = Parsed(format=fmt)
     text = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
     if "-->" not in text:
@@ -113,6 +117,26 @@ def parse_subtitles(text: str, fmt: str | None = None) -> Parsed:
         if rolling and not new:   # a rolling caption's 10-ms repeat of the line before
             continue
         out.items.append(Cue(ev.start / 1000.0, ev.end / 1000.0, " ".join(new)))
+    return out
+
+
+def parse_ass(text: str) -> Parsed:
+    """Cues of an ASS/SSA script (fansubs, anime releases, Aegisub exports), in time order: its Dialogue
+    events, not its Comment lines or vector drawings (`{\\p1}m 0 0 l ...`, shapes, not words). Overlapping
+    events are normal there (signs beside dialogue); the annotations stage's overlap rule applies."""
+    out = Parsed(format="ass")
+    if "[events]" not in text.lower():
+        out.problems.append(ParseProblem("subtitle_unparsable", "no [Events] section in this ASS/SSA text", text[:200]))
+        return out
+    try:
+        events = pysubs2.SSAFile.from_string(text.lstrip("\ufeff"), format_="ass").events
+    except Exception as e:   # pysubs2 raises its own and plain parse errors alike
+        out.problems.append(ParseProblem("subtitle_unparsable", f"not an ASS/SSA script: {e}", text[:200]))
+        return out
+    for ev in sorted((e for e in events if not e.is_comment and not e.is_drawing), key=lambda e: (e.start, e.end)):
+        line = plain_text(ev)
+        if line:
+            out.items.append(Cue(ev.start / 1000.0, ev.end / 1000.0, line))
     return out
 
 

@@ -7,7 +7,7 @@ label string) or the path of a file, relative to the video's folder or the manif
 
 Sidecars, for a video `talk.mp4` (yt-dlp's own names included, since that is how most annotated
 videos arrive): `talk.json` (any kinds, same keys as source_meta), `talk.info.json` (yt-dlp: title,
-description, chapters), `talk.srt` / `talk.vtt`, then `talk.<lang>.srt|vtt` (preferred languages first,
+description, chapters), `talk.srt|vtt|ass|ssa`, then `talk.<lang>.srt|vtt|ass|ssa` (preferred languages first,
 then the rest in name order), `talk.chapters.txt` (description-style lines), `talk.description`.
 Last, what the video file carries inside (`embedded`: chapters, a text subtitle track, title and
 description, as yt-dlp's --embed-chapters --embed-subs --embed-metadata write them).
@@ -26,7 +26,7 @@ from vdata.media.subtitles import (SUBTITLE_EXTENSIONS, load_subtitles, looks_li
                                    parse_subtitles, read_text)
 from vdata.schemas.annotations import SINGULAR, AnnotationIssue
 
-_FILE_EXTENSIONS = (".srt", ".vtt", ".json", ".jsonl", ".txt", ".description", ".csv", ".tsv")
+_FILE_EXTENSIONS = (".srt", ".vtt", ".ass", ".ssa", ".json", ".jsonl", ".txt", ".description", ".csv", ".tsv")
 _LABEL_SPLIT = re.compile(r"[;,|\n]")
 
 
