@@ -303,6 +303,15 @@ def test_http_inputs_are_read_never_written(tmp_path, http_videos, videos, in_pr
         build(parse_config({**cfg, "output": {"dir": f"{http_videos}/out"}}), progress=False)
     with pytest.raises(ConfigError, match=r"input\[0\]\.glob: http:// cannot be listed"):
         build(parse_config({**cfg, "input": [{"glob": f"{http_videos}/*.mp4"}]}), progress=False)
+    # a Hugging Face dataset whose video column holds URLs: they are taken as they are, not joined to
+    # the dataset's folder as relative paths are
+    import datasets
+
+    from vdata.pipelines.ingest import discover
+
+    datasets.Dataset.from_dict({"video": [urls[0], "clips/local.mp4"]}).save_to_disk(str(tmp_path / "hf"))
+    found = discover(parse_config({**cfg, "input": [{"hf": {"path": str(tmp_path / "hf")}}]}), str(tmp_path / "m"))
+    assert [r[R.PATH] for r in found] == [urls[0], str(tmp_path / "hf" / "clips" / "local.mp4")]
 
 
 def test_schemes_route_to_their_filesystems_and_a_missing_package_names_the_key(monkeypatch, tmp_path):

@@ -211,7 +211,7 @@ def _from_hf(spec: InputSpec, cfg: BuildConfig, where: str, media_dir: str) -> l
             path = S.join(media_dir, bytes_id(data) + ext)
             if not S.exists(path):
                 S.write_bytes(path, data)
-        elif path and not os.path.isabs(path):
+        elif path and not os.path.isabs(path) and not S.is_remote(path):   # a URL column is taken as it is
             path = str(Path(local) / path) if os.path.isdir(local) else path
         if not path:
             rows.append(_row(uri, f"<missing:{uri}>", {"error": "row has neither bytes nor path"}))
