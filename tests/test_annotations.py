@@ -515,3 +515,19 @@ def test_ass_scripts_beside_and_inside_the_video_give_their_dialogue(tmp_path, c
     for row in kept:
         assert [(c["start_s"], c["end_s"], c["text"]) for c in row[R.ANNOTATIONS]["subtitles"]] == expected, row[R.PATH]
     assert parse_subtitles("[Script Info]\nTitle: no events here\n").problems[0].reason == "subtitle_unparsable"
+
+
+def test_a_subtitle_sidecar_in_a_regional_or_three_letter_tag_of_the_preferred_language_wins(tmp_path):
+    """yt-dlp names YouTube's own captions `.en-orig.vtt`, players and rippers write `.en-US.srt` or
+    `.eng.srt`: each is English, before a German file that sorts first."""
+    from vdata.stages.annotations.sources import SourceReader
+
+    stem = str(tmp_path / "talk")
+    for name in ("talk.de.vtt", "talk.en-orig.vtt"):
+        (tmp_path / name).write_text("WEBVTT\n\n00:00.000 --> 00:01.000\nHi\n")
+    assert SourceReader._subtitle_sidecar(stem, ["en"]).endswith("talk.en-orig.vtt")
+    assert SourceReader._subtitle_sidecar(stem, ["de", "en"]).endswith("talk.de.vtt")
+    (tmp_path / "talk.en-orig.vtt").unlink()
+    (tmp_path / "talk.eng.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nHi\n")
+    assert SourceReader._subtitle_sidecar(stem, ["en"]).endswith("talk.eng.srt")
+    assert SourceReader._subtitle_sidecar(stem, ["fr"]).endswith("talk.de.vtt")   # none preferred: name order

@@ -22,6 +22,7 @@ from dataclasses import asdict
 from typing import Any
 
 from vdata.media.embedded import read_embedded
+from vdata.media.streams import iso_639_1
 from vdata.media.subtitles import (SUBTITLE_EXTENSIONS, load_subtitles, looks_like_subtitles, parse_chapter_lines,
                                    parse_subtitles, read_text)
 from vdata.schemas.annotations import SINGULAR, AnnotationIssue
@@ -149,7 +150,10 @@ class SourceReader:
         preferred = [f"{stem}.{lang}{ext}" for lang in languages for ext in SUBTITLE_EXTENSIONS]
         others = sorted(p for ext in SUBTITLE_EXTENSIONS for p in glob.glob(glob.escape(stem) + ".*" + ext)
                         if os.path.basename(p)[len(os.path.basename(stem)) + 1:].count(".") == 1)
-        return next((p for p in [*plain, *preferred, *others] if os.path.isfile(p)), None)
+        # then a tag of a preferred language: en-US, en-GB, yt-dlp's en-orig, eng (before de for ["en"])
+        tag = {p: iso_639_1(os.path.basename(p)[len(os.path.basename(stem)) + 1:].split(".")[0]) for p in others}
+        tagged = [p for lang in languages for p in others if tag[p] == iso_639_1(lang)]
+        return next((p for p in [*plain, *preferred, *tagged, *others] if os.path.isfile(p)), None)
 
     # --- decoding ---------------------------------------------------------------------------------
     def _as_path(self, kind: str, value: Any) -> str | None:
