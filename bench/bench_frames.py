@@ -41,8 +41,22 @@ def long_gop(path):
     render_segments(path, [Segment("mandelbrot", 60.0)], size=(1280, 720), gop=250, crf=28)
 
 
+def as_pq(sdr: str, path: str) -> None:
+    """`sdr` taken to HDR as a grading tool would (zimg: SDR white at 203 nits, PQ, BT.2020, HEVC 10-bit):
+    its frames are tone mapped back (vdata/hdr.py), the cost this corpus shows."""
+    from vdata.media.ffmpeg import run_ffmpeg
+
+    run_ffmpeg(["-y", "-i", sdr, "-vf", "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv,"
+                "zscale=t=linear:npl=203,format=gbrpf32le,zscale=p=bt2020:t=smpte2084:m=bt2020nc:r=tv:npl=203,"
+                "format=yuv420p10le", "-c:v", "libx265", "-x265-params", "log-level=error", "-crf", "20",
+                "-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc", path])
+
+
 def corpora(quick: bool = False):
-    out = [("720p real clips, x264 default GOPs, 21 s", cached_video("shots_speed_720p_x264_default.mp4", real_cuts))]
+    real = cached_video("shots_speed_720p_x264_default.mp4", real_cuts)
+    out = [("720p real clips, x264 default GOPs, 21 s", real),
+           ("the same as HDR (PQ, HEVC 10-bit), tone mapped", cached_video("real_720p_pq_hevc10.mp4",
+                                                                          lambda p: as_pq(real, p)))]
     if not quick:
         out.append(("720p long GOP (10 s), 60 s", cached_video("long_long_gop.mp4", long_gop)))
     return out

@@ -29,6 +29,10 @@ BT2020_TO_BT709 = np.array([[1.6605, -0.5876, -0.0728],
                             [-0.1246, 1.1329, -0.0083],
                             [-0.0182, -0.1006, 1.1187]], dtype=np.float32)
 BT2020_LUMA = np.array([0.2627, 0.6780, 0.0593], dtype=np.float32)
+# SMPTE ST 2084 (PQ) and BT.2100 HLG constants
+PQ_M1, PQ_M2 = 2610 / 16384, 2523 / 4096 * 128
+PQ_C1, PQ_C2, PQ_C3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
+HLG_A, HLG_B, HLG_C = 0.17883277, 0.28466892, 0.55991073
 
 
 def is_hdr(frame) -> bool:
@@ -38,32 +42,26 @@ def is_hdr(frame) -> bool:
 
 def pq_to_nits(signal: np.ndarray) -> np.ndarray:
     """SMPTE ST 2084 EOTF: a PQ signal in [0, 1] to display light in nits (cd/m2)."""
-    m1, m2 = 2610 / 16384, 2523 / 4096 * 128
-    c1, c2, c3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
-    p = np.power(np.clip(signal, 0.0, 1.0), 1.0 / m2)
-    return 10000.0 * np.power(np.maximum(p - c1, 0.0) / (c2 - c3 * p), 1.0 / m1)
+    p = np.power(np.clip(signal, 0.0, 1.0), 1.0 / PQ_M2)
+    return 10000.0 * np.power(np.maximum(p - PQ_C1, 0.0) / (PQ_C2 - PQ_C3 * p), 1.0 / PQ_M1)
 
 
 def nits_to_pq(nits: np.ndarray) -> np.ndarray:
-    """SMPTE ST 2084 inverse EOTF (the encoder's side; tests and benchmarks make PQ video with it)."""
-    m1, m2 = 2610 / 16384, 2523 / 4096 * 128
-    c1, c2, c3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
-    y = np.power(np.clip(nits / 10000.0, 0.0, 1.0), m1)
-    return np.power((c1 + c2 * y) / (1.0 + c3 * y), m2)
+    """SMPTE ST 2084 inverse EOTF (the encoder's side: tests check the curve against it)."""
+    y = np.power(np.clip(nits / 10000.0, 0.0, 1.0), PQ_M1)
+    return np.power((PQ_C1 + PQ_C2 * y) / (1.0 + PQ_C3 * y), PQ_M2)
 
 
 def hlg_to_scene(signal: np.ndarray) -> np.ndarray:
     """BT.2100 HLG inverse OETF: a signal in [0, 1] to normalised scene light in [0, 1]."""
-    a, b, c = 0.17883277, 0.28466892, 0.55991073
     s = np.clip(signal, 0.0, 1.0)
-    return np.where(s <= 0.5, s * s / 3.0, (np.exp((s - c) / a) + b) / 12.0)
+    return np.where(s <= 0.5, s * s / 3.0, (np.exp((s - HLG_C) / HLG_A) + HLG_B) / 12.0)
 
 
 def scene_to_hlg(scene: np.ndarray) -> np.ndarray:
     """BT.2100 HLG OETF (the encoder's side)."""
-    a, b, c = 0.17883277, 0.28466892, 0.55991073
     e = np.clip(scene, 0.0, 1.0)
-    return np.where(e <= 1 / 12, np.sqrt(3 * e), a * np.log(np.maximum(12 * e - b, 1e-12)) + c)
+    return np.where(e <= 1 / 12, np.sqrt(3 * e), HLG_A * np.log(np.maximum(12 * e - HLG_B, 1e-12)) + HLG_C)
 
 
 def roll_off(x: np.ndarray) -> np.ndarray:
