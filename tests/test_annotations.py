@@ -169,6 +169,9 @@ def test_description_chapter_lines():
     assert parse_chapter_lines("no timestamps at all\njust prose about 3 things").items == []
     lone = parse_chapter_lines("Recorded live, we start at 10:30")      # one time in prose: no chapters, no problem
     assert lone.items == [] and lone.problems == []
+    # the separators people type between time and title are not part of the title
+    typed = parse_chapter_lines("0:00 -- Intro\n0:10 • Tools\n0:20 => Fit\n0:30 ~ Ride\n0:40 Part 1.5 - more")
+    assert [c.title for c in typed.items] == ["Intro", "Tools", "Fit", "Ride", "Part 1.5 - more"]
 
 
 def test_validation_normalises_and_names_each_problem():

@@ -222,7 +222,7 @@ def read_text(path: str) -> str:
 # --- chapters from description lines -----------------------------------------------------------------
 
 _TS = r"\d{1,2}(?::\d{1,2}){1,2}"
-_LEAD = re.compile(rf"^\s*(?:[-*•▪►]+\s*|\d+[.)]\s+)?[(\[]?(?P<ts>{_TS})[)\]]?(?:\s*[-–—:|.]\s*|\s+|$)(?P<title>.*)$")
+_LEAD = re.compile(rf"^\s*(?:[-*•▪►]+\s*|\d+[.)]\s+)?[(\[]?(?P<ts>{_TS})[)\]]?(?:\s*[-–—:|.•·~>=]+\s*|\s+|$)(?P<title>.*)$")
 _TRAIL = re.compile(rf"^(?P<title>.*?\S)\s*(?:[-–—:|@]\s*)?[(\[]?(?P<ts>{_TS})[)\]]?\s*$")
 
 
