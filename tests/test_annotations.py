@@ -534,3 +534,22 @@ def test_a_subtitle_sidecar_in_a_regional_or_three_letter_tag_of_the_preferred_l
     (tmp_path / "talk.eng.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nHi\n")
     assert SourceReader._subtitle_sidecar(stem, ["en"]).endswith("talk.eng.srt")
     assert SourceReader._subtitle_sidecar(stem, ["fr"]).endswith("talk.de.vtt")   # none preferred: name order
+
+
+def test_subtitle_sidecars_named_as_media_servers_name_them(tmp_path):
+    """Plex and Jellyfin name a film's subtitles `Film.en.srt`, `Film.en.sdh.srt` and `Film.en.forced.srt`
+    (only the lines in a foreign language): the full English track is chosen, the forced one never before it."""
+    from vdata.stages.annotations.sources import SourceReader
+
+    stem = str(tmp_path / "Some.Film.2020.1080p")
+    for name in ("Some.Film.2020.1080p.en.forced.srt", "Some.Film.2020.1080p.en.sdh.srt", "Some.Film.2020.1080p.de.srt"):
+        (tmp_path / name).write_text("1\n00:00:00,000 --> 00:00:01,000\nHi\n")
+    assert SourceReader._subtitle_sidecar(stem, ["en"]).endswith(".en.sdh.srt")
+    (tmp_path / "Some.Film.2020.1080p.en.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nHi\n")
+    assert SourceReader._subtitle_sidecar(stem, ["en"]).endswith("1080p.en.srt")
+    assert SourceReader._subtitle_sidecar(stem, ["de", "en"]).endswith(".de.srt")
+    # the subtitles of another video whose name extends this one's are not this video's
+    (tmp_path / "talk.part2.en.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nHi\n")
+    assert SourceReader._subtitle_sidecar(str(tmp_path / "talk"), ["en"]) is None
+    (tmp_path / "talk.English.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nHi\n")
+    assert SourceReader._subtitle_sidecar(str(tmp_path / "talk"), ["en"]).endswith("talk.English.srt")

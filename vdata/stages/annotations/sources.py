@@ -60,6 +60,16 @@ def _without_download_listings(data: dict) -> dict:
     return {k: v for k, v in data.items() if not listing(v)}
 
 
+def _language(tag: str) -> str | None:
+    """The ISO 639-1 code a subtitle file's language tag names: `en`, `en-US`, `eng`, `english`; else None."""
+    code = iso_639_1(tag)
+    if code is None and len(tag) > 3:
+        import pycountry
+
+        code = getattr(pycountry.languages.get(name=tag), "alpha_2", None)
+    return code
+
+
 class SourceReader:
     """Finds and decodes the kinds of one video; issues met on the way collect in `issues`."""
 
@@ -146,14 +156,31 @@ class SourceReader:
 
     @staticmethod
     def _subtitle_sidecar(stem: str, languages: list[str]) -> str | None:
+        """`talk.srt` first; then `talk.<lang>[.<flags>].srt` files (any subtitle extension) in the order of
+        `languages`, a language matched exactly or by a tag of it (en-US, yt-dlp's en-orig, eng), a file
+        without flags before one marked for the hard of hearing (sdh, cc, hi) and a `forced` one (only the
+        foreign-language lines, as Plex and Jellyfin name them) last; then other languages by name."""
         plain = [stem + ext for ext in SUBTITLE_EXTENSIONS]
-        preferred = [f"{stem}.{lang}{ext}" for lang in languages for ext in SUBTITLE_EXTENSIONS]
-        others = sorted(p for ext in SUBTITLE_EXTENSIONS for p in glob.glob(glob.escape(stem) + ".*" + ext)
-                        if os.path.basename(p)[len(os.path.basename(stem)) + 1:].count(".") == 1)
-        # then a tag of a preferred language: en-US, en-GB, yt-dlp's en-orig, eng (before de for ["en"])
-        tag = {p: iso_639_1(os.path.basename(p)[len(os.path.basename(stem)) + 1:].split(".")[0]) for p in others}
-        tagged = [p for lang in languages for p in others if tag[p] == iso_639_1(lang)]
-        return next((p for p in [*plain, *preferred, *tagged, *others] if os.path.isfile(p)), None)
+        prefix = os.path.basename(stem) + "."
+        tagged = sorted(p for ext in SUBTITLE_EXTENSIONS for p in glob.glob(glob.escape(stem) + ".*" + ext))
+        named = [lang.lower() for lang in languages]
+        wanted = [iso_639_1(lang) or lang for lang in named]
+
+        def parts(path: str) -> list[str]:
+            return os.path.splitext(os.path.basename(path))[0][len(prefix):].lower().split(".")
+
+        def rank(path: str) -> tuple:
+            tag, *flags = parts(path)
+            if tag in named:
+                order, by_tag = named.index(tag), False
+            else:
+                language = _language(tag)
+                order, by_tag = (wanted.index(language) if language in wanted else len(wanted)), True
+            return order, by_tag, 2 if "forced" in flags else 1 if flags else 0, path
+
+        # a tag that names no language is another video's name: talk.part2.en.srt belongs to talk.part2.mp4
+        tagged = [p for p in tagged if parts(p)[0] in named or _language(parts(p)[0])]
+        return next((p for p in [*plain, *sorted(tagged, key=rank)] if os.path.isfile(p)), None)
 
     # --- decoding ---------------------------------------------------------------------------------
     def _as_path(self, kind: str, value: Any) -> str | None:
