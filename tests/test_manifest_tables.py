@@ -23,6 +23,8 @@ def test_spreadsheet_csv_in_cp1252_with_semicolons_reads_as_written(tmp_path):
     assert problems == []
     assert got == [{"file": "a.mp4", "title": "Café au lait, très bon", "start": 1.5},
                    {"file": "b.mp4", "title": "Señor", "start": 2.0}]
+    path.write_text("sep=;\nfile;title\na.mp4;x, y\n")   # Excel's line naming the delimiter
+    assert records(path) == ([{"file": "a.mp4", "title": "x, y"}], [])
 
 
 def test_ids_keep_their_leading_zeros_and_numbers_stay_numbers(tmp_path):

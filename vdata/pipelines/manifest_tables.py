@@ -110,7 +110,11 @@ def _delimited(text: str, delimiter: str | None) -> ManifestTable:
     header_line = next((line for line in lines if line.strip()), None)
     if header_line is None:
         raise ManifestError("the file is empty")
-    if delimiter is None:
+    hint = re.fullmatch(r"\s*sep=(.)\s*", header_line)   # Excel's delimiter line: "sep=;" before the header
+    if hint:
+        delimiter = hint.group(1)
+        text = text.split(header_line, 1)[1]
+    elif delimiter is None:
         try:
             delimiter = csv.Sniffer().sniff(header_line, delimiters=",;\t|").delimiter
         except csv.Error:
