@@ -414,3 +414,44 @@ def test_seeded_requests_that_overflow_a_step_leave_the_cpu_engine_alive(vlm_ser
         assert after[0].ok, after[0].error
     finally:
         t.close()
+
+
+def test_a_base_url_off_the_api_root_stops_the_build_before_it_starts(vlm_server, tmp_path):
+    """vLLM serves its API under /v1 only. `base_url: http://host:port` (no /v1) or the endpoint pasted
+    whole (`.../v1/chat/completions`) made every request a 404, retried, and every clip a reject. Now the
+    build stops before Ray starts and names the setting that answers."""
+    import shutil
+    import sys
+
+    import yaml
+
+    import labelled_set as L
+    from vdata.pipelines.planning import endpoint_problems
+    from vdata.schemas.config import parse_config
+
+    root = vlm_server.base_url.rstrip("/")
+    assert root.endswith("/v1")
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    shutil.copy(str(Path(__file__).resolve().parents[2] / "examples" / "videos" / "multishot.mp4"), videos)
+
+    def config(base_url: str) -> dict:
+        return {"input": [{"path": str(videos)}], "output": {"dir": str(tmp_path / "out")},
+                "teachers": {"vlm": {**L.openai_teacher(vlm_server), "base_url": base_url}},
+                "stages": [{"probe": {}}, {"shots": {}}, {"frames": {"num_frames": 2}}, {"caption": {"teacher": "vlm"}}]}
+
+    assert endpoint_problems(parse_config(config(root))) == []
+    for wrong in (root[: -len("/v1")], root + "/chat/completions"):
+        assert endpoint_problems(parse_config(config(wrong))) == [
+            f"teachers.vlm.base_url: {wrong}/models answers HTTP 404, {root}/models answers: the API's root is "
+            f"{root} (set base_url: {root})"]
+    cfg_path = tmp_path / "wrong.yaml"
+    cfg_path.write_text(yaml.safe_dump(config(root[: -len("/v1")])))
+    import subprocess
+
+    report_ray = ("import atexit, sys\natexit.register(lambda: print('RAY_STARTED=' + str('ray' in sys.modules and "
+                  "sys.modules['ray'].is_initialized()), file=sys.stderr))\nfrom vdata.cli import main\nmain(prog_name='vdata')\n")
+    proc = subprocess.run([sys.executable, "-c", report_ray, "build", str(cfg_path), "--quiet"],
+                          capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and f"(set base_url: {root})" in out and "RAY_STARTED=False" in out, out

@@ -269,10 +269,28 @@ def fetch_assets(plan: Plan) -> None:
             stage_class(s.name).fetch(s.config)
         except ValueError as e:
             problems.append(f"stages[{s.index}].{s.name}.{e}")
+    problems += endpoint_problems(plan.config)
     if problems:
         raise ConfigError(redact("\n  ".join(problems) if len(problems) == 1 else
                                  "cannot fetch what the stages need:\n  " + "\n  ".join(problems),
                                  plan.config.secrets))
+
+
+def endpoint_problems(cfg: BuildConfig) -> list[str]:
+    """OpenAI-compatible teachers whose `base_url` is not the API's root where a corrected one answers
+    (teachers/endpoint.py): one GET each, side by side, before the build asks them anything."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vdata.teachers.config import OpenAITeacherConfig
+    from vdata.teachers.endpoint import api_root_problem
+
+    remote = {name: OpenAITeacherConfig.model_validate(raw) for name, raw in cfg.teachers.items()
+              if raw.get("backend") == "openai"}
+    if not remote:
+        return []
+    with ThreadPoolExecutor(len(remote)) as pool:
+        found = dict(zip(remote, pool.map(api_root_problem, remote.values())))
+    return [f"teachers.{name}.base_url: {problem}" for name, problem in found.items() if problem]
 
 
 def plan_text(plan: Plan, cpus: int | None = None, gpus: int | None = None) -> str:

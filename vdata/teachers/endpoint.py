@@ -1,0 +1,52 @@
+"""Whether an OpenAI-compatible teacher's `base_url` is the API's root, checked once before a build.
+
+The two commonest slips: `http://host:8000` for a vLLM or llama.cpp server whose API is under `/v1`, and
+the endpoint pasted whole (`http://host:8000/v1/chat/completions`). Either way every request gets a 404,
+each is retried with backoff, and a build of thousands of clips ends with each one rejected
+`teacher_server_error`. One GET of `<base_url>/models` (the route every such server has) finds it: where it
+is missing and a corrected root answers, the build stops before it starts and names the setting. A server
+that is down, or a gateway without `/models`, is left to the build (its retries and reject rows).
+"""
+from __future__ import annotations
+
+FIXABLE = (404, 405, 501)   # a route the server does not have
+
+
+def _candidates(base_url: str) -> list[str]:
+    base = base_url.rstrip("/")
+    out = []
+    for suffix in ("/chat/completions", "/completions"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+            out.append(base)
+    if not base.endswith("/v1"):
+        out.append(base + "/v1")
+    return [c for c in dict.fromkeys(out) if c != base_url.rstrip("/")]
+
+
+def api_root_problem(config, timeout_s: float = 5.0) -> str | None:
+    """For an `OpenAITeacherConfig`: None where `base_url` answers `/models` or nothing can be told; else
+    what is wrong and the `base_url` that answers."""
+    import httpx
+
+    headers = {k: v.get_secret_value() for k, v in config.headers.items()}
+    if config.api_key is not None:
+        headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
+
+    def status(root: str) -> int | None:
+        try:
+            return httpx.get(root + "/models", headers=headers, timeout=timeout_s).status_code
+        except httpx.HTTPError:
+            return None
+
+    first = status(config.base_url)
+    if first not in FIXABLE:
+        return None
+    for root in _candidates(config.base_url):
+        if status(root) == 200:
+            return (f"{config.base_url}/models answers HTTP {first}, {root}/models answers: the API's root is "
+                    f"{root} (set base_url: {root})")
+    return None
+
+
+__all__ = ["api_root_problem"]
