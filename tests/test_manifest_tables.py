@@ -79,6 +79,6 @@ def test_ingest_makes_reject_rows_and_names_the_path_column_it_would_use(tmp_pat
     assert json.loads(kept[0][R.SOURCE_META]) == {"label": "cooking"} and kept[0][R.SOURCE_URI].endswith("videos.csv#0")
     rejects = sorted((r[R.SOURCE_URI].rsplit("#", 1)[1], r[R.REJECT_REASON], r[R.REJECT_MESSAGE])
                      for r in rows if r.get(R.REJECT_REASON))
-    assert [(at, reason) for at, reason, _ in rejects] == [("line3", "manifest_row_malformed"),
-                                                           ("line4", "manifest_row_malformed")]
-    assert "names no file in 'video'" in rejects[0][2] and "has 3 fields, the header 2" in rejects[1][2]
+    assert [(at, reason) for at, reason, _ in rejects] == [("line4", "manifest_row_malformed"),   # the file's line
+                                                           ("row2", "manifest_row_malformed")]    # the 2nd record
+    assert "has 3 fields, the header 2" in rejects[0][2] and "row 2 names no file in 'video'" in rejects[1][2]
