@@ -518,6 +518,8 @@ def test_ass_scripts_beside_and_inside_the_video_give_their_dialogue(tmp_path, c
     for row in kept:
         assert [(c["start_s"], c["end_s"], c["text"]) for c in row[R.ANNOTATIONS]["subtitles"]] == expected, row[R.PATH]
     assert parse_subtitles("[Script Info]\nTitle: no events here\n").problems[0].reason == "subtitle_unparsable"
+    # inline, as a manifest or dataset column holds it: known by its header
+    assert [(c.start_s, c.end_s, c.text) for c in parse_subtitles(ANIME_ASS).items] == expected
 
 
 def test_a_subtitle_sidecar_in_a_regional_or_three_letter_tag_of_the_preferred_language_wins(tmp_path):

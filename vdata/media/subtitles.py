@@ -68,9 +68,9 @@ def subtitle_format(text: str, filename: str | None = None) -> str:
 
 
 def looks_like_subtitles(text: str) -> bool:
-    """Whether a text value is SRT/WebVTT (a header or at least one timing arrow), not a path or prose."""
+    """Whether a text value is SRT/WebVTT/ASS (a header or at least one timing arrow), not a path or prose."""
     stripped = text.lstrip("\ufeff \t\r\n")
-    return stripped.startswith("WEBVTT") or ("-->" in text and "\n" in text.strip())
+    return stripped.startswith(("WEBVTT", "[Script Info]")) or ("-->" in text and "\n" in text.strip())
 
 
 def parse_subtitles(text: str, fmt: str | None = None) -> Parsed:
