@@ -13,7 +13,8 @@ are written once to `<output>/_media/<content hash>.<ext>` so workers can read t
 
 Inputs may be URLs (vdata/media/storage.py): `path: s3://bucket/videos` (a folder: searched like a local
 one), `glob: "s3://bucket/videos/**/*.mp4"`, one file named by `path: https://host/video.mp4`, or a
-manifest `s3://bucket/lists/videos.csv` (its relative paths beside it). Their rows keep the URL as `path`; a stage that decodes gets a local copy (pipelines/execution.py).
+manifest `s3://bucket/lists/videos.csv` (its relative paths beside it). Their rows keep the URL as
+`path`; a stage that decodes gets a local copy (pipelines/execution.py).
 """
 from __future__ import annotations
 
@@ -129,7 +130,7 @@ def _from_manifest(spec: InputSpec, cfg: BuildConfig, where: str) -> list[dict]:
             continue
         raw = str(raw).strip()
         path = raw if os.path.isabs(raw) or S.is_remote(raw) else _beside(base, raw, remote)
-        rows.append(_row(f"{p}#{i}", path, rec))   # the record's index, as before lines were counted
+        rows.append(_row(f"{p}#{i}", path, rec))   # #<record index>: the source_uri earlier builds gave it
     for problem in table.problems:
         uri = f"{p}#{problem.where.replace(' ', '')}"
         rows.append({**_row(uri, uri), R.REJECT_REASON: problem.reason, R.REJECT_MESSAGE: problem.message,
