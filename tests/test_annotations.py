@@ -481,8 +481,9 @@ def test_embedded_cues_are_on_the_video_clock(tmp_path, cut_video):
         [(0.5, 1.5, "After the start.")]
 
 
-# An Aegisub-style script: styled dialogue with a line break, a translator's Comment, and a vector
-# drawing (a box behind a sign), listed out of time order as scripts often are.
+# An Aegisub-style script: styled dialogue with a line break, a translator's Comment, a vector drawing (a
+# box behind a sign), a title card over the whole scene, a sign placed on the picture and an opening song
+# line, listed out of time order as scripts often are. Only the two spoken lines are subtitles.
 ANIME_ASS = r"""[Script Info]
 ScriptType: v4.00+
 PlayResX: 1920
@@ -491,13 +492,18 @@ PlayResY: 1080
 [V4+ Styles]
 Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding
 Style: Default,Arial,60,&H00FFFFFF,&H000000FF,&H00000000,&H00000000,0,0,0,0,100,100,0,0,1,2,2,2,10,10,10,1
+Style: Signs,Arial,50,&H00FFFFFF,&H000000FF,&H00000000,&H00000000,0,0,0,0,100,100,0,0,1,2,2,8,10,10,10,1
+Style: OP,Arial,50,&H00FFFFFF,&H000000FF,&H00000000,&H00000000,0,0,0,0,100,100,0,0,1,2,2,8,10,10,10,1
 
 [Events]
 Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text
 Dialogue: 0,0:00:04.00,0:00:06.00,Default,Kai,0,0,0,,{\i1}Where are you going?{\i0}\NCome back!
 Comment: 0,0:00:01.00,0:00:02.00,Default,,0,0,0,,TL note: a pun on the name
-Dialogue: 0,0:00:01.00,0:00:03.50,Default,Mio,0,0,0,,{\pos(960,900)}Good morning.
+Dialogue: 0,0:00:01.00,0:00:03.50,Default,Mio,0,0,0,,{\an8}Good morning.
 Dialogue: 1,0:00:07.00,0:00:09.00,Default,,0,0,0,,{\p1}m 0 0 l 100 0 100 100 0 100{\p0}
+Dialogue: 0,0:00:00.00,0:00:09.00,Signs,,0,0,0,,{\fad(200,200)}EPISODE 3: THE STORM
+Dialogue: 0,0:00:02.00,0:00:05.00,Default,,0,0,0,,{\pos(320,80)}BAKERY
+Dialogue: 0,0:00:06.00,0:00:08.00,OP,,0,0,0,,{\k20}Fly {\k30}away
 """
 
 

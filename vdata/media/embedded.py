@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .streams import iso_639_1, video_stream
-from .subtitles import ChapterMark, Cue, ParseProblem, Parsed, plain_text
+from .subtitles import ChapterMark, Cue, ParseProblem, Parsed, is_spoken, plain_text
 
 TEXT_SUBTITLE_CODECS = {"subrip", "srt", "webvtt", "ass", "ssa", "mov_text", "text", "microdvd", "subviewer"}
 
@@ -77,6 +77,7 @@ def _read_track(container, track: SubtitleTrack, video_start_s: float) -> Parsed
     import pysubs2
 
     cues = []
+    ass = track.codec in ("ass", "ssa")
     stream = container.streams[track.index]
     tb = float(stream.time_base)
     try:
@@ -85,9 +86,13 @@ def _read_track(container, track: SubtitleTrack, video_start_s: float) -> Parsed
                 continue
             start = packet.pts * tb - video_start_s
             end = start + (packet.duration or 0) * tb
+            # an ASS packet holds the event's fields (ReadOrder, Layer, Style, Name, ..., Text): its style
+            # tells signs and songs from dialogue, as in a sidecar script
+            fields = bytes(packet).decode("utf-8", errors="replace").split(",", 8) if ass else []
+            style = fields[2] if len(fields) == 9 else None
             for sub in packet.decode():
-                event = pysubs2.SSAEvent(text=sub.dialogue.decode("utf-8", errors="replace"))
-                text = "" if event.is_drawing else plain_text(event)   # a vector drawing is shapes, not words
+                dialogue = sub.dialogue.decode("utf-8", errors="replace")
+                text = plain_text(pysubs2.SSAEvent(text=dialogue)) if is_spoken(style, dialogue) else ""
                 if text:
                     cues.append(Cue(round(start, 6), round(end, 6), text))
     except av.error.FFmpegError as e:

@@ -120,10 +120,17 @@ def parse_subtitles(text: str, fmt: str | None = None) -> Parsed:
     return out
 
 
+# ASS styles that are not speech, by fansub convention (Sign, TS, Title, Note, OP/ED, Song, Kara...), and
+# typesetting overrides that place text on the picture (\pos, \move, \clip): on-screen text, not dialogue
+_NOT_SPEECH_STYLE = re.compile(r"sign|\bts\b|typeset|title|note|\bop\b|\bed\b|opening|ending|song|kara|lyric", re.I)
+_TYPESET = re.compile(r"\\(?:pos|move|i?clip)\s*\(")
+
+
 def parse_ass(text: str) -> Parsed:
-    """Cues of an ASS/SSA script (fansubs, anime releases, Aegisub exports), in time order: its Dialogue
-    events, not its Comment lines or vector drawings (`{\\p1}m 0 0 l ...`, shapes, not words). Overlapping
-    events are normal there (signs beside dialogue); the annotations stage's overlap rule applies."""
+    """Cues of an ASS/SSA script (fansubs, anime releases, Aegisub exports), in time order: its spoken
+    lines. Not its Comment lines, vector drawings (`{\\p1}m 0 0 l ...`: shapes), or signs, titles and songs
+    (a style named so, or text placed on the picture): those overlap the dialogue by design, and a
+    30-second title card would make every line spoken under it an overlapping cue."""
     out = Parsed(format="ass")
     if "[events]" not in text.lower():
         out.problems.append(ParseProblem("subtitle_unparsable", "no [Events] section in this ASS/SSA text", text[:200]))
@@ -133,11 +140,19 @@ def parse_ass(text: str) -> Parsed:
     except Exception as e:   # pysubs2 raises its own and plain parse errors alike
         out.problems.append(ParseProblem("subtitle_unparsable", f"not an ASS/SSA script: {e}", text[:200]))
         return out
-    for ev in sorted((e for e in events if not e.is_comment and not e.is_drawing), key=lambda e: (e.start, e.end)):
+    spoken = (e for e in events if not e.is_comment and is_spoken(e.style, e.text))
+    for ev in sorted(spoken, key=lambda e: (e.start, e.end)):
         line = plain_text(ev)
         if line:
             out.items.append(Cue(ev.start / 1000.0, ev.end / 1000.0, line))
     return out
+
+
+def is_spoken(style: str | None, text: str) -> bool:
+    """Whether an ASS event (its style name and raw text) is a spoken line: not a vector drawing, nor a
+    sign, title or song (its style says so, or its text is placed on the picture)."""
+    return not (pysubs2.SSAEvent(text=text).is_drawing or _NOT_SPEECH_STYLE.search(style or "")
+                or _TYPESET.search(text))
 
 
 def _blocks(text: str, fmt: str) -> list[str]:
