@@ -122,7 +122,8 @@ def parse_subtitles(text: str, fmt: str | None = None) -> Parsed:
 
 # ASS styles that are not speech, by fansub convention (Sign, TS, Title, Note, OP/ED, Song, Kara...), and
 # typesetting overrides that place text on the picture (\pos, \move, \clip): on-screen text, not dialogue
-_NOT_SPEECH_STYLE = re.compile(r"sign|\bts\b|typeset|title|note|\bop\b|\bed\b|opening|ending|song|kara|lyric", re.I)
+_NOT_SPEECH_STYLE = re.compile(r"sign|\bts\b|typeset|(?<!sub)title|note|\bop\b|\bed\b|opening|ending|song|kara|lyric",
+                               re.I)   # (a dialogue style may be called "Subtitle")
 _TYPESET = re.compile(r"\\(?:pos|move|i?clip)\s*\(")
 
 
