@@ -131,6 +131,18 @@ def test_youtube_automatic_captions_read_once_each_line():
     assert [c.text for c in parse_subtitles(chorus).items] == ["la la la", "la la la"]
 
 
+def test_cues_written_without_the_blank_line_between_them_are_each_read():
+    """Converters and hand edits drop the blank line between SRT cues (and WebVTT ones separated by lines of
+    spaces): each cue is still read, with its number, not the block lost as 'garbled'."""
+    srt = ("1\n00:00:01,000 --> 00:00:02,000\nHello there\n2\n00:00:03,000 --> 00:00:04,000\nWorld,\nagain\n\n"
+           "3\n00:00:05,000 --> 00:00:06,000\nBye\n")
+    parsed = parse_subtitles(srt)
+    assert parsed.problems == []
+    assert [(c.start_s, c.text) for c in parsed.items] == [(1.0, "Hello there"), (3.0, "World, again"), (5.0, "Bye")]
+    vtt = "WEBVTT\n\nintro\n00:01.000 --> 00:02.000\nHi\n  \nnext\n00:02.500 --> 00:03.000\nYou\n"
+    assert [(c.start_s, c.text) for c in parse_subtitles(vtt).items] == [(1.0, "Hi"), (2.5, "You")]
+
+
 def test_text_without_any_cue_is_one_problem():
     parsed = parse_subtitles("just a sentence, no cues here\n")
     assert parsed.items == [] and [p.reason for p in parsed.problems] == ["subtitle_unparsable"]

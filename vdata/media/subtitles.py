@@ -157,26 +157,34 @@ def is_spoken(style: str | None, text: str) -> bool:
 
 
 def _blocks(text: str, fmt: str) -> list[str]:
-    """Cue blocks. WebVTT ends a cue at an empty line only: YouTube's captions hold lines of one space
-    inside cues (copies of them, an empty line after the timing). A WebVTT block that holds a second timing
-    line (a file separated by lines of spaces) is cut there. SRT is cut at blank lines, spaces or not."""
-    if fmt != "vtt":
-        return [b.strip("\n") for b in re.split(r"\n[ \t]*\n", text) if b.strip()]
+    """Cue blocks. SRT is cut at blank lines, spaces or not; WebVTT at empty lines only (YouTube's captions
+    hold lines of one space inside cues, and an empty line after the timing). A block that holds a second
+    timing line (cues written without the blank line between them) is cut there, the cue's number or
+    identifier going with it."""
     out = []
-    for block in re.split(r"\n\n+", text):
+    for block in re.split(r"\n\n+" if fmt == "vtt" else r"\n[ \t]*\n", text):
         lines = block.split("\n")
-        starts = [i for i, line in enumerate(lines) if _TIMING["vtt"].match(line)]
-        # a cue's identifier line, if one stands between a line of spaces and the timing, opens its block
-        cuts = [i - 1 if i >= 2 and not lines[i - 2].strip() and lines[i - 1].strip() else i for i in starts[1:]]
+        starts = [i for i, line in enumerate(lines) if _TIMING[fmt].match(line)]
+        cuts = [i - 1 if _identifier(lines, i, fmt) else i for i in starts[1:]]
         for a, b in zip([0, *cuts], [*cuts, len(lines)]):
             part = "\n".join(lines[a:b]).strip("\n")
             if not part.strip():
                 continue
-            if not starts and out and _TIMING["vtt"].match(out[-1].split("\n")[-1]):
+            if fmt == "vtt" and not starts and out and _TIMING["vtt"].match(out[-1].split("\n")[-1]):
                 out[-1] += "\n" + part   # text after an empty line that follows a bare timing line is its text
             else:
                 out.append(part)
     return out
+
+
+def _identifier(lines: list[str], timing: int, fmt: str) -> bool:
+    """Whether the line before a timing line is its cue's number (SRT) or identifier (WebVTT: a line of its
+    own after a line of spaces)."""
+    if timing < 1 or not lines[timing - 1].strip():
+        return False
+    if fmt != "vtt":
+        return lines[timing - 1].strip().isdigit()
+    return timing >= 2 and not lines[timing - 2].strip()
 
 
 def _repeated(before: list[str], lines: list[str]) -> int:
