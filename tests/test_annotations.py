@@ -126,9 +126,15 @@ def test_youtube_automatic_captions_read_once_each_line():
     assert parsed.problems == []
     assert [(c.start_s, c.end_s, c.text) for c in parsed.items] == [
         (0.48, 2.55, "Today we fix the bike"), (2.56, 4.55, ">> first the chain"), (4.56, 7.0, "then the brakes")]
-    # a song's repeated line in captions without word times is said again, as written
-    chorus = "WEBVTT\n\n00:01.000 --> 00:02.000\nla la la\n\n00:02.000 --> 00:03.000\nla la la\n"
-    assert [c.text for c in parse_subtitles(chorus).items] == ["la la la", "la la la"]
+    # the same captions converted to SRT without their word times still roll: each line once
+    srt = "".join(f"{i}\n00:00:0{i},000 --> 00:00:0{i + 1},000\n{a}\n{b}\n\n" for i, (a, b) in enumerate(
+        [("today we fix", "the bike"), ("the bike", "first the chain"), ("first the chain", "then the brakes"),
+         ("then the brakes", "and we ride")], start=1))
+    assert [c.text for c in parse_subtitles(srt).items] == ["today we fix the bike", "first the chain",
+                                                            "then the brakes", "and we ride"]
+    # a song's chorus sung again and again is said again, as written
+    chorus = "WEBVTT\n\n" + "".join(f"00:0{i}.000 --> 00:0{i + 1}.000\nla la la\n\n" for i in range(1, 6))
+    assert [c.text for c in parse_subtitles(chorus).items] == ["la la la"] * 5
 
 
 def test_cues_written_without_the_blank_line_between_them_are_each_read():

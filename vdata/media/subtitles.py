@@ -86,8 +86,7 @@ def parse_subtitles(text: str, fmt: str | None = None) -> Parsed:
             out.problems.append(ParseProblem("subtitle_unparsable", f"no cue timing line ('-->') anywhere in this "
                                              f"{fmt.upper()} text", text[:200]))
         return out
-    rolling = fmt == "vtt" and _INLINE_TIMESTAMP.search(text) is not None
-    previous: list[str] = []   # the lines of the cue before, as shown
+    shown_cues: list[tuple[float, float, list[str]]] = []   # each cue's time and lines as shown
     for number, block in enumerate(_blocks(text, fmt), start=1):
         lines = block.split("\n")
         if fmt == "vtt" and (number == 1 and lines[0].startswith("WEBVTT") or lines[0].startswith(_VTT_SKIPPED_BLOCKS)):
@@ -111,13 +110,24 @@ def parse_subtitles(text: str, fmt: str | None = None) -> Parsed:
                                              f"line", block))
             continue
         ev = events[0]
-        shown = plain_lines(ev)
+        shown_cues.append((ev.start / 1000.0, ev.end / 1000.0, plain_lines(ev)))
+    rolling = _INLINE_TIMESTAMP.search(text) is not None or _rolls(shown_cues)
+    previous: list[str] = []   # the lines of the cue before, as shown
+    for start, end, shown in shown_cues:
         new = shown[_repeated(previous, shown):] if rolling else shown
         previous = shown or previous
         if rolling and not new:   # a rolling caption's 10-ms repeat of the line before
             continue
-        out.items.append(Cue(ev.start / 1000.0, ev.end / 1000.0, " ".join(new)))
+        out.items.append(Cue(start, end, " ".join(new)))
     return out
+
+
+def _rolls(cues: list[tuple[float, float, list[str]]]) -> bool:
+    """Whether captions roll (each cue opens with the line the cue before ended on and adds one), as YouTube's
+    automatic captions do, also when converted without their word times: at least 4 cues, half of them so.
+    A chorus sung again (the same single line twice) is no roll."""
+    rolled = sum(1 for (_, _, a), (_, _, b) in zip(cues, cues[1:]) if a and 0 < _repeated(a, b) < len(b))
+    return len(cues) >= 4 and rolled >= len(cues) / 2
 
 
 # ASS styles that are not speech, by fansub convention (Sign, TS, Title, Note, OP/ED, Song, Kara...), and
