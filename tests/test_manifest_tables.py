@@ -82,3 +82,17 @@ def test_ingest_makes_reject_rows_and_names_the_path_column_it_would_use(tmp_pat
     assert [(at, reason) for at, reason, _ in rejects] == [("line4", "manifest_row_malformed"),   # the file's line
                                                            ("row2", "manifest_row_malformed")]    # the 2nd record
     assert "has 3 fields, the header 2" in rejects[0][2] and "row 2 names no file in 'video'" in rejects[1][2]
+    # `vdata validate` says so before a build: the config is valid, and two records will be rejects
+    import yaml
+    from click.testing import CliRunner
+
+    from vdata.cli import main
+
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "a.mp4").write_bytes(b"")
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(yaml.safe_dump({"input": [{"manifest": str(manifest), "path_column": "video"}],
+                                        "output": {"dir": str(tmp_path / "out")}, "stages": [{"probe": {}}]}))
+    res = CliRunner().invoke(main, ["validate", str(cfg_path)])
+    assert res.exit_code == 0 and ": valid (1 stages" in res.output, res.output
+    assert "note: input[0].manifest: 2 of 3 records will be ingest rejects (line 4 has 3 fields" in res.output

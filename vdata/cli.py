@@ -95,6 +95,10 @@ def validate(config):
     except ConfigError as e:
         _config_error(config, e)
     click.echo(f"{config}: valid ({len(cfg.stage_specs)} stages, config hash {cfg.config_hash()})")
+    from vdata.pipelines.planning import input_notes
+
+    for note in input_notes(cfg):
+        click.echo(f"note: {note}")
 
 
 def _is_haystack_config(path) -> bool:

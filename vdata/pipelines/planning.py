@@ -195,6 +195,26 @@ def input_problems(cfg: BuildConfig) -> list[str]:
     return out
 
 
+def input_notes(cfg: BuildConfig) -> list[str]:
+    """What `vdata validate` says of a valid config's manifests: records a build will reject at ingest
+    (`manifest_row_malformed`: a row of the wrong width, a line that is not JSON, a record naming no file)."""
+    from .ingest import _from_manifest
+
+    out = []
+    for i, spec in enumerate(cfg.input):
+        if spec.manifest is None or spec.format is not None:
+            continue
+        try:
+            rows = _from_manifest(spec, cfg, f"input[{i}]")
+        except ConfigError:
+            continue   # preflight names it
+        bad = [r for r in rows if r.get(R.REJECT_REASON)]
+        if bad:
+            shown = "; ".join(r[R.REJECT_MESSAGE] for r in bad[:3]) + ("; ..." if len(bad) > 3 else "")
+            out.append(f"input[{i}].manifest: {len(bad)} of {len(rows)} records will be ingest rejects ({shown})")
+    return out
+
+
 def storage_problems(cfg: BuildConfig) -> list[str]:
     """URLs whose filesystem is not installed or that cannot be used where they stand (an http(s)
     output or glob, a `format:` annotation file); sets this process's storage options from `storage:`."""
