@@ -149,6 +149,30 @@ def test_cues_written_without_the_blank_line_between_them_are_each_read():
     assert [(c.start_s, c.text) for c in parse_subtitles(vtt).items] == [(1.0, "Hi"), (2.5, "You")]
 
 
+@pytest.mark.parametrize("container,codec", [("mkv", "webvtt"), ("mp4", "mov_text")])
+def test_youtube_automatic_captions_embedded_by_yt_dlp_read_once_each_line(tmp_path, cut_video, container, codec):
+    """yt-dlp --embed-subs puts the rolling captions in the file as they are; read from the track, each spoken
+    line is one cue, as from the sidecar."""
+    from vdata.media.embedded import read_embedded
+    from vdata.media.ffmpeg import run_ffmpeg
+
+    said = ["Today we fix the bike", "first the chain", "then the brakes", "and then we ride"]
+    cues, before = ["WEBVTT\nKind: captions\nLanguage: en\n"], ""
+    for i, line in enumerate(said):   # each line rolls in with word times, then its 10-ms repeat
+        words = line.split()
+        timed = words[0] + "".join(f"<00:00:0{i * 2}.{k + 1}00><c> {w}</c>" for k, w in enumerate(words[1:]))
+        cues.append(f"00:00:0{i * 2}.000 --> 00:00:0{i * 2 + 1}.990 align:start position:0%\n{before or ' '}\n{timed}\n")
+        cues.append(f"00:00:0{i * 2 + 1}.990 --> 00:00:0{i * 2 + 2}.000 align:start position:0%\n{line}\n \n")
+        before = line
+    (tmp_path / "auto.vtt").write_text("\n".join(cues))
+    assert [c.text for c in parse_subtitles((tmp_path / "auto.vtt").read_text()).items] == said
+    video = tmp_path / f"talk.{container}"
+    run_ffmpeg(["-i", cut_video[0], "-i", str(tmp_path / "auto.vtt"), "-map", "0:v", "-map", "1", "-c:v", "copy",
+                "-c:s", codec, "-metadata:s:s:0", "language=eng", str(video)])
+    track = read_embedded(str(video), ["en"]).subtitles.items   # (the track holds no word times)
+    assert [c.text for c in track] == said and [c.start_s for c in track] == [0.0, 2.0, 4.0, 6.0]
+
+
 def test_text_without_any_cue_is_one_problem():
     parsed = parse_subtitles("just a sentence, no cues here\n")
     assert parsed.items == [] and [p.reason for p in parsed.problems] == ["subtitle_unparsable"]

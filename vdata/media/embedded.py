@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .streams import iso_639_1, video_stream
-from .subtitles import ChapterMark, Cue, ParseProblem, Parsed, is_spoken, plain_text
+from .subtitles import ChapterMark, ParseProblem, Parsed, is_spoken, plain_lines, unrolled
 
 TEXT_SUBTITLE_CODECS = {"subrip", "srt", "webvtt", "ass", "ssa", "mov_text", "text", "microdvd", "subviewer"}
 
@@ -76,7 +76,7 @@ def _read_track(container, track: SubtitleTrack, video_start_s: float) -> Parsed
     import av
     import pysubs2
 
-    cues = []
+    shown = []   # (start, end, lines as shown) per cue
     ass = track.codec in ("ass", "ssa")
     stream = container.streams[track.index]
     tb = float(stream.time_base)
@@ -92,10 +92,11 @@ def _read_track(container, track: SubtitleTrack, video_start_s: float) -> Parsed
             style = fields[2] if len(fields) == 9 else None
             for sub in packet.decode():
                 dialogue = sub.dialogue.decode("utf-8", errors="replace")
-                text = plain_text(pysubs2.SSAEvent(text=dialogue)) if is_spoken(style, dialogue) else ""
-                if text:
-                    cues.append(Cue(round(start, 6), round(end, 6), text))
+                lines = plain_lines(pysubs2.SSAEvent(text=dialogue)) if is_spoken(style, dialogue) else []
+                if lines:
+                    shown.append((round(start, 6), round(end, 6), lines))
     except av.error.FFmpegError as e:
         problem = ParseProblem("subtitle_track_unreadable", f"subtitle track {track.index} ({track.codec}): {e}", "")
-        return Parsed(items=cues, problems=[problem], format=track.codec)
-    return Parsed(items=cues, format=track.codec)
+        return Parsed(items=unrolled(shown), problems=[problem], format=track.codec)
+    # yt-dlp --embed-subs puts YouTube's rolling automatic captions in the file as they are
+    return Parsed(items=unrolled(shown), format=track.codec)

@@ -111,23 +111,32 @@ def parse_subtitles(text: str, fmt: str | None = None) -> Parsed:
             continue
         ev = events[0]
         shown_cues.append((ev.start / 1000.0, ev.end / 1000.0, plain_lines(ev)))
-    rolling = _INLINE_TIMESTAMP.search(text) is not None or _rolls(shown_cues)
-    previous: list[str] = []   # the lines of the cue before, as shown
+    out.items = unrolled(shown_cues, rolling=True if _INLINE_TIMESTAMP.search(text) else None)
+    return out
+
+
+def unrolled(shown_cues: list[tuple[float, float, list[str]]], rolling: bool | None = None) -> list[Cue]:
+    """Cues from (start, end, lines as shown). Rolling captions (`rolling`, or None: where `_rolls` finds
+    them) keep only the lines each cue adds, and a cue that adds none (a 10-ms repeat) is left out."""
+    rolling = _rolls(shown_cues) if rolling is None else rolling
+    out, previous = [], []   # previous: the lines of the cue before, as shown
     for start, end, shown in shown_cues:
         new = shown[_repeated(previous, shown):] if rolling else shown
         previous = shown or previous
-        if rolling and not new:   # a rolling caption's 10-ms repeat of the line before
-            continue
-        out.items.append(Cue(start, end, " ".join(new)))
+        if new:
+            out.append(Cue(start, end, " ".join(new)))
     return out
 
 
 def _rolls(cues: list[tuple[float, float, list[str]]]) -> bool:
     """Whether captions roll (each cue opens with the line the cue before ended on and adds one), as YouTube's
-    automatic captions do, also when converted without their word times: at least 4 cues, half of them so.
-    A chorus sung again (the same single line twice) is no roll."""
-    rolled = sum(1 for (_, _, a), (_, _, b) in zip(cues, cues[1:]) if a and 0 < _repeated(a, b) < len(b))
-    return len(cues) >= 4 and rolled >= len(cues) / 2
+    automatic captions do, also when converted without their word times or put in the file (yt-dlp
+    --embed-subs): two such cues at least, and half of the cues that do not merely repeat the line before
+    (YouTube's 10-ms cues, a chorus sung again). A chorus alone is no roll."""
+    kept = [(len(b), _repeated(a, b)) for (_, _, a), (_, _, b) in zip(cues, cues[1:]) if a and b]
+    rolled = sum(1 for n, k in kept if 0 < k < n)
+    repeats = sum(1 for n, k in kept if k == n)
+    return rolled >= 2 and rolled >= (len(kept) - repeats) / 2
 
 
 # ASS styles that are not speech, by fansub convention (Sign, TS, Title, Note, OP/ED, Song, Kara...), and
