@@ -89,10 +89,10 @@ def _read_track(container, track: SubtitleTrack, video_start_s: float) -> Parsed
             # an ASS packet holds the event's fields (ReadOrder, Layer, Style, Name, ..., Text): its style
             # tells signs and songs from dialogue, as in a sidecar script
             fields = bytes(packet).decode("utf-8", errors="replace").split(",", 8) if ass else []
-            style = fields[2] if len(fields) == 9 else None
+            style = fields[2] if len(fields) == 9 else "Default"
             for sub in packet.decode():
-                dialogue = sub.dialogue.decode("utf-8", errors="replace")
-                lines = plain_lines(pysubs2.SSAEvent(text=dialogue)) if is_spoken(style, dialogue) else []
+                event = pysubs2.SSAEvent(text=sub.dialogue.decode("utf-8", errors="replace"), style=style)
+                lines = plain_lines(event) if is_spoken(event) else []
                 if lines:
                     shown.append((round(start, 6), round(end, 6), lines))
     except av.error.FFmpegError as e:

@@ -160,7 +160,7 @@ def parse_ass(text: str) -> Parsed:
     except Exception as e:   # pysubs2 raises its own and plain parse errors alike
         out.problems.append(ParseProblem("subtitle_unparsable", f"not an ASS/SSA script: {e}", text[:200]))
         return out
-    spoken = (e for e in events if not e.is_comment and is_spoken(e.style, e.text))
+    spoken = (e for e in events if not e.is_comment and is_spoken(e))
     for ev in sorted(spoken, key=lambda e: (e.start, e.end)):
         line = plain_text(ev)
         if line:
@@ -168,11 +168,10 @@ def parse_ass(text: str) -> Parsed:
     return out
 
 
-def is_spoken(style: str | None, text: str) -> bool:
-    """Whether an ASS event (its style name and raw text) is a spoken line: not a vector drawing, nor a
-    sign, title or song (its style says so, or its text is placed on the picture)."""
-    return not (pysubs2.SSAEvent(text=text).is_drawing or _NOT_SPEECH_STYLE.search(style or "")
-                or _TYPESET.search(text))
+def is_spoken(event: pysubs2.SSAEvent) -> bool:
+    """Whether an ASS event is a spoken line: not a vector drawing, nor a sign, title or song (its style
+    says so, or its text is placed on the picture)."""
+    return not (event.is_drawing or _NOT_SPEECH_STYLE.search(event.style or "") or _TYPESET.search(event.text))
 
 
 def _blocks(text: str, fmt: str) -> list[str]:
