@@ -29,9 +29,12 @@ def api_root_problem(config, timeout_s: float = 5.0) -> str | None:
     what is wrong and the `base_url` that answers."""
     import httpx
 
+    from .openai_compat import api_key_for
+
     headers = {k: v.get_secret_value() for k, v in config.headers.items()}
-    if config.api_key is not None:
-        headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
+    key = api_key_for(config, config.base_url)   # as the teacher's requests will send it
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
 
     def status(root: str) -> int | None:
         try:

@@ -118,6 +118,15 @@ def rpm_limiter(rpm: float) -> AsyncLimiter:
 
 
 # --------------------------------------------------------------------------- teacher
+def api_key_for(config: Any, base_url: str) -> str | None:
+    """The key a teacher sends: its `api_key`, else $OPENAI_API_KEY for OpenAI's own API only (the ambient
+    key never goes to an arbitrary endpoint)."""
+    key = getattr(config, "api_key", None)
+    if key is not None:
+        return key.get_secret_value() or None
+    return (os.environ.get("OPENAI_API_KEY") or None) if "api.openai.com" in base_url else None
+
+
 class OpenAITeacher(Teacher):
     backend = "openai"
 
@@ -137,14 +146,7 @@ class OpenAITeacher(Teacher):
         self.base_url = (base_url or getattr(config, "base_url", None) or "").rstrip("/")
         if not self.base_url:
             raise ValueError(f"teacher {name!r}: no base_url")
-        key = getattr(config, "api_key", None)
-        if key is not None:
-            self._api_key: str | None = key.get_secret_value() or None
-        elif "api.openai.com" in self.base_url:
-            # the ambient key only ever goes to OpenAI itself, never to an arbitrary endpoint
-            self._api_key = os.environ.get("OPENAI_API_KEY") or None
-        else:
-            self._api_key = None
+        self._api_key = api_key_for(config, self.base_url)
         self._extra_headers = {k: v.get_secret_value() for k, v in (getattr(config, "headers", {}) or {}).items()}
         self._secrets = [s for s in [self._api_key, *self._extra_headers.values()] if s]
         self._dialect = dialect if dialect is not None else (
