@@ -162,25 +162,21 @@ class SourceReader:
         foreign-language lines, as Plex and Jellyfin name them) last; then other languages by name."""
         plain = [stem + ext for ext in SUBTITLE_EXTENSIONS]
         prefix = os.path.basename(stem) + "."
-        tagged = sorted(p for ext in SUBTITLE_EXTENSIONS for p in glob.glob(glob.escape(stem) + ".*" + ext))
         named = [lang.lower() for lang in languages]
         wanted = [iso_639_1(lang) or lang for lang in named]
-
-        def parts(path: str) -> list[str]:
-            return os.path.splitext(os.path.basename(path))[0][len(prefix):].lower().split(".")
-
-        def rank(path: str) -> tuple:
-            tag, *flags = parts(path)
+        ranked = []
+        for path in glob.glob(glob.escape(stem) + ".*"):
+            if os.path.splitext(path)[1] not in SUBTITLE_EXTENSIONS:
+                continue
+            tag, *flags = os.path.splitext(os.path.basename(path))[0][len(prefix):].lower().split(".")
+            flagged = 2 if "forced" in flags else 1 if flags else 0
             if tag in named:
-                order, by_tag = named.index(tag), False
-            else:
-                language = _language(tag)
-                order, by_tag = (wanted.index(language) if language in wanted else len(wanted)), True
-            return order, by_tag, 2 if "forced" in flags else 1 if flags else 0, path
-
-        # a tag that names no language is another video's name: talk.part2.en.srt belongs to talk.part2.mp4
-        tagged = [p for p in tagged if parts(p)[0] in named or _language(parts(p)[0])]
-        return next((p for p in [*plain, *sorted(tagged, key=rank)] if os.path.isfile(p)), None)
+                ranked.append((named.index(tag), False, flagged, path))
+                continue
+            language = _language(tag)
+            if language:   # a tag that names no language is another video's: talk.part2.en.srt is talk.part2.mp4's
+                ranked.append((wanted.index(language) if language in wanted else len(wanted), True, flagged, path))
+        return next((p for p in [*plain, *(r[-1] for r in sorted(ranked))] if os.path.isfile(p)), None)
 
     # --- decoding ---------------------------------------------------------------------------------
     def _as_path(self, kind: str, value: Any) -> str | None:
