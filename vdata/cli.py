@@ -90,14 +90,13 @@ def validate(config):
         click.echo(f"{config}: valid haystack config ({plan['items']} items, {plan['questions']} questions)")
         return
     cfg = _load(config)
+    notes: list[str] = []
     try:
-        preflight(cfg)
+        preflight(cfg, notes)
     except ConfigError as e:
         _config_error(config, e)
     click.echo(f"{config}: valid ({len(cfg.stage_specs)} stages, config hash {cfg.config_hash()})")
-    from vdata.pipelines.planning import input_notes
-
-    for note in input_notes(cfg):
+    for note in notes:
         click.echo(f"note: {note}")
 
 

@@ -171,9 +171,11 @@ def _teacher_problems(index: int, stage, teachers: dict) -> list[str]:
     return out
 
 
-def input_problems(cfg: BuildConfig) -> list[str]:
+def input_problems(cfg: BuildConfig, notes: list[str] | None = None) -> list[str]:
     """Inputs that do not exist or match no file (unless `allow_empty`), found by listing them as the
-    build will. Hugging Face inputs are left to the build: listing one means loading the dataset."""
+    build will. Hugging Face inputs are left to the build: listing one means loading the dataset. `notes`
+    (`vdata validate`'s) gets the manifest records a build will reject at ingest (`manifest_row_malformed`:
+    a row of the wrong width, a line that is not JSON, a record naming no file)."""
     from .ingest import _from_glob, _from_manifest, _from_path
 
     out = []
@@ -188,30 +190,14 @@ def input_problems(cfg: BuildConfig) -> list[str]:
         except ConfigError as e:
             out.append(str(e))
             continue
+        bad = [r for r in found if r.get(R.REJECT_REASON)]
+        if notes is not None and bad:
+            shown = "; ".join(r[R.REJECT_MESSAGE] for r in bad[:3]) + ("; ..." if len(bad) > 3 else "")
+            notes.append(f"{where}.{key}: {len(bad)} of {len(found)} records will be ingest rejects ({shown})")
         if not found and not spec.allow_empty:
             kinds = f" (files ending {', '.join(spec.extensions)})" if key == "path" else ""
             out.append(f"{where}.{key}: {getattr(spec, key)!r} matches no file{kinds}, looked in "
                        f"{cfg.resolve(getattr(spec, key))}; set {where}.allow_empty: true if that is expected")
-    return out
-
-
-def input_notes(cfg: BuildConfig) -> list[str]:
-    """What `vdata validate` says of a valid config's manifests: records a build will reject at ingest
-    (`manifest_row_malformed`: a row of the wrong width, a line that is not JSON, a record naming no file)."""
-    from .ingest import _from_manifest
-
-    out = []
-    for i, spec in enumerate(cfg.input):
-        if spec.manifest is None or spec.format is not None:
-            continue
-        try:
-            rows = _from_manifest(spec, cfg, f"input[{i}]")
-        except ConfigError:
-            continue   # preflight names it
-        bad = [r for r in rows if r.get(R.REJECT_REASON)]
-        if bad:
-            shown = "; ".join(r[R.REJECT_MESSAGE] for r in bad[:3]) + ("; ..." if len(bad) > 3 else "")
-            out.append(f"input[{i}].manifest: {len(bad)} of {len(rows)} records will be ingest rejects ({shown})")
     return out
 
 
@@ -239,9 +225,10 @@ def storage_problems(cfg: BuildConfig) -> list[str]:
     return out
 
 
-def preflight(cfg: BuildConfig) -> Plan:
+def preflight(cfg: BuildConfig, notes: list[str] | None = None) -> Plan:
     """Everything that can be checked before Ray starts: the plan (columns, teachers) and the inputs.
-    Raises one ConfigError naming every problem by its key path."""
+    Raises one ConfigError naming every problem by its key path; `notes` gets what is worth saying of a
+    valid config (`input_problems`)."""
     problems = storage_problems(cfg)
     if problems:   # listing an input through a filesystem that is not there would only add noise
         raise ConfigError(redact("\n  ".join(problems) if len(problems) == 1 else
@@ -252,7 +239,7 @@ def preflight(cfg: BuildConfig) -> Plan:
     except ConfigError as e:
         text = str(e)
         problems += text.split("\n  ")[1:] if text.startswith("invalid config:") else [text]
-    problems += input_problems(cfg)
+    problems += input_problems(cfg, notes)
     if problems:
         raise ConfigError(redact("\n  ".join(problems) if len(problems) == 1 else
                                  "invalid config:\n  " + "\n  ".join(problems), cfg.secrets))
@@ -275,7 +262,7 @@ def with_later_problems(error: ConfigError) -> ConfigError:
         later = str(e).split("\n  ")[1:] if str(e).startswith("invalid config:") else [str(e)]
     except (ValueError, TypeError):   # a teacher that did not validate: named already; inputs still count
         later = input_problems(cfg)
-    dropped = cfg.stage_positions != list(range(len(cfg.stages)))
+    dropped = len(cfg.stage_specs) < len(cfg.stages)
     later = [p for p in later if p not in first and not (dropped and "that no earlier stage writes" in p)]
     return ConfigError(redact("invalid config:\n  " + "\n  ".join(first + later), cfg.secrets)) if later else error
 
