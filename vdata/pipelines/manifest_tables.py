@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from vdata.media.subtitles import read_text
 from vdata.schemas.annotation_formats import json_lines
 
-TEXT_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json")
-SUFFIXES = TEXT_SUFFIXES + (".parquet",)
+SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 # columns that name the video file, the first present is suggested when `path_column` is missing
 PATH_COLUMN_GUESSES = ("path", "video", "video_path", "filepath", "file_path", "file", "filename", "file_name",
                        "video_file", "clip", "url", "video_url")
-_INTEGER = re.compile(r"[+-]?(0|[1-9]\d*)")
-_FLOAT = re.compile(r"[+-]?(0|[1-9]\d*)?\.\d+([eE][+-]?\d+)?|[+-]?(0|[1-9]\d*)[eE][+-]?\d+")
+# numbers as a column holds them: no leading zero (an id like 00123 is text)
+_INTEGER = r"[+-]?(0|[1-9]\d*)"
+_FLOAT = r"[+-]?(0|[1-9]\d*)?\.\d+([eE][+-]?\d+)?|[+-]?(0|[1-9]\d*)[eE][+-]?\d+"
 
 
 @dataclass
@@ -163,9 +163,9 @@ def _typed(column):
     present = pc.drop_null(column)
     if len(present) == 0:
         return column
-    if pc.all(pc.match_substring_regex(present, _INTEGER.pattern.join("^$"))).as_py():
+    if pc.all(pc.match_substring_regex(present, f"^(?:{_INTEGER})$")).as_py():
         return pc.cast(column, pa.int64())
-    if pc.all(pc.match_substring_regex(present, f"^(?:{_INTEGER.pattern}|{_FLOAT.pattern})$")).as_py():
+    if pc.all(pc.match_substring_regex(present, f"^(?:{_INTEGER}|{_FLOAT})$")).as_py():
         return pc.cast(column, pa.float64())
     return column
 
