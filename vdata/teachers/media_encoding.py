@@ -117,6 +117,7 @@ def sample_video_frames(path: str | os.PathLike[str], max_frames: int) -> dict[s
     Returns ``{"frames": [HxWx3 uint8], "timestamps", "fps", "duration", "total_num_frames",
     "frame_indices"}``."""
     import av
+    from av.video.reformatter import VideoReformatter
 
     with av.open(str(path)) as c:
         st = c.streams.best("video")   # ffmpeg's choice: the picture a player shows, not a cover
@@ -137,8 +138,9 @@ def sample_video_frames(path: str | os.PathLike[str], max_frames: int) -> dict[s
         width = st.codec_context.width
         if sar and sar.numerator > 0 and sar.denominator > 0 and sar != 1:
             width = max(2, int(round(width * float(sar) / 2)) * 2)
-        # an HDR frame tone mapped, as the frames stage gives it
-        frames = [np.ascontiguousarray(np.rot90(rgb24(all_frames[i], width, st.codec_context.height),
+        # an HDR frame tone mapped, as the frames stage gives it; one scaler for them all
+        scaler = VideoReformatter()
+        frames = [np.ascontiguousarray(np.rot90(rgb24(all_frames[i], width, st.codec_context.height, scaler),
                                                 round((all_frames[i].rotation or 0) / 90))) for i in idx]
         duration = float(st.duration * st.time_base) if st.duration else times[-1] + 1.0 / fps
         return {
