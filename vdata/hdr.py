@@ -103,13 +103,9 @@ def tone_map(rgb48: np.ndarray, transfer: int, bt2020: bool = True) -> np.ndarra
     return _gamma_lut()[(sdr * 4095.0 + 0.5).astype(np.int32)]
 
 
-def rgb24(frame, width: int, height: int, reformatter=None) -> np.ndarray:
+def rgb24(frame, width: int, height: int, reformatter) -> np.ndarray:
     """A decoded PyAV frame as 8-bit RGB at width x height: SDR as swscale converts it, HDR tone mapped.
-    `reformatter`: a kept `VideoReformatter` (its scaler set up once), else a new one."""
-    if reformatter is None:
-        from av.video.reformatter import VideoReformatter
-
-        reformatter = VideoReformatter()
+    `reformatter`: the caller's kept `VideoReformatter` (its scaler set up once for all its frames)."""
     if not is_hdr(frame):
         return reformatter.reformat(frame, width, height, "rgb24").to_ndarray()
     # swscale takes the matrix (BT.2020) from the frame, and the ranges it is told: 1 limited, 2 full
