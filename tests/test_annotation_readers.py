@@ -1,5 +1,5 @@
-"""Labelled temporal datasets as direct inputs: ActivityNet Captions, Charades-STA, QVHighlights, YouCook2 and
-VidChapters-7M annotation files, written here in each release's documented layout (see the sources in
+"""Labelled temporal datasets as direct inputs: ActivityNet Captions, Charades-STA, QVHighlights, YouCook2,
+VidChapters-7M, ActivityNet v1.3, COIN and DiDeMo annotation files, written here in each release's documented layout (see the sources in
 vdata/schemas/annotation_formats.py), read by `input: [{manifest, format, videos}]` with real ffmpeg-made
 videos named by id, through a real `vdata build` (probe -> annotations)."""
 from __future__ import annotations
@@ -48,6 +48,30 @@ VIDCHAPTERS = {   # the chapter file: id -> duration, [{label, time}]
                                            {"label": "Outro", "time": 95.0}]},
 }
 
+ACTIVITYNET_13 = {"version": "VERSION 1.3", "taxonomy": [], "database": {   # activity_net.v1-3.min.json
+    "AN13abcdefg": {"duration": 8.0, "subset": "training", "resolution": "160x96",
+                    "url": "https://www.youtube.com/watch?v=AN13abcdefg",
+                    "annotations": [{"segment": [0.5, 4.0], "label": "Sharpening knives"},
+                                    {"segment": [5.0, 7.9], "label": "Sharpening knives"}]},
+}}
+COIN = {"database": {   # COIN.json: ActivityNet-like, the steps under "annotation", the task under "class"
+    "LtRSn-ntcLY": {"duration": 8.0, "class": "ReplaceCDDriveWithSSD", "recipe_type": 131, "subset": "training",
+                    "video_url": "https://www.youtube.com/embed/LtRSn-ntcLY", "start": 0.5, "end": 7.0,
+                    "annotation": [{"id": "212", "segment": [1.0, 3.0], "label": "take out the laptop CD drive"},
+                                   {"id": "216", "segment": [4.0, 6.0], "label": "insert the hard disk tray"},
+                                   {"id": "217", "segment": [60.0, 69.0], "label": "long after the video"}]},
+}}
+DIDEMO_VIDEO = "26292851@N04_4253489686_265c3c8051.m4v"
+DIDEMO = [   # train_data.json: one description per record, each annotator's [first, last] 5-s chunk
+    {"video": DIDEMO_VIDEO, "times": [[0, 0], [0, 0], [1, 1], [0, 0]], "description": "the first chunk",
+     "annotation_id": 1, "num_segments": 2, "dl_link": "https://www.flickr.com/video_download.gne?id=4253489686"},
+    {"video": DIDEMO_VIDEO, "times": [[1, 1], [0, 1], [1, 1]], "description": "the last chunk, cut short",
+     "annotation_id": 2, "num_segments": 2},
+    {"video": DIDEMO_VIDEO, "times": [[2, 2]], "description": "a chunk the video does not have", "annotation_id": 3},
+    {"video": "99@N00_1_ab.mov", "times": [[0, 1]], "description": "found as the user's mp4", "annotation_id": 4},
+    {"description": "no video named", "times": [[0, 0]]},
+]
+
 
 def _video(path: Path, source: str) -> None:
     """An 8 s H.264 mp4 saved under `path` (whatever its extension: probe reads the content, not the name)."""
@@ -68,6 +92,13 @@ def dataset_dir(tmp_path_factory) -> Path:
     _video(clips / "qvAbc_60.0_68.0.mp4", "mandelbrot")
     _video(clips / "training" / "113" / "yc01.mkv", "rgbtestsrc")   # the YouCook2 downloader's layout
     _video(clips / "vc01.webm", "testsrc")
+    _video(clips / "v_AN13abcdefg.mp4", "smptehdbars")                # the ActivityNet crawler's name
+    _video(clips / "131" / "LtRSn-ntcLY.mp4", "yuvtestsrc")         # COIN's downloader: <recipe_type>/<id>.mp4
+    _video(clips / DIDEMO_VIDEO, "pal75bars")                     # DiDeMo's downloader keeps Flickr's name
+    _video(clips / "99@N00_1_ab.mp4", "cellauto")                # ... or the user converted it to mp4
+    (ann / "activity_net.v1-3.min.json").write_text(json.dumps(ACTIVITYNET_13))
+    (ann / "COIN.json").write_text(json.dumps(COIN))
+    (ann / "train_data.json").write_text(json.dumps(DIDEMO))
     (ann / "train.json").write_text(json.dumps(ACTIVITYNET))
     (ann / "charades_sta_train.txt").write_text(CHARADES_STA + "this line is not a record\n")
     lines = [json.dumps(q) for q in QVHIGHLIGHTS] + ['{"qid": 3, "query": "broken', json.dumps({"qid": 4, "query": "no vid"})]
@@ -79,7 +110,8 @@ def dataset_dir(tmp_path_factory) -> Path:
 
 INPUTS = [("train.json", "activitynet_captions"), ("charades_sta_train.txt", "charades_sta"),
           ("highlight_train_release.jsonl", "qvhighlights"), ("youcookii_annotations_trainval.json", "youcook2"),
-          ("chapters.json", "vidchapters")]
+          ("chapters.json", "vidchapters"), ("activity_net.v1-3.min.json", "activitynet"), ("COIN.json", "coin"),
+          ("train_data.json", "didemo")]
 
 
 def _config(root: Path, out: Path, stages: list | None = None, inputs=INPUTS):
@@ -94,8 +126,13 @@ def test_ingest_finds_each_video_by_id_and_keeps_the_records(dataset_dir, tmp_pa
     rows = discover(_config(dataset_dir, tmp_path / "o"), media_dir=str(tmp_path / "media"))
     kept, judged = find_duplicates(rows)
     by_id = {json.loads(r[R.SOURCE_META])["dataset_video_id"]: r for r in kept}
-    assert set(by_id) == {"v_act001", "v_gone", "CH01", "qvAbc_60.0_68.0", "yc01", "vc01"}
+    assert set(by_id) == {"v_act001", "v_gone", "CH01", "qvAbc_60.0_68.0", "yc01", "vc01", "AN13abcdefg",
+                          "LtRSn-ntcLY", DIDEMO_VIDEO, "99@N00_1_ab.mov"}
     clips = dataset_dir / "clips"
+    assert by_id["AN13abcdefg"][R.PATH] == str(clips / "v_AN13abcdefg.mp4")
+    assert by_id["LtRSn-ntcLY"][R.PATH] == str(clips / "131" / "LtRSn-ntcLY.mp4")
+    assert by_id[DIDEMO_VIDEO][R.PATH] == str(clips / DIDEMO_VIDEO)
+    assert by_id["99@N00_1_ab.mov"][R.PATH] == str(clips / "99@N00_1_ab.mp4")
     assert by_id["v_act001"][R.PATH] == str(clips / "act001.mp4")
     assert by_id["yc01"][R.PATH] == str(clips / "training" / "113" / "yc01.mkv")
     assert by_id["vc01"][R.PATH] == str(clips / "vc01.webm")
@@ -104,7 +141,7 @@ def test_ingest_finds_each_video_by_id_and_keeps_the_records(dataset_dir, tmp_pa
     # records tied to no video are rejects at ingest, with their reason and the record
     assert sorted((j.reason, j.row[R.SOURCE_URI].rpartition("#")[2]) for j in judged) == [
         ("annotation_line_unparsable", "line 3"), ("annotation_line_unparsable", "line 4"),
-        ("annotation_record_malformed", "line 4")]
+        ("annotation_record_malformed", "line 4"), ("annotation_record_malformed", "record 4")]
     assert {j.detail["record"] for j in judged if j.reason == "annotation_line_unparsable"} == {
         "this line is not a record", '{"qid": 3, "query": "broken'}
     # without `videos`, the videos are looked for next to the annotation file
@@ -135,8 +172,8 @@ def test_config_errors_name_the_key(dataset_dir, tmp_path):
         return parse_config({"input": [spec], "output": {"dir": str(tmp_path / "o")}, "stages": [{"probe": {}}]})
 
     manifest = str(dataset_dir / "ann" / "train.json")
-    with pytest.raises(vdata.ConfigError, match=r"input\[0\]\.format: .*unknown annotation format 'activitynet'"):
-        config({"manifest": manifest, "format": "activitynet"})
+    with pytest.raises(vdata.ConfigError, match=r"input\[0\]\.format: .*unknown annotation format 'anet'"):
+        config({"manifest": manifest, "format": "anet"})
     with pytest.raises(vdata.ConfigError, match=r"input\[0\]: .*format: an annotation format is read from a manifest"):
         config({"path": str(dataset_dir), "format": "charades_sta"})
     with pytest.raises(vdata.ConfigError, match=r"input\[0\]: .*videos: only with format"):
@@ -145,6 +182,10 @@ def test_config_errors_name_the_key(dataset_dir, tmp_path):
     wrong = config({"manifest": manifest, "format": "youcook2", "videos": str(dataset_dir / "clips")})
     with pytest.raises(vdata.ConfigError, match=r"input\[0\]\.manifest: .*train.json' is not a youcook2 file"):
         preflight(wrong)
+    # ActivityNet Captions declared as ActivityNet v1.3: the error says which format the file is
+    captions = config({"manifest": manifest, "format": "activitynet", "videos": str(dataset_dir / "clips")})
+    with pytest.raises(vdata.ConfigError, match=r"not a activitynet file: .*format: activitynet_captions"):
+        preflight(captions)
     gone = config({"manifest": manifest, "format": "activitynet_captions", "videos": str(dataset_dir / "nowhere")})
     with pytest.raises(vdata.ConfigError, match=r"input\[0\]\.videos: .*nowhere' is not a folder"):
         preflight(gone)
@@ -156,13 +197,15 @@ def test_build_reads_every_format_into_annotations(dataset_dir, tmp_path, ray_lo
     cfg = _config(dataset_dir, tmp_path / "out", [{"probe": {}}, {"annotations": {}}])
     result = vdata.build(cfg, progress=False)
     assert result.rejects_by_reason == {
-        "ingest:annotation_line_unparsable": 2, "ingest:annotation_record_malformed": 1,
+        "ingest:annotation_line_unparsable": 2, "ingest:annotation_record_malformed": 2,
         "probe:missing_file": 1,                                    # v_gone: no video under clips/
         "annotations:segment_inverted": 1, "annotations:segment_malformed": 1,
-        "annotations:segment_empty_text": 1, "annotations:chapter_past_end": 1}
+        "annotations:segment_empty_text": 1, "annotations:chapter_past_end": 1,
+        "annotations:segment_out_of_range": 2}                      # COIN's step at 60 s, DiDeMo's chunk 2
     rows = pads.dataset(result.data_dir, format="parquet").to_table().to_pylist()
     by_id = {json.loads(r[R.SOURCE_META])["dataset_video_id"]: r for r in rows}
-    assert set(by_id) == {"v_act001", "CH01", "qvAbc_60.0_68.0", "yc01", "vc01"}
+    assert set(by_id) == {"v_act001", "CH01", "qvAbc_60.0_68.0", "yc01", "vc01", "AN13abcdefg", "LtRSn-ntcLY",
+                          DIDEMO_VIDEO, "99@N00_1_ab.mov"}
     for row in rows:
         assert row[R.DURATION_S] == pytest.approx(8.0, abs=0.05)
 
@@ -174,6 +217,17 @@ def test_build_reads_every_format_into_annotations(dataset_dir, tmp_path, ray_lo
     assert spans("qvAbc_60.0_68.0") == [(0.0, 2.0, "Squares scroll past."), (2.0, 4.0, "The bars hold still."),
                                          (4.0, 6.0, "Squares scroll past.")]
     assert spans("yc01") == [(0.0, 3.0, "crack two eggs into a bowl"), (3.0, 7.0, "whisk the eggs")]
+    # ActivityNet v1.3 and COIN: each step / instance a segment, the activity or task the video's label
+    assert spans("AN13abcdefg") == [(0.5, 4.0, "Sharpening knives"), (5.0, 7.9, "Sharpening knives")]
+    assert by_id["AN13abcdefg"][R.ANNOTATIONS]["labels"] == ["Sharpening knives"]
+    assert spans("LtRSn-ntcLY") == [(1.0, 3.0, "take out the laptop CD drive"), (4.0, 6.0, "insert the hard disk tray")]
+    assert by_id["LtRSn-ntcLY"][R.ANNOTATIONS]["labels"] == ["ReplaceCDDriveWithSSD"]
+    coin_meta = json.loads(by_id["LtRSn-ntcLY"][R.SOURCE_META])
+    assert (coin_meta["task_start_s"], coin_meta["task_end_s"], coin_meta["recipe_type"]) == (0.5, 7.0, 131)
+    # DiDeMo: the annotators' most common chunks; the last chunk of an 8 s video ends with the video
+    didemo_end = by_id[DIDEMO_VIDEO][R.DURATION_S]
+    assert spans(DIDEMO_VIDEO) == [(0.0, 5.0, "the first chunk"), (5.0, didemo_end, "the last chunk, cut short")]
+    assert spans("99@N00_1_ab.mov") == [(0.0, by_id["99@N00_1_ab.mov"][R.DURATION_S], "found as the user's mp4")]
     chapters = by_id["vc01"][R.ANNOTATIONS]["chapters"]
     assert [(c["start_s"], c["end_s"], c["title"]) for c in chapters] == [
         (0.0, 3.5, "Intro"), (3.5, by_id["vc01"][R.DURATION_S], "The main part")]
@@ -193,4 +247,4 @@ def test_build_reads_every_format_into_annotations(dataset_dir, tmp_path, ray_lo
     # a second run finds everything done, the ingest rejects included
     again = vdata.build(cfg, progress=False)
     manifest = json.loads(Path(again.manifest_path).read_text())
-    assert manifest["resumed_complete"] == manifest["inputs"] == 9 and again.rows == result.rows
+    assert manifest["resumed_complete"] == manifest["inputs"] == 14 and again.rows == result.rows

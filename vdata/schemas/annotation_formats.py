@@ -26,6 +26,22 @@ dataset's own fields. Layouts, each confirmed from the dataset's own documentati
   or its processed `chapters_dvc_<split>.json`, ActivityNet-shaped `{video_id: {duration, timestamps,
   sentences, path}}` where the sentences are chapter titles. Either way the items are chapters (a
   chapter ends where the next begins). Videos: `<youtube id>.mp4`.
+- `activitynet`: ActivityNet v1.2 / v1.3's action localization file (activity_net.v1-3.min.json)
+  `{version, taxonomy, database: {id: {subset, url, resolution, duration, annotations: [{segment, label}]}}}`,
+  ids without `v_` (read as `database[id]['annotations']` by activitynet/ActivityNet's Evaluation and
+  Crawler/ActivityNetParser.py). Each instance is a segment whose text is its activity; the activities are
+  the video's labels. Videos: `v_<id>.mp4`, as Crawler/run_crosscheck.py names them, or `<id>.mp4`.
+- `coin`: COIN.json, "similar to ActivityNet" (coin-dataset/annotations README): `{database: {id:
+  {duration, class, video_url, start, end, subset, recipe_type, annotation: [{id, segment, label}]}}}`;
+  each step a segment, the task (`class`) the label, the task's span kept as `task_start_s` / `task_end_s`
+  (also read so by showlab/videollm-online data/coin/coin.py). Videos: `<recipe_type>/<id>.mp4`, as the
+  release's download_videos.py stores them, or `<id>.mp4`.
+- `didemo`: train_data.json / val_data.json / test_data.json, a list of `{video, times, description,
+  annotation_id, dl_link, num_segments}` (LisaAnne/LocalizingMoments README): times are each annotator's
+  `[first, last]` 5-s chunk, chunk k covering 5k..5k+5 s. The annotators' most common pair is the
+  segment (all of them are kept under `times`); the last chunk of a video shorter than 30 s is shorter
+  than 5 s, so an end past the video means "until it ends". Videos: the `video` name itself (the
+  download script keeps Flickr's `<id>.m4v` / `.mov` / ...), or its stem with `extensions`.
 
 Problems inside a record (a missing or inverted time, an empty sentence) are passed on as items so
 the `annotations` stage rejects each with its reason and the item. A record that cannot be tied to a
@@ -38,8 +54,11 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from vdata.schemas.annotations import ENDS_WITH_VIDEO
 
 
 class FormatError(ValueError):
@@ -52,6 +71,7 @@ class VideoRecord:
     meta: dict                                   # source_meta: the annotation kinds + the dataset's fields
     stems: tuple[str, ...] = ()                  # file names (no extension) the video may have; () = the id
     folders: tuple[str, ...] = ("",)             # sub-folders of `videos:` to look in, in order
+    exact: tuple[str, ...] = ()                  # whole file names the release gives, tried before the stems
 
 
 @dataclass
@@ -226,8 +246,102 @@ def read_vidchapters(text: str) -> AnnotationFile:
     return out
 
 
+def _database(data: Any, label: str, record_keys: str) -> dict:
+    """The `{"database": {video id: record}}` map ActivityNet-style releases share."""
+    if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
+        hint = ""
+        if isinstance(data, dict) and data and all(isinstance(r, dict) and "sentences" in r for r in list(data.values())[:20]):
+            hint = " (this looks like ActivityNet Captions: format: activitynet_captions)"
+        raise FormatError(f"{label} files hold {{\"database\": {{video id: {{{record_keys}}}}}}}{hint}")
+    return data["database"]
+
+
+def _kept(record: dict, renames: dict[str, str]) -> dict:
+    return {new: record[old] for old, new in renames.items() if record.get(old) is not None}
+
+
+def read_activitynet(text: str) -> AnnotationFile:
+    out = AnnotationFile()
+    for video_id, record in _database(_load_json(text), "ActivityNet (v1.2 / v1.3)",
+                                      "duration, subset, url, annotations: [{segment, label}]").items():
+        if not isinstance(record, dict):
+            out.problems.append(_malformed(video_id, record))
+            continue
+        found = record.get("annotations") if isinstance(record.get("annotations"), list) else []
+        segments = [_segment(a.get("segment"), a.get("label")) if isinstance(a, dict) else a for a in found]
+        labels = [a["label"] for a in found if isinstance(a, dict) and isinstance(a.get("label"), str)]
+        meta = {"segments": segments, "labels": list(dict.fromkeys(labels)), **_duration(record),
+                **_kept(record, {"subset": "subset", "url": "video_url", "resolution": "resolution"})}
+        bare = video_id[2:] if video_id.startswith("v_") and len(video_id) == 13 else video_id
+        out.videos.append(VideoRecord(video_id, meta, stems=(f"v_{bare}", bare)))
+    return out
+
+
+def read_coin(text: str) -> AnnotationFile:
+    out = AnnotationFile()
+    for video_id, record in _database(_load_json(text), "COIN", "duration, class, recipe_type, subset, start, end, "
+                                      "annotation: [{id, segment, label}]").items():
+        if not isinstance(record, dict):
+            out.problems.append(_malformed(video_id, record))
+            continue
+        steps = record.get("annotation") if isinstance(record.get("annotation"), list) else []
+        segments = [_segment(step.get("segment"), step.get("label"), id=step.get("id")) if isinstance(step, dict)
+                    else step for step in steps]
+        task = record.get("class")
+        meta = {"segments": segments, "labels": [task] if isinstance(task, str) and task.strip() else [],
+                **_duration(record), **_kept(record, {"subset": "subset", "recipe_type": "recipe_type",
+                                                      "video_url": "video_url", "start": "task_start_s",
+                                                      "end": "task_end_s"})}
+        recipe = record.get("recipe_type")
+        out.videos.append(VideoRecord(video_id, meta, folders=("", str(recipe)) if recipe is not None else ("",)))
+    return out
+
+
+DIDEMO_CHUNK_S = 5.0
+
+
+def _didemo_span(times: Any) -> tuple[Any, Any] | None:
+    """The annotators' most common [first chunk, last chunk] pair (ties: the first given) in seconds,
+    chunk k covering [5k, 5k + 5) s; None when no pair is readable."""
+    pairs = [tuple(t) for t in times if isinstance(t, (list, tuple)) and len(t) == 2
+             and all(isinstance(v, int) and not isinstance(v, bool) for v in t)] if isinstance(times, list) else []
+    if not pairs:
+        return None
+    first, last = Counter(pairs).most_common(1)[0][0]
+    return first * DIDEMO_CHUNK_S, (last + 1) * DIDEMO_CHUNK_S
+
+
+def read_didemo(text: str) -> AnnotationFile:
+    data = _load_json(text)
+    if not isinstance(data, list):
+        raise FormatError(f"DiDeMo files hold a list of {{video, times, description, annotation_id}}; this one holds "
+                          f"a {type(data).__name__}")
+    out = AnnotationFile()
+    by_name: dict[str, dict] = {}
+    for number, record in enumerate(data):
+        if not isinstance(record, dict) or not isinstance(record.get("video"), str) or not record["video"].strip():
+            out.problems.append(RecordProblem(f"record {number}", "annotation_record_malformed",
+                                              f"record {number} has no video name ('video')", record))
+            continue
+        span = _didemo_span(record.get("times"))
+        segment = _segment(span, record.get("description"), annotation_id=record.get("annotation_id"),
+                           times=record.get("times"))
+        if span is not None:
+            segment[ENDS_WITH_VIDEO] = True
+        meta = by_name.setdefault(record["video"], {"segments": [], **_kept(record, {"dl_link": "video_url",
+                                                                                    "num_segments": "num_segments"})})
+        meta["segments"].append(segment)
+    for name, meta in by_name.items():
+        stem, ext = os.path.splitext(name)
+        out.videos.append(VideoRecord(name, meta, stems=(stem,), exact=(name,) if ext else ()))
+    return out
+
+
 ANNOTATION_FORMATS: dict[str, Callable[[str], AnnotationFile]] = {
+    "activitynet": read_activitynet,
     "activitynet_captions": read_activitynet_captions,
+    "coin": read_coin,
+    "didemo": read_didemo,
     "charades_sta": read_charades_sta,
     "qvhighlights": read_qvhighlights,
     "youcook2": read_youcook2,
@@ -245,6 +359,9 @@ def read_annotation_file(fmt: str, path: str) -> AnnotationFile:
 def find_video(videos_dir: str, record: VideoRecord, extensions: list[str]) -> str | None:
     """The first existing `<videos_dir>/<folder>/<stem><ext>`, folders, then stems, then extensions in order."""
     for folder in record.folders:
+        for name in record.exact:
+            if os.path.isfile(candidate := os.path.join(videos_dir, folder, name)):
+                return candidate
         for stem in record.stems or (record.video_id,):
             for ext in extensions:
                 candidate = os.path.join(videos_dir, folder, stem + ext)

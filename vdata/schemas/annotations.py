@@ -13,7 +13,8 @@ already decoded from JSON / SRT / description lines into Python values, and retu
   A chapter's end is the next chapter's start, the last one's the video's end, whatever the source said.
 - segments (dense captions; they may overlap): start < end (`segment_inverted`), text (`segment_empty_text`),
   inside the video: an edge up to `tolerance_s` outside is clamped and counted as a repair, further out
-  the segment is dropped (`segment_out_of_range`).
+  the segment is dropped (`segment_out_of_range`). An item marked `end_rounded_up` (a reader whose
+  dataset quantizes times, DiDeMo) has an end past the video clamped however far past.
 - subtitles: the segment rules (reasons `subtitle_*`), then sorted; a cue that starts before the
   previous kept cue ends is dropped (`subtitle_overlap`), unless the overlap is within `tolerance_s`
   (or `subtitle_overlap="trim"`), when the previous cue's end is cut to the new start (a repair).
@@ -37,6 +38,9 @@ _START_KEYS = ("start_s", "start", "start_time", "begin", "time", "t")
 _END_KEYS = ("end_s", "end", "end_time", "stop")
 _SPAN_KEYS = ("timestamp", "timestamps", "segment", "span", "interval")
 _TEXT_KEYS = ("text", "title", "sentence", "caption", "description", "label", "name")
+# An item flag: the end was rounded up to a fixed chunk (DiDeMo's 5-s chunks), so an end past the video
+# means "until the video ends" and is clamped as a repair, however far past; other ends keep the tolerance.
+ENDS_WITH_VIDEO = "end_rounded_up"
 
 
 @dataclass(frozen=True)
@@ -198,12 +202,16 @@ class _Checker:
                 self.issue(kind, f"{one}_empty_text", f"{one} {i} ({start:g}-{end:g} s) has no text", item, i)
                 continue
             lo, hi = 0.0, self.duration_s if self.duration_s is not None else math.inf
+            given_end = end
+            if isinstance(item, dict) and item.get(ENDS_WITH_VIDEO) and start < hi < end:
+                end = hi   # a chunk-quantized end past the video: "until the video ends"
             if start < lo - self.tolerance_s or end > hi + self.tolerance_s or min(end, hi) - max(start, lo) <= 0:
                 self.issue(kind, f"{one}_out_of_range", f"{one} {i} ({start:g}-{end:g} s) lies outside the video "
                            f"(0-{hi:g} s) by more than {self.tolerance_s:g} s", item, i)
                 continue
-            if start < lo or end > hi:
-                self.issue(kind, f"{one}_clamped", f"{one} {i} ({start:g}-{end:g} s) clamped into 0-{hi:g} s", item, i, False)
+            if start < lo or given_end > hi:
+                self.issue(kind, f"{one}_clamped", f"{one} {i} ({start:g}-{given_end:g} s) clamped into 0-{hi:g} s",
+                           item, i, False)
                 start, end = max(start, lo), min(end, hi)
             out.append((start, end, text, i, item))
         out.sort(key=lambda s: (s[0], s[1], s[2]))
