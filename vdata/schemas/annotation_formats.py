@@ -138,19 +138,42 @@ def _duration(record: dict) -> dict:
     return {"annotated_duration_s": duration} if isinstance(duration, float) else {}
 
 
-def _malformed(video_id: str, record: Any) -> RecordProblem:
-    return RecordProblem(f"record {video_id!r}", "annotation_record_malformed",
-                         f"record {video_id!r} is a {type(record).__name__}, not an object", record)
+def _records(by_id: dict, out: AnnotationFile):
+    """(video id, record) for each record that is an object; the others become problems in `out`."""
+    for video_id, record in by_id.items():
+        if isinstance(record, dict):
+            yield video_id, record
+        else:
+            out.problems.append(RecordProblem(f"record {video_id!r}", "annotation_record_malformed",
+                                              f"record {video_id!r} is a {type(record).__name__}, not an object", record))
+
+
+def _steps(record: dict, list_key: str, text_key: str) -> list:
+    """`record[list_key]`'s `{segment, <text_key>, id}` items as segments; a non-object item as given."""
+    steps = record.get(list_key) if isinstance(record.get(list_key), list) else []
+    return [_segment(step.get("segment"), step.get(text_key), **({"id": step["id"]} if "id" in step else {}))
+            if isinstance(step, dict) else step for step in steps]
+
+
+def _database(data: Any, label: str, record_keys: str) -> dict:
+    """The `{"database": {video id: record}}` map ActivityNet-style releases share."""
+    if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
+        hint = ""
+        if isinstance(data, dict) and data and all(isinstance(r, dict) and "sentences" in r for r in list(data.values())[:20]):
+            hint = " (this looks like ActivityNet Captions: format: activitynet_captions)"
+        raise FormatError(f"{label} files hold {{\"database\": {{video id: {{{record_keys}}}}}}}{hint}")
+    return data["database"]
+
+
+def _kept(record: dict, renames: dict[str, str]) -> dict:
+    return {new: record[old] for old, new in renames.items() if record.get(old) is not None}
 
 
 # --- the formats ------------------------------------------------------------------------------------
 
 def read_activitynet_captions(text: str) -> AnnotationFile:
     out = AnnotationFile()
-    for video_id, record in _by_video(_load_json(text), "ActivityNet Captions").items():
-        if not isinstance(record, dict):
-            out.problems.append(_malformed(video_id, record))
-            continue
+    for video_id, record in _records(_by_video(_load_json(text), "ActivityNet Captions"), out):
         segments = [_segment(span, sentence) for span, sentence in _paired(record.get("timestamps"), record.get("sentences"))]
         bare = video_id[2:] if video_id.startswith("v_") else f"v_{video_id}"
         out.videos.append(VideoRecord(video_id, {"segments": segments, **_duration(record)}, stems=(video_id, bare)))
@@ -209,19 +232,11 @@ def read_qvhighlights(text: str) -> AnnotationFile:
 
 
 def read_youcook2(text: str) -> AnnotationFile:
-    data = _load_json(text)
-    if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
-        raise FormatError("YouCook2 annotation files hold {\"database\": {video id: record}}")
     out = AnnotationFile()
-    for video_id, record in data["database"].items():
-        if not isinstance(record, dict):
-            out.problems.append(_malformed(video_id, record))
-            continue
-        steps = record.get("annotations") if isinstance(record.get("annotations"), list) else []
-        segments = [_segment(step.get("segment"), step.get("sentence"), id=step.get("id")) if isinstance(step, dict)
-                    else step for step in steps]
+    database = _database(_load_json(text), "YouCook2", "duration, subset, recipe_type, annotations: [{segment, id, sentence}]")
+    for video_id, record in _records(database, out):
         subset, recipe = record.get("subset"), record.get("recipe_type")
-        meta = {"segments": segments, **_duration(record),
+        meta = {"segments": _steps(record, "annotations", "sentence"), **_duration(record),
                 **{k: record[k] for k in ("subset", "recipe_type", "video_url") if record.get(k) is not None}}
         folders = ("", f"{subset}/{recipe}", str(recipe)) if subset and recipe else ("",)
         out.videos.append(VideoRecord(video_id, meta, folders=folders))
@@ -230,10 +245,7 @@ def read_youcook2(text: str) -> AnnotationFile:
 
 def read_vidchapters(text: str) -> AnnotationFile:
     out = AnnotationFile()
-    for video_id, record in _by_video(_load_json(text), "VidChapters").items():
-        if not isinstance(record, dict):
-            out.problems.append(_malformed(video_id, record))
-            continue
+    for video_id, record in _records(_by_video(_load_json(text), "VidChapters"), out):
         if isinstance(record.get("chapters"), list):       # the chapter file: [{label, time}]
             chapters = [{"start_s": _number(c.get("time")), "title": c.get("label")} if isinstance(c, dict) else c
                         for c in record["chapters"]]
@@ -246,30 +258,12 @@ def read_vidchapters(text: str) -> AnnotationFile:
     return out
 
 
-def _database(data: Any, label: str, record_keys: str) -> dict:
-    """The `{"database": {video id: record}}` map ActivityNet-style releases share."""
-    if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
-        hint = ""
-        if isinstance(data, dict) and data and all(isinstance(r, dict) and "sentences" in r for r in list(data.values())[:20]):
-            hint = " (this looks like ActivityNet Captions: format: activitynet_captions)"
-        raise FormatError(f"{label} files hold {{\"database\": {{video id: {{{record_keys}}}}}}}{hint}")
-    return data["database"]
-
-
-def _kept(record: dict, renames: dict[str, str]) -> dict:
-    return {new: record[old] for old, new in renames.items() if record.get(old) is not None}
-
-
 def read_activitynet(text: str) -> AnnotationFile:
     out = AnnotationFile()
-    for video_id, record in _database(_load_json(text), "ActivityNet (v1.2 / v1.3)",
-                                      "duration, subset, url, annotations: [{segment, label}]").items():
-        if not isinstance(record, dict):
-            out.problems.append(_malformed(video_id, record))
-            continue
-        found = record.get("annotations") if isinstance(record.get("annotations"), list) else []
-        segments = [_segment(a.get("segment"), a.get("label")) if isinstance(a, dict) else a for a in found]
-        labels = [a["label"] for a in found if isinstance(a, dict) and isinstance(a.get("label"), str)]
+    database = _database(_load_json(text), "ActivityNet (v1.2 / v1.3)", "duration, subset, url, annotations: [{segment, label}]")
+    for video_id, record in _records(database, out):
+        segments = _steps(record, "annotations", "label")
+        labels = [s["text"] for s in segments if isinstance(s, dict) and isinstance(s.get("text"), str)]
         meta = {"segments": segments, "labels": list(dict.fromkeys(labels)), **_duration(record),
                 **_kept(record, {"subset": "subset", "url": "video_url", "resolution": "resolution"})}
         bare = video_id[2:] if video_id.startswith("v_") and len(video_id) == 13 else video_id
@@ -279,16 +273,11 @@ def read_activitynet(text: str) -> AnnotationFile:
 
 def read_coin(text: str) -> AnnotationFile:
     out = AnnotationFile()
-    for video_id, record in _database(_load_json(text), "COIN", "duration, class, recipe_type, subset, start, end, "
-                                      "annotation: [{id, segment, label}]").items():
-        if not isinstance(record, dict):
-            out.problems.append(_malformed(video_id, record))
-            continue
-        steps = record.get("annotation") if isinstance(record.get("annotation"), list) else []
-        segments = [_segment(step.get("segment"), step.get("label"), id=step.get("id")) if isinstance(step, dict)
-                    else step for step in steps]
+    database = _database(_load_json(text), "COIN", "duration, class, recipe_type, subset, start, end, "
+                         "annotation: [{id, segment, label}]")
+    for video_id, record in _records(database, out):
         task = record.get("class")
-        meta = {"segments": segments, "labels": [task] if isinstance(task, str) and task.strip() else [],
+        meta = {"segments": _steps(record, "annotation", "label"), "labels": [task] if isinstance(task, str) and task.strip() else [],
                 **_duration(record), **_kept(record, {"subset": "subset", "recipe_type": "recipe_type",
                                                       "video_url": "video_url", "start": "task_start_s",
                                                       "end": "task_end_s"})}
