@@ -1,5 +1,5 @@
 """Labelled temporal datasets as direct inputs: ActivityNet Captions, Charades-STA, QVHighlights, YouCook2,
-VidChapters-7M, ActivityNet v1.3, COIN and DiDeMo annotation files, written here in each release's documented layout (see the sources in
+VidChapters-7M, ActivityNet v1.3, COIN, DiDeMo, Kinetics and Ego4D NLQ annotation files, written here in each release's documented layout (see the sources in
 vdata/schemas/annotation_formats.py), read by `input: [{manifest, format, videos}]` with real ffmpeg-made
 videos named by id, through a real `vdata build` (probe -> annotations)."""
 from __future__ import annotations
@@ -72,6 +72,23 @@ DIDEMO = [   # train_data.json: one description per record, each annotator's [fi
     {"description": "no video named", "times": [[0, 0]]},
 ]
 
+KINETICS = (   # kinetics700_2020 train.csv / test.csv: a header, one trimmed 10-s clip per row (test rows unlabelled)
+    "label,youtube_id,time_start,time_end,split\n"
+    '"air drumming",--07WQ2iBlw,1,11,train\n'            # the downloader's <label>/<id>_<s>_<e>.mp4
+    "abseiling,0aAmlgB7eVs,30,40,train\n"               # the CVDF archive's train/<id>_<s>_<e>.mp4
+    ",zzTestClip1,5,15,test\n"                           # no label: test/<id>_<s>_<e>.mp4
+    "abseiling,badTimeRow1,start,40,train\n"
+)
+EGO4D_NLQ = {"version": "1", "videos": [   # nlq_train.json: queries timed on the full video (video_*_sec)
+    {"video_uid": "e4d-0001", "split": "train", "clips": [
+        {"clip_uid": "clip-a", "video_start_sec": 0.0, "video_end_sec": 8.0, "annotations": [
+            {"annotation_uid": "ann-1", "language_queries": [
+                {"clip_start_sec": 1.0, "clip_end_sec": 3.0, "video_start_sec": 1.0, "video_end_sec": 3.0,
+                 "query": "Where did I put the cup?", "template": "Objects: Where is object X before / after event Y?"},
+                {"video_start_sec": 5.0, "video_end_sec": 7.5, "query": "", "slot_x": "cup"}]}]}]},
+    {"clips": []},
+]}
+
 
 def _video(path: Path, source: str) -> None:
     """An 8 s H.264 mp4 saved under `path` (whatever its extension: probe reads the content, not the name)."""
@@ -96,6 +113,12 @@ def dataset_dir(tmp_path_factory) -> Path:
     _video(clips / "131" / "LtRSn-ntcLY.mp4", "yuvtestsrc")         # COIN's downloader: <recipe_type>/<id>.mp4
     _video(clips / DIDEMO_VIDEO, "pal75bars")                     # DiDeMo's downloader keeps Flickr's name
     _video(clips / "99@N00_1_ab.mp4", "cellauto")                # ... or the user converted it to mp4
+    _video(clips / "air drumming" / "--07WQ2iBlw_000001_000011.mp4", "sierpinski")
+    _video(clips / "train" / "0aAmlgB7eVs_000030_000040.mp4", "life")
+    _video(clips / "test" / "zzTestClip1_000005_000015.mp4", "gradients")
+    _video(clips / "v2" / "full_scale" / "e4d-0001.mp4", "zoneplate")    # the Ego4D CLI's layout
+    (ann / "kinetics700_train.csv").write_text(KINETICS)
+    (ann / "nlq_train.json").write_text(json.dumps(EGO4D_NLQ))
     (ann / "activity_net.v1-3.min.json").write_text(json.dumps(ACTIVITYNET_13))
     (ann / "COIN.json").write_text(json.dumps(COIN))
     (ann / "train_data.json").write_text(json.dumps(DIDEMO))
@@ -111,7 +134,8 @@ def dataset_dir(tmp_path_factory) -> Path:
 INPUTS = [("train.json", "activitynet_captions"), ("charades_sta_train.txt", "charades_sta"),
           ("highlight_train_release.jsonl", "qvhighlights"), ("youcookii_annotations_trainval.json", "youcook2"),
           ("chapters.json", "vidchapters"), ("activity_net.v1-3.min.json", "activitynet"), ("COIN.json", "coin"),
-          ("train_data.json", "didemo")]
+          ("train_data.json", "didemo"), ("kinetics700_train.csv", "kinetics"), ("nlq_train.json", "ego4d_nlq")]
+KINETICS_CLIPS = {"--07WQ2iBlw_000001_000011", "0aAmlgB7eVs_000030_000040", "zzTestClip1_000005_000015"}
 
 
 def _config(root: Path, out: Path, stages: list | None = None, inputs=INPUTS):
@@ -127,8 +151,12 @@ def test_ingest_finds_each_video_by_id_and_keeps_the_records(dataset_dir, tmp_pa
     kept, judged = find_duplicates(rows)
     by_id = {json.loads(r[R.SOURCE_META])["dataset_video_id"]: r for r in kept}
     assert set(by_id) == {"v_act001", "v_gone", "CH01", "qvAbc_60.0_68.0", "yc01", "vc01", "AN13abcdefg",
-                          "LtRSn-ntcLY", DIDEMO_VIDEO, "99@N00_1_ab.mov"}
+                          "LtRSn-ntcLY", DIDEMO_VIDEO, "99@N00_1_ab.mov", "e4d-0001", *KINETICS_CLIPS}
     clips = dataset_dir / "clips"
+    assert by_id["--07WQ2iBlw_000001_000011"][R.PATH] == str(clips / "air drumming" / "--07WQ2iBlw_000001_000011.mp4")
+    assert by_id["0aAmlgB7eVs_000030_000040"][R.PATH] == str(clips / "train" / "0aAmlgB7eVs_000030_000040.mp4")
+    assert by_id["zzTestClip1_000005_000015"][R.PATH] == str(clips / "test" / "zzTestClip1_000005_000015.mp4")
+    assert by_id["e4d-0001"][R.PATH] == str(clips / "v2" / "full_scale" / "e4d-0001.mp4")
     assert by_id["AN13abcdefg"][R.PATH] == str(clips / "v_AN13abcdefg.mp4")
     assert by_id["LtRSn-ntcLY"][R.PATH] == str(clips / "131" / "LtRSn-ntcLY.mp4")
     assert by_id[DIDEMO_VIDEO][R.PATH] == str(clips / DIDEMO_VIDEO)
@@ -141,7 +169,8 @@ def test_ingest_finds_each_video_by_id_and_keeps_the_records(dataset_dir, tmp_pa
     # records tied to no video are rejects at ingest, with their reason and the record
     assert sorted((j.reason, j.row[R.SOURCE_URI].rpartition("#")[2]) for j in judged) == [
         ("annotation_line_unparsable", "line 3"), ("annotation_line_unparsable", "line 4"),
-        ("annotation_record_malformed", "line 4"), ("annotation_record_malformed", "record 4")]
+        ("annotation_record_malformed", "line 4"), ("annotation_record_malformed", "line 5"),
+        ("annotation_record_malformed", "record 4"), ("annotation_record_malformed", "video 1")]
     assert {j.detail["record"] for j in judged if j.reason == "annotation_line_unparsable"} == {
         "this line is not a record", '{"qid": 3, "query": "broken'}
     # without `videos`, the videos are looked for next to the annotation file
@@ -197,15 +226,15 @@ def test_build_reads_every_format_into_annotations(dataset_dir, tmp_path, ray_lo
     cfg = _config(dataset_dir, tmp_path / "out", [{"probe": {}}, {"annotations": {}}])
     result = vdata.build(cfg, progress=False)
     assert result.rejects_by_reason == {
-        "ingest:annotation_line_unparsable": 2, "ingest:annotation_record_malformed": 2,
+        "ingest:annotation_line_unparsable": 2, "ingest:annotation_record_malformed": 4,
         "probe:missing_file": 1,                                    # v_gone: no video under clips/
         "annotations:segment_inverted": 1, "annotations:segment_malformed": 1,
-        "annotations:segment_empty_text": 1, "annotations:chapter_past_end": 1,
+        "annotations:segment_empty_text": 2, "annotations:chapter_past_end": 1,
         "annotations:segment_out_of_range": 2}                      # COIN's step at 60 s, DiDeMo's chunk 2
     rows = pads.dataset(result.data_dir, format="parquet").to_table().to_pylist()
     by_id = {json.loads(r[R.SOURCE_META])["dataset_video_id"]: r for r in rows}
     assert set(by_id) == {"v_act001", "CH01", "qvAbc_60.0_68.0", "yc01", "vc01", "AN13abcdefg", "LtRSn-ntcLY",
-                          DIDEMO_VIDEO, "99@N00_1_ab.mov"}
+                          DIDEMO_VIDEO, "99@N00_1_ab.mov", "e4d-0001", *KINETICS_CLIPS}
     for row in rows:
         assert row[R.DURATION_S] == pytest.approx(8.0, abs=0.05)
 
@@ -227,6 +256,9 @@ def test_build_reads_every_format_into_annotations(dataset_dir, tmp_path, ray_lo
     # DiDeMo: the annotators' most common chunks; the last chunk of an 8 s video ends with the video
     didemo_end = by_id[DIDEMO_VIDEO][R.DURATION_S]
     assert spans(DIDEMO_VIDEO) == [(0.0, 5.0, "the first chunk"), (5.0, didemo_end, "the last chunk, cut short")]
+    # Kinetics: the clip's class is its label (none for the test split); Ego4D NLQ: each query a segment
+    assert [by_id[c][R.ANNOTATIONS]["labels"] for c in sorted(KINETICS_CLIPS)] == [["air drumming"], ["abseiling"], []]
+    assert spans("e4d-0001") == [(1.0, 3.0, "Where did I put the cup?")]
     assert spans("99@N00_1_ab.mov") == [(0.0, by_id["99@N00_1_ab.mov"][R.DURATION_S], "found as the user's mp4")]
     chapters = by_id["vc01"][R.ANNOTATIONS]["chapters"]
     assert [(c["start_s"], c["end_s"], c["title"]) for c in chapters] == [
@@ -247,4 +279,4 @@ def test_build_reads_every_format_into_annotations(dataset_dir, tmp_path, ray_lo
     # a second run finds everything done, the ingest rejects included
     again = vdata.build(cfg, progress=False)
     manifest = json.loads(Path(again.manifest_path).read_text())
-    assert manifest["resumed_complete"] == manifest["inputs"] == 14 and again.rows == result.rows
+    assert manifest["resumed_complete"] == manifest["inputs"] == 20 and again.rows == result.rows

@@ -28,7 +28,7 @@ from pathlib import Path
 from vdata.media import storage as S
 from vdata.media.hashing import bytes_id, content_id
 from vdata.schemas import records as R
-from vdata.schemas.annotation_formats import FormatError, find_video, read_annotation_file
+from vdata.schemas.annotation_formats import FormatError, find_video, read_annotation_file, video_files
 from vdata.schemas.config import BuildConfig, ConfigError, InputSpec
 from vdata.stages.base import Reject
 
@@ -158,8 +158,9 @@ def _from_annotation_file(spec: InputSpec, cfg: BuildConfig, where: str, p: str)
     except (FormatError, UnicodeDecodeError) as e:
         raise ConfigError(f"{where}.manifest: {spec.manifest!r} is not a {spec.format} file: {e}") from None
     rows = []
+    files = video_files(videos, parsed.videos)
     for video in parsed.videos:
-        found = find_video(videos, video, spec.extensions)
+        found = find_video(videos, video, spec.extensions, files)
         wanted = os.path.join(videos, video.folders[0], (video.stems or (video.video_id,))[0] + ".*")
         meta = {"dataset": spec.format, "dataset_video_id": video.video_id, **video.meta}
         rows.append(_row(f"{p}#{video.video_id}", found or wanted, meta))

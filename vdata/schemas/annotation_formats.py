@@ -42,6 +42,17 @@ dataset's own fields. Layouts, each confirmed from the dataset's own documentati
   segment (all of them are kept under `times`); the last chunk of a video shorter than 30 s is shorter
   than 5 s, so an end past the video means "until it ends". Videos: the `video` name itself (the
   download script keeps Flickr's `<id>.m4v` / `.mov` / ...), or its stem with `extensions`.
+- `kinetics`: Kinetics-400 / 600 / 700 CSVs `label,youtube_id,time_start,time_end,split[,is_cc]` (the test
+  split has no label), one trimmed 10-s clip per row, the label the clip's. Videos:
+  `<youtube_id>_<start:06d>_<end:06d>.mp4` (activitynet/ActivityNet Crawler/Kinetics/download.py), in
+  `<label>/` as that downloader stores them (`test/` without a label), in `<split>/` as the CVDF archives
+  unpack, or directly under `videos`; a label folder with underscores for spaces is tried too.
+- `ego4d_nlq`: nlq_train.json / nlq_val.json `{videos: [{video_uid, split, clips: [{clip_uid,
+  video_start_sec, video_end_sec, annotations: [{annotation_uid, language_queries: [{query, template,
+  video_start_sec, video_end_sec, clip_start_sec, ...}]}]}]}]}`, read on the full video with the queries'
+  `video_*_sec` times as showlab/videollm-online data/ego4d/nlq.py reads it. Each query is a segment with
+  its clip_uid, annotation_uid and template. Videos: `<video_uid>.mp4`, also under `v2/full_scale/` (or
+  `v1/`, `full_scale/`), where the Ego4D CLI puts them.
 
 Problems inside a record (a missing or inverted time, an empty sentence) are passed on as items so
 the `annotations` stage rejects each with its reason and the item. A record that cannot be tied to a
@@ -51,6 +62,8 @@ whole is a `FormatError` (a config error naming the input).
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
@@ -326,11 +339,72 @@ def read_didemo(text: str) -> AnnotationFile:
     return out
 
 
+KINETICS_COLUMNS = ("youtube_id", "time_start", "time_end")
+
+
+def read_kinetics(text: str) -> AnnotationFile:
+    rows = csv.DictReader(io.StringIO(text))
+    missing = [c for c in KINETICS_COLUMNS if c not in (rows.fieldnames or [])]
+    if missing:
+        raise FormatError(f"Kinetics CSV files start with a header naming label, youtube_id, time_start, time_end, "
+                          f"split; this one lacks {', '.join(missing)}")
+    out = AnnotationFile()
+    for row in rows:
+        number = rows.line_num
+        youtube_id, label, split = ((row.get(k) or "").strip() for k in ("youtube_id", "label", "split"))
+        start, end = _number(row.get("time_start")), _number(row.get("time_end"))
+        if not youtube_id or not isinstance(start, float) or not isinstance(end, float):
+            out.problems.append(RecordProblem(f"line {number}", "annotation_record_malformed", f"line {number} has no "
+                                              f"youtube_id with numeric time_start and time_end", dict(row)))
+            continue
+        stem = f"{youtube_id}_{int(start):06d}_{int(end):06d}"     # the downloader's '%s_%06d_%06d.mp4'
+        label_dirs = [label, label.replace(" ", "_")] if label else []
+        folders = ("", *label_dirs, *(f"{split}/{d}" for d in label_dirs if split), split, "" if label else "test")
+        meta = {"labels": [label] if label else [], "youtube_id": youtube_id, "time_start": start, "time_end": end,
+                **({"subset": split} if split else {})}
+        out.videos.append(VideoRecord(stem, meta, folders=tuple(dict.fromkeys(folders))))
+    return out
+
+
+EGO4D_FOLDERS = ("", "full_scale", "v2/full_scale", "v1/full_scale")
+
+
+def read_ego4d_nlq(text: str) -> AnnotationFile:
+    data = _load_json(text)
+    if not isinstance(data, dict) or not isinstance(data.get("videos"), list):
+        raise FormatError("Ego4D NLQ files hold {\"videos\": [{video_uid, clips: [{annotations: [{language_queries}]}]}]}")
+    out = AnnotationFile()
+    for number, video in enumerate(data["videos"]):
+        if not isinstance(video, dict) or not isinstance(video.get("video_uid"), str) or not video["video_uid"]:
+            out.problems.append(RecordProblem(f"video {number}", "annotation_record_malformed",
+                                              f"video {number} has no video_uid", video))
+            continue
+        segments, clips = [], []
+        for clip in video.get("clips") or []:
+            if not isinstance(clip, dict):
+                continue
+            clips.append({k: clip.get(k) for k in ("clip_uid", "video_start_sec", "video_end_sec")})
+            for annotation in clip.get("annotations") or []:
+                queries = annotation.get("language_queries") if isinstance(annotation, dict) else None
+                for query in queries if isinstance(queries, list) else []:
+                    if not isinstance(query, dict):
+                        segments.append(query)
+                        continue
+                    segments.append(_segment([query.get("video_start_sec"), query.get("video_end_sec")], query.get("query"),
+                                             clip_uid=clip.get("clip_uid"), annotation_uid=annotation.get("annotation_uid"),
+                                             template=query.get("template")))
+        meta = {"segments": segments, "clips": clips, **_kept(video, {"split": "subset"})}
+        out.videos.append(VideoRecord(video["video_uid"], meta, folders=EGO4D_FOLDERS))
+    return out
+
+
 ANNOTATION_FORMATS: dict[str, Callable[[str], AnnotationFile]] = {
     "activitynet": read_activitynet,
     "activitynet_captions": read_activitynet_captions,
     "coin": read_coin,
     "didemo": read_didemo,
+    "ego4d_nlq": read_ego4d_nlq,
+    "kinetics": read_kinetics,
     "charades_sta": read_charades_sta,
     "qvhighlights": read_qvhighlights,
     "youcook2": read_youcook2,
@@ -345,15 +419,30 @@ def read_annotation_file(fmt: str, path: str) -> AnnotationFile:
     return ANNOTATION_FORMATS[fmt](text)
 
 
-def find_video(videos_dir: str, record: VideoRecord, extensions: list[str]) -> str | None:
-    """The first existing `<videos_dir>/<folder>/<stem><ext>`, folders, then stems, then extensions in order."""
-    for folder in record.folders:
-        for name in record.exact:
-            if os.path.isfile(candidate := os.path.join(videos_dir, folder, name)):
-                return candidate
-        for stem in record.stems or (record.video_id,):
-            for ext in extensions:
-                candidate = os.path.join(videos_dir, folder, stem + ext)
-                if os.path.isfile(candidate):
-                    return candidate
+def video_files(videos_dir: str, records: list[VideoRecord]) -> dict[str, set[str]]:
+    """The files under `videos_dir`, as deep as the records' folders go: file name -> the folders (relative,
+    "" for the top) holding one. One walk and a lookup per name, where a stat per candidate would be one
+    per folder x stem x extension (a Kinetics-700 file names 650k clips, each with six folders and eight
+    extensions: 44 s of path joins alone, against 1 s)."""
+    depth = max((folder.count("/") + 1 for r in records for folder in r.folders if folder), default=0)
+    found: dict[str, set[str]] = {}
+    for here, dirs, files in os.walk(videos_dir, followlinks=True):
+        rel = os.path.relpath(here, videos_dir)
+        rel = "" if rel == "." else rel.replace(os.sep, "/")
+        if (rel.count("/") + 1 if rel else 0) >= depth:
+            dirs[:] = []
+        for name in files:
+            found.setdefault(name, set()).add(rel)
+    return found
+
+
+def find_video(videos_dir: str, record: VideoRecord, extensions: list[str], files: dict[str, set[str]]) -> str | None:
+    """The first `<videos_dir>/<folder>/<name>` among `files` (see video_files): folders in order, in each the
+    release's exact names, then each stem with each extension."""
+    names = [name for name in (*record.exact, *(stem + ext for stem in record.stems or (record.video_id,)
+                                                 for ext in extensions)) if name in files]
+    for folder in record.folders if names else ():
+        for name in names:
+            if folder.strip("/") in files[name]:
+                return os.path.join(videos_dir, folder, name) if folder else os.path.join(videos_dir, name)
     return None
