@@ -215,6 +215,16 @@ def test_config_errors_name_the_key(dataset_dir, tmp_path):
     captions = config({"manifest": manifest, "format": "activitynet", "videos": str(dataset_dir / "clips")})
     with pytest.raises(vdata.ConfigError, match=r"not a activitynet file: .*format: activitynet_captions"):
         preflight(captions)
+    # videos that are not there: a note when some are missing, an error (before Ray) when all are
+    notes: list[str] = []
+    preflight(config({"manifest": manifest, "format": "activitynet_captions", "videos": str(dataset_dir / "clips")}), notes)
+    assert notes == [f"input[0].videos: 1 of the 2 videos {manifest!r} names are not there; probe will reject them "
+                     f"missing_file ({dataset_dir / 'clips' / 'v_gone.*'})"]
+    (tmp_path / "empty").mkdir()
+    elsewhere = config({"manifest": manifest, "format": "activitynet_captions", "videos": str(tmp_path / "empty")})
+    with pytest.raises(vdata.ConfigError, match=r"input\[0\]\.videos: none of the 2 videos .* names is in .*empty "
+                                                r"\(looked for .*v_act001\.\*, \.\.\.\); set input\[0\]\.allow_empty"):
+        preflight(elsewhere)
     gone = config({"manifest": manifest, "format": "activitynet_captions", "videos": str(dataset_dir / "nowhere")})
     with pytest.raises(vdata.ConfigError, match=r"input\[0\]\.videos: .*nowhere' is not a folder"):
         preflight(gone)

@@ -7,6 +7,7 @@ match files). `plan_text()` is what `vdata plan` prints: stages, workers, teache
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -194,6 +195,17 @@ def input_problems(cfg: BuildConfig, notes: list[str] | None = None) -> list[str
         if notes is not None and bad:
             shown = "; ".join(r[R.REJECT_MESSAGE] for r in bad[:3]) + ("; ..." if len(bad) > 3 else "")
             notes.append(f"{where}.{key}: {len(bad)} of {len(found)} records will be ingest rejects ({shown})")
+        if spec.format is not None and found:
+            named = [r for r in found if not r.get(R.REJECT_REASON)]
+            absent = [r[R.PATH] for r in named if not os.path.isfile(r[R.PATH])]
+            if absent and len(absent) == len(named) and not spec.allow_empty:
+                out.append(f"{where}.videos: none of the {len(named)} videos {spec.manifest!r} names is in "
+                           f"{cfg.resolve(spec.videos) if spec.videos else 'its folder'} (looked for {absent[0]}, ...); "
+                           f"set {where}.allow_empty: true if that is expected")
+            elif absent and notes is not None:
+                notes.append(f"{where}.videos: {len(absent)} of the {len(named)} videos {spec.manifest!r} names are "
+                             f"not there; probe will reject them missing_file ({'; '.join(absent[:3])}"
+                             f"{'; ...' if len(absent) > 3 else ''})")
         if not found and not spec.allow_empty:
             kinds = f" (files ending {', '.join(spec.extensions)})" if key == "path" else ""
             out.append(f"{where}.{key}: {getattr(spec, key)!r} matches no file{kinds}, looked in "
