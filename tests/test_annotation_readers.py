@@ -16,7 +16,7 @@ from vdata.pipelines.ingest import discover, find_duplicates
 from vdata.pipelines.planning import preflight
 from vdata.schemas import records as R
 from vdata.schemas.annotation_formats import read_activitynet_captions, read_vidchapters, read_youcook2
-from vdata.schemas.config import parse_config
+from vdata.schemas.config import SplitsConfig, parse_config
 
 # --- the files, in the layouts the releases document ----------------------------------------------------
 
@@ -138,9 +138,11 @@ INPUTS = [("train.json", "activitynet_captions"), ("charades_sta_train.txt", "ch
 KINETICS_CLIPS = {"--07WQ2iBlw_000001_000011", "0aAmlgB7eVs_000030_000040", "zzTestClip1_000005_000015"}
 
 
-def _config(root: Path, out: Path, stages: list | None = None, inputs=INPUTS):
+def _config(root: Path, out: Path, stages: list | None = None, inputs=INPUTS, splits: dict | None = None):
+    splits = splits or {}
     return parse_config({
-        "input": [{"manifest": str(root / "ann" / name), "format": fmt, "videos": str(root / "clips")} for name, fmt in inputs],
+        "input": [{"manifest": str(root / "ann" / name), "format": fmt, "videos": str(root / "clips"),
+                   **({"split": splits[name]} if name in splits else {})} for name, fmt in inputs],
         "output": {"dir": str(out)}, "stages": stages or [{"probe": {}}]})
 
 
@@ -196,6 +198,18 @@ def test_reader_details_unequal_lists_dvc_chapters_and_youcook_steps():
     assert steps.meta["segments"][1] == {"start_s": 3.0, "end_s": 7.0, "text": "whisk the eggs", "id": 1}
 
 
+def test_a_source_named_split_is_read_by_its_spellings():
+    splits = SplitsConfig()
+    assert splits.named_split('{"subset": "training"}') == "train"
+    assert splits.named_split('{"subset": " Validation "}') == "validation"
+    assert splits.named_split('{"split": "holdout", "subset": "testing"}') == "test"   # the first key that names one
+    assert splits.named_split('{"subset": "val"}') == "validation" and splits.named_split('{"split": "dev"}') == "validation"
+    for meta in (None, "", "not json", "[1, 2]", '{"subset": 3}', '{"other": "test"}'):
+        assert splits.named_split(meta) is None                # these go by the hash shares
+    assert SplitsConfig(from_source=[]).named_split('{"subset": "test"}') is None
+    assert SplitsConfig(from_source=["fold"]).named_split('{"fold": "TEST", "subset": "train"}') == "test"
+
+
 def test_config_errors_name_the_key(dataset_dir, tmp_path):
     def config(spec: dict):
         return parse_config({"input": [spec], "output": {"dir": str(tmp_path / "o")}, "stages": [{"probe": {}}]})
@@ -233,7 +247,8 @@ def test_config_errors_name_the_key(dataset_dir, tmp_path):
 # --- a real build ---------------------------------------------------------------------------------------
 
 def test_build_reads_every_format_into_annotations(dataset_dir, tmp_path, ray_local):
-    cfg = _config(dataset_dir, tmp_path / "out", [{"probe": {}}, {"annotations": {}}])
+    cfg = _config(dataset_dir, tmp_path / "out", [{"probe": {}}, {"annotations": {}}],
+                  splits={"charades_sta_train.txt": "test"})     # as if it were charades_sta_test.txt
     result = vdata.build(cfg, progress=False)
     assert result.rejects_by_reason == {
         "ingest:annotation_line_unparsable": 2, "ingest:annotation_record_malformed": 4,
@@ -241,8 +256,14 @@ def test_build_reads_every_format_into_annotations(dataset_dir, tmp_path, ray_lo
         "annotations:segment_inverted": 1, "annotations:segment_malformed": 1,
         "annotations:segment_empty_text": 2, "annotations:chapter_past_end": 1,
         "annotations:segment_out_of_range": 2}                      # COIN's step at 60 s, DiDeMo's chunk 2
-    rows = pads.dataset(result.data_dir, format="parquet").to_table().to_pylist()
+    rows = pads.dataset(result.data_dir, format="parquet").to_table(
+        columns=[*pads.dataset(result.data_dir, format="parquet").schema.names, "__filename"]).to_pylist()
     by_id = {json.loads(r[R.SOURCE_META])["dataset_video_id"]: r for r in rows}
+    # each video in the split its dataset names (subset: training / testing, Kinetics' split), or its input's
+    split_of = {v: r["__filename"].rpartition("-")[2].removesuffix(".parquet") for v, r in by_id.items()}
+    assert {v: split_of[v] for v in ("AN13abcdefg", "LtRSn-ntcLY", "yc01", "e4d-0001", "CH01", *KINETICS_CLIPS)} == {
+        "AN13abcdefg": "train", "LtRSn-ntcLY": "train", "yc01": "train", "e4d-0001": "train", "CH01": "test",
+        "--07WQ2iBlw_000001_000011": "train", "0aAmlgB7eVs_000030_000040": "train", "zzTestClip1_000005_000015": "test"}
     assert set(by_id) == {"v_act001", "CH01", "qvAbc_60.0_68.0", "yc01", "vc01", "AN13abcdefg", "LtRSn-ntcLY",
                           DIDEMO_VIDEO, "99@N00_1_ab.mov", "e4d-0001", *KINETICS_CLIPS}
     for row in rows:

@@ -223,7 +223,8 @@ def test_cli_validate_and_plan(tmp_path):
     for name in ("probe", "shots", "quality", "frames", "asr", "caption", "video_caption", "generate", "verify_claims"):
         assert name in plan.output
     assert "samples/*-<split>.parquet" in plan.output and "up to 64" in plan.output
-    assert "splits by video (seed 0): test 10%, the rest train" in plan.output
+    assert ("splits by video: the split a video's source names (split or subset), else by hash (seed 0): test 10%, "
+            "the rest train") in plan.output
     bad = tmp_path / "bad.yaml"
     bad.write_text(QUICKSTART.read_text().replace("detector: adaptive", "detector: adaptiv"))
     res = runner.invoke(main, ["validate", str(bad)])

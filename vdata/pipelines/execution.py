@@ -387,8 +387,8 @@ def write_driver_rejects(rejects_dir: str, ledger_dir: str, run_id: str, stage: 
 def write_split_parts(table: pa.Table, name: str, data_dir: str, rejects_dir: str, ledger_dir: str,
                       data_schema: pa.Schema, splits=None, clips_dir: str | None = None,
                       clips_schema: pa.Schema | None = None) -> dict:
-    """Kept rows → one part per split, `<data_dir>/<name>-<split>.parquet` (a video's split from
-    `splits.split_of(video_id)`; every kept row is in `train` when `splits` is None), so that `datasets`
+    """Kept rows → one part per split, `<data_dir>/<name>-<split>.parquet` (a video's split is the one its
+    source_meta names, else `splits.split_of(video_id)`; see SplitsConfig; every kept row is in `train` when `splits` is None), so that `datasets`
     loads a split by a glob; rejects → `<rejects_dir>/<name>.parquet`. Each part is committed by its own
     ledger entry holding the mass of its rows (see checkpoint.py), written after the part.
 
@@ -400,7 +400,9 @@ def write_split_parts(table: pa.Table, name: str, data_dir: str, rejects_dir: st
         labels = ["train"] * table.num_rows
     else:
         ids = table[R.VIDEO_ID].to_pylist() if R.VIDEO_ID in table.column_names else [None] * table.num_rows
-        labels = [splits.split_of(v or uri) for v, uri in zip(ids, table[R.SOURCE_URI].to_pylist())]
+        metas = table[R.SOURCE_META].to_pylist() if R.SOURCE_META in table.column_names else [None] * table.num_rows
+        labels = [splits.named_split(meta) or splits.split_of(v or uri)
+                  for v, uri, meta in zip(ids, table[R.SOURCE_URI].to_pylist(), metas)]
     if rejected is not None:
         labels = [None if r else lab for lab, r in zip(labels, rejected.to_pylist())]
     out = {"rows": 0, "rejects": 0, "files": []}

@@ -225,7 +225,7 @@ def _from_hf(spec: InputSpec, cfg: BuildConfig, where: str, media_dir: str) -> l
 def discover(cfg: BuildConfig, media_dir: str) -> list[dict]:
     rows: list[dict] = []
     for i, spec in enumerate(cfg.input):
-        where = f"input[{i}]"
+        where, start = f"input[{i}]", len(rows)
         if spec.path is not None:
             rows += _from_path(spec, cfg, where)
         elif spec.glob is not None:
@@ -234,6 +234,8 @@ def discover(cfg: BuildConfig, media_dir: str) -> list[dict]:
             rows += _from_manifest(spec, cfg, where)
         else:
             rows += _from_hf(spec, cfg, where, media_dir)
+        if spec.split is not None:
+            rows[start:] = [_with_split(r, spec.split) for r in rows[start:]]
     # the same source listed twice is processed once
     seen, unique = set(), []
     for r in rows:
@@ -241,6 +243,15 @@ def discover(cfg: BuildConfig, media_dir: str) -> list[dict]:
             seen.add(r[R.PATH])
             unique.append(_utf8_path(r, media_dir))
     return unique
+
+
+def _with_split(row: dict, split: str) -> dict:
+    """The row with its input's `split:` in source_meta (over any split the source itself named)."""
+    if row.get(R.REJECT_REASON):
+        return row
+    meta = json.loads(row[R.SOURCE_META]) if row[R.SOURCE_META] else {}
+    return {**row, R.SOURCE_META: json.dumps({**(meta if isinstance(meta, dict) else {"value": meta}), "split": split},
+                                             default=str)}
 
 
 def _utf8_path(row: dict, media_dir: str) -> dict:

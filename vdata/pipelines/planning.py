@@ -357,7 +357,9 @@ def plan_text(plan: Plan, cpus: int | None = None, gpus: int | None = None) -> s
                  f"{plan.rejects_dir}/*.parquet, {plan.output_dir}/manifest.json, README.md (datasets.load_dataset)")
     if plan.clips_dir:
         lines.append(f"  frames: once per clip in {plan.clips_dir}/*-<split>.parquet; samples refer to them by clip_id")
-    lines.append(f"  splits by video (seed {sp.seed}): " + (f"{shares}, the rest train" if shares else "all train"))
+    named = f"the split a video's source names ({' or '.join(sp.from_source)}), else " if sp.from_source else ""
+    lines.append(f"  splits by video: {named}by hash (seed {sp.seed}): "
+                 + (f"{shares}, the rest train" if shares else "all train"))
     return redact("\n".join(lines), plan.config.secrets)
 
 

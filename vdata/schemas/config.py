@@ -25,6 +25,7 @@ Every value that came from the environment counts as secret (`BuildConfig.secret
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -79,6 +80,9 @@ class InputSpec(_Strict):
     # (default: the manifest's folder), trying `extensions` in order.
     format: str | None = None
     videos: str | None = None
+    # the split of every video of this input (charades_sta_test.txt, a held-out folder); written to its
+    # source_meta as `split`, which output.splits follows (see SplitsConfig)
+    split: Literal["train", "validation", "test"] | None = None
 
     @field_validator("format")
     @classmethod
@@ -122,17 +126,27 @@ class ExportSpec(_Strict):
 SPLIT_NAMES = ("train", "validation", "test")
 
 
+SPLIT_SPELLINGS = {"train": "train", "training": "train", "val": "validation", "valid": "validation",
+                   "validation": "validation", "dev": "validation", "test": "test", "testing": "test"}
+
+
 class SplitsConfig(_Strict):
     """Train / validation / test by video: every row of a video lands in one split, so no video is in two.
 
-    A video's split is a seeded hash of its `video_id` (its content hash), so it does not depend on
-    which other videos the build has, and a resumed or extended build keeps every earlier assignment.
-    The shares are expected sizes: with few videos a split may come out empty.
+    A video keeps the split its source names: the first of the `from_source` keys of its source_meta that
+    holds train / training, val / valid / validation / dev, or test / testing (case aside). The
+    annotation formats keep their dataset's split there (ActivityNet's, COIN's, YouCook2's `subset`,
+    Kinetics' `split` as `subset`, Ego4D's), a manifest's `split` column lands there, and an input's
+    `split:` sets it for all its videos. Any other video's split is a seeded hash of its `video_id` (its
+    content hash), so it does not depend on which other videos the build has, and a resumed or extended
+    build keeps every earlier assignment. The shares are expected sizes: with few videos a split may
+    come out empty. `from_source: []` splits every video by the hash.
     """
 
     test: float = Field(0.1, ge=0.0, lt=1.0)
     validation: float = Field(0.0, ge=0.0, lt=1.0)
     seed: int = 0
+    from_source: list[str] = Field(default_factory=lambda: ["split", "subset"])
 
     @model_validator(mode="after")
     def _leaves_train(self):
@@ -141,12 +155,33 @@ class SplitsConfig(_Strict):
                              f"(got {self.test} + {self.validation})")
         return self
 
+    def named_split(self, source_meta: str | None) -> str | None:
+        """The split a row's source_meta (JSON text) names under a `from_source` key, or None."""
+        if not self.from_source or not source_meta:
+            return None
+        meta = _meta_of(source_meta)
+        for key in self.from_source:
+            value = meta.get(key)
+            if isinstance(value, str) and value.strip().casefold() in SPLIT_SPELLINGS:
+                return SPLIT_SPELLINGS[value.strip().casefold()]
+        return None
+
     def split_of(self, video_key: str) -> str:
         digest = hashlib.sha256(f"{self.seed}:{video_key}".encode()).digest()
         u = int.from_bytes(digest[:8], "big") / 2.0**64   # uniform in [0, 1)
         if u < self.test:
             return "test"
         return "validation" if u < self.test + self.validation else "train"
+
+
+@functools.lru_cache(maxsize=4096)
+def _meta_of(source_meta: str) -> dict:
+    """source_meta parsed once per distinct text (a video's rows all carry the same)."""
+    try:
+        meta = json.loads(source_meta)
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 class OutputConfig(_Strict):
