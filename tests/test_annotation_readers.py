@@ -1,5 +1,5 @@
 """Labelled temporal datasets as direct inputs: ActivityNet Captions, Charades-STA, QVHighlights, YouCook2,
-VidChapters-7M, ActivityNet v1.3, COIN, DiDeMo, Kinetics and Ego4D NLQ annotation files, written here in each release's documented layout (see the sources in
+VidChapters-7M, ActivityNet v1.3, COIN, DiDeMo, Kinetics, Ego4D NLQ and HowTo100M annotation files, written here in each release's documented layout (see the sources in
 vdata/schemas/annotation_formats.py), read by `input: [{manifest, format, videos}]` with real ffmpeg-made
 videos named by id, through a real `vdata build` (probe -> annotations)."""
 from __future__ import annotations
@@ -89,6 +89,10 @@ EGO4D_NLQ = {"version": "1", "videos": [   # nlq_train.json: queries timed on th
     {"clips": []},
 ]}
 
+HOWTO100M = {   # caption.json: YouTube's automatic caption lines, parallel lists; each line overlaps the next
+    "ht01": {"start": [0.2, 2.0, 4.5], "end": [4.5, 6.0, 7.8], "text": ["so today we are", "going to make", "a cake"]},
+}
+
 
 def _video(path: Path, source: str) -> None:
     """An 8 s H.264 mp4 saved under `path` (whatever its extension: probe reads the content, not the name)."""
@@ -117,6 +121,8 @@ def dataset_dir(tmp_path_factory) -> Path:
     _video(clips / "train" / "0aAmlgB7eVs_000030_000040.mp4", "life")
     _video(clips / "test" / "zzTestClip1_000005_000015.mp4", "gradients")
     _video(clips / "v2" / "full_scale" / "e4d-0001.mp4", "zoneplate")    # the Ego4D CLI's layout
+    _video(clips / "ht01.webm", "color=c=0x803020")
+    (ann / "caption.json").write_text(json.dumps(HOWTO100M))
     (ann / "kinetics700_train.csv").write_text(KINETICS)
     (ann / "nlq_train.json").write_text(json.dumps(EGO4D_NLQ))
     (ann / "activity_net.v1-3.min.json").write_text(json.dumps(ACTIVITYNET_13))
@@ -134,7 +140,8 @@ def dataset_dir(tmp_path_factory) -> Path:
 INPUTS = [("train.json", "activitynet_captions"), ("charades_sta_train.txt", "charades_sta"),
           ("highlight_train_release.jsonl", "qvhighlights"), ("youcookii_annotations_trainval.json", "youcook2"),
           ("chapters.json", "vidchapters"), ("activity_net.v1-3.min.json", "activitynet"), ("COIN.json", "coin"),
-          ("train_data.json", "didemo"), ("kinetics700_train.csv", "kinetics"), ("nlq_train.json", "ego4d_nlq")]
+          ("train_data.json", "didemo"), ("kinetics700_train.csv", "kinetics"), ("nlq_train.json", "ego4d_nlq"),
+          ("caption.json", "howto100m")]
 KINETICS_CLIPS = {"--07WQ2iBlw_000001_000011", "0aAmlgB7eVs_000030_000040", "zzTestClip1_000005_000015"}
 
 
@@ -153,7 +160,7 @@ def test_ingest_finds_each_video_by_id_and_keeps_the_records(dataset_dir, tmp_pa
     kept, judged = find_duplicates(rows)
     by_id = {json.loads(r[R.SOURCE_META])["dataset_video_id"]: r for r in kept}
     assert set(by_id) == {"v_act001", "v_gone", "CH01", "qvAbc_60.0_68.0", "yc01", "vc01", "AN13abcdefg",
-                          "LtRSn-ntcLY", DIDEMO_VIDEO, "99@N00_1_ab.mov", "e4d-0001", *KINETICS_CLIPS}
+                          "LtRSn-ntcLY", DIDEMO_VIDEO, "99@N00_1_ab.mov", "e4d-0001", "ht01", *KINETICS_CLIPS}
     clips = dataset_dir / "clips"
     assert by_id["--07WQ2iBlw_000001_000011"][R.PATH] == str(clips / "air drumming" / "--07WQ2iBlw_000001_000011.mp4")
     assert by_id["0aAmlgB7eVs_000030_000040"][R.PATH] == str(clips / "train" / "0aAmlgB7eVs_000030_000040.mp4")
@@ -265,7 +272,7 @@ def test_build_reads_every_format_into_annotations(dataset_dir, tmp_path, ray_lo
         "AN13abcdefg": "train", "LtRSn-ntcLY": "train", "yc01": "train", "e4d-0001": "train", "CH01": "test",
         "--07WQ2iBlw_000001_000011": "train", "0aAmlgB7eVs_000030_000040": "train", "zzTestClip1_000005_000015": "test"}
     assert set(by_id) == {"v_act001", "CH01", "qvAbc_60.0_68.0", "yc01", "vc01", "AN13abcdefg", "LtRSn-ntcLY",
-                          DIDEMO_VIDEO, "99@N00_1_ab.mov", "e4d-0001", *KINETICS_CLIPS}
+                          DIDEMO_VIDEO, "99@N00_1_ab.mov", "e4d-0001", "ht01", *KINETICS_CLIPS}
     for row in rows:
         assert row[R.DURATION_S] == pytest.approx(8.0, abs=0.05)
 
@@ -290,6 +297,9 @@ def test_build_reads_every_format_into_annotations(dataset_dir, tmp_path, ray_lo
     # Kinetics: the clip's class is its label (none for the test split); Ego4D NLQ: each query a segment
     assert [by_id[c][R.ANNOTATIONS]["labels"] for c in sorted(KINETICS_CLIPS)] == [["air drumming"], ["abseiling"], []]
     assert spans("e4d-0001") == [(1.0, 3.0, "Where did I put the cup?")]
+    # HowTo100M: the rolling caption lines as subtitles, each ending where the next begins
+    assert [(c["start_s"], c["end_s"], c["text"]) for c in by_id["ht01"][R.ANNOTATIONS]["subtitles"]] == [
+        (0.2, 2.0, "so today we are"), (2.0, 4.5, "going to make"), (4.5, 7.8, "a cake")]
     assert spans("99@N00_1_ab.mov") == [(0.0, by_id["99@N00_1_ab.mov"][R.DURATION_S], "found as the user's mp4")]
     chapters = by_id["vc01"][R.ANNOTATIONS]["chapters"]
     assert [(c["start_s"], c["end_s"], c["title"]) for c in chapters] == [
@@ -310,4 +320,4 @@ def test_build_reads_every_format_into_annotations(dataset_dir, tmp_path, ray_lo
     # a second run finds everything done, the ingest rejects included
     again = vdata.build(cfg, progress=False)
     manifest = json.loads(Path(again.manifest_path).read_text())
-    assert manifest["resumed_complete"] == manifest["inputs"] == 20 and again.rows == result.rows
+    assert manifest["resumed_complete"] == manifest["inputs"] == 21 and again.rows == result.rows

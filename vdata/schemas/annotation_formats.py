@@ -42,6 +42,11 @@ dataset's own fields. Layouts, each confirmed from the dataset's own documentati
   segment (all of them are kept under `times`); the last chunk of a video shorter than 30 s is shorter
   than 5 s, so an end past the video means "until it ends". Videos: the `video` name itself (the
   download script keeps Flickr's `<id>.m4v` / `.mov` / ...), or its stem with `extensions`.
+- `howto100m`: HowTo100M's caption.json / raw_caption.json `{video_id: {text: [...], start: [...], end:
+  [...]}}` (the release's README.txt: parallel lists, seconds), YouTube's automatic captions. Each line
+  becomes a subtitle; a line's end is cut to where the next begins (YouTube shows each line until the one
+  after next, and the `annotations` stage would drop overlapping cues), the given end kept as
+  `given_end_s`. HowToCaption builds from exactly these. Videos: `<video_id>.mp4`.
 - `kinetics`: Kinetics-400 / 600 / 700 CSVs `label,youtube_id,time_start,time_end,split[,is_cc]` (the test
   split has no label), one trimmed 10-s clip per row, the label the clip's. Videos:
   `<youtube_id>_<start:06d>_<end:06d>.mp4` (activitynet/ActivityNet Crawler/Kinetics/download.py), in
@@ -339,6 +344,29 @@ def read_didemo(text: str) -> AnnotationFile:
     return out
 
 
+def _unrolled(cues: list[dict]) -> list[dict]:
+    """YouTube's rolling caption lines, each on screen until the one after next, as cues that end where
+    the next begins (the end as given kept as `given_end_s`); cues without readable times are left as they are."""
+    timed = sorted((c for c in cues if isinstance(c["start_s"], float) and isinstance(c["end_s"], float)),
+                   key=lambda c: c["start_s"])
+    for cue, following in zip(timed, timed[1:]):
+        if cue["start_s"] < following["start_s"] < cue["end_s"]:
+            cue["given_end_s"], cue["end_s"] = cue["end_s"], following["start_s"]
+    return cues
+
+
+def read_howto100m(text: str) -> AnnotationFile:
+    out = AnnotationFile()
+    for video_id, record in _records(_by_video(_load_json(text), "HowTo100M caption"), out):
+        starts, ends = record.get("start"), record.get("end")
+        spans = [[a, b] for a, b in zip(starts, ends)] if isinstance(starts, list) and isinstance(ends, list) else None
+        if spans is not None and len(starts) != len(ends):
+            spans += [[None, None]] * abs(len(starts) - len(ends))
+        cues = [_segment(span, line) for span, line in _paired(spans, record.get("text"))]
+        out.videos.append(VideoRecord(video_id, {"subtitles": _unrolled(cues)}))
+    return out
+
+
 KINETICS_COLUMNS = ("youtube_id", "time_start", "time_end")
 
 
@@ -404,6 +432,7 @@ ANNOTATION_FORMATS: dict[str, Callable[[str], AnnotationFile]] = {
     "coin": read_coin,
     "didemo": read_didemo,
     "ego4d_nlq": read_ego4d_nlq,
+    "howto100m": read_howto100m,
     "kinetics": read_kinetics,
     "charades_sta": read_charades_sta,
     "qvhighlights": read_qvhighlights,
