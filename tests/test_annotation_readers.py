@@ -1,6 +1,6 @@
 """Labelled temporal datasets as direct inputs: ActivityNet Captions, Charades-STA, QVHighlights, YouCook2,
 VidChapters-7M, ActivityNet v1.3, COIN, DiDeMo, Kinetics, Ego4D NLQ and HowTo100M annotation files, written here in each release's documented layout (see the sources in
-vdata/schemas/annotation_formats.py), read by `input: [{manifest, format, videos}]` with real ffmpeg-made
+vdata/schemas/annotation_formats/), read by `input: [{manifest, format, videos}]` with real ffmpeg-made
 videos named by id, through a real `vdata build` (probe -> annotations)."""
 from __future__ import annotations
 

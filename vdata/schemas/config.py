@@ -76,7 +76,7 @@ class InputSpec(_Strict):
     # empty dataset); true accepts it, e.g. for a drop folder that may be empty.
     allow_empty: bool = False
     # The manifest is a labelled dataset's own annotation file (ActivityNet Captions, Charades-STA, ...;
-    # see vdata/schemas/annotation_formats.py); its videos are found by id under `videos`
+    # see vdata/schemas/annotation_formats/); its videos are found by id under `videos`
     # (default: the manifest's folder), trying `extensions` in order.
     format: str | None = None
     videos: str | None = None

@@ -1,0 +1,43 @@
+"""Readers for the annotation files of the field's labelled temporal datasets, as their releases ship them.
+
+TimeSuite, VTG-IT and LITA build their grounded instruction data from these files; here each one is a
+direct input (`input: [{manifest: train.json, format: activitynet_captions, videos: clips/}]`). A reader
+turns the file into one `VideoRecord` per video: its id, and the `source_meta` the `annotations` stage
+reads (`segments`, `chapters`, as `{start_s, end_s, text}` / `{start_s, title}` items) next to the
+dataset's own fields. Layouts, each confirmed from the dataset's own documentation or code: in
+`captions.py` (dense captions, chapters, subtitles), `grounding.py` (queries and their moments) and
+`actions.py` (labelled instances, steps, clips); `base.py` holds what they share and finds the videos.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from .actions import read_activitynet, read_coin, read_kinetics
+from .base import AnnotationFile, FormatError, RecordProblem, VideoRecord, find_video, json_lines, video_files
+from .captions import read_activitynet_captions, read_howto100m, read_vidchapters, read_youcook2
+from .grounding import read_charades_sta, read_didemo, read_ego4d_nlq, read_qvhighlights
+
+ANNOTATION_FORMATS: dict[str, Callable[[str], AnnotationFile]] = {
+    "activitynet": read_activitynet,
+    "activitynet_captions": read_activitynet_captions,
+    "charades_sta": read_charades_sta,
+    "coin": read_coin,
+    "didemo": read_didemo,
+    "ego4d_nlq": read_ego4d_nlq,
+    "howto100m": read_howto100m,
+    "kinetics": read_kinetics,
+    "qvhighlights": read_qvhighlights,
+    "vidchapters": read_vidchapters,
+    "youcook2": read_youcook2,
+}
+
+
+def read_annotation_file(fmt: str, path: str) -> AnnotationFile:
+    """The videos and problems of one annotation file; FormatError when the file is not `fmt` at all."""
+    with open(path, encoding="utf-8-sig") as f:
+        text = f.read()
+    return ANNOTATION_FORMATS[fmt](text)
+
+
+__all__ = ["ANNOTATION_FORMATS", "AnnotationFile", "FormatError", "RecordProblem", "VideoRecord", "find_video",
+           "json_lines", "read_annotation_file", "video_files", *(f.__name__ for f in ANNOTATION_FORMATS.values())]

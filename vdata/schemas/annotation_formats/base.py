@@ -1,0 +1,166 @@
+"""What every annotation-file reader shares: the records it yields, the problems it reports, the
+small readers of times and spans, and how a record's video is found under `videos`.
+
+Problems inside a record (a missing or inverted time, an empty sentence) are passed on as items so
+the `annotations` stage rejects each with its reason and the item. A record that cannot be tied to a
+video (a line that is not `<id> <s> <e>##<text>`, a JSON line that does not parse, a record that is
+not an object) is a `RecordProblem`: ingest makes it a reject row. A file of the wrong shape as a
+whole is a `FormatError` (a config error naming the input).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class FormatError(ValueError):
+    """The file as a whole is not the format it was declared as."""
+
+
+@dataclass
+class VideoRecord:
+    video_id: str
+    meta: dict                                   # source_meta: the annotation kinds + the dataset's fields
+    stems: tuple[str, ...] = ()                  # file names (no extension) the video may have; () = the id
+    folders: tuple[str, ...] = ("",)             # sub-folders of `videos:` to look in, in order
+    exact: tuple[str, ...] = ()                  # whole file names the release gives, tried before the stems
+
+
+@dataclass
+class RecordProblem:
+    where: str        # "line 7", "record 'v_x'": appended to the file's uri
+    reason: str       # annotation_line_unparsable | annotation_record_malformed
+    message: str
+    raw: Any = None
+
+
+@dataclass
+class AnnotationFile:
+    videos: list[VideoRecord] = field(default_factory=list)
+    problems: list[RecordProblem] = field(default_factory=list)
+
+
+def as_number(value: Any) -> Any:
+    """A time as a float when it is one; anything else unchanged (the annotations stage names it)."""
+    if isinstance(value, bool):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value
+    return number if math.isfinite(number) else value
+
+
+def as_span(value: Any) -> tuple[Any, Any]:
+    """(start, end) of a `[s, e]` window; a short or odd window keeps what it has, None for the rest."""
+    if isinstance(value, (list, tuple)):
+        parts = [as_number(v) for v in value[:2]] + [None, None]
+        return parts[0], parts[1]
+    return None, None
+
+
+def make_segment(span: Any, text: Any, **provenance: Any) -> dict:
+    start, end = as_span(span)
+    return {"start_s": start, "end_s": end, "text": text, **provenance}
+
+
+def pair_lists(spans: Any, texts: Any) -> list[tuple[Any, Any]]:
+    """Parallel timestamps / sentences, unequal lengths kept (a missing side is None, then rejected)."""
+    spans = spans if isinstance(spans, list) else []
+    texts = texts if isinstance(texts, list) else []
+    return [(spans[i] if i < len(spans) else None, texts[i] if i < len(texts) else None)
+            for i in range(max(len(spans), len(texts)))]
+
+
+def parse_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise FormatError(f"not valid JSON ({e.msg}, line {e.lineno})") from None
+
+
+def id_map(data: Any, label: str) -> dict:
+    if not isinstance(data, dict):
+        raise FormatError(f"{label} files map video ids to records; this one holds a {type(data).__name__}")
+    return data
+
+
+def duration_meta(record: dict) -> dict:
+    duration = as_number(record.get("duration"))
+    return {"annotated_duration_s": duration} if isinstance(duration, float) else {}
+
+
+def object_records(by_id: dict, out: AnnotationFile):
+    """(video id, record) for each record that is an object; the others become problems in `out`."""
+    for video_id, record in by_id.items():
+        if isinstance(record, dict):
+            yield video_id, record
+        else:
+            out.problems.append(RecordProblem(f"record {video_id!r}", "annotation_record_malformed", f"record "
+                                              f"{video_id!r} is a {type(record).__name__}, not an object", record))
+
+
+def step_segments(record: dict, list_key: str, text_key: str) -> list:
+    """`record[list_key]`'s `{segment, <text_key>, id}` items as segments; a non-object item as given."""
+    steps = record.get(list_key) if isinstance(record.get(list_key), list) else []
+    return [make_segment(step.get("segment"), step.get(text_key), **({"id": step["id"]} if "id" in step else {}))
+            if isinstance(step, dict) else step for step in steps]
+
+
+def database_map(data: Any, label: str, record_keys: str) -> dict:
+    """The `{"database": {video id: record}}` map ActivityNet-style releases share."""
+    if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
+        hint = ""
+        if data and isinstance(data, dict) and all(isinstance(r, dict) and "sentences" in r
+                                                   for r in list(data.values())[:20]):
+            hint = " (this looks like ActivityNet Captions: format: activitynet_captions)"
+        raise FormatError(f"{label} files hold {{\"database\": {{video id: {{{record_keys}}}}}}}{hint}")
+    return data["database"]
+
+
+def renamed_fields(record: dict, renames: dict[str, str]) -> dict:
+    return {new: record[old] for old, new in renames.items() if record.get(old) is not None}
+
+
+def json_lines(text: str):
+    """(line number, the line, its record or None, why not) for each non-empty line of JSON Lines text."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, line, json.loads(line), None
+        except json.JSONDecodeError as e:
+            yield number, line, None, f"line {number} is not valid JSON ({e.msg})"
+
+
+
+def video_files(videos_dir: str, records: list[VideoRecord]) -> dict[str, set[str]]:
+    """The files under `videos_dir`, as deep as the records' folders go: file name -> the folders (relative,
+    "" for the top) holding one. One walk and a lookup per name, where a stat per candidate would be one
+    per folder x stem x extension (a Kinetics-700 file names 650k clips, each with six folders and eight
+    extensions: 44 s of path joins alone, against 1 s)."""
+    depth = max((folder.count("/") + 1 for r in records for folder in r.folders if folder), default=0)
+    found: dict[str, set[str]] = {}
+    for here, dirs, files in os.walk(videos_dir, followlinks=True):
+        rel = os.path.relpath(here, videos_dir)
+        rel = "" if rel == "." else rel.replace(os.sep, "/")
+        if (rel.count("/") + 1 if rel else 0) >= depth:
+            dirs[:] = []
+        for name in files:
+            found.setdefault(name, set()).add(rel)
+    return found
+
+
+def find_video(videos_dir: str, record: VideoRecord, extensions: list[str], files: dict[str, set[str]]) -> str | None:
+    """The first `<videos_dir>/<folder>/<name>` among `files` (see video_files): folders in order, in each the
+    release's exact names, then each stem with each extension."""
+    names = [name for name in (*record.exact, *(stem + ext for stem in record.stems or (record.video_id,)
+                                                 for ext in extensions)) if name in files]
+    for folder in record.folders if names else ():
+        for name in names:
+            if folder.strip("/") in files[name]:
+                return os.path.join(videos_dir, folder, name) if folder else os.path.join(videos_dir, name)
+    return None
