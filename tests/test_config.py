@@ -215,3 +215,41 @@ def test_managed_teacher_servers_load_beside_the_stages_unless_they_compute_on_t
     monkeypatch.setattr(vllm_env, "vllm_cpu_env", lambda: {})
     assert in_background(run("vllm")) and not in_background(run("vllm", "first"))
     assert not in_background(run("llamacpp"))
+
+
+def test_files_a_stage_names_are_found_beside_the_config_from_any_working_directory(tmp_path, monkeypatch):
+    """`vdata build configs/x.yaml` run from the project root finds the vocabulary and prompt files beside
+    x.yaml, as it finds its inputs; the resolved paths are absolute, so the workers find them too."""
+    from vdata.schemas.config import load_config
+
+    project = tmp_path / "project" / "configs"
+    project.mkdir(parents=True)
+    (project / "labels.txt").write_text("abseiling\nair drumming\narchery\n")
+    (project / "my_prompt.j2").write_text("Describe the clip.")
+    (project / "x.yaml").write_text("""
+input: [{path: .}]
+output: {dir: out}
+stages:
+  - probe: {}
+  - annotations: {sources: {labels: label}, label_vocabulary: labels.txt}
+  - shots: {}
+  - caption: {teacher: captioner, prompts: {multi_frame: my_prompt.j2}}
+  - video_caption: {teacher: captioner, prompt: my_prompt.j2}
+  - generate: {scope: video, tasks: {label_mcq: {vocabulary: labels.txt, vocabulary_by_dataset: {k: ./labels.txt}}}}
+teachers: {captioner: {backend: openai, base_url: "http://127.0.0.1:9/v1", model: m}}
+""")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    specs = dict(load_config(project.parent / "configs" / "x.yaml").stage_specs)
+    assert specs["annotations"].label_vocabulary == ["abseiling", "air drumming", "archery"]
+    assert specs["caption"].prompts == {"multi_frame": str(project / "my_prompt.j2")}
+    assert specs["video_caption"].prompt == str(project / "my_prompt.j2")
+    label_mcq = specs["generate"].tasks.label_mcq
+    assert label_mcq.vocabulary == str(project / "labels.txt")
+    assert label_mcq.vocabulary_by_dataset == {"k": str(project / "labels.txt")}
+    # a file that is not beside the config is still named as written
+    (project / "x.yaml").write_text((project / "x.yaml").read_text().replace("label_vocabulary: labels.txt",
+                                                                           "label_vocabulary: nolabels.txt"))
+    with pytest.raises(ConfigError, match=r"stages\[1\]\.annotations\.label_vocabulary: .*no such file 'nolabels.txt'"):
+        load_config(project / "x.yaml")

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from vdata.media.storage import is_remote
 from vdata.schemas.annotation_formats import ANNOTATION_FORMATS
@@ -43,6 +43,17 @@ from vdata.schemas.storage import StorageConfig
 # camcorders (.mts, .m2ts), old phones (.3gp), DVDs (.vob), broadcast (.mxf), animated GIFs (TGIF-QA is made of them)
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv",
                     ".mts", ".m2ts", ".3gp", ".ogv", ".vob", ".mxf", ".gif")
+
+
+def config_file(value: str, info: ValidationInfo | None = None) -> str:
+    """A file a stage option names, as an absolute path: `~` expanded, and a relative one taken from the
+    config's folder (the `base_dir` parse_config validates stages with), as input paths are, so that
+    `vdata build configs/x.yaml` finds `labels.txt` beside x.yaml from any working directory."""
+    path = os.path.expanduser(value)
+    base = (info.context or {}).get("base_dir") if info is not None else None
+    if base is not None and not os.path.isabs(path):
+        path = os.path.join(base, path)
+    return os.path.abspath(path)
 
 
 class ConfigError(ValueError):
@@ -426,7 +437,7 @@ def parse_config(data: Any, raw_text: str = "", base_dir: Path | str = ".") -> B
             continue
         model = stage_class(name).Config
         try:
-            specs.append((name, model.model_validate(kwargs or {})))
+            specs.append((name, model.model_validate(kwargs or {}, context={"base_dir": str(Path(base_dir).resolve())})))
             positions.append(i)
         except ValidationError as e:
             problems.extend(format_validation_error(e, model, prefix=f"stages[{i}].{name}"))

@@ -22,10 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from vdata.prompts import load_prompt, shorten
 from vdata.schemas import records as R
+from vdata.schemas.config import config_file
 
 from .base import Reject, Resources, Stage, StageConfig
 
@@ -44,12 +45,12 @@ class VideoCaptionConfig(StageConfig):
 
     @field_validator("prompt")
     @classmethod
-    def _prompt_file(cls, value: str | None) -> str | None:
+    def _prompt_file(cls, value: str | None, info: ValidationInfo) -> str | None:
         import os
 
-        if value is not None and not os.path.isfile(os.path.expanduser(value)):
+        if value is not None and not os.path.isfile(config_file(value, info)):
             raise ValueError(f"no such file {value!r}")
-        return os.path.abspath(os.path.expanduser(value)) if value else None
+        return config_file(value, info) if value else None
 
 
 @dataclass

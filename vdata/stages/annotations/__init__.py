@@ -22,9 +22,10 @@ import json
 import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from vdata.schemas import records as R
+from vdata.schemas.config import config_file
 from vdata.schemas.annotations import present_kinds, validate_annotations
 
 from ..base import Resources, Stage, StageConfig
@@ -81,11 +82,12 @@ class AnnotationsConfig(StageConfig):
 
     @field_validator("label_vocabulary")
     @classmethod
-    def _vocabulary(cls, value: list[str] | str | None) -> list[str] | None:
-        """A file is read now, so the vocabulary itself is part of the config (and of its hash)."""
+    def _vocabulary(cls, value: list[str] | str | None, info: ValidationInfo) -> list[str] | None:
+        """A file (beside the config when relative) is read now, so the vocabulary itself is part of the
+        config (and of its hash)."""
         if not isinstance(value, str):
             return None if value is None else [" ".join(str(v).split()) for v in value if str(v).strip()]
-        path = os.path.expanduser(value)
+        path = config_file(value, info)
         if not os.path.isfile(path):
             raise ValueError(f"no such file {value!r}")
         with open(path, encoding="utf-8-sig") as f:

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from vdata.schemas.config import config_file
 
 from ..base import StageConfig
 
@@ -140,13 +141,13 @@ class CaptionConfig(StageConfig):
 
     @field_validator("prompts")
     @classmethod
-    def _prompt_files(cls, value: dict[str, str]) -> dict[str, str]:
+    def _prompt_files(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
         for name, path in value.items():
             if name not in PROMPT_NAMES:
                 raise ValueError(f"prompts.{name}: unknown template (allowed: {', '.join(PROMPT_NAMES)})")
-            if not Path(os.path.expanduser(path)).is_file():
+            if not os.path.isfile(config_file(path, info)):
                 raise ValueError(f"prompts.{name}: no such file {path!r}")
-        return {k: os.path.abspath(os.path.expanduser(v)) for k, v in value.items()}
+        return {k: config_file(v, info) for k, v in value.items()}
 
     @model_validator(mode="after")
     def _speech_only(self):

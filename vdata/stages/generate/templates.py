@@ -20,9 +20,10 @@ import json
 import os
 from typing import TYPE_CHECKING
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from vdata.schemas import records as R
+from vdata.schemas.config import config_file
 
 from .annotated import (TemplateTask, annotations, dataset_of, fill_question, pick_items, question_templates, rng,
                         template_sample)
@@ -46,18 +47,22 @@ class LabelMCQTask(TemplateTask):
 
     @field_validator("vocabulary", mode="after")
     @classmethod
-    def _file_exists(cls, value):
-        return _checked(value, "vocabulary")
+    def _file_exists(cls, value, info: ValidationInfo):
+        return _checked(value, "vocabulary", info)
 
     @field_validator("vocabulary_by_dataset", mode="after")
     @classmethod
-    def _files_exist(cls, value):
-        return {k: _checked(v, f"vocabulary_by_dataset.{k}") for k, v in value.items()}
+    def _files_exist(cls, value, info: ValidationInfo):
+        return {k: _checked(v, f"vocabulary_by_dataset.{k}", info) for k, v in value.items()}
 
 
-def _checked(value, where: str):
-    if isinstance(value, str) and not os.path.isfile(value):
-        raise ValueError(f"{where}: no such file {value!r}")
+def _checked(value, where: str, info: ValidationInfo):
+    """A list as given; a file (beside the config when relative) as its absolute path, which must exist."""
+    if isinstance(value, str):
+        path = config_file(value, info)
+        if not os.path.isfile(path):
+            raise ValueError(f"{where}: no such file {value!r}")
+        return path
     if isinstance(value, list) and not any(str(v).strip() for v in value):
         raise ValueError(f"{where}: empty")
     return value
