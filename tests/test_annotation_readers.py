@@ -15,7 +15,8 @@ from vdata.media.synth import Segment, render_segments
 from vdata.pipelines.ingest import discover, find_duplicates
 from vdata.pipelines.planning import preflight
 from vdata.schemas import records as R
-from vdata.schemas.annotation_formats import read_activitynet_captions, read_vidchapters, read_youcook2
+from vdata.schemas.annotation_formats import (ANNOTATION_FORMATS, FORMAT_KINDS, read_activitynet_captions, read_vidchapters,
+                                              read_youcook2)
 from vdata.schemas.config import SplitsConfig, parse_config
 
 # --- the files, in the layouts the releases document ----------------------------------------------------
@@ -175,6 +176,11 @@ def test_ingest_finds_each_video_by_id_and_keeps_the_records(dataset_dir, tmp_pa
     assert by_id["vc01"][R.PATH] == str(clips / "vc01.webm")
     assert by_id["v_gone"][R.PATH] == str(clips / "v_gone.*")          # names what was looked for
     assert by_id["CH01"][R.SOURCE_URI].endswith("charades_sta_train.txt#CH01")
+    # each format's rows carry the annotation kinds FORMAT_KINDS says (what `vdata new` tells a recipe's user)
+    assert set(FORMAT_KINDS) == set(ANNOTATION_FORMATS)
+    for fmt, kinds in FORMAT_KINDS.items():
+        metas = [json.loads(r[R.SOURCE_META]) for r in kept if json.loads(r[R.SOURCE_META])["dataset"] == fmt]
+        assert metas and all(set(kinds) <= set(m) for m in metas), fmt
     # records tied to no video are rejects at ingest, with their reason and the record
     assert sorted((j.reason, j.row[R.SOURCE_URI].rpartition("#")[2]) for j in judged) == [
         ("annotation_line_unparsable", "line 3"), ("annotation_line_unparsable", "line 4"),

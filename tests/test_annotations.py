@@ -346,6 +346,12 @@ def test_required_kinds_strict_mode_and_sidecar_json(tmp_path, cut_video, bikes)
     assert lec["subtitles"][0]["text"] == "Fourier series, part one" and kept[0][R.ANNOTATION_ISSUES] == 0
     assert [r["reason"] for r in rejects] == ["missing_annotation"]
     assert "chapters" in rejects[0]["message"] and Path(rejects[0][R.SOURCE_URI]).name == "talk.mp4"
+    # a mapped key (a recipe's `labels: label`) that a row lacks: the kind's own name is read (the annotation
+    # formats write that), the mapped key first where both are there
+    both = _probed([{R.SOURCE_URI: str(p), R.PATH: str(p), R.SOURCE_META: json.dumps({"labels": ["cycling"], **extra})}
+                    for p, extra in ((talk, {}), (lecture, {"label": "bikes"}))])
+    kept, _ = vdata.run_stage(AnnotationsStage(sources={"labels": "label"}, require=["labels"]), both)
+    assert [r[R.ANNOTATIONS]["labels"] for r in kept] == [["cycling"], ["bikes"]]
     # strict: a video with any bad item is rejected whole, under the first item's reason
     kept, rejects = vdata.run_stage(AnnotationsStage(on_bad_item="reject_video"), probed)
     assert [Path(r[R.PATH]).name for r in kept] == ["lecture.mp4"]

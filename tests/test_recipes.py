@@ -13,6 +13,7 @@ from __future__ import annotations
 import filecmp
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -25,6 +26,8 @@ import labelled_set as L
 
 from vdata.cli import main
 from vdata.schemas import records as R
+from vdata.schemas.annotation_formats import FORMAT_KINDS
+from vdata.schemas.config import InputSpec
 from vdata.schemas.recipes import HEADER_FIELDS, RecipeError, load_recipe, new_config_text, recipes_dir
 
 pytestmark = pytest.mark.recipes
@@ -128,6 +131,13 @@ def test_new_keeps_the_recipe_and_leaves_inputs_and_teachers_to_fill_in(name, tm
         return
     assert data["input"] in ([{"path": "${VIDEOS}"}], [{"manifest": "${VIDEOS_MANIFEST}"}])
     assert ("manifest" in data["input"][0]) == bool(recipe.annotations())
+    # the labelled datasets it names carry what the recipe requires, and the example input is a valid one
+    required = [k for k, how in recipe.annotations().items() if how == "required"]
+    example = re.search(r"#   - (\{manifest: .*\})", text)
+    if example:
+        spec = yaml.safe_load(example.group(1))
+        assert set(required) <= set(FORMAT_KINDS[spec["format"]]), (name, spec)
+        InputSpec(**spec)
     for teacher, cfg in (data.get("teachers") or {}).items():
         assert cfg["backend"] == "openai" and cfg["model"].startswith("${"), teacher
     if recipe.missing():

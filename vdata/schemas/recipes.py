@@ -25,6 +25,7 @@ repository, and tests/test_recipes.py fails when the two differ. Edit configs/re
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -225,7 +226,23 @@ def _input_block(recipe: Recipe) -> list[str]:
             f"  # and the annotation columns this recipe reads: {cols}.",
             "  # Sidecar files next to each video work too (<stem>.srt, <stem>.vtt, <stem>.chapters.txt,",
             "  # <stem>.json): see docs/annotations.md. ${VIDEOS_MANIFEST} is read from the environment.",
+            *_format_lines(kinds),
             "  - manifest: ${VIDEOS_MANIFEST}"]
+
+
+def _format_lines(kinds: dict[str, str]) -> list[str]:
+    """The labelled datasets whose own annotation files give what the recipe requires."""
+    from vdata.schemas.annotation_formats import FORMAT_KINDS
+
+    required = [k for k, how in kinds.items() if how == "required"] or list(kinds)
+    formats = [f for f, has in FORMAT_KINDS.items() if all(k in has for k in required)]
+    if not formats:
+        return []
+    example = min(formats, key=lambda f: (len(FORMAT_KINDS[f]), f))   # the one that carries least else
+    listed = textwrap.wrap(f"formats that carry {' and '.join(required)}: {', '.join(formats)}.", width=100,
+                           initial_indent="  # ", subsequent_indent="  #   ")
+    return ["  # Or a labelled dataset's own annotation file, its videos found by id under `videos`:",
+            f"  #   - {{manifest: train.json, format: {example}, videos: clips/}}", *listed]
 
 
 def _teachers_block(recipe: Recipe) -> list[str]:

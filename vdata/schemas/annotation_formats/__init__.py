@@ -31,6 +31,13 @@ ANNOTATION_FORMATS: dict[str, Callable[[str], AnnotationFile]] = {
     "youcook2": read_youcook2,
 }
 
+# the annotation kinds each format's records carry (what a recipe's `annotations` stage can require of it)
+FORMAT_KINDS: dict[str, tuple[str, ...]] = {
+    "activitynet": ("segments", "labels"), "activitynet_captions": ("segments",), "charades_sta": ("segments",),
+    "coin": ("segments", "labels"), "didemo": ("segments",), "ego4d_nlq": ("segments",), "howto100m": ("subtitles",),
+    "kinetics": ("labels",), "qvhighlights": ("segments",), "vidchapters": ("chapters",), "youcook2": ("segments",),
+}
+
 
 def read_annotation_file(fmt: str, path: str) -> AnnotationFile:
     """The videos and problems of one annotation file; FormatError when the file is not `fmt` at all."""
@@ -39,5 +46,5 @@ def read_annotation_file(fmt: str, path: str) -> AnnotationFile:
     return ANNOTATION_FORMATS[fmt](text)
 
 
-__all__ = ["ANNOTATION_FORMATS", "AnnotationFile", "FormatError", "RecordProblem", "VideoRecord", "find_video",
+__all__ = ["ANNOTATION_FORMATS", "FORMAT_KINDS", "AnnotationFile", "FormatError", "RecordProblem", "VideoRecord", "find_video",
            "json_lines", "read_annotation_file", "video_files", *(f.__name__ for f in ANNOTATION_FORMATS.values())]

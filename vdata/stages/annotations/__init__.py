@@ -104,13 +104,17 @@ class AnnotationsConfig(StageConfig):
         return [" ".join(str(v).split()) for v in items if str(v).strip()]
 
     def key_map(self) -> dict[str, list[str] | ParallelColumns]:
+        """The source_meta keys of each kind: the configured ones, then the kind's own name, where the
+        annotation-file formats put theirs (a recipe's `labels: label` still reads a Kinetics file's labels)."""
         given = {k: [v] if isinstance(v, str) else v for k, v in self.sources.items()}
-        return {kind: given.get(kind, [kind]) for kind in KINDS}
+        return {kind: given[kind] if isinstance(given.get(kind), ParallelColumns)
+                else list(dict.fromkeys([*given.get(kind, []), kind])) for kind in KINDS}
 
 
 class AnnotationsStage(Stage):
     name = "annotations"
-    version = 2   # 2: YouTube's automatic captions once per line; yt-dlp's download listings are no subtitles
+    version = 3   # 2: YouTube's automatic captions once per line; yt-dlp's download listings are no subtitles;
+    #               3: a kind is also read under its own name when the configured key is absent
     Config = AnnotationsConfig
     reads = (R.PATH, R.SOURCE_META, R.DURATION_S)
     writes = R.ANNOTATION_COLUMNS
