@@ -160,7 +160,7 @@ def test_ingest_finds_each_video_by_id_and_keeps_the_records(dataset_dir, tmp_pa
     rows = discover(_config(dataset_dir, tmp_path / "o"), media_dir=str(tmp_path / "media"))
     kept, judged = find_duplicates(rows)
     by_id = {json.loads(r[R.SOURCE_META])["dataset_video_id"]: r for r in kept}
-    assert set(by_id) == {"v_act001", "v_gone", "CH01", "qvAbc_60.0_68.0", "yc01", "vc01", "AN13abcdefg",
+    assert set(by_id) == {"v_act001", "CH01", "qvAbc_60.0_68.0", "yc01", "vc01", "AN13abcdefg",
                           "LtRSn-ntcLY", DIDEMO_VIDEO, "99@N00_1_ab.mov", "e4d-0001", "ht01", *KINETICS_CLIPS}
     clips = dataset_dir / "clips"
     assert by_id["--07WQ2iBlw_000001_000011"][R.PATH] == str(clips / "air drumming" / "--07WQ2iBlw_000001_000011.mp4")
@@ -174,7 +174,10 @@ def test_ingest_finds_each_video_by_id_and_keeps_the_records(dataset_dir, tmp_pa
     assert by_id["v_act001"][R.PATH] == str(clips / "act001.mp4")
     assert by_id["yc01"][R.PATH] == str(clips / "training" / "113" / "yc01.mkv")
     assert by_id["vc01"][R.PATH] == str(clips / "vc01.webm")
-    assert by_id["v_gone"][R.PATH] == str(clips / "v_gone.*")          # names what was looked for
+    # a video not in `videos` is a reject before any worker runs, naming what was looked for; retried next run
+    gone, = [j for j in judged if j.reason == "missing_file"]
+    assert gone.row[R.PATH] == str(clips / "v_gone.*") and "v_gone.*" in gone.message
+    assert gone.detail[R.RETRY_ON_RESUME] is True
     assert by_id["CH01"][R.SOURCE_URI].endswith("charades_sta_train.txt#CH01")
     # each format's rows carry the annotation kinds FORMAT_KINDS says (what `vdata new` tells a recipe's user)
     assert set(FORMAT_KINDS) == set(ANNOTATION_FORMATS)
@@ -185,7 +188,8 @@ def test_ingest_finds_each_video_by_id_and_keeps_the_records(dataset_dir, tmp_pa
     assert sorted((j.reason, j.row[R.SOURCE_URI].rpartition("#")[2]) for j in judged) == [
         ("annotation_line_unparsable", "line 3"), ("annotation_line_unparsable", "line 4"),
         ("annotation_record_malformed", "line 4"), ("annotation_record_malformed", "line 5"),
-        ("annotation_record_malformed", "record 4"), ("annotation_record_malformed", "video 1")]
+        ("annotation_record_malformed", "record 4"), ("annotation_record_malformed", "video 1"),
+        ("missing_file", "v_gone")]
     assert {j.detail["record"] for j in judged if j.reason == "annotation_line_unparsable"} == {
         "this line is not a record", '{"qid": 3, "query": "broken'}
     # without `videos`, the videos are looked for next to the annotation file
@@ -245,8 +249,8 @@ def test_config_errors_name_the_key(dataset_dir, tmp_path):
     # videos that are not there: a note when some are missing, an error (before Ray) when all are
     notes: list[str] = []
     preflight(config({"manifest": manifest, "format": "activitynet_captions", "videos": str(dataset_dir / "clips")}), notes)
-    assert notes == [f"input[0].videos: 1 of the 2 videos {manifest!r} names are not there; probe will reject them "
-                     f"missing_file ({dataset_dir / 'clips' / 'v_gone.*'})"]
+    assert notes == [f"input[0].videos: 1 of the 2 videos {manifest!r} names are not there; the build rejects them "
+                     f"missing_file, and retries them when run again ({dataset_dir / 'clips' / 'v_gone.*'})"]
     (tmp_path / "empty").mkdir()
     elsewhere = config({"manifest": manifest, "format": "activitynet_captions", "videos": str(tmp_path / "empty")})
     with pytest.raises(vdata.ConfigError, match=r"input\[0\]\.videos: none of the 2 videos .* names is in .*empty "
@@ -265,7 +269,7 @@ def test_build_reads_every_format_into_annotations(dataset_dir, tmp_path, ray_lo
     result = vdata.build(cfg, progress=False)
     assert result.rejects_by_reason == {
         "ingest:annotation_line_unparsable": 2, "ingest:annotation_record_malformed": 4,
-        "probe:missing_file": 1,                                    # v_gone: no video under clips/
+        "ingest:missing_file": 1,                                   # v_gone: no video under clips/
         "annotations:segment_inverted": 1, "annotations:segment_malformed": 1,
         "annotations:segment_empty_text": 2, "annotations:chapter_past_end": 1,
         "annotations:segment_out_of_range": 2}                      # COIN's step at 60 s, DiDeMo's chunk 2
@@ -323,7 +327,16 @@ def test_build_reads_every_format_into_annotations(dataset_dir, tmp_path, ray_lo
     assert json.loads(by_reason["segment_malformed"]["detail"])["item"] == {
         "start_s": 4.0, "end_s": None, "text": "person turns off the light.", "line": 3}
     assert json.loads(by_reason["chapter_past_end"]["detail"])["item"]["title"] == "Outro"
-    # a second run finds everything done, the ingest rejects included
+    # a second run finds everything done, the ingest rejects included, but for the missing video, looked for again
     again = vdata.build(cfg, progress=False)
     manifest = json.loads(Path(again.manifest_path).read_text())
-    assert manifest["resumed_complete"] == manifest["inputs"] == 21 and again.rows == result.rows
+    assert (manifest["resumed_complete"], manifest["inputs"]) == (20, 21) and again.rows == result.rows
+    assert again.rejects_by_reason == result.rejects_by_reason          # still missing: one reject, not two
+    # ... and built once its download has arrived
+    arrived = dataset_dir / "clips" / "v_gone.mp4"
+    _video(arrived, "color=c=0x20a040")
+    try:
+        third = vdata.build(cfg, progress=False)
+    finally:
+        arrived.unlink()
+    assert third.rows == result.rows + 1 and "ingest:missing_file" not in third.rejects_by_reason

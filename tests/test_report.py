@@ -478,3 +478,38 @@ def test_video_names_in_scripts_the_plot_font_lacks_draw_without_a_warning_per_l
         warnings.simplefilter("error")
         plot = draw("shots", {"names": ["Ünïcödé 視頻.mp4", "plain.mp4"], "kept": [3, 1], "rejected": [0, 2]})
     assert plot.png.startswith(b"\x89PNG") and len(plot.png) > 1000
+
+
+def test_a_large_builds_batch_records_are_merged_for_the_manifest_with_every_total_kept():
+    """100k one-row probe batches made a 31 MB manifest.json: past MANIFEST_RECORDS, each worker's consecutive
+    batches are merged, and the report's totals and the measured rates read the same."""
+    from vdata.pipelines.estimate import MANIFEST_RECORDS, compact_records, measured_rates
+    from vdata.pipelines.report_sections import throughput
+
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(9000):
+        stage_index = i % 2
+        records.append({"stage": ["probe", "shots"][stage_index], "stage_index": stage_index, "node": "n", "pid": i % 3,
+                        "rows_in": 1, "rows_out": int(rng.integers(0, 2)), "seconds": 0.01, "t_end": 1000.0 + i * 0.01,
+                        "cache_hits": 0, "mass_out": 1.0, "mass_rejected": 0.0,
+                        "rejects": {"missing_file": 1} if i % 5 == 0 else {}, "counters": {"frames": 2}})
+    small = records[:100]
+    assert compact_records(small) == small                          # a small build's records stay as they are
+    merged = compact_records(records)
+    assert len(merged) <= MANIFEST_RECORDS + 6 and sum(r["batches"] for r in merged) == len(records)
+    for key in ("rows_in", "rows_out"):
+        assert sum(r[key] for r in merged) == sum(r[key] for r in records)
+    assert sum(r["rejects"].get("missing_file", 0) for r in merged) == 1800
+    assert sum(r["counters"]["frames"] for r in merged) == 18000
+    assert sum(r["seconds"] for r in merged) == pytest.approx(sum(r["seconds"] for r in records))
+    manifest = {"inputs": 4500, "stages": [{"stage": "probe", "index": 0}, {"stage": "shots", "index": 1}],
+                "timeline": {"start": 999.0}, "wall_s": 95.0}
+    before = measured_rates({**manifest, "stats_records": records})
+    after = measured_rates({**manifest, "stats_records": merged})
+    assert [s["batches"] for s in after["stages"]] == [s["batches"] for s in before["stages"]] == [4500, 4500]
+    assert after["startup_s"] == pytest.approx(before["startup_s"], abs=0.5)
+
+    run = type("Run", (), {"manifest": {**manifest, "stats_records": merged}})()
+    table = throughput(run).tables[0]
+    assert [row[1] for row in table.rows] == [4500, 4500] and [row[2] for row in table.rows] == [4500, 4500]

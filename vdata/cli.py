@@ -177,9 +177,9 @@ def print_summary(result) -> None:
     console.print(f"[green]done[/] in {result.wall_s:.1f}s: {result.rows} {level}, {result.rejects} rejects", highlight=False)
     if result.retryable_rejects:
         console.print(f"[yellow]{result.retryable_rejects} reject(s)[/] came of failures that may pass (teacher "
-                      "timeouts, 5xx, 429, lost connections; `error`: vdata failed, see the reject's traceback): run "
-                      "the build again to retry their videos (answers already received are reused from the cache)",
-                      highlight=False)
+                      "timeouts, 5xx, 429, lost connections; `error`: vdata failed, see the reject's traceback; "
+                      "`missing_file`: not downloaded yet): run the build again to retry their videos (answers "
+                      "already received are reused from the cache)", highlight=False)
     for name, path in (("data", result.data_dir), ("manifest", result.manifest_path),
                        ("report", os.path.join(result.output_dir, "report.html"))):
         console.print(f"  {name + ':':<10}{path}", highlight=False, markup=False)

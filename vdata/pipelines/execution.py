@@ -388,8 +388,8 @@ def write_split_parts(table: pa.Table, name: str, data_dir: str, rejects_dir: st
                       data_schema: pa.Schema, splits=None, clips_dir: str | None = None,
                       clips_schema: pa.Schema | None = None) -> dict:
     """Kept rows → one part per split, `<data_dir>/<name>-<split>.parquet` (a video's split is the one its
-    source_meta names, else `splits.split_of(video_id)`; see SplitsConfig; every kept row is in `train` when `splits` is None), so that `datasets`
-    loads a split by a glob; rejects → `<rejects_dir>/<name>.parquet`. Each part is committed by its own
+    source_meta names, else `splits.split_of(video_id)`, see SplitsConfig; every kept row is in `train`
+    when `splits` is None), so that `datasets` loads a split by a glob; rejects → `<rejects_dir>/<name>.parquet`. Each part is committed by its own
     ledger entry holding the mass of its rows (see checkpoint.py), written after the part.
 
     With `clips_dir` (a sample build with frames, see R.CLIPS_TABLE), the frames of the kept rows' clips

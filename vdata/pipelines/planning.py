@@ -204,7 +204,7 @@ def input_problems(cfg: BuildConfig, notes: list[str] | None = None) -> list[str
                            f"set {where}.allow_empty: true if that is expected")
             elif absent and notes is not None:
                 notes.append(f"{where}.videos: {len(absent)} of the {len(named)} videos {spec.manifest!r} names are "
-                             f"not there; probe will reject them missing_file ({'; '.join(absent[:3])}"
+                             f"not there; the build rejects them missing_file, and retries them when run again ({'; '.join(absent[:3])}"
                              f"{'; ...' if len(absent) > 3 else ''})")
         if not found and not spec.allow_empty:
             kinds = f" (files ending {', '.join(spec.extensions)})" if key == "path" else ""

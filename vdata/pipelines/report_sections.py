@@ -187,7 +187,8 @@ def throughput(run: RunData) -> Section | None:
         series.append({"label": label, "index": index, "done_at": np.concatenate([[0], e[order]]),
                        "done": np.concatenate([[0], np.cumsum(rin[order])]), "rate": rate})
         busy = float((e - s).sum())
-        rows.append([label, int(sel.sum()), int(rin.sum()), f"{busy:.1f}", f"{float(s.min()):.1f}",
+        batches = sum(r.get("batches", 1) for r, chosen in zip(records, sel) if chosen)
+        rows.append([label, batches, int(rin.sum()), f"{busy:.1f}", f"{float(s.min()):.1f}",
                      f"{float(e.max()):.1f}", f"{rin.sum() / max(busy, 1e-9):.2f}", f"{float(rate.max()):.2f}"])
     table = TableBlock(["stage", "batches", "rows in", "busy s", "first start s", "last end s",
                         "rows/s per worker", "peak rows/s"], rows)

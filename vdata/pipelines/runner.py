@@ -53,7 +53,7 @@ class BuildResult:
     files: list[str] = field(default_factory=list)
     exports: list[dict] = field(default_factory=list)   # output.exports: format, dest, status
     resumed_complete: int = 0   # videos an earlier run had finished (not run again)
-    retryable_rejects: int = 0  # rejects of failures that may pass (teacher, `error`): the next run redoes their videos
+    retryable_rejects: int = 0  # rejects that may pass (teacher, `error`, missing_file): the next run redoes their videos
     ran: bool = True            # False: everything was complete already, nothing ran
 
 
@@ -377,6 +377,8 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
     retryable = checkpoint.count_retryable(rejects_table)
     stage_stats = _stage_summary(plan, records, wall)
     files = sorted(S.join(d, f) for d in _part_dirs(plan) for f in S.listdir(d) if f.endswith(".parquet"))
+    from .estimate import compact_records, measured_rates
+
     manifest = {
         "name": cfg.name, "run_id": run_id, "level": plan.level, "config_hash": cfg.config_hash(),
         "stage_hashes": {s.name + f"#{s.index}": s.config_hash for s in plan.stages},
@@ -390,10 +392,8 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
                 "executor": "in-process" if in_process else "ray"},   # see local_run.py
         "teachers": _teacher_summary(records),
         "verification": X.verification_counts(plan.data_dir),
-        "stats_records": [{k: v for k, v in r.items() if k != "teachers"} for r in records],
+        "stats_records": compact_records([{k: v for k, v in r.items() if k != "teachers"} for r in records]),
     }
-    from .estimate import measured_rates
-
     manifest["rates"] = measured_rates(manifest, plan.data_dir)   # what `vdata plan --videos` scales
     manifest_path = S.join(plan.output_dir, "manifest.json")
     S.write_text(manifest_path, redact(X.dumps(manifest), cfg.secrets))
