@@ -88,6 +88,12 @@ EGO4D_NLQ = {"version": "1", "videos": [   # nlq_train.json: queries timed on th
                  "query": "Where did I put the cup?", "template": "Objects: Where is object X before / after event Y?"},
                 {"video_start_sec": 5.0, "video_end_sec": 7.5, "query": "", "slot_x": "cup"}]}]}]},
     {"clips": []},
+    {"video_uid": "e4d-0002", "split": "val", "clips": [   # only its clips downloaded (`--datasets clips`)
+        {"clip_uid": "clip-b", "video_start_sec": 100.0, "video_end_sec": 108.0, "annotations": [
+            {"annotation_uid": "ann-2", "language_queries": [
+                {"clip_start_sec": 2.0, "clip_end_sec": 4.0, "video_start_sec": 102.0, "video_end_sec": 104.0,
+                 "query": "Who did I talk to?", "template": "People: Who did I talk to in location X?"}]}]},
+        {"clip_uid": "clip-c", "video_start_sec": 200.0, "video_end_sec": 208.0, "annotations": []}]},
 ]}
 
 HOWTO100M = {   # caption.json: YouTube's automatic caption lines, parallel lists; each line overlaps the next
@@ -122,6 +128,7 @@ def dataset_dir(tmp_path_factory) -> Path:
     _video(clips / "train" / "0aAmlgB7eVs_000030_000040.mp4", "life")
     _video(clips / "test" / "zzTestClip1_000005_000015.mp4", "gradients")
     _video(clips / "v2" / "full_scale" / "e4d-0001.mp4", "zoneplate")    # the Ego4D CLI's layout
+    _video(clips / "v2" / "clips" / "clip-b.mp4", "color=c=0x4040c0")   # e4d-0002: only clip-b downloaded
     _video(clips / "ht01.webm", "color=c=0x803020")
     (ann / "caption.json").write_text(json.dumps(HOWTO100M))
     (ann / "kinetics700_train.csv").write_text(KINETICS)
@@ -161,8 +168,9 @@ def test_ingest_finds_each_video_by_id_and_keeps_the_records(dataset_dir, tmp_pa
     kept, judged = find_duplicates(rows)
     by_id = {json.loads(r[R.SOURCE_META])["dataset_video_id"]: r for r in kept}
     assert set(by_id) == {"v_act001", "CH01", "qvAbc_60.0_68.0", "yc01", "vc01", "AN13abcdefg",
-                          "LtRSn-ntcLY", DIDEMO_VIDEO, "99@N00_1_ab.mov", "e4d-0001", "ht01", *KINETICS_CLIPS}
+                          "LtRSn-ntcLY", DIDEMO_VIDEO, "99@N00_1_ab.mov", "e4d-0001", "ht01", "clip-b", *KINETICS_CLIPS}
     clips = dataset_dir / "clips"
+    assert by_id["clip-b"][R.PATH] == str(clips / "v2" / "clips" / "clip-b.mp4")
     assert by_id["--07WQ2iBlw_000001_000011"][R.PATH] == str(clips / "air drumming" / "--07WQ2iBlw_000001_000011.mp4")
     assert by_id["0aAmlgB7eVs_000030_000040"][R.PATH] == str(clips / "train" / "0aAmlgB7eVs_000030_000040.mp4")
     assert by_id["zzTestClip1_000005_000015"][R.PATH] == str(clips / "test" / "zzTestClip1_000005_000015.mp4")
@@ -175,7 +183,7 @@ def test_ingest_finds_each_video_by_id_and_keeps_the_records(dataset_dir, tmp_pa
     assert by_id["yc01"][R.PATH] == str(clips / "training" / "113" / "yc01.mkv")
     assert by_id["vc01"][R.PATH] == str(clips / "vc01.webm")
     # a video not in `videos` is a reject before any worker runs, naming what was looked for; retried next run
-    gone, = [j for j in judged if j.reason == "missing_file"]
+    gone, = [j for j in judged if j.reason == "missing_file" and j.row[R.SOURCE_URI].endswith("#v_gone")]
     assert gone.row[R.PATH] == str(clips / "v_gone.*") and "v_gone.*" in gone.message
     assert gone.detail[R.RETRY_ON_RESUME] is True
     assert by_id["CH01"][R.SOURCE_URI].endswith("charades_sta_train.txt#CH01")
@@ -189,7 +197,7 @@ def test_ingest_finds_each_video_by_id_and_keeps_the_records(dataset_dir, tmp_pa
         ("annotation_line_unparsable", "line 3"), ("annotation_line_unparsable", "line 4"),
         ("annotation_record_malformed", "line 4"), ("annotation_record_malformed", "line 5"),
         ("annotation_record_malformed", "record 4"), ("annotation_record_malformed", "video 1"),
-        ("missing_file", "v_gone")]
+        ("missing_file", "clip-c"), ("missing_file", "v_gone")]
     assert {j.detail["record"] for j in judged if j.reason == "annotation_line_unparsable"} == {
         "this line is not a record", '{"qid": 3, "query": "broken'}
     # without `videos`, the videos are looked for next to the annotation file
@@ -269,7 +277,7 @@ def test_build_reads_every_format_into_annotations(dataset_dir, tmp_path, ray_lo
     result = vdata.build(cfg, progress=False)
     assert result.rejects_by_reason == {
         "ingest:annotation_line_unparsable": 2, "ingest:annotation_record_malformed": 4,
-        "ingest:missing_file": 1,                                   # v_gone: no video under clips/
+        "ingest:missing_file": 2,                                   # v_gone, and Ego4D's clip-c
         "annotations:segment_inverted": 1, "annotations:segment_malformed": 1,
         "annotations:segment_empty_text": 2, "annotations:chapter_past_end": 1,
         "annotations:segment_out_of_range": 2}                      # COIN's step at 60 s, DiDeMo's chunk 2
@@ -282,7 +290,7 @@ def test_build_reads_every_format_into_annotations(dataset_dir, tmp_path, ray_lo
         "AN13abcdefg": "train", "LtRSn-ntcLY": "train", "yc01": "train", "e4d-0001": "train", "CH01": "test",
         "--07WQ2iBlw_000001_000011": "train", "0aAmlgB7eVs_000030_000040": "train", "zzTestClip1_000005_000015": "test"}
     assert set(by_id) == {"v_act001", "CH01", "qvAbc_60.0_68.0", "yc01", "vc01", "AN13abcdefg", "LtRSn-ntcLY",
-                          DIDEMO_VIDEO, "99@N00_1_ab.mov", "e4d-0001", "ht01", *KINETICS_CLIPS}
+                          DIDEMO_VIDEO, "99@N00_1_ab.mov", "e4d-0001", "ht01", "clip-b", *KINETICS_CLIPS}
     for row in rows:
         assert row[R.DURATION_S] == pytest.approx(8.0, abs=0.05)
 
@@ -307,6 +315,8 @@ def test_build_reads_every_format_into_annotations(dataset_dir, tmp_path, ray_lo
     # Kinetics: the clip's class is its label (none for the test split); Ego4D NLQ: each query a segment
     assert [by_id[c][R.ANNOTATIONS]["labels"] for c in sorted(KINETICS_CLIPS)] == [["air drumming"], ["abseiling"], []]
     assert spans("e4d-0001") == [(1.0, 3.0, "Where did I put the cup?")]
+    assert spans("clip-b") == [(2.0, 4.0, "Who did I talk to?")]                    # on the clip's clock
+    assert json.loads(by_id["clip-b"][R.SOURCE_META])["video_uid"] == "e4d-0002" and split_of["clip-b"] == "validation"
     # HowTo100M: the rolling caption lines as subtitles, each ending where the next begins
     assert [(c["start_s"], c["end_s"], c["text"]) for c in by_id["ht01"][R.ANNOTATIONS]["subtitles"]] == [
         (0.2, 2.0, "so today we are"), (2.0, 4.5, "going to make"), (4.5, 7.8, "a cake")]
@@ -321,8 +331,9 @@ def test_build_reads_every_format_into_annotations(dataset_dir, tmp_path, ray_lo
 
     rejects = pads.dataset(str(Path(result.output_dir) / "rejects"), format="parquet").to_table().to_pylist()
     by_reason = {r["reason"]: r for r in rejects}
-    missing = by_reason["missing_file"]
-    assert missing[R.SOURCE_URI].endswith("train.json#v_gone") and "v_gone.*" in missing["message"]
+    missing = sorted((r[R.SOURCE_URI].rpartition("/")[2], r["message"]) for r in rejects if r["reason"] == "missing_file")
+    assert [uri for uri, _ in missing] == ["nlq_train.json#clip-c", "train.json#v_gone"]
+    assert "v2/clips/clip-c.*" in missing[0][1] and "v_gone.*" in missing[1][1]
     assert json.loads(by_reason["segment_inverted"]["detail"])["item"]["text"] == "Ends before it starts."
     assert json.loads(by_reason["segment_malformed"]["detail"])["item"] == {
         "start_s": 4.0, "end_s": None, "text": "person turns off the light.", "line": 3}
@@ -330,7 +341,7 @@ def test_build_reads_every_format_into_annotations(dataset_dir, tmp_path, ray_lo
     # a second run finds everything done, the ingest rejects included, but for the missing video, looked for again
     again = vdata.build(cfg, progress=False)
     manifest = json.loads(Path(again.manifest_path).read_text())
-    assert (manifest["resumed_complete"], manifest["inputs"]) == (20, 21) and again.rows == result.rows
+    assert (manifest["resumed_complete"], manifest["inputs"]) == (21, 23) and again.rows == result.rows
     assert again.rejects_by_reason == result.rejects_by_reason          # still missing: one reject, not two
     # ... and built once its download has arrived
     arrived = dataset_dir / "clips" / "v_gone.mp4"
@@ -339,4 +350,4 @@ def test_build_reads_every_format_into_annotations(dataset_dir, tmp_path, ray_lo
         third = vdata.build(cfg, progress=False)
     finally:
         arrived.unlink()
-    assert third.rows == result.rows + 1 and "ingest:missing_file" not in third.rejects_by_reason
+    assert third.rows == result.rows + 1 and third.rejects_by_reason["ingest:missing_file"] == 1   # clip-c

@@ -339,7 +339,7 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
         if complete or any(repairs.get(k) for k in ("uncommitted_parts_removed", "partial_sources_redone",
                                                         "retried_sources")):
             console.print(f"resuming: {already} video(s) already complete, {repairs['partial_sources_redone']} "
-                          f"partial redone, {repairs['retried_sources']} redone for teacher failures that may have "
+                          f"partial redone, {repairs['retried_sources']} redone for failures that may have "
                           f"passed, {repairs['uncommitted_parts_removed']} uncommitted part(s) removed")
         console.print(f"[bold]vdata build[/] {cfg.name}: {len(discovered)} video(s)"
                       + (f" ({already} already done)" if complete else "")

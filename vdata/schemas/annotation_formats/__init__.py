@@ -46,5 +46,6 @@ def read_annotation_file(fmt: str, path: str) -> AnnotationFile:
     return ANNOTATION_FORMATS[fmt](text)
 
 
-__all__ = ["ANNOTATION_FORMATS", "FORMAT_KINDS", "AnnotationFile", "FormatError", "RecordProblem", "VideoRecord", "find_video",
-           "json_lines", "read_annotation_file", "video_files", *(f.__name__ for f in ANNOTATION_FORMATS.values())]
+__all__ = ["ANNOTATION_FORMATS", "FORMAT_KINDS", "AnnotationFile", "FormatError", "RecordProblem", "VideoRecord",
+           "find_video", "json_lines", "read_annotation_file", "video_files",
+           *(f.__name__ for f in ANNOTATION_FORMATS.values())]

@@ -27,6 +27,7 @@ class VideoRecord:
     stems: tuple[str, ...] = ()                  # file names (no extension) the video may have; () = the id
     folders: tuple[str, ...] = ("",)             # sub-folders of `videos:` to look in, in order
     exact: tuple[str, ...] = ()                  # whole file names the release gives, tried before the stems
+    fallbacks: tuple["VideoRecord", ...] = ()    # where this video is not there: these instead (Ego4D's clips)
 
 
 @dataclass
@@ -142,7 +143,8 @@ def video_files(videos_dir: str, records: list[VideoRecord]) -> dict[str, set[st
     "" for the top) holding one. One walk and a lookup per name, where a stat per candidate would be one
     per folder x stem x extension (a Kinetics-700 file names 650k clips, each with six folders and eight
     extensions: 44 s of path joins alone, against 1 s)."""
-    depth = max((folder.count("/") + 1 for r in records for folder in r.folders if folder), default=0)
+    every = [*records, *(f for r in records for f in r.fallbacks)]
+    depth = max((folder.count("/") + 1 for r in every for folder in r.folders if folder), default=0)
     found: dict[str, set[str]] = {}
     for here, dirs, files in os.walk(videos_dir, followlinks=True):
         rel = os.path.relpath(here, videos_dir)

@@ -19,7 +19,9 @@ from the dataset's own documentation or code:
   video_start_sec, video_end_sec, clip_start_sec, ...}]}]}]}]}`, read on the full video with the queries'
   `video_*_sec` times as showlab/videollm-online data/ego4d/nlq.py reads it. Each query is a segment with
   its clip_uid, annotation_uid and template. Videos: `<video_uid>.mp4`, also under `v2/full_scale/` (or
-  `v1/`, `full_scale/`), where the Ego4D CLI puts them.
+  `v1/`, `full_scale/`), where the Ego4D CLI puts them. Where the full video is not there, its clips are
+  looked for (`<clip_uid>.mp4`, also under `v2/clips/`: the NLQ benchmark's own unit, `ego4d --datasets
+  clips`), each with its queries on the clip's clock (`clip_*_sec`).
 """
 from __future__ import annotations
 
@@ -115,6 +117,7 @@ def read_didemo(text: str) -> AnnotationFile:
 
 
 EGO4D_FOLDERS = ("", "full_scale", "v2/full_scale", "v1/full_scale")
+EGO4D_CLIP_FOLDERS = ("", "clips", "v2/clips", "v1/clips")
 
 
 def read_ego4d_nlq(text: str) -> AnnotationFile:
@@ -128,21 +131,37 @@ def read_ego4d_nlq(text: str) -> AnnotationFile:
             out.problems.append(RecordProblem(f"video {number}", "annotation_record_malformed",
                                               f"video {number} has no video_uid", video))
             continue
-        segments, clips = [], []
+        segments, clips, clip_records = [], [], []
+        subset = renamed_fields(video, {"split": "subset"})
         for clip in video.get("clips") or []:
             if not isinstance(clip, dict):
                 continue
             clips.append({k: clip.get(k) for k in ("clip_uid", "video_start_sec", "video_end_sec")})
-            for annotation in clip.get("annotations") or []:
-                queries = annotation.get("language_queries") if isinstance(annotation, dict) else None
-                for query in queries if isinstance(queries, list) else []:
-                    if not isinstance(query, dict):
-                        segments.append(query)
-                        continue
-                    span = [query.get("video_start_sec"), query.get("video_end_sec")]
-                    segments.append(make_segment(span, query.get("query"), clip_uid=clip.get("clip_uid"),
-                                                 annotation_uid=annotation.get("annotation_uid"),
-                                                 template=query.get("template")))
-        meta = {"segments": segments, "clips": clips, **renamed_fields(video, {"split": "subset"})}
-        out.videos.append(VideoRecord(video["video_uid"], meta, folders=EGO4D_FOLDERS))
+            on_video, on_clip = _nlq_queries(clip)
+            segments += on_video
+            if isinstance(clip.get("clip_uid"), str) and clip["clip_uid"]:
+                clip_records.append(VideoRecord(clip["clip_uid"], {
+                    "segments": on_clip, "video_uid": video["video_uid"], **subset,
+                    "clip_span_s": [clip.get("video_start_sec"), clip.get("video_end_sec")]},
+                    folders=EGO4D_CLIP_FOLDERS))
+        meta = {"segments": segments, "clips": clips, **subset}
+        out.videos.append(VideoRecord(video["video_uid"], meta, folders=EGO4D_FOLDERS, fallbacks=tuple(clip_records)))
     return out
+
+
+def _nlq_queries(clip: dict) -> tuple[list, list]:
+    """A clip's queries as segments on the full video (`video_*_sec`) and on the clip (`clip_*_sec`)."""
+    on_video, on_clip = [], []
+    for annotation in clip.get("annotations") or []:
+        queries = annotation.get("language_queries") if isinstance(annotation, dict) else None
+        for query in queries if isinstance(queries, list) else []:
+            if not isinstance(query, dict):
+                on_video.append(query)
+                on_clip.append(query)
+                continue
+            about = {"annotation_uid": annotation.get("annotation_uid"), "template": query.get("template")}
+            on_video.append(make_segment([query.get("video_start_sec"), query.get("video_end_sec")], query.get("query"),
+                                         clip_uid=clip.get("clip_uid"), **about))
+            on_clip.append(make_segment([query.get("clip_start_sec"), query.get("clip_end_sec")], query.get("query"),
+                                        **about))
+    return on_video, on_clip
