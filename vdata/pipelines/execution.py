@@ -389,8 +389,9 @@ def write_split_parts(table: pa.Table, name: str, data_dir: str, rejects_dir: st
                       clips_schema: pa.Schema | None = None) -> dict:
     """Kept rows → one part per split, `<data_dir>/<name>-<split>.parquet` (a video's split is the one its
     source_meta names, else `splits.split_of(video_id)`, see SplitsConfig; every kept row is in `train`
-    when `splits` is None), so that `datasets` loads a split by a glob; rejects → `<rejects_dir>/<name>.parquet`. Each part is committed by its own
-    ledger entry holding the mass of its rows (see checkpoint.py), written after the part.
+    when `splits` is None), so that `datasets` loads a split by a glob; rejects →
+    `<rejects_dir>/<name>.parquet`. Each part is committed by its own ledger entry holding the mass of its
+    rows (see checkpoint.py), written after the part.
 
     With `clips_dir` (a sample build with frames, see R.CLIPS_TABLE), the frames of the kept rows' clips
     go once per clip to `<clips_dir>/<same part name>`, written before the sample part: the ledger entry
@@ -401,7 +402,11 @@ def write_split_parts(table: pa.Table, name: str, data_dir: str, rejects_dir: st
     else:
         ids = table[R.VIDEO_ID].to_pylist() if R.VIDEO_ID in table.column_names else [None] * table.num_rows
         metas = table[R.SOURCE_META].to_pylist() if R.SOURCE_META in table.column_names else [None] * table.num_rows
-        labels = [splits.named_split(meta) or splits.split_of(v or uri)
+        named: dict = {}   # source_meta text -> the split it names: a video's rows all carry the same text
+        for meta in metas:
+            if meta not in named:
+                named[meta] = splits.named_split(meta)
+        labels = [named[meta] or splits.split_of(v or uri)
                   for v, uri, meta in zip(ids, table[R.SOURCE_URI].to_pylist(), metas)]
     if rejected is not None:
         labels = [None if r else lab for lab, r in zip(labels, rejected.to_pylist())]

@@ -161,15 +161,17 @@ def _from_annotation_file(spec: InputSpec, cfg: BuildConfig, where: str, p: str)
     files = video_files(videos, parsed.videos)
     for record in parsed.videos:
         found = find_video(videos, record, spec.extensions, files)
-        instead = [(f, where) for f in record.fallbacks if (where := find_video(videos, f, spec.extensions, files))]
-        # the record's video, or where it is not there but some of its fallbacks are, those (missing ones too)
-        chosen = [(record, found)] if found or not instead else [
-            (f, find_video(videos, f, spec.extensions, files)) for f in record.fallbacks]
-        beside = os.path.dirname(instead[0][1]) if instead and not found else os.path.join(videos, record.folders[0])
-        for video, where in chosen:   # a missing one named in the folder its found siblings are in
+        # the record's video; where it is not there but some of its fallbacks are, all of those instead,
+        # a missing one named in the folder its found siblings are in
+        chosen = [(record, found)]
+        if not found and record.fallbacks:
+            instead = [(f, find_video(videos, f, spec.extensions, files)) for f in record.fallbacks]
+            chosen = instead if any(path for _, path in instead) else chosen
+        beside = next((os.path.dirname(path) for _, path in chosen if path), os.path.join(videos, record.folders[0]))
+        for video, path in chosen:
             wanted = os.path.join(beside, (video.stems or (video.video_id,))[0] + ".*")
             meta = {"dataset": spec.format, "dataset_video_id": video.video_id, **video.meta}
-            rows.append(_row(f"{p}#{video.video_id}", where or wanted, meta))
+            rows.append(_row(f"{p}#{video.video_id}", path or wanted, meta))
     for problem in parsed.problems:
         uri = f"{p}#{problem.where}"
         rows.append({**_row(uri, uri), R.REJECT_REASON: problem.reason, R.REJECT_MESSAGE: problem.message,

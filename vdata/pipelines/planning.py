@@ -199,13 +199,14 @@ def input_problems(cfg: BuildConfig, notes: list[str] | None = None) -> list[str
             named = [r for r in found if not r.get(R.REJECT_REASON)]
             absent = [r[R.PATH] for r in named if not os.path.isfile(r[R.PATH])]
             if absent and len(absent) == len(named) and not spec.allow_empty:
-                out.append(f"{where}.videos: none of the {len(named)} videos {spec.manifest!r} names is in "
-                           f"{cfg.resolve(spec.videos) if spec.videos else 'its folder'} (looked for {absent[0]}, ...); "
-                           f"set {where}.allow_empty: true if that is expected")
+                folder = cfg.resolve(spec.videos) if spec.videos else "its folder"
+                out.append(f"{where}.videos: none of the {len(named)} videos {spec.manifest!r} names is in {folder} "
+                           f"(looked for {absent[0]}, ...); set {where}.allow_empty: true if that is expected")
             elif absent and notes is not None:
+                shown = "; ".join(absent[:3]) + ("; ..." if len(absent) > 3 else "")
                 notes.append(f"{where}.videos: {len(absent)} of the {len(named)} videos {spec.manifest!r} names are "
-                             f"not there; the build rejects them missing_file, and retries them when run again ({'; '.join(absent[:3])}"
-                             f"{'; ...' if len(absent) > 3 else ''})")
+                             f"not there; the build rejects them missing_file, and retries them when run again "
+                             f"({shown})")
         if not found and not spec.allow_empty:
             kinds = f" (files ending {', '.join(spec.extensions)})" if key == "path" else ""
             out.append(f"{where}.{key}: {getattr(spec, key)!r} matches no file{kinds}, looked in "

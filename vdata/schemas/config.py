@@ -25,7 +25,6 @@ Every value that came from the environment counts as secret (`BuildConfig.secret
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -170,7 +169,12 @@ class SplitsConfig(_Strict):
         """The split a row's source_meta (JSON text) names under a `from_source` key, or None."""
         if not self.from_source or not source_meta:
             return None
-        meta = _meta_of(source_meta)
+        try:
+            meta = json.loads(source_meta)
+        except ValueError:
+            return None
+        if not isinstance(meta, dict):
+            return None
         for key in self.from_source:
             value = meta.get(key)
             if isinstance(value, str) and value.strip().casefold() in SPLIT_SPELLINGS:
@@ -183,16 +187,6 @@ class SplitsConfig(_Strict):
         if u < self.test:
             return "test"
         return "validation" if u < self.test + self.validation else "train"
-
-
-@functools.lru_cache(maxsize=4096)
-def _meta_of(source_meta: str) -> dict:
-    """source_meta parsed once per distinct text (a video's rows all carry the same)."""
-    try:
-        meta = json.loads(source_meta)
-    except ValueError:
-        return {}
-    return meta if isinstance(meta, dict) else {}
 
 
 class OutputConfig(_Strict):
@@ -437,7 +431,8 @@ def parse_config(data: Any, raw_text: str = "", base_dir: Path | str = ".") -> B
             continue
         model = stage_class(name).Config
         try:
-            specs.append((name, model.model_validate(kwargs or {}, context={"base_dir": str(Path(base_dir).resolve())})))
+            context = {"base_dir": str(Path(base_dir).resolve())}   # files a stage names: beside the config
+            specs.append((name, model.model_validate(kwargs or {}, context=context)))
             positions.append(i)
         except ValidationError as e:
             problems.extend(format_validation_error(e, model, prefix=f"stages[{i}].{name}"))
