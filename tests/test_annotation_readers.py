@@ -233,6 +233,7 @@ def test_a_source_named_split_is_read_by_its_spellings():
         assert splits.named_split(meta) is None                # these go by the hash shares
     assert SplitsConfig(from_source=[]).named_split('{"subset": "test"}') is None
     assert SplitsConfig(from_source=["fold"]).named_split('{"fold": "TEST", "subset": "train"}') == "test"
+    assert SplitsConfig(from_source="fold").from_source == ["fold"] and SplitsConfig(from_source=None).from_source == []
 
 
 def test_config_errors_name_the_key(dataset_dir, tmp_path):

@@ -158,6 +158,11 @@ class SplitsConfig(_Strict):
     seed: int = 0
     from_source: list[str] = Field(default_factory=lambda: ["split", "subset"])
 
+    @field_validator("from_source", mode="before")
+    @classmethod
+    def _one_key(cls, value):
+        return [value] if isinstance(value, str) else ([] if value is None else value)
+
     @model_validator(mode="after")
     def _leaves_train(self):
         if self.test + self.validation >= 1.0:
