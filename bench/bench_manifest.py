@@ -88,7 +88,7 @@ def kinetics_table(rows: int) -> None:
     read = best_of(lambda: read_annotation_file("kinetics", csv_path))
 
     def match():
-        files = video_files(clips, parsed.videos)
+        files = video_files(clips)
         return sum(find_video(clips, v, [".mp4", ".mkv", ".webm"], files) is not None for v in parsed.videos)
 
     found = match()

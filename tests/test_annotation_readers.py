@@ -120,7 +120,10 @@ def dataset_dir(tmp_path_factory) -> Path:
     _video(clips / "qvAbc_60.0_68.0.mp4", "mandelbrot")
     _video(clips / "training" / "113" / "yc01.mkv", "rgbtestsrc")   # the YouCook2 downloader's layout
     _video(clips / "vc01.webm", "testsrc")
-    _video(clips / "v_AN13abcdefg.mp4", "smptehdbars")                # the ActivityNet crawler's name
+    _video(clips / "v1-3" / "train_val" / "v_AN13abcdefg.mp4", "smptehdbars")   # the official archives' layout
+    (clips / "loop").symlink_to(clips, target_is_directory=True)     # a link back up: listed once
+    (clips / ".Trash").mkdir()
+    (clips / ".Trash" / "v_gone.mp4").write_bytes(b"deleted")         # hidden folders are not looked in
     _video(clips / "131" / "LtRSn-ntcLY.mp4", "yuvtestsrc")         # COIN's downloader: <recipe_type>/<id>.mp4
     _video(clips / DIDEMO_VIDEO, "pal75bars")                     # DiDeMo's downloader keeps Flickr's name
     _video(clips / "99@N00_1_ab.mp4", "cellauto")                # ... or the user converted it to mp4
@@ -175,7 +178,7 @@ def test_ingest_finds_each_video_by_id_and_keeps_the_records(dataset_dir, tmp_pa
     assert by_id["0aAmlgB7eVs_000030_000040"][R.PATH] == str(clips / "train" / "0aAmlgB7eVs_000030_000040.mp4")
     assert by_id["zzTestClip1_000005_000015"][R.PATH] == str(clips / "test" / "zzTestClip1_000005_000015.mp4")
     assert by_id["e4d-0001"][R.PATH] == str(clips / "v2" / "full_scale" / "e4d-0001.mp4")
-    assert by_id["AN13abcdefg"][R.PATH] == str(clips / "v_AN13abcdefg.mp4")
+    assert by_id["AN13abcdefg"][R.PATH] == str(clips / "v1-3" / "train_val" / "v_AN13abcdefg.mp4")
     assert by_id["LtRSn-ntcLY"][R.PATH] == str(clips / "131" / "LtRSn-ntcLY.mp4")
     assert by_id[DIDEMO_VIDEO][R.PATH] == str(clips / DIDEMO_VIDEO)
     assert by_id["99@N00_1_ab.mov"][R.PATH] == str(clips / "99@N00_1_ab.mp4")

@@ -158,7 +158,7 @@ def _from_annotation_file(spec: InputSpec, cfg: BuildConfig, where: str, p: str)
     except (FormatError, UnicodeDecodeError) as e:
         raise ConfigError(f"{where}.manifest: {spec.manifest!r} is not a {spec.format} file: {e}") from None
     rows = []
-    files = video_files(videos, parsed.videos)
+    files = video_files(videos)
     for record in parsed.videos:
         found = find_video(videos, record, spec.extensions, files)
         # the record's video; where it is not there but some of its fallbacks are, all of those instead,

@@ -138,31 +138,39 @@ def json_lines(text: str):
 
 
 
-def video_files(videos_dir: str, records: list[VideoRecord]) -> dict[str, set[str]]:
-    """The files under `videos_dir`, as deep as the records' folders go: file name -> the folders (relative,
-    "" for the top) holding one. One walk and a lookup per name, where a stat per candidate would be one
-    per folder x stem x extension (a Kinetics-700 file names 650k clips, each with six folders and eight
-    extensions: 44 s of path joins alone, against 1 s)."""
-    every = [*records, *(f for r in records for f in r.fallbacks)]
-    depth = max((folder.count("/") + 1 for r in every for folder in r.folders if folder), default=0)
+def video_files(videos_dir: str) -> dict[str, set[str]]:
+    """The files under `videos_dir`, at any depth: file name -> the folders (relative, "" for the top)
+    holding one. One walk and a lookup per name, where a stat per candidate would be one per folder x stem
+    x extension (a Kinetics-700 file names 650k clips, each with six folders and eight extensions: 44 s of
+    path joins alone, against 1 s). Hidden folders are skipped, a folder linked twice is read once."""
     found: dict[str, set[str]] = {}
+    seen: set[tuple[int, int]] = set()
     for here, dirs, files in os.walk(videos_dir, followlinks=True):
+        st = os.stat(here)
+        if (st.st_dev, st.st_ino) in seen:   # a link back up the tree
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         rel = os.path.relpath(here, videos_dir)
         rel = "" if rel == "." else rel.replace(os.sep, "/")
-        if (rel.count("/") + 1 if rel else 0) >= depth:
-            dirs[:] = []
         for name in files:
             found.setdefault(name, set()).add(rel)
     return found
 
 
 def find_video(videos_dir: str, record: VideoRecord, extensions: list[str], files: dict[str, set[str]]) -> str | None:
-    """The first `<videos_dir>/<folder>/<name>` among `files` (see video_files): folders in order, in each the
-    release's exact names, then each stem with each extension."""
+    """The first `<videos_dir>/<folder>/<name>` among `files` (see video_files): the record's folders in
+    order, in each the release's exact names, then each stem with each extension; failing those, the name
+    in any folder (first in name order): a mirror's or a user's own layout (ActivityNet's `v1-2/train/`,
+    `v1-3/train_val/`)."""
     names = [name for name in (*record.exact, *(stem + ext for stem in record.stems or (record.video_id,)
                                                  for ext in extensions)) if name in files]
     for folder in record.folders if names else ():
         for name in names:
             if folder.strip("/") in files[name]:
                 return os.path.join(videos_dir, folder, name) if folder else os.path.join(videos_dir, name)
+    for name in names:
+        folder = min(files[name])
+        return os.path.join(videos_dir, folder, name) if folder else os.path.join(videos_dir, name)
     return None
