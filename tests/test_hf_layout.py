@@ -212,6 +212,36 @@ def test_a_samples_build_loads_by_split_with_its_clips_frames(samples_dir, tmp_p
     assert sample_parts and all(R.FRAMES not in pq.read_schema(p).names for p in sample_parts)
 
 
+def test_an_export_takes_the_splits_asked_for_and_says_when_held_out_videos_are_in_it(samples_dir, tmp_path):
+    """A training export of every split would put the held-out videos in the training set: `split:` keeps
+    only those asked for; without it, the export says which splits it holds."""
+    import json
+
+    from vdata.exporters import export
+    from vdata.exporters.base import NothingToExport
+
+    ds = _load(samples_dir, tmp_path)
+    every = export(samples_dir, str(tmp_path / "all"), "llava", media="none")
+    assert any("the rows of every split are in this export" in n and f"test {ds['test'].num_rows}" in n
+               for n in every.notes)
+    train = export(samples_dir, str(tmp_path / "train"), "llava", media="none", splits=["train"])
+    assert not any("every split" in n for n in train.notes)
+
+    def ids(folder):
+        return {r["id"] for f in Path(folder).glob("*.json") for r in json.loads(Path(f).read_text())}
+
+    assert ids(tmp_path / "train") and ids(tmp_path / "train") < ids(tmp_path / "all")
+    assert len(ids(tmp_path / "train")) == ds["train"].num_rows
+    with pytest.raises(NothingToExport, match="no rows of split validation"):
+        export(samples_dir, str(tmp_path / "val"), "llava", media="none", splits=["validation"])
+    # in a config: one split as a word, or a list; a split that does not exist names its key
+    assert parse_config({"input": [{"path": "."}], "output": {"dir": "o", "exports": [{"format": "llava", "split": "train"}]},
+                         "stages": [{"probe": {}}]}).output.exports[0].split == ["train"]
+    with pytest.raises(ConfigError, match=r"output\.exports\[0\]\.split\[0\]: Input should be 'train'"):
+        parse_config({"input": [{"path": "."}], "output": {"dir": "o", "exports": [{"format": "llava", "split": "tst"}]},
+                      "stages": [{"probe": {}}]})
+
+
 def test_split_shares_are_checked_with_their_key_path(tmp_path):
     with pytest.raises(ConfigError, match=r"output\.splits\.test"):
         parse_config({"output": {"dir": str(tmp_path), "splits": {"test": 1.5}}, "input": [{"path": str(tmp_path)}],

@@ -51,13 +51,16 @@ start of the visual the sample shows:
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
+from collections import Counter
 
+from vdata.schemas.config import SPLIT_NAMES
 from vdata.schemas.registry import EXPORT_FORMATS
 
-from .base import ExportOptions, ExportResult
+from .base import ExportOptions, ExportResult, NothingToExport
 from .media import MEDIA_MODES
-from .source import ExportError, open_build
+from .source import ExportError, open_build, split_of_file
 from .timefmt import TIME_FORMATS
 
 REGISTRY = EXPORT_FORMATS          # format name -> "module:function" (vdata.schemas.registry)
@@ -71,12 +74,17 @@ def exporter(fmt: str):
     return getattr(importlib.import_module(module), fn)
 
 
+# benchmark formats (their items are test items anyway) and the parquet export (it keeps the splits apart)
+SPLIT_KEEPING_FORMATS = frozenset({"lmms-eval", "vlmevalkit", "mvbench", "cg_bench", "parquet"})
+
+
 def export(out_dir: str, dest: str, format: str, time_format: str = "seconds", media: str = "link",
-           tasks=None, name: str | None = None, bucket_media: bool = False, **kwargs) -> ExportResult:
+           tasks=None, name: str | None = None, bucket_media: bool = False, splits=None, **kwargs) -> ExportResult:
     """Export the build in `out_dir` to `dest` in `format`.
 
     time_format: a time spec (`seconds`, `lita:100`, ...; the table above) for the times in texts;
-    media: copy | link | none (how videos reach `dest`); tasks: only these sample tasks;
+    media: copy | link | none (how videos reach `dest`); tasks: only these sample tasks; splits: only the
+    rows of these splits (train / validation / test; None: all, with a note when held-out ones are in);
     name: dataset name used in file names (default: the build's name). Extra keyword arguments go to
     the format's exporter (e.g. `hub_repo` for lmms-eval).
     """
@@ -86,9 +94,23 @@ def export(out_dir: str, dest: str, format: str, time_format: str = "seconds", m
         raise ExportError(f"--time must be one of {', '.join(TIME_FORMATS)}, not {time_format!r}")
     fn = exporter(format)
     build = open_build(out_dir)
+    present = {split_of_file(f) for f in build.data_files}
+    if splits:
+        unknown = [s for s in splits if s not in SPLIT_NAMES]
+        if unknown:
+            raise ExportError(f"--split must be {', '.join(SPLIT_NAMES)}, not {', '.join(map(repr, unknown))}")
+        build = dataclasses.replace(build, data_files=[f for f in build.data_files if split_of_file(f) in splits])
+        if not build.data_files:
+            raise NothingToExport(f"nothing to export from {out_dir}: it has no rows of split {', '.join(splits)} "
+                                  f"(its splits: {', '.join(sorted(present)) or 'none'}); {dest} was not written")
     opts = ExportOptions(time_format=time_format, media=media, tasks=tuple(tasks) if tasks else None, name=name,
                          bucket_media=bucket_media)
     result = fn(build, dest, opts, **kwargs)
+    if not splits and present - {"train"} and format not in SPLIT_KEEPING_FORMATS:
+        rows = Counter(build.row_splits())
+        result.notes.append("the rows of every split are in this export (" + ", ".join(
+            f"{s} {rows[s]}" for s in SPLIT_NAMES if rows[s]) + "): `split: [train]` on the export (`vdata export "
+            "--split train`) leaves the held-out videos out of a training set")
     if build.reserved_tokens:
         result.notes.append(f"{build.reserved_tokens} media placeholder or chat token(s) in the samples' text "
                             "(<video>, <image>, </s>, <|im_end|>, ...) written as text, e.g. \u2039video\u203a, "

@@ -33,13 +33,16 @@ def time_spec(ctx, param, value):
 @click.option("--media", type=click.Choice(MEDIA_MODES), default="link", show_default=True,
               help="copy videos into DEST, symlink them, or reference them where they are")
 @click.option("--task", "tasks", multiple=True, help="only samples of this task (repeatable)")
+@click.option("--split", "splits", multiple=True, type=click.Choice(["train", "validation", "test"]),
+              help="only rows of this split (repeatable; default: every split)")
 @click.option("--name", help="dataset name used in file names (default: the build's name)")
-def export_cmd(out_dir, fmt, dest, time_format, media, tasks, name):
+def export_cmd(out_dir, fmt, dest, time_format, media, tasks, splits, name):
     """Render the finished build in OUT_DIR as FORMAT into DEST."""
     from . import ExportError, export
 
     try:
-        result = export(out_dir, dest, fmt, time_format=time_format, media=media, tasks=tasks or None, name=name)
+        result = export(out_dir, dest, fmt, time_format=time_format, media=media, tasks=tasks or None, name=name,
+                        splits=splits or None)
     except (ExportError, ValueError) as e:
         fail(str(e))
     click.echo(result.summary())

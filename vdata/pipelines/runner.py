@@ -482,8 +482,8 @@ def _write_exports(cfg: BuildConfig, plan: Plan, console, refresh: bool, local: 
         try:
             if S.is_remote(dest):
                 shutil.rmtree(target, ignore_errors=True)
-            result = export(local, target, spec.format, time_format=spec.time, media=spec.media,
-                            tasks=spec.tasks, name=redact(cfg.name, cfg.secrets))   # names files: no secret
+            result = export(local, target, spec.format, time_format=spec.time, media=spec.media, tasks=spec.tasks,
+                            splits=spec.split, name=redact(cfg.name, cfg.secrets))   # names files: no secret
         except NothingToExport as e:   # not a failure: an empty dataset has nothing to render
             console.print(f"[yellow]export {spec.format}[/]: {e}")
             out.append({**entry, "status": "empty", "reason": str(e)})

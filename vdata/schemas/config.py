@@ -123,6 +123,13 @@ class ExportSpec(_Strict):
     time: str = Field("seconds", pattern=r"^(seconds|relative|frames|vtg|timesuite|bracketed|(lita|grounded_videollm)(:[1-9][0-9]*)?)$")
     media: Literal["copy", "link", "none"] = "link"
     tasks: list[str] | None = None         # only samples of these tasks
+    # only rows of these splits (None: every split, with a note when held-out videos are in the export)
+    split: list[Literal["train", "validation", "test"]] | None = None
+
+    @field_validator("split", mode="before")
+    @classmethod
+    def _one_split(cls, value):
+        return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _known_format(self):
