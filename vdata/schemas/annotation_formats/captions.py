@@ -26,7 +26,7 @@ import os
 
 from .base import (
     AnnotationFile, VideoRecord, as_number, as_span, database_map, duration_meta, id_map, make_segment,
-    object_records, pair_lists, parse_json, step_segments,
+    object_records, pair_lists, parse_json, renamed_fields, step_segments,
 )
 
 
@@ -48,7 +48,7 @@ def read_youcook2(text: str) -> AnnotationFile:
     for video_id, record in object_records(database, out):
         subset, recipe = record.get("subset"), record.get("recipe_type")
         meta = {"segments": step_segments(record, "annotations", "sentence"), **duration_meta(record),
-                **{k: record[k] for k in ("subset", "recipe_type", "video_url") if record.get(k) is not None}}
+                **renamed_fields(record, {k: k for k in ("subset", "recipe_type", "video_url")})}
         folders = ("", f"{subset}/{recipe}", str(recipe)) if subset and recipe else ("",)
         out.videos.append(VideoRecord(video_id, meta, folders=folders))
     return out
