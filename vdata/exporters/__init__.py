@@ -109,7 +109,7 @@ def export(out_dir: str, dest: str, format: str, time_format: str = "seconds", m
     if not splits and present - {"train"} and format not in SPLIT_KEEPING_FORMATS:
         rows = Counter(build.row_splits())
         result.notes.append("the rows of every split are in this export (" + ", ".join(
-            f"{s} {rows[s]}" for s in SPLIT_NAMES if rows[s]) + "): `split: [train]` on the export (`vdata export "
+            f"{s} {rows[s]}" for s in SPLIT_NAMES if rows[s]) + "): `split: train` on the export (`vdata export "
             "--split train`) leaves the held-out videos out of a training set")
     if build.reserved_tokens:
         result.notes.append(f"{build.reserved_tokens} media placeholder or chat token(s) in the samples' text "
