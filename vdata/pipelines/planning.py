@@ -197,7 +197,10 @@ def input_problems(cfg: BuildConfig, notes: list[str] | None = None) -> list[str
             notes.append(f"{where}.{key}: {len(bad)} of {len(found)} records will be ingest rejects ({shown})")
         if spec.format is not None and found:
             named = [r for r in found if not r.get(R.REJECT_REASON)]
-            absent = [r[R.PATH] for r in named if not os.path.isfile(r[R.PATH])]
+            if notes is None:   # a build: only whether any is there (its ingest stats every input anyway)
+                absent = [] if any(os.path.isfile(r[R.PATH]) for r in named) else [r[R.PATH] for r in named]
+            else:
+                absent = [r[R.PATH] for r in named if not os.path.isfile(r[R.PATH])]
             if absent and len(absent) == len(named) and not spec.allow_empty:
                 folder = cfg.resolve(spec.videos) if spec.videos else "its folder"
                 out.append(f"{where}.videos: none of the {len(named)} videos {spec.manifest!r} names is in {folder} "
