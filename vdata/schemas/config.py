@@ -55,6 +55,11 @@ def config_file(value: str, info: ValidationInfo | None = None) -> str:
     return os.path.abspath(path)
 
 
+def _listed(value):
+    """A list option written as one word (`split: train`) as the one-item list it means."""
+    return [value] if isinstance(value, str) else value
+
+
 class ConfigError(ValueError):
     """A config problem; the message names every offending key path. `partial`: where the top level
     validated, the config with the stages that did (the planner looks for more problems in it)."""
@@ -126,10 +131,7 @@ class ExportSpec(_Strict):
     # only rows of these splits (None: every split, with a note when held-out videos are in the export)
     split: list[Literal["train", "validation", "test"]] | None = None
 
-    @field_validator("split", mode="before")
-    @classmethod
-    def _one_split(cls, value):
-        return [value] if isinstance(value, str) else value
+    _one_split = field_validator("split", mode="before")(lambda value: _listed(value))
 
     @model_validator(mode="after")
     def _known_format(self):
@@ -165,10 +167,7 @@ class SplitsConfig(_Strict):
     seed: int = 0
     from_source: list[str] = Field(default_factory=lambda: ["split", "subset"])
 
-    @field_validator("from_source", mode="before")
-    @classmethod
-    def _one_key(cls, value):
-        return [value] if isinstance(value, str) else ([] if value is None else value)
+    _one_key = field_validator("from_source", mode="before")(lambda value: [] if value is None else _listed(value))
 
     @model_validator(mode="after")
     def _leaves_train(self):
