@@ -5,6 +5,8 @@ import sys
 
 import click
 
+from vdata.schemas.config import SPLIT_NAMES
+
 from . import FORMATS, MEDIA_MODES, TIME_FORMATS
 
 
@@ -33,7 +35,7 @@ def time_spec(ctx, param, value):
 @click.option("--media", type=click.Choice(MEDIA_MODES), default="link", show_default=True,
               help="copy videos into DEST, symlink them, or reference them where they are")
 @click.option("--task", "tasks", multiple=True, help="only samples of this task (repeatable)")
-@click.option("--split", "splits", multiple=True, type=click.Choice(["train", "validation", "test"]),
+@click.option("--split", "splits", multiple=True, type=click.Choice(SPLIT_NAMES),
               help="only rows of this split (repeatable; default: every split)")
 @click.option("--name", help="dataset name used in file names (default: the build's name)")
 def export_cmd(out_dir, fmt, dest, time_format, media, tasks, splits, name):
