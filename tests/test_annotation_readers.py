@@ -192,7 +192,7 @@ def test_ingest_finds_each_video_by_id_and_keeps_the_records(dataset_dir, tmp_pa
     assert by_id["CH01"][R.SOURCE_URI].endswith("charades_sta_train.txt#CH01")
     # each format's rows carry the annotation kinds FORMAT_KINDS says (what `vdata new` tells a recipe's user)
     assert set(FORMAT_KINDS) == set(ANNOTATION_FORMATS)
-    for fmt, kinds in FORMAT_KINDS.items():
+    for fmt, kinds in ((f, FORMAT_KINDS[f]) for _, f in INPUTS):      # the web-clip formats: test_web_clips.py
         metas = [json.loads(r[R.SOURCE_META]) for r in kept if json.loads(r[R.SOURCE_META])["dataset"] == fmt]
         assert metas and all(set(kinds) <= set(m) for m in metas), fmt
     # records tied to no video are rejects at ingest, with their reason and the record

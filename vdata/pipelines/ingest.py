@@ -28,7 +28,7 @@ from pathlib import Path
 from vdata.media import storage as S
 from vdata.media.hashing import bytes_id, content_id
 from vdata.schemas import records as R
-from vdata.schemas.annotation_formats import FormatError, find_video, read_annotation_file, video_files
+from vdata.schemas.annotation_formats import FOLDER_FORMATS, FormatError, find_video, read_annotation_file, video_files
 from vdata.schemas.config import BuildConfig, ConfigError, InputSpec
 from vdata.stages.base import Reject
 
@@ -104,6 +104,11 @@ def _from_manifest(spec: InputSpec, cfg: BuildConfig, where: str) -> list[dict]:
         found = S.isfile(p) if remote else os.path.isfile(p)
     except (OSError, ValueError) as e:   # no such bucket, no permission, an unreachable endpoint
         raise ConfigError(f"{where}.manifest: {spec.manifest!r} cannot be read: {type(e).__name__}: {e}") from None
+    if spec.format in FOLDER_FORMATS:
+        if remote or not os.path.isdir(p):
+            raise ConfigError(f"{where}.manifest: {spec.format} reads the local folder its downloader wrote; "
+                              f"{spec.manifest!r} is not one")
+        return _from_annotation_file(spec, cfg, where, p)
     if not found:
         raise ConfigError(f"{where}.manifest: {spec.manifest!r} does not exist")
     if spec.format is not None:
@@ -150,7 +155,7 @@ def _from_annotation_file(spec: InputSpec, cfg: BuildConfig, where: str, p: str)
     """A labelled dataset's annotation file: one row per video, found by id under `videos`; its annotations
     go in source_meta for the `annotations` stage. A video not found keeps a path that names what was
     looked for, so ingest rejects it `missing_file`; a record tied to no video is an ingest reject row."""
-    videos = cfg.resolve(spec.videos) if spec.videos is not None else os.path.dirname(p)
+    videos = cfg.resolve(spec.videos) if spec.videos is not None else p if os.path.isdir(p) else os.path.dirname(p)
     if not os.path.isdir(videos):
         raise ConfigError(f"{where}.videos: {spec.videos!r} is not a folder")
     try:

@@ -92,7 +92,8 @@ class InputSpec(_Strict):
     allow_empty: bool = False
     # The manifest is a labelled dataset's own annotation file (ActivityNet Captions, Charades-STA, ...;
     # see vdata/schemas/annotation_formats/); its videos are found by id under `videos`
-    # (default: the manifest's folder), trying `extensions` in order.
+    # (default: the manifest's folder), trying `extensions` in order. A FOLDER_FORMATS format
+    # (video2dataset) names the folder its downloader wrote as the manifest, and its videos are in it.
     format: str | None = None
     videos: str | None = None
     # the split of every video of this input (charades_sta_test.txt, a held-out folder); written to its

@@ -10,12 +10,14 @@ dataset's own fields. Layouts, each confirmed from the dataset's own documentati
 """
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 from .actions import read_activitynet, read_coin, read_kinetics
 from .base import AnnotationFile, FormatError, RecordProblem, VideoRecord, find_video, json_lines, video_files
 from .captions import read_activitynet_captions, read_howto100m, read_vidchapters, read_youcook2
 from .grounding import read_charades_sta, read_didemo, read_ego4d_nlq, read_qvhighlights
+from .web_clips import read_panda70m, read_video2dataset
 
 ANNOTATION_FORMATS: dict[str, Callable[[str], AnnotationFile]] = {
     "activitynet": read_activitynet,
@@ -26,26 +28,36 @@ ANNOTATION_FORMATS: dict[str, Callable[[str], AnnotationFile]] = {
     "ego4d_nlq": read_ego4d_nlq,
     "howto100m": read_howto100m,
     "kinetics": read_kinetics,
+    "panda70m": read_panda70m,
     "qvhighlights": read_qvhighlights,
     "vidchapters": read_vidchapters,
+    "video2dataset": read_video2dataset,
     "youcook2": read_youcook2,
 }
+# formats whose manifest is a folder (a downloader's output), read in place, not a file's text
+FOLDER_FORMATS = frozenset({"video2dataset"})
 
 # the annotation kinds each format's records carry (what a recipe's `annotations` stage can require of it)
 FORMAT_KINDS: dict[str, tuple[str, ...]] = {
     "activitynet": ("segments", "labels"), "activitynet_captions": ("segments",), "charades_sta": ("segments",),
     "coin": ("segments", "labels"), "didemo": ("segments",), "ego4d_nlq": ("segments",), "howto100m": ("subtitles",),
-    "kinetics": ("labels",), "qvhighlights": ("segments",), "vidchapters": ("chapters",), "youcook2": ("segments",),
+    "kinetics": ("labels",), "panda70m": ("segments",), "qvhighlights": ("segments",), "vidchapters": ("chapters",),
+    "video2dataset": ("title", "description", "subtitles"), "youcook2": ("segments",),
 }
 
 
 def read_annotation_file(fmt: str, path: str) -> AnnotationFile:
-    """The videos and problems of one annotation file; FormatError when the file is not `fmt` at all."""
+    """The videos and problems of one annotation file (or, for FOLDER_FORMATS, folder); FormatError when it
+    is not `fmt` at all."""
+    if fmt in FOLDER_FORMATS:
+        if not os.path.isdir(path):
+            raise FormatError(f"{fmt} reads the folder its downloader wrote, not a file")
+        return ANNOTATION_FORMATS[fmt](path)
     with open(path, encoding="utf-8-sig") as f:
         text = f.read()
     return ANNOTATION_FORMATS[fmt](text)
 
 
-__all__ = ["ANNOTATION_FORMATS", "FORMAT_KINDS", "AnnotationFile", "FormatError", "RecordProblem", "VideoRecord",
+__all__ = ["ANNOTATION_FORMATS", "FOLDER_FORMATS", "FORMAT_KINDS", "AnnotationFile", "FormatError", "RecordProblem", "VideoRecord",
            "find_video", "json_lines", "read_annotation_file", "video_files",
            *(f.__name__ for f in ANNOTATION_FORMATS.values())]

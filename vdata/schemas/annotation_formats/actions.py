@@ -19,12 +19,8 @@ confirmed from the dataset's own documentation or code:
 """
 from __future__ import annotations
 
-import csv
-import io
-import os
-
 from .base import (
-    AnnotationFile, FormatError, RecordProblem, VideoRecord, as_number, database_map, duration_meta,
+    AnnotationFile, RecordProblem, VideoRecord, as_number, csv_records, database_map, duration_meta,
     object_records, parse_json, renamed_fields, step_segments,
 )
 
@@ -63,11 +59,7 @@ KINETICS_COLUMNS = ("youtube_id", "time_start", "time_end")
 
 
 def read_kinetics(text: str) -> AnnotationFile:
-    rows = csv.DictReader(io.StringIO(text))
-    missing = [c for c in KINETICS_COLUMNS if c not in (rows.fieldnames or [])]
-    if missing:
-        raise FormatError(f"Kinetics CSV files start with a header naming label, youtube_id, time_start, time_end, "
-                          f"split; this one lacks {', '.join(missing)}")
+    rows = csv_records(text, KINETICS_COLUMNS, "Kinetics")
     out = AnnotationFile()
     for row in rows:
         number = rows.line_num

@@ -9,6 +9,8 @@ whole is a `FormatError` (a config error naming the input).
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
@@ -53,6 +55,23 @@ def as_number(value: Any) -> Any:
     except (TypeError, ValueError):
         return value
     return number if math.isfinite(number) else value
+
+
+def clock_seconds(value: Any) -> Any:
+    """A time as a float: a number, or a clock "H:MM:SS.mmm" / "MM:SS" (Panda-70M's and WebVTT's timecodes);
+    anything else unchanged (the annotations stage names it)."""
+    if isinstance(value, str) and ":" in value:
+        *whole, last = value.strip().split(":")
+        seconds, _, fraction = last.partition(".")
+        fields = [*whole, seconds]
+        if len(fields) <= 3 and all(f.isdigit() for f in fields) and all(len(f) == 2 for f in fields[1:]) \
+                and (not fraction or fraction.isdigit()) and all(int(f) < 60 for f in fields[1:]):
+            total = 0.0
+            for f in fields:
+                total = total * 60 + int(f)
+            return total + (float(f"0.{fraction}") if fraction else 0.0)
+        return value
+    return as_number(value)
 
 
 def as_span(value: Any) -> tuple[Any, Any]:
@@ -124,6 +143,16 @@ def database_map(data: Any, label: str, record_keys: str) -> dict:
 
 def renamed_fields(record: dict, renames: dict[str, str]) -> dict:
     return {new: record[old] for old, new in renames.items() if record.get(old) is not None}
+
+
+def csv_records(text: str, required: tuple[str, ...], release: str) -> csv.DictReader:
+    """The rows of a release's CSV, whose header must name `required` (FormatError naming what it lacks)."""
+    rows = csv.DictReader(io.StringIO(text))
+    missing = [c for c in required if c not in (rows.fieldnames or [])]
+    if missing:
+        raise FormatError(f"{release} CSV files start with a header naming {', '.join(required)}; this one lacks "
+                          f"{', '.join(missing)}")
+    return rows
 
 
 def json_lines(text: str):

@@ -1,0 +1,184 @@
+"""Web-video caption datasets as inputs: Panda-70M's CSV over its full source videos, and the folder
+video2dataset leaves (Panda-70M's clips, WebVid's), read with their captions, titles and subtitles, built into
+annotations and into caption samples with no teacher."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import pytest
+
+import vdata
+from vdata.media.synth import Segment, render_segments
+from vdata.pipelines.ingest import discover
+from vdata.pipelines.planning import preflight
+from vdata.schemas import records as R
+from vdata.schemas.annotation_formats import FORMAT_KINDS, read_panda70m, read_video2dataset
+from vdata.schemas.config import ConfigError, parse_config
+
+
+def _video(path: Path, source: str, seconds: float = 8.0) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    render_segments(str(path), [Segment(source, seconds)], size=(160, 96))
+
+
+# Panda-70M's CSV as released: one row per source video, Python-literal lists of H:MM:SS.mmm spans,
+# captions and scores (snap-research/Panda-70M dataset_dataloading/README.md)
+PANDA_ROWS = [
+    ["pandaVid001", "https://www.youtube.com/watch?v=pandaVid001",
+     "[['0:00:00.000', '0:00:03.504'], ['0:00:03.504', '0:00:07.925']]",
+     "['A bar chart of colours holds still.', \"The picture doesn't change.\"]", "[0.4512, 0.3987]"],
+    ["pandaVid002", "https://www.youtube.com/watch?v=pandaVid002",
+     "[['0:00:01.000', '0:00:04.000'], ['0:00:05.000', '0:01:09.000']]",
+     "['Squares move across the frame.', 'Past the end of the video.']", "[0.5, 0.47]"],
+    ["pandaGone03", "https://www.youtube.com/watch?v=pandaGone03", "[['0:00:00.000', '0:00:02.000']]",
+     "['Never downloaded.']", "[0.44]"],
+    ["pandaBad004", "https://www.youtube.com/watch?v=pandaBad004", "[['0:00:00.000', ", "['x']", "[0.4]"],
+]
+
+
+def _panda_csv(rows) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["videoID", "url", "timestamp", "caption", "matching_score"])
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def test_panda70m_reader_times_and_problems():
+    parsed = read_panda70m(_panda_csv(PANDA_ROWS))
+    by_id = {v.video_id: v.meta for v in parsed.videos}
+    assert set(by_id) == {"pandaVid001", "pandaVid002", "pandaGone03"}
+    assert by_id["pandaVid001"]["segments"] == [
+        {"start_s": 0.0, "end_s": 3.504, "text": "A bar chart of colours holds still.", "matching_score": 0.4512},
+        {"start_s": 3.504, "end_s": 7.925, "text": "The picture doesn't change.", "matching_score": 0.3987}]
+    assert by_id["pandaVid002"]["segments"][1]["end_s"] == 69.0
+    assert by_id["pandaVid001"]["video_url"].endswith("pandaVid001")
+    assert [(p.where, p.reason) for p in parsed.problems] == [("line 5", "annotation_record_malformed")]
+    with pytest.raises(Exception, match="lacks videoID"):
+        read_panda70m("label,youtube_id\nx,y\n")
+    assert FORMAT_KINDS["panda70m"] == ("segments",)
+
+
+def test_panda70m_build_gives_each_clip_as_a_segment_of_its_source(tmp_path, in_process):
+    root = tmp_path / "panda"
+    _video(root / "videos" / "pandaVid001.mp4", "smptebars")
+    _video(root / "videos" / "shard0" / "pandaVid002.mp4", "testsrc2")     # any layout below `videos`
+    (root / "panda70m_validation.csv").write_text(_panda_csv(PANDA_ROWS))
+    cfg = parse_config({"input": [{"manifest": str(root / "panda70m_validation.csv"), "format": "panda70m",
+                                   "videos": str(root / "videos")}],
+                        "output": {"dir": str(tmp_path / "out")}, "stages": [{"probe": {}}, {"annotations": {}}]})
+    result = vdata.build(cfg, progress=False)
+    assert result.rejects_by_reason == {"ingest:annotation_record_malformed": 1, "ingest:missing_file": 1,
+                                        "annotations:segment_out_of_range": 1}
+    rows = pads.dataset(result.data_dir, format="parquet").to_table().to_pylist()
+    by_id = {json.loads(r[R.SOURCE_META])["dataset_video_id"]: r for r in rows}
+    assert [(s["start_s"], s["end_s"], s["text"]) for s in by_id["pandaVid002"][R.ANNOTATIONS]["segments"]] == [
+        (1.0, 4.0, "Squares move across the frame.")]
+    assert len(by_id["pandaVid001"][R.ANNOTATIONS]["segments"]) == 2
+
+
+# --- video2dataset's output folder (output_format: files) ------------------------------------------------
+
+def _sample(folder: Path, key: str, meta: dict, caption: str | None, source: str | None, seconds: float = 4.0):
+    folder.mkdir(parents=True, exist_ok=True)
+    if source:
+        _video(folder / f"{key}.mp4", source, seconds)
+    if caption is not None:
+        (folder / f"{key}.txt").write_text(caption)
+    (folder / f"{key}.json").write_text(json.dumps({"key": key, **meta}, indent=4))
+
+
+@pytest.fixture(scope="module")
+def v2d_dir(tmp_path_factory) -> Path:
+    """A video2dataset output folder: Panda-70M's fork (clipped, with yt-dlp info and subtitles) in shard
+    00000, WebVid (whole stock clips, extra CSV columns) in shard 00001, a failed download, the stats and
+    shard tables video2dataset writes, and a download still under way in `_tmp/`."""
+    out = tmp_path_factory.mktemp("v2d") / "panda_download"
+    info = {"title": "How to paint a fence", "description": "A quick guide.\n0:00 Intro", "duration": 300,
+            "categories": ["Howto & Style"], "id": "srcVid"}
+    subtitles = [{"start": "00:00:09.000", "end": "00:00:11.500", "lines": ["first we sand", "the boards"]},
+                 {"start": "00:00:11.500", "end": "00:00:15.000", "lines": ["then we paint"]}]
+    _sample(out / "00000", "0000000_00001", {
+        "url": "https://www.youtube.com/watch?v=srcVid", "caption": "A man paints a white fence.",
+        "matching_score": "0.4713", "status": "success", "error_message": None,
+        "clips": "[('00:00:10.000', '00:00:14.000')]",
+        "yt_meta_dict": {"info": info, "subtitles": subtitles}, "clip_subtitles": subtitles},
+        caption="A man paints a white fence.", source="smptebars")
+    _sample(out / "00000", "0000001", {
+        "url": "https://www.youtube.com/watch?v=goneVid", "caption": "['never', 'downloaded']",
+        "status": "failed_to_download", "error_message": "ERROR: [youtube]: Video unavailable"},
+        caption="['never', 'downloaded']", source=None)
+    _sample(out / "00001", "000010000", {
+        "url": "https://ak.picdn.net/shutterstock/videos/1234/preview/stock-footage-a-red-ball.mp4",
+        "caption": "Red ball bouncing on grass", "videoid": 1234, "page_dir": "006001_006050", "duration": "PT00H00M04S",
+        "status": "success", "error_message": None}, caption="Red ball bouncing on grass", source="rgbtestsrc")
+    (out / "00000_stats.json").write_text(json.dumps({"count": 2, "successes": 1, "failed_to_download": 1}))
+    pq.write_table(pa.table({"key": ["0000000_00001"], "status": ["success"]}), out / "00000.parquet")
+    _sample(out / "_tmp", "in-flight", {"status": "success"}, caption="partial", source=None)
+    return out
+
+
+def test_video2dataset_reader_keeps_captions_titles_subtitles_and_spans(v2d_dir, tmp_path):
+    parsed = read_video2dataset(str(v2d_dir))
+    by_key = {v.video_id: v for v in parsed.videos}
+    assert set(by_key) == {"0000000_00001", "000010000"}
+    panda = by_key["0000000_00001"].meta
+    assert (panda["caption"], panda["title"], panda["matching_score"]) == ("A man paints a white fence.",
+                                                                           "How to paint a fence", 0.4713)
+    assert panda["source_span_s"] == [10.0, 14.0] and by_key["0000000_00001"].folders == ("00000",)
+    # the subtitle lines on the clip's clock: the first began before the clip, the last ends after it
+    assert panda["subtitles"] == [{"start_s": 0.0, "end_s": 1.5, "text": "first we sand the boards"},
+                                  {"start_s": 1.5, "end_s": 4.0, "text": "then we paint"}]
+    webvid = by_key["000010000"].meta
+    assert webvid["caption"] == "Red ball bouncing on grass" and webvid["videoid"] == 1234
+    assert "subtitles" not in webvid and "source_span_s" not in webvid and "status" not in webvid
+    # every kind FORMAT_KINDS names (what `vdata new` tells a recipe's user) is carried where the download has it
+    assert all(any(k in v.meta for v in parsed.videos) for k in FORMAT_KINDS["video2dataset"])
+    assert [(p.where, p.reason) for p in parsed.problems] == [("sample 0000001", "source_not_downloaded")]
+    assert "Video unavailable" in parsed.problems[0].message
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "talk.json").write_text(json.dumps({"title": "a yt-dlp sidecar, not a sample"}))
+    with pytest.raises(Exception, match="no video2dataset sample"):
+        read_video2dataset(str(tmp_path / "plain"))
+
+
+def test_video2dataset_folder_builds_caption_samples_without_a_teacher(v2d_dir, tmp_path, in_process):
+    cfg = parse_config({
+        "input": [{"manifest": str(v2d_dir), "format": "video2dataset"}],
+        "output": {"dir": str(tmp_path / "out")},
+        "stages": [{"probe": {}}, {"annotations": {}}, {"shots": {}},
+                   {"generate": {"scope": "video", "tasks": {"caption": {}}}}]})
+    result = vdata.build(cfg, progress=False)
+    assert result.rejects_by_reason == {"ingest:source_not_downloaded": 1}
+    samples = pads.dataset(result.data_dir, format="parquet").to_table().to_pylist()
+    by_key = {json.loads(s[R.SOURCE_META])["dataset_video_id"]: s for s in samples}
+    assert {k: (s[R.TASK], s[R.ANSWER]) for k, s in by_key.items()} == {
+        "0000000_00001": ("caption", "A man paints a white fence."), "000010000": ("caption", "Red ball bouncing on grass")}
+    clip = by_key["0000000_00001"][R.ANNOTATIONS]
+    assert clip["title"] == "How to paint a fence" and [c["text"] for c in clip["subtitles"]] == [
+        "first we sand the boards", "then we paint"]
+    rejects = pads.dataset(str(Path(result.output_dir) / "rejects"), format="parquet").to_table().to_pylist()
+    assert [r[R.SOURCE_URI].rpartition("#")[2] for r in rejects] == ["sample 0000001"]
+
+
+def test_video2dataset_config_errors_name_the_key(v2d_dir, tmp_path):
+    csv_file = tmp_path / "list.csv"
+    csv_file.write_text("url,caption\nhttps://x/y.mp4,z\n")
+    for manifest, expected in ((csv_file, "reads the local folder its downloader wrote"),
+                               (tmp_path / "nowhere", "reads the local folder its downloader wrote")):
+        cfg = parse_config({"input": [{"manifest": str(manifest), "format": "video2dataset"}],
+                            "output": {"dir": str(tmp_path / "o")}, "stages": [{"probe": {}}]})
+        with pytest.raises(ConfigError, match=rf"input\[0\]\.manifest: .*{expected}"):
+            preflight(cfg)
+    empty = tmp_path / "empty_download"
+    empty.mkdir()
+    cfg = parse_config({"input": [{"manifest": str(empty), "format": "video2dataset"}],
+                        "output": {"dir": str(tmp_path / "o")}, "stages": [{"probe": {}}]})
+    with pytest.raises(ConfigError, match=r"input\[0\]\.manifest: .* is not a video2dataset file: no video2dataset sample"):
+        discover(cfg, media_dir=str(tmp_path / "m"))

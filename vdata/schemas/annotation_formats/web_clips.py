@@ -1,0 +1,161 @@
+"""Web-video caption datasets: captioned clips of YouTube (and stock) videos, as their releases list them and
+as their downloader leaves them. Layouts, each confirmed from the dataset's own documentation or code:
+
+- `panda70m`: Panda-70M's CSV files (snap-research/Panda-70M dataset_dataloading/README.md; timecodes as in
+  splitting/README.md), one row per source video: `videoID, url, timestamp, caption, matching_score`, the last
+  three Python-literal lists, one entry per clip: `[['0:00:00.000', '0:00:05.839'], ...]`, `['A man ...', ...]`,
+  `[0.45, ...]`. Each clip becomes a segment of the full video (its `matching_score` on the item). Videos:
+  `<videoID>.mp4` (yt-dlp's own name for a download of the url).
+- `video2dataset`: the output folder of video2dataset (iejMac/video2dataset, with which Panda-70M, WebVid
+  and InternVid are downloaded) in its default `files` layout: `<shard>/<key>.mp4`, `<key>.txt` (the
+  caption) and `<key>.json` (FilesSampleWriter in video2dataset/data_writer.py): the input row's columns
+  (`url`, `caption`, the clip column as `clips`, any `save_additional_columns`) with `key`, `status`,
+  `error_message` and `yt_meta_dict: {info: yt-dlp's info (title, description, ...), subtitles: [{start, end,
+  lines}]}` (workers/download_worker.py, data_reader.py get_yt_meta). Panda-70M's fork cuts each source
+  video into its clips (subsamplers/clipping_subsampler.py): a clip's `clips` is its span in the source
+  (`"[('00:00:05.005', '00:00:09.509')]"`), its `caption` its own, and `clip_subtitles` the subtitle lines
+  that overlap it, on the source's clock. The manifest is the output folder itself; `videos` defaults to it.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import os
+from typing import Any
+
+from .base import AnnotationFile, FormatError, RecordProblem, VideoRecord, clock_seconds, csv_records, pair_lists
+
+PANDA_COLUMNS = ("videoID", "timestamp", "caption")
+
+
+def _literal_list(cell: Any) -> list | None:
+    """A list cell as Panda-70M writes it (Python repr: single quotes, tuples), or a list; None if not one."""
+    if isinstance(cell, (list, tuple)):
+        return list(cell)
+    if not isinstance(cell, str) or not cell.strip():
+        return None
+    try:
+        value = ast.literal_eval(cell.strip())
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return list(value) if isinstance(value, (list, tuple)) else None
+
+
+def _clock_span(span: Any) -> list:
+    if isinstance(span, (list, tuple)):
+        return [clock_seconds(t) for t in list(span)[:2]] + [None] * max(0, 2 - len(span))
+    return [None, None]
+
+
+def read_panda70m(text: str) -> AnnotationFile:
+    rows = csv_records(text, PANDA_COLUMNS, "Panda-70M")
+    out = AnnotationFile()
+    by_id: dict[str, dict] = {}
+    for row in rows:
+        number = rows.line_num
+        video_id = (row.get("videoID") or "").strip()
+        spans, captions = _literal_list(row.get("timestamp")), _literal_list(row.get("caption"))
+        scores = _literal_list(row.get("matching_score")) or []
+        if not video_id or spans is None or captions is None:
+            out.problems.append(RecordProblem(f"line {number}", "annotation_record_malformed", f"line {number} needs a "
+                                              f"videoID and timestamp and caption lists", dict(row)))
+            continue
+        meta = by_id.setdefault(video_id, {"segments": [], "youtube_id": video_id,
+                                           **({"video_url": row["url"].strip()} if (row.get("url") or "").strip() else {})})
+        for i, (span, caption) in enumerate(pair_lists(spans, captions)):
+            start, end = _clock_span(span)
+            score = clock_seconds(scores[i]) if i < len(scores) else None
+            meta["segments"].append({"start_s": start, "end_s": end, "text": caption,
+                                     **({"matching_score": score} if isinstance(score, float) else {})})
+    out.videos += [VideoRecord(video_id, meta) for video_id, meta in by_id.items()]
+    return out
+
+
+# video2dataset's own bookkeeping and what is read into its own kinds: not copied into source_meta as is
+_V2D_INTERNAL = {"key", "status", "error_message", "yt_meta_dict", "clip_subtitles", "clips", "caption", "url",
+                 "video_metadata", "cuts"}
+
+
+def _cues(lines: Any, offset: float, length: float | None) -> list:
+    """video2dataset's subtitle lines `{start, end, lines}` (WebVTT clock times) as cues on a clip's clock
+    (`offset`: where the clip starts in its source; `length`: its length, None for a whole video)."""
+    cues = []
+    for line in lines if isinstance(lines, list) else []:
+        if not isinstance(line, dict):
+            cues.append(line)
+            continue
+        text = line.get("lines", line.get("line"))
+        text = " ".join(t.strip() for t in text if isinstance(t, str)) if isinstance(text, list) else text
+        start, end = clock_seconds(line.get("start")), clock_seconds(line.get("end"))
+        # a line that began before the clip did is on screen from its first frame, one that ends after it
+        # until its last
+        if isinstance(start, float):
+            start = max(0.0, start - offset)
+        if isinstance(end, float):
+            end = end - offset if length is None else min(end - offset, length)
+        cues.append({"start_s": start, "end_s": end, "text": text})
+    return cues
+
+
+def _sample_meta(sample: dict, caption: str | None) -> dict:
+    info = (sample.get("yt_meta_dict") or {}).get("info") if isinstance(sample.get("yt_meta_dict"), dict) else None
+    info = info if isinstance(info, dict) else {}
+    clips = _literal_list(sample.get("clips")) if sample.get("clips") is not None else None
+    span = _clock_span(clips[0] if clips and isinstance(clips[0], (list, tuple)) else clips) if clips else None
+    offset = span[0] if span and isinstance(span[0], float) else 0.0
+    length = span[1] - offset if span and isinstance(span[1], float) and span[1] > offset else None
+    subtitles = sample.get("clip_subtitles") if span else None
+    if subtitles is None:
+        subtitles = (sample.get("yt_meta_dict") or {}).get("subtitles") if isinstance(sample.get("yt_meta_dict"), dict) else None
+    text = caption if caption is not None and caption.strip() else sample.get("caption")
+    meta = {
+        **({"caption": text.strip()} if isinstance(text, str) and text.strip() else {}),
+        **{k: info[k].strip() for k in ("title", "description") if isinstance(info.get(k), str) and info[k].strip()},
+        **({"subtitles": _cues(subtitles, offset, length)} if isinstance(subtitles, list) and subtitles else {}),
+        **({"video_url": sample["url"]} if isinstance(sample.get("url"), str) else {}),
+        **({"source_span_s": span} if span else {}),
+        **{k: v for k, v in sample.items() if k not in _V2D_INTERNAL and isinstance(v, (str, int, float, bool))},
+    }
+    if "matching_score" in meta:
+        meta["matching_score"] = clock_seconds(meta["matching_score"])
+    return meta
+
+
+def read_video2dataset(folder: str) -> AnnotationFile:
+    out = AnnotationFile()
+    seen = 0
+    for here, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))   # `_tmp`: a download under way
+        rel = os.path.relpath(here, folder)
+        rel = "" if rel == "." else rel.replace(os.sep, "/")
+        for name in sorted(files):
+            if not name.endswith(".json") or name.endswith("_stats.json") or name.startswith("."):
+                continue
+            path = os.path.join(here, name)
+            try:
+                with open(path, encoding="utf-8") as f:
+                    sample = json.load(f)
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+                out.problems.append(RecordProblem(f"{rel}/{name}".lstrip("/"), "annotation_record_malformed",
+                                                  f"{name} cannot be read: {e}", None))
+                continue
+            if not isinstance(sample, dict) or "key" not in sample or "status" not in sample:
+                continue          # not one of video2dataset's sample files
+            seen += 1
+            key = str(sample["key"])
+            if sample["status"] != "success":
+                out.problems.append(RecordProblem(f"sample {key}", "source_not_downloaded",
+                                                  f"video2dataset did not download sample {key} ({sample['status']}): "
+                                                  f"{sample.get('error_message') or 'no message'}",
+                                                  {k: sample.get(k) for k in ("key", "url", "status", "error_message")}))
+                continue
+            caption_path = os.path.join(here, f"{key}.txt")
+            caption = None
+            if os.path.isfile(caption_path):
+                with open(caption_path, encoding="utf-8", errors="replace") as f:
+                    caption = f.read()
+            out.videos.append(VideoRecord(key, _sample_meta(sample, caption), folders=(rel,)))
+    if not seen:
+        raise FormatError("no video2dataset sample under it: the folder video2dataset wrote holds "
+                          "<shard>/<key>.json files with key and status (output_format: files)")
+    return out
