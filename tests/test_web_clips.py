@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
+import tarfile
 from pathlib import Path
 
 import pyarrow as pa
@@ -94,6 +96,19 @@ def _sample(folder: Path, key: str, meta: dict, caption: str | None, source: str
     (folder / f"{key}.json").write_text(json.dumps({"key": key, **meta}, indent=4))
 
 
+def _webdataset_shard(tar_path: Path, work: Path) -> None:
+    """A shard as WebDatasetSampleWriter writes it (output_format: webdataset): each sample's video, caption
+    and metadata as `<key>.mp4`, `<key>.txt`, `<key>.json` members, a failed download without its video."""
+    _sample(work, "000020000", {"url": "https://example.org/stock/42.mp4", "caption": "Waves roll onto a beach",
+                                "status": "success", "error_message": None}, caption="Waves roll onto a beach",
+            source="smptehdbars")
+    _sample(work, "000020001", {"url": "https://example.org/stock/43.mp4", "status": "failed_to_download",
+                                "error_message": "HTTP Error 404: Not Found"}, caption="", source=None)
+    with tarfile.open(tar_path, "w") as tar:
+        for name in ("000020000.mp4", "000020000.txt", "000020000.json", "000020001.txt", "000020001.json"):
+            tar.add(work / name, arcname=name)
+
+
 @pytest.fixture(scope="module")
 def v2d_dir(tmp_path_factory) -> Path:
     """A video2dataset output folder: Panda-70M's fork (clipped, with yt-dlp info and subtitles) in shard
@@ -118,6 +133,7 @@ def v2d_dir(tmp_path_factory) -> Path:
         "url": "https://ak.picdn.net/shutterstock/videos/1234/preview/stock-footage-a-red-ball.mp4",
         "caption": "Red ball bouncing on grass", "videoid": 1234, "page_dir": "006001_006050", "duration": "PT00H00M04S",
         "status": "success", "error_message": None}, caption="Red ball bouncing on grass", source="rgbtestsrc")
+    _webdataset_shard(out / "00002.tar", tmp_path_factory.mktemp("wds"))
     (out / "00000_stats.json").write_text(json.dumps({"count": 2, "successes": 1, "failed_to_download": 1}))
     pq.write_table(pa.table({"key": ["0000000_00001"], "status": ["success"]}), out / "00000.parquet")
     _sample(out / "_tmp", "in-flight", {"status": "success"}, caption="partial", source=None)
@@ -127,7 +143,9 @@ def v2d_dir(tmp_path_factory) -> Path:
 def test_video2dataset_reader_keeps_captions_titles_subtitles_and_spans(v2d_dir, tmp_path):
     parsed = read_video2dataset(str(v2d_dir))
     by_key = {v.video_id: v for v in parsed.videos}
-    assert set(by_key) == {"0000000_00001", "000010000"}
+    assert set(by_key) == {"0000000_00001", "000010000", "000020000"}
+    assert by_key["000020000"].member == (str(v2d_dir / "00002.tar"), "000020000.mp4")
+    assert by_key["000020000"].meta["caption"] == "Waves roll onto a beach"
     panda = by_key["0000000_00001"].meta
     assert (panda["caption"], panda["title"], panda["matching_score"]) == ("A man paints a white fence.",
                                                                            "How to paint a fence", 0.4713)
@@ -140,12 +158,21 @@ def test_video2dataset_reader_keeps_captions_titles_subtitles_and_spans(v2d_dir,
     assert "subtitles" not in webvid and "source_span_s" not in webvid and "status" not in webvid
     # every kind FORMAT_KINDS names (what `vdata new` tells a recipe's user) is carried where the download has it
     assert all(any(k in v.meta for v in parsed.videos) for k in FORMAT_KINDS["video2dataset"])
-    assert [(p.where, p.reason) for p in parsed.problems] == [("sample 0000001", "source_not_downloaded")]
-    assert "Video unavailable" in parsed.problems[0].message
+    problems = sorted(parsed.problems, key=lambda p: p.where)
+    assert [(p.where, p.reason) for p in problems] == [("sample 0000001", "source_not_downloaded"),
+                                                       ("sample 000020001", "source_not_downloaded")]
+    assert "Video unavailable" in problems[0].message and "404" in problems[1].message
     (tmp_path / "plain").mkdir()
     (tmp_path / "plain" / "talk.json").write_text(json.dumps({"title": "a yt-dlp sidecar, not a sample"}))
     with pytest.raises(Exception, match="no video2dataset sample"):
         read_video2dataset(str(tmp_path / "plain"))
+    (tmp_path / "plain" / "00000.tar").write_bytes(b"cut short" * 100)      # a shard whose copy broke off
+    with pytest.raises(Exception, match="shard 00000.tar cannot be read"):
+        read_video2dataset(str(tmp_path / "plain"))
+    shutil.copy(v2d_dir / "00002.tar", tmp_path / "plain" / "00002.tar")   # beside a good one: a reject row
+    parsed = read_video2dataset(str(tmp_path / "plain"))
+    assert [v.video_id for v in parsed.videos] == ["000020000"]
+    assert ("00000.tar", "annotation_record_malformed") in [(p.where, p.reason) for p in parsed.problems]
 
 
 def test_video2dataset_folder_builds_caption_samples_without_a_teacher(v2d_dir, tmp_path, in_process):
@@ -155,16 +182,23 @@ def test_video2dataset_folder_builds_caption_samples_without_a_teacher(v2d_dir, 
         "stages": [{"probe": {}}, {"annotations": {}}, {"shots": {}},
                    {"generate": {"scope": "video", "tasks": {"caption": {}}}}]})
     result = vdata.build(cfg, progress=False)
-    assert result.rejects_by_reason == {"ingest:source_not_downloaded": 1}
+    assert result.rejects_by_reason == {"ingest:source_not_downloaded": 2}
     samples = pads.dataset(result.data_dir, format="parquet").to_table().to_pylist()
     by_key = {json.loads(s[R.SOURCE_META])["dataset_video_id"]: s for s in samples}
     assert {k: (s[R.TASK], s[R.ANSWER]) for k, s in by_key.items()} == {
-        "0000000_00001": ("caption", "A man paints a white fence."), "000010000": ("caption", "Red ball bouncing on grass")}
+        "0000000_00001": ("caption", "A man paints a white fence."), "000010000": ("caption", "Red ball bouncing on grass"),
+        "000020000": ("caption", "Waves roll onto a beach")}
     clip = by_key["0000000_00001"][R.ANNOTATIONS]
     assert clip["title"] == "How to paint a fence" and [c["text"] for c in clip["subtitles"]] == [
         "first we sand the boards", "then we paint"]
     rejects = pads.dataset(str(Path(result.output_dir) / "rejects"), format="parquet").to_table().to_pylist()
-    assert [r[R.SOURCE_URI].rpartition("#")[2] for r in rejects] == ["sample 0000001"]
+    assert sorted(r[R.SOURCE_URI].rpartition("#")[2] for r in rejects) == ["sample 0000001", "sample 000020001"]
+    # the webdataset shard's video was extracted into the build's media folder, once: a re-run reads none again
+    extracted = list((Path(result.output_dir) / "_media").glob("tar-*.mp4"))
+    assert len(extracted) == 1 and by_key["000020000"][R.PATH] == str(extracted[0])
+    before = extracted[0].stat().st_mtime_ns
+    again = vdata.build(cfg, progress=False)
+    assert (again.ran, again.resumed_complete) == (False, 5) and extracted[0].stat().st_mtime_ns == before
 
 
 def test_video2dataset_config_errors_name_the_key(v2d_dir, tmp_path):

@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 from vdata.media import storage as S
+from vdata.media.archives import extract_members
 from vdata.media.hashing import bytes_id, content_id
 from vdata.schemas import records as R
 from vdata.schemas.annotation_formats import FOLDER_FORMATS, FormatError, find_video, read_annotation_file, video_files
@@ -95,9 +96,10 @@ def _from_glob(spec: InputSpec, cfg: BuildConfig, where: str = "input") -> list[
     return [_row(f, f) for f in sorted(globlib.glob(pattern, recursive=True)) if os.path.isfile(f)]
 
 
-def _from_manifest(spec: InputSpec, cfg: BuildConfig, where: str) -> list[dict]:
+def _from_manifest(spec: InputSpec, cfg: BuildConfig, where: str, media_dir: str | None = None) -> list[dict]:
     """One row per record of a CSV / TSV / JSON Lines / JSON / Parquet manifest (manifest_tables.py); a
-    record that cannot be read, or names no file, is a reject row with its line."""
+    record that cannot be read, or names no file, is a reject row with its line. `media_dir`: where videos
+    inside archives are extracted (None in preflight, which only lists: the archive stands for them)."""
     p = cfg.resolve(spec.manifest)
     remote = S.is_remote(p)
     try:
@@ -108,11 +110,11 @@ def _from_manifest(spec: InputSpec, cfg: BuildConfig, where: str) -> list[dict]:
         if remote or not os.path.isdir(p):
             raise ConfigError(f"{where}.manifest: {spec.format} reads the local folder its downloader wrote; "
                               f"{spec.manifest!r} is not one")
-        return _from_annotation_file(spec, cfg, where, p)
+        return _from_annotation_file(spec, cfg, where, p, media_dir)
     if not found:
         raise ConfigError(f"{where}.manifest: {spec.manifest!r} does not exist")
     if spec.format is not None:
-        return _from_annotation_file(spec, cfg, where, p)
+        return _from_annotation_file(spec, cfg, where, p, media_dir)
     if not p.lower().endswith(SUFFIXES):
         raise ConfigError(f"{where}.manifest: use a {', '.join(SUFFIXES)} file (got {spec.manifest!r})")
     try:
@@ -151,7 +153,7 @@ def _beside(base: str, relative: str, remote: bool) -> str:
     return f"{scheme}://{posixpath.normpath(posixpath.join(rest, relative))}"
 
 
-def _from_annotation_file(spec: InputSpec, cfg: BuildConfig, where: str, p: str) -> list[dict]:
+def _from_annotation_file(spec: InputSpec, cfg: BuildConfig, where: str, p: str, media_dir: str | None) -> list[dict]:
     """A labelled dataset's annotation file: one row per video, found by id under `videos`; its annotations
     go in source_meta for the `annotations` stage. A video not found keeps a path that names what was
     looked for, so ingest rejects it `missing_file`; a record tied to no video is an ingest reject row."""
@@ -164,7 +166,13 @@ def _from_annotation_file(spec: InputSpec, cfg: BuildConfig, where: str, p: str)
         raise ConfigError(f"{where}.manifest: {spec.manifest!r} is not a {spec.format} file: {e}") from None
     rows = []
     files = video_files(videos)
+    in_archives = [r.member for r in parsed.videos if r.member]
+    extracted = extract_members(in_archives, media_dir) if in_archives and media_dir else {}
     for record in parsed.videos:
+        if record.member:
+            meta = {"dataset": spec.format, "dataset_video_id": record.video_id, **record.meta}
+            rows.append(_row(f"{p}#{record.video_id}", extracted.get(record.member, record.member[0]), meta))
+            continue
         found = find_video(videos, record, spec.extensions, files)
         # the record's video; where it is not there but some of its fallbacks are, all of those instead,
         # a missing one named in the folder its found siblings are in
@@ -244,7 +252,7 @@ def discover(cfg: BuildConfig, media_dir: str) -> list[dict]:
         elif spec.glob is not None:
             rows += _from_glob(spec, cfg, where)
         elif spec.manifest is not None:
-            rows += _from_manifest(spec, cfg, where)
+            rows += _from_manifest(spec, cfg, where, media_dir)
         else:
             rows += _from_hf(spec, cfg, where, media_dir)
         if spec.split is not None:

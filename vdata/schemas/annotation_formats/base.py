@@ -30,6 +30,7 @@ class VideoRecord:
     folders: tuple[str, ...] = ("",)             # sub-folders of `videos:` to look in, in order
     exact: tuple[str, ...] = ()                  # whole file names the release gives, tried before the stems
     fallbacks: tuple["VideoRecord", ...] = ()    # where this video is not there: these instead (Ego4D's clips)
+    member: tuple[str, str] | None = None        # (archive, member name): the video is inside a tar (webdataset)
 
 
 @dataclass

@@ -14,13 +14,16 @@ as their downloader leaves them. Layouts, each confirmed from the dataset's own 
   lines}]}` (workers/download_worker.py, data_reader.py get_yt_meta). Panda-70M's fork cuts each source
   video into its clips (subsamplers/clipping_subsampler.py): a clip's `clips` is its span in the source
   (`"[('00:00:05.005', '00:00:09.509')]"`), its `caption` its own, and `clip_subtitles` the subtitle lines
-  that overlap it, on the source's clock. The manifest is the output folder itself; `videos` defaults to it.
+  that overlap it, on the source's clock. With `output_format: webdataset` the same three files of a sample
+  are members of `<shard>.tar` (WebDatasetSampleWriter); ingest extracts each video into the build's
+  `_media/` folder, once. The manifest is the output folder itself; `videos` defaults to it.
 """
 from __future__ import annotations
 
 import ast
 import json
 import os
+import tarfile
 from typing import Any
 
 from .base import AnnotationFile, FormatError, RecordProblem, VideoRecord, clock_seconds, csv_records, pair_lists
@@ -121,6 +124,79 @@ def _sample_meta(sample: dict, caption: str | None) -> dict:
     return meta
 
 
+def _is_sample(sample: object) -> bool:
+    return isinstance(sample, dict) and "key" in sample and "status" in sample
+
+
+def _add_sample(out: AnnotationFile, sample: dict, caption: str | None, **where) -> None:
+    """One of video2dataset's samples as a record, or, where it was not downloaded, a problem with its error."""
+    key = str(sample["key"])
+    if sample["status"] != "success":
+        out.problems.append(RecordProblem(f"sample {key}", "source_not_downloaded",
+                                          f"video2dataset did not download sample {key} ({sample['status']}): "
+                                          f"{sample.get('error_message') or 'no message'}",
+                                          {k: sample.get(k) for k in ("key", "url", "status", "error_message")}))
+        return
+    out.videos.append(VideoRecord(key, _sample_meta(sample, caption), **where))
+
+
+def _files_sample(out: AnnotationFile, here: str, rel: str, name: str) -> bool:
+    """`<key>.json` (and `<key>.txt`) of the files layout; False when it is not a video2dataset sample."""
+    try:
+        with open(os.path.join(here, name), encoding="utf-8") as f:
+            sample = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        out.problems.append(RecordProblem(f"{rel}/{name}".lstrip("/"), "annotation_record_malformed",
+                                          f"{name} cannot be read: {e}", None))
+        return False
+    if not _is_sample(sample):
+        return False
+    caption_path = os.path.join(here, f"{sample['key']}.txt")
+    caption = None
+    if os.path.isfile(caption_path):
+        with open(caption_path, encoding="utf-8", errors="replace") as f:
+            caption = f.read()
+    _add_sample(out, sample, caption, folders=(rel,))
+    return True
+
+
+TAR_VIDEO_EXTENSIONS = ("mp4", "webm", "mkv", "mov", "avi")
+
+
+def _tar_samples(out: AnnotationFile, path: str, rel: str) -> int:
+    """The samples of one webdataset shard (`<shard>.tar`: `<key>.mp4`, `<key>.txt`, `<key>.json` members, as
+    WebDatasetSampleWriter writes them); each video stays in the archive (`member`) for ingest to extract."""
+    where = f"{rel}/{os.path.basename(path)}".lstrip("/")
+    try:
+        with tarfile.open(path) as tar:
+            groups: dict[str, dict[str, tarfile.TarInfo]] = {}
+            for member in tar:
+                if member.isfile():
+                    # webdataset's key: the name up to the first dot of its last part
+                    folder, _, base = member.name.rpartition("/")
+                    key, _, ext = base.partition(".")
+                    groups.setdefault(f"{folder}/{key}", {})[ext.lower()] = member
+            count = 0
+            for members in groups.values():
+                try:
+                    sample = json.load(tar.extractfile(members["json"])) if "json" in members else None
+                except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                    out.problems.append(RecordProblem(f"{where}:{members['json'].name}", "annotation_record_malformed",
+                                                      f"{members['json'].name} in {where} cannot be read: {e}", None))
+                    continue
+                if not _is_sample(sample):
+                    continue
+                count += 1
+                caption = tar.extractfile(members["txt"]).read().decode("utf-8", "replace") if "txt" in members else None
+                video = next((members[e] for e in TAR_VIDEO_EXTENSIONS if e in members), None)
+                _add_sample(out, sample, caption, member=(path, video.name) if video else None,
+                            exact=(f"{sample['key']}.mp4",), folders=(rel,))
+            return count
+    except (OSError, tarfile.TarError) as e:
+        out.problems.append(RecordProblem(where, "annotation_record_malformed", f"shard {where} cannot be read: {e}", None))
+        return 0
+
+
 def read_video2dataset(folder: str) -> AnnotationFile:
     out = AnnotationFile()
     seen = 0
@@ -129,33 +205,14 @@ def read_video2dataset(folder: str) -> AnnotationFile:
         rel = os.path.relpath(here, folder)
         rel = "" if rel == "." else rel.replace(os.sep, "/")
         for name in sorted(files):
-            if not name.endswith(".json") or name.endswith("_stats.json") or name.startswith("."):
+            if name.startswith("."):
                 continue
-            path = os.path.join(here, name)
-            try:
-                with open(path, encoding="utf-8") as f:
-                    sample = json.load(f)
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-                out.problems.append(RecordProblem(f"{rel}/{name}".lstrip("/"), "annotation_record_malformed",
-                                                  f"{name} cannot be read: {e}", None))
-                continue
-            if not isinstance(sample, dict) or "key" not in sample or "status" not in sample:
-                continue          # not one of video2dataset's sample files
-            seen += 1
-            key = str(sample["key"])
-            if sample["status"] != "success":
-                out.problems.append(RecordProblem(f"sample {key}", "source_not_downloaded",
-                                                  f"video2dataset did not download sample {key} ({sample['status']}): "
-                                                  f"{sample.get('error_message') or 'no message'}",
-                                                  {k: sample.get(k) for k in ("key", "url", "status", "error_message")}))
-                continue
-            caption_path = os.path.join(here, f"{key}.txt")
-            caption = None
-            if os.path.isfile(caption_path):
-                with open(caption_path, encoding="utf-8", errors="replace") as f:
-                    caption = f.read()
-            out.videos.append(VideoRecord(key, _sample_meta(sample, caption), folders=(rel,)))
+            if name.endswith(".tar"):
+                seen += _tar_samples(out, os.path.join(here, name), rel)
+            elif name.endswith(".json") and not name.endswith("_stats.json"):
+                seen += _files_sample(out, here, rel, name)
     if not seen:
-        raise FormatError("no video2dataset sample under it: the folder video2dataset wrote holds "
-                          "<shard>/<key>.json files with key and status (output_format: files)")
+        raise FormatError("no video2dataset sample under it: the folder video2dataset wrote holds <shard>/<key>.json "
+                          "files (output_format: files) or <shard>.tar shards (webdataset), each sample with key and "
+                          "status" + (f" ({out.problems[0].message})" if out.problems else ""))
     return out
