@@ -1,0 +1,97 @@
+"""Ego4D narrations as input, in both releases' layouts: each narration a moment of the video, read as a
+segment with EgoClip's window, cleaned as VideoLLM-online cleans it, and built into a streaming dialogue."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.dataset as pads
+import pytest
+
+import vdata
+from vdata.media.synth import Segment, render_segments
+from vdata.schemas import records as R
+from vdata.schemas.annotation_formats import FormatError, read_ego4d_narrations
+from vdata.schemas.config import parse_config
+
+# narration.json (v1): two annotators' passes per video, narrations at points in time, summaries over spans
+NARRATION_V1 = {
+    "e4d-narr-1": {
+        "narration_pass_1": {
+            "narrations": [
+                {"timestamp_sec": 1.0, "timestamp_frame": 30, "narration_text": "#C C picks up a knife", "annotation_uid": "p1"},
+                {"timestamp_sec": 3.0, "timestamp_frame": 90, "narration_text": "#C C cuts the onion.", "annotation_uid": "p1"},
+                {"timestamp_sec": 5.0, "timestamp_frame": 150, "narration_text": "#O a man X talks to C", "annotation_uid": "p1"},
+                {"timestamp_sec": 7.9, "timestamp_frame": 237, "narration_text": "#C C puts down the knife", "annotation_uid": "p1"},
+                {"timestamp_frame": 240, "narration_text": "#C C has no time", "annotation_uid": "p1"}],
+            "summaries": [{"start_sec": 0.0, "end_sec": 8.0, "summary_text": "#Summary C cooked in a kitchen",
+                           "annotation_uid": "p1"}]},
+        "narration_pass_2": {"narrations": [
+            {"timestamp_sec": 1.2, "timestamp_frame": 36, "narration_text": "#C C holds a knife", "annotation_uid": "p2"}]},
+    },
+    "e4d-narr-2": {"narration_pass_2": {"narrations": [      # only a second pass: that one is read
+        {"timestamp_sec": 2.0, "narration_text": "#C C opens a door", "annotation_uid": "q2"},
+        {"timestamp_sec": 8.0, "narration_text": "#C C walks out", "annotation_uid": "q2"}]}},
+    "e4d-narr-3": "not a record",
+}
+# all_narrations_redacted.json (v2): both passes in one list, told apart by _annotation_uid
+NARRATION_V2 = {"videos": {"e4d-narr-1": {"narrations": [
+    {"time": 1.0, "text": "#C C picks up a knife", "_annotation_uid": "p1"},
+    {"time": 1.2, "text": "#C C holds a knife", "_annotation_uid": "p2"},
+    {"time": 3.0, "text": "#C C cuts the onion.", "_annotation_uid": "p1"}]}}}
+
+
+def test_reader_windows_cleaning_and_passes():
+    parsed = read_ego4d_narrations(json.dumps(NARRATION_V1))
+    by_id = {v.video_id: v.meta for v in parsed.videos}
+    assert [(p.where, p.reason) for p in parsed.problems] == [("record 'e4d-narr-3'", "annotation_record_malformed")]
+    first = by_id["e4d-narr-1"]["segments"]
+    # pass 1 only; its text cleaned, the narration as written and its time on the item
+    assert [s["text"] for s in first] == ["C picks up a knife.", "C cuts the onion.", "A man X talks to C.",
+                                         "C puts down the knife.", "C has no time."]
+    assert (first[0]["narration_text"], first[0]["time_s"], first[0]["annotation_uid"]) == (
+        "#C C picks up a knife", 1.0, "p1")
+    # EgoClip's window t ± β/2α: β the video's mean gap (6.9/3 = 2.3 s here, 6 s for video 2), α their mean
+    beta1, beta2 = 6.9 / 3, 6.0
+    half1 = beta1 / (2 * (beta1 + beta2) / 2)
+    assert first[1]["start_s"] == pytest.approx(3.0 - half1) and first[1]["end_s"] == pytest.approx(3.0 + half1)
+    assert first[4]["start_s"] is None                                  # no time: the annotations stage rejects it
+    second = by_id["e4d-narr-2"]["segments"]
+    assert [s["text"] for s in second] == ["C opens a door.", "C walks out."]
+    assert second[0]["end_s"] - second[0]["start_s"] == pytest.approx(beta2 / ((beta1 + beta2) / 2))
+    assert by_id["e4d-narr-1"]["summaries"] == [{"start_s": 0.0, "end_s": 8.0, "text": "#Summary C cooked in a kitchen"}]
+    assert parsed.videos[0].folders[:2] == ("", "full_scale")
+    # v2: the first annotator's narrations; one video alone gets 1-s windows (β/α = 1)
+    v2 = read_ego4d_narrations(json.dumps(NARRATION_V2)).videos[0].meta["segments"]
+    assert [(s["start_s"], s["end_s"], s["text"]) for s in v2] == [(0.5, 1.5, "C picks up a knife."),
+                                                                  (2.5, 3.5, "C cuts the onion.")]
+    with pytest.raises(FormatError, match="Ego4D narration files hold"):
+        read_ego4d_narrations(json.dumps({"database": {"x": {"annotations": []}}}))
+
+
+def test_narrations_build_into_annotations_and_a_streaming_dialogue(tmp_path, in_process):
+    videos = tmp_path / "ego4d" / "v2" / "full_scale"
+    for uid, source in (("e4d-narr-1", "smptebars"), ("e4d-narr-2", "rgbtestsrc")):
+        videos.mkdir(parents=True, exist_ok=True)
+        render_segments(str(videos / f"{uid}.mp4"), [Segment(source, 8.0)], size=(160, 96))
+    (tmp_path / "narration.json").write_text(json.dumps(NARRATION_V1))
+    cfg = parse_config({
+        "input": [{"manifest": str(tmp_path / "narration.json"), "format": "ego4d_narrations",
+                   "videos": str(tmp_path / "ego4d")}],
+        "output": {"dir": str(tmp_path / "out")},
+        "stages": [{"probe": {}}, {"annotations": {"require": ["segments"]}}, {"shots": {}},
+                   {"generate": {"scope": "video", "tasks": {"streaming_dialogue": {
+                       "per_clip": 1, "sources": ["segments"], "min_turns": 2, "respond_at": "start"}}}}]})
+    result = vdata.build(cfg, progress=False)
+    assert result.rejects_by_reason == {"ingest:annotation_record_malformed": 1, "annotations:segment_malformed": 1}
+    rows = pads.dataset(result.data_dir, format="parquet").to_table().to_pylist()
+    by_id = {json.loads(r[R.SOURCE_META])["dataset_video_id"]: r for r in rows}
+    segments = by_id["e4d-narr-1"][R.ANNOTATIONS]["segments"]
+    # the last narration's window, past the 8-s video, ends with it
+    assert segments[-1]["text"] == "C puts down the knife." and segments[-1]["end_s"] == pytest.approx(
+        by_id["e4d-narr-1"][R.DURATION_S])
+    turns = by_id["e4d-narr-1"][R.TURNS]
+    replies = [t for t in turns if t["role"] == "assistant"]
+    assert [t["content"] for t in replies] == ["C picks up a knife.", "C cuts the onion.", "A man X talks to C.",
+                                               "C puts down the knife."]
+    assert [t["time_s"] for t in replies] == sorted(t["time_s"] for t in replies)
