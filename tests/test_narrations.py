@@ -78,7 +78,7 @@ def test_narrations_build_into_annotations_and_a_streaming_dialogue(tmp_path, in
     cfg = parse_config({
         "input": [{"manifest": str(tmp_path / "narration.json"), "format": "ego4d_narrations",
                    "videos": str(tmp_path / "ego4d")}],
-        "output": {"dir": str(tmp_path / "out")},
+        "output": {"dir": str(tmp_path / "out"), "exports": [{"format": "livechat"}, {"format": "llava_dialogue"}]},
         "stages": [{"probe": {}}, {"annotations": {"require": ["segments"]}}, {"shots": {}},
                    {"generate": {"scope": "video", "tasks": {"streaming_dialogue": {
                        "per_clip": 1, "sources": ["segments"], "min_turns": 2, "respond_at": "start"}}}}]})
@@ -95,3 +95,9 @@ def test_narrations_build_into_annotations_and_a_streaming_dialogue(tmp_path, in
     assert [t["content"] for t in replies] == ["C picks up a knife.", "C cuts the onion.", "A man X talks to C.",
                                                "C puts down the knife."]
     assert [t["time_s"] for t in replies] == sorted(t["time_s"] for t in replies)
+    # the exports name each video as Ego4D does (its video_uid), not by its content id
+    chat = json.loads((Path(result.output_dir) / "exports" / "livechat" / "vdata_livechat.json").read_text())
+    assert sorted(r["video_uid"] for r in chat) == ["e4d-narr-1", "e4d-narr-2"]
+    assert all(r["video"].endswith(f"videos/{r['video_uid']}.mp4") for r in chat)
+    llava_dir = Path(result.output_dir) / "exports" / "llava_dialogue"
+    assert sorted(p.name for p in (llava_dir / "videos").iterdir()) == ["e4d-narr-1.mp4", "e4d-narr-2.mp4"]

@@ -91,7 +91,7 @@ def prepare(build: BuildDir, dest: str, opts: ExportOptions, *, clip_strategy: s
     if os.path.realpath(dest) == os.path.realpath(build.path):
         raise ValueError("--dest must not be the build directory itself")
     planner = MediaPlanner(dest, opts.media, clip_strategy, folder=folder, flat=flat, force_mp4=force_mp4,
-                           bucket=opts.bucket_media)
+                           bucket=opts.bucket_media, names=build.dataset_names())
     skipped: Counter = Counter()
     out = []
     candidates = list(build.items(opts.tasks) if items is None else items)

@@ -63,7 +63,8 @@ class MediaPlanner:
     """Chooses each item's visual, then copies / links / cuts every file once (`materialize`)."""
 
     def __init__(self, dest: str, mode: str = "link", clip_strategy: str = "cut", folder: str = "videos",
-                 flat: bool = False, force_mp4: bool = False, bucket: bool = False):
+                 flat: bool = False, force_mp4: bool = False, bucket: bool = False,
+                 names: dict[str, str] | None = None):
         if mode not in MEDIA_MODES:
             raise ValueError(f"media mode must be one of {', '.join(MEDIA_MODES)}, not {mode!r}")
         if clip_strategy not in CLIP_STRATEGIES:
@@ -76,6 +77,8 @@ class MediaPlanner:
         self.force_mp4 = force_mp4    # VLMEvalKit expects .mp4: other containers are remuxed/re-encoded
         # Hub repos want < 10k files per folder: bucket by the first two characters of the (hex) id.
         self.bucket = bucket
+        # a source video's file name in the export: its dataset's own (BuildDir.dataset_names), else its id
+        self.names = names or {}
         self.pending: dict[str, Visual] = {}
         self._exists: dict[str, bool] = {}
         self.stats: dict = {}
@@ -115,7 +118,8 @@ class MediaPlanner:
             if self.clip_strategy == "interval":
                 ext = os.path.splitext(src)[1] or ".mp4"
                 # one Visual per clip (its own interval and time origin), one file per source video
-                return self._add(Visual(f"video:{vid}@{clip_id}", src, self._placed_rel("video", vid, ext, src),
+                placed = self._placed_rel("video", self.names.get(vid, vid), ext, src)
+                return self._add(Visual(f"video:{vid}@{clip_id}", src, placed,
                                         float(start), dur, fps, interval=(float(start), float(end)), video_id=vid))
             return self._add(Visual(f"clip:{clip_id}", src, self._rel("clip", clip_id, ".mp4"), float(start), dur, fps,
                                     cut=(float(start), float(end)), video_id=vid))
@@ -124,7 +128,8 @@ class MediaPlanner:
         ext = os.path.splitext(src)[1] or ".mp4"
         if not vdur and row.get(R.SAMPLE_SCOPE) == R.SCOPE_VIDEO and end:
             vdur = float(end)   # the video row's interval is the whole video
-        return self._add(Visual(f"video:{vid}", src, self._placed_rel("video", vid, ext, src), 0.0, vdur, fps, video_id=vid))
+        placed = self._placed_rel("video", self.names.get(vid, vid), ext, src)
+        return self._add(Visual(f"video:{vid}", src, placed, 0.0, vdur, fps, video_id=vid))
 
     def _placed_rel(self, kind: str, name: str, ext: str, path: str) -> str | None:
         # With --media none, existing files stay where they are (unless the format needs an mp4 copy).

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -22,7 +23,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from vdata.schemas import records as R
-from vdata.schemas.config import SPLIT_NAMES
+from vdata.schemas.config import SPLIT_NAMES, VIDEO_EXTENSIONS
 
 from .reserved import neutralize_row
 
@@ -56,6 +57,10 @@ TEXT_COLUMNS = tuple(dict.fromkeys((
     R.CAPTION, R.CAPTION_TEACHER, R.CAPTION_MODEL, R.CAPTION_PROMPT_VERSION, R.DENSE_EVENTS,
     *R.SAMPLE_COLUMNS, R.SAMPLE_SCOPE,   # scope: a video-scope sample's visual is the whole video (media.py)
 )))
+
+
+# a dataset's video name that can be a file name as it is (no folders, no hidden file, no odd characters)
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_@+=,-][A-Za-z0-9_@+=,.-]{0,149}")
 
 
 class ExportError(ValueError):
@@ -126,6 +131,27 @@ class BuildDir:
         cols = None if columns is None else [c for c in columns if c in present]
         tables = [pq.read_table(f, columns=cols) for f in self.data_files]
         return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+
+    def dataset_names(self) -> dict[str, str]:
+        """{video id: the name its dataset gives it} for the videos whose source was a dataset's annotation
+        file (`dataset_video_id` in source_meta: an Ego4D uid, a Kinetics clip, a YouTube id), so that an
+        export names their files as the dataset does. A name that is not a plain file name, or that two
+        videos share, is left out (those videos keep their content id)."""
+        table = self.read_table([R.VIDEO_ID, R.SOURCE_META])
+        if not table.num_rows or R.SOURCE_META not in table.column_names:
+            return {}
+        firsts = table.filter(pc.is_valid(table[R.SOURCE_META])).group_by(R.VIDEO_ID, use_threads=False).aggregate(
+            [(R.SOURCE_META, "first")])
+        names: dict[str, str] = {}
+        for video_id, meta in zip(firsts[R.VIDEO_ID].to_pylist(), firsts[f"{R.SOURCE_META}_first"].to_pylist()):
+            if video_id and '"dataset_video_id"' in meta:
+                given = json.loads(meta).get("dataset_video_id")
+                stem, ext = os.path.splitext(str(given))
+                name = stem if ext.lower() in VIDEO_EXTENSIONS else str(given)
+                if _PLAIN_NAME.fullmatch(name):
+                    names[video_id] = name
+        taken = Counter(names.values())
+        return {v: n for v, n in names.items() if taken[n] == 1}
 
     @property
     def clips_files(self) -> list[str]:
