@@ -90,12 +90,12 @@ class MediaPlanner:
             self._exists[p] = os.path.isfile(p)
         return self._exists[p]
 
-    def _rel(self, kind: str, name: str, ext: str) -> str:
+    def _rel(self, kind: str, name: str, ext: str, spread_by: str | None = None) -> str:
         if self.force_mp4:
             ext = ".mp4"
         sub = "" if self.flat or kind == "video" else "clips/"
-        if self.bucket:
-            sub += f"{name[:2]}/"
+        if self.bucket:   # by the (hex) content id: a dataset's names share prefixes (ActivityNet's v_)
+            sub += f"{(spread_by or name)[:2]}/"
         return f"{self.folder}/{sub}{name}{ext}"
 
     def visual(self, item: Item) -> Visual:
@@ -118,7 +118,7 @@ class MediaPlanner:
             if self.clip_strategy == "interval":
                 ext = os.path.splitext(src)[1] or ".mp4"
                 # one Visual per clip (its own interval and time origin), one file per source video
-                placed = self._placed_rel("video", self.names.get(vid, vid), ext, src)
+                placed = self._placed_rel("video", self.names.get(vid, vid), ext, src, vid)
                 return self._add(Visual(f"video:{vid}@{clip_id}", src, placed,
                                         float(start), dur, fps, interval=(float(start), float(end)), video_id=vid))
             return self._add(Visual(f"clip:{clip_id}", src, self._rel("clip", clip_id, ".mp4"), float(start), dur, fps,
@@ -128,14 +128,14 @@ class MediaPlanner:
         ext = os.path.splitext(src)[1] or ".mp4"
         if not vdur and row.get(R.SAMPLE_SCOPE) == R.SCOPE_VIDEO and end:
             vdur = float(end)   # the video row's interval is the whole video
-        placed = self._placed_rel("video", self.names.get(vid, vid), ext, src)
+        placed = self._placed_rel("video", self.names.get(vid, vid), ext, src, vid)
         return self._add(Visual(f"video:{vid}", src, placed, 0.0, vdur, fps, video_id=vid))
 
-    def _placed_rel(self, kind: str, name: str, ext: str, path: str) -> str | None:
+    def _placed_rel(self, kind: str, name: str, ext: str, path: str, spread_by: str | None = None) -> str | None:
         # With --media none, existing files stay where they are (unless the format needs an mp4 copy).
         if self.mode == "none" and not (self.force_mp4 and ext.lower() != ".mp4"):
             return None
-        return self._rel(kind, name, ext)
+        return self._rel(kind, name, ext, spread_by)
 
     def _add(self, v: Visual) -> Visual:
         self.pending.setdefault(v.key, v)
