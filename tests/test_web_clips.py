@@ -17,6 +17,7 @@ import pytest
 
 import vdata
 from vdata.media.synth import Segment, render_segments
+from vdata.pipelines import ingest
 from vdata.pipelines.ingest import discover
 from vdata.pipelines.planning import preflight
 from vdata.schemas import records as R
@@ -67,7 +68,7 @@ def test_panda70m_reader_times_and_problems():
     assert FORMAT_KINDS["panda70m"] == ("segments",)
 
 
-def test_panda70m_build_gives_each_clip_as_a_segment_of_its_source(tmp_path, in_process):
+def test_panda70m_build_gives_each_clip_as_a_segment_of_its_source(tmp_path, in_process, monkeypatch):
     root = tmp_path / "panda"
     _video(root / "videos" / "pandaVid001.mp4", "smptebars")
     _video(root / "videos" / "shard0" / "pandaVid002.mp4", "testsrc2")     # any layout below `videos`
@@ -75,7 +76,11 @@ def test_panda70m_build_gives_each_clip_as_a_segment_of_its_source(tmp_path, in_
     cfg = parse_config({"input": [{"manifest": str(root / "panda70m_validation.csv"), "format": "panda70m",
                                    "videos": str(root / "videos")}],
                         "output": {"dir": str(tmp_path / "out")}, "stages": [{"probe": {}}, {"annotations": {}}]})
+    reads = []
+    real = ingest.read_annotation_file
+    monkeypatch.setattr(ingest, "read_annotation_file", lambda *a: reads.append(a) or real(*a))
     result = vdata.build(cfg, progress=False)
+    assert len(reads) == 1          # preflight's listing is the build's: the file is read once
     assert result.rejects_by_reason == {"ingest:annotation_record_malformed": 1, "ingest:missing_file": 1,
                                         "annotations:segment_out_of_range": 1}
     rows = pads.dataset(result.data_dir, format="parquet").to_table().to_pylist()

@@ -243,11 +243,15 @@ def _from_hf(spec: InputSpec, cfg: BuildConfig, where: str, media_dir: str) -> l
     return rows
 
 
-def discover(cfg: BuildConfig, media_dir: str) -> list[dict]:
+def discover(cfg: BuildConfig, media_dir: str, listed: dict[int, list[dict]] | None = None) -> list[dict]:
+    """Every input's rows, the same source once. `listed`: inputs preflight has listed already (Plan.listed,
+    taken out of it here): a 650k-row Kinetics file is read and matched against its folder once, not twice."""
     rows: list[dict] = []
     for i, spec in enumerate(cfg.input):
         where, start = f"input[{i}]", len(rows)
-        if spec.path is not None:
+        if listed and i in listed:
+            rows += listed.pop(i)
+        elif spec.path is not None:
             rows += _from_path(spec, cfg, where)
         elif spec.glob is not None:
             rows += _from_glob(spec, cfg, where)

@@ -8,12 +8,13 @@ match files). `plan_text()` is what `vdata plan` prints: stages, workers, teache
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
 from vdata.media import storage as S
 from vdata.schemas import records as R
+from vdata.schemas.annotation_formats import FOLDER_FORMATS
 from vdata.schemas.config import BuildConfig, ConfigError
 from vdata.schemas.storage import fsspec_options
 from vdata.schemas.secrets import redact
@@ -57,6 +58,9 @@ class Plan:
     output_dir: str
     stages: list[StagePlan]
     final_columns: list[str]
+    # each path / glob / manifest input's rows as preflight listed them (input index -> rows): the build's
+    # ingest takes them instead of listing a large input again (discover pops them)
+    listed: dict[int, list[dict]] = field(default_factory=dict)
 
     @property
     def level(self) -> str:
@@ -172,7 +176,8 @@ def _teacher_problems(index: int, stage, teachers: dict) -> list[str]:
     return out
 
 
-def input_problems(cfg: BuildConfig, notes: list[str] | None = None) -> list[str]:
+def input_problems(cfg: BuildConfig, notes: list[str] | None = None,
+                   listed: dict[int, list[dict]] | None = None) -> list[str]:
     """Inputs that do not exist or match no file (unless `allow_empty`), found by listing them as the
     build will. Hugging Face inputs are left to the build: listing one means loading the dataset. `notes`
     (`vdata validate`'s) gets the manifest records a build will reject at ingest (`manifest_row_malformed`:
@@ -191,6 +196,8 @@ def input_problems(cfg: BuildConfig, notes: list[str] | None = None) -> list[str
         except ConfigError as e:
             out.append(str(e))
             continue
+        if listed is not None and spec.format not in FOLDER_FORMATS:   # a folder format's archives: at ingest
+            listed[i] = found
         bad = [r for r in found if r.get(R.REJECT_REASON)]
         if notes is not None and bad:
             shown = "; ".join(r[R.REJECT_MESSAGE] for r in bad[:3]) + ("; ..." if len(bad) > 3 else "")
@@ -255,10 +262,12 @@ def preflight(cfg: BuildConfig, notes: list[str] | None = None) -> Plan:
     except ConfigError as e:
         text = str(e)
         problems += text.split("\n  ")[1:] if text.startswith("invalid config:") else [text]
-    problems += input_problems(cfg, notes)
+    listed: dict[int, list[dict]] = {}
+    problems += input_problems(cfg, notes, listed)
     if problems:
         raise ConfigError(redact("\n  ".join(problems) if len(problems) == 1 else
                                  "invalid config:\n  " + "\n  ".join(problems), cfg.secrets))
+    plan.listed = listed
     return plan
 
 

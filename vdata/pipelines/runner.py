@@ -326,7 +326,7 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
     t0 = time.time()
     complete, repairs = _prepare_output(plan, console)
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    discovered = discover(cfg, media_dir=S.join(plan.output_dir, "_media"))   # read by every worker
+    discovered = discover(cfg, media_dir=S.join(plan.output_dir, "_media"), listed=plan.listed)   # read by every worker
     originals = reject_duplicates(discovered, complete, plan.output_dir, plan.rejects_dir, run_id, console)
     sources = [dict(s, **{R.MASS: 1.0}) for s in originals if s[R.SOURCE_URI] not in complete]
     already = sum(s[R.SOURCE_URI] in complete for s in discovered)
