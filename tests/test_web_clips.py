@@ -221,3 +221,16 @@ def test_video2dataset_config_errors_name_the_key(v2d_dir, tmp_path):
                         "output": {"dir": str(tmp_path / "o")}, "stages": [{"probe": {}}]})
     with pytest.raises(ConfigError, match=r"input\[0\]\.manifest: .* is not a video2dataset file: no video2dataset sample"):
         discover(cfg, media_dir=str(tmp_path / "m"))
+
+
+def test_video2dataset_official_clip_layout(tmp_path):
+    """The upstream video2dataset's clipping: `clips` a list of one numeric span, the clip's subtitle lines
+    (captions_are_subtitles) in `yt_meta_dict.subtitles`, on the source's clock."""
+    _sample(tmp_path / "00000", "000000000_00002", {
+        "url": "https://www.youtube.com/watch?v=abc", "status": "success", "error_message": None,
+        "clips": [[20.0, 23.5]], "yt_meta_dict": {"info": None, "subtitles": [
+            {"start": "00:00:20.500", "end": "00:00:23.000", "lines": ["and that is how it is done"]}]}},
+        caption="and that is how it is done", source=None)
+    meta = read_video2dataset(str(tmp_path)).videos[0].meta
+    assert meta["source_span_s"] == [20.0, 23.5] and "title" not in meta
+    assert meta["subtitles"] == [{"start_s": 0.5, "end_s": 3.0, "text": "and that is how it is done"}]
