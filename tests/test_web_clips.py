@@ -21,7 +21,7 @@ from vdata.pipelines import ingest
 from vdata.pipelines.ingest import discover
 from vdata.pipelines.planning import preflight
 from vdata.schemas import records as R
-from vdata.schemas.annotation_formats import FORMAT_KINDS, read_panda70m, read_video2dataset
+from vdata.schemas.annotation_formats import FORMAT_KINDS, read_msrvtt, read_panda70m, read_vatex, read_video2dataset
 from vdata.schemas.config import ConfigError, parse_config
 
 
@@ -234,3 +234,51 @@ def test_video2dataset_official_clip_layout(tmp_path):
     meta = read_video2dataset(str(tmp_path)).videos[0].meta
     assert meta["source_span_s"] == [20.0, 23.5] and "title" not in meta
     assert meta["subtitles"] == [{"start_s": 0.5, "end_s": 3.0, "text": "and that is how it is done"}]
+
+
+# --- whole-clip caption benchmarks: MSR-VTT and VATEX ------------------------------------------------------
+
+MSRVTT = {"info": {"year": 2016}, "videos": [   # train_val_videodatainfo.json
+    {"category": 9, "url": "https://www.youtube.com/watch?v=9lZi22qLlEo", "video_id": "video0", "start time": 137.72,
+     "end time": 149.44, "split": "train", "id": 0},
+    {"category": 16, "url": "https://www.youtube.com/watch?v=w4JM08PDEng", "video_id": "video6513",
+     "start time": 10.0, "end time": 22.0, "split": "validate", "id": 6513},
+    {"category": 3, "video_id": ""}],
+    "sentences": [{"caption": "a bar chart of colours", "video_id": "video0", "sen_id": 1},
+                  {"caption": "colour bars are shown", "video_id": "video0", "sen_id": 0},
+                  {"caption": "a test pattern on screen", "video_id": "video6513", "sen_id": 2}]}
+VATEX = [{"videoID": "Ptf_2VRj-V0_000122_000132", "enCap": ["A test card fills the screen.", "Bars of colour."],
+          "chCap": ["屏幕上是测试卡。"]}, {"enCap": ["no id"]}]
+
+
+def test_msrvtt_and_vatex_captions_become_caption_samples(tmp_path, in_process):
+    parsed = read_msrvtt(json.dumps(MSRVTT))
+    first = parsed.videos[0].meta
+    assert (first["caption"], first["captions"], first["subset"]) == (
+        "colour bars are shown", ["colour bars are shown", "a bar chart of colours"], "train")   # in sen_id order
+    assert [(p.where, p.reason) for p in parsed.problems] == [("video 2", "annotation_record_malformed")]
+    vatex = read_vatex(json.dumps(VATEX))
+    assert vatex.videos[0].meta == {"caption": "A test card fills the screen.", "captions": [
+        "A test card fills the screen.", "Bars of colour."], "captions_zh": ["屏幕上是测试卡。"]}
+    assert [p.where for p in vatex.problems] == ["record 1"]
+
+    clips = tmp_path / "clips"
+    _video(clips / "TrainValVideo" / "video0.mp4", "smptebars", 4.0)
+    _video(clips / "TrainValVideo" / "video6513.mp4", "rgbtestsrc", 4.0)
+    _video(clips / "Ptf_2VRj-V0_000122_000132.mp4", "smptehdbars", 4.0)
+    (tmp_path / "train_val_videodatainfo.json").write_text(json.dumps(MSRVTT))
+    (tmp_path / "vatex_training_v1.0.json").write_text(json.dumps(VATEX, ensure_ascii=False))
+    cfg = parse_config({
+        "input": [{"manifest": str(tmp_path / "train_val_videodatainfo.json"), "format": "msrvtt", "videos": str(clips)},
+                  {"manifest": str(tmp_path / "vatex_training_v1.0.json"), "format": "vatex", "videos": str(clips)}],
+        "output": {"dir": str(tmp_path / "out")},
+        "stages": [{"probe": {}}, {"shots": {}}, {"generate": {"scope": "video", "tasks": {"caption": {}}}}]})
+    result = vdata.build(cfg, progress=False)
+    assert result.rejects_by_reason == {"ingest:annotation_record_malformed": 2}
+    files = pads.dataset(result.data_dir, format="parquet").files
+    samples = {json.loads(r[R.SOURCE_META])["dataset_video_id"]: (r[R.ANSWER], f)
+               for f in files for r in pads.dataset(f, format="parquet").to_table().to_pylist()}
+    assert {k: a for k, (a, _) in samples.items()} == {"video0": "colour bars are shown",
+                                                       "video6513": "a test pattern on screen",
+                                                       "Ptf_2VRj-V0_000122_000132": "A test card fills the screen."}
+    assert samples["video6513"][1].endswith("-validation.parquet")    # MSR-VTT's `validate` split is kept

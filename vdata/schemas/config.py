@@ -147,7 +147,7 @@ SPLIT_NAMES = ("train", "validation", "test")
 
 
 SPLIT_SPELLINGS = {"train": "train", "training": "train", "val": "validation", "valid": "validation",
-                   "validation": "validation", "dev": "validation", "test": "test", "testing": "test"}
+                   "validate": "validation", "validation": "validation", "dev": "validation", "test": "test", "testing": "test"}
 
 
 class SplitsConfig(_Strict):

@@ -18,7 +18,7 @@ from .base import AnnotationFile, FormatError, RecordProblem, VideoRecord, find_
 from .captions import (read_activitynet_captions, read_ego4d_narrations, read_howto100m, read_vidchapters,
                        read_youcook2)
 from .grounding import read_charades_sta, read_didemo, read_ego4d_nlq, read_qvhighlights
-from .web_clips import read_panda70m, read_video2dataset
+from .web_clips import read_msrvtt, read_panda70m, read_vatex, read_video2dataset
 
 ANNOTATION_FORMATS: dict[str, Callable[[str], AnnotationFile]] = {
     "activitynet": read_activitynet,
@@ -30,8 +30,10 @@ ANNOTATION_FORMATS: dict[str, Callable[[str], AnnotationFile]] = {
     "ego4d_nlq": read_ego4d_nlq,
     "howto100m": read_howto100m,
     "kinetics": read_kinetics,
+    "msrvtt": read_msrvtt,
     "panda70m": read_panda70m,
     "qvhighlights": read_qvhighlights,
+    "vatex": read_vatex,
     "vidchapters": read_vidchapters,
     "video2dataset": read_video2dataset,
     "youcook2": read_youcook2,
@@ -43,9 +45,9 @@ FOLDER_FORMATS = frozenset({"video2dataset"})
 FORMAT_KINDS: dict[str, tuple[str, ...]] = {
     "activitynet": ("segments", "labels"), "activitynet_captions": ("segments",), "charades_sta": ("segments",),
     "coin": ("segments", "labels"), "didemo": ("segments",), "ego4d_narrations": ("segments",),
-    "ego4d_nlq": ("segments",), "howto100m": ("subtitles",),
-    "kinetics": ("labels",), "panda70m": ("segments",), "qvhighlights": ("segments",), "vidchapters": ("chapters",),
-    "video2dataset": ("title", "description", "subtitles"), "youcook2": ("segments",),
+    "ego4d_nlq": ("segments",), "howto100m": ("subtitles",), "kinetics": ("labels",),
+    "msrvtt": (), "panda70m": ("segments",), "qvhighlights": ("segments",), "vatex": (),   # captions: source_meta
+    "vidchapters": ("chapters",), "video2dataset": ("title", "description", "subtitles"), "youcook2": ("segments",),
 }
 
 

@@ -17,6 +17,15 @@ as their downloader leaves them. Layouts, each confirmed from the dataset's own 
   that overlap it, on the source's clock. With `output_format: webdataset` the same three files of a sample
   are members of `<shard>.tar` (WebDatasetSampleWriter); ingest extracts each video into the build's
   `_media/` folder, once. The manifest is the output folder itself; `videos` defaults to it.
+- `msrvtt`: MSR-VTT's `train_val_videodatainfo.json` / `test_videodatainfo.json` (also CLIP4Clip's
+  `MSRVTT_data.json`): `{videos: [{video_id, category, url, start time, end time, split, id}], sentences:
+  [{video_id, caption, sen_id}]}`, about 20 sentences per 10-30 s clip, each describing all of it. Videos:
+  `<video_id>.mp4` (`TrainValVideo/`, `TestVideo/`).
+- `vatex`: VATEX's `vatex_training_v1.0.json` / `vatex_validation_v1.0.json`: `[{videoID, enCap: [10 English],
+  chCap: [10 Chinese]}]`, the id `<youtube id>_<start:06d>_<end:06d>` naming the 10-s clip. Videos:
+  `<videoID>.mp4`.
+For both, a clip's first sentence is its `caption` in `source_meta` (what `generate`'s caption task and the
+claim filters read), all of them `captions` (VATEX's Chinese ones `captions_zh`).
 """
 from __future__ import annotations
 
@@ -26,7 +35,8 @@ import os
 import tarfile
 from typing import Any
 
-from .base import AnnotationFile, FormatError, RecordProblem, VideoRecord, clock_seconds, csv_records, pair_lists
+from .base import (AnnotationFile, FormatError, RecordProblem, VideoRecord, clock_seconds, csv_records, pair_lists,
+                   parse_json)
 
 PANDA_COLUMNS = ("videoID", "timestamp", "caption")
 
@@ -215,4 +225,45 @@ def read_video2dataset(folder: str) -> AnnotationFile:
         raise FormatError("no video2dataset sample under it: the folder video2dataset wrote holds <shard>/<key>.json "
                           "files (output_format: files) or <shard>.tar shards (webdataset), each sample with key and "
                           "status" + (f" ({out.problems[0].message})" if out.problems else ""))
+    return out
+
+
+def _captioned(video_id: str, sentences: list, extra: dict) -> VideoRecord:
+    texts = [t.strip() for t in sentences if isinstance(t, str) and t.strip()]
+    return VideoRecord(video_id, {**({"caption": texts[0]} if texts else {}), "captions": texts, **extra})
+
+
+def read_msrvtt(text: str) -> AnnotationFile:
+    data = parse_json(text)
+    if not isinstance(data, dict) or not isinstance(data.get("videos"), list) or not isinstance(data.get("sentences"), list):
+        raise FormatError("MSR-VTT files hold {\"videos\": [{video_id, split, ...}], \"sentences\": [{video_id, caption}]}")
+    out = AnnotationFile()
+    sentences: dict[str, list] = {}
+    for sentence in sorted((s for s in data["sentences"] if isinstance(s, dict)), key=lambda s: str(s.get("sen_id", ""))):
+        sentences.setdefault(str(sentence.get("video_id")), []).append(sentence.get("caption"))
+    for number, video in enumerate(data["videos"]):
+        if not isinstance(video, dict) or not isinstance(video.get("video_id"), str) or not video["video_id"]:
+            out.problems.append(RecordProblem(f"video {number}", "annotation_record_malformed",
+                                              f"video {number} has no video_id", video))
+            continue
+        extra = {k2: video[k] for k, k2 in (("split", "subset"), ("category", "category"), ("url", "video_url"),
+                                             ("start time", "source_start_s"), ("end time", "source_end_s"))
+                 if video.get(k) is not None}
+        out.videos.append(_captioned(video["video_id"], sentences.get(video["video_id"], []), extra))
+    return out
+
+
+def read_vatex(text: str) -> AnnotationFile:
+    data = parse_json(text)
+    if not isinstance(data, list):
+        raise FormatError("VATEX files hold [{videoID, enCap: [...], chCap: [...]}]")
+    out = AnnotationFile()
+    for number, record in enumerate(data):
+        if not isinstance(record, dict) or not isinstance(record.get("videoID"), str) or not record["videoID"]:
+            out.problems.append(RecordProblem(f"record {number}", "annotation_record_malformed",
+                                              f"record {number} has no videoID", record))
+            continue
+        chinese = [t for t in record.get("chCap") or [] if isinstance(t, str) and t.strip()]
+        out.videos.append(_captioned(record["videoID"], record.get("enCap") or [],
+                                     {"captions_zh": chinese} if chinese else {}))
     return out
