@@ -244,8 +244,8 @@ MSRVTT = {"info": {"year": 2016}, "videos": [   # train_val_videodatainfo.json
     {"category": 16, "url": "https://www.youtube.com/watch?v=w4JM08PDEng", "video_id": "video6513",
      "start time": 10.0, "end time": 22.0, "split": "validate", "id": 6513},
     {"category": 3, "video_id": ""}],
-    "sentences": [{"caption": "a bar chart of colours", "video_id": "video0", "sen_id": 1},
-                  {"caption": "colour bars are shown", "video_id": "video0", "sen_id": 0},
+    "sentences": [{"caption": "a bar chart of colours", "video_id": "video0", "sen_id": 10},
+                  {"caption": "colour bars are shown", "video_id": "video0", "sen_id": 9},
                   {"caption": "a test pattern on screen", "video_id": "video6513", "sen_id": 2}]}
 VATEX = [{"videoID": "Ptf_2VRj-V0_000122_000132", "enCap": ["A test card fills the screen.", "Bars of colour."],
           "chCap": ["屏幕上是测试卡。"]}, {"enCap": ["no id"]}]
@@ -255,7 +255,7 @@ def test_msrvtt_and_vatex_captions_become_caption_samples(tmp_path, in_process):
     parsed = read_msrvtt(json.dumps(MSRVTT))
     first = parsed.videos[0].meta
     assert (first["caption"], first["captions"], first["subset"]) == (
-        "colour bars are shown", ["colour bars are shown", "a bar chart of colours"], "train")   # in sen_id order
+        "colour bars are shown", ["colour bars are shown", "a bar chart of colours"], "train")   # in sen_id order (9 before 10)
     assert [(p.where, p.reason) for p in parsed.problems] == [("video 2", "annotation_record_malformed")]
     vatex = read_vatex(json.dumps(VATEX))
     assert vatex.videos[0].meta == {"caption": "A test card fills the screen.", "captions": [

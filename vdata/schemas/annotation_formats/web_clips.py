@@ -35,8 +35,8 @@ import os
 import tarfile
 from typing import Any
 
-from .base import (AnnotationFile, FormatError, RecordProblem, VideoRecord, clock_seconds, csv_records, pair_lists,
-                   parse_json)
+from .base import (AnnotationFile, FormatError, RecordProblem, VideoRecord, as_number, clock_seconds, csv_records,
+                   pair_lists, parse_json)
 
 PANDA_COLUMNS = ("videoID", "timestamp", "caption")
 
@@ -77,7 +77,7 @@ def read_panda70m(text: str) -> AnnotationFile:
                                            **({"video_url": row["url"].strip()} if (row.get("url") or "").strip() else {})})
         for i, (span, caption) in enumerate(pair_lists(spans, captions)):
             start, end = _clock_span(span)
-            score = clock_seconds(scores[i]) if i < len(scores) else None
+            score = as_number(scores[i]) if i < len(scores) else None
             meta["segments"].append({"start_s": start, "end_s": end, "text": caption,
                                      **({"matching_score": score} if isinstance(score, float) else {})})
     out.videos += [VideoRecord(video_id, meta) for video_id, meta in by_id.items()]
@@ -130,7 +130,7 @@ def _sample_meta(sample: dict, caption: str | None) -> dict:
         **{k: v for k, v in sample.items() if k not in _V2D_INTERNAL and isinstance(v, (str, int, float, bool))},
     }
     if "matching_score" in meta:
-        meta["matching_score"] = clock_seconds(meta["matching_score"])
+        meta["matching_score"] = as_number(meta["matching_score"])
     return meta
 
 
@@ -239,7 +239,11 @@ def read_msrvtt(text: str) -> AnnotationFile:
         raise FormatError("MSR-VTT files hold {\"videos\": [{video_id, split, ...}], \"sentences\": [{video_id, caption}]}")
     out = AnnotationFile()
     sentences: dict[str, list] = {}
-    for sentence in sorted((s for s in data["sentences"] if isinstance(s, dict)), key=lambda s: str(s.get("sen_id", ""))):
+    def order(sentence: dict) -> tuple:   # sen_id is a number (MSR-VTT numbers all sentences of the release)
+        number = as_number(sentence.get("sen_id"))
+        return (0, number, "") if isinstance(number, float) else (1, 0.0, str(sentence.get("sen_id")))
+
+    for sentence in sorted((s for s in data["sentences"] if isinstance(s, dict)), key=order):
         sentences.setdefault(str(sentence.get("video_id")), []).append(sentence.get("caption"))
     for number, video in enumerate(data["videos"]):
         if not isinstance(video, dict) or not isinstance(video.get("video_id"), str) or not video["video_id"]:
