@@ -282,3 +282,26 @@ def test_msrvtt_and_vatex_captions_become_caption_samples(tmp_path, in_process):
                                                        "video6513": "a test pattern on screen",
                                                        "Ptf_2VRj-V0_000122_000132": "A test card fills the screen."}
     assert samples["video6513"][1].endswith("-validation.parquet")    # MSR-VTT's `validate` split is kept
+
+
+def test_extracting_archive_members_fails_member_by_member(v2d_dir, tmp_path):
+    from vdata.media.archives import extract_members
+
+    shard = str(v2d_dir / "00002.tar")
+    wanted = [(shard, "000020000.mp4"), (shard, "gone.mp4"), (str(tmp_path / "missing.tar"), "a.mp4")]
+    paths, failed = extract_members(wanted, str(tmp_path / "media"))
+    assert list(paths) == [(shard, "000020000.mp4")] and Path(paths[(shard, "000020000.mp4")]).stat().st_size > 1000
+    assert set(failed) == set(wanted[1:]) and "KeyError" in failed[(shard, "gone.mp4")]
+    assert "FileNotFoundError" in failed[wanted[2]]
+
+
+def test_a_member_that_cannot_be_extracted_is_a_reject_row(v2d_dir, tmp_path, monkeypatch):
+    # fault injection: the shard breaks between its listing and the extraction
+    monkeypatch.setattr(ingest, "extract_members", lambda wanted, media: ({}, {w: "EOFError: cut short" for w in wanted}))
+    cfg = parse_config({"input": [{"manifest": str(v2d_dir), "format": "video2dataset"}],
+                        "output": {"dir": str(tmp_path / "o")}, "stages": [{"probe": {}}]})
+    rows = discover(cfg, media_dir=str(tmp_path / "m"))
+    bad = [r for r in rows if r.get(R.REJECT_REASON) == "archive_member_unreadable"]
+    assert [r[R.SOURCE_URI].rpartition("#")[2] for r in bad] == ["000020000"]
+    assert "000020000.mp4 in" in bad[0][R.REJECT_MESSAGE] and "cut short" in bad[0][R.REJECT_MESSAGE]
+    assert len([r for r in rows if not r.get(R.REJECT_REASON)]) == 2      # the files-layout clips go on

@@ -20,19 +20,31 @@ def member_path(archive: str, member: str, media_dir: str) -> str:
     return S.join(media_dir, f"tar-{digest[:20]}{os.path.splitext(member)[1].lower()}")
 
 
-def extract_members(wanted: list[tuple[str, str]], media_dir: str) -> dict[tuple[str, str], str]:
-    """{(archive, member): the extracted file} for every pair of `wanted`; one not extracted yet is written
-    whole (a temp file renamed into place, so an interrupted build leaves no partial video)."""
-    paths = {pair: member_path(*pair, media_dir) for pair in dict.fromkeys(wanted)}
+def extract_members(wanted: list[tuple[str, str]], media_dir: str) -> tuple[dict, dict]:
+    """({(archive, member): the extracted file}, {(archive, member): why it could not be extracted}) for the
+    pairs of `wanted`. One not extracted yet is written whole (a temp file renamed into place, so an
+    interrupted build leaves no partial video); a shard cut short or unreadable fails only its own members."""
+    paths: dict[tuple[str, str], str] = {}
+    failed: dict[tuple[str, str], str] = {}
+    for pair in dict.fromkeys(wanted):
+        try:
+            paths[pair] = member_path(*pair, media_dir)
+        except OSError as e:   # the archive is gone since it was listed
+            failed[pair] = f"{type(e).__name__}: {e}"
     missing: dict[str, list[str]] = {}
     for (archive, member), path in paths.items():
         if not S.exists(path):
             missing.setdefault(archive, []).append(member)
     for archive, members in missing.items():
         S.makedirs(media_dir)
-        with tarfile.open(archive) as tar:
-            by_name = {m.name: m for m in tar.getmembers()}
-            for member in members:
-                data = tar.extractfile(by_name[member]).read()
-                S.write_bytes(paths[(archive, member)], data)
-    return paths
+        try:
+            with tarfile.open(archive) as tar:
+                by_name = {m.name: m for m in tar.getmembers()}
+                for member in members:
+                    try:
+                        S.write_bytes(paths[(archive, member)], tar.extractfile(by_name[member]).read())
+                    except (OSError, EOFError, KeyError, tarfile.TarError) as e:
+                        failed[(archive, member)] = f"{type(e).__name__}: {e}"
+        except (OSError, EOFError, tarfile.TarError) as e:
+            failed.update({(archive, m): f"{type(e).__name__}: {e}" for m in members})
+    return {pair: path for pair, path in paths.items() if pair not in failed}, failed

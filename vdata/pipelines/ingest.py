@@ -167,11 +167,17 @@ def _from_annotation_file(spec: InputSpec, cfg: BuildConfig, where: str, p: str,
     rows = []
     files = video_files(videos)
     in_archives = [r.member for r in parsed.videos if r.member]
-    extracted = extract_members(in_archives, media_dir) if in_archives and media_dir else {}
+    extracted, failed = extract_members(in_archives, media_dir) if in_archives and media_dir else ({}, {})
     for record in parsed.videos:
         if record.member:
+            uri = f"{p}#{record.video_id}"
             meta = {"dataset": spec.format, "dataset_video_id": record.video_id, **record.meta}
-            rows.append(_row(f"{p}#{record.video_id}", extracted.get(record.member, record.member[0]), meta))
+            if record.member in failed:   # its uri as its path: rows of one archive are not one path
+                rows.append({**_row(uri, uri, meta), R.REJECT_REASON: "archive_member_unreadable",
+                             R.REJECT_MESSAGE: f"{record.member[1]} in {record.member[0]} cannot be extracted: "
+                                               f"{failed[record.member]}", R.REJECT_DETAIL: {"member": record.member[1]}})
+            else:   # preflight (no media_dir) lists the archive in its place
+                rows.append(_row(uri, extracted.get(record.member, record.member[0]), meta))
             continue
         found = find_video(videos, record, spec.extensions, files)
         # the record's video; where it is not there but some of its fallbacks are, all of those instead,
