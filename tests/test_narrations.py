@@ -30,7 +30,7 @@ NARRATION_V1 = {
             {"timestamp_sec": 1.2, "timestamp_frame": 36, "narration_text": "#C C holds a knife", "annotation_uid": "p2"}]},
     },
     "e4d-narr-2": {"narration_pass_2": {"narrations": [      # only a second pass: that one is read
-        {"timestamp_sec": 2.0, "narration_text": "#C C opens a door", "annotation_uid": "q2"},
+        {"timestamp_sec": "2.0", "narration_text": "#C C opens a door", "annotation_uid": "q2"},   # a time as text
         {"timestamp_sec": 8.0, "narration_text": "#C C walks out", "annotation_uid": "q2"}]}},
     "e4d-narr-3": "not a record",
 }

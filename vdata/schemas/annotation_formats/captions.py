@@ -154,7 +154,8 @@ def read_ego4d_narrations(text: str) -> AnnotationFile:
                           "(all_narrations_redacted.json)")
     out = AnnotationFile()
     passes = {video_id: _first_pass(record) for video_id, record in object_records(by_id, out)}
-    gaps = {v: _mean_gap([t for t, _, _ in items if isinstance(as_number(t), float)]) for v, (items, _) in passes.items()}
+    gaps = {v: _mean_gap([t for t in (as_number(t) for t, _, _ in items) if isinstance(t, float)])
+            for v, (items, _) in passes.items()}
     alpha = statistics.fmean([g for g in gaps.values() if g]) if any(gaps.values()) else None
     for video_id, (items, summaries) in passes.items():
         half = gaps[video_id] / (2 * alpha) if gaps[video_id] and alpha else 0.5
