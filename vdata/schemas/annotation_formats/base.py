@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import math
+import re
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,20 +59,19 @@ def as_number(value: Any) -> Any:
     return number if math.isfinite(number) else value
 
 
+_CLOCK = re.compile(r"\s*(\d+):([0-5]\d)(?::([0-5]\d))?(?:\.(\d*))?\s*")
+
+
 def clock_seconds(value: Any) -> Any:
     """A time as a float: a number, or a clock "H:MM:SS.mmm" / "MM:SS" (Panda-70M's and WebVTT's timecodes);
     anything else unchanged (the annotations stage names it)."""
     if isinstance(value, str) and ":" in value:
-        *whole, last = value.strip().split(":")
-        seconds, _, fraction = last.partition(".")
-        fields = [*whole, seconds]
-        if len(fields) <= 3 and all(f.isdigit() for f in fields) and all(len(f) == 2 for f in fields[1:]) \
-                and (not fraction or fraction.isdigit()) and all(int(f) < 60 for f in fields[1:]):
-            total = 0.0
-            for f in fields:
-                total = total * 60 + int(f)
-            return total + (float(f"0.{fraction}") if fraction else 0.0)
-        return value
+        clock = _CLOCK.fullmatch(value)
+        if clock is None:
+            return value
+        first, second, third, fraction = clock.groups()
+        whole = int(first) * 3600 + int(second) * 60 + int(third) if third is not None else int(first) * 60 + int(second)
+        return whole + (float(f"0.{fraction}") if fraction else 0.0)
     return as_number(value)
 
 
