@@ -355,3 +355,24 @@ def test_build_reads_every_format_into_annotations(dataset_dir, tmp_path, ray_lo
     finally:
         arrived.unlink()
     assert third.rows == result.rows + 1 and third.rejects_by_reason["ingest:missing_file"] == 1   # clip-c
+
+
+def test_a_kinetics_clip_only_downloaded_whole_is_its_span_in_the_whole_video(tmp_path, in_process):
+    clips = tmp_path / "clips"
+    _video(clips / "abseiling" / "trimmedOne1_000010_000020.mp4", "smptebars")   # the downloader's trimmed clip
+    _video(clips / "wholeVideo1.mp4", "rgbtestsrc")                                # yt-dlp's whole video
+    (tmp_path / "train.csv").write_text("label,youtube_id,time_start,time_end,split\n"
+                                        "abseiling,trimmedOne1,10,20,train\n"
+                                        '"air drumming",wholeVideo1,2,6,train\n'
+                                        ",wholeTest01,1,3,test\n")
+    cfg = parse_config({"input": [{"manifest": str(tmp_path / "train.csv"), "format": "kinetics", "videos": str(clips)}],
+                        "output": {"dir": str(tmp_path / "out")}, "stages": [{"probe": {}}, {"annotations": {}}]})
+    result = vdata.build(cfg, progress=False)
+    assert result.rejects_by_reason == {"ingest:missing_file": 1}       # wholeTest01: neither downloaded
+    rows = {json.loads(r[R.SOURCE_META])["dataset_video_id"]: r
+            for r in pads.dataset(result.data_dir, format="parquet").to_table().to_pylist()}
+    assert set(rows) == {"trimmedOne1_000010_000020", "wholeVideo1"}
+    assert rows["trimmedOne1_000010_000020"][R.ANNOTATIONS]["segments"] == []
+    assert [(s["start_s"], s["end_s"], s["text"]) for s in rows["wholeVideo1"][R.ANNOTATIONS]["segments"]] == [
+        (2.0, 6.0, "air drumming")]
+    assert rows["wholeVideo1"][R.ANNOTATIONS]["labels"] == ["air drumming"]

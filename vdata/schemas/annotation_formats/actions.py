@@ -15,7 +15,9 @@ confirmed from the dataset's own documentation or code:
   split has no label), one trimmed 10-s clip per row, the label the clip's. Videos:
   `<youtube_id>_<start:06d>_<end:06d>.mp4` (activitynet/ActivityNet Crawler/Kinetics/download.py), in
   `<label>/` as that downloader stores them (`test/` without a label), in `<split>/` as the CVDF archives
-  unpack, or directly under `videos`; a label folder with underscores for spaces is tried too.
+  unpack, or directly under `videos`; a label folder with underscores for spaces is tried too. Where
+  only the untrimmed video was downloaded (`<youtube_id>.mp4`, yt-dlp's own name), that video is the row,
+  the clip's span a segment whose text is its class.
 """
 from __future__ import annotations
 
@@ -74,5 +76,10 @@ def read_kinetics(text: str) -> AnnotationFile:
         folders = ("", *label_dirs, *(f"{split}/{d}" for d in label_dirs if split), split, "" if label else "test")
         meta = {"labels": [label] if label else [], "youtube_id": youtube_id, "time_start": start, "time_end": end,
                 **({"subset": split} if split else {})}
-        out.videos.append(VideoRecord(stem, meta, folders=tuple(dict.fromkeys(folders))))
+        folders = tuple(dict.fromkeys(folders))
+        # where the clip was not cut out of its video (a plain yt-dlp download): the whole video, the clip's
+        # span a segment named by its class
+        whole = VideoRecord(youtube_id, {**meta, "segments": [{"start_s": start, "end_s": end, "text": label}] if label
+                                         else []}, folders=folders)
+        out.videos.append(VideoRecord(stem, meta, folders=folders, fallbacks=(whole,)))
     return out
