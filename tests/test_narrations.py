@@ -101,3 +101,11 @@ def test_narrations_build_into_annotations_and_a_streaming_dialogue(tmp_path, in
     assert all(r["video"].endswith(f"videos/{r['video_uid']}.mp4") for r in chat)
     llava_dir = Path(result.output_dir) / "exports" / "llava_dialogue"
     assert sorted(p.name for p in (llava_dir / "videos").iterdir()) == ["e4d-narr-1.mp4", "e4d-narr-2.mp4"]
+    # every record's video id follows the name (lmms-eval's videoID is the visual's video_id)
+    from vdata.exporters.media import MediaPlanner
+    from vdata.exporters.source import Item
+
+    row = by_id["e4d-narr-2"]
+    planner = MediaPlanner(str(tmp_path / "dest"), names={row[R.VIDEO_ID]: "e4d-narr-2"})
+    visual = planner.visual(Item({**row, R.SAMPLE_SCOPE: R.SCOPE_VIDEO}, "open_qa"))
+    assert (visual.video_id, visual.rel) == ("e4d-narr-2", "videos/e4d-narr-2.mp4")

@@ -102,6 +102,7 @@ class MediaPlanner:
         row = item.row
         src = row.get(R.PATH)
         vid = row.get(R.VIDEO_ID) or (os.path.splitext(os.path.basename(src))[0] if src else None)
+        name = self.names.get(vid, vid)   # what the records call the source video (lmms-eval's videoID)
         fps = row.get(R.FPS)
         start, end = row.get(R.START_S), row.get(R.END_S)
         vdur = row.get(R.DURATION_S)
@@ -112,24 +113,24 @@ class MediaPlanner:
             if self._isfile(clip_path):
                 ext = os.path.splitext(clip_path)[1] or ".mp4"
                 return self._add(Visual(f"clip:{clip_id}", clip_path, self._placed_rel("clip", clip_id, ext, clip_path),
-                                        float(start), dur, fps, video_id=vid))
+                                        float(start), dur, fps, video_id=name))
             if not self._isfile(src):
                 raise MediaMissing("missing_media", f"clip {clip_id}: neither clip_path {clip_path!r} nor source {src!r} exists")
             if self.clip_strategy == "interval":
                 ext = os.path.splitext(src)[1] or ".mp4"
                 # one Visual per clip (its own interval and time origin), one file per source video
-                placed = self._placed_rel("video", self.names.get(vid, vid), ext, src, vid)
+                placed = self._placed_rel("video", name, ext, src, vid)
                 return self._add(Visual(f"video:{vid}@{clip_id}", src, placed,
-                                        float(start), dur, fps, interval=(float(start), float(end)), video_id=vid))
+                                        float(start), dur, fps, interval=(float(start), float(end)), video_id=name))
             return self._add(Visual(f"clip:{clip_id}", src, self._rel("clip", clip_id, ".mp4"), float(start), dur, fps,
-                                    cut=(float(start), float(end)), video_id=vid))
+                                    cut=(float(start), float(end)), video_id=name))
         if not self._isfile(src):
             raise MediaMissing("missing_media", f"sample {row.get(R.SAMPLE_ID)}: source video {src!r} does not exist")
         ext = os.path.splitext(src)[1] or ".mp4"
         if not vdur and row.get(R.SAMPLE_SCOPE) == R.SCOPE_VIDEO and end:
             vdur = float(end)   # the video row's interval is the whole video
-        placed = self._placed_rel("video", self.names.get(vid, vid), ext, src, vid)
-        return self._add(Visual(f"video:{vid}", src, placed, 0.0, vdur, fps, video_id=vid))
+        placed = self._placed_rel("video", name, ext, src, vid)
+        return self._add(Visual(f"video:{vid}", src, placed, 0.0, vdur, fps, video_id=name))
 
     def _placed_rel(self, kind: str, name: str, ext: str, path: str, spread_by: str | None = None) -> str | None:
         # With --media none, existing files stay where they are (unless the format needs an mp4 copy).
