@@ -268,18 +268,18 @@ _LEAD = re.compile(rf"^\s*(?:[-*•▪►]+\s*|\d+[.)]\s+)?[(\[]?(?P<ts>{_TS})[)
 _TRAIL = re.compile(rf"^(?P<title>.*?\S)\s*(?:[-–—:|@]\s*)?[(\[]?(?P<ts>{_TS})[)\]]?\s*$")
 
 
+_CLOCK = re.compile(r"\s*(\d+):([0-5]\d)(?::([0-5]\d))?(?:\.(\d*))?\s*")
+
+
 def parse_timestamp(text: str) -> float | None:
-    """Seconds of "M:SS", "MM:SS" or "H:MM:SS"; None when a field is out of range ("1:75")."""
-    fields = text.split(":")
-    if any(len(f) != 2 for f in fields[1:]):
+    """Seconds of "M:SS", "MM:SS" or "H:MM:SS", with a fraction or not ("0:00:05.839": Panda-70M's and
+    WebVTT's timecodes); None when it is not one or a field is out of range ("1:75")."""
+    clock = _CLOCK.fullmatch(text)
+    if clock is None:
         return None
-    parts = [int(f) for f in fields]
-    if any(p >= 60 for p in parts[1:]):
-        return None
-    seconds = 0
-    for p in parts:
-        seconds = seconds * 60 + p
-    return float(seconds)
+    first, second, third, fraction = clock.groups()
+    whole = int(first) * 3600 + int(second) * 60 + int(third) if third is not None else int(first) * 60 + int(second)
+    return whole + (float(f"0.{fraction}") if fraction else 0.0)
 
 
 def parse_chapter_lines(text: str, require_zero_start: bool = True) -> Parsed:

@@ -13,10 +13,11 @@ import csv
 import io
 import json
 import math
-import re
 import os
 from dataclasses import dataclass, field
 from typing import Any
+
+from vdata.media.subtitles import parse_timestamp
 
 
 class FormatError(ValueError):
@@ -59,19 +60,12 @@ def as_number(value: Any) -> Any:
     return number if math.isfinite(number) else value
 
 
-_CLOCK = re.compile(r"\s*(\d+):([0-5]\d)(?::([0-5]\d))?(?:\.(\d*))?\s*")
-
-
 def clock_seconds(value: Any) -> Any:
-    """A time as a float: a number, or a clock "H:MM:SS.mmm" / "MM:SS" (Panda-70M's and WebVTT's timecodes);
-    anything else unchanged (the annotations stage names it)."""
+    """A time as a float: a number, or a clock "H:MM:SS.mmm" / "MM:SS" (parse_timestamp); anything else
+    unchanged (the annotations stage names it)."""
     if isinstance(value, str) and ":" in value:
-        clock = _CLOCK.fullmatch(value)
-        if clock is None:
-            return value
-        first, second, third, fraction = clock.groups()
-        whole = int(first) * 3600 + int(second) * 60 + int(third) if third is not None else int(first) * 60 + int(second)
-        return whole + (float(f"0.{fraction}") if fraction else 0.0)
+        seconds = parse_timestamp(value)
+        return value if seconds is None else seconds
     return as_number(value)
 
 
