@@ -168,16 +168,19 @@ def _from_annotation_file(spec: InputSpec, cfg: BuildConfig, where: str, p: str,
     files = video_files(videos)
     in_archives = [r.member for r in parsed.videos if r.member]
     extracted, failed = extract_members(in_archives, media_dir) if in_archives and media_dir else ({}, {})
+    def dataset_row(video, path: str) -> dict:
+        return _row(f"{p}#{video.video_id}", path, {"dataset": spec.format, "dataset_video_id": video.video_id,
+                                                   **video.meta})
+
     for record in parsed.videos:
-        if record.member:
+        if record.member in failed:   # its uri as its path: the rows of one archive do not share one path
             uri = f"{p}#{record.video_id}"
-            meta = {"dataset": spec.format, "dataset_video_id": record.video_id, **record.meta}
-            if record.member in failed:   # its uri as its path: rows of one archive are not one path
-                rows.append({**_row(uri, uri, meta), R.REJECT_REASON: "archive_member_unreadable",
-                             R.REJECT_MESSAGE: f"{record.member[1]} in {record.member[0]} cannot be extracted: "
-                                               f"{failed[record.member]}", R.REJECT_DETAIL: {"member": record.member[1]}})
-            else:   # preflight (no media_dir) lists the archive in its place
-                rows.append(_row(uri, extracted.get(record.member, record.member[0]), meta))
+            rows.append({**dataset_row(record, uri), R.REJECT_REASON: "archive_member_unreadable",
+                         R.REJECT_MESSAGE: f"{record.member[1]} in {record.member[0]} cannot be extracted: "
+                                           f"{failed[record.member]}", R.REJECT_DETAIL: {"member": record.member[1]}})
+            continue
+        if record.member:   # preflight (no media_dir) lists the archive in its place
+            rows.append(dataset_row(record, extracted.get(record.member, record.member[0])))
             continue
         found = find_video(videos, record, spec.extensions, files)
         # the record's video; where it is not there but some of its fallbacks are, all of those instead,
@@ -188,9 +191,7 @@ def _from_annotation_file(spec: InputSpec, cfg: BuildConfig, where: str, p: str,
             chosen = instead if any(path for _, path in instead) else chosen
         beside = next((os.path.dirname(path) for _, path in chosen if path), os.path.join(videos, record.folders[0]))
         for video, path in chosen:
-            wanted = os.path.join(beside, (video.stems or (video.video_id,))[0] + ".*")
-            meta = {"dataset": spec.format, "dataset_video_id": video.video_id, **video.meta}
-            rows.append(_row(f"{p}#{video.video_id}", path or wanted, meta))
+            rows.append(dataset_row(video, path or os.path.join(beside, (video.stems or (video.video_id,))[0] + ".*")))
     for problem in parsed.problems:
         uri = f"{p}#{problem.where}"
         rows.append({**_row(uri, uri), R.REJECT_REASON: problem.reason, R.REJECT_MESSAGE: problem.message,
