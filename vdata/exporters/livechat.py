@@ -46,8 +46,7 @@ def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
     records = []
     for p in prepared:
         turns = timed_turns(p.item, p.tf)
-        video_id = p.item.get(R.VIDEO_ID)
-        records.append({"id": p.item.id, "video_uid": planner.names.get(video_id, video_id) if video_id else p.item.id,
+        records.append({"id": p.item.id, "video_uid": p.visual.video_id or p.item.id,
                         "video": planner.ref(p.visual, planner.dest), "duration": p.tf.duration_s,
                         "conversation": [{"role": r, "content": c, "time": t} for r, c, t in turns]})
     result = ExportResult("livechat", planner.dest, media=planner.stats, skipped=dict(skipped))
