@@ -14,9 +14,13 @@ import tarfile
 from vdata.media import storage as S
 
 
-def member_path(archive: str, member: str, media_dir: str) -> str:
+def _signature(archive: str) -> str:
     st = os.stat(archive)
-    digest = hashlib.sha1(f"{os.path.abspath(archive)}|{st.st_size}|{st.st_mtime_ns}|{member}".encode()).hexdigest()
+    return f"{os.path.abspath(archive)}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def member_path(signature: str, member: str, media_dir: str) -> str:
+    digest = hashlib.sha1(f"{signature}|{member}".encode()).hexdigest()
     return S.join(media_dir, f"tar-{digest[:20]}{os.path.splitext(member)[1].lower()}")
 
 
@@ -26,11 +30,14 @@ def extract_members(wanted: list[tuple[str, str]], media_dir: str) -> tuple[dict
     interrupted build leaves no partial video); a shard cut short or unreadable fails only its own members."""
     paths: dict[tuple[str, str], str] = {}
     failed: dict[tuple[str, str], str] = {}
-    for pair in dict.fromkeys(wanted):
+    signatures: dict[str, str] = {}   # one stat per archive, not one per member
+    for archive, member in dict.fromkeys(wanted):
         try:
-            paths[pair] = member_path(*pair, media_dir)
+            signature = signatures.get(archive) or signatures.setdefault(archive, _signature(archive))
         except OSError as e:   # the archive is gone since it was listed
-            failed[pair] = f"{type(e).__name__}: {e}"
+            failed[(archive, member)] = f"{type(e).__name__}: {e}"
+            continue
+        paths[(archive, member)] = member_path(signature, member, media_dir)
     missing: dict[str, list[str]] = {}
     for (archive, member), path in paths.items():
         if not S.exists(path):
