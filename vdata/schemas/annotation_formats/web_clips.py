@@ -111,15 +111,15 @@ def _cues(lines: Any, offset: float, length: float | None) -> list:
 
 
 def _sample_meta(sample: dict, caption: str | None) -> dict:
-    info = (sample.get("yt_meta_dict") or {}).get("info") if isinstance(sample.get("yt_meta_dict"), dict) else None
-    info = info if isinstance(info, dict) else {}
-    clips = _literal_list(sample.get("clips")) if sample.get("clips") is not None else None
+    yt = sample.get("yt_meta_dict") if isinstance(sample.get("yt_meta_dict"), dict) else {}
+    info = yt.get("info") if isinstance(yt.get("info"), dict) else {}
+    clips = _literal_list(sample.get("clips"))
     span = _clock_span(clips[0] if clips and isinstance(clips[0], (list, tuple)) else clips) if clips else None
     offset = span[0] if span and isinstance(span[0], float) else 0.0
     length = span[1] - offset if span and isinstance(span[1], float) and span[1] > offset else None
     subtitles = sample.get("clip_subtitles") if span else None
     if subtitles is None:
-        subtitles = (sample.get("yt_meta_dict") or {}).get("subtitles") if isinstance(sample.get("yt_meta_dict"), dict) else None
+        subtitles = yt.get("subtitles")
     text = caption if caption is not None and caption.strip() else sample.get("caption")
     meta = {
         **({"caption": text.strip()} if isinstance(text, str) and text.strip() else {}),
