@@ -251,6 +251,14 @@ def test_validation_normalises_and_names_each_problem():
     assert [i.reason for i in issues] == ["subtitle_overlap"]
 
 
+
+def test_clock_strings_with_a_fraction_are_times_and_other_text_is_unreadable():
+    raw = {"segments": [["0:00:01.500", "0:00:03.25", "a"], {"start": "0:04.5", "end": "0:06", "text": "b"},
+                        ["soon", "0:07", "c"], ["1:75", "1:80", "d"]]}
+    out, issues = validate_annotations(raw, 10.0)
+    assert out["segments"] == [{"start_s": 1.5, "end_s": 3.25, "text": "a"}, {"start_s": 4.5, "end_s": 6.0, "text": "b"}]
+    assert sorted(i.index for i in issues if i.reason == "segment_malformed") == [2, 3]
+
 # --- the stage on real videos ---------------------------------------------------------------------------
 
 def _videos(tmp_path: Path, cut_video, bikes) -> tuple[Path, Path]:

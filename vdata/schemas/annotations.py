@@ -72,7 +72,8 @@ def _seconds(value: Any) -> float | None:
             number = float(text)
             return number if math.isfinite(number) else None
         except ValueError:
-            return parse_timestamp(text) if ":" in text and text.replace(":", "").isdigit() else None
+            # a clock with or without a fraction ("1:02", "0:01:02.500"); anything else is unreadable
+            return parse_timestamp(text) if ":" in text else None
     return None
 
 

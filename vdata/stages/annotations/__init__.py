@@ -113,8 +113,9 @@ class AnnotationsConfig(StageConfig):
 
 class AnnotationsStage(Stage):
     name = "annotations"
-    version = 3   # 2: YouTube's automatic captions once per line; yt-dlp's download listings are no subtitles;
-    #               3: a kind is also read under its own name when the configured key is absent
+    version = 4   # 2: YouTube's automatic captions once per line; yt-dlp's download listings are no subtitles;
+    #               3: a kind is also read under its own name when the configured key is absent;
+    #               4: a clock with a fraction ("0:01:02.5") is a time, not an unreadable item
     Config = AnnotationsConfig
     reads = (R.PATH, R.SOURCE_META, R.DURATION_S)
     writes = R.ANNOTATION_COLUMNS
