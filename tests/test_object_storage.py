@@ -386,8 +386,43 @@ def test_a_manifest_in_a_bucket_names_videos_beside_it_and_elsewhere(tmp_path, s
     assert all(r[R.NUM_FRAMES] > 0 for r in kept)   # read through their local copies
     rejects = pads.dataset(str(tmp_path / "out" / "rejects"), format="parquet").to_table().to_pylist()
     assert [(r["stage"], r["reason"]) for r in rejects] == [("ingest", "manifest_row_malformed")]
-    # the annotation file of a dataset format is still read from a local folder, and says so
-    cfg = parse_config({**_config([{"manifest": f"s3://{bucket}/lists/videos.csv", "format": "charades_sta"}],
+    # a downloader's output folder is read where it was written, and says so; an http(s) folder cannot be listed
+    cfg = parse_config({**_config([{"manifest": f"s3://{bucket}/lists", "format": "video2dataset"}],
                                   str(tmp_path / "o2"), endpoint)})
-    with pytest.raises(ConfigError, match=r"input\[0\]\.manifest: .*read locally"):
+    with pytest.raises(ConfigError, match=r"input\[0\]\.manifest: .*local folder its downloader wrote"):
         build(cfg, progress=False)
+    cfg = parse_config({**_config([{"manifest": f"s3://{bucket}/lists/videos.csv", "format": "charades_sta",
+                                    "videos": "https://example.org/videos/"}], str(tmp_path / "o3"), endpoint)})
+    with pytest.raises(ConfigError, match=r"input\[0\]\.videos: .*cannot be listed"):
+        build(cfg, progress=False)
+
+
+def test_a_dataset_annotation_file_and_its_videos_in_a_bucket(tmp_path, s3, videos, in_process):
+    """ActivityNet Captions' train.json in a bucket, its videos under another prefix (one in a sub-folder, one
+    not uploaded yet): one listing finds them; the one not there is a `missing_file` ingest reject naming
+    what was looked for, and the next run, after it is uploaded, builds it and redoes nothing else."""
+    endpoint, fs = s3
+    bucket, files = "dataset", sorted(videos.iterdir())
+    fs.mkdir(bucket)
+    fs.put_file(str(files[0]), f"{bucket}/videos/v_aaa.mp4")
+    fs.put_file(str(files[1]), f"{bucket}/videos/train/v_bbb.mp4")
+    fs.put_file(str(files[1]), f"{bucket}/videos/.trash/v_ccc.mp4")   # hidden: not the video
+    spans = {"v_aaa": [[0.0, 1.0]], "v_bbb": [[0.5, 1.5]], "v_ccc": [[0.0, 0.5]]}
+    fs.pipe(f"{bucket}/annotations/train.json", "\ufeff".encode() + json.dumps(
+        {k: {"duration": 2.0, "timestamps": v, "sentences": [f"{k} happens"]} for k, v in spans.items()}).encode())
+    cfg = {**_config([{"manifest": f"s3://{bucket}/annotations/train.json", "format": "activitynet_captions",
+                       "videos": f"s3://{bucket}/videos"}], str(tmp_path / "out"), endpoint),
+           "stages": [{"probe": {}}, {"annotations": {}}]}
+    result = build(parse_config(cfg), progress=False)
+    kept = pads.dataset(result.data_dir, format="parquet").to_table().to_pylist()
+    assert sorted((r[R.PATH], [s["text"] for s in r[R.ANNOTATIONS]["segments"]]) for r in kept) == [
+        (f"s3://{bucket}/videos/train/v_bbb.mp4", ["v_bbb happens"]), (f"s3://{bucket}/videos/v_aaa.mp4", ["v_aaa happens"])]
+    assert all(r[R.NUM_FRAMES] > 0 for r in kept)
+    rejects = pads.dataset(str(tmp_path / "out" / "rejects"), format="parquet").to_table().to_pylist()
+    assert [(r["stage"], r["reason"]) for r in rejects] == [("ingest", "missing_file")]
+    assert f"s3://{bucket}/videos/v_ccc.*" in rejects[0]["message"]
+
+    fs.put_file(str(files[2]), f"{bucket}/videos/v_ccc.mp4")
+    again = build(parse_config(cfg), progress=False)
+    assert again.resumed_complete == 2 and again.rows == 3
+    assert not pads.dataset(str(tmp_path / "out" / "rejects"), format="parquet").to_table().num_rows

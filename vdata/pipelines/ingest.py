@@ -13,8 +13,10 @@ are written once to `<output>/_media/<content hash>.<ext>` so workers can read t
 
 Inputs may be URLs (vdata/media/storage.py): `path: s3://bucket/videos` (a folder: searched like a local
 one), `glob: "s3://bucket/videos/**/*.mp4"`, one file named by `path: https://host/video.mp4`, or a
-manifest `s3://bucket/lists/videos.csv` (its relative paths beside it). Their rows keep the URL as
-`path`; a stage that decodes gets a local copy (pipelines/execution.py).
+manifest `s3://bucket/lists/videos.csv` (its relative paths beside it), or a dataset's annotation file
+and its videos folder (`manifest: s3://bucket/activitynet/train.json`, `format:`, `videos: s3://bucket/v1-3/`:
+one listing of the folder finds them all). Their rows keep the URL as `path`; a stage that decodes gets a
+local copy (pipelines/execution.py).
 """
 from __future__ import annotations
 
@@ -36,6 +38,10 @@ from vdata.stages.base import Reject
 from .manifest_tables import SUFFIXES, ManifestError, ManifestProblem, guess_path_column, read_manifest
 
 AUDIO_EXTENSIONS = (".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus", ".aac")
+# how the path of an annotation file's video that is not in its folder ends (`<folder>/<id>.*`): it names
+# what was looked for, and ingest rejects it missing_file (retried when the build runs again)
+NOT_FOUND = ".*"
+_MISSING = object()   # find_duplicates: the size of a URL with nothing there
 
 
 def _row(uri: str, path: str, meta: dict | None = None) -> dict:
@@ -157,13 +163,21 @@ def _from_annotation_file(spec: InputSpec, cfg: BuildConfig, where: str, p: str,
     """A labelled dataset's annotation file: one row per video, found by id under `videos`; its annotations
     go in source_meta for the `annotations` stage. A video not found keeps a path that names what was
     looked for, so ingest rejects it `missing_file`; a record tied to no video is an ingest reject row."""
-    videos = cfg.resolve(spec.videos) if spec.videos is not None else p if os.path.isdir(p) else os.path.dirname(p)
-    if not os.path.isdir(videos):
+    remote = S.is_remote(p)
+    videos = cfg.resolve(spec.videos) if spec.videos is not None else \
+        p.rsplit("/", 1)[0] if remote else p if os.path.isdir(p) else os.path.dirname(p)
+    try:
+        is_folder = S.isdir(videos)
+    except (OSError, ValueError) as e:   # no such bucket, no permission, an unreachable endpoint
+        raise ConfigError(f"{where}.videos: {spec.videos!r} cannot be read: {type(e).__name__}: {e}") from None
+    if not is_folder:
         raise ConfigError(f"{where}.videos: {spec.videos!r} is not a folder")
     try:
         parsed = read_annotation_file(spec.format, p)
     except (FormatError, UnicodeDecodeError) as e:
         raise ConfigError(f"{where}.manifest: {spec.manifest!r} is not a {spec.format} file: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{where}.manifest: {spec.manifest!r} cannot be read: {type(e).__name__}: {e}") from None
     rows = []
     files = video_files(videos)
     in_archives = [r.member for r in parsed.videos if r.member]
@@ -189,9 +203,9 @@ def _from_annotation_file(spec: InputSpec, cfg: BuildConfig, where: str, p: str,
         if not found and record.fallbacks:
             instead = [(f, find_video(videos, f, spec.extensions, files)) for f in record.fallbacks]
             chosen = instead if any(path for _, path in instead) else chosen
-        beside = next((os.path.dirname(path) for _, path in chosen if path), os.path.join(videos, record.folders[0]))
+        beside = next((path.rsplit("/", 1)[0] for _, path in chosen if path), S.join(videos, record.folders[0]))
         for video, path in chosen:
-            rows.append(dataset_row(video, path or os.path.join(beside, (video.stems or (video.video_id,))[0] + ".*")))
+            rows.append(dataset_row(video, path or S.join(beside, (video.stems or (video.video_id,))[0] + NOT_FOUND)))
     for problem in parsed.problems:
         uri = f"{p}#{problem.where}"
         rows.append({**_row(uri, uri), R.REJECT_REASON: problem.reason, R.REJECT_MESSAGE: problem.message,
@@ -314,8 +328,8 @@ def _utf8_path(row: dict, media_dir: str) -> dict:
 
 
 def find_duplicates(rows: list[dict]) -> tuple[list[dict], list[Reject]]:
-    """Split `rows` into the inputs to process and rejects for the others: `missing_file` for a local
-    path with nothing there (retried when the build is run again), `duplicate_video` for repeated bytes.
+    """Split `rows` into the inputs to process and rejects for the others: `missing_file` for a path or an
+    object with nothing there (retried when the build is run again), `duplicate_video` for repeated bytes.
 
     Two inputs with the same bytes would get the same video id (a content hash) and so repeat each
     other's clip ids. The first one in input order (the config's `input:` order, each directory
@@ -327,11 +341,13 @@ def find_duplicates(rows: list[dict]) -> tuple[list[dict], list[Reject]]:
     judged = [Reject({k: v for k, v in r.items() if k not in R.REJECT_COLUMNS}, r[R.REJECT_REASON], r[R.REJECT_MESSAGE],
                      r.get(R.REJECT_DETAIL) or {}) for r in rows if r.get(R.REJECT_REASON)]
     rows = [r for r in rows if not r.get(R.REJECT_REASON)]
-    def size_of(path: str) -> int | None:
+    def size_of(path: str) -> int | object | None:
         try:
             return S.info(path)["size"]
+        except FileNotFoundError:
+            return _MISSING
         except (OSError, ValueError):
-            return None   # missing, or a URL that cannot be stat-ed: judged below, or by probe
+            return None   # a URL that cannot be stat-ed (no HEAD, no permission): judged by probe
 
     from concurrent.futures import ThreadPoolExecutor
 
@@ -342,7 +358,8 @@ def find_duplicates(rows: list[dict]) -> tuple[list[dict], list[Reject]]:
             found = list(pool.map(size_of, paths))
     else:   # a stat each: a pool's futures cost 50 us a path, ten times the stat (10 s for 200k clips)
         found = [size_of(p) for p in paths]
-    sizes = {i: n for i, n in enumerate(found) if n is not None}
+    missing = {i for i, n in enumerate(found) if n is _MISSING}
+    sizes = {i: n for i, n in enumerate(found) if n is not None and n is not _MISSING}
     by_size: dict[int, list[int]] = {}
     for i, size in sizes.items():
         by_size.setdefault(size, []).append(i)
@@ -363,7 +380,7 @@ def find_duplicates(rows: list[dict]) -> tuple[list[dict], list[Reject]]:
     kept, rejects = [], []
     for i, row in enumerate(rows):
         path = row[R.PATH]
-        if i not in sizes and not S.is_remote(path) and not os.path.lexists(path):
+        if i in missing if S.is_remote(path) else i not in sizes and not os.path.lexists(path):
             # Not sent to the workers to fail there: a batch each (a Kinetics download missing 97k of 100k
             # clips took 7 min of Ray tasks to say so). Retried on resume: the file may have arrived since.
             rejects.append(Reject(row, "missing_file", f"no such file: {path}",

@@ -7,7 +7,6 @@ match files). `plan_text()` is what `vdata plan` prints: stages, workers, teache
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -182,7 +181,7 @@ def input_problems(cfg: BuildConfig, notes: list[str] | None = None,
     build will. Hugging Face inputs are left to the build: listing one means loading the dataset. `notes`
     (`vdata validate`'s) gets the manifest records a build will reject at ingest (`manifest_row_malformed`:
     a row of the wrong width, a line that is not JSON, a record naming no file)."""
-    from .ingest import _from_glob, _from_manifest, _from_path
+    from .ingest import NOT_FOUND, _from_glob, _from_manifest, _from_path
 
     out = []
     for i, spec in enumerate(cfg.input):
@@ -204,10 +203,8 @@ def input_problems(cfg: BuildConfig, notes: list[str] | None = None,
             notes.append(f"{where}.{key}: {len(bad)} of {len(found)} records will be ingest rejects ({shown})")
         if spec.format is not None and found:
             named = [r for r in found if not r.get(R.REJECT_REASON)]
-            if notes is None:   # a build: only whether any is there (its ingest stats every input anyway)
-                absent = [] if any(os.path.isfile(r[R.PATH]) for r in named) else [r[R.PATH] for r in named]
-            else:
-                absent = [r[R.PATH] for r in named if not os.path.isfile(r[R.PATH])]
+            # the listing of the videos folder said which are there (a request each in a bucket, otherwise)
+            absent = [r[R.PATH] for r in named if r[R.PATH].endswith(NOT_FOUND)]
             if absent and len(absent) == len(named) and not spec.allow_empty:
                 folder = cfg.resolve(spec.videos) if spec.videos else "its folder"
                 out.append(f"{where}.videos: none of the {len(named)} videos {spec.manifest!r} names is in {folder} "
@@ -240,9 +237,16 @@ def storage_problems(cfg: BuildConfig) -> list[str]:
                 continue
             try:
                 S.check_backend(value)
-                if key == "videos" or (key == "manifest" and spec.format is not None):
-                    raise S.StorageError(f"{value!r}: a dataset's annotation file and its videos folder are "
-                                         f"read locally; a plain manifest, path: and glob: take URLs")
+                if key == "manifest" and spec.format in FOLDER_FORMATS:
+                    raise S.StorageError(f"{value!r}: {spec.format} reads the local folder its downloader wrote "
+                                         f"(copy it down first); a plain manifest, path:, glob: and other formats "
+                                         f"take URLs")
+                unlisted = "videos" if key == "videos" else "manifest" if (
+                    key == "manifest" and spec.format is not None and spec.videos is None) else None
+                if unlisted and S.scheme(value) in S.READ_ONLY:
+                    raise S.StorageError(f"{value!r}: the videos of a dataset's annotation file are found by "
+                                         f"listing their folder, and an http(s) folder cannot be listed; name "
+                                         f"videos: a local folder or a bucket (s3://, gs://, hf://)")
             except S.StorageError as e:
                 out.append(f"input[{i}].{key}: {e}")
     return out

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+from vdata.media import storage as S
+
 from .actions import read_activitynet, read_coin, read_kinetics
 from .base import AnnotationFile, FormatError, RecordProblem, VideoRecord, find_video, json_lines, video_files
 from .captions import (read_activitynet_captions, read_ego4d_narrations, read_howto100m, read_vidchapters,
@@ -52,14 +54,17 @@ FORMAT_KINDS: dict[str, tuple[str, ...]] = {
 
 
 def read_annotation_file(fmt: str, path: str) -> AnnotationFile:
-    """The videos and problems of one annotation file (or, for FOLDER_FORMATS, folder); FormatError when it
-    is not `fmt` at all."""
+    """The videos and problems of one annotation file, local or a URL (or, for FOLDER_FORMATS, a local
+    folder); FormatError when it is not `fmt` at all."""
     if fmt in FOLDER_FORMATS:
         if not os.path.isdir(path):
             raise FormatError(f"{fmt} reads the folder its downloader wrote, not a file")
         return ANNOTATION_FORMATS[fmt](path)
-    with open(path, encoding="utf-8-sig") as f:
-        text = f.read()
+    if S.is_remote(path):
+        text = S.read_bytes(path).decode("utf-8-sig")
+    else:
+        with open(path, encoding="utf-8-sig") as f:
+            text = f.read()
     return ANNOTATION_FORMATS[fmt](text)
 
 

@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from vdata.media import storage as S
 from vdata.media.subtitles import parse_timestamp
 
 
@@ -163,11 +164,20 @@ def json_lines(text: str):
 
 
 def video_files(videos_dir: str) -> dict[str, set[str]]:
-    """The files under `videos_dir`, at any depth: file name -> the folders (relative, "" for the top)
-    holding one. One walk and a lookup per name, where a stat per candidate would be one per folder x stem
-    x extension (a Kinetics-700 file names 650k clips, each with six folders and eight extensions: 44 s of
-    path joins alone, against 1 s). Hidden folders are skipped, a folder linked twice is read once."""
+    """The files under `videos_dir` (a folder or a bucket prefix), at any depth: file name -> the folders
+    (relative, "" for the top) holding one. One walk and a lookup per name, where a stat per candidate would
+    be one per folder x stem x extension (a Kinetics-700 file names 650k clips, each with six folders and
+    eight extensions: 44 s of path joins alone, against 1 s; in a bucket, a request each). Hidden folders
+    are skipped, a folder linked twice is read once."""
     found: dict[str, set[str]] = {}
+    if S.is_remote(videos_dir):
+        base = videos_dir.split("://", 1)[1].rstrip("/") + "/"   # compared without the scheme (s3a:// lists as s3://)
+        for url in S.find(videos_dir):   # one recursive listing, paged by the store
+            inside = url.split("://", 1)[-1]
+            rel, _, name = inside[len(base):].rpartition("/") if inside.startswith(base) else ("", "", "")
+            if name and not any(part.startswith(".") for part in rel.split("/")):
+                found.setdefault(name, set()).add(rel)
+        return found
     seen: set[tuple[int, int]] = set()
     for here, dirs, files in os.walk(videos_dir, followlinks=True):
         st = os.stat(here)
@@ -193,8 +203,8 @@ def find_video(videos_dir: str, record: VideoRecord, extensions: list[str], file
     for folder in record.folders if names else ():
         for name in names:
             if folder.strip("/") in files[name]:
-                return os.path.join(videos_dir, folder, name) if folder else os.path.join(videos_dir, name)
+                return S.join(videos_dir, folder, name) if folder else S.join(videos_dir, name)
     for name in names:
         folder = min(files[name])
-        return os.path.join(videos_dir, folder, name) if folder else os.path.join(videos_dir, name)
+        return S.join(videos_dir, folder, name) if folder else S.join(videos_dir, name)
     return None
