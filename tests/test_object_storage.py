@@ -25,6 +25,7 @@ import yaml
 
 from conftest import copy_to
 from test_cluster import kill_session, two_node_cluster  # noqa: F401  (a fixture)
+from test_web_clips import v2d_dir  # noqa: F401  (a fixture)
 from vdata.media import storage as S
 from vdata.pipelines.runner import build
 from vdata.schemas import records as R
@@ -386,10 +387,10 @@ def test_a_manifest_in_a_bucket_names_videos_beside_it_and_elsewhere(tmp_path, s
     assert all(r[R.NUM_FRAMES] > 0 for r in kept)   # read through their local copies
     rejects = pads.dataset(str(tmp_path / "out" / "rejects"), format="parquet").to_table().to_pylist()
     assert [(r["stage"], r["reason"]) for r in rejects] == [("ingest", "manifest_row_malformed")]
-    # a downloader's output folder is read where it was written, and says so; an http(s) folder cannot be listed
+    # a prefix that is no downloader's output says what it lacks; an http(s) folder cannot be listed
     cfg = parse_config({**_config([{"manifest": f"s3://{bucket}/lists", "format": "video2dataset"}],
                                   str(tmp_path / "o2"), endpoint)})
-    with pytest.raises(ConfigError, match=r"input\[0\]\.manifest: .*local folder its downloader wrote"):
+    with pytest.raises(ConfigError, match=r"input\[0\]\.manifest: .*no video2dataset sample under it"):
         build(cfg, progress=False)
     cfg = parse_config({**_config([{"manifest": f"s3://{bucket}/lists/videos.csv", "format": "charades_sta",
                                     "videos": "https://example.org/videos/"}], str(tmp_path / "o3"), endpoint)})
@@ -426,3 +427,29 @@ def test_a_dataset_annotation_file_and_its_videos_in_a_bucket(tmp_path, s3, vide
     again = build(parse_config(cfg), progress=False)
     assert again.resumed_complete == 2 and again.rows == 3
     assert not pads.dataset(str(tmp_path / "out" / "rejects"), format="parquet").to_table().num_rows
+
+
+def test_a_video2dataset_download_written_to_a_bucket(tmp_path, s3, v2d_dir, in_process):  # noqa: F811
+    """video2dataset's `output_folder: s3://...`: its files-layout samples (json and caption read in parallel)
+    and its webdataset shard (copied down once, its video extracted into `_media/` once) build as from a
+    folder; the failed downloads are rejects, `_tmp/` is not read, and a re-run reads no shard again."""
+    endpoint, fs = s3
+    fs.mkdir("v2d")
+    fs.put(str(v2d_dir), "v2d/panda_download", recursive=True)
+    cfg = parse_config({**_config([{"manifest": "s3://v2d/panda_download", "format": "video2dataset"}],
+                                  str(tmp_path / "out"), endpoint), "stages": [{"probe": {}}, {"annotations": {}}]})
+    result = build(cfg, progress=False)
+    assert result.rejects_by_reason == {"ingest:source_not_downloaded": 2}
+    kept = pads.dataset(result.data_dir, format="parquet").to_table().to_pylist()
+    by_key = {json.loads(r[R.SOURCE_META])["dataset_video_id"]: r for r in kept}
+    assert {k: json.loads(r[R.SOURCE_META])["caption"] for k, r in by_key.items()} == {
+        "0000000_00001": "A man paints a white fence.", "000010000": "Red ball bouncing on grass",
+        "000020000": "Waves roll onto a beach"}
+    assert by_key["0000000_00001"][R.PATH] == "s3://v2d/panda_download/00000/0000000_00001.mp4"
+    assert by_key["0000000_00001"][R.ANNOTATIONS]["title"] == "How to paint a fence"
+    extracted = list((tmp_path / "out" / "_media").glob("tar-*.mp4"))
+    assert len(extracted) == 1 and by_key["000020000"][R.PATH] == str(extracted[0])
+    assert all(r[R.NUM_FRAMES] > 0 for r in kept)
+    before = extracted[0].stat().st_mtime_ns
+    again = build(cfg, progress=False)
+    assert (again.ran, again.resumed_complete) == (False, 5) and extracted[0].stat().st_mtime_ns == before

@@ -209,8 +209,8 @@ def test_video2dataset_folder_builds_caption_samples_without_a_teacher(v2d_dir, 
 def test_video2dataset_config_errors_name_the_key(v2d_dir, tmp_path):
     csv_file = tmp_path / "list.csv"
     csv_file.write_text("url,caption\nhttps://x/y.mp4,z\n")
-    for manifest, expected in ((csv_file, "reads the local folder its downloader wrote"),
-                               (tmp_path / "nowhere", "reads the local folder its downloader wrote")):
+    for manifest, expected in ((csv_file, "reads the folder its downloader wrote"),
+                               (tmp_path / "nowhere", "reads the folder its downloader wrote")):
         cfg = parse_config({"input": [{"manifest": str(manifest), "format": "video2dataset"}],
                             "output": {"dir": str(tmp_path / "o")}, "stages": [{"probe": {}}]})
         with pytest.raises(ConfigError, match=rf"input\[0\]\.manifest: .*{expected}"):

@@ -1,5 +1,6 @@
 """Videos kept inside tar archives (webdataset shards, as video2dataset writes them with `output_format:
 webdataset`): stages read videos by path, so each one a build uses is extracted once into its media folder.
+An archive may be a URL (a shard in a bucket): it is read from a local copy, named by the object's version.
 
 A file's name there comes from the archive (its path, size and modification time) and the member's name,
 not from the bytes: a re-run finds what an earlier one extracted without reading the archive again, and a
@@ -14,7 +15,16 @@ import tarfile
 from vdata.media import storage as S
 
 
+def shard_copy(archive: str) -> str:
+    """A local file to read `archive` from: itself, or for a URL (a shard in a bucket) a copy fetched once
+    into ~/.cache/vdata/remote-shards (tarfile seeks member to member: over HTTP, a request each)."""
+    return S.local_copy(archive, os.path.join(os.path.expanduser("~"), ".cache", "vdata", "remote-shards"))
+
+
 def _signature(archive: str) -> str:
+    if S.is_remote(archive):   # the object's own version: a local copy's time changes as the cache uses it
+        meta = S.info(archive)
+        return f"{archive}|{meta['size']}|{meta['version']}"
     st = os.stat(archive)
     return f"{os.path.abspath(archive)}|{st.st_size}|{st.st_mtime_ns}"
 
@@ -45,7 +55,7 @@ def extract_members(wanted: list[tuple[str, str]], media_dir: str) -> tuple[dict
     for archive, members in missing.items():
         S.makedirs(media_dir)
         try:
-            with tarfile.open(archive) as tar:
+            with tarfile.open(shard_copy(archive)) as tar:
                 by_name = {m.name: m for m in tar.getmembers()}
                 for member in members:
                     try:

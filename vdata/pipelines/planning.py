@@ -237,16 +237,12 @@ def storage_problems(cfg: BuildConfig) -> list[str]:
                 continue
             try:
                 S.check_backend(value)
-                if key == "manifest" and spec.format in FOLDER_FORMATS:
-                    raise S.StorageError(f"{value!r}: {spec.format} reads the local folder its downloader wrote "
-                                         f"(copy it down first); a plain manifest, path:, glob: and other formats "
-                                         f"take URLs")
-                unlisted = "videos" if key == "videos" else "manifest" if (
-                    key == "manifest" and spec.format is not None and spec.videos is None) else None
-                if unlisted and S.scheme(value) in S.READ_ONLY:
+                listed = key == "videos" or (key == "manifest" and spec.format is not None and (
+                    spec.videos is None or spec.format in FOLDER_FORMATS))
+                if listed and S.scheme(value) in S.READ_ONLY:
                     raise S.StorageError(f"{value!r}: the videos of a dataset's annotation file are found by "
                                          f"listing their folder, and an http(s) folder cannot be listed; name "
-                                         f"videos: a local folder or a bucket (s3://, gs://, hf://)")
+                                         f"a local folder or a bucket (s3://, gs://, hf://)")
             except S.StorageError as e:
                 out.append(f"input[{i}].{key}: {e}")
     return out

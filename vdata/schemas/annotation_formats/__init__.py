@@ -54,10 +54,10 @@ FORMAT_KINDS: dict[str, tuple[str, ...]] = {
 
 
 def read_annotation_file(fmt: str, path: str) -> AnnotationFile:
-    """The videos and problems of one annotation file, local or a URL (or, for FOLDER_FORMATS, a local
-    folder); FormatError when it is not `fmt` at all."""
+    """The videos and problems of one annotation file (or, for FOLDER_FORMATS, folder), local or a URL;
+    FormatError when it is not `fmt` at all."""
     if fmt in FOLDER_FORMATS:
-        if not os.path.isdir(path):
+        if not S.isdir(path):
             raise FormatError(f"{fmt} reads the folder its downloader wrote, not a file")
         return ANNOTATION_FORMATS[fmt](path)
     if S.is_remote(path):

@@ -16,7 +16,8 @@ as their downloader leaves them. Layouts, each confirmed from the dataset's own 
   (`"[('00:00:05.005', '00:00:09.509')]"`), its `caption` its own, and `clip_subtitles` the subtitle lines
   that overlap it, on the source's clock. With `output_format: webdataset` the same three files of a sample
   are members of `<shard>.tar` (WebDatasetSampleWriter); ingest extracts each video into the build's
-  `_media/` folder, once. The manifest is the output folder itself; `videos` defaults to it.
+  `_media/` folder, once. The manifest is the output folder itself (or its bucket prefix, as video2dataset
+  writes to `s3://` too); `videos` defaults to it.
 - `msrvtt`: MSR-VTT's `train_val_videodatainfo.json` / `test_videodatainfo.json` (also CLIP4Clip's
   `MSRVTT_data.json`): `{videos: [{video_id, category, url, start time, end time, split, id}], sentences:
   [{video_id, caption, sen_id}]}`, about 20 sentences per 10-30 s clip, each describing all of it. Videos:
@@ -34,6 +35,9 @@ import json
 import os
 import tarfile
 from typing import Any
+
+from vdata.media import storage as S
+from vdata.media.archives import shard_copy
 
 from .base import (AnnotationFile, FormatError, RecordProblem, VideoRecord, as_number, clock_seconds, csv_records,
                    pair_lists, parse_json)
@@ -150,23 +154,23 @@ def _add_sample(out: AnnotationFile, sample: dict, caption: str | None, **where)
     out.videos.append(VideoRecord(key, _sample_meta(sample, caption), **where))
 
 
-def _files_sample(out: AnnotationFile, here: str, rel: str, name: str) -> bool:
+def _files_sample(out: AnnotationFile, text: bytes | OSError, rel: str, name: str,
+                  caption: bytes | OSError | None) -> bool:
     """`<key>.json` (and `<key>.txt`) of the files layout; False when it is not a video2dataset sample."""
     try:
-        with open(os.path.join(here, name), encoding="utf-8") as f:
-            sample = json.load(f)
+        if isinstance(text, OSError):
+            raise text
+        sample = json.loads(text.decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         out.problems.append(RecordProblem(f"{rel}/{name}".lstrip("/"), "annotation_record_malformed",
                                           f"{name} cannot be read: {e}", None))
         return False
     if not _is_sample(sample):
         return False
-    caption_path = os.path.join(here, f"{sample['key']}.txt")
-    caption = None
-    if os.path.isfile(caption_path):
-        with open(caption_path, encoding="utf-8", errors="replace") as f:
-            caption = f.read()
-    _add_sample(out, sample, caption, folders=(rel,))
+    if isinstance(caption, bytes) and name.removesuffix(".json") != str(sample["key"]):
+        caption = None   # the caption beside is another key's
+    _add_sample(out, sample, caption.decode("utf-8", "replace") if isinstance(caption, bytes) else None,
+                folders=(rel,))
     return True
 
 
@@ -178,7 +182,7 @@ def _tar_samples(out: AnnotationFile, path: str, rel: str) -> int:
     WebDatasetSampleWriter writes them); each video stays in the archive (`member`) for ingest to extract."""
     where = f"{rel}/{os.path.basename(path)}".lstrip("/")
     try:
-        with tarfile.open(path) as tar:
+        with tarfile.open(shard_copy(path)) as tar:
             groups: dict[str, dict[str, tarfile.TarInfo]] = {}
             for member in tar:
                 if member.isfile():
@@ -207,20 +211,57 @@ def _tar_samples(out: AnnotationFile, path: str, rel: str) -> int:
         return 0
 
 
-def read_video2dataset(folder: str) -> AnnotationFile:
-    out = AnnotationFile()
-    seen = 0
+def _listing(folder: str) -> list[tuple[str, str]]:
+    """(folder relative to `folder`, file name) of each file, top folder first: hidden entries and `_` folders
+    (`_tmp`: a download under way) left out. A bucket prefix is listed once, recursively."""
+    if S.is_remote(folder):
+        base = folder.split("://", 1)[1].rstrip("/") + "/"   # compared without the scheme (s3a:// lists as s3://)
+        found = []
+        for url in S.find(folder):
+            inside = url.split("://", 1)[-1]
+            rel, _, name = inside[len(base):].rpartition("/") if inside.startswith(base) else ("", "", "")
+            if name and not name.startswith(".") and not any(part.startswith((".", "_")) for part in rel.split("/") if part):
+                found.append((rel, name))
+        return sorted(found, key=lambda entry: (entry[0].count("/") + bool(entry[0]), entry))
+    found = []
     for here, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))   # `_tmp`: a download under way
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
         rel = os.path.relpath(here, folder)
         rel = "" if rel == "." else rel.replace(os.sep, "/")
-        for name in sorted(files):
-            if name.startswith("."):
-                continue
-            if name.endswith(".tar"):
-                seen += _tar_samples(out, os.path.join(here, name), rel)
-            elif name.endswith(".json") and not name.endswith("_stats.json"):
-                seen += _files_sample(out, here, rel, name)
+        found += [(rel, name) for name in sorted(files) if not name.startswith(".")]
+    return found
+
+
+def _read_files(folder: str, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], bytes | OSError]:
+    """The bytes of each (rel, name) of `wanted`, or the error reading it; a bucket's in parallel (a request each)."""
+    def read(entry: tuple[str, str]) -> bytes | OSError:
+        try:
+            return S.read_bytes(S.join(folder, *[part for part in entry if part]))
+        except OSError as e:
+            return e
+
+    if S.is_remote(folder):
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(32) as pool:
+            return dict(zip(wanted, pool.map(read, wanted)))
+    return {entry: read(entry) for entry in wanted}
+
+
+def read_video2dataset(folder: str) -> AnnotationFile:
+    """The samples under the folder (or bucket prefix) video2dataset wrote, in either output format."""
+    out = AnnotationFile()
+    seen = 0
+    entries = _listing(folder)
+    present = set(entries)
+    samples = [(rel, name) for rel, name in entries if name.endswith(".json") and not name.endswith("_stats.json")]
+    captions = [(rel, name[:-5] + ".txt") for rel, name in samples if (rel, name[:-5] + ".txt") in present]
+    texts = _read_files(folder, samples + captions)
+    for rel, name in entries:
+        if name.endswith(".tar"):
+            seen += _tar_samples(out, S.join(folder, rel, name) if rel else S.join(folder, name), rel)
+        elif (rel, name) in texts and name.endswith(".json"):
+            seen += _files_sample(out, texts[(rel, name)], rel, name, texts.get((rel, name[:-5] + ".txt")))
     if not seen:
         raise FormatError("no video2dataset sample under it: the folder video2dataset wrote holds <shard>/<key>.json "
                           "files (output_format: files) or <shard>.tar shards (webdataset), each sample with key and "
