@@ -156,6 +156,20 @@ def find(path: str) -> list[str]:
     return sorted(_url(fs, f) for f in fs.find(p))
 
 
+def find_relative(folder: str) -> list[tuple[str, str]]:
+    """(sub-folder relative to `folder`, "" for its top; file name) of every file under a URL's folder (one
+    recursive listing, paged by the store), sorted. The folder is compared without its scheme: an s3a://
+    folder lists as s3://."""
+    base = folder.split("://", 1)[1].rstrip("/") + "/"
+    out = []
+    for url in find(folder):
+        inside = url.split("://", 1)[-1]
+        if inside.startswith(base):
+            rel, _, name = inside[len(base):].rpartition("/")
+            out.append((rel, name))
+    return sorted(out)
+
+
 def glob(pattern: str) -> list[str]:
     """The files matching a glob (`**` recurses), as full URLs (sorted)."""
     fs, p = filesystem(pattern)

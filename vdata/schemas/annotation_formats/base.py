@@ -171,11 +171,8 @@ def video_files(videos_dir: str) -> dict[str, set[str]]:
     are skipped, a folder linked twice is read once."""
     found: dict[str, set[str]] = {}
     if S.is_remote(videos_dir):
-        base = videos_dir.split("://", 1)[1].rstrip("/") + "/"   # compared without the scheme (s3a:// lists as s3://)
-        for url in S.find(videos_dir):   # one recursive listing, paged by the store
-            inside = url.split("://", 1)[-1]
-            rel, _, name = inside[len(base):].rpartition("/") if inside.startswith(base) else ("", "", "")
-            if name and not any(part.startswith(".") for part in rel.split("/")):
+        for rel, name in S.find_relative(videos_dir):
+            if not any(part.startswith(".") for part in rel.split("/")):
                 found.setdefault(name, set()).add(rel)
         return found
     seen: set[tuple[int, int]] = set()

@@ -215,14 +215,9 @@ def _listing(folder: str) -> list[tuple[str, str]]:
     """(folder relative to `folder`, file name) of each file, top folder first: hidden entries and `_` folders
     (`_tmp`: a download under way) left out. A bucket prefix is listed once, recursively."""
     if S.is_remote(folder):
-        base = folder.split("://", 1)[1].rstrip("/") + "/"   # compared without the scheme (s3a:// lists as s3://)
-        found = []
-        for url in S.find(folder):
-            inside = url.split("://", 1)[-1]
-            rel, _, name = inside[len(base):].rpartition("/") if inside.startswith(base) else ("", "", "")
-            if name and not name.startswith(".") and not any(part.startswith((".", "_")) for part in rel.split("/") if part):
-                found.append((rel, name))
-        return sorted(found, key=lambda entry: (entry[0].count("/") + bool(entry[0]), entry))
+        return sorted(((rel, name) for rel, name in S.find_relative(folder) if not name.startswith(".")
+                       and not any(part.startswith((".", "_")) for part in rel.split("/") if part)),
+                      key=lambda entry: (entry[0].count("/") + bool(entry[0]), entry))
     found = []
     for here, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
