@@ -224,6 +224,32 @@ def test_decode_audio_is_16k_mono_on_the_video_clock(asr_media):
     assert e.value.reason == "corrupt_audio" and "packets failed" in e.value.message
 
 
+def _swr_mono(path: str) -> np.ndarray:
+    """The audio as libswresample mixes it down to mono by itself (what decode_audio gave before it mixed stereo)."""
+    import av
+
+    with av.open(path) as c:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=16000)
+        out = [f.to_ndarray().reshape(-1) for frame in c.decode(c.streams.audio[0]) for f in resampler.resample(frame)]
+        out += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    return np.concatenate(out)
+
+
+def test_speech_on_out_of_phase_stereo_is_heard(asr_media, tiny_engine, tmp_path):
+    """One channel wired inverted (a common fault of field and interview recordings): the plain mix of the two
+    channels is silence, yet the speech is heard; a stereo track in phase decodes as libswresample mixes it."""
+    inverted, in_phase = str(tmp_path / "inverted.mp4"), str(tmp_path / "in_phase.mp4")
+    for pan, path in (("c1=-1*c0", inverted), ("c1=c0", in_phase)):
+        run_ffmpeg(["-i", asr_media["speech"], "-af", f"pan=stereo|c0=c0|{pan}", "-c:v", "copy", "-c:a", "aac",
+                    "-b:a", "128k", path])
+    audio, plain_mix = decode_audio(inverted), _swr_mono(inverted)   # the mix any mono reader gets: AAC's residue
+    rms = lambda x: float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))  # noqa: E731
+    assert rms(plain_mix) < 0.05 * rms(audio.samples) and abs(audio.duration_s - VIDEO_S) < 0.1
+    assert keyword_share(tiny_engine.transcribe(inverted).text) >= 0.6
+    mixed, reference = decode_audio(in_phase).samples, _swr_mono(in_phase)
+    assert len(mixed) == len(reference) and np.abs(mixed - reference).max() < 1e-5
+
+
 def test_tiny_en_hears_the_keywords_at_the_right_times(asr_media, tiny_engine):
     t = tiny_engine.transcribe(asr_media["speech"])
     assert t.language == "en"

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, DecodedAudio, decode_audio
+from .audio import DECODE_VERSION, SAMPLE_RATE, DecodedAudio, decode_audio
 from .whisper_models import (BACKENDS, PACKAGED_MODELS, ModelLocation, ModelNotAvailable, PackagedModel,
                              _fingerprint, default_model_cache, is_offline, locate_model, materialize)
 
@@ -157,6 +157,7 @@ class WhisperEngine:
     def cache_id(self) -> str:
         """Names the transcript cache: changes with the weights and with every output-affecting option."""
         opts = {k: v for k, v in asdict(self.options).items() if k != "max_failed_packet_ratio"}
+        opts["decode_version"] = DECODE_VERSION
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", self.location.label)
         return f"{self.backend}-{safe}-{_fingerprint(self.location.fingerprint, opts)[:10]}"
 

@@ -10,7 +10,22 @@ from . import MediaError
 from .streams import audio_stream, video_stream
 
 SAMPLE_RATE = 16000
+# raised when what decode_audio gives for the same file changes (2: out-of-phase stereo kept, see _mono):
+# the transcript cache is named by it
+DECODE_VERSION = 2
 
+
+
+def _mono(interleaved: np.ndarray) -> np.ndarray:
+    """One channel of interleaved stereo: the sum of the two at -3 dB (libswresample's own mix, so levels are
+    as before), except where the channels are out of phase (one wired inverted, a common fault of field and
+    interview recordings), whose sum cancels the speech to silence: there their difference, which holds it.
+    Judged per decoded frame (tens of ms), by energy: the difference must carry ten times the sum's, which
+    in-phase speech and music never reach."""
+    pairs = interleaved.reshape(-1, 2)
+    mid = (pairs[:, 0] + pairs[:, 1]) * np.float32(math.sqrt(0.5))
+    side = (pairs[:, 0] - pairs[:, 1]) * np.float32(math.sqrt(0.5))
+    return side if float(side @ side) > 10.0 * float(mid @ mid) else mid
 
 
 @dataclass
@@ -58,7 +73,11 @@ def decode_audio(path: str, sample_rate: int = SAMPLE_RATE, max_failed_ratio: fl
         has_start = video is not None and video.start_time is not None
         origin = float(video.start_time * video.time_base) if has_start else 0.0
         codec = stream.codec_context.name
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        def resampler_for(channels: int):
+            # two channels are kept apart to be mixed here (see _mono); any other count is mixed by libswresample
+            return av.AudioResampler(format="flt", layout="stereo" if channels == 2 else "mono", rate=sample_rate)
+
+        resampler = resampler_for(stream.codec_context.channels)
         chunks: list[np.ndarray] = []
         written = 0                   # output samples so far
         offset: float | None = None
@@ -69,6 +88,8 @@ def decode_audio(path: str, sample_rate: int = SAMPLE_RATE, max_failed_ratio: fl
             nonlocal written
             for out in frames:
                 arr = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+                if out.layout.nb_channels == 2:
+                    arr = _mono(arr)
                 chunks.append(arr)
                 written += len(arr)
 
@@ -95,7 +116,7 @@ def decode_audio(path: str, sample_rate: int = SAMPLE_RATE, max_failed_ratio: fl
                         push(resampler.resample(frame))
                     except ValueError:      # the stream changed layout/rate mid-way: start a new resampler
                         push(resampler.resample(None))
-                        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+                        resampler = resampler_for(frame.layout.nb_channels)
                         push(resampler.resample(frame))
             push(resampler.resample(None))
         except av.error.FFmpegError as e:   # a damaged container tail: keep what decoded before it

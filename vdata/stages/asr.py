@@ -121,6 +121,7 @@ def clip_segments(transcript: Transcript, clip_start: float, clip_end: float) ->
 
 class AsrStage(Stage):
     name = "asr"
+    version = 2   # 2: out-of-phase stereo is heard (media/audio.py _mono), not mixed to silence
     Config = AsrConfig
     # Clip times (START_S, END_S) are used when a shots stage wrote them; without, a row is the whole input.
     reads = (R.PATH, R.VIDEO_ID, R.HAS_AUDIO)
