@@ -52,6 +52,23 @@ def test_probe_reads_presentation_times_of_a_vfr_slideshow_with_b_frames(tmp_pat
     assert before[0] != after[0] and before[1] != after[1]   # the probe and everything after it
 
 
+def test_a_dv_tape_is_read_at_its_frame_rate(tmp_path):
+    """The DV demuxer gives its 1/60000 clock as the stream's average rate: 60000 fps for a 25 fps tape. The
+    probe, the readers and the shots stage's frame table all read 25, and the clip lasts as long as its frames."""
+    from vdata.media.cuts import frame_table
+    from vdata.media.ffmpeg import run_ffmpeg
+
+    path = str(tmp_path / "tape.dv")
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=720x576:rate=25:d=2", "-c:v", "dvvideo", "-pix_fmt", "yuv420p", path])
+    info = probe_video(path)
+    assert (info["fps"], info["num_frames"]) == (25.0, 50) and info["duration_s"] == pytest.approx(2.0, abs=0.01)
+    assert (info["width"], info["height"]) == (768, 576)   # PAL 4:3, square pixels
+    for backend in ("pyav", "opencv"):
+        with open_reader(path, backend) as reader:
+            assert reader.fps == 25.0, backend
+    assert frame_table(path).fps == 25.0
+
+
 def test_probe_reports_audio(bunny):
     info = probe_video(bunny)
     assert info["has_audio"] is True

@@ -98,6 +98,32 @@ def test_inputs_that_are_missing_or_match_nothing(video_dir, tmp_path):
     preflight(parse_config(data))
 
 
+def test_files_a_folder_does_not_take_are_named_and_old_formats_are_taken(video_dir, tmp_path):
+    """A DV tape and a RealMedia file are videos by default; a file of an unknown type is named with the key that
+    would take it, while subtitles, metadata and hidden files beside the videos are not worth a note."""
+    from vdata.media.ffmpeg import run_ffmpeg
+    from vdata.pipelines.ingest import discover
+
+    folder = tmp_path / "tapes"
+    folder.mkdir()
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=720x576:rate=25:d=1", "-c:v", "dvvideo", "-pix_fmt", "yuv420p",
+                str(folder / "tape.dv")])
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=176x144:rate=25:d=1", "-c:v", "rv20", "-f", "rm", str(folder / "old.rmvb")])
+    for name in ("game.bik", "intro.bik", "scan.xyz", "tape.srt", "tape.info.json", "thumb.jpg", ".hidden.abc"):
+        (folder / name).write_bytes(b"0")
+    data = {**config(folder, [{"probe": {}}]), "output": {"dir": str(tmp_path / "out")}}
+    notes: list[str] = []
+    preflight(parse_config(data), notes)
+    assert notes == ["input[0].path: 3 file(s) not taken for their extension (2 .bik, 1 .xyz); if they are videos, "
+                     "list their extensions in input[0].extensions"]
+    rows = discover(parse_config(data), str(tmp_path / "media"))
+    assert sorted(Path(r["path"]).name for r in rows) == ["old.rmvb", "tape.dv"]
+    data["input"][0]["extensions"] = [".dv", ".rmvb", ".bik", ".xyz"]
+    notes.clear()
+    preflight(parse_config(data), notes)
+    assert notes == []
+
+
 def test_teacher_and_input_problems_come_together(video_dir, tmp_path):
     data = config(video_dir, CURATE + [{"caption": {"teacher": "captionr"}}], {"captioner": HTTP})
     data["input"] = [{"path": str(tmp_path / "nowhere")}]

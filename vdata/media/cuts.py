@@ -34,7 +34,7 @@ from typing import Iterator
 import numpy as np
 
 from .convert import small_bgr
-from .streams import shown_packets, video_stream
+from .streams import frame_rate, shown_packets, video_stream
 
 # Side of the tiny images the coarse pass compares (pixels): enough to see a cut, cheap to convert.
 COARSE_SIDE = 64
@@ -63,8 +63,7 @@ def frame_table(path: str) -> FrameTable:
 
     with av.open(path, metadata_errors="ignore") as container:
         stream = video_stream(container)
-        rate = stream.average_rate or stream.guessed_rate
-        fps = float(rate) if rate else 25.0
+        fps = frame_rate(stream) or 25.0
         tb = float(stream.time_base)
         start = float(stream.start_time or 0) * tb
         pts, keys, sizes, refs = [], [], [], []

@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from . import MediaError
-from .streams import audio_stream, display_size, packet_times, rewind, video_stream
+from .streams import audio_stream, display_size, frame_rate, packet_times, rewind, video_stream
 
 _INDEXED_FORMATS = ("mov", "mp4", "m4a", "3gp", "mj2")  # full per-sample index in the header
 
@@ -79,7 +79,7 @@ def probe_video(path: str, min_frames: int = 2, allow_audio_only: bool = False) 
 
         deltas = np.diff(timestamps)
         deltas = deltas[deltas > 0]
-        avg_rate = float(vs.average_rate) if vs.average_rate else 0.0
+        avg_rate = frame_rate(vs) or 0.0
         if not avg_rate and len(deltas):
             avg_rate = 1.0 / float(np.median(deltas))
         is_vfr = bool(len(deltas) > 2 and (deltas.max() - deltas.min()) > 0.5 * float(np.median(deltas)))

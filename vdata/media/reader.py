@@ -24,7 +24,8 @@ import numpy as np
 from vdata.hdr import rgb24
 
 from . import MediaError
-from .streams import display_size, pixel_aspect, rewind, square_width, upright, video_stream, video_stream_count
+from .streams import (display_size, file_frame_rate, frame_rate, pixel_aspect, rewind, square_width, upright,
+                      video_stream, video_stream_count)
 from .timestamps import (display_rotation, display_times_unreliable, returned_times_problem,  # noqa: F401
                          timestamp_table_problem)
 
@@ -219,8 +220,7 @@ class PyAVReader(FrameReader):
         cc = self._stream.codec_context
         self.rotation = display_rotation(path, self._CHECK_FRAMES)   # the same remembered decode as _counted
         self.width, self.height = display_size(self._stream, self.rotation)
-        rate = self._stream.average_rate or self._stream.guessed_rate
-        self.fps = float(rate) if rate else 25.0
+        self.fps = frame_rate(self._stream) or 25.0
         self.num_frames = int(self._stream.frames or 0)
         self._tb = float(self._stream.time_base)
         self._start = float(self._stream.start_time or 0) * self._tb
@@ -392,7 +392,8 @@ class OpenCVReader(FrameReader):
             raise MediaError("unreadable", "OpenCV cannot open video")
         self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 25.0)
+        # OpenCV reports the stream's average rate as it is, 60000 for a DV tape: the rate PyAV's streams.frame_rate reads
+        self.fps = file_frame_rate(path) or float(self._cap.get(cv2.CAP_PROP_FPS) or 25.0)
         self.num_frames = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.rotation = -int(self._cap.get(cv2.CAP_PROP_ORIENTATION_META) or 0) % 360   # OpenCV counts clockwise
         sar = (self._cap.get(cv2.CAP_PROP_SAR_NUM) or 1) / (self._cap.get(cv2.CAP_PROP_SAR_DEN) or 1)

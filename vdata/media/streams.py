@@ -23,6 +23,30 @@ def video_stream(container):
     return next((s for s in container.streams.video if not s.disposition & cover), None)
 
 
+def frame_rate(stream) -> float | None:
+    """Frames per second of a video stream: its average rate, unless that is more than half again its base
+    rate (the smallest rate all its times fit), which no stream's frames can be: the DV demuxer gives its
+    1/60000 clock as the average, 60000 fps for a 25 fps tape. Then the base rate. None when it declares
+    neither."""
+    average, base = stream.average_rate, stream.guessed_rate
+    if average and base and float(average) > 1.5 * float(base):
+        return float(base)
+    rate = average or base
+    return float(rate) if rate else None
+
+
+def file_frame_rate(path: str) -> float | None:
+    """frame_rate of the video stream of a file; None when it has none or cannot be opened."""
+    import av
+
+    try:
+        with av.open(path, metadata_errors="ignore") as container:
+            stream = video_stream(container)
+            return frame_rate(stream) if stream is not None else None
+    except av.error.FFmpegError:
+        return None
+
+
 def shown_packets(container, stream):
     """`stream`'s packets that hold a frame of the video: not empty, and not an edit list's pre-roll (a copy
     cut with `ffmpeg -ss` keeps the packets from the keyframe before the cut, flagged discard; decoders use

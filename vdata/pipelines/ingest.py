@@ -76,6 +76,28 @@ def _from_path(spec: InputSpec, cfg: BuildConfig, where: str) -> list[dict]:
     raise ConfigError(f"{where}.path: {spec.path!r} does not exist")
 
 
+# what sits beside videos and is not one (subtitles, downloaders' metadata and thumbnails, lists, partial downloads)
+_NOT_VIDEO = frozenset(".srt .vtt .ass .ssa .sub .idx .sbv .ttml .lrc .srv1 .srv2 .srv3 .json3 .json .jsonl .txt .csv "
+                       ".tsv .parquet .xml .nfo .md .yaml .yml .html .description .jpg .jpeg .png .webp .bmp .part "
+                       ".ytdl .temp .tmp .db .ds_store .torrent .sha256 .md5 .log .pdf .zip .tar .gz".split())
+
+
+def untaken_types(spec: InputSpec, cfg: BuildConfig) -> dict[str, int]:
+    """{extension: files} of the files in a local `path:` folder that it does not take for their extension and
+    that are not what sits beside videos anyway (`vdata validate` names them: a `.dv` tape or a `.rmvb` left out
+    of `extensions` would otherwise go unseen)."""
+    p = cfg.resolve(spec.path)
+    if S.is_remote(p) or not os.path.isdir(p):
+        return {}
+    counts: dict[str, int] = {}
+    for q in Path(p).rglob("*"):
+        ext = q.suffix.lower()
+        if ext and ext not in _NOT_VIDEO and q.is_file() and not _is_media(str(q), spec) \
+                and not _hidden(q.relative_to(p).as_posix()):
+            counts[ext] = counts.get(ext, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
 def _from_url(spec: InputSpec, url: str, where: str) -> list[dict]:
     """A URL named by `path`: one object, or a folder (a prefix) searched for media like a local one."""
     try:

@@ -181,7 +181,7 @@ def input_problems(cfg: BuildConfig, notes: list[str] | None = None,
     build will. Hugging Face inputs are left to the build: listing one means loading the dataset. `notes`
     (`vdata validate`'s) gets the manifest records a build will reject at ingest (`manifest_row_malformed`:
     a row of the wrong width, a line that is not JSON, a record naming no file)."""
-    from .ingest import NOT_FOUND, _from_glob, _from_manifest, _from_path
+    from .ingest import NOT_FOUND, _from_glob, _from_manifest, _from_path, untaken_types
 
     out = []
     for i, spec in enumerate(cfg.input):
@@ -197,6 +197,11 @@ def input_problems(cfg: BuildConfig, notes: list[str] | None = None,
             continue
         if listed is not None and spec.format not in FOLDER_FORMATS:   # a folder format's archives: at ingest
             listed[i] = found
+        untaken = untaken_types(spec, cfg) if notes is not None and key == "path" else {}
+        if untaken:
+            shown = ", ".join(f"{n} {ext}" for ext, n in list(untaken.items())[:5])
+            notes.append(f"{where}.path: {sum(untaken.values())} file(s) not taken for their extension ({shown}); "
+                         f"if they are videos, list their extensions in {where}.extensions")
         bad = [r for r in found if r.get(R.REJECT_REASON)]
         if notes is not None and bad:
             shown = "; ".join(r[R.REJECT_MESSAGE] for r in bad[:3]) + ("; ..." if len(bad) > 3 else "")

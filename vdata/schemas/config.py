@@ -39,9 +39,11 @@ from vdata.media.storage import is_remote
 from vdata.schemas.annotation_formats import ANNOTATION_FORMATS
 from vdata.schemas.storage import StorageConfig
 
-# camcorders (.mts, .m2ts), old phones (.3gp), DVDs (.vob), broadcast (.mxf), animated GIFs (TGIF-QA is made of them)
+# camcorders (.mts, .m2ts, .dv tapes), old phones (.3gp, .3g2), DVDs (.vob, .m2v), broadcast (.mxf), animated GIFs
+# (TGIF-QA is made of them), and what older web collections hold (.asf, .f4v, .divx, .qt, RealMedia .rm / .rmvb)
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv",
-                    ".mts", ".m2ts", ".3gp", ".ogv", ".vob", ".mxf", ".gif")
+                    ".mts", ".m2ts", ".3gp", ".ogv", ".vob", ".mxf", ".gif", ".dv", ".3g2", ".m2v", ".asf", ".f4v",
+                    ".divx", ".qt", ".rm", ".rmvb")
 
 
 def config_file(value: str, info: ValidationInfo | None = None) -> str:

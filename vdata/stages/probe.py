@@ -18,8 +18,9 @@ class ProbeConfig(StageConfig):
 
 class ProbeStage(Stage):
     name = "probe"
-    version = 3   # 2: presentation times where decode times precede them (VFR with B-frames); 3: timelines joined,
-                  # and an edit list's pre-roll (a copy cut with `ffmpeg -ss`) is not counted
+    version = 4   # 2: presentation times where decode times precede them (VFR with B-frames); 3: timelines joined,
+                  # and an edit list's pre-roll (a copy cut with `ffmpeg -ss`) is not counted; 4: a DV tape's
+                  # frame rate (its demuxer's average is its 1/60000 clock)
     Config = ProbeConfig
     reads = (R.PATH,)
     writes = R.PROBE_COLUMNS

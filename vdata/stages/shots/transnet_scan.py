@@ -23,9 +23,8 @@ def transnet_cuts(path: str, detector_args: dict[str, Any], threshold: float | N
 def frames_per_second(path: str) -> float:
     import av
 
-    from vdata.media.streams import video_stream
+    from vdata.media.streams import frame_rate, video_stream
 
     with av.open(path, metadata_errors="ignore") as container:
         stream = video_stream(container)
-        rate = stream.average_rate or stream.guessed_rate
-        return float(rate) if rate else 25.0
+        return frame_rate(stream) or 25.0
