@@ -109,3 +109,54 @@ def test_narrations_build_into_annotations_and_a_streaming_dialogue(tmp_path, in
     planner = MediaPlanner(str(tmp_path / "dest"), names={row[R.VIDEO_ID]: "e4d-narr-2"})
     visual = planner.visual(Item({**row, R.SAMPLE_SCOPE: R.SCOPE_VIDEO}, "open_qa"))
     assert (visual.video_id, visual.rel) == ("e4d-narr-2", "videos/e4d-narr-2.mp4")
+
+
+# goalstep_valid.json: a goal over the video, its steps, a step's substeps, all on the full video's clock
+GOALSTEP_VALID = {"version": "1.0", "split": "val", "videos": [
+    {"video_uid": "e4d-goal-1", "start_time": 0.02, "end_time": 7.9, "goal_category": "COOKING:MAKE_OMELET",
+     "goal_description": "Make omelette", "goal_wikihow_url": "https://www.wikihow.com/Cook-a-Basic-Omelette",
+     "summary": ["Toasting bread", "Making omelet"], "is_procedural": True, "segments": [
+        {"start_time": 0.5, "end_time": 4.0, "step_category": "Cook: Toast bread", "step_description": "Toast bread",
+         "is_continued": False, "is_procedural": True, "is_relevant": "essential", "summary": [], "segments": [
+            {"start_time": 0.5, "end_time": 2.0, "step_category": "Cook: heat", "step_description": "heat skillet",
+             "is_relevant": "essential"},
+            {"start_time": 2.0, "end_time": 2.0, "step_description": "ends where it starts"}]},
+        {"start_time": 4.2, "end_time": 7.5, "step_category": "Cook: omelet", "step_description": "Make omelet\n-",
+         "is_relevant": "optional", "segments": []}]},
+    {"start_time": 0, "segments": []}]}
+# goalstep_test.json: the steps to ground, without their times
+GOALSTEP_TEST = {"version": "1.0", "split": "test", "videos": [
+    {"video_uid": "e4d-goal-2", "step_segments": [{"step_description": "slice broccoli", "segment_count": 1},
+                                                  {"step_description": "stir pasta", "segment_count": 3}]}]}
+
+
+def test_goalstep_steps_and_substeps_become_segments_on_the_full_video(tmp_path, in_process):
+    videos = tmp_path / "ego4d" / "v2" / "full_scale"
+    videos.mkdir(parents=True)
+    for uid, source in (("e4d-goal-1", "smptebars"), ("e4d-goal-2", "rgbtestsrc")):
+        render_segments(str(videos / f"{uid}.mp4"), [Segment(source, 8.0)], size=(160, 96))
+    (tmp_path / "goalstep_valid.json").write_text(json.dumps(GOALSTEP_VALID))
+    (tmp_path / "goalstep_test.json").write_text(json.dumps(GOALSTEP_TEST))
+    cfg = parse_config({
+        "input": [{"manifest": str(tmp_path / name), "format": "ego4d_goalstep", "videos": str(tmp_path / "ego4d")}
+                  for name in ("goalstep_valid.json", "goalstep_test.json")],
+        "output": {"dir": str(tmp_path / "out")},
+        "stages": [{"probe": {}}, {"annotations": {}}]})
+    result = vdata.build(cfg, progress=False)
+    assert result.rejects_by_reason == {"ingest:annotation_record_malformed": 1, "annotations:segment_inverted": 1}
+    dataset = pads.dataset(result.data_dir, format="parquet")
+    rows = dataset.to_table(columns=[*dataset.schema.names, "__filename"]).to_pylist()
+    by_id = {json.loads(r[R.SOURCE_META])["dataset_video_id"]: r for r in rows}
+    goal = by_id["e4d-goal-1"]
+    assert [(s["start_s"], s["end_s"], s["text"]) for s in goal[R.ANNOTATIONS]["segments"]] == [
+        (0.5, 2.0, "heat skillet"), (0.5, 4.0, "Toast bread"), (4.2, 7.5, "Make omelet -")]
+    assert goal[R.ANNOTATIONS]["labels"] == ["COOKING:MAKE_OMELET"]
+    meta = json.loads(goal[R.SOURCE_META])
+    assert (meta["goal_description"], meta["goal_start_s"], meta["goal_end_s"]) == ("Make omelette", 0.02, 7.9)
+    assert [(s["level"], s.get("is_relevant")) for s in meta["segments"]] == [
+        ("step", "essential"), ("substep", "essential"), ("substep", None), ("step", "optional")]
+    test_video = by_id["e4d-goal-2"]
+    assert test_video[R.ANNOTATIONS]["segments"] == []
+    assert [q["text"] for q in json.loads(test_video[R.SOURCE_META])["step_queries"]] == ["slice broccoli", "stir pasta"]
+    split_of = {v: r["__filename"].rpartition("-")[2].removesuffix(".parquet") for v, r in by_id.items()}
+    assert split_of == {"e4d-goal-1": "validation", "e4d-goal-2": "test"}

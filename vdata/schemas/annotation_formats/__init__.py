@@ -19,7 +19,7 @@ from .actions import read_activitynet, read_coin, read_kinetics
 from .base import AnnotationFile, FormatError, RecordProblem, VideoRecord, find_video, json_lines, video_files
 from .captions import (read_activitynet_captions, read_ego4d_narrations, read_howto100m, read_vidchapters,
                        read_youcook2)
-from .grounding import read_charades_sta, read_didemo, read_ego4d_nlq, read_qvhighlights
+from .grounding import read_charades_sta, read_didemo, read_ego4d_goalstep, read_ego4d_nlq, read_qvhighlights
 from .web_clips import read_msrvtt, read_panda70m, read_vatex, read_video2dataset
 
 ANNOTATION_FORMATS: dict[str, Callable[[str], AnnotationFile]] = {
@@ -28,6 +28,7 @@ ANNOTATION_FORMATS: dict[str, Callable[[str], AnnotationFile]] = {
     "charades_sta": read_charades_sta,
     "coin": read_coin,
     "didemo": read_didemo,
+    "ego4d_goalstep": read_ego4d_goalstep,
     "ego4d_narrations": read_ego4d_narrations,
     "ego4d_nlq": read_ego4d_nlq,
     "howto100m": read_howto100m,
@@ -46,7 +47,8 @@ FOLDER_FORMATS = frozenset({"video2dataset"})
 # the annotation kinds each format's records carry (what a recipe's `annotations` stage can require of it)
 FORMAT_KINDS: dict[str, tuple[str, ...]] = {
     "activitynet": ("segments", "labels"), "activitynet_captions": ("segments",), "charades_sta": ("segments",),
-    "coin": ("segments", "labels"), "didemo": ("segments",), "ego4d_narrations": ("segments",),
+    "coin": ("segments", "labels"), "didemo": ("segments",), "ego4d_goalstep": ("segments", "labels"),
+    "ego4d_narrations": ("segments",),
     "ego4d_nlq": ("segments",), "howto100m": ("subtitles",), "kinetics": ("labels",),
     "msrvtt": (), "panda70m": ("segments",), "qvhighlights": ("segments",), "vatex": (),   # captions: source_meta
     "vidchapters": ("chapters",), "video2dataset": ("title", "description", "subtitles"), "youcook2": ("segments",),

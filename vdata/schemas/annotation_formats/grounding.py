@@ -22,6 +22,15 @@ from the dataset's own documentation or code:
   `v1/`, `full_scale/`), where the Ego4D CLI puts them. Where the full video is not there, its clips are
   looked for (`<clip_uid>.mp4`, also under `v2/clips/`: the NLQ benchmark's own unit, `ego4d --datasets
   clips`), each with its queries on the clip's clock (`clip_*_sec`).
+- `ego4d_goalstep`: Ego4D Goal-Step's goalstep_train.json / goalstep_valid.json `{version, split, videos:
+  [{video_uid, start_time, end_time, goal_category, goal_description, goal_wikihow_url, summary, is_procedural,
+  segments: [{start_time, end_time, step_category, step_description, is_continued, is_procedural, is_relevant,
+  summary, segments: [substeps, alike]}]}]}` (facebookresearch/ego4d-goalstep README.md and data/), times on
+  the full video. Each step and each substep is a segment whose text is its description, as the release's
+  step grounding reads them (step_grounding/tools/parse_goalstep_jsons.py) and as VideoLLM-online reads both
+  levels (data/livechat/ego4d_goalstep_livechat_generation.py); the goal category is the video's label. The
+  test file lists each video's `step_segments: [{step_description, segment_count}]` without times: kept as
+  `step_queries`. Videos: as for `ego4d_nlq`.
 """
 from __future__ import annotations
 
@@ -165,3 +174,45 @@ def _nlq_queries(clip: dict) -> tuple[list, list]:
             on_clip.append(make_segment([query.get("clip_start_sec"), query.get("clip_end_sec")], query.get("query"),
                                         **about))
     return on_video, on_clip
+
+
+GOALSTEP_ITEM = {"step_category": "step_category", "is_relevant": "is_relevant", "is_continued": "is_continued",
+                 "is_procedural": "is_procedural"}
+
+
+def _goalstep_item(step: Any, level: str) -> Any:
+    if not isinstance(step, dict):
+        return step   # rejected by the annotations stage, with its index
+    return make_segment([step.get("start_time"), step.get("end_time")], step.get("step_description"), level=level,
+                        **renamed_fields(step, GOALSTEP_ITEM))
+
+
+def read_ego4d_goalstep(text: str) -> AnnotationFile:
+    data = parse_json(text)
+    if not isinstance(data, dict) or not isinstance(data.get("videos"), list):
+        raise FormatError("Ego4D Goal-Step files hold {\"videos\": [{video_uid, start_time, end_time, goal_category, "
+                          "goal_description, segments: [{start_time, end_time, step_description, segments}]}]}")
+    subset = {"subset": data["split"]} if isinstance(data.get("split"), str) else {}
+    out = AnnotationFile()
+    for number, video in enumerate(data["videos"]):
+        if not isinstance(video, dict) or not isinstance(video.get("video_uid"), str) or not video["video_uid"]:
+            out.problems.append(RecordProblem(f"video {number}", "annotation_record_malformed",
+                                              f"video {number} has no video_uid", video))
+            continue
+        segments = []
+        for step in video.get("segments") if isinstance(video.get("segments"), list) else []:
+            segments.append(_goalstep_item(step, "step"))
+            substeps = step.get("segments") if isinstance(step, dict) else None
+            if isinstance(substeps, list):
+                segments += [_goalstep_item(sub, "substep") for sub in substeps]
+        goal = video.get("goal_category")
+        queries = [{"text": q["step_description"].strip(), "segment_count": q.get("segment_count")}
+                   for q in video.get("step_segments") or [] if isinstance(q, dict)
+                   and isinstance(q.get("step_description"), str) and q["step_description"].strip()]
+        meta = {"segments": segments, "labels": [goal.strip()] if isinstance(goal, str) and goal.strip() else [],
+                **subset, **renamed_fields(video, {"goal_description": "goal_description", "goal_wikihow_url": "wikihow_url",
+                                                   "summary": "goal_summary", "is_procedural": "is_procedural",
+                                                   "start_time": "goal_start_s", "end_time": "goal_end_s"}),
+                **({"step_queries": queries} if queries else {})}
+        out.videos.append(VideoRecord(video["video_uid"], meta, folders=EGO4D_FOLDERS))
+    return out
