@@ -377,7 +377,7 @@ def test_a_manifest_in_a_bucket_names_videos_beside_it_and_elsewhere(tmp_path, s
     bucket = _bucket(fs, "listed", videos)
     names = sorted(p.name for p in videos.iterdir())
     fs.pipe(f"{bucket}/lists/videos.csv", (f"video;label\n../in/{names[0]};first\ns3://{bucket}/in/{names[1]};second\n"
-                                           f"../in/{names[2]};third;extra\n").encode())
+                                           f"../in/{names[2]};third;extra\n../in/not-uploaded.mp4;fourth\n").encode())
     cfg = parse_config({**_config([{"manifest": f"s3://{bucket}/lists/videos.csv", "path_column": "video"}],
                                   str(tmp_path / "out"), endpoint), "stages": [{"probe": {}}]})
     result = build(cfg, progress=False)
@@ -386,7 +386,10 @@ def test_a_manifest_in_a_bucket_names_videos_beside_it_and_elsewhere(tmp_path, s
         (f"s3://{bucket}/in/{names[0]}", "first"), (f"s3://{bucket}/in/{names[1]}", "second")]
     assert all(r[R.NUM_FRAMES] > 0 for r in kept)   # read through their local copies
     rejects = pads.dataset(str(tmp_path / "out" / "rejects"), format="parquet").to_table().to_pylist()
-    assert [(r["stage"], r["reason"]) for r in rejects] == [("ingest", "manifest_row_malformed")]
+    # an object not in the bucket is found missing at ingest, as a missing local file is (and retried by a re-run)
+    assert sorted((r["stage"], r["reason"]) for r in rejects) == [("ingest", "manifest_row_malformed"),
+                                                                  ("ingest", "missing_file")]
+    assert f"s3://{bucket}/in/not-uploaded.mp4" in next(r["message"] for r in rejects if r["reason"] == "missing_file")
     # a prefix that is no downloader's output says what it lacks; an http(s) folder cannot be listed
     cfg = parse_config({**_config([{"manifest": f"s3://{bucket}/lists", "format": "video2dataset"}],
                                   str(tmp_path / "o2"), endpoint)})
