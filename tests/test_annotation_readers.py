@@ -226,6 +226,19 @@ def test_reader_details_unequal_lists_dvc_chapters_and_youcook_steps():
     assert steps.meta["segments"][1] == {"start_s": 3.0, "end_s": 7.0, "text": "whisk the eggs", "id": 1}
 
 
+def test_a_video_is_found_whatever_the_case_of_its_extension(tmp_path):
+    """A camera's `.MP4` and a `.Mkv` are found by id; where `v.mp4` and `v.MP4` both exist, the lower-case one."""
+    from vdata.schemas.annotation_formats import VideoRecord, find_video, video_files
+
+    for rel in ("a.MP4", "x/b.mp4", "b.MP4", "y/c.Mkv", "d.mov.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"0")
+    files = video_files(str(tmp_path))
+    found = {v: find_video(str(tmp_path), VideoRecord(v, {}), [".mp4", ".mkv", ".mov"], files) for v in "abcd"}
+    assert found == {"a": str(tmp_path / "a.MP4"), "b": str(tmp_path / "x" / "b.mp4"), "c": str(tmp_path / "y" / "c.Mkv"),
+                     "d": None}
+
+
 def test_a_source_named_split_is_read_by_its_spellings():
     splits = SplitsConfig()
     assert splits.named_split('{"subset": "training"}') == "train"

@@ -171,13 +171,16 @@ class VideoFiles(dict):
     _by_stem: dict[str, dict[str, str]] | None = None
 
     def names_of(self, stem: str) -> dict[str, str]:
-        """{extension: file name} of the files named `<stem><extension>`."""
+        """{extension, lower case: file name} of the files named `<stem><extension>` (a camera's `.MP4` too)."""
         if self._by_stem is None:
             self._by_stem = {}
             for name in self:
                 dot = name.rfind(".")
                 if dot > 0:
-                    self._by_stem.setdefault(name[:dot], {})[name[dot:]] = name
+                    ext = name[dot:]
+                    same = self._by_stem.setdefault(name[:dot], {})
+                    if ext.lower() not in same or ext.islower():   # `v.mp4` wins over `v.MP4` beside it
+                        same[ext.lower()] = name
         return self._by_stem.get(stem, {})
 
 
@@ -216,8 +219,8 @@ def find_video(videos_dir: str, record: VideoRecord, extensions: list[str], file
     names = [name for name in record.exact if name in files]
     for stem in record.stems or (record.video_id,):
         present = files.names_of(stem) if isinstance(files, VideoFiles) else {
-            ext: stem + ext for ext in extensions if stem + ext in files}
-        names += [present[ext] for ext in extensions if ext in present]
+            ext.lower(): stem + ext for ext in extensions if stem + ext in files}
+        names += [present[ext.lower()] for ext in extensions if ext.lower() in present]
     for folder in record.folders if names else ():
         for name in names:
             if folder.strip("/") in files[name]:
