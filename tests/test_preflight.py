@@ -124,6 +124,25 @@ def test_files_a_folder_does_not_take_are_named_and_old_formats_are_taken(video_
     assert notes == []
 
 
+def test_an_output_inside_the_input_folder_is_not_read_as_input(video_dir, tmp_path):
+    """`path: videos` with `output.dir: videos/out`: the next run must not take the exports' and `_media/`
+    videos of the last one for new inputs (duplicate rejects at best), whether listed as a folder or a glob."""
+    import shutil
+
+    from vdata.pipelines.ingest import discover
+
+    folder = tmp_path / "videos"
+    (folder / "out" / "exports" / "llava" / "videos").mkdir(parents=True)
+    (folder / "outtakes").mkdir()
+    for dest in ("a.mp4", "out/exports/llava/videos/a.mp4", "out/_media/b.mp4", "outtakes/c.mp4"):
+        (folder / dest).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(video_dir / "two_shots.mp4", folder / dest)
+    data = {"input": [{"path": str(folder)}, {"glob": str(folder / "**" / "*.mp4")}],
+            "output": {"dir": str(folder / "out")}, "stages": [{"probe": {}}]}
+    rows = discover(parse_config(data), str(tmp_path / "media"))
+    assert sorted(os.path.relpath(r["path"], folder) for r in rows) == ["a.mp4", "outtakes/c.mp4"]   # each once
+
+
 def test_teacher_and_input_problems_come_together(video_dir, tmp_path):
     data = config(video_dir, CURATE + [{"caption": {"teacher": "captionr"}}], {"captioner": HTTP})
     data["input"] = [{"path": str(tmp_path / "nowhere")}]

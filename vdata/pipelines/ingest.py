@@ -64,13 +64,13 @@ def _hidden(relative: str) -> bool:
 def _from_path(spec: InputSpec, cfg: BuildConfig, where: str) -> list[dict]:
     p = cfg.resolve(spec.path)
     if S.is_remote(p):
-        return _from_url(spec, p, where)
+        return _from_url(spec, p, cfg, where)
     if os.path.isfile(p):
         return [_row(p, p)]   # an explicit file is taken whatever its extension: probe judges it
     if os.path.isdir(p):
         found = sorted(str(q) for q in Path(p).rglob("*")
                        if q.is_file() and _is_media(str(q), spec) and not _hidden(q.relative_to(p).as_posix()))
-        return [_row(f, f) for f in found]
+        return [_row(f, f) for f in _not_output(found, cfg)]
     if globlib.has_magic(spec.path):
         raise ConfigError(f"{where}.path: {spec.path!r} does not exist; for a pattern write `glob: {spec.path!r}`")
     raise ConfigError(f"{where}.path: {spec.path!r} does not exist")
@@ -98,14 +98,25 @@ def untaken_types(spec: InputSpec, cfg: BuildConfig) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
-def _from_url(spec: InputSpec, url: str, where: str) -> list[dict]:
+def _not_output(paths: list[str], cfg: BuildConfig) -> list[str]:
+    """`paths` without those inside the build's own output (a folder or glob input that holds it would
+    take its exports' and `_media/` videos for inputs on the next run)."""
+    output = cfg.resolve(cfg.output.dir)
+    if S.is_remote(output):
+        inside = output.rstrip("/") + "/"
+        return [f for f in paths if not f.startswith(inside)]
+    inside = os.path.join(os.path.abspath(output), "")
+    return [f for f in paths if S.is_remote(f) or not os.path.abspath(f).startswith(inside)]
+
+
+def _from_url(spec: InputSpec, url: str, cfg: BuildConfig, where: str) -> list[dict]:
     """A URL named by `path`: one object, or a folder (a prefix) searched for media like a local one."""
     try:
         if S.isfile(url):
             return [_row(url, url)]
         if S.isdir(url):
             root = url.rstrip("/")
-            return [_row(f, f) for f in S.find(url)
+            return [_row(f, f) for f in _not_output(S.find(url), cfg)
                     if _is_media(f, spec) and not _hidden(f[len(root):] if f.startswith(root) else f.rsplit("/", 1)[-1])]
     except (OSError, ValueError) as e:   # no such bucket, no permission, an unreachable endpoint
         raise ConfigError(f"{where}.path: {spec.path!r} cannot be listed: {type(e).__name__}: {e}") from None
@@ -118,10 +129,10 @@ def _from_glob(spec: InputSpec, cfg: BuildConfig, where: str = "input") -> list[
         if S.scheme(pattern) in S.READ_ONLY:
             raise ConfigError(f"{where}.glob: {S.scheme(pattern)}:// cannot be listed; name each file with path:")
         try:
-            return [_row(f, f) for f in S.glob(pattern)]
+            return [_row(f, f) for f in _not_output(S.glob(pattern), cfg)]
         except (OSError, ValueError) as e:
             raise ConfigError(f"{where}.glob: {spec.glob!r} cannot be listed: {type(e).__name__}: {e}") from None
-    return [_row(f, f) for f in sorted(globlib.glob(pattern, recursive=True)) if os.path.isfile(f)]
+    return [_row(f, f) for f in _not_output(sorted(globlib.glob(pattern, recursive=True)), cfg) if os.path.isfile(f)]
 
 
 def _from_manifest(spec: InputSpec, cfg: BuildConfig, where: str, media_dir: str | None = None) -> list[dict]:
