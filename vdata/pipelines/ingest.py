@@ -93,7 +93,7 @@ def untaken_types(spec: InputSpec, cfg: BuildConfig) -> dict[str, int]:
     for q in Path(p).rglob("*"):
         ext = q.suffix.lower()
         if ext and ext not in _NOT_VIDEO and q.is_file() and not _is_media(str(q), spec) \
-                and not _hidden(q.relative_to(p).as_posix()):
+                and not _hidden(q.relative_to(p).as_posix()) and _not_output([str(q)], cfg):
             counts[ext] = counts.get(ext, 0) + 1
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
