@@ -141,6 +141,12 @@ def test_an_output_inside_the_input_folder_is_not_read_as_input(video_dir, tmp_p
             "output": {"dir": str(folder / "out")}, "stages": [{"probe": {}}]}
     rows = discover(parse_config(data), str(tmp_path / "media"))
     assert sorted(os.path.relpath(r["path"], folder) for r in rows) == ["a.mp4", "outtakes/c.mp4"]   # each once
+    # an input folder inside the output (or the output itself) keeps its files: there is nothing to tell apart
+    for inputs in ([{"path": str(folder / "out")}], [{"glob": str(folder / "out" / "**" / "*.mp4")}]):
+        data = {**data, "input": inputs, "output": {"dir": str(folder)}}
+        rows = discover(parse_config(data), str(tmp_path / "media"))
+        assert sorted(os.path.relpath(r["path"], folder) for r in rows) == ["out/_media/b.mp4",
+                                                                            "out/exports/llava/videos/a.mp4"]
 
 
 def test_teacher_and_input_problems_come_together(video_dir, tmp_path):

@@ -70,7 +70,7 @@ def _from_path(spec: InputSpec, cfg: BuildConfig, where: str) -> list[dict]:
     if os.path.isdir(p):
         found = sorted(str(q) for q in Path(p).rglob("*")
                        if q.is_file() and _is_media(str(q), spec) and not _hidden(q.relative_to(p).as_posix()))
-        return [_row(f, f) for f in _not_output(found, cfg)]
+        return [_row(f, f) for f in _not_output(found, cfg, p)]
     if globlib.has_magic(spec.path):
         raise ConfigError(f"{where}.path: {spec.path!r} does not exist; for a pattern write `glob: {spec.path!r}`")
     raise ConfigError(f"{where}.path: {spec.path!r} does not exist")
@@ -93,20 +93,29 @@ def untaken_types(spec: InputSpec, cfg: BuildConfig) -> dict[str, int]:
     for q in Path(p).rglob("*"):
         ext = q.suffix.lower()
         if ext and ext not in _NOT_VIDEO and q.is_file() and not _is_media(str(q), spec) \
-                and not _hidden(q.relative_to(p).as_posix()) and _not_output([str(q)], cfg):
+                and not _hidden(q.relative_to(p).as_posix()) and _not_output([str(q)], cfg, p):
             counts[ext] = counts.get(ext, 0) + 1
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
-def _not_output(paths: list[str], cfg: BuildConfig) -> list[str]:
-    """`paths` without those inside the build's own output (a folder or glob input that holds it would
-    take its exports' and `_media/` videos for inputs on the next run)."""
+def _not_output(paths: list[str], cfg: BuildConfig, root: str) -> list[str]:
+    """`paths`, listed under `root`, without those inside the build's own output where `root` holds it (a
+    folder or glob input that holds it would take its exports' and `_media/` videos for inputs on the next
+    run). An input folder inside the output, or the output itself, keeps all its files."""
     output = cfg.resolve(cfg.output.dir)
-    if S.is_remote(output):
-        inside = output.rstrip("/") + "/"
-        return [f for f in paths if not f.startswith(inside)]
-    inside = os.path.join(os.path.abspath(output), "")
-    return [f for f in paths if S.is_remote(f) or not os.path.abspath(f).startswith(inside)]
+    remote = S.is_remote(output)
+    inside = output.rstrip("/") + "/" if remote else os.path.join(os.path.abspath(output), "")
+    top = root.rstrip("/") + "/" if S.is_remote(root) else os.path.join(os.path.abspath(root), "")
+    if remote != S.is_remote(root) or top.startswith(inside):
+        return paths
+    return [f for f in paths if not (f if remote else os.path.abspath(f)).startswith(inside)]
+
+
+def _glob_root(pattern: str) -> str:
+    """The folder a glob searches: its path up to the first part with a wildcard."""
+    parts = pattern.split("/")
+    fixed = next((i for i, part in enumerate(parts) if globlib.has_magic(part)), len(parts) - 1)
+    return "/".join(parts[:fixed]) or "/"
 
 
 def _from_url(spec: InputSpec, url: str, cfg: BuildConfig, where: str) -> list[dict]:
@@ -116,7 +125,7 @@ def _from_url(spec: InputSpec, url: str, cfg: BuildConfig, where: str) -> list[d
             return [_row(url, url)]
         if S.isdir(url):
             root = url.rstrip("/")
-            return [_row(f, f) for f in _not_output(S.find(url), cfg)
+            return [_row(f, f) for f in _not_output(S.find(url), cfg, url)
                     if _is_media(f, spec) and not _hidden(f[len(root):] if f.startswith(root) else f.rsplit("/", 1)[-1])]
     except (OSError, ValueError) as e:   # no such bucket, no permission, an unreachable endpoint
         raise ConfigError(f"{where}.path: {spec.path!r} cannot be listed: {type(e).__name__}: {e}") from None
@@ -129,10 +138,11 @@ def _from_glob(spec: InputSpec, cfg: BuildConfig, where: str = "input") -> list[
         if S.scheme(pattern) in S.READ_ONLY:
             raise ConfigError(f"{where}.glob: {S.scheme(pattern)}:// cannot be listed; name each file with path:")
         try:
-            return [_row(f, f) for f in _not_output(S.glob(pattern), cfg)]
+            return [_row(f, f) for f in _not_output(S.glob(pattern), cfg, _glob_root(pattern))]
         except (OSError, ValueError) as e:
             raise ConfigError(f"{where}.glob: {spec.glob!r} cannot be listed: {type(e).__name__}: {e}") from None
-    return [_row(f, f) for f in _not_output(sorted(globlib.glob(pattern, recursive=True)), cfg) if os.path.isfile(f)]
+    found = sorted(globlib.glob(pattern, recursive=True))
+    return [_row(f, f) for f in _not_output(found, cfg, _glob_root(pattern)) if os.path.isfile(f)]
 
 
 def _from_manifest(spec: InputSpec, cfg: BuildConfig, where: str, media_dir: str | None = None) -> list[dict]:

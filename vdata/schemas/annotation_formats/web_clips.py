@@ -244,19 +244,31 @@ def _read_files(folder: str, wanted: list[tuple[str, str]]) -> dict[tuple[str, s
 
 
 def read_video2dataset(folder: str) -> AnnotationFile:
-    """The samples under the folder (or bucket prefix) video2dataset wrote, in either output format."""
+    """The samples under the folder (or bucket prefix) video2dataset wrote, in either output format. Sample
+    files are read a batch at a time (yt-dlp's info makes a `.json` tens of kB: 10^5 of them held at once
+    would be gigabytes)."""
     out = AnnotationFile()
     seen = 0
     entries = _listing(folder)
     present = set(entries)
-    samples = [(rel, name) for rel, name in entries if name.endswith(".json") and not name.endswith("_stats.json")]
-    captions = [(rel, name[:-5] + ".txt") for rel, name in samples if (rel, name[:-5] + ".txt") in present]
-    texts = _read_files(folder, samples + captions)
+    pending: list[tuple[str, str]] = []   # `.json` samples, in listing order, read together
+
+    def read_pending() -> int:
+        captions = [(rel, name[:-5] + ".txt") for rel, name in pending if (rel, name[:-5] + ".txt") in present]
+        texts = _read_files(folder, pending + captions)
+        count = sum(_files_sample(out, texts[(rel, name)], rel, name, texts.get((rel, name[:-5] + ".txt")))
+                    for rel, name in pending)
+        pending.clear()
+        return count
+
     for rel, name in entries:
         if name.endswith(".tar"):
-            seen += _tar_samples(out, S.join(folder, rel, name) if rel else S.join(folder, name), rel)
-        elif (rel, name) in texts and name.endswith(".json"):
-            seen += _files_sample(out, texts[(rel, name)], rel, name, texts.get((rel, name[:-5] + ".txt")))
+            seen += read_pending() + _tar_samples(out, S.join(folder, rel, name) if rel else S.join(folder, name), rel)
+        elif name.endswith(".json") and not name.endswith("_stats.json"):
+            pending.append((rel, name))
+            if len(pending) >= 256:
+                seen += read_pending()
+    seen += read_pending()
     if not seen:
         raise FormatError("no video2dataset sample under it: the folder video2dataset wrote holds <shard>/<key>.json "
                           "files (output_format: files) or <shard>.tar shards (webdataset), each sample with key and "
