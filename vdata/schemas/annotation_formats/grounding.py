@@ -129,17 +129,22 @@ EGO4D_FOLDERS = ("", "full_scale", "v2/full_scale", "v1/full_scale")
 EGO4D_CLIP_FOLDERS = ("", "clips", "v2/clips", "v1/clips")
 
 
-def read_ego4d_nlq(text: str) -> AnnotationFile:
+def _ego4d_videos(text: str, release: str, layout: str, out: AnnotationFile):
+    """The records of an Ego4D benchmark file's `videos` list that name a video_uid; each other one is a problem."""
     data = parse_json(text)
     if not isinstance(data, dict) or not isinstance(data.get("videos"), list):
-        raise FormatError("Ego4D NLQ files hold "
-                          "{\"videos\": [{video_uid, clips: [{annotations: [{language_queries}]}]}]}")
-    out = AnnotationFile()
+        raise FormatError(f"{release} files hold {{\"videos\": [{layout}]}}")
     for number, video in enumerate(data["videos"]):
         if not isinstance(video, dict) or not isinstance(video.get("video_uid"), str) or not video["video_uid"]:
             out.problems.append(RecordProblem(f"video {number}", "annotation_record_malformed",
                                               f"video {number} has no video_uid", video))
             continue
+        yield data, video
+
+
+def read_ego4d_nlq(text: str) -> AnnotationFile:
+    out = AnnotationFile()
+    for _, video in _ego4d_videos(text, "Ego4D NLQ", "{video_uid, clips: [{annotations: [{language_queries}]}]}", out):
         segments, clips, clip_records = [], [], []
         subset = renamed_fields(video, {"split": "subset"})
         for clip in video.get("clips") or []:
@@ -188,17 +193,11 @@ def _goalstep_item(step: Any, level: str) -> Any:
 
 
 def read_ego4d_goalstep(text: str) -> AnnotationFile:
-    data = parse_json(text)
-    if not isinstance(data, dict) or not isinstance(data.get("videos"), list):
-        raise FormatError("Ego4D Goal-Step files hold {\"videos\": [{video_uid, start_time, end_time, goal_category, "
-                          "goal_description, segments: [{start_time, end_time, step_description, segments}]}]}")
-    subset = {"subset": data["split"]} if isinstance(data.get("split"), str) else {}
     out = AnnotationFile()
-    for number, video in enumerate(data["videos"]):
-        if not isinstance(video, dict) or not isinstance(video.get("video_uid"), str) or not video["video_uid"]:
-            out.problems.append(RecordProblem(f"video {number}", "annotation_record_malformed",
-                                              f"video {number} has no video_uid", video))
-            continue
+    for data, video in _ego4d_videos(text, "Ego4D Goal-Step", "{video_uid, start_time, end_time, goal_category, "
+                                     "goal_description, segments: [{start_time, end_time, step_description, segments}]}",
+                                     out):
+        subset = {"subset": data["split"]} if isinstance(data.get("split"), str) else {}
         segments = []
         for step in video.get("segments") if isinstance(video.get("segments"), list) else []:
             segments.append(_goalstep_item(step, "step"))
