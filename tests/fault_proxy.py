@@ -225,6 +225,7 @@ class FaultProxy:
 
     def _send(self, h: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str] | None = None,
               ctype: str = "application/json") -> None:
+        h.answer_done()
         h.send_response(status)
         h.send_header("Content-Type", ctype)
         h.send_header("Content-Length", str(len(body)))
@@ -234,6 +235,7 @@ class FaultProxy:
         h.wfile.write(body)
 
     def _drop(self, h: BaseHTTPRequestHandler) -> None:
+        h.answer_done()
         h.close_connection = True
         try:
             h.wfile.flush()
@@ -252,13 +254,24 @@ class FaultProxy:
             auth = h.headers.get("Authorization")
             if auth:
                 self.auth_headers.add(auth)
+        finished = False
+
+        def done() -> None:
+            # called as the answer starts out (and at the latest when the handler ends): a client that has its
+            # answer may send the next request at once, and must not find this one still counted in flight
+            nonlocal finished
+            with self._lock:
+                if not finished:
+                    finished = True
+                    self.inflight -= 1
+                    self._active.discard(token)
+                    self._caught.discard(token)
+
+        h.answer_done = done
         try:
             self._handle_inner(h, method, token)
         finally:
-            with self._lock:
-                self.inflight -= 1
-                self._active.discard(token)
-                self._caught.discard(token)
+            done()
 
     def _held_back(self, h: BaseHTTPRequestHandler, token: int) -> bool:
         """Whether this answer belongs to a hold; if so it is counted ``held`` and waits for the gate."""
@@ -301,6 +314,7 @@ class FaultProxy:
             data = r.content
             if outcome == "truncate" and r.status_code == 200:
                 self._record(h, outcome)
+                h.answer_done()
                 h.send_response(200)
                 h.send_header("Content-Type", r.headers.get("content-type", "application/json"))
                 h.send_header("Content-Length", str(len(data)))
