@@ -52,6 +52,25 @@ def test_probe_reads_presentation_times_of_a_vfr_slideshow_with_b_frames(tmp_pat
     assert before[0] != after[0] and before[1] != after[1]   # the probe and everything after it
 
 
+@pytest.mark.parametrize("content,says", [
+    (b"<!DOCTYPE html>\n<html><head><title>Error 403</title></head><body>Forbidden</body></html>\n", "an HTML page"),
+    (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not '
+     b'exist.</Message></Error>', "object store's XML error (NoSuchKey)"),
+    (b'{"error": {"code": 404, "message": "not found"}}', "a JSON document"),
+    (b"AccessDenied\n", "a text file"),
+    (bytes(range(256)) * 8, None),   # bytes that say nothing: no guess
+])
+def test_what_a_file_no_demuxer_reads_holds_instead_is_said(tmp_path, content, says):
+    """A failed download saves a site's page or an object store's error under the video's name: the reject
+    stays `unreadable` and its message says what the file is."""
+    path = tmp_path / "video.mp4"
+    path.write_bytes(content)
+    with pytest.raises(MediaError) as e:
+        probe_video(str(path))
+    assert e.value.reason == "unreadable" and "not a readable media container" in e.value.message
+    assert (says in e.value.message) if says else "; it is" not in e.value.message
+
+
 def test_a_dv_tape_is_read_at_its_frame_rate(tmp_path):
     """The DV demuxer gives its 1/60000 clock as the stream's average rate: 60000 fps for a 25 fps tape. The
     probe, the readers and the shots stage's frame table all read 25, and the clip lasts as long as its frames."""

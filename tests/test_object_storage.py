@@ -315,6 +315,26 @@ def test_http_inputs_are_read_never_written(tmp_path, http_videos, videos, in_pr
     assert [r[R.PATH] for r in found] == [urls[0], str(tmp_path / "hf" / "clips" / "local.mp4")]
 
 
+def test_an_http_input_that_serves_a_web_page_is_a_reject_that_says_so(tmp_path, in_process):
+    """A link to a video's page (or a server's error page) named as a video: fetched, then rejected at probe
+    as `unreadable`, its message saying it is an HTML page to download first; the build goes on."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "watch.mp4").write_text("<!doctype html><html><head><title>Video</title></head><body>player</body></html>")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/watch.mp4"
+        result = build(parse_config({"input": [{"path": url}], "output": {"dir": str(tmp_path / "out")},
+                                     "stages": [{"probe": {}}]}), progress=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+    rejects = pads.dataset(str(tmp_path / "out" / "rejects"), format="parquet").to_table().to_pylist()
+    assert result.rows == 0 and [(r["stage"], r["reason"]) for r in rejects] == [("probe", "unreadable")]
+    assert "it is an HTML page" in rejects[0]["message"] and "yt-dlp" in rejects[0]["message"]
+
+
 def test_schemes_route_to_their_filesystems_and_a_missing_package_names_the_key(monkeypatch, tmp_path):
     from huggingface_hub import HfFileSystem
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 
@@ -23,6 +24,31 @@ def declared_duration(container, stream) -> float:
 _NO_TIMESTAMPS = 0x0080   # AVFMT_NOTIMESTAMPS: the format stores no times (raw elementary streams)
 
 
+def _what_it_is(path: str) -> str:
+    """What a file no demuxer reads holds instead, when its first bytes say so: a failed download often
+    saves a site's page or an object store's error under the video's name."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2048)
+    except OSError:
+        return ""
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<!doctype html", b"<html")) or b"<html" in text[:300]:
+        return ("; it is an HTML page: a download that saved a site's page or error under the video's name, or a "
+                "link to a video's page (YouTube, Vimeo, ...), which must be downloaded first (yt-dlp, video2dataset)")
+    if text.startswith(b"<?xml") and b"<error>" in text:
+        code = re.search(rb"<code>([^<]{1,80})</code>", head, re.IGNORECASE)
+        return (f"; it is an object store's XML error ({code.group(1).decode('utf-8', 'replace') if code else 'Error'}) "
+                f"saved under the video's name")
+    if text[:1] in (b"{", b"[") and head.rstrip()[-1:] in (b"}", b"]"):
+        return "; it is a JSON document, not a video"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+    return "; it is a text file, not a video" if head and all(32 <= c or c in (9, 10, 13) for c in head) else ""
+
+
 def probe_video(path: str, min_frames: int = 2, allow_audio_only: bool = False) -> dict:
     """Return probe columns for `path` (keys are vdata.schemas.records constants' values).
 
@@ -42,7 +68,8 @@ def probe_video(path: str, min_frames: int = 2, allow_audio_only: bool = False) 
     try:
         container = av.open(path, metadata_errors="ignore")
     except av.error.FFmpegError as e:
-        raise MediaError("unreadable", f"not a readable media container ({type(e).__name__}: {e.strerror or e})")
+        raise MediaError("unreadable", f"not a readable media container ({type(e).__name__}: {e.strerror or e})"
+                         + _what_it_is(path))
     with container:
         if container.format.flags & _NO_TIMESTAMPS:
             # a raw H.264 / HEVC / AV1 / MPEG elementary stream: the demuxer makes times up from a rate it
