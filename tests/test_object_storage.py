@@ -388,6 +388,15 @@ def test_a_bucket_folder_is_searched_without_its_hidden_entries(tmp_path, s3, vi
     assert [r[R.PATH] for r in discover(cfg, str(tmp_path / "media"))] == ["s3://hidden/in/sub/w.mp4", "s3://hidden/in/v.mp4"]
     cfg = parse_config(_config([{"path": "s3://hidden/.dot/in/"}], str(tmp_path / "o"), endpoint))
     assert [r[R.PATH] for r in discover(cfg, str(tmp_path / "media"))] == ["s3://hidden/.dot/in/v.mp4"]
+    # `vdata validate` names the types the prefix leaves, hidden entries and sidecars not counted
+    from vdata.pipelines.planning import preflight
+
+    for key in ("in/sub/tape.xyz", "in/sub/.x.abc", "in/v.srt"):
+        fs.pipe(f"hidden/{key}", b"0")
+    notes: list[str] = []
+    preflight(parse_config(_config([{"path": "s3://hidden/in"}], str(tmp_path / "o"), endpoint)), notes)
+    assert notes == ["input[0].path: 1 file(s) not taken for their extension (1 .xyz); if they are videos, list "
+                     "their extensions in input[0].extensions"]
 
 
 def test_a_manifest_in_a_bucket_names_videos_beside_it_and_elsewhere(tmp_path, s3, videos, in_process):

@@ -83,17 +83,23 @@ _NOT_VIDEO = frozenset(".srt .vtt .ass .ssa .sub .idx .sbv .ttml .lrc .srv1 .srv
 
 
 def untaken_types(spec: InputSpec, cfg: BuildConfig) -> dict[str, int]:
-    """{extension: files} of the files in a local `path:` folder that it does not take for their extension and
-    that are not what sits beside videos anyway (`vdata validate` names them: a `.dv` tape or a `.rmvb` left out
-    of `extensions` would otherwise go unseen)."""
+    """{extension: files} of the files in a `path:` folder (or bucket prefix) that it does not take for their
+    extension and that are not what sits beside videos anyway (`vdata validate` names them: a `.dv` tape or a
+    `.rmvb` left out of `extensions` would otherwise go unseen)."""
     p = cfg.resolve(spec.path)
-    if S.is_remote(p) or not os.path.isdir(p):
+    if S.is_remote(p):   # a bucket prefix: one more listing (`vdata validate` only)
+        if S.scheme(p) in S.READ_ONLY or not S.isdir(p):
+            return {}
+        files = [(S.join(p, rel, name) if rel else S.join(p, name), f"{rel}/{name}") for rel, name in S.find_relative(p)]
+    elif os.path.isdir(p):
+        files = [(str(q), q.relative_to(p).as_posix()) for q in Path(p).rglob("*") if q.is_file()]
+    else:
         return {}
     counts: dict[str, int] = {}
-    for q in Path(p).rglob("*"):
-        ext = q.suffix.lower()
-        if ext and ext not in _NOT_VIDEO and q.is_file() and not _is_media(str(q), spec) \
-                and not _hidden(q.relative_to(p).as_posix()) and _not_output([str(q)], cfg, p):
+    for path, relative in files:
+        ext = os.path.splitext(relative)[1].lower()
+        if ext and ext not in _NOT_VIDEO and not _is_media(path, spec) and not _hidden(relative) \
+                and _not_output([path], cfg, p):
             counts[ext] = counts.get(ext, 0) + 1
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
