@@ -461,6 +461,30 @@ def test_a_dataset_annotation_file_and_its_videos_in_a_bucket(tmp_path, s3, vide
     assert not pads.dataset(str(tmp_path / "out" / "rejects"), format="parquet").to_table().num_rows
 
 
+def test_sidecars_beside_a_video_in_a_bucket_are_read(tmp_path, s3, videos, in_process):
+    """A yt-dlp download synced to a bucket: `talk.mp4` with `talk.en.srt` and `talk.info.json` beside it. The
+    stage decodes a local copy named by its content, yet reads the sidecars beside the URL; a video named
+    alike (`talk2.mp4`) and a leftover format part (`talk.f137.mp4`) are not its sidecars."""
+    endpoint, fs = s3
+    first, second, third = sorted(videos.iterdir())[:3]
+    fs.mkdir("ytdl")
+    fs.put_file(str(first), "ytdl/dl/talk.mp4")
+    fs.put_file(str(second), "ytdl/dl/talk2.mp4")
+    fs.put_file(str(third), "ytdl/dl/talk.f137.mp4")
+    fs.pipe("ytdl/dl/talk.en.srt", b"1\n00:00:00,500 --> 00:00:02,000\nHello from the bucket\n")
+    fs.pipe("ytdl/dl/talk.info.json", json.dumps({"title": "A talk in a bucket", "description": "Notes",
+                                                "formats": [{"format_id": "137"}]}).encode())
+    cfg = parse_config({**_config([{"glob": "s3://ytdl/dl/talk*.mp4"}], str(tmp_path / "out"), endpoint),
+                        "stages": [{"probe": {}}, {"annotations": {}}]})
+    result = build(cfg, progress=False)
+    rows = {r[R.PATH].rsplit("/", 1)[1]: r for r in pads.dataset(result.data_dir, format="parquet").to_table().to_pylist()}
+    talk = rows["talk.mp4"][R.ANNOTATIONS]
+    assert talk["title"] == "A talk in a bucket" and talk["description"] == "Notes"
+    assert [(c["start_s"], c["end_s"], c["text"]) for c in talk["subtitles"]] == [(0.5, 2.0, "Hello from the bucket")]
+    assert rows["talk2.mp4"][R.ANNOTATIONS]["subtitles"] == [] and rows["talk2.mp4"][R.ANNOTATIONS]["title"] is None
+    assert all("_remote_path" not in r for r in rows.values())
+
+
 def test_a_video2dataset_download_written_to_a_bucket(tmp_path, s3, v2d_dir, in_process):  # noqa: F811
     """video2dataset's `output_folder: s3://...`: its files-layout samples (json and caption read in parallel)
     and its webdataset shard (copied down once, its video extracted into `_media/` once) build as from a

@@ -170,6 +170,23 @@ def find_relative(folder: str) -> list[tuple[str, str]]:
     return sorted(out)
 
 
+def siblings(url: str) -> list[str]:
+    """The objects beside `url` named `<its stem>.<anything>` (its sidecars: subtitles, yt-dlp's `.info.json`,
+    `.description`, ...), as URLs, `url` itself left out. One listing of the folder, filtered by the store
+    where it takes a prefix (s3fs, gcsfs): a folder of 10^4 videos is not listed once per video."""
+    fs, p = filesystem(url)
+    folder, name = posixpath.split(p.rstrip("/"))
+    stem = os.path.splitext(name)[0] + "."
+    try:
+        try:
+            found = fs.find(folder, maxdepth=1, prefix=stem)
+        except TypeError:   # a filesystem whose find takes no prefix
+            found = fs.find(folder, maxdepth=1)
+    except (FileNotFoundError, NotImplementedError):
+        return []
+    return sorted(_url(fs, f) for f in found if posixpath.basename(f).startswith(stem) and f.rstrip("/") != p)
+
+
 def glob(pattern: str) -> list[str]:
     """The files matching a glob (`**` recurses), as full URLs (sorted)."""
     fs, p = filesystem(pattern)

@@ -115,9 +115,9 @@ def run_stage_on_table(stage, table: pa.Table, out_schema: pa.Schema, index: int
 
 
 def _process_local(stage, rows: list[dict]) -> list:
-    """`_process`, with every remote video (an s3:// or http(s):// `path`) given to the stage as a local
-    copy (decoders need a seekable file; see storage.local_copy) and its URL put back in what it returns.
-    A video that cannot be fetched is a `missing_file` reject, as a missing local file is at probe."""
+    """`_process`, each remote video (an s3:// or http(s):// `path`) given to the stage as a local copy (decoders
+    need a seekable file; storage.local_copy), its URL beside it (R.REMOTE_PATH) and put back in what it
+    returns. A video that cannot be fetched is a `missing_file` reject, as a missing local file is at probe."""
     if not (R.PATH in stage.reads or stage.needs_video) or not any(S.is_remote(r.get(R.PATH) or "") for r in rows):
         return _process(stage, rows)
     cache_dir = os.path.join(stage.ctx.work_dir or os.path.join(os.path.expanduser("~"), ".cache", "vdata"), "remote-media")
@@ -133,10 +133,10 @@ def _process_local(stage, rows: list[dict]) -> list:
             failed.append(Reject(r, "missing_file", f"cannot fetch {url}: {type(e).__name__}: {e}", {R.PATH: url}))
             continue
         urls[path] = url
-        local.append({**r, R.PATH: path})
+        local.append({**r, R.PATH: path, R.REMOTE_PATH: url})
     out = _process(stage, local) if local else []
-    for res in out:
-        row = res.row if isinstance(res, Reject) else res
+    for row in (res.row if isinstance(res, Reject) else res for res in out):
+        row.pop(R.REMOTE_PATH, None)
         if row.get(R.PATH) in urls:
             row[R.PATH] = urls[row[R.PATH]]
     return out + failed

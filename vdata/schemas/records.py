@@ -124,6 +124,9 @@ RETRY_ON_RESUME = "retry_on_resume"
 # complete exactly when its written mass sums to 1 — the basis of resume with exactly-once output.
 MASS = "_mass"
 INTERNAL_COLUMNS = (*REJECT_COLUMNS, MASS)
+# The URL of a remote video, beside the local copy a stage is given in its `path` (pipelines/execution.py):
+# what the stage needs the original place for (the annotations stage's sidecars); never leaves the stage.
+REMOTE_PATH = "_remote_path"
 
 FRAME_TYPE = pa.struct([pa.field(FRAME_TIMESTAMP_S, pa.float64()), pa.field(FRAME_JPEG, pa.binary())])
 WORD_TYPE = pa.struct([pa.field("start_s", pa.float64()), pa.field("end_s", pa.float64()),

@@ -113,9 +113,10 @@ class AnnotationsConfig(StageConfig):
 
 class AnnotationsStage(Stage):
     name = "annotations"
-    version = 4   # 2: YouTube's automatic captions once per line; yt-dlp's download listings are no subtitles;
+    version = 5   # 2: YouTube's automatic captions once per line; yt-dlp's download listings are no subtitles;
     #               3: a kind is also read under its own name when the configured key is absent;
-    #               4: a clock with a fraction ("0:01:02.5") is a time, not an unreadable item
+    #               4: a clock with a fraction ("0:01:02.5") is a time, not an unreadable item;
+    #               5: a video in a bucket has its sidecars read beside its URL
     Config = AnnotationsConfig
     reads = (R.PATH, R.SOURCE_META, R.DURATION_S)
     writes = R.ANNOTATION_COLUMNS
@@ -142,6 +143,8 @@ class AnnotationsStage(Stage):
             reader.from_mapping(meta, list(KINDS), raw)
         if cfg.sidecars:
             reader.from_sidecars(list(KINDS), raw, cfg.subtitle_languages)
+            if row.get(R.REMOTE_PATH):   # a video in a bucket: its sidecars are beside the URL, not the local copy
+                reader.from_remote_sidecars(row[R.REMOTE_PATH], list(KINDS), raw, cfg.subtitle_languages)
         if cfg.embedded:
             reader.from_container(list(KINDS), raw, cfg.subtitle_languages)
         if "chapters" not in raw and cfg.chapters_from_description and isinstance(raw.get("description"), str):

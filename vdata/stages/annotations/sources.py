@@ -123,6 +123,28 @@ class SourceReader:
         if self.target != os.path.abspath(self.video_path):
             self._from_sidecars_of(os.path.splitext(self.target)[0], kinds, raw, languages)
 
+    def from_remote_sidecars(self, url: str, kinds: list[str], raw: dict, languages: list[str]) -> None:
+        """The sidecars beside a video in a bucket (the stage reads a local copy named by its content): the
+        small text files named after it, fetched into a temporary folder under its own name and read there
+        as local ones. One prefix listing and a request per sidecar."""
+        import posixpath
+        import tempfile
+
+        from vdata.media import storage as S
+
+        found = [u for u in S.siblings(url) if u.lower().endswith(_FILE_EXTENSIONS)]
+        if not found or all(k in raw for k in kinds):
+            return
+        with tempfile.TemporaryDirectory(prefix="vdata-sidecars-") as tmp:
+            for sidecar in found:
+                try:
+                    data = S.read_bytes(sidecar)
+                except OSError:   # gone since it was listed: as if it were not there
+                    continue
+                with open(os.path.join(tmp, posixpath.basename(sidecar)), "wb") as f:
+                    f.write(data)
+            self._from_sidecars_of(os.path.join(tmp, os.path.splitext(posixpath.basename(url))[0]), kinds, raw, languages)
+
     def _from_sidecars_of(self, stem: str, kinds: list[str], raw: dict, languages: list[str]) -> None:
         for path in (stem + ".json", stem + ".info.json"):
             data = self._read_json_file("sidecars", path) if os.path.isfile(path) else None
