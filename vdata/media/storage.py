@@ -174,6 +174,8 @@ def siblings(url: str) -> list[str]:
     """The objects beside `url` named `<its stem>.<anything>` (its sidecars: subtitles, yt-dlp's `.info.json`,
     `.description`, ...), as URLs, `url` itself left out. One listing of the folder, filtered by the store
     where it takes a prefix (s3fs, gcsfs): a folder of 10^4 videos is not listed once per video."""
+    if scheme(url) in READ_ONLY:   # an http(s) folder cannot be listed
+        return []
     fs, p = filesystem(url)
     folder, name = posixpath.split(p.rstrip("/"))
     stem = os.path.splitext(name)[0] + "."
@@ -182,7 +184,7 @@ def siblings(url: str) -> list[str]:
             found = fs.find(folder, maxdepth=1, prefix=stem)
         except TypeError:   # a filesystem whose find takes no prefix
             found = fs.find(folder, maxdepth=1)
-    except (FileNotFoundError, NotImplementedError):
+    except (OSError, NotImplementedError):   # gone, or no permission to list: as if it had no sidecars
         return []
     return sorted(_url(fs, f) for f in found if posixpath.basename(f).startswith(stem) and f.rstrip("/") != p)
 

@@ -132,8 +132,10 @@ class SourceReader:
 
         from vdata.media import storage as S
 
+        if all(k in raw for k in kinds):
+            return
         found = [u for u in S.siblings(url) if u.lower().endswith(_FILE_EXTENSIONS)]
-        if not found or all(k in raw for k in kinds):
+        if not found:
             return
         with tempfile.TemporaryDirectory(prefix="vdata-sidecars-") as tmp:
             for sidecar in found:
