@@ -57,6 +57,8 @@ def test_probe_reads_presentation_times_of_a_vfr_slideshow_with_b_frames(tmp_pat
     (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not '
      b'exist.</Message></Error>', "object store's XML error (NoSuchKey)"),
     (b'{"error": {"code": 404, "message": "not found"}}', "a JSON document"),
+    (b"#EXTM3U\n#EXT-X-VERSION:3\n#EXTINF:6.0,\nseg0.ts\n", "a streaming playlist"),
+    (b'<?xml version="1.0"?>\n<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static"></MPD>', "a streaming playlist"),
     (b"AccessDenied\n", "a text file"),
     (bytes(range(256)) * 8, None),   # bytes that say nothing: no guess
 ])

@@ -36,6 +36,9 @@ def _what_it_is(path: str) -> str:
     if text.startswith((b"<!doctype html", b"<html")) or b"<html" in text[:300]:
         return ("; it is an HTML page: a download that saved a site's page or error under the video's name, or a "
                 "link to a video's page (YouTube, Vimeo, ...), which must be downloaded first (yt-dlp, video2dataset)")
+    if text.startswith(b"#extm3u") or (b"<mpd" in text[:400] and b"urn:mpeg:dash" in text):
+        return ("; it is a streaming playlist (HLS .m3u8 / DASH .mpd), which names a video's segments: save the "
+                "stream as one file first (`ffmpeg -i URL -c copy out.mp4`, or yt-dlp)")
     if text.startswith(b"<?xml") and b"<error>" in text:
         code = re.search(rb"<code>([^<]{1,80})</code>", head, re.IGNORECASE)
         return (f"; it is an object store's XML error ({code.group(1).decode('utf-8', 'replace') if code else 'Error'}) "
