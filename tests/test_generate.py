@@ -150,6 +150,11 @@ def test_teacher_free_tasks_and_stable_ids(clips, tmp_path):
     out = stage.process_batch(rows + [empty])
     rejects = [r for r in out if isinstance(r, Reject)]
     assert [r.reason for r in rejects] == ["no_evidence"] and rejects[0].row[R.CLIP_ID] == "empty_0_1"
+    assert "use_frames" not in rejects[0].message
+    # frames alone, with no teacher to see them: the reject says what would use them
+    framed = {**empty, R.CLIP_ID: "framed_0_1", R.FRAMES: [{R.FRAME_TIMESTAMP_S: 0.5, R.FRAME_JPEG: b"\xff\xd8"}]}
+    (reject,) = stage.process_batch([framed])
+    assert reject.reason == "no_evidence" and "`use_frames: true` and a teacher that sees images" in reject.message
     samples = _rows(out)
     assert Counter(s[R.TASK] for s in samples) == {"caption": 4, "dense_caption": 4, "grounding": 8}
     for s in samples:

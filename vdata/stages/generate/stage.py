@@ -256,9 +256,11 @@ class GenerateStage(Stage):
                 clues = self.clues_for(row)
                 if not clues:
                     what = "video" if self.config.scope == "video" else "clip"
+                    unused = "; its frames are read only with `use_frames: true` and a teacher that sees images" \
+                        if row.get(R.FRAMES) and not self.config.use_frames else ""
                     plans.append((row, None, [], self.reject(row, "no_evidence", f"{what} has no caption, dense events, "
                                                              "transcript, annotations or frames to generate samples "
-                                                             "from")))
+                                                             f"from{unused}")))
                     continue
                 free, pending = self.plan_clip(row, clues)
                 plans.append((row, clues, pending, free))
