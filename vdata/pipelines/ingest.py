@@ -162,7 +162,7 @@ def _from_manifest(spec: InputSpec, cfg: BuildConfig, where: str, media_dir: str
     except (OSError, ValueError) as e:   # no such bucket, no permission, an unreachable endpoint
         raise ConfigError(f"{where}.manifest: {spec.manifest!r} cannot be read: {type(e).__name__}: {e}") from None
     if spec.format in FOLDER_FORMATS:
-        if not (S.isdir(p) if remote else os.path.isdir(p)):
+        if not S.isdir(p):
             raise ConfigError(f"{where}.manifest: {spec.format} reads the folder its downloader wrote; "
                               f"{spec.manifest!r} is not one")
         return _from_annotation_file(spec, cfg, where, p, media_dir)
@@ -212,9 +212,9 @@ def _from_annotation_file(spec: InputSpec, cfg: BuildConfig, where: str, p: str,
     """A labelled dataset's annotation file: one row per video, found by id under `videos`; its annotations
     go in source_meta for the `annotations` stage. A video not found keeps a path that names what was
     looked for, so ingest rejects it `missing_file`; a record tied to no video is an ingest reject row."""
-    remote = S.is_remote(p)
+    # default: the downloader's folder itself, or the annotation file's folder (os.path.dirname takes a URL too)
     videos = cfg.resolve(spec.videos) if spec.videos is not None else p if spec.format in FOLDER_FORMATS else \
-        p.rsplit("/", 1)[0] if remote else p if os.path.isdir(p) else os.path.dirname(p)
+        os.path.dirname(p)
     try:
         is_folder = S.isdir(videos)
     except (OSError, ValueError) as e:   # no such bucket, no permission, an unreachable endpoint

@@ -211,15 +211,14 @@ def video_files(videos_dir: str) -> VideoFiles:
     return found
 
 
-def find_video(videos_dir: str, record: VideoRecord, extensions: list[str], files: dict[str, set[str]]) -> str | None:
+def find_video(videos_dir: str, record: VideoRecord, extensions: list[str], files: VideoFiles) -> str | None:
     """The first `<videos_dir>/<folder>/<name>` among `files` (see video_files): the record's folders in
     order, in each the release's exact names, then each stem with each extension; failing those, the name
     in any folder (first in name order): a mirror's or a user's own layout (ActivityNet's `v1-2/train/`,
     `v1-3/train_val/`)."""
     names = [name for name in record.exact if name in files]
     for stem in record.stems or (record.video_id,):
-        present = files.names_of(stem) if isinstance(files, VideoFiles) else {
-            ext.lower(): stem + ext for ext in extensions if stem + ext in files}
+        present = files.names_of(stem)
         names += [present[ext.lower()] for ext in extensions if ext.lower() in present]
     for folder in record.folders if names else ():
         for name in names:
