@@ -61,16 +61,17 @@ def _hidden(relative: str) -> bool:
     return any(part.startswith(".") for part in relative.split("/") if part)
 
 
-def _from_path(spec: InputSpec, cfg: BuildConfig, where: str) -> list[dict]:
+def _from_path(spec: InputSpec, cfg: BuildConfig, where: str, untaken: dict[str, int] | None = None) -> list[dict]:
+    """The videos a `path:` names: a file, or the media files of a folder (or bucket prefix); `untaken`, when
+    given (`vdata validate`), counts by extension the folder's files it leaves, from the same listing."""
     p = cfg.resolve(spec.path)
     if S.is_remote(p):
-        return _from_url(spec, p, cfg, where)
+        return _from_url(spec, p, cfg, where, untaken)
     if os.path.isfile(p):
         return [_row(p, p)]   # an explicit file is taken whatever its extension: probe judges it
     if os.path.isdir(p):
-        found = sorted(str(q) for q in Path(p).rglob("*")
-                       if q.is_file() and _is_media(str(q), spec) and not _hidden(q.relative_to(p).as_posix()))
-        return [_row(f, f) for f in _not_output(found, cfg, p)]
+        listing = [(str(q), q.relative_to(p).as_posix()) for q in Path(p).rglob("*") if q.is_file()]
+        return [_row(f, f) for f in _taken(listing, spec, cfg, p, untaken)]
     if globlib.has_magic(spec.path):
         raise ConfigError(f"{where}.path: {spec.path!r} does not exist; for a pattern write `glob: {spec.path!r}`")
     raise ConfigError(f"{where}.path: {spec.path!r} does not exist")
@@ -82,26 +83,18 @@ _NOT_VIDEO = frozenset(".srt .vtt .ass .ssa .sub .idx .sbv .ttml .lrc .srv1 .srv
                        ".ytdl .temp .tmp .db .ds_store .torrent .sha256 .md5 .log .pdf .zip .tar .gz".split())
 
 
-def untaken_types(spec: InputSpec, cfg: BuildConfig) -> dict[str, int]:
-    """{extension: files} of the files in a `path:` folder (or bucket prefix) that it does not take for their
-    extension and that are not what sits beside videos anyway (`vdata validate` names them: a `.dv` tape or a
-    `.rmvb` left out of `extensions` would otherwise go unseen)."""
-    p = cfg.resolve(spec.path)
-    if S.is_remote(p):   # a bucket prefix: one more listing (`vdata validate` only)
-        if S.scheme(p) in S.READ_ONLY or not S.isdir(p):
-            return {}
-        files = [(S.join(p, rel, name) if rel else S.join(p, name), f"{rel}/{name}") for rel, name in S.find_relative(p)]
-    elif os.path.isdir(p):
-        files = [(str(q), q.relative_to(p).as_posix()) for q in Path(p).rglob("*") if q.is_file()]
-    else:
-        return {}
-    counts: dict[str, int] = {}
-    for path, relative in files:
-        ext = os.path.splitext(relative)[1].lower()
-        if ext and ext not in _NOT_VIDEO and not _is_media(path, spec) and not _hidden(relative) \
-                and _not_output([path], cfg, p):
-            counts[ext] = counts.get(ext, 0) + 1
-    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+def _taken(listing: list[tuple[str, str]], spec: InputSpec, cfg: BuildConfig, root: str,
+           untaken: dict[str, int] | None) -> list[str]:
+    """The media files of a folder's listing ((path, path relative to `root`) pairs), sorted: hidden entries
+    and the build's own output left out. Into `untaken`: the extensions of the others that are not what sits
+    beside videos anyway (a `.dv` tape or a `.rmvb` left out of `extensions` would otherwise go unseen)."""
+    visible = _not_output(sorted(path for path, relative in listing if not _hidden(relative)), cfg, root)
+    if untaken is not None:
+        for path in visible:
+            ext = os.path.splitext(path)[1].lower()
+            if ext and ext not in _NOT_VIDEO and not _is_media(path, spec):
+                untaken[ext] = untaken.get(ext, 0) + 1
+    return [path for path in visible if _is_media(path, spec)]
 
 
 def _not_output(paths: list[str], cfg: BuildConfig, root: str) -> list[str]:
@@ -124,15 +117,15 @@ def _glob_root(pattern: str) -> str:
     return "/".join(parts[:fixed]) or "/"
 
 
-def _from_url(spec: InputSpec, url: str, cfg: BuildConfig, where: str) -> list[dict]:
+def _from_url(spec: InputSpec, url: str, cfg: BuildConfig, where: str, untaken: dict[str, int] | None) -> list[dict]:
     """A URL named by `path`: one object, or a folder (a prefix) searched for media like a local one."""
     try:
         if S.isfile(url):
             return [_row(url, url)]
         if S.isdir(url):
             root = url.rstrip("/")
-            return [_row(f, f) for f in _not_output(S.find(url), cfg, url)
-                    if _is_media(f, spec) and not _hidden(f[len(root):] if f.startswith(root) else f.rsplit("/", 1)[-1])]
+            listing = [(f, f[len(root):] if f.startswith(root) else f.rsplit("/", 1)[-1]) for f in S.find(url)]
+            return [_row(f, f) for f in _taken(listing, spec, cfg, url, untaken)]
     except (OSError, ValueError) as e:   # no such bucket, no permission, an unreachable endpoint
         raise ConfigError(f"{where}.path: {spec.path!r} cannot be listed: {type(e).__name__}: {e}") from None
     raise ConfigError(f"{where}.path: {spec.path!r} does not exist")

@@ -181,7 +181,7 @@ def input_problems(cfg: BuildConfig, notes: list[str] | None = None,
     build will. Hugging Face inputs are left to the build: listing one means loading the dataset. `notes`
     (`vdata validate`'s) gets the manifest records a build will reject at ingest (`manifest_row_malformed`:
     a row of the wrong width, a line that is not JSON, a record naming no file)."""
-    from .ingest import NOT_FOUND, _from_glob, _from_manifest, _from_path, untaken_types
+    from .ingest import NOT_FOUND, _from_glob, _from_manifest, _from_path
 
     out = []
     for i, spec in enumerate(cfg.input):
@@ -189,17 +189,18 @@ def input_problems(cfg: BuildConfig, notes: list[str] | None = None,
         if spec.hf is not None:
             continue
         key = next(k for k in ("path", "glob", "manifest") if getattr(spec, k) is not None)
+        untaken: dict[str, int] | None = {} if notes is not None else None   # `vdata validate`: types a folder leaves
         try:
-            found = {"path": lambda: _from_path(spec, cfg, where), "glob": lambda: _from_glob(spec, cfg, where),
+            found = {"path": lambda: _from_path(spec, cfg, where, untaken),
+                     "glob": lambda: _from_glob(spec, cfg, where),
                      "manifest": lambda: _from_manifest(spec, cfg, where)}[key]()
         except ConfigError as e:
             out.append(str(e))
             continue
         if listed is not None and spec.format not in FOLDER_FORMATS:   # a folder format's archives: at ingest
             listed[i] = found
-        untaken = untaken_types(spec, cfg) if notes is not None and key == "path" else {}
         if untaken:
-            shown = ", ".join(f"{n} {ext}" for ext, n in list(untaken.items())[:5])
+            shown = ", ".join(f"{n} {ext}" for ext, n in sorted(untaken.items(), key=lambda kv: (-kv[1], kv[0]))[:5])
             notes.append(f"{where}.path: {sum(untaken.values())} file(s) not taken for their extension ({shown}); "
                          f"if they are videos, list their extensions in {where}.extensions")
         bad = [r for r in found if r.get(R.REJECT_REASON)]
@@ -242,9 +243,9 @@ def storage_problems(cfg: BuildConfig) -> list[str]:
                 continue
             try:
                 S.check_backend(value)
-                listed = key == "videos" or (key == "manifest" and spec.format is not None and (
+                needs_listing = key == "videos" or (key == "manifest" and spec.format is not None and (
                     spec.videos is None or spec.format in FOLDER_FORMATS))
-                if listed and S.scheme(value) in S.READ_ONLY:
+                if needs_listing and S.scheme(value) in S.READ_ONLY:
                     raise S.StorageError(f"{value!r}: the videos of a dataset's annotation file are found by "
                                          f"listing their folder, and an http(s) folder cannot be listed; name "
                                          f"a local folder or a bucket (s3://, gs://, hf://)")
