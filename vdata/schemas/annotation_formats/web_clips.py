@@ -215,9 +215,9 @@ def _listing(folder: str) -> list[tuple[str, str]]:
     """(folder relative to `folder`, file name) of each file, top folder first: hidden entries and `_` folders
     (`_tmp`: a download under way) left out. A bucket prefix is listed once, recursively."""
     if S.is_remote(folder):
-        return sorted(((rel, name) for rel, name in S.find_relative(folder) if not name.startswith(".")
-                       and not any(part.startswith((".", "_")) for part in rel.split("/") if part)),
-                      key=lambda entry: (entry[0].count("/") + bool(entry[0]), entry))
+        # find_relative's (folder, name) order is os.walk's below: a folder's files, then its sub-folders
+        return [(rel, name) for rel, name in S.find_relative(folder) if not name.startswith(".")
+                and not any(part.startswith((".", "_")) for part in rel.split("/") if part)]
     found = []
     for here, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
