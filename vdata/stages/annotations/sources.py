@@ -17,10 +17,13 @@ from __future__ import annotations
 import glob
 import json
 import os
+import posixpath
 import re
+import tempfile
 from dataclasses import asdict
 from typing import Any
 
+from vdata.media import storage as S
 from vdata.media.embedded import read_embedded
 from vdata.media.streams import iso_639_1
 from vdata.media.subtitles import (SUBTITLE_EXTENSIONS, load_subtitles, looks_like_subtitles, parse_chapter_lines,
@@ -127,11 +130,6 @@ class SourceReader:
         """The sidecars beside a video in a bucket (the stage reads a local copy named by its content): the
         small text files named after it, fetched into a temporary folder under its own name and read there
         as local ones. One prefix listing and a request per sidecar."""
-        import posixpath
-        import tempfile
-
-        from vdata.media import storage as S
-
         if all(k in raw for k in kinds):
             return
         found = [u for u in S.siblings(url) if u.lower().endswith(_FILE_EXTENSIONS)]
