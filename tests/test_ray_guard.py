@@ -210,6 +210,38 @@ def test_guard_sweeps_orphans_by_run_token_and_by_files_held_in_the_session_dir(
         assert not _gone(unmarked)
 
 
+def test_guard_reads_the_session_dir_from_the_first_ray_command_line(tmp_path):
+    """A `kill -9` before `ray.init()` returns: the CLI never told the guard the session directory, and
+    an agent that renamed itself has neither the token (its environment block is overwritten) nor a
+    command line naming the session. The guard read the directory from GCS's command line, so an orphan
+    holding a log file there is swept; one logging elsewhere is not."""
+    session = tmp_path / "ray" / "session_2026-11-28_01-06-44_441992_4242"
+    (session / "logs").mkdir(parents=True)
+    script = tmp_path / "owner.py"
+    script.write_text(
+        "import subprocess, sys, time\n"
+        "from vdata.pipelines.ray_guard import RayGuard\n"
+        "g = RayGuard.start()\n"
+        "gcs = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)', 'gcs_server',\n"
+        "                        '--log_dir=' + sys.argv[1] + '/logs'])\n"
+        "time.sleep(2.0)\n"   # the guard polls twice a second: it has read GCS's command line
+        "def orphan(log):\n"
+        "    code = ('import subprocess, sys; print(subprocess.Popen([sys.executable, \"-c\", \"import time; '\n"
+        "            'time.sleep(120)\"], start_new_session=True, stdout=open(sys.argv[1], \"w\"), '\n"
+        "            'stderr=subprocess.DEVNULL).pid)')\n"
+        "    out = subprocess.run([sys.executable, '-c', code, log], capture_output=True, text=True, check=True)\n"
+        "    return int(out.stdout)\n"
+        "agent = orphan(sys.argv[1] + '/logs/dashboard_agent.log')\n"
+        "other = orphan(sys.argv[2] + '/elsewhere.log')\n"
+        "print(g.pid, gcs.pid, agent, other, flush=True)\n"
+        "time.sleep(120)\n")
+    with _owner_script(script, session, tmp_path) as (owner, (guard, gcs, agent, other)):
+        _await_guard_running(guard)
+        _kill_owner_and_await_sweep(owner, guard)
+        assert _gone(gcs) and _gone(agent)
+        assert not _gone(other)
+
+
 def test_a_normal_shutdown_sweeps_nothing_of_the_owner(tmp_path):
     """After `ray.shutdown()` the driver still holds its own log files in the session directory: the
     guard's sweep on a normal close must spare the process that started it (it once SIGTERMed it)."""

@@ -19,7 +19,11 @@ vdata starts this guard next to an embedded Ray:
   command line. So the sweep also finds this run's processes by what they cannot drop: the log files
   they hold open inside the session directory (every agent and worker writes there), and a per-run
   token the CLI puts in its environment only while `ray.init()` runs (`RUN_ENV`, inherited by GCS,
-  raylet and workers; it covers the time before the session directory is known);
+  raylet and workers). The token does not cover the agents: renaming itself overwrites a process's
+  environment block too (`/proc/<pid>/environ` of `ray::DashboardAgent` reads empty), and CI saw an
+  agent outlive a `kill -9` sent before `ray.init()` returned, when the CLI had not yet told the
+  guard the session directory. So the guard reads that directory itself from the first Ray process
+  of its owner whose command line names one (GCS starts first, with `--log_dir=<session>/logs`);
 - on EOF it sends SIGTERM to every recorded process still alive, and to every process naming the
   session directory (which the CLI sends once Ray is up), holding a file in it, or carrying the token; waits
   `GRACE_S`, then SIGKILLs the rest.
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import signal
 import subprocess
@@ -46,6 +51,8 @@ POLL_S = 0.5
 GRACE_S = 3.0
 RUN_ENV = "VDATA_RAY_RUN"
 _RAY_MARKERS = ("raylet", "gcs_server", "ray::", "/ray/", "ray_process_reaper", "default_worker.py")
+# Ray's session directories are named session_<date>_<time>_<usec>_<driver pid>
+_SESSION_DIR = re.compile(r"(/[^\s=]*/session_\d{4}-\d\d-\d\d_[\d_-]+)(?=/|\s|$)")
 
 
 class RayGuard:
@@ -113,8 +120,9 @@ def _names_session(cmdline: str, session_dir: str | None) -> bool:
     return bool(session_dir) and session_dir in cmdline
 
 
-def _snapshot(owner, session_dir: str | None, since: float, seen: dict[int, float]) -> None:
-    """Add this run's Ray processes (and everything below them) to `seen` (pid -> create time).
+def _snapshot(owner, session_dir: str | None, since: float, seen: dict[int, float]) -> str | None:
+    """Add this run's Ray processes (and everything below them) to `seen` (pid -> create time); return
+    the session directory, read from their command lines where it was not known yet.
 
     One pass over the process table per poll, the tree built from it: psutil's `children(recursive=True)`
     reads every process's parent again on each call, and a call per Ray process made a poll cost 51 ms of
@@ -151,12 +159,15 @@ def _snapshot(owner, session_dir: str | None, since: float, seen: dict[int, floa
                      if (procs[pid].info["create_time"] or 0) >= since - 1 and _is_ray(text(pid), session_dir)]
     except psutil.Error:
         pass
+    if not session_dir:
+        session_dir = next((m.group(1) for pid in roots if (m := _SESSION_DIR.search(cmdlines[pid]))), None)
     if session_dir:
         roots += [pid for pid, cmdline in cmdlines.items() if _names_session(cmdline, session_dir)]
     for pid in roots + [c for r in roots for c in below(r)]:
         created = procs[pid].info["create_time"]
         if created is not None:
             seen.setdefault(pid, created)
+    return session_dir
 
 
 def _children(proc) -> list:
@@ -251,10 +262,10 @@ def main(owner_pid: int, token: str, since: float) -> int:
             buffer += chunk
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
-                if line.startswith(b"session "):
+                if line.startswith(b"session "):   # the CLI's word wins over what a command line suggested
                     session_dir = line[len(b"session "):].decode()
         if owner is not None:
-            _snapshot(owner, session_dir, since, seen)
+            session_dir = _snapshot(owner, session_dir, since, seen)
     _sweep(seen, session_dir, token, owner_pid)
     return 0
 
