@@ -29,8 +29,7 @@ import numpy as np
 
 from .convert import small_bgr
 from .cuts import LAYOUT_SIZE, CoarseScan, FrameTable, _tiny_hsv, hsv_distance, widen_and_merge
-from .reader import _scaled_size
-from .streams import video_stream
+from .streams import scaled_size, video_stream
 
 # An I/P packet this many times the median of its HINT_SIDE I/P neighbours on each side marks a
 # possible cut: at a cut a P-frame is coded nearly intra (2-10x its neighbours on the bench videos),
@@ -113,7 +112,7 @@ def one_pass(path: str, table: FrameTable, windows: list[tuple[int, int]], max_s
         stream = video_stream(container)
         stream.thread_type = "AUTO"   # frame threads copy the skip setting with each packet they take
         cc = stream.codec_context
-        width, height = _scaled_size(cc.width, cc.height, max_side)
+        width, height = scaled_size(cc.width, cc.height, max_side)
         for packet in container.demux(stream):
             i = index_of.get(packet.pts) if packet.pts is not None else None
             cc.skip_frame = "DEFAULT" if i is not None and inside[i] else "NONREF"

@@ -34,7 +34,7 @@ from typing import Iterator
 import numpy as np
 
 from .convert import small_bgr
-from .streams import frame_rate, shown_packets, video_stream
+from .streams import frame_rate, scaled_size, shown_packets, skips_per_packet, video_stream
 
 # Side of the tiny images the coarse pass compares (pixels): enough to see a cut, cheap to convert.
 COARSE_SIDE = 64
@@ -42,6 +42,10 @@ COARSE_SIDE = 64
 LAYOUT_SIZE = (16, 9)
 # Windows covering more than this share of the frames decode nearly everything: a full pass is cheaper.
 MAX_WINDOW_SHARE = 0.5
+
+
+class IncompleteWindows(Exception):
+    """A window's frames did not all decode: its verdicts are not a full pass's, decode everything."""
 
 
 @dataclass
@@ -255,16 +259,21 @@ def decode_windows(path: str, table: FrameTable, windows: list[tuple[int, int]],
         stream = video_stream(container)
         stream.thread_type = "AUTO"   # frame threads copy the skip setting with each packet they take
         cc = stream.codec_context
+        skipping = skips_per_packet(cc)
         position = -1   # display index of the last frame decoded, -1 = not decoding
         packets = None
         for first, last in windows:
-            key = int(table.keyframes[max(0, np.searchsorted(table.keyframes, first, side="right") - 1)])
+            k = np.searchsorted(table.keyframes, first, side="right") - 1
+            # no keyframe shown at or before the window (a copy-cut whose edit list hides the keyframe of
+            # its first frames): seeking backward from the first frame shown lands on the hidden one
+            key = int(table.keyframes[k]) if k >= 0 else 0
             if packets is None or position < key or position >= first:
                 container.seek(int(table.pts[key]), stream=stream, backward=True, any_frame=False)
                 packets = container.demux(stream)
             for packet in packets:
                 i = index_of.get(packet.pts) if packet.pts is not None else None
-                cc.skip_frame = "DEFAULT" if i is not None and first <= i <= last else "NONREF"
+                # a packet without a time (MPEG-PS B-frames) may belong to the window: decode it
+                cc.skip_frame = "NONREF" if skipping and i is not None and not first <= i <= last else "DEFAULT"
                 try:
                     frames = packet.decode()
                 except av.error.FFmpegError:
@@ -293,15 +302,15 @@ def detect_in_windows(path: str, table: FrameTable, windows: list[tuple[int, int
     import av
     from scenedetect import FrameTimecode
 
-    from .reader import _scaled_size
-
     n = len(table.times)
     with av.open(path, metadata_errors="ignore") as container:
         cc = video_stream(container).codec_context
-        size = _scaled_size(cc.width, cc.height, max_side)
+        size = scaled_size(cc.width, cc.height, max_side)
     raw: list[int] = []
     detector, expected = None, None
+    decoded = np.zeros(n, bool)
     for index, _, bgr in decode_windows(path, table, windows, size):
+        decoded[index] = True
         if index != expected:
             detector = new_detector()
         tc = FrameTimecode(index, table.fps)
@@ -311,6 +320,9 @@ def detect_in_windows(path: str, table: FrameTable, windows: list[tuple[int, int
         if on_frame is not None:
             on_frame(index, bgr)
         expected = index + 1
+    missing = [a + int(np.argmin(decoded[a:b + 1])) for a, b in windows if not decoded[a:b + 1].all()]
+    if missing:   # a detector fed a window with holes sees no cut in it (a fresh one for each gap)
+        raise IncompleteWindows(f"frame {missing[0]} of a window did not decode")
     core = np.zeros(n + 1, bool)
     for a, b in windows:
         core[(a + settle if a > 0 else 0):b + 1] = True

@@ -10,6 +10,8 @@ Readers check what they get back. decord reads some containers wrongly without a
 H.264 B-frames comes back with timestamps of about -3.7e17 s, so every request maps to one frozen frame),
 and fails outright on damaged packets; in both cases the decord reader hands over to PyAV. PyAV skips
 packets that do not decode and counts them in `decode_errors`, so stages can say how damaged a file is.
+OpenCV's capture hands over to PyAV where its own FFmpeg decodes no frame (AV1) or turns interlaced
+pictures black.
 
 Pictures come as a player shows them: upright where a display matrix turns them (a phone's portrait
 video; `width` and `height` are the upright size), and PyAV's RGB stills of HDR video tone mapped to SDR.
@@ -24,8 +26,8 @@ import numpy as np
 from vdata.hdr import rgb24
 
 from . import MediaError
-from .streams import (display_size, file_frame_rate, frame_rate, pixel_aspect, rewind, square_width, upright,
-                      video_stream, video_stream_count)
+from .streams import (decoded_size, display_size, file_frame_rate, first_picture_interlaced, frame_rate, pixel_aspect,
+                      rewind, scaled_size, skips_per_packet, square_pixels, upright, video_stream, video_stream_count)
 from .timestamps import (display_rotation, display_times_unreliable, returned_times_problem,  # noqa: F401
                          timestamp_table_problem)
 
@@ -34,28 +36,6 @@ BACKENDS = ("decord", "pyav", "opencv")
 
 class ImplausibleRead(Exception):
     """A backend returned frames whose timestamps cannot be right; another backend must read the file."""
-
-
-def _scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
-    if not max_side or max(width, height) <= max_side:
-        return width, height
-    scale = max_side / max(width, height)
-    # even sizes keep swscale and JPEG encoders happy
-    return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
-
-
-def _square_pixels(width: int, height: int, aspect: float, rotation: int) -> tuple[int, int]:
-    """An upright picture's size with its stored pixels (`aspect` times as wide as tall) made square."""
-    if rotation in (90, 270):   # the stored width is the upright height
-        return width, square_width(height, aspect)
-    return square_width(width, aspect), height
-
-
-def _decoded_size(width: int, height: int, rotation: int, max_side: int | None) -> tuple[int, int]:
-    """The size to decode or scale a stored picture to, so that turned by `rotation` it is the upright
-    (`width`, `height`) scaled to `max_side`."""
-    w, h = _scaled_size(width, height, max_side)
-    return (h, w) if rotation in (90, 270) else (w, h)
 
 
 class FrameReader:
@@ -122,8 +102,8 @@ class DecordReader(FrameReader):
             probe = decord.VideoReader(path, num_threads=1)
             w, h = probe[0].shape[1], probe[0].shape[0]
             del probe
-            w, h = _square_pixels(w, h, pixel_aspect(path), display_rotation(path, PyAVReader._CHECK_FRAMES))
-            sw, sh = _scaled_size(w, h, max_side)   # decord turns the picture upright itself, and scales to this
+            w, h = square_pixels(w, h, pixel_aspect(path), display_rotation(path, PyAVReader._CHECK_FRAMES))
+            sw, sh = scaled_size(w, h, max_side)   # decord turns the picture upright itself, and scales to this
             self._vr = decord.VideoReader(path, width=sw, height=sh, num_threads=threads or _DECODE_THREADS)
         except Exception as e:  # decord raises its own DECORDError and RuntimeError
             raise MediaError("unreadable", f"decord cannot open video: {str(e).splitlines()[0][:200]}")
@@ -231,6 +211,7 @@ class PyAVReader(FrameReader):
         # before it: nothing depends on them, and they are ~45% of x264's frames (bench_quality).
         self._skip_before: float | None = None
         self._skipping = False
+        self._skips = skips_per_packet(self._stream.codec_context)
         self._reformatter = av.video.reformatter.VideoReformatter()
         span = self._stream.duration * self._tb if self._stream.duration else (self._container.duration or 0) / 1e6
         self._skip_until = span - 1.0   # near the end read_at may fall back to the last frame shown
@@ -246,7 +227,7 @@ class PyAVReader(FrameReader):
             t = packet.pts if packet.pts is not None else packet.dts
             at = round(float(t) * self._tb - self._start, 6) if t is not None else None
             skip = self._skip_before is not None and packet.pts is not None and at < self._skip_before
-            if skip != self._skipping:
+            if skip != self._skipping and self._skips:
                 self._stream.codec_context.skip_frame = "NONREF" if skip else "DEFAULT"
                 self._skipping = skip
             try:
@@ -305,7 +286,7 @@ class PyAVReader(FrameReader):
         return cv2.resize(field, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
     def read_at(self, times_s, max_side=None, on_frame=None):
-        w, h = _decoded_size(self.width, self.height, self.rotation, max_side)
+        w, h = decoded_size(self.width, self.height, self.rotation, max_side)
         order = np.argsort(times_s)
         results: dict[int, tuple[float, np.ndarray]] = {}
         # half a frame: at 24 fps and up, the frame nearest each time; below (variable-rate video whose
@@ -356,7 +337,7 @@ class PyAVReader(FrameReader):
 
     def iter_frames(self, start_s=0.0, end_s=None, max_side=None, fmt="bgr24"):
         from .convert import small_bgr
-        w, h = _decoded_size(self.width, self.height, self.rotation, max_side)
+        w, h = decoded_size(self.width, self.height, self.rotation, max_side)
         from_start = start_s <= 0 or self._counted
         frames = self._decode_from(0.0) if self._counted else (
             self._decode_packets() if from_start else self._decode_from(start_s))
@@ -390,6 +371,15 @@ class OpenCVReader(FrameReader):
                      if _DECODE_THREADS else cv2.VideoCapture(path))
         if not self._cap.isOpened():
             raise MediaError("unreadable", "OpenCV cannot open video")
+        # OpenCV's own FFmpeg lacks some decoders PyAV's has (AV1 in software: it opens the file, reports
+        # 300 frames, then reads none), and its scaler fails on interlaced pictures, giving black ones
+        # without an error: read the first frame now, so that open_reader can fall back to PyAV
+        ok, self._first = self._cap.read()
+        problem = ("OpenCV's FFmpeg decodes no frame of this stream" if not ok else
+                   "OpenCV's FFmpeg turns interlaced pictures black" if self._first.mean() < 1 and first_picture_interlaced(path) else None)
+        if problem:
+            self._cap.release()
+            raise MediaError("undecodable", problem)
         self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         # OpenCV reports the stream's average rate as it is, 60000 for a DV tape: the rate PyAV's streams.frame_rate reads
@@ -397,14 +387,15 @@ class OpenCVReader(FrameReader):
         self.num_frames = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.rotation = -int(self._cap.get(cv2.CAP_PROP_ORIENTATION_META) or 0) % 360   # OpenCV counts clockwise
         sar = (self._cap.get(cv2.CAP_PROP_SAR_NUM) or 1) / (self._cap.get(cv2.CAP_PROP_SAR_DEN) or 1)
-        self.width, self.height = _square_pixels(self.width, self.height, sar, self.rotation)
+        self.width, self.height = square_pixels(self.width, self.height, sar, self.rotation)
         self.decode_errors = []
 
     def read_at(self, times_s, max_side=None, on_frame=None):
         import cv2
 
         out = []
-        w, h = _scaled_size(self.width, self.height, max_side)
+        w, h = scaled_size(self.width, self.height, max_side)
+        self._first = None
         for k, t in enumerate(times_s):
             self._cap.set(cv2.CAP_PROP_POS_MSEC, max(0.0, float(t)) * 1000.0)
             ok, frame = self._cap.read()
@@ -421,12 +412,14 @@ class OpenCVReader(FrameReader):
     def iter_frames(self, start_s=0.0, end_s=None, max_side=None, fmt="bgr24"):
         import cv2
 
-        w, h = _scaled_size(self.width, self.height, max_side)
+        w, h = scaled_size(self.width, self.height, max_side)
         if start_s > 0:
             self._cap.set(cv2.CAP_PROP_POS_MSEC, start_s * 1000.0)
+            self._first = None
         index = int(round(start_s * self.fps)) if start_s > 0 else 0
         while True:
-            ok, frame = self._cap.read()
+            ok, frame = (True, self._first) if self._first is not None else self._cap.read()   # read on opening
+            self._first = None
             if not ok:
                 break
             t = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0   # the frame just read
@@ -454,7 +447,7 @@ def _resize(frame: np.ndarray, max_side: int | None) -> np.ndarray:
         return frame
     import cv2
 
-    w, h = _scaled_size(frame.shape[1], frame.shape[0], max_side)
+    w, h = scaled_size(frame.shape[1], frame.shape[0], max_side)
     return cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
 
 
@@ -484,7 +477,12 @@ def open_reader(path: str, backend: str = "auto", purpose: str = "sparse", max_s
             reader = PyAVReader(path)
             reader.fallback_reason = "several video streams: OpenCV cannot choose the one to read"
             return reader
-        return OpenCVReader(path)
+        try:
+            return OpenCVReader(path)
+        except MediaError as e:   # PyAV decodes more codecs, and says what it cannot read
+            reader = PyAVReader(path)
+            reader.fallback_reason = str(e)
+            return reader
     raise ValueError(f"unknown reader backend {backend!r}; allowed: auto, {', '.join(BACKENDS)}")
 
 

@@ -99,6 +99,17 @@ def rewind(container) -> None:
         container.seek(0, backward=False)
 
 
+def first_picture_interlaced(path: str) -> bool:
+    """Whether the first picture PyAV decodes from `path` is interlaced."""
+    import av
+
+    try:
+        with av.open(path, metadata_errors="ignore") as container:
+            return bool(next(container.decode(video_stream(container))).interlaced_frame)
+    except (av.error.FFmpegError, StopIteration):
+        return False
+
+
 def video_stream_count(path: str) -> int:
     """Video streams in `path`, cover pictures included (0 where PyAV cannot open it: the reader's own
     open says what is wrong)."""
@@ -109,6 +120,13 @@ def video_stream_count(path: str) -> int:
             return len(container.streams.video)
     except av.error.FFmpegError:
         return 0
+
+
+def skips_per_packet(codec_context) -> bool:
+    """Whether the decoder reads `skip_frame` anew for each packet. libavcodec's own decoders do; an
+    external library's wrapper (libdav1d for AV1) reads it once, when the decoder opens: set to NONREF
+    before the first packet, an AV1 decode then never shows a non-reference picture."""
+    return not codec_context.codec.name.startswith("lib")
 
 
 def display_size(stream, rotation: int = 0) -> tuple[int, int]:
@@ -130,6 +148,28 @@ def upright(image: np.ndarray, rotation: int) -> np.ndarray:
 def square_width(width: int, aspect: float) -> int:
     """A stored width in square pixels, for pixels `aspect` times as wide as tall (even, as scalers like)."""
     return width if abs(aspect - 1.0) < 1e-3 else max(2, int(round(width * aspect / 2)) * 2)
+
+
+def scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    if not max_side or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    # even sizes keep swscale and JPEG encoders happy
+    return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
+
+
+def square_pixels(width: int, height: int, aspect: float, rotation: int) -> tuple[int, int]:
+    """An upright picture's size with its stored pixels (`aspect` times as wide as tall) made square."""
+    if rotation in (90, 270):   # the stored width is the upright height
+        return width, square_width(height, aspect)
+    return square_width(width, aspect), height
+
+
+def decoded_size(width: int, height: int, rotation: int, max_side: int | None) -> tuple[int, int]:
+    """The size to decode or scale a stored picture to, so that turned by `rotation` it is the upright
+    (`width`, `height`) scaled to `max_side`."""
+    w, h = scaled_size(width, height, max_side)
+    return (h, w) if rotation in (90, 270) else (w, h)
 
 
 def _aspect(stream) -> float:

@@ -311,8 +311,11 @@ def scan_coarse_to_fine(path: str, cfg: ShotsConfig):
     if sum(b - a + 1 for a, b in windows) > C.MAX_WINDOW_SHARE * n:
         return None, coarse
     if windows:   # a possible cut the packets did not announce: decode its window now
-        raw = sorted({*raw, *C.detect_in_windows(path, table, windows, cfg.analysis_max_side, new_detector,
-                                                 settle=settle, on_frame=on_frame)})
+        try:
+            raw = sorted({*raw, *C.detect_in_windows(path, table, windows, cfg.analysis_max_side, new_detector,
+                                                     settle=settle, on_frame=on_frame)})
+        except C.IncompleteWindows:
+            return None, coarse
     return ShotScan([], table.times, feats, table.fps, [], "pyav", raw, mode="coarse_to_fine", coarse=coarse,
                     windows=(sum(b - a + 1 for a, b in hints), len(windows))), coarse
 
@@ -393,8 +396,9 @@ def _time_of(scan: ShotScan, n: int, i: int) -> float:
 
 class ShotsStage(Stage):
     name = "shots"
-    version = 3   # 2: held pictures (variable rate) count for as long as they show; shot lengths are times;
-                  # 3: an edit list's pre-roll frames are not frames of the video
+    version = 4   # 2: held pictures (variable rate) count for as long as they show; shot lengths are times;
+                  # 3: an edit list's pre-roll frames are not frames of the video;
+                  # 4: AV1, MPEG-1 program streams and interlaced video read whole (windows checked, OpenCV's gaps)
     needs_video = True
     Config = ShotsConfig
     reads = (R.PATH, R.VIDEO_ID, R.FPS, R.DURATION_S)

@@ -1,0 +1,72 @@
+"""Shots and frames on codecs beyond x264's progressive H.264, each encoded here by ffmpeg: AV1 (decoded
+by libdav1d, an external library that reads `skip_frame` once, when it opens, and that OpenCV's own
+FFmpeg cannot decode at all), interlaced H.264 (OpenCV's scaler turns its pictures black without an
+error) and MPEG-1 in a program stream (whose seeks land after the keyframe asked for). Each finds the
+cuts at the frames where the sources change, as the full PyAV pass does."""
+import av
+import pytest
+
+from vdata.media import cuts as C
+from vdata.media.ffmpeg import run_ffmpeg
+from vdata.media.reader import PyAVReader, open_reader
+from vdata.media.synth import CUT_SOURCES, Segment, render_segments
+from vdata.stages.shots import ShotsConfig, scan_video
+
+ENCODINGS = {
+    "av1.mp4": ["-c:v", "libsvtav1", "-preset", "12"],
+    "interlaced.mp4": ["-c:v", "libx264", "-preset", "veryfast", "-flags", "+ilme+ildct", "-x264-params", "tff=1"],
+    "mpeg1.mpg": ["-c:v", "mpeg1video", "-q:v", "4"],
+}
+
+
+@pytest.fixture(scope="module")
+def encoded(tmp_path_factory):
+    d = tmp_path_factory.mktemp("codecs")
+    src = str(d / "src.mp4")
+    truth = render_segments(src, [Segment(s, 4.0) for s in CUT_SOURCES[:3]], size=(320, 180))
+    out = {}
+    for name, args in ENCODINGS.items():
+        out[name] = str(d / name)
+        run_ffmpeg(["-i", src, *args, "-an", out[name]])
+    return out, truth
+
+
+@pytest.mark.parametrize("name", sorted(ENCODINGS))
+def test_default_scan_finds_each_cut_as_the_full_pyav_pass(encoded, name):
+    videos, truth = encoded
+    full = scan_video(videos[name], ShotsConfig(coarse_to_fine=False), backend="pyav")
+    default = scan_video(videos[name], ShotsConfig())
+    hard_only = scan_video(videos[name], ShotsConfig(gradual=False))   # the detector's own cuts, not the gradual pass's
+    assert full.cuts == truth
+    assert default.cuts == truth and hard_only.cuts == truth
+
+
+@pytest.mark.parametrize("name", sorted(ENCODINGS))
+def test_stream_reader_gives_the_pictures_pyav_decodes(encoded, name):
+    """The stream reader (OpenCV where it can) yields every frame, none of them black, close to PyAV's
+    picture; where OpenCV cannot (AV1, interlaced) PyAV reads and says why."""
+    videos, _ = encoded
+    path = videos[name]
+    with av.open(path) as c:
+        count = sum(1 for _ in c.decode(video=0))
+    with open_reader(path, "auto", purpose="stream") as reader:
+        frames = [(i, img) for i, _, img in reader.iter_frames(max_side=160)]
+        if isinstance(reader, PyAVReader):
+            assert reader.fallback_reason, "PyAV read a stream without saying why OpenCV did not"
+    assert len(frames) == count
+    assert all(img.mean() > 20 for _, img in frames)   # the sources are bright: no black picture
+    with open_reader(path, "pyav", purpose="stream") as reader:
+        reference = {i: img for i, _, img in reader.iter_frames(max_side=160)}
+    # the same picture: two scalers differ in detail (up to 18 per pixel on testsrc2's fine lines), not in level
+    assert all(abs(img.mean() - reference[i].mean()) < 8 for i, img in frames)
+
+
+def test_av1_window_decode_shows_every_frame_of_each_window(encoded):
+    """libdav1d ignores a `skip_frame` change after it opened: the windows decode every frame instead
+    of skipping non-reference ones outside them, and each window is whole."""
+    videos, truth = encoded
+    path = videos["av1.mp4"]
+    table = C.frame_table(path)
+    windows = [(t - 5, t + 4) for t in truth]
+    got = {i for i, _, _ in C.decode_windows(path, table, windows, (160, 90))}
+    assert got == {i for a, b in windows for i in range(a, b + 1)}
