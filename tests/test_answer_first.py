@@ -133,7 +133,7 @@ def test_smollm_writes_grounded_speech_questions_for_transcript_answers(smollm, 
                           RunContext(output_dir="", teachers={"writer": L.openai_teacher(smollm)}))
     short.setup()
     cut = short.process_batch(rows[:1])
-    assert cut and all(isinstance(r, Reject) and r.reason == "teacher_error" and "cut at max_tokens" in r.message
+    assert cut and all(isinstance(r, Reject) and r.reason == "bad_reply" and "cut at max_tokens" in r.message
                        for r in cut), cut
     stats = short.teacher.stats()
     assert stats["requests"] == 2 * 3 and stats["attempts"] == stats["requests"], stats

@@ -238,7 +238,7 @@ def test_generate_every_task_with_smollm(clips, smollm, tmp_path):
     # the 135M writer now and then runs past max_tokens (on vLLM, its CPU batches differ with the machine's
     # load, and so do its tokens): a failed call is a reject row with its reason, never a lost sample
     first = stage.teacher.stats()
-    assert first["failures"] <= sum(r.reason == "teacher_error" for r in rejects), first
+    assert first["failures"] <= sum(r.reason in ("teacher_error", "bad_reply") for r in rejects), first
     # timestamps of the generated set: inside their clip, intervals ordered
     checked = TimestampsStage(TimestampsConfig(drop_invalid=False), RunContext(output_dir="")).process_batch(samples)
     bad = [c for c in checked if not c[R.V_TIMESTAMPS_VALID]]

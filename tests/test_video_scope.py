@@ -375,8 +375,8 @@ def test_video_scope_questions_with_smollm(video, smollm):
           f"counters {dict(stage.counters)}")
     assert all(r.reason in {"teacher_error", "bad_reply", "bad_options", "off_target"} for r in rejects)
     # the 135M writer now and then runs past max_tokens (on vLLM, its tokens vary with the CPU batches):
-    # each failed call must be a `teacher_error` reject, never a lost sample
-    assert samples and stage.teacher.stats()["failures"] <= sum(r.reason == "teacher_error" for r in rejects)
+    # each failed call must be a `teacher_error` or (a reply cut short) `bad_reply` reject, never a lost sample
+    assert samples and stage.teacher.stats()["failures"] <= sum(r.reason in ("teacher_error", "bad_reply") for r in rejects)
     clue_ids = {c.id for c in stage.clues_for(video_row(clips))}
     for s in samples:
         assert s[R.SAMPLE_SCOPE] == R.SCOPE_VIDEO and s[R.QUESTION] and s[R.ANSWER]

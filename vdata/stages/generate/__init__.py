@@ -44,8 +44,9 @@ Question quotas (`questions.py`), the family contract, ids and schemas (`common.
 `stage.py` holds the config, the registry (task name → family) and the batch loop.
 
 `sample_id` = hash(clip_id, task, index, prompt id): stable across runs, new when a prompt changes.
-A failed teacher call or an unusable reply rejects that one sample (reason `teacher_error`,
-`bad_reply`), never the clip; a clip with nothing to generate from is rejected as `no_evidence`.
+A failed teacher call (reason `teacher_error`) or an unusable reply (`bad_reply`: one that failed its
+schema, cut at `max_tokens` say, or said nothing usable) rejects that one sample, never the clip; a clip
+with nothing to generate from is rejected as `no_evidence`.
 """
 from __future__ import annotations
 

@@ -138,6 +138,7 @@ class GenerateConfig(StageConfig):
 
 class GenerateStage(Stage):
     name = "generate"
+    version = 2   # 2: a reply that failed its schema is rejected bad_reply, not teacher_error (replies come from the cache)
     Config = GenerateConfig
     # the models a task loads in the workers: checked (and fetched) in the driver first
     HUB_MODEL_FIELDS = ("tasks.preference_pairs.vision_text_model", "tasks.speech_captions.embedding_model",
@@ -330,6 +331,8 @@ class GenerateStage(Stage):
         if not res.ok:
             if family.handles_errors:
                 return family.finish(self, row, clues, p, {"_error": str(res.error)}, base, state)
-            return [self.teacher_reject(base, "teacher_error", f"{p.task} #{p.index}: {res.error}", res,
+            # a reply that came but failed its schema (cut at max_tokens, say) is the writer's, not the server's
+            reason = "bad_reply" if res.error_kind == "schema_invalid" else "teacher_error"
+            return [self.teacher_reject(base, reason, f"{p.task} #{p.index}: {res.error}", res,
                                         raw=(res.raw or "")[:500], teacher=p.teacher or self.teacher.name)]
         return family.finish(self, row, clues, p, res.parsed or {}, base, state)
