@@ -254,6 +254,11 @@ def decode_windows(path: str, table: FrameTable, windows: list[tuple[int, int]],
     import av
 
     index_of = {int(p): i for i, p in enumerate(table.pts)}
+    # Skipping is judged against every window, not the one being read: with reordered frames (B-pyramids)
+    # the packet of a later window's frame may go to the decoder while an earlier window is still read
+    inside = np.zeros(len(table.times), bool)
+    for first, last in windows:
+        inside[first:last + 1] = True
     width, height = size
     with av.open(path, metadata_errors="ignore") as container:
         stream = video_stream(container)
@@ -273,7 +278,7 @@ def decode_windows(path: str, table: FrameTable, windows: list[tuple[int, int]],
             for packet in packets:
                 i = index_of.get(packet.pts) if packet.pts is not None else None
                 # a packet without a time (MPEG-PS B-frames) may belong to the window: decode it
-                cc.skip_frame = "NONREF" if skipping and i is not None and not first <= i <= last else "DEFAULT"
+                cc.skip_frame = "NONREF" if skipping and i is not None and not inside[i] else "DEFAULT"
                 try:
                     frames = packet.decode()
                 except av.error.FFmpegError:

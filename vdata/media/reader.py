@@ -10,8 +10,8 @@ Readers check what they get back. decord reads some containers wrongly without a
 H.264 B-frames comes back with timestamps of about -3.7e17 s, so every request maps to one frozen frame),
 and fails outright on damaged packets; in both cases the decord reader hands over to PyAV. PyAV skips
 packets that do not decode and counts them in `decode_errors`, so stages can say how damaged a file is.
-OpenCV's capture hands over to PyAV where its own FFmpeg decodes no frame (AV1) or turns interlaced
-pictures black.
+OpenCV's capture hands over to PyAV where its own FFmpeg decodes no frame (AV1) or cannot convert
+interlaced pictures (it returns black or stale buffers).
 
 Pictures come as a player shows them: upright where a display matrix turns them (a phone's portrait
 video; `width` and `height` are the upright size), and PyAV's RGB stills of HDR video tone mapped to SDR.
@@ -26,8 +26,8 @@ import numpy as np
 from vdata.hdr import rgb24
 
 from . import MediaError
-from .streams import (decoded_size, display_size, file_frame_rate, first_picture_interlaced, frame_rate, pixel_aspect,
-                      rewind, scaled_size, skips_per_packet, square_pixels, upright, video_stream, video_stream_count)
+from .streams import (decoded_size, display_size, frame_rate, pixel_aspect, rewind, scaled_size, skips_per_packet,
+                      square_pixels, upright, video_facts, video_stream, video_stream_count)
 from .timestamps import (display_rotation, display_times_unreliable, returned_times_problem,  # noqa: F401
                          timestamp_table_problem)
 
@@ -372,18 +372,19 @@ class OpenCVReader(FrameReader):
         if not self._cap.isOpened():
             raise MediaError("unreadable", "OpenCV cannot open video")
         # OpenCV's own FFmpeg lacks some decoders PyAV's has (AV1 in software: it opens the file, reports
-        # 300 frames, then reads none), and its scaler fails on interlaced pictures, giving black ones
-        # without an error: read the first frame now, so that open_reader can fall back to PyAV
+        # 300 frames, then reads none), and its scaler fails on interlaced pictures, giving black or stale
+        # buffers without an error: read the first frame now, so that open_reader can fall back to PyAV
         ok, self._first = self._cap.read()
+        facts = video_facts(path)
         problem = ("OpenCV's FFmpeg decodes no frame of this stream" if not ok else
-                   "OpenCV's FFmpeg turns interlaced pictures black" if self._first.mean() < 1 and first_picture_interlaced(path) else None)
+                   "OpenCV's FFmpeg cannot convert interlaced pictures" if facts.interlaced else None)
         if problem:
             self._cap.release()
             raise MediaError("undecodable", problem)
         self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         # OpenCV reports the stream's average rate as it is, 60000 for a DV tape: the rate PyAV's streams.frame_rate reads
-        self.fps = file_frame_rate(path) or float(self._cap.get(cv2.CAP_PROP_FPS) or 25.0)
+        self.fps = facts.fps or float(self._cap.get(cv2.CAP_PROP_FPS) or 25.0)
         self.num_frames = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.rotation = -int(self._cap.get(cv2.CAP_PROP_ORIENTATION_META) or 0) % 360   # OpenCV counts clockwise
         sar = (self._cap.get(cv2.CAP_PROP_SAR_NUM) or 1) / (self._cap.get(cv2.CAP_PROP_SAR_DEN) or 1)

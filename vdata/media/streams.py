@@ -35,16 +35,30 @@ def frame_rate(stream) -> float | None:
     return float(rate) if rate else None
 
 
-def file_frame_rate(path: str) -> float | None:
-    """frame_rate of the video stream of a file; None when it has none or cannot be opened."""
+class VideoFacts(NamedTuple):
+    fps: float | None     # frame_rate of the video stream; None when there is none or the file cannot be opened
+    interlaced: bool      # its pictures are interlaced
+
+
+def video_facts(path: str) -> VideoFacts:
+    """What a reader that is not PyAV needs of PyAV, from one opening: the frame rate, and whether the
+    pictures are interlaced (the field order the demuxer read while opening, or, where that is unknown,
+    the first picture's flag)."""
     import av
 
     try:
         with av.open(path, metadata_errors="ignore") as container:
             stream = video_stream(container)
-            return frame_rate(stream) if stream is not None else None
+            if stream is None:
+                return VideoFacts(None, False)
+            order = stream.codec_context.field_order   # 0 unknown, 1 progressive, 2-5 the field orders
+            try:
+                fields = order > 1 if order else bool(next(container.decode(stream)).interlaced_frame)
+            except (av.error.FFmpegError, StopIteration):
+                fields = False
+            return VideoFacts(frame_rate(stream), fields)
     except av.error.FFmpegError:
-        return None
+        return VideoFacts(None, False)
 
 
 def shown_packets(container, stream):
@@ -97,17 +111,6 @@ def rewind(container) -> None:
         container.seek(0)
     except av.error.FFmpegError:
         container.seek(0, backward=False)
-
-
-def first_picture_interlaced(path: str) -> bool:
-    """Whether the first picture PyAV decodes from `path` is interlaced."""
-    import av
-
-    try:
-        with av.open(path, metadata_errors="ignore") as container:
-            return bool(next(container.decode(video_stream(container))).interlaced_frame)
-    except (av.error.FFmpegError, StopIteration):
-        return False
 
 
 def video_stream_count(path: str) -> int:
