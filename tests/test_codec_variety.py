@@ -1,7 +1,8 @@
 """Shots and frames on codecs beyond x264's progressive H.264, each encoded here by ffmpeg: AV1 (decoded
 by libdav1d, an external library that reads `skip_frame` once, when it opens, and that OpenCV's own
 FFmpeg cannot decode at all), interlaced H.264 (OpenCV's scaler turns its pictures black without an
-error), MPEG-1 in a program stream (whose seeks land after the keyframe asked for) and HEVC with x265's
+error), MPEG-1 in a program stream and MPEG-2 in a transport stream (whose seeks land after the keyframe
+asked for: tried again from further back) and HEVC with x265's
 B-pyramid (a later frame's packet reaches the decoder while an earlier window is read). Each finds the
 cuts at the frames where the sources change, as the full PyAV pass does."""
 import av
@@ -17,6 +18,7 @@ ENCODINGS = {
     "av1.mp4": ["-c:v", "libsvtav1", "-preset", "12"],
     "interlaced.mp4": ["-c:v", "libx264", "-preset", "veryfast", "-flags", "+ilme+ildct", "-x264-params", "tff=1"],
     "mpeg1.mpg": ["-c:v", "mpeg1video", "-q:v", "4"],
+    "mpeg2.ts": ["-c:v", "mpeg2video", "-q:v", "4", "-bf", "2"],
     "hevc.mp4": ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error:bframes=4:b-pyramid=1",
                  "-tag:v", "hvc1"],
 }
@@ -42,7 +44,7 @@ def test_default_scan_finds_each_cut_as_the_full_pyav_pass(encoded, name):
     hard_only = scan_video(videos[name], ShotsConfig(gradual=False))   # the detector's own cuts, not the gradual pass's
     assert full.cuts == truth
     assert default.cuts == truth and hard_only.cuts == truth
-    if name == "hevc.mp4":   # every window decoded whole: no need of the full pass
+    if name in ("hevc.mp4", "mpeg1.mpg", "mpeg2.ts"):   # every window decoded whole: no need of the full pass
         assert hard_only.mode == "coarse_to_fine"
 
 
@@ -66,7 +68,7 @@ def test_stream_reader_gives_the_pictures_pyav_decodes(encoded, name):
     assert all(abs(img.mean() - reference[i].mean()) < 8 for i, img in frames)
 
 
-@pytest.mark.parametrize("name", ["hevc.mp4", "av1.mp4"])
+@pytest.mark.parametrize("name", ["hevc.mp4", "av1.mp4", "mpeg1.mpg", "mpeg2.ts"])
 def test_windows_a_frame_apart_decode_whole(encoded, name):
     """Two windows a frame apart around each cut (the coarse pass marks such pairs): each frame of both
     comes back, though the second window's first frames went to the decoder while the first was read."""

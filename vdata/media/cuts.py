@@ -42,6 +42,8 @@ COARSE_SIDE = 64
 LAYOUT_SIZE = (16, 9)
 # Windows covering more than this share of the frames decode nearly everything: a full pass is cheaper.
 MAX_WINDOW_SHARE = 0.5
+# A seek that lands past a window's start is tried again from this many keyframes further back, at most.
+SEEK_RETRIES = 3
 
 
 class IncompleteWindows(Exception):
@@ -268,35 +270,48 @@ def decode_windows(path: str, table: FrameTable, windows: list[tuple[int, int]],
         position = -1   # display index of the last frame decoded, -1 = not decoding
         packets = None
         for first, last in windows:
-            k = np.searchsorted(table.keyframes, first, side="right") - 1
+            k = int(np.searchsorted(table.keyframes, first, side="right")) - 1
             # no keyframe shown at or before the window (a copy-cut whose edit list hides the keyframe of
             # its first frames): seeking backward from the first frame shown lands on the hidden one
-            key = int(table.keyframes[k]) if k >= 0 else 0
-            if packets is None or position < key or position >= first:
-                container.seek(int(table.pts[key]), stream=stream, backward=True, any_frame=False)
-                packets = container.demux(stream)
-            for packet in packets:
-                i = index_of.get(packet.pts) if packet.pts is not None else None
-                # a packet without a time (MPEG-PS B-frames) may belong to the window: decode it
-                cc.skip_frame = "NONREF" if skipping and i is not None and not inside[i] else "DEFAULT"
-                try:
-                    frames = packet.decode()
-                except av.error.FFmpegError:
-                    continue
-                done = False
-                for frame in frames:
-                    j = index_of.get(frame.pts)
-                    if j is None:
+            seek = packets is None or position < (int(table.keyframes[k]) if k >= 0 else 0) or position >= first
+            back = 0   # keyframes further back than the one before the window
+            while True:
+                if seek:
+                    key = int(table.keyframes[k - back]) if k - back >= 0 else 0
+                    container.seek(int(table.pts[key]), stream=stream, backward=True, any_frame=False)
+                    packets = container.demux(stream)
+                landed, overshot, done = not seek, False, False
+                for packet in packets:
+                    i = index_of.get(packet.pts) if packet.pts is not None else None
+                    # a packet without a time (MPEG-PS B-frames) may belong to the window: decode it
+                    cc.skip_frame = "NONREF" if skipping and i is not None and not inside[i] else "DEFAULT"
+                    try:
+                        frames = packet.decode()
+                    except av.error.FFmpegError:
                         continue
-                    position = j
-                    if first <= j <= last:
-                        image = small_bgr(frame, width, height) if fmt == "bgr24" else \
-                            frame.to_ndarray(width=width, height=height, format=fmt)
-                        yield j, float(table.times[j]), image
-                    if j >= last:
-                        done = True
-                if done:
+                    for frame in frames:
+                        j = index_of.get(frame.pts)
+                        if j is None:
+                            continue
+                        if not landed:
+                            landed = True
+                            # a seek in a stream without an index (MPEG-TS, MPEG-PS) can land past the
+                            # keyframe asked for: the window's first frames never decode from there
+                            overshot = j > first and k - back >= 0 and back < SEEK_RETRIES
+                            if overshot:
+                                break
+                        position = j
+                        if first <= j <= last:
+                            image = small_bgr(frame, width, height) if fmt == "bgr24" else \
+                                frame.to_ndarray(width=width, height=height, format=fmt)
+                            yield j, float(table.times[j]), image
+                        if j >= last:
+                            done = True
+                    if done or overshot:
+                        break
+                if not overshot:
                     break
+                back, seek = back + 1, True
 
 
 def detect_in_windows(path: str, table: FrameTable, windows: list[tuple[int, int]], max_side: int, new_detector,
