@@ -251,8 +251,9 @@ def decode_windows(path: str, table: FrameTable, windows: list[tuple[int, int]],
                    fmt: str = "bgr24") -> Iterator[tuple[int, float, np.ndarray]]:
     """Every frame inside `windows` (display indices, inclusive), converted as a full PyAV pass
     converts it (convert.small_bgr, or `to_ndarray(size, fmt)`). Seeks to the keyframe before each
-    window (or decodes on when the window starts within reach), skipping non-reference frames
-    outside the windows."""
+    window (or decodes on when the window starts within reach; seeks again from further back where a
+    seek lands past the window's start), skipping non-reference frames outside the windows. A frame
+    that does not come back is missing from the output: `detect_in_windows` checks."""
     import av
 
     index_of = {int(p): i for i, p in enumerate(table.pts)}
@@ -281,18 +282,8 @@ def decode_windows(path: str, table: FrameTable, windows: list[tuple[int, int]],
                     container.seek(int(table.pts[key]), stream=stream, backward=True, any_frame=False)
                     packets = container.demux(stream)
                 landed, overshot, done = not seek, False, False
-                for packet in packets:
-                    i = index_of.get(packet.pts) if packet.pts is not None else None
-                    # a packet without a time (MPEG-PS B-frames) may belong to the window: decode it
-                    cc.skip_frame = "NONREF" if skipping and i is not None and not inside[i] else "DEFAULT"
-                    try:
-                        frames = packet.decode()
-                    except av.error.FFmpegError:
-                        continue
-                    for frame in frames:
-                        j = index_of.get(frame.pts)
-                        if j is None:
-                            continue
+                for shown in _decoded(packets, index_of, cc, skipping, inside):
+                    for j, frame in shown:
                         if not landed:
                             landed = True
                             # a seek in a stream without an index (MPEG-TS, MPEG-PS) can land past the
@@ -312,6 +303,22 @@ def decode_windows(path: str, table: FrameTable, windows: list[tuple[int, int]],
                 if not overshot:
                     break
                 back, seek = back + 1, True
+
+
+def _decoded(packets, index_of: dict[int, int], cc, skipping: bool, inside: np.ndarray):
+    """For each packet sent to the decoder, the frames it let out: [(display index, frame)]. Non-reference
+    frames outside `inside` are skipped where the decoder allows it (`skipping`); a packet without a time
+    (MPEG-PS B-frames) may belong to a window, and is decoded."""
+    import av
+
+    for packet in packets:
+        i = index_of.get(packet.pts) if packet.pts is not None else None
+        cc.skip_frame = "NONREF" if skipping and i is not None and not inside[i] else "DEFAULT"
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError:
+            continue
+        yield [(index_of[frame.pts], frame) for frame in frames if frame.pts in index_of]
 
 
 def detect_in_windows(path: str, table: FrameTable, windows: list[tuple[int, int]], max_side: int, new_detector,
