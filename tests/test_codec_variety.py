@@ -19,6 +19,7 @@ ENCODINGS = {
     "interlaced.mp4": ["-c:v", "libx264", "-preset", "veryfast", "-flags", "+ilme+ildct", "-x264-params", "tff=1"],
     "mpeg1.mpg": ["-c:v", "mpeg1video", "-q:v", "4"],
     "mpeg2.ts": ["-c:v", "mpeg2video", "-q:v", "4", "-bf", "2"],
+    "vp9.webm": ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M"],
     "hevc.mp4": ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error:bframes=4:b-pyramid=1",
                  "-tag:v", "hvc1"],
 }
@@ -44,6 +45,7 @@ def test_default_scan_finds_each_cut_as_the_full_pyav_pass(encoded, name):
     hard_only = scan_video(videos[name], ShotsConfig(gradual=False))   # the detector's own cuts, not the gradual pass's
     assert full.cuts == truth
     assert default.cuts == truth and hard_only.cuts == truth
+    assert hard_only.raw_cuts == full.raw_cuts
     if name in ("hevc.mp4", "mpeg1.mpg", "mpeg2.ts"):   # every window decoded whole: no need of the full pass
         assert hard_only.mode == "coarse_to_fine"
 
@@ -89,3 +91,25 @@ def test_av1_window_decode_shows_every_frame_of_each_window(encoded):
     windows = [(t - 5, t + 4) for t in truth]
     got = {i for i, _, _ in C.decode_windows(path, table, windows, (160, 90))}
     assert got == {i for a, b in windows for i in range(a, b + 1)}
+
+
+def test_a_decoder_that_skips_nothing_feeds_the_detector_in_its_one_pass(encoded, monkeypatch):
+    """libvpx's realtime VP9 frames are all references: the coarse pass decodes every frame. Fed to the
+    detector as they come (here always: the cost test is set aside), they are judged as a full pass judges
+    them, in one decode, and no window is left to decode again."""
+    from scenedetect import AdaptiveDetector
+
+    from vdata.media import cut_pass as P
+
+    videos, truth = encoded
+    path = videos["vp9.webm"]
+    table = C.frame_table(path)
+    assert table.refs is None   # not H.264: the packets do not say which frames are references
+    monkeypatch.setattr(P, "STREAK_TRIAL", 10 ** 9)
+    coarse, raw, judged = P.one_pass(path, table, [], 256, lambda: AdaptiveDetector(min_scene_len=1), 3, 2)
+    n = len(table.times)
+    assert len(coarse.indices) == n and judged.sum() >= n - P.STREAK_TO_FEED - 3
+    full = scan_video(path, ShotsConfig(coarse_to_fine=False, gradual=False), backend="pyav")
+    assert raw == full.raw_cuts and truth == full.cuts
+    fast = scan_video(path, ShotsConfig(gradual=False))
+    assert fast.mode == "coarse_to_fine" and fast.windows == (0, 0) and fast.cuts == truth

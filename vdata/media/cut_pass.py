@@ -25,6 +25,8 @@ mostly fast motion (a gap between reference frames that moved as much as a cut c
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from .convert import small_bgr
@@ -36,6 +38,15 @@ from .streams import scaled_size, video_stream
 # while motion inside a shot moves sizes by well under 1.5x.
 HINT_RATIO = 1.6
 HINT_SIDE = 8
+# Where the packets cannot say which frames are references (codecs other than H.264), a run of this many
+# consecutive frames the decoder gave back means it skips nothing there (VP9 from libvpx, MPEG-2 without
+# B-frames): the run's frames can be fed to the detector as they come, as a full pass feeds them, so that
+# no window is decoded again. That pays where decoding a frame costs more than analysing it (VP9 720p:
+# 1.51 s -> 1.10 s), not where decoding is cheap (MPEG-2: 0.54 s -> 0.66 s), so the pass measures both
+# as it goes (the first STREAK_TRIAL frames fed tell the analysis's cost). A B-pyramid (HEVC, AV1) gives
+# back every other frame: never such a run.
+STREAK_TO_FEED = 8
+STREAK_TRIAL = 16
 
 
 def packet_windows(table: FrameTable, before: int, after: int) -> list[tuple[int, int]]:
@@ -91,7 +102,9 @@ def one_pass(path: str, table: FrameTable, windows: list[tuple[int, int]], max_s
     has judged as a full pass would: `settled` over the runs of frames it was fed). One threaded
     decode: non-reference frames are skipped outside `windows`; inside them every frame is converted
     with convert.small_bgr at `max_side`, as a full pass converts it, and fed to a fresh detector per
-    run of consecutive frames; a run's first `settle` frames (scored against nothing) yield no cut."""
+    run of consecutive frames; a run's first `settle` frames (scored against nothing) yield no cut.
+    Without reference flags (`table.refs` None) the runs are those the decoder skips nothing in
+    (`STREAK_TO_FEED`)."""
     import av
     from scenedetect import FrameTimecode
 
@@ -108,6 +121,8 @@ def one_pass(path: str, table: FrameTable, windows: list[tuple[int, int]], max_s
     previous = None
     raw: list[int] = []
     detector, expected = None, None
+    streak, last = 0, None   # consecutive frames given back, ending at the frame `last`
+    decode_s, decoded, analysis_s, analysed = 0.0, 0, 0.0, 0   # seconds in packet.decode; in streak frames' analysis
     with av.open(path, metadata_errors="ignore") as container:
         stream = video_stream(container)
         stream.thread_type = "AUTO"   # frame threads copy the skip setting with each packet they take
@@ -116,11 +131,13 @@ def one_pass(path: str, table: FrameTable, windows: list[tuple[int, int]], max_s
         for packet in container.demux(stream):
             i = index_of.get(packet.pts) if packet.pts is not None else None
             cc.skip_frame = "DEFAULT" if i is not None and inside[i] else "NONREF"
+            started = time.perf_counter()
             try:
                 frames = packet.decode()
             except av.error.FFmpegError:
                 errors += 1
                 continue
+            decode_s, decoded = decode_s + time.perf_counter() - started, decoded + len(frames)
             for frame in frames:
                 j = index_of.get(frame.pts)
                 if j is None:
@@ -131,8 +148,12 @@ def one_pass(path: str, table: FrameTable, windows: list[tuple[int, int]], max_s
                     layouts.append(layout)
                     distances.append(0.0 if previous is None else hsv_distance(previous, hsv))
                     previous = hsv
-                if not inside[j]:
+                streak, last = (streak + 1 if last is not None and j == last + 1 else 1), j
+                by_streak = (not inside[j] and refs is None and streak >= STREAK_TO_FEED
+                             and (analysed < STREAK_TRIAL or decode_s / decoded > analysis_s / analysed))
+                if not (inside[j] or by_streak):
                     continue
+                started = time.perf_counter()
                 bgr = small_bgr(frame, width, height)
                 if j != expected:
                     detector = new_detector()
@@ -144,6 +165,8 @@ def one_pass(path: str, table: FrameTable, windows: list[tuple[int, int]], max_s
                     on_frame(j, bgr)
                 fed[j] = True
                 expected = j + 1
+                if by_streak:
+                    analysis_s, analysed = analysis_s + time.perf_counter() - started, analysed + 1
     coarse = CoarseScan(np.asarray(indices, dtype=np.int64), np.asarray(distances),
                         np.asarray(layouts, np.uint8).reshape(len(indices), *LAYOUT_SIZE[::-1], 3), errors)
     edges = np.flatnonzero(np.diff(np.concatenate([[0], fed.astype(np.int8)])))   # run starts, ends (exclusive)
