@@ -42,7 +42,7 @@ HINT_SIDE = 8
 # consecutive frames the decoder gave back means it skips nothing there (VP9 from libvpx, MPEG-2 without
 # B-frames): the run's frames can be fed to the detector as they come, as a full pass feeds them, so that
 # no window is decoded again. That pays where decoding a frame costs more than analysing it (VP9 720p:
-# 1.51 s -> 1.10 s), not where decoding is cheap (MPEG-2: 0.54 s -> 0.66 s), so the pass measures both
+# 1.51 s -> 1.0-1.1 s), not where decoding is cheap (MPEG-2: 0.54 s -> 0.66 s fed whole), so the pass measures both
 # as it goes (the first STREAK_TRIAL frames fed tell the analysis's cost). A B-pyramid (HEVC, AV1) gives
 # back every other frame: never such a run.
 STREAK_TO_FEED = 8
