@@ -77,29 +77,43 @@ def measured(fn):
     return time.perf_counter() - wall, time.process_time() - cpu, out
 
 
+def speed_video(w: int, h: int, name: str) -> str:
+    """The speed corpus's video at w x h, encoded as ENCODINGS[name] (cached)."""
+    def make(p):
+        render_transitions(p, hard_cut_shots(), [Join("cut")] * 8, size=(w, h), fps=FPS, encode=ENCODINGS[name])
+    tag = name.replace(" ", "_").replace("=", "").replace("-", "")
+    return cached_video(f"shots_speed_{h}p_{tag}.mp4", make)
+
+
+def compare(label: str, path: str, truth) -> tuple[list[str], dict]:
+    """One video measured: a decode of every frame, PySceneDetect, vdata's defaults. The table's common
+    columns, and the timings for more."""
+    t_dec, c_dec, n = measured(lambda: decode_only(path))
+    t_sd, c_sd, sd_cuts = measured(lambda: pyscenedetect(path))
+    t_vd, c_vd, scan = measured(lambda: scan_video(path, ShotsConfig()))
+    f_sd, f_vd = f1_score(*match_transitions(sd_cuts, truth)), f1_score(*match_transitions(scan.cuts, truth))
+    row = [label, f"{n / t_sd:.0f}", f"{n / t_vd:.0f}", f"{n / t_dec:.0f}", f"{t_sd / t_vd:.2f}", f"{c_sd / c_vd:.2f}",
+           f"{t_dec / t_vd:.2f}", f"{f_sd:.3f}", f"{f_vd:.3f}", _path(scan)]
+    return row, {"t_sd": t_sd, "t_vd": t_vd, "c_sd": c_sd, "c_vd": c_vd, "c_dec": c_dec}
+
+
+COLUMNS = ["video", "PySD fps", "vdata fps", "decode fps", "x wall", "x cpu", "x decode", "F1 PySD", "F1 vdata", "vdata path"]
+
+
 def speed(quick: bool):
     rows, ratios = [], []
     sizes = [(1280, 720)] if quick else [(1280, 720), (1920, 1080)]
+    truth = _truth_of_hard_cuts()
     for w, h in sizes:
-        for name, args in ENCODINGS.items():
-            def make(p, w=w, h=h, args=args):
-                render_transitions(p, hard_cut_shots(), [Join("cut")] * 8, size=(w, h), fps=FPS, encode=args)
-            tag = name.replace(" ", "_").replace("=", "").replace("-", "")
-            path = cached_video(f"shots_speed_{h}p_{tag}.mp4", make)
-            truth = _truth_of_hard_cuts()
-            t_dec, c_dec, n = measured(lambda: decode_only(path))
-            t_sd, c_sd, sd_cuts = measured(lambda: pyscenedetect(path))
-            t_vd, c_vd, scan = measured(lambda: scan_video(path, ShotsConfig()))
-            t_ref, c_ref, _ = measured(lambda: decode_only(path, "NONREF"))
-            t_key, c_key, _ = measured(lambda: decode_only(path, "NONKEY"))
-            f_sd, f_vd = f1_score(*match_transitions(sd_cuts, truth)), f1_score(*match_transitions(scan.cuts, truth))
-            ratios.append((t_sd / t_vd, c_sd / c_vd))
-            rows.append([f"{h}p {name}", f"{n / t_sd:.0f}", f"{n / t_vd:.0f}", f"{n / t_dec:.0f}",
-                         f"{t_sd / t_vd:.2f}", f"{c_sd / c_vd:.2f}", f"{t_dec / t_vd:.2f}", f"{f_sd:.3f}", f"{f_vd:.3f}",
-                         _path(scan), f"{c_sd / c_dec:.2f}", f"{c_sd / c_ref:.2f}", f"{c_sd / c_key:.1f}"])
-    table(f"speed, {len(_truth_of_hard_cuts())} hard cuts per video (fps = frames/s wall; x = PySceneDetect time / vdata time)",
-          ["video", "PySD fps", "vdata fps", "decode fps", "x wall", "x cpu", "x decode", "F1 PySD", "F1 vdata", "vdata path",
-           "cpu PySD/decode", "cpu PySD/refs", "cpu PySD/keys"],
+        for name in ENCODINGS:
+            path = speed_video(w, h, name)
+            row, m = compare(f"{h}p {name}", path, truth)
+            _, c_ref, _ = measured(lambda: decode_only(path, "NONREF"))
+            _, c_key, _ = measured(lambda: decode_only(path, "NONKEY"))
+            ratios.append((m["t_sd"] / m["t_vd"], m["c_sd"] / m["c_vd"]))
+            rows.append(row + [f"{m['c_sd'] / m['c_dec']:.2f}", f"{m['c_sd'] / c_ref:.2f}", f"{m['c_sd'] / c_key:.1f}"])
+    table(f"speed, {len(truth)} hard cuts per video (fps = frames/s wall; x = PySceneDetect time / vdata time)",
+          COLUMNS + ["cpu PySD/decode", "cpu PySD/refs", "cpu PySD/keys"],
           rows)
     print("vdata path: coarse_to_fine H/W = H frames decoded whole in the one pass on packet hints, W windows decoded\n"
           "again afterwards (a possible cut the packets did not announce); full = every frame to the detector")
@@ -125,23 +139,13 @@ CODECS = {
 def codecs() -> None:
     from vdata.media.ffmpeg import run_ffmpeg
 
-    def make_source(p):
-        render_transitions(p, hard_cut_shots(), [Join("cut")] * 8, size=(1280, 720), fps=FPS)
-
-    source = cached_video("shots_speed_720p_x264_default.mp4", make_source)
+    source = speed_video(1280, 720, "x264 default")
     truth, rows = _truth_of_hard_cuts(), []
     for name, (args, fmt) in CODECS.items():
         tag = "".join(ch for ch in name if ch.isalnum()).lower()
         path = cached_video(f"shots_codec_{tag}.{fmt}", lambda p, args=args, fmt=fmt: run_ffmpeg(["-i", source, *args, "-an", "-f", fmt, p]))
-        t_dec, _, n = measured(lambda: decode_only(path))
-        t_sd, c_sd, sd_cuts = measured(lambda: pyscenedetect(path))
-        t_vd, c_vd, scan = measured(lambda: scan_video(path, ShotsConfig()))
-        f_sd, f_vd = f1_score(*match_transitions(sd_cuts, truth)), f1_score(*match_transitions(scan.cuts, truth))
-        rows.append([name, f"{n / t_sd:.0f}", f"{n / t_vd:.0f}", f"{n / t_dec:.0f}", f"{t_sd / t_vd:.2f}", f"{c_sd / c_vd:.2f}",
-                     f"{t_dec / t_vd:.2f}", f"{f_sd:.3f}", f"{f_vd:.3f}", _path(scan)])
-    table(f"codecs, 720p, {len(truth)} hard cuts per video (x = PySceneDetect time / vdata time)",
-          ["video", "PySD fps", "vdata fps", "decode fps", "x wall", "x cpu", "x decode", "F1 PySD", "F1 vdata", "vdata path"],
-          rows)
+        rows.append(compare(name, path, truth)[0])
+    table(f"codecs, 720p, {len(truth)} hard cuts per video (x = PySceneDetect time / vdata time)", COLUMNS, rows)
     print("PySceneDetect reads through OpenCV, whose FFmpeg decodes no AV1 frame and turns interlaced pictures black:\n"
           "there it finds nothing (F1 0) in a fraction of the decode's time")
 
