@@ -371,16 +371,16 @@ class OpenCVReader(FrameReader):
                      if _DECODE_THREADS else cv2.VideoCapture(path))
         if not self._cap.isOpened():
             raise MediaError("unreadable", "OpenCV cannot open video")
-        # OpenCV's own FFmpeg lacks some decoders PyAV's has (AV1 in software: it opens the file, reports
-        # 300 frames, then reads none), and its scaler fails on interlaced pictures, giving black or stale
-        # buffers without an error: read the first frame now, so that open_reader can fall back to PyAV
-        ok, self._first = self._cap.read()
+        # OpenCV's scaler fails on interlaced pictures, giving black or stale buffers without an error, and
+        # its own FFmpeg lacks some decoders PyAV's has (AV1 in software: it opens the file, reports 300
+        # frames, then reads none): ask PyAV first, then read the first frame now, so that open_reader can
+        # fall back to PyAV
         facts = video_facts(path)
-        problem = ("OpenCV's FFmpeg decodes no frame of this stream" if not ok else
-                   "OpenCV's FFmpeg cannot convert interlaced pictures" if facts.interlaced else None)
-        if problem:
+        ok, self._first = (False, None) if facts.interlaced else self._cap.read()
+        if not ok:
             self._cap.release()
-            raise MediaError("undecodable", problem)
+            raise MediaError("undecodable", "OpenCV's FFmpeg cannot convert interlaced pictures" if facts.interlaced
+                             else "OpenCV's FFmpeg decodes no frame of this stream")
         self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         # OpenCV reports the stream's average rate as it is, 60000 for a DV tape: the rate PyAV's streams.frame_rate reads
