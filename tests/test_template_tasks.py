@@ -367,3 +367,61 @@ def test_long_video_times_keep_their_decimals(clip_rows):
                                          R.ANNOTATIONS: _annotations(segments=[(3725.125, 3790.5, "A demo.")])})
     samples, _ = _run(_config(segment_grounding={}, dense_from_segments={"min_segments": 1}), [row])
     assert {s[R.ANSWER] for s in samples} == {"{{span:3725.125,3790.5}}", "{{span:3725.125,3790.5}} A demo."}
+
+
+def test_items_that_ask_the_same_question_make_one_sample_and_order_is_asked_only_where_plain(clip_rows):
+    """Real releases repeat themselves: QVHighlights gives a query two windows, Charades-STA and ActivityNet a
+    sentence at two times, YouCook2 two steps over the same seconds and a step done twice. A question must
+    have one answer: grounding answers with every window of its text, a caption question with every text of
+    its interval; order questions leave out the repeated step and the steps that overlap."""
+    repeated = [(0.5, 2.0, "Add a slice of cheese."), (2.0, 4.0, "Flip the sandwich."),
+                (2.0, 4.0, "The cheese turns brown."), (4.5, 6.0, "add a slice of cheese"),
+                (6.5, 8.0, "Cut the sandwich in half."), (9.0, 11.0, "Serve it on a plate.")]
+    video = _video_row(_with(clip_rows, segments=repeated))
+    cfg = _config(segment_grounding={}, interval_caption={}, before_after={"per_clip": 16},
+                  temporal_referring={"per_clip": 16, "num_options": 3})
+    samples, rejects = _run(cfg, [video])
+    assert not rejects, rejects
+    by_task: dict[str, list] = {}
+    for s in samples:
+        by_task.setdefault(s[R.TASK if s[R.TASK] != "mcq" else R.QUESTION_TYPE], []).append(s)
+    ground = by_task["segment_grounding"]
+    assert len(ground) == 5 == len({s[R.QUESTION] for s in ground})          # 6 items, one text twice
+    cheese = next(s for s in ground if "slice of cheese" in s[R.QUESTION])
+    assert cheese[R.ANSWER] == "{{span:0.5,2}} and {{span:4.5,6}}"
+    assert cheese[R.ANSWER_SPANS] == [{"start_s": 0.5, "end_s": 2.0}, {"start_s": 4.5, "end_s": 6.0}]
+    captions = by_task["interval_caption"]
+    assert len(captions) == 5 == len({s[R.QUESTION] for s in captions})      # 6 items, one interval twice
+    both = next(s for s in captions if s[R.ANSWER_SPANS] == [{"start_s": 2.0, "end_s": 4.0}] * 2)
+    assert both[R.ANSWER] == "Flip the sandwich. The cheese turns brown."
+    # order: never the step done twice, never the two steps over the same seconds together
+    order = by_task["order"]
+    assert order
+    ranks = {"Flip the sandwich": 2.0, "The cheese turns brown": 2.0, "Cut the sandwich in half": 6.5,
+             "Serve it on a plate": 9.0}
+    for s in order:
+        assert not any("cheese" in o and "slice" in o for o in s[R.OPTIONS]), s[R.QUESTION]
+        assert set(s[R.OPTIONS]) != {"Flip the sandwich", "The cheese turns brown"}
+        a, b = sorted(s[R.OPTIONS], key=ranks.__getitem__)
+        later = "later" in s[R.QUESTION] or "after" in s[R.QUESTION]
+        assert s[R.ANSWER] == (b if later else a), s[R.QUESTION]
+    assert len(order) == 5   # the 4 steps said once make 6 pairs; the two over the same seconds are not one
+    referring = by_task["temporal_referring"]
+    truth = {("after", "Cut the sandwich in half"): "Serve it on a plate",
+             ("before", "Cut the sandwich in half"): "add a slice of cheese",
+             ("before", "Serve it on a plate"): "Cut the sandwich in half",
+             ("after", "Flip the sandwich"): "add a slice of cheese",
+             ("after", "The cheese turns brown"): "add a slice of cheese",
+             ("before", "Flip the sandwich"): "Add a slice of cheese",
+             ("before", "The cheese turns brown"): "Add a slice of cheese"}
+    asked = set()
+    for s in referring:
+        anchor = s[R.QUESTION].split('"')[1]
+        ask = "after" if "right after" in s[R.QUESTION] else "before"
+        asked.add((ask, anchor))
+        assert s[R.ANSWER] == truth[(ask, anchor)], s[R.QUESTION]
+        assert s[R.OPTIONS][s[R.ANSWER_INDEX]] == s[R.ANSWER] and len(set(s[R.OPTIONS])) == len(s[R.OPTIONS]) == 3
+        # what happens during the anchor is never offered as the wrong answer
+        same_time = {"Flip the sandwich", "The cheese turns brown"} if anchor in ranks and ranks[anchor] == 2.0 else set()
+        assert not ({anchor} | same_time) & set(s[R.OPTIONS]), s[R.OPTIONS]
+    assert asked == set(truth)

@@ -94,6 +94,14 @@ def timed_items(row: dict, kind: str, text_key: str) -> tuple[list[tuple[float, 
     return sorted(inside), len(items)
 
 
+def once(items: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+    """The items whose text the row says only once (compared as `phrase`, ignoring case), in time order: a
+    step done twice ("add salt" at 0:10 and at 1:40) has no single place to ask order questions about."""
+    counts: dict[str, int] = {}
+    for _, _, text in items:
+        counts[phrase(text).casefold()] = counts.get(phrase(text).casefold(), 0) + 1
+    return [i for i in items if counts[phrase(i[2]).casefold()] == 1]
+
 def dataset_of(row: dict, tcfg: TemplateTask) -> str | None:
     value = source_meta(row).get(tcfg.dataset_key)
     return str(value) if value not in (None, "") else None

@@ -12,7 +12,8 @@ From `annotations.chapters`, VidChapters-7M's three tasks (Yang et al., NeurIPS 
 Only items inside the row's [start_s, end_s] count, so on a clip row the tasks cover the clip and on the
 `scope: video` row the whole video. Times enter texts as `{{t:..}}` / `{{span:..,..}}` placeholders and
 `answer_spans` as video-absolute seconds; exporters render them per target model. A row with no usable
-item of the kind is one `missing_annotation` reject per task.
+item of the kind is one `missing_annotation` reject per task. Items that would ask the same question (one
+text at several times, several texts over one interval) make one sample whose answer holds them all.
 """
 from __future__ import annotations
 
@@ -107,21 +108,47 @@ def _plan_for(spec: _Spec):
             out[R.EVIDENCE] = annotation_evidence(items)
             return [out], []
         made = []
-        for index, (a, b, text) in pick_items(spec.task, tcfg, row, items, tcfg.per_clip):
+        for index, group in pick_items(spec.task, tcfg, row, same_question(items, spec.shape), tcfg.per_clip):
+            a, b, text = group[0]
             out = template_sample(stage, row, spec.task, index, prompt_id, spec.qtype)
             if spec.shape == "grounding":
                 out[R.QUESTION] = fill_question(templates, spec.task, tcfg, row, index,
                                                 **{spec.text_key: phrase(text)})
-                out[R.ANSWER] = t_placeholder(a) if answer == "start" else span_placeholder(a, b)
+                out[R.ANSWER] = " and ".join(t_placeholder(i[0]) if answer == "start" else span_placeholder(i[0], i[1])
+                                             for i in group)
             else:
                 out[R.QUESTION] = fill_question(templates, spec.task, tcfg, row, index, **time_values(a, b))
-                out[R.ANSWER] = text
-            out[R.ANSWER_SPANS] = [{"start_s": a, "end_s": b}]
-            out[R.EVIDENCE] = annotation_evidence([(a, b, text)])
+                out[R.ANSWER] = joined_texts([i[2] for i in group])
+            out[R.ANSWER_SPANS] = [{"start_s": i[0], "end_s": i[1]} for i in group]
+            out[R.EVIDENCE] = annotation_evidence(group)
             made.append(out)
         return made, []
 
     return plan
+
+
+def same_question(items: list[tuple[float, float, str]], shape: str) -> list[list[tuple[float, float, str]]]:
+    """The row's items grouped by the question they would make, in time order of each group's first item.
+
+    Two items that ask the same question must not become two samples with different answers, each
+    incomplete (QVHighlights gives one query several `relevant_windows`; Charades-STA and ActivityNet
+    repeat a sentence at two times; YouCook2 has steps annotated over the same interval): a grounding
+    question (the text) answers with every interval of its text, a caption question (the interval) with
+    every text of its interval. Items that ask nothing twice keep their own place, so their sample ids
+    do not move."""
+    groups: dict[object, list[tuple[float, float, str]]] = {}
+    for a, b, text in items:
+        key = phrase(text).casefold() if shape == "grounding" else (round(a, 3), round(b, 3))
+        groups.setdefault(key, []).append((a, b, text))
+    return list(groups.values())
+
+
+def joined_texts(texts: list[str]) -> str:
+    """Several captions of one interval as one answer: sentences side by side, bare phrases with "; "."""
+    distinct = list(dict.fromkeys(texts))
+    if all(t.rstrip().endswith((".", "!", "?")) for t in distinct):
+        return " ".join(distinct)
+    return "; ".join(phrase(t) for t in distinct)
 
 
 def _family(config: type[TemplateTask], spec: _Spec) -> TaskFamily:

@@ -138,7 +138,9 @@ class GenerateConfig(StageConfig):
 
 class GenerateStage(Stage):
     name = "generate"
-    version = 2   # 2: a reply that failed its schema is rejected bad_reply, not teacher_error (replies come from the cache)
+    # 2: a reply that failed its schema is rejected bad_reply, not teacher_error (replies come from the cache);
+    # 3: items that ask the same question make one sample; order questions only where the order is plain
+    version = 3
     Config = GenerateConfig
     # the models a task loads in the workers: checked (and fetched) in the driver first
     HUB_MODEL_FIELDS = ("tasks.preference_pairs.vision_text_model", "tasks.speech_captions.embedding_model",

@@ -12,7 +12,9 @@ temporal referring (here), grounding (`segment_grounding` over the same segments
   video. The MCQ options are the thing's colours plus seeded distractors from the colour list. A row where
   no thing changes colour is a reject `missing_annotation`.
 - `temporal_referring`: an event named by its text and the question what happens right after (or right
-  before) it; the options are other events of the sequence, the answer the next (previous) one.
+  before) it; the options are other events of the sequence, the answer the next (previous) one. Asked only
+  where that has one answer: the event is said once, nothing begins (ends) while it lasts, and one text
+  starts next (ends last); what happens at the same time as the event is never a wrong option.
 
 Every choice comes from the seeded RNG of `annotated.py`, so a build is byte-identical run to run.
 """
@@ -25,7 +27,7 @@ from pydantic import Field
 
 from vdata.schemas import records as R
 
-from .annotated import annotation_evidence, missing, phrase, rng, template_sample, timed_items
+from .annotated import EDGE_TOLERANCE_S, annotation_evidence, missing, once, phrase, rng, template_sample, timed_items
 from .common import Strict, TaskFamily
 
 if TYPE_CHECKING:
@@ -141,28 +143,58 @@ def _plan_attribute_change(stage: StageView, row: dict, clues, tcfg: AttributeCh
     return out, []
 
 
+def neighbour(items: list[tuple[float, float, str]], k: int, ask: str) -> tuple[float, float, str] | None:
+    """The item right after (`ask="after"`) or right before items[k], or None where that has no single
+    answer: an event begins (ends) while items[k] lasts, or two texts share the next start (last end)."""
+    a, b, _ = items[k]
+    tol = EDGE_TOLERANCE_S
+    if ask == "after":
+        if any(j != k and a < s < b - tol for j, (s, _, _) in enumerate(items)):
+            return None
+        side = [i for i in items if i[0] >= b - tol]
+        edge = min((i[0] for i in side), default=None)
+        at = [i for i in side if edge is not None and abs(i[0] - edge) <= tol]
+    else:
+        if any(j != k and a + tol < e < b for j, (_, e, _) in enumerate(items)):
+            return None
+        side = [i for i in items if i[1] <= a + tol]
+        edge = max((i[1] for i in side), default=None)
+        at = [i for i in side if edge is not None and abs(i[1] - edge) <= tol]
+    return at[0] if len({phrase(i[2]).casefold() for i in at}) == 1 else None
+
+
+def _wrong_options(items, texts: list[str], anchor, answer) -> list[str]:
+    """The texts offered as wrong: never the anchor itself, nor what happens at the same time as it."""
+    during = {phrase(t) for a, b, t in items if a < anchor[1] and anchor[0] < b}
+    return [t for t in texts if t != phrase(answer[2]) and t not in during]
+
+
 def _plan_temporal_referring(stage: StageView, row: dict, clues, tcfg: TemporalReferringTask):
     task, prompt_id = "temporal_referring", "generate/temporal_referring@builtin:v1"
     items, total = timed_items(row, "segments", "text")
-    distinct = sorted({phrase(t): (a, b, t) for a, b, t in items}.values())
-    if len(distinct) < 3:   # an anchor, its neighbour and at least one other event to choose from
-        return [missing(stage, row, task, prompt_id, "segments (three or more distinct)", total)], []
+    texts = list(dict.fromkeys(phrase(t) for _, _, t in items))
     asks = ("after", "before") if tcfg.ask == "both" else (tcfg.ask,)
-    candidates = [(k, ask) for ask in asks for k in range(len(distinct))
-                  if 0 <= k + (1 if ask == "after" else -1) < len(distinct)]
+    # anchors: texts said once (a step done twice has no single "right after"), with a single neighbour
+    anchors = {(a, b, t) for a, b, t in once(items)}
+    candidates = [(k, ask, found) for ask in asks for k, item in enumerate(items)
+                  if item in anchors and (found := neighbour(items, k, ask)) is not None
+                  and _wrong_options(items, texts, item, found)]
+    if len(texts) < 3 or not candidates:   # an anchor, its neighbour and at least one other event to choose from
+        return [missing(stage, row, task, prompt_id, "segments (three or more distinct, one with a single "
+                        "event right after or before it)", total)], []
     draw = rng(task, tcfg, row, "anchors")
     chosen = sorted(draw.sample(range(len(candidates)), min(tcfg.per_clip, len(candidates))))
     out = []
     for n in chosen:
-        k, ask = candidates[n]
-        target = k + (1 if ask == "after" else -1)
+        k, ask, found = candidates[n]
+        anchor, answer = items[k], phrase(found[2])
         pick = rng(task, tcfg, row, "options", n)
-        others = [phrase(distinct[i][2]) for i in range(len(distinct)) if i not in (k, target)]
+        others = _wrong_options(items, texts, anchor, found)
         pick.shuffle(others)
-        question = REFERRING_TEMPLATES[ask].replace("$event", phrase(distinct[k][2]))
+        question = REFERRING_TEMPLATES[ask].replace("$event", phrase(anchor[2]))
         base = template_sample(stage, row, task, n, prompt_id, tcfg.question_type)
-        base[R.EVIDENCE] = annotation_evidence(sorted([distinct[k], distinct[target]]))
-        out.append(_mcq(base, question, phrase(distinct[target][2]), others[:tcfg.num_options - 1], pick))
+        base[R.EVIDENCE] = annotation_evidence(sorted([anchor, found]))
+        out.append(_mcq(base, question, answer, others[:tcfg.num_options - 1], pick))
     return out, []
 
 

@@ -7,8 +7,9 @@
 - `before_after` (T3, Li et al. 2024, "Temporal Reasoning Transfer from Text to Video", arXiv 2410.06166):
   order questions over the row's `segments` (the chunks, or a caption sequence, in time order): two of
   them, shown in a seeded order, and the question which one comes first (or, by template, later). The
-  item is a two-option MCQ whose answer is the earlier (later) text. Fewer than two distinct segments:
-  a reject `missing_annotation`.
+  item is a two-option MCQ whose answer is the earlier (later) text. Only texts said once in the row are
+  asked about, and only pairs that do not overlap in time (which of two steps over the same seconds, or of
+  a step done twice, "comes first" has no single answer). No such pair: a reject `missing_annotation`.
 
 Samples are stored as `open_qa` and `mcq` rows (question types `long_text`, `order`), so every filter and
 exporter that reads those takes them; rejects name the family. Every choice comes from the seeded RNG of `annotated.py` (task, seed, clip id), so a build is
@@ -25,8 +26,8 @@ from pydantic import Field
 
 from vdata.schemas import records as R
 
-from .annotated import (TemplateTask, annotation_evidence, missing, phrase, rng, template_sample,
-                        timed_items)
+from .annotated import (EDGE_TOLERANCE_S, TemplateTask, annotation_evidence, missing, once, phrase, rng,
+                        template_sample, timed_items)
 from .clues import source_meta
 from .common import Strict, TaskFamily
 
@@ -91,11 +92,13 @@ def _plan_before_after(stage: StageView, row: dict, clues, tcfg: BeforeAfterTask
     task = "before_after"
     templates, prompt_id = _order_templates(tcfg)
     items, total = timed_items(row, "segments", "text")
-    distinct = list({phrase(t): (a, b, t) for a, b, t in items}.values())   # one per text
-    distinct.sort()
-    if len(distinct) < 2:
-        return [missing(stage, row, task, prompt_id, "segments (two or more distinct)", total)], []
-    pairs = list(itertools.combinations(range(len(distinct)), 2))
+    distinct = once(items)
+    # a pair is asked only where its order is plain: the earlier item ends before the later one starts
+    pairs = [(i, j) for i, j in itertools.combinations(range(len(distinct)), 2)
+             if distinct[i][1] <= distinct[j][0] + EDGE_TOLERANCE_S]
+    if not pairs:
+        return [missing(stage, row, task, prompt_id, "segments (two, told apart once each, one after the other)",
+                        total)], []
     draw = rng(task, tcfg, row, "pairs")
     chosen = sorted(draw.sample(pairs, min(tcfg.per_clip, len(pairs))))
     out = []
