@@ -369,6 +369,22 @@ def test_required_kinds_strict_mode_and_sidecar_json(tmp_path, cut_video, bikes)
     assert len(rejects) == 0 and all(r[R.ANNOTATIONS]["subtitles"] == [] for r in kept)
 
 
+def test_chapters_mapped_to_the_description_fall_back_to_yt_dlp_chapters(tmp_path, cut_video, bikes):
+    """VidChapters' recipe maps `chapters: description` (the creator's "0:00 Intro" lines). A video whose
+    description has no such lines but whose yt-dlp info.json lists chapters (YouTube's automatic ones) gets
+    those; where the description has lines, they win (the user-written chapters the recipe reproduces)."""
+    talk, lecture = _videos(tmp_path, cut_video, bikes)
+    auto = [{"start_time": 0.0, "end_time": 4.0, "title": "Opening"}, {"start_time": 4.0, "end_time": 10.0, "title": "Closing"}]
+    (lecture.parent / "lecture.info.json").write_text(json.dumps(
+        {"id": "x", "description": "A talk about bikes. No timestamps here.", "chapters": auto}))
+    (talk.parent / "talk.info.json").write_text(json.dumps(
+        {"id": "y", "description": "0:00 Welcome\n0:03 Wheels", "chapters": auto}))
+    probed = _probed([{R.SOURCE_URI: str(p), R.PATH: str(p), R.SOURCE_META: None} for p in (talk, lecture)])
+    kept, rejects = vdata.run_stage(AnnotationsStage(sources={"chapters": "description"}, require=["chapters"]), probed)
+    assert "missing_annotation" not in rejects["reason"]   # the talk's own garbled subtitle cues are rejects of theirs
+    chapters = {Path(r[R.PATH]).name: [(c["start_s"], c["title"]) for c in r[R.ANNOTATIONS]["chapters"]] for r in kept}
+    assert chapters == {"lecture.mp4": [(0.0, "Opening"), (4.0, "Closing")], "talk.mp4": [(0.0, "Welcome"), (3.0, "Wheels")]}
+
 EMBEDDED_META = """;FFMETADATA1
 title=Folding a paper crane
 description=We fold a crane in three steps.

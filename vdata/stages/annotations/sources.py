@@ -2,7 +2,9 @@
 
 Three places, in this order for each kind: the video's `source_meta` (manifest / HF columns, under the
 key `sources` names), then sidecar files next to the video. The first place that has a kind gives it;
-nothing is merged across places. A value is inline (SRT/VTT text, a JSON list, description lines, a
+nothing is merged across places. Within a place, the kind's keys are tried in order and the first that
+gives at least one item wins (`sources: {chapters: description}` reads the description's chapter lines,
+else the `chapters` list). A value is inline (SRT/VTT text, a JSON list, description lines, a
 label string) or the path of a file, relative to the video's folder or the manifest's.
 
 Sidecars, for a video `talk.mp4` (yt-dlp's own names included, since that is how most annotated
@@ -105,9 +107,11 @@ class SourceReader:
                 value = mapping.get(key)
                 if value is not None and value != "" and value != []:
                     decoded = self.decode(kind, value)
-                    if decoded is not None:
+                    # a key whose value gives none of the kind (a description with no chapter lines, where
+                    # yt-dlp's info.json has YouTube's automatic chapters under `chapters`) lets the next speak
+                    if decoded is not None and decoded != []:
                         raw[kind] = decoded
-                    break
+                        break
 
     def _zip_columns(self, kind: str, mapping: dict, spec) -> list[dict] | None:
         names = {"start_s": spec.start, "end_s": spec.end, "text": spec.text}
