@@ -145,20 +145,48 @@ def test_vidchapters_from_chapter_annotations(build_dir, rows, tmp_path):
     res = export(build_dir, dest, "vidchapters")
     data = _json(dest, "chapters_dvc_train.json")
     validate("vidchapters", data)
-    videos = {r[R.VIDEO_ID]: r for r in rows.values()}
+    videos = {r[R.VIDEO_ID]: r for r in rows.values()}   # no dataset names in this build: vdata's ids
     assert set(data) == set(videos) and res.total == len(videos)
-    for vid, entry in data.items():
-        ann = videos[vid][R.ANNOTATIONS]
+    assert sorted(os.listdir(dest)) == ["chapters_dvc_train.json", "videos"]
+    for name, entry in data.items():
+        ann = videos[name][R.ANNOTATIONS]
         assert entry["sentences"] == [c["title"] for c in ann["chapters"]]
         assert entry["timestamps"] == [[c["start_s"], c["end_s"]] for c in ann["chapters"]]
-        assert entry["duration"] == pytest.approx(videos[vid][R.DURATION_S])
+        assert entry["duration"] == pytest.approx(videos[name][R.DURATION_S])
         assert all(0 <= a <= b <= entry["duration"] for a, b in entry["timestamps"])
-        assert os.path.isfile(os.path.join(dest, entry["path"]))
+        assert os.path.isfile(os.path.join(dest, entry["path"])) and Path(entry["path"]).stem == name
     # teacher-free and deterministic: a second export is byte-identical
     dest2 = str(tmp_path / "vc2")
     export(build_dir, dest2, "vidchapters")
     assert Path(dest, "chapters_dvc_train.json").read_bytes().replace(dest.encode(), b"") == \
         Path(dest2, "chapters_dvc_train.json").read_bytes().replace(dest2.encode(), b"")
+
+
+def test_vidchapters_writes_a_file_per_split_named_as_the_release(build_dir, rows, tmp_path):
+    """The release has chapters_dvc_train / _val / _test.json: held-out videos never land in the train file,
+    and `--split test` writes only the test file."""
+    import shutil
+
+    split_build = tmp_path / "split_build"
+    shutil.copytree(build_dir, split_build)
+    table = pq.read_table(split_build / "samples" / "part-00000.parquet")
+    held_out = sorted({str(v) for v in table.column(R.VIDEO_ID).to_pylist()})[0]
+    is_held = pa.array([str(v) == held_out for v in table.column(R.VIDEO_ID).to_pylist()])
+    # the held-out video came from a dataset's annotation file that names it: the release is keyed by that name
+    meta = [json.dumps({"dataset_video_id": "vidB.mp4"}) if held else m
+            for held, m in zip(is_held.to_pylist(), table.column(R.SOURCE_META).to_pylist())]
+    table = table.set_column(table.schema.get_field_index(R.SOURCE_META), R.SOURCE_META, pa.array(meta, pa.string()))
+    os.remove(split_build / "samples" / "part-00000.parquet")
+    pq.write_table(table.filter(pa.compute.invert(is_held)), split_build / "samples" / "part-00000-train.parquet")
+    pq.write_table(table.filter(is_held), split_build / "samples" / "part-00000-test.parquet")
+    held_name = "vidB"
+    res = export(str(split_build), str(tmp_path / "all"), "vidchapters")
+    train, test = _json(str(tmp_path / "all"), "chapters_dvc_train.json"), _json(str(tmp_path / "all"), "chapters_dvc_test.json")
+    assert list(test) == [held_name] and held_out not in train and train
+    assert Path(test[held_name]["path"]).stem == held_name
+    assert not any("every split" in n for n in res.notes)
+    export(str(split_build), str(tmp_path / "test_only"), "vidchapters", splits=["test"])
+    assert sorted(p.name for p in (tmp_path / "test_only").glob("*.json")) == ["chapters_dvc_test.json"]
 
 
 def test_mvbench_per_task_json(build_dir, rows, tmp_path):

@@ -74,8 +74,9 @@ def exporter(fmt: str):
     return getattr(importlib.import_module(module), fn)
 
 
-# benchmark formats (their items are test items anyway) and the parquet export (it keeps the splits apart)
-SPLIT_KEEPING_FORMATS = frozenset({"lmms-eval", "vlmevalkit", "mvbench", "cg_bench", "parquet"})
+# benchmark formats (their items are test items anyway), and the parquet and vidchapters exports (they keep the
+# splits apart, a file each)
+SPLIT_KEEPING_FORMATS = frozenset({"lmms-eval", "vlmevalkit", "mvbench", "cg_bench", "parquet", "vidchapters"})
 
 
 def export(out_dir: str, dest: str, format: str, time_format: str = "seconds", media: str = "link",

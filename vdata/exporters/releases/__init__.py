@@ -8,7 +8,7 @@ validates every export against it.
 
 | format | files | times |
 |---|---|---|
-| vidchapters | `chapters_dvc_<split>.json` {video_id: {duration, timestamps, sentences, path}} | seconds (floats) |
+| vidchapters | `chapters_dvc_<train|val|test>.json` {video name: {duration, timestamps, sentences, path}} | seconds (floats) |
 | mvbench | `json/<task>.json` [{video, question, candidates, answer, start?, end?}] + `data_list.json` | seconds |
 | cg_bench | `cgbench.json` [{qid, video_uid, question, answer, choices, right_answer, clue_intervals, ...}] | seconds |
 | timesuite | `<name>_timeit.json` [{video, QA: [{q, a}], start?, end?}] | "a - b seconds" |

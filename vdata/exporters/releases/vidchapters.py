@@ -5,7 +5,9 @@ release's processed annotations) and read by `dataset/dvc_dataset.py`: a JSON ob
 each value `{"duration": float, "timestamps": [[start, end], ...], "sentences": [title, ...],
 "path": ...}`; a chapter ends where the next starts, the last at the video's end; times are seconds
 from the video's start. `path` names the video file inside the export (the release named a feature
-file `<id>.mp4.npy`).
+file `<id>.mp4.npy`); the key is the dataset's own name of the video where the input gives one (the
+name `path` uses too), else vdata's video id. One file per split, as the release has them: `train`,
+`validation` -> `val`, `test`.
 
 Chapters come from the video's `annotations.chapters` (user chapters read by the annotations stage);
 a video without them falls back to a chapter-generation sample's events (`dense_events`, the
@@ -13,13 +15,17 @@ description as title). Videos with neither are skipped (`no_chapters`).
 """
 from __future__ import annotations
 
+import pyarrow.parquet as pq
+
 from vdata.schemas import records as R
 
 from ..base import ExportOptions, ExportResult, prepare
-from ..source import BuildDir
+from ..source import BuildDir, split_of_file
 from .common import add_json, annotations, by_video, release_items, require, result_for, whole_video
 
 CHAPTER_TASKS = ("chapter", "chapter_generation")
+# vdata's splits -> the release's file names (chapters_dvc_train / _val / _test.json)
+RELEASE_SPLITS = {"train": "train", "validation": "val", "test": "test"}
 
 
 def chapters_of(items) -> list[tuple[float, float, str]]:
@@ -33,7 +39,16 @@ def chapters_of(items) -> list[tuple[float, float, str]]:
     return []
 
 
-def export(build: BuildDir, dest: str, opts: ExportOptions, split: str = "train") -> ExportResult:
+def video_splits(build: BuildDir) -> dict[str, str]:
+    """video id -> the split whose data files hold it (a build holds a video out whole)."""
+    out: dict[str, str] = {}
+    for f in build.data_files:
+        for vid in pq.read_table(f, columns=[R.VIDEO_ID]).column(R.VIDEO_ID).to_pylist():
+            out.setdefault(str(vid), split_of_file(f))
+    return out
+
+
+def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
     chosen, chapters, skipped_videos = [], {}, 0
     for vid, items in by_video(release_items(build)).items():
         found = chapters_of(items)
@@ -46,14 +61,20 @@ def export(build: BuildDir, dest: str, opts: ExportOptions, split: str = "train"
     prepared, planner, skipped = prepare(build, dest, opts, items=chosen)
     if skipped_videos:
         skipped["no_chapters"] += skipped_videos
-    out = {}
+    splits = video_splits(build)
+    files: dict[str, dict] = {}
     for p in prepared:
         vid = str(p.item.get(R.VIDEO_ID))
         duration = float(p.visual.duration_s or p.item.get(R.DURATION_S))
         rows = [(max(0.0, a), min(b, duration), t) for a, b, t in chapters[vid]]
-        out[vid] = {"duration": duration, "timestamps": [[round(a, 3), round(b, 3)] for a, b, _ in rows],
+        out = files.setdefault(RELEASE_SPLITS.get(splits.get(vid, "train"), "train"), {})
+        # keyed like the release, by the dataset's own name of the video (a YouTube id there) where the
+        # input gives one (BuildDir.dataset_names), as the file in `path` is named
+        key = p.visual.video_id if p.visual.video_id and p.visual.video_id not in out else vid
+        out[key] = {"duration": duration, "timestamps": [[round(a, 3), round(b, 3)] for a, b, _ in rows],
                     "sentences": [t for _, _, t in rows], "path": planner.ref(p.visual, planner.dest)}
     result = result_for("vidchapters", planner, skipped, [])
-    fname = f"chapters_dvc_{split}.json"
-    add_json(result, planner, fname, out, len(out))
+    for split in RELEASE_SPLITS.values():
+        if split in files:
+            add_json(result, planner, f"chapters_dvc_{split}.json", files[split], len(files[split]))
     return result
