@@ -379,7 +379,10 @@ def test_a_kinetics_clip_only_downloaded_whole_is_its_span_in_the_whole_video(tm
                                         '"air drumming",wholeVideo1,2,6,train\n'
                                         ",wholeTest01,1,3,test\n")
     cfg = parse_config({"input": [{"manifest": str(tmp_path / "train.csv"), "format": "kinetics", "videos": str(clips)}],
-                        "output": {"dir": str(tmp_path / "out")}, "stages": [{"probe": {}}, {"annotations": {}}]})
+                        "output": {"dir": str(tmp_path / "out")},
+                        "stages": [{"probe": {}}, {"annotations": {}}, {"shots": {}},
+                                   {"generate": {"scope": "video", "tasks": {"label_mcq": {
+                                       "num_options": 2, "vocabulary": ["abseiling", "air drumming", "juggling"]}}}}]})
     result = vdata.build(cfg, progress=False)
     assert result.rejects_by_reason == {"ingest:missing_file": 1}       # wholeTest01: neither downloaded
     rows = {json.loads(r[R.SOURCE_META])["dataset_video_id"]: r
@@ -389,3 +392,17 @@ def test_a_kinetics_clip_only_downloaded_whole_is_its_span_in_the_whole_video(tm
     assert [(s["start_s"], s["end_s"], s["text"]) for s in rows["wholeVideo1"][R.ANNOTATIONS]["segments"]] == [
         (2.0, 6.0, "air drumming")]
     assert rows["wholeVideo1"][R.ANNOTATIONS]["labels"] == ["air drumming"]
+    # the label holds on the clip's span only: its MCQ shows that span (MVBench's bound task, start / end), where
+    # the trimmed clip's covers its whole video
+    whole, trimmed = rows["wholeVideo1"], rows["trimmedOne1_000010_000020"]
+    assert (whole[R.START_S], whole[R.END_S], whole[R.SAMPLE_SCOPE]) == (2.0, 6.0, R.SCOPE_CLIP)
+    assert whole[R.ANSWER] == "air drumming" and not whole[R.CLIP_ID].endswith(":video")
+    assert (trimmed[R.START_S], trimmed[R.SAMPLE_SCOPE]) == (0.0, R.SCOPE_VIDEO)
+    from vdata.exporters import export
+
+    export(result.output_dir, str(tmp_path / "mvb"), "mvbench")
+    (records,) = [json.loads(f.read_text()) for f in (tmp_path / "mvb" / "json").glob("*.json")]
+    by_answer = {r["answer"]: r for r in records}
+    assert (by_answer["air drumming"]["start"], by_answer["air drumming"]["end"]) == (2.0, 6.0)
+    assert by_answer["abseiling"]["start"] == 0.0 and by_answer["abseiling"]["end"] == pytest.approx(trimmed[R.DURATION_S], abs=0.05)
+    assert all(entry[3] is True for entry in json.loads((tmp_path / "mvb" / "data_list.json").read_text()).values())

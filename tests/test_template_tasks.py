@@ -425,3 +425,29 @@ def test_items_that_ask_the_same_question_make_one_sample_and_order_is_asked_onl
         same_time = {"Flip the sandwich", "The cheese turns brown"} if anchor in ranks and ranks[anchor] == 2.0 else set()
         assert not ({anchor} | same_time) & set(s[R.OPTIONS]), s[R.OPTIONS]
     assert asked == set(truth)
+
+
+def test_a_label_placed_in_time_is_asked_where_it_holds(clip_rows):
+    """A label that the row's segments place in time (Kinetics' clip span on its untrimmed video, ActivityNet's
+    instances) is asked over that span: the video row's MCQ becomes a clip sample of the span, a clip row
+    partly inside it is bound to the overlap, and a clip row that does not show it is a reject."""
+    rows = _with(clip_rows, labels=["juggling"], segments=[(3.0, 7.0, "Juggling")])
+    video = _video_row(rows)
+    cfg = _config(label_mcq={"vocabulary": VOCAB})
+    (whole,), _ = _run(cfg, [video])
+    assert (whole[R.START_S], whole[R.END_S], whole[R.SAMPLE_SCOPE]) == (3.0, 7.0, R.SCOPE_CLIP)
+    assert whole[R.CLIP_ID] != video[R.CLIP_ID] and whole[R.CLIP_PATH] is None and whole[R.ANSWER] == "juggling"
+    outcomes = set()
+    for row in rows:
+        samples, rejects = _run(cfg, [row])
+        overlap = (max(row[R.START_S], 3.0), min(row[R.END_S], 7.0))
+        if overlap[1] <= overlap[0]:
+            assert not samples and [r["reason"] for r in rejects] == ["missing_annotation"]
+            assert "outside" in rejects[0]["message"]
+            outcomes.add("outside")
+        else:
+            (s,) = samples
+            assert (s[R.START_S], s[R.END_S]) == overlap
+            outcomes.add("whole" if overlap == (row[R.START_S], row[R.END_S]) else "part")
+            assert (s[R.CLIP_ID] == row[R.CLIP_ID]) == (overlap == (row[R.START_S], row[R.END_S]))
+    assert outcomes == {"outside", "whole", "part"}

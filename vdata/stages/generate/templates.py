@@ -8,7 +8,10 @@ Per row: each label in `annotations.labels` (up to `per_clip`, seeded) gives one
 the label and `num_options − 1` other vocabulary labels (never another label of the same row, so a
 multi-label video has exactly one right option). The correct position rotates like `mcq`'s:
 `(hash(seed, clip) + j) mod k` for the row's j-th MCQ, uniform over the dataset. A label missing from the
-vocabulary, a row with no label, or a vocabulary too small for the options are rejects with reasons.
+vocabulary, a row with no label, or a vocabulary too small for the options are rejects with reasons. A label
+that the row's segments place in time (Kinetics' clip span on the untrimmed video, ActivityNet's instances)
+is asked over that span only (the sample's start / end; MVBench's `bound` tasks), or rejected on a clip
+that does not show it.
 The vocabulary is the config's (`vocabulary`, a list or a file; `vocabulary_by_dataset`), else the labels
 the row itself lists under `source_meta[vocabulary_key]` (a manifest column with each item's candidates).
 The question comes from the task's templates (shipped, `templates`, or per dataset by
@@ -25,8 +28,8 @@ from pydantic import Field, ValidationInfo, field_validator
 from vdata.schemas import records as R
 from vdata.schemas.config import config_file
 
-from .annotated import (TemplateTask, annotations, dataset_of, fill_question, pick_items, question_templates, rng,
-                        template_sample)
+from .annotated import (EDGE_TOLERANCE_S, TemplateTask, annotations, dataset_of, fill_question, interval, pick_items,
+                        question_templates, rng, template_sample)
 from .clues import Clue, source_meta
 from .common import TaskFamily, make_sample_id, stable_hash
 
@@ -104,6 +107,40 @@ def _distinct(labels: list) -> list[str]:
     return list(seen.values())
 
 
+def where_label_holds(row: dict, label: str) -> tuple[float, float] | None:
+    """The part of the row a label is true of: where the row's segments named by the label lie (their hull,
+    inside the row), as an untrimmed video carries its Kinetics clip or its ActivityNet instances; the whole
+    row where no segment names the label (a label of the whole video); None where every such segment lies
+    outside the row (a clip that does not show the labelled action)."""
+    start, end = interval(row)
+    named = [(float(s["start_s"]), float(s["end_s"])) for s in (annotations(row).get("segments") or [])
+             if s and s.get("start_s") is not None and s.get("end_s") is not None
+             and _norm(s.get("text") or "") == _norm(label)]
+    if not named:
+        return start, end
+    inside = [(max(a, start), min(b, end)) for a, b in named if min(b, end) - max(a, start) > EDGE_TOLERANCE_S]
+    if not inside:
+        return None
+    a, b = min(a for a, _ in inside), max(b for _, b in inside)
+    return (start, end) if a - start <= EDGE_TOLERANCE_S and end - b <= EDGE_TOLERANCE_S else (a, b)
+
+
+def bind(sample: dict, row: dict, start: float, end: float) -> None:
+    """Make the sample a clip sample of [start, end] of the row's video: its own clip id (named as the shots
+    stage names clips, by first and end frame), so that exports cut or bound exactly that span."""
+    fps = row.get(R.FPS)
+    first, last = ((round(start * fps), round(end * fps)) if fps else (round(start * 1000), round(end * 1000)))
+    sample[R.CLIP_ID] = f"{row[R.VIDEO_ID]}_{first:07d}_{last:07d}"
+    sample[R.START_S], sample[R.END_S] = start, end
+    sample[R.SAMPLE_SCOPE] = R.SCOPE_CLIP
+    if R.CLIP_DURATION_S in sample:
+        sample[R.CLIP_DURATION_S] = round(end - start, 6)
+    frames = {R.START_FRAME: first, R.END_FRAME: last} if fps else {R.START_FRAME: None, R.END_FRAME: None}
+    for column, value in {**frames, R.CLIP_PATH: None, R.CLIP_INDEX: None}.items():   # no clip file or shot of its own
+        if column in sample:
+            sample[column] = value
+
+
 def answer_position(tcfg: LabelMCQTask, clip_id: str, j: int) -> int:
     return (stable_hash("label_mcq-position", tcfg.seed, clip_id) + j) % tcfg.num_options
 
@@ -143,6 +180,14 @@ def _plan(stage: StageView, row: dict, clues: list[Clue], tcfg: LabelMCQTask):
                                     f"label(s), {k - 1} distractors needed", task=task, label=label, vocabulary=len(vocab)))
             continue
         answer = canonical[_norm(label)]
+        where = where_label_holds(row, label)
+        if where is None:
+            out.append(stage.reject(base, "missing_annotation", f"label_mcq: label {label!r} is annotated on "
+                                    f"segments outside [{row[R.START_S]:g}, {row[R.END_S]:g}] s", task=task,
+                                    label=label, kind="segments"))
+            continue
+        if where != interval(row):   # shown only where the label holds (MVBench's bound tasks: start / end)
+            bind(base, row, *where)
         options = rng(task, tcfg, row, "distractors", answer).sample(pool, k - 1)
         pos = answer_position(tcfg, row[R.CLIP_ID], made)
         options.insert(pos, answer)
