@@ -29,6 +29,7 @@ from vdata.teachers.types import TeacherRefusedError, find_refusal
 
 from . import checkpoint
 from . import execution as X
+from . import output_dir
 from . import progress as P
 from . import remote
 from .ingest import discover, reject_duplicates
@@ -60,34 +61,6 @@ class BuildResult:
 def _part_dirs(plan: Plan) -> list[str]:
     """The folders whose part files the ledger commits (the clips table's parts share the samples' names)."""
     return [d for d in (plan.data_dir, plan.clips_dir, plan.rejects_dir) if d]
-
-
-def _prepare_output(plan: Plan, console) -> tuple[set[str], dict]:
-    """Make the output directory ready; returns the sources already complete (resume) and the repairs
-    made to resume (see `checkpoint.recover`)."""
-    out = plan.output_dir
-    cfg = plan.config
-    level_dirs = [S.join(out, lv) for lv in ("videos", "clips", "samples")]
-    state = checkpoint.read_state(out)
-    hashes = cfg.stage_hashes() + [f"splits:{cfg.output.splits.model_dump_json()}"]   # rows are filed by split
-    has_data = any(S.listdir(p) for p in level_dirs + [plan.rejects_dir])
-    resumable = (cfg.output.mode == "resume" and state is not None and state.get("stage_hashes") == hashes)
-    if has_data and cfg.output.mode == "error":
-        raise ConfigError(f"output.dir: {out} already holds a dataset (set output.mode: resume or overwrite)")
-    if resumable:
-        return checkpoint.recover(out, _part_dirs(plan), rejects_dir=plan.rejects_dir)
-    if state is not None and has_data and cfg.output.mode == "resume":
-        console.print("config changed since the last run in this directory: rebuilding "
-                      "(cached stage results and teacher replies under _cache/ are reused)")
-    for p in level_dirs + [plan.rejects_dir, checkpoint.ledger_dir(out)]:
-        S.rmtree(p)
-    try:
-        S.makedirs(out)
-        checkpoint.write_state(out, {"stage_hashes": hashes, "config_hash": cfg.config_hash(), "level": plan.level})
-    except OSError as e:   # before any stage runs: said as the config's problem, not a traceback
-        raise ConfigError(f"output.dir: cannot write {out} ({e.strerror or type(e).__name__}"
-                          f"{': ' + str(e.filename) if getattr(e, 'filename', None) else ''})") from None
-    return set(), {}
 
 
 def _init_ray(cfg: BuildConfig, address: str | None, verbose: bool):
@@ -323,8 +296,14 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
     display = _Display(console, cfg.ray.progress if progress is None else progress, verbose, progress_every)
     plan = preflight(cfg)   # config and input errors now, before Ray or any teacher starts
     fetch_assets(plan)      # hub models too: one download here, not one per worker
+    with output_dir.exclusive(plan.output_dir):
+        return _run(cfg, plan, address, console, display)
+
+
+def _run(cfg: BuildConfig, plan: Plan, address: str | None, console, display: _Display) -> BuildResult:
+    verbose = display.verbose
     t0 = time.time()
-    complete, repairs = _prepare_output(plan, console)
+    complete, repairs = output_dir.prepare(plan, console)
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
     discovered = discover(cfg, media_dir=S.join(plan.output_dir, "_media"), listed=plan.listed)   # read by every worker
     originals = reject_duplicates(discovered, complete, plan.output_dir, plan.rejects_dir, run_id, console)
@@ -396,6 +375,7 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
     }
     manifest["rates"] = measured_rates(manifest, plan.data_dir)   # what `vdata plan --videos` scales
     manifest_path = S.join(plan.output_dir, "manifest.json")
+    manifest = output_dir.keep_measurements(manifest, output_dir.earlier_manifest(plan.output_dir), ran=bool(sources))
     S.write_text(manifest_path, redact(X.dumps(manifest), cfg.secrets))
     exports = _finish(cfg, plan, console, refresh=bool(sources))
     return BuildResult(plan.output_dir, plan.data_dir, rows, rejects_table.num_rows, by_reason, stage_stats, wall,

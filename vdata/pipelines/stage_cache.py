@@ -3,6 +3,7 @@ config change recomputes only from the changed stage on."""
 from __future__ import annotations
 
 import os
+import threading
 
 from vdata.media import storage as S
 from vdata.schemas import records as R
@@ -67,6 +68,9 @@ class StageResultCache:
                 stored.append(("row", {c: res.get(c) for c in self.writes}, None))
         path = self._path(row)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path + ".tmp", "wb") as f:
+        # a name of this writer's own: two workers (or two builds sharing a cache) that finish the same
+        # video each replace the entry whole, never each other's half-written file
+        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(tmp, "wb") as f:
             pickle.dump(stored, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(path + ".tmp", path)
+        os.replace(tmp, path)

@@ -35,7 +35,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from vdata.media.storage import is_remote
+from vdata.media.storage import is_remote, local_path
 from vdata.schemas.annotation_formats import ANNOTATION_FORMATS
 from vdata.schemas.storage import StorageConfig
 
@@ -205,6 +205,16 @@ class SplitsConfig(_Strict):
 
 class OutputConfig(_Strict):
     dir: str
+
+    @field_validator("dir")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        # "" would be the config file's own folder (what `dir: ${OUT:-}` gives when OUT is unset): a build
+        # there writes its README.md, manifest and folders beside the config
+        if not value.strip() or local_path(value.strip()) in ("", "/"):
+            raise ValueError("must name a folder of the dataset's own (not empty, not /), or an s3://, gs://, hf:// URL")
+        return value.strip()
+
     # kept rows are written per split (`<level>/part-…-<split>.parquet`), so `datasets` loads each split
     # by a glob; see vdata/exporters/hf_local.py
     splits: SplitsConfig = Field(default_factory=SplitsConfig)
@@ -252,7 +262,7 @@ class ConfigFile(_Strict):
         """A path from the config, relative to the config file's folder; a URL (s3://, ...) as it is."""
         if is_remote(p):
             return p
-        q = Path(os.path.expanduser(p))
+        q = Path(os.path.expanduser(local_path(p)))   # file:///data/out is the folder /data/out
         return os.path.normpath(str(q if q.is_absolute() else (self._base_dir / q)))
 
 
