@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -12,7 +13,7 @@ from vdata.haystack.verify import text_similarity
 from vdata.media import MediaError
 from vdata.media.probe import probe_video
 from vdata.media.reader import open_reader
-from vdata.media.text_frames import render_text_video, sidecar_path, split_text
+from vdata.media.text_frames import render_text_image, render_text_video, sidecar_path, split_text, text_units
 from vdata.media.text_videos import write_text_videos
 from vdata.schemas import records as R
 
@@ -65,6 +66,68 @@ def test_bad_text_is_refused_with_a_reason(tmp_path):
         render_text_video(str(tmp_path / "b.mp4"), ["word " * 2000], size=(160, 90))
     assert e.value.reason == "text_too_long"
     assert not list(tmp_path.iterdir())                                  # no half file left behind
+
+
+# Lao is written without spaces between words, and the bundled DejaVu Sans draws it: a real script whose
+# lines can only break between characters. ("Lao is the language used in Laos", three times.)
+LAO = "ພາສາລາວເປັນພາສາທີ່ໃຊ້ໃນປະເທດລາວ" * 3
+CHINESE = "今天天气很好。我们去公园散步吧！我用iPhone拍了很多照片，「真漂亮」。"
+
+
+def test_split_text_cuts_unspaced_scripts_between_characters():
+    """Chinese has no spaces: split by words it was one 'word' that fit no frame (`text_too_long`). Cut
+    between characters, a chunk ends at 。 or ！ where one fits, a Latin word inside stays whole and no
+    chunk starts with closing punctuation."""
+    chunks = split_text(CHINESE, max_words=10)
+    assert "".join(chunks) == CHINESE                                      # nothing lost, nothing reordered
+    assert chunks[:2] == ["今天天气很好。", "我们去公园散步吧！"]               # each sentence fits: kept whole
+    assert all(len(text_units(c)) <= 10 for c in chunks) and len(chunks) == 4
+    assert any("iPhone" in c for c in chunks)
+    assert not any(c[0] in "。，！」" for c in chunks)
+    # mixed text keeps its spaces where it had them
+    assert split_text("Hello world. 你好世界。", max_words=40) == ["Hello world. 你好世界。"]
+
+
+def test_unspaced_text_wraps_between_characters_when_drawn():
+    image = render_text_image(LAO, (320, 180))      # one 93-character "word": refused as text_too_long before
+    ink = np.asarray(image.convert("L")) < 128
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    assert rows[-1] - rows[0] > 2 * 28                                     # more than two lines of text
+    margin = int(320 * 0.06)
+    assert cols[0] >= margin - 2 and cols[-1] <= 320 - margin + 2          # every line inside the frame
+
+
+def test_text_the_font_has_no_glyphs_for_is_refused_not_drawn_as_boxes(tmp_path):
+    """DejaVu Sans has no Chinese: a picture of empty boxes would pass for the record's text."""
+    with pytest.raises(MediaError) as e:
+        render_text_video(str(tmp_path / "zh.mp4"), ["A caption.", "Mixed text with one 字 in it."])
+    assert e.value.reason == "font_lacks_glyphs"
+    assert "DejaVuSans.ttf" in e.value.message and "U+5B57" in e.value.message
+    assert not list(tmp_path.iterdir())                                    # no video, no sidecar
+    records = tmp_path / "records.jsonl"
+    records.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in [
+        {"id": "zh", "text": CHINESE, "question": "天气怎么样？", "answer": "很好。"},
+        {"id": "lao", "text": LAO}]), encoding="utf-8")
+    counts = write_text_videos(str(records), str(tmp_path / "out"), seconds_per_chunk=1.0)
+    assert counts == {"videos": 1, "rejects": 1}
+    (reject,) = [json.loads(x) for x in (tmp_path / "out" / "rejects.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert (reject["id"], reject["reason"]) == ("zh", "font_lacks_glyphs") and "'今'" in reject["message"]
+    assert not (tmp_path / "out" / "zh.mp4").exists() and (tmp_path / "out" / "lao.mp4").exists()
+
+
+def test_records_file_with_a_bom_and_crlf_line_ends(tmp_path):
+    """Windows editors save JSONL with a BOM and CRLF: the first record is read, not `bad_json`, and a
+    line that is not UTF-8 is one reject while the others go on."""
+    records = tmp_path / "records.jsonl"
+    records.write_bytes(b"\xef\xbb\xbf" + b"\r\n".join([
+        json.dumps({"id": "first", "text": "One two three.", "question": "Q?", "answer": "A."}).encode(),
+        b'{"id": "latin1", "text": "caf\xe9"}',
+        json.dumps({"id": "second", "chunks": ["a caption"]}).encode()]) + b"\r\n")
+    counts = write_text_videos(str(records), str(tmp_path / "out"), seconds_per_chunk=1.0)
+    rejects = [json.loads(x) for x in (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()]
+    assert [(r["line"], r["reason"]) for r in rejects] == [(2, "bad_encoding")] and counts["videos"] == 2
+    rows = [json.loads(x) for x in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["first", "second"] and rows[0]["answer"] == "A."
 
 
 # --- records -> videos + manifest, and the t2vid / t3 recipes built on them ---------------------------------

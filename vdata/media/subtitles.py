@@ -3,8 +3,9 @@
 Subtitles are parsed by pysubs2 (timestamps, formatting tags, HTML). pysubs2 is lenient on purpose: a
 cue whose timing line is garbled silently becomes text of the cue before it. So the file is first cut
 into blank-line separated blocks, each block is checked for one well-formed timing line, and each good
-block goes through pysubs2 alone. A bad block becomes a problem (reason code, message, the block's
-text) and the other cues go on: nothing here raises on bad input.
+block goes through pysubs2 alone. A bad block (no timing line, a garbled one, no text to show) becomes
+a problem (reason code, message, the block's text) and the other cues go on: nothing here raises on
+bad input.
 
 Chapter lines follow the YouTube description convention ("0:00 Intro", "1:02:03 - Title",
 "(12:30) Title", "Title 12:30"). YouTube makes chapters only when the first timestamp is 0:00 (its
@@ -45,7 +46,7 @@ class ChapterMark:
 
 @dataclass(frozen=True)
 class ParseProblem:
-    reason: str          # stable code: subtitle_garbled, subtitle_unparsable, chapter_line_unparsable, ...
+    reason: str          # stable code: subtitle_garbled, subtitle_empty_text, chapter_line_unparsable, ...
     message: str         # for humans, with the position
     raw: str             # the offending block or line, as written
 
@@ -110,7 +111,12 @@ def parse_subtitles(text: str, fmt: str | None = None) -> Parsed:
                                              f"line", block))
             continue
         ev = events[0]
-        shown_cues.append((ev.start / 1000.0, ev.end / 1000.0, plain_lines(ev)))
+        shown = plain_lines(ev)
+        if not shown:   # a cue that shows nothing (no text, or only tags such as <i></i>) is a bad cue too
+            out.problems.append(ParseProblem("subtitle_empty_text", f"block {number} ({ev.start / 1000:g}-"
+                                             f"{ev.end / 1000:g} s) has no text", block))
+            continue
+        shown_cues.append((ev.start / 1000.0, ev.end / 1000.0, shown))
     out.items = unrolled(shown_cues, rolling=True if _INLINE_TIMESTAMP.search(text) else None)
     return out
 
@@ -178,7 +184,9 @@ def _blocks(text: str, fmt: str) -> list[str]:
     """Cue blocks. SRT is cut at blank lines, spaces or not; WebVTT at empty lines only (YouTube's captions
     hold lines of one space inside cues, and an empty line after the timing). A block that holds a second
     timing line (cues written without the blank line between them) is cut there, the cue's number or
-    identifier going with it."""
+    identifier going with it. Text after an empty line that follows a bare timing line is that cue's text
+    (YouTube's captions, and SRT converted from them), unless it opens a block of its own: a timing
+    line, an SRT cue number, a WebVTT NOTE."""
     out = []
     for block in re.split(r"\n\n+" if fmt == "vtt" else r"\n[ \t]*\n", text):
         lines = block.split("\n")
@@ -188,11 +196,19 @@ def _blocks(text: str, fmt: str) -> list[str]:
             part = "\n".join(lines[a:b]).strip("\n")
             if not part.strip():
                 continue
-            if fmt == "vtt" and not starts and out and _TIMING["vtt"].match(out[-1].split("\n")[-1]):
-                out[-1] += "\n" + part   # text after an empty line that follows a bare timing line is its text
+            if out and _TIMING[fmt].match(out[-1].split("\n")[-1]) and not _opens_block(part, fmt):
+                out[-1] += "\n" + part
             else:
                 out.append(part)
     return out
+
+
+def _opens_block(part: str, fmt: str) -> bool:
+    """Whether a block starts something of its own, not the text of the bare timing line before it: it
+    holds a timing arrow (a good or garbled timing line), or starts with an SRT cue number or a WebVTT
+    NOTE / STYLE / REGION."""
+    first = part.lstrip("\n").split("\n", 1)[0].strip()
+    return "-->" in part or (first.isdigit() if fmt != "vtt" else first.startswith(_VTT_SKIPPED_BLOCKS))
 
 
 def _identifier(lines: list[str], timing: int, fmt: str) -> bool:

@@ -7,8 +7,9 @@ caption, kept as given), with any other keys passed through. Each good record be
 its `.chunks.json` sidecar) and one manifest line `{"path", "id", "segments", ...}` whose `segments` are
 the chunks with their on-screen times, so the `annotations` stage reads them as the video's segments and
 the other keys (question, answer) travel as `source_meta`. A bad record is one line of `rejects.jsonl`
-with its reason (`bad_json`, `bad_record`, `qa_incomplete`, `no_text`, `text_too_long`, ...), and the
-others go on.
+with its reason (`bad_encoding`, `bad_json`, `bad_record`, `qa_incomplete`, `no_text`, `text_too_long`,
+`font_lacks_glyphs`, ...), and the others go on. The file is UTF-8, with a BOM or not (Windows editors
+write one), with LF or CRLF line ends, like the other manifests vdata reads.
 """
 from __future__ import annotations
 
@@ -46,21 +47,38 @@ def _check(record) -> str:
     return rid
 
 
+_UNDECODED = re.compile("[\udc80-\udcff]")   # a byte that is not UTF-8, kept by errors="surrogateescape"
+
+
+def _decoded(line: str) -> str:
+    # undecodable bytes are kept as escapes and refused per line: one line that is not UTF-8 is one
+    # reject, where a strict decode stopped the whole run at it
+    bad = _UNDECODED.search(line)
+    if bad:
+        raise MediaError("bad_encoding", f"not UTF-8: byte 0x{ord(bad.group()) - 0xDC00:02x} at column "
+                         f"{bad.start() + 1}")
+    return line
+
+
 def write_text_videos(records_path: str, out_dir: str, *, max_words: int = 40, seconds_per_chunk: float = 2.0,
-                      size: tuple[int, int] = (640, 360), fps: int = 2) -> dict:
+                      size: tuple[int, int] = (640, 360), fps: int = 2, font_path: str | None = None) -> dict:
     """Render every record of `records_path` (JSONL) under `out_dir`; writes `manifest.jsonl` and
-    `rejects.jsonl` there and returns `{"videos": n, "rejects": m}`."""
+    `rejects.jsonl` there and returns `{"videos": n, "rejects": m}`. `font_path`: a font file to draw
+    with (one with the records' scripts: Chinese needs a CJK font), else the bundled DejaVu Sans."""
     os.makedirs(out_dir, exist_ok=True)
     seen: set[str] = set()
     kept = rejected = 0
-    with open(records_path, encoding="utf-8") as src, \
+    # utf-8-sig: a BOM (Windows editors write one) is no part of the first record; universal newlines
+    # read CRLF (and CR) line ends
+    with open(records_path, encoding="utf-8-sig", errors="surrogateescape") as src, \
             open(os.path.join(out_dir, "manifest.jsonl"), "w", encoding="utf-8") as manifest, \
             open(os.path.join(out_dir, "rejects.jsonl"), "w", encoding="utf-8") as rejects:
         for line_no, line in enumerate(src, 1):
-            if not line.strip():
-                continue
             rid = None
             try:
+                line = _decoded(line)
+                if not line.strip():
+                    continue
                 try:
                     record = json.loads(line)
                 except ValueError as e:
@@ -71,7 +89,7 @@ def write_text_videos(records_path: str, out_dir: str, *, max_words: int = 40, s
                     raise MediaError("duplicate_id", f"id {rid!r} was already rendered")
                 chunks = _chunks_of(record, max_words)
                 path = os.path.join(out_dir, f"{rid}.mp4")
-                sidecar = render_text_video(path, chunks, seconds_per_chunk, size, fps)
+                sidecar = render_text_video(path, chunks, seconds_per_chunk, size, fps, font_path=font_path)
             except MediaError as e:
                 rejects.write(json.dumps({"line": line_no, "id": rid, "reason": e.reason, "message": e.message},
                                          ensure_ascii=False) + "\n")
