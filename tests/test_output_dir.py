@@ -101,3 +101,46 @@ def test_runs_that_measure_nothing_keep_the_rates_plan_scales(tmp_path, inputs, 
     assert by_stage["probe"]["cache_hits"] == by_stage["probe"]["rows_in"] > 0
     after = {s["stage"]: s["busy_s"] for s in rebuilt["rates"]["stages"]}
     assert after["probe"] == rates["probe"] and after["shots"] == rates["shots"]
+
+
+def test_config_and_cluster_mistakes_are_one_line_errors_before_anything_starts(tmp_path, inputs):
+    """A config that is not UTF-8 (a video passed by mistake), YAML errors naming the file, --address beside
+    `executor: local`, an address where no cluster answers (ray.init waited minutes, silent), a bucket
+    without credentials, and negative plan sizes: each a message naming the key, exit 2, no traceback."""
+    from click.testing import CliRunner
+
+    from vdata.cli import main
+
+    runner = CliRunner()
+    video = tmp_path / "passed-by-mistake.yaml"
+    video.write_bytes(Path(inputs / os.listdir(inputs)[0]).read_bytes()[:4096])
+    for command in ("validate", "plan", "build"):
+        res = runner.invoke(main, [command, str(video)])
+        assert res.exit_code == 2 and "not UTF-8 text (byte 0x" in res.output, (command, res.output)
+        assert "Traceback" not in res.output
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: x\ninput: [{path: a}\n")
+    res = runner.invoke(main, ["validate", str(broken)])
+    assert res.exit_code == 2 and str(broken) in res.output and "<unicode string>" not in res.output
+    local = tmp_path / "local.yaml"
+    local.write_text(yaml.safe_dump(config(inputs, tmp_path / "o1")))
+    res = runner.invoke(main, ["build", str(local), "--address", "127.0.0.1:1"])
+    assert res.exit_code == 2 and "--address: '127.0.0.1:1' names a Ray cluster, but ray.executor is local" in res.output
+    with_ray = tmp_path / "ray.yaml"
+    with_ray.write_text(yaml.safe_dump({**config(inputs, tmp_path / "o2"), "ray": {"executor": "ray"}}))
+    res = runner.invoke(main, ["build", str(with_ray), "--address", "127.0.0.1:1"])
+    assert res.exit_code == 2 and "--address: no Ray cluster answers at 127.0.0.1:1" in res.output, res.output
+    assert not (tmp_path / "o2" / "clips").exists()
+    both = {**config(inputs, tmp_path / "o3"), "ray": {"executor": "local", "address": "10.0.0.1:6379"}}
+    with pytest.raises(ConfigError, match="ray.address '10.0.0.1:6379' names a Ray cluster, but ray.executor is local"):
+        parse_config(both)
+    res = runner.invoke(main, ["plan", str(local), "--videos", "-5"])
+    assert res.exit_code == 2 and "--videos" in res.output
+    pytest.importorskip("s3fs")
+    bucket = tmp_path / "bucket.yaml"
+    bucket.write_text(yaml.safe_dump(config(inputs, "s3://vdata-no-such-bucket-for-tests/out")))
+    env = {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None, "AWS_SESSION_TOKEN": None, "AWS_PROFILE": None,
+           "AWS_EC2_METADATA_DISABLED": "true", "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+           "AWS_CONFIG_FILE": str(tmp_path / "none")}
+    res = runner.invoke(main, ["build", str(bucket)], env=env)
+    assert res.exit_code == 2 and "output.dir: cannot use s3://vdata-no-such-bucket-for-tests/out (" in res.output

@@ -104,18 +104,21 @@ def _is_haystack_config(path) -> bool:
     import yaml
 
     try:
-        data = yaml.safe_load(open(path).read())
-    except (OSError, yaml.YAMLError):
+        with open(path, encoding="utf-8-sig") as f:
+            data = yaml.safe_load(f.read())
+    except (OSError, ValueError, yaml.YAMLError):   # ValueError: not UTF-8
         return False   # load_config reports it
     return isinstance(data, dict) and "haystack" in data and "stages" not in data
 
 
 @main.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
-@click.option("--cpus", type=int, help="plan for a cluster with this many CPUs")
-@click.option("--gpus", type=int, help="plan for a cluster with this many GPUs")
-@click.option("--videos", type=int, help="estimate wall time, CPU/GPU hours and teacher traffic for this many videos")
-@click.option("--avg-duration", type=float, help="their mean duration in seconds (default: the measured build's)")
+@click.option("--cpus", type=click.IntRange(min=1), help="plan for a cluster with this many CPUs")
+@click.option("--gpus", type=click.IntRange(min=0), help="plan for a cluster with this many GPUs")
+@click.option("--videos", type=click.IntRange(min=1), help="estimate wall time, CPU/GPU hours and teacher traffic for "
+              "this many videos")
+@click.option("--avg-duration", type=click.FloatRange(min=0, min_open=True), help="their mean duration in seconds "
+              "(default: the measured build's)")
 @click.option("--measured", type=click.Path(file_okay=False), help="output folder of the build whose rates to use "
               "(default: the config's output.dir)")
 def plan(config, cpus, gpus, videos, avg_duration, measured):
@@ -275,12 +278,15 @@ def demo_videos(out_dir):
 @click.option("--max-words", type=click.IntRange(min=1), default=40, show_default=True, help="words per chunk")
 @click.option("--seconds-per-chunk", type=click.FloatRange(min=0.1), default=2.0, show_default=True)
 @click.option("--fps", type=click.IntRange(min=1), default=2, show_default=True)
-def text_videos(records, out_dir, max_words, seconds_per_chunk, fps):
+@click.option("--font", "font_path", type=click.Path(exists=True, dir_okay=False),
+              help="font file to draw with (it needs the records' scripts, e.g. a CJK font for Chinese)")
+def text_videos(records, out_dir, max_words, seconds_per_chunk, fps, font_path):
     """Render text records (JSONL: {id, text, question, answer} or {id, chunks}) as videos of text chunks
     into OUT_DIR, with OUT_DIR/manifest.jsonl for the t2vid / t3 recipes and OUT_DIR/rejects.jsonl."""
     from vdata.media.text_videos import write_text_videos
 
-    counts = write_text_videos(records, out_dir, max_words=max_words, seconds_per_chunk=seconds_per_chunk, fps=fps)
+    counts = write_text_videos(records, out_dir, max_words=max_words, seconds_per_chunk=seconds_per_chunk, fps=fps,
+                               font_path=font_path)
     click.echo(f"{counts['videos']} videos, {counts['rejects']} rejects -> {out_dir}/manifest.jsonl")
 
 

@@ -61,6 +61,34 @@ def use_in_process(cfg, address: str | None, n_sources: int) -> bool:
     return n_sources <= cfg.ray.local_max_videos
 
 
+def address_problem(cfg, address: str | None) -> str | None:
+    """What keeps this build from the Ray cluster it names (--address, else ray.address), found before
+    anything starts: a cluster named beside `ray.executor: local` (which never uses Ray), or an address
+    where nothing answers (`ray.init` would wait on it for minutes, saying nothing but in Ray's log)."""
+    given = address or cfg.ray.address
+    if not given:
+        return None
+    key = "--address" if address else "ray.address"
+    if cfg.ray.executor == "local":
+        return (f"{key}: {given!r} names a Ray cluster, but ray.executor is local (this process, no Ray): "
+                "drop one of them")
+    target = given.split("://", 1)[-1]
+    host, _, port = target.rpartition(":")
+    if given == "auto" or not host or not port.isdigit():
+        return None   # Ray's own lookup ("auto") or a form Ray itself will explain
+    import socket
+
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=ADDRESS_TIMEOUT_S).close()
+    except OSError as e:
+        return (f"{key}: no Ray cluster answers at {target} ({e.strerror or type(e).__name__}); start one "
+                "(`ray start --head`) or check the address")
+    return None
+
+
+ADDRESS_TIMEOUT_S = 5.0   # a cluster's head answers a TCP connect in milliseconds, even across regions
+
+
 class LocalStats:
     """The stats collector of the Ray path (`execution.StatsCollector`), called directly."""
 

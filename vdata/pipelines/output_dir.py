@@ -70,7 +70,20 @@ def exclusive(out: str):
 
 def prepare(plan: Plan, console) -> tuple[set[str], dict]:
     """Make the output directory ready; returns the sources already complete (resume) and the repairs
-    made to resume (see `checkpoint.recover`)."""
+    made to resume (see `checkpoint.recover`). A bucket that cannot be reached (no credentials, no such
+    bucket, no network) is said as output.dir's problem, whatever its client library raises."""
+    try:
+        return _prepare(plan, console)
+    except ConfigError:
+        raise
+    except Exception as e:
+        if not S.is_remote(plan.output_dir):
+            raise
+        raise ConfigError(f"output.dir: cannot use {plan.output_dir} ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0] if str(e) else 'no detail'})") from None
+
+
+def _prepare(plan: Plan, console) -> tuple[set[str], dict]:
     out = plan.output_dir
     cfg = plan.config
     level_dirs = [S.join(out, lv) for lv in LEVELS]

@@ -295,6 +295,10 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
     console = _RedactingConsole(console or Console(stderr=True, soft_wrap=True), cfg.secrets)
     display = _Display(console, cfg.ray.progress if progress is None else progress, verbose, progress_every)
     plan = preflight(cfg)   # config and input errors now, before Ray or any teacher starts
+    from .local_run import address_problem
+
+    if (problem := address_problem(cfg, address)) is not None:
+        raise ConfigError(problem)
     fetch_assets(plan)      # hub models too: one download here, not one per worker
     with output_dir.exclusive(plan.output_dir):
         return _run(cfg, plan, address, console, display)

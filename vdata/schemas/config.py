@@ -243,6 +243,13 @@ class RayConfig(_Strict):
     # stages against 61 s alone, and the build took 276 s against 210 s)
     teacher_servers: Literal["auto", "background", "first"] = "auto"
 
+    @model_validator(mode="after")
+    def _address_needs_ray(self):
+        if self.address and self.executor == "local":
+            raise ValueError(f"ray.address {self.address!r} names a Ray cluster, but ray.executor is local (this "
+                             "process, no Ray): drop one of them")
+        return self
+
 
 class ConfigFile(_Strict):
     """A config read from a YAML file: relative paths in it mean relative to the file's folder."""
@@ -476,11 +483,16 @@ def parse_config(data: Any, raw_text: str = "", base_dir: Path | str = ".") -> B
 def load_config(path: str | Path) -> BuildConfig:
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as e:
         raise ConfigError(f"cannot read config {path}: {e.strerror}")
     try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:   # a video or a Latin-1 file passed by mistake
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); a config is "
+                          "a YAML file written in UTF-8") from None
+    try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}")
+        raise ConfigError(f"{path}: not valid YAML: {str(e).replace('<unicode string>', str(path))}")
     return parse_config(data, raw_text=text, base_dir=path.parent)
