@@ -144,3 +144,40 @@ def test_config_and_cluster_mistakes_are_one_line_errors_before_anything_starts(
            "AWS_CONFIG_FILE": str(tmp_path / "none")}
     res = runner.invoke(main, ["build", str(bucket)], env=env)
     assert res.exit_code == 2 and "output.dir: cannot use s3://vdata-no-such-bucket-for-tests/out (" in res.output
+
+
+def test_a_video_gone_from_the_inputs_is_named_when_its_build_resumes(tmp_path, inputs, in_process):
+    import io
+
+    from rich.console import Console
+
+    own = tmp_path / "in"
+    for name in os.listdir(inputs):
+        copy_to(str(inputs / name), own)
+    out = tmp_path / "out"
+    vdata.build(parse_config(config(own, out)), progress=False)
+    gone = sorted(os.listdir(own))[0]
+    os.remove(own / gone)
+    said = io.StringIO()
+    result = vdata.build(parse_config(config(own, out)), progress=False, console=Console(file=said, width=400))
+    assert not result.ran
+    assert "1 video(s) in" in said.getvalue() and "no longer among the inputs" in said.getvalue()
+    assert gone in said.getvalue()
+
+
+def test_nothing_is_written_into_a_build_s_own_folders(tmp_path, inputs, in_process):
+    """An export into `<build>/samples` made the table unreadable, a rethreshold into `<build>/rejects` broke
+    `load_dataset(build, "rejects")`: every own folder is refused, `<build>/exports/` is not."""
+    from vdata.exporters import ExportError, export
+    from vdata.pipelines.rethreshold import rethreshold_dataset
+
+    out = tmp_path / "out"
+    vdata.build(parse_config(config(inputs, out)), progress=False)
+    for inside in ("clips", "rejects", "clips/deeper", "_cache", "."):
+        with pytest.raises(ExportError, match=r"--dest .*: it is (inside the build's own|the build directory)"):
+            export(str(out), str(out / inside), "parquet")
+        with pytest.raises(ConfigError, match=r"--write-to .*: it is (inside the build's own|the build directory)"):
+            rethreshold_dataset(str(out), {}, write_to=str(out / inside))
+    before = clip_ids(out)
+    export(str(out), str(out / "exports" / "parquet"), "parquet")
+    assert clip_ids(out) == before and (out / "exports" / "parquet").is_dir()

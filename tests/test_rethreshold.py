@@ -180,7 +180,7 @@ def test_write_to_keeps_the_schema(samples_build, tmp_path):
     assert result.written == str(tmp_path / "strict" / WRITTEN_FILE)
     assert written.schema.equals(source) and written.schema.equals(R.data_schema(source.names))
     assert sorted(written.column(R.SAMPLE_ID).to_pylist()) == ["cap", "grd", "grd-video"]
-    with pytest.raises(ConfigError, match="dataset being read"):
+    with pytest.raises(ConfigError, match="inside the build's own samples/ folder"):
         rethreshold_dataset(str(samples_build), {}, write_to=str(samples_build / "samples"))
 
 

@@ -58,7 +58,7 @@ from collections import Counter
 from vdata.schemas.config import SPLIT_NAMES
 from vdata.schemas.registry import EXPORT_FORMATS
 
-from .base import ExportOptions, ExportResult, NothingToExport
+from .base import ExportOptions, ExportResult, NothingToExport, inside_build
 from .media import MEDIA_MODES
 from .source import ExportError, open_build, split_of_file
 from .timefmt import TIME_FORMATS
@@ -95,6 +95,8 @@ def export(out_dir: str, dest: str, format: str, time_format: str = "seconds", m
         raise ExportError(f"--time must be one of {', '.join(TIME_FORMATS)}, not {time_format!r}")
     fn = exporter(format)
     build = open_build(out_dir)
+    if (why := inside_build(build.path, dest)) is not None:
+        raise ExportError(f"--dest {dest}: {why}; choose a folder outside it (or under its exports/)")
     present = {split_of_file(f) for f in build.data_files}
     if splits:
         unknown = [s for s in splits if s not in SPLIT_NAMES]

@@ -80,6 +80,25 @@ class NothingToExport(ExportError):
     """No record of the build would reach the export: nothing is written, not even the folder."""
 
 
+# A build's own folders: its tables, ledger, caches and logs. Nothing else may be written inside them
+# (an export into `<build>/samples` made the samples table unreadable); `<build>/exports/` is fine.
+BUILD_FOLDERS = ("videos", "clips", "samples", "haystack", "rejects", "_ledger", "_cache", "_logs", "_media",
+                 "_work", "report_assets")
+
+
+def inside_build(build_path: str, dest: str) -> str | None:
+    """Why `dest` cannot take output of the build at `build_path` (the build folder itself, or one of its
+    own folders), or None."""
+    build, target = os.path.realpath(build_path), os.path.realpath(dest)
+    if target == build:
+        return "it is the build directory itself"
+    for name in BUILD_FOLDERS:
+        own = os.path.join(build, name)
+        if target == own or target.startswith(own + os.sep):
+            return f"it is inside the build's own {name}/ folder"
+    return None
+
+
 def prepare(build: BuildDir, dest: str, opts: ExportOptions, *, clip_strategy: str = "cut",
             folder: str = "videos", flat: bool = False, force_mp4: bool = False,
             items: list[Item] | None = None,
@@ -88,8 +107,8 @@ def prepare(build: BuildDir, dest: str, opts: ExportOptions, *, clip_strategy: s
     not carry an item (a skip reason) or None; it runs before any media is placed, so a format never
     copies a video it will not reference. Raises NothingToExport, before creating `dest`, when no
     item remains."""
-    if os.path.realpath(dest) == os.path.realpath(build.path):
-        raise ValueError("--dest must not be the build directory itself")
+    if (why := inside_build(build.path, dest)) is not None:
+        raise ValueError(f"--dest {dest}: {why}")
     planner = MediaPlanner(dest, opts.media, clip_strategy, folder=folder, flat=flat, force_mp4=force_mp4,
                            bucket=opts.bucket_media, names=build.dataset_names())
     skipped: Counter = Counter()

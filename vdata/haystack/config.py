@@ -30,10 +30,10 @@ import json
 from pathlib import Path
 from typing import Literal, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vdata.schemas.config import ConfigError, ConfigFile, format_validation_error, interpolate_env
+from vdata.schemas.config_file import ConfigReadError, read_config_file
 
 TASKS = ("retrieval", "ordering", "counting", "multihop", "localization")
 NEEDLE_KINDS = ("image", "text", "clip", "audio")
@@ -237,11 +237,7 @@ def _alias_paths(lines: list[str]) -> list[str]:
 def load_haystack_config(path: str | Path) -> HaystackConfig:
     path = Path(path)
     try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(f"cannot read config {path}: {e.strerror}") from e
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+        text, data = read_config_file(path)
+    except ConfigReadError as e:
+        raise ConfigError(str(e)) from None
     return parse_haystack_config(data, raw_text=text, base_dir=path.parent)

@@ -145,8 +145,10 @@ def rethreshold_dataset(out_dir: str, overrides: dict[str, Any], write_to: str |
 
     written = written_clips = None
     if write_to:
-        if os.path.realpath(write_to) == os.path.realpath(data_dir):
-            raise ConfigError(f"--write-to {write_to}: that is the dataset being read; choose another folder")
+        from vdata.exporters.base import inside_build
+
+        if (why := inside_build(out_dir, write_to)) is not None:
+            raise ConfigError(f"--write-to {write_to}: {why}; choose another folder")
         os.makedirs(write_to, exist_ok=True)
         written = os.path.join(write_to, WRITTEN_FILE)
         pq.write_table(kept, written, compression="zstd")

@@ -313,6 +313,11 @@ def _run(cfg: BuildConfig, plan: Plan, address: str | None, console, display: _D
     originals = reject_duplicates(discovered, complete, plan.output_dir, plan.rejects_dir, run_id, console)
     sources = [dict(s, **{R.MASS: 1.0}) for s in originals if s[R.SOURCE_URI] not in complete]
     already = sum(s[R.SOURCE_URI] in complete for s in discovered)
+    gone = sorted(complete - {s[R.SOURCE_URI] for s in discovered})
+    if gone:   # their rows stay (a bucket listing that missed a file must not delete its data), said once
+        console.print(f"[yellow]{len(gone)} video(s) in {plan.output_dir} are no longer among the inputs[/] "
+                      f"({', '.join(map(str, gone[:3]))}{', ...' if len(gone) > 3 else ''}): their rows stay; "
+                      "output.mode: overwrite rebuilds from the inputs alone")
     from .local_run import use_in_process
 
     in_process = use_in_process(cfg, address, len(sources))

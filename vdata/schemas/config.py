@@ -32,11 +32,11 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from vdata.media.storage import is_remote, local_path
 from vdata.schemas.annotation_formats import ANNOTATION_FORMATS
+from vdata.schemas.config_file import ConfigReadError, read_config_file
 from vdata.schemas.storage import StorageConfig
 
 # camcorders (.mts, .m2ts, .dv tapes), old phones (.3gp, .3g2), DVDs (.vob, .m2v), broadcast (.mxf), animated GIFs
@@ -481,18 +481,8 @@ def parse_config(data: Any, raw_text: str = "", base_dir: Path | str = ".") -> B
 
 
 def load_config(path: str | Path) -> BuildConfig:
-    path = Path(path)
     try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise ConfigError(f"cannot read config {path}: {e.strerror}")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:   # a video or a Latin-1 file passed by mistake
-        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); a config is "
-                          "a YAML file written in UTF-8") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {str(e).replace('<unicode string>', str(path))}")
-    return parse_config(data, raw_text=text, base_dir=path.parent)
+        text, data = read_config_file(path)
+    except ConfigReadError as e:
+        raise ConfigError(str(e)) from None
+    return parse_config(data, raw_text=text, base_dir=Path(path).parent)
