@@ -14,6 +14,7 @@ import ast
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -321,6 +322,7 @@ def test_bad_samples_are_skipped_with_reasons(build_dir, tmp_path):
     gone = next(r for r in rows if r[R.CLIP_ID] is None)
     rows.append({**gone, R.SAMPLE_ID: "missing-video", R.PATH: str(tmp_path / "nope.mp4")})
     pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), bad / "samples" / "part-0.parquet")
+    shutil.copy(os.path.join(build_dir, "manifest.json"), bad / "manifest.json")   # a finished build: exportable
     res = export(str(bad), str(tmp_path / "out"), "sharegpt", media="none")
     assert res.skipped == {"bad_answer_index": 1, "bad_options": 1, "missing_media": 1}
     assert res.total == len(rows) - 3

@@ -50,11 +50,11 @@ def push_cmd(out_dir, repo_id, private, fmt, endpoint, time_format, staging_dir)
 def card_cmd(out_dir, path, repo_id):
     """Write the dataset card (README.md) of the build in OUT_DIR."""
     from vdata.exporters import ExportError
-    from vdata.hub import write_card
+    from vdata.hub import HubError, write_card
 
     try:
         click.echo(write_card(out_dir, path, repo_id=repo_id))
-    except ExportError as e:
+    except (ExportError, HubError) as e:   # unfinished build, unwritable path: one line, exit 2
         fail(str(e))
 
 

@@ -37,6 +37,7 @@ from vdata.exporters.hf_local import local_card_data
 from vdata.exporters.lmms_eval import task_name
 from vdata.exporters.source import SUBSETS, BuildDir
 from vdata.schemas import records as R
+from vdata.schemas.config import SPLIT_NAMES
 from vdata.schemas.secrets import config_text_secrets, redact
 
 PUSH_FORMATS = ("parquet", "llava", "sharegpt", "lmms-eval")
@@ -45,7 +46,8 @@ ZIP_SHARD_BYTES = 2 * 1024**3        # lmms-eval extracts each zip on its own; 2
 
 
 class HubError(RuntimeError):
-    """A push that cannot go ahead (no token, offline mode, bad repo id); the message says what to do."""
+    """A push or card that cannot go ahead (no token, offline mode, bad repo id, a card path that cannot be
+    written); the message says what to do."""
 
 
 # --- secrets ---------------------------------------------------------------------------------------
@@ -87,6 +89,8 @@ class CardFacts:
     rejects_by_reason: dict
     examples: dict                 # subset -> one record (dict of short texts)
     manifest: dict = field(default_factory=dict)
+    rows: int = 0                  # kept rows of the build's level (samples, clips or videos)
+    rows_by_split: dict = field(default_factory=dict)
 
 
 def _stage_settings(config: dict) -> list:
@@ -118,15 +122,12 @@ def gather_facts(build: BuildDir) -> CardFacts:
     items = build.items()
     by_subset = Counter(it.subset for it in items)
     by_task = Counter(it.task for it in items)
-    videos, clips = {}, {}
+    # videos and clips from the kept rows themselves: a clips-level build without captions has no items
+    videos, clips = build.videos_and_clips()
     teachers: Counter = Counter()
     captioned = set()
     for it in items:
         r = it.row
-        if r.get(R.VIDEO_ID):
-            videos[r[R.VIDEO_ID]] = r.get(R.DURATION_S) or 0.0
-        if r.get(R.CLIP_ID) and r[R.CLIP_ID] not in clips and r.get(R.START_S) is not None:
-            clips[r[R.CLIP_ID]] = float(r[R.END_S]) - float(r[R.START_S])
         # caption teachers count captioned clips; sample teachers count samples
         clip_key = r.get(R.CLIP_ID) or r.get(R.VIDEO_ID)
         if (r.get(R.CAPTION_TEACHER) or r.get(R.CAPTION_MODEL)) and clip_key not in captioned:
@@ -134,6 +135,8 @@ def gather_facts(build: BuildDir) -> CardFacts:
             teachers[("caption (clip)", r.get(R.CAPTION_TEACHER), r.get(R.CAPTION_MODEL), r.get(R.CAPTION_PROMPT_VERSION))] += 1
         if build.level in ("samples", "haystack") and (r.get(R.SAMPLE_TEACHER) or r.get(R.SAMPLE_MODEL)):
             teachers[(it.task, r.get(R.SAMPLE_TEACHER), r.get(R.SAMPLE_MODEL), r.get(R.SAMPLE_PROMPT_VERSION))] += 1
+    splits = Counter(build.row_splits())
+    splits = {sp: splits[sp] for sp in SPLIT_NAMES if splits[sp]}
     examples = {}
     for it in items:
         if it.subset in examples:
@@ -154,8 +157,16 @@ def gather_facts(build: BuildDir) -> CardFacts:
         clip_seconds=sorted(clips.values()),
         teachers=[{"role": k[0], "teacher": k[1], "model": k[2], "prompt_version": k[3], "rows": v}
                   for k, v in sorted(teachers.items(), key=lambda kv: str(kv[0]))],
-        stages=m.get("stages") or [], stage_settings=_stage_settings(config),
-        rejects_by_reason=m.get("rejects_by_reason") or {}, examples=examples, manifest=m)
+        stages=m.get("stages") or [], stage_settings=_stage_settings(config) or _unrecorded_settings(m),
+        rejects_by_reason=m.get("rejects_by_reason") or {}, examples=examples, manifest=m,
+        rows=sum(splits.values()), rows_by_split=splits)
+
+
+def _unrecorded_settings(m: dict) -> list:
+    """[(stage, None)] from the manifest's stage stats, for a manifest without its config (a build from a
+    config made in Python without its text): the card still lists the stages, their settings unknown."""
+    return [(s["stage"], None) for s in sorted(m.get("stages") or [], key=lambda s: s.get("index", 0))
+            if s.get("stage")]
 
 
 def _haystack_facts(build: BuildDir, m: dict, text: str) -> CardFacts:
@@ -184,7 +195,8 @@ def _haystack_facts(build: BuildDir, m: dict, text: str) -> CardFacts:
         rows_by_subset={"haystack": t.num_rows}, rows_by_task=dict(tasks), videos=len(lengths), clips=0,
         video_hours=sum(v or 0.0 for v in lengths.values()) / 3600.0, clip_seconds=[], teachers=[],
         stages=m.get("stages") or [], stage_settings=_stage_settings(config),
-        rejects_by_reason=m.get("rejects_by_reason") or {}, examples=examples, manifest=m)
+        rejects_by_reason=m.get("rejects_by_reason") or {}, examples=examples, manifest=m,
+        rows=t.num_rows, rows_by_split={"test": t.num_rows} if t.num_rows else {})
 
 
 def _size_category(n: int) -> str:
@@ -214,14 +226,42 @@ def _card_template():
     return env.from_string(resources.files("vdata").joinpath("assets/dataset_card.md").read_text(encoding="utf-8"))
 
 
+_LIMIT = re.compile(r"(_min|_max|^min_|^max_)")
+# Named like limits but they size a request, a frame or a text, or pick frames within a clip: no row is
+# dropped by them, so "Thresholds in force" leaves them out.
+_NOT_LIMITS = re.compile(r"tokens|in_flight|_chars|^max_frames$|max_side|^max_claims$|hash_distance|"
+                         r"keyframe_similarity|_ms$")
+
+
+def _resolved(name: str, kw: dict) -> dict:
+    """The stage's settings with its defaults filled in (its Config model, as the build validated it), the
+    values written in the config kept as written; the settings as written where the stage is unknown here
+    or its settings do not validate (a `${VAR}` unset on this machine)."""
+    from vdata.stages import stage_class
+
+    try:
+        full = stage_class(name).Config.model_validate(kw).model_dump(mode="json")
+    except Exception:   # KeyError (unknown stage), ValidationError, ImportError of an optional stage
+        return kw
+    if isinstance(full.get("thresholds"), dict) and isinstance(kw.get("thresholds"), dict):
+        full["thresholds"] = {**full["thresholds"], **kw["thresholds"]}
+    return {**full, **{k: v for k, v in kw.items() if k != "thresholds"}}
+
+
 def _thresholds(stage_settings: list) -> dict:
+    """{stage: its limits} for every stage with one: the defaults it ran with included, since a stage
+    written as `quality: {}` drops rows by its default thresholds just the same."""
     thresholds: dict = {}
     for name, kw in stage_settings:
-        if isinstance(kw.get("thresholds"), dict):
-            thresholds[name] = kw["thresholds"]
-        flat = {k: v for k, v in kw.items() if re.search(r"(_min|_max|^min_|^max_)", k)}
-        if flat:
-            thresholds.setdefault(name, {}).update(flat)
+        if kw is None:   # not recorded: claiming the defaults would be a guess
+            continue
+        full = _resolved(name, kw)
+        limits = {k: v for k, v in (full.get("thresholds") or {}).items() if v is not None} \
+            if isinstance(full.get("thresholds"), dict) else {}
+        limits.update({k: v for k, v in full.items() if _LIMIT.search(k) and not _NOT_LIMITS.search(k)
+                       and v is not None and not isinstance(v, (bool, dict, list))})
+        if limits:
+            thresholds[name] = limits
     return {name: _fmt_settings(t) for name, t in thresholds.items()}
 
 
@@ -239,10 +279,11 @@ def dataset_card(build: BuildDir, *, repo_id: str | None = None, format: str = "
     if f.rows_by_subset.get("mcq") or f.rows_by_subset.get("open_qa"):
         tasks.add("visual-question-answering")
     data = DatasetCardData(license=f.license, pretty_name=f.name, task_categories=sorted(tasks),
-                           tags=["video", "synthetic", "vdata"], size_categories=[_size_category(total)],
+                           tags=["video", "synthetic", "vdata"], size_categories=[_size_category(max(total, f.rows))],
                            configs=configs or None, dataset_info=dataset_info or None)
     stats = {s.get("stage"): s for s in f.stages}
-    pipeline = [{"name": name, "settings": _md(redact_config(_fmt_settings(kw), secrets)),
+    pipeline = [{"name": name,
+                 "settings": "not recorded" if kw is None else _md(redact_config(_fmt_settings(kw), secrets)),
                  "rows_in": stats.get(name, {}).get("rows_in", ""), "rows_out": stats.get(name, {}).get("rows_out", ""),
                  "dropped": ", ".join(f"{k}: {v}" for k, v in sorted((stats.get(name, {}).get("rejects") or {}).items()))
                  or "-"} for name, kw in f.stage_settings]
@@ -250,10 +291,12 @@ def dataset_card(build: BuildDir, *, repo_id: str | None = None, format: str = "
     text = _card_template().render(
         card_data=data.to_yaml(), f=f, total=total, repo=repo_id or f"<user>/{f.name}", format=format,
         subsets=[(s, f.rows_by_subset[s]) for s in SUBSETS if s in f.rows_by_subset], pipeline=pipeline,
-        thresholds=_thresholds(f.stage_settings), reject_rows=f.manifest.get("rejects", sum(f.rejects_by_reason.values())),
+        thresholds=_thresholds(f.stage_settings), unrecorded=any(kw is None for _, kw in f.stage_settings),
+        reject_rows=f.manifest.get("rejects", sum(f.rejects_by_reason.values())),
         config_text=redact_config(f.config_text, secrets).rstrip() if f.config_text else "",
         versions=f.manifest.get("versions") or {}, examples=[(s, f.examples[s]) for s in SUBSETS if f.examples.get(s)],
-        configs=configs or [], first_config=(configs or [{}])[0].get("config_name", "default") if configs else "default",
+        configs=configs or [], config_names=[c.get("config_name", "default") for c in configs or []],
+        first_config=(configs or [{}])[0].get("config_name", "default") if configs else "default",
         name=name, task=task_name(name))
     text = str(DatasetCard(text))
     return redact(text, secrets)
@@ -268,8 +311,12 @@ def write_card(out_dir: str, path: str | None = None, repo_id: str | None = None
     keys = local_card_data(build)
     text = dataset_card(build, repo_id=repo_id, configs=keys["configs"], facts=facts, dataset_info=keys["dataset_info"])
     path = path or os.path.join(build.path, "README.md")
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as e:   # a read-only build folder, a folder in the way: one line naming the path
+        raise HubError(f"cannot write {path} ({e.strerror or type(e).__name__}); give another file with --output") \
+            from None
     return path
 
 

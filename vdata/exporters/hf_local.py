@@ -8,7 +8,10 @@ README.md the way the Hub does):
   `data_files` are the kept-row parts of each split (`<level>/*-<split>.parquet`: the sink files rows
   by the video's split, see `SplitsConfig`); for a sample build, a `clips` config over the clips table
   (`clips/*-<split>.parquet`: each clip's frames once, see R.CLIPS_TABLE; a sample's frames are the
-  `clips` row with its `clip_id`, in the same split); and a `rejects` config over `rejects/*.parquet`;
+  `clips` row with its `clip_id`, in the same split); and a `rejects` config over `rejects/*.parquet`,
+  or, for a build that dropped nothing (it writes no rejects part), over an empty Parquet file of the
+  rejects schema (`_card/rejects-empty.parquet`), so that the config the card promises always exists
+  (`datasets` 5.x builds no empty split: that one loads with `streaming=True`);
 - `dataset_info:` the features of the level config and of `clips`, from the Parquet schemas, with the
   JPEG bytes of `frames` typed as `datasets.Image()`, so that loading decodes them to images and the Hub
   viewer shows thumbnails (storage stays `list<struct<timestamp_s, jpeg>>`: `Image` casts binary on read);
@@ -30,12 +33,15 @@ import pyarrow.parquet as pq
 from vdata.schemas import records as R
 from vdata.schemas.config import SPLIT_NAMES
 
-from .source import BuildDir, ExportError, open_build, split_named, split_of_file
+from .source import BuildDir, ExportError, UnfinishedBuild, open_build, require_finished, split_named, split_of_file
 
 REJECTS_CONFIG = "rejects"
+# Outside rejects/, which the runner owns: its resume deletes every part there that no ledger entry commits.
+EMPTY_REJECTS = "_card/rejects-empty.parquet"
 CARD_BODY = ("\nA vdata build. `datasets.load_dataset(\"<this folder>\")` loads the kept "
              "rows by split; `datasets.load_dataset(\"<this folder>\", \"rejects\")` the dropped ones with their "
-             "reasons. `vdata card <this folder>` writes the full dataset card.\n")
+             "reasons (a build that dropped nothing has an empty `rejects` table: add `streaming=True`, since "
+             "`datasets` builds no empty split). `vdata card <this folder>` writes the full dataset card.\n")
 
 
 def split_files(build: BuildDir, files: list[str] | None = None) -> dict[str, list[str]]:
@@ -74,7 +80,21 @@ def local_configs(build: BuildDir) -> list[dict]:
     if build.rejects_files:
         configs.append({"config_name": REJECTS_CONFIG,
                         "data_files": [{"split": "train", "path": _rejects_glob(build)}]})
+    elif build.level != "haystack_items":   # nothing dropped: the promised config, empty (write_empty_rejects)
+        configs.append({"config_name": REJECTS_CONFIG, "data_files": [{"split": "train", "path": EMPTY_REJECTS}]})
     return configs
+
+
+def write_empty_rejects(build: BuildDir) -> str:
+    """`<build>/_card/rejects-empty.parquet`: the rejects schema and no row group. (A file with one empty row
+    group fails in `datasets`, which takes the first group's row count, 0, as its batch size.)"""
+    path = os.path.join(build.path, EMPTY_REJECTS)
+    if not os.path.isfile(path) or pq.read_schema(path) != R.REJECT_SCHEMA:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with pq.ParquetWriter(path + ".tmp", R.REJECT_SCHEMA):
+            pass
+        os.replace(path + ".tmp", path)
+    return path
 
 
 def _rejects_glob(build: BuildDir) -> str:
@@ -135,8 +155,16 @@ def dataset_info_yaml(config_name: str, features) -> dict:
 
 
 def local_card_data(build: BuildDir) -> dict:
-    """The card keys that make `load_dataset(build.path)` read the build: `configs` and `dataset_info`."""
+    """The card keys that make `load_dataset(build.path)` read the build: `configs` and `dataset_info`
+    (writing the empty rejects file that the `rejects` config of a build that dropped nothing names)."""
     configs = local_configs(build)
+    if any(f["path"] == EMPTY_REJECTS for c in configs for f in c["data_files"]):
+        try:
+            write_empty_rejects(build)
+        except OSError as e:   # a read-only build (`vdata card --output` elsewhere): name no missing file
+            logging.getLogger("vdata").warning("no empty `rejects` config: cannot write %s (%s)",
+                                               e.filename, e.strerror)
+            configs = [c for c in configs if c["config_name"] != REJECTS_CONFIG]
     infos = []
     if configs and configs[0]["config_name"] == build.level and build.data_files:
         infos.append(dataset_info_yaml(build.level, hf_features(build.schema, video_columns=(R.PATH,))))
@@ -149,17 +177,21 @@ def refresh_card(out_dir: str) -> str | None:
     """Write (or update) `<out_dir>/README.md` so that `datasets.load_dataset(out_dir)` opens the build.
 
     An existing card keeps its text and other metadata; only `configs` and `dataset_info` are replaced.
-    Returns the card's path, or None when the folder holds neither kept rows nor rejects.
+    Returns the card's path, or None when the folder holds neither kept rows nor rejects; raises
+    UnfinishedBuild for a folder without manifest.json (an interrupted build).
     """
     from huggingface_hub import DatasetCard, DatasetCardData
 
     try:
         build = open_build(out_dir)
+    except UnfinishedBuild:
+        raise
     except ExportError:   # nothing kept: the rejects may still be worth loading
         rejects = sorted(f for f in os.listdir(os.path.join(out_dir, "rejects")) if f.endswith(".parquet")) \
             if os.path.isdir(os.path.join(out_dir, "rejects")) else []
         if not rejects:
             return None
+        require_finished(out_dir)
         build = BuildDir(os.path.abspath(out_dir), {}, "samples", [], [os.path.join(out_dir, "rejects", f) for f in rejects])
     keys = local_card_data(build)
     path = os.path.join(build.path, "README.md")

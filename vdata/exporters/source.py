@@ -67,6 +67,11 @@ class ExportError(ValueError):
     """The build directory cannot be exported as asked (the message says why and what to do)."""
 
 
+class UnfinishedBuild(ExportError):
+    """Data parts but no manifest.json: a build writes its manifest last, so the folder is a build that was
+    interrupted (or is still running), and its parts hold only some of its videos."""
+
+
 def is_mcq(task: str | None, options) -> bool:
     """A lettered multiple-choice sample: an `mcq` always (a bad one is rejected when rendered), another
     MCQ-like task or a chain of thought when it has options."""
@@ -182,6 +187,15 @@ class BuildDir:
             return table
         ids = pc.unique(table[R.CLIP_ID].combine_chunks().drop_null()).to_pylist() if table.num_rows else []
         return join_clip_frames(table, self.clip_table(ids))
+
+    def videos_and_clips(self) -> tuple[dict, dict]:
+        """{video id: duration s} and {clip id: length s} over the kept rows (a clip once, also when several
+        samples share it)."""
+        rows = table_rows(self.read_table([R.VIDEO_ID, R.DURATION_S, R.CLIP_ID, R.START_S, R.END_S]))
+        videos = {r[R.VIDEO_ID]: r.get(R.DURATION_S) or 0.0 for r in rows if r.get(R.VIDEO_ID)}
+        clips = {r[R.CLIP_ID]: float(r[R.END_S]) - float(r[R.START_S]) for r in rows
+                 if r.get(R.CLIP_ID) and r.get(R.START_S) is not None and r.get(R.END_S) is not None}
+        return videos, clips
 
     def row_splits(self) -> list[str]:
         """The split of each row of `read_table()`, in its order (from the names of the data files)."""
@@ -299,13 +313,25 @@ def open_build(path: str) -> BuildDir:
     for level in levels:
         files = _parquet_files(os.path.join(path, level))
         if files:
+            require_finished(path)
             return BuildDir(path, manifest, level, files, _parquet_files(os.path.join(path, "rejects")))
     if os.path.isfile(os.path.join(path, HAYSTACK_ITEMS)):   # a `vdata haystack` benchmark folder
+        require_finished(path)
         rej = os.path.join(path, "rejects.parquet")
         return BuildDir(path, manifest, "haystack_items", [os.path.join(path, HAYSTACK_ITEMS)],
                         [rej] if os.path.isfile(rej) else [])
     raise ExportError(f"{path}: no data Parquet in any of {', '.join(f'{lv}/' for lv in DATA_LEVELS)} "
                       "(is this the output.dir of a finished `vdata build`?)")
+
+
+def require_finished(path: str) -> None:
+    """Refuse a folder with data but no manifest, as `vdata report` and `vdata rethreshold` do: its parts
+    are what an interrupted build committed, so a card or an export of them would pass a part of the
+    dataset off as the whole. (A folder without data keeps the plainer "no data Parquet" error.)"""
+    if not os.path.isfile(os.path.join(path, "manifest.json")):
+        raise UnfinishedBuild(f"{path}: no manifest.json, so not a finished build (a build writes it last: this "
+                              "one was interrupted or is still running); run `vdata build` on its config again "
+                              "to finish it (output.mode: resume keeps the committed parts)")
 
 
 def split_of_file(path: str) -> str:

@@ -24,8 +24,8 @@ from .report_data import RunData, Section, answer_position_balance, fmt, is_numb
 from .report_figures import KEPT_COLOR, REJECTED_COLOR, draw
 from .report_sections import COLLECTORS
 
-__all__ = ["KEPT_COLOR", "REJECTED_COLOR", "answer_position_balance", "build_sections", "load_run", "render_html",
-           "render_markdown", "report_cmd", "write_report"]
+__all__ = ["KEPT_COLOR", "REJECTED_COLOR", "ReportWriteError", "answer_position_balance", "build_sections", "load_run",
+           "render_html", "render_markdown", "report_cmd", "write_report"]
 
 HTML_NAME = "report.html"
 MD_NAME = "report.md"
@@ -90,14 +90,31 @@ def render_markdown(run: RunData, sections: list[Section], image_paths: dict[str
     return text.rstrip("\n") + "\n"   # the template's section blocks each end in a blank line
 
 
+class ReportWriteError(OSError):
+    """The report's files cannot be written into the build folder (read-only, or a path in the way)."""
+
+
 def write_report(output_dir: str | os.PathLike) -> tuple[str, str]:
-    """Write `report.html` and `report.md` (+ `report_assets/*.png`) into a build's output folder."""
+    """Write `report.html` and `report.md` (+ `report_assets/*.png`) into a build's output folder.
+    Raises FileNotFoundError for a folder without manifest.json, ReportWriteError for one it cannot write."""
     output_dir = str(output_dir)
     run = load_run(output_dir)
     sections = build_sections(run)
+    try:
+        return _write_files(output_dir, run, sections)
+    except OSError as e:   # named here, after the reading: a read error never reads as a write error
+        path = e.filename2 or e.filename or output_dir   # os.replace names its target second
+        raise ReportWriteError(f"cannot write {path} ({e.strerror or type(e).__name__})") from e
+
+
+def _write_files(output_dir: str, run: RunData, sections: list[Section]) -> tuple[str, str]:
     assets = os.path.join(output_dir, ASSETS_DIR)
     if os.path.isdir(assets):   # the folder is the report's own: stale plots of an earlier run go
-        shutil.rmtree(assets)
+        try:
+            shutil.rmtree(assets)
+        except OSError as e:   # rmtree names the entry relative to its folder: name the folder instead
+            e.filename, e.filename2 = assets, None
+            raise
     image_paths = {}
     figures = [s for s in sections if s.plot]
     if figures:
@@ -134,7 +151,7 @@ def report_cmd(out_dir):
     """Write report.html and report.md for the finished build in OUT_DIR."""
     try:
         html_path, md_path = write_report(out_dir)
-    except FileNotFoundError as e:
-        raise click.ClickException(str(e))
+    except (FileNotFoundError, ReportWriteError) as e:   # one line and exit 1, not a traceback
+        raise click.ClickException(str(e)) from None
     click.echo(html_path)
     click.echo(md_path)
