@@ -181,3 +181,33 @@ def test_nothing_is_written_into_a_build_s_own_folders(tmp_path, inputs, in_proc
     before = clip_ids(out)
     export(str(out), str(out / "exports" / "parquet"), "parquet")
     assert clip_ids(out) == before and (out / "exports" / "parquet").is_dir()
+
+
+def test_a_rerun_that_dies_leaves_no_manifest_of_the_run_before(tmp_path, inputs, in_process, monkeypatch):
+    """The manifest is written last, so its presence means "finished": a re-run that starts work removes the
+    earlier one, and dying half-way (an injected fault in a stage) leaves a folder that card and export
+    refuse as unfinished, not the earlier run's manifest over half of the new run's parts."""
+    from vdata.exporters import ExportError, export
+    from vdata.pipelines import execution as X
+
+    out = tmp_path / "out"
+    vdata.build(parse_config(config(inputs, out)), progress=False)
+    assert (out / "manifest.json").is_file()
+    real = X.run_stage_on_table
+
+    def failing(stage, table, *args, **kwargs):
+        if stage.name == "frames":   # injected fault: the last stage dies on its first video
+            raise RuntimeError("injected: frames died")
+        return real(stage, table, *args, **kwargs)
+
+    monkeypatch.setattr(X, "run_stage_on_table", failing)
+    changed = config(inputs, out)
+    changed["stages"][2] = {"frames": {"num_frames": 3}}
+    with pytest.raises(RuntimeError, match="injected"):
+        vdata.build(parse_config(changed), progress=False)
+    assert not (out / "manifest.json").exists()
+    with pytest.raises(ExportError, match="manifest|finished"):
+        export(str(out), str(tmp_path / "exp"), "parquet")
+    monkeypatch.undo()
+    vdata.build(parse_config(changed), progress=False)   # the next run finishes it
+    assert json.loads((out / "manifest.json").read_text())["rows"] == len(clip_ids(out)) > 0

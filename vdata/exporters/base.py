@@ -83,7 +83,7 @@ class NothingToExport(ExportError):
 # A build's own folders: its tables, ledger, caches and logs. Nothing else may be written inside them
 # (an export into `<build>/samples` made the samples table unreadable); `<build>/exports/` is fine.
 BUILD_FOLDERS = ("videos", "clips", "samples", "haystack", "rejects", "_ledger", "_cache", "_logs", "_media",
-                 "_work", "report_assets")
+                 "_work", "_card", "report_assets")
 
 
 def inside_build(build_path: str, dest: str) -> str | None:

@@ -307,7 +307,8 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
 def _run(cfg: BuildConfig, plan: Plan, address: str | None, console, display: _Display) -> BuildResult:
     verbose = display.verbose
     t0 = time.time()
-    complete, repairs = output_dir.prepare(plan, console)
+    complete, repairs = output_dir.prepare(plan, console)   # keeps manifest.json: read next, as the earlier run's
+    earlier = output_dir.earlier_manifest(plan.output_dir)
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
     discovered = discover(cfg, media_dir=S.join(plan.output_dir, "_media"), listed=plan.listed)   # read by every worker
     originals = reject_duplicates(discovered, complete, plan.output_dir, plan.rejects_dir, run_id, console)
@@ -345,6 +346,10 @@ def _run(cfg: BuildConfig, plan: Plan, address: str | None, console, display: _D
                       else (cfg.ray.num_cpus or os.cpu_count()))
         check_fits(plan, float(local_cpus), float("inf"))
     if sources:   # a finished build run again needs no Ray and no teacher: it costs only the listing
+        # the folder is unfinished until this run's manifest: an earlier one left there would let report,
+        # card and export take an interrupted run for a finished build
+        if S.exists(S.join(plan.output_dir, "manifest.json")):
+            S.remove(S.join(plan.output_dir, "manifest.json"))
         with RunTeachers(cfg, console) as teachers:   # servers load first, or beside the stages (ray.teacher_servers)
             ctx = RunContext(output_dir=plan.output_dir, run_id=run_id, work_dir=os.path.join(plan.local_dir, "_work"),
                              teachers=teachers.worker_configs, cache_dir=os.path.join(plan.local_dir, "_cache"),
@@ -384,7 +389,7 @@ def _run(cfg: BuildConfig, plan: Plan, address: str | None, console, display: _D
     }
     manifest["rates"] = measured_rates(manifest, plan.data_dir)   # what `vdata plan --videos` scales
     manifest_path = S.join(plan.output_dir, "manifest.json")
-    manifest = output_dir.keep_measurements(manifest, output_dir.earlier_manifest(plan.output_dir), ran=bool(sources))
+    manifest = output_dir.keep_measurements(manifest, earlier, ran=bool(sources))
     S.write_text(manifest_path, redact(X.dumps(manifest), cfg.secrets))
     exports = _finish(cfg, plan, console, refresh=bool(sources))
     return BuildResult(plan.output_dir, plan.data_dir, rows, rejects_table.num_rows, by_reason, stage_stats, wall,
@@ -416,6 +421,8 @@ def _finish(cfg: BuildConfig, plan: Plan, console, refresh: bool) -> list[dict]:
     card = card_done()
     if url and card:
         remote.upload(card, S.join(url, "README.md"))
+        if os.path.isdir(os.path.join(local, "_card")):   # the empty rejects table the card's config names
+            remote.upload(os.path.join(local, "_card"), S.join(url, "_card"))
     return exports
 
 

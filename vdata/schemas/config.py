@@ -426,6 +426,10 @@ def parse_config(data: Any, raw_text: str = "", base_dir: Path | str = ".") -> B
 
     if not isinstance(data, dict):
         raise ConfigError("config must be a YAML mapping at the top level")
+    if not raw_text:   # a config given as a dict: the manifest and the card still show the settings it ran with
+        import yaml
+
+        raw_text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     from_env: list[str] = []
     data = interpolate_env(data, found=from_env)
     secrets = tuple(dict.fromkeys(from_env + teacher_secrets(data.get("teachers") or {})
