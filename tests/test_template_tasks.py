@@ -120,7 +120,7 @@ def test_template_tasks_on_clip_rows_and_the_video_row(clip_rows):
     for s in samples:
         row = by_row[s[R.CLIP_ID]]
         assert s[R.QUESTION] and s[R.ANSWER] and s[R.SAMPLE_TEACHER] is None
-        assert s[R.SAMPLE_PROMPT_VERSION] == "generate/template_questions@v1"
+        assert s[R.SAMPLE_PROMPT_VERSION] == "generate/template_questions@v2"
         assert (s[R.START_S], s[R.END_S]) == (row[R.START_S], row[R.END_S])
         if s[R.TASK] != "label_mcq":
             assert s[R.ANSWER_SPANS] and _inside(s), (s[R.TASK], s[R.ANSWER_SPANS], row[R.START_S], row[R.END_S])
@@ -451,3 +451,26 @@ def test_a_label_placed_in_time_is_asked_where_it_holds(clip_rows):
             outcomes.add("whole" if overlap == (row[R.START_S], row[R.END_S]) else "part")
             assert (s[R.CLIP_ID] == row[R.CLIP_ID]) == (overlap == (row[R.START_S], row[R.END_S]))
     assert outcomes == {"outside", "whole", "part"}
+
+
+def test_shipped_questions_read_right_in_every_time_format():
+    """A time-token format renders a span as "from <t3> to <t26>": a shipped question must not say
+    "during $span" ("during from <t3> ..."). Every shipped template with a time, in every format."""
+    import string
+
+    from vdata.exporters.timefmt import TIME_FORMAT_NAMES, TimeFormat
+    from vdata.prompts import load_prompt
+    from vdata.stages.generate.annotated import time_values
+
+    lines = []
+    for name in ("template_questions", "speech_captions_questions"):
+        text = load_prompt("generate", name).text
+        lines += [ln.split(":", 1)[1] for ln in text.splitlines()
+                  if ln and not ln.startswith("#") and ("$span" in ln or "{{span" in ln)]
+    assert len(lines) >= 3
+    for fmt in TIME_FORMAT_NAMES:
+        tf = TimeFormat(fmt, 0.0, 30.0, 25.0)
+        for line in lines:
+            filled = string.Template(line.replace("{{span:$start,$end}}", "$span")).safe_substitute(**time_values(3.0, 26.0))
+            shown = tf.render_text(filled)
+            assert "during from" not in shown and "$span" not in shown and "{{" not in shown, (fmt, shown)
