@@ -28,14 +28,19 @@ def _row(segments=SEGMENTS, events=()) -> dict:
             R.ANNOTATIONS: {"segments": [{"start_s": a, "end_s": b, "text": t} for a, b, t in segments]}}
 
 
-def _run(task: dict, rows) -> list:
+def _run(task: dict, rows, counters: dict | None = None) -> list:
     stage = GenerateStage(GenerateConfig(tasks={"streaming_dialogue": task}), RunContext(output_dir=""))
     stage.setup()
-    return stage.process_batch(rows)
+    out = stage.process_batch(rows)
+    if counters is not None:
+        counters.update(stage.counters)
+    return out
 
 
 def test_turns_follow_the_query_in_time_and_leak_no_times():
-    out = _run({"per_clip": 2, "sources": ["segments"], "min_turns": 2}, [_row()])
+    counted: dict = {}
+    out = _run({"per_clip": 2, "sources": ["segments"], "min_turns": 2}, [_row()], counted)
+    assert counted["streaming_items_naming_a_time"] == 1   # left out, but counted (the build's stage counters)
     assert len(out) == 2 and not any(isinstance(r, Reject) for r in out)
     first, second = out
     for s in out:
