@@ -249,6 +249,9 @@ def test_validation_normalises_and_names_each_problem():
     out, issues = validate_annotations({"subtitles": raw["subtitles"]}, 10.0, tolerance_s=0.0)
     assert [s["text"] for s in out["subtitles"]] == ["x", "z"]
     assert [i.reason for i in issues] == ["subtitle_overlap"]
+    # a negative point time whose reader clamped the window's start to 0 (Ego4D's timestamp_sec -1): out of range
+    _, issues = validate_annotations({"segments": [{"start_s": 0.0, "end_s": -0.49, "text": "C opens the door"}]}, 10.0)
+    assert [(i.reason, "before the video starts" in i.message) for i in issues] == [("segment_out_of_range", True)]
 
 
 

@@ -196,6 +196,10 @@ class _Checker:
                 self.issue(kind, f"{one}_malformed", f"{one} {i} has no readable start, end and text", item, i)
                 continue
             start, end, text = parsed
+            if end <= start and end < 0:   # a negative time (its reader may have clamped the start to 0 already)
+                self.issue(kind, f"{one}_out_of_range", f"{one} {i} ends at {end:g} s, before the video starts",
+                           item, i)
+                continue
             if end <= start:
                 self.issue(kind, f"{one}_inverted", f"{one} {i} ends at {end:g} s, not after its start {start:g} s", item, i)
                 continue
