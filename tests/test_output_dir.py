@@ -211,3 +211,18 @@ def test_a_rerun_that_dies_leaves_no_manifest_of_the_run_before(tmp_path, inputs
     monkeypatch.undo()
     vdata.build(parse_config(changed), progress=False)   # the next run finishes it
     assert json.loads((out / "manifest.json").read_text())["rows"] == len(clip_ids(out)) > 0
+
+
+def test_a_file_listed_twice_by_a_manifest_is_a_reject_naming_the_first(tmp_path, inputs, in_process):
+    """Two manifest rows for one file (each with its own label): the file is processed once and the second
+    row is a duplicate_video reject naming the first, where it vanished unsaid; a resumed run keeps it so."""
+    name = sorted(os.listdir(inputs))[0]
+    (tmp_path / "list.csv").write_text(f"path,label\n{inputs / name},first\n{inputs / name},second\n")
+    cfg = config(inputs, tmp_path / "out")
+    cfg["input"] = [{"manifest": str(tmp_path / "list.csv")}]
+    for _ in range(2):
+        result = vdata.build(parse_config(cfg), progress=False)
+        assert result.rejects_by_reason == {"ingest:duplicate_video": 1}
+    rejects = pads.dataset(str(tmp_path / "out" / "rejects"), format="parquet").to_table().to_pylist()
+    assert [(r["source_uri"].rsplit("#", 1)[1], r["reason"]) for r in rejects] == [("1", "duplicate_video")]
+    assert "list.csv#0" in rejects[0]["message"]

@@ -324,12 +324,17 @@ def discover(cfg: BuildConfig, media_dir: str, listed: dict[int, list[dict]] | N
             rows += _from_hf(spec, cfg, where, media_dir)
         if spec.split is not None:
             rows[start:] = [_with_split(r, spec.split) for r in rows[start:]]
-    # the same source listed twice is processed once
-    seen, unique = set(), []
+    # the same file listed twice is processed once; listed again under another source (a second manifest row
+    # for it, with its own labels) it is a duplicate_video reject naming the first, so that nothing goes unsaid
+    first: dict[str, str] = {}
+    unique = []
     for r in rows:
-        if r[R.PATH] not in seen:
-            seen.add(r[R.PATH])
+        if r[R.PATH] not in first:
+            first[r[R.PATH]] = r[R.SOURCE_URI]
             unique.append(_utf8_path(r, media_dir))
+        elif r[R.SOURCE_URI] != first[r[R.PATH]] and not r.get(R.REJECT_REASON):
+            unique.append({**r, R.REJECT_REASON: "duplicate_video", R.REJECT_DETAIL: {"same_file_as": first[r[R.PATH]]},
+                           R.REJECT_MESSAGE: f"the same file as input {first[r[R.PATH]]} (listed again): processed once"})
     return unique
 
 
