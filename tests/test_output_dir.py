@@ -226,3 +226,37 @@ def test_a_file_listed_twice_by_a_manifest_is_a_reject_naming_the_first(tmp_path
     rejects = pads.dataset(str(tmp_path / "out" / "rejects"), format="parquet").to_table().to_pylist()
     assert [(r["source_uri"].rsplit("#", 1)[1], r["reason"]) for r in rejects] == [("1", "duplicate_video")]
     assert "list.csv#0" in rejects[0]["message"]
+
+
+def test_ctrl_c_is_a_message_and_status_130(tmp_path, inputs):
+    """SIGINT while a stage waits on a teacher (a server that accepts and never answers): one line saying how to
+    resume, exit status 130 (a shell's code for Ctrl-C), no traceback, no "Aborted!"."""
+    import signal
+    import socket
+    import time
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)   # accepts (the kernel's backlog) and never answers
+    port = server.getsockname()[1]
+    out = tmp_path / "out"
+    cfg = config(inputs, out)
+    cfg["stages"].append({"caption": {"teacher": "t"}})
+    cfg["teachers"] = {"t": {"backend": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "model": "x",
+                             "timeout_s": 600, "max_retries": 0}}
+    proc = cli_build(cfg, tmp_path)
+    try:
+        lock, deadline = out / "_build.lock", time.time() + 120
+        while not (lock.is_file() and lock.read_text()):   # the build holds its folder: preflight is done
+            assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+            time.sleep(0.1)
+        time.sleep(2.0)   # the stages are running: the caption stage waits on the silent server
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=120)
+        err = proc.stderr.read()
+    finally:
+        proc.kill()
+        server.close()
+    assert rc == 130, err
+    assert "interrupted: the videos finished so far are committed" in err and "Traceback" not in err
+    assert "Aborted!" not in err and not (out / "manifest.json").exists()

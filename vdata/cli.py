@@ -170,6 +170,10 @@ def build(config, address, quiet, verbose, progress_every):
     except TeacherRefusedError as e:
         console.print(Text.assemble(("build stopped", "red"), f": {e}"))
         sys.exit(1)
+    except KeyboardInterrupt:   # Ctrl-C: what is committed stays, and the same command goes on from there
+        console.print(Text.assemble(("interrupted", "yellow"), ": the videos finished so far are committed; run "
+                                    f"`vdata build {config}` again to resume"))
+        sys.exit(130)
     print_summary(result)
 
 
