@@ -136,6 +136,8 @@ def test_config_and_cluster_mistakes_are_one_line_errors_before_anything_starts(
         parse_config(both)
     res = runner.invoke(main, ["plan", str(local), "--videos", "-5"])
     assert res.exit_code == 2 and "--videos" in res.output
+    res = runner.invoke(main, ["plan", str(local)])
+    assert res.exit_code == 0 and "executor: in process, no Ray (ray.executor: local)" in res.output
     pytest.importorskip("s3fs")
     bucket = tmp_path / "bucket.yaml"
     bucket.write_text(yaml.safe_dump(config(inputs, "s3://vdata-no-such-bucket-for-tests/out")))

@@ -331,10 +331,21 @@ def endpoint_problems(cfg: BuildConfig) -> list[str]:
     return [f"teachers.{name}.base_url: {problem}" for name, problem in found.items() if problem]
 
 
+def _executor_text(ray) -> str:
+    if ray.executor == "local":
+        return "in process, no Ray (ray.executor: local)"
+    if ray.address:
+        return f"the Ray cluster at {ray.address}"
+    if ray.executor == "ray":
+        return "an embedded local Ray"
+    return (f"in process for up to {ray.local_max_videos} video(s), else an embedded local Ray "
+            "(ray.executor: auto)")
+
+
 def plan_text(plan: Plan, cpus: int | None = None, gpus: int | None = None) -> str:
     """A human-readable plan; with a cluster shape, how many workers each stage would get."""
     lines = [f"pipeline {plan.config.name!r}  (config hash {plan.config.config_hash()})",
-             f"  ray: {plan.config.ray.address or 'embedded local'}"
+             "  executor: " + _executor_text(plan.config.ray)
              + (f"; cluster shape: {cpus or '?'} CPUs, {gpus or 0} GPUs" if cpus or gpus else ""),
              f"  0. ingest   {len(plan.config.input)} input spec(s) -> {', '.join(R.INGEST_COLUMNS)}"]
     for s in plan.stages:
