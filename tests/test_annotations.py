@@ -252,6 +252,11 @@ def test_validation_normalises_and_names_each_problem():
     # a negative point time whose reader clamped the window's start to 0 (Ego4D's timestamp_sec -1): out of range
     _, issues = validate_annotations({"segments": [{"start_s": 0.0, "end_s": -0.49, "text": "C opens the door"}]}, 10.0)
     assert [(i.reason, "before the video starts" in i.message) for i in issues] == [("segment_out_of_range", True)]
+    # a release's duplicate row (ActivityNet Captions, Ego4D): kept once, and counted as a repair
+    twice = [{"start_s": 1.0, "end_s": 2.0, "text": "A man waves."}, {"start_s": 1.0, "end_s": 2.0, "text": "a man  waves."}]
+    out, issues = validate_annotations({"segments": twice}, 10.0)
+    assert out["segments"] == [{"start_s": 1.0, "end_s": 2.0, "text": "A man waves."}]
+    assert [(i.reason, i.dropped, i.index) for i in issues] == [("segment_duplicate", False, 1)]
 
 
 

@@ -14,7 +14,8 @@ already decoded from JSON / SRT / description lines into Python values, and retu
 - segments (dense captions; they may overlap): start < end (`segment_inverted`), text (`segment_empty_text`),
   inside the video: an edge up to `tolerance_s` outside is clamped and counted as a repair, further out
   the segment is dropped (`segment_out_of_range`). An item marked `end_rounded_up` (a reader whose
-  dataset quantizes times, DiDeMo) has an end past the video clamped however far past.
+  dataset quantizes times, DiDeMo) has an end past the video clamped however far past. The same item
+  twice (times and text) is kept once, a repair (`segment_duplicate`).
 - subtitles: the segment rules (reasons `subtitle_*`), then sorted; a cue that starts before the
   previous kept cue ends is dropped (`subtitle_overlap`), unless the overlap is within `tolerance_s`
   (or `subtitle_overlap="trim"`), when the previous cue's end is cut to the new start (a repair).
@@ -189,7 +190,7 @@ class _Checker:
     def spans(self, kind: str, value: Any) -> list[dict]:
         """Segments or subtitles: each item checked and clamped on its own, then sorted."""
         one = SINGULAR[kind]
-        out = []
+        out, seen = [], {}
         for i, item in enumerate(timed_items(value)):
             parsed = _timed_item(item, needs_end=True)
             if parsed is None:
@@ -218,6 +219,12 @@ class _Checker:
                 self.issue(kind, f"{one}_clamped", f"{one} {i} ({start:g}-{given_end:g} s) clamped into 0-{hi:g} s",
                            item, i, False)
                 start, end = max(start, lo), min(end, hi)
+            key = (round(start, 3), round(end, 3), " ".join(text.split()).casefold())
+            if key in seen:   # the same item twice (a release's duplicate row): kept once, and said
+                self.issue(kind, f"{one}_duplicate", f"{one} {i} ({start:g}-{end:g} s) repeats {one} {seen[key]}: "
+                           "kept once", item, i, False)
+                continue
+            seen[key] = i
             out.append((start, end, text, i, item))
         out.sort(key=lambda s: (s[0], s[1], s[2]))
         return [{"start_s": s, "end_s": e, "text": t, "_index": i, "_item": item} for s, e, t, i, item in out]
