@@ -262,3 +262,30 @@ def test_ctrl_c_is_a_message_and_status_130(tmp_path, inputs):
     assert rc == 130, err
     assert "interrupted: the videos finished so far are committed" in err and "Traceback" not in err
     assert "Aborted!" not in err and not (out / "manifest.json").exists()
+
+
+def test_a_re_export_into_the_same_folder_leaves_no_stale_records(tmp_path_factory, tmp_path):
+    """Exporting again with fewer tasks: the records files the first export wrote and this one does not are
+    removed (and said), a file of the user's in the folder is kept, and a push stages no bookkeeping."""
+    from vdata.exporters import EXPORT_LEDGER, export
+    from vdata.exporters.demo_build import write_demo_build
+
+    media = tmp_path_factory.getbasetemp() / "vdata_demo_media"
+    media.mkdir(exist_ok=True)
+    build = write_demo_build(str(tmp_path / "build"), media_dir=str(media), with_frames=False)
+    dest = tmp_path / "llava"
+    first = export(build, str(dest), "llava")
+    assert len(first.rows) >= 2, first.rows
+    (dest / "my_notes.txt").write_text("mine")
+    again = export(build, str(dest), "llava")   # the same export again: nothing stale
+    assert set(again.rows) == set(first.rows) and not any("removed" in n for n in again.notes)
+    one_task = export(build, str(dest), "llava", tasks=["caption"])
+    gone = set(first.files) - set(one_task.files)
+    assert gone and not any((dest / f).exists() for f in gone)
+    assert all((dest / f).exists() for f in one_task.files) and (dest / "my_notes.txt").read_text() == "mine"
+    assert any("removed" in n for n in one_task.notes)
+    assert json.loads((dest / EXPORT_LEDGER).read_text())["llava"] == sorted(set(one_task.files))
+    from vdata.hub import stage
+
+    stage(build, str(tmp_path / "staged"), "llava")
+    assert not (tmp_path / "staged" / EXPORT_LEDGER).exists()   # the exports' bookkeeping never reaches the Hub

@@ -31,7 +31,7 @@ from importlib import resources
 
 import yaml
 
-from vdata.exporters import ExportError, export, open_build
+from vdata.exporters import EXPORT_LEDGER, ExportError, export, open_build
 from vdata.exporters.base import NothingToExport
 from vdata.exporters.hf_local import local_card_data
 from vdata.exporters.lmms_eval import task_name
@@ -410,6 +410,8 @@ def stage(out_dir: str, folder: str, format: str = "parquet", repo_id: str | Non
         notes.append(res.summary())
     for c in configs[:1]:
         c["default"] = True
+    if os.path.isfile(os.path.join(folder, EXPORT_LEDGER)):   # the exports' bookkeeping, not the dataset's
+        os.remove(os.path.join(folder, EXPORT_LEDGER))
     n = sum(1 for dp, _, fn in os.walk(folder, followlinks=True) for _ in fn)
     return Staged(folder, configs, ignore, n, notes, dataset_info)
 

@@ -109,6 +109,7 @@ def export(out_dir: str, dest: str, format: str, time_format: str = "seconds", m
     opts = ExportOptions(time_format=time_format, media=media, tasks=tuple(tasks) if tasks else None, name=name,
                          bucket_media=bucket_media)
     result = fn(build, dest, opts, **kwargs)
+    _forget_stale_files(dest, format, result)
     if not splits and present - {"train"} and format not in SPLIT_KEEPING_FORMATS:
         rows = Counter(build.row_splits())
         result.notes.append("the rows of every split are in this export (" + ", ".join(
@@ -121,4 +122,39 @@ def export(out_dir: str, dest: str, format: str, time_format: str = "seconds", m
     return result
 
 
-__all__ = ["FORMATS", "REGISTRY", "ExportError", "ExportOptions", "ExportResult", "export", "exporter", "open_build"]
+# no .json suffix: loaders and users glob `*.json` in an export folder for its records
+EXPORT_LEDGER = ".vdata-export"
+
+
+def _forget_stale_files(dest: str, fmt: str, result: ExportResult) -> None:
+    """Delete what an earlier export of the same format into `dest` wrote and this one did not (a file of a
+    task or split no longer exported), so that `dest` holds exactly this export's records; files that no
+    vdata export of this format listed (the user's own, other formats') are never touched. `dest` keeps
+    the list of each format's files in EXPORT_LEDGER."""
+    import json
+    import os
+
+    ledger = os.path.join(dest, EXPORT_LEDGER)
+    try:
+        with open(ledger, encoding="utf-8") as f:
+            written = json.load(f)
+    except (OSError, ValueError):
+        written = {}
+    if not isinstance(written, dict):
+        written = {}
+    now = sorted(set(result.files))
+    stale = [f for f in written.get(fmt) or [] if isinstance(f, str) and f not in now]
+    for rel in stale:
+        path = os.path.realpath(os.path.join(dest, rel))
+        if path.startswith(os.path.realpath(dest) + os.sep) and os.path.isfile(path):
+            os.remove(path)
+    if stale:
+        result.notes.append(f"{len(stale)} file(s) an earlier {fmt} export wrote here and this one does not were "
+                            f"removed ({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''})")
+    if os.path.isdir(dest):
+        written[fmt] = now
+        with open(ledger, "w", encoding="utf-8") as f:
+            json.dump(written, f, indent=1, sort_keys=True)
+
+
+__all__ = ["EXPORT_LEDGER", "FORMATS", "REGISTRY", "ExportError", "ExportOptions", "ExportResult", "export", "exporter", "open_build"]
