@@ -303,7 +303,12 @@ def test_lmms_eval_scores_spans_in_every_time_format(build_dir, canonical, tmp_p
     utils = _import_utils(dest)
     docs = pq.read_table(dest / "data" / "grounding.parquet").to_pylist()
     assert {canonical[d["question_id"]][R.TASK] for d in docs} >= {
-        "segment_grounding", "chapter_grounding", "grounded_qa", "reasoning_localization", "highlights"}
+        "segment_grounding", "grounded_qa", "reasoning_localization", "highlights"}
+    # chapter_grounding asks for the chapter's start: a moment item, its reference found where it says
+    moments = pq.read_table(dest / "data" / "moment.parquet").to_pylist()
+    assert {canonical[d["question_id"]][R.TASK] for d in moments} == {"chapter_grounding"}
+    for d in moments:
+        assert utils.process_results_moment(d, [d["answer"]])["within_3s"] == 1.0, (mode, d["answer"], d["spans"])
     assert res.rows["mcq"] == sum(EXPECTED_SUBSET[r[R.TASK]] == "mcq" for r in canonical.values())
     for d in docs:
         assert d["time_format"] == mode

@@ -227,3 +227,38 @@ def test_a_folder_that_is_no_build_is_an_error_not_a_traceback(tmp_path):
     assert res.exit_code == 1 and "no data Parquet" in res.output and res.exception.__class__ is SystemExit
     res = CliRunner().invoke(main, ["score", str(tmp_path)])
     assert res.exit_code == 2 and "PREDICTIONS is required" in res.output
+
+
+def test_a_task_answered_by_moments_is_scored_by_the_moment_it_asks_for(tmp_path):
+    """chapter_grounding asks when a chapter starts ("{{t:40}}") and records the chapter's span: the span's IoU
+    scored the asked-for reply 0. It is a `moment` item, found within 3 s of a gold moment, in `vdata score`
+    and in the lmms-eval / VLMEvalKit exports (their prompt, reference and scorer agree)."""
+    from vdata.exporters import export
+    from vdata.lmms_task_utils import process_results_moment
+
+    rows = [sample("c1", "chapter_grounding", "chapter", answer="{{t:40}}", spans=[(40.0, 60.0)], clip=(30.0, 90.0)),
+            sample("c2", "chapter_grounding", "chapter", answer="{{t:10}} and {{t:70}}", spans=[(10.0, 20.0), (70.0, 80.0)]),
+            sample("c3", "chapter_grounding", "chapter", answer="{{t:50}}", spans=[(50.0, 60.0)])]
+    build = write_build(tmp_path / "build", rows)
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": "c1", "prediction": "It starts at 12 seconds."},   # 42 s
+                                               {"id": "c2", "prediction": "68.5"},
+                                               {"id": "c3", "prediction": "at 1:00"}])                    # 60 s: 10 s off
+    rep = score_build(str(build), str(preds))
+    assert rep["grounding"] is None and rep["moment"]["items"] == 3
+    assert rep["moment"]["within_3s"] == round(100 * 2 / 3, 2)
+    media = tmp_path / "videos"
+    media.mkdir()
+    (media / "v1.mp4").write_bytes(b"")   # the docs only name it (whole-video items: nothing is cut)
+    whole = write_build(tmp_path / "whole", [dict(r, **{R.PATH: str(media / "v1.mp4")}) for r in rows[1:]])
+    for fmt in ("seconds", "lita"):
+        dest = tmp_path / f"lmms-{fmt}"
+        res = export(str(whole), str(dest), "lmms-eval", time_format=fmt, media="none")
+        assert res.rows == {"moment": 2}, (res.rows, res.skipped)
+        docs = {d["question_id"]: d for d in pq.read_table(dest / "data" / "moment.parquet").to_pylist()}
+        doc = docs["c3"]
+        assert "start and end" not in doc["question"] and doc["spans"] == [[50.0, 50.0]]
+        # the reference answer scores itself, a reply 10 s off does not
+        assert process_results_moment(doc, [doc["answer"]])["within_3s"] == 1.0, doc["answer"]
+        off = "60 seconds" if fmt == "seconds" else f"<t{round(99 * 60 / 100)}>"
+        assert process_results_moment(doc, [off]) == {"within_3s": 0.0, "mean_abs_error_s": pytest.approx(10.0, abs=1.0)}
+        assert "metric: within_3s" in (dest / "handmade_moment.yaml").read_text().replace('"', "")

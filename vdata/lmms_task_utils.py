@@ -102,6 +102,7 @@ def doc_to_text_open(doc, lmms_eval_specific_kwargs=None):
 
 
 doc_to_text_grounding = doc_to_text_open
+doc_to_text_moment = doc_to_text_open
 
 
 def doc_to_target(doc):
@@ -295,6 +296,36 @@ def process_results_mcq(doc, results):
 def process_results_open(doc, results):
     pred = results[0]
     return {"token_f1": token_f1(pred, doc["answer"]), "exact_match": float(_norm(pred) == _norm(doc["answer"]))}
+
+
+def parse_point(text, time_format, duration_s, fps):
+    """The first time in a reply, in seconds from the start of the video, whatever format the export wrote
+    times in (see `parse_span`); None if absent."""
+    name, _ = _time_spec(time_format)
+    times = parse_times(text, time_format, duration_s, fps)
+    if times is not None:
+        return times[0] if times else None
+    nums = re.findall(r"\d+(?::\d+){0,2}(?:\.\d+)?", text or "")
+    if not nums:
+        return None
+    t = _seconds(nums[0])
+    if name == "relative":
+        return t / 99.0 * duration_s
+    if name == "frames":
+        return t / fps
+    return t
+
+
+MOMENT_TOLERANCE_S = 3.0   # a moment found within this many seconds counts as found (vdata's own threshold)
+
+
+def process_results_moment(doc, results):
+    """A task answered by moments (a chapter's start): the distance from the reply's first time to the
+    nearest gold moment; a reply with no time counts as the whole video away."""
+    pred = parse_point(results[0], doc["time_format"], doc["duration_s"], doc["fps"])
+    gold = [g[0] for g in doc["spans"] or []]
+    error = min(abs(pred - g) for g in gold) if pred is not None and gold else float(doc["duration_s"] or 0.0)
+    return {"within_3s": float(pred is not None and error <= MOMENT_TOLERANCE_S), "mean_abs_error_s": error}
 
 
 def process_results_grounding(doc, results):

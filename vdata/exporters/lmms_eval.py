@@ -32,6 +32,7 @@ from vdata.schemas import records as R
 
 from .base import ExportOptions, ExportResult, prepare, safe_name
 from .source import subset_of
+from .timefmt import names_points_only, placeholder_moments
 from .dialog import (
     MCQ_INSTRUCTION,
     SampleError,
@@ -43,13 +44,16 @@ from .dialog import (
     spans_text,
 )
 
-KINDS = ("mcq", "open", "grounding")
+# moment: a temporal task answered by moments, not spans (chapter_grounding's start): scored by the
+# distance to the gold moment, where a span's IoU would score the asked-for answer 0
+KINDS = ("mcq", "open", "grounding", "moment")
 METRICS = {
     "mcq": [("accuracy", True)],
     "open": [("token_f1", True), ("exact_match", True)],
     "grounding": [("mean_iou", True), ("recall_at_iou_0.5", True)],
+    "moment": [("within_3s", True), ("mean_abs_error_s", False)],
 }
-MAX_NEW_TOKENS = {"mcq": 16, "open": 256, "grounding": 64}
+MAX_NEW_TOKENS = {"mcq": 16, "open": 256, "grounding": 64, "moment": 32}
 
 DOC_SCHEMA = pa.schema([
     ("videoID", pa.string()), ("question_id", pa.string()), ("duration", pa.string()), ("domain", pa.string()),
@@ -68,9 +72,11 @@ def duration_category(seconds: float | None) -> str:
 
 
 def kind_of(item) -> str | None:
-    """mcq (every MCQ-like task), grounding (the temporal tasks: scored by the IoU of their span), open
-    (open-ended QA); captioning tasks are training data, not evaluated here."""
-    return {"mcq": "mcq", "grounding": "grounding", "open_qa": "open"}.get(subset_of(item.task, item.get(R.OPTIONS)))
+    """mcq (every MCQ-like task), grounding (the temporal tasks: scored by the IoU of their span), moment
+    (a temporal task whose answer is moments), open (open-ended QA); captioning tasks are training data,
+    not evaluated here."""
+    kind = {"mcq": "mcq", "grounding": "grounding", "open_qa": "open"}.get(subset_of(item.task, item.get(R.OPTIONS)))
+    return "moment" if kind == "grounding" and names_points_only(item.get(R.ANSWER)) else kind
 
 
 def task_name(name: str) -> str:
@@ -134,6 +140,10 @@ def doc_for(p, kind: str, domain: str, ref: str, time_format: str) -> dict:
             raise SampleError("no_answer", f"{item.id}: grounding sample without answer_spans")
         doc.update(question=question_text(item, tf), answer=spans_text(spans, tf),
                    spans=[[tf.local(s["start_s"]), tf.local(s["end_s"])] for s in spans])
+    elif kind == "moment":
+        moments = placeholder_moments(item.get(R.ANSWER))
+        doc.update(question=question_text(item, tf), answer=tf.render_text(item.get(R.ANSWER)),
+                   spans=[[tf.local(t), tf.local(t)] for t in moments])
     else:
         answer = tf.render_text(item.get(R.ANSWER)) or (cot_text(item, tf) if item.task == "cot" else "")
         if not answer:

@@ -198,6 +198,11 @@ def names_points_only(answer: str | None) -> bool:
     return bool(found) and "span" not in found
 
 
+def placeholder_moments(answer: str | None) -> list[float]:
+    """The video-absolute seconds of an answer's `{{t:..}}` moments, in order."""
+    return [float(m.group(2)) for m in _PLACEHOLDER.finditer(answer or "") if m.group(1) == "t"]
+
+
 def vtg_tokens(seconds: float) -> str:
     """VTG-LLM's digit tokens for a time: `DDDD.D`, each character one token (values over 9999.9 clamp)."""
     digits = f"{min(max(0.0, float(seconds)), VTG_MAX_S):.1f}".zfill(6)

@@ -50,6 +50,8 @@ def export(build, dest: str, opts: ExportOptions) -> ExportResult:
                 if not spans:
                     raise SampleError("no_answer", f"{item.id}: grounding sample without answer_spans")
                 question, candidates, answer = question_text(item, tf), "[]", spans_text(spans, tf)
+            elif kind == "moment":   # the answer's own moments, as the question asks for them
+                question, candidates, answer = question_text(item, tf), "[]", tf.render_text(item.get(R.ANSWER))
             else:
                 question, candidates = tf.render_text(item.get(R.QUESTION)), "[]"
                 answer = tf.render_text(item.get(R.ANSWER)) or (cot_text(item, tf) if item.task == "cot" else "")

@@ -1,9 +1,10 @@
 """Score a model's predictions against a benchmark built by `vdata build` (`vdata score BUILD PREDS`).
 
 The gold items are the build's sample rows (`samples/*.parquet`), each scored by its kind, the kind the
-lmms-eval / VLMEvalKit exports give it (`vdata.exporters.source.subset_of`): multiple choice (`mcq`,
+lmms-eval / VLMEvalKit exports give it (`vdata.exporters.lmms_eval.kind_of`): multiple choice (`mcq`,
 `label_mcq`, `clue_qa`, `false_premise`, `event_order`: accuracy, CircularEval), grounding (the temporal
-tasks: mIoU, R@{0.3,0.5,0.7}) and open-ended (token F1, exact match, as lmms-eval's `process_results_open`).
+tasks: mIoU, R@{0.3,0.5,0.7}), moment (a temporal task answered by moments, chapter_grounding's start:
+found within 3 s of a gold moment) and open-ended (token F1, exact match, as lmms-eval's `process_results_open`).
 MCQ items with clue intervals (`answer_spans`, CG-Bench's `clue_qa`) also get CG-Bench's white-box figure
 (clue mIoU) and black-box figure (accuracy when the model saw only the clue intervals). Captions are
 training data, not evaluated. Parsing a reply (the letter it chose, the interval it named) is
@@ -21,8 +22,11 @@ from dataclasses import dataclass, field
 
 from vdata.exporters.dialog import SampleError, check_mcq
 from vdata.exporters.media import shows_clip
+from vdata.exporters.lmms_eval import kind_of
 from vdata.exporters.source import BuildDir, open_build, subset_of
-from vdata.lmms_task_utils import LETTERS, extract_letter, parse_interval, process_results_open
+from vdata.exporters.timefmt import placeholder_moments
+from vdata.lmms_task_utils import (LETTERS, MOMENT_TOLERANCE_S, extract_letter, parse_interval, parse_point,
+                                   process_results_open)
 from vdata.metrics import circular_accuracy, percent, read_jsonl, recall_at, rotate_options, rotated_answer, spans_iou
 from vdata.schemas import records as R
 
@@ -44,14 +48,14 @@ the source video instead. A later line for the same id, rotation and field wins 
 
 ID_KEYS = ("id", "question_id", "sample_id")
 FIELDS = ("prediction", "interval", "clues", "clue_prediction")
-KINDS = ("mcq", "grounding", "open")
+KINDS = ("mcq", "grounding", "moment", "open")
 EXAMPLES_PER_PROBLEM = 5
 
 
 @dataclass
 class Gold:
     id: str
-    kind: str                       # mcq | grounding | open
+    kind: str                       # mcq | grounding | moment (answered by moments) | open
     task: str
     question_type: str
     options: list[str] | None = None
@@ -86,7 +90,7 @@ def load_gold(build: BuildDir, problems: Problems) -> dict[str, Gold]:
         t = build.read_table([R.SAMPLE_ID, R.V_SINGLE_FRAME_CORRECT])
         single = dict(zip(t.column(R.SAMPLE_ID).to_pylist(), t.column(R.V_SINGLE_FRAME_CORRECT).to_pylist()))
     for item in build.items():
-        kind = {"mcq": "mcq", "grounding": "grounding", "open_qa": "open"}.get(subset_of(item.task, item.get(R.OPTIONS)))
+        kind = kind_of(item)
         if kind is None:
             problems.add(f"not_evaluated:{item.task}", item.id)
             continue
@@ -100,7 +104,9 @@ def load_gold(build: BuildDir, problems: Problems) -> dict[str, Gold]:
             except SampleError as e:
                 problems.add(f"bad_item:{e.reason}", item.id)
                 continue
-        if kind == "grounding" and not g.spans:
+        if kind == "moment":   # the answer's own moments (a chapter's start), not the spans the sample records
+            g.spans = [(t, t) for t in placeholder_moments(item.get(R.ANSWER))]
+        if kind in ("grounding", "moment") and not g.spans:
             problems.add("bad_item:no_answer_spans", item.id)
             continue
         gold[g.id] = g
@@ -229,6 +235,10 @@ def score_build(build_dir: str, predictions_path: str, times: str = "visual", si
             got = _intervals(g, reply, problems, "", times, many=False) if reply is not None else None
             s = max(spans_iou(got, [span]) for span in g.spans) if got else 0.0
             ious.append(s)
+        elif g.kind == "moment":   # found within MOMENT_TOLERANCE_S of a gold moment
+            t = parse_point(str(reply), "seconds", None, None) if reply is not None else None
+            shift = g.origin_s if times == "visual" else 0.0
+            s = float(t is not None and min(abs(t + shift - a) for a, _ in g.spans) <= MOMENT_TOLERANCE_S)
         else:
             got = process_results_open({"answer": g.answer}, [str(reply)]) if reply is not None else {}
             s = got.get("token_f1", 0.0)
@@ -236,7 +246,7 @@ def score_build(build_dir: str, predictions_path: str, times: str = "visual", si
         rows[g.kind].append((g, s))
     report = {"name": build.name, "build": build_dir, "predictions": predictions_path, "times": times,
               "items": {k: len(v) for k, v in rows.items()}, "answered": dict(answered)}
-    metric = {"mcq": "accuracy", "grounding": "miou", "open": "token_f1"}
+    metric = {"mcq": "accuracy", "grounding": "miou", "moment": "within_3s", "open": "token_f1"}
     for kind in KINDS:
         if not rows[kind]:
             report[kind] = None
