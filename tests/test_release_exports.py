@@ -424,3 +424,26 @@ def test_builds_without_what_a_release_needs_write_nothing(tmp_path_factory, tmp
     with pytest.raises(ExportError, match="nothing to export"):
         export(plain, str(tmp_path / "cg"), "cg_bench")        # no whole-video multiple-choice question
     assert not (tmp_path / "vc").exists() and not (tmp_path / "cg").exists()
+
+
+def test_markup_in_text_is_written_as_text_in_every_release(build_dir, tmp_path):
+    """`<image>` / `<video>` / chat tokens in a sample's text or an annotation (a chapter titled "The <video>
+    tag") are markup to a release's trainer (LLaVA-style): written as ‹image›, as the training formats do."""
+    import shutil
+
+    marked = tmp_path / "marked"
+    shutil.copytree(build_dir, marked)
+    part = marked / "samples" / "part-00000.parquet"
+    rows = pq.read_table(part).to_pylist()
+    for r in rows:
+        r[R.QUESTION] = (r[R.QUESTION] or "") + " What do <image> and </s> mean?"
+        for c in (r.get(R.ANNOTATIONS) or {}).get("chapters") or []:
+            c["title"] += " <video>"
+    pq.write_table(pa.Table.from_pylist(rows, schema=pq.read_schema(part)), part)
+    for fmt in ("timesuite", "lita", "grounded_videollm", "vtg_it", "vidchapters"):
+        dest = tmp_path / fmt
+        res = export(str(marked), str(dest), fmt)
+        text = "".join(p.read_text(encoding="utf-8") for p in dest.rglob("*.json"))
+        own = res.total if fmt == "grounded_videollm" else 0   # its own "<image>\n" opens each conversation
+        assert text and text.count("<image>") == own and "<video>" not in text and "</s>" not in text, fmt
+        assert "\u2039" in text and any("written as text" in n for n in res.notes), (fmt, res.notes)

@@ -42,10 +42,14 @@ def neutralize(value: Any) -> tuple[Any, int]:
     return value, 0
 
 
-def neutralize_row(row: dict) -> int:
+# what the release formats also write from (chapter and segment texts, video captions, transcripts)
+RELEASE_PROSE_COLUMNS = PROSE_COLUMNS + (R.ANNOTATIONS, R.VIDEO_CAPTION, R.CAPTION_FIELDS, R.TRANSCRIPT_SEGMENTS)
+
+
+def neutralize_row(row: dict, columns: tuple[str, ...] = PROSE_COLUMNS) -> int:
     """Neutralize the prose columns of `row` in place; returns how many tokens were changed."""
     total = 0
-    for col in PROSE_COLUMNS:
+    for col in columns:
         if row.get(col) is not None:
             row[col], n = neutralize(row[col])
             total += n

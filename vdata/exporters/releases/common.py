@@ -28,6 +28,7 @@ from ..dialog import (
     time_points_only,
     turn,
 )
+from ..reserved import RELEASE_PROSE_COLUMNS, neutralize_row
 from ..source import TEXT_COLUMNS, BuildDir, Item, clip_items, subset_of, table_rows
 from ..timefmt import TimeFormat, parse_time_format
 
@@ -52,6 +53,8 @@ def release_items(build: BuildDir, tasks=None) -> list[Item]:
     rows = sorted(table_rows(build.read_table(RELEASE_COLUMNS)),
                   key=lambda r: (str(r.get(R.VIDEO_ID)), float(r.get(R.START_S) or 0.0),
                                  str(r.get(R.SAMPLE_ID) or r.get(R.CLIP_ID) or "")))
+    # a release's trainer reads <image> / <video> / chat tokens in text as markup, as LLaVA's does
+    build.reserved_tokens = sum(neutralize_row(row, RELEASE_PROSE_COLUMNS) for row in rows)
     out: list[Item] = []
     for row in rows:
         if build.level in ("samples", "haystack"):
@@ -71,6 +74,7 @@ def clip_rows(build: BuildDir) -> list[dict]:
         if cid is None or str(cid).endswith(VIDEO_ROW_SUFFIX) or row.get(R.SAMPLE_SCOPE) == R.SCOPE_VIDEO:
             continue
         seen.setdefault(cid, row)
+    build.reserved_tokens = sum(neutralize_row(row, RELEASE_PROSE_COLUMNS) for row in seen.values())
     return sorted(seen.values(), key=lambda r: (str(r.get(R.VIDEO_ID)), float(r.get(R.START_S) or 0.0)))
 
 
