@@ -264,6 +264,8 @@ def test_lita_release_times(build_dir, rows, tmp_path, time_format):
     validate("lita", data)
     rtl = [(k, qa) for k, v in data.items() for qa in v["QA"] if qa["q"].startswith("When does the picture change")]
     assert rtl
+    # LITA's loader opens <video folder>/<key>.mp4: every key's visual is there, clip or whole video
+    assert all(os.path.isfile(os.path.join(dest, "videos", f"{key}.mp4")) for key in data), sorted(data)
     for key, qa in rtl:
         duration = data[key]["duration"]
         if time_format == "seconds":   # the release's own form: <seconds>, quantized by LITA's loader

@@ -47,7 +47,7 @@ def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
     opts = release_options(opts, "seconds", notes)
     name = safe_name(opts.name or build.name)
     items = [whole_video(it) if not _accept(it) else it for it in release_items(build, opts.tasks)]
-    prepared, planner, skipped = prepare(build, dest, opts, items=items, accept=_accept)
+    prepared, planner, skipped = prepare(build, dest, opts, force_mp4=True, items=items, accept=_accept)   # <video_uid>.mp4
     records = []
     for p, question, choices, idx in readable(prepared, skipped, mcq_fields):
         duration = float(p.visual.duration_s or 0.0)

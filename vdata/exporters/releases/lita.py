@@ -22,7 +22,9 @@ def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
     if parse_time_format(opts.time_format)[0] != "lita":
         opts = release_options(opts, "bracketed", notes)
     name = safe_name(opts.name or build.name)
-    prepared, planner, skipped = prepare(build, dest, opts, items=release_items(build, opts.tasks))
+    # LITA's loader opens `<video folder>/<key>.mp4`: every visual flat in videos/, as an mp4
+    prepared, planner, skipped = prepare(build, dest, opts, flat=True, force_mp4=True,
+                                         items=release_items(build, opts.tasks))
     data: dict[str, dict] = {}
     for p, q, a in readable(prepared, skipped):
         entry = data.setdefault(p.visual.stem, {"duration": float(p.visual.duration_s or 0.0), "QA": []})
