@@ -241,6 +241,10 @@ def test_timesuite_seconds_text(build_dir, rows, tmp_path):
             length = (rec["end"] - rec["start"]) if "start" in rec else None
             assert lo < hi and (length is None or hi <= length + 0.05)
     assert grounded >= 4
+    # a question that gives the interval ("Describe 2.0 - 4.0 seconds."): the answer is the caption alone
+    captions = {r[R.ANSWER] for k, r in rows.items() if k.endswith("-icap")}
+    icaps = [rec["QA"][0] for rec in recs if re.match(r"Describe \d", rec["QA"][0]["q"])]
+    assert icaps and all(q["a"] in captions and "Give times" not in q["q"] for q in icaps), icaps
 
 
 def test_vtg_it_digit_tokens(build_dir, rows, tmp_path):

@@ -166,6 +166,10 @@ def qa_pair(item: Item, tf: TimeFormat, *, hint: bool = True) -> tuple[str, str]
         question += "\n" + "\n".join(lettered_options([tf.render_text(o) for o in opts]))
         return question, letter(idx)
     answer = tf.render_text(item.get(R.ANSWER))
+    if answer and "{{" in (item.get(R.QUESTION) or "") and "{{" not in (item.get(R.ANSWER) or ""):
+        # the question gives the interval ("what happens from 8 to 12 s?", a chapter's bounds): the answer
+        # is the text alone, times neither repeated in it nor asked for
+        return question, answer
     spans, events = item.get(R.ANSWER_SPANS), events_of(item)
     if spans and "{{" not in (item.get(R.ANSWER) or ""):
         answer = f"{spans_text(spans, tf)}: {answer}" if answer else spans_text(spans, tf)
