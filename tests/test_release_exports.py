@@ -72,7 +72,8 @@ def _video_samples(video_row: dict, shots: list, seg_s: float) -> list[dict]:
         **{R.ANSWER_SPANS: [{"start_s": 0.0, "end_s": seg_s}]})
     add("rtl", "reasoning_localization", "reasoning", "When does the picture change for the first time, and why?",
         "the first pattern ends and the next begins", **{R.ANSWER_SPANS: [{"start_s": seg_s - 0.5, "end_s": seg_s + 0.5}]})
-    add("icap", "interval_caption", "interval", f"Describe {{{{span:{seg_s},{2 * seg_s}}}}}.", shots[1].caption)
+    add("icap", "interval_caption", "interval", f"Describe {{{{span:{seg_s},{2 * seg_s}}}}}.", shots[1].caption,
+        **{R.ANSWER_SPANS: [{"start_s": seg_s, "end_s": 2 * seg_s}]})   # as generate writes it
     add("hl", "highlights", "highlight", "Which moments stand out?",
         f"The highlight timestamps are in {{{{t:0.5}}}}, {{{{t:{seg_s + 0.5}}}}}.")
     return out
