@@ -152,3 +152,15 @@ def test_llava_dialogue_alternates_and_carries_the_times(recipe_out):
         assert len(gpt) == len(replies)
         for text, reply in zip(gpt, replies):
             assert text.endswith(reply["content"]) and text != reply["content"]   # its time opens the turn
+
+
+def test_overlapping_events_are_spoken_in_time_order():
+    """Events that overlap (one from 5 to 11 s, one from 6 to 10 s): each reply is spoken when its event has
+    been seen, so the 10 s event comes before the 11 s one; the turns' times never go back."""
+    overlapping = [(2.0, 3.0, "A man walks in."), (5.0, 11.0, "He kneads the dough."), (6.0, 10.0, "Flour falls."),
+                   (12.0, 14.0, "He leaves.")]
+    (s,) = _run({"sources": ["segments"], "min_turns": 2, "max_turns": 8}, [_row(overlapping)])
+    times = [t["time_s"] for t in s[R.TURNS]]
+    assert times == sorted(times) and [t["content"] for t in s[R.TURNS][1:]] == [
+        "A man walks in.", "Flour falls.", "He kneads the dough.", "He leaves."]
+    assert [sp["end_s"] for sp in s[R.ANSWER_SPANS]] == times[1:]

@@ -139,7 +139,8 @@ class GenerateConfig(StageConfig):
 class GenerateStage(Stage):
     name = "generate"
     # 2: a reply that failed its schema is rejected bad_reply, not teacher_error (replies come from the cache);
-    # 3: items that ask the same question make one sample; order questions only where the order is plain
+    # 3: items that ask the same question make one sample; order questions only where the order is plain;
+    #    streaming turns in the order they are spoken
     version = 3
     Config = GenerateConfig
     # the models a task loads in the workers: checked (and fetched) in the driver first

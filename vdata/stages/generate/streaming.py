@@ -124,6 +124,9 @@ def _plan(stage: StageView, row: dict, clues: list[Clue], tcfg: StreamingDialogu
         query = tcfg.queries[rng.randrange(len(tcfg.queries))]
         asked = max(chunk[0][0], tcfg.min_query_time_s)
         turns = [{"role": "user", "content": query, "time_s": asked}]
+        # each reply when its event has been seen (its end) or begins: in that order, so that overlapping
+        # events (one ending at 10 s inside one ending at 11 s) are never announced out of time
+        chunk = sorted(chunk, key=lambda item: (item[1] if tcfg.respond_at == "end" else item[0], item[0]))
         for a, b, text in chunk:
             at = b if tcfg.respond_at == "end" else a
             turns.append({"role": "assistant", "content": text, "time_s": max(at, asked)})
