@@ -454,3 +454,23 @@ def test_markup_in_text_is_written_as_text_in_every_release(build_dir, tmp_path)
         own = res.total if fmt == "grounded_videollm" else 0   # its own "<image>\n" opens each conversation
         assert text and text.count("<image>") == own and "<video>" not in text and "</s>" not in text, fmt
         assert "\u2039" in text and any("written as text" in n for n in res.notes), (fmt, res.notes)
+
+
+def test_cg_bench_of_mcqs_without_clues_writes_nothing(build_dir, tmp_path):
+    """Whole-video MCQs without clue intervals (a label MCQ): CG-Bench carries none, so nothing is written
+    (it wrote an empty cgbench.json and linked every video, exit 0)."""
+    import shutil
+
+    from vdata.exporters import ExportError
+
+    only = tmp_path / "label_only"
+    shutil.copytree(build_dir, only)
+    part = only / "samples" / "part-00000.parquet"
+    table = pq.read_table(part)
+    keep = [dict(r, **{R.ANSWER_SPANS: None, R.EVIDENCE: None, R.RATIONALE_STEPS: None}) for r in table.to_pylist()
+            if r[R.TASK] == "label_mcq" and r[R.SAMPLE_SCOPE] == R.SCOPE_VIDEO]
+    assert keep
+    pq.write_table(pa.Table.from_pylist(keep, schema=table.schema), part)
+    with pytest.raises(ExportError, match="nothing to export"):
+        export(str(only), str(tmp_path / "cg"), "cg_bench")
+    assert not (tmp_path / "cg").exists()

@@ -37,9 +37,13 @@ def clue_intervals(item) -> list[list[float]]:
 
 
 def _accept(item):
+    """Why CG-Bench does not carry an item, judged before any video is placed (so that a build with no
+    whole-video MCQ with clues writes nothing and says so)."""
     if not item.get(R.OPTIONS):
         return f"not_mcq:{item.task}"
-    return None if is_video_scope(item.row) else "clip_scope"
+    if not is_video_scope(item.row):
+        return "clip_scope"
+    return None if clue_intervals(item) else "no_clue"
 
 
 def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
