@@ -474,3 +474,22 @@ def test_cg_bench_of_mcqs_without_clues_writes_nothing(build_dir, tmp_path):
     with pytest.raises(ExportError, match="nothing to export"):
         export(str(only), str(tmp_path / "cg"), "cg_bench")
     assert not (tmp_path / "cg").exists()
+
+
+def test_a_benchmark_of_several_splits_says_so(build_dir, tmp_path):
+    """An evaluation export of a build whose videos fall in several splits holds the train videos too: said,
+    with the counts, and `--split test` keeps the held-out ones only."""
+    import shutil
+
+    split_build = tmp_path / "split_build"
+    shutil.copytree(build_dir, split_build)
+    table = pq.read_table(split_build / "samples" / "part-00000.parquet")
+    held_out = sorted({str(v) for v in table.column(R.VIDEO_ID).to_pylist()})[0]
+    is_held = pa.array([str(v) == held_out for v in table.column(R.VIDEO_ID).to_pylist()])
+    os.remove(split_build / "samples" / "part-00000.parquet")
+    pq.write_table(table.filter(pa.compute.invert(is_held)), split_build / "samples" / "part-00000-train.parquet")
+    pq.write_table(table.filter(is_held), split_build / "samples" / "part-00000-test.parquet")
+    res = export(str(split_build), str(tmp_path / "lmms"), "lmms-eval", media="none")
+    assert any("rows of every split are in this benchmark (train" in n and "--split test" in n for n in res.notes)
+    only = export(str(split_build), str(tmp_path / "lmms-test"), "lmms-eval", media="none", splits=["test"])
+    assert 0 < only.total < res.total and not any("every split" in n for n in only.notes)

@@ -77,6 +77,7 @@ def exporter(fmt: str):
 # benchmark formats (their items are test items anyway), and the parquet and vidchapters exports (they keep the
 # splits apart, a file each)
 SPLIT_KEEPING_FORMATS = frozenset({"lmms-eval", "vlmevalkit", "mvbench", "cg_bench", "parquet", "vidchapters"})
+EVALUATION_FORMATS = frozenset({"lmms-eval", "vlmevalkit", "mvbench", "cg_bench"})
 
 
 def export(out_dir: str, dest: str, format: str, time_format: str = "seconds", media: str = "link",
@@ -115,6 +116,11 @@ def export(out_dir: str, dest: str, format: str, time_format: str = "seconds", m
         result.notes.append("the rows of every split are in this export (" + ", ".join(
             f"{s} {rows[s]}" for s in SPLIT_NAMES if rows[s]) + "): `split: train` on the export (`vdata export "
             "--split train`) leaves the held-out videos out of a training set")
+    elif not splits and len(present) > 1 and format in EVALUATION_FORMATS:
+        rows = Counter(build.row_splits())
+        result.notes.append("the rows of every split are in this benchmark (" + ", ".join(
+            f"{s} {rows[s]}" for s in SPLIT_NAMES if rows[s]) + "): `--split test` evaluates on the held-out "
+            "videos only, the ones no model trained on this build has seen")
     if build.reserved_tokens:
         result.notes.append(f"{build.reserved_tokens} media placeholder or chat token(s) in the samples' text "
                             "(<video>, <image>, </s>, <|im_end|>, ...) written as text, e.g. \u2039video\u203a, "
