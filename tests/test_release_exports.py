@@ -385,6 +385,10 @@ def test_koala36m_csv(build_dir, rows, tmp_path):
         assert parsed["caption"] in {c[R.CAPTION] for c in clips.values()}
         assert parsed["video_training_suitability_score"] == pytest.approx(0.9)   # the demo's q_suitability
         assert os.path.isfile(os.path.join(dest, parsed["url"]))
+        # url and timestamp name the same video: the source video, and the clip's span in it
+        clip = next(c for c in clips.values() if c[R.CAPTION] == parsed["caption"])
+        assert os.path.realpath(os.path.join(dest, parsed["url"])) == os.path.realpath(clip[R.PATH])
+        assert parsed["timestamp"][0][0].endswith(f"{clip[R.START_S]:06.3f}")
 
 
 # --- the token renderers through the training exporters and the CLI -------------------------------

@@ -10,7 +10,8 @@ Panda-70M's (the same authors' predecessor format), a list literal of `H:MM:SS.m
 Scores: vdata has no learned clarity or aesthetic scorer, so those cells stay empty;
 `motion_score` is the quality stage's optical-flow magnitude (`q_motion`, pixels at 160 px wide per frame) and
 `video_training_suitability_score` its weighted suitability (`q_suitability`, 0..1; Koala's VTSS is a
-learned score on another scale). `url` points at the clip file inside the export.
+learned score on another scale). `url` points at the source video inside the export (the release's is the
+YouTube video's URL) and `timestamp` is the clip's span in it, so the two name the same video and time.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from vdata.schemas import records as R
 
 from ..base import ExportOptions, ExportResult, prepare, safe_name
 from ..source import BuildDir
-from .common import clip_item, clip_rows, require, result_for, timecode
+from .common import clip_item, clip_rows, require, result_for, timecode, whole_video
 
 COLUMNS = ["videoID", "url", "timestamp", "caption", "clarity_score", "aesthetic_score", "motion_score",
            "video_training_suitability_score"]
@@ -34,7 +35,8 @@ def _score(v) -> str:
 def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
     name = safe_name(opts.name or build.name)
     rows = require([r for r in clip_rows(build) if r.get(R.CAPTION)], build, "koala36m", "no captioned clip")
-    prepared, planner, skipped = prepare(build, dest, opts, items=[clip_item(r) for r in rows])
+    prepared, planner, skipped = prepare(build, dest, opts, items=[whole_video(clip_item(r)) for r in rows])
+    rows_by_clip = {r[R.CLIP_ID]: r for r in rows}
     result = result_for("koala36m", planner, skipped, [])
     fname = f"{name}_koala36m.csv"
     number: dict[str, int] = {}
@@ -42,7 +44,7 @@ def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
         w = csv.DictWriter(f, fieldnames=COLUMNS)
         w.writeheader()
         for p in prepared:
-            row = p.item.row
+            row = rows_by_clip[p.item.id]   # whole_video cleared the clip's own columns: its span comes from here
             vid = str(row.get(R.VIDEO_ID))
             number[vid] = number.get(vid, -1) + 1
             w.writerow({"videoID": f"{vid}_{number[vid]}", "url": planner.ref(p.visual, planner.dest),
