@@ -305,6 +305,7 @@ def test_vript_caption_files(build_dir, rows, tmp_path):
         assert doc["meta"]["num_clips"] == len(doc["data"]) and doc["meta"]["integrity"]
         for k, (cid, clip) in enumerate(doc["data"].items(), start=1):
             assert cid.endswith(f"-Scene-{k:03d}") and clip["caption"]["content"] in captions
+            assert Path(dest, "vript_clips", "clips", f"{cid}.mp4").is_file()   # the clip file the id names
             # the clip's ASR segments; the third clip has none, so its subtitle cue is the voice-over
             assert clip["voiceover"] == ["A subtitle cue."] if k == 3 else clip["voiceover"][0].startswith("Here is")
             # the structured caption's fields when the clip has them, the dense-caption columns otherwise

@@ -8,8 +8,8 @@ The fields come from the structured caption (`caption_fields`, the caption stage
 the build has one; otherwise `content` is the clip's caption, `shot_type` / `camera_movement` the dense
 caption's columns and `scene_title` is ""; `voiceover` the transcript segments in
 the clip (else the subtitle annotations there), `video_title` the video's title annotation (else the file name). `integrity` is true when every
-shot of the video has a caption. Clip files are cut into `vript_clips/clips/<clip_id>.mp4` (the release
-zipped them as `<video_id>/<video_id>-Scene-NNN.mp4`).
+shot of the video has a caption. Clip files are cut into `vript_clips/clips/<video_id>-Scene-NNN.mp4`, named
+by the clip ids of the captions (the release zipped them as `<video_id>/<video_id>-Scene-NNN.mp4`).
 """
 from __future__ import annotations
 
@@ -35,16 +35,19 @@ def voiceover(row: dict) -> list[str]:
 
 def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
     rows = require([r for r in clip_rows(build) if r.get(R.CAPTION)], build, "vript", "no captioned clip")
+    # the release's clip ids, which also name the clip files: <video_id>-Scene-NNN, numbered in time order
+    scene = {r[R.CLIP_ID]: f"{vid}-Scene-{k:03d}" for vid, clips in by_video(rows).items()
+             for k, r in enumerate(clips, start=1)}
     prepared, planner, skipped = prepare(build, dest, opts, folder="vript_clips",
-                                         items=[clip_item(r) for r in rows])
+                                         items=[clip_item({**r, R.CLIP_ID: scene[r[R.CLIP_ID]]}) for r in rows])
     kept = {p.item.row[R.CLIP_ID] for p in prepared}
     result = result_for("vript", planner, skipped, [])
     os.makedirs(os.path.join(planner.dest, "vript_captions"), exist_ok=True)
-    for vid, clips in by_video(r for r in rows if r[R.CLIP_ID] in kept).items():
+    for vid, clips in by_video(r for r in rows if scene[r[R.CLIP_ID]] in kept).items():
         title = title_of(clips[0])
         data = {}
-        for k, row in enumerate(clips, start=1):
-            cid = f"{vid}-Scene-{k:03d}"
+        for row in clips:
+            cid = scene[row[R.CLIP_ID]]
             fields = caption_fields(row)
             data[cid] = {"video_id": vid, "clip_id": cid, "video_title": title,
                          "caption": {"shot_type": fields.get("shot_type") or row.get(R.SHOT_TYPE) or "",
