@@ -77,8 +77,15 @@ def _kill_all(marker: str, procs: dict) -> None:
 def _owner_script(script: Path, *args):
     """Run `script`, which starts a guard and prints its pid and its test processes' pids on one line:
     yields the owner and those processes; every one of them is killed afterwards."""
-    owner = subprocess.Popen([sys.executable, str(script), *map(str, args)], stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    # the arguments (the Ray session directory among them) reach the script through its environment, not its
+    # command line: the guard takes any process whose command line names the session for one of Ray's, and
+    # everything below it, so an owner naming it made the guard sweep an orphan it spawned elsewhere whenever a
+    # poll caught the orphan's short-lived parent (a loaded CI machine). vdata's CLI never names the session.
+    run = ("import os, runpy, sys; sys.argv = [sys.argv[1], *os.environ['VDATA_TEST_ARGS'].split('\\n')[1:]]; "
+           "runpy.run_path(sys.argv[0], run_name='__main__')")
+    owner = subprocess.Popen([sys.executable, "-c", run, str(script)], stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path),
+                                  "VDATA_TEST_ARGS": "\n".join(["", *map(str, args)])})
     procs = [psutil.Process(int(pid)) for pid in owner.stdout.readline().split()]
     try:
         yield owner, procs
@@ -225,10 +232,10 @@ def test_guard_reads_the_session_dir_from_the_first_ray_command_line(tmp_path):
         "gcs = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)', 'gcs_server',\n"
         "                        '--log_dir=' + sys.argv[1] + '/logs'])\n"
         "time.sleep(2.0)\n"   # the guard polls twice a second: it has read GCS's command line
-        "def orphan(log):\n"
-        "    code = ('import subprocess, sys; print(subprocess.Popen([sys.executable, \"-c\", \"import time; '\n"
+        "def orphan(log):\n"   # its parent lives 1.5 s more: the guard's polls see it below the owner
+        "    code = ('import subprocess, sys, time; print(subprocess.Popen([sys.executable, \"-c\", \"import time; '\n"
         "            'time.sleep(120)\"], start_new_session=True, stdout=open(sys.argv[1], \"w\"), '\n"
-        "            'stderr=subprocess.DEVNULL).pid)')\n"
+        "            'stderr=subprocess.DEVNULL).pid, flush=True); time.sleep(1.5)')\n"
         "    out = subprocess.run([sys.executable, '-c', code, log], capture_output=True, text=True, check=True)\n"
         "    return int(out.stdout)\n"
         "agent = orphan(sys.argv[1] + '/logs/dashboard_agent.log')\n"

@@ -333,7 +333,8 @@ def discover(cfg: BuildConfig, media_dir: str, listed: dict[int, list[dict]] | N
             first[r[R.PATH]] = r[R.SOURCE_URI]
             unique.append(_utf8_path(r, media_dir))
         elif r[R.SOURCE_URI] != first[r[R.PATH]] and not r.get(R.REJECT_REASON):
-            unique.append({**r, R.REJECT_REASON: "duplicate_video", R.REJECT_DETAIL: {"same_file_as": first[r[R.PATH]]},
+            unique.append({**_utf8_path(r, media_dir), R.REJECT_REASON: "duplicate_video",
+                           R.REJECT_DETAIL: {"same_file_as": first[r[R.PATH]]},
                            R.REJECT_MESSAGE: f"the same file as input {first[r[R.PATH]]} (listed again): processed once"})
     return unique
 
