@@ -273,6 +273,11 @@ def test_an_output_dir_that_cannot_be_made_is_a_config_error(video_dir, tmp_path
     with pytest.raises(ConfigError) as e:
         build(parse_config(config(video_dir, CURATE[:2], output={"dir": str(blocker / "out")})), progress=False)
     assert str(e.value).startswith(f"output.dir: cannot write {blocker / 'out'} (Not a directory"), e.value
+    # the file itself as the output folder: said by preflight, so `vdata validate` says it too
+    from vdata.pipelines.planning import preflight
+
+    with pytest.raises(ConfigError, match=f"output.dir: {blocker} is a file; name a folder"):
+        preflight(parse_config(config(video_dir, CURATE[:2], output={"dir": str(blocker)})))
 
 
 def test_plan_exits_nonzero_when_the_stages_do_not_fit_and_lists_teachers_and_spend(tmp_path):

@@ -7,6 +7,7 @@ match files). `plan_text()` is what `vdata plan` prints: stages, workers, teache
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -236,6 +237,8 @@ def storage_problems(cfg: BuildConfig) -> list[str]:
         S.check_writable(cfg.output.dir)
     except S.StorageError as e:
         out.append(f"output.dir: {e}")
+    if not S.is_remote(cfg.output.dir) and os.path.isfile(cfg.resolve(cfg.output.dir)):
+        out.append(f"output.dir: {cfg.resolve(cfg.output.dir)} is a file; name a folder")
     for i, spec in enumerate(cfg.input):
         for key in ("path", "glob", "manifest", "videos"):
             value = getattr(spec, key)
