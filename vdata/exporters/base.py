@@ -18,7 +18,7 @@ from typing import Callable
 from vdata.schemas import records as R
 
 from .media import MediaMissing, MediaPlanner, Visual
-from .source import BuildDir, ExportError, Item
+from .source import DATA_LEVELS, BuildDir, ExportError, Item
 from .timefmt import TIME_FORMATS, TimeFormat
 
 
@@ -82,8 +82,7 @@ class NothingToExport(ExportError):
 
 # A build's own folders: its tables, ledger, caches and logs. Nothing else may be written inside them
 # (an export into `<build>/samples` made the samples table unreadable); `<build>/exports/` is fine.
-BUILD_FOLDERS = ("videos", "clips", "samples", "haystack", "rejects", "_ledger", "_cache", "_logs", "_media",
-                 "_work", "_card", "report_assets")
+BUILD_FOLDERS = (*DATA_LEVELS, "rejects", "_ledger", "_cache", "_logs", "_media", "_work", "_card", "report_assets")
 
 
 def inside_build(build_path: str, dest: str) -> str | None:

@@ -15,12 +15,10 @@ description as title). Videos with neither are skipped (`no_chapters`).
 """
 from __future__ import annotations
 
-import pyarrow.parquet as pq
-
 from vdata.schemas import records as R
 
 from ..base import ExportOptions, ExportResult, prepare
-from ..source import BuildDir, split_of_file
+from ..source import BuildDir
 from .common import add_json, annotations, by_video, release_items, require, result_for, whole_video
 
 CHAPTER_TASKS = ("chapter", "chapter_generation")
@@ -41,11 +39,8 @@ def chapters_of(items) -> list[tuple[float, float, str]]:
 
 def video_splits(build: BuildDir) -> dict[str, str]:
     """video id -> the split whose data files hold it (a build holds a video out whole)."""
-    out: dict[str, str] = {}
-    for f in build.data_files:
-        for vid in pq.read_table(f, columns=[R.VIDEO_ID]).column(R.VIDEO_ID).to_pylist():
-            out.setdefault(str(vid), split_of_file(f))
-    return out
+    ids = build.read_table([R.VIDEO_ID]).column(R.VIDEO_ID).to_pylist()
+    return {str(vid): split for vid, split in zip(ids, build.row_splits())}
 
 
 def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
