@@ -101,12 +101,11 @@ def validate(config):
 
 
 def _is_haystack_config(path) -> bool:
-    import yaml
+    from vdata.schemas.config_file import ConfigReadError, read_config_file
 
     try:
-        with open(path, encoding="utf-8-sig") as f:
-            data = yaml.safe_load(f.read())
-    except (OSError, ValueError, yaml.YAMLError):   # ValueError: not UTF-8
+        _, data = read_config_file(path)
+    except ConfigReadError:
         return False   # load_config reports it
     return isinstance(data, dict) and "haystack" in data and "stages" not in data
 

@@ -69,9 +69,9 @@ def address_problem(cfg, address: str | None) -> str | None:
     if not given:
         return None
     key = "--address" if address else "ray.address"
-    if cfg.ray.executor == "local":
-        return (f"{key}: {given!r} names a Ray cluster, but ray.executor is local (this process, no Ray): "
-                "drop one of them")
+    if cfg.ray.executor == "local":   # only --address gets here: the config refuses ray.address beside it
+        return (f"--address: {address!r} names a Ray cluster, but ray.executor is local (this process, no "
+                "Ray): drop one of them")
     target = given.split("://", 1)[-1]
     host, _, port = target.rpartition(":")
     if given == "auto" or not host or not port.isdigit():

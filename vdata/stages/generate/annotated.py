@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import random
 import string
+from collections import Counter
 from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field, model_validator
@@ -94,13 +95,16 @@ def timed_items(row: dict, kind: str, text_key: str) -> tuple[list[tuple[float, 
     return sorted(inside), len(items)
 
 
+def text_identity(text: str) -> str:
+    """What makes two annotation texts the same text: their `phrase`, ignoring case."""
+    return phrase(text).casefold()
+
+
 def once(items: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
-    """The items whose text the row says only once (compared as `phrase`, ignoring case), in time order: a
-    step done twice ("add salt" at 0:10 and at 1:40) has no single place to ask order questions about."""
-    counts: dict[str, int] = {}
-    for _, _, text in items:
-        counts[phrase(text).casefold()] = counts.get(phrase(text).casefold(), 0) + 1
-    return [i for i in items if counts[phrase(i[2]).casefold()] == 1]
+    """The items whose text the row says only once (`text_identity`), in time order: a step done twice ("add
+    salt" at 0:10 and at 1:40) has no single place to ask order questions about."""
+    counts = Counter(text_identity(text) for _, _, text in items)
+    return [i for i in items if counts[text_identity(i[2])] == 1]
 
 def dataset_of(row: dict, tcfg: TemplateTask) -> str | None:
     value = source_meta(row).get(tcfg.dataset_key)

@@ -25,8 +25,8 @@ from pydantic import Field
 from vdata.schemas import records as R
 
 from .annotated import (TemplateTask, annotation_evidence, fill_question, missing, phrase, pick_items,
-                        question_templates, span_placeholder, t_placeholder, template_sample, time_values,
-                        timed_items, timed_lines)
+                        question_templates, span_placeholder, t_placeholder, template_sample, text_identity,
+                        time_values, timed_items, timed_lines)
 from .clues import Clue
 from .common import TaskFamily
 
@@ -138,7 +138,7 @@ def same_question(items: list[tuple[float, float, str]], shape: str) -> list[lis
     do not move."""
     groups: dict[object, list[tuple[float, float, str]]] = {}
     for a, b, text in items:
-        key = phrase(text).casefold() if shape == "grounding" else (round(a, 3), round(b, 3))
+        key = text_identity(text) if shape == "grounding" else (round(a, 3), round(b, 3))
         groups.setdefault(key, []).append((a, b, text))
     return list(groups.values())
 

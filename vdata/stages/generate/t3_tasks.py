@@ -27,7 +27,8 @@ from pydantic import Field
 
 from vdata.schemas import records as R
 
-from .annotated import EDGE_TOLERANCE_S, annotation_evidence, missing, once, phrase, rng, template_sample, timed_items
+from .annotated import (EDGE_TOLERANCE_S, annotation_evidence, missing, once, phrase, rng, template_sample,
+                        text_identity, timed_items)
 from .common import Strict, TaskFamily
 
 if TYPE_CHECKING:
@@ -148,19 +149,16 @@ def neighbour(items: list[tuple[float, float, str]], k: int, ask: str) -> tuple[
     answer: an event begins (ends) while items[k] lasts, or two texts share the next start (last end)."""
     a, b, _ = items[k]
     tol = EDGE_TOLERANCE_S
-    if ask == "after":
-        if any(j != k and a < s < b - tol for j, (s, _, _) in enumerate(items)):
-            return None
-        side = [i for i in items if i[0] >= b - tol]
-        edge = min((i[0] for i in side), default=None)
-        at = [i for i in side if edge is not None and abs(i[0] - edge) <= tol]
-    else:
-        if any(j != k and a + tol < e < b for j, (_, e, _) in enumerate(items)):
-            return None
-        side = [i for i in items if i[1] <= a + tol]
-        edge = max((i[1] for i in side), default=None)
-        at = [i for i in side if edge is not None and abs(i[1] - edge) <= tol]
-    return at[0] if len({phrase(i[2]).casefold() for i in at}) == 1 else None
+    after = ask == "after"
+    # something begins (ends) while the anchor lasts: it, not the next item, would be "right after" (before)
+    if any(j != k and (a < i[0] < b - tol if after else a + tol < i[1] < b) for j, i in enumerate(items)):
+        return None
+    side = [i for i in items if i[0] >= b - tol] if after else [i for i in items if i[1] <= a + tol]
+    if not side:
+        return None
+    edge = min(i[0] for i in side) if after else max(i[1] for i in side)
+    at = [i for i in side if abs((i[0] if after else i[1]) - edge) <= tol]
+    return at[0] if len({text_identity(i[2]) for i in at}) == 1 else None
 
 
 def _wrong_options(items, texts: list[str], anchor, answer) -> list[str]:
