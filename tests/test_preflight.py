@@ -366,6 +366,18 @@ def test_a_curation_build_says_its_clips_carry_no_text_to_export(tmp_path, cut_v
     assert not (tmp_path / "dest").exists()
 
 
+def test_a_configured_export_the_stages_cannot_feed_is_a_config_error(video_dir):
+    """`exports: [llava]` on probe + shots would end in "nothing to export" with status 0: named up front."""
+    exports = [{"format": "parquet"}, {"format": "llava"}, {"format": "lmms-eval"}]
+    msg = problems(config(video_dir, CURATE, output={"dir": str(video_dir / "out"), "exports": exports}))
+    assert "output.exports[1].format: llava exports samples" in msg and "output.exports[2].format: lmms-eval" in msg
+    assert "exports[0]" not in msg and "make clips rows with no caption" in msg
+    # a caption stage gives the clips text: the same exports then pass
+    captioned = CURATE + [{"caption": {"teacher": "captioner"}}]
+    preflight(parse_config(config(video_dir, captioned, {"captioner": HTTP},
+                                  output={"dir": str(video_dir / "out"), "exports": exports})))
+
+
 @pytest.mark.parametrize("fmt", ["vlmevalkit", "lmms-eval"])
 def test_evaluation_exports_copy_no_video_of_samples_they_do_not_carry(demo_build, tmp_path, fmt):
     from vdata.exporters import export

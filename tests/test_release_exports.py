@@ -190,6 +190,40 @@ def test_vidchapters_writes_a_file_per_split_named_as_the_release(build_dir, row
     assert sorted(p.name for p in (tmp_path / "test_only").glob("*.json")) == ["chapters_dvc_test.json"]
 
 
+def test_vidchapters_with_tasks_writes_the_chapters_of_those_samples(build_dir, rows, tmp_path):
+    """`--task chapter_generation` asks for the generated chapters, not the annotated ones; a task no
+    sample has exports nothing."""
+    import shutil
+
+    from vdata.exporters.base import NothingToExport
+
+    # the generated chapters get titles of their own, so that they cannot pass for the annotated ones
+    build = tmp_path / "generated_build"
+    shutil.copytree(build_dir, build)
+    part = build / "samples" / "part-00000.parquet"
+    table = pq.read_table(part)
+    samples = table.to_pylist()
+    for r in samples:
+        if r[R.TASK] == "chapter_generation":
+            r[R.DENSE_EVENTS] = [{**e, "description": f"generated {i}"} for i, e in enumerate(r[R.DENSE_EVENTS])]
+    pq.write_table(pa.Table.from_pylist(samples, schema=table.schema), part)
+    dest = str(tmp_path / "gen")
+    export(str(build), dest, "vidchapters", tasks=["chapter_generation"])
+    data = _json(dest, "chapters_dvc_train.json")
+    validate("vidchapters", data)
+    generated = {r[R.VIDEO_ID]: r[R.DENSE_EVENTS] for r in samples if r[R.TASK] == "chapter_generation"}
+    assert generated and set(data) == set(generated)
+    for name, entry in data.items():
+        assert entry["sentences"] == [e["description"] for e in generated[name]]
+        assert entry["timestamps"] == [[round(e["start_s"], 3), round(e["end_s"], 3)] for e in generated[name]]
+    with pytest.raises(NothingToExport):
+        export(str(build), str(tmp_path / "none"), "vidchapters", tasks=["speech_qa"])
+    # without --task the annotated chapters come first, as before
+    export(str(build), str(tmp_path / "all"), "vidchapters")
+    assert not any(s.startswith("generated") for e in _json(str(tmp_path / "all"), "chapters_dvc_train.json").values()
+                   for s in e["sentences"])
+
+
 def test_mvbench_per_task_json(build_dir, rows, tmp_path):
     dest = str(tmp_path / "mvb")
     res = export(build_dir, dest, "mvbench")

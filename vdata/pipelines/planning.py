@@ -125,10 +125,26 @@ def make_plan(cfg: BuildConfig) -> Plan:
             res.batches_per_actor = _batches_per_actor(stage, res, teachers)
         stages.append(StagePlan(i, name, scfg, res, cols, out, hashes[i], stage.describe()))
         cols = out
+    problems += export_problems(cfg, cols)
     if problems:
         raise ConfigError(redact("\n  ".join(problems) if len(problems) == 1 else
                                  "invalid config:\n  " + "\n  ".join(problems), cfg.secrets))
     return Plan(cfg, cfg.resolve(cfg.output.dir), stages, cols)
+
+
+# the formats whose records are instructions: they carry samples, or the caption / dense events of clips
+TEXT_EXPORTS = ("llava", "sharegpt", "swift", "internvl", "lmms-eval", "vlmevalkit")
+
+
+def export_problems(cfg: BuildConfig, columns: list[str]) -> list[str]:
+    """`output.exports` that the stage chain can never feed: an instruction format on a build whose rows
+    carry no text. Found here, the build is not run to end in "nothing to export" and status 0."""
+    level = level_of(columns)
+    has_text = level == "samples" or (level == "clips" and (R.CAPTION in columns or R.DENSE_EVENTS in columns))
+    return [f"output.exports[{i}].format: {spec.format} exports samples, or the captions of clips, and this "
+            f"build's stages make {level} rows with no caption or dense events (add a caption or generate "
+            f"stage, or export `format: parquet`)"
+            for i, spec in enumerate(cfg.output.exports) if spec.format in TEXT_EXPORTS and not has_text]
 
 
 def teacher_configs(cfg: BuildConfig) -> dict:

@@ -11,7 +11,8 @@ name `path` uses too), else vdata's video id. One file per split, as the release
 
 Chapters come from the video's `annotations.chapters` (user chapters read by the annotations stage);
 a video without them falls back to a chapter-generation sample's events (`dense_events`, the
-description as title). Videos with neither are skipped (`no_chapters`).
+description as title). Videos with neither are skipped (`no_chapters`). With `--task`, only videos
+with a sample of those tasks are written, and a chapter sample's events come before the annotations.
 """
 from __future__ import annotations
 
@@ -26,15 +27,15 @@ CHAPTER_TASKS = ("chapter", "chapter_generation")
 RELEASE_SPLITS = {"train": "train", "validation": "val", "test": "test"}
 
 
-def chapters_of(items) -> list[tuple[float, float, str]]:
-    for it in items:
-        chapters = annotations(it.row).get("chapters")
-        if chapters:
-            return [(float(c["start_s"]), float(c["end_s"]), c["title"]) for c in chapters]
-    for it in items:
-        if it.task in CHAPTER_TASKS and it.get(R.DENSE_EVENTS):
-            return [(float(e["start_s"]), float(e["end_s"]), e["description"]) for e in it.get(R.DENSE_EVENTS)]
-    return []
+def chapters_of(items, samples_first: bool = False) -> list[tuple[float, float, str]]:
+    """The video's annotated chapters, else a chapter sample's events; the other way round when the
+    export names its tasks (`--task chapter_generation` asks for the generated chapters)."""
+    annotated = [[(float(c["start_s"]), float(c["end_s"]), c["title"]) for c in chapters]
+                 for it in items if (chapters := annotations(it.row).get("chapters"))]
+    generated = [[(float(e["start_s"]), float(e["end_s"]), e["description"]) for e in it.get(R.DENSE_EVENTS)]
+                 for it in items if it.task in CHAPTER_TASKS and it.get(R.DENSE_EVENTS)]
+    found = generated + annotated if samples_first else annotated + generated
+    return found[0] if found else []
 
 
 def video_splits(build: BuildDir) -> dict[str, str]:
@@ -45,8 +46,9 @@ def video_splits(build: BuildDir) -> dict[str, str]:
 
 def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
     chosen, chapters, skipped_videos = [], {}, 0
-    for vid, items in by_video(release_items(build)).items():
-        found = chapters_of(items)
+    # with --task, only videos that have a sample of those tasks, and that sample's chapters first
+    for vid, items in by_video(release_items(build, opts.tasks)).items():
+        found = chapters_of(items, samples_first=bool(opts.tasks))
         if not found:
             skipped_videos += 1
             continue
