@@ -24,7 +24,7 @@ from vdata.schemas.config import SplitsConfig, parse_config
 ACTIVITYNET = {   # train.json: id -> duration, parallel timestamps / sentences
     "v_act001": {"duration": 8.0, "timestamps": [[0.5, 3.0], [2.0, 7.5], [6.0, 4.0]],
                  "sentences": ["A man walks in.", "He lifts a box.", "Ends before it starts."]},
-    "v_gone": {"duration": 30.0, "timestamps": [[0.0, 5.0]], "sentences": ["No video was downloaded."]},
+    "v_gone": {"duration": 8.0, "timestamps": [[0.0, 5.0]], "sentences": ["No video was downloaded."]},
 }
 CHARADES_STA = (   # charades_sta_train.txt: "[video name] [start time] [end time]##[sentence]"
     "CH01 0.0 2.5##person opens a door.\n"

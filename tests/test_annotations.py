@@ -377,6 +377,30 @@ def test_required_kinds_strict_mode_and_sidecar_json(tmp_path, cut_video, bikes)
     assert len(rejects) == 0 and all(r[R.ANNOTATIONS]["subtitles"] == [] for r in kept)
 
 
+def test_a_video_unlike_its_annotation_files_duration_is_rejected(tmp_path, cut_video, bikes):
+    """ActivityNet Captions gives each video's duration. A 14-s file annotated as 45 s is a truncated download
+    (or another cut): its times point elsewhere, so the video is a `duration_mismatch` reject, not kept with
+    a third of its events silently dropped; a small difference (the release's rounding) passes."""
+    from vdata.schemas.annotation_formats.captions import read_activitynet_captions
+
+    talk, lecture = _videos(tmp_path, cut_video, bikes)   # 14 s and 10 s
+    release = read_activitynet_captions(json.dumps({
+        "v_talk": {"duration": 45.0, "timestamps": [[0.0, 5.0], [30.0, 44.0]], "sentences": ["a", "b"]},
+        "v_lecture": {"duration": 10.3, "timestamps": [[0.0, 5.0]], "sentences": ["bikes pass"]}}))
+    meta = {Path(r.video_id[2:]).name: r.meta for r in release.videos}
+    probed = _probed([{R.SOURCE_URI: str(p), R.PATH: str(p), R.SOURCE_META: json.dumps(meta[p.stem])}
+                      for p in (talk, lecture)])
+    kept, rejects = vdata.run_stage(AnnotationsStage(sidecars=False), probed)
+    assert [Path(r[R.PATH]).name for r in kept] == ["lecture.mp4"]
+    assert kept[0][R.ANNOTATIONS]["segments"][0]["text"] == "bikes pass"
+    assert [r["reason"] for r in rejects] == ["duration_mismatch"] and Path(rejects[0][R.SOURCE_URI]).name == "talk.mp4"
+    assert "45.0 s" in rejects[0]["message"] and "14.0 s" in rejects[0]["message"]
+    assert json.loads(rejects[0]["detail"])["annotated_duration_s"] == 45.0
+    # duration_tolerance: null keeps it, with the event past its end dropped as before
+    kept, rejects = vdata.run_stage(AnnotationsStage(sidecars=False, duration_tolerance=None), probed)
+    assert len(kept) == 2 and [r["reason"] for r in rejects] == ["segment_out_of_range"]
+
+
 def test_chapters_mapped_to_the_description_fall_back_to_yt_dlp_chapters(tmp_path, cut_video, bikes):
     """VidChapters' recipe maps `chapters: description` (the creator's "0:00 Intro" lines). A video whose
     description has no such lines but whose yt-dlp info.json lists chapters (YouTube's automatic ones) gets

@@ -441,8 +441,15 @@ def test_a_dataset_annotation_file_and_its_videos_in_a_bucket(tmp_path, s3, vide
     fs.put_file(str(files[1]), f"{bucket}/videos/train/v_bbb.mp4")
     fs.put_file(str(files[1]), f"{bucket}/videos/.trash/v_ccc.mp4")   # hidden: not the video
     spans = {"v_aaa": [[0.0, 1.0]], "v_bbb": [[0.5, 1.5]], "v_ccc": [[0.0, 0.5]]}
+    # the release gives each video's duration: the files' own (a video unlike it is rejected duration_mismatch)
+    import av
+
+    durations = {}
+    for key, f in (("v_aaa", files[0]), ("v_bbb", files[1]), ("v_ccc", files[2])):
+        with av.open(str(f)) as container:
+            durations[key] = round(container.duration / 1e6, 2)
     fs.pipe(f"{bucket}/annotations/train.json", "\ufeff".encode() + json.dumps(
-        {k: {"duration": 2.0, "timestamps": v, "sentences": [f"{k} happens"]} for k, v in spans.items()}).encode())
+        {k: {"duration": durations[k], "timestamps": v, "sentences": [f"{k} happens"]} for k, v in spans.items()}).encode())
     cfg = {**_config([{"manifest": f"s3://{bucket}/annotations/train.json", "format": "activitynet_captions",
                        "videos": f"s3://{bucket}/videos"}], str(tmp_path / "out"), endpoint),
            "stages": [{"probe": {}}, {"annotations": {}}]}

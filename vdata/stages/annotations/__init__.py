@@ -57,6 +57,10 @@ class AnnotationsConfig(StageConfig):
     on_bad_item: Literal["drop", "reject_video"] = "drop"
     tolerance_s: float = Field(0.5, ge=0, le=10)      # overshoot clamped (segments, subtitles) / overlap trimmed
     subtitle_overlap: Literal["drop", "trim"] = "drop"   # trim: cut the earlier cue (rolling captions overlap)
+    # an annotation file's own `duration` unlike the probed one by more than this share of it (and 1 s) is
+    # a truncated download or another cut of the video, where the file's times point elsewhere: the video
+    # is rejected `duration_mismatch` (null: never)
+    duration_tolerance: float | None = Field(0.05, ge=0, le=1)
 
     @field_validator("sources")
     @classmethod
@@ -113,12 +117,13 @@ class AnnotationsConfig(StageConfig):
 
 class AnnotationsStage(Stage):
     name = "annotations"
-    version = 7   # 2: YouTube's automatic captions once per line; yt-dlp's download listings are no subtitles;
+    version = 8   # 2: YouTube's automatic captions once per line; yt-dlp's download listings are no subtitles;
     #               3: a kind is also read under its own name when the configured key is absent;
     #               4: a clock with a fraction ("0:01:02.5") is a time, not an unreadable item;
     #               5: a video in a bucket has its sidecars read beside its URL;
     #               6: a key that gives none of the kind lets the next key (and place) give it;
     #               7: an item given twice is kept once (a repair); one ending before 0 is out of range
+    #               8: a video unlike its annotation file's duration is rejected duration_mismatch
     Config = AnnotationsConfig
     reads = (R.PATH, R.SOURCE_META, R.DURATION_S)
     writes = R.ANNOTATION_COLUMNS
@@ -135,13 +140,8 @@ class AnnotationsStage(Stage):
         cfg = self.config
         reader = SourceReader(row[R.PATH], row.get(R.SOURCE_URI), cfg.key_map())
         raw: dict = {}
-        meta = row.get(R.SOURCE_META)
-        if isinstance(meta, str) and meta.strip():
-            try:
-                meta = json.loads(meta)
-            except json.JSONDecodeError:
-                meta = {}
-        if isinstance(meta, dict):
+        meta = _meta(row)
+        if meta:
             reader.from_mapping(meta, list(KINDS), raw)
         if cfg.sidecars:
             reader.from_sidecars(list(KINDS), raw, cfg.subtitle_languages)
@@ -157,6 +157,13 @@ class AnnotationsStage(Stage):
 
     def process_row(self, row):
         cfg = self.config
+        annotated, probed = _meta(row).get("annotated_duration_s"), row.get(R.DURATION_S)
+        if (cfg.duration_tolerance is not None and isinstance(annotated, (int, float)) and probed
+                and abs(annotated - probed) > max(1.0, cfg.duration_tolerance * annotated)):
+            return self.reject(row, "duration_mismatch", f"the annotation file gives the video {annotated:.1f} s and "
+                               f"it lasts {probed:.1f} s: a truncated download or another cut, where the file's "
+                               f"times point elsewhere (annotations.duration_tolerance)",
+                               annotated_duration_s=annotated, duration_s=probed)
         raw, issues = self.gather(row)
         annotations, found = validate_annotations(raw, row.get(R.DURATION_S), vocabulary=cfg.label_vocabulary,
                                                   tolerance_s=cfg.tolerance_s, subtitle_overlap=cfg.subtitle_overlap)
@@ -174,6 +181,17 @@ class AnnotationsStage(Stage):
         kept = {**row, R.ANNOTATIONS: annotations, R.ANNOTATION_ISSUES: len(dropped),
                 R.ANNOTATION_REPAIRS: len(issues) - len(dropped)}
         return [kept, *(self.reject(row, i.reason, f"{i.kind}: {i.message}", **i.detail()) for i in dropped)]
+
+
+def _meta(row: dict) -> dict:
+    """The row's source_meta as a mapping ({} when absent or unreadable)."""
+    meta = row.get(R.SOURCE_META)
+    if isinstance(meta, str) and meta.strip():
+        try:
+            meta = json.loads(meta)
+        except json.JSONDecodeError:
+            return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def _detail(issue) -> dict:
