@@ -25,7 +25,7 @@ from vdata.stages.probe import ProbeStage
 from vdata.stages.shots import ShotsStage
 
 SOURCES = ("testsrc2", "smptebars", "mandelbrot", "rgbtestsrc", "testsrc")
-SCENE = re.compile(r"^\(([A-H])\) (.+)$", re.M)
+SCENE = re.compile(r"^\(([1-8])\) (.+)$", re.M)
 THINGS = ["a dog runs across the lawn", "a kettle boils on the stove", "a child opens a red umbrella",
           "two cyclists pass a bakery", "a man paints a blue fence", "rain falls on a parked car"]
 
@@ -68,12 +68,12 @@ def true_order(sample: dict, events: list[dict]) -> str:
 def check_event_order(sample: dict, row: dict, events: list[dict], k: int) -> None:
     assert sample[R.TASK] == "mcq" and sample[R.QUESTION_TYPE] == "event_order"
     scenes = SCENE.findall(sample[R.QUESTION])
-    assert [x for x, _ in scenes] == [chr(65 + i) for i in range(k)]
+    assert [x for x, _ in scenes] == [str(i + 1) for i in range(k)]   # numbered: options are lettered
     assert len({t for _, t in scenes}) == k                       # k different events
     opts = sample[R.OPTIONS]
     assert len(opts) == len(set(opts)) == 4                       # distinct orderings ...
     for o in opts:                                                # ... each a permutation of the letters
-        assert sorted(re.findall(r"\(([A-H])\)", o)) == [x for x, _ in scenes]
+        assert sorted(re.findall(r"\(([1-8])\)", o)) == [x for x, _ in scenes]
     assert opts[sample[R.ANSWER_INDEX]] == sample[R.ANSWER] == true_order(sample, events)
     spans = sample[R.ANSWER_SPANS]
     assert len(spans) == k

@@ -1,10 +1,12 @@
 """Benchmark-style items over a row's timed content: `event_order` (Vript-Hard ERO), teacher-free.
 
-`event_order` lists K of the row's events in a shuffled order, lettered (A), (B), ..., and asks for their
-order in the video as a multiple-choice question: each option is an ordering of the letters, one is the
+`event_order` lists K of the row's events in a shuffled order, numbered (1), (2), ..., and asks for their
+order in the video as a multiple-choice question: each option is an ordering of the numbers, one is the
 true one, the others are other permutations. Vript-Hard's ERO gives three scene descriptions and asks for
 their temporal order ("Scene (A), (B) and (C)": mutonix/Vript `prompts_for_vript-hard/vript_ero.json` and
 `vript-hard/models/videochat2/videochat2_vriptERO.py`, read for this module); `events: 3` reproduces it.
+Vript asks it open-ended; here the orderings are options that every MCQ export letters A, B, C, D, so
+the scenes are numbered: lettered too, "A. (B) → (A) → (C)" read as a riddle.
 
 The events are the row's timed items of one source (dense events, annotated segments, chapters or clip
 captions, in the configured preference order) that are distinct and do not overlap, so their order is
@@ -130,8 +132,8 @@ def pick_source(row: dict, clues: list[Clue], tcfg: EventOrderTask) -> tuple[str
 
 # --- the item ---------------------------------------------------------------------------------------
 
-def letters(n: int) -> list[str]:
-    return [chr(ord("A") + i) for i in range(n)]
+def scene_labels(n: int) -> list[str]:
+    return [str(i + 1) for i in range(n)]
 
 
 def ordering_text(order: list[str]) -> str:
@@ -139,7 +141,7 @@ def ordering_text(order: list[str]) -> str:
 
 
 def orderings(rng: random.Random, truth: tuple[str, ...], k: int) -> list[tuple[str, ...]]:
-    """`k` distinct orderings of the letters, the true one first; the others drawn from all permutations."""
+    """`k` distinct orderings of the scene labels, the true one first; the others drawn from all permutations."""
     others = [p for p in itertools.permutations(sorted(truth)) if p != truth]
     return [truth, *rng.sample(others, k - 1)]
 
@@ -173,7 +175,7 @@ def _plan_event_order(stage: StageView, row: dict, clues: list[Clue], tcfg: Even
 
 def _event_order_item(stage: StageView, row: dict, index: int, shown: list[Clue], rng: random.Random,
                       n_options: int, templates: list[str], prompt_id: str, source: str, tcfg: EventOrderTask):
-    labels = letters(len(shown))
+    labels = scene_labels(len(shown))
     by_label = dict(zip(labels, shown))
     truth = tuple(sorted(labels, key=lambda x: (by_label[x].start_s, by_label[x].end_s)))
     options = orderings(rng, truth, n_options)
