@@ -254,9 +254,9 @@ def test_a_normal_shutdown_sweeps_nothing_of_the_owner(tmp_path):
     guard's sweep on a normal close must spare the process that started it (it once SIGTERMed it)."""
     ray_tmp = tempfile.mkdtemp(prefix="vk", dir="/tmp")
     code = ("import time\n"
-            "from vdata.pipelines import execution as X\n"
-            "X.start_local_ray(num_cpus=1)\n"
-            "X.stop_local_ray()\n"
+            "from vdata.pipelines import ray_session\n"
+            "ray_session.start_local_ray(num_cpus=1)\n"
+            "ray_session.stop_local_ray()\n"
             "time.sleep(1.0)\n"   # a late signal would land here
             "print('survived', flush=True)\n")
     try:
@@ -267,3 +267,61 @@ def test_a_normal_shutdown_sweeps_nothing_of_the_owner(tmp_path):
     finally:
         _kill_all(ray_tmp, {})
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def _stopped_in_session(session: int) -> list[str]:
+    """Processes of this session stopped by job control (state T): what a terminal's SIGTTOU leaves."""
+    out = []
+    for p in psutil.process_iter(["pid", "status", "cmdline"]):
+        try:
+            if os.getsid(p.info["pid"]) == session and p.info["status"] == psutil.STATUS_STOPPED:
+                out.append(f"{p.info['pid']}: {' '.join(p.info['cmdline'] or [])[:120]}")
+        except (psutil.Error, ProcessLookupError, PermissionError):
+            continue
+    return out
+
+
+def test_a_build_started_from_a_terminal_is_not_stopped_by_job_control(tmp_path):
+    """`vdata build` typed in a terminal, through Ray: a Ray worker runs in a process group of its own, in the
+    background of the terminal's session, and PySceneDetect's `ffmpeg -v quiet` probe in it set terminal
+    modes on the inherited tty: SIGTTOU stopped the worker and the build hung in `shots` for good. Run in a
+    real pseudo-terminal, the build finishes, and no process of its session is ever seen stopped."""
+    import pty
+    import select
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i, source in enumerate(("testsrc2", "smptebars")):
+        render_segments(str(src / f"v{i}.mp4"), [Segment(source, 1.5), Segment("mandelbrot", 1.5)], size=(160, 96))
+    cfg_path = tmp_path / "build.yaml"
+    cfg_path.write_text(yaml.safe_dump({
+        "name": "tty", "input": [{"path": str(src)}], "output": {"dir": str(tmp_path / "out")},
+        "ray": {"num_cpus": 2, "executor": "ray"}, "stages": [{"probe": {}}, {"shots": {"min_len_s": 0.5}}]}))
+    ray_tmp = tempfile.mkdtemp(prefix="vk", dir="/tmp")
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": ray_tmp, "TERM": "xterm"}
+    pid, fd = pty.fork()
+    if pid == 0:   # the child: session leader with the pseudo-terminal as its controlling terminal and stdin
+        os.execve(str(BIN / "vdata"), [str(BIN / "vdata"), "build", str(cfg_path)], env)
+    output, status, stopped = b"", None, []
+    try:
+        while status is None:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if ready:
+                try:
+                    output += os.read(fd, 65536)
+                except OSError:   # the terminal closed: the build has exited
+                    pass
+            stopped = _stopped_in_session(pid)
+            assert not stopped, f"stopped by job control: {stopped}\n{output.decode(errors='replace')[-2000:]}"
+            done, code = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = os.waitstatus_to_exitcode(code)
+    finally:
+        if status is None:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    text = output.decode(errors="replace")
+    assert status == 0, text[-3000:]
+    assert (tmp_path / "out" / "manifest.json").is_file()

@@ -151,43 +151,6 @@ def _audio_only_reject(stage, row: dict) -> Reject:
                   {"stage_needs_video": stage.name, R.AUDIO_CODEC: codec, R.DURATION_S: duration})
 
 
-_GUARD = None   # the guard of the embedded Ray this process started (see ray_guard.py)
-
-
-def start_local_ray(**init_kwargs) -> None:
-    """`ray.init()` for an embedded Ray whose processes cannot outlive this process (see ray_guard)."""
-    import ray
-
-    from .ray_guard import RayGuard
-
-    global _GUARD
-    guard = RayGuard.start()
-    try:
-        with guard.marking():   # what ray.init starts, and the workers its raylet starts later, carry the token
-            ray.init(**init_kwargs)
-    except BaseException:
-        guard.close()
-        raise
-    try:
-        guard.set_session_dir(ray._private.worker._global_node.get_session_dir_path())
-    except Exception:   # the guard still knows the Ray processes below this one
-        pass
-    _GUARD = guard
-
-
-def stop_local_ray() -> None:
-    """`ray.shutdown()`, then the guard sweeps whatever Ray left running and exits."""
-    import ray
-
-    global _GUARD
-    try:
-        ray.shutdown()
-    finally:
-        if _GUARD is not None:
-            _GUARD.close()
-            _GUARD = None
-
-
 def _conserve_mass(stage, live: list[dict], out_rows: list[dict], reasons: Counter) -> list[dict]:
     """Give each output row its share of its video's input mass (see R.MASS).
 

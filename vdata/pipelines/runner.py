@@ -32,6 +32,7 @@ from . import execution as X
 from . import output_dir
 from . import progress as P
 from . import remote
+from . import ray_session
 from .ingest import discover, reject_duplicates
 from .planning import (Plan, StagePlan, check_fits, fetch_assets, input_problems, make_plan,  # noqa: F401
                        plan_fits, plan_text, preflight, resource_floor, teacher_spend)
@@ -77,7 +78,7 @@ def _init_ray(cfg: BuildConfig, address: str | None, verbose: bool):
         if address:
             ray.init(address=address, **kwargs)
         else:
-            X.start_local_ray(num_cpus=cfg.ray.num_cpus, **kwargs)   # guarded: dies with this process
+            ray_session.start_local_ray(num_cpus=cfg.ray.num_cpus, **kwargs)   # guarded: dies with this process
             started = True
     return ray, started
 
@@ -206,7 +207,7 @@ def _execute_quietly(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: Run
     except ConfigError as e:
         if not (address or cfg.ray.address):   # a local Ray is all there is: fail now rather than hang
             if started:
-                X.stop_local_ray()
+                ray_session.stop_local_ray()
             raise
         # an existing cluster may autoscale: say it, and let the cluster decide
         import logging
@@ -264,7 +265,7 @@ def _execute_quietly(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: Run
         except Exception:
             pass
         if started:
-            X.stop_local_ray()
+            ray_session.stop_local_ray()
 
 
 def build(cfg: BuildConfig, address: str | None = None, progress: bool | None = None, console=None,
