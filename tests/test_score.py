@@ -262,3 +262,26 @@ def test_a_task_answered_by_moments_is_scored_by_the_moment_it_asks_for(tmp_path
         off = "60 seconds" if fmt == "seconds" else f"<t{round(99 * 60 / 100)}>"
         assert process_results_moment(doc, [off]) == {"within_3s": 0.0, "mean_abs_error_s": pytest.approx(10.0, abs=1.0)}
         assert "metric: within_3s" in (dest / "handmade_moment.yaml").read_text().replace('"', "")
+
+
+def test_replies_read_alike_in_every_scorer(tmp_path):
+    """The reply parsing shared with the haystack scorer and lmms-eval: a lowercase letter is an answer,
+    an interval written with decimal commas is read as such, and one written end first is counted as
+    reversed (IoU 0), as a reversed [end, start] list is, not swapped."""
+    build = write_build(tmp_path / "build", ROWS)
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": "m1", "prediction": "b"},                    # B: right
+                                               {"id": "m2", "prediction": "A red cat, so (A)."},   # A: right
+                                               {"id": "g3", "prediction": "5,0 - 15,0"},           # exact
+                                               {"id": "g2", "prediction": "30 - 20"}])             # reversed
+    rep = score_build(str(build), str(preds))
+    assert rep["mcq"]["by_task"]["mcq"]["accuracy"] == 33.33 and rep["mcq"]["by_task"]["label_mcq"]["accuracy"] == 100.0
+    assert rep["grounding"]["by_task"]["grounding"]["miou"] == 50.0      # g3 exact, g1 unanswered
+    assert rep["problems"]["reversed_interval"]["examples"] == ["g2"]
+
+
+def test_a_json_array_instead_of_jsonl_is_named(handmade, tmp_path):
+    build, _ = handmade
+    array = tmp_path / "preds.json"
+    array.write_text(json.dumps([p for p in PREDICTIONS if "id" in p], indent=1))
+    res = CliRunner().invoke(main, ["score", str(build), str(array)])
+    assert res.exit_code == 1 and "is one JSON array, not JSONL" in res.output and "jq -c" in res.output

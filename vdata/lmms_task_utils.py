@@ -18,8 +18,9 @@ import json
 import logging
 import os
 import re
+import unicodedata
 import zipfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 from difflib import SequenceMatcher
 from pathlib import Path
 
@@ -136,20 +137,37 @@ _ANSWER_PREFIXES = ("the best answer is", "the correct answer is", "the answer i
 
 
 def extract_letter(text: str, n_options: int) -> str:
-    """The option letter a reply chose: a lone letter, "(B)", "B.", "The answer is B", ... ("" if none)."""
+    """The option letter a reply chose ("" if none), surest sign first: a lone letter in any case ("b", "(b)"), a
+    leading "(B)" / "B." / "B," / "B:", "answer is B" / "option B", a bracketed letter anywhere ("A red square
+    was shown, so (C)."), then a capital standing alone (not the article "A" or the pronoun "I" opening prose)."""
     letters = LETTERS[:max(1, n_options)]
-    s = (text or "").strip()
+    s = (text or "").replace("*", "").replace("`", "").strip()
     for prefix in _ANSWER_PREFIXES:
-        if s.lower().startswith(prefix):
-            s = s[len(prefix):].strip()
-    m = re.match(rf"^\(?([{letters}])\)?(?:[.:)\s]|$)", s)
+        if s.lower().startswith(prefix) and not s[len(prefix):len(prefix) + 1].isalpha():
+            s = s[len(prefix):].strip(" :-")
+    lone = re.fullmatch(r"[(\[]?([A-Za-z])[)\]]?[.!]?", s)
+    if lone:
+        return lone.group(1).upper() if lone.group(1).upper() in letters else ""
+    x = f"[{letters}]"
+    m = (re.match(rf"[(\[]({x})[)\]]|({x})(?:[.:),]|$)", s)
+         or re.search(rf"(?i:\banswer(?:\s+is)?|\boption|\bchoice)\s*:?\s*[(\[]?({x})(?![A-Za-z0-9])", s))
     if m:
-        return m.group(1)
-    found = re.findall(rf"\b([{letters}])\b", s)
-    return found[0] if len(found) == 1 else (found[0] if found and len(s) <= 20 else "")
+        return next(g for g in m.groups() if g)
+    bracketed = {b.upper() for b in re.findall(rf"[(\[]([{letters}{letters.lower()}])[)\]]", s)}
+    if len(bracketed) == 1:
+        return bracketed.pop()
+    found = list(re.finditer(rf"(?<![A-Za-z0-9'])(?![AI]\s+(?!or\b|and\b)[a-z])({x})(?![A-Za-z0-9'])", s))
+    if found and (len({m.group(1) for m in found}) == 1 or len(s) <= 20):
+        return found[0].group(1)
+    return ""
+
+
+# A time as replies write it: 12.5, 12,5 (decimal comma), 1:05, 1:02:03.5, 1.2e1
+_TIME = re.compile(r"\d+(?::\d+){0,2}(?:[.,]\d+)?(?:[eE][+-]?\d+)?")
 
 
 def _seconds(token: str) -> float:
+    token = re.sub(r",(\d{3})$", r"\1", token).replace(",", ".")   # "1,200" is thousands, "12,5" a decimal comma
     total = 0.0
     for part in token.split(":"):
         total = total * 60 + float(part)
@@ -157,12 +175,18 @@ def _seconds(token: str) -> float:
 
 
 def parse_interval(text: str):
-    """(start, end) in seconds from "12.5 - 20", "from 1:05 to 1:10", ...; None if absent."""
-    nums = re.findall(r"\d+(?::\d+){0,2}(?:\.\d+)?", text or "")
+    """(start, end) in seconds from "12.5 - 20", "12,5 - 20,0", "from 1:05 to 1:10", ...; None if absent.
+    The ends come back as written, so a reversed "20 - 12.5" stays reversed (start > end) for the caller
+    to count, unless the words say the end comes first ("it ends at 30 and starts at 12")."""
+    low = (text or "").lower()
+    nums = _TIME.findall(low)
+    if len(nums) < 2:   # "[12,20]": that comma separates two numbers
+        nums = re.findall(r"\d+(?::\d+){0,2}(?:\.\d+)?", low)
     if len(nums) < 2:
         return None
     a, b = _seconds(nums[0]), _seconds(nums[1])
-    return (min(a, b), max(a, b))
+    starts = [i for i in (low.find("start"), low.find("begin")) if i >= 0]
+    return (b, a) if starts and 0 <= low.find("end") < min(starts) else (a, b)
 
 
 # Times as the exporters write them (vdata/exporters/timefmt.py; copied here because this file must run
@@ -229,7 +253,7 @@ def parse_span(text, time_format, duration_s, fps):
 
 def interval_iou(a, b) -> float:
     """Temporal IoU of two (start, end) intervals; 0 when either is missing or empty."""
-    if a is None or b is None:
+    if a is None or b is None or a[1] < a[0]:   # a reversed reply is wrong, not swapped
         return 0.0
     inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
     union = max(a[1], b[1]) - min(a[0], b[0])
@@ -239,20 +263,35 @@ def interval_iou(a, b) -> float:
 _NUMBER_WORDS = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty".split())}
-_NUMBER_WORDS.update({"once": 1, "twice": 2, "thrice": 3, "never": 0})
+_HOW_OFTEN = {"once": 1, "twice": 2, "thrice": 3, "never": 0, "none": 0}
+_NOT_A_COUNT = {"s", "sec", "secs", "second", "seconds", "min", "mins", "minute", "minutes", "h", "hour", "hours",
+                "ms", "fps", "frame", "frames", "percent", "st", "nd", "rd", "th"}   # "the 20 s video", "the 2nd"
 
 
 def parse_count(text: str):
-    for token in re.findall(r"[a-z]+|\d+", text.lower()):
-        if token.isdigit():
-            return int(token)
-        if token in _NUMBER_WORDS:
-            return _NUMBER_WORDS[token]
-    return None
+    """The count a reply gives: a number followed by "times" first, then once / twice / never, else the
+    last number that is not a duration ("It appeared in the 20 s video 2 times" reads 2); None if none."""
+    tokens = re.findall(r"\d+(?:\.\d+)?|[^\W\d_]+", _fold(text)[0])
+    with_times, how_often, numbers = [], [], []
+    for i, token in enumerate(tokens):
+        after = tokens[i + 1] if i + 1 < len(tokens) else ""
+        value = int(token) if token.isdigit() else _NUMBER_WORDS.get(token)
+        if token in _HOW_OFTEN:
+            how_often.append(_HOW_OFTEN[token])
+        elif value is not None and after not in _NOT_A_COUNT:
+            (with_times if after in ("time", "times", "x") else numbers).append(value)
+    return next((found[0] for found in (with_times, how_often) if found), numbers[-1] if numbers else None)
+
+
+def _fold(text) -> tuple[str, str]:
+    """(text, its words): NFKC and casefolded in every script (accents kept); in the second, each character
+    that is no letter, digit or mark is a space, so both keep the same positions."""
+    s = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text or "").casefold())
+    return s, "".join(c if unicodedata.category(c)[0] in "LNM" else " " for c in s)
 
 
 def _tokens(text) -> list[str]:
-    return re.findall(r"[a-z0-9]+", (text or "").lower())
+    return _fold(text)[1].split()
 
 
 def _norm(text: str) -> str:
@@ -263,27 +302,56 @@ def token_f1(pred, ref) -> float:
     p, r = _tokens(pred), _tokens(ref)
     if not p or not r:
         return float(p == r)
-    counts_r: dict[str, int] = defaultdict(int)
-    for t in r:
-        counts_r[t] += 1
-    overlap = 0
-    for t in p:
-        if counts_r[t] > 0:
-            overlap += 1
-            counts_r[t] -= 1
-    if overlap == 0:
-        return 0.0
-    precision, recall = overlap / len(p), overlap / len(r)
-    return 2 * precision * recall / (precision + recall)
+    return 2 * sum((Counter(p) & Counter(r)).values()) / (len(p) + len(r))
+
+
+# Scripts written without spaces between words (Thai, Lao, Myanmar, Khmer, kana, CJK): a label in them may sit
+# inside a longer run of letters ("答えは日本語テキストです"), so it is matched as a substring; other labels may touch them.
+_UNSPACED_CHARS = "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_LIST_SEPARATORS = re.compile(r"\n|;|,|->|→|=>|\||\band\b|\bthen\b|\bor\b|\bfollowed by\b")
+# Words that make a list entry prose ("but I'm not sure"), not the name of something the reply saw.
+_PROSE_WORDS = frozenset("""i me my we you it its he she they them this that these those there here what which who is
+    are was were be been am do does did not no yes so but also maybe perhaps probably think believe guess sure know
+    remember saw see seen seem seems shown show shows appeared appear appears spoken said heard of in on at to for
+    from with by as after before next first second third last finally only all any some none other another answer
+    image images picture text texts clip clips video videos phrase phrases order can could would might m s t""".split())
+
+
+def _plain(text: str) -> str:   # accents dropped, only to accept a near-spelling ("Cafe Creme" for "Café Crème")
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+def _mentions(prediction: str, labels: list[str]) -> list[int]:
+    """The labels a reply names, as indices into `labels` in the order named (repeats kept), matched on
+    whole words of the folded text. A list entry (between , ; -> "and" ...) that names no label counts
+    as the label it spells within 10% (accents aside), else as -1 when it reads as a name (no prose word)."""
+    s, w = _fold(prediction)
+    found = []
+    for i, label in enumerate(labels):
+        body = r"\s+".join(map(re.escape, _tokens(label))) or r"(?!)"
+        edge = "" if re.search(f"[{_UNSPACED_CHARS}]", label) else rf"[^\s{_UNSPACED_CHARS}]"   # a spaced letter
+        found += [(m.start(), m.end(), i) for m in re.finditer(rf"(?<!{edge}){body}(?!{edge})" if edge else body, w)]
+    named, end = [], -1
+    for start, stop, i in sorted(found, key=lambda f: (f[0], f[0] - f[1])):   # the longest label at a place
+        if start >= end:
+            named.append((start, stop, i))
+            end = stop
+    cuts = [0, *(x for m in _LIST_SEPARATORS.finditer(s) for x in m.span()), len(s)]
+    for a, b in zip(cuts[::2], cuts[1::2]):
+        words = w[a:b].split()
+        while words and (words[0] in ("a", "an", "the") or words[0].isdigit()):   # "1. the red square"
+            words = words[1:]
+        if not words or any(start < b and stop > a for start, stop, _ in named):
+            continue
+        near = [i for i, label in enumerate(labels)
+                if SequenceMatcher(None, _plain(" ".join(words)), _plain(_norm(label))).ratio() >= 0.9]
+        if near or not _PROSE_WORDS.intersection(words):
+            named.append((a, b, near[0] if near else -1))
+    return [i for _, _, i in sorted(named)]
 
 
 def label_found(prediction: str, label: str) -> bool:
-    p, lab = _norm(prediction), _norm(label)
-    if not lab:
-        return False
-    if f" {lab} " in f" {p} ":
-        return True
-    return SequenceMatcher(None, p, lab).ratio() >= 0.8
+    return 0 in _mentions(prediction, [label])
 
 
 # --- exported datasets: lmms-eval hooks ----------------------------------------------------------
@@ -305,7 +373,7 @@ def parse_point(text, time_format, duration_s, fps):
     times = parse_times(text, time_format, duration_s, fps)
     if times is not None:
         return times[0] if times else None
-    nums = re.findall(r"\d+(?::\d+){0,2}(?:\.\d+)?", text or "")
+    nums = _TIME.findall(text or "")
     if not nums:
         return None
     t = _seconds(nums[0])
@@ -336,20 +404,44 @@ def process_results_grounding(doc, results):
 
 # --- haystack benchmarks: scorers and lmms-eval hooks --------------------------------------------
 
+OPEN_TIME_STEP_S = 0.005   # open answers write times to 2 decimals: ends this close to the gold's are the gold's
+
+
+def _in_order_f1(named: list[int], n_gold: int) -> float:
+    """F1 of the labels named (each known one once; -1 or >= n_gold: no answer) against answers 0..n_gold-1,
+    found only as far as named in order (longest run): extra labels cost precision, a wrong order recall."""
+    gold = [i for i in named if 0 <= i < n_gold]
+    longest = [1] * len(gold)
+    for j in range(len(gold)):
+        longest[j] += max((longest[i] for i in range(j) if gold[i] < gold[j]), default=0)
+    return 2 * max(longest, default=0) / (len(named) + n_gold) if named else 0.0
+
+
 def score_open(doc, prediction: str) -> float:
-    """Open-ended score in [0, 1]: IoU for localization, exact number for counting, the right order
-    for ordering, the label(s) named for retrieval and multihop."""
-    task = doc["task_type"]
+    """Open-ended score in [0, 1]. Localization: IoU. Counting: the count given (`parse_count`). Ordering: 1
+    when the first complete order named is right and no other order is named. Retrieval, multihop: F1 of the
+    labels named in order (`_in_order_f1`); options that are no answer, and other names listed, count against it."""
+    task, prediction = doc["task_type"], prediction or ""
     labels = list(doc["answer_labels"])
     if task == "localization":
-        return interval_iou(parse_interval(prediction), (doc["answer_start_s"], doc["answer_end_s"]))
+        span, gold = parse_interval(prediction), (doc["answer_start_s"], doc["answer_end_s"])
+        if span and all(abs(p - g) <= OPEN_TIME_STEP_S + 1e-9 for p, g in zip(span, gold)):
+            return 1.0
+        return interval_iou(span, gold)
     if task == "counting":
         return 1.0 if parse_count(prediction) == int(doc["open_answer"]) else 0.0
     if task == "ordering":
-        p = f" {_norm(prediction)} "
-        where = [p.find(f" {_norm(lab)} ") for lab in labels]
-        return 1.0 if all(w >= 0 for w in where) and where == sorted(where) else 0.0
-    return sum(label_found(prediction, lab) for lab in labels) / len(labels) if labels else 0.0
+        orders, current = [], []
+        for i in _mentions(prediction, labels):
+            current += [i] if i >= 0 and i not in current else []
+            if len(current) == len(labels):
+                orders, current = orders + [current], []
+        return float(bool(labels and orders) and all(order == list(range(len(labels))) for order in orders))
+    others = [o for o in (re.sub(r"^[A-Z]\.\s*", "", opt) for opt in doc.get("options") or []) if o not in labels]
+    named: list[int] = []
+    for i in _mentions(prediction, labels + others):
+        named += [i] if i < 0 or i not in named else []
+    return _in_order_f1(named, len(labels)) if labels else 0.0
 
 
 def haystack_process_results(doc, results):

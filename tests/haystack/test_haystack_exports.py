@@ -82,8 +82,30 @@ def test_lmms_eval_folder_is_well_formed(built, monkeypatch):
     assert len(open_docs) == n_items
     scores = [utils.haystack_process_results_open(d, [utils.haystack_doc_to_target_open(d)])["haystack_open_score"]
               for d in open_docs]
-    assert utils.haystack_aggregate_open(scores) > 99.5                      # the open answer scores itself full
-    assert utils.haystack_aggregate_miou(scores) > 99.0                      # (times printed to 0.01 s)
+    assert utils.haystack_aggregate_open(scores) == 100.0                    # the open answer scores itself full,
+    assert utils.haystack_aggregate_miou(scores) == 100.0                    # its times printed to 0.01 s included
+
+
+def test_shipped_utils_gives_no_credit_for_hedged_open_replies(built):
+    """The utils.py copy in the task folder scores open replies as vdata does: listing every option of a
+    retrieval or multihop question, or naming both orders, is not the answer."""
+    folder = Path(built.paths["lmms_eval"])
+    utils = _utils(folder, "haystack_task_utils_open")
+    data_file = _yaml(folder / f"{folder.name}_open.yaml")["dataset_kwargs"]["data_files"]["test"]
+    docs = [d for d in pq.read_table(data_file).to_pylist() if d["rotation"] == 0]
+    hedged = 0
+    for doc in docs:
+        labels = doc["answer_labels"]
+        assert utils.score_open(doc, doc["open_answer"]) == 1.0
+        if doc["task_type"] in ("retrieval", "multihop"):
+            every_option = "; ".join(o.split(". ", 1)[1] for o in doc["options"])
+            assert utils.score_open(doc, every_option) < 0.75, every_option
+            hedged += 1
+        elif doc["task_type"] == "ordering":
+            both = " -> ".join(labels) + " or " + " -> ".join(reversed(labels))
+            assert utils.score_open(doc, both) == 0.0, both
+            hedged += 1
+    assert hedged >= 3
 
 
 def test_videos_ship_as_zip_shards_that_utils_can_extract(built, tmp_path, monkeypatch):

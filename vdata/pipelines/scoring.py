@@ -16,14 +16,16 @@ as wrong.
 """
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from vdata.exporters.dialog import SampleError, check_mcq
 from vdata.exporters.media import shows_clip
 from vdata.exporters.lmms_eval import kind_of
-from vdata.exporters.source import BuildDir, open_build, subset_of
+from vdata.exporters.source import BuildDir, ExportError, open_build, subset_of
 from vdata.exporters.timefmt import placeholder_moments
 from vdata.lmms_task_utils import (LETTERS, MOMENT_TOLERANCE_S, extract_letter, parse_interval, parse_point,
                                    process_results_open)
@@ -183,6 +185,31 @@ def _table(rows: list[tuple[Gold, float]], key: str, metric: str) -> dict:
     return {name: {"items": len(v), metric: percent(v)} for name, v in sorted(groups.items())}
 
 
+def _refuse_json_array(path: str) -> None:
+    """ExportError for a predictions file written as one JSON array instead of JSONL (line by line, all of
+    it would only be counted as bad_json). A line that is an array among object lines is counted as usual."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        whole = json.loads(text) if text.lstrip().startswith("[") else None
+    except json.JSONDecodeError:
+        return
+    if isinstance(whole, list):
+        raise ExportError(f"{path} is one JSON array, not JSONL: write one JSON object per line "
+                          f"(`jq -c '.[]' {path}` converts it)")
+
+
+def _open_scorable(build_dir: str) -> BuildDir:
+    """The build, or ExportError naming the command that scores a `vdata haystack` benchmark folder
+    (its items carry their own answers and rotations: `vdata haystack score`)."""
+    build = open_build(build_dir)
+    if build.level == "haystack_items":
+        raise ExportError(f"{build_dir} is a `vdata haystack` benchmark, scored by its own command: "
+                          f"`vdata haystack score {os.path.join(build_dir, os.path.basename(build.data_files[0]))} PREDICTIONS` (add `--form open` "
+                          "for the open-ended answers); its items already hold each question at every rotation")
+    return build
+
+
 def score_build(build_dir: str, predictions_path: str, times: str = "visual", single_frame_max: float = 0.5) -> dict:
     """The report: per kind its items, answered count, figures and per-task / per-question-type tables,
     the CG-Bench clue figures, and the problems found, counted by reason. When the build ran the
@@ -191,7 +218,8 @@ def score_build(build_dir: str, predictions_path: str, times: str = "visual", si
     if times not in ("visual", "video"):
         raise ValueError("times must be visual or video")
     problems = Problems()
-    build = open_build(build_dir)
+    build = _open_scorable(build_dir)
+    _refuse_json_array(predictions_path)
     gold = load_gold(build, problems)
     preds = load_predictions(predictions_path, problems)
     for pid, rotation in sorted(preds):
@@ -288,7 +316,7 @@ def circular_questions(build_dir: str) -> list[dict]:
     """Every MCQ of the build at every rotation, as CircularEval asks them: {id, rotation, question,
     options (lettered, rotated)}; answers are not written (score with `vdata score`)."""
     out = []
-    for item in open_build(build_dir).items():
+    for item in _open_scorable(build_dir).items():
         if subset_of(item.task, item.get(R.OPTIONS)) != "mcq":
             continue
         try:
