@@ -9,6 +9,8 @@ from vdata.media.probe import probe_video
 from vdata.media.hashing import content_id
 from vdata.schemas import records as R
 from conftest import FLASH_FRAME
+from test_clip_cut import H264_BFRAMES, LONG_GOP, frame_numbers, ts_audio_ahead, variant, video_after_audio
+from vdata.media.ffmpeg import run_ffmpeg
 
 BIKES_CUTS_S = [1.2, 3.04, 5.48, 7.48, 9.68]
 
@@ -234,3 +236,74 @@ def test_transnetv2_on_cuda_asks_ray_for_a_gpu_unless_the_config_says():
     assert gpus(detector="transnetv2", detector_args={"device": "cuda:0"}, resources={"num_gpus": 0.5}) == 0.5
     assert gpus(detector="transnetv2") == gpus(detector="transnetv2", detector_args={"device": "cpu"}) == 0.0
     assert gpus() == 0.0
+
+
+# --- clip files (write_clips): each holds exactly its clip's frames ------------------------------------
+
+def clip_files_of(path, tmp_path, **cfg):
+    stage = ShotsStage(ShotsConfig(write_clips=True, min_len_s=0.5, **cfg), RunContext(output_dir=str(tmp_path)))
+    return stage.process_batch([{R.PATH: path, R.VIDEO_ID: content_id(path), **probe_video(path)}])
+
+
+@pytest.fixture(scope="module")
+def numbered_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("numbered")
+
+
+@pytest.mark.parametrize("make", [
+    # F1: an odd size needs an encode padded to even; it lost the whole video
+    lambda d: variant(d, "odd_444.mp4", "-vf", "scale=161:121,setsar=1", "-c:v", "libx264", "-preset", "veryfast",
+                      "-pix_fmt", "yuv444p"),
+    lambda d: variant(d, "odd_vp9.webm", "-vf", "scale=213:120,setsar=1", "-c:v", "libvpx-vp9", "-deadline",
+                      "realtime", "-cpu-used", "8", "-b:v", "300k", "-g", "250"),
+    # F15: clip times count from the video's first frame, ffmpeg's -ss from the container's start
+    video_after_audio, ts_audio_ahead,
+    # F3: a stream copy by time ran past the cut into the next shot
+    lambda d: variant(d, "h264_bframes.mkv", *H264_BFRAMES, *LONG_GOP),
+    # F2: the seek handed the decoder a frame that is no keyframe: grey frames first
+    lambda d: variant(d, "mpeg4_bframes.avi", "-c:v", "mpeg4", "-bf", "2", "-q:v", "2"),
+], ids=["odd_444", "odd_vp9", "video_after_audio", "ts_audio_ahead", "h264_bframes_mkv", "mpeg4_bframes_avi"])
+def test_write_clips_hold_exactly_their_shot(numbered_dir, tmp_path, make):
+    """Every clip of the video is kept with a file whose frames are the clip's, read by their numbers."""
+    path = make(numbered_dir)
+    out = clip_files_of(path, tmp_path)
+    assert all(isinstance(c, dict) for c in out), [(r.reason, r.message) for r in out if isinstance(r, Reject)]
+    assert len(out) == 4
+    for clip in out:
+        assert frame_numbers(clip[R.CLIP_PATH]) == list(range(clip[R.START_FRAME], clip[R.END_FRAME])), clip[R.CLIP_ID]
+
+
+def test_write_clips_rejects_a_clip_whose_file_cannot_be_written_alone(numbered_dir, tmp_path, monkeypatch):
+    """A clip file that cannot be written rejects that clip, with the reason; the video's other clips stay."""
+    from vdata.media import MediaError
+    from vdata.stages.shots import clip_files
+
+    real_cut = clip_files.cut_clip
+
+    def cut_but_the_second(path, start_s, duration_s, out, **kw):
+        if 0.5 < start_s < 1.5:
+            raise MediaError("clip_not_written", "clip 1.000000s +1.000000s not written: encode: ffmpeg failed")
+        return real_cut(path, start_s, duration_s, out, **kw)
+
+    monkeypatch.setattr(clip_files, "cut_clip", cut_but_the_second)
+    out = clip_files_of(variant(numbered_dir, "base.mp4", *H264_BFRAMES), tmp_path)
+    assert [frame_span(r) for r in out] == [(0, 25, None), (25, 50, "clip_not_written"), (50, 75, None),
+                                            (75, 100, None)]
+    assert "ffmpeg failed" in out[1].message and out[1].row[R.CLIP_PATH] is None
+    for clip in (c for c in out if isinstance(c, dict)):
+        assert frame_numbers(clip[R.CLIP_PATH]) == list(range(clip[R.START_FRAME], clip[R.END_FRAME]))
+
+
+def test_write_clips_redoes_files_an_older_run_left_wrong(numbered_dir, tmp_path):
+    """A build resumed into the same folder reuses a clip file only where this vdata cut it and it holds
+    the clip: not one without video, nor one of the right length that an older vdata cut from the shot
+    before (as it did where the sound starts first)."""
+    path = variant(numbered_dir, "base.mp4", *H264_BFRAMES)
+    first = clip_files_of(path, tmp_path)
+    empty, shifted = first[2][R.CLIP_PATH], first[3][R.CLIP_PATH]
+    run_ffmpeg(["-f", "lavfi", "-t", "1", "-i", "sine", "-c:a", "aac", "-f", "mp4", empty])
+    run_ffmpeg(["-i", first[1][R.CLIP_PATH], "-map_metadata", "-1", "-c", "copy", "-f", "mp4", shifted])
+    assert frame_numbers(shifted) == list(range(25, 50))
+    again = clip_files_of(path, tmp_path)
+    assert [c[R.CLIP_PATH] for c in again] == [c[R.CLIP_PATH] for c in first]
+    assert frame_numbers(empty) == list(range(50, 75)) and frame_numbers(shifted) == list(range(75, 100))

@@ -11,7 +11,9 @@ Time texts are rendered relative to the start of the visual (see `timefmt`).
 
 `--media` decides how existing files reach the export: `copy`, `link` (symlinks, the default: no
 duplicated bytes) or `none` (records point at the files where they are, by absolute path). Cut clips
-exist nowhere else, so they are always written into the export.
+exist nowhere else, so they are always written into the export, by `vdata.media.clip_cut` (which checks
+each file holds its clip). A clip that cannot be cut leaves its samples out of the export: counted as
+`cut_failed` in the export's result and listed, with the reason, in `<folder>/not_cut.jsonl`.
 """
 from __future__ import annotations
 
@@ -21,13 +23,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from vdata.media import MediaError
-from vdata.media.ffmpeg import run_ffmpeg, video_map
+from vdata.media.clip_cut import cut_clip, holds_clip
 from vdata.schemas import records as R
 
 from .source import Item
 from .timefmt import TimeFormat
 
 MEDIA_MODES = ("copy", "link", "none")
+# which cut clips an export could not write and why (next to the clips, so it travels with the media)
+NOT_CUT_FILE = "not_cut.jsonl"
 CLIP_STRATEGIES = ("cut", "interval")
 
 
@@ -153,7 +157,8 @@ class MediaPlanner:
         return os.path.abspath(v.source) if v.rel is None else os.path.join(self.dest, v.rel)
 
     def materialize(self, workers: int | None = None) -> dict:
-        """Place every chosen file once. Returns counts; a failed cut is reported, not raised."""
+        """Place every chosen file once. Returns counts; a failed cut is reported (in `failed`, and in
+        NOT_CUT_FILE under the media folder), not raised."""
         stats = {"copied": 0, "linked": 0, "cut": 0, "referenced": 0, "existing": 0, "failed": {}}
         cuts, seen = [], set()
         for v in self.pending.values():
@@ -164,8 +169,11 @@ class MediaPlanner:
                 continue
             seen.add(v.rel)
             target = os.path.join(self.dest, v.rel)
-            if os.path.exists(target) and (v.cut is None or os.path.getsize(target) > 0):
-                stats["existing"] += 1   # a re-export into the same folder reuses what is there
+            # a re-export into the same folder reuses what is there; a cut only where it holds its clip
+            # (an older vdata left clips without video, or off by a shot)
+            if os.path.exists(target) and (v.cut is None or holds_clip(target, v.source, v.cut[0],
+                                                                       v.cut[1] - v.cut[0])):
+                stats["existing"] += 1
                 continue
             os.makedirs(os.path.dirname(target), exist_ok=True)
             if v.cut is not None or (self.force_mp4 and not v.source.lower().endswith(".mp4")):
@@ -180,14 +188,17 @@ class MediaPlanner:
                 except OSError:   # filesystems without symlinks
                     shutil.copy2(v.source, target)
                     stats["copied"] += 1
+        failed = []
         if cuts:
             workers = workers or max(1, min(4, os.cpu_count() or 1))
             with ThreadPoolExecutor(workers) as pool:
                 for (v, target), err in zip(cuts, pool.map(lambda vt: _encode(*vt), cuts)):
                     if err:
                         stats["failed"][v.key] = err
+                        failed.append((v, err))
                     else:
                         stats["cut"] += 1
+        _note_failures(self.dest, self.folder, failed)
         self.stats = stats
         return stats
 
@@ -210,21 +221,38 @@ def _covers(start, end, duration, fps) -> bool:
 
 
 def _encode(v: Visual, target: str) -> str | None:
-    """Cut (or convert to mp4) with ffmpeg; accurate cuts need a re-encode. Returns an error or None."""
+    """Cut (or convert to mp4) with `clip_cut`, which checks what it wrote: accurate cuts need a re-encode.
+    Returns an error or None."""
     tmp = target + ".part.mp4"
-    args = []
-    if v.cut is not None:
-        a, b = v.cut
-        args += ["-ss", f"{a:.6f}", "-i", v.source, "-t", f"{b - a:.6f}"]
-    else:
-        args += ["-i", v.source]
-    args += ["-map", video_map(v.source), "-map", "0:a?", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
-             "-pix_fmt", "yuv420p", "-c:a", "aac", "-movflags", "+faststart", tmp]
     try:
-        run_ffmpeg(args)
+        if v.cut is not None:
+            a, b = v.cut
+            cut_clip(v.source, a, b - a, tmp, crf=20, faststart=True)
+        else:
+            cut_clip(v.source, 0.0, None, tmp, crf=20, faststart=True)
         os.replace(tmp, target)
         return None
     except MediaError as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        for left in (tmp, target):   # the target: a clip an earlier export cut wrong
+            if os.path.lexists(left):
+                os.remove(left)
         return f"{e.reason}: {e.message}"
+
+
+def _note_failures(dest: str, folder: str, failed: list[tuple[Visual, str]]) -> None:
+    """A lasting record of the visuals that could not be cut (their samples are left out of the export and
+    counted as `cut_failed`): NOT_CUT_FILE in the media folder, one JSON line per visual; removed by an
+    export without failures."""
+    import json
+
+    path = os.path.join(dest, folder, NOT_CUT_FILE)
+    if not failed:
+        if os.path.isfile(path):
+            os.remove(path)
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for v, err in failed:
+            start, end = v.cut if v.cut is not None else (None, None)
+            f.write(json.dumps({"visual": v.key, "source": v.source, "start_s": start, "end_s": end,
+                                "error": err}, ensure_ascii=False) + "\n")

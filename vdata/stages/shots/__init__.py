@@ -34,20 +34,20 @@ clip or in a reject that says why.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from vdata.media import MediaError
 from vdata.media.prefetch import prefetch
 from vdata.media.reader import open_reader, scan_decode, timestamp_table_problem
 from vdata.media.timestamps import held_step, shown_times
 from vdata.schemas import records as R
 
 from ..base import Resources, Stage, StageConfig
-from .clip_files import write_clip_file
+from .clip_files import clip_file
 from .damage import CORRUPT, DROPPED_FRAMES_TOLERATED, TRUNCATED, Damage, assess_damage  # noqa: F401
 from .held import HeldFrames
 from .min_scene import apply_min_scene_len, length_in_frames, min_scene_filter, min_scene_length
@@ -396,9 +396,11 @@ def _time_of(scan: ShotScan, n: int, i: int) -> float:
 
 class ShotsStage(Stage):
     name = "shots"
-    version = 4   # 2: held pictures (variable rate) count for as long as they show; shot lengths are times;
+    version = 5   # 2: held pictures (variable rate) count for as long as they show; shot lengths are times;
                   # 3: an edit list's pre-roll frames are not frames of the video;
                   # 4: AV1, MPEG-1 program streams and interlaced video read whole (windows checked, OpenCV's gaps)
+                  # 5: clip files hold exactly their shot (cut from the video's first frame, checked, odd sizes
+                  # padded); a clip whose file cannot be written is rejected alone, not its whole video
     needs_video = True
     Config = ShotsConfig
     reads = (R.PATH, R.VIDEO_ID, R.FPS, R.DURATION_S)
@@ -452,7 +454,11 @@ class ShotsStage(Stage):
                                        f"< min_len_s={cfg.min_len_s}", frames=[a, b], min_len_s=cfg.min_len_s))
                 continue
             if cfg.write_clips:
-                clip[R.CLIP_PATH] = self._write_clip(row[R.PATH], clip)
+                try:
+                    clip[R.CLIP_PATH] = clip_file(self.ctx.output_dir, row[R.PATH], clip, cfg.clip_codec)
+                except MediaError as e:   # this clip's file alone: the video's other clips stand
+                    out.append(self.reject(clip, e.reason, e.message))
+                    continue
             out.append(clip)
         if damage:   # the lost span: its own reject row, so no frame of the video goes unaccounted for
             lost = self._clip(row, len(segs), n, damage.total_frames, scan, n, len(segs))
@@ -478,15 +484,3 @@ class ShotsStage(Stage):
             R.CLIP_PATH: None,
             R.SHOTS_IN_VIDEO: count,
         }
-
-    def _write_clip(self, path: str, clip: dict) -> str:
-        # not under clips/: that folder holds the dataset's Parquet files and nothing else
-        out_dir = os.path.join(self.ctx.output_dir, "clip_files", clip[R.VIDEO_ID][:2])
-        os.makedirs(out_dir, exist_ok=True)
-        out = os.path.join(out_dir, f"{clip[R.CLIP_ID]}.mp4")
-        if os.path.exists(out):
-            return out
-        write_clip_file(path, clip[R.START_S], clip[R.CLIP_DURATION_S], out + ".part.mp4", self.config.clip_codec)
-        os.replace(out + ".part.mp4", out)  # a crash never leaves a half-written clip under the final name
-        return out
-
