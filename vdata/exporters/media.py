@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from vdata.media import MediaError
+from vdata.media import storage as S
 from vdata.media.clip_cut import cut_clip, holds_clip
 from vdata.schemas import records as R
 
@@ -32,6 +33,8 @@ from .timefmt import TimeFormat
 MEDIA_MODES = ("copy", "link", "none")
 # which cut clips an export could not write and why (next to the clips, so it travels with the media)
 NOT_CUT_FILE = "not_cut.jsonl"
+# local copies of a bucket's videos that are cut (ffmpeg reads no s3:// or hf://), removed when placed
+SOURCE_COPIES = ".vdata-sources"
 CLIP_STRATEGIES = ("cut", "interval")
 
 
@@ -88,10 +91,14 @@ class MediaPlanner:
         self.stats: dict = {}
 
     def _isfile(self, p: str | None) -> bool:
+        """Whether the file is there: a local path, or an object of a bucket (a build of s3:// inputs)."""
         if not p:
             return False
         if p not in self._exists:
-            self._exists[p] = os.path.isfile(p)
+            try:
+                self._exists[p] = S.isfile(p) if S.is_remote(p) else os.path.isfile(p)
+            except (S.StorageError, OSError):
+                self._exists[p] = False
         return self._exists[p]
 
     def _rel(self, kind: str, name: str, ext: str, spread_by: str | None = None) -> str:
@@ -149,12 +156,12 @@ class MediaPlanner:
     def ref(self, v: Visual, base: str | None = None) -> str:
         """The path to write in a record: relative to `base` (a folder inside the export), or absolute."""
         if v.rel is None:
-            return os.path.abspath(v.source)
+            return _where(v.source)
         target = os.path.join(self.dest, v.rel)
         return os.path.relpath(target, base) if base is not None else target
 
     def abspath(self, v: Visual) -> str:
-        return os.path.abspath(v.source) if v.rel is None else os.path.join(self.dest, v.rel)
+        return _where(v.source) if v.rel is None else os.path.join(self.dest, v.rel)
 
     def materialize(self, workers: int | None = None) -> dict:
         """Place every chosen file once. Returns counts; a failed cut is reported (in `failed`, and in
@@ -171,13 +178,16 @@ class MediaPlanner:
             target = os.path.join(self.dest, v.rel)
             # a re-export into the same folder reuses what is there; a cut only where it holds its clip
             # (an older vdata left clips without video, or off by a shot)
-            if os.path.exists(target) and (v.cut is None or holds_clip(target, v.source, v.cut[0],
-                                                                       v.cut[1] - v.cut[0])):
+            if os.path.exists(target) and (v.cut is None or (not S.is_remote(v.source) and holds_clip(
+                    target, v.source, v.cut[0], v.cut[1] - v.cut[0]))):
                 stats["existing"] += 1
                 continue
             os.makedirs(os.path.dirname(target), exist_ok=True)
             if v.cut is not None or (self.force_mp4 and not v.source.lower().endswith(".mp4")):
                 cuts.append((v, target))
+            elif S.is_remote(v.source):   # a bucket's video: downloaded (nothing to link to)
+                S.get_file(v.source, target)
+                stats["copied"] += 1
             elif self.mode == "copy":
                 shutil.copy2(v.source, target)
                 stats["copied"] += 1
@@ -191,13 +201,15 @@ class MediaPlanner:
         failed = []
         if cuts:
             workers = workers or max(1, min(4, os.cpu_count() or 1))
+            copies = os.path.join(self.dest, SOURCE_COPIES)
             with ThreadPoolExecutor(workers) as pool:
-                for (v, target), err in zip(cuts, pool.map(lambda vt: _encode(*vt), cuts)):
+                for (v, target), err in zip(cuts, pool.map(lambda vt: _encode(*vt, copies), cuts)):
                     if err:
                         stats["failed"][v.key] = err
                         failed.append((v, err))
                     else:
                         stats["cut"] += 1
+            shutil.rmtree(copies, ignore_errors=True)
         _note_failures(self.dest, self.folder, failed)
         self.stats = stats
         return stats
@@ -220,23 +232,31 @@ def _covers(start, end, duration, fps) -> bool:
     return float(start) <= tol and float(end) >= float(duration) - tol
 
 
-def _encode(v: Visual, target: str) -> str | None:
+def _where(source: str) -> str:
+    """A source as a record names it where it lies: a bucket's URL as it is, a local file absolute."""
+    return source if S.is_remote(source) else os.path.abspath(source)
+
+
+def _encode(v: Visual, target: str, copies: str) -> str | None:
     """Cut (or convert to mp4) with `clip_cut`, which checks what it wrote: accurate cuts need a re-encode.
-    Returns an error or None."""
+    A bucket's video is cut from a local copy under `copies`. Returns an error or None."""
     tmp = target + ".part.mp4"
     try:
+        source = S.local_copy(v.source, copies) if S.is_remote(v.source) else v.source
         if v.cut is not None:
             a, b = v.cut
-            cut_clip(v.source, a, b - a, tmp, crf=20, faststart=True)
+            cut_clip(source, a, b - a, tmp, crf=20, faststart=True)
         else:
-            cut_clip(v.source, 0.0, None, tmp, crf=20, faststart=True)
+            cut_clip(source, 0.0, None, tmp, crf=20, faststart=True)
         os.replace(tmp, target)
         return None
-    except MediaError as e:
+    except (MediaError, S.StorageError, OSError) as e:
         for left in (tmp, target):   # the target: a clip an earlier export cut wrong
             if os.path.lexists(left):
                 os.remove(left)
-        return f"{e.reason}: {e.message}"
+        if isinstance(e, MediaError):
+            return f"{e.reason}: {e.message}"
+        return f"source_unreadable: {v.source}: {e}"
 
 
 def _note_failures(dest: str, folder: str, failed: list[tuple[Visual, str]]) -> None:
