@@ -537,3 +537,35 @@ def test_a_film_dubbed_by_default_is_heard_in_the_models_language(tmp_path, tiny
     for path, language, want_s in ((film, "en", english_s), (film, "de", german_s), (film, None, german_s),
                                    (untagged, "en", german_s)):
         assert sounding_s(path, language) == pytest.approx(want_s, abs=0.1), (path, language)
+
+
+def test_the_same_audio_gives_the_same_transcript_in_every_run(tmp_path):
+    """Whisper's temperature fallback re-decoded a window that failed its checks by sampling from an unseeded
+    generator: this file (a short robotic sentence after 5 s of silence, which the greedy pass scores just
+    under the log-probability bar) was "7th Green Bicycles, ..." in one run and "7, Green Bicycles, ..." or
+    digits in another. Two fresh engines whose generators start apart (as two processes' do) now agree,
+    because the default decodes at temperature 0 alone; the fallback stays available by config."""
+    import ctranslate2
+
+    wav, clip = tmp_path / "speech.wav", str(tmp_path / "speech_only_at5.m4a")
+    subprocess.run(["espeak-ng", "-s", "150", "-w", str(wav), "Seven green bicycles stand near the bakery."],
+                   check=True, capture_output=True)
+    run_ffmpeg(["-i", str(wav), "-af", "adelay=5000|5000,apad=whole_dur=8", "-t", "8", "-c:a", "aac", clip])
+    stage_defaults = AsrConfig(model="tiny.en")
+    options = TranscribeOptions(temperature_fallback=stage_defaults.temperature_fallback)
+    heard, asked = [], []
+    for seed in (100, 101):
+        ctranslate2.set_random_seed(seed)
+        engine = load_engine(locate_model("tiny.en"), options, cpu_threads=2)
+        transcribe = engine.model.transcribe
+
+        def spy(*args, **kwargs):
+            asked.append(kwargs)
+            return transcribe(*args, **kwargs)
+
+        engine.model.transcribe = spy
+        transcript = engine.transcribe(clip)
+        heard.append([(round(s.start_s, 3), round(s.end_s, 3), s.text) for s in transcript.segments])
+    assert heard[0] == heard[1] and heard[0], heard
+    assert all(kwargs.get("temperature") in (0, 0.0) for kwargs in asked), [k.get("temperature") for k in asked]
+    assert AsrConfig(model="tiny.en", temperature_fallback=True).temperature_fallback is True

@@ -79,9 +79,10 @@ def test_ingest_makes_reject_rows_and_names_the_path_column_it_would_use(tmp_pat
     assert json.loads(kept[0][R.SOURCE_META]) == {"label": "cooking"} and kept[0][R.SOURCE_URI].endswith("videos.csv#0")
     rejects = sorted((r[R.SOURCE_URI].rsplit("#", 1)[1], r[R.REJECT_REASON], r[R.REJECT_MESSAGE])
                      for r in rows if r.get(R.REJECT_REASON))
-    assert [(at, reason) for at, reason, _ in rejects] == [("line4", "manifest_row_malformed"),   # the file's line
-                                                           ("row2", "manifest_row_malformed")]    # the 2nd record
-    assert "has 3 fields, the header 2" in rejects[0][2] and "row 2 names no file in 'video'" in rejects[1][2]
+    # a record is #<index from 0>, kept or rejected (as kept rows are); text that made no record, #line<n>
+    assert [(at, reason) for at, reason, _ in rejects] == [("1", "manifest_row_malformed"),       # the 2nd record
+                                                           ("line4", "manifest_row_malformed")]   # the file's line
+    assert "row 2 names no file in 'video'" in rejects[0][2] and "has 3 fields, the header 2" in rejects[1][2]
     # `vdata validate` says so before a build: the config is valid, and two records will be rejects
     import yaml
     from click.testing import CliRunner
@@ -95,4 +96,5 @@ def test_ingest_makes_reject_rows_and_names_the_path_column_it_would_use(tmp_pat
                                         "output": {"dir": str(tmp_path / "out")}, "stages": [{"probe": {}}]}))
     res = CliRunner().invoke(main, ["validate", str(cfg_path)])
     assert res.exit_code == 0 and ": valid (1 stages" in res.output, res.output
-    assert "note: input[0].manifest: 2 of 3 records will be ingest rejects (line 4 has 3 fields" in res.output
+    assert "note: input[0].manifest: 2 of 3 records will be ingest rejects (row 2 names no file" in res.output
+    assert "line 4 has 3 fields" in res.output

@@ -42,6 +42,13 @@ LANGUAGE_MODES = ("window", "video")
 MIN_DETECT_S = 1.0
 MIN_LANGUAGE_PROBABILITY = 0.5
 MAX_WINDOW_S = 30.0   # Whisper's own input length: detection never sees more than this
+# Whisper's temperature fallback decodes a window that fails its checks (repetitive text, a low mean
+# log-probability) again by sampling at rising temperatures, and keeps the best-scoring try. Sampling
+# draws from an unseeded generator: the same audio then gave a correct transcript in one run and
+# "7, 3, 5, 6, 10, ..." in the next. So a fixed temperature of 0 (the same decode every run) is the
+# default; `temperature_fallback` turns the fallback on, with the generator seeded before each pass.
+FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+FALLBACK_SEED = 0
 
 
 @dataclass
@@ -120,6 +127,7 @@ class TranscribeOptions:
     vad_min_silence_ms: int = 500
     word_timestamps: bool = True
     beam_size: int = 5
+    temperature_fallback: bool = False   # sample again at rising temperatures where a window fails (see above)
     silence_dbfs: float = -60.0           # a track whose peak stays below this is silent: no model run
     max_failed_packet_ratio: float = 0.5
 
@@ -276,9 +284,13 @@ class FasterWhisperEngine(WhisperEngine):
 
     def _decode(self, samples, language):
         o = self.options
+        if o.temperature_fallback:
+            import ctranslate2
+
+            ctranslate2.set_random_seed(FALLBACK_SEED)
         segments, info = self.model.transcribe(
             samples, language=language, beam_size=o.beam_size, word_timestamps=o.word_timestamps,
-            initial_prompt=o.initial_prompt, hotwords=o.hotwords,
+            initial_prompt=o.initial_prompt, hotwords=o.hotwords, temperature=_temperature(o),
             vad_filter=o.vad, vad_parameters={"min_silence_duration_ms": o.vad_min_silence_ms} if o.vad else None)
         out = [SpeechSegment(float(s.start), float(s.end), s.text,
                              [Word(float(w.start), float(w.end), w.word, float(w.probability)) for w in (s.words or [])])
@@ -315,14 +327,24 @@ class OpenAIWhisperEngine(WhisperEngine):
 
     def _decode(self, samples, language):
         o = self.options
+        if o.temperature_fallback:
+            import torch
+
+            torch.manual_seed(FALLBACK_SEED)
         result = self.model.transcribe(samples, language=language, word_timestamps=o.word_timestamps,
                                        beam_size=o.beam_size, initial_prompt=o.initial_prompt,
+                                       temperature=_temperature(o),
                                        fp16=self.compute_type == "float16", verbose=None)
         out = [SpeechSegment(float(s["start"]), float(s["end"]), s["text"],
                              [Word(float(w["start"]), float(w["end"]), w["word"], float(w.get("probability", 0.0)))
                               for w in s.get("words") or []])
                for s in result.get("segments", [])]
         return result.get("language"), None, out
+
+
+def _temperature(options: TranscribeOptions) -> float | tuple[float, ...]:
+    """The decoding temperature(s): 0 alone, or the fallback's rising ones (see FALLBACK_TEMPERATURES)."""
+    return FALLBACK_TEMPERATURES if options.temperature_fallback else 0.0
 
 
 def load_engine(location: ModelLocation, options: TranscribeOptions | None = None, device: str = "auto",

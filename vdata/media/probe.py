@@ -7,7 +7,7 @@ import re
 import numpy as np
 
 from . import MediaError
-from .streams import audio_stream, display_size, frame_rate, packet_times, rewind, video_stream
+from .streams import audio_stream, display_size, frame_orientation, frame_rate, packet_times, rewind, video_stream
 
 _INDEXED_FORMATS = ("mov", "mp4", "m4a", "3gp", "mj2")  # full per-sample index in the header
 
@@ -114,10 +114,20 @@ def probe_video(path: str, min_frames: int = 2, allow_audio_only: bool = False) 
             avg_rate = 1.0 / float(np.median(deltas))
         is_vfr = bool(len(deltas) > 2 and (deltas.max() - deltas.min()) > 0.5 * float(np.median(deltas)))
         duration = declared_duration(container, vs)
-        if len(timestamps) and avg_rate:
+        if len(timestamps) and is_vfr:
+            # Neither the peak rate (an MKV declares no average: 30 fps for one averaging 15) nor a mean
+            # interval tells how long the last picture shows (a slideshow's 1/0.44 fps: 2.3 s past its end)
+            duration = _shown_until(container, vs, timestamps) - float(timestamps[0])
+            avg_rate = num_frames / duration
+        elif len(timestamps) and avg_rate:
             # The stream's own span is what frames can be read from (container duration may include audio).
-            duration = float(timestamps[-1] - timestamps[0]) + 1.0 / avg_rate
-        rotation = int(first.rotation or 0) % 360
+            end, own = float(timestamps[-1]) + 1.0 / avg_rate, _stream_end(vs)
+            if own is not None and timestamps[-1] < own < end:
+                end = own   # a header's mean rate (a slideshow's 4 pictures / 9.04 s) put the end 2.3 s past it
+            duration = end - float(timestamps[0])
+        # the turn read from the display matrix (PyAV's angle took a plain mirror for a half turn); the mirror
+        # itself has no column to go in yet
+        rotation = frame_orientation(first).rotation
         width, height = display_size(vs, rotation)
         audio = audio_stream(container)
         return {
@@ -137,6 +147,28 @@ def probe_video(path: str, min_frames: int = 2, allow_audio_only: bool = False) 
             "audio_sample_rate": int(audio.codec_context.sample_rate or 0) if audio is not None else None,
             "audio_channels": int(audio.codec_context.channels or 0) if audio is not None else None,
         }
+
+
+def _stream_end(vs) -> float | None:
+    """When the stream says it ends (its start plus its own duration), or None where it does not say."""
+    if not vs.duration:
+        return None
+    return float(((vs.start_time or 0) + vs.duration) * vs.time_base)
+
+
+def _shown_until(container, vs, timestamps: np.ndarray) -> float:
+    """When a variable-rate stream's last picture stops showing: the stream's own end where it lies past
+    the last frame; else the container's where it lies past it by no more than the longest interval
+    between two frames (beyond that, it is a longer audio track's); else one last interval on."""
+    last, gaps, own = float(timestamps[-1]), np.diff(timestamps), _stream_end(vs)
+    gaps = gaps[gaps > 0]   # a time written twice is no interval
+    if own is not None and own > last:
+        return own
+    if container.duration:
+        end = ((container.start_time or 0) + container.duration) / 1_000_000
+        if last < end <= last + float(gaps.max()) + 1e-3:
+            return end
+    return last + float(gaps[-1])
 
 
 def _index(vs):

@@ -14,7 +14,9 @@ OpenCV's capture hands over to PyAV where its own FFmpeg decodes no frame (AV1) 
 interlaced pictures (it returns black or stale buffers).
 
 Pictures come as a player shows them: upright where a display matrix turns them (a phone's portrait
-video; `width` and `height` are the upright size), and PyAV's RGB stills of HDR video tone mapped to SDR.
+video; `width` and `height` are the upright size), mirrored where it mirrors them (a front camera's), and
+PyAV's RGB stills of HDR video tone mapped to SDR. decord and OpenCV turn a picture by the matrix's angle
+alone, which for a mirror is a half turn (upside down): a mirrored video goes to PyAV.
 """
 from __future__ import annotations
 
@@ -28,8 +30,8 @@ from vdata.hdr import rgb24
 from . import MediaError
 from .streams import (decoded_size, display_size, frame_rate, pixel_aspect, rewind, scaled_size, skips_per_packet,
                       square_pixels, upright, video_facts, video_stream, video_stream_count)
-from .timestamps import (display_rotation, display_times_unreliable, returned_times_problem,  # noqa: F401
-                         timestamp_table_problem)
+from .timestamps import (display_orientation, display_times_unreliable, frame_shown_at,  # noqa: F401
+                         returned_times_problem, timestamp_table_problem)
 
 BACKENDS = ("decord", "pyav", "opencv")
 
@@ -49,6 +51,7 @@ class FrameReader:
     # degrees the stored picture is turned (counter-clockwise) to come out upright; decord turns it
     # without saying so, and its readers keep 0
     rotation: int = 0
+    mirrored: bool = False   # flipped left to right after the turn (a front camera's display matrix)
     # Times (s) of packets that failed to decode so far; only PyAV can see them (OpenCV stops at
     # the first one, decord raises).
     decode_errors: list[float]
@@ -98,11 +101,14 @@ class DecordReader(FrameReader):
     def __init__(self, path: str, max_side: int | None = None, threads: int = 0):
         import decord
 
+        orientation = display_orientation(path, PyAVReader._CHECK_FRAMES)
+        if orientation.mirrored:
+            raise ImplausibleRead("decord turns a mirrored picture by its display matrix's angle alone")
         try:
             probe = decord.VideoReader(path, num_threads=1)
             w, h = probe[0].shape[1], probe[0].shape[0]
             del probe
-            w, h = square_pixels(w, h, pixel_aspect(path), display_rotation(path, PyAVReader._CHECK_FRAMES))
+            w, h = square_pixels(w, h, pixel_aspect(path), orientation.rotation)
             sw, sh = scaled_size(w, h, max_side)   # decord turns the picture upright itself, and scales to this
             self._vr = decord.VideoReader(path, width=sw, height=sh, num_threads=threads or _DECODE_THREADS)
         except Exception as e:  # decord raises its own DECORDError and RuntimeError
@@ -198,7 +204,8 @@ class PyAVReader(FrameReader):
         if _DECODE_THREADS:
             self._stream.codec_context.thread_count = _DECODE_THREADS
         cc = self._stream.codec_context
-        self.rotation = display_rotation(path, self._CHECK_FRAMES)   # the same remembered decode as _counted
+        # the same remembered decode as _counted
+        self.rotation, self.mirrored = display_orientation(path, self._CHECK_FRAMES)
         self.width, self.height = display_size(self._stream, self.rotation)
         self.fps = frame_rate(self._stream) or 25.0
         self.num_frames = int(self._stream.frames or 0)
@@ -305,35 +312,21 @@ class PyAVReader(FrameReader):
             skip_ok = not self._counted and t < self._skip_until
             # unreferenced pictures a mean interval before `t` are skipped (a held one is decoded again below)
             self._skip_before = t - 1.0 / self.fps - 1e-3 if skip_ok else None
-            chosen, pending, prev = self._shown_at(t, half, frames, pending, prev)
+            chosen, pending, prev = frame_shown_at(t, half, frames, pending, prev)
             if chosen is not None and chosen is prev and self._skip_before is not None and chosen[0] < self._skip_before:
                 # A picture held from well before `t` (variable rate): the frames skipped while decoding
                 # towards `t` (non-reference pictures) may include the one shown at `t`. Decode again in full.
                 self._skip_before = None
                 frames = self._decode_from(t)
-                chosen, pending, prev = self._shown_at(t, half, frames, None, None)
+                chosen, pending, prev = frame_shown_at(t, half, frames, None, None)
             if chosen is None:
                 raise MediaError("undecodable", f"no frame decodes at {t:.3f}s")
             self._skip_before = None
-            results[int(k)] = (chosen[0], upright(self._picture(chosen[1], w, h), self.rotation))
+            results[int(k)] = (chosen[0], upright(self._picture(chosen[1], w, h), self.rotation, self.mirrored))
             if on_frame is not None:
                 on_frame(int(k), results[int(k)][1])
             last_t = chosen[0]
         return [results[i] for i in range(len(times_s))]
-
-    @staticmethod
-    def _shown_at(t: float, half: float, frames, pending, prev):
-        """(the frame for time `t`, the frame to offer the next target first, the frame before it), reading
-        on from `frames`: the first frame from `t - half` on, unless it starts more than `half` after `t`
-        (a picture held before it: variable rate), then the one before it, which is still shown at `t`."""
-        while True:
-            item, pending = (pending if pending is not None else next(frames, None)), None
-            if item is None:
-                return prev, prev, prev
-            if item[0] + half >= t:
-                held = item[0] - half > t and prev is not None
-                return (prev if held else item), item, prev
-            prev = item
 
     def iter_frames(self, start_s=0.0, end_s=None, max_side=None, fmt="bgr24"):
         from .convert import small_bgr
@@ -353,7 +346,7 @@ class PyAVReader(FrameReader):
             index = count if from_start else int(round(t * self.fps))
             count += 1
             image = small_bgr(frame, w, h) if fmt == "bgr24" else self._convert(frame, w, h, fmt)
-            yield index, t, upright(image, self.rotation)
+            yield index, t, upright(image, self.rotation, self.mirrored)
 
     def close(self):
         self._container.close()
@@ -367,6 +360,8 @@ class OpenCVReader(FrameReader):
     def __init__(self, path: str):
         import cv2
 
+        if display_orientation(path, PyAVReader._CHECK_FRAMES).mirrored:
+            raise MediaError("unreadable", "OpenCV turns a mirrored picture by its display matrix's angle alone")
         self._cap = (cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, _DECODE_THREADS])
                      if _DECODE_THREADS else cv2.VideoCapture(path))
         if not self._cap.isOpened():

@@ -104,13 +104,21 @@ def rewind(container) -> None:
     """Seek `container` back to its first packet. A container without a seek index whose first keyframe
     shows after time 0 (Sorenson FLV, the old YouTube and Flash format, video from 25 ms) has no keyframe
     at or before 0 for libavformat's backward seek, which fails (EPERM); a forward seek to 0 lands on that
-    first keyframe, which there is the start."""
+    first keyframe, which there is the start.
+
+    Time 0 is not always the start: an MPEG-TS whose 33-bit PTS wraps around less than 60 s in (a broadcast
+    capture) has its times before the wrap unwrapped by libavformat to negative ones, and a seek to 0 lands
+    at the wrap, seconds into the video. Such a file is sought a second before its (negative) start time:
+    its first packets' decode times lie before that start (reordered frames), and a seek to the start
+    itself lands past its first keyframe, where nothing decodes until the next one."""
     import av
 
+    start = container.start_time or 0
+    start = 0 if start >= 0 else start - 1_000_000   # AV_TIME_BASE: microseconds
     try:
-        container.seek(0)
+        container.seek(start)
     except av.error.FFmpegError:
-        container.seek(0, backward=False)
+        container.seek(start, backward=False)
 
 
 def video_stream_count(path: str) -> int:
@@ -142,10 +150,38 @@ def display_size(stream, rotation: int = 0) -> tuple[int, int]:
     return (height, width) if rotation in (90, 270) else (width, height)
 
 
-def upright(image: np.ndarray, rotation: int) -> np.ndarray:
-    """`image` (rows, columns[, channels]) turned as a player shows it (ffmpeg's autorotate, OpenCV's
-    capture): counter-clockwise by `rotation` degrees."""
-    return np.ascontiguousarray(np.rot90(image, rotation // 90)) if rotation else image
+class Orientation(NamedTuple):
+    """How a player shows a stored picture: turned counter-clockwise by `rotation` degrees (0, 90, 180 or
+    270), then, where `mirrored`, flipped left to right."""
+    rotation: int = 0
+    mirrored: bool = False
+
+
+def frame_orientation(frame) -> Orientation:
+    """A decoded frame's display matrix as a turn and a mirror. The matrix is read, not PyAV's
+    `frame.rotation`: that is the angle alone, -180 for a plain left-right mirror (a front camera's video,
+    an edited phone video), which turned the picture upside down instead of mirroring it. A matrix whose
+    determinant is negative mirrors; with its first column negated it is the turn done before the mirror."""
+    matrix = next((bytes(d) for d in frame.side_data if d.type.name == "DISPLAYMATRIX"), None)
+    if matrix is None or len(matrix) < 36:
+        return Orientation()
+    a, b, _, c, d = np.frombuffer(matrix[:20], dtype="<i4").astype(np.float64)   # 16.16 fixed point
+    mirrored = bool(a * d - b * c < 0)
+    if mirrored:
+        a = -a
+    # av_display_rotation_get's angle (counter-clockwise), to the nearest quarter turn
+    rotation = int(round(-np.degrees(np.arctan2(b, a)) / 90)) * 90 % 360
+    return Orientation(rotation, mirrored)
+
+
+def upright(image: np.ndarray, rotation: int, mirrored: bool = False) -> np.ndarray:
+    """`image` (rows, columns[, channels]) as a player shows it (ffmpeg's autorotate): turned
+    counter-clockwise by `rotation` degrees, then flipped left to right where `mirrored`."""
+    if rotation:
+        image = np.rot90(image, rotation // 90)
+    if mirrored:
+        image = image[:, ::-1]
+    return np.ascontiguousarray(image) if rotation or mirrored else image
 
 
 def square_width(width: int, aspect: float) -> int:

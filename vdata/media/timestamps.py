@@ -1,7 +1,7 @@
 """Timestamp sanity checks shared by the readers and the shot scan: a backend's per-frame table,
 the frames returned for requested times, and whether a file's decoded display times can be trusted.
-The last one decodes a file's first frames; the same decode says how a player turns the picture
-(`display_rotation`), so that a reader asks once for both."""
+The last one decodes a file's first frames; the same decode says how a player turns and mirrors the
+picture (`display_orientation`), so that a reader asks once for both."""
 from __future__ import annotations
 
 import os
@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .streams import packet_times, video_stream
+from .streams import Orientation, frame_orientation, packet_times, video_stream
 
 
 def timestamp_table_problem(times: np.ndarray, fps: float) -> str | None:
@@ -55,6 +55,21 @@ def returned_times_problem(asked: Sequence[float], got: Sequence[float], fps: fl
     return None
 
 
+def frame_shown_at(t: float, half: float, frames, pending, prev):
+    """(the frame for time `t`, the frame to offer the next target first, the frame before it), reading
+    on from `frames` ((time, frame) pairs in time order): the first frame from `t - half` on, unless it
+    starts more than `half` after `t` (a picture held before it: variable rate), then the one before it,
+    which is still shown at `t`."""
+    while True:
+        item, pending = (pending if pending is not None else next(frames, None)), None
+        if item is None:
+            return prev, prev, prev
+        if item[0] + half >= t:
+            held = item[0] - half > t and prev is not None
+            return (prev if held else item), item, prev
+        prev = item
+
+
 def display_times_unreliable(path: str, frames: int) -> bool:
     """Whether the first `frames` decoded frames of `path` lack times or come out of order. Remembered
     per file (path, size, mtime): every reader a stage opens on a video asks, and the answer cost 22 ms
@@ -62,14 +77,15 @@ def display_times_unreliable(path: str, frames: int) -> bool:
     return _first_frames(path, frames)[0]
 
 
-def display_rotation(path: str, frames: int) -> int:
-    """Degrees (0, 90, 180 or 270) a player turns the decoded picture counter-clockwise to show it: a
-    phone's portrait video is stored landscape with a display matrix. Read from the first decoded
-    frame, in the same (remembered) decode as `display_times_unreliable(path, frames)`."""
+def display_orientation(path: str, frames: int) -> Orientation:
+    """How a player turns (0, 90, 180 or 270 degrees counter-clockwise) and mirrors the decoded picture
+    to show it: a phone's portrait video is stored landscape with a display matrix, a front camera's may
+    be mirrored too. Read from the first decoded frame, in the same (remembered) decode as
+    `display_times_unreliable(path, frames)`."""
     return _first_frames(path, frames)[1]
 
 
-def _first_frames(path: str, frames: int) -> tuple[bool, int]:
+def _first_frames(path: str, frames: int) -> tuple[bool, Orientation]:
     try:
         st = os.stat(path)
         key = (path, st.st_size, st.st_mtime_ns, frames)
@@ -84,27 +100,27 @@ def _first_frames(path: str, frames: int) -> tuple[bool, int]:
     return _FIRST_FRAMES[key]
 
 
-_FIRST_FRAMES: dict[tuple, tuple[bool, int]] = {}
+_FIRST_FRAMES: dict[tuple, tuple[bool, Orientation]] = {}
 
 
-def _decode_first_frames(path: str, frames: int) -> tuple[bool, int]:
-    """(display times unreliable, display rotation) from the first `frames` decoded frames."""
+def _decode_first_frames(path: str, frames: int) -> tuple[bool, Orientation]:
+    """(display times unreliable, display orientation) from the first `frames` decoded frames."""
     import av
 
-    rotation = 0
+    orientation = Orientation()
     try:
         with av.open(path, metadata_errors="ignore") as c:
             times = []
             stream = video_stream(c)
             for frame in c.decode(stream) if stream is not None else ():
                 if not times:
-                    rotation = round(float(frame.rotation or 0) / 90) * 90 % 360
+                    orientation = frame_orientation(frame)
                 times.append(frame.time)
                 if len(times) >= frames:
                     break
     except (av.error.FFmpegError, IndexError):
-        return False, rotation   # reading will fail with its own error
-    return any(t is None for t in times) or any(b <= a for a, b in zip(times, times[1:])), rotation
+        return False, orientation   # reading will fail with its own error
+    return any(t is None for t in times) or any(b <= a for a, b in zip(times, times[1:])), orientation
 
 
 def shown_times(path: str) -> tuple[np.ndarray, float] | None:

@@ -35,7 +35,7 @@ from vdata.schemas.annotation_formats import FOLDER_FORMATS, FormatError, find_v
 from vdata.schemas.config import BuildConfig, ConfigError, InputSpec
 from vdata.stages.base import Reject
 
-from .manifest_tables import SUFFIXES, ManifestError, ManifestProblem, guess_path_column, read_manifest
+from .manifest_tables import SUFFIXES, ManifestError, guess_path_column, read_manifest
 
 AUDIO_EXTENSIONS = (".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus", ".aac")
 # how the path of an annotation file's video that is not in its folder ends (`<folder>/<id>.*`): it names
@@ -70,7 +70,9 @@ def _from_path(spec: InputSpec, cfg: BuildConfig, where: str, untaken: dict[str,
     if os.path.isfile(p):
         return [_row(p, p)]   # an explicit file is taken whatever its extension: probe judges it
     if os.path.isdir(p):
-        listing = [(str(q), q.relative_to(p).as_posix()) for q in Path(p).rglob("*") if q.is_file()]
+        # a link to nothing is listed too (find_duplicates makes it a missing_file reject): it went unsaid
+        listing = [(str(q), q.relative_to(p).as_posix()) for q in Path(p).rglob("*")
+                   if q.is_file() or (q.is_symlink() and not q.exists())]
         return [_row(f, f) for f in _taken(listing, spec, cfg, p, untaken)]
     if globlib.has_magic(spec.path):
         raise ConfigError(f"{where}.path: {spec.path!r} does not exist; for a pattern write `glob: {spec.path!r}`")
@@ -141,7 +143,8 @@ def _from_glob(spec: InputSpec, cfg: BuildConfig, where: str = "input") -> list[
         except (OSError, ValueError) as e:
             raise ConfigError(f"{where}.glob: {spec.glob!r} cannot be listed: {type(e).__name__}: {e}") from None
     found = sorted(globlib.glob(pattern, recursive=True))
-    return [_row(f, f) for f in _not_output(found, cfg, _glob_root(pattern)) if os.path.isfile(f)]
+    return [_row(f, f) for f in _not_output(found, cfg, _glob_root(pattern))
+            if os.path.isfile(f) or (os.path.islink(f) and not os.path.exists(f))]   # a link to nothing: a reject
 
 
 def _from_manifest(spec: InputSpec, cfg: BuildConfig, where: str, media_dir: str | None = None) -> list[dict]:
@@ -178,19 +181,47 @@ def _from_manifest(spec: InputSpec, cfg: BuildConfig, where: str, media_dir: str
     base = p.rsplit("/", 1)[0] if remote else str(Path(p).parent)   # relative paths: beside the manifest
     rows = []
     for i, (at, rec) in enumerate(table.records):
+        # #<record index, from 0>: the source_uri earlier builds gave a record, kept for every record, a
+        # rejected one too; text that never became a record is #line<n> (the file's line, from 1)
+        uri = f"{p}#{i}"
         raw = rec.pop(spec.path_column, None)
         if raw is None or not str(raw).strip():
-            table.problems.append(ManifestProblem(at, "manifest_row_malformed", f"{at} names no file in "
-                                                  f"{spec.path_column!r}", json.dumps(rec, default=str)[:500]))
+            rows.append(_manifest_reject(uri, "manifest_row_malformed", f"{at} names no file in {spec.path_column!r} "
+                                         f"(record #{i})", json.dumps(rec, default=str)[:500]))
             continue
-        raw = str(raw).strip()
+        raw, problem = _location(str(raw).strip())
+        if problem:
+            rows.append(_manifest_reject(uri, "unsupported_url", f"{at}: {problem}", raw))
+            continue
         path = raw if os.path.isabs(raw) or S.is_remote(raw) else _beside(base, raw, remote)
-        rows.append(_row(f"{p}#{i}", path, rec))   # #<record index>: the source_uri earlier builds gave it
+        rows.append(_row(uri, path, rec))
     for problem in table.problems:
-        uri = f"{p}#{problem.where.replace(' ', '')}"
-        rows.append({**_row(uri, uri), R.REJECT_REASON: problem.reason, R.REJECT_MESSAGE: problem.message,
-                     R.REJECT_DETAIL: {"record": problem.raw}})
+        rows.append(_manifest_reject(f"{p}#{problem.where.replace(' ', '')}", problem.reason, problem.message,
+                                     problem.raw))
     return rows
+
+
+def _manifest_reject(uri: str, reason: str, message: str, record: str) -> dict:
+    return {**_row(uri, uri), R.REJECT_REASON: reason, R.REJECT_MESSAGE: message, R.REJECT_DETAIL: {"record": record}}
+
+
+def _location(raw: str) -> tuple[str, str | None]:
+    """(the local path or URL a manifest row names, None), or (the row's text, why no run can read it). A
+    `file:` URL (`file:///data/a%20b.mp4`, as Spark, pyarrow and `Path.as_uri()` write them) is its local
+    path; a URL of an unknown scheme is a reject said once, not a missing_file that every resume retries."""
+    from urllib.parse import unquote, urlsplit
+
+    if S.is_remote(raw):
+        try:
+            S.check_backend(raw)
+        except S.StorageError as e:
+            return raw, str(e)
+    if not raw.lower().startswith("file:"):
+        return raw, None
+    parts = urlsplit(raw)
+    if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+        return raw, f"{raw!r} names no file on this machine (a local file's URL is file:///path/to/video.mp4)"
+    return unquote(parts.path), None
 
 
 def _beside(base: str, relative: str, remote: bool) -> str:
@@ -428,11 +459,14 @@ def find_duplicates(rows: list[dict]) -> tuple[list[dict], list[Reject]]:
     kept, rejects = [], []
     for i, row in enumerate(rows):
         path = row[R.PATH]
-        if i in missing if S.is_remote(path) else i not in sizes and not os.path.lexists(path):
+        if i in missing if S.is_remote(path) else i not in sizes and not os.path.exists(path):
             # Not sent to the workers to fail there: a batch each (a Kinetics download missing 97k of 100k
-            # clips took 7 min of Ray tasks to say so). Retried on resume: the file may have arrived since.
-            rejects.append(Reject(row, "missing_file", f"no such file: {path}",
-                                  {R.PATH: path, R.RETRY_ON_RESUME: True}))
+            # clips took 7 min of Ray tasks to say so). Retried on resume: the file (a link's target) may
+            # have arrived since.
+            link = os.readlink(path) if not S.is_remote(path) and os.path.islink(path) else None
+            rejects.append(Reject(row, "missing_file", f"broken link: {path} points to {link}, which does not exist"
+                                  if link else f"no such file: {path}", {R.PATH: path, R.RETRY_ON_RESUME: True,
+                                                                         **({"broken_link_to": link} if link else {})}))
             continue
         if i not in duplicate_of:
             kept.append(row)

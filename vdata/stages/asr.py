@@ -55,6 +55,9 @@ class AsrConfig(StageConfig):
     vad_min_silence_ms: int = Field(500, ge=0)
     word_timestamps: bool = True
     beam_size: int = Field(5, ge=1, le=32)
+    # off: one greedy/beam decode at temperature 0, the same transcript every run; on: Whisper's sampling
+    # fallback for windows that fail its checks (seeded; see vdata.media.asr FALLBACK_TEMPERATURES)
+    temperature_fallback: bool = False
     silence_dbfs: float = Field(-60.0, le=0)   # a track that never rises above this is silent: no model run
     max_failed_packet_ratio: float = Field(0.5, ge=0, le=1)
     cpu_threads: int = Field(0, ge=0)      # 0: the worker's resources.num_cpus
@@ -121,7 +124,8 @@ def clip_segments(transcript: Transcript, clip_start: float, clip_end: float) ->
 
 class AsrStage(Stage):
     name = "asr"
-    version = 2   # 2: out-of-phase stereo is heard (media/audio.py _mono), not mixed to silence
+    version = 3   # 2: out-of-phase stereo is heard (media/audio.py _mono), not mixed to silence;
+                  # 3: decoded at temperature 0 by default (no unseeded sampling fallback): reproducible
     Config = AsrConfig
     # Clip times (START_S, END_S) are used when a shots stage wrote them; without, a row is the whole input.
     reads = (R.PATH, R.VIDEO_ID, R.HAS_AUDIO)
@@ -151,6 +155,7 @@ class AsrStage(Stage):
         options = TranscribeOptions(language=cfg.language, language_detection=cfg.language_detection,
                                     initial_prompt=cfg.initial_prompt, hotwords=cfg.hotwords, vad=cfg.vad, vad_min_silence_ms=cfg.vad_min_silence_ms,
                                     word_timestamps=cfg.word_timestamps, beam_size=cfg.beam_size,
+                                    temperature_fallback=cfg.temperature_fallback,
                                     silence_dbfs=cfg.silence_dbfs, max_failed_packet_ratio=cfg.max_failed_packet_ratio)
         threads = cfg.cpu_threads or max(1, round(self.resources().num_cpus))
         self.engine = load_engine(locate_model(cfg.model, cfg.backend), options, device=cfg.device,

@@ -53,12 +53,18 @@ def _even(start: float, end: float, n: int) -> list[float]:
     return [start + (k + 0.5) * (end - start) / n for k in range(n)]
 
 
+# A clip's span is not exact: its times are rounded to the microsecond (up to 1 us off each), and 4.68 - 2.68
+# is 1.9999999999999996 s, which at 2 fps truncated to 3 frames where 2.00 - 0.00 gave 4. A span short of a
+# whole grid slot by less than this counts as reaching it.
+GRID_SLACK_S = 1e-5
+
+
 def sample_times(mode: str, start: float, end: float, cfg: FramesConfig) -> list[float]:
     span = max(0.0, end - start)
     if mode == "uniform":
         return _even(start, end, cfg.num_frames)
     rate = cfg.fps if mode == "fps" else cfg.candidate_fps
-    n = max(1, int(span * rate))
+    n = max(1, int((span + GRID_SLACK_S) * rate))
     if mode == "fps" and n > cfg.max_frames:
         return _even(start, end, cfg.max_frames)
     return [start + (k + 0.5) / rate for k in range(n) if start + (k + 0.5) / rate < end] or [start + span / 2]
@@ -66,8 +72,9 @@ def sample_times(mode: str, start: float, end: float, cfg: FramesConfig) -> list
 
 class FramesStage(Stage):
     name = "frames"
-    version = 4   # 2: a picture a VFR video holds for seconds is read, not rejected; 3: the frame shown then;
-                  # 4: HDR video tone mapped
+    version = 5   # 2: a picture a VFR video holds for seconds is read, not rejected; 3: the frame shown then;
+                  # 4: HDR video tone mapped; 5: fps/keyframes grids keep the slot float rounding cut off, and
+                  # mirrored video (display matrix with a flip) is mirrored, not turned upside down
     HUB_MODEL_FIELDS = ("keyframe_model",)
     needs_video = True
     Config = FramesConfig
