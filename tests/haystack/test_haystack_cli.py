@@ -39,3 +39,22 @@ def test_config_errors_exit_2_with_key_path(hs_root):
     result = CliRunner().invoke(haystack_cmd, ["build", str(cfg)])
     assert result.exit_code == 2
     assert "haystack.needles[0]" in result.output and "audio needles have no on-screen style" in result.output
+
+
+def test_plan_lists_skipped_sources(hs_root, tmp_path, bad_files):
+    """`plan` says which sources it skipped and why, as `build` does."""
+    import shutil
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    shutil.copy(hs_root / "videos/bikes.mp4", mixed / "bikes.mp4")
+    for name in ("truncated", "audio_only"):
+        shutil.copy(bad_files[name], mixed / f"{name}.mp4")
+    cfg = haystack_config(hs_root, "cliskip", sources={"glob": str(mixed / "*.mp4")}, tasks=["retrieval"],
+                          needles_per_item=[1], needles=[{"type": "image", "from": "needles/images/*.jpg"}])
+    plan = CliRunner().invoke(haystack_cmd, ["plan", str(cfg)])
+    assert plan.exit_code == 0, plan.output
+    skipped = [line for line in plan.output.splitlines() if line.startswith("skipped source")]
+    assert len(skipped) == 2, plan.output
+    assert any("truncated.mp4" in line and "(truncated)" in line for line in skipped)
+    assert any("audio_only.mp4" in line and "(no_video_stream)" in line for line in skipped)

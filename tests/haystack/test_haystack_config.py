@@ -99,3 +99,37 @@ def test_shipped_haystack_configs_plan():
         assert plan["items"] > 0 and plan["sources"] > 0, path
         assert {r["task"] for r in plan["table"]} == {"retrieval", "ordering", "counting", "multihop", "localization"}
         assert set(plan["needle_sets"]) == {"image", "text", "clip", "audio"}
+
+
+def test_text_phrases_the_font_cannot_draw_are_refused(hs_root):
+    """Characters the text font has no glyph for (emoji, CJK in DejaVu) would be drawn as empty boxes
+    that OCR skips: refused at load, naming the key path and the phrase."""
+    for phrase in ("EMOJI 🎉 PARTY", "日本語テキスト"):
+        msg = _error(haystack_config(hs_root, "glyphs", needles=[
+            {"type": "text", "phrases": ["PLAIN ASCII ONE", "Café Crème Brûlée", phrase]}]))
+        assert "haystack.needles[0].phrases" in msg and repr(phrase) in msg and "no glyph" in msg, msg
+
+
+def test_text_phrases_the_ocr_cannot_read_are_refused_when_verifying(hs_root, tmp_path):
+    """Greek and Cyrillic are drawn fine but the OCR model cannot write them, so every item would be
+    dropped as "OCR found 0%": refused before rendering, saying what the OCR reads; without
+    verification they are planned. Accented Latin is read (accents aside) and accepted."""
+    from vdata.haystack import plan_haystack
+
+    phrases = ["PLAIN ASCII ONE", "PLAIN ASCII TWO", "Café Crème Brûlée"]
+    ok = haystack_config(hs_root, "latin", tasks=["retrieval"], needles_per_item=[1],
+                         needles=[{"type": "text", "phrases": phrases + ["COPPER KETTLE 42"]}])
+    assert plan_haystack(ok)["items"] == 1
+    for phrase in ("ΑΛΦΑ ΒΗΤΑ", "ЗЕЛЁНЫЙ СЛОН", "!!! ???"):
+        cfg = haystack_config(hs_root, "script", tasks=["retrieval"], needles_per_item=[1],
+                              needles=[{"type": "text", "phrases": phrases + [phrase]}])
+        with pytest.raises(ConfigError) as e:
+            plan_haystack(cfg)
+        msg = str(e.value)
+        assert "haystack.needles[0].phrases" in msg and repr(phrase) in msg, msg
+        if phrase != "!!! ???":
+            assert "cannot read" in msg and "Latin letters and digits" in msg, msg
+        with pytest.raises(ConfigError):
+            build_haystack(cfg, out_dir=str(tmp_path / "v"))
+        unverified = build_haystack(cfg, render="manifest", verify=False, out_dir=str(tmp_path / "m"))
+        assert unverified.planned == 1

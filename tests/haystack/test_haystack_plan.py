@@ -205,3 +205,76 @@ def test_size_and_fps_default_to_the_sources(hs_root, tmp_path):
     assert header["config"]["haystack"]["size"] == [1280, 720]
     boxes = [p["w"] for r in _rows(result.paths["items"]) for p in r[H.PLACEMENTS] if p["style"] == "fullframe"]
     assert boxes and max(boxes) <= 1280
+
+
+def test_counting_answers_are_balanced_over_zero_to_n(hs_root):
+    """The count asked for spreads over 0..n for every n (0: the needle asked about never shows), each
+    value as often as the others, so neither "1" nor "the smallest number offered" beats chance."""
+    path = haystack_config(hs_root, "counts", tasks=["counting"], needles_per_item=[1, 2, 3], items_per_cell=8,
+                           lengths_s=[24, 60])
+    cfg, _, _, items = item_plans(path)
+    by_n = defaultdict(Counter)
+    for item in items:
+        times = int(item.open_answer)
+        by_n[item.needles_per_item][times] += 1
+        asked = item.answer_labels[0]
+        assert [p.needle.label for p in item.placements].count(asked) == times
+        assert len(item.placements) == item.needles_per_item
+        assert item.options[item.answer_index] == str(times)
+    for n, counts in by_n.items():
+        assert set(counts) == set(range(n + 1)), (n, counts)
+        assert max(counts.values()) - min(counts.values()) <= 1, (n, counts)
+    _, _, _, again = item_plans(path)                       # the same seed gives the same answers
+    assert [(i.item_id, i.open_answer, i.placements) for i in again] == \
+        [(i.item_id, i.open_answer, i.placements) for i in items]
+
+
+def test_gap_is_kept_from_both_ends_and_depth_is_placed_where_asked(hs_root):
+    """`gap_s` separates needles from each other and from both ends; a needle asked at a depth starts at
+    that depth (to the frame) wherever the gaps leave room, and `target_depth` is where it really is."""
+    cfg, _, _, items = item_plans(haystack_config(hs_root, "depthgap", tasks=["retrieval", "localization",
+                                                                              "multihop", "counting"],
+                                                  needles_per_item=[2, 3], depths=[0.0, 0.25, 0.5, 0.75, 1.0],
+                                                  gap_s=2.0, lengths_s=[24, 60]))
+    h = cfg.haystack
+    fps = h.fps
+    for item in items:
+        length = item.base.length_s
+        assert item.placements[0].start_s >= h.gap_s - 1e-6, item.item_id
+        assert item.placements[-1].end_s <= length - h.gap_s + 1.0 / fps + 1e-6, item.item_id
+        if item.depth is None:
+            continue
+        target = next(p for p in item.placements if p.role == ("anchor" if item.task == "multihop" else "target"))
+        span = target.end_s - target.start_s
+        assert item.target_depth == pytest.approx(target.start_s / (length - span), abs=1e-3)
+        if 0.25 <= item.depth <= 0.75 and item.task != "multihop":   # room on both sides: the asked spot
+            assert abs(target.start_s - item.depth * (length - span)) <= 0.5 / fps + 1e-6, item.item_id
+        else:                                                        # near the ends: as close as the gaps allow
+            assert abs(item.target_depth - item.depth) <= (h.gap_s + 2 * 4.0 + 2 * h.gap_s) / (length - span)
+    mid = [i for i in items if i.depth == 0.5 and i.task != "multihop"]
+    assert mid and all(abs(i.target_depth - 0.5) < 0.01 for i in mid)
+
+
+def test_a_needle_too_long_for_a_cell_is_redrawn_and_a_skip_names_it(hs_root, tmp_path):
+    """A 10 s clip cannot fit a 5 s haystack: those cells are built with the short clip instead; a cell
+    that needs more clips that fit than the pool has says which needle was too long, and how long."""
+    from vdata.media.synth import Segment, render_segments
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    render_segments(str(clips / "long_bars.mp4"), [Segment("testsrc2", 10.0)], size=(160, 120))
+    render_segments(str(clips / "short_bars.mp4"), [Segment("smptebars", 1.0)], size=(160, 120))
+    cfg = haystack_config(hs_root, "longclip", lengths_s=[5, 12, 30], needles_per_item=[1, 2], options=2,
+                          tasks=["retrieval", "localization", "counting", "ordering"], items_per_cell=3,
+                          needles=[{"type": "clip", "from": str(clips / "*.mp4")}])
+    result = build_haystack(cfg, render="manifest", out_dir=str(tmp_path / "o"))
+    rows = [r for r in _rows(result.paths["items"]) if r[H.ROTATION] == 0]
+    short = [r for r in rows if r[H.HAYSTACK_LENGTH_S] == 5 and r[H.NEEDLES_PER_ITEM] == 1]
+    assert Counter(r[H.TASK] for r in short) == {"retrieval": 3, "localization": 3, "counting": 3}
+    assert all(p["label"] == "short bars" for r in short for p in r[H.PLACEMENTS])
+    twelve = [c for c in result.skipped_cells if c.length_s == 12 and "fit" in c.reason]
+    assert {c.task for c in twelve} == {"ordering", "localization"}, twelve
+    for cell in twelve:
+        assert "do not fit a 12 s haystack" in cell.reason and "only 1 of the 2" in cell.reason, cell.reason
+        assert "'long bars' (10.00 s)" in cell.reason, cell.reason
+    assert any(p["label"] == "long bars" for r in rows if r[H.HAYSTACK_LENGTH_S] == 30 for p in r[H.PLACEMENTS])

@@ -68,6 +68,8 @@ def plan_cmd(config):
         _fail(config, e)
     _print_table(plan["table"], f"{plan['items']} items, {plan['questions']} questions, "
                                 f"{plan['video_seconds']:.0f} s of video from {plan['sources']} source(s)")
+    for source in plan["skipped_sources"]:
+        click.echo(f"skipped source {source['path']}: {source['message']} ({source['reason']})")
     for cell, n in plan["skipped_cells"].items():
         click.echo(f"not built: {cell} (x{n})")
 

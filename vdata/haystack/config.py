@@ -41,6 +41,10 @@ NEEDLE_KINDS = ("image", "text", "clip", "audio")
 # are about several placements at once, so a single depth means nothing for them).
 DEPTH_TASKS = ("retrieval", "multihop", "localization")
 MIN_NEEDLES = {"ordering": 2, "multihop": 2}
+# Version of the rules that turn a config and its seed into items, part of `benchmark_hash`, so that a
+# config built under other rules never passes for the same benchmark. 2: counting answers balanced over
+# 0..n, gap_s kept in full from both ends, needles placed at the asked depth, too-long needles redrawn.
+ITEM_RULES = 2
 
 
 class _Strict(BaseModel):
@@ -94,7 +98,8 @@ class NeedleSpec(_Strict):
 
 class VerifySpec(_Strict):
     enabled: bool = True
-    phash_max_distance: int = Field(12, ge=0, le=64)   # image/clip present if hamming <= this
+    phash_max_distance: int = Field(12, ge=0, le=64)   # image/clip present if hamming <= this ...
+    colour_max_distance: float = Field(20.0, ge=0, le=255)   # ... or if the colour distance is <= this
     text_min_similarity: float = Field(0.8, gt=0, le=1)  # share of the phrase's characters OCR must find
     text_absent_below: float = Field(0.5, gt=0, le=1)  # just outside, OCR must find less than this
     speech_min_words: float = Field(0.6, gt=0, le=1)   # share of the spoken phrase's words ASR must hear
@@ -127,7 +132,7 @@ class HaystackSpec(_Strict):
     # "auto": the most common among the sources (ties: the larger), fixed once the sources are probed.
     size: Union[tuple[int, int], Literal["auto"]] = "auto"
     fps: Union[float, Literal["auto"]] = "auto"
-    gap_s: float = Field(1.5, ge=0)                    # minimum spacing between needles (and from the ends)
+    gap_s: float = Field(1.5, ge=0)                    # minimum spacing between needles, and from both ends
     pair_gap_s: float = Field(0.5, ge=0)               # multihop: anchor end to payload start
     verify: VerifySpec = Field(default_factory=VerifySpec)
     encode: EncodeSpec = Field(default_factory=EncodeSpec)
@@ -212,6 +217,7 @@ class HaystackConfig(ConfigFile):
     def benchmark_hash(self) -> str:
         """Identity of the benchmark's content: everything but where the output goes."""
         data = self.model_dump(mode="json", by_alias=True, exclude={"output", "description"})
+        data["item_rules"] = ITEM_RULES
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from vdata.media import MediaError
 from vdata.media.hashing import bytes_id, content_id
+from vdata.media.text_frames import missing_glyphs
 from vdata.schemas.config import ConfigError
 
 from .config import HaystackConfig, NeedleSpec
@@ -105,6 +106,17 @@ def _phrases(cfg: HaystackConfig, spec: NeedleSpec, where: str) -> list[str]:
     return phrases
 
 
+def _refuse_missing_glyphs(phrase: str, where: str) -> None:
+    """A character the font has no glyph for is drawn as an empty box, and OCR skips it: the item would
+    pass verification while its answer names text that is not on screen."""
+    path = text_font_path()
+    missing = missing_glyphs(phrase, path)
+    if missing:
+        shown = ", ".join(f"{c!r} U+{ord(c):04X}" for c in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise ConfigError(f"{where}: {phrase!r} has characters the font {os.path.basename(path)} has no glyph "
+                          f"for ({shown}); drawn, they would be empty boxes")
+
+
 def _rel(cfg: HaystackConfig, path: str) -> str:
     return os.path.relpath(path, cfg.base_dir)
 
@@ -119,6 +131,7 @@ def load_needle_sets(cfg: HaystackConfig) -> list[NeedleSet]:
         if spec.type == "text":
             show = spec.duration_s or DEFAULT_SHOW_S
             for phrase in _phrases(cfg, spec, where):
+                _refuse_missing_glyphs(phrase, f"{where}.phrases")
                 if text_font_size(phrase, ns.style, width, height) < MIN_FONT_PX:
                     raise ConfigError(f"{where}.phrases: {phrase!r} is too long to fit a {width}px-wide frame")
                 ns.needles.append(Needle(bytes_id(phrase.encode()), "text", phrase, show))
@@ -181,13 +194,18 @@ def audio_duration(path: str) -> float:
 
 # --- text layout (shared by the renderer, which draws it, and the verifier, which knows where to look) ---
 
+def text_font_path() -> str:
+    """The font text needles are drawn with (the bundled DejaVu Sans Bold), for layout, drawing and the glyph check."""
+    from vdata.media.synth import bundled_font
+
+    return bundled_font(bold=True)
+
+
 @functools.lru_cache(maxsize=256)
 def _font(size: int):
     from PIL import ImageFont
 
-    from vdata.media.synth import bundled_font
-
-    return ImageFont.truetype(bundled_font(bold=True), size)
+    return ImageFont.truetype(text_font_path(), size)
 
 
 def text_font_size(text: str, style: str, width: int, height: int) -> int:

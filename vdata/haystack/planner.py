@@ -76,10 +76,19 @@ def answer_position(seed: int, task: str, counter: int, k: int) -> int:
     return block[counter % k]
 
 
+def answer_count(seed: int, n: int, counter: int) -> int:
+    """How often a counting item with n needles shows the needle it asks about: every block of n + 1
+    such items uses each of 0..n once, in a seeded order, so every answer value is as likely (0 too:
+    the needle asked about may never show) whatever needles_per_item is."""
+    block = random.Random(f"{seed}|counts|{n}|{counter // (n + 1)}").sample(range(n + 1), n + 1)
+    return block[counter % (n + 1)]
+
+
 def iter_items(cfg: HaystackConfig, sets: list[NeedleSet], bases: dict[float, Base]) -> Iterator[ItemPlan | SkippedCell]:
     """Every item of the grid in a fixed order, or a SkippedCell saying why a cell cannot be built."""
     h = cfg.haystack
     counters: dict[str, int] = {}
+    count_counters: dict[int, int] = {}
     for length, task, nset, n, depth, rep in grid(cfg, sets):
         if n < MIN_NEEDLES.get(task, 1):
             if rep == 0:
@@ -90,11 +99,15 @@ def iter_items(cfg: HaystackConfig, sets: list[NeedleSet], bases: dict[float, Ba
         cell = Cell(item_id=iid, rng=random.Random(f"{h.seed}|{iid}"), base=bases[length], n=n, depth=depth,
                     k=h.options, answer_pos=answer_position(h.seed, task, counter, h.options),
                     gap_s=h.gap_s, pair_gap_s=h.pair_gap_s)
+        if task == "counting":
+            cell.count = answer_count(h.seed, n, count_counters.get(n, 0))
         built = BUILDERS[task](cell, nset, payload_set_for(nset, sets))
         if isinstance(built, str):
             yield SkippedCell(task, nset.name, n, length, depth, built)
             continue
         counters[task] = counter + 1
+        if task == "counting":
+            count_counters[n] = count_counters.get(n, 0) + 1
         yield built
 
 

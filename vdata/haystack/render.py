@@ -28,11 +28,10 @@ import tempfile
 from typing import Iterable
 
 from vdata.media.ffmpeg import ffmpeg_exe, run_ffmpeg
-from vdata.media.synth import bundled_font
 
 from .config import EncodeSpec
 from .model import Base, Placement
-from .needles import text_font_size, text_padding
+from .needles import text_font_path, text_font_size, text_padding
 from .sources import Source
 
 AUDIO_RATE = 44100
@@ -202,7 +201,7 @@ class Renderer:
                 parts = []
                 if p.style == "fullframe":
                     parts.append(f"drawbox=x=0:y=0:w=iw:h=ih:color=black:t=fill:enable='{enable}'")
-                draw = (f"drawtext=fontfile={_filter_path(bundled_font(bold=True))}:textfile={_filter_path(textfile)}"
+                draw = (f"drawtext=fontfile={_filter_path(text_font_path())}:textfile={_filter_path(textfile)}"
                         f":expansion=none:fontsize={size}:fontcolor=white:x={x + pad}:y={y + pad}:enable='{enable}'")
                 if p.style == "overlay":
                     draw += f":box=1:boxcolor=black@0.65:boxborderw={pad}"

@@ -31,7 +31,7 @@ from .needles import load_needle_sets
 from .planner import iter_items, plan_bases
 from .render import Renderer, decoded_digest, ffmpeg_version
 from .sources import SkippedSource, Source, load_sources
-from .verify import Verifier
+from .verify import Verifier, refuse_unverifiable_text
 from .writers import items_writer, iter_item_rows, rejects_writer, write_lmms_eval, write_summary, write_vlmevalkit
 
 ITEMS = "items.parquet"
@@ -158,6 +158,8 @@ def build_haystack(config: str | os.PathLike | HaystackConfig, *, render: str | 
     for s in result.skipped_sources:
         log(f"skipped source {s.path}: {s.message}")
     sets = load_needle_sets(cfg)
+    if verify:
+        refuse_unverifiable_text(sets)
     bases = plan_bases(cfg, sources)
     manifest = ManifestWriter(out, build_header(cfg, sources, result.skipped_sources, sets, bases))
     items = items_writer(os.path.join(out, ITEMS), cfg.output.rows_per_group)
@@ -244,6 +246,8 @@ def plan_haystack(config: str | os.PathLike | HaystackConfig) -> dict:
     cfg = config if isinstance(config, HaystackConfig) else load_haystack_config(config)
     sources, skipped_sources = load_sources(cfg)
     sets = load_needle_sets(cfg)
+    if cfg.haystack.verify.enabled:
+        refuse_unverifiable_text(sets)
     bases = plan_bases(cfg, sources)
     counts: Counter = Counter()
     skipped: Counter = Counter()

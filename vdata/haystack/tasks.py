@@ -1,7 +1,10 @@
 """The five haystack tasks. Each turns a seeded draw of needles into placements and a question whose
 answer is known by construction (MCQ with distractors from the same needle pool, plus an open form).
 
-A builder returns an ItemPlan, or a string saying why this grid cell cannot be built.
+A builder returns an ItemPlan, or a string saying why this grid cell cannot be built. The needles an
+item shows are drawn from those of the pool that fit the cell (`_fitting`), so a needle too long for a
+short haystack is left out of that draw (it can still be a distractor) instead of the cell being
+skipped; a cell is skipped only when too few needles fit, and its reason names them with their lengths.
 """
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from .layout import place_units, screen_box, span_s
+from .layout import fits, place_units, screen_box, slot_s, span_s
 from .model import Base, ItemPlan, Placement
 from .needles import Needle, NeedleSet
 from .vnbench import vnbench_type
@@ -40,6 +43,7 @@ class Cell:
     answer_pos: int              # where the correct option goes (balanced across items)
     gap_s: float
     pair_gap_s: float
+    count: int | None = None     # counting: how often the asked-about needle is shown (balanced, 0..n)
 
 
 def _mcq(rng: random.Random, correct: str, distractors: list[str], pos: int) -> tuple[list[str], int]:
@@ -55,13 +59,12 @@ def _place(cell: Cell, nset: NeedleSet, needle: Needle, role: str, start: float)
 
 
 def _singles(cell: Cell, nset: NeedleSet, needles: list[Needle], roles: list[str],
-             target: int | None) -> list[Placement] | None:
+             target: int | None) -> list[Placement]:
+    """Needles placed one a slot; every caller draws them from `_fitting`, so they always fit."""
     b = cell.base
     spans = [span_s(nd, b.fps) for nd in needles]
     starts = place_units(cell.rng, b.length_s, spans, cell.gap_s, b.fps, target=target,
                          depth=cell.depth if target is not None else None)
-    if starts is None:
-        return None
     return [_place(cell, nset, nd, role, t) for nd, role, t in zip(needles, roles, starts)]
 
 
@@ -70,19 +73,45 @@ def _depth_of(p: Placement, length_s: float) -> float:
     return round(p.start_s / room, 4) if room > 0 else 0.0
 
 
-def _no_fit(cell: Cell) -> str:
-    return f"{cell.n} needle(s) with {cell.gap_s:g} s gaps do not fit a {cell.base.length_s:g} s haystack"
+def _room_s(cell: Cell) -> float:
+    """The longest needle (or multihop pair) one of this cell's n slots holds, its gap taken off."""
+    return slot_s(cell.base.length_s, cell.n, cell.gap_s) - cell.gap_s
+
+
+def _fitting(cell: Cell, needles: list[Needle], extra_s: float = 0.0) -> list[Needle]:
+    """The needles that fit one slot of this cell with `extra_s` more (a multihop pair's gap and partner),
+    in pool order, so the seeded draw from them is the same as from the pool when every needle fits."""
+    b = cell.base
+    return [nd for nd in needles if fits(b.length_s, cell.n, cell.gap_s, span_s(nd, b.fps) + extra_s)]
+
+
+def _no_fit(cell: Cell, name: str, candidates: list[Needle], fit: list[Needle], needed: int,
+            extra_s: float = 0.0) -> str:
+    """Why too few of the `candidates` fit, naming those that did not and their lengths."""
+    fps = cell.base.fps
+    limit = _room_s(cell) - extra_s
+    head = f"{cell.n} needle(s) with {cell.gap_s:g} s gaps do not fit a {cell.base.length_s:g} s haystack: "
+    head += f"a {name} needle may be at most {limit:.2f} s long" if limit > 0 else "there is no room for any needle"
+    if extra_s:
+        head += f" (its slot also holds {extra_s:.2f} s of pair gap and partner)"
+    too_long = sorted((nd for nd in candidates if nd not in fit), key=lambda nd: span_s(nd, fps))
+    named = ", ".join(f"{nd.label!r} ({span_s(nd, fps):.2f} s)" for nd in too_long[:3])
+    more = f" and {len(too_long) - 3} more" if len(too_long) > 3 else ""
+    if not fit:
+        return f"{head}; none is that short, the shortest: {named}{more}"
+    return f"{head}; only {len(fit)} of the {len(candidates)} fit ({needed} needed), too long: {named}{more}"
 
 
 def retrieval(cell: Cell, nset: NeedleSet, payload: NeedleSet) -> ItemPlan | str:
     pool, n, k = nset.needles, cell.n, cell.k
     if len(pool) < n + k - 1:
         return f"needs {n + k - 1} {nset.name} needles ({n} inserted + {k - 1} distractors), the pool has {len(pool)}"
-    inserted = cell.rng.sample(pool, n)
+    fit = _fitting(cell, pool)
+    if len(fit) < n:
+        return _no_fit(cell, nset.name, pool, fit, n)
+    inserted = cell.rng.sample(fit, n)
     t = cell.rng.randrange(n)
     placed = _singles(cell, nset, inserted, ["target" if i == t else "other" for i in range(n)], t)
-    if placed is None:
-        return _no_fit(cell)
     target = inserted[t]
     distractors = cell.rng.sample([p.label for p in pool if p not in inserted], k - 1)
     options, ai = _mcq(cell.rng, target.label, distractors, cell.answer_pos)
@@ -104,10 +133,11 @@ def ordering(cell: Cell, nset: NeedleSet, payload: NeedleSet) -> ItemPlan | str:
     spare_needed = 1 if math.factorial(n) < k else 0
     if len(pool) < n + spare_needed:
         return f"needs {n + spare_needed} {nset.name} needles, the pool has {len(pool)}"
-    inserted = cell.rng.sample(pool, n)
+    fit = _fitting(cell, pool)
+    if len(fit) < n:
+        return _no_fit(cell, nset.name, pool, fit, n)
+    inserted = cell.rng.sample(fit, n)
     placed = _singles(cell, nset, inserted, ["target"] * n, None)
-    if placed is None:
-        return _no_fit(cell)
     order = [p.needle.label for p in sorted(placed, key=lambda p: p.start_s)]
     correct = ORDER_SEP.join(order)
     wrong: list[str] = []
@@ -143,16 +173,25 @@ def ordering(cell: Cell, nset: NeedleSet, payload: NeedleSet) -> ItemPlan | str:
 
 
 def counting(cell: Cell, nset: NeedleSet, payload: NeedleSet) -> ItemPlan | str:
+    """How often one needle was shown: `cell.count` times, from 0 (the asked-about needle never shows;
+    the n shown are others) to n, balanced across items by the planner so the answer's value says
+    nothing. The other shown needles are distinct while the pool has enough, else they repeat; when
+    a single needle of the pool fits the cell, nothing else can be shown and the count is n."""
     pool, n, k = nset.needles, cell.n, cell.k
-    times = cell.rng.randint(1, n)
-    if len(pool) < 1 + (n - times):
-        return f"needs {1 + n - times} {nset.name} needles, the pool has {len(pool)}"
-    drawn = cell.rng.sample(pool, 1 + (n - times))
-    target, others = drawn[0], drawn[1:]
+    times = cell.rng.randint(0, n) if cell.count is None else cell.count
+    fit = _fitting(cell, pool)
+    if not fit:
+        return _no_fit(cell, nset.name, pool, fit, 1)
+    if len(fit) == 1:   # nothing else to show: only "all n are this needle" can be built
+        times = n
+    target = cell.rng.choice(fit)
+    rest = [nd for nd in fit if nd != target]
+    if len(rest) >= n - times:
+        others = cell.rng.sample(rest, n - times)
+    else:
+        others = [cell.rng.choice(rest) for _ in range(n - times)]
     needles = [target] * times + others
     placed = _singles(cell, nset, needles, ["target"] * times + ["other"] * len(others), None)
-    if placed is None:
-        return _no_fit(cell)
     numbers = [x for x in range(0, max(n + 2, k + 1)) if x != times]
     options, ai = _mcq(cell.rng, str(times), [str(x) for x in cell.rng.sample(numbers, k - 1)], cell.answer_pos)
     question = f"How many times was {REF[nset.kind].format(target.label)} {nset.verb} in the video?"
@@ -173,15 +212,24 @@ def multihop(cell: Cell, nset: NeedleSet, payload: NeedleSet) -> ItemPlan | str:
     if not same and (len(nset.needles) < n or len(payload.needles) < need_payloads):
         return (f"needs {n} {nset.name} anchors and {need_payloads} {payload.name} payloads, "
                 f"the pools have {len(nset.needles)} and {len(payload.needles)}")
-    anchors = cell.rng.sample(nset.needles, n)
-    payload_pool = [p for p in payload.needles if p not in anchors]
-    payloads = cell.rng.sample(payload_pool, n)
-    t = cell.rng.randrange(n)
     pair_gap = round(cell.pair_gap_s * b.fps) / b.fps
+    # A pair fits a slot when anchor + pair gap + payload does: anchors are drawn among those that fit
+    # with the shortest payload, payloads among those that fit beside the longest anchor drawn.
+    shortest = min(span_s(p, b.fps) for p in payload.needles)
+    fit_anchors = _fitting(cell, nset.needles, pair_gap + shortest)
+    if len(fit_anchors) < n:
+        return _no_fit(cell, nset.name, nset.needles, fit_anchors, n, pair_gap + shortest)
+    anchors = cell.rng.sample(fit_anchors, n)
+    payload_pool = [p for p in payload.needles if p not in anchors]
+    longest = max(span_s(a, b.fps) for a in anchors)
+    fit_payloads = _fitting(cell, payload_pool, pair_gap + longest)
+    if len(fit_payloads) < n:
+        return _no_fit(cell, payload.name, payload_pool, fit_payloads, n, pair_gap + longest)
+    payloads = cell.rng.sample(fit_payloads, n)
+    t = cell.rng.randrange(n)
     units = [span_s(a, b.fps) + pair_gap + span_s(p, b.fps) for a, p in zip(anchors, payloads)]
-    starts = place_units(cell.rng, b.length_s, units, cell.gap_s, b.fps, target=t, depth=cell.depth)
-    if starts is None:
-        return _no_fit(cell)
+    starts = place_units(cell.rng, b.length_s, units, cell.gap_s, b.fps, target=t, depth=cell.depth,
+                         depth_span_s=span_s(anchors[t], b.fps))
     placed = []
     for i, (a, p, s) in enumerate(zip(anchors, payloads, starts)):
         placed.append(_place(cell, nset, a, "anchor" if i == t else "other_anchor", s))
@@ -209,11 +257,12 @@ def localization(cell: Cell, nset: NeedleSet, payload: NeedleSet) -> ItemPlan | 
     pool, n, k, b = nset.needles, cell.n, cell.k, cell.base
     if len(pool) < n:
         return f"needs {n} {nset.name} needles, the pool has {len(pool)}"
-    inserted = cell.rng.sample(pool, n)
+    fit = _fitting(cell, pool)
+    if len(fit) < n:
+        return _no_fit(cell, nset.name, pool, fit, n)
+    inserted = cell.rng.sample(fit, n)
     t = cell.rng.randrange(n)
     placed = _singles(cell, nset, inserted, ["target" if i == t else "other" for i in range(n)], t)
-    if placed is None:
-        return _no_fit(cell)
     tp = next(p for p in placed if p.role == "target")
     s0, e0 = tp.start_s, tp.end_s
     d = e0 - s0

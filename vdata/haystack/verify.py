@@ -1,16 +1,26 @@
 """Check every rendered item: each needle is there during its interval and absent just outside it.
 
-Decoded from the rendered file itself: image and clip needles by perceptual hash of the needle's
-on-screen box (`vdata.media.hashing.phash`), text needles by OCR of that box (RapidOCR, its packaged
-PP-OCR models), spoken needles by ASR of the audio around the interval (faster-whisper with the
-packaged Whisper tiny.en, int8 on the CPU) with word timestamps. An item whose needle is missing, or
-shows up where it should not, fails with the reason and the measured numbers.
+Decoded from the rendered file itself. Image and clip needles: the needle's on-screen box is compared
+with the needle itself (the image, or the clip's frame at that moment) by two measures, because neither
+alone covers every picture: the perceptual hash (`vdata.media.hashing.phash`) tolerates small shifts and
+blur but is noise on pictures with no low-frequency structure (a flat colour, stripes: every DCT
+coefficient but DC is about 0, so two encodes of one red frame differ in half their bits), while the
+colour distance (both scaled to the box as the renderer scales them, averaged down to a 16x16 grid,
+mean absolute difference per channel in 0-255) works on those and on everything else whose pixels
+survive the encoder. A needle is on screen when either measure matches and absent when neither does.
+Text needles: OCR of the box (RapidOCR, its packaged PP-OCR models), compared as Unicode text.
+Spoken needles: ASR of the audio around the interval (faster-whisper with the packaged Whisper tiny.en,
+int8 on the CPU) with word timestamps. An item whose needle is missing, or shows up where it should
+not, fails with the reason and the measured numbers.
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 import subprocess
+import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
@@ -19,12 +29,18 @@ import numpy as np
 from vdata.media.ffmpeg import ffmpeg_exe
 from vdata.media.hashing import hamming, phash
 from vdata.media.reader import open_reader
+from vdata.schemas.config import ConfigError
 
 from .config import VerifySpec
 from .model import Placement
+from .needles import NeedleSet
 
 ASR_CONTEXT_S = 1.5      # audio heard before and after a spoken needle ("just outside" for speech)
 ASR_RATE = 16000
+COLOUR_GRID = 16         # the colour distance compares pictures averaged down to at most this many cells a side
+# A script whose letters the OCR model can write at least this many of counts as one it reads (the
+# Chinese/English model also knows a handful of Greek and Cyrillic letters, as symbols, not as a script).
+SCRIPT_MIN_LETTERS = 20
 
 
 @dataclass
@@ -35,13 +51,75 @@ class VerifyResult:
     checks: list[dict] = field(default_factory=list)
 
 
+def fold_text(text: str) -> str:
+    """Text as the OCR check compares it: NFKC, case-folded, accents dropped (the OCR model reads "û" as
+    "u": it has no "û" to write), letters and digits of any script only (spacing and punctuation are not
+    what the check is about)."""
+    s = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
+    s = unicodedata.normalize("NFKC", "".join(c for c in s if not unicodedata.combining(c)))
+    return "".join(c for c in s if c.isalnum())
+
+
 def text_similarity(expected: str, found: str) -> float:
-    """Share of the expected characters (letters and digits, case-folded) found in order in `found`."""
-    e = re.sub(r"[^A-Z0-9]", "", expected.upper())
-    f = re.sub(r"[^A-Z0-9]", "", found.upper())
+    """Share of the expected characters (`fold_text`: letters and digits of any script) found in order in `found`."""
+    e, f = fold_text(expected), fold_text(found)
     if not e:
         return 0.0
     return sum(b.size for b in SequenceMatcher(None, e, f, autojunk=False).get_matching_blocks()) / len(e)
+
+
+@functools.lru_cache(maxsize=1)
+def ocr_engine():
+    """The OCR engine, loaded once per process (its three ONNX models take about a second to load)."""
+    from rapidocr_onnxruntime import RapidOCR
+
+    return RapidOCR()
+
+
+@functools.lru_cache(maxsize=1)
+def ocr_alphabet() -> frozenset[str]:
+    """Every folded character the OCR's recognition model can write: the entries of its dictionary."""
+    return frozenset(c for entry in ocr_engine().text_rec.postprocess_op.character for c in fold_text(entry))
+
+
+def ocr_scripts(alphabet: frozenset[str]) -> str:
+    """The scripts the OCR reads, by Unicode character names ("CJK, Latin letters and digits")."""
+    words = Counter(unicodedata.name(c, "?").split()[0] for c in alphabet if not c.isdigit())
+    scripts = sorted(w.title() if w != "CJK" else w for w, n in words.items() if n >= SCRIPT_MIN_LETTERS)
+    return ", ".join(scripts) + " letters and digits"
+
+
+def unreadable_characters(text: str) -> list[str]:
+    """The letters of `text` the OCR model cannot write, so can never find on screen. Letters and digits
+    that fold to ASCII are in every PP-OCR dictionary and are answered without loading the model."""
+    folded = fold_text(text)
+    if folded.isascii():
+        return []
+    alphabet = ocr_alphabet()
+    return list(dict.fromkeys(c for c in folded if c not in alphabet))
+
+
+def refuse_unverifiable_text(sets: list[NeedleSet]) -> None:
+    """Refuse, before anything is rendered, the phrases OCR cannot check: otherwise every item showing
+    one is dropped as "OCR found 0%", blaming the render for what the verifier cannot read."""
+    for ns in sets:
+        if ns.kind != "text":
+            continue
+        where = f"haystack.needles[{ns.index}].phrases"
+        for needle in ns.needles:
+            phrase = needle.label
+            if not fold_text(phrase):
+                raise ConfigError(f"{where}: {phrase!r} has no letter or digit for the OCR check to find")
+            try:
+                missing = unreadable_characters(phrase)
+            except ImportError:
+                raise ConfigError(f"{where}: {phrase!r} is not plain Latin text, and checking what the OCR can read "
+                                  "needs rapidocr_onnxruntime (pip install 'vdata[ocr]')") from None
+            if missing:
+                shown = ", ".join(repr(c) for c in missing[:8]) + (", ..." if len(missing) > 8 else "")
+                raise ConfigError(f"{where}: {phrase!r} cannot be verified: the text verifier's OCR cannot read "
+                                  f"{shown} (it reads {ocr_scripts(ocr_alphabet())}); use other phrases, or "
+                                  "turn verification off (haystack.verify.enabled: false, or build --no-verify)")
 
 
 def _words(s: str) -> list[str]:
@@ -58,23 +136,36 @@ def _crop(frame: np.ndarray, box, pad: int = 0) -> np.ndarray:
     return frame[max(0, y - pad):min(H, y + h + pad), max(0, x - pad):min(W, x + w + pad)]
 
 
+def colour_thumb(image: np.ndarray, w: int, h: int) -> np.ndarray:
+    """The picture at the needle's on-screen size w x h (bicubic, as the renderer scales it), then
+    averaged down to at most COLOUR_GRID cells a side: encoding noise and chroma subsampling average
+    out, the colours and their layout stay."""
+    from PIL import Image
+
+    im = Image.fromarray(np.ascontiguousarray(image))
+    if im.size != (w, h):
+        im = im.resize((w, h), Image.BICUBIC)
+    return np.asarray(im.resize((min(COLOUR_GRID, w), min(COLOUR_GRID, h)), Image.BOX), np.float32)
+
+
+def colour_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two `colour_thumb`s, per channel, in 0-255."""
+    return round(float(np.abs(a - b).mean()), 2)
+
+
 class Verifier:
-    """Holds the OCR and ASR models (loaded on first use) and the needles' reference hashes."""
+    """Holds the ASR model (loaded on first use; the OCR engine is shared per process) and the needles'
+    reference pictures' signatures."""
 
     def __init__(self, spec: VerifySpec, fps: float):
         self.spec = spec
         self.fps = fps
-        self._ocr = None
         self._asr = None
-        self._hashes: dict[tuple, object] = {}
+        self._refs: dict[tuple, tuple] = {}   # (phash, colour_thumb) of needle pictures, by needle, time and size
 
     # --- models ---
     def ocr(self):
-        if self._ocr is None:
-            from rapidocr_onnxruntime import RapidOCR
-
-            self._ocr = RapidOCR()
-        return self._ocr
+        return ocr_engine()
 
     def asr(self):
         if self._asr is None:
@@ -89,29 +180,33 @@ class Verifier:
         return self._asr
 
     # --- references ---
-    def _image_hash(self, p: Placement) -> int:
-        key = ("image", p.needle.needle_id)
-        if key not in self._hashes:
+    @staticmethod
+    def _signature(image: np.ndarray, box) -> tuple:
+        return phash(image), colour_thumb(image, box[2], box[3])
+
+    def _image_refs(self, p: Placement) -> tuple:
+        key = ("image", p.needle.needle_id, p.box[2], p.box[3])
+        if key not in self._refs:
             from PIL import Image
 
             with Image.open(p.needle.path) as im:
-                self._hashes[key] = phash(np.asarray(im.convert("RGB")))
-        return self._hashes[key]
+                self._refs[key] = (self._signature(np.asarray(im.convert("RGB")), p.box),)
+        return self._refs[key]
 
-    def _clip_hashes(self, p: Placement, offsets_s: list[float]) -> list[int]:
-        """Hashes of the clip's frames at these offsets, one frame either side too (rate conversion may
-        pick a neighbour)."""
-        key = lambda o: ("clip", p.needle.needle_id, round(o, 4))  # noqa: E731
-        missing = sorted({round(o, 4) for o in offsets_s if key(o) not in self._hashes})
+    def _clip_refs(self, p: Placement, offsets_s: list[float]) -> list[tuple]:
+        """Signatures of the clip's frames at these offsets, one frame either side too (rate conversion
+        may pick a neighbour)."""
+        key = lambda o: ("clip", p.needle.needle_id, round(o, 4), p.box[2], p.box[3])  # noqa: E731
+        missing = sorted({round(o, 4) for o in offsets_s if key(o) not in self._refs})
         if missing:
             with open_reader(p.needle.path, "pyav") as reader:
                 step = 1.0 / (reader.fps or self.fps)
                 times = [min(max(0.0, o + d), max(0.0, p.needle.duration_s - step / 2))
                          for o in missing for d in (-step, 0.0, step)]
-                hashes = [phash(f) for _, f in reader.read_at(times)]
+                signatures = [self._signature(f, p.box) for _, f in reader.read_at(times)]
             for i, o in enumerate(missing):
-                self._hashes[key(o)] = tuple(hashes[3 * i:3 * i + 3])
-        return [self._hashes[key(o)] for o in offsets_s]
+                self._refs[key(o)] = tuple(signatures[3 * i:3 * i + 3])
+        return [self._refs[key(o)] for o in offsets_s]
 
     # --- the check ---
     def verify(self, video_path: str, placements: list[Placement], length_s: float) -> VerifyResult:
@@ -122,14 +217,16 @@ class Verifier:
         for p in placements:
             if p.kind == "audio":
                 continue
+            # A needle shown again nearby (counting) is meant to be there: its other showings are not "outside".
+            again = [(int(round(q.start_s * fps)), int(round(q.end_s * fps))) for q in _repeats(p, placements)]
             first, end = int(round(p.start_s * fps)), int(round(p.end_s * fps))   # frames [first, end)
             inside = [first, (first + end - 1) // 2, end - 1] if p.kind != "text" else [(first + end - 1) // 2]
             outside = []
             before = int(math.floor((p.start_s - self.spec.outside_s) * fps))
             after = int(math.ceil((p.end_s + self.spec.outside_s) * fps))
-            if before >= 0:
+            if before >= 0 and not any(a <= before < z for a, z in again):
                 outside.append(("before", before))
-            if after <= last_frame:
+            if after <= last_frame and not any(a <= after < z for a, z in again):
                 outside.append(("after", after))
             plans.append((p, inside, outside, first))
             wanted.update(inside)
@@ -148,7 +245,7 @@ class Verifier:
                 checks.append(self._check_picture(p, frames, inside, outside, first))
         for p in placements:
             if p.kind == "audio":
-                checks.append(self._check_speech(video_path, p, length_s))
+                checks.append(self._check_speech(video_path, p, length_s, _repeats(p, placements)))
         for reason, key in (("needle_missing", "present"), ("needle_leaked", "absent_outside")):
             bad = [c for c in checks if not c[key]]
             if bad:
@@ -160,32 +257,43 @@ class Verifier:
                 "start_s": p.start_s, "end_s": p.end_s}
 
     def _check_picture(self, p, frames, inside, outside, first) -> dict:
-        thr = self.spec.phash_max_distance
+        thr, cthr = self.spec.phash_max_distance, self.spec.colour_max_distance
         fps = self.fps
         if p.kind == "image":
-            ref = self._image_hash(p)
-            refs_in = [(ref,)] * len(inside)
-            refs_out = [(ref,)] * len(outside)
+            ref = self._image_refs(p)
+            refs_in = [ref] * len(inside)
+            refs_out = [ref] * len(outside)
         else:
             shown = p.end_s - p.start_s
             offsets = [(f - first) / fps for f in inside]
             ends = {"before": 0.0, "after": max(0.0, shown - 1.0 / fps)}
-            refs_in = self._clip_hashes(p, offsets)
-            refs_out = self._clip_hashes(p, [ends[side] for side, _ in outside])
-        d_in = [min(hamming(phash(_crop(frames[f], p.box)), r) for r in refs) for f, refs in zip(inside, refs_in)]
-        d_out = [min(hamming(phash(_crop(frames[f], p.box)), r) for r in refs)
-                 for (_, f), refs in zip(outside, refs_out)]
-        present = all(d <= thr for d in d_in)
-        absent = all(d > thr for d in d_out)
+            refs_in = self._clip_refs(p, offsets)
+            refs_out = self._clip_refs(p, [ends[side] for side, _ in outside])
+
+        def distances(f, refs) -> tuple[int, float]:
+            crop = _crop(frames[f], p.box)
+            got_hash, got_thumb = self._signature(crop, p.box)
+            return (min(hamming(got_hash, r[0]) for r in refs),
+                    min(colour_distance(got_thumb, r[1]) for r in refs))
+
+        d_in = [distances(f, refs) for f, refs in zip(inside, refs_in)]
+        d_out = [distances(f, refs) for (_, f), refs in zip(outside, refs_out)]
+        matches = [d <= thr or c <= cthr for d, c in d_in]
+        present = all(matches)
+        absent = all(d > thr and c > cthr for d, c in d_out)
         what = f"{p.kind} {p.needle.label!r} at {p.start_s:.2f}-{p.end_s:.2f} s"
         if not present:
-            msg = f"{what}: not on screen (phash distance {max(d_in)} > {thr})"
+            d, c = d_in[matches.index(False)]
+            msg = f"{what}: not on screen (phash distance {d} > {thr} and colour distance {c:g} > {cthr:g})"
         elif not absent:
-            msg = f"{what}: also visible just outside its interval (phash distance {min(d_out)} <= {thr})"
+            d, c = next((d, c) for d, c in d_out if d <= thr or c <= cthr)
+            msg = (f"{what}: also visible just outside its interval (phash distance {d}, colour distance {c:g}; "
+                   f"on screen at <= {thr} or <= {cthr:g})")
         else:
             msg = f"{what}: ok"
-        return {**self._summary(p), "present": present, "absent_outside": absent, "inside_distance": d_in,
-                "outside_distance": d_out, "message": msg}
+        return {**self._summary(p), "present": present, "absent_outside": absent,
+                "inside_distance": [d for d, _ in d_in], "outside_distance": [d for d, _ in d_out],
+                "inside_colour": [c for _, c in d_in], "outside_colour": [c for _, c in d_out], "message": msg}
 
     def _check_text(self, p, frames, inside, outside) -> dict:
         pad = max(4, p.box[3] // 4)
@@ -226,7 +334,7 @@ class Verifier:
                     texts[i].append((cx, text))
         return [text_similarity(expected, " ".join(t for _, t in sorted(found))) for found in texts]
 
-    def _check_speech(self, video_path: str, p: Placement, length_s: float) -> dict:
+    def _check_speech(self, video_path: str, p: Placement, length_s: float, again: list[Placement]) -> dict:
         tol = self.spec.timing_tolerance_s
         start = max(0.0, p.start_s - ASR_CONTEXT_S)
         end = min(length_s, p.end_s + ASR_CONTEXT_S)
@@ -243,7 +351,9 @@ class Verifier:
         lo, hi = p.start_s - tol, p.end_s + tol
         inside = [any(_same_word(pw, hw) and lo <= t <= hi for hw, t in heard) for pw in phrase]
         content = [pw for pw in phrase if len(pw) >= 4] or phrase
-        outside = [any(_same_word(pw, hw) and not lo <= t <= hi for hw, t in heard) for pw in content]
+        elsewhere = [(q.start_s - tol, q.end_s + tol) for q in again]   # the same phrase, spoken again on purpose
+        outside = [any(_same_word(pw, hw) and not lo <= t <= hi and not any(a <= t <= z for a, z in elsewhere)
+                       for hw, t in heard) for pw in content]
         share_in = sum(inside) / len(phrase) if phrase else 0.0
         share_out = sum(outside) / len(content) if content else 0.0
         present = share_in >= self.spec.speech_min_words
@@ -258,6 +368,11 @@ class Verifier:
             msg = f"{what}: ok"
         return {**self._summary(p), "present": present, "absent_outside": absent, "words_in_time": share_in,
                 "words_outside": share_out, "heard": said, "message": msg}
+
+
+def _repeats(p: Placement, placements: list[Placement]) -> list[Placement]:
+    """The other placements of the same needle in this item."""
+    return [q for q in placements if q is not p and q.needle.needle_id == p.needle.needle_id]
 
 
 def _audio_window(path: str, start_s: float, duration_s: float) -> np.ndarray:
