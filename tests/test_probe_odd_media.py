@@ -155,6 +155,17 @@ def test_a_slideshow_lasts_as_long_as_its_stream_says_not_one_mean_interval_more
     clip = frames_of(path, info, 6.0, info["duration_s"], num_frames=4)
     assert not isinstance(clip, Reject), clip
     assert {f[R.FRAME_TIMESTAMP_S] for f in clip[R.FRAMES]} <= {6.0, 9.0}
+    # the shots stage's last clip ends with the file, not one mean interval (2.26 s) past it
+    import datasets
+
+    import vdata
+    from vdata.stages.probe import ProbeStage
+    from vdata.stages.shots import ShotsStage
+
+    probed, _ = vdata.run_stage(ProbeStage(), datasets.Dataset.from_list([{R.SOURCE_URI: path, R.PATH: path}]))
+    clips, rejects = vdata.run_stage(ShotsStage(min_len_s=0.5), probed)
+    assert len(rejects) == 0 and len(clips) == 3, clips.to_list()
+    assert clips[-1][R.END_S] == pytest.approx(probed[0][R.DURATION_S], abs=1e-3) and clips[-1][R.START_S] == 6.0
 
 
 @pytest.mark.parametrize("start", [0.0, 2.68, 6.04, 0.1, 3.3, 1234.56])

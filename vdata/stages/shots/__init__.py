@@ -400,7 +400,8 @@ class ShotsStage(Stage):
                   # 3: an edit list's pre-roll frames are not frames of the video;
                   # 4: AV1, MPEG-1 program streams and interlaced video read whole (windows checked, OpenCV's gaps)
                   # 5: clip files hold exactly their shot (cut from the video's first frame, checked, odd sizes
-                  # padded); a clip whose file cannot be written is rejected alone, not its whole video
+                  # padded); a clip whose file cannot be written is rejected alone, not its whole video;
+                  # the last clip ends with the video
     needs_video = True
     Config = ShotsConfig
     reads = (R.PATH, R.VIDEO_ID, R.FPS, R.DURATION_S)
@@ -472,6 +473,10 @@ class ShotsStage(Stage):
     def _clip(self, row: dict, k: int, a: int, b: int, scan: ShotScan, n: int, count: int) -> dict:
         """The clip row of frames [a, b); `n` frames decoded soundly (times past them are estimated)."""
         start_s, end_s = _time_of(scan, n, a), _time_of(scan, n, b)
+        duration = row.get(R.DURATION_S)
+        if b == len(scan.times) and duration:   # the video's last clip ends with the video, never past it (a
+            # slideshow's mean interval put the end seconds after its last still stopped showing)
+            end_s = max(min(end_s, float(scan.times[0]) + float(duration)), float(scan.times[b - 1]))
         return {
             **row,
             R.CLIP_ID: f"{row[R.VIDEO_ID]}_{a:07d}_{b:07d}",
