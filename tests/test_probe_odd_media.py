@@ -89,6 +89,12 @@ def test_a_mirrored_display_matrix_reads_mirrored_as_ffmpeg_shows_it(plain, tmp_
     assert not isinstance(clip, Reject), clip
     for frame in clip[R.FRAMES]:
         stored_frame_is(frame, shown, RATE)
+    # a teacher that is sent the video itself (vLLM's offline engine) sees the same picture
+    from vdata.teachers.media_encoding import sample_video_frames
+
+    sampled = sample_video_frames(path, 3)
+    for index, image in zip(sampled["frame_indices"], sampled["frames"]):
+        assert image.shape[:2] == shown_size[::-1] and differs(image, shown[index]) < 3.0, (name, index)
 
 
 def test_frames_before_an_mpeg_ts_timestamp_wrap_are_read(tmp_path):

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
+from vdata.display import frame_orientation, upright
 from vdata.hdr import rgb24
 
 
@@ -140,8 +141,9 @@ def sample_video_frames(path: str | os.PathLike[str], max_frames: int) -> dict[s
             width = max(2, int(round(width * float(sar) / 2)) * 2)
         # an HDR frame tone mapped, as the frames stage gives it; one scaler for them all
         scaler = VideoReformatter()
-        frames = [np.ascontiguousarray(np.rot90(rgb24(all_frames[i], width, st.codec_context.height, scaler),
-                                                round((all_frames[i].rotation or 0) / 90))) for i in idx]
+        # the display matrix read whole: a front camera's mirror is a mirror, not a half turn (frame.rotation)
+        frames = [upright(rgb24(all_frames[i], width, st.codec_context.height, scaler),
+                          *frame_orientation(all_frames[i])) for i in idx]
         duration = float(st.duration * st.time_base) if st.duration else times[-1] + 1.0 / fps
         return {
             "frames": frames,
