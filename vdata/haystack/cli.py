@@ -106,7 +106,10 @@ def rebuild_cmd(bench_dir, search, out_dir, verify):
 @click.argument("predictions", type=click.Path(exists=True, dir_okay=False))
 @click.option("--form", type=click.Choice(["mcq", "open"]), default="mcq", show_default=True)
 def score_cmd(items, predictions, form):
-    """Score PREDICTIONS (JSONL of {question_id, prediction}) against ITEMS (items.parquet)."""
+    """Score PREDICTIONS (JSONL of {question_id | id | sample_id, prediction}) against ITEMS (items.parquet).
+
+    Unknown, duplicate, null and missing predictions are counted under `problems` in the report (and said
+    on stderr); a file none of whose ids is a question is an error (exit 2)."""
     from .scoring import load_predictions, score_predictions
 
     try:
