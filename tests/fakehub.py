@@ -9,6 +9,8 @@ protocol of huggingface_hub 2.4 (checked against its source), so the real upload
   there, which is how `upload_folder` skips unchanged files when an upload is resumed
 - `POST /api/datasets/{repo}/commit/{revision}`     → applies the NDJSON operations, returns the commit
 - `GET  /api/datasets/{repo}/revision/{revision}`   → repo info (asked when nothing changed)
+- `GET  /api/datasets/{repo}`                       → repo info (`repo_info`: its visibility)
+- `PUT  /api/datasets/{repo}/settings`              → `update_repo_settings` (visibility: private / public)
 - `POST /api/validate-yaml`                         → checks the README's YAML header (400 with errors)
 
 Every request must carry `Authorization: Bearer <token>`. `fail_commits` injects failures (the Nth
@@ -132,7 +134,7 @@ class FakeHub:
                 hub.requests.append(("GET", self.path))
                 if not self._authorized():
                     return
-                m = re.fullmatch(r"/api/datasets/([^/]+/[^/]+)/revision/([^/?]+)(\?.*)?", self.path)
+                m = re.fullmatch(r"/api/datasets/([^/]+/[^/]+)(/revision/[^/?]+)?(\?.*)?", self.path)
                 if m and m.group(1) in hub.repos:
                     repo = hub.repos[m.group(1)]
                     return self._send(200, {"id": repo.repo_id, "sha": repo.head, "private": repo.private,
@@ -144,7 +146,21 @@ class FakeHub:
                 self._unexpected()
 
             def do_PUT(self):
-                self._unexpected()
+                hub.requests.append(("PUT", self.path))
+                body = self._body()
+                if not self._authorized():
+                    return
+                m = re.fullmatch(r"/api/datasets/([^/]+/[^/]+)/settings", self.path)
+                if not (m and m.group(1) in hub.repos):
+                    hub.unexpected.append(("PUT", self.path))
+                    return self._send(404, {"error": "not found"})
+                settings = json.loads(body or b"{}")
+                repo = hub.repos[m.group(1)]
+                if "visibility" in settings:
+                    repo.private = settings["visibility"] == "private"
+                elif "private" in settings:
+                    repo.private = bool(settings["private"])
+                self._send(200, {})
 
             def do_DELETE(self):
                 self._unexpected()

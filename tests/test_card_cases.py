@@ -69,6 +69,20 @@ def clean_build(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def rejected_build(tmp_path_factory) -> Path:
+    """A build that kept nothing: the quality stage's minimum side is larger than any video's, so every
+    clip is a reject."""
+    videos = tmp_path_factory.mktemp("rejected_videos")
+    for name in ("black.mp4", "blurred.mp4"):
+        shutil.copy(VIDEOS / name, videos / name)
+    out = _build(tmp_path_factory.mktemp("rejected_build") / "out", str(videos),
+                 [{"probe": {}}, {"shots": {}}, {"quality": {"thresholds": {"min_side": 100000}}}])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["rows"] == 0 and manifest["rejects"] > 0 and manifest["level"] == "clips"
+    return out
+
+
 def _front_matter(text: str) -> dict:
     return yaml.safe_load(text.split("---\n", 2)[1])
 
@@ -145,6 +159,36 @@ def test_a_build_that_dropped_nothing_still_has_a_loadable_rejects_config(clean_
         kept = datasets.load_dataset(str(clean_build), cache_dir=cache)   # the default config is untouched
         assert sum(len(kept[s]) for s in kept) == json.loads((clean_build / "manifest.json").read_text())["rows"]
     assert "No item was dropped. The `rejects` config is an empty table" in card
+
+
+# --- 2b. a build that kept nothing -----------------------------------------------------------------
+
+def test_a_build_that_kept_nothing_never_serves_its_rejects_as_the_data(rejected_build, tmp_path):
+    import datasets
+
+    manifest = json.loads((rejected_build / "manifest.json").read_text())
+    clip_features = None
+    for step in ("build", "card"):   # the card `vdata build` writes, then the one `vdata card` writes
+        if step == "card":
+            res = CliRunner().invoke(card_cmd, [str(rejected_build)])
+            assert res.exit_code == 0, res.output
+        card = (rejected_build / "README.md").read_text()
+        configs = _front_matter(card)["configs"]
+        # the kept table is the default, empty; the rejects stay a config of their own
+        assert [c["config_name"] for c in configs] == ["clips", "rejects"] and configs[0].get("default"), step
+        cache = str(tmp_path / f"hf-{step}")
+        with pytest.raises(ValueError, match="corresponds to no data"):   # empty, never the rejects as train
+            datasets.load_dataset(str(rejected_build), cache_dir=cache)
+        kept = datasets.load_dataset(str(rejected_build), split="train", streaming=True, cache_dir=cache)
+        assert list(kept) == [] and R.CLIP_ID in kept.features and "reason" not in kept.features
+        clip_features = clip_features or kept.features
+        assert kept.features == clip_features   # the same table whichever wrote the card
+        rejects = datasets.load_dataset(str(rejected_build), "rejects", split="train", cache_dir=cache)
+        assert len(rejects) == manifest["rejects"]
+    assert f"| dropped (rejects) | all | {manifest['rejects']} |" in card
+    # an export says why there is nothing to export, not that this is no build
+    res = CliRunner().invoke(export_cmd, [str(rejected_build), "--format", "parquet", "--dest", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "every row was rejected" in res.output and "quality:" in res.output, res.output
 
 
 # --- 3. an interrupted build ------------------------------------------------------------------------

@@ -317,3 +317,70 @@ def test_card_limitations_name_demo_teachers_and_unverified_samples(build_dir, t
     limits = text[text.index("## Limitations"):text.index("## Loading")]
     assert "`vdata-tiny-demo-vlm`" in limits and "**noise**" in limits and "Do not train on these rows" in limits
     assert "unverified 3, verified 7" in limits and "never checked against evidence" in limits
+
+
+# --- curation builds (no text) and visibility -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def curation_builds(tmp_path_factory) -> dict:
+    """Real builds of two example videos that stop before any text: a videos-level build (probe) and a
+    clips-level one (probe, shots)."""
+    import shutil
+
+    import vdata
+    from vdata.schemas.config import parse_config
+
+    videos = tmp_path_factory.mktemp("curation_videos")
+    for name in ("black.mp4", "blurred.mp4"):
+        shutil.copy(ROOT / "examples" / "videos" / name, videos / name)
+    out = {}
+    for level, stages in (("videos", [{"probe": {}}]), ("clips", [{"probe": {}}, {"shots": {"min_len_s": 0.2}}])):
+        data = {"name": f"curation-{level}", "input": [{"path": str(videos)}], "ray": {"executor": "local"},
+                "output": {"dir": str(tmp_path_factory.mktemp(f"curation_{level}") / "out")}, "stages": stages}
+        result = vdata.build(parse_config(data, raw_text=yaml.safe_dump(data)), progress=False)
+        assert result.rows > 0 and open_build(result.output_dir).level == level
+        out[level] = result.output_dir
+    return out
+
+
+@pytest.mark.parametrize("level", ["videos", "clips"])
+def test_push_of_a_curation_build_uploads_its_parquet_as_it_is(curation_builds, level, token, tmp_path, online):
+    import datasets
+
+    build = curation_builds[level]
+    rows = open_build(build).read_table([R.VIDEO_ID]).num_rows
+    with FakeHub(token) as hub:
+        res = push(build, f"me/{level}", endpoint=hub.endpoint, token=token, staging_dir=str(tmp_path / "stage"))
+        assert hub.unexpected == []
+        snap = tmp_path / "snap"
+        hub.write_snapshot(f"me/{level}", snap)
+    # the Parquet layout and its card, as `vdata export --format parquet` writes it; no side file without text
+    from vdata.exporters import export
+
+    exported = [c["config_name"] for c in export(build, str(tmp_path / "exp"), "parquet", media="none").configs]
+    assert [c["config_name"] for c in res.configs] == exported and exported
+    assert not (snap / "dataset_info.json").exists() and not list(snap.glob("*.yaml"))
+    meta = _front_matter((snap / "README.md").read_text())
+    assert [c["config_name"] for c in meta["configs"]] == exported
+    ds = datasets.load_dataset(str(snap), exported[0], cache_dir=str(tmp_path / "hf_cache"))
+    assert sum(len(ds[s]) for s in ds) == rows
+    # a layout of instruction records refuses, for the reason it has: the rows hold no text
+    from vdata.exporters import ExportError
+
+    with pytest.raises(ExportError, match=rf"its {rows} {level} rows carry no instruction text.*--format parquet"):
+        push(build, f"me/{level}-llava", format="llava", endpoint="http://127.0.0.1:9", token=token,
+             staging_dir=str(tmp_path / "llava"))
+
+
+def test_push_private_makes_an_existing_public_repo_private(build_dir, token, tmp_path, online):
+    said = []
+    with FakeHub(token) as hub:
+        push(build_dir, "me/vis", endpoint=hub.endpoint, token=token, staging_dir=str(tmp_path / "s"), log=said.append)
+        assert hub.repos["me/vis"].private is False and said[-1].endswith("(public)")
+        push(build_dir, "me/vis", endpoint=hub.endpoint, token=token, staging_dir=str(tmp_path / "s"), private=True,
+             log=said.append)
+        assert hub.repos["me/vis"].private is True and said[-1].endswith("(private)")
+        # a push without --private never makes it public again, and says what it is
+        push(build_dir, "me/vis", endpoint=hub.endpoint, token=token, staging_dir=str(tmp_path / "s"), log=said.append)
+        assert hub.repos["me/vis"].private is True and said[-1].endswith("(private)")
+        assert hub.unexpected == []

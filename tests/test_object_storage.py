@@ -516,3 +516,181 @@ def test_a_video2dataset_download_written_to_a_bucket(tmp_path, s3, v2d_dir, in_
     before = extracted[0].stat().st_mtime_ns
     again = build(cfg, progress=False)
     assert (again.ran, again.resumed_complete) == (False, 5) and extracted[0].stat().st_mtime_ns == before
+
+
+# --- a build in a bucket, read by the commands that take a build folder --------------------------------
+
+def _store_from_environment(monkeypatch, endpoint: str) -> None:
+    """The bucket reached as a user's shell reaches it (AWS_* variables), not through a config's `storage:`:
+    the commands that read a build take no config."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    S.configure({})   # a build in this process left its config's options set
+
+
+def test_commands_that_take_a_build_folder_read_a_build_in_a_bucket(tmp_path, s3, videos, in_process, monkeypatch):
+    from click.testing import CliRunner
+    from fakehub import FakeHub
+    from huggingface_hub import constants
+
+    from vdata.cli import main
+
+    endpoint, fs = s3
+    fs.mkdir("cmds")
+    out = "s3://cmds/out"
+    result = build(parse_config(_config([{"path": str(videos)}], out, endpoint)), progress=False)
+    _store_from_environment(monkeypatch, endpoint)
+    monkeypatch.chdir(tmp_path)
+    run = CliRunner().invoke
+    # an export to a URL goes to the bucket, never to a local folder named `s3:`
+    res = run(main, ["export", out, "--format", "parquet", "--media", "none", "--dest", "s3://cmds/exp"])
+    assert res.exit_code == 0, res.output
+    assert "-> s3://cmds/exp" in res.output and not (tmp_path / "s3:").exists()
+    exported = {p.split("/exp/", 1)[1] for p in fs.find("cmds/exp")}
+    assert "README.md" in exported and any(p.startswith("data/clips/") for p in exported), exported
+    rows = pads.dataset([p for p in fs.find("cmds/exp/data") if p.endswith(".parquet")], format="parquet",
+                        filesystem=fs).to_table()
+    assert sorted(rows[R.CLIP_ID].to_pylist()) == sorted(_clips(fs, "cmds/out")[R.CLIP_ID].to_pylist())
+    # the report and the card are written from a local copy of the tables, and put back in the bucket
+    fs.rm("cmds/out/report.md")
+    res = run(main, ["report", out])
+    assert res.exit_code == 0 and res.output.split() == [f"{out}/report.html", f"{out}/report.md"], res.output
+    report = fs.cat_file("cmds/out/report.md").decode()
+    assert f"`{out}`" in report.split("\n## ", 1)[0]   # the header names the bucket, not the local copy
+    fs.rm("cmds/out/README.md")
+    res = run(main, ["card", out])
+    assert res.exit_code == 0 and res.output.strip() == f"{out}/README.md", res.output
+    assert "config_name: clips" in fs.cat_file("cmds/out/README.md").decode()
+    res = run(main, ["rethreshold", out])
+    assert res.exit_code == 0 and f"kept {result.rows}, dropped 0" in res.output, res.output
+    token = "hf_" + os.urandom(8).hex()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_TOKEN", token)
+    with FakeHub(token) as hub:
+        res = run(main, ["push", out, "--repo", "me/s3", "--endpoint", hub.endpoint, "--staging", str(tmp_path / "st")])
+        assert res.exit_code == 0, res.output
+        assert any(p.startswith("data/clips/") for p in hub.repos["me/s3"].files)
+    # a URL with no build says so in one line, never that a directory does not exist
+    for command in (["export", "s3://cmds/nothing", "--format", "parquet", "--dest", str(tmp_path / "x")],
+                    ["report", "s3://cmds/nothing"], ["card", "s3://cmds/nothing"], ["rethreshold", "s3://cmds/nothing"]):
+        res = run(main, command)
+        assert res.exit_code in (1, 2) and "s3://cmds/nothing: no manifest.json there" in res.output, res.output
+        assert "does not exist" not in res.output and "Traceback" not in res.output
+    assert SECRET not in res.output
+
+
+def test_an_export_to_a_url_is_put_in_the_bucket(tmp_path, s3, in_process, monkeypatch):
+    from click.testing import CliRunner
+
+    from vdata.exporters.cli import export_cmd
+
+    endpoint, fs = s3
+    fs.mkdir("exports")
+    videos = tmp_path / "videos"
+    copy_to(str(ROOT / "examples" / "videos" / "blurred.mp4"), videos)
+    local = build(parse_config(_config([{"path": str(videos)}], str(tmp_path / "out"), endpoint)), progress=False)
+    _store_from_environment(monkeypatch, endpoint)
+    monkeypatch.chdir(tmp_path)
+    fs.pipe_file("exports/x/data/clips/stale.parquet", b"an earlier export's file")
+    fs.pipe_file("exports/x/.vdata-export", json.dumps({"parquet": ["data/clips/stale.parquet"]}).encode())
+    res = CliRunner().invoke(export_cmd, [local.output_dir, "--format", "parquet", "--dest", "s3://exports/x"])
+    assert res.exit_code == 0, res.output
+    assert "-> s3://exports/x" in res.output and not (tmp_path / "s3:").exists()   # no local folder named s3:
+    names = {p.split("/x/", 1)[1] for p in fs.find("exports/x")}
+    assert "README.md" in names and "data/clips/stale.parquet" not in names   # the bucket holds this export
+    parts = [f"exports/x/{n}" for n in names if n.startswith("data/clips/") and n.endswith(".parquet")]
+    rows = pads.dataset(parts, format="parquet", filesystem=fs).to_table()
+    assert sorted(rows[R.CLIP_ID].to_pylist()) == sorted(_clips(None, local.output_dir)[R.CLIP_ID].to_pylist())
+    assert any(n.startswith("videos/") for n in names)   # the linked videos, as their bytes
+
+
+def _lease(fs, out: str, **fields) -> None:
+    now = time.time()
+    fs.pipe_file(f"{out}/_build.lock/planted", json.dumps({"since": now, "renewed": now, **fields}).encode())
+
+
+def test_a_lease_in_the_bucket_keeps_a_second_build_out_until_its_build_is_gone(s3):
+    from vdata.pipelines import output_dir
+
+    endpoint, fs = s3
+    fs.mkdir("lease")
+    S.configure({"s3": {"endpoint_url": endpoint, "key": "testing-key", "secret": SECRET}})
+    out = "s3://lease/out"
+    with output_dir.exclusive(out):   # a live build (this very process): a second one is refused, naming it
+        assert len(fs.find("lease/out/_build.lock")) == 1
+        with pytest.raises(ConfigError, match=rf"s3://lease/out is being written by another vdata build \(pid {os.getpid()} on"):
+            with output_dir.exclusive(out):
+                pass
+    assert fs.find("lease/out/_build.lock") == []   # released at the end
+    gone = subprocess.Popen(["true"])
+    gone.wait()   # a build killed on this host: its pid runs no more, its lease is taken over at once
+    _lease(fs, "lease/out", host=socket.gethostname(), pid=gone.pid)
+    with output_dir.exclusive(out):
+        assert [p.rsplit("/", 1)[1] for p in fs.find("lease/out/_build.lock")] != ["planted"]
+        assert len(fs.find("lease/out/_build.lock")) == 1
+    _lease(fs, "lease/out", host="elsewhere", pid=1)   # another machine's build, renewing its lease: refused
+    with pytest.raises(ConfigError, match=r"\(pid 1 on elsewhere, since .*\).*_build.lock/planted"):
+        with output_dir.exclusive(out):
+            pass
+    _lease(fs, "lease/out", host="elsewhere", pid=1, renewed=time.time() - output_dir.LEASE_STALE_S - 1)
+    with output_dir.exclusive(out):   # not renewed for LEASE_STALE_S: that build is gone, its lease taken over
+        assert "planted" not in " ".join(fs.find("lease/out/_build.lock"))
+
+
+def test_two_builds_into_one_bucket_prefix_never_both_write(tmp_path, s3, videos, in_process):
+    """The second build, started while the first holds the output, is refused naming it; the rows are
+    written once."""
+    endpoint, fs = s3
+    bucket = _bucket(fs, "twice", videos)
+    out = f"s3://{bucket}/out"
+    data = _config([{"glob": f"s3://{bucket}/in/*.mp4"}], out, endpoint)
+    cfg_path = tmp_path / "s3.yaml"
+    cfg_path.write_text(yaml.safe_dump(data))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    first = subprocess.Popen([sys.executable, "-m", "vdata.cli", "build", str(cfg_path), "--quiet"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 300
+        while first.poll() is None and not fs.find(f"{bucket}/out/_build.lock") and time.time() < deadline:
+            time.sleep(0.05)
+        assert first.poll() is None, "the first build ended before it could be raced: the test proved nothing"
+        with pytest.raises(ConfigError, match=rf"{out} is being written by another vdata build \(pid {first.pid} on"):
+            build(parse_config(data), progress=False)
+        _, err = first.communicate(timeout=600)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, err[-3000:]
+    clips = _clips(fs, f"{bucket}/out")
+    assert clips.num_rows == len(set(clips[R.CLIP_ID].to_pylist())) > 4   # every row once
+    manifest = json.loads(fs.cat_file(f"{bucket}/out/manifest.json"))
+    assert manifest["rows"] == clips.num_rows
+    assert fs.find(f"{bucket}/out/_build.lock") == []   # released: the next build goes ahead
+    again = build(parse_config(data), progress=False)
+    assert not again.ran and again.rows == clips.num_rows
+
+
+def test_a_resume_that_finds_every_video_committed_says_whose_stage_counts_it_shows(tmp_path, s3, videos, in_process):
+    """What kill -9 after the last commit leaves in the bucket: every part and its ledger entry, no
+    manifest, no card, no report, and the killed build's lease."""
+    endpoint, fs = s3
+    fs.mkdir("killed")
+    out = "s3://killed/out"
+    cfg = parse_config(_config([{"path": str(videos)}], out, endpoint))
+    first = build(cfg, progress=False)
+    for name in ("manifest.json", "README.md", "report.md", "report.html"):
+        fs.rm(f"killed/out/{name}")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    _lease(fs, "killed/out", host=socket.gethostname(), pid=gone.pid)
+    again = build(cfg, progress=False)
+    assert not again.ran and again.resumed_complete == 4 and again.rows == first.rows
+    manifest = json.loads(fs.cat_file("killed/out/manifest.json"))
+    assert manifest["stages_resumed"] == 4 and manifest["output_dir"] == out
+    report = fs.cat_file("killed/out/report.md").decode()
+    assert "## Stages (this run only)" in report, report[:3000]
+    assert "4 of the build's 4 videos were completed by an earlier run" in report
+    header = report.split("\n## ", 1)[0]
+    assert f"`{out}`" in header and str(Path.home()) not in header   # the bucket, not the local mirror

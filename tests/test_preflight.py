@@ -426,3 +426,43 @@ def test_the_console_command_keeps_exit_status_output_and_exit_handlers(video_di
         assert f"{cfg}: valid (4 stages, config hash " in proc.stdout, proc.stderr
     else:
         assert "stages[3].caption.teacher: unknown teacher 'captionr'" in proc.stderr
+
+
+# --- object storage that cannot be used ----------------------------------------------------------------
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_unknown_s3_option_is_named_by_validate_and_build_before_anything_runs(video_dir, write_config):
+    pytest.importorskip("s3fs")
+    data = config(video_dir, CURATE, storage={"s3": {"endpoint_url": "http://127.0.0.1:9",
+                                                     "options": {"bogus_arg": 1, "use_listings_cache": False,
+                                                                 "config_kwargs": {"connect_timeout": 1}}}})
+    data["output"]["dir"] = "s3://nowhere/out"
+    path = write_config(data)
+    for command in ("validate", "build"):
+        res = CliRunner().invoke(main, [command, str(path)])
+        assert res.exit_code == 2, res.output
+        assert "storage.s3.options: unknown key 'bogus_arg'" in res.output and "Traceback" not in res.output
+        assert "use_listings_cache" not in res.output and "config_kwargs" not in res.output   # keys s3fs takes
+
+
+def test_an_unreachable_s3_endpoint_is_one_line_naming_the_input(video_dir, write_config):
+    pytest.importorskip("s3fs")
+    # one quick attempt: nothing listens on the port, and botocore would otherwise retry for seconds
+    s3 = {"endpoint_url": f"http://127.0.0.1:{_free_port()}", "key": "k", "secret": "s",
+          "options": {"config_kwargs": {"connect_timeout": 1, "retries": {"max_attempts": 1}}}}
+    data = {"input": [{"glob": "s3://raw/vids/*.mp4"}], "output": {"dir": str(video_dir / "out-s3")},
+            "stages": [{"probe": {}}], "storage": {"s3": s3}}
+    path = write_config(data)
+    for command in ("validate", "build"):
+        res = CliRunner().invoke(main, [command, str(path)])
+        assert res.exit_code == 2, res.output
+        lines = [line for line in res.output.splitlines() if line.strip()]
+        assert lines[-1].startswith("input[0].glob: 's3://raw/vids/*.mp4' cannot be listed: EndpointConnectionError")
+        assert "Traceback" not in res.output

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from vdata.pipelines.remote import BuildLocation
 from vdata.schemas.config import ConfigError, load_config
 from vdata.teachers.types import TeacherRefusedError
 
@@ -54,7 +55,7 @@ class LazyGroup(click.Group):
     the exporters), a part of the fixed cost of a small build. `vdata --help` still lists every one."""
 
     LAZY = {"report": "vdata.pipelines.report:report_cmd", "score": "vdata.pipelines.scoring_cli:score_cmd",
-            "export": "vdata.exporters.cli:export", "push": "vdata.cli_hub:push", "card": "vdata.cli_hub:card",
+            "export": "vdata.cli_hub:export", "push": "vdata.cli_hub:push", "card": "vdata.cli_hub:card",
             "haystack": "vdata.haystack.cli:haystack_cmd"}
 
     def list_commands(self, ctx):
@@ -192,7 +193,8 @@ def print_summary(result) -> None:
 
 
 def _print_tables(result) -> None:
-    t = Table(title="stages", show_lines=False)
+    earlier = f" (this run: {result.resumed_complete} video(s) completed earlier are not counted)"
+    t = Table(title="stages" + (earlier if result.resumed_complete else ""), show_lines=False)
     for col in ("stage", "rows in", "rows out", "rejected", "workers", "rows/s", "busy s"):
         t.add_column(col, justify="right" if col != "stage" else "left")
     for s in result.stage_stats:
@@ -333,7 +335,7 @@ def tiny_clip(directory, family):
 
 
 @main.command()
-@click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("out_dir", type=BuildLocation())
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="a filter setting: STAGE.KEY, or KEY alone when one stage has it; e.g. sharpness_min=100, "
                    "verify_claims.min_supported_ratio=0.9, blind.max_blind_correct=0.25, "
@@ -357,6 +359,7 @@ def rethreshold(out_dir, overrides, write_to):
     (_cache/teachers) for requests already answered. A changed quality threshold re-runs quality itself:
     its settings are part of its cache key.
     """
+    from vdata.pipelines.remote import RemoteBuildError, readable_build
     from vdata.pipelines.rethreshold import rethreshold_dataset
 
     values = {}
@@ -365,9 +368,9 @@ def rethreshold(out_dir, overrides, write_to):
             raise click.BadParameter(f"{item!r}: use KEY=VALUE", param_hint="--set")
         k, v = item.split("=", 1)
         values[k.strip()] = None if v.strip().lower() == "none" else v.strip()
-    try:
-        result = rethreshold_dataset(out_dir, values, write_to)
-    except ConfigError as e:
+    try:   # a build at a URL is read through a local copy of its tables
+        result = rethreshold_dataset(readable_build(out_dir), values, write_to)
+    except (ConfigError, RemoteBuildError) as e:
         from rich.markup import escape
 
         console.print(f"[red]error[/]: {escape(str(e))}", highlight=False)

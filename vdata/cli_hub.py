@@ -1,20 +1,32 @@
 """`vdata push` and `vdata card`: the Hub commands (attached to the main CLI with `main.add_command`).
 
-They sit on the top floor, next to cli.py, because they call vdata.hub; `vdata export` stays with the
-exporters (vdata/exporters/cli.py) since it needs nothing above them.
+They sit on the top floor, next to cli.py, because they call vdata.hub; `vdata export` is defined with the
+exporters (vdata/exporters/cli.py) since it needs nothing above them, and attached from here with its
+OUT_DIR also a URL: reading a build in object storage needs vdata/pipelines/remote.py, a floor above the
+exporters. Every command here takes a build at a URL through a local copy of its tables (`readable_build`).
 """
 from __future__ import annotations
 
 import click
 
 from vdata.exporters import TIME_FORMATS
-from vdata.exporters.cli import fail, time_spec
+from vdata.exporters.cli import export_cmd, fail, time_spec
+from vdata.pipelines.remote import BuildLocation, RemoteBuildError, put_card, readable_build
+
+
+def _local_build(out_dir: str) -> str:
+    """OUT_DIR as a folder (a build at a URL mirrored here, see `readable_build`), or a one-line error."""
+    try:
+        return readable_build(out_dir)
+    except RemoteBuildError as e:
+        fail(str(e))
 
 
 @click.command("push")
-@click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("out_dir", type=BuildLocation())
 @click.option("--repo", "repo_id", required=True, help="dataset repo id, user/name")
-@click.option("--private", is_flag=True, help="create the repo private")
+@click.option("--private", is_flag=True, help="make the repo private (an existing public repo is made private "
+              "before anything is uploaded)")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "llava", "sharegpt", "lmms-eval"]), default="parquet",
               show_default=True, help="Hub layout")
 @click.option("--endpoint", help="Hub endpoint URL (default: HF_ENDPOINT or huggingface.co)")
@@ -32,6 +44,7 @@ def push_cmd(out_dir, repo_id, private, fmt, endpoint, time_format, staging_dir)
     from vdata.exporters import ExportError
     from vdata.hub import HubError, push
 
+    out_dir = _local_build(out_dir)
     try:
         res = push(out_dir, repo_id, private=private, format=fmt, endpoint=endpoint, time_format=time_format,
                    staging_dir=staging_dir, log=lambda m: click.echo(m, err=True))
@@ -44,19 +57,33 @@ def push_cmd(out_dir, repo_id, private, fmt, endpoint, time_format, staging_dir)
 
 
 @click.command("card")
-@click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("out_dir", type=BuildLocation())
 @click.option("--output", "path", type=click.Path(dir_okay=False), help="file to write (default OUT_DIR/README.md)")
 @click.option("--repo", "repo_id", help="repo id to use in the loading examples")
 def card_cmd(out_dir, path, repo_id):
-    """Write the dataset card (README.md) of the build in OUT_DIR."""
+    """Write the dataset card (README.md) of the build in OUT_DIR (a folder, or the URL of a build written
+    to object storage: its card is put back there)."""
     from vdata.exporters import ExportError
     from vdata.hub import HubError, write_card
 
+    local = _local_build(out_dir)
     try:
-        click.echo(write_card(out_dir, path, repo_id=repo_id))
+        written = write_card(local, path, repo_id=repo_id)
+        if local != out_dir and path is None:
+            written = put_card(written, local, out_dir)[0]
+        click.echo(written)
     except (ExportError, HubError) as e:   # unfinished build, unwritable path: one line, exit 2
         fail(str(e))
 
 
+def _export_local(out_dir, **options):
+    export_cmd.callback(_local_build(out_dir), **options)
+
+
+# `vdata export` as vdata/exporters/cli.py defines it, its OUT_DIR also the URL of a build in object storage
+export = click.Command("export", callback=_export_local, short_help=export_cmd.short_help,
+                       help=export_cmd.help + "\n\nOUT_DIR and DEST may be URLs (s3://, gs://): a build there is read "
+                       "through a local copy of its tables, an export to a URL is rendered here and put there.",
+                       params=[click.Argument(["out_dir"], type=BuildLocation()), *export_cmd.params[1:]])
 push = push_cmd
 card = card_cmd

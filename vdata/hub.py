@@ -25,19 +25,14 @@ import json
 import os
 import re
 import zipfile
-from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
 
-import yaml
-
 from vdata.exporters import EXPORT_LEDGER, ExportError, export, open_build
 from vdata.exporters.base import NothingToExport
-from vdata.exporters.hf_local import local_card_data
+from vdata.exporters.hf_local import CardFacts, gather_facts, local_card_data
 from vdata.exporters.lmms_eval import task_name
 from vdata.exporters.source import SUBSETS, BuildDir
-from vdata.schemas import records as R
-from vdata.schemas.config import SPLIT_NAMES
 from vdata.schemas.secrets import config_text_secrets, redact
 
 PUSH_FORMATS = ("parquet", "llava", "sharegpt", "lmms-eval")
@@ -67,137 +62,7 @@ def _known_secrets(token: str | None = None) -> list[str]:
     return [t for t in (token, get_token()) if t]
 
 
-# --- the dataset card ------------------------------------------------------------------------------
-
-@dataclass
-class CardFacts:
-    """Everything the card says, gathered from the build (manifest, config, data columns)."""
-    name: str
-    description: str
-    license: str
-    config_text: str
-    level: str
-    rows_by_subset: dict
-    rows_by_task: dict
-    videos: int
-    clips: int
-    video_hours: float
-    clip_seconds: list
-    teachers: list                 # [{role, teacher, model, prompt_version, rows}]
-    stages: list                   # manifest stage stats
-    stage_settings: list           # [(name, settings dict)] from the config
-    rejects_by_reason: dict
-    examples: dict                 # subset -> one record (dict of short texts)
-    manifest: dict = field(default_factory=dict)
-    rows: int = 0                  # kept rows of the build's level (samples, clips or videos)
-    rows_by_split: dict = field(default_factory=dict)
-
-
-def _stage_settings(config: dict) -> list:
-    out = []
-    for item in config.get("stages") or []:
-        if isinstance(item, dict) and len(item) == 1:
-            (name, kw), = item.items()
-            kw = {k: v for k, v in (kw or {}).items() if k != "resources"}
-            out.append((name, kw))
-    return out
-
-
-def gather_facts(build: BuildDir) -> CardFacts:
-    from vdata.exporters.dialog import SampleError, turn
-    from vdata.exporters.timefmt import TimeFormat
-
-    m = build.manifest
-    text = m.get("config_text") or ""
-    if not text and isinstance(m.get("config"), dict):   # `vdata haystack` manifests keep the config as data
-        text = yaml.safe_dump(m["config"], sort_keys=False)
-    if build.level == "haystack_items":
-        return _haystack_facts(build, m, text)
-    try:
-        config = yaml.safe_load(text) or {}
-        if not isinstance(config, dict):
-            config = {}
-    except yaml.YAMLError:
-        config = {}
-    items = build.items()
-    by_subset = Counter(it.subset for it in items)
-    by_task = Counter(it.task for it in items)
-    # videos and clips from the kept rows themselves: a clips-level build without captions has no items
-    videos, clips = build.videos_and_clips()
-    teachers: Counter = Counter()
-    captioned = set()
-    for it in items:
-        r = it.row
-        # caption teachers count captioned clips; sample teachers count samples
-        clip_key = r.get(R.CLIP_ID) or r.get(R.VIDEO_ID)
-        if (r.get(R.CAPTION_TEACHER) or r.get(R.CAPTION_MODEL)) and clip_key not in captioned:
-            captioned.add(clip_key)
-            teachers[("caption (clip)", r.get(R.CAPTION_TEACHER), r.get(R.CAPTION_MODEL), r.get(R.CAPTION_PROMPT_VERSION))] += 1
-        if build.level in ("samples", "haystack") and (r.get(R.SAMPLE_TEACHER) or r.get(R.SAMPLE_MODEL)):
-            teachers[(it.task, r.get(R.SAMPLE_TEACHER), r.get(R.SAMPLE_MODEL), r.get(R.SAMPLE_PROMPT_VERSION))] += 1
-    splits = Counter(build.row_splits())
-    splits = {sp: splits[sp] for sp in SPLIT_NAMES if splits[sp]}
-    examples = {}
-    for it in items:
-        if it.subset in examples:
-            continue
-        try:
-            start = it.row.get(R.START_S) if it.row.get(R.CLIP_ID) else 0.0
-            dur = (it.row[R.END_S] - start) if it.row.get(R.CLIP_ID) and it.row.get(R.END_S) is not None else it.row.get(R.DURATION_S)
-            t = turn(it, TimeFormat("seconds", float(start or 0.0), dur, it.row.get(R.FPS)))
-        except (SampleError, ValueError, KeyError, TypeError):
-            continue
-        examples[it.subset] = {"task": it.task, "sample_id": it.id, "question": t.user, "answer": t.assistant}
-    return CardFacts(
-        name=m.get("name") or config.get("name") or build.name,
-        description=str(config.get("description") or ""),
-        license=str(config.get("license") or "other"),
-        config_text=text, level=build.level, rows_by_subset=dict(by_subset), rows_by_task=dict(by_task),
-        videos=len(videos), clips=len(clips), video_hours=sum(videos.values()) / 3600.0,
-        clip_seconds=sorted(clips.values()),
-        teachers=[{"role": k[0], "teacher": k[1], "model": k[2], "prompt_version": k[3], "rows": v}
-                  for k, v in sorted(teachers.items(), key=lambda kv: str(kv[0]))],
-        stages=m.get("stages") or [], stage_settings=_stage_settings(config) or _unrecorded_settings(m),
-        rejects_by_reason=m.get("rejects_by_reason") or {}, examples=examples, manifest=m,
-        rows=sum(splits.values()), rows_by_split=splits)
-
-
-def _unrecorded_settings(m: dict) -> list:
-    """[(stage, None)] from the manifest's stage stats, for a manifest without its config (a build from a
-    config made in Python without its text): the card still lists the stages, their settings unknown."""
-    return [(s["stage"], None) for s in sorted(m.get("stages") or [], key=lambda s: s.get("index", 0))
-            if s.get("stage")]
-
-
-def _haystack_facts(build: BuildDir, m: dict, text: str) -> CardFacts:
-    t = build.read_table()
-    cols = set(t.column_names)
-    tasks = Counter(t.column("task").to_pylist()) if "task" in cols else Counter()
-    lengths = {}
-    if {"item_id", "haystack_length_s"} <= cols:
-        lengths = dict(zip(t.column("item_id").to_pylist(), t.column("haystack_length_s").to_pylist()))
-    examples = {}
-    if t.num_rows and {"question", "options", "answer_index"} <= cols:
-        r = t.slice(0, 1).to_pylist()[0]
-        opts = r.get("options") or []
-        lettered = "\n".join(f"{chr(65 + i)}. {o}" for i, o in enumerate(opts))
-        answer = chr(65 + r["answer_index"]) if r.get("answer_index") is not None else (r.get("answer") or "")
-        examples["haystack"] = {"task": r.get("task"), "sample_id": r.get("question_id"),
-                                "question": f"{r.get('question')}\n{lettered}".strip(), "answer": answer}
-    try:
-        config = yaml.safe_load(text) or {}
-    except yaml.YAMLError:
-        config = {}
-    config = config if isinstance(config, dict) else {}
-    return CardFacts(
-        name=m.get("name") or config.get("name") or build.name, description=str(config.get("description") or ""),
-        license=str(config.get("license") or "other"), config_text=text, level=build.level,
-        rows_by_subset={"haystack": t.num_rows}, rows_by_task=dict(tasks), videos=len(lengths), clips=0,
-        video_hours=sum(v or 0.0 for v in lengths.values()) / 3600.0, clip_seconds=[], teachers=[],
-        stages=m.get("stages") or [], stage_settings=_stage_settings(config),
-        rejects_by_reason=m.get("rejects_by_reason") or {}, examples=examples, manifest=m,
-        rows=t.num_rows, rows_by_split={"test": t.num_rows} if t.num_rows else {})
-
+# --- the dataset card (its facts: `gather_facts` in vdata/exporters/hf_local.py) ----------------------
 
 def _size_category(n: int) -> str:
     for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
@@ -306,7 +171,7 @@ def write_card(out_dir: str, path: str | None = None, repo_id: str | None = None
     """`vdata card OUT`: write the dataset card for a build (default `OUT/README.md`). Its `configs:`
     name the build's own files (`vdata.exporters.hf_local`), so `datasets.load_dataset(OUT)` keeps
     working; `vdata push` writes the card of the Hub layout into the staging folder instead."""
-    build = open_build(out_dir)
+    build = open_build(out_dir, allow_empty=True)   # a build that kept nothing has a card too: it says so
     facts = gather_facts(build)
     keys = local_card_data(build)
     text = dataset_card(build, repo_id=repo_id, configs=keys["configs"], facts=facts, dataset_info=keys["dataset_info"])
@@ -374,6 +239,8 @@ def stage(out_dir: str, folder: str, format: str = "parquet", repo_id: str | Non
     """Export the build into `folder` in the Hub layout of `format` (see the module docstring)."""
     if format not in PUSH_FORMATS:
         raise ExportError(f"push format must be one of {', '.join(PUSH_FORMATS)}, not {format!r}")
+    if (why := _no_text(open_build(out_dir), format)) is not None:
+        raise ExportError(why)
     os.makedirs(folder, exist_ok=True)
     common = dict(time_format=time_format, media="link", bucket_media=True)
     notes, ignore, dataset_info = [], [], []
@@ -386,13 +253,8 @@ def stage(out_dir: str, folder: str, format: str = "parquet", repo_id: str | Non
     elif format == "parquet":
         res = export(out_dir, folder, "parquet", **common)
         configs, dataset_info = res.configs, res.dataset_info   # by split; frames typed as images
-        export(out_dir, folder, "sharegpt", **common)
         notes.append(res.summary())
-        try:   # captions only: nothing to evaluate, so no lmms-eval task folder
-            lm = export(out_dir, folder, "lmms-eval", hub_repo=repo_id, docs_dir="lmms_eval", hub_videos="files", **common)
-            notes.append(lm.summary())
-        except NothingToExport as e:
-            notes.append(f"lmms-eval: {e}")
+        notes += _training_side_files(out_dir, folder, repo_id, common)
     elif format == "llava":
         res = export(out_dir, folder, "llava", **common)
         os.remove(os.path.join(folder, f"{_stem(res)}.yaml"))   # its paths are local to this machine
@@ -414,6 +276,36 @@ def stage(out_dir: str, folder: str, format: str = "parquet", repo_id: str | Non
         os.remove(os.path.join(folder, EXPORT_LEDGER))
     n = sum(1 for dp, _, fn in os.walk(folder, followlinks=True) for _ in fn)
     return Staged(folder, configs, ignore, n, notes, dataset_info)
+
+
+def _no_text(build: BuildDir, format: str) -> str | None:
+    """Why a layout of instruction records (llava, sharegpt, lmms-eval) has nothing to carry from a build
+    whose rows hold no text (a curation build: videos or clips, no caption, no sample), or None."""
+    if format == "parquet" or build.level not in ("clips", "videos") or build.items():
+        return None
+    rows = len(build.row_splits())
+    return (f"nothing to push as {format} from {build.path}: its {rows} {build.level} rows carry no instruction "
+            f"text (no caption, no generated sample), which {format} records are made of; the default "
+            "`--format parquet` pushes the rows as they are")
+
+
+def _training_side_files(out_dir: str, folder: str, repo_id: str | None, common: dict) -> list[str]:
+    """The LLaMA-Factory files and the lmms-eval task folder beside the Parquet layout, where the build has
+    what they carry: instruction text for LLaMA-Factory (samples, or captioned clips), questions for
+    lmms-eval. A curation build (clips or videos with no text) is pushed as its Parquet alone."""
+    notes = []
+    try:
+        export(out_dir, folder, "sharegpt", **common)
+    except NothingToExport:
+        notes.append("LLaMA-Factory files: not written (the build's rows carry no instruction text: no caption "
+                     "and no generated sample); the Parquet configs are the dataset")
+        return notes
+    try:   # captions only: nothing to evaluate, so no lmms-eval task folder
+        lm = export(out_dir, folder, "lmms-eval", hub_repo=repo_id, docs_dir="lmms_eval", hub_videos="files", **common)
+        notes.append(lm.summary())
+    except NothingToExport as e:
+        notes.append(f"lmms-eval: {e}")
+    return notes
 
 
 def _stem(res) -> str:
@@ -474,11 +366,30 @@ def push(out_dir: str, repo_id: str, *, private: bool = False, format: str = "pa
                         dataset_info=staged.dataset_info)
     with open(os.path.join(folder, "README.md"), "w", encoding="utf-8") as fh:
         fh.write(card)
-    if log:
-        log(f"staged {staged.files} file(s) in {folder}; uploading to {repo_id} ({'private' if private else 'public'})")
     api = HfApi(endpoint=endpoint, token=tok)
     url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    is_private = _visibility(api, repo_id, private)
+    if log:
+        log(f"staged {staged.files} file(s) in {folder}; uploading to {repo_id} ({'private' if is_private else 'public'})")
     info = api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=folder,
                              ignore_patterns=staged.ignore or None,
                              commit_message=commit_message or f"vdata push: {build.name} ({format})")
     return PushResult(repo_id, str(url), info.oid, staged.files, folder, staged.configs)
+
+
+def _visibility(api, repo_id: str, private: bool) -> bool:
+    """Whether the repo is private, after making an existing public one private when `private` asks for it
+    (`create_repo(exist_ok=True)` leaves an existing repo as it is). A repo that stays public although asked
+    private is a HubError: nothing is uploaded to it. A private repo is never made public."""
+    is_private = bool(api.repo_info(repo_id, repo_type="dataset").private)
+    if private and not is_private:
+        try:
+            api.update_repo_settings(repo_id, repo_type="dataset", private=True)
+            is_private = bool(api.repo_info(repo_id, repo_type="dataset").private)
+        except Exception as e:   # HTTP errors from the Hub (403: not the owner); never echo headers
+            raise HubError(f"{repo_id} exists and is public, and making it private failed ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0] if str(e) else 'no detail'}); nothing was uploaded") from None
+        if not is_private:
+            raise HubError(f"{repo_id} exists and is public, and it stayed public when made private; nothing was "
+                           "uploaded (change its visibility in its settings on the Hub, or push to a new repo)")
+    return is_private

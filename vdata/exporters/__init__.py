@@ -55,6 +55,7 @@ import dataclasses
 import importlib
 from collections import Counter
 
+from vdata.media import storage as S
 from vdata.schemas.config import SPLIT_NAMES
 from vdata.schemas.registry import EXPORT_FORMATS
 
@@ -94,6 +95,9 @@ def export(out_dir: str, dest: str, format: str, time_format: str = "seconds", m
         raise ExportError(f"--media must be one of {', '.join(MEDIA_MODES)}, not {media!r}")
     if time_format not in TIME_FORMATS:
         raise ExportError(f"--time must be one of {', '.join(TIME_FORMATS)}, not {time_format!r}")
+    if S.is_remote(dest):
+        return _export_to_url(out_dir, dest, format, time_format=time_format, media=media, tasks=tasks, name=name,
+                              bucket_media=bucket_media, splits=splits, **kwargs)
     fn = exporter(format)
     build = open_build(out_dir)
     if (why := inside_build(build.path, dest)) is not None:
@@ -123,6 +127,45 @@ def export(out_dir: str, dest: str, format: str, time_format: str = "seconds", m
         result.notes.append(f"{build.reserved_tokens} media placeholder or chat token(s) in the samples' text "
                             "(<video>, <image>, </s>, <|im_end|>, ...) written as text, e.g. \u2039video\u203a, "
                             "so that trainers do not read them as markup")
+    return result
+
+
+def _export_to_url(out_dir: str, dest: str, format: str, **options) -> ExportResult:
+    """An export whose `dest` is a URL (s3://, gs://, hf://): rendered into a local folder, then put at the
+    URL file by file (a linked video goes up as its bytes: an object store holds no links). As in a folder,
+    the files an earlier export of the format put there and this one did not write are removed, and the
+    export ledger keeps the other formats' lists."""
+    import json
+    import os
+    import tempfile
+
+    try:
+        S.check_writable(dest)
+    except S.StorageError as e:
+        raise ExportError(f"--dest {e}") from None
+    ledger = S.join(dest, EXPORT_LEDGER)
+    try:
+        before = json.loads(S.read_text(ledger)) if S.exists(ledger) else {}
+    except (OSError, ValueError):
+        before = {}
+    before = before if isinstance(before, dict) else {}
+    with tempfile.TemporaryDirectory(prefix="vdata-export-") as local:
+        result = export(out_dir, local, format, **options)
+        linked = any(os.path.islink(os.path.join(root, f)) for root, _, files in os.walk(local) for f in files)
+        with open(os.path.join(local, EXPORT_LEDGER), "w", encoding="utf-8") as f:
+            json.dump({**before, format: sorted(set(result.files))}, f, indent=1, sort_keys=True)
+        S.put_tree(local, dest)
+    stale = [f for f in before.get(format) or [] if isinstance(f, str) and f not in set(result.files)
+             and not f.startswith("/") and ".." not in f.split("/")]   # never a key outside dest
+    for rel in stale:
+        if S.exists(S.join(dest, rel)):
+            S.remove(S.join(dest, rel))
+    if stale:
+        result.notes.append(f"{len(stale)} file(s) an earlier {format} export put at {dest} and this one does not "
+                            f"were removed ({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''})")
+    if linked:
+        result.notes.append(f"the linked videos were uploaded as copies: {S.scheme(dest)}:// holds no links")
+    result.dest = dest
     return result
 
 

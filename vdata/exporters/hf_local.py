@@ -12,6 +12,9 @@ README.md the way the Hub does):
   or, for a build that dropped nothing (it writes no rejects part), over an empty Parquet file of the
   rejects schema (`_card/rejects-empty.parquet`), so that the config the card promises always exists
   (`datasets` 5.x builds no empty split: that one loads with `streaming=True`);
+- a build that kept no row (every one rejected) keeps its level config as the default, over an empty
+  Parquet file of its level's schema (`_card/<level>-empty.parquet`), so that `load_dataset(output_dir)`
+  says the kept table is empty instead of taking `rejects`, the only config left, for the data;
 - `dataset_info:` the features of the level config and of `clips`, from the Parquet schemas, with the
   JPEG bytes of `frames` typed as `datasets.Image()`, so that loading decodes them to images and the Hub
   viewer shows thumbnails (storage stays `list<struct<timestamp_s, jpeg>>`: `Image` casts binary on read);
@@ -19,25 +22,30 @@ README.md the way the Hub does):
   decode video (it has `Video` and torchcodec loads: `video_feature_unavailable()`), else a string.
 
 `refresh_card()` writes these two keys into `<out>/README.md` after every build and keeps the rest of
-the card (the prose `vdata card` writes) as it is.
+the card (the prose `vdata card` writes) as it is. `gather_facts()` reads what that prose says (sizes,
+splits, teachers, stages and their settings) from the build; vdata/hub.py renders it.
 """
 from __future__ import annotations
 
 import functools
 import logging
 import os
+from collections import Counter
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 
 from vdata.schemas import records as R
 from vdata.schemas.config import SPLIT_NAMES
 
-from .source import BuildDir, ExportError, UnfinishedBuild, open_build, require_finished, split_named, split_of_file
+from .source import BuildDir, ExportError, UnfinishedBuild, open_build, split_named, split_of_file
 
 REJECTS_CONFIG = "rejects"
 # Outside rejects/, which the runner owns: its resume deletes every part there that no ledger entry commits.
 EMPTY_REJECTS = "_card/rejects-empty.parquet"
+EMPTY_LEVEL = "_card/{level}-empty.parquet"   # the kept table of a build that kept no row
 CARD_BODY = ("\nA vdata build. `datasets.load_dataset(\"<this folder>\")` loads the kept "
              "rows by split; `datasets.load_dataset(\"<this folder>\", \"rejects\")` the dropped ones with their "
              "reasons (a build that dropped nothing has an empty `rejects` table: add `streaming=True`, since "
@@ -69,6 +77,8 @@ def local_configs(build: BuildDir) -> list[dict]:
     configs = []
     if build.level != "haystack_items":
         data_files = _split_data_files(build, build.data_files, build.level)
+        if not data_files and build.manifest:   # a finished build that kept nothing: its table, empty
+            data_files = [{"split": "train", "path": EMPTY_LEVEL.format(level=build.level)}]
         if data_files:
             configs.append({"config_name": build.level, "data_files": data_files, "default": True})
         if build.clips_files:   # a sample build's frames, once per clip: joined to the samples by clip_id
@@ -86,15 +96,27 @@ def local_configs(build: BuildDir) -> list[dict]:
 
 
 def write_empty_rejects(build: BuildDir) -> str:
-    """`<build>/_card/rejects-empty.parquet`: the rejects schema and no row group. (A file with one empty row
-    group fails in `datasets`, which takes the first group's row count, 0, as its batch size.)"""
-    path = os.path.join(build.path, EMPTY_REJECTS)
-    if not os.path.isfile(path) or pq.read_schema(path) != R.REJECT_SCHEMA:
+    """`<build>/_card/rejects-empty.parquet`: the rejects schema and no row group."""
+    return write_empty_table(build, EMPTY_REJECTS, R.REJECT_SCHEMA)
+
+
+def write_empty_table(build: BuildDir, rel: str, schema: pa.Schema) -> str:
+    """`<build>/<rel>`: a Parquet file of `schema` with no row group. (A file with one empty row group fails
+    in `datasets`, which takes the first group's row count, 0, as its batch size.)"""
+    path = os.path.join(build.path, rel)
+    if not os.path.isfile(path) or pq.read_schema(path) != schema:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with pq.ParquetWriter(path + ".tmp", R.REJECT_SCHEMA):
+        with pq.ParquetWriter(path + ".tmp", schema):
             pass
         os.replace(path + ".tmp", path)
     return path
+
+
+def recorded_schema(build: BuildDir) -> pa.Schema:
+    """The data schema the manifest records (`name: type` per column), as the registered column types;
+    a column this vdata does not register is left out."""
+    names = [str(c).split(":", 1)[0].strip() for c in build.manifest.get("schema") or []]
+    return R.data_schema([n for n in names if n in R.FIELD_TYPES])
 
 
 def _rejects_glob(build: BuildDir) -> str:
@@ -158,16 +180,21 @@ def local_card_data(build: BuildDir) -> dict:
     """The card keys that make `load_dataset(build.path)` read the build: `configs` and `dataset_info`
     (writing the empty rejects file that the `rejects` config of a build that dropped nothing names)."""
     configs = local_configs(build)
-    if any(f["path"] == EMPTY_REJECTS for c in configs for f in c["data_files"]):
+    empty_level = EMPTY_LEVEL.format(level=build.level)
+    schema = build.schema if build.data_files else recorded_schema(build)
+    for rel, table_schema in ((EMPTY_REJECTS, R.REJECT_SCHEMA), (empty_level, schema)):
+        if not any(f["path"] == rel for c in configs for f in c["data_files"]):
+            continue
         try:
-            write_empty_rejects(build)
+            write_empty_table(build, rel, table_schema)
         except OSError as e:   # a read-only build (`vdata card --output` elsewhere): name no missing file
-            logging.getLogger("vdata").warning("no empty `rejects` config: cannot write %s (%s)",
+            logging.getLogger("vdata").warning("no empty `%s` config: cannot write %s (%s)",
+                                               REJECTS_CONFIG if rel == EMPTY_REJECTS else build.level,
                                                e.filename, e.strerror)
-            configs = [c for c in configs if c["config_name"] != REJECTS_CONFIG]
+            configs = [c for c in configs if all(f["path"] != rel for f in c["data_files"])]
     infos = []
-    if configs and configs[0]["config_name"] == build.level and build.data_files:
-        infos.append(dataset_info_yaml(build.level, hf_features(build.schema, video_columns=(R.PATH,))))
+    if configs and configs[0]["config_name"] == build.level and len(schema):
+        infos.append(dataset_info_yaml(build.level, hf_features(schema, video_columns=(R.PATH,))))
     if build.clips_files:
         infos.append(dataset_info_yaml(R.CLIPS_TABLE, hf_features(pq.read_schema(build.clips_files[0]))))
     return {"configs": configs, "dataset_info": infos}
@@ -182,17 +209,12 @@ def refresh_card(out_dir: str) -> str | None:
     """
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    try:
-        build = open_build(out_dir)
+    try:   # a build that kept nothing too: its card names its empty table, never the rejects, as the data
+        build = open_build(out_dir, allow_empty=True)
     except UnfinishedBuild:
         raise
-    except ExportError:   # nothing kept: the rejects may still be worth loading
-        rejects = sorted(f for f in os.listdir(os.path.join(out_dir, "rejects")) if f.endswith(".parquet")) \
-            if os.path.isdir(os.path.join(out_dir, "rejects")) else []
-        if not rejects:
-            return None
-        require_finished(out_dir)
-        build = BuildDir(os.path.abspath(out_dir), {}, "samples", [], [os.path.join(out_dir, "rejects", f) for f in rejects])
+    except ExportError:   # no build here
+        return None
     keys = local_card_data(build)
     path = os.path.join(build.path, "README.md")
     if os.path.exists(path):
@@ -209,3 +231,135 @@ def refresh_card(out_dir: str) -> str | None:
         card = DatasetCard(f"---\n{data.to_yaml()}\n---\n{CARD_BODY}")
     card.save(path)
     return path
+
+
+# --- what the full card says (`vdata card`, `vdata push`: vdata/hub.py renders it) ----------------------
+
+@dataclass
+class CardFacts:
+    """Everything the card says, gathered from the build (manifest, config, data columns)."""
+    name: str
+    description: str
+    license: str
+    config_text: str
+    level: str
+    rows_by_subset: dict
+    rows_by_task: dict
+    videos: int
+    clips: int
+    video_hours: float
+    clip_seconds: list
+    teachers: list                 # [{role, teacher, model, prompt_version, rows}]
+    stages: list                   # manifest stage stats
+    stage_settings: list           # [(name, settings dict)] from the config
+    rejects_by_reason: dict
+    examples: dict                 # subset -> one record (dict of short texts)
+    manifest: dict = field(default_factory=dict)
+    rows: int = 0                  # kept rows of the build's level (samples, clips or videos)
+    rows_by_split: dict = field(default_factory=dict)
+
+
+def _stage_settings(config: dict) -> list:
+    out = []
+    for item in config.get("stages") or []:
+        if isinstance(item, dict) and len(item) == 1:
+            (name, kw), = item.items()
+            kw = {k: v for k, v in (kw or {}).items() if k != "resources"}
+            out.append((name, kw))
+    return out
+
+
+def gather_facts(build: BuildDir) -> CardFacts:
+    from vdata.exporters.dialog import SampleError, turn
+    from vdata.exporters.timefmt import TimeFormat
+
+    m = build.manifest
+    text = m.get("config_text") or ""
+    if not text and isinstance(m.get("config"), dict):   # `vdata haystack` manifests keep the config as data
+        text = yaml.safe_dump(m["config"], sort_keys=False)
+    if build.level == "haystack_items":
+        return _haystack_facts(build, m, text)
+    try:
+        config = yaml.safe_load(text) or {}
+        if not isinstance(config, dict):
+            config = {}
+    except yaml.YAMLError:
+        config = {}
+    items = build.items()
+    by_subset = Counter(it.subset for it in items)
+    by_task = Counter(it.task for it in items)
+    # videos and clips from the kept rows themselves: a clips-level build without captions has no items
+    videos, clips = build.videos_and_clips()
+    teachers: Counter = Counter()
+    captioned = set()
+    for it in items:
+        r = it.row
+        # caption teachers count captioned clips; sample teachers count samples
+        clip_key = r.get(R.CLIP_ID) or r.get(R.VIDEO_ID)
+        if (r.get(R.CAPTION_TEACHER) or r.get(R.CAPTION_MODEL)) and clip_key not in captioned:
+            captioned.add(clip_key)
+            teachers[("caption (clip)", r.get(R.CAPTION_TEACHER), r.get(R.CAPTION_MODEL), r.get(R.CAPTION_PROMPT_VERSION))] += 1
+        if build.level in ("samples", "haystack") and (r.get(R.SAMPLE_TEACHER) or r.get(R.SAMPLE_MODEL)):
+            teachers[(it.task, r.get(R.SAMPLE_TEACHER), r.get(R.SAMPLE_MODEL), r.get(R.SAMPLE_PROMPT_VERSION))] += 1
+    splits = Counter(build.row_splits())
+    splits = {sp: splits[sp] for sp in SPLIT_NAMES if splits[sp]}
+    examples = {}
+    for it in items:
+        if it.subset in examples:
+            continue
+        try:
+            start = it.row.get(R.START_S) if it.row.get(R.CLIP_ID) else 0.0
+            dur = (it.row[R.END_S] - start) if it.row.get(R.CLIP_ID) and it.row.get(R.END_S) is not None else it.row.get(R.DURATION_S)
+            t = turn(it, TimeFormat("seconds", float(start or 0.0), dur, it.row.get(R.FPS)))
+        except (SampleError, ValueError, KeyError, TypeError):
+            continue
+        examples[it.subset] = {"task": it.task, "sample_id": it.id, "question": t.user, "answer": t.assistant}
+    return CardFacts(
+        name=m.get("name") or config.get("name") or build.name,
+        description=str(config.get("description") or ""),
+        license=str(config.get("license") or "other"),
+        config_text=text, level=build.level, rows_by_subset=dict(by_subset), rows_by_task=dict(by_task),
+        videos=len(videos), clips=len(clips), video_hours=sum(videos.values()) / 3600.0,
+        clip_seconds=sorted(clips.values()),
+        teachers=[{"role": k[0], "teacher": k[1], "model": k[2], "prompt_version": k[3], "rows": v}
+                  for k, v in sorted(teachers.items(), key=lambda kv: str(kv[0]))],
+        stages=m.get("stages") or [], stage_settings=_stage_settings(config) or _unrecorded_settings(m),
+        rejects_by_reason=m.get("rejects_by_reason") or {}, examples=examples, manifest=m,
+        rows=sum(splits.values()), rows_by_split=splits)
+
+
+def _unrecorded_settings(m: dict) -> list:
+    """[(stage, None)] from the manifest's stage stats, for a manifest without its config (a build from a
+    config made in Python without its text): the card still lists the stages, their settings unknown."""
+    return [(s["stage"], None) for s in sorted(m.get("stages") or [], key=lambda s: s.get("index", 0))
+            if s.get("stage")]
+
+
+def _haystack_facts(build: BuildDir, m: dict, text: str) -> CardFacts:
+    t = build.read_table()
+    cols = set(t.column_names)
+    tasks = Counter(t.column("task").to_pylist()) if "task" in cols else Counter()
+    lengths = {}
+    if {"item_id", "haystack_length_s"} <= cols:
+        lengths = dict(zip(t.column("item_id").to_pylist(), t.column("haystack_length_s").to_pylist()))
+    examples = {}
+    if t.num_rows and {"question", "options", "answer_index"} <= cols:
+        r = t.slice(0, 1).to_pylist()[0]
+        opts = r.get("options") or []
+        lettered = "\n".join(f"{chr(65 + i)}. {o}" for i, o in enumerate(opts))
+        answer = chr(65 + r["answer_index"]) if r.get("answer_index") is not None else (r.get("answer") or "")
+        examples["haystack"] = {"task": r.get("task"), "sample_id": r.get("question_id"),
+                                "question": f"{r.get('question')}\n{lettered}".strip(), "answer": answer}
+    try:
+        config = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        config = {}
+    config = config if isinstance(config, dict) else {}
+    return CardFacts(
+        name=m.get("name") or config.get("name") or build.name, description=str(config.get("description") or ""),
+        license=str(config.get("license") or "other"), config_text=text, level=build.level,
+        rows_by_subset={"haystack": t.num_rows}, rows_by_task=dict(tasks), videos=len(lengths), clips=0,
+        video_hours=sum(v or 0.0 for v in lengths.values()) / 3600.0, clip_seconds=[], teachers=[],
+        stages=m.get("stages") or [], stage_settings=_stage_settings(config),
+        rejects_by_reason=m.get("rejects_by_reason") or {}, examples=examples, manifest=m,
+        rows=t.num_rows, rows_by_split={"test": t.num_rows} if t.num_rows else {})

@@ -295,8 +295,10 @@ def clip_items(row: dict) -> list[Item]:
     return items
 
 
-def open_build(path: str) -> BuildDir:
-    """Find the manifest and the data folder of a finished build; clear errors otherwise."""
+def open_build(path: str, allow_empty: bool = False) -> BuildDir:
+    """Find the manifest and the data folder of a finished build; clear errors otherwise. A finished build
+    that kept no row (every one rejected) is an error naming that, or with `allow_empty` a BuildDir of its
+    manifest's level with no data file (what its card and `datasets` configs describe: an empty table)."""
     path = os.path.abspath(path)
     if not os.path.isdir(path):
         raise ExportError(f"{path}: not a directory (give the output.dir of a finished build)")
@@ -320,8 +322,26 @@ def open_build(path: str) -> BuildDir:
         rej = os.path.join(path, "rejects.parquet")
         return BuildDir(path, manifest, "haystack_items", [os.path.join(path, HAYSTACK_ITEMS)],
                         [rej] if os.path.isfile(rej) else [])
+    rejects = _parquet_files(os.path.join(path, "rejects"))
+    if rejects:   # dropped rows and no kept ones: a finished build only once its manifest says so
+        require_finished(path)
+    if manifest.get("level") in DATA_LEVELS:   # a finished build whose every row was dropped
+        if allow_empty:
+            return BuildDir(path, manifest, manifest["level"], [], rejects)
+        raise ExportError(f"{path}: the build kept no {manifest['level']} rows: " + kept_nothing(manifest))
     raise ExportError(f"{path}: no data Parquet in any of {', '.join(f'{lv}/' for lv in DATA_LEVELS)} "
                       "(is this the output.dir of a finished `vdata build`?)")
+
+
+def kept_nothing(manifest: dict) -> str:
+    """Why a finished build has no kept row, from its manifest: its rejects, or no input at all."""
+    rejected = manifest.get("rejects") or 0
+    if not rejected:
+        return f"its {manifest.get('inputs') or 0} input(s) gave no row, and none was rejected"
+    reasons = sorted((manifest.get("rejects_by_reason") or {}).items(), key=lambda kv: -kv[1])
+    shown = ", ".join(f"{k} {v}" for k, v in reasons[:3]) + (", ..." if len(reasons) > 3 else "")
+    return (f"every row was rejected ({rejected} reject(s){': ' + shown if shown else ''}; they are in rejects/, "
+            "and `vdata report` shows why); loosen the thresholds or check the inputs, then build again")
 
 
 def require_finished(path: str) -> None:

@@ -68,6 +68,43 @@ def configure(options: dict[str, dict] | None) -> None:
     _OPTIONS.update(wanted)
 
 
+# keyword arguments every fsspec filesystem takes (fsspec's instance cache and listings cache)
+_FSSPEC_KWARGS = frozenset({"skip_instance_cache", "use_listings_cache", "listings_expiry_time", "max_paths"})
+
+
+def option_problems(protocol: str, given: dict) -> list[str]:
+    """The keys of `given` (a `storage.<protocol>.options` section) that the protocol's filesystem does not
+    take, each as a problem naming the key: s3fs hands the keys it does not know to botocore's session, which
+    rejects them only at the first request, deep inside the build. Nothing is said of a filesystem that is
+    not installed, or that takes any keyword."""
+    import inspect
+
+    if not given:
+        return []
+    module = {"s3": "s3fs", "gcs": "gcsfs", "hf": "huggingface_hub"}[protocol]
+    if importlib.util.find_spec(module) is None:
+        return []
+    import fsspec
+
+    takes = inspect.signature(fsspec.get_filesystem_class(protocol).__init__).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in takes.values()):
+        if protocol != "s3":   # gcsfs and HfFileSystem pass what they do not know to fsspec, which takes any
+            return []
+        from aiobotocore.session import AioSession   # where s3fs sends the keys it does not name
+
+        takes = {**takes, **inspect.signature(AioSession.__init__).parameters}
+    import difflib
+
+    known = {name for name, p in takes.items() if name != "self" and p.kind is not p.VAR_KEYWORD} | _FSSPEC_KWARGS
+    out = []
+    for key in given:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1)
+            out.append(f"unknown key {key!r}: not an argument of the {module} filesystem"
+                       + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return out
+
+
 def options() -> dict[str, dict]:
     """This process's options (to hand to a worker, which calls `configure` with them)."""
     return {k: dict(v) for k, v in _OPTIONS.items()}

@@ -214,6 +214,12 @@ def input_problems(cfg: BuildConfig, notes: list[str] | None = None,
         except ConfigError as e:
             out.append(str(e))
             continue
+        except Exception as e:   # a store's own errors (botocore's unreachable endpoint is no OSError)
+            if not S.is_remote(cfg.resolve(getattr(spec, key))):
+                raise
+            detail = str(e).splitlines()[0] if str(e) else "no detail"
+            out.append(f"{where}.{key}: {getattr(spec, key)!r} cannot be listed: {type(e).__name__}: {detail}")
+            continue
         if listed is not None and spec.format not in FOLDER_FORMATS:   # a folder format's archives: at ingest
             listed[i] = found
         if untaken:
@@ -248,7 +254,8 @@ def storage_problems(cfg: BuildConfig) -> list[str]:
     """URLs whose filesystem is not installed or that cannot be used where they stand (an http(s)
     output or glob, a `format:` annotation file); sets this process's storage options from `storage:`."""
     S.configure(fsspec_options(cfg.storage))
-    out = []
+    out = [f"storage.{protocol}.options: {problem}" for protocol in ("s3", "gcs", "hf")
+           for problem in S.option_problems(protocol, getattr(cfg.storage, protocol).options)]
     try:
         S.check_writable(cfg.output.dir)
     except S.StorageError as e:

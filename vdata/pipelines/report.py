@@ -22,6 +22,7 @@ import jinja2
 
 from .report_data import RunData, Section, answer_position_balance, fmt, is_number, load_run
 from .report_figures import KEPT_COLOR, REJECTED_COLOR, draw
+from .remote import BuildLocation, RemoteBuildError, put_report, readable_build
 from .report_sections import COLLECTORS
 
 __all__ = ["KEPT_COLOR", "REJECTED_COLOR", "ReportWriteError", "answer_position_balance", "build_sections", "load_run",
@@ -74,8 +75,15 @@ def _context(run: RunData, sections: list[Section]) -> dict:
              ("input videos", fmt(m.get("inputs"))), ("wall time", f"{m.get('wall_s', 0):.1f} s"),
              ("level", run.level or "–")]
     return {"name": m.get("name", "vdata build"), "run_id": str(m.get("run_id", "–")),
-            "written": time.strftime("%Y-%m-%d %H:%M:%S"), "output_dir": os.path.abspath(run.output_dir),
+            "written": time.strftime("%Y-%m-%d %H:%M:%S"), "output_dir": _output_location(run),
             "sections": sections, "warnings": run.warnings, "cards": cards}
+
+
+def _output_location(run: RunData) -> str:
+    """Where the build is: its output URL when it was written to object storage (the report is drawn from a
+    local copy of its tables), else the folder the report reads."""
+    recorded = str(run.manifest.get("output_dir") or "")
+    return recorded if "://" in recorded else os.path.abspath(run.output_dir)
 
 
 def render_html(run: RunData, sections: list[Section]) -> str:
@@ -146,12 +154,17 @@ def _write_atomic(path: str, text: str) -> None:
 
 
 @click.command("report")
-@click.argument("out_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("out_dir", type=BuildLocation())
 def report_cmd(out_dir):
-    """Write report.html and report.md for the finished build in OUT_DIR."""
+    """Write report.html and report.md for the finished build in OUT_DIR (a folder, or the s3:// / gs:// URL
+    of a build written there: read through a local copy of its tables, the report put back at the URL)."""
     try:
-        html_path, md_path = write_report(out_dir)
-    except (FileNotFoundError, ReportWriteError) as e:   # one line and exit 1, not a traceback
+        local = readable_build(out_dir)
+        html_path, md_path = write_report(local)
+        if local != out_dir:
+            put_report(local, out_dir)
+            html_path, md_path = (f"{out_dir.rstrip('/')}/{os.path.basename(p)}" for p in (html_path, md_path))
+    except (FileNotFoundError, ReportWriteError, RemoteBuildError) as e:   # one line and exit 1, not a traceback
         raise click.ClickException(str(e)) from None
     click.echo(html_path)
     click.echo(md_path)

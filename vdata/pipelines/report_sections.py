@@ -51,9 +51,25 @@ def stages(run: RunData) -> Section | None:
     table = TableBlock(["stage", "rows in", "rows out", "rejected", "workers", "rows/s", "busy s", "active s"], rows)
     figure = {"labels": labels, "rows_in": [s["rows_in"] for s in stages], "rows_out": [s["rows_out"] for s in stages],
               "rejected": rejected}
-    return Section("stages", "Stages", "Rows in and out of each stage (a fan-out stage such as shots turns one "
-                   "video into many clips). Busy s is the summed worker time; active s the span from its first "
+    return Section("stages", "Stages" + (" (this run only)" if _earlier_videos(run.manifest) else ""),
+                   _earlier_work(run.manifest) + "Rows in and out of each stage (a fan-out stage such as shots turns "
+                   "one video into many clips). Busy s is the summed worker time; active s the span from its first "
                    "to its last batch.", [table], figure)
+
+
+def _earlier_videos(manifest: dict) -> int:
+    """The input videos an earlier, interrupted run had completed: the stage counts leave them out (they are
+    the counts of the run that wrote the manifest)."""
+    return int(manifest.get("stages_resumed") or 0)
+
+
+def _earlier_work(manifest: dict) -> str:
+    earlier = _earlier_videos(manifest)
+    if not earlier:
+        return ""
+    return (f"These counts are this run's only: {earlier} of the build's {manifest.get('inputs')} videos were "
+            "completed by an earlier run (interrupted, or retried here for failures that may pass) and are not "
+            "in them; the summary, the rejects and every section below cover the whole build. ")
 
 
 def rejects(run: RunData) -> Section | None:

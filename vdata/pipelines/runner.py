@@ -378,7 +378,9 @@ def _run(cfg: BuildConfig, plan: Plan, address: str | None, console, display: _D
         "stage_hashes": {s.name + f"#{s.index}": s.config_hash for s in plan.stages},
         "config_text": redact(cfg.raw_text, cfg.secrets),   # `${VAR}` references stay: they name no value
         "inputs": len(discovered), "resumed_complete": already, "rows": rows, "rejects": rejects_table.num_rows, "rejects_by_reason": by_reason,
-        "retryable_rejects": retryable, "stages": stage_stats, "wall_s": round(wall, 3), "timeline": timeline, "versions": _versions(),
+        "retryable_rejects": retryable, "output_dir": plan.output_dir, "wall_s": round(wall, 3), "timeline": timeline,
+        # the stage counts are this run's: they leave out the videos an earlier run had completed
+        "stages": stage_stats, "stages_resumed": already, "versions": _versions(),
         "schema": [f"{f.name}: {f.type}" for f in plan.data_schema],
         "clips_schema": [f"{f.name}: {f.type}" for f in plan.clips_schema] if plan.clips_schema else None,
         "files": [f[len(plan.output_dir):].lstrip("/\\") for f in files],
@@ -412,18 +414,13 @@ def _finish(cfg: BuildConfig, plan: Plan, console, refresh: bool) -> list[dict]:
         if refresh or not S.exists(S.join(plan.output_dir, "report.html")):
             write_report(local)
             if url:   # report.html, report.md and the plots and thumbnails they show
-                S.rmtree(S.join(url, "report_assets"))
-                for name in ("report.html", "report.md", "report_assets"):
-                    if os.path.exists(os.path.join(local, name)):
-                        remote.upload(os.path.join(local, name), S.join(url, name))
+                remote.put_report(local, url)
     except Exception as e:  # the dataset is complete; a report problem must not fail the build
         console.print(f"[yellow]report not written[/]: {type(e).__name__}: {e}")
     exports = _write_exports(cfg, plan, console, refresh, local)
     card = card_done()
-    if url and card:
-        remote.upload(card, S.join(url, "README.md"))
-        if os.path.isdir(os.path.join(local, "_card")):   # the empty rejects table the card's config names
-            remote.upload(os.path.join(local, "_card"), S.join(url, "_card"))
+    if url and card:   # with the empty tables the card's configs name
+        remote.put_card(card, local, url)
     return exports
 
 

@@ -219,6 +219,8 @@ class OutputConfig(_Strict):
     # by a glob; see vdata/exporters/hf_local.py
     splits: SplitsConfig = Field(default_factory=SplitsConfig)
     exports: list[ExportSpec] = Field(default_factory=list)
+    # rows per Parquet part, as a target: a write holds whole videos (their rows commit together, for resume),
+    # so a part can hold more where Ray hands one write several videos
     rows_per_file: int = Field(5000, ge=1)
     # resume: continue an interrupted run with the same config (a changed config rebuilds);
     # overwrite: always start over; error: refuse a non-empty directory.
