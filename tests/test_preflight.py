@@ -364,6 +364,14 @@ def test_a_curation_build_says_its_clips_carry_no_text_to_export(tmp_path, cut_v
         export(str(build), str(tmp_path / "dest"), "llava", media="copy")
     assert "its 3 clips rows carry no caption" in str(e.value) and "--format parquet" in str(e.value)
     assert not (tmp_path / "dest").exists()
+    # a probe-only build: its videos rows, named as such (it said "the build has no videos rows")
+    videos = tmp_path / "videos_build"
+    (videos / "videos").mkdir(parents=True)
+    (videos / "manifest.json").write_text(json.dumps({"level": "videos", "rows": 2}))
+    pq.write_table(pa.table({R.VIDEO_ID: ["v", "w"], R.PATH: [cut_video[0]] * 2}), videos / "videos" / "part-0.parquet")
+    with pytest.raises(NothingToExport) as e:
+        export(str(videos), str(tmp_path / "dest"), "sharegpt", media="copy")
+    assert "its 2 videos rows carry no caption" in str(e.value) and "exports the videos as they are" in str(e.value)
 
 
 def test_a_configured_export_the_stages_cannot_feed_is_a_config_error(video_dir):

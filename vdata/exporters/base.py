@@ -130,13 +130,14 @@ def prepare(build: BuildDir, dest: str, opts: ExportOptions, *, clip_strategy: s
         out.append(Prepared(item, v, tf))
     if not out:
         what = f"{build.level} rows" + (f" of task(s) {', '.join(opts.tasks)}" if opts.tasks else "")
-        rows = build.read_table([R.CLIP_ID]).num_rows if not candidates and build.level == "clips" else 0
+        rows = build.read_table([R.VIDEO_ID]).num_rows if not candidates and build.level in ("clips", "videos") else 0
         if candidates:
             why = (f"all {len(candidates)} {what} were skipped ("
                    + ", ".join(f"{k}={v}" for k, v in sorted(skipped.items())) + ")")
-        elif rows:   # a curation-only build: training formats carry text, which its clips do not have yet
-            why = (f"its {rows} clips rows carry no caption or dense events, the only text a clips-level build "
-                   "exports (add a caption stage, or generate samples; `--format parquet` exports the clips as they are)")
+        elif rows:   # a curation-only build: training formats carry text, which its rows do not have yet
+            why = (f"its {rows} {build.level} rows carry no caption or dense events, the only text a {build.level}-level "
+                   f"build exports (add a caption stage, or generate samples; `--format parquet` exports the "
+                   f"{build.level} as they are)")
         else:
             why = f"the build has no {what}"
         raise NothingToExport(f"nothing to export from {build.path}: {why}; {dest} was not written")
