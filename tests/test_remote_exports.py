@@ -21,7 +21,7 @@ def _frames(path: str) -> int:
 
 def test_exports_of_a_build_of_bucket_videos_place_cut_and_reference_them(tmp_path, s3, videos, in_process):
     endpoint, fs = s3
-    bucket = _bucket(fs, "exports", videos)
+    bucket = _bucket(fs, "remote-exports", videos)   # a name no test of test_object_storage (same server) takes
     cfg = _config([{"glob": f"s3://{bucket}/in/*.mp4"}], str(tmp_path / "out"), endpoint)
     cfg["output"]["exports"] = [{"format": "parquet", "media": "copy", "dest": str(tmp_path / "copied")},
                                 {"format": "parquet", "media": "none", "dest": str(tmp_path / "referenced")}]
