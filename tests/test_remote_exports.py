@@ -46,3 +46,20 @@ def test_exports_of_a_build_of_bucket_videos_place_cut_and_reference_them(tmp_pa
     assert urls and all(u.startswith(f"s3://{bucket}/in/") and fs.isfile(u) for u in urls)
     cut = [r["video"] for r in referenced if not str(r["video"]).startswith("s3://")]
     assert cut and all(os.path.isfile(tmp_path / "referenced" / v) for v in cut)
+
+
+def test_a_configured_export_of_a_build_in_a_bucket_lands_in_the_bucket(tmp_path, s3, videos, in_process):
+    """`output.exports` of a build whose output.dir is a bucket: each export is put under
+    `<output.dir>/exports/<format>` (rendered locally by `export`, then uploaded), its records readable there."""
+    endpoint, fs = s3
+    fs.mkdir("configured-exports")
+    cfg = _config([{"path": str(videos)}], "s3://configured-exports/out", endpoint)
+    cfg["output"]["exports"] = [{"format": "parquet", "media": "none"}]
+    result = build(parse_config(cfg), progress=False)
+    [entry] = result.exports
+    assert entry["status"] == "written" and entry["dest"] == "s3://configured-exports/out/exports/parquet", entry
+    files = fs.find("configured-exports/out/exports/parquet")
+    assert any(f.endswith("README.md") for f in files)
+    parts = [f for f in files if f.endswith(".parquet")]
+    with fs.open(parts[0], "rb") as f:
+        assert pq.read_table(f).num_rows > 0

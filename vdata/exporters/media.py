@@ -203,7 +203,11 @@ class MediaPlanner:
             workers = workers or max(1, min(4, os.cpu_count() or 1))
             copies = os.path.join(self.dest, SOURCE_COPIES)
             with ThreadPoolExecutor(workers) as pool:
-                for (v, target), err in zip(cuts, pool.map(lambda vt: _encode(*vt, copies), cuts)):
+                # a bucket's video is fetched once, however many of its clips are cut
+                remote = sorted({v.source for v, _ in cuts if S.is_remote(v.source)})
+                local = dict(zip(remote, pool.map(lambda url: _fetch(url, copies), remote)))
+                cut = lambda vt: _encode(*vt, local.get(vt[0].source, vt[0].source))  # noqa: E731
+                for (v, target), err in zip(cuts, pool.map(cut, cuts)):
                     if err:
                         stats["failed"][v.key] = err
                         failed.append((v, err))
@@ -237,12 +241,21 @@ def _where(source: str) -> str:
     return source if S.is_remote(source) else os.path.abspath(source)
 
 
-def _encode(v: Visual, target: str, copies: str) -> str | None:
-    """Cut (or convert to mp4) with `clip_cut`, which checks what it wrote: accurate cuts need a re-encode.
-    A bucket's video is cut from a local copy under `copies`. Returns an error or None."""
+def _fetch(url: str, copies: str) -> str | Exception:
+    """A local copy of a bucket's video under `copies` (ffmpeg reads no s3:// or hf://), or why there is none."""
+    try:
+        return S.local_copy(url, copies)
+    except (S.StorageError, OSError) as e:
+        return e
+
+
+def _encode(v: Visual, target: str, source: str | Exception) -> str | None:
+    """Cut (or convert to mp4) `source` (the file of `v.source`, or why it could not be fetched) with
+    `clip_cut`, which checks what it wrote: accurate cuts need a re-encode. Returns an error or None."""
+    if isinstance(source, Exception):
+        return f"source_unreadable: {v.source}: {source}"
     tmp = target + ".part.mp4"
     try:
-        source = S.local_copy(v.source, copies) if S.is_remote(v.source) else v.source
         if v.cut is not None:
             a, b = v.cut
             cut_clip(source, a, b - a, tmp, crf=20, faststart=True)
@@ -250,13 +263,11 @@ def _encode(v: Visual, target: str, copies: str) -> str | None:
             cut_clip(source, 0.0, None, tmp, crf=20, faststart=True)
         os.replace(tmp, target)
         return None
-    except (MediaError, S.StorageError, OSError) as e:
+    except MediaError as e:
         for left in (tmp, target):   # the target: a clip an earlier export cut wrong
             if os.path.lexists(left):
                 os.remove(left)
-        if isinstance(e, MediaError):
-            return f"{e.reason}: {e.message}"
-        return f"source_unreadable: {v.source}: {e}"
+        return f"{e.reason}: {e.message}"
 
 
 def _note_failures(dest: str, folder: str, failed: list[tuple[Visual, str]]) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
 import sys
 import time
 import uuid
@@ -471,12 +470,8 @@ def _write_exports(cfg: BuildConfig, plan: Plan, console, refresh: bool, local: 
             out.append({**entry, "status": "kept"})
             continue
         S.rmtree(dest)
-        # an export to a URL is rendered locally, then put there
-        target = os.path.join(local, "exports", spec.format) if S.is_remote(dest) else dest
-        try:
-            if S.is_remote(dest):
-                shutil.rmtree(target, ignore_errors=True)
-            result = export(local, target, spec.format, time_format=spec.time, media=spec.media, tasks=spec.tasks,
+        try:   # `export` renders an export to a URL locally and puts it there
+            result = export(local, dest, spec.format, time_format=spec.time, media=spec.media, tasks=spec.tasks,
                             splits=spec.split, name=redact(cfg.name, cfg.secrets))   # names files: no secret
         except NothingToExport as e:   # not a failure: an empty dataset has nothing to render
             console.print(f"[yellow]export {spec.format}[/]: {e}")
@@ -486,8 +481,6 @@ def _write_exports(cfg: BuildConfig, plan: Plan, console, refresh: bool, local: 
             console.print(f"[red]export {spec.format} failed[/]: {e}")
             out.append({**entry, "status": "failed", "error": str(e)})
             continue
-        if target != dest:
-            remote.upload(target, dest)
         console.print(result.summary())
         out.append({**entry, "status": "written", "summary": result.summary()})
     return out
