@@ -49,6 +49,12 @@ def test_unknown_stage_name():
     assert "stages[0]: unknown stage 'shotz'" in msg and "shots" in msg
 
 
+def test_a_stage_listed_twice_is_a_config_error():
+    # shots twice fanned every clip row out again over the whole video: 10 clips became 100
+    msg = error_of(cfg(stages=[{"probe": {}}, {"shots": {}}, {"quality": {}}, {"shots": {"min_len_s": 2}}]))
+    assert "stages[3]: shots is already stages[1]" in msg and "stages[2]" not in msg
+
+
 def test_bad_number_and_missing_key():
     msg = error_of({"input": [{"path": "."}], "stages": [{"quality": {"num_frames": 0}}]})
     assert "output: required key is missing" in msg

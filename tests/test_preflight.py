@@ -304,8 +304,8 @@ def test_plan_exits_nonzero_when_the_stages_do_not_fit_and_lists_teachers_and_sp
 
 def test_spend_estimates_of_the_sample_stages_follow_their_settings(video_dir):
     def spend(stage: dict) -> list[dict]:
-        c = parse_config(config(video_dir, CURATE + [{"caption": {"teacher": "w"}}, {"generate": {"teacher": "w", "tasks": {"caption": {}}}}, stage],
-                                {"w": HTTP}))
+        before = [{"caption": {"teacher": "w"}}] + ([] if "generate" in stage else [{"generate": {"teacher": "w", "tasks": {"caption": {}}}}])
+        c = parse_config(config(video_dir, CURATE + before + [stage], {"w": HTTP}))   # each stage once
         return [e for e in teacher_spend(make_plan(c)) if e["stage"] == next(iter(stage))]
 
     gen = spend({"generate": {"teacher": "w", "tasks": {"open_qa": {"per_clip": 2}, "mcq": {"per_clip": 1}}}})

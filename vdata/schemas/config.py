@@ -441,7 +441,7 @@ def parse_config(data: Any, raw_text: str = "", base_dir: Path | str = ".") -> B
         return ConfigError(redact("invalid config:\n  " + "\n  ".join(problems), secrets))
 
     # Every problem at once: the sections' own errors too when the top level has some (a user fixes one round)
-    problems, specs, positions, cfg = [], [], [], None
+    problems, specs, positions, cfg, seen = [], [], [], None, {}
     try:
         cfg = BuildConfig.model_validate(data)
     except ValidationError as e:
@@ -467,6 +467,10 @@ def parse_config(data: Any, raw_text: str = "", base_dir: Path | str = ".") -> B
             problems.append(f"stages[{i}]: unknown stage {name!r} (allowed: {', '.join(sorted(STAGES))})")
             continue
         model = stage_class(name).Config
+        if name in seen:   # a stage fans rows out and names its columns once: twice would multiply rows
+            problems.append(f"stages[{i}]: {name} is already stages[{seen[name]}]; each stage runs once")
+            continue
+        seen[name] = i
         try:
             context = {"base_dir": str(Path(base_dir).resolve())}   # files a stage names: beside the config
             specs.append((name, model.model_validate(kwargs or {}, context=context)))
