@@ -526,3 +526,32 @@ def test_wellformed_rejects_vacuous_questions():
         assert "vacuous_question" in [r for r, _ in stage.issues({"task": "open_qa", "question": q, "answer": answer})]
     for q in ("What does Tom sell at the market?", "How many loaves does Maria bake every morning?"):
         assert stage.issues({"task": "open_qa", "question": q, "answer": answer}) == []
+
+
+def test_wellformed_checks_every_teacher_written_task_and_every_note_id():
+    """Outside check: video-scope notes (A1, M1, U2, H3…) echoed as answers passed, and teacher-written families
+    outside the old task list (grounded_qa, summarization…) were not checked at all."""
+    from vdata.stages.base import RunContext
+    from vdata.stages.wellformed import WellformedConfig, WellformedStage
+
+    stage = WellformedStage(WellformedConfig(), RunContext(output_dir=""))
+    q = "What does the woman cut in the kitchen?"
+    for answer in ("C1", "A1", "U2.", "H3, M2", "A1 ({{span:0,12}}).", "G4 ()"):
+        assert "bare_reference" in [r for r, _ in stage.issues({"task": "open_qa", "question": q, "answer": answer})], answer
+    echo = "M1 (title of the video): Küche & Garten ({{span:0,10}})."
+    assert [r for r, _ in stage.issues({"task": "summarization", "question": "Summarize this video.", "answer": echo})] == ["note_echo"]
+    for answer in ("She cuts an A4 sheet and a carrot.", "{{span:0,5}} She shapes the dough.", "The V8 engine starts."):
+        assert stage.issues({"task": "open_qa", "question": q, "answer": answer}) == [], answer
+
+    def row(task, question, teacher):
+        return {R.SAMPLE_ID: task, R.TASK: task, R.QUESTION: question, R.ANSWER: "She shapes the dough by hand.",
+                R.SAMPLE_TEACHER: teacher}
+
+    out = stage.process_batch([row("grounded_qa", "C3", "lm"), row("clue_qa", "The answer is one short sentence.", "lm"),
+                               row("summarization", "Summarize this video.", "lm"),
+                               row("segment_grounding", "C3", None)])   # a template task: the user's own data
+    reasons = [x.reason if isinstance(x, Reject) else None for x in out]
+    assert reasons == ["bare_reference", "not_a_question", None, None], reasons
+    # a task list given in the config is what it says: those tasks only
+    only = WellformedStage(WellformedConfig(tasks=["open_qa"]), RunContext(output_dir=""))
+    assert not isinstance(only.process_batch([row("grounded_qa", "C3", "lm")])[0], Reject)

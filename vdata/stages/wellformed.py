@@ -8,7 +8,10 @@ a reply in the wrong language, or a copy of the prompt's own example. Each check
   request word (what, how, describe, …);
 - `vacuous_question`: a question with no word of its own beyond function words and words about the task
   itself ("What is the answer to this question?", "What does note 1 say?"): it asks nothing about the video;
-- `bare_reference`: a question or answer that is only a note id ("C1", "T2") or empty of words;
+- `bare_reference`: a question or answer that is only a note id ("C1", "A2", "U3"; time placeholders around
+  it do not count: "A1 ({{span:0,12}})") or empty of words;
+- `note_echo`: a question or answer that repeats a note's line as the prompt shows it
+  ("M1 (title of the video): ..."): the trained model would learn to cite notes it never sees;
 - `duplicate_options` / `empty_option`: MCQ options that repeat (after normalisation) or are blank;
 - `answer_not_in_options`: the MCQ answer is not the option at `answer_index`, or not among the options;
 - `too_short` / `too_long`: question or answer word counts outside `[min, max]`;
@@ -55,13 +58,21 @@ QUESTION_OPENERS = {"what", "which", "who", "whom", "whose", "where", "when", "w
                     "were", "does", "do", "did", "can", "could", "will", "would", "should", "has", "have", "had",
                     "describe", "explain", "list", "name", "identify", "give", "tell", "summarize", "summarise",
                     "localize", "localise", "divide", "split", "at", "in", "according", "during", "based"}
-TEACHER_QUESTION_TASKS = ("open_qa", "mcq", "cot", "grounding")
+TEACHER_QUESTION_TASKS = ("open_qa", "mcq", "cot", "grounding", "grounded_qa", "clue_qa", "false_premise",
+                          "reasoning_localization")
+# Checked by default (`tasks: null`): these, and every sample a teacher wrote (its `sample_teacher` is set)
+DEFAULT_TASKS = ("caption", "open_qa", "mcq", "cot", "grounding", "dense_caption", "chapter")
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
 # Words about the task rather than the video: a question made only of these (and function words) asks nothing.
 TASK_WORDS = {"answer", "answers", "question", "questions", "note", "notes", "context", "description", "additional",
               "video", "clip", "correct", "following", "according", "given", "text", "say", "says", "said", "mean",
               "means", "option", "options", "true", "false", "describe", "tell", "explain", "other", "no", "any"}
-_REFERENCE = re.compile(r"^\s*(?:[CESTF]\d{1,3}[\s,;]*)+\.?\s*$")
+# Note ids of the prompts (vdata/stages/generate/clues.py: C, E, S, T, F per clip; A, M, H, U, G, V at video scope)
+_NOTE_ID = r"(?:[CESTFAMHUG]\d{1,3})"
+_REFERENCE = re.compile(rf"^\s*(?:{_NOTE_ID}[\s,;]*)+\.?\s*$")
+_NOTE_LINE = re.compile(rf"(?<![\w-])(?:V|{_NOTE_ID}) \([^()]*\):")
+_PLACEHOLDER = re.compile(r"\{\{[^{}]*\}\}")
+_EMPTY_PARENS = re.compile(r"\(\s*\)")
 _TEMPLATE_VAR = re.compile(r"\$\{?\w+\}?")
 NGRAM = 3
 
@@ -116,7 +127,8 @@ def _norm(text: str) -> str:
 
 
 class WellformedConfig(StageConfig):
-    tasks: list[str] = Field(default_factory=lambda: ["caption", "open_qa", "mcq", "cot", "grounding", "dense_caption", "chapter"])
+    tasks: list[str] | None = Field(None, description="tasks to check; null: every sample a teacher wrote, and "
+                                                     "these: " + ", ".join(DEFAULT_TASKS))
     language: str = Field("en", pattern="^(" + "|".join(FUNCTION_WORDS) + ")$")
     min_language_score: float | None = Field(0.6, ge=0, le=1)   # None: no language check
     max_prompt_overlap: float | None = Field(0.5, ge=0, le=1)   # None: no prompt-leak check
@@ -129,7 +141,7 @@ class WellformedConfig(StageConfig):
 class WellformedStage(Stage):
     name = "wellformed"
     Config = WellformedConfig
-    reads = (R.SAMPLE_ID, R.TASK, R.QUESTION, R.ANSWER)
+    reads = (R.SAMPLE_ID, R.TASK, R.QUESTION, R.ANSWER, R.SAMPLE_TEACHER)
     writes = R.WELLFORMED_COLUMNS
     default_resources = Resources(num_cpus=0.25, batch_size=64)
     is_filter = True
@@ -137,7 +149,8 @@ class WellformedStage(Stage):
     def process_row(self, row: dict) -> dict | Reject:
         cfg = self.config
         out = dict(row)
-        if row.get(R.TASK) not in cfg.tasks:
+        task = row.get(R.TASK)
+        if task not in (cfg.tasks or DEFAULT_TASKS) and (cfg.tasks is not None or not row.get(R.SAMPLE_TEACHER)):
             out.update({R.V_WELLFORMED_ISSUES: [], R.V_LANGUAGE_SCORE: None, R.V_PROMPT_OVERLAP: None})
             return out
         issues = self.issues(row)
@@ -168,8 +181,10 @@ class WellformedStage(Stage):
         q, a = (row.get(R.QUESTION) or "").strip(), (row.get(R.ANSWER) or "").strip()
         qt, at = tokens(q), tokens(a)
         for what, text, toks in (("question", q, qt), ("answer", a, at)):
-            if not toks or _REFERENCE.match(text):
+            if not toks or _REFERENCE.match(_EMPTY_PARENS.sub("", _PLACEHOLDER.sub("", text))):
                 found.append(("bare_reference", f"the {what} {text[:40]!r} is only a note id or has no words"))
+            elif _NOTE_LINE.search(text):
+                found.append(("note_echo", f"the {what} repeats a note of the prompt: {text[:80]!r}"))
         if task in TEACHER_QUESTION_TASKS and qt and not _REFERENCE.match(q):
             if not q.rstrip().endswith("?") and qt[0] not in QUESTION_OPENERS:
                 found.append(("not_a_question", f"the question {q[:80]!r} neither ends with '?' nor opens with a "
