@@ -92,12 +92,19 @@ def recover(output_dir: str, part_dirs: list[str], rejects_dir: str | None = Non
         drop = partial & set(entry["mass"])
         if not drop:
             continue
-        for d in part_dirs:
+        for k, d in enumerate(part_dirs):
             path = S.join(d, part)
             if S.exists(path):
                 table = S.read_parquet(path)
                 keep = pc.invert(pc.is_in(table[R.SOURCE_URI], value_set=pa.array(sorted(drop), pa.string())))
-                S.write_parquet(table.filter(keep), path, compression="zstd")
+                kept = table.filter(keep)
+                S.write_parquet(kept, path, compression="zstd")
+                # the counts the manifest, summary and progress add up follow the rewrite (they kept the
+                # redone videos' rows, and a resumed build reported rows it had deleted)
+                if k == 0 and d != rejects_dir:
+                    entry["rows"] = kept.num_rows
+                elif d == rejects_dir:
+                    entry["rejects"] = kept.num_rows
         entry["mass"] = {s: m for s, m in entry["mass"].items() if s not in drop}
         S.write_text(S.join(ledger_dir(output_dir), part + ".json"), json.dumps(entry))
         rewritten += 1
