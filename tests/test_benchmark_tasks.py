@@ -213,6 +213,19 @@ def test_clue_qa_reply_becomes_twins_with_merged_clue_intervals(clip_rows):
     assert isinstance(same, Reject) and same.reason == "bad_options"
 
 
+def test_clue_intervals_never_cover_the_whole_video(clip_rows):
+    """Outside check: an item citing the whole-video caption, or every part of the video, had a clue interval
+    of the whole video (CG-Bench's cover a median 0.6% and never 90%: clue accuracy and mIoU lose their sense)."""
+    row = with_events(clip_rows[2], 4)            # E1..E4 split the clip in quarters; C1 spans it
+    e = row[R.DENSE_EVENTS]
+    stage = teacher_stage(clue_qa={"per_clip": 3, "question_types": {"action": 1}, "open_form": False})
+    good = {"question": "What does the kettle do?", "answer": "It boils", "evidence": ["C1", "E2"],
+            "distractors": ["It falls over", "It whistles a tune", "It is cold"]}
+    spanned, whole, every = read(stage, row, [good, dict(good, evidence=["C1"]), dict(good, evidence=["E1", "E2", "E3", "E4"])])
+    assert spanned[R.ANSWER_SPANS] == [{"start_s": e[1]["start_s"], "end_s": e[1]["end_s"]}]   # C1 gives no interval
+    assert whole.reason == "no_clue_interval" and every.reason == "clue_covers_video" and "100%" in every.message
+
+
 def test_false_premise_reply_is_checked_against_the_clues(clip_rows):
     row = with_events(clip_rows[3], 3)
     e = row[R.DENSE_EVENTS]
@@ -234,7 +247,8 @@ def test_false_premise_reply_is_checked_against_the_clues(clip_rows):
 
 # --- CG-Bench items with the SmolLM2 teacher ------------------------------------------------------------
 
-TEACHER_REJECTS = {"teacher_error", "bad_reply", "bad_options", "bad_evidence", "no_clue_interval", "premise_in_clues"}
+TEACHER_REJECTS = {"teacher_error", "bad_reply", "bad_options", "bad_evidence", "no_clue_interval", "premise_in_clues",
+                   "clue_covers_video"}
 
 
 @pytest.mark.slow

@@ -10,7 +10,9 @@ perception, reasoning and hallucination ones.
   the answer. It becomes two sample rows, the MCQ and its open-ended twin (the existing `mcq` family's
   `open_form` twin, plus the link): both carry the MCQ's id in `sample_group`, the cited clues' merged
   intervals as `answer_spans` (the clue intervals) and the clues as `evidence`. A reply that cites no
-  timed clue has no clue interval and is rejected (`no_clue_interval`).
+  timed clue has no clue interval and is rejected (`no_clue_interval`); a clue spanning the whole video
+  (`V`) gives no interval, and cited clues that together cover 90% of it reject the item
+  (`clue_covers_video`): CG-Bench's never do.
 - `false_premise` (the hallucination kind): the teacher writes a question that takes for granted
   something the clues contradict or lack, names that premise, cites the clues it contradicts, and
   answers with the correction; the MCQ form's distractors are answers that accept the premise. Checked
@@ -29,7 +31,7 @@ from pydantic import Field
 
 from vdata.schemas import records as R
 
-from .benchmark_tasks import clue_intervals, distinct_options, norm, twins
+from .benchmark_tasks import MAX_CLUE_SHARE, clue_intervals, clue_share, distinct_options, norm, twins
 from .clues import Clue, clue_lines, evidence
 from .common import Pending, Strict, TaskFamily, id_list, strict_object, teacher_request, text_field
 from .qa import answer_position
@@ -88,10 +90,13 @@ def _finish_clue_qa(stage: StageView, row, clues, p: Pending, reply: dict, base:
     used, bad = _cited_ids(stage, base, reply, clues, "clue_qa")
     if bad is not None:
         return [bad]
-    spans = clue_intervals(used)
+    spans = clue_intervals(used, row)
     if not spans:
-        return [stage.reject(base, "no_clue_interval", "clue_qa: the cited clues have no time span, so the "
-                             "question has no clue interval", cited=[c.id for c in used])]
+        return [stage.reject(base, "no_clue_interval", "clue_qa: the cited clues have no time span short of the "
+                             "whole video, so the question has no clue interval", cited=[c.id for c in used])]
+    if clue_share(spans, row) >= MAX_CLUE_SHARE:   # several clips that together make the whole video
+        return [stage.reject(base, "clue_covers_video", f"clue_qa: the cited clues cover {clue_share(spans, row):.0%} "
+                             "of the video, so they say nothing about when the answer is", cited=[c.id for c in used])]
     distractors = [d.strip() for d in reply.get("distractors") or [] if isinstance(d, str)]
     if len(distractors) != tcfg.num_options - 1 or not distinct_options(base[R.ANSWER], distractors):
         return [stage.reject(base, "bad_options", f"clue_qa: need {tcfg.num_options - 1} distinct non-empty "
@@ -147,7 +152,8 @@ def _finish_false_premise(stage: StageView, row, clues, p: Pending, reply: dict,
     if holding:   # the "false" premise is what a clue says: the question is a plain one, not a trick
         return [stage.reject(base, "premise_in_clues", f"false_premise: the premise {premise!r} is stated by "
                              f"clue(s) {holding}", premise=premise, question=base[R.QUESTION])]
-    base[R.ANSWER_SPANS] = clue_intervals(used) or None
+    spans = clue_intervals(used, row)   # where the contradicting clues are; none when they are the whole video
+    base[R.ANSWER_SPANS] = spans if spans and clue_share(spans, row) < MAX_CLUE_SHARE else None
     base[R.EVIDENCE] = evidence(used)
     if not tcfg.mcq:
         base[R.TASK] = "open_qa"
