@@ -17,7 +17,7 @@ from vdata.stages.base import Reject, RunContext
 from vdata.stages.generate import GenerateConfig, GenerateStage
 
 SEGMENTS = [(2.0, 4.0, "A man opens the oven."), (4.0, 7.5, "He takes out three loaves."),
-            (7.5, 9.0, "It takes 12 seconds to cool."),   # states a time: left out, as LIVE's filter does
+            (7.5, 9.0, "It takes 12 seconds to cool."),   # states a time: its dialogue goes, as LIVE's filter does
             (9.0, 12.0, "He puts the loaves in a basket."), (12.0, 15.0, "He carries the basket outside.")]
 
 
@@ -37,10 +37,13 @@ def _run(task: dict, rows, counters: dict | None = None) -> list:
     return out
 
 
+CLEAN = [s for s in SEGMENTS if "seconds" not in s[2]]
+
+
 def test_turns_follow_the_query_in_time_and_leak_no_times():
     counted: dict = {}
-    out = _run({"per_clip": 2, "sources": ["segments"], "min_turns": 2}, [_row()], counted)
-    assert counted["streaming_items_naming_a_time"] == 1   # left out, but counted (the build's stage counters)
+    out = _run({"per_clip": 2, "sources": ["segments"], "min_turns": 2}, [_row(CLEAN)], counted)
+    assert not counted.get("streaming_items_naming_a_time")
     assert len(out) == 2 and not any(isinstance(r, Reject) for r in out)
     first, second = out
     for s in out:
@@ -58,11 +61,21 @@ def test_turns_follow_the_query_in_time_and_leak_no_times():
     assert first[R.TURNS][0]["time_s"] == 2.0 and second[R.TURNS][0]["time_s"] > first[R.TURNS][0]["time_s"]
     assert first[R.SAMPLE_ID] != second[R.SAMPLE_ID]
     # the same rows give the same dialogues (seeded query choice)
-    again = _run({"per_clip": 2, "sources": ["segments"], "min_turns": 2}, [_row()])
+    again = _run({"per_clip": 2, "sources": ["segments"], "min_turns": 2}, [_row(CLEAN)])
     assert [r[R.TURNS] for r in again] == [r[R.TURNS] for r in out]
     # respond_at: start times each reply at its segment's start
-    starts = _run({"sources": ["segments"], "respond_at": "start"}, [_row()])[0][R.TURNS]
-    assert [t["time_s"] for t in starts[1:]] == [a for a, b, t in SEGMENTS if "seconds" not in t]
+    starts = _run({"sources": ["segments"], "respond_at": "start"}, [_row(CLEAN)])[0][R.TURNS]
+    assert [t["time_s"] for t in starts[1:]] == [a for a, b, t in CLEAN]
+
+
+def test_a_dialogue_whose_reply_states_a_time_is_rejected_whole():
+    """LIVE's filter drops the whole annotation; leaving only the item out (as before) taught the model to stay
+    silent through an event it saw."""
+    counted: dict = {}
+    kept, leaked = _run({"per_clip": 2, "sources": ["segments"], "max_turns": 2}, [_row()], counted)
+    assert counted["streaming_items_naming_a_time"] == 1
+    assert not isinstance(kept, Reject) and [t["content"] for t in kept[R.TURNS][1:]] == [t for _, _, t in SEGMENTS[:2]]
+    assert isinstance(leaked, Reject) and leaked.reason == "time_in_reply" and "12 seconds" in leaked.message
 
 
 def test_sources_in_order_and_too_few_events_is_a_reject():
@@ -89,11 +102,11 @@ def test_rephrase_needs_a_teacher(tmp_path):
 
 @pytest.mark.skipif(not L.have_smollm(), reason="SmolLM2 is not installed (make setup)")
 def test_rephrased_replies_keep_their_times_and_leak_none(smollm):
-    plain = _run({"sources": ["segments"]}, [_row()])[0]
+    plain = _run({"sources": ["segments"]}, [_row(CLEAN)])[0]
     stage = GenerateStage(GenerateConfig(teacher="writer", max_tokens=200, tasks={"streaming_dialogue": {
         "sources": ["segments"], "rephrase": True}}), RunContext(output_dir="", teachers={"writer": L.openai_teacher(smollm)}))
     stage.setup()
-    (out,) = stage.process_batch([_row()])
+    (out,) = stage.process_batch([_row(CLEAN)])
     stage.close()
     print(f"\n[rephrase smollm] {out.reason if isinstance(out, Reject) else [t['content'] for t in out[R.TURNS]]}")
     if isinstance(out, Reject):   # the tiny model may miscount its replies: a reject with the reason, never a crash

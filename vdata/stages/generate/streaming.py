@@ -12,7 +12,9 @@ segments (`T…`) or subtitles (`U…`). Dialogue k (of `per_clip`) starts at it
 query (a template of `queries`, seeded) comes at that item's start (at least `min_query_time_s`, as the
 loader requires a time > 0), and each following item (up to `max_turns`) is an assistant turn with the
 item's text, timed at the item's end (`respond_at: end`, the moment it has been seen; `start` for
-guidance that speaks as a step begins). Item texts that state times are left out, as LIVE's filter does.
+guidance that speaks as a step begins). A dialogue one of whose items states a time is rejected
+(`time_in_reply`), as LIVE's filter drops the whole annotation: leaving the item out would teach the
+model to stay silent through an event it saw.
 
 The sample keeps the dialogue in `turns` (role, content, time_s; video-absolute), the query as
 `question`, the assistant turns as timed lines in `answer` (`{{t:..}} text`, so single-turn exports
@@ -75,8 +77,7 @@ class StreamingDialogueTask(Strict):
 
 
 def _items(row: dict, clues: list[Clue], source: str, leaks: list | None = None) -> list[tuple[float, float, str]]:
-    """The source's timed items, in time order, each text once; those naming a time go to `leaks` (counted
-    by the stage, not turned into turns)."""
+    """The source's timed items, in time order, each text once; those naming a time also go to `leaks`."""
     pattern = re.compile(PREFIX[source] + r"\d+")
     found = [c for c in clues if pattern.fullmatch(c.id)]
     if not found and source == "segments":
@@ -86,10 +87,8 @@ def _items(row: dict, clues: list[Clue], source: str, leaks: list | None = None)
         text = " ".join((c.text or "").split())
         if c.start_s is None or not text or text.lower() in seen:
             continue
-        if TIME_LEAK.search(text):
-            if leaks is not None:
-                leaks.append(text)
-            continue
+        if TIME_LEAK.search(text) and leaks is not None:
+            leaks.append(text)
         seen.add(text.lower())
         end = c.end_s if c.end_s is not None else c.start_s
         out.append((float(c.start_s), float(max(end, c.start_s)), text))
@@ -107,7 +106,7 @@ def _plan(stage: StageView, row: dict, clues: list[Clue], tcfg: StreamingDialogu
         items = _items(row, clues, source, leaks)
         counts[source] = len(items)
         if len(items) >= tcfg.min_turns:
-            # LIVE's filter: a narration naming seconds would give its own time away; left out, and counted
+            # LIVE's filter: a narration naming seconds would give its own time away (its dialogue is rejected)
             stage.counters["streaming_items_naming_a_time"] += len(leaks)
             break
     else:
@@ -131,6 +130,11 @@ def _plan(stage: StageView, row: dict, clues: list[Clue], tcfg: StreamingDialogu
             at = b if tcfg.respond_at == "end" else a
             turns.append({"role": "assistant", "content": text, "time_s": max(at, asked)})
         out = sample_base(stage, row, TASK, k, prompt_id, teacher=False)
+        named = [text for _, _, text in chunk if text in leaks]
+        if named:
+            made.append(stage.reject(out, "time_in_reply", f"{TASK} #{k}: the reply {named[0][:60]!r} states a time, "
+                                     "which gives its own time away (LIVE's filter drops such a dialogue)", replies=named))
+            continue
         out.update({R.QUESTION_TYPE: "streaming", R.QUESTION: query, R.TURNS: turns,
                     R.ANSWER: _answer(turns),
                     R.ANSWER_SPANS: [{"start_s": a, "end_s": b} for a, b, _ in chunk],
