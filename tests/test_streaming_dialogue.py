@@ -177,3 +177,23 @@ def test_overlapping_events_are_spoken_in_time_order():
     assert times == sorted(times) and [t["content"] for t in s[R.TURNS][1:]] == [
         "A man walks in.", "Flour falls.", "He kneads the dough.", "He leaves."]
     assert [sp["end_s"] for sp in s[R.ANSWER_SPANS]] == times[1:]
+
+
+def test_livechat_writes_replies_on_one_loader_frame_as_one_message():
+    """Outside check: VideoLLM-online's loader puts messages on its 2-fps grid and keeps one assistant message
+    per frame: two replies at 6.0 s (or at 6.1 and 6.3 s) lost one of them at load."""
+    from types import SimpleNamespace
+
+    from vdata.exporters.livechat import timed_turns
+
+    tf = SimpleNamespace(local=lambda t: t, render_text=lambda text: text)
+
+    def item(times):
+        turns = [{"role": "user", "content": "Narrate.", "time_s": 1.0}]
+        turns += [{"role": "assistant", "content": f"r{k}", "time_s": t} for k, t in enumerate(times)]
+        return {R.TURNS: turns}
+
+    same = timed_turns(item([6.0, 6.0, 9.0]), tf)
+    assert same == [("user", "Narrate.", 1.0), ("assistant", "r0 r1", 6.0), ("assistant", "r2", 9.0)]
+    assert timed_turns(item([6.1, 6.3]), tf)[1:] == [("assistant", "r0 r1", 6.3)]
+    assert [t for _, _, t in timed_turns(item([6.0, 6.5, 7.2]), tf)[1:]] == [6.0, 6.5, 7.2]   # three frames

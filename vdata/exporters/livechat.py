@@ -7,9 +7,14 @@ layout): `{"id", "video_uid", "video", "duration", "conversation": [{"role": "us
 video, with content; times never decrease. Times are seconds from the start of the visual the record
 points at (`video`: the clip, or the whole video at `scope: video`); a query at the visual's very start
 is moved to `FIRST_TIME_S`, since the loader drops a dialogue that opens at 0.
+
+The loader places each message on its 2-fps frame grid (`ceil_time_by_fps`, `frame_fps: 2`): an assistant
+reply on the same frame as the one before overwrites it or is not appended, so such replies are written
+as one message (their texts joined), at the later time.
 """
 from __future__ import annotations
 
+import math
 import os
 
 from vdata.schemas import records as R
@@ -18,6 +23,7 @@ from .base import ExportOptions, ExportResult, prepare, safe_name, write_json
 from .source import BuildDir, Item
 
 FIRST_TIME_S = 0.1
+FRAME_FPS = 2   # VideoLLM-online's frame rate: its loader's time grid
 
 
 def no_turns(item: Item) -> str | None:
@@ -36,8 +42,17 @@ def timed_turns(item: Item, tf) -> list[tuple[str, str, float]]:
             at = max(at, FIRST_TIME_S)
         else:
             at = max(at, out[-1][2])
-        out.append((t["role"], tf.render_text(t["content"]), round(at, 3)))
+        text = tf.render_text(t["content"])
+        if out and t["role"] == out[-1][0] == "assistant" and _frame(at) == _frame(out[-1][2]):
+            out[-1] = ("assistant", f"{out[-1][1]} {text}", round(at, 3))   # one frame, one reply
+            continue
+        out.append((t["role"], text, round(at, 3)))
     return out
+
+
+def _frame(seconds: float) -> int:
+    """The loader's frame of a message time (ceil to the frame grid; a hair of float error is not a frame)."""
+    return math.ceil(round(seconds * FRAME_FPS, 6))
 
 
 def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
