@@ -389,6 +389,31 @@ def test_howtocaption_dict(build_dir, rows, tmp_path):
         assert all(a < b for a, b in zip(entry["start"], entry["end"]))
 
 
+def test_howtocaption_takes_the_narration_aligned_captions_of_a_video_scope_build(build_dir, rows, tmp_path):
+    """Outside check: the howtocaption recipe's speech_captions sit on whole-video rows, which the export skipped
+    ('no timed caption'): HowToCaption's own captions are those, narration-aligned, and they come first."""
+    video_row = next(r for r in rows.values() if r[R.SAMPLE_SCOPE] == R.SCOPE_VIDEO)
+    answer = "{{span:0,2.5}} A person opens the box.\n{{span:3,5.02}} She lifts the lid."
+    narrated = {**{k: v for k, v in video_row.items() if k not in R.SAMPLE_COLUMNS},
+                R.SAMPLE_ID: "sc-window", R.TASK: "speech_captions", R.QUESTION: "Describe each narrated step.",
+                R.ANSWER: answer, R.ANSWER_SPANS: [{"start_s": 0.0, "end_s": 2.5}, {"start_s": 3.0, "end_s": 5.02}]}
+    table = pq.read_table(os.path.join(build_dir, "samples"))
+    for only_narrated in (True, False):
+        out = tmp_path / f"b{only_narrated}"
+        (out / "samples").mkdir(parents=True)
+        kept = [] if only_narrated else table.to_pylist()
+        pq.write_table(pa.Table.from_pylist(kept + [{c: narrated.get(c) for c in table.schema.names}], schema=table.schema),
+                       out / "samples" / "part-00000.parquet")
+        (out / "manifest.json").write_text(json.dumps({"name": NAME, "level": "samples"}))
+        dest = tmp_path / f"htc{only_narrated}"
+        export(str(out), str(dest), "howtocaption")
+        data = _json(dest, f"{NAME}_howtocaption.json")
+        validate("howtocaption", data)
+        entry = next(e for e in data.values() if e["text"] == [["A person opens the box."], ["She lifts the lid."]])
+        assert (entry["start"], entry["end"]) == ([0, 3], [3, 6])   # whole seconds, as align_and_filter writes
+        assert len(data) == (1 if only_narrated else len({r[R.VIDEO_ID] for r in rows.values()}))
+
+
 def test_every_release_export_is_deterministic(build_dir, tmp_path):
     def digest(folder):
         h = hashlib.sha256()
