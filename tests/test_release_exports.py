@@ -259,6 +259,25 @@ def test_cg_bench_clues_inside_the_video(build_dir, rows, tmp_path):
         assert os.path.isfile(os.path.join(dest, "videos", rec["video_uid"] + ".mp4"))
 
 
+def test_cg_bench_names_false_premise_items_as_hallucination_and_says_which_open_items_it_drops(build_dir, rows, tmp_path):
+    """Outside check: false-premise items were written `sub_category: false_premise`, and an open-only one was
+    counted with the open twins (`not_mcq:open_qa`), which are carried by their MCQ record."""
+    table = pq.read_table(os.path.join(build_dir, "samples"))
+    mcq = next(r for r in table.to_pylist() if r[R.TASK] == "label_mcq" and r[R.SAMPLE_SCOPE] == R.SCOPE_VIDEO)
+    premise = dict(mcq, **{R.SAMPLE_ID: "fp-mcq", R.QUESTION_TYPE: "false_premise", R.SAMPLE_GROUP: "fp-mcq",
+                           R.QUESTION: "Why does the green dog climb the fence?"})
+    twin = dict(premise, **{R.SAMPLE_ID: "fp-open", R.TASK: "open_qa", R.OPTIONS: None, R.ANSWER_INDEX: None})
+    alone = dict(twin, **{R.SAMPLE_ID: "fp-alone", R.SAMPLE_GROUP: None})
+    out = tmp_path / "fp"
+    (out / "samples").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([premise, twin, alone], schema=table.schema), out / "samples" / "part-00000.parquet")
+    (out / "manifest.json").write_text(json.dumps({"name": NAME, "level": "samples"}))
+    res = export(str(out), str(tmp_path / "cg"), "cg_bench")
+    (rec,) = _json(tmp_path / "cg", "cgbench.json")
+    assert rec["sub_category"] == "Hallucination" and rec["question"].startswith("Why does the green dog")
+    assert dict(res.skipped) == {"open_twin": 1, "not_mcq:false_premise": 1}, res.skipped
+
+
 def test_timesuite_seconds_text(build_dir, rows, tmp_path):
     dest = str(tmp_path / "ts")
     res = export(build_dir, dest, "timesuite")

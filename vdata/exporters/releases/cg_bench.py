@@ -9,8 +9,9 @@ option's text (the open-ended mode asks the same question without choices and sc
 Items: multiple-choice samples about the whole video (video scope). The clue intervals are the
 sample's `answer_spans`, else its evidence transcript spans, else the times its reasoning steps cite
 (one second around each); an item with none is skipped (`no_clue`). Clip-scope samples are skipped
-(`clip_scope`): a question about one clip is ambiguous over the whole video. Times in texts count from
-the video's start.
+(`clip_scope`): a question about one clip is ambiguous over the whole video. An open twin is counted
+`open_twin` (its MCQ's record carries the open answer); an open item with no MCQ form `not_mcq:<kind>`.
+False-premise items are CG-Bench's "Hallucination" sub-category. Times in texts count from the video's start.
 """
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ from ..base import ExportOptions, ExportResult, prepare, safe_name
 from ..dialog import letter
 from ..source import BuildDir
 from .common import add_json, is_video_scope, mcq_fields, readable, release_items, release_options, result_for, whole_video
+
+
+# CG-Bench's name for the question kinds it shares (cgbench_mini.json: 240 "Hallucination" items)
+SUB_CATEGORY = {"false_premise": "Hallucination"}
 
 
 def clue_intervals(item) -> list[list[float]]:
@@ -40,7 +45,10 @@ def _accept(item):
     """Why CG-Bench does not carry an item, judged before any video is placed (so that a build with no
     whole-video MCQ with clues writes nothing and says so)."""
     if not item.get(R.OPTIONS):
-        return f"not_mcq:{item.task}"
+        group = item.get(R.SAMPLE_GROUP)
+        if group and group != item.id:   # the open twin of an MCQ written here: that record carries its `answer`
+            return "open_twin"
+        return f"not_mcq:{item.get(R.QUESTION_TYPE) or item.task}"   # e.g. a false-premise item with no MCQ form
     if not is_video_scope(item.row):
         return "clip_scope"
     return None if clue_intervals(item) else "no_clue"
@@ -61,7 +69,7 @@ def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
             continue
         records.append({"qid": len(records), "video_uid": p.visual.stem, "question": question, "answer": choices[idx],
                         "choices": choices, "right_answer": letter(idx), "clue_intervals": clues, "domain": name,
-                        "sub_category": p.item.get(R.QUESTION_TYPE) or p.item.task, "duration": int(round(duration))})
+                        "sub_category": SUB_CATEGORY.get(p.item.get(R.QUESTION_TYPE), p.item.get(R.QUESTION_TYPE) or p.item.task), "duration": int(round(duration))})
     result = result_for("cg_bench", planner, skipped, notes)
     add_json(result, planner, "cgbench.json", records, len(records))
     result.notes.append(f"videos under {os.path.join(planner.dest, 'videos')}/<video_uid>.mp4")
