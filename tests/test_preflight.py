@@ -314,6 +314,8 @@ def test_spend_estimates_of_the_sample_stages_follow_their_settings(video_dir):
                                "tasks": {"open_qa": {"per_clip": 2}, "mcq": {"per_clip": 1}}}})
     assert seen[0]["prompt_tokens"] > gen[0]["prompt_tokens"] + 3 * 4 * 100      # four frames per request
     assert spend({"generate": {"tasks": {"caption": {}}}}) == []                   # no request at all
+    first = spend({"generate": {"teacher": "w", "tasks": {"open_qa": {"per_clip": 2, "answer_first": True, "candidates": 3}}}})
+    assert first[0]["requests"] == 6                                               # each question written 3 times
     verify = spend({"verify_claims": {"teacher": "w", "max_claims": 5, "correct": True}})
     assert [(e["requests"], e["per"]) for e in verify] == [(5, "sample"), (1, "sample")]
     assert spend({"verify_claims": {}}) == []                                      # tier 1 only: free

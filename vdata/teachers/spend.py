@@ -26,12 +26,15 @@ def _frames(config, frames_per_clip: int, frame_hw: tuple[int, int]) -> int:
 
 
 def generate_spend(config, frames_per_clip: int, frame_hw: tuple[int, int]) -> list[dict]:
-    """Per clip: one request per question sample (open_qa, mcq, cot), per rephrased grounding sample,
-    and one each for dense captions from speech and chapters; caption samples cost nothing."""
+    """Per clip: one request per question sample (open_qa, mcq, cot; `candidates` each with answer_first),
+    per rephrased grounding sample, and one each for dense captions from speech and chapters; caption
+    samples cost nothing."""
     if not config.teacher:
         return []
     t = config.tasks
-    requests = sum(getattr(t, k).per_clip for k in ("open_qa", "mcq", "cot") if getattr(t, k) is not None)
+    # answer-first questions are written `candidates` times each (all asked at once; the first grounded one is kept)
+    questions = [getattr(t, k) for k in ("open_qa", "mcq", "cot") if getattr(t, k) is not None]
+    requests = sum(q.per_clip * (q.candidates if getattr(q, "answer_first", False) else 1) for q in questions)
     if t.grounding is not None and t.grounding.rephrase:
         requests += t.grounding.per_clip
     if t.dense_caption is not None and t.dense_caption.from_speech:
