@@ -10,7 +10,9 @@ thread per teacher, so it works the same from a plain script, a Ray actor or a n
   ``Retry-After`` / ``retry-after-ms`` is a floor on the wait; other 4xx are final (``bad_request``);
 * images as base64 JPEG ``image_url`` parts (``image.max_side`` / ``image.jpeg_quality``); videos as
   timestamped frames or as a base64 MP4 ``video_url`` (vLLM servers);
-* structured output in the server's dialect + lenient parse + jsonschema + bounded re-ask.
+* structured output in the server's dialect + lenient parse + jsonschema + bounded re-ask; the dialect
+  is probed, and an ``auto`` teacher whose dialect the server refuses moves on to one it takes
+  (``server_dialect.py``).
 
 Why ``tenacity`` over raw ``httpx`` and not the ``openai`` SDK's own retries: the SDK's backoff is
 fixed (0.5 s doubling to 8 s, module constants), it does not retry a ``200`` whose body is not valid
@@ -49,8 +51,8 @@ from vdata.teachers.media_encoding import (
     sample_video_frames,
 )
 from vdata.teachers.redaction import redact
+from vdata.teachers.server_dialect import ServerDialect, refuses_dialect
 from vdata.teachers.structured import (
-    dialect_from_server_info,
     settle_reply,
     structured_body,
     with_schema_instruction,
@@ -127,7 +129,7 @@ def api_key_for(config: Any, base_url: str) -> str | None:
     return (os.environ.get("OPENAI_API_KEY") or None) if "api.openai.com" in base_url else None
 
 
-class OpenAITeacher(Teacher):
+class OpenAITeacher(ServerDialect, Teacher):
     backend = "openai"
 
     def __init__(
@@ -149,10 +151,9 @@ class OpenAITeacher(Teacher):
         self._api_key = api_key_for(config, self.base_url)
         self._extra_headers = {k: v.get_secret_value() for k, v in (getattr(config, "headers", {}) or {}).items()}
         self._secrets = [s for s in [self._api_key, *self._extra_headers.values()] if s]
-        self._dialect = dialect if dialect is not None else (
-            None if config.structured_output == "auto" else config.structured_output
-        )
-        self._server_kind = server_kind  # "vllm" | "llamacpp" | "openai" | None (probe lazily)
+        configured = None if config.structured_output == "auto" else config.structured_output
+        self._init_dialect(dialect if dialect is not None else configured,
+                           dialect is not None or configured is not None, server_kind)
         self._loop = LoopThread(name)
         self._client: httpx.AsyncClient | None = None
         self._http_sem: asyncio.Semaphore | None = None
@@ -220,39 +221,6 @@ class OpenAITeacher(Teacher):
                     return f"connection: the server did not answer within wait_ready_s={self.config.wait_ready_s:g}"
                 await asyncio.sleep(0.5)
         return None
-
-    async def _probe_server(self) -> str:
-        if self._server_kind is not None:
-            return self._server_kind
-        assert self._probe_lock is not None and self._client is not None
-        async with self._probe_lock:
-            if self._server_kind is not None:
-                return self._server_kind
-            models = version = None
-            try:
-                r = await self._client.get(self.base_url + "/models", timeout=10.0)
-                if r.status_code == 200:
-                    models = r.json()
-            except Exception:
-                pass
-            root = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
-            if models is None or not any(
-                isinstance(m, dict) and m.get("owned_by") for m in (models or {}).get("data", [])
-            ):
-                try:
-                    r = await self._client.get(root + "/version", timeout=10.0)
-                    if r.status_code == 200:
-                        version = r.json()
-                except Exception:
-                    pass
-            self._server_kind = dialect_from_server_info(self.base_url, models, version)
-            log.debug("teacher %s: server detected as %s", self.name, self._server_kind)
-            return self._server_kind
-
-    async def _resolve_dialect(self) -> str:
-        if self._dialect is None:
-            self._dialect = await self._probe_server()
-        return self._dialect
 
     async def _resolve_video_mode(self) -> str:
         mode = self.config.video.mode
@@ -331,7 +299,7 @@ class OpenAITeacher(Teacher):
         return msgs
 
     # ---- one HTTP attempt
-    async def _attempt(self, payload: bytes, request_id: str, attempt: int) -> dict[str, Any]:
+    async def _attempt(self, payload: bytes, request_id: str, attempt: int, dialect: str = "none") -> dict[str, Any]:
         assert self._client is not None and self._http_sem is not None
         c = self.config
         if self._limiter is not None:
@@ -367,6 +335,8 @@ class OpenAITeacher(Teacher):
             raise AttemptError("unknown_model", detail, False)
         if status == 429:
             raise AttemptError("rate_limited", detail, True, ra)
+        if refuses_dialect(status, r.text, dialect):   # the same body fails the same way: never retried
+            raise AttemptError("structured_output_refused", detail, False)
         if status in RETRYABLE_STATUS or status >= 500:
             raise AttemptError("server_error", detail, True, ra)
         raise AttemptError("bad_request", detail, False)
@@ -389,7 +359,7 @@ class OpenAITeacher(Teacher):
                   state.attempt_number, delay)
 
     async def _post_with_retries(
-        self, payload: bytes, request_id: str, first_attempt: int
+        self, payload: bytes, request_id: str, first_attempt: int, dialect: str = "none"
     ) -> tuple[dict | None, AttemptError | None, int]:
         """``(reply, None, attempts)`` or ``(None, last error, attempts)``; attempts are numbered on
         from ``first_attempt`` across re-ask rounds, so each number goes out once."""
@@ -398,7 +368,7 @@ class OpenAITeacher(Teacher):
             async for attempt in self._retrying():
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
-                    data = await self._attempt(payload, request_id, first_attempt + attempts - 1)
+                    data = await self._attempt(payload, request_id, first_attempt + attempts - 1, dialect)
         except AttemptError as e:
             return None, e, attempts
         return data, None, attempts
@@ -432,6 +402,22 @@ class OpenAITeacher(Teacher):
         has_video = any(isinstance(p, VideoPart) for p in parts)
         has_media = has_video or any(isinstance(p, ImagePart) for p in parts)
         video_mode = await self._resolve_video_mode() if has_video else "frames"
+        while True:
+            refused = await self._exchange(request, res, dialect, video_mode, has_media)
+            if refused is None:
+                return
+            nxt = self._after_refusal(dialect, refused.detail)
+            if nxt is None:
+                res.error = str(refused) + (f" (the teacher's `structured_output: {dialect}`: set one the server takes)"
+                                            if self._dialect_configured else "")
+                return
+            dialect = nxt   # the same request in the next dialect; its attempt numbers run on
+
+    async def _exchange(self, request: TeacherRequest, res: TeacherResult, dialect: str, video_mode: str,
+                        has_media: bool) -> AttemptError | None:
+        """The request's rounds (re-asks of invalid replies) in one dialect; fills `res`. Returns the error
+        when the server refused the dialect itself (`res` left for the caller), else None."""
+        schema = request.json_schema
         base = self._base_messages(request)
         if schema is not None and dialect == "none":
             base = with_schema_instruction(base, schema)
@@ -446,12 +432,14 @@ class OpenAITeacher(Teacher):
                     payload = self._body(request, messages, dialect, video_mode)
             except Exception as e:
                 res.error = f"input_error: {type(e).__name__}: {e}"
-                return
-            data, err, n = await self._post_with_retries(payload, request.request_id, res.attempts)
+                return None
+            data, err, n = await self._post_with_retries(payload, request.request_id, res.attempts, dialect)
             res.attempts += n
+            if err is not None and err.kind == "structured_output_refused":
+                return err
             if err is not None:
                 res.error = str(err)
-                return
+                return None
             assert data is not None
             u = data.get("usage") or {}
             res.usage.add(Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0)))
@@ -460,9 +448,13 @@ class OpenAITeacher(Teacher):
             res.finish_reason = choice.get("finish_reason")
             retry = settle_reply(res, text, schema, base)
             if retry is None:
-                return
+                return None
             last_err, messages = retry
         res.error = f"schema_invalid: {last_err}"
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        return {**super().stats(), **self.dialect_stats()}
 
     async def _agenerate(self, requests: list[TeacherRequest], on_result=None) -> list[TeacherResult]:
         self._ensure_async_state()

@@ -4,7 +4,10 @@ only the question.
 A small writer (SmolLM2-135M in the quickstart) cannot be trusted to find a fact, state it and ask about
 it in one go: it copies placeholders, asks vacuous questions or invents the answer. Here the stage picks
 the answer itself, deterministically, from a transcript sentence: a counted phrase ("three loaves of
-bread"), a name ("Tom"), a day or month ("on Saturday"), or a colour ("blue"). The teacher is asked for
+bread"), a name ("Tom"), a day or month ("on Saturday"), or a colour ("blue"). A transcript segment often
+holds several sentences (Whisper writes one segment per pause): it is split at sentence ends first, so a
+span, its grounding and its quote are one sentence, and a question cannot take its subject from one
+sentence and its answer from the next. The teacher is asked for
 the question whose answer is that span, its opening words fixed by the span's kind through the JSON
 schema's `pattern` ("How many loaves of bread …?", "Who …?", "On which day …?", "What colour …?"). So the answer
 stands verbatim in the transcript, and a candidate question is kept only when it is grounded: every
@@ -12,8 +15,9 @@ word of its own stands in the sentence, and it does not give the answer away (`c
 
 Each question is framed as being about speech ("…, according to what the narrator says?") and an open
 answer quotes its sentence, so both the sample and its provenance say where the fact comes from. MCQ
-distractors are of the answer's own kind: other counts of the same thing, other names (those the
-transcript uses for other people first), other days, months or colours.
+distractors are of the answer's own kind: other counts of the same thing at the answer's own scale and
+granularity (180 degrees → 140/160/200 degrees, with the answer anywhere in the run, never always the
+largest), other names (those the transcript uses for other people first), other days, months or colours.
 """
 from __future__ import annotations
 
@@ -24,6 +28,13 @@ from .common import stable_hash
 
 NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
                 "twelve"]
+# Distractors of a spelled-out count are spelled out too (a lone word among digits gives the answer away);
+# these reach past twelve so that "twelve" is not always the largest option.
+SPELLED = {**{i: w for i, w in enumerate(NUMBER_WORDS)}, 13: "thirteen", 14: "fourteen", 15: "fifteen",
+           16: "sixteen", 17: "seventeen", 18: "eighteen", 19: "nineteen", 20: "twenty"}
+# Distractor steps: the largest that divides the answer keeps the options as round as the answer is
+# (180 → steps of 20, 40 → 10, 15 → 5), so the answer is neither the only round number nor the only odd one.
+STEPS = (1000, 500, 250, 200, 100, 50, 25, 20, 10, 5, 2, 1)
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December"]
@@ -46,6 +57,11 @@ QUESTION_WORDS = {"how", "many", "much", "who", "whom", "whose", "when", "what",
                   "him", "this", "that", "there", "and", "or", "s", "every", "each", "usually", "always"}
 SPEECH_FRAME = ", according to what the narrator says?"
 _WORD = re.compile(r"[A-Za-z0-9]+(?:'[a-z]+)?")
+# A counted phrase runs over words joined by spaces (or a hyphen) only: punctuation ends it ("200 degrees, add").
+_PLAIN_GAP = re.compile(r"\s+|-")
+# A sentence ends at . ! ? (and closing quotes) before a space; not after these abbreviations or an initial.
+_SENTENCE_END = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*\s+")
+_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "prof", "sr", "jr", "vs", "etc", "mt", "no", "fig", "approx"}
 
 
 @dataclass(frozen=True)
@@ -74,15 +90,38 @@ def stem(word: str) -> str:
     return w[:-1] if w.endswith("e") and len(w) > 3 else w   # "bake"/"baked", "close"/"closes"
 
 
-def answer_spans(sentence: str) -> list[Span]:
-    """Every span of the sentence a question can be asked about, in a fixed order: counts, times,
-    colours, then names."""
+def sentences(text: str) -> list[str]:
+    """The sentences of a transcript segment, in order."""
+    out, start = [], 0
+    for m in _SENTENCE_END.finditer(text or ""):
+        if text[m.start()] == ".":
+            prev = re.search(r"([A-Za-z]+)$", text[start:m.start()])
+            if prev and (prev.group(1).lower() in _ABBREVIATIONS or re.fullmatch(r"[A-Z]", prev.group(1))):
+                continue   # "Mr. Smith", "J. Smith": not a sentence end
+        out.append(text[start:m.end()].strip())
+        start = m.end()
+    out.append((text or "")[start:].strip())
+    return [x for x in out if x]
+
+
+def answer_spans(text: str) -> list[Span]:
+    """Every span a question can be asked about, sentence by sentence, in a fixed order within each:
+    counts, times, colours, then names."""
+    return [span for sentence in sentences(text) for span in _sentence_spans(sentence)]
+
+
+def _sentence_spans(sentence: str) -> list[Span]:
     toks = list(re.finditer(r"[A-Za-z0-9]+(?:'[a-z]+)?", sentence))
     out: list[Span] = []
     for i, m in enumerate(toks):
         w = m.group(0)
-        if w.lower() in NUMBER_WORDS[2:] or (w.isdigit() and 1 < int(w) < 10_000):
-            phrase = _counted_phrase([t.group(0) for t in toks[i + 1:]])
+        if w.lower() in NUMBER_WORDS[2:] or (w.isdigit() and 1 < int(w) < 10_000 and not _part_of_number(sentence, m)):
+            run = []   # the words after the number up to the first punctuation
+            for prev, t in zip(toks[i:], toks[i + 1:]):
+                if not _PLAIN_GAP.fullmatch(sentence[prev.end(): t.start()]):
+                    break
+                run.append(t.group(0))
+            phrase = _counted_phrase(run)
             if phrase:
                 text = sentence[m.start(): toks[i + len(phrase)].end()]
                 out.append(Span(text, "number", w, "How many " + " ".join(phrase), sentence))
@@ -108,8 +147,15 @@ def answer_spans(sentence: str) -> list[Span]:
     return out
 
 
+def _part_of_number(sentence: str, m: re.Match) -> bool:
+    """Digits that are part of a number written with a separator ("1,500", "2.5"): the count is the whole
+    number, never one of its parts."""
+    return bool(re.search(r"\d[.,]$", sentence[: m.start()])) or bool(re.match(r"[.,]\d", sentence[m.end():]))
+
+
 def _counted_phrase(after: list[str]) -> list[str]:
-    """The noun phrase a number counts: up to 3 words, "of" + a word allowed ("loaves of bread")."""
+    """The noun phrase a number counts: up to 3 words, "of" + a word allowed ("loaves of bread"); `after` holds
+    the words up to the first punctuation."""
     phrase: list[str] = []
     for j, w in enumerate(after[:4]):
         low = w.lower()
@@ -186,9 +232,7 @@ def distractors(span: Span, k: int, seed_key: str, other_names: list[str] = ()) 
     key = span.key
     if span.kind == "number":
         n = int(key) if key.isdigit() else NUMBER_WORDS.index(key.lower())
-        # the nearest counts, so the options look alike; never one (it would need a singular noun)
-        near = sorted((m for m in range(2, 13) if m != n), key=lambda m: (abs(m - n), m))[:k]
-        picks = [str(m) if key.isdigit() else NUMBER_WORDS[m] for m in near]
+        picks = [str(m) if key.isdigit() else SPELLED[m] for m in _near_counts(n, k, seed_key, spelled=not key.isdigit())]
     elif span.kind == "name":
         # other people the transcript names first, then common names in a fixed per-sample order
         own = [x for x in dict.fromkeys(other_names) if x != key]
@@ -201,3 +245,30 @@ def distractors(span: Span, k: int, seed_key: str, other_names: list[str] = ()) 
                        key=lambda x: stable_hash("distractor", seed_key, x))[:k]
     picks = [x.capitalize() if key[0].isupper() else x.lower() for x in picks]
     return [re.sub(rf"\b{re.escape(key)}\b", x, span.text, count=1) for x in picks]
+
+
+def _near_counts(n: int, k: int, seed_key: str, spelled: bool) -> list[int]:
+    """k other counts in steps of the answer's own granularity around it, the answer at a per-sample place
+    in the run (so it is not always the largest or the smallest); never below two (one would need a
+    singular noun), and for a spelled-out answer only counts that have a word."""
+    # the step leaves room for two options below the answer (≥ 2): else a round answer would nearly always be
+    # the smallest option (40 in steps of 20 has only 20 below it)
+    step = 1 if n <= 12 else next(s for s in STEPS if n % s == 0 and 2 * s <= n - 2)
+    ok = (lambda m: m in SPELLED) if spelled else (lambda m: True)
+    below = [n - j * step for j in range(1, k + 1) if n - j * step >= 2 and ok(n - j * step)]
+    above = [n + j * step for j in range(1, k + 1) if ok(n + j * step)]
+    want = stable_hash("count_rank", seed_key) % (k + 1)   # how many options lie below the answer
+    lo = min(want, len(below), k)
+    lo = max(lo, k - len(above))   # too few above (a spelled "twenty"): more below
+    picks = sorted(below[:lo] + above[: k - lo])
+    if picks and _roundness(n) >= 10 and _roundness(n) > max(map(_roundness, picks)) and ok(n + _roundness(n)):
+        # a round answer among less round neighbours (100 among 50/75/125, 10 among 8/9/11) stands out: one
+        # option as round as it (200, 20) replaces the farthest above, or the lowest below when none is above
+        # (a small count such as five among three/four/six does not stand out, and stays a plain run)
+        drop = picks[-1] if picks[-1] > n else picks[0]
+        picks = sorted([m for m in picks if m != drop] + [n + _roundness(n)])
+    return picks
+
+
+def _roundness(m: int) -> int:
+    return next(s for s in STEPS if m % s == 0)

@@ -1,7 +1,7 @@
 """Question tasks (open_qa, mcq, cot): question types, their per-clip quotas, and the shared request.
 
 With `answer_first` (open_qa, mcq), a speech question is planned the other way round: the answer is
-a span of a transcript sentence (`answer_first.py`) and the teacher writes only the question, as
+a span of one transcript sentence (`answer_first.py`; a segment is split at its sentence ends) and the teacher writes only the question, as
 `candidates` tries; the first grounded one is the sample. A clip with no such span gets no speech
 question.
 
@@ -122,7 +122,9 @@ def plan_questions(task: str, reply_fields: ReplyFields):
 
 
 def speech_spans(clues: list[Clue]) -> list[tuple[Span, Clue]]:
-    """Every answer span of the clip's transcript segments, with the segment it stands in."""
+    """Every answer span of the clip's transcript segments, with the segment it stands in. A span's
+    sentence is one sentence of its segment (`answer_spans` splits them): its question is grounded in, and
+    its open answer quotes, that sentence alone."""
     return [(s, c) for c in clues if c.kind == "speech" for s in answer_spans(c.text)]
 
 

@@ -15,9 +15,13 @@ Without a teacher, undecided claims count as `undecided:` says.
 
 **A sample is never evidence for itself.** The evidence is the clip's content from `evidence_sources`
 (caption, dense events, caption steps, transcript, the texts the sample cites), less any text equal to
-the sample's own answer. A caption sample's only evidence would be its own caption, so without a frame
-verifier (`use_frames` and a teacher) it is kept as `v_status: unverified`, with no verdicts, and
-counted as such in the manifest; with one, its claims are judged against the frames.
+the sample's own answer. With a frame verifier (`use_frames` and a teacher) a caption sample's claims
+are judged against the frames. Without one, only what is said is independent of it (its caption,
+events and steps come from the caption stage; `captions.py`): a caption written from speech alone
+(caption `use_frames: false`) is checked in full against the speech and ends verified or rejected; one
+written from frames is screened for contradictions by the speech (rejected as `contradicted`) and
+otherwise kept as `v_status: unverified` with no verdicts, as is a caption sample with no speech to
+check it against (counted under `verification` in the manifest).
 
 The question's own string-checkable facts are checked as well: a false premise ("What colour is the
 star?" about a clip without a star) adds an unsupported `(question premise)` claim.
@@ -45,6 +49,7 @@ from vdata.schemas import records as R
 from vdata.teachers.packaged import PACKAGED_MINILM
 
 from ..base import Reject, Resources, Stage, StageConfig
+from .captions import independent_evidence, screen_frame_caption, unverified, written_from_speech
 from .contradictions import REFUTED, SUPPORTED, UNSUPPORTED, match_claim
 from .facts import PLACEHOLDER, SENTENCE, Evidence, split_claims, words
 from .judge import JUDGE_SCHEMA, judged
@@ -177,6 +182,8 @@ class VerifyClaimsStage(Stage):
             return [s.get("text") or "" for s in (row.get(R.RATIONALE_STEPS) or []) if s] + [ans], q
         if task in ("dense_caption", "chapter"):
             return [line for line in ans.splitlines() if line.strip()], ""
+        if task == "caption":   # its question is a fixed instruction ("Describe this video …"), no premise
+            return [ans], ""
         if task == "mcq" and q and ans and len(words(ans)) <= 3:
             # a short option ("three", "Maria") says nothing alone: the question with it is the claim
             return [f"{q.rstrip('?')}: {ans}"], q
@@ -313,12 +320,16 @@ class VerifyClaimsStage(Stage):
                     results[i] = {**row, R.V_CLAIMS: [], R.V_SUPPORTED_RATIO: None, R.V_REFUTED_CLAIMS: None,
                                   R.V_STATUS: R.STATUS_NOT_CHECKED}
                     continue
-                if row.get(R.TASK) == "caption" and not self.checks_frames:
-                    # its only evidence would be itself: kept, marked, never scored as supported
-                    results[i] = {**row, R.V_CLAIMS: [], R.V_SUPPORTED_RATIO: None, R.V_REFUTED_CLAIMS: None,
-                                  R.V_STATUS: R.STATUS_UNVERIFIED}
-                    continue
                 ev, imgs = self.evidence_of(row)
+                if row.get(R.TASK) == "caption" and not self.checks_frames:
+                    # no frame verifier: only what is said is independent of the caption (captions.py)
+                    ev, imgs = independent_evidence(ev), []
+                    if not ev.speech.strip():
+                        results[i] = unverified(row)   # nothing but itself: kept, marked, never scored
+                        continue
+                    if not written_from_speech(row):
+                        results[i] = screen_frame_caption(self, row, ev)
+                        continue
                 texts, ctx = self.texts_to_check(row)
                 it = _Item(row, ev, self.claims_of(texts), ctx)
                 if imgs:
