@@ -268,3 +268,18 @@ def test_caption_samples_are_checked_against_the_speech_they_do_not_come_from():
     seen = out["frames-seen"]
     assert not isinstance(seen, Reject) and seen[R.V_STATUS] == R.STATUS_UNVERIFIED and seen[R.V_CLAIMS] == []
     assert isinstance(out["frames-wrong"], Reject) and out["frames-wrong"].reason == "contradicted"
+
+
+def test_a_sentence_opening_verb_or_adverb_is_no_name():
+    """Outside check (h4 F6): imperative narration ("Pour the batter ...") made 'Who' questions answered 'Pour'."""
+    from vdata.stages.generate.answer_first import answer_spans
+
+    def names(text):
+        return [s.text for s in answer_spans(text) if s.kind == "name"]
+
+    recipe = ("Add two cups of sugar to the bowl. Whisk three eggs with a fork. Pour the batter into a yellow pan. "
+              "Carefully remove the four screws on the back. Next, replace the battery. Chop onions finely.")
+    assert names(recipe) == []
+    assert names("Maria bakes twelve cookies on Saturday. Her neighbour Peter eats four cookies.") == ["Maria", "Peter"]
+    assert names("Tom repaired the bike. Anna is his sister.") == ["Tom", "Anna"]
+    assert names("Lena, the baker, sells bread. Then Lena leaves.")[0] == "Lena"   # seen inside a sentence too

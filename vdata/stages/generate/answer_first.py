@@ -104,14 +104,43 @@ def sentences(text: str) -> list[str]:
     return [x for x in out if x]
 
 
+_TOKEN = re.compile(r"[A-Za-z0-9]+(?:'[a-z]+)?")
+# After a sentence's first word, words that make it the subject: "Maria bakes", "Tom repaired", "Anna is"
+_SUBJECT_NEXT = re.compile(r"[a-z]+(?<!s)s|[a-z]+ed|is|was|has|had|will|can|could|would|should|may|might|must|and")
+
+
+# Verbs that open instructions ("Chop onions", "Press buttons"): a plural after them is an object, not a verb
+IMPERATIVES = set("""Add Apply Attach Bake Beat Blend Boil Bring Brush Check Chop Clean Clip Close Combine Connect Cook
+Cover Crack Cut Dice Drain Drill Dry Fill Fold Fry Get Give Glue Go Grab Grate Grease Heat Hold Insert Install Keep
+Knead Lift Line Loosen Lower Make Mark Measure Melt Mince Mix Move Open Paint Peel Place Plug Pour Preheat Press
+Pull Push Put Remove Repeat Replace Roll Rotate Sand Screw Season Serve Set Shape Slice Slide Sprinkle Spread Start
+Stir Take Tighten Transfer Try Turn Unplug Unscrew Use Wash Whisk""".split())
+
+
 def answer_spans(text: str) -> list[Span]:
     """Every span a question can be asked about, sentence by sentence, in a fixed order within each:
     counts, times, colours, then names."""
-    return [span for sentence in sentences(text) for span in _sentence_spans(sentence)]
+    parts = sentences(text)
+    # capitalised words seen inside a sentence: a sentence's first word is a name if it is one of these
+    inner = {t.group(0) for part in parts for t in list(_TOKEN.finditer(part))[1:] if t.group(0)[:1].isupper()}
+    return [span for sentence in parts for span in _sentence_spans(sentence, inner)]
 
 
-def _sentence_spans(sentence: str) -> list[Span]:
-    toks = list(re.finditer(r"[A-Za-z0-9]+(?:'[a-z]+)?", sentence))
+def _named_subject(sentence: str, toks: list, inner: set[str]) -> bool:
+    """Whether a sentence's capitalised first word is a name: seen capitalised inside a sentence, the first
+    of two capitalised words, or the subject of a verb ("Maria bakes ..."). Imperatives ("Pour the batter", "Add two cups") and adverbs
+    ("Carefully remove", "Next, replace") open recipes and repairs: not names."""
+    w = toks[0].group(0)
+    if w in inner:
+        return True
+    if w in IMPERATIVES or w.endswith("ly") or len(toks) < 2 or not _PLAIN_GAP.fullmatch(sentence[toks[0].end():toks[1].start()]):
+        return False
+    after = toks[1].group(0)
+    return after[:1].isupper() or bool(_SUBJECT_NEXT.fullmatch(after))   # "Maria Bake, ...": a two-word name
+
+
+def _sentence_spans(sentence: str, inner: set[str] = frozenset()) -> list[Span]:
+    toks = list(_TOKEN.finditer(sentence))
     out: list[Span] = []
     for i, m in enumerate(toks):
         w = m.group(0)
@@ -141,7 +170,8 @@ def _sentence_spans(sentence: str) -> list[Span]:
         w = m.group(0)
         if (re.fullmatch(r"[A-Z][a-z]{2,}", w) and w not in NOT_NAMES and w not in DAYS and w not in MONTHS
                 and w.lower() not in NUMBER_WORDS and not (i and toks[i - 1].group(0)[:1].isupper()
-                                                            and toks[i - 1].group(0) not in NOT_NAMES)):
+                                                            and toks[i - 1].group(0) not in NOT_NAMES)
+                and (i or _named_subject(sentence, toks, inner))):
             # the first word of a two-word name ("Maria Bake") stands for it; its second word is no answer
             out.append(Span(w, "name", w, "Who", sentence))
     return out
