@@ -324,6 +324,14 @@ def test_lita_release_times(build_dir, rows, tmp_path, time_format):
     assert rtl
     # LITA's loader opens <video folder>/<key>.mp4: every key's visual is there, clip or whole video
     assert all(os.path.isfile(os.path.join(dest, "videos", f"{key}.mp4")) for key in data), sorted(data)
+    # ... and its RTL dataset reads frame folders (<image_folder>/<key>/*.jpg, 5 fps, 320x240): one per key
+    from PIL import Image
+
+    for key in data:
+        jpgs = sorted(os.listdir(os.path.join(dest, "frames", key)))
+        assert jpgs and jpgs[0] == "000001.jpg" and all(j.endswith(".jpg") for j in jpgs)
+        assert abs(len(jpgs) - 5 * data[key]["duration"]) <= 2, (key, len(jpgs), data[key]["duration"])
+    assert Image.open(os.path.join(dest, "frames", key, "000001.jpg")).size == (320, 240)
     for key, qa in rtl:
         duration = data[key]["duration"]
         if time_format == "seconds":   # the release's own form: <seconds>, quantized by LITA's loader

@@ -8,8 +8,20 @@ token `<t{round((T-1) * t / duration)}>` with `TIME_TOKEN_TEMPLATE = "<t{t}>"` f
 `lita/constants.py`). With `--time lita[:T]` the tokens are written directly (the loader leaves them
 as they are). Keys are the visual's stem (the video id, or the clip id of a cut clip), so each key's
 `duration` is the length of what the model sees; videos are at `<dest>/videos/<key>.mp4`.
+
+LITA reads RTL videos as frame folders, not files: `TemporalReasoningDataset_activitynet` sets
+`visual_data_type = 'video_frames'` and globs `<image_folder>/<key>/*.jpg`, and its docs/Video_Data.md
+extracts them with `ffmpeg -an -vf "fps=5,scale=320:240" <folder>/%06d.jpg` (ActivityNet's own frames
+are 5 fps, 320x240). So each visual also becomes `<dest>/frames/<key>/%06d.jpg` so made: point LITA's
+`image_folder` at `<dest>/frames`. With `--media none` no frame is written either.
 """
 from __future__ import annotations
+
+import os
+import shutil
+
+from vdata.media import MediaError
+from vdata.media.ffmpeg import run_ffmpeg
 
 from ..base import ExportOptions, ExportResult, prepare, safe_name
 from ..source import BuildDir
@@ -29,7 +41,30 @@ def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
     for p, q, a in readable(prepared, skipped):
         entry = data.setdefault(p.visual.stem, {"duration": float(p.visual.duration_s or 0.0), "QA": []})
         entry["QA"].append({"q": q, "a": a})
+    frames = _write_frames(planner, {p.visual.stem: p.visual for p in prepared}, notes) if opts.media != "none" else 0
     result = result_for("lita", planner, skipped, notes)
+    if frames:
+        result.files.append(FRAMES_DIR + "/")
     fname = f"{name}_lita.json"
     add_json(result, planner, fname, data, sum(len(v["QA"]) for v in data.values()))
     return result
+
+
+FRAMES_DIR = "frames"
+FRAME_FILTER = "fps=5,scale=320:240"   # ActivityNet's frames as LITA uses them (docs/Video_Data.md)
+
+
+def _write_frames(planner, visuals: dict, notes: list[str]) -> int:
+    """`frames/<key>/%06d.jpg` for every visual (made afresh: a rerun leaves no frame of an older cut);
+    a visual ffmpeg cannot read is a note, not a failed export. Returns the folders written."""
+    written = 0
+    for key, visual in sorted(visuals.items()):
+        out = os.path.join(planner.dest, FRAMES_DIR, key)
+        shutil.rmtree(out, ignore_errors=True)
+        os.makedirs(out)
+        try:
+            run_ffmpeg(["-i", planner.abspath(visual), "-an", "-q:v", "2", "-vf", FRAME_FILTER, os.path.join(out, "%06d.jpg")])
+            written += 1
+        except MediaError as e:
+            notes.append(f"no frames for {key}: {e}")
+    return written
