@@ -78,6 +78,19 @@ def test_values_from_the_environment_are_secret_and_never_quoted_in_errors(monke
     assert set(cfg.secrets) == {os.environ["VDATA_T_KEY"], "literal-key-123"}
 
 
+def test_env_values_that_name_a_model_or_a_folder_stay_readable(monkeypatch, tmp_path):
+    """Outside check: `model: ${WRITER_MODEL}` and an output folder still to be made were `<redacted>` in the plan,
+    manifest and report, while every row's sample_model named the model; a key's value stays masked."""
+    monkeypatch.setenv("VDATA_T_MODEL", "smollm2-writer")
+    monkeypatch.setenv("VDATA_T_ROOT", str(tmp_path / "not-yet"))
+    monkeypatch.setenv("VDATA_T_KEY", "k-" + secrets.token_hex(8))
+    monkeypatch.setenv("VDATA_T_SK", "sk-" + secrets.token_hex(12))           # credential-shaped, wherever it is
+    cfg = parse_config({"input": [{"path": "."}], "output": {"dir": "${VDATA_T_ROOT}/out"}, "stages": [{"probe": {}}],
+                        "teachers": {"t": {"backend": "openai", "model": "${VDATA_T_MODEL}", "api_key": "${VDATA_T_KEY}"},
+                                     "u": {"backend": "openai", "model": "${VDATA_T_SK}"}}})
+    assert set(cfg.secrets) == {os.environ["VDATA_T_KEY"], os.environ["VDATA_T_SK"]}
+
+
 def test_logs_of_a_run_are_masked():
     from vdata.teachers.redaction import redacted_logging
 

@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from vdata.media.storage import is_remote, local_path
 from vdata.schemas.annotation_formats import ANNOTATION_FORMATS
 from vdata.schemas.config_file import ConfigReadError, read_config_file
+from vdata.schemas.secrets import env_value_is_secret
 from vdata.schemas.storage import StorageConfig
 
 # camcorders (.mts, .m2ts, .dv tapes), old phones (.3gp, .3g2), DVDs (.vob, .m2v), broadcast (.mxf), animated GIFs
@@ -328,9 +329,8 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 def interpolate_env(data: Any, path: str = "", found: list[str] | None = None) -> Any:
     """Replace ${VAR} / ${VAR:-default} in every string; an unset VAR without default names its key.
 
-    `found` collects the values taken from the environment (secret: see module docstring). A value that
-    names an existing file or folder is left out: it is a location (`${HOME}/models/x`), and masking it
-    would garble every path in the logs."""
+    `found` collects the values taken from the environment that are secret (`secrets.env_value_is_secret`:
+    not an existing location, nor a model or folder name)."""
     if isinstance(data, dict):
         return {k: interpolate_env(v, f"{path}.{k}" if path else str(k), found) for k, v in data.items()}
     if isinstance(data, list):
@@ -342,7 +342,7 @@ def interpolate_env(data: Any, path: str = "", found: list[str] | None = None) -
                 if m.group(2) is None:
                     raise ConfigError(f"{path}: environment variable {m.group(1)} is not set")
                 return m.group(2)
-            if found is not None and not os.path.exists(value):
+            if found is not None and env_value_is_secret(path, value):
                 found.append(value)
             return value
         return _ENV.sub(sub, data)

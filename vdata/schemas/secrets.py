@@ -6,7 +6,10 @@ key names turned every `max_tokens` into a mask and made the card's YAML invalid
 - a field typed `pydantic.SecretStr` (a teacher's `api_key`, its `headers` values, the hub token,
   the `storage:` keys and tokens);
 - a value that came from `${VAR}` interpolation (`schemas/config.interpolate_env` records them): the
-  config file names the variable, the environment holds the value, so the value never reaches an output;
+  config file names the variable, the environment holds the value, so the value never reaches an output.
+  Except (`env_value_is_secret`) a value naming an existing file or folder, and one of a key that names a
+  thing (`NAMING_KEYS`: a model, a folder, a file) unless it is shaped like a credential: masking those
+  took the model and the output folder out of the manifest while every row's `sample_model` named it;
 - text shaped like a credential whatever holds it: `Bearer X`, `hf_…`, `sk-…`, `gh?_…`, `AKIA…`.
 
 `redact()` replaces those values wherever they appear: logs, error messages, the manifest, the card.
@@ -14,12 +17,24 @@ The mask is a plain YAML scalar, so a config text stays valid YAML after a liter
 """
 from __future__ import annotations
 
+import os
+import re
 import typing
 from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
 from vdata.teachers.redaction import MASK, MIN_SECRET_LEN, _plain, redact  # noqa: F401  (the one masking function)
+
+NAMING_KEYS = {"model", "served_model_name", "dir", "path", "manifest"}
+
+
+def env_value_is_secret(key_path: str, value: str) -> bool:
+    """Whether a `${VAR}` value at `key_path` ("teachers.writer.model") is kept out of every output."""
+    if os.path.exists(value):   # a location (`${HOME}/models/x`): masking it would garble every path
+        return False
+    key = re.split(r"[.\]]", key_path)[-1]
+    return key not in NAMING_KEYS or redact(value) != value   # a credential-shaped value stays masked
 
 
 def _secret_typed(annotation: Any) -> bool:
@@ -71,6 +86,8 @@ def typed_secrets(data: Any, model: type[BaseModel]) -> list[str]:
 def teacher_secrets(teachers: Any) -> list[str]:
     """The SecretStr-typed values of a `teachers:` mapping (each entry checked against its backend's model;
     an entry without a known backend against every backend's model)."""
+    if not teachers:   # a build without teachers: their config models (pydantic) need not load
+        return []
     from vdata.teachers.config import ManagedTeacherConfig, OpenAITeacherConfig, VLLMTeacherConfig
 
     models = {"openai": OpenAITeacherConfig, "vllm": VLLMTeacherConfig, "managed": ManagedTeacherConfig}
