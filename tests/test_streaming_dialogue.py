@@ -194,6 +194,9 @@ def test_livechat_writes_replies_on_one_loader_frame_as_one_message():
         return {R.TURNS: turns}
 
     same = timed_turns(item([6.0, 6.0, 9.0]), tf)
-    assert same == [("user", "Narrate.", 1.0), ("assistant", "r0 r1", 6.0), ("assistant", "r2", 9.0)]
-    assert timed_turns(item([6.1, 6.3]), tf)[1:] == [("assistant", "r0 r1", 6.3)]
+    assert same == [("user", "Narrate.", 1.0), ("assistant", "r0. r1", 6.0), ("assistant", "r2", 9.0)]
+    assert timed_turns(item([6.1, 6.3]), tf)[1:] == [("assistant", "r0. r1", 6.3)]   # Goal-Step steps have no period
     assert [t for _, _, t in timed_turns(item([6.0, 6.5, 7.2]), tf)[1:]] == [6.0, 6.5, 7.2]   # three frames
+    said = {R.TURNS: [{"role": "user", "content": "Go.", "time_s": 1.0}, {"role": "assistant", "content": "C opens it.", "time_s": 6.0},
+                      {"role": "assistant", "content": "C closes it.", "time_s": 6.0}]}
+    assert timed_turns(said, tf)[1:] == [("assistant", "C opens it. C closes it.", 6.0)]

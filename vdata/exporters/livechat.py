@@ -10,12 +10,13 @@ is moved to `FIRST_TIME_S`, since the loader drops a dialogue that opens at 0.
 
 The loader places each message on its 2-fps frame grid (`ceil_time_by_fps`, `frame_fps: 2`): an assistant
 reply on the same frame as the one before overwrites it or is not appended, so such replies are written
-as one message (their texts joined), at the later time.
+as one message (their texts joined as sentences), at the later time.
 """
 from __future__ import annotations
 
 import math
 import os
+import re
 
 from vdata.schemas import records as R
 
@@ -44,7 +45,8 @@ def timed_turns(item: Item, tf) -> list[tuple[str, str, float]]:
             at = max(at, out[-1][2])
         text = tf.render_text(t["content"])
         if out and t["role"] == out[-1][0] == "assistant" and _frame(at) == _frame(out[-1][2]):
-            out[-1] = ("assistant", f"{out[-1][1]} {text}", round(at, 3))   # one frame, one reply
+            joint = "" if re.search(r"[.!?;:]\W*$", out[-1][1]) else "."   # two steps, not one run-on instruction
+            out[-1] = ("assistant", f"{out[-1][1]}{joint} {text}", round(at, 3))   # one frame, one reply
             continue
         out.append((t["role"], text, round(at, 3)))
     return out
