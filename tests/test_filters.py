@@ -538,6 +538,8 @@ def test_wellformed_checks_every_teacher_written_task_and_every_note_id():
     q = "What does the woman cut in the kitchen?"
     for answer in ("C1", "A1", "U2.", "H3, M2", "A1 ({{span:0,12}}).", "G4 ()"):
         assert "bare_reference" in [r for r, _ in stage.issues({"task": "open_qa", "question": q, "answer": answer})], answer
+    slot = stage.issues({"task": "summarization", "question": "Summarize this video.", "answer": "<sentence> ({{span:0,9}})."})
+    assert [r for r, _ in slot] == ["template_slot"]
     echo = "M1 (title of the video): Küche & Garten ({{span:0,10}})."
     assert [r for r, _ in stage.issues({"task": "summarization", "question": "Summarize this video.", "answer": echo})] == ["note_echo"]
     for answer in ("She cuts an A4 sheet and a carrot.", "{{span:0,5}} She shapes the dough.", "The V8 engine starts."):

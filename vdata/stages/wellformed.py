@@ -12,6 +12,7 @@ a reply in the wrong language, or a copy of the prompt's own example. Each check
   it do not count: "A1 ({{span:0,12}})") or empty of words;
 - `note_echo`: a question or answer that repeats a note's line as the prompt shows it
   ("M1 (title of the video): ..."): the trained model would learn to cite notes it never sees;
+- `template_slot`: a slot of the prompt's reply form kept as text ("<sentence> (0.0 - 9.0 seconds).");
 - `duplicate_options` / `empty_option`: MCQ options that repeat (after normalisation) or are blank;
 - `answer_not_in_options`: the MCQ answer is not the option at `answer_index`, or not among the options;
 - `too_short` / `too_long`: question or answer word counts outside `[min, max]`;
@@ -73,6 +74,9 @@ _REFERENCE = re.compile(rf"^\s*(?:{_NOTE_ID}[\s,;]*)+\.?\s*$")
 _NOTE_LINE = re.compile(rf"(?<![\w-])(?:V|{_NOTE_ID}) \([^()]*\):")
 _PLACEHOLDER = re.compile(r"\{\{[^{}]*\}\}")
 _EMPTY_PARENS = re.compile(r"\(\s*\)")
+# A slot of a prompt's reply form copied as text ("<sentence>", "<note id>"): stored samples hold no angle
+# brackets of their own (times are {{span:..}} placeholders until an export renders them)
+_TEMPLATE_SLOT = re.compile(r"<[a-z][a-z_ ]{0,24}>")
 _TEMPLATE_VAR = re.compile(r"\$\{?\w+\}?")
 NGRAM = 3
 
@@ -185,6 +189,9 @@ class WellformedStage(Stage):
                 found.append(("bare_reference", f"the {what} {text[:40]!r} is only a note id or has no words"))
             elif _NOTE_LINE.search(text):
                 found.append(("note_echo", f"the {what} repeats a note of the prompt: {text[:80]!r}"))
+            elif _TEMPLATE_SLOT.search(text):
+                found.append(("template_slot", f"the {what} keeps a slot of the prompt's reply form "
+                                               f"({_TEMPLATE_SLOT.search(text).group(0)}): {text[:80]!r}"))
         if task in TEACHER_QUESTION_TASKS and qt and not _REFERENCE.match(q):
             if not q.rstrip().endswith("?") and qt[0] not in QUESTION_OPENERS:
                 found.append(("not_a_question", f"the question {q[:80]!r} neither ends with '?' nor opens with a "
