@@ -14,7 +14,6 @@ from rich.text import Text
 
 from vdata.pipelines.remote import BuildLocation
 from vdata.schemas.config import ConfigError, load_config
-from vdata.teachers.types import TeacherRefusedError
 
 
 
@@ -160,6 +159,7 @@ def build(config, address, quiet, verbose, progress_every):
     stage (rows in and out, rejects) and the videos complete on disk with an ETA; in a log, one line
     every --progress-every seconds."""
     from vdata.pipelines.runner import build as run_build
+    from vdata.teachers.types import TeacherRefusedError   # here: its numpy is no part of `vdata validate`, `--help`
 
     cfg = _load(config)
     try:

@@ -20,7 +20,6 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from vdata.media import storage as S
-from vdata.exporters.source import first_per_clip
 from vdata.schemas import records as R
 from vdata.stages import stage_class
 from vdata.stages.base import Reject, RunContext, reject_row
@@ -379,6 +378,8 @@ def write_split_parts(table: pa.Table, name: str, data_dir: str, rejects_dir: st
         kept, rej = split_table(part, data_schema)
         part_name = f"{name}.parquet" if label is None else f"{name}-{label}.parquet"
         if label is not None and clips_dir is not None:
+            from vdata.exporters.source import first_per_clip   # deferred: only a samples build writes clips
+
             clips, _ = split_table(part, clips_schema)
             S.write_parquet(first_per_clip(clips), S.join(clips_dir, part_name), compression="zstd")
         path = S.join(rejects_dir if label is None else data_dir, part_name)

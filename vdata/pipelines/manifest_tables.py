@@ -19,7 +19,6 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from vdata.media.subtitles import read_text
 from vdata.schemas.annotation_formats import json_lines
 
 SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
@@ -57,6 +56,8 @@ def read_manifest(path: str) -> ManifestTable:
 
         table = pq.read_table(path)
         return ManifestTable(table.column_names, [(f"row {i + 1}", r) for i, r in enumerate(table.to_pylist())])
+    from vdata.media.subtitles import read_text   # deferred: pysubs2 costs every build ~0.05 s at its start
+
     text = read_text(path)
     if low.endswith(".jsonl") or (low.endswith(".json") and not text.lstrip().startswith(("[", "{"))):
         return _json_lines(text)

@@ -149,6 +149,8 @@ def export_problems(cfg: BuildConfig, columns: list[str]) -> list[str]:
 
 def teacher_configs(cfg: BuildConfig) -> dict:
     """The `teachers:` entries as their typed models (parse_config has already validated them)."""
+    if not cfg.teachers:   # the teacher config models (pydantic) load only for a build that has teachers
+        return {}
     from vdata.teachers.config import parse_teacher_config
 
     return {name: parse_teacher_config(raw) for name, raw in cfg.teachers.items()}
@@ -176,8 +178,6 @@ def stage_teacher_refs(stage) -> list[tuple[str, str]]:
 def _teacher_problems(index: int, stage, teachers: dict) -> list[str]:
     """Unknown teacher names, and text-only teachers for stages that send frames (a stage sends frames
     when it reads the frames column, unless its `use_frames` setting says otherwise)."""
-    from vdata.teachers.config import takes_images
-
     out = []
     sends_images = bool(getattr(stage.config, "use_frames", R.FRAMES in type(stage).reads))
     for key, name in stage_teacher_refs(stage):
@@ -185,6 +185,8 @@ def _teacher_problems(index: int, stage, teachers: dict) -> list[str]:
         if name not in teachers:
             out.append(f"{where}: unknown teacher {name!r}; defined: {', '.join(sorted(teachers)) or 'none'}")
             continue
+        from vdata.teachers.config import takes_images   # here: a stage without teachers never needs it
+
         vision, why = takes_images(teachers[name])
         if sends_images and vision is False:
             out.append(f"{where}: teacher {name!r} is text-only ({why}), but {stage.name} sends frames; name a "
@@ -343,6 +345,8 @@ def fetch_assets(plan: Plan) -> None:
 def endpoint_problems(cfg: BuildConfig) -> list[str]:
     """OpenAI-compatible teachers whose `base_url` is not the API's root where a corrected one answers
     (teachers/endpoint.py): one GET each, side by side, before the build asks them anything."""
+    if not any(raw.get("backend") == "openai" for raw in cfg.teachers.values()):
+        return []   # before the imports: a build without such a teacher never loads them
     from concurrent.futures import ThreadPoolExecutor
 
     from vdata.teachers.config import OpenAITeacherConfig
@@ -350,8 +354,6 @@ def endpoint_problems(cfg: BuildConfig) -> list[str]:
 
     remote = {name: OpenAITeacherConfig.model_validate(raw) for name, raw in cfg.teachers.items()
               if raw.get("backend") == "openai"}
-    if not remote:
-        return []
     with ThreadPoolExecutor(len(remote)) as pool:
         found = dict(zip(remote, pool.map(api_root_problem, remote.values())))
     return [f"teachers.{name}.base_url: {problem}" for name, problem in found.items() if problem]

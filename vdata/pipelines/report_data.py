@@ -123,8 +123,6 @@ def quality_thresholds(config_text: str):
     """The thresholds of the build's first quality stage (defaults filled in), or None without one."""
     import yaml
 
-    from vdata.stages.quality import Thresholds
-
     try:
         raw = yaml.safe_load(config_text or "") or {}
     except yaml.YAMLError:
@@ -139,6 +137,8 @@ def quality_thresholds(config_text: str):
     except Exception:
         pass
     # The config no longer validates (e.g. a stage renamed since): read the quality entry as written.
+    from vdata.stages.quality import Thresholds   # deferred: a build without a quality stage never loads it
+
     for item in raw.get("stages") or []:
         if isinstance(item, dict) and "quality" in item:
             try:

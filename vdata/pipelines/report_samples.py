@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vdata.exporters.source import read_clip_table
 from vdata.schemas import records as R
 
 from .report_data import RunData, Section, TableBlock, _parquet_files
@@ -97,6 +96,8 @@ def _add_clip_frames(rows: dict[str, dict], run: RunData) -> None:
     clip_files = _parquet_files(os.path.join(run.output_dir, R.CLIPS_TABLE)) if run.level == "samples" else []
     if not clip_files or not rows or any(R.FRAMES in r for r in rows.values()):
         return
+    from vdata.exporters.source import read_clip_table   # deferred: the exporters load for a samples build only
+
     clips = read_clip_table(clip_files, sorted({r[R.CLIP_ID] for r in rows.values() if r.get(R.CLIP_ID)}))
     frames = dict(zip(clips[R.CLIP_ID].to_pylist(), clips[R.FRAMES].to_pylist())) if R.FRAMES in clips.column_names else {}
     for r in rows.values():

@@ -37,9 +37,11 @@ def in_background(cfg: BuildConfig) -> bool:
     choice = getattr(getattr(cfg, "ray", None), "teacher_servers", "auto")
     if choice != "auto":
         return choice == "background"
+    engines = {raw.get("engine", "vllm") for raw in cfg.teachers.values() if raw.get("backend") == "managed"}
+    if not engines:   # no server to load: vllm_env (which inspects the vLLM install) is not needed
+        return True
     from vdata.teachers.vllm_env import vllm_cpu_env
 
-    engines = {raw.get("engine", "vllm") for raw in cfg.teachers.values() if raw.get("backend") == "managed"}
     return not ("llamacpp" in engines or ("vllm" in engines and vllm_cpu_env()))
 
 

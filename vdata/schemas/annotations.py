@@ -32,7 +32,6 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from vdata.media.subtitles import parse_timestamp
 
 SINGULAR = {"chapters": "chapter", "segments": "segment", "subtitles": "subtitle", "labels": "label"}
 _START_KEYS = ("start_s", "start", "start_time", "begin", "time", "t")
@@ -74,6 +73,8 @@ def _seconds(value: Any) -> float | None:
             return number if math.isfinite(number) else None
         except ValueError:
             # a clock with or without a fraction ("1:02", "0:01:02.500"); anything else is unreadable
+            from vdata.media.subtitles import parse_timestamp   # deferred: pysubs2 costs ~0.05 s at CLI start
+
             return parse_timestamp(text) if ":" in text else None
     return None
 

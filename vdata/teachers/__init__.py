@@ -14,33 +14,46 @@ Heavy modules (vllm, ray) are imported only when a backend that needs them is bu
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vdata.teachers.accounting import estimate_tokens, merge_stats
-from vdata.teachers.base import Teacher
-from vdata.teachers.cache import RequestCache, request_key
-from vdata.teachers.config import (
-    ManagedTeacherConfig,
-    OpenAITeacherConfig,
-    TeacherConfig,
-    TeachersConfig,
-    VLLMTeacherConfig,
-    parse_teacher_config,
-    parse_teachers_config,
-)
-from vdata.teachers.types import (
-    ERROR_KINDS,
-    ImagePart,
-    Message,
-    TeacherRequest,
-    TeacherResult,
-    TextPart,
-    Usage,
-    VideoPart,
-)
+# The names below resolve on first use (module `__getattr__`): the CLI and the runner import
+# `vdata.teachers.types`, which runs this file first; the base class (asyncio), the request cache
+# (diskcache, sqlite3), the accounting and the config models would cost every `vdata` command ~0.1 s
+# at start, and a build without teachers never uses them.
+_LAZY = {
+    **dict.fromkeys(("estimate_tokens", "merge_stats"), "accounting"),
+    "Teacher": "base",
+    **dict.fromkeys(("RequestCache", "request_key"), "cache"),
+    **dict.fromkeys(("ManagedTeacherConfig", "OpenAITeacherConfig", "TeacherConfig", "TeachersConfig",
+                     "VLLMTeacherConfig", "parse_teacher_config", "parse_teachers_config"), "config"),
+    **dict.fromkeys(("ERROR_KINDS", "ImagePart", "Message", "TeacherRequest", "TeacherResult", "TextPart", "Usage",
+                     "VideoPart"), "types"),
+}
+
+if TYPE_CHECKING:
+    from vdata.teachers.accounting import estimate_tokens, merge_stats
+    from vdata.teachers.base import Teacher
+    from vdata.teachers.cache import RequestCache, request_key
+    from vdata.teachers.config import (ManagedTeacherConfig, OpenAITeacherConfig, TeacherConfig, TeachersConfig,
+                                       VLLMTeacherConfig, parse_teacher_config, parse_teachers_config)
+    from vdata.teachers.types import (ERROR_KINDS, ImagePart, Message, TeacherRequest, TeacherResult, TextPart, Usage,
+                                      VideoPart)
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:   # AttributeError: `from vdata.teachers import vllm_env` then imports the submodule
+        raise AttributeError(f"module 'vdata.teachers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"vdata.teachers.{_LAZY[name]}"), name)
+    globals()[name] = value   # resolved once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def build_teacher(
@@ -60,6 +73,9 @@ def build_teacher(
     ``replicas == 1``; a pool of Ray actors when the driver asks for ``replicas > 1``.
     Managed teachers start their server here (and stop it at ``close()``, exit, or SIGINT/SIGTERM).
     """
+    from vdata.teachers.cache import RequestCache
+    from vdata.teachers.config import parse_teacher_config
+
     cfg = parse_teacher_config(config)
     cache = RequestCache(Path(cache_dir)) if (cache_dir is not None and cfg.cache) else None
     if cfg.backend == "openai":
@@ -93,6 +109,8 @@ def _inside_ray_worker() -> bool:
 
 def build_teachers(configs: dict[str, Any], cache_dir: str | os.PathLike[str] | None = None) -> dict[str, Teacher]:
     """Build every teacher of a ``teachers:`` mapping (closing the built ones if one fails)."""
+    from vdata.teachers.config import parse_teachers_config
+
     built: dict[str, Teacher] = {}
     try:
         for name, c in parse_teachers_config(configs).items():

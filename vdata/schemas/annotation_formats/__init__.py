@@ -10,37 +10,64 @@ dataset's own fields. Layouts, each confirmed from the dataset's own documentati
 """
 from __future__ import annotations
 
+import importlib
 import os
+from collections.abc import Mapping
 from typing import Callable
 
 from vdata.media import storage as S
 
-from .actions import read_activitynet, read_coin, read_kinetics
 from .base import AnnotationFile, FormatError, RecordProblem, VideoRecord, find_video, json_lines, video_files
-from .captions import (read_activitynet_captions, read_ego4d_narrations, read_howto100m, read_vidchapters,
-                       read_youcook2)
-from .grounding import read_charades_sta, read_didemo, read_ego4d_goalstep, read_ego4d_nlq, read_qvhighlights
-from .web_clips import read_msrvtt, read_panda70m, read_vatex, read_video2dataset
 
-ANNOTATION_FORMATS: dict[str, Callable[[str], AnnotationFile]] = {
-    "activitynet": read_activitynet,
-    "activitynet_captions": read_activitynet_captions,
-    "charades_sta": read_charades_sta,
-    "coin": read_coin,
-    "didemo": read_didemo,
-    "ego4d_goalstep": read_ego4d_goalstep,
-    "ego4d_narrations": read_ego4d_narrations,
-    "ego4d_nlq": read_ego4d_nlq,
-    "howto100m": read_howto100m,
-    "kinetics": read_kinetics,
-    "msrvtt": read_msrvtt,
-    "panda70m": read_panda70m,
-    "qvhighlights": read_qvhighlights,
-    "vatex": read_vatex,
-    "vidchapters": read_vidchapters,
-    "video2dataset": read_video2dataset,
-    "youcook2": read_youcook2,
+# format -> (module, reader). The reader modules load when a reader is looked up: config validation and
+# every build import this package for the format names alone, and the readers' ~1,000 lines would cost
+# every `vdata` command at its start.
+_READERS: dict[str, tuple[str, str]] = {
+    "activitynet": ("actions", "read_activitynet"),
+    "activitynet_captions": ("captions", "read_activitynet_captions"),
+    "charades_sta": ("grounding", "read_charades_sta"),
+    "coin": ("actions", "read_coin"),
+    "didemo": ("grounding", "read_didemo"),
+    "ego4d_goalstep": ("grounding", "read_ego4d_goalstep"),
+    "ego4d_narrations": ("captions", "read_ego4d_narrations"),
+    "ego4d_nlq": ("grounding", "read_ego4d_nlq"),
+    "howto100m": ("captions", "read_howto100m"),
+    "kinetics": ("actions", "read_kinetics"),
+    "msrvtt": ("web_clips", "read_msrvtt"),
+    "panda70m": ("web_clips", "read_panda70m"),
+    "qvhighlights": ("grounding", "read_qvhighlights"),
+    "vatex": ("web_clips", "read_vatex"),
+    "vidchapters": ("captions", "read_vidchapters"),
+    "video2dataset": ("web_clips", "read_video2dataset"),
+    "youcook2": ("captions", "read_youcook2"),
 }
+
+
+class _Readers(Mapping):
+    """`ANNOTATION_FORMATS[fmt]`: the reader of `fmt`, imported on lookup; the names cost nothing."""
+
+    def __getitem__(self, fmt: str) -> Callable[[str], AnnotationFile]:
+        module, reader = _READERS[fmt]
+        return getattr(importlib.import_module(f"{__name__}.{module}"), reader)
+
+    def __iter__(self):
+        return iter(_READERS)
+
+    def __len__(self) -> int:
+        return len(_READERS)
+
+
+ANNOTATION_FORMATS: Mapping[str, Callable[[str], AnnotationFile]] = _Readers()
+
+
+def __getattr__(name: str):
+    """`from vdata.schemas.annotation_formats import read_msrvtt`: a reader by its name, imported now."""
+    for fmt, (_, reader) in _READERS.items():
+        if reader == name:
+            return ANNOTATION_FORMATS[fmt]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # formats whose manifest is a folder (a downloader's output), read in place, not a file's text
 FOLDER_FORMATS = frozenset({"video2dataset"})
 
@@ -72,4 +99,4 @@ def read_annotation_file(fmt: str, path: str) -> AnnotationFile:
 
 __all__ = ["ANNOTATION_FORMATS", "FOLDER_FORMATS", "FORMAT_KINDS", "AnnotationFile", "FormatError", "RecordProblem", "VideoRecord",
            "find_video", "json_lines", "read_annotation_file", "video_files",
-           *(f.__name__ for f in ANNOTATION_FORMATS.values())]
+           *(reader for _, reader in _READERS.values())]

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vdata.media import storage as S
-from vdata.media.subtitles import parse_timestamp
 
 
 class FormatError(ValueError):
@@ -65,6 +64,8 @@ def clock_seconds(value: Any) -> Any:
     """A time as a float: a number, or a clock "H:MM:SS.mmm" / "MM:SS" (parse_timestamp); anything else
     unchanged (the annotations stage names it)."""
     if isinstance(value, str) and ":" in value:
+        from vdata.media.subtitles import parse_timestamp   # deferred: pysubs2 costs ~0.05 s at every CLI start
+
         seconds = parse_timestamp(value)
         return value if seconds is None else seconds
     return as_number(value)
