@@ -189,9 +189,9 @@ class WellformedStage(Stage):
                 found.append(("bare_reference", f"the {what} {text[:40]!r} is only a note id or has no words"))
             elif _NOTE_LINE.search(text):
                 found.append(("note_echo", f"the {what} repeats a note of the prompt: {text[:80]!r}"))
-            elif _TEMPLATE_SLOT.search(text):
+            elif slot := _TEMPLATE_SLOT.search(text):
                 found.append(("template_slot", f"the {what} keeps a slot of the prompt's reply form "
-                                               f"({_TEMPLATE_SLOT.search(text).group(0)}): {text[:80]!r}"))
+                                               f"({slot.group(0)}): {text[:80]!r}"))
         if task in TEACHER_QUESTION_TASKS and qt and not _REFERENCE.match(q):
             if not q.rstrip().endswith("?") and qt[0] not in QUESTION_OPENERS:
                 found.append(("not_a_question", f"the question {q[:80]!r} neither ends with '?' nor opens with a "

@@ -94,8 +94,9 @@ def _finish_clue_qa(stage: StageView, row, clues, p: Pending, reply: dict, base:
     if not spans:
         return [stage.reject(base, "no_clue_interval", "clue_qa: the cited clues have no time span short of the "
                              "whole video, so the question has no clue interval", cited=[c.id for c in used])]
-    if clue_share(spans, row) >= MAX_CLUE_SHARE:   # several clips that together make the whole video
-        return [stage.reject(base, "clue_covers_video", f"clue_qa: the cited clues cover {clue_share(spans, row):.0%} "
+    share = clue_share(spans, row)
+    if share >= MAX_CLUE_SHARE:   # several clips that together make the whole video
+        return [stage.reject(base, "clue_covers_video", f"clue_qa: the cited clues cover {share:.0%} "
                              "of the video, so they say nothing about when the answer is", cited=[c.id for c in used])]
     distractors = [d.strip() for d in reply.get("distractors") or [] if isinstance(d, str)]
     if len(distractors) != tcfg.num_options - 1 or not distinct_options(base[R.ANSWER], distractors):
