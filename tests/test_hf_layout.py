@@ -310,7 +310,7 @@ def test_where_video_decodes_the_path_loads_as_a_video_feature(build_dir, tmp_pa
 
 
 def test_the_card_written_beside_the_report_in_a_forked_child_equals_the_card_written_in_line(build_dir, tmp_path):
-    """A build without Ray writes README.md in a forked child while it draws the report (runner._card_beside):
+    """A build without Ray writes README.md in a forked child while it draws the report (card_child.card_beside):
     the same card as in line, and the child's error comes back as the build's. A fresh process, as a
     `vdata build` is: this test's worker may hold Ray's threads, which are not forked."""
     import json
@@ -328,25 +328,29 @@ def test_the_card_written_beside_the_report_in_a_forked_child_equals_the_card_wr
     refresh_card(str(inline))
     script = (
         "import json, multiprocessing, sys\n"
-        "from vdata.pipelines.runner import _card_beside\n"
-        "done = _card_beside(sys.argv[1])\n"
+        "from vdata.pipelines import card_child\n"
+        "card_child.prepare()   # as an in-process build does when its stages start\n"
+        "warm = len(multiprocessing.active_children())\n"
+        "done = card_child.card_beside(sys.argv[1])\n"
         "children = len(multiprocessing.active_children())\n"
         "path = done()\n"
         "try:\n"
-        "    _card_beside(sys.argv[2])()\n"
+        "    card_child.card_beside(sys.argv[2])()\n"
         "    error = None\n"
         "except Exception as e:\n"
         "    error = type(e).__name__\n"
-        "import vdata.pipelines.runner as runner\n"
-        "runner.CARD_WAIT_S = 0   # a child that does not answer: the card is written here instead\n"
-        "late = runner._card_beside(sys.argv[3])()\n"
-        "print(json.dumps({'path': path, 'children': children, 'ray': 'ray' in sys.modules, 'error': error,\n"
-        "                  'late': late}))\n")
+        "card_child.CARD_WAIT_S = 0   # a child that does not answer: the card is written here instead\n"
+        "late = card_child.card_beside(sys.argv[3])()\n"
+        "card_child.prepare()\n"
+        "card_child.discard()   # a run that failed: its prepared child is stopped\n"
+        "print(json.dumps({'path': path, 'warm': warm, 'children': children, 'ray': 'ray' in sys.modules,\n"
+        "                  'error': error, 'late': late, 'left': len(multiprocessing.active_children())}))\n")
     proc = subprocess.run([sys.executable, "-c", script, str(forked), str(damaged), str(late)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     answer = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert answer["children"] == 1 and not answer["ray"], answer
+    assert answer["warm"] == answer["children"] == 1 and not answer["ray"], answer   # the prepared child wrote it
+    assert answer["left"] == 0, answer
     assert answer["path"] == str(forked / "README.md")
     assert answer["late"] == str(late / "README.md")
     for card in (forked, late):

@@ -116,7 +116,7 @@ def test_build_reads_and_writes_s3(tmp_path, s3, videos, in_process):
     # the dataset is in the bucket, not on this disk: parts, rejects' folder, ledger, state, manifest, card
     names = {p.split("/out/", 1)[1] for p in fs.find(f"{bucket}/out")}
     assert {"manifest.json", "_state.json", "README.md", "report.html", "report.md"} <= names, names
-    assert any(n.startswith("report_assets/") and n.endswith(".png") for n in names)   # the report's plots
+    assert any(n.startswith("report_assets/") and n.endswith(".svg") for n in names)   # the report's plots
     assert any(n.startswith("clips/part-") and n.endswith("-train.parquet") for n in names)
     assert any(n.startswith("_ledger/part-") for n in names)
     assert not any(n.startswith(("_cache/", "_work/", "_logs/")) for n in names)   # these stay local

@@ -42,8 +42,8 @@ def assert_self_contained(html_text: str) -> None:
     # one inline script (the viewer's filter, sortable tables); nothing loaded from a file or the network
     assert html_text.lower().count("<script") == 1 and "<script>" in html_text and "<script src" not in html_text
     assert not re.search(r'(src|href)="(https?:)?//', html_text), "the report must not load anything from the network"
-    for tag, src in re.findall(r'(<img[^>]+src="([^"]+)")', html_text):   # plots PNG, frame thumbnails JPEG
-        assert src.startswith("data:image/jpeg;base64," if 'class="thumb"' in tag else "data:image/png;base64,")
+    for tag, src in re.findall(r'(<img[^>]+src="([^"]+)")', html_text):   # plots SVG, frame thumbnails JPEG
+        assert src.startswith("data:image/jpeg;base64," if 'class="thumb"' in tag else "data:image/svg+xml;base64,")
 
 
 def plot_images(text: str) -> int:
@@ -51,7 +51,7 @@ def plot_images(text: str) -> int:
 
 
 def markdown_plots(md_text: str, out_dir: Path) -> list[Path]:
-    return [p for p in markdown_images(md_text, out_dir) if p.suffix == ".png"]
+    return [p for p in markdown_images(md_text, out_dir) if p.suffix == ".svg"]
 
 
 def screenshot(html_path: str, png_path: Path, profile_dir: Path) -> np.ndarray:
@@ -144,7 +144,7 @@ def test_report_of_a_real_build_has_every_plot_its_data_supports(quickstart_out,
 
     md = Path(md_path).read_text()
     images = markdown_plots(md, quickstart_out)
-    assert len(images) == 6 and all(p.is_file() and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in images)
+    assert len(images) == 6 and all(p.is_file() and p.read_bytes().startswith(b"<svg ") for p in images)
     assert all(p.parent == quickstart_out / "report_assets" for p in images)
     assert "| quality | blurry |" in md and "## Quality score distributions" in md
 
@@ -238,13 +238,13 @@ def test_sample_level_report_shows_qa_balance_teachers_and_marked_thresholds(tmp
     md = Path(md_path).read_text()
     images = markdown_plots(md, out)
     assert len(images) == 9 and all(p.is_file() for p in images)
-    assert sorted(p.name for p in (out / "report_assets").glob("*.png")) == sorted(p.name for p in images)
+    assert sorted(p.name for p in (out / "report_assets").glob("*.svg")) == sorted(p.name for p in images)
     assert "| verify | unsupported_claims | 2 | 40.0% |" in md
 
     # a second report replaces the first one's plots rather than piling up next to them
-    (out / "report_assets" / "99_stale.png").write_bytes(b"old")
+    (out / "report_assets" / "99_stale.svg").write_bytes(b"old")
     write_report(out)
-    assert not (out / "report_assets" / "99_stale.png").exists()
+    assert not (out / "report_assets" / "99_stale.svg").exists()
 
 
 def test_sample_viewer_shows_frames_text_evidence_and_reject_messages_in_chromium(tmp_path):
@@ -330,14 +330,12 @@ def test_report_command_writes_both_files_and_explains_a_folder_that_is_not_a_bu
 
 # --------------------------------------------------------------------------- figures and templates
 def _overlap(a, b) -> bool:
-    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def test_legends_never_cover_a_bar_and_crowded_stage_labels_do_not_overprint(tmp_path):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.patches import Rectangle
-
     from vdata.pipelines import report_figures, report_sections
+    from vdata.pipelines.svg_chart import TICK_PX, text_width
 
     out = tmp_path / "out"
     make_sample_output(out)
@@ -345,39 +343,34 @@ def test_legends_never_cover_a_bar_and_crowded_stage_labels_do_not_overprint(tmp
     sections = [s for _, collect in report_sections.COLLECTORS if (s := collect(run)) is not None and s.figure]
     names = ["probe", "shots", "quality", "frames", "asr", "generate", "timestamps", "verify_claims", "blind",
              "labels", "dedup"]   # the longest pipeline of the tests: its labels would run into each other flat
-    crowded = report_figures.stages_figure([f"{i + 1}. {n}" for i, n in enumerate(names)], list(range(10, 21)),
-                                           list(range(9, 20)), [1] * 11)
-    figures = [(s.key, report_figures.FIGURES[s.key](**s.figure)) for s in sections] + [("stages x11", crowded)]
+    labels = [f"{i + 1}. {n}" for i, n in enumerate(names)]
+    crowded = report_figures.stages_figure(labels, list(range(10, 21)), list(range(9, 20)), [1] * 11)
+    two = report_figures.stages_figure(labels[:2], [3, 3], [2, 3], [1, 0])
+    figures = [(s.key, report_figures.FIGURES[s.key](**s.figure)) for s in sections]
+    figures += [("stages x11", crowded), ("stages x2", two)]
     checked = 0
-    for key, fig in figures:
-        canvas = FigureCanvasAgg(fig)   # what savefig draws with
-        canvas.draw()
-        renderer = canvas.get_renderer()
-        for ax in fig.axes:
-            legend = ax.get_legend()
-            if legend is None:
-                continue
-            box = legend.get_window_extent(renderer)
-            bars = [p.get_window_extent(renderer) for p in ax.patches
-                    if isinstance(p, Rectangle) and p.get_width() * p.get_height() > 0]
-            if not bars:   # a line plot (throughput): its legend sits outside too, nothing to cover
-                continue
-            assert not any(_overlap(box, b) for b in bars), f"{key}: legend covers a bar"
-            checked += 1
-    assert checked >= 6   # stages, rejects, shots, teachers x2, answer positions (+ the crowded one)
-    ax = crowded.axes[0]
-    texts = [t for t in ax.get_xticklabels() if t.get_text()]
-    assert len(texts) == len(names)
-    # Flat labels must not touch; turned ones are parallel lines whose gap across the text (tick spacing
-    # times the sine of the angle) must exceed the text height.
-    xs = ax.transData.transform([(x, 0) for x in ax.get_xticks()])[:, 0]
-    angle = math.radians(texts[0].get_rotation())
-    text_height_px = texts[0].get_fontsize() * crowded.dpi / 72
-    if angle == 0:
-        boxes = [t.get_window_extent(crowded.canvas.get_renderer()) for t in texts]
-        assert not any(_overlap(a, b) for a, b in zip(boxes, boxes[1:])), "x labels overprint"
-    else:
-        assert float(np.diff(xs).min()) * math.sin(angle) > text_height_px, "x labels overprint"
+    for key, chart in figures:
+        chart.svg()   # the layout is made while drawing; the chart records what it drew where
+        bars = [b[1:] for b in chart.boxes if b[0] == "bar"]
+        legends = [b[1:] for b in chart.boxes if b[0] == "legend"]
+        if not legends or not bars:   # a line plot (throughput): its legend sits outside too, nothing to cover
+            continue
+        for legend in legends:
+            assert not any(_overlap(legend, b) for b in bars), f"{key}: legend covers a bar"
+        assert all(0 <= v[0] and v[2] <= chart.width for v in legends), f"{key}: legend outside the picture"
+        checked += 1
+    assert checked >= 6   # stages, rejects, shots, teachers, answer positions, quality (+ the crowded one)
+    # flat labels must not touch; turned ones are parallel lines whose gap across the text (tick spacing
+    # times the sine of the angle) must exceed the text height
+    for chart, n in ((crowded, len(names)), (two, 2)):
+        xs, angle = chart.x_tick_px[1], math.radians(chart.x_tick_angle[1])
+        assert len(xs) == n
+        if angle == 0:
+            widths = [text_width(t, TICK_PX) for t in labels[:n]]
+            assert all(b - a > (wa + wb) / 2 for a, b, wa, wb in zip(xs, xs[1:], widths, widths[1:])), "x labels overprint"
+        else:
+            assert float(np.diff(xs).min()) * math.sin(angle) > TICK_PX, "x labels overprint"
+    assert crowded.x_tick_angle[1] > 0 and two.x_tick_angle[1] == 0   # turned only when they would not fit
 
 
 def test_report_templates_ship_as_package_data():
@@ -467,17 +460,21 @@ def test_plan_scales_work_with_video_seconds_and_time_with_cpus():
     assert processing(wide) == pytest.approx(processing(big) / 8)
 
 
-def test_video_names_in_scripts_the_plot_font_lacks_draw_without_a_warning_per_letter():
-    """Shots per video are labelled with file names; the bundled DejaVu font has no CJK letters, and each
-    missing letter was a UserWarning on the build's output (two for one file name). The plot still draws."""
-    import warnings
+def test_video_names_in_any_script_are_plot_text_and_markup_in_them_stays_text():
+    """Shots per video are labelled with file names. The plots are SVG text: a name in Chinese shows with the
+    reader's fonts (a PNG's bundled font drew boxes, and warned once per letter), and a name that looks like
+    markup is escaped, never part of the picture's code."""
+    import xml.etree.ElementTree as ET
 
     from vdata.pipelines.report_figures import draw
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        plot = draw("shots", {"names": ["Ünïcödé 視頻.mp4", "plain.mp4"], "kept": [3, 1], "rejected": [0, 2]})
-    assert plot.png.startswith(b"\x89PNG") and len(plot.png) > 1000
+    names = ["Ünïcödé 視頻.mp4", "<b>&amp; \"odd\".mp4"]
+    plot = draw("shots", {"names": names, "kept": [3, 1], "rejected": [0, 2]})
+    root = ET.fromstring(plot.svg)   # well-formed XML
+    texts = {el.text for el in root.iter("{http://www.w3.org/2000/svg}text")}
+    assert set(names) <= texts and plot.alt == "Shots per video"
+    rects = [el for el in root.iter("{http://www.w3.org/2000/svg}rect") if el.get("fill") in (KEPT_COLOR, REJECTED_COLOR)]
+    assert len(rects) == 3 + 2   # two kept bars, one rejected, and the two legend swatches
 
 
 def test_a_large_builds_batch_records_are_merged_for_the_manifest_with_every_total_kept():

@@ -35,7 +35,7 @@ class TableBlock:
 
 @dataclass
 class Plot:
-    png: bytes
+    svg: bytes               # an SVG document (report_figures)
     alt: str                 # the figure's own titles: img alt text in both files
 
 

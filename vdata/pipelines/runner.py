@@ -26,7 +26,7 @@ from vdata.stages import stage_class
 from vdata.stages.base import RunContext
 from vdata.teachers.types import TeacherRefusedError, find_refusal
 
-from . import checkpoint
+from . import card_child, checkpoint
 from . import execution as X
 from . import output_dir
 from . import progress as P
@@ -38,7 +38,6 @@ from .planning import (Plan, StagePlan, check_fits, fetch_assets, input_problems
 from .run_teachers import RunTeachers
 
 WRITE_CPUS = 0.25   # the sink's write tasks (see _execute)
-CARD_WAIT_S = 120   # a card takes well under a second; a child that has not answered by then is given up
 
 
 @dataclass
@@ -305,7 +304,10 @@ def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console
         raise ConfigError(problem)
     fetch_assets(plan)      # hub models too: one download here, not one per worker
     with output_dir.exclusive(plan.output_dir):
-        return _run(cfg, plan, address, console, display)
+        try:
+            return _run(cfg, plan, address, console, display)
+        finally:
+            card_child.discard()   # a run that failed before its finish leaves no idle child behind
 
 
 def _run(cfg: BuildConfig, plan: Plan, address: str | None, console, display: _Display) -> BuildResult:
@@ -354,6 +356,8 @@ def _run(cfg: BuildConfig, plan: Plan, address: str | None, console, display: _D
         # card and export take an interrupted run for a finished build
         if S.exists(S.join(plan.output_dir, "manifest.json")):
             S.remove(S.join(plan.output_dir, "manifest.json"))
+        if in_process:   # before any thread starts: the card's child loads its modules while the stages run
+            card_child.prepare()
         with RunTeachers(cfg, console) as teachers:   # servers load first, or beside the stages (ray.teacher_servers)
             ctx = RunContext(output_dir=plan.output_dir, run_id=run_id, work_dir=os.path.join(plan.local_dir, "_work"),
                              teachers=teachers.worker_configs, cache_dir=os.path.join(plan.local_dir, "_cache"),
@@ -409,7 +413,7 @@ def _finish(cfg: BuildConfig, plan: Plan, console, refresh: bool) -> list[dict]:
     url = plan.output_dir if S.is_remote(plan.output_dir) else None
     tables = [plan.level, "rejects", *([R.CLIPS_TABLE] if plan.clips_dir else [])]
     local = remote.mirror_tables(url, plan.local_dir, tables) if url else plan.output_dir
-    card_done = _card_beside(local)   # README.md: `datasets.load_dataset(output_dir)` reads the kept rows
+    card_done = card_child.card_beside(local)   # README.md: `datasets.load_dataset(output_dir)` reads the kept rows
     try:
         from .report import write_report
 
@@ -425,42 +429,6 @@ def _finish(cfg: BuildConfig, plan: Plan, console, refresh: bool) -> list[dict]:
     if url and card:   # with the empty tables the card's configs name
         remote.put_card(card, local, url)
     return exports
-
-
-def _card_beside(local: str):
-    """Start writing the build's card (`refresh_card`) in a forked child while this process draws the
-    report; returns the call that waits for the card's path. The card's `datasets` import and the report's
-    matplotlib each take a share of a small build's few seconds, and on two cores they overlap (probe +
-    shots of one video, 2 cores: CLI median 5.00 -> 4.62 s over 7 interleaved runs each; bench_build_overhead's
-    fixed cost 3.10 -> 2.35-2.49 s).
-    Forked only on Linux, from a process with no other thread (a thread may hold a lock the child needs;
-    a Ray driver's gRPC threads do not survive a fork) and no Ray; else, and if the child fails to answer,
-    the card is written here when asked for."""
-    import multiprocessing
-    import threading
-
-    if sys.platform != "linux" or "ray" in sys.modules or (os.cpu_count() or 1) < 2 or threading.active_count() > 1:
-        return lambda: _refresh_card(local)
-    sys.stdout.flush()   # the child flushes what it inherits when it ends: print nothing twice
-    sys.stderr.flush()
-    pool = multiprocessing.get_context("fork").Pool(1)
-    pending = pool.apply_async(_refresh_card, (local,))
-
-    def done() -> str | None:
-        try:
-            return pending.get(timeout=CARD_WAIT_S)
-        except multiprocessing.TimeoutError:
-            pass
-        finally:
-            pool.terminate()
-        return _refresh_card(local)   # after the silent child is stopped: never two writers of one README.md
-    return done
-
-
-def _refresh_card(local: str) -> str | None:
-    from vdata.exporters.hf_local import refresh_card   # deferred: the exporters load in the card's child
-
-    return refresh_card(local)
 
 
 def _write_exports(cfg: BuildConfig, plan: Plan, console, refresh: bool, local: str) -> list[dict]:
