@@ -315,13 +315,18 @@ def test_teacher_task_replies_become_spans_from_clue_times(clip_rows):
     _, _, out = _plan_and_finish(stage, row, "reasoning_localization", [
         {"question": "When could you learn what comes next?", "explanation": "Because of it."}])
     assert out[0].reason == "off_target"
+    target = TASK_FAMILIES["highlights"].plan(stage, row, clues, stage.config.tasks.highlights)[1][0].extra["target"]
+    assert target.id == "E2"   # the moment the query is written for must be among the highlights (h7: F14)
     _, pending, out = _plan_and_finish(stage, row, "highlights", [
         {"query": pending_query(stage, row), "scores": [{"id": "E5", "score": 4}, {"id": "T1", "score": 3},
-                                                        {"id": "E5", "score": 0}, {"id": "E1", "score": 1}]}])
+                                                        {"id": "E5", "score": 0}, {"id": "E1", "score": 1},
+                                                        {"id": "E2", "score": 3}]}])
     s = out[0]
     assert not isinstance(s, Reject), s.message
-    assert s[R.ANSWER_SPANS] == [{"start_s": 10.2, "end_s": 13.5}, {"start_s": 11.0, "end_s": 12.5}]
-    assert s[R.ANSWER_SCORES] == [4.0, 3.0] and s[R.ANSWER].splitlines()[0] == "{{span:10.2,13.5}} saliency 4"
+    assert s[R.ANSWER_SPANS] == [{"start_s": 2.2, "end_s": 3.6}, {"start_s": 10.2, "end_s": 13.5},
+                                 {"start_s": 11.0, "end_s": 12.5}]
+    # scores on VTG-IT's 1..5 saliency scale: 1 + 4 * score / scale
+    assert s[R.ANSWER_SCORES] == [4.0, 5.0, 4.0] and s[R.ANSWER].splitlines()[1] == "{{span:10.2,13.5}} saliency 5"
     _, _, out = _plan_and_finish(stage, row, "highlights", [{"query": pending_query(stage, row),
                                                              "scores": [{"id": "E1", "score": 1}]}])
     assert out[0].reason == "no_highlight"
@@ -351,7 +356,8 @@ def test_teacher_tasks_with_smollm(clip_rows, smollm):
     print(f"\n[template tasks smollm] {Counter(s[R.TASK] for s in samples)} "
           f"rejects {Counter(r['reason'] for r in rejects)}")
     assert len(samples) + len(rejects) == 4   # one request per task, nothing lost
-    assert {r["reason"] for r in rejects} <= {"bad_reply", "off_target", "no_highlight", "teacher_error"}
+    assert {r["reason"] for r in rejects} <= {"bad_reply", "off_target", "no_highlight", "teacher_error",
+                                              "query_states_time", "query_names_note", "moment_not_highlighted"}
     assert not any(r["reason"] == "teacher_error" for r in rejects)
     for s in samples:
         assert s[R.QUESTION] and s[R.ANSWER] and s[R.SAMPLE_TEACHER] == "t" and s[R.ANSWER_SPANS]

@@ -8,8 +8,9 @@ a reply in the wrong language, or a copy of the prompt's own example. Each check
   request word (what, how, describe, …);
 - `vacuous_question`: a question with no word of its own beyond function words and words about the task
   itself ("What is the answer to this question?", "What does note 1 say?"): it asks nothing about the video;
-- `bare_reference`: a question or answer that is only a note id ("C1", "A2", "U3"; time placeholders around
-  it do not count: "A1 ({{span:0,12}})") or empty of words;
+- `bare_reference`: a question or answer that is only a note id ("C1", "A2", "U3", the video caption's
+  "V"; time placeholders around it do not count: "A1 ({{span:0,12}})") or empty of words; one such
+  word stands when the row's own evidence uses it as a word (a sign reading "V", an "A4" sheet);
 - `note_echo`: a question or answer that repeats a note's line as the prompt shows it
   ("M1 (title of the video): ..."): the trained model would learn to cite notes it never sees;
 - `template_slot`: a slot of the prompt's reply form kept as text ("<sentence> (0.0 - 9.0 seconds).");
@@ -19,7 +20,15 @@ a reply in the wrong language, or a copy of the prompt's own example. Each check
 - `wrong_language`: `v_language_score` below `min_language_score` (see `language_score`);
 - `prompt_leak`: `v_prompt_overlap` above `max_prompt_overlap` — the share of the sample's word 3-grams
   (each with a content word) that stand in a shipped prompt template of `vdata/prompts/`, so an
-  example copied from a prompt ("The star is yellow.") is caught, whatever version made it.
+  example copied from a prompt ("The star is yellow.") is caught, whatever version made it;
+- `prompt_example`: a question or answer about a prompt's in-context example rather than the video, in
+  the teacher's own words ("How long does a ferry take to reach the island?" after open_qa's harbour
+  example), which exact 3-grams miss. The examples are read from the shipped templates themselves
+  (see `prompt_examples`); a sample that uses more than `max_example_words` words of one example that
+  the row's own evidence (captions, transcript, events, annotations, the cited clues) never says is
+  rejected; a word of what the prompt says the example is about ("about a harbour") counts twice. A
+  video that really shows a ferry keeps its ferry questions: its evidence says "ferry". A row with no
+  text evidence at all (frames only) is not judged.
 
 The two numeric scores are stored and can be re-thresholded after the build; every issue found is listed
 in `v_wellformed_issues`, the first one is the reject reason, with a message holding the numbers.
@@ -32,7 +41,9 @@ no function word at all (a one-word answer) gets no score and passes.
 """
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
@@ -68,10 +79,12 @@ _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
 TASK_WORDS = {"answer", "answers", "question", "questions", "note", "notes", "context", "description", "additional",
               "video", "clip", "correct", "following", "according", "given", "text", "say", "says", "said", "mean",
               "means", "option", "options", "true", "false", "describe", "tell", "explain", "other", "no", "any"}
-# Note ids of the prompts (vdata/stages/generate/clues.py: C, E, S, T, F per clip; A, M, H, U, G, V at video scope)
-_NOTE_ID = r"(?:[CESTFAMHUG]\d{1,3})"
+# Note ids of the prompts (vdata/stages/generate/clues.py: C, E, S, T, F per clip; A, M, H, U, G, V at video scope;
+# the video caption is a bare `V`)
+_NOTE_ID = r"(?:[CESTFAMHUG]\d{1,3}|V\d{0,3})"
 _REFERENCE = re.compile(rf"^\s*(?:{_NOTE_ID}[\s,;]*)+\.?\s*$")
-_NOTE_LINE = re.compile(rf"(?<![\w-])(?:V|{_NOTE_ID}) \([^()]*\):")
+_LONE_ID = re.compile(r"\s*([A-Z]\d{0,3})\s*\.?\s*")
+_NOTE_LINE = re.compile(rf"(?<![\w-]){_NOTE_ID} \([^()]*\):")
 _PLACEHOLDER = re.compile(r"\{\{[^{}]*\}\}")
 _EMPTY_PARENS = re.compile(r"\(\s*\)")
 # A slot of a prompt's reply form copied as text ("<sentence>", "<note id>"): stored samples hold no angle
@@ -126,6 +139,160 @@ def prompt_overlap(text: str) -> float | None:
     return len(grams & prompt_ngrams()) / len(grams)
 
 
+# --- the prompts' in-context examples --------------------------------------------------------------
+# Words too common to tell one topic from another, beyond the function words: pronouns, auxiliaries,
+# everyday verbs and adverbs, number words. Generic English, not any prompt's example.
+COMMON_WORDS = set("""i i'm me my we our you your he him his she her it its they them their one ones
+    someone something thing things person people man woman men women can could will would should may might must
+    has have had get gets got go goes going went come comes came make makes made take takes took see sees saw look
+    looks use uses used put puts way now then here there very just also only still again more most much many some
+    all each every both few other another same such own new first last next well really back up down out off over
+    too big small large little long short good bad great two three four five six seven eight nine ten eleven twelve
+    not no yes""".split())
+_EXAMPLE_HEAD = re.compile(r"^\s*(?:example\b|here is how\b)", re.IGNORECASE)   # a demonstration starts here
+_EXAMPLE_TOPIC = re.compile(r"\babout an? ([^,()]+?),\s*not this\b", re.IGNORECASE)   # "(about a harbour, not this clip)"
+_INLINE_EXAMPLE = re.compile(r"\b(?:for example|e\.g\.)\s*:?\s*\"([^\"]+)\"", re.IGNORECASE)
+_LINE_LABEL = re.compile(r"^\s*(?:[A-Z]\d{0,3} \([^()]*\)|[A-Z][A-Za-z ]{0,30}):\s")   # "E1 (event, 3.0-9.0s): ", "Question: "
+_JSON_KEY = re.compile(r"\"\w+\"\s*:")
+
+
+def stem(word: str) -> str:
+    """A crude English stem, the same on both sides of a comparison: "sinking"/"sinks"/"sink" -> "sink",
+    "ferries"/"ferry" -> "ferry", "baking"/"bakes"/"bake" -> "bak"."""
+    w = word.lower().removesuffix("'s")
+    if len(w) > 4 and w.endswith("ies"):
+        return w[:-3] + "y"
+    for end in ("ing", "ed", "es", "s", "e"):
+        if len(w) - len(end) >= 3 and w.endswith(end) and not w.endswith("ss"):
+            w = w[:-len(end)]
+            if end in ("ing", "ed") and len(w) > 3 and w[-1] == w[-2]:
+                w = w[:-1]   # "spinning" -> "spin"
+            break
+    return w
+
+
+_NOT_CONTENT = frozenset(COMMON_WORDS | TASK_WORDS | QUESTION_OPENERS | set().union(*FUNCTION_SETS.values()))
+
+
+def _stems(text: str) -> set[str]:
+    """Stems of the text's content words (no function, common or digit-bearing words, none under 3 letters)."""
+    words = (w.removesuffix("'s") for w in tokens(text))
+    return {stem(w) for w in words if w not in _NOT_CONTENT and len(w) >= 3 and not any(c.isdigit() for c in w)}
+
+
+@dataclass(frozen=True)
+class PromptExample:
+    template: str             # where it stands, "generate/open_qa.v3"
+    words: frozenset          # stems of its own words: not in any template's instructions
+    topic: frozenset          # stems of what the prompt says it is about ("about a harbour")
+
+
+def _labels(paragraph: str) -> frozenset | None:
+    """The line labels of a paragraph whose every line is `Label: text` ("Sentence:", "Question:"), else None."""
+    found = [_LINE_LABEL.match(line) for line in paragraph.splitlines() if line.strip()]
+    return frozenset(m.group(0).strip() for m in found) if found and all(found) else None
+
+
+def split_examples(text: str) -> tuple[list[str], str]:
+    """(the template's in-context examples, the rest of its text). An example is a paragraph that opens
+    with "Example" / "Here is how", a line that does, a quoted `for example "..."`, or a few-shot pair: a
+    paragraph of `Label: text` lines without a `$slot` whose labels another paragraph fills with slots."""
+    paragraphs = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
+    labels = [_labels(p) for p in paragraphs]
+    slotted = {lab for p, lab in zip(paragraphs, labels) if lab and "$" in p}
+    examples, rest = [], []
+    for para, lab in zip(paragraphs, labels):
+        if _EXAMPLE_HEAD.match(para) or (lab and "$" not in para and lab in slotted):
+            examples.append(para)
+            continue
+        for line in para.splitlines():
+            if _EXAMPLE_HEAD.match(line):
+                examples.append(line)
+                continue
+            examples += _INLINE_EXAMPLE.findall(line)
+            rest.append(_INLINE_EXAMPLE.sub(" ", line))
+    return examples, "\n".join(rest)
+
+
+def _example_text(example: str) -> str:
+    """An example without its header line, note labels, reply keys and slots: the words it is made of."""
+    lines = example.splitlines()
+    if len(lines) > 1 and lines[0].rstrip().endswith(":"):
+        lines = lines[1:]
+    out = []
+    for line in lines:
+        if _EXAMPLE_HEAD.match(line) and line.rstrip().endswith(":"):
+            continue   # "Example reply for a question of type ...:" introduces, it is not the example
+        out.append(_JSON_KEY.sub(" ", _LINE_LABEL.sub(" ", _TEMPLATE_VAR.sub(" ", line))))
+    return "\n".join(out)
+
+
+@lru_cache(maxsize=1)
+def prompt_examples() -> tuple[PromptExample, ...]:
+    """Every in-context example of the shipped templates (all groups, all versions). An example's words
+    are those of its own that no template's instructions use: words the prompts ask for ("question",
+    "colour", "viewer") say nothing about where a sample's content came from."""
+    found, instructions = [], []
+    root = resources.files("vdata.prompts")
+    for group in sorted((g for g in root.iterdir() if g.is_dir()), key=lambda g: g.name):
+        for entry in sorted((e for e in group.iterdir() if e.name.endswith(".txt")), key=lambda e: e.name):
+            examples, rest = split_examples(entry.read_text())
+            instructions.append(rest)
+            found += [(f"{group.name}/{entry.name[:-4]}", ex) for ex in examples]
+    generic = set().union(*(_stems(_TEMPLATE_VAR.sub(" ", t)) for t in instructions))
+    out = []
+    for where, example in found:
+        topic = frozenset(set().union(*(_stems(m) for m in _EXAMPLE_TOPIC.findall(example))))
+        words = frozenset((_stems(_example_text(example)) - generic) | topic)
+        if words:
+            out.append(PromptExample(where, words, topic))
+    return tuple(out)
+
+
+def _texts(value) -> list[str]:
+    """Every string inside a column value (nested lists and structs, a JSON object string)."""
+    if isinstance(value, str):
+        if value[:1] == "{":
+            try:
+                return _texts(json.loads(value))
+            except ValueError:
+                pass
+        return [value]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _texts(v)]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _texts(v)]
+    return []
+
+
+# What the row knows about its video as text: the clues a teacher was shown are made of these columns
+EVIDENCE_COLUMNS = (R.CAPTION, R.CAPTION_RENAMED, R.CAPTION_FIELDS, R.CAPTION_STEPS, R.DENSE_EVENTS, R.VIDEO_CAPTION,
+                    R.CLIP_CAPTIONS, R.TRANSCRIPT_TEXT, R.TRANSCRIPT_SEGMENTS, R.ANNOTATIONS, R.EVIDENCE, R.SOURCE_META)
+
+
+def evidence_text(row: dict) -> str:
+    return "\n".join(t for c in EVIDENCE_COLUMNS for t in _texts(row.get(c)) if t.strip())
+
+
+def example_words_used(text: str, evidence: set[str]) -> tuple[int, PromptExample | None, list[str]]:
+    """(weight, example, words): the prompt example `text` takes most from, and the stems of its words
+    that `text` uses and the evidence lacks (topic words first, each weighing two); (0, None, []) if none."""
+    own = _stems(text) - evidence
+    best: tuple[int, PromptExample | None, list[str]] = (0, None, [])
+    for ex in prompt_examples():
+        topic = sorted(own & ex.topic)
+        used = topic + sorted((own & ex.words) - ex.topic)
+        if len(used) + len(topic) > best[0]:
+            best = (len(used) + len(topic), ex, used)
+    return best
+
+
+def _evidence_says(bare: str, row: dict) -> bool:
+    """Whether a lone id-like word ("V", "A4") is one the row's own evidence uses as a word: content, no note id."""
+    m = _LONE_ID.fullmatch(bare)
+    return bool(m) and re.search(rf"(?<![\w-]){m.group(1)}(?![\w-])", evidence_text(row)) is not None
+
+
 def _norm(text: str) -> str:
     return " ".join(tokens(text))
 
@@ -136,6 +303,9 @@ class WellformedConfig(StageConfig):
     language: str = Field("en", pattern="^(" + "|".join(FUNCTION_WORDS) + ")$")
     min_language_score: float | None = Field(0.6, ge=0, le=1)   # None: no language check
     max_prompt_overlap: float | None = Field(0.5, ge=0, le=1)   # None: no prompt-leak check
+    # words of one prompt example (a topic word counts 2) a question or answer may use that the row's
+    # evidence lacks; None: no prompt-example check
+    max_example_words: int | None = Field(1, ge=0)
     min_question_words: int = Field(3, ge=1)
     max_question_words: int = Field(60, ge=1)
     min_answer_words: int = Field(1, ge=1)
@@ -168,6 +338,7 @@ class WellformedStage(Stage):
         if cfg.max_prompt_overlap is not None and overlap is not None and overlap > cfg.max_prompt_overlap:
             issues.append(("prompt_leak", f"{overlap:.0%} of the sample's word 3-grams stand in a prompt template "
                                           f"(max {cfg.max_prompt_overlap:.0%}): {text[:80]!r}"))
+        issues += self.example_issues(row)
         out[R.V_WELLFORMED_ISSUES] = [code for code, _ in issues]
         out[R.V_LANGUAGE_SCORE] = lang
         out[R.V_PROMPT_OVERLAP] = overlap
@@ -185,7 +356,8 @@ class WellformedStage(Stage):
         q, a = (row.get(R.QUESTION) or "").strip(), (row.get(R.ANSWER) or "").strip()
         qt, at = tokens(q), tokens(a)
         for what, text, toks in (("question", q, qt), ("answer", a, at)):
-            if not toks or _REFERENCE.match(_EMPTY_PARENS.sub("", _PLACEHOLDER.sub("", text))):
+            bare = _EMPTY_PARENS.sub("", _PLACEHOLDER.sub("", text))
+            if not toks or _REFERENCE.match(bare) and not _evidence_says(bare, row):
                 found.append(("bare_reference", f"the {what} {text[:40]!r} is only a note id or has no words"))
             elif _NOTE_LINE.search(text):
                 found.append(("note_echo", f"the {what} repeats a note of the prompt: {text[:80]!r}"))
@@ -212,6 +384,23 @@ class WellformedStage(Stage):
             found.append(("too_long", f"answer of {len(at)} words > {cfg.max_answer_words}"))
         if task == "mcq":
             found += self.option_issues(row)
+        return found
+
+    def example_issues(self, row: dict) -> list[tuple[str, str]]:
+        """`prompt_example` for the question and the answer (options are wrong answers by design, and a
+        false premise's words are absent on purpose: two of an example's words are needed, not one)."""
+        limit = self.config.max_example_words
+        evidence = evidence_text(row)
+        if limit is None or not evidence:
+            return []   # frames only: what the teacher saw cannot be read here
+        said = _stems(evidence)
+        found = []
+        for what, text in (("question", row.get(R.QUESTION)), ("answer", row.get(R.ANSWER))):
+            weight, example, words = example_words_used(_PLACEHOLDER.sub(" ", text or ""), said)
+            if weight > limit:
+                found.append(("prompt_example", f"the {what} {str(text)[:80]!r} uses words of the in-context example of "
+                                                f"{example.template} that the row's evidence never says: "
+                                                f"{', '.join(words)} (weight {weight} > {limit})"))
         return found
 
     @staticmethod

@@ -12,6 +12,10 @@ sample's `answer_spans`, else its evidence transcript spans, else the times its 
 (`clip_scope`): a question about one clip is ambiguous over the whole video. An open twin is counted
 `open_twin` (its MCQ's record carries the open answer); an open item with no MCQ form `not_mcq:<kind>`.
 False-premise items are CG-Bench's "Hallucination" sub-category. Times in texts count from the video's start.
+
+`domain` is the video's content domain (the release's 14: "Life Record", "Art & Culture", "Instruction &
+Knowledge", ...): the input's own `domain` (or `category`) field when the manifest has one, else the
+video's first annotated label, else empty. The title is not used: it names the video, not its domain.
 """
 from __future__ import annotations
 
@@ -19,14 +23,28 @@ import os
 
 from vdata.schemas import records as R
 
-from ..base import ExportOptions, ExportResult, prepare, safe_name
+from ..base import ExportOptions, ExportResult, prepare
 from ..dialog import letter
 from ..source import BuildDir
-from .common import add_json, is_video_scope, mcq_fields, readable, release_items, release_options, result_for, whole_video
+from .common import (add_json, annotations, is_video_scope, mcq_fields, readable, release_items, release_options,
+                     result_for, source_meta, whole_video)
 
 
 # CG-Bench's name for the question kinds it shares (cgbench_mini.json: 240 "Hallucination" items)
 SUB_CATEGORY = {"false_premise": "Hallucination"}
+
+
+DOMAIN_FIELDS = ("domain", "category")   # manifest fields that name a video's content domain
+
+
+def content_domain(row: dict) -> str:
+    """The video's content domain as the input names it, or "" (see the module docstring)."""
+    meta = source_meta(row)
+    for key in DOMAIN_FIELDS:
+        if isinstance(meta.get(key), str) and meta[key].strip():
+            return meta[key].strip()
+    labels = [x.strip() for x in annotations(row).get("labels") or [] if isinstance(x, str) and x.strip()]
+    return labels[0] if labels else ""
 
 
 def clue_intervals(item) -> list[list[float]]:
@@ -57,7 +75,6 @@ def _accept(item):
 def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
     notes: list[str] = []
     opts = release_options(opts, "seconds", notes)
-    name = safe_name(opts.name or build.name)
     items = [whole_video(it) if not _accept(it) else it for it in release_items(build, opts.tasks)]
     prepared, planner, skipped = prepare(build, dest, opts, force_mp4=True, items=items, accept=_accept)   # <video_uid>.mp4
     records = []
@@ -68,7 +85,7 @@ def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
             skipped["no_clue"] += 1
             continue
         records.append({"qid": len(records), "video_uid": p.visual.stem, "question": question, "answer": choices[idx],
-                        "choices": choices, "right_answer": letter(idx), "clue_intervals": clues, "domain": name,
+                        "choices": choices, "right_answer": letter(idx), "clue_intervals": clues, "domain": content_domain(p.item.row),
                         "sub_category": SUB_CATEGORY.get(p.item.get(R.QUESTION_TYPE), p.item.get(R.QUESTION_TYPE) or p.item.task), "duration": int(round(duration))})
     result = result_for("cg_bench", planner, skipped, notes)
     add_json(result, planner, "cgbench.json", records, len(records))

@@ -3,19 +3,34 @@
 - `highlights`: a query and the saliency of each moment for it (QVHighlights-style). The stage picks one
   moment (seeded); the teacher writes a short query describing it and rates every moment 0..`scale` for
   the query. The moments rated at least `min_score` are the highlights: their intervals go to
-  `answer_spans`, their scores to `answer_scores` (one per span), and the answer lists them with time
-  placeholders. The annotations carry no saliency scores (ANNOTATIONS_TYPE has none), so there is no
-  teacher-free variant; a query that shares no word with its moment is `off_target`.
-- `summarization`: a summary whose sentences each cite the moments they summarize; each sentence gets the
-  span of its cited moments as a `{{span:a,b}}` placeholder, and `answer_spans` lists them in order.
+  `answer_spans`, their scores to `answer_scores` (one per span, on VTG-IT's saliency scale 1..5), and
+  the answer lists them with time placeholders. The annotations carry no saliency scores
+  (ANNOTATIONS_TYPE has none), so there is no teacher-free variant. Rejects: `query_states_time` /
+  `query_names_note` (a query with a time or a note id in it: a clue line pasted as the query gives its
+  answer away), `off_target` (the query shares no word with its moment), `no_highlight` (no moment rated
+  `min_score`), `moment_not_highlighted` (the moment the query was written for is not among the
+  highlights: the teacher's query and ratings disagree).
+- `summarization`, `form: abstractive` (default): a summary whose sentences each cite the moments they
+  summarize; each sentence gets the span of its cited moments as a `{{span:a,b}}` placeholder, and
+  `answer_spans` lists them in order.
+- `summarization`, `form: extractive`: VTG-IT's video summarization (TVSum / SumMe): the teacher rates
+  every moment 0..`scale` for how much a short summary of the video needs it; the moments rated at
+  least `min_score` are the key moments (`answer_spans`, `answer_scores` on 1..5, as for highlights).
+  No moment so rated: `no_key_moment`.
+
+Scores are stored on VTG-IT's scale, `1 + 4 * score / scale` with one decimal (VTG-LLM's highlight prompts
+ask for "a saliency score on a scale from 1 to 5"; its TVSum/SumMe scores are `s * 4 + 1` of 0..1), so a
+build's scores do not depend on the teacher's `scale`. The `vtg_it` exporter writes both tasks in VTG-IT's
+answer grammar (point timestamps and scores); other exporters list the spans with their scores.
 
 Moments are the row's timed clues with an extent that do not cover the whole row (see `grounded.moments`);
 ratings and citations name clue ids, never times.
 """
 from __future__ import annotations
 
+import re
 import string
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
@@ -30,12 +45,20 @@ from .grounded import content_words, moments, targets, union_span
 if TYPE_CHECKING:
     from .common import StageView
 
+SALIENCY_LOW, SALIENCY_HIGH = 1.0, 5.0     # VTG-IT's saliency scale
+SUMMARY_QUESTIONS = "summarization_questions"
+# A query that states a time ("10.0-15.0s", "at 12 s", "0:42", "seconds") or names a note ("A3", "E12")
+# was copied from the clue list the teacher saw
+QUERY_TIME = re.compile(r"\d+(?:\.\d+)?\s*-\s*\d+(?:\.\d+)?\s*s\b|\d+\.\d+\s*s\b|\b\d+\s+s\b|\b\d+(?:\.\d+)?\s*sec(?:ond)?s?\b"
+                        r"|\b\d{1,2}:\d{2}\b", re.IGNORECASE)
+QUERY_NOTE = re.compile(r"(?<![\w-])(?:[CESTFAMHUG]\d{1,3}|V\d{0,3})(?![\w-])")
+
 
 class HighlightsTask(Strict):
     per_clip: int = Field(1, ge=0, le=8)           # queries per row
     min_moments: int = Field(3, ge=2)              # fewer timed moments: nothing to rank
     max_moments: int = Field(24, ge=2, le=100)
-    scale: int = Field(4, ge=1, le=10)             # scores 0..scale
+    scale: int = Field(4, ge=1, le=10)             # the teacher rates 0..scale
     min_score: int = Field(3, ge=1)                # a highlight scores at least this
     min_shared_words: int = Field(1, ge=0)         # content words the query must share with its moment
 
@@ -47,13 +70,28 @@ class HighlightsTask(Strict):
 
 
 class SummarizationTask(Strict):
-    max_sentences: int = Field(5, ge=1, le=16)
+    form: Literal["abstractive", "extractive"] = "abstractive"   # sentences, or rated key moments (VTG-IT)
+    max_sentences: int = Field(5, ge=1, le=16)     # abstractive
     min_moments: int = Field(2, ge=1)
-    max_evidence: int = Field(3, ge=1, le=8)       # moments one sentence may cite
+    max_evidence: int = Field(3, ge=1, le=8)       # abstractive: moments one sentence may cite
+    max_moments: int = Field(24, ge=2, le=100)     # extractive: moments the teacher rates
+    scale: int = Field(4, ge=1, le=10)             # extractive: the teacher rates 0..scale
+    min_score: int = Field(3, ge=1)                # extractive: a key moment scores at least this
+
+    @model_validator(mode="after")
+    def _threshold(self):
+        if self.min_score > self.scale:
+            raise ValueError(f"min_score: {self.min_score} is above scale {self.scale}")
+        return self
 
 
-def _fixed_question(stage: StageView, task: str, key: str, **values) -> str:
-    choices = parse_lines(stage.prompts[TEMPLATE_PROMPT].text).get(task) or [task]
+def vtg_saliency(score: int, scale: int) -> float:
+    """A 0..`scale` rating on VTG-IT's 1..5 saliency scale, one decimal."""
+    return round(SALIENCY_LOW + (SALIENCY_HIGH - SALIENCY_LOW) * score / scale, 1)
+
+
+def _fixed_question(stage: StageView, task: str, key: str, prompt: str = TEMPLATE_PROMPT, **values) -> str:
+    choices = parse_lines(stage.prompts[prompt].text).get(task) or [task]
     return string.Template(choices[stable_hash(task, key) % len(choices)]).safe_substitute(**values)
 
 
@@ -65,6 +103,35 @@ def _units(row: dict, clues: list[Clue], limit: int) -> list[Clue]:
     return spans
 
 
+def _score_schema(units: list[Clue], scale: int) -> dict:
+    # an enum, not minimum/maximum: grammar-constrained servers (llama.cpp) enforce enums
+    score = strict_object({"id": {"type": "string", "enum": [c.id for c in units]},
+                           "score": {"type": "integer", "enum": list(range(scale + 1))}})
+    return {"type": "array", "items": score, "minItems": 1, "maxItems": len(units)}
+
+
+def _ratings(reply: dict, units: list[Clue], scale: int) -> dict[str, int]:
+    """Clue id -> its first rating in the reply, clamped to 0..scale; unknown ids dropped."""
+    by_id = {c.id for c in units}
+    scores: dict[str, int] = {}
+    for item in reply.get("scores") or []:
+        if item.get("id") in by_id and isinstance(item.get("score"), int):
+            scores.setdefault(item["id"], max(0, min(scale, item["score"])))
+    return scores
+
+
+def _rated_answer(base: dict, units: list[Clue], scores: dict[str, int], min_score: int, scale: int) -> list[Clue]:
+    """Fill the sample with the moments rated at least `min_score`, in time order; returns them."""
+    by_id = {c.id: c for c in units}
+    top = sorted((by_id[i] for i, s in scores.items() if s >= min_score), key=lambda c: (c.start_s, c.end_s))
+    saliency = [vtg_saliency(scores[c.id], scale) for c in top]
+    base[R.ANSWER] = "\n".join(f"{span_placeholder(c.start_s, c.end_s)} saliency {v:g}" for c, v in zip(top, saliency))
+    base[R.ANSWER_SPANS] = [{"start_s": float(c.start_s), "end_s": float(c.end_s)} for c in top]
+    base[R.ANSWER_SCORES] = saliency
+    base[R.EVIDENCE] = evidence(top)
+    return top
+
+
 # --- highlights
 
 def _plan_highlights(stage: StageView, row: dict, clues: list[Clue], tcfg: HighlightsTask):
@@ -73,11 +140,8 @@ def _plan_highlights(stage: StageView, row: dict, clues: list[Clue], tcfg: Highl
         return [], []
     prompt = stage.prompts["highlights"]
     clue_text = clue_lines(units)
-    score = strict_object({"id": {"type": "string", "enum": [c.id for c in units]},
-                           # an enum, not minimum/maximum: grammar-constrained servers (llama.cpp) enforce enums
-                           "score": {"type": "integer", "enum": list(range(tcfg.scale + 1))}})
     schema = strict_object({"query": text_field(min(stage.config.max_question_chars, 120)),
-                            "scores": {"type": "array", "items": score, "minItems": 1, "maxItems": len(units)}})
+                            "scores": _score_schema(units, tcfg.scale)})
     pending = []
     for i, target in enumerate(targets("highlights", row, units, tcfg.per_clip)):
         text = prompt.render(clues=clue_text, target_text=target.line(), scale=tcfg.scale)
@@ -86,30 +150,40 @@ def _plan_highlights(stage: StageView, row: dict, clues: list[Clue], tcfg: Highl
     return [], pending
 
 
+def _query_problem(query: str, target: Clue, units: list[Clue], tcfg: HighlightsTask) -> tuple[str, str] | None:
+    """(reason, message) when the query cannot stand as a search query for its moment."""
+    if m := QUERY_TIME.search(query):
+        return "query_states_time", f"highlights: the query states a time ({m.group(0)!r}): a clue line copied as the query"
+    said = " ".join(c.text for c in units)
+    for m in QUERY_NOTE.finditer(query):   # an "F1" race or an "A4" sheet the clues themselves name is content
+        if not re.search(rf"(?<![\w-]){m.group(0)}(?![\w-])", said):
+            return "query_names_note", f"highlights: the query names note {m.group(0)}: a clue line copied as the query"
+    shared = content_words(query) & content_words(target.text)
+    if len(shared) < tcfg.min_shared_words:
+        return "off_target", (f"highlights: the query shares {len(shared)} content word(s) with the moment it describes "
+                              f"(min {tcfg.min_shared_words})")
+    return None
+
+
 def _finish_highlights(stage: StageView, row, clues, p: Pending, reply: dict, base: dict, state: dict):
     tcfg: HighlightsTask = stage.config.tasks.highlights
     query = " ".join((reply.get("query") or "").split()).strip(" .")
     target: Clue = p.extra["target"]
     if not query:
         return [stage.reject(base, "bad_reply", "highlights: empty query", reply=reply)]
-    shared = content_words(query) & content_words(target.text)
-    if len(shared) < tcfg.min_shared_words:
-        return [stage.reject(base, "off_target", f"highlights: the query shares {len(shared)} content word(s) with "
-                             f"the moment it describes (min {tcfg.min_shared_words})", query=query, moment=target.text)]
-    by_id = {c.id: c for c in p.extra["units"]}
-    scores: dict[str, int] = {}
-    for item in reply.get("scores") or []:
-        if item.get("id") in by_id and isinstance(item.get("score"), int):
-            scores.setdefault(item["id"], max(0, min(tcfg.scale, item["score"])))   # the first rating of a moment
-    top = sorted((by_id[i] for i, s in scores.items() if s >= tcfg.min_score), key=lambda c: (c.start_s, c.end_s))
-    if not top:
+    if problem := _query_problem(query, target, p.extra["units"], tcfg):
+        return [stage.reject(base, problem[0], problem[1], query=query, moment=target.text)]
+    scores = _ratings(reply, p.extra["units"], tcfg.scale)
+    if not any(s >= tcfg.min_score for s in scores.values()):
         return [stage.reject(base, "no_highlight", f"highlights: no moment rated {tcfg.min_score} or more for "
                              f"{query!r}", query=query, scores=scores)]
+    if scores.get(target.id, 0) < tcfg.min_score:
+        return [stage.reject(base, "moment_not_highlighted",
+                             f"highlights: the moment the query describes ({target.id}, {target.start_s:g}-"
+                             f"{target.end_s:g}s) is rated {scores.get(target.id, 'nothing')}, under min_score "
+                             f"{tcfg.min_score}", query=query, moment=target.text, scores=scores)]
     base[R.QUESTION] = _fixed_question(stage, "highlights", base[R.SAMPLE_ID], query=query)
-    base[R.ANSWER] = "\n".join(f"{span_placeholder(c.start_s, c.end_s)} saliency {scores[c.id]}" for c in top)
-    base[R.ANSWER_SPANS] = [{"start_s": float(c.start_s), "end_s": float(c.end_s)} for c in top]
-    base[R.ANSWER_SCORES] = [float(scores[c.id]) for c in top]
-    base[R.EVIDENCE] = evidence(top)
+    _rated_answer(base, p.extra["units"], scores, tcfg.min_score, tcfg.scale)
     return [base]
 
 
@@ -120,6 +194,8 @@ HIGHLIGHTS = TaskFamily(HighlightsTask, _plan_highlights, _finish_highlights, pr
 # --- summarization
 
 def _plan_summary(stage: StageView, row: dict, clues: list[Clue], tcfg: SummarizationTask):
+    if tcfg.form == "extractive":
+        return _plan_key_moments(stage, row, clues, tcfg)
     units = moments(row, clues)
     if len(units) < tcfg.min_moments:
         return [], []
@@ -134,7 +210,28 @@ def _plan_summary(stage: StageView, row: dict, clues: list[Clue], tcfg: Summariz
     return [], [Pending("summarization", 0, "summary", prompt, req, {"units": units})]
 
 
+def _plan_key_moments(stage: StageView, row: dict, clues: list[Clue], tcfg: SummarizationTask):
+    units = _units(row, clues, tcfg.max_moments)
+    if len(units) < max(2, tcfg.min_moments):   # one moment is no choice
+        return [], []
+    prompt = stage.prompts["summarization_extractive"]
+    clue_text = clue_lines(units)
+    schema = strict_object({"scores": _score_schema(units, tcfg.scale)})
+    text = prompt.render(clues=clue_text, scale=tcfg.scale)
+    req = teacher_request(stage, prompt, text, units, schema, "summarization", ("summarization_extractive", clue_text))
+    return [], [Pending("summarization", 0, "key_moments", prompt, req, {"units": units})]
+
+
 def _finish_summary(stage: StageView, row, clues, p: Pending, reply: dict, base: dict, state: dict):
+    tcfg: SummarizationTask = stage.config.tasks.summarization
+    if p.question_type == "key_moments":
+        scores = _ratings(reply, p.extra["units"], tcfg.scale)
+        if not any(s >= tcfg.min_score for s in scores.values()):
+            return [stage.reject(base, "no_key_moment", f"summarization: no moment rated {tcfg.min_score} or more",
+                                 scores=scores)]
+        base[R.QUESTION] = _fixed_question(stage, "extractive", base[R.SAMPLE_ID], SUMMARY_QUESTIONS)
+        _rated_answer(base, p.extra["units"], scores, tcfg.min_score, tcfg.scale)
+        return [base]
     parts, support, seen = [], [], set()
     for s in reply.get("sentences") or []:
         text = " ".join((s.get("text") or "").split()).rstrip(" .")
@@ -154,4 +251,5 @@ def _finish_summary(stage: StageView, row, clues, p: Pending, reply: dict, base:
 
 
 SUMMARIZATION = TaskFamily(SummarizationTask, _plan_summary, _finish_summary,
-                           prompts=("summarization", TEMPLATE_PROMPT), needs_teacher=lambda tcfg: True)
+                           prompts=("summarization", "summarization_extractive", SUMMARY_QUESTIONS, TEMPLATE_PROMPT),
+                           needs_teacher=lambda tcfg: True)
