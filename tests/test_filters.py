@@ -199,9 +199,9 @@ def test_hallucination_filter_tier1_on_labelled_set(clips):
     assert multi and all(verdict[row[R.SAMPLE_ID]] in FILTERED for row in multi)
     mres = {(r.row if isinstance(r, Reject) else r)[R.SAMPLE_ID]: r for r in results}
     assert mres[multi[0][R.SAMPLE_ID]].row[R.V_SUPPORTED_RATIO] == pytest.approx(0.5)
-    # out-of-scope tasks pass untouched with null scores
-    chapter = dict(items[0][0], **{R.TASK: "chapter", R.SAMPLE_ID: "ch"})
-    out = stage.process_batch([chapter])[0]
+    # out-of-scope tasks (a teacher-free label MCQ: the labels are the input's own) pass untouched with null scores
+    labels = dict(items[0][0], **{R.TASK: "label_mcq", R.SAMPLE_ID: "lm"})
+    out = stage.process_batch([labels])[0]
     assert not isinstance(out, Reject) and out[R.V_SUPPORTED_RATIO] is None
 
 

@@ -170,6 +170,14 @@ def build(config, address, quiet, verbose, progress_every):
     except TeacherRefusedError as e:
         console.print(Text.assemble(("build stopped", "red"), f": {e}"))
         sys.exit(1)
+    except Exception as e:
+        from vdata.teachers.managed import ServerStartError   # loaded only once a build has failed
+
+        if not isinstance(e, ServerStartError):
+            raise
+        # the server's own traceback is in its log: vdata's adds nothing to "this model did not load"
+        console.print(Text.assemble(("build stopped", "red"), ": ", e.summary()), highlight=False)
+        sys.exit(1)
     except KeyboardInterrupt:   # Ctrl-C: what is committed stays, and the same command goes on from there
         console.print(Text.assemble(("interrupted", "yellow"), ": the videos finished so far are committed; run "
                                     f"`vdata build {config}` again to resume"))

@@ -113,18 +113,21 @@ def make_plan(cfg: BuildConfig) -> Plan:
     teachers = teacher_configs(cfg)
     for i, (at, (name, scfg)) in enumerate(zip(cfg.stage_positions, cfg.stage_specs)):
         cls = stage_class(name)
-        missing = [c for c in cls.reads if c not in cols]
+        stage = cls(scfg, ctx)
+        missing = [c for c in stage.reads if c not in cols]   # the stage's: a setting may change what it reads
         if missing:
             problems.append(f"stages[{at}].{name}: needs columns {missing} that no earlier stage writes "
                             f"(order the stages so that their producers come first)")
         out = cls.output_columns(cols)
-        stage = cls(scfg, ctx)
         problems += _teacher_problems(at, stage, teachers)
         res = stage.resources()
         if res.batches_per_actor is None:
             res.batches_per_actor = _batches_per_actor(stage, res, teachers)
         stages.append(StagePlan(i, name, scfg, res, cols, out, hashes[i], stage.describe()))
         cols = out
+    if teachers:   # managed servers start on this machine: a model path of theirs must be here
+        from vdata.teachers.model_paths import missing_model_problems
+        problems += missing_model_problems(teachers)
     problems += export_problems(cfg, cols)
     if problems:
         raise ConfigError(redact("\n  ".join(problems) if len(problems) == 1 else

@@ -116,7 +116,9 @@ class RunTeachers:
             with self._lock:
                 if self._closing or self.failed is not None:
                     return
-                self.failed = ServerStartError(f"teacher {name!r}: {e}")
+                self.failed = (e.of_teacher(name) if isinstance(e, ServerStartError) else
+                               ServerStartError(f"teacher {name!r}: {e}", teacher=name, engine=config.engine,
+                                                model=config.model))
                 for other in self.servers.values():
                     other.cancel()
                 if interrupt:

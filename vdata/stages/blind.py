@@ -13,12 +13,18 @@ answerers that see no frames, caption or transcript:
   embedding is closest to the question's; it counts as answering when it picks the correct option by a
   cosine margin ≥ `prior_margin` over the runner-up — the signature of absurd distractors ("Which animal
   barks? a dog / a carrot / a table"), whereas same-kind distractors (four colours) leave it at ≈ 0;
-- **the leak check** (`leak_check`): every content word of an open answer already in the question.
+- **the leak check** (`leak_check`): every content word of an open answer already in the question; for a
+  multiple-choice question, every content word of the correct option in the question while no distractor's
+  are all there ("Which utensil, a fork, are the eggs whisked with?" → "a fork"): the question names its
+  answer. (When a distractor stands in the question too, as in "Is the pan yellow or red?", it gives
+  nothing away.)
 
 `v_blind_correct` = the share of attempts answered correctly by the strongest blind answerer (the
 teacher's share; 1.0 when the embedding prior or the leak check answers). Null for tasks without a question
-to answer blind (grounding, dense captions, chapters, captions). Above `max_blind_correct` the sample is
-rejected as `blind_answerable`; its detail says which answerer found it.
+to answer blind (grounding, reasoning localization, dense captions, chapters, captions, highlights,
+summaries: their questions are fixed instructions, or their answers are times). `grounded_qa` is checked
+on its text answer, its span left out. Above `max_blind_correct` the sample is rejected as
+`blind_answerable`; its detail says which answerer found it.
 """
 from __future__ import annotations
 
@@ -63,6 +69,18 @@ def answer_leaked(question: str, answer: str) -> bool:
     return bool(ans) and ans <= set(content_words(question))
 
 
+def option_leaked(question: str, options: list[str], answer_index: int) -> bool:
+    """An MCQ whose question names its correct option (all its content words stand in the question) and
+    none of its distractors: reading the question is enough to pick the answer."""
+    return answer_leaked(question, options[answer_index]) and not any(
+        answer_leaked(question, o) for i, o in enumerate(options) if i != answer_index)
+
+
+def reference_text(answer: str) -> str:
+    """An answer as a blind answerer could say it: time placeholders ("({{span:0,9}})" of grounded_qa) out."""
+    return re.sub(r"\(?\s*\{\{[^{}]*\}\}\s*\)?", " ", answer or "").strip()
+
+
 class BlindConfig(StageConfig):
     # Accepted at both scopes so that a video-scope pipeline reads the same throughout. The check sees no
     # visual, so it is the same for a question about a clip or about the whole video (`sample_scope`).
@@ -74,7 +92,9 @@ class BlindConfig(StageConfig):
     open_attempts: int = Field(1, ge=1, le=16)
     open_match_f1: float = Field(0.6, gt=0, le=1)
     leak_check: bool = True
-    tasks: list[str] = Field(default_factory=lambda: ["mcq", "open_qa", "cot"])
+    # the tasks whose question a text-only model could answer (clue_qa, false_premise, text_qa, ... are stored
+    # as mcq / open_qa); the others ask for times or follow a fixed instruction, nothing to answer blind
+    tasks: list[str] = Field(default_factory=lambda: ["mcq", "open_qa", "cot", "grounded_qa"])
     max_blind_correct: float | None = Field(0.5, ge=0, le=1)   # None: score only
     max_tokens: int = Field(48, ge=4)
     prompts: dict[str, str] = Field(default_factory=dict)
@@ -82,6 +102,7 @@ class BlindConfig(StageConfig):
 
 class BlindStage(Stage):
     name = "blind"
+    version = 2   # 2: an MCQ whose question names its correct option (and no distractor) is a leak
     HUB_MODEL_FIELDS = ("prior_model",)
     Config = BlindConfig
     reads = (R.SAMPLE_ID, R.TASK, R.QUESTION, R.ANSWER, R.OPTIONS, R.ANSWER_INDEX)
@@ -131,6 +152,12 @@ class BlindStage(Stage):
         opts, idx = row.get(R.OPTIONS) or [], row.get(R.ANSWER_INDEX)
         return len(opts) >= 2 and idx is not None and 0 <= idx < len(opts) and bool((row.get(R.QUESTION) or "").strip())
 
+    def leaked(self, row: dict) -> bool:
+        q = row.get(R.QUESTION) or ""
+        if self._is_mcq(row):
+            return option_leaked(q, list(row[R.OPTIONS]), row[R.ANSWER_INDEX])
+        return answer_leaked(q, reference_text(row.get(R.ANSWER) or ""))
+
     def attempts_for(self, row: dict) -> list[tuple]:
         """[(request, how to score the reply)] for one sample; [] when the task is not checked."""
         from vdata.teachers import TeacherRequest
@@ -159,7 +186,7 @@ class BlindStage(Stage):
                                                  prompt_template_version=prompt.id)
                 out.append((req, ("mcq", opts[idx], (idx + shift) % k)))
             return out
-        answer = row.get(R.ANSWER) or ""
+        answer = reference_text(row.get(R.ANSWER) or "")
         if not answer.strip():
             return []
         prompt = self.prompts["blind_open"]
@@ -203,8 +230,7 @@ class BlindStage(Stage):
             k += len(tries)
             row = dict(row)
             in_scope = row.get(R.TASK) in cfg.tasks and (row.get(R.QUESTION) or "").strip()
-            leak = bool(in_scope and cfg.leak_check and not self._is_mcq(row)
-                        and answer_leaked(row.get(R.QUESTION) or "", row.get(R.ANSWER) or ""))
+            leak = bool(in_scope and cfg.leak_check and self.leaked(row))
             prior_hit, margin, pick = prior.get(row[R.SAMPLE_ID], (False, None, None))
             if not tries and not leak and row[R.SAMPLE_ID] not in prior:
                 row[R.V_BLIND_CORRECT] = None
@@ -226,7 +252,8 @@ class BlindStage(Stage):
                 if prior_hit:
                     why.append(f"the embedding prior picks the answer {pick!r} by a margin of {margin:.2f}")
                 if leak:
-                    why.append("the answer's words are all in the question")
+                    why.append("the correct option's words are all in the question, and no distractor's are"
+                               if self._is_mcq(row) else "the answer's words are all in the question")
                 out.append(self.reject(row, "blind_answerable",
                                        f"answerable without the video: {'; '.join(why)} (v_blind_correct {share:.2f} > "
                                        f"{cfg.max_blind_correct})", v_blind_correct=share, teacher_share=teacher_share,

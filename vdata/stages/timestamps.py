@@ -2,7 +2,9 @@
 
 Checked, all video-absolute seconds:
 - `answer_spans`: inside the bounds, start < end (start == end allowed for points), and for the
-  multi-span tasks (dense captions, chapters) sorted by start;
+  multi-span tasks (dense captions, chapters) sorted by start; chapters (`disjoint_tasks`) also may not
+  overlap: a chapter that starts more than `tolerance_s` before an earlier one ends (one lying inside
+  another, "{{span:0,16.26}} … / {{span:3.62,9.9}} …") is counted `overlapping`;
 - `rationale_steps[].evidence_timestamps_s` and `evidence.frame_timestamps_s`: inside the bounds;
 - `evidence.transcript_spans`: start ≤ end and overlapping the bounds (speech may run across a cut);
 - `{{t:…}}` / `{{span:…}}` time placeholders inside question, answer and rationale texts: same rules.
@@ -10,8 +12,8 @@ Checked, all video-absolute seconds:
 Bounds are the clip (`scope: clip`, `start_s`..`end_s`) or the video (`scope: video`, 0..`duration_s`),
 widened by `tolerance_s`; a video-scope sample (`sample_scope: video`) is always held to its video. The
 check is per sample, so `scope: video` does not group rows by video. `v_timestamps_valid` is stored for every sample (true when it states no time);
-an invalid one is rejected as `bad_timestamps` with the counts (checked, outside, reversed, unsorted)
-and the first offending values in its detail.
+an invalid one is rejected as `bad_timestamps` with the counts (checked, outside, reversed, unsorted,
+overlapping) and the first offending values in its detail.
 """
 from __future__ import annotations
 
@@ -31,12 +33,19 @@ class TimestampsConfig(StageConfig):
     scope: Literal["clip", "video"] = "clip"
     tolerance_s: float = Field(0.05, ge=0)
     sorted_tasks: list[str] = Field(default_factory=lambda: ["dense_caption", "chapter"])
+    # chapters divide the video: one may not start before the one before it ends (events may overlap)
+    disjoint_tasks: list[str] = Field(default_factory=lambda: ["chapter", "chapter_generation"])
     drop_invalid: bool = True            # false: score only
 
 
-def check_sample(row: dict, lo: float, hi: float, sorted_tasks: list[str]) -> dict:
+PROBLEMS = ("outside", "reversed", "unsorted", "overlapping", "not_finite")
+
+
+def check_sample(row: dict, lo: float, hi: float, sorted_tasks: list[str],
+                 disjoint_tasks: list[str] = (), tolerance_s: float = 0.0) -> dict:
     """Counts of timestamp problems in one sample, with examples."""
-    c = {"checked": 0, "outside": 0, "reversed": 0, "unsorted": 0, "not_finite": 0, "examples": []}
+    c = {"checked": 0, "outside": 0, "reversed": 0, "unsorted": 0, "overlapping": 0, "not_finite": 0,
+         "examples": []}
 
     def point(t, what):
         c["checked"] += 1
@@ -71,6 +80,8 @@ def check_sample(row: dict, lo: float, hi: float, sorted_tasks: list[str]) -> di
         if bad:
             c["unsorted"] += bad
             c["examples"].append(f"answer_spans not sorted by start: {starts[:8]}")
+    if row.get(R.TASK) in disjoint_tasks:
+        _count_overlaps(spans, tolerance_s, c)
     for i, step in enumerate(row.get(R.RATIONALE_STEPS) or []):
         for t in step.get("evidence_timestamps_s") or []:
             point(t, f"rationale_steps[{i}]")
@@ -90,8 +101,24 @@ def check_sample(row: dict, lo: float, hi: float, sorted_tasks: list[str]) -> di
     return c
 
 
+def _count_overlaps(spans: list[dict], tolerance_s: float, c: dict) -> None:
+    """Chapters that start before an earlier chapter ends (by more than `tolerance_s`), in start order."""
+    timed = sorted((float(s["start_s"]), float(s["end_s"]), i) for i, s in enumerate(spans)
+                   if s.get("start_s") is not None and s.get("end_s") is not None)
+    latest = None   # (end, index) of the chapter that reaches furthest so far
+    for a, b, i in timed:
+        if latest is not None and a < latest[0] - tolerance_s:
+            c["overlapping"] += 1
+            j, end = latest[1], latest[0]
+            how = "lies inside" if b <= end + tolerance_s else "overlaps"
+            c["examples"].append(f"chapter {i + 1} ({a:g}-{b:g}s) {how} chapter {j + 1} (… to {end:g}s)")
+        if latest is None or b > latest[0]:
+            latest = (b, i)
+
+
 class TimestampsStage(Stage):
     name = "timestamps"
+    version = 2   # 2: chapters that overlap (one inside another) are invalid
     Config = TimestampsConfig
     reads = (R.SAMPLE_ID, R.TASK, R.START_S, R.END_S)
     writes = (R.V_TIMESTAMPS_VALID,)
@@ -119,13 +146,14 @@ class TimestampsStage(Stage):
 
     def process_row(self, row: dict) -> dict | Reject:
         lo, hi = self.bounds(row)
-        counts = check_sample(row, lo, hi, self.config.sorted_tasks)
-        bad = counts["outside"] + counts["reversed"] + counts["unsorted"] + counts["not_finite"]
+        cfg = self.config
+        counts = check_sample(row, lo, hi, cfg.sorted_tasks, cfg.disjoint_tasks, cfg.tolerance_s)
+        bad = sum(counts[k] for k in PROBLEMS)
         row = dict(row)
         row[R.V_TIMESTAMPS_VALID] = bad == 0
         if bad and self.config.drop_invalid:
             scope = row.get(R.SAMPLE_SCOPE) or self.config.scope
-            problems = ", ".join(f"{counts[k]} {k}" for k in ("outside", "reversed", "unsorted", "not_finite") if counts[k])
+            problems = ", ".join(f"{counts[k]} {k}" for k in PROBLEMS if counts[k])
             return self.reject(row, "bad_timestamps",
                                f"{bad} of {counts['checked']} time value(s) invalid ({problems}); "
                                f"bounds [{lo:g}, {hi:g}] ({scope}): {counts['examples'][:2]}",

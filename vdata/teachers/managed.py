@@ -115,7 +115,50 @@ def install_stop_handlers() -> None:
 
 
 class ServerStartError(RuntimeError):
-    pass
+    """A managed server that did not come up, with what `vdata build` says of it: the teacher, the engine,
+    the model, the server's log (kept when the start failed) and its last lines."""
+
+    def __init__(self, message: str, *, teacher: str | None = None, engine: str | None = None,
+                 model: str | None = None, log_path: str | None = None, log_tail: str = "") -> None:
+        super().__init__(message)
+        self.teacher, self.engine, self.model = teacher, engine, model
+        self.log_path, self.log_tail = log_path, log_tail
+        self.reason = message.split("; log tail:", 1)[0]   # what happened, without the log
+
+    def of_teacher(self, name: str) -> "ServerStartError":
+        """The same failure, named after the teacher whose server it was."""
+        return ServerStartError(f"teacher {name!r}: {self}", teacher=name, engine=self.engine, model=self.model,
+                                log_path=self.log_path, log_tail=self.log_tail)
+
+    def summary(self, lines: int = 12) -> str:
+        """A short paragraph: which server, what happened, where its log is, and the log's last lines."""
+        what = ", ".join(x for x in (self.engine, self.model and f"model {self.model}") if x)
+        head = (f"managed teacher {self.teacher!r}" if self.teacher else "a managed teacher") + \
+            (f" ({what})" if what else "")
+        reason = self.reason.removeprefix(f"teacher {self.teacher!r}: ") if self.teacher else self.reason
+        out = [f"{head} did not start: {reason}"]
+        if self.log_path:
+            out.append(f"  server log: {self.log_path}")
+        tail = [line[:240] for line in _without_traceback_frames(self.log_tail) if line.strip()][-lines:]
+        if tail:
+            out.append("  its last lines (Python traceback frames left out):")
+            out += [f"    {line}" for line in tail]
+        return "\n".join(out)
+
+
+def _without_traceback_frames(log: str) -> list[str]:
+    """A server log's lines without the frames of a Python traceback: what the engine said (llama.cpp's
+    "invalid magic characters", vLLM's INFO lines) and the exception line stay."""
+    out, in_traceback = [], False
+    for line in (log or "").splitlines():
+        if line.startswith("Traceback (most recent call last):"):
+            in_traceback = True
+            continue
+        if in_traceback and (not line.strip() or line[:1].isspace()):
+            continue
+        in_traceback = False
+        out.append(line)
+    return out
 
 
 class ManagedServer:
@@ -195,8 +238,11 @@ class ManagedServer:
                 return self
             except ServerStartError as e:
                 last = e
+                retry = "address already in use" in str(e).lower()
+                if not retry and not self._cancelled:
+                    self._owns_log_dir = False   # the error names the log: it stays for the user to read
                 self.stop()
-                if "address already in use" not in str(e).lower():
+                if not retry:
                     break
         raise last if last else ServerStartError("server did not start")
 
@@ -231,9 +277,7 @@ class ManagedServer:
                     raise ServerStartError(f"{self.engine} server cancelled before it was ready")
                 rc = self.proc.poll()
                 if rc is not None:
-                    raise ServerStartError(
-                        f"{self.engine} server exited with code {rc} during startup; log tail:\n{self.log_tail()}"
-                    )
+                    raise self._failure(f"{self.engine} server exited with code {rc} during startup")
                 for path in paths:
                     try:
                         # 401/403: up, and guarding its API with a key (llama.cpp's --api_key covers /v1/models)
@@ -244,10 +288,13 @@ class ManagedServer:
                     except httpx.HTTPError:
                         pass
                 if time.monotonic() > deadline:
-                    raise ServerStartError(
-                        f"{self.engine} server not healthy after {self.startup_timeout_s:g}s; log tail:\n{self.log_tail()}"
-                    )
+                    raise self._failure(f"{self.engine} server not healthy after {self.startup_timeout_s:g}s")
                 time.sleep(0.5)
+
+    def _failure(self, what: str) -> ServerStartError:
+        tail = self.log_tail()
+        return ServerStartError(f"{what}; log tail:\n{tail}", engine=self.engine, model=self.model,
+                                log_path=str(self.log_path) if self.log_path else None, log_tail=tail)
 
     def log_tail(self, n: int = 40) -> str:
         try:

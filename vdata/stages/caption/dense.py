@@ -1,7 +1,11 @@
 """dense (TimeSuite / Vript): a bounded JSON reply — caption, events with `start_s` / `end_s`, `shot_type`
-and `camera_movement` from fixed vocabularies. Every timestamp is checked against the clip: slightly
-outside (≤ `dense.tolerance_s`) is clamped, further out drops the event (or rejects the row); both are
-counted in the row. Long clips: one request per window (side by side), the window captions merged.
+and `camera_movement` from fixed vocabularies. Every timestamp is checked against the span it was asked
+about: slightly outside (≤ `dense.tolerance_s`) is clamped, further out drops the event (or rejects the
+row); both are counted in the row. Long clips: one request per window (side by side), the window captions
+merged. A window's prompt asks for times "in seconds from the start of the clip, between" the window's
+own start and end, and marks each frame with its clip time, so an event of a later window timed inside
+[0, window length] (a model counting from its first frame) is out of its span: dropped and counted, never
+shifted on a guess. The same event from several windows (same times and text) is kept once.
 """
 from __future__ import annotations
 
@@ -42,12 +46,17 @@ class EventCheck:
     problems: list[str] = field(default_factory=list)
 
 
-def check_events(raw_events: list[dict], duration_s: float, tolerance_s: float) -> EventCheck:
-    """Validate model events against the clip [0, duration_s] (clip-relative seconds).
+def check_events(raw_events: list[dict], duration_s: float, tolerance_s: float,
+                 span: tuple[float, float] | None = None, where: str = "") -> EventCheck:
+    """Validate model events against the clip [0, duration_s], or against `span` (a window of it),
+    in clip-relative seconds.
 
-    A time within `tolerance_s` outside the clip is clamped (counted as repaired); further out, or an
-    event that ends before it starts, is dropped (counted, with the reason in `problems`).
+    A time within `tolerance_s` outside the span is clamped (counted as repaired); further out, or an
+    event that ends before it starts, is dropped (counted, with the reason in `problems`). `where` names
+    the window in the problems.
     """
+    lo, hi = span if span is not None else (0.0, duration_s)
+    what = f"the window [{lo:g}, {hi:g}]s" if span is not None else f"the clip [0, {duration_s:g}]s"
     out = EventCheck(events=[])
     for k, ev in enumerate(raw_events):
         try:
@@ -62,24 +71,48 @@ def check_events(raw_events: list[dict], duration_s: float, tolerance_s: float) 
             continue
         fixed, ok = [], True
         for name, t in zip(("start_s", "end_s"), times):
-            if 0.0 <= t <= duration_s:
+            if lo <= t <= hi:
                 fixed.append(t)
-            elif -tolerance_s <= t < 0.0 or duration_s < t <= duration_s + tolerance_s:
-                fixed.append(min(max(t, 0.0), duration_s))
+            elif lo - tolerance_s <= t < lo or hi < t <= hi + tolerance_s:
+                fixed.append(min(max(t, lo), hi))
                 out.repaired += 1
             else:
                 ok = False
-                out.problems.append(f"event {k}: {name}={t:g}s is outside the clip [0, {duration_s:g}]s "
+                out.problems.append(f"{where}event {k}: {name}={t:g}s is outside {what} "
                                     f"by more than the tolerance {tolerance_s:g}s")
         if ok and fixed[1] < fixed[0]:
             ok = False
-            out.problems.append(f"event {k}: ends ({fixed[1]:g}s) before it starts ({fixed[0]:g}s)")
+            out.problems.append(f"{where}event {k}: ends ({fixed[1]:g}s) before it starts ({fixed[0]:g}s)")
         if not ok:
             out.dropped += 1
             continue
         out.events.append((fixed[0], fixed[1], str(ev.get("description") or "").strip()))
     out.events.sort(key=lambda e: (e[0], e[1]))
     return out
+
+
+def window_events(replies: list[list[dict]], spans: list[tuple[float, float]], duration_s: float,
+                  tolerance_s: float) -> EventCheck:
+    """Every window's events checked against that window's span (one window: the whole clip), pooled and
+    sorted; an event that several windows give alike (same times, same text) is kept once."""
+    windowed = len(spans) > 1
+    pooled = EventCheck(events=[])
+    for k, (events, span) in enumerate(zip(replies, spans)):
+        check = check_events(events, duration_s, tolerance_s, span if windowed else None,
+                             f"window {k}: " if windowed else "")
+        pooled.events += check.events
+        pooled.repaired += check.repaired
+        pooled.dropped += check.dropped
+        pooled.problems += check.problems
+    seen: set = set()
+    unique = []
+    for a, b, text in sorted(pooled.events, key=lambda e: (e[0], e[1])):
+        key = (a, b, " ".join(text.lower().split()))
+        if key not in seen:
+            seen.add(key)
+            unique.append((a, b, text))
+    pooled.events = unique
+    return pooled
 
 
 async def dense(cap: Captioner, clip: Clip) -> dict:
@@ -96,24 +129,26 @@ async def dense(cap: Captioner, clip: Clip) -> dict:
         req = cap.request(clip, "dense", w, values, schema=schema)
         asks.append(cap.ask(t, req, "dense" + (f"[window {k}]" if len(windows) > 1 else "")))
     results = await cap.pool.gather(asks)
-    raw_events, captions, shots, moves = [], [], [], []
+    replies, captions, shots, moves = [], [], [], []
     for res in results:
         reply = res.parsed or {}
-        raw_events += list(reply.get("events") or [])
+        replies.append(list(reply.get("events") or []))
         captions.append(str(reply.get("caption") or "").strip())
         shots.append(reply.get("shot_type"))
         moves.append(reply.get("camera_movement"))
-    check = check_events(raw_events, clip.duration_s, d.tolerance_s)
+    check = window_events(replies, spans, clip.duration_s, d.tolerance_s)
     detail = {"problems": check.problems[:20], "repaired": check.repaired, "dropped": check.dropped,
               "raw": [r.text for r in results]}
+    inside = f"its window of the clip (windows {_spans_text(spans)})" if len(spans) > 1 else \
+        f"the clip [0, {clip.duration_s:g}]s"
     if check.dropped and d.on_out_of_range == "reject_row":
         raise RowReject(cap.reject(clip.row, "timestamps_out_of_range",
-                                   f"caption: {check.dropped} dense event(s) had times outside the clip "
-                                   f"[0, {clip.duration_s:g}]s beyond the tolerance {d.tolerance_s:g}s", **detail))
+                                   f"caption: {check.dropped} dense event(s) had times outside {inside} beyond "
+                                   f"the tolerance {d.tolerance_s:g}s", **detail))
     if not check.events:
         raise RowReject(cap.reject(clip.row, "no_valid_events",
-                                   f"caption: none of the {len(raw_events)} dense event(s) lies inside the clip "
-                                   f"[0, {clip.duration_s:g}]s", **detail))
+                                   f"caption: none of the {sum(map(len, replies))} dense event(s) lies inside "
+                                   f"{inside}", **detail))
     if len(captions) == 1:
         caption = nonempty(captions[0], t, "dense")
     else:
@@ -124,3 +159,7 @@ async def dense(cap: Captioner, clip: Clip) -> dict:
     return cap.row(clip, caption=caption, teacher=t, steps=steps, events=events,
                    shot_type=majority(shots), camera_movement=majority(moves),
                    repaired=check.repaired, dropped=check.dropped)
+
+
+def _spans_text(spans: list[tuple[float, float]]) -> str:
+    return ", ".join(f"[{a:g}, {b:g}]s" for a, b in spans)

@@ -27,16 +27,23 @@ STRATEGY_FUNCTIONS = {"multi_frame": multi_frame, "differential": differential, 
 
 class CaptionStage(Stage):
     name = "caption"
+    version = 2   # 2: dense events checked against their own window, duplicates kept once
     HUB_MODEL_FIELDS = ("multi_teacher.embedding_model", "multi_teacher.similarity_model")
     needs_video = True
     Config = CaptionConfig
     reads = (R.CLIP_ID, R.START_S, R.END_S, R.FRAMES)
+    # `use_frames: false` sends no frame: the speech is its input, from the asr stage or the subtitles the
+    # input carries (annotations); a clip with neither is rejected `no_speech`
+    SPEECH_READS = (R.CLIP_ID, R.START_S, R.END_S)
     writes = (*R.CAPTION_COLUMNS, R.CAPTION_FIELDS)
     default_resources = Resources(num_cpus=1, batch_size=64)
     uses_actors = True
 
     def __init__(self, config: CaptionConfig, ctx):
         super().__init__(config, ctx)
+        if not self.config.use_frames:   # the columns this config reads (the plan checks them); no video decoded
+            self.reads = self.SPEECH_READS
+            self.needs_video = False
         self.teachers: dict = {}
         self._owned: set[str] = set()      # teachers this stage built (and closes)
         self.prompts: dict[str, Prompt] = {}

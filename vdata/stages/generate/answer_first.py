@@ -16,8 +16,8 @@ word of its own stands in the sentence, and it does not give the answer away (`c
 Each question is framed as being about speech ("…, according to what the narrator says?") and an open
 answer quotes its sentence, so both the sample and its provenance say where the fact comes from. MCQ
 distractors are of the answer's own kind: other counts of the same thing at the answer's own scale and
-granularity (180 degrees → 140/160/200 degrees, with the answer anywhere in the run, never always the
-largest), other names (those the transcript uses for other people first), other days, months or colours.
+granularity (180 degrees → 140/160/200 degrees, the answer at each place of the sorted run alike, and "one
+egg" beside "two eggs" where the noun has a regular singular), other names (those the transcript uses for other people first), other days, months or colours.
 """
 from __future__ import annotations
 
@@ -262,8 +262,16 @@ def distractors(span: Span, k: int, seed_key: str, other_names: list[str] = ()) 
     key = span.key
     if span.kind == "number":
         n = int(key) if key.isdigit() else NUMBER_WORDS.index(key.lower())
-        picks = [str(m) if key.isdigit() else SPELLED[m] for m in _near_counts(n, k, seed_key, spelled=not key.isdigit())]
-    elif span.kind == "name":
+        noun = _counted_noun(span)
+        one = singular(noun) if noun else None   # "one egg": a count of one needs the noun's singular
+        counts = _near_counts(n, k, seed_key, spelled=not key.isdigit(), floor=1 if one else 2)
+        texts = []
+        for m in counts:
+            text = re.sub(rf"\b{re.escape(key)}\b", str(m) if key.isdigit() else _cased(SPELLED[m], key), span.text,
+                          count=1)
+            texts.append(re.sub(rf"\b{re.escape(noun)}\b", one, text, count=1) if m == 1 else text)
+        return texts
+    if span.kind == "name":
         # other people the transcript names first, then common names in a fixed per-sample order
         own = [x for x in dict.fromkeys(other_names) if x != key]
         rest = sorted((x for x in COMMON_NAMES if x != key and x not in own),
@@ -277,28 +285,60 @@ def distractors(span: Span, k: int, seed_key: str, other_names: list[str] = ()) 
     return [re.sub(rf"\b{re.escape(key)}\b", x, span.text, count=1) for x in picks]
 
 
-def _near_counts(n: int, k: int, seed_key: str, spelled: bool) -> list[int]:
+def _near_counts(n: int, k: int, seed_key: str, spelled: bool, floor: int = 2) -> list[int]:
     """k other counts in steps of the answer's own granularity around it, the answer at a per-sample place
-    in the run (so it is not always the largest or the smallest); never below two (one would need a
-    singular noun), and for a spelled-out answer only counts that have a word."""
-    # the step leaves room for two options below the answer (≥ 2): else a round answer would nearly always be
-    # the smallest option (40 in steps of 20 has only 20 below it)
-    step = 1 if n <= 12 else next(s for s in STEPS if n % s == 0 and 2 * s <= n - 2)
+    in the run, each of the k + 1 places alike (so the rank of the answer among the sorted options says
+    nothing); never below `floor` (one only where the noun has a singular), and for a spelled-out answer
+    only counts that have a word."""
     ok = (lambda m: m in SPELLED) if spelled else (lambda m: True)
-    below = [n - j * step for j in range(1, k + 1) if n - j * step >= 2 and ok(n - j * step)]
-    above = [n + j * step for j in range(1, k + 1) if ok(n + j * step)]
     want = stable_hash("count_rank", seed_key) % (k + 1)   # how many options lie below the answer
+    below: list[int] = []
+    above: list[int] = []
+    # the roundest step (that keeps the options at the answer's magnitude) with room for the answer's place:
+    # 40 in steps of 20 has only 20 below it, so a 40 above three options runs in steps of 10 (10/20/30/40),
+    # and below them in 20s (40/60/80/100); either run comes of other answers too (20/40/60/80 of 20, 40, 60
+    # and 80), so the step tells nothing
+    for step in (1,) if n <= 12 else [s for s in STEPS if n % s == 0 and 2 * s <= n - 2]:
+        below = [n - j * step for j in range(1, k + 1) if n - j * step >= floor and ok(n - j * step)]
+        above = [n + j * step for j in range(1, k + 1) if ok(n + j * step)]
+        if len(below) >= want and len(above) >= k - want:
+            break
     lo = min(want, len(below), k)
     lo = max(lo, k - len(above))   # too few above (a spelled "twenty"): more below
     picks = sorted(below[:lo] + above[: k - lo])
-    if picks and _roundness(n) >= 10 and _roundness(n) > max(map(_roundness, picks)) and ok(n + _roundness(n)):
+    r = _decade(n)
+    if picks and r >= 10 and r > max(map(_decade, picks)) and ok(n + r):
         # a round answer among less round neighbours (100 among 50/75/125, 10 among 8/9/11) stands out: one
-        # option as round as it (200, 20) replaces the farthest above, or the lowest below when none is above
-        # (a small count such as five among three/four/six does not stand out, and stays a plain run)
+        # option as round as it (200, 20) replaces the farthest above, which keeps the answer's place. With
+        # every option below, nothing there is as round (only 10, 100, 1000 themselves get there: 10 among
+        # 7/8/9): the lowest gives way, and the answer its top place (8/9/20).
         drop = picks[-1] if picks[-1] > n else picks[0]
-        picks = sorted([m for m in picks if m != drop] + [n + _roundness(n)])
+        picks = sorted([m for m in picks if m != drop] + [n + r])
     return picks
 
 
-def _roundness(m: int) -> int:
-    return next(s for s in STEPS if m % s == 0)
+def _counted_noun(span: Span) -> str | None:
+    """The noun a count counts, where it is a regular plural: the first such word of its phrase before any
+    "of" ("three large eggs", "two cups of flour"); None when there is none ("two cookies")."""
+    phrase = words(span.text)[1:]
+    low = [w.lower() for w in phrase]
+    return next((w for w in phrase[: low.index("of") if "of" in low else None] if singular(w)), None)
+
+
+def singular(noun: str) -> str | None:
+    """The singular of a regular plural ("eggs" → "egg", "minutes" → "minute"); None where a rule could
+    go wrong ("cookies"/"berries", "knives"/"loaves", "tomatoes", "boxes", "glasses", "children")."""
+    low = noun.lower()
+    if len(low) < 4 or not low.endswith("s") or low.endswith(("ss", "us", "is", "ies", "ves", "oes", "xes", "ches",
+                                                                "shes", "zes", "sses", "uses")):
+        return None
+    return noun[:-1]
+
+
+def _cased(word: str, like: str) -> str:
+    return word.capitalize() if like[0].isupper() else word.lower()
+
+
+def _decade(m: int) -> int:
+    """How round a count reads: the largest of 1000, 100, 10 that divides it (1 when none does)."""
+    return next((d for d in (1000, 100, 10) if m % d == 0), 1)

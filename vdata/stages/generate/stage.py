@@ -140,8 +140,9 @@ class GenerateStage(Stage):
     name = "generate"
     # 2: a reply that failed its schema is rejected bad_reply, not teacher_error (replies come from the cache);
     # 3: items that ask the same question make one sample; order questions only where the order is plain;
-    #    streaming turns in the order they are spoken; 4: event_order numbers its scenes (options are lettered)
-    version = 4
+    #    streaming turns in the order they are spoken; 4: event_order numbers its scenes (options are lettered);
+    # 5: count distractors sit on either side of the answer (the answer is no longer rarely the largest)
+    version = 5
     Config = GenerateConfig
     # the models a task loads in the workers: checked (and fetched) in the driver first
     HUB_MODEL_FIELDS = ("tasks.preference_pairs.vision_text_model", "tasks.speech_captions.embedding_model",

@@ -26,6 +26,12 @@ check it against (counted under `verification` in the manifest).
 The question's own string-checkable facts are checked as well: a false premise ("What colour is the
 star?" about a clip without a star) adds an unsupported `(question premise)` claim.
 
+`tasks` defaults to every task whose text says something about the clip (`CHECKED_TASKS`: QA, captions,
+dense captions, chapters, grounded QA, reasoning localization, summaries, highlights, speech captions,
+preference pairs, streaming dialogues); a fixed instruction ("Summarize this video …") is no premise. Of a
+highlights sample the query (quoted in its question) is checked; a sample that is times and saliency
+ratings only (an extractive summary) holds no claim and is `not_checked`, as is a task left out of `tasks`.
+
 Annotations count as evidence (items inside the sample's interval); a video-scope sample is checked against
 its whole video, and `scope: video` checks every sample against its whole video (`scope.py`).
 
@@ -39,6 +45,7 @@ round is kept in `refine_rounds`.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -58,6 +65,21 @@ from .scope import pool_by_video, scope_texts
 
 PREMISE = "(question premise) "
 EVIDENCE_SOURCES = ("caption", "events", "steps", "transcript", "cited")
+# Checked by default: every task whose text states something about the clip (clue_qa, false_premise,
+# text_qa, ... are stored as open_qa / mcq). Of a highlights sample the query is checked (its saliency
+# ratings are no claim: an extractive summary, only ratings, is not_checked); of a summary, a dense
+# caption or a chapter list each line or sentence.
+CHECKED_TASKS = ("caption", "open_qa", "mcq", "cot", "grounding", "dense_caption", "chapter", "grounded_qa",
+                 "reasoning_localization", "highlights", "summarization", "speech_captions", "preference_pairs",
+                 "streaming_dialogue")
+# Tasks whose question is a fixed instruction or template ("Summarize this video …"): it holds no premise
+FIXED_QUESTION_TASKS = ("caption", "dense_caption", "chapter", "highlights", "summarization", "speech_captions",
+                        "preference_pairs", "streaming_dialogue")
+LINE_TASKS = ("dense_caption", "chapter", "speech_captions", "streaming_dialogue")   # one timed item per line
+# Tasks whose answer may be times with saliency ratings only (highlights; an extractive summary): no claim
+RATED_TASKS = ("highlights", "summarization")
+_QUOTED_QUERY = re.compile(r"[\"“]([^\"“”]{2,200})[\"”]")
+_RATING_LINE = re.compile(r"^\s*(?:\{\{[^{}]*\}\}\s*)*saliency\s+[0-9.]+\s*$", re.I)
 
 
 class VerifyClaimsConfig(StageConfig):
@@ -74,7 +96,7 @@ class VerifyClaimsConfig(StageConfig):
     # about something the evidence never mentions → unsupported. None disables it.
     relevance_min: float | None = Field(0.2, ge=-1, le=1)
     relevance_model: str = PACKAGED_MINILM
-    tasks: list[str] = Field(default_factory=lambda: ["caption", "open_qa", "mcq", "cot", "grounding", "dense_caption"])
+    tasks: list[str] = Field(default_factory=lambda: list(CHECKED_TASKS))
     # What counts as evidence. A demo whose captions are noise checks against the transcript alone.
     evidence_sources: list[Literal["caption", "events", "steps", "transcript", "cited"]] = Field(
         default_factory=lambda: list(EVIDENCE_SOURCES))
@@ -106,6 +128,7 @@ class _Item:
 
 class VerifyClaimsStage(Stage):
     name = "verify_claims"
+    version = 2   # 2: highlights check their query; summaries, speech captions and dialogues their lines
     HUB_MODEL_FIELDS = ("relevance_model",)
     Config = VerifyClaimsConfig
     reads = (R.SAMPLE_ID, R.TASK, R.QUESTION, R.ANSWER)
@@ -180,9 +203,15 @@ class VerifyClaimsStage(Stage):
         ans = row.get(R.ANSWER) or ""
         if task == "cot":
             return [s.get("text") or "" for s in (row.get(R.RATIONALE_STEPS) or []) if s] + [ans], q
-        if task in ("dense_caption", "chapter"):
+        if task in LINE_TASKS:
             return [line for line in ans.splitlines() if line.strip()], ""
-        if task == "caption":   # its question is a fixed instruction ("Describe this video …"), no premise
+        if task == "highlights":   # the teacher's query, quoted in the fixed question; the answer is times and ratings
+            query = _QUOTED_QUERY.search(q)
+            return ([query.group(1)] if query else []), ""
+        if task == "summarization":   # its sentences; an extractive summary is rated moments only
+            said = [line for line in ans.splitlines() if line.strip() and not _RATING_LINE.match(line)]
+            return ([" ".join(said)] if said else []), ""
+        if task in FIXED_QUESTION_TASKS:
             return [ans], ""
         if task == "mcq" and q and ans and len(words(ans)) <= 3:
             # a short option ("three", "Maria") says nothing alone: the question with it is the claim
@@ -331,6 +360,10 @@ class VerifyClaimsStage(Stage):
                         results[i] = screen_frame_caption(self, row, ev)
                         continue
                 texts, ctx = self.texts_to_check(row)
+                if row.get(R.TASK) in RATED_TASKS and not texts:   # ratings only, or a query no template quotes
+                    results[i] = {**row, R.V_CLAIMS: [], R.V_SUPPORTED_RATIO: None, R.V_REFUTED_CLAIMS: None,
+                                  R.V_STATUS: R.STATUS_NOT_CHECKED}
+                    continue
                 it = _Item(row, ev, self.claims_of(texts), ctx)
                 if imgs:
                     images[len(items)] = imgs
