@@ -1,0 +1,67 @@
+"""The report's SVG charts on awkward data: one value, all zeros, six decades, negative values, a billion,
+labels of 40 letters, 1-40 categories. Every figure must stay well-formed XML with finite coordinates."""
+from __future__ import annotations
+
+import math
+import re
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from vdata.pipelines import report_figures as F
+from vdata.pipelines.svg_chart import Scale, nice_ticks
+
+NUMBER_ATTRS = ("x", "y", "width", "height")
+
+
+def values(rng, n: int, kind: str) -> np.ndarray:
+    return {"uniform": lambda: rng.uniform(0, 10, n), "constant": lambda: np.full(n, 3.0),
+            "decades": lambda: np.geomspace(0.01, 1e5, n), "small ints": lambda: rng.integers(0, 3, n).astype(float),
+            "huge": lambda: rng.uniform(0, 1e9, n), "signed": lambda: rng.uniform(-5, 5, n)}[kind]()
+
+
+def charts(rng, n: int, kind: str) -> list:
+    labels = [f"stage {i} " + "x" * int(rng.integers(0, 30)) for i in range(n)]
+    counts = rng.integers(0, 1000, n)
+    edges = np.linspace(0, float(rng.uniform(0.1, 1000)), 11)
+    return [
+        F.stages_figure(labels, counts, counts // 2, counts - counts // 2),
+        F.rejects_figure(labels, rng.integers(1, 500, n), [f"s{i % 3}" for i in range(n)], [i % 3 for i in range(n)]),
+        F.durations_figure(values(rng, n, kind), [("min_s=1", 1.0, "<"), ("max_s=5", 5.0, ">")], "Clip durations", "clips"),
+        F.shots_figure([f"v{i}.mp4" for i in range(n)], rng.integers(0, 100, n), rng.integers(0, 5, n)),
+        F.quality_figure([("q_brightness", values(rng, n, kind), values(rng, max(1, n // 3), kind),
+                           [("brightness_min=2", 2.0, "<")])] * int(rng.integers(1, 5))),
+        F.throughput_figure(edges, [{"label": "1. probe", "index": 0, "done_at": np.sort(rng.uniform(0, edges[-1], 5)),
+                                     "done": np.arange(5), "rate": rng.uniform(0, 5, 10)}],
+                            {"until": 1.0, "teachers_ready": 0.5}, True),
+        F.teachers_figure(["writer", "judge"], [1e6, 0], [5, 0], [0.1, 0.0], [2.0, 0.0]),
+        F.qa_types_figure([("Tasks", [("open_qa", 3), ("mcq", 0)]), ("Question types", [("why", 1)])]),
+        F.answer_positions_figure(["A", "B", "C", "D"], [0, 0, 0, 0], [0.0] * 4),
+    ]
+
+
+@pytest.mark.parametrize("kind", ["uniform", "constant", "decades", "small ints", "huge", "signed"])
+def test_every_figure_draws_well_formed_svg_with_finite_coordinates(kind):
+    rng = np.random.default_rng(len(kind))
+    for n in (1, 2, 7, 40):
+        for chart in charts(rng, n, kind):
+            svg = chart.svg()
+            root = ET.fromstring(svg)
+            for el in root.iter():
+                for attr in NUMBER_ATTRS:
+                    if attr in el.attrib:
+                        assert math.isfinite(float(el.attrib[attr])), (kind, n, el.tag, el.attrib)
+                d = el.attrib.get("d", "")
+                assert not re.search(r"nan|inf", d, re.IGNORECASE), (kind, n, d[:80])
+            assert chart.width > 0 and chart.height > 0
+
+
+def test_ticks_are_round_and_inside_the_range():
+    assert nice_ticks(0, 10) == [0, 2, 4, 6, 8, 10]
+    assert nice_ticks(0, 3.2, integer=True) == [0, 1, 2, 3]   # counts: whole numbers only
+    assert nice_ticks(0, 1) == [0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert nice_ticks(5, 5) == [5]
+    log = Scale(0.5, 2000, log=True)
+    assert log.ticks(False) == [1.0, 10.0, 100.0, 1000.0]    # decades on a log axis
+    assert Scale(0, 10, 100, 200)(5) == 150 and Scale(0, 10, 200, 100)(10) == 100   # y runs downwards
