@@ -401,8 +401,8 @@ def run() -> None:
 
     Once the command has finished, tearing down every imported module only costs time: 0.2-0.3 s after
     a small build (pyarrow, pandas, datasets; measured when the report still loaded matplotlib) and
-    about 1 s once torch, transformers and vLLM are loaded (measured with an atexit timestamp against the process's end; see
-    bench/bench_build_overhead.py). The exit handlers still run (teacher servers stop, Ray shuts down,
+    about 1 s once torch, transformers and vLLM are loaded (measured with an atexit timestamp against the
+    process's end; see bench/bench_build_overhead.py). The exit handlers still run (teacher servers stop, Ray shuts down,
     temporary folders go) and the output is flushed. When a thread that is not a daemon is still alive,
     the normal exit waits for it as it always did.
     """
