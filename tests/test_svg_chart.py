@@ -65,3 +65,19 @@ def test_ticks_are_round_and_inside_the_range():
     log = Scale(0.5, 2000, log=True)
     assert log.ticks(False) == [1.0, 10.0, 100.0, 1000.0]    # decades on a log axis
     assert Scale(0, 10, 100, 200)(5) == 150 and Scale(0, 10, 200, 100)(10) == 100   # y runs downwards
+
+
+def test_a_template_cache_that_cannot_be_written_costs_a_compile_not_the_report(tmp_path, monkeypatch):
+    import tempfile
+
+    from vdata.pipelines import report
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    assert report._bytecode_cache() is not None   # the builds' cache, in this user's temp folder
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", full_disk)   # what dump_bytecode writes through
+    env = report._environment.__wrapped__()
+    env.bytecode_cache = report._TemplateCache(str(tmp_path))   # empty: compiled, then the dump is refused
+    assert "<html" in env.get_template("report.html.j2").render(
+        name="x", run_id="r", written="now", output_dir="/o", sections=[], warnings=[], cards=[]).lower()

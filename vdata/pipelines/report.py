@@ -72,11 +72,21 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def _bytecode_cache() -> jinja2.BytecodeCache | None:
+class _TemplateCache(jinja2.FileSystemBytecodeCache):
     """The compiled templates, kept between builds: compiling both costs ~0.15-0.35 s of a small build's
-    finish (2 cores). Keyed by each template's source checksum, so an edited template is compiled afresh."""
+    finish (2 cores). Keyed by each template's source checksum, so an edited template is compiled afresh.
+    A cache that cannot be written (a full disk) costs a compile, never the report."""
+
+    def dump_bytecode(self, bucket) -> None:
+        try:
+            super().dump_bytecode(bucket)
+        except OSError:
+            pass
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
     try:
-        return jinja2.FileSystemBytecodeCache()   # a folder of this user's own in the temp dir
+        return _TemplateCache()   # a folder of this user's own in the temp dir
     except (RuntimeError, OSError):   # no safe temp folder: compile each time
         return None
 
