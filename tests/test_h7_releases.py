@@ -139,3 +139,22 @@ def test_cg_bench_export_names_no_build_as_domain(build, tmp_path):
     fp = [it for it in items if it["question"] == "Why does the blue car stop?"]
     assert len(fp) == 1 and fp[0]["sub_category"] == "Hallucination" and fp[0]["domain"] == "Special Scenes"
     assert {it["domain"] for it in items if it is not fp[0]} <= {""}, items
+
+
+def test_cg_bench_sub_categories_are_the_releases_names_where_one_asks_the_same():
+    """cgbench_mini.json's 12 sub-categories (Entity / Event / Text / Time / 2D Spatial / Scene Perception, five
+    Cognition ones, Hallucination); a type it has no category for keeps its own name."""
+    from types import SimpleNamespace
+
+    from vdata.exporters.releases.cg_bench import SUB_CATEGORY, sub_category
+
+    release = {f"{k} Perception" for k in ("Entity", "Event", "Text", "Time", "2D Spatial", "Scene")} | {
+        f"{k} Cognition" for k in ("Entity", "Event", "Text", "Time", "Scene")} | {"Hallucination"}
+    assert set(SUB_CATEGORY.values()) <= release
+
+    def item(qtype, task="mcq"):
+        return SimpleNamespace(get=lambda key: {R.QUESTION_TYPE: qtype}.get(key), task=task)
+
+    assert sub_category(item("counting")) == "Entity Perception" and sub_category(item("ocr")) == "Text Perception"
+    assert sub_category(item("false_premise")) == "Hallucination" and sub_category(item("causal")) == "Event Cognition"
+    assert sub_category(item("camera")) == "camera" and sub_category(item(None, "label_mcq")) == "label_mcq"

@@ -11,7 +11,8 @@ sample's `answer_spans`, else its evidence transcript spans, else the times its 
 (one second around each); an item with none is skipped (`no_clue`). Clip-scope samples are skipped
 (`clip_scope`): a question about one clip is ambiguous over the whole video. An open twin is counted
 `open_twin` (its MCQ's record carries the open answer); an open item with no MCQ form `not_mcq:<kind>`.
-False-premise items are CG-Bench's "Hallucination" sub-category. Times in texts count from the video's start.
+`sub_category` is CG-Bench's name for the question's type where one asks the same thing (see `SUB_CATEGORY`;
+false-premise items are "Hallucination"). Times in texts count from the video's start.
 
 `domain` is the video's content domain (the release's 14: "Life Record", "Art & Culture", "Instruction &
 Knowledge", ...): the input's own `domain` (or `category`) field when the manifest has one, else the
@@ -30,8 +31,18 @@ from .common import (add_json, annotations, is_video_scope, mcq_fields, readable
                      result_for, source_meta, whole_video)
 
 
-# CG-Bench's name for the question kinds it shares (cgbench_mini.json: 240 "Hallucination" items)
-SUB_CATEGORY = {"false_premise": "Hallucination"}
+# CG-Bench's names for the question kinds it shares. cgbench_mini.json's 3,000 items use 12: Entity / Event /
+# Text / Time / 2D Spatial / Scene Perception, Entity / Event / Text / Time / Scene Cognition, and Hallucination
+# (240 items). A vdata question type maps where it asks the same thing; one CG-Bench has no category for
+# (camera, speech, a type a config adds) keeps its own name rather than borrow a wrong one.
+SUB_CATEGORY = {"false_premise": "Hallucination", "attribute": "Entity Perception", "counting": "Entity Perception",
+                "action": "Event Perception", "description": "Scene Perception", "ocr": "Text Perception",
+                "temporal": "Time Perception", "spatial": "2D Spatial Perception", "causal": "Event Cognition"}
+
+
+def sub_category(item) -> str:
+    kind = item.get(R.QUESTION_TYPE) or item.task
+    return SUB_CATEGORY.get(kind, kind)
 
 
 DOMAIN_FIELDS = ("domain", "category")   # manifest fields that name a video's content domain
@@ -86,7 +97,7 @@ def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
             continue
         records.append({"qid": len(records), "video_uid": p.visual.stem, "question": question, "answer": choices[idx],
                         "choices": choices, "right_answer": letter(idx), "clue_intervals": clues, "domain": content_domain(p.item.row),
-                        "sub_category": SUB_CATEGORY.get(p.item.get(R.QUESTION_TYPE), p.item.get(R.QUESTION_TYPE) or p.item.task), "duration": int(round(duration))})
+                        "sub_category": sub_category(p.item), "duration": int(round(duration))})
     result = result_for("cg_bench", planner, skipped, notes)
     add_json(result, planner, "cgbench.json", records, len(records))
     result.notes.append(f"videos under {os.path.join(planner.dest, 'videos')}/<video_uid>.mp4")
