@@ -429,3 +429,18 @@ def test_an_interlaced_frame_reads_as_one_field_not_combed(tmp_path):
             [(_, still)] = r.read_at([0.5], max_side=max_side)
             assert still.shape[:2] == ((576, 720) if max_side is None else (358, 448))
             assert still.astype(float).mean(axis=2).std() < 5, max_side
+
+
+def test_iter_frames_after_read_at_starts_from_the_first_frame(cut_video, bikes):
+    """A reader that has served read_at is mid-stream: iter_frames from 0 must rewind, not go on from
+    there with frame indexes counted from 0 (every index would name a later frame)."""
+    from vdata.media import reader as rd
+
+    for path in (cut_video[0], bikes):
+        with rd.PyAVReader(path) as r:
+            fresh = [(i, round(t, 3)) for i, t, _ in r.iter_frames(0, 1.0, max_side=64)]
+        with rd.PyAVReader(path) as r:
+            r.read_at([1.5, 3.0], max_side=64)
+            again = [(i, round(t, 3)) for i, t, _ in r.iter_frames(0, 1.0, max_side=64)]
+            twice = [(i, round(t, 3)) for i, t, _ in r.iter_frames(0, 1.0, max_side=64)]
+        assert fresh and again == fresh and twice == fresh, (path, fresh[:3], again[:3])

@@ -222,6 +222,7 @@ class PyAVReader(FrameReader):
         self._reformatter = av.video.reformatter.VideoReformatter()
         span = self._stream.duration * self._tb if self._stream.duration else (self._container.duration or 0) / 1e6
         self._skip_until = span - 1.0   # near the end read_at may fall back to the last frame shown
+        self._moved = False   # packets were read: the container is no longer at its start
 
     def _decode_packets(self):
         """(time, frame) from the current position (the start, in counted mode); a packet that does
@@ -230,6 +231,7 @@ class PyAVReader(FrameReader):
 
         previous: float | None = None   # time of the packet decoded last
         count = 0
+        self._moved = True
         for packet in self._container.demux(self._stream):
             t = packet.pts if packet.pts is not None else packet.dts
             at = round(float(t) * self._tb - self._start, 6) if t is not None else None
@@ -332,6 +334,8 @@ class PyAVReader(FrameReader):
         from .convert import small_bgr
         w, h = decoded_size(self.width, self.height, self.rotation, max_side)
         from_start = start_s <= 0 or self._counted
+        if from_start and self._moved and not self._counted:   # after a read_at: from the first frame again
+            rewind(self._container)
         frames = self._decode_from(0.0) if self._counted else (
             self._decode_packets() if from_start else self._decode_from(start_s))
         count = 0
