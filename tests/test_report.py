@@ -394,6 +394,9 @@ def test_report_warns_of_demo_teacher_rows_and_unverified_samples():
     assert any("2 row value(s)" in n and "vdata-tiny-demo-vlm" in n and "noise" in n for n in notes)
     assert any("2 kept sample(s) are unverified" in n for n in notes)
     assert limitations({}, pa.table({"sample_model": ["qwen2.5-72b"]})) == []
+    # a build that kept nothing says so first thing (outside check h8: "ROWS WRITTEN 0" read like any run)
+    assert any("no rows kept" in n for n in limitations({"rows": 0, "rejects": 2}, None))
+    assert limitations({"rows": 3, "rejects": 2}, None) == []
 
 
 # --------------------------------------------------------------------------- planning from measured rates

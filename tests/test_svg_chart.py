@@ -3,6 +3,7 @@ labels of 40 letters, 1-40 categories. Every figure must stay well-formed XML wi
 from __future__ import annotations
 
 import math
+from pathlib import Path
 import re
 import xml.etree.ElementTree as ET
 
@@ -81,3 +82,43 @@ def test_a_template_cache_that_cannot_be_written_costs_a_compile_not_the_report(
     env.bytecode_cache = report._TemplateCache(str(tmp_path))   # empty: compiled, then the dump is refused
     assert "<html" in env.get_template("report.html.j2").render(
         name="x", run_id="r", written="now", output_dir="/o", sections=[], warnings=[], cards=[]).lower()
+
+
+def test_one_value_is_one_narrow_bar_in_a_padded_range_and_a_share_starts_at_zero():
+    """Outside check h8: one 3.0 s clip filled the plot's width with ticks 3, 3.01, 3.02, 3.03 (the axis
+    spanned only the bins that held a value), and a text-area share of 0.068 was drawn from 0.066."""
+    chart = F.durations_figure(np.array([3.0]), [], "Clip durations", "clips")
+    chart.svg()
+    bars = [b for b in chart.boxes if b[0] == "bar"]
+    assert len(bars) == 1 and bars[0][3] - bars[0][1] < 0.1 * chart.width
+    quality = F.quality_figure([("q_text_area", np.array([0.068]), np.array([]), [("text_area_max=0.08", 0.08, ">")])])
+    svg = quality.svg()
+    assert re.search(r">0</text>", svg)   # the share's axis starts at zero
+
+
+def test_threshold_labels_stay_in_their_panel_and_above_the_bars():
+    """Outside check h8: a minimum's label at the right end of its panel ran into the next panel, and the
+    labels' white backgrounds hid the tops of bars."""
+    quality = F.quality_figure([("q_sharpness", np.array([]), np.array([2.0, 5.0, 25.0]), [("sharpness_min=30", 30.0, "<")]),
+                                ("q_motion", np.array([0.2, 0.3]), np.array([0.01]), [("motion_min=0.05", 0.05, "<"),
+                                                                                      ("motion_max=12", 12.0, ">")])] * 2)
+    svg = quality.svg()
+    root = ET.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    notes = [el for el in root.iter(ns + "rect") if el.get("fill") == "white" and el.get("fill-opacity")]
+    bars = [b[1:] for b in quality.boxes if b[0] == "bar"]
+    assert notes
+    third = quality.width / 3
+    for el in notes:
+        x, y, w, h = (float(el.get(k)) for k in ("x", "y", "width", "height"))
+        assert int(x // third) == int((x + w) // third), "a label crosses into the next panel"
+        assert not any(x < b[2] and b[0] < x + w and y < b[3] and b[1] < y + h for b in bars), "a label hides a bar"
+
+
+def test_report_markdown_shows_markup_in_names_literally():
+    from vdata.pipelines.report import _md_text
+
+    assert _md_text("pipe|a *star* [x](y) <i>it</i> q_a.mp4") == r"pipe|a \*star\* [x\](y) \<i\>it\</i\> q_a.mp4"
+    assert _md_text("speech: [1.0-1.8 s] the ball") == "speech: [1.0-1.8 s] the ball"
+    template = (Path(F.__file__).parent / "templates" / "report.md.j2").read_text()
+    assert "c.title | md_text" in template and "text | md_text" in template

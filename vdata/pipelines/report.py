@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import functools
 import os
+import re
 import shutil
 import time
 import traceback
@@ -52,6 +53,16 @@ def build_sections(run: RunData) -> list[Section]:
 
 
 # --------------------------------------------------------------------------- rendering
+_MD_MARKUP = re.compile(r"([\\`*<>]|\](?=\())")
+
+
+def _md_text(text) -> str:
+    """Free text (a file name, a sample's words) as Markdown shows it literally: `*star*`, `[x](y)` and `<i>`
+    in a name are not emphasis, a link and HTML. Brackets are a link only before "(" and intraword
+    underscores never emphasize, so "[1.0-1.8 s]" and `q_a` stay as they are."""
+    return _MD_MARKUP.sub(r"\\\1", str(text))
+
+
 def _md_cell(v) -> str:
     return fmt(v).replace("|", "\\|").replace("\n", " ")
 
@@ -67,7 +78,8 @@ def _environment() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              bytecode_cache=_bytecode_cache())
     env.filters.update(fmt=fmt, b64=lambda data: base64.b64encode(data).decode(), md_row=_md_row,
-                       anchor=lambda key: key.replace("_", "-"), rstrip_newlines=lambda text: text.rstrip("\n"))
+                       md_text=_md_text, anchor=lambda key: key.replace("_", "-"),
+                       rstrip_newlines=lambda text: text.rstrip("\n"))
     env.tests["number_like"] = is_number
     return env
 

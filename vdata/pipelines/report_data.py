@@ -186,6 +186,8 @@ def limitations(manifest: dict, data) -> list[str]:
     unverified = (manifest.get("verification") or {}).get("unverified")
     if unverified:
         out.append(f"limitation: {unverified} kept sample(s) are unverified (captions without a frame-level verifier)")
+    if not manifest.get("rows") and manifest.get("rejects"):
+        out.append(f"no rows kept: all {manifest['rejects']} reject(s) are listed under Rejects with their reasons")
     return out
 
 

@@ -32,6 +32,9 @@ QUALITY_LABELS = {
 }
 
 
+SHARE_COLUMNS = {R.Q_DUP_RATIO, R.Q_TEXT_AREA, R.Q_BORDER, R.Q_SUITABILITY}   # scores on 0..1
+
+
 # --------------------------------------------------------------------------- house style
 def _chart(width_in: float, height_in: float, rows: int = 1, cols: int = 1, **kwargs) -> Chart:
     return Chart(round(width_in * PX_PER_IN), round(height_in * PX_PER_IN), rows, cols, **kwargs)
@@ -150,8 +153,10 @@ def quality_figure(columns) -> Chart:
     for i, (col, kept, rejected, limits) in enumerate(columns):
         ax = chart.panel(i // ncols, i % ncols)
         kept, rejected = np.asarray(kept, dtype=float), np.asarray(rejected, dtype=float)
-        # the range includes the thresholds so that a cut outside the data still shows where it is
-        edges, log = _bins(np.concatenate([kept, rejected, [v for _, v, _ in limits]]), 20)
+        # the range includes the thresholds so that a cut outside the data still shows where it is, and a
+        # share's zero: 0.068 beside a cut at 0.08 is a small share, not one at the bottom of the scale
+        floor = [0.0] if col in SHARE_COLUMNS else []
+        edges, log = _bins(np.concatenate([kept, rejected, [v for _, v, _ in limits], floor]), 20)
         n_kept = np.histogram(kept, edges)[0]
         ax.hist(edges, n_kept, color=KEPT_COLOR)
         ax.hist(edges, np.histogram(rejected, edges)[0], base=n_kept, color=REJECTED_COLOR)

@@ -114,6 +114,7 @@ class Panel:
     def hist(self, edges, counts, base=None, color="#3182ce", label=None, outline="white"):
         """Histogram bins: bars that fill their bins on a numeric x axis."""
         base = list(base) if base is not None else [0.0] * len(counts)
+        self.items.append(("range", float(edges[0]), float(edges[-1])))   # the bins' whole range, empty ones too
         for lo, hi, c, b in zip(edges[:-1], edges[1:], counts, base):
             if c > 0:
                 self.items.append(("bin", float(lo), float(hi), float(c), float(b), color, outline))
@@ -155,11 +156,15 @@ class Panel:
             elif kind == "step":
                 xs += it[1]
                 ys += it[2]
-            elif kind == "vspan":
+            elif kind in ("vspan", "range"):
                 xs += [it[1], it[2]]
             elif kind == "vline":
                 xs.append(it[1])
         return xs, ys
+
+    def note_rows(self) -> int:
+        """How many rows of threshold labels stand at the top of the plot."""
+        return max((it[6] + 1 for it in self.items if it[0] == "vline" and it[4]), default=0)
 
     def tick_labels(self, axis: str, scale: Scale) -> list[tuple[float, str]]:
         cats = self.x_categories if axis == "x" else self.y_categories
@@ -288,9 +293,18 @@ class Chart:
         bottom += LABEL_PX + 10 if p.xlabel else 0
         top = (TITLE_PX + 14) if p.title else 10
         plot_h = max(h - top - bottom, 30.0)
+        band = 6 + 13 * p.note_rows() if p.note_rows() else 0
+        if band and plot_h > 2 * band and p.y_categories is None and not p.y_log:
+            # the data stays below the threshold labels: a label's background never hides a bar's top
+            yscale.hi = yscale.lo + (yscale.hi - yscale.lo) * plot_h / (plot_h - band)
+            yticks = [(v, t) for v, t in p.tick_labels("y", yscale) if v <= yscale.hi]
         px0, py0 = x0 + left, y0 + top   # plot area's top-left corner
         xscale.p0, xscale.p1 = px0, px0 + plot_w
         yscale.p0, yscale.p1 = py0 + plot_h, py0
+        if p.x_categories is None:   # numeric labels that would touch: every k-th one
+            widest = max((text_width(t, TICK_PX) for _, t in xticks), default=0) + 10
+            step = math.ceil(widest * len(xticks) / plot_w) if xticks else 1
+            xticks = xticks[::step] if step > 1 else xticks
         self._grid(out, p, xscale, yscale, xticks, yticks, px0, py0, plot_w, plot_h)
         self._items(out, p, xscale, yscale, py0, plot_h)
         axis = TEXT_COLOR
@@ -333,9 +347,11 @@ class Chart:
 
     def _items(self, out, p: Panel, xs: Scale, ys: Scale, py0: float, plot_h: float) -> None:
         notes = []
-        order = {"vspan": 0, "bin": 1, "bar": 1, "step": 2, "vline": 3}
+        order = {"range": 0, "vspan": 0, "bin": 1, "bar": 1, "step": 2, "vline": 3}
         for it in sorted(p.items, key=lambda it: order[it[0]]):
             kind = it[0]
+            if kind == "range":
+                continue
             if kind == "vspan":
                 x0, x1 = xs(it[1]), xs(it[2])
                 out.append(_rect(x0, py0, x1 - x0, plot_h, it[3]))
@@ -376,9 +392,12 @@ class Chart:
                            f'stroke-width="{width}"' + (f' stroke-dasharray="{dash}"' if dash else "") + "/>")
                 if note:
                     notes.append((px, color, note, right, row))
-        for px, color, note, right, row in notes:   # last: a note is never hidden under a bar
+        for px, color, note, right, row in notes:   # last, in the band kept free above the data
             tw = text_width(note, TICK_PX * 0.9)
             tx = px + 4 if right else px - 4 - tw
+            if tx + tw > xs.p1 or tx < xs.p0:   # it would leave its panel: the other side of its line
+                tx = px - 4 - tw if right else px + 4
+            tx = min(max(tx, xs.p0 + 2), xs.p1 - tw - 2)
             ty = py0 + 4 + 13 * row
             out.append(_rect(tx - 2, ty, tw + 4, TICK_PX + 3, "white", opacity=0.85))
             out.append(_text(tx, ty + TICK_PX, note, TICK_PX * 0.9, color))
