@@ -20,6 +20,10 @@ from importlib import resources
 from pathlib import Path
 
 _VERSIONED = re.compile(r"^(?P<name>.+)\.v(?P<version>\d+)\.txt$")
+# A note id as the prompts show a row's clues (stages/generate/clues.py): C, E, S, T, F per clip and A, M, H,
+# U, G at video scope, each numbered; the video caption is a bare V (V1... in older builds). The checks for
+# ids copied into a question or answer (wellformed, generate's highlights) read it here, so they agree.
+NOTE_ID = r"(?:[CESTFAMHUG]\d{1,3}|V\d{0,3})"
 # media placeholders of the export formats and their trainers, and special tokens of the chat templates
 # (`<|...|>`: Qwen, Llama 3, Phi, GPT; `<s>`, `</s>`: Llama 2, Mistral; InternVL's image context)
 RESERVED = re.compile(r"<\|[^<>|\s]{1,40}\|>|</?(?:image|video|audio|img|s)>|<IMG_CONTEXT>")

@@ -49,6 +49,7 @@ from importlib import resources
 
 from pydantic import Field
 
+from vdata.prompts import NOTE_ID
 from vdata.schemas import records as R
 
 from .base import Reject, Resources, Stage, StageConfig
@@ -79,12 +80,9 @@ _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
 TASK_WORDS = {"answer", "answers", "question", "questions", "note", "notes", "context", "description", "additional",
               "video", "clip", "correct", "following", "according", "given", "text", "say", "says", "said", "mean",
               "means", "option", "options", "true", "false", "describe", "tell", "explain", "other", "no", "any"}
-# Note ids of the prompts (vdata/stages/generate/clues.py: C, E, S, T, F per clip; A, M, H, U, G, V at video scope;
-# the video caption is a bare `V`)
-_NOTE_ID = r"(?:[CESTFAMHUG]\d{1,3}|V\d{0,3})"
-_REFERENCE = re.compile(rf"^\s*(?:{_NOTE_ID}[\s,;]*)+\.?\s*$")
+_REFERENCE = re.compile(rf"^\s*(?:{NOTE_ID}[\s,;]*)+\.?\s*$")
 _LONE_ID = re.compile(r"\s*([A-Z]\d{0,3})\s*\.?\s*")
-_NOTE_LINE = re.compile(rf"(?<![\w-]){_NOTE_ID} \([^()]*\):")
+_NOTE_LINE = re.compile(rf"(?<![\w-]){NOTE_ID} \([^()]*\):")
 _PLACEHOLDER = re.compile(r"\{\{[^{}]*\}\}")
 _EMPTY_PARENS = re.compile(r"\(\s*\)")
 # A slot of a prompt's reply form copied as text ("<sentence>", "<note id>"): stored samples hold no angle

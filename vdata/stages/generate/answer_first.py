@@ -17,7 +17,8 @@ Each question is framed as being about speech ("…, according to what the narra
 answer quotes its sentence, so both the sample and its provenance say where the fact comes from. MCQ
 distractors are of the answer's own kind: other counts of the same thing at the answer's own scale and
 granularity (180 degrees → 140/160/200 degrees, the answer at each place of the sorted run alike, and "one
-egg" beside "two eggs" where the noun has a regular singular), other names (those the transcript uses for other people first), other days, months or colours.
+egg" beside "two eggs" where the noun has a regular singular), other names (those the transcript uses for
+other people first), other days, months or colours.
 """
 from __future__ import annotations
 

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
+from vdata.prompts import NOTE_ID
 from vdata.schemas import records as R
 
 from .annotated import TEMPLATE_PROMPT, span_placeholder
@@ -51,7 +52,7 @@ SUMMARY_QUESTIONS = "summarization_questions"
 # was copied from the clue list the teacher saw
 QUERY_TIME = re.compile(r"\d+(?:\.\d+)?\s*-\s*\d+(?:\.\d+)?\s*s\b|\d+\.\d+\s*s\b|\b\d+\s+s\b|\b\d+(?:\.\d+)?\s*sec(?:ond)?s?\b"
                         r"|\b\d{1,2}:\d{2}\b", re.IGNORECASE)
-QUERY_NOTE = re.compile(r"(?<![\w-])(?:[CESTFAMHUG]\d{1,3}|V\d{0,3})(?![\w-])")
+QUERY_NOTE = re.compile(rf"(?<![\w-]){NOTE_ID}(?![\w-])")
 
 
 class HighlightsTask(Strict):
