@@ -37,14 +37,33 @@ def test_a_change_beside_a_fade_through_black_is_not_part_of_it():
 def test_a_span_beside_that_holds_a_known_boundary_is_left_out():
     n, h = 200, 10
     left, right, low, high, one_sided = G._beside(n, h, [])
-    assert left[100] == 80 and right[100] == 120 and low[100] == 0 and high[100] == n - 1 and not one_sided.any()
+    assert left[100] == 80 and right[100] == 120 and low[100] == 0 and high[100] == n - 1 and not one_sided[100]
     left, right, low, high, one_sided = G._beside(n, h, [125])   # inside the right span [110, 130]
     assert left[100] == 80 and right[100] == -1 and one_sided[100]
     assert high[100] == 112 and low[100] == 0          # nearer to 100 than to 125
     left, right, _, _, one_sided = G._beside(n, h, [75, 125])     # both spans hold one: both still count
     assert left[100] == 80 and right[100] == 120 and not one_sided[100]
-    left, right, _, _, one_sided = G._beside(n, h, [60])          # at the start, no span left of 15
-    assert left[15] == -1 and right[15] == 35 and not one_sided[15]
+    left, right, _, _, one_sided = G._beside(n, h, [60])          # at the start, no span left of 15:
+    assert left[15] == -1 and right[15] == 35 and one_sided[15]   # the right one judges alone
+    alone = G._beside(n, h, [])[4]                                 # with no known boundary: at either end only
+    assert alone[:3 * h].all() and alone[n - 3 * h:].all() and not alone[3 * h:n - 3 * h].any()
+
+
+def _ramp(fast: float, slow: float, n: int = 120, until: int = 30) -> list[float]:
+    """Brightness rising `fast` a frame until frame `until`, then `slow`: one shot whose motion slows."""
+    return [fast * min(k, until) + slow * max(0, k - until) for k in range(n)]
+
+
+def test_near_the_start_one_span_beside_needs_the_one_side_ratio():
+    """Near the start only the span after a frame shows the shot's motion: one side's evidence, judged by
+    `one_side_ratio` (3x) as a side left out for a known boundary is. A picture that drifts 2.4x faster in
+    its first second than later (a slow gradient) is no transition; a change 4x the motion after it is."""
+    n = 120
+    indices = np.arange(n)
+    drift = G.gradual_transitions(indices, _layouts(_ramp(3.0, 1.25)), n, 25.0)
+    assert [c for c, _ in drift if c < 60] == [], drift
+    change = G.gradual_transitions(indices, _layouts(_ramp(3.0, 0.6)), n, 25.0)
+    assert [c for c, _ in change if 10 <= c <= 40], change
 
 
 def test_a_transition_between_two_close_known_boundaries_is_found_and_found_once():

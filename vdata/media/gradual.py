@@ -69,8 +69,8 @@ def gradual_transitions(indices: np.ndarray, layouts: np.ndarray, n: int, fps: f
     not decide), at least `min_distance`, over at least `min_share` of the picture (a transition
     replaces the whole picture; an object that grows or enters does not), and standing out from the
     motion of the shots beside it: the D of the spans centred at i-2h and i+2h, `ratio` times their
-    mean or `one_side_ratio` times the quieter one. Frames within h of either end have no span beside
-    them and are not judged. Its centre is where the pictures cross over from looking like the one
+    mean or `one_side_ratio` times the quieter one; where only one span is there (near an end of the
+    video), `one_side_ratio` times its D. Frames within h of either end are not judged. Its centre is where the pictures cross over from looking like the one
     shot to looking like the other (`_crossing`): the plateau of D is as wide as 2h minus the
     transition, and motion tilts it. Hard cuts show up here too: the caller keeps its detector's
     exact cut instead. Returns (centre, half-span) pairs.
@@ -158,8 +158,7 @@ def _search(indices: np.ndarray, layouts: np.ndarray, steps: np.ndarray, dist: n
 def _beside(n: int, h: int, known: list[int]) -> tuple[np.ndarray, ...]:
     """For each frame i: the centres of the spans beside it, i-2h and i+2h (-1: none, past an end of
     the video, or holding a known boundary while the other holds none); the frames [low, high]
-    nearer to i than to any known boundary other than one at i; and whether a span was left out
-    for holding a known boundary."""
+    nearer to i than to any known boundary other than one at i; and whether only one side judges."""
     frames = np.arange(n)
     marks = np.zeros(n + 1, np.int64)
     for k in known:
@@ -182,7 +181,10 @@ def _beside(n: int, h: int, known: list[int]) -> tuple[np.ndarray, ...]:
         after = np.searchsorted(points, frames, side="right")       # the first known boundary > i
         low = np.where(before >= 0, (points[np.clip(before, 0, None)] + frames) // 2 + 1, 0)
         high = np.where(after < len(points), (points[np.clip(after, None, len(points) - 1)] + frames + 1) // 2 - 1, n - 1)
-    return left, right, low, high, drop_left | drop_right
+    # one side only, whether the other was left out or lies past an end of the video: near the start a
+    # slowly changing picture (a drifting gradient) stood out 1.8x from the one span beside it, with
+    # both sides' rule (bench: the xfade sets' F1 unchanged)
+    return left, right, low, high, (left < 0) != (right < 0)
 
 
 def touches_black(indices: np.ndarray, layouts: np.ndarray, centre: int, half_span: int,
