@@ -269,8 +269,10 @@ def test_sample_viewer_shows_frames_text_evidence_and_reject_messages_in_chromiu
     mcq_card = viewer.split("<h3>mcq")[1].split("</article>")[0]
     assert mcq_card.count("<dt>option ") in (2, 4) and mcq_card.count(" ✓</dt>") == 1
     # rejects: examples with their messages, per reason
-    assert "<td>quality</td><td>blurry</td><td>vid0_0000003_0000004</td><td>q_sharpness=12 &lt; sharpness_min=55</td>" in text
-    assert text.count("<td>verify</td><td>unsupported_claims</td><td>vid0_") == 2
+    # ... each named by its file first, then its id
+    assert ("<td>quality</td><td>blurry</td><td>video_0.mp4 · vid0_0000003_0000004</td>"
+            "<td>q_sharpness=12 &lt; sharpness_min=55</td>") in text
+    assert text.count("<td>verify</td><td>unsupported_claims</td><td>video_0.mp4 · ") == 2
     md = Path(md_path).read_text()
     assert "- evidence: speech: [1.0–1.8 s] the ball rolls in video 0" in md
     thumbs_md = [p for p in markdown_images(md, out) if p.suffix == ".jpg"]

@@ -206,7 +206,8 @@ def samples(run: RunData) -> Section | None:
 
 
 def reject_examples(run: RunData) -> TableBlock | None:
-    """Up to PER_REASON rejects per stage and reason: which row, and the message that says why."""
+    """Up to PER_REASON rejects per stage and reason: which row (its file, then its sample or clip id), and
+    the message that says why."""
     rj = run.rejects
     if rj.num_rows == 0 or "message" not in rj.column_names:
         return None
@@ -218,8 +219,10 @@ def reject_examples(run: RunData) -> TableBlock | None:
             picked.append(i)
     rows = []
     for row in rj.take(pa.array(picked, type=pa.int64())).to_pylist():
-        what = row.get(R.SAMPLE_ID) or row.get(R.CLIP_ID) or os.path.basename(row.get(R.SOURCE_URI) or "") or "–"
-        rows.append([row["stage"], row["reason"], what, _short(row.get("message") or "", 200)])
+        # the file first: a reader looks for the video, an id alone names nothing they can open
+        where = [os.path.basename((row.get(R.SOURCE_URI) or "").rstrip("/")), row.get(R.SAMPLE_ID) or row.get(R.CLIP_ID)]
+        rows.append([row["stage"], row["reason"], " · ".join(x for x in where if x) or "–",
+                     _short(row.get("message") or "", 200)])
     order = {s["stage"]: s["index"] for s in run.manifest.get("stages") or []}
     rows.sort(key=lambda r: (order.get(r[0], 99), r[1]))
     return TableBlock(["stage", "reason", "row", "message"], rows,
