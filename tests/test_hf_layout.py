@@ -131,6 +131,29 @@ def test_rerun_keeps_the_assignment_and_the_card(build_dir, tmp_path, in_process
     assert set(_load(build_dir, tmp_path)) == {"train", "test"}
 
 
+def test_a_retried_video_leaves_no_empty_part_behind(tmp_path, in_process, videos):
+    """A reject marked for retry (a broken link: the file may come back) is redone on every run. Its old
+    part is emptied each time: it must go, with its ledger record, not stay as a file of one empty row
+    group (`datasets` fails on the whole build with "BatchSize must be greater than 0")."""
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "src"
+    src.mkdir()
+    os.symlink(videos[0], src / "good.mp4")
+    os.symlink(tmp_path / "gone.mp4", src / "lost.mp4")
+    out = tmp_path / "out"
+    cfg = {"name": "retry", "input": [{"path": str(src)}], "output": {"dir": str(out)},
+           "stages": [{"probe": {}}, {"shots": {}}]}
+    for _ in range(3):
+        build(parse_config(cfg), progress=False)
+        parts = sorted(out.rglob("*.parquet"))
+        assert parts and all(pq.ParquetFile(p).metadata.num_rows > 0 for p in parts), parts
+        assert len(list((out / "_ledger").glob("*.json"))) == len(parts)   # one record per part, none stale
+    rejects = _load(str(out), tmp_path, "rejects")["train"]
+    assert rejects["reason"] == ["missing_file"] and rejects[R.SOURCE_URI][0].endswith("lost.mp4")
+    assert sum(split.num_rows for split in _load(str(out), tmp_path).values()) > 0
+
+
 def test_parquet_export_keeps_the_splits_and_types_frames_as_images(build_dir, tmp_path):
     """The `parquet` export (what `vdata push` uploads) has the build's splits per subset, and its
     card types frames as images."""

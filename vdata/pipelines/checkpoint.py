@@ -98,7 +98,10 @@ def recover(output_dir: str, part_dirs: list[str], rejects_dir: str | None = Non
                 table = S.read_parquet(path)
                 keep = pc.invert(pc.is_in(table[R.SOURCE_URI], value_set=pa.array(sorted(drop), pa.string())))
                 kept = table.filter(keep)
-                S.write_parquet(kept, path, compression="zstd")
+                if kept.num_rows:
+                    S.write_parquet(kept, path, compression="zstd")
+                else:   # a file of one empty row group fails `datasets.load_dataset` on the whole build
+                    S.remove(path)
                 # the counts the manifest, summary and progress add up follow the rewrite (they kept the
                 # redone videos' rows, and a resumed build reported rows it had deleted)
                 if k == 0 and d != rejects_dir:
@@ -106,7 +109,11 @@ def recover(output_dir: str, part_dirs: list[str], rejects_dir: str | None = Non
                 elif d == rejects_dir:
                     entry["rejects"] = kept.num_rows
         entry["mass"] = {s: m for s, m in entry["mass"].items() if s not in drop}
-        S.write_text(S.join(ledger_dir(output_dir), part + ".json"), json.dumps(entry))
+        record = S.join(ledger_dir(output_dir), part + ".json")
+        if entry["mass"]:
+            S.write_text(record, json.dumps(entry))
+        else:   # every row of the part is being redone: the part is gone, and so is its record
+            S.remove(record)
         rewritten += 1
     return complete, {"uncommitted_parts_removed": removed_parts, "parts_rewritten": rewritten,
                       "partial_sources_redone": len(partial - retried), "complete_sources": len(complete),
