@@ -55,6 +55,39 @@ def test_a_stage_listed_twice_is_a_config_error():
     assert "stages[3]: shots is already stages[1]" in msg and "stages[2]" not in msg
 
 
+def test_detector_args_and_threshold_are_checked_against_the_chosen_detector(tmp_path):
+    """A misspelt detector argument reached PySceneDetect only when a window was decoded: one video
+    became a TypeError reject marked for retry, another built with the key ignored."""
+    from click.testing import CliRunner
+
+    from vdata.cli import main
+
+    def shots(**options):
+        return cfg(stages=[{"probe": {}}, {"shots": options}])
+
+    msg = error_of(shots(detector="adaptive", detector_args={"adaptive_threshhold": 3}))
+    assert "stages[1].shots.detector_args: adaptive_threshhold: not an argument of the adaptive detector" in msg
+    assert "adaptive_threshold" in msg and "min_scene_len" in msg and "Value error" not in msg
+    # what one detector takes, another may not: the check follows `detector`
+    assert "window_width" in error_of(shots(detector="content", detector_args={"window_width": 2}))
+    assert "not an argument of the transnetv2 detector (allowed: batch, device, weights)" in error_of(
+        shots(detector="transnetv2", detector_args={"batch_size": 4}))
+    parse_config(shots(detector="content", detector_args={"min_scene_len": 10, "luma_only": True}))
+    parse_config(shots(detector="adaptive", detector_args={"window_width": 3, "min_content_val": 10}))
+    assert "the adaptive detector's threshold is above 0, not -5" in error_of(shots(detector="adaptive", threshold=-5))
+    assert "content detector's threshold is in (0, 255], not 1000" in error_of(shots(detector="content", threshold=1000))
+    assert "hash detector's threshold is in (0, 1]" in error_of(shots(detector="hash", threshold=27))
+    parse_config(shots(detector="hash", threshold=0.3))
+    # from `vdata validate`, before anything runs
+    import yaml
+
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump({**shots(detector_args={"min_scene_length": 10}),
+                                    "input": [{"path": str(tmp_path)}], "output": {"dir": str(tmp_path / "out")}}))
+    res = CliRunner().invoke(main, ["validate", str(path)])
+    assert res.exit_code == 2 and "stages[1].shots.detector_args: min_scene_length: not an argument" in res.output
+
+
 def test_bad_number_and_missing_key():
     msg = error_of({"input": [{"path": "."}], "stages": [{"quality": {"num_frames": 0}}]})
     assert "output: required key is missing" in msg

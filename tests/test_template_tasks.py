@@ -252,7 +252,7 @@ def test_templates_from_config_per_dataset_and_config_errors(clip_rows, tmp_path
     assert "stages[0].generate.tasks.segment_grounding" in err({"segment_grounding": {"templates": ["When is $title?"]}})
     assert "needs one of $end, $span, $start" in err({"interval_caption": {"templates": ["Describe it."]}})
     assert "tasks.label_mcq.vocabulary" in err({"label_mcq": {"vocabulary": str(tmp_path / "none.txt")}})
-    assert "tasks.highlights: Value error, min_score" in err({"highlights": {"scale": 2, "min_score": 3}})
+    assert "tasks.highlights: min_score" in err({"highlights": {"scale": 2, "min_score": 3}})
     ok = parse_config({**base, "stages": [{"generate": {"tasks": list(TEMPLATE_TASKS)}}]})
     assert ok.stage_specs[0][1].tasks.enabled() == list(TEMPLATE_TASKS) and ok.stage_specs[0][1].teacher is None
     vocab = tmp_path / "labels.txt"

@@ -394,7 +394,8 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], prefix
         elif e["type"] == "missing":
             lines.append(f"{where}: required key is missing")
         else:
-            lines.append(f"{where}: {e['msg']} (got {e.get('input')!r})" if not isinstance(e.get("input"), (dict, list)) else f"{where}: {e['msg']}")
+            msg = e["msg"].removeprefix("Value error, ")   # a validator's own message says what is wrong
+            lines.append(f"{where}: {msg} (got {e.get('input')!r})" if not isinstance(e.get("input"), (dict, list)) else f"{where}: {msg}")
     return lines
 
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from vdata.media import MediaError
 from vdata.media.prefetch import prefetch
@@ -48,18 +48,10 @@ from vdata.schemas import records as R
 
 from ..base import Resources, Stage, StageConfig
 from .clip_files import clip_file
+from .detector_args import DETECTORS, check_detector_args, check_threshold
 from .damage import CORRUPT, DROPPED_FRAMES_TOLERATED, TRUNCATED, Damage, assess_damage  # noqa: F401
 from .held import HeldFrames
 from .min_scene import apply_min_scene_len, length_in_frames, min_scene_filter, min_scene_length
-
-DETECTORS = {
-    "adaptive": ("AdaptiveDetector", "adaptive_threshold"),
-    "content": ("ContentDetector", "threshold"),
-    "hash": ("HashDetector", "threshold"),
-    "histogram": ("HistogramDetector", "threshold"),
-    "threshold": ("ThresholdDetector", "threshold"),
-}
-
 
 # Reject reasons of this stage (CORRUPT, TRUNCATED: .damage).
 TOO_SHORT = "too_short"
@@ -97,6 +89,16 @@ class ShotsConfig(StageConfig):
     backend: Literal["auto", "opencv", "pyav", "decord"] = "auto"
     write_clips: bool = False
     clip_codec: Literal["copy_if_aligned", "reencode"] = "copy_if_aligned"
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold_in_range(cls, value, info: ValidationInfo):
+        return check_threshold(info.data.get("detector"), value)
+
+    @field_validator("detector_args")
+    @classmethod
+    def _known_detector_args(cls, value, info: ValidationInfo):
+        return check_detector_args(info.data.get("detector"), value)
 
 
 _THUMB = (16, 9)

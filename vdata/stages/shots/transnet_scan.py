@@ -3,17 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
-TRANSNET_ARGS = {"weights", "device", "batch"}
+from .detector_args import check_detector_args
 
 
 def transnet_cuts(path: str, detector_args: dict[str, Any], threshold: float | None):
     """(cuts, frame times, decode errors, fps) from TransNetV2 over every frame of `path`."""
     from vdata.media import transnet
 
-    unknown = set(detector_args) - TRANSNET_ARGS
-    if unknown:
-        raise ValueError(f"shots.detector_args.{sorted(unknown)[0]}: not a transnetv2 argument "
-                         f"(allowed: {', '.join(sorted(TRANSNET_ARGS))})")
+    check_detector_args("transnetv2", detector_args)   # a config read by parse_config has been checked already
     model = transnet.load_model(detector_args.get("weights"), detector_args.get("device", "auto"))
     probabilities, times, errors = transnet.scan(path, model, int(detector_args.get("batch", 8)))
     cuts = transnet.boundaries(probabilities, 0.5 if threshold is None else threshold)
