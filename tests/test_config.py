@@ -88,6 +88,21 @@ def test_detector_args_and_threshold_are_checked_against_the_chosen_detector(tmp
     assert res.exit_code == 2 and "stages[1].shots.detector_args: min_scene_length: not an argument" in res.output
 
 
+def test_a_base_url_that_is_no_url_and_thresholds_no_clip_can_pass_are_config_errors():
+    teachers = {"t": {"backend": "openai", "base_url": "not a url", "model": "m", "max_concurrency": -5,
+                      "api_key": "sk-secret-123"}}
+    msg = error_of(cfg(teachers=teachers, stages=[{"probe": {}}, {"shots": {}}, {"frames": {}},
+                                                  {"caption": {"teacher": "t"}}]))
+    assert "teachers.t.base_url: an http:// or https:// URL" in msg
+    assert "teachers.t.max_concurrency: Input should be greater than or equal to 1 (got -5)" in msg
+    assert "not a url" not in msg and "sk-secret" not in msg   # text values are not echoed: they may be secrets
+    parse_config(cfg(teachers={"t": {"backend": "openai", "base_url": "http://127.0.0.1:8000/v1/", "model": "m"}},
+                     stages=[{"probe": {}}, {"shots": {}}, {"frames": {}}, {"caption": {"teacher": "t"}}]))
+    msg = error_of(cfg(stages=[{"probe": {}}, {"shots": {}}, {"quality": {"thresholds": {"brightness_min": 200,
+                                                                                        "brightness_max": 100}}}]))
+    assert "stages[2].quality.thresholds: brightness_min 200 is above brightness_max 100: no clip could pass" in msg
+
+
 def test_bad_number_and_missing_key():
     msg = error_of({"input": [{"path": "."}], "stages": [{"quality": {"num_frames": 0}}]})
     assert "output: required key is missing" in msg

@@ -418,8 +418,8 @@ def _teacher_errors(err: ValidationError) -> list[str]:
             out.append(f"{where}: unknown key" + (f" (allowed: {', '.join(allowed)})" if allowed else ""))
         elif e["type"] == "missing":
             out.append(f"{where}: required key is missing")
-        else:
-            out.append(f"{where}: {e['msg']}")
+        else:   # a number given too (a range alone does not say which); never text, which may be a secret
+            out.append(f"{where}: {e['msg'].removeprefix('Value error, ')}" + (f" (got {e['input']!r})" if type(e.get("input")) in (int, float) else ""))
     return out
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vdata.media.hashing import hamming, phash
 from vdata.media.reader import open_reader
@@ -36,6 +36,15 @@ class Thresholds(BaseModel):
     dup_ratio_max: float | None = None
     text_area_max: float | None = 0.08
     suitability_min: float | None = None
+
+    @model_validator(mode="after")
+    def _ranges_not_empty(self):
+        for low, high in (("min_duration_s", "max_duration_s"), ("aspect_min", "aspect_max"),
+                          ("brightness_min", "brightness_max"), ("motion_min", "motion_max")):
+            a, b = getattr(self, low), getattr(self, high)
+            if a is not None and b is not None and a > b:   # every clip would be rejected
+                raise ValueError(f"{low} {a:g} is above {high} {b:g}: no clip could pass")
+        return self
 
 
 class TextConfig(BaseModel):

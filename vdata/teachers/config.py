@@ -93,7 +93,12 @@ class OpenAITeacherConfig(_HttpClientCommon):
     @field_validator("base_url")
     @classmethod
     def _strip_slash(cls, v: str) -> str:
-        return v.rstrip("/")
+        from urllib.parse import urlsplit
+
+        url = urlsplit(v.strip())
+        if url.scheme not in ("http", "https") or not url.netloc:   # else found only by the first request
+            raise ValueError("an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1")
+        return v.strip().rstrip("/")
 
 
 class VLLMTeacherConfig(_TeacherCommon):
