@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Literal, Optional
 
-from pydantic import Field, create_model, model_validator
+from pydantic import Field, ValidationInfo, create_model, field_validator, model_validator
 
 from vdata.prompts import Prompt, load_prompt
 from vdata.schemas import records as R
@@ -22,10 +22,11 @@ from .captions import CAPTION
 from .clue_tasks import CLUE_QA, FALSE_PREMISE
 from .clues import Clue, build_clues, evidence
 from .common import Pending, Strict, TaskFamily, parse_lines, sample_base
+from .config_checks import (PROMPT_GROUP, check_prompt_version, config_problems, pinned_version, prompt_files,
+                            question_type_problems, teacher_refs)
 from .grounded import GROUNDED_QA, REASONING_LOCALIZATION
 from .preference import PREFERENCE_PAIRS
 from .qa import MCQ, OPEN_QA
-from .questions import QuestionTask
 from .reasoning import COT
 from .saliency import HIGHLIGHTS, SUMMARIZATION
 from .segments import (CHAPTER_GENERATION, CHAPTER_GROUNDING, CHAPTER_TITLE, DENSE_FROM_SEGMENTS, INTERVAL_CAPTION,
@@ -70,6 +71,7 @@ TASK_FAMILIES: dict[str, TaskFamily] = {
 }
 TASKS = tuple(TASK_FAMILIES)
 SHARED_PROMPTS = ("question_types", "task_questions")
+PROMPT_NAMES = tuple(dict.fromkeys(p for family in TASK_FAMILIES.values() for p in family.prompts)) + SHARED_PROMPTS
 MAX_ROUNDS = 4   # request rounds per batch: planned requests + follow-ups (preference pairs use 2)
 
 
@@ -124,7 +126,15 @@ class GenerateConfig(StageConfig):
     max_question_chars: int = Field(200, ge=20)
     max_answer_chars: int = Field(300, ge=10)
     prompts: dict[str, str] = Field(default_factory=dict)   # prompt name → your template file
-    prompt_version: int | None = None    # pin the shipped version (default: the latest)
+    # pin the shipped templates: each one's newest version up to this one (default: the latest)
+    prompt_version: int | None = None
+
+    @field_validator("prompts")
+    @classmethod
+    def _prompt_files(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        return prompt_files(value, PROMPT_NAMES, info)
+
+    _known_version = field_validator("prompt_version")(check_prompt_version)
 
     @model_validator(mode="after")
     def _check(self):
@@ -133,6 +143,13 @@ class GenerateConfig(StageConfig):
         needs = [t for t in self.tasks.enabled() if TASK_FAMILIES[t].needs_teacher(getattr(self.tasks, t))]
         if needs and not self.teacher:
             raise ValueError(f"teacher: required by task(s) {needs}")
+        return self
+
+    @model_validator(mode="after")
+    def _question_types_explained(self):
+        problems = question_type_problems(self.tasks, self.tasks.enabled(), self.prompts, self.prompt_version)
+        if problems:
+            raise config_problems(type(self).__name__, problems)
         return self
 
 
@@ -179,6 +196,11 @@ class GenerateStage(Stage):
                                       f"(defined: {sorted(self.ctx.teachers or {}) or 'none'})")
         self.load_prompts()
         self.set_budget()
+
+    def teacher_refs(self) -> list[tuple[str, str]]:
+        """(config key, teacher name) for every teacher this stage's config names — for checking a run
+        config's `teachers:` before anything starts."""
+        return teacher_refs(self.config, TASK_FAMILIES)
 
     def set_budget(self) -> None:
         """Tokens a request's clue list may take: the window less the longest enabled template, the
@@ -227,24 +249,20 @@ class GenerateStage(Stage):
     def load_prompts(self) -> None:
         """The templates (shipped or overridden); checks that every configured question type has guidance."""
         cfg = self.config
-        names = [p for family in TASK_FAMILIES.values() for p in family.prompts] + list(SHARED_PROMPTS)
-        self.prompts: dict[str, Prompt] = {name: self._prompt(name) for name in names}
+        self.prompts: dict[str, Prompt] = {name: self._prompt(name) for name in PROMPT_NAMES}
         self.type_guidance = {k: v[0] for k, v in parse_lines(self.prompts["question_types"].text).items()}
         self.fixed_questions = parse_lines(self.prompts["task_questions"].text)
-        for task in cfg.tasks.enabled():
-            tcfg = getattr(cfg.tasks, task)
-            if not isinstance(tcfg, QuestionTask):
-                continue
-            missing = [t for t, q in tcfg.question_types.items() if q.guidance is None and t not in self.type_guidance]
-            if missing:
-                from vdata.schemas.config import ConfigError
+        # parse_config has checked this; a config changed since without validation (model_copy) has not
+        problems = question_type_problems(cfg.tasks, cfg.tasks.enabled(), cfg.prompts, cfg.prompt_version)
+        if problems:
+            from vdata.schemas.config import ConfigError
 
-                raise ConfigError(f"stages.generate.tasks.{task}.question_types: {missing} are not shipped types "
-                                  f"({', '.join(sorted(self.type_guidance))}); give them a `guidance:` line")
+            raise ConfigError("; ".join(f"stages.generate.{'.'.join(loc)}: {message}" for loc, message, _ in problems))
 
     def _prompt(self, name: str) -> Prompt:
-        return load_prompt("generate", name, self.config.prompt_version if name not in self.config.prompts else None,
-                           override=self.config.prompts.get(name))
+        override = self.config.prompts.get(name)
+        return load_prompt(PROMPT_GROUP, name, None if override else pinned_version(name, self.config.prompt_version),
+                           override=override)
 
     def close(self) -> None:
         for teacher in self.__dict__.get("_teachers", {}).values():   # the stage's teacher and any a task named
