@@ -29,12 +29,14 @@ from pathlib import Path
 
 from vdata.media import storage as S
 from vdata.media.archives import extract_members
-from vdata.media.hashing import bytes_id, content_id
+from vdata.media.hashing import content_id
 from vdata.schemas import records as R
 from vdata.schemas.annotation_formats import FOLDER_FORMATS, FormatError, find_video, read_annotation_file, video_files
 from vdata.schemas.config import BuildConfig, ConfigError, InputSpec
 from vdata.stages.base import Reject
 
+from .hf_input import from_hf
+from .input_rows import source_row
 from .manifest_tables import SUFFIXES, ManifestError, guess_path_column, read_manifest
 
 AUDIO_EXTENSIONS = (".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus", ".aac")
@@ -42,11 +44,6 @@ AUDIO_EXTENSIONS = (".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus", ".aac")
 # what was looked for, and ingest rejects it missing_file (retried when the build runs again)
 NOT_FOUND = ".*"
 _MISSING = object()   # find_duplicates: the size of a URL with nothing there
-
-
-def _row(uri: str, path: str, meta: dict | None = None) -> dict:
-    path = path if S.is_remote(path) else os.path.abspath(path)
-    return {R.SOURCE_URI: uri, R.PATH: path, R.SOURCE_META: json.dumps(meta, default=str) if meta else None}
 
 
 def _is_media(p: str, spec: InputSpec) -> bool:
@@ -68,12 +65,12 @@ def _from_path(spec: InputSpec, cfg: BuildConfig, where: str, untaken: dict[str,
     if S.is_remote(p):
         return _from_url(spec, p, cfg, where, untaken)
     if os.path.isfile(p):
-        return [_row(p, p)]   # an explicit file is taken whatever its extension: probe judges it
+        return [source_row(p, p)]   # an explicit file is taken whatever its extension: probe judges it
     if os.path.isdir(p):
         # a link to nothing is listed too (find_duplicates makes it a missing_file reject): it went unsaid
         listing = [(str(q), q.relative_to(p).as_posix()) for q in Path(p).rglob("*")
                    if q.is_file() or (q.is_symlink() and not q.exists())]
-        return [_row(f, f) for f in _taken(listing, spec, cfg, p, untaken)]
+        return [source_row(f, f) for f in _taken(listing, spec, cfg, p, untaken)]
     if globlib.has_magic(spec.path):
         raise ConfigError(f"{where}.path: {spec.path!r} does not exist; for a pattern write `glob: {spec.path!r}`")
     raise ConfigError(f"{where}.path: {spec.path!r} does not exist")
@@ -123,11 +120,11 @@ def _from_url(spec: InputSpec, url: str, cfg: BuildConfig, where: str, untaken: 
     """A URL named by `path`: one object, or a folder (a prefix) searched for media like a local one."""
     try:
         if S.isfile(url):
-            return [_row(url, url)]
+            return [source_row(url, url)]
         if S.isdir(url):
             root = url.rstrip("/")
             listing = [(f, f[len(root):] if f.startswith(root) else f.rsplit("/", 1)[-1]) for f in S.find(url)]
-            return [_row(f, f) for f in _taken(listing, spec, cfg, url, untaken)]
+            return [source_row(f, f) for f in _taken(listing, spec, cfg, url, untaken)]
     except (OSError, ValueError) as e:   # no such bucket, no permission, an unreachable endpoint
         raise ConfigError(f"{where}.path: {spec.path!r} cannot be listed: {type(e).__name__}: {e}") from None
     raise ConfigError(f"{where}.path: {spec.path!r} does not exist")
@@ -139,11 +136,11 @@ def _from_glob(spec: InputSpec, cfg: BuildConfig, where: str = "input") -> list[
         if S.scheme(pattern) in S.READ_ONLY:
             raise ConfigError(f"{where}.glob: {S.scheme(pattern)}:// cannot be listed; name each file with path:")
         try:
-            return [_row(f, f) for f in _not_output(S.glob(pattern), cfg, _glob_root(pattern))]
+            return [source_row(f, f) for f in _not_output(S.glob(pattern), cfg, _glob_root(pattern))]
         except (OSError, ValueError) as e:
             raise ConfigError(f"{where}.glob: {spec.glob!r} cannot be listed: {type(e).__name__}: {e}") from None
     found = sorted(globlib.glob(pattern, recursive=True))
-    return [_row(f, f) for f in _not_output(found, cfg, _glob_root(pattern))
+    return [source_row(f, f) for f in _not_output(found, cfg, _glob_root(pattern))
             if os.path.isfile(f) or (os.path.islink(f) and not os.path.exists(f))]   # a link to nothing: a reject
 
 
@@ -194,7 +191,7 @@ def _from_manifest(spec: InputSpec, cfg: BuildConfig, where: str, media_dir: str
             rows.append(_manifest_reject(uri, "unsupported_url", f"{at}: {problem}", raw))
             continue
         path = raw if os.path.isabs(raw) or S.is_remote(raw) else _beside(base, raw, remote)
-        rows.append(_row(uri, path, rec))
+        rows.append(source_row(uri, path, rec))
     for problem in table.problems:
         rows.append(_manifest_reject(f"{p}#{problem.where.replace(' ', '')}", problem.reason, problem.message,
                                      problem.raw))
@@ -202,7 +199,7 @@ def _from_manifest(spec: InputSpec, cfg: BuildConfig, where: str, media_dir: str
 
 
 def _manifest_reject(uri: str, reason: str, message: str, record: str) -> dict:
-    return {**_row(uri, uri), R.REJECT_REASON: reason, R.REJECT_MESSAGE: message, R.REJECT_DETAIL: {"record": record}}
+    return {**source_row(uri, uri), R.REJECT_REASON: reason, R.REJECT_MESSAGE: message, R.REJECT_DETAIL: {"record": record}}
 
 
 def _location(raw: str) -> tuple[str, str | None]:
@@ -256,8 +253,8 @@ def _from_annotation_file(spec: InputSpec, cfg: BuildConfig, where: str, p: str,
     in_archives = [r.member for r in parsed.videos if r.member]
     extracted, failed = extract_members(in_archives, media_dir) if in_archives and media_dir else ({}, {})
     def dataset_row(video, path: str) -> dict:
-        return _row(f"{p}#{video.video_id}", path, {"dataset": spec.format, "dataset_video_id": video.video_id,
-                                                   **video.meta})
+        return source_row(f"{p}#{video.video_id}", path, {"dataset": spec.format, "dataset_video_id": video.video_id,
+                                                         **video.meta})
 
     for record in parsed.videos:
         if record.member in failed:   # its uri as its path: the rows of one archive do not share one path
@@ -281,59 +278,8 @@ def _from_annotation_file(spec: InputSpec, cfg: BuildConfig, where: str, p: str,
             rows.append(dataset_row(video, path or S.join(beside, (video.stems or (video.video_id,))[0] + NOT_FOUND)))
     for problem in parsed.problems:
         uri = f"{p}#{problem.where}"
-        rows.append({**_row(uri, uri), R.REJECT_REASON: problem.reason, R.REJECT_MESSAGE: problem.message,
+        rows.append({**source_row(uri, uri), R.REJECT_REASON: problem.reason, R.REJECT_MESSAGE: problem.message,
                      R.REJECT_DETAIL: {"record": problem.raw, "format": spec.format}})
-    return rows
-
-
-def _from_hf(spec: InputSpec, cfg: BuildConfig, where: str, media_dir: str) -> list[dict]:
-    import datasets
-
-    hf = spec.hf
-    local = cfg.resolve(hf.path)
-    from_disk = hf.from_disk
-    if from_disk is None:
-        from_disk = os.path.isdir(local) and (
-            os.path.exists(os.path.join(local, "dataset_info.json")) or os.path.exists(os.path.join(local, "state.json"))
-            or os.path.exists(os.path.join(local, "dataset_dict.json")))
-    if from_disk:
-        ds = datasets.load_from_disk(local)
-        if isinstance(ds, datasets.DatasetDict):
-            ds = ds[hf.split]
-    else:
-        target = local if os.path.exists(local) else hf.path
-        ds = datasets.load_dataset(target, hf.name, split=hf.split)
-    if hf.column not in ds.column_names:
-        raise ConfigError(f"{where}.hf.column: dataset has no column {hf.column!r} (columns: {', '.join(ds.column_names)})")
-    # Never let `datasets` decode video: we want the path or the bytes.
-    feature = ds.features[hf.column]
-    if feature.__class__.__name__ == "Video":
-        ds = ds.cast_column(hf.column, datasets.Video(decode=False))
-    rows = []
-    n = len(ds) if hf.limit is None else min(hf.limit, len(ds))
-    for i in range(n):
-        rec = dict(ds[i])
-        value = rec.pop(hf.column)
-        uri = f"hf://{hf.path}/{hf.split}#{i}"
-        data, path = None, None
-        if isinstance(value, dict):
-            data, path = value.get("bytes"), value.get("path")
-        elif isinstance(value, (bytes, bytearray)):
-            data = bytes(value)
-        elif isinstance(value, str):
-            path = value
-        if data:   # media_dir may be a URL (an output on object storage): every node reaches it there
-            S.makedirs(media_dir)
-            ext = os.path.splitext(path or "")[1] or ".mp4"
-            path = S.join(media_dir, bytes_id(data) + ext)
-            if not S.exists(path):
-                S.write_bytes(path, data)
-        elif path and not os.path.isabs(path) and not S.is_remote(path):   # a URL column is taken as it is
-            path = str(Path(local) / path) if os.path.isdir(local) else path
-        if not path:
-            rows.append(_row(uri, f"<missing:{uri}>", {"error": "row has neither bytes nor path"}))
-            continue
-        rows.append(_row(uri, path, {k: v for k, v in rec.items() if isinstance(v, (str, int, float, bool, list, dict)) or v is None}))
     return rows
 
 
@@ -352,7 +298,7 @@ def discover(cfg: BuildConfig, media_dir: str, listed: dict[int, list[dict]] | N
         elif spec.manifest is not None:
             rows += _from_manifest(spec, cfg, where, media_dir)
         else:
-            rows += _from_hf(spec, cfg, where, media_dir)
+            rows += from_hf(spec, cfg, where, media_dir)
         if spec.split is not None:
             rows[start:] = [_with_split(r, spec.split) for r in rows[start:]]
     # the same file listed twice is processed once; listed again under another source (a second manifest row
@@ -394,7 +340,7 @@ def _utf8_path(row: dict, media_dir: str) -> dict:
 
     shown = os.fsencode(path).decode("utf-8", "backslashreplace")
     if S.is_remote(media_dir):
-        return {**_row(shown, shown), R.REJECT_REASON: "path_not_utf8", R.REJECT_DETAIL: {},
+        return {**source_row(shown, shown), R.REJECT_REASON: "path_not_utf8", R.REJECT_DETAIL: {},
                 R.REJECT_MESSAGE: "the file name is not UTF-8 and the output is on object storage, where no link "
                                   "to it can be made: rename it (convmv -f latin1 -t utf8)"}
     os.makedirs(media_dir, exist_ok=True)
