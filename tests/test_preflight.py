@@ -476,3 +476,24 @@ def test_an_unreachable_s3_endpoint_is_one_line_naming_the_input(video_dir, writ
         lines = [line for line in res.output.splitlines() if line.strip()]
         assert lines[-1].startswith("input[0].glob: 's3://raw/vids/*.mp4' cannot be listed: EndpointConnectionError")
         assert "Traceback" not in res.output
+
+
+def test_a_teacher_nothing_answers_at_is_said_before_the_build_and_left_to_it(video_dir, tmp_path, caplog):
+    """A server that is down may come up while the CPU stages run: no error, but a warning before anything
+    starts (the first sign was a finished build whose every row was a teacher_connection reject)."""
+    import logging
+    import socket
+
+    from vdata.pipelines.planning import endpoint_problems
+
+    with socket.socket() as s:   # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = parse_config({"input": [{"path": str(video_dir)}], "output": {"dir": str(tmp_path / "out")},
+                        "teachers": {"cap": {**HTTP, "base_url": f"http://127.0.0.1:{port}/v1", "api_key": "sk-x1"}},
+                        "stages": [*CURATE, {"caption": {"teacher": "cap"}}]})
+    with caplog.at_level(logging.WARNING, logger="vdata"):
+        assert endpoint_problems(cfg) == []
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert f"teachers.cap: nothing answers at http://127.0.0.1:{port}/v1 now (ConnectError)" in said
+    assert "teacher_connection" in said and "sk-x1" not in said

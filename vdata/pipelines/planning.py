@@ -296,14 +296,21 @@ def endpoint_problems(cfg: BuildConfig) -> list[str]:
         return []   # before the imports: a build without such a teacher never loads them
     from concurrent.futures import ThreadPoolExecutor
 
+    import logging
+
     from vdata.teachers.config import OpenAITeacherConfig
-    from vdata.teachers.endpoint import api_root_problem
+    from vdata.teachers.endpoint import probe
 
     remote = {name: OpenAITeacherConfig.model_validate(raw) for name, raw in cfg.teachers.items()
               if raw.get("backend") == "openai"}
     with ThreadPoolExecutor(len(remote)) as pool:
-        found = dict(zip(remote, pool.map(api_root_problem, remote.values())))
-    return [f"teachers.{name}.base_url: {problem}" for name, problem in found.items() if problem]
+        found = dict(zip(remote, pool.map(probe, remote.values())))
+    for name, (_, down) in found.items():
+        if down:   # it may come up while the CPU stages run: said, not stopped
+            logging.getLogger("vdata").warning(
+                "teachers.%s: %s; its requests will be retried, and if it stays down every row it should answer "
+                "becomes a teacher_connection reject (run the build again once it is up)", name, down)
+    return [f"teachers.{name}.base_url: {problem}" for name, (problem, _) in found.items() if problem]
 
 
 def _executor_text(ray) -> str:

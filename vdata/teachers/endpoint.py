@@ -5,7 +5,9 @@ the endpoint pasted whole (`http://host:8000/v1/chat/completions`). Either way e
 each is retried with backoff, and a build of thousands of clips ends with each one rejected
 `teacher_server_error`. One GET of `<base_url>/models` (the route every such server has) finds it: where it
 is missing and a corrected root answers, the build stops before it starts and names the setting. A server
-that is down, or a gateway without `/models`, is left to the build (its retries and reject rows).
+that is down, or a gateway without `/models`, is left to the build (its retries and reject rows): it may
+come up while the CPU stages run. Nothing answering at all is said before the build starts, though
+(`unreachable`): otherwise the first sign was a finished build with every row a `teacher_connection` reject.
 """
 from __future__ import annotations
 
@@ -24,9 +26,10 @@ def _candidates(base_url: str) -> list[str]:
     return [c for c in dict.fromkeys(out) if c != base_url.rstrip("/")]
 
 
-def api_root_problem(config, timeout_s: float = 5.0) -> str | None:
-    """For an `OpenAITeacherConfig`: None where `base_url` answers `/models` or nothing can be told; else
-    what is wrong and the `base_url` that answers."""
+def probe(config, timeout_s: float = 5.0) -> tuple[str | None, str | None]:
+    """For an `OpenAITeacherConfig`, one GET of `<base_url>/models` (and of corrected roots where it has no
+    such route): (what is wrong with `base_url`, naming the root that answers; why nothing answered at all).
+    Both None where it answers or nothing can be told."""
     import httpx
 
     from .openai_compat import api_key_for
@@ -35,21 +38,30 @@ def api_root_problem(config, timeout_s: float = 5.0) -> str | None:
     key = api_key_for(config, config.base_url)   # as the teacher's requests will send it
     if key:
         headers["Authorization"] = f"Bearer {key}"
+    failure: list[str] = []
 
     def status(root: str) -> int | None:
         try:
             return httpx.get(root + "/models", headers=headers, timeout=timeout_s).status_code
-        except httpx.HTTPError:
+        except httpx.HTTPError as e:
+            failure.append(type(e).__name__)
             return None
 
     first = status(config.base_url)
+    if first is None:
+        return None, f"nothing answers at {config.base_url} now ({failure[0]})"
     if first not in FIXABLE:
-        return None
+        return None, None
     for root in _candidates(config.base_url):
         if status(root) == 200:
             return (f"{config.base_url}/models answers HTTP {first}, {root}/models answers: the API's root is "
-                    f"{root} (set base_url: {root})")
-    return None
+                    f"{root} (set base_url: {root})"), None
+    return None, None
 
 
-__all__ = ["api_root_problem"]
+def api_root_problem(config, timeout_s: float = 5.0) -> str | None:
+    """What is wrong with `base_url` where a corrected root answers (see `probe`), or None."""
+    return probe(config, timeout_s)[0]
+
+
+__all__ = ["api_root_problem", "probe"]
