@@ -194,3 +194,30 @@ def test_a_clip_starting_off_the_grid_gets_all_its_frames(tmp_path):
         clip = frames_of(path, info, start, end, mode="fps", fps=2.0)
         assert not isinstance(clip, Reject), clip
         assert len(clip[R.FRAMES]) == 4, (start, [f[R.FRAME_TIMESTAMP_S] for f in clip[R.FRAMES]])
+
+
+def test_a_cut_short_mp4_and_a_still_image_say_what_they_are(tmp_path):
+    """A download cut short before an MP4's index (written last without faststart) read as 'not a readable
+    media container', and a PNG saved as .mp4 as a 1-frame video: both now say what the file is."""
+    from vdata.media import MediaError
+
+    whole, faststart = str(tmp_path / "whole.mp4"), str(tmp_path / "faststart.mp4")
+    for path, flags in ((whole, []), (faststart, ["-movflags", "+faststart"])):
+        run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25", "-t", "3", "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", *flags, path])
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(open(whole, "rb").read()[:20000])
+    with pytest.raises(MediaError) as e:
+        probe_video(str(cut))
+    assert "without its index: no moov box, and its mdat box runs past the end" in str(e.value)
+    cut_fast = tmp_path / "cut_fast.mp4"   # the index comes first: what is cut is the media data
+    cut_fast.write_bytes(open(faststart, "rb").read()[:20000])
+    with pytest.raises(MediaError) as e:
+        probe_video(str(cut_fast))
+    assert "moov" not in str(e.value) and "truncated" in str(e.value)
+    assert probe_video(whole)["num_frames"] == 75   # a whole file is not taken for one
+    still = tmp_path / "still.mp4"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=160x90", "-frames:v", "1", "-f", "image2", "-c:v", "png", str(still)])
+    with pytest.raises(MediaError) as e:
+        probe_video(str(still))
+    assert "it is a still image (png), not a video" in str(e.value)

@@ -32,6 +32,8 @@ def _what_it_is(path: str) -> str:
             head = f.read(2048)
     except OSError:
         return ""
+    if head[4:8] == b"ftyp":
+        return _mp4_without_index(path)
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if text.startswith((b"<!doctype html", b"<html")) or b"<html" in text[:300]:
         return ("; it is an HTML page: a download that saved a site's page or error under the video's name, or a "
@@ -50,6 +52,29 @@ def _what_it_is(path: str) -> str:
     except UnicodeDecodeError:
         return ""
     return "; it is a text file, not a video" if head and all(32 <= c or c in (9, 10, 13) for c in head) else ""
+
+
+def _mp4_without_index(path: str) -> str:
+    """An MP4 / MOV that no demuxer reads: whether its top-level boxes hold no `moov` (the index, written
+    last unless the file was made with `-movflags +faststart`): a download or recording cut short."""
+    import struct
+
+    size, at, boxes = os.path.getsize(path), 0, []
+    with open(path, "rb") as f:
+        while at + 8 <= size and len(boxes) < 64:
+            f.seek(at)
+            length, kind = struct.unpack(">I4s", f.read(8))
+            if length == 1 and at + 16 <= size:   # a 64-bit size follows the type
+                length = struct.unpack(">Q", f.read(8))[0]
+            boxes.append(kind)
+            if length < 8 and length != 0:
+                return ""
+            at = size if length == 0 else at + length   # 0: the box runs to the end of the file
+    if b"moov" in boxes:
+        return ""
+    cut = f", and its {boxes[-1].decode('latin-1')} box runs past the end of the file" if at > size else ""
+    return (f"; it is an MP4/MOV without its index: no moov box{cut}. A download or recording cut short loses the "
+            "index, written last unless the file was made with `-movflags +faststart`")
 
 
 def probe_video(path: str, min_frames: int = 2, allow_audio_only: bool = False) -> dict:
@@ -105,7 +130,9 @@ def probe_video(path: str, min_frames: int = 2, allow_audio_only: bool = False) 
         num_frames = int(len(timestamps))
         first = _first_frame(container, vs)
         if num_frames < min_frames:
-            raise MediaError("too_few_frames", f"video has {num_frames} frame(s); at least {min_frames} needed")
+            image = fmt.removesuffix("_pipe") if fmt.endswith("_pipe") or fmt == "image2" else ""
+            raise MediaError("too_few_frames", f"video has {num_frames} frame(s); at least {min_frames} needed"
+                             + (f"; it is a still image ({image}), not a video" if image else ""))
 
         deltas = np.diff(timestamps)
         deltas = deltas[deltas > 0]
