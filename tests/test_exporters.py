@@ -309,6 +309,28 @@ def test_media_modes(build_dir, tmp_path):
     assert all(os.path.isfile(os.path.join(none, v)) for v in videos if not os.path.isabs(v))
 
 
+def test_re_exports_into_the_same_folder_keep_their_promises(build_dir, tmp_path):
+    """A copy over an earlier linked export holds files, not the old links; a LLaMA-Factory export with fewer
+    subsets than the one before it registers only the files it leaves (outside check h10)."""
+    dest = str(tmp_path / "again")
+    export(build_dir, dest, "sharegpt", media="link")
+    assert any(p.is_symlink() for p in Path(dest, "videos").rglob("*.mp4"))
+    res = export(build_dir, dest, "sharegpt", media="copy")
+    videos = [p for p in Path(dest, "videos").rglob("*.mp4")]
+    assert videos and not any(p.is_symlink() for p in videos) and res.media["copied"] > 0
+    info_path = os.path.join(dest, "dataset_info.json")
+    with open(info_path) as f:
+        info = json.load(f)
+    info["someone_else"] = {"file_name": "theirs.json"}   # another dataset registered in the folder stays
+    with open(info_path, "w") as f:
+        json.dump(info, f)
+    export(build_dir, dest, "sharegpt", media="copy", tasks=["mcq"])
+    with open(info_path) as f:
+        info = json.load(f)
+    assert set(info) == {"demo-patterns_mcq", "someone_else"}
+    assert all(os.path.isfile(os.path.join(dest, e["file_name"])) for k, e in info.items() if k != "someone_else")
+
+
 # --- bad input -----------------------------------------------------------------------------------
 
 def test_bad_samples_are_skipped_with_reasons(build_dir, tmp_path):

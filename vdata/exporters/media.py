@@ -176,6 +176,8 @@ class MediaPlanner:
                 continue
             seen.add(v.rel)
             target = os.path.join(self.dest, v.rel)
+            if self.mode == "copy" and v.cut is None and os.path.islink(target):
+                os.remove(target)   # an earlier linked export here: `copy` promises files that travel without the sources
             # a re-export into the same folder reuses what is there; a cut only where it holds its clip
             # (an older vdata left clips without video, or off by a shot)
             if os.path.exists(target) and (v.cut is None or (not S.is_remote(v.source) and holds_clip(

@@ -58,6 +58,9 @@ def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
             info = json.load(f)
     for subset in SUBSETS:
         if subset not in groups:
+            # this dataset's subset that an earlier export here wrote and this one does not: its file goes (the
+            # stale-file sweep), so its entry goes too, or LLaMA-Factory stops on "file not found" at training start
+            info.pop(f"{name}_{subset}", None)
             continue
         fname = f"{name}_{subset}.json"
         write_json(os.path.join(planner.dest, fname), groups[subset])
