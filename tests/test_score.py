@@ -246,6 +246,12 @@ def test_a_task_answered_by_moments_is_scored_by_the_moment_it_asks_for(tmp_path
     rep = score_build(str(build), str(preds))
     assert rep["grounding"] is None and rep["moment"]["items"] == 3
     assert rep["moment"]["within_3s"] == round(100 * 2 / 3, 2)
+    # the Markdown shows them too (it left the kind out), by task as well
+    from vdata.pipelines.scoring_cli import render_markdown
+
+    md = render_markdown(rep)
+    assert f"| moment | 3 | 3 | within 3 s of a gold moment | {round(100 * 2 / 3, 2)} |" in md, md
+    assert "## Moments by task" in md and "| chapter_grounding | 3 |" in md
     media = tmp_path / "videos"
     media.mkdir()
     (media / "v1.mp4").write_bytes(b"")   # the docs only name it (whole-video items: nothing is cut)
@@ -285,3 +291,14 @@ def test_a_json_array_instead_of_jsonl_is_named(handmade, tmp_path):
     array.write_text(json.dumps([p for p in PREDICTIONS if "id" in p], indent=1))
     res = CliRunner().invoke(main, ["score", str(build), str(array)])
     assert res.exit_code == 1 and "is one JSON array, not JSONL" in res.output and "jq -c" in res.output
+
+
+def test_a_prediction_for_an_item_the_build_has_but_does_not_score_is_no_unknown_id(tmp_path):
+    rows = [sample("m1", "mcq", "action", options=OPTS4, answer_index=1),
+            sample("cap1", "caption", "description", answer="a dog runs")]
+    build = write_build(tmp_path / "build", rows)
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"id": "m1", "prediction": "B"}, {"id": "cap1", "prediction": "a dog"},
+                                               {"id": "nowhere", "prediction": "A"}])
+    problems = score_build(str(build), str(preds))["problems"]
+    assert problems["unknown_id"]["count"] == 1 and problems["unknown_id"]["examples"] == ["nowhere"]
+    assert problems["not_evaluated:caption"]["count"] == 1

@@ -83,15 +83,18 @@ class Problems:
         return {k: {"count": v, "examples": self.examples[k]} for k, v in sorted(self.counts.items())}
 
 
-def load_gold(build: BuildDir, problems: Problems) -> dict[str, Gold]:
+def load_gold(build: BuildDir, problems: Problems, seen: set[str] | None = None) -> dict[str, Gold]:
     """The build's evaluable samples by id; an MCQ that cannot be scored (bad options or answer index) is
-    counted (`bad_item:<reason>`) and left out, captions are counted as `not_evaluated:<task>`."""
+    counted (`bad_item:<reason>`) and left out, captions are counted as `not_evaluated:<task>`. `seen` collects
+    every sample id of the build, those left out too."""
     gold = {}
     single = {}
     if R.V_SINGLE_FRAME_CORRECT in build.schema.names:
         t = build.read_table([R.SAMPLE_ID, R.V_SINGLE_FRAME_CORRECT])
         single = dict(zip(t.column(R.SAMPLE_ID).to_pylist(), t.column(R.V_SINGLE_FRAME_CORRECT).to_pylist()))
     for item in build.items():
+        if seen is not None:
+            seen.add(item.id)
         kind = kind_of(item)
         if kind is None:
             problems.add(f"not_evaluated:{item.task}", item.id)
@@ -220,11 +223,13 @@ def score_build(build_dir: str, predictions_path: str, times: str = "visual", si
     problems = Problems()
     build = _open_scorable(build_dir)
     _refuse_json_array(predictions_path)
-    gold = load_gold(build, problems)
+    in_build: set[str] = set()
+    gold = load_gold(build, problems, in_build)
     preds = load_predictions(predictions_path, problems)
     for pid, rotation in sorted(preds):
         if pid not in gold:
-            problems.add("unknown_id", pid)
+            if pid not in in_build:   # one the build has but does not score is counted as not_evaluated / bad_item
+                problems.add("unknown_id", pid)
         elif rotation and (gold[pid].kind != "mcq" or rotation >= len(gold[pid].options)):
             problems.add("bad_rotation", f"{pid} (rotation {rotation})")
     rows: dict[str, list] = {k: [] for k in KINDS}

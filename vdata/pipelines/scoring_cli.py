@@ -39,6 +39,9 @@ def render_markdown(report: dict) -> str:
     if grd:
         summary.append(["grounding", grd["items"], grd["answered"], "mIoU", grd["miou"]])
         summary += [["grounding", grd["items"], grd["answered"], f"R@{t}", v] for t, v in grd["recall"].items()]
+    if report.get("moment"):   # chapter grounding: a start found within the tolerance of a gold one
+        mom = report["moment"]
+        summary.append(["moment", mom["items"], mom["answered"], "within 3 s of a gold moment", mom["within_3s"]])
     if opn:
         summary.append(["open-ended", opn["items"], opn["answered"], "token F1", opn["token_f1"]])
         summary.append(["open-ended", opn["items"], opn["answered"], "exact match", opn["exact_match"]])
@@ -52,7 +55,7 @@ def render_markdown(report: dict) -> str:
         summary.append(["CG-Bench black-box", b["items"], "", "accuracy from the whole video", b["full_video_accuracy"]])
     out += ["## Summary", "", *_table(["kind", "items", "answered", "metric", "score (%)"], summary)]
     for title, section, metric in (("Multiple choice", mcq, "accuracy"), ("Grounding", grd, "miou"),
-                                   ("Open-ended", opn, "token_f1")):
+                                   ("Moments", report.get("moment"), "within_3s"), ("Open-ended", opn, "token_f1")):
         if not section:
             continue
         for by in ("task", "question_type"):
