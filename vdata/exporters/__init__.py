@@ -124,9 +124,10 @@ def export(out_dir: str, dest: str, format: str, time_format: str = "seconds", m
                             "test` evaluates on the held-out videos only, the ones no model trained on this build "
                             "has seen")
     if build.reserved_tokens:
-        result.notes.append(f"{build.reserved_tokens} media placeholder or chat token(s) in the samples' text "
-                            "(<video>, <image>, </s>, <|im_end|>, ...) written as text, e.g. \u2039video\u203a, "
-                            "so that trainers do not read them as markup")
+        # counted over every text column of the build's rows: a format writes only some of them
+        result.notes.append(f"{build.reserved_tokens} media placeholder or chat token(s) in the build's text "
+                            "(<video>, <image>, </s>, <|im_end|>, ...): wherever this export writes that text, they "
+                            "are written as text, e.g. \u2039video\u203a, so that trainers do not read them as markup")
     return result
 
 
