@@ -307,3 +307,13 @@ teachers: {captioner: {backend: openai, base_url: "http://127.0.0.1:9/v1", model
                                                                            "label_vocabulary: nolabels.txt"))
     with pytest.raises(ConfigError, match=r"stages\[1\]\.annotations\.label_vocabulary: .*no such file 'nolabels.txt'"):
         load_config(project / "x.yaml")
+
+
+def test_plan_names_each_export_and_where_it_goes(tmp_path):
+    from vdata.pipelines.runner import plan_text
+
+    cfg = parse_config({**BASE, "output": {"dir": str(tmp_path / "out"), "exports": [
+        {"format": "parquet", "time": "lita:100"}, {"format": "parquet", "dest": str(tmp_path / "pq"), "media": "none"}]}})
+    text = plan_text(make_plan(cfg))
+    assert f"export: parquet -> {tmp_path / 'out' / 'exports' / 'parquet'} (times: lita:100, media: link)" in text
+    assert f"export: parquet -> {tmp_path / 'pq'} (times: seconds, media: none)" in text

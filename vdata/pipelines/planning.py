@@ -324,6 +324,11 @@ def _executor_text(ray) -> str:
             "(ray.executor: auto)")
 
 
+def export_dest(plan: Plan, spec) -> str:
+    """Where an `output.exports` entry is written: its `dest` (from the config's folder), else exports/<format>."""
+    return plan.config.resolve(spec.dest) if spec.dest else S.join(plan.output_dir, "exports", spec.format)
+
+
 def plan_text(plan: Plan, cpus: int | None = None, gpus: int | None = None) -> str:
     """A human-readable plan; with a cluster shape, how many workers each stage would get."""
     lines = [f"pipeline {plan.config.name!r}  (config hash {plan.config.config_hash()})",
@@ -372,6 +377,8 @@ def plan_text(plan: Plan, cpus: int | None = None, gpus: int | None = None) -> s
     named = f"the split a video's source names ({' or '.join(sp.from_source)}), else " if sp.from_source else ""
     lines.append(f"  splits by video: {named}by hash (seed {sp.seed}): "
                  + (f"{shares}, the rest train" if shares else "all train"))
+    for spec in plan.config.output.exports:   # written after the build
+        lines.append(f"  export: {spec.format} -> {export_dest(plan, spec)} (times: {spec.time}, media: {spec.media})")
     return redact("\n".join(lines), plan.config.secrets)
 
 

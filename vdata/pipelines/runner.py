@@ -33,7 +33,7 @@ from . import progress as P
 from . import remote
 from . import ray_session
 from .ingest import discover, reject_duplicates
-from .planning import (Plan, StagePlan, check_fits, fetch_assets, input_problems, make_plan,  # noqa: F401
+from .planning import (Plan, StagePlan, check_fits, export_dest, fetch_assets, input_problems, make_plan,  # noqa: F401
                        plan_fits, plan_text, preflight, resource_floor, teacher_spend)
 from .run_teachers import RunTeachers
 
@@ -442,7 +442,7 @@ def _write_exports(cfg: BuildConfig, plan: Plan, console, refresh: bool, local: 
         from vdata.exporters import ExportError, export
         from vdata.exporters.base import NothingToExport
 
-        dest = cfg.resolve(spec.dest) if spec.dest else S.join(plan.output_dir, "exports", spec.format)
+        dest = export_dest(plan, spec)
         entry = {"format": spec.format, "dest": dest}
         if not refresh and S.listdir(dest):
             out.append({**entry, "status": "kept"})
