@@ -12,6 +12,7 @@ import click
 from vdata.exporters import TIME_FORMATS
 from vdata.exporters.cli import export_cmd, fail, time_spec
 from vdata.pipelines.remote import BuildLocation, RemoteBuildError, put_card, readable_build
+from vdata.schemas.config import SPLIT_NAMES
 
 
 def _local_build(out_dir: str) -> str:
@@ -35,7 +36,11 @@ def _local_build(out_dir: str) -> str:
               + " (token formats take ':bins', e.g. lita:100), as in `vdata export --time`")
 @click.option("--staging", "staging_dir", type=click.Path(file_okay=False),
               help="where the upload folder is assembled (default OUT_DIR/_hub/FORMAT; kept for resuming)")
-def push_cmd(out_dir, repo_id, private, fmt, endpoint, time_format, staging_dir):
+@click.option("--split", "splits", multiple=True, type=click.Choice(SPLIT_NAMES),
+              help="only rows of this split, in every file pushed (repeatable), as `vdata export --split`; default, "
+              "where the build holds videos out: train in the llava / LLaMA-Factory files, test in the lmms-eval "
+              "tasks, every split (kept apart) in the Parquet configs")
+def push_cmd(out_dir, repo_id, private, fmt, endpoint, time_format, staging_dir, splits):
     """Upload the build in OUT_DIR to the Hub with a generated dataset card.
 
     The token comes from HF_TOKEN or `hf auth login`; it is never printed. Re-running resumes: files
@@ -47,7 +52,7 @@ def push_cmd(out_dir, repo_id, private, fmt, endpoint, time_format, staging_dir)
     out_dir = _local_build(out_dir)
     try:
         res = push(out_dir, repo_id, private=private, format=fmt, endpoint=endpoint, time_format=time_format,
-                   staging_dir=staging_dir, log=lambda m: click.echo(m, err=True))
+                   staging_dir=staging_dir, splits=splits or None, log=lambda m: click.echo(m, err=True))
     except (HubError, ExportError) as e:
         fail(str(e))
     except Exception as e:   # HTTP errors from the Hub: say which call failed, never echo headers

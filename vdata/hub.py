@@ -18,6 +18,11 @@ Layouts by `--format`:
 - `sharegpt`: the LLaMA-Factory files, videos as files.
 - `lmms-eval`: the task folder with videos as zip shards (`videos_000.zip`, …), which lmms-eval
   downloads and extracts itself (`dataset_kwargs: {video: True, cache_dir: …}`).
+
+Splits (a build with `output.splits` holds videos out): the Parquet configs keep every split apart; the
+training files (llava, LLaMA-Factory) hold the `train` rows only and the lmms-eval tasks the `test` rows
+only, as `vdata export --split` writes them; `splits=` (`vdata push --split`) takes those splits in every
+file instead. Push logs one line saying which splits went where (`split_note`).
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ import json
 import os
 import re
 import zipfile
+from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -33,6 +39,7 @@ from vdata.exporters.base import NothingToExport
 from vdata.exporters.hf_local import CardFacts, gather_facts, local_card_data
 from vdata.exporters.lmms_eval import task_name
 from vdata.exporters.source import SUBSETS, BuildDir
+from vdata.schemas.config import SPLIT_NAMES
 from vdata.schemas.secrets import config_text_secrets, redact
 
 PUSH_FORMATS = ("parquet", "llava", "sharegpt", "lmms-eval")
@@ -162,7 +169,8 @@ def dataset_card(build: BuildDir, *, repo_id: str | None = None, format: str = "
         versions=f.manifest.get("versions") or {}, examples=[(s, f.examples[s]) for s in SUBSETS if f.examples.get(s)],
         configs=configs or [], config_names=[c.get("config_name", "default") for c in configs or []],
         first_config=(configs or [{}])[0].get("config_name", "default") if configs else "default",
-        name=name, task=task_name(name))
+        first_split=next((d["split"] for d in ((configs or [{}])[0].get("data_files") or []) if isinstance(d, dict)
+                          and d.get("split")), "test" if format == "lmms-eval" else "train"), name=name, task=task_name(name))
     text = str(DatasetCard(text))
     return redact(text, secrets)
 
@@ -195,6 +203,7 @@ class Staged:
     files: int
     notes: list
     dataset_info: list = field(default_factory=list)   # README `dataset_info:` (features) per config
+    split_note: str | None = None                       # the splits pushed, where the build holds videos out
 
 
 def zip_videos(folder: str, max_bytes: int = ZIP_SHARD_BYTES) -> list[str]:
@@ -235,47 +244,122 @@ def zip_videos(folder: str, max_bytes: int = ZIP_SHARD_BYTES) -> list[str]:
 
 
 def stage(out_dir: str, folder: str, format: str = "parquet", repo_id: str | None = None,
-          time_format: str = "seconds") -> Staged:
-    """Export the build into `folder` in the Hub layout of `format` (see the module docstring)."""
+          time_format: str = "seconds", splits=None) -> Staged:
+    """Export the build into `folder` in the Hub layout of `format` (see the module docstring).
+
+    splits: only the rows of these splits in every file (`vdata export --split`); None: each layout the
+    split its readers take, where the build holds videos out (`carried_splits`)."""
     if format not in PUSH_FORMATS:
         raise ExportError(f"push format must be one of {', '.join(PUSH_FORMATS)}, not {format!r}")
-    if (why := _no_text(open_build(out_dir), format)) is not None:
+    build = open_build(out_dir)
+    if (why := _no_text(build, format)) is not None:
         raise ExportError(why)
     os.makedirs(folder, exist_ok=True)
     common = dict(time_format=time_format, media="link", bucket_media=True)
     notes, ignore, dataset_info = [], [], []
-    if format == "parquet" and open_build(out_dir).level == "haystack_items":
-        # a `vdata haystack` benchmark: its items and videos as the `haystack` config (its lmms-eval folder
-        # and zip shards are written by the haystack run itself)
-        res = export(out_dir, folder, "parquet", **common)
+    rows_by_split = Counter(build.row_splits())
+    carried = {format: carried_splits(rows_by_split, format, splits)}
+    if format == "parquet":
+        # a sample build as its configs by split (frames typed as images), or a `vdata haystack` benchmark's
+        # items and videos as the `haystack` config (its lmms-eval folder and zip shards are written by the
+        # haystack run itself)
+        res = export(out_dir, folder, "parquet", splits=splits, **common)
         configs, dataset_info = res.configs, res.dataset_info
         notes.append(res.summary())
-    elif format == "parquet":
-        res = export(out_dir, folder, "parquet", **common)
-        configs, dataset_info = res.configs, res.dataset_info   # by split; frames typed as images
-        notes.append(res.summary())
-        notes += _training_side_files(out_dir, folder, repo_id, common)
-    elif format == "llava":
-        res = export(out_dir, folder, "llava", **common)
-        os.remove(os.path.join(folder, f"{_stem(res)}.yaml"))   # its paths are local to this machine
-        configs = [{"config_name": _llava_config(f), "data_files": [{"split": "train", "path": f}]} for f in res.rows]
-        notes.append(res.summary())
-    elif format == "sharegpt":
-        res = export(out_dir, folder, "sharegpt", **common)
-        configs = [{"config_name": _subset_of_file(f), "data_files": [{"split": "train", "path": f}]} for f in res.rows]
-        notes.append(res.summary())
+        if build.level != "haystack_items":
+            side_notes, side_splits = _training_side_files(out_dir, folder, repo_id, common, rows_by_split, splits)
+            notes += side_notes
+            carried.update(side_splits)
     else:
-        res = export(out_dir, folder, "lmms-eval", hub_repo=repo_id, **common)
-        configs = [{"config_name": k, "data_files": [{"split": "test", "path": f"data/{k}.parquet"}]} for k in res.rows]
-        zip_videos(folder)
-        ignore.append("videos/**")
+        chosen = carried[format]
+        split = split_label(rows_by_split, format, chosen)
+        try:
+            if format == "lmms-eval":
+                res = export(out_dir, folder, "lmms-eval", hub_repo=repo_id, splits=chosen, **common)
+            else:
+                res = export(out_dir, folder, format, splits=chosen, **common)
+        except NothingToExport as e:
+            if splits or not chosen:
+                raise
+            raise NothingToExport(f"{e}; a {format} push takes the {chosen[0]} split where the build holds videos "
+                                  "out: `--split` names the splits to push") from None
+        if format == "llava":
+            os.remove(os.path.join(folder, f"{_stem(res)}.yaml"))   # its paths are local to this machine
+            configs = [{"config_name": _llava_config(f), "data_files": [{"split": split, "path": f}]} for f in res.rows]
+        elif format == "sharegpt":
+            configs = [{"config_name": _subset_of_file(f), "data_files": [{"split": split, "path": f}]} for f in res.rows]
+        else:
+            configs = [{"config_name": k, "data_files": [{"split": split, "path": f"data/{k}.parquet"}]}
+                       for k in res.rows]
+            zip_videos(folder)
+            ignore.append("videos/**")
         notes.append(res.summary())
     for c in configs[:1]:
         c["default"] = True
     if os.path.isfile(os.path.join(folder, EXPORT_LEDGER)):   # the exports' bookkeeping, not the dataset's
         os.remove(os.path.join(folder, EXPORT_LEDGER))
     n = sum(1 for dp, _, fn in os.walk(folder, followlinks=True) for _ in fn)
-    return Staged(folder, configs, ignore, n, notes, dataset_info)
+    return Staged(folder, configs, ignore, n, notes, dataset_info, split_note(rows_by_split, carried))
+
+
+# --- splits ----------------------------------------------------------------------------------------
+# Readers of a layout take every row in it: a trainer every record of the LLaVA / LLaMA-Factory files,
+# lmms-eval every doc of its task folder. So where the build holds videos out (`output.splits`), a
+# training layout carries the `train` split only and the benchmark the held-out `test` split only, the
+# rows `vdata export --split train` / `--split test` would write; `--split` overrides both.
+LAYOUT_SPLIT = {"llava": "train", "sharegpt": "train", "lmms-eval": "test"}
+LAYOUT_NAMES = {"parquet": "Parquet configs", "llava": "llava files", "sharegpt": "LLaMA-Factory files",
+                "lmms-eval": "lmms-eval tasks"}
+
+
+def carried_splits(rows_by_split: Counter, layout: str, asked=None) -> list[str] | None:
+    """The splits the `layout` files hold (the `splits=` of their export): those asked for; else, where the
+    build has rows outside `train`, the layout's own split (`LAYOUT_SPLIT`), except a benchmark of a build
+    without a test split, which keeps every row as before; None: every row. The Parquet configs keep the
+    splits apart (data files per split), so they hold every split unless asked."""
+    if asked:
+        return list(asked)
+    if layout not in LAYOUT_SPLIT or not set(rows_by_split) - {"train"}:
+        return None
+    own = LAYOUT_SPLIT[layout]
+    return [own] if own in rows_by_split or own == "train" else None
+
+
+def split_label(rows_by_split: Counter, layout: str, carried) -> str:
+    """The split a README config names for the layout's one file per config: the split its rows come from
+    where that is one split of a build that holds videos out; else the split the layout's readers take
+    (`train` for trainers, `test` for lmms-eval, as for a build without held-out videos)."""
+    rows_from = set(carried or rows_by_split) & set(rows_by_split)
+    if set(rows_by_split) - {"train"} and len(rows_from) == 1:
+        return rows_from.pop()
+    return LAYOUT_SPLIT[layout]
+
+
+def split_note(rows_by_split: Counter, carried: dict) -> str | None:
+    """One line on the splits each pushed layout holds and the rows it left out, for a build that holds
+    videos out (None otherwise), as `vdata export` notes the splits of an export; it says so loudly when
+    a training file holds held-out videos or the benchmark training videos (a `--split` asked for them)."""
+    if not set(rows_by_split) - {"train"}:
+        return None
+
+    def rows(splits) -> str:
+        return ", ".join(f"{s} {rows_by_split[s]}" for s in SPLIT_NAMES if s in splits) or "none"
+
+    parts, mixed = [], []
+    for layout, splits in carried.items():
+        kept = set(splits or rows_by_split) & set(rows_by_split)
+        left = set(rows_by_split) - kept
+        parts.append(f"{LAYOUT_NAMES[layout]} {rows(kept)}" + (f" (left out: {rows(left)})" if left else ""))
+        if LAYOUT_SPLIT.get(layout) == "train" and kept - {"train"}:
+            mixed.append("the held-out videos ARE in the training files (`--split train` leaves them out)")
+        elif LAYOUT_SPLIT.get(layout) == "test" and "train" in kept:
+            held_out = "test" if "test" in rows_by_split else "validation"
+            mixed.append(f"training videos ARE in the benchmark (`--split {held_out}` leaves them out)")
+    trains = any(LAYOUT_SPLIT.get(layout) == "train" for layout in carried)
+    kept_apart = "the held-out videos were left out of the training files" if trains else \
+        "the benchmark holds held-out videos only"
+    tail = "; ".join(mixed) or f"{kept_apart} (`vdata push --split` chooses the splits)"
+    return f"split: rows pushed: {'; '.join(parts)}; {tail}"
 
 
 def _no_text(build: BuildDir, format: str) -> str | None:
@@ -289,23 +373,33 @@ def _no_text(build: BuildDir, format: str) -> str | None:
             "`--format parquet` pushes the rows as they are")
 
 
-def _training_side_files(out_dir: str, folder: str, repo_id: str | None, common: dict) -> list[str]:
+def _training_side_files(out_dir: str, folder: str, repo_id: str | None, common: dict, rows_by_split: Counter,
+                         asked=None) -> tuple[list[str], dict]:
     """The LLaMA-Factory files and the lmms-eval task folder beside the Parquet layout, where the build has
     what they carry: instruction text for LLaMA-Factory (samples, or captioned clips), questions for
-    lmms-eval. A curation build (clips or videos with no text) is pushed as its Parquet alone."""
-    notes = []
-    try:
-        export(out_dir, folder, "sharegpt", **common)
-    except NothingToExport:
-        notes.append("LLaMA-Factory files: not written (the build's rows carry no instruction text: no caption "
-                     "and no generated sample); the Parquet configs are the dataset")
-        return notes
+    lmms-eval, each of its own split (`carried_splits`). A curation build (clips or videos with no text)
+    is pushed as its Parquet alone. Returns the notes and {layout: the splits it holds} of those written."""
+    notes, carried = [], {}
+    training = carried_splits(rows_by_split, "sharegpt", asked)
+    if training is None or set(training) & set(rows_by_split):
+        try:
+            export(out_dir, folder, "sharegpt", splits=training, **common)
+            carried["sharegpt"] = training
+        except NothingToExport:
+            notes.append("LLaMA-Factory files: not written (the build's rows carry no instruction text: no caption "
+                         "and no generated sample); the Parquet configs are the dataset")
+            return notes, carried
+    else:
+        notes.append(f"LLaMA-Factory files: not written (the build has no {', '.join(training)} rows)")
+    benchmark = carried_splits(rows_by_split, "lmms-eval", asked)
     try:   # captions only: nothing to evaluate, so no lmms-eval task folder
-        lm = export(out_dir, folder, "lmms-eval", hub_repo=repo_id, docs_dir="lmms_eval", hub_videos="files", **common)
+        lm = export(out_dir, folder, "lmms-eval", hub_repo=repo_id, docs_dir="lmms_eval", hub_videos="files",
+                    splits=benchmark, **common)
         notes.append(lm.summary())
+        carried["lmms-eval"] = benchmark
     except NothingToExport as e:
         notes.append(f"lmms-eval: {e}")
-    return notes
+    return notes, carried
 
 
 def _stem(res) -> str:
@@ -350,8 +444,11 @@ def resolve_token(token: str | None = None) -> str:
 
 def push(out_dir: str, repo_id: str, *, private: bool = False, format: str = "parquet", endpoint: str | None = None,
          token: str | None = None, staging_dir: str | None = None, commit_message: str | None = None,
-         time_format: str = "seconds", log=None) -> PushResult:
-    """Stage the build in the Hub layout of `format`, write the card, create the repo, upload."""
+         time_format: str = "seconds", splits=None, log=None) -> PushResult:
+    """Stage the build in the Hub layout of `format`, write the card, create the repo, upload.
+
+    splits: only the rows of these splits (`vdata export --split`); None: `train` in the training files,
+    `test` in the lmms-eval tasks, every split (kept apart) in the Parquet configs (`carried_splits`)."""
     from huggingface_hub import HfApi, constants
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*", repo_id or ""):
@@ -361,7 +458,7 @@ def push(out_dir: str, repo_id: str, *, private: bool = False, format: str = "pa
     tok = resolve_token(token)
     build = open_build(out_dir)
     folder = staging_dir or os.path.join(build.path, "_hub", format)
-    staged = stage(out_dir, folder, format=format, repo_id=repo_id, time_format=time_format)
+    staged = stage(out_dir, folder, format=format, repo_id=repo_id, time_format=time_format, splits=splits)
     card = dataset_card(build, repo_id=repo_id, format=format, configs=staged.configs, secrets=[tok],
                         dataset_info=staged.dataset_info)
     with open(os.path.join(folder, "README.md"), "w", encoding="utf-8") as fh:
@@ -369,6 +466,8 @@ def push(out_dir: str, repo_id: str, *, private: bool = False, format: str = "pa
     api = HfApi(endpoint=endpoint, token=tok)
     url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     is_private = _visibility(api, repo_id, private)
+    if log and staged.split_note:
+        log(staged.split_note)
     if log:
         log(f"staged {staged.files} file(s) in {folder}; uploading to {repo_id} ({'private' if is_private else 'public'})")
     info = api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=folder,
