@@ -51,12 +51,28 @@ def configs_yaml(configs: dict[str, str | dict[str, str]], split: str = "train")
             for name, files in configs.items()]
 
 
+# The card's word on the one thing in the text columns a consumer cannot read as it is: the times.
+PLACEHOLDER_NOTE = """\
+Times in the text columns (`question`, `answer`, `options`, `rationale`, `evidence`, ...) are placeholders in
+video-absolute seconds: `{{t:12.3}}` is a moment, `{{span:12.3,20.5}}` an interval (the float columns, such as
+`answer_spans`, hold the same times). Text that came from the source dataset (a chapter title, a segment text,
+a label) writes a literal `{{` as `{\\{` and `{\\` as `{\\\\`, so that it never reads as a placeholder. To
+render a text for a model, with times relative to the row's `video` (its first frame at `video_origin_s`):
+`vdata.exporters.timefmt.TimeFormat(<format>, origin_s=video_origin_s, duration_s=<its length>,
+fps=<its frame rate>).render_text(text)`, formats `seconds`, `relative`, `frames`, `lita`, `vtg`,
+`grounded_videollm`, `timesuite`, `bracketed`; it also restores the escaped braces
+(`vdata.prompts.unescape_placeholders` does only that). `vdata export <build> --format sharegpt --time <format>`
+(or llava, lmms-eval, ...) writes rendered text.
+"""
+
+
 def write_readme_configs(dest: str, configs: list[dict], dataset_info: list[dict] | None = None) -> None:
     """README.md of the export: its YAML `configs:` (configs_yaml entries) and `dataset_info:`."""
     keys = {"configs": configs, **({"dataset_info": dataset_info} if dataset_info else {})}
     header = yaml.safe_dump(keys, sort_keys=False)
     with open(os.path.join(dest, "README.md"), "w") as f:
-        f.write(f"---\n{header}---\n\nCanonical vdata records; load with `datasets.load_dataset(path, <config>)`.\n")
+        f.write(f"---\n{header}---\n\nCanonical vdata records; load with `datasets.load_dataset(path, <config>)`.\n"
+                f"\n{PLACEHOLDER_NOTE}")
 
 
 def export(build: BuildDir, dest: str, opts: ExportOptions, rows_per_shard: int = ROWS_PER_SHARD) -> ExportResult:

@@ -17,13 +17,16 @@ the clip interval) or a whole source video. Times are rendered relative to the s
 | `bracketed` | `<12.30>` | `from <12.30> to <40.00>` | what LITA's and Grounded-VideoLLM's *release files* store: both loaders turn `<seconds>` into their tokens with the duration and their own token count (the regexes in the two files above) |
 
 Canonical texts may carry times as placeholders, `{{t:12.3}}` and `{{span:12.3,20.5}}` (video-absolute
-seconds); they are rendered the same way. Every other text is left as it is. `parse_times` reads
-rendered times back (to local seconds), for checks and round trips.
+seconds); they are rendered the same way. Text a sample took from its source stores a literal `{{` as
+`{\\{` (`vdata.prompts.escape_placeholders`): rendering reads it back as written. Every other text is left
+as it is. `parse_times` reads rendered times back (to local seconds), for checks and round trips.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+
+from vdata.prompts import unescape_placeholders
 
 TIME_FORMAT_NAMES = ("seconds", "relative", "frames", "lita", "vtg", "grounded_videollm", "timesuite", "bracketed")
 DEFAULT_BINS = {"lita": 100, "grounded_videollm": 300}
@@ -160,8 +163,9 @@ class TimeFormat:
                 "<TIME_DOT>, one decimal), as " + ("'T seconds'." if points else "'start - end seconds'."))
 
     def render_text(self, text: str | None) -> str:
-        """Replace `{{t:..}}` / `{{span:..,..}}` placeholders; other text unchanged."""
-        if not text or "{{" not in text:
+        """Replace `{{t:..}}` / `{{span:..,..}}` placeholders, then un-escape source text's braces; other
+        text unchanged."""
+        if not text or "{" not in text:
             return text or ""
 
         def sub(m):
@@ -171,7 +175,7 @@ class TimeFormat:
             b = float(m.group(3)) if m.group(3) is not None else a
             return self.span(a, b)
 
-        return _PLACEHOLDER.sub(sub, text)
+        return unescape_placeholders(_PLACEHOLDER.sub(sub, text))
 
     def parse_times(self, text: str) -> list[float]:
         """Every time this format wrote into `text`, as seconds from the start of the visual (a token

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vdata.prompts import unescape_placeholders
 from vdata.schemas import records as R
 
 from .report_data import RunData, Section, TableBlock, _parquet_files
@@ -168,7 +169,8 @@ def _card_fields(row: dict) -> list[tuple[str, str]]:
         out.append(("speech", row[R.TRANSCRIPT_TEXT]))
     if row.get(R.V_STATUS):
         out.append(("verification", row[R.V_STATUS]))
-    return [(label, _short(text)) for label, text in out]
+    # placeholders are shown as stored; a source text's escaped braces as the source wrote them
+    return [(label, _short(unescape_placeholders(str(text)))) for label, text in out]
 
 
 def _short(text: str, n: int = 400) -> str:

@@ -29,6 +29,24 @@ NOTE_ID = r"(?:[CESTFAMHUG]\d{1,3}|V\d{0,3})"
 RESERVED = re.compile(r"<\|[^<>|\s]{1,40}\|>|</?(?:image|video|audio|img|s)>|<IMG_CONTEXT>")
 
 
+# Samples carry times as placeholders (`{{t:12.3}}`, `{{span:12.3,20.5}}`, vdata/exporters/timefmt.py) that
+# every export renders. Text a sample takes from its source (an annotation's title, segment or label) is
+# data, so a `{{` in it must not read as one: it is stored as `{\{`, and a `{\` as `{\\` so that the
+# escape reads back exactly. Whatever renders or shows placeholders un-escapes after rendering.
+_ESCAPE_AT = re.compile(r"\{(?=[{\\])")          # a `{` before `{` or `\`: gets a `\` after it
+_ESCAPED = re.compile(r"\{\\(?=[{\\])")         # that `\` again
+
+
+def escape_placeholders(text: str) -> str:
+    r"""Source text as a sample stores it: no time placeholder can be read in it (`{{` becomes `{\{`)."""
+    return _ESCAPE_AT.sub("{\\\\", text) if text and "{" in text else text
+
+
+def unescape_placeholders(text: str) -> str:
+    """The text `escape_placeholders` was given (run after the placeholders are rendered)."""
+    return _ESCAPED.sub("{", text) if text and "{\\" in text else text
+
+
 def _quoted(match: re.Match) -> str:
     return match.group(0).replace("<", "\u2039").replace(">", "\u203a")
 

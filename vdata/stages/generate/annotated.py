@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field, model_validator
 
+from vdata.prompts import escape_placeholders
 from vdata.schemas import records as R
 
 from .clues import source_meta
@@ -82,7 +83,8 @@ def interval(row: dict) -> tuple[float, float]:
 
 def timed_items(row: dict, kind: str, text_key: str) -> tuple[list[tuple[float, float, str]], int]:
     """The row's `kind` items (segments, chapters) that lie inside its interval, in time order, clamped to
-    it, as (start, end, text); and how many the video has in all (for the reject message)."""
+    it, as (start, end, text); and how many the video has in all (for the reject message). The texts are
+    escaped (`escape_placeholders`): a title's "{{t:5}}" is its text, not a time for the exports to render."""
     start, end = interval(row)
     items = [i for i in (annotations(row).get(kind) or []) if i]
     inside = set()
@@ -91,7 +93,7 @@ def timed_items(row: dict, kind: str, text_key: str) -> tuple[list[tuple[float, 
         if a is None or b is None or not text or not b > a:
             continue
         if a >= start - EDGE_TOLERANCE_S and b <= end + EDGE_TOLERANCE_S:
-            inside.add((max(float(a), start), min(float(b), end), text))
+            inside.add((max(float(a), start), min(float(b), end), escape_placeholders(text)))
     return sorted(inside), len(items)
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from vdata.prompts import escape_placeholders
 from vdata.schemas import records as R
 from vdata.schemas.config import config_file
 
@@ -193,10 +194,12 @@ def _plan(stage: StageView, row: dict, clues: list[Clue], tcfg: LabelMCQTask):
         options.insert(pos, answer)
         made += 1
         base[R.QUESTION] = fill_question(templates, task, tcfg, row, index)
-        base[R.ANSWER] = answer
-        base[R.OPTIONS] = options
+        # labels are the dataset's text: a "{{" in one is no time placeholder (escape_placeholders)
+        base[R.ANSWER] = escape_placeholders(answer)
+        base[R.OPTIONS] = [escape_placeholders(o) for o in options]
         base[R.ANSWER_INDEX] = pos
-        base[R.EVIDENCE] = {"captions": [f"label: {answer}"], "frame_timestamps_s": [], "transcript_spans": []}
+        base[R.EVIDENCE] = {"captions": [f"label: {base[R.ANSWER]}"], "frame_timestamps_s": [],
+                            "transcript_spans": []}
         out.append(base)
         if tcfg.open_form:
             twin = dict(base)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
+from vdata.prompts import escape_placeholders
 from vdata.schemas import records as R
 
 from .annotated import (EDGE_TOLERANCE_S, TemplateTask, annotation_evidence, missing, once, phrase, rng,
@@ -51,7 +52,8 @@ class TextQATask(Strict):
 
 
 def _text(value) -> str:
-    return " ".join(str(value).split()) if value is not None else ""
+    """A manifest's text as a sample stores it: spaces collapsed, a "{{" in it no time placeholder."""
+    return escape_placeholders(" ".join(str(value).split())) if value is not None else ""
 
 
 def _plan_text_qa(stage: StageView, row: dict, clues, tcfg: TextQATask):
