@@ -169,6 +169,9 @@ def test_parquet_keeps_canonical_schema_and_loads_per_subset(build_dir, canonica
             assert os.path.isfile(os.path.join(dest, row["video"]))
             assert row["video_origin_s"] == (row[R.START_S] if row[R.CLIP_ID] else 0.0)
     assert total == len(canonical)
+    # the folder opens without a config name too (its first config is the default)
+    first = next(iter(res.rows))
+    assert len(datasets.load_dataset(dest, split="train", cache_dir=hf_cache)) == res.rows[first]
     # the samples carry no frames: the `clips` config holds each exported sample's clip once, frames as images
     clips = datasets.load_dataset(dest, R.CLIPS_TABLE, split="train", cache_dir=hf_cache)
     assert R.FRAMES not in src_schema.names and isinstance(clips.features[R.FRAMES].feature[R.FRAME_JPEG], datasets.Image)

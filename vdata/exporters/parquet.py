@@ -68,6 +68,8 @@ fps=<its frame rate>).render_text(text)`, formats `seconds`, `relative`, `frames
 
 def write_readme_configs(dest: str, configs: list[dict], dataset_info: list[dict] | None = None) -> None:
     """README.md of the export: its YAML `configs:` (configs_yaml entries) and `dataset_info:`."""
+    if configs and not any(c.get("default") for c in configs):   # else load_dataset(dest) asks for a config name
+        configs = [{**configs[0], "default": True}, *configs[1:]]
     keys = {"configs": configs, **({"dataset_info": dataset_info} if dataset_info else {})}
     header = yaml.safe_dump(keys, sort_keys=False)
     with open(os.path.join(dest, "README.md"), "w") as f:
