@@ -121,8 +121,13 @@ def test_transnetv2_local_weights_and_bad_arguments(transition_video, transnet_s
     assert local is not packaged
     frames, _, _ = transnet.decode_small(transition_video[0])
     assert (transnet.predict(local, frames[:150]) == transnet.predict(packaged, frames[:150])).all()
-    with pytest.raises(ValueError, match="shots.detector_args.window"):
-        scan_video(transition_video[0], ShotsConfig(detector="transnetv2", detector_args={"window": 3}))
+    # a misspelt argument is found when the config is read, and again by a direct call
+    with pytest.raises(ValueError, match="window: not an argument of the transnetv2 detector"):
+        ShotsConfig(detector="transnetv2", detector_args={"window": 3})
+    from vdata.stages.shots.transnet_scan import transnet_cuts
+
+    with pytest.raises(ValueError, match="window: not an argument of the transnetv2 detector"):
+        transnet_cuts(transition_video[0], {"window": 3}, None)
 
 
 def test_transnetv2_streamed_windows_equal_the_packages_own_prediction(tmp_path):
