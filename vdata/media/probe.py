@@ -57,22 +57,17 @@ def _what_it_is(path: str) -> str:
 def _mp4_without_index(path: str) -> str:
     """An MP4 / MOV that no demuxer reads: whether its top-level boxes hold no `moov` (the index, written
     last unless the file was made with `-movflags +faststart`): a download or recording cut short."""
-    import struct
+    from .mp4_boxes import MAX_BOXES, top_level_boxes
 
-    size, at, boxes = os.path.getsize(path), 0, []
+    size = os.path.getsize(path)
     with open(path, "rb") as f:
-        while at + 8 <= size and len(boxes) < 64:
-            f.seek(at)
-            length, kind = struct.unpack(">I4s", f.read(8))
-            if length == 1 and at + 16 <= size:   # a 64-bit size follows the type
-                length = struct.unpack(">Q", f.read(8))[0]
-            boxes.append(kind)
-            if length < 8 and length != 0:
-                return ""
-            at = size if length == 0 else at + length   # 0: the box runs to the end of the file
-    if b"moov" in boxes:
+        boxes = top_level_boxes(f, size)
+    if not boxes or any(b.kind == b"moov" for b in boxes):
         return ""
-    cut = f", and its {boxes[-1].decode('latin-1')} box runs past the end of the file" if at > size else ""
+    last = boxes[-1]
+    if last.start + last.length + 8 <= size and len(boxes) < MAX_BOXES:   # the walk met a length no box has: no MP4 there
+        return ""
+    cut = f", and its {last.kind.decode('latin-1')} box runs past the end of the file" if last.start + last.length > size else ""
     return (f"; it is an MP4/MOV without its index: no moov box{cut}. A download or recording cut short loses the "
             "index, written last unless the file was made with `-movflags +faststart`")
 

@@ -130,24 +130,16 @@ def damage_media_data(src: str, dst: str, at: float = 0.5, length: int = 4000, p
     """Copy an MP4 with `length` bytes inside its `mdat` box overwritten, starting `at` (0..1) of the
     way through the media data: `random` bytes, or a repeated `garbage` word. The header and index
     stay intact, so probing still declares every frame. Returns the overwritten byte range."""
+    import io
     import random
-    import struct
+
+    from .mp4_boxes import top_level_boxes
 
     data = bytearray(open(src, "rb").read())
-    pos = 0
-    while pos + 8 <= len(data):   # walk the top-level boxes to find mdat's payload
-        size, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        header = 8
-        if size == 1:
-            size, header = struct.unpack(">Q", data[pos + 8:pos + 16])[0], 16
-        elif size == 0:
-            size = len(data) - pos
-        if kind == b"mdat":
-            break
-        pos += size
-    else:
+    mdat = next((b for b in top_level_boxes(io.BytesIO(data), len(data)) if b.kind == b"mdat"), None)
+    if mdat is None:
         raise ValueError(f"{src}: no mdat box")
-    begin, end = pos + header, pos + size
+    begin, end = mdat.start + mdat.header, mdat.start + mdat.length
     start = begin + int((end - begin - length) * at)
     if pattern == "random":
         junk = random.Random(seed).randbytes(length)
