@@ -16,6 +16,7 @@ import hashlib
 import re
 import string
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -76,15 +77,22 @@ class Prompt:
 
 def available(group: str) -> dict[str, list[int]]:
     """name -> sorted versions shipped for `group`."""
+    return {k: list(v) for k, v in _shipped(group).items()}
+
+
+@lru_cache(maxsize=None)
+def _shipped(group: str) -> dict[str, tuple[int, ...]]:
+    """The package's own files, listed once: every generate config validated, and every template its stage
+    pins (`config_checks.pinned_version`), asks again."""
     out: dict[str, list[int]] = {}
     folder = resources.files("vdata.prompts").joinpath(group)
     if not folder.is_dir():
-        return out
+        return {}
     for entry in folder.iterdir():
         m = _VERSIONED.match(entry.name)
         if m:
             out.setdefault(m["name"], []).append(int(m["version"]))
-    return {k: sorted(v) for k, v in out.items()}
+    return {k: tuple(sorted(v)) for k, v in out.items()}
 
 
 def load_prompt(group: str, name: str, version: int | None = None, override: str | None = None) -> Prompt:
