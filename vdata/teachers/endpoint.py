@@ -59,9 +59,4 @@ def probe(config, timeout_s: float = 5.0) -> tuple[str | None, str | None]:
     return None, None
 
 
-def api_root_problem(config, timeout_s: float = 5.0) -> str | None:
-    """What is wrong with `base_url` where a corrected root answers (see `probe`), or None."""
-    return probe(config, timeout_s)[0]
-
-
-__all__ = ["api_root_problem", "probe"]
+__all__ = ["probe"]
