@@ -50,16 +50,9 @@ def script_clips() -> list[tuple]:
     for spec in SCRIPTS:
         vid = hashlib.blake2b(spec.name.encode(), digest_size=16).hexdigest()
         duration = SCENE_S * len(spec.scenes)
-        rows = []
-        for k, scene in enumerate(spec.scenes):
-            start, end = k * SCENE_S, (k + 1) * SCENE_S
-            segs = [{"start_s": start + 0.3, "end_s": end - 0.3, "text": scene.says}]
-            rows.append({
-                R.SOURCE_URI: f"{spec.name}.mp4", R.PATH: f"{spec.name}.mp4", R.VIDEO_ID: vid, R.SOURCE_META: "{}",
-                R.DURATION_S: duration, R.CLIP_ID: f"{vid}_{int(start * 25):07d}_{int(end * 25):07d}", R.CLIP_INDEX: k,
-                R.START_S: start, R.END_S: end, R.CLIP_DURATION_S: SCENE_S, R.FRAMES: [], R.TRANSCRIPT_SEGMENTS: segs,
-                R.TRANSCRIPT_TEXT: scene.says, R.CAPTION: None, R.DENSE_EVENTS: [],
-            })
+        rows = [L.speech_clip_row(f"{spec.name}.mp4", vid, k, k * SCENE_S, (k + 1) * SCENE_S, duration,
+                                  [{"start_s": k * SCENE_S + 0.3, "end_s": (k + 1) * SCENE_S - 0.3, "text": scene.says}])
+                for k, scene in enumerate(spec.scenes)]
         out.append((spec, rows))
     return out
 

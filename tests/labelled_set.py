@@ -333,15 +333,19 @@ def narrated_clips(out_dir: str, names=None) -> list[tuple]:
         for k, (start, end, _) in enumerate(spans):
             # the asr stage's own rule: a word belongs to the clip holding its midpoint (Whisper may run two
             # scenes' sentences into one segment; the clip still gets the words spoken in it)
-            segs = clip_segments(transcript, start, end)
-            rows.append({
-                R.SOURCE_URI: path, R.PATH: path, R.VIDEO_ID: vid, R.SOURCE_META: "{}", R.DURATION_S: spans[-1][1],
-                R.CLIP_ID: f"{vid}_{int(start * 25):07d}_{int(end * 25):07d}", R.CLIP_INDEX: k, R.START_S: start,
-                R.END_S: end, R.CLIP_DURATION_S: end - start, R.FRAMES: [], R.TRANSCRIPT_SEGMENTS: segs,
-                R.TRANSCRIPT_TEXT: " ".join(x["text"] for x in segs), R.CAPTION: None, R.DENSE_EVENTS: [],
-            })
+            rows.append(speech_clip_row(path, vid, k, start, end, spans[-1][1], clip_segments(transcript, start, end)))
         out.append((spec, rows))
     return out
+
+
+def speech_clip_row(path: str, vid: str, index: int, start: float, end: float, duration: float, segs: list) -> dict:
+    """A clip row whose evidence is the words spoken in it (`segs`: transcript segments), no frames."""
+    return {
+        R.SOURCE_URI: path, R.PATH: path, R.VIDEO_ID: vid, R.SOURCE_META: "{}", R.DURATION_S: duration,
+        R.CLIP_ID: f"{vid}_{int(start * 25):07d}_{int(end * 25):07d}", R.CLIP_INDEX: index, R.START_S: start,
+        R.END_S: end, R.CLIP_DURATION_S: end - start, R.FRAMES: [], R.TRANSCRIPT_SEGMENTS: segs,
+        R.TRANSCRIPT_TEXT: " ".join(x["text"] for x in segs), R.CAPTION: None, R.DENSE_EVENTS: [],
+    }
 
 
 def speech_sample(clip: dict, sid: str, question: str, answer: str, task: str = "open_qa", **extra) -> dict:
