@@ -134,6 +134,11 @@ class FakeHub:
                 hub.requests.append(("GET", self.path))
                 if not self._authorized():
                     return
+                t = re.fullmatch(r"/api/datasets/([^/]+/[^/]+)/tree/[^/?]+(\?.*)?", self.path)
+                if t and t.group(1) in hub.repos:   # list_repo_files (upload_folder's delete_patterns): one page
+                    files = hub.repos[t.group(1)].files
+                    return self._send(200, [{"type": "file", "path": p, "size": len(files[p]),
+                                             "oid": git_blob_oid(files[p])} for p in sorted(files)])
                 m = re.fullmatch(r"/api/datasets/([^/]+/[^/]+)(/revision/[^/?]+)?(\?.*)?", self.path)
                 if m and m.group(1) in hub.repos:
                     repo = hub.repos[m.group(1)]

@@ -22,7 +22,7 @@ from fakehub import FakeHub
 
 from vdata.exporters import open_build
 from vdata.exporters.demo_build import DEMO_CONFIG, write_demo_build
-from vdata.hub import HubError, push, redact_config, write_card
+from vdata.hub import STAGING_MARK, HubError, push, redact_config, write_card
 from vdata.schemas import records as R
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -206,7 +206,7 @@ def test_interrupted_push_resumes_and_skips_committed_files(build_dir, token, tm
         push(build_dir, "me/resume", endpoint=hub.endpoint, token=token, staging_dir=stage)
         second_run = [p for c in repo.commits[2:] for p in c["paths"]]
         assert not done & set(second_run)                                # committed files were skipped
-        staged = {str(p.relative_to(stage)) for p in Path(stage).rglob("*") if p.is_file()}
+        staged = {str(p.relative_to(stage)) for p in Path(stage).rglob("*") if p.is_file() and p.name != STAGING_MARK}
         assert set(repo.files) == staged
         for rel in staged:                                               # byte-identical
             assert repo.files[rel] == Path(stage, rel).read_bytes()
@@ -384,3 +384,36 @@ def test_push_private_makes_an_existing_public_repo_private(build_dir, token, tm
         push(build_dir, "me/vis", endpoint=hub.endpoint, token=token, staging_dir=str(tmp_path / "s"), log=said.append)
         assert hub.repos["me/vis"].private is True and said[-1].endswith("(private)")
         assert hub.unexpected == []
+
+
+def test_a_repush_of_another_build_leaves_no_stale_file_in_the_repo_or_the_staging(build_dir, curation_builds, token,
+                                                                                     tmp_path, online):
+    """The second push into one repo and one staging folder: the repo holds exactly what this push staged, plus the
+    files that are not vdata's (a LICENSE the owner added). Before, the first build's subsets, LLaMA-Factory files and
+    lmms-eval folder stayed both in the staging folder (uploaded again) and on the Hub (`load_dataset` read them)."""
+    import datasets
+
+    stage = tmp_path / "stage"
+    with FakeHub(token) as hub:
+        push(build_dir, "me/again", endpoint=hub.endpoint, token=token, staging_dir=str(stage))
+        first = set(hub.repos["me/again"].files)
+        assert "dataset_info.json" in first and any(p.startswith("lmms_eval/") for p in first)
+        hub.repos["me/again"].files["LICENSE"] = b"the owner's own file\n"
+        push(curation_builds["clips"], "me/again", endpoint=hub.endpoint, token=token, staging_dir=str(stage))
+        assert hub.unexpected == []
+        staged = {str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file() and p.name != STAGING_MARK}
+        assert set(hub.repos["me/again"].files) == staged | {"LICENSE"}
+        assert not any(p.startswith("lmms_eval/") or p.endswith(".json") for p in staged)   # no text: no side file
+        snap = tmp_path / "snap"
+        hub.write_snapshot("me/again", snap)
+    rows = open_build(curation_builds["clips"]).read_table([R.VIDEO_ID]).num_rows
+    meta = _front_matter((snap / "README.md").read_text())
+    ds = datasets.load_dataset(str(snap), meta["configs"][0]["config_name"], cache_dir=str(tmp_path / "hf_cache"))
+    assert sum(len(ds[s]) for s in ds) == rows
+    # a folder vdata never staged into is not emptied, and nothing is uploaded
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("keep me")
+    with pytest.raises(HubError, match="not empty and was not staged by vdata push"):
+        push(build_dir, "me/again", endpoint="http://127.0.0.1:9", token=token, staging_dir=str(mine))
+    assert (mine / "thesis.tex").read_text() == "keep me"

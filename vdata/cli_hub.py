@@ -35,7 +35,7 @@ def _local_build(out_dir: str) -> str:
               help="how times are written in texts (llava / sharegpt / lmms-eval): " + " | ".join(TIME_FORMATS)
               + " (token formats take ':bins', e.g. lita:100), as in `vdata export --time`")
 @click.option("--staging", "staging_dir", type=click.Path(file_okay=False),
-              help="where the upload folder is assembled (default OUT_DIR/_hub/FORMAT; kept for resuming)")
+              help="where the upload folder is assembled, emptied first (default OUT_DIR/_hub/FORMAT)")
 @click.option("--split", "splits", multiple=True, type=click.Choice(SPLIT_NAMES),
               help="only rows of this split, in every file pushed (repeatable), as `vdata export --split`; default, "
               "where the build holds videos out: train in the llava / LLaMA-Factory files, test in the lmms-eval "

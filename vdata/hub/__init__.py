@@ -1,9 +1,10 @@
 """Publish a finished build on the Hugging Face Hub, with a generated dataset card.
 
-`push()` exports the build into a staging folder (`<out>/_hub/<format>/` by default, kept so that a
-re-run only uploads what changed), writes the card as `README.md`, creates the dataset repo and
-uploads the folder with `HfApi.upload_folder` (huggingface_hub 2.x: several commits for large folders,
-resumable by re-running). The token comes from `token=`, `HF_TOKEN`, or `hf auth login`; it is never
+`push()` exports the build into an emptied staging folder (`<out>/_hub/<format>/` by default), writes the
+card as `README.md`, creates the dataset repo and uploads the folder with `HfApi.upload_folder`
+(huggingface_hub 2.x: several commits for large folders, resumable by re-running; the Hub skips the files
+it already holds, so a re-run uploads only what changed). Files of vdata's layouts that the repo holds
+and this push does not write are deleted by the same upload (`LAYOUT_PATTERNS`). The token comes from `token=`, `HF_TOKEN`, or `hf auth login`; it is never
 printed or written anywhere.
 
 Layouts by `--format`:
@@ -39,7 +40,7 @@ from vdata.exporters.base import NothingToExport
 from vdata.exporters.hf_local import CardFacts, gather_facts, local_card_data
 from vdata.exporters.lmms_eval import task_name
 from vdata.exporters.source import SUBSETS, BuildDir
-from vdata.schemas.config import SPLIT_NAMES
+from vdata.hub.splits import carried_splits, split_label, split_note
 from vdata.schemas.secrets import config_text_secrets, redact
 
 PUSH_FORMATS = ("parquet", "llava", "sharegpt", "lmms-eval")
@@ -254,7 +255,7 @@ def stage(out_dir: str, folder: str, format: str = "parquet", repo_id: str | Non
     build = open_build(out_dir)
     if (why := _no_text(build, format)) is not None:
         raise ExportError(why)
-    os.makedirs(folder, exist_ok=True)
+    _fresh_staging(folder, ours=os.path.join(build.path, "_hub"))
     common = dict(time_format=time_format, media="link", bucket_media=True)
     notes, ignore, dataset_info = [], [], []
     rows_by_split = Counter(build.row_splits())
@@ -298,68 +299,37 @@ def stage(out_dir: str, folder: str, format: str = "parquet", repo_id: str | Non
         c["default"] = True
     if os.path.isfile(os.path.join(folder, EXPORT_LEDGER)):   # the exports' bookkeeping, not the dataset's
         os.remove(os.path.join(folder, EXPORT_LEDGER))
-    n = sum(1 for dp, _, fn in os.walk(folder, followlinks=True) for _ in fn)
+    ignore.append(STAGING_MARK)
+    n = sum(1 for dp, _, fn in os.walk(folder, followlinks=True) for f in fn if f != STAGING_MARK)
     return Staged(folder, configs, ignore, n, notes, dataset_info, split_note(rows_by_split, carried))
 
 
-# --- splits ----------------------------------------------------------------------------------------
-# Readers of a layout take every row in it: a trainer every record of the LLaVA / LLaMA-Factory files,
-# lmms-eval every doc of its task folder. So where the build holds videos out (`output.splits`), a
-# training layout carries the `train` split only and the benchmark the held-out `test` split only, the
-# rows `vdata export --split train` / `--split test` would write; `--split` overrides both.
-LAYOUT_SPLIT = {"llava": "train", "sharegpt": "train", "lmms-eval": "test"}
-LAYOUT_NAMES = {"parquet": "Parquet configs", "llava": "llava files", "sharegpt": "LLaMA-Factory files",
-                "lmms-eval": "lmms-eval tasks"}
+STAGING_MARK = ".vdata-staging"
+# What a push owns in a repo: the files of its layouts. Remote files matching these that this push does not
+# upload are deleted in its commit, so a re-push after a rebuild leaves no stale shard, split or video that
+# `load_dataset`'s globs or a trainer would still read. Other files (a LICENSE, the user's scripts) stay.
+LAYOUT_PATTERNS = ["data/*", "videos/*", "lmms_eval/*", "*.parquet", "*.json", "*.jsonl", "*.yaml", "*.zip",
+                   "utils.py", "README.md"]
 
 
-def carried_splits(rows_by_split: Counter, layout: str, asked=None) -> list[str] | None:
-    """The splits the `layout` files hold (the `splits=` of their export): those asked for; else, where the
-    build has rows outside `train`, the layout's own split (`LAYOUT_SPLIT`), except a benchmark of a build
-    without a test split, which keeps every row as before; None: every row. The Parquet configs keep the
-    splits apart (data files per split), so they hold every split unless asked."""
-    if asked:
-        return list(asked)
-    if layout not in LAYOUT_SPLIT or not set(rows_by_split) - {"train"}:
-        return None
-    own = LAYOUT_SPLIT[layout]
-    return [own] if own in rows_by_split or own == "train" else None
+def _fresh_staging(folder: str, ours: str) -> None:
+    """Stage into an emptied folder: what an earlier push staged there and this one does not write (a
+    subset the build no longer has, a side file, a split) would otherwise go up again. The Hub skips files
+    it already holds byte for byte, so an unchanged re-push or an interrupted one still uploads only what
+    is missing. A folder vdata did not stage into (no STAGING_MARK, not under the build's `_hub/`) is
+    never emptied: a mistyped `--staging ~` must not delete a home folder."""
+    import shutil
 
-
-def split_label(rows_by_split: Counter, layout: str, carried) -> str:
-    """The split a README config names for the layout's one file per config: the split its rows come from
-    where that is one split of a build that holds videos out; else the split the layout's readers take
-    (`train` for trainers, `test` for lmms-eval, as for a build without held-out videos)."""
-    rows_from = set(carried or rows_by_split) & set(rows_by_split)
-    if set(rows_by_split) - {"train"} and len(rows_from) == 1:
-        return rows_from.pop()
-    return LAYOUT_SPLIT[layout]
-
-
-def split_note(rows_by_split: Counter, carried: dict) -> str | None:
-    """One line on the splits each pushed layout holds and the rows it left out, for a build that holds
-    videos out (None otherwise), as `vdata export` notes the splits of an export; it says so loudly when
-    a training file holds held-out videos or the benchmark training videos (a `--split` asked for them)."""
-    if not set(rows_by_split) - {"train"}:
-        return None
-
-    def rows(splits) -> str:
-        return ", ".join(f"{s} {rows_by_split[s]}" for s in SPLIT_NAMES if s in splits) or "none"
-
-    parts, mixed = [], []
-    for layout, splits in carried.items():
-        kept = set(splits or rows_by_split) & set(rows_by_split)
-        left = set(rows_by_split) - kept
-        parts.append(f"{LAYOUT_NAMES[layout]} {rows(kept)}" + (f" (left out: {rows(left)})" if left else ""))
-        if LAYOUT_SPLIT.get(layout) == "train" and kept - {"train"}:
-            mixed.append("the held-out videos ARE in the training files (`--split train` leaves them out)")
-        elif LAYOUT_SPLIT.get(layout) == "test" and "train" in kept:
-            held_out = "test" if "test" in rows_by_split else "validation"
-            mixed.append(f"training videos ARE in the benchmark (`--split {held_out}` leaves them out)")
-    trains = any(LAYOUT_SPLIT.get(layout) == "train" for layout in carried)
-    kept_apart = "the held-out videos were left out of the training files" if trains else \
-        "the benchmark holds held-out videos only"
-    tail = "; ".join(mixed) or f"{kept_apart} (`vdata push --split` chooses the splits)"
-    return f"split: rows pushed: {'; '.join(parts)}; {tail}"
+    if os.path.isdir(folder) and os.listdir(folder):
+        mine = os.path.isfile(os.path.join(folder, STAGING_MARK)) or \
+            os.path.realpath(folder).startswith(os.path.realpath(ours) + os.sep)
+        if not mine:
+            raise HubError(f"staging folder {folder} is not empty and was not staged by vdata push: name an empty "
+                           "or new folder")
+        shutil.rmtree(folder)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, STAGING_MARK), "w", encoding="utf-8") as fh:
+        fh.write("a vdata push staging folder: emptied and restaged by each push\n")
 
 
 def _no_text(build: BuildDir, format: str) -> str | None:
@@ -471,7 +441,7 @@ def push(out_dir: str, repo_id: str, *, private: bool = False, format: str = "pa
     if log:
         log(f"staged {staged.files} file(s) in {folder}; uploading to {repo_id} ({'private' if is_private else 'public'})")
     info = api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=folder,
-                             ignore_patterns=staged.ignore or None,
+                             ignore_patterns=staged.ignore or None, delete_patterns=LAYOUT_PATTERNS,
                              commit_message=commit_message or f"vdata push: {build.name} ({format})")
     return PushResult(repo_id, str(url), info.oid, staged.files, folder, staged.configs)
 
