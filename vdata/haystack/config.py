@@ -32,8 +32,8 @@ from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from vdata.schemas.config import ConfigError, ConfigFile, format_validation_error, interpolate_env
-from vdata.schemas.config_file import ConfigReadError, read_config_file
+from vdata.schemas.config import ConfigFile, format_validation_error
+from vdata.schemas.config_file import ConfigError, ConfigReadError, interpolate_env, read_config_file, unset_key_paths
 
 TASKS = ("retrieval", "ordering", "counting", "multihop", "localization")
 NEEDLE_KINDS = ("image", "text", "clip", "audio")
@@ -224,12 +224,17 @@ class HaystackConfig(ConfigFile):
 def parse_haystack_config(data, raw_text: str = "", base_dir: Path | str = ".") -> HaystackConfig:
     if not isinstance(data, dict):
         raise ConfigError("config must be a YAML mapping at the top level")
-    data = interpolate_env(data)
+    unset: list[str] = []   # said with the other problems, not alone (one round of fixes)
+    data = interpolate_env(data, missing=unset)
+    lines: list[str] = []
     try:
         cfg = HaystackConfig.model_validate(data)
     except ValidationError as e:
-        lines = format_validation_error(e, HaystackConfig)
-        raise ConfigError("invalid haystack config:\n  " + "\n  ".join(_alias_paths(lines))) from None
+        lines = _alias_paths(format_validation_error(e, HaystackConfig))
+    if unset or lines:
+        at = unset_key_paths(unset)
+        lines = unset + [line for line in lines if line.split(": ", 1)[0] not in at]
+        raise ConfigError("invalid haystack config:\n  " + "\n  ".join(lines)) from None
     cfg._base_dir = Path(base_dir).resolve()
     cfg._raw_text = raw_text
     return cfg

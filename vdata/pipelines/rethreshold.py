@@ -32,7 +32,8 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ValidationError
 
 from vdata.schemas import records as R
-from vdata.schemas.config import ConfigError, format_validation_error, interpolate_env
+from vdata.schemas.config import format_validation_error
+from vdata.schemas.config_file import ConfigError, interpolate_env
 from vdata.stages import stage_class
 from vdata.stages.quality import CHECKS as QUALITY_SCORE_CHECKS
 from vdata.stages.quality import Thresholds

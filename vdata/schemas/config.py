@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,8 +35,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from vdata.media.storage import is_remote, local_path
 from vdata.schemas.annotation_formats import ANNOTATION_FORMATS
-from vdata.schemas.config_file import ConfigReadError, read_config_file
-from vdata.schemas.secrets import env_value_is_secret
+# ConfigError and interpolate_env live in config_file (shared with the haystack config); named here too
+from vdata.schemas.config_file import (ConfigError, ConfigReadError, interpolate_env,  # noqa: F401
+                                       read_config_file, unset_key_paths)
 from vdata.schemas.storage import StorageConfig
 
 # camcorders (.mts, .m2ts, .dv tapes), old phones (.3gp, .3g2), DVDs (.vob, .m2v), broadcast (.mxf), animated GIFs
@@ -61,13 +61,6 @@ def config_file(value: str, info: ValidationInfo | None = None) -> str:
 def _listed(value):
     """A list option written as one word (`split: train`) as the one-item list it means."""
     return [value] if isinstance(value, str) else value
-
-
-class ConfigError(ValueError):
-    """A config problem; the message names every offending key path. `partial`: where the top level
-    validated, the config with the stages that did (the planner looks for more problems in it)."""
-
-    partial: "BuildConfig | None" = None
 
 
 class _Strict(BaseModel):
@@ -323,32 +316,6 @@ class BuildConfig(ConfigFile):
         return out
 
 
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def interpolate_env(data: Any, path: str = "", found: list[str] | None = None) -> Any:
-    """Replace ${VAR} / ${VAR:-default} in every string; an unset VAR without default names its key.
-
-    `found` collects the values taken from the environment that are secret (`secrets.env_value_is_secret`:
-    not an existing location, nor a model or folder name)."""
-    if isinstance(data, dict):
-        return {k: interpolate_env(v, f"{path}.{k}" if path else str(k), found) for k, v in data.items()}
-    if isinstance(data, list):
-        return [interpolate_env(v, f"{path}[{i}]", found) for i, v in enumerate(data)]
-    if isinstance(data, str):
-        def sub(m):
-            value = os.environ.get(m.group(1))
-            if value is None:
-                if m.group(2) is None:
-                    raise ConfigError(f"{path}: environment variable {m.group(1)} is not set")
-                return m.group(2)
-            if found is not None and env_value_is_secret(path, value):
-                found.append(value)
-            return value
-        return _ENV.sub(sub, data)
-    return data
-
-
 def _loc(loc) -> str:
     out = ""
     for part in loc:
@@ -434,7 +401,8 @@ def parse_config(data: Any, raw_text: str = "", base_dir: Path | str = ".") -> B
 
         raw_text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     from_env: list[str] = []
-    data = interpolate_env(data, found=from_env)
+    unset: list[str] = []   # reported with every other problem below, not alone (a user fixes one round)
+    data = interpolate_env(data, found=from_env, missing=unset)
     secrets = tuple(dict.fromkeys(from_env + teacher_secrets(data.get("teachers") or {})
                                   + typed_secrets(data.get("storage") or {}, StorageConfig)))
 
@@ -484,9 +452,13 @@ def parse_config(data: Any, raw_text: str = "", base_dir: Path | str = ".") -> B
         cfg._base_dir = Path(base_dir).resolve()
         cfg._raw_text = raw_text
         cfg._secrets = secrets
+    if unset:
+        at = unset_key_paths(unset)
+        problems = unset + [p for p in problems if p.split(": ", 1)[0] not in at]
     if problems:
         error = fail(problems)
-        error.partial = cfg
+        # not with an unset variable: preflight would look for inputs and buckets named by its `${VAR}` text
+        error.partial = None if unset else cfg
         raise error
     return cfg
 

@@ -3,13 +3,30 @@
 Why a loader of its own (PyYAML's SafeLoader, one method more): YAML lets a later key silently replace
 an earlier one (`stages:` twice, `output:` twice after a paste), so half a config would be dropped
 without a word. Errors name the file and the line, never `<unicode string>`.
+
+Also `${VAR}` interpolation (`interpolate_env`), which every config kind (build, haystack, a finished
+build's config text) applies to the parsed YAML before validating it.
 """
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+from vdata.schemas.secrets import env_value_is_secret
+
+if TYPE_CHECKING:
+    from vdata.schemas.config import BuildConfig
+
+
+class ConfigError(ValueError):
+    """A config problem; the message names every offending key path. `partial`: where the top level
+    validated, the config with the stages that did (the planner looks for more problems in it)."""
+
+    partial: "BuildConfig | None" = None
 
 
 class ConfigReadError(ValueError):
@@ -50,3 +67,48 @@ def read_config_file(path: str | Path) -> tuple[str, Any]:
         return text, yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
         raise ConfigReadError(f"{path}: not valid YAML: {str(e).replace('<unicode string>', str(path))}") from None
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def interpolate_env(data: Any, path: str = "", found: list[str] | None = None,
+                    missing: list[str] | None = None) -> Any:
+    """Replace ${VAR} / ${VAR:-default} in every string; an unset VAR without default names its key.
+
+    `found` collects the values taken from the environment that are secret (`secrets.env_value_is_secret`:
+    not an existing location, nor a model or folder name). `missing` collects one "key.path: environment
+    variable X is not set" per unset variable, leaving its `${X}` text in place, so that the caller
+    reports it with the config's other problems (one round of fixes, not one per variable); without
+    `missing`, every unset variable is raised together as one ConfigError. Messages name the variable,
+    never a value."""
+    if missing is None:
+        missing = []
+        out = interpolate_env(data, path, found, missing)
+        if missing:
+            raise ConfigError("\n".join(missing) if len(missing) == 1 else
+                              "invalid config:\n  " + "\n  ".join(missing))
+        return out
+    if isinstance(data, dict):
+        return {k: interpolate_env(v, f"{path}.{k}" if path else str(k), found, missing) for k, v in data.items()}
+    if isinstance(data, list):
+        return [interpolate_env(v, f"{path}[{i}]", found, missing) for i, v in enumerate(data)]
+    if isinstance(data, str):
+        def sub(m):
+            value = os.environ.get(m.group(1))
+            if value is None:
+                if m.group(2) is None:
+                    missing.append(f"{path or '(top level)'}: environment variable {m.group(1)} is not set")
+                    return m.group(0)
+                return m.group(2)
+            if found is not None and env_value_is_secret(path, value):
+                found.append(value)
+            return value
+        return _ENV.sub(sub, data)
+    return data
+
+
+def unset_key_paths(missing: list[str]) -> set[str]:
+    """The key paths `interpolate_env` reported unset variables at: a validation error there (an unset
+    `${PORT}` is not a number) says nothing the "is not set" line does not, so callers drop it."""
+    return {line.split(": environment variable ", 1)[0] for line in missing}
