@@ -12,6 +12,10 @@ clue ids and the stage maps them back to these clues' times.
 `build_clues` bounds each clue's text (`max_clue_chars`) and, at clip scope, the number of events and
 segments; whatever it cuts is counted in `stats` (the stage reports the counts to the run manifest).
 The teacher's window bounds the whole list in `budget.py`.
+
+A clue's `text` is the source's text as written: the prompt shows it literally (`Prompt.render`
+substitutes values once, never re-reading them). Where a sample stores it (`evidence`), it is escaped
+(`vdata.prompts.escape_placeholders`): a transcript saying "{{t:5}}" is speech, not a time for the exports.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
-from vdata.prompts import shorten
+from vdata.prompts import escape_placeholders, shorten
 from vdata.schemas import records as R
 
 Kind = Literal["caption", "video_caption", "event", "step", "speech", "chapter", "context", "frame"]
@@ -55,13 +59,15 @@ class Clue:
         return f"{self.id} ({self.label or _LABELS[self.kind]}{when}): {text}"
 
     def evidence_caption(self) -> str:
-        """How the clue is stored in `evidence.captions`: timed texts carry exporter time placeholders."""
+        """How the clue is stored in `evidence.captions`: timed texts carry exporter time placeholders, and
+        the source's own text is escaped so that none can be read in it."""
         spanned = self.kind in ("event", "chapter") or self.span_evidence
+        text = escape_placeholders(self.text)
         if spanned and self.start_s is not None and self.end_s is not None:
-            return f"{{{{span:{self.start_s:g},{self.end_s:g}}}}} {self.text}"
+            return f"{{{{span:{self.start_s:g},{self.end_s:g}}}}} {text}"
         if self.kind == "step" and self.start_s is not None:
-            return f"{{{{t:{self.start_s:g}}}}} {self.text}"
-        return self.text
+            return f"{{{{t:{self.start_s:g}}}}} {text}"
+        return text
 
     def times(self) -> list[float]:
         if self.start_s is None:
@@ -252,7 +258,7 @@ def evidence(clues: list[Clue]) -> dict:
         if c.kind == "frame":
             frames.append(float(c.start_s))
         elif c.kind == "speech":
-            spans.append({"start_s": c.start_s, "end_s": c.end_s, "text": c.text})
+            spans.append({"start_s": c.start_s, "end_s": c.end_s, "text": escape_placeholders(c.text)})
         else:
             caps.append(c.evidence_caption())
             if c.kind == "step" and c.start_s is not None:

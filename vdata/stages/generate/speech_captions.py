@@ -18,6 +18,9 @@ video written from its narration, each re-timed to the speech that backs it.
 video); `samples: pairs` one sample per caption (its span in the question, HowToCaption's clip-caption
 pairs). Works on a clip row and on the video row of `scope: video` alike: only the row's interval and
 its speech are read.
+
+The narration is text: the prompt lists it as said (`Prompt.render` reads a value once), and samples store it,
+and the teacher's captions made from it, escaped (`escape_placeholders`): a "{{t:5}}" said or copied is no time.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
+from vdata.prompts import escape_placeholders
 from vdata.schemas import records as R
 
 from .clues import Clue
@@ -256,7 +260,7 @@ def _finish(stage: StageView, row, clues, p: Pending, reply: dict, base: dict, s
         for k, (seg, caption, _) in enumerate(kept):
             s = sample_base(stage, row, "speech_captions", p.index * 1000 + k, p.prompt.id, sid_task="speech_captions/pair")
             s.update(_fill(stage, "pair", s[R.SAMPLE_ID], [(seg, caption)], start=f"{seg.start_s:g}", end=f"{seg.end_s:g}"))
-            s[R.ANSWER] = caption
+            s[R.ANSWER] = escape_placeholders(caption)
             out.append(s)
         return out
     base.update(_fill(stage, "window", base[R.SAMPLE_ID], [(seg, caption) for seg, caption, _ in kept]))
@@ -264,7 +268,7 @@ def _finish(stage: StageView, row, clues, p: Pending, reply: dict, base: dict, s
 
 
 def _fill(stage: StageView, kind: str, sid: str, timed: list[tuple[Speech, str]], **values) -> dict:
-    spans = [(seg.start_s, seg.end_s, caption) for seg, caption in timed]
+    spans = [(seg.start_s, seg.end_s, escape_placeholders(caption)) for seg, caption in timed]
     used = list(dict.fromkeys(seg for seg, _ in timed))
     return {
         R.QUESTION_TYPE: "dense",
@@ -272,7 +276,8 @@ def _fill(stage: StageView, kind: str, sid: str, timed: list[tuple[Speech, str]]
         R.ANSWER: spans_answer(spans),
         R.ANSWER_SPANS: [{"start_s": float(a), "end_s": float(b)} for a, b, _ in spans],
         R.EVIDENCE: {"captions": [], "frame_timestamps_s": [],
-                     "transcript_spans": [{"start_s": s.start_s, "end_s": s.end_s, "text": s.text} for s in used]},
+                     "transcript_spans": [{"start_s": s.start_s, "end_s": s.end_s, "text": escape_placeholders(s.text)}
+                                          for s in used]},
     }
 
 
