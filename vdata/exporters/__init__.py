@@ -153,11 +153,15 @@ def _export_to_url(out_dir: str, dest: str, format: str, **options) -> ExportRes
     with tempfile.TemporaryDirectory(prefix="vdata-export-") as local:
         result = export(out_dir, local, format, **options)
         linked = any(os.path.islink(os.path.join(root, f)) for root, _, files in os.walk(local) for f in files)
+        placed = getattr(result.media, "files", None)   # the videos this export placed (None: not listed)
+        listed = {format: sorted(set(result.files))} if placed is None else \
+            {format: sorted(set(result.files)), f"{format} media": sorted(set(placed))}
         with open(os.path.join(local, EXPORT_LEDGER), "w", encoding="utf-8") as f:
-            json.dump({**before, format: sorted(set(result.files))}, f, indent=1, sort_keys=True)
+            json.dump({**before, **listed}, f, indent=1, sort_keys=True)
         S.put_tree(local, dest)
     stale = [f for f in before.get(format) or [] if isinstance(f, str) and f not in set(result.files)
              and not f.startswith("/") and ".." not in f.split("/")]   # never a key outside dest
+    stale += _stale_media(before, format, placed) if placed is not None else []
     for rel in stale:
         if S.exists(S.join(dest, rel)):
             S.remove(S.join(dest, rel))
@@ -182,9 +186,9 @@ EXPORT_LEDGER = ".vdata-export"
 
 def _forget_stale_files(dest: str, fmt: str, result: ExportResult) -> None:
     """Delete what an earlier export of the same format into `dest` wrote and this one did not (a file of a
-    task or split no longer exported), so that `dest` holds exactly this export's records; files that no
-    vdata export of this format listed (the user's own, other formats') are never touched. `dest` keeps
-    the list of each format's files in EXPORT_LEDGER."""
+    task or split no longer exported), so that `dest` holds exactly this export's records and media; files
+    that no vdata export of this format listed (the user's own, other formats') are never touched. `dest`
+    keeps the list of each format's files in EXPORT_LEDGER, its media under `"<format> media"`."""
     import json
     import os
 
@@ -205,10 +209,62 @@ def _forget_stale_files(dest: str, fmt: str, result: ExportResult) -> None:
     if stale:
         result.notes.append(f"{len(stale)} file(s) an earlier {fmt} export wrote here and this one does not were "
                             f"removed ({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''})")
+    _forget_stale_media(dest, fmt, result, written)
     if os.path.isdir(dest):
         written[fmt] = now
         with open(ledger, "w", encoding="utf-8") as f:
             json.dump(written, f, indent=1, sort_keys=True)
+
+
+def _stale_media(written: dict, fmt: str, placed: list[str]) -> list[str]:
+    """The media an earlier export of `fmt` listed that this one does not place and no other format lists
+    (formats exported into one folder share its videos/)."""
+    key = f"{fmt} media"
+    others = {f for k, v in written.items() if k not in (fmt, key) and isinstance(v, list) for f in v}
+    keep = set(placed) | others
+    return [f for f in written.get(key) or [] if isinstance(f, str) and f not in keep
+            and not f.startswith("/") and ".." not in f.split("/")]
+
+
+def _forget_stale_media(dest: str, fmt: str, result: ExportResult, written: dict) -> None:
+    """The media part of the sweep: a video an earlier export placed and this one does not reference goes. A
+    `--split train` export into the folder of an all-splits one would otherwise keep the held-out videos
+    beside the training records (test contamination). Removes a linked video's link, never its target."""
+    import os
+
+    from .media import NOT_CUT_FILE, SOURCE_COPIES
+
+    placed, folder = getattr(result.media, "files", None), getattr(result.media, "folder", None)
+    if placed is None or not folder:   # media placed without the planner (a haystack benchmark): not listed
+        return
+    root = os.path.realpath(dest)
+    if f"{fmt} media" in written:
+        stale = _stale_media(written, fmt, placed)
+    elif fmt in written and set(written) == {fmt}:
+        # an earlier export of this format alone here, by a vdata that listed no media: what its media folder
+        # holds beyond this export's (that folder is the planner's own; other formats' exports would be listed)
+        top = os.path.join(root, folder)
+        stale = sorted(os.path.relpath(os.path.join(d, n), root) for d, dirs, names in os.walk(top)
+                       if SOURCE_COPIES not in os.path.relpath(d, top).split(os.sep)
+                       for n in names if not (d == top and n == NOT_CUT_FILE))
+        stale = [f for f in stale if f not in set(placed)]
+    else:
+        stale = []
+    removed = []
+    for rel in stale:
+        # the link itself, not where it points: resolve the folder only
+        path = os.path.join(os.path.realpath(os.path.dirname(os.path.join(root, rel))), os.path.basename(rel))
+        if path.startswith(root + os.sep) and (os.path.islink(path) or os.path.isfile(path)):
+            os.remove(path)
+            removed.append(rel)
+            parent = os.path.dirname(path)   # folders the removal emptied (videos/clips/ab/), not the media folder
+            while os.path.dirname(parent).startswith(root + os.sep) and not os.listdir(parent):
+                os.rmdir(parent)
+                parent = os.path.dirname(parent)
+    if removed:
+        result.notes.append(f"{len(removed)} video file(s) an earlier {fmt} export placed here and this one does not "
+                            f"reference were removed ({', '.join(removed[:3])}{', ...' if len(removed) > 3 else ''})")
+    written[f"{fmt} media"] = sorted(set(placed))
 
 
 __all__ = ["EXPORT_LEDGER", "FORMATS", "REGISTRY", "ExportError", "ExportOptions", "ExportResult", "export", "exporter", "open_build"]

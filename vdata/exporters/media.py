@@ -38,6 +38,18 @@ SOURCE_COPIES = ".vdata-sources"
 CLIP_STRATEGIES = ("cut", "interval")
 
 
+class MediaStats(dict):
+    """An export's media counts (copied, linked, cut, referenced, existing, failed), as `ExportResult.media`
+    reports them, and for the stale-file sweep (`vdata.exporters._forget_stale_files`): `files`, the media
+    this export placed (paths relative to its folder), and `folder`, the media folder the planner manages.
+    Attributes, not keys: the counts stay what a summary prints."""
+
+    def __init__(self, counts=(), files: list[str] | None = None, folder: str | None = None):   # None: unknown
+        super().__init__(counts)
+        self.files = files
+        self.folder = folder
+
+
 class MediaMissing(Exception):
     """A sample whose video cannot be found: the sample is skipped with this reason."""
 
@@ -217,8 +229,9 @@ class MediaPlanner:
                         stats["cut"] += 1
             shutil.rmtree(copies, ignore_errors=True)
         _note_failures(self.dest, self.folder, failed)
-        self.stats = stats
-        return stats
+        placed = sorted({v.rel for v in self.pending.values() if v.rel is not None and v.key not in stats["failed"]})
+        self.stats = MediaStats(stats, placed, self.folder)
+        return self.stats
 
 
 def shows_clip(row: dict) -> bool:
