@@ -24,6 +24,7 @@ import glob as globlib
 import json
 import os
 import posixpath
+import stat
 import tempfile
 from pathlib import Path
 
@@ -53,6 +54,29 @@ def _is_media(p: str, spec: InputSpec) -> bool:
     return p.lower().endswith(tuple(e.lower() for e in extensions))
 
 
+def _listed(p: str) -> bool:
+    """Whether a folder's or a glob's entry is an input: a regular file, and also (to be said as rejects, see
+    `find_duplicates`) a link to nothing and a special file (a FIFO, a socket, a device), never a folder."""
+    try:
+        return not stat.S_ISDIR(os.stat(p).st_mode)
+    except OSError:
+        return os.path.islink(p)   # a link to nothing
+
+
+def special_file(p: str) -> str | None:
+    """What a local path is when it is no regular file to read (a named pipe, a socket, a device), from its
+    stat alone: opening a FIFO blocks until something writes into it, so it is never opened. None otherwise."""
+    try:
+        mode = os.stat(p).st_mode
+    except OSError:
+        return None
+    for test, what in ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return what
+    return None
+
+
 def _hidden(relative: str) -> bool:
     """Whether a path below an input folder passes through a hidden file or folder (`.name`)."""
     return any(part.startswith(".") for part in relative.split("/") if part)
@@ -64,12 +88,11 @@ def _from_path(spec: InputSpec, cfg: BuildConfig, where: str, untaken: dict[str,
     p = cfg.resolve(spec.path)
     if S.is_remote(p):
         return _from_url(spec, p, cfg, where, untaken)
-    if os.path.isfile(p):
+    if os.path.isfile(p) or special_file(p):
         return [source_row(p, p)]   # an explicit file is taken whatever its extension: probe judges it
     if os.path.isdir(p):
-        # a link to nothing is listed too (find_duplicates makes it a missing_file reject): it went unsaid
-        listing = [(str(q), q.relative_to(p).as_posix()) for q in Path(p).rglob("*")
-                   if q.is_file() or (q.is_symlink() and not q.exists())]
+        # a link to nothing and a FIFO are listed too (find_duplicates makes them rejects): they went unsaid
+        listing = [(str(q), q.relative_to(p).as_posix()) for q in Path(p).rglob("*") if _listed(str(q))]
         return [source_row(f, f) for f in _taken(listing, spec, cfg, p, untaken)]
     if globlib.has_magic(spec.path):
         raise ConfigError(f"{where}.path: {spec.path!r} does not exist; for a pattern write `glob: {spec.path!r}`")
@@ -141,7 +164,7 @@ def _from_glob(spec: InputSpec, cfg: BuildConfig, where: str = "input") -> list[
             raise ConfigError(f"{where}.glob: {spec.glob!r} cannot be listed: {type(e).__name__}: {e}") from None
     found = sorted(globlib.glob(pattern, recursive=True))
     return [source_row(f, f) for f in _not_output(found, cfg, _glob_root(pattern))
-            if os.path.isfile(f) or (os.path.islink(f) and not os.path.exists(f))]   # a link to nothing: a reject
+            if _listed(f)]   # a link to nothing, a FIFO: a reject
 
 
 def _from_manifest(spec: InputSpec, cfg: BuildConfig, where: str, media_dir: str | None = None) -> list[dict]:
@@ -385,6 +408,9 @@ def find_duplicates(rows: list[dict]) -> tuple[list[dict], list[Reject]]:
         found = [size_of(p) for p in paths]
     missing = {i for i, n in enumerate(found) if n is _MISSING}
     sizes = {i: n for i, n in enumerate(found) if n is not None and n is not _MISSING}
+    # a FIFO, a socket or a device has size 0: a stat more for those only (a FIFO is never opened, see special_file)
+    special = {i: what for i, n in sizes.items() if n == 0 and not S.is_remote(paths[i])
+               and (what := special_file(paths[i]))}
     by_size: dict[int, list[int]] = {}
     for i, size in sizes.items():
         by_size.setdefault(size, []).append(i)
@@ -413,6 +439,11 @@ def find_duplicates(rows: list[dict]) -> tuple[list[dict], list[Reject]]:
             rejects.append(Reject(row, "missing_file", f"broken link: {path} points to {link}, which does not exist"
                                   if link else f"no such file: {path}", {R.PATH: path, R.RETRY_ON_RESUME: True,
                                                                          **({"broken_link_to": link} if link else {})}))
+            continue
+        if i in special:
+            rejects.append(Reject(row, "not_a_file", f"{path} is {special[i]}, not a regular file: vdata reads videos "
+                                  "from files only (a pipe is never opened: its read would wait for a writer)",
+                                  {R.PATH: path, "file_type": special[i]}))
             continue
         if i not in duplicate_of:
             kept.append(row)
