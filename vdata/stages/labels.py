@@ -5,10 +5,11 @@ generated answer to a question about what happens in the clip that does not ment
 likely wrong or off-topic, so Video-STaR keeps only answers that contain it.
 
 Labels are read from the video's `source_meta` (manifest / HF columns) under `keys` (a string, a list of
-strings, or a comma/semicolon-separated string). A label is contained when every one of its words
-appears in the answer (+ rationale) after light normalisation: lower case, punctuation dropped, and a
-small suffix stemmer so "playing guitar" matches "plays the guitar". `match: any` keeps an answer that
-contains at least one of the labels, `all` needs all.
+strings, or a comma/semicolon-separated string). A list keeps each item whole ("Cook, then serve" is one
+label), also written as JSON text, as a CSV cell holds one (`["Cook, then serve", "Plate"]`). A label
+is contained when every one of its words appears in the answer (+ rationale) after light normalisation:
+lower case, punctuation dropped, and a small suffix stemmer so "playing guitar" matches "plays the
+guitar". `match: any` keeps an answer that contains at least one of the labels, `all` needs all.
 
 Applies to `tasks`, and for question tasks only to the listed `question_types` (a counting question's
 answer "three" cannot be expected to name the action). `v_label_contained` is null when the sample has
@@ -51,6 +52,11 @@ def labels_of(meta: dict, keys: list[str]) -> list[str]:
     out: list[str] = []
     for k in keys:
         v = meta.get(k)
+        if isinstance(v, str) and v.strip().startswith("["):   # a list in a CSV cell: its items, never its commas
+            try:
+                v = json.loads(v)
+            except ValueError:
+                pass   # text that only starts with "[": a separated string
         if isinstance(v, str):
             out.extend(p.strip() for p in re.split(r"[;,|]", v) if p.strip())
         elif isinstance(v, (list, tuple)):

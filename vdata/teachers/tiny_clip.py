@@ -12,11 +12,14 @@ second on a CPU.
 
     path = build_tiny_clip("/tmp/tiny-siglip", "siglip")   # the SigLIP family (last-token text pooling)
 
-Command line: ``vdata models tiny-clip DIR [--family siglip]``.
+Command line: ``vdata models tiny-clip DIR [--family siglip]``. A folder that holds a model of another
+family (or kind) is not replaced (`ModelExists`): a SigLIP built over the CLIP a config names would change
+every score it gives without a word.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections import Counter
@@ -91,13 +94,37 @@ def _model_and_processor(family: Family, tok):
     raise ValueError(f"unknown tiny vision-text family {family!r} (clip, siglip)")
 
 
+_NAMES = {"clip": "CLIP", "siglip": "SigLIP"}
+
+
+class ModelExists(ValueError):
+    """The folder already holds a model of another family or kind (the message says which, and what to do)."""
+
+
+def _model_type_at(out: Path) -> str | None:
+    """The `model_type` of the model already in `out` (its config.json), or None when there is none."""
+    try:
+        value = json.loads((out / "config.json").read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(value) if value else None
+
+
 def build_tiny_clip(out_dir: str | os.PathLike[str], family: Family = "clip", *, overwrite: bool = False) -> Path:
-    """Write the tiny random CLIP or SigLIP (and an aesthetic head) to `out_dir`; reused when already built."""
+    """Write the tiny random CLIP or SigLIP (and an aesthetic head) to `out_dir`; reused when already built,
+    rebuilt over an older build of the same family. A model of another family or kind there raises
+    ModelExists unless `overwrite`."""
     out = Path(out_dir)
     stamp = out / ".vdata-tiny"
     want = hashlib.sha256(f"{family}|{RECIPE_VERSION}|{IMAGE_SIZE}|{PROJECTION_DIM}".encode()).hexdigest()[:16]
     if not overwrite and stamp.exists() and stamp.read_text().strip() == want:
         return out
+    existing = _model_type_at(out)
+    if not overwrite and existing is not None and existing != family:
+        what = f"a tiny {_NAMES.get(existing, existing)} model" if stamp.exists() else f"a {existing!r} model"
+        raise ModelExists(f"{out} already holds {what} (family {existing}), not {family}: not replaced. Build the "
+                          f"{family} one in another folder (vdata models tiny-clip OTHER_DIR --family {family}), or "
+                          f"replace it on purpose with build_tiny_clip({str(out)!r}, {family!r}, overwrite=True)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     model, processor = _model_and_processor(family, _tokenizer())
     out.mkdir(parents=True, exist_ok=True)
