@@ -15,6 +15,7 @@ from vdata.stages.generate.clues import evidence
 from vdata.stages.generate.common import sample_base
 from vdata.stages.generate.speech_captions import SPEECH_CAPTIONS
 from vdata.stages.generate.stage import GenerateConfig, GenerateStage
+from vdata.teachers.types import TeacherResult
 
 DEAD = {"t": {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "x", "max_retries": 0, "timeout_s": 5}}
 CAPTION = "A sign reads {{ foo }} and {{t:5}} on a wall."
@@ -74,10 +75,26 @@ def test_speech_caption_narration_and_captions_are_stored_escaped():
     assert SAID in _prompt_text(pending)
     p = pending[0]
     copied = "Someone types {{ user.name }} and {{t:9}} into the box."
-    reply = {"captions": [{"time_s": 3, "caption": copied}]}
-    out = SPEECH_CAPTIONS.finish(stage, row, [], p, reply, sample_base(stage, row, p.task, p.index, p.prompt.id), {})
+    reply = TeacherResult(request_id="r", parsed={"captions": [{"time_s": 3, "caption": copied}]})
+    out = stage.finish(row, [], p, reply)   # as the stage reads every reply: escaped (reply_as_text)
     (sample,) = [r for r in out if not isinstance(r, Reject)]
     assert sample[R.ANSWER] == "{{span:2,6}} " + escape_placeholders(copied)
     assert SECONDS.render_text(sample[R.ANSWER]) == "2.0 - 6.0 seconds " + copied
     (span,) = sample[R.EVIDENCE]["transcript_spans"]
     assert span["text"] == escape_placeholders(SAID) and SECONDS.render_text(span["text"]) == SAID
+
+
+def test_a_teacher_reply_that_copies_a_placeholder_is_stored_as_text():
+    """Any family: the open QA a teacher writes from a narration that says "{{t:9}}" keeps it as words."""
+    stage = _stage({"open_qa": {"per_clip": 1}})
+    row = _row()
+    clues = stage.clues_for(row)
+    _, pending = stage.plan_clip(row, clues)
+    (p,) = [q for q in pending if q.task == "open_qa"]
+    question, answer = "What is typed at {{t:9}} into the box?", "They type {{ user.name }} and {{t:9}}."
+    parsed = {"question": question, "answer": answer, "evidence": [c.id for c in clues][:1]}
+    out = stage.finish(row, clues, p, TeacherResult(request_id="r", parsed=parsed))
+    kept = [r for r in out if not isinstance(r, Reject)]
+    for r in kept:
+        assert SECONDS.render_text(r[R.ANSWER]) == answer and "seconds" not in SECONDS.render_text(r[R.QUESTION])
+    assert kept, out

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
-from vdata.prompts import shorten
+from vdata.prompts import escape_placeholders, shorten
 from vdata.schemas import records as R
 
 from .clues import Clue, evidence
@@ -195,7 +195,8 @@ def _event_order_item(stage: StageView, row: dict, index: int, shown: list[Clue]
     base[R.EVIDENCE] = evidence(in_time)
     if not tcfg.open_form:
         return [base]
-    open_answer = spans_answer([(c.start_s, c.end_s, f"({x}) {c.text}") for x, c in zip(truth, in_time)])
+    open_answer = spans_answer([(c.start_s, c.end_s, f"({x}) {escape_placeholders(c.text)}")
+                                for x, c in zip(truth, in_time)])
     return twins(base, "event_order_open", index, open_answer)
 
 

@@ -260,7 +260,7 @@ def _finish(stage: StageView, row, clues, p: Pending, reply: dict, base: dict, s
         for k, (seg, caption, _) in enumerate(kept):
             s = sample_base(stage, row, "speech_captions", p.index * 1000 + k, p.prompt.id, sid_task="speech_captions/pair")
             s.update(_fill(stage, "pair", s[R.SAMPLE_ID], [(seg, caption)], start=f"{seg.start_s:g}", end=f"{seg.end_s:g}"))
-            s[R.ANSWER] = escape_placeholders(caption)
+            s[R.ANSWER] = caption   # escaped with the reply (GenerateStage.finish)
             out.append(s)
         return out
     base.update(_fill(stage, "window", base[R.SAMPLE_ID], [(seg, caption) for seg, caption, _ in kept]))
@@ -268,7 +268,7 @@ def _finish(stage: StageView, row, clues, p: Pending, reply: dict, base: dict, s
 
 
 def _fill(stage: StageView, kind: str, sid: str, timed: list[tuple[Speech, str]], **values) -> dict:
-    spans = [(seg.start_s, seg.end_s, escape_placeholders(caption)) for seg, caption in timed]
+    spans = [(seg.start_s, seg.end_s, caption) for seg, caption in timed]   # escaped with the reply
     used = list(dict.fromkeys(seg for seg, _ in timed))
     return {
         R.QUESTION_TYPE: "dense",

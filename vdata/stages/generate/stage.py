@@ -12,7 +12,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, ValidationInfo, create_model, field_validator, model_validator
 
-from vdata.prompts import Prompt, load_prompt
+from vdata.prompts import Prompt, escape_placeholders, load_prompt
 from vdata.schemas import records as R
 
 from ..base import Reject, Resources, Stage, StageConfig
@@ -357,4 +357,18 @@ class GenerateStage(Stage):
             reason = "bad_reply" if res.error_kind == "schema_invalid" else "teacher_error"
             return [self.teacher_reject(base, reason, f"{p.task} #{p.index}: {res.error}", res,
                                         raw=(res.raw or "")[:500], teacher=p.teacher or self.teacher.name)]
-        return family.finish(self, row, clues, p, res.parsed or {}, base, state)
+        return family.finish(self, row, clues, p, reply_as_text(res.parsed or {}), base, state)
+
+
+def reply_as_text(value):
+    """A teacher's parsed reply with every string escaped (`escape_placeholders`): what a teacher writes is
+    text, and one that copies a "{{t:9}}" out of a narration or a subtitle has written no time for the
+    exports to render. The families read the escaped reply, so every sample field taken from it is stored
+    escaped, once, whichever family wrote it."""
+    if isinstance(value, str):
+        return escape_placeholders(value)
+    if isinstance(value, dict):
+        return {k: reply_as_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [reply_as_text(v) for v in value]
+    return value

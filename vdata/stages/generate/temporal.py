@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from vdata.prompts import Prompt
+from vdata.prompts import Prompt, escape_placeholders
 from vdata.schemas import records as R
 
 from .clues import Clue, clue_lines, evidence
@@ -116,7 +116,8 @@ def _plan_dense(stage: StageView, row: dict, clues: list[Clue], tcfg: DenseCapti
     events = [c for c in clues if c.kind == "event" and c.end_s is not None]
     speech = [c for c in clues if c.kind == "speech" and c.timed and c.end_s is not None]
     if len(events) >= tcfg.min_events:
-        return [_dense_sample(stage, row, [(c, c.text) for c in events], None)], []
+        # the captions' own text, escaped as a sample stores source text (a teacher's text comes escaped)
+        return [_dense_sample(stage, row, [(c, escape_placeholders(c.text)) for c in events], None)], []
     if tcfg.from_speech and len(speech) >= tcfg.min_events and stage.teacher:
         return [], [_dense_speech_request(stage, speech)]
     return [], []
