@@ -46,7 +46,12 @@ def test_tiny_clip_refuses_to_replace_a_model_of_another_family(tmp_path):
     assert (folder / "config.json").read_text() == config   # the CLIP is still there, untouched
 
     result = CliRunner().invoke(main, ["models", "tiny-clip", str(folder), "--family", "siglip"])
-    assert result.exit_code != 0 and isinstance(result.exception, ModelExists)
+    assert result.exit_code == 1 and "already holds a tiny CLIP model" in result.output, result.output
+    assert "--overwrite" in result.output and "Traceback" not in result.output
+    replaced = CliRunner().invoke(main, ["models", "tiny-clip", str(folder), "--family", "siglip", "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert json.loads((folder / "config.json").read_text())["model_type"] == "siglip"
+    build_tiny_clip(folder, "clip", overwrite=True)   # back, for the checks below
     assert (folder / "config.json").read_text() == config
 
     assert build_tiny_clip(folder, "clip") == folder   # the same family: reused

@@ -331,15 +331,20 @@ def smollm2(directory):
 @models.command("tiny-clip")
 @click.argument("directory", required=False, type=click.Path(file_okay=False))
 @click.option("--family", type=click.Choice(["clip", "siglip"]), default="clip", show_default=True)
-def tiny_clip(directory, family):
+@click.option("--overwrite", is_flag=True, help="replace a model of another family already in DIRECTORY")
+def tiny_clip(directory, family, overwrite):
     """Build (once) a tiny random-weight CLIP / SigLIP and aesthetic head (clip_embed / semdedup demos); prints
     its path. Its scores are deterministic noise."""
     from pathlib import Path
 
-    from vdata.teachers.tiny_clip import build_tiny_clip
+    from vdata.teachers.tiny_clip import ModelExists, build_tiny_clip
 
     target = Path(directory) if directory else Path.home() / ".cache" / "vdata" / "models" / f"tiny-{family}"
-    click.echo(str(build_tiny_clip(target, family)))
+    try:
+        click.echo(str(build_tiny_clip(target, family, overwrite=overwrite)))
+    except ModelExists as e:
+        raise click.ClickException(f"{target} already holds {e.what}, not {family}: not replaced. Build the "
+                                   f"{family} one in another folder, or pass --overwrite to replace it") from None
 
 
 @main.command()

@@ -5,7 +5,7 @@ key names turned every `max_tokens` into a mask and made the card's YAML invalid
 
 - a field typed `pydantic.SecretStr` (a teacher's `api_key`, its `headers` values, the hub token,
   the `storage:` keys and tokens);
-- a value that came from `${VAR}` interpolation (`schemas/config.interpolate_env` records them): the
+- a value that came from `${VAR}` interpolation (`schemas/config_file.interpolate_env` records them): the
   config file names the variable, the environment holds the value, so the value never reaches an output.
   Except (`env_value_is_secret`) a value naming an existing file or folder, and one of a key that names a
   thing (`NAMING_KEYS`: a model, a folder, a file) unless it is shaped like a credential: masking those

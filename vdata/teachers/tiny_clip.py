@@ -98,7 +98,10 @@ _NAMES = {"clip": "CLIP", "siglip": "SigLIP"}
 
 
 class ModelExists(ValueError):
-    """The folder already holds a model of another family or kind (the message says which, and what to do)."""
+    """The folder already holds a model of another family or kind (the message says which, and what to do);
+    `what` names that model."""
+
+    what: str = ""
 
 
 def _model_type_at(out: Path) -> str | None:
@@ -122,9 +125,11 @@ def build_tiny_clip(out_dir: str | os.PathLike[str], family: Family = "clip", *,
     existing = _model_type_at(out)
     if not overwrite and existing is not None and existing != family:
         what = f"a tiny {_NAMES.get(existing, existing)} model" if stamp.exists() else f"a {existing!r} model"
-        raise ModelExists(f"{out} already holds {what} (family {existing}), not {family}: not replaced. Build the "
-                          f"{family} one in another folder (vdata models tiny-clip OTHER_DIR --family {family}), or "
-                          f"replace it on purpose with build_tiny_clip({str(out)!r}, {family!r}, overwrite=True)")
+        error = ModelExists(f"{out} already holds {what} (family {existing}), not {family}: not replaced. Build "
+                            f"the {family} one in another folder (vdata models tiny-clip OTHER_DIR --family {family}), "
+                            f"or replace it on purpose with build_tiny_clip({str(out)!r}, {family!r}, overwrite=True)")
+        error.what = f"{what} (family {existing})"
+        raise error
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     model, processor = _model_and_processor(family, _tokenizer())
     out.mkdir(parents=True, exist_ok=True)
