@@ -275,3 +275,21 @@ def test_text_recipes_build_with_no_teacher_byte_identical_twice(name, built_twi
     (samples_a, exports_a), (samples_b, exports_b) = outs
     assert samples_a and samples_a == samples_b
     assert exports_a and exports_a == exports_b
+
+
+def test_attribute_change_follows_one_thing_never_two_that_share_a_noun():
+    """T3's attribute questions follow one thing whose colour changes. Two cars ("A red car …", "A blue car …"),
+    two teams told apart by colour, or two colours on one noun in one text are two things: no change to ask
+    about (before, "the car" turned blue and back to red). A colour said of the thing is a change."""
+    from vdata.stages.generate.t3_tasks import colour_changes
+
+    def changes(*texts):
+        return colour_changes([(2.0 * k, 2.0 * k + 2, t) for k, t in enumerate(texts)])
+
+    assert changes("A red car waits at the light.", "A blue car passes it.", "The red car turns left.") == {}
+    assert changes("The red team scores a goal.", "The blue team answers quickly.") == {}
+    assert changes("A red car and a blue car wait.", "The car turns green.") == {}
+    assert changes("A girl holds a red balloon.", "The balloon turns blue.", "The balloon turns yellow.") == \
+        {"balloon": [(0, "red"), (1, "blue"), (2, "yellow")]}
+    assert changes("The car is red.", "The car is now blue.") == {"car": [(0, "red"), (1, "blue")]}
+    assert changes("A man paints a red door.", "He paints the door green.") == {"door": [(0, "red"), (1, "green")]}

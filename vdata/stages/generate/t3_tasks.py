@@ -7,7 +7,9 @@ temporal referring (here), grounding (`segment_grounding` over the same segments
 - `attribute_change`: a thing whose colour changes along the sequence ("A girl holds a red balloon." ...
   "The balloon turns blue."). Colours are read from the text by three patterns: a colour before a noun
   ("a red balloon"), a noun then a linking verb and a colour ("the balloon turns blue"), and painting
-  ("paints the fence white"). For a thing seen in two or more colours, the questions ask what colour it was
+  ("paints the fence white"). A thing is followed only where the texts are about one of it (`colour_changes`:
+  not two "a … car"s, and a new colour said of the thing, not an adjective that picks another one out).
+  For a thing seen in two or more colours, the questions ask what colour it was
   before it turned X, what colour it turned after being X, and its colour at the start or the end of the
   video. The MCQ options are the thing's colours plus seeded distractors from the colour list. A row where
   no thing changes colour is a reject `missing_annotation`.
@@ -21,6 +23,7 @@ Every choice comes from the seeded RNG of `annotated.py`, so a build is byte-ide
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from pydantic import Field
@@ -42,6 +45,9 @@ _NOT_THINGS = {"and", "or", "in", "on", "at", "to", "of", "with", "by", "from", 
 _BEFORE_NOUN = re.compile(rf"\b{_COLOUR}\s+([a-z]+)\b")
 _LINKED = re.compile(rf"\b([a-z]+)\s+(?:is|was|turns|turned|becomes|became|goes|went|looks|changes to|changed to|"
                      rf"is now|turns into)\s+(?:now\s+|all\s+|bright\s+|dark\s+)?{_COLOUR}\b")
+# a determiner that brings a thing in as a new one, right before "<colour> <noun>"
+_INDEFINITE = re.compile(r"\b(?:a|an|another|one|some)\s+$")
+_BARE_INDEFINITE = re.compile(r"\b(?:a|an|another)\s+([a-z]+)\b")
 _PAINTED = re.compile(rf"\b(?:paints?|painted|dyes?|dyed|colou?rs?)\s+(?:the|a|an|his|her|their)\s+([a-z]+)\s+{_COLOUR}\b")
 ATTRIBUTE_TEMPLATES = {
     "before": "What colour was the $thing before it turned $after?",
@@ -59,30 +65,60 @@ def _norm_colour(c: str) -> str:
     return "grey" if c == "gray" else c
 
 
-def colours_in(text: str) -> dict[str, str]:
-    """thing -> colour said in one text (the last one wins when a thing is given two)."""
+def colour_mentions(text: str) -> list[tuple[str, str, bool, bool]]:
+    """(thing, colour, predicated, indefinite) for each colour said of a thing in one text, in order.
+    predicated: the colour is said of the thing ("the balloon turns blue", "paints the fence white"), not
+    an adjective that may pick one thing out of several ("the blue car"); indefinite: "a/an/another red
+    car", a thing brought in as a new one."""
     low = text.lower()
-    found: list[tuple[int, str, str]] = []
+    found: list[tuple[int, str, str, bool, bool]] = []
     for m in _BEFORE_NOUN.finditer(low):
         if m.group(2) not in _NOT_THINGS and m.group(2) not in COLOURS:
-            found.append((m.start(), m.group(2), _norm_colour(m.group(1))))
+            indefinite = bool(_INDEFINITE.search(low[:m.start()]))
+            found.append((m.start(), m.group(2), _norm_colour(m.group(1)), False, indefinite))
     for m in _LINKED.finditer(low):
         if m.group(1) not in _NOT_THINGS and m.group(1) not in ("it", "he", "she", "they", "this", "that"):
-            found.append((m.start(), m.group(1), _norm_colour(m.group(2))))
+            found.append((m.start(), m.group(1), _norm_colour(m.group(2)), True, False))
     for m in _PAINTED.finditer(low):
-        found.append((m.start(), m.group(1), _norm_colour(m.group(2))))
-    return {thing: colour for _, thing, colour in sorted(found)}
+        found.append((m.start(), m.group(1), _norm_colour(m.group(2)), True, False))
+    for m in _BARE_INDEFINITE.finditer(low):   # "a car" with no colour: a new one all the same
+        if m.group(1) not in _NOT_THINGS:
+            found.append((m.start(), m.group(1), "", False, True))
+    return [(thing, colour, predicated, indefinite) for _, thing, colour, predicated, indefinite in sorted(found)]
+
+
+def colours_in(text: str) -> dict[str, str]:
+    """thing -> colour said in one text (the last one wins when a thing is given two)."""
+    return {thing: colour for thing, colour, _, _ in colour_mentions(text) if colour}
 
 
 def colour_changes(items: list[tuple[float, float, str]]) -> dict[str, list[tuple[int, str]]]:
-    """thing -> [(item index, colour)] at each change (first sighting included), for things that change."""
+    """thing -> [(item index, colour)] at each change (first sighting included), for the things that change.
+
+    A thing is followed only where the texts are about one of it: a noun brought in twice as a new one ("A
+    red car waits." ... "A blue car passes it.") or given two colours in one text names two things, and a
+    change counts only where the new colour is said of the thing ("the car turns blue", "is now blue"),
+    never where it is an adjective ("the blue team" after "the red team": another team). Such a thing is
+    left out; T3's attribute questions follow one thing whose colour changes."""
     seen: dict[str, list[tuple[int, str]]] = {}
+    introduced: Counter = Counter()
+    ambiguous: set[str] = set()
     for k, (_, _, text) in enumerate(items):
-        for thing, colour in colours_in(text).items():
+        said: dict[str, set[str]] = {}
+        for thing, colour, predicated, indefinite in colour_mentions(text):
+            introduced[thing] += indefinite
+            if not colour:
+                continue
+            said.setdefault(thing, set()).add(colour)
             track = seen.setdefault(thing, [])
             if not track or track[-1][1] != colour:
+                if track and not predicated:
+                    ambiguous.add(thing)
                 track.append((k, colour))
-    return {thing: track for thing, track in seen.items() if len({c for _, c in track}) >= 2}
+        ambiguous |= {thing for thing, colours in said.items() if len(colours) > 1}
+    ambiguous |= {thing for thing, n in introduced.items() if n > 1}
+    return {thing: track for thing, track in seen.items()
+            if thing not in ambiguous and len({c for _, c in track}) >= 2}
 
 
 class AttributeChangeTask(Strict):
