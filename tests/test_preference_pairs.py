@@ -197,3 +197,24 @@ def test_vision_text_scores_from_a_tiny_clip_on_real_frames(tmp_path):
     assert first[0] == first[2]                                          # same text, same score
     assert len(stage.__dict__["_vision_text_models"]) == 1              # the model is loaded once per stage
     assert vision_text_scores(stage, model, {**row, R.FRAMES: []}, texts) == [None, None, None]
+
+
+def test_tied_scores_make_no_pair():
+    """Small judges often give every candidate one score. The pair would then be the first candidate against
+    the last, by position alone (VideoSAVi's DPO pairs are the judge's preference), so it is a no_margin reject."""
+    from vdata.stages.generate.preference import _pair
+
+    dead = {"t": {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "x", "max_retries": 0}}
+    stage = GenerateStage(GenerateConfig(teacher="t", tasks={"preference_pairs": {}}), RunContext(output_dir="",
+                                                                                                  teachers=dead))
+
+    def group(*scores):
+        cands = [{"text": f"answer {k}", "judge_score": s, "self_score": None, "vision_text_score": None,
+                  "teacher": "t", "model": "x"} for k, s in enumerate(scores)]
+        return {"candidates": cands, "index": 0, "question": "What happens?", "evidence": {}}
+
+    base = {R.SAMPLE_ID: "s", R.CLIP_ID: "c", R.TASK: "preference_pairs"}
+    (tied,) = _pair(stage, {}, [], group(0.0, 0.0, 0.0, 0.0), dict(base))
+    assert isinstance(tied, Reject) and tied.reason == "no_margin" and "same score" in tied.message
+    (pair,) = _pair(stage, {}, [], group(0.2, 0.9, 0.2), dict(base))
+    assert not isinstance(pair, Reject) and pair[R.CHOSEN] == "answer 1" and pair[R.REJECTED] == "answer 2"

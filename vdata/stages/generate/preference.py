@@ -15,7 +15,8 @@ them, and rank them with a vision–text (CLIP) score to make DPO pairs. Here, p
 3. Each candidate's `score` is the weighted mean (`weights`) of its scores that exist, on 0–1. The best
    is `chosen`, the worst whose text differs from it is `rejected`; every candidate, each score and its
    rank stay in `preference_candidates`. A question with < 2 distinct answers is a `no_preference` reject,
-   one whose score gap is below `min_margin` a `no_margin` reject.
+   one whose score gap is below `min_margin` (or none at all: the best and the worst tie, and the pair
+   would be decided by position) a `no_margin` reject.
 
 Questions are teacher-free: `questions:` (default VideoSAVi-style what / why / how questions), a
 different one per index, rotated by a hash of the row.
@@ -204,9 +205,12 @@ def _pair(stage: StageView, row: dict, clues: list[Clue], group: dict, base: dic
     if not worse:
         return [_reject(stage, base, group, "no_preference", "every scored candidate says the same as the best")]
     worst = cands[worse[0]]
-    if best["score"] - worst["score"] < tcfg.min_margin:
-        return [_reject(stage, base, group, "no_margin", f"score gap {best['score'] - worst['score']:.3f} "
-                        f"< min_margin {tcfg.min_margin}")]
+    gap = best["score"] - worst["score"]
+    if gap <= 0:   # a tie: "chosen" would only be the candidate listed first, a preference DPO must not learn
+        return [_reject(stage, base, group, "no_margin", "every scored candidate got the same score "
+                        f"({best['score']:.3f}): no candidate is preferred")]
+    if gap < tcfg.min_margin:
+        return [_reject(stage, base, group, "no_margin", f"score gap {gap:.3f} < min_margin {tcfg.min_margin}")]
     out = dict(base)
     out.update({R.QUESTION: group["question"], R.ANSWER: best["text"],
                 R.CHOSEN: best["text"], R.REJECTED: worst["text"], R.EVIDENCE: group["evidence"],
