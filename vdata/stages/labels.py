@@ -7,9 +7,9 @@ likely wrong or off-topic, so Video-STaR keeps only answers that contain it.
 Labels are read from the video's `source_meta` (manifest / HF columns) under `keys` (a string, a list of
 strings, or a comma/semicolon-separated string). A list keeps each item whole ("Cook, then serve" is one
 label), also written as JSON text, as a CSV cell holds one (`["Cook, then serve", "Plate"]`). A label
-is contained when every one of its words appears in the answer (+ rationale) after light normalisation:
-lower case, punctuation dropped, and a small suffix stemmer so "playing guitar" matches "plays the
-guitar". `match: any` keeps an answer that contains at least one of the labels, `all` needs all.
+is contained when every one of its words appears in the text an export writes (the answer; for a chain of
+thought also its reasoning) after light normalisation: lower case, punctuation dropped, and a small
+suffix stemmer so "playing guitar" matches "plays the guitar". `match: any` keeps an answer that contains at least one of the labels, `all` needs all.
 
 Applies to `tasks`, and for question tasks only to the listed `question_types` (a counting question's
 answer "three" cannot be expected to name the action). `v_label_contained` is null when the sample has
@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from vdata.prompts import load_prompt, shorten
+from vdata.prompts import escape_placeholders, load_prompt, shorten
 from vdata.schemas import records as R
 
 from .base import Reject, Resources, Stage, StageConfig
@@ -135,7 +135,13 @@ class LabelsStage(Stage):
         return row
 
     def contained(self, row: dict, labels: list[str]) -> tuple[bool, list[str]]:
-        text = " ".join([row.get(R.ANSWER) or "", row.get(R.RATIONALE) or ""])
+        """Checked on the text an export writes for the sample (Video-STaR verifies the output it keeps): the
+        answer, and for a chain of thought its reasoning too. A rationale that names the label beside an
+        open answer that does not is not exported, so it proves nothing."""
+        text = row.get(R.ANSWER) or ""
+        if row.get(R.TASK) == "cot":
+            steps = " ".join(s.get("text") or "" for s in row.get(R.RATIONALE_STEPS) or [] if isinstance(s, dict))
+            text = " ".join([text, steps or row.get(R.RATIONALE) or ""])
         hits = [lab for lab in labels if contains_label(text, lab)]
         return (bool(hits) if self.config.match == "any" else len(hits) == len(labels)), hits
 
@@ -173,8 +179,12 @@ class LabelsStage(Stage):
                     out[k] = self.missing(row, labels, rej.detail["found"])
                     out[k].detail["teacher_error"] = (res.error or "")[:200]
                     continue
-                row[R.ANSWER] = " ".join(str(res.parsed.get("answer") or "").split())
-                row[R.RATIONALE] = " ".join(str(res.parsed.get("rationale") or "").split())
+                # a teacher's text, escaped as generate stores replies (a "{{t:5}}" in it is no time)
+                row[R.ANSWER] = escape_placeholders(" ".join(str(res.parsed.get("answer") or "").split()))
+                row[R.RATIONALE] = escape_placeholders(" ".join(str(res.parsed.get("rationale") or "").split()))
+                # the first attempt's reasoning steps explained the answer this round replaced: a chain of
+                # thought now exports the rationalization's own explanation (R.RATIONALE)
+                row[R.RATIONALE_STEPS] = None
                 ok, hits = self.contained(row, labels)
                 row[R.V_LABEL_CONTAINED] = ok
                 row[R.REFINE_ROUNDS] = list(row[R.REFINE_ROUNDS]) + [self.round(row, number, "rationalize", ok)]
