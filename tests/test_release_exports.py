@@ -584,3 +584,26 @@ def test_a_benchmark_of_several_splits_says_so(build_dir, tmp_path):
     assert any("rows of every split are in this benchmark (train" in n and "--split test" in n for n in res.notes)
     only = export(str(split_build), str(tmp_path / "lmms-test"), "lmms-eval", media="none", splits=["test"])
     assert 0 < only.total < res.total and not any("every split" in n for n in only.notes)
+
+
+def test_vidchapters_leaves_out_a_video_with_one_chapter(build_dir, rows, tmp_path):
+    """VidChapters-7M keeps a description's chapters only where it gives two or more
+    (antoyang/VidChapters collection/desc2chapters.py): a video whose description names one chapter is
+    skipped and said (`one_chapter`), the others are written as before."""
+    import shutil
+
+    one = tmp_path / "one_chapter_build"
+    shutil.copytree(build_dir, one)
+    path = one / "samples" / "part-00000.parquet"
+    table = pq.read_table(path)
+    single = sorted({str(v) for v in table.column(R.VIDEO_ID).to_pylist()})[0]
+    items = table.to_pylist()
+    for r in items:
+        if str(r[R.VIDEO_ID]) == single:
+            first = r[R.ANNOTATIONS]["chapters"][0]
+            r[R.ANNOTATIONS] = {**r[R.ANNOTATIONS], "chapters": [{**first, "end_s": r[R.DURATION_S]}]}
+    pq.write_table(pa.Table.from_pylist(items, schema=table.schema), path)
+    res = export(str(one), str(tmp_path / "vc"), "vidchapters")
+    data = _json(str(tmp_path / "vc"), "chapters_dvc_train.json")
+    assert single not in data and data and all(len(e["timestamps"]) >= 2 for e in data.values())
+    assert res.skipped.get("one_chapter") == 1, res.skipped

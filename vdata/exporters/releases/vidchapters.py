@@ -11,7 +11,8 @@ name `path` uses too), else vdata's video id. One file per split, as the release
 
 Chapters come from the video's `annotations.chapters` (user chapters read by the annotations stage);
 a video without them falls back to a chapter-generation sample's events (`dense_events`, the
-description as title). Videos with neither are skipped (`no_chapters`). With `--task`, only videos
+description as title). Videos with neither are skipped (`no_chapters`), and so is a video with one
+chapter (`one_chapter`: the release keeps descriptions with two or more, collection/desc2chapters.py). With `--task`, only videos
 with a sample of those tasks are written, and a chapter sample's events come before the annotations.
 """
 from __future__ import annotations
@@ -45,19 +46,24 @@ def video_splits(build: BuildDir) -> dict[str, str]:
 
 
 def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
-    chosen, chapters, skipped_videos = [], {}, 0
+    chosen, chapters, skipped_videos, one_chapter = [], {}, 0, 0
     # with --task, only videos that have a sample of those tasks, and that sample's chapters first
     for vid, items in by_video(release_items(build, opts.tasks)).items():
         found = chapters_of(items, samples_first=bool(opts.tasks))
         if not found:
             skipped_videos += 1
             continue
+        if len(found) < 2:   # VidChapters-7M keeps only descriptions with 2+ chapters (collection/desc2chapters.py)
+            one_chapter += 1
+            continue
         chapters[vid] = found
         chosen.append(whole_video(items[0]))
-    require(chosen, build, "vidchapters", "no video has chapters (annotations.chapters or a chapter_generation sample with events)")
+    require(chosen, build, "vidchapters", "no video has 2 or more chapters (annotations.chapters or a chapter_generation sample with events)")
     prepared, planner, skipped = prepare(build, dest, opts, items=chosen)
     if skipped_videos:
         skipped["no_chapters"] += skipped_videos
+    if one_chapter:
+        skipped["one_chapter"] += one_chapter
     splits = video_splits(build)
     files: dict[str, dict] = {}
     for p in prepared:

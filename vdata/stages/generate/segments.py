@@ -67,11 +67,18 @@ class ChapterGenerationTask(TemplateTask):
 class ChapterTitleTask(PerItemTask):
     placeholders: ClassVar = TIMES
     required: ClassVar = (TIMES,)
+    # VidChapters-7M keeps a video's chapters only where its description gives two or more
+    # (antoyang/VidChapters collection/desc2chapters.py): one "chapter" over the whole video is no chaptering
+    min_chapters: int = Field(2, ge=1)
 
 
 class ChapterGroundingTask(PerItemTask):
     placeholders: ClassVar = frozenset({"title"})
     required: ClassVar = (frozenset({"title"}),)
+    min_chapters: int = Field(2, ge=1)
+    # a chapter over (nearly) the whole video grounds nothing: VidChapters' moment retrieval data drops
+    # windows of 90 % of the video or more (preproc/chapters_to_vmr.py)
+    max_video_share: float = Field(0.9, gt=0, le=1)
     # VidChapters-7M localizes a chapter's start ("a chapter starting point and not a start-end window",
     # paper Sec. 2); `span` answers with the whole chapter instead. `answer_spans` holds the chapter either way.
     answer: Literal["start", "span"] = "start"
@@ -107,8 +114,22 @@ def _plan_for(spec: _Spec):
             out[R.ANSWER_SPANS] = [{"start_s": a, "end_s": b} for a, b, _ in items]
             out[R.EVIDENCE] = annotation_evidence(items)
             return [out], []
+        if spec.kind == "chapters" and total < tcfg.min_chapters:
+            base = template_sample(stage, row, spec.task, 0, prompt_id, spec.qtype)
+            return [stage.reject(base, "missing_annotation", f"{spec.task}: the video has {total} chapter(s), "
+                                 f"{tcfg.min_chapters} needed (one chapter is no chaptering)", task=spec.task,
+                                 kind=spec.kind, inside=len(items))], []
+        groups = same_question(items, spec.shape)
+        if share := getattr(tcfg, "max_video_share", None):
+            duration = row.get(R.DURATION_S) or 0.0
+            groups = [g for g in groups if not (duration and all(b - a >= share * duration for a, b, _ in g))]
+            if not groups:
+                base = template_sample(stage, row, spec.task, 0, prompt_id, spec.qtype)
+                return [stage.reject(base, "missing_annotation", f"{spec.task}: every {spec.kind[:-1]} covers "
+                                     f"{share:.0%} of the video or more: nothing to ground", task=spec.task,
+                                     kind=spec.kind, inside=len(items))], []
         made = []
-        for index, group in pick_items(spec.task, tcfg, row, same_question(items, spec.shape), tcfg.per_clip):
+        for index, group in pick_items(spec.task, tcfg, row, groups, tcfg.per_clip):
             a, b, text = group[0]
             out = template_sample(stage, row, spec.task, index, prompt_id, spec.qtype)
             if spec.shape == "grounding":
