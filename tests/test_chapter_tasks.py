@@ -51,3 +51,18 @@ def test_a_chapter_over_nearly_the_whole_video_is_not_grounded():
     assert len(samples["chapter_title"]) == 2   # a title question over its span still asks something
     samples, _ = _made(_row([(0.0, 20.0, "Intro"), (20.0, 45.0, "Demo"), (45.0, 60.0, "Questions")]))
     assert len(samples["chapter_grounding"]) == 3
+
+
+def test_a_question_for_the_chapters_end_needs_its_span():
+    """docs/template_tasks.md showed "begin and end?" with the default `answer: start`: one time for two."""
+    import pytest
+    from pydantic import ValidationError
+
+    from vdata.stages.generate.segments import ChapterGroundingTask
+
+    with pytest.raises(ValidationError, match=r"templates: .*asks for the chapter's end.*answer: span"):
+        ChapterGroundingTask(templates=['When does the chapter "$title" begin and end?'])
+    with pytest.raises(ValidationError, match=r"templates_by_dataset.howto: .*asks for the chapter's end"):
+        ChapterGroundingTask(templates_by_dataset={"howto": ['How long is "$title"?']})
+    ChapterGroundingTask(answer="span", templates=['When does the chapter "$title" begin and end?'])
+    ChapterGroundingTask(templates=['When does the chapter "$title" start?'])

@@ -17,10 +17,11 @@ text at several times, several texts over one interval) make one sample whose an
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from vdata.schemas import records as R
 
@@ -82,6 +83,23 @@ class ChapterGroundingTask(PerItemTask):
     # VidChapters-7M localizes a chapter's start ("a chapter starting point and not a start-end window",
     # paper Sec. 2); `span` answers with the whole chapter instead. `answer_spans` holds the chapter either way.
     answer: Literal["start", "span"] = "start"
+
+    @model_validator(mode="after")
+    def _asks_what_it_answers(self):
+        """A question that asks for the chapter's end must get its span: with `answer: start` the sample
+        would answer "When does it begin and end?" with one time."""
+        if self.answer == "start":
+            lists = [("templates", self.templates or [])] + \
+                [(f"templates_by_dataset.{k}", v) for k, v in self.templates_by_dataset.items()]
+            for where, templates in lists:
+                for t in templates:
+                    if _ASKS_END.search(t):
+                        raise ValueError(f"{where}: {t!r} asks for the chapter's end, and answer is start (its "
+                                         "start time only): set answer: span, or ask for the start")
+        return self
+
+
+_ASKS_END = re.compile(r"\b(end|ends|ending|finish|finishes|how long)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
