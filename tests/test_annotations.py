@@ -665,3 +665,17 @@ def test_subtitle_sidecars_named_as_media_servers_name_them(tmp_path):
     assert SourceReader._subtitle_sidecar(str(tmp_path / "talk"), ["en"]) is None
     (tmp_path / "talk.English.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nHi\n")
     assert SourceReader._subtitle_sidecar(str(tmp_path / "talk"), ["en"]).endswith("talk.English.srt")
+
+
+def test_time_lines_of_a_description_that_make_no_youtube_chapters_are_no_bad_chapters(cut_video):
+    """A description's "0:02 Fractal" lines not from 0:00 are no chapters by YouTube's rule: a run that never
+    named the description as chapters gets none, and no reject rows about chapters it never asked for. Named
+    (`sources.chapters: description`), the same lines are read as chapters."""
+    description = "Patterns:\n0:02 Fractal\n0:04 Game of life\n0:08 Test card"
+    video, _ = cut_video
+    probed = _probed([{R.SOURCE_URI: video, R.PATH: video,
+                       R.SOURCE_META: json.dumps({"description": description, "label": "patterns"})}])
+    kept, rejects = vdata.run_stage(AnnotationsStage(sources={"labels": "label"}, sidecars=False), probed)
+    assert len(rejects) == 0 and kept[0][R.ANNOTATIONS]["chapters"] == [] and kept[0][R.ANNOTATION_ISSUES] == 0
+    kept, _ = vdata.run_stage(AnnotationsStage(sources={"chapters": "description"}, sidecars=False), probed)
+    assert [c["title"] for c in kept[0][R.ANNOTATIONS]["chapters"]] == ["Fractal", "Game of life", "Test card"]
