@@ -382,9 +382,10 @@ def test_panda70m_csv(build_dir, rows, tmp_path):
         recs = list(csv.DictReader(f))
     assert recs
     for rec in recs:
-        parsed = {k: (ast.literal_eval(v) if k in ("timestamp", "caption", "matching_score") else v) for k, v in rec.items()}
+        lists = ("timestamp", "caption", "matching_score", "desirable_filtering", "shot_boundary_detection")
+        parsed = {k: (ast.literal_eval(v) if k in lists else v) for k, v in rec.items()}
         validate("panda70m", parsed)
-        assert len(parsed["timestamp"]) == len(parsed["caption"]) == len(parsed["matching_score"])
+        assert len({len(parsed[k]) for k in lists}) == 1   # one item per clip in every list column
         starts = [sum(float(x) * m for x, m in zip(a.split(":"), (3600, 60, 1))) for a, _ in parsed["timestamp"]]
         assert starts == sorted(starts) and starts[0] == 0.0 and starts[1] == 2.0
         assert os.path.isfile(os.path.join(dest, parsed["url"]))
@@ -401,7 +402,8 @@ def test_sharegpt4video_jsonl(build_dir, rows, tmp_path):
         validate("sharegpt4video", rec)
         whole = [c["content"] for c in rec["captions"] if c["idx"] == "-1"]
         assert whole == [clips[rec["video_id"]][R.CAPTION]]
-        assert os.path.isfile(os.path.join(dest, rec["zip_folder"], rec["video_id"] + ".mp4"))
+        assert os.path.isfile(os.path.join(dest, rec["video_path"]))
+        assert os.path.basename(rec["video_path"]) == rec["video_id"] + ".mp4"
 
 
 def test_howtocaption_dict(build_dir, rows, tmp_path):
@@ -464,18 +466,19 @@ def test_koala36m_csv(build_dir, rows, tmp_path):
         recs = list(csv.DictReader(f))
     clips = {r[R.CLIP_ID]: r for r in rows.values() if r[R.SAMPLE_SCOPE] == R.SCOPE_CLIP}
     assert len(recs) == len(clips)
-    scores = {"clarity_score", "aesthetic_score", "motion_score", "video_training_suitability_score"}
+    scores = {"clarity_score", "aesthetic_score", "motion_score", "video_training_suitability_score", "vdata_suitability_score"}
     for rec in recs:
         parsed = {k: (ast.literal_eval(v) if k == "timestamp" else (float(v) if v else None) if k in scores else v)
                   for k, v in rec.items()}
         validate("koala36m", parsed)
         assert parsed["caption"] in {c[R.CAPTION] for c in clips.values()}
-        assert parsed["video_training_suitability_score"] == pytest.approx(0.9)   # the demo's q_suitability
+        assert parsed["video_training_suitability_score"] is None   # no learned VTSS: not vdata's 0..1 score
+        assert parsed["vdata_suitability_score"] == pytest.approx(0.9)   # the demo's q_suitability
         assert os.path.isfile(os.path.join(dest, parsed["url"]))
         # url and timestamp name the same video: the source video, and the clip's span in it
         clip = next(c for c in clips.values() if c[R.CAPTION] == parsed["caption"])
         assert os.path.realpath(os.path.join(dest, parsed["url"])) == os.path.realpath(clip[R.PATH])
-        assert parsed["timestamp"][0][0].endswith(f"{clip[R.START_S]:06.3f}")
+        assert parsed["timestamp"][0].endswith(f"{clip[R.START_S]:06.3f}")
 
 
 # --- the token renderers through the training exporters and the CLI -------------------------------
@@ -517,7 +520,7 @@ def test_builds_without_what_a_release_needs_write_nothing(tmp_path_factory, tmp
     media = tmp_path_factory.getbasetemp() / "vdata_demo_media"
     media.mkdir(exist_ok=True)
     plain = write_demo_build(str(tmp_path / "plain"), media_dir=str(media), with_frames=False)   # no annotations
-    with pytest.raises(ExportError, match="no video has chapters"):
+    with pytest.raises(ExportError, match="no video has 2 or more chapters"):
         export(plain, str(tmp_path / "vc"), "vidchapters")
     with pytest.raises(ExportError, match="nothing to export"):
         export(plain, str(tmp_path / "cg"), "cg_bench")        # no whole-video multiple-choice question

@@ -38,13 +38,15 @@ def time_spec(ctx, param, value):
 @click.option("--split", "splits", multiple=True, type=click.Choice(SPLIT_NAMES),
               help="only rows of this split (repeatable; default: every split)")
 @click.option("--name", help="dataset name used in file names (default: the build's name)")
-def export_cmd(out_dir, fmt, dest, time_format, media, tasks, splits, name):
+@click.option("--video-token", type=click.Choice(["<image>", "<video>"]),
+              help="llava only: the token opening the first human turn (default <image>; <video> for Video-LLaVA)")
+def export_cmd(out_dir, fmt, dest, time_format, media, tasks, splits, name, video_token):
     """Render the finished build in OUT_DIR as FORMAT into DEST."""
     from . import ExportError, export
 
     try:
         result = export(out_dir, dest, fmt, time_format=time_format, media=media, tasks=tasks or None, name=name,
-                        splits=splits or None)
+                        splits=splits or None, **({"video_token": video_token} if video_token else {}))
     except (ExportError, ValueError) as e:
         fail(str(e))
     click.echo(result.summary())

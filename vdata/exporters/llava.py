@@ -7,6 +7,11 @@ captions, chapters), `<name>_oe_qa.json` (open-ended: open QA, grounding, open C
 (= `<dest>/videos`; absolute with `--media none`) and the `<image>` token (LLaVA-NeXT uses it for video
 too) opening the first human turn. `<name>.yaml` lists the files in LLaVA-NeXT's `--data_path` YAML form.
 
+`video_token="<video>"` opens the turn with `<video>` instead, for Video-LLaVA-style trainers:
+PKU-YuanGroup/Video-LLaVA `videollava/train/train.py` `preprocess_multimodal` expands each `<video>` into
+`num_frames` x `<image>` (one per frame feature), so one `<image>` for a video misaligns its frames;
+orrzohar/Video-STaR, trained with that code, writes `'<video>\n' + question` (`videostar/data_generation.py`).
+
 Clips without a clip file are cut with ffmpeg (the record has no field for an interval). Times in the
 texts are relative to the start of the clip the model sees.
 """
@@ -18,17 +23,20 @@ import yaml
 
 from .base import ExportOptions, ExportResult, prepare, safe_name, write_json
 from .dialog import SampleError, turn
-from .source import BuildDir, subset_of
+from .source import BuildDir, ExportError, subset_of
 
 FILE_SUFFIX = {"captions": "cap", "open_qa": "oe_qa", "grounding": "oe_qa", "mcq": "mc_qa"}
 IMAGE_TOKEN = "<image>"
+VIDEO_TOKENS = (IMAGE_TOKEN, "<video>")   # LLaVA-NeXT / LLaVA-OneVision; Video-LLaVA, Video-STaR
 
 
 def llava_file_kind(item) -> str:
     return FILE_SUFFIX[subset_of(item.task, item.get("options"))]
 
 
-def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
+def export(build: BuildDir, dest: str, opts: ExportOptions, video_token: str = IMAGE_TOKEN) -> ExportResult:
+    if video_token not in VIDEO_TOKENS:   # before anything is written: a wrong token trains silently misaligned
+        raise ExportError(f"video_token must be one of {', '.join(VIDEO_TOKENS)}, not {video_token!r}")
     name = safe_name(opts.name or build.name)
     prepared, planner, skipped = prepare(build, dest, opts)
     video_folder = os.path.join(planner.dest, "videos")
@@ -43,7 +51,7 @@ def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
             "id": p.item.id,
             "video": planner.ref(p.visual, video_folder),
             "data_source": name,
-            "conversations": [{"from": "human", "value": f"{IMAGE_TOKEN}\n{t.user}"},
+            "conversations": [{"from": "human", "value": f"{video_token}\n{t.user}"},
                               {"from": "gpt", "value": t.assistant}],
         })
     result = ExportResult("llava", planner.dest, media=planner.stats, skipped=dict(skipped))

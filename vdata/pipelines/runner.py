@@ -450,7 +450,8 @@ def _write_exports(cfg: BuildConfig, plan: Plan, console, refresh: bool, local: 
         S.rmtree(dest)
         try:   # `export` renders an export to a URL locally and puts it there
             result = export(local, dest, spec.format, time_format=spec.time, media=spec.media, tasks=spec.tasks,
-                            splits=spec.split, name=redact(cfg.name, cfg.secrets))   # names files: no secret
+                            splits=spec.split, name=redact(cfg.name, cfg.secrets),   # names files: no secret
+                            **({"video_token": spec.video_token} if spec.video_token else {}))
         except NothingToExport as e:   # not a failure: an empty dataset has nothing to render
             console.print(f"[yellow]export {spec.format}[/]: {e}")
             out.append({**entry, "status": "empty", "reason": str(e)})

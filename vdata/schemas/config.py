@@ -127,6 +127,9 @@ class ExportSpec(_Strict):
     tasks: list[str] | None = None         # only samples of these tasks
     # only rows of these splits (None: every split, with a note when held-out videos are in the export)
     split: list[Literal["train", "validation", "test"]] | None = None
+    # llava only: the token opening the first human turn; `<video>` for Video-LLaVA-style trainers (Video-STaR),
+    # which expand it into one <image> per frame (vdata/exporters/llava.py). None: the exporter's `<image>`.
+    video_token: Literal["<image>", "<video>"] | None = None
 
     _one_split = field_validator("split", mode="before")(lambda value: _listed(value))
 
@@ -136,6 +139,8 @@ class ExportSpec(_Strict):
 
         if self.format not in EXPORT_FORMATS:
             raise ValueError(f"format: unknown export format {self.format!r} (allowed: {', '.join(EXPORT_FORMATS)})")
+        if self.video_token is not None and self.format != "llava":   # no other exporter takes it: say so now
+            raise ValueError(f"video_token: only the llava export takes it, not {self.format}")
         return self
 
 

@@ -1,4 +1,5 @@
-"""Panda-70M: a CSV with one row per source video, `videoID, url, timestamp, caption, matching_score`.
+"""Panda-70M: a CSV with one row per source video, `videoID, url, timestamp, caption, matching_score,
+desirable_filtering, shot_boundary_detection`.
 
 Layout confirmed in snap-research/Panda-70M `dataset_dataloading/README.md` (video2dataset reads
 `--url_col url --caption_col caption --clip_col timestamp` and keeps `matching_score`) and
@@ -6,6 +7,14 @@ Layout confirmed in snap-research/Panda-70M `dataset_dataloading/README.md` (vid
 list columns are Python list literals, as in the release CSVs: `timestamp` the clips' timecode pairs,
 `caption` one caption per clip, `matching_score` the caption's selection score (the multi-teacher
 selector's; `None` when the build has none). `url` points at the source video inside the export.
+
+`desirable_filtering` and `shot_boundary_detection` are the columns the README's download command keeps
+(`--save_additional_columns="[matching_score,desirable_filtering,shot_boundary_detection]"`; its
+video2dataset `input_sharder.py` selects them, `workers/download_worker.py` takes
+`eval(meta["desirable_filtering"])[i]` and `eval(meta["shot_boundary_detection"])[i]` per clip). In the
+release they hold, per clip, one of six desirability classes (`desirable`, `0_low_desirable_score`, ...)
+and TransNetV2's shot intervals inside the clip (top-level README.md). vdata computes neither, so each
+holds one `None` per clip, as `matching_score` does for a build without a selector score.
 """
 from __future__ import annotations
 
@@ -18,7 +27,7 @@ from ..base import ExportOptions, ExportResult, prepare, safe_name
 from ..source import BuildDir, Item
 from .common import by_video, clip_rows, require, result_for, timecode
 
-COLUMNS = ["videoID", "url", "timestamp", "caption", "matching_score"]
+COLUMNS = ["videoID", "url", "timestamp", "caption", "matching_score", "desirable_filtering", "shot_boundary_detection"]
 
 
 def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
@@ -39,7 +48,10 @@ def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
                      for c in clips]
             w.writerow({"videoID": p.item.id, "url": planner.ref(p.visual, planner.dest),
                         "timestamp": repr([[timecode(c[R.START_S]), timecode(c[R.END_S])] for c in clips]),
-                        "caption": repr([c[R.CAPTION] for c in clips]), "matching_score": repr(score)})
+                        "caption": repr([c[R.CAPTION] for c in clips]), "matching_score": repr(score),
+                        # not computed: a None per clip, which the release's loader indexes like a value
+                        "desirable_filtering": repr([None] * len(clips)),
+                        "shot_boundary_detection": repr([None] * len(clips))})
             result.rows[fname] = result.rows.get(fname, 0) + 1
     result.files.append(fname)
     return result
