@@ -181,3 +181,27 @@ def test_names_and_things_said_across_clips_become_entities():
     out = _run(rows)
     assert out["s:0"][R.CAPTION_RENAMED] == "Pedro waves. Maria and she drives the red car."
     assert out["s:1"][R.CAPTION_RENAMED] == "Tom waits at the door."
+
+
+def test_a_name_only_talked_about_or_said_to_one_of_two_people_names_no_one():
+    """MR. Video and StoryTeller name a character from who is there. A name said only of someone absent
+    ("waiting for Ben", "Ben is late", "Ben said he…") is not the captioned woman's; "Hello Maria" in a
+    clip with two women does not say which one is Maria; speech that calls the named one "he" never names
+    a woman. The names stay entities of their own, told in speech."""
+    def clips(*pairs, video="x"):
+        return [{R.SOURCE_URI: f"{video}.mp4", R.VIDEO_ID: video, R.CLIP_ID: f"{video}:{k}", R.START_S: 5.0 * k,
+                 R.CAPTION: c, R.TRANSCRIPT_TEXT: t} for k, (c, t) in enumerate(pairs)]
+
+    absent = _run(clips(("A woman in a red apron cuts apples at a counter.", "I am waiting for Ben. Ben is late again."),
+                        ("The woman in the red apron puts the apples on a plate.", "Ben said he would bring the bread.")))
+    assert absent["x:0"][R.CAPTION_RENAMED] == "The woman in the red apron cuts apples at a counter."
+    assert {e["name"]: e["aliases"] for e in absent["x:0"][R.ENTITIES]}["Ben"] == ["Ben"]
+    two = _run(clips(("A woman in a red apron talks to a woman in a blue coat.", "Hello Maria, nice coat.")), min_clips=1)
+    assert "Maria" not in two["x:0"][R.CAPTION_RENAMED]
+    he = _run(clips(("A woman in a green coat plants a tree.", "Sam plants a tree. He digs first."),
+                    ("The woman in the green coat waters it.", "Now Sam waters it.")))
+    assert "Sam" not in he["x:0"][R.CAPTION_RENAMED] and "Sam" not in he["x:1"][R.CAPTION_RENAMED]
+    # the same scene where the speech calls Sam "she": Sam is the woman
+    she = _run(clips(("A woman in a green coat plants a tree.", "Sam plants a tree. She digs first."),
+                     ("The woman in the green coat waters it.", "Now Sam waters it.")))
+    assert she["x:0"][R.CAPTION_RENAMED] == "Sam plants a tree." and she["x:1"][R.CAPTION_RENAMED] == "Sam waters it."

@@ -11,7 +11,8 @@ clips of a video together and, without a teacher and deterministically:
 3. clusters mentions across clips: same head noun and same appearance words; a bare mention ("the man")
    joins its head's only described cluster, else the one described in its own clip, else a bare cluster;
 4. names each cluster: a person cluster takes the spoken name most often co-occurring in its clips (each
-   name used once), otherwise the most described mention with "the" (`naming: descriptive`) or
+   name used once; only a name said of someone there, never one only talked about as absent, one the speech
+   gives the other gender, or one two people in the clip could equally be), otherwise the most described mention with "the" (`naming: descriptive`) or
    "Person 1" / "Dog 1" (`naming: numbered`);
 5. rewrites each caption with every mention of a kept cluster replaced by the cluster's name.
 
@@ -71,6 +72,17 @@ NOT_NAMES = {"The", "A", "An", "This", "That", "These", "Those", "There", "It", 
              "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "English", "Say", "Watch", "See", "Take",
              "Put", "Make", "Get", "Give", "Open", "Turn", "Keep", "Try", "Add", "Use", "Wait", "Stop", "Listen"}
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z'-]*|[.!?]")
+# A name right after one of these is someone talked about, not the one on screen ("waiting for Ben",
+# "talk to Ana"); "hello from Ben" is the speaker signing, and stays a use of the name.
+ABOUT_PREPOSITIONS = {"for", "to", "about", "with", "at", "of", "without", "than", "from", "by", "on", "into",
+                      "toward", "towards", "after", "behind", "like", "call", "ask", "tell", "text", "meet"}
+GREETINGS = {"hello", "hi", "hey", "greetings", "love", "regards", "cheers", "bye"}
+# ... and a name followed by one of these is said of someone away or of another time ("Ben said", "Ben is
+# late", "Ben will come"); "Maria is kneading" (is + -ing) tells what is on screen now.
+AWAY_VERBS = {"was", "were", "will", "would", "said", "told", "called", "texted", "phoned", "wrote", "sent",
+              "isn't", "wasn't", "won't", "couldn't", "hasn't", "hadn't", "left", "had", "used", "promised"}
+FEMALE_HEADS = {"woman", "girl", "lady", "mother", "grandmother", "actress", "waitress"}
+MALE_HEADS = {"man", "boy", "guy", "gentleman", "father"}
 
 
 class EntitiesConfig(StageConfig):
@@ -195,6 +207,52 @@ def spoken_names(transcripts: dict[str, str]) -> dict[str, list[str]]:
     return {clip_id: list(dict.fromkeys(names)) for clip_id, names in found.items()}
 
 
+def present_names(transcripts: dict[str, str], names: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Of the names said in each clip, those said of someone there: at least one use that is not about an
+    absent person (after a preposition, "waiting for Ben"; before a verb of report, absence or another time,
+    "Ben said", "Ben is late", "Ben will"). Only such a use lets a person seen in the clip take the name."""
+    out = {}
+    for clip_id, said in names.items():
+        tokens = _TOKEN.findall(transcripts.get(clip_id) or "")
+        low = [t.lower() for t in tokens]
+        kept = []
+        for name in said:
+            for k, tok in enumerate(tokens):
+                if tok != name:
+                    continue
+                before = low[k - 1] if k else ""
+                after, then = (low[k + 1] if k + 1 < len(low) else ""), (low[k + 2] if k + 2 < len(low) else "")
+                about = before in ABOUT_PREPOSITIONS and not (before == "from" and k > 1 and low[k - 2] in GREETINGS)
+                away = after in AWAY_VERBS or (after == "is" and not then.endswith("ing") and then not in ("here", "there"))
+                if not (about or away):
+                    kept.append(name)
+                    break
+        out[clip_id] = kept
+    return out
+
+
+def name_genders(transcripts: dict[str, str], names: dict[str, list[str]]) -> dict[str, str]:
+    """name -> "female" / "male" where the speech refers back to it with she/her or he/him/his (the rest of
+    its sentence, or the next sentence's opening pronoun), one way only; names with no such cue are left out."""
+    cues: dict[str, set[str]] = {}
+    for clip_id, said in names.items():
+        tokens = _TOKEN.findall(transcripts.get(clip_id) or "")
+        for k, tok in enumerate(tokens):
+            if tok not in said:
+                continue
+            end = next((j for j in range(k + 1, len(tokens)) if tokens[j] in ".!?"), len(tokens))
+            window = [t.lower() for t in tokens[k + 1:end]] + ([tokens[end + 1].lower()] if end + 1 < len(tokens) else [])
+            for pronoun, gender in (("she", "female"), ("her", "female"), ("he", "male"), ("him", "male"),
+                                    ("his", "male")):
+                if pronoun in window:
+                    cues.setdefault(tok, set()).add(gender)
+    return {name: g.pop() for name, g in cues.items() if len(g) == 1}
+
+
+def _gender_of(cluster: Cluster) -> str | None:
+    return "female" if cluster.head in FEMALE_HEADS else "male" if cluster.head in MALE_HEADS else None
+
+
 def cluster_mentions(mentions: list[Mention]) -> list[Cluster]:
     """Clusters in order of first mention: described mentions by (head, attrs), then bare ones by the rules."""
     for k, m in enumerate(mentions):
@@ -224,14 +282,19 @@ def cluster_mentions(mentions: list[Mention]) -> list[Cluster]:
     return ordered
 
 
-def name_clusters(clusters: list[Cluster], names: dict[str, list[str]], naming: str) -> dict[int, str]:
+def name_clusters(clusters: list[Cluster], names: dict[str, list[str]], naming: str,
+                  genders: dict[str, str] | None = None) -> dict[int, str]:
     """Cluster index → name: the name the caption gives a mention ("a woman named Maria"), else for person
-    clusters the spoken name, greedy by co-occurring clip count; each name used once.
+    clusters the spoken name, greedy by co-occurring clip count; each name used once. `names` are the
+    names said of someone present in each clip (`present_names`); a name the speech gives one gender
+    (`name_genders`) never goes to a person captioned as the other. A name that two free clusters would take
+    on equal evidence (two women in the clip where "Hello Maria" is said) goes to neither.
 
     Ties go to the name said in fewer clips of the video (the more specific one: in "Tom waits for Maria",
     the man seen only there is Tom, not Maria who is named all along), then to the name said first (the
     subject usually opens the sentence: Whisper may write "Maria Bake, three loaves…" for "Maria bakes three
     loaves…"), then to the earlier cluster."""
+    genders = genders or {}
     said_first = {name: k for k, name in enumerate(dict.fromkeys(n for clip in names.values() for n in clip))}
     spread = Counter(n for clip in names.values() for n in clip)
     candidates = []
@@ -239,7 +302,8 @@ def name_clusters(clusters: list[Cluster], names: dict[str, list[str]], naming: 
         if c.kind != "person":
             continue
         counts = Counter(n for clip in c.clip_ids for n in names.get(clip, []))
-        candidates += [(-count, spread[name], said_first[name], idx, name) for name, count in counts.items()]
+        candidates += [(-count, spread[name], said_first[name], idx, name) for name, count in counts.items()
+                       if not (genders.get(name) and _gender_of(c) and genders[name] != _gender_of(c))]
     spoken, used = {}, set()
     for idx, c in enumerate(clusters):   # a name the text itself gives ("a woman named Maria") comes first
         given = Counter(m.named for m in c.mentions if m.named)
@@ -247,9 +311,13 @@ def name_clusters(clusters: list[Cluster], names: dict[str, list[str]], naming: 
             name = given.most_common(1)[0][0]
             if name not in used:
                 spoken[idx], used = name, used | {name}
-    for *_, idx, name in sorted(candidates):
-        if idx not in spoken and name not in used:
-            spoken[idx], used = name, used | {name}
+    for count, *_, idx, name in sorted(candidates):
+        if idx in spoken or name in used:
+            continue
+        if any(other != idx and other not in spoken and n == name and c == count for c, *_, other, n in candidates):
+            used = used | {name}   # as good a fit for another free cluster: which one it names is unknown
+            continue
+        spoken[idx], used = name, used | {name}
     numbers: Counter = Counter()
     for idx, c in enumerate(clusters):
         if idx in spoken:
@@ -302,8 +370,9 @@ def video_entities(rows: list[dict], config: EntitiesConfig) -> tuple[list[dict]
             for r in rows} if config.spoken_names else {}
     mentions = [m for clip in per_clip for m in per_clip[clip] + said.get(clip, [])]
     clusters = cluster_mentions(mentions)
-    names = spoken_names({r[R.CLIP_ID]: r.get(R.TRANSCRIPT_TEXT) or "" for r in rows}) if config.spoken_names else {}
-    spoken = name_clusters(clusters, names, config.naming)
+    transcripts = {r[R.CLIP_ID]: r.get(R.TRANSCRIPT_TEXT) or "" for r in rows}
+    names = spoken_names(transcripts) if config.spoken_names else {}
+    spoken = name_clusters(clusters, present_names(transcripts, names), config.naming, name_genders(transcripts, names))
     captions = {r[R.CLIP_ID]: r.get(R.CAPTION) or "" for r in rows}
     table, mention_names = [], {}
     for idx, c in enumerate(clusters):
