@@ -8,6 +8,7 @@ import pytest
 
 from vdata.schemas import records as R
 from vdata.stages.base import RunContext
+from vdata.stages.caption.demo import DEMO_SERVED_NAME
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -31,13 +32,13 @@ def vllm_teacher_config(model_dir) -> dict:
 
 
 def managed_teacher_config(model_dir) -> dict:
-    return {"backend": "managed", "engine": "vllm", "model": str(model_dir), "served_model_name": "tiny",
+    return {"backend": "managed", "engine": "vllm", "model": str(model_dir), "served_model_name": DEMO_SERVED_NAME,
             "engine_args": dict(CPU_ENGINE), "env": {"VLLM_CPU_KVCACHE_SPACE": "1"},
             "startup_timeout_s": 600, "timeout_s": 120, "max_concurrency": 32, "sampling": dict(TEST_SAMPLING)}
 
 
 def openai_teacher_config(base_url: str, **extra) -> dict:
-    cfg = {"backend": "openai", "base_url": base_url, "model": "tiny", "timeout_s": 120, "max_concurrency": 32,
+    cfg = {"backend": "openai", "base_url": base_url, "model": DEMO_SERVED_NAME, "timeout_s": 120, "max_concurrency": 32,
            "sampling": dict(TEST_SAMPLING), "video": {"mode": "frames"}}
     cfg.update(extra)
     return cfg

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vdata.schemas import records as R
+from vdata.stages.caption.demo import DEMO_SERVED_NAME
 
 GLYPHS = {"circle": "●", "triangle": "▲", "square": "■", "star": "★", "diamond": "◆"}
 NUMBER = {1: "one", 2: "two", 3: "three", 4: "four"}
@@ -498,7 +499,7 @@ def start_vllm(model_dir: str, log_dir: str | None = None):
     """A tiny random Qwen2.5-VL on a CPU vLLM server."""
     from vdata.teachers.managed import ManagedServer
 
-    srv = ManagedServer("vllm", str(model_dir), served_model_name="tiny-vlm", engine_args=dict(CPU_ENGINE),
+    srv = ManagedServer("vllm", str(model_dir), served_model_name=DEMO_SERVED_NAME, engine_args=dict(CPU_ENGINE),
                         env={"VLLM_CPU_KVCACHE_SPACE": "1"}, startup_timeout_s=600, log_dir=log_dir)
     return srv.start()
 

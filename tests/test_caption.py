@@ -298,7 +298,7 @@ class TestOfflineEngine:
         out = stage.process_batch(clips)
         for row, clip in zip(out, clips):
             ids = check_row(row, clip, stage, "captioner")
-            assert "caption/multi_frame@v1" in ids and any(i.startswith("caption/window_merge@file:") for i in ids)
+            assert "caption/multi_frame@v2" in ids and any(i.startswith("caption/window_merge@file:") for i in ids)
             # two windows of two frames: their captions are kept as steps at each window's first frame
             frames = [f[R.FRAME_TIMESTAMP_S] for f in clip[R.FRAMES]]
             assert [s["timestamp_s"] for s in row[R.CAPTION_STEPS]] == [frames[0], frames[2]]
@@ -408,7 +408,7 @@ class TestOfflineEngine:
         out = stage.process_batch(clips)
         for row, clip in zip(out, clips):
             ids = check_row(row, clip, stage, "captioner")
-            assert "caption/judge@v1" in ids and "caption/multi_frame@v1" in ids
+            assert "caption/judge@v1" in ids and "caption/multi_frame@v2" in ids
             cands = row[R.CAPTION_CANDIDATES]
             assert len(cands) == 3 and all(c["teacher"] == "captioner" and c["text"].strip() for c in cands)
             assert all(0.0 <= c["score"] <= 1.0 and round(c["score"] * 10) == c["score"] * 10 for c in cands)

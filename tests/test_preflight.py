@@ -46,7 +46,7 @@ def test_unknown_teacher_is_named_with_its_key_path_and_the_defined_ones(video_d
     # a multi-teacher caption names the exact list entry; generate, verify_claims, blind their `teacher`
     msg = problems(config(video_dir, CURATE + [
         {"caption": {"teacher": "captioner", "strategy": "multi_teacher",
-                     "multi_teacher": {"teachers": ["captioner", "vlm2"]}}},
+                     "multi_teacher": {"teachers": ["captioner", "vlm2"], "samples_per_teacher": 2}}},
         {"generate": {"teacher": "writr"}}, {"verify_claims": {"teacher": "judge"}}, {"blind": {"teacher": "writer"}}],
         {"captioner": HTTP, "writer": HTTP}))
     assert "stages[3].caption.multi_teacher.teachers[1]: unknown teacher 'vlm2'" in msg

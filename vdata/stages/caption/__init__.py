@@ -3,7 +3,8 @@
 Strategies (`strategy:`), one module each, built from versioned prompt templates in
 `vdata/prompts/caption/` that a config can override file by file (`prompts: {multi_frame: my_prompt.txt}`):
 
-- `multi_frame` (multi_frame.py): the clip's frames, each marked with its time, in one request.
+- `multi_frame` (multi_frame.py): the clip's frames, each marked with its time, in one request; with the
+  video's title and description (annotations, else source_meta) when it has them (`video_context_chars`).
 - `differential` (differential.py, ShareGPT4Video): the first keyframe, then what changed at each next
   keyframe, then a summary of the timed steps.
 - `dense` (dense.py, TimeSuite / Vript): bounded JSON with timed events, shot type and camera movement;
@@ -25,7 +26,10 @@ each request the moment a clip asks for it (no round, no barrier); the offline v
 batched call whenever every active clip is waiting for answers.
 
 Errors are values: a teacher error (timeout, schema failure, ...) rejects the clip with reason
-`teacher_<kind>` and keeps the raw reply in the reject's detail.
+`teacher_<kind>` and keeps the raw reply in the reject's detail. A prose reply the teacher stopped at
+max_tokens (finish_reason "length") is no caption: the clip is rejected `cut_at_max_tokens` (a multi_teacher
+candidate is dropped), except from the demo's random model, which never ends a reply. A structured schema
+whose bounds cannot fit `max_tokens` is a config error.
 
 Layout: config.py (settings) → scheduler.py (the pool) → common.py (clip, requests, rows) → one module
 per strategy → stage.py (CaptionStage); demo.py builds the quickstart's tiny teacher.

@@ -6,8 +6,10 @@ specific reject, `TeacherFailure` for a failed request).
 """
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from vdata.prompts import Prompt, shorten
@@ -15,7 +17,10 @@ from vdata.schemas import records as R
 
 from ..base import Reject
 from .config import CaptionConfig
+from .demo import is_demo_model
 from .scheduler import Call, ClipPool, TeacherFailure
+
+CUT_REASON = "cut_at_max_tokens"
 
 # Dense-caption timestamp bookkeeping. Not (yet) in records.py's CAPTION_COLUMNS: registered here
 # through the registry's hook for later floors (same name + type is idempotent if records.py adopts them).
@@ -39,6 +44,7 @@ class Clip:
     transcript: str                       # rendered transcript block, or ""
     fps: float | None
     prompt_ids: dict[str, None] = field(default_factory=dict)   # ordered set of template ids used
+    video: str = ""                       # rendered title / description block (multi_frame), or ""
 
 
 class RowReject(Exception):
@@ -94,6 +100,57 @@ def nonempty(text: str | None, teacher: str, step: str) -> str:
     return text
 
 
+class CutReply(TeacherFailure):
+    """A prose reply the teacher stopped at max_tokens (finish_reason "length") before it finished one
+    sentence. A caption cut mid-sentence reads as complete in every export, so it fails like a failed
+    request: a multi_teacher candidate is dropped, any other step rejects the clip `cut_at_max_tokens`
+    (structured and dense replies are JSON: the teachers' schema check already fails a cut one)."""
+
+    def __init__(self, call: Call, result, max_tokens: int | None):
+        super().__init__(call, result)
+        self.max_tokens = max_tokens
+
+
+def _video_meta(row: dict, key: str) -> str:
+    """The video's `key` text: the `annotations` column's, else source_meta's; "" when neither has one."""
+    ann = row.get(R.ANNOTATIONS)
+    value = ann.get(key) if isinstance(ann, dict) else None
+    if not (isinstance(value, str) and value.strip()):
+        raw = row.get(R.SOURCE_META)
+        try:
+            meta = json.loads(raw) if isinstance(raw, str) and raw else (raw if isinstance(raw, dict) else {})
+        except ValueError:
+            meta = {}
+        value = meta.get(key) if isinstance(meta, dict) else None
+    return value.strip() if isinstance(value, str) else ""
+
+
+def video_title(row: dict) -> str:
+    """The video's title: the `annotations` column's, else source_meta's `title`."""
+    return " ".join(_video_meta(row, "title").split())
+
+
+def video_context_lines(row: dict, max_chars: int) -> str:
+    """The video's title and description as `Title:` / `Description:` lines, only those it has ("" for
+    neither). The description keeps its line breaks (chapter lists read as lists) and is cut to `max_chars`."""
+    title = shorten(video_title(row), 200)
+    description = "\n".join(line.strip() for line in _video_meta(row, "description").splitlines() if line.strip())
+    lines = [f"Title: {title}"] if title else []
+    if description:
+        lines.append("Description: " + shorten(description, max_chars, collapse_spaces=False))
+    return "\n".join(lines)
+
+
+_SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*(?=\s|$)")
+
+
+def complete_sentences(text: str) -> str:
+    """`text` up to the end of its last complete sentence, "" when it has none (a reply cut mid-sentence
+    keeps what it said whole)."""
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    return text[:ends[-1]].strip() if ends else ""
+
+
 def transcript_lines(row: dict, clip_start: float, max_chars: int) -> str:
     """The clip's speech as timed lines (clip-relative seconds): the asr stage's segments, its text, else
     the annotation subtitles over the clip; "" when there is none."""
@@ -129,9 +186,32 @@ class Captioner:
     pool: ClipPool
     reject: Callable[..., Reject]                    # Stage.reject(row, reason, message, **detail)
     embedder: Any = None      # multi_teacher's selector model: a text embedder (agreement) or a vision-text model
+    trimmed: Counter = field(default_factory=Counter)   # step -> replies cut at max_tokens, kept to their last sentence
 
     async def ask(self, teacher: str, request: Any, step: str) -> Any:
         return await self.pool.ask(Call(teacher, request, step))
+
+    async def ask_text(self, teacher: str, request: Any, step: str) -> str:
+        """A prose reply's text: not blank, and never cut mid-sentence. A reply stopped at max_tokens
+        (finish_reason "length") keeps its complete sentences (`trimmed` counts them, the stage's stats
+        say how many); one with no complete sentence fails (CutReply)."""
+        res = await self.ask(teacher, request, step)
+        text = nonempty(res.text, teacher, step)
+        # the demo's random-weight model never ends a reply, and its text is placeholder noise either way:
+        # trimming or rejecting its cut replies would leave the quickstart and the recipe demos with no caption
+        if res.finish_reason == "length" and not is_demo_model(self.teachers[teacher].model_name):
+            whole = complete_sentences(text)
+            if whole:
+                self.trimmed[step.split("#")[0]] += 1
+                return whole
+            budget = (request.sampling or {}).get("max_tokens") or self._default_max_tokens(teacher)
+            error = f"{CUT_REASON}: the reply stopped at max_tokens={budget} (finish_reason \"length\")"
+            raise CutReply(Call(teacher, request, step), replace(res, error=error, raw=res.text), budget)
+        return text
+
+    def _default_max_tokens(self, teacher: str) -> int | None:
+        sampling = getattr(getattr(self.teachers[teacher], "config", None), "sampling", None)
+        return getattr(sampling, "max_tokens", None)
 
     def request(self, clip: Clip, template: str, frames: list[Frame], values: dict, *,
                 schema: dict | None = None, sampling: dict | None = None, as_images: bool = False):
@@ -139,7 +219,7 @@ class Captioner:
 
         prompt = self.prompts[template]
         clip.prompt_ids[prompt.id] = None
-        base = {"duration": fmt(clip.duration_s), "transcript": clip.transcript,
+        base = {"duration": fmt(clip.duration_s), "transcript": clip.transcript, "video": clip.video,
                 "num_frames": len(frames), "frame_times": ", ".join(f"{fmt(f.rel_s)}s" for f in frames)}
         text = prompt.render(**{**base, **values})
         parts: list = []

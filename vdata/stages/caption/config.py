@@ -4,7 +4,8 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from vdata.schemas.config import config_file
 
@@ -13,7 +14,7 @@ from ..base import StageConfig
 STRATEGIES = ("multi_frame", "differential", "dense", "multi_teacher", "structured")
 PROMPT_GROUP = "caption"
 PROMPT_NAMES = ("multi_frame", "window_merge", "differential_first", "differential_next", "differential_summary",
-                "dense", "judge", "transcript", "structured", "structured_title", "structured_previous", "speech")
+                "dense", "judge", "transcript", "structured", "structured_title", "structured_previous", "speech", "video_context")
 
 SHOT_TYPES = ("extreme_close_up", "close_up", "medium", "wide", "extreme_wide", "aerial", "point_of_view", "other")
 CAMERA_MOVEMENTS = ("static", "pan", "tilt", "zoom_in", "zoom_out", "dolly", "tracking", "handheld", "mixed", "other")
@@ -109,6 +110,26 @@ def schema_fields(cfg: StructuredConfig) -> list[StructuredField]:
     return [f if f.choices else f.model_copy(update={"max_chars": min(f.max_chars, cfg.max_chars)}) for f in fields]
 
 
+# A structured reply's size, estimated before anything runs: ~4 characters per token (English prose in the
+# BPE vocabularies of Qwen, Llama and GPT models; fewer for other scripts, so the estimate is a lower bound),
+# each string at its schema maxLength (an enum at its longest choice), plus the JSON around each field:
+# the quoted key, `": "`, the value's quotes and `, ` (the key's length + 6) and the object's braces.
+CHARS_PER_TOKEN = 4
+
+
+def schema_tokens(fields: list[StructuredField]) -> int:
+    """Tokens a reply that fills every field up to its bound needs (the estimate above)."""
+    chars = 2 + sum((max(map(len, f.choices)) if f.choices else f.max_chars) + len(f.name) + 6 for f in fields)
+    return -(-chars // CHARS_PER_TOKEN)
+
+
+def key_error(model: str, key: tuple, message: str, value: Any) -> ValidationError:
+    """A config error at its own key path below the caption stage (parse_config prefixes the stage's place)."""
+    # the message travels as a context value: a `{` in it is not a format field
+    return ValidationError.from_exception_data(model, [InitErrorDetails(
+        type=PydanticCustomError("caption_config", "{message}", {"message": message}), loc=key, input=value)])
+
+
 def caption_fields_of(cfg: StructuredConfig) -> list[str]:
     """The fields joined into `caption`."""
     if cfg.caption_from:
@@ -129,6 +150,9 @@ class CaptionConfig(StageConfig):
     use_frames: bool = True
     transcript: bool = True                     # put the clip's speech (from the asr stage) into the prompts
     transcript_max_chars: int = Field(2000, ge=0, le=100000)
+    # multi_frame / multi_teacher: the video's title and description (the annotations stage's, else
+    # source_meta's) in the prompt, as Panda-70M's teachers got them; the description is cut to this; 0: left out
+    video_context_chars: int = Field(800, ge=0, le=20000)
     max_tokens: int | None = Field(None, ge=1)  # reply budget per request; None: the teacher's sampling.max_tokens
     sampling: dict[str, Any] = Field(default_factory=dict)   # per-request overrides, incl. backend extras (top_k, ignore_eos)
     max_in_flight: int = Field(16, ge=1, le=4096)   # clips in flight per worker
@@ -170,6 +194,15 @@ class CaptionConfig(StageConfig):
             unknown = [n for n in (self.structured.caption_from or []) if n not in names]
             if unknown:
                 raise ValueError(f"structured.caption_from: {unknown} are not fields of the schema ({', '.join(names)})")
+            # a budget the schema cannot fit cuts every reply that uses its bounds: the JSON is left unterminated
+            # and the clip is rejected, so every clip of a build can be lost to one number (Koala-36M's ~200-word
+            # captions in 96 tokens); the teacher's own sampling.max_tokens (max_tokens unset) is not known here
+            need = schema_tokens(schema_fields(self.structured))
+            if self.max_tokens is not None and self.max_tokens < need:
+                raise key_error(type(self).__name__, ("max_tokens",), f"{self.max_tokens} tokens cannot hold a "
+                                f"structured caption of this schema: its fields allow {need} tokens of JSON "
+                                f"(maxLength total at ~{CHARS_PER_TOKEN} characters per token, plus the keys); "
+                                f"set max_tokens >= {need}, or lower structured.max_chars", self.max_tokens)
         return self
 
     @model_validator(mode="after")
@@ -184,6 +217,14 @@ class CaptionConfig(StageConfig):
             if mt.min_candidates > n:
                 raise ValueError(f"multi_teacher.min_candidates: {mt.min_candidates} is more than the {n} "
                                  f"candidates configured")
+            # agreement scores a candidate by its mean similarity to the others: with two, both get the same
+            # score (their one similarity) and candidate 0 wins every time, whatever it says
+            if mt.selector == "agreement" and n < 3:
+                raise key_error(type(self).__name__, ("multi_teacher", "selector"), f"agreement needs at least 3 "
+                                f"candidates to choose (each is scored by its mean similarity to the others; with "
+                                f"2 both score the same and the first always wins); {n} configured "
+                                f"(teachers x samples_per_teacher): list more teachers, raise "
+                                f"samples_per_teacher, or use selector judge / similarity", mt.selector)
             if mt.selector == "similarity" and not mt.similarity_model:
                 raise ValueError("multi_teacher.similarity_model: the similarity selector needs a CLIP/SigLIP-family "
                                  "model (a local directory, package:<module>, or a hub id when online)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from vdata.prompts import shorten
 
-from .common import Captioner, Clip, fmt, nonempty, windows_of
+from .common import Captioner, Clip, fmt, windows_of
 from .multi_frame import merge
 
 
@@ -19,8 +19,7 @@ async def differential(cap: Captioner, clip: Clip) -> dict:
     limit = c.differential.context_chars
     first = clip.frames[0]
     req = cap.request(clip, "differential_first", [first], {"timestamp": fmt(first.rel_s)})
-    res = await cap.ask(t, req, f"differential_first@{fmt(first.rel_s)}s")
-    first_text = nonempty(res.text, t, "differential_first")
+    first_text = await cap.ask_text(t, req, f"differential_first@{fmt(first.rel_s)}s")
     steps = [(first, first_text)]
     for prev, cur in zip(clip.frames, clip.frames[1:]):
         context = f"At {fmt(first.rel_s)}s (first keyframe): {shorten(first_text, limit, collapse_spaces=False)}"
@@ -30,8 +29,7 @@ async def differential(cap: Captioner, clip: Clip) -> dict:
                           {"previous_timestamp": fmt(prev.rel_s), "timestamp": fmt(cur.rel_s), "context": context},
                           as_images=True)   # two distinct keyframes to compare, not a video
         step = f"differential_next@{fmt(cur.rel_s)}s"
-        res = await cap.ask(t, req, step)
-        steps.append((cur, nonempty(res.text, t, step)))
+        steps.append((cur, await cap.ask_text(t, req, step)))
     timed = [(f.rel_s, text) for f, text in steps]
     if len(steps) == 1:
         caption = first_text
@@ -50,8 +48,7 @@ async def summarize(cap: Captioner, clip: Clip, teacher: str, timed: list[tuple[
     chunks = windows_of(timed, cap.config.window_frames)
     named = ["differential_summary" + (f"[window {k}]" if len(chunks) > 1 else "") for k in range(len(chunks))]
     reqs = [cap.request(clip, "differential_summary", [], {"steps": listing(ch)}) for ch in chunks]
-    results = await cap.pool.gather([cap.ask(teacher, r, step) for r, step in zip(reqs, named)])
-    texts = [nonempty(r.text, teacher, step) for r, step in zip(results, named)]
+    texts = await cap.pool.gather([cap.ask_text(teacher, r, step) for r, step in zip(reqs, named)])
     if len(chunks) == 1:
         return texts[0]
     bounds = [ch[0][0] for ch in chunks] + [clip.duration_s]

@@ -1,4 +1,6 @@
-"""multi_frame: the clip's frames, each marked with its time, in one request → a detailed caption.
+"""multi_frame: the clip's frames, each marked with its time, in one request → a detailed caption. The
+video's title and description, when the row has them, go into the prompt (the `video_context` block, as
+Panda-70M's teachers got them); a row with neither renders as the v1 template did.
 
 With `window_frames: W`, a clip with more than W frames is described window by window (W frames each,
 side by side) and the window descriptions are merged by one more request; they are kept as steps.
@@ -6,7 +8,7 @@ side by side) and the window descriptions are merged by one more request; they a
 """
 from __future__ import annotations
 
-from .common import Captioner, Clip, fmt, nonempty, span_values, window_spans, windows_of
+from .common import Captioner, Clip, fmt, span_values, window_spans, windows_of
 
 
 async def describe(cap: Captioner, clip: Clip, teacher: str, sampling: dict | None = None,
@@ -16,13 +18,11 @@ async def describe(cap: Captioner, clip: Clip, teacher: str, sampling: dict | No
     if len(windows) == 1:
         template = "multi_frame" if cap.config.use_frames else "speech"   # speech: no frames, the transcript only
         req = cap.request(clip, template, clip.frames, span_values((0.0, clip.duration_s)), sampling=sampling)
-        res = await cap.ask(teacher, req, f"multi_frame{tag}")
-        return nonempty(res.text, teacher, f"multi_frame{tag}"), None
+        return await cap.ask_text(teacher, req, f"multi_frame{tag}"), None
     spans = window_spans(clip, windows)
     steps_named = [f"multi_frame{tag}[window {k}]" for k in range(len(windows))]
     reqs = [cap.request(clip, "multi_frame", w, span_values(s), sampling=sampling) for w, s in zip(windows, spans)]
-    results = await cap.pool.gather([cap.ask(teacher, r, step) for r, step in zip(reqs, steps_named)])
-    texts = [nonempty(r.text, teacher, step) for r, step in zip(results, steps_named)]
+    texts = await cap.pool.gather([cap.ask_text(teacher, r, step) for r, step in zip(reqs, steps_named)])
     merged = await merge(cap, clip, teacher, list(zip(spans, texts)), sampling, tag)
     steps = [(w[0].abs_s, t) for w, t in zip(windows, texts)]
     return merged, steps
@@ -32,8 +32,7 @@ async def merge(cap: Captioner, clip: Clip, teacher: str, parts: list, sampling:
     """One description from timed parts ((start, end), text), in clip-relative seconds."""
     listing = "\n\n".join(f"[{fmt(a)}s-{fmt(b)}s]\n{text}" for (a, b), text in parts)
     req = cap.request(clip, "window_merge", [], {"parts": listing}, sampling=sampling)
-    res = await cap.ask(teacher, req, f"window_merge{tag}")
-    return nonempty(res.text, teacher, f"window_merge{tag}")
+    return await cap.ask_text(teacher, req, f"window_merge{tag}")
 
 
 async def multi_frame(cap: Captioner, clip: Clip) -> dict:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 
 from vdata.prompts import Prompt, load_prompt
 from vdata.schemas import records as R
 
 from ..base import Reject, Resources, Stage
-from .common import Captioner, Clip, Frame, RowReject, thin_evenly, transcript_lines
+from .common import (CUT_REASON, Captioner, Clip, CutReply, Frame, RowReject, thin_evenly, transcript_lines,
+                     video_context_lines)
 from .config import PROMPT_GROUP, PROMPT_NAMES, CaptionConfig
 from .demo import is_demo_model
 from .dense import dense
@@ -27,7 +29,9 @@ STRATEGY_FUNCTIONS = {"multi_frame": multi_frame, "differential": differential, 
 
 class CaptionStage(Stage):
     name = "caption"
-    version = 2   # 2: dense events checked against their own window, duplicates kept once
+    # 2: dense events checked against their own window, duplicates kept once; 3: a prose reply cut at
+    # max_tokens rejects its clip (it was kept as the caption), the video's title/description in multi_frame
+    version = 3
     HUB_MODEL_FIELDS = ("multi_teacher.embedding_model", "multi_teacher.similarity_model")
     needs_video = True
     Config = CaptionConfig
@@ -49,6 +53,7 @@ class CaptionStage(Stage):
         self.prompts: dict[str, Prompt] = {}
         self._embedder = None
         self.last_schedule: ScheduleStats | None = None
+        self.trimmed: Counter = Counter()   # step -> replies kept to their last complete sentence
 
     @classmethod
     def grouping(cls, config: CaptionConfig) -> str | None:
@@ -178,6 +183,8 @@ class CaptionStage(Stage):
         """Per-teacher accounting (requests, failures, tokens, latency) and the last batch's schedule."""
         sched = self.last_schedule
         return {"teachers": {n: t.stats() for n, t in self.teachers.items()},
+                # replies stopped at max_tokens and kept to their last complete sentence, by step
+                "trimmed_at_max_tokens": dict(self.trimmed),
                 "schedule": None if sched is None else {
                     "mode": sched.mode, "max_in_flight": sched.max_in_flight, "clips": sched.clips,
                     "requests": sched.requests, "peak_outstanding": sched.peak_outstanding,
@@ -214,6 +221,7 @@ class CaptionStage(Stage):
         for i, outcome in zip(slots, pool.run(works)):
             outcomes[i] = outcome
         self.last_schedule = pool.stats
+        self.trimmed.update(cap.trimmed)
         return outcomes
 
     def _scene_chains(self, rows: list[dict], pool: ClipPool, cap: Captioner) -> list:
@@ -239,9 +247,16 @@ class CaptionStage(Stage):
             for i, outcome in zip(idx, chain):
                 outcomes[i] = outcome
         self.last_schedule = pool.stats
+        self.trimmed.update(cap.trimmed)
         return outcomes
 
     def _failure(self, row: dict, exc: BaseException) -> Reject:
+        if isinstance(exc, CutReply):   # the teacher answered; the budget (the config's) was too small
+            return self.reject(row, CUT_REASON, f"caption: the reply of teacher {exc.call.teacher!r} at "
+                               f"{exc.call.step} was cut at max_tokens={exc.max_tokens} (finish_reason \"length\"): "
+                               f"a cut caption is not kept; raise caption.max_tokens", teacher=exc.call.teacher,
+                               step=exc.call.step, max_tokens=exc.max_tokens, raw=exc.result.text,
+                               finish_reason=exc.result.finish_reason)
         if isinstance(exc, TeacherFailure):
             res = exc.result
             kind = res.error_kind or "error"
@@ -274,4 +289,11 @@ class CaptionStage(Stage):
         clip = Clip(row, start, duration, frames, transcript, row.get(R.FPS))
         if transcript:
             clip.prompt_ids[self.prompts["transcript"].id] = None
+        # only the multi_frame template has a place for it (structured has its own title; speech-only captions
+        # are written from the speech); a row with neither title nor description renders as before
+        if c.strategy in ("multi_frame", "multi_teacher") and c.use_frames and c.video_context_chars:
+            lines = video_context_lines(row, c.video_context_chars)
+            if lines:
+                clip.video = self.prompts["video_context"].render(lines=lines)
+                clip.prompt_ids[self.prompts["video_context"].id] = None
         return clip

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from vdata.prompts import shorten
 from vdata.schemas import records as R
 
-from .common import Captioner, Clip, RowReject, fmt
+from .common import Captioner, Clip, RowReject, fmt, video_title
 from .config import CAMERA_MOVEMENTS, SHOT_TYPES, StructuredField, caption_fields_of, schema_fields
 
 def structured_schema(fields: list[StructuredField]) -> dict:
@@ -75,20 +75,6 @@ def joined_caption(values: dict[str, str], names: list[str]) -> str:
         if text:
             parts.append(text if text[-1] in ".!?…" else text + ".")
     return " ".join(parts)
-
-
-def video_title(row: dict) -> str:
-    """The video's title: the `annotations` column's, else source_meta's `title`."""
-    title = (row.get(R.ANNOTATIONS) or {}).get("title") if isinstance(row.get(R.ANNOTATIONS), dict) else None
-    if not (title or "").strip():
-        raw = row.get(R.SOURCE_META)
-        try:
-            meta = json.loads(raw) if isinstance(raw, str) and raw else (raw if isinstance(raw, dict) else {})
-        except ValueError:
-            meta = {}
-        value = meta.get("title") if isinstance(meta, dict) else None
-        title = value if isinstance(value, str) else None
-    return " ".join((title or "").split())
 
 
 @dataclass
