@@ -100,6 +100,16 @@ def validate(config):
         click.echo(f"note: {note}")
 
 
+def _haystack_only(config, why: str) -> None:
+    """One line for a pipeline-only option given with a haystack config, naming the command to use."""
+    from rich.markup import escape
+
+    console.print(f"[red]error[/]: {escape(str(config))} is a haystack config: {escape(why)}; run `vdata haystack "
+                  f"plan {escape(str(config))}` or `vdata haystack build {escape(str(config))}` (see `vdata haystack "
+                  "build --help`)", highlight=False)
+    sys.exit(2)
+
+
 def _is_haystack_config(path) -> bool:
     from vdata.schemas.config_file import ConfigReadError, read_config_file
 
@@ -123,7 +133,19 @@ def _is_haystack_config(path) -> bool:
 def plan(config, cpus, gpus, videos, avg_duration, measured):
     """Print stages, resources, concurrency, teachers, spend estimates and output paths; runs nothing.
     Exits 1 when the stages do not fit the cluster shape given with --cpus / --gpus. With --videos, also
-    estimates the run from the per-stage rates a finished build measured."""
+    estimates the run from the per-stage rates a finished build measured. A haystack config (the vnbench
+    recipe) is planned as `vdata haystack plan CONFIG` does."""
+    if _is_haystack_config(config):   # `validate` accepts these; plan must not then reject them as pipelines
+        options = {"--cpus": cpus, "--gpus": gpus, "--videos": videos, "--avg-duration": avg_duration,
+                   "--measured": measured}
+        given = [name for name, value in options.items() if value is not None]
+        if given:
+            _haystack_only(config, f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to pipeline "
+                                   "configs only")
+        from vdata.haystack.cli import plan_cmd
+
+        click.get_current_context().invoke(plan_cmd, config=config)
+        return
     from vdata.pipelines.runner import plan_fits, plan_text, preflight
 
     cfg = _load(config)
@@ -157,7 +179,15 @@ def plan(config, cpus, gpus, videos, avg_duration, measured):
 def build(config, address, quiet, verbose, progress_every):
     """Run the pipeline of CONFIG and write the dataset. In a terminal it shows one progress line per
     stage (rows in and out, rejects) and the videos complete on disk with an ETA; in a log, one line
-    every --progress-every seconds."""
+    every --progress-every seconds. A haystack config (the vnbench recipe) is built as `vdata haystack
+    build CONFIG` does (--quiet applies; its other options are on `vdata haystack build`)."""
+    if _is_haystack_config(config):   # `validate` accepts these; build must not then reject them as pipelines
+        if address:
+            _haystack_only(config, "it builds on this machine, without Ray (--address does not apply)")
+        from vdata.haystack.cli import build_cmd
+
+        click.get_current_context().invoke(build_cmd, config=config, quiet=quiet)
+        return
     from vdata.pipelines.runner import build as run_build
     from vdata.teachers.types import TeacherRefusedError   # here: its numpy is no part of `vdata validate`, `--help`
 
@@ -265,7 +295,9 @@ def new_cmd(dest, recipe_name, demo_teachers, force):
         path = write_new_config(recipe_name, dest, keep_teachers=demo_teachers, overwrite=force)
     except RecipeError as e:
         raise click.BadParameter(str(e), param_hint="--recipe / DEST")
-    click.echo(f"wrote {path}: fill in the FILL IN lines, then `vdata validate {path}` and `vdata build {path}`")
+    # a haystack recipe (vnbench) builds through `vdata build` too: it hands the file to `vdata haystack build`
+    also = f" (= `vdata haystack build {path}`)" if _is_haystack_config(path) else ""
+    click.echo(f"wrote {path}: fill in the FILL IN lines, then `vdata validate {path}` and `vdata build {path}`{also}")
 
 
 @main.command("demo-videos")

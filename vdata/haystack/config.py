@@ -104,6 +104,9 @@ class VerifySpec(_Strict):
     text_absent_below: float = Field(0.5, gt=0, le=1)  # just outside, OCR must find less than this
     speech_min_words: float = Field(0.6, gt=0, le=1)   # share of the spoken phrase's words ASR must hear
     outside_s: float = Field(0.3, gt=0)                # how far outside the interval "absent" is checked
+    # Images and clips are also looked for in the whole rendered haystack, a frame this often (0: off):
+    # the haystack's own footage may show the needle's picture far from where it was inserted.
+    scan_every_s: float = Field(0.25, ge=0)
     timing_tolerance_s: float = Field(0.5, ge=0)       # ASR word times may stray this far from the interval
     asr_model: str | None = None                       # CTranslate2 Whisper dir; None: the packaged tiny.en
 

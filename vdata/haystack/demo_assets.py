@@ -29,10 +29,15 @@ PHRASES = [
     "GOLDEN CACTUS", "QUIET VOLCANO",
 ]
 
-CLIPS = [  # (label, lavfi source, extra filters): textured, asymmetric content keeps perceptual hashes stable
-    ("fractal zoom", "mandelbrot", ""),
+# (label, lavfi source, extra filters): textured, asymmetric content keeps perceptual hashes stable.
+# None of them may look like the demo haystack sources (examples/videos: `vdata demo-videos` renders
+# testsrc2, smptebars, mandelbrot's default view, cellauto): a needle the haystack also shows makes its
+# keyed answer wrong. So no default-view mandelbrot and no cellauto here (tests/haystack/test_haystack_leaks.py).
+CLIPS = [
+    ("purple clouds", "perlin=octaves=4:persistence=0.6:random_seed=7:xscale=2:yscale=2:tscale=2",
+     "lutrgb=r=val:g=val*0.3:b=255-val*0.5"),
     ("swirling fractal", "mandelbrot=start_x=-0.7436438870:start_y=0.1318259042:start_scale=0.02", ""),
-    ("cellular pattern", "cellauto=rule=110", "scale=320:180:flags=neighbor"),
+    ("rainbow spectrum", "colorspectrum=type=all", "hue=H=2*PI*t"),
     ("gradient blobs", "gradients=n=4:seed=3:speed=0.01", ""),
     ("sierpinski carpet", "sierpinski=type=carpet:seed=3", ""),
     ("test card", "testsrc", ""),

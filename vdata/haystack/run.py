@@ -124,7 +124,7 @@ class _ItemRunner:
             return True, None, "", None
         t0 = time.perf_counter()
         try:
-            res = self.verifier.verify(video, placements, base.length_s)
+            res = self.verifier.verify(video, placements, base.length_s, where=_footage_at(base, self.sources))
         except Exception as e:   # a crashing check is a failed check, never a stopped run
             res = None
             reason, message, detail = "verify_error", f"{type(e).__name__}: {e}", None
@@ -136,6 +136,19 @@ class _ItemRunner:
             reason, message, detail = res.reason, res.message, res.checks
         os.remove(video)
         return False, reason, message, detail
+
+
+def _footage_at(base, sources: dict[str, Source]) -> Callable[[float], str]:
+    """Names the source footage a haystack time shows ("multishot.mp4 at 1.70 s"): where a needle's
+    picture was found outside its interval, for the reject's message."""
+    def at(t: float) -> str:
+        for seg in base.segments:
+            if seg.offset_s <= t < seg.offset_s + seg.end_s - seg.start_s:
+                src = sources.get(seg.source_id)
+                name = os.path.basename(src.path) if src is not None else seg.source_id
+                return f"{name} at {seg.start_s + t - seg.offset_s:.2f} s"
+        return ""
+    return at
 
 
 def build_haystack(config: str | os.PathLike | HaystackConfig, *, render: str | None = None,

@@ -1,4 +1,4 @@
-"""Check every rendered item: each needle is there during its interval and absent just outside it.
+"""Check every rendered item: each needle is there during its interval and absent outside it.
 
 Decoded from the rendered file itself. Image and clip needles: the needle's on-screen box is compared
 with the needle itself (the image, or the clip's frame at that moment) by two measures, because neither
@@ -8,6 +8,11 @@ coefficient but DC is about 0, so two encodes of one red frame differ in half th
 colour distance (both scaled to the box as the renderer scales them, averaged down to a 16x16 grid,
 mean absolute difference per channel in 0-255) works on those and on everything else whose pixels
 survive the encoder. A needle is on screen when either measure matches and absent when neither does.
+Image and clip needles are looked for twice outside their interval: just beside it (`outside_s`: did the
+render overstay) and in a frame every `scan_every_s` of the whole rendered haystack (is the picture part of
+the haystack's own footage, or of another needle: then an answer keyed on where the needle was inserted is
+contradicted by the video). The haystack's frames are hashed once per item and box; every needle of the
+item is compared with them.
 Text needles: OCR of the box (RapidOCR, its packaged PP-OCR models), compared as Unicode text.
 Spoken needles: ASR of the audio around the interval (faster-whisper with the packaged Whisper tiny.en,
 int8 on the CPU) with word timestamps. An item whose needle is missing, or shows up where it should
@@ -23,6 +28,7 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
+from typing import Callable
 
 import numpy as np
 
@@ -38,6 +44,11 @@ from .needles import NeedleSet
 ASR_CONTEXT_S = 1.5      # audio heard before and after a spoken needle ("just outside" for speech)
 ASR_RATE = 16000
 COLOUR_GRID = 16         # the colour distance compares pictures averaged down to at most this many cells a side
+# The whole-haystack scan trusts a phash match only for a needle picture whose hash bits are not noise:
+# the median spread of the hash's low-frequency DCT coefficients (`phash_margin`) at least this. Measured:
+# flat colours and fine stripes 0 (plain red and plain blue clips hash alike), demo needles 99-7480.
+PHASH_MIN_MARGIN = 64.0
+SCAN_CHUNK = 32          # scanned frames decoded at a time: an hour's 14400 frames would not fit in memory
 # A script whose letters the OCR model can write at least this many of counts as one it reads (the
 # Chinese/English model also knows a handful of Greek and Cyrillic letters, as symbols, not as a script).
 SCRIPT_MIN_LETTERS = 20
@@ -148,6 +159,18 @@ def colour_thumb(image: np.ndarray, w: int, h: int) -> np.ndarray:
     return np.asarray(im.resize((min(COLOUR_GRID, w), min(COLOUR_GRID, h)), Image.BOX), np.float32)
 
 
+def phash_margin(image: np.ndarray) -> float:
+    """How far the coefficients `phash` thresholds at their median lie from it (its steps: grey, 32x32,
+    DCT, the top-left 8x8): about 0 where the picture has no low-frequency structure, and then every
+    bit is decided by encoding noise, so two such pictures match however unlike they are."""
+    import scipy.fftpack
+    from PIL import Image
+
+    grey = np.asarray(Image.fromarray(np.ascontiguousarray(image)).convert("L").resize((32, 32), Image.LANCZOS), float)
+    low = scipy.fftpack.dct(scipy.fftpack.dct(grey, axis=0), axis=1)[:8, :8]
+    return float(np.median(np.abs(low - np.median(low))))
+
+
 def colour_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Mean absolute difference of two `colour_thumb`s, per channel, in 0-255."""
     return round(float(np.abs(a - b).mean()), 2)
@@ -184,13 +207,18 @@ class Verifier:
     def _signature(image: np.ndarray, box) -> tuple:
         return phash(image), colour_thumb(image, box[2], box[3])
 
+    @classmethod
+    def _ref_signature(cls, image: np.ndarray, box) -> tuple:
+        """A needle picture's signature and whether its phash says anything (`phash_margin`)."""
+        return (*cls._signature(image, box), phash_margin(image) >= PHASH_MIN_MARGIN)
+
     def _image_refs(self, p: Placement) -> tuple:
         key = ("image", p.needle.needle_id, p.box[2], p.box[3])
         if key not in self._refs:
             from PIL import Image
 
             with Image.open(p.needle.path) as im:
-                self._refs[key] = (self._signature(np.asarray(im.convert("RGB")), p.box),)
+                self._refs[key] = (self._ref_signature(np.asarray(im.convert("RGB")), p.box),)
         return self._refs[key]
 
     def _clip_refs(self, p: Placement, offsets_s: list[float]) -> list[tuple]:
@@ -203,13 +231,15 @@ class Verifier:
                 step = 1.0 / (reader.fps or self.fps)
                 times = [min(max(0.0, o + d), max(0.0, p.needle.duration_s - step / 2))
                          for o in missing for d in (-step, 0.0, step)]
-                signatures = [self._signature(f, p.box) for _, f in reader.read_at(times)]
+                signatures = [self._ref_signature(f, p.box) for _, f in reader.read_at(times)]
             for i, o in enumerate(missing):
                 self._refs[key(o)] = tuple(signatures[3 * i:3 * i + 3])
         return [self._refs[key(o)] for o in offsets_s]
 
     # --- the check ---
-    def verify(self, video_path: str, placements: list[Placement], length_s: float) -> VerifyResult:
+    def verify(self, video_path: str, placements: list[Placement], length_s: float,
+               where: Callable[[float], str] | None = None) -> VerifyResult:
+        """`where(t)` names the footage at haystack time t (the source file and its time) for messages."""
         fps = self.fps
         last_frame = max(0, int(round(length_s * fps)) - 1)
         plans = []
@@ -231,18 +261,24 @@ class Verifier:
             plans.append((p, inside, outside, first))
             wanted.update(inside)
             wanted.update(f for _, f in outside)
+        boxes = {p.box for p in placements if p.kind in ("image", "clip")}
+        scan = self._scan_frames(last_frame) if boxes else []
         frames: dict[int, np.ndarray] = {}
         if wanted:
             order = sorted(wanted)
             with open_reader(video_path, "auto", purpose="sparse") as reader:
                 got = reader.read_at([(f + 0.25) / fps for f in order])
             frames = {f: img for f, (_, img) in zip(order, got)}
+        scan_sigs = self._scan_signatures(video_path, scan, boxes)
         checks = []
         for p, inside, outside, first in plans:
             if p.kind == "text":
                 checks.append(self._check_text(p, frames, inside, outside))
             else:
-                checks.append(self._check_picture(p, frames, inside, outside, first))
+                check = self._check_picture(p, frames, inside, outside, first)
+                if check["present"] and check["absent_outside"]:
+                    self._scan_picture(p, placements, scan, scan_sigs[p.box], check, where)
+                checks.append(check)
         for p in placements:
             if p.kind == "audio":
                 checks.append(self._check_speech(video_path, p, length_s, _repeats(p, placements)))
@@ -294,6 +330,64 @@ class Verifier:
         return {**self._summary(p), "present": present, "absent_outside": absent,
                 "inside_distance": [d for d, _ in d_in], "outside_distance": [d for d, _ in d_out],
                 "inside_colour": [c for _, c in d_in], "outside_colour": [c for _, c in d_out], "message": msg}
+
+    def _scan_frames(self, last_frame: int) -> list[int]:
+        step = self.spec.scan_every_s * self.fps
+        if step <= 0:
+            return []
+        return sorted({min(last_frame, int(round(k * step))) for k in range(int(last_frame / step) + 1)})
+
+    def _scan_signatures(self, video_path: str, scan: list[int], boxes: set) -> dict[tuple, dict]:
+        """box -> frame -> signature of that box in each scanned frame: each frame hashed once per box,
+        every needle of the item compared with the same hashes; frames read a chunk at a time."""
+        out: dict[tuple, dict] = {box: {} for box in boxes}
+        if not scan:
+            return out
+        with open_reader(video_path, "auto", purpose="sparse") as reader:
+            for i in range(0, len(scan), SCAN_CHUNK):
+                chunk = scan[i:i + SCAN_CHUNK]
+                for f, (_, img) in zip(chunk, reader.read_at([(f + 0.25) / self.fps for f in chunk])):
+                    for box in boxes:
+                        out[box][f] = self._signature(_crop(img, box), box)
+        return out
+
+    def _scan_picture(self, p, placements, scan, sigs, check, where) -> None:
+        """Look for the needle in the scanned frames outside its own showings (and their `outside_s`
+        margins, the neighbour check's ground); a match turns the check into a leak naming where."""
+        fps, pad = self.fps, self.spec.outside_s
+        own = [(q.start_s - pad, q.end_s + pad) for q in [p, *_repeats(p, placements)]]
+        scanned = [f for f in scan if not any(a < f / fps < z for a, z in own)]
+        if not scanned:
+            return
+        if p.kind == "image":
+            refs = list(self._image_refs(p))
+        else:   # the clip's frames across its showing: footage may match any moment of it
+            last = max(0.0, p.end_s - p.start_s - 1.0 / fps)
+            step = self.spec.scan_every_s
+            offsets = sorted({round(min(k * step, last), 4) for k in range(int(last / step) + 2)})
+            refs = [r for triple in self._clip_refs(p, offsets) for r in triple]
+        got_bits = np.stack([sigs[f][0].hash.ravel() for f in scanned])
+        got_thumbs = np.stack([sigs[f][1] for f in scanned])
+        # an untrusted hash (flat, striped) never matches by phash: only the colour distance speaks for it
+        d = np.min([(got_bits != r[0].hash.ravel()).sum(axis=1) if r[2] else np.full(len(scanned), 64)
+                    for r in refs], axis=0)
+        c = np.min([np.abs(got_thumbs - r[1]).mean(axis=(1, 2, 3)).round(2) for r in refs], axis=0)
+        thr, cthr = self.spec.phash_max_distance, self.spec.colour_max_distance
+        check.update(scanned_frames=len(scanned), scan_distance=int(d.min()), scan_colour=float(c.min()))
+        hits = np.flatnonzero((d <= thr) | (c <= cthr))
+        if not hits.size:
+            return
+        k = int(hits[0])
+        t = scanned[k] / fps
+        during = next((q for q in placements if q.needle.needle_id != p.needle.needle_id
+                       and q.kind != "audio" and q.start_s <= t < q.end_s), None)
+        seen = (f"while {during.kind} {during.needle.label!r} is shown" if during is not None
+                else (where(t) if where else "") or "haystack footage")
+        check.update(absent_outside=False, seen_at_s=round(t, 2))
+        check["message"] = (f"{p.kind} {p.needle.label!r} at {p.start_s:.2f}-{p.end_s:.2f} s: also on screen at "
+                            f"{t:.2f} s ({seen}; {len(hits)} of {len(scanned)} scanned frames), away from its "
+                            f"interval (phash distance {int(d[k])}, colour distance {float(c[k]):g}; on screen at "
+                            f"<= {thr} or <= {cthr:g})")
 
     def _check_text(self, p, frames, inside, outside) -> dict:
         pad = max(4, p.box[3] // 4)
