@@ -12,21 +12,18 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from vdata.schemas.secrets import env_value_is_secret
-
-if TYPE_CHECKING:
-    from vdata.schemas.config import BuildConfig
 
 
 class ConfigError(ValueError):
     """A config problem; the message names every offending key path. `partial`: where the top level
     validated, the config with the stages that did (the planner looks for more problems in it)."""
 
-    partial: "BuildConfig | None" = None
+    partial: Any = None   # a config.BuildConfig (this module is below config.py: no import of it)
 
 
 class ConfigReadError(ValueError):
