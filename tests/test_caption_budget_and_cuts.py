@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import io
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,7 @@ from vdata.schemas.config import ConfigError, parse_config
 from vdata.stages.base import Reject, RunContext
 from vdata.stages.caption import DEMO_SERVED_NAME, PROMPT_GROUP, PROMPT_NAMES, Captioner, CaptionConfig, CaptionStage
 from vdata.stages.caption.config import schema_fields, schema_tokens
+from loopback_http import chat_completion, send_json, serve, stop
 
 RECIPES = Path(__file__).resolve().parent.parent / "configs" / "recipes"
 LONG = ("A woman in a red apron cuts three red apples into thin slices at a wooden counter, then moves them onto a "
@@ -58,23 +58,13 @@ class CuttingVLM:
                     text = json.dumps({"scores": [5] * n, "best": 0})
                 limit = int(body.get("max_tokens") or body.get("max_completion_tokens") or 10**6) * 4
                 finish = "length" if len(text) > limit else "stop"
-                data = json.dumps({"id": "x", "object": "chat.completion", "model": "cutting", "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": text[:limit]}, "finish_reason": finish}],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": min(len(text), limit) // 4}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, 200, chat_completion(text[:limit], model="cutting", finish_reason=finish,
+                                                     completion_tokens=min(len(text), limit) // 4))
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd, self.base_url = serve(Handler)
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        stop(self.httpd)
 
 
 @pytest.fixture

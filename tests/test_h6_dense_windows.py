@@ -15,8 +15,7 @@ from __future__ import annotations
 import io
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -24,6 +23,7 @@ from vdata.schemas import records as R
 from vdata.stages.base import Reject, RunContext
 from vdata.stages.caption import CaptionConfig, CaptionStage
 from vdata.stages.caption.dense import window_events
+from loopback_http import chat_completion, send_json, serve
 
 CLIP_START, CLIP_END, FRAMES = 10.0, 29.8, 12   # windows of 4 frames: [0, 6.6], [6.6, 13.2], [13.2, 19.8] s
 
@@ -46,19 +46,9 @@ class ScriptedVLM:
                 prompt = parts if isinstance(parts, str) else "\n".join(p.get("text", "") for p in parts)
                 owner.prompts.append(prompt)
                 content = owner.reply(prompt)
-                data = json.dumps({"id": "x", "object": "chat.completion", "model": "scripted", "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 10}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, 200, chat_completion(content, model="scripted"))
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd, self.base_url = serve(Handler)
 
     def reply(self, prompt: str) -> str:
         window = re.search(r"cover seconds ([0-9.]+) to ([0-9.]+)", prompt)

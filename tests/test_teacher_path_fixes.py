@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -30,6 +30,7 @@ from vdata.stages.verify_claims import VerifyClaimsConfig, VerifyClaimsStage
 from vdata.teachers import TeacherRequest
 from vdata.teachers.config import parse_teacher_config
 from vdata.teachers.openai_compat import OpenAITeacher
+from loopback_http import chat_completion, send_json, serve, stop
 
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "string", "enum": ["yes", "no"]}},
           "required": ["answer"], "additionalProperties": False}
@@ -61,15 +62,7 @@ class LlamaCppLike:
                 pass
 
             def _send(self, status: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except OSError:   # the client gave up waiting (the probe's timeout)
-                    pass
+                send_json(self, status, body)   # a client that gave up waiting (the probe's timeout) is no error
 
             def do_GET(self) -> None:
                 owner.gets.append(self.path)
@@ -92,22 +85,16 @@ class LlamaCppLike:
                     return
                 with owner.model_lock:
                     content = json.dumps({"answer": "yes"}) if fmt else "yes"
-                    self._send(200, {"id": "c", "object": "chat.completion", "model": "smollm2", "choices": [
-                        {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-                        "usage": {"prompt_tokens": 10, "completion_tokens": 5}})
+                    self._send(200, chat_completion(content, model="smollm2", completion_tokens=5))
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd, self.base_url = serve(Handler)
 
     def busy(self) -> None:
         self.model_lock.acquire()
         self._busy.set()
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        stop(self.httpd)
 
 
 @pytest.fixture
