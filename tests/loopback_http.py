@@ -8,6 +8,22 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that keeps the test output clean (no access log line per request)."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def read_json(self) -> dict:
+        return json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+
+
+def prompt_text(body: dict) -> str:
+    """The text of a chat request's last message (its text parts joined, for multimodal content)."""
+    parts = body["messages"][-1]["content"]
+    return parts if isinstance(parts, str) else "\n".join(p.get("text", "") for p in parts if p.get("type", "text") == "text")
+
+
 def serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
     """Start `handler` on a free loopback port in a daemon thread; returns the server and its `/v1` base URL."""
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,7 @@ from vdata.schemas.config import ConfigError, parse_config
 from vdata.stages.base import Reject, RunContext
 from vdata.stages.caption import DEMO_SERVED_NAME, PROMPT_GROUP, PROMPT_NAMES, Captioner, CaptionConfig, CaptionStage
 from vdata.stages.caption.config import schema_fields, schema_tokens
-from loopback_http import chat_completion, send_json, serve, stop
+from loopback_http import QuietHandler, chat_completion, prompt_text, send_json, serve, stop
 
 RECIPES = Path(__file__).resolve().parent.parent / "configs" / "recipes"
 LONG = ("A woman in a red apron cuts three red apples into thin slices at a wooden counter, then moves them onto a "
@@ -43,15 +42,10 @@ class CuttingVLM:
         self.prompts: list[str] = []
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                parts = body["messages"][-1]["content"]
-                owner.prompts.append(parts if isinstance(parts, str) else
-                                     "\n".join(p.get("text", "") for p in parts if p.get("type") == "text"))
+                body = self.read_json()
+                owner.prompts.append(prompt_text(body))
                 text = SHORT if short_greedy and not body.get("temperature") else LONG
                 if "response_format" in body:        # the multi_teacher judge: every candidate alike, the first best
                     n = len(body["response_format"]["json_schema"]["schema"]["properties"]["best"]["enum"])

@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import json
 import re
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -23,7 +22,7 @@ from vdata.schemas import records as R
 from vdata.stages.base import Reject, RunContext
 from vdata.stages.caption import CaptionConfig, CaptionStage
 from vdata.stages.caption.dense import window_events
-from loopback_http import chat_completion, send_json, serve
+from loopback_http import QuietHandler, chat_completion, prompt_text, send_json, serve
 
 CLIP_START, CLIP_END, FRAMES = 10.0, 29.8, 12   # windows of 4 frames: [0, 6.6], [6.6, 13.2], [13.2, 19.8] s
 
@@ -36,14 +35,9 @@ class ScriptedVLM:
         self.mode, self.prompts = mode, []
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                parts = body["messages"][-1]["content"]
-                prompt = parts if isinstance(parts, str) else "\n".join(p.get("text", "") for p in parts)
+                prompt = prompt_text(self.read_json())
                 owner.prompts.append(prompt)
                 content = owner.reply(prompt)
                 send_json(self, 200, chat_completion(content, model="scripted"))

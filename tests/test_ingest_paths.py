@@ -1,10 +1,12 @@
 """Inputs named in ways ingest read wrongly: a link to nothing inside an input folder (skipped unsaid), and
 manifest rows with `file://` URLs (read as relative paths, rejected as retryable missing files), an unknown
-URL scheme, and the numbering of a manifest's reject rows."""
+URL scheme, the numbering of a manifest's reject rows, and a named pipe among the inputs."""
 from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 
 import pyarrow.dataset as pads
 import pytest
@@ -99,3 +101,43 @@ def test_a_manifests_records_are_numbered_one_way_in_source_uris(tmp_path, video
         "1": "manifest_row_malformed", "2": "missing_file", "line5": "manifest_row_malformed"}
     assert "row 2 names no file in 'path' (record #1)" in rejects[f"{manifest}#1"].message
     assert json.loads(kept[0][R.SOURCE_META]) == {"label": "first"}
+
+
+def _within(seconds: float, fn):
+    """fn's result; fails (rather than hangs the suite) when fn does not return in time (a FIFO opened)."""
+    out: list = []
+    worker = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert out, f"did not return within {seconds} s: a FIFO was opened for reading?"
+    return out[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this system")
+def test_a_fifo_among_the_inputs_is_a_reject_and_is_never_opened(tmp_path, video, in_process):
+    """A named pipe (FIFO) called `x.mp4` among the inputs was skipped without a word (in a folder or a glob) or
+    called missing (named as `path:`). It is a `not_a_file` ingest reject that says what it is, and it is never
+    opened: a read of a FIFO waits for a writer, so a build that opened it would hang."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    os.symlink(video, folder / "good.mp4")
+    pipe = folder / "x.mp4"
+    os.mkfifo(pipe)
+    for inputs in ([{"path": str(folder)}], [{"glob": str(folder / "*.mp4")}], [{"path": str(pipe)}]):
+        cfg = parse_config(config(tmp_path, inputs))
+        kept, rejects = _within(60, lambda: find_duplicates(discover(cfg, str(tmp_path / "media"))))
+        assert [r[R.PATH] for r in kept] == ([] if inputs[0].get("path") == str(pipe) else [str(folder / "good.mp4")])
+        (reject,) = rejects
+        assert reject.reason == "not_a_file" and reject.row[R.PATH] == str(pipe), reject
+        assert "named pipe (FIFO)" in reject.message and str(pipe) in reject.message
+    # the whole build, in the main thread (a build sets signal handlers); an alarm ends a hang
+    previous = signal.signal(signal.SIGALRM, lambda *_: pytest.fail("the build hung: a FIFO was opened for reading?"))
+    signal.alarm(300)
+    try:
+        result = vdata.build(parse_config(config(tmp_path, [{"path": str(folder)}])), progress=False)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert result.rejects_by_reason == {"ingest:not_a_file": 1}
+    rows = pads.dataset(str(tmp_path / "out" / "rejects"), format="parquet").to_table().to_pylist()
+    assert [(r["stage"], r["reason"], r["source_uri"]) for r in rows] == [("ingest", "not_a_file", str(pipe))]

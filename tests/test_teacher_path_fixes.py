@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -30,7 +29,7 @@ from vdata.stages.verify_claims import VerifyClaimsConfig, VerifyClaimsStage
 from vdata.teachers import TeacherRequest
 from vdata.teachers.config import parse_teacher_config
 from vdata.teachers.openai_compat import OpenAITeacher
-from loopback_http import chat_completion, send_json, serve, stop
+from loopback_http import QuietHandler, chat_completion, send_json, serve, stop
 
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "string", "enum": ["yes", "no"]}},
           "required": ["answer"], "additionalProperties": False}
@@ -57,9 +56,7 @@ class LlamaCppLike:
         self._busy = threading.Event()
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a) -> None:
-                pass
+        class Handler(QuietHandler):
 
             def _send(self, status: int, body: dict) -> None:
                 send_json(self, status, body)   # a client that gave up waiting (the probe's timeout) is no error
@@ -74,7 +71,7 @@ class LlamaCppLike:
                         {"id": "smollm2", "object": "model", "owned_by": "me", "permissions": []}]})
 
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                body = self.read_json()
                 fmt = body.get("response_format")
                 owner.posts.append(fmt)
                 if owner._busy.is_set():   # the staged long generation ends as the next request queues
