@@ -154,20 +154,19 @@ def _export_to_url(out_dir: str, dest: str, format: str, **options) -> ExportRes
         result = export(out_dir, local, format, **options)
         linked = any(os.path.islink(os.path.join(root, f)) for root, _, files in os.walk(local) for f in files)
         placed = getattr(result.media, "files", None)   # the videos this export placed (None: not listed)
-        listed = {format: sorted(set(result.files))} if placed is None else \
-            {format: sorted(set(result.files)), f"{format} media": sorted(set(placed))}
+        listed = {format: sorted(set(result.files))}
+        if placed is not None:
+            listed[_media_key(format)] = sorted(set(placed))
         with open(os.path.join(local, EXPORT_LEDGER), "w", encoding="utf-8") as f:
             json.dump({**before, **listed}, f, indent=1, sort_keys=True)
         S.put_tree(local, dest)
-    stale = [f for f in before.get(format) or [] if isinstance(f, str) and f not in set(result.files)
-             and not f.startswith("/") and ".." not in f.split("/")]   # never a key outside dest
+    stale = [f for f in before.get(format) or [] if _inside(f) and f not in set(result.files)]
     stale += _stale_media(before, format, placed) if placed is not None else []
     for rel in stale:
         if S.exists(S.join(dest, rel)):
             S.remove(S.join(dest, rel))
     if stale:
-        result.notes.append(f"{len(stale)} file(s) an earlier {format} export put at {dest} and this one does not "
-                            f"were removed ({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''})")
+        result.notes.append(_removed(stale, f"file(s) an earlier {format} export put at {dest} and this one does not"))
     if linked:
         result.notes.append(f"the linked videos were uploaded as copies: {S.scheme(dest)}:// holds no links")
     result.dest = dest
@@ -207,8 +206,7 @@ def _forget_stale_files(dest: str, fmt: str, result: ExportResult) -> None:
         if path.startswith(os.path.realpath(dest) + os.sep) and os.path.isfile(path):
             os.remove(path)
     if stale:
-        result.notes.append(f"{len(stale)} file(s) an earlier {fmt} export wrote here and this one does not were "
-                            f"removed ({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''})")
+        result.notes.append(_removed(stale, f"file(s) an earlier {fmt} export wrote here and this one does not"))
     _forget_stale_media(dest, fmt, result, written)
     if os.path.isdir(dest):
         written[fmt] = now
@@ -216,14 +214,27 @@ def _forget_stale_files(dest: str, fmt: str, result: ExportResult) -> None:
             json.dump(written, f, indent=1, sort_keys=True)
 
 
+def _media_key(fmt: str) -> str:
+    """The ledger's key of the media a format's export placed."""
+    return f"{fmt} media"
+
+
+def _inside(rel) -> bool:
+    """A ledger entry that names a path inside the export folder (never an absolute path or a way out)."""
+    return isinstance(rel, str) and not rel.startswith("/") and ".." not in rel.split("/")
+
+
+def _removed(paths: list[str], what: str) -> str:
+    return f"{len(paths)} {what} were removed ({', '.join(paths[:3])}{', ...' if len(paths) > 3 else ''})"
+
+
 def _stale_media(written: dict, fmt: str, placed: list[str]) -> list[str]:
     """The media an earlier export of `fmt` listed that this one does not place and no other format lists
     (formats exported into one folder share its videos/)."""
-    key = f"{fmt} media"
+    key = _media_key(fmt)
     others = {f for k, v in written.items() if k not in (fmt, key) and isinstance(v, list) for f in v}
     keep = set(placed) | others
-    return [f for f in written.get(key) or [] if isinstance(f, str) and f not in keep
-            and not f.startswith("/") and ".." not in f.split("/")]
+    return [f for f in written.get(key) or [] if _inside(f) and f not in keep]
 
 
 def _forget_stale_media(dest: str, fmt: str, result: ExportResult, written: dict) -> None:
@@ -238,7 +249,7 @@ def _forget_stale_media(dest: str, fmt: str, result: ExportResult, written: dict
     if placed is None or not folder:   # media placed without the planner (a haystack benchmark): not listed
         return
     root = os.path.realpath(dest)
-    if f"{fmt} media" in written:
+    if _media_key(fmt) in written:
         stale = _stale_media(written, fmt, placed)
     elif fmt in written and set(written) == {fmt}:
         # an earlier export of this format alone here, by a vdata that listed no media: what its media folder
@@ -262,9 +273,9 @@ def _forget_stale_media(dest: str, fmt: str, result: ExportResult, written: dict
                 os.rmdir(parent)
                 parent = os.path.dirname(parent)
     if removed:
-        result.notes.append(f"{len(removed)} video file(s) an earlier {fmt} export placed here and this one does not "
-                            f"reference were removed ({', '.join(removed[:3])}{', ...' if len(removed) > 3 else ''})")
-    written[f"{fmt} media"] = sorted(set(placed))
+        result.notes.append(_removed(removed, f"video file(s) an earlier {fmt} export placed here and this one does "
+                                              "not reference"))
+    written[_media_key(fmt)] = sorted(set(placed))
 
 
 __all__ = ["EXPORT_LEDGER", "FORMATS", "REGISTRY", "ExportError", "ExportOptions", "ExportResult", "export", "exporter", "open_build"]
