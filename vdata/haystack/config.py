@@ -33,7 +33,7 @@ from typing import Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vdata.schemas.config import ConfigFile, format_validation_error
-from vdata.schemas.config_file import ConfigError, ConfigReadError, interpolate_env, read_config_file, unset_key_paths
+from vdata.schemas.config_file import ConfigError, ConfigReadError, interpolate_env, read_config_file, with_unset
 
 TASKS = ("retrieval", "ordering", "counting", "multihop", "localization")
 NEEDLE_KINDS = ("image", "text", "clip", "audio")
@@ -234,9 +234,8 @@ def parse_haystack_config(data, raw_text: str = "", base_dir: Path | str = ".") 
         cfg = HaystackConfig.model_validate(data)
     except ValidationError as e:
         lines = _alias_paths(format_validation_error(e, HaystackConfig))
-    if unset or lines:
-        at = unset_key_paths(unset)
-        lines = unset + [line for line in lines if line.split(": ", 1)[0] not in at]
+    lines = with_unset(unset, lines)
+    if lines:
         raise ConfigError("invalid haystack config:\n  " + "\n  ".join(lines)) from None
     cfg._base_dir = Path(base_dir).resolve()
     cfg._raw_text = raw_text

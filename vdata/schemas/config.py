@@ -37,7 +37,7 @@ from vdata.media.storage import is_remote, local_path
 from vdata.schemas.annotation_formats import ANNOTATION_FORMATS
 # ConfigError and interpolate_env live in config_file (shared with the haystack config); named here too
 from vdata.schemas.config_file import (ConfigError, ConfigReadError, interpolate_env,  # noqa: F401
-                                       read_config_file, unset_key_paths)
+                                       read_config_file, with_unset)
 from vdata.schemas.storage import StorageConfig
 
 # camcorders (.mts, .m2ts, .dv tapes), old phones (.3gp, .3g2), DVDs (.vob, .m2v), broadcast (.mxf), animated GIFs
@@ -457,9 +457,7 @@ def parse_config(data: Any, raw_text: str = "", base_dir: Path | str = ".") -> B
         cfg._base_dir = Path(base_dir).resolve()
         cfg._raw_text = raw_text
         cfg._secrets = secrets
-    if unset:
-        at = unset_key_paths(unset)
-        problems = unset + [p for p in problems if p.split(": ", 1)[0] not in at]
+    problems = with_unset(unset, problems)
     if problems:
         error = fail(problems)
         # not with an unset variable: preflight would look for inputs and buckets named by its `${VAR}` text

@@ -105,7 +105,9 @@ def interpolate_env(data: Any, path: str = "", found: list[str] | None = None,
     return data
 
 
-def unset_key_paths(missing: list[str]) -> set[str]:
-    """The key paths `interpolate_env` reported unset variables at: a validation error there (an unset
-    `${PORT}` is not a number) says nothing the "is not set" line does not, so callers drop it."""
-    return {line.split(": environment variable ", 1)[0] for line in missing}
+def with_unset(unset: list[str], problems: list[str]) -> list[str]:
+    """The unset-variable lines `interpolate_env` collected, then the other problems, less a validation error
+    at a key an unset variable already names (an unset `${PORT}` is also "not a number": that says nothing
+    more). Both are "key.path: message" lines."""
+    at = {line.split(": environment variable ", 1)[0] for line in unset}
+    return unset + [p for p in problems if p.split(": ", 1)[0] not in at]
