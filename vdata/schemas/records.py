@@ -7,6 +7,8 @@ so the Parquet written at the end always has an explicit, predictable schema.
 """
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
 
 # --- video level: ingest ---
@@ -366,3 +368,17 @@ REJECT_SCHEMA = pa.schema([
     pa.field(SAMPLE_ID, pa.string()),
 ])
 
+
+def source_meta(row: dict) -> dict:
+    """A row's `source_meta` (the input's own fields: manifest or HF dataset columns) as a mapping: the JSON
+    text ingest stores, or a mapping already; {} when absent, blank or unreadable."""
+    raw = row.get(SOURCE_META)
+    if isinstance(raw, dict):
+        return dict(raw)
+    if not isinstance(raw, str) or not raw.strip():
+        return {}
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}

@@ -119,11 +119,7 @@ class LabelsStage(Stage):
 
     def process_row(self, row: dict) -> dict | Reject:
         row = dict(row)
-        try:
-            meta = json.loads(row.get(R.SOURCE_META) or "{}")
-        except ValueError:
-            meta = {}
-        labels = labels_of(meta if isinstance(meta, dict) else {}, self.config.keys)
+        labels = labels_of(R.source_meta(row), self.config.keys)
         if not labels or not self.in_scope(row):
             row[R.V_LABEL_CONTAINED] = None
             return row

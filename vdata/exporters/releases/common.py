@@ -126,14 +126,7 @@ def annotations(row: dict) -> dict:
     return row.get(R.ANNOTATIONS) or {}
 
 
-def source_meta(row: dict) -> dict:
-    """The input's own fields of the video (manifest columns, HF dataset columns), or {}."""
-    raw = row.get(R.SOURCE_META)
-    try:
-        meta = json.loads(raw) if isinstance(raw, str) else dict(raw or {})
-    except (TypeError, ValueError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
+source_meta = R.source_meta   # the input's own fields of the video; the release exporters import it from here
 
 
 def caption_fields(row: dict) -> dict:

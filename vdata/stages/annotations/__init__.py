@@ -141,7 +141,7 @@ class AnnotationsStage(Stage):
         cfg = self.config
         reader = SourceReader(row[R.PATH], row.get(R.SOURCE_URI), cfg.key_map())
         raw: dict = {}
-        meta = _meta(row)
+        meta = R.source_meta(row)
         if meta:
             reader.from_mapping(meta, list(KINDS), raw)
         if cfg.sidecars:
@@ -158,7 +158,7 @@ class AnnotationsStage(Stage):
 
     def process_row(self, row):
         cfg = self.config
-        annotated, probed = _meta(row).get("annotated_duration_s"), row.get(R.DURATION_S)
+        annotated, probed = R.source_meta(row).get("annotated_duration_s"), row.get(R.DURATION_S)
         if (cfg.duration_tolerance is not None and isinstance(annotated, (int, float)) and probed
                 and abs(annotated - probed) > max(1.0, cfg.duration_tolerance * annotated)):
             return self.reject(row, "duration_mismatch", f"the annotation file gives the video {annotated:.1f} s and "
@@ -184,15 +184,6 @@ class AnnotationsStage(Stage):
         return [kept, *(self.reject(row, i.reason, f"{i.kind}: {i.message}", **i.detail()) for i in dropped)]
 
 
-def _meta(row: dict) -> dict:
-    """The row's source_meta as a mapping ({} when absent or unreadable)."""
-    meta = row.get(R.SOURCE_META)
-    if isinstance(meta, str) and meta.strip():
-        try:
-            meta = json.loads(meta)
-        except json.JSONDecodeError:
-            return {}
-    return meta if isinstance(meta, dict) else {}
 
 
 def _detail(issue) -> dict:

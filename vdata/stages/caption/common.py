@@ -6,7 +6,6 @@ specific reject, `TeacherFailure` for a failed request).
 """
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -116,12 +115,7 @@ def _video_meta(row: dict, key: str) -> str:
     ann = row.get(R.ANNOTATIONS)
     value = ann.get(key) if isinstance(ann, dict) else None
     if not (isinstance(value, str) and value.strip()):
-        raw = row.get(R.SOURCE_META)
-        try:
-            meta = json.loads(raw) if isinstance(raw, str) and raw else (raw if isinstance(raw, dict) else {})
-        except ValueError:
-            meta = {}
-        value = meta.get(key) if isinstance(meta, dict) else None
+        value = R.source_meta(row).get(key)
     return value.strip() if isinstance(value, str) else ""
 
 

@@ -19,7 +19,6 @@ substitutes values once, never re-reading them). Where a sample stores it (`evid
 """
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
@@ -82,15 +81,7 @@ def clue_lines(clues: list[Clue]) -> str:
     return "\n".join(c.line() for c in clues)
 
 
-def source_meta(row: dict) -> dict:
-    raw = row.get(R.SOURCE_META)
-    if not raw:
-        return {}
-    try:
-        meta = json.loads(raw) if isinstance(raw, str) else dict(raw)
-    except (ValueError, TypeError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
+source_meta = R.source_meta   # named here too: the generate modules import it from clues
 
 
 def is_video_row(row: dict) -> bool:
