@@ -27,8 +27,10 @@ batched call whenever every active clip is waiting for answers.
 
 Errors are values: a teacher error (timeout, schema failure, ...) rejects the clip with reason
 `teacher_<kind>` and keeps the raw reply in the reject's detail. A prose reply the teacher stopped at
-max_tokens (finish_reason "length") is no caption: the clip is rejected `cut_at_max_tokens` (a multi_teacher
-candidate is dropped), except from the demo's random model, which never ends a reply. A structured schema
+max_tokens (finish_reason "length") keeps its complete sentences (the stage's stats count them as
+`trimmed_at_max_tokens`); one with no complete sentence is no caption: the clip is rejected
+`cut_at_max_tokens` (a multi_teacher candidate is dropped). The demo's random model, which never ends a
+reply, is left as it is. A structured schema
 whose bounds cannot fit `max_tokens` is a config error.
 
 Layout: config.py (settings) → scheduler.py (the pool) → common.py (clip, requests, rows) → one module

@@ -30,7 +30,8 @@ STRATEGY_FUNCTIONS = {"multi_frame": multi_frame, "differential": differential, 
 class CaptionStage(Stage):
     name = "caption"
     # 2: dense events checked against their own window, duplicates kept once; 3: a prose reply cut at
-    # max_tokens rejects its clip (it was kept as the caption), the video's title/description in multi_frame
+    # max_tokens keeps its complete sentences, or rejects its clip when it has none (it was kept whole, cut
+    # mid-sentence); the video's title/description in multi_frame
     version = 3
     HUB_MODEL_FIELDS = ("multi_teacher.embedding_model", "multi_teacher.similarity_model")
     needs_video = True
