@@ -196,7 +196,7 @@ class Captioner:
         if res.finish_reason == "length" and not is_demo_model(self.teachers[teacher].model_name):
             whole = complete_sentences(text)
             if whole:
-                self.trimmed[re.split(r"[[@#]", step)[0]] += 1   # by kind of step, not per window or keyframe
+                self.trimmed[re.split(r"[\[@#]", step)[0]] += 1   # by kind of step, not per window or keyframe
                 return whole
             budget = (request.sampling or {}).get("max_tokens") or self._default_max_tokens(teacher)
             error = f"{CUT_REASON}: the reply stopped at max_tokens={budget} (finish_reason \"length\")"
