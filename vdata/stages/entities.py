@@ -184,16 +184,17 @@ def _appearance(lower: list[str], k: int) -> int | None:
     return None
 
 
-def spoken_names(transcripts: dict[str, str]) -> dict[str, list[str]]:
+def spoken_names(transcripts: dict[str, str], tokens_of: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
     """Names said in each clip's transcript, in order of first mention (see the module docstring, step 2).
 
     A capitalised word mid-sentence is a name. One that opens a sentence ("Maria bakes bread.") counts when
     a word follows it and the video's speech never uses it in lowercase (so "Look" in "Look at this, look!"
-    does not); NOT_NAMES holds the usual openers and imperatives."""
-    tokenized = {clip_id: _TOKEN.findall(text or "") for clip_id, text in transcripts.items()}
-    lowercase = {t for tokens in tokenized.values() for t in tokens if t.islower()}
+    does not); NOT_NAMES holds the usual openers and imperatives. `tokens_of`: the transcripts already
+    `tokenized`."""
+    tokens_of = tokens_of if tokens_of is not None else tokenized(transcripts)
+    lowercase = {t for tokens in tokens_of.values() for t in tokens if t.islower()}
     mid, found = set(), {}
-    for clip_id, tokens in tokenized.items():
+    for clip_id, tokens in tokens_of.items():
         found[clip_id] = []
         for k, tok in enumerate(tokens):
             if not tok[0].isupper() or tok in NOT_NAMES or len(tok) < 2 or not tok.isalpha():
@@ -207,13 +208,18 @@ def spoken_names(transcripts: dict[str, str]) -> dict[str, list[str]]:
     return {clip_id: list(dict.fromkeys(names)) for clip_id, names in found.items()}
 
 
-def present_names(transcripts: dict[str, str], names: dict[str, list[str]]) -> dict[str, list[str]]:
+def tokenized(transcripts: dict[str, str]) -> dict[str, list[str]]:
+    """Each clip's transcript as words and sentence ends, read once for every rule below."""
+    return {clip_id: _TOKEN.findall(text or "") for clip_id, text in transcripts.items()}
+
+
+def present_names(tokens_of: dict[str, list[str]], names: dict[str, list[str]]) -> dict[str, list[str]]:
     """Of the names said in each clip, those said of someone there: at least one use that is not about an
     absent person (after a preposition, "waiting for Ben"; before a verb of report, absence or another time,
     "Ben said", "Ben is late", "Ben will"). Only such a use lets a person seen in the clip take the name."""
     out = {}
     for clip_id, said in names.items():
-        tokens = _TOKEN.findall(transcripts.get(clip_id) or "")
+        tokens = tokens_of.get(clip_id) or []
         low = [t.lower() for t in tokens]
         kept = []
         for name in said:
@@ -231,12 +237,12 @@ def present_names(transcripts: dict[str, str], names: dict[str, list[str]]) -> d
     return out
 
 
-def name_genders(transcripts: dict[str, str], names: dict[str, list[str]]) -> dict[str, str]:
+def name_genders(tokens_of: dict[str, list[str]], names: dict[str, list[str]]) -> dict[str, str]:
     """name -> "female" / "male" where the speech refers back to it with she/her or he/him/his (the rest of
     its sentence, or the next sentence's opening pronoun), one way only; names with no such cue are left out."""
     cues: dict[str, set[str]] = {}
     for clip_id, said in names.items():
-        tokens = _TOKEN.findall(transcripts.get(clip_id) or "")
+        tokens = tokens_of.get(clip_id) or []
         for k, tok in enumerate(tokens):
             if tok not in said:
                 continue
@@ -371,8 +377,9 @@ def video_entities(rows: list[dict], config: EntitiesConfig) -> tuple[list[dict]
     mentions = [m for clip in per_clip for m in per_clip[clip] + said.get(clip, [])]
     clusters = cluster_mentions(mentions)
     transcripts = {r[R.CLIP_ID]: r.get(R.TRANSCRIPT_TEXT) or "" for r in rows}
-    names = spoken_names(transcripts) if config.spoken_names else {}
-    spoken = name_clusters(clusters, present_names(transcripts, names), config.naming, name_genders(transcripts, names))
+    tokens_of = tokenized(transcripts)
+    names = spoken_names(transcripts, tokens_of) if config.spoken_names else {}
+    spoken = name_clusters(clusters, present_names(tokens_of, names), config.naming, name_genders(tokens_of, names))
     captions = {r[R.CLIP_ID]: r.get(R.CAPTION) or "" for r in rows}
     table, mention_names = [], {}
     for idx, c in enumerate(clusters):
