@@ -44,11 +44,14 @@ class TemplateTask(Strict):
     placeholders: ClassVar[frozenset[str]] = frozenset()
     required: ClassVar[tuple[frozenset[str], ...]] = ()
 
+    def template_lists(self) -> list[tuple[str, list[str]]]:
+        """(key path, templates) of every list the config gives: `templates`, each `templates_by_dataset` one."""
+        return ([("templates", self.templates)] if self.templates is not None else []) + \
+            [(f"templates_by_dataset.{k}", v) for k, v in self.templates_by_dataset.items()]
+
     @model_validator(mode="after")
     def _check_templates(self):
-        lists = ([("templates", self.templates)] if self.templates is not None else []) + \
-            [(f"templates_by_dataset.{k}", v) for k, v in self.templates_by_dataset.items()]
-        for where, templates in lists:
+        for where, templates in self.template_lists():
             if not templates:
                 raise ValueError(f"{where}: give at least one question template")
             for t in templates:

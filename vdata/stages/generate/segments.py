@@ -88,14 +88,12 @@ class ChapterGroundingTask(PerItemTask):
     def _asks_what_it_answers(self):
         """A question that asks for the chapter's end must get its span: with `answer: start` the sample
         would answer "When does it begin and end?" with one time."""
-        if self.answer == "start":
-            lists = [("templates", self.templates or [])] + \
-                [(f"templates_by_dataset.{k}", v) for k, v in self.templates_by_dataset.items()]
-            for where, templates in lists:
-                for t in templates:
-                    if _ASKS_END.search(t):
-                        raise ValueError(f"{where}: {t!r} asks for the chapter's end, and answer is start (its "
-                                         "start time only): set answer: span, or ask for the start")
+        asking_end = [(where, t) for where, templates in self.template_lists() for t in templates
+                      if self.answer == "start" and _ASKS_END.search(t)]
+        if asking_end:
+            where, t = asking_end[0]
+            raise ValueError(f"{where}: {t!r} asks for the chapter's end, and answer is start (its start time "
+                             "only): set answer: span, or ask for the start")
         return self
 
 
