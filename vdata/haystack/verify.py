@@ -263,13 +263,7 @@ class Verifier:
             wanted.update(f for _, f in outside)
         boxes = {p.box for p in placements if p.kind in ("image", "clip")}
         scan = self._scan_frames(last_frame) if boxes else []
-        frames: dict[int, np.ndarray] = {}
-        if wanted:
-            order = sorted(wanted)
-            with open_reader(video_path, "auto", purpose="sparse") as reader:
-                got = reader.read_at([(f + 0.25) / fps for f in order])
-            frames = {f: img for f, (_, img) in zip(order, got)}
-        scan_sigs = self._scan_signatures(video_path, scan, boxes)
+        frames, scan_sigs = self._read(video_path, wanted, scan, boxes)
         checks = []
         for p, inside, outside, first in plans:
             if p.kind == "text":
@@ -337,19 +331,26 @@ class Verifier:
             return []
         return sorted({min(last_frame, int(round(k * step))) for k in range(int(last_frame / step) + 1)})
 
-    def _scan_signatures(self, video_path: str, scan: list[int], boxes: set) -> dict[tuple, dict]:
-        """box -> frame -> signature of that box in each scanned frame: each frame hashed once per box,
-        every needle of the item compared with the same hashes; frames read a chunk at a time."""
-        out: dict[tuple, dict] = {box: {} for box in boxes}
-        if not scan:
-            return out
+    def _read(self, video_path: str, wanted: set[int], scan: list[int], boxes: set) -> tuple[dict, dict]:
+        """One pass over the frames the checks need: the pictures of `wanted` (the needles' own frames and their
+        neighbours), and for each `scan` frame the signature of every needle box (box -> frame -> signature;
+        each frame hashed once per box, every needle of the item compared with the same hashes). Read a chunk
+        at a time, so a long haystack's scan is never held in memory whole."""
+        frames: dict[int, np.ndarray] = {}
+        sigs: dict[tuple, dict] = {box: {} for box in boxes}
+        order, scanned = sorted(set(wanted) | set(scan)), set(scan)
+        if not order:
+            return frames, sigs
         with open_reader(video_path, "auto", purpose="sparse") as reader:
-            for i in range(0, len(scan), SCAN_CHUNK):
-                chunk = scan[i:i + SCAN_CHUNK]
+            for i in range(0, len(order), SCAN_CHUNK):
+                chunk = order[i:i + SCAN_CHUNK]
                 for f, (_, img) in zip(chunk, reader.read_at([(f + 0.25) / self.fps for f in chunk])):
-                    for box in boxes:
-                        out[box][f] = self._signature(_crop(img, box), box)
-        return out
+                    if f in wanted:
+                        frames[f] = img
+                    if f in scanned:
+                        for box in boxes:
+                            sigs[box][f] = self._signature(_crop(img, box), box)
+        return frames, sigs
 
     def _scan_picture(self, p, placements, scan, sigs, check, where) -> None:
         """Look for the needle in the scanned frames outside its own showings (and their `outside_s`
