@@ -36,9 +36,9 @@ SHORT = "A woman cuts apples in a kitchen."
 
 class CuttingVLM:
     """A loopback chat-completions server. Replies `LONG`, or `SHORT` to a request with temperature 0 or none
-    when `short_greedy`; a reply longer than max_tokens * 4 characters is cut there, finish_reason "length"."""
+    when `short_greedy` and to one whose seed is in `short_seeds`; a reply longer than max_tokens * 4 characters is cut there, finish_reason "length"."""
 
-    def __init__(self, short_greedy: bool = False) -> None:
+    def __init__(self, short_greedy: bool = False, short_seeds: tuple = ()) -> None:
         self.prompts: list[str] = []
         owner = self
 
@@ -46,7 +46,8 @@ class CuttingVLM:
             def do_POST(self) -> None:
                 body = self.read_json()
                 owner.prompts.append(prompt_text(body))
-                text = SHORT if short_greedy and not body.get("temperature") else LONG
+                short = (short_greedy and not body.get("temperature")) or body.get("seed") in short_seeds
+                text = SHORT if short else LONG
                 if "response_format" in body:        # the multi_teacher judge: every candidate alike, the first best
                     n = len(body["response_format"]["json_schema"]["schema"]["properties"]["best"]["enum"])
                     text = json.dumps({"scores": [5] * n, "best": 0})
@@ -176,6 +177,26 @@ def test_a_cut_multi_teacher_candidate_is_no_candidate():
     assert isinstance(row, dict), row
     assert row[R.CAPTION] == SHORT and [c["text"] for c in row[R.CAPTION_CANDIDATES]] == [SHORT]
     assert isinstance(rej, Reject) and rej.reason == "cut_at_max_tokens", rej
+
+
+def test_agreement_left_with_two_candidates_chooses_none():
+    # 3 configured, the third cut: agreement would score both survivors alike and always keep the first
+    server = CuttingVLM(short_greedy=True, short_seeds=(1001,))
+    teacher = {"backend": "openai", "base_url": server.base_url, "model": "cutting", "max_retries": 0,
+               "timeout_s": 30, "video": {"mode": "frames"}}
+    stage = CaptionStage(CaptionConfig(teacher="vlm", transcript=False, strategy="multi_teacher", max_tokens=32,
+                                       multi_teacher={"samples_per_teacher": 3, "selector": "agreement"}),
+                         RunContext(output_dir="", teachers={"vlm": teacher}))
+    stage.setup()
+    try:
+        (row,) = stage.process_batch([_row()])
+    finally:
+        stage.close()
+        server.close()
+    assert isinstance(row, dict), row
+    assert [c["text"] for c in row[R.CAPTION_CANDIDATES]] == [SHORT, SHORT]
+    assert [c["score"] for c in row[R.CAPTION_CANDIDATES]] == [None, None]
+    assert row[R.CAPTION_SELECTION_SCORE] is None and stage.counters["agreement_undecided"] == 1
 
 
 def test_the_demo_models_cut_replies_are_kept(vlm):

@@ -181,6 +181,7 @@ class Captioner:
     reject: Callable[..., Reject]                    # Stage.reject(row, reason, message, **detail)
     embedder: Any = None      # multi_teacher's selector model: a text embedder (agreement) or a vision-text model
     trimmed: Counter = field(default_factory=Counter)   # step -> replies cut at max_tokens, kept to their last sentence
+    undecided: int = 0        # multi_teacher clips whose agreement selector had two candidates left: no choice
 
     async def ask(self, teacher: str, request: Any, step: str) -> Any:
         return await self.pool.ask(Call(teacher, request, step))

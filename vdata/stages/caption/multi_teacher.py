@@ -4,6 +4,8 @@ that scores the candidates against the frames (bounded JSON: integer scores + th
 agreement between candidates (mean cosine similarity of MiniLM sentence embeddings), or, as Panda-70M
 picks with its retrieval model, the vision–text similarity of each candidate with the clip's frames
 (`similarity_model`, a CLIP/SigLIP-family checkpoint; score (cos + 1) / 2 against the mean frame embedding).
+A clip left with one candidate, or with two under `agreement` (failed candidates), keeps the first unscored:
+no choice was made (`caption_selection_score` null; the manifest counts `agreement_undecided`).
 """
 from __future__ import annotations
 
@@ -75,8 +77,12 @@ async def multi_teacher(cap: Captioner, clip: Clip) -> dict:
         raise RowReject(cap.reject(clip.row, "too_few_candidates", f"caption: {len(candidates)} candidate(s), "
                                    f"fewer than multi_teacher.min_candidates={mt.min_candidates}"))
     texts = [cand["text"] for cand in candidates]
-    if len(candidates) == 1:
-        scores, best = [None], 0
+    # agreement cannot choose between two (each one's score is their one similarity, so the first would win
+    # whatever it says): like a lone candidate, the first is kept unscored; the manifest counts these
+    undecided = mt.selector == "agreement" and len(candidates) == 2
+    if len(candidates) == 1 or undecided:
+        scores, best = [None] * len(candidates), 0
+        cap.undecided += undecided
     elif mt.selector == "agreement":
         scores = agreement_scores(texts, cap.embedder)
         best = max(range(len(scores)), key=lambda i: scores[i])

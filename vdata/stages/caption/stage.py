@@ -223,6 +223,8 @@ class CaptionStage(Stage):
             outcomes[i] = outcome
         self.last_schedule = pool.stats
         self.trimmed.update(cap.trimmed)
+        if cap.undecided:   # in the manifest's stages[].counters
+            self.counters["agreement_undecided"] += cap.undecided
         return outcomes
 
     def _scene_chains(self, rows: list[dict], pool: ClipPool, cap: Captioner) -> list:
