@@ -122,6 +122,18 @@ def test_problems_of_every_section_come_in_one_error():
     assert "stages: " in error_of({"input": [{"path": "."}], "output": {"dir": "o"}, "stages": "probe"})
 
 
+def test_an_unknown_teacher_of_a_stage_with_other_errors_comes_in_the_same_round():
+    # the stage's own error (agreement needs 3 candidates) used to hide it: planning checks validated stages only
+    msg = error_of(cfg(teachers={"vlm": {"backend": "openai", "model": "m"}},
+                       stages=[{"probe": {}}, {"shots": {}}, {"frames": {}},
+                               {"caption": {"teacher": "vlmm", "strategy": "multi_teacher",
+                                            "multi_teacher": {"teachers": ["vlm", "other"], "judge": "vlm"}}}]))
+    assert "stages[3].caption.multi_teacher.selector: agreement needs at least 3" in msg, msg
+    assert "stages[3].caption.teacher: unknown teacher 'vlmm'; defined: vlm" in msg, msg
+    assert "stages[3].caption.multi_teacher.teachers[1]: unknown teacher 'other'; defined: vlm" in msg, msg
+    assert "'vlm';" not in msg and len(msg.splitlines()) == 4, msg
+
+
 def test_input_needs_exactly_one_source():
     assert "exactly one of path, glob, manifest, hf" in error_of(cfg(input=[{"path": "a", "glob": "*.mp4"}]))
 

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from vdata.media.storage import is_remote, local_path
 from vdata.schemas.annotation_formats import ANNOTATION_FORMATS
 # ConfigError and interpolate_env live in config_file (shared with the haystack config); named here too
-from vdata.schemas.config_file import (ConfigError, ConfigReadError, interpolate_env,  # noqa: F401
+from vdata.schemas.config_file import (ConfigError, ConfigReadError, interpolate_env, raw_teacher_refs,  # noqa: F401
                                        read_config_file, with_unset)
 from vdata.schemas.storage import StorageConfig
 
@@ -451,6 +451,10 @@ def parse_config(data: Any, raw_text: str = "", base_dir: Path | str = ".") -> B
             positions.append(i)
         except ValidationError as e:
             problems.extend(format_validation_error(e, model, prefix=f"stages[{i}].{name}"))
+            known = teachers if isinstance(teachers, dict) else {}   # validated stages: planning checks theirs
+            problems.extend(f"stages[{i}].{name}.{key}: unknown teacher {ref!r}; defined: "
+                            f"{', '.join(sorted(known)) or 'none'}" for key, ref in raw_teacher_refs(kwargs)
+                            if ref not in known)
     if cfg is not None:
         cfg._stage_configs = specs
         cfg._stage_positions = positions if len(positions) < len(stages) else None

@@ -111,3 +111,20 @@ def with_unset(unset: list[str], problems: list[str]) -> list[str]:
     more). Both are "key.path: message" lines."""
     at = {line.split(": environment variable ", 1)[0] for line in unset}
     return unset + [p for p in problems if p.split(": ", 1)[0] not in at]
+
+
+def raw_teacher_refs(data: Any, path: str = "") -> list[tuple[str, str]]:
+    """(key path, name) of each teacher an unvalidated stage mapping names: a text under a `teacher` or
+    `judge` key, or in a `teachers` list, at any depth. For a stage whose config has other errors, so that
+    an unknown teacher is reported in the same round as them."""
+    out: list[tuple[str, str]] = []
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        where = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else str(key)
+        if key in ("teacher", "judge") and isinstance(value, str):
+            out.append((where, value))
+        elif key == "teachers" and isinstance(value, list):
+            out.extend((f"{where}[{i}]", name) for i, name in enumerate(value) if isinstance(name, str))
+        else:
+            out.extend(raw_teacher_refs(value, where))
+    return out
