@@ -48,7 +48,7 @@ def hard_cut_shots() -> list[Shot]:
     bikes, bunny, phone = clip("bikes.mp4"), clip("bigbuckbunny.mp4"), clip("carphone_pristine.mp4")
     # bikes.mp4's own shots (its cuts at 1.2, 3.04, 5.48, 7.48 s) become shots joined by our cuts
     return [Shot(bikes, 1.84, 1.2), Shot("testsrc2", 2.5, lavfi=True), Shot(bikes, 2.44, 3.04), Shot(bunny, 3.0, 0.4),
-            Shot(bikes, 2.0, 5.48), Shot("gradients=speed=0.03:seed=16", 2.5, lavfi=True), Shot(phone, 3.0, 0.5),
+            Shot(bikes, 2.0, 5.48), Shot("gradients=speed=0.03:c0=0x2050a0:c1=0xe0a040:seed=16", 2.5, lavfi=True), Shot(phone, 3.0, 0.5),
             Shot(bikes, 2.2, 7.48), Shot(bunny, 2.0, 3.2)]
 
 
@@ -169,7 +169,7 @@ def gradual_set(count: int, seed: int = 16):
     bikes, bunny, phone = clip("bikes.mp4"), clip("bigbuckbunny.mp4"), clip("carphone_pristine.mp4")
     pool = [Shot(bikes, 1.8, 1.25), Shot(bikes, 2.4, 3.05), Shot(bikes, 2.0, 5.5), Shot(bikes, 2.2, 7.5),
             Shot(bunny, 2.4, 0.4), Shot(bunny, 2.4, 2.8), Shot(phone, 2.5, 0.0), Shot(phone, 2.4, 1.5),
-            Shot("testsrc2", 2.5, lavfi=True), Shot("gradients=speed=0.03:seed=16", 2.5, lavfi=True),
+            Shot("testsrc2", 2.5, lavfi=True), Shot("gradients=speed=0.03:c0=0x2050a0:c1=0xe0a040:seed=16", 2.5, lavfi=True),
             Shot("mandelbrot", 2.5, lavfi=True), Shot("life=mold=10:ratio=0.3:death_color=#3060a0", 2.5, lavfi=True)]
     rng = random.Random(seed)
     out = []
