@@ -66,3 +66,14 @@ def test_a_question_for_the_chapters_end_needs_its_span():
         ChapterGroundingTask(templates_by_dataset={"howto": ['How long is "$title"?']})
     ChapterGroundingTask(answer="span", templates=['When does the chapter "$title" begin and end?'])
     ChapterGroundingTask(templates=['When does the chapter "$title" start?'])
+
+
+def test_grounding_and_dense_caption_with_nothing_timed_are_counted():
+    """docs/video_scope.md's example had neither dense events nor speech: grounding made nothing, and said nothing."""
+    stage = GenerateStage(GenerateConfig(tasks={"grounding": {"rephrase": False}, "dense_caption": {}}, scope="video"),
+                          RunContext(output_dir="", teachers={}))
+    stage.setup()
+    row = dict(_row([]), **{R.CAPTION: "A red kite flies over a green field."})
+    free, pending = stage.plan_clip(row, stage.clues_for(row))
+    assert free == [] and pending == []
+    assert stage.counters["grounding_no_target"] == 1 and stage.counters["dense_caption_too_few_events"] == 1

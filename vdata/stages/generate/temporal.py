@@ -50,7 +50,8 @@ def _plan_grounding(stage: StageView, row: dict, clues: list[Clue], tcfg: Ground
         return free, pending
     targets = [c for c in clues if c.kind == "event" or (tcfg.from_speech and c.kind == "speech")]
     targets = [c for c in targets if c.timed and c.end_s is not None and c.end_s - c.start_s >= tcfg.min_span_s]
-    if not targets:
+    if not targets:   # no dense events nor speech: said in the manifest's counters, not silently nothing
+        stage.counters["grounding_no_target"] += 1
         return free, pending
     first = stable_hash("grounding", row[R.CLIP_ID]) % len(targets)
     picks = [targets[(first + j) % len(targets)] for j in range(min(tcfg.per_clip, len(targets)))]
@@ -120,6 +121,7 @@ def _plan_dense(stage: StageView, row: dict, clues: list[Clue], tcfg: DenseCapti
         return [_dense_sample(stage, row, [(c, escape_placeholders(c.text)) for c in events], None)], []
     if tcfg.from_speech and len(speech) >= tcfg.min_events and stage.teacher:
         return [], [_dense_speech_request(stage, speech)]
+    stage.counters["dense_caption_too_few_events"] += 1
     return [], []
 
 
