@@ -25,13 +25,15 @@ load per actor, `resources.concurrency` actors; `resources.num_gpus` puts each o
 """
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from vdata.media.images import decode_jpeg
 from vdata.schemas import records as R
+from vdata.schemas.config import config_file
 
 from .base import Reject, Resources, Stage, StageConfig
 
@@ -52,6 +54,14 @@ class ClipEmbedConfig(StageConfig):
     drop_below: bool = True                      # false: score only (thresholds re-applied later)
     device: Literal["auto", "cpu", "cuda"] = "auto"   # auto: cuda when the stage asks for a GPU and has one
     model_batch_size: int = Field(64, ge=1)      # frames per forward pass
+
+    @field_validator("aesthetic_head", "watermark_head")
+    @classmethod
+    def _head_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # checked with the config: a missing head was a traceback once the stages before it had run
+        if value is not None and not os.path.isfile(config_file(value, info)):
+            raise ValueError(f"no such file {value!r} (a state-dict file of Linear layers)")
+        return config_file(value, info) if value else None
 
 
 class ClipEmbedStage(Stage):

@@ -12,9 +12,12 @@ score and `vdata rethreshold nsfw_max=…` applies a limit later. A clip without
 """
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+import os
+
+from pydantic import Field, ValidationInfo, field_validator
 
 from vdata.schemas import records as R
+from vdata.schemas.config import config_file
 from vdata.teachers.nsfw import EXPLICIT, NUDENET_LABELS
 
 from .base import Reject, Resources, Stage, StageConfig
@@ -26,6 +29,14 @@ class NsfwConfig(StageConfig):
     drop_above: bool = True                           # false: score only
     model: str | None = None                          # another ONNX export of NudeNet's detector
     model_batch_size: int = Field(8, ge=1)            # frames per detector call
+
+    @field_validator("model")
+    @classmethod
+    def _model_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # checked with the config: a missing file was an onnxruntime traceback after the earlier stages ran
+        if value is not None and not os.path.isfile(config_file(value, info)):
+            raise ValueError(f"no such file {value!r} (an ONNX export of NudeNet's detector)")
+        return config_file(value, info) if value else None
 
     @field_validator("classes")
     @classmethod
