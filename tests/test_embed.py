@@ -306,3 +306,24 @@ def test_watermark_head_width_is_checked_against_the_model(tmp_path, tiny_clip):
     bad = write_tiny_watermark_head(tmp_path / "wm.safetensors", dim=7)
     with pytest.raises(ValueError, match=r"stages\.clip_embed\.watermark_head: .*7-d"):
         ClipEmbedStage(model=str(tiny_clip), watermark_head=str(bad)).setup()
+
+
+def test_a_stage_that_cannot_load_its_head_stops_the_build_with_one_line(tmp_path, tiny_clip, videos, in_process):
+    """A head of the wrong width is found only when the model loads (setup): the build stops naming the stage,
+    as a config error, instead of a traceback from inside the executor (outside check h13 F2)."""
+    import yaml
+
+    from vdata.pipelines.runner import build
+    from vdata.schemas.config import ConfigError, load_config
+    from vdata.teachers.tiny_clip import write_tiny_watermark_head
+
+    bad = write_tiny_watermark_head(tmp_path / "wm.safetensors", dim=7)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "bad-head", "input": [{"path": str(videos / "other.mp4")}], "output": {"dir": str(tmp_path / "out")},
+        "stages": [{"probe": {}}, {"shots": {"min_len_s": 1.0}}, {"frames": {"mode": "uniform", "num_frames": 2}},
+                   {"clip_embed": {"model": str(tiny_clip), "watermark_head": str(bad)}}]}))
+    with pytest.raises(ConfigError) as e:
+        build(load_config(config), progress=False)
+    assert str(e.value).startswith("stages[3].clip_embed could not start: ValueError: "), e.value
+    assert "7-d" in str(e.value) and "Traceback" not in str(e.value)

@@ -26,6 +26,7 @@ from vdata.stages.base import Reject, RunContext, reject_row
 from vdata.teachers.types import TeacherRefusedError
 
 from .stage_cache import StageResultCache
+from .stage_start import StageStartError, find_start_error  # noqa: F401  (the runner reads it here)
 
 STATS_ACTOR_PREFIX = "vdata-stats-"
 _STAGE_CACHE: dict = {}   # per worker process: one set-up stage instance per (run, stage index)
@@ -39,7 +40,17 @@ def get_stage(key, name, config, ctx):
 
         # a worker decodes with as many threads as CPUs it was given (at least one)
         set_decode_threads(max(1, round(stage.resources().num_cpus)))
-        stage.setup()
+        try:
+            stage.setup()
+        except Exception as e:
+            from vdata.schemas.config import ConfigError
+            from vdata.teachers.managed import ServerStartError
+
+            # those say what to fix in their own words (the CLI prints each); anything else names the stage
+            if isinstance(e, (ConfigError, ServerStartError, TeacherRefusedError)):
+                raise
+            first = str(e).strip().splitlines()[0] if str(e).strip() else "no detail"
+            raise StageStartError(key[1], name, f"{type(e).__name__}: {first}") from e
         _STAGE_CACHE[key] = stage
     return stage
 

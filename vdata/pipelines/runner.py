@@ -286,9 +286,12 @@ def build(cfg: BuildConfig, address: str | None = None, progress: bool | None = 
             return _build(cfg, address, progress, console, verbose, progress_every)
         except Exception as e:   # a refused teacher stops the build: said once, whichever executor wrapped it
             refused = find_refusal(e)
-            if refused is None:
+            if refused is not None:
+                raise TeacherRefusedError(refused.teacher, redact(refused.detail, cfg.secrets), refused.kind) from None
+            started = X.find_start_error(e)   # a model or file a stage could not load: said as the config's
+            if started is None:
                 raise
-            raise TeacherRefusedError(refused.teacher, redact(refused.detail, cfg.secrets), refused.kind) from None
+            raise ConfigError(redact(str(started), cfg.secrets)) from None
 
 
 def _build(cfg: BuildConfig, address: str | None, progress: bool | None, console, verbose: bool,
