@@ -299,3 +299,20 @@ def test_motion_is_the_same_at_any_frame_rate_and_where_pictures_are_held(tmp_pa
     assert {name: motion[name] for name in steady} == steady, (reference, motion)
     held = {name: motion[name] / (reference * per_frame[name]) for name in ("on twos", "on threes", "on fours")}
     assert all(0.5 < ratio < 2 for ratio in held.values()), (reference, motion)
+
+
+def test_slides_of_a_half_fps_video_are_static_not_moving_into_the_next_slide(tmp_path, quality_stage):
+    """At 0.5 fps a 2 s clip is one picture: its first frame pair reached the next slide (outside check h13 F4),
+    so every slide but the last read as moving. A frame at the clip's end is the next shot's: no motion."""
+    from vdata.media.ffmpeg import run_ffmpeg
+
+    path = str(tmp_path / "slides.mp4")
+    sources = ["smptebars", "pal100bars", "rgbtestsrc"]
+    run_ffmpeg([arg for s in sources for arg in ("-f", "lavfi", "-i", f"{s}=s=320x180:r=0.5:d=2")]
+               + ["-filter_complex", "".join(f"[{i}:v]" for i in range(3)) + "concat=n=3:v=1:a=0",
+                  "-c:v", "libx264", "-pix_fmt", "yuv420p", path])
+    base = clip_row(path)
+    assert base[R.FPS] == pytest.approx(0.5)
+    clips = [dict(base, **{R.START_S: 2.0 * i, R.END_S: 2.0 * i + 2, R.CLIP_DURATION_S: 2.0}) for i in range(3)]
+    for out in quality_stage.process_batch(clips):
+        assert isinstance(out, Reject) and out.reason == "static" and out.row[R.Q_MOTION] == 0.0, out

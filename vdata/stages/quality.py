@@ -183,9 +183,10 @@ def _motion(a: np.ndarray, b: np.ndarray) -> float:
 
 class QualityStage(Stage):
     name = "quality"
-    version = 5   # 2: the frame shown at a time, not the next one after a held picture; no motion across the clip's end;
+    version = 6   # 2: the frame shown at a time, not the next one after a held picture; no motion across the clip's end;
                   # 3: motion over flow confirmed by the flow back; 4: motion per 1/30 s above 30 fps, and
-                  # over two frames where a picture is held; 5: HDR video tone mapped
+                  # over two frames where a picture is held; 5: HDR video tone mapped; 6: no motion across the
+                  # clip's end in the first frame pair either (a clip of one or two frames at a low frame rate)
     needs_video = True
     Config = QualityConfig
     reads = (R.PATH, R.START_S, R.END_S, R.FPS, R.WIDTH, R.HEIGHT, R.CLIP_DURATION_S)
@@ -245,8 +246,9 @@ class QualityStage(Stage):
         with open_reader(row[R.PATH], cfg.backend, purpose="sparse", max_side=cfg.analysis_max_side) as reader:
             got = [t for t, _ in reader.read_at(times, max_side=cfg.analysis_max_side, on_frame=arrived)]
             unit = max(step, 1.0 / MOTION_RATE)   # the time motion is given per
-            motion = {k: flow_jobs[k].result() * unit / (got[k + 1] - got[k]) if got[k + 1] > got[k] else 0.0
-                      for k in range(0, len(times), 3)}
+            # a frame at the clip's end is the next shot's (a slideshow at 0.5 fps: the next slide), as in _motion_to
+            motion = {k: flow_jobs[k].result() * unit / (got[k + 1] - got[k]) if got[k] < got[k + 1] < end - 1e-6
+                      else 0.0 for k in range(0, len(times), 3)}
             for k in motion:
                 if motion[k] < LOOK_FURTHER:
                     motion[k] = max(motion[k], self._motion_to(grays[k], got[k], grays[k + 2], got[k + 2], end, unit))
