@@ -327,3 +327,30 @@ def test_a_stage_that_cannot_load_its_head_stops_the_build_with_one_line(tmp_pat
         build(load_config(config), progress=False)
     assert str(e.value).startswith("stages[3].clip_embed could not start: ValueError: "), e.value
     assert "7-d" in str(e.value) and "Traceback" not in str(e.value)
+
+
+def test_semdedup_of_a_resumed_build_knows_the_videos_kept_before(tmp_path, tiny_clip, videos, in_process):
+    """A copy added after a build was kept beside its original: the index started empty (outside check h13 F5).
+    It is now seeded with the clips already in the output folder."""
+    import yaml
+
+    from vdata.pipelines.runner import build
+    from vdata.schemas.config import load_config
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(videos / "cuts.mp4", inputs / "cuts.mp4")
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "semdedup-resume", "input": [{"path": str(inputs)}], "output": {"dir": str(tmp_path / "out")},
+        "stages": [{"probe": {}}, {"shots": {"min_len_s": 1.0}}, {"frames": {"mode": "uniform", "num_frames": 2}},
+                   {"clip_embed": {"model": str(tiny_clip)}}, {"semdedup": {"level": "video", "similarity_min": 0.999}}]}))
+    first = build(load_config(config), progress=False)
+    assert first.rows == 4 and first.rejects == 0
+    # the same pictures in other bytes (ingest's content hash does not catch it): a remux with a title
+    run_ffmpeg(["-i", str(videos / "cuts.mp4"), "-c", "copy", "-metadata", "title=again", str(inputs / "remux.mp4")])
+    second = build(load_config(config), progress=False)
+    rejects = pq.read_table(tmp_path / "out" / "rejects").to_pylist()
+    assert second.rows == 4 and [r["reason"] for r in rejects] == ["duplicate"] * 4, rejects
+    assert all(r[R.SOURCE_URI].endswith("remux.mp4") and json.loads(r["detail"])["duplicate_of"].endswith("cuts.mp4")
+               for r in rejects)

@@ -14,7 +14,8 @@ exactly, one matrix product against every kept item, which is what SemDeDup does
 the partition only pays off past a few hundred thousand items (512-d float32: 2 KB per kept item).
 Like `dedup`, the index is one small named Ray actor per run (check-and-add is atomic per batch, so
 two workers never both keep one of a pair), or the worker's own with `index: local` / outside Ray.
-The first item to arrive is kept; a retried batch gets the verdicts it got the first time.
+The first item to arrive is kept; a retried batch gets the verdicts it got the first time. On resume (or a
+build extended with more videos) the index is first seeded with the clips already kept in the output folder.
 """
 from __future__ import annotations
 
@@ -32,12 +33,14 @@ from .base import Reject, Resources, Stage, StageConfig
 class EmbeddingIndex:
     """Unit vectors of the kept items; `check_and_add` is atomic (one call per batch)."""
 
-    def __init__(self, similarity_min: float):
+    def __init__(self, similarity_min: float, seed: list[tuple] | None = None):
         self.similarity_min = similarity_min
         self.matrix = np.zeros((0, 0), np.float32)
         self.labels: list[str] = []
         self.sources: list[str] = []
         self.verdicts: dict[str, tuple] = {}
+        if seed:   # the items an earlier run of this build kept, kept again first (see SemDedupStage._seed)
+            self.check_and_add(seed)
 
     def check_and_add(self, items: list[tuple]) -> list[tuple]:
         """items: (item id, label, source, unit vector) → [(kept label or None, kept source, nearest similarity)]."""
@@ -97,15 +100,52 @@ class SemDedupStage(Stage):
             running = False
         if self.config.index == "actor" and not running:
             raise RuntimeError("semdedup index: actor needs a running Ray (use index: local outside a pipeline)")
+        seed = self._seed()
         if self.config.index == "local" or not running or not (self.ctx.run_id or self.config.index == "actor"):
-            return EmbeddingIndex(self.config.similarity_min)
+            return EmbeddingIndex(self.config.similarity_min, seed)
         import ray
 
         digest = hashlib.blake2b(repr(self.config.model_dump()).encode(), digest_size=4).hexdigest()
         actor = ray.remote(num_cpus=0)(EmbeddingIndex).options(
             name=f"vdata-semdedup-{self.ctx.run_id or 'adhoc'}-{digest}", get_if_exists=True).remote(
-            self.config.similarity_min)
+            self.config.similarity_min, seed)
         return _ActorIndex(actor)
+
+    def _seed(self) -> list[tuple]:
+        """The clips an earlier run of this build kept (`clips/` of the output folder, which holds every kept clip
+        row): a resumed or extended build compares its new videos with them too, as `dedup` does with samples.
+        Without this a re-encode added later was kept beside the video it copies. Partial videos are redone
+        and their rows were removed before the stages start (pipelines/checkpoint.py)."""
+        from vdata.media import storage as S
+
+        folder = S.join(self.ctx.output_dir, "clips") if self.ctx.output_dir else None
+        if not folder or not S.exists(folder):
+            return []
+        rows = []
+        for name in sorted(S.listdir(folder)):
+            if not name.endswith(".parquet"):
+                continue
+            try:
+                table = S.read_parquet(S.join(folder, name), columns=[R.SOURCE_URI, R.CLIP_ID, R.CLIP_EMBEDDING])
+            except Exception:   # a part without embeddings (another build's) seeds nothing
+                continue
+            rows.extend(r for r in table.to_pylist() if r[R.CLIP_EMBEDDING])
+        return self._items(rows)
+
+    def _items(self, rows: list[dict]) -> list[tuple]:
+        """(item id, label, source, unit vector) per item of the rows: a clip, or a video (its clips' mean)."""
+        video = self.config.level == "video"
+        groups: dict[str, list[dict]] = {}
+        for row in rows:
+            if row.get(R.CLIP_EMBEDDING):
+                groups.setdefault(self._item_id(row), []).append(row)
+        items = []
+        for key, members in groups.items():
+            vec = np.asarray([r[R.CLIP_EMBEDDING] for r in members], np.float32).mean(axis=0)
+            vec /= max(float(np.linalg.norm(vec)), 1e-12)
+            first = members[0]
+            items.append((key, first.get(R.SOURCE_URI) if video else first.get(R.CLIP_ID), first.get(R.SOURCE_URI), vec))
+        return items
 
     def _item_id(self, row: dict) -> str:
         """A video by its source (one file at two paths is two videos); a clip by source and clip id, because
@@ -115,19 +155,8 @@ class SemDedupStage(Stage):
 
     def process_batch(self, rows: list[dict]) -> list[dict | Reject]:
         video = self.config.level == "video"
-        groups: dict[str, list[int]] = {}
-        for i, row in enumerate(rows):
-            if row.get(R.CLIP_EMBEDDING):
-                groups.setdefault(self._item_id(row), []).append(i)
-        items = []
-        for key, members in groups.items():
-            vecs = np.asarray([rows[i][R.CLIP_EMBEDDING] for i in members], np.float32)
-            vec = vecs.mean(axis=0)
-            vec /= max(float(np.linalg.norm(vec)), 1e-12)
-            first = rows[members[0]]
-            label = first.get(R.SOURCE_URI) if video else first.get(R.CLIP_ID)
-            items.append((key, label, first.get(R.SOURCE_URI), vec))
-        verdicts = dict(zip(groups, self.index.check_and_add(items))) if items else {}
+        items = self._items(rows)
+        verdicts = dict(zip((item[0] for item in items), self.index.check_and_add(items))) if items else {}
         out: list[dict | Reject] = []
         for i, row in enumerate(rows):
             row = dict(row)
