@@ -148,6 +148,21 @@ def test_max_len_splits_into_equal_windows():
     assert split_long([[0, 30]], 25.0, 10) == [[0, 30]]
 
 
+def test_max_len_splits_a_variable_rate_shot_into_equal_times():
+    """3 s at 25 fps, 3 s at 5 fps, 3 s at 50 fps (240 frames, 9 s): equal frame counts made 6.6 s of a 5 s
+    limit, and a 4 s limit left a 1.6 s piece that min_len_s rejected (outside check h13 F6)."""
+    import numpy as np
+
+    starts = np.concatenate([np.arange(75) / 25, 3 + np.arange(15) / 5, 6 + np.arange(150) / 50, [9.0]])
+    seconds = lambda a, b: float(starts[b] - starts[a])  # noqa: E731
+    for limit, pieces in ((5.0, 2), (4.0, 3), (1.0, 9)):
+        got = split_long([[0, 240]], 240 / 9, limit, seconds=seconds)
+        lengths = [seconds(a, b) for a, b in got]
+        assert len(got) == pieces and got[0][0] == 0 and got[-1][1] == 240, got
+        assert all(x[1] == y[0] for x, y in zip(got, got[1:]))
+        assert max(lengths) <= limit + 1e-6 and min(lengths) >= 9 / pieces - 0.2, (limit, lengths)
+
+
 def test_repair_never_merges_a_short_shot_into_a_neighbour():
     import numpy as np
 

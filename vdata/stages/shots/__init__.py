@@ -33,6 +33,7 @@ clip or in a reject that says why.
 """
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -375,16 +376,22 @@ def repair_segments(segs: list[list[int]], feats: np.ndarray, fps: float, cfg: S
 
 
 def split_long(segs: list[list[int]], fps: float, max_len_s: float | None, seconds=None) -> list[list[int]]:
-    """Shots longer than `max_len_s` in equal pieces; `seconds(a, b)` as in `repair_segments`."""
+    """Shots longer than `max_len_s` in pieces of equal duration, each ending at the last frame shown by its
+    share of the time; `seconds(a, b)` as in `repair_segments`. Equal frame counts are equal times only at a
+    constant rate: at 25, then 5, then 50 fps they made a 6.6 s piece of a 5 s limit."""
     if not max_len_s:
         return segs
-    max_frames = max(1, int(max_len_s * fps))
+    seconds = seconds or (lambda a, b: (b - a) / fps)
     out = []
     for a, b in segs:
-        pieces = (-(-(b - a) // max_frames) if seconds is None
-                  else min(b - a, max(1, math.ceil(seconds(a, b) / max_len_s - EPS_S))))
-        for k in range(pieces):  # equal windows rather than a short remainder
-            out.append([a + (b - a) * k // pieces, a + (b - a) * (k + 1) // pieces])
+        total = seconds(a, b)
+        pieces = min(b - a, max(1, math.ceil(total / max_len_s - EPS_S)))
+        bounds = [a]
+        for k in range(1, pieces):   # the last frame starting by k/pieces of the time, a frame left per piece
+            frames = range(bounds[-1] + 1, b - (pieces - k) + 1)
+            at = bisect.bisect_right(frames, k * total / pieces + EPS_S, key=lambda j: seconds(a, j)) - 1
+            bounds.append(frames[max(0, at)])
+        out.extend([lo, hi] for lo, hi in zip(bounds, bounds[1:] + [b]))
     return out
 
 
