@@ -9,12 +9,20 @@ Picture-based subtitles (DVD, Blu-ray bitmaps) carry no text and are left out.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .streams import iso_639_1, video_stream
-from .subtitles import ChapterMark, ParseProblem, Parsed, is_spoken, plain_lines, unrolled
+from .subtitles import ChapterMark, ParseProblem, Parsed, decode_as, decode_text, is_spoken, plain_lines, unrolled
 
 TEXT_SUBTITLE_CODECS = {"subrip", "srt", "webvtt", "ass", "ssa", "mov_text", "text", "microdvd", "subviewer"}
+_SUBRIP = {"subrip", "srt", "text"}   # packets of plain SubRip text: readable without libavcodec
+# ffmpeg's stream dispositions (libavformat/avformat.h AV_DISPOSITION_*)
+_COMMENT, _FORCED, _HEARING_IMPAIRED = 0x8, 0x40, 0x80
+# what a track's title says of it where the muxer set no disposition (mkvmerge users, yt-dlp, HandBrake)
+_TITLE_FORCED = re.compile(r"\bforced\b|\bsigns?\b|\bforeign\b", re.I)
+_TITLE_SDH = re.compile(r"\bsdh\b|\bcc\b|hearing|\bhi\b|\bdeaf\b", re.I)
+_TITLE_COMMENTARY = re.compile(r"comment", re.I)
 
 
 @dataclass(frozen=True)
@@ -22,6 +30,18 @@ class SubtitleTrack:
     index: int             # the stream's index in the container (ffmpeg's -map 0:<index>)
     language: str | None   # ISO 639-1 ("en") where the track names a language ffmpeg-style ("eng") or so
     codec: str
+    disposition: int = 0   # ffmpeg's flags: forced, hearing_impaired, comment, ...
+    title: str = ""
+
+    @property
+    def rank(self) -> int:
+        """0: the full dialogue; 1: for the hard of hearing (the dialogue and sounds); 2: forced (only the
+        foreign-language lines); 3: a commentary (not the video's speech at all). As sidecars are ranked."""
+        if self.disposition & _COMMENT or _TITLE_COMMENTARY.search(self.title):
+            return 3
+        if self.disposition & _FORCED or _TITLE_FORCED.search(self.title):
+            return 2
+        return 1 if self.disposition & _HEARING_IMPAIRED or _TITLE_SDH.search(self.title) else 0
 
 
 @dataclass
@@ -46,7 +66,8 @@ def read_embedded(path: str, languages: list[str] | None) -> Embedded:
             chapters = [ChapterMark(round(float(c["start"] * c["time_base"]) - start, 6),
                                     " ".join(str(c.get("metadata", {}).get("title", "")).split()))
                         for c in container.chapters()]
-            tracks = [SubtitleTrack(s.index, iso_639_1(s.metadata.get("language")), s.codec.name)
+            tracks = [SubtitleTrack(s.index, iso_639_1(s.metadata.get("language")), s.codec.name, int(s.disposition),
+                                    str(s.metadata.get("title") or ""))
                       for s in container.streams.subtitles if s.codec.name in TEXT_SUBTITLE_CODECS]
             track = pick_track(tracks, languages) if languages is not None else None
             subtitles = _read_track(container, track, start) if track is not None else None
@@ -58,13 +79,18 @@ def read_embedded(path: str, languages: list[str] | None) -> Embedded:
 
 
 def pick_track(tracks: list[SubtitleTrack], languages: list[str]) -> SubtitleTrack | None:
-    """The first track in the first preferred language; else a track that names no language; else the
-    first. (A sidecar chooses the same way: `<stem>.<lang>.srt` in preference order, then the rest.)"""
+    """The best track (`SubtitleTrack.rank`: a full one before one for the hard of hearing, a forced
+    one, a commentary; then file order) in the first preferred language; else of the tracks that name
+    no language; else of all. (A sidecar chooses the same way: `<stem>.<lang>.srt` in preference order,
+    `.sdh` and `.forced` ones last in their language, then the rest.)"""
+    def best(some: list[SubtitleTrack]) -> SubtitleTrack | None:
+        return min(some, key=lambda t: (t.rank, tracks.index(t)), default=None)
+
     for lang in languages:
-        for track in tracks:
-            if track.language == iso_639_1(lang):
-                return track
-    return next((t for t in tracks if t.language is None), tracks[0] if tracks else None)
+        found = best([t for t in tracks if t.language == iso_639_1(lang)])
+        if found is not None:
+            return found
+    return best([t for t in tracks if t.language is None]) or best(tracks)
 
 
 def _read_track(container, track: SubtitleTrack, video_start_s: float) -> Parsed:
@@ -81,11 +107,13 @@ def _read_track(container, track: SubtitleTrack, video_start_s: float) -> Parsed
     stream = container.streams[track.index]
     tb = float(stream.time_base)
     try:
-        for packet in container.demux(stream):
-            if packet.pts is None:
-                continue
-            start = packet.pts * tb - video_start_s
-            end = start + (packet.duration or 0) * tb
+        packets = [p for p in container.demux(stream) if p.pts is not None]
+        payloads = [bytes(p) for p in packets]
+        starts = [p.pts * tb - video_start_s for p in packets]
+        times = [(round(t, 6), round(t + (p.duration or 0) * tb, 6)) for t, p in zip(starts, packets)]
+        if track.codec in _SUBRIP and not _utf8(payloads):
+            return _raw_subrip(track, payloads, times)
+        for packet, (start, end) in zip(packets, times):
             # an ASS packet holds the event's fields (ReadOrder, Layer, Style, Name, ..., Text): its style
             # tells signs and songs from dialogue, as in a sidecar script
             fields = bytes(packet).decode("utf-8", errors="replace").split(",", 8) if ass else []
@@ -94,9 +122,38 @@ def _read_track(container, track: SubtitleTrack, video_start_s: float) -> Parsed
                 event = pysubs2.SSAEvent(text=sub.dialogue.decode("utf-8", errors="replace"), style=style)
                 lines = plain_lines(event) if is_spoken(event) else []
                 if lines:
-                    shown.append((round(start, 6), round(end, 6), lines))
+                    shown.append((start, end, lines))
     except av.error.FFmpegError as e:
         problem = ParseProblem("subtitle_track_unreadable", f"subtitle track {track.index} ({track.codec}): {e}", "")
         return Parsed(items=unrolled(shown), problems=[problem], format=track.codec)
     # yt-dlp --embed-subs puts YouTube's rolling automatic captions in the file as they are
     return Parsed(items=unrolled(shown), format=track.codec)
+
+
+def _utf8(payloads: list[bytes]) -> bool:
+    try:
+        for payload in payloads:
+            payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _raw_subrip(track: SubtitleTrack, payloads: list[bytes], times: list[tuple[float, float]]) -> Parsed:
+    """A SubRip track that is not UTF-8 (the Matroska spec wants UTF-8; some muxers copy a Windows code
+    page file as it is): libavcodec's decoder rejects such a packet, which lost every cue. Its packets are
+    plain SubRip text, read here with the charset fallback a sidecar gets (`decode_text` over the whole
+    track: one packet is too short to tell a code page by), their tags taken out by pysubs2."""
+    import pysubs2
+
+    decoded = decode_text(b"\n".join(payloads))
+    shown = []
+    for payload, (start, end) in zip(payloads, times):
+        text = "\n".join(line for line in decode_as(payload, decoded.encoding).splitlines() if line.strip())
+        events = pysubs2.SSAFile.from_string(f"1\n00:00:00,000 --> 00:00:01,000\n{text}\n", format_="srt").events
+        lines = [line for event in events for line in plain_lines(event)]
+        if lines:
+            shown.append((start, end, lines))
+    problem = ParseProblem("subtitle_encoding_repaired", f"subtitle track {track.index} ({track.codec}) is not UTF-8: "
+                           f"read as {decoded.encoding}", "", dropped=False)
+    return Parsed(items=unrolled(shown), problems=[problem], format=track.codec)

@@ -14,6 +14,7 @@ and gives no chapters, because such lists are usually "notable moments", not a d
 """
 from __future__ import annotations
 
+import codecs
 import html
 import os
 import re
@@ -49,6 +50,7 @@ class ParseProblem:
     reason: str          # stable code: subtitle_garbled, subtitle_empty_text, chapter_line_unparsable, ...
     message: str         # for humans, with the position
     raw: str             # the offending block or line, as written
+    dropped: bool = True   # False: a repair (the text was kept, changed)
 
 
 @dataclass
@@ -239,42 +241,98 @@ def plain_text(event: pysubs2.SSAEvent) -> str:
 
 
 def load_subtitles(path: str) -> Parsed:
-    """`parse_subtitles` of a file (its encoding found by `read_text`); the format from its extension."""
-    text = read_text(path)
-    return parse_subtitles(text, subtitle_format(text, path))
+    """`parse_subtitles` of a file (its encoding found by `decode_text`); the format from its extension.
+    Stray bytes in a UTF-8 file are a repair (`subtitle_encoding_repaired`): the cues are kept."""
+    with open(path, "rb") as f:
+        decoded = decode_text(f.read())
+    parsed = parse_subtitles(decoded.text, subtitle_format(decoded.text, path))
+    if decoded.stray_bytes:
+        parsed.problems.append(ParseProblem("subtitle_encoding_repaired", f"{decoded.stray_bytes} byte(s) that are "
+                                            "not UTF-8 in a UTF-8 file, read as Windows-1252", "", dropped=False))
+    return parsed
 
 
 _BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
          (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+# one well-formed UTF-8 character of two to four bytes (no overlong forms, no surrogates)
+_UTF8_CHAR = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
+                        rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
+                        rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}")
+_HIGH = re.compile(rb"[\x80-\xff]")
+# How much more "chaos" (charset_normalizer's mess score) Windows-1252 may have than the best match and
+# still be taken: for French or Spanish Latin-1 text it scores cp1257 (Baltic) 0.05-0.1 below cp1252, at
+# the same coherence, because ç/à/ô are rarer letters there; a Turkish or Polish text reads less coherent
+# as cp1252, and a Cyrillic or Greek one does not decode as cp1252 at all.
+_WESTERN_MARGIN = 0.15
 
 
-def read_text(path: str) -> str:
-    """A sidecar text file (subtitles, a description, chapter lines), whatever its encoding: a BOM's, else
-    UTF-8, else UTF-16 without a BOM (every other byte 0: Windows tools' "Unicode"), else the legacy code
-    page that charset_normalizer finds most coherent. Subtitle sites served Windows code pages for
-    decades: read as UTF-8, "Ça va très bien" became "\ufffda va tr\ufffds bien". On a tie (short text:
-    cp1250, cp1252 and cp1257 read French alike), cp1252, the Western one, which most such files are."""
-    with open(path, "rb") as f:
-        raw = f.read()
+@dataclass(frozen=True)
+class Decoded:
+    text: str
+    encoding: str        # the codec used (for a UTF-8 file with stray bytes: "utf-8")
+    stray_bytes: int = 0   # bytes of a UTF-8 file that are not UTF-8, read as Windows-1252
+
+
+def decode_text(raw: bytes) -> Decoded:
+    """Bytes of a text file whatever its encoding: a BOM's; else UTF-8; else UTF-8 with stray bytes when
+    most of its non-ASCII characters are well-formed UTF-8 (a file edited in two editors, SRTs joined),
+    each stray byte read as Windows-1252 ("caf\\xe9" is "café"); else UTF-16 without a BOM (every other
+    byte 0: Windows tools' "Unicode"); else the legacy code page charset_normalizer finds, Windows-1252
+    (Western) where it reads about as well as the best (`_WESTERN_MARGIN`). Subtitle sites served Windows
+    code pages for decades: read as UTF-8, "Ça va très bien" became "\ufffda va tr\ufffds bien"."""
     for bom, encoding in _BOMS:
         if raw.startswith(bom):
-            return raw.decode(encoding, errors="replace")
+            return Decoded(raw.decode(encoding, errors="replace"), encoding)
     try:
-        return raw.decode("utf-8")
+        return Decoded(raw.decode("utf-8"), "utf-8")
     except UnicodeDecodeError:
         pass
     if len(raw) >= 4:
         zeros_even, zeros_odd = raw[0::2].count(0), raw[1::2].count(0)
         if max(zeros_even, zeros_odd) > 0.3 * len(raw) / 2:
-            return raw.decode("utf-16-be" if zeros_even > zeros_odd else "utf-16-le", errors="replace")
+            encoding = "utf-16-be" if zeros_even > zeros_odd else "utf-16-le"
+            return Decoded(raw.decode(encoding, errors="replace"), encoding)
+    chars = _UTF8_CHAR.findall(raw)
+    stray = len(_HIGH.findall(raw)) - sum(len(c) for c in chars)
+    # a legacy code page rarely makes well-formed UTF-8 by chance, so UTF-8 characters that outnumber the
+    # stray bytes say UTF-8; and a stray byte read as cp1252 is right where a cp1252 part was pasted in
+    if chars and len(chars) >= stray:
+        return Decoded(raw.decode("utf-8", errors=_CP1252_FALLBACK), "utf-8", stray)
+    encoding = _legacy_code_page(raw)
+    return Decoded(raw.decode(encoding, errors="replace"), encoding)
+
+
+def _legacy_code_page(raw: bytes) -> str:
     import charset_normalizer
 
     matches = list(charset_normalizer.from_bytes(raw))
     if not matches:
-        return raw.decode("cp1252", errors="replace")
+        return "cp1252"
     best = matches[0]
-    tied = [m.encoding for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
-    return raw.decode("cp1252" if "cp1252" in tied else best.encoding, errors="replace")
+    western = next((m for m in matches if "cp1252" in m.could_be_from_charset), None)
+    if western is not None and western.chaos <= best.chaos + _WESTERN_MARGIN and western.coherence >= best.coherence:
+        return "cp1252"
+    return best.encoding
+
+
+def decode_as(raw: bytes, encoding: str) -> str:
+    """`raw` in the encoding `decode_text` found (for UTF-8, stray bytes read as Windows-1252)."""
+    return raw.decode(encoding, errors=_CP1252_FALLBACK if encoding == "utf-8" else "replace")
+
+
+def _cp1252_bytes(error: UnicodeDecodeError) -> tuple[str, int]:
+    return error.object[error.start:error.end].decode("cp1252", errors="replace"), error.end
+
+
+_CP1252_FALLBACK = "vdata.cp1252_fallback"
+codecs.register_error(_CP1252_FALLBACK, _cp1252_bytes)
+
+
+def read_text(path: str) -> str:
+    """A sidecar text file (subtitles, a description, chapter lines, a CSV manifest), whatever its
+    encoding (`decode_text`)."""
+    with open(path, "rb") as f:
+        return decode_text(f.read()).text
 
 
 # --- chapters from description lines -----------------------------------------------------------------

@@ -9,14 +9,19 @@ already decoded from JSON / SRT / description lines into Python values, and retu
   underscore-insensitively and written in the vocabulary's spelling; one not in it is dropped
   (`label_not_in_vocabulary`).
 - chapters: sorted by start; each needs a title (`chapter_untitled`) and a start inside the video
-  (`chapter_past_end`, `chapter_before_start`); two at one start keep the first (`chapter_duplicate_start`).
+  (`chapter_past_end`); one that starts before the video is clamped to 0 (a repair) unless the next one
+  starts at or before 0 (`chapter_before_start`: wholly before it); two at one start keep the first
+  (`chapter_duplicate_start`).
   A chapter's end is the next chapter's start, the last one's the video's end, whatever the source said.
 - segments (dense captions; they may overlap): start < end (`segment_inverted`), text (`segment_empty_text`),
-  inside the video: an edge up to `tolerance_s` outside is clamped and counted as a repair, further out
-  the segment is dropped (`segment_out_of_range`). An item marked `end_rounded_up` (a reader whose
-  dataset quantizes times, DiDeMo) has an end past the video clamped however far past. The same item
-  twice (times and text) is kept once, a repair (`segment_duplicate`).
-- subtitles: the segment rules (reasons `subtitle_*`), then sorted; a cue that starts before the
+  inside the video: an edge up to `tolerance_s` outside, or any edge of a segment at least half inside,
+  is clamped and counted as a repair (`segment_clamped`); a segment wholly or mostly outside (and more
+  than `tolerance_s` out) is dropped (`segment_out_of_range`). An item marked `end_rounded_up` (a reader
+  whose dataset quantizes times, DiDeMo) has an end past the video clamped however far past. The same
+  item twice (times and text) is kept once, a repair (`segment_duplicate`).
+- subtitles: the segment rules (reasons `subtitle_*`), except that a cue is clamped into the video when
+  any part of it is in it (on screen from its start: the last cue of a trimmed download runs past the
+  end) and out of range only when wholly outside; then sorted; a cue that starts before the
   previous kept cue ends is dropped (`subtitle_overlap`), unless the overlap is within `tolerance_s`
   (or `subtitle_overlap="trim"`), when the previous cue's end is cut to the new start (a repair).
 
@@ -39,7 +44,7 @@ _END_KEYS = ("end_s", "end", "end_time", "stop")
 _SPAN_KEYS = ("timestamp", "timestamps", "segment", "span", "interval")
 _TEXT_KEYS = ("text", "title", "sentence", "caption", "description", "label", "name")
 # An item flag: the end was rounded up to a fixed chunk (DiDeMo's 5-s chunks), so an end past the video
-# means "until the video ends" and is clamped as a repair, however far past; other ends keep the tolerance.
+# means "until the video ends" and is clamped as a repair, however far past.
 ENDS_WITH_VIDEO = "end_rounded_up"
 
 
@@ -165,11 +170,7 @@ class _Checker:
             if not title:
                 self.issue("chapters", "chapter_untitled", f"chapter {i} at {start:g} s has no title", item, i)
                 continue
-            if start < 0:
-                if start < -self.tolerance_s:
-                    self.issue("chapters", "chapter_before_start", f"chapter {title!r} starts at {start:g} s, "
-                               f"before the video", item, i)
-                    continue
+            if start < 0 and start >= -self.tolerance_s:
                 self.issue("chapters", "chapter_clamped", f"chapter {title!r} start {start:g} s set to 0", item, i, False)
                 start = 0.0
             if self.duration_s is not None and start >= self.duration_s:
@@ -178,8 +179,22 @@ class _Checker:
                 continue
             marks.append((start, i, title, item))
         marks.sort(key=lambda m: (m[0], m[1]))
+        # a chapter that starts before the video runs to the next one's start: it is in the video (clamped to
+        # start at 0, a repair) unless that start is at or before 0, as for a timed item wholly outside
+        for k, (start, i, title, item) in enumerate(marks):
+            if start < 0:
+                after = marks[k + 1][0] if k + 1 < len(marks) else self.duration_s
+                if after is not None and after <= 0:
+                    self.issue("chapters", "chapter_before_start", f"chapter {title!r} starts at {start:g} s and ends "
+                               f"at {after:g} s, before the video", item, i)
+                else:
+                    self.issue("chapters", "chapter_clamped", f"chapter {title!r} start {start:g} s set to 0", item, i,
+                               False)
+                    marks[k] = (0.0, i, title, item)
         kept: list[tuple[float, str]] = []
         for start, i, title, item in marks:
+            if start < 0:
+                continue
             if kept and start == kept[-1][0]:
                 self.issue("chapters", "chapter_duplicate_start", f"chapter {title!r} starts at {start:g} s like "
                            f"chapter {kept[-1][1]!r}", item, i)
@@ -209,15 +224,22 @@ class _Checker:
                 self.issue(kind, f"{one}_empty_text", f"{one} {i} ({start:g}-{end:g} s) has no text", item, i)
                 continue
             lo, hi = 0.0, self.duration_s if self.duration_s is not None else math.inf
-            given_end = end
-            if isinstance(item, dict) and item.get(ENDS_WITH_VIDEO) and start < hi < end:
-                end = hi   # a chunk-quantized end past the video: "until the video ends"
-            if start < lo - self.tolerance_s or end > hi + self.tolerance_s or min(end, hi) - max(start, lo) <= 0:
-                self.issue(kind, f"{one}_out_of_range", f"{one} {i} ({start:g}-{end:g} s) lies outside the video "
-                           f"(0-{hi:g} s) by more than {self.tolerance_s:g} s", item, i)
+            inside = min(end, hi) - max(start, lo)
+            if inside <= 0:
+                self.issue(kind, f"{one}_out_of_range", f"{one} {i} ({start:g}-{end:g} s) lies wholly outside the "
+                           f"video (0-{hi:g} s)", item, i)
                 continue
-            if start < lo or given_end > hi:
-                self.issue(kind, f"{one}_clamped", f"{one} {i} ({start:g}-{given_end:g} s) clamped into 0-{hi:g} s",
+            if (kind == "segments" and inside < (end - start) / 2 and not (isinstance(item, dict) and item.get(
+                    ENDS_WITH_VIDEO)) and (start < lo - self.tolerance_s or end > hi + self.tolerance_s)):
+                # a segment says what happens over all its span: cut to the part in the video, a Panda-70M
+                # clip of 5-69 s would caption one second of a 6-s video. A subtitle is on screen (said) from
+                # its start, so any part of it in the video is kept (the last cue of a trimmed download)
+                self.issue(kind, f"{one}_out_of_range", f"{one} {i} ({start:g}-{end:g} s) lies mostly outside the "
+                           f"video (0-{hi:g} s): {inside:g} s of it inside, and more than {self.tolerance_s:g} s "
+                           "out", item, i)
+                continue
+            if start < lo or end > hi:
+                self.issue(kind, f"{one}_clamped", f"{one} {i} ({start:g}-{end:g} s) clamped into 0-{hi:g} s",
                            item, i, False)
                 start, end = max(start, lo), min(end, hi)
             key = (round(start, 3), round(end, 3), " ".join(text.split()).casefold())

@@ -104,12 +104,16 @@ def _cues(lines: Any, offset: float, length: float | None) -> list:
         text = line.get("lines", line.get("line"))
         text = " ".join(t.strip() for t in text if isinstance(t, str)) if isinstance(text, list) else text
         start, end = clock_seconds(line.get("start")), clock_seconds(line.get("end"))
-        # a line that began before the clip did is on screen from its first frame, one that ends after it
-        # until its last
-        if isinstance(start, float):
-            start = max(0.0, start - offset)
-        if isinstance(end, float):
-            end = end - offset if length is None else min(end - offset, length)
+        start, end = (t - offset if isinstance(t, (int, float)) and not isinstance(t, bool) else t
+                      for t in (start, end))
+        if isinstance(start, (int, float)) and isinstance(end, (int, float)) and start < end:
+            # the source's line list (no clip_subtitles) holds the lines of the whole video: one that does not
+            # overlap the clip is another clip's, not a bad cue
+            if end <= 0 or (length is not None and start >= length):
+                continue
+            # a line that began before the clip did is on screen from its first frame, one that ends after it
+            # until its last
+            start, end = max(0.0, start), end if length is None else min(end, length)
         cues.append({"start_s": start, "end_s": end, "text": text})
     return cues
 

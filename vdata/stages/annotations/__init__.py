@@ -117,7 +117,7 @@ class AnnotationsConfig(StageConfig):
 
 class AnnotationsStage(Stage):
     name = "annotations"
-    version = 9   # 2: YouTube's automatic captions once per line; yt-dlp's download listings are no subtitles;
+    version = 10  # 2: YouTube's automatic captions once per line; yt-dlp's download listings are no subtitles;
     #               3: a kind is also read under its own name when the configured key is absent;
     #               4: a clock with a fraction ("0:01:02.5") is a time, not an unreadable item;
     #               5: a video in a bucket has its sidecars read beside its URL;
@@ -125,6 +125,9 @@ class AnnotationsStage(Stage):
     #               7: an item given twice is kept once (a repair); one ending before 0 is out of range
     #               8: a video unlike its annotation file's duration is rejected duration_mismatch;
     #               9: description time lines that make no YouTube chapters are no chapter issues
+    #               10: text encodings (mostly-UTF-8, Western code pages, non-UTF-8 SubRip tracks); a sidecar
+    #                   with no cue lets the next source speak; .SRT; full tracks before forced ones; a
+    #                   cue or chapter that overlaps the video is clamped, not dropped
     Config = AnnotationsConfig
     reads = (R.PATH, R.SOURCE_META, R.DURATION_S)
     writes = R.ANNOTATION_COLUMNS

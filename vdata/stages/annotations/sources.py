@@ -10,7 +10,8 @@ label string) or the path of a file, relative to the video's folder or the manif
 Sidecars, for a video `talk.mp4` (yt-dlp's own names included, since that is how most annotated
 videos arrive): `talk.json` (any kinds, same keys as source_meta), `talk.info.json` (yt-dlp: title,
 description, chapters), `talk.srt|vtt|ass|ssa`, then `talk.<lang>.srt|vtt|ass|ssa` (preferred languages first,
-then the rest in name order), `talk.chapters.txt` (description-style lines), `talk.description`.
+then the rest in name order; extensions in any case; a file that gives no cue lets the next one, and
+the container's track, speak), `talk.chapters.txt` (description-style lines), `talk.description`.
 Last, what the video file carries inside (`embedded`: chapters, a text subtitle track, title and
 description, as yt-dlp's --embed-chapters --embed-subs --embed-metadata write them).
 """
@@ -37,7 +38,7 @@ _LABEL_SPLIT = re.compile(r"[;,|\n]")
 
 
 def _problem_issues(kind: str, parsed) -> list[AnnotationIssue]:
-    return [AnnotationIssue(kind, p.reason, p.message, p.raw) for p in parsed.problems]
+    return [AnnotationIssue(kind, p.reason, p.message, p.raw, dropped=p.dropped) for p in parsed.problems]
 
 
 def _unparsable(kind: str, message: str, value: Any) -> AnnotationIssue:
@@ -156,9 +157,7 @@ class SourceReader:
                 self.from_mapping(_without_download_listings(data), kinds, raw)
         wanted = [k for k in kinds if k not in raw]
         if "subtitles" in wanted:
-            path = self._subtitle_sidecar(stem, languages)
-            if path:
-                raw["subtitles"] = self._cues("subtitles", load_subtitles(path))
+            self._subtitles_from(self._subtitle_sidecars(stem, languages), raw)
         if "chapters" in wanted and os.path.isfile(stem + ".chapters.txt"):
             raw["chapters"] = self._chapter_lines(read_text(stem + ".chapters.txt"), require_zero_start=False)
         if "description" in wanted and os.path.isfile(stem + ".description"):
@@ -180,21 +179,48 @@ class SourceReader:
         if "subtitles" in wanted and inside.subtitles is not None:
             raw["subtitles"] = self._cues("subtitles", inside.subtitles)
 
+    def _subtitles_from(self, paths: list[str], raw: dict) -> None:
+        """The cues of the first sidecar that has any. One that gives none (empty, blank, nothing but bad
+        blocks) is said and lets the next speak (`talk.en.srt`, then the container's track): an empty
+        `talk.srt` left by a failed download used to hide both."""
+        for path in paths:
+            parsed = load_subtitles(path)
+            cues = self._cues("subtitles", parsed)
+            if cues:
+                raw["subtitles"] = cues
+                return
+            if not any(p.dropped for p in parsed.problems):   # a bad block is said already; a blank file is not
+                name = os.fsencode(os.path.basename(path)).decode("utf-8", "backslashreplace")
+                self.issues.append(AnnotationIssue("subtitles", "subtitle_empty", f"{name} gives no subtitle cue "
+                                                   "(empty, blank, or no spoken line); the next subtitle file or "
+                                                   "track is read", name))
+
+    @classmethod
+    def _subtitle_sidecar(cls, stem: str, languages: list[str]) -> str | None:
+        """The best of `_subtitle_sidecars`; None when the video has no subtitle file."""
+        return next(iter(cls._subtitle_sidecars(stem, languages)), None)
+
     @staticmethod
-    def _subtitle_sidecar(stem: str, languages: list[str]) -> str | None:
-        """`talk.srt` first; then `talk.<lang>[.<flags>].srt` files (any subtitle extension) in the order of
-        `languages`, a language matched exactly or by a tag of it (en-US, yt-dlp's en-orig, eng), a file
-        without flags before one marked for the hard of hearing (sdh, cc, hi) and a `forced` one (only the
-        foreign-language lines, as Plex and Jellyfin name them) last; then other languages by name."""
-        plain = [stem + ext for ext in SUBTITLE_EXTENSIONS]
+    def _subtitle_sidecars(stem: str, languages: list[str]) -> list[str]:
+        """The subtitle files of a video, best first: `talk.srt` (then .vtt, .ass, .ssa); then
+        `talk.<lang>[.<flags>].srt` files (any subtitle extension, in any case: Windows tools write `.SRT`)
+        in the order of `languages`, a language matched exactly or by a tag of it (en-US, yt-dlp's
+        en-orig, eng), a file without flags before one marked for the hard of hearing (sdh, cc, hi) and a
+        `forced` one (only the foreign-language lines, as Plex and Jellyfin name them) last; then other
+        languages by name."""
         prefix = os.path.basename(stem) + "."
         named = [lang.lower() for lang in languages]
         wanted = [iso_639_1(lang) or lang for lang in named]
-        ranked = []
-        for path in glob.glob(glob.escape(stem) + ".*"):
-            if os.path.splitext(path)[1] not in SUBTITLE_EXTENSIONS:
+        extensions = list(SUBTITLE_EXTENSIONS)
+        plain, ranked = [], []
+        for path in sorted(glob.glob(glob.escape(stem) + ".*")):
+            base, ext = os.path.splitext(os.path.basename(path))
+            if ext.lower() not in SUBTITLE_EXTENSIONS or not os.path.isfile(path):
                 continue
-            tag, *flags = os.path.splitext(os.path.basename(path))[0][len(prefix):].lower().split(".")
+            if len(base) < len(prefix):   # talk.srt itself
+                plain.append((extensions.index(ext.lower()), path))
+                continue
+            tag, *flags = base[len(prefix):].lower().split(".")
             flagged = 2 if "forced" in flags else 1 if flags else 0
             if tag in named:
                 ranked.append((named.index(tag), False, flagged, path))
@@ -202,7 +228,7 @@ class SourceReader:
             language = _language(tag)
             if language:   # a tag that names no language is another video's: talk.part2.en.srt is talk.part2.mp4's
                 ranked.append((wanted.index(language) if language in wanted else len(wanted), True, flagged, path))
-        return next((p for p in [*plain, *(r[-1] for r in sorted(ranked))] if os.path.isfile(p)), None)
+        return [p for _, p in sorted(plain)] + [r[-1] for r in sorted(ranked)]
 
     # --- decoding ---------------------------------------------------------------------------------
     def _as_path(self, kind: str, value: Any) -> str | None:

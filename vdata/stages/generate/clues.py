@@ -4,10 +4,10 @@ A clip row's clues: the caption `C1`, dense events `E1…`, caption steps `S1…
 `T1…` and, for vision teachers, sampled frames `F1…`, each with its video-absolute time. The video row
 of `scope: video` (see `video_scope.py`) lists every clip's caption with its clip interval (`C1…Cn`),
 the video caption `V`, and the union of the clips' events, steps and speech. Annotations the input
-carries join at both scopes (only items inside the row's interval): chapters `H1…`, annotated segments
-`A1…` (dense captions, listed as events), subtitles `U1…` (listed as speech) and, untimed, the title
-`M1`, description `M2` and labels `M3`. Times never come out of the model as free numbers: a reply cites
-clue ids and the stage maps them back to these clues' times.
+carries join at both scopes (only items inside the row's interval; a subtitle line in the row holding its
+middle): chapters `H1…`, annotated segments `A1…` (dense captions, listed as events), subtitles `U1…`
+(listed as speech) and, untimed, the title `M1`, description `M2` and labels `M3`. Times never come out
+of the model as free numbers: a reply cites clue ids and the stage maps them back to these clues' times.
 
 `build_clues` bounds each clue's text (`max_clue_chars`) and, at clip scope, the number of events and
 segments; whatever it cuts is counted in `stats` (the stage reports the counts to the run manifest).
@@ -201,8 +201,8 @@ def _frame_clues(row: dict, cfg) -> list[Clue]:
 
 
 def annotation_clues(row: dict, limit: int, cut: _Bounded | None = None, whole_video: bool = False) -> list[Clue]:
-    """The `annotations` column as clues: title, description and labels (untimed context), and the
-    chapters, segments and subtitles inside the row's interval, in video time."""
+    """The `annotations` column as clues: title, description and labels (untimed context), the chapters
+    and segments inside the row's interval and the subtitles whose middle is in it, in video time."""
     ann = row.get(R.ANNOTATIONS) or {}
     if not ann:
         return []
@@ -214,6 +214,22 @@ def annotation_clues(row: dict, limit: int, cut: _Bounded | None = None, whole_v
     def inside(items: list | None) -> list[dict]:
         return [x for x in (items or []) if x and x.get("start_s") is not None and x.get("end_s") is not None
                 and lo <= x["start_s"] and x["end_s"] <= hi]
+
+    row_lo = float(row.get(R.START_S) or 0.0)
+    row_hi = float(row[R.END_S]) if row.get(R.END_S) is not None else float("inf")
+
+    def holding_midpoint(items: list | None) -> list[dict]:
+        # a subtitle line runs across a shot cut as often as the sentence it shows (cuts fall mid-sentence):
+        # wholly inside, it reached no clip. It goes to the one clip holding its middle (the clips of a video
+        # meet at their edges: [start, end) gives it to exactly one), its times cut to that clip, as speech
+        # words go to the clip holding theirs. Events and chapters keep `inside`: they describe what is
+        # seen, and half of one may be in another shot.
+        out = []
+        for x in items or []:
+            if x and x.get("start_s") is not None and x.get("end_s") is not None \
+                    and row_lo <= (x["start_s"] + x["end_s"]) / 2 < row_hi:
+                out.append({**x, "start_s": max(x["start_s"], row_lo), "end_s": min(x["end_s"], row_hi)})
+        return out
 
     clues: list[Clue] = []
     if (ann.get("title") or "").strip():
@@ -229,7 +245,7 @@ def annotation_clues(row: dict, limit: int, cut: _Bounded | None = None, whole_v
     clues += [Clue(f"A{i}", "event", cut(s.get("text") or "", limit), s["start_s"], s["end_s"], label="annotated segment")
               for i, s in enumerate(inside(ann.get("segments")), 1) if (s.get("text") or "").strip()]
     clues += [Clue(f"U{i}", "speech", cut(s.get("text") or "", limit), s["start_s"], s["end_s"], label="subtitle")
-              for i, s in enumerate(inside(ann.get("subtitles")), 1) if (s.get("text") or "").strip()]
+              for i, s in enumerate(holding_midpoint(ann.get("subtitles")), 1) if (s.get("text") or "").strip()]
     return clues
 
 
