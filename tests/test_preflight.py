@@ -98,6 +98,23 @@ def test_inputs_that_are_missing_or_match_nothing(video_dir, tmp_path):
     preflight(parse_config(data))
 
 
+def test_a_plain_manifest_whose_files_are_all_missing_is_an_input_problem(video_dir, tmp_path):
+    # outside check h12 F14: it validated, and the build made 0 rows with exit code 0
+    listed = tmp_path / "list.csv"
+    listed.write_text("path,title\nnope1.mp4,a\nnope2.mp4,b\n")
+    data = config(video_dir, [{"probe": {}}])
+    data["input"] = [{"manifest": str(listed)}]
+    msg = problems(data)
+    assert "input[0].manifest: none of the 2 files" in msg and "nope1.mp4" in msg and "allow_empty" in msg, msg
+    listed.write_text(f"path,title\nnope1.mp4,a\n{video_dir / 'two_shots.mp4'},b\n")
+    notes: list[str] = []
+    preflight(parse_config(data), notes=notes)
+    assert any("1 of the 2 files" in n and "missing_file" in n for n in notes), notes
+    data["input"] = [{"manifest": str(listed), "allow_empty": True}]
+    listed.write_text("path\nnope1.mp4\n")
+    preflight(parse_config(data))
+
+
 def test_files_a_folder_does_not_take_are_named_and_old_formats_are_taken(video_dir, tmp_path):
     """A DV tape and a RealMedia file are videos by default; a file of an unknown type is named with the key that
     would take it, while subtitles, metadata and hidden files beside the videos are not worth a note."""

@@ -3,6 +3,8 @@ that a missing folder, a glob that matches nothing or a manifest that cannot be 
 before anything runs. The listings are kept (`listed`) for the build to reuse."""
 from __future__ import annotations
 
+import os
+
 from vdata.media import storage as S
 from vdata.schemas import records as R
 from vdata.schemas.annotation_formats import FOLDER_FORMATS
@@ -62,6 +64,17 @@ def input_problems(cfg: BuildConfig, notes: list[str] | None = None,
                 notes.append(f"{where}.videos: {len(absent)} of the {len(named)} videos {spec.manifest!r} names are "
                              f"not there; the build rejects them missing_file, and retries them when run again "
                              f"({shown})")
+        if key == "manifest" and spec.format is None and found:
+            # a plain manifest's local paths, stat-ed (cheap; a bucket's would cost a request each: ingest says those)
+            named = [r[R.PATH] for r in found if not r.get(R.REJECT_REASON) and not S.is_remote(r[R.PATH] or "")]
+            absent = [p for p in named if not os.path.exists(p)]
+            if absent and len(absent) == len(found) and not spec.allow_empty:
+                out.append(f"{where}.manifest: none of the {len(found)} files {spec.manifest!r} lists is there "
+                           f"(looked for {absent[0]}, ...); set {where}.allow_empty: true if that is expected")
+            elif absent and notes is not None:
+                notes.append(f"{where}.manifest: {len(absent)} of the {len(found)} files {spec.manifest!r} lists are not "
+                             f"there; the build rejects them missing_file, and retries them when run again "
+                             f"({'; '.join(absent[:3])}{'; ...' if len(absent) > 3 else ''})")
         if not found and not spec.allow_empty:
             kinds = f" (files ending {', '.join(spec.extensions)})" if key == "path" else ""
             out.append(f"{where}.{key}: {getattr(spec, key)!r} matches no file{kinds}, looked in "
