@@ -279,6 +279,9 @@ def test_stage_models_that_cannot_be_loaded_are_named_before_anything_runs(video
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache",
                         lambda repo, name: f"/cache/{repo}" if repo.startswith("sentence-transformers/") else None)
     assert hub_model_problem("all-MiniLM-L6-v2") is None and hub_model_problem("vdata-tests/no-such-clip")
+    # written as a path, a folder that is not there is said so (not as a malformed hub repo id: h13 F8)
+    for path in (str(tmp_path / "no-such-model"), "./models/clip", "~/models/clip", "models/clip/v2"):
+        assert hub_model_problem(path) == f"{path!r}: no such model directory", path
 
 
 def test_an_output_dir_that_cannot_be_made_is_a_config_error(video_dir, tmp_path):

@@ -168,6 +168,10 @@ def hub_model_problem(spec: str | None) -> str | None:
     loaders, which fetch only the files their format needs."""
     if not spec or spec.startswith(PREFIX) or os.path.exists(os.path.expanduser(spec)):
         return None
+    # written as a path (absolute, ./, ../, ~, or more than owner/name): a folder that is not there, said so
+    # (the hub's "Repo id must be in the form 'repo_name' or 'namespace/repo_name'" told a user nothing)
+    if spec.startswith(("/", "./", "../", "~", ".\\")) or spec.count("/") > 1 or os.sep != "/" and os.sep in spec:
+        return f"{spec!r}: no such model directory"
     import huggingface_hub as hub
 
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
