@@ -10,7 +10,17 @@ video. On start:
 4. when a run resumes, a video with a reject marked `retry_on_resume` (a teacher timeout, 5xx, 429 or
    lost connection: a failure that may have passed; or `error`, vdata itself failing, perhaps fixed
    since) is treated as partial too and redone, its rows removed first. The teacher replies it did get
-   come from the request cache, paid once.
+   come from the request cache, paid once;
+5. a complete video whose file changed since (replaced at the same path: its size or modification time,
+   or an object's ETag, differs) is redone like a partial one, its rows and rejects removed first: the
+   ledger keys videos by source_uri, which says nothing of what is at that path now. Each source's
+   fingerprint (`<size>:<version>` of `storage.info`, a stat or HEAD, never a read: cheap over 10^5
+   videos) is recorded in `_ledger/inputs.fingerprints` (JSON, written whole) for every video about to
+   run, before it runs, and after any changed video's rows are gone: a kill at any point leaves either
+   the old fingerprint (the change is seen again) or the new one with rows that are not yet complete
+   (redone anyway). A source with no fingerprint (a directory an older vdata wrote) counts as unchanged
+   and gets its present one, so an upgrade redoes nothing; a file that cannot be stat-ed (gone) keeps
+   its rows.
 `_state.json` records the stage hashes of the run that owns the directory; a run with a different
 final hash does not resume (its earlier stages' work is still reused through the stage and request
 caches under `_cache/`).
@@ -39,6 +49,7 @@ from vdata.schemas import records as R
 
 LEDGER = "_ledger"
 STATE = "_state.json"
+INPUTS = "inputs.fingerprints"   # see point 5 of the docstring
 EPS = 1e-6
 
 
@@ -87,9 +98,19 @@ def recover(output_dir: str, part_dirs: list[str], rejects_dir: str | None = Non
     retried = _retryable_sources(rejects_dir, set(ledgers)) if rejects_dir else set()
     complete = {s for s, m in total.items() if m >= 1.0 - EPS} - retried
     partial = {s for s, m in total.items() if m < 1.0 - EPS} | (retried & set(total))
+    rewritten = _drop(output_dir, part_dirs, ledgers, partial, rejects_dir)
+    return complete, {"uncommitted_parts_removed": removed_parts, "parts_rewritten": rewritten,
+                      "partial_sources_redone": len(partial - retried), "complete_sources": len(complete),
+                      "retried_sources": len(retried & set(total))}
+
+
+def _drop(output_dir: str, part_dirs: list[str], ledgers: dict[str, dict], sources: set[str],
+          rejects_dir: str | None) -> int:
+    """Remove every committed row and reject of `sources` from their parts, and their mass from the
+    ledger entries, so that redoing them cannot duplicate a row; returns the parts rewritten."""
     rewritten = 0
     for part, entry in ledgers.items():
-        drop = partial & set(entry["mass"])
+        drop = sources & set(entry["mass"])
         if not drop:
             continue
         for k, d in enumerate(part_dirs):
@@ -115,9 +136,7 @@ def recover(output_dir: str, part_dirs: list[str], rejects_dir: str | None = Non
         else:   # every row of the part is being redone: the part is gone, and so is its record
             S.remove(record)
         rewritten += 1
-    return complete, {"uncommitted_parts_removed": removed_parts, "parts_rewritten": rewritten,
-                      "partial_sources_redone": len(partial - retried), "complete_sources": len(complete),
-                      "retried_sources": len(retried & set(total))}
+    return rewritten
 
 
 def retryable_rejects(rejects: pa.Table) -> pa.Array:
@@ -138,3 +157,65 @@ def _retryable_sources(rejects_dir: str, committed_parts: set[str]) -> set[str]:
             table = S.read_parquet(S.join(rejects_dir, name), columns=["detail", R.SOURCE_URI])
             out.update(s for s in table.filter(retryable_rejects(table))[R.SOURCE_URI].to_pylist() if s)
     return out
+
+
+def inputs_path(output_dir: str) -> str:
+    # in `_ledger/` (rebuilt with it, and never a place to export to); not `.json`: read as no ledger entry
+    return S.join(ledger_dir(output_dir), INPUTS)
+
+
+def read_fingerprints(output_dir: str) -> dict[str, str]:
+    try:
+        return json.loads(S.read_text(inputs_path(output_dir)))["fingerprints"]
+    except (OSError, ValueError, KeyError, TypeError):   # none yet: an older vdata's directory, or a new one
+        return {}
+
+
+def fingerprint(path: str) -> str | None:
+    """`<size>:<version>` of the file at `path` (version: mtime in ns, or an object's ETag or last
+    modification, see `storage.info`): one stat or HEAD, never a read. None where it cannot be had."""
+    try:
+        found = S.info(path)
+    except Exception:   # gone, no permission, a URL without HEAD: no fingerprint, and so never a redo
+        return None
+    return f"{found['size']}:{found['version']}"
+
+
+def _fingerprints(inputs: list[dict]) -> dict[str, str | None]:
+    """The fingerprint of each input's source (its files', joined, where it names more than one)."""
+    paths = [r[R.PATH] for r in inputs]
+    if any(S.is_remote(p) for p in paths):   # a HEAD each: many at once, as ingest's find_duplicates does
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(32) as pool:
+            found = list(pool.map(fingerprint, paths))
+    else:
+        found = [fingerprint(p) for p in paths]
+    out: dict[str, list] = {}
+    for r, f in zip(inputs, found):
+        out.setdefault(r[R.SOURCE_URI], []).append(f)
+    return {uri: None if None in fs else "|".join(fs) for uri, fs in out.items()}
+
+
+def redo_changed(output_dir: str, part_dirs: list[str], rejects_dir: str | None, inputs: list[dict],
+                 complete: set[str], repairs: dict) -> tuple[set[str], dict]:
+    """Point 5 of the module docstring: the complete sources whose file changed since lose their rows and
+    rejects, and are no longer complete; then the fingerprints of the sources about to run are recorded.
+    Returns (complete sources, repair counts with `changed_sources_redone`)."""
+    recorded = read_fingerprints(output_dir)
+    now = _fingerprints(inputs)
+    changed = {u for u in complete & set(recorded) if now.get(u) is not None and now[u] != recorded[u]}
+    rewritten = _drop(output_dir, part_dirs, _ledgers(output_dir), changed, rejects_dir) if changed else 0
+    complete = complete - changed
+    # written after the drop: a kill between the two leaves the old fingerprint, and the next run drops
+    # again; written before the drop, it would take the stale rows for the new file's. Recorded: the sources
+    # about to run, and complete ones without a fingerprint (an older vdata's), taken as unchanged from now
+    merged = {**recorded, **{u: f for u, f in now.items()
+                             if f is not None and (u not in complete or u not in recorded)}}
+    if merged != recorded:
+        S.makedirs(ledger_dir(output_dir))
+        S.write_text(inputs_path(output_dir), json.dumps({"fingerprints": merged}))
+    if not repairs:   # not resuming (prepare emptied the directory): nothing was repaired, nothing changed
+        return complete, repairs
+    return complete, {**repairs, "changed_sources_redone": len(changed), "complete_sources": len(complete),
+                      "parts_rewritten": repairs["parts_rewritten"] + rewritten}

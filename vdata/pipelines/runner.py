@@ -320,6 +320,8 @@ def _run(cfg: BuildConfig, plan: Plan, address: str | None, console, display: _D
     earlier = output_dir.earlier_manifest(plan.output_dir)
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
     discovered = discover(cfg, media_dir=S.join(plan.output_dir, "_media"), listed=plan.listed)   # read by every worker
+    complete, repairs = checkpoint.redo_changed(plan.output_dir, _part_dirs(plan), plan.rejects_dir, discovered,
+                                                complete, repairs)   # a file replaced since is redone
     originals = reject_duplicates(discovered, complete, plan.output_dir, plan.rejects_dir, run_id, console)
     sources = [dict(s, **{R.MASS: 1.0}) for s in originals if s[R.SOURCE_URI] not in complete]
     already = sum(s[R.SOURCE_URI] in complete for s in discovered)
@@ -335,10 +337,11 @@ def _run(cfg: BuildConfig, plan: Plan, address: str | None, console, display: _D
         console.print(f"resumed: {already} video(s) already complete, nothing to do")
     else:
         if complete or any(repairs.get(k) for k in ("uncommitted_parts_removed", "partial_sources_redone",
-                                                        "retried_sources")):
+                                                        "retried_sources", "changed_sources_redone")):
             console.print(f"resuming: {already} video(s) already complete, {repairs['partial_sources_redone']} "
                           f"partial redone, {repairs['retried_sources']} redone for failures that may have "
-                          f"passed, {repairs['uncommitted_parts_removed']} uncommitted part(s) removed")
+                          f"passed, {repairs['changed_sources_redone']} redone because their file changed, "
+                          f"{repairs['uncommitted_parts_removed']} uncommitted part(s) removed")
         console.print(f"[bold]vdata build[/] {cfg.name}: {len(discovered)} video(s)"
                       + (f" ({already} already done)" if complete else "")
                       + f", {len(plan.stages)} stage(s) -> {plan.output_dir}")
@@ -391,6 +394,7 @@ def _run(cfg: BuildConfig, plan: Plan, address: str | None, console, display: _D
         "retryable_rejects": retryable, "output_dir": plan.output_dir, "wall_s": round(wall, 3), "timeline": timeline,
         # the stage counts are this run's: they leave out the videos an earlier run had completed
         "stages": stage_stats, "stages_resumed": already, "versions": _versions(),
+        "resume_repairs": repairs,   # what resuming redid: partial, retried and changed videos, parts removed
         "schema": [f"{f.name}: {f.type}" for f in plan.data_schema],
         "clips_schema": [f"{f.name}: {f.type}" for f in plan.clips_schema] if plan.clips_schema else None,
         "files": [f[len(plan.output_dir):].lstrip("/\\") for f in files],
