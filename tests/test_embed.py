@@ -329,7 +329,7 @@ def test_a_stage_that_cannot_load_its_head_stops_the_build_with_one_line(tmp_pat
     assert "7-d" in str(e.value) and "Traceback" not in str(e.value)
 
 
-def test_semdedup_of_a_resumed_build_knows_the_videos_kept_before(tmp_path, tiny_clip, videos, in_process):
+def test_semdedup_of_a_resumed_build_knows_the_videos_kept_before(tmp_path, tiny_clip, videos, in_process, capfd):
     """A copy added after a build was kept beside its original: the index started empty (outside check h13 F5).
     It is now seeded with the clips already in the output folder."""
     import yaml
@@ -345,8 +345,11 @@ def test_semdedup_of_a_resumed_build_knows_the_videos_kept_before(tmp_path, tiny
         "name": "semdedup-resume", "input": [{"path": str(inputs)}], "output": {"dir": str(tmp_path / "out")},
         "stages": [{"probe": {}}, {"shots": {"min_len_s": 1.0}}, {"frames": {"mode": "uniform", "num_frames": 2}},
                    {"clip_embed": {"model": str(tiny_clip)}}, {"semdedup": {"level": "video", "similarity_min": 0.999}}]}))
+    capfd.readouterr()
     first = build(load_config(config), progress=False)
     assert first.rows == 4 and first.rejects == 0
+    # an in-process build shows no model's loading bar unless verbose (outside check h12 F11)
+    assert "Loading weights" not in capfd.readouterr().err
     # the same pictures in other bytes (ingest's content hash does not catch it): a remux with a title
     run_ffmpeg(["-i", str(videos / "cuts.mp4"), "-c", "copy", "-metadata", "title=again", str(inputs / "remux.mp4")])
     second = build(load_config(config), progress=False)

@@ -184,6 +184,12 @@ def _execute_in_process(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: 
     from .local_run import LocalStats, execute_in_process
 
     stats = LocalStats()   # no check_fits: one instance of each stage runs, whatever pool sizes ask
+    if not display.verbose:   # models' loading bars ("Loading weights") go where Ray's go on the Ray path: unseen
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"   # read by huggingface_hub and transformers at import
+        if "huggingface_hub" in sys.modules:
+            sys.modules["huggingface_hub"].utils.disable_progress_bars()
+        if "transformers" in sys.modules:   # it read the setting when it was imported
+            sys.modules["transformers"].utils.logging.disable_progress_bar()
     if not display.progress:
         return execute_in_process(plan, cfg, sources, ctx, run_id, stats)
     shown = P.BuildProgress(display.console.unredacted, [(s.name, s.in_level, s.out_level) for s in plan.stages],
