@@ -178,6 +178,22 @@ def test_rebuild_from_manifest_is_byte_identical(built, hs_root, tmp_path):
                              log=messages.append)
     assert again.reproduction == {"bytes": 1, "frames": 1, "differs": 1}
     assert again.differing == [ids[1]] and any(ids[1] in m and "DIFFERS" in m for m in messages)
+    # only the needle files the rebuilt item places must be found (outside check h12 F10: every one of the
+    # pool's was asked for, even those no item shows)
+    from vdata.media.hashing import content_id
+
+    item = ids[0]
+    placed = {p["needle_id"] for x in open(os.path.join(built.out_dir, "placements.jsonl"))
+              for line in [json.loads(x)] if line["item_id"] == item for p in line["placements"]}
+    few = tmp_path / "few"
+    shutil.copytree(public / "v", few / "v")
+    (few / "n").mkdir()
+    pool = [f for f in (public / "n").rglob("*") if f.is_file()]
+    for f in pool:
+        if content_id(str(f)) in placed:
+            shutil.copy(f, few / "n" / f.name)
+    assert len(list((few / "n").iterdir())) < len(pool)
+    assert rebuild_haystack(built.out_dir, [str(few)], out_dir=str(tmp_path / "re3"), item_ids={item}).kept == 1
     os.remove(public / "v" / "source_0.mp4")
     with pytest.raises(FileNotFoundError, match="not found by content"):
         rebuild_haystack(built.out_dir, [str(public)], out_dir=str(tmp_path / "re2"), item_ids=set(wanted.values()))

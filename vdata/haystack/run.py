@@ -312,7 +312,17 @@ def rebuild_haystack(bench_dir: str, search_paths: list[str], out_dir: str | Non
     os.makedirs(out, exist_ok=True)
     r = header["render"]
     fps, size = r["fps"], tuple(r["size"])
-    file_needles = {n["needle_id"]: n["ref"] for ns in header["needle_sets"] for n in ns["needles"] if n["kind"] != "text"}
+    items_src = os.path.join(bench_dir, ITEMS)
+    wanted = None
+    if item_ids is not None:
+        wanted = set(item_ids)
+    elif os.path.exists(items_src):
+        wanted = {row[H.ITEM_ID] for row in iter_item_rows(items_src, [H.ITEM_ID])}
+    lines = [line for line in iter_placement_lines(bench_dir) if wanted is None or line["item_id"] in wanted]
+    # only the needles these items show (or name as an option): the pool's others need no local copy
+    shown = {p["needle_id"] for line in lines for p in line["placements"]}
+    file_needles = {n["needle_id"]: n["ref"] for ns in header["needle_sets"] for n in ns["needles"]
+                    if n["kind"] != "text" and n["needle_id"] in shown}
     source_refs = {s["source_id"]: s["ref"] for s in header["sources"]}
     found = find_by_content(search_paths, set(file_needles) | set(source_refs))
     missing = [ref for cid, ref in {**source_refs, **file_needles}.items() if cid not in found]
@@ -323,12 +333,6 @@ def rebuild_haystack(bench_dir: str, search_paths: list[str], out_dir: str | Non
                                       s["has_audio"], s["width"], s["height"]) for s in header["sources"]}
     needles = needles_from(header, found)
     bases = bases_from(header, fps, size)
-    items_src = os.path.join(bench_dir, ITEMS)
-    wanted = None
-    if item_ids is not None:
-        wanted = set(item_ids)
-    elif os.path.exists(items_src):
-        wanted = {row[H.ITEM_ID] for row in iter_item_rows(items_src, [H.ITEM_ID])}
     result = HaystackResult(out_dir=out, render="videos")
     renderer = Renderer(size, fps, EncodeSpec(**r["encode"]), os.path.join(out, "cache"))
     spec = VerifySpec(**header["config"]["haystack"].get("verify", {}))
@@ -337,9 +341,7 @@ def rebuild_haystack(bench_dir: str, search_paths: list[str], out_dir: str | Non
     if r.get("ffmpeg") != ffmpeg_version():
         log(f"ffmpeg differs from the build's ({r.get('ffmpeg')}): bytes are not promised, decoded frames are checked")
     try:
-        for line in iter_placement_lines(bench_dir):
-            if wanted is not None and line["item_id"] not in wanted:
-                continue
+        for line in lines:
             result.planned += 1
             ok, reason, message, _ = runner.render_and_verify(line["item_id"], bases[line["haystack_id"]],
                                                               placements_from(line, needles))
