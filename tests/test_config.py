@@ -134,22 +134,27 @@ def test_an_unknown_teacher_of_a_stage_with_other_errors_comes_in_the_same_round
     assert "'vlm';" not in msg and len(msg.splitlines()) == 4, msg
 
 
-def test_model_files_a_filter_names_are_checked_with_the_config(tmp_path):
-    # outside check h13 F2, F3: a missing head or ONNX file was a traceback after the earlier stages had run
+def test_model_files_a_filter_names_are_checked_before_the_build(tmp_path):
+    # outside check h13 F2, F3: a missing head or ONNX file was a traceback after the earlier stages had run;
+    # checked before the build (fetch_assets), not at parse time: a cluster config names its shared storage
+    from vdata.pipelines.planning import fetch_assets
+
     (tmp_path / "head.safetensors").write_bytes(b"x")
     stages = [{"probe": {}}, {"shots": {}}, {"frames": {}},
-              {"clip_embed": {"model": "m", "aesthetic_head": "nohead.safetensors", "watermark_head": "head.safetensors"}},
+              {"clip_embed": {"model": str(tmp_path), "aesthetic_head": "nohead.safetensors",
+                              "watermark_head": "head.safetensors"}},
               {"nsfw": {"model": "no.onnx"}}]
+    parsed = parse_config(cfg(stages=stages), base_dir=tmp_path)
+    assert dict(parsed.stage_specs)["clip_embed"].watermark_head == str(tmp_path / "head.safetensors")   # beside it
     with pytest.raises(ConfigError) as e:
-        parse_config(cfg(stages=stages), base_dir=tmp_path)
+        fetch_assets(make_plan(parsed))
     msg = str(e.value)
-    assert "stages[3].clip_embed.aesthetic_head: no such file 'nohead.safetensors'" in msg, msg
-    assert "stages[4].nsfw.model: no such file 'no.onnx'" in msg, msg
-    assert "watermark_head" not in msg and len(msg.splitlines()) == 3, msg   # found beside the config
+    assert f"stages[3].clip_embed.aesthetic_head: no such file '{tmp_path / 'nohead.safetensors'}'" in msg, msg
+    assert f"stages[4].nsfw.model: no such file '{tmp_path / 'no.onnx'}'" in msg, msg
+    assert "watermark_head" not in msg, msg
     stages[3]["clip_embed"]["aesthetic_head"] = "head.safetensors"
     stages[4]["nsfw"]["model"] = str(tmp_path / "head.safetensors")
-    parsed = dict(parse_config(cfg(stages=stages), base_dir=tmp_path).stage_specs)
-    assert parsed["clip_embed"].aesthetic_head == str(tmp_path / "head.safetensors")
+    fetch_assets(make_plan(parse_config(cfg(stages=stages), base_dir=tmp_path)))
 
 
 def test_input_needs_exactly_one_source():

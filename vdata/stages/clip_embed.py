@@ -58,10 +58,7 @@ class ClipEmbedConfig(StageConfig):
     @field_validator("aesthetic_head", "watermark_head")
     @classmethod
     def _head_file(cls, value: str | None, info: ValidationInfo) -> str | None:
-        # checked with the config: a missing head was a traceback once the stages before it had run
-        if value is not None and not os.path.isfile(config_file(value, info)):
-            raise ValueError(f"no such file {value!r} (a state-dict file of Linear layers)")
-        return config_file(value, info) if value else None
+        return config_file(value, info) if value else None   # beside the config when relative
 
 
 class ClipEmbedStage(Stage):
@@ -73,6 +70,16 @@ class ClipEmbedStage(Stage):
     default_resources = Resources(num_cpus=1, batch_size=16)
     uses_actors = True
     is_filter = True
+
+    @classmethod
+    def fetch(cls, config: ClipEmbedConfig) -> None:
+        """The model, and the head files: before the build (a missing head was a traceback once the stages
+        before it had run). Not at parse time: a cluster's config names files on its shared storage."""
+        super().fetch(config)
+        for key in ("aesthetic_head", "watermark_head"):
+            path = getattr(config, key)
+            if path is not None and not os.path.isfile(path):
+                raise ValueError(f"{key}: no such file {path!r} (a state-dict file of Linear layers)")
 
     def setup(self) -> None:
         from vdata.teachers.vision_text import AestheticHead, VisionTextModel, WatermarkHead

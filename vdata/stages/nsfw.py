@@ -33,10 +33,7 @@ class NsfwConfig(StageConfig):
     @field_validator("model")
     @classmethod
     def _model_file(cls, value: str | None, info: ValidationInfo) -> str | None:
-        # checked with the config: a missing file was an onnxruntime traceback after the earlier stages ran
-        if value is not None and not os.path.isfile(config_file(value, info)):
-            raise ValueError(f"no such file {value!r} (an ONNX export of NudeNet's detector)")
-        return config_file(value, info) if value else None
+        return config_file(value, info) if value else None   # beside the config when relative
 
     @field_validator("classes")
     @classmethod
@@ -55,6 +52,13 @@ class NsfwStage(Stage):
     default_resources = Resources(num_cpus=1, batch_size=16)
     uses_actors = True
     is_filter = True
+
+    @classmethod
+    def fetch(cls, config: NsfwConfig) -> None:
+        """The detector file, before the build (a missing one was an onnxruntime traceback after the stages
+        before it had run). Not at parse time: a cluster's config names files on its shared storage."""
+        if config.model is not None and not os.path.isfile(config.model):
+            raise ValueError(f"model: no such file {config.model!r} (an ONNX export of NudeNet's detector)")
 
     def setup(self) -> None:
         from vdata.teachers.nsfw import NsfwDetector
