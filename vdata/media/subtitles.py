@@ -30,6 +30,16 @@ _VTT_TIME = r"(?:\d{1,4}:)?\d{2}:\d{2}\.\d{3}"
 _TIMING = {fmt: re.compile(rf"^\s*({t})\s*-->\s*({t})(?:\s+.*)?$") for fmt, t in (("srt", _SRT_TIME), ("vtt", _VTT_TIME))}
 _VTT_SKIPPED_BLOCKS = ("NOTE", "STYLE", "REGION")
 _INLINE_TIMESTAMP = re.compile(r"<\d{1,2}(?::\d{2}){1,2}\.\d{3}>")   # WebVTT karaoke timestamps inside a cue
+# A line meant as a timing line, well-formed or not: "-->", or an arrow of another length between times
+# ("00:00:03,000 -> 00:00:04,000" has a timing line, a garbled one; it used to be "no timing line")
+_ARROW = re.compile(r"-->|\d\s*(?:-{1,3}|[=\u2013\u2014])>\s*\d")
+# WebVTT ruby: the reading over the base text (<rt>) and the fallback brackets (<rp>) are not what is said
+# once more: "<ruby>漢<rt>kan</rt></ruby>" shows 漢, and kept as "漢kan" it broke word matching
+_RUBY_TEXT = re.compile(r"<(rt|rp)\b[^>]*>.*?</\1\s*>", re.I | re.S)
+# Invisible characters a cue's words must not carry: direction marks and embeddings (&lrm; &rlm;), zero
+# width spaces, a BOM inside; and no-break spaces, which are spaces to every reader of the text
+_INVISIBLE = {cp: None for cp in (0x200B, 0x200E, 0x200F, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067,
+                                  0x2068, 0x2069, 0xFEFF)} | {0x00A0: " ", 0x202F: " ", 0x2007: " "}
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,7 @@ def parse_subtitles(text: str, fmt: str | None = None) -> Parsed:
         return parse_ass(text)
     out = Parsed(format=fmt)
     text = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
+    # no arrow of the formats anywhere: not subtitle text (a `->` in a file with cues is one garbled block)
     if "-->" not in text:
         if text.strip():
             out.problems.append(ParseProblem("subtitle_unparsable", f"no cue timing line ('-->') anywhere in this "
@@ -94,7 +105,7 @@ def parse_subtitles(text: str, fmt: str | None = None) -> Parsed:
         lines = block.split("\n")
         if fmt == "vtt" and (number == 1 and lines[0].startswith("WEBVTT") or lines[0].startswith(_VTT_SKIPPED_BLOCKS)):
             continue
-        timing_at = next((i for i, line in enumerate(lines) if "-->" in line), None)
+        timing_at = next((i for i, line in enumerate(lines) if _ARROW.search(line)), None)
         if timing_at is None:
             out.problems.append(ParseProblem("subtitle_garbled", f"block {number} has no timing line", block))
             continue
@@ -105,7 +116,7 @@ def parse_subtitles(text: str, fmt: str | None = None) -> Parsed:
             continue
         # one cue through pysubs2: the bare timing line and the text (identifiers, cue settings and karaoke
         # timestamps left out: pysubs2 reads a line with those as a new cue)
-        payload = [_INLINE_TIMESTAMP.sub("", line) for line in lines[timing_at + 1:]]
+        payload = [_RUBY_TEXT.sub("", _INLINE_TIMESTAMP.sub("", line)) for line in lines[timing_at + 1:]]
         events = pysubs2.SSAFile.from_string("\n".join([f"{m.group(1)} --> {m.group(2)}", *payload]) + "\n",
                                              format_=fmt).events
         if len(events) != 1:
@@ -210,7 +221,7 @@ def _opens_block(part: str, fmt: str) -> bool:
     holds a timing arrow (a good or garbled timing line), or starts with an SRT cue number or a WebVTT
     NOTE / STYLE / REGION."""
     first = part.lstrip("\n").split("\n", 1)[0].strip()
-    return "-->" in part or (first.isdigit() if fmt != "vtt" else first.startswith(_VTT_SKIPPED_BLOCKS))
+    return bool(_ARROW.search(part)) or (first.isdigit() if fmt != "vtt" else first.startswith(_VTT_SKIPPED_BLOCKS))
 
 
 def _identifier(lines: list[str], timing: int, fmt: str) -> bool:
@@ -230,8 +241,9 @@ def _repeated(before: list[str], lines: list[str]) -> int:
 
 def plain_lines(event: pysubs2.SSAEvent) -> list[str]:
     """A cue's lines as shown: formatting tags (SRT's <i>, ASS's {\\i1}), karaoke timestamps and HTML
-    entities gone, lines of only spaces dropped."""
-    plain = html.unescape(_INLINE_TIMESTAMP.sub("", event.plaintext))
+    entities gone, invisible characters gone and no-break spaces plain ones (`_INVISIBLE`), lines of only
+    spaces dropped."""
+    plain = html.unescape(_INLINE_TIMESTAMP.sub("", event.plaintext)).translate(_INVISIBLE)
     return [part.strip() for part in plain.split("\n") if part.strip()]
 
 

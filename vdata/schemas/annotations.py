@@ -29,7 +29,9 @@ Items are given as dicts ({start_s, end_s, text}; the usual spellings `start`/`s
 `timestamp: [s, e]`, `sentence`/`caption`/`title` are accepted), as [start, end, text] lists, or for
 segments as ActivityNet Captions' parallel `{timestamps: [[s, e], ...], sentences: [...]}`. Times are
 seconds, or "M:SS" / "H:MM:SS" strings. An item that is none of these is `<kind>_malformed`.
-An issue with `dropped=False` is a repair: the item was kept, changed.
+An issue with `dropped=False` is a repair: the item was kept, changed. Messages name an item by its
+time (by its 1-based place in the list only where it has no readable time), so that a reject can be found
+in a file whose blocks the subtitle parser numbers from 1 (vdata/media/subtitles.py).
 """
 from __future__ import annotations
 
@@ -59,6 +61,27 @@ class AnnotationIssue:
 
     def detail(self) -> dict:
         return {"kind": self.kind, "item": self.item, "index": self.index, "dropped": self.dropped}
+
+
+def label_lines(text: str) -> list[str]:
+    """The labels of a labels file (one per line): blank lines and `#` comment lines are not labels. One
+    rule for every reader (`annotations.label_vocabulary`, a labels sidecar, `label_mcq.vocabulary`): a
+    file written for one and pointed at by another read its "# Kinetics-400 classes" header as a label."""
+    return [" ".join(line.split()) for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def holding_midpoint(items: list | None, start_s: float, end_s: float | None) -> list[dict]:
+    """The timed items (subtitle cues) whose middle lies in [start_s, end_s), times cut to it. A subtitle
+    line runs across a shot cut as often as the sentence it shows: required wholly inside, it reached no
+    clip. The clips of a video meet at their edges, so [start, end) gives a cue to exactly one of them,
+    as a speech word goes to the clip holding it. Generate's clues and verify_claims' evidence share it."""
+    hi = float("inf") if end_s is None else float(end_s)
+    out = []
+    for x in items or []:
+        if x and x.get("start_s") is not None and x.get("end_s") is not None \
+                and start_s <= (x["start_s"] + x["end_s"]) / 2 < hi:
+            out.append({**x, "start_s": max(x["start_s"], start_s), "end_s": min(x["end_s"], hi)})
+    return out
 
 
 def label_key(label: str) -> str:
@@ -146,7 +169,7 @@ class _Checker:
             if label is None or (isinstance(label, str) and not label.strip()):
                 continue
             if not isinstance(label, (str, int, float)) or isinstance(label, bool):
-                self.issue("labels", "label_malformed", f"label {i} is a {type(label).__name__}, not text", label, i)
+                self.issue("labels", "label_malformed", f"label {i + 1} is a {type(label).__name__}, not text", label, i)
                 continue
             text = " ".join(str(label).split())
             if canonical is not None:
@@ -164,11 +187,12 @@ class _Checker:
         for i, item in enumerate(timed_items(value)):
             parsed = _timed_item(item, needs_end=False)
             if parsed is None:
-                self.issue("chapters", "chapter_malformed", f"chapter {i} has no readable start time and title", item, i)
+                self.issue("chapters", "chapter_malformed", f"item {i + 1} of the chapters has no readable start time "
+                           "and title", item, i)
                 continue
             start, _, title = parsed
             if not title:
-                self.issue("chapters", "chapter_untitled", f"chapter {i} at {start:g} s has no title", item, i)
+                self.issue("chapters", "chapter_untitled", f"chapter at {start:g} s has no title", item, i)
                 continue
             if start < 0 and start >= -self.tolerance_s:
                 self.issue("chapters", "chapter_clamped", f"chapter {title!r} start {start:g} s set to 0", item, i, False)
@@ -210,23 +234,24 @@ class _Checker:
         for i, item in enumerate(timed_items(value)):
             parsed = _timed_item(item, needs_end=True)
             if parsed is None:
-                self.issue(kind, f"{one}_malformed", f"{one} {i} has no readable start, end and text", item, i)
+                self.issue(kind, f"{one}_malformed", f"item {i + 1} of the {kind} has no readable start, end and "
+                           "text", item, i)
                 continue
             start, end, text = parsed
             if end <= start and end < 0:   # a negative time (its reader may have clamped the start to 0 already)
-                self.issue(kind, f"{one}_out_of_range", f"{one} {i} ends at {end:g} s, before the video starts",
+                self.issue(kind, f"{one}_out_of_range", f"{one} at {start:g}-{end:g} s ends before the video starts",
                            item, i)
                 continue
             if end <= start:
-                self.issue(kind, f"{one}_inverted", f"{one} {i} ends at {end:g} s, not after its start {start:g} s", item, i)
+                self.issue(kind, f"{one}_inverted", f"{one} at {start:g} s ends at {end:g} s, not after its start", item, i)
                 continue
             if not text:
-                self.issue(kind, f"{one}_empty_text", f"{one} {i} ({start:g}-{end:g} s) has no text", item, i)
+                self.issue(kind, f"{one}_empty_text", f"{one} at {start:g}-{end:g} s has no text", item, i)
                 continue
             lo, hi = 0.0, self.duration_s if self.duration_s is not None else math.inf
             inside = min(end, hi) - max(start, lo)
             if inside <= 0:
-                self.issue(kind, f"{one}_out_of_range", f"{one} {i} ({start:g}-{end:g} s) lies wholly outside the "
+                self.issue(kind, f"{one}_out_of_range", f"{one} at {start:g}-{end:g} s lies wholly outside the "
                            f"video (0-{hi:g} s)", item, i)
                 continue
             if (kind == "segments" and inside < (end - start) / 2 and not (isinstance(item, dict) and item.get(
@@ -234,17 +259,17 @@ class _Checker:
                 # a segment says what happens over all its span: cut to the part in the video, a Panda-70M
                 # clip of 5-69 s would caption one second of a 6-s video. A subtitle is on screen (said) from
                 # its start, so any part of it in the video is kept (the last cue of a trimmed download)
-                self.issue(kind, f"{one}_out_of_range", f"{one} {i} ({start:g}-{end:g} s) lies mostly outside the "
+                self.issue(kind, f"{one}_out_of_range", f"{one} at {start:g}-{end:g} s lies mostly outside the "
                            f"video (0-{hi:g} s): {inside:g} s of it inside, and more than {self.tolerance_s:g} s "
                            "out", item, i)
                 continue
             if start < lo or end > hi:
-                self.issue(kind, f"{one}_clamped", f"{one} {i} ({start:g}-{end:g} s) clamped into 0-{hi:g} s",
+                self.issue(kind, f"{one}_clamped", f"{one} at {start:g}-{end:g} s clamped into 0-{hi:g} s",
                            item, i, False)
                 start, end = max(start, lo), min(end, hi)
             key = (round(start, 3), round(end, 3), " ".join(text.split()).casefold())
             if key in seen:   # the same item twice (a release's duplicate row): kept once, and said
-                self.issue(kind, f"{one}_duplicate", f"{one} {i} ({start:g}-{end:g} s) repeats {one} {seen[key]}: "
+                self.issue(kind, f"{one}_duplicate", f"{one} at {start:g}-{end:g} s repeats one given before it: "
                            "kept once", item, i, False)
                 continue
             seen[key] = i

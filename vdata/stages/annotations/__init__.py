@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from vdata.schemas import records as R
 from vdata.schemas.config import config_file
-from vdata.schemas.annotations import present_kinds, validate_annotations
+from vdata.schemas.annotations import label_lines, present_kinds, validate_annotations
 
 from ..base import Resources, Stage, StageConfig
 from .sources import SourceReader
@@ -103,8 +103,8 @@ class AnnotationsConfig(StageConfig):
                 raise ValueError(f"{value!r} is not valid JSON ({e.msg}, line {e.lineno})") from None
             if not isinstance(items, list):
                 raise ValueError(f"{value!r} must hold a JSON list of labels")
-        else:
-            items = text.splitlines()
+        else:   # `#` lines are comments, as for label_mcq.vocabulary: one labels file serves both
+            items = label_lines(text)
         return [" ".join(str(v).split()) for v in items if str(v).strip()]
 
     def key_map(self) -> dict[str, list[str] | ParallelColumns]:
@@ -117,7 +117,7 @@ class AnnotationsConfig(StageConfig):
 
 class AnnotationsStage(Stage):
     name = "annotations"
-    version = 10  # 2: YouTube's automatic captions once per line; yt-dlp's download listings are no subtitles;
+    version = 11  # 2: YouTube's automatic captions once per line; yt-dlp's download listings are no subtitles;
     #               3: a kind is also read under its own name when the configured key is absent;
     #               4: a clock with a fraction ("0:01:02.5") is a time, not an unreadable item;
     #               5: a video in a bucket has its sidecars read beside its URL;
@@ -128,6 +128,9 @@ class AnnotationsStage(Stage):
     #               10: text encodings (mostly-UTF-8, Western code pages, non-UTF-8 SubRip tracks); a sidecar
     #                   with no cue lets the next source speak; .SRT; full tracks before forced ones; a
     #                   cue or chapter that overlaps the video is clamped, not dropped
+    #               11: forced sidecars after every other file of the wanted languages; subtitles in another
+    #                   language are a repair (subtitle_other_language); `#` lines of a labels file are
+    #                   comments; messages name cues by time, without a doubled kind prefix
     Config = AnnotationsConfig
     reads = (R.PATH, R.SOURCE_META, R.DURATION_S)
     writes = R.ANNOTATION_COLUMNS
@@ -180,7 +183,8 @@ class AnnotationsStage(Stage):
                                missing=missing, issues=[_detail(i) for i in dropped])
         if dropped and cfg.on_bad_item == "reject_video":
             first = dropped[0]
-            return self.reject(row, first.reason, f"{len(dropped)} bad annotation item(s); first: {first.message}",
+            return self.reject(row, first.reason, f"{len(dropped)} bad annotation item(s); first: {first.kind}: "
+                               f"{first.message}",
                                issues=[_detail(i) for i in dropped])
         kept = {**row, R.ANNOTATIONS: annotations, R.ANNOTATION_ISSUES: len(dropped),
                 R.ANNOTATION_REPAIRS: len(issues) - len(dropped)}

@@ -31,7 +31,7 @@ from vdata.media.embedded import read_embedded
 from vdata.media.streams import iso_639_1
 from vdata.media.subtitles import (SUBTITLE_EXTENSIONS, load_subtitles, looks_like_subtitles, parse_chapter_lines,
                                    parse_subtitles, read_text)
-from vdata.schemas.annotations import SINGULAR, AnnotationIssue
+from vdata.schemas.annotations import SINGULAR, AnnotationIssue, label_lines
 
 _FILE_EXTENSIONS = (".srt", ".vtt", ".ass", ".ssa", ".json", ".jsonl", ".txt", ".description", ".csv", ".tsv")
 _LABEL_SPLIT = re.compile(r"[;,|\n]")
@@ -121,7 +121,7 @@ class SourceReader:
             return None
         lengths = {names[f]: len(v) if isinstance(v, list) else None for f, v in columns.items()}
         if None in lengths.values() or len(set(lengths.values())) != 1:
-            self.issues.append(AnnotationIssue(kind, f"{SINGULAR[kind]}_malformed", f"{kind}: columns {lengths} must "
+            self.issues.append(AnnotationIssue(kind, f"{SINGULAR[kind]}_malformed", f"columns {lengths} must "
                                                f"be lists of one length", {n: mapping.get(n) for n in lengths}))
             return None
         return [dict(zip(columns, values)) for values in zip(*columns.values())]
@@ -157,7 +157,7 @@ class SourceReader:
                 self.from_mapping(_without_download_listings(data), kinds, raw)
         wanted = [k for k in kinds if k not in raw]
         if "subtitles" in wanted:
-            self._subtitles_from(self._subtitle_sidecars(stem, languages), raw)
+            self._subtitles_from(self._subtitle_candidates(stem, languages), raw, languages)
         if "chapters" in wanted and os.path.isfile(stem + ".chapters.txt"):
             raw["chapters"] = self._chapter_lines(read_text(stem + ".chapters.txt"), require_zero_start=False)
         if "description" in wanted and os.path.isfile(stem + ".description"):
@@ -179,18 +179,26 @@ class SourceReader:
         if "subtitles" in wanted and inside.subtitles is not None:
             raw["subtitles"] = self._cues("subtitles", inside.subtitles)
 
-    def _subtitles_from(self, paths: list[str], raw: dict) -> None:
+    def _subtitles_from(self, candidates: list[tuple[str, str | None]], raw: dict, languages: list[str]) -> None:
         """The cues of the first sidecar that has any. One that gives none (empty, blank, nothing but bad
         blocks) is said and lets the next speak (`talk.en.srt`, then the container's track): an empty
-        `talk.srt` left by a failed download used to hide both."""
-        for path in paths:
+        `talk.srt` left by a failed download used to hide both. Cues in a language not asked for (only a
+        `talk.de.srt` in an English build) are kept, and said: the rows have no column for the language,
+        and a build that wants English speech must be able to find them (`subtitle_other_language`)."""
+        wanted = {iso_639_1(lang) or lang.lower() for lang in languages}
+        for path, language in candidates:
             parsed = load_subtitles(path)
             cues = self._cues("subtitles", parsed)
+            name = os.fsencode(os.path.basename(path)).decode("utf-8", "backslashreplace")
             if cues:
                 raw["subtitles"] = cues
+                if language is not None and language not in wanted:
+                    self.issues.append(AnnotationIssue(
+                        "subtitles", "subtitle_other_language", f"{name} is in {language!r}, not in "
+                        f"subtitle_languages {list(languages)}: its {len(cues)} cue(s) are used, as no file or "
+                        "track of those languages has any", name, dropped=False))
                 return
             if not any(p.dropped for p in parsed.problems):   # a bad block is said already; a blank file is not
-                name = os.fsencode(os.path.basename(path)).decode("utf-8", "backslashreplace")
                 self.issues.append(AnnotationIssue("subtitles", "subtitle_empty", f"{name} gives no subtitle cue "
                                                    "(empty, blank, or no spoken line); the next subtitle file or "
                                                    "track is read", name))
@@ -202,12 +210,18 @@ class SourceReader:
 
     @staticmethod
     def _subtitle_sidecars(stem: str, languages: list[str]) -> list[str]:
-        """The subtitle files of a video, best first: `talk.srt` (then .vtt, .ass, .ssa); then
+        """The subtitle files of a video, best first: `talk.srt` (then .vtt, .ass, .ssa); then the
         `talk.<lang>[.<flags>].srt` files (any subtitle extension, in any case: Windows tools write `.SRT`)
-        in the order of `languages`, a language matched exactly or by a tag of it (en-US, yt-dlp's
-        en-orig, eng), a file without flags before one marked for the hard of hearing (sdh, cc, hi) and a
-        `forced` one (only the foreign-language lines, as Plex and Jellyfin name them) last; then other
-        languages by name."""
+        of the wanted `languages`, a language matched exactly or by a tag of it (en-US, yt-dlp's en-orig,
+        eng): in the order of `languages`, a file without flags before one marked for the hard of hearing
+        (sdh, cc, hi) and an exact spelling before a tag; a `forced` one after every other file of the
+        wanted languages (it holds only the foreign-language lines, as Plex and Jellyfin name them: taken
+        before a full `talk.en-US.vtt` it made a near-empty transcript); then other languages by name."""
+        return [path for path, _ in SourceReader._subtitle_candidates(stem, languages)]
+
+    @staticmethod
+    def _subtitle_candidates(stem: str, languages: list[str]) -> list[tuple[str, str | None]]:
+        """(path, ISO 639-1 language of its tag or None) of `_subtitle_sidecars`, best first."""
         prefix = os.path.basename(stem) + "."
         named = [lang.lower() for lang in languages]
         wanted = [iso_639_1(lang) or lang for lang in named]
@@ -221,14 +235,16 @@ class SourceReader:
                 plain.append((extensions.index(ext.lower()), path))
                 continue
             tag, *flags = base[len(prefix):].lower().split(".")
-            flagged = 2 if "forced" in flags else 1 if flags else 0
-            if tag in named:
-                ranked.append((named.index(tag), False, flagged, path))
+            forced, flagged = "forced" in flags, bool(flags) and "forced" not in flags
+            language = wanted[named.index(tag)] if tag in named else _language(tag)
+            if not language:   # a tag that names no language is another video's: talk.part2.en.srt is talk.part2.mp4's
                 continue
-            language = _language(tag)
-            if language:   # a tag that names no language is another video's: talk.part2.en.srt is talk.part2.mp4's
-                ranked.append((wanted.index(language) if language in wanted else len(wanted), True, flagged, path))
-        return [p for _, p in sorted(plain)] + [r[-1] for r in sorted(ranked)]
+            if tag in named or language in wanted:
+                order = named.index(tag) if tag in named else wanted.index(language)
+                ranked.append(((0, forced, order, flagged, tag not in named, path), path, language))
+            else:
+                ranked.append(((1, forced, 0, flagged, True, path), path, language))
+        return [(p, None) for _, p in sorted(plain)] + [(p, lang) for _, p, lang in sorted(ranked)]
 
     # --- decoding ---------------------------------------------------------------------------------
     def _as_path(self, kind: str, value: Any) -> str | None:
@@ -241,7 +257,7 @@ class SourceReader:
             if os.path.isfile(candidate):
                 return candidate
         if text.lower().endswith(_FILE_EXTENSIONS) and kind not in ("title", "description"):
-            self.issues.append(AnnotationIssue(kind, "annotation_file_missing", f"{kind}: file {text!r} not found next "
+            self.issues.append(AnnotationIssue(kind, "annotation_file_missing", f"file {text!r} not found next "
                                                f"to the video or the manifest", text))
             return ""
         return None
@@ -261,7 +277,7 @@ class SourceReader:
                     return self.decode(kind, json.loads(text))
                 except json.JSONDecodeError as e:
                     if kind != "subtitles":
-                        self.issues.append(_unparsable(kind, f"{kind}: not valid JSON ({e.msg} at {e.pos})", text[:200]))
+                        self.issues.append(_unparsable(kind, f"not valid JSON ({e.msg} at {e.pos})", text[:200]))
                         return None
             if kind == "labels":
                 return [p.strip() for p in _LABEL_SPLIT.split(text) if p.strip()]
@@ -269,7 +285,7 @@ class SourceReader:
                 return self._chapter_lines(text, require_zero_start=False)
             if kind in ("subtitles", "segments") and looks_like_subtitles(text):
                 return self._cues(kind, parse_subtitles(text))
-            self.issues.append(_unparsable(kind, f"{kind}: text is neither JSON nor SRT/WebVTT", text[:200]))
+            self.issues.append(_unparsable(kind, "text is neither JSON nor SRT/WebVTT", text[:200]))
             return None
         return value
 
@@ -287,7 +303,7 @@ class SourceReader:
         if kind == "chapters":
             return self._chapter_lines(text, require_zero_start=False)
         if kind == "labels":
-            return [line.strip() for line in text.splitlines() if line.strip()]
+            return label_lines(text)
         if kind in ("title", "description", "transcript"):
             return text
         return self.decode(kind, text)

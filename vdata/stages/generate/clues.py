@@ -25,6 +25,7 @@ from typing import Literal
 
 from vdata.prompts import escape_placeholders, shorten
 from vdata.schemas import records as R
+from vdata.schemas.annotations import holding_midpoint
 
 Kind = Literal["caption", "video_caption", "event", "step", "speech", "chapter", "context", "frame"]
 _LABELS = {"caption": "caption of the clip", "video_caption": "caption of the whole video", "event": "event",
@@ -215,22 +216,6 @@ def annotation_clues(row: dict, limit: int, cut: _Bounded | None = None, whole_v
         return [x for x in (items or []) if x and x.get("start_s") is not None and x.get("end_s") is not None
                 and lo <= x["start_s"] and x["end_s"] <= hi]
 
-    row_lo = float(row.get(R.START_S) or 0.0)
-    row_hi = float(row[R.END_S]) if row.get(R.END_S) is not None else float("inf")
-
-    def holding_midpoint(items: list | None) -> list[dict]:
-        # a subtitle line runs across a shot cut as often as the sentence it shows (cuts fall mid-sentence):
-        # wholly inside, it reached no clip. It goes to the one clip holding its middle (the clips of a video
-        # meet at their edges: [start, end) gives it to exactly one), its times cut to that clip, as speech
-        # words go to the clip holding theirs. Events and chapters keep `inside`: they describe what is
-        # seen, and half of one may be in another shot.
-        out = []
-        for x in items or []:
-            if x and x.get("start_s") is not None and x.get("end_s") is not None \
-                    and row_lo <= (x["start_s"] + x["end_s"]) / 2 < row_hi:
-                out.append({**x, "start_s": max(x["start_s"], row_lo), "end_s": min(x["end_s"], row_hi)})
-        return out
-
     clues: list[Clue] = []
     if (ann.get("title") or "").strip():
         clues.append(Clue("M1", "context", cut(ann["title"], limit), label="title of the video"))
@@ -245,7 +230,8 @@ def annotation_clues(row: dict, limit: int, cut: _Bounded | None = None, whole_v
     clues += [Clue(f"A{i}", "event", cut(s.get("text") or "", limit), s["start_s"], s["end_s"], label="annotated segment")
               for i, s in enumerate(inside(ann.get("segments")), 1) if (s.get("text") or "").strip()]
     clues += [Clue(f"U{i}", "speech", cut(s.get("text") or "", limit), s["start_s"], s["end_s"], label="subtitle")
-              for i, s in enumerate(holding_midpoint(ann.get("subtitles")), 1) if (s.get("text") or "").strip()]
+              for i, s in enumerate(holding_midpoint(ann.get("subtitles"), float(row.get(R.START_S) or 0.0),
+                                                     row.get(R.END_S)), 1) if (s.get("text") or "").strip()]
     return clues
 
 

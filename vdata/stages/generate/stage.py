@@ -14,8 +14,10 @@ from pydantic import Field, ValidationInfo, create_model, field_validator, model
 
 from vdata.prompts import Prompt, escape_placeholders, load_prompt
 from vdata.schemas import records as R
+from vdata.schemas.annotations import present_kinds
 
 from ..base import Reject, Resources, Stage, StageConfig
+from .annotated import TemplateTask
 from .budget import DEFAULT_VIDEO_WINDOW, IMAGE_TOKENS, fit_clues, teacher_window, token_counter
 from .benchmark_tasks import EVENT_ORDER
 from .captions import CAPTION
@@ -159,7 +161,9 @@ class GenerateStage(Stage):
     # 3: items that ask the same question make one sample; order questions only where the order is plain;
     #    streaming turns in the order they are spoken; 4: event_order numbers its scenes (options are lettered);
     # 5: count distractors sit on either side of the answer (the answer is no longer rarely the largest)
-    version = 5
+    # 6: a unit with no clue still gets its template tasks' missing_annotation rejects; label_mcq asks about
+    #    every label by default
+    version = 6
     Config = GenerateConfig
     # the models a task loads in the workers: checked (and fetched) in the driver first
     HUB_MODEL_FIELDS = ("tasks.preference_pairs.vision_text_model", "tasks.speech_captions.embedding_model",
@@ -278,12 +282,7 @@ class GenerateStage(Stage):
             try:
                 clues = self.clues_for(row)
                 if not clues:
-                    what = "video" if self.config.scope == "video" else "clip"
-                    unused = "; its frames are read only with `use_frames: true` and a teacher that sees images" \
-                        if row.get(R.FRAMES) and not self.config.use_frames else ""
-                    plans.append((row, None, [], self.reject(row, "no_evidence", f"{what} has no caption, dense events, "
-                                                             "transcript, annotations or frames to generate samples "
-                                                             f"from{unused}")))
+                    plans.append((row, None, [], self.without_clues(row)))
                     continue
                 free, pending = self.plan_clip(row, clues)
                 plans.append((row, clues, pending, free))
@@ -311,7 +310,7 @@ class GenerateStage(Stage):
         out: list[dict | Reject] = []
         for i, (row, clues, pending, free) in enumerate(plans):
             if clues is None:
-                out.append(free)
+                out.extend(free if isinstance(free, list) else [free])
                 continue
             if not made[i]:
                 made[i].append(self.reject(row, "no_evidence", "no task could be generated from this clip's clues "
@@ -319,6 +318,26 @@ class GenerateStage(Stage):
             out.extend(made[i])
         self.counters["requests"] += asked
         return out
+
+    def without_clues(self, row: dict) -> list:
+        """The rows of a unit with no clue at all. The template tasks still say why they made nothing
+        (`missing_annotation`, as they do beside clues; a clip of an annotated video holding none of its
+        items is no "clip without annotations"); the other tasks share one `no_evidence` reject."""
+        templated = [t for t in self.config.tasks.enabled() if isinstance(getattr(self.config.tasks, t), TemplateTask)]
+        out: list = []
+        for task in templated:
+            made, _ = TASK_FAMILIES[task].plan(self, row, [], getattr(self.config.tasks, task))
+            out.extend(made)
+        if out and len(templated) == len(self.config.tasks.enabled()):
+            return out
+        what = "video" if self.config.scope == "video" else "clip"
+        unused = "; its frames are read only with `use_frames: true` and a teacher that sees images" \
+            if row.get(R.FRAMES) and not self.config.use_frames else ""
+        has = present_kinds(row.get(R.ANNOTATIONS))
+        annotations = f"transcript or frames, and none of the video's annotations ({', '.join(has)}) lie in it" \
+            if has and what == "clip" else "transcript, annotations or frames"
+        return [*out, self.reject(row, "no_evidence", f"{what} has no caption, dense events, {annotations} to "
+                                  f"generate samples from{unused}")]
 
     def ask(self, pending: list[Pending]) -> list:
         """The replies to a round of requests, in order; each request goes to the teacher it names."""

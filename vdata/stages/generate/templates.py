@@ -4,8 +4,8 @@ video_chat2/MVBENCH.md: "automatically transform public video annotations into m
 candidates from the dataset's own labels). No teacher. The release layout (per-task JSON of question,
 candidates, answer, start/end for clip tasks, as the mvbench.ipynb loader reads it) is the exporter's job.
 
-Per row: each label in `annotations.labels` (up to `per_clip`, seeded) gives one MCQ whose options are
-the label and `num_options − 1` other vocabulary labels (never another label of the same row, so a
+Per row: each label in `annotations.labels` (all of them, at most 16; or `per_clip`, seeded) gives one MCQ
+whose options are the label and `num_options − 1` other vocabulary labels (never another label of the same row, so a
 multi-label video has exactly one right option). The correct position rotates like `mcq`'s:
 `(hash(seed, clip) + j) mod k` for the row's j-th MCQ, uniform over the dataset. A label missing from the
 vocabulary, a row with no label, or a vocabulary too small for the options are rejects with reasons. A label
@@ -27,6 +27,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from vdata.prompts import escape_placeholders
 from vdata.schemas import records as R
+from vdata.schemas.annotations import label_lines
 from vdata.schemas.config import config_file
 
 from .annotated import (EDGE_TOLERANCE_S, TemplateTask, annotations, dataset_of, fill_question, interval, pick_items,
@@ -40,12 +41,17 @@ if TYPE_CHECKING:
 Vocabulary = list[str] | str   # the labels, or a file with one label per line
 
 
+MAX_LABEL_MCQS = 16   # a row's MCQs when per_clip is None: every label of a video, but not hundreds of tags
+
+
 class LabelMCQTask(TemplateTask):
     num_options: int = Field(4, ge=2, le=8)
     vocabulary: Vocabulary | None = None
     vocabulary_by_dataset: dict[str, Vocabulary] = Field(default_factory=dict)   # by source_meta[dataset_key]
     vocabulary_key: str = "vocabulary"             # neither configured: the row's source_meta[vocabulary_key] list
-    per_clip: int = Field(1, ge=1, le=16)          # MCQs per row: one per label, at most this many
+    # MCQs per row, each on a different label. None (default): one per label, at most MAX_LABEL_MCQS (a
+    # multi-label video asked about one label lost the others without a word, the docs said "one per item")
+    per_clip: int | None = Field(None, ge=1, le=16)
     question_type: str = "label"                   # when the row names no dataset
     open_form: bool = False                        # also store each MCQ as an open-ended sample
 
@@ -93,8 +99,8 @@ def vocabulary(stage: StageView, tcfg: LabelMCQTask, row: dict, dataset: str | N
     if key not in cache:
         lines = source
         if isinstance(source, str):
-            with open(source, encoding="utf-8") as f:
-                lines = [ln for ln in f.read().splitlines() if not ln.lstrip().startswith("#")]
+            with open(source, encoding="utf-8-sig") as f:
+                lines = label_lines(f.read())   # the rule annotations.label_vocabulary reads a file by
         cache[key] = _distinct(lines)
     return cache[key]
 
@@ -168,7 +174,7 @@ def _plan(stage: StageView, row: dict, clues: list[Clue], tcfg: LabelMCQTask):
     pool = [v for v in vocab if _norm(v) not in row_labels]
     out: list = []
     made = 0
-    for index, label in pick_items(task, tcfg, row, labels, tcfg.per_clip):
+    for index, label in pick_items(task, tcfg, row, labels, tcfg.per_clip or MAX_LABEL_MCQS):
         base = template_sample(stage, row, task, index, prompt_id, qtype)
         if _norm(label) not in canonical:
             out.append(stage.reject(base, "label_not_in_vocabulary", f"label_mcq: label {label!r} is not in the "

@@ -1,7 +1,8 @@
 """The evidence beyond a sample's own clip: annotations, a video-scope sample's video, and `scope: video`.
 
 - Annotations (`annotations` column) are evidence at both scopes: title, description and labels always;
-  chapters, segments and subtitles when they lie inside the sample's interval.
+  chapters and segments when they lie inside the sample's interval, subtitles when their middle does (the
+  rule generate's clues follow: a cue across a shot cut belongs to the clip holding its middle).
 - A video-scope sample (`sample_scope: video`, made by `generate` at `scope: video`) is checked against its
   video: every clip caption with its interval (`clip_captions`), the video caption, and — already in its
   row's caption, events and transcript columns — the union of its clips' content.
@@ -15,12 +16,14 @@ and a given transcript under `transcript`.
 from __future__ import annotations
 
 from vdata.schemas import records as R
+from vdata.schemas.annotations import holding_midpoint
 
 _TOLERANCE_S = 0.05
 
 
 def annotation_texts(row: dict, sources: set[str], whole_video: bool = False) -> tuple[list[str], list[str]]:
-    """(visual, speech) texts from the row's annotations inside its interval (all of them with `whole_video`)."""
+    """(visual, speech) texts from the row's annotations in its interval (all of them with `whole_video`):
+    chapters and segments wholly inside, subtitles whose middle is in it (`holding_midpoint`)."""
     ann = row.get(R.ANNOTATIONS) or {}
     if not ann:
         return [], []
@@ -39,7 +42,9 @@ def annotation_texts(row: dict, sources: set[str], whole_video: bool = False) ->
         visual += [c.get("title") or "" for c in inside(ann.get("chapters"))]
         visual += [s.get("text") or "" for s in inside(ann.get("segments"))]
     if "transcript" in sources:
-        speech += [s.get("text") or "" for s in inside(ann.get("subtitles"))]
+        cues = ann.get("subtitles") if whole_video else \
+            holding_midpoint(ann.get("subtitles"), float(row.get(R.START_S) or 0.0), end)
+        speech += [s.get("text") or "" for s in (cues or [])]
         if whole_video:
             speech.append(ann.get("transcript") or "")
     return [v for v in visual if v.strip()], [s for s in speech if s.strip()]

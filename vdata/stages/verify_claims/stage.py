@@ -128,7 +128,8 @@ class _Item:
 
 class VerifyClaimsStage(Stage):
     name = "verify_claims"
-    version = 2   # 2: highlights check their query; summaries, speech captions and dialogues their lines
+    version = 3   # 2: highlights check their query; summaries, speech captions and dialogues their lines;
+                  # 3: a subtitle cue is evidence of the clip holding its middle (it crossed a cut: of none)
     HUB_MODEL_FIELDS = ("relevance_model",)
     Config = VerifyClaimsConfig
     reads = (R.SAMPLE_ID, R.TASK, R.QUESTION, R.ANSWER)
