@@ -4,25 +4,32 @@ No stage logic lives here (grouping clips by video, caching, attaching words to 
 `vdata.stages.asr`). Three modules answer three questions:
 
 1. **Which weights?** `vdata.media.whisper_models`: `locate_model(spec, backend)` and `materialize()`.
-2. **Which samples?** `vdata.media.audio`: `decode_audio(path)`, 16 kHz mono on the video's clock (its first
-   frame is 0).
-3. **Which words, in which language?** here: `load_engine(...)` returns a `WhisperEngine`
-   (faster-whisper: CTranslate2, int8 on CPU / float16 on GPU, Silero VAD, segment + word
-   timestamps; or openai-whisper where installed) whose `transcribe(path)` gives a `Transcript` with
-   video-absolute times and a language on every segment.
+2. **Which samples?** `vdata.media.audio`: `decode_audio(path)`, 16 kHz mono on the video's clock.
+3. **Which words, in which language?** here: `load_engine(...)` returns a `WhisperEngine` (faster-whisper:
+   CTranslate2, int8 on CPU / float16 on GPU, Silero VAD, segment + word timestamps; or openai-whisper)
+   whose `transcribe(path)` gives a `Transcript`: video-absolute times, a language on every segment.
 
 Language per window, not per video: Whisper fixes one language per call (faster-whisper's
 `multilingual=True` re-detects per 30-s decoding window but does not say which language a segment got,
 and a 30-s window easily spans a switch). So with a multilingual model and no configured language,
 the engine cuts the audio at pauses (Silero VAD, the same model faster-whisper filters with), detects
-the language of each speech window, joins neighbouring windows of one language into a run, and
-transcribes each run with its language fixed. Every segment records the language it was decoded in.
-A monolingual file still costs one transcription, plus one language detection per speech window.
+the video's language on all its speech together, then each speech window's. A window takes another
+language only if it names that one first (>= 0.5) and all but rules out the video's (< 0.1,
+`language_switch_below`): Whisper base named single sentences of German and Spanish files English or
+Italian (up to 0.64) while still giving them 0.15-0.21, where the German halves of bilingual files
+scored 0.77-0.98 and English 0.005-0.044. Neighbouring windows of one language join into a run, each
+transcribed with its language fixed; every segment records the language it was decoded in. A
+monolingual file costs one transcription, one language detection per speech window and per 30 s of speech.
+
+An English-only model (`*.en`) detects nothing: its `language` is the one decoding was fixed to (en), and
+non-English speech comes out as invented English, which Whisper's own confidence tells: see SegmentGate.
 """
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import asdict, dataclass, field
+import zlib
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -31,16 +38,17 @@ from .whisper_models import (BACKENDS, PACKAGED_MODELS, ModelLocation, ModelNotA
                              _fingerprint, default_model_cache, is_offline, locate_model, materialize)
 
 __all__ = ["BACKENDS", "PACKAGED_MODELS", "SAMPLE_RATE", "DecodedAudio", "ModelLocation", "ModelNotAvailable",
-           "PackagedModel", "SpeechSegment", "Transcript", "TranscribeOptions", "WhisperEngine", "Word",
-           "decode_audio", "default_model_cache", "dominant_language", "is_offline", "load_engine",
-           "locate_model", "materialize"]
+           "PackagedModel", "SegmentGate", "SpeechSegment", "Transcript", "TranscribeOptions", "WhisperEngine", "Word",
+           "WHISPER_LANGUAGES", "decode_audio", "default_model_cache", "dominant_language", "english_only",
+           "is_offline", "load_engine", "locate_model", "materialize", "whisper_language"]
 
 LANGUAGE_MODES = ("window", "video")
-# A speech window shorter than this gives Whisper too little to tell languages apart (espeak and real
-# speech alike: under a second, the detector's top guess flips between related languages); such a
-# window, or one whose top language scores below MIN_LANGUAGE_PROBABILITY, takes its neighbour's.
+UNSPACED_LANGUAGES = ("zh", "ja", "th", "lo", "my", "yue")   # faster-whisper splits their words per character
+# Under a second of speech the detector's top guess flips between related languages (espeak and real
+# speech alike): a window that short is not asked, and takes the video's language.
 MIN_DETECT_S = 1.0
-MIN_LANGUAGE_PROBABILITY = 0.5
+MIN_LANGUAGE_PROBABILITY = 0.5      # a window's language other than the video's: named first at least this sure,
+LANGUAGE_SWITCH_BELOW = 0.1         # and the video's below this (module doc)
 MAX_WINDOW_S = 30.0   # Whisper's own input length: detection never sees more than this
 # Whisper's temperature fallback decodes a window that fails its checks (repetitive text, a low mean
 # log-probability) again by sampling at rising temperatures, and keeps the best-scoring try. Sampling
@@ -49,6 +57,48 @@ MAX_WINDOW_S = 30.0   # Whisper's own input length: detection never sees more th
 # default; `temperature_fallback` turns the fallback on, with the generator seeded before each pass.
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 FALLBACK_SEED = 0
+
+# The languages Whisper's tokenizer knows (faster_whisper.tokenizer._LANGUAGE_CODES, private there): a
+# code outside them fails inside a worker ("'xx' is not a valid language code"), so configs are checked here.
+WHISPER_LANGUAGES = (
+    "af am ar as az ba be bg bn bo br bs ca cs cy da de el en es et eu fa fi fo fr gl gu ha haw he hi hr ht hu "
+    "hy id is it ja jw ka kk km kn ko la lb ln lo lt lv mg mi mk ml mn mr ms mt my ne nl nn no oc pa pl ps pt "
+    "ro ru sa sd si sk sl sn so sq sr su sv sw ta te tg th tk tl tr tt uk ur uz vi yi yo zh yue").split()
+# ISO codes and names whose Whisper code differs (some of Whisper's aliases; its Javanese is "jw")
+_LANGUAGE_ALIASES = {"jv": "jw", "iw": "he", "nb": "no", "in": "id", "mandarin": "zh", "cantonese": "yue",
+                     "castilian": "es", "flemish": "nl", "burmese": "my", "hawaiian": "haw"}
+
+
+def whisper_language(value: str) -> str:
+    """A language as Whisper names it: "en", "EN", "en-US", "eng", "english" -> "en". ValueError (listing
+    the codes Whisper knows) for anything else."""
+    text = value.strip().lower().replace("_", "-")
+    base = text.split("-")[0]
+    import pycountry
+
+    try:   # ISO 639-2/3 codes (eng, ger, deu) and English names (German)
+        found = pycountry.languages.lookup(base if len(base) == 3 else text)
+        iso = getattr(found, "alpha_2", None) or found.alpha_3
+    except LookupError:
+        iso = None
+    for code in (_LANGUAGE_ALIASES.get(key, key) for key in (text, base, iso)):
+        if code in WHISPER_LANGUAGES:
+            return code
+    raise ValueError(f"unknown language {value!r} for Whisper: give one of its codes ({', '.join(WHISPER_LANGUAGES)}), "
+                     f"an ISO 639 code (eng, deu) or an English name (german)")
+
+
+def english_only(location: ModelLocation) -> bool:
+    """Whether the weights at `location` are an English-only Whisper (tiny.en, base.en, ...): by name, and
+    for a local CTranslate2 directory also by vocabulary (51864 tokens; multilingual ones have more)."""
+    name = location.label if location.kind in ("package", "split_package") else location.spec
+    if re.search(r"\.en(\.pt)?$", name.strip().rstrip("/"), re.IGNORECASE):
+        return True
+    vocabulary = f"{location.where}/vocabulary.txt"
+    if location.kind in ("dir", "package") and os.path.isfile(vocabulary):
+        with open(vocabulary, encoding="utf-8", errors="replace") as f:
+            return sum(1 for _ in f) < 51865
+    return False
 
 
 @dataclass
@@ -66,6 +116,10 @@ class SpeechSegment:
     text: str
     words: list[Word] = field(default_factory=list)
     language: str | None = None     # the language this segment was decoded in
+    # Whisper's confidence in the decoding window (up to 30 s) the segment came from; None where unknown
+    avg_logprob: float | None = None
+    compression_ratio: float | None = None
+    no_speech_prob: float | None = None
 
 
 def dominant_language(segments: list[dict] | list[SpeechSegment]) -> str | None:
@@ -112,9 +166,74 @@ class Transcript:
     @classmethod
     def from_dict(cls, d: dict) -> "Transcript":
         segs = [SpeechSegment(s["start_s"], s["end_s"], s["text"], [Word(**w) for w in s.get("words") or []],
-                              s.get("language"))
+                              s.get("language"), s.get("avg_logprob"), s.get("compression_ratio"), s.get("no_speech_prob"))
                 for s in d.get("segments") or []]
         return cls(d.get("language"), d.get("language_probability"), d.get("duration_s", 0.0), segs)
+
+    def screened(self, gate: "SegmentGate") -> tuple["Transcript", list[tuple[SpeechSegment, str]]]:
+        """The transcript without the segments `gate` rejects (its language then that of what is left), and
+        those segments with the reason of each."""
+        reasons = [gate.problem(s) for s in self.segments]
+        for i in gate.repeats([s if not r else None for s, r in zip(self.segments, reasons)]):
+            reasons[i] = "repeated"
+        kept = [s for s, r in zip(self.segments, reasons) if not r]
+        dropped = [(s, r) for s, r in zip(self.segments, reasons) if r]
+        if not dropped:
+            return self, []
+        return replace(self, language=dominant_language(kept), segments=kept), dropped
+
+
+def text_compression_ratio(text: str) -> float:
+    """Whisper's measure of repetition: the text's UTF-8 length over its zlib-compressed length."""
+    data = text.strip().encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+@dataclass(frozen=True)
+class SegmentGate:
+    """Which decoded segments are kept: Whisper's own checks and thresholds, as a verdict (Whisper re-decodes
+    a failing window hotter, see FALLBACK_TEMPERATURES, then keeps whatever it got). None: a check off.
+    tiny.en on espeak narration (four sentences in 24 s): German avg_logprob -1.08, Spanish and French
+    compression 11-16 (156 words looping one phrase); real English -0.81 at worst, compression <= 1.41.
+    No signal of tiny.en told the German half of an English-then-German file from its English half.
+    """
+
+    max_compression_ratio: float | None = 2.4   # repetition loop: the window's text, or the segment's own
+    min_avg_logprob: float | None = -1.0        # the decoder unsure of its own text: another language, noise
+    max_no_speech_prob: float | None = 0.6      # with a low avg_logprob: no speech at all (Whisper's rule)
+    max_words_per_s: float | None = 8.0         # fast speech is 4-5 words/s; loops reached 35 (100 in 2.8 s)
+    # 3+ words decoded again (nearly) word for word within 3 segments: a loop too short for the compression
+    # ratio (tiny.en on 1 thread: German, Spanish as one invented sentence twice, compression 1.87-1.98)
+    drop_repeats: bool = True
+
+    def problem(self, s: SpeechSegment) -> str | None:
+        """Why `s` is not kept ("no_speech", "low_logprob", "repetitive", "word_rate"), or None."""
+        low = self.min_avg_logprob is not None and s.avg_logprob is not None and s.avg_logprob < self.min_avg_logprob
+        if low and self.max_no_speech_prob is not None and (s.no_speech_prob or 0.0) > self.max_no_speech_prob:
+            return "no_speech"
+        if low:
+            return "low_logprob"
+        ratio = max(s.compression_ratio or 0.0, text_compression_ratio(s.text))
+        if self.max_compression_ratio is not None and ratio > self.max_compression_ratio:
+            return "repetitive"
+        words = len(s.words) or len(s.text.split())
+        # a second at least: one short word's span says nothing of a rate; no rate where Whisper's "words" are
+        # characters (languages written without spaces)
+        if (self.max_words_per_s is not None and s.language not in UNSPACED_LANGUAGES
+                and words > self.max_words_per_s * max(s.end_s - s.start_s, 1.0)):
+            return "word_rate"
+        return None
+
+    def repeats(self, segments: list[SpeechSegment | None]) -> set[int]:
+        """Indices of the segments (None: already dropped) that repeat a near one (see drop_repeats)."""
+        from difflib import SequenceMatcher
+
+        words = [" ".join(re.findall(r"\w+", s.text.lower())) if s else "" for s in segments]
+        found: set[int] = set()
+        for i, a in enumerate(words):
+            near = range(i + 1, min(len(words), i + 4)) if self.drop_repeats and a.count(" ") >= 2 else ()
+            found |= {k for j in near if words[j] and SequenceMatcher(None, a, words[j]).ratio() >= 0.9 for k in (i, j)}
+        return found
 
 
 @dataclass(frozen=True)
@@ -128,6 +247,8 @@ class TranscribeOptions:
     word_timestamps: bool = True
     beam_size: int = 5
     temperature_fallback: bool = False   # sample again at rising temperatures where a window fails (see above)
+    language_switch_below: float = LANGUAGE_SWITCH_BELOW   # see the module doc
+    audio_track: int | None = None        # index among the file's audio streams; None: streams.audio_stream's pick
     silence_dbfs: float = -60.0           # a track whose peak stays below this is silent: no model run
     max_failed_packet_ratio: float = 0.5
 
@@ -151,6 +272,8 @@ class WhisperEngine:
     def __init__(self, location: ModelLocation, options: TranscribeOptions):
         if options.language_detection not in LANGUAGE_MODES:
             raise ValueError(f"language_detection must be one of {LANGUAGE_MODES}, not {options.language_detection!r}")
+        if options.language:   # "eng", "English", "en-US": the code Whisper takes ("en")
+            options = replace(options, language=whisper_language(options.language))
         self.location = location
         self.options = options
         self.transcriptions = 0
@@ -174,9 +297,11 @@ class WhisperEngine:
         return True
 
     def transcribe(self, path: str) -> Transcript:
-        # the track in the language asked for, or the one an English-only model understands
-        language = self.options.language or (None if self.is_multilingual else "en")
-        audio = decode_audio(path, max_failed_ratio=self.options.max_failed_packet_ratio, language=language)
+        # the track asked for by position, else the one in the language asked for, or the one an English-only
+        # model understands (see streams.audio_stream)
+        o = self.options
+        audio = decode_audio(path, max_failed_ratio=o.max_failed_packet_ratio, track=o.audio_track,
+                             language=o.language or (None if self.is_multilingual else "en"))
         self.transcriptions += 1
         return self.transcribe_audio(audio)
 
@@ -212,21 +337,21 @@ class WhisperEngine:
         if o.language or o.language_detection != "window" or not self.is_multilingual:
             return whole
         windows = self._speech_windows(samples)
-        labels: list[tuple[str, float] | None] = []
-        for start, end in windows:
-            if end - start < MIN_DETECT_S * SAMPLE_RATE:
-                labels.append(None)
-                continue
-            language, probability = self._detect(samples[start:end])
-            labels.append((language, probability) if probability >= MIN_LANGUAGE_PROBABILITY else None)
-        sure = [i for i, lab in enumerate(labels) if lab is not None]
-        if not sure:
+        if not windows:
             return whole
-        # an unsure window takes the language of the nearest sure one before it (after it, at the start)
-        filled = [labels[i] if labels[i] is not None else labels[max([j for j in sure if j < i] or [sure[0]])]
-                  for i in range(len(labels))]
+        video, video_p = self._video_language(samples, windows)
+        labels: list[tuple[str, float]] = []
+        for start, end in windows:
+            label = (video, video_p)
+            if end - start >= MIN_DETECT_S * SAMPLE_RATE:
+                probs = self._detect(samples[start:end])
+                top = max(probs, key=probs.__getitem__)
+                if (top != video and probs[top] >= MIN_LANGUAGE_PROBABILITY
+                        and probs.get(video, 0.0) < o.language_switch_below):
+                    label = (top, probs[top])
+            labels.append(label)
         runs: list[_Run] = []
-        for (start, end), (language, probability) in zip(windows, filled):
+        for (start, end), (language, probability) in zip(windows, labels):
             if runs and runs[-1].language == language:
                 runs[-1].end = end
                 runs[-1].probability = max(runs[-1].probability or 0.0, probability)
@@ -240,10 +365,24 @@ class WhisperEngine:
         runs[0].start, runs[-1].end = 0, len(samples)
         return runs
 
+    def _video_language(self, samples: np.ndarray, windows: list[tuple[int, int]]) -> tuple[str, float]:
+        """The language of all the speech together (windows joined, up to 30 s at a time: Whisper's input),
+        each part weighted by its length, and its probability. A sentence alone is weak evidence (see the
+        module doc); the whole file's speech named the language right where single sentences did not."""
+        speech = np.concatenate([samples[a:b] for a, b in windows])
+        step = int(MAX_WINDOW_S * SAMPLE_RATE)
+        total: dict[str, float] = {}
+        for i in range(0, len(speech), step):
+            part = speech[i:i + step]
+            for language, p in self._detect(part).items():
+                total[language] = total.get(language, 0.0) + p * len(part) / len(speech)
+        best = max(total, key=total.__getitem__)
+        return best, total[best]
+
     def _speech_windows(self, samples: np.ndarray) -> list[tuple[int, int]]:
         raise NotImplementedError
 
-    def _detect(self, samples: np.ndarray) -> tuple[str, float]:
+    def _detect(self, samples: np.ndarray) -> dict[str, float]:   # every language's probability (30 s heard at most)
         raise NotImplementedError
 
     def _decode(self, samples: np.ndarray, language: str | None) -> tuple[str | None, float | None, list[SpeechSegment]]:
@@ -267,6 +406,9 @@ class FasterWhisperEngine(WhisperEngine):
         path = materialize(location, cache_dir)
         self.model = WhisperModel(path, device=device, compute_type=compute_type, cpu_threads=cpu_threads,
                                   local_files_only=is_offline())
+        if not self.is_multilingual and options.language and whisper_language(options.language) != "en":
+            # faster-whisper would decode in English anyway: invented English text from the other language
+            raise ValueError(f"{location.label} is English-only: language {options.language!r} needs a multilingual model")
 
     @property
     def is_multilingual(self) -> bool:
@@ -279,8 +421,8 @@ class FasterWhisperEngine(WhisperEngine):
         return [(c["start"], c["end"]) for c in get_speech_timestamps(samples, vad, sampling_rate=SAMPLE_RATE)]
 
     def _detect(self, samples):
-        language, probability, _ = self.model.detect_language(audio=samples)
-        return language, float(probability)
+        _, _, probs = self.model.detect_language(audio=samples)
+        return {language: float(p) for language, p in probs}
 
     def _decode(self, samples, language):
         o = self.options
@@ -293,9 +435,11 @@ class FasterWhisperEngine(WhisperEngine):
             initial_prompt=o.initial_prompt, hotwords=o.hotwords, temperature=_temperature(o),
             vad_filter=o.vad, vad_parameters={"min_silence_duration_ms": o.vad_min_silence_ms} if o.vad else None)
         out = [SpeechSegment(float(s.start), float(s.end), s.text,
-                             [Word(float(w.start), float(w.end), w.word, float(w.probability)) for w in (s.words or [])])
+                             [Word(float(w.start), float(w.end), w.word, float(w.probability)) for w in (s.words or [])],
+                             None, float(s.avg_logprob), float(s.compression_ratio), float(s.no_speech_prob))
                for s in segments]   # a generator: decoding happens here
-        return info.language, float(info.language_probability), out
+        # an English-only model reports "en" at probability 1 without detecting anything
+        return info.language, float(info.language_probability) if self.is_multilingual else None, out
 
 
 class OpenAIWhisperEngine(WhisperEngine):
@@ -337,7 +481,8 @@ class OpenAIWhisperEngine(WhisperEngine):
                                        fp16=self.compute_type == "float16", verbose=None)
         out = [SpeechSegment(float(s["start"]), float(s["end"]), s["text"],
                              [Word(float(w["start"]), float(w["end"]), w["word"], float(w.get("probability", 0.0)))
-                              for w in s.get("words") or []])
+                              for w in s.get("words") or []],
+                             None, s.get("avg_logprob"), s.get("compression_ratio"), s.get("no_speech_prob"))
                for s in result.get("segments", [])]
         return result.get("language"), None, out
 

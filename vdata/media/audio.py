@@ -49,8 +49,9 @@ class DecodedAudio:
 
 
 def decode_audio(path: str, sample_rate: int = SAMPLE_RATE, max_failed_ratio: float = 0.5,
-                 language: str | None = None) -> DecodedAudio:
-    """The audio track a player plays (one tagged in `language` first, see streams.audio_stream) as mono
+                 language: str | None = None, track: int | None = None) -> DecodedAudio:
+    """The audio track a player plays (the `track`-th, else one tagged in `language` first: see
+    streams.audio_stream) as mono
     float32 at `sample_rate`, on the video's clock: time 0 is
     the first video frame, the origin every reader and stage uses (MPEG-TS starts its streams at 1.4 s
     or later, and a video track may start after its sound). A file without video keeps its own clock.
@@ -66,7 +67,7 @@ def decode_audio(path: str, sample_rate: int = SAMPLE_RATE, max_failed_ratio: fl
     except av.error.FFmpegError as e:
         raise MediaError("unreadable", f"cannot open media for audio: {e}")
     with container:
-        stream = audio_stream(container, language)
+        stream = audio_stream(container, language, track)
         if stream is None:
             return DecodedAudio(np.zeros(0, np.float32), sample_rate, 0.0)
         video = video_stream(container)

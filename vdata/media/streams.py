@@ -8,6 +8,8 @@ import numpy as np
 
 from vdata.display import Orientation, frame_orientation, upright  # noqa: F401  (the readers' names for them)
 
+from . import MediaError
+
 
 def video_stream(container):
     """The video stream a player shows in an open PyAV container, or None.
@@ -196,18 +198,34 @@ def pixel_aspect(path: str) -> float:
         return 1.0
 
 
-def audio_stream(container, language: str | None = None):
+_SIDE_TRACK = 0x8 | 0x100 | 0x20000   # AV_DISPOSITION_COMMENT, _VISUAL_IMPAIRED, _DESCRIPTIONS
+
+
+def audio_stream(container, language: str | None = None, track: int | None = None):
     """The audio track a player plays, or None: ffmpeg's own pick (the default track, the one that
     belongs with the video), not merely the first. A film with a silent or commentary track first
     would otherwise be transcribed from that one. With `language` ("en", "eng"), a track tagged in it
-    comes first (a film dubbed in French by default, its English track second, for an English model)."""
+    comes first (a film dubbed in French by default, its English track second, for an English model).
+
+    `track` picks by position among the audio streams instead (0: the first; asr's `audio_track`), for
+    untagged tracks no rule can tell apart (a commentary and the narration); a file with fewer is
+    MediaError("no_audio_track"), not another track heard in its place."""
     tracks = list(container.streams.audio)
+    if track is not None:
+        if tracks and not 0 <= track < len(tracks):
+            raise MediaError("no_audio_track", f"audio_track {track}: the file has {len(tracks)} audio "
+                                               f"stream(s), numbered from 0")
+        return tracks[track] if tracks else None
+    # a director's commentary or an audio description is never the speech of the video: tagged in the
+    # language asked for (an English commentary beside an untagged narration), it took the narration's place
+    main = [s for s in tracks if not int(s.disposition) & _SIDE_TRACK] or tracks
     wanted = iso_639_1(language)
     if wanted is not None:
-        tagged = [s for s in tracks if iso_639_1(s.metadata.get("language")) == wanted]
+        tagged = [s for s in main if iso_639_1(s.metadata.get("language")) == wanted]
         if tagged:
             return next((s for s in tagged if int(s.disposition) & 1), tagged[0])   # 1: AV_DISPOSITION_DEFAULT
-    return container.streams.best("audio") or (tracks[0] if tracks else None)
+    best = container.streams.best("audio") or (tracks[0] if tracks else None)
+    return best if best is None or best in main else next((s for s in main if int(s.disposition) & 1), main[0])
 
 
 def iso_639_1(code: str | None) -> str | None:

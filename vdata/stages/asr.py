@@ -11,8 +11,23 @@ both claim one word; a segment split by a cut keeps only its words in each clip.
 
 Language: with a multilingual model and no `language:` set, it is detected per speech window
 (`language_detection: window`, see vdata.media.asr), so a bilingual file is transcribed in both of
-its languages; each segment records its own (`language`), and `transcript_language` is the language
-with the most speech in the clip. `initial_prompt` and `hotwords` steer spelling and vocabulary.
+its languages; a window leaves the video's language only when it all but rules that one out
+(`language_switch_below`).
+Each segment records the language it was decoded in (`language`), and `transcript_language` is the
+language with the most kept speech in the clip. An English-only model (`*.en`) detects nothing: there
+both are `en` because decoding was fixed to English, and non-English speech is what the quality checks
+below drop. `language:` takes "en", "eng", "English" or "en-US" (normalised to Whisper's code).
+`initial_prompt` and `hotwords` steer spelling and vocabulary.
+
+Quality (vdata.media.asr SegmentGate): a segment whose decoding Whisper itself scores as failed (mean
+token log-probability < `min_avg_logprob`, compression ratio > `max_compression_ratio`, more than
+`max_words_per_s`) is dropped, counted per clip in the manifest's `stages[].counters`
+(`segments_dropped_<reason>`). A clip with more of its speech dropped than kept is rejected
+`undecodable_speech` (`undecodable_speech: keep` keeps it with the dropped text left out).
+
+Audio track: the one tagged in `language` (English for a `.en` model), else the file's default (ffmpeg's
+best stream); `audio_track: N` takes the N-th audio stream (from 0) instead, and a file with fewer
+rejects its clips `no_audio_track`.
 
 Audio-only inputs (probe's `has_video: false`) and pipelines without a shots stage get one row per
 input holding the whole transcript (times relative to the file's start).
@@ -33,13 +48,16 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from vdata.media.asr import (PACKAGED_MODELS, ModelNotAvailable, Transcript, TranscribeOptions,
-                             dominant_language, load_engine, locate_model, materialize)
+from vdata.media.asr import (LANGUAGE_SWITCH_BELOW, PACKAGED_MODELS, ModelNotAvailable, SegmentGate,
+                             SpeechSegment, Transcript, TranscribeOptions, dominant_language, english_only,
+                             load_engine, locate_model, materialize, whisper_language)
 from vdata.schemas import records as R
 
 from .base import Reject, Resources, Stage, StageConfig
 
-CACHE_FORMAT = 3   # 2: segments carry their language; 3: the audio track in the language asked for (or English, for .en)
+CACHE_FORMAT = 4   # 2: segments carry their language; 3: the audio track in the language asked for (or English,
+                   # for .en); 4: segments carry Whisper's quality signals, which the gate needs
+DEFAULT_GATE = SegmentGate()   # the config defaults
 
 
 class AsrConfig(StageConfig):
@@ -49,6 +67,9 @@ class AsrConfig(StageConfig):
     compute_type: str = "auto"             # auto: int8 on CPU, float16 on GPU (any CTranslate2 type)
     language: str | None = None            # None: detected (per speech window, or per video: see below)
     language_detection: Literal["window", "video"] = "window"   # window: per speech window; video: once per video
+    # window: a window is decoded in another language than the video's when it gives the video's less than this
+    language_switch_below: float = Field(LANGUAGE_SWITCH_BELOW, ge=0.0, le=0.5)
+    audio_track: int | None = Field(None, ge=0)   # N-th audio stream (from 0); None: see the module doc
     initial_prompt: str | None = None      # decoder context: names, spellings, style
     hotwords: str | list[str] | None = None   # words to favour (faster-whisper); a list is joined with spaces
     vad: bool = True                       # Silero VAD before decoding (faster-whisper)
@@ -59,6 +80,12 @@ class AsrConfig(StageConfig):
     # fallback for windows that fail its checks (seeded; see vdata.media.asr FALLBACK_TEMPERATURES)
     temperature_fallback: bool = False
     silence_dbfs: float = Field(-60.0, le=0)   # a track that never rises above this is silent: no model run
+    # Whisper's own checks of a decoding (vdata.media.asr SegmentGate); null switches one off
+    max_compression_ratio: float | None = Field(DEFAULT_GATE.max_compression_ratio, gt=0)
+    min_avg_logprob: float | None = Field(DEFAULT_GATE.min_avg_logprob, le=0)
+    max_no_speech_prob: float | None = Field(DEFAULT_GATE.max_no_speech_prob, ge=0, le=1)
+    max_words_per_s: float | None = Field(DEFAULT_GATE.max_words_per_s, gt=0)
+    undecodable_speech: Literal["reject", "keep"] = "reject"   # a clip whose speech is mostly dropped
     max_failed_packet_ratio: float = Field(0.5, ge=0, le=1)
     cpu_threads: int = Field(0, ge=0)      # 0: the worker's resources.num_cpus
     memory_cache_videos: int = Field(16, ge=0)
@@ -74,6 +101,19 @@ class AsrConfig(StageConfig):
         except ModelNotAvailable as e:
             raise ValueError(str(e)) from None
         return value
+
+    @field_validator("language")
+    @classmethod
+    def _language_known(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        code = whisper_language(value)   # ValueError: unknown, with the codes Whisper knows
+        model = info.data.get("model")   # absent when the model itself failed
+        if code != "en" and model and english_only(locate_model(model, info.data.get("backend", "faster-whisper"))):
+            raise ValueError(f"model: {model} is English-only: it decodes every track as English, so language: "
+                             f"{value} gives invented English text; use a multilingual model (model: base), "
+                             f"or leave language unset")
+        return code
 
     @field_validator("hotwords")
     @classmethod
@@ -124,8 +164,9 @@ def clip_segments(transcript: Transcript, clip_start: float, clip_end: float) ->
 
 class AsrStage(Stage):
     name = "asr"
-    version = 3   # 2: out-of-phase stereo is heard (media/audio.py _mono), not mixed to silence;
-                  # 3: decoded at temperature 0 by default (no unseeded sampling fallback): reproducible
+    version = 4   # 2: out-of-phase stereo is heard (media/audio.py _mono), not mixed to silence;
+                  # 3: decoded at temperature 0 by default (no unseeded sampling fallback): reproducible;
+                  # 4: segments failing Whisper's own checks dropped; window languages need strong evidence
     Config = AsrConfig
     # Clip times (START_S, END_S) are used when a shots stage wrote them; without, a row is the whole input.
     reads = (R.PATH, R.VIDEO_ID, R.HAS_AUDIO)
@@ -156,10 +197,14 @@ class AsrStage(Stage):
                                     initial_prompt=cfg.initial_prompt, hotwords=cfg.hotwords, vad=cfg.vad, vad_min_silence_ms=cfg.vad_min_silence_ms,
                                     word_timestamps=cfg.word_timestamps, beam_size=cfg.beam_size,
                                     temperature_fallback=cfg.temperature_fallback,
-                                    silence_dbfs=cfg.silence_dbfs, max_failed_packet_ratio=cfg.max_failed_packet_ratio)
+                                    language_switch_below=cfg.language_switch_below,
+                                    audio_track=cfg.audio_track, silence_dbfs=cfg.silence_dbfs,
+                                    max_failed_packet_ratio=cfg.max_failed_packet_ratio)
         threads = cfg.cpu_threads or max(1, round(self.resources().num_cpus))
         self.engine = load_engine(locate_model(cfg.model, cfg.backend), options, device=cfg.device,
                                   compute_type=cfg.compute_type, cpu_threads=threads, cache_dir=cfg.model_cache_dir)
+        self.gate = SegmentGate(cfg.max_compression_ratio, cfg.min_avg_logprob, cfg.max_no_speech_prob,
+                                cfg.max_words_per_s)
         self._memory: OrderedDict[str, Transcript | BaseException] = OrderedDict()
         self.memory_hits = 0
         self.disk_hits = 0
@@ -239,21 +284,49 @@ class AsrStage(Stage):
                 for i in indices:
                     out[i] = self.error_reject(rows[i], e)
                 continue
+            kept, dropped = transcript.screened(self.gate)   # after the caches: new thresholds need no new decode
             for i in indices:
                 try:
-                    out[i] = self.attach(rows[i], transcript)
+                    out[i] = self.attach(rows[i], kept, dropped)
                 except Exception as e:
                     out[i] = self.error_reject(rows[i], e)
         return out
 
-    def attach(self, row: dict, transcript: Transcript) -> dict:
+    def attach(self, row: dict, transcript: Transcript,
+               dropped: list[tuple[SpeechSegment, str]] = ()) -> dict | Reject:
+        """The clip's share of `transcript` (already screened); `dropped`: the segments the gate took out."""
         if row.get(R.START_S) is None:   # a whole input (no shots stage, or audio only)
             start, end = 0.0, math.inf
         else:
             start, end = float(row[R.START_S]), float(row[R.END_S])
         segments = clip_segments(transcript, start, end)
+        lost: dict[str, list[dict]] = {}
+        for seg, reason in dropped:
+            pieces = clip_segments(Transcript(None, None, 0.0, [seg]), start, end)
+            if pieces:
+                lost.setdefault(reason, []).extend(pieces)
+        for reason, pieces in lost.items():
+            self.counters[f"segments_dropped_{reason}"] += len(pieces)
+        lost_s = sum(p["end_s"] - p["start_s"] for pieces in lost.values() for p in pieces)
+        kept_s = sum(p["end_s"] - p["start_s"] for p in segments)
+        if lost_s and lost_s > kept_s:   # mostly undecodable: what is left is no transcript of the clip
+            self.counters["clips_undecodable_speech"] += 1
+            if self.config.undecodable_speech == "reject":
+                return self.reject(row, "undecodable_speech", self._undecodable_message(lost, lost_s, kept_s),
+                                   dropped={k: len(v) for k, v in lost.items()})
         return {**row,
                 R.TRANSCRIPT_TEXT: " ".join(s["text"] for s in segments if s["text"]),
-                R.TRANSCRIPT_LANGUAGE: dominant_language(segments) or transcript.language,
+                R.TRANSCRIPT_LANGUAGE: dominant_language(segments) or (None if lost else transcript.language),
                 R.TRANSCRIPT_SEGMENTS: segments,
                 R.ASR_MODEL: self.engine.model_name}
+
+    def _undecodable_message(self, lost: dict[str, list[dict]], lost_s: float, kept_s: float) -> str:
+        checks = {"low_logprob": f"avg_logprob < {self.gate.min_avg_logprob}", "no_speech": "no speech",
+                  "repetitive": f"compression ratio > {self.gate.max_compression_ratio}",
+                  "word_rate": f"> {self.gate.max_words_per_s} words/s", "repeated": "a sentence decoded twice"}
+        why = ", ".join(f"{checks.get(k, k)}: {len(v)} segment(s)" for k, v in sorted(lost.items()))
+        hint = "" if not english_only(self.engine.location) else (
+            f"; {self.config.model} is English-only, so speech in another language comes out as invented English: "
+            f"a multilingual model (model: base) transcribes it")
+        return (f"{lost_s:.1f} s of this clip's speech failed Whisper's own checks ({why}) and {kept_s:.1f} s "
+                f"passed: speech the model could not decode{hint}; undecodable_speech: keep keeps the clip without it")
