@@ -209,3 +209,23 @@ def test_a_commentary_tagged_in_the_language_asked_for_never_takes_the_main_trac
         main, commentary = list(c.streams.audio)
         assert audio_stream(c, "en") is main and audio_stream(c) is main
         assert audio_stream(c, None, 1) is commentary
+
+
+def test_a_whole_video_row_holds_no_speech_after_its_last_frame_and_silence_has_no_language(tmp_path):
+    """Without a shots stage a video's row is the whole input: a soundtrack running on after the pictures
+    put speech at 4 s on a 3-s video's row (outside check h14 F19). A clip with no speech said `en` (h14 F17)."""
+    from vdata.media.probe import probe_video
+
+    sound = speech(tmp_path, "late", [(0.2, "en", "Maria buys apples."), (4.0, "en", "The old bridge was built.")], 7.0)
+    film = str(tmp_path / "short_picture.mp4")
+    run_ffmpeg(["-f", "lavfi", "-t", "3", "-i", "testsrc2=size=160x120:rate=10", "-i", sound, "-map", "0:v", "-map", "1:a",
+                "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "copy", film])
+    info = probe_video(film)
+    assert info[R.DURATION_S] == pytest.approx(3.0, abs=0.15)
+    stage = AsrStage(AsrConfig(model="tiny.en", cpu_threads=2), RunContext(output_dir="", cache_dir=""))
+    stage.setup()
+    row = {R.PATH: film, R.VIDEO_ID: "v", R.HAS_AUDIO: True, R.HAS_VIDEO: True, R.DURATION_S: info[R.DURATION_S]}
+    whole, silent = stage.process_batch([row, dict(row, **{R.START_S: 2.6, R.END_S: 3.0})])
+    assert whole[R.TRANSCRIPT_SEGMENTS] and all(s["end_s"] <= info[R.DURATION_S] + 1e-6 for s in whole[R.TRANSCRIPT_SEGMENTS])
+    assert "bridge" not in whole[R.TRANSCRIPT_TEXT].lower() and whole[R.TRANSCRIPT_LANGUAGE] == "en"
+    assert silent[R.TRANSCRIPT_SEGMENTS] == [] and silent[R.TRANSCRIPT_LANGUAGE] is None

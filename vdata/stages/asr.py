@@ -296,7 +296,9 @@ class AsrStage(Stage):
                dropped: list[tuple[SpeechSegment, str]] = ()) -> dict | Reject:
         """The clip's share of `transcript` (already screened); `dropped`: the segments the gate took out."""
         if row.get(R.START_S) is None:   # a whole input (no shots stage, or audio only)
-            start, end = 0.0, math.inf
+            # a video's row spans its pictures: a soundtrack running on after the last frame is not in it
+            video = row.get(R.HAS_VIDEO) is not False and row.get(R.DURATION_S)
+            start, end = 0.0, float(row[R.DURATION_S]) if video else math.inf
         else:
             start, end = float(row[R.START_S]), float(row[R.END_S])
         segments = clip_segments(transcript, start, end)
@@ -316,7 +318,9 @@ class AsrStage(Stage):
                                    dropped={k: len(v) for k, v in lost.items()})
         return {**row,
                 R.TRANSCRIPT_TEXT: " ".join(s["text"] for s in segments if s["text"]),
-                R.TRANSCRIPT_LANGUAGE: dominant_language(segments) or (None if lost else transcript.language),
+                # a clip with no speech has no language (it said `en`, the video's, beside an empty text)
+                R.TRANSCRIPT_LANGUAGE: dominant_language(segments) or (
+                    transcript.language if segments and not lost else None),
                 R.TRANSCRIPT_SEGMENTS: segments,
                 R.ASR_MODEL: self.engine.model_name}
 
