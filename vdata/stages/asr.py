@@ -129,37 +129,49 @@ def _rel(t: float, clip_start: float, clip_end: float) -> float:
     return round(min(max(t - clip_start, 0.0), clip_end - clip_start), 6)
 
 
+PAUSE_SPLIT_S = 2.0   # words further apart than this are two utterances, whatever segment Whisper put them in
+
+
 def clip_segments(transcript: Transcript, clip_start: float, clip_end: float) -> list[dict]:
     """The transcript's segments inside [clip_start, clip_end) as SEGMENT_TYPE dicts.
 
     With word timestamps, a word is in the clip when its midpoint is, and a segment is kept (with only
-    those words, its text rebuilt from them) when any of its words is. Without words, a segment is
-    kept whole when it overlaps the clip at all.
+    those words, its text rebuilt from them) when any of its words is. A segment whose words pause for
+    more than PAUSE_SPLIT_S is one segment per run of words: Whisper's VAD joins the speech chunks it
+    decodes, so two sentences 52 s apart came out as one "utterance" from 1.6 s to 58.5 s, and every
+    speech clue, grounding answer and claim span took that time. Without words, a segment is kept whole
+    when it overlaps the clip at all.
     """
     out = []
     for seg in transcript.segments:
         if seg.words:
             words = [w for w in seg.words if clip_start <= (w.start_s + w.end_s) / 2 < clip_end]
-            if not words:
-                continue
-            whole = len(words) == len(seg.words)
-            text = seg.text.strip() if whole else "".join(w.word for w in words).strip()
-            start, end = (seg.start_s, seg.end_s) if whole else (words[0].start_s, words[-1].end_s)
-        else:
-            if not (seg.start_s < clip_end and seg.end_s > clip_start):
-                continue
-            words, text, start, end = [], seg.text.strip(), seg.start_s, seg.end_s
-        out.append({
-            "start_s": round(start, 6), "end_s": round(end, 6),
-            "clip_start_s": _rel(start, clip_start, clip_end), "clip_end_s": _rel(end, clip_start, clip_end),
-            "text": text,
-            "language": seg.language,
-            "words": [{"start_s": round(w.start_s, 6), "end_s": round(w.end_s, 6),
-                       "clip_start_s": _rel(w.start_s, clip_start, clip_end),
-                       "clip_end_s": _rel(w.end_s, clip_start, clip_end),
-                       "word": w.word.strip(), "probability": w.probability} for w in words],
-        })
+            runs = [[w] for w in words[:1]]
+            for prev, w in zip(words, words[1:]):
+                if w.start_s - prev.end_s > PAUSE_SPLIT_S:
+                    runs.append([])
+                runs[-1].append(w)
+            for run in runs:
+                whole = len(run) == len(seg.words)
+                text = seg.text.strip() if whole else "".join(w.word for w in run).strip()
+                start, end = (seg.start_s, seg.end_s) if whole else (run[0].start_s, run[-1].end_s)
+                out.append(_segment(seg, run, text, start, end, clip_start, clip_end))
+        elif seg.start_s < clip_end and seg.end_s > clip_start:
+            out.append(_segment(seg, [], seg.text.strip(), seg.start_s, seg.end_s, clip_start, clip_end))
     return out
+
+
+def _segment(seg, words: list, text: str, start: float, end: float, clip_start: float, clip_end: float) -> dict:
+    return {
+        "start_s": round(start, 6), "end_s": round(end, 6),
+        "clip_start_s": _rel(start, clip_start, clip_end), "clip_end_s": _rel(end, clip_start, clip_end),
+        "text": text,
+        "language": seg.language,
+        "words": [{"start_s": round(w.start_s, 6), "end_s": round(w.end_s, 6),
+                   "clip_start_s": _rel(w.start_s, clip_start, clip_end),
+                   "clip_end_s": _rel(w.end_s, clip_start, clip_end),
+                   "word": w.word.strip(), "probability": w.probability} for w in words],
+    }
 
 
 class AsrStage(Stage):
