@@ -292,6 +292,8 @@ def test_corrupt_audio_rejects_its_clips_and_spares_the_rest(asr_media):
     assert [isinstance(r, Reject) for r in out] == [True, False, True]
     assert {r.reason for r in out if isinstance(r, Reject)} == {"corrupt_audio"}
     assert "packets failed" in out[0].message and out[0].row[R.CLIP_ID] == rows[0][R.CLIP_ID]
+    detail = out[0].detail   # the figures the message quotes, readable without parsing it (h14 F18)
+    assert detail["codec"] and 0 < detail["failed_packets"] <= detail["packets"] and detail["max_failed_packet_ratio"] == 0.5
     # a later batch with the same video is answered from memory, not decoded again
     again = stage.process_batch([clip_row(asr_media["corrupt"], "vid_bad", 3, 9)])
     assert isinstance(again[0], Reject) and again[0].reason == "corrupt_audio"

@@ -122,9 +122,12 @@ def decode_audio(path: str, sample_rate: int = SAMPLE_RATE, max_failed_ratio: fl
             push(resampler.resample(None))
         except av.error.FFmpegError as e:   # a damaged container tail: keep what decoded before it
             if not written:
-                raise MediaError("corrupt_audio", f"audio stream ({codec}) cannot be read: {e}")
+                raise MediaError("corrupt_audio", f"audio stream ({codec}) cannot be read: {e}",
+                                 {"codec": codec, "packets": packets, "failed_packets": failed})
     if packets and (failed > max_failed_ratio * packets or (not written and failed)):
-        raise MediaError("corrupt_audio", f"audio stream ({codec}) does not decode: {failed} of {packets} packets failed")
+        raise MediaError("corrupt_audio", f"audio stream ({codec}) does not decode: {failed} of {packets} packets failed",
+                         {"codec": codec, "packets": packets, "failed_packets": failed,
+                          "max_failed_packet_ratio": max_failed_ratio})
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     return DecodedAudio(samples, sample_rate, (offset or 0.0) - origin, packets, failed, codec)
 

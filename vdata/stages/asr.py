@@ -29,8 +29,10 @@ Audio track: the one tagged in `language` (English for a `.en` model), else the 
 best stream); `audio_track: N` takes the N-th audio stream (from 0) instead, and a file with fewer
 rejects its clips `no_audio_track`.
 
-Audio-only inputs (probe's `has_video: false`) and pipelines without a shots stage get one row per
-input holding the whole transcript (times relative to the file's start).
+Pipelines without a shots stage get one row per input holding the whole transcript (times relative to the
+file's start; a video's row ends with its last frame). Audio-only inputs (probe's `has_video: false`) go
+only through stages that need no video: in a pipeline with `shots` they are rejected `no_video_stream` there,
+so a folder of podcasts is transcribed by a pipeline of probe, asr and text stages.
 
 Videos without an audio stream and silent tracks get an empty transcript (text "", no segments); an
 audio stream that does not decode rejects the video's clips with reason `corrupt_audio`.

@@ -232,7 +232,7 @@ class Stage:
         from vdata.media import MediaError
 
         if isinstance(exc, MediaError):
-            return Reject(row, exc.reason, exc.message)
+            return Reject(row, exc.reason, exc.message, dict(getattr(exc, "detail", None) or {}))
         tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
         # An unexpected failure is vdata's, not a verdict on the input: like the stage cache, which does not
         # keep it, the next run of the build redoes the video (with a fixed vdata, say).
