@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from .audio import DECODE_VERSION, SAMPLE_RATE, DecodedAudio, decode_audio
+from .streams import iso_639_1
 from .whisper_models import (BACKENDS, PACKAGED_MODELS, ModelLocation, ModelNotAvailable, PackagedModel,
                              _fingerprint, default_model_cache, is_offline, locate_model, materialize)
 
@@ -73,15 +74,14 @@ def whisper_language(value: str) -> str:
     """A language as Whisper names it: "en", "EN", "en-US", "eng", "english" -> "en". ValueError (listing
     the codes Whisper knows) for anything else."""
     text = value.strip().lower().replace("_", "-")
-    base = text.split("-")[0]
-    import pycountry
-
-    try:   # ISO 639-2/3 codes (eng, ger, deu) and English names (German)
-        found = pycountry.languages.lookup(base if len(base) == 3 else text)
-        iso = getattr(found, "alpha_2", None) or found.alpha_3
-    except LookupError:
-        iso = None
-    for code in (_LANGUAGE_ALIASES.get(key, key) for key in (text, base, iso)):
+    iso = iso_639_1(text)   # codes: en, en-US, eng, ger, deu (the rule audio and subtitle tracks are matched by)
+    if iso is None:   # an English name (german, Mandarin)
+        import pycountry
+        try:
+            iso = getattr(pycountry.languages.lookup(text), "alpha_2", None)
+        except LookupError:
+            pass
+    for code in (_LANGUAGE_ALIASES.get(key, key) for key in (text, iso) if key):
         if code in WHISPER_LANGUAGES:
             return code
     raise ValueError(f"unknown language {value!r} for Whisper: give one of its codes ({', '.join(WHISPER_LANGUAGES)}), "

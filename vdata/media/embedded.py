@@ -12,13 +12,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .streams import iso_639_1, video_stream
+from .streams import COMMENT, FORCED, HEARING_IMPAIRED, iso_639_1, video_stream
 from .subtitles import ChapterMark, ParseProblem, Parsed, decode_as, decode_text, is_spoken, plain_lines, unrolled
 
 TEXT_SUBTITLE_CODECS = {"subrip", "srt", "webvtt", "ass", "ssa", "mov_text", "text", "microdvd", "subviewer"}
 _SUBRIP = {"subrip", "srt", "text"}   # packets of plain SubRip text: readable without libavcodec
-# ffmpeg's stream dispositions (libavformat/avformat.h AV_DISPOSITION_*)
-_COMMENT, _FORCED, _HEARING_IMPAIRED = 0x8, 0x40, 0x80
 # what a track's title says of it where the muxer set no disposition (mkvmerge users, yt-dlp, HandBrake)
 _TITLE_FORCED = re.compile(r"\bforced\b|\bsigns?\b|\bforeign\b", re.I)
 _TITLE_SDH = re.compile(r"\bsdh\b|\bcc\b|hearing|\bhi\b|\bdeaf\b", re.I)
@@ -37,11 +35,11 @@ class SubtitleTrack:
     def rank(self) -> int:
         """0: the full dialogue; 1: for the hard of hearing (the dialogue and sounds); 2: forced (only the
         foreign-language lines); 3: a commentary (not the video's speech at all). As sidecars are ranked."""
-        if self.disposition & _COMMENT or _TITLE_COMMENTARY.search(self.title):
+        if self.disposition & COMMENT or _TITLE_COMMENTARY.search(self.title):
             return 3
-        if self.disposition & _FORCED or _TITLE_FORCED.search(self.title):
+        if self.disposition & FORCED or _TITLE_FORCED.search(self.title):
             return 2
-        return 1 if self.disposition & _HEARING_IMPAIRED or _TITLE_SDH.search(self.title) else 0
+        return 1 if self.disposition & HEARING_IMPAIRED or _TITLE_SDH.search(self.title) else 0
 
 
 @dataclass

@@ -198,7 +198,9 @@ def pixel_aspect(path: str) -> float:
         return 1.0
 
 
-_SIDE_TRACK = 0x8 | 0x100 | 0x20000   # AV_DISPOSITION_COMMENT, _VISUAL_IMPAIRED, _DESCRIPTIONS
+# ffmpeg's stream dispositions (libavformat/avformat.h AV_DISPOSITION_*), for audio and subtitle tracks alike
+DEFAULT, COMMENT, FORCED, HEARING_IMPAIRED, VISUAL_IMPAIRED, DESCRIPTIONS = 0x1, 0x8, 0x40, 0x80, 0x100, 0x20000
+_SIDE_TRACK = COMMENT | VISUAL_IMPAIRED | DESCRIPTIONS   # never the video's own speech
 
 
 def audio_stream(container, language: str | None = None, track: int | None = None):
@@ -223,9 +225,9 @@ def audio_stream(container, language: str | None = None, track: int | None = Non
     if wanted is not None:
         tagged = [s for s in main if iso_639_1(s.metadata.get("language")) == wanted]
         if tagged:
-            return next((s for s in tagged if int(s.disposition) & 1), tagged[0])   # 1: AV_DISPOSITION_DEFAULT
+            return next((s for s in tagged if int(s.disposition) & DEFAULT), tagged[0])
     best = container.streams.best("audio") or (tracks[0] if tracks else None)
-    return best if best is None or best in main else next((s for s in main if int(s.disposition) & 1), main[0])
+    return best if best is None or best in main else next((s for s in main if int(s.disposition) & DEFAULT), main[0])
 
 
 def iso_639_1(code: str | None) -> str | None:

@@ -343,7 +343,7 @@ class AsrStage(Stage):
                   "repetitive": f"compression ratio > {self.gate.max_compression_ratio}",
                   "word_rate": f"> {self.gate.max_words_per_s} words/s", "repeated": "a sentence decoded twice"}
         why = ", ".join(f"{checks.get(k, k)}: {len(v)} segment(s)" for k, v in sorted(lost.items()))
-        hint = "" if not english_only(self.engine.location) else (
+        hint = "" if self.engine.is_multilingual else (   # the loaded model says so: no vocabulary file read per reject
             f"; {self.config.model} is English-only, so speech in another language comes out as invented English: "
             f"a multilingual model (model: base) transcribes it")
         return (f"{lost_s:.1f} s of this clip's speech failed Whisper's own checks ({why}) and {kept_s:.1f} s "
