@@ -59,7 +59,7 @@ def test_a_forced_sidecar_comes_after_every_full_file_of_the_wanted_languages(tm
     assert _texts(raw) == ["DE sdh x"]
     raw, issues = _stage().gather(_row(tmp_path / "x.mp4"))
     assert _texts(raw) == ["EN forced x"] and not issues
-    order = [Path(p).name for p in SourceReader._subtitle_sidecars(str(tmp_path / "talk"), ["en"])]
+    order = [Path(p).name for p, _ in SourceReader._subtitle_candidates(str(tmp_path / "talk"), ["en"])]
     assert order == ["talk.en-US.vtt", "talk.en.forced.srt", "talk.fr.srt"]
 
 

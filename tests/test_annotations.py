@@ -640,12 +640,12 @@ def test_a_subtitle_sidecar_in_a_regional_or_three_letter_tag_of_the_preferred_l
     stem = str(tmp_path / "talk")
     for name in ("talk.de.vtt", "talk.en-orig.vtt"):
         (tmp_path / name).write_text("WEBVTT\n\n00:00.000 --> 00:01.000\nHi\n")
-    assert SourceReader._subtitle_sidecar(stem, ["en"]).endswith("talk.en-orig.vtt")
-    assert SourceReader._subtitle_sidecar(stem, ["de", "en"]).endswith("talk.de.vtt")
+    assert _best_sidecar(stem, ["en"]).endswith("talk.en-orig.vtt")
+    assert _best_sidecar(stem, ["de", "en"]).endswith("talk.de.vtt")
     (tmp_path / "talk.en-orig.vtt").unlink()
     (tmp_path / "talk.eng.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nHi\n")
-    assert SourceReader._subtitle_sidecar(stem, ["en"]).endswith("talk.eng.srt")
-    assert SourceReader._subtitle_sidecar(stem, ["fr"]).endswith("talk.de.vtt")   # none preferred: name order
+    assert _best_sidecar(stem, ["en"]).endswith("talk.eng.srt")
+    assert _best_sidecar(stem, ["fr"]).endswith("talk.de.vtt")   # none preferred: name order
 
 
 def test_subtitle_sidecars_named_as_media_servers_name_them(tmp_path):
@@ -656,15 +656,15 @@ def test_subtitle_sidecars_named_as_media_servers_name_them(tmp_path):
     stem = str(tmp_path / "Some.Film.2020.1080p")
     for name in ("Some.Film.2020.1080p.en.forced.srt", "Some.Film.2020.1080p.en.sdh.srt", "Some.Film.2020.1080p.de.srt"):
         (tmp_path / name).write_text("1\n00:00:00,000 --> 00:00:01,000\nHi\n")
-    assert SourceReader._subtitle_sidecar(stem, ["en"]).endswith(".en.sdh.srt")
+    assert _best_sidecar(stem, ["en"]).endswith(".en.sdh.srt")
     (tmp_path / "Some.Film.2020.1080p.en.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nHi\n")
-    assert SourceReader._subtitle_sidecar(stem, ["en"]).endswith("1080p.en.srt")
-    assert SourceReader._subtitle_sidecar(stem, ["de", "en"]).endswith(".de.srt")
+    assert _best_sidecar(stem, ["en"]).endswith("1080p.en.srt")
+    assert _best_sidecar(stem, ["de", "en"]).endswith(".de.srt")
     # the subtitles of another video whose name extends this one's are not this video's
     (tmp_path / "talk.part2.en.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nHi\n")
-    assert SourceReader._subtitle_sidecar(str(tmp_path / "talk"), ["en"]) is None
+    assert _best_sidecar(str(tmp_path / "talk"), ["en"]) is None
     (tmp_path / "talk.English.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nHi\n")
-    assert SourceReader._subtitle_sidecar(str(tmp_path / "talk"), ["en"]).endswith("talk.English.srt")
+    assert _best_sidecar(str(tmp_path / "talk"), ["en"]).endswith("talk.English.srt")
 
 
 def test_time_lines_of_a_description_that_make_no_youtube_chapters_are_no_bad_chapters(cut_video):
@@ -679,3 +679,10 @@ def test_time_lines_of_a_description_that_make_no_youtube_chapters_are_no_bad_ch
     assert len(rejects) == 0 and kept[0][R.ANNOTATIONS]["chapters"] == [] and kept[0][R.ANNOTATION_ISSUES] == 0
     kept, _ = vdata.run_stage(AnnotationsStage(sources={"chapters": "description"}, sidecars=False), probed)
     assert [c["title"] for c in kept[0][R.ANNOTATIONS]["chapters"]] == ["Fractal", "Game of life", "Test card"]
+
+
+def _best_sidecar(stem: str, languages: list[str]) -> str | None:
+    """The subtitle file the annotations stage reads first; None when the video has none."""
+    from vdata.stages.annotations.sources import SourceReader
+
+    return next((path for path, _ in SourceReader._subtitle_candidates(stem, languages)), None)

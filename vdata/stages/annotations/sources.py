@@ -203,25 +203,15 @@ class SourceReader:
                                                    "(empty, blank, or no spoken line); the next subtitle file or "
                                                    "track is read", name))
 
-    @classmethod
-    def _subtitle_sidecar(cls, stem: str, languages: list[str]) -> str | None:
-        """The best of `_subtitle_sidecars`; None when the video has no subtitle file."""
-        return next(iter(cls._subtitle_sidecars(stem, languages)), None)
-
     @staticmethod
-    def _subtitle_sidecars(stem: str, languages: list[str]) -> list[str]:
-        """The subtitle files of a video, best first: `talk.srt` (then .vtt, .ass, .ssa); then the
-        `talk.<lang>[.<flags>].srt` files (any subtitle extension, in any case: Windows tools write `.SRT`)
+    def _subtitle_candidates(stem: str, languages: list[str]) -> list[tuple[str, str | None]]:
+        """(path, ISO 639-1 language of its tag or None) of the subtitle files of a video, best first:
+        `talk.srt` (then .vtt, .ass, .ssa); then the `talk.<lang>[.<flags>].srt` files (any subtitle extension, in any case: Windows tools write `.SRT`)
         of the wanted `languages`, a language matched exactly or by a tag of it (en-US, yt-dlp's en-orig,
         eng): in the order of `languages`, a file without flags before one marked for the hard of hearing
         (sdh, cc, hi) and an exact spelling before a tag; a `forced` one after every other file of the
         wanted languages (it holds only the foreign-language lines, as Plex and Jellyfin name them: taken
         before a full `talk.en-US.vtt` it made a near-empty transcript); then other languages by name."""
-        return [path for path, _ in SourceReader._subtitle_candidates(stem, languages)]
-
-    @staticmethod
-    def _subtitle_candidates(stem: str, languages: list[str]) -> list[tuple[str, str | None]]:
-        """(path, ISO 639-1 language of its tag or None) of `_subtitle_sidecars`, best first."""
         prefix = os.path.basename(stem) + "."
         named = [lang.lower() for lang in languages]
         wanted = [iso_639_1(lang) or lang for lang in named]
