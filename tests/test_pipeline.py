@@ -87,6 +87,8 @@ def test_quickstart_runs_end_to_end_with_declared_schema(tmp_path, in_process):
         assert r[R.CAPTION] and r[R.CAPTION_TEACHER] == "captioner" and r[R.CAPTION_MODEL] == "vdata-tiny-demo-vlm"
         assert r[R.CAPTION_PROMPT_VERSION] and r[R.CAPTION_STRATEGY] == "multi_frame"
         assert r[R.VIDEO_CAPTION] and r[R.CLIP_ID] in r[R.VIDEO_CAPTION_CLIPS] and r[R.VIDEO_CAPTION_LEVELS] >= 0
+        # merged from the random VLM's captions by the same demo model, and marked as its text
+        assert r[R.VIDEO_CAPTION_MODEL] == "vdata-tiny-demo-vlm"
         assert r[R.TASK] in {"caption", "open_qa", "mcq"} and r[R.QUESTION] and r[R.ANSWER]
         assert r[R.V_WELLFORMED_ISSUES] == []
         if r[R.TASK] == "caption":
