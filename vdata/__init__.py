@@ -29,7 +29,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("stages", "exporters", "haystack"),                  # 3: the work: stages, output formats, benchmarks
     ("schemas",),                                         # 2: columns, config models, the name tables
     ("teachers", "media", "prompts", "lmms_task_utils", "metrics"),  # 1: models, decoding, prompts, eval helpers, scoring sums
-    ("hdr", "display"),                                   # 0: HDR to SDR pixels; a picture's turn and mirror (decoding, teachers)
+    ("hdr", "display", "errors"),                         # 0: HDR to SDR pixels; a picture's turn and mirror (decoding, teachers); errors behind errors
 )
 
 _API = {

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from vdata.errors import find_in_chain
+
 
 class StageStartError(RuntimeError):
     """A stage's `setup()` failed (a model or file that does not load): no row could pass it, so the build stops
@@ -27,14 +29,6 @@ _START_TEXT = re.compile(r"StageStartError: stages\[(?P<index>\d+)\]\.(?P<name>\
 
 def find_start_error(exc: BaseException | None) -> StageStartError | None:
     """The StageStartError behind `exc`: itself, a cause or context, or the text Ray Data's wrapper carries
-    from a worker (as teachers.types.find_refusal reads a refusal)."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, StageStartError):
-            return exc
-        found = _START_TEXT.search(str(exc))
-        if found:
-            return StageStartError(int(found["index"]), found["name"], found["detail"])
-        exc = exc.__cause__ or exc.__context__
-    return None
+    from a worker (vdata.errors.find_in_chain)."""
+    return find_in_chain(exc, StageStartError, _START_TEXT,
+                         lambda found: StageStartError(int(found["index"]), found["name"], found["detail"]))

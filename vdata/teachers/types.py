@@ -15,6 +15,8 @@ from typing import Any, Literal, Sequence, Union
 
 import numpy as np
 
+from vdata.errors import find_in_chain
+
 Role = Literal["system", "user", "assistant"]
 
 
@@ -193,20 +195,14 @@ _REFUSAL_TEXT = re.compile(r"TeacherRefusedError: teacher '(?P<teacher>[^']*)': 
 
 
 def find_refusal(exc: BaseException | None) -> "TeacherRefusedError | None":
-    """The TeacherRefusedError behind `exc`: itself, a cause or context, or, from a Ray worker, its text. Ray Data
-    re-raises a UDF's error as a UserCodeException pickled without its __cause__: the remote traceback's text,
-    which RayTaskError carries, is all that crosses the process boundary."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, TeacherRefusedError):
-            return TeacherRefusedError(exc.teacher, exc.detail, exc.kind)
-        found = _REFUSAL_TEXT.search(str(exc))
-        if found:
-            kind = next(k for k, (what, _) in REFUSALS.items() if what == found["what"])
-            return TeacherRefusedError(found["teacher"], found["detail"], kind)
-        exc = exc.__cause__ or exc.__context__
-    return None
+    """The TeacherRefusedError behind `exc`: itself, a cause or context, or, from a Ray worker, its text
+    (vdata.errors.find_in_chain)."""
+    def from_text(found: re.Match) -> TeacherRefusedError:
+        kind = next(k for k, (what, _) in REFUSALS.items() if what == found["what"])
+        return TeacherRefusedError(found["teacher"], found["detail"], kind)
+
+    return find_in_chain(exc, TeacherRefusedError, _REFUSAL_TEXT, from_text,
+                         lambda e: TeacherRefusedError(e.teacher, e.detail, e.kind))
 
 
 ERROR_KINDS = (
