@@ -142,3 +142,33 @@ def test_a_directory_without_fingerprints_resumes_without_redoing_and_then_recor
     result, said, manifest = run(inputs, out)
     assert result.ran and probe_rows_in(result) == 1, said
     assert len(rows_by_file(out, "clips")["a.mp4"]) == 2
+
+
+def test_a_build_stats_each_input_once(tmp_path, videos, in_process, monkeypatch):
+    """Ingest's duplicate check (sizes) and the resume fingerprints (sizes and versions) share one
+    `storage.info` pass, and the stage cache keys the first stage's row with one more (a get and a put
+    used to stat it twice): for a bucket, two HEADs per object instead of four, one without the cache.
+    Counted on real builds, first and resumed, by wrapping the function they all read through."""
+    from vdata.media import storage as S
+
+    inputs = tmp_path / "in"
+    for name in ("three", "one"):
+        place(videos[name], inputs / f"{name}.mp4")
+    calls: dict[str, int] = {}
+    real = S.info
+
+    def counted(path: str) -> dict:
+        calls[os.path.basename(path)] = calls.get(os.path.basename(path), 0) + 1
+        return real(path)
+
+    monkeypatch.setattr(S, "info", counted)
+    for stage_cache, per_input in ((True, 2), (False, 1)):
+        cfg = config(inputs, tmp_path / f"out-{stage_cache}")
+        cfg["output"]["stage_cache"] = stage_cache
+        # a first build, then a resume with nothing to do: no stage runs, so only the shared pass
+        for expected in (per_input, 1):
+            calls.clear()
+            result = vdata.build(parse_config(cfg), progress=False, console=Console(file=io.StringIO()))
+            assert result.rows == 4
+            stats = {n: c for n, c in calls.items() if n.endswith(".mp4")}
+            assert stats == {"three.mp4": expected, "one.mp4": expected}, (stage_cache, calls)

@@ -244,6 +244,28 @@ def info(path: str) -> dict:
     return {"size": entry.get("size"), "version": str(version)}
 
 
+def info_all(paths: list[str], known: dict[str, dict | Exception] | None = None) -> dict[str, dict | Exception]:
+    """`info` of each path once: {path: its info, or the error `info` raised}; those in `known` are not
+    asked again. A build reads it once for both of its uses (ingest's duplicate check wants sizes, the
+    resume fingerprints sizes and versions): for a bucket that is one HEAD per object instead of two."""
+    def one(path: str) -> dict | Exception:
+        try:
+            return info(path)
+        except Exception as e:   # the callers tell a missing file from one that cannot be stat-ed
+            return e
+
+    known = known or {}
+    unique = [p for p in dict.fromkeys(paths) if p not in known]
+    if any(is_remote(p) for p in unique):
+        from concurrent.futures import ThreadPoolExecutor
+
+        # a HEAD each: many at once, so that 10^5 objects take a minute, not an hour
+        with ThreadPoolExecutor(32) as pool:
+            return {**known, **dict(zip(unique, pool.map(one, unique)))}
+    # a stat each: a pool's futures cost 50 us a path, ten times the stat (10 s for 200k clips)
+    return {**known, **{p: one(p) for p in unique}}
+
+
 def makedirs(path: str) -> None:
     """A local folder is made; an object store has no folders (a prefix exists once it holds an object)."""
     if not is_remote(path):

@@ -171,39 +171,31 @@ def read_fingerprints(output_dir: str) -> dict[str, str]:
         return {}
 
 
-def fingerprint(path: str) -> str | None:
-    """`<size>:<version>` of the file at `path` (version: mtime in ns, or an object's ETag or last
-    modification, see `storage.info`): one stat or HEAD, never a read. None where it cannot be had."""
-    try:
-        found = S.info(path)
-    except Exception:   # gone, no permission, a URL without HEAD: no fingerprint, and so never a redo
-        return None
-    return f"{found['size']}:{found['version']}"
+def fingerprint(found: dict | Exception) -> str | None:
+    """`<size>:<version>` of a file from its `storage.info` (version: mtime in ns, or an object's ETag or
+    last modification): one stat or HEAD, never a read. None where it could not be had (gone, no
+    permission, a URL without HEAD), and so never a redo."""
+    return None if isinstance(found, Exception) else f"{found['size']}:{found['version']}"
 
 
-def _fingerprints(inputs: list[dict]) -> dict[str, str | None]:
+def _fingerprints(inputs: list[dict], infos: dict[str, dict | Exception] | None = None) -> dict[str, str | None]:
     """The fingerprint of each input's source (its files', joined, where it names more than one)."""
     paths = [r[R.PATH] for r in inputs]
-    if any(S.is_remote(p) for p in paths):   # a HEAD each: many at once, as ingest's find_duplicates does
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(32) as pool:
-            found = list(pool.map(fingerprint, paths))
-    else:
-        found = [fingerprint(p) for p in paths]
+    infos = S.info_all(paths, infos)
     out: dict[str, list] = {}
-    for r, f in zip(inputs, found):
-        out.setdefault(r[R.SOURCE_URI], []).append(f)
+    for r in inputs:
+        out.setdefault(r[R.SOURCE_URI], []).append(fingerprint(infos[r[R.PATH]]))
     return {uri: None if None in fs else "|".join(fs) for uri, fs in out.items()}
 
 
 def redo_changed(output_dir: str, part_dirs: list[str], rejects_dir: str | None, inputs: list[dict],
-                 complete: set[str], repairs: dict) -> tuple[set[str], dict]:
+                 complete: set[str], repairs: dict, infos: dict[str, dict | Exception] | None = None
+                 ) -> tuple[set[str], dict]:
     """Point 5 of the module docstring: the complete sources whose file changed since lose their rows and
     rejects, and are no longer complete; then the fingerprints of the sources about to run are recorded.
     Returns (complete sources, repair counts with `changed_sources_redone`)."""
     recorded = read_fingerprints(output_dir)
-    now = _fingerprints(inputs)
+    now = _fingerprints(inputs, infos)
     changed = {u for u in complete & set(recorded) if now.get(u) is not None and now[u] != recorded[u]}
     rewritten = _drop(output_dir, part_dirs, _ledgers(output_dir), changed, rejects_dir) if changed else 0
     complete = complete - changed

@@ -85,15 +85,16 @@ def run_stage_on_table(stage, table: pa.Table, out_schema: pa.Schema, index: int
     if work and cache is not None:
         todo = []
         for r in work:
-            cached = cache.get(r)
+            where = cache.path_for(r)
+            cached = cache.get(r, where)
             if cached is None:
-                todo.append(r)
+                todo.append((r, where))
             else:
                 results.extend(cached)
                 hits += 1
-        for r in todo:   # row by row, so that each input's results can be stored under its key
+        for r, where in todo:   # row by row, so that each input's results can be stored under its key
             out = _process_local(stage, [r])
-            cache.put(r, out)
+            cache.put(r, out, where)
             results.extend(out)
     elif work:
         results.extend(_process_local(stage, work))

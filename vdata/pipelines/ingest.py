@@ -375,7 +375,8 @@ def _utf8_path(row: dict, media_dir: str) -> dict:
     return {**row, R.PATH: link, R.SOURCE_URI: shown}
 
 
-def find_duplicates(rows: list[dict]) -> tuple[list[dict], list[Reject]]:
+def find_duplicates(rows: list[dict], infos: dict[str, dict | Exception] | None = None
+                    ) -> tuple[list[dict], list[Reject]]:
     """Split `rows` into the inputs to process and rejects for the others: `missing_file` for a path or an
     object with nothing there (retried when the build is run again), `duplicate_video` for repeated bytes.
 
@@ -384,28 +385,23 @@ def find_duplicates(rows: list[dict]) -> tuple[list[dict], list[Reject]]:
     sorted) is kept; every later one becomes a reject naming it. Only files whose exact size another
     input shares are hashed: equal content needs equal size, and stat-ing is what listing already did.
     Rows ingest already judged (an annotation-file record tied to no video: they carry the reject
-    markers) are rejects too.
+    markers) are rejects too. `infos`: `storage.info_all` of the rows' paths, where the caller has it.
     """
     judged = [Reject({k: v for k, v in r.items() if k not in R.REJECT_COLUMNS}, r[R.REJECT_REASON], r[R.REJECT_MESSAGE],
                      r.get(R.REJECT_DETAIL) or {}) for r in rows if r.get(R.REJECT_REASON)]
     rows = [r for r in rows if not r.get(R.REJECT_REASON)]
-    def size_of(path: str) -> int | object | None:
-        try:
-            return S.info(path)["size"]
-        except FileNotFoundError:
-            return _MISSING
-        except (OSError, ValueError):
-            return None   # a URL that cannot be stat-ed (no HEAD, no permission): judged by probe
-
-    from concurrent.futures import ThreadPoolExecutor
-
     paths = [r[R.PATH] for r in rows]
-    if any(S.is_remote(p) for p in paths):
-        # a URL's size is a request each (HEAD): many at once, so that 10^5 objects take a minute, not an hour
-        with ThreadPoolExecutor(32) as pool:
-            found = list(pool.map(size_of, paths))
-    else:   # a stat each: a pool's futures cost 50 us a path, ten times the stat (10 s for 200k clips)
-        found = [size_of(p) for p in paths]
+    infos = S.info_all(paths, infos)
+
+    def size_of(path: str) -> int | object | None:
+        found = infos[path]
+        if isinstance(found, FileNotFoundError):
+            return _MISSING
+        if isinstance(found, Exception):
+            return None   # a URL that cannot be stat-ed (no HEAD, no permission): judged by probe
+        return found["size"]
+
+    found = [size_of(p) for p in paths]
     missing = {i for i, n in enumerate(found) if n is _MISSING}
     sizes = {i: n for i, n in enumerate(found) if n is not None and n is not _MISSING}
     # a FIFO, a socket or a device has size 0: a stat more for those only (a FIFO is never opened, see special_file)
@@ -459,13 +455,13 @@ def find_duplicates(rows: list[dict]) -> tuple[list[dict], list[Reject]]:
 
 
 def reject_duplicates(rows: list[dict], complete: set[str], output_dir: str, rejects_dir: str, run_id: str,
-                      console) -> list[dict]:
+                      console, infos: dict[str, dict | Exception] | None = None) -> list[dict]:
     """`find_duplicates`, with the rejects committed at once (a part and its ledger entry, so that a
     resumed run counts them done); returns the inputs to process."""
     from . import checkpoint
     from .execution import write_driver_rejects
 
-    kept, duplicates = find_duplicates(rows)
+    kept, duplicates = find_duplicates(rows, infos)
     duplicates = [d for d in duplicates if d.row[R.SOURCE_URI] not in complete]
     if duplicates:
         write_driver_rejects(rejects_dir, checkpoint.ledger_dir(output_dir), run_id, "ingest", duplicates)

@@ -8,6 +8,7 @@ node, a shared mount or a URL (`s3://bucket/out`: see remote.py and vdata/media/
 from __future__ import annotations
 
 import email
+import importlib
 import os
 import platform
 import sys
@@ -186,10 +187,11 @@ def _execute_in_process(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: 
     stats = LocalStats()   # no check_fits: one instance of each stage runs, whatever pool sizes ask
     if not display.verbose:   # models' loading bars ("Loading weights") go where Ray's go on the Ray path: unseen
         os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"   # read by huggingface_hub and transformers at import
+        # imported by name: a package that is imported need not have its `utils` loaded yet (lazy modules)
         if "huggingface_hub" in sys.modules:
-            sys.modules["huggingface_hub"].utils.disable_progress_bars()
+            importlib.import_module("huggingface_hub.utils").disable_progress_bars()
         if "transformers" in sys.modules:   # it read the setting when it was imported
-            sys.modules["transformers"].utils.logging.disable_progress_bar()
+            importlib.import_module("transformers.utils.logging").disable_progress_bar()
     if not display.progress:
         return execute_in_process(plan, cfg, sources, ctx, run_id, stats)
     shown = P.BuildProgress(display.console.unredacted, [(s.name, s.in_level, s.out_level) for s in plan.stages],
@@ -326,9 +328,10 @@ def _run(cfg: BuildConfig, plan: Plan, address: str | None, console, display: _D
     earlier = output_dir.earlier_manifest(plan.output_dir)
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
     discovered = discover(cfg, media_dir=S.join(plan.output_dir, "_media"), listed=plan.listed)   # read by every worker
+    infos = S.info_all([r[R.PATH] for r in discovered])   # one stat (a HEAD) per input for the next two
     complete, repairs = checkpoint.redo_changed(plan.output_dir, _part_dirs(plan), plan.rejects_dir, discovered,
-                                                complete, repairs)   # a file replaced since is redone
-    originals = reject_duplicates(discovered, complete, plan.output_dir, plan.rejects_dir, run_id, console)
+                                                complete, repairs, infos)   # a file replaced since is redone
+    originals = reject_duplicates(discovered, complete, plan.output_dir, plan.rejects_dir, run_id, console, infos)
     sources = [dict(s, **{R.MASS: 1.0}) for s in originals if s[R.SOURCE_URI] not in complete]
     already = sum(s[R.SOURCE_URI] in complete for s in discovered)
     gone = sorted(complete - {s[R.SOURCE_URI] for s in discovered})

@@ -34,17 +34,19 @@ class StageResultCache:
         except (OSError, ValueError):
             return f"{R.SOURCE_URI}={row.get(R.SOURCE_URI)}|missing"
 
-    def _path(self, row: dict) -> str:
+    def path_for(self, row: dict) -> str:
+        """Where `row`'s results are kept. The caller asks once and passes it to `get` and `put`: an input
+        that has no id yet (the first stage's) is identified by a stat (a HEAD for a URL)."""
         import hashlib
 
         key = hashlib.blake2b(self.identity(row).encode(), digest_size=16).hexdigest()
         return os.path.join(self.dir, key[:2], key + ".pkl")
 
-    def get(self, row: dict):
+    def get(self, row: dict, path: str | None = None):
         import pickle
 
         try:
-            with open(self._path(row), "rb") as f:
+            with open(path or self.path_for(row), "rb") as f:
                 stored = pickle.load(f)
         except (OSError, EOFError, pickle.UnpicklingError):
             return None
@@ -54,7 +56,7 @@ class StageResultCache:
             out.append(merged if kind == "row" else Reject(merged, *extra))
         return out
 
-    def put(self, row: dict, results: list) -> None:
+    def put(self, row: dict, results: list, path: str | None = None) -> None:
         import pickle
 
         stored = []
@@ -66,7 +68,7 @@ class StageResultCache:
                                (res.reason, res.message, res.detail)))
             else:
                 stored.append(("row", {c: res.get(c) for c in self.writes}, None))
-        path = self._path(row)
+        path = path or self.path_for(row)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         # a name of this writer's own: two workers (or two builds sharing a cache) that finish the same
         # video each replace the entry whole, never each other's half-written file
