@@ -13,7 +13,7 @@ start, the frames the clip must hold and how the stream is reordered. Then, firs
    and its N frames are the first N packets from there in decode order, so that the copy takes exactly
    N packets (a copy cut by time stops by decode times: B-frames shown before the end but decoded after
    a frame of the next shot carried that frame along). The copy's packets must be the source's, size
-   for size;
+   for size, and its first frame must be shown at time 0, as an encode's is;
 2. an H.264 encode that seeks to a point before that keyframe and drops the frames before the start
    after decoding (an accurate seek: a decoder started on a frame that is not a keyframe shows grey
    pictures, or nothing at all where MPEG-TS keyframes are far apart);
@@ -173,6 +173,7 @@ def copy_is_exact(source: ClipSource, start_s: float, end_s: float) -> bool:
 class Written(NamedTuple):
     frames: int        # video frames in the file (0: no video stream)
     sizes: list[int]   # their packets' sizes, in decode order
+    first_s: float | None = None   # the first frame's time as players and PyAV's `frame.time` read it
 
 
 def written_frames(path: str) -> Written:
@@ -184,8 +185,9 @@ def written_frames(path: str) -> Written:
             stream = video_stream(container)
             if stream is None:
                 return Written(0, [])
-            sizes = [p.size for p in container.demux(stream) if p.size and not p.is_discard]
-            return Written(len(sizes), sizes)
+            shown = [p for p in container.demux(stream) if p.size and not p.is_discard]
+            times = [p.pts * stream.time_base for p in shown if p.pts is not None]
+            return Written(len(shown), [p.size for p in shown], float(min(times)) if times else None)
     except av.error.FFmpegError:
         return Written(0, [])
 
@@ -209,7 +211,7 @@ def cut_clip(path: str, start_s: float, duration_s: float | None, out: str, *, c
                 raise
             problems.append(f"{how}: {e.message}")
             continue
-        why = wrong_output(source, written_frames(out), exact=how == "copy")
+        why = wrong_output(source, written_frames(out), exact=how == "copy", at_zero=how == "copy")
         if why is None:
             return "copy" if how == "copy" else "encode"
         problems.append(f"{how}: {why}")
@@ -219,11 +221,15 @@ def cut_clip(path: str, start_s: float, duration_s: float | None, out: str, *, c
     raise MediaError(CLIP_NOT_WRITTEN, f"clip {span} of {os.path.basename(path)} not written: " + "; ".join(problems))
 
 
-def wrong_output(source: ClipSource, written: Written, exact: bool = False) -> str | None:
-    """Why a written clip is not the clip, or None: no video, a frame count far from the clip's, or (a
-    copy) packets that are not the source's from the keyframe on."""
+def wrong_output(source: ClipSource, written: Written, exact: bool = False, at_zero: bool = False) -> str | None:
+    """Why a written clip is not the clip, or None: no video, a frame count far from the clip's, (a copy)
+    packets that are not the source's from the keyframe on, or (`at_zero`) a first frame not at time 0."""
     if not written.frames:
         return "the file holds no video frames"
+    # clip-relative times (answers, `{{t:}}`) address the file's frames by time: a first frame shown late
+    # (a copy's B-frame delay kept without an edit list, 2 frames with x264) shifts every one of them
+    if at_zero and (written.first_s is None or abs(written.first_s) > source.frame_gap_s / 2):
+        return f"its first frame is at {written.first_s} s, not 0"
     n = source.frames
     if exact and written.sizes != [p.size for p in source.after_key[:n or 0]]:
         return f"the copy's {written.frames} packets are not the clip's {n} from its keyframe"
@@ -246,8 +252,16 @@ def _attempts(path: str, source: ClipSource, start_s: float, end_s: float | None
     # rounding never drops the first frame (the next frame's time is never this close)
     start = start_s + source.offset_s - source.tolerance()
     if copy and copy_is_exact(source, start_s, end_s):
+        # `-avoid_negative_ts disabled`: the copy's first frame is shown at 0 and its decode time (the
+        # B-frame delay) below 0, which MP4 keeps in an edit list and Matroska as is. Measured on x264
+        # with B-frames (25 / 29.97 fps, -bf 3 pyramid, VFR, a 10 s container start, sound before the
+        # video): `make_zero` and `make_non_negative` move the decode time to 0 and the first frame to
+        # the delay (0.08 s at 25 fps, 0.2 s at 10 fps, more where the sound starts first); `auto` is
+        # right in MP4 but not in Matroska with sound (0.04 s); `-output_ts_offset -delay` and
+        # `+negative_cts_offsets` with `make_zero` change nothing. MPEG-TS starts at its mux delay (1.4 s)
+        # whatever the option: `wrong_output(at_zero=True)` turns such a copy into an encode.
         yield "copy", ["-ss", _seconds(_seek_point(source)), "-i", path, "-t", length, "-c", "copy",
-                       "-frames:v", str(source.frames), "-avoid_negative_ts", "make_zero"]
+                       "-frames:v", str(source.frames), "-avoid_negative_ts", "disabled"]
     seek = _seek_point(source) if source.keyframe is not None else 0.0
     if seek > 0:
         yield "encode from the keyframe", ["-ss", _seconds(seek), "-i", path, "-ss", _seconds(max(0.0, start - seek)),
@@ -273,7 +287,7 @@ def _seconds(t: float) -> str:
 def holds_clip(out: str, path: str, start_s: float, duration_s: float) -> bool:
     """Whether `out`, written earlier, holds the clip [start_s, start_s + duration_s) of `path`: it carries
     CUT_MARK (a file an older vdata cut may be empty, off by a shot or start grey) and passes the checks
-    of a fresh cut."""
+    of a fresh cut, its first frame at 0 (an older vdata's copies started a B-frame delay late)."""
     import av
 
     try:
@@ -283,4 +297,4 @@ def holds_clip(out: str, path: str, start_s: float, duration_s: float) -> bool:
         source = clip_source(path, start_s, start_s + duration_s)
     except (MediaError, av.error.FFmpegError):
         return False
-    return wrong_output(source, written_frames(out)) is None
+    return wrong_output(source, written_frames(out), at_zero=True) is None

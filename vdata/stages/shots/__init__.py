@@ -405,12 +405,12 @@ def _time_of(scan: ShotScan, n: int, i: int) -> float:
 
 class ShotsStage(Stage):
     name = "shots"
-    version = 6   # 2: held pictures (variable rate) count for as long as they show; shot lengths are times;
+    version = 7   # 2: held pictures (variable rate) count for as long as they show; shot lengths are times;
                   # 3: an edit list's pre-roll frames are not frames of the video; 6: max_len_s pieces of equal time
                   # 4: AV1, MPEG-1 program streams and interlaced video read whole (windows checked, OpenCV's gaps)
                   # 5: clip files hold exactly their shot (cut from the video's first frame, checked, odd sizes
                   # padded); a clip whose file cannot be written is rejected alone, not its whole video;
-                  # the last clip ends with the video
+                  # the last clip ends with the video; 7: copied clip files show their first frame at 0
     needs_video = True
     Config = ShotsConfig
     reads = (R.PATH, R.VIDEO_ID, R.FPS, R.DURATION_S)
