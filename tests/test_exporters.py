@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -142,7 +143,8 @@ def test_swift_and_internvl_jsonl(build_dir, canonical, tmp_path, hf_cache):
             row = canonical[rec["id"]]
             if rec.get("clip"):   # a clip without a clip file: source video + interval, never cut
                 n_interval += 1
-                assert rec["clip"] == [round(row[R.START_S], 3), round(row[R.END_S], 3)]
+                q = 0.25 / row[R.FPS]   # a quarter frame inside: InternVL floors start * fps
+                assert rec["clip"] == [round(row[R.START_S] + q, 3), round(row[R.END_S] - q, 3)]
                 assert row[R.CLIP_PATH] is None
     assert n_interval > 0
     assert not os.path.exists(os.path.join(internvl, "videos", "clips")) or all(
@@ -259,16 +261,16 @@ def test_time_rendering(build_dir, canonical, tmp_path, mode):
         if mode == "seconds":
             expected = f"{a:.1f} - {b:.1f} seconds"
         elif mode == "relative":
-            expected = f"{round(a / length * 99):02d} - {round(b / length * 99):02d}"
-        else:
-            expected = f"frames {round(a * row[R.FPS])} - {round(b * row[R.FPS])}"
+            expected = f"{min(round(a / length * 100), 99):02d} - {min(round(b / length * 100), 99):02d}"   # VTimeLLM's
+        else:   # first and last frame of [a, b), both inclusive
+            expected = f"frames {math.ceil((a - 1e-3) * row[R.FPS])} - {math.ceil((b - 1e-3) * row[R.FPS]) - 1}"
         assert text == expected, (sid, text, expected)
     # placeholders in canonical texts ({{span:a,b}}) are rendered too, in the same mode
     captions = json.load(open(os.path.join(dest, "demo-patterns_captions.json")))
     chapters = [r["messages"][1]["content"] for r in captions if r["id"].endswith("-chap")]
     assert chapters and all("{{" not in c for c in chapters)
     first_line = chapters[0].splitlines()[0]
-    assert first_line.startswith({"seconds": "0.0 - 2.0 seconds", "relative": "00 - ", "frames": "frames 0 - 50"}[mode])
+    assert first_line.startswith({"seconds": "0.0 - 2.0 seconds", "relative": "00 - ", "frames": "frames 0 - 49"}[mode])   # 0 - 2 s: frames 0..49
 
 
 def test_cot_evidence_times_rendered(build_dir, canonical, tmp_path):

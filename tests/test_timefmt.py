@@ -25,8 +25,10 @@ from vdata.schemas.config import ExportSpec
 ORIGIN, DURATION, FPS = 30.0, 87.5, 25.0
 TIMES = [ORIGIN + x for x in (0.0, 0.04, 1.0, 12.34, 43.75, 86.0, DURATION)]
 # the most a read-back time may be off: half a position (rounding formats), one bin (flooring), a decimal
-TOLERANCE = {"seconds": 0.05, "timesuite": 0.05, "vtg": 0.05, "bracketed": 0.005, "frames": 0.5 / FPS,
-             "relative": DURATION / 99 / 2, "lita": DURATION / 99 / 2, "lita:20": DURATION / 19 / 2,
+# (a moment in `frames` is the frame shown then: it reads back as that frame's start, up to a frame before;
+# `relative` is VTimeLLM's 100 positions capped at 99: the end reads back 1/100 of the duration early)
+TOLERANCE = {"seconds": 0.05, "timesuite": 0.05, "vtg": 0.05, "bracketed": 0.005, "frames": 1 / FPS,
+             "relative": DURATION / 100, "lita": DURATION / 99 / 2, "lita:20": DURATION / 19 / 2,
              "grounded_videollm": DURATION / 300, "grounded_videollm:7": DURATION / 7}
 
 

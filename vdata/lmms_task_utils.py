@@ -232,8 +232,8 @@ def parse_times(text, time_format, duration_s, fps) -> list[float] | None:
 
 def parse_span(text, time_format, duration_s, fps):
     """The first span in a reply, in seconds from the start of the video, whatever format the export wrote
-    times in (`time_format` is the export's spec: seconds, timesuite, relative (00-99 of the duration),
-    frames, lita[:T] `<tK>`, grounded_videollm[:N] `<K>`, bracketed `<12.30>`, vtg digit tokens).
+    times in (`time_format` is the export's spec: seconds, timesuite, relative (NN/100 of the duration),
+    frames (first - last, inclusive), lita[:T] `<tK>`, grounded_videollm[:N] `<K>`, bracketed `<12.30>`, vtg digit tokens).
     None if absent."""
     name, _ = _time_spec(time_format)
     times = parse_times(text, time_format, duration_s, fps)
@@ -244,10 +244,10 @@ def parse_span(text, time_format, duration_s, fps):
     span = parse_interval(text)
     if span is None:
         return None
-    if name == "relative":
-        return (span[0] / 99.0 * duration_s, span[1] / 99.0 * duration_s)
-    if name == "frames":
-        return (span[0] / fps, span[1] / fps)
+    if name == "relative":   # VTimeLLM's positions: NN / 100 of the duration
+        return (span[0] / 100.0 * duration_s, span[1] / 100.0 * duration_s)
+    if name == "frames":     # the last frame is inclusive: the span ends where that frame ends
+        return (span[0] / fps, (span[1] + 1) / fps)
     return span
 
 
@@ -378,7 +378,7 @@ def parse_point(text, time_format, duration_s, fps):
         return None
     t = _seconds(nums[0])
     if name == "relative":
-        return t / 99.0 * duration_s
+        return t / 100.0 * duration_s
     if name == "frames":
         return t / fps
     return t

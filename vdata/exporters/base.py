@@ -110,6 +110,8 @@ def prepare(build: BuildDir, dest: str, opts: ExportOptions, *, clip_strategy: s
         raise ValueError(f"--dest {dest}: {why}")
     planner = MediaPlanner(dest, opts.media, clip_strategy, folder=folder, flat=flat, force_mp4=force_mp4,
                            bucket=opts.bucket_media, names=build.dataset_names())
+    if opts.time_format.partition(":")[0] == "frames":   # numbered by their real frame times (media.py)
+        planner.vfr_videos = _vfr_videos(build)
     skipped: Counter = Counter()
     out = []
     candidates = list(build.items(opts.tasks) if items is None else items)
@@ -120,8 +122,8 @@ def prepare(build: BuildDir, dest: str, opts: ExportOptions, *, clip_strategy: s
             continue
         try:
             v = planner.visual(item)
-            tf = v.timefmt(opts.time_format)
-        except MediaMissing as e:
+            tf = planner.timefmt(v, opts.time_format)
+        except MediaMissing as e:   # also `frames` on a variable-rate video whose frame times cannot be read
             skipped[e.reason] += 1
             continue
         except ValueError:   # e.g. frame-index times for a row without fps
@@ -148,6 +150,14 @@ def prepare(build: BuildDir, dest: str, opts: ExportOptions, *, clip_strategy: s
         out = [p for p in out if p.visual.key not in stats["failed"]]
         skipped["cut_failed"] += before - len(out)
     return out, planner, skipped
+
+
+def _vfr_videos(build: BuildDir) -> set:
+    """The ids of the build's variable-frame-rate videos (`is_vfr`, which the items' columns leave out)."""
+    table = build.read_table([R.VIDEO_ID, R.IS_VFR])
+    if R.IS_VFR not in table.column_names or R.VIDEO_ID not in table.column_names:
+        return set()
+    return {v for v, vfr in zip(table[R.VIDEO_ID].to_pylist(), table[R.IS_VFR].to_pylist()) if vfr}
 
 
 def write_json(path: str, obj, indent: int | None = None) -> None:

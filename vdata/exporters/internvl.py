@@ -31,7 +31,7 @@ def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
                "conversations": [{"from": "human", "value": f"{VIDEO_TOKEN}\n{t.user}"},
                                  {"from": "gpt", "value": t.assistant}]}
         if p.visual.interval is not None:
-            rec["clip"] = [round(p.visual.interval[0], 3), round(p.visual.interval[1], 3)]
+            rec["clip"] = p.visual.loader_interval()   # a quarter frame inside: InternVL floors start * fps
         groups.setdefault(p.item.subset, []).append(rec)
     result = ExportResult("internvl", planner.dest, media=planner.stats, skipped=dict(skipped))
     meta = {}

@@ -124,6 +124,11 @@ def task_yaml(task: str, kind: str, data_file: str, hub_repo: str | None, cache_
 
 def doc_for(p, kind: str, domain: str, ref: str, time_format: str) -> dict:
     item, tf, v = p.item, p.tf, p.visual
+    if kind in ("grounding", "moment") and tf.frame_times is not None:
+        # utils.py reads a reply's frame numbers back at the doc's one `fps`: a variable-rate video's frames
+        # are not evenly timed, so the score would be of other frames
+        raise SampleError("frames_on_variable_rate", f"{item.id}: frame numbers of a variable-frame-rate video "
+                          "cannot be scored from one rate; export it with --time seconds")
     doc = {"videoID": v.video_id, "question_id": item.id, "duration": duration_category(v.duration_s),
            "domain": domain, "sub_category": item.get(R.QUESTION_TYPE, ""), "task_type": item.task,
            "video": ref, "duration_s": v.duration_s, "fps": v.fps, "time_format": time_format,

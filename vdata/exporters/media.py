@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from bisect import bisect_left
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -69,9 +70,25 @@ class Visual:
     interval: tuple[float, float] | None = None   # source-relative clip interval (strategy "interval")
     cut: tuple[float, float] | None = None        # (start, end) to cut from `source`
     video_id: str | None = None
+    vfr: bool = False                # variable frame rate (row `is_vfr`): `frames` needs the real frame times
+    video_path: str | None = None    # the source video (its frame times number a clip's frames too)
 
-    def timefmt(self, mode: str) -> TimeFormat:
-        return TimeFormat(mode, self.origin_s, self.duration_s, self.fps)
+    def timefmt(self, mode: str, frame_times=None) -> TimeFormat:
+        return TimeFormat(mode, self.origin_s, self.duration_s, self.fps, frame_times)
+
+    def loader_interval(self) -> list[float] | None:
+        """The clip interval as written for loaders that turn seconds into frames themselves, or None.
+        InternVL-family `int(start * fps)` floors: an exact cut time floors onto the frame before (17.24 s
+        at 25 fps is 430.99999), a millisecond rounding down too (9.5095 -> 9.509 s, frame 284 of 29.97).
+        A quarter frame inside each end lands floor and round on the clip's first frame and, at the end,
+        floor on its last frame (round, which MVBench-style loaders read as an exclusive end, on the
+        next): both stay clear of the neighbouring shots. Without a rate the interval is written as is."""
+        if self.interval is None:
+            return None
+        a, b = self.interval
+        if self.fps and self.fps > 0 and b - a > 0.5 / self.fps:
+            a, b = a + 0.25 / self.fps, b - 0.25 / self.fps
+        return [round(a, 3), round(b, 3)]
 
     @property
     def stem(self) -> str:
@@ -100,7 +117,58 @@ class MediaPlanner:
         self.names = names or {}
         self.pending: dict[str, Visual] = {}
         self._exists: dict[str, bool] = {}
+        self._frame_times: dict[str, object] = {}   # per file: its frames' times, or why there are none
+        self._visual_times: dict[str, object] = {}  # per visual: its frames' times, or the MediaMissing
+        self.vfr_videos: set = set()   # ids of variable-rate videos (set by `prepare` for `frames`)
         self.stats: dict = {}
+
+    def timefmt(self, v: Visual, mode: str) -> TimeFormat:
+        """The visual's time format. `frames` on a variable-rate video counts its real frames (their times
+        read by a demux, once per file); raises MediaMissing (`no_frame_times`) where they cannot be read,
+        rather than numbering frames by the average rate, which names other frames."""
+        if not (v.vfr and mode.partition(":")[0] == "frames"):
+            return v.timefmt(mode)
+        if v.key not in self._visual_times:   # a visual's samples share its frames
+            self._visual_times[v.key] = self._visual_frame_times(v)
+        times = self._visual_times[v.key]
+        if isinstance(times, MediaMissing):
+            raise times
+        return v.timefmt(mode, times)
+
+    def _visual_frame_times(self, v: Visual) -> list[float] | MediaMissing:
+        end = v.origin_s + v.duration_s if v.duration_s else None
+        eps = 1e-3   # as TimeFormat: a clip bound stored to the millisecond is its frame's time
+        why = "no readable file"
+        for path, own in ((v.video_path, False), (v.source, True)):
+            if not path or (own and (v.cut is not None or v.interval is not None or path == v.video_path)):
+                continue
+            times = self._file_frame_times(path)
+            if isinstance(times, str):
+                why = times
+                continue
+            if own:   # a clip file: its own frames, from its first
+                return [t - times[0] for t in times]
+            first = bisect_left(times, v.origin_s - eps)
+            last = bisect_left(times, end - eps) if end is not None else len(times)
+            sel = [t - v.origin_s for t in times[first:last]]
+            if sel:
+                return sel
+            why = f"no frame of {path} in {v.origin_s:.3f}-{end} s"
+        return MediaMissing("no_frame_times", f"{v.key}: variable frame rate, and its frame times cannot be "
+                                             f"read ({why}): frame numbers by the average rate would be wrong")
+
+    def _file_frame_times(self, path: str):
+        if path not in self._frame_times:
+            from vdata.media.timestamps import shown_times   # deferred: PyAV, only for `frames` on VFR video
+
+            if S.is_remote(path):
+                self._frame_times[path] = f"{path} is remote (frame times are read from local files only)"
+            elif not os.path.isfile(path):
+                self._frame_times[path] = f"{path} does not exist"
+            else:
+                got = shown_times(path)
+                self._frame_times[path] = [float(t) for t in got[0]] if got else f"PyAV cannot read {path}"
+        return self._frame_times[path]
 
     def _isfile(self, p: str | None) -> bool:
         """Whether the file is there: a local path, or an object of a bucket (a build of s3:// inputs)."""
@@ -127,6 +195,7 @@ class MediaPlanner:
         vid = row.get(R.VIDEO_ID) or (os.path.splitext(os.path.basename(src))[0] if src else None)
         name = self.names.get(vid, vid)   # what the records call the source video (lmms-eval's videoID)
         fps = row.get(R.FPS)
+        more = {"video_id": name, "vfr": bool(row.get(R.IS_VFR)) or vid in self.vfr_videos, "video_path": src}
         start, end = row.get(R.START_S), row.get(R.END_S)
         vdur = row.get(R.DURATION_S)
         clip_id = row.get(R.CLIP_ID)
@@ -136,7 +205,7 @@ class MediaPlanner:
             if self._isfile(clip_path):
                 ext = os.path.splitext(clip_path)[1] or ".mp4"
                 return self._add(Visual(f"clip:{clip_id}", clip_path, self._placed_rel("clip", clip_id, ext, clip_path),
-                                        float(start), dur, fps, video_id=name))
+                                        float(start), dur, fps, **more))
             if not self._isfile(src):
                 raise MediaMissing("missing_media", f"clip {clip_id}: neither clip_path {clip_path!r} nor source {src!r} exists")
             if self.clip_strategy == "interval":
@@ -144,16 +213,16 @@ class MediaPlanner:
                 # one Visual per clip (its own interval and time origin), one file per source video
                 placed = self._placed_rel("video", name, ext, src, vid)
                 return self._add(Visual(f"video:{vid}@{clip_id}", src, placed,
-                                        float(start), dur, fps, interval=(float(start), float(end)), video_id=name))
+                                        float(start), dur, fps, interval=(float(start), float(end)), **more))
             return self._add(Visual(f"clip:{clip_id}", src, self._rel("clip", clip_id, ".mp4"), float(start), dur, fps,
-                                    cut=(float(start), float(end)), video_id=name))
+                                    cut=(float(start), float(end)), **more))
         if not self._isfile(src):
             raise MediaMissing("missing_media", f"sample {row.get(R.SAMPLE_ID)}: source video {src!r} does not exist")
         ext = os.path.splitext(src)[1] or ".mp4"
         if not vdur and row.get(R.SAMPLE_SCOPE) == R.SCOPE_VIDEO and end:
             vdur = float(end)   # the video row's interval is the whole video
         placed = self._placed_rel("video", name, ext, src, vid)
-        return self._add(Visual(f"video:{vid}", src, placed, 0.0, vdur, fps, video_id=name))
+        return self._add(Visual(f"video:{vid}", src, placed, 0.0, vdur, fps, **more))
 
     def _placed_rel(self, kind: str, name: str, ext: str, path: str, spread_by: str | None = None) -> str | None:
         # With --media none, existing files stay where they are (unless the format needs an mp4 copy).

@@ -9,22 +9,26 @@ the clip interval) or a whole source video. Times are rendered relative to the s
 |---|---|---|---|
 | `seconds` (default) | `12.3 seconds` | `12.3 - 20.5 seconds` | |
 | `timesuite` | `12.3 seconds` | `12.3 - 20.5 seconds` | OpenGVLab/TimeSuite `dataset/TimeIT/*/instruct_*.json`: answers such as "The given query happens in 0.0 - 6.9 seconds.", one decimal |
-| `relative` | `12` | `12 - 40` | two-digit positions 00-99 over the visual (VTimeLLM-style) |
-| `frames` | `frame 75` | `frames 75 - 120` | frame indices at the video's frame rate |
+| `relative` | `12` | `12 - 40` | huangb23/VTimeLLM `vtimellm/train/dataset.py` `convert`: `min(round(100 * t / duration), 99)`, two digits 00-99; read back as NN/100 * duration |
+| `frames` | `frame 75` | `frames 75 - 119` | frame indices of the visual (0 = its first frame), both ends inclusive: a span [s, e) names its first frame (the first at or after s) and its last (the last before e); a moment names the frame shown then. A constant-rate video counts frames at its rate; a variable-rate one (`is_vfr`) by its real frame times (`frame_times`) |
 | `lita[:T]` (T=100) | `<t12>` | `from <t12> to <t40>` | NVlabs/LITA `lita/constants.py` `TIME_TOKEN_TEMPLATE = "<t{t}>"`; `lita/dataset/temporal_reasoning_dataset.py`: k = round((T-1) * t / duration), so tokens run `<t0>`..`<t{T-1}>` (not 1..T) |
 | `vtg` | `<TIME_ZERO>…<TIME_DOT><TIME_FIVE> seconds` | `A - B seconds` with A, B as tokens | gyxxyg/VTG-LLM `vtgllm/datasets/datasets/video_instruct_dataset.py` `number_to_token`: a time is 6 tokens, four integer digits (zero-padded), `<TIME_DOT>`, one decimal |
 | `grounded_videollm[:N]` (N=300) | `<12>` | `from <12> to <40>` | WHB139426/Grounded-Video-LLM `datasets/mix_grounded.py` `convert_time_position`: k = min(int(N * t / duration), N), tokens `<0>`..`<N>` (`models/llava_next_video.py` adds them); the paper's `<T_k>` is written `<k>` in its code |
 | `bracketed` | `<12.30>` | `from <12.30> to <40.00>` | what LITA's and Grounded-VideoLLM's *release files* store: both loaders turn `<seconds>` into their tokens with the duration and their own token count (the regexes in the two files above) |
 
 Canonical texts may carry times as placeholders, `{{t:12.3}}` and `{{span:12.3,20.5}}` (video-absolute
-seconds); they are rendered the same way. Text a sample took from its source stores a literal `{{` as
+seconds); they are rendered the same way (in `frames`, two moments that bound an interval, "from {{t:a}}
+to {{t:b}}", "between {{t:a}} and {{t:b}}", "{{t:a}} - {{t:b}}", render b as the interval's last frame). Text a sample took from its source stores a literal `{{` as
 `{\\{` (`vdata.prompts.escape_placeholders`): rendering reads it back as written. Every other text is left
 as it is. `parse_times` reads rendered times back (to local seconds), for checks and round trips.
 """
 from __future__ import annotations
 
+import math
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
+from typing import Sequence
 
 from vdata.prompts import unescape_placeholders
 
@@ -38,6 +42,11 @@ VTG_DOT = "<TIME_DOT>"
 VTG_MAX_S = 9999.9          # four integer digits
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(t|span)\s*:\s*([-+0-9.eE]+)\s*(?:,\s*([-+0-9.eE]+)\s*)?\}\}")
+# two moments that bound an interval in a text ("between {{t:a}} and {{t:b}}", "from {{t:a}} to {{t:b}}",
+# "{{t:a}} - {{t:b}}"); "at {{t:a}} and {{t:b}}" names two moments and is left to `point`
+_MOMENT = r"\{\{\s*t\s*:\s*([-+0-9.eE]+)\s*\}\}"
+_PAIR = re.compile(rf"(?:(?:(?<=\bfrom )|(?<=\bbetween )){_MOMENT}(\s+(?:to|and|until|through)\s+)"
+                   rf"|{_MOMENT}(\s*[-–]\s*)){_MOMENT}", re.IGNORECASE)
 _VTG_TOKEN = re.compile(r"<TIME_(ZERO|ONE|TWO|THREE|FOUR|FIVE|SIX|SEVEN|EIGHT|NINE|DOT)>")
 
 
@@ -76,6 +85,9 @@ class TimeFormat:
     origin_s: float = 0.0
     duration_s: float | None = None   # length of the visual (needed by relative / token formats)
     fps: float | None = None          # frame rate of the visual (needed by `frames`)
+    # `frames` on a variable-rate video: when each frame of the visual is shown (seconds from origin_s,
+    # sorted, index 0 = the visual's first frame); the average rate would name other frames
+    frame_times: Sequence[float] | None = field(default=None, compare=False, repr=False)
     kind: str = field(init=False, default="")
     bins: int | None = field(init=False, default=None)
 
@@ -85,7 +97,7 @@ class TimeFormat:
         object.__setattr__(self, "bins", bins)
         if kind in RELATIVE_KINDS and not (self.duration_s and self.duration_s > 0):
             raise ValueError(f"{kind} times need the visual's duration (duration_s / clip interval missing)")
-        if kind == "frames" and not (self.fps and self.fps > 0):
+        if kind == "frames" and self.frame_times is None and not (self.fps and self.fps > 0):
             raise ValueError("frame-index times need the video's frame rate (fps column missing)")
 
     def local(self, t: float) -> float:
@@ -98,8 +110,8 @@ class TimeFormat:
     def index(self, t: float) -> int:
         """The token / position index of a time for the position formats (relative, lita, grounded_videollm)."""
         x = self.local(t) / self.duration_s
-        if self.kind == "relative":
-            return min(99, max(0, round(x * 99)))
+        if self.kind == "relative":   # VTimeLLM's convert: 100 positions, the end capped at 99
+            return min(99, max(0, round(x * 100)))
         if self.kind == "lita":
             return min(self.bins - 1, max(0, round(x * (self.bins - 1))))
         return min(self.bins, max(0, int(self.bins * x)))     # grounded_videollm: floor, capped at N
@@ -111,7 +123,7 @@ class TimeFormat:
         if k == "relative":
             return f"{self.index(t):02d}"
         if k == "frames":
-            return str(int(round(self.local(t) * self.fps)))
+            return str(self.frame_at(t))
         if k == "lita":
             return f"<t{self.index(t)}>"
         if k == "grounded_videollm":
@@ -119,6 +131,51 @@ class TimeFormat:
         if k == "bracketed":
             return f"<{self.local(t):.2f}>"
         return vtg_tokens(self.local(t))
+
+    @property
+    def _eps(self) -> float:
+        # times are stored to about a millisecond (a cut at 9.5095 s may read 9.51): a time this close to
+        # a frame's own counts as that frame's, never more than a quarter of a frame
+        return min(1e-3, 0.25 / self.fps) if self.fps else 1e-3
+
+    def _frame_count(self) -> int | None:
+        if self.frame_times is not None:
+            return len(self.frame_times)
+        return max(1, math.ceil(self.duration_s * self.fps - 1e-6)) if self.duration_s else None
+
+    def _clamp(self, i: int) -> int:
+        n = self._frame_count()
+        return max(0, min(i, n - 1) if n else i)
+
+    def _starting_at_or_after(self, x: float) -> int:
+        """Index of the first frame shown at or after local time x (may be one past the last)."""
+        if self.frame_times is not None:
+            return bisect_left(self.frame_times, x - self._eps)
+        return math.ceil((x - self._eps) * self.fps)
+
+    def frame_at(self, t: float) -> int:
+        """The frame of the visual shown at time t (a moment, not the end of a span)."""
+        x = self.local(t)
+        if self.frame_times is not None:
+            return self._clamp(bisect_right(self.frame_times, x + self._eps) - 1)
+        return self._clamp(math.floor((x + self._eps) * self.fps))
+
+    def frame_span(self, start: float, end: float) -> tuple[int, int]:
+        """First and last frame (both inclusive) of [start, end): the first frame at or after start, the last
+        before end; a span holding no frame start names the frame shown at its start."""
+        first = self._starting_at_or_after(self.local(start))
+        last = self._starting_at_or_after(self.local(end)) - 1
+        if end <= start or last < first:
+            first = last = self.frame_at(start)
+        return self._clamp(first), self._clamp(last)
+
+    def _frame_start(self, i: int) -> float:
+        if self.frame_times is not None:
+            n = len(self.frame_times)
+            if i >= n:   # past the last frame: the end of the visual
+                return float(self.duration_s if self.duration_s else self.frame_times[-1])
+            return float(self.frame_times[max(0, i)])
+        return i / self.fps
 
     def point(self, t: float) -> str:
         if self.kind in ("seconds", "timesuite", "vtg"):
@@ -128,13 +185,13 @@ class TimeFormat:
         return self._num(t)
 
     def span(self, start: float, end: float) -> str:
+        if self.kind == "frames":
+            return "frames {} - {}".format(*self.frame_span(start, end))
         a, b = self._num(start), self._num(end)
         if self.kind in ("seconds", "timesuite", "vtg"):
             return f"{a} - {b} seconds"
         if self.kind == "relative":
             return f"{a} - {b}"
-        if self.kind == "frames":
-            return f"frames {a} - {b}"
         return f"from {a} to {b}"
 
     def hint(self, points: bool = False) -> str:
@@ -148,8 +205,10 @@ class TimeFormat:
             return ("Give times as relative positions from 00 (start of the video) to 99 (end), as " +
                     ("'NN'." if points else "'start - end'."))
         if k == "frames":
-            return (f"Give times as frame numbers at {self.fps:g} frames per second, as " +
-                    ("'frame N'." if points else "'frames start - end'."))
+            # a variable-rate video has no one rate: its frames are counted, not timed
+            of = "of the video" if self.frame_times is not None else f"at {self.fps:g} frames per second"
+            return (f"Give times as frame numbers {of}, counted from frame 0, as " +
+                    ("'frame N'." if points else "'frames start - end', the end frame included."))
         if k == "lita":
             return (f"Give times as time tokens from <t0> (start of the video) to <t{self.bins - 1}> (end), as " +
                     ("'<t>'." if points else "'from <start> to <end>'."))
@@ -175,6 +234,16 @@ class TimeFormat:
             b = float(m.group(3)) if m.group(3) is not None else a
             return self.span(a, b)
 
+        if self.kind == "frames":   # "from {{t:a}} to {{t:b}}" names an interval: b is its end, not a moment
+            def pair(m):
+                a, sep = (m.group(1), m.group(2)) if m.group(1) is not None else (m.group(3), m.group(4))
+                a, b = float(a), float(m.group(5))
+                if b <= a:
+                    return m.group(0)
+                first, last = self.frame_span(a, b)
+                return f"frame {first}{sep}frame {last}"
+
+            text = _PAIR.sub(pair, text)
         return unescape_placeholders(_PLACEHOLDER.sub(sub, text))
 
     def parse_times(self, text: str) -> list[float]:
@@ -190,9 +259,14 @@ class TimeFormat:
         if k == "bracketed":
             return [float(n) for n in re.findall(r"<(\d+(?:\.\d+)?)>", text)]
         if k == "relative":
-            return [int(n) / 99 * self.duration_s for n in re.findall(r"\b(\d\d)\b", text)]
-        if k == "frames":
-            return [int(n) / self.fps for n in re.findall(r"\b(\d+)\b", text)]
+            return [int(n) / 100 * self.duration_s for n in re.findall(r"\b(\d\d)\b", text)]
+        if k == "frames":   # a span's last frame is inclusive: it reads back as where that frame ends
+            out = []
+            for m in re.finditer(r"\b(\d+)(?:\s*-\s*(\d+))?", text):
+                out.append(self._frame_start(int(m.group(1))))
+                if m.group(2) is not None:
+                    out.append(self._frame_start(int(m.group(2)) + 1))
+            return out
         return [float(n) for n in re.findall(r"(\d+(?:\.\d+)?)(?=\s*(?:- |seconds))", text)]
 
 

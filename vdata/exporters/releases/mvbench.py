@@ -44,9 +44,10 @@ def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
         rec = {"video": planner.ref(p.visual, video_root), "question": question, "candidates": candidates,
                "answer": candidates[idx]}
         name = task_name(p.item)
-        start, end = p.visual.interval or (0.0, p.visual.duration_s or 0.0)
+        # a clip's bound a quarter frame inside (Visual.loader_interval): MVBench rounds start * fps
+        start, end = p.visual.loader_interval() or (0.0, round(p.visual.duration_s or 0.0, 3))
         bound[name] = bound.get(name, False) or p.visual.interval is not None
-        tasks.setdefault(name, []).append((rec, round(start, 3), round(end, 3)))
+        tasks.setdefault(name, []).append((rec, start, end))
     result = result_for("mvbench", planner, skipped, notes)
     os.makedirs(os.path.join(planner.dest, "json"), exist_ok=True)
     data_list = {}

@@ -31,7 +31,8 @@ def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
     for p, q, a in readable(prepared, skipped):
         rec = {"video": planner.ref(p.visual, root), "QA": [{"q": q, "a": a}]}
         if p.visual.interval is not None:
-            rec["start"], rec["end"] = round(p.visual.interval[0], 3), round(p.visual.interval[1], 3)
+            # a quarter frame inside: VideoChat2-family loaders floor start * fps (see Visual.loader_interval)
+            rec["start"], rec["end"] = p.visual.loader_interval()
         records.append(rec)
     result = result_for("timesuite", planner, skipped, notes)
     fname = f"{name}_timeit.json"
