@@ -72,6 +72,24 @@ def _mp4_without_index(path: str) -> str:
             "index, written last unless the file was made with `-movflags +faststart`")
 
 
+def _box_cut_short(path: str) -> str:
+    """The top-level MP4/MOV box that runs past the end of the file, said as a phrase, or "": the file was
+    cut short (a download or recording that stopped early), whatever error the decoder then gives."""
+    from .mp4_boxes import top_level_boxes
+
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            boxes = top_level_boxes(f, size)
+    except OSError:
+        return ""
+    last = boxes[-1] if boxes else None
+    if last is None or last.start + last.length <= size:
+        return ""
+    return (f"its {last.kind.decode('latin-1')} box runs past the end of the file ({size - last.start} of its "
+            f"{last.length} bytes are there)")
+
+
 def probe_video(path: str, min_frames: int = 2, allow_audio_only: bool = False) -> dict:
     """Return probe columns for `path` (keys are vdata.schemas.records constants' values).
 
@@ -229,6 +247,12 @@ def _first_frame(container, vs):
         except av.error.FFmpegError as e:
             error = e
     if error is not None:
+        # an MP4 whose index (moov, written last) lost its tail opens, then fails with an unrelated OS error
+        # ("[Errno 1] Operation not permitted", outside check h16): the boxes say what happened
+        cut = _box_cut_short(container.name) if {"mp4", "mov"} & set((container.format.name or "").split(",")) else ""
+        if cut:
+            raise MediaError("truncated", f"the file is cut short: {cut}. A download or recording that stopped "
+                             f"early; its first video frame does not decode ({error})")
         raise MediaError("undecodable", f"first video frame does not decode: {error}")
     raise MediaError("undecodable", "no video frame decodes")
 

@@ -18,10 +18,11 @@ class ProbeConfig(StageConfig):
 
 class ProbeStage(Stage):
     name = "probe"
-    version = 5   # 2: presentation times where decode times precede them (VFR with B-frames); 3: timelines joined,
+    version = 6   # 2: presentation times where decode times precede them (VFR with B-frames); 3: timelines joined,
                   # and an edit list's pre-roll (a copy cut with `ffmpeg -ss`) is not counted; 4: a DV tape's
                   # frame rate (its demuxer's average is its 1/60000 clock); 5: a variable-rate video's fps is its
-                  # average and its duration ends with its last picture; a mirrored display matrix is no half turn
+                  # average and its duration ends with its last picture; a mirrored display matrix is no half turn;
+                  # 6: an MP4 whose last box runs past its end is `truncated`, not `undecodable`
     Config = ProbeConfig
     reads = (R.PATH,)
     writes = R.PROBE_COLUMNS
