@@ -106,6 +106,48 @@ def test_in_process_build_commits_per_video_and_resumes_after_a_kill(tmp_path, i
     assert "nothing to do" in again.stderr
 
 
+def test_in_process_parts_gather_videos_up_to_rows_per_file(tmp_path, inputs):
+    """The in-process build commits its finished videos together, up to `rows_per_file` rows (or every
+    COMMIT_EVERY_S): a part per video made 1.45-row files on a folder of short videos (outside check h16).
+    The rows are the same whatever the grouping."""
+    import vdata
+
+    parts = {}
+    for rows_per_file in (1, 5000):
+        out = tmp_path / f"rpf{rows_per_file}"
+        cfg = config(inputs, out, "local")
+        cfg["output"]["rows_per_file"] = rows_per_file
+        result = vdata.build(parse_config(cfg), progress=False)
+        assert result.rows > 5
+        parts[rows_per_file] = (len(list((out / "clips").glob("*.parquet"))), snapshot(out))
+    (many, (clips_1, rej_1)), (few, (clips_5000, rej_5000)) = parts[1], parts[5000]
+    assert many >= 3 and few == 1, (many, few)   # 3 videos: a part each, then one for all
+    assert clips_5000.equals(clips_1)
+    assert rej_5000.drop_columns(["message", "detail"]).equals(rej_1.drop_columns(["message", "detail"]))
+
+
+def test_a_ray_build_of_few_rows_commits_as_it_goes(tmp_path, inputs):
+    """The Ray path's writes wait for their rows: at rows_per_file (5000) a smaller build committed once, at
+    its end, and a kill lost every finished video (outside check h16). Now a build writes in parts of
+    `rows_per_write` rows: here a write per block of videos (a part name each: its splits and its rejects)."""
+    from vdata.pipelines.execution import COMMITS_PER_BUILD, rows_per_write
+
+    assert rows_per_write(5000, 3) == 1 and rows_per_write(5000, 310) == 31 and rows_per_write(5000, 10**6) == 5000
+    assert rows_per_write(4, 310) == 4 and COMMITS_PER_BUILD == 10
+    out = tmp_path / "ray"
+    cfg_path = tmp_path / "ray.yaml"
+    cfg = config(inputs, out, "ray")
+    cfg["output"]["rows_per_file"] = 5000
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", RUN, str(cfg_path)], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    writes = {f.name.rsplit("-", 1)[0] if f.name.endswith(("-train.parquet.json", "-test.parquet.json"))
+              else f.name.removesuffix(".parquet.json") for f in (out / "_ledger").glob("*.json")}
+    assert len(writes) >= 2, sorted(p.name for p in (out / "_ledger").glob("*.json"))
+
+
 def test_executor_is_checked_with_the_key_named(tmp_path, inputs):
     with pytest.raises(ConfigError, match=r"ray\.executor"):
         parse_config(config(inputs, tmp_path / "o", "threads"))

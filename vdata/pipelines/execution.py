@@ -403,6 +403,18 @@ def write_split_parts(table: pa.Table, name: str, data_dir: str, rejects_dir: st
     return out
 
 
+# A write commits what it holds, and the Ray path's writes wait for their rows: at `rows_per_file` (5000)
+# a build of fewer rows committed once, at its very end, and a kill lost every finished video (outside check
+# h16: a 310-video build killed at 65% redid them all). So a build writes in at least about this many parts.
+COMMITS_PER_BUILD = 10
+
+
+def rows_per_write(rows_per_file: int, videos: int) -> int:
+    """The rows a Ray write waits for: `rows_per_file`, or fewer where the build has too few videos for
+    COMMITS_PER_BUILD commits of that size (one row a video taken as the least a video gives)."""
+    return max(1, min(rows_per_file, videos // COMMITS_PER_BUILD))
+
+
 def make_sink(data_dir: str, rejects_dir: str, ledger_dir: str, data_schema: pa.Schema, rows_per_file: int, run_id: str,
               splits=None, storage_options: dict | None = None, clips_dir: str | None = None,
               clips_schema: pa.Schema | None = None):
@@ -411,7 +423,8 @@ def make_sink(data_dir: str, rejects_dir: str, ledger_dir: str, data_schema: pa.
     from ray.data import Datasink
 
     class VdataSink(Datasink):
-        """Kept rows → data_dir (one file per split), rejects → rejects_dir; per write task (≈ rows_per_file rows)."""
+        """Kept rows → data_dir (one file per split), rejects → rejects_dir; per write task (≈ `rows_per_file`
+        rows: the caller passes `rows_per_write`)."""
 
         def on_write_start(self, schema=None):
             for d in (data_dir, rejects_dir, ledger_dir, clips_dir):

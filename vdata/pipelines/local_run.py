@@ -12,9 +12,11 @@ already work on the next ones and the text teacher answers the stages after capt
 so a teacher server sees the requests of several stages at once and batches them. A stage that only
 waits on HTTP teachers works on `batches_per_actor` videos at once (4 by default), as each of its Ray
 actors does; every other stage sees the videos one at a time and in order (one instance per stage).
-Each stage passes its results on in video order, and the calling thread writes each video's rows as a
-part and commits it in the ledger in that order, exactly as one Ray write task would
-(`execution.write_split_parts`). No stage groups wider than one video (`Stage.grouping` is a video's
+Each stage passes its results on in video order, and the calling thread writes the finished videos' rows
+as a part and commits it in the ledger, exactly as one Ray write task would (`execution.write_split_parts`):
+once `output.rows_per_file` rows wait, or `COMMIT_EVERY_S` after the last commit, and when the build ends
+or stops. A part per video made 1.45 rows per file on a folder of 314 short videos (outside check h16: 409
+Parquet files and as many ledger entries for 630 rows); a kill loses at most the last seconds' videos. No stage groups wider than one video (`Stage.grouping` is a video's
 source at most), so a video's rows are complete at every stage; cross-video indexes (dedup, semdedup)
 fall back to their in-process form, which here is global because there is one stage instance per
 stage. A kill leaves the finished videos committed and the next run resumes after them.
@@ -118,6 +120,9 @@ def _batches(stage_cls, config, table: pa.Table, batch_size: int | None) -> list
 # handful of videos' frames in memory at once.
 _QUEUE_DEPTH = 2
 _DONE = object()   # the end of the stream, passed down from stage to stage
+# The longest finished videos wait before their commit: what a kill can lose (a video slower than this
+# is committed as soon as it is done).
+COMMIT_EVERY_S = 10.0
 
 
 class _Stream:
@@ -250,11 +255,26 @@ def execute_in_process(plan, cfg, sources: list[dict], ctx, run_id: str, stats: 
         stream = _Stream(stages, first)
         for t in stream.threads:
             t.start()
-        while (item := stream.get(stream.queues[-1])) is not _DONE:
-            n, table = item
-            name = f"part-{run_id}-{n:05d}-{uuid.uuid4().hex[:8]}"
-            X.write_split_parts(table, name, plan.data_dir, plan.rejects_dir, ledger, plan.data_schema,
-                                cfg.output.splits, clips_dir=plan.clips_dir, clips_schema=plan.clips_schema)
+        waiting: list[tuple[int, pa.Table]] = []   # finished videos not yet committed
+        last = time.monotonic()
+
+        def commit() -> None:
+            if waiting:
+                table = pa.concat_tables([t for _, t in waiting], promote_options="permissive")
+                name = f"part-{run_id}-{waiting[0][0]:05d}-{uuid.uuid4().hex[:8]}"
+                waiting.clear()
+                X.write_split_parts(table, name, plan.data_dir, plan.rejects_dir, ledger, plan.data_schema,
+                                    cfg.output.splits, clips_dir=plan.clips_dir, clips_schema=plan.clips_schema)
+
+        try:
+            while (item := stream.get(stream.queues[-1])) is not _DONE:
+                waiting.append(item)
+                if (sum(t.num_rows for _, t in waiting) >= cfg.output.rows_per_file
+                        or time.monotonic() - last >= COMMIT_EVERY_S):
+                    commit()
+                    last = time.monotonic()
+        finally:   # the end, Ctrl-C or a stage that stopped the build: the finished videos are committed
+            commit()
         return stats.collector.dump()
     finally:
         if stream is not None:

@@ -255,7 +255,8 @@ def _execute_quietly(plan: Plan, cfg: BuildConfig, sources: list[dict], ctx: Run
                 compute = ray.data.TaskPoolStrategy(size=r.concurrency) if r.concurrency else None
                 ds = ds.map_batches(X.StageTask(*args), compute=compute, **common)
         sink = X.make_sink(plan.data_dir, plan.rejects_dir, checkpoint.ledger_dir(plan.output_dir), plan.data_schema,
-                           cfg.output.rows_per_file, run_id, splits=cfg.output.splits, storage_options=S.options(),
+                           X.rows_per_write(cfg.output.rows_per_file, len(sources)), run_id, splits=cfg.output.splits,
+                           storage_options=S.options(),
                            clips_dir=plan.clips_dir, clips_schema=plan.clips_schema)
         # Different resources keep Ray from fusing the stages into the write: fused, the write's
         # rows-per-file bundling would funnel every video through one task.
