@@ -73,7 +73,9 @@ def test_no_import_cycles_inside_teachers():
 
 def test_value_types_are_the_bottom_floor():
     graph = _graph()
-    assert graph[f"{PREFIX}.types"] == set(), "types.py must import nothing of vdata"
+    # nothing of vdata but the bottom floor's dependency-free modules (vdata.errors: an error behind an error)
+    bottom = {f"vdata.{name}" for name in vdata.FLOORS[-1]}
+    assert graph[f"{PREFIX}.types"] <= bottom, "types.py must import nothing of vdata above its bottom floor"
     for low in ("accounting", "cache", "structured"):
         assert f"{PREFIX}.base" not in graph[f"{PREFIX}.{low}"], f"{low} imports base"
     assert {f"{PREFIX}.accounting", f"{PREFIX}.cache", f"{PREFIX}.types"} <= graph[f"{PREFIX}.base"]
