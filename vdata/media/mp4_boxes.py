@@ -4,6 +4,7 @@ Used where no demuxer helps: naming what a file that PyAV cannot open lacks (pro
 data to damage in a test video (synth)."""
 from __future__ import annotations
 
+import os
 import struct
 from typing import BinaryIO, NamedTuple
 
@@ -36,3 +37,15 @@ def top_level_boxes(f: BinaryIO, size: int, limit: int = MAX_BOXES) -> list[Box]
         boxes.append(Box(kind, at, header, length))
         at += length
     return boxes
+
+
+def file_boxes(path: str) -> tuple[int, list[Box]]:
+    """(the file's size, its top-level boxes)."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        return size, top_level_boxes(f, size)
+
+
+def overrun(box: Box, size: int) -> int:
+    """How many bytes `box` claims past the end of a `size`-byte file (0 when it fits)."""
+    return max(0, box.start + box.length - size)

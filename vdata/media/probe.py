@@ -57,17 +57,15 @@ def _what_it_is(path: str) -> str:
 def _mp4_without_index(path: str) -> str:
     """An MP4 / MOV that no demuxer reads: whether its top-level boxes hold no `moov` (the index, written
     last unless the file was made with `-movflags +faststart`): a download or recording cut short."""
-    from .mp4_boxes import MAX_BOXES, top_level_boxes
+    from .mp4_boxes import MAX_BOXES, file_boxes, overrun
 
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        boxes = top_level_boxes(f, size)
+    size, boxes = file_boxes(path)
     if not boxes or any(b.kind == b"moov" for b in boxes):
         return ""
     last = boxes[-1]
     if last.start + last.length + 8 <= size and len(boxes) < MAX_BOXES:   # the walk met a length no box has: no MP4 there
         return ""
-    cut = f", and its {last.kind.decode('latin-1')} box runs past the end of the file" if last.start + last.length > size else ""
+    cut = f", and its {last.kind.decode('latin-1')} box runs past the end of the file" if overrun(last, size) else ""
     return (f"; it is an MP4/MOV without its index: no moov box{cut}. A download or recording cut short loses the "
             "index, written last unless the file was made with `-movflags +faststart`")
 
@@ -75,16 +73,14 @@ def _mp4_without_index(path: str) -> str:
 def _box_cut_short(path: str) -> str:
     """The top-level MP4/MOV box that runs past the end of the file, said as a phrase, or "": the file was
     cut short (a download or recording that stopped early), whatever error the decoder then gives."""
-    from .mp4_boxes import top_level_boxes
+    from .mp4_boxes import file_boxes, overrun
 
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            boxes = top_level_boxes(f, size)
+        size, boxes = file_boxes(path)
     except OSError:
         return ""
     last = boxes[-1] if boxes else None
-    if last is None or last.start + last.length <= size:
+    if last is None or not overrun(last, size):
         return ""
     return (f"its {last.kind.decode('latin-1')} box runs past the end of the file ({size - last.start} of its "
             f"{last.length} bytes are there)")
