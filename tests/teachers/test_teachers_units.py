@@ -264,7 +264,7 @@ def test_cache_key_video_frames_and_file(tmp_path):
     assert _key(TeacherRequest.from_prompt("v", video=VideoPart(path=p))) != f1
 
 
-def test_request_cache_roundtrip_and_errors_not_cached(tmp_path):
+def test_request_cache_roundtrip_and_only_settled_errors_cached(tmp_path):
     import diskcache
 
     c = RequestCache(tmp_path)
@@ -274,12 +274,16 @@ def test_request_cache_roundtrip_and_errors_not_cached(tmp_path):
     assert got.cached and got.text == ok.text and got.parsed == {"a": 1} and got.usage.completion_tokens == 3
     c.put("cd" * 32, TeacherResult("r2", error="timeout: x"))
     assert c.get("cd" * 32) is None and len(c) == 1
+    # a reply that failed validation for good is kept, with its error and raw reply (asking again pays again)
+    c.put("aa" * 32, TeacherResult("r3", error="schema_invalid: invalid JSON", raw="prose", finish_reason="stop"))
+    settled = c.get("aa" * 32)
+    assert settled.cached and settled.error_kind == "schema_invalid" and settled.raw == "prose" and len(c) == 2
     # torn or foreign entries (written by something else into the same directory) are misses, not crashes
     with diskcache.Cache(str(tmp_path)) as other:
         other.set("ef" * 32, "{corrupt")
         other.set("01" * 32, '{"format": 1}')
     assert c.get("ef" * 32) is None and c.get("01" * 32) is None
-    assert c.stats()["hits"] == 1 and c.stats()["misses"] == 3 and c.stats()["writes"] == 1
+    assert c.stats()["hits"] == 2 and c.stats()["misses"] == 3 and c.stats()["writes"] == 2
     c.close()
     assert RequestCache(tmp_path).get("ab" * 32).text == ok.text  # reopened: still there
 

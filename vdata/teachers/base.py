@@ -18,7 +18,7 @@ import time
 from typing import Any, Callable, Sequence
 
 from vdata.teachers.accounting import Accountant, estimate_tokens
-from vdata.teachers.cache import request_key
+from vdata.teachers.cache import request_key, storable
 from vdata.teachers.types import (
     ERROR_KINDS,
     REFUSALS,
@@ -81,10 +81,10 @@ class Teacher(abc.ABC):
             stored: set[int] = set()
 
             def keep(j: int, res: TeacherResult) -> None:
-                # Each answer is cached the moment it arrives: a run killed mid-batch must not pay again
-                # for the answers it already received.
+                # Each answer (or settled invalid reply) is cached the moment it arrives: a run killed
+                # mid-batch must not pay again for the replies it already received.
                 i = todo[j]
-                if self.cache is not None and res.ok and keys[i] is not None and i not in stored:
+                if self.cache is not None and storable(res) and keys[i] is not None and i not in stored:
                     self.cache.put(keys[i], res)
                     stored.add(i)
 

@@ -3,8 +3,11 @@
 The key is a SHA-256 over everything that decides the answer: backend, model, the messages with a
 digest of every image/video byte, the effective sampling parameters, the JSON schema, the prompt
 template version and backend settings that change what the model sees (image size/quality, video
-mode). A re-run of the same work therefore makes zero requests. Only successful answers are
-stored (errors are retried on the next run). Entries never contain credentials: they hold the
+mode). A re-run of the same work therefore makes zero requests. Answers are stored, and so are
+replies that failed validation after their re-asks (`SETTLED_FAILURES`): the same request gets the same
+reply again, so asking on a re-run would pay for it again (outside check h17 F5: a resumed video re-sent
+each of its invalid replies' 3 calls). Other errors (timeouts, 5xx, 429, lost connections) are retried on
+the next run; `cache: false` on a teacher asks everything again. Entries never contain credentials: they hold the
 request key and the answer only.
 
 The store is ``diskcache`` (why not files of our own: it gives atomic writes, safe sharing between
@@ -29,6 +32,13 @@ import numpy as np
 from vdata.teachers.types import ImagePart, Message, TeacherRequest, TeacherResult, TextPart, Usage, VideoPart
 
 CACHE_FORMAT = 1
+# Failures of the reply itself, settled once the request's re-asks are spent
+SETTLED_FAILURES = frozenset({"schema_invalid", "reasoning_only"})
+
+
+def storable(result: TeacherResult) -> bool:
+    """Whether `result` is worth keeping: an answer, or a reply that failed validation for good."""
+    return result.ok or result.error_kind in SETTLED_FAILURES
 log = logging.getLogger("vdata.teachers")
 
 
@@ -148,6 +158,8 @@ class RequestCache:
                 latency_s=0.0,
                 attempts=0,
                 cached=True,
+                error=r.get("error"),
+                raw=r.get("raw"),
             )
         except (ValueError, KeyError, TypeError):  # absent (None), torn or foreign entries are misses
             self._count("misses")
@@ -156,7 +168,7 @@ class RequestCache:
         return res
 
     def put(self, key: str, result: TeacherResult) -> None:
-        if not result.ok:
+        if not storable(result):
             return
         entry = {
             "format": CACHE_FORMAT,
@@ -168,6 +180,7 @@ class RequestCache:
                 "completion_tokens": result.usage.completion_tokens,
                 "finish_reason": result.finish_reason,
                 "latency_s": result.latency_s,
+                **({"error": result.error, "raw": result.raw} if result.error is not None else {}),
             },
         }
         try:
@@ -191,4 +204,4 @@ class RequestCache:
                     "write_errors": self.write_errors}
 
 
-__all__ = ["RequestCache", "canonical_json", "media_digest", "messages_repr", "request_key"]
+__all__ = ["SETTLED_FAILURES", "RequestCache", "storable", "canonical_json", "media_digest", "messages_repr", "request_key"]
