@@ -418,6 +418,9 @@ def test_plan_estimates_from_a_builds_own_rates_and_names_the_bottleneck(quickst
     res = CliRunner().invoke(main, ["plan", str(config), "--videos", str(manifest["inputs"]), "--cpus", str(cpus)])
     assert res.exit_code == 0, res.output
     assert f"estimate for {manifest['inputs']} video(s)" in res.output and "bottleneck" in res.output
+    # it says which executor measured the rates (outside check h16: an in-process build's rates leave out Ray's costs)
+    executor = {"in-process": "in-process build", "ray": "Ray build"}[manifest["ray"]["executor"]]
+    assert rates["executor"] == manifest["ray"]["executor"] and f"measured by the {executor} of" in res.output
     own = estimate(make_plan(cfg), load_rates(str(quickstart_out)), manifest["inputs"], None, cpus, 0)
     # the estimate of the measured build is made of what that build recorded: its start-up and stage work
     assert own.startup_s == rates["startup_s"]

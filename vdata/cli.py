@@ -159,11 +159,12 @@ def plan(config, cpus, gpus, videos, avg_duration, measured):
 
         where = measured or p.output_dir
         try:
-            est = estimate(p, load_rates(where), videos, avg_duration, cpus or cfg.ray.num_cpus or os.cpu_count(),
+            rates = load_rates(where)
+            est = estimate(p, rates, videos, avg_duration, cpus or cfg.ray.num_cpus or os.cpu_count(),
                            gpus or 0)
         except (FileNotFoundError, ValueError) as e:
             raise click.ClickException(str(e))
-        click.echo(estimate_text(est, where))
+        click.echo(estimate_text(est, where, rates))
     if plan_fits(p, cpus, gpus) is False:
         sys.exit(1)
 

@@ -104,6 +104,8 @@ def measured_rates(manifest: dict, data_dir: str | None = None) -> dict:
     return {
         "videos": videos, "mean_video_s": mean_s, "input_video_s": input_s, "startup_s": round(startup, 3),
         "finish_s": round(finish, 3), "wall_s": wall,
+        # where the rates came from: an in-process build has no Ray start-up and no per-task overhead
+        "executor": (manifest.get("ray") or {}).get("executor"),
         "stages": [{"stage": s["stage"], "index": s["index"], "busy_s": s.get("busy_s", 0.0),
                     "rows_in": s.get("rows_in", 0),
                     "batches": sum(r.get("batches", 1) for r in records if r["stage_index"] == s["index"])}
@@ -181,9 +183,12 @@ def estimate(plan, rates: dict, videos: int, avg_duration_s: float | None, cpus:
     return est
 
 
-def estimate_text(est: Estimate, measured_from: str) -> str:
+def estimate_text(est: Estimate, measured_from: str, rates: dict | None = None) -> str:
+    rates = rates or {}
+    executor = {"in-process": "in-process build", "ray": "Ray build"}.get(rates.get("executor") or "", "build")
+    measured = f"{rates['videos']:,} video(s), " if rates.get("videos") else ""
     lines = [f"estimate for {est.videos:,} video(s), {est.video_seconds / 3600:,.2f} h of video "
-             f"(rates measured by the build in {measured_from}):",
+             f"(rates measured by the {executor} of {measured}in {measured_from}):",
              f"  wall time      {_duration(est.wall_s)}  (start-up {_duration(est.startup_s)})",
              f"  CPU hours      {est.cpu_hours:,.2f}  (worker CPU slots x busy time)",
              f"  GPU hours      {est.gpu_hours:,.2f}",
@@ -193,6 +198,9 @@ def estimate_text(est: Estimate, measured_from: str) -> str:
              "  per stage:     work (worker-s)   workers   alone"]
     for st in est.stages:
         lines.append(f"    {st.name:<14} {st.work_s:>12,.1f} {st.workers:>9.1f}   {_duration(st.span_s)}")
+    if rates.get("executor") == "in-process":
+        lines.append("  (an in-process build's rates leave out Ray's start-up and per-task costs, which a build of many "
+                     "videos pays: measure with ray.executor: ray for a closer figure)")
     return "\n".join(lines)
 
 
