@@ -12,7 +12,8 @@ video written from its narration, each re-timed to the speech that backs it.
    that segment's span (`match: vision`, a CLIP/SigLIP-family `vision_model`; the row's sampled frames
    inside the span, else the frame nearest its middle) — and takes that segment's span, clipped to the
    row. A caption that matches no segment at `min_similarity` is dropped as a reject (`speech_unmatched`,
-   with its scores).
+   with its scores); of two captions that match one segment the better match stays, the other is a
+   `speech_duplicate` reject (one event told twice on one span is no dense caption).
 
 `samples: window` writes one timed sample per window (HowToCaption's caption list for that part of the
 video); `samples: pairs` one sample per caption (its span in the question, HowToCaption's clip-caption
@@ -232,7 +233,7 @@ def _finish(stage: StageView, row, clues, p: Pending, reply: dict, base: dict, s
     tcfg: SpeechCaptionsTask = stage.config.tasks.speech_captions
     floor = tcfg.min_similarity if tcfg.min_similarity is not None else DEFAULT_MIN_SIMILARITY[tcfg.match]
     speech: list[Speech] = p.extra["speech"]
-    kept: list[tuple[Speech, str, float]] = []
+    kept: list[tuple[Speech, str, float, float, int]] = []   # (segment, caption, estimate, score, reply index)
     out: list = []
     seen = set()
     for k, item in enumerate(reply.get("captions") or []):
@@ -252,19 +253,41 @@ def _finish(stage: StageView, row, clues, p: Pending, reply: dict, base: dict, s
                                     caption=caption, estimated_s=t, best_score=round(score, 3),
                                     best_segment=cands[best].text[:200]))
             continue
-        kept.append((cands[best], caption, t))
+        kept.append((cands[best], caption, t, score, k))
+    kept, twins = _one_per_segment(kept)
+    for seg, caption, t, score, k in twins:   # a dense answer would hold two events on one span (outside check h17 F13)
+        dropped = sample_base(stage, row, "speech_captions", p.index * 1000 + k, p.prompt.id,
+                              sid_task="speech_captions/duplicate")
+        out.append(stage.reject(dropped, "speech_duplicate", f"speech_captions: {caption[:80]!r} (estimated at {t:g}s) "
+                                f"matches the narration at {seg.start_s:g}-{seg.end_s:g}s that a better-matching "
+                                f"caption already has", caption=caption, estimated_s=t, best_score=round(score, 3),
+                                best_segment=seg.text[:200]))
     if not kept:    # each dropped caption is already a reject with its scores
         return out or [stage.reject(base, "bad_reply", "speech_captions: no usable caption", reply=reply)]
     kept.sort(key=lambda x: (x[0].start_s, x[0].end_s, x[2]))
     if tcfg.samples == "pairs":
-        for k, (seg, caption, _) in enumerate(kept):
+        for k, (seg, caption, *_) in enumerate(kept):
             s = sample_base(stage, row, "speech_captions", p.index * 1000 + k, p.prompt.id, sid_task="speech_captions/pair")
             s.update(_fill(stage, "pair", s[R.SAMPLE_ID], [(seg, caption)], start=f"{seg.start_s:g}", end=f"{seg.end_s:g}"))
             s[R.ANSWER] = caption   # escaped with the reply (GenerateStage.finish)
             out.append(s)
         return out
-    base.update(_fill(stage, "window", base[R.SAMPLE_ID], [(seg, caption) for seg, caption, _ in kept]))
+    base.update(_fill(stage, "window", base[R.SAMPLE_ID], [(seg, caption) for seg, caption, *_ in kept]))
     return out + [base]
+
+
+def _one_per_segment(kept: list) -> tuple[list, list]:
+    """(the best-matching caption of each narration segment, the others): captions are re-timed to the segment
+    they match, so two on one segment would be one event told twice; ties go to the estimate nearest it."""
+    best: dict = {}
+    for item in kept:
+        seg, t, score = item[0], item[2], item[3]
+        key = (seg.start_s, seg.end_s)
+        near = 0.0 if seg.start_s <= t <= seg.end_s else min(abs(t - seg.start_s), abs(t - seg.end_s))
+        if key not in best or (score, -near) > best[key][0]:
+            best[key] = ((score, -near), item)
+    winners = {id(item) for _, item in best.values()}
+    return [i for i in kept if id(i) in winners], [i for i in kept if id(i) not in winners]
 
 
 def _fill(stage: StageView, kind: str, sid: str, timed: list[tuple[Speech, str]], **values) -> dict:
