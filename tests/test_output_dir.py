@@ -165,6 +165,11 @@ def test_a_video_gone_from_the_inputs_is_named_when_its_build_resumes(tmp_path, 
     assert not result.ran
     assert "1 video(s) in" in said.getvalue() and "no longer among the inputs" in said.getvalue()
     assert gone in said.getvalue()
+    # the report follows the manifest's new input count though nothing ran (outside check h16: it kept the old one)
+    left = len(os.listdir(own))
+    assert json.loads((out / "manifest.json").read_text())["inputs"] == left
+    report = (out / "report.md").read_text()
+    assert any("input videos" in line and f"| {left} " in line for line in report.splitlines()), report[:2000]
 
 
 def test_nothing_is_written_into_a_build_s_own_folders(tmp_path, inputs, in_process):

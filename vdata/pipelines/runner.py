@@ -418,15 +418,18 @@ def _run(cfg: BuildConfig, plan: Plan, address: str | None, console, display: _D
     manifest_path = S.join(plan.output_dir, "manifest.json")
     manifest = output_dir.keep_measurements(manifest, earlier, ran=bool(sources))
     S.write_text(manifest_path, redact(X.dumps(manifest), cfg.secrets))
-    exports = _finish(cfg, plan, console, refresh=bool(sources))
+    # inputs removed (or rows recovered) since: the counts the report shows changed though nothing ran
+    counts_changed = not earlier or any(earlier.get(k) != manifest.get(k) for k in ("inputs", "rows", "rejects"))
+    exports = _finish(cfg, plan, console, refresh=bool(sources), report_refresh=bool(sources) or counts_changed)
     return BuildResult(plan.output_dir, plan.data_dir, rows, rejects_table.num_rows, by_reason, stage_stats, wall,
                        manifest_path, files, exports, resumed_complete=already, ran=bool(sources),
                        retryable_rejects=retryable)
 
 
-def _finish(cfg: BuildConfig, plan: Plan, console, refresh: bool) -> list[dict]:
+def _finish(cfg: BuildConfig, plan: Plan, console, refresh: bool, report_refresh: bool) -> list[dict]:
     """The report, the exports and the card, read from the finished build. An output URL is mirrored
-    (its tables only) to a local folder for them, and what they write is put back at the URL."""
+    (its tables only) to a local folder for them, and what they write is put back at the URL. A run that
+    found everything done keeps the exports, and the report unless its counts changed (`report_refresh`)."""
     url = plan.output_dir if S.is_remote(plan.output_dir) else None
     tables = [plan.level, "rejects", *([R.CLIPS_TABLE] if plan.clips_dir else [])]
     local = remote.mirror_tables(url, plan.local_dir, tables) if url else plan.output_dir
@@ -434,8 +437,8 @@ def _finish(cfg: BuildConfig, plan: Plan, console, refresh: bool) -> list[dict]:
     try:
         from .report import write_report
 
-        # a re-run that found everything done has nothing new to plot
-        if refresh or not S.exists(S.join(plan.output_dir, "report.html")):
+        # a re-run that found everything done has nothing new to plot, unless inputs went away since
+        if report_refresh or not S.exists(S.join(plan.output_dir, "report.html")):
             write_report(local)
             if url:   # report.html, report.md and the plots and thumbnails they show
                 remote.put_report(local, url)
