@@ -74,9 +74,12 @@ def test_speech_caption_narration_and_captions_are_stored_escaped():
     _, pending = SPEECH_CAPTIONS.plan(stage, row, [], stage.config.tasks.speech_captions)
     assert SAID in _prompt_text(pending)
     p = pending[0]
-    copied = "Someone types {{ user.name }} and {{t:9}} into the box."
+    copied = "Someone types {{ user.name }} into the box."
     reply = TeacherResult(request_id="r", parsed={"captions": [{"time_s": 3, "caption": copied}]})
     out = stage.finish(row, [], p, reply)   # as the stage reads every reply: escaped (reply_as_text)
+    # vdata's own placeholder syntax in a reply is no time a teacher may write: rejected (h17 F8)
+    timed = TeacherResult(request_id="r", parsed={"captions": [{"time_s": 3, "caption": copied[:-1] + " {{t:9}}."}]})
+    assert [r.reason for r in stage.finish(row, [], p, timed)] == ["placeholder_in_reply"]
     (sample,) = [r for r in out if not isinstance(r, Reject)]
     assert sample[R.ANSWER] == "{{span:2,6}} " + escape_placeholders(copied)
     assert SECONDS.render_text(sample[R.ANSWER]) == "2.0 - 6.0 seconds " + copied
@@ -85,16 +88,21 @@ def test_speech_caption_narration_and_captions_are_stored_escaped():
 
 
 def test_a_teacher_reply_that_copies_a_placeholder_is_stored_as_text():
-    """Any family: the open QA a teacher writes from a narration that says "{{t:9}}" keeps it as words."""
+    """Any family: the open QA a teacher writes from a narration that says "{{ user.name }}" keeps it as words;
+    one that writes vdata's own placeholder syntax ("{{t:9}}") is rejected (h17 F8: it was exported as the
+    literal text `{{t:9}}`, teaching a model vdata's internal syntax)."""
     stage = _stage({"open_qa": {"per_clip": 1}})
     row = _row()
     clues = stage.clues_for(row)
     _, pending = stage.plan_clip(row, clues)
     (p,) = [q for q in pending if q.task == "open_qa"]
-    question, answer = "What is typed at {{t:9}} into the box?", "They type {{ user.name }} and {{t:9}}."
+    question, answer = "What is typed {{ here }} into the box?", "They type {{ user.name }} into it."
     parsed = {"question": question, "answer": answer, "evidence": [c.id for c in clues][:1]}
     out = stage.finish(row, clues, p, TeacherResult(request_id="r", parsed=parsed))
     kept = [r for r in out if not isinstance(r, Reject)]
     for r in kept:
-        assert SECONDS.render_text(r[R.ANSWER]) == answer and "seconds" not in SECONDS.render_text(r[R.QUESTION])
+        assert SECONDS.render_text(r[R.ANSWER]) == answer and SECONDS.render_text(r[R.QUESTION]) == question
     assert kept, out
+    timed = {**parsed, "question": "What is typed at {{t:9}} into the box?"}
+    out = stage.finish(row, clues, p, TeacherResult(request_id="r", parsed=timed))
+    assert [r.reason for r in out] == ["placeholder_in_reply"], out

@@ -12,7 +12,14 @@ a reply in the wrong language, or a copy of the prompt's own example. Each check
   "V"; time placeholders around it do not count: "A1 ({{span:0,12}})") or empty of words; one such
   word stands when the row's own evidence uses it as a word (a sign reading "V", an "A4" sheet);
 - `note_echo`: a question or answer that repeats a note's line as the prompt shows it
-  ("M1 (title of the video): ..."): the trained model would learn to cite notes it never sees;
+  ("M1 (title of the video): ...", "A1 (annotated segment, 0.0-10.0s)"): the trained model would learn
+  to cite notes it never sees; `bare_reference` and `note_echo` read a CoT's rationale steps too;
+- `states_time`: a question, answer, rationale step or MCQ option a teacher wrote (`sample_teacher` set;
+  not a caption, whose prompts ask for times) states a time ("at 11.3 seconds", "0:10", "31s", "ten
+  seconds", "frame 50": vdata/prompts/stated_times.py; a duration, "bakes for 20 minutes", is content).
+  Samples carry times as placeholders that exports render (relative to a clip visual); a literal time
+  stays as written, a second clock in the same answer. Text a sample takes from the user's own
+  annotations (no teacher) is never judged so;
 - `template_slot`: a slot of the prompt's reply form kept as text ("<sentence> (0.0 - 9.0 seconds).");
 - `duplicate_options` / `empty_option`: MCQ options that repeat (after normalisation) or are blank;
 - `answer_not_in_options`: the MCQ answer is not the option at `answer_index`, or not among the options;
@@ -50,6 +57,7 @@ from importlib import resources
 from pydantic import Field
 
 from vdata.prompts import NOTE_ID
+from vdata.prompts.stated_times import states_time
 from vdata.schemas import records as R
 
 from .base import Reject, Resources, Stage, StageConfig
@@ -83,6 +91,10 @@ TASK_WORDS = {"answer", "answers", "question", "questions", "note", "notes", "co
 _REFERENCE = re.compile(rf"^\s*(?:{NOTE_ID}[\s,;]*)+\.?\s*$")
 _LONE_ID = re.compile(r"\s*([A-Z]\d{0,3})\s*\.?\s*")
 _NOTE_LINE = re.compile(rf"(?<![\w-]){NOTE_ID} \([^()]*\):")
+# ... or a note's id with its label as the prompt shows it, colon or not ("A1 (annotated segment, 0.0-10.0s)",
+# "T1 (speech, 0.6-3.9s:"): the labels of generate's clue lines (stages/generate/clues.py)
+_NOTE_LABEL = re.compile(rf"(?<![\w-]){NOTE_ID} \((?:caption of|event\b|what changes|speech\b|chapter\b|about the "
+                         r"video|annotated segment|description of|labels of|subtitle\b|title of|transcript\b|frame at)")
 _PLACEHOLDER = re.compile(r"\{\{[^{}]*\}\}")
 _EMPTY_PARENS = re.compile(r"\(\s*\)")
 # A slot of a prompt's reply form copied as text ("<sentence>", "<note id>"): stored samples hold no angle
@@ -318,6 +330,7 @@ class WellformedConfig(StageConfig):
 
 class WellformedStage(Stage):
     name = "wellformed"
+    version = 2   # 2: states_time; rationale steps read for bare_reference / note_echo; note ids with their labels
     Config = WellformedConfig
     reads = (R.SAMPLE_ID, R.TASK, R.QUESTION, R.ANSWER, R.SAMPLE_TEACHER)
     writes = R.WELLFORMED_COLUMNS
@@ -359,11 +372,13 @@ class WellformedStage(Stage):
         task = row.get(R.TASK)
         q, a = (row.get(R.QUESTION) or "").strip(), (row.get(R.ANSWER) or "").strip()
         qt, at = tokens(q), tokens(a)
-        for what, text, toks in (("question", q, qt), ("answer", a, at)):
+        steps = [(f"rationale step {k + 1}", (s.get("text") or "").strip()) for k, s in
+                 enumerate(row.get(R.RATIONALE_STEPS) or []) if isinstance(s, dict)]
+        for what, text, toks in (("question", q, qt), ("answer", a, at), *((w, t, tokens(t)) for w, t in steps)):
             bare = _EMPTY_PARENS.sub("", _PLACEHOLDER.sub("", text))
             if not toks or _REFERENCE.match(bare) and not _evidence_says(bare, row):
                 found.append(("bare_reference", f"the {what} {text[:40]!r} is only a note id or has no words"))
-            elif _NOTE_LINE.search(text):
+            elif _NOTE_LINE.search(text) or _NOTE_LABEL.search(text):
                 found.append(("note_echo", f"the {what} repeats a note of the prompt: {text[:80]!r}"))
             elif slot := _TEMPLATE_SLOT.search(text):
                 found.append(("template_slot", f"the {what} keeps a slot of the prompt's reply form "
@@ -388,7 +403,23 @@ class WellformedStage(Stage):
             found.append(("too_long", f"answer of {len(at)} words > {cfg.max_answer_words}"))
         if task == "mcq":
             found += self.option_issues(row)
-        return found
+        return found + self.time_issues(row, steps)
+
+    @staticmethod
+    def time_issues(row: dict, steps: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """`states_time` for every text of a sample a teacher wrote (captions aside: their prompts ask for times)."""
+        task = row.get(R.TASK)
+        if not row.get(R.SAMPLE_TEACHER) or task == "caption":
+            return []
+        texts = [("question", row.get(R.QUESTION)) if task in TEACHER_QUESTION_TASKS else ("question", ""),
+                 ("answer", row.get(R.ANSWER)), *steps]
+        if task == "mcq":
+            texts += [(f"option {k}", o) for k, o in enumerate(row.get(R.OPTIONS) or [])]
+        for what, text in texts:
+            if text and (said := states_time(text, durations=False)):
+                return [("states_time", f"the {what} states a time ({said.text!r}); a sample's times are placeholders "
+                                        f"that every export renders: {text[:80]!r}")]
+        return []
 
     def example_issues(self, row: dict) -> list[tuple[str, str]]:
         """`prompt_example` for the question and the answer (options are wrong answers by design, and a

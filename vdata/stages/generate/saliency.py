@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, model_validator
 
 from vdata.prompts import NOTE_ID
+from vdata.prompts.stated_times import states_time
 from vdata.schemas import records as R
 
 from .annotated import TEMPLATE_PROMPT, span_placeholder
@@ -48,10 +49,8 @@ if TYPE_CHECKING:
 
 SALIENCY_LOW, SALIENCY_HIGH = 1.0, 5.0     # VTG-IT's saliency scale
 SUMMARY_QUESTIONS = "summarization_questions"
-# A query that states a time ("10.0-15.0s", "at 12 s", "0:42", "seconds") or names a note ("A3", "E12")
-# was copied from the clue list the teacher saw
-QUERY_TIME = re.compile(r"\d+(?:\.\d+)?\s*-\s*\d+(?:\.\d+)?\s*s\b|\d+\.\d+\s*s\b|\b\d+\s+s\b|\b\d+(?:\.\d+)?\s*sec(?:ond)?s?\b"
-                        r"|\b\d{1,2}:\d{2}\b", re.IGNORECASE)
+# A query that states a time ("10.0-15.0s", "at 12 s", "31s", "0:42", "ten seconds"; the shared detector
+# vdata/prompts/stated_times.py) or names a note ("A3", "E12") was copied from the clue list the teacher saw
 QUERY_NOTE = re.compile(rf"(?<![\w-]){NOTE_ID}(?![\w-])")
 
 
@@ -153,8 +152,8 @@ def _plan_highlights(stage: StageView, row: dict, clues: list[Clue], tcfg: Highl
 
 def _query_problem(query: str, target: Clue, units: list[Clue], tcfg: HighlightsTask) -> tuple[str, str] | None:
     """(reason, message) when the query cannot stand as a search query for its moment."""
-    if m := QUERY_TIME.search(query):
-        return "query_states_time", f"highlights: the query states a time ({m.group(0)!r}): a clue line copied as the query"
+    if stated := states_time(query):
+        return "query_states_time", f"highlights: the query states a time ({stated.text!r}): a clue line copied as the query"
     said = " ".join(c.text for c in units)
     for m in QUERY_NOTE.finditer(query):   # an "F1" race or an "A4" sheet the clues themselves name is content
         if not re.search(rf"(?<![\w-]){m.group(0)}(?![\w-])", said):

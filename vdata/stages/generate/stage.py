@@ -7,6 +7,7 @@ otherwise. Registry order is planning order: it fixes each clip's request order 
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Literal, Optional
 
@@ -163,7 +164,9 @@ class GenerateStage(Stage):
     # 5: count distractors sit on either side of the answer (the answer is no longer rarely the largest)
     # 6: a unit with no clue still gets its template tasks' missing_annotation rejects; label_mcq asks about
     #    every label by default
-    version = 6
+    # 7: a reply writing vdata's placeholder syntax (`{{t:`, `{{span:`) is rejected placeholder_in_reply;
+    #    highlights' and streaming's time checks use the shared detector (vdata/prompts/stated_times.py)
+    version = 7
     Config = GenerateConfig
     # the models a task loads in the workers: checked (and fetched) in the driver first
     HUB_MODEL_FIELDS = ("tasks.preference_pairs.vision_text_model", "tasks.speech_captions.embedding_model",
@@ -376,7 +379,34 @@ class GenerateStage(Stage):
             reason = "bad_reply" if res.error_kind == "schema_invalid" else "teacher_error"
             return [self.teacher_reject(base, reason, f"{p.task} #{p.index}: {res.error}", res,
                                         raw=(res.raw or "")[:500], teacher=p.teacher or self.teacher.name)]
+        if p.task not in OWN_PLACEHOLDER_CHECK and (written := placeholder_written(res.parsed)):
+            # vdata's own time syntax in a reply: no time for the exports to render, and kept as text it would
+            # teach a model to write `{{span:0,999}}` (escaped, every export un-escapes it back)
+            return [self.reject(base, "placeholder_in_reply", f"{p.task} #{p.index}: the reply writes vdata's "
+                                f"placeholder syntax ({written[:80]!r}): no time a teacher writes is taken as text",
+                                reply=res.parsed)]
         return family.finish(self, row, clues, p, reply_as_text(res.parsed or {}), base, state)
+
+
+# Families that check `{{` in a reply themselves: a streaming dialogue keeps the item's own text for a
+# rewritten turn with debris in it, rather than losing the dialogue
+OWN_PLACEHOLDER_CHECK = ("streaming_dialogue",)
+
+
+# vdata's time placeholder syntax as a teacher may write it ("{{span:0,999}}", "{{ t:-5 }}", a cut "{{t:"); other
+# braces ("{{ user.name }}" read out in a tutorial) are text, stored escaped
+PLACEHOLDER_SYNTAX = re.compile(r"\{\{\s*(?:t|span)\s*:", re.IGNORECASE)
+
+
+def placeholder_written(value) -> str | None:
+    """The first string of a parsed reply holding vdata's placeholder syntax (`{{t:..}}`, `{{span:..}}`), or None."""
+    if isinstance(value, str):
+        return value if PLACEHOLDER_SYNTAX.search(value) else None
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return next((w for v in value if (w := placeholder_written(v))), None)
+    return None
 
 
 def reply_as_text(value):

@@ -23,7 +23,8 @@ still carry it) and the items' intervals in `answer_spans`. A row with too few i
 
 With `rephrase: true` the stage's teacher rewrites the replies as spoken turns (LIVE has an LLM turn
 narrations into dialogue), one request per dialogue: the times stay the items' own, a rewritten reply
-that states a time, has JSON debris or fewer than two words keeps the item's text (counted as `rephrase_kept_original`), and
+that states a time (`time_leak`: the shared detector of vdata/prompts/stated_times.py, "0:10", "one minute",
+"12s", or a bare "seconds"), has JSON debris or fewer than two words keeps the item's text (counted as `rephrase_kept_original`), and
 a reply list of the wrong length is a `bad_reply` reject.
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
+from vdata.prompts.stated_times import states_time
 from vdata.schemas import records as R
 
 from .annotated import annotation_evidence, t_placeholder
@@ -52,8 +54,20 @@ DEFAULT_QUERIES = ["Please narrate what happens in the video as it happens.",
                    "Tell me what is going on whenever something new happens.",
                    "Can you describe each step as I do it?",
                    "Keep me posted on what happens in the video."]
-# LIVE's filter: a reply naming seconds may leak the ground-truth time
-TIME_LEAK = re.compile(r"\bseconds?\b|\b\d+(\.\d+)?\s?s\b|\{\{", re.IGNORECASE)
+# LIVE's filter: a reply naming seconds may leak the ground-truth time. A stated time is found by the
+# shared detector (vdata/prompts/stated_times.py: "12s", "0:10", "one minute", "the 30 second mark", ...);
+# a bare unit word ("seconds later", "a few minutes") and vdata's own placeholder syntax count too.
+# "second" as an ordinal ("the second loaf") is no time.
+_TIME_WORD = re.compile(r"\b(?:seconds|minutes|secs|mins)\b|\{\{", re.IGNORECASE)
+
+
+def time_leak(text: str) -> str | None:
+    """What in `text` gives a time away, or None."""
+    if stated := states_time(text):
+        return stated.text
+    m = _TIME_WORD.search(text or "")
+    return m.group(0) if m else None
+
 
 
 class StreamingDialogueTask(Strict):
@@ -87,7 +101,7 @@ def _items(row: dict, clues: list[Clue], source: str, leaks: list | None = None)
         text = " ".join((c.text or "").split())
         if c.start_s is None or not text or text.lower() in seen:
             continue
-        if TIME_LEAK.search(text) and leaks is not None:
+        if time_leak(text) and leaks is not None:
             leaks.append(text)
         seen.add(text.lower())
         end = c.end_s if c.end_s is not None else c.start_s
@@ -165,7 +179,7 @@ def _rephrase_request(stage: StageView, row: dict, clues: list[Clue], k: int, sa
 def _spoken(text: str) -> bool:
     """A usable rewritten reply: two words or more, no time stated, no JSON debris (a small model's
     broken replies still fit the schema's string type)."""
-    return len(re.findall(r"[A-Za-z]{2,}", text)) >= 2 and not TIME_LEAK.search(text) and not re.search(r"[\[\]{}]", text)
+    return len(re.findall(r"[A-Za-z]{2,}", text)) >= 2 and not time_leak(text) and not re.search(r"[\[\]{}]", text)
 
 
 def _finish(stage: StageView, row: dict, clues: list[Clue], p: Pending, reply: dict, base: dict, state: dict):

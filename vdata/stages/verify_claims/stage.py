@@ -11,7 +11,10 @@ not back it). Tiers, in order:
 2. **The teacher** (`teacher:`; `judge.py`): for the claims tier 1 left open, a verdict plus the evidence
    sentence that backs it; a verdict whose quote is not in the evidence is downgraded to unsupported.
    With `use_frames`, the clip's frames go along (a vision teacher).
-Without a teacher, undecided claims count as `undecided:` says.
+Without a teacher, undecided claims count as `undecided:` says — except a claim that states a time
+(`times.py`): its time is checked against the row's bounds and the times of the evidence it restates
+(refuted when it contradicts them), and a time no evidence time supports is never taken on trust: such
+a claim is `unsupported`, never counted as support, whatever `undecided:` says.
 
 **A sample is never evidence for itself.** The evidence is the clip's content from `evidence_sources`
 (caption, dense events, caption steps, transcript, the texts the sample cites), less any text equal to
@@ -62,6 +65,7 @@ from .facts import PLACEHOLDER, SENTENCE, Evidence, split_claims, words
 from .judge import JUDGE_SCHEMA, judged
 from .refine import checked_round, correct_in_rounds
 from .scope import pool_by_video, scope_texts
+from .times import check_times, pool_timed, row_bounds, timed_evidence, without_times
 
 PREMISE = "(question premise) "
 EVIDENCE_SOURCES = ("caption", "events", "steps", "transcript", "cited")
@@ -128,8 +132,10 @@ class _Item:
 
 class VerifyClaimsStage(Stage):
     name = "verify_claims"
-    version = 3   # 2: highlights check their query; summaries, speech captions and dialogues their lines;
+    version = 4   # 2: highlights check their query; summaries, speech captions and dialogues their lines;
                   # 3: a subtitle cue is evidence of the clip holding its middle (it crossed a cut: of none)
+                  # 4: a stated time is checked (times.py): refuted outside the row or the evidence's times,
+                  #    unsupported (never undecided → supported) when no evidence time backs it
     HUB_MODEL_FIELDS = ("relevance_model",)
     Config = VerifyClaimsConfig
     reads = (R.SAMPLE_ID, R.TASK, R.QUESTION, R.ANSWER)
@@ -239,11 +245,12 @@ class VerifyClaimsStage(Stage):
         asks, where = [], []
         prompt = self.prompts["claim_judge"]
         for it in items:
-            it.verdicts = [match_claim(c, it.evidence) for c in it.claims]
+            it.verdicts = [self.tier1(c, it) for c in it.claims]
             # A question can carry a false premise ("What colour is the star?" about a clip with no star):
             # its string-checkable facts are checked too, and only a contradiction is recorded (as a claim).
             if it.context and not any(c.startswith(PREMISE) for c in it.claims):
-                verdict, note = match_claim(it.context, it.evidence)
+                timed = check_times(it.context, row_bounds(it.row), self._timed(it.row))
+                verdict, note = timed if timed and timed[0] == REFUTED else match_claim(it.context, it.evidence)
                 # ("What does the narrator say about …?" asks about speech: its words are no premise)
                 if verdict == REFUTED or (verdict == UNSUPPORTED and not note.startswith("spoken words")):
                     it.claims.append(PREMISE + it.context)
@@ -267,6 +274,25 @@ class VerifyClaimsStage(Stage):
                 if not res.ok:
                     it.judge_failures.append(res)
         self._settle(items)
+
+    def _timed(self, row: dict) -> list:
+        pool = self.__dict__.get("_timed_pool")
+        if pool is not None and row.get(R.SOURCE_URI) in pool:
+            return pool[row.get(R.SOURCE_URI)]
+        return timed_evidence(row, set(self.config.evidence_sources))
+
+    def tier1(self, claim: str, it: _Item) -> tuple[str | None, str]:
+        """The string-matching verdict of a claim, its stated times checked first (times.py): a time that
+        contradicts the row or the evidence refutes it; one no evidence time supports leaves it unsupported."""
+        timed = check_times(claim, row_bounds(it.row), self._timed(it.row))
+        if timed is not None and timed[0] == REFUTED:
+            return timed
+        verdict, note = match_claim(claim if timed is None else without_times(claim), it.evidence)
+        if timed is None or verdict in (REFUTED, UNSUPPORTED):
+            return verdict, note
+        if timed[0] == UNSUPPORTED:
+            return UNSUPPORTED, f"{timed[1]}; without the time: {note}"
+        return verdict, f"{note}; {timed[1]}"
 
     def _relevance(self, items: list[_Item]) -> None:
         """Off-topic tier for the claims tier 1 left open: nothing in the evidence is even about them."""
@@ -344,6 +370,7 @@ class VerifyClaimsStage(Stage):
         items, images, out_index = [], {}, []
         results: list = [None] * len(rows)
         self._video_pool = pool_by_video(rows, set(cfg.evidence_sources)) if cfg.scope == "video" else None
+        self._timed_pool = pool_timed(rows, set(cfg.evidence_sources)) if cfg.scope == "video" else None
         for i, row in enumerate(rows):
             try:
                 if row.get(R.TASK) not in cfg.tasks:

@@ -1,0 +1,192 @@
+"""Times stated in free text: the one detector every check of a teacher's text uses.
+
+A teacher is asked never to write a time: a sample carries its times as `{{t:..}}` / `{{span:..}}`
+placeholders that every export renders in its own time form (and relative to a clip visual). A literal
+"at 11.3 seconds" is left as it is by the exports, so an answer then holds two clocks. The placeholders
+are removed first; then `stated_times` finds, each with its value in seconds:
+
+- numbers with a unit of seconds or minutes: "11.3 seconds", "11.3s", "31s", "12 s", "13 sec", "2 min",
+  "the 30 second mark", "a 30-second clip";
+- ranges: "11.3-13.3s", "from 20.0 to 30.0s", "between 0.6 and 3.9 seconds", "1-2 minutes";
+- clock forms: "0:10", "at 0:50", "1:02:03" (m:ss and h:mm:ss);
+- number words with a unit: "ten seconds", "one minute", "twenty-five seconds", "half a minute";
+- "the first ten seconds" (0 to 10 s), "the last ten seconds" (counted back from the end: `from_end`);
+- frame numbers: "frame 50", "frames 33 - 81" (no value in seconds without the frame rate).
+
+Not times: counts ("3 loaves"), years and decades ("1990s", "the 80s"), "second" as an ordinal ("second
+place", "a second person", "for a second time", "the twenty-second day": a number word with the singular
+"second" is a time only for "one second" or before "mark"/"point"), hours ("open for five hours" is what
+a video is about, hardly where in it something happens), a clock read in words ("nine o'clock", "shows
+nine") and a clock time marked as one ("9:00 am", "9:00 o'clock", "21:00h"). A bare "9:00" is taken for
+a video time: written with digits it cannot be told from m:ss, and the prompts ask for no time at all,
+so the cost of the doubt is one sample, not a wrong time in the data.
+
+A single value after a duration word ("for 20 seconds", "takes ten minutes", "lasts 5 s") is marked
+`kind="duration"`: it says how long, not where. Checks that compare a time with the video (verify_claims)
+skip durations; checks that forbid any time (a highlight query, a spoken turn) count them too.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# vdata's own time placeholders (vdata/exporters/timefmt.py): times the exports render, not stated ones
+PLACEHOLDER = re.compile(r"\{\{\s*(?:t|span)\s*:[^{}]*\}\}")
+
+_UNITS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+          "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+          "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19}
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+         "ninety": 90}
+_WORDNUM = (rf"(?:(?:{'|'.join(_TENS)})(?:[\s-](?:{'|'.join(k for k in _UNITS if 0 < _UNITS[k] < 10)}))?"
+            rf"|{'|'.join(sorted(_UNITS, key=len, reverse=True))})")
+_DIGITS = r"\d+(?:\.\d+)?"
+_NUM = rf"(?:{_DIGITS}|{_WORDNUM})"
+_SEC = r"(?:seconds?|secs?\b\.?|s)"
+_MIN = r"(?:minutes?|mins?\b\.?)"
+_UNIT = rf"(?P<unit>{_SEC}|{_MIN})"
+_END = r"(?![\w'’])"
+
+_RANGE = re.compile(rf"(?:\b(?:from|between)\s+)?(?<![\w.])(?P<a>{_NUM})\s*(?:-|–|—|\bto\b|\band\b|\buntil\b)\s*"
+                    rf"(?P<b>{_NUM})[\s-]*{_UNIT}{_END}", re.IGNORECASE)
+_EDGE = re.compile(rf"\b(?P<edge>first|last|final|opening|closing)\s+(?P<a>{_NUM})[\s-]*{_UNIT}{_END}", re.IGNORECASE)
+_POINT = re.compile(rf"(?<![\w.])(?P<a>{_NUM})(?P<sep>[\s-]*){_UNIT}{_END}", re.IGNORECASE)
+_HALF = re.compile(rf"\bhalf an? (?P<unit>minute|second){_END}", re.IGNORECASE)
+_CLOCK = re.compile(r"(?<![\d:.])(?P<h>\d{1,2}):(?P<m>[0-5]\d)(?::(?P<s>[0-5]\d))?(?:\.(?P<f>\d+))?(?![\d:])"
+                    r"(?!\s*(?:[ap]\.?m\b\.?|o['’]?clock|h\b|hrs?\b|hours?\b))", re.IGNORECASE)
+_FRAME = re.compile(r"\bframes?\s+(?:no\.?\s*|number\s+|#\s*)?(?P<a>\d+)(?:\s*(?:-|–|to|and)\s*(?P<b>\d+))?\b",
+                    re.IGNORECASE)
+_DURATION_CUE = re.compile(r"\b(?:for|lasts?|lasted|lasting|takes?|took|taking|spends?|spent|within|an?)"
+                           r"\s+(?:(?:about|around|roughly|nearly|almost|just|only|over|under|another|a|an|"
+                           r"the|some|approximately|exactly)\s+)*$", re.IGNORECASE)
+_DECADE_BEFORE = re.compile(r"(?:\bthe|\bearly|\blate|\bmid|-|['’])\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class StatedTime:
+    text: str                    # as written in the text
+    kind: str                    # point | range | duration | last | frame
+    start_s: float | None        # seconds (a range's start; for `last`, how long before the end); None: frames
+    end_s: float | None = None   # a range's end
+    frames: tuple[int, ...] = ()
+
+    def interval(self, duration_s: float | None = None) -> tuple[float, float] | None:
+        """(start, end) in seconds from the start of the video (a point is start == end); None when it
+        cannot be told (frame numbers; the last N seconds of a video of unknown length)."""
+        if self.start_s is None:
+            return None
+        if self.kind == "last":
+            return None if duration_s is None else (max(0.0, duration_s - self.start_s), duration_s)
+        return (self.start_s, self.end_s if self.end_s is not None else self.start_s)
+
+    def seconds(self) -> tuple[float, ...]:
+        """The values the text states, in seconds."""
+        return tuple(v for v in (self.start_s, self.end_s) if v is not None)
+
+
+def strip_placeholders(text: str) -> str:
+    return PLACEHOLDER.sub(" ", text or "")
+
+
+def number(word: str) -> float | None:
+    """'11.3' -> 11.3, 'twenty-five' -> 25, 'ten' -> 10; None for anything else."""
+    w = word.strip().lower()
+    if re.fullmatch(_DIGITS, w):
+        return float(w)
+    parts = re.split(r"[\s-]+", w)
+    if len(parts) == 1:
+        return float(_UNITS[w]) if w in _UNITS else float(_TENS[w]) if w in _TENS else None
+    if len(parts) == 2 and parts[0] in _TENS and parts[1] in _UNITS:
+        return float(_TENS[parts[0]] + _UNITS[parts[1]])
+    return None
+
+
+def _scale(unit: str) -> float:
+    return 60.0 if unit.lower().startswith("m") else 1.0
+
+
+def _is_word(token: str) -> bool:
+    return not token[:1].isdigit()
+
+
+def _ordinal_second(m: re.Match, text: str) -> bool:
+    """A number word with the singular "second"/"minute" ("the twenty second day", "a ten minute walk"):
+    an ordinal or an adjective, unless it is "one second" or stands before "mark"/"point"."""
+    unit = m.group("unit").lower()
+    if unit not in ("second", "minute") or not _is_word(m.group("a")) or number(m.group("a")) == 1:
+        return False
+    return not re.match(r"\s+(?:mark|point|stamp|timestamp)\b", text[m.end():], re.IGNORECASE)
+
+
+def _decade(m: re.Match, text: str) -> bool:
+    """'1990s', 'the 80s', "'90s": decades, not seconds."""
+    a, unit, sep = m.group("a"), m.group("unit"), m.groupdict().get("sep", "")
+    if unit.lower() != "s" or sep or not a.isdigit():
+        return False
+    return (len(a) == 4 and 1000 <= int(a) <= 2099) or \
+        (len(a) == 2 and a.endswith("0") and bool(_DECADE_BEFORE.search(text[:m.start()])))
+
+
+def _duration(text: str, at: int) -> bool:
+    """Whether a duration word ("for", "takes", "a") stands right before position `at`."""
+    return bool(_DURATION_CUE.search(text[max(0, at - 60):at]))
+
+
+def stated_times(text: str) -> list[StatedTime]:
+    """Every time stated in `text` (placeholders removed), in the order written."""
+    clean = strip_placeholders(text)
+    found: list[tuple[int, int, StatedTime]] = []
+
+    def free(a: int, b: int) -> bool:
+        return all(b <= s or a >= e for s, e, _ in found)
+
+    def add(m: re.Match, t: StatedTime, start: int | None = None) -> None:
+        s = m.start() if start is None else start
+        if free(s, m.end()):
+            found.append((s, m.end(), t))
+
+    for m in _FRAME.finditer(clean):
+        frames = tuple(int(x) for x in (m.group("a"), m.group("b")) if x)
+        add(m, StatedTime(m.group(0).strip(), "frame", None, None, frames))
+    for m in _RANGE.finditer(clean):
+        unit = m.group("unit")
+        if unit.lower() == "s" and (_is_word(m.group("a")) or _is_word(m.group("b"))):
+            continue
+        a, b = number(m.group("a")), number(m.group("b"))
+        compound = number(f"{m.group('a')}-{m.group('b')}") is not None   # "twenty-five", one number
+        if a is None or b is None or compound or _decade(m, clean) or _ordinal_second(m, clean):
+            continue
+        add(m, StatedTime(m.group(0).strip(), "range", a * _scale(unit), b * _scale(unit)))
+    for m in _EDGE.finditer(clean):
+        unit, a = m.group("unit"), number(m.group("a"))
+        if a is None or (unit.lower() == "s" and _is_word(m.group("a"))):
+            continue
+        n = a * _scale(unit)
+        last = m.group("edge").lower() in ("last", "final", "closing")
+        add(m, StatedTime(m.group(0).strip(), "last", n) if last else StatedTime(m.group(0).strip(), "range", 0.0, n))
+    for m in _POINT.finditer(clean):
+        unit = m.group("unit")
+        if unit.lower() == "s" and _is_word(m.group("a")):
+            continue   # "ones", "tens": words, not "N s"
+        a = number(m.group("a"))
+        if a is None or _decade(m, clean) or _ordinal_second(m, clean):
+            continue
+        kind = "duration" if _duration(clean, m.start()) else "point"
+        add(m, StatedTime(m.group(0).strip(), kind, a * _scale(unit)))
+    for m in _HALF.finditer(clean):
+        kind = "duration" if _duration(clean, m.start()) else "point"
+        add(m, StatedTime(m.group(0), kind, 0.5 * _scale(m.group("unit"))))
+    for m in _CLOCK.finditer(clean):
+        h, mi, s = int(m.group("h")), int(m.group("m")), m.group("s")
+        value = (h * 3600 + mi * 60 + int(s)) if s is not None else h * 60 + mi
+        value += float("0." + m.group("f")) if m.group("f") else 0.0
+        add(m, StatedTime(m.group(0), "point", float(value)))
+    return [t for _, _, t in sorted(found, key=lambda x: x[0])]
+
+
+def states_time(text: str, durations: bool = True) -> StatedTime | None:
+    """The first time `text` states (durations too unless `durations=False`), or None."""
+    for t in stated_times(text):
+        if durations or t.kind != "duration":
+            return t
+    return None
