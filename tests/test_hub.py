@@ -290,13 +290,14 @@ def test_push_haystack_benchmark_items(build_dir, tmp_path_factory, token, tmp_p
     pq.write_table(pa.Table.from_pylist([row, {**row, "question_id": "item0_r1", "video_path": "videos/gone.mp4"}],
                                         schema=H.ITEM_SCHEMA), bench / "items.parquet")
     (bench / "manifest.json").write_text(json.dumps({"name": "needles", "config": {"name": "needles", "license": "mit"}}))
+    (bench / "run_report.json").write_text("{}")   # a finished haystack build writes it last
     with FakeHub(token) as hub:
         push(str(bench), "me/needles", endpoint=hub.endpoint, token=token, staging_dir=str(tmp_path / "stage"))
         snap = tmp_path / "snap"
         hub.write_snapshot("me/needles", snap)
     meta = _front_matter((snap / "README.md").read_text())
     assert [c["config_name"] for c in meta["configs"]] == ["haystack"] and meta["license"] == "mit"
-    ds = datasets.load_dataset(str(snap), "haystack", split="train", cache_dir=str(tmp_path / "c"))
+    ds = datasets.load_dataset(str(snap), "haystack", split="test", cache_dir=str(tmp_path / "c"))   # a benchmark
     assert ds["question_id"] == ["item0"]                                  # the row whose video is missing is dropped
     assert (snap / ds[0]["video"]).read_bytes() == src.read_bytes()
     from vdata.exporters import ExportError, export

@@ -159,7 +159,13 @@ def _export_to_url(out_dir: str, dest: str, format: str, **options) -> ExportRes
             listed[_media_key(format)] = sorted(set(placed))
         with open(os.path.join(local, EXPORT_LEDGER), "w", encoding="utf-8") as f:
             json.dump({**before, **listed}, f, indent=1, sort_keys=True)
+        relocate = getattr(importlib.import_module(REGISTRY[format].split(":")[0]), "relocate", None)
+        if relocate is not None:   # files that name their own location (the LLaVA data_path YAML): the URL
+            relocate(local, dest, result)
         S.put_tree(local, dest)
+        # the notes name where the files are now: the URL, never the staging folder that is deleted below
+        for staged in sorted({local, os.path.realpath(local), os.path.abspath(local)}, key=len, reverse=True):
+            result.notes = [n.replace(staged, dest.rstrip("/")) for n in result.notes]
     stale = [f for f in before.get(format) or [] if _inside(f) and f not in set(result.files)]
     stale += _stale_media(before, format, placed) if placed is not None else []
     for rel in stale:

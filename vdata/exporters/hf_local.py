@@ -257,6 +257,7 @@ class CardFacts:
     manifest: dict = field(default_factory=dict)
     rows: int = 0                  # kept rows of the build's level (samples, clips or videos)
     rows_by_split: dict = field(default_factory=dict)
+    haystack: dict = field(default_factory=dict)   # a `vdata haystack` benchmark: `haystack_summary`
 
 
 def _stage_settings(config: dict) -> list:
@@ -355,11 +356,60 @@ def _haystack_facts(build: BuildDir, m: dict, text: str) -> CardFacts:
     except yaml.YAMLError:
         config = {}
     config = config if isinstance(config, dict) else {}
+    hs = haystack_summary(build.path, t, config)
     return CardFacts(
         name=m.get("name") or config.get("name") or build.name, description=str(config.get("description") or ""),
         license=str(config.get("license") or "other"), config_text=text, level=build.level,
         rows_by_subset={"haystack": t.num_rows}, rows_by_task=dict(tasks), videos=len(lengths), clips=0,
         video_hours=sum(v or 0.0 for v in lengths.values()) / 3600.0, clip_seconds=[], teachers=[],
         stages=m.get("stages") or [], stage_settings=_stage_settings(config),
-        rejects_by_reason=m.get("rejects_by_reason") or {}, examples=examples, manifest=m,
-        rows=t.num_rows, rows_by_split={"test": t.num_rows} if t.num_rows else {})
+        rejects_by_reason=hs["rejects_by_reason"], examples=examples, manifest=m,
+        rows=t.num_rows, rows_by_split={"test": t.num_rows} if t.num_rows else {}, haystack=hs)
+
+
+def haystack_summary(folder: str, items: pa.Table, config: dict) -> dict:
+    """What a `vdata haystack` benchmark folder says of itself, for its card and report: items (one video
+    each) and questions (the rows: an item is asked once per option rotation) in all and per task, the
+    dropped items by `stage:reason` (rejects.parquet, else summary.json's `rejected`) with up to 3 messages
+    per reason, the grid cells not built, and whether verification ran. Its manifest holds none of it."""
+    import json
+
+    cols = set(items.column_names)
+    ids = items.column("item_id").to_pylist() if "item_id" in cols else []
+    tasks = items.column("task").to_pylist() if "task" in cols else [None] * len(ids)
+    per_task: dict = {}
+    for item_id, task in zip(ids, tasks):
+        entry = per_task.setdefault(task or "-", {"items": set(), "questions": 0})
+        entry["items"].add(item_id)
+        entry["questions"] += 1
+    try:
+        with open(os.path.join(folder, "summary.json"), encoding="utf-8") as f:
+            summary = json.load(f)
+    except (OSError, ValueError):
+        summary = {}
+    summary = summary if isinstance(summary, dict) else {}
+    by_reason: Counter = Counter()
+    examples: dict = {}
+    rejects = os.path.join(folder, "rejects.parquet")
+    if os.path.isfile(rejects):
+        r = pq.read_table(rejects)
+        names = set(r.column_names)
+        for row in r.select([c for c in ("stage", "reason", "message", "sample_id") if c in names]).to_pylist():
+            key = f"{row.get('stage') or 'haystack'}:{row.get('reason') or '-'}"
+            by_reason[key] += 1
+            if len(examples.setdefault(key, [])) < 3:
+                examples[key].append((row.get("sample_id") or "", row.get("message") or ""))
+    else:
+        by_reason.update({f"haystack:{k}": int(v) for k, v in (summary.get("rejected") or {}).items()})
+    verify = ((config.get("haystack") or {}).get("verify") or {}) if isinstance(config.get("haystack"), dict) else {}
+    skipped = summary.get("skipped_cells") or {}
+    lmms = os.path.join(folder, "lmms_eval")
+    tasks_written = sorted(d for d in os.listdir(lmms) if os.path.isdir(os.path.join(lmms, d))) \
+        if os.path.isdir(lmms) else []
+    return {"lmms_task": tasks_written[0] if tasks_written else None,"items": len(set(ids)), "questions": len(ids),
+            "by_task": {k: {"items": len(v["items"]), "questions": v["questions"]} for k, v in sorted(per_task.items())},
+            "rejects_by_reason": dict(sorted(by_reason.items())), "reject_examples": examples,
+            "dropped": sum(by_reason.values()), "skipped_cells": skipped if isinstance(skipped, dict) else {},
+            "verified": any(items.column("verified").to_pylist()) if "verified" in cols and ids
+            else (verify.get("enabled", True) if isinstance(verify, dict) else True),
+            "table": summary.get("table") or []}

@@ -6,6 +6,10 @@ captions, chapters), `<name>_oe_qa.json` (open-ended: open QA, grounding, open C
 `{id, video, data_source, conversations}` with `video` relative to the trainer's `--video_folder`
 (= `<dest>/videos`; absolute with `--media none`) and the `<image>` token (LLaVA-NeXT uses it for video
 too) opening the first human turn. `<name>.yaml` lists the files in LLaVA-NeXT's `--data_path` YAML form.
+Its `json_path`s are absolute: LLaVA-NeXT (`llava/train/train.py`, `LazySupervisedDataset`) opens each
+`json_path` as written, relative to the trainer's working directory, not to the YAML. An export to object
+storage (`--dest s3://…`, an `output.dir` URL) names the files by their URL there (`relocate`): the
+folder it was rendered in is gone, and a trainer reads a downloaded copy (fix the prefix after download).
 
 `video_token="<video>"` opens the turn with `<video>` instead, for Video-LLaVA-style trainers:
 PKU-YuanGroup/Video-LLaVA `videollava/train/train.py` `preprocess_multimodal` expands each `<video>` into
@@ -71,3 +75,24 @@ def export(build: BuildDir, dest: str, opts: ExportOptions, video_token: str = I
                         f"--video_folder {video_folder}")
     return result
 
+
+def relocate(local: str, dest: str, result: ExportResult) -> None:
+    """An export rendered in `local` that goes up to the URL `dest` (`vdata.exporters._export_to_url`):
+    the data_path YAML names each JSON file by its URL at `dest`, not by the local folder deleted after
+    the upload."""
+    for fname in result.files:
+        if not fname.endswith(".yaml"):
+            continue
+        path = os.path.join(local, fname)
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+        for d in data.get("datasets") or []:
+            jp = d.get("json_path")
+            if isinstance(jp, str) and os.path.isabs(jp):
+                rel = os.path.relpath(os.path.realpath(jp), os.path.realpath(local))
+                d["json_path"] = f"{dest.rstrip('/')}/{rel}"
+        with open(path, "w") as f:
+            yaml.safe_dump(data, f, sort_keys=False)
+        result.notes.append(f"{fname} names the JSON files by their URL at {dest.rstrip('/')}: trainers read a "
+                            "downloaded copy, so point its json_path entries at that copy (LLaVA-NeXT opens "
+                            "json_path as written)")

@@ -77,7 +77,10 @@ def write_readme_configs(dest: str, configs: list[dict], dataset_info: list[dict
                 f"\n{PLACEHOLDER_NOTE}")
 
 
-def export(build: BuildDir, dest: str, opts: ExportOptions, rows_per_shard: int = ROWS_PER_SHARD) -> ExportResult:
+def export(build: BuildDir, dest: str, opts: ExportOptions, rows_per_shard: int = ROWS_PER_SHARD,
+           relative_sources: bool = False) -> ExportResult:
+    """relative_sources: `path` and `source_uri` relative to the folder holding the build's local inputs
+    (`relative_source_columns`), for a copy published away from this machine (`vdata push`)."""
     if build.level == "haystack_items":
         return export_haystack_items(build, dest, opts, rows_per_shard)
     table = build.read_table()
@@ -101,23 +104,58 @@ def export(build: BuildDir, dest: str, opts: ExportOptions, rows_per_shard: int 
     result = ExportResult("parquet", planner.dest, media=planner.stats, skipped=dict(skipped))
     result.notes.append("times are canonical float seconds (video-absolute); --time does not apply to parquet")
     kept_splits = [splits[i] for i in index]
+    if relative_sources:
+        out = relative_source_columns(out, _input_root(table))
+        result.notes.append("path, source_uri: relative to the folder of the build's local inputs (no local "
+                            "path of this machine is published)")
     # an absolute video path (--media none) resolves wherever the export is loaded: typed datasets.Video()
     # where that decodes (hf_local.video_feature_unavailable); a path relative to the export stays a string
     write_subsets(result, planner.dest, out, kept_subsets, rows_per_shard, kept_splits,
                   video_columns=("video",) if opts.media == "none" else ())
     if build.clips_files:
-        write_clips_subset(result, build, planner.dest, out, kept_splits, rows_per_shard)
+        write_clips_subset(result, build, planner.dest, out, kept_splits, rows_per_shard,
+                           _input_root(table) if relative_sources else None)
     return result
 
 
+def _local_path(value) -> str | None:
+    """The local file of a `path` / `source_uri` value (a manifest row's `#N` cut off), None for a URL."""
+    if not isinstance(value, str) or not value or "://" in value:
+        return None
+    return value.split("#", 1)[0] if os.path.isabs(value.split("#", 1)[0]) else None
+
+
+def _input_root(table: pa.Table) -> str | None:
+    """The folder that holds every local input of the rows (their `path` and `source_uri` files): their
+    common folder, so a relative value names nothing above it (`lighthouse.mp4`, `day2/a.mp4`)."""
+    files = [f for col in (R.PATH, R.SOURCE_URI) if col in table.column_names
+             for f in map(_local_path, table.column(col).to_pylist()) if f]
+    return os.path.commonpath([os.path.dirname(f) for f in files]) if files else None
+
+
+def relative_source_columns(table: pa.Table, root: str | None) -> pa.Table:
+    """`table` with its local absolute `path` / `source_uri` values relative to `root` (URLs and relative
+    values stay as they are): a published copy names no folder of the builder's machine."""
+    if root is None:
+        return table
+    for col in (R.PATH, R.SOURCE_URI):
+        if col not in table.column_names:
+            continue
+        values = [os.path.relpath(v, root) if _local_path(v) else v for v in table.column(col).to_pylist()]
+        i = table.column_names.index(col)
+        table = table.set_column(i, table.schema.field(i), pa.array(values, pa.string()))
+    return table
+
+
 def write_clips_subset(result: ExportResult, build: BuildDir, dest: str, samples: pa.Table, splits: list[str],
-                       rows_per_shard: int) -> None:
+                       rows_per_shard: int, relative_to: str | None = None) -> None:
     """The `clips` config of a sample build: the frames of the exported samples' clips, once per clip (as
     in the build's clips table, R.CLIPS_TABLE), each clip in the split of its samples (splits are by video)."""
     split_of = dict(zip(samples[R.CLIP_ID].to_pylist(), splits))
     clips = build.clip_table([c for c in split_of if c is not None])
     if not clips.num_rows:
         return
+    clips = relative_source_columns(clips, relative_to)
     write_subsets(result, dest, clips, [R.CLIPS_TABLE] * clips.num_rows, rows_per_shard,
                   [split_of[c] for c in clips[R.CLIP_ID].to_pylist()])
     result.rows.pop(R.CLIPS_TABLE)   # rows counts samples (records); the clips are their frames
@@ -193,5 +231,6 @@ def export_haystack_items(build: BuildDir, dest: str, opts: ExportOptions, rows_
     videos = [paths[i] if opts.media != "none" else os.path.abspath(os.path.join(build.path, paths[i])) for i in keep]
     out = out.append_column(pa.field("video", pa.string()), pa.array(videos, pa.string()))
     result.media = {"copied" if opts.media == "copy" else "linked": placed}
-    write_subsets(result, result.dest, out, ["haystack"] * out.num_rows, rows_per_shard)
+    # a benchmark: its questions are the `test` split (as its lmms-eval tasks' `test_split: test`)
+    write_subsets(result, result.dest, out, ["haystack"] * out.num_rows, rows_per_shard, ["test"] * out.num_rows)
     return result

@@ -14,7 +14,10 @@ Layouts by `--format`:
   as files in `videos/<id[:2]>/` (folders well under 10k files). Next to them, the
   LLaMA-Factory files (`dataset_info.json` + `<name>_<subset>.json`) and an lmms-eval task folder
   (`<name>_*.yaml`, `utils.py`, `lmms_eval/*.parquet`) that use the same videos, so one repo loads in
-  `datasets`, LLaMA-Factory and lmms-eval.
+  `datasets`, LLaMA-Factory and lmms-eval. `path` / `source_uri` are relative to the folder of the build's
+  local inputs (`parquet.relative_source_columns`): no path of this machine goes public. A `vdata haystack`
+  benchmark: its items as the `haystack` config (split `test`) and its videos; its lmms-eval and VLMEvalKit
+  folders stay in the benchmark folder, as its card says.
 - `llava`: the LLaVA-Video JSON files, videos as files.
 - `sharegpt`: the LLaMA-Factory files, videos as files.
 - `lmms-eval`: the task folder with videos as zip shards (`videos_000.zip`, …), which lmms-eval
@@ -140,7 +143,7 @@ def _thresholds(stage_settings: list) -> dict:
 
 def dataset_card(build: BuildDir, *, repo_id: str | None = None, format: str = "parquet",
                  configs: list[dict] | None = None, secrets=(), facts: CardFacts | None = None,
-                 dataset_info: list[dict] | None = None) -> str:
+                 dataset_info: list[dict] | None = None, local: bool = False) -> str:
     """The README.md of the dataset: `DatasetCardData` metadata (license, tasks, configs) over the prose
     of assets/dataset_card.md, read back through `DatasetCard` (which checks the metadata block)."""
     from huggingface_hub import DatasetCard, DatasetCardData
@@ -149,7 +152,7 @@ def dataset_card(build: BuildDir, *, repo_id: str | None = None, format: str = "
     secrets = list(secrets) + _known_secrets() + config_text_secrets(f.config_text)
     total = sum(f.rows_by_subset.values())
     tasks = {"video-text-to-text"}
-    if f.rows_by_subset.get("mcq") or f.rows_by_subset.get("open_qa"):
+    if f.rows_by_subset.get("mcq") or f.rows_by_subset.get("open_qa") or f.rows_by_subset.get("haystack"):
         tasks.add("visual-question-answering")
     data = DatasetCardData(license=f.license, pretty_name=f.name, task_categories=sorted(tasks),
                            tags=["video", "synthetic", "vdata"], size_categories=[_size_category(max(total, f.rows))],
@@ -171,7 +174,8 @@ def dataset_card(build: BuildDir, *, repo_id: str | None = None, format: str = "
         configs=configs or [], config_names=[c.get("config_name", "default") for c in configs or []],
         first_config=(configs or [{}])[0].get("config_name", "default") if configs else "default",
         first_split=next((d["split"] for d in ((configs or [{}])[0].get("data_files") or []) if isinstance(d, dict)
-                          and d.get("split")), "test" if format == "lmms-eval" else "train"), name=name, task=task_name(name))
+                          and d.get("split")), "test" if format == "lmms-eval" else "train"), name=name, task=task_name(name),
+        local=local)
     text = str(DatasetCard(text))
     return redact(text, secrets)
 
@@ -183,7 +187,8 @@ def write_card(out_dir: str, path: str | None = None, repo_id: str | None = None
     build = open_build(out_dir, allow_empty=True)   # a build that kept nothing has a card too: it says so
     facts = gather_facts(build)
     keys = local_card_data(build)
-    text = dataset_card(build, repo_id=repo_id, configs=keys["configs"], facts=facts, dataset_info=keys["dataset_info"])
+    text = dataset_card(build, repo_id=repo_id, configs=keys["configs"], facts=facts, dataset_info=keys["dataset_info"],
+                        local=True)
     path = path or os.path.join(build.path, "README.md")
     try:
         with open(path, "w", encoding="utf-8") as fh:
@@ -264,7 +269,7 @@ def stage(out_dir: str, folder: str, format: str = "parquet", repo_id: str | Non
         # a sample build as its configs by split (frames typed as images), or a `vdata haystack` benchmark's
         # items and videos as the `haystack` config (its lmms-eval folder and zip shards are written by the
         # haystack run itself)
-        res = export(out_dir, folder, "parquet", splits=splits, **common)
+        res = export(out_dir, folder, "parquet", splits=splits, relative_sources=True, **common)
         configs, dataset_info = res.configs, res.dataset_info
         notes.append(res.summary())
         if build.level != "haystack_items":

@@ -25,6 +25,7 @@ import jinja2
 from .report_data import RunData, Section, answer_position_balance, fmt, is_number, load_run
 from .report_figures import KEPT_COLOR, REJECTED_COLOR, draw
 from .remote import BuildLocation, RemoteBuildError, put_report, readable_build
+from .report_haystack import haystack_report_data, is_haystack_folder, write_haystack_files
 from .report_sections import COLLECTORS
 
 __all__ = ["KEPT_COLOR", "REJECTED_COLOR", "ReportWriteError", "answer_position_balance", "build_sections", "load_run",
@@ -140,6 +141,12 @@ def write_report(output_dir: str | os.PathLike) -> tuple[str, str]:
     """Write `report.html` and `report.md` (+ `report_assets/*.svg`) into a build's output folder.
     Raises FileNotFoundError for a folder without manifest.json, ReportWriteError for one it cannot write."""
     output_dir = str(output_dir)
+    if is_haystack_folder(output_dir):   # a `vdata haystack` benchmark: its own short report
+        data = haystack_report_data(output_dir)
+        try:
+            return write_haystack_files(output_dir, data, HTML_NAME, MD_NAME)
+        except OSError as e:
+            raise ReportWriteError(f"cannot write {e.filename or output_dir} ({e.strerror or type(e).__name__})") from e
     run = load_run(output_dir)
     sections = build_sections(run)
     try:
