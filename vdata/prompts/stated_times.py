@@ -134,7 +134,11 @@ def _duration(text: str, at: int) -> bool:
 
 def stated_times(text: str) -> list[StatedTime]:
     """Every time stated in `text` (placeholders removed), in the order written."""
-    clean = strip_placeholders(text)
+    return [t for _, _, t in time_spans(strip_placeholders(text))]
+
+
+def time_spans(clean: str) -> list[tuple[int, int, StatedTime]]:
+    """(start, end, the time) of every time stated in `clean` (a text without placeholders), in order."""
     found: list[tuple[int, int, StatedTime]] = []
 
     def free(a: int, b: int) -> bool:
@@ -181,7 +185,32 @@ def stated_times(text: str) -> list[StatedTime]:
         value = (h * 3600 + mi * 60 + int(s)) if s is not None else h * 60 + mi
         value += float("0." + m.group("f")) if m.group("f") else 0.0
         add(m, StatedTime(m.group(0), "point", float(value)))
-    return [t for _, _, t in sorted(found, key=lambda x: x[0])]
+    return sorted(found, key=lambda x: x[0])
+
+
+def shift_times(text: str, offset_s: float) -> str:
+    """`text` with each time it states as a moment or a span moved by `offset_s` seconds: a clip caption's times
+    (seconds from the clip's start, as its prompt asks) said from the start of the video. Durations, frame
+    numbers and "the first / last N seconds" are left as written (they name no moment of the video)."""
+    if not offset_s or PLACEHOLDER.search(text or ""):
+        return text
+    out, at = [], 0
+    for start, end, t in time_spans(text):
+        said = text[start:end]
+        if t.kind not in ("point", "range") or _EDGE.match(said):
+            continue
+        a = t.start_s + offset_s
+        if t.kind == "range":
+            lead = re.match(r"(from|between)\s+", said, re.IGNORECASE)
+            word = "and" if lead and lead.group(1).lower() == "between" else "to"
+            moved = f"{lead.group(0)}{a:.1f}s {word} {t.end_s + offset_s:.1f}s" if lead else f"{a:.1f}-{t.end_s + offset_s:.1f}s"
+        elif _CLOCK.fullmatch(said):
+            moved = f"{int(a // 60)}:{a % 60:04.1f}" if "." in said else f"{int(a // 60)}:{int(round(a % 60)):02d}"
+        else:
+            moved = f"{a:.1f}s"
+        out += [text[at:start], moved]
+        at = end
+    return "".join(out) + text[at:]
 
 
 def states_time(text: str, durations: bool = True) -> StatedTime | None:

@@ -16,21 +16,30 @@ groups the stream by video before it (a shuffle barrier: the merge cannot start 
 clip is captioned). Requests of one level go to the teacher together, for all videos of the batch.
 A failed merge request rejects the video's clips (`teacher_<kind>`, the raw reply kept) unless
 `on_error: keep`, which keeps them with no video caption.
+
+Times: a clip caption says its times from the clip's start (the caption prompts give frame times so); each
+part is shown to the merge with its times moved to the video's clock by code (`shift_times`), so the merge
+prompt's "at 42.0s" examples and the parts agree. A video caption that states a moment past the video's end
+(or before its start) is dropped, its clips kept without one, and counted (`video_captions_dropped_time_outside`).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
 from vdata.prompts import load_prompt, shorten
+from vdata.prompts.stated_times import shift_times, stated_times
 from vdata.schemas import records as R
 from vdata.schemas.config import config_file
 
 from .base import Reject, Resources, Stage, StageConfig
 
 PROMPT_GROUP, PROMPT_NAME = "caption", "video_merge"
+TIME_TOLERANCE_S = 0.5
+log = logging.getLogger("vdata.stages")
 
 
 class VideoCaptionConfig(StageConfig):
@@ -74,6 +83,7 @@ class VideoJob:
 
 class VideoCaptionStage(Stage):
     name = "video_caption"
+    version = 2   # 2: parts' times moved to the video's clock; a caption stating a time outside the video dropped
     Config = VideoCaptionConfig
     reads = (R.VIDEO_ID, R.CLIP_ID, R.START_S, R.END_S, R.CAPTION)
     writes = R.VIDEO_CAPTION_COLUMNS
@@ -102,7 +112,10 @@ class VideoCaptionStage(Stage):
         for key, clips in by_video.items():
             clips.sort(key=lambda r: (r.get(R.START_S) or 0.0, r.get(R.CLIP_ID) or ""))
             captioned = [r for r in clips if (r.get(R.CAPTION) or "").strip()]
-            job = VideoJob(key, clips, [Part(float(r[R.START_S]), float(r[R.END_S]), r[R.CAPTION].strip())
+            # a clip caption says its times from the clip's start (its prompt asks so); the merge and the video
+            # caption say them from the video's: moved here by code, not left to the merging model
+            job = VideoJob(key, clips, [Part(float(r[R.START_S]), float(r[R.END_S]),
+                                             shift_times(r[R.CAPTION].strip(), float(r[R.START_S])))
                                         for r in captioned], [r[R.CLIP_ID] for r in captioned])
             if not job.parts or (len(job.parts) == 1 and not self.config.merge_single):
                 job.done = True   # nothing to merge: no caption, or one clip's caption as it is
@@ -139,6 +152,19 @@ class VideoCaptionStage(Stage):
             return [job.parts]
         return [job.parts[i:i + g] for i in range(0, len(job.parts), g)]
 
+    @staticmethod
+    def _duration(job: VideoJob) -> float:
+        return float(job.rows[0].get(R.DURATION_S) or max(float(r[R.END_S]) for r in job.rows))
+
+    def _time_outside(self, job: VideoJob) -> str | None:
+        """The first time the video caption states that lies outside the video (a tolerance of half a second)."""
+        end = self._duration(job) + TIME_TOLERANCE_S
+        for t in stated_times(job.parts[0].text):
+            span = t.interval(self._duration(job)) if t.kind in ("point", "range") else None
+            if span is not None and (span[0] < -TIME_TOLERANCE_S or span[1] > end):
+                return t.text
+        return None
+
     def _request(self, job: VideoJob, group: list[Part]):
         from vdata.teachers import TeacherRequest
 
@@ -160,6 +186,13 @@ class VideoCaptionStage(Stage):
             return [self.teacher_reject(r, f"teacher_{kind}", message, res, raw=(res.raw or res.text or "")[:500],
                                 teacher=self.config.teacher) for r in job.rows]
         ok = job.error is None and len(job.parts) == 1
+        if ok and (outside := self._time_outside(job)):
+            # a merged caption that places something past the video's end (a part's time copied, or made up)
+            # is wrong data: the clips stay, without a video caption, and the count says how often
+            self.counters["video_captions_dropped_time_outside"] += 1
+            log.warning("video_caption: %s: the merged caption states %r, outside the %.1f s video: dropped",
+                        job.key, outside, self._duration(job))
+            ok = False
         values = {
             R.VIDEO_CAPTION: job.parts[0].text if ok else None,
             R.VIDEO_CAPTION_TEACHER: self.config.teacher if ok and job.levels else None,
