@@ -127,3 +127,34 @@ def test_extractive_summarization_rates_key_moments(stage):
     # the default stays the sentence summary
     p, s = _run(stage, "summarization", {"sentences": [{"text": "A dog runs.", "evidence": ["A3"]}]})
     assert p.question_type == "summary" and s[R.ANSWER] == "A dog runs ({{span:10,15}})." and not s.get(R.ANSWER_SCORES)
+
+
+def test_summary_sentences_tell_one_stretch_each_in_time_order(stage):
+    """Outside check h17 F2, F3: a sentence citing the first and the last moment got their union (most of the video),
+    and sentences kept the teacher's order. A sentence whose cited moments skip one is dropped and counted;
+    the rest are put in time order."""
+    stage.take_counters()
+    reply = {"sentences": [{"text": "A dog runs and the door closes.", "evidence": ["A3", "A4"]},
+                           {"text": "Apples are cut and a door is closed.", "evidence": ["A1", "A4"]},
+                           {"text": "Apples are cut.", "evidence": ["A1"]}]}
+    _, s = _run(stage, "summarization", reply)
+    assert not isinstance(s, Reject), s.message
+    assert s[R.ANSWER_SPANS] == [{"start_s": 0.0, "end_s": 5.0}, {"start_s": 10.0, "end_s": 20.0}]
+    assert s[R.ANSWER].startswith("Apples are cut ({{span:0,5}}).") and "door is closed" not in s[R.ANSWER]
+    assert stage.take_counters().get("summary_sentences_dropped_disjoint") == 1
+    _, r = _run(stage, "summarization", {"sentences": [{"text": "Apples and a door.", "evidence": ["A1", "A4"]}]})
+    assert isinstance(r, Reject) and r.reason == "bad_reply"
+
+
+def test_a_highlight_inside_another_is_one_span_rated_the_higher():
+    """Outside check h17 F3: a spoken line inside an annotated segment, both rated, gave two nested highlight spans."""
+    from vdata.stages.generate.clues import Clue
+    from vdata.stages.generate.saliency import _rated_answer
+
+    units = [Clue("A1", "event", "a woman cuts apples", 0.0, 5.0),
+             Clue("T1", "speech", "cut them thin", 1.0, 2.5), Clue("A2", "event", "milk", 5.0, 10.0)]
+    base = {}
+    top = _rated_answer(base, units, {"A1": 3, "T1": 4, "A2": 4}, 3, 4)
+    assert [c.id for c in top] == ["A1", "A2"]
+    assert base[R.ANSWER_SPANS] == [{"start_s": 0.0, "end_s": 5.0}, {"start_s": 5.0, "end_s": 10.0}]
+    assert base[R.ANSWER_SCORES] == [5.0, 5.0]   # A1 takes T1's 4: 1 + 4 * 4 / 4

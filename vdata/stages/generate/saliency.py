@@ -123,8 +123,19 @@ def _ratings(reply: dict, units: list[Clue], scale: int) -> dict[str, int]:
 def _rated_answer(base: dict, units: list[Clue], scores: dict[str, int], min_score: int, scale: int) -> list[Clue]:
     """Fill the sample with the moments rated at least `min_score`, in time order; returns them."""
     by_id = {c.id: c for c in units}
-    top = sorted((by_id[i] for i, s in scores.items() if s >= min_score), key=lambda c: (c.start_s, c.end_s))
-    saliency = [vtg_saliency(scores[c.id], scale) for c in top]
+    rated = sorted((by_id[i] for i, s in scores.items() if s >= min_score), key=lambda c: (c.start_s, -c.end_s))
+    # a moment inside another kept one (a spoken line within an annotated segment) is that moment again: one
+    # span each, as QVHighlights-style data has (outside check h17 F3), rated the higher of the two
+    top: list[Clue] = []
+    best: dict[str, int] = {}
+    for c in rated:
+        outer = next((o for o in top if o.start_s <= c.start_s and c.end_s <= o.end_s), None)
+        if outer is None:
+            top.append(c)
+            best[c.id] = scores[c.id]
+        else:
+            best[outer.id] = max(best[outer.id], scores[c.id])
+    saliency = [vtg_saliency(best[c.id], scale) for c in top]
     base[R.ANSWER] = "\n".join(f"{span_placeholder(c.start_s, c.end_s)} saliency {v:g}" for c, v in zip(top, saliency))
     base[R.ANSWER_SPANS] = [{"start_s": float(c.start_s), "end_s": float(c.end_s)} for c in top]
     base[R.ANSWER_SCORES] = saliency
@@ -239,15 +250,29 @@ def _finish_summary(stage: StageView, row, clues, p: Pending, reply: dict, base:
         if not text or not refs or text.lower() in seen:
             continue   # a sentence that cites no moment has no time to carry
         seen.add(text.lower())
+        if _skips_a_moment(refs, p.extra["units"]):
+            # its span would run over moments it does not tell (outside check h17 F2: 0.6-40 s from two clues)
+            stage.counters["summary_sentences_dropped_disjoint"] += 1
+            continue
         parts.append((union_span(refs), text))
         support.extend(refs)
     if not parts:
-        return [stage.reject(base, "bad_reply", "summarization: no sentence cites a timed moment", reply=reply)]
+        return [stage.reject(base, "bad_reply", "summarization: no sentence cites a timed moment, or one stretch "
+                             "of them", reply=reply)]
+    parts.sort(key=lambda part: part[0])   # in time order, as the prompt asks (a teacher's order may not be)
     base[R.QUESTION] = _fixed_question(stage, "summarization", base[R.SAMPLE_ID])
     base[R.ANSWER] = " ".join(f"{text} ({span_placeholder(a, b)})." for (a, b), text in parts)
     base[R.ANSWER_SPANS] = [{"start_s": a, "end_s": b} for (a, b), _ in parts]
     base[R.EVIDENCE] = evidence(support)
     return [base]
+
+
+def _skips_a_moment(refs: list[Clue], units: list[Clue]) -> bool:
+    """Whether a moment the sentence does not cite lies between the ones it cites, clear of all of them: the
+    cited moments are no one stretch of the video, and their union would claim the gap."""
+    a, b = union_span(refs)
+    return any(a <= u.start_s and u.end_s <= b and not any(u.start_s < r.end_s and r.start_s < u.end_s for r in refs)
+               for u in units if u not in refs)
 
 
 SUMMARIZATION = TaskFamily(SummarizationTask, _plan_summary, _finish_summary,
