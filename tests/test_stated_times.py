@@ -139,13 +139,7 @@ def test_rationale_steps_are_read_for_note_echo_and_bare_reference(wellformed):
 
 # --- generate: highlights' query, streaming's turns, a placeholder in a reply ---------------------------
 
-DEAD = {"t": {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "x", "max_retries": 0, "timeout_s": 5}}
-SEGMENTS = [(0.0, 5.0, "A woman cuts three red apples"), (5.0, 10.0, "She pours milk into a blue bowl"),
-            (10.0, 15.0, "A brown dog runs across the green garden"), (15.0, 20.0, "Someone closes the wooden door")]
-ROW = {R.CLIP_ID: "kitchen:video", R.VIDEO_ID: "kitchen", R.START_S: 0.0, R.END_S: 20.0, R.DURATION_S: 20.0,
-       R.SAMPLE_SCOPE: R.SCOPE_VIDEO,
-       R.ANNOTATIONS: {"title": "Kitchen and garden", "segments": [{"start_s": a, "end_s": b, "text": t}
-                                                                  for a, b, t in SEGMENTS]}}
+from test_h7_saliency import DEAD, ROW  # noqa: E402  (the 20-s kitchen video of four annotated segments)
 
 
 @pytest.fixture(scope="module")
