@@ -281,8 +281,11 @@ def test_cot_evidence_times_rendered(build_dir, canonical, tmp_path):
     for r in recs:
         row = canonical[r["id"]]
         ts = row[R.RATIONALE_STEPS][0]["evidence_timestamps_s"]
-        frames = [round((t - row[R.START_S]) * row[R.FPS]) for t in ts]
-        assert f"(at {', '.join(f'frame {f}' for f in frames)})" in r["messages"][1]["content"]
+        # two times that bound a span (not two cited frames) in the span form the same interval has elsewhere
+        # (h17 F9: "at frame 32, frame 82" beside "frames 33 - 81"): first frame at/after a, last before b
+        a, b = (t - row[R.START_S] for t in ts)
+        first, last = math.ceil((a - 1e-3) * row[R.FPS]), math.ceil((b - 1e-3) * row[R.FPS]) - 1
+        assert f"(frames {first} - {last})" in r["messages"][1]["content"]
 
 
 def test_clips_are_cut_to_their_interval(build_dir, canonical, tmp_path):

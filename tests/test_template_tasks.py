@@ -297,12 +297,17 @@ def test_teacher_task_replies_become_spans_from_clue_times(clip_rows):
         "grounded_qa": {"per_clip": 2}, "reasoning_localization": {}, "highlights": {}, "summarization": {}}),
         RunContext(output_dir="", teachers=DEAD))
     stage.setup()
+    asked = TASK_FAMILIES["grounded_qa"].plan(stage, row, build_clues(row, stage.config),
+                                              stage.config.tasks.grounded_qa)[1][0].extra["target"]
+    other = "E1" if asked.id != "E1" else "E5"
     clues, pending, out = _plan_and_finish(stage, row, "grounded_qa", [
-        {"question": "What appears on the card?", "answer": "Numbers.", "evidence": ["E4", "E5"]},
+        {"question": "What appears on the card?", "answer": "Numbers.", "evidence": [other, asked.id]},
         {"question": "What scrolls?", "answer": "Bars.", "evidence": []}])
     assert len(pending) == 2 and all(c.id not in ("C1",) for c in pending[0].extra["spans"])   # C1 covers the row
     good, bad = out
-    assert good[R.ANSWER_SPANS] == [{"start_s": 8.1, "end_s": 13.5}] and good[R.ANSWER] == "Numbers. ({{span:8.1,13.5}})"
+    # the span is the asked moment's own; the other cited clue is evidence only (h17 F2: no union)
+    a, b = asked.start_s, asked.end_s
+    assert good[R.ANSWER_SPANS] == [{"start_s": a, "end_s": b}] and good[R.ANSWER] == f"Numbers. ({{{{span:{a:g},{b:g}}}}})"
     assert isinstance(bad, Reject) and bad.reason == "bad_reply"
     target = TASK_FAMILIES["reasoning_localization"].plan(stage, row, clues, stage.config.tasks.reasoning_localization)[1][0]\
         .extra["target"]
@@ -323,10 +328,10 @@ def test_teacher_task_replies_become_spans_from_clue_times(clip_rows):
                                                         {"id": "E2", "score": 3}]}])
     s = out[0]
     assert not isinstance(s, Reject), s.message
-    assert s[R.ANSWER_SPANS] == [{"start_s": 2.2, "end_s": 3.6}, {"start_s": 10.2, "end_s": 13.5},
-                                 {"start_s": 11.0, "end_s": 12.5}]
+    # T1 (11.0-12.5) lies inside E5 (10.2-13.5): one span, rated the higher (h17 F3: no nested highlights)
+    assert s[R.ANSWER_SPANS] == [{"start_s": 2.2, "end_s": 3.6}, {"start_s": 10.2, "end_s": 13.5}]
     # scores on VTG-IT's 1..5 saliency scale: 1 + 4 * score / scale
-    assert s[R.ANSWER_SCORES] == [4.0, 5.0, 4.0] and s[R.ANSWER].splitlines()[1] == "{{span:10.2,13.5}} saliency 5"
+    assert s[R.ANSWER_SCORES] == [4.0, 5.0] and s[R.ANSWER].splitlines()[1] == "{{span:10.2,13.5}} saliency 5"
     _, _, out = _plan_and_finish(stage, row, "highlights", [{"query": pending_query(stage, row),
                                                              "scores": [{"id": "E1", "score": 1}]}])
     assert out[0].reason == "no_highlight"

@@ -170,13 +170,22 @@ def answer_text(item: Item, tf: TimeFormat) -> str:
     return ans
 
 
+def step_times(times: list[float], frame_times: set[float], tf: TimeFormat) -> str:
+    """A rationale step's evidence times: two that bound a span (a speech segment, an event: anything but two
+    cited frames / step moments) as that span, in the span form the same interval has elsewhere ("frames
+    33 - 81", not "at frame 32, frame 82"); otherwise each as a moment."""
+    if len(times) == 2 and times[0] < times[1] and not all(round(t, 6) in frame_times for t in times):
+        return f" ({tf.span(times[0], times[1])})"
+    return f" (at {', '.join(tf.point(t) for t in times)})" if times else ""
+
+
 def cot_text(item: Item, tf: TimeFormat) -> str:
     steps = item.get(R.RATIONALE_STEPS)
     if steps:
         lines = []
+        frame_times = {round(float(t), 6) for t in ((item.get(R.EVIDENCE) or {}).get("frame_timestamps_s") or [])}
         for s in steps:
-            times = s.get("evidence_timestamps_s") or []
-            where = f" (at {', '.join(tf.point(t) for t in times)})" if times else ""
+            where = step_times(sorted(s.get("evidence_timestamps_s") or []), frame_times, tf)
             lines.append(f"{tf.render_text(s['text'])}{where}")
         reasoning = "\n".join(lines)
     else:

@@ -35,6 +35,8 @@ class DenseConfig(_Sub):
     max_description_chars: int = Field(300, ge=10, le=4000)
     tolerance_s: float = Field(0.5, ge=0)       # a time at most this far outside the clip is clamped
     on_out_of_range: Literal["drop_event", "reject_row"] = "drop_event"   # beyond the tolerance
+    min_event_s: float = Field(0.5, ge=0)       # a shorter event (zero-length too) is dropped, counted; 0: any length
+    duplicate_tolerance_s: float = Field(0.25, ge=0)   # start and end this close to a kept event's: dropped, counted
 
 
 class MultiTeacherConfig(_Sub):

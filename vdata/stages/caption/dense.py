@@ -6,6 +6,14 @@ merged. A window's prompt asks for times "in seconds from the start of the clip,
 own start and end, and marks each frame with its clip time, so an event of a later window timed inside
 [0, window length] (a model counting from its first frame) is out of its span: dropped and counted, never
 shifted on a guess. The same event from several windows (same times and text) is kept once.
+
+An event shorter than `dense.min_event_s` (0.5 s by default, so zero-length ones too: "2.0 - 2.0 seconds",
+or both times of an event past the clip's end clamped to it) is no event of a dense caption: dropped
+(`min_event_s: 0` keeps every length). Events whose start and end both lie within
+`dense.duplicate_tolerance_s` of an event kept before them (in time order; the reply's order among equal
+times) repeat its times with other words: only the first is kept. Both are counted in the row's
+`dense_events_dropped` (with the problems in a reject's detail), never a reason for `reject_row`, which is
+about times outside the clip.
 """
 from __future__ import annotations
 
@@ -42,18 +50,25 @@ def dense_time_bound(duration_s: float) -> float:
 class EventCheck:
     events: list[tuple[float, float, str]]    # clip-relative, inside [0, duration], sorted by start
     repaired: int = 0                          # timestamps clamped into the clip
-    dropped: int = 0                           # events dropped
+    dropped: int = 0                           # events dropped: times outside the span, reversed, not numbers
+    short: int = 0                             # events dropped: shorter than the minimum (or zero-length)
+    repeated: int = 0                          # events dropped: the times of an event kept before, other words
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def dropped_total(self) -> int:
+        return self.dropped + self.short + self.repeated
 
 
 def check_events(raw_events: list[dict], duration_s: float, tolerance_s: float,
-                 span: tuple[float, float] | None = None, where: str = "") -> EventCheck:
+                 span: tuple[float, float] | None = None, where: str = "", min_event_s: float = 0.0) -> EventCheck:
     """Validate model events against the clip [0, duration_s], or against `span` (a window of it),
     in clip-relative seconds.
 
     A time within `tolerance_s` outside the span is clamped (counted as repaired); further out, or an
-    event that ends before it starts, is dropped (counted, with the reason in `problems`). `where` names
-    the window in the problems.
+    event that ends before it starts, is dropped (counted, with the reason in `problems`). An event that
+    (clamped) lasts less than `min_event_s` (> 0: zero-length ones too) is dropped and counted in `short`.
+    `where` names the window in the problems.
     """
     lo, hi = span if span is not None else (0.0, duration_s)
     what = f"the window [{lo:g}, {hi:g}]s" if span is not None else f"the clip [0, {duration_s:g}]s"
@@ -86,31 +101,48 @@ def check_events(raw_events: list[dict], duration_s: float, tolerance_s: float,
         if not ok:
             out.dropped += 1
             continue
+        length = fixed[1] - fixed[0]
+        if min_event_s > 0 and length < min_event_s - 1e-9:
+            out.short += 1
+            out.problems.append(f"{where}event {k}: lasts {length:g}s ({fixed[0]:g}-{fixed[1]:g}s), "
+                                f"under the minimum {min_event_s:g}s")
+            continue
         out.events.append((fixed[0], fixed[1], str(ev.get("description") or "").strip()))
     out.events.sort(key=lambda e: (e[0], e[1]))
     return out
 
 
 def window_events(replies: list[list[dict]], spans: list[tuple[float, float]], duration_s: float,
-                  tolerance_s: float) -> EventCheck:
+                  tolerance_s: float, min_event_s: float = 0.0, duplicate_tolerance_s: float = 0.0) -> EventCheck:
     """Every window's events checked against that window's span (one window: the whole clip), pooled and
-    sorted; an event that several windows give alike (same times, same text) is kept once."""
+    sorted; an event that several windows give alike (same times, same text) is kept once, silently (it
+    is the same event); one whose start and end are both within `duplicate_tolerance_s` of an event kept
+    before it, in other words, is dropped and counted in `repeated`."""
     windowed = len(spans) > 1
     pooled = EventCheck(events=[])
     for k, (events, span) in enumerate(zip(replies, spans)):
         check = check_events(events, duration_s, tolerance_s, span if windowed else None,
-                             f"window {k}: " if windowed else "")
+                             f"window {k}: " if windowed else "", min_event_s)
         pooled.events += check.events
         pooled.repaired += check.repaired
         pooled.dropped += check.dropped
+        pooled.short += check.short
         pooled.problems += check.problems
     seen: set = set()
-    unique = []
+    unique: list[tuple[float, float, str]] = []
     for a, b, text in sorted(pooled.events, key=lambda e: (e[0], e[1])):
         key = (a, b, " ".join(text.lower().split()))
-        if key not in seen:
-            seen.add(key)
-            unique.append((a, b, text))
+        if key in seen:
+            continue
+        seen.add(key)
+        same = next((u for u in unique if abs(u[0] - a) <= duplicate_tolerance_s + 1e-9
+                     and abs(u[1] - b) <= duplicate_tolerance_s + 1e-9), None)
+        if same is not None:
+            pooled.repeated += 1
+            pooled.problems.append(f"event {a:g}-{b:g}s {text[:40]!r} repeats the times of {same[0]:g}-{same[1]:g}s "
+                                   f"{same[2][:40]!r} (within {duplicate_tolerance_s:g}s): kept once")
+            continue
+        unique.append((a, b, text))
     pooled.events = unique
     return pooled
 
@@ -136,8 +168,9 @@ async def dense(cap: Captioner, clip: Clip) -> dict:
         captions.append(str(reply.get("caption") or "").strip())
         shots.append(reply.get("shot_type"))
         moves.append(reply.get("camera_movement"))
-    check = window_events(replies, spans, clip.duration_s, d.tolerance_s)
-    detail = {"problems": check.problems[:20], "repaired": check.repaired, "dropped": check.dropped,
+    check = window_events(replies, spans, clip.duration_s, d.tolerance_s, d.min_event_s, d.duplicate_tolerance_s)
+    detail = {"problems": check.problems[:20], "repaired": check.repaired, "dropped": check.dropped_total,
+              "out_of_range": check.dropped, "short": check.short, "repeated": check.repeated,
               "raw": [r.text for r in results]}
     inside = f"its window of the clip (windows {_spans_text(spans)})" if len(spans) > 1 else \
         f"the clip [0, {clip.duration_s:g}]s"
@@ -148,7 +181,8 @@ async def dense(cap: Captioner, clip: Clip) -> dict:
     if not check.events:
         raise RowReject(cap.reject(clip.row, "no_valid_events",
                                    f"caption: none of the {sum(map(len, replies))} dense event(s) lies inside "
-                                   f"{inside}", **detail))
+                                   f"{inside}" + (f" and lasts at least {d.min_event_s:g}s" if d.min_event_s > 0
+                                                  else ""), **detail))
     if len(captions) == 1:
         caption = nonempty(captions[0], t, "dense")
     else:
@@ -158,7 +192,7 @@ async def dense(cap: Captioner, clip: Clip) -> dict:
     steps = [(w[0].abs_s, text) for w, text in zip(windows, captions)] if len(windows) > 1 else None
     return cap.row(clip, caption=caption, teacher=t, steps=steps, events=events,
                    shot_type=majority(shots), camera_movement=majority(moves),
-                   repaired=check.repaired, dropped=check.dropped)
+                   repaired=check.repaired, dropped=check.dropped_total)
 
 
 def _spans_text(spans: list[tuple[float, float]]) -> str:

@@ -31,8 +31,9 @@ class CaptionStage(Stage):
     name = "caption"
     # 2: dense events checked against their own window, duplicates kept once; 3: a prose reply cut at
     # max_tokens keeps its complete sentences, or rejects its clip when it has none (it was kept whole, cut
-    # mid-sentence); the video's title/description in multi_frame
-    version = 3
+    # mid-sentence); the video's title/description in multi_frame; 4: dense events shorter than
+    # `dense.min_event_s` (or zero-length) and events repeating another's times dropped, counted
+    version = 4
     HUB_MODEL_FIELDS = ("multi_teacher.embedding_model", "multi_teacher.similarity_model")
     needs_video = True
     Config = CaptionConfig

@@ -13,6 +13,13 @@ of the model as free numbers: a reply cites clue ids and the stage maps them bac
 segments; whatever it cuts is counted in `stats` (the stage reports the counts to the run manifest).
 The teacher's window bounds the whole list in `budget.py`.
 
+A timed clue is clamped to the row's interval (`clamp_to_row`, as speech_captions' `row_speech` does): speech
+that runs across a cut (an ASR segment given to the clip holding its middle, an annotation item within the
+tolerance of an edge) is listed, stored and answered with the part inside the row, never with a time
+before the clip starts or after it ends. `Clue.full_s` keeps the length it had before: a clue with less
+than `MIN_MOMENT_S` or less than half of itself inside the row (`cut_short`) is still a clue the teacher
+reads, but no moment a task asks about or answers with (`grounded.moments`, grounding targets).
+
 A clue's `text` is the source's text as written: the prompt shows it literally (`Prompt.render`
 substitutes values once, never re-reading them). Where a sample stores it (`evidence`), it is escaped
 (`vdata.prompts.escape_placeholders`): a transcript saying "{{t:5}}" is speech, not a time for the exports.
@@ -20,7 +27,7 @@ substitutes values once, never re-reading them). Where a sample stores it (`evid
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from vdata.prompts import escape_placeholders, shorten
@@ -31,6 +38,8 @@ Kind = Literal["caption", "video_caption", "event", "step", "speech", "chapter",
 _LABELS = {"caption": "caption of the clip", "video_caption": "caption of the whole video", "event": "event",
            "step": "what changes", "speech": "speech", "chapter": "chapter", "context": "about the video"}
 TIME_TOLERANCE_S = 0.05   # an annotation item this close to the row's edges still counts as inside
+MIN_MOMENT_S = 0.2        # a clue cut by the row's edge to less than this is no moment of the row
+MIN_INSIDE = 0.5          # ... nor one with less than this share of its length inside the row
 
 
 @dataclass
@@ -43,6 +52,7 @@ class Clue:
     image: bytes | None = None
     label: str | None = None          # how the prompt names it, when not the kind's own name
     span_evidence: bool = False       # stored in evidence with its span (a clip caption at video scope)
+    full_s: float | None = None       # its length before it was clamped to the row (None: not clamped)
 
     @property
     def timed(self) -> bool:
@@ -75,6 +85,47 @@ class Clue:
         if self.end_s is None or self.end_s == self.start_s:
             return [float(self.start_s)]
         return [float(self.start_s), float(self.end_s)]
+
+
+def cut_short(c: Clue) -> bool:
+    """A clue clamped to the row with too little of it left inside to be a moment of the row."""
+    if c.full_s is None or c.start_s is None or c.end_s is None:
+        return False
+    inside = float(c.end_s) - float(c.start_s)
+    return inside < MIN_MOMENT_S or inside < MIN_INSIDE * c.full_s
+
+
+def row_bounds(row: dict) -> tuple[float, float]:
+    start, end = row.get(R.START_S), row.get(R.END_S)
+    return float(start or 0.0), float(end) if end is not None else float("inf")
+
+
+def clamp_to_row(clues: list[Clue], start: float, end: float, stats: Counter | None = None) -> list[Clue]:
+    """The clues with their times inside [start, end]: a span cut to the part inside (its former length in
+    `full_s`), a point outside moved to the edge; a span wholly outside the row is left out (counted)."""
+    out = []
+    for c in clues:
+        if c.start_s is None:
+            out.append(c)
+            continue
+        a = float(c.start_s)
+        b = float(c.end_s) if c.end_s is not None else a
+        if a >= start and b <= end:
+            out.append(c)
+            continue
+        if b == a:   # a point a hair outside (a frame or step time at the edge)
+            t = min(max(a, start), end)
+            out.append(replace(c, start_s=t, end_s=t if c.end_s is not None else None))
+            continue
+        lo, hi = max(a, start), min(b, end)
+        if stats is not None:
+            stats["clues_clamped_to_row"] += 1
+        if not hi > lo:
+            if stats is not None:
+                stats["clues_outside_row"] += 1
+            continue
+        out.append(replace(c, start_s=lo, end_s=hi, full_s=c.full_s if c.full_s is not None else b - a))
+    return out
 
 
 def clue_lines(clues: list[Clue]) -> str:
@@ -115,7 +166,7 @@ def build_clues(row: dict, cfg, stats: Counter | None = None) -> list[Clue]:
     receives the truncation counts. A video row (`sample_scope: video`) gets the video's clues."""
     cut = _Bounded(stats)
     if is_video_row(row):
-        return _video_clues(row, cfg, cut)
+        return clamp_to_row(_video_clues(row, cfg, cut), *row_bounds(row), cut.stats)
     clues: list[Clue] = []
     limit = cfg.max_clue_chars
     start, end = row.get(R.START_S), row.get(R.END_S)
@@ -134,7 +185,7 @@ def build_clues(row: dict, cfg, stats: Counter | None = None) -> list[Clue]:
         clues.append(Clue("T1", "speech", cut(row[R.TRANSCRIPT_TEXT], limit * 2), start, end))
     clues += _frame_clues(row, cfg)
     clues += annotation_clues(row, limit, cut, whole_video=False)
-    return clues
+    return clamp_to_row(clues, *row_bounds(row), cut.stats)
 
 
 def _video_clues(row: dict, cfg, cut: _Bounded) -> list[Clue]:

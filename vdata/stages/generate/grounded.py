@@ -1,16 +1,21 @@
 """Teacher tasks whose answer is text *and* a span of the video; the span is always clues' own times.
 
 - `grounded_qa` (NExT-GQA, Xiao et al., CVPR 2024; Grounded-VideoLLM's grounded VideoQA): a question, its
-  answer, and the supporting span — the union of the timed clues the reply cites as evidence. The request
-  names one moment (a seeded pick among the timed clues) to ask about, so a row's questions spread over
-  its moments.
+  answer, and the supporting span. The request names one moment (a seeded pick among the timed clues) to
+  ask about, so a row's questions spread over its moments; the supporting span is that moment's own span.
+  The reply cites the timed clues that show the answer: a reply that does not cite the moment it was
+  asked about is rejected `evidence_off_target` (its answer may be about something else); the other clues
+  it cites are kept as evidence but never widen the span (a union of disjoint citations spanned most of
+  the video).
 - `reasoning_localization` (LITA's Reasoning Temporal Localization, Huang et al., ECCV 2024): a question that
   needs reasoning to find a moment (it describes a need, a cause or a consequence instead of naming the
   event), answered by that moment's interval plus an explanation. The moment is chosen by the stage and
   the teacher writes the question and the explanation, so the interval is never a model number.
 
 Moments are the row's timed clues with an extent (events, speech segments, clip captions and annotation
-items at `scope: video`); a clue that covers the whole row says nothing about *when* and is left out.
+items at `scope: video`), inside the row (clues are clamped to it, see `clues.py`); a clue that covers the
+whole row says nothing about *when* and is left out, and so is one the row's edge cut to less than 0.2 s
+or to less than half of itself (speech running across a cut belongs to the other clip).
 The answer text carries the span as a `{{span:a,b}}` placeholder (`answer_format`), `answer_spans` the
 video-absolute seconds.
 """
@@ -25,7 +30,7 @@ from pydantic import Field, field_validator
 from vdata.schemas import records as R
 
 from .annotated import check_template, span_placeholder
-from .clues import Clue, cited, clue_lines, evidence
+from .clues import Clue, clamp_to_row, cited, clue_lines, cut_short, evidence, row_bounds
 from .common import Pending, Strict, TaskFamily, id_list, stable_hash, strict_object, teacher_request, text_field
 
 if TYPE_CHECKING:
@@ -44,7 +49,7 @@ def _answer_format(value: str, needs: str) -> str:
 
 class GroundedQATask(Strict):
     per_clip: int = Field(1, ge=0, le=16)
-    max_evidence: int = Field(3, ge=1, le=8)       # timed clues a reply may cite for its span
+    max_evidence: int = Field(3, ge=1, le=8)       # timed clues a reply may cite as evidence (the target among them)
     answer_format: str = "$answer ($span)"         # $answer, $span (rendered per export)
 
     @field_validator("answer_format")
@@ -65,11 +70,12 @@ class ReasoningLocalizationTask(Strict):
 
 
 def moments(row: dict, clues: list[Clue]) -> list[Clue]:
-    """Timed clues with an extent that do not cover the whole row, in time order."""
-    start, end = float(row[R.START_S]), float(row[R.END_S])
+    """Timed clues with an extent that do not cover the whole row, in time order, clamped to the row (a
+    no-op for `build_clues`' clues); a clue the row's edge cuts short (`cut_short`) is no moment."""
+    start, end = row_bounds(row)
     out = []
-    for c in clues:
-        if c.kind == "frame" or not c.timed or c.end_s is None or not c.end_s > c.start_s:
+    for c in clamp_to_row(clues, start, end):
+        if c.kind == "frame" or not c.timed or c.end_s is None or not c.end_s > c.start_s or cut_short(c):
             continue
         if c.start_s - start <= COVER_TOLERANCE_S and end - c.end_s <= COVER_TOLERANCE_S:
             continue
@@ -107,7 +113,7 @@ def _plan_grounded(stage: StageView, row: dict, clues: list[Clue], tcfg: Grounde
     for i, target in enumerate(targets("grounded_qa", row, spans, tcfg.per_clip)):
         text = prompt.render(clues=clue_text, target_text=target.line(), timed_ids=", ".join(ids))
         req = teacher_request(stage, prompt, text, clues, schema, "grounded_qa", ("grounded_qa", i, target.id, clue_text))
-        pending.append(Pending("grounded_qa", i, "grounded", prompt, req, {"spans": spans}))
+        pending.append(Pending("grounded_qa", i, "grounded", prompt, req, {"spans": spans, "target": target}))
     return [], pending
 
 
@@ -118,11 +124,20 @@ def _finish_grounded(stage: StageView, row, clues, p: Pending, reply: dict, base
     if not question or not answer or not support:
         return [stage.reject(base, "bad_reply", "grounded_qa: needs a question, an answer and at least one timed "
                              "clue as evidence", reply=reply)]
-    a, b = union_span(support)
+    target: Clue = p.extra["target"]
+    if target.id not in {c.id for c in support}:
+        # the answer may be about another moment: its span would be a guess (the union of the cited clues
+        # spanned most of the video when they were far apart)
+        ids = ", ".join(c.id for c in support)
+        return [stage.reject(base, "evidence_off_target", f"grounded_qa: the reply cites {ids} as evidence, "
+                             f"not {target.id}, the moment it was asked about",
+                             reply=reply, moment=target.text)]
+    # the span is the moment's own; the other clues the reply cites are evidence only (they never widen it)
+    a, b = float(target.start_s), float(target.end_s)
     base[R.QUESTION] = question
     base[R.ANSWER] = string.Template(tcfg.answer_format).substitute(answer=answer, span=span_placeholder(a, b))
     base[R.ANSWER_SPANS] = [{"start_s": a, "end_s": b}]
-    base[R.EVIDENCE] = evidence(support)
+    base[R.EVIDENCE] = evidence([target, *support])
     return [base]
 
 

@@ -165,7 +165,9 @@ class GenerateStage(Stage):
     # 6: a unit with no clue still gets its template tasks' missing_annotation rejects; label_mcq asks about
     #    every label by default
     # 7: a reply writing vdata's placeholder syntax (`{{t:`, `{{span:`) is rejected placeholder_in_reply;
-    #    highlights' and streaming's time checks use the shared detector (vdata/prompts/stated_times.py)
+    #    highlights' and streaming's time checks use the shared detector (vdata/prompts/stated_times.py); clues
+    #    clamped to the row (a moment no longer starts before its clip); grounded_qa's span is the asked moment's;
+    #    summary sentences in time order, one stretch each; nested highlights one span; speech_captions one per segment
     version = 7
     Config = GenerateConfig
     # the models a task loads in the workers: checked (and fetched) in the driver first

@@ -1,7 +1,8 @@
 """Timed tasks: grounding, dense_caption and chapter. Every time in their answers is a clue's own time.
 
 - `grounding`: question → interval, built on a dense event or a transcript segment (the teacher rephrases
-  the moment as a question; `rephrase: false` uses a fixed template instead);
+  the moment as a question; `rephrase: false` uses a fixed template instead); the interval is the part of
+  it inside the row, and a target the row's edge cuts short (`clues.cut_short`) is not used;
 - `dense_caption`: the clip's dense events as one timestamped sample; without events, the teacher turns
   transcript segments into event captions (HowToCaption);
 - `chapter`: chapter titles over consecutive events/segments (VidChapters-style).
@@ -16,7 +17,7 @@ from pydantic import Field
 from vdata.prompts import Prompt, escape_placeholders
 from vdata.schemas import records as R
 
-from .clues import Clue, clue_lines, evidence
+from .clues import Clue, clamp_to_row, clue_lines, cut_short, evidence, row_bounds
 from .common import (Pending, Strict, TaskFamily, pick_question, sample_base, spans_answer, stable_hash, strict_object,
                      teacher_request, text_field)
 
@@ -49,7 +50,9 @@ def _plan_grounding(stage: StageView, row: dict, clues: list[Clue], tcfg: Ground
     if not tcfg.per_clip:
         return free, pending
     targets = [c for c in clues if c.kind == "event" or (tcfg.from_speech and c.kind == "speech")]
-    targets = [c for c in targets if c.timed and c.end_s is not None and c.end_s - c.start_s >= tcfg.min_span_s]
+    # inside the row (speech across a cut answers with the part in the clip); cut short by the edge: no target
+    targets = [c for c in clamp_to_row(targets, *row_bounds(row)) if c.timed and c.end_s is not None
+               and c.end_s - c.start_s >= tcfg.min_span_s and not cut_short(c)]
     if not targets:   # no dense events nor speech: said in the manifest's counters, not silently nothing
         stage.counters["grounding_no_target"] += 1
         return free, pending
