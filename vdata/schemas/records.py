@@ -79,7 +79,7 @@ DENSE_EVENTS = "dense_events"                  # list<struct<start_s, end_s, des
 SHOT_TYPE = "shot_type"
 CAMERA_MOVEMENT = "camera_movement"
 DENSE_TIMESTAMPS_REPAIRED = "dense_timestamps_repaired"   # model timestamps clamped into the clip
-DENSE_EVENTS_DROPPED = "dense_events_dropped"             # events dropped: too far outside, or end < start
+DENSE_EVENTS_DROPPED = "dense_events_dropped"             # events dropped: too far outside, end < start, too short or repeated
 # --- video level, denormalised onto each clip row: clip captions merged hierarchically (video_caption stage) ---
 VIDEO_CAPTION = "video_caption"                # one description of the whole video, in time order
 VIDEO_CAPTION_TEACHER = "video_caption_teacher"
