@@ -296,7 +296,8 @@ def test_push_haystack_benchmark_items(build_dir, tmp_path_factory, token, tmp_p
         snap = tmp_path / "snap"
         hub.write_snapshot("me/needles", snap)
     meta = _front_matter((snap / "README.md").read_text())
-    assert [c["config_name"] for c in meta["configs"]] == ["haystack"] and meta["license"] == "mit"
+    # the items, and the lmms-eval task written for this repo as the default config (h18 F17)
+    assert [c["config_name"] for c in meta["configs"]] == ["lmms_eval", "haystack"] and meta["license"] == "mit"
     ds = datasets.load_dataset(str(snap), "haystack", split="test", cache_dir=str(tmp_path / "c"))   # a benchmark
     assert ds["question_id"] == ["item0"]                                  # the row whose video is missing is dropped
     assert (snap / ds[0]["video"]).read_bytes() == src.read_bytes()

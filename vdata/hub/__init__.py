@@ -16,8 +16,9 @@ Layouts by `--format`:
   (`<name>_*.yaml`, `utils.py`, `lmms_eval/*.parquet`) that use the same videos, so one repo loads in
   `datasets`, LLaMA-Factory and lmms-eval. `path` / `source_uri` are relative to the folder of the build's
   local inputs (`parquet.relative_source_columns`): no path of this machine goes public. A `vdata haystack`
-  benchmark: its items as the `haystack` config (split `test`) and its videos; its lmms-eval and VLMEvalKit
-  folders stay in the benchmark folder, as its card says.
+  benchmark: its items as the `haystack` config (split `test`), its videos, and its lmms-eval task written
+  for this repo (`hub/haystack_task.py`: `lmms_eval/<task>/`, the default config `lmms_eval`, zip shards);
+  its VLMEvalKit TSV stays in the benchmark folder, as its card says.
 - `llava`: the LLaVA-Video JSON files, videos as files.
 - `sharegpt`: the LLaMA-Factory files, videos as files.
 - `lmms-eval`: the task folder with videos as zip shards (`videos_000.zip`, …), which lmms-eval
@@ -276,6 +277,13 @@ def stage(out_dir: str, folder: str, format: str = "parquet", repo_id: str | Non
             side_notes, side_splits = _training_side_files(out_dir, folder, repo_id, common, rows_by_split, splits)
             notes += side_notes
             carried.update(side_splits)
+        else:   # its lmms-eval task, loading this repo (its table the default config)
+            from .haystack_task import stage_haystack_task
+
+            task_configs, task_notes = stage_haystack_task(build.path, folder, repo_id,
+                                                           (build.manifest or {}).get("name") or os.path.basename(out_dir))
+            configs = [*task_configs, *configs]
+            notes += task_notes
     else:
         chosen = carried[format]
         split = split_label(rows_by_split, format, chosen)
@@ -300,7 +308,7 @@ def stage(out_dir: str, folder: str, format: str = "parquet", repo_id: str | Non
             zip_videos(folder)
             ignore.append("videos/**")
         notes.append(res.summary())
-    for c in configs[:1]:
+    for c in configs[:1] if not any(c.get("default") for c in configs) else []:
         c["default"] = True
     if os.path.isfile(os.path.join(folder, EXPORT_LEDGER)):   # the exports' bookkeeping, not the dataset's
         os.remove(os.path.join(folder, EXPORT_LEDGER))
