@@ -61,7 +61,8 @@ def test_lmms_eval_folder_is_well_formed(built, monkeypatch):
         letters = [o.split(". ", 1)[0] for o in doc["options"]]
         assert letters == ["A", "B", "C", "D"]
         chosen = doc["options"][letters.index(doc["answer"])].split(". ", 1)[1]
-        assert chosen == item[H.ANSWER] and doc["videoID"] == item[H.ITEM_ID]
+        assert chosen == item[H.ANSWER] and doc["item_id"] == item[H.ITEM_ID]
+        assert f"videos/{doc['videoID']}.mp4" == item[H.VIDEO_PATH] != f"videos/{item[H.ITEM_ID]}.mp4"   # opaque
         assert doc["task_type"] == item[H.TASK] and doc["duration"] == "24s"
 
     monkeypatch.delenv("VDATA_HAYSTACK_VIDEO_DIR", raising=False)
@@ -118,7 +119,7 @@ def test_videos_ship_as_zip_shards_that_utils_can_extract(built, tmp_path, monke
         with zipfile.ZipFile(s) as z:
             assert all(i.compress_type == zipfile.ZIP_STORED for i in z.infolist())
             members |= set(z.namelist())
-    ids = {r[H.ITEM_ID] for r in pq.read_table(built.paths["items"]).to_pylist()}
+    ids = {Path(r[H.VIDEO_PATH]).stem for r in pq.read_table(built.paths["items"]).to_pylist()}   # opaque names
     assert members == {f"{i}.mp4" for i in ids}
 
     # Shipped alone (no local video folder): utils.py extracts the shards next to itself on first use.

@@ -44,7 +44,7 @@ def test_build_of_a_haystack_config_builds_the_benchmark(tmp_path):
     assert res.exit_code == 0, res.output
     rows = pq.read_table(tmp_path / "out" / "items.parquet").to_pylist()
     assert rows and all(r[H.VERIFIED] is True for r in rows)
-    assert (tmp_path / "out" / "videos" / f"{rows[0][H.ITEM_ID]}.mp4").exists()
+    assert (tmp_path / "out" / rows[0][H.VIDEO_PATH]).exists()
     assert "1 items, 2 questions" in res.output
 
 

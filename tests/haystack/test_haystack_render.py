@@ -14,6 +14,8 @@ import pytest
 
 from .haystack_helpers import ALL_TASKS, haystack_config
 from vdata.haystack import build_haystack, rebuild_haystack
+from vdata.haystack.config import load_haystack_config
+from vdata.haystack.planner import media_name
 from vdata.haystack.render import Renderer
 from vdata.haystack.run import item_plans
 from vdata.haystack.verify import Verifier
@@ -41,6 +43,9 @@ def test_every_task_and_needle_type_renders_and_verifies(built):
         assert (info["width"], info["height"]) == (426, 240) and info["fps"] == 25.0
         assert abs(info["duration_s"] - 24.0) < 0.05 and info["has_audio"]
         detail = json.loads(r[H.VERIFY_DETAIL])
+        named_absent = [c for c in detail if "named_absent" in c]   # distractors etc.: checked absent (h18 F1)
+        assert all(c["named_absent"] for c in named_absent), named_absent
+        detail = [c for c in detail if "named_absent" not in c]
         assert len(detail) == len(r[H.PLACEMENTS])
         for check in detail:
             assert check["present"] and check["absent_outside"], check
@@ -54,7 +59,7 @@ def test_every_task_and_needle_type_renders_and_verifies(built):
     assert kinds_checked == {"image", "text", "clip", "audio"}     # phash, OCR and ASR all exercised
     import av
 
-    with av.open(os.path.join(built.out_dir, "videos", next(iter(items)) + ".mp4")) as c:
+    with av.open(os.path.join(built.out_dir, next(iter(items.values()))[H.VIDEO_PATH])) as c:
         v, a = c.streams.video[0], c.streams.audio[0]
         assert abs(float(v.duration * v.time_base) - float(a.duration * a.time_base)) < 0.1   # audio in sync
 
@@ -123,16 +128,17 @@ def test_failed_item_is_dropped_and_counted(hs_root, tmp_path, monkeypatch):
                           needles=[{"type": "image", "from": "needles/images/*.jpg", "duration_s": 1.0}])
     real = Renderer.render_item
     victim = "retrieval-image-24s-n1-u-1"
+    victim_video = media_name(load_haystack_config(cfg).haystack.seed, victim)   # opaque file names (h18 F3)
 
     def faulty(self, base_path, placements, out_path):   # fault injection: this item loses its needle
-        return real(self, base_path, [] if victim in out_path else placements, out_path)
+        return real(self, base_path, [] if victim_video in out_path else placements, out_path)
 
     monkeypatch.setattr(Renderer, "render_item", faulty)
     result = build_haystack(cfg, out_dir=str(tmp_path / "o"))
     assert result.kept == 1 and dict(result.rejected) == {"needle_missing": 1}
     kept = {r[H.ITEM_ID] for r in pq.read_table(result.paths["items"]).to_pylist()}
     assert victim not in kept and len(kept) == 1
-    assert not (tmp_path / "o" / "videos" / f"{victim}.mp4").exists()
+    assert not (tmp_path / "o" / "videos" / f"{victim_video}.mp4").exists()
     rejects = pq.read_table(result.paths["rejects"]).to_pylist()
     assert [(r["sample_id"], r["reason"]) for r in rejects] == [(victim, "needle_missing")]
     assert "not on screen" in rejects[0]["message"]
@@ -153,8 +159,9 @@ def test_rebuild_from_manifest_is_byte_identical(built, hs_root, tmp_path):
         wanted.setdefault(r[H.NEEDLE_TYPE], r[H.ITEM_ID])
     result = rebuild_haystack(built.out_dir, [str(public)], out_dir=str(tmp_path / "re"), item_ids=set(wanted.values()))
     assert result.kept == len(wanted) == 4
+    video_of = {r[H.ITEM_ID]: r[H.VIDEO_PATH] for r in rows}
     for item_id in wanted.values():
-        assert _md5(tmp_path / "re" / "videos" / f"{item_id}.mp4") == _md5(os.path.join(built.out_dir, "videos", f"{item_id}.mp4"))
+        assert _md5(tmp_path / "re" / video_of[item_id]) == _md5(os.path.join(built.out_dir, video_of[item_id]))
     assert result.reproduction == {"bytes": 4} and result.differing == []
     header = json.load(open(os.path.join(built.out_dir, "manifest.json")))
     assert header["render"]["determinism"]["promise"] == "bytes"

@@ -31,6 +31,7 @@ DATA_LEVELS = ("samples", "haystack", "clips", "videos")
 # The sink files kept rows by their video's split (`SplitsConfig`): `<level>/part-…-<split>.parquet`.
 _SPLIT_OF_FILE = re.compile(r"-(%s)\.parquet$" % "|".join(SPLIT_NAMES))
 HAYSTACK_ITEMS = "items.parquet"   # `vdata haystack` output: its own item schema (vdata.schemas.haystack)
+HAYSTACK_DONE = "run_report.json"  # written last by `vdata haystack build` (vdata.haystack.writers.DONE)
 
 # The subsets a dataset is split into (one JSON / config / task each), after LLaVA-Video-178K's
 # cap / oe / mc files, with the temporal tasks (answers that are spans of the video) in their own subset.
@@ -319,6 +320,9 @@ def open_build(path: str, allow_empty: bool = False) -> BuildDir:
             return BuildDir(path, manifest, level, files, _parquet_files(os.path.join(path, "rejects")))
     if os.path.isfile(os.path.join(path, HAYSTACK_ITEMS)):   # a `vdata haystack` benchmark folder
         require_finished(path)
+        if not os.path.isfile(os.path.join(path, HAYSTACK_DONE)):
+            raise UnfinishedBuild(f"{path}: this benchmark folder is incomplete (interrupted build: no "
+                                  f"{HAYSTACK_DONE}, which the build writes last); run `vdata haystack build` again")
         rej = os.path.join(path, "rejects.parquet")
         return BuildDir(path, manifest, "haystack_items", [os.path.join(path, HAYSTACK_ITEMS)],
                         [rej] if os.path.isfile(rej) else [])

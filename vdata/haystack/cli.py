@@ -54,6 +54,10 @@ def build_cmd(config, render, out_dir, limit, no_verify, quiet):
                       f"verification {t.get('verify_s_per_item', 0)} s/item")
     for name, path in result.paths.items():
         console.print(f"  {name}: {path}")
+    if result.planned and not result.kept:
+        console.print(f"[red]error[/]: none of the {result.planned} planned item(s) was kept "
+                      "(see the reasons above and rejects.parquet)")
+        sys.exit(1)
 
 
 @haystack_cmd.command("plan")

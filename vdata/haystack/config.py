@@ -44,7 +44,9 @@ MIN_NEEDLES = {"ordering": 2, "multihop": 2}
 # Version of the rules that turn a config and its seed into items, part of `benchmark_hash`, so that a
 # config built under other rules never passes for the same benchmark. 2: counting answers balanced over
 # 0..n, gap_s kept in full from both ends, needles placed at the asked depth, too-long needles redrawn.
-ITEM_RULES = 2
+# 3: videos named by an opaque hash (planner.media_name), items naming a needle the video shows as absent
+# (a distractor in the footage) dropped as distractor_on_screen.
+ITEM_RULES = 3
 
 
 class _Strict(BaseModel):
@@ -208,6 +210,16 @@ class OutputSpec(_Strict):
     shard_mb: int = Field(2000, ge=1)                  # lmms-eval zip shard size
     hub_repo: str | None = None                        # write lmms-eval YAMLs that download from this repo
     rows_per_group: int = Field(1000, ge=1)            # Parquet row group size (memory stays flat)
+
+    @field_validator("dir")
+    @classmethod
+    def _local_dir(cls, v):
+        # ffmpeg renders into it and os.* writes the manifest: an s3:// URL would half-write to a local
+        # folder named "s3:" (the Parquet tables alone reaching the bucket through pyarrow)
+        if "://" in v:
+            raise ValueError(f"{v!r} is not a local folder; a haystack benchmark is built into a local folder "
+                             "(copy it or `vdata push` it afterwards)")
+        return v
 
 
 class HaystackConfig(ConfigFile):

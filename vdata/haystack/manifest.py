@@ -61,7 +61,8 @@ def _needle_row(n: Needle) -> dict:
 
 def placement_line(item: ItemPlan) -> str:
     placements = [{k: v for k, v in p.row().items() if k != "label"} for p in item.placements]
-    return json.dumps({"item_id": item.item_id, "haystack_id": item.base.base_id, "placements": placements},
+    return json.dumps({"item_id": item.item_id, "media_id": item.media_id or item.item_id,
+                       "haystack_id": item.base.base_id, "placements": placements},
                       sort_keys=True, separators=(",", ":"))
 
 

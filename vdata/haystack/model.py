@@ -70,10 +70,15 @@ class ItemPlan:
     answer_interval: tuple[float, float] | None = None
     meta: dict = field(default_factory=dict)
     vnbench_type: str | None = None              # VNBench's sub-task id (vnbench.py), None outside its nine
+    # Needles the item names as NOT shown (a wrong option, a counting target asked about 0 times), each
+    # with the box it would have on screen and start_s = end_s = -1: the verifier checks they are not
+    # in the rendered video either (else a "wrong" option is true).
+    absent: list[Placement] = field(default_factory=list)
+    media_id: str = ""                           # opaque file name of the video (set by the planner)
 
     @property
     def video_path(self) -> str:
-        return f"videos/{self.item_id}.mp4"
+        return f"videos/{self.media_id or self.item_id}.mp4"
 
     def rows(self, circular: bool, seed: int, config_hash: str, verified: bool | None,
              verify_detail: str | None) -> list[dict]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import glob as globlib
 import os
+import re
 from dataclasses import dataclass, field
 
 from vdata.media import MediaError
@@ -21,6 +22,8 @@ from .config import HaystackConfig, NeedleSpec
 
 DEFAULT_SHOW_S = 2.0
 MIN_FONT_PX = 12
+MIN_SPEECH_S = 0.1       # an audio needle shorter than this holds no word to hear
+SILENT_PEAK = 1e-3       # ... and one whose loudest sample is under this (full scale 1) is silence
 
 NOUNS = {  # kind: (singular, plural, verb)
     "image": ("image", "images", "shown"),
@@ -145,12 +148,26 @@ def load_needle_sets(cfg: HaystackConfig) -> list[NeedleSet]:
         dup = sorted({lab for lab in labels if labels.count(lab) > 1})
         if dup:
             raise ConfigError(f"{where}: several needles share the label(s) {dup}; labels are how questions name them")
+        _refuse_nested_labels(ns.needles, where)
         ids = [n.needle_id for n in ns.needles]
         if len(set(ids)) != len(ids):
             raise ConfigError(f"{where}: the same content appears twice (identical files or phrases)")
         ns.needles.sort(key=lambda n: n.needle_id)
         sets.append(ns)
     return sets
+
+
+def _refuse_nested_labels(needles: list[Needle], where: str) -> None:
+    """A label that holds another as whole words ("BLUE HORSE" in "BLUE HORSE RACE") makes a question about
+    the shorter one ambiguous: the longer one's showing shows it too (a second true option, a wrong count)."""
+    seqs = sorted(((tuple(re.findall(r"\w+", n.label.casefold())), n.label) for n in needles),
+                  key=lambda x: len(x[0]))
+    for i, (short, a) in enumerate(seqs):
+        for long, b in seqs[i + 1:]:
+            m = len(short)
+            if m and len(long) > m and any(long[j:j + m] == short for j in range(len(long) - m + 1)):
+                raise ConfigError(f"{where}: the label {a!r} is part of the label {b!r}; a question about {a!r} "
+                                  f"would be answered by {b!r}'s showing too: rename or drop one of them")
 
 
 def _file_needle(spec: NeedleSpec, path: str, ref: str) -> Needle:
@@ -170,7 +187,12 @@ def _file_needle(spec: NeedleSpec, path: str, ref: str) -> Needle:
         dur = info["duration_s"] if spec.duration_s is None else min(spec.duration_s, info["duration_s"])
         return Needle(nid, "clip", label, dur, path, ref, info["width"], info["height"])
     if spec.type == "audio":
-        return Needle(nid, "audio", label, audio_duration(path), path, ref)
+        duration, peak = audio_duration(path), audio_peak(path)
+        if duration < MIN_SPEECH_S:
+            raise ValueError(f"no audio samples to speak (duration {duration:.2f} s, at least {MIN_SPEECH_S:g} s needed)")
+        if peak < SILENT_PEAK:
+            raise ValueError(f"silent (peak level {peak:.1e} of full scale): nothing to hear")
+        return Needle(nid, "audio", label, duration, path, ref)
     raise ValueError(f"unknown needle type {spec.type}")
 
 
@@ -190,6 +212,28 @@ def audio_duration(path: str) -> float:
             return samples / float(s.rate)
     except av.error.FFmpegError as e:
         raise MediaError("unreadable", f"not a readable audio file: {e}") from e
+
+
+def audio_peak(path: str) -> float:
+    """The loudest sample of the file's first audio stream, in full scale (0 for no samples)."""
+    import av
+    import numpy as np
+
+    peak = 0.0
+    try:
+        with av.open(path) as c:
+            for frame in c.decode(c.streams.audio[0]):
+                a = frame.to_ndarray()
+                if a.size:
+                    v = a.astype(np.float64)
+                    if a.dtype.kind == "u":     # unsigned samples centre on the middle of their range
+                        v -= (np.iinfo(a.dtype).max + 1) / 2
+                    scale = (np.iinfo(a.dtype).max + 1) / (2 if a.dtype.kind == "u" else 1) \
+                        if a.dtype.kind in "iu" else 1.0
+                    peak = max(peak, float(np.abs(v).max()) / scale)
+    except av.error.FFmpegError as e:
+        raise MediaError("unreadable", f"not a readable audio file: {e}") from e
+    return peak
 
 
 # --- text layout (shared by the renderer, which draws it, and the verifier, which knows where to look) ---

@@ -58,6 +58,13 @@ def item_id(task: str, set_name: str, length_s: float, n: int, depth: float | No
     return f"{task}-{_slug(set_name)}-{length_s:g}s-n{n}-{d}-{rep}"
 
 
+def media_name(seed: int, item_id: str) -> str:
+    """The opaque file name of an item's video (videos/, zip shards, lmms-eval `videoID`, VLMEvalKit
+    `video`): a hash of seed and item id, so a harness that shows the model the file name gives away
+    nothing (the item id spells the task, length, needle count and depth; the id stays in `item_id`)."""
+    return "v" + hashlib.blake2b(f"{seed}|{item_id}".encode(), digest_size=6).hexdigest()
+
+
 def grid(cfg: HaystackConfig, sets: list[NeedleSet]) -> Iterator[tuple[float, str, NeedleSet, int, float | None, int]]:
     h = cfg.haystack
     for length in h.lengths_s:
@@ -105,6 +112,7 @@ def iter_items(cfg: HaystackConfig, sets: list[NeedleSet], bases: dict[float, Ba
         if isinstance(built, str):
             yield SkippedCell(task, nset.name, n, length, depth, built)
             continue
+        built.media_id = media_name(h.seed, iid)
         counters[task] = counter + 1
         if task == "counting":
             count_counters[n] = count_counters.get(n, 0) + 1

@@ -21,7 +21,7 @@ from typing import Callable
 from vdata.media import MediaError
 from vdata.media.hashing import content_id
 from vdata.schemas import haystack as H
-from vdata.schemas.config import VIDEO_EXTENSIONS
+from vdata.schemas.config import VIDEO_EXTENSIONS, ConfigError
 
 from .config import EncodeSpec, HaystackConfig, VerifySpec, load_haystack_config
 from .manifest import (DigestWriter, ManifestWriter, bases_from, build_header, iter_placement_lines, needles_from,
@@ -32,10 +32,14 @@ from .planner import iter_items, plan_bases
 from .render import Renderer, decoded_digest, ffmpeg_version
 from .sources import SkippedSource, Source, load_sources
 from .verify import Verifier, refuse_unverifiable_text
+from . import writers
 from .writers import items_writer, iter_item_rows, rejects_writer, write_lmms_eval, write_summary, write_vlmevalkit
 
 ITEMS = "items.parquet"
 REJECTS = "rejects.parquet"
+# Written last by build and rebuild (and removed when they start): a benchmark folder without it is
+# incomplete (an interrupted build leaves 4-byte Parquet tables), as score and push say.
+DONE = writers.DONE
 
 
 @dataclass
@@ -87,8 +91,8 @@ class _ItemRunner:
         self.t = Counter()
         self.digests = DigestWriter(out_dir)
 
-    def record_digest(self, item_id: str) -> dict:
-        video = os.path.join(self.out_dir, "videos", f"{item_id}.mp4")
+    def record_digest(self, item_id: str, media: str) -> dict:
+        video = os.path.join(self.out_dir, "videos", f"{media}.mp4")
         t0 = time.perf_counter()
         d = {"sha256": _sha256(video), "decoded": decoded_digest(video)}
         self.digests.add(item_id, **d)
@@ -98,8 +102,9 @@ class _ItemRunner:
     def close(self) -> None:
         self.digests.close()
 
-    def render_and_verify(self, item_id: str, base, placements) -> tuple[bool, str | None, str, object]:
-        """(ok, reason, message, detail). A failure leaves no video behind."""
+    def render_and_verify(self, media: str, base, placements, absent=()) -> tuple[bool, str | None, str, object]:
+        """(ok, reason, message, detail) for the video videos/<media>.mp4; `absent`: the needles the item
+        names as not shown, checked absent too. A failure leaves no video behind."""
         if base.base_id in self.failed_bases:
             return False, "render_failed", self.failed_bases[base.base_id], None
         t0 = time.perf_counter()
@@ -113,7 +118,7 @@ class _ItemRunner:
         except MediaError as e:
             self.failed_bases[base.base_id] = f"base haystack {base.base_id}: {e.message}"
             return False, "render_failed", self.failed_bases[base.base_id], None
-        video = os.path.join(self.out_dir, "videos", f"{item_id}.mp4")
+        video = os.path.join(self.out_dir, "videos", f"{media}.mp4")
         try:
             self.renderer.render_item(base_path, placements, video)
         except (MediaError, OSError, ValueError) as e:
@@ -124,7 +129,8 @@ class _ItemRunner:
             return True, None, "", None
         t0 = time.perf_counter()
         try:
-            res = self.verifier.verify(video, placements, base.length_s, where=_footage_at(base, self.sources))
+            res = self.verifier.verify(video, placements, base.length_s, where=_footage_at(base, self.sources),
+                                       absent=list(absent), footage=base_path)
         except Exception as e:   # a crashing check is a failed check, never a stopped run
             res = None
             reason, message, detail = "verify_error", f"{type(e).__name__}: {e}", None
@@ -163,8 +169,9 @@ def build_haystack(config: str | os.PathLike | HaystackConfig, *, render: str | 
     if render not in ("videos", "manifest"):
         raise ValueError("render must be 'videos' or 'manifest'")
     verify = h.verify.enabled if verify is None else verify
-    out = out_dir or cfg.resolve(cfg.output.dir)
+    out = _local_out(out_dir, "--out") if out_dir else cfg.resolve(_local_out(cfg.output.dir, "output.dir"))
     os.makedirs(out, exist_ok=True)
+    _unmark(out)
     result = HaystackResult(out_dir=out, render=render)
 
     sources, result.skipped_sources = load_sources(cfg)
@@ -195,9 +202,10 @@ def build_haystack(config: str | os.PathLike | HaystackConfig, *, render: str | 
             if runner is None:
                 items.add(plan.rows(h.circular_eval, h.seed, bench_hash, None, None))
                 continue
-            ok, reason, message, detail = runner.render_and_verify(plan.item_id, plan.base, plan.placements)
+            ok, reason, message, detail = runner.render_and_verify(plan.media_id, plan.base, plan.placements,
+                                                                   plan.absent)
             if ok:
-                runner.record_digest(plan.item_id)
+                runner.record_digest(plan.item_id, plan.media_id)
                 items.add(plan.rows(h.circular_eval, h.seed, bench_hash, True if verify else None,
                                     json.dumps(detail) if detail is not None else None))
                 result.kept += 1
@@ -225,6 +233,19 @@ def build_haystack(config: str | os.PathLike | HaystackConfig, *, render: str | 
     return result
 
 
+def _local_out(path: str, key: str) -> str:
+    """The haystack build renders with ffmpeg into its output folder: it must be a local one."""
+    if "://" in str(path):
+        raise ConfigError(f"{key}: {path!r} is not a local folder; a haystack benchmark is rendered into a "
+                          "local folder (build there, then copy it or `vdata push` it)")
+    return path
+
+
+def _unmark(out: str) -> None:
+    if os.path.exists(os.path.join(out, DONE)):
+        os.remove(os.path.join(out, DONE))
+
+
 def _export(out: str, name: str, items_path: str, shard_mb: int, hub_repo: str | None) -> dict[str, str]:
     videos = os.path.join(out, "videos")
     return {"lmms_eval": write_lmms_eval(out, name, items_path, videos, shard_mb, hub_repo),
@@ -250,8 +271,9 @@ def _write_report(out: str, result: HaystackResult) -> None:
               "rejected": dict(result.rejected), "skipped_cells": len(result.skipped_cells),
               "skipped_sources": [s.__dict__ for s in result.skipped_sources], "timings": result.timings,
               "paths": result.paths}
-    with open(os.path.join(out, "run_report.json"), "w") as f:
+    with open(os.path.join(out, DONE + ".part"), "w") as f:
         json.dump(report, f, indent=1, default=str)
+    os.replace(os.path.join(out, DONE + ".part"), os.path.join(out, DONE))
 
 
 def plan_haystack(config: str | os.PathLike | HaystackConfig) -> dict:
@@ -310,6 +332,7 @@ def rebuild_haystack(bench_dir: str, search_paths: list[str], out_dir: str | Non
     header = read_header(bench_dir)
     out = out_dir or bench_dir
     os.makedirs(out, exist_ok=True)
+    _unmark(out)
     r = header["render"]
     fps, size = r["fps"], tuple(r["size"])
     items_src = os.path.join(bench_dir, ITEMS)
@@ -343,11 +366,12 @@ def rebuild_haystack(bench_dir: str, search_paths: list[str], out_dir: str | Non
     try:
         for line in lines:
             result.planned += 1
-            ok, reason, message, _ = runner.render_and_verify(line["item_id"], bases[line["haystack_id"]],
+            media = line.get("media_id", line["item_id"])   # manifests before opaque names: the item id
+            ok, reason, message, _ = runner.render_and_verify(media, bases[line["haystack_id"]],
                                                               placements_from(line, needles))
             if ok:
                 result.kept += 1
-                _compare(line["item_id"], runner.record_digest(line["item_id"]), recorded, result, log)
+                _compare(line["item_id"], runner.record_digest(line["item_id"], media), recorded, result, log)
             else:
                 result.rejected[reason] += 1
                 log(f"{line['item_id']}: {reason}: {message}")
@@ -356,6 +380,8 @@ def rebuild_haystack(bench_dir: str, search_paths: list[str], out_dir: str | Non
     items_out = os.path.join(out, ITEMS)
     if os.path.exists(items_src) and os.path.abspath(items_src) != os.path.abspath(items_out):
         shutil.copyfile(items_src, items_out)
+    if os.path.exists(items_out):   # the questions the eval folders hold (rotations included)
+        result.questions = sum(1 for _ in iter_item_rows(items_out, [H.ITEM_ID]))
     if result.differing:
         log(f"{len(result.differing)} rebuilt item(s) differ from the original in decoded frames or samples: "
             + ", ".join(result.differing[:10]))

@@ -17,7 +17,7 @@ from vdata.metrics import circular_accuracy, percent, read_jsonl, recall_at
 from vdata.schemas import haystack as H
 
 from vdata.lmms_task_utils import LETTERS, extract_letter, interval_iou, parse_interval, score_open  # noqa: F401
-from .writers import iter_item_rows, length_label, mme_row
+from .writers import iter_item_rows, length_label, mme_row, require_complete
 
 ID_KEYS = ("question_id", "id", "sample_id")   # the keys `vdata score` reads, so one file suits both
 EXAMPLES_PER_PROBLEM = 5
@@ -117,6 +117,7 @@ def score_predictions(items_path: str, predictions: dict[str, str], form: str = 
     a question of the items."""
     if form not in ("mcq", "open"):
         raise ValueError("form must be mcq or open")
+    require_complete(items_path)
     groups: dict[str, dict[str, list[float]]] = {k: defaultdict(list) for k in ("task", "length", "needle_type")}
     scores, per_item, ious = [], defaultdict(dict), []
     problems: dict[str, list[str]] = defaultdict(list)

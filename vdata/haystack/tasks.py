@@ -68,6 +68,16 @@ def _singles(cell: Cell, nset: NeedleSet, needles: list[Needle], roles: list[str
     return [_place(cell, nset, nd, role, t) for nd, role, t in zip(needles, roles, starts)]
 
 
+def _absent(cell: Cell, nset: NeedleSet, needles: list[Needle], role: str = "distractor") -> list[Placement]:
+    """The needles this item names as NOT shown, each with the box it would have on screen (its own seeded
+    stream: the item's draws stay as they were) and no interval; the verifier checks that the rendered
+    video does not show them either (else the haystack's own footage makes a "wrong" option true)."""
+    b = cell.base
+    return [Placement(nd, role, -1.0, -1.0, nset.style,
+                      screen_box(random.Random(f"{cell.item_id}|absent|{nd.needle_id}"), nd, nset.style,
+                                 nset.scale, b.width, b.height)) for nd in needles]
+
+
 def _depth_of(p: Placement, length_s: float) -> float:
     room = length_s - (p.end_s - p.start_s)
     return round(p.start_s / room, 4) if room > 0 else 0.0
@@ -91,7 +101,8 @@ def _no_fit(cell: Cell, name: str, candidates: list[Needle], fit: list[Needle], 
     fps = cell.base.fps
     limit = _room_s(cell) - extra_s
     head = f"{cell.n} needle(s) with {cell.gap_s:g} s gaps do not fit a {cell.base.length_s:g} s haystack: "
-    head += f"a {name} needle may be at most {limit:.2f} s long" if limit > 0 else "there is no room for any needle"
+    article = "an" if name[:1].lower() in "aeiou" else "a"
+    head += f"{article} {name} needle may be at most {limit:.2f} s long" if limit > 0 else "there is no room for any needle"
     if extra_s:
         head += f" (its slot also holds {extra_s:.2f} s of pair gap and partner)"
     too_long = sorted((nd for nd in candidates if nd not in fit), key=lambda nd: span_s(nd, fps))
@@ -113,8 +124,8 @@ def retrieval(cell: Cell, nset: NeedleSet, payload: NeedleSet) -> ItemPlan | str
     t = cell.rng.randrange(n)
     placed = _singles(cell, nset, inserted, ["target" if i == t else "other" for i in range(n)], t)
     target = inserted[t]
-    distractors = cell.rng.sample([p.label for p in pool if p not in inserted], k - 1)
-    options, ai = _mcq(cell.rng, target.label, distractors, cell.answer_pos)
+    named = cell.rng.sample([p for p in pool if p not in inserted], k - 1)
+    options, ai = _mcq(cell.rng, target.label, [p.label for p in named], cell.answer_pos)
     question = WHICH[nset.kind] + (" Only one of the options appeared." if n > 1 else "")
     in_order = [p.needle.label for p in sorted(placed, key=lambda p: p.start_s)]
     if n == 1:
@@ -123,7 +134,8 @@ def retrieval(cell: Cell, nset: NeedleSet, payload: NeedleSet) -> ItemPlan | str
         open_q, open_a = LIST_ALL[nset.kind], LIST_SEP.join(in_order)
     tp = next(p for p in placed if p.role == "target")
     return _plan(cell, "retrieval", nset, placed, question, options, ai, open_q, open_a,
-                 [target.label] if n == 1 else in_order, target_depth=_depth_of(tp, cell.base.length_s))
+                 [target.label] if n == 1 else in_order, target_depth=_depth_of(tp, cell.base.length_s),
+                 absent=_absent(cell, nset, named))
 
 
 def ordering(cell: Cell, nset: NeedleSet, payload: NeedleSet) -> ItemPlan | str:
@@ -141,6 +153,7 @@ def ordering(cell: Cell, nset: NeedleSet, payload: NeedleSet) -> ItemPlan | str:
     order = [p.needle.label for p in sorted(placed, key=lambda p: p.start_s)]
     correct = ORDER_SEP.join(order)
     wrong: list[str] = []
+    spare_used: list[Needle] = []
     if math.factorial(n) - 1 >= k - 1:
         while len(wrong) < k - 1:   # random distinct permutations (n! can be huge: never list them all)
             # terminates: at least k - 1 wrong permutations exist
@@ -164,12 +177,15 @@ def ordering(cell: Cell, nset: NeedleSet, payload: NeedleSet) -> ItemPlan | str:
         if len(wrong) < k - 1:
             return f"cannot make {k} distinct orderings from {len(pool)} {nset.name} needles"
         wrong = cell.rng.sample(wrong, k - 1)
+        in_options = {lab for w in wrong for lab in w.split(ORDER_SEP)}
+        spare_used = [p for p in pool if p not in inserted and p.label in in_options]
     options, ai = _mcq(cell.rng, correct, wrong, cell.answer_pos)
     listed = ", ".join(f'"{lab}"' for lab in sorted(order))
     question = f"In which order were these {nset.plural} {nset.verb}: {listed}?"
     open_q = (f"List these {nset.plural} in the order they were {nset.verb}: {listed}. "
               f'Answer as "first{ORDER_SEP}second{ORDER_SEP}...".')
-    return _plan(cell, "ordering", nset, placed, question, options, ai, open_q, correct, order)
+    return _plan(cell, "ordering", nset, placed, question, options, ai, open_q, correct, order,
+                 absent=_absent(cell, nset, spare_used))
 
 
 def counting(cell: Cell, nset: NeedleSet, payload: NeedleSet) -> ItemPlan | str:
@@ -196,7 +212,7 @@ def counting(cell: Cell, nset: NeedleSet, payload: NeedleSet) -> ItemPlan | str:
     options, ai = _mcq(cell.rng, str(times), [str(x) for x in cell.rng.sample(numbers, k - 1)], cell.answer_pos)
     question = f"How many times was {REF[nset.kind].format(target.label)} {nset.verb} in the video?"
     return _plan(cell, "counting", nset, placed, question, options, ai, question + " Answer with a number.",
-                 str(times), [target.label])
+                 str(times), [target.label], absent=_absent(cell, nset, [target] if times == 0 else [], "absent_target"))
 
 
 def multihop(cell: Cell, nset: NeedleSet, payload: NeedleSet) -> ItemPlan | str:
@@ -237,16 +253,18 @@ def multihop(cell: Cell, nset: NeedleSet, payload: NeedleSet) -> ItemPlan | str:
         placed.append(_place(cell, payload, p, "target" if i == t else "other", p_start))
     correct = payloads[t].label
     seen = [p.label for i, p in enumerate(payloads) if i != t]
-    fill = [p.label for p in payload_pool if p not in payloads]
+    fill = [p for p in payload_pool if p not in payloads]
     distractors = cell.rng.sample(seen, min(len(seen), k - 1))
-    distractors += cell.rng.sample(fill, k - 1 - len(distractors))
+    fill_used = cell.rng.sample(fill, k - 1 - len(distractors))
+    distractors += [p.label for p in fill_used]
     options, ai = _mcq(cell.rng, correct, distractors, cell.answer_pos)
     what = {"image": "image was shown", "text": "text appeared on screen", "clip": "video clip was shown",
             "audio": "phrase was spoken"}[payload.kind]
     question = f"Which {what} right after {REF[nset.kind].format(anchors[t].label)}?"
     anchor_p = next(p for p in placed if p.role == "anchor")
     return _plan(cell, "multihop", nset, placed, question, options, ai, question + " Answer in a few words.",
-                 correct, [correct], target_depth=_depth_of(anchor_p, b.length_s))
+                 correct, [correct], target_depth=_depth_of(anchor_p, b.length_s),
+                 absent=_absent(cell, payload, fill_used))
 
 
 def _interval_text(s: float, e: float) -> str:
@@ -291,12 +309,14 @@ def localization(cell: Cell, nset: NeedleSet, payload: NeedleSet) -> ItemPlan | 
 
 
 def _plan(cell: Cell, task: str, nset: NeedleSet, placed: list[Placement], question: str, options: list[str],
-          ai: int, open_q: str, open_a: str, labels: list[str], interval=None, target_depth=None) -> ItemPlan:
+          ai: int, open_q: str, open_a: str, labels: list[str], interval=None, target_depth=None,
+          absent: list[Placement] | None = None) -> ItemPlan:
     return ItemPlan(item_id=cell.item_id, task=task, needle_type=nset.name, needles_per_item=cell.n,
                     depth=cell.depth, target_depth=target_depth, base=cell.base,
                     placements=sorted(placed, key=lambda p: p.start_s), question=question, options=options,
                     answer_index=ai, open_question=open_q, open_answer=open_a, answer_labels=labels,
-                    answer_interval=interval, vnbench_type=vnbench_type(task, nset.kind, nset.style))
+                    answer_interval=interval, vnbench_type=vnbench_type(task, nset.kind, nset.style),
+                    absent=absent or [])
 
 
 BUILDERS = {"retrieval": retrieval, "ordering": ordering, "counting": counting, "multihop": multihop,

@@ -22,27 +22,24 @@ from __future__ import annotations
 
 import functools
 import math
-import re
-import subprocess
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
-from difflib import SequenceMatcher
 from typing import Callable
 
 import numpy as np
 
-from vdata.media.ffmpeg import ffmpeg_exe
 from vdata.media.hashing import hamming, phash
 from vdata.media.reader import open_reader
 from vdata.schemas.config import ConfigError
 
+from .absent import absent_checks, audio_window, overlaps, scan_distances
 from .config import VerifySpec
 from .model import Placement
 from .needles import NeedleSet
+from .words import fold_text, same_word, text_similarity, words
 
 ASR_CONTEXT_S = 1.5      # audio heard before and after a spoken needle ("just outside" for speech)
-ASR_RATE = 16000
 COLOUR_GRID = 16         # the colour distance compares pictures averaged down to at most this many cells a side
 # The whole-haystack scan trusts a phash match only for a needle picture whose hash bits are not noise:
 # the median spread of the hash's low-frequency DCT coefficients (`phash_margin`) at least this. Measured:
@@ -57,26 +54,9 @@ SCRIPT_MIN_LETTERS = 20
 @dataclass
 class VerifyResult:
     ok: bool
-    reason: str | None = None          # needle_missing | needle_leaked
+    reason: str | None = None          # needle_missing | needle_leaked | distractor_on_screen
     message: str = ""
     checks: list[dict] = field(default_factory=list)
-
-
-def fold_text(text: str) -> str:
-    """Text as the OCR check compares it: NFKC, case-folded, accents dropped (the OCR model reads "û" as
-    "u": it has no "û" to write), letters and digits of any script only (spacing and punctuation are not
-    what the check is about)."""
-    s = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
-    s = unicodedata.normalize("NFKC", "".join(c for c in s if not unicodedata.combining(c)))
-    return "".join(c for c in s if c.isalnum())
-
-
-def text_similarity(expected: str, found: str) -> float:
-    """Share of the expected characters (`fold_text`: letters and digits of any script) found in order in `found`."""
-    e, f = fold_text(expected), fold_text(found)
-    if not e:
-        return 0.0
-    return sum(b.size for b in SequenceMatcher(None, e, f, autojunk=False).get_matching_blocks()) / len(e)
 
 
 @functools.lru_cache(maxsize=1)
@@ -131,14 +111,6 @@ def refuse_unverifiable_text(sets: list[NeedleSet]) -> None:
                 raise ConfigError(f"{where}: {phrase!r} cannot be verified: the text verifier's OCR cannot read "
                                   f"{shown} (it reads {ocr_scripts(ocr_alphabet())}); use other phrases, or "
                                   "turn verification off (haystack.verify.enabled: false, or build --no-verify)")
-
-
-def _words(s: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", s.lower())
-
-
-def _same_word(a: str, b: str) -> bool:
-    return a == b or SequenceMatcher(None, a, b).ratio() >= 0.75
 
 
 def _crop(frame: np.ndarray, box, pad: int = 0) -> np.ndarray:
@@ -238,8 +210,11 @@ class Verifier:
 
     # --- the check ---
     def verify(self, video_path: str, placements: list[Placement], length_s: float,
-               where: Callable[[float], str] | None = None) -> VerifyResult:
-        """`where(t)` names the footage at haystack time t (the source file and its time) for messages."""
+               where: Callable[[float], str] | None = None, absent: list[Placement] = (),
+               footage: str | None = None) -> VerifyResult:
+        """`where(t)` names the footage at haystack time t (the source file and its time) for messages;
+        `absent`: the needles the item names as not shown (absent.py), looked for in the video and in
+        `footage`, the needle-free base haystack (default: the video)."""
         fps = self.fps
         last_frame = max(0, int(round(length_s * fps)) - 1)
         plans = []
@@ -261,7 +236,7 @@ class Verifier:
             plans.append((p, inside, outside, first))
             wanted.update(inside)
             wanted.update(f for _, f in outside)
-        boxes = {p.box for p in placements if p.kind in ("image", "clip")}
+        boxes = {p.box for p in [*placements, *absent] if p.kind in ("image", "clip")}
         scan = self._scan_frames(last_frame) if boxes else []
         frames, scan_sigs = self._read(video_path, wanted, scan, boxes)
         checks = []
@@ -276,8 +251,10 @@ class Verifier:
         for p in placements:
             if p.kind == "audio":
                 checks.append(self._check_speech(video_path, p, length_s, _repeats(p, placements)))
-        for reason, key in (("needle_missing", "present"), ("needle_leaked", "absent_outside")):
-            bad = [c for c in checks if not c[key]]
+        checks += absent_checks(self, video_path, placements, absent, scan, scan_sigs, length_s, footage, where)
+        for reason, key in (("needle_missing", "present"), ("needle_leaked", "absent_outside"),
+                            ("distractor_on_screen", "named_absent")):
+            bad = [c for c in checks if not c.get(key, True)]
             if bad:
                 return VerifyResult(False, reason, "; ".join(c["message"] for c in bad), checks)
         return VerifyResult(True, None, f"{len(checks)} needle(s) verified", checks)
@@ -303,7 +280,8 @@ class Verifier:
         def distances(f, refs) -> tuple[int, float]:
             crop = _crop(frames[f], p.box)
             got_hash, got_thumb = self._signature(crop, p.box)
-            return (min(hamming(got_hash, r[0]) for r in refs),
+            # a reference whose hash is noise (flat, striped: `phash_margin`) is compared by colour only
+            return (min(hamming(got_hash, r[0]) if r[2] else 64 for r in refs),
                     min(colour_distance(got_thumb, r[1]) for r in refs))
 
         d_in = [distances(f, refs) for f, refs in zip(inside, refs_in)]
@@ -367,12 +345,8 @@ class Verifier:
             step = self.spec.scan_every_s
             offsets = sorted({round(min(k * step, last), 4) for k in range(int(last / step) + 2)})
             refs = [r for triple in self._clip_refs(p, offsets) for r in triple]
-        got_bits = np.stack([sigs[f][0].hash.ravel() for f in scanned])
-        got_thumbs = np.stack([sigs[f][1] for f in scanned])
         # an untrusted hash (flat, striped) never matches by phash: only the colour distance speaks for it
-        d = np.min([(got_bits != r[0].hash.ravel()).sum(axis=1) if r[2] else np.full(len(scanned), 64)
-                    for r in refs], axis=0)
-        c = np.min([np.abs(got_thumbs - r[1]).mean(axis=(1, 2, 3)).round(2) for r in refs], axis=0)
+        d, c = scan_distances(refs, scanned, sigs)
         thr, cthr = self.spec.phash_max_distance, self.spec.colour_max_distance
         check.update(scanned_frames=len(scanned), scan_distance=int(d.min()), scan_colour=float(c.min()))
         hits = np.flatnonzero((d <= thr) | (c <= cthr))
@@ -380,8 +354,8 @@ class Verifier:
             return
         k = int(hits[0])
         t = scanned[k] / fps
-        during = next((q for q in placements if q.needle.needle_id != p.needle.needle_id
-                       and q.kind != "audio" and q.start_s <= t < q.end_s), None)
+        during = next((q for q in placements if q.needle.needle_id != p.needle.needle_id and q.kind != "audio"
+                       and q.start_s <= t < q.end_s and overlaps(q.box, p.box)), None)   # covering its box
         seen = (f"while {during.kind} {during.needle.label!r} is shown" if during is not None
                 else (where(t) if where else "") or "haystack footage")
         check.update(absent_outside=False, seen_at_s=round(t, 2))
@@ -433,21 +407,21 @@ class Verifier:
         tol = self.spec.timing_tolerance_s
         start = max(0.0, p.start_s - ASR_CONTEXT_S)
         end = min(length_s, p.end_s + ASR_CONTEXT_S)
-        audio = _audio_window(video_path, start, end - start)
+        audio = audio_window(video_path, start, end - start)
         segments, _ = self.asr().transcribe(audio, language="en", beam_size=1, temperature=0.0, vad_filter=True,
                                             condition_on_previous_text=False, word_timestamps=True,
                                             max_new_tokens=96)
         heard = []
         for seg in segments:
             for w in seg.words or []:
-                for token in _words(w.word):
+                for token in words(w.word):
                     heard.append((token, start + (w.start + w.end) / 2))
-        phrase = _words(p.needle.label)
+        phrase = words(p.needle.label)
         lo, hi = p.start_s - tol, p.end_s + tol
-        inside = [any(_same_word(pw, hw) and lo <= t <= hi for hw, t in heard) for pw in phrase]
+        inside = [any(same_word(pw, hw) and lo <= t <= hi for hw, t in heard) for pw in phrase]
         content = [pw for pw in phrase if len(pw) >= 4] or phrase
         elsewhere = [(q.start_s - tol, q.end_s + tol) for q in again]   # the same phrase, spoken again on purpose
-        outside = [any(_same_word(pw, hw) and not lo <= t <= hi and not any(a <= t <= z for a, z in elsewhere)
+        outside = [any(same_word(pw, hw) and not lo <= t <= hi and not any(a <= t <= z for a, z in elsewhere)
                        for hw, t in heard) for pw in content]
         share_in = sum(inside) / len(phrase) if phrase else 0.0
         share_out = sum(outside) / len(content) if content else 0.0
@@ -468,12 +442,3 @@ class Verifier:
 def _repeats(p: Placement, placements: list[Placement]) -> list[Placement]:
     """The other placements of the same needle in this item."""
     return [q for q in placements if q is not p and q.needle.needle_id == p.needle.needle_id]
-
-
-def _audio_window(path: str, start_s: float, duration_s: float) -> np.ndarray:
-    proc = subprocess.run([ffmpeg_exe(), "-v", "error", "-nostdin", "-ss", f"{start_s:.3f}", "-t", f"{duration_s:.3f}",
-                           "-i", path, "-vn", "-ac", "1", "-ar", str(ASR_RATE), "-f", "f32le", "-"],
-                          capture_output=True, timeout=120)
-    if proc.returncode != 0:
-        raise RuntimeError("cannot decode audio: " + proc.stderr.decode(errors="replace").strip()[-200:])
-    return np.frombuffer(proc.stdout, np.float32).copy()

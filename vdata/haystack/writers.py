@@ -58,6 +58,24 @@ def rejects_writer(path: str) -> ParquetRowWriter:
     return ParquetRowWriter(path, REJECT_SCHEMA, 1000)
 
 
+# Written last by a haystack build or rebuild, removed when one starts (vdata/exporters/source.py names it too).
+DONE = "run_report.json"
+INCOMPLETE = "this benchmark folder is incomplete (interrupted build); run `vdata haystack build` again"
+
+
+def require_complete(items_path: str) -> None:
+    """Refuse the items of a benchmark folder whose build never finished (no completion marker next to its
+    manifest), and a file that is no readable Parquet, with what to do instead of Arrow's own words."""
+    folder = os.path.dirname(os.path.abspath(items_path))
+    if os.path.isfile(os.path.join(folder, "manifest.json")) and not os.path.isfile(os.path.join(folder, DONE)):
+        raise ValueError(f"{folder}: {INCOMPLETE}")
+    try:
+        pq.ParquetFile(items_path)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise ValueError(f"{items_path}: not a readable Parquet file ({e}); if it comes from a build, "
+                         f"{INCOMPLETE}") from None
+
+
 def iter_item_rows(items_path: str, columns: list[str] | None = None, batch_size: int = 1000):
     pf = pq.ParquetFile(items_path)
     for batch in pf.iter_batches(batch_size=batch_size, columns=columns):
@@ -116,14 +134,21 @@ def summary_markdown(summary: dict) -> str:
 
 # --- lmms-eval ---
 
+def media_id(r: dict) -> str:
+    """The video's opaque file stem (videos/<media_id>.mp4): the lmms-eval `videoID`, the zip member and
+    the VLMEvalKit `video`. Never the item id, which spells the task, length and depth."""
+    return os.path.splitext(os.path.basename(r[H.VIDEO_PATH]))[0]
+
+
 def mme_row(r: dict) -> dict:
     letters = LETTERS[:len(r[H.OPTIONS])]
+    n = r[H.NEEDLES_PER_ITEM]
     return {
-        H.MME_VIDEO_ID: r[H.ITEM_ID],
+        H.MME_VIDEO_ID: media_id(r),
         H.MME_QUESTION_ID: r[H.QUESTION_ID],
         H.MME_DURATION: length_label(r[H.HAYSTACK_LENGTH_S]),
         H.MME_DOMAIN: r[H.NEEDLE_TYPE],
-        H.MME_SUB_CATEGORY: f"{r[H.NEEDLES_PER_ITEM]} needles",
+        H.MME_SUB_CATEGORY: f"{n} needle" + ("" if n == 1 else "s"),
         H.MME_TASK_TYPE: r[H.TASK],
         H.MME_QUESTION: r[H.QUESTION],
         H.MME_OPTIONS: [f"{letter}. {text}" for letter, text in zip(letters, r[H.OPTIONS])],
@@ -217,7 +242,7 @@ def write_lmms_eval(out_dir: str, name: str, items_path: str, videos_dir: str, s
     for r in iter_item_rows(items_path):
         writer.add([mme_row(r)])
         if r[H.ROTATION] == 0:
-            video_ids.append(r[H.ITEM_ID])
+            video_ids.append(media_id(r))
     writer.close()
     _zip_shards(folder, task, videos_dir, video_ids, shard_mb * 1024 * 1024)
     shutil.copyfile(lmms_task_utils.__file__, folder / "utils.py")
@@ -273,12 +298,12 @@ def write_vlmevalkit(out_dir: str, name: str, items_path: str, videos_dir: str) 
         w.writerow(H.TSV_COLUMNS)
         for index, r in enumerate(iter_item_rows(items_path)):
             m = mme_row(r)
-            vid = r[H.ITEM_ID]
+            vid = media_id(r)
             if r[H.ROTATION] == 0:
                 _link(os.path.join(videos_dir, f"{vid}.mp4"), root / "video" / f"{vid}.mp4")
             w.writerow([index, vid, f"./video/{vid}.mp4", m[H.MME_DURATION], m[H.MME_DOMAIN], str(m[H.MME_OPTIONS]),
                         m[H.MME_SUB_CATEGORY], m[H.MME_TASK_TYPE], m[H.MME_QUESTION], m[H.MME_ANSWER],
-                        r[H.ROTATION], vid, r[H.HAYSTACK_LENGTH_S], r.get(H.VNBENCH_TYPE) or ""])
+                        r[H.ROTATION], r[H.ITEM_ID], r[H.HAYSTACK_LENGTH_S], r.get(H.VNBENCH_TYPE) or ""])
     return str(tsv)
 
 
