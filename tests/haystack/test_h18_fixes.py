@@ -245,3 +245,34 @@ def test_text_the_footage_shows_is_found_by_ocr(tmp_path):
     hit = check_text(v, named("MARBLE FALCON"), lines, None)
     assert not hit["named_absent"] and "OCR reads" in hit["message"] and hit["seen_at_s"] < 1
     assert check_text(v, named("QUANTUM PICKLE"), lines, None)["named_absent"]
+
+
+def test_animated_images_are_refused_and_16_bit_pictures_are_seen_as_ffmpeg_shows_them(tmp_path):
+    """F18: an animated GIF passed the load and failed every render (`-loop 1` loops one still picture); a 16-bit
+    grey PNG rendered right but its reference, PIL's convert("RGB"), came out white: 'not on screen' each time."""
+    import subprocess
+
+    import imageio_ffmpeg
+    from PIL import Image
+
+    from vdata.media.images import rgb8
+
+    (tmp_path / "img").mkdir()
+    frames = [Image.new("RGB", (64, 48), c) for c in ("red", "yellow", "green")]
+    frames[0].save(tmp_path / "img" / "traffic_light.gif", save_all=True, append_images=frames[1:], duration=200)
+    Image.new("RGB", (64, 48), "navy").save(tmp_path / "img" / "navy_box.png")
+    path = _cfg(tmp_path, {"needles": [{"type": "image", "from": "img/*"}], "tasks": ["retrieval"],
+                           "needles_per_item": [1]})
+    with pytest.raises(ConfigError) as e:
+        load_needle_sets(load_haystack_config(path))
+    assert "traffic_light.gif" in str(e.value) and "animated image (3 frames)" in str(e.value)
+    ramp = np.tile(np.linspace(0, 65535, 256).astype(np.uint16), (32, 1))
+    Image.fromarray(ramp).save(tmp_path / "ramp16.png")
+    with Image.open(tmp_path / "ramp16.png") as im:
+        seen = rgb8(im)
+    # what ffmpeg makes of the same file (the renderer's view)
+    raw = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(tmp_path / "ramp16.png"),
+                          "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    shown = np.frombuffer(raw, np.uint8).reshape(32, 256, 3)
+    assert seen.dtype == np.uint8 and seen.shape == (32, 256, 3)
+    assert abs(float(seen.mean()) - float(shown.mean())) < 2 and np.abs(seen.astype(int) - shown).max() <= 2

@@ -179,6 +179,9 @@ def _file_needle(spec: NeedleSpec, path: str, ref: str) -> Needle:
         with Image.open(path) as im:
             im.load()
             w, h = im.size
+            if getattr(im, "n_frames", 1) > 1:   # the renderer loops one still picture (outside check h18 F18)
+                raise ValueError(f"an animated image ({im.n_frames} frames): an image needle is one still picture; "
+                                 "make it a clip needle (type: clip) or save one frame")
         return Needle(nid, "image", label, spec.duration_s or DEFAULT_SHOW_S, path, ref, w, h)
     if spec.type == "clip":
         from vdata.media.probe import probe_video

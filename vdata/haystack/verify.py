@@ -30,6 +30,7 @@ from typing import Callable
 import numpy as np
 
 from vdata.media.hashing import hamming, phash
+from vdata.media.images import rgb8
 from vdata.media.reader import open_reader
 from vdata.schemas.config import ConfigError
 
@@ -190,7 +191,7 @@ class Verifier:
             from PIL import Image
 
             with Image.open(p.needle.path) as im:
-                self._refs[key] = (self._ref_signature(np.asarray(im.convert("RGB")), p.box),)
+                self._refs[key] = (self._ref_signature(rgb8(im), p.box),)
         return self._refs[key]
 
     def _clip_refs(self, p: Placement, offsets_s: list[float]) -> list[tuple]:

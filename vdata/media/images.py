@@ -24,3 +24,15 @@ def decode_jpeg(data: bytes) -> np.ndarray:
     if img is None:
         raise ValueError("not a decodable image")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def rgb8(image) -> np.ndarray:
+    """A PIL image as 8-bit RGB, as ffmpeg shows it: 16- and 32-bit greyscale (modes I;16, I, F) scaled to 0-255
+    (PIL's own convert("RGB") clips them: a 16-bit grey ramp came out white, outside check h18 F18); palette,
+    CMYK and other modes through convert("RGB")."""
+    if image.mode.startswith("I") or image.mode == "F":
+        a = np.asarray(image).astype(np.float64)
+        scale = 257.0 if image.mode.startswith("I;16") or (a.size and a.max() > 255) else 1.0
+        grey = np.clip(np.round(a / scale), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    return np.asarray(image.convert("RGB"))
