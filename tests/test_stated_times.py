@@ -31,19 +31,20 @@ from vdata.stages.wellformed import WellformedConfig, WellformedStage
     ("From 20.0 to 30.0s the red clock shows nine.", "From 20.0 to 30.0s", "range", (20.0, 30.0)),
     ("She makes bread between 0.6 and 3.9 seconds.", "between 0.6 and 3.9 seconds", "range", (0.6, 3.9)),
     ("the dog at 13 sec", "13 sec", "point", (13.0,)),
-    ("the dog after 2 min", "2 min", "point", (120.0,)),
-    ("It happens after 3 minutes.", "3 minutes", "point", (180.0,)),
+    ("the dog after 2 min", "2 min", "duration", (120.0,)),   # h19: "after 20 minutes, flip it"
+    ("It happens after 3 minutes.", "3 minutes", "duration", (180.0,)),
     ("Anna paints the door at the 30 second mark.", "30 second", "point", (30.0,)),
     ("at the thirty second mark", "thirty second", "point", (30.0,)),
     ("the dog jumps in frame 50", "frame 50", "frame", ()),
     ("It happens ten seconds in.", "ten seconds", "point", (10.0,)),
-    ("After one minute Tom sells the bread.", "one minute", "point", (60.0,)),   # F7
+    ("After one minute Tom sells the bread.", "one minute", "duration", (60.0,)),   # F7: still no turn may say it
     ("at twenty-five seconds", "twenty-five seconds", "point", (25.0,)),
     ("Maria bakes bread in the morning at 0:50.", "0:50", "point", (50.0,)),     # F10
     ("In the last ten seconds of the video the clock shows nine.", "last ten seconds", "last", (10.0,)),
     ("In the first 10 seconds a pattern shows", "first 10 seconds", "range", (0.0, 10.0)),
     ("The bread bakes for 20 minutes.", "20 minutes", "duration", (1200.0,)),
-    ("the clock reads 9:00", "9:00", "point", (540.0,)),   # digits: indistinguishable from m:ss (documented)
+    ("the clock reads 9:00", "9:00", "duration", (540.0,)),   # a reading, not a moment of the video
+    ("the clock at 9:00", "9:00", "point", (540.0,)),       # digits: indistinguishable from m:ss (documented)
 ])
 def test_the_detector_finds_every_form_with_its_value(text, written, kind, seconds):
     (found,) = stated_times(text)
@@ -120,6 +121,30 @@ def test_user_text_durations_and_placeholders_are_not_states_time(wellformed):
                answer="She bakes the bread for 20 minutes.") == (None, [])
     # the same text a teacher wrote is rejected
     assert _wf(wellformed, **row)[0] == "states_time"
+
+
+@pytest.mark.parametrize("text", [
+    "Preheat the oven, then bake 20 minutes.", "Let it rest 10 minutes before slicing.", "Cook 3 minutes per side.",
+    "Microwave on high 30 seconds.", "Marinate at least 30 minutes.", "After 20 minutes, flip the chicken.",
+    "It needs 45 minutes in the oven.", "This 5-minute workout targets the core.", "Five minutes later, the chef adds salt.",
+    "He ran the 100m in 9.58 seconds.", "Set the timer to 5 minutes.", "The timer shows 5:00.", "Simmer for 5 to 10 minutes.",
+    "Simmer 5-10 minutes.", "Knead the dough 8-10 minutes.", "The race starts in 30 seconds.", "Won the relay by two seconds.",
+    "He bought the iPhone 5s.", "Interval training: 30s on, 30s off.", "We meet at 9:30 in the morning.",
+    "She finished the marathon in 2:01:39.", "The countdown goes from 10 to 1 seconds.", "Hold each stretch 30 s.",
+])
+def test_how_long_is_no_moment_of_the_video(text):
+    """Outside check h19: narration and instructions say how long in many more ways than a list of duration words
+    held ("bake 20 minutes", "won by two seconds"): a time is a moment only where the words around it say so."""
+    assert states_time(text, durations=False) is None, stated_times(text)
+
+
+def test_a_quote_of_the_narration_is_its_content(wellformed):
+    """Outside check h19 F4: answer-first answers quote the transcript; a time said there is what the video says."""
+    said = "The race starts at 9:30 on the main square."
+    row = {R.TASK: "open_qa", R.QUESTION: "Where does the race start, according to what the narrator says?",
+           R.ANSWER: f'The main square: the narrator says "{said}"', R.TRANSCRIPT_TEXT: said}
+    assert _wf(wellformed, **row) == (None, [])
+    assert _wf(wellformed, **{**row, R.TRANSCRIPT_TEXT: "The race starts on the main square."})[0] == "states_time"
 
 
 def test_rationale_steps_are_read_for_note_echo_and_bare_reference(wellformed):
@@ -250,7 +275,9 @@ def test_a_time_the_evidence_supports_is_kept_and_an_unbacked_one_is_never_suppo
         _claim_row(6, "Tom sells the bread at the market on Friday at 1.5 seconds.", 10.0, 20.0),   # clip-relative
         _claim_row(7, "Maria bakes bread for 20 minutes."),   # a duration: not a position in the video
         _claim_row(8, "A dog barks at 5 seconds."),
+        _claim_row(9, "Tom rests the bread ten minutes before the market on Friday."),   # h19: a duration, not refuted
     ])
+    assert got["s9"][0] is None and all(c["verdict"] != "refuted" for c in got["s9"][1])
     assert got["s5"][0] is None and got["s5"][1][0]["verdict"] == "supported"
     assert got["s6"][0] is None and got["s6"][1][0]["verdict"] == "supported"
     assert got["s7"][0] is None

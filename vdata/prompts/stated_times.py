@@ -21,9 +21,14 @@ nine") and a clock time marked as one ("9:00 am", "9:00 o'clock", "21:00h"). A b
 a video time: written with digits it cannot be told from m:ss, and the prompts ask for no time at all,
 so the cost of the doubt is one sample, not a wrong time in the data.
 
-A single value after a duration word ("for 20 seconds", "takes ten minutes", "lasts 5 s") is marked
-`kind="duration"`: it says how long, not where. Checks that compare a time with the video (verify_claims)
-skip durations; checks that forbid any time (a highlight query, a spoken turn) count them too.
+A time is a moment of the video (`point`, `range`) only where the words around it say so: "at 3.0s", "from 20
+to 30 s", "(11.3-13.3s)", "35 seconds into the video", "the 30 second mark", a bare span in the clue lines'
+form ("0.6-3.9s"), a clock time ("0:50") unless said as a time of day, a length or a reading ("9:30 in the
+morning", "finished in 2:01:39", "the timer shows 5:00"). Every other one is a `duration`: "bake 20
+minutes", "for 20 seconds", "won by two seconds", "simmer 5-10 minutes" say how long, not where (outside
+check h19: a list of duration words missed most of them). Checks that compare a time with the video
+(verify_claims) and wellformed's `states_time` skip durations; checks that forbid any time (a highlight
+query, a spoken turn) count them too.
 """
 from __future__ import annotations
 
@@ -59,6 +64,22 @@ _FRAME = re.compile(r"\bframes?\s+(?:no\.?\s*|number\s+|#\s*)?(?P<a>\d+)(?:\s*(?
 _DURATION_CUE = re.compile(r"\b(?:for|lasts?|lasted|lasting|takes?|took|taking|spends?|spent|within|an?)"
                            r"\s+(?:(?:about|around|roughly|nearly|almost|just|only|over|under|another|a|an|"
                            r"the|some|approximately|exactly)\s+)*$", re.IGNORECASE)
+# A number of seconds or minutes names a moment of the video only where the words around it say so: "at 3.0s",
+# "from 20 to 30 s", "(11.3-13.3s)", "35 seconds into the video", "the 30 second mark". Instruction data and
+# narration say how long far more often, and in many more ways than a list of duration words could hold
+# ("bake 20 minutes", "rest 10 minutes", "won by two seconds", "ran it in 9.58 seconds", "five minutes
+# later", outside check h19): without such words a time is a `duration`.
+_POSITION_BEFORE = re.compile(r"(?:\b(?:at|from|until|till|since|between)\s+(?:(?:about|around|roughly|nearly|"
+                              r"approximately|exactly|precisely|just|only|the|time)\s+)*|[(\[]\s*)$", re.IGNORECASE)
+_POSITION_AFTER = re.compile(r"^[\s-]*(?:into\b|in\s*(?:[.,;:!?)]|$)|in\s+(?:the|this)\s+(?:video|clip)\b|mark\b|point\b|"
+                             r"timestamp\b|time\s*stamp\b)", re.IGNORECASE)
+# a clock time said as a time of day, a length or a reading ("9:30 in the morning", "finished in 2:01:39",
+# "the timer shows 5:00"), not as a moment of the video
+_CLOCK_NOT_MOMENT_BEFORE = re.compile(r"\b(?:for|in|lasts?|lasted|lasting|takes?|took|shows?|showed|showing|reads?|"
+                                      r"read|to|of|was|were|is|timer|clock)\s+(?:(?:about|around|roughly|just|only|"
+                                      r"a|an|the)\s+)*$", re.IGNORECASE)
+_CLOCK_NOT_MOMENT_AFTER = re.compile(r"^\s*(?:in\s+the\s+(?:morning|afternoon|evening)|at\s+night|tonight|today|"
+                                     r"tomorrow|de\s+la\b|du\s+(?:matin|soir)|uhr\b|local\s+time)", re.IGNORECASE)
 _DECADE_BEFORE = re.compile(r"(?:\bthe|\bearly|\blate|\bmid|-|['’])\s*$", re.IGNORECASE)
 
 
@@ -132,6 +153,28 @@ def _duration(text: str, at: int) -> bool:
     return bool(_DURATION_CUE.search(text[max(0, at - 60):at]))
 
 
+def _moment(text: str, start: int, end: int) -> bool:
+    """Whether the words around text[start:end] make it a moment of the video (see _POSITION_BEFORE)."""
+    return bool(_POSITION_BEFORE.search(text[max(0, start - 40):start]) or _POSITION_AFTER.match(text[end:end + 30]))
+
+
+def _range_moment(m: re.Match, text: str) -> bool:
+    """A span of the video: "from 20 to 30 s", "between 0.6 and 3.9 seconds", "at 2-4 s", "(11.3-13.3s)", or a
+    bare span in the clue lines' form (decimals or the unit "s": "0.6-3.9s"); "simmer 5-10 minutes", "for 5 to
+    10 minutes" say how long."""
+    if _duration(text, m.start()):
+        return False
+    said = m.group(0).lower()
+    if said.startswith(("from", "between")) or _moment(text, m.start(), m.end()):
+        return True
+    return "." in m.group("a") + m.group("b") or m.group("unit").lower() in ("s", "sec", "secs")
+
+
+def _clock_moment(text: str, start: int, end: int) -> bool:
+    return not (_CLOCK_NOT_MOMENT_BEFORE.search(text[max(0, start - 40):start]) or
+                _CLOCK_NOT_MOMENT_AFTER.match(text[end:end + 30]))
+
+
 def stated_times(text: str) -> list[StatedTime]:
     """Every time stated in `text` (placeholders removed), in the order written."""
     return [t for _, _, t in time_spans(strip_placeholders(text))]
@@ -160,7 +203,8 @@ def time_spans(clean: str) -> list[tuple[int, int, StatedTime]]:
         compound = number(f"{m.group('a')}-{m.group('b')}") is not None   # "twenty-five", one number
         if a is None or b is None or compound or _decade(m, clean) or _ordinal_second(m, clean):
             continue
-        add(m, StatedTime(m.group(0).strip(), "range", a * _scale(unit), b * _scale(unit)))
+        kind = "range" if a <= b and _range_moment(m, clean) else "duration"   # "counts from 10 to 1 seconds": no span
+        add(m, StatedTime(m.group(0).strip(), kind, a * _scale(unit), b * _scale(unit)))
     for m in _EDGE.finditer(clean):
         unit, a = m.group("unit"), number(m.group("a"))
         if a is None or (unit.lower() == "s" and _is_word(m.group("a"))):
@@ -175,16 +219,16 @@ def time_spans(clean: str) -> list[tuple[int, int, StatedTime]]:
         a = number(m.group("a"))
         if a is None or _decade(m, clean) or _ordinal_second(m, clean):
             continue
-        kind = "duration" if _duration(clean, m.start()) else "point"
+        kind = "point" if not _duration(clean, m.start()) and _moment(clean, m.start(), m.end()) else "duration"
         add(m, StatedTime(m.group(0).strip(), kind, a * _scale(unit)))
     for m in _HALF.finditer(clean):
-        kind = "duration" if _duration(clean, m.start()) else "point"
+        kind = "point" if not _duration(clean, m.start()) and _moment(clean, m.start(), m.end()) else "duration"
         add(m, StatedTime(m.group(0), kind, 0.5 * _scale(m.group("unit"))))
     for m in _CLOCK.finditer(clean):
         h, mi, s = int(m.group("h")), int(m.group("m")), m.group("s")
         value = (h * 3600 + mi * 60 + int(s)) if s is not None else h * 60 + mi
         value += float("0." + m.group("f")) if m.group("f") else 0.0
-        add(m, StatedTime(m.group(0), "point", float(value)))
+        add(m, StatedTime(m.group(0), "point" if _clock_moment(clean, m.start(), m.end()) else "duration", float(value)))
     return sorted(found, key=lambda x: x[0])
 
 

@@ -96,6 +96,7 @@ _NOTE_LINE = re.compile(rf"(?<![\w-]){NOTE_ID} \([^()]*\):")
 _NOTE_LABEL = re.compile(rf"(?<![\w-]){NOTE_ID} \((?:caption of|event\b|what changes|speech\b|chapter\b|about the "
                          r"video|annotated segment|description of|labels of|subtitle\b|title of|transcript\b|frame at)")
 _PLACEHOLDER = re.compile(r"\{\{[^{}]*\}\}")
+_QUOTED = re.compile(r"[\"“]([^\"“”]{3,})[\"”]")
 _EMPTY_PARENS = re.compile(r"\(\s*\)")
 # A slot of a prompt's reply form copied as text ("<sentence>", "<note id>"): stored samples hold no angle
 # brackets of their own (times are {{span:..}} placeholders until an export renders them)
@@ -415,8 +416,16 @@ class WellformedStage(Stage):
                  ("answer", row.get(R.ANSWER)), *steps]
         if task == "mcq":
             texts += [(f"option {k}", o) for k, o in enumerate(row.get(R.OPTIONS) or [])]
+        evidence = None
         for what, text in texts:
             if text and (said := states_time(text, durations=False)):
+                if evidence is None:
+                    evidence = " ".join(tokens(evidence_text(row)))
+                # a quote of what the video's own evidence says ('the narrator says "the race starts at 9:30"',
+                # answer-first's form) is its content, not a time the teacher put on the video (outside check h19)
+                unquoted = _QUOTED.sub(lambda m: " " if " ".join(tokens(m.group(1))) in evidence else m.group(0), text)
+                if (said := states_time(unquoted, durations=False)) is None:
+                    continue
                 return [("states_time", f"the {what} states a time ({said.text!r}); a sample's times are placeholders "
                                         f"that every export renders: {text[:80]!r}")]
         return []

@@ -106,6 +106,10 @@ def check_times(claim: str, bounds: tuple[float, float] | None, timed: list[tupl
     """None for a claim that states no position in time; else (REFUTED, why), (None, how the time fits)
     for a time an evidence item supports, or (UNSUPPORTED, TIMED_UNDECIDED) for one none does."""
     times = [t for t in stated_times(claim) if t.kind not in ("duration", "frame")]
+    # a time the evidence itself says ("the race starts at 9:30", said by the narrator) is content restated,
+    # not a position the claim puts on the video (outside check h19)
+    said_there = " ".join(" ".join(text.lower().split()) for text, _, _ in timed)
+    times = [t for t in times if " ".join(t.text.lower().split()) not in said_there]
     if not times:
         return None
     said = ", ".join(repr(t.text) for t in times)
