@@ -188,12 +188,22 @@ def _scores(p, score=4):
 
 @pytest.mark.parametrize("query", ["a brown dog runs across the green garden at 31s",
                                    "a brown dog runs across the green garden ten seconds in",
-                                   "the brown dog runs across the green garden after one minute"])
+                                   "the brown dog runs across the green garden at one minute",
+                                   "the brown dog runs across the green garden (10.0-15.0s)"])
 def test_highlights_query_stating_a_time_in_any_form_is_rejected(generate, query):
     clues, p = _pending(generate, "highlights")
     out = TASK_FAMILIES["highlights"].finish(generate, ROW, clues, p, {"query": query, "scores": _scores(p)},
                                              sample_base(generate, ROW, p.task, p.index, p.prompt.id), {})[0]
     assert isinstance(out, Reject) and out.reason == "query_states_time", out
+
+
+def test_a_highlights_query_saying_how_long_is_content(generate):
+    """Outside check h19 F6: QVHighlights-style queries say how long ("a man cooks for 10 minutes")."""
+    clues, p = _pending(generate, "highlights")
+    query = "a brown dog runs across the green garden for ten seconds"
+    out = TASK_FAMILIES["highlights"].finish(generate, ROW, clues, p, {"query": query, "scores": _scores(p)},
+                                             sample_base(generate, ROW, p.task, p.index, p.prompt.id), {})[0]
+    assert not isinstance(out, Reject), out.message
 
 
 def test_streaming_rephrase_keeps_no_turn_stating_a_time(generate):

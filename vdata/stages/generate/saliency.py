@@ -163,7 +163,7 @@ def _plan_highlights(stage: StageView, row: dict, clues: list[Clue], tcfg: Highl
 
 def _query_problem(query: str, target: Clue, units: list[Clue], tcfg: HighlightsTask) -> tuple[str, str] | None:
     """(reason, message) when the query cannot stand as a search query for its moment."""
-    if stated := states_time(query):
+    if stated := states_time(query, durations=False):   # "bakes for 20 minutes" is content (h19)
         return "query_states_time", f"highlights: the query states a time ({stated.text!r}): a clue line copied as the query"
     said = " ".join(c.text for c in units)
     for m in QUERY_NOTE.finditer(query):   # an "F1" race or an "A4" sheet the clues themselves name is content
