@@ -265,3 +265,19 @@ def test_a_video_that_met_an_unexpected_error_is_redone_by_the_next_run(tmp_path
         sorted(r["clip_id"] for r in clips_before)
     # the other videos' parts were not written again
     assert all((out / "clips" / name).stat().st_mtime_ns == t for name, t in parts_before.items())
+
+
+def test_a_ctrl_c_while_the_stage_threads_start_closes_cleanly():
+    """A SIGINT that lands in `Thread.start` leaves the later threads unstarted; closing the stream joined them
+    and raised "cannot join thread before it is started" over the interrupt (the fresh-clone run caught it: a
+    traceback and status 1 instead of the one-line message and 130)."""
+    import queue
+    from types import SimpleNamespace
+
+    from vdata.pipelines.local_run import _Stream
+
+    stages = [(SimpleNamespace(name=n), None, None, None) for n in ("probe", "caption")]
+    stream = _Stream(stages, queue.Queue())
+    stream.threads[0].start()   # the interrupt came before the second one started
+    stream.close()
+    assert stream.stop.is_set() and stream.threads[1].ident is None

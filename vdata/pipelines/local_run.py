@@ -200,7 +200,8 @@ class _Stream:
         # their stages are closed next and their results dropped
         deadline = time.monotonic() + 2.0
         for t in self.threads:
-            t.join(timeout=max(0.0, deadline - time.monotonic()))
+            if t.ident is not None:   # a Ctrl-C while the threads were being started leaves some unstarted
+                t.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def _in_thread(entry, table: pa.Table) -> Future:
