@@ -226,6 +226,11 @@ def test_window_events_repeats_within_the_tolerance():
     assert (check.short, check.repeated, check.dropped, check.dropped_total) == (1, 1, 0, 2)
     loose = window_events(replies, [(0.0, 10.0)], 10.0, 0.5)
     assert [e[2] for e in loose.events] == ["a blink", "a pan", "the camera pans"]
+    # two different events over one span both stay (outside check h19: ActivityNet-style concurrent events)
+    both = window_events([[{"start_s": 0.0, "end_s": 5.0, "description": "a man talks"},
+                           {"start_s": 0.0, "end_s": 5.0, "description": "music plays"}]], [(0.0, 10.0)], 10.0, 0.5,
+                         duplicate_tolerance_s=0.25)
+    assert [e[2] for e in both.events] == ["a man talks", "music plays"] and both.repeated == 0
 
 
 # ================================================================= F9: a step's evidence span renders as a span

@@ -158,3 +158,16 @@ def test_a_highlight_inside_another_is_one_span_rated_the_higher():
     assert [c.id for c in top] == ["A1", "A2"]
     assert base[R.ANSWER_SPANS] == [{"start_s": 0.0, "end_s": 5.0}, {"start_s": 5.0, "end_s": 10.0}]
     assert base[R.ANSWER_SCORES] == [5.0, 5.0]   # A1 takes T1's 4: 1 + 4 * 4 / 4
+
+
+def test_a_whisper_fragment_between_two_cited_lines_leaves_the_stretch_whole():
+    """Outside check h19 F8: Whisper split "Tom | sells the bread" (a 0.3 s fragment): a sentence citing the lines
+    around it tells one stretch."""
+    from vdata.stages.generate.clues import Clue
+    from vdata.stages.generate.saliency import _skips_a_moment
+
+    a, frag, b = Clue("T1", "speech", "Serve it with butter.", 24.32, 26.28), Clue("T2", "speech", "Tom", 26.64, 26.94), \
+        Clue("T3", "speech", "sells the bread on Friday.", 26.94, 28.42)
+    assert not _skips_a_moment([a, b], [a, frag, b])
+    long = Clue("T2", "speech", "Then the oven is cleaned.", 26.4, 27.9)
+    assert _skips_a_moment([a, Clue("T3", "speech", "He sells it.", 28.0, 29.5)], [a, long, b])

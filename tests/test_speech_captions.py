@@ -97,21 +97,24 @@ def test_captions_are_retimed_to_the_matching_segment_or_dropped():
 
 def test_two_captions_of_one_narration_segment_keep_the_better_match():
     """Captions take the span of the segment they match: two on one segment would be one event told twice in a
-    dense answer (outside check h17 F13). The better match stays; the other is a `speech_duplicate` reject."""
+    dense answer (outside check h17 F13). The better match stays; the other is a `speech_duplicate` reject.
+    Pairs (one sample per caption) keep both."""
     reply = {"captions": [
         {"time_s": 9, "caption": "Onions are fried."},
         {"time_s": 10, "caption": "The onions are fried in butter until golden."},
         {"time_s": 5, "caption": "A cook chops two onions into thin slices."},
     ]}
-    for samples in ("window", "pairs"):
-        out, _ = _finish(_stage(DEAD, window_words=200, samples=samples), _row(), reply)
-        (twin,) = [r for r in out if isinstance(r, Reject)]
-        assert twin.reason == "speech_duplicate" and twin.detail["caption"] == "Onions are fried."
-        assert "8-12s" in twin.message
-        kept = [r for r in out if isinstance(r, dict)]
-        spans = [tuple(sorted(sp.items())) for r in kept for sp in r[R.ANSWER_SPANS]]
-        assert len(spans) == len(set(spans)) == 2
-        assert twin.row[R.SAMPLE_ID] not in {r[R.SAMPLE_ID] for r in kept}
+    out, _ = _finish(_stage(DEAD, window_words=200), _row(), reply)
+    (twin,) = [r for r in out if isinstance(r, Reject)]
+    assert twin.reason == "speech_duplicate" and twin.detail["caption"] == "Onions are fried."
+    assert "8-12s" in twin.message
+    (kept,) = [r for r in out if isinstance(r, dict)]
+    spans = [tuple(sorted(sp.items())) for sp in kept[R.ANSWER_SPANS]]
+    assert len(spans) == len(set(spans)) == 2
+    assert twin.row[R.SAMPLE_ID] != kept[R.SAMPLE_ID]
+    # pairs are samples of their own: two captions of one segment both stay (outside check h19)
+    pairs, _ = _finish(_stage(DEAD, window_words=200, samples="pairs"), _row(), reply)
+    assert len([r for r in pairs if isinstance(r, dict)]) == 3 and not [r for r in pairs if isinstance(r, Reject)]
 
 
 def test_vision_match_retimes_by_the_frames_of_each_segment(tmp_path):

@@ -138,6 +138,25 @@ def test_how_long_is_no_moment_of_the_video(text):
     assert states_time(text, durations=False) is None, stated_times(text)
 
 
+@pytest.mark.parametrize("text", ["Tom sells the bread after 11.3 seconds.", "After 11.3s, Tom sells the bread.",
+                                  "Tom sells the bread, 11.3s."])
+def test_seconds_in_the_clue_lines_form_are_a_copied_moment(text):
+    """Outside check h19 F10: a decimal number of seconds is how the clue lines give times; "ran it in 9.58 seconds"
+    is a measurement."""
+    assert states_time(text, durations=False).kind == "point"
+    assert states_time("He ran the 100m in 9.58 seconds.", durations=False) is None
+
+
+def test_a_time_the_evidence_says_is_its_content(wellformed):
+    """Outside check h19 F7: "the race starts at 9:30", said by the narrator, asked about and answered."""
+    row = {R.TASK: "mcq", R.QUESTION: "When does the race start?", R.ANSWER: "9:30", R.ANSWER_INDEX: 1,
+           R.OPTIONS: ["8:30", "9:30", "10:30", "11:30"],
+           R.TRANSCRIPT_TEXT: "Good morning from the stadium, the race starts at 9:30."}
+    assert _wf(wellformed, **{**row, R.OPTIONS: ["9:30", "10:30"], R.ANSWER_INDEX: 0})[0] is None
+    assert _wf(wellformed, **{**row, R.TASK: "open_qa", R.ANSWER: "The race starts at 9:30."})[0] is None
+    assert _wf(wellformed, **{**row, R.TASK: "open_qa", R.ANSWER: "The race starts at 0:12."})[0] == "states_time"
+
+
 def test_a_quote_of_the_narration_is_its_content(wellformed):
     """Outside check h19 F4: answer-first answers quote the transcript; a time said there is what the video says."""
     said = "The race starts at 9:30 on the main square."

@@ -148,3 +148,20 @@ def test_clip_times_move_to_the_video_clock_and_a_caption_past_the_end_is_droppe
         assert again.take_counters() == {"video_captions_dropped_time_outside": 1}
     finally:
         stop(httpd)
+
+
+def test_a_time_of_day_in_a_video_caption_is_no_moment_past_its_end():
+    """Outside check h19: "the race starts at 9:30" (a clock read or said) in a 36 s video kept its caption; a
+    moment past the end still drops it; how long ("bakes 20 minutes") is content."""
+    from vdata.stages.video_caption import Part, VideoJob
+
+    stage = VideoCaptionStage(VideoCaptionConfig(teacher="w"), RunContext(output_dir=""))
+    rows = video_clips("v", L.SPECS[:3], clip_s=12.0)   # 36 s
+
+    def outside(text):
+        return stage._time_outside(VideoJob("k", rows, [Part(0.0, 36.0, text)], []))
+
+    assert outside("The race starts at 9:30; runners line up and Maria wins.") is None
+    assert outside("The chef bakes bread 20 minutes; a timer shows 5:00.") is None
+    assert outside("At 45.0s the chef serves the bread.") == "45.0s"
+    assert outside("At 0:50 the chef serves the bread.") == "0:50"

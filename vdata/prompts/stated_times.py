@@ -80,6 +80,8 @@ _CLOCK_NOT_MOMENT_BEFORE = re.compile(r"\b(?:for|in|lasts?|lasted|lasting|takes?
                                       r"a|an|the)\s+)*$", re.IGNORECASE)
 _CLOCK_NOT_MOMENT_AFTER = re.compile(r"^\s*(?:in\s+the\s+(?:morning|afternoon|evening)|at\s+night|tonight|today|"
                                      r"tomorrow|de\s+la\b|du\s+(?:matin|soir)|uhr\b|local\s+time)", re.IGNORECASE)
+_MEASURE_BEFORE = re.compile(r"\b(?:in|under|over|within|by|of|than)\s+(?:(?:about|around|roughly|just|only)\s+)*$",
+                             re.IGNORECASE)
 _DECADE_BEFORE = re.compile(r"(?:\bthe|\bearly|\blate|\bmid|-|['’])\s*$", re.IGNORECASE)
 
 
@@ -170,6 +172,13 @@ def _range_moment(m: re.Match, text: str) -> bool:
     return "." in m.group("a") + m.group("b") or m.group("unit").lower() in ("s", "sec", "secs")
 
 
+def _clue_form(m: re.Match, text: str) -> bool:
+    """Seconds with a decimal ("11.3s", "11.3 seconds"), the clue lines' own form: a time copied from them, unless
+    said as a measurement ("ran it in 9.58 seconds", "under 2.5 s")."""
+    return ("." in m.group("a") and m.group("unit").lower().startswith("s")
+            and not _MEASURE_BEFORE.search(text[max(0, m.start() - 20):m.start()]))
+
+
 def _clock_moment(text: str, start: int, end: int) -> bool:
     return not (_CLOCK_NOT_MOMENT_BEFORE.search(text[max(0, start - 40):start]) or
                 _CLOCK_NOT_MOMENT_AFTER.match(text[end:end + 30]))
@@ -219,7 +228,8 @@ def time_spans(clean: str) -> list[tuple[int, int, StatedTime]]:
         a = number(m.group("a"))
         if a is None or _decade(m, clean) or _ordinal_second(m, clean):
             continue
-        kind = "point" if not _duration(clean, m.start()) and _moment(clean, m.start(), m.end()) else "duration"
+        moment = _moment(clean, m.start(), m.end()) or _clue_form(m, clean)
+        kind = "point" if not _duration(clean, m.start()) and moment else "duration"
         add(m, StatedTime(m.group(0).strip(), kind, a * _scale(unit)))
     for m in _HALF.finditer(clean):
         kind = "point" if not _duration(clean, m.start()) and _moment(clean, m.start(), m.end()) else "duration"

@@ -39,6 +39,7 @@ from .base import Reject, Resources, Stage, StageConfig
 
 PROMPT_GROUP, PROMPT_NAME = "caption", "video_merge"
 TIME_TOLERANCE_S = 0.5
+CLOCK_OF_DAY_FACTOR = 3   # an m:ss time this many times past the video's length is a time of day, not a moment of it
 log = logging.getLogger("vdata.stages")
 
 
@@ -160,6 +161,8 @@ class VideoCaptionStage(Stage):
         """The first time the video caption states that lies outside the video (a tolerance of half a second)."""
         end = self._duration(job) + TIME_TOLERANCE_S
         for t in stated_times(job.parts[0].text):
+            if ":" in t.text and t.start_s > CLOCK_OF_DAY_FACTOR * self._duration(job):
+                continue   # "the race starts at 9:30" in a 36 s video: a clock read or said, a time of day (h19)
             span = t.interval(self._duration(job)) if t.kind in ("point", "range") else None
             if span is not None and (span[0] < -TIME_TOLERANCE_S or span[1] > end):
                 return t.text

@@ -57,7 +57,7 @@ from importlib import resources
 from pydantic import Field
 
 from vdata.prompts import NOTE_ID
-from vdata.prompts.stated_times import states_time
+from vdata.prompts.stated_times import stated_times, states_time
 from vdata.schemas import records as R
 
 from .base import Reject, Resources, Stage, StageConfig
@@ -285,6 +285,12 @@ def evidence_text(row: dict) -> str:
     return "\n".join(t for c in EVIDENCE_COLUMNS for t in _texts(row.get(c)) if t.strip())
 
 
+def _time_of_content(answer: str | None, evidence: str) -> bool:
+    """Whether the answer states a time, and every moment it states is one the evidence says itself."""
+    said = [t for t in stated_times(answer or "") if t.kind != "duration"]
+    return bool(said) and all(" ".join(t.text.lower().split()) in evidence for t in said)
+
+
 @lru_cache(maxsize=1)
 def example_vocabulary() -> frozenset:
     """Every word of every prompt example: a text with none of them takes nothing from one."""
@@ -414,17 +420,23 @@ class WellformedStage(Stage):
             return []
         texts = [("question", row.get(R.QUESTION)) if task in TEACHER_QUESTION_TASKS else ("question", ""),
                  ("answer", row.get(R.ANSWER)), *steps]
-        if task == "mcq":
+        raw = " ".join(evidence_text(row).lower().split()) if task == "mcq" else None
+        if task == "mcq" and not _time_of_content(row.get(R.ANSWER), raw):
+            # wrong options that are times are the right answer's kind: content when it is ("8:30" beside "9:30")
             texts += [(f"option {k}", o) for k, o in enumerate(row.get(R.OPTIONS) or [])]
         evidence = None
         for what, text in texts:
-            if text and (said := states_time(text, durations=False)):
+            if text and states_time(text, durations=False):
                 if evidence is None:
-                    evidence = " ".join(tokens(evidence_text(row)))
+                    raw = raw if raw is not None else " ".join(evidence_text(row).lower().split())
+                    evidence = " ".join(tokens(raw))
                 # a quote of what the video's own evidence says ('the narrator says "the race starts at 9:30"',
-                # answer-first's form) is its content, not a time the teacher put on the video (outside check h19)
+                # answer-first's form), or a time the evidence itself says ("the race starts at 9:30", said by the
+                # narrator), is the video's content, not a time the teacher put on the video (outside check h19)
                 unquoted = _QUOTED.sub(lambda m: " " if " ".join(tokens(m.group(1))) in evidence else m.group(0), text)
-                if (said := states_time(unquoted, durations=False)) is None:
+                said = next((t for t in stated_times(unquoted) if t.kind != "duration"
+                             and " ".join(t.text.lower().split()) not in raw), None)
+                if said is None:
                     continue
                 return [("states_time", f"the {what} states a time ({said.text!r}); a sample's times are placeholders "
                                         f"that every export renders: {text[:80]!r}")]

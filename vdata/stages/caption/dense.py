@@ -11,13 +11,15 @@ An event shorter than `dense.min_event_s` (0.5 s by default, so zero-length ones
 or both times of an event past the clip's end clamped to it) is no event of a dense caption: dropped
 (`min_event_s: 0` keeps every length). Events whose start and end both lie within
 `dense.duplicate_tolerance_s` of an event kept before them (in time order; the reply's order among equal
-times) repeat its times with other words: only the first is kept. Both are counted in the row's
+times) repeat its times with much the same words: only the first is kept (two different events over one
+span, "a man talks" and "music plays", both stay). Both are counted in the row's
 `dense_events_dropped` (with the problems in a reject's detail), never a reason for `reject_row`, which is
 about times outside the clip.
 """
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from .common import Captioner, Clip, RowReject, majority, nonempty, span_values, window_spans, windows_of
@@ -135,8 +137,10 @@ def window_events(replies: list[list[dict]], spans: list[tuple[float, float]], d
         if key in seen:
             continue
         seen.add(key)
+        # the same times and much the same words: one event told twice ("a man talks" and "music plays" over
+        # one span are two events, as ActivityNet-style dense captions have them: outside check h19)
         same = next((u for u in unique if abs(u[0] - a) <= duplicate_tolerance_s + 1e-9
-                     and abs(u[1] - b) <= duplicate_tolerance_s + 1e-9), None)
+                     and abs(u[1] - b) <= duplicate_tolerance_s + 1e-9 and _alike(u[2], text)), None)
         if same is not None:
             pooled.repeated += 1
             pooled.problems.append(f"event {a:g}-{b:g}s {text[:40]!r} repeats the times of {same[0]:g}-{same[1]:g}s "
@@ -145,6 +149,16 @@ def window_events(replies: list[list[dict]], spans: list[tuple[float, float]], d
         unique.append((a, b, text))
     pooled.events = unique
     return pooled
+
+
+_FILLER = frozenset({"the", "and", "with", "for", "from", "into", "its", "his", "her", "their", "this", "that"})
+
+
+def _alike(a: str, b: str) -> bool:
+    """Whether the shorter description's words (of three letters or more) mostly stand in the other."""
+    wa, wb = ({w.rstrip("s") for w in re.findall(r"[a-z]{3,}", t.lower()) if w not in _FILLER} for t in (a, b))
+    small, large = sorted((wa, wb), key=len)
+    return not small or len(small & large) >= 0.5 * len(small)
 
 
 async def dense(cap: Captioner, clip: Clip) -> dict:

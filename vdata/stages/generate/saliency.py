@@ -271,8 +271,13 @@ def _skips_a_moment(refs: list[Clue], units: list[Clue]) -> bool:
     """Whether a moment the sentence does not cite lies between the ones it cites, clear of all of them: the
     cited moments are no one stretch of the video, and their union would claim the gap."""
     a, b = union_span(refs)
-    return any(a <= u.start_s and u.end_s <= b and not any(u.start_s < r.end_s and r.start_s < u.end_s for r in refs)
+    # a fragment under SKIPPED_MOMENT_S (Whisper's 0.3 s "Tom" between two lines) leaves the stretch whole (h19)
+    return any(a <= u.start_s and u.end_s <= b and u.end_s - u.start_s >= SKIPPED_MOMENT_S
+               and not any(u.start_s < r.end_s and r.start_s < u.end_s for r in refs)
                for u in units if u not in refs)
+
+
+SKIPPED_MOMENT_S = 1.0
 
 
 SUMMARIZATION = TaskFamily(SummarizationTask, _plan_summary, _finish_summary,

@@ -12,8 +12,8 @@ video written from its narration, each re-timed to the speech that backs it.
    that segment's span (`match: vision`, a CLIP/SigLIP-family `vision_model`; the row's sampled frames
    inside the span, else the frame nearest its middle) — and takes that segment's span, clipped to the
    row. A caption that matches no segment at `min_similarity` is dropped as a reject (`speech_unmatched`,
-   with its scores); of two captions that match one segment the better match stays, the other is a
-   `speech_duplicate` reject (one event told twice on one span is no dense caption).
+   with its scores); with `samples: window`, of two captions that match one segment the better match stays,
+   the other is a `speech_duplicate` reject (one event told twice on one span is no dense caption).
 
 `samples: window` writes one timed sample per window (HowToCaption's caption list for that part of the
 video); `samples: pairs` one sample per caption (its span in the question, HowToCaption's clip-caption
@@ -254,7 +254,8 @@ def _finish(stage: StageView, row, clues, p: Pending, reply: dict, base: dict, s
                                     best_segment=cands[best].text[:200]))
             continue
         kept.append((cands[best], caption, t, score, k))
-    kept, twins = _one_per_segment(kept)
+    # in a dense answer two captions on one segment are one event told twice; pairs are samples of their own
+    kept, twins = _one_per_segment(kept) if tcfg.samples == "window" else (kept, [])
     for seg, caption, t, score, k in twins:   # a dense answer would hold two events on one span (outside check h17 F13)
         dropped = sample_base(stage, row, "speech_captions", p.index * 1000 + k, p.prompt.id,
                               sid_task="speech_captions/duplicate")
