@@ -21,12 +21,12 @@ import json
 import pytest
 
 from loopback_http import QuietHandler, chat_completion, prompt_text, send_json, serve
+from test_h6_dense_windows import dense_caption
 from vdata.exporters.dialog import cot_text
 from vdata.exporters.source import Item
 from vdata.exporters.timefmt import TimeFormat
 from vdata.schemas import records as R
 from vdata.stages.base import Reject, RunContext
-from vdata.stages.caption import CaptionConfig, CaptionStage
 from vdata.stages.caption.dense import window_events
 from vdata.stages.generate import TASK_FAMILIES, build_clues
 from vdata.stages.generate.common import sample_base
@@ -185,16 +185,7 @@ def _clip_row() -> dict:
 
 
 def _caption(server: ScriptedVLM, **dense) -> dict | Reject:
-    teacher = {"backend": "openai", "base_url": server.base_url, "model": "scripted", "structured_output": "openai",
-               "max_retries": 0, "timeout_s": 30, "video": {"mode": "frames"}}
-    stage = CaptionStage(CaptionConfig(strategy="dense", teacher="vlm", dense=dense),
-                         RunContext(output_dir="", teachers={"vlm": teacher}))
-    stage.setup()
-    try:
-        (out,) = stage.process_batch([_clip_row()])
-        return out
-    finally:
-        stage.close()
+    return dense_caption(server.base_url, _clip_row(), **dense)
 
 
 def test_dense_drops_short_and_repeated_events_and_counts_them(vlm):

@@ -75,17 +75,22 @@ def _clip_row() -> dict:
             R.FRAMES: frames}
 
 
-def _caption(server: ScriptedVLM, **dense) -> dict | Reject:
-    teacher = {"backend": "openai", "base_url": server.base_url, "model": "scripted", "structured_output": "openai",
+def dense_caption(base_url: str, row: dict, window_frames: int = 0, **dense) -> dict | Reject:
+    """The dense caption of `row` from the scripted server at `base_url` (also used by test_grounded_spans)."""
+    teacher = {"backend": "openai", "base_url": base_url, "model": "scripted", "structured_output": "openai",
                "max_retries": 0, "timeout_s": 30, "video": {"mode": "frames"}}
-    cfg = CaptionConfig(strategy="dense", teacher="vlm", window_frames=4, dense=dense)
+    cfg = CaptionConfig(strategy="dense", teacher="vlm", window_frames=window_frames, dense=dense)
     stage = CaptionStage(cfg, RunContext(output_dir="", teachers={"vlm": teacher}))
     stage.setup()
     try:
-        (out,) = stage.process_batch([_clip_row()])
+        (out,) = stage.process_batch([row])
         return out
     finally:
         stage.close()
+
+
+def _caption(server: ScriptedVLM, **dense) -> dict | Reject:
+    return dense_caption(server.base_url, _clip_row(), window_frames=4, **dense)
 
 
 @pytest.fixture
