@@ -2,7 +2,8 @@
 
 Whisper writes numbers as digits ("forty pies" is heard as "40 pies"), while a needle's transcript may
 spell them out (or the other way round), so both sides are brought to digits before they are compared.
-A small own table (zero to nineteen, the tens, "hundred") covers what a spoken needle says; a library
+The number words of the stated-times detector (vdata/prompts/stated_times.py: zero to nineteen, the
+tens) and "hundred" cover what a spoken needle says; a library
 (Whisper's EnglishTextNormalizer, text2num) would pull in a dependency, and its other rewrites
 (spellings, currencies, ordinals) for a check that only needs numbers.
 """
@@ -12,10 +13,8 @@ import re
 import unicodedata
 from difflib import SequenceMatcher
 
-UNITS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen".split())}
-TENS = {w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), start=2)}
+from vdata.prompts.stated_times import NUMBER_TENS as TENS
+from vdata.prompts.stated_times import NUMBER_UNITS as UNITS
 
 
 def _below_100(tokens: list[str], i: int) -> tuple[int | None, int]:

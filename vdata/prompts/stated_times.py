@@ -38,13 +38,12 @@ from dataclasses import dataclass
 # vdata's own time placeholders (vdata/exporters/timefmt.py): times the exports render, not stated ones
 PLACEHOLDER = re.compile(r"\{\{\s*(?:t|span)\s*:[^{}]*\}\}")
 
-_UNITS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-          "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
-          "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19}
-_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
-         "ninety": 90}
-_WORDNUM = (rf"(?:(?:{'|'.join(_TENS)})(?:[\s-](?:{'|'.join(k for k in _UNITS if 0 < _UNITS[k] < 10)}))?"
-            rf"|{'|'.join(sorted(_UNITS, key=len, reverse=True))})")
+# number words, also read by the haystack speech check (vdata/haystack/words.py)
+NUMBER_UNITS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen "
+                                            "fourteen fifteen sixteen seventeen eighteen nineteen".split())}
+NUMBER_TENS = {w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), start=2)}
+_WORDNUM = (rf"(?:(?:{'|'.join(NUMBER_TENS)})(?:[\s-](?:{'|'.join(k for k in NUMBER_UNITS if 0 < NUMBER_UNITS[k] < 10)}))?"
+            rf"|{'|'.join(sorted(NUMBER_UNITS, key=len, reverse=True))})")
 _DIGITS = r"\d+(?:\.\d+)?"
 _NUM = rf"(?:{_DIGITS}|{_WORDNUM})"
 _SEC = r"(?:seconds?|secs?\b\.?|s)"
@@ -118,9 +117,9 @@ def number(word: str) -> float | None:
         return float(w)
     parts = re.split(r"[\s-]+", w)
     if len(parts) == 1:
-        return float(_UNITS[w]) if w in _UNITS else float(_TENS[w]) if w in _TENS else None
-    if len(parts) == 2 and parts[0] in _TENS and parts[1] in _UNITS:
-        return float(_TENS[parts[0]] + _UNITS[parts[1]])
+        return float(NUMBER_UNITS[w]) if w in NUMBER_UNITS else float(NUMBER_TENS[w]) if w in NUMBER_TENS else None
+    if len(parts) == 2 and parts[0] in NUMBER_TENS and parts[1] in NUMBER_UNITS:
+        return float(NUMBER_TENS[parts[0]] + NUMBER_UNITS[parts[1]])
     return None
 
 
@@ -265,6 +264,17 @@ def shift_times(text: str, offset_s: float) -> str:
         out += [text[at:start], moved]
         at = end
     return "".join(out) + text[at:]
+
+
+def as_said(text: str) -> str:
+    """`text` lower-cased with its spacing made single: the form `said_in` compares."""
+    return " ".join((text or "").lower().split())
+
+
+def said_in(t: StatedTime, said: str) -> bool:
+    """Whether the time `t` stands as written in `said` (an `as_said` text: a row's evidence, say): a time the
+    video's own evidence says ("the race starts at 9:30") is its content, not one a teacher put on it."""
+    return as_said(t.text) in said
 
 
 def states_time(text: str, durations: bool = True) -> StatedTime | None:

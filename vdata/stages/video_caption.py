@@ -159,12 +159,12 @@ class VideoCaptionStage(Stage):
 
     def _time_outside(self, job: VideoJob) -> str | None:
         """The first time the video caption states that lies outside the video (a tolerance of half a second)."""
-        end = self._duration(job) + TIME_TOLERANCE_S
+        duration = self._duration(job)
         for t in stated_times(job.parts[0].text):
-            if ":" in t.text and t.start_s > CLOCK_OF_DAY_FACTOR * self._duration(job):
+            if t.kind not in ("point", "range") or (":" in t.text and t.start_s > CLOCK_OF_DAY_FACTOR * duration):
                 continue   # "the race starts at 9:30" in a 36 s video: a clock read or said, a time of day (h19)
-            span = t.interval(self._duration(job)) if t.kind in ("point", "range") else None
-            if span is not None and (span[0] < -TIME_TOLERANCE_S or span[1] > end):
+            span = t.interval(duration)
+            if span is not None and (span[0] < -TIME_TOLERANCE_S or span[1] > duration + TIME_TOLERANCE_S):
                 return t.text
         return None
 

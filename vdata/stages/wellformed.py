@@ -57,7 +57,7 @@ from importlib import resources
 from pydantic import Field
 
 from vdata.prompts import NOTE_ID
-from vdata.prompts.stated_times import stated_times, states_time
+from vdata.prompts.stated_times import as_said, said_in, stated_times, states_time
 from vdata.schemas import records as R
 
 from .base import Reject, Resources, Stage, StageConfig
@@ -288,7 +288,7 @@ def evidence_text(row: dict) -> str:
 def _time_of_content(answer: str | None, evidence: str) -> bool:
     """Whether the answer states a time, and every moment it states is one the evidence says itself."""
     said = [t for t in stated_times(answer or "") if t.kind != "duration"]
-    return bool(said) and all(" ".join(t.text.lower().split()) in evidence for t in said)
+    return bool(said) and all(said_in(t, evidence) for t in said)
 
 
 @lru_cache(maxsize=1)
@@ -420,7 +420,7 @@ class WellformedStage(Stage):
             return []
         texts = [("question", row.get(R.QUESTION)) if task in TEACHER_QUESTION_TASKS else ("question", ""),
                  ("answer", row.get(R.ANSWER)), *steps]
-        raw = " ".join(evidence_text(row).lower().split()) if task == "mcq" else None
+        raw = as_said(evidence_text(row)) if task == "mcq" else None
         if task == "mcq" and not _time_of_content(row.get(R.ANSWER), raw):
             # wrong options that are times are the right answer's kind: content when it is ("8:30" beside "9:30")
             texts += [(f"option {k}", o) for k, o in enumerate(row.get(R.OPTIONS) or [])]
@@ -428,14 +428,14 @@ class WellformedStage(Stage):
         for what, text in texts:
             if text and states_time(text, durations=False):
                 if evidence is None:
-                    raw = raw if raw is not None else " ".join(evidence_text(row).lower().split())
+                    raw = raw if raw is not None else as_said(evidence_text(row))
                     evidence = " ".join(tokens(raw))
                 # a quote of what the video's own evidence says ('the narrator says "the race starts at 9:30"',
                 # answer-first's form), or a time the evidence itself says ("the race starts at 9:30", said by the
                 # narrator), is the video's content, not a time the teacher put on the video (outside check h19)
                 unquoted = _QUOTED.sub(lambda m: " " if " ".join(tokens(m.group(1))) in evidence else m.group(0), text)
                 said = next((t for t in stated_times(unquoted) if t.kind != "duration"
-                             and " ".join(t.text.lower().split()) not in raw), None)
+                             and not said_in(t, raw)), None)
                 if said is None:
                     continue
                 return [("states_time", f"the {what} states a time ({said.text!r}); a sample's times are placeholders "

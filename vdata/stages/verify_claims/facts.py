@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from vdata.prompts.stated_times import PLACEHOLDER  # the time placeholders (read by the claim checks too)
+
 # --- lexicons --------------------------------------------------------------------------------------
 COLOURS = {"red", "orange", "yellow", "green", "blue", "purple", "violet", "pink", "brown", "black", "white",
            "grey", "gray", "cyan", "magenta", "gold", "silver", "teal", "navy", "beige", "maroon", "turquoise"}
@@ -43,7 +45,6 @@ _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _QUOTED = re.compile(r"[\"“”]([^\"“”]{2,80})[\"“”]|(?<![a-z])'([^']{2,80})'(?![a-z])", re.I)
 _CAPS = re.compile(r"\b[A-Z][A-Z0-9]{2,}\b")
 _NAME = re.compile(r"\b[A-Z][a-z]{2,}\b")
-PLACEHOLDER = re.compile(r"\{\{\s*(?:t|span)\s*:[^}]*\}\}")
 SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
 
 

@@ -18,7 +18,7 @@ seconds from the start of the clip. Then, in order:
 """
 from __future__ import annotations
 
-from vdata.prompts.stated_times import StatedTime, stated_times
+from vdata.prompts.stated_times import StatedTime, as_said, said_in, stated_times
 from vdata.schemas import records as R
 
 from .contradictions import REFUTED, SAME_STATEMENT, UNSUPPORTED
@@ -108,8 +108,8 @@ def check_times(claim: str, bounds: tuple[float, float] | None, timed: list[tupl
     times = [t for t in stated_times(claim) if t.kind not in ("duration", "frame")]
     # a time the evidence itself says ("the race starts at 9:30", said by the narrator) is content restated,
     # not a position the claim puts on the video (outside check h19)
-    said_there = " ".join(" ".join(text.lower().split()) for text, _, _ in timed)
-    times = [t for t in times if " ".join(t.text.lower().split()) not in said_there]
+    said_there = " ".join(as_said(text) for text, _, _ in timed)
+    times = [t for t in times if not said_in(t, said_there)]
     if not times:
         return None
     said = ", ".join(repr(t.text) for t in times)
