@@ -30,7 +30,7 @@ from pydantic import Field, field_validator
 from vdata.schemas import records as R
 
 from .annotated import check_template, span_placeholder
-from .clues import Clue, clamp_to_row, cited, clue_lines, cut_short, evidence, row_bounds
+from .clues import Clue, cited, clue_lines, cut_short, evidence, row_bounds
 from .common import Pending, Strict, TaskFamily, id_list, stable_hash, strict_object, teacher_request, text_field
 
 if TYPE_CHECKING:
@@ -70,11 +70,11 @@ class ReasoningLocalizationTask(Strict):
 
 
 def moments(row: dict, clues: list[Clue]) -> list[Clue]:
-    """Timed clues with an extent that do not cover the whole row, in time order, clamped to the row (a
-    no-op for `build_clues`' clues); a clue the row's edge cuts short (`cut_short`) is no moment."""
+    """Timed clues with an extent that do not cover the whole row, in time order (`build_clues` has clamped
+    them to the row); a clue the row's edge cuts short (`cut_short`) is no moment."""
     start, end = row_bounds(row)
     out = []
-    for c in clamp_to_row(clues, start, end):
+    for c in clues:
         if c.kind == "frame" or not c.timed or c.end_s is None or not c.end_s > c.start_s or cut_short(c):
             continue
         if c.start_s - start <= COVER_TOLERANCE_S and end - c.end_s <= COVER_TOLERANCE_S:
@@ -137,7 +137,7 @@ def _finish_grounded(stage: StageView, row, clues, p: Pending, reply: dict, base
     base[R.QUESTION] = question
     base[R.ANSWER] = string.Template(tcfg.answer_format).substitute(answer=answer, span=span_placeholder(a, b))
     base[R.ANSWER_SPANS] = [{"start_s": a, "end_s": b}]
-    base[R.EVIDENCE] = evidence([target, *support])
+    base[R.EVIDENCE] = evidence(support)   # the target among them (checked above)
     return [base]
 
 

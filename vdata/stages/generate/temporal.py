@@ -17,7 +17,7 @@ from pydantic import Field
 from vdata.prompts import Prompt, escape_placeholders
 from vdata.schemas import records as R
 
-from .clues import Clue, clamp_to_row, clue_lines, cut_short, evidence, row_bounds
+from .clues import Clue, clue_lines, cut_short, evidence
 from .common import (Pending, Strict, TaskFamily, pick_question, sample_base, spans_answer, stable_hash, strict_object,
                      teacher_request, text_field)
 
@@ -50,8 +50,9 @@ def _plan_grounding(stage: StageView, row: dict, clues: list[Clue], tcfg: Ground
     if not tcfg.per_clip:
         return free, pending
     targets = [c for c in clues if c.kind == "event" or (tcfg.from_speech and c.kind == "speech")]
-    # inside the row (speech across a cut answers with the part in the clip); cut short by the edge: no target
-    targets = [c for c in clamp_to_row(targets, *row_bounds(row)) if c.timed and c.end_s is not None
+    # clamped to the row by build_clues (speech across a cut answers with the part in the clip); one the
+    # edge cut short is no target
+    targets = [c for c in targets if c.timed and c.end_s is not None
                and c.end_s - c.start_s >= tcfg.min_span_s and not cut_short(c)]
     if not targets:   # no dense events nor speech: said in the manifest's counters, not silently nothing
         stage.counters["grounding_no_target"] += 1
