@@ -84,7 +84,8 @@ def make_sample_output(out: Path, stats_records: list[dict] | None = None) -> di
                 R.SAMPLE_ID: None} for i in range(3)]
     rejects += [{"stage": "verify", "reason": "unsupported_claims", "message": "2 of 3 claims unsupported",
                  "detail": json.dumps({"claims": 3}), R.SOURCE_URI: "/data/video_0.mp4", R.VIDEO_ID: "vid0",
-                 R.CLIP_ID: "vid0_0000000_0000001", R.SAMPLE_ID: f"vid0_0000000_0000001_x{i}"} for i in range(2)]
+                 R.CLIP_ID: "vid0_0000000_0000001", R.SAMPLE_ID: f"vid0_0000000_0000001_x{i}",
+                 R.TASK: "mcq"} for i in range(2)]
     out.joinpath("rejects").mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rejects, schema=R.REJECT_SCHEMA), out / "rejects" / "part-0.parquet")
     stats_records = stats_records if stats_records is not None else [

@@ -354,6 +354,8 @@ def test_runner_build_generate_and_filter_to_samples_parquet(tmp_path, ray_local
         "labels:label_missing", "dedup:duplicate"}
     assert set(result.rejects_by_reason) <= allowed, result.rejects_by_reason
     assert all(r["message"] and r[R.SAMPLE_ID] for r in rejects if r["stage"] != "generate" or r["reason"] != "no_evidence")
+    # a dropped sample names its task (rejects' task column), so a build with several tasks tells which lost what
+    assert all(r[R.TASK] in TASKS for r in rejects if r[R.SAMPLE_ID]), [(r[R.SAMPLE_ID], r[R.TASK]) for r in rejects]
     rows = data.to_pylist()
     for row in rows:
         assert row[R.V_TIMESTAMPS_VALID] is True

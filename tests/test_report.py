@@ -240,6 +240,9 @@ def test_sample_level_report_shows_qa_balance_teachers_and_marked_thresholds(tmp
     assert len(images) == 9 and all(p.is_file() for p in images)
     assert sorted(p.name for p in (out / "report_assets").glob("*.svg")) == sorted(p.name for p in images)
     assert "| verify | unsupported_claims | 2 | 40.0% |" in md
+    # the two rejected samples are counted under their task, beside the kept ones (18 mcq kept, 2 rejected)
+    assert "| mcq | 18 | 2 | 90.0% |" in md
+    assert re.search(r'<td>caption</td><td class="n">9</td><td class="n">0</td><td class="n">100.0%</td>', text)
 
     # a second report replaces the first one's plots rather than piling up next to them
     (out / "report_assets" / "99_stale.svg").write_bytes(b"old")

@@ -201,7 +201,7 @@ def demo_rows(media_dir: str, clips_dir: str, with_frames: bool = True) -> tuple
             **{R.ANSWER_SPANS: [{"start_s": e["start_s"], "end_s": e["end_s"]} for e in events]}))
         rejects.append({"stage": "verify", "reason": "blind_solvable", "message": "answered correctly without the video 3/3",
                         "detail": json.dumps({"v_blind_correct": 1.0, "max": 0.5}), R.SOURCE_URI: v["path"],
-                        R.VIDEO_ID: vid, R.CLIP_ID: None, R.SAMPLE_ID: f"{vid}-blind"})
+                        R.VIDEO_ID: vid, R.CLIP_ID: None, R.SAMPLE_ID: f"{vid}-blind", R.TASK: "mcq"})
     rejects.append({"stage": "quality", "reason": "too_dark", "message": "mean brightness 4.1 < brightness_min 20",
                     "detail": json.dumps({"q_brightness": 4.1, "brightness_min": 20}), R.SOURCE_URI: "videos/black.mp4",
                     R.VIDEO_ID: "0" * 32, R.CLIP_ID: "0" * 32 + "_0000000_0000100", R.SAMPLE_ID: None})

@@ -312,7 +312,7 @@ def to_reject_records(rows: list[dict]) -> list[dict]:
     return [{
         "stage": r.get(R.REJECT_STAGE), "reason": r.get(R.REJECT_REASON), "message": r.get(R.REJECT_MESSAGE),
         "detail": r.get(R.REJECT_DETAIL), R.SOURCE_URI: r.get(R.SOURCE_URI), R.VIDEO_ID: r.get(R.VIDEO_ID),
-        R.CLIP_ID: r.get(R.CLIP_ID), R.SAMPLE_ID: r.get(R.SAMPLE_ID),
+        R.CLIP_ID: r.get(R.CLIP_ID), R.SAMPLE_ID: r.get(R.SAMPLE_ID), R.TASK: r.get(R.TASK),
     } for r in rows]
 
 

@@ -60,7 +60,7 @@ class RunData:
     manifest: dict
     level: str | None
     data: pa.Table | None          # only the small columns, one row per kept row
-    rejects: pa.Table              # stage, reason, message, source_uri, video_id, clip_id, sample_id
+    rejects: pa.Table              # stage, reason, message, source_uri, video_id, clip_id, sample_id, task
     rejected_scores: list[dict]    # quality scores of rejected clips (from rejects' detail JSON)
     thresholds: object | None      # vdata.stages.quality.Thresholds, or None without a quality stage
     warnings: list[str] = field(default_factory=list)
@@ -100,7 +100,7 @@ def _read_data(data_dir: str) -> pa.Table:
 
 
 def _read_rejects(rejects_dir: str) -> tuple[pa.Table, list[dict]]:
-    cols = ["stage", "reason", "message", R.SOURCE_URI, R.VIDEO_ID, R.CLIP_ID, R.SAMPLE_ID]
+    cols = ["stage", "reason", "message", R.SOURCE_URI, R.VIDEO_ID, R.CLIP_ID, R.SAMPLE_ID, R.TASK]
     files = _parquet_files(rejects_dir)
     if not files:
         return R.REJECT_SCHEMA.empty_table().select(cols), []

@@ -246,17 +246,25 @@ def teachers(run: RunData) -> Section | None:
 
 
 def qa_types(run: RunData) -> Section | None:
-    if run.data is None:
-        return None
-    tasks, qtypes = value_counts(run.data, R.TASK), value_counts(run.data, R.QUESTION_TYPE)
+    tasks = value_counts(run.data, R.TASK) if run.data is not None else []
+    qtypes = value_counts(run.data, R.QUESTION_TYPE) if run.data is not None else []
     panels = [(t, c) for t, c in (("Tasks", tasks), ("Question types", qtypes)) if c]
-    if not panels:
+    dropped = dict(value_counts(run.rejects, R.TASK))
+    if not panels and not dropped:
         return None
     tables = [TableBlock([title.lower().rstrip("s"), "samples", "share"],
                          [[k, v, f"{100 * v / sum(c for _, c in counts):.1f}%"] for k, v in counts])
               for title, counts in panels]
+    # Which task loses what: a build with several tasks tells a weak task from a strict filter here.
+    if dropped:
+        kept = dict(tasks)
+        names = sorted(set(kept) | set(dropped), key=lambda t: (-kept.get(t, 0), t))
+        tables.append(TableBlock(["task", "kept", "rejected", "kept share"],
+                                 [[t, kept.get(t, 0), dropped.get(t, 0),
+                                   f"{100 * kept.get(t, 0) / (kept.get(t, 0) + dropped.get(t, 0)):.1f}%"] for t in names]))
     return Section("qa_types", "Sample tasks and question types", "How the kept samples split over tasks and "
-                   "question types.", tables, {"panels": panels})
+                   "question types" + (", and how many samples of each task were rejected (rejects/*.parquet, "
+                   "column task)." if dropped else "."), tables, {"panels": panels} if panels else None)
 
 
 def answer_positions(run: RunData) -> Section | None:

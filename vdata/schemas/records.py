@@ -366,6 +366,8 @@ REJECT_SCHEMA = pa.schema([
     pa.field(VIDEO_ID, pa.string()),
     pa.field(CLIP_ID, pa.string()),
     pa.field(SAMPLE_ID, pa.string()),
+    # the sample's task where a sample (or one task's generation) was dropped; null for a video or clip
+    pa.field(TASK, pa.string()),
 ])
 
 
