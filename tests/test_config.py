@@ -1,4 +1,7 @@
 """Config validation: every error names its key path and the allowed values."""
+import re
+from pathlib import Path
+
 import pytest
 
 from vdata.pipelines.runner import make_plan
@@ -101,6 +104,15 @@ def test_a_base_url_that_is_no_url_and_thresholds_no_clip_can_pass_are_config_er
     msg = error_of(cfg(stages=[{"probe": {}}, {"shots": {}}, {"quality": {"thresholds": {"brightness_min": 200,
                                                                                         "brightness_max": 100}}}]))
     assert "stages[2].quality.thresholds: brightness_min 200 is above brightness_max 100: no clip could pass" in msg
+    # a bound outside its score's range (a sign slip, "-1 = off") would reject every clip (outside check h21)
+    msg = error_of(cfg(stages=[{"probe": {}}, {"shots": {}}, {"quality": {"thresholds": {"text_area_max": -1,
+                                                                                        "suitability_min": 1.5}}}]))
+    assert "stages[2].quality.thresholds.text_area_max: Input should be greater than or equal to 0 (got -1)" in msg
+    assert "stages[2].quality.thresholds.suitability_min: Input should be less than or equal to 1 (got 1.5)" in msg
+    # windows under the minimum clip length: every clip too_short, unless short shots are kept
+    msg = error_of(cfg(stages=[{"probe": {}}, {"shots": {"min_len_s": 0.5, "max_len_s": 0.2}}]))
+    assert "stages[1].shots.max_len_s: max_len_s 0.2 is below min_len_s 0.5: no clip could pass" in msg
+    parse_config(cfg(stages=[{"probe": {}}, {"shots": {"min_len_s": 0.5, "max_len_s": 0.2, "short_shots": "keep"}}]))
 
 
 def test_bad_number_and_missing_key():
@@ -352,3 +364,21 @@ def test_plan_names_each_export_and_where_it_goes(tmp_path):
     text = plan_text(make_plan(cfg))
     assert f"export: parquet -> {tmp_path / 'out' / 'exports' / 'parquet'} (times: lita:100, media: link)" in text
     assert f"export: parquet -> {tmp_path / 'pq'} (times: seconds, media: none)" in text
+
+
+def test_the_readme_teachers_block_parses_and_an_unquoted_env_value_in_a_flow_mapping_gets_a_hint(tmp_path, monkeypatch):
+    """The README's `teachers:` example as written (outside check h21: `api_key: ${OPENAI_API_KEY}` inside {...}
+    is not YAML), and the hint a user who writes it that way gets."""
+    from vdata.schemas.config_file import ConfigReadError, interpolate_env, read_config_file
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if b.startswith("teachers:"))
+    assert "${OPENAI_API_KEY}" in block
+    path = tmp_path / "teachers.yaml"
+    path.write_text(block)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    _, data = read_config_file(path)
+    assert interpolate_env(data)["teachers"]["writer"]["api_key"] == "sk-test"
+    path.write_text(block.replace('"${OPENAI_API_KEY}"', "${OPENAI_API_KEY}"))
+    with pytest.raises(ConfigReadError, match=r'not valid YAML(.|\n)*hint: inside \{\.\.\.\} a \$\{VAR\} value must be quoted'):
+        read_config_file(path)

@@ -63,7 +63,13 @@ def read_config_file(path: str | Path) -> tuple[str, Any]:
     try:
         return text, yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
-        raise ConfigReadError(f"{path}: not valid YAML: {str(e).replace('<unicode string>', str(path))}") from None
+        hint = ""
+        mark = getattr(e, "problem_mark", None)
+        line = text.splitlines()[mark.line] if mark is not None and mark.line < len(text.splitlines()) else ""
+        if re.search(r"[:,]\s*\$\{", line):   # `{key: ${VAR}}`: the `{` of ${ ends a flow mapping's value
+            hint = ("\n  hint: inside {...} a ${VAR} value must be quoted: api_key: \"${OPENAI_API_KEY}\" "
+                    "(or write the mapping in block style, one key per line)")
+        raise ConfigReadError(f"{path}: not valid YAML: {str(e).replace('<unicode string>', str(path))}{hint}") from None
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

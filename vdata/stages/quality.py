@@ -19,23 +19,24 @@ from .base import Resources, Stage, StageConfig
 
 
 class Thresholds(BaseModel):
-    """None disables a check."""
+    """None disables a check. Each bound lies in its score's range (a sign slip such as `text_area_max: -1`,
+    "-1 = off" in many tools, would otherwise reject every clip with a valid config: outside check h21)."""
 
     model_config = ConfigDict(extra="forbid")
-    min_duration_s: float | None = None
-    max_duration_s: float | None = None
-    min_side: int | None = 128
-    aspect_min: float | None = 0.33
-    aspect_max: float | None = 3.0
-    brightness_min: float | None = 20.0
-    brightness_max: float | None = 235.0
-    border_max: float | None = 0.3
-    sharpness_min: float | None = 30.0
-    motion_min: float | None = 0.05
-    motion_max: float | None = 12.0
-    dup_ratio_max: float | None = None
-    text_area_max: float | None = 0.08
-    suitability_min: float | None = None
+    min_duration_s: float | None = Field(None, ge=0)
+    max_duration_s: float | None = Field(None, gt=0)
+    min_side: int | None = Field(128, ge=1)
+    aspect_min: float | None = Field(0.33, gt=0)
+    aspect_max: float | None = Field(3.0, gt=0)
+    brightness_min: float | None = Field(20.0, ge=0, le=255)     # mean luma, 0..255
+    brightness_max: float | None = Field(235.0, ge=0, le=255)
+    border_max: float | None = Field(0.3, ge=0, le=1)            # shares of the frame or of frame pairs: 0..1
+    sharpness_min: float | None = Field(30.0, ge=0)
+    motion_min: float | None = Field(0.05, ge=0)
+    motion_max: float | None = Field(12.0, ge=0)
+    dup_ratio_max: float | None = Field(None, ge=0, le=1)
+    text_area_max: float | None = Field(0.08, ge=0, le=1)
+    suitability_min: float | None = Field(None, ge=0, le=1)
 
     @model_validator(mode="after")
     def _ranges_not_empty(self):

@@ -1,35 +1,31 @@
 """shots: PySceneDetect cut detection → clip rows (fan-out), with min/max length and stitching.
 
-Coarse to fine (adaptive and content detectors, the default): one decode keeps the reference frames
-everywhere (B-frames skipped) as tiny images and every frame where the packets hint at a cut (a
-keyframe off the GOP period, an outsized I/P packet), where the detector runs; gaps between reference
-frames where the picture moved enough to hold a cut the hints missed are decoded again, so the cuts
-are the full pass's (vdata/media/cut_pass.py, cuts.py). Where that does not pay (intra-only, no
-timestamps, windows over half the video) one pass feeds the detector every frame. Gradual
-transitions (dissolves, fades, wipes, slides) come from the same coarse pass, one cut at the middle
-of each. `detector: transnetv2` runs TransNetV2 instead (the `transnet` extra). A small colour
-histogram per analysed frame serves stitching.
+Coarse to fine (adaptive and content detectors, the default): one decode keeps the reference frames everywhere
+(B-frames skipped) as tiny images and every frame where the packets hint at a cut (a keyframe off the GOP period, an
+outsized I/P packet), where the detector runs; gaps between reference frames where the picture moved enough to hold
+a cut the hints missed are decoded again, so the cuts are the full pass's (vdata/media/cut_pass.py, cuts.py). Where
+that does not pay (intra-only, no timestamps, windows over half the video) one pass feeds the detector every frame.
+Gradual transitions (dissolves, fades, wipes, slides) come from the same coarse pass, one cut at the middle of each.
+`detector: transnetv2` runs TransNetV2 instead (the `transnet` extra). A small colour histogram per analysed frame
+serves stitching.
 
-Cuts: the detector runs with its own minimum scene length (PySceneDetect's `min_scene_len` default,
-15 frames, or `detector_args.min_scene_len`), which keeps bursts of cuts (flicker, counters, strobes)
-from splitting a shot. That filter also hides a real short shot, whose closing cut comes too soon
-after its opening one; the shot after it would then contain a cut. So the detector is fed with a
-minimum of 1 frame, and its own filter (PySceneDetect's `FlashFilter`, the detector's mode and length)
-is applied afterwards; a cut it hid comes back when the shot it opens lasts at least the minimum
-scene length (a short shot between two stable ones, not a burst).
+Cuts: the detector runs with its own minimum scene length (PySceneDetect's `min_scene_len` default, 15 frames, or
+`detector_args.min_scene_len`), which keeps bursts of cuts (flicker, counters, strobes) from splitting a shot. That
+filter also hides a real short shot, whose closing cut comes too soon after its opening one; the shot after it would
+then contain a cut. So the detector is fed with a minimum of 1 frame, and its own filter (PySceneDetect's
+`FlashFilter`, the detector's mode and length) is applied afterwards; a cut it hid comes back when the shot it opens
+lasts at least the minimum scene length (a short shot between two stable ones, not a burst).
 
-Short shots (under `min_len_s`) are never merged into a neighbour across a real cut: each becomes its
-own clip, rejected `too_short` (or kept, `short_shots: keep`). Only stitching merges, and only shots of
-one scene (Panda-70M style): a short shot whose neighbours look alike is a flash inside one scene, and
-the three are one clip; adjacent shots whose boundary frames are near-identical are one shot. Long
-shots are then split into windows of at most `max_len_s`. Clip ids are derived from the content id and
-frame numbers, so they are identical across runs.
+Short shots (under `min_len_s`) are never merged into a neighbour across a real cut: each becomes its own clip,
+rejected `too_short` (or kept, `short_shots: keep`). Only stitching merges, and only shots of one scene (Panda-70M
+style): a short shot whose neighbours look alike is a flash inside one scene, and the three are one clip; adjacent
+shots whose boundary frames are near-identical are one shot. Long shots are then split into windows of at most
+`max_len_s`. Clip ids are derived from the content id and frame numbers, so they are identical across runs.
 
-Damaged media: the pass counts frames and decode errors. Fewer frames than the probe declared, or a
-packet that does not decode, rejects the video `corrupt` (decode errors) or `truncated` (decoding
-stops early without one), with the numbers; `on_corrupt: keep_prefix` keeps the clips before the
-first damage and rejects the lost span with its frame range. Every declared frame ends up in a kept
-clip or in a reject that says why.
+Damaged media: the pass counts frames and decode errors. Fewer frames than the probe declared, or a packet that does
+not decode, rejects the video `corrupt` (decode errors) or `truncated` (decoding stops early without one), with the
+numbers; `on_corrupt: keep_prefix` keeps the clips before the first damage and rejects the lost span with its frame
+range. Every declared frame ends up in a kept clip or in a reject that says why.
 """
 from __future__ import annotations
 
@@ -49,7 +45,7 @@ from vdata.schemas import records as R
 
 from ..base import Resources, Stage, StageConfig
 from .clip_files import clip_file
-from .detector_args import DETECTORS, check_detector_args, check_threshold
+from .detector_args import DETECTORS, check_detector_args, check_lengths, check_threshold
 from .damage import CORRUPT, DROPPED_FRAMES_TOLERATED, TRUNCATED, Damage, assess_damage  # noqa: F401
 from .held import HeldFrames
 from .min_scene import apply_min_scene_len, length_in_frames, min_scene_filter, min_scene_length
@@ -74,16 +70,15 @@ class ShotsConfig(StageConfig):
                                           "own); transnetv2: weights (a local state dict; default: the package's), "
                                           "device (auto|cpu|cuda), batch (windows per forward pass)")
     min_len_s: float = Field(1.0, ge=0)
-    short_shots: Literal["reject", "keep"] = Field(
-        "reject", description="a shot shorter than min_len_s: its own clip, rejected too_short or kept")
+    short_shots: Literal["reject", "keep"] = Field("reject", description="a shot shorter than min_len_s: its own "
+                                                                       "clip, rejected too_short or kept")
     on_corrupt: Literal["reject", "keep_prefix"] = Field(
         "reject", description="damaged video: reject it whole, or keep the clips before the first damage")
     max_len_s: float | None = Field(60.0, gt=0)
     stitch: StitchConfig = Field(default_factory=StitchConfig)
     analysis_max_side: int = Field(256, ge=32, description="frames are downscaled to this before detection")
-    gradual: bool = Field(
-        True, description="also find gradual transitions (dissolves, fades, wipes, slides) on the coarse "
-                          "pass's layouts; each is one cut at its middle")
+    gradual: bool = Field(True, description="also find gradual transitions (dissolves, fades, wipes, slides) on the "
+                                            "coarse pass's layouts; each is one cut at its middle")
     coarse_to_fine: bool = Field(
         True, description="decode reference frames everywhere and every frame only around candidate cuts "
                           "(adaptive and content detectors); false = feed the detector every frame")
@@ -100,6 +95,11 @@ class ShotsConfig(StageConfig):
     @classmethod
     def _known_detector_args(cls, value, info: ValidationInfo):
         return check_detector_args(info.data.get("detector"), value)
+
+    @field_validator("max_len_s")
+    @classmethod
+    def _windows_can_pass(cls, value, info: ValidationInfo):
+        return check_lengths(info.data.get("min_len_s"), value, info.data.get("short_shots"))
 
 
 _THUMB = (16, 9)

@@ -52,3 +52,11 @@ def check_threshold(detector: str | None, threshold: float | None) -> float | No
         span = f"above {low:g}" if high is None else f"in ({low:g}, {high:g}]"
         raise ValueError(f"the {detector} detector's threshold is {span}, not {threshold:g}")
     return threshold
+
+
+def check_lengths(min_len_s: float | None, max_len_s: float | None, short_shots: str | None) -> float | None:
+    """`max_len_s` under `min_len_s`: every window a long shot is split into, and every shot, would be rejected
+    too_short (outside check h21: a valid config, then 0 clips). With `short_shots: keep` they are kept."""
+    if short_shots != "keep" and min_len_s is not None and max_len_s is not None and max_len_s < min_len_s:
+        raise ValueError(f"max_len_s {max_len_s:g} is below min_len_s {min_len_s:g}: no clip could pass")
+    return max_len_s
