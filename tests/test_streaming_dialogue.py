@@ -17,7 +17,7 @@ from vdata.stages.base import Reject, RunContext
 from vdata.stages.generate import GenerateConfig, GenerateStage
 
 SEGMENTS = [(2.0, 4.0, "A man opens the oven."), (4.0, 7.5, "He takes out three loaves."),
-            (7.5, 9.0, "It takes 12 seconds to cool."),   # states a time: its dialogue goes, as LIVE's filter does
+            (7.5, 9.0, "At 0:08 he sets them down to cool."),   # states a moment: its dialogue goes, as LIVE's filter does
             (9.0, 12.0, "He puts the loaves in a basket."), (12.0, 15.0, "He carries the basket outside.")]
 
 
@@ -37,7 +37,7 @@ def _run(task: dict, rows, counters: dict | None = None) -> list:
     return out
 
 
-CLEAN = [s for s in SEGMENTS if "seconds" not in s[2]]
+CLEAN = [s for s in SEGMENTS if "0:08" not in s[2]]
 
 
 def test_turns_follow_the_query_in_time_and_leak_no_times():
@@ -75,7 +75,22 @@ def test_a_dialogue_whose_reply_states_a_time_is_rejected_whole():
     kept, leaked = _run({"per_clip": 2, "sources": ["segments"], "max_turns": 2}, [_row()], counted)
     assert counted["streaming_items_naming_a_time"] == 1
     assert not isinstance(kept, Reject) and [t["content"] for t in kept[R.TURNS][1:]] == [t for _, _, t in SEGMENTS[:2]]
-    assert isinstance(leaked, Reject) and leaked.reason == "time_in_reply" and "12 seconds" in leaked.message
+    assert isinstance(leaked, Reject) and leaked.reason == "time_in_reply" and "0:08" in leaked.message
+
+
+def test_a_duration_in_the_videos_own_words_is_content_and_in_a_captioners_events_a_leak():
+    """Speech, subtitles and annotated segments say how long things take ("bake it for 20 minutes"): that gives no
+    time away (outside check h20: a cooking video's dialogue was dropped whole for it). A captioner's events are
+    held to LIVE's filter, durations included."""
+    said = [(2.0, 4.0, "Preheat the oven."), (4.0, 8.0, "Bake it for 20 minutes."), (8.0, 11.0, "Wait one second, please."),
+            (11.0, 14.0, "Now slice the bread.")]
+    counted: dict = {}
+    out = _run({"sources": ["segments"]}, [_row(said)], counted)
+    assert len(out) == 1 and not isinstance(out[0], Reject), out
+    assert [t["content"] for t in out[0][R.TURNS][1:]] == [t for _, _, t in said]
+    assert not counted.get("streaming_items_naming_a_time")
+    out = _run({"sources": ["events"]}, [_row(events=said)])
+    assert len(out) == 1 and isinstance(out[0], Reject) and out[0].reason == "time_in_reply"
 
 
 def test_sources_in_order_and_too_few_events_is_a_reject():

@@ -14,7 +14,8 @@ loader requires a time > 0), and each following item (up to `max_turns`) is an a
 item's text, timed at the item's end (`respond_at: end`, the moment it has been seen; `start` for
 guidance that speaks as a step begins). A dialogue one of whose items states a time is rejected
 (`time_in_reply`), as LIVE's filter drops the whole annotation: leaving the item out would teach the
-model to stay silent through an event it saw.
+model to stay silent through an event it saw. Events and steps (a captioner's words) are held to LIVE's
+rule, durations included; speech, subtitles and annotated segments (the video's own words) only to moments.
 
 The sample keeps the dialogue in `turns` (role, content, time_s; video-absolute), the query as
 `question`, the assistant turns as timed lines in `answer` (`{{t:..}} text`, so single-turn exports
@@ -59,13 +60,21 @@ DEFAULT_QUERIES = ["Please narrate what happens in the video as it happens.",
 # a bare unit word ("seconds later", "a few minutes") and vdata's own placeholder syntax count too.
 # "second" as an ordinal ("the second loaf") is no time.
 _TIME_WORD = re.compile(r"\b(?:seconds|minutes|secs|mins)\b|\{\{", re.IGNORECASE)
+_PLACEHOLDER_START = re.compile(r"\{\{")
 
 
-def time_leak(text: str) -> str | None:
-    """What in `text` gives a time away, or None."""
-    if stated := states_time(text):
+# Sources whose words are the video's own (speech, subtitles, annotated segments): a duration they say ("bake it
+# for 20 minutes", "one second, please") is content and gives no time away, a moment ("at 0:05") still does.
+# Events and steps are a captioner's writing, held to LIVE's filter (outside check h20: a cooking video's
+# subtitles saying "minutes" lost its whole dialogue).
+OWN_WORDS = ("transcript", "subtitles", "segments")
+
+
+def time_leak(text: str, durations: bool = True) -> str | None:
+    """What in `text` gives a time away, or None; `durations=False`: only a stated moment (and placeholders)."""
+    if stated := states_time(text, durations=durations):
         return stated.text
-    m = _TIME_WORD.search(text or "")
+    m = (_TIME_WORD if durations else _PLACEHOLDER_START).search(text or "")
     return m.group(0) if m else None
 
 
@@ -101,7 +110,7 @@ def _items(row: dict, clues: list[Clue], source: str, leaks: list | None = None)
         text = " ".join((c.text or "").split())
         if c.start_s is None or not text or text.lower() in seen:
             continue
-        if time_leak(text) and leaks is not None:
+        if leaks is not None and time_leak(text, durations=source not in OWN_WORDS):
             leaks.append(text)
         seen.add(text.lower())
         end = c.end_s if c.end_s is not None else c.start_s
