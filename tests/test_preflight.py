@@ -518,3 +518,24 @@ def test_a_teacher_nothing_answers_at_is_said_before_the_build_and_left_to_it(vi
     said = " ".join(r.getMessage() for r in caplog.records)
     assert f"teachers.cap: nothing answers at http://127.0.0.1:{port}/v1 now (ConnectError)" in said
     assert "teacher_connection" in said and "sk-x1" not in said
+
+
+def test_a_build_that_kept_nothing_while_its_teacher_never_answered_exits_3(video_dir, tmp_path):
+    """Every row a teacher_connection reject (the server was down the whole build): the build finishes, its
+    rejects say so, and the status is 3, not 0, so that a script can tell it from success (outside check h21)."""
+    import socket
+
+    with socket.socket() as s:   # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    teachers = {"cap": {**HTTP, "base_url": f"http://127.0.0.1:{port}/v1", "max_retries": 0}}
+    data = config(video_dir, [*CURATE, {"caption": {"teacher": "cap"}}], teachers, output={"dir": str(tmp_path / "out")})
+    path = tmp_path / "down.yaml"
+    path.write_text(yaml.safe_dump(data))
+    res = CliRunner().invoke(main, ["build", str(path), "--quiet"])
+    assert res.exit_code == 3, res.output
+    assert "incomplete: nothing was kept" in " ".join(res.output.split())
+    import pyarrow.parquet as pq
+
+    rejects = pq.read_table(tmp_path / "out" / "rejects").to_pylist()
+    assert rejects and {r["reason"] for r in rejects} == {"teacher_connection"}

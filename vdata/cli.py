@@ -214,6 +214,12 @@ def build(config, address, quiet, verbose, progress_every):
                                     f"`vdata build {config}` again to resume"))
         sys.exit(130)
     print_summary(result)
+    if not result.rows and result.retryable_rejects:
+        # A teacher that was down the whole build (or inputs not downloaded yet): a finished build with status 0
+        # would read as success to a script (CI, cron) that never looks at the counts (outside check h21).
+        console.print(Text.assemble(("incomplete", "red"), f": nothing was kept and {result.retryable_rejects} "
+                                    "reject(s) may pass on a re-run; exit status 3"), highlight=False)
+        sys.exit(3)
 
 
 def print_summary(result) -> None:
