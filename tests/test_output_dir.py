@@ -235,9 +235,11 @@ def test_a_file_listed_twice_by_a_manifest_is_a_reject_naming_the_first(tmp_path
     assert "list.csv#0" in rejects[0]["message"]
 
 
-def test_ctrl_c_is_a_message_and_status_130(tmp_path, inputs):
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_is_a_message_and_status_130(tmp_path, inputs, signame):
     """SIGINT while a stage waits on a teacher (a server that accepts and never answers): one line saying how to
-    resume, exit status 130 (a shell's code for Ctrl-C), no traceback, no "Aborted!"."""
+    resume, exit status 130 (a shell's code for Ctrl-C), no traceback, no "Aborted!". SIGTERM (a scheduler's,
+    `timeout`'s) the same, status 143 (it died silently before: outside check h21)."""
     import signal
     import socket
     import time
@@ -259,14 +261,15 @@ def test_ctrl_c_is_a_message_and_status_130(tmp_path, inputs):
             time.sleep(0.1)
         server.settimeout(300)
         server.accept()   # a request reached the silent server: the caption stage waits on its teacher
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, signame))
         rc = proc.wait(timeout=120)
         err = proc.stderr.read()
     finally:
         proc.kill()
         server.close()
-    assert rc == 130, err
-    assert "interrupted: the videos finished so far are committed" in err and "Traceback" not in err
+    assert rc == (130 if signame == "SIGINT" else 143), err
+    how = "interrupted" if signame == "SIGINT" else "terminated"
+    assert f"{how}: the videos finished so far are committed" in err and "Traceback" not in err
     assert "Aborted!" not in err and not (out / "manifest.json").exists()
 
 

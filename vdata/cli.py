@@ -193,6 +193,7 @@ def build(config, address, quiet, verbose, progress_every):
     from vdata.teachers.types import TeacherRefusedError   # here: its numpy is no part of `vdata validate`, `--help`
 
     cfg = _load(config)
+    _terminate_as_interrupt()
     try:
         result = run_build(cfg, address=address, progress=False if quiet else None, console=console,
                            verbose=verbose, progress_every=progress_every)
@@ -209,10 +210,11 @@ def build(config, address, quiet, verbose, progress_every):
         # the server's own traceback is in its log: vdata's adds nothing to "this model did not load"
         console.print(Text.assemble(("build stopped", "red"), ": ", e.summary()), highlight=False)
         sys.exit(1)
-    except KeyboardInterrupt:   # Ctrl-C: what is committed stays, and the same command goes on from there
-        console.print(Text.assemble(("interrupted", "yellow"), ": the videos finished so far are committed; run "
+    except KeyboardInterrupt as e:   # Ctrl-C or SIGTERM: what is committed stays, and the same command goes on
+        how = "terminated" if isinstance(e, Terminated) else "interrupted"
+        console.print(Text.assemble((how, "yellow"), ": the videos finished so far are committed; run "
                                     f"`vdata build {config}` again to resume"))
-        sys.exit(130)
+        sys.exit(143 if isinstance(e, Terminated) else 130)
     print_summary(result)
     if not result.rows and result.retryable_rejects:
         # A teacher that was down the whole build (or inputs not downloaded yet): a finished build with status 0
@@ -220,6 +222,31 @@ def build(config, address, quiet, verbose, progress_every):
         console.print(Text.assemble(("incomplete", "red"), f": nothing was kept and {result.retryable_rejects} "
                                     "reject(s) may pass on a re-run; exit status 3"), highlight=False)
         sys.exit(3)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's, `timeout`'s) handled as Ctrl-C is; by default Python dies silently, with no cleanup."""
+
+
+def _terminate_as_interrupt() -> None:
+    import signal
+
+    def raise_terminated(signum, frame):
+        raise Terminated()
+
+    def default_in_child():
+        # A forked worker must die at once on the SIGTERM its pool sends (Pool.terminate): a Python handler runs
+        # only between bytecodes, so a worker blocked in a C call would outlive the pool's join.
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        except ValueError:
+            pass
+
+    try:
+        signal.signal(signal.SIGTERM, raise_terminated)
+    except ValueError:   # not the main thread (an embedding application's worker): its own handling stands
+        return
+    os.register_at_fork(after_in_child=default_in_child)
 
 
 def print_summary(result) -> None:
