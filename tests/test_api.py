@@ -113,6 +113,7 @@ def test_run_stage_on_hf_dataset_keeps_user_columns_and_reports_rejects():
     assert not set(R.INTERNAL_COLUMNS) & set(kept.column_names)
     assert rejects["reason"] == ["bad_timestamps"] and rejects[R.SAMPLE_ID] == ["outside"]
     assert rejects[R.TASK] == ["grounding"]                               # the dropped sample's task
+    assert (rejects[R.START_S], rejects[R.END_S]) == ([10.0], [20.0])     # ... and where it lies in the video
     assert "25" in rejects["message"][0] and rejects["stage"] == ["timestamps"]   # the numbers are in the message
     # score only: nothing dropped, the column written
     kept, rejects = vdata.run_stage(TimestampsStage(drop_invalid=False), datasets.Dataset.from_list(rows))

@@ -126,6 +126,10 @@ def test_quickstart_runs_end_to_end_with_declared_schema(tmp_path, in_process):
     reasons = {(r["stage"], r["reason"]) for r in rejects}
     assert ("quality", "too_dark") in reasons and ("quality", "blurry") in reasons and ("quality", "borders") in reasons
     assert all(r["message"] for r in rejects)
+    # a dropped clip says where it lay (a clip id's frame numbers are no times in a variable-rate video)
+    for r in rejects:
+        if r["stage"] == "quality":
+            assert r[R.CLIP_ID] and 0 <= r[R.START_S] < r[R.END_S], r
     manifest = json.loads(Path(result.manifest_path).read_text())
     assert manifest["rows"] == result.rows and manifest["rejects"] == len(rejects)
     by_stage = {s["stage"]: s for s in manifest["stages"]}

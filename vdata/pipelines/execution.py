@@ -313,7 +313,15 @@ def to_reject_records(rows: list[dict]) -> list[dict]:
         "stage": r.get(R.REJECT_STAGE), "reason": r.get(R.REJECT_REASON), "message": r.get(R.REJECT_MESSAGE),
         "detail": r.get(R.REJECT_DETAIL), R.SOURCE_URI: r.get(R.SOURCE_URI), R.VIDEO_ID: r.get(R.VIDEO_ID),
         R.CLIP_ID: r.get(R.CLIP_ID), R.SAMPLE_ID: r.get(R.SAMPLE_ID), R.TASK: r.get(R.TASK),
+        R.START_S: _seconds(r.get(R.START_S)), R.END_S: _seconds(r.get(R.END_S)),
     } for r in rows]
+
+
+def _seconds(value) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def split_table(table: pa.Table, data_schema: pa.Schema) -> tuple[pa.Table, pa.Table]:

@@ -368,6 +368,10 @@ REJECT_SCHEMA = pa.schema([
     pa.field(SAMPLE_ID, pa.string()),
     # the sample's task where a sample (or one task's generation) was dropped; null for a video or clip
     pa.field(TASK, pa.string()),
+    # the dropped clip's (or sample's) span in the video, seconds; null for a whole video. A clip id's frame
+    # numbers are no times in a variable-rate video
+    pa.field(START_S, pa.float64()),
+    pa.field(END_S, pa.float64()),
 ])
 
 
