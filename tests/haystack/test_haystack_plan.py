@@ -55,9 +55,12 @@ def test_placements_are_valid_and_depths_controlled(hs_root):
         assert ps == sorted(ps, key=lambda p: p.start_s)
         for p in ps:
             assert 0 <= p.start_s < p.end_s <= length
-            assert abs(p.start_s * fps - round(p.start_s * fps)) < 1e-6          # frame-aligned
+            lead = p.needle.audible[0] if p.kind == "audio" else 0.0   # spoken: the heard part of the file
+            assert abs((p.start_s - lead) * fps - round((p.start_s - lead) * fps)) < 1e-6   # frame-aligned
             if p.kind == "audio":
-                assert p.box is None and abs((p.end_s - p.start_s) - p.needle.duration_s) < 1e-6
+                heard = p.needle.audible[1] - p.needle.audible[0]
+                assert p.box is None and abs((p.end_s - p.start_s) - heard) < 1e-6
+                assert 0 <= p.needle.audible[0] < p.needle.audible[1] <= p.needle.duration_s
             else:
                 x, y, w, h_ = p.box
                 assert 0 <= x and 0 <= y and x + w <= width and y + h_ <= height and w > 0 and h_ > 0

@@ -114,8 +114,10 @@ def test_a_needle_shown_twice_in_a_row_is_not_a_leak(plans, tmp_path, kind):
     cfg, renderer, base, items = plans
     item = items[kind]
     first = item.placements[0]
-    length = first.end_s - first.start_s
-    again = dataclasses.replace(first, start_s=round(first.end_s + 0.2, 6), end_s=round(first.end_s + 0.2 + length, 6))
+    # 0.2 s after the first showing ends; a spoken needle's placement is its audible part, the file it is
+    # mixed from runs past it (fixes H2), so for speech: 0.2 s after the first file ends
+    shift = (first.needle.duration_s if kind == "audio" else first.end_s - first.start_s) + 0.2
+    again = dataclasses.replace(first, start_s=round(first.start_s + shift, 6), end_s=round(first.end_s + shift, 6))
     assert all(again.end_s + 1.0 < p.start_s for p in item.placements[1:])
     placements = [first, again] + item.placements[1:]
     video = renderer.render_item(base, placements, str(tmp_path / "twice.mp4"))

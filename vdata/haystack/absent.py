@@ -30,6 +30,7 @@ import numpy as np
 
 from vdata.media.ffmpeg import ffmpeg_exe
 
+from .pictures import weighted_distance
 from .words import fold_text, same_word, words
 
 ROLES = {"distractor": "a wrong option", "absent_target": "asked about and shown 0 times"}
@@ -39,12 +40,14 @@ ASR_RATE = 16000
 
 def scan_distances(refs: list[tuple], scanned: list[int], sigs: dict) -> tuple[np.ndarray, np.ndarray]:
     """Per scanned frame, the smallest phash distance (64 for a reference whose hash is noise) and colour
-    distance from any of the reference signatures (phash, colour thumb, hash trusted)."""
+    distance from any of the reference signatures (phash, colour thumb, hash trusted, cells compared:
+    None for all, else a transparent overlay's `pictures.cell_weights`)."""
     got_bits = np.stack([sigs[f][0].hash.ravel() for f in scanned])
     got_thumbs = np.stack([sigs[f][1] for f in scanned])
     d = np.min([(got_bits != r[0].hash.ravel()).sum(axis=1) if r[2] else np.full(len(scanned), 64)
                 for r in refs], axis=0)
-    c = np.min([np.abs(got_thumbs - r[1]).mean(axis=(1, 2, 3)).round(2) for r in refs], axis=0)
+    c = np.min([(np.abs(got_thumbs - r[1]).mean(axis=(1, 2, 3)) if r[3] is None
+                 else weighted_distance(got_thumbs, r[1], r[3])).round(2) for r in refs], axis=0)
     return d, c
 
 

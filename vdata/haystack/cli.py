@@ -48,6 +48,8 @@ def build_cmd(config, render, out_dir, limit, no_verify, quiet):
         console.print("dropped by verification: " + ", ".join(f"{k}: {v}" for k, v in result.rejected.items()))
     if result.skipped_cells:
         console.print(f"{len(result.skipped_cells)} grid cell(s) not built (see summary.md)")
+    if result.reused:
+        console.print(f"{result.reused} item video(s) reused from an earlier run into this folder")
     t = result.timings
     if "render_video_s_per_s" in t:
         console.print(f"rendered {t['rendered_video_s']:.0f} s of video at {t['render_video_s_per_s']} s/s; "

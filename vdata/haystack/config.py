@@ -45,8 +45,9 @@ MIN_NEEDLES = {"ordering": 2, "multihop": 2}
 # config built under other rules never passes for the same benchmark. 2: counting answers balanced over
 # 0..n, gap_s kept in full from both ends, needles placed at the asked depth, too-long needles redrawn.
 # 3: videos named by an opaque hash (planner.media_name), items naming a needle the video shows as absent
-# (a distractor in the footage) dropped as distractor_on_screen.
-ITEM_RULES = 3
+# (a distractor in the footage) dropped as distractor_on_screen. 4: a spoken needle's interval (its
+# placement, localization's answer) is its audible part, not its file with the TTS silence around it.
+ITEM_RULES = 4
 
 
 class _Strict(BaseModel):

@@ -22,6 +22,15 @@ def span_s(needle: Needle, fps: float) -> float:
     return needle.duration_s if needle.kind == "audio" else shown_frames(needle, fps) / fps
 
 
+def heard_s(needle: Needle, fps: float) -> tuple[float, float]:
+    """Where, from the start of its span, a needle is seen or heard: the whole span, but for a spoken needle
+    only its audible part (`Needle.audible`: TTS pads speech with silence). A placement's interval is this
+    part, so the answer (localization's interval, the verifier's window) never covers silence."""
+    if needle.kind == "audio" and needle.audible is not None:
+        return needle.audible
+    return 0.0, span_s(needle, fps)
+
+
 def slot_s(length_s: float, units: int, gap_s: float) -> float:
     """Room each of `units` needles gets (its own length plus one gap) in a haystack of `length_s` when
     `gap_s` is kept between needles and from both ends: a needle fits when its length + gap_s <= this."""
@@ -63,16 +72,18 @@ def _room(ids: list[int], unit_lengths: list[float], gap_s: float) -> float:
 
 def place_units(rng: random.Random, length_s: float, unit_lengths: list[float], gap_s: float, fps: float,
                 target: int | None = None, depth: float | None = None,
-                depth_span_s: float | None = None) -> list[float] | None:
+                depth_span_s: float | None = None, depth_offset_s: float = 0.0) -> list[float] | None:
     """Frame-aligned start times for units that never overlap and keep `gap_s` between each other and
     from both ends of the haystack. Returns None when the units cannot fit (`slot_s`).
 
     Without `depth`, units are spread stratified (`_spread`). With `depth`, unit `target` starts at the
-    frame nearest `depth * (length - depth_span_s)` (`depth_span_s`: the length its depth is measured
-    over, by default its own) unless the gaps forbid it, in which case it lands as close as they allow;
-    the other units are spread before and after it, as many before as brings it closest to that spot
-    (ties: in proportion to the depth). So the realised depth (an item's `target_depth`) is the asked one
-    up to a frame except near the ends, where `gap_s` and the other units take the room.
+    frame nearest `depth * (length - depth_span_s) - depth_offset_s` (`depth_span_s`: the length its depth
+    is measured over, by default its own; `depth_offset_s`: how far into the unit that length begins, a
+    spoken needle's silence before its audible part) unless the gaps forbid it, in which case it lands as
+    close as they allow; the other units are spread before and after it, as many before as brings it
+    closest to that spot (ties: in proportion to the depth). So the realised depth (an item's
+    `target_depth`) is the asked one up to a frame except near the ends, where `gap_s` and the other units
+    take the room.
     """
     m = len(unit_lengths)
     if not fits(length_s, m, gap_s, max(unit_lengths)):
@@ -82,7 +93,7 @@ def place_units(rng: random.Random, length_s: float, unit_lengths: list[float], 
         _spread(rng, 0.0, length_s, list(range(m)), unit_lengths, gap_s, fps, starts)
         return starts
     own = unit_lengths[target]
-    want = depth * (length_s - (own if depth_span_s is None else depth_span_s))
+    want = depth * (length_s - (own if depth_span_s is None else depth_span_s)) - depth_offset_s
     others = [u for u in range(m) if u != target]
     rng.shuffle(others)
     best = None

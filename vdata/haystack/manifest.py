@@ -21,8 +21,11 @@ from .render import AUDIO_RATE, INTERMEDIATE_CRF, determinism, ffmpeg_version
 from .sources import SkippedSource, Source
 
 FORMAT = "vdata-haystack-manifest"
-VERSION = 2          # 2: deterministic x264 settings and digests.jsonl; version-1 benchmarks rebuild, unpromised
-READABLE_VERSIONS = (1, 2)
+# 2: deterministic x264 settings and digests.jsonl; version-1 benchmarks rebuild, unpromised. 3: a spoken
+# needle's placement is its audible part (needle rows carry `audible_s`: where in the file that part lies);
+# a version-2 row has none, its placement is the whole file, and it renders as it did.
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 MANIFEST = "manifest.json"
 PLACEMENTS = "placements.jsonl"
 DIGESTS = "digests.jsonl"
@@ -55,8 +58,11 @@ def build_header(cfg: HaystackConfig, sources: list[Source], skipped: list[Skipp
 
 
 def _needle_row(n: Needle) -> dict:
-    return {"needle_id": n.needle_id, "kind": n.kind, "label": n.label, "duration_s": n.duration_s,
-            "width": n.width, "height": n.height, "ref": n.ref}
+    row = {"needle_id": n.needle_id, "kind": n.kind, "label": n.label, "duration_s": n.duration_s,
+           "width": n.width, "height": n.height, "ref": n.ref}
+    if n.audible is not None:
+        row["audible_s"] = list(n.audible)
+    return row
 
 
 def placement_line(item: ItemPlan) -> str:
@@ -135,8 +141,9 @@ def needles_from(header: dict, paths: dict[str, str]) -> dict[str, Needle]:
     out = {}
     for ns in header["needle_sets"]:
         for n in ns["needles"]:
+            audible = tuple(n["audible_s"]) if n.get("audible_s") is not None else None
             out[n["needle_id"]] = Needle(n["needle_id"], n["kind"], n["label"], n["duration_s"],
-                                         paths.get(n["needle_id"]), n["ref"], n["width"], n["height"])
+                                         paths.get(n["needle_id"]), n["ref"], n["width"], n["height"], audible)
     return out
 
 

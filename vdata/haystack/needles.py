@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import glob as globlib
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -19,11 +20,17 @@ from vdata.media.text_frames import missing_glyphs
 from vdata.schemas.config import ConfigError
 
 from .config import HaystackConfig, NeedleSpec
+from .pictures import alpha_plane
 
 DEFAULT_SHOW_S = 2.0
 MIN_FONT_PX = 12
 MIN_SPEECH_S = 0.1       # an audio needle shorter than this holds no word to hear
 SILENT_PEAK = 1e-3       # ... and one whose loudest sample is under this (full scale 1) is silence
+# Where a spoken needle is heard: from its first to its last sample at AUDIBLE_SHARE of its peak (-34 dB;
+# TTS pads its speech with digital silence, a recording with room noise far below its speech), widened
+# by AUDIBLE_MARGIN_S either side (a word's soft onset and decay) within the file.
+AUDIBLE_SHARE = 0.02
+AUDIBLE_MARGIN_S = 0.05
 
 NOUNS = {  # kind: (singular, plural, verb)
     "image": ("image", "images", "shown"),
@@ -38,11 +45,15 @@ class Needle:
     needle_id: str
     kind: str                 # image | text | clip | audio
     label: str
-    duration_s: float         # how long it stays on screen / how long the speech lasts
+    duration_s: float         # how long it stays on screen / how long the speech file lasts
     path: str | None = None   # local file (None for text)
     ref: str | None = None    # path relative to the config folder, as a hint in the manifest
     width: int = 0            # native pixel size (image, clip)
     height: int = 0
+    # audio: (start, end) in seconds into the file of the part that is heard (`audible_span`): the file is
+    # placed and mixed whole, its placement's interval (the answer's truth) is this part. None: the whole
+    # file (manifests before version 3).
+    audible: tuple[float, float] | None = None
 
 
 @dataclass
@@ -182,6 +193,9 @@ def _file_needle(spec: NeedleSpec, path: str, ref: str) -> Needle:
             if getattr(im, "n_frames", 1) > 1:   # the renderer loops one still picture (outside check h18 F18)
                 raise ValueError(f"an animated image ({im.n_frames} frames): an image needle is one still picture; "
                                  "make it a clip needle (type: clip) or save one frame")
+            alpha = alpha_plane(im)   # composited (pictures.py): a picture with no opaque pixel shows nothing
+            if alpha is not None and int(alpha.max()) == 0:
+                raise ValueError("fully transparent: nothing of it would be on screen")
         return Needle(nid, "image", label, spec.duration_s or DEFAULT_SHOW_S, path, ref, w, h)
     if spec.type == "clip":
         from vdata.media.probe import probe_video
@@ -195,7 +209,7 @@ def _file_needle(spec: NeedleSpec, path: str, ref: str) -> Needle:
             raise ValueError(f"no audio samples to speak (duration {duration:.2f} s, at least {MIN_SPEECH_S:g} s needed)")
         if peak < SILENT_PEAK:
             raise ValueError(f"silent (peak level {peak:.1e} of full scale): nothing to hear")
-        return Needle(nid, "audio", label, duration, path, ref)
+        return Needle(nid, "audio", label, duration, path, ref, audible=audible_span(path, duration))
     raise ValueError(f"unknown needle type {spec.type}")
 
 
@@ -237,6 +251,35 @@ def audio_peak(path: str) -> float:
     except av.error.FFmpegError as e:
         raise MediaError("unreadable", f"not a readable audio file: {e}") from e
     return peak
+
+
+def audible_span(path: str, duration_s: float) -> tuple[float, float]:
+    """(start, end) in seconds into the file of its audible part: the first and last sample (any channel)
+    at AUDIBLE_SHARE of the file's peak, AUDIBLE_MARGIN_S beyond them, within [0, duration_s]; outward to
+    the millisecond. The whole file when it has no such sample."""
+    import av
+    import numpy as np
+
+    loud, rate = [], 0
+    try:
+        with av.open(path) as c:
+            stream = c.streams.audio[0]
+            rate = stream.rate
+            to_float = av.AudioResampler(format="fltp")   # samples as floats in full scale, one row a channel
+            for frame in c.decode(stream):
+                for f in to_float.resample(frame):
+                    a = np.abs(f.to_ndarray()).max(axis=0)
+                    loud.append(a)
+    except av.error.FFmpegError as e:
+        raise MediaError("unreadable", f"not a readable audio file: {e}") from e
+    level = np.concatenate(loud) if loud else np.zeros(0)
+    peak = float(level.max()) if level.size else 0.0
+    hits = np.flatnonzero(level >= AUDIBLE_SHARE * peak) if peak > 0 else np.zeros(0, int)
+    if not hits.size or not rate:
+        return 0.0, round(duration_s, 6)
+    start = max(0.0, math.floor((hits[0] / rate - AUDIBLE_MARGIN_S) * 1000) / 1000)
+    end = min(duration_s, math.ceil(((hits[-1] + 1) / rate + AUDIBLE_MARGIN_S) * 1000) / 1000)
+    return round(start, 6), round(max(end, start), 6)
 
 
 # --- text layout (shared by the renderer, which draws it, and the verifier, which knows where to look) ---

@@ -32,6 +32,7 @@ from vdata.media.ffmpeg import ffmpeg_exe, run_ffmpeg
 from .config import EncodeSpec
 from .model import Base, Placement
 from .needles import text_font_path, text_font_size, text_padding
+from .pictures import input_args, is_transparent
 from .sources import Source
 
 AUDIO_RATE = 44100
@@ -85,6 +86,15 @@ def decoded_digest(path: str) -> str:
     if out.returncode != 0:
         return "undecodable"
     return ";".join(line.strip() for line in out.stdout.splitlines() if line.strip())
+
+
+def _speech_file(p: Placement) -> tuple[float, float]:
+    """When a spoken needle's whole file plays (it is mixed, and the haystack ducked, whole): the placement
+    holds only its audible part (`Needle.audible`), which starts that far into the file."""
+    if p.needle.audible is None:   # manifests before version 3: the placement is the file
+        return p.start_s, p.end_s
+    at = round(p.start_s - p.needle.audible[0], 6)
+    return at, round(at + p.needle.duration_s, 6)
 
 
 def _atomic(path: str, make) -> str:
@@ -178,11 +188,11 @@ class Renderer:
             if p.kind in ("image", "clip"):
                 dur = _num(p.end_s - p.start_s)
                 if p.kind == "image":
-                    inputs += ["-loop", "1", "-framerate", _num(self.fps), "-t", dur, "-i", p.needle.path]
+                    inputs += [*input_args(p.needle.path), "-loop", "1", "-framerate", _num(self.fps), "-t", dur,
+                               "-i", p.needle.path]
                 else:
                     inputs += ["-t", dur, "-i", p.needle.path]
-                chain = (f"[{n_inputs}:v:0]fps={_num(self.fps)},scale={w}:{h}:flags=bicubic+{SWS_FLAGS},"
-                         "setsar=1,format=yuv420p")
+                chain = f"[{n_inputs}:v:0]fps={_num(self.fps)},{self._picture(p, w, h)}"
                 ox, oy = x, y
                 if p.style == "fullframe":
                     chain += f",pad={self.width}:{self.height}:{x}:{y}:black"
@@ -212,12 +222,13 @@ class Renderer:
             current = f"v{i}"
         graph.append(f"[{current}]format=yuv420p[vout]")
         if speech:
-            duck = "+".join(f"between(t,{_num(p.start_s)},{_num(p.end_s)})" for p in speech)
+            files = [_speech_file(p) for p in speech]
+            duck = "+".join(f"between(t,{_num(a)},{_num(z)})" for a, z in files)
             graph.append(f"[0:a]volume={_num(self.encode.duck)}:enable='{duck}'[bg]")
             mixed = "[bg]"
-            for j, p in enumerate(speech):
+            for j, (p, (at, _)) in enumerate(zip(speech, files)):
                 inputs += ["-i", p.needle.path]
-                delay = int(round(p.start_s * 1000))
+                delay = int(round(at * 1000))
                 graph.append(f"[{n_inputs}:a:0]aresample={AUDIO_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,"
                              f"adelay=delays={delay}:all=1[s{j}]")
                 mixed += f"[s{j}]"
@@ -230,6 +241,19 @@ class Renderer:
                 "-map", audio_map,
                 *self._video_codec(self.encode.crf), "-c:a", "aac", "-b:a", self.encode.audio_bitrate,
                 *BITEXACT, "-movflags", "+faststart", out_path]
+
+    @staticmethod
+    def _picture(p: Placement, w: int, h: int) -> str:
+        """The filters that scale a needle's picture to its box. Opaque pictures (every clip, most images)
+        keep the chain they always had, so their bytes stay. A transparent image (`pictures`) is scaled
+        premultiplied (its hidden colours never bleed into the edges), then kept with its alpha for
+        `overlay` to composite over the haystack, or, fullframe, left premultiplied: over black."""
+        scale = f"scale={w}:{h}:flags=bicubic+{SWS_FLAGS},setsar=1"
+        if p.kind != "image" or not is_transparent(p.needle.path):
+            return f"{scale},format=yuv420p"
+        if p.style == "fullframe":
+            return f"format=rgba,premultiply=inplace=1,{scale},format=yuv420p"
+        return f"format=rgba,premultiply=inplace=1,{scale},unpremultiply=inplace=1,format=yuva420p"
 
     def render_item(self, base_path: str, placements: Iterable[Placement], out_path: str) -> str:
         os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)

@@ -30,6 +30,7 @@ from .model import ItemPlan, SkippedCell
 from .needles import load_needle_sets
 from .planner import iter_items, plan_bases
 from .render import Renderer, decoded_digest, ffmpeg_version
+from .resume import ItemJournal, item_key
 from .sources import SkippedSource, Source, load_sources
 from .verify import Verifier, refuse_unverifiable_text
 from . import writers
@@ -48,6 +49,7 @@ class HaystackResult:
     render: str
     planned: int = 0                      # items planned (grid cells that could be built)
     kept: int = 0                         # items written
+    reused: int = 0                       # of them, videos a run before this one finished (resume.py)
     questions: int = 0                    # rows written (rotations included)
     rejected: Counter = field(default_factory=Counter)
     skipped_cells: list[SkippedCell] = field(default_factory=list)
@@ -181,14 +183,17 @@ def build_haystack(config: str | os.PathLike | HaystackConfig, *, render: str | 
     if verify:
         refuse_unverifiable_text(sets)
     bases = plan_bases(cfg, sources)
-    manifest = ManifestWriter(out, build_header(cfg, sources, result.skipped_sources, sets, bases))
+    header = build_header(cfg, sources, result.skipped_sources, sets, bases)
+    manifest = ManifestWriter(out, header)
     items = items_writer(os.path.join(out, ITEMS), cfg.output.rows_per_group)
     rejects = rejects_writer(os.path.join(out, REJECTS))
-    runner = None
+    runner = journal = None
     if render == "videos":
         renderer = Renderer(h.size, h.fps, h.encode, os.path.join(out, "cache"))
         runner = _ItemRunner(out, renderer, Verifier(h.verify, h.fps) if verify else None,
                              {s.source_id: s for s in sources}, result, log)
+        journal = ItemJournal(out)   # the items earlier runs into this folder finished
+    verify_key = h.verify.model_dump(mode="json") if verify else None
     bench_hash = cfg.benchmark_hash()
     try:
         for plan in iter_items(cfg, sets, bases):
@@ -202,14 +207,23 @@ def build_haystack(config: str | os.PathLike | HaystackConfig, *, render: str | 
             if runner is None:
                 items.add(plan.rows(h.circular_eval, h.seed, bench_hash, None, None))
                 continue
-            ok, reason, message, detail = runner.render_and_verify(plan.media_id, plan.base, plan.placements,
-                                                                   plan.absent)
+            key = item_key(plan, header["render"], header["version"], verify_key)
+            video = os.path.join(out, "videos", f"{plan.media_id}.mp4")
+            done = journal.reusable(plan.media_id, key, video, _sha256)
+            if done is not None:   # finished by an earlier run with this very plan and these settings
+                ok, detail_json = True, done["detail"]
+                runner.digests.add(plan.item_id, done["sha256"], done["decoded"])
+                result.reused += 1
+            else:
+                ok, reason, message, detail = runner.render_and_verify(plan.media_id, plan.base, plan.placements,
+                                                                       plan.absent)
+                detail_json = json.dumps(detail) if detail is not None else None
+                if ok:
+                    journal.add(plan.media_id, key, runner.record_digest(plan.item_id, plan.media_id), detail_json)
             if ok:
-                runner.record_digest(plan.item_id, plan.media_id)
-                items.add(plan.rows(h.circular_eval, h.seed, bench_hash, True if verify else None,
-                                    json.dumps(detail) if detail is not None else None))
+                items.add(plan.rows(h.circular_eval, h.seed, bench_hash, True if verify else None, detail_json))
                 result.kept += 1
-                log(f"{plan.item_id}: ok")
+                log(f"{plan.item_id}: {'ok (reused)' if done is not None else 'ok'}")
             else:
                 result.rejected[reason] += 1
                 rejects.add([_reject_row(plan.item_id, plan.base.base_id, reason, message, detail)])
@@ -220,6 +234,7 @@ def build_haystack(config: str | os.PathLike | HaystackConfig, *, render: str | 
         rejects.close()
         if runner is not None:
             runner.close()
+            journal.close()
     if runner is None:
         result.kept = result.planned
     result.questions = items.count
@@ -266,7 +281,8 @@ def _timings(runner: _ItemRunner | None, t_start: float) -> dict[str, float]:
 
 def _write_report(out: str, result: HaystackResult) -> None:
     """Run facts that vary between runs (times) live here, never in the manifest."""
-    report = {"render": result.render, "planned": result.planned, "kept": result.kept, "questions": result.questions,
+    report = {"render": result.render, "planned": result.planned, "kept": result.kept, "reused": result.reused,
+              "questions": result.questions,
               "reproduction": dict(result.reproduction), "differing": result.differing,
               "rejected": dict(result.rejected), "skipped_cells": len(result.skipped_cells),
               "skipped_sources": [s.__dict__ for s in result.skipped_sources], "timings": result.timings,
@@ -303,7 +319,8 @@ def plan_haystack(config: str | os.PathLike | HaystackConfig) -> dict:
 
 # --- rebuild ---
 
-_FILE_EXTENSIONS = VIDEO_EXTENSIONS + (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".wav", ".mp3", ".flac", ".ogg", ".m4a")
+_FILE_EXTENSIONS = VIDEO_EXTENSIONS + (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".wav", ".mp3", ".flac",
+                                       ".ogg", ".m4a")
 
 
 def find_by_content(search_paths: list[str], wanted: set[str]) -> dict[str, str]:

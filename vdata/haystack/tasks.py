@@ -13,7 +13,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from .layout import fits, place_units, screen_box, slot_s, span_s
+from .layout import fits, heard_s, place_units, screen_box, slot_s, span_s
 from .model import Base, ItemPlan, Placement
 from .needles import Needle, NeedleSet
 from .vnbench import vnbench_type
@@ -53,9 +53,12 @@ def _mcq(rng: random.Random, correct: str, distractors: list[str], pos: int) -> 
 
 
 def _place(cell: Cell, nset: NeedleSet, needle: Needle, role: str, start: float) -> Placement:
+    """`start`: where the needle's span begins (a spoken needle's file is mixed from there); the placement
+    holds the part of it that is seen or heard (`heard_s`)."""
     b = cell.base
     box = screen_box(cell.rng, needle, nset.style, nset.scale, b.width, b.height)
-    return Placement(needle, role, round(start, 6), round(start + span_s(needle, b.fps), 6), nset.style, box)
+    lo, hi = heard_s(needle, b.fps)
+    return Placement(needle, role, round(start + lo, 6), round(start + hi, 6), nset.style, box)
 
 
 def _singles(cell: Cell, nset: NeedleSet, needles: list[Needle], roles: list[str],
@@ -63,8 +66,10 @@ def _singles(cell: Cell, nset: NeedleSet, needles: list[Needle], roles: list[str
     """Needles placed one a slot; every caller draws them from `_fitting`, so they always fit."""
     b = cell.base
     spans = [span_s(nd, b.fps) for nd in needles]
+    # the depth is that of where the target is seen or heard (`heard_s`), as its target_depth says
+    lo, hi = heard_s(needles[target], b.fps) if target is not None else (0.0, 0.0)
     starts = place_units(cell.rng, b.length_s, spans, cell.gap_s, b.fps, target=target,
-                         depth=cell.depth if target is not None else None)
+                         depth=cell.depth if target is not None else None, depth_span_s=hi - lo, depth_offset_s=lo)
     return [_place(cell, nset, nd, role, t) for nd, role, t in zip(needles, roles, starts)]
 
 
@@ -244,8 +249,9 @@ def multihop(cell: Cell, nset: NeedleSet, payload: NeedleSet) -> ItemPlan | str:
     payloads = cell.rng.sample(fit_payloads, n)
     t = cell.rng.randrange(n)
     units = [span_s(a, b.fps) + pair_gap + span_s(p, b.fps) for a, p in zip(anchors, payloads)]
+    lo, hi = heard_s(anchors[t], b.fps)
     starts = place_units(cell.rng, b.length_s, units, cell.gap_s, b.fps, target=t, depth=cell.depth,
-                         depth_span_s=span_s(anchors[t], b.fps))
+                         depth_span_s=hi - lo, depth_offset_s=lo)
     placed = []
     for i, (a, p, s) in enumerate(zip(anchors, payloads, starts)):
         placed.append(_place(cell, nset, a, "anchor" if i == t else "other_anchor", s))

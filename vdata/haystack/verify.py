@@ -38,6 +38,7 @@ from .absent import absent_checks, audio_window, overlaps, scan_distances
 from .config import VerifySpec
 from .model import Placement
 from .needles import NeedleSet
+from .pictures import cell_weights, is_transparent, premultiplied, weighted_distance
 from .words import fold_text, same_word, text_similarity, words
 
 ASR_CONTEXT_S = 1.5      # audio heard before and after a spoken needle ("just outside" for speech)
@@ -144,9 +145,12 @@ def phash_margin(image: np.ndarray) -> float:
     return float(np.median(np.abs(low - np.median(low))))
 
 
-def colour_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean absolute difference of two `colour_thumb`s, per channel, in 0-255."""
-    return round(float(np.abs(a - b).mean()), 2)
+def colour_distance(a: np.ndarray, b: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Mean absolute difference of two `colour_thumb`s, per channel, in 0-255; with `weights` (a transparent
+    overlay's reference: `pictures.cell_weights`) over the cells the picture covers only."""
+    if weights is None:
+        return round(float(np.abs(a - b).mean()), 2)
+    return round(float(weighted_distance(a, b, weights)), 2)
 
 
 class Verifier:
@@ -182,17 +186,34 @@ class Verifier:
 
     @classmethod
     def _ref_signature(cls, image: np.ndarray, box) -> tuple:
-        """A needle picture's signature and whether its phash says anything (`phash_margin`)."""
-        return (*cls._signature(image, box), phash_margin(image) >= PHASH_MIN_MARGIN)
+        """A needle picture's signature, whether its phash says anything (`phash_margin`), and the colour
+        grid cells its colour distance reads (None: all)."""
+        return (*cls._signature(image, box), phash_margin(image) >= PHASH_MIN_MARGIN, None)
 
     def _image_refs(self, p: Placement) -> tuple:
-        key = ("image", p.needle.needle_id, p.box[2], p.box[3])
+        transparent = is_transparent(p.needle.path)
+        key = ("image", p.needle.needle_id, p.box[2], p.box[3], p.style if transparent else None)
         if key not in self._refs:
             from PIL import Image
 
             with Image.open(p.needle.path) as im:
-                self._refs[key] = (self._ref_signature(rgb8(im), p.box),)
+                im.load()
+                if not transparent:
+                    self._refs[key] = (self._ref_signature(rgb8(im), p.box),)
+                else:
+                    self._refs[key] = (self._transparent_ref(im, p),)
         return self._refs[key]
+
+    @classmethod
+    def _transparent_ref(cls, im, p: Placement) -> tuple:
+        """A transparent picture as the renderer composites it (`pictures`): fullframe over black, the whole
+        picture compared; overlay over footage the verifier does not know, so only the grid cells the
+        picture covers are compared, by colour (a phash of the box would hash the footage too)."""
+        w, h = p.box[2], p.box[3]
+        over_black, colour, coverage = premultiplied(im, w, h, COLOUR_GRID)
+        if p.style == "fullframe":
+            return cls._ref_signature(over_black, p.box)
+        return phash(over_black), colour, False, cell_weights(coverage)
 
     def _clip_refs(self, p: Placement, offsets_s: list[float]) -> list[tuple]:
         """Signatures of the clip's frames at these offsets, one frame either side too (rate conversion
@@ -283,7 +304,7 @@ class Verifier:
             got_hash, got_thumb = self._signature(crop, p.box)
             # a reference whose hash is noise (flat, striped: `phash_margin`) is compared by colour only
             return (min(hamming(got_hash, r[0]) if r[2] else 64 for r in refs),
-                    min(colour_distance(got_thumb, r[1]) for r in refs))
+                    min(colour_distance(got_thumb, r[1], r[3]) for r in refs))
 
         d_in = [distances(f, refs) for f, refs in zip(inside, refs_in)]
         d_out = [distances(f, refs) for (_, f), refs in zip(outside, refs_out)]
