@@ -282,9 +282,10 @@ def test_cot_evidence_times_rendered(build_dir, canonical, tmp_path):
         row = canonical[r["id"]]
         ts = row[R.RATIONALE_STEPS][0]["evidence_timestamps_s"]
         # two times that bound a span (not two cited frames) in the span form the same interval has elsewhere
-        # (h17 F9: "at frame 32, frame 82" beside "frames 33 - 81"): first frame at/after a, last before b
+        # (h17 F9: "at frame 32, frame 82" beside "frames 33 - 81"): the frame shown at a (as a moment at a names
+        # it, h20 F3), last the one before the frame shown at b
         a, b = (t - row[R.START_S] for t in ts)
-        first, last = math.ceil((a - 1e-3) * row[R.FPS]), math.ceil((b - 1e-3) * row[R.FPS]) - 1
+        first, last = math.floor((a + 1e-3) * row[R.FPS]), math.floor((b + 1e-3) * row[R.FPS]) - 1
         assert f"(frames {first} - {last})" in r["messages"][1]["content"]
 
 

@@ -234,7 +234,8 @@ def _cot_item(times, frames=()) -> Item:
 def test_cot_step_evidence_span_renders_like_the_span_elsewhere():
     tf = TimeFormat("frames", origin_s=10.0, duration_s=10.0, fps=25.0)
     text = cot_text(_cot_item([11.3, 13.28]), tf)
-    assert f"({tf.span(11.3, 13.28)})" in text and "(frames 33 - 81)" in text and "at frame" not in text
+    # 1.3 s at 25 fps is inside frame 32: the span opens on the frame shown then, as a moment at 1.3 s names it
+    assert f"({tf.span(11.3, 13.28)})" in text and "(frames 32 - 81)" in text and "at frame" not in text
     # two cited frames are two moments; one time is a moment
     assert "(at frame 25, frame 75)" in cot_text(_cot_item([11.0, 13.0], frames=[11.0, 13.0]), tf)
     assert "(at frame 25)" in cot_text(_cot_item([11.0]), tf)

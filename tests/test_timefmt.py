@@ -74,7 +74,8 @@ def test_vtg_tokens_are_six_digit_tokens():
     assert vtg_tokens(123.45) .count("<TIME_") == 6
     for t in (0.0, 0.1, 9.9, 10.0, 123.4, 5000.0, 9999.9):
         assert parse_vtg_tokens(vtg_tokens(t)) == [round(t, 1)]
-    assert parse_vtg_tokens(vtg_tokens(12345.0)) == [9999.9]     # four integer digits at most
+    with pytest.raises(ValueError, match="9999.9"):     # four integer digits at most: refused, never clamped
+        vtg_tokens(12345.0)
 
 
 def test_placeholders_render_in_every_format():

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from vdata.schemas import records as R
 
 from .source import MCQ_TASKS, TEMPORAL_TASKS, Item, is_mcq
-from .timefmt import TimeFormat, names_points_only
+from .timefmt import SampleError, TimeFormat, names_points_only
 
 LETTERS = string.ascii_uppercase
 MCQ_INSTRUCTION = "Answer with the option's letter from the given choices directly."
@@ -40,14 +40,6 @@ EVENT_TASKS = ("dense_caption", "chapter", "dense_from_segments", "chapter_gener
 # How a temporal task's answer combines its text with its spans when the text carries no times.
 SPAN_AND_TEXT = {"grounded_qa": "{text} ({spans})", "reasoning_localization": "{spans} {text}"}
 _TIME_PLACEHOLDER = ("{{t:", "{{span:", "{{ t:", "{{ span:")
-
-
-class SampleError(ValueError):
-    """A sample that cannot be rendered (e.g. an MCQ whose answer_index is out of range)."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass

@@ -22,6 +22,7 @@ from vdata.schemas import records as R
 
 from .base import ExportOptions, ExportResult, prepare, safe_name, write_json
 from .source import BuildDir, Item
+from .timefmt import SampleError
 
 FIRST_TIME_S = 0.1
 FRAME_FPS = 2   # VideoLLM-online's frame rate: its loader's time grid
@@ -62,7 +63,11 @@ def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
     prepared, planner, skipped = prepare(build, dest, opts, accept=no_turns)
     records = []
     for p in prepared:
-        turns = timed_turns(p.item, p.tf)
+        try:
+            turns = timed_turns(p.item, p.tf)
+        except SampleError as e:   # a time the export's format cannot write (`vtg` past 9999.9 s)
+            skipped[e.reason] += 1
+            continue
         records.append({"id": p.item.id, "video_uid": p.visual.video_id or p.item.id,
                         "video": planner.ref(p.visual, planner.dest), "duration": p.tf.duration_s,
                         "conversation": [{"role": r, "content": c, "time": t} for r, c, t in turns]})

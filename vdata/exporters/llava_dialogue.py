@@ -15,6 +15,7 @@ from .base import ExportOptions, ExportResult, prepare, safe_name, write_json
 from .livechat import no_turns, timed_turns
 from .llava import IMAGE_TOKEN
 from .source import BuildDir
+from .timefmt import SampleError
 
 NEXT_QUERY = "What happens next?"
 
@@ -25,17 +26,20 @@ def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
     video_folder = os.path.join(planner.dest, "videos")
     records = []
     for p in prepared:
-        turns = timed_turns(p.item, p.tf)
-
         def when(t: float) -> str:
             return p.tf.render_text("{{t:%s}}" % (t + p.tf.origin_s))
 
-        (_, query, asked), replies = turns[0], turns[1:]
-        conv = [{"from": "human", "value": f"{IMAGE_TOKEN}\n{when(asked)} {query}"}]
-        for k, (_, text, at) in enumerate(replies):
-            if k:
-                conv.append({"from": "human", "value": NEXT_QUERY})
-            conv.append({"from": "gpt", "value": f"{when(at)} {text}"})
+        try:
+            turns = timed_turns(p.item, p.tf)
+            (_, query, asked), replies = turns[0], turns[1:]
+            conv = [{"from": "human", "value": f"{IMAGE_TOKEN}\n{when(asked)} {query}"}]
+            for k, (_, text, at) in enumerate(replies):
+                if k:
+                    conv.append({"from": "human", "value": NEXT_QUERY})
+                conv.append({"from": "gpt", "value": f"{when(at)} {text}"})
+        except SampleError as e:   # a time the export's format cannot write (`vtg` past 9999.9 s)
+            skipped[e.reason] += 1
+            continue
         records.append({"id": p.item.id, "video": planner.ref(p.visual, video_folder), "data_source": name,
                         "conversations": conv})
     result = ExportResult("llava_dialogue", planner.dest, media=planner.stats, skipped=dict(skipped))

@@ -12,7 +12,10 @@ Docs use Video-MME's columns — `videoID, question_id, duration` (short / mediu
 sub_category, task_type, question, options` ("A. …"), `answer` (a letter for MCQ) — plus `video`
 (path relative to the task folder, which `doc_to_visual` resolves to a local file), `duration_s`, `fps`
 and `time_format`; grounding docs carry the ground-truth `spans` in seconds from the start of the video
-the model sees. Locally, `dataset_path: parquet` with absolute `data_files`; for a Hub push the YAML
+the model sees (in a position format — relative, lita, grounded_videollm — the span as that format writes it,
+read back: `TimeFormat.grid_span`; a 2-s step of a 10-min video is "17 - 18" in `relative`, 6 s, and the
+best answer the format allows scores IoU 1, not 1/3). A sample with a time the format cannot write (`vtg`
+past 9999.9 s) is skipped as `time_out_of_range`. Locally, `dataset_path: parquet` with absolute `data_files`; for a Hub push the YAML
 names the repo and `dataset_kwargs: {video: True, cache_dir: ...}` so lmms-eval downloads it and
 extracts the video zip shards. Clips without a clip file are cut with ffmpeg. Captions are training
 data, not an eval task here: they are skipped (counted as `not_evaluated`).
@@ -144,7 +147,7 @@ def doc_for(p, kind: str, domain: str, ref: str, time_format: str) -> dict:
         if not spans:
             raise SampleError("no_answer", f"{item.id}: grounding sample without answer_spans")
         doc.update(question=question_text(item, tf), answer=spans_text(spans, tf),
-                   spans=[[tf.local(s["start_s"]), tf.local(s["end_s"])] for s in spans])
+                   spans=[list(tf.grid_span(s["start_s"], s["end_s"])) for s in spans])
     elif kind == "moment":
         moments = placeholder_moments(item.get(R.ANSWER))
         doc.update(question=question_text(item, tf), answer=tf.render_text(item.get(R.ANSWER)),

@@ -50,10 +50,11 @@ def pairs(build: BuildDir, dest: str, opts: ExportOptions):
     for p in prepared:
         try:
             q = question_text(p.item, p.tf)
+            chosen, rejected = p.tf.render_text(p.item.get(R.CHOSEN)), p.tf.render_text(p.item.get(R.REJECTED))
         except SampleError as e:
             skipped[e.reason] += 1
             continue
-        out.append(Pair(p, q, p.tf.render_text(p.item.get(R.CHOSEN)), p.tf.render_text(p.item.get(R.REJECTED))))
+        out.append(Pair(p, q, chosen, rejected))
     return out, planner, skipped
 
 

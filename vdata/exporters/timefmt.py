@@ -10,15 +10,22 @@ the clip interval) or a whole source video. Times are rendered relative to the s
 | `seconds` (default) | `12.3 seconds` | `12.3 - 20.5 seconds` | |
 | `timesuite` | `12.3 seconds` | `12.3 - 20.5 seconds` | OpenGVLab/TimeSuite `dataset/TimeIT/*/instruct_*.json`: answers such as "The given query happens in 0.0 - 6.9 seconds.", one decimal |
 | `relative` | `12` | `12 - 40` | huangb23/VTimeLLM `vtimellm/train/dataset.py` `convert`: `min(round(100 * t / duration), 99)`, two digits 00-99; read back as NN/100 * duration |
-| `frames` | `frame 75` | `frames 75 - 119` | frame indices of the visual (0 = its first frame), both ends inclusive: a span [s, e) names its first frame (the first at or after s) and its last (the last before e); a moment names the frame shown then. A constant-rate video counts frames at its rate; a variable-rate one (`is_vfr`) by its real frame times (`frame_times`) |
+| `frames` | `frame 75` | `frames 75 - 119` | frame indices of the visual (0 = its first frame), both ends inclusive: a moment names the frame shown then, and so does a span's start (a chapter's start is one frame in every task; loaders that floor `start * fps` open a clip on it); a span's last frame is the one before the frame shown at its end, so adjacent spans share no frame. A constant-rate video counts frames at its rate; a variable-rate one (`is_vfr`) by its real frame times (`frame_times`) |
 | `lita[:T]` (T=100) | `<t12>` | `from <t12> to <t40>` | NVlabs/LITA `lita/constants.py` `TIME_TOKEN_TEMPLATE = "<t{t}>"`; `lita/dataset/temporal_reasoning_dataset.py`: k = round((T-1) * t / duration), so tokens run `<t0>`..`<t{T-1}>` (not 1..T) |
 | `vtg` | `<TIME_ZERO>…<TIME_DOT><TIME_FIVE> seconds` | `A - B seconds` with A, B as tokens | gyxxyg/VTG-LLM `vtgllm/datasets/datasets/video_instruct_dataset.py` `number_to_token`: a time is 6 tokens, four integer digits (zero-padded), `<TIME_DOT>`, one decimal |
 | `grounded_videollm[:N]` (N=300) | `<12>` | `from <12> to <40>` | WHB139426/Grounded-Video-LLM `datasets/mix_grounded.py` `convert_time_position`: k = min(int(N * t / duration), N), tokens `<0>`..`<N>` (`models/llava_next_video.py` adds them); the paper's `<T_k>` is written `<k>` in its code |
 | `bracketed` | `<12.30>` | `from <12.30> to <40.00>` | what LITA's and Grounded-VideoLLM's *release files* store: both loaders turn `<seconds>` into their tokens with the duration and their own token count (the regexes in the two files above) |
 
+Decimals (`seconds`, `timesuite`, `vtg`, `bracketed`) round half up on the decimal time (12.25 -> 12.3, as 15.75 ->
+15.8), not half to even on the binary float. In the position formats (`relative`, `lita`, `grounded_videollm`) a
+span's end index is always after its start (`span_indices`: a span inside one position would read as empty), and
+their indices stay inside the model's vocabulary by construction. `vtg` writes at most 9999.9 s: a time past it
+raises `SampleError` (`time_out_of_range`), which every exporter counts as a skipped sample, never a clamped time.
+
 Canonical texts may carry times as placeholders, `{{t:12.3}}` and `{{span:12.3,20.5}}` (video-absolute
-seconds); they are rendered the same way (in `frames`, two moments that bound an interval, "from {{t:a}}
-to {{t:b}}", "between {{t:a}} and {{t:b}}", "{{t:a}} - {{t:b}}", render b as the interval's last frame). Text a sample took from its source stores a literal `{{` as
+seconds); they are rendered the same way (two moments that bound an interval, "from {{t:a}} to {{t:b}}",
+"between {{t:a}} and {{t:b}}", "{{t:a}} - {{t:b}}", render as that span: in `frames` b is the interval's last
+frame, in the position formats b's index comes after a's). Text a sample took from its source stores a literal `{{` as
 `{\\{` (`vdata.prompts.escape_placeholders`): rendering reads it back as written. Every other text is left
 as it is. `parse_times` reads rendered times back (to local seconds), for checks and round trips.
 """
@@ -26,8 +33,9 @@ from __future__ import annotations
 
 import math
 import re
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Sequence
 
 from vdata.prompts import unescape_placeholders
@@ -48,6 +56,25 @@ _MOMENT = r"\{\{\s*t\s*:\s*([-+0-9.eE]+)\s*\}\}"
 _PAIR = re.compile(rf"(?:(?:(?<=\bfrom )|(?<=\bbetween )){_MOMENT}(\s+(?:to|and|until|through)\s+)"
                    rf"|{_MOMENT}(\s*[-–]\s*)){_MOMENT}", re.IGNORECASE)
 _VTG_TOKEN = re.compile(r"<TIME_(ZERO|ONE|TWO|THREE|FOUR|FIVE|SIX|SEVEN|EIGHT|NINE|DOT)>")
+OUT_OF_RANGE = "time_out_of_range"   # the skip reason of a sample with a time its export's format cannot write
+
+
+class SampleError(ValueError):
+    """A sample that cannot be rendered (e.g. an MCQ whose answer_index is out of range, a time past what the
+    time format can write): every exporter skips it and counts `reason` (`ExportResult.skipped`)."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def decimal_text(x: float, places: int) -> str:
+    """`x` with `places` decimals, half up on the decimal the float stands for (12.25 -> "12.3", as 15.75 ->
+    "15.8"); `f"{x:.1f}"` rounds the binary value, half to even on exact halves (12.25 -> "12.2"). The float is
+    first read to the microsecond, so an origin subtracted away (12.35 - 0.1 = 12.249999999999998) reads
+    as the 12.25 it stands for."""
+    d = Decimal(repr(float(x))).quantize(Decimal("1e-6"), ROUND_HALF_UP)
+    return format(d.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP), "f")
 
 
 def parse_time_format(spec: str) -> tuple[str, int | None]:
@@ -116,20 +143,47 @@ class TimeFormat:
             return min(self.bins - 1, max(0, round(x * (self.bins - 1))))
         return min(self.bins, max(0, int(self.bins * x)))     # grounded_videollm: floor, capped at N
 
+    @property
+    def top(self) -> int:
+        """The last index of a position format: 99 (relative), T-1 (lita), N (grounded_videollm)."""
+        return {"relative": 99, "lita": (self.bins or 2) - 1}.get(self.kind, self.bins or 1)
+
+    def span_indices(self, start: float, end: float) -> tuple[int, int]:
+        """A span's two indices in a position format, the start always before the end: a span inside one
+        position (a 2-s step of a 10-min video is 0.3 % of it) would read "17 - 17", an empty span every
+        scorer grades 0 even against itself. Its end moves one up, or, at the last index, its start one
+        down. A span with no length in the visual (it lies outside it) keeps its collapsed form."""
+        a, b = self.index(start), self.index(end)
+        if b <= a and self.local(end) > self.local(start):
+            a, b = (a, a + 1) if a < self.top else (self.top - 1, self.top)
+        return a, b
+
+    def index_seconds(self, i: int) -> float:
+        """Where a position format's index reads back, in seconds from the start of the visual."""
+        return i / (100 if self.kind == "relative" else self.top) * self.duration_s
+
+    def grid_span(self, start: float, end: float) -> tuple[float, float]:
+        """A span as this format writes it, read back to seconds from the visual's start: for the position
+        formats the gold a scorer can expect (their best answer to a span is its indices); for the others
+        the span itself (local seconds)."""
+        if self.kind not in RELATIVE_KINDS:
+            return self.local(start), self.local(end)
+        a, b = self.span_indices(start, end)
+        return self.index_seconds(a), self.index_seconds(b)
+
+    def _index_text(self, i: int) -> str:
+        return {"relative": f"{i:02d}", "lita": f"<t{i}>"}.get(self.kind, f"<{i}>")
+
     def _num(self, t: float) -> str:
         k = self.kind
         if k in ("seconds", "timesuite"):
-            return f"{self.local(t):.1f}"
-        if k == "relative":
-            return f"{self.index(t):02d}"
+            return decimal_text(self.local(t), 1)
+        if k in RELATIVE_KINDS:
+            return self._index_text(self.index(t))
         if k == "frames":
             return str(self.frame_at(t))
-        if k == "lita":
-            return f"<t{self.index(t)}>"
-        if k == "grounded_videollm":
-            return f"<{self.index(t)}>"
         if k == "bracketed":
-            return f"<{self.local(t):.2f}>"
+            return f"<{decimal_text(self.local(t), 2)}>"
         return vtg_tokens(self.local(t))
 
     @property
@@ -147,24 +201,29 @@ class TimeFormat:
         n = self._frame_count()
         return max(0, min(i, n - 1) if n else i)
 
-    def _starting_at_or_after(self, x: float) -> int:
-        """Index of the first frame shown at or after local time x (may be one past the last)."""
+    def _shown(self, x: float) -> int:
+        """Index of the frame shown at local time x: the last one starting at or before it (unclamped)."""
         if self.frame_times is not None:
-            return bisect_left(self.frame_times, x - self._eps)
-        return math.ceil((x - self._eps) * self.fps)
+            return bisect_right(self.frame_times, x + self._eps) - 1
+        return math.floor((x + self._eps) * self.fps)
 
     def frame_at(self, t: float) -> int:
         """The frame of the visual shown at time t (a moment, not the end of a span)."""
-        x = self.local(t)
-        if self.frame_times is not None:
-            return self._clamp(bisect_right(self.frame_times, x + self._eps) - 1)
-        return self._clamp(math.floor((x + self._eps) * self.fps))
+        return self._clamp(self._shown(self.local(t)))
 
     def frame_span(self, start: float, end: float) -> tuple[int, int]:
-        """First and last frame (both inclusive) of [start, end): the first frame at or after start, the last
-        before end; a span holding no frame start names the frame shown at its start."""
-        first = self._starting_at_or_after(self.local(start))
-        last = self._starting_at_or_after(self.local(end)) - 1
+        """First and last frame (both inclusive) of [start, end). The first is the frame shown at start, the
+        frame a moment at start names too (`frame_at`: a chapter's start is one frame whether asked as a
+        moment or written as its span), and the frame loaders that floor `start * fps` open a clip on
+        (InternVL, VideoChat2; `Visual.loader_interval`). The last is the frame before the one shown at end,
+        so a span and the next one from its end share no frame (a frame shown across the boundary is the
+        later span's); a span reaching the visual's end keeps its last frame. A span shorter than that
+        names the frame shown at its start."""
+        x, y = self.local(start), self.local(end)
+        first = self._shown(x)
+        last = self._shown(y) - 1
+        if self.duration_s and y >= self.duration_s - self._eps:
+            last = self._frame_count() - 1
         if end <= start or last < first:
             first = last = self.frame_at(start)
         return self._clamp(first), self._clamp(last)
@@ -184,10 +243,15 @@ class TimeFormat:
             return f"frame {self._num(t)}"
         return self._num(t)
 
+    def _span_nums(self, start: float, end: float) -> tuple[str, str]:
+        if self.kind in RELATIVE_KINDS:
+            return tuple(self._index_text(i) for i in self.span_indices(start, end))
+        return self._num(start), self._num(end)
+
     def span(self, start: float, end: float) -> str:
         if self.kind == "frames":
             return "frames {} - {}".format(*self.frame_span(start, end))
-        a, b = self._num(start), self._num(end)
+        a, b = self._span_nums(start, end)
         if self.kind in ("seconds", "timesuite", "vtg"):
             return f"{a} - {b} seconds"
         if self.kind == "relative":
@@ -234,12 +298,16 @@ class TimeFormat:
             b = float(m.group(3)) if m.group(3) is not None else a
             return self.span(a, b)
 
-        if self.kind == "frames":   # "from {{t:a}} to {{t:b}}" names an interval: b is its end, not a moment
+        if self.kind == "frames" or self.kind in RELATIVE_KINDS:
+            # "from {{t:a}} to {{t:b}}" names an interval: b is its end, not a moment (`frames`: its last
+            # frame), and in a position format its end comes after its start, as in `span`
             def pair(m):
                 a, sep = (m.group(1), m.group(2)) if m.group(1) is not None else (m.group(3), m.group(4))
                 a, b = float(a), float(m.group(5))
                 if b <= a:
                     return m.group(0)
+                if self.kind in RELATIVE_KINDS:
+                    return sep.join(self._span_nums(a, b))
                 first, last = self.frame_span(a, b)
                 return f"frame {first}{sep}frame {last}"
 
@@ -282,8 +350,14 @@ def placeholder_moments(answer: str | None) -> list[float]:
 
 
 def vtg_tokens(seconds: float) -> str:
-    """VTG-LLM's digit tokens for a time: `DDDD.D`, each character one token (values over 9999.9 clamp)."""
-    digits = f"{min(max(0.0, float(seconds)), VTG_MAX_S):.1f}".zfill(6)
+    """VTG-LLM's digit tokens for a time: `DDDD.D`, each character one token. A time they cannot write (past
+    9999.9 s: four integer digits; before 0) raises SampleError (`time_out_of_range`): the exporters skip
+    and count its sample instead of writing a clamped, wrong time."""
+    digits = decimal_text(seconds, 1) if seconds >= 0 else "-"
+    if digits == "-" or float(digits) > VTG_MAX_S:
+        raise SampleError(OUT_OF_RANGE, f"{float(seconds):.1f} s cannot be written with VTG-LLM's time tokens "
+                                        f"(four integer digits: 0 - {VTG_MAX_S} s)")
+    digits = digits.zfill(6)
     return "".join(VTG_DOT if c == "." else f"<TIME_{VTG_DIGITS[int(c)]}>" for c in digits)
 
 

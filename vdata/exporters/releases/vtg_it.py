@@ -16,6 +16,8 @@ extractive `summarization` samples carry spans with scores already on 1..5 (`ans
 `stages/generate/saliency.py`); each span becomes the 2-s clips whose middle lies in it, named by the
 clip's start as QVHighlights does, times as digit tokens. A `summarization` sample without scores is
 abstractive (sentences): VTG-IT has no such task, so it is skipped (`abstractive_summary`) with a note.
+A sample naming a time past 9999.9 s (videos over 2 h 46 min) cannot be written in the tokens: it is
+skipped (`time_out_of_range`) with a note, never written with a clamped time.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from vdata.schemas import records as R
 from ..base import ExportOptions, ExportResult, prepare, safe_name
 from ..dialog import SampleError
 from ..source import BuildDir, Item
-from ..timefmt import TimeFormat, vtg_tokens
+from ..timefmt import OUT_OF_RANGE, VTG_MAX_S, TimeFormat, vtg_tokens
 from .common import add_json, qa_pair, readable, release_items, release_options, result_for
 
 CLIP_S = 2.0   # QVHighlights' clip: VTG-IT names a highlight by its clip's start (clip id × 2 s)
@@ -88,6 +90,9 @@ def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
     if skipped.get("abstractive_summary"):
         notes.append(f"{skipped['abstractive_summary']} summarization sample(s) are sentence summaries; VTG-IT's video "
                      "summarization is key timestamps with saliency scores (generate `summarization: {form: extractive}`)")
+    if skipped.get(OUT_OF_RANGE):
+        notes.append(f"{skipped[OUT_OF_RANGE]} sample(s) name a time past {VTG_MAX_S} s, which VTG-LLM's four-digit "
+                     "time tokens cannot write: skipped, not clamped")
     result = result_for("vtg_it", planner, skipped, notes)
     fname = f"{name}_vtg-it.json"
     add_json(result, planner, fname, records, len(records))
