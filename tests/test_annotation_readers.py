@@ -219,7 +219,8 @@ def test_reader_details_unequal_lists_dvc_chapters_and_youcook_steps():
     # VidChapters' processed chapters_dvc_<split>.json: ActivityNet-shaped, the sentences are chapter titles
     dvc = read_vidchapters(json.dumps({"abc": {"duration": 60.0, "timestamps": [[0.0, 20.0], [20.0, 60.0]],
                                                "sentences": ["Intro", "Build"], "path": "abc.mp4.npy"}}))
-    assert dvc.videos[0].meta == {"chapters": [{"start_s": 0.0, "title": "Intro"}, {"start_s": 20.0, "title": "Build"}],
+    assert dvc.videos[0].meta == {"chapters": [{"start_s": 0.0, "end_s": 20.0, "title": "Intro"},
+                                               {"start_s": 20.0, "end_s": 60.0, "title": "Build"}],
                                   "annotated_duration_s": 60.0}
     steps = read_youcook2(json.dumps(YOUCOOK2)).videos[0]
     assert steps.folders == ("", "training/113", "113") and steps.meta["recipe_type"] == "113"

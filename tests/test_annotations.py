@@ -229,7 +229,7 @@ def test_validation_normalises_and_names_each_problem():
     out, issues = validate_annotations(raw, 10.0, vocabulary=["riding bike", "walking"], tolerance_s=0.5)
     assert out["title"] == "Bikes" and out["description"] is None and out["transcript"] is None
     assert out["labels"] == ["riding bike"]                    # vocabulary spelling, deduplicated
-    # sorted, end = next start, last = the video's end; the source's end 99 ignored
+    # sorted, end = next start, last = the video's end; the source's end 99 clamped (a repair)
     assert out["chapters"] == [{"start_s": 0.0, "end_s": 3.0, "title": "Intro"},
                                {"start_s": 3.0, "end_s": 6.0, "title": "Climb"},
                                {"start_s": 6.0, "end_s": 10.0, "title": "Descent"}]
@@ -242,7 +242,7 @@ def test_validation_normalises_and_names_each_problem():
                        ("labels", "label_not_in_vocabulary"),
                        ("segments", "segment_inverted"), ("segments", "segment_out_of_range")]
     repairs = sorted(i.reason for i in issues if not i.dropped)
-    assert repairs == ["segment_clamped", "subtitle_trimmed", "subtitle_trimmed"]
+    assert repairs == ["chapter_end_clamped", "segment_clamped", "subtitle_trimmed", "subtitle_trimmed"]
     past = next(i for i in issues if i.reason == "chapter_past_end")
     assert past.item == {"start_s": 12, "title": "Past"} and past.index == 4 and "10 s" in past.message
     # with no tolerance the same overlaps are dropped, the earlier cue kept

@@ -147,8 +147,13 @@ def test_template_tasks_on_clip_rows_and_the_video_row(clip_rows):
     per_clip = Counter(s[R.TASK] for s in samples if s[R.CLIP_ID] != video[R.CLIP_ID])
     inside = sum(1 for r in rows for a, b, _ in SEGMENTS if r[R.START_S] - 1e-3 <= a and b <= r[R.END_S] + 1e-3)
     assert per_clip["label_mcq"] == len(rows) and per_clip["segment_grounding"] == inside < len(SEGMENTS)
-    # clip rows without an item of a kind: one missing_annotation reject per task, with the row's interval
-    assert rejects and {r["reason"] for r in rejects} == {"missing_annotation"}
+    # clip rows without an item of a kind: one missing_annotation reject per task, with the row's interval;
+    # an item across a cut, which no clip row holds: one annotation_crosses_clip reject each, not one per task
+    assert rejects and {r["reason"] for r in rejects} == {"missing_annotation", "annotation_crosses_clip"}
+    crossing = [json.loads(r["detail"])["item"] for r in rejects if r["reason"] == "annotation_crosses_clip"]
+    held = [(a, b) for a, b, _ in SEGMENTS + CHAPTERS
+            if not any(r[R.START_S] - 1e-3 <= a and b <= r[R.END_S] + 1e-3 for r in rows)]
+    assert (3.5, 6.5) in held and sorted((i["start_s"], i["end_s"]) for i in crossing) == sorted(held)
     assert all(r[R.CLIP_ID] != video[R.CLIP_ID] for r in rejects)
     assert all(json.loads(r["detail"])["task"] in TEMPLATE_TASKS for r in rejects)
     # the timestamps filter agrees: every span inside its visual, ordered

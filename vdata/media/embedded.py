@@ -62,7 +62,8 @@ def read_embedded(path: str, languages: list[str] | None) -> Embedded:
             video = video_stream(container)
             start = float(video.start_time * video.time_base) if video is not None and video.start_time else 0.0
             chapters = [ChapterMark(round(float(c["start"] * c["time_base"]) - start, 6),
-                                    " ".join(str(c.get("metadata", {}).get("title", "")).split()))
+                                    " ".join(str(c.get("metadata", {}).get("title", "")).split()),
+                                    round(float(c["end"] * c["time_base"]) - start, 6) if c.get("end") else None)
                         for c in container.chapters()]
             tracks = [SubtitleTrack(s.index, iso_639_1(s.metadata.get("language")), s.codec.name, int(s.disposition),
                                     str(s.metadata.get("title") or ""))

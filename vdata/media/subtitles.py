@@ -35,6 +35,7 @@ _INLINE_TIMESTAMP = re.compile(r"<\d{1,2}(?::\d{2}){1,2}\.\d{3}>")   # WebVTT ka
 _ARROW = re.compile(r"-->|\d\s*(?:-{1,3}|[=\u2013\u2014])>\s*\d")
 # WebVTT ruby: the reading over the base text (<rt>) and the fallback brackets (<rp>) are not what is said
 # once more: "<ruby>漢<rt>kan</rt></ruby>" shows 漢, and kept as "漢kan" it broke word matching
+_BR = re.compile(r"<br\s*/?>", re.I)   # an HTML line break in a cue's text: <br>, <br/>, <BR />
 _RUBY_TEXT = re.compile(r"<(rt|rp)\b[^>]*>.*?</\1\s*>", re.I | re.S)
 # Invisible characters a cue's words must not carry: direction marks and embeddings (&lrm; &rlm;), zero
 # width spaces, a BOM inside; and no-break spaces, which are spaces to every reader of the text
@@ -53,6 +54,7 @@ class Cue:
 class ChapterMark:
     start_s: float
     title: str
+    end_s: float | None = None   # where the source gives one: a range line "0:00 - 0:45 Intro"
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,11 @@ def parse_subtitles(text: str, fmt: str | None = None) -> Parsed:
                                              f"{lines[timing_at].strip()!r} is not '{fmt.upper()} time --> time'", block))
             continue
         # one cue through pysubs2: the bare timing line and the text (identifiers, cue settings and karaoke
-        # timestamps left out: pysubs2 reads a line with those as a new cue)
-        payload = [_RUBY_TEXT.sub("", _INLINE_TIMESTAMP.sub("", line)) for line in lines[timing_at + 1:]]
+        # timestamps left out: pysubs2 reads a line with those as a new cue); a `<br>` is a line break, as a
+        # new line is (pysubs2 drops it as an unknown tag: "Fourth<br>line" became "Fourthline")
+        payload = [part for line in lines[timing_at + 1:]
+                   for part in _BR.split(_RUBY_TEXT.sub("", _INLINE_TIMESTAMP.sub("", line)))
+                   if part.strip() or not _BR.search(line)]
         events = pysubs2.SSAFile.from_string("\n".join([f"{m.group(1)} --> {m.group(2)}", *payload]) + "\n",
                                              format_=fmt).events
         if len(events) != 1:
@@ -349,9 +354,19 @@ def read_text(path: str) -> str:
 
 # --- chapters from description lines -----------------------------------------------------------------
 
-_TS = r"\d{1,2}(?::\d{1,2}){1,2}"
-_LEAD = re.compile(rf"^\s*(?:[-*•▪►]+\s*|\d+[.)]\s+)?[(\[]?(?P<ts>{_TS})[)\]]?(?:\s*[-–—:|.•·~>=]+\s*|\s+|$)(?P<title>.*)$")
-_TRAIL = re.compile(rf"^(?P<title>.*?\S)\s*(?:[-–—:|@]\s*)?[(\[]?(?P<ts>{_TS})[)\]]?\s*$")
+# a clock, with a fraction or not ("0:07.5", "00:00:07,500": ffmpeg's and mkvmerge's chapter exports)
+_TS = r"\d{1,2}(?::\d{1,2}){1,2}(?:[.,]\d+)?"
+# what people type between a time and its title; a "." right before a digit is a fraction, never a separator
+_SEP = r"(?:\s*(?:[-–—:|•·~>=]|\.(?!\d))+\s*|\s+|$)"
+# the end of a range "0:00 - 0:45"
+_RANGE_END = rf"(?:\s*(?:[-–—~]+|to)\s*(?P<end>{_TS}))?"
+# "0:00 Intro", "- 0:00 Intro", "1. 0:00 Intro", "(0:00) Intro", and a range "0:00 - 0:45 Intro" (its end kept)
+_LEAD = re.compile(rf"^\s*(?:[-*•▪►]+\s*|\d+[.)]\s+)?[(\[]?(?P<ts>{_TS}){_RANGE_END}[)\]]?{_SEP}"
+                   rf"(?P<title>.*)$")
+_TRAIL = re.compile(rf"^(?P<title>.*?\S)\s*(?:[-–—:|@]\s*)?[(\[]?(?P<ts>{_TS}){_RANGE_END}[)\]]?\s*$")
+# where a one-line list ("0:00 Intro | 0:30 Part 2 | 1:00 Outro") is cut: a list separator before a time
+_ONE_LINE_CUT = re.compile(rf"\s*[|•·;]\s*(?=[(\[]?{_TS}(?:[)\]]|\s|$))")
+_SPACE_CUT = re.compile(rf"(?<![-–—~\s])(?<!\bto)\s+(?={_TS}\s+\S)")   # not inside a range "0:00 - 0:45"
 
 
 _CLOCK = re.compile(r"\s*(\d+):([0-5]\d)(?::([0-5]\d))?(?:\.(\d*))?\s*")
@@ -372,27 +387,39 @@ def parse_chapter_lines(text: str, require_zero_start: bool = True) -> Parsed:
     """Chapter marks from description text: one per line that starts (or ends) with a timestamp.
 
     Prose lines are not chapters and are skipped silently; a line whose timestamp is malformed, or a
-    time that does not come after the line before, is a problem. With `require_zero_start` (YouTube's
-    rule) a list whose first timestamp is not 0:00 gives no chapters and one problem; a single such
-    line is taken for prose and gives neither.
+    time that does not come after the line before, is a problem. A list has one form: times leading
+    ("0:00 Intro") or trailing ("Intro 0:00"), the form of its 0:00 line, else of most of its lines
+    (`_list_form`); a line of the other form is prose ("Doors open at 9:30" in a list of leading
+    times). A range "0:00 - 0:45 Intro" gives the chapter's start and end; a line of several "time
+    title" pairs cut by `|`, `•`, `·` or `;` (or spaces alone, for three rising pairs or more) is one
+    chapter per pair. With `require_zero_start` (YouTube's rule) a list whose first timestamp is not
+    0:00 gives no chapters and one problem; a single such line is taken for prose and gives neither.
     """
     out = Parsed(format="chapter_lines")
+    found = []   # (form, match, line) of each line with a time, in order
     for line in (text or "").replace("\r\n", "\n").split("\n"):
-        if not line.strip():
-            continue
-        m = _LEAD.match(line) or _TRAIL.match(line)
-        if m is None:
-            continue
-        start = parse_timestamp(m.group("ts"))
+        for part in _one_line_list(line):
+            m = _LEAD.match(part)
+            form = "lead" if m is not None else "trail"
+            m = m or _TRAIL.match(part)
+            if m is not None:
+                found.append((form, m, part.strip()))
+    form = _list_form(found)
+    for line_form, m, line in found:
+        if form is not None and line_form != form:
+            continue   # prose with a time in it, not a line of this list
+        start = parse_timestamp(m.group("ts").replace(",", "."))
         if start is None:
             out.problems.append(ParseProblem("chapter_line_unparsable", f"timestamp {m.group('ts')!r} is not "
-                                             f"M:SS or H:MM:SS", line.strip()))
+                                             f"M:SS or H:MM:SS", line))
             continue
         if out.items and start <= out.items[-1].start_s:
             out.problems.append(ParseProblem("chapter_out_of_order", f"{m.group('ts')} does not come after the "
-                                             f"previous chapter's {out.items[-1].start_s:g} s", line.strip()))
+                                             f"previous chapter's {out.items[-1].start_s:g} s", line))
             continue
-        out.items.append(ChapterMark(start, m.group("title").strip()))
+        end = m.groupdict().get("end")
+        end = parse_timestamp(end.replace(",", ".")) if end else None
+        out.items.append(ChapterMark(start, m.group("title").strip(), end if end is not None and end > start else None))
     if require_zero_start and len(out.items) == 1 and out.items[0].start_s != 0 and not out.problems:
         out.items = []   # one timestamp in prose ("we meet at 10:30"), not a chapter list
     if require_zero_start and out.items and out.items[0].start_s != 0:
@@ -402,3 +429,26 @@ def parse_chapter_lines(text: str, require_zero_start: bool = True) -> Parsed:
                                          "\n".join(f"{c.start_s:g} {c.title}" for c in out.items)))
         out.items = []
     return out
+
+
+def _one_line_list(line: str) -> list[str]:
+    """A line as the chapter lines it holds: "0:00 Intro | 0:30 Part 2" is two when every part is a "time
+    title" line, and so is "0:00 Intro 0:30 Part 2 1:00 Outro" (three times or more, rising: "0:00 Breakfast
+    at 7:30" is one chapter); any other line is itself."""
+    if not line.strip() or _LEAD.match(line) is None:
+        return [line] if line.strip() else []
+    for parts, least in ((_ONE_LINE_CUT.split(line), 2), (_SPACE_CUT.split(line), 3)):
+        marks = [_LEAD.match(p) for p in parts]
+        if len(parts) >= least and all(m and m.group("title").strip() for m in marks):
+            times = [parse_timestamp(m.group("ts").replace(",", ".")) for m in marks]
+            if least == 2 or (None not in times and times == sorted(set(times))):
+                return parts
+    return [line]
+
+
+def _list_form(found: list) -> str | None:
+    """The form of a list's lines, "lead" or "trail": the one that has a 0:00 line (YouTube's lists start
+    there), of the most lines where both or neither has one; None (both count) where that is a tie."""
+    score = {form: (any(f == form and parse_timestamp(m.group("ts").replace(",", ".")) == 0 for f, m, _ in found),
+                    sum(1 for f, _, _ in found if f == form)) for form in ("lead", "trail")}
+    return None if score["lead"] == score["trail"] else max(score, key=score.get)

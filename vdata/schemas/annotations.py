@@ -12,7 +12,9 @@ already decoded from JSON / SRT / description lines into Python values, and retu
   (`chapter_past_end`); one that starts before the video is clamped to 0 (a repair) unless the next one
   starts at or before 0 (`chapter_before_start`: wholly before it); two at one start keep the first
   (`chapter_duplicate_start`).
-  A chapter's end is the next chapter's start, the last one's the video's end, whatever the source said.
+  A chapter's end is the next chapter's start, the last one's the video's end; where the source gave an
+  end that differs, the change is a repair (`chapter_overlap_trimmed`, `chapter_gap_absorbed`,
+  `chapter_end_clamped`).
 - segments (dense captions; they may overlap): start < end (`segment_inverted`), text (`segment_empty_text`),
   inside the video: an edge up to `tolerance_s` outside, or any edge of a segment at least half inside,
   is clamped and counted as a repair (`segment_clamped`); a segment wholly or mostly outside (and more
@@ -43,6 +45,7 @@ from typing import Any, Iterable
 SINGULAR = {"chapters": "chapter", "segments": "segment", "subtitles": "subtitle", "labels": "label"}
 _START_KEYS = ("start_s", "start", "start_time", "begin", "time", "t")
 _END_KEYS = ("end_s", "end", "end_time", "stop")
+_SAME_TIME_S = 1e-3   # two times this close are one (a float's rounding)
 _SPAN_KEYS = ("timestamp", "timestamps", "segment", "span", "interval")
 _TEXT_KEYS = ("text", "title", "sentence", "caption", "description", "label", "name")
 # An item flag: the end was rounded up to a fixed chunk (DiDeMo's 5-s chunks), so an end past the video
@@ -190,7 +193,7 @@ class _Checker:
                 self.issue("chapters", "chapter_malformed", f"item {i + 1} of the chapters has no readable start time "
                            "and title", item, i)
                 continue
-            start, _, title = parsed
+            start, given_end, title = parsed
             if not title:
                 self.issue("chapters", "chapter_untitled", f"chapter at {start:g} s has no title", item, i)
                 continue
@@ -201,11 +204,11 @@ class _Checker:
                 self.issue("chapters", "chapter_past_end", f"chapter {title!r} starts at {start:g} s, at or past the "
                            f"video's end ({self.duration_s:g} s)", item, i)
                 continue
-            marks.append((start, i, title, item))
+            marks.append((start, i, title, item, given_end))
         marks.sort(key=lambda m: (m[0], m[1]))
         # a chapter that starts before the video runs to the next one's start: it is in the video (clamped to
         # start at 0, a repair) unless that start is at or before 0, as for a timed item wholly outside
-        for k, (start, i, title, item) in enumerate(marks):
+        for k, (start, i, title, item, given_end) in enumerate(marks):
             if start < 0:
                 after = marks[k + 1][0] if k + 1 < len(marks) else self.duration_s
                 if after is not None and after <= 0:
@@ -214,18 +217,38 @@ class _Checker:
                 else:
                     self.issue("chapters", "chapter_clamped", f"chapter {title!r} start {start:g} s set to 0", item, i,
                                False)
-                    marks[k] = (0.0, i, title, item)
-        kept: list[tuple[float, str]] = []
-        for start, i, title, item in marks:
+                    marks[k] = (0.0, i, title, item, given_end)
+        kept: list[tuple] = []
+        for start, i, title, item, given_end in marks:
             if start < 0:
                 continue
             if kept and start == kept[-1][0]:
                 self.issue("chapters", "chapter_duplicate_start", f"chapter {title!r} starts at {start:g} s like "
                            f"chapter {kept[-1][1]!r}", item, i)
                 continue
-            kept.append((start, title))
-        ends = [s for s, _ in kept[1:]] + [self.duration_s]
-        return [{"start_s": s, "end_s": e, "title": t} for (s, t), e in zip(kept, ends)]
+            kept.append((start, title, i, item, given_end))
+        ends = [s for s, *_ in kept[1:]] + [self.duration_s]
+        for k, ((start, title, i, item, given), end) in enumerate(zip(kept, ends)):
+            self._chapter_end(start, title, i, item, given, end, last=k == len(kept) - 1)
+        return [{"start_s": s, "end_s": e, "title": t} for (s, t, *_), e in zip(kept, ends)]
+
+    def _chapter_end(self, start: float, title: str, i: int, item: Any, given: float | None, end: float | None,
+                     last: bool) -> None:
+        """A chapter's end is the next one's start (the last one's the video's end); where the source gave
+        an end of its own (MKV/MP4 chapter END, yt-dlp's `end_time`, a range line), a different one is a
+        repair: an overlap trimmed, a gap absorbed, an end past the video clamped. A last chapter ending up to
+        `tolerance_s` from the video's end ends with it, unsaid (the source's duration and the file's differ
+        by their rounding: yt-dlp's last `end_time` is YouTube's whole-second duration)."""
+        if given is None or end is None or abs(given - end) <= (self.tolerance_s if last else _SAME_TIME_S):
+            return
+        name = f"chapter {title!r} ({start:g}-{given:g} s as given)"
+        if given > end:
+            reason, what = ("chapter_end_clamped", f"ends at the video's end, {end:g} s") if last else \
+                ("chapter_overlap_trimmed", f"ends at {end:g} s, where the next chapter starts")
+        else:
+            reason, what = "chapter_gap_absorbed", f"runs on to {end:g} s, " + (
+                "the video's end" if last else "where the next chapter starts")
+        self.issue("chapters", reason, f"{name} {what}", item, i, False)
 
     def spans(self, kind: str, value: Any) -> list[dict]:
         """Segments or subtitles: each item checked and clamped on its own, then sorted."""

@@ -78,7 +78,7 @@ def read_vidchapters(text: str) -> AnnotationFile:
             chapters = [{"start_s": as_number(c.get("time")), "title": c.get("label")} if isinstance(c, dict) else c
                         for c in record["chapters"]]
         else:                                               # chapters_dvc_<split>.json
-            chapters = [{"start_s": as_span(span)[0], "title": title}
+            chapters = [{"start_s": as_span(span)[0], "end_s": as_span(span)[1], "title": title}
                         for span, title in pair_lists(record.get("timestamps"), record.get("sentences"))]
         meta = {"chapters": chapters, **duration_meta(record),
                 **{k: record[k] for k in ("title", "description") if isinstance(record.get(k), str)}}

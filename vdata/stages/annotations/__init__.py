@@ -117,7 +117,7 @@ class AnnotationsConfig(StageConfig):
 
 class AnnotationsStage(Stage):
     name = "annotations"
-    version = 11  # 2: YouTube's automatic captions once per line; yt-dlp's download listings are no subtitles;
+    version = 12  # 2: YouTube's automatic captions once per line; yt-dlp's download listings are no subtitles;
     #               3: a kind is also read under its own name when the configured key is absent;
     #               4: a clock with a fraction ("0:01:02.5") is a time, not an unreadable item;
     #               5: a video in a bucket has its sidecars read beside its URL;
@@ -131,6 +131,8 @@ class AnnotationsStage(Stage):
     #               11: forced sidecars after every other file of the wanted languages; subtitles in another
     #                   language are a repair (subtitle_other_language); `#` lines of a labels file are
     #                   comments; messages name cues by time, without a doubled kind prefix
+    #               12: chapter times with a fraction, range lines and one-line lists; prose ending in a clock
+    #                   is no chapter; <br> is a line break; a chapter's given end unlike the next start is a repair
     Config = AnnotationsConfig
     reads = (R.PATH, R.SOURCE_META, R.DURATION_S)
     writes = R.ANNOTATION_COLUMNS

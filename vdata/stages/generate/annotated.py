@@ -4,9 +4,10 @@ annotation items inside a row's interval, seeded choices, and the sample / rejec
 The templates families (`templates.py`, `segments.py`) read `row[annotations]` (the `annotations` stage's
 validated, video-absolute items) and write samples by template, with no teacher. Only items inside the
 row's [start_s, end_s] are used, so a family runs the same on a clip row and on the video row of
-`scope: video`. Every choice (which items, which template, distractors, option order) comes from a
-`random.Random` keyed on the task, the configured `seed`, the row's clip id and the item, so a build is
-byte-identical run to run and a sample keeps its id when other rows change.
+`scope: video`; an item across a shot cut, which no clip holds, is said once (`crossing_rejects`). Every
+choice (which items, which template, distractors, option order) comes from a `random.Random` keyed on the
+task, the configured `seed`, the row's clip id and the item, so a build is byte-identical run to run and a
+sample keeps its id when other rows change.
 """
 from __future__ import annotations
 
@@ -98,6 +99,43 @@ def timed_items(row: dict, kind: str, text_key: str) -> tuple[list[tuple[float, 
         if a >= start - EDGE_TOLERANCE_S and b <= end + EDGE_TOLERANCE_S:
             inside.add((max(float(a), start), min(float(b), end), escape_placeholders(text)))
     return sorted(inside), len(items)
+
+
+def crossing_items(row: dict, kind: str, text_key: str) -> list[tuple[float, float, str]]:
+    """The row's `kind` items that start inside it ([start_s, end_s): one clip of a video holds a start)
+    and end past it: a segment or chapter across a shot cut, which no clip holds whole, so no clip's
+    template task uses it. As (start, end, text), as given, in time order. Only on the clips `shots` cut
+    (they meet at their edges): clips given otherwise may overlap, and another may hold the item whole."""
+    if row.get(R.SHOTS_IN_VIDEO) is None or row.get(R.SAMPLE_SCOPE) == R.SCOPE_VIDEO:
+        return []
+    start, end = interval(row)
+    out = set()
+    for i in [i for i in (annotations(row).get(kind) or []) if i]:
+        a, b, text = i.get("start_s"), i.get("end_s"), " ".join(str(i.get(text_key) or "").split())
+        if a is not None and b is not None and text and start <= float(a) < end and float(b) > end + EDGE_TOLERANCE_S:
+            out.add((float(a), float(b), text))
+    return sorted(out)
+
+
+def crossing_rejects(stage: StageView, row: dict, task: str, prompt_id: str, kind: str, text_key: str,
+                     readers: dict[str, str]) -> list:
+    """One `annotation_crosses_clip` reject per item of `crossing_items`, so that an item no clip can use
+    leaves a trace: written by the clip holding the item's start, and by one task only, the first enabled
+    of `readers` (task -> the kind it reads) that reads `kind`; the others write none (no duplicates)."""
+    enabled = stage.config.tasks.enabled()
+    first = next((t for t in enabled if readers.get(t) == kind), None)
+    if first != task:
+        return []
+    start, end = interval(row)
+    out = []
+    for k, (a, b, text) in enumerate(crossing_items(row, kind, text_key)):
+        base = sample_base(stage, row, task, k, prompt_id, sid_task=f"{task}:crossing", teacher=False)
+        short = text if len(text) <= 80 else text[:77] + "..."
+        out.append(stage.reject(base, "annotation_crosses_clip", f"{kind[:-1]} {a:g}-{b:g} s {short!r} crosses the "
+                                f"clip bounds [{start:g}, {end:g}] s: no clip holds it whole, so no {kind} task uses "
+                                "it (said once, by the clip holding its start)", task=task, kind=kind,
+                                item={"start_s": a, "end_s": b, text_key: text}, clip=[start, end]))
+    return out
 
 
 def text_identity(text: str) -> str:

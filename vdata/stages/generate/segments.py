@@ -12,8 +12,10 @@ From `annotations.chapters`, VidChapters-7M's three tasks (Yang et al., NeurIPS 
 Only items inside the row's [start_s, end_s] count, so on a clip row the tasks cover the clip and on the
 `scope: video` row the whole video. Times enter texts as `{{t:..}}` / `{{span:..,..}}` placeholders and
 `answer_spans` as video-absolute seconds; exporters render them per target model. A row with no usable
-item of the kind is one `missing_annotation` reject per task. Items that would ask the same question (one
-text at several times, several texts over one interval) make one sample whose answer holds them all.
+item of the kind is one `missing_annotation` reject per task; an item across the clip's end (a shot cut),
+which no clip can use, is one `annotation_crosses_clip` reject, from the clip holding its start and the
+first enabled task reading its kind. Items that would ask the same question (one text at several times,
+several texts over one interval) make one sample whose answer holds them all.
 """
 from __future__ import annotations
 
@@ -25,9 +27,9 @@ from pydantic import Field, model_validator
 
 from vdata.schemas import records as R
 
-from .annotated import (TemplateTask, annotation_evidence, fill_question, missing, phrase, pick_items,
-                        question_templates, span_placeholder, t_placeholder, template_sample, text_identity,
-                        time_values, timed_items, timed_lines)
+from .annotated import (TemplateTask, annotation_evidence, crossing_rejects, fill_question, missing, phrase,
+                        pick_items, question_templates, span_placeholder, t_placeholder, template_sample,
+                        text_identity, time_values, timed_items, timed_lines)
 from .clues import Clue
 from .common import TaskFamily
 
@@ -112,9 +114,13 @@ class _Spec:
 
 def _plan_for(spec: _Spec):
     def plan(stage: StageView, row: dict, clues: list[Clue], tcfg: TemplateTask):
+        made, asked = planned(stage, row, clues, tcfg)
+        prompt_id = question_templates(stage, spec.task, tcfg, row, _shipped(tcfg, spec))[1]
+        return made + crossing_rejects(stage, row, spec.task, prompt_id, spec.kind, spec.text_key, _READS), asked
+
+    def planned(stage: StageView, row: dict, clues: list[Clue], tcfg: TemplateTask):
         answer = getattr(tcfg, "answer", None)   # chapter_grounding: its start (default) or its span
-        shipped = f"{spec.task}_span" if answer == "span" else None   # the shipped questions asking for a span
-        templates, prompt_id = question_templates(stage, spec.task, tcfg, row, shipped)
+        templates, prompt_id = question_templates(stage, spec.task, tcfg, row, _shipped(tcfg, spec))
         items, total = timed_items(row, spec.kind, spec.text_key)
         if not items:
             return [missing(stage, row, spec.task, prompt_id, spec.kind, total)], []
@@ -164,6 +170,11 @@ def _plan_for(spec: _Spec):
     return plan
 
 
+def _shipped(tcfg: TemplateTask, spec: _Spec) -> str | None:
+    """The shipped question list of the task: chapter_grounding's `answer: span` asks for a span."""
+    return f"{spec.task}_span" if getattr(tcfg, "answer", None) == "span" else None
+
+
 def same_question(items: list[tuple[float, float, str]], shape: str) -> list[list[tuple[float, float, str]]]:
     """The row's items grouped by the question they would make, in time order of each group's first item.
 
@@ -188,7 +199,11 @@ def joined_texts(texts: list[str]) -> str:
     return "; ".join(phrase(t) for t in distinct)
 
 
+_READS: dict[str, str] = {}   # task -> the kind it reads (its first enabled reader writes a kind's crossing rejects)
+
+
 def _family(config: type[TemplateTask], spec: _Spec) -> TaskFamily:
+    _READS[spec.task] = spec.kind
     return TaskFamily(config, _plan_for(spec), prompts=("template_questions",))
 
 
