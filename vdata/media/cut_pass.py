@@ -117,7 +117,7 @@ def one_pass(path: str, table: FrameTable, windows: list[tuple[int, int]], max_s
     for a, b in windows:
         inside[a:b + 1] = True
     fed = np.zeros(n + 1, bool)
-    indices, distances, layouts, errors = [], [], [], 0
+    indices, distances, layouts, errors, concealed = [], [], [], 0, []
     previous = None
     raw: list[int] = []
     detector, expected = None, None
@@ -142,6 +142,8 @@ def one_pass(path: str, table: FrameTable, windows: list[tuple[int, int]], max_s
                 j = index_of.get(frame.pts)
                 if j is None:
                     continue
+                if frame.is_corrupt:   # the decoder concealed damage: shots checks the whole video
+                    concealed.append(j)
                 if refs is None or refs[j]:   # the coarse pass is the reference frames, as coarse_scan's
                     hsv, layout = _tiny_hsv(frame)
                     indices.append(j)
@@ -168,7 +170,7 @@ def one_pass(path: str, table: FrameTable, windows: list[tuple[int, int]], max_s
                 if by_streak:
                     analysis_s, analysed = analysis_s + time.perf_counter() - started, analysed + 1
     coarse = CoarseScan(np.asarray(indices, dtype=np.int64), np.asarray(distances),
-                        np.asarray(layouts, np.uint8).reshape(len(indices), *LAYOUT_SIZE[::-1], 3), errors)
+                        np.asarray(layouts, np.uint8).reshape(len(indices), *LAYOUT_SIZE[::-1], 3), errors, concealed)
     edges = np.flatnonzero(np.diff(np.concatenate([[0], fed.astype(np.int8)])))   # run starts, ends (exclusive)
     runs = [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
     core = settled(runs, n, settle)

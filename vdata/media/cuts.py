@@ -168,6 +168,7 @@ class CoarseScan:
     distances: np.ndarray      # distance of each decoded frame to the one before it (0 for the first)
     layouts: np.ndarray        # a 16x9 HSV image of each decoded frame (uint8), for gradual transitions
     decode_errors: int = 0
+    concealed: list[int] = field(default_factory=list)   # frames the decoder concealed damage in (display indices)
 
 
 def coarse_scan(path: str, table: FrameTable) -> CoarseScan:
@@ -175,7 +176,7 @@ def coarse_scan(path: str, table: FrameTable) -> CoarseScan:
     import av
 
     index_of = {int(p): i for i, p in enumerate(table.pts)}
-    indices, distances, layouts, errors = [], [], [], 0
+    indices, distances, layouts, errors, concealed = [], [], [], 0, []
     previous = None
     with av.open(path, metadata_errors="ignore") as container:
         stream = video_stream(container)
@@ -191,13 +192,15 @@ def coarse_scan(path: str, table: FrameTable) -> CoarseScan:
                 i = index_of.get(frame.pts)
                 if i is None:
                     continue
+                if frame.is_corrupt:
+                    concealed.append(i)
                 hsv, layout = _tiny_hsv(frame)
                 indices.append(i)
                 layouts.append(layout)
                 distances.append(0.0 if previous is None else hsv_distance(previous, hsv))
                 previous = hsv
     return CoarseScan(np.asarray(indices, dtype=np.int64), np.asarray(distances),
-                      np.asarray(layouts, np.uint8).reshape(len(indices), *LAYOUT_SIZE[::-1], 3), errors)
+                      np.asarray(layouts, np.uint8).reshape(len(indices), *LAYOUT_SIZE[::-1], 3), errors, concealed)
 
 
 def windows_from_gaps(coarse: CoarseScan, n: int, bar: float, before: int, after: int,
@@ -354,3 +357,60 @@ def detect_in_windows(path: str, table: FrameTable, windows: list[tuple[int, int
     for a, b in windows:
         core[(a + settle if a > 0 else 0):b + 1] = True
     return sorted({c for c in raw if 0 < c < n and core[c]})
+
+
+# Containers whose packets carry their own timestamps on the way (a broadcast or network capture): packets
+# lost there leave a gap in the times. An MP4, MKV or AVI index was written by the muxer, so a gap there is
+# the file's own timing (a variable-rate screen recording's held pictures), never lost data.
+STAMPED_FORMATS = ("mpegts", "mpegtsraw", "mpeg", "flv")
+
+
+@dataclass
+class DecodeReport:
+    """A full decode looking for damage, frames in the order the decoder lets them out (display order)."""
+
+    times: np.ndarray       # seconds from the stream's first frame
+    keys: np.ndarray        # keyframes: decoding starts afresh there
+    corrupt: np.ndarray     # frames the decoder concealed damage in (libavcodec's corrupt-frame flag)
+    errors: list[tuple[float, int, float | None]]   # failed packets: (time, frames out before, previous packet's time)
+    stamped: bool           # the container is one of STAMPED_FORMATS
+    refs: np.ndarray | None = None   # whether other pictures may be predicted from each frame (H.264: nal_ref_idc)
+    anchors: np.ndarray | None = None   # I and P pictures: the B-pictures shown before one may be predicted from it
+
+
+def decode_damage(path: str) -> DecodeReport:
+    """Decode every frame of `path` (no pixel conversion) and note what went wrong where. Slice threads
+    only: with frame threads a decoder reports an error a few packets late."""
+    import av
+
+    from .timestamps import display_times_unreliable
+
+    counted = display_times_unreliable(path, 8)   # no trustworthy times: frames counted, as PyAVReader does
+    times, keys, corrupt, errors, refs, ref_of, anchors = [], [], [], [], [], {}, []
+    with av.open(path, metadata_errors="ignore") as container:
+        stream = video_stream(container)
+        stream.thread_type = "SLICE"
+        length_size = _avc_length_size(stream.codec_context)
+        tb, fps = float(stream.time_base), frame_rate(stream) or 25.0
+        start = float(stream.start_time or 0) * tb
+        previous = None
+        for packet in container.demux(stream):
+            t = packet.pts if packet.pts is not None else packet.dts
+            at = round(float(t) * tb - start, 6) if t is not None else None
+            if length_size is not None and packet.pts is not None:
+                ref_of[packet.pts] = _h264_reference(memoryview(packet), length_size)
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                errors.append((at if at is not None else -1.0, len(times), previous))
+                continue
+            previous = at if at is not None else previous
+            for frame in frames:
+                times.append(len(times) / fps if counted or frame.time is None else round(float(frame.time) - start, 6))
+                keys.append(frame.key_frame)
+                corrupt.append(frame.is_corrupt)
+                refs.append(ref_of.pop(frame.pts, None) is not False)   # unknown: it may be
+                anchors.append(int(frame.pict_type) not in (3, 7))   # AV_PICTURE_TYPE_B, _BI
+        stamped = container.format.name in STAMPED_FORMATS
+    return DecodeReport(np.asarray(times, np.float64), np.asarray(keys, bool), np.asarray(corrupt, bool), errors,
+                        stamped, np.asarray(refs, bool), np.asarray(anchors, bool))

@@ -213,6 +213,7 @@ class PyAVReader(FrameReader):
         self._start = float(self._stream.start_time or 0) * self._tb
         self.decode_errors = []
         self.first_unsound_s: float | None = None
+        self.concealed: list[float] = []   # times of frames the decoder concealed damage in (its corrupt flag)
         self._counted = display_times_unreliable(path, self._CHECK_FRAMES)
         # read_at decodes towards a target with the decoder skipping non-reference pictures shown
         # before it: nothing depends on them, and they are ~45% of x264's frames (bench_quality).
@@ -253,6 +254,8 @@ class PyAVReader(FrameReader):
             for frame in frames:
                 ft = count / self.fps if self._counted else _time(frame) - self._start
                 count += 1
+                if frame.is_corrupt:
+                    self.concealed.append(ft)
                 if self.decode_errors:
                     # Frames decoded after a failed packet may be concealed guesses, even ones shown
                     # before it (B-frames that reference it).

@@ -22,15 +22,16 @@ style): a short shot whose neighbours look alike is a flash inside one scene, an
 shots whose boundary frames are near-identical are one shot. Long shots are then split into windows of at most
 `max_len_s`. Clip ids are derived from the content id and frame numbers, so they are identical across runs.
 
-Damaged media: the pass counts frames and decode errors. Fewer frames than the probe declared, or a packet that does
-not decode, rejects the video `corrupt` (decode errors) or `truncated` (decoding stops early without one), with the
-numbers; `on_corrupt: keep_prefix` keeps the clips before the first damage and rejects the lost span with its frame
-range. Every declared frame ends up in a kept clip or in a reject that says why.
+Damaged media: the pass counts frames and decode errors, and notes frames the decoder concealed damage in. Any of
+those, fewer frames than the probe declared, or frames missing from a constant-rate stream (a capture that lost
+packets) has a full decode locate each damaged span, which lasts until decoding recovers at a keyframe (.damage). The
+video is rejected `corrupt` (damage) or `truncated` (decoding stops early without an error), with the numbers;
+`on_corrupt: keep_prefix` keeps the clips before the first damage and rejects the rest with its frame range,
+`keep_clean` keeps the clean clips before and after each damaged span and rejects each span with its range. Every
+declared frame ends up in a kept clip or in a reject that says why.
 """
 from __future__ import annotations
 
-import bisect
-import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -39,16 +40,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from vdata.media import MediaError
 from vdata.media.prefetch import prefetch
-from vdata.media.reader import open_reader, scan_decode, timestamp_table_problem
+from vdata.media.reader import open_reader, timestamp_table_problem
 from vdata.media.timestamps import held_step, shown_times
 from vdata.schemas import records as R
 
 from ..base import Resources, Stage, StageConfig
 from .clip_files import clip_file
 from .detector_args import DETECTORS, check_detector_args, check_lengths, check_threshold
-from .damage import CORRUPT, DROPPED_FRAMES_TOLERATED, TRUNCATED, Damage, assess_damage  # noqa: F401
+from .damage import (CORRUPT, DROPPED_FRAMES_TOLERATED, TRUNCATED, Damage, assess_damage, clean_limits,  # noqa: F401
+                     damage_suspected, find_damage, kept_note, span_message)
 from .held import HeldFrames
 from .min_scene import apply_min_scene_len, length_in_frames, min_scene_filter, min_scene_length
+from .segments import EPS_S, feature_distance, repair_segments, segments_from_cuts, split_long  # noqa: F401
 
 # Reject reasons of this stage (CORRUPT, TRUNCATED: .damage).
 TOO_SHORT = "too_short"
@@ -72,8 +75,9 @@ class ShotsConfig(StageConfig):
     min_len_s: float = Field(1.0, ge=0)
     short_shots: Literal["reject", "keep"] = Field("reject", description="a shot shorter than min_len_s: its own "
                                                                        "clip, rejected too_short or kept")
-    on_corrupt: Literal["reject", "keep_prefix"] = Field(
-        "reject", description="damaged video: reject it whole, or keep the clips before the first damage")
+    on_corrupt: Literal["reject", "keep_prefix", "keep_clean"] = Field(
+        "reject", description="damaged video: reject it whole, keep the clips before the first damage, or keep "
+                              "the clips before and after each damaged span (decoding recovers at a keyframe)")
     max_len_s: float | None = Field(60.0, gt=0)
     stitch: StitchConfig = Field(default_factory=StitchConfig)
     analysis_max_side: int = Field(256, ge=32, description="frames are downscaled to this before detection")
@@ -118,16 +122,6 @@ def _features(bgr: np.ndarray) -> np.ndarray:
     return np.concatenate([np.concatenate([h, s, v]) / n, thumb]).astype(np.float32)
 
 
-def feature_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """0 for identical frames, towards 1 for unrelated ones: the larger of the colour-histogram distance
-    (half L1, averaged over the three histograms) and the layout distance (mean abs thumbnail
-    difference, doubled). Both must be small for two frames to count as the same scene: colour alone
-    confuses different shots with the same palette, layout alone is fooled by motion."""
-    hist = float(np.abs(a[:32] - b[:32]).sum() / 6.0)
-    layout = float(np.abs(a[32:] - b[32:]).mean() * 2.0)
-    return max(hist, layout)
-
-
 @dataclass
 class ShotScan:
     """One decode pass over a video: cuts (frame positions), per-frame times and features, and what
@@ -144,6 +138,7 @@ class ShotScan:
     gradual: list[int] = field(default_factory=list)   # gradual-transition cuts (also in cuts): never stitched
     coarse: Any = None             # the coarse pass (vdata.media.cuts.CoarseScan), when one ran
     windows: tuple[int, int] = (0, 0)   # coarse_to_fine: frames decoded whole on packet hints, windows decoded again
+    concealed: list[float] = field(default_factory=list)   # times of frames the decoder concealed damage in
 
 
 def _detector(cfg: ShotsConfig):
@@ -245,7 +240,7 @@ def scan_hard_cuts(path: str, cfg: ShotsConfig, backend: str | None = None) -> S
         if index >= 0:
             last = len(held.real_of) - 1 if held else index
             raw.extend(c.frame_num for c in detector.post_process(FrameTimecode(last, rate)))
-        errors, used = list(reader.decode_errors), reader.backend
+        errors, used, concealed = list(reader.decode_errors), reader.backend, list(getattr(reader, "concealed", []))
     n = len(times)
     if used != "pyav" and n and _stream_times_problem(np.asarray(times), fps):
         # OpenCV labels an AVI's frames with decode-order times (its first frame at 0.08 s); PyAV
@@ -258,7 +253,8 @@ def scan_hard_cuts(path: str, cfg: ShotsConfig, backend: str | None = None) -> S
         raw = sorted({c for c in raw if 0 < c < n})
         cuts = apply_min_scene_len(raw, n, fps, flash_filter, length)
     usable = coarse is not None and len(coarse.indices) and coarse.indices[-1] < n
-    return ShotScan(cuts, np.asarray(times), np.asarray(feats), fps, errors, used, raw, coarse=coarse if usable else None)
+    return ShotScan(cuts, np.asarray(times), np.asarray(feats), fps, errors, used, raw, coarse=coarse if usable else None,
+                    concealed=concealed)
 
 
 # The coarse pass marks a gap between two reference frames whose tiny-image distance reaches
@@ -320,7 +316,8 @@ def scan_coarse_to_fine(path: str, cfg: ShotsConfig):
         except C.IncompleteWindows:
             return None, coarse
     return ShotScan([], table.times, feats, table.fps, [], "pyav", raw, mode="coarse_to_fine", coarse=coarse,
-                    windows=(sum(b - a + 1 for a, b in hints), len(windows))), coarse
+                    windows=(sum(b - a + 1 for a, b in hints), len(windows)),
+                    concealed=[float(table.times[i]) for i in coarse.concealed]), coarse
 
 
 def _stream_times_problem(times: np.ndarray, fps: float) -> str | None:
@@ -339,65 +336,6 @@ def detect_cuts(path: str, cfg: ShotsConfig) -> tuple[list[int], np.ndarray, np.
     return scan.cuts, scan.times, scan.feats, scan.fps
 
 
-def segments_from_cuts(cuts: list[int], n: int) -> list[list[int]]:
-    bounds = [0, *cuts, n]
-    return [[a, b] for a, b in zip(bounds, bounds[1:]) if b > a]
-
-
-def repair_segments(segs: list[list[int]], feats: np.ndarray, fps: float, cfg: ShotsConfig,
-                    keep: frozenset[int] | set[int] = frozenset(), seconds=None) -> list[list[int]]:
-    """Stitching on [start, end) frame segments: merges only shots of one scene (see module docstring).
-    A short shot that is not a flash inside one scene stays a segment of its own. Boundaries in `keep`
-    (gradual transitions: their neighbouring frames look alike by nature) are never merged. `seconds(a, b)`:
-    how long frames [a, b) are shown (a variable-rate video holds some for seconds); else (b - a) / fps."""
-    segs = [list(s) for s in segs]
-    if not cfg.stitch.enabled or len(segs) < 2:
-        return segs
-    dist = lambda i, j: feature_distance(feats[i], feats[j])  # noqa: E731
-    thr = cfg.stitch.max_distance
-    seconds = seconds or (lambda a, b: (b - a) / fps)
-    i = 1
-    while i < len(segs) - 1:   # a short shot between two alike neighbours: a flash, all three are one
-        prev, (a, b), nxt = segs[i - 1], segs[i], segs[i + 1]
-        if (seconds(a, b) < cfg.min_len_s - EPS_S and prev[1] == a and nxt[0] == b and a not in keep and b not in keep
-                and dist(prev[1] - 1, nxt[0]) <= thr):
-            prev[1] = nxt[1]
-            del segs[i:i + 2]
-        else:
-            i += 1
-    merged = [segs[0]]
-    for s in segs[1:]:
-        last = merged[-1]
-        if last[1] == s[0] and s[0] not in keep and dist(last[1] - 1, s[0]) <= thr:
-            last[1] = s[1]
-        else:
-            merged.append(s)
-    return merged
-
-
-def split_long(segs: list[list[int]], fps: float, max_len_s: float | None, seconds=None) -> list[list[int]]:
-    """Shots longer than `max_len_s` in pieces of equal duration, each ending at the last frame shown by its
-    share of the time; `seconds(a, b)` as in `repair_segments`. Equal frame counts are equal times only at a
-    constant rate: at 25, then 5, then 50 fps they made a 6.6 s piece of a 5 s limit."""
-    if not max_len_s:
-        return segs
-    seconds = seconds or (lambda a, b: (b - a) / fps)
-    out = []
-    for a, b in segs:
-        total = seconds(a, b)
-        pieces = min(b - a, max(1, math.ceil(total / max_len_s - EPS_S)))
-        bounds = [a]
-        for k in range(1, pieces):   # the last frame starting by k/pieces of the time, a frame left per piece
-            frames = range(bounds[-1] + 1, b - (pieces - k) + 1)
-            at = bisect.bisect_right(frames, k * total / pieces + EPS_S, key=lambda j: seconds(a, j)) - 1
-            bounds.append(frames[max(0, at)])
-        out.extend([lo, hi] for lo, hi in zip(bounds, bounds[1:] + [b]))
-    return out
-
-
-EPS_S = 1e-6   # lengths in seconds are compared with this slack: frame times are rounded floats
-
-
 def _time_of(scan: ShotScan, n: int, i: int) -> float:
     """When frame `i` is shown; past the `n` frames decoded soundly, estimated at the mean rate."""
     return float(scan.times[i]) if i < n else float(scan.times[n - 1]) + (i - n + 1) / scan.fps
@@ -405,7 +343,8 @@ def _time_of(scan: ShotScan, n: int, i: int) -> float:
 
 class ShotsStage(Stage):
     name = "shots"
-    version = 7   # 2: held pictures (variable rate) count for as long as they show; shot lengths are times;
+    version = 8   # 8: damage the decoder conceals, frames lost in a constant-rate stream; spans end where decoding recovers
+                  # 2: held pictures (variable rate) count for as long as they show; shot lengths are times;
                   # 3: an edit list's pre-roll frames are not frames of the video; 6: max_len_s pieces of equal time
                   # 4: AV1, MPEG-1 program streams and interlaced video read whole (windows checked, OpenCV's gaps)
                   # 5: clip files hold exactly their shot (cut from the video's first frame, checked, odd sizes
@@ -433,32 +372,41 @@ class ShotsStage(Stage):
         scan = scan_video(row[R.PATH], cfg)
         declared = row.get(R.NUM_FRAMES)
         damage = None
-        if scan.decode_errors or (declared and len(scan.times) < declared - DROPPED_FRAMES_TOLERATED):
-            # OpenCV and decord stop at the first bad packet without saying so: a full PyAV decode
-            # counts the errors and locates where the damage starts.
-            times, errors, first_unsound = scan_decode(row[R.PATH])
-            damage = assess_damage(times, errors, first_unsound, scan.fps, declared, row.get(R.DURATION_S))
-            if damage is None or damage.good_frames > len(scan.times):
-                scan = scan_video(row[R.PATH], cfg, backend="pyav")   # the fast reader stopped for nothing
+        if damage_suspected(scan.times, scan.decode_errors, scan.concealed, declared):
+            # OpenCV and decord stop at the first bad packet without saying so, and what the decoder
+            # conceals raises nothing: a full PyAV decode locates each damaged span (.damage).
+            damage, decoded = find_damage(row[R.PATH], scan.fps, declared, row.get(R.DURATION_S))
+            stopped = scan.decode_errors or (declared and len(scan.times) < declared - DROPPED_FRAMES_TOLERATED)
+            needed = (decoded - DROPPED_FRAMES_TOLERATED if cfg.on_corrupt == "keep_clean" else damage.good_frames) \
+                if damage else 0
+            if (damage is None and stopped) or (damage and cfg.on_corrupt != "reject" and len(scan.times) < needed):
+                scan = scan_video(row[R.PATH], cfg, backend="pyav")   # the fast reader stopped early
             if damage is not None:
                 damage.good_frames = min(damage.good_frames, len(scan.times))
         if len(scan.times) == 0:
             return self.reject(row, UNDECODABLE, "no frames decoded during shot detection",
                                decode_errors=len(scan.decode_errors))
-        if damage and (cfg.on_corrupt == "reject" or damage.good_frames == 0):
+        bad = clean_limits(damage, scan.times, cfg.on_corrupt)
+        if damage and (cfg.on_corrupt == "reject" or bad[0] == (0, max(damage.total_frames, len(scan.times)))):
             return self.reject(row, damage.reason, damage.message, **damage.detail)
-        n = damage.good_frames if damage else len(scan.times)
-        segs = segments_from_cuts([c for c in scan.cuts if c < n], n)
+        n = damage.good_frames if damage and cfg.on_corrupt == "keep_prefix" else len(scan.times)
+        edges = {e for span in bad for e in span if 0 < e < n}
+        segs = segments_from_cuts(sorted({*(c for c in scan.cuts if c < n), *edges}), n)
         # lengths in time: a variable-rate video (a screen recording) shows one frame for seconds
         seconds = lambda a, b: _time_of(scan, n, b) - _time_of(scan, n, a)  # noqa: E731
         short = lambda a, b: seconds(a, b) < cfg.min_len_s - EPS_S  # noqa: E731
-        segs = repair_segments(segs, scan.feats, scan.fps, cfg, keep=set(scan.gradual), seconds=seconds)
+        segs = repair_segments(segs, scan.feats, scan.fps, cfg, keep={*scan.gradual, *edges}, seconds=seconds)
+        segs = [s for s in segs if not any(a <= s[0] < b for a, b in bad)]   # the damaged spans' own segments
         segs = [piece for s in segs
                 for piece in ([s] if short(*s) else split_long([s], scan.fps, cfg.max_len_s, seconds=seconds))]
         out: list = []
         for k, (a, b) in enumerate(segs):
             clip = self._clip(row, k, a, b, scan, n, len(segs))
-            clip[R.MEDIA_DAMAGE] = f"kept frames 0-{n} of {damage.total_frames}: {damage.reason}" if damage else None
+            clip[R.MEDIA_DAMAGE] = kept_note(damage, bad, n)
+            for (first, _), (start_s, _) in zip(bad, damage.spans if damage else []):
+                if b == first:   # ends where the damage starts (a gap's first missing frame)
+                    clip[R.END_S] = round(max(clip[R.START_S], min(clip[R.END_S], float(scan.times[0]) + start_s)), 6)
+                    clip[R.CLIP_DURATION_S] = round(clip[R.END_S] - clip[R.START_S], 6)
             if short(a, b) and cfg.short_shots == "reject":
                 out.append(self.reject(clip, TOO_SHORT, f"shot of {b - a} frames ({clip[R.CLIP_DURATION_S]:.2f}s) "
                                        f"< min_len_s={cfg.min_len_s}", frames=[a, b], min_len_s=cfg.min_len_s))
@@ -470,13 +418,16 @@ class ShotsStage(Stage):
                     out.append(self.reject(clip, e.reason, e.message))
                     continue
             out.append(clip)
-        if damage:   # the lost span: its own reject row, so no frame of the video goes unaccounted for
-            lost = self._clip(row, len(segs), n, damage.total_frames, scan, n, len(segs))
+        for (a, b), (start_s, end_s) in zip(bad, damage.spans if damage else []):
+            # each damaged span: its own reject row, so no frame of the video goes unaccounted for
+            lost = self._clip(row, len(segs), a, b, scan, n, len(segs))
             t0 = float(scan.times[0])
-            lost[R.END_S] = round(t0 + damage.detail["declared_s"], 6)
+            prefix = cfg.on_corrupt == "keep_prefix"
+            lost[R.START_S] = round(t0 + start_s, 6)
+            lost[R.END_S] = round(t0 + (damage.detail["declared_s"] if end_s is None or prefix else end_s), 6)
             lost[R.CLIP_DURATION_S] = round(lost[R.END_S] - lost[R.START_S], 6)
-            lost[R.MEDIA_DAMAGE] = damage.message
-            out.append(self.reject(lost, damage.reason, damage.message, **damage.detail))
+            lost[R.MEDIA_DAMAGE] = message = span_message(damage, a, b, start_s, end_s, prefix)
+            out.append(self.reject(lost, damage.reason, message, **{**damage.detail, "lost_frames": [a, b]}))
         return out
 
     def _clip(self, row: dict, k: int, a: int, b: int, scan: ShotScan, n: int, count: int) -> dict:
