@@ -19,7 +19,11 @@ start, the frames the clip must hold and how the stream is reordered. Then, firs
    pictures, or nothing at all where MPEG-TS keyframes are far apart);
 3. the same encode decoding from the very start of the file.
 
-Every output is checked: it holds a video stream with about the clip's number of frames. Odd picture
+Every attempt gives the clip's last frame the time until the clip's end (`_hold_last`): MP4 keeps each
+sample's duration, and a copy or an encode took the source's, which in a variable-rate video (a screen
+recording's slide: one frame shown for seconds) is not how long the frame shows in the clip, nor, where
+B-frames reorder them, even this frame's own (a 2.52 s slide written as a 0.12 s file). Every output is
+checked: it holds a video stream with about the clip's number of frames and lasts the clip. Odd picture
 sizes are padded to even ones (4:2:0 H.264 has no odd sizes). When nothing works, MediaError with
 reason `clip_not_written` says why; a cut never succeeds with a file that is empty or off by a shot.
 """
@@ -66,6 +70,7 @@ class ClipSource:
     frames: int | None = None       # frames shown in [start, end); None where the packets do not say
     frame_gap_s: float = 0.04       # the shortest time between two frames near the clip
     reorder_s: float = 0.0          # how far decode times run ahead of presentation times
+    time_base: str = ""             # the video stream's time base ("1/12800"): an encode keeps its frames' times
 
     def tolerance(self) -> float:
         """Slack for comparing frame times with clip bounds: well under a frame, over float rounding."""
@@ -107,7 +112,8 @@ def clip_source(path: str, start_s: float, end_s: float | None) -> ClipSource:
         cc = stream.codec_context
         by_pts = _seeks_by_pts(container)
         odd = bool(cc.width % 2 or cc.height % 2) if cc.width and cc.height else True
-        source = ClipSource(f"0:{stream.index}", origin - container_start, by_pts, odd)
+        source = ClipSource(f"0:{stream.index}", origin - container_start, by_pts, odd,
+                            time_base=f"{stream.time_base.numerator}/{stream.time_base.denominator}")
         if end_s is not None:
             _describe(source, *_packets_around(container, stream, base, origin, start_s, end_s), start_s, end_s)
     return source
@@ -174,6 +180,7 @@ class Written(NamedTuple):
     frames: int        # video frames in the file (0: no video stream)
     sizes: list[int]   # their packets' sizes, in decode order
     first_s: float | None = None   # the first frame's time as players and PyAV's `frame.time` read it
+    duration_s: float | None = None   # how long the video stream lasts, as its header says (players, PyAV)
 
 
 def written_frames(path: str) -> Written:
@@ -187,7 +194,13 @@ def written_frames(path: str) -> Written:
                 return Written(0, [])
             shown = [p for p in container.demux(stream) if p.size and not p.is_discard]
             times = [p.pts * stream.time_base for p in shown if p.pts is not None]
-            return Written(len(shown), [p.size for p in shown], float(min(times)) if times else None)
+            first = float(min(times)) if times else None
+            if stream.duration is not None:
+                duration = float(stream.duration * stream.time_base)
+            else:   # no header says: until the last frame stops showing
+                ends = [(p.pts + (p.duration or 0)) * stream.time_base for p in shown if p.pts is not None]
+                duration = float(max(ends)) - first if ends else None
+            return Written(len(shown), [p.size for p in shown], first, duration)
     except av.error.FFmpegError:
         return Written(0, [])
 
@@ -211,7 +224,8 @@ def cut_clip(path: str, start_s: float, duration_s: float | None, out: str, *, c
                 raise
             problems.append(f"{how}: {e.message}")
             continue
-        why = wrong_output(source, written_frames(out), exact=how == "copy", at_zero=how == "copy")
+        why = wrong_output(source, written_frames(out), exact=how == "copy", at_zero=how == "copy",
+                           length_s=duration_s)
         if why is None:
             return "copy" if how == "copy" else "encode"
         problems.append(f"{how}: {why}")
@@ -221,9 +235,11 @@ def cut_clip(path: str, start_s: float, duration_s: float | None, out: str, *, c
     raise MediaError(CLIP_NOT_WRITTEN, f"clip {span} of {os.path.basename(path)} not written: " + "; ".join(problems))
 
 
-def wrong_output(source: ClipSource, written: Written, exact: bool = False, at_zero: bool = False) -> str | None:
+def wrong_output(source: ClipSource, written: Written, exact: bool = False, at_zero: bool = False,
+                 length_s: float | None = None) -> str | None:
     """Why a written clip is not the clip, or None: no video, a frame count far from the clip's, (a copy)
-    packets that are not the source's from the keyframe on, or (`at_zero`) a first frame not at time 0."""
+    packets that are not the source's from the keyframe on, (`at_zero`) a first frame not at time 0, or
+    (`length_s`, where the clip's frames are known) a file that lasts more than a frame more or less."""
     if not written.frames:
         return "the file holds no video frames"
     # clip-relative times (answers, `{{t:}}`) address the file's frames by time: a first frame shown late
@@ -236,18 +252,26 @@ def wrong_output(source: ClipSource, written: Written, exact: bool = False, at_z
     # an encode may round a frame at either end; a seek that landed wrong loses or adds many
     if n is not None and abs(written.frames - n) > max(1, n // 20):
         return f"{written.frames} frames where the clip has {n}"
+    # a reader (a trainer, a player) takes the file's length from its header: a held slide's clip that
+    # lasts its last sample's 0.12 s instead of the 2.52 s the row says shows nothing past 0.12 s
+    if length_s is not None and n is not None and (
+            written.duration_s is None or abs(written.duration_s - length_s) > source.frame_gap_s):
+        return f"it lasts {written.duration_s} s where the clip lasts {length_s:.6f} s"
     return None
 
 
 def _attempts(path: str, source: ClipSource, start_s: float, end_s: float | None, copy: bool, crf: int):
     """(name, ffmpeg input and codec arguments) of each way to write the clip, in the order tried."""
     encode = ["-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p", "-c:a", "aac"]
+    if source.time_base:   # else 1/(mean rate): a variable-rate video's frames moved by up to half a frame
+        encode[:0] = ["-enc_time_base:v", source.time_base]
     if source.odd_size:   # pad rather than scale: every picture keeps its pixels, plus a black row or column
         encode[:0] = ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
     if end_s is None:
         yield "encode", ["-i", path, *encode]
         return
     length = _seconds(end_s - start_s)
+    hold = _hold_last(source, start_s, end_s)
     # the clip's start on ffmpeg's clock (which counts from the container's start), a hair early so that
     # rounding never drops the first frame (the next frame's time is never this close)
     start = start_s + source.offset_s - source.tolerance()
@@ -261,12 +285,32 @@ def _attempts(path: str, source: ClipSource, start_s: float, end_s: float | None
         # `+negative_cts_offsets` with `make_zero` change nothing. MPEG-TS starts at its mux delay (1.4 s)
         # whatever the option: `wrong_output(at_zero=True)` turns such a copy into an encode.
         yield "copy", ["-ss", _seconds(_seek_point(source)), "-i", path, "-t", length, "-c", "copy",
-                       "-frames:v", str(source.frames), "-avoid_negative_ts", "disabled"]
+                       "-frames:v", str(source.frames), "-avoid_negative_ts", "disabled", *hold]
     seek = _seek_point(source) if source.keyframe is not None else 0.0
     if seek > 0:
         yield "encode from the keyframe", ["-ss", _seconds(seek), "-i", path, "-ss", _seconds(max(0.0, start - seek)),
-                                           "-t", length, *encode]
-    yield "encode from the file's start", ["-i", path, "-ss", _seconds(max(0.0, start)), "-t", length, *encode]
+                                           "-t", length, *encode, *hold]
+    yield "encode from the file's start", ["-i", path, "-ss", _seconds(max(0.0, start)), "-t", length, *encode, *hold]
+
+
+def _hold_last(source: ClipSource, start_s: float, end_s: float) -> list[str]:
+    """ffmpeg output arguments that make the file last the clip, its last frame shown until the clip's end
+    (a copy's as well as an encode's), whatever the source's sample durations said (a variable-rate
+    video's, B-frame-reordered, run seconds short of or past the clip). The `setts` bitstream filter times
+    the video packets from the first one, the clip's first frame (an encode's seek left it a hair late),
+    and sets their durations: MP4 keeps only the last sample's (the others' come from the decode times),
+    and ends the presentation at the latest time plus duration of any. Nothing where the clip's frames
+    are unknown (damage ended the read)."""
+    if source.frames is None:
+        return []
+    length = f"{end_s - start_s!r}/TB"
+    # each: until the clip's end; the last one (NEXT_DTS none) at least until the track's decode span is the
+    # clip's length too (MP4's media duration, which readers take where it is shorter than the presentation:
+    # a last frame decoded later after its display time than the first one was put the end early)
+    until_end = f"max(0,{length}-(PTS-STARTPTS))"
+    duration = f"if(eq(NEXT_DTS,NOPTS),max({until_end},{length}-(DTS-STARTDTS)),{until_end})"
+    # pts and dts given: left out, both would take the one `ts` expression, whose TS is the dts
+    return ["-bsf:v", f"setts=pts=PTS-STARTPTS:dts=DTS-STARTPTS:duration='{duration}'"]
 
 
 def _seek_point(source: ClipSource) -> float:
@@ -287,7 +331,8 @@ def _seconds(t: float) -> str:
 def holds_clip(out: str, path: str, start_s: float, duration_s: float) -> bool:
     """Whether `out`, written earlier, holds the clip [start_s, start_s + duration_s) of `path`: it carries
     CUT_MARK (a file an older vdata cut may be empty, off by a shot or start grey) and passes the checks
-    of a fresh cut, its first frame at 0 (an older vdata's copies started a B-frame delay late)."""
+    of a fresh cut, its first frame at 0 (an older vdata's copies started a B-frame delay late) and its
+    length the clip's (an older vdata's clip of a held slide lasted its last sample's duration)."""
     import av
 
     try:
@@ -297,4 +342,4 @@ def holds_clip(out: str, path: str, start_s: float, duration_s: float) -> bool:
         source = clip_source(path, start_s, start_s + duration_s)
     except (MediaError, av.error.FFmpegError):
         return False
-    return wrong_output(source, written_frames(out), at_zero=True) is None
+    return wrong_output(source, written_frames(out), at_zero=True, length_s=duration_s) is None
