@@ -131,6 +131,14 @@ def test_config_and_cluster_mistakes_are_one_line_errors_before_anything_starts(
     res = runner.invoke(main, ["build", str(with_ray), "--address", "127.0.0.1:1"])
     assert res.exit_code == 2 and "--address: no Ray cluster answers at 127.0.0.1:1" in res.output, res.output
     assert not (tmp_path / "o2" / "clips").exists()
+    # a head's IP without its port (Ray's own answer was a traceback after the build started: outside check h21)
+    res = runner.invoke(main, ["build", str(with_ray), "--address", "10.0.0.1"])
+    assert res.exit_code == 2 and "--address: '10.0.0.1' is no Ray address" in res.output, res.output
+    assert "10.0.0.1:6379" in res.output and "Traceback" not in res.output
+    no_port = tmp_path / "no_port.yaml"
+    no_port.write_text(yaml.safe_dump({**config(inputs, tmp_path / "o4"), "ray": {"address": "nonsense::"}}))
+    res = runner.invoke(main, ["validate", str(no_port)])
+    assert res.exit_code == 2 and "ray.address: 'nonsense::' is no Ray address" in " ".join(res.output.split()), res.output
     both = {**config(inputs, tmp_path / "o3"), "ray": {"executor": "local", "address": "10.0.0.1:6379"}}
     with pytest.raises(ConfigError, match="ray.address '10.0.0.1:6379' names a Ray cluster, but ray.executor is local"):
         parse_config(both)

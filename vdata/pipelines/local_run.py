@@ -44,6 +44,7 @@ import pyarrow as pa
 
 from vdata.media import storage as S
 from vdata.schemas import records as R
+from vdata.schemas.config import ray_address_problem
 from vdata.stages import stage_class
 
 from . import checkpoint
@@ -74,10 +75,12 @@ def address_problem(cfg, address: str | None) -> str | None:
     if cfg.ray.executor == "local":   # only --address gets here: the config refuses ray.address beside it
         return (f"--address: {address!r} names a Ray cluster, but ray.executor is local (this process, no "
                 "Ray): drop one of them")
+    if given in ("auto", "local"):
+        return None   # Ray's own lookup of a running cluster, or a new local one
+    if problem := ray_address_problem(given):
+        return f"{key}: {problem}"
     target = given.split("://", 1)[-1]
     host, _, port = target.rpartition(":")
-    if given == "auto" or not host or not port.isdigit():
-        return None   # Ray's own lookup ("auto") or a form Ray itself will explain
     import socket
 
     try:

@@ -229,6 +229,21 @@ class OutputConfig(_Strict):
     stage_cache: bool = True
 
 
+def ray_address_problem(address: str) -> str | None:
+    """What is wrong with the form of a Ray address, or None: `auto`, `local`, host:port or ray://host:port. Ray
+    itself answers a head's IP without its port ("10.0.0.1", the common slip) with a traceback once the build
+    has started (outside check h21)."""
+    if address in ("auto", "local"):
+        return None
+    scheme, sep, rest = address.rpartition("://")
+    host, colon, port = rest.rpartition(":")
+    if (sep and scheme != "ray") or not colon or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+        bare = (rest if not colon or not port.isdigit() else host).strip("/:") or "HOST"
+        return (f"{address!r} is no Ray address: give host:port (a cluster's head listens on 6379 by default: "
+                f"{bare}:6379), ray://host:port for a Ray client (10001), or auto")
+    return None
+
+
 class RayConfig(_Strict):
     address: str | None = None             # None: start an embedded local Ray for the run
     num_cpus: int | None = Field(None, ge=1)
@@ -243,6 +258,13 @@ class RayConfig(_Strict):
     # where the two compete (2 cores: the quickstart's vLLM CPU servers were ready after 138 s beside the
     # stages against 61 s alone, and the build took 276 s against 210 s)
     teacher_servers: Literal["auto", "background", "first"] = "auto"
+
+    @field_validator("address")
+    @classmethod
+    def _address_form(cls, value):
+        if value is not None and (problem := ray_address_problem(value)):
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _address_needs_ray(self):
