@@ -165,3 +165,38 @@ def test_a_time_of_day_in_a_video_caption_is_no_moment_past_its_end():
     assert outside("The chef bakes bread 20 minutes; a timer shows 5:00.") is None
     assert outside("At 45.0s the chef serves the bread.") == "45.0s"
     assert outside("At 0:50 the chef serves the bread.") == "0:50"
+
+
+def test_a_merge_cut_at_max_tokens_keeps_its_complete_sentences_or_gives_no_caption(tmp_path):
+    """A merged caption the teacher stopped at max_tokens ended mid-sentence and went out as a training target
+    (outside check h20 F14). Its complete sentences stand; with none, the video has no caption (clips kept,
+    counted). The loopback server stands in for a model stopped at its token budget on demand."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from loopback_http import QuietHandler, chat_completion, send_json, serve, stop
+
+    replies = iter([("A man walks a dog in a park. The dog chases a red ball and the man", "length"),
+                    ("The video is twenty seconds long and each part is described in", "length")])
+
+    class Merger(QuietHandler):
+        def do_POST(self) -> None:
+            self.read_json()
+            text, finish = next(replies)
+            send_json(self, 200, chat_completion(text, model="m", finish_reason=finish))
+
+    httpd, url = serve(Merger)
+    try:
+        teacher = {"backend": "openai", "base_url": url, "model": "m", "max_retries": 0, "timeout_s": 10}
+        rows = video_clips("v", L.SPECS[:3])
+        stage = stage_with(teacher, tmp_path / "a")
+        out = stage.process_batch(rows)
+        assert {r[R.VIDEO_CAPTION] for r in out} == {"A man walks a dog in a park."}
+        assert stage.take_counters() == {"video_caption_merges_trimmed": 1}
+        again = stage_with(teacher, tmp_path / "b")
+        kept = again.process_batch(rows)
+        assert len(kept) == 3 and all(isinstance(r, dict) and r[R.VIDEO_CAPTION] is None and r[R.CAPTION] for r in kept)
+        assert again.take_counters() == {"video_captions_dropped_cut_off": 1}
+    finally:
+        stop(httpd)

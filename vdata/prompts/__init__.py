@@ -116,3 +116,13 @@ def shorten(text: str | None, limit: int, collapse_spaces: bool = True) -> str:
     `collapse_spaces`, runs of whitespace (newlines too) become one space first."""
     text = " ".join(str(text or "").split()) if collapse_spaces else (text or "").strip()
     return text if len(text) <= limit else text[: max(0, limit - 1)].rstrip() + "…"
+
+
+_SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*(?=\s|$)")
+
+
+def complete_sentences(text: str) -> str:
+    """`text` up to the end of its last complete sentence, "" when it has none (a reply cut mid-sentence
+    keeps what it said whole)."""
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    return text[:ends[-1]].strip() if ends else ""

@@ -21,6 +21,9 @@ Times: a clip caption says its times from the clip's start (the caption prompts 
 part is shown to the merge with its times moved to the video's clock by code (`shift_times`), so the merge
 prompt's "at 42.0s" examples and the parts agree. A video caption that states a moment past the video's end
 (or before its start) is dropped, its clips kept without one, and counted (`video_captions_dropped_time_outside`).
+A merge the teacher stopped at `max_tokens` (finish_reason "length") keeps its complete sentences, as the caption
+stage keeps a cut caption's (`video_caption_merges_trimmed`); with none, the video gets no caption
+(`video_captions_dropped_cut_off`). The random-weight demo model never ends a reply: its noise is left as it is.
 """
 from __future__ import annotations
 
@@ -30,10 +33,11 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from vdata.prompts import load_prompt, shorten
+from vdata.prompts import complete_sentences, load_prompt, shorten
 from vdata.prompts.stated_times import shift_times, stated_times
 from vdata.schemas import records as R
 from vdata.schemas.config import config_file
+from vdata.teachers.tiny_models import is_demo_model
 
 from .base import Reject, Resources, Stage, StageConfig
 
@@ -78,13 +82,15 @@ class VideoJob:
     clip_ids: list[str]
     levels: int = 0
     error: Any = None                   # the failed TeacherResult
+    cut_off: bool = False               # a merge stopped at max_tokens before one whole sentence
     done: bool = False
     prompt_ids: dict = field(default_factory=dict)
 
 
 class VideoCaptionStage(Stage):
     name = "video_caption"
-    version = 2   # 2: parts' times moved to the video's clock; a caption stating a time outside the video dropped
+    version = 3   # 2: parts' times moved to the video's clock; a caption stating a time outside the video dropped;
+    #               3: a merge stopped at max_tokens keeps its complete sentences (none: no video caption)
     Config = VideoCaptionConfig
     reads = (R.VIDEO_ID, R.CLIP_ID, R.START_S, R.END_S, R.CAPTION)
     writes = R.VIDEO_CAPTION_COLUMNS
@@ -133,11 +139,20 @@ class VideoCaptionStage(Stage):
                 if not res.ok or not (res.text or "").strip():
                     job.error = res
                     continue
-                merged.setdefault(job.key, []).append(Part(group[0].start_s, group[-1].end_s, res.text.strip()))
+                text = res.text.strip()
+                if res.finish_reason == "length" and not is_demo_model(self.merger.model_name):
+                    # stopped at max_tokens: mid-sentence, it would read as complete in every export (outside
+                    # check h20); its complete sentences stand, as the caption stage keeps a cut caption's
+                    text = complete_sentences(text)
+                    self.counters["video_caption_merges_trimmed" if text else "video_captions_dropped_cut_off"] += 1
+                    if not text:
+                        job.cut_off = True
+                        continue
+                merged.setdefault(job.key, []).append(Part(group[0].start_s, group[-1].end_s, text))
             for job in jobs:
                 if job.done:
                     continue
-                if job.error is not None:
+                if job.error is not None or job.cut_off:
                     job.done = True
                     continue
                 job.parts, job.levels = merged[job.key], job.levels + 1
@@ -188,7 +203,7 @@ class VideoCaptionStage(Stage):
                        f"{job.levels + 1}: {res.error or 'the teacher answered with no text'}")
             return [self.teacher_reject(r, f"teacher_{kind}", message, res, raw=(res.raw or res.text or "")[:500],
                                 teacher=self.config.teacher) for r in job.rows]
-        ok = job.error is None and len(job.parts) == 1
+        ok = job.error is None and not job.cut_off and len(job.parts) == 1
         if ok and (outside := self._time_outside(job)):
             # a merged caption that places something past the video's end (a part's time copied, or made up)
             # is wrong data: the clips stay, without a video caption, and the count says how often

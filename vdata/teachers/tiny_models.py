@@ -25,6 +25,21 @@ from typing import Literal
 Kind = Literal["qwen2_5_vl", "qwen3_vl"]
 
 RECIPE_VERSION = "2"
+# Served name for the demo teacher (quickstart): every row's `caption_model` then says what made it.
+DEMO_SERVED_NAME = "vdata-tiny-demo-vlm"
+
+
+def is_demo_model(model: str) -> bool:
+    """True for the tiny random checkpoints vdata builds offline: a directory with their `.vdata-tiny`
+    stamp, or the demo teacher's served name (workers reach a driver-managed server by that name)."""
+    if str(model).startswith(DEMO_SERVED_NAME):
+        return True
+    try:
+        return (Path(model) / ".vdata-tiny").is_file()
+    except (OSError, TypeError, ValueError):
+        return False
+
+
 VOCAB_TARGET = 4096
 
 SPECIAL_TOKENS = [

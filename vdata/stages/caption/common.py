@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from vdata.prompts import Prompt, shorten
+from vdata.prompts import Prompt, complete_sentences, shorten
 from vdata.schemas import records as R
 
 from ..base import Reject
@@ -133,16 +133,6 @@ def video_context_lines(row: dict, max_chars: int) -> str:
     if description:
         lines.append("Description: " + shorten(description, max_chars, collapse_spaces=False))
     return "\n".join(lines)
-
-
-_SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*(?=\s|$)")
-
-
-def complete_sentences(text: str) -> str:
-    """`text` up to the end of its last complete sentence, "" when it has none (a reply cut mid-sentence
-    keeps what it said whole)."""
-    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
-    return text[:ends[-1]].strip() if ends else ""
 
 
 def transcript_lines(row: dict, clip_start: float, max_chars: int) -> str:

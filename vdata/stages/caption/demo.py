@@ -4,19 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# Served name for the demo teacher (quickstart): every row's `caption_model` then says what made it.
-DEMO_SERVED_NAME = "vdata-tiny-demo-vlm"
-
-
-def is_demo_model(model: str) -> bool:
-    """True for the tiny random checkpoints vdata builds offline: a directory with their `.vdata-tiny`
-    stamp, or the demo teacher's served name (workers reach a driver-managed server by that name)."""
-    if str(model).startswith(DEMO_SERVED_NAME):
-        return True
-    try:
-        return (Path(model) / ".vdata-tiny").is_file()
-    except (OSError, TypeError, ValueError):
-        return False
+from vdata.teachers.tiny_models import DEMO_SERVED_NAME, is_demo_model  # noqa: F401  (the caption stage's names)
 
 
 def ensure_tiny_vlm(directory: str | os.PathLike | None = None, kind: str = "qwen2_5_vl") -> Path:
