@@ -276,6 +276,18 @@ def test_annotation_only_row_needs_no_caption(clip_rows):
     assert not pending and Counter(s[R.TASK] for s in free if not isinstance(s, Reject))["chapter_grounding"] == 3
 
 
+def test_a_chapter_over_most_of_the_video_left_out_of_grounding_says_so(clip_rows):
+    """VidChapters' moment retrieval drops windows of 90 % of the video or more; a video whose other chapters
+    are asked about now also has one covers_video reject per chapter left out (it was silent: outside check h20)."""
+    row = dict(clip_rows[0], **{R.ANNOTATIONS: _annotations(chapters=[(0.0, 1.0, "Intro"), (1.0, 14.0, "Main part")])})
+    video = _video_row([row])
+    samples, rejects = _run(_config(chapter_grounding={}), [video])
+    assert [s[R.QUESTION] for s in samples if s[R.TASK] == "chapter_grounding"] and all("Intro" in s[R.QUESTION]
+                                                                                       for s in samples)
+    (wide,) = [r for r in rejects if r["reason"] == "covers_video"]
+    assert "'Main part' (1-14 s) covers 90% of the video" in wide["message"] and wide[R.TASK] == "chapter_grounding"
+
+
 # ================================================================================ teacher tasks: reply readers
 def _teacher_row(clip_rows) -> dict:
     """A video row with timed clues: dense events and speech over the 14 s video."""

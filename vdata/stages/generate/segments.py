@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .common import StageView
 
 TIMES = frozenset({"span", "start", "end"})
+WIDE_INDEX = 1000   # sample index of the rejects of items left out for their width: apart from the samples' own
 
 
 class PerItemTask(TemplateTask):
@@ -142,15 +143,22 @@ def _plan_for(spec: _Spec):
                                  f"{tcfg.min_chapters} needed (one chapter is no chaptering)", task=spec.task,
                                  kind=spec.kind, inside=len(items))], []
         groups = same_question(items, spec.shape)
+        made = []
         if share := getattr(tcfg, "max_video_share", None):
             duration = row.get(R.DURATION_S) or 0.0
-            groups = [g for g in groups if not (duration and all(b - a >= share * duration for a, b, _ in g))]
+            wide = [g for g in groups if duration and all(b - a >= share * duration for a, b, _ in g)]
+            groups = [g for g in groups if g not in wide]
             if not groups:
                 base = template_sample(stage, row, spec.task, 0, prompt_id, spec.qtype)
                 return [stage.reject(base, "missing_annotation", f"{spec.task}: every {spec.kind[:-1]} covers "
                                      f"{share:.0%} of the video or more: nothing to ground", task=spec.task,
                                      kind=spec.kind, inside=len(items))], []
-        made = []
+            for k, group in enumerate(wide):   # each one left out says so (outside check h20: it was silent)
+                a, b, text = group[0]
+                base = template_sample(stage, row, spec.task, WIDE_INDEX + k, prompt_id, spec.qtype)
+                made.append(stage.reject(base, "covers_video", f"{spec.task}: the {spec.kind[:-1]} {text[:60]!r} "
+                                         f"({a:g}-{b:g} s) covers {share:.0%} of the video or more: nothing to ground",
+                                         task=spec.task, kind=spec.kind, start_s=a, end_s=b))
         for index, group in pick_items(spec.task, tcfg, row, groups, tcfg.per_clip):
             a, b, text = group[0]
             out = template_sample(stage, row, spec.task, index, prompt_id, spec.qtype)
