@@ -354,6 +354,27 @@ def test_grounded_videollm_conversations(build_dir, rows, tmp_path):
         assert os.path.isfile(os.path.join(dest, "videos", r["video_file"]))
 
 
+def test_vript_num_clips_counts_the_videos_shots_when_one_has_no_caption(build_dir, tmp_path):
+    """Vript's README: "num_clips: the number of clips in the video. If the integrity is false, some clips may not
+    be captioned" (it counted the captioned ones: outside check h20)."""
+    import shutil
+
+    copy = tmp_path / "build"
+    shutil.copytree(build_dir, copy)
+    part = copy / "samples" / "part-00000.parquet"
+    table = pq.read_table(part).to_pylist()
+    vid = table[0][R.VIDEO_ID]
+    for r in table:   # the video's second shot failed its caption
+        if r[R.VIDEO_ID] == vid and r.get(R.CLIP_INDEX) == 1:
+            r[R.CAPTION] = None
+    pq.write_table(pa.Table.from_pylist(table, schema=pq.read_schema(part)), part)
+    dest = tmp_path / "vript"
+    export(str(copy), str(dest), "vript")
+    doc = _json(dest, f"vript_captions/{vid}_caption.json")
+    shots = next(r[R.SHOTS_IN_VIDEO] for r in table if r[R.VIDEO_ID] == vid)
+    assert doc["meta"]["num_clips"] == shots == len(doc["data"]) + 1 and doc["meta"]["integrity"] is False
+
+
 def test_vript_caption_files(build_dir, rows, tmp_path):
     dest = str(tmp_path / "vript")
     res = export(build_dir, dest, "vript")

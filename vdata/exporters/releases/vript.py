@@ -8,7 +8,7 @@ The fields come from the structured caption (`caption_fields`, the caption stage
 the build has one; otherwise `content` is the clip's caption, `shot_type` / `camera_movement` the dense
 caption's columns and `scene_title` is ""; `voiceover` the transcript segments in
 the clip (else the subtitle annotations there), `video_title` the video's title annotation (else the file name). `integrity` is true when every
-shot of the video has a caption. Clip files are cut into `vript_clips/clips/<video_id>-Scene-NNN.mp4`, named
+shot of the video has a caption, and `num_clips` counts the video's shots (`shots_in_video`), captioned or not. Clip files are cut into `vript_clips/clips/<video_id>-Scene-NNN.mp4`, named
 by the clip ids of the captions (the release zipped them as `<video_id>/<video_id>-Scene-NNN.mp4`).
 """
 from __future__ import annotations
@@ -56,7 +56,9 @@ def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
                                      "scene_title": fields.get("scene_title") or ""},
                          "voiceover": voiceover(row)}
         shots = clips[0].get(R.SHOTS_IN_VIDEO)
-        meta = {"video_id": vid, "video_title": title, "num_clips": len(data),
+        # Vript's README: "num_clips: the number of clips in the video. If the integrity is false, some clips may
+        # not be captioned": the video's, not the captioned ones' (outside check h20)
+        meta = {"video_id": vid, "video_title": title, "num_clips": max(len(data), int(shots or 0)),
                 "integrity": shots is None or len(data) >= int(shots)}
         fname = f"vript_captions/{vid}_caption.json"
         add_json(result, planner, fname, {"meta": meta, "data": data}, len(data))
