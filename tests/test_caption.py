@@ -304,8 +304,8 @@ class TestOfflineEngine:
             assert [s["timestamp_s"] for s in row[R.CAPTION_STEPS]] == [frames[0], frames[2]]
             assert all(s["text"].strip() for s in row[R.CAPTION_STEPS])
             assert row[R.DENSE_EVENTS] is None and row[R.CAPTION_CANDIDATES] is None
-        assert "caption/transcript@v1" in out[0][R.CAPTION_PROMPT_VERSION]
-        assert "caption/transcript@v1" not in out[1][R.CAPTION_PROMPT_VERSION]
+        assert "caption/transcript@v2" in out[0][R.CAPTION_PROMPT_VERSION]
+        assert "caption/transcript@v2" not in out[1][R.CAPTION_PROMPT_VERSION]
         # round 1: four windows (two clips) in one engine call; round 2: both merges
         assert stage.last_schedule.mode == "rounds" and stage.last_schedule.round_sizes == [4, 2]
 
@@ -519,7 +519,7 @@ class TestOpenAIBackend:
                 for row, clip in zip(out, clips):
                     check_row(row, clip, stage, "cap")
                     assert len(row[R.CAPTION_STEPS]) == 3
-                assert "caption/transcript@v1" in out[0][R.CAPTION_PROMPT_VERSION]
+                assert "caption/transcript@v2" in out[0][R.CAPTION_PROMPT_VERSION]
             finally:
                 proxy.gate.set()
                 stage.close()
@@ -627,3 +627,20 @@ def test_captions_from_speech_send_no_frames_and_take_a_text_only_teacher(tmp_pa
     assert plan(False).stages[-1].name == "caption"
     with pytest.raises(ConfigError, match="text-only"):
         plan(True)
+
+
+def test_the_transcript_prompt_names_subtitles_as_subtitles_and_recognised_speech_as_automatic():
+    """Subtitles the input carries reached the teacher as an "automatic transcript; it may contain recognition
+    errors" (outside check h20): the teacher may trust a subtitle track's names and numbers more."""
+    from vdata.prompts import load_prompt
+    from vdata.stages.caption.common import transcript_lines, transcript_source
+
+    prompt = load_prompt("caption", "transcript")
+    cue = {"start_s": 10.5, "end_s": 12.0, "text": "Heute backen wir Brot"}
+    subtitled = {R.START_S: 10.0, R.END_S: 14.0, R.ANNOTATIONS: {"subtitles": [cue]}}
+    text = prompt.render(lines=transcript_lines(subtitled, 10.0, 500), source=transcript_source(subtitled))
+    assert "(the video's own subtitles;" in text and "automatic" not in text and "Heute backen wir Brot" in text
+    heard = {**subtitled, R.TRANSCRIPT_SEGMENTS: [{"start_s": 10.2, "end_s": 11.0, "clip_start_s": 0.2,
+                                                   "clip_end_s": 1.0, "text": "today we bake bread"}]}
+    text = prompt.render(lines=transcript_lines(heard, 10.0, 500), source=transcript_source(heard))
+    assert "(automatic transcript; it may contain recognition errors;" in text and "today we bake bread" in text

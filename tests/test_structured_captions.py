@@ -93,7 +93,7 @@ def test_prompt_carries_title_previous_scene_and_voice_over(cut_clips):
         assert f'"{name}"' in text
     assert req.json_schema == structured_schema(schema_fields(stage.config.structured))
     assert {"caption/structured@v1", "caption/structured_title@v1", "caption/structured_previous@v1",
-            "caption/transcript@v1"} <= set(clip.prompt_ids)
+            "caption/transcript@v2"} <= set(clip.prompt_ids)
     # no ASR: the subtitles the input carries are the voice-over (the cues overlapping the clip)
     start = cut_clips[3][R.START_S]
     subs = {"subtitles": [{"start_s": start - 1.0, "end_s": start + 0.5, "text": "across the cut"},
@@ -190,7 +190,7 @@ def test_vript_scene_by_scene_and_koala_side_by_side_on_a_real_teacher(engine, c
         # the previous scene is the nearest earlier clip of the video that got a caption
         earlier_kept = any(isinstance(r, dict) and r[R.START_S] < clip[R.START_S] for r in out)
         assert ("caption/structured_previous@v1" in ids) is earlier_kept
-        assert ("caption/transcript@v1" in ids) is (clip[R.CLIP_ID] == clips[2][R.CLIP_ID])
+        assert ("caption/transcript@v2" in ids) is (clip[R.CLIP_ID] == clips[2][R.CLIP_ID])
     assert kept >= 1
     # one video: each clip waits for the one before it, so every engine round carries one request
     assert stage.last_schedule.round_sizes == [1] * len(clips)

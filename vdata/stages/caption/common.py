@@ -135,6 +135,17 @@ def video_context_lines(row: dict, max_chars: int) -> str:
     return "\n".join(lines)
 
 
+ASR_SOURCE = "automatic transcript; it may contain recognition errors"
+SUBTITLE_SOURCE = "the video's own subtitles"
+
+
+def transcript_source(row: dict) -> str:
+    """What `transcript_lines` read, as the transcript prompt names it: the teacher may trust a subtitle track
+    (names, numbers) more than speech recognition (outside check h20: subtitles were called an automatic transcript)."""
+    asr = any((s.get("text") or "").strip() for s in row.get(R.TRANSCRIPT_SEGMENTS) or [])
+    return ASR_SOURCE if asr or (row.get(R.TRANSCRIPT_TEXT) or "").strip() else SUBTITLE_SOURCE
+
+
 def transcript_lines(row: dict, clip_start: float, max_chars: int) -> str:
     """The clip's speech as timed lines (clip-relative seconds): the asr stage's segments, its text, else
     the annotation subtitles over the clip; "" when there is none."""

@@ -11,6 +11,7 @@ from vdata.schemas import records as R
 
 from ..base import Reject, Resources, Stage
 from .common import (CUT_REASON, Captioner, Clip, CutReply, Frame, RowReject, thin_evenly, transcript_lines,
+                     transcript_source,
                      video_context_lines)
 from .config import PROMPT_GROUP, PROMPT_NAMES, CaptionConfig
 from .demo import is_demo_model
@@ -286,7 +287,7 @@ class CaptionStage(Stage):
         transcript = ""
         if c.transcript and c.transcript_max_chars:
             lines = transcript_lines(row, start, c.transcript_max_chars)
-            transcript = self.prompts["transcript"].render(lines=lines) if lines else ""
+            transcript = self.prompts["transcript"].render(lines=lines, source=transcript_source(row)) if lines else ""
         if not c.use_frames and not transcript:
             return self.reject(row, "no_speech", "caption: use_frames is false and the clip has no speech to "
                                "caption from (run the asr stage first, or the clip is silent)")
