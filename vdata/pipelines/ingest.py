@@ -26,6 +26,7 @@ import os
 import posixpath
 import stat
 import tempfile
+import unicodedata
 from pathlib import Path
 
 from vdata.media import storage as S
@@ -214,11 +215,24 @@ def _from_manifest(spec: InputSpec, cfg: BuildConfig, where: str, media_dir: str
             rows.append(_manifest_reject(uri, "unsupported_url", f"{at}: {problem}", raw))
             continue
         path = raw if os.path.isabs(raw) or S.is_remote(raw) else _beside(base, raw, remote)
-        rows.append(source_row(uri, path, rec))
+        rows.append(source_row(uri, path if S.is_remote(path) else as_stored(path), rec))
     for problem in table.problems:
         rows.append(_manifest_reject(f"{p}#{problem.where.replace(' ', '')}", problem.reason, problem.message,
                                      problem.raw))
     return rows
+
+
+def as_stored(path: str) -> str:
+    """`path`, or the same name in the other Unicode normal form where only that one is on disk: a manifest
+    typed or generated in NFC names files that macOS (and zips made there) stored in NFD, and the two look the
+    same in every message (outside check h21: "no such file" for a file `ls` shows)."""
+    if os.path.exists(path):
+        return path
+    for form in ("NFD", "NFC"):
+        other = unicodedata.normalize(form, path)
+        if other != path and os.path.exists(other):
+            return other
+    return path
 
 
 def _manifest_reject(uri: str, reason: str, message: str, record: str) -> dict:

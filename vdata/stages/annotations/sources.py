@@ -17,12 +17,12 @@ description, as yt-dlp's --embed-chapters --embed-subs --embed-metadata write th
 """
 from __future__ import annotations
 
-import glob
 import json
 import os
 import posixpath
 import re
 import tempfile
+import unicodedata
 from dataclasses import asdict
 from typing import Any
 
@@ -35,6 +35,24 @@ from vdata.schemas.annotations import SINGULAR, AnnotationIssue, label_lines
 
 _FILE_EXTENSIONS = (".srt", ".vtt", ".ass", ".ssa", ".json", ".jsonl", ".txt", ".description", ".csv", ".tsv")
 _LABEL_SPLIT = re.compile(r"[;,|\n]")
+
+
+def _nfc(name: str) -> str:
+    return unicodedata.normalize("NFC", name)
+
+
+def sidecar_files(stem: str) -> dict[str, str]:
+    """The files beside a video whose name starts with its stem and a dot, by name in Unicode NFC -> path.
+    Compared in NFC: macOS (and zips made there) stores names decomposed (NFD), so "Café.en.srt" written there
+    is another string than the "Café.mp4" beside it (outside check h20: such a sidecar was ignored)."""
+    folder, base = os.path.split(stem)
+    prefix = _nfc(base) + "."
+    try:
+        names = os.listdir(folder or ".")
+    except OSError:
+        return {}
+    return {_nfc(n): os.path.join(folder, n) for n in names
+            if _nfc(n).startswith(prefix) and os.path.isfile(os.path.join(folder, n))}
 
 
 def _problem_issues(kind: str, parsed) -> list[AnnotationIssue]:
@@ -151,17 +169,19 @@ class SourceReader:
             self._from_sidecars_of(os.path.join(tmp, os.path.splitext(posixpath.basename(url))[0]), kinds, raw, languages)
 
     def _from_sidecars_of(self, stem: str, kinds: list[str], raw: dict, languages: list[str]) -> None:
-        for path in (stem + ".json", stem + ".info.json"):
-            data = self._read_json_file("sidecars", path) if os.path.isfile(path) else None
+        files = sidecar_files(stem)
+        name = _nfc(os.path.basename(stem))
+        for path in (files.get(name + ".json"), files.get(name + ".info.json")):
+            data = self._read_json_file("sidecars", path) if path else None
             if isinstance(data, dict):
                 self.from_mapping(_without_download_listings(data), kinds, raw)
         wanted = [k for k in kinds if k not in raw]
         if "subtitles" in wanted:
-            self._subtitles_from(self._subtitle_candidates(stem, languages), raw, languages)
-        if "chapters" in wanted and os.path.isfile(stem + ".chapters.txt"):
-            raw["chapters"] = self._chapter_lines(read_text(stem + ".chapters.txt"), require_zero_start=False)
-        if "description" in wanted and os.path.isfile(stem + ".description"):
-            raw["description"] = read_text(stem + ".description")
+            self._subtitles_from(self._subtitle_candidates(stem, languages, files), raw, languages)
+        if "chapters" in wanted and (path := files.get(name + ".chapters.txt")):
+            raw["chapters"] = self._chapter_lines(read_text(path), require_zero_start=False)
+        if "description" in wanted and (path := files.get(name + ".description")):
+            raw["description"] = read_text(path)
 
     def from_container(self, kinds: list[str], raw: dict, languages: list[str]) -> None:
         """Kinds not yet in `raw`, from inside the video file: chapters, a text subtitle track (preferred
@@ -204,7 +224,8 @@ class SourceReader:
                                                    "track is read", name))
 
     @staticmethod
-    def _subtitle_candidates(stem: str, languages: list[str]) -> list[tuple[str, str | None]]:
+    def _subtitle_candidates(stem: str, languages: list[str],
+                             files: dict[str, str] | None = None) -> list[tuple[str, str | None]]:
         """(path, ISO 639-1 language of its tag or None) of the subtitle files of a video, best first:
         `talk.srt` (then .vtt, .ass, .ssa); then the `talk.<lang>[.<flags>].srt` files (any subtitle extension, in any case: Windows tools write `.SRT`)
         of the wanted `languages`, a language matched exactly or by a tag of it (en-US, yt-dlp's en-orig,
@@ -212,14 +233,15 @@ class SourceReader:
         (sdh, cc, hi) and an exact spelling before a tag; a `forced` one after every other file of the
         wanted languages (it holds only the foreign-language lines, as Plex and Jellyfin name them: taken
         before a full `talk.en-US.vtt` it made a near-empty transcript); then other languages by name."""
-        prefix = os.path.basename(stem) + "."
+        prefix = _nfc(os.path.basename(stem)) + "."
+        files = sidecar_files(stem) if files is None else files
         named = [lang.lower() for lang in languages]
         wanted = [iso_639_1(lang) or lang for lang in named]
         extensions = list(SUBTITLE_EXTENSIONS)
         plain, ranked = [], []
-        for path in sorted(glob.glob(glob.escape(stem) + ".*")):
-            base, ext = os.path.splitext(os.path.basename(path))
-            if ext.lower() not in SUBTITLE_EXTENSIONS or not os.path.isfile(path):
+        for nfc_name, path in sorted(files.items()):
+            base, ext = os.path.splitext(nfc_name)
+            if ext.lower() not in SUBTITLE_EXTENSIONS:
                 continue
             if len(base) < len(prefix):   # talk.srt itself
                 plain.append((extensions.index(ext.lower()), path))
