@@ -132,8 +132,8 @@ class AnnotationsStage(Stage):
     #                   language are a repair (subtitle_other_language); `#` lines of a labels file are
     #                   comments; messages name cues by time, without a doubled kind prefix
     #               12: chapter times with a fraction, range lines and one-line lists; prose ending in a clock
-    #                   is no chapter; <br> is a line break; a chapter's given end unlike the next start is a repair; sidecar names
-    #                   are compared in Unicode NFC (macOS writes NFD)
+    #                   is no chapter; <br> is a line break; a chapter's given end unlike the next start is a
+    #                   repair; sidecar names are compared in Unicode NFC (macOS writes NFD)
     Config = AnnotationsConfig
     reads = (R.PATH, R.SOURCE_META, R.DURATION_S)
     writes = R.ANNOTATION_COLUMNS
