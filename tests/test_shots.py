@@ -242,6 +242,19 @@ def test_pictures_held_for_seconds_are_shots_with_their_cuts(held_picture_videos
     assert [(r[R.START_S], r[R.END_S]) for r in out][1:] == list(zip(truth, [*truth[1:], out[-1][R.END_S]]))
 
 
+def test_a_picture_held_longer_than_max_len_s_stays_one_clip_and_is_counted(held_picture_videos):
+    """Clips are cut between frames: a still screen that is one frame shown 6 s cannot be split under a 4 s
+    max_len_s. It stays one clip, and the stage counts it (it passed silently: outside check h21)."""
+    path, truth = held_picture_videos["screen"]
+    stage = ShotsStage(ShotsConfig(max_len_s=4.0), RunContext(output_dir=""))
+    out = stage.process_batch([{R.PATH: path, R.VIDEO_ID: content_id(path), **probe_video(path)}])
+    held = [r for r in out if isinstance(r, dict) and r[R.CLIP_DURATION_S] > 4.0 + 1e-6]
+    assert [(r[R.START_S], r[R.END_S]) for r in held] == [(3.0, 9.0), (12.0, 18.0)]
+    assert stage.take_counters()["clips_over_max_len_held_picture"] == 2
+    # the moving stretches are split as before: every other clip is within the limit
+    assert all(r[R.CLIP_DURATION_S] <= 4.0 + 1e-6 for r in out if isinstance(r, dict) and r not in held)
+
+
 def test_transnetv2_on_cuda_asks_ray_for_a_gpu_unless_the_config_says():
     """A Ray worker sees only the GPUs its stage asks for: `device: cuda` without `resources.num_gpus` found none."""
     def gpus(**cfg):

@@ -20,7 +20,8 @@ Short shots (under `min_len_s`) are never merged into a neighbour across a real 
 rejected `too_short` (or kept, `short_shots: keep`). Only stitching merges, and only shots of one scene (Panda-70M
 style): a short shot whose neighbours look alike is a flash inside one scene, and the three are one clip; adjacent
 shots whose boundary frames are near-identical are one shot. Long shots are then split into windows of at most
-`max_len_s`. Clip ids are derived from the content id and frame numbers, so they are identical across runs.
+`max_len_s` (a picture held longer, a slide of a screen recording, cannot be split between frames: it stays
+one clip, counted `clips_over_max_len_held_picture`). Clip ids are derived from the content id and frame numbers, so they are identical across runs.
 
 Damaged media: the pass counts frames and decode errors, and notes frames the decoder concealed damage in. Any of
 those, fewer frames than the probe declared, or frames missing from a constant-rate stream (a capture that lost
@@ -411,6 +412,10 @@ class ShotsStage(Stage):
                 out.append(self.reject(clip, TOO_SHORT, f"shot of {b - a} frames ({clip[R.CLIP_DURATION_S]:.2f}s) "
                                        f"< min_len_s={cfg.min_len_s}", frames=[a, b], min_len_s=cfg.min_len_s))
                 continue
+            if cfg.max_len_s and clip[R.CLIP_DURATION_S] > cfg.max_len_s + EPS_S:
+                # a picture held longer than max_len_s (a slide of a screen recording): clips are cut between
+                # frames, and one frame cannot be split; kept whole, counted (outside check h21)
+                self.counters["clips_over_max_len_held_picture"] += 1
             if cfg.write_clips:
                 try:
                     clip[R.CLIP_PATH] = clip_file(self.ctx.output_dir, row[R.PATH], clip, cfg.clip_codec)
