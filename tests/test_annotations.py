@@ -207,7 +207,8 @@ def test_description_chapter_lines():
     assert late.items == [] and [p.reason for p in late.problems] == ["chapters_not_from_zero"]
     assert "15 Intro" in late.problems[0].raw and "3723 Finale" in late.problems[0].raw
     backwards = parse_chapter_lines("0:00 A\n0:20 B\n0:10 C")
-    assert [c.title for c in backwards.items] == ["A", "B"] and backwards.problems[0].reason == "chapter_out_of_order"
+    # of two equally long rising runs, the one that rises least stands (a stray time is most often a large one)
+    assert [c.title for c in backwards.items] == ["A", "C"] and backwards.problems[0].reason == "chapter_out_of_order"
     assert parse_chapter_lines("no timestamps at all\njust prose about 3 things").items == []
     lone = parse_chapter_lines("Recorded live, we start at 10:30")      # one time in prose: no chapters, no problem
     assert lone.items == [] and lone.problems == []

@@ -111,9 +111,22 @@ def test_prose_lines_ending_in_a_time_are_not_chapters():
     named = parse_chapter_lines("1:00 One\nlunch at 12:30\n2:00 Two\n3:00 Three", require_zero_start=False)
     assert [c.title for c in named.items] == ["One", "Two", "Three"] and named.problems == []
     # a real out-of-order line of the list's own form is still reported
-    backwards = parse_chapter_lines("0:00 A\n0:20 B\nsee you at 9:30\n0:10 C")
-    assert [c.title for c in backwards.items] == ["A", "B"]
+    backwards = parse_chapter_lines("0:00 A\n0:20 B\nsee you at 9:30\n0:10 C\n0:30 D")
+    assert [c.title for c in backwards.items] == ["A", "C", "D"]   # of two rising runs, the one that rises least
     assert [p.reason for p in backwards.problems] == ["chapter_out_of_order"]
+
+
+def test_a_stray_time_of_the_lists_own_form_is_the_one_left_out_and_another_forms_chapter_that_fits_is_kept():
+    """Outside check h20 F17: in a "Title 0:00" list the prose line "Doors open 9:30" took the real "Main 1:30"'s
+    place; and a chapter line of the other form ("Main part 1:30" among "0:00 Intro" lines) was dropped silently."""
+    trailing = parse_chapter_lines("Intro 0:00\nDoors open 9:30\nMain 1:30")
+    assert [(c.start_s, c.title) for c in trailing.items] == [(0.0, "Intro"), (90.0, "Main")]
+    assert [p.reason for p in trailing.problems] == ["chapter_out_of_order"] and "9:30" in trailing.problems[0].raw
+    mixed = parse_chapter_lines("0:00 Intro\nMain part 1:30\n3:00 Outro")
+    assert [(c.start_s, c.title) for c in mixed.items] == [(0.0, "Intro"), (90.0, "Main part"), (180.0, "Outro")]
+    # a line of the other form whose time does not fit between its neighbours stays prose
+    prose = parse_chapter_lines("0:00 Intro\nDoors open at 9:30\n3:00 Outro\nBye at 18:45")
+    assert [c.title for c in prose.items] == ["Intro", "Outro"] and prose.problems == []
 
 
 def test_a_stream_description_gives_its_chapters_and_no_out_of_order_rejects(long_video):

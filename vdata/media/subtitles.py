@@ -14,6 +14,8 @@ and gives no chapters, because such lists are usually "notable moments", not a d
 """
 from __future__ import annotations
 
+import bisect
+
 import codecs
 import html
 import os
@@ -387,10 +389,10 @@ def parse_chapter_lines(text: str, require_zero_start: bool = True) -> Parsed:
     """Chapter marks from description text: one per line that starts (or ends) with a timestamp.
 
     Prose lines are not chapters and are skipped silently; a line whose timestamp is malformed, or a
-    time that does not come after the line before, is a problem. A list has one form: times leading
-    ("0:00 Intro") or trailing ("Intro 0:00"), the form of its 0:00 line, else of most of its lines
-    (`_list_form`); a line of the other form is prose ("Doors open at 9:30" in a list of leading
-    times). A range "0:00 - 0:45 Intro" gives the chapter's start and end; a line of several "time
+    time that breaks the rising order of the others (`_ascending`: the longest rising run stands), is a
+    problem. A list has one form: times leading ("0:00 Intro") or trailing ("Intro 0:00"), the form of its
+    0:00 line, else of most of its lines (`_list_form`); a line of the other form is prose ("Doors open at
+    9:30" in a list of leading times) unless its time fits between the chapters around it. A range "0:00 - 0:45 Intro" gives the chapter's start and end; a line of several "time
     title" pairs cut by `|`, `•`, `·` or `;` (or spaces alone, for three rising pairs or more) is one
     chapter per pair. With `require_zero_start` (YouTube's rule) a list whose first timestamp is not
     0:00 gives no chapters and one problem; a single such line is taken for prose and gives neither.
@@ -405,18 +407,31 @@ def parse_chapter_lines(text: str, require_zero_start: bool = True) -> Parsed:
             if m is not None:
                 found.append((form, m, part.strip()))
     form = _list_form(found)
-    for line_form, m, line in found:
-        if form is not None and line_form != form:
-            continue   # prose with a time in it, not a line of this list
+    timed = []   # (position, is of the list's form, match, line, start)
+    for k, (line_form, m, line) in enumerate(found):
         start = parse_timestamp(m.group("ts").replace(",", "."))
+        ours = form is None or line_form == form
         if start is None:
-            out.problems.append(ParseProblem("chapter_line_unparsable", f"timestamp {m.group('ts')!r} is not "
-                                             f"M:SS or H:MM:SS", line))
+            if ours:
+                out.problems.append(ParseProblem("chapter_line_unparsable", f"timestamp {m.group('ts')!r} is not "
+                                                 f"M:SS or H:MM:SS", line))
             continue
-        if out.items and start <= out.items[-1].start_s:
-            out.problems.append(ParseProblem("chapter_out_of_order", f"{m.group('ts')} does not come after the "
-                                             f"previous chapter's {out.items[-1].start_s:g} s", line))
-            continue
+        timed.append((k, ours, m, line, start))
+    own = [t for t in timed if t[1]]
+    kept = set(_ascending([t[4] for t in own]))
+    chosen = [t for i, t in enumerate(own) if i in kept]
+    for i, (_, _, m, line, start) in enumerate(own):
+        if i not in kept:   # a time that breaks the rising order of the others (a prose line's, most often)
+            out.problems.append(ParseProblem("chapter_out_of_order", f"{m.group('ts')} ({start:g} s) does not fit "
+                                             "the rising times of the other chapters", line))
+    for t in (t for t in timed if not t[1]):
+        # a line of the other form ("Main part 1:30" among "0:00 Intro" lines) is a chapter where its time fits
+        # between the chapters around it; elsewhere it is prose ("Doors open at 9:30")
+        before = [c for c in chosen if c[0] < t[0]]
+        after = [c for c in chosen if c[0] > t[0]]
+        if before and after and before[-1][4] < t[4] < after[0][4]:
+            chosen.append(t)
+    for _, _, m, line, start in sorted(chosen, key=lambda t: t[4]):
         end = m.groupdict().get("end")
         end = parse_timestamp(end.replace(",", ".")) if end else None
         out.items.append(ChapterMark(start, m.group("title").strip(), end if end is not None and end > start else None))
@@ -444,6 +459,26 @@ def _one_line_list(line: str) -> list[str]:
             if least == 2 or (None not in times and times == sorted(set(times))):
                 return parts
     return [line]
+
+
+def _ascending(values: list[float]) -> list[int]:
+    """Indices of a longest strictly rising subsequence of `values`, the one with the smallest last values
+    (patience sorting): a stray time, a prose line's "9:30" among minutes of chapters, is the one left out, not
+    the real chapters after it."""
+    tails: list[int] = []            # tails[k]: index of the smallest last value of a rising run of length k+1
+    before = [-1] * len(values)
+    for i, v in enumerate(values):
+        k = bisect.bisect_left([values[j] for j in tails], v)
+        before[i] = tails[k - 1] if k else -1
+        if k == len(tails):
+            tails.append(i)
+        else:
+            tails[k] = i
+    out, i = [], tails[-1] if tails else -1
+    while i >= 0:
+        out.append(i)
+        i = before[i]
+    return out[::-1]
 
 
 def _list_form(found: list) -> str | None:
