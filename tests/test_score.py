@@ -246,6 +246,11 @@ def test_a_task_answered_by_moments_is_scored_by_the_moment_it_asks_for(tmp_path
     rep = score_build(str(build), str(preds))
     assert rep["grounding"] is None and rep["moment"]["items"] == 3
     assert rep["moment"]["within_3s"] == round(100 * 2 / 3, 2)
+    # a window predicted for a moment is read by its start (it counted as no answer: outside check h20)
+    windows = write_jsonl(tmp_path / "w.jsonl", [{"id": "c1", "interval": [12.0, 20.0]}, {"id": "c2", "interval": [69, 75]},
+                                                 {"id": "c3", "interval": [[60.0, 61.0]]}])
+    rep = score_build(str(build), str(windows))
+    assert rep["moment"]["answered"] == 3 and rep["moment"]["within_3s"] == round(100 * 2 / 3, 2), rep["moment"]
     # the Markdown shows them too (it left the kind out), by task as well
     from vdata.pipelines.scoring_cli import render_markdown
 
