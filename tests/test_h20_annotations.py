@@ -236,6 +236,12 @@ def test_yt_dlp_chapter_ends_are_counted_as_repairs_by_the_stage(tmp_path, cut_v
     assert [(c["start_s"], c["end_s"]) for c in row[R.ANNOTATIONS]["chapters"]] == [(0.0, 5.0), (5.0, 9.0),
                                                                                    (9.0, row[R.DURATION_S])]
     assert row[R.ANNOTATION_REPAIRS] == 3 and row[R.ANNOTATION_ISSUES] == 0
+    # which repairs, by reason, for the manifest's stage counters (a row keeps only their number: outside check h20)
+    stage = AnnotationsStage()
+    stage.setup()
+    stage.process_batch(_probed([video]).to_list())
+    assert stage.take_counters() == {"repaired_chapter_gap_absorbed": 1, "repaired_chapter_overlap_trimmed": 1,
+                                     "repaired_chapter_end_clamped": 1}
 
 
 # --- F6: segments and chapters across a shot cut at clip scope ------------------------------------------------

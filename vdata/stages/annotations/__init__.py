@@ -189,6 +189,9 @@ class AnnotationsStage(Stage):
             return self.reject(row, first.reason, f"{len(dropped)} bad annotation item(s); first: {first.kind}: "
                                f"{first.message}",
                                issues=[_detail(i) for i in dropped])
+        for issue in issues:
+            if not issue.dropped:   # which repairs, by reason, in the manifest (a row keeps only their number)
+                self.counters[f"repaired_{issue.reason}"] += 1
         kept = {**row, R.ANNOTATIONS: annotations, R.ANNOTATION_ISSUES: len(dropped),
                 R.ANNOTATION_REPAIRS: len(issues) - len(dropped)}
         return [kept, *(self.reject(row, i.reason, f"{i.kind}: {i.message}", **i.detail()) for i in dropped)]
