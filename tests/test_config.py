@@ -325,7 +325,7 @@ def test_files_a_stage_names_are_found_beside_the_config_from_any_working_direct
 
     project = tmp_path / "project" / "configs"
     project.mkdir(parents=True)
-    (project / "labels.txt").write_text("abseiling\nair drumming\narchery\n")
+    (project / "labels.txt").write_text("abseiling\nair drumming\narchery\nbaking\n")
     (project / "my_prompt.j2").write_text("Describe the clip.")
     (project / "x.yaml").write_text("""
 input: [{path: .}]
@@ -343,7 +343,7 @@ teachers: {captioner: {backend: openai, base_url: "http://127.0.0.1:9/v1", model
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     specs = dict(load_config(project.parent / "configs" / "x.yaml").stage_specs)
-    assert specs["annotations"].label_vocabulary == ["abseiling", "air drumming", "archery"]
+    assert specs["annotations"].label_vocabulary == ["abseiling", "air drumming", "archery", "baking"]
     assert specs["caption"].prompts == {"multi_frame": str(project / "my_prompt.j2")}
     assert specs["video_caption"].prompt == str(project / "my_prompt.j2")
     label_mcq = specs["generate"].tasks.label_mcq

@@ -226,8 +226,12 @@ def test_bad_inputs_are_rejects_with_reasons(clip_rows):
             ("noseg", "chapter_title", "missing_annotation"), ("noannot", "label_mcq", "missing_annotation")} <= got
     assert ("unknown", "segment_grounding") in {(s[R.CLIP_ID], s[R.TASK]) for s in samples}   # the rest goes on
     assert len(samples) + len(rejects) >= 4 * 3 and all(r["message"] for r in rejects)
-    # a vocabulary too small for the options
-    small, rej = _run(_config(label_mcq={"vocabulary": ["juggling", "typing"], "num_options": 4}), [row])
+    # a vocabulary too small for the options: a config error when configured (outside check h20), a reject when
+    # the row brings its own
+    with pytest.raises(ValueError, match=r"2 label\(s\), fewer than num_options 4"):
+        _config(label_mcq={"vocabulary": ["juggling", "typing"], "num_options": 4})
+    small_own = dict(row, **{R.SOURCE_META: json.dumps({"vocabulary": ["juggling", "typing"]})})
+    small, rej = _run(_config(label_mcq={"num_options": 4}), [small_own])
     assert not small and [r["reason"] for r in rej] == ["too_few_distractors"]
     # no configured vocabulary: the row's own source_meta list, else a reject
     own = dict(row, **{R.SOURCE_META: json.dumps({"vocabulary": ["juggling", "knitting", "rowing"]})})
@@ -257,6 +261,8 @@ def test_templates_from_config_per_dataset_and_config_errors(clip_rows, tmp_path
     assert "stages[0].generate.tasks.segment_grounding" in err({"segment_grounding": {"templates": ["When is $title?"]}})
     assert "needs one of $end, $span, $start" in err({"interval_caption": {"templates": ["Describe it."]}})
     assert "tasks.label_mcq.vocabulary" in err({"label_mcq": {"vocabulary": str(tmp_path / "none.txt")}})
+    assert "tasks.label_mcq: vocabulary: 2 label(s), fewer than num_options 4" in err(
+        {"label_mcq": {"vocabulary": ["a", "b", "B "]}})   # labels count once, however spelt
     assert "tasks.highlights: min_score" in err({"highlights": {"scale": 2, "min_score": 3}})
     ok = parse_config({**base, "stages": [{"generate": {"tasks": list(TEMPLATE_TASKS)}}]})
     assert ok.stage_specs[0][1].tasks.enabled() == list(TEMPLATE_TASKS) and ok.stage_specs[0][1].teacher is None

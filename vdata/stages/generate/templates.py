@@ -23,7 +23,7 @@ import json
 import os
 from typing import TYPE_CHECKING
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from vdata.prompts import escape_placeholders
 from vdata.schemas import records as R
@@ -64,6 +64,24 @@ class LabelMCQTask(TemplateTask):
     @classmethod
     def _files_exist(cls, value, info: ValidationInfo):
         return {k: _checked(v, f"vocabulary_by_dataset.{k}", info) for k, v in value.items()}
+
+    @model_validator(mode="after")
+    def _options_fit_the_vocabulary(self):
+        """A vocabulary with fewer labels than `num_options` makes every item a too_few_distractors reject: said
+        when the config is read, not after a build (outside check h20: a 3-label vocabulary with 4 options)."""
+        named = [("vocabulary", self.vocabulary)] + [(f"vocabulary_by_dataset.{k}", v)
+                                                     for k, v in self.vocabulary_by_dataset.items()]
+        for where, source in named:
+            if source is None:
+                continue
+            if isinstance(source, str):
+                with open(source, encoding="utf-8-sig") as f:
+                    source = label_lines(f.read())
+            n = len(_distinct(source))
+            if n < self.num_options:
+                raise ValueError(f"{where}: {n} label(s), fewer than num_options {self.num_options} (the answer and "
+                                 f"{self.num_options - 1} distractors): every item would be rejected too_few_distractors")
+        return self
 
 
 def _checked(value, where: str, info: ValidationInfo):
