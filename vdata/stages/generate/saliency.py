@@ -1,15 +1,23 @@
-"""VTG-IT's highlight detection and summarization (VTG-LLM, Guo et al., AAAI 2025; gyxxyg/VTG-LLM), teacher-rated.
+"""VTG-IT's highlight detection and summarization (VTG-LLM, Guo et al., AAAI 2025; gyxxyg/VTG-LLM), teacher-rated,
+and highlights from QVHighlights' own annotations.
 
 - `highlights`: a query and the saliency of each moment for it (QVHighlights-style). The stage picks one
   moment (seeded); the teacher writes a short query describing it and rates every moment 0..`scale` for
   the query. The moments rated at least `min_score` are the highlights: their intervals go to
   `answer_spans`, their scores to `answer_scores` (one per span, on VTG-IT's saliency scale 1..5), and
-  the answer lists them with time placeholders. The annotations carry no saliency scores
-  (ANNOTATIONS_TYPE has none), so there is no teacher-free variant. Rejects: `query_states_time` /
+  the answer lists them with time placeholders. Rejects: `query_states_time` /
   `query_names_note` (a query with a time or a note id in it: a clue line pasted as the query gives its
   answer away), `off_target` (the query shares no word with its moment), `no_highlight` (no moment rated
   `min_score`), `moment_not_highlighted` (the moment the query was written for is not among the
   highlights: the teacher's query and ratings disagree).
+- `highlights`, `source: annotations`: teacher-free, VTG-IT's own highlight data: each QVHighlights query of
+  the video (`format: qvhighlights` keeps them under `source_meta.queries`) is one sample, its 2-s clips
+  with saliency (`relevant_clip_ids` k -> [2k, 2k + 2] s, cut to the video) the spans, the mean of their
+  annotators' 0..4 ratings the scores (see `annotator_score`). Rejects, one per bad query: `highlight_no_query`,
+  `highlight_no_saliency` (no clip ids / ratings: the test split), `highlight_malformed` (lengths differ, an id
+  not a whole number >= 0 or repeated, a rating not 0..4), `highlight_past_end` (a clip starting at or after
+  the video's end: another cut of the video), `highlight_duplicate_query` (a query the video already asks);
+  a video with no queries: `missing_annotation`; a clip row that is not the whole video: `not_video_scope`.
 - `summarization`, `form: abstractive` (default): a summary whose sentences each cite the moments they
   summarize; each sentence gets the span of its cited moments as a `{{span:a,b}}` placeholder, and
   `answer_spans` lists them in order.
@@ -30,24 +38,27 @@ from __future__ import annotations
 
 import re
 import string
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
-from vdata.prompts import NOTE_ID
+from vdata.prompts import NOTE_ID, escape_placeholders
 from vdata.prompts.stated_times import states_time
 from vdata.schemas import records as R
 
-from .annotated import TEMPLATE_PROMPT, span_placeholder
+from .annotated import (EDGE_TOLERANCE_S, TEMPLATE_PROMPT, annotation_evidence, interval, missing, span_placeholder,
+                        text_identity)
 from .clues import Clue, cited, clue_lines, evidence
-from .common import (Pending, Strict, TaskFamily, id_list, parse_lines, stable_hash, strict_object, teacher_request,
-                     text_field)
+from .common import (Pending, Strict, TaskFamily, id_list, parse_lines, sample_base, stable_hash, strict_object,
+                     teacher_request, text_field)
 from .grounded import content_words, moments, targets, union_span
 
 if TYPE_CHECKING:
     from .common import StageView
 
 SALIENCY_LOW, SALIENCY_HIGH = 1.0, 5.0     # VTG-IT's saliency scale
+TEACHER_SETTINGS = frozenset({"per_clip", "min_moments", "max_moments", "scale", "min_score", "min_shared_words"})
 SUMMARY_QUESTIONS = "summarization_questions"
 # A query that states a time ("10.0-15.0s", "at 12 s", "31s", "0:42", "ten seconds"; the shared detector
 # vdata/prompts/stated_times.py) or names a note ("A3", "E12") was copied from the clue list the teacher saw
@@ -55,17 +66,29 @@ QUERY_NOTE = re.compile(rf"(?<![\w-]){NOTE_ID}(?![\w-])")
 
 
 class HighlightsTask(Strict):
+    # teacher: a teacher writes a query and rates the moments; annotations: the video's QVHighlights queries
+    # with their annotators' saliency (source_meta `queries`), no teacher
+    source: Literal["teacher", "annotations"] = "teacher"
     per_clip: int = Field(1, ge=0, le=8)           # queries per row
     min_moments: int = Field(3, ge=2)              # fewer timed moments: nothing to rank
     max_moments: int = Field(24, ge=2, le=100)
     scale: int = Field(4, ge=1, le=10)             # the teacher rates 0..scale
     min_score: int = Field(3, ge=1)                # a highlight scores at least this
     min_shared_words: int = Field(1, ge=0)         # content words the query must share with its moment
+    # annotations: a clip's score from its annotators' 0..4 ratings: `vtg` 1 + their mean (VTG-IT's 1..5, as
+    # the teacher's scores), `mean` their mean as VTG-LLM's conversion writes it (0..4)
+    score_scale: Literal["vtg", "mean"] = "vtg"
 
     @model_validator(mode="after")
     def _threshold(self):
         if self.min_score > self.scale:
             raise ValueError(f"min_score: {self.min_score} is above scale {self.scale}")
+        if self.source == "annotations" and (other := sorted(self.model_fields_set & TEACHER_SETTINGS)):
+            raise ValueError(f"{', '.join(other)}: a setting of the teacher's highlights; source: annotations makes "
+                             "one sample per query with its annotators' scores (its one setting: score_scale)")
+        if self.source == "teacher" and "score_scale" in self.model_fields_set:
+            raise ValueError("score_scale: a setting of source: annotations (the teacher's scores are 1 + 4 * rating "
+                             "/ scale)")
         return self
 
 
@@ -146,6 +169,8 @@ def _rated_answer(base: dict, units: list[Clue], scores: dict[str, int], min_sco
 # --- highlights
 
 def _plan_highlights(stage: StageView, row: dict, clues: list[Clue], tcfg: HighlightsTask):
+    if tcfg.source == "annotations":
+        return _annotated_highlights(stage, row, tcfg), []
     units = _units(row, clues, tcfg.max_moments)
     if len(units) < tcfg.min_moments:
         return [], []
@@ -198,8 +223,98 @@ def _finish_highlights(stage: StageView, row, clues, p: Pending, reply: dict, ba
     return [base]
 
 
+# --- highlights from the annotations (source: annotations): QVHighlights' queries, clips and saliency
+
+QVH_CLIP_S = 2.0      # QVHighlights' clip: relevant_clip_ids count 2-s clips from the video's start
+QVH_MAX_RATING = 4    # each annotator rates a clip 0..4
+WHOLE_VIDEO_TOLERANCE_S = 0.5   # a clip row from 0 ending this close to the video's end is the whole video
+
+
+def annotator_score(ratings: list, score_scale: str = "vtg") -> float:
+    """A clip's score from its annotators' 0..4 ratings: their mean to one decimal (half up), as VTG-LLM's
+    QVHighlights conversion writes it (`round(sum(s) / len(s), 1)`, utils/construct_it_data/
+    process_highlight_data.py; 3 annotators give thirds, never a tie), plus 1 on VTG-IT's 1..5 scale (`vtg`)."""
+    mean = (sum(Decimal(repr(r)) for r in ratings) / len(ratings)).quantize(Decimal("0.1"), ROUND_HALF_UP)
+    return float(mean + 1 if score_scale == "vtg" else mean)
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= QVH_MAX_RATING
+
+
+def _windows(query: dict) -> list[tuple[float, float]]:
+    """The query's readable relevant_windows (its moments, the sample's evidence)."""
+    given = query.get("relevant_windows")
+    if not isinstance(given, list):
+        return []
+    return [(float(w[0]), float(w[1])) for w in given if isinstance(w, list) and len(w) == 2
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in w)]
+
+
+def _query_problem_given(query: dict, end: float) -> tuple[str, str] | None:
+    """(reason, message) when a query record cannot be a highlight sample on a video of `end` seconds."""
+    ids, ratings = query.get("relevant_clip_ids"), query.get("saliency_scores")
+    if not " ".join(str(query.get("query") or "").split()).strip(" ."):
+        return "highlight_no_query", "the query has no text"
+    if not ids or not ratings:
+        return "highlight_no_saliency", "the query has no clips with saliency (relevant_clip_ids / saliency_scores)"
+    if not isinstance(ids, list) or not isinstance(ratings, list) or len(ids) != len(ratings):
+        n_ids, n_ratings = (len(v) if isinstance(v, list) else type(v).__name__ for v in (ids, ratings))
+        return "highlight_malformed", f"{n_ids} clip id(s) and {n_ratings} saliency rating(s): one each expected"
+    bad = [k for k in ids if not isinstance(k, int) or isinstance(k, bool) or k < 0]
+    if bad or len(set(ids)) < len(ids):
+        return "highlight_malformed", f"clip ids must be distinct whole numbers >= 0 ({bad or sorted(ids)})"
+    if bad := [r for r in ratings if not isinstance(r, list) or not r or not all(_number(x) for x in r)]:
+        return "highlight_malformed", f"a clip's ratings must be a list of 0..{QVH_MAX_RATING} numbers ({bad[0]!r})"
+    if past := sorted(k for k in ids if k * QVH_CLIP_S >= end - EDGE_TOLERANCE_S):
+        return "highlight_past_end", (f"clip(s) {past} start at {past[0] * QVH_CLIP_S:g} s or later, at or after the "
+                                      f"video's end ({end:g} s): the annotations are of another cut of the video")
+    return None
+
+
+def _annotated_highlights(stage: StageView, row: dict, tcfg: HighlightsTask) -> list:
+    """One sample per QVHighlights query of the video (rejects for the bad ones), no teacher."""
+    prompt_id = stage.prompts[TEMPLATE_PROMPT].id
+    start, end = interval(row)
+    duration = float(row.get(R.DURATION_S) or end)
+    if start > EDGE_TOLERANCE_S or end < duration - WHOLE_VIDEO_TOLERANCE_S:   # a clip row; clip ids count from 0
+        base = sample_base(stage, row, "highlights", 0, prompt_id, teacher=False)
+        return [stage.reject(base, "not_video_scope", f"highlights (source: annotations): the row [{start:g}, "
+                             f"{end:g}] s is not the whole video (0-{duration:g} s); its queries' clips are the "
+                             "video's: use generate scope: video", clip=[start, end])]
+    queries = R.source_meta(row).get("queries")
+    if not isinstance(queries, list) or not queries:
+        return [missing(stage, row, "highlights", prompt_id, "queries", 0)]
+    out: list = []
+    asked: dict[str, object] = {}
+    for index, query in enumerate(queries):
+        base = sample_base(stage, row, "highlights", index, prompt_id, teacher=False)
+        base[R.QUESTION_TYPE] = "highlight"
+        query = query if isinstance(query, dict) else {"query": None, "given": query}
+        problem = _query_problem_given(query, end)
+        text = escape_placeholders(" ".join(str(query.get("query") or "").split()).strip(" ."))
+        if problem is None and text_identity(text) in asked:
+            problem = "highlight_duplicate_query", f"the video asks it already (qid {asked[text_identity(text)]})"
+        if problem is not None:
+            out.append(stage.reject(base, problem[0], f"highlights: query {query.get('qid')!r}: {problem[1]}",
+                                    query=query))
+            continue
+        asked[text_identity(text)] = query.get("qid")
+        clips = sorted(zip(query["relevant_clip_ids"], query["saliency_scores"]))
+        spans = [(k * QVH_CLIP_S, min((k + 1) * QVH_CLIP_S, end)) for k, _ in clips]
+        scores = [annotator_score(r, tcfg.score_scale) for _, r in clips]
+        windows = [(max(start, a), min(end, b), text) for a, b in _windows(query) if min(end, b) > max(start, a)]
+        base[R.QUESTION] = _fixed_question(stage, "highlights", base[R.SAMPLE_ID], query=text)
+        base[R.ANSWER] = "\n".join(f"{span_placeholder(a, b)} saliency {v:g}" for (a, b), v in zip(spans, scores))
+        base[R.ANSWER_SPANS] = [{"start_s": float(a), "end_s": float(b)} for a, b in spans]
+        base[R.ANSWER_SCORES] = scores
+        base[R.EVIDENCE] = annotation_evidence(sorted(windows))
+        out.append(base)
+    return out
+
+
 HIGHLIGHTS = TaskFamily(HighlightsTask, _plan_highlights, _finish_highlights, prompts=("highlights", TEMPLATE_PROMPT),
-                        needs_teacher=lambda tcfg: True)
+                        needs_teacher=lambda tcfg: tcfg.source != "annotations")
 
 
 # --- summarization

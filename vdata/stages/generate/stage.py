@@ -169,7 +169,8 @@ class GenerateStage(Stage):
     #    clamped to the row (a moment no longer starts before its clip); grounded_qa's span is the asked moment's;
     #    summary sentences in time order, one stretch each; nested highlights one span; speech_captions one per segment
     # 8: streaming_dialogue: a duration said in speech, subtitles or annotated segments gives no time away;
-    #    a segment or chapter crossing a clip's bounds is one annotation_crosses_clip reject; covers_video rejects
+    #    a segment or chapter crossing a clip's bounds is one annotation_crosses_clip reject; covers_video rejects;
+    #    highlights: {source: annotations} (QVHighlights' human saliency, no teacher)
     version = 8
     Config = GenerateConfig
     # the models a task loads in the workers: checked (and fetched) in the driver first
