@@ -161,6 +161,11 @@ def test_vidchapters_from_chapter_annotations(build_dir, rows, tmp_path):
     export(build_dir, dest2, "vidchapters")
     assert Path(dest, "chapters_dvc_train.json").read_bytes().replace(dest.encode(), b"") == \
         Path(dest2, "chapters_dvc_train.json").read_bytes().replace(dest2.encode(), b"")
+    # the release's times are seconds: another --time is said to be ignored, not silently dropped (outside check h20)
+    noted = export(build_dir, str(tmp_path / "vc3"), "vidchapters", time_format="lita")
+    assert any("--time lita ignored" in n for n in noted.notes), noted.notes
+    assert _json(tmp_path / "vc3", "chapters_dvc_train.json") == json.loads(Path(dest, "chapters_dvc_train.json").read_text()
+                                                                              .replace(dest, str(tmp_path / "vc3")))
 
 
 def test_vidchapters_writes_a_file_per_split_named_as_the_release(build_dir, rows, tmp_path):

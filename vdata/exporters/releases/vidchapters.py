@@ -21,7 +21,8 @@ from vdata.schemas import records as R
 
 from ..base import ExportOptions, ExportResult, prepare
 from ..source import BuildDir
-from .common import add_json, annotations, by_video, release_items, require, result_for, whole_video
+from .common import (add_json, annotations, by_video, release_items, release_options, require, result_for,
+                     whole_video)
 
 CHAPTER_TASKS = ("chapter", "chapter_generation")
 # vdata's splits -> the release's file names (chapters_dvc_train / _val / _test.json)
@@ -46,6 +47,8 @@ def video_splits(build: BuildDir) -> dict[str, str]:
 
 
 def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
+    notes: list[str] = []
+    opts = release_options(opts, "seconds", notes)   # the release's times are seconds: another --time is said ignored
     chosen, chapters, skipped_videos, one_chapter = [], {}, 0, 0
     # with --task, only videos that have a sample of those tasks, and that sample's chapters first
     for vid, items in by_video(release_items(build, opts.tasks)).items():
@@ -76,7 +79,7 @@ def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
         key = p.visual.video_id if p.visual.video_id and p.visual.video_id not in out else vid
         out[key] = {"duration": duration, "timestamps": [[round(a, 3), round(b, 3)] for a, b, _ in rows],
                     "sentences": [t for _, _, t in rows], "path": planner.ref(p.visual, planner.dest)}
-    result = result_for("vidchapters", planner, skipped, [])
+    result = result_for("vidchapters", planner, skipped, notes)
     for split in RELEASE_SPLITS.values():
         if split in files:
             add_json(result, planner, f"chapters_dvc_{split}.json", files[split], len(files[split]))
