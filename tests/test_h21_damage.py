@@ -252,3 +252,18 @@ def test_lost_frame_gaps_only_in_constant_rate_streams():
     # a screen recording: pictures held for many different lengths
     held = np.cumsum(np.random.default_rng(0).choice([1, 1, 1, 2, 3, 5, 40], size=100)) / 30
     assert len(lost_frame_gaps(held)[0]) == 0
+
+
+@pytest.mark.parametrize("ext", ["ts", "flv"])
+def test_a_clean_recording_that_holds_pictures_in_a_stream_with_its_own_clock_is_not_damage(media, tmp_path, ext):
+    """A screen recorder's held pictures, a paused capture and an encoder that skipped frames under load leave
+    timestamp gaps in a TS or FLV as lost packets do, but every frame after them decodes clean: such files were
+    rejected corrupt (outside check h22). A gap is loss only where the TS's continuity counters or the decoder say so."""
+    held = str(tmp_path / f"held.{ext}")
+    # motion for the first second of every 3 s, then one picture a second; then a 1.5 s pause
+    run_ffmpeg(["-i", media["sound"], "-vf", "select='(lt(mod(t,3),1)+eq(mod(n,25),0))*not(between(t,7,8.5))',"
+                "setpts=PTS", "-fps_mode", "vfr", "-c:v", "libx264", "-bf", "0", "-an", held])
+    out = shots(held)
+    assert not [r for r in out if isinstance(r, Reject) and r.reason in ("corrupt", "truncated")], \
+        [(r.reason, r.message) for r in out if isinstance(r, Reject)]
+    assert all(r[R.MEDIA_DAMAGE] is None for r in out if not isinstance(r, Reject))

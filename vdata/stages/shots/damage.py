@@ -3,7 +3,8 @@
 Damage is what the decoder could not decode (a packet that fails), what it concealed (libavcodec's
 corrupt-frame flag: the picture was patched from its neighbours, which a model would see as garbage),
 and frames lost on the way (a gap of several frame intervals in the times of an otherwise constant-rate
-stream whose packets carry their own timestamps: an MPEG-TS capture that lost packets). Each damaged
+stream whose packets carry their own timestamps, an MPEG-TS capture that lost packets, where decoding also
+failed or concealed near it: a gap alone is a held picture or a paused capture). Each damaged
 span lasts until decoding recovers: at the next keyframe, nothing shown depends on the damaged pictures.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ STEADY_SHARE = 0.8
 INTEGRAL_SHARE = 0.98
 STEADY_SLACK = 0.1
 SPANS_NAMED = 3   # damaged spans spelled out in a message
+GAP_NEAR_S = 2.0   # a timestamp gap is loss where decoding also failed or concealed within this of it
 
 
 def lost_frame_gaps(times) -> tuple[np.ndarray, float, int]:
@@ -97,7 +99,17 @@ def damaged_spans(report, fps: float) -> tuple[list[tuple[float, float | None]],
                for i in concealed if refs[i]]
     # a picture nothing is predicted from (an H.264 non-reference B-frame): the damage is that frame alone
     alone = [[float(t[i]), float(t[i + 1]) if i + 1 < n else None] for i in concealed if not refs[i]]
-    gaps, usual, missing = lost_frame_gaps(t) if report.stamped else (np.zeros(0, np.int64), 0.0, 0)
+    gaps, usual, _ = lost_frame_gaps(t) if report.stamped else (np.zeros(0, np.int64), 0.0, 0)
+    gaps = [int(i) for i in gaps]
+    # A gap alone is no loss: a screen recorder's held picture, a paused capture, an encoder that skipped frames
+    # under load leave the same gaps in a TS or FLV, and every frame after them decodes clean (outside check
+    # h22). A gap counts where the TS's continuity counters say packets were lost, else where a failed packet
+    # or a concealed picture is near it (MPEG-2 decodes a P-picture whose reference was lost without a flag).
+    marks = [float(at) if at >= 0 else float(t[min(p, n - 1)]) for at, p, _ in report.errors] + \
+        [float(t[i]) for i in concealed]
+    if not report.continuity_breaks:   # a TS that lost packets says so in its counters; the rest must show it
+        gaps = [i for i in gaps if any(t[i - 1] - GAP_NEAR_S <= m <= t[i] + GAP_NEAR_S for m in marks)]
+    missing = int(sum(round((t[i] - t[i - 1]) / usual) - 1 for i in gaps)) if gaps else 0
     events += [(int(i), float(t[i - 1]) + usual, float(t[i]), True) for i in gaps]
     found = alone
     for p, start, at, key_ok in events:
@@ -201,6 +213,7 @@ def damage_suspected(times, decode_errors, concealed, declared_frames: int | Non
     """Whether a scan saw anything that a full decode must look at: a packet that failed, a frame the
     decoder concealed damage in, fewer frames than declared, frames missing in a constant-rate stream."""
     short = declared_frames and len(times) < declared_frames - DROPPED_FRAMES_TOLERATED
+    # a gap is only a suspicion: the full decode's damaged_spans asks for the continuity counters or the decoder
     return bool(decode_errors or concealed or short or len(lost_frame_gaps(times)[0]))
 
 
