@@ -308,3 +308,25 @@ def test_chapter_ends_inside_an_mkv_and_a_chapters_dvc_file_reach_the_repair_che
         fixed, issues = validate_annotations({"chapters": chapters}, 10.0, tolerance_s=0.5)
         assert [(c["start_s"], c["end_s"]) for c in fixed["chapters"]] == [(0.0, 5.5), (5.5, 10.0)]
         assert [(i.reason, i.dropped) for i in issues] == [("chapter_gap_absorbed", False)], issues
+
+
+def test_chapter_lists_as_people_write_them_second_pass():
+    """Outside check h23 on this stop's parser: a chapter title holding several clock times stayed one chapter
+    only where the line is the whole list; a list under an "Intro 0:00" line kept its "1:00 A" lines; the first
+    of two lines at one time stands; emoji, keycap and markdown bullets lead a time."""
+    def parsed(text):
+        result = parse_chapter_lines(text)
+        return [(c.start_s, c.title) for c in result.items], [p.reason for p in result.problems]
+
+    assert parsed("0:00 Intro\n0:40 Agenda: 9:00 coffee 10:00 talks 12:00 lunch\n1:20 Q&A\n2:00 Outro") == (
+        [(0.0, "Intro"), (40.0, "Agenda: 9:00 coffee 10:00 talks 12:00 lunch"), (80.0, "Q&A"), (120.0, "Outro")], [])
+    assert parsed("0:00 Intro 0:30 Part 2 1:00 Outro")[0] == [(0.0, "Intro"), (30.0, "Part 2"), (60.0, "Outro")]
+    four = [(0.0, "Intro"), (60.0, "A"), (120.0, "B"), (180.0, "C")]
+    assert parsed("Intro 0:00\n1:00 A\n2:00 B\n3:00 C") == (four, [])
+    assert parsed("0:00 Intro\nA 1:00\nB 2:00\nC 3:00") == (four, [])
+    assert parsed("0:00 Intro\n1:00 A\n1:00 B\n2:00 C") == ([(0.0, "Intro"), (60.0, "A"), (120.0, "C")],
+                                                         ["chapter_out_of_order"])
+    bullets = [(0.0, "Intro"), (83.0, "The fight"), (165.0, "Tips")]
+    assert parsed("🎬 0:00 Intro\n🔥 1:23 The fight\n💡 2:45 Tips") == (bullets, [])
+    assert parsed("1️⃣ 0:00 Intro\n2️⃣ 1:23 The fight\n3️⃣ 2:45 Tips") == (bullets, [])
+    assert parsed("**0:00** Intro\n**1:23** The fight\n**2:45** Tips") == (bullets, [])

@@ -359,11 +359,13 @@ def read_text(path: str) -> str:
 # a clock, with a fraction or not ("0:07.5", "00:00:07,500": ffmpeg's and mkvmerge's chapter exports)
 _TS = r"\d{1,2}(?::\d{1,2}){1,2}(?:[.,]\d+)?"
 # what people type between a time and its title; a "." right before a digit is a fraction, never a separator
-_SEP = r"(?:\s*(?:[-–—:|•·~>=]|\.(?!\d))+\s*|\s+|$)"
+_SEP = r"(?:\s*(?:[-–—:|•·~>=*_]|\.(?!\d))+\s*|\s+|$)"
 # the end of a range "0:00 - 0:45"
 _RANGE_END = rf"(?:\s*(?:[-–—~]+|to)\s*(?P<end>{_TS}))?"
-# "0:00 Intro", "- 0:00 Intro", "1. 0:00 Intro", "(0:00) Intro", and a range "0:00 - 0:45 Intro" (its end kept)
-_LEAD = re.compile(rf"^\s*(?:[-*•▪►]+\s*|\d+[.)]\s+)?[(\[]?(?P<ts>{_TS}){_RANGE_END}[)\]]?{_SEP}"
+# "0:00 Intro", "- 0:00 Intro", "1. 0:00 Intro", "(0:00) Intro", and a range "0:00 - 0:45 Intro" (its end kept);
+# a bullet may be any symbols: an emoji ("🎬 0:00 Intro", "1️⃣ 0:00 Intro"), markdown ("**0:00** Intro"), "#1"
+_BULLET = r"(?:(?:[^\w\s(\[]|\d\ufe0f?\u20e3)+\s*(?:\d+[.)]?\s+)?|#?\d+[.)]?\s+)"
+_LEAD = re.compile(rf"^\s*{_BULLET}?[(\[]?(?P<ts>{_TS}){_RANGE_END}[)\]]?{_SEP}"
                    rf"(?P<title>.*)$")
 _TRAIL = re.compile(rf"^(?P<title>.*?\S)\s*(?:[-–—:|@]\s*)?[(\[]?(?P<ts>{_TS}){_RANGE_END}[)\]]?\s*$")
 # where a one-line list ("0:00 Intro | 0:30 Part 2 | 1:00 Outro") is cut: a list separator before a time
@@ -390,17 +392,22 @@ def parse_chapter_lines(text: str, require_zero_start: bool = True) -> Parsed:
 
     Prose lines are not chapters and are skipped silently; a line whose timestamp is malformed, or a
     time that breaks the rising order of the others (`_ascending`: the longest rising run stands), is a
-    problem. A list has one form: times leading ("0:00 Intro") or trailing ("Intro 0:00"), the form of its
-    0:00 line, else of most of its lines (`_list_form`); a line of the other form is prose ("Doors open at
-    9:30" in a list of leading times) unless its time fits between the chapters around it. A range "0:00 - 0:45 Intro" gives the chapter's start and end; a line of several "time
+    problem. A list has one form: times leading ("0:00 Intro") or trailing ("Intro 0:00"), the form of most
+    of its lines, else of its 0:00 line (`_list_form`); a line of the other form is prose ("Doors open at
+    9:30" in a list of leading times) unless its time fits between the chapters around it (or it is the
+    0:00 line before them). A range "0:00 - 0:45 Intro" gives the chapter's start and end; a line of several "time
     title" pairs cut by `|`, `•`, `·` or `;` (or spaces alone, for three rising pairs or more) is one
     chapter per pair. With `require_zero_start` (YouTube's rule) a list whose first timestamp is not
     0:00 gives no chapters and one problem; a single such line is taken for prose and gives neither.
     """
     out = Parsed(format="chapter_lines")
     found = []   # (form, match, line) of each line with a time, in order
-    for line in (text or "").replace("\r\n", "\n").split("\n"):
-        for part in _one_line_list(line):
+    lines = (text or "").replace("\r\n", "\n").split("\n")
+    # a line holding a whole list ("0:00 Intro | 0:30 Part 2") only where it is the text's one timed line: in a
+    # list of lines, "0:40 Agenda: 9:00 coffee 10:00 talks 12:00 lunch" is one chapter (outside check h23)
+    alone = sum(1 for line in lines if _LEAD.match(line) or _TRAIL.match(line)) == 1
+    for line in lines:
+        for part in (_one_line_list(line) if alone else [line]):
             m = _LEAD.match(part)
             form = "lead" if m is not None else "trail"
             m = m or _TRAIL.match(part)
@@ -429,8 +436,8 @@ def parse_chapter_lines(text: str, require_zero_start: bool = True) -> Parsed:
         # between the chapters around it; elsewhere it is prose ("Doors open at 9:30")
         before = [c for c in chosen if c[0] < t[0]]
         after = [c for c in chosen if c[0] > t[0]]
-        if before and after and before[-1][4] < t[4] < after[0][4]:
-            chosen.append(t)
+        if after and (before[-1][4] < t[4] if before else t[4] == 0) and t[4] < after[0][4]:
+            chosen.append(t)   # (with nothing before it, only the list's 0:00 line: "Intro 0:00" over "1:00 A" lines)
     for _, _, m, line, start in sorted(chosen, key=lambda t: t[4]):
         end = m.groupdict().get("end")
         end = parse_timestamp(end.replace(",", ".")) if end else None
@@ -469,6 +476,8 @@ def _ascending(values: list[float]) -> list[int]:
     before = [-1] * len(values)
     for i, v in enumerate(values):
         k = bisect.bisect_left([values[j] for j in tails], v)
+        if k < len(tails) and values[tails[k]] == v:
+            continue   # two lines at one time: the first stands (as YouTube shows the first)
         before[i] = tails[k - 1] if k else -1
         if k == len(tails):
             tails.append(i)
@@ -482,8 +491,10 @@ def _ascending(values: list[float]) -> list[int]:
 
 
 def _list_form(found: list) -> str | None:
-    """The form of a list's lines, "lead" or "trail": the one that has a 0:00 line (YouTube's lists start
-    there), of the most lines where both or neither has one; None (both count) where that is a tie."""
-    score = {form: (any(f == form and parse_timestamp(m.group("ts").replace(",", ".")) == 0 for f, m, _ in found),
-                    sum(1 for f, _, _ in found if f == form)) for form in ("lead", "trail")}
+    """The form of a list's lines, "lead" or "trail": the one of the most lines, of the 0:00 line (YouTube's
+    lists start there) where both have as many; None (both count) where that is a tie too. (A lone 0:00 line
+    of the other form decided it before, and a list of "1:00 A" lines under "Intro 0:00" lost them: h23.)"""
+    score = {form: (sum(1 for f, _, _ in found if f == form),
+                    any(f == form and parse_timestamp(m.group("ts").replace(",", ".")) == 0 for f, m, _ in found))
+             for form in ("lead", "trail")}
     return None if score["lead"] == score["trail"] else max(score, key=score.get)
