@@ -508,3 +508,21 @@ def test_shipped_questions_read_right_in_every_time_format():
             filled = string.Template(line.replace("{{span:$start,$end}}", "$span")).safe_substitute(**time_values(3.0, 26.0))
             shown = tf.render_text(filled)
             assert "during from" not in shown and "$span" not in shown and "{{" not in shown, (fmt, shown)
+
+
+def test_label_mcq_reads_a_vocabulary_as_the_annotations_stage_does(clip_rows, tmp_path):
+    """One class spelt two ways ("Test_Pattern", "test pattern") was an answer and its own distractor; a
+    pretty-printed JSON list file was read line by line ("[", '"baking",'): outside check h23."""
+    row = dict(_with(clip_rows[:1])[0], **{R.ANNOTATIONS: _annotations(labels=["test pattern"])})
+    twice = tmp_path / "twice.txt"
+    twice.write_text("# classes\nbaking\ncycling\nCycling\nfishing\nTest_Pattern\ntest pattern\n")
+    with pytest.raises(ValueError, match=r"4 label\(s\), fewer than num_options 5"):
+        _config(label_mcq={"vocabulary": str(twice), "num_options": 5})
+    made, _ = _run(_config(label_mcq={"vocabulary": str(twice), "num_options": 4}), [row])
+    (mcq,) = [s for s in made if s[R.TASK] == "label_mcq"]
+    keys = [" ".join(o.replace("_", " ").casefold().split()) for o in mcq[R.OPTIONS]]
+    assert len(set(keys)) == 4 and keys.count("test pattern") == 1, mcq[R.OPTIONS]
+    listed = tmp_path / "labels.json"
+    listed.write_text(json.dumps(["baking", "cycling", "fishing", "test pattern"], indent=2))
+    made, rejects = _run(_config(label_mcq={"vocabulary": str(listed)}), [row])
+    assert [s[R.ANSWER] for s in made if s[R.TASK] == "label_mcq"] == ["test pattern"], rejects

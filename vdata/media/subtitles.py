@@ -463,7 +463,7 @@ def _one_line_list(line: str) -> list[str]:
         marks = [_LEAD.match(p) for p in parts]
         if len(parts) >= least and all(m and m.group("title").strip() for m in marks):
             times = [parse_timestamp(m.group("ts").replace(",", ".")) for m in marks]
-            if least == 2 or (None not in times and times == sorted(set(times))):
+            if None not in times and times == sorted(set(times)):   # "Final | 2:1 win" is one title (h23)
                 return parts
     return [line]
 

@@ -73,6 +73,26 @@ def label_lines(text: str) -> list[str]:
     return [" ".join(line.split()) for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
+def read_label_file(path: str) -> list[str]:
+    """The labels of a labels file: a JSON list (`.json`), else `label_lines`. One reader for every place that
+    takes such a file (a pretty-printed JSON list read line by line made "[" and '"baking",' labels: h23).
+    A `.json` file that holds no list raises ValueError."""
+    import json
+
+    with open(path, encoding="utf-8-sig") as f:
+        text = f.read()
+    if path.lower().endswith(".json"):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path!r} is not valid JSON ({e.msg}, line {e.lineno})") from None
+        if not isinstance(items, list):
+            raise ValueError(f"{path!r} must hold a JSON list of labels")
+    else:
+        items = label_lines(text)
+    return [" ".join(str(v).split()) for v in items if str(v).strip()]
+
+
 def holding_midpoint(items: list | None, start_s: float, end_s: float | None) -> list[dict]:
     """The timed items (subtitle cues) whose middle lies in [start_s, end_s), times cut to it. A subtitle
     line runs across a shot cut as often as the sentence it shows: required wholly inside, it reached no

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from vdata.schemas import records as R
 from vdata.schemas.config import config_file
-from vdata.schemas.annotations import label_lines, present_kinds, validate_annotations
+from vdata.schemas.annotations import present_kinds, read_label_file, validate_annotations
 
 from ..base import Resources, Stage, StageConfig
 from .sources import SourceReader
@@ -94,18 +94,7 @@ class AnnotationsConfig(StageConfig):
         path = config_file(value, info)
         if not os.path.isfile(path):
             raise ValueError(f"no such file {value!r}")
-        with open(path, encoding="utf-8-sig") as f:
-            text = f.read()
-        if path.lower().endswith(".json"):
-            try:
-                items = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{value!r} is not valid JSON ({e.msg}, line {e.lineno})") from None
-            if not isinstance(items, list):
-                raise ValueError(f"{value!r} must hold a JSON list of labels")
-        else:   # `#` lines are comments, as for label_mcq.vocabulary: one labels file serves both
-            items = label_lines(text)
-        return [" ".join(str(v).split()) for v in items if str(v).strip()]
+        return read_label_file(path)   # `#` lines are comments, as for label_mcq.vocabulary: one file serves both
 
     def key_map(self) -> dict[str, list[str] | ParallelColumns]:
         """The source_meta keys of each kind: the configured ones, then the kind's own name, where the

@@ -27,7 +27,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from vdata.prompts import escape_placeholders
 from vdata.schemas import records as R
-from vdata.schemas.annotations import label_lines
+from vdata.schemas.annotations import label_key, read_label_file
 from vdata.schemas.config import config_file
 
 from .annotated import (EDGE_TOLERANCE_S, TemplateTask, annotations, dataset_of, fill_question, interval, pick_items,
@@ -75,8 +75,10 @@ class LabelMCQTask(TemplateTask):
             if source is None:
                 continue
             if isinstance(source, str):
-                with open(source, encoding="utf-8-sig") as f:
-                    source = label_lines(f.read())
+                try:
+                    source = read_label_file(source)
+                except ValueError as e:
+                    raise ValueError(f"{where}: {e}") from None
             n = len(_distinct(source))
             if n < self.num_options:
                 raise ValueError(f"{where}: {n} label(s), fewer than num_options {self.num_options} (the answer and "
@@ -97,7 +99,9 @@ def _checked(value, where: str, info: ValidationInfo):
 
 
 def _norm(label: str) -> str:
-    return " ".join(str(label).split()).casefold()
+    # as the annotations stage compares labels: "Test_Pattern" and "test pattern" are one class, never an
+    # answer and its own distractor (outside check h23)
+    return label_key(str(label))
 
 
 def vocabulary(stage: StageView, tcfg: LabelMCQTask, row: dict, dataset: str | None) -> list[str]:
@@ -117,8 +121,7 @@ def vocabulary(stage: StageView, tcfg: LabelMCQTask, row: dict, dataset: str | N
     if key not in cache:
         lines = source
         if isinstance(source, str):
-            with open(source, encoding="utf-8-sig") as f:
-                lines = label_lines(f.read())   # the rule annotations.label_vocabulary reads a file by
+            lines = read_label_file(source)   # as annotations.label_vocabulary reads it: one file serves both
         cache[key] = _distinct(lines)
     return cache[key]
 
