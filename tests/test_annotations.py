@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import vdata
-from vdata.media.subtitles import parse_chapter_lines, parse_subtitles, parse_timestamp
+from vdata.media.chapter_lines import parse_chapter_lines
+from vdata.media.subtitles import parse_subtitles, parse_timestamp
 from vdata.schemas import records as R
 from vdata.schemas.annotations import validate_annotations
 from vdata.schemas.config import parse_config

@@ -16,7 +16,8 @@ import pytest
 
 import vdata
 from vdata.media.ffmpeg import run_ffmpeg
-from vdata.media.subtitles import load_subtitles, parse_chapter_lines, parse_subtitles
+from vdata.media.chapter_lines import parse_chapter_lines
+from vdata.media.subtitles import load_subtitles, parse_subtitles
 from vdata.media.synth import Segment, render_segments
 from vdata.schemas import records as R
 from vdata.schemas.annotations import validate_annotations
@@ -330,3 +331,7 @@ def test_chapter_lists_as_people_write_them_second_pass():
     assert parsed("🎬 0:00 Intro\n🔥 1:23 The fight\n💡 2:45 Tips") == (bullets, [])
     assert parsed("1️⃣ 0:00 Intro\n2️⃣ 1:23 The fight\n3️⃣ 2:45 Tips") == (bullets, [])
     assert parsed("**0:00** Intro\n**1:23** The fight\n**2:45** Tips") == (bullets, [])
+    # the list runs from its 0:00 line to the next: a tracklist after it, lyrics before it are not chapters
+    three = [(0.0, "Intro"), (60.0, "A"), (120.0, "B")]
+    assert parsed("0:00 Intro\n1:00 A\n2:00 B\n\nMusic used:\n0:00 Song1 - Artist\n2:30 Song2 - Artist") == (three, [])
+    assert parsed("[0:12] la la\n[0:18] la\n[0:25] lo\n0:00 Intro\n1:00 A\n2:00 B") == (three, [])

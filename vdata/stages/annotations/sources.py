@@ -29,8 +29,8 @@ from typing import Any
 from vdata.media import storage as S
 from vdata.media.embedded import read_embedded
 from vdata.media.streams import iso_639_1
-from vdata.media.subtitles import (SUBTITLE_EXTENSIONS, load_subtitles, looks_like_subtitles, parse_chapter_lines,
-                                   parse_subtitles, read_text)
+from vdata.media.chapter_lines import parse_chapter_lines
+from vdata.media.subtitles import SUBTITLE_EXTENSIONS, load_subtitles, looks_like_subtitles, parse_subtitles, read_text
 from vdata.schemas.annotations import SINGULAR, AnnotationIssue, label_lines
 
 _FILE_EXTENSIONS = (".srt", ".vtt", ".ass", ".ssa", ".json", ".jsonl", ".txt", ".description", ".csv", ".tsv")
