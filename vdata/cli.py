@@ -190,10 +190,11 @@ def build(config, address, quiet, verbose, progress_every):
         click.get_current_context().invoke(build_cmd, config=config, quiet=quiet)
         return
     from vdata.pipelines.runner import build as run_build
+    from vdata.pipelines.termination import Terminated, exit_now, terminate_as_interrupt
     from vdata.teachers.types import TeacherRefusedError   # here: its numpy is no part of `vdata validate`, `--help`
 
     cfg = _load(config)
-    _terminate_as_interrupt()
+    terminate_as_interrupt()
     try:
         result = run_build(cfg, address=address, progress=False if quiet else None, console=console,
                            verbose=verbose, progress_every=progress_every)
@@ -214,7 +215,9 @@ def build(config, address, quiet, verbose, progress_every):
         how = "terminated" if isinstance(e, Terminated) else "interrupted"
         console.print(Text.assemble((how, "yellow"), ": the videos finished so far are committed; run "
                                     f"`vdata build {config}` again to resume"))
-        sys.exit(143 if isinstance(e, Terminated) else 130)
+        if isinstance(e, Terminated):
+            exit_now(143)
+        sys.exit(130)
     print_summary(result)
     if not result.rows and result.retryable_rejects:
         # A teacher that was down the whole build (or inputs not downloaded yet): a finished build with status 0
@@ -222,31 +225,6 @@ def build(config, address, quiet, verbose, progress_every):
         console.print(Text.assemble(("incomplete", "red"), f": nothing was kept and {result.retryable_rejects} "
                                     "reject(s) may pass on a re-run; exit status 3"), highlight=False)
         sys.exit(3)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler's, `timeout`'s) handled as Ctrl-C is; by default Python dies silently, with no cleanup."""
-
-
-def _terminate_as_interrupt() -> None:
-    import signal
-
-    def raise_terminated(signum, frame):
-        raise Terminated()
-
-    def default_in_child():
-        # A forked worker must die at once on the SIGTERM its pool sends (Pool.terminate): a Python handler runs
-        # only between bytecodes, so a worker blocked in a C call would outlive the pool's join.
-        try:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        except ValueError:
-            pass
-
-    try:
-        signal.signal(signal.SIGTERM, raise_terminated)
-    except ValueError:   # not the main thread (an embedding application's worker): its own handling stands
-        return
-    os.register_at_fork(after_in_child=default_in_child)
 
 
 def print_summary(result) -> None:
