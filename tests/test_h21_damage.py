@@ -9,6 +9,7 @@ picture), or every third 188-byte packet over the middle fifth of the file (a lo
 capture); a copy with a stretch of its media data overwritten (packets fail; decoding recovers at the next
 keyframe).
 """
+import os
 import random
 
 import numpy as np
@@ -267,3 +268,29 @@ def test_a_clean_recording_that_holds_pictures_in_a_stream_with_its_own_clock_is
     assert not [r for r in out if isinstance(r, Reject) and r.reason in ("corrupt", "truncated")], \
         [(r.reason, r.message) for r in out if isinstance(r, Reject)]
     assert all(r[R.MEDIA_DAMAGE] is None for r in out if not isinstance(r, Reject))
+
+
+def test_m2ts_packets_and_ts_files_joined_with_cat_are_not_damage(media, tmp_path):
+    """192-byte M2TS packets (AVCHD, Blu-ray) read as 188-byte ones gave false continuity breaks, and TS
+    recordings joined with `cat` restart their counters where the timeline jumps: both were rejected corrupt
+    (outside check h22). A gap after which a keyframe starts afresh is a join, not loss."""
+    m2ts = str(tmp_path / "camera.m2ts")
+    held = str(tmp_path / "held.mp4")
+    run_ffmpeg(["-i", media["sound"], "-vf", "select='not(between(t,4,5.5))',setpts=PTS", "-fps_mode", "vfr",
+                "-c:v", "libx264", "-bf", "0", "-an", held])
+    run_ffmpeg(["-i", held, "-c", "copy", "-f", "mpegts", "-mpegts_m2ts_mode", "1", m2ts])
+    assert os.path.getsize(m2ts) % 192 == 0
+    parts = []
+    for k, (start, length) in enumerate([(0.0, 4.0), (6.0, 4.0)]):   # two recordings, the timeline jumps 2 s
+        part = str(tmp_path / f"part{k}.ts")
+        run_ffmpeg(["-ss", str(start), "-t", str(length), "-i", media["sound"], "-c:v", "libx264", "-an",
+                    "-output_ts_offset", str(start), part])
+        parts.append(part)
+    joined = str(tmp_path / "joined.ts")
+    with open(joined, "wb") as out:
+        for part in parts:
+            out.write(open(part, "rb").read())
+    for path in (m2ts, joined):
+        out = shots(path)
+        assert not [r for r in out if isinstance(r, Reject) and r.reason in ("corrupt", "truncated")], \
+            (path, [(r.reason, r.message) for r in out if isinstance(r, Reject)])

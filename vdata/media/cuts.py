@@ -374,7 +374,7 @@ class DecodeReport:
     corrupt: np.ndarray     # frames the decoder concealed damage in (libavcodec's corrupt-frame flag)
     errors: list[tuple[float, int, float | None]]   # failed packets: (time, frames out before, previous packet's time)
     stamped: bool           # the container is one of STAMPED_FORMATS
-    continuity_breaks: int = 0   # MPEG-TS packets of the video's PID lost on the way (continuity counter jumps)
+    continuity_breaks: list = field(default_factory=list)   # MPEG-TS: times where the video's packets were lost
     refs: np.ndarray | None = None   # whether other pictures may be predicted from each frame (H.264: nal_ref_idc)
     anchors: np.ndarray | None = None   # I and P pictures: the B-pictures shown before one may be predicted from it
 
@@ -413,25 +413,42 @@ def decode_damage(path: str) -> DecodeReport:
                 refs.append(ref_of.pop(frame.pts, None) is not False)   # unknown: it may be
                 anchors.append(int(frame.pict_type) not in (3, 7))   # AV_PICTURE_TYPE_B, _BI
         stamped = container.format.name in STAMPED_FORMATS
-        breaks = continuity_breaks(path, stream.id) if container.format.name == "mpegts" else 0
+        breaks = continuity_breaks(path, stream.id, start) if container.format.name == "mpegts" else []
     return DecodeReport(np.asarray(times, np.float64), np.asarray(keys, bool), np.asarray(corrupt, bool), errors,
                         stamped, breaks, np.asarray(refs, bool), np.asarray(anchors, bool))
 
 
-def continuity_breaks(path: str, pid: int) -> int:
-    """How often the 4-bit continuity counter of `pid`'s MPEG-TS packets jumps (a packet lost on the way; one
-    repeated packet and a signalled discontinuity are allowed): what tells a capture that lost packets from a
-    recording that held a picture, whose timestamps show the same gap. A numpy pass over the file's bytes."""
+def continuity_breaks(path: str, pid: int, start_s: float) -> list[float]:
+    """Where the 4-bit continuity counter of `pid`'s MPEG-TS packets jumps (a packet lost on the way; one repeated
+    packet and a signalled discontinuity are allowed), as the time of the last PES before each jump, in seconds
+    from `start_s`: what tells a capture that lost packets from a recording that held a picture, whose timestamps
+    show the same gap. 188-byte packets, or 192 (M2TS: AVCHD, Blu-ray) and 204 ones, found by their sync bytes."""
     data = np.fromfile(path, dtype=np.uint8)
-    n = len(data) // 188
-    if n == 0:
-        return 0
-    packets = data[:n * 188].reshape(n, 188)
+    for size, sync in ((188, 0), (192, 4), (204, 0)):
+        n = (len(data) - sync) // size
+        if n >= 2 and np.mean(data[sync:sync + n * size:size] == 0x47) > 0.99:
+            break
+    else:
+        return []
+    packets = data[sync:sync + n * size].reshape(n, size)[:, :188]
     ours = (packets[:, 0] == 0x47) & ((((packets[:, 1] & 0x1F).astype(np.int64) << 8) | packets[:, 2]) == pid)
     packets = packets[ours & ((packets[:, 3] & 0x10) != 0)]   # packets of the PID that carry a payload
     if len(packets) < 2:
-        return 0
+        return []
     cc = (packets[:, 3] & 0x0F).astype(np.int64)
     signalled = ((packets[:, 3] & 0x20) != 0) & (packets[:, 4] > 0) & ((packets[:, 5] & 0x80) != 0)
     step = (cc[1:] - cc[:-1]) % 16
-    return int(np.sum((step != 1) & (step != 0) & ~signalled[1:]))
+    broken = np.flatnonzero((step != 1) & (step != 0) & ~signalled[1:]) + 1
+    if not len(broken):
+        return []
+    times, last = [], None
+    for k, packet in enumerate(packets):   # the PTS of each PES start, for the breaks after it
+        if packet[1] & 0x40:
+            at = 4 + (int(packet[4]) + 1 if packet[3] & 0x20 else 0)
+            pes = packet[at:at + 14]
+            if len(pes) == 14 and pes[0] == 0 and pes[1] == 0 and pes[2] == 1 and pes[7] & 0x80:
+                pts = ((int(pes[9]) >> 1) & 7) << 30 | int(pes[10]) << 22 | (int(pes[11]) >> 1) << 15 | \
+                    int(pes[12]) << 7 | int(pes[13]) >> 1
+                last = pts / 90000.0 - start_s
+        times.append(last)
+    return [float(times[i - 1]) if times[i - 1] is not None else 0.0 for i in broken]

@@ -103,12 +103,14 @@ def damaged_spans(report, fps: float) -> tuple[list[tuple[float, float | None]],
     gaps = [int(i) for i in gaps]
     # A gap alone is no loss: a screen recorder's held picture, a paused capture, an encoder that skipped frames
     # under load leave the same gaps in a TS or FLV, and every frame after them decodes clean (outside check
-    # h22). A gap counts where the TS's continuity counters say packets were lost, else where a failed packet
-    # or a concealed picture is near it (MPEG-2 decodes a P-picture whose reference was lost without a flag).
+    # h22). A gap counts where the TS's continuity counters say packets were lost near it, or a failed packet or
+    # a concealed picture is (MPEG-2 decodes a P-picture whose reference was lost without a flag).
     marks = [float(at) if at >= 0 else float(t[min(p, n - 1)]) for at, p, _ in report.errors] + \
         [float(t[i]) for i in concealed]
-    if not report.continuity_breaks:   # a TS that lost packets says so in its counters; the rest must show it
-        gaps = [i for i in gaps if any(t[i - 1] - GAP_NEAR_S <= m <= t[i] + GAP_NEAR_S for m in marks)]
+    marks += [float(b) for b in report.continuity_breaks]   # a TS that lost packets says so in its counters
+    # ... and lost pictures leave the next one without its reference: a keyframe after a gap is a new start (two
+    # recordings joined, a segment muxed on its own), whatever the counters say (h22: `cat`-joined TS files)
+    gaps = [i for i in gaps if not keys[i] and any(t[i - 1] - GAP_NEAR_S <= m <= t[i] + GAP_NEAR_S for m in marks)]
     missing = int(sum(round((t[i] - t[i - 1]) / usual) - 1 for i in gaps)) if gaps else 0
     events += [(int(i), float(t[i - 1]) + usual, float(t[i]), True) for i in gaps]
     found = alone
