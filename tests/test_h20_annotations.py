@@ -335,3 +335,9 @@ def test_chapter_lists_as_people_write_them_second_pass():
     three = [(0.0, "Intro"), (60.0, "A"), (120.0, "B")]
     assert parsed("0:00 Intro\n1:00 A\n2:00 B\n\nMusic used:\n0:00 Song1 - Artist\n2:30 Song2 - Artist") == (three, [])
     assert parsed("[0:12] la la\n[0:18] la\n[0:25] lo\n0:00 Intro\n1:00 A\n2:00 B") == (three, [])
+    # third pass (h23 again): a prose line ending in a time leaves a one-line list whole, a prose "jump to 0:00"
+    # is a list of one beside the real one, and two titles at 0:00 open one list
+    assert parsed("Doors open at 9:30\n0:00 Intro | 0:30 Part 2 | 1:00 Outro")[0] == [(0.0, "Intro"), (30.0, "Part 2"),
+                                                                                   (60.0, "Outro")]
+    assert parsed("Skip the ad: jump to 0:00\n\n0:00 Intro\n1:00 A\n2:00 B") == (three, [])
+    assert parsed("0:00 Intro\n0:00 Cold open\n1:00 A\n2:00 B") == (three, ["chapter_out_of_order"])

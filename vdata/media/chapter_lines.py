@@ -46,7 +46,7 @@ def parse_chapter_lines(text: str, require_zero_start: bool = True) -> Parsed:
     lines = (text or "").replace("\r\n", "\n").split("\n")
     # a line holding a whole list ("0:00 Intro | 0:30 Part 2") only where it is the text's one timed line: in a
     # list of lines, "0:40 Agenda: 9:00 coffee 10:00 talks 12:00 lunch" is one chapter (outside check h23)
-    alone = sum(1 for line in lines if _LEAD.match(line) or _TRAIL.match(line)) == 1
+    alone = sum(1 for line in lines if _LEAD.match(line)) == 1   # prose ending in a time does not count (h23)
     for line in lines:
         for part in (_one_line_list(line) if alone else [line]):
             m = _LEAD.match(part)
@@ -56,9 +56,13 @@ def parse_chapter_lines(text: str, require_zero_start: bool = True) -> Parsed:
                 found.append((form, m, part.strip()))
     # The list runs from its 0:00 line to the next 0:00 line: timed lines before it (lyrics, "recorded at 18:45")
     # are not its chapters, and a second list (a tracklist, credits) restarts at 0:00 (outside check h23)
-    zeros = [k for k, (_, m, _) in enumerate(found) if parse_timestamp(m.group("ts").replace(",", ".")) == 0]
-    if zeros:
-        found = found[zeros[0]:zeros[1] if len(zeros) > 1 else len(found)]
+    # Of several such lists, the longest stands (a prose "jump to 0:00" before the real list is a list of one:
+    # h23); a 0:00 line right after another is the same list's (two titles at its start).
+    at_zero = [parse_timestamp(m.group("ts").replace(",", ".")) == 0 for _, m, _ in found]
+    starts = [k for k, zero in enumerate(at_zero) if zero and not (k and at_zero[k - 1])]
+    if starts:
+        lists = [found[a:b] for a, b in zip(starts, [*starts[1:], len(found)])]
+        found = max(lists, key=len)
     form = _list_form(found)
     timed = []   # (position, is of the list's form, match, line, start)
     for k, (line_form, m, line) in enumerate(found):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import sys
 
+TERM_GRACE_S = 60.0   # the cleanup after SIGTERM (stages stopped, servers shut down) gets this long, then vdata leaves
+
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a scheduler's, `timeout`'s) handled as Ctrl-C is; by default Python dies silently, with no cleanup."""
@@ -18,6 +20,13 @@ def terminate_as_interrupt() -> None:
         if getattr(raise_terminated, "raised", False):   # a second SIGTERM while the first one's cleanup runs
             exit_now(143)
         raise_terminated.raised = True
+        # the exception lands wherever the main thread is, a lock held there may stall the cleanup: a scheduler's
+        # one SIGTERM must still end the job (outside check h23: hung with the folder's lock held)
+        import threading
+
+        watchdog = threading.Timer(TERM_GRACE_S, exit_now, args=(143,))
+        watchdog.daemon = True
+        watchdog.start()
         raise Terminated()
 
     def default_in_child():
