@@ -205,6 +205,15 @@ def test_br_tags_in_a_subtitle_sidecar(tmp_path, cut_video):
 
 # --- F10: chapter ends the source gave -----------------------------------------------------------------------
 
+def test_chapter_ends_a_frame_before_the_next_start_are_no_repair():
+    """mkvmerge and other muxers end a chapter one frame (or 1 ms) before the next one starts: each counted a
+    chapter_gap_absorbed repair (outside check h23)."""
+    chapters = [{"start_s": 0.0, "end_s": 4.96, "title": "One"}, {"start_s": 5.0, "end_s": 8.999, "title": "Two"},
+                {"start_s": 9.0, "end_s": 10.0, "title": "Three"}]
+    fixed, issues = validate_annotations({"chapters": chapters}, 10.0, tolerance_s=0.5)
+    assert issues == [] and [c["end_s"] for c in fixed["chapters"]] == [5.0, 9.0, 10.0]
+
+
 def test_chapter_ends_that_differ_from_the_next_start_are_repairs():
     out, issues = validate_annotations({"chapters": [{"start_time": 0, "end_time": 4, "title": "x"},
                                                      {"start_time": 5.5, "end_time": 9, "title": "y"}]}, 20.0)

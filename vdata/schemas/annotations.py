@@ -46,6 +46,7 @@ SINGULAR = {"chapters": "chapter", "segments": "segment", "subtitles": "subtitle
 _START_KEYS = ("start_s", "start", "start_time", "begin", "time", "t")
 _END_KEYS = ("end_s", "end", "end_time", "stop")
 _SAME_TIME_S = 1e-3   # two times this close are one (a float's rounding)
+CHAPTER_END_SLACK_S = 0.1   # a chapter's given end this far before the next start is that start (a frame or less)
 _SPAN_KEYS = ("timestamp", "timestamps", "segment", "span", "interval")
 _TEXT_KEYS = ("text", "title", "sentence", "caption", "description", "label", "name")
 # An item flag: the end was rounded up to a fixed chunk (DiDeMo's 5-s chunks), so an end past the video
@@ -259,7 +260,9 @@ class _Checker:
         repair: an overlap trimmed, a gap absorbed, an end past the video clamped. A last chapter ending up to
         `tolerance_s` from the video's end ends with it, unsaid (the source's duration and the file's differ
         by their rounding: yt-dlp's last `end_time` is YouTube's whole-second duration)."""
-        if given is None or end is None or abs(given - end) <= (self.tolerance_s if last else _SAME_TIME_S):
+        # a gap up to a frame is how muxers write ends (mkvmerge: one frame, or 1 ms, before the next start): no repair
+        if given is None or end is None or abs(given - end) <= (self.tolerance_s if last else
+                                                                 (CHAPTER_END_SLACK_S if given < end else _SAME_TIME_S)):
             return
         name = f"chapter {title!r} ({start:g}-{given:g} s as given)"
         if given > end:
