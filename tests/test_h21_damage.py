@@ -294,3 +294,17 @@ def test_m2ts_packets_and_ts_files_joined_with_cat_are_not_damage(media, tmp_pat
         out = shots(path)
         assert not [r for r in out if isinstance(r, Reject) and r.reason in ("corrupt", "truncated")], \
             (path, [(r.reason, r.message) for r in out if isinstance(r, Reject)])
+
+
+def test_a_stream_cut_mid_gop_says_its_undecoded_frames_lead_not_that_decoding_stopped(media, tmp_path):
+    """A TS recording started mid-programme (cut at a packet boundary): its first pictures need references
+    before the cut. The message said "decoding stopped early ... frames 23-69 (2.80-2.80s) are lost", a span of
+    nothing at the end (outside check h22)."""
+    data = open(media["sound_ts"], "rb").read()
+    cut = str(tmp_path / "cut.ts")
+    at = (len(data) // 3 // 188 + 5) * 188   # a third in, a few packets past a boundary: inside a GOP
+    open(cut, "wb").write(data[at:])
+    out = shots(cut)
+    rej = [r for r in out if isinstance(r, Reject)]
+    assert rej and rej[0].reason == "truncated", [(r.reason, r.message) for r in rej]
+    assert "stopped early" not in rej[0].message and "are not at its end" in rej[0].message, rej[0].message

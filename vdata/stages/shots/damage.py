@@ -167,8 +167,13 @@ def assess_damage(times: list[float] | np.ndarray, errors: list[float], first_un
     frames = damage.frame_spans(times, total)
     damage.good_frames = frames[0][0]
     said = []
+    leading = short and not ends_early and len(spans) == 1 and spans[0][1] is None and not (
+        causes["decode_errors"] or causes["concealed_frames"] or causes["missing_frames"])
     for (a, b), (start, end) in zip(frames[:SPANS_NAMED], spans):
-        if end is None:
+        if leading:   # the frames that never decoded are not at the end: "2.80-2.80s are lost" said nothing (h22)
+            said.append(f"the {total - n} frame(s) that never decoded are not at its end: pictures before its "
+                        "first keyframe or an open GOP's leading pictures, whose references the file does not hold")
+        elif end is None:
             said.append(f"frames {a}-{total} ({start:.2f}-{declared_s:.2f}s) are lost")
         elif end in causes.get("keyframe_ends", ()):
             said.append(f"frames {a}-{b} ({start:.2f}-{end:.2f}s) are damaged, decoding recovers at the keyframe "
@@ -189,7 +194,7 @@ def assess_damage(times: list[float] | np.ndarray, errors: list[float], first_un
         what.append(f"{causes['missing_frames']} frame(s) missing from the stream (a gap in the timestamps at "
                     f"{a:.2f}-{b:.2f}s: packets lost)")
     if not what:
-        what.append("decoding stopped early without a decode error")
+        what.append("no decode error" if leading else "decoding stopped early without a decode error")
     decoded = f"decoded {n} of {total} declared frames ({n / fps:.2f}s of {declared_s:.2f}s)"
     damage.message = f"{decoded}; {'; '.join(what)}; {'; '.join(said)}"
     damage.detail = {"decoded_frames": n, "declared_frames": total, "decode_errors": causes["decode_errors"],
