@@ -164,3 +164,20 @@ def test_a_constant_rate_video_still_gets_exact_stream_copies(cfr_video, tmp_pat
                 R.CLIP_DURATION_S: end_s - start_s, R.START_FRAME: 25 * k, R.END_FRAME: 25 * (k + 1)}
         _assert_file_is_the_row(clip, times, pictures)
         assert holds_clip(out, cfr_video, start_s, end_s - start_s)
+
+
+def test_clip_files_of_an_avi_at_29_97_open_on_their_own_first_frame(media, tmp_path):
+    """MPEG-4 in AVI at 30000/1001 fps: the seek half a frame before a clip's keyframe sat on a rounding edge of
+    the 1001/30000 clock, and every clip after a cut opened on the previous shot's last frame (outside check h22)."""
+    src = str(tmp_path / "src.mp4")
+    render_segments(src, [Segment(s, 3.0) for s in ("testsrc2", "smptebars", "rgbtestsrc")], size=(160, 96))
+    avi = str(tmp_path / "ntsc.avi")
+    run_ffmpeg(["-i", src, "-vf", "fps=30000/1001", "-c:v", "mpeg4", "-q:v", "4", "-an", avi])
+    stage = ShotsStage(ShotsConfig(write_clips=True, min_len_s=0.5), RunContext(output_dir=str(tmp_path / "out")))
+    clips = [r for r in stage.process_batch([{R.PATH: avi, R.VIDEO_ID: content_id(avi), **probe_video(avi)}])
+             if not isinstance(r, Reject)]
+    assert len(clips) == 3
+    times, pictures = _decoded(avi)
+    for clip in clips:
+        first = _decoded(clip[R.CLIP_PATH])[1][0]
+        assert _is_frame(first, pictures, clip[R.START_FRAME]), clip[R.CLIP_ID]

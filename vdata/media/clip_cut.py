@@ -320,7 +320,9 @@ def _seek_point(source: ClipSource) -> float:
         at = key.pts + source.offset_s
     else:
         decoded = key.dts if key.dts is not None else key.pts - source.reorder_s
-        at = decoded + source.offset_s - source.frame_gap_s / 2
+        # a quarter of a frame before it: half a frame is a rounding knife-edge on a 1001/30000 clock, where AVI at
+        # 29.97 fps then opened every clip on the frame before its cut (outside check h22)
+        at = decoded + source.offset_s - source.frame_gap_s / 4
     return max(0.0, math.floor(at * 1e6) / 1e6)   # rounded down: never past the keyframe
 
 
