@@ -18,7 +18,6 @@ import random
 import re
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -26,6 +25,8 @@ from vdata.exporters import export
 from vdata.exporters.dialog import SampleError
 from vdata.exporters.timefmt import RELATIVE_KINDS, TimeFormat, parse_vtg_tokens, vtg_tokens
 from vdata.schemas import records as R
+
+from test_export_times import _build   # noqa: E402  (the small samples build, one writer)
 
 OUT_OF_RANGE = "time_out_of_range"   # the skip reason (timefmt.OUT_OF_RANGE)
 TOP = {"relative": 99, "lita": 99, "lita:20": 19, "grounded_videollm": 300, "grounded_videollm:40": 40}
@@ -36,16 +37,6 @@ TOP = {"relative": 99, "lita": 99, "lita:20": 19, "grounded_videollm": 300, "gro
 def _video_row(path: Path, vid: str, dur: float, fps: float = 25.0) -> dict:
     return {R.PATH: str(path), R.VIDEO_ID: vid, R.DURATION_S: dur, R.FPS: fps, R.CLIP_ID: f"{vid}:video",
             R.START_S: 0.0, R.END_S: dur, R.SAMPLE_SCOPE: R.SCOPE_VIDEO}
-
-
-def _build(root: Path, samples: list[dict], name: str = "h20") -> str:
-    cols = sorted({c for r in samples for c in r})
-    schema = R.data_schema(cols)
-    (root / "samples").mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist([{c: r.get(c) for c in schema.names} for r in samples], schema=schema),
-                   root / "samples" / "part-00000.parquet")
-    (root / "manifest.json").write_text(json.dumps({"name": name, "level": "samples"}))
-    return str(root)
 
 
 def _sample(row: dict, sid: str, task: str, question: str, answer: str | None = None, **extra) -> dict:

@@ -123,16 +123,18 @@ def _ascending(values: list[float]) -> list[int]:
     (patience sorting): a stray time, a prose line's "9:30" among minutes of chapters, is the one left out, not
     the real chapters after it."""
     tails: list[int] = []            # tails[k]: index of the smallest last value of a rising run of length k+1
+    tail_values: list[float] = []    # values[tails[k]], kept beside them for the bisection
     before = [-1] * len(values)
     for i, v in enumerate(values):
-        k = bisect.bisect_left([values[j] for j in tails], v)
-        if k < len(tails) and values[tails[k]] == v:
+        k = bisect.bisect_left(tail_values, v)
+        if k < len(tails) and tail_values[k] == v:
             continue   # two lines at one time: the first stands (as YouTube shows the first)
         before[i] = tails[k - 1] if k else -1
         if k == len(tails):
             tails.append(i)
+            tail_values.append(v)
         else:
-            tails[k] = i
+            tails[k], tail_values[k] = i, v
     out, i = [], tails[-1] if tails else -1
     while i >= 0:
         out.append(i)

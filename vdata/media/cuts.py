@@ -28,6 +28,7 @@ after a cut, none at all with scenecut=0), and the frame before a keyframe cut i
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -423,7 +424,9 @@ def continuity_breaks(path: str, pid: int, start_s: float) -> list[float]:
     packet and a signalled discontinuity are allowed), as the time of the last PES before each jump, in seconds
     from `start_s`: what tells a capture that lost packets from a recording that held a picture, whose timestamps
     show the same gap. 188-byte packets, or 192 (M2TS: AVCHD, Blu-ray) and 204 ones, found by their sync bytes."""
-    data = np.fromfile(path, dtype=np.uint8)
+    if os.path.getsize(path) == 0:   # np.memmap refuses an empty file
+        return []
+    data = np.memmap(path, dtype=np.uint8, mode="r")   # paged in as read: a capture may be gigabytes
     for size, sync in ((188, 0), (192, 4), (204, 0)):
         n = (len(data) - sync) // size
         if n >= 2 and np.mean(data[sync:sync + n * size:size] == 0x47) > 0.99:

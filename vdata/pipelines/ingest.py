@@ -226,7 +226,7 @@ def as_stored(path: str) -> str:
     """`path`, or the same name in the other Unicode normal form where only that one is on disk: a manifest
     typed or generated in NFC names files that macOS (and zips made there) stored in NFD, and the two look the
     same in every message (outside check h21: "no such file" for a file `ls` shows)."""
-    if os.path.exists(path):
+    if path.isascii() or os.path.exists(path):   # normal forms differ only in non-ASCII names: no second stat
         return path
     for form in ("NFD", "NFC"):
         other = unicodedata.normalize(form, path)

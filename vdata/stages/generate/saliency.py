@@ -158,10 +158,7 @@ def _rated_answer(base: dict, units: list[Clue], scores: dict[str, int], min_sco
             best[c.id] = scores[c.id]
         else:
             best[outer.id] = max(best[outer.id], scores[c.id])
-    saliency = [vtg_saliency(best[c.id], scale) for c in top]
-    base[R.ANSWER] = "\n".join(f"{span_placeholder(c.start_s, c.end_s)} saliency {v:g}" for c, v in zip(top, saliency))
-    base[R.ANSWER_SPANS] = [{"start_s": float(c.start_s), "end_s": float(c.end_s)} for c in top]
-    base[R.ANSWER_SCORES] = saliency
+    _scored_answer(base, [(c.start_s, c.end_s) for c in top], [vtg_saliency(best[c.id], scale) for c in top])
     base[R.EVIDENCE] = evidence(top)
     return top
 
@@ -228,6 +225,13 @@ def _finish_highlights(stage: StageView, row, clues, p: Pending, reply: dict, ba
 QVH_CLIP_S = 2.0      # QVHighlights' clip: relevant_clip_ids count 2-s clips from the video's start
 QVH_MAX_RATING = 4    # each annotator rates a clip 0..4
 WHOLE_VIDEO_TOLERANCE_S = 0.5   # a clip row from 0 ending this close to the video's end is the whole video
+
+
+def _scored_answer(base: dict, spans: list[tuple[float, float]], scores: list[float]) -> None:
+    """A highlight answer, teacher-rated or annotated: one line per span with its saliency, the spans and scores."""
+    base[R.ANSWER] = "\n".join(f"{span_placeholder(a, b)} saliency {v:g}" for (a, b), v in zip(spans, scores))
+    base[R.ANSWER_SPANS] = [{"start_s": float(a), "end_s": float(b)} for a, b in spans]
+    base[R.ANSWER_SCORES] = scores
 
 
 def annotator_score(ratings: list, score_scale: str = "vtg") -> float:
@@ -305,9 +309,7 @@ def _annotated_highlights(stage: StageView, row: dict, tcfg: HighlightsTask) -> 
         scores = [annotator_score(r, tcfg.score_scale) for _, r in clips]
         windows = [(max(start, a), min(end, b), text) for a, b in _windows(query) if min(end, b) > max(start, a)]
         base[R.QUESTION] = _fixed_question(stage, "highlights", base[R.SAMPLE_ID], query=text)
-        base[R.ANSWER] = "\n".join(f"{span_placeholder(a, b)} saliency {v:g}" for (a, b), v in zip(spans, scores))
-        base[R.ANSWER_SPANS] = [{"start_s": float(a), "end_s": float(b)} for a, b in spans]
-        base[R.ANSWER_SCORES] = scores
+        _scored_answer(base, spans, scores)
         base[R.EVIDENCE] = annotation_evidence(sorted(windows))
         out.append(base)
     return out
