@@ -688,3 +688,19 @@ def _best_sidecar(stem: str, languages: list[str]) -> str | None:
     from vdata.stages.annotations.sources import SourceReader
 
     return next((path for path, _ in SourceReader._subtitle_candidates(stem, languages)), None)
+
+
+def test_a_title_that_is_not_text_is_rejected_never_rendered_as_its_repr():
+    """A YouTube `{"runs": [...]}` title or a dict of localized titles became "{'runs': ...}" in prompts and
+    exports; a bool became "True". Lines given as a list, or a number, are still text."""
+    out, issues = validate_annotations({"title": {"runs": [{"text": "Cooking"}]}, "description": {"en": "d"},
+                                        "transcript": ["first line", "second line"]}, 10.0)
+    assert out["title"] is None and out["description"] is None
+    assert out["transcript"] == "first line\nsecond line"
+    assert sorted(i.reason for i in issues) == ["description_malformed", "title_malformed"]
+    assert all(i.dropped for i in issues) and "dict" in issues[0].message
+    out, issues = validate_annotations({"title": True, "description": 2024}, 10.0)
+    assert out["title"] is None and out["description"] == "2024"
+    assert [i.reason for i in issues] == ["title_malformed"]
+    out, issues = validate_annotations({"title": ["a", {"b": 1}]}, 10.0)
+    assert out["title"] is None and [i.reason for i in issues] == ["title_malformed"]

@@ -4,7 +4,8 @@
 already decoded from JSON / SRT / description lines into Python values, and returns the
 `ANNOTATIONS_TYPE` dict plus a list of `AnnotationIssue`s. Rules, per kind:
 
-- title, description, transcript: text, stripped; empty is absent (None).
+- title, description, transcript: text (a list of lines is joined), stripped; empty is absent (None); a
+  dict or a bool is `<kind>_malformed` (dropped, never rendered as its repr).
 - labels: strings, de-duplicated in order. With a vocabulary, each label is matched case- and
   underscore-insensitively and written in the vocabulary's spelling; one not in it is dropped
   (`label_not_in_vocabulary`).
@@ -176,6 +177,13 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
+def _is_text(value: Any) -> bool:
+    """Text, a number, or a list of those (lines); a dict or a bool is not (its repr would become the title)."""
+    if isinstance(value, (list, tuple)):
+        return all(v is None or _is_text(v) and not isinstance(v, (list, tuple)) for v in value)
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+
+
 class _Checker:
     def __init__(self, duration_s: float | None, tolerance_s: float):
         self.duration_s, self.tolerance_s = duration_s, tolerance_s
@@ -184,6 +192,15 @@ class _Checker:
     def issue(self, kind: str, reason: str, message: str, item: Any = None, index: int | None = None,
               dropped: bool = True) -> None:
         self.issues.append(AnnotationIssue(kind, reason, message, item, index, dropped))
+
+    def text(self, kind: str, value: Any) -> str | None:
+        """A title / description / transcript as text; a value of another shape (a dict of localized
+        titles, a YouTube `{"runs": [...]}`) is `<kind>_malformed`, never its Python repr."""
+        if value is None or _is_text(value):
+            return _text(value)
+        self.issue(kind, f"{kind}_malformed", f"{kind} is a {type(value).__name__}, not text: {str(value)[:80]}",
+                   value)
+        return None
 
     def labels(self, value: Any, vocabulary: list[str] | None) -> list[str]:
         given = [value] if isinstance(value, str) else (list(value) if isinstance(value, (list, tuple)) else [value])
@@ -352,13 +369,13 @@ def validate_annotations(raw: dict[str, Any], duration_s: float | None, *, vocab
     """(the ANNOTATIONS_TYPE value, the issues) of one video's raw annotations; see the module docstring."""
     check = _Checker(duration_s, tolerance_s)
     out = {
-        "title": _text(raw.get("title")),
-        "description": _text(raw.get("description")),
+        "title": check.text("title", raw.get("title")),
+        "description": check.text("description", raw.get("description")),
         "labels": check.labels(raw.get("labels"), vocabulary) if raw.get("labels") is not None else [],
         "chapters": check.chapters(raw.get("chapters")),
         "segments": _public(check.spans("segments", raw.get("segments"))),
         "subtitles": _public(check.subtitles(raw.get("subtitles"), subtitle_overlap)),
-        "transcript": _text(raw.get("transcript")),
+        "transcript": check.text("transcript", raw.get("transcript")),
     }
     return out, check.issues
 

@@ -106,7 +106,7 @@ class AnnotationsConfig(StageConfig):
 
 class AnnotationsStage(Stage):
     name = "annotations"
-    version = 12  # 2: YouTube's automatic captions once per line; yt-dlp's download listings are no subtitles;
+    version = 13  # 2: YouTube's automatic captions once per line; yt-dlp's download listings are no subtitles;
     #               3: a kind is also read under its own name when the configured key is absent;
     #               4: a clock with a fraction ("0:01:02.5") is a time, not an unreadable item;
     #               5: a video in a bucket has its sidecars read beside its URL;
@@ -123,6 +123,7 @@ class AnnotationsStage(Stage):
     #               12: chapter times with a fraction, range lines and one-line lists; prose ending in a clock
     #                   is no chapter; <br> is a line break; a chapter's given end unlike the next start is a
     #                   repair; sidecar names are compared in Unicode NFC (macOS writes NFD)
+    #               13: a title / description / transcript that is not text is <kind>_malformed, not its repr
     Config = AnnotationsConfig
     reads = (R.PATH, R.SOURCE_META, R.DURATION_S)
     writes = R.ANNOTATION_COLUMNS
