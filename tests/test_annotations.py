@@ -704,3 +704,14 @@ def test_a_title_that_is_not_text_is_rejected_never_rendered_as_its_repr():
     assert [i.reason for i in issues] == ["title_malformed"]
     out, issues = validate_annotations({"title": ["a", {"b": 1}]}, 10.0)
     assert out["title"] is None and [i.reason for i in issues] == ["title_malformed"]
+
+
+def test_parallel_lists_of_different_lengths_pair_by_place_and_name_the_unpaired_entry():
+    """ActivityNet-style `{timestamps, sentences}` given inline: zip() dropped the unpaired entries without a
+    word; they are now `<kind>_malformed` rejects that say which list is short."""
+    out, issues = validate_annotations({"segments": {"timestamps": [[0, 2], [3, 4], [5, 6]], "sentences": ["a"]}}, 10.0)
+    assert [s["text"] for s in out["segments"]] == ["a"]
+    assert [i.reason for i in issues] == ["segment_malformed", "segment_malformed"]
+    assert "item 2 has no text" in issues[0].message and "3 spans and 1 texts" in issues[0].message
+    out, issues = validate_annotations({"segments": {"timestamps": [[0, 2]], "sentences": ["a", "b"]}}, 10.0)
+    assert len(out["segments"]) == 1 and "item 2 has no span" in issues[0].message

@@ -53,6 +53,7 @@ _TEXT_KEYS = ("text", "title", "sentence", "caption", "description", "label", "n
 # An item flag: the end was rounded up to a fixed chunk (DiDeMo's 5-s chunks), so an end past the video
 # means "until the video ends" and is clamped as a repair, however far past.
 ENDS_WITH_VIDEO = "end_rounded_up"
+_UNPAIRED = "_unpaired"   # an entry of parallel lists that the shorter list left without a partner: why
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,12 @@ def timed_items(value: Any) -> list:
     if isinstance(value, dict):
         spans, texts = _first(value, _SPAN_KEYS), _first(value, ("sentences", "captions", "texts", "titles"))
         if isinstance(spans, list) and isinstance(texts, list):
-            return [{"timestamp": s, "text": t} for s, t in zip(spans, texts)]
+            # paired by place, as the file readers pair them (annotation_formats.base.pair_lists); an entry
+            # that the shorter list leaves without a partner is malformed, said so, not "empty text"
+            unpaired = f"{len(spans)} spans and {len(texts)} texts: parallel lists of different lengths"
+            return [{"timestamp": s, "text": t} for s, t in zip(spans, texts)] + [
+                {_UNPAIRED: f"item {i + 1} has no {'text' if len(spans) > len(texts) else 'span'} ({unpaired})"}
+                for i in range(min(len(spans), len(texts)), max(len(spans), len(texts)))]
         return [value]
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
@@ -228,8 +234,10 @@ class _Checker:
         for i, item in enumerate(timed_items(value)):
             parsed = _timed_item(item, needs_end=False)
             if parsed is None:
-                self.issue("chapters", "chapter_malformed", f"item {i + 1} of the chapters has no readable start time "
-                           "and title", item, i)
+                why = item.get(_UNPAIRED) if isinstance(item, dict) else None
+                self.issue("chapters", "chapter_malformed", f"the chapters: {why}" if why else
+                           f"item {i + 1} of the chapters has no readable start time and title", None if why else item,
+                           None if why else i)
                 continue
             start, given_end, title = parsed
             if not title:
@@ -297,8 +305,10 @@ class _Checker:
         for i, item in enumerate(timed_items(value)):
             parsed = _timed_item(item, needs_end=True)
             if parsed is None:
-                self.issue(kind, f"{one}_malformed", f"item {i + 1} of the {kind} has no readable start, end and "
-                           "text", item, i)
+                why = item.get(_UNPAIRED) if isinstance(item, dict) else None
+                self.issue(kind, f"{one}_malformed", f"the {kind}: {why}" if why else
+                           f"item {i + 1} of the {kind} has no readable start, end and text", None if why else item,
+                           None if why else i)
                 continue
             start, end, text = parsed
             if end <= start and end < 0:   # a negative time (its reader may have clamped the start to 0 already)
