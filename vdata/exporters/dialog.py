@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
+from typing import Any, Iterator
 
 from vdata.schemas import records as R
 
@@ -193,3 +194,13 @@ def cot_text(item: Item, tf: TimeFormat) -> str:
 
 def turn(item: Item, tf: TimeFormat) -> Turn:
     return Turn(question_text(item, tf), answer_text(item, tf))
+
+
+def turns(prepared, skipped) -> Iterator[tuple[Any, Turn]]:
+    """(prepared sample, its turn) for each sample of `prepared` (exporters.base.prepare) that renders;
+    one that cannot is counted in `skipped` by its reason, never written half-made."""
+    for p in prepared:
+        try:
+            yield p, turn(p.item, p.tf)
+        except SampleError as e:
+            skipped[e.reason] += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from .base import ExportOptions, ExportResult, prepare, safe_name, write_json, write_jsonl
-from .dialog import SampleError, turn
+from .dialog import turns
 from .source import SUBSETS, BuildDir
 
 VIDEO_TOKEN = "<video>"
@@ -21,12 +21,7 @@ def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
     prepared, planner, skipped = prepare(build, dest, opts, clip_strategy="interval")
     root = os.path.join(planner.dest, "videos")
     groups: dict[str, list] = {}
-    for p in prepared:
-        try:
-            t = turn(p.item, p.tf)
-        except SampleError as e:
-            skipped[e.reason] += 1
-            continue
+    for p, t in turns(prepared, skipped):
         rec = {"id": p.item.id, "video": planner.ref(p.visual, root),
                "conversations": [{"from": "human", "value": f"{VIDEO_TOKEN}\n{t.user}"},
                                  {"from": "gpt", "value": t.assistant}]}

@@ -26,7 +26,7 @@ import os
 import yaml
 
 from .base import ExportOptions, ExportResult, prepare, safe_name, write_json
-from .dialog import SampleError, turn
+from .dialog import turns
 from .source import BuildDir, ExportError, subset_of
 
 FILE_SUFFIX = {"captions": "cap", "open_qa": "oe_qa", "grounding": "oe_qa", "mcq": "mc_qa"}
@@ -45,12 +45,7 @@ def export(build: BuildDir, dest: str, opts: ExportOptions, video_token: str = I
     prepared, planner, skipped = prepare(build, dest, opts)
     video_folder = os.path.join(planner.dest, "videos")
     groups: dict[str, list] = {}
-    for p in prepared:
-        try:
-            t = turn(p.item, p.tf)
-        except SampleError as e:
-            skipped[e.reason] += 1
-            continue
+    for p, t in turns(prepared, skipped):
         groups.setdefault(llava_file_kind(p.item), []).append({
             "id": p.item.id,
             "video": planner.ref(p.visual, video_folder),

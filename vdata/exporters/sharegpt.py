@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from .base import ExportOptions, ExportResult, prepare, safe_name, write_json
-from .dialog import SampleError, turn
+from .dialog import turns
 from .source import SUBSETS, BuildDir
 
 VIDEO_TAG = "<video>"
@@ -29,12 +29,7 @@ def messages_records(build: BuildDir, dest: str, opts: ExportOptions, absolute: 
     """Shared by the LLaMA-Factory and ms-swift exporters: records grouped by subset."""
     prepared, planner, skipped = prepare(build, dest, opts)
     groups: dict[str, list] = {}
-    for p in prepared:
-        try:
-            t = turn(p.item, p.tf)
-        except SampleError as e:
-            skipped[e.reason] += 1
-            continue
+    for p, t in turns(prepared, skipped):
         video = planner.abspath(p.visual) if absolute else planner.ref(p.visual, planner.dest)
         groups.setdefault(p.item.subset, []).append({
             "id": p.item.id,
