@@ -120,9 +120,12 @@ def test_prose_lines_ending_in_a_time_are_not_chapters():
 def test_a_stray_time_of_the_lists_own_form_is_the_one_left_out_and_another_forms_chapter_that_fits_is_kept():
     """Outside check h20 F17: in a "Title 0:00" list the prose line "Doors open 9:30" took the real "Main 1:30"'s
     place; and a chapter line of the other form ("Main part 1:30" among "0:00 Intro" lines) was dropped silently."""
-    trailing = parse_chapter_lines("Intro 0:00\nDoors open 9:30\nMain 1:30")
+    trailing = parse_chapter_lines("Intro 0:00\nSpecial guest 9:30\nMain 1:30")
     assert [(c.start_s, c.title) for c in trailing.items] == [(0.0, "Intro"), (90.0, "Main")]
     assert [p.reason for p in trailing.problems] == ["chapter_out_of_order"] and "9:30" in trailing.problems[0].raw
+    # a time that a preposition or "open" leads is prose in any list: left out without a problem
+    trailing = parse_chapter_lines("Intro 0:00\nDoors open 9:30\nMain 1:30")
+    assert [(c.start_s, c.title) for c in trailing.items] == [(0.0, "Intro"), (90.0, "Main")] and not trailing.problems
     mixed = parse_chapter_lines("0:00 Intro\nMain part 1:30\n3:00 Outro")
     assert [(c.start_s, c.title) for c in mixed.items] == [(0.0, "Intro"), (90.0, "Main part"), (180.0, "Outro")]
     # a line of the other form whose time does not fit between its neighbours stays prose
@@ -350,3 +353,15 @@ def test_chapter_lists_as_people_write_them_second_pass():
                                                                                    (60.0, "Outro")]
     assert parsed("Skip the ad: jump to 0:00\n\n0:00 Intro\n1:00 A\n2:00 B") == (three, [])
     assert parsed("0:00 Intro\n0:00 Cold open\n1:00 A\n2:00 B") == (three, ["chapter_out_of_order"])
+
+
+def test_prose_after_a_trailing_time_list_that_ends_in_a_clock_is_no_chapter():
+    """"New videos every Friday at 18:00" after an "Intro 0:00" list became an 18-minute chapter (a
+    chapter_past_end reject on a shorter video); a preposition before the time marks prose."""
+    text = "Intro 0:00\nPart two 1:00\nOutro 2:30\nNew videos every Friday at 18:00\nLive from 9:30 until 11:00"
+    parsed = parse_chapter_lines(text)
+    assert [(c.start_s, c.title) for c in parsed.items] == [(0.0, "Intro"), (60.0, "Part two"), (150.0, "Outro")]
+    assert parsed.problems == []
+    # titles that end in a separator, not a preposition, stay chapters
+    assert [c.title for c in parse_chapter_lines("Intro - 0:00\nQ&A | 1:30\nThe end @ 2:00").items] == \
+        ["Intro", "Q&A", "The end"]

@@ -26,6 +26,10 @@ _TRAIL = re.compile(rf"^(?P<title>.*?\S)\s*(?:[-–—:|@]\s*)?[(\[]?(?P<ts>{_TS
 # where a one-line list ("0:00 Intro | 0:30 Part 2 | 1:00 Outro") is cut: a list separator before a time
 _ONE_LINE_CUT = re.compile(rf"\s*[|•·;]\s*(?=[(\[]?{_TS}(?:[)\]]|\s|$))")
 _SPACE_CUT = re.compile(rf"(?<![-–—~\s])(?<!\bto)\s+(?={_TS}\s+\S)")   # not inside a range "0:00 - 0:45"
+# a clock time in prose: "New videos every Friday at 18:00", "Live until 9:30" end in a time that a preposition
+# leads; a trailing-time chapter title ("Intro 0:00", "Q&A - 12:30") does not end in one
+_PROSE_BEFORE_TIME = re.compile(r"\b(?:at|from|until|till|til|by|around|about|before|after|since|between|"
+                                r"approx|approximately|starting|starts|ends|open|opens|closes)\W*$", re.IGNORECASE)
 
 
 def parse_chapter_lines(text: str, require_zero_start: bool = True) -> Parsed:
@@ -51,7 +55,8 @@ def parse_chapter_lines(text: str, require_zero_start: bool = True) -> Parsed:
         for part in (_one_line_list(line) if alone else [line]):
             m = _LEAD.match(part)
             form = "lead" if m is not None else "trail"
-            m = m or _TRAIL.match(part)
+            if m is None and (m := _TRAIL.match(part)) is not None and _PROSE_BEFORE_TIME.search(m.group("title")):
+                continue   # prose that ends in a clock time, whatever the list's form (outside check h23 F4)
             if m is not None:
                 found.append((form, m, part.strip()))
     # The list runs from its 0:00 line to the next 0:00 line: timed lines before it (lyrics, "recorded at 18:45")

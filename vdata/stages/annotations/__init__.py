@@ -123,7 +123,8 @@ class AnnotationsStage(Stage):
     #               12: chapter times with a fraction, range lines and one-line lists; prose ending in a clock
     #                   is no chapter; <br> is a line break; a chapter's given end unlike the next start is a
     #                   repair; sidecar names are compared in Unicode NFC (macOS writes NFD)
-    #               13: a title / description / transcript that is not text is <kind>_malformed, not its repr
+    #               13: a title / description / transcript that is not text is <kind>_malformed, not its repr;
+    #                   a chapter line whose time a preposition leads ("... at 18:00") is prose
     Config = AnnotationsConfig
     reads = (R.PATH, R.SOURCE_META, R.DURATION_S)
     writes = R.ANNOTATION_COLUMNS
