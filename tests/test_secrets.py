@@ -183,3 +183,42 @@ def test_manifest_and_card_keep_a_valid_config_that_rebuilds_the_run(secret_run,
         assert rebuilt.config_hash() == original.config_hash()
         assert rebuilt.stage_hashes() == original.stage_hashes()
     assert "min_len_s=0.5" in card and "***" not in card
+
+
+def test_credentials_inside_urls_are_masked_by_shape():
+    """Outside check h26 F2: a basic-auth password in a teacher's `base_url` (vLLM behind nginx) and an API key
+    in its query string (`?key=`, Gemini/Azure style) reached the manifest, report and the pushed card."""
+    text = ("base_url: http://user:PASSWORDINURL123@127.0.0.1:9/v1?key=QUERYSECRET42&model=x\n"
+            "video: https://b.s3.amazonaws.com/a.mp4?X-Amz-Credential=AKID%2F1&X-Amz-Signature=ab12cd&X-Amz-Expires=60\n"
+            "sas: https://a.blob.core.windows.net/c/v.mp4?sv=2022&sig=Zm9vYmFy%3D\n"
+            "plain: https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=30 and http://host:8000/v1 and key=value\n")
+    out = redact(text)
+    for secret in ("PASSWORDINURL123", "QUERYSECRET42", "AKID%2F1", "ab12cd", "Zm9vYmFy%3D"):
+        assert secret not in out
+    data = yaml.safe_load(out)   # still YAML; user names, hosts, other parameters and plain URLs stay
+    assert data["base_url"] == f"http://user:{MASK}@127.0.0.1:9/v1?key={MASK}&model=x"
+    assert "X-Amz-Expires=60" in data["video"] and data["plain"] == text.splitlines()[3][len("plain: "):]
+
+
+def test_a_build_writes_no_url_credential_anywhere(tmp_path):
+    password, query_key = "pw" + secrets.token_hex(8), "qk" + secrets.token_hex(8)
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    render_segments(str(videos / "v.mp4"), [Segment("testsrc2", 1.0)], size=(160, 90))
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"""\
+name: urls
+input: [{{path: {videos}}}]
+output: {{dir: {tmp_path / "out"}}}
+ray: {{executor: local, progress: false}}
+stages: [{{probe: {{}}}}]
+teachers:
+  proxied: {{backend: openai, model: m, base_url: "http://user:{password}@127.0.0.1:9/v1?key={query_key}"}}
+""")
+    proc = subprocess.run([sys.executable, "-m", "vdata.cli", "build", str(cfg)], capture_output=True, text=True,
+                          timeout=300, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    files = [Path(d) / f for d, _, fs in os.walk(tmp_path / "out") for f in fs]
+    assert any(f.name == "manifest.json" for f in files) and any(f.name == "README.md" for f in files)
+    for blob in [proc.stdout.encode(), proc.stderr.encode(), *(f.read_bytes() for f in files if f.is_file())]:
+        assert password.encode() not in blob and query_key.encode() not in blob
