@@ -295,3 +295,17 @@ def test_clue_qa_twins_and_false_premise_with_smollm(clip_rows, smollm, tmp_path
         else:
             assert s[R.TASK] == "open_qa" and s[R.OPTIONS] is None
     assert {s[R.QUESTION_TYPE] for s in samples} <= {"action", "attribute", "false_premise"}
+
+
+def test_an_event_whose_text_recurs_at_another_time_has_no_place_in_an_order():
+    """Outside check h24 F3: "Colour bars appear." at 3-6 s and again at 9-12 s was listed as one event of an
+    event_order item, and the key marked one of two right orders. The same text twice over one stretch of
+    time is still one event."""
+    from vdata.stages.generate.benchmark_tasks import orderable
+    from vdata.stages.generate.clues import Clue
+
+    events = [Clue("S1", "segment", "A counter ticks.", 0.0, 3.0), Clue("S2", "segment", "Colour bars appear.", 3.0, 6.0),
+              Clue("S3", "segment", "A fractal zooms in.", 6.0, 9.0), Clue("S4", "segment", "colour bars appear", 9.0, 12.0)]
+    assert [c.text for c in orderable(events, 0.0)] == ["A counter ticks.", "A fractal zooms in."]
+    twice_at_once = [*events[:3], Clue("S5", "segment", "A fractal zooms in.", 7.0, 8.5)]
+    assert [c.id for c in orderable(twice_at_once, 0.0)] == ["S1", "S2", "S3"]

@@ -104,14 +104,19 @@ def source_clues(row: dict, clues: list[Clue], source: str) -> list[Clue]:
 
 def orderable(candidates: list[Clue], max_overlap_s: float) -> list[Clue]:
     """The most events with distinct texts whose intervals do not overlap (earliest end first), in time
-    order. A clue that spans the others (a clip caption over its events, the whole-video caption) drops out."""
+    order. A clue that spans the others (a clip caption over its events, the whole-video caption) drops out.
+    A text that happens at two separate times ("Colour bars appear." at 3-6 s and again at 9-12 s; Ego4D's
+    "C picks up a knife.") has no one place in the order: none of its events is orderable, else two options
+    would be right (outside check h24 F3). The same text twice over one stretch of time is one event."""
     spans = [c for c in candidates if c.start_s is not None and c.end_s is not None and c.end_s > c.start_s]
-    seen, distinct = set(), []
+    by_text: dict[str, list[Clue]] = {}
     for c in sorted(spans, key=lambda c: (c.start_s, c.end_s, c.id)):
-        key = norm(c.text)
-        if key and key not in seen:
-            seen.add(key)
-            distinct.append(c)
+        if key := norm(c.text):
+            by_text.setdefault(key, []).append(c)
+    distinct = []
+    for same in by_text.values():
+        if all(b.start_s < a.end_s for a, b in zip(same, same[1:])):   # each overlaps the one before: one event
+            distinct.append(same[0])
     chosen: list[Clue] = []
     for c in sorted(distinct, key=lambda c: (c.end_s, c.start_s, c.id)):
         if not chosen or c.start_s >= chosen[-1].end_s - max_overlap_s:

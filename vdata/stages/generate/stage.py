@@ -171,7 +171,8 @@ class GenerateStage(Stage):
     # 8: streaming_dialogue: a duration said in speech, subtitles or annotated segments gives no time away;
     #    a segment or chapter crossing a clip's bounds is one annotation_crosses_clip reject; covers_video rejects;
     #    highlights: {source: annotations} (QVHighlights' human saliency, no teacher)
-    version = 8
+    # 9: event_order: a text that recurs at another time is not orderable
+    version = 9
     Config = GenerateConfig
     # the models a task loads in the workers: checked (and fetched) in the driver first
     HUB_MODEL_FIELDS = ("tasks.preference_pairs.vision_text_model", "tasks.speech_captions.embedding_model",
