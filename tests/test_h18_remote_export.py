@@ -40,3 +40,29 @@ def test_llava_and_sharegpt_exports_to_a_bucket_name_the_bucket(demo_build, s3):
         assert "vdata-export-" not in "\n".join(sg.notes) and "--dataset_dir s3://h18-exports/sg" in "\n".join(sg.notes)
     finally:
         S.configure(None)
+
+
+def test_every_export_to_a_bucket_names_no_staging_folder_in_any_file(demo_build, s3):
+    """h26 F3: lmms-eval's task YAMLs gave `data_files` in the deleted staging folder (vdata-export-…), and
+    ms-swift's JSONL gave absolute video paths there; every text file now names the bucket instead."""
+    from vdata.exporters import export
+    from vdata.media import storage as S
+
+    endpoint, fs = s3
+    fs.mkdir("h26-exports")
+    S.configure({"s3": {"endpoint_url": endpoint, "key": "testing-key", "secret": SECRET}})
+    try:
+        for fmt in ("lmms-eval", "swift"):
+            res = export(demo_build, f"s3://h26-exports/{fmt}", fmt)
+            texts = [f for f in fs.find(f"h26-exports/{fmt}") if f.endswith((".yaml", ".jsonl", ".json"))]
+            assert texts, fmt
+            for f in texts:
+                with fs.open(f, "r") as fh:
+                    assert "vdata-export-" not in fh.read(), f
+            assert any("a downloaded copy" in n for n in res.notes), res.notes
+        yml = next(f for f in fs.find("h26-exports/lmms-eval") if f.endswith("_mcq.yaml"))
+        with fs.open(yml, "r") as fh:   # (lmms-eval's `!function` tags: read the one line)
+            data_file = next(line.split(":", 1)[1].strip().strip("'\"") for line in fh if line.strip().startswith("test:"))
+        assert data_file.startswith("s3://h26-exports/lmms-eval/data/") and fs.isfile(data_file)
+    finally:
+        S.configure(None)

@@ -162,6 +162,7 @@ def _export_to_url(out_dir: str, dest: str, format: str, **options) -> ExportRes
         relocate = getattr(importlib.import_module(REGISTRY[format].split(":")[0]), "relocate", None)
         if relocate is not None:   # files that name their own location (the LLaVA data_path YAML): the URL
             relocate(local, dest, result)
+        _name_the_url(local, dest, result)
         S.put_tree(local, dest)
         # the notes name where the files are now: the URL, never the staging folder that is deleted below
         for staged in sorted({local, os.path.realpath(local), os.path.abspath(local)}, key=len, reverse=True):
@@ -177,6 +178,41 @@ def _export_to_url(out_dir: str, dest: str, format: str, **options) -> ExportRes
         result.notes.append(f"the linked videos were uploaded as copies: {S.scheme(dest)}:// holds no links")
     result.dest = dest
     return result
+
+
+# the files whose text may name their own folder: task YAMLs (lmms-eval data_files), JSON Lines with absolute
+# video paths (ms-swift), notes; Parquet and media are left alone (they hold paths relative to the export)
+_TEXT_SUFFIXES = (".yaml", ".yml", ".json", ".jsonl", ".tsv", ".csv", ".txt", ".md", ".py")
+
+
+def _name_the_url(local: str, dest: str, result: ExportResult) -> None:
+    """Where a file of an export rendered in `local` names that folder (lmms-eval's absolute `data_files`,
+    ms-swift's absolute video paths), it names `dest`'s URL instead: the staging folder is deleted after
+    the upload, and a machine-local path that no longer exists is what a consumer must never be handed
+    (outside check h26 F3). Said once in the notes, with what a local trainer does with it."""
+    import os
+
+    staged = sorted({local, os.path.realpath(local), os.path.abspath(local)}, key=len, reverse=True)
+    url = dest.rstrip("/")
+    named = []
+    for root, _, files in os.walk(local):
+        for fname in files:
+            path = os.path.join(root, fname)
+            if not fname.endswith(_TEXT_SUFFIXES) or os.path.islink(path):
+                continue
+            with open(path, encoding="utf-8", errors="surrogateescape") as f:
+                text = f.read()
+            changed = text
+            for folder in staged:
+                changed = changed.replace(folder, url)
+            if changed != text:
+                with open(path, "w", encoding="utf-8", errors="surrogateescape") as f:
+                    f.write(changed)
+                named.append(os.path.relpath(path, local))
+    if named:
+        result.notes.append(f"{', '.join(sorted(named))} name(s) the export's files by their URL at {url}: a trainer "
+                            "or evaluator that reads local files needs a downloaded copy, with that URL replaced "
+                            "by the copy's folder")
 
 
 def _split_counts(build) -> str:
