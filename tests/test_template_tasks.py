@@ -526,3 +526,21 @@ def test_label_mcq_reads_a_vocabulary_as_the_annotations_stage_does(clip_rows, t
     listed.write_text(json.dumps(["baking", "cycling", "fishing", "test pattern"], indent=2))
     made, rejects = _run(_config(label_mcq={"vocabulary": str(listed)}), [row])
     assert [s[R.ANSWER] for s in made if s[R.TASK] == "label_mcq"] == ["test pattern"], rejects
+
+
+def test_dense_from_segments_past_max_segments_is_one_reject_and_merged_answers_say_a_span_once(clip_rows):
+    """Outside check h24 F1: 3,000 Ego4D-style segments became one 114,570-character dense caption; F5: two
+    texts equal but for a full stop over one span answered "{{span:0,4}} and {{span:0,4}}"."""
+    many = [(i * 0.004, i * 0.004 + 0.5, f"event number {i}") for i in range(70)]
+    video = _video_row(_with(clip_rows, segments=many))
+    samples, rejects = _run(_config(dense_from_segments={}), [video])
+    assert samples == [] and [r["reason"] for r in rejects] == ["too_many_segments"]
+    assert "max_segments (64)" in rejects[0]["message"]
+    samples, rejects = _run(_config(dense_from_segments={"max_segments": None}), [video])
+    assert len(samples) == 1 and len(samples[0][R.ANSWER_SPANS]) == 70 and rejects == []
+    twice = [(0.0, 4.0, "A test card with a counter is shown."), (0.0, 4.0, "A test card with a counter is shown"),
+             (5.0, 7.0, "A test card with a counter is shown")]
+    samples, _ = _run(_config(segment_grounding={}), [_video_row(_with(clip_rows, segments=twice))])
+    assert len(samples) == 1
+    assert [(s["start_s"], s["end_s"]) for s in samples[0][R.ANSWER_SPANS]] == [(0.0, 4.0), (5.0, 7.0)]
+    assert samples[0][R.ANSWER].count("{{span:0") == 1

@@ -56,6 +56,10 @@ class IntervalCaptionTask(PerItemTask):
 
 class DenseFromSegmentsTask(TemplateTask):
     min_segments: int = Field(2, ge=1)
+    # One answer lists every segment: dense-captioning sets have a handful per video (ActivityNet ~4,
+    # YouCook2 ~8); Ego4D narrations or ASR lines read as segments give thousands, one 100k-character
+    # target that no model's context holds (outside check h24 F1). Past this: a too_many_segments reject.
+    max_segments: int | None = Field(64, ge=1)
 
     def needed(self) -> int:
         return self.min_segments
@@ -131,6 +135,12 @@ def _plan_for(spec: _Spec):
                 base = template_sample(stage, row, spec.task, 0, prompt_id, spec.qtype)
                 return [stage.reject(base, "missing_annotation", f"{spec.task}: {len(items)} {spec.kind} inside the "
                                      f"row, {need} needed", task=spec.task, kind=spec.kind, inside=len(items))], []
+            most = getattr(tcfg, "max_segments", None)
+            if most is not None and len(items) > most:
+                base = template_sample(stage, row, spec.task, 0, prompt_id, spec.qtype)
+                return [stage.reject(base, "too_many_segments", f"{spec.task}: {len(items)} {spec.kind} inside the "
+                                     f"row, more than {spec.task}.max_segments ({most}) in one answer", task=spec.task,
+                                     kind=spec.kind, inside=len(items))], []
             out = template_sample(stage, row, spec.task, 0, prompt_id, spec.qtype)
             out[R.QUESTION] = fill_question(templates, spec.task, tcfg, row, 0)
             out[R.ANSWER] = timed_lines(items)
@@ -190,12 +200,17 @@ def same_question(items: list[tuple[float, float, str]], shape: str) -> list[lis
     incomplete (QVHighlights gives one query several `relevant_windows`; Charades-STA and ActivityNet
     repeat a sentence at two times; YouCook2 has steps annotated over the same interval): a grounding
     question (the text) answers with every interval of its text, a caption question (the interval) with
-    every text of its interval. Items that ask nothing twice keep their own place, so their sample ids
-    do not move."""
+    every text of its interval, each once. Items that ask nothing twice keep their own place, so their
+    sample ids do not move."""
     groups: dict[object, list[tuple[float, float, str]]] = {}
     for a, b, text in items:
-        key = text_identity(text) if shape == "grounding" else (round(a, 3), round(b, 3))
-        groups.setdefault(key, []).append((a, b, text))
+        span, same_text = (round(a, 3), round(b, 3)), text_identity(text)
+        group = groups.setdefault(same_text if shape == "grounding" else span, [])
+        # one answer says a span (or a text) once: "A test card." and "A test card" over 0-4 s gave
+        # "{{span:0,4}} and {{span:0,4}}" (outside check h24 F5)
+        if not any(((round(x, 3), round(y, 3)) if shape == "grounding" else text_identity(t)) ==
+                   (span if shape == "grounding" else same_text) for x, y, t in group):
+            group.append((a, b, text))
     return list(groups.values())
 
 

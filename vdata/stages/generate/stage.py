@@ -171,7 +171,8 @@ class GenerateStage(Stage):
     # 8: streaming_dialogue: a duration said in speech, subtitles or annotated segments gives no time away;
     #    a segment or chapter crossing a clip's bounds is one annotation_crosses_clip reject; covers_video rejects;
     #    highlights: {source: annotations} (QVHighlights' human saliency, no teacher)
-    # 9: event_order: a text that recurs at another time is not orderable
+    # 9: event_order: a text that recurs at another time is not orderable; dense_from_segments.max_segments;
+    #    merged template answers say each span (text) once
     version = 9
     Config = GenerateConfig
     # the models a task loads in the workers: checked (and fetched) in the driver first
