@@ -120,7 +120,7 @@ def test_template_tasks_on_clip_rows_and_the_video_row(clip_rows):
     for s in samples:
         row = by_row[s[R.CLIP_ID]]
         assert s[R.QUESTION] and s[R.ANSWER] and s[R.SAMPLE_TEACHER] is None
-        assert s[R.SAMPLE_PROMPT_VERSION] == "generate/template_questions@v2"
+        assert s[R.SAMPLE_PROMPT_VERSION] == "generate/template_questions@v3"
         assert (s[R.START_S], s[R.END_S]) == (row[R.START_S], row[R.END_S])
         if s[R.TASK] != "label_mcq":
             assert s[R.ANSWER_SPANS] and _inside(s), (s[R.TASK], s[R.ANSWER_SPANS], row[R.START_S], row[R.END_S])
@@ -544,3 +544,19 @@ def test_dense_from_segments_past_max_segments_is_one_reject_and_merged_answers_
     assert len(samples) == 1
     assert [(s["start_s"], s["end_s"]) for s in samples[0][R.ANSWER_SPANS]] == [(0.0, 4.0), (5.0, 7.0)]
     assert samples[0][R.ANSWER].count("{{span:0") == 1
+
+
+def test_label_mcq_open_twin_asks_without_options(clip_rows):
+    """Outside check h24 F4: the open-ended twin kept "Which option matches the content of this video?" with
+    no options shown; it now asks with the shipped label_mcq_open wording, or a configured template that
+    names no option."""
+    rows = _with(clip_rows)
+    twins = []
+    for seed in range(6):
+        samples, _ = _run(_config(label_mcq={"vocabulary": VOCAB, "open_form": True, "seed": seed}), rows)
+        twins += [s for s in samples if s[R.TASK] == "open_qa"]
+    assert twins and all(s[R.OPTIONS] is None for s in twins)
+    assert not [s[R.QUESTION] for s in twins if re.search(r"option|following", s[R.QUESTION], re.I)]
+    given = ["Which option best describes the clip?", "What is the person doing?"]
+    samples, _ = _run(_config(label_mcq={"vocabulary": VOCAB, "open_form": True, "templates": given}), rows)
+    assert {s[R.QUESTION] for s in samples if s[R.TASK] == "open_qa"} == {"What is the person doing?"}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import TYPE_CHECKING
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -30,10 +31,10 @@ from vdata.schemas import records as R
 from vdata.schemas.annotations import label_key, read_label_file
 from vdata.schemas.config import config_file
 
-from .annotated import (EDGE_TOLERANCE_S, TemplateTask, annotations, dataset_of, fill_question, interval, pick_items,
-                        question_templates, rng, template_sample)
+from .annotated import (EDGE_TOLERANCE_S, TEMPLATE_PROMPT, TemplateTask, annotations, dataset_of, fill_question,
+                        interval, pick_items, question_templates, rng, template_sample)
 from .clues import Clue, source_meta
-from .common import TaskFamily, make_sample_id, stable_hash
+from .common import TaskFamily, make_sample_id, parse_lines, stable_hash
 
 if TYPE_CHECKING:
     from .common import StageView
@@ -233,8 +234,25 @@ def _plan(stage: StageView, row: dict, clues: list[Clue], tcfg: LabelMCQTask):
             twin[R.SAMPLE_ID] = make_sample_id(row[R.CLIP_ID], "label_mcq_open", index, prompt_id)
             twin[R.TASK] = "open_qa"
             twin[R.OPTIONS] = twin[R.ANSWER_INDEX] = None
+            # asked without options ("Which option matches ..." with none shown is ill-posed): the shipped
+            # `label_mcq_open` wording, or the configured templates that name no option
+            twin[R.QUESTION] = fill_question(open_templates(stage, tcfg, row, templates), "label_mcq_open", tcfg, row,
+                                             index)
             out.append(twin)
     return out, []
+
+
+_ASKS_FOR_OPTIONS = re.compile(r"\b(options?|choices?|the following|below|listed)\b", re.IGNORECASE)
+
+
+def open_templates(stage: StageView, tcfg: LabelMCQTask, row: dict, templates: list[str]) -> list[str]:
+    """The questions of a label MCQ's open-ended twin: the MCQ's own templates that name no option (a
+    configured list), else the shipped `label_mcq_open` lines."""
+    if tcfg.templates or tcfg.templates_by_dataset:
+        if own := [t for t in templates if not _ASKS_FOR_OPTIONS.search(t)]:
+            return own
+    shipped = parse_lines(stage.prompts[TEMPLATE_PROMPT].text)   # (a pinned v1/v2 list has no label_mcq_open)
+    return shipped.get("label_mcq_open") or [t for t in shipped.get("label_mcq", []) if not _ASKS_FOR_OPTIONS.search(t)]
 
 
 LABEL_MCQ = TaskFamily(LabelMCQTask, _plan, prompts=("template_questions",))
