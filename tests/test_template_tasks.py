@@ -560,3 +560,18 @@ def test_label_mcq_open_twin_asks_without_options(clip_rows):
     given = ["Which option best describes the clip?", "What is the person doing?"]
     samples, _ = _run(_config(label_mcq={"vocabulary": VOCAB, "open_form": True, "templates": given}), rows)
     assert {s[R.QUESTION] for s in samples if s[R.TASK] == "open_qa"} == {"What is the person doing?"}
+
+
+def test_an_inputs_caption_describes_its_video_not_each_shot_cut_from_it(clip_rows):
+    """Outside check h24 F9: a manifest's whole-video `caption` became the caption of every shot at clip scope
+    (4 shots of a 12-s video each "described" by the whole video's text), and the evidence verify_claims
+    judged each shot's samples by."""
+    caption = "Colour bars, then moving patterns, then a test card that counts up."
+    rows = [dict(r, **{R.SOURCE_META: json.dumps({"caption": caption})}) for r in clip_rows]
+    assert all(R.source_caption(r, "caption") is None for r in rows)      # each a part of the video
+    samples, rejects = _run(_config(caption={}), rows)
+    assert not [s for s in samples if s[R.ANSWER] == caption]
+    whole = dict(rows[0], **{R.START_S: 0.0, R.END_S: rows[0][R.DURATION_S]})
+    assert R.source_caption(whole, "caption") == caption
+    samples, _ = _run(_config(caption={}), [whole])
+    assert [s[R.ANSWER] for s in samples if s[R.TASK] == "caption"] == [caption]

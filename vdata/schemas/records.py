@@ -388,3 +388,22 @@ def source_meta(row: dict) -> dict:
     except ValueError:
         return {}
     return meta if isinstance(meta, dict) else {}
+
+
+# a clip within this of both ends of its video is the whole video (a shot list's first and last frames)
+WHOLE_VIDEO_TOLERANCE_S = 0.5
+
+
+def source_caption(row: dict, key: str | None) -> str | None:
+    """The input's own caption (`source_meta[key]`) where it describes this row: a manifest's or a clip
+    dataset's caption describes the whole video it came with, so a shot cut from that video (a 3-s shot of
+    a multi-shot MSR-VTT clip) has none; a row that spans the video has it (outside check h24 F9)."""
+    value = source_meta(row).get(key) if key else None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    start, end, duration = row.get(START_S), row.get(END_S), row.get(DURATION_S)
+    if start is not None and start > WHOLE_VIDEO_TOLERANCE_S:
+        return None
+    if end is not None and duration is not None and end < duration - WHOLE_VIDEO_TOLERANCE_S:
+        return None
+    return value

@@ -171,9 +171,10 @@ def build_clues(row: dict, cfg, stats: Counter | None = None) -> list[Clue]:
     limit = cfg.max_clue_chars
     start, end = row.get(R.START_S), row.get(R.END_S)
     caption = row.get(R.CAPTION)
-    if not caption and cfg.caption_from_source_meta:
-        value = source_meta(row).get(cfg.caption_from_source_meta)
-        caption = value if isinstance(value, str) else None
+    if not caption and cfg.caption_from_source_meta:   # the input's caption: only for a clip that is its video
+        caption = R.source_caption(row, cfg.caption_from_source_meta)
+        if caption is None and R.source_meta(row).get(cfg.caption_from_source_meta):
+            cut.stats["source_caption_not_this_clip"] += 1
     if caption and caption.strip():
         clues.append(Clue("C1", "caption", cut(caption, limit * 3), start, end))
     clues += _event_clues(row, limit, cut, cfg.max_events)

@@ -172,7 +172,8 @@ class GenerateStage(Stage):
     #    a segment or chapter crossing a clip's bounds is one annotation_crosses_clip reject; covers_video rejects;
     #    highlights: {source: annotations} (QVHighlights' human saliency, no teacher)
     # 9: event_order: a text that recurs at another time is not orderable; dense_from_segments.max_segments;
-    #    merged template answers say each span (text) once
+    #    merged template answers say each span (text) once; an input's caption is a clue only for a clip that
+    #    spans its video
     version = 9
     Config = GenerateConfig
     # the models a task loads in the workers: checked (and fetched) in the driver first

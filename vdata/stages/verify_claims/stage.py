@@ -47,7 +47,6 @@ round is kept in `refine_rounds`.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -132,10 +131,11 @@ class _Item:
 
 class VerifyClaimsStage(Stage):
     name = "verify_claims"
-    version = 4   # 2: highlights check their query; summaries, speech captions and dialogues their lines;
+    version = 5   # 2: highlights check their query; summaries, speech captions and dialogues their lines;
                   # 3: a subtitle cue is evidence of the clip holding its middle (it crossed a cut: of none)
                   # 4: a stated time is checked (times.py): refuted outside the row or the evidence's times,
                   #    unsupported (never undecided → supported) when no evidence time backs it
+                  # 5: an input's caption is evidence only for a sample whose clip spans the video
     HUB_MODEL_FIELDS = ("relevance_model",)
     Config = VerifyClaimsConfig
     reads = (R.SAMPLE_ID, R.TASK, R.QUESTION, R.ANSWER)
@@ -168,13 +168,8 @@ class VerifyClaimsStage(Stage):
         own = " ".join(words(row.get(R.ANSWER) or "")) if row.get(R.TASK) == "caption" else None
         visual, speech = [], []
         caption = row.get(R.CAPTION)
-        if not caption and self.config.caption_from_source_meta:
-            try:
-                meta = json.loads(row.get(R.SOURCE_META) or "{}")
-                value = meta.get(self.config.caption_from_source_meta) if isinstance(meta, dict) else None
-                caption = value if isinstance(value, str) else None
-            except ValueError:
-                caption = None
+        if not caption and self.config.caption_from_source_meta:   # describes the video: not evidence for a shot
+            caption = R.source_caption(row, self.config.caption_from_source_meta)
         if caption and "caption" in src:
             visual.append(caption)
         if "events" in src:
