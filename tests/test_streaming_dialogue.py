@@ -215,3 +215,17 @@ def test_livechat_writes_replies_on_one_loader_frame_as_one_message():
     said = {R.TURNS: [{"role": "user", "content": "Go.", "time_s": 1.0}, {"role": "assistant", "content": "C opens it.", "time_s": 6.0},
                       {"role": "assistant", "content": "C closes it.", "time_s": 6.0}]}
     assert timed_turns(said, tf)[1:] == [("assistant", "C opens it. C closes it.", 6.0)]
+
+
+def test_a_narration_that_comes_back_after_another_event_is_a_turn_of_its_own():
+    """Outside check h24 F7: the second "C stirs the pot." (after "C adds salt.") was dropped, training the
+    model to stay silent through an event it saw; VideoLLM-online's narration stream drops a text only
+    where it repeats the one just before it."""
+    segments = [(0.5, 2.0, "C stirs the pot."), (2.0, 4.0, "C adds salt."), (4.0, 6.0, "C stirs the pot."),
+                (6.0, 6.5, "C stirs the pot."), (6.5, 7.5, "C serves the food.")]
+    out = _run({"sources": ["segments"], "min_turns": 2, "respond_at": "start"}, [_row(segments)])
+    replies = [(t["time_s"], t["content"]) for t in out[0][R.TURNS] if t["role"] == "assistant"]
+    first_asked = out[0][R.TURNS][0]["time_s"]
+    expected = [(a, t) for a, b, t in segments if a >= first_asked and (a, t) != (6.0, "C stirs the pot.")]
+    assert replies == expected and ("4.0", "C stirs the pot.") not in replies
+    assert (4.0, "C stirs the pot.") in replies

@@ -100,22 +100,28 @@ class StreamingDialogueTask(Strict):
 
 
 def _items(row: dict, clues: list[Clue], source: str, leaks: list | None = None) -> list[tuple[float, float, str]]:
-    """The source's timed items, in time order, each text once; those naming a time also go to `leaks`."""
+    """The source's timed items, in time order; those naming a time also go to `leaks`. A text that repeats
+    the item just before it is one turn; a text that comes back after another event ("C stirs the pot."
+    again) is a turn of its own, as VideoLLM-online's narration stream keeps it: leaving it out would train
+    the model to stay silent through an event it saw (outside check h24 F7)."""
     pattern = re.compile(PREFIX[source] + r"\d+")
     found = [c for c in clues if pattern.fullmatch(c.id)]
     if not found and source == "segments":
         found = annotation_clues(row, "segments")
-    out, seen = [], set()
+    timed = []
     for c in found:
         text = " ".join((c.text or "").split())
-        if c.start_s is None or not text or text.lower() in seen:
+        if c.start_s is not None and text:
+            end = c.end_s if c.end_s is not None else c.start_s
+            timed.append((float(c.start_s), float(max(end, c.start_s)), text))
+    out: list[tuple[float, float, str]] = []
+    for item in sorted(timed):
+        if out and out[-1][2].lower() == item[2].lower():
             continue
-        if leaks is not None and time_leak(text, durations=source not in OWN_WORDS):
-            leaks.append(text)
-        seen.add(text.lower())
-        end = c.end_s if c.end_s is not None else c.start_s
-        out.append((float(c.start_s), float(max(end, c.start_s)), text))
-    return sorted(out)
+        if leaks is not None and time_leak(item[2], durations=source not in OWN_WORDS):
+            leaks.append(item[2])
+        out.append(item)
+    return out
 
 
 def _plan(stage: StageView, row: dict, clues: list[Clue], tcfg: StreamingDialogueTask):
