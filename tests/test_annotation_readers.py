@@ -408,3 +408,18 @@ def test_a_kinetics_clip_only_downloaded_whole_is_its_span_in_the_whole_video(tm
     assert (by_answer["air drumming"]["start"], by_answer["air drumming"]["end"]) == pytest.approx((2.0, 6.0), abs=0.011)
     assert by_answer["abseiling"]["start"] == 0.0 and by_answer["abseiling"]["end"] == pytest.approx(trimmed[R.DURATION_S], abs=0.05)
     assert all(entry[3] is True for entry in json.loads((tmp_path / "mvb" / "data_list.json").read_text()).values())
+
+
+def test_a_video_id_given_twice_in_one_file_is_a_problem_not_a_silently_lost_record():
+    """Outside check h24 F6: `json` keeps the last of two equal keys, so a video id given twice (two split files
+    joined by hand) lost its first record without a word; it is now an annotation_record_duplicate problem
+    (an ingest reject) and neither record is guessed right."""
+    text = ('{"v_AAA": {"duration": 12.0, "timestamps": [[0, 3], [3, 6]], "sentences": ["a", "b"]},'
+            ' "v_BBB": {"duration": 8.0, "timestamps": [[0, 2]], "sentences": ["c"]},'
+            ' "v_AAA": {"duration": 12.0, "timestamps": [[9, 12]], "sentences": ["d"]}}')
+    read = read_activitynet_captions(text)
+    assert [v.video_id for v in read.videos] == ["v_BBB"]
+    assert [(p.reason, p.where) for p in read.problems] == [("annotation_record_duplicate", "record 'v_AAA'")]
+    assert "2 records" in read.problems[0].message
+    chapters = read_vidchapters('{"x": {"chapters": [{"label": "A", "time": 0}]}, "x": {"chapters": []}}')
+    assert chapters.videos == [] and chapters.problems[0].reason == "annotation_record_duplicate"

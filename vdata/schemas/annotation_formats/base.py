@@ -92,9 +92,27 @@ def pair_lists(spans: Any, texts: Any) -> list[tuple[Any, Any]]:
             for i in range(max(len(spans), len(texts)))]
 
 
+class _RepeatedKeys(dict):
+    """A JSON object that named a key more than once (`repeated`: key → times): `json` keeps the last value
+    silently, so a video id given twice in one file (two split files joined by hand) lost its first record."""
+    repeated: dict
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    out = _RepeatedKeys(obj)
+    counts: dict = {}
+    for key, _ in pairs:
+        counts[key] = counts.get(key, 0) + 1
+    out.repeated = {k: n for k, n in counts.items() if n > 1}
+    return out
+
+
 def parse_json(text: str) -> Any:
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_object)
     except json.JSONDecodeError as e:
         raise FormatError(f"not valid JSON ({e.msg}, line {e.lineno})") from None
 
@@ -111,9 +129,15 @@ def duration_meta(record: dict) -> dict:
 
 
 def object_records(by_id: dict, out: AnnotationFile):
-    """(video id, record) for each record that is an object; the others become problems in `out`."""
+    """(video id, record) for each record that is an object; the others become problems in `out`, and so does
+    a video id the file gives more than once (which of its records is right is a guess: none is used)."""
+    repeated = getattr(by_id, "repeated", {})
     for video_id, record in by_id.items():
-        if isinstance(record, dict):
+        if video_id in repeated:
+            out.problems.append(RecordProblem(f"record {video_id!r}", "annotation_record_duplicate", f"video id "
+                                              f"{video_id!r} has {repeated[video_id]} records in this file (two files "
+                                              "joined?); none is used, since which one is right is a guess", None))
+        elif isinstance(record, dict):
             yield video_id, record
         else:
             out.problems.append(RecordProblem(f"record {video_id!r}", "annotation_record_malformed", f"record "
