@@ -365,3 +365,20 @@ def test_prose_after_a_trailing_time_list_that_ends_in_a_clock_is_no_chapter():
     # titles that end in a separator, not a preposition, stay chapters
     assert [c.title for c in parse_chapter_lines("Intro - 0:00\nQ&A | 1:30\nThe end @ 2:00").items] == \
         ["Intro", "Q&A", "The end"]
+
+
+def test_text_that_opens_with_a_bracket_is_read_in_its_kinds_text_form(long_video):
+    """Outside check h24 F10: the label "[Music] guitar" was a label_unparsable reject ("not valid JSON") and
+    lost; a description "[Official Video]" over chapter lines gave a chapter_unparsable reject although its
+    chapters were read. JSON is what starts like JSON; real JSON text is still read as JSON."""
+    metas = [{"labels": "[Music] guitar", "description": "[Official Video]\n0:00 Intro\n0:04 Middle\n0:08 End"},
+             {"labels": '["drums", "bass"]', "chapters": "{remastered}\n0:00 Start\n0:04 Finish"},
+             {"labels": '["drums", '}]
+    probed = _probed([long_video] * 3, metas)
+    kept, rejects = vdata.run_stage(AnnotationsStage(sources={"labels": "labels", "chapters": ["chapters", "description"]}),
+                                    probed)
+    by_labels = {tuple(r[R.ANNOTATIONS]["labels"]): r for r in kept}
+    assert set(by_labels) == {("[Music] guitar",), ("drums", "bass"), ()}
+    assert [c["title"] for c in by_labels[("[Music] guitar",)][R.ANNOTATIONS]["chapters"]] == ["Intro", "Middle", "End"]
+    assert [c["title"] for c in by_labels[("drums", "bass")][R.ANNOTATIONS]["chapters"]] == ["Start", "Finish"]
+    assert [r["reason"] for r in rejects.to_list()] == ["label_unparsable"]   # '["drums", ' is broken JSON

@@ -124,7 +124,8 @@ class AnnotationsStage(Stage):
     #                   is no chapter; <br> is a line break; a chapter's given end unlike the next start is a
     #                   repair; sidecar names are compared in Unicode NFC (macOS writes NFD)
     #               13: a title / description / transcript that is not text is <kind>_malformed, not its repr;
-    #                   a chapter line whose time a preposition leads ("... at 18:00") is prose
+    #                   a chapter line whose time a preposition leads ("... at 18:00") is prose; text that opens
+    #                   with a bracket ("[Music] guitar") is JSON only where it starts like JSON
     Config = AnnotationsConfig
     reads = (R.PATH, R.SOURCE_META, R.DURATION_S)
     writes = R.ANNOTATION_COLUMNS

@@ -59,6 +59,11 @@ def _problem_issues(kind: str, parsed) -> list[AnnotationIssue]:
     return [AnnotationIssue(kind, p.reason, p.message, p.raw, dropped=p.dropped) for p in parsed.problems]
 
 
+# how a JSON array or object starts (`[` then a value, `{` then a key or `}`): text that merely opens with a
+# bracket ("[Music] guitar", "[Official Video]", "{remastered}") is read in the kind's own text form (h24 F10)
+_JSON_START = re.compile(r'\[\s*(?:["\[{\]\d-]|true\b|false\b|null\b)|\{\s*["}]')
+
+
 def _unparsable(kind: str, message: str, value: Any) -> AnnotationIssue:
     return AnnotationIssue(kind, f"{SINGULAR.get(kind, kind)}_unparsable", message, value)
 
@@ -284,7 +289,7 @@ class SourceReader:
             return value
         if isinstance(value, str):
             text = value.strip()
-            if text[:1] in "[{":
+            if _JSON_START.match(text):   # "[Music] guitar", "{remastered}\n0:00 Intro" are the kind's text form
                 try:
                     return self.decode(kind, json.loads(text))
                 except json.JSONDecodeError as e:
