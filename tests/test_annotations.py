@@ -186,6 +186,8 @@ def test_text_without_any_cue_is_one_problem():
     ("utf-8-sig", ["Ça va très bien, señor — naïve café", "Zürich “quotes” 5 €"]),
     ("cp1250", ["Zażółć gęślą jaźń, powiedział", "Świętokrzyski żółw"]),
     ("cp1251", ["Привет, как дела? Всё хорошо.", "До свидания, друзья"]),
+    ("utf-16-le", ["Plain English only", "is valid UTF-8 too"]),   # no BOM, ASCII: was read with NULs (h24 F8)
+    ("utf-16-be", ["Plain English only", "is valid UTF-8 too"]),
 ])
 def test_a_subtitle_file_in_a_legacy_encoding_reads_as_written(tmp_path, encoding, text):
     """Subtitle sites served Windows code pages and "Unicode" (UTF-16) for decades; read as UTF-8, a cp1252

@@ -291,24 +291,26 @@ class Decoded:
 
 
 def decode_text(raw: bytes) -> Decoded:
-    """Bytes of a text file whatever its encoding: a BOM's; else UTF-8; else UTF-8 with stray bytes when
-    most of its non-ASCII characters are well-formed UTF-8 (a file edited in two editors, SRTs joined),
-    each stray byte read as Windows-1252 ("caf\\xe9" is "café"); else UTF-16 without a BOM (every other
-    byte 0: Windows tools' "Unicode"); else the legacy code page charset_normalizer finds, Windows-1252
-    (Western) where it reads about as well as the best (`_WESTERN_MARGIN`). Subtitle sites served Windows
-    code pages for decades: read as UTF-8, "Ça va très bien" became "\ufffda va tr\ufffds bien"."""
+    """Bytes of a text file whatever its encoding: a BOM's; else UTF-16 without a BOM (every other byte 0:
+    Windows tools' "Unicode"); else UTF-8; else UTF-8 with stray bytes when most of its non-ASCII characters
+    are well-formed UTF-8 (a file edited in two editors, SRTs joined), each stray byte read as Windows-1252
+    ("caf\\xe9" is "café"); else the legacy code page charset_normalizer finds, Windows-1252 (Western) where
+    it reads about as well as the best (`_WESTERN_MARGIN`). Subtitle sites served Windows code pages for
+    decades: read as UTF-8, "Ça va très bien" became "\ufffda va tr\ufffds bien"."""
     for bom, encoding in _BOMS:
         if raw.startswith(bom):
             return Decoded(raw.decode(encoding, errors="replace"), encoding)
-    try:
-        return Decoded(raw.decode("utf-8"), "utf-8")
-    except UnicodeDecodeError:
-        pass
+    # UTF-16 before UTF-8: ASCII text in UTF-16 is valid UTF-8 too (a NUL is a legal byte), and real text
+    # holds no NULs; tested first, a BOM-less UTF-16 SRT is no longer "1\x00\n\x000\x00..." (h24 F8)
     if len(raw) >= 4:
         zeros_even, zeros_odd = raw[0::2].count(0), raw[1::2].count(0)
         if max(zeros_even, zeros_odd) > 0.3 * len(raw) / 2:
             encoding = "utf-16-be" if zeros_even > zeros_odd else "utf-16-le"
             return Decoded(raw.decode(encoding, errors="replace"), encoding)
+    try:
+        return Decoded(raw.decode("utf-8"), "utf-8")
+    except UnicodeDecodeError:
+        pass
     chars = _UTF8_CHAR.findall(raw)
     stray = len(_HIGH.findall(raw)) - sum(len(c) for c in chars)
     # a legacy code page rarely makes well-formed UTF-8 by chance, so UTF-8 characters that outnumber the
