@@ -717,3 +717,14 @@ def test_parallel_lists_of_different_lengths_pair_by_place_and_name_the_unpaired
     assert "item 2 has no text" in issues[0].message and "3 spans and 1 texts" in issues[0].message
     out, issues = validate_annotations({"segments": {"timestamps": [[0, 2]], "sentences": ["a", "b"]}}, 10.0)
     assert len(out["segments"]) == 1 and "item 2 has no span" in issues[0].message
+
+
+def test_an_item_whose_text_is_a_number_is_malformed_not_the_caption_5():
+    """Outside check h24 F2: `{"start_s": 2, "end_s": 4, "text": 5}` (a shifted CSV column) became the caption
+    "5"; a VidChapters `{"label": 7}` the chapter "7"."""
+    out, issues = validate_annotations({"segments": [{"start_s": 2, "end_s": 4, "text": 5},
+                                                     {"start_s": 5, "end_s": 6, "text": "five"}],
+                                        "chapters": [{"start_s": 0, "title": 7}, {"start_s": 3, "title": "Seven"}]}, 10.0)
+    assert [s["text"] for s in out["segments"]] == ["five"] and [c["title"] for c in out["chapters"]] == ["Seven"]
+    assert sorted(i.reason for i in issues) == ["chapter_malformed", "segment_malformed"]
+    assert all("its text is a int, not text" in i.message for i in issues)

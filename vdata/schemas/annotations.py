@@ -137,6 +137,14 @@ def _first(item: dict, keys: Iterable[str]) -> Any:
     return next((item[k] for k in keys if item.get(k) is not None), None)
 
 
+def _text_type(item: Any) -> str:
+    """" (its text is a int, not text)" for an item whose text has another type (a shifted CSV column, a
+    class id): read as text, the number 5 became the caption "5" (outside check h24 F2); else ""."""
+    text = _first(item, _TEXT_KEYS) if isinstance(item, dict) else (
+        item[-1] if isinstance(item, (list, tuple)) and len(item) in (2, 3) else None)
+    return f" (its text is a {type(text).__name__}, not text)" if text is not None and not isinstance(text, str) else ""
+
+
 def _timed_item(item: Any, needs_end: bool) -> tuple[float | None, float | None, str] | None:
     """(start, end, text) of one item in any accepted spelling; None when it has no readable start."""
     if isinstance(item, dict):
@@ -152,7 +160,7 @@ def _timed_item(item: Any, needs_end: bool) -> tuple[float | None, float | None,
         text = item[-1]
     else:
         return None
-    if start is None or (needs_end and end is None) or (text is not None and not isinstance(text, (str, int, float))):
+    if start is None or (needs_end and end is None) or (text is not None and not isinstance(text, str)):
         return None
     return start, end, "" if text is None else " ".join(str(text).split())
 
@@ -236,8 +244,8 @@ class _Checker:
             if parsed is None:
                 why = item.get(_UNPAIRED) if isinstance(item, dict) else None
                 self.issue("chapters", "chapter_malformed", f"the chapters: {why}" if why else
-                           f"item {i + 1} of the chapters has no readable start time and title", None if why else item,
-                           None if why else i)
+                           f"item {i + 1} of the chapters has no readable start time and title{_text_type(item)}",
+                           None if why else item, None if why else i)
                 continue
             start, given_end, title = parsed
             if not title:
@@ -307,8 +315,8 @@ class _Checker:
             if parsed is None:
                 why = item.get(_UNPAIRED) if isinstance(item, dict) else None
                 self.issue(kind, f"{one}_malformed", f"the {kind}: {why}" if why else
-                           f"item {i + 1} of the {kind} has no readable start, end and text", None if why else item,
-                           None if why else i)
+                           f"item {i + 1} of the {kind} has no readable start, end and text{_text_type(item)}",
+                           None if why else item, None if why else i)
                 continue
             start, end, text = parsed
             if end <= start and end < 0:   # a negative time (its reader may have clamped the start to 0 already)

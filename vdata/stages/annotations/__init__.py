@@ -125,7 +125,8 @@ class AnnotationsStage(Stage):
     #                   repair; sidecar names are compared in Unicode NFC (macOS writes NFD)
     #               13: a title / description / transcript that is not text is <kind>_malformed, not its repr;
     #                   a chapter line whose time a preposition leads ("... at 18:00") is prose; text that opens
-    #                   with a bracket ("[Music] guitar") is JSON only where it starts like JSON
+    #                   with a bracket ("[Music] guitar") is JSON only where it starts like JSON; an item whose
+    #                   text is a number is <kind>_malformed
     Config = AnnotationsConfig
     reads = (R.PATH, R.SOURCE_META, R.DURATION_S)
     writes = R.ANNOTATION_COLUMNS
