@@ -98,3 +98,17 @@ def test_ingest_makes_reject_rows_and_names_the_path_column_it_would_use(tmp_pat
     assert res.exit_code == 0 and ": valid (1 stages" in res.output, res.output
     assert "note: input[0].manifest: 2 of 3 records will be ingest rejects (row 2 names no file" in res.output
     assert "line 4 has 3 fields" in res.output
+
+
+def test_a_json_string_holding_a_unicode_line_separator_stays_one_record(tmp_path):
+    """Outside check h26 F8: `str.splitlines` cut JSON Lines at a raw U+2028 inside a string (json.dumps with
+    ensure_ascii=False writes it raw; scraped descriptions hold it), so a valid row became two broken ones."""
+    rows = [{"path": "a.mp4", "description": "line one\u2028line two"}, {"path": "b.mp4", "title": "x\u0085y\x0cz"}]
+    path = tmp_path / "videos.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\r\n" for r in rows), encoding="utf-8")
+    assert records(path) == (rows, [])
+    path.write_text(json.dumps(rows[0], ensure_ascii=False), encoding="utf-8")   # one row, no final newline
+    assert records(path) == ([rows[0]], [])
+    csv_path = tmp_path / "videos.csv"
+    csv_path.write_text('path,title\na.mp4,"one\u2028two"\n', encoding="utf-8")
+    assert records(csv_path) == ([{"path": "a.mp4", "title": "one\u2028two"}], [])

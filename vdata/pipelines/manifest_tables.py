@@ -19,7 +19,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from vdata.schemas.annotation_formats import json_lines
+from vdata.schemas.annotation_formats import json_lines, text_lines
 
 SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 # columns that name the video file, the first present is suggested when `path_column` is missing
@@ -113,7 +113,7 @@ def _delimited(text: str, delimiter: str | None) -> ManifestTable:
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    lines = text.splitlines()
+    lines = text_lines(text)   # (a quoted field may hold U+2028: no line break of the CSV)
     at = next((i for i, line in enumerate(lines) if line.strip()), None)
     if at is None:
         raise ManifestError("the file is empty")

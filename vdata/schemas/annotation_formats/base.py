@@ -14,6 +14,7 @@ import io
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,9 +177,16 @@ def csv_records(text: str, required: tuple[str, ...], release: str) -> csv.DictR
     return rows
 
 
+def text_lines(text: str) -> list[str]:
+    """The lines of a text file: cut at \\n, \\r\\n or \\r only (never at the Unicode line breaks a field may hold)."""
+    return re.split(r"\r\n|[\r\n]", text[:-1] if text.endswith("\n") else text) if text else []
+
+
 def json_lines(text: str):
-    """(line number, the line, its record or None, why not) for each non-empty line of JSON Lines text."""
-    for number, line in enumerate(text.splitlines(), start=1):
+    """(line number, the line, its record or None, why not) for each non-empty line of JSON Lines text.
+    Lines end at a newline only: `str.splitlines` also cuts at U+2028/U+2029, U+0085 and form feeds, which
+    a JSON string may hold raw (`ensure_ascii=False`), so a valid record became two broken ones (h26 F8)."""
+    for number, line in enumerate(text_lines(text), start=1):
         if not line.strip():
             continue
         try:
