@@ -423,3 +423,30 @@ def test_a_video_id_given_twice_in_one_file_is_a_problem_not_a_silently_lost_rec
     assert "2 records" in read.problems[0].message
     chapters = read_vidchapters('{"x": {"chapters": [{"label": "A", "time": 0}]}, "x": {"chapters": []}}')
     assert chapters.videos == [] and chapters.problems[0].reason == "annotation_record_duplicate"
+
+
+def test_every_kinetics_clip_of_one_untrimmed_video_keeps_its_label_and_span(tmp_path, in_process):
+    """Outside check h24 F11: two clips (classes) of one YouTube video, downloaded whole once, gave one row with
+    the first clip's label only, the second dropped without a trace; F15: a clip whose span is not in the video
+    (a re-cut upload) had its label asked over the whole video. Now the whole video carries every clip, a bad
+    span is a segment reject and its label a label_span_invalid reject; a repeated line is said once."""
+    clips = tmp_path / "clips"
+    _video(clips / "wholeVideo2.mp4", "rgbtestsrc")                                # 8 s
+    (tmp_path / "train.csv").write_text("label,youtube_id,time_start,time_end,split\n"
+                                        "juggling,wholeVideo2,1,3,train\n"
+                                        "swimming,wholeVideo2,5,7,train\n"
+                                        "swimming,wholeVideo2,5,7,train\n"
+                                        "abseiling,wholeVideo2,20,30,train\n")
+    cfg = parse_config({"input": [{"manifest": str(tmp_path / "train.csv"), "format": "kinetics", "videos": str(clips)}],
+                        "output": {"dir": str(tmp_path / "out")},
+                        "stages": [{"probe": {}}, {"annotations": {}}, {"shots": {}},
+                                   {"generate": {"scope": "video", "tasks": {"label_mcq": {
+                                       "num_options": 2, "vocabulary": ["abseiling", "juggling", "swimming", "cooking", "typing"]}}}}]})
+    result = vdata.build(cfg, progress=False)
+    rows = pads.dataset(result.data_dir, format="parquet").to_table().to_pylist()
+    assert {(r[R.ANSWER], r[R.START_S], r[R.END_S]) for r in rows} == {("juggling", 1.0, 3.0), ("swimming", 5.0, 7.0)}
+    ann = rows[0][R.ANNOTATIONS]
+    assert ann["labels"] == ["juggling", "swimming", "abseiling"]
+    assert [(s["start_s"], s["text"]) for s in ann["segments"]] == [(1.0, "juggling"), (5.0, "swimming")]
+    assert result.rejects_by_reason == {"ingest:annotation_record_duplicate": 1, "annotations:segment_out_of_range": 1,
+                                        "generate:label_span_invalid": 1}

@@ -63,6 +63,11 @@ KINETICS_COLUMNS = ("youtube_id", "time_start", "time_end")
 def read_kinetics(text: str) -> AnnotationFile:
     rows = csv_records(text, KINETICS_COLUMNS, "Kinetics")
     out = AnnotationFile()
+    # one untrimmed video for all the clips cut from it: Kinetics takes several clips (classes) from one
+    # YouTube video, and a plain yt-dlp download is that whole video once; its row carries every clip's label
+    # and span (outside check h24 F11: the second clip's label was lost without a trace)
+    wholes: dict[str, VideoRecord] = {}
+    seen: dict[tuple, int] = {}
     for row in rows:
         number = rows.line_num
         youtube_id, label, split = ((row.get(k) or "").strip() for k in ("youtube_id", "label", "split"))
@@ -71,6 +76,11 @@ def read_kinetics(text: str) -> AnnotationFile:
             out.problems.append(RecordProblem(f"line {number}", "annotation_record_malformed", f"line {number} has no "
                                               f"youtube_id with numeric time_start and time_end", dict(row)))
             continue
+        if (key := (youtube_id, start, end, label)) in seen:
+            out.problems.append(RecordProblem(f"line {number}", "annotation_record_duplicate", f"line {number} repeats "
+                                              f"line {seen[key]} (the same clip and class): used once", dict(row)))
+            continue
+        seen[key] = number
         stem = f"{youtube_id}_{int(start):06d}_{int(end):06d}"     # the downloader's '%s_%06d_%06d.mp4'
         label_dirs = [label, label.replace(" ", "_")] if label else []
         folders = ("", *label_dirs, *(f"{split}/{d}" for d in label_dirs if split), split, "" if label else "test")
@@ -79,7 +89,13 @@ def read_kinetics(text: str) -> AnnotationFile:
         folders = tuple(dict.fromkeys(folders))
         # where the clip was not cut out of its video (a plain yt-dlp download): the whole video, the clip's
         # span a segment named by its class
-        whole = VideoRecord(youtube_id, {**meta, "segments": [{"start_s": start, "end_s": end, "text": label}] if label
-                                         else []}, folders=folders)
+        whole = wholes.get(youtube_id)
+        if whole is None:
+            whole = wholes[youtube_id] = VideoRecord(youtube_id, {
+                **{k: v for k, v in meta.items() if k not in ("time_start", "time_end", "labels")},
+                "labels": [], "segments": []}, folders=folders)
+        if label:
+            whole.meta["labels"] += [label] if label not in whole.meta["labels"] else []
+            whole.meta["segments"].append({"start_s": start, "end_s": end, "text": label})
         out.videos.append(VideoRecord(stem, meta, folders=folders, fallbacks=(whole,)))
     return out

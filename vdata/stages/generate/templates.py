@@ -136,17 +136,30 @@ def _distinct(labels: list) -> list[str]:
     return list(seen.values())
 
 
-def where_label_holds(row: dict, label: str) -> tuple[float, float] | None:
+SPAN_REJECTED = "span_rejected"   # the source ties the label to a span that the annotations stage rejected
+
+
+def _source_ties_to_a_span(row: dict, label: str) -> bool:
+    """Whether the input gave the label a span (a Kinetics clip in its untrimmed video, an ActivityNet
+    instance) among its raw segments: once that span is rejected (past the video's end, inverted), the
+    label is of no known part of the video, never of the whole (outside check h24 F15)."""
+    raw = source_meta(row).get("segments")
+    items = raw if isinstance(raw, list) else []
+    return any(isinstance(i, dict) and _norm(str(i.get("text") or i.get("label") or "")) == _norm(label) for i in items)
+
+
+def where_label_holds(row: dict, label: str) -> tuple[float, float] | str | None:
     """The part of the row a label is true of: where the row's segments named by the label lie (their hull,
     inside the row), as an untrimmed video carries its Kinetics clip or its ActivityNet instances; the whole
     row where no segment names the label (a label of the whole video); None where every such segment lies
-    outside the row (a clip that does not show the labelled action)."""
+    outside the row (a clip that does not show the labelled action); SPAN_REJECTED where the input named
+    its span and that span did not pass the annotations stage."""
     start, end = interval(row)
     named = [(float(s["start_s"]), float(s["end_s"])) for s in (annotations(row).get("segments") or [])
              if s and s.get("start_s") is not None and s.get("end_s") is not None
              and _norm(s.get("text") or "") == _norm(label)]
     if not named:
-        return start, end
+        return SPAN_REJECTED if _source_ties_to_a_span(row, label) else (start, end)
     inside = [(max(a, start), min(b, end)) for a, b in named if min(b, end) - max(a, start) > EDGE_TOLERANCE_S]
     if not inside:
         return None
@@ -210,6 +223,11 @@ def _plan(stage: StageView, row: dict, clues: list[Clue], tcfg: LabelMCQTask):
             continue
         answer = canonical[_norm(label)]
         where = where_label_holds(row, label)
+        if where == SPAN_REJECTED:
+            out.append(stage.reject(base, "label_span_invalid", f"label_mcq: label {label!r} belongs to a span of the "
+                                    "video that the annotations stage rejected (see its reject): asked over the whole "
+                                    "video, its answer may not be shown", task=task, label=label, kind="segments"))
+            continue
         if where is None:
             out.append(stage.reject(base, "missing_annotation", f"label_mcq: label {label!r} is annotated on "
                                     f"segments outside [{row[R.START_S]:g}, {row[R.END_S]:g}] s", task=task,
