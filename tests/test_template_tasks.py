@@ -575,3 +575,22 @@ def test_an_inputs_caption_describes_its_video_not_each_shot_cut_from_it(clip_ro
     assert R.source_caption(whole, "caption") == caption
     samples, _ = _run(_config(caption={}), [whole])
     assert [s[R.ANSWER] for s in samples if s[R.TASK] == "caption"] == [caption]
+
+
+def test_per_item_tasks_draw_at_most_256_items_a_row_and_count_the_rest(clip_rows):
+    """Outside check h24 F12: every per-item sample carries its row's annotations, so 3,000 narrations made
+    6,000 samples of 3,000 segments each (7.4 GB). Past 256 items a row's samples are drawn (seeded)."""
+    from vdata.stages.generate.segments import MAX_ITEMS_PER_ROW
+
+    many = [(i * 0.004, i * 0.004 + 0.5, f"event number {i}") for i in range(300)]
+    video = _video_row(_with(clip_rows, segments=many))
+    stage = GenerateStage(_config(segment_grounding={}), RunContext(output_dir=""))
+    stage.setup()
+    out = stage.process_batch([video])
+    samples = [s for s in out if not isinstance(s, Reject)]
+    assert len(samples) == MAX_ITEMS_PER_ROW == 256
+    assert stage.counters["items_not_drawn_segment_grounding"] == 300 - 256
+    again = GenerateStage(_config(segment_grounding={}), RunContext(output_dir=""))
+    again.setup()
+    assert [s[R.SAMPLE_ID] for s in again.process_batch([video]) if not isinstance(s, Reject)] == \
+        [s[R.SAMPLE_ID] for s in samples]

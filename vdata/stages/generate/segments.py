@@ -40,8 +40,15 @@ TIMES = frozenset({"span", "start", "end"})
 WIDE_INDEX = 1000   # sample index of the rejects of items left out for their width: apart from the samples' own
 
 
+# Each sample row carries its row's annotations, so N items make N samples of N items each: memory grows
+# with N squared (3,000 Ego4D narrations took 7.4 GB; outside check h24 F12). Past this many items a row's
+# samples are drawn by the seeded RNG, and the rest counted (`items_not_drawn_<task>`).
+MAX_ITEMS_PER_ROW = 256
+
+
 class PerItemTask(TemplateTask):
-    per_clip: int | None = Field(None, ge=1, le=256)   # samples per row; None: one per item inside the row
+    # samples per row; None: one per item inside the row, at most MAX_ITEMS_PER_ROW
+    per_clip: int | None = Field(None, ge=1, le=MAX_ITEMS_PER_ROW)
 
 
 class SegmentGroundingTask(PerItemTask):
@@ -169,7 +176,9 @@ def _plan_for(spec: _Spec):
                 made.append(stage.reject(base, "covers_video", f"{spec.task}: the {spec.kind[:-1]} {text[:60]!r} "
                                          f"({a:g}-{b:g} s) covers {share:.0%} of the video or more: nothing to ground",
                                          task=spec.task, kind=spec.kind, start_s=a, end_s=b))
-        for index, group in pick_items(spec.task, tcfg, row, groups, tcfg.per_clip):
+        if tcfg.per_clip is None and len(groups) > MAX_ITEMS_PER_ROW:
+            stage.counters[f"items_not_drawn_{spec.task}"] += len(groups) - MAX_ITEMS_PER_ROW
+        for index, group in pick_items(spec.task, tcfg, row, groups, tcfg.per_clip or MAX_ITEMS_PER_ROW):
             a, b, text = group[0]
             out = template_sample(stage, row, spec.task, index, prompt_id, spec.qtype)
             if spec.shape == "grounding":

@@ -174,7 +174,8 @@ class GenerateStage(Stage):
     # 9: event_order: a text that recurs at another time is not orderable; dense_from_segments.max_segments;
     #    merged template answers say each span (text) once; an input's caption is a clue only for a clip that
     #    spans its video; streaming_dialogue keeps a narration that comes back after another event;
-    #    label_mcq: label_span_invalid where the label's own span was rejected
+    #    label_mcq: label_span_invalid where the label's own span was rejected; per-item tasks draw at most
+    #    256 items a row
     version = 9
     Config = GenerateConfig
     # the models a task loads in the workers: checked (and fetched) in the driver first
