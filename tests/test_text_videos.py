@@ -293,3 +293,32 @@ def test_attribute_change_follows_one_thing_never_two_that_share_a_noun():
         {"balloon": [(0, "red"), (1, "blue"), (2, "yellow")]}
     assert changes("The car is red.", "The car is now blue.") == {"car": [(0, "red"), (1, "blue")]}
     assert changes("A man paints a red door.", "He paints the door green.") == {"door": [(0, "red"), (1, "green")]}
+
+
+def test_a_colour_the_thing_first_turns_into_is_not_its_colour_at_the_start():
+    """Outside check h24 F16: "The door turns red in the sunset." as the door's first colour made "What colour is
+    the door at the start of the video?" → red; the door was not red before it turned. A state ("a red door",
+    "the door is red") still answers the start question."""
+    from vdata.schemas import records as R
+    from vdata.stages.base import RunContext
+    from vdata.stages.generate import GenerateConfig, GenerateStage
+    from vdata.stages.generate.t3_tasks import turned_into
+
+    assert turned_into("The door turns red in the sunset.", "door", "red")
+    assert turned_into("He paints the door green.", "door", "green")
+    assert not turned_into("A man opens a red door.", "door", "red") and not turned_into("The door is red.", "door", "red")
+
+    def questions(*texts):
+        row = {R.CLIP_ID: "v1:video", R.VIDEO_ID: "v1", R.START_S: 0.0, R.END_S: 2.0 * len(texts),
+               R.SAMPLE_SCOPE: R.SCOPE_VIDEO, R.ANNOTATIONS: {"segments": [
+                   {"start_s": 2.0 * k, "end_s": 2.0 * k + 2, "text": t} for k, t in enumerate(texts)]}}
+        stage = GenerateStage(GenerateConfig(tasks={"attribute_change": {"per_clip": 16}}), RunContext(output_dir=""))
+        stage.setup()
+        return {s[R.QUESTION]: s[R.ANSWER] for s in stage.process_batch([row]) if isinstance(s, dict)}
+
+    turned = questions("A man named Mr. White opens the door.", "The door turns red in the sunset.",
+                       "A dog barks at the door.", "The door turns orange at dusk.")
+    assert "What colour is the door at the start of the video?" not in turned
+    assert turned["What colour is the door at the end of the video?"] == "orange"
+    stated = questions("A man opens a red door.", "The door turns orange at dusk.")
+    assert stated["What colour is the door at the start of the video?"] == "red"

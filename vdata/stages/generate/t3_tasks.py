@@ -11,7 +11,8 @@ temporal referring (here), grounding (`segment_grounding` over the same segments
   not two "a … car"s, and a new colour said of the thing, not an adjective that picks another one out).
   For a thing seen in two or more colours, the questions ask what colour it was
   before it turned X, what colour it turned after being X, and its colour at the start or the end of the
-  video. The MCQ options are the thing's colours plus seeded distractors from the colour list. A row where
+  video (at the start only where its first colour is a state: "The door turns red" first says nothing of
+  the door's colour before). The MCQ options are the thing's colours plus seeded distractors from the colour list. A row where
   no thing changes colour is a reject `missing_annotation`.
 - `temporal_referring`: an event named by its text and the question what happens right after (or right
   before) it; the options are other events of the sequence, the answer the next (previous) one. Asked only
@@ -49,6 +50,18 @@ _LINKED = re.compile(rf"\b([a-z]+)\s+(?:is|was|turns|turned|becomes|became|goes|
 _INDEFINITE = re.compile(r"\b(?:a|an|another|one|some)\s+$")
 _BARE_INDEFINITE = re.compile(r"\b(?:a|an|another)\s+([a-z]+)\b")
 _PAINTED = re.compile(rf"\b(?:paints?|painted|dyes?|dyed|colou?rs?)\s+(?:the|a|an|his|her|their)\s+([a-z]+)\s+{_COLOUR}\b")
+# a colour the thing turns into: what it was before is not said ("The door turns red" first: not red at the start)
+_TURNED = re.compile(rf"\b([a-z]+)\s+(?:turns|turned|becomes|became|goes|went|changes to|changed to|turns into|"
+                     rf"is now)\s+(?:now\s+|all\s+|bright\s+|dark\s+)?{_COLOUR}\b")
+
+
+def turned_into(text: str, thing: str, colour: str) -> bool:
+    """Whether `text` says the thing changes to the colour (or is painted it), rather than that it is it."""
+    low = text.lower()
+    return any(m.group(1) == thing and _norm_colour(m.group(2)) == colour for m in _TURNED.finditer(low)) or \
+        any(m.group(1) == thing and _norm_colour(m.group(2)) == colour for m in _PAINTED.finditer(low))
+
+
 ATTRIBUTE_TEMPLATES = {
     "before": "What colour was the $thing before it turned $after?",
     "after": "What colour did the $thing turn after being $before?",
@@ -158,7 +171,8 @@ def _plan_attribute_change(stage: StageView, row: dict, clues, tcfg: AttributeCh
         for (i, a), (j, b) in zip(track, track[1:]):
             candidates.append((thing, "before", a, (i, j), {"after": b}))
             candidates.append((thing, "after", b, (i, j), {"before": a}))
-        candidates.append((thing, "start", track[0][1], (track[0][0], track[1][0]), {}))
+        if not turned_into(items[track[0][0]][2], thing, track[0][1]):   # a state, not a change (h24 F16)
+            candidates.append((thing, "start", track[0][1], (track[0][0], track[1][0]), {}))
         candidates.append((thing, "end", track[-1][1], (track[-2][0], track[-1][0]), {}))
     draw = rng(task, tcfg, row, "questions")
     chosen = sorted(draw.sample(range(len(candidates)), min(tcfg.per_clip, len(candidates))))
