@@ -594,3 +594,17 @@ def test_per_item_tasks_draw_at_most_256_items_a_row_and_count_the_rest(clip_row
     again.setup()
     assert [s[R.SAMPLE_ID] for s in again.process_batch([video]) if not isinstance(s, Reject)] == \
         [s[R.SAMPLE_ID] for s in samples]
+
+
+def test_segment_grounding_leaves_out_a_moment_over_nearly_the_whole_video(clip_rows):
+    """Outside check h24 L3: a segment over 95 % of the video became "When does … happen?" → the whole video,
+    where chapter_grounding already rejects such items covers_video (max_video_share 0.9)."""
+    video = _video_row(_with(clip_rows))
+    duration = video[R.DURATION_S]
+    wide = [(0.2, duration - 0.3, "The whole test pattern plays."), (2.2, 3.6, "Bright bars scroll across.")]
+    samples, rejects = _run(_config(segment_grounding={}), [_video_row(_with(clip_rows, segments=wide))])
+    assert [s[R.ANSWER_SPANS][0]["start_s"] for s in samples] == [2.2]
+    assert [r["reason"] for r in rejects] == ["covers_video"]
+    samples, rejects = _run(_config(segment_grounding={"max_video_share": None}),
+                            [_video_row(_with(clip_rows, segments=wide))])
+    assert len(samples) == 2 and rejects == []

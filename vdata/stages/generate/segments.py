@@ -54,6 +54,8 @@ class PerItemTask(TemplateTask):
 class SegmentGroundingTask(PerItemTask):
     placeholders: ClassVar = frozenset({"text"})
     required: ClassVar = (frozenset({"text"}),)
+    # a moment over (nearly) the whole video grounds nothing, as chapter_grounding's (h24 L3); null: keep all
+    max_video_share: float | None = Field(0.9, gt=0, le=1)
 
 
 class IntervalCaptionTask(PerItemTask):

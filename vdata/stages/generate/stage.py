@@ -175,7 +175,10 @@ class GenerateStage(Stage):
     #    merged template answers say each span (text) once; an input's caption is a clue only for a clip that
     #    spans its video; streaming_dialogue keeps a narration that comes back after another event;
     #    label_mcq: label_span_invalid where the label's own span was rejected; per-item tasks draw at most
-    #    256 items a row; attribute_change asks the start colour only where it is a state, not a change
+    #    256 items a row; attribute_change asks the start colour only where it is a state, not a change;
+    #    segment_grounding.max_video_share (0.9);
+    #    preference_pairs: a candidate cut at max_answer_chars keeps its whole sentences (none: no candidate), a
+    #    judge with no valid scores is asked again, then the pair is judge_failed (not ranked by self-critique)
     version = 9
     Config = GenerateConfig
     # the models a task loads in the workers: checked (and fetched) in the driver first
