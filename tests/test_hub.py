@@ -86,6 +86,8 @@ def test_card_describes_recipe_filters_teachers_and_loading(build_dir, tmp_path)
     assert "| mcq | tiny | smollm2-135m | qa-v2 | 5 |" in text              # teacher, model, prompt version
     assert "caption-v1" in text
     assert "## Limitations" in text and "no human checked them" in text    # no demo teacher in this build
+    # no verify_claims in this build: the card says the answers were not checked (outside check h25 F3)
+    assert "no stage checked their answers" in text
     for subset, n in (("captions", 9), ("open_qa", 5), ("mcq", 10), ("grounding", 10)):   # size table
         assert f"| {subset} | {n} |" in text
     assert "**mcq**" in text and "ASSISTANT: " in text          # a sample per subset
