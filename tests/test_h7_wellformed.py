@@ -51,10 +51,10 @@ def test_examples_are_read_from_the_templates_themselves():
     by_template = {ex.template: ex for ex in prompt_examples()}
     for name in ("generate/open_qa.v3", "generate/mcq.v3", "generate/false_premise.v1"):
         ex = by_template[name]
-        assert "harbour" in ex.topic and {"ferry"} <= ex.words, (name, ex)
+        assert "harbor" in ex.topic and {"ferry"} <= ex.words, (name, ex)   # (stems spell the American way)
     assert {"kitchen"} <= by_template["generate/clue_qa.v1"].topic
     # instruction words the prompts ask for are not example words ("question", "note", "colour")
-    assert not {"question", "note", "colour", "answer"} & set().union(*(ex.words for ex in prompt_examples()))
+    assert not {"question", "note", "colour", "color", "answer"} & set().union(*(ex.words for ex in prompt_examples()))
     # the parser on a template it has never seen: a demonstration block, an inline example, a few-shot pair
     examples, rest = split_examples(
         "You write questions. Notes:\n\n$clues\n\n"
@@ -114,3 +114,13 @@ def test_one_shared_word_or_no_evidence_is_not_judged(stage):
 def test_stems_meet_across_word_forms():
     assert stem("sinking") == stem("sinks") == stem("sink")
     assert stem("ferries") == stem("ferry") and stem("spinning") == stem("spins")
+
+
+def test_the_rows_evidence_rescues_it_in_the_other_spelling(stage):
+    """Outside check h25 F2: Whisper wrote "harbor" and the sample, like the prompt's example, "harbour": the
+    sample was taken for the example's. British and American spellings are one word on both sides."""
+    harbor = {R.TRANSCRIPT_TEXT: "Finally, Tom drives the truck to the harbor on Friday."}
+    row = {R.SAMPLE_ID: "s", R.TASK: "open_qa", R.QUESTION: "Where does Tom drive the truck on Friday?",
+           R.ANSWER: "Tom drives the truck to the harbour.", R.SAMPLE_TEACHER: "lm", **harbor}
+    assert not isinstance(stage.process_row(row), Reject)
+    assert stage.process_row({**row, R.TRANSCRIPT_TEXT: None, **BARS}).reason == "prompt_example"   # still caught

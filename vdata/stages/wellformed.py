@@ -167,10 +167,21 @@ _LINE_LABEL = re.compile(r"^\s*(?:[A-Z]\d{0,3} \([^()]*\)|[A-Z][A-Za-z ]{0,30}):
 _JSON_KEY = re.compile(r"\"\w+\"\s*:")
 
 
+# British spellings as American ones, both sides alike: Whisper writes "harbor" where the prompt's example
+# says "harbour", and a sample about the clip's own harbor was taken for the example's (outside check h25 F2)
+_SPELLINGS = ((re.compile(r"(?<=\w{3})our(s|ed|ing|ful|less)?$"), r"or\1"),
+              (re.compile(r"(?<=\w{2})tre(s|d)?$"), r"ter\1"),
+              (re.compile(r"(?<=\w{3})is(e|es|ed|ing|ation|ations)$"), r"iz\1"),
+              (re.compile(r"^grey"), "gray"))
+
+
 def stem(word: str) -> str:
     """A crude English stem, the same on both sides of a comparison: "sinking"/"sinks"/"sink" -> "sink",
-    "ferries"/"ferry" -> "ferry", "baking"/"bakes"/"bake" -> "bak"."""
+    "ferries"/"ferry" -> "ferry", "baking"/"bakes"/"bake" -> "bak"; British spellings as American ones
+    ("harbours" -> "harbor", "centre" -> "center")."""
     w = word.lower().removesuffix("'s")
+    for pattern, american in _SPELLINGS:
+        w = pattern.sub(american, w)
     if len(w) > 4 and w.endswith("ies"):
         return w[:-3] + "y"
     for end in ("ing", "ed", "es", "s", "e"):
@@ -337,7 +348,8 @@ class WellformedConfig(StageConfig):
 
 class WellformedStage(Stage):
     name = "wellformed"
-    version = 2   # 2: states_time; rationale steps read for bare_reference / note_echo; note ids with their labels
+    version = 3   # 2: states_time; rationale steps read for bare_reference / note_echo; note ids with their labels
+    #             3: British and American spellings are one word in the prompt_example check
     Config = WellformedConfig
     reads = (R.SAMPLE_ID, R.TASK, R.QUESTION, R.ANSWER, R.SAMPLE_TEACHER)
     writes = R.WELLFORMED_COLUMNS
