@@ -177,7 +177,8 @@ def test_write_to_keeps_the_schema(samples_build, tmp_path):
     result = rethreshold_dataset(str(samples_build), {"min_supported_ratio": "0.85", "max_blind_correct": "0.2"},
                                  write_to=str(tmp_path / "strict"))
     written = pq.read_table(result.written)
-    assert result.written == str(tmp_path / "strict" / WRITTEN_FILE)
+    assert result.written == str(tmp_path / "strict" / "samples")
+    assert sorted(p.name for p in (tmp_path / "strict" / "samples").iterdir()) == [WRITTEN_FILE]
     assert written.schema.equals(source) and written.schema.equals(R.data_schema(source.names))
     assert sorted(written.column(R.SAMPLE_ID).to_pylist()) == ["cap", "grd", "grd-video"]
     with pytest.raises(ConfigError, match="inside the build's own samples/ folder"):
@@ -285,7 +286,7 @@ def test_cli_rethreshold_samples(samples_build, tmp_path):
     lines = res.output.splitlines()
     assert lines[0] == "kept 3, dropped 4: blind_answerable=2, hallucination=2 (of 7 samples)"
     assert "  verify_claims.min_supported_ratio: 0.7 -> 0.85" in lines
-    assert pq.read_table(tmp_path / "strict" / WRITTEN_FILE).num_rows == 3
+    assert pq.read_table(tmp_path / "strict" / "samples" / WRITTEN_FILE).num_rows == 3
 
     res = runner.invoke(main, ["rethreshold", str(samples_build), "--set", "min_supported_ratio=none"])
     assert res.exit_code == 0, res.output

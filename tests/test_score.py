@@ -267,7 +267,9 @@ def test_a_task_answered_by_moments_is_scored_by_the_moment_it_asks_for(tmp_path
         assert res.rows == {"moment": 2}, (res.rows, res.skipped)
         docs = {d["question_id"]: d for d in pq.read_table(dest / "data" / "moment.parquet").to_pylist()}
         doc = docs["c3"]
-        assert "start and end" not in doc["question"] and doc["spans"] == [[50.0, 50.0]]
+        # the gold moment as the answer writes it: lita's <t50> of 0..99 reads back as 50/99 of the 100 s
+        written = 50.0 if fmt == "seconds" else 50 / 99 * 100.0
+        assert "start and end" not in doc["question"] and doc["spans"] == [pytest.approx([written, written])]
         # the reference answer scores itself, a reply 10 s off does not
         assert process_results_moment(doc, [doc["answer"]])["within_3s"] == 1.0, doc["answer"]
         off = "60 seconds" if fmt == "seconds" else f"<t{round(99 * 60 / 100)}>"

@@ -12,9 +12,10 @@ Docs use Video-MME's columns — `videoID, question_id, duration` (short / mediu
 sub_category, task_type, question, options` ("A. …"), `answer` (a letter for MCQ) — plus `video`
 (path relative to the task folder, which `doc_to_visual` resolves to a local file), `duration_s`, `fps`
 and `time_format`; grounding docs carry the ground-truth `spans` in seconds from the start of the video
-the model sees (in a position format — relative, lita, grounded_videollm — the span as that format writes it,
-read back: `TimeFormat.grid_span`; a 2-s step of a 10-min video is "17 - 18" in `relative`, 6 s, and the
-best answer the format allows scores IoU 1, not 1/3). A sample with a time the format cannot write (`vtg`
+the model sees, as the target text writes them, read back by utils.py (`as_written`: a span "0.2 - 4.7 seconds"
+is 0.2 - 4.7, not the 0.16 - 4.66 it rounds; in a position format — relative, lita, grounded_videollm — a
+2-s step of a 10-min video is "17 - 18" in `relative`, 6 s, and the best answer the format allows scores
+IoU 1, not 1/3). A sample with a time the format cannot write (`vtg`
 past 9999.9 s) is skipped as `time_out_of_range`. Locally, `dataset_path: parquet` with absolute `data_files`; for a Hub push the YAML
 names the repo and `dataset_kwargs: {video: True, cache_dir: ...}` so lmms-eval downloads it and
 extracts the video zip shards. Clips without a clip file are cut with ffmpeg. Captions are training
@@ -125,6 +126,19 @@ def task_yaml(task: str, kind: str, data_file: str, hub_repo: str | None, cache_
     return "\n".join(lines)
 
 
+def as_written(tf, doc: dict, start: float, end: float | None = None):
+    """The gold a scorer holds a reply to: a span (or, `end` None, a moment) as the target text writes it,
+    read back by utils.py's own parser, so that a reply saying exactly what the target says scores full
+    marks (outside check h26 F9: "0.2 - 4.7 seconds" was scored against 0.16 - 4.66, IoU 0.98). The
+    rounding is the format's (a tenth of a second, a frame, a position): seconds from the visual's start."""
+    args = (doc["time_format"], doc["duration_s"], doc["fps"])
+    if end is None:
+        t = lmms_task_utils.parse_point(tf.point(start), *args)
+        return tf.local(start) if t is None else t
+    span = lmms_task_utils.parse_span(tf.span(start, end), *args)
+    return tf.grid_span(start, end) if span is None else span
+
+
 def doc_for(p, kind: str, domain: str, ref: str, time_format: str) -> dict:
     item, tf, v = p.item, p.tf, p.visual
     if kind in ("grounding", "moment") and tf.frame_times is not None:
@@ -147,11 +161,11 @@ def doc_for(p, kind: str, domain: str, ref: str, time_format: str) -> dict:
         if not spans:
             raise SampleError("no_answer", f"{item.id}: grounding sample without answer_spans")
         doc.update(question=question_text(item, tf), answer=spans_text(spans, tf),
-                   spans=[list(tf.grid_span(s["start_s"], s["end_s"])) for s in spans])
+                   spans=[list(as_written(tf, doc, s["start_s"], s["end_s"])) for s in spans])
     elif kind == "moment":
         moments = placeholder_moments(item.get(R.ANSWER))
         doc.update(question=question_text(item, tf), answer=tf.render_text(item.get(R.ANSWER)),
-                   spans=[[tf.local(t), tf.local(t)] for t in moments])
+                   spans=[[as_written(tf, doc, t)] * 2 for t in moments])
     else:
         answer = tf.render_text(item.get(R.ANSWER)) or (cot_text(item, tf) if item.task == "cot" else "")
         if not answer:

@@ -14,7 +14,6 @@ for each entry of `videos`. Only samples with both `chosen` and `rejected` are e
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ from vdata.schemas import records as R
 
 from .base import ExportOptions, ExportResult, Prepared, prepare, safe_name, write_json
 from .dialog import SampleError, question_text
+from .sharegpt import write_dataset_info
 from .source import BuildDir, Item
 
 VIDEO_TAG = "<video>"
@@ -76,13 +76,6 @@ def export(build: BuildDir, dest: str, opts: ExportOptions) -> ExportResult:
     write_json(os.path.join(planner.dest, fname), records)
     result.files.append(fname)
     result.rows[fname] = len(records)
-    info_path = os.path.join(planner.dest, "dataset_info.json")
-    info = {}
-    if os.path.exists(info_path):   # keep other datasets registered in the same folder
-        with open(info_path) as f:
-            info = json.load(f)
-    info[f"{name}_preference"] = preference_info(fname)
-    write_json(info_path, info, indent=2)
-    result.files.append("dataset_info.json")
+    write_dataset_info(planner.dest, "sharegpt_preference", {f"{name}_preference": preference_info(fname)}, result)
     result.notes.append(f"llamafactory-cli train --stage dpo ... --dataset_dir {planner.dest} --dataset {name}_preference")
     return result

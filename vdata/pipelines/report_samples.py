@@ -169,8 +169,22 @@ def _card_fields(row: dict) -> list[tuple[str, str]]:
         out.append(("speech", row[R.TRANSCRIPT_TEXT]))
     if row.get(R.V_STATUS):
         out.append(("verification", row[R.V_STATUS]))
-    # placeholders are shown as stored; a source text's escaped braces as the source wrote them
-    return [(label, _short(unescape_placeholders(str(text)))) for label, text in out]
+    return [(label, _short(_rendered(str(text)))) for label, text in out]
+
+
+def _rendered(text: str) -> str:
+    """A stored text as a reader reads it: its time placeholders (`{{t:12.5}}`, `{{span:0,5}}`) written as
+    seconds of the source video ("0.0 - 5.0 seconds"), the time base of the card's title and its answer
+    spans; a source text's escaped braces as the source wrote them (outside check h26 L9: the viewer
+    printed the placeholders raw)."""
+    if "{{" not in text:
+        return unescape_placeholders(text)
+    from vdata.exporters.timefmt import TimeFormat   # deferred, as the exporters' other helpers here
+
+    try:
+        return TimeFormat("seconds").render_text(text)
+    except (ValueError, TypeError):   # a placeholder that names no time: shown as stored
+        return unescape_placeholders(text)
 
 
 def _short(text: str, n: int = 400) -> str:
@@ -203,7 +217,9 @@ def samples(run: RunData) -> Section | None:
         return None
     counts = ", ".join(f"{sum(c.task == t for c in cards)} {t}" for t in chosen)
     text = (f"Kept rows as written ({counts}; at most {PER_TASK} per task, spread over the videos), with "
-            f"{FRAMES_PER_ROW} of each row's frames (the ones its evidence cites, when it cites some).")
+            f"{FRAMES_PER_ROW} of each row's frames (the ones its evidence cites, when it cites some). Times "
+            "are seconds of the source video, in the texts too (an export writes them from the start of the "
+            "clip it shows).")
     return Section("samples", "Sample viewer", text, cards=cards)
 
 

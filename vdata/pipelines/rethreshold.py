@@ -21,6 +21,7 @@ is itself dropped now.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ValidationError
 
 from vdata.schemas import records as R
@@ -39,7 +39,7 @@ from vdata.stages.quality import CHECKS as QUALITY_SCORE_CHECKS
 from vdata.stages.quality import Thresholds
 
 LEVELS = ("clips", "samples")
-WRITTEN_FILE = "part-rethreshold.parquet"
+WRITTEN_FILE = "part-rethreshold-train.parquet"   # `--write-to DIR`: DIR/<level>/part-rethreshold-<split>.parquet
 
 
 @dataclass(frozen=True)
@@ -117,16 +117,23 @@ class RethresholdResult:
     loosened: list[str] = field(default_factory=list)   # check names set looser than the build
     written: str | None = None
     written_clips: str | None = None          # the kept samples' clips table (frames), when the build has one
+    notes: list[str] = field(default_factory=list)   # --set thresholds that some rows have no score for
 
 
 def rethreshold_dataset(out_dir: str, overrides: dict[str, Any], write_to: str | None = None) -> RethresholdResult:
     """Re-apply the filters of the finished build in `out_dir`, with `overrides` (check name or bare key ->
-    value; strings are parsed by the stage's config model) in place of the build's settings."""
+    value; strings are parsed by the stage's config model) in place of the build's settings. With
+    `write_to`, the kept rows go there as a build folder of their own (see rethreshold_write)."""
+    from vdata.pipelines import rethreshold_write as W
+
     level, data_dir = _dataset_dir(out_dir)
     checks = checks_for(level)
     build_configs = build_filter_configs(out_dir)
     named = _resolve_keys(overrides, checks, level)
     build_settings = {c.name: _setting_of(build_configs.get(c.stage), c) for c in checks}
+    # a folder an earlier --write-to wrote: its rows passed the settings applied then
+    prior = {k: v for k, v in W.prior_settings(out_dir).items() if k in build_settings}
+    build_settings.update(prior)
     settings = {**build_settings, **_validate(named, build_configs)}
 
     files = sorted(os.path.join(data_dir, f) for f in os.listdir(data_dir) if f.endswith(".parquet"))
@@ -140,54 +147,91 @@ def rethreshold_dataset(out_dir: str, overrides: dict[str, Any], write_to: str |
                               f"{check.stage} stage, which this build did not run")
     # the build applied a check whose column it did not keep (no scores): nothing to re-evaluate
     applied = [c for c in checks if c.active(settings[c.name]) and c.column in dataset.schema.names]
-    # counting needs the score columns only; writing needs the rows whole
-    table = dataset.to_table(columns=None if write_to else list(dict.fromkeys(c.column for c in applied)))
-    kept, dropped = rethreshold_table(table, [(c, settings[c.name]) for c in _in_build_order(applied, build_configs)])
+    table = dataset.to_table(columns=list(dict.fromkeys(c.column for c in applied)))
+    notes = _unscored(table, [c for c in applied if c.name in named], level, data_dir)
+    plan = [(c, settings[c.name]) for c in _in_build_order(applied, build_configs)]
+    kept, dropped = rethreshold_table(table, plan)
 
     written = written_clips = None
     if write_to:
-        from vdata.exporters.base import inside_build
+        from vdata.exporters.source import open_build, split_of_file
 
-        if (why := inside_build(out_dir, write_to)) is not None:
-            raise ConfigError(f"--write-to {write_to}: {why}; choose another folder")
-        os.makedirs(write_to, exist_ok=True)
-        written = os.path.join(write_to, WRITTEN_FILE)
-        pq.write_table(kept, written, compression="zstd")
-        written_clips = _write_kept_clips(out_dir, kept, write_to)
+        W.prepare_dest(out_dir, write_to)
+        build = open_build(out_dir)
+        by_split: dict[str, list[str]] = {}
+        for f in files:
+            by_split.setdefault(split_of_file(f), []).append(f)
+        total, rejects, parts = 0, [], []
+        for split, split_files in by_split.items():
+            n, split_rejects, split_parts = W.write_split(build, split_files, dataset.schema, split, plan, write_to,
+                                                          _apply)
+            total, rejects, parts = total + n, rejects + split_rejects, parts + split_parts
+        W.finish(out_dir, write_to, build, total, parts, rejects, dropped, checks,
+                 {**prior, **{name: settings[name] for name in named}})
+        written = os.path.join(write_to, level)
+        if any(p.startswith(R.CLIPS_TABLE + "/") for p in parts) and level != R.CLIPS_TABLE:
+            written_clips = os.path.join(write_to, R.CLIPS_TABLE)
     return RethresholdResult(
         level=level, rows=table.num_rows, kept=kept.num_rows, dropped=dropped,
         changes=[(name, build_settings[name], settings[name]) for name in named],
         loosened=[c.name for c in checks if c.name in named and c.looser(settings[c.name], build_settings[c.name])],
-        written=written, written_clips=written_clips)
+        written=written, written_clips=written_clips, notes=notes)
 
 
-def _write_kept_clips(out_dir: str, kept: pa.Table, write_to: str) -> str | None:
-    """A sample build keeps its frames once per clip (R.CLIPS_TABLE): the kept samples' clips go to
-    `<write_to>/clips/`, so the written samples still find their frames by clip id."""
-    from vdata.exporters.source import open_build
+# why a score column can be empty on every row of a build that ran its stage
+UNSCORED_WHY = {R.Q_WATERMARK: "clip_embed ran without watermark_head",
+                R.Q_AESTHETIC: "clip_embed ran without aesthetic_head",
+                R.Q_TEXT_SIMILARITY: "no row had the text clip_embed compares with (its text_column)"}
 
-    build = open_build(out_dir)
-    if not build.clips_files or R.CLIP_ID not in kept.column_names:
-        return None
-    clips = build.clip_table(pc.unique(kept[R.CLIP_ID].combine_chunks().drop_null()).to_pylist())
-    path = os.path.join(write_to, R.CLIPS_TABLE, WRITTEN_FILE)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    pq.write_table(clips, path, compression="zstd")
-    return path
+
+def _unscored(table: pa.Table, checks: list[Check], level: str, data_dir: str) -> list[str]:
+    """Refuse a --set threshold whose score column is empty on every row (it would test nothing); a note per
+    threshold that some rows have no score for (they pass, as in the stage). `dedup`'s column is empty for
+    the rows that are no duplicate: nothing to say there."""
+    notes, empty = [], []
+    for check in checks:
+        if check.op == "set" or not table.num_rows:
+            continue
+        column = table[check.column]
+        missing = column.null_count
+        if pa.types.is_floating(column.type):
+            missing += pc.sum(pc.fill_null(pc.is_nan(column), False)).as_py() or 0
+        if missing == table.num_rows:
+            why = UNSCORED_WHY.get(check.column, f"the {check.stage} stage scored none of them")
+            empty.append(f"{check.name}: column {check.column} has no score on any of the {table.num_rows} {level} "
+                         f"({why})")
+        elif missing:
+            notes.append(f"{check.name}: {missing} of {table.num_rows} {level} have no {check.column} (the "
+                         f"{check.stage} stage did not score them); they are kept, as the stage keeps them")
+    if empty:
+        raise ConfigError("; ".join(empty) + f" in {data_dir}: such a threshold would test nothing (nothing was "
+                          "applied); rebuild with the stage computing the score, or leave it out")
+    for note in notes:
+        logging.getLogger("vdata").warning("note: %s", note)
+    return notes
 
 
 def rethreshold_table(table: pa.Table, checks: list[tuple[Check, Any]]) -> tuple[pa.Table, dict[str, int]]:
     """(rows that pass every check, reason -> rows dropped); checks in the order the build ran them."""
+    kept, dropped, _ = _apply(table, checks)
+    return kept, dropped
+
+
+def _apply(table: pa.Table, checks: list[tuple[Check, Any]], keep_dropped: bool = False):
+    """rethreshold_table, and with `keep_dropped` the rows each check drops: [(check, setting, rows)]."""
     dropped_mask = pa.array([False] * table.num_rows, pa.bool_())
     dropped: dict[str, int] = {}
+    dropped_rows = []
     for check, setting in checks:
         fails = failing(table[check.column], check, setting)
         newly = pc.and_(fails, pc.invert(dropped_mask))
         count = pc.sum(newly).as_py() or 0
         if count:
             dropped[check.reason] = dropped.get(check.reason, 0) + count
+            if keep_dropped:
+                dropped_rows.append((check, setting, table.filter(newly)))
         dropped_mask = pc.or_(dropped_mask, fails)
-    return table.filter(pc.invert(dropped_mask)), dropped
+    return table.filter(pc.invert(dropped_mask)), dropped, dropped_rows
 
 
 def failing(column: pa.ChunkedArray, check: Check, setting: Any) -> pa.ChunkedArray:
