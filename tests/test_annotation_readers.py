@@ -5,6 +5,7 @@ videos named by id, through a real `vdata build` (probe -> annotations)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pyarrow.dataset as pads
@@ -450,3 +451,28 @@ def test_every_kinetics_clip_of_one_untrimmed_video_keeps_its_label_and_span(tmp
     assert [(s["start_s"], s["text"]) for s in ann["segments"]] == [(1.0, "juggling"), (5.0, "swimming")]
     assert result.rejects_by_reason == {"ingest:annotation_record_duplicate": 1, "annotations:segment_out_of_range": 1,
                                         "generate:label_span_invalid": 1}
+
+
+def test_a_clip_with_its_own_file_is_not_asked_again_in_its_whole_video_and_held_out_clips_hold_it_out(tmp_path, in_process):
+    """h24 F11 follow-ups: a clip downloaded trimmed was also merged into its untrimmed video's row (asked twice),
+    and the merged row took the first clip's split, so a `validate` clip trained."""
+    clips = tmp_path / "clips"
+    _video(clips / "wholeVideo3.mp4", "rgbtestsrc")
+    _video(clips / "wholeVideo3_000001_000003.mp4", "smptebars")        # juggling's own trimmed file
+    (tmp_path / "train.csv").write_text("label,youtube_id,time_start,time_end,split\n"
+                                        "juggling,wholeVideo3,1,3,train\n"
+                                        "swimming,wholeVideo3,5,7,train\n"
+                                        "cooking,wholeVideo3,6,8,validate\n")
+    cfg = parse_config({"input": [{"manifest": str(tmp_path / "train.csv"), "format": "kinetics", "videos": str(clips)}],
+                        "output": {"dir": str(tmp_path / "out"), "splits": {"validation": 0.0, "test": 0.0}},
+                        "stages": [{"probe": {}}, {"annotations": {}}]})
+    rows = discover(cfg, media_dir=str(tmp_path / "media"))
+    metas = {json.loads(r[R.SOURCE_META])["dataset_video_id"]: json.loads(r[R.SOURCE_META]) for r in rows}
+    assert set(metas) == {"wholeVideo3_000001_000003", "wholeVideo3"}
+    whole = metas["wholeVideo3"]
+    assert whole["labels"] == ["swimming", "cooking"] and whole["subset"] == "validate"
+    assert [(s["start_s"], s["text"]) for s in whole["segments"]] == [(5.0, "swimming"), (6.0, "cooking")]
+    result = vdata.build(cfg, progress=False)
+    assert result.rejects_by_reason == {}
+    names = {os.path.basename(f) for f in os.listdir(result.data_dir)}
+    assert any(n.endswith("-validation.parquet") for n in names) and any(n.endswith("-train.parquet") for n in names)

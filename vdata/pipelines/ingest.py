@@ -33,7 +33,8 @@ from vdata.media import storage as S
 from vdata.media.archives import extract_members
 from vdata.media.hashing import content_id
 from vdata.schemas import records as R
-from vdata.schemas.annotation_formats import FOLDER_FORMATS, FormatError, find_video, read_annotation_file, video_files
+from vdata.schemas.annotation_formats import (FOLDER_FORMATS, FormatError, find_video, merge_fallback_meta,
+                                              read_annotation_file, video_files)
 from vdata.schemas.config import BuildConfig, ConfigError, InputSpec
 from vdata.stages.base import Reject
 
@@ -285,7 +286,7 @@ def _from_annotation_file(spec: InputSpec, cfg: BuildConfig, where: str, p: str,
         raise ConfigError(f"{where}.manifest: {spec.manifest!r} is not a {spec.format} file: {e}") from None
     except OSError as e:
         raise ConfigError(f"{where}.manifest: {spec.manifest!r} cannot be read: {type(e).__name__}: {e}") from None
-    rows = []
+    rows, fell_back = [], {}   # fell_back: the row of each video that records fell back to, by its uri
     files = video_files(videos)
     in_archives = [r.member for r in parsed.videos if r.member]
     extracted, failed = extract_members(in_archives, media_dir) if in_archives and media_dir else ({}, {})
@@ -311,8 +312,17 @@ def _from_annotation_file(spec: InputSpec, cfg: BuildConfig, where: str, p: str,
             instead = [(f, find_video(videos, f, spec.extensions, files)) for f in record.fallbacks]
             chosen = instead if any(path for _, path in instead) else chosen
         beside = next((path.rsplit("/", 1)[0] for _, path in chosen if path), S.join(videos, record.folders[0]))
+        fallback = chosen[0][0] is not record
         for video, path in chosen:
-            rows.append(dataset_row(video, path or S.join(beside, (video.stems or (video.video_id,))[0] + NOT_FOUND)))
+            row = dataset_row(video, path or S.join(beside, (video.stems or (video.video_id,))[0] + NOT_FOUND))
+            uri = row[R.SOURCE_URI]
+            if fallback and uri in fell_back:   # another clip of a video downloaded whole: one row (h24 F11)
+                merged = merge_fallback_meta(json.loads(rows[fell_back[uri]][R.SOURCE_META]), json.loads(row[R.SOURCE_META]))
+                rows[fell_back[uri]][R.SOURCE_META] = json.dumps(merged, default=str)
+                continue
+            if fallback:
+                fell_back[uri] = len(rows)
+            rows.append(row)
     for problem in parsed.problems:
         uri = f"{p}#{problem.where}"
         rows.append({**source_row(uri, uri), R.REJECT_REASON: problem.reason, R.REJECT_MESSAGE: problem.message,

@@ -17,7 +17,8 @@ from typing import Callable
 
 from vdata.media import storage as S
 
-from .base import AnnotationFile, FormatError, RecordProblem, VideoRecord, find_video, json_lines, text_lines, video_files
+from .base import (AnnotationFile, FormatError, RecordProblem, VideoRecord, find_video, json_lines, merge_fallback_meta,
+                   text_lines, video_files)
 
 # format -> (module, reader). The reader modules load when a reader is looked up: config validation and
 # every build import this package for the format names alone, and the readers' ~1,000 lines would cost
@@ -98,5 +99,5 @@ def read_annotation_file(fmt: str, path: str) -> AnnotationFile:
 
 
 __all__ = ["ANNOTATION_FORMATS", "FOLDER_FORMATS", "FORMAT_KINDS", "AnnotationFile", "FormatError", "RecordProblem", "VideoRecord",
-           "find_video", "json_lines", "read_annotation_file", "text_lines", "video_files",
+           "find_video", "json_lines", "merge_fallback_meta", "read_annotation_file", "text_lines", "video_files",
            *(reader for _, reader in _READERS.values())]

@@ -63,10 +63,6 @@ KINETICS_COLUMNS = ("youtube_id", "time_start", "time_end")
 def read_kinetics(text: str) -> AnnotationFile:
     rows = csv_records(text, KINETICS_COLUMNS, "Kinetics")
     out = AnnotationFile()
-    # one untrimmed video for all the clips cut from it: Kinetics takes several clips (classes) from one
-    # YouTube video, and a plain yt-dlp download is that whole video once; its row carries every clip's label
-    # and span (outside check h24 F11: the second clip's label was lost without a trace)
-    wholes: dict[str, VideoRecord] = {}
     seen: dict[tuple, int] = {}
     for row in rows:
         number = rows.line_num
@@ -88,14 +84,10 @@ def read_kinetics(text: str) -> AnnotationFile:
                 **({"subset": split} if split else {})}
         folders = tuple(dict.fromkeys(folders))
         # where the clip was not cut out of its video (a plain yt-dlp download): the whole video, the clip's
-        # span a segment named by its class
-        whole = wholes.get(youtube_id)
-        if whole is None:
-            whole = wholes[youtube_id] = VideoRecord(youtube_id, {
-                **{k: v for k, v in meta.items() if k not in ("time_start", "time_end", "labels")},
-                "labels": [], "segments": []}, folders=folders)
-        if label:
-            whole.meta["labels"] += [label] if label not in whole.meta["labels"] else []
-            whole.meta["segments"].append({"start_s": start, "end_s": end, "text": label})
+        # span a segment named by its class. Several clips of one video fall back to that one video: ingest
+        # merges them into its row (merge_fallback_meta), each with its label and span (h24 F11)
+        whole = VideoRecord(youtube_id, {**{k: v for k, v in meta.items() if k not in ("time_start", "time_end")},
+                                         "segments": [{"start_s": start, "end_s": end, "text": label}] if label else []},
+                            folders=folders)
         out.videos.append(VideoRecord(stem, meta, folders=folders, fallbacks=(whole,)))
     return out

@@ -111,6 +111,25 @@ def _object(pairs: list[tuple[str, Any]]) -> dict:
     return out
 
 
+# held-out first: a video whose clips the release puts in several splits is held out (no test clip trains)
+_SPLIT_RANK = {"test": 0, "testing": 0, "validation": 1, "validate": 1, "val": 1, "train": 2, "training": 2}
+
+
+def merge_fallback_meta(first: dict, other: dict) -> dict:
+    """One whole video's source_meta from two records that fell back to it (two Kinetics clips of one
+    YouTube video downloaded whole): lists (labels, segments) joined, each item once; a held-out split over
+    a train one; other values as the first record gives them."""
+    out = dict(first)
+    for key, value in other.items():
+        if isinstance(value, list) and isinstance(out.get(key), list):
+            out[key] = out[key] + [v for v in value if v not in out[key]]
+        elif key in ("split", "subset") and isinstance(value, str) and isinstance(out.get(key), str):
+            out[key] = min(out[key], value, key=lambda s: _SPLIT_RANK.get(s.lower(), 3))
+        else:
+            out.setdefault(key, value)
+    return out
+
+
 def parse_json(text: str) -> Any:
     try:
         return json.loads(text, object_pairs_hook=_object)
