@@ -244,13 +244,14 @@ def test_hallucination_filter_with_smollm_judge(clips, smollm, tmp_path):
 
 @pytest.mark.skipif(not L.have_smollm(), reason="SmolLM2 is not installed (make setup)")
 def test_a_claim_left_unsupported_by_a_judge_that_may_answer_later_is_retried(clips, smollm):
-    """A judge answering 500 leaves its claims undecided: the sample rejected for them is marked for the
-    next run to redo; a judge answering garbage is a real failure, its reject stays final."""
+    """A judge answering 500, or a body cut off or garbled on the way (h25 F6: a transport failure, not the
+    model's), leaves its claims undecided: the sample rejected for them is marked for the next run to redo;
+    a judge whose well-formed reply holds no answer (cut inside its reasoning) is a real failure, final."""
     from fault_proxy import FaultProxy
 
     items = L.claim_samples(clips)
     free = [row for row, _, k in items if k == "free"][:3]
-    for fault, marked in (("error_500", True), ("invalid_json", False)):
+    for fault, marked in (("error_500", True), ("invalid_json", True), ("reasoning_cut", False)):
         with FaultProxy(smollm.base_url, faults={fault: 1.0}) as proxy:
             judge = dict(L.openai_teacher(smollm, sampling={"max_tokens": 24}), base_url=proxy.base_url,
                          max_retries=0, schema_retries=0)

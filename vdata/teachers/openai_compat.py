@@ -326,7 +326,11 @@ class OpenAITeacher(ServerDialect, Teacher):
                 _ = choice["message"]
                 return data
             except (ValueError, KeyError, IndexError, TypeError) as e:
-                raise AttemptError("bad_response", f"unparseable response body ({type(e).__name__})", True) from None
+                # a body cut off mid-way, or no API answer at all (a gateway's HTML page sent with 200): the
+                # transport failed, not the model (whose reply is the content inside a well-formed body) —
+                # retried here and, as a transient failure (TRANSIENT_ERRORS), by the build's next run
+                raise AttemptError("bad_response", f"unparseable response body ({type(e).__name__}; "
+                                   f"{len(r.content)} bytes: {r.text[:120]!r})", True) from None
         ra = parse_retry_after(r.headers)
         detail = f"HTTP {status}: {r.text[:300]!r}"
         if status in (401, 403):

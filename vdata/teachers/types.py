@@ -210,7 +210,7 @@ ERROR_KINDS = (
     "connection",  # dropped/refused connections, truncated bodies
     "rate_limited",  # 429 after all retries
     "server_error",  # 5xx after all retries
-    "bad_response",  # unparseable/invalid response body after all retries
+    "bad_response",  # a 200 whose body is no API answer (cut off, not JSON, an HTML page) after all retries
     "bad_request",  # another 4xx (not 429): the request itself is wrong (not retried)
     "auth",  # 401/403: the server refused the credentials; the build stops (TeacherRefusedError)
     "unknown_model",  # 404 saying the model does not exist; the build stops too
@@ -222,8 +222,10 @@ ERROR_KINDS = (
 
 
 # Failures that say nothing about the request and may pass on their own (a server busy, restarting or
-# out of reach): a reject that came of one is retried by the next run of the build (`retry_on_resume`).
-TRANSIENT_ERRORS = frozenset({"timeout", "connection", "rate_limited", "server_error"})
+# out of reach; a response body cut off on the way or replaced by a gateway's page, outside check h25 F6):
+# a reject that came of one is retried by the next run of the build (`retry_on_resume`). A well-formed
+# reply whose content fails the schema is the model's (`schema_invalid`, cached), never transient.
+TRANSIENT_ERRORS = frozenset({"timeout", "connection", "rate_limited", "server_error", "bad_response"})
 
 
 @dataclass

@@ -18,6 +18,16 @@ them, and rank them with a vision–text (CLIP) score to make DPO pairs. Here, p
    one whose score gap is below `min_margin` (or none at all: the best and the worst tie, and the pair
    would be decided by position) a `no_margin` reject.
 
+A candidate that reached the answer cap (`max_answer_chars`: the schema closes the string there and the
+reply still ends "stop", outside check h25 F4) was cut mid-sentence: it keeps its complete sentences (as
+a caption stopped at max_tokens does) or, with none, is no candidate (`error` "truncated: …"); the
+stage's counters say how many. A judge reply that fails its schema after the teacher's re-asks (scores
+out of range, h25 F5) is asked once more (the answers shown in reverse order); a pair whose judge (weight
+> 0) still gave no scores is a `judge_failed` reject, never a pair ranked by the writers' self-critique
+alone. The counters `preference_pairs_ranked_by_<scores>` say which scores ranked the kept pairs. A
+reject that came of a failure that may pass (a timeout, a 5xx, a cut response body) is marked
+`retry_on_resume`.
+
 Questions are teacher-free: `questions:` (default VideoSAVi-style what / why / how questions), a
 different one per index, rotated by a hash of the row.
 """
@@ -28,7 +38,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, field_validator, model_validator
 
+from vdata.prompts import complete_sentences, unescape_placeholders
 from vdata.schemas import records as R
+from vdata.teachers.types import TRANSIENT_ERRORS
 
 from .clues import Clue, clue_lines, evidence
 from .common import (Pending, Strict, TaskFamily, sample_base, sampling, stable_hash, strict_object, teacher_request,
@@ -42,6 +54,8 @@ DEFAULT_QUESTIONS = ["What happens in this video?", "How does the scene change o
                      "Why does the main subject of the video act the way it does?",
                      "What is the most important detail in this video, and why?"]
 SCORE_KINDS = ("judge", "self_critique", "vision_text")
+SCORE_FIELDS = {"judge": "judge_score", "self_critique": "self_score", "vision_text": "vision_text_score"}
+SETTLED = ("schema_invalid", "reasoning_only")   # the reply itself failed (asking again may help), not the server
 
 
 class PreferenceTask(Strict):
@@ -113,17 +127,28 @@ def _finish(stage: StageView, row: dict, clues: list[Clue], p: Pending, reply: d
     base = sample_base(stage, row, TASK, group["index"], group["prompt"].id)
     base[R.QUESTION_TYPE] = "preference"
     kind = p.extra["kind"]
+    _note_failure(group, reply)
     if kind == "candidate":
         teacher, model = _teacher_name(stage, p.teacher)
-        answer = (reply.get("answer") or "").strip()
+        answer, error = _candidate_text(stage, reply)
         group["candidates"][p.extra["j"]] = {
             "teacher": teacher, "model": model, "temperature": p.extra["temperature"], "text": answer or None,
             "judge_score": None, "self_score": None, "vision_text_score": None, "score": None, "rank": None,
-            "error": reply.get("_error") or (None if answer else "empty answer"), "writer": p.teacher}
+            "error": error, "writer": p.teacher}
         group["waiting"] -= 1
         return _rank_requests(stage, row, clues, group, base, state) if group["waiting"] == 0 else []
     cands = group["candidates"]
-    if kind == "judge" and "_error" not in reply:
+    if kind == "judge" and "_error" in reply:
+        if reply["_error"].split(":", 1)[0] in SETTLED and not p.extra.get("again"):
+            # its reply failed the schema after the teacher's own re-asks: one fresh request, the answers in
+            # reverse order (another prompt, so no cached reply), before the pair goes without the judge
+            stage.counters["preference_judge_asked_again"] += 1
+            state.setdefault("followups", []).append(
+                _judge_pending(stage, row, clues, group, list(reversed(p.extra["order"])), again=True))
+            return []
+        group["judge_error"] = reply["_error"]
+        stage.counters["preference_judge_failed"] += 1
+    elif kind == "judge":
         order = p.extra["order"]   # shown position -> candidate
         for shown, score in enumerate(reply.get("scores") or []):
             if shown < len(order):
@@ -134,26 +159,65 @@ def _finish(stage: StageView, row: dict, clues: list[Clue], p: Pending, reply: d
     return _pair(stage, row, clues, group, base) if group["waiting"] == 0 else []
 
 
+def _note_failure(group: dict, reply: dict) -> None:
+    """A failed request of the question's that may pass on its own (a timeout, a 5xx, a cut response body):
+    a reject of the question is then marked for the next run (`retry_on_resume`)."""
+    if "_error" in reply and str(reply["_error"]).split(":", 1)[0] in TRANSIENT_ERRORS:
+        group["transient"] = True
+
+
+def _candidate_text(stage: StageView, reply: dict) -> tuple[str, str | None]:
+    """(the candidate's answer, why it is none). One that reached `max_answer_chars` was cut there (the schema
+    closes the string at the cap, the reply ends "stop"): its complete sentences, or no candidate."""
+    if "_error" in reply:
+        return "", reply["_error"]
+    raw = reply.get("answer") or ""
+    answer = raw.strip()
+    if not answer:
+        return "", "empty answer"
+    cap = stage.config.max_answer_chars
+    if len(unescape_placeholders(raw)) < cap:
+        return answer, None
+    whole = complete_sentences(answer)
+    stage.counters["preference_candidates_trimmed" if whole else "preference_candidates_cut_off"] += 1
+    if whole:
+        return whole, None
+    return "", (f"truncated: the answer reached max_answer_chars={cap} and was cut mid-sentence, "
+                "with no complete sentence before the cut")
+
+
+def _judge_pending(stage: StageView, row: dict, clues: list[Clue], group: dict, order: list[int],
+                   again: bool = False) -> Pending:
+    """The judge's request: every usable candidate, in the shown `order`, scored 1-10."""
+    tcfg: PreferenceTask = stage.config.tasks.preference_pairs
+    key = (row[R.CLIP_ID], TASK, group["index"])
+    lines = "\n".join(f"Answer {k + 1}: {group['candidates'][j]['text']}" for k, j in enumerate(order))
+    judge = stage.prompts["preference_judge"]
+    score = {"type": "integer", "minimum": 1, "maximum": 10}
+    n = len(order)
+    schema = strict_object({"scores": {"type": "array", "items": score, "minItems": n, "maxItems": n}})
+    text = judge.render(clues=clue_lines(clues), question=group["question"], answers=lines, count=n)
+    ask = (*key, "judge", "again") if again else (*key, "judge")   # the first keeps its key (and cache entry)
+    req = teacher_request(stage, judge, text, clues, schema, "preference_judge", ask)
+    return Pending(TASK, group["index"], "preference", judge, req, {"kind": "judge", "group": group, "order": order,
+                                                                   "again": again}, teacher=tcfg.judge)
+
+
 def _rank_requests(stage: StageView, row: dict, clues: list[Clue], group: dict, base: dict, state: dict):
     """All candidates are back: a reject if they do not differ, else the ranking round."""
     tcfg: PreferenceTask = stage.config.tasks.preference_pairs
     usable = [j for j, c in enumerate(group["candidates"]) if c["text"]]
     if len({_norm(group["candidates"][j]["text"]) for j in usable}) < 2:
+        why = sorted({c["error"].split(":", 1)[0] for c in group["candidates"] if c["error"]})
         return [_reject(stage, base, group, "no_preference", f"{len(usable)} usable candidate(s) of "
-                        f"{tcfg.candidates}, fewer than 2 distinct answers")]
+                        f"{tcfg.candidates}, fewer than 2 distinct answers"
+                        + (f" (unusable: {', '.join(why)})" if why else ""))]
     key = (row[R.CLIP_ID], TASK, group["index"])
     order = sorted(usable, key=lambda j: stable_hash("judge-order", *key, j))
-    lines = "\n".join(f"Answer {k + 1}: {group['candidates'][j]['text']}" for k, j in enumerate(order))
-    follow = []
-    judge = stage.prompts["preference_judge"]
-    score = {"type": "integer", "minimum": 1, "maximum": 10}
-    schema = strict_object({"scores": {"type": "array", "items": score, "minItems": len(order), "maxItems": len(order)}})
-    text = judge.render(clues=clue_lines(clues), question=group["question"], answers=lines, count=len(order))
-    req = teacher_request(stage, judge, text, clues, schema, "preference_judge", (*key, "judge"))
-    follow.append(Pending(TASK, group["index"], "preference", judge, req, {"kind": "judge", "group": group,
-                                                                          "order": order}, teacher=tcfg.judge))
+    follow = [_judge_pending(stage, row, clues, group, order)]
     if tcfg.self_critique:
         critique = stage.prompts["preference_critique"]
+        score = {"type": "integer", "minimum": 1, "maximum": 10}
         schema = strict_object({"critique": text_field(200), "score": score})
         for j in usable:
             c = group["candidates"][j]
@@ -190,7 +254,7 @@ def vision_text_scores(stage: StageView, model_spec: str, row: dict, texts: list
 def _pair(stage: StageView, row: dict, clues: list[Clue], group: dict, base: dict):
     tcfg: PreferenceTask = stage.config.tasks.preference_pairs
     cands = group["candidates"]
-    fields = {"judge": "judge_score", "self_critique": "self_score", "vision_text": "vision_text_score"}
+    fields = SCORE_FIELDS
     for c in cands:
         parts = [(tcfg.weights.get(k, 0.0), c[f]) for k, f in fields.items() if c[f] is not None]
         total = sum(w for w, _ in parts)
@@ -198,6 +262,11 @@ def _pair(stage: StageView, row: dict, clues: list[Clue], group: dict, base: dic
     ranked = sorted((j for j, c in enumerate(cands) if c["score"] is not None), key=lambda j: (-cands[j]["score"], j))
     for rank, j in enumerate(ranked):
         cands[j]["rank"] = rank
+    if group.get("judge_error") and tcfg.weights.get("judge", 0.0) > 0:
+        # the writers' self-critique alone is no judged preference (a small writer scores its own echo 10)
+        return [_reject(stage, base, group, "judge_failed", "the judge gave no usable scores "
+                        f"({group['judge_error'][:200]}): the pair is not ranked by the other scores alone",
+                        judge_error=group["judge_error"])]
     if not ranked:
         return [_reject(stage, base, group, "unranked", "no candidate got a score (judge and critiques failed)")]
     best = cands[ranked[0]]
@@ -211,6 +280,9 @@ def _pair(stage: StageView, row: dict, clues: list[Clue], group: dict, base: dic
                         f"({best['score']:.3f}): no candidate is preferred")]
     if gap < tcfg.min_margin:
         return [_reject(stage, base, group, "no_margin", f"score gap {gap:.3f} < min_margin {tcfg.min_margin}")]
+    used = [k for k, f in fields.items()
+            if tcfg.weights.get(k, 0.0) > 0 and any(cands[j][f] is not None for j in ranked)]
+    stage.counters[f"preference_pairs_ranked_by_{'+'.join(used)}"] += 1   # which scores decided the kept pairs
     out = dict(base)
     out.update({R.QUESTION: group["question"], R.ANSWER: best["text"],
                 R.CHOSEN: best["text"], R.REJECTED: worst["text"], R.EVIDENCE: group["evidence"],
@@ -223,9 +295,11 @@ def _public(cands: list[dict]) -> list[dict]:
     return [{k: v for k, v in c.items() if k != "writer"} for c in cands]
 
 
-def _reject(stage: StageView, base: dict, group: dict, reason: str, message: str):
+def _reject(stage: StageView, base: dict, group: dict, reason: str, message: str, **detail):
+    if group.get("transient"):   # a request of this question failed in a way that may pass: the next run asks again
+        detail[R.RETRY_ON_RESUME] = True
     return stage.reject(base, reason, f"{TASK} #{group['index']}: {message}", question=group["question"],
-                        candidates=_public(group["candidates"]))
+                        candidates=_public(group["candidates"]), **detail)
 
 
 PREFERENCE_PAIRS = TaskFamily(

@@ -60,7 +60,7 @@ from vdata.teachers.packaged import PACKAGED_MINILM
 from ..base import Reject, Resources, Stage, StageConfig
 from .captions import independent_evidence, screen_frame_caption, unverified, written_from_speech
 from .contradictions import REFUTED, SUPPORTED, UNSUPPORTED, match_claim
-from .facts import PLACEHOLDER, SENTENCE, Evidence, split_claims, words
+from .facts import NUMBER_WORDS, PLACEHOLDER, SENTENCE, Evidence, split_claims, words
 from .judge import JUDGE_SCHEMA, judged
 from .refine import checked_round, correct_in_rounds
 from .scope import pool_by_video, scope_texts
@@ -83,6 +83,24 @@ LINE_TASKS = ("dense_caption", "chapter", "speech_captions", "streaming_dialogue
 RATED_TASKS = ("highlights", "summarization")
 _QUOTED_QUERY = re.compile(r"[\"“]([^\"“”]{2,200})[\"”]")
 _RATING_LINE = re.compile(r"^\s*(?:\{\{[^{}]*\}\}\s*)*saliency\s+[0-9.]+\s*$", re.I)
+
+
+_HOW_MANY = re.compile(r"^\s*how many ((?:[a-z-]+\s+){0,2}?[a-z-]+)\s+(?:do|does|did|is|are|was|were|can|could|will|"
+                       r"would|has|have|had|should)\b", re.I)
+
+
+def _with_question(question: str, answer: str) -> str:
+    """The claim of a QA answer: a short one (<= 3 words) carries its question, "<question>: <answer>"; a bare
+    number answering "How many <things> …?" says what it counts ("…: five yellow lamps"), so that the count is
+    checked against the evidence's count of those things, not read as no checkable fact."""
+    said = words(answer)
+    if not (question and answer and len(said) <= 3):
+        return answer
+    claim = f"{question.rstrip('?')}: {answer}"
+    counted = _HOW_MANY.match(question)
+    if counted and len(said) == 1 and (said[0].isdigit() or said[0] in NUMBER_WORDS):
+        claim = f"{claim.rstrip('.')} {counted.group(1)}"
+    return claim
 
 
 class VerifyClaimsConfig(StageConfig):
@@ -135,7 +153,9 @@ class VerifyClaimsStage(Stage):
                   # 3: a subtitle cue is evidence of the clip holding its middle (it crossed a cut: of none)
                   # 4: a stated time is checked (times.py): refuted outside the row or the evidence's times,
                   #    unsupported (never undecided → supported) when no evidence time backs it
-                  # 5: an input's caption is evidence only for a sample whose clip spans the video
+                  # 5: an input's caption is evidence only for a sample whose clip spans the video; a short
+                  #    open-QA answer (an MCQ's open-form twin) or CoT answer is checked with its question,
+                  #    a bare number answering "How many <things>" as a count of those things
     HUB_MODEL_FIELDS = ("relevance_model",)
     Config = VerifyClaimsConfig
     reads = (R.SAMPLE_ID, R.TASK, R.QUESTION, R.ANSWER)
@@ -204,7 +224,7 @@ class VerifyClaimsStage(Stage):
         q = row.get(R.QUESTION) or ""
         ans = row.get(R.ANSWER) or ""
         if task == "cot":
-            return [s.get("text") or "" for s in (row.get(R.RATIONALE_STEPS) or []) if s] + [ans], q
+            return [s.get("text") or "" for s in (row.get(R.RATIONALE_STEPS) or []) if s] + [_with_question(q, ans)], q
         if task in LINE_TASKS:
             return [line for line in ans.splitlines() if line.strip()], ""
         if task == "highlights":   # the teacher's query, quoted in the fixed question; the answer is times and ratings
@@ -215,9 +235,10 @@ class VerifyClaimsStage(Stage):
             return ([" ".join(said)] if said else []), ""
         if task in FIXED_QUESTION_TASKS:
             return [ans], ""
-        if task == "mcq" and q and ans and len(words(ans)) <= 3:
-            # a short option ("three", "Maria") says nothing alone: the question with it is the claim
-            return [f"{q.rstrip('?')}: {ans}"], q
+        if task in ("mcq", "open_qa"):
+            # a short answer ("three", "Maria", an MCQ's option or its open-form twin's) says nothing alone:
+            # the question with it is the claim (checked alone it was judged at random, outside check h25 F1)
+            return [_with_question(q, ans)], q
         return [ans], q
 
     def claims_of(self, texts: list[str]) -> list[str]:
