@@ -135,7 +135,8 @@ def test_push_split_takes_the_splits_asked_for_in_every_file_and_says_so(samples
 
 def test_a_build_without_a_test_split_is_pushed_as_before():
     """Nothing held out: every row in every layout, no note. Train and validation only: the training files
-    leave validation out, and the benchmark, having no test split to take, keeps every row and says so."""
+    leave validation out, and the benchmark takes the test split it is made of, which is empty: the push
+    refuses rather than label other rows `test` (outside check h26 F6); `--split validation` takes them."""
     from collections import Counter
 
     from vdata.hub import carried_splits, split_label, split_note
@@ -145,7 +146,25 @@ def test_a_build_without_a_test_split_is_pushed_as_before():
     assert (split_label(unsplit, "llava", None), split_label(unsplit, "lmms-eval", None)) == ("train", "test")
     assert split_note(unsplit, {"llava": None}) is None
     no_test = Counter(train=9, validation=3)
-    assert carried_splits(no_test, "sharegpt") == ["train"] and carried_splits(no_test, "lmms-eval") is None
-    assert split_label(no_test, "lmms-eval", None) == "test"   # the benchmark's split, its rows from two
+    assert carried_splits(no_test, "sharegpt") == ["train"] and carried_splits(no_test, "lmms-eval") == ["test"]
+    assert carried_splits(no_test, "lmms-eval", ["validation"]) == ["validation"]
+    assert split_label(no_test, "lmms-eval", ["validation"]) == "validation"
     assert "training videos ARE in the benchmark (`--split validation` leaves them out)" in \
-        split_note(no_test, {"lmms-eval": None})
+        split_note(no_test, {"lmms-eval": ["train", "validation"]})
+
+
+def test_a_llava_card_counts_what_the_repo_holds_and_says_where_the_videos_are(
+        samples_dir, token, tmp_path, online):  # noqa: F811
+    """Outside check h26 F7 / L8: the llava records' `video` paths are relative to `videos/` (LLaVA-NeXT's
+    `--video_folder`), not the repo root; the card's sizes are those of the train rows it holds."""
+    samples = _by_split(samples_dir, R.SAMPLE_ID)
+    snap, _ = _push(samples_dir, "me/llava", token, tmp_path, format="llava")
+    card = (snap / "README.md").read_text()
+    assert "relative to the repo root" not in card
+    assert "--video_folder data/" in card and "/videos" in card and "relative to the `videos/` folder" in card
+    files = [f for f in snap.glob("*.json") if not f.name.startswith(".")]   # not the push record
+    records = [r for f in files for r in json.loads(f.read_text())]
+    assert records and all((snap / "videos" / r["video"]).is_file() for r in records)
+    assert not any((snap / r["video"]).is_file() for r in records)
+    assert f"| kept samples | train | {len(samples['train'])} |" in card and "| kept samples | test |" not in card
+    assert all(f"`{f.name}` (" in card and f"{len(json.loads(f.read_text()))} records)" in card for f in files)

@@ -7,10 +7,13 @@ exporters. Every command here takes a build at a URL through a local copy of its
 """
 from __future__ import annotations
 
+import sys
+
 import click
 
 from vdata.exporters import TIME_FORMATS
 from vdata.exporters.cli import export_cmd, fail, time_spec
+from vdata.hub.published import ALLOW_FOREIGN_HELP, cli_push
 from vdata.pipelines.remote import BuildLocation, RemoteBuildError, put_card, readable_build
 from vdata.schemas.config import SPLIT_NAMES
 
@@ -40,25 +43,24 @@ def _local_build(out_dir: str) -> str:
               help="only rows of this split, in every file pushed (repeatable), as `vdata export --split`; default, "
               "where the build holds videos out: train in the llava / LLaMA-Factory files, test in the lmms-eval "
               "tasks, every split (kept apart) in the Parquet configs")
-def push_cmd(out_dir, repo_id, private, fmt, endpoint, time_format, staging_dir, splits):
+@click.option("--allow-foreign-files", "allow_foreign", is_flag=True, help=ALLOW_FOREIGN_HELP)
+def push_cmd(out_dir, repo_id, private, fmt, endpoint, time_format, staging_dir, splits, allow_foreign):
     """Upload the build in OUT_DIR to the Hub with a generated dataset card.
 
     The token comes from HF_TOKEN or `hf auth login`; it is never printed. Re-running resumes: files
-    already on the Hub are skipped.
-    """
-    from vdata.exporters import ExportError
-    from vdata.hub import HubError, push
+    already on the Hub are skipped; files an earlier vdata push wrote and this one does not are deleted,
+    and no other file of the repo is touched.
 
-    out_dir = _local_build(out_dir)
-    try:
-        res = push(out_dir, repo_id, private=private, format=fmt, endpoint=endpoint, time_format=time_format,
-                   staging_dir=staging_dir, splits=splits or None, log=lambda m: click.echo(m, err=True))
-    except (HubError, ExportError) as e:
-        fail(str(e))
-    except Exception as e:   # HTTP errors from the Hub: say which call failed, never echo headers
-        fail(f"upload failed ({type(e).__name__}): {e}")
-    click.echo(f"pushed {res.files} file(s) to {res.url} (commit {res.commit[:12]}); "
-               f"configs: {', '.join(c['config_name'] for c in res.configs)}")
+    \b
+    Exit status: 0 pushed (or nothing changed); 2 nothing pushed, fix the command: a bad --repo, no token,
+    a build that cannot be pushed, the Hub refusing the token, or a repo holding files vdata did not write;
+    4 the upload failed (network, Hub error): the repo may hold part of it, run the same command again.
+    """
+    from vdata.hub import push
+
+    sys.exit(cli_push(push, _local_build(out_dir), echo=click.echo, repo_id=repo_id, private=private, fmt=fmt,
+                      endpoint=endpoint, time_format=time_format, staging_dir=staging_dir, splits=splits,
+                      allow_foreign=allow_foreign))
 
 
 @click.command("card")

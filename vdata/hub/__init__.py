@@ -3,9 +3,10 @@
 `push()` exports the build into an emptied staging folder (`<out>/_hub/<format>/` by default), writes the
 card as `README.md`, creates the dataset repo and uploads the folder with `HfApi.upload_folder`
 (huggingface_hub 2.x: several commits for large folders, resumable by re-running; the Hub skips the files
-it already holds, so a re-run uploads only what changed). Files of vdata's layouts that the repo holds
-and this push does not write are deleted by the same upload (`LAYOUT_PATTERNS`). The token comes from `token=`, `HF_TOKEN`, or `hf auth login`; it is never
-printed or written anywhere.
+it already holds, so a re-run uploads only what changed). Files an earlier push wrote (its record,
+`.vdata-push.json`) that this push does not write are deleted by the same upload, and only those; a repo
+holding files vdata did not write is refused unless `allow_foreign_files` (`hub/repo_files.py`). The token
+comes from `token=`, `HF_TOKEN`, or `hf auth login`; it is never printed or written anywhere.
 
 Layouts by `--format`:
 - `parquet` (default): canonical records in `data/<subset>/<split>-*.parquet` (one `datasets` config per
@@ -44,17 +45,15 @@ from vdata.exporters.base import NothingToExport
 from vdata.exporters.hf_local import CardFacts, gather_facts, local_card_data
 from vdata.exporters.lmms_eval import task_name
 from vdata.exporters.source import SUBSETS, BuildDir
-from vdata.hub.splits import carried_splits, split_label, split_note
+from vdata.exporters.source import split_of_file
+from vdata.hub import published as rf
+from vdata.hub.published import HubError, UploadFailed, llava_config, llava_usage, published_config
+from vdata.hub.splits import carried_splits, holds_videos_out, split_label, split_note
 from vdata.schemas.secrets import config_text_secrets, redact
 
 PUSH_FORMATS = ("parquet", "llava", "sharegpt", "lmms-eval")
 ZIP_SHARD_BYTES = 2 * 1024**3        # lmms-eval extracts each zip on its own; 2 GB keeps each download retryable
 
-
-
-class HubError(RuntimeError):
-    """A push or card that cannot go ahead (no token, offline mode, bad repo id, a card path that cannot be
-    written); the message says what to do."""
 
 
 # --- secrets ---------------------------------------------------------------------------------------
@@ -144,7 +143,7 @@ def _thresholds(stage_settings: list) -> dict:
 
 def dataset_card(build: BuildDir, *, repo_id: str | None = None, format: str = "parquet",
                  configs: list[dict] | None = None, secrets=(), facts: CardFacts | None = None,
-                 dataset_info: list[dict] | None = None, local: bool = False) -> str:
+                 dataset_info: list[dict] | None = None, local: bool = False, layout_rows: dict | None = None) -> str:
     """The README.md of the dataset: `DatasetCardData` metadata (license, tasks, configs) over the prose
     of assets/dataset_card.md, read back through `DatasetCard` (which checks the metadata block)."""
     from huggingface_hub import DatasetCard, DatasetCardData
@@ -170,15 +169,18 @@ def dataset_card(build: BuildDir, *, repo_id: str | None = None, format: str = "
         subsets=[(s, f.rows_by_subset[s]) for s in SUBSETS if s in f.rows_by_subset], pipeline=pipeline,
         thresholds=_thresholds(f.stage_settings), unrecorded=any(kw is None for _, kw in f.stage_settings),
         reject_rows=f.manifest.get("rejects", sum(f.rejects_by_reason.values())),
-        config_text=redact_config(f.config_text, secrets).rstrip() if f.config_text else "",
+        config_text=published_config(redact_config(f.config_text, secrets).rstrip(), local) if f.config_text else "",
         versions=f.manifest.get("versions") or {}, examples=[(s, f.examples[s]) for s in SUBSETS if f.examples.get(s)],
         configs=configs or [], config_names=[c.get("config_name", "default") for c in configs or []],
         first_config=(configs or [{}])[0].get("config_name", "default") if configs else "default",
         first_split=next((d["split"] for d in ((configs or [{}])[0].get("data_files") or []) if isinstance(d, dict)
                           and d.get("split")), "test" if format == "lmms-eval" else "train"), name=name, task=task_name(name),
         local=local)
+    if format == "llava":
+        text = llava_usage(text, repo_id or f"<user>/{f.name}", name, layout_rows or {})
     text = str(DatasetCard(text))
     return redact(text, secrets)
+
 
 
 def write_card(out_dir: str, path: str | None = None, repo_id: str | None = None) -> str:
@@ -211,6 +213,9 @@ class Staged:
     notes: list
     dataset_info: list = field(default_factory=list)   # README `dataset_info:` (features) per config
     split_note: str | None = None                       # the splits pushed, where the build holds videos out
+    carried: dict = field(default_factory=dict)         # {layout: the splits its files hold (None: every one)}
+    warnings: list = field(default_factory=list)        # lines push logs (a side layout not written, and why)
+    rows: dict = field(default_factory=dict)            # records per file of a llava / sharegpt / lmms-eval push
 
 
 def zip_videos(folder: str, max_bytes: int = ZIP_SHARD_BYTES) -> list[str]:
@@ -265,7 +270,9 @@ def stage(out_dir: str, folder: str, format: str = "parquet", repo_id: str | Non
     common = dict(time_format=time_format, media="link", bucket_media=True)
     notes, ignore, dataset_info = [], [], []
     rows_by_split = Counter(build.row_splits())
-    carried = {format: carried_splits(rows_by_split, format, splits)}
+    held_out = holds_videos_out(build, rows_by_split)
+    carried = {format: carried_splits(rows_by_split, format, splits, held_out)}
+    warnings, layout_rows = [], {}
     if format == "parquet":
         # a sample build as its configs by split (frames typed as images), or a `vdata haystack` benchmark's
         # items and videos as the `haystack` config (its lmms-eval folder and zip shards are written by the
@@ -274,8 +281,10 @@ def stage(out_dir: str, folder: str, format: str = "parquet", repo_id: str | Non
         configs, dataset_info = res.configs, res.dataset_info
         notes.append(res.summary())
         if build.level != "haystack_items":
-            side_notes, side_splits = _training_side_files(out_dir, folder, repo_id, common, rows_by_split, splits)
+            side_notes, side_splits = _training_side_files(out_dir, folder, repo_id, common, rows_by_split, splits,
+                                                           held_out)
             notes += side_notes
+            warnings += [n for n in side_notes if n.startswith("lmms-eval task not written")]
             carried.update(side_splits)
         else:   # its lmms-eval task, loading this repo (its table the default config)
             from .haystack_task import stage_haystack_task
@@ -296,10 +305,12 @@ def stage(out_dir: str, folder: str, format: str = "parquet", repo_id: str | Non
             if splits or not chosen:
                 raise
             raise NothingToExport(f"{e}; a {format} push takes the {chosen[0]} split where the build holds videos "
-                                  "out: `--split` names the splits to push") from None
+                                  f"out{_EMPTY_TEST if format == 'lmms-eval' else ''}: `--split` names the splits to push"
+                                  ) from None
+        layout_rows = dict(res.rows)
         if format == "llava":
             os.remove(os.path.join(folder, f"{_stem(res)}.yaml"))   # its paths are local to this machine
-            configs = [{"config_name": _llava_config(f), "data_files": [{"split": split, "path": f}]} for f in res.rows]
+            configs = [{"config_name": llava_config(f), "data_files": [{"split": split, "path": f}]} for f in res.rows]
         elif format == "sharegpt":
             configs = [{"config_name": _subset_of_file(f), "data_files": [{"split": split, "path": f}]} for f in res.rows]
         else:
@@ -314,15 +325,16 @@ def stage(out_dir: str, folder: str, format: str = "parquet", repo_id: str | Non
         os.remove(os.path.join(folder, EXPORT_LEDGER))
     ignore.append(STAGING_MARK)
     n = sum(1 for dp, _, fn in os.walk(folder, followlinks=True) for f in fn if f != STAGING_MARK)
-    return Staged(folder, configs, ignore, n, notes, dataset_info, split_note(rows_by_split, carried))
+    return Staged(folder, configs, ignore, n, notes, dataset_info, split_note(rows_by_split, carried), carried, warnings,
+                  layout_rows)
+
+
+_EMPTY_TEST = (" (its output.splits held a share out, but no video fell in test: the benchmark would be made of "
+               "training videos, labelled test; rebuild with more videos or a larger output.splits.test, or push "
+               "`--split train` to publish them as the benchmark knowingly)")
 
 
 STAGING_MARK = ".vdata-staging"
-# What a push owns in a repo: the files of its layouts. Remote files matching these that this push does not
-# upload are deleted in its commit, so a re-push after a rebuild leaves no stale shard, split or video that
-# `load_dataset`'s globs or a trainer would still read. Other files (a LICENSE, the user's scripts) stay.
-LAYOUT_PATTERNS = ["data/*", "videos/*", "lmms_eval/*", "*.parquet", "*.json", "*.jsonl", "*.yaml", "*.zip",
-                   "utils.py", "README.md"]
 
 
 def _fresh_staging(folder: str, ours: str) -> None:
@@ -357,13 +369,13 @@ def _no_text(build: BuildDir, format: str) -> str | None:
 
 
 def _training_side_files(out_dir: str, folder: str, repo_id: str | None, common: dict, rows_by_split: Counter,
-                         asked=None) -> tuple[list[str], dict]:
+                         asked=None, held_out: bool | None = None) -> tuple[list[str], dict]:
     """The LLaMA-Factory files and the lmms-eval task folder beside the Parquet layout, where the build has
     what they carry: instruction text for LLaMA-Factory (samples, or captioned clips), questions for
     lmms-eval, each of its own split (`carried_splits`). A curation build (clips or videos with no text)
     is pushed as its Parquet alone. Returns the notes and {layout: the splits it holds} of those written."""
     notes, carried = [], {}
-    training = carried_splits(rows_by_split, "sharegpt", asked)
+    training = carried_splits(rows_by_split, "sharegpt", asked, held_out)
     if training is None or set(training) & set(rows_by_split):
         try:
             export(out_dir, folder, "sharegpt", splits=training, **common)
@@ -374,7 +386,11 @@ def _training_side_files(out_dir: str, folder: str, repo_id: str | None, common:
             return notes, carried
     else:
         notes.append(f"LLaMA-Factory files: not written (the build has no {', '.join(training)} rows)")
-    benchmark = carried_splits(rows_by_split, "lmms-eval", asked)
+    benchmark = carried_splits(rows_by_split, "lmms-eval", asked, held_out)
+    if benchmark and not set(benchmark) & set(rows_by_split):   # a held-out share that came out empty (h26 F6)
+        notes.append(f"lmms-eval task not written: the build has no rows of split {', '.join(benchmark)}, which the "
+                     f"benchmark is made of{_EMPTY_TEST}")
+        return notes, carried
     try:   # captions only: nothing to evaluate, so no lmms-eval task folder
         lm = export(out_dir, folder, "lmms-eval", hub_repo=repo_id, docs_dir="lmms_eval", hub_videos="files",
                     splits=benchmark, **common)
@@ -387,13 +403,6 @@ def _training_side_files(out_dir: str, folder: str, repo_id: str | None, common:
 
 def _stem(res) -> str:
     return os.path.basename(res.files[-1])[:-len(".yaml")]
-
-
-def _llava_config(fname: str) -> str:
-    for suffix, config in (("_oe_qa.json", "open_ended"), ("_mc_qa.json", "multiple_choice"), ("_cap.json", "captions")):
-        if fname.endswith(suffix):
-            return config
-    return fname
 
 
 def _subset_of_file(fname: str) -> str:
@@ -411,9 +420,11 @@ class PushResult:
     repo_id: str
     url: str
     commit: str
-    files: int
+    files: int                                      # the files this push writes into the repo
     staging: str
     configs: list
+    uploaded: int = 0                               # of those, the ones the Hub did not hold already
+    deleted: list = field(default_factory=list)     # files an earlier push wrote and this one does not
 
 
 def resolve_token(token: str | None = None) -> str:
@@ -427,11 +438,15 @@ def resolve_token(token: str | None = None) -> str:
 
 def push(out_dir: str, repo_id: str, *, private: bool = False, format: str = "parquet", endpoint: str | None = None,
          token: str | None = None, staging_dir: str | None = None, commit_message: str | None = None,
-         time_format: str = "seconds", splits=None, log=None) -> PushResult:
+         time_format: str = "seconds", splits=None, log=None, allow_foreign_files: bool = False) -> PushResult:
     """Stage the build in the Hub layout of `format`, write the card, create the repo, upload.
 
     splits: only the rows of these splits (`vdata export --split`); None: `train` in the training files,
-    `test` in the lmms-eval tasks, every split (kept apart) in the Parquet configs (`carried_splits`)."""
+    `test` in the lmms-eval tasks, every split (kept apart) in the Parquet configs (`carried_splits`).
+    allow_foreign_files: push into a repo holding files vdata did not write (`hub/published.py`; none of
+    them is deleted). A failure of the Hub or the network is an UploadFailed (re-running resumes)."""
+    import dataclasses
+
     from huggingface_hub import HfApi, constants
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*", repo_id or ""):
@@ -442,36 +457,32 @@ def push(out_dir: str, repo_id: str, *, private: bool = False, format: str = "pa
     build = open_build(out_dir)
     folder = staging_dir or os.path.join(build.path, "_hub", format)
     staged = stage(out_dir, folder, format=format, repo_id=repo_id, time_format=time_format, splits=splits)
+    shown = staged.carried.get(format) if format != "parquet" else None   # the card counts what the repo holds
     card = dataset_card(build, repo_id=repo_id, format=format, configs=staged.configs, secrets=[tok],
-                        dataset_info=staged.dataset_info)
+                        dataset_info=staged.dataset_info, layout_rows=staged.rows,
+                        facts=gather_facts(dataclasses.replace(build, data_files=[
+                            f for f in build.data_files if split_of_file(f) in shown])) if shown else None)
     with open(os.path.join(folder, "README.md"), "w", encoding="utf-8") as fh:
         fh.write(card)
+    ours = rf.upload_paths(folder, staged.ignore, STAGING_MARK)
+    rf.write_record(folder, ours)
+    message = commit_message or f"vdata push: {build.name} ({format})"
     api = HfApi(endpoint=endpoint, token=tok)
-    url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    is_private = _visibility(api, repo_id, private)
-    if log and staged.split_note:
-        log(staged.split_note)
-    if log:
-        log(f"staged {staged.files} file(s) in {folder}; uploading to {repo_id} ({'private' if is_private else 'public'})")
-    info = api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=folder,
-                             ignore_patterns=staged.ignore or None, delete_patterns=LAYOUT_PATTERNS,
-                             commit_message=commit_message or f"vdata push: {build.name} ({format})")
-    return PushResult(repo_id, str(url), info.oid, staged.files, folder, staged.configs)
-
-
-def _visibility(api, repo_id: str, private: bool) -> bool:
-    """Whether the repo is private, after making an existing public one private when `private` asks for it
-    (`create_repo(exist_ok=True)` leaves an existing repo as it is). A repo that stays public although asked
-    private is a HubError: nothing is uploaded to it. A private repo is never made public."""
-    is_private = bool(api.repo_info(repo_id, repo_type="dataset").private)
-    if private and not is_private:
-        try:
-            api.update_repo_settings(repo_id, repo_type="dataset", private=True)
-            is_private = bool(api.repo_info(repo_id, repo_type="dataset").private)
-        except Exception as e:   # HTTP errors from the Hub (403: not the owner); never echo headers
-            raise HubError(f"{repo_id} exists and is public, and making it private failed ({type(e).__name__}: "
-                           f"{str(e).splitlines()[0] if str(e) else 'no detail'}); nothing was uploaded") from None
-        if not is_private:
-            raise HubError(f"{repo_id} exists and is public, and it stayed public when made private; nothing was "
-                           "uploaded (change its visibility in its settings on the Hub, or push to a new repo)")
-    return is_private
+    try:
+        url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        plan = rf.plan_repo(api, repo_id, folder, ours, allow_foreign_files)   # refuses before any change
+        is_private = rf.visibility(api, repo_id, private)
+        for line in ([staged.split_note] if staged.split_note else []) + staged.warnings + rf.plan_lines(repo_id, plan):
+            log and log(line)
+        log and log(f"staged {len(ours)} file(s) in {folder}; uploading to {repo_id} "
+                    f"({'private' if is_private else 'public'})")
+        info = api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=folder, commit_message=message,
+                                 ignore_patterns=[*staged.ignore, rf.RECORD], delete_patterns=rf.delete_patterns(plan.delete))
+        info = rf.commit_record(api, repo_id, folder, plan, message) or info
+        after = rf.remote_files(api, repo_id)
+    except (HubError, ExportError):
+        raise
+    except Exception as e:   # HTTP errors from the Hub, a dropped connection: never echo headers
+        raise rf.hub_failure(e, repo_id) from e
+    return PushResult(repo_id, str(url), info.oid, len(ours), folder, staged.configs, rf.changed(plan.before, after, ours),
+                      [p for p in plan.delete if p not in after])

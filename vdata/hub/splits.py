@@ -15,17 +15,41 @@ LAYOUT_NAMES = {"parquet": "Parquet configs", "llava": "llava files", "sharegpt"
                 "lmms-eval": "lmms-eval tasks"}
 
 
-def carried_splits(rows_by_split: Counter, layout: str, asked=None) -> list[str] | None:
+def carried_splits(rows_by_split: Counter, layout: str, asked=None, held_out: bool | None = None) -> list[str] | None:
     """The splits the `layout` files hold (the `splits=` of their export): those asked for; else, where the
-    build has rows outside `train`, the layout's own split (`LAYOUT_SPLIT`), except a benchmark of a build
-    without a test split, which keeps every row as before; None: every row. The Parquet configs keep the
-    splits apart (data files per split), so they hold every split unless asked."""
+    build holds videos out (`held_out`, by default: it has rows outside `train`), the layout's own split
+    (`LAYOUT_SPLIT`), also when the build has no row of it: a benchmark of a build whose held-out share came
+    out empty is refused, never its training rows labelled `test` (outside check h26 F6); None: every row
+    (a build that holds nothing out). The Parquet configs keep the splits apart (data files per split), so
+    they hold every split unless asked."""
     if asked:
         return list(asked)
-    if layout not in LAYOUT_SPLIT or not set(rows_by_split) - {"train"}:
+    held = bool(set(rows_by_split) - {"train"}) if held_out is None else held_out
+    if layout not in LAYOUT_SPLIT or not held:
         return None
-    own = LAYOUT_SPLIT[layout]
-    return [own] if own in rows_by_split or own == "train" else None
+    return [LAYOUT_SPLIT[layout]]
+
+
+def holds_videos_out(build, rows_by_split: Counter) -> bool:
+    """Whether the build holds videos out: rows outside `train`, or parts written per split (`-train.parquet`)
+    by a config whose `output.splits` gives test or validation a share, which came out empty (a few videos
+    and `test: 0.1`). A build written before splits (parts named without one) holds nothing out."""
+    from vdata.exporters.source import split_named
+
+    if set(rows_by_split) - {"train"}:
+        return True
+    if not build.data_files or not all(split_named(f) for f in build.data_files):
+        return False
+    import yaml
+
+    from vdata.schemas.config import SplitsConfig
+
+    try:
+        config = yaml.safe_load((build.manifest or {}).get("config_text") or "") or {}
+        chosen = SplitsConfig.model_validate((config.get("output") or {}).get("splits") or {})
+    except Exception:   # unreadable config text: the split-named parts say splits were in force
+        return True
+    return chosen.test + chosen.validation > 0
 
 
 def split_label(rows_by_split: Counter, layout: str, carried) -> str:
