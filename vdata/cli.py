@@ -400,8 +400,9 @@ def tiny_clip(directory, family, overwrite):
                    "aesthetic_min=5, watermark_max=0.8, semdedup.similarity_min=0.9, nsfw_max=0.3 "
                    "(repeatable; 'none' disables a numeric threshold)")
 @click.option("--write-to", "--write", "write_to", type=click.Path(file_okay=False),
-              help="write the kept rows here (one Parquet file, the dataset's schema; a sample build's "
-                   "frames once per clip in clips/ inside it)")
+              help="write the kept rows here as a dataset folder of its own: the build's split layout "
+                   "(*-train/-test.parquet), a sample build's clips in clips/, rejects/ with the rows dropped "
+                   "here, manifest.json and a card, so load_dataset and vdata export read it")
 def rethreshold(out_dir, overrides, write_to):
     """Re-apply the filters of the finished build in OUT_DIR from the scores stored in its Parquet (no
     decoding, no teacher): quality, clip_embed, semdedup and nsfw thresholds on clips/, and on samples/
