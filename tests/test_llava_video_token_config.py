@@ -40,3 +40,8 @@ def test_vdata_export_video_token_option(tmp_path):
     turns = [r["conversations"][0]["value"] for f in (tmp_path / "out").glob("*.json")
              for r in json.loads(f.read_text())]
     assert turns and all(t.startswith("<video>\n") for t in turns)
+    # another format with it is a usage error, not a TypeError traceback (outside check h26 F15)
+    res = CliRunner().invoke(export_cmd, [build, "--format", "sharegpt", "--dest", str(tmp_path / "sg"),
+                                          "--video-token", "<video>"])
+    assert res.exit_code == 2 and "--format llava only" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "sg").exists()

@@ -44,6 +44,8 @@ def export_cmd(out_dir, fmt, dest, time_format, media, tasks, splits, name, vide
     """Render the finished build in OUT_DIR as FORMAT into DEST."""
     from . import ExportError, export
 
+    if video_token and fmt != "llava":   # no other exporter takes it (a script switching --format kept it: h26 F15)
+        raise click.UsageError(f"--video-token applies to --format llava only, not {fmt}")
     try:
         result = export(out_dir, dest, fmt, time_format=time_format, media=media, tasks=tasks or None, name=name,
                         splits=splits or None, **({"video_token": video_token} if video_token else {}))
