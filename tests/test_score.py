@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from vdata.cli import main
 from vdata.metrics import rotate_options, spans_iou
 from vdata.pipelines.scoring import score_build
+from test_object_storage import SECRET, s3  # noqa: F401  (the moto server)
 from vdata.schemas import records as R
 
 REPO = Path(__file__).resolve().parents[1]
@@ -309,3 +310,24 @@ def test_a_prediction_for_an_item_the_build_has_but_does_not_score_is_no_unknown
     problems = score_build(str(build), str(preds))["problems"]
     assert problems["unknown_id"]["count"] == 1 and problems["unknown_id"]["examples"] == ["nowhere"]
     assert problems["not_evaluated:caption"]["count"] == 1
+
+
+def test_a_benchmark_built_into_a_bucket_is_scored_in_place(tmp_path, s3):
+    """Outside check h26 L11: `vdata score s3://…` failed on click's "Directory does not exist" while export,
+    push, report, rethreshold and card read a build at its URL."""
+    from vdata.media import storage as S
+
+    endpoint, fs = s3
+    build = write_build(tmp_path / "local", ROWS)
+    fs.mkdir("h26-score")
+    fs.put(str(build) + "/", "h26-score/b", recursive=True)
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("".join(json.dumps(p) + "\n" for p in PREDICTIONS))
+    S.configure({"s3": {"endpoint_url": endpoint, "key": "testing-key", "secret": SECRET}})
+    try:
+        local = CliRunner().invoke(main, ["score", str(build), str(preds)])
+        remote = CliRunner().invoke(main, ["score", "s3://h26-score/b", str(preds)])
+    finally:
+        S.configure(None)
+    assert local.exit_code == 0 and remote.exit_code == 0, remote.output
+    assert remote.output == local.output

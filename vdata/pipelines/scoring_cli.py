@@ -6,6 +6,7 @@ import os
 
 import click
 
+from .remote import BuildLocation, RemoteBuildError, readable_build
 from .scoring import PREDICTIONS_FORMAT, circular_questions, score_build
 
 JSON_NAME = "score.json"
@@ -72,7 +73,7 @@ def render_markdown(report: dict) -> str:
 
 
 @click.command("score", epilog="\b\nPREDICTIONS (JSONL):\n" + PREDICTIONS_FORMAT)
-@click.argument("build_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("build_dir", type=BuildLocation())
 @click.argument("predictions", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help=f"write {JSON_NAME} and {MD_NAME} into this folder (else the Markdown goes to stdout)")
@@ -92,6 +93,7 @@ def score_cmd(build_dir, predictions, out_dir, times, single_frame_max, circular
     from vdata.exporters.source import ExportError
 
     try:
+        build_dir = readable_build(build_dir)   # a benchmark built into a bucket, through a local copy of its tables
         if circular_path:
             rows = circular_questions(build_dir)
             with open(circular_path, "w", encoding="utf-8") as f:
@@ -101,7 +103,7 @@ def score_cmd(build_dir, predictions, out_dir, times, single_frame_max, circular
         if not predictions:
             raise click.UsageError("PREDICTIONS is required (unless --circular-questions)")
         report = score_build(build_dir, predictions, times, single_frame_max)
-    except ExportError as e:
+    except (ExportError, RemoteBuildError) as e:
         raise click.ClickException(str(e))
     md = render_markdown(report)
     if not out_dir:
