@@ -539,3 +539,27 @@ def test_a_build_that_kept_nothing_while_its_teacher_never_answered_exits_3(vide
 
     rejects = pq.read_table(tmp_path / "out" / "rejects").to_pylist()
     assert rejects and {r["reason"] for r in rejects} == {"teacher_connection"}
+
+
+def test_the_build_summary_names_each_configured_export_and_one_that_wrote_nothing(monkeypatch):
+    """Outside check h26 L12: an `output.exports` entry that wrote nothing was said once, above the stage tables,
+    and the summary's last lines (what a user reads, and a log tail) did not name it."""
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    import vdata.cli as cli
+
+    out = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=out, width=200))
+    result = SimpleNamespace(ran=False, data_dir="/o/samples", rows=3, rejects=0, wall_s=1.0, retryable_rejects=0,
+                             manifest_path="/o/manifest.json", output_dir="/o", exports=[
+                                 {"format": "sharegpt", "dest": "/o/exports/sharegpt", "status": "written"},
+                                 {"format": "llava", "dest": "/o/exports/llava", "status": "empty",
+                                  "reason": "the build has no samples rows of split train"}])
+    cli.print_summary(result)
+    lines = out.getvalue().splitlines()
+    assert any(line.strip() == "export:   sharegpt -> /o/exports/sharegpt" for line in lines), lines
+    assert any("llava -> /o/exports/llava (nothing written: the build has no samples rows of split train)" in line
+               for line in lines), lines

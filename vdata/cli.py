@@ -240,6 +240,11 @@ def print_summary(result) -> None:
     for name, path in (("data", result.data_dir), ("manifest", result.manifest_path),
                        ("report", os.path.join(result.output_dir, "report.html"))):
         console.print(f"  {name + ':':<10}{path}", highlight=False, markup=False)
+    for e in result.exports:   # each configured export, also one that wrote nothing (h26 L12: said once, above)
+        said = {"empty": "nothing written", "failed": "FAILED"}.get(e.get("status"))
+        line = f"  {'export:':<10}{e['format']} -> {e['dest']}" + (f" ({said}: {e.get('reason') or e.get('error')})"
+                                                                      if said else "")
+        console.print(line, style="yellow" if said else None, highlight=False, markup=False)
 
 
 def _print_tables(result) -> None:
