@@ -142,19 +142,24 @@ def teacher_proxy(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def captioned_manifest(tmp_path_factory, cut_video, bikes, flash_video):
-    """A CSV manifest of 4 videos (17 shots today) with a distinct caption each: the teacher's only clue,
-    and distinct, so that no two clips send the same request."""
+    """A CSV manifest of 4 videos (17 shots today), each with its own subtitles: a cue every 0.4 s naming the
+    video and its moment, the teacher's only clues, so that no two clips send the same request. (A caption
+    column would not do: a manifest's caption describes its whole video, no clue of a shot cut from it.)"""
+    import av
+
     d = tmp_path_factory.mktemp("resume_teacher_in")
-    videos = [(cut_video[0], "Seven test patterns follow one another, two seconds each."),
-              (bikes, "People ride bicycles along a road."),
-              (flash_video, "A colour test pattern with a moving gradient."),
-              (str(ROOT / "examples" / "videos" / "multishot.mp4"), "A short film of several shots.")]
+    videos = [(cut_video[0], "test patterns"), (bikes, "bicycle riders"), (flash_video, "a colour gradient"),
+              (str(ROOT / "examples" / "videos" / "multishot.mp4"), "a short film")]
     manifest = d / "videos.csv"
     with open(manifest, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["path", "caption"])
-        for path, caption in videos:
-            w.writerow([copy_to(path, d), caption])
+        w.writerow(["path", "subtitles"])
+        for path, subject in videos:
+            with av.open(path) as c:
+                duration = c.duration / 1e6
+            cues = [{"start_s": round(0.4 * k, 1), "end_s": round(0.4 * k + 0.4, 1),
+                     "text": f"Moment {k + 1} of the {subject}."} for k in range(int(duration / 0.4))]
+            w.writerow([copy_to(path, d), json.dumps(cues)])
     return manifest
 
 
@@ -163,7 +168,8 @@ def teacher_config(manifest, out, base_url) -> dict:
             "output": {"dir": str(out), "rows_per_file": 3}, "ray": {"num_cpus": 2},
             "teachers": {"writer": {"backend": "openai", "base_url": base_url, "model": "smollm2", "timeout_s": 300,
                                     "max_concurrency": 1}},
-            "stages": [{"probe": {}}, {"shots": {"min_len_s": 0.5}}, {"frames": {"num_frames": 2}},
+            "stages": [{"probe": {}}, {"annotations": {"sidecars": False}}, {"shots": {"min_len_s": 0.5}},
+                       {"frames": {"num_frames": 2}},
                        # greedy, so that the killed-and-resumed build can be compared answer for answer;
                        # default batches (8 clips): each answer is cached as it arrives, so a kill mid-batch
                        # loses none of the batch's earlier answers
@@ -246,7 +252,13 @@ def test_kill_and_resume_with_a_teacher_never_asks_it_again(tmp_path, captioned_
     ids = samples.column(R.SAMPLE_ID).to_pylist()
     assert len(set(ids)) == len(ids), "a sample was written twice"
     assert ids == ref_samples.column(R.SAMPLE_ID).to_pylist()   # no loss, no duplicates
-    assert samples.equals(ref_samples)                             # same content, answer for answer
+    # same content; an answer may differ only where its request was held at a kill and asked again (the
+    # model's greedy reply to a lone request can differ from its reply beside others: llama.cpp batches slots)
+    others = [c for c in samples.column_names if c != R.ANSWER]
+    assert samples.select(others).equals(ref_samples.select(others)), [
+        c for c in others if not samples.column(c).equals(ref_samples.column(c))]
+    changed = sum(a != b for a, b in zip(samples.column(R.ANSWER).to_pylist(), ref_samples.column(R.ANSWER).to_pylist()))
+    assert changed <= proxy.counts["held"], (changed, dict(proxy.counts))
     assert rejects.equals(ref_rejects)
     # every answer the killed builds received was reused from the request cache, never asked again;
     # the answers held at the proxy when the build died were asked again by the next run
