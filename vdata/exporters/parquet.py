@@ -6,10 +6,12 @@ Layout (what `push_to_hub` writes for several configs):
     <dest>/README.md          YAML `configs:` so that `load_dataset(<dest>, "<subset>")` works
     <dest>/videos/...         the media (copy / link), unless --media none
 
-Rows keep every canonical column with its Arrow type (times stay float seconds, video-absolute; the
-`--time` option does not apply) and gain `video` (the file of the sample's visual, relative to `<dest>`,
-absolute with --media none) and `video_origin_s` (the video-absolute time of that file's first frame:
-a clip file starts at its clip's `start_s`). Clips without a clip file are cut with ffmpeg.
+Rows keep every canonical column with its Arrow type (times stay float seconds, video-absolute, and the
+texts' `{{t:…}}` placeholders stay as stored) and gain `video` (the file of the sample's visual, relative to
+`<dest>`, absolute with --media none) and `video_origin_s` (the video-absolute time of that file's first
+frame: a clip file starts at its clip's `start_s`); sample rows also gain `question_text`, `answer_text`,
+`options_text`, their text with the times rendered by `--time`, relative to `video` (RENDERED_COLUMNS).
+Clips without a clip file are cut with ffmpeg.
 A clips-level build gives a `captions` subset (captioned clips) and a `clips` subset (the rest).
 A sample build's frames are not on its sample rows: the `clips` subset holds them once per clip (from
 the build's clips table), and a sample's frames are the `clips` row with its `clip_id`.
@@ -30,6 +32,13 @@ from .base import ExportOptions, ExportResult, prepare
 from .source import SUBSETS, BuildDir, Item, subset_of, table_rows
 
 ROWS_PER_SHARD = 20_000
+# Shards and row groups by size, as `datasets`' push_to_hub writes them (its MAX_SHARD_SIZE, MAX_ROW_GROUP_SIZE;
+# bytes uncompressed): a row group is what the Hub viewer and a `datasets` reader hold in memory at once, and
+# 20,000 clips with frames made one 1.5-3 GB group (outside check h26 F18). A table with binary columns
+# (`frames`: JPEG images) gets row groups of MEDIA_ROW_GROUP rows at most.
+MAX_SHARD_BYTES = 500 * 1000**2
+MAX_ROW_GROUP_BYTES = 100 * 1000**2
+MEDIA_ROW_GROUP = 100
 PARQUET_SUBSETS = (*SUBSETS, "clips")
 MEDIA_COLUMNS = (R.SAMPLE_ID, R.PATH, R.VIDEO_ID, R.FPS, R.DURATION_S, R.CLIP_ID, R.START_S, R.END_S, R.CLIP_PATH,
                  R.SAMPLE_SCOPE)
@@ -61,8 +70,9 @@ render a text for a model, with times relative to the row's `video` (its first f
 `vdata.exporters.timefmt.TimeFormat(<format>, origin_s=video_origin_s, duration_s=<its length>,
 fps=<its frame rate>).render_text(text)`, formats `seconds`, `relative`, `frames`, `lita`, `vtg`,
 `grounded_videollm`, `timesuite`, `bracketed`; it also restores the escaped braces
-(`vdata.prompts.unescape_placeholders` does only that). `vdata export <build> --format sharegpt --time <format>`
-(or llava, lmms-eval, ...) writes rendered text.
+(`vdata.prompts.unescape_placeholders` does only that). The `question_text`, `answer_text` and `options_text`
+columns hold `question`, `answer` and `options` rendered so (in the export's `--time` format, default
+seconds); `vdata export <build> --format sharegpt --time <format>` (or llava, lmms-eval, ...) writes rendered text.
 """
 
 
@@ -100,14 +110,18 @@ def export(build: BuildDir, dest: str, opts: ExportOptions, rows_per_shard: int 
     out = table.take(pa.array(index, pa.int64()))
     out = out.append_column(pa.field("video", pa.string()), pa.array([planner.ref(p.visual, planner.dest) for p in prepared], pa.string()))
     out = out.append_column(pa.field("video_origin_s", pa.float64()), pa.array([p.visual.origin_s for p in prepared], pa.float64()))
+    if build.level in ("samples", "haystack"):
+        out = rendered_text_columns(out, [p.tf for p in prepared])
     kept_subsets = [subsets[i] for i in index]
     result = ExportResult("parquet", planner.dest, media=planner.stats, skipped=dict(skipped))
-    result.notes.append("times are canonical float seconds (video-absolute); --time does not apply to parquet")
+    result.notes.append("times are canonical float seconds (video-absolute), in the texts too; question_text, "
+                        "answer_text, options_text: rendered by --time, relative to `video`")
     kept_splits = [splits[i] for i in index]
     if relative_sources:
         out = relative_source_columns(out, _input_root(table))
-        result.notes.append("path, source_uri: relative to the folder of the build's local inputs (no local "
-                            "path of this machine is published)")
+        out = relative_clip_paths(out, build.path)
+        result.notes.append("path, source_uri: relative to the folder of the build's local inputs, clip_path to the "
+                            "build's folder (no local path of this machine is published)")
     # an absolute video path (--media none) resolves wherever the export is loaded: typed datasets.Video()
     # where that decodes (hf_local.video_feature_unavailable); a path relative to the export stays a string
     write_subsets(result, planner.dest, out, kept_subsets, rows_per_shard, kept_splits,
@@ -116,6 +130,37 @@ def export(build: BuildDir, dest: str, opts: ExportOptions, rows_per_shard: int 
         write_clips_subset(result, build, planner.dest, out, kept_splits, rows_per_shard,
                            _input_root(table) if relative_sources else None)
     return result
+
+
+# The text a model reads, beside the canonical text (outside check h26 F10): its time placeholders rendered by
+# the export's `--time` format (default seconds), times relative to the row's `video`.
+RENDERED_COLUMNS = {R.QUESTION: "question_text", R.ANSWER: "answer_text", R.OPTIONS: "options_text"}
+
+
+def rendered_text_columns(table: pa.Table, formats: list) -> pa.Table:
+    """`table` with RENDERED_COLUMNS added: row i's question, answer and options rendered by `formats[i]` (the
+    row's TimeFormat: its `video`'s origin and length), a source text's escaped braces restored."""
+    from vdata.prompts import unescape_placeholders
+
+    def render(text, tf):
+        if text is None:
+            return None
+        try:
+            return tf.render_text(text)
+        except (ValueError, TypeError):   # a placeholder that names no time: as stored, braces restored
+            return unescape_placeholders(text)
+
+    for col, name in RENDERED_COLUMNS.items():
+        if col not in table.column_names or name in table.column_names:
+            continue
+        values = table[col].to_pylist()
+        if col == R.OPTIONS:
+            typ, rendered = pa.list_(pa.string()), [None if v is None else [render(o, tf) for o in v]
+                                                    for v, tf in zip(values, formats)]
+        else:
+            typ, rendered = pa.string(), [render(v, tf) for v, tf in zip(values, formats)]
+        table = table.append_column(pa.field(name, typ), pa.array(rendered, typ))
+    return table
 
 
 def _local_path(value) -> str | None:
@@ -147,6 +192,25 @@ def relative_source_columns(table: pa.Table, root: str | None) -> pa.Table:
     return table
 
 
+def relative_clip_paths(table: pa.Table, build_root: str) -> pa.Table:
+    """`clip_path` (a clip file the shots stage wrote on this machine) relative to the build's folder, its
+    file name where it lies elsewhere: the row's `video` is the published file, and a public copy names no
+    folder of the builder's machine."""
+    if R.CLIP_PATH not in table.column_names:
+        return table
+    root = os.path.realpath(build_root)
+
+    def rel(v):
+        if not _local_path(v):
+            return v
+        real = os.path.realpath(v)
+        return os.path.relpath(real, root) if real.startswith(root + os.sep) else os.path.basename(v)
+
+    i = table.column_names.index(R.CLIP_PATH)
+    return table.set_column(i, table.schema.field(i), pa.array([rel(v) for v in table[R.CLIP_PATH].to_pylist()],
+                                                               pa.string()))
+
+
 def write_clips_subset(result: ExportResult, build: BuildDir, dest: str, samples: pa.Table, splits: list[str],
                        rows_per_shard: int, relative_to: str | None = None) -> None:
     """The `clips` config of a sample build: the frames of the exported samples' clips, once per clip (as
@@ -161,6 +225,25 @@ def write_clips_subset(result: ExportResult, build: BuildDir, dest: str, samples
     result.rows.pop(R.CLIPS_TABLE)   # rows counts samples (records); the clips are their frames
     result.notes.append(f"frames: {clips.num_rows} clip(s), once each, in the `{R.CLIPS_TABLE}` config; a sample's "
                         f"frames are the `{R.CLIPS_TABLE}` row with its `{R.CLIP_ID}`")
+
+
+def _binary(t: pa.DataType) -> bool:
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return True
+    if pa.types.is_struct(t):
+        return any(_binary(t.field(i).type) for i in range(t.num_fields))
+    return (pa.types.is_list(t) or pa.types.is_large_list(t)) and _binary(t.value_type)
+
+
+def shard_rows(table: pa.Table, rows_per_shard: int = ROWS_PER_SHARD) -> tuple[int, int]:
+    """(rows per shard, rows per row group) for `table`: shards of MAX_SHARD_BYTES at most (and
+    `rows_per_shard` rows), row groups of MAX_ROW_GROUP_BYTES (MEDIA_ROW_GROUP rows with binary columns)."""
+    per_row = table.nbytes / table.num_rows if table.num_rows else 1.0
+    shard = max(1, min(rows_per_shard, int(MAX_SHARD_BYTES // max(per_row, 1.0))))
+    group = max(1, min(shard, int(MAX_ROW_GROUP_BYTES // max(per_row, 1.0))))
+    if any(_binary(f.type) for f in table.schema):
+        group = min(group, MEDIA_ROW_GROUP)
+    return shard, group
 
 
 def write_subsets(result: ExportResult, dest: str, out: pa.Table, subsets: list[str], rows_per_shard: int,
@@ -186,10 +269,12 @@ def write_subsets(result: ExportResult, dest: str, out: pa.Table, subsets: list[
             if not idx:
                 continue
             part = out.take(pa.array(idx, pa.int64()))
-            n = max(1, math.ceil(part.num_rows / rows_per_shard))
+            shard, group = shard_rows(part, rows_per_shard)
+            n = max(1, math.ceil(part.num_rows / shard))
             for k in range(n):
                 rel = f"data/{subset}/{split}-{k:05d}-of-{n:05d}.parquet"
-                pq.write_table(part.slice(k * rows_per_shard, rows_per_shard), os.path.join(dest, rel), compression="zstd")
+                pq.write_table(part.slice(k * shard, shard), os.path.join(dest, rel), compression="zstd",
+                               row_group_size=group)
                 result.files.append(rel)
             result.rows[subset] = result.rows.get(subset, 0) + part.num_rows
             configs.setdefault(subset, {})[split] = f"data/{subset}/{split}-*.parquet"

@@ -6,7 +6,9 @@ card as `README.md`, creates the dataset repo and uploads the folder with `HfApi
 it already holds, so a re-run uploads only what changed). Files an earlier push wrote (its record,
 `.vdata-push.json`) that this push does not write are deleted by the same upload, and only those; a repo
 holding files vdata did not write is refused unless `allow_foreign_files` (`hub/repo_files.py`). The token
-comes from `token=`, `HF_TOKEN`, or `hf auth login`; it is never printed or written anywhere.
+comes from `token=`, `HF_TOKEN`, or `hf auth login`; it is never printed or written anywhere. Before the
+upload, every staged file has its credential-shaped strings masked (a `?token=` input URL, an `hf_` token in
+`source_meta`) and `source_meta` keeps only `source_meta_keys` when given (`hub/scrub.py`); push says so.
 
 Layouts by `--format`:
 - `parquet` (default): canonical records in `data/<subset>/<split>-*.parquet` (one `datasets` config per
@@ -32,7 +34,6 @@ file instead. Push logs one line saying which splits went where (`split_note`).
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import zipfile
@@ -44,10 +45,13 @@ from vdata.exporters import EXPORT_LEDGER, ExportError, export, open_build
 from vdata.exporters.base import NothingToExport
 from vdata.exporters.hf_local import CardFacts, gather_facts, local_card_data
 from vdata.exporters.lmms_eval import task_name
+from vdata.exporters.parquet import PLACEHOLDER_NOTE
 from vdata.exporters.source import SUBSETS, BuildDir
 from vdata.exporters.source import split_of_file
 from vdata.hub import published as rf
+from vdata.hub.card_settings import _fmt_settings, _thresholds, rethresholded  # noqa: F401  (_thresholds: tests)
 from vdata.hub.published import HubError, UploadFailed, llava_config, llava_usage, published_config
+from vdata.hub.scrub import scrub_folder
 from vdata.hub.splits import carried_splits, holds_videos_out, split_label, split_note
 from vdata.schemas.secrets import config_text_secrets, redact
 
@@ -87,10 +91,6 @@ def _md(s) -> str:
     return str(s).replace("|", "\\|").replace("\n", " ")
 
 
-def _fmt_settings(kw: dict) -> str:
-    return ", ".join(f"{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in kw.items()) or "defaults"
-
-
 def _card_template():
     """assets/dataset_card.md as a Jinja2 template. Rendered here rather than by
     `DatasetCard.from_template`, which builds a bare `jinja2.Template`: the card needs trim_blocks so
@@ -102,48 +102,10 @@ def _card_template():
     return env.from_string(resources.files("vdata").joinpath("assets/dataset_card.md").read_text(encoding="utf-8"))
 
 
-_LIMIT = re.compile(r"(_min|_max|^min_|^max_)")
-# Named like limits but they size a request, a frame or a text, or pick frames within a clip: no row is
-# dropped by them, so "Thresholds in force" leaves them out.
-_NOT_LIMITS = re.compile(r"tokens|in_flight|_chars|^max_frames$|max_side|^max_claims$|hash_distance|"
-                         r"keyframe_similarity|_ms$")
-
-
-def _resolved(name: str, kw: dict) -> dict:
-    """The stage's settings with its defaults filled in (its Config model, as the build validated it), the
-    values written in the config kept as written; the settings as written where the stage is unknown here
-    or its settings do not validate (a `${VAR}` unset on this machine)."""
-    from vdata.stages import stage_class
-
-    try:
-        full = stage_class(name).Config.model_validate(kw).model_dump(mode="json")
-    except Exception:   # KeyError (unknown stage), ValidationError, ImportError of an optional stage
-        return kw
-    if isinstance(full.get("thresholds"), dict) and isinstance(kw.get("thresholds"), dict):
-        full["thresholds"] = {**full["thresholds"], **kw["thresholds"]}
-    return {**full, **{k: v for k, v in kw.items() if k != "thresholds"}}
-
-
-def _thresholds(stage_settings: list) -> dict:
-    """{stage: its limits} for every stage with one: the defaults it ran with included, since a stage
-    written as `quality: {}` drops rows by its default thresholds just the same."""
-    thresholds: dict = {}
-    for name, kw in stage_settings:
-        if kw is None:   # not recorded: claiming the defaults would be a guess
-            continue
-        full = _resolved(name, kw)
-        limits = {k: v for k, v in (full.get("thresholds") or {}).items() if v is not None} \
-            if isinstance(full.get("thresholds"), dict) else {}
-        limits.update({k: v for k, v in full.items() if _LIMIT.search(k) and not _NOT_LIMITS.search(k)
-                       and v is not None and not isinstance(v, (bool, dict, list))})
-        if limits:
-            thresholds[name] = limits
-    return {name: _fmt_settings(t) for name, t in thresholds.items()}
-
-
 def dataset_card(build: BuildDir, *, repo_id: str | None = None, format: str = "parquet",
                  configs: list[dict] | None = None, secrets=(), facts: CardFacts | None = None,
-                 dataset_info: list[dict] | None = None, local: bool = False, layout_rows: dict | None = None) -> str:
+                 dataset_info: list[dict] | None = None, local: bool = False, layout_rows: dict | None = None,
+                 time_format: str = "seconds") -> str:
     """The README.md of the dataset: `DatasetCardData` metadata (license, tasks, configs) over the prose
     of assets/dataset_card.md, read back through `DatasetCard` (which checks the metadata block)."""
     from huggingface_hub import DatasetCard, DatasetCardData
@@ -158,24 +120,27 @@ def dataset_card(build: BuildDir, *, repo_id: str | None = None, format: str = "
                            tags=["video", "synthetic", "vdata"], size_categories=[_size_category(max(total, f.rows))],
                            configs=configs or None, dataset_info=dataset_info or None)
     stats = {s.get("stage"): s for s in f.stages}
+    rt = rethresholded(f.manifest, f.stage_settings)   # a `vdata rethreshold --write-to` folder: the values applied
     pipeline = [{"name": name,
-                 "settings": "not recorded" if kw is None else _md(redact_config(_fmt_settings(kw), secrets)),
+                 "settings": "not recorded" if kw is None else
+                 _md(redact_config(_fmt_settings(kw), secrets) + rt.marker(name)),
                  "rows_in": stats.get(name, {}).get("rows_in", ""), "rows_out": stats.get(name, {}).get("rows_out", ""),
                  "dropped": ", ".join(f"{k}: {v}" for k, v in sorted((stats.get(name, {}).get("rejects") or {}).items()))
-                 or "-"} for name, kw in f.stage_settings]
+                 or "-"} for name, kw in rt.stage_settings]
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f.name)
     text = _card_template().render(
         card_data=data.to_yaml(), f=f, total=total, repo=repo_id or f"<user>/{f.name}", format=format,
         subsets=[(s, f.rows_by_subset[s]) for s in SUBSETS if s in f.rows_by_subset], pipeline=pipeline,
-        thresholds=_thresholds(f.stage_settings), unrecorded=any(kw is None for _, kw in f.stage_settings),
-        reject_rows=f.manifest.get("rejects", sum(f.rejects_by_reason.values())),
-        config_text=published_config(redact_config(f.config_text, secrets).rstrip(), local) if f.config_text else "",
+        thresholds=rt.thresholds(), unrecorded=any(kw is None for _, kw in f.stage_settings), rethreshold=rt.note,
+        reject_rows=f.manifest.get("rejects", sum(f.rejects_by_reason.values())), placeholder_note=PLACEHOLDER_NOTE,
+        config_text=rt.config_comment() + published_config(redact_config(f.config_text, secrets).rstrip(), local)
+        if f.config_text else "",
         versions=f.manifest.get("versions") or {}, examples=[(s, f.examples[s]) for s in SUBSETS if f.examples.get(s)],
         configs=configs or [], config_names=[c.get("config_name", "default") for c in configs or []],
         first_config=(configs or [{}])[0].get("config_name", "default") if configs else "default",
         first_split=next((d["split"] for d in ((configs or [{}])[0].get("data_files") or []) if isinstance(d, dict)
                           and d.get("split")), "test" if format == "lmms-eval" else "train"), name=name, task=task_name(name),
-        local=local)
+        local=local, time_format=time_format)
     if format == "llava":
         text = llava_usage(text, repo_id or f"<user>/{f.name}", name, layout_rows or {})
     text = str(DatasetCard(text))
@@ -438,13 +403,16 @@ def resolve_token(token: str | None = None) -> str:
 
 def push(out_dir: str, repo_id: str, *, private: bool = False, format: str = "parquet", endpoint: str | None = None,
          token: str | None = None, staging_dir: str | None = None, commit_message: str | None = None,
-         time_format: str = "seconds", splits=None, log=None, allow_foreign_files: bool = False) -> PushResult:
+         time_format: str = "seconds", splits=None, log=None, allow_foreign_files: bool = False,
+         source_meta_keys=None) -> PushResult:
     """Stage the build in the Hub layout of `format`, write the card, create the repo, upload.
 
     splits: only the rows of these splits (`vdata export --split`); None: `train` in the training files,
     `test` in the lmms-eval tasks, every split (kept apart) in the Parquet configs (`carried_splits`).
     allow_foreign_files: push into a repo holding files vdata did not write (`hub/published.py`; none of
-    them is deleted). A failure of the Hub or the network is an UploadFailed (re-running resumes)."""
+    them is deleted). source_meta_keys: the keys of the rows' `source_meta` published (None: all). Every
+    staged file has its credential-shaped strings masked (`hub/scrub.py`). A failure of the Hub or the
+    network is an UploadFailed (re-running resumes)."""
     import dataclasses
 
     from huggingface_hub import HfApi, constants
@@ -457,9 +425,10 @@ def push(out_dir: str, repo_id: str, *, private: bool = False, format: str = "pa
     build = open_build(out_dir)
     folder = staging_dir or os.path.join(build.path, "_hub", format)
     staged = stage(out_dir, folder, format=format, repo_id=repo_id, time_format=time_format, splits=splits)
+    scrubbed = scrub_folder(folder, [tok, *_known_secrets()], source_meta_keys)
     shown = staged.carried.get(format) if format != "parquet" else None   # the card counts what the repo holds
     card = dataset_card(build, repo_id=repo_id, format=format, configs=staged.configs, secrets=[tok],
-                        dataset_info=staged.dataset_info, layout_rows=staged.rows,
+                        dataset_info=staged.dataset_info, layout_rows=staged.rows, time_format=time_format,
                         facts=gather_facts(dataclasses.replace(build, data_files=[
                             f for f in build.data_files if split_of_file(f) in shown])) if shown else None)
     with open(os.path.join(folder, "README.md"), "w", encoding="utf-8") as fh:
@@ -472,7 +441,8 @@ def push(out_dir: str, repo_id: str, *, private: bool = False, format: str = "pa
         url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
         plan = rf.plan_repo(api, repo_id, folder, ours, allow_foreign_files)   # refuses before any change
         is_private = rf.visibility(api, repo_id, private)
-        for line in ([staged.split_note] if staged.split_note else []) + staged.warnings + rf.plan_lines(repo_id, plan):
+        for line in ([staged.split_note] if staged.split_note else []) + staged.warnings + scrubbed.lines() + \
+                rf.plan_lines(repo_id, plan):
             log and log(line)
         log and log(f"staged {len(ours)} file(s) in {folder}; uploading to {repo_id} "
                     f"({'private' if is_private else 'public'})")

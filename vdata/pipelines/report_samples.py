@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from vdata.prompts import unescape_placeholders
 from vdata.schemas import records as R
+from vdata.teachers.redaction import redact
 
 from .report_data import RunData, Section, TableBlock, _parquet_files
 
@@ -187,13 +188,28 @@ def _rendered(text: str) -> str:
         return unescape_placeholders(text)
 
 
+def source_name(uri: str | None) -> str:
+    """The file name a reader knows a source by: the last part of its path, or of a URL's path without the
+    URL's query and fragment, which may carry its credentials (a presigned or `?token=` URL: outside check
+    h26 F17); anything credential-shaped masked."""
+    uri = (uri or "").rstrip("/")
+    if "://" not in uri:
+        return redact(os.path.basename(uri))
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    name = os.path.basename(parts.path.rstrip("/")) or parts.netloc.rpartition("@")[2]
+    # a page that names the video by its query (`watch?v=ID`) keeps it; a file's query is dropped
+    return redact(name + (f"?{parts.query}" if parts.query and "." not in name else ""))
+
+
 def _short(text: str, n: int = 400) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def _card(task: str, row: dict, key: str) -> SampleCard:
-    where = os.path.basename(row.get(R.SOURCE_URI) or "") or row.get(R.VIDEO_ID) or ""
+    where = source_name(row.get(R.SOURCE_URI)) or row.get(R.VIDEO_ID) or ""
     if row.get(R.START_S) is not None:
         where += f" {_span(row.get(R.START_S), row.get(R.END_S))}"
     kind = task + (f" · {row[R.QUESTION_TYPE]}" if row.get(R.QUESTION_TYPE) else "")
@@ -238,9 +254,9 @@ def reject_examples(run: RunData) -> TableBlock | None:
     rows = []
     for row in rj.take(pa.array(picked, type=pa.int64())).to_pylist():
         # the file first: a reader looks for the video, an id alone names nothing they can open
-        where = [os.path.basename((row.get(R.SOURCE_URI) or "").rstrip("/")), row.get(R.SAMPLE_ID) or row.get(R.CLIP_ID)]
+        where = [source_name(row.get(R.SOURCE_URI)), row.get(R.SAMPLE_ID) or row.get(R.CLIP_ID)]
         rows.append([row["stage"], row["reason"], " · ".join(x for x in where if x) or "–",
-                     _short(row.get("message") or "", 200)])
+                     _short(redact(row.get("message") or ""), 200)])
     order = {s["stage"]: s["index"] for s in run.manifest.get("stages") or []}
     rows.sort(key=lambda r: (order.get(r[0], 99), r[1]))
     return TableBlock(["stage", "reason", "row", "message"], rows,
