@@ -382,3 +382,30 @@ def test_the_readme_teachers_block_parses_and_an_unquoted_env_value_in_a_flow_ma
     path.write_text(block.replace('"${OPENAI_API_KEY}"', "${OPENAI_API_KEY}"))
     with pytest.raises(ConfigReadError, match=r'not valid YAML(.|\n)*hint: inside \{\.\.\.\} a \$\{VAR\} value must be quoted'):
         read_config_file(path)
+
+
+def test_pointing_a_teacher_at_another_model_changes_the_hashes_of_the_stages_that_use_it():
+    """Outside check h25 F16: a teacher's `model` changed (the step every recipe header asks for) and the build
+    resumed "nothing to do", keeping the old model's rows: the stage hashes named the teacher, not what it is.
+    A rotated key, a timeout or a concurrency change rebuilds nothing; a stage without a teacher keeps its hash."""
+    import copy
+
+    base = {"name": "x", "input": [{"path": "."}], "output": {"dir": "out"},
+            "stages": [{"probe": {}}, {"shots": {}}, {"generate": {"teacher": "w", "tasks": {"open_qa": {}}}}],
+            "teachers": {"w": {"backend": "openai", "model": "a", "base_url": "http://127.0.0.1:9/v1"},
+                         "unused": {"backend": "openai", "model": "z", "base_url": "http://127.0.0.1:9/v1"}}}
+
+    def hashes(changes=None):
+        data = copy.deepcopy(base)
+        for (teacher, key), value in (changes or {}).items():
+            data["teachers"][teacher][key] = value
+        return parse_config(data).stage_hashes()
+
+    before = hashes()
+    for key, value in (("model", "b"), ("base_url", "http://127.0.0.1:10/v1"), ("sampling", {"temperature": 0.7}),
+                       ("system_prompt", "Be brief.")):
+        after = hashes({("w", key): value})
+        assert after[:2] == before[:2] and after[2] != before[2], key
+    for key, value in (("api_key", "sk-rotatedKEY0123456789"), ("timeout_s", 99), ("max_concurrency", 2)):
+        assert hashes({("w", key): value}) == before, key
+    assert hashes({("unused", "model"): "y"}) == before

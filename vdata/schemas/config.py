@@ -214,8 +214,7 @@ class OutputConfig(_Strict):
             raise ValueError("must name a folder of the dataset's own (not empty, not /), or an s3://, gs://, hf:// URL")
         return value.strip()
 
-    # kept rows are written per split (`<level>/part-…-<split>.parquet`), so `datasets` loads each split
-    # by a glob; see vdata/exporters/hf_local.py
+    # kept rows are written per split (`<level>/part-…-<split>.parquet`): `datasets` globs each (hf_local.py)
     splits: SplitsConfig = Field(default_factory=SplitsConfig)
     exports: list[ExportSpec] = Field(default_factory=list)
     # rows per Parquet part, as a target: a write holds whole videos (their rows commit together, for resume),
@@ -333,12 +332,13 @@ class BuildConfig(ConfigFile):
     def stage_hashes(self) -> list[str]:
         """Hash of each stage's config chained with everything before it (a change invalidates what follows)."""
         from vdata.schemas.registry import stage_class
+        from vdata.schemas.teacher_identity import stage_identity   # its config, and what its teachers are
 
         out, h = [], hashlib.sha256(json.dumps([i.model_dump(mode="json") for i in self.input], sort_keys=True).encode())
         for name, cfg in self._stage_configs:
             version = stage_class(name).version   # a stage's fix invalidates what older code computed
             h.update(name.encode() if version == 1 else f"{name}@{version}".encode())
-            h.update(json.dumps(cfg.model_dump(mode="json", exclude={"resources"}), sort_keys=True).encode())
+            h.update(stage_identity(cfg.model_dump(mode="json", exclude={"resources"}), self.teachers))
             out.append(h.hexdigest()[:16])
         return out
 
