@@ -256,3 +256,19 @@ def test_a_read_only_build_folder_is_one_clear_error(clips_build, tmp_path, comm
     assert proc.returncode != 0 and "Traceback" not in out, out
     reason = r"\((Read-only file system|Permission denied)\)"
     assert re.search(rf"cannot write {re.escape(str(folder))}/{target}\S* {reason}", out), out
+
+
+def test_the_card_names_a_demo_teacher_whose_text_the_other_teachers_wrote_from(tmp_path):
+    """Outside check h25 F12: at video scope the demo VLM's clip captions reach no kept row, only the writer's
+    questions written from them: the card listed no demo teacher and said nothing of that noise."""
+    from vdata.exporters.demo_build import write_demo_build
+
+    build = Path(write_demo_build(str(tmp_path / "b"), media_dir=str(tmp_path / "media"), with_frames=False))
+    manifest = json.loads((build / "manifest.json").read_text())
+    manifest["teachers"] = {**(manifest.get("teachers") or {}),
+                            "captioner": {"model": "vdata-tiny-demo-vlm", "requests": 4}}
+    (build / "manifest.json").write_text(json.dumps(manifest))
+    text = Path(write_card(str(build), str(tmp_path / "README.md"))).read_text()
+    limits = text.split("## Limitations", 1)[1].split("\n## ", 1)[0]
+    assert "vdata-tiny-demo-vlm" in limits and "**noise**" in limits
+    assert "The other teachers wrote from what the demo teachers wrote" in limits

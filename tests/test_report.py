@@ -521,3 +521,16 @@ def test_a_large_builds_batch_records_are_merged_for_the_manifest_with_every_tot
     run = type("Run", (), {"manifest": {**manifest, "stats_records": merged}})()
     table = throughput(run).tables[0]
     assert [row[1] for row in table.rows] == [4500, 4500] and [row[2] for row in table.rows] == [4500, 4500]
+
+
+def test_a_demo_teacher_that_others_wrote_from_is_a_limitation_of_their_rows():
+    """Outside check h25 F12: the writer merged the random VLM's captions into video captions and QA; those rows
+    name no demo model, so neither the report nor the card said they carry its noise."""
+    from vdata.pipelines.report_data import limitations
+
+    teachers = {"captioner": {"model": "vdata-tiny-demo-vlm", "requests": 4},
+                "writer": {"model": "smollm2", "requests": 7}}
+    said = limitations({"teachers": teachers, "rows": 3}, None)
+    assert any("vdata-tiny-demo-vlm wrote text that the other teachers wrote from" in line for line in said), said
+    alone = limitations({"teachers": {"writer": {"model": "smollm2", "requests": 7}}, "rows": 3}, None)
+    assert not any("wrote text that the other teachers" in line for line in alone)

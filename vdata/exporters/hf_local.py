@@ -302,6 +302,10 @@ def gather_facts(build: BuildDir) -> CardFacts:
             teachers[("caption (clip)", r.get(R.CAPTION_TEACHER), r.get(R.CAPTION_MODEL), r.get(R.CAPTION_PROMPT_VERSION))] += 1
         if build.level in ("samples", "haystack") and (r.get(R.SAMPLE_TEACHER) or r.get(R.SAMPLE_MODEL)):
             teachers[(it.task, r.get(R.SAMPLE_TEACHER), r.get(R.SAMPLE_MODEL), r.get(R.SAMPLE_PROMPT_VERSION))] += 1
+    listed = {k[1] for k in teachers}
+    for name, t in sorted((m.get("teachers") or {}).items()):   # a teacher whose text other teachers wrote from
+        if isinstance(t, dict) and t.get("requests") and name not in listed:   # (clip captions of a video's QA)
+            teachers[("text the other teachers wrote from", name, t.get("model"), None)] = 0
     splits = Counter(build.row_splits())
     splits = {sp: splits[sp] for sp in SPLIT_NAMES if splits[sp]}
     examples = {}

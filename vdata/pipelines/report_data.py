@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from vdata.schemas import records as R
+from vdata.teachers.tiny_models import is_demo_model
 
 LEVELS = ("samples", "clips", "videos")
 
@@ -183,6 +184,13 @@ def limitations(manifest: dict, data) -> list[str]:
     for model, n in sorted(models.items()):
         noise = " (a randomly initialised model: its text is noise)" if "vlm" in model else ""
         out.append(f"limitation: {n} row value(s) written by the demo teacher {model}{noise}; do not train on them")
+    # a demo teacher whose text other teachers wrote from (captions merged, questions asked from them): their
+    # rows name no demo model, yet carry its noise (outside check h25 F12)
+    teachers = [t for t in (manifest.get("teachers") or {}).values() if isinstance(t, dict) and t.get("requests")]
+    demo = sorted({str(t.get("model")) for t in teachers if is_demo_model(str(t.get("model") or ""))})
+    if demo and any(not is_demo_model(str(t.get("model") or "")) for t in teachers):
+        out.append(f"limitation: the demo teacher(s) {', '.join(demo)} wrote text that the other teachers wrote from: "
+                   "their samples carry that noise wherever they drew on it; do not train on them")
     unverified = (manifest.get("verification") or {}).get("unverified")
     if unverified:
         out.append(f"limitation: {unverified} kept sample(s) are unverified (captions without a frame-level verifier)")
