@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import copy_to
-from test_resume import snapshot, teacher_config, teacher_proxy  # noqa: F401 (a fixture)
+from test_resume import snapshot, subtitled_manifest, teacher_config, teacher_proxy  # noqa: F401 (a fixture)
 from vdata.schemas.config import ConfigError, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,11 +170,9 @@ def test_a_teacher_stage_waiting_on_its_server_holds_back_no_decoding_stage(tmp_
     from vdata.pipelines import execution as X
     from vdata.pipelines.runner import build
 
-    DECODING = ["probe", "shots", "frames"]   # the stages of teacher_config before generate
-    videos = [(flash_video, "A colour test pattern with a moving gradient."),
-              (str(ROOT / "examples" / "videos" / "multishot.mp4"), "A short film of several shots.")]
-    manifest = tmp_path / "videos.csv"
-    manifest.write_text("path,caption\n" + "".join(f"{copy_to(v, tmp_path / 'in')},{c}\n" for v, c in videos))
+    DECODING = ["probe", "annotations", "shots", "frames"]   # the stages of teacher_config before generate
+    videos = [(flash_video, "a colour gradient"), (str(ROOT / "examples" / "videos" / "multishot.mp4"), "a short film")]
+    manifest = subtitled_manifest(videos, tmp_path / "in")
     proxy = teacher_proxy
     proxy.reset()
     proxy.hold()

@@ -140,17 +140,14 @@ def teacher_proxy(tmp_path_factory):
         server.stop()
 
 
-@pytest.fixture(scope="module")
-def captioned_manifest(tmp_path_factory, cut_video, bikes, flash_video):
-    """A CSV manifest of 4 videos (17 shots today), each with its own subtitles: a cue every 0.4 s naming the
-    video and its moment, the teacher's only clues, so that no two clips send the same request. (A caption
-    column would not do: a manifest's caption describes its whole video, no clue of a shot cut from it.)"""
+def subtitled_manifest(videos: list[tuple[str, str]], folder: Path) -> Path:
+    """A CSV manifest of `videos` ((path, subject)), each with its own subtitles: a cue every 0.4 s naming the
+    video and its moment, a teacher's only clues, so that no two clips send the same request. (A caption column
+    would not do: a manifest's caption describes its whole video, no clue of a shot cut from it.)"""
     import av
 
-    d = tmp_path_factory.mktemp("resume_teacher_in")
-    videos = [(cut_video[0], "test patterns"), (bikes, "bicycle riders"), (flash_video, "a colour gradient"),
-              (str(ROOT / "examples" / "videos" / "multishot.mp4"), "a short film")]
-    manifest = d / "videos.csv"
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = folder / "videos.csv"
     with open(manifest, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["path", "subtitles"])
@@ -159,8 +156,17 @@ def captioned_manifest(tmp_path_factory, cut_video, bikes, flash_video):
                 duration = c.duration / 1e6
             cues = [{"start_s": round(0.4 * k, 1), "end_s": round(0.4 * k + 0.4, 1),
                      "text": f"Moment {k + 1} of the {subject}."} for k in range(int(duration / 0.4))]
-            w.writerow([copy_to(path, d), json.dumps(cues)])
+            w.writerow([copy_to(path, folder), json.dumps(cues)])
     return manifest
+
+
+@pytest.fixture(scope="module")
+def captioned_manifest(tmp_path_factory, cut_video, bikes, flash_video):
+    """4 videos (17 shots today), each with its own subtitles (`subtitled_manifest`)."""
+    return subtitled_manifest([(cut_video[0], "test patterns"), (bikes, "bicycle riders"),
+                               (flash_video, "a colour gradient"),
+                               (str(ROOT / "examples" / "videos" / "multishot.mp4"), "a short film")],
+                              tmp_path_factory.mktemp("resume_teacher_in"))
 
 
 def teacher_config(manifest, out, base_url) -> dict:
