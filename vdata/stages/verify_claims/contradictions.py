@@ -7,15 +7,19 @@
   colour+shape pair or a shape count the evidence has differently;
 - `unsupported`: the claim states something checkable that the evidence lacks (quoted or on-screen
   text, spoken words, a colour or shape, a name the evidence never mentions);
-- `supported`: every checkable fact is found, or every content word of the claim stands in one evidence
-  sentence of the same polarity;
-- None: nothing decidable by matching (left to the off-topic check and the judge).
+- `supported`: every content word of the claim stands in one evidence sentence of the same polarity
+  with its names in the same roles, or every checkable fact is found and every other content word
+  stands in the evidence too (beyond the question's own words; `wording.py`);
+- None: nothing decidable by matching (left to the off-topic check and the judge) — also a claim whose
+  names play swapped roles in the sentence that has its words, or one that adds content words the
+  evidence lacks.
 
 These checks are deliberately literal: a paraphrase is left undecided rather than guessed at.
 """
 from __future__ import annotations
 
 from .facts import (PLACEHOLDER, Evidence, content_words, extract_facts, has_negation, names_in, words)
+from .wording import MISSING, missing_words, role_conflict
 
 SUPPORTED, REFUTED, UNSUPPORTED = "supported", "refuted", "unsupported"
 VERDICTS = (SUPPORTED, REFUTED, UNSUPPORTED)
@@ -69,8 +73,9 @@ def name_conflict(claim: str, ev: Evidence) -> tuple[str | None, str | None]:
     return None, f"name(s) {sorted(missing)} not in the evidence"
 
 
-def match_claim(claim: str, ev: Evidence) -> tuple[str | None, str]:
-    """Tier 1: (verdict or None, note)."""
+def match_claim(claim: str, ev: Evidence, given: frozenset | set = frozenset()) -> tuple[str | None, str]:
+    """Tier 1: (verdict or None, note). `given`: the content words of the sample's question, which the
+    claim may repeat without the evidence having them."""
     opposite = polarity_conflict(claim, ev)
     if opposite:
         return REFUTED, f"the evidence says the opposite: {opposite!r}"
@@ -121,10 +126,22 @@ def match_claim(claim: str, ev: Evidence) -> tuple[str | None, str]:
     unknown = (f.colours - efacts.colours) | (f.shapes - efacts.shapes)
     if unknown:
         return None, f"the evidence says nothing about {sorted(unknown)}"
-    cw = content_words(claim)
-    share, sent, _ = _best_sentence(cw, ev, polarity=False)
-    if len(cw) >= 2 and share == 1.0:
-        return SUPPORTED, f"every content word stands in the evidence sentence {sent!r}"
+    # the question's words, which a short answer's claim repeats ("What is the title: Six test patterns"), are
+    # given, not claimed: the answer's own words must stand in one evidence sentence (two of them at least)
+    cw = content_words(claim) - set(given)
+    full = [sent for sent, sw, neg in ev.sentences if not neg and cw <= sw] if len(cw) >= 2 else []
+    if full:   # a bag of words: the roles of its names must agree too (wording.py, h25 F13)
+        swapped = role_conflict(claim, full)
+        if swapped:
+            return None, swapped
+        return SUPPORTED, f"every content word stands in the evidence sentence {full[0]!r}"
     if not f.checkable():
         return None, "no checkable fact"
+    # the facts found say nothing of what else the claim adds ("to the boat", "that he bought yesterday")
+    missing = missing_words(claim, ev, given)
+    if missing:
+        return None, f"content word(s) {missing[:6]} {MISSING}"
+    swapped = role_conflict(claim, [sent for sent, _, neg in ev.sentences if not neg])
+    if swapped:
+        return None, swapped
     return SUPPORTED, "every checkable fact found in the evidence"

@@ -6,7 +6,8 @@ not back it). Tiers, in order:
 1. **Evidence matching** (deterministic, always on; `contradictions.py`): polarity, number and name
    mismatches against an evidence sentence that states the same thing refute a claim; colours, shapes,
    counts, quoted or on-screen text and spoken words are looked up; a claim whose content words all
-   stand in one evidence sentence is supported. Then an off-topic check (`relevance_min`): a still-
+   stand in one evidence sentence (its names in the same roles) is supported, one that adds words the
+   evidence lacks is left open (`wording.py`). Then an off-topic check (`relevance_min`): a still-
    undecided claim whose MiniLM embedding is far from every evidence sentence is unsupported.
 2. **The teacher** (`teacher:`; `judge.py`): for the claims tier 1 left open, a verdict plus the evidence
    sentence that backs it; a verdict whose quote is not in the evidence is downgraded to unsupported.
@@ -43,7 +44,8 @@ its whole video, and `scope: video` checks every sample against its whole video 
 refuted claims than `max_refuted_claims` is rejected as `contradicted`; below `min_supported_ratio` as
 `hallucination` — unless `correct: true` and a VIGC-style rewrite passes the same checks. With
 `correct_rounds: N` a rewrite that still fails is rewritten again, up to N rounds (refine.py); every
-round is kept in `refine_rounds`.
+round is kept in `refine_rounds`. An answer with no word of its own never passes, and a rewrite must pass
+basic form checks and hold a supported claim of its own (`own.py`).
 """
 from __future__ import annotations
 
@@ -60,13 +62,14 @@ from vdata.teachers.packaged import PACKAGED_MINILM
 from ..base import Reject, Resources, Stage, StageConfig
 from .captions import independent_evidence, screen_frame_caption, unverified, written_from_speech
 from .contradictions import REFUTED, SUPPORTED, UNSUPPORTED, match_claim
-from .facts import NUMBER_WORDS, PLACEHOLDER, SENTENCE, Evidence, split_claims, words
+from .facts import NUMBER_WORDS, PLACEHOLDER, SENTENCE, Evidence, content_words, split_claims, words
 from .judge import JUDGE_SCHEMA, judged
+from .own import PREMISE, REWRITE_FAILED, answer_claim, own_support, rewrite_issue, wordless
 from .refine import checked_round, correct_in_rounds
 from .scope import pool_by_video, scope_texts
 from .times import check_times, pool_timed, row_bounds, timed_evidence, without_times
+from .wording import undecided
 
-PREMISE = "(question premise) "
 EVIDENCE_SOURCES = ("caption", "events", "steps", "transcript", "cited")
 # Checked by default: every task whose text states something about the clip (clue_qa, false_premise,
 # text_qa, ... are stored as open_qa / mcq). Of a highlights sample the query is checked (its saliency
@@ -94,7 +97,7 @@ def _with_question(question: str, answer: str) -> str:
     number answering "How many <things> …?" says what it counts ("…: five yellow lamps"), so that the count is
     checked against the evidence's count of those things, not read as no checkable fact."""
     said = words(answer)
-    if not (question and answer and len(said) <= 3):
+    if not (question and said and len(said) <= 3):   # no word ("..."): no claim, never the question alone (own.py)
         return answer
     claim = f"{question.rstrip('?')}: {answer}"
     counted = _HOW_MANY.match(question)
@@ -145,17 +148,19 @@ class _Item:
     context: str
     verdicts: list = field(default_factory=list)    # (verdict or None, note)
     judge_failures: list = field(default_factory=list)   # TeacherResults of the judge calls that failed
+    rewrite: bool = False                           # a correction round's rewrite (own.py holds it to form)
 
 
 class VerifyClaimsStage(Stage):
     name = "verify_claims"
-    version = 5   # 2: highlights check their query; summaries, speech captions and dialogues their lines;
-                  # 3: a subtitle cue is evidence of the clip holding its middle (it crossed a cut: of none)
-                  # 4: a stated time is checked (times.py): refuted outside the row or the evidence's times,
-                  #    unsupported (never undecided → supported) when no evidence time backs it
-                  # 5: an input's caption is evidence only for a sample whose clip spans the video; a short
-                  #    open-QA answer (an MCQ's open-form twin) or CoT answer is checked with its question,
-                  #    a bare number answering "How many <things>" as a count of those things
+    # 2: highlights check their query; summaries, speech captions and dialogues their lines;
+    # 3: a subtitle cue is evidence of the clip holding its middle (it crossed a cut: of none)
+    # 4: a stated time is checked (times.py): refuted outside the row or the evidence's times,
+    #    unsupported (never undecided → supported) when no evidence time backs it
+    # 5: an input's caption is evidence only for a sample whose clip spans the video; a short
+    #    open-QA answer (an MCQ's open-form twin) or CoT answer is checked with its question,
+    #    a bare number answering "How many <things>" as a count of those things
+    version = 6   # 6: no pass on the question's words for a wordless answer or rewrite (own.py); word match checks added words and roles (wording.py)
     HUB_MODEL_FIELDS = ("relevance_model",)
     Config = VerifyClaimsConfig
     reads = (R.SAMPLE_ID, R.TASK, R.QUESTION, R.ANSWER)
@@ -262,6 +267,10 @@ class VerifyClaimsStage(Stage):
         prompt = self.prompts["claim_judge"]
         for it in items:
             it.verdicts = [self.tier1(c, it) for c in it.claims]
+            if wordless(it.row, it.row.get(R.TASK)):   # "..." or "": nothing of its own to check (h25 F10)
+                claim, verdict = answer_claim(it.row.get(R.ANSWER) or "")
+                it.claims.append(claim)
+                it.verdicts.append(verdict)
             # A question can carry a false premise ("What colour is the star?" about a clip with no star):
             # its string-checkable facts are checked too, and only a contradiction is recorded (as a claim).
             if it.context and not any(c.startswith(PREMISE) for c in it.claims):
@@ -286,7 +295,7 @@ class VerifyClaimsStage(Stage):
             for (n, k), res in zip(where, self.teacher.generate(asks)):
                 it = items[n]
                 it.verdicts[k] = (judged(it.claims[k], res.parsed or {}, it.evidence.text) if res.ok
-                                  else (None, f"judge failed: {res.error[:120]}"))
+                                  else (None, f"judge failed: {res.error[:120]} (tier 1: {it.verdicts[k][1]})"))
                 if not res.ok:
                     it.judge_failures.append(res)
         self._settle(items)
@@ -303,7 +312,8 @@ class VerifyClaimsStage(Stage):
         timed = check_times(claim, row_bounds(it.row), self._timed(it.row))
         if timed is not None and timed[0] == REFUTED:
             return timed
-        verdict, note = match_claim(claim if timed is None else without_times(claim), it.evidence)
+        given = content_words(it.context) if it.context else frozenset()   # the question's words: no claim
+        verdict, note = match_claim(claim if timed is None else without_times(claim), it.evidence, given)
         if timed is None or verdict in (REFUTED, UNSUPPORTED):
             return verdict, note
         if timed[0] == UNSUPPORTED:
@@ -335,8 +345,7 @@ class VerifyClaimsStage(Stage):
     def _settle(self, items: list[_Item]) -> None:
         fallback = SUPPORTED if self.config.undecided == "supported" else UNSUPPORTED
         for it in items:
-            it.verdicts = [(fallback, note + f" (undecided → {self.config.undecided})") if v is None else (v, note)
-                           for v, note in it.verdicts]
+            it.verdicts = [(v, note) if v is not None else undecided(note, fallback) for v, note in it.verdicts]
 
     def _split_with_teacher(self, items: list[_Item], texts: list[list[str]]) -> None:
         from vdata.teachers import TeacherRequest
@@ -374,8 +383,12 @@ class VerifyClaimsStage(Stage):
             row = dict(it.row)
             row[R.ANSWER] = res.parsed["answer"].strip()
             texts, ctx = self.texts_to_check(row)
-            fixed.append(_Item(row, it.evidence, self.claims_of(texts), ctx))
-        todo = [f for f in fixed if f is not None]
+            new = _Item(row, it.evidence, self.claims_of(texts), ctx, rewrite=True)
+            issue = rewrite_issue(row[R.ANSWER], row.get(R.QUESTION) or "", row.get(R.TASK))
+            if issue:   # no answer at all: not judged, the round fails (h25 F10)
+                new.claims, new.verdicts = [answer_claim(row[R.ANSWER])[0]], [(UNSUPPORTED, f"{REWRITE_FAILED}: {issue}")]
+            fixed.append(new)
+        todo = [f for f in fixed if f is not None and not f.verdicts]
         if todo:
             self._judge(todo, {})
         return fixed
@@ -440,10 +453,14 @@ class VerifyClaimsStage(Stage):
     def _failure(self, it: _Item) -> str | None:
         """The reject reason the sample earns, or None when it passes."""
         cfg = self.config
+        if it.rewrite and not own_support(it.claims, it.verdicts, it.row.get(R.ANSWER) or ""):
+            return REWRITE_FAILED   # a rewrite must say something of its own that holds (own.py)
         if cfg.max_refuted_claims is not None and self.refuted(it) > cfg.max_refuted_claims:
             return "contradicted"
         if cfg.min_supported_ratio is not None and self.ratio(it) < cfg.min_supported_ratio:
             return "hallucination"
+        if cfg.min_supported_ratio is not None and wordless(it.row, it.row.get(R.TASK)):
+            return "hallucination"   # the answer says nothing: its ratio is that of the question's words
         return None
 
     def _passes(self, it: _Item) -> bool:
