@@ -22,17 +22,18 @@ transcribed with its language fixed; every segment records the language it was d
 monolingual file costs one transcription, one language detection per speech window and per 30 s of speech.
 
 An English-only model (`*.en`) detects nothing: its `language` is the one decoding was fixed to (en), and
-non-English speech comes out as invented English, which Whisper's own confidence tells: see SegmentGate.
+non-English speech comes out as invented English, which Whisper's own confidence tells: see SegmentGate
+(vdata.media.asr_gate).
 """
 from __future__ import annotations
 
 import os
 import re
-import zlib
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from .asr_gate import UNSPACED_LANGUAGES, SegmentGate, text_compression_ratio
 from .audio import DECODE_VERSION, SAMPLE_RATE, DecodedAudio, decode_audio
 from .streams import iso_639_1
 from .whisper_models import (BACKENDS, PACKAGED_MODELS, ModelLocation, ModelNotAvailable, PackagedModel,
@@ -40,11 +41,11 @@ from .whisper_models import (BACKENDS, PACKAGED_MODELS, ModelLocation, ModelNotA
 
 __all__ = ["BACKENDS", "PACKAGED_MODELS", "SAMPLE_RATE", "DecodedAudio", "ModelLocation", "ModelNotAvailable",
            "PackagedModel", "SegmentGate", "SpeechSegment", "Transcript", "TranscribeOptions", "WhisperEngine", "Word",
-           "WHISPER_LANGUAGES", "decode_audio", "default_model_cache", "dominant_language", "english_only",
-           "is_offline", "load_engine", "locate_model", "materialize", "whisper_language"]
+           "UNSPACED_LANGUAGES", "WHISPER_LANGUAGES", "decode_audio", "default_model_cache", "dominant_language",
+           "english_only", "is_offline", "load_engine", "locate_model", "materialize", "text_compression_ratio",
+           "whisper_language"]
 
 LANGUAGE_MODES = ("window", "video")
-UNSPACED_LANGUAGES = ("zh", "ja", "th", "lo", "my", "yue")   # faster-whisper splits their words per character
 # Under a second of speech the detector's top guess flips between related languages (espeak and real
 # speech alike): a window that short is not asked, and takes the video's language.
 MIN_DETECT_S = 1.0
@@ -173,67 +174,12 @@ class Transcript:
     def screened(self, gate: "SegmentGate") -> tuple["Transcript", list[tuple[SpeechSegment, str]]]:
         """The transcript without the segments `gate` rejects (its language then that of what is left), and
         those segments with the reason of each."""
-        reasons = [gate.problem(s) for s in self.segments]
-        for i in gate.repeats([s if not r else None for s, r in zip(self.segments, reasons)]):
-            reasons[i] = "repeated"
+        reasons = gate.screen(self.segments)
         kept = [s for s, r in zip(self.segments, reasons) if not r]
         dropped = [(s, r) for s, r in zip(self.segments, reasons) if r]
         if not dropped:
             return self, []
         return replace(self, language=dominant_language(kept), segments=kept), dropped
-
-
-def text_compression_ratio(text: str) -> float:
-    """Whisper's measure of repetition: the text's UTF-8 length over its zlib-compressed length."""
-    data = text.strip().encode("utf-8")
-    return len(data) / len(zlib.compress(data)) if data else 0.0
-
-
-@dataclass(frozen=True)
-class SegmentGate:
-    """Which decoded segments are kept: Whisper's own checks and thresholds, as a verdict (Whisper re-decodes
-    a failing window hotter, see FALLBACK_TEMPERATURES, then keeps whatever it got). None: a check off.
-    tiny.en on espeak narration (four sentences in 24 s): German avg_logprob -1.08, Spanish and French
-    compression 11-16 (156 words looping one phrase); real English -0.81 at worst, compression <= 1.41.
-    No signal of tiny.en told the German half of an English-then-German file from its English half.
-    """
-
-    max_compression_ratio: float | None = 2.4   # repetition loop: the window's text, or the segment's own
-    min_avg_logprob: float | None = -1.0        # the decoder unsure of its own text: another language, noise
-    max_no_speech_prob: float | None = 0.6      # with a low avg_logprob: no speech at all (Whisper's rule)
-    max_words_per_s: float | None = 8.0         # fast speech is 4-5 words/s; loops reached 35 (100 in 2.8 s)
-    # 3+ words decoded again (nearly) word for word within 3 segments: a loop too short for the compression
-    # ratio (tiny.en on 1 thread: German, Spanish as one invented sentence twice, compression 1.87-1.98)
-    drop_repeats: bool = True
-
-    def problem(self, s: SpeechSegment) -> str | None:
-        """Why `s` is not kept ("no_speech", "low_logprob", "repetitive", "word_rate"), or None."""
-        low = self.min_avg_logprob is not None and s.avg_logprob is not None and s.avg_logprob < self.min_avg_logprob
-        if low and self.max_no_speech_prob is not None and (s.no_speech_prob or 0.0) > self.max_no_speech_prob:
-            return "no_speech"
-        if low:
-            return "low_logprob"
-        ratio = max(s.compression_ratio or 0.0, text_compression_ratio(s.text))
-        if self.max_compression_ratio is not None and ratio > self.max_compression_ratio:
-            return "repetitive"
-        words = len(s.words) or len(s.text.split())
-        # a second at least: one short word's span says nothing of a rate; no rate where Whisper's "words" are
-        # characters (languages written without spaces)
-        if (self.max_words_per_s is not None and s.language not in UNSPACED_LANGUAGES
-                and words > self.max_words_per_s * max(s.end_s - s.start_s, 1.0)):
-            return "word_rate"
-        return None
-
-    def repeats(self, segments: list[SpeechSegment | None]) -> set[int]:
-        """Indices of the segments (None: already dropped) that repeat a near one (see drop_repeats)."""
-        from difflib import SequenceMatcher
-
-        words = [" ".join(re.findall(r"\w+", s.text.lower())) if s else "" for s in segments]
-        found: set[int] = set()
-        for i, a in enumerate(words):
-            near = range(i + 1, min(len(words), i + 4)) if self.drop_repeats and a.count(" ") >= 2 else ()
-            found |= {k for j in near if words[j] and SequenceMatcher(None, a, words[j]).ratio() >= 0.9 for k in (i, j)}
-        return found
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,11 @@ place", "a second person", "for a second time", "the twenty-second day": a numbe
 a video is about, hardly where in it something happens), a clock read in words ("nine o'clock", "shows
 nine") and a clock time marked as one ("9:00 am", "9:00 o'clock", "21:00h"). A bare "9:00" is taken for
 a video time: written with digits it cannot be told from m:ss, and the prompts ask for no time at all,
-so the cost of the doubt is one sample, not a wrong time in the data.
+so the cost of the doubt is one sample, not a wrong time in the data. Where the text around says the time of
+day is the subject ("8 o'clock", "7:30 pm", "noon", "what time does the train leave?", a clock time in the
+speech: `says_time_of_day`), `video_times(text, times_of_day=True)` reads such a "7:30" as one, content
+(outside check h25 F17: "7:30" beside the answer "8 o'clock" was rejected as a video time); "0:12" and a
+clock said as a place in the video ("7:30 into the video", "the clip at 7:30") stay video times.
 
 A time is a moment of the video (`point`, `range`) only where the words around it say so: "at 3.0s", "from 20
 to 30 s", "(11.3-13.3s)", "35 seconds into the video", "the 30 second mark", a bare span in the clue lines'
@@ -81,6 +85,16 @@ _CLOCK_NOT_MOMENT_AFTER = re.compile(r"^\s*(?:in\s+the\s+(?:morning|afternoon|ev
                                      r"tomorrow|de\s+la\b|du\s+(?:matin|soir)|uhr\b|local\s+time)", re.IGNORECASE)
 _MEASURE_BEFORE = re.compile(r"\b(?:in|under|over|within|by|of|than)\s+(?:(?:about|around|roughly|just|only)\s+)*$",
                              re.IGNORECASE)
+# words that say a time of day (a clock time marked as one, the day's parts); "what time" asks one where no
+# word of the video's own timeline stands beside it ("what time in the video ...", "... seconds")
+_TIME_OF_DAY = re.compile(r"o['’]?clock\b|\d\s*[ap]\.?m\b|\b[ap]\.m\.|\b(?:noon|midday|midnight|tonight|half past|"
+                          r"quarter (?:past|to)|time of (?:the )?day|in the (?:morning|afternoon|evening)|at night)\b",
+                          re.IGNORECASE)
+_WHAT_TIME = re.compile(r"\b(?:what|which) (?:time|hour)\b", re.IGNORECASE)
+_VIDEO_TIMELINE = re.compile(r"\b(?:video|clip|footage|recording|scene|time\s*stamps?|frames?|seconds?|minutes?|"
+                             r"mark)\b", re.IGNORECASE)
+_OF_VIDEO_BEFORE = re.compile(r"\b(?:video|clip|footage|recording|time\s*stamp|mark)\b[\s,:]*"
+                              r"(?:(?:at|around|about|from|to|until)\s+)?$", re.IGNORECASE)
 _DECADE_BEFORE = re.compile(r"(?:\bthe|\bearly|\blate|\bmid|-|['’])\s*$", re.IGNORECASE)
 
 
@@ -239,6 +253,41 @@ def time_spans(clean: str) -> list[tuple[int, int, StatedTime]]:
         value += float("0." + m.group("f")) if m.group("f") else 0.0
         add(m, StatedTime(m.group(0), "point" if _clock_moment(clean, m.start(), m.end()) else "duration", float(value)))
     return sorted(found, key=lambda x: x[0])
+
+
+def _day_clock(clean: str, start: int, end: int, t: StatedTime) -> bool:
+    """Whether the time clean[start:end] is a clock time that can be a time of day ("7:30", "19:45"; not "0:12",
+    "1:02:03" or "4:05.5") and is not said as a place in the video ("7:30 into the video", "the clip at 7:30")."""
+    m = _CLOCK.fullmatch(t.text)
+    return (bool(m) and not m.group("s") and not m.group("f") and 1 <= int(m.group("h")) <= 23
+            and not _POSITION_AFTER.match(clean[end:end + 30])
+            and not _OF_VIDEO_BEFORE.search(clean[max(0, start - 40):start]))
+
+
+def says_time_of_day(text: str, clocks: bool = False) -> bool:
+    """Whether `text` speaks of a time of day: "8 o'clock", "7:30 pm", "noon", "in the morning", or asks "what
+    time" with no word of the video's timeline ("At what time does the train leave the station?"). With `clocks`
+    (speech: a transcript, subtitles, which state no places in the video) a clock time that can be one ("the
+    race starts at 9:30"; not "0:12") counts too."""
+    clean = strip_placeholders(text)
+    if _TIME_OF_DAY.search(clean) or (_WHAT_TIME.search(clean) and not _VIDEO_TIMELINE.search(clean)):
+        return True
+    return clocks and any(_day_clock(clean, s, e, t) for s, e, t in time_spans(clean))
+
+
+def video_times(text: str, times_of_day: bool = False) -> list[StatedTime]:
+    """The moments and spans `text` states (durations left out). With `times_of_day` (the sample or its evidence
+    speaks of the time of day: `says_time_of_day`) a clock time that can be one ("7:30") is content, not a
+    place in the video, unless said as one ("7:30 into the video")."""
+    clean = strip_placeholders(text)
+    return [t for s, e, t in time_spans(clean) if t.kind != "duration"
+            and not (times_of_day and _day_clock(clean, s, e, t))]
+
+
+def content_time(answer: str | None, said: str) -> bool:
+    """Whether `answer` states a time, and every moment it states is one `said` (an `as_said` evidence) says."""
+    times = video_times(answer or "")
+    return bool(times) and all(said_in(t, said) for t in times)
 
 
 def shift_times(text: str, offset_s: float) -> str:

@@ -19,11 +19,14 @@ both are `en` because decoding was fixed to English, and non-English speech is w
 below drop. `language:` takes "en", "eng", "English" or "en-US" (normalised to Whisper's code).
 `initial_prompt` and `hotwords` steer spelling and vocabulary.
 
-Quality (vdata.media.asr SegmentGate): a segment whose decoding Whisper itself scores as failed (mean
-token log-probability < `min_avg_logprob`, compression ratio > `max_compression_ratio`, more than
-`max_words_per_s`) is dropped, counted per clip in the manifest's `stages[].counters`
-(`segments_dropped_<reason>`). A clip with more of its speech dropped than kept is rejected
-`undecodable_speech` (`undecodable_speech: keep` keeps it with the dropped text left out).
+Quality (vdata.media.asr_gate SegmentGate): a segment whose decoding Whisper itself scores as failed (mean
+token log-probability < `min_avg_logprob`, its own text's compression ratio > `max_compression_ratio`, more
+than `max_words_per_s`) is dropped, counted per clip in the manifest's `stages[].counters`
+(`segments_dropped_<reason>`). A ratio over the limit drops a segment the decoder was unsure of (or one
+that loops beyond doubt), and Whisper's own ratio, its 30-s window's, only one whose text that window says
+again: confident list-like narration ("Box one is red." ... "Step two ...") is kept. A clip with more of its
+speech dropped than kept is rejected `undecodable_speech` (`undecodable_speech: keep` keeps it with the dropped
+text left out); the message names the checks that failed and quotes the dropped text.
 
 Audio track: the one tagged in `language` (English for a `.en` model), else the file's default (ffmpeg's
 best stream); `audio_track: N` takes the N-th audio stream (from 0) instead, and a file with fewer
@@ -82,7 +85,7 @@ class AsrConfig(StageConfig):
     # fallback for windows that fail its checks (seeded; see vdata.media.asr FALLBACK_TEMPERATURES)
     temperature_fallback: bool = False
     silence_dbfs: float = Field(-60.0, le=0)   # a track that never rises above this is silent: no model run
-    # Whisper's own checks of a decoding (vdata.media.asr SegmentGate); null switches one off
+    # Whisper's own checks of a decoding (vdata.media.asr_gate SegmentGate); null switches one off
     max_compression_ratio: float | None = Field(DEFAULT_GATE.max_compression_ratio, gt=0)
     min_avg_logprob: float | None = Field(DEFAULT_GATE.min_avg_logprob, le=0)
     max_no_speech_prob: float | None = Field(DEFAULT_GATE.max_no_speech_prob, ge=0, le=1)
@@ -178,9 +181,10 @@ def _segment(seg, words: list, text: str, start: float, end: float, clip_start: 
 
 class AsrStage(Stage):
     name = "asr"
-    version = 4   # 2: out-of-phase stereo is heard (media/audio.py _mono), not mixed to silence;
+    version = 5   # 2: out-of-phase stereo is heard (media/audio.py _mono), not mixed to silence;
                   # 3: decoded at temperature 0 by default (no unseeded sampling fallback): reproducible;
                   # 4: segments failing Whisper's own checks dropped; window languages need strong evidence
+                  # 5: a segment's compression ratio is its own text's, not its 30-s window's (h25 F14)
     Config = AsrConfig
     # Clip times (START_S, END_S) are used when a shots stage wrote them; without, a row is the whole input.
     reads = (R.PATH, R.VIDEO_ID, R.HAS_AUDIO)
@@ -217,8 +221,8 @@ class AsrStage(Stage):
         threads = cfg.cpu_threads or max(1, round(self.resources().num_cpus))
         self.engine = load_engine(locate_model(cfg.model, cfg.backend), options, device=cfg.device,
                                   compute_type=cfg.compute_type, cpu_threads=threads, cache_dir=cfg.model_cache_dir)
-        self.gate = SegmentGate(cfg.max_compression_ratio, cfg.min_avg_logprob, cfg.max_no_speech_prob,
-                                cfg.max_words_per_s)
+        self.gate = SegmentGate(max_compression_ratio=cfg.max_compression_ratio, min_avg_logprob=cfg.min_avg_logprob,
+                                max_no_speech_prob=cfg.max_no_speech_prob, max_words_per_s=cfg.max_words_per_s)
         self._memory: OrderedDict[str, Transcript | BaseException] = OrderedDict()
         self.memory_hits = 0
         self.disk_hits = 0
@@ -339,12 +343,16 @@ class AsrStage(Stage):
                 R.ASR_MODEL: self.engine.model_name}
 
     def _undecodable_message(self, lost: dict[str, list[dict]], lost_s: float, kept_s: float) -> str:
-        checks = {"low_logprob": f"avg_logprob < {self.gate.min_avg_logprob}", "no_speech": "no speech",
-                  "repetitive": f"compression ratio > {self.gate.max_compression_ratio}",
-                  "word_rate": f"> {self.gate.max_words_per_s} words/s", "repeated": "a sentence decoded twice"}
+        checks = {"low_logprob": f"avg_logprob < {self.gate.min_avg_logprob} (the decoder unsure of its text)",
+                  "no_speech": "no speech", "repetitive": f"text repeating itself (compression ratio > "
+                  f"{self.gate.max_compression_ratio})", "word_rate": f"> {self.gate.max_words_per_s} words/s",
+                  "repeated": "a sentence decoded twice"}
         why = ", ".join(f"{checks.get(k, k)}: {len(v)} segment(s)" for k, v in sorted(lost.items()))
-        hint = "" if self.engine.is_multilingual else (   # the loaded model says so: no vocabulary file read per reject
-            f"; {self.config.model} is English-only, so speech in another language comes out as invented English: "
-            f"a multilingual model (model: base) transcribes it")
+        heard = next((p["text"] for k in sorted(lost) for p in lost[k] if p["text"]), "")
+        heard = f' (dropped: "{heard[:60]}{"..." if len(heard) > 60 else ""}")' if heard else ""
+        # a pointer, not a verdict: an English-only model names no language, so none is guessed here
+        hint = "" if self.engine.is_multilingual or set(lost) == {"no_speech"} else (
+            f"; if this speech is not English: {self.config.model} is English-only and turns other languages into "
+            f"invented English, a multilingual model (model: base) transcribes them")
         return (f"{lost_s:.1f} s of this clip's speech failed Whisper's own checks ({why}) and {kept_s:.1f} s "
-                f"passed: speech the model could not decode{hint}; undecodable_speech: keep keeps the clip without it")
+                f"passed{heard}{hint}; undecodable_speech: keep keeps the clip without it")

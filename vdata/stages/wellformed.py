@@ -19,7 +19,8 @@ a reply in the wrong language, or a copy of the prompt's own example. Each check
   seconds", "frame 50": vdata/prompts/stated_times.py; a duration, "bakes for 20 minutes", is content).
   Samples carry times as placeholders that exports render (relative to a clip visual); a literal time
   stays as written, a second clock in the same answer. Text a sample takes from the user's own
-  annotations (no teacher) is never judged so;
+  annotations (no teacher) is never judged so, nor is a time of day ("7:30" beside "8 o'clock") where the
+  question, the answer or the evidence speaks of one, the speech (transcript, subtitles) by a clock time too;
 - `template_slot`: a slot of the prompt's reply form kept as text ("<sentence> (0.0 - 9.0 seconds).");
 - `duplicate_options` / `empty_option`: MCQ options that repeat (after normalisation) or are blank;
 - `answer_not_in_options`: the MCQ answer is not the option at `answer_index`, or not among the options;
@@ -57,7 +58,7 @@ from importlib import resources
 from pydantic import Field
 
 from vdata.prompts import NOTE_ID
-from vdata.prompts.stated_times import as_said, said_in, stated_times, states_time
+from vdata.prompts.stated_times import as_said, content_time, said_in, says_time_of_day, states_time, video_times
 from vdata.schemas import records as R
 
 from .base import Reject, Resources, Stage, StageConfig
@@ -296,12 +297,6 @@ def evidence_text(row: dict) -> str:
     return "\n".join(t for c in EVIDENCE_COLUMNS for t in _texts(row.get(c)) if t.strip())
 
 
-def _time_of_content(answer: str | None, evidence: str) -> bool:
-    """Whether the answer states a time, and every moment it states is one the evidence says itself."""
-    said = [t for t in stated_times(answer or "") if t.kind != "duration"]
-    return bool(said) and all(said_in(t, evidence) for t in said)
-
-
 @lru_cache(maxsize=1)
 def example_vocabulary() -> frozenset:
     """Every word of every prompt example: a text with none of them takes nothing from one."""
@@ -348,8 +343,9 @@ class WellformedConfig(StageConfig):
 
 class WellformedStage(Stage):
     name = "wellformed"
-    version = 3   # 2: states_time; rationale steps read for bare_reference / note_echo; note ids with their labels
+    version = 4   # 2: states_time; rationale steps read for bare_reference / note_echo; note ids with their labels
     #             3: British and American spellings are one word in the prompt_example check
+    #             4: a time of day ("7:30") is content where the sample or its evidence speaks of one (h25 F17)
     Config = WellformedConfig
     reads = (R.SAMPLE_ID, R.TASK, R.QUESTION, R.ANSWER, R.SAMPLE_TEACHER)
     writes = R.WELLFORMED_COLUMNS
@@ -433,21 +429,25 @@ class WellformedStage(Stage):
         texts = [("question", row.get(R.QUESTION)) if task in TEACHER_QUESTION_TASKS else ("question", ""),
                  ("answer", row.get(R.ANSWER)), *steps]
         raw = as_said(evidence_text(row)) if task == "mcq" else None
-        if task == "mcq" and not _time_of_content(row.get(R.ANSWER), raw):
+        if task == "mcq" and not content_time(row.get(R.ANSWER), raw):
             # wrong options that are times are the right answer's kind: content when it is ("8:30" beside "9:30")
             texts += [(f"option {k}", o) for k, o in enumerate(row.get(R.OPTIONS) or [])]
-        evidence = None
+        evidence = day = None
         for what, text in texts:
             if text and states_time(text, durations=False):
                 if evidence is None:
                     raw = raw if raw is not None else as_said(evidence_text(row))
                     evidence = " ".join(tokens(raw))
+                    ann = row.get(R.ANNOTATIONS) if isinstance(row.get(R.ANNOTATIONS), dict) else {}   # module doc
+                    speech = _texts([row.get(R.TRANSCRIPT_TEXT), row.get(R.TRANSCRIPT_SEGMENTS),
+                                     ann.get("subtitles"), ann.get("transcript")])
+                    day = (any(says_time_of_day(x or "") for x in (row.get(R.QUESTION), row.get(R.ANSWER), raw))
+                           or says_time_of_day("\n".join(speech), clocks=True))
                 # a quote of what the video's own evidence says ('the narrator says "the race starts at 9:30"',
                 # answer-first's form), or a time the evidence itself says ("the race starts at 9:30", said by the
                 # narrator), is the video's content, not a time the teacher put on the video (outside check h19)
                 unquoted = _QUOTED.sub(lambda m: " " if " ".join(tokens(m.group(1))) in evidence else m.group(0), text)
-                said = next((t for t in stated_times(unquoted) if t.kind != "duration"
-                             and not said_in(t, raw)), None)
+                said = next((t for t in video_times(unquoted, day) if not said_in(t, raw)), None)
                 if said is None:
                     continue
                 return [("states_time", f"the {what} states a time ({said.text!r}); a sample's times are placeholders "
