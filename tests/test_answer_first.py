@@ -24,7 +24,7 @@ from vdata.stages.generate.answer_first import (SPEECH_FRAME, Span, answer_spans
 SENTENCES = [s.says for script in SCRIPTS for s in script.scenes]
 AF_REASONS = {"bad_reply", "answer_in_question", "ungrounded_question", "vacuous_question", "repetitive_question",
               "not_chosen",
-              "teacher_error", "bad_options"}
+              "teacher_error", "bad_options", "truncated"}   # truncated: a field the schema's cap cut (h25 F15)
 
 
 def _words(text: str) -> list[str]:

@@ -248,7 +248,7 @@ def test_false_premise_reply_is_checked_against_the_clues(clip_rows):
 # --- CG-Bench items with the SmolLM2 teacher ------------------------------------------------------------
 
 TEACHER_REJECTS = {"teacher_error", "bad_reply", "bad_options", "bad_evidence", "no_clue_interval", "premise_in_clues",
-                   "clue_covers_video"}
+                   "clue_covers_video", "truncated"}   # truncated: a field the schema's cap cut (h25 F15)
 
 
 @pytest.mark.slow

@@ -24,7 +24,9 @@ from vdata.stages.generate import (DEFAULT_TYPE_WEIGHTS, TASK_FAMILIES, TASKS, G
                                    answer_position, assign_types, build_clues, make_sample_id)
 from vdata.stages.timestamps import TimestampsConfig, TimestampsStage
 
-TEACHER_REJECTS = {"teacher_error", "bad_reply", "bad_options", "off_target"}
+# truncated: a reply string cut at its schema cap; ambiguous_moment: a grounding question that fits another moment
+# as well (h25 F15, F11)
+TEACHER_REJECTS = {"teacher_error", "bad_reply", "bad_options", "off_target", "truncated", "ambiguous_moment"}
 
 
 @pytest.fixture(scope="module")
@@ -272,6 +274,7 @@ def test_generate_with_frames_on_tiny_vlm_balance_and_timestamps(clips, vlm):
     # ("CPU Generator does not use offset").
     cfg = GenerateConfig(teacher="vlm", use_frames=True, max_frames=3, max_tokens=200, max_question_chars=40,
                          max_answer_chars=24, temperature=1.0, seed=False,
+                         cap_is_cut=False,   # a random model writes every option to its 24-char cap (h25 F15)
                          tasks={"mcq": {"per_clip": k, "num_options": k}, "cot": {"per_clip": 1, "max_steps": 2},
                                 "open_qa": {"per_clip": 1}})
     stage = _stage(cfg, teachers)

@@ -154,8 +154,8 @@ def test_correction_rounds_and_rationalization_with_smollm(clips, smollm):
 
 def test_a_label_counts_only_in_the_text_the_export_writes(clips):
     """Video-STaR verifies the output it keeps. An open answer whose label is named only in a rationale (which
-    the open-QA export never writes) misses it; a rationalized chain of thought exports the new explanation,
-    not the first attempt's steps."""
+    the open-QA export never writes) misses it, and so does a chain of thought's final answer (h25 F9); a
+    rationalized chain of thought exports the new explanation, not the first attempt's steps."""
     from vdata.teachers.types import TeacherResult
 
     spec, clip = clips[0]
@@ -163,7 +163,8 @@ def test_a_label_counts_only_in_the_text_the_export_writes(clips):
                                              tasks=["open_qa", "cot"]), DEAD)
     row = L.sample_row(clip, "lab-open", "What is shown?", "The video shows a pentagon.")
     assert stage.contained({**row, R.RATIONALE: f"This is {spec.label}."}, [spec.label])[0] is False
-    assert stage.contained({**row, R.TASK: "cot", R.RATIONALE: f"This is {spec.label}."}, [spec.label])[0] is True
+    # h25 F9: nor does a chain of thought's reasoning stand in for its final answer
+    assert stage.contained({**row, R.TASK: "cot", R.RATIONALE: f"This is {spec.label}."}, [spec.label])[0] is False
 
     class NamesTheLabelInTheRationaleOnly:   # a teacher reply that explains the label but answers without it
         def generate(self, requests):
@@ -175,6 +176,15 @@ def test_a_label_counts_only_in_the_text_the_export_writes(clips):
     assert isinstance(res, Reject) and res.reason == "label_missing"
     cot = {**row, R.SAMPLE_ID: "lab-cot", R.TASK: "cot", R.RATIONALE: "It is a pentagon.",
            R.RATIONALE_STEPS: [{"text": "A pentagon is shown.", "evidence_timestamps_s": [1.0]}]}
+    (missed,) = stage.process_batch([cot])   # h25 F9: the new final answer does not name the label either
+    assert isinstance(missed, Reject) and missed.reason == "label_missing"
+
+    class NamesTheLabelInTheAnswer:
+        def generate(self, requests):
+            return [TeacherResult(request_id="r", parsed={"rationale": f"This is {spec.label}: it shows.",
+                                                          "answer": f"The video shows {spec.label}."}) for _ in requests]
+
+    stage.teacher = NamesTheLabelInTheAnswer()
     (kept,) = stage.process_batch([cot])
     assert not isinstance(kept, Reject) and kept[R.V_LABEL_CONTAINED] is True
     assert kept[R.RATIONALE_STEPS] is None and spec.label in kept[R.RATIONALE]   # the export writes this explanation

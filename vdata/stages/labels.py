@@ -7,9 +7,9 @@ likely wrong or off-topic, so Video-STaR keeps only answers that contain it.
 Labels are read from the video's `source_meta` (manifest / HF columns) under `keys` (a string, a list of
 strings, or a comma/semicolon-separated string). A list keeps each item whole ("Cook, then serve" is one
 label), also written as JSON text, as a CSV cell holds one (`["Cook, then serve", "Plate"]`). A label
-is contained when every one of its words appears in the text an export writes (the answer; for a chain of
-thought also its reasoning) after light normalisation: lower case, punctuation dropped, and a small
-suffix stemmer so "playing guitar" matches "plays the guitar". `match: any` keeps an answer that contains at least one of the labels, `all` needs all.
+is contained when every one of its words appears in the answer the sample trains (its answer field; for a
+chain of thought the final answer, never only its reasoning: h25 F9) after light normalisation: lower case,
+punctuation dropped, and a small suffix stemmer so "playing guitar" matches "plays the guitar". `match: any` keeps an answer that contains at least one of the labels, `all` needs all.
 
 Applies to `tasks`, and for question tasks only to the listed `question_types` (a counting question's
 answer "three" cannot be expected to name the action). `v_label_contained` is null when the sample has
@@ -95,6 +95,8 @@ class LabelsConfig(StageConfig):
 
 class LabelsStage(Stage):
     name = "labels"
+    # 2: the label must be in the answer field (a chain of thought's final answer), not only in its rationale (h25 F9)
+    version = 2
     Config = LabelsConfig
     reads = (R.SAMPLE_ID, R.TASK, R.ANSWER, R.SOURCE_META)
     writes = (R.V_LABEL_CONTAINED, R.REFINE_ROUNDS)
@@ -131,13 +133,11 @@ class LabelsStage(Stage):
         return row
 
     def contained(self, row: dict, labels: list[str]) -> tuple[bool, list[str]]:
-        """Checked on the text an export writes for the sample (Video-STaR verifies the output it keeps): the
-        answer, and for a chain of thought its reasoning too. A rationale that names the label beside an
-        open answer that does not is not exported, so it proves nothing."""
+        """Checked on the answer the sample trains (Video-STaR keeps answers that contain the label): the
+        answer field, for a chain of thought its final answer. A rationale or reasoning steps that name the
+        label beside an answer that does not ("The answer is selling lamps." / "Answer: <the final answer>",
+        h25 F9) prove nothing about the answer."""
         text = row.get(R.ANSWER) or ""
-        if row.get(R.TASK) == "cot":
-            steps = " ".join(s.get("text") or "" for s in row.get(R.RATIONALE_STEPS) or [] if isinstance(s, dict))
-            text = " ".join([text, steps or row.get(R.RATIONALE) or ""])
         hits = [lab for lab in labels if contains_label(text, lab)]
         return (bool(hits) if self.config.match == "any" else len(hits) == len(labels)), hits
 

@@ -75,6 +75,8 @@ class TaskFamily:
     `handles_errors`: a failed request still reaches `finish` (reply `{"_error": message}`), for families
     whose sample stands on several replies. A family that needs a second round of requests (a judge over
     candidates) appends them to `state["followups"]` in `finish`; the stage sends them as the next round.
+    `trim_at_cap`: the reply's top-level text fields that, cut at their schema cap, keep their complete
+    sentences (`caps.read_at_cap`); any other field cut there makes the reply a `truncated` reject.
     """
     config: type[BaseModel]
     plan: Callable[..., Planned]
@@ -83,6 +85,7 @@ class TaskFamily:
     needs_teacher: Callable[[Any], bool] = _no_teacher
     teachers: Callable[[Any], list] = lambda task_config: []
     handles_errors: bool = False
+    trim_at_cap: tuple[str, ...] = ()
 
 
 # --- determinism helpers --------------------------------------------------------------------------

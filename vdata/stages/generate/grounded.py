@@ -6,7 +6,9 @@
   The reply cites the timed clues that show the answer: a reply that does not cite the moment it was
   asked about is rejected `evidence_off_target` (its answer may be about something else); the other clues
   it cites are kept as evidence but never widen the span (a union of disjoint citations spanned most of
-  the video).
+  the video). Its question and answer must match the moment better than every other timed clue
+  (`moment_match`: `off_target` / `ambiguous_moment`), as a reasoning_localization's question and
+  explanation must.
 - `reasoning_localization` (LITA's Reasoning Temporal Localization, Huang et al., ECCV 2024): a question that
   needs reasoning to find a moment (it describes a need, a cause or a consequence instead of naming the
   event), answered by that moment's interval plus an explanation. The moment is chosen by the stage and
@@ -32,6 +34,7 @@ from vdata.schemas import records as R
 from .annotated import check_template, span_placeholder
 from .clues import Clue, cited, clue_lines, cut_short, evidence, row_bounds
 from .common import Pending, Strict, TaskFamily, id_list, stable_hash, strict_object, teacher_request, text_field
+from .moment_match import rival_message, rival_moment
 
 if TYPE_CHECKING:
     from .common import StageView
@@ -132,6 +135,11 @@ def _finish_grounded(stage: StageView, row, clues, p: Pending, reply: dict, base
         return [stage.reject(base, "evidence_off_target", f"grounded_qa: the reply cites {ids} as evidence, "
                              f"not {target.id}, the moment it was asked about",
                              reply=reply, moment=target.text)]
+    rival = rival_moment(f"{question} {answer}", target, clues)
+    if rival is not None:   # the question and answer are about another moment (as much): the span would be wrong
+        return [stage.reject(base, rival[0], rival_message("grounded_qa question and answer", target, rival),
+                             reply=reply, moment=target.text, target=target.id, rival=rival[1].id,
+                             rival_text=rival[1].text)]
     # the span is the moment's own; the other clues the reply cites are evidence only (they never widen it)
     a, b = float(target.start_s), float(target.end_s)
     base[R.QUESTION] = question
@@ -142,7 +150,7 @@ def _finish_grounded(stage: StageView, row, clues, p: Pending, reply: dict, base
 
 
 GROUNDED_QA = TaskFamily(GroundedQATask, _plan_grounded, _finish_grounded, prompts=("grounded_qa",),
-                         needs_teacher=lambda tcfg: True)
+                         needs_teacher=lambda tcfg: True, trim_at_cap=("answer",))
 
 
 # --- reasoning_localization
@@ -175,6 +183,12 @@ def _finish_rtl(stage: StageView, row, clues, p: Pending, reply: dict, base: dic
         return [stage.reject(base, "off_target", f"reasoning_localization: the explanation shares {len(shared)} "
                              f"content word(s) with its moment (min {tcfg.min_shared_words})",
                              explanation=why, moment=target.text)]
+    rival = rival_moment(f"{question} {why}", target, clues)
+    if rival is not None:   # the question and its explanation point at another moment (as much)
+        return [stage.reject(base, rival[0], rival_message("reasoning_localization question and explanation",
+                                                           target, rival),
+                             question=question, explanation=why, moment=target.text, target=target.id,
+                             rival=rival[1].id, rival_text=rival[1].text)]
     a, b = float(target.start_s), float(target.end_s)
     base[R.QUESTION] = question
     base[R.ANSWER] = string.Template(tcfg.answer_format).substitute(explanation=why, span=span_placeholder(a, b))
@@ -185,4 +199,5 @@ def _finish_rtl(stage: StageView, row, clues, p: Pending, reply: dict, base: dic
 
 
 REASONING_LOCALIZATION = TaskFamily(ReasoningLocalizationTask, _plan_rtl, _finish_rtl,
-                                    prompts=("reasoning_localization",), needs_teacher=lambda tcfg: True)
+                                    prompts=("reasoning_localization",), needs_teacher=lambda tcfg: True,
+                                    trim_at_cap=("explanation",))

@@ -69,7 +69,7 @@ def _finish_open_qa(stage: StageView, row, clues, p, reply: dict, base: dict, st
 
 OPEN_QA = TaskFamily(OpenQATask, plan_questions("open_qa", _open_qa_fields), _finish_open_qa,
                      prompts=("open_qa", "question_for_answer"),
-                     needs_teacher=lambda tcfg: True)
+                     needs_teacher=lambda tcfg: True, trim_at_cap=("answer",))
 
 
 # --- mcq

@@ -48,4 +48,4 @@ def _finish_cot(stage: StageView, row, clues, p, reply: dict, base: dict, state:
 
 
 COT = TaskFamily(CoTTask, plan_questions("cot", _cot_fields), _finish_cot, prompts=("cot",),
-                 needs_teacher=lambda tcfg: True)
+                 needs_teacher=lambda tcfg: True, trim_at_cap=("answer",))

@@ -37,6 +37,7 @@ from vdata.prompts import escape_placeholders
 from vdata.schemas import records as R
 
 from .clues import Clue
+from .moment_match import stem   # one light stemmer for the generate tasks that match words to moments
 from .common import (Pending, Strict, TaskFamily, parse_lines, sample_base, spans_answer, stable_hash, strict_object,
                      teacher_request, text_field)
 
@@ -120,21 +121,8 @@ def windows(speech: list[Speech], words: int) -> list[list[Speech]]:
 
 # --- matching ----------------------------------------------------------------------------------------
 
-def _stem(w: str) -> str:
-    """A light suffix stemmer: "chopping" / "chops" / "chopped" → "chop", "slices" / "slice" → "slic"."""
-    for suffix, keep in (("ies", "y"), ("ing", ""), ("ed", ""), ("s", "")):
-        if w.endswith(suffix) and len(w) - len(suffix) >= 3:
-            w = w[: -len(suffix)] + keep
-            break
-    if len(w) >= 4 and w[-1] == w[-2] and w[-1] not in "aeiouls":
-        w = w[:-1]
-    if w.endswith("e") and len(w) > 3:
-        w = w[:-1]
-    return w
-
-
 def content_words(text: str) -> set[str]:
-    return {_stem(w) for w in re.findall(r"[a-z0-9]+", (text or "").lower()) if w not in _STOP and len(w) > 1}
+    return {stem(w) for w in re.findall(r"[a-z0-9]+", (text or "").lower()) if w not in _STOP and len(w) > 1}
 
 
 def word_overlap(caption: str, speech: str) -> float:

@@ -22,6 +22,7 @@ from .annotated import TemplateTask
 from .budget import DEFAULT_VIDEO_WINDOW, IMAGE_TOKENS, fit_clues, teacher_window, token_counter
 from .benchmark_tasks import EVENT_ORDER
 from .captions import CAPTION
+from .caps import read_at_cap
 from .clue_tasks import CLUE_QA, FALSE_PREMISE
 from .clues import Clue, build_clues, evidence
 from .common import Pending, Strict, TaskFamily, parse_lines, sample_base
@@ -128,6 +129,9 @@ class GenerateConfig(StageConfig):
     max_tokens: int = Field(384, ge=16)
     max_question_chars: int = Field(200, ge=20)
     max_answer_chars: int = Field(300, ge=10)
+    # a reply string that fills its cap was cut there by a schema-enforcing server (caps.py): `truncated`, or
+    # its whole sentences; false keeps it as written
+    cap_is_cut: bool = True
     prompts: dict[str, str] = Field(default_factory=dict)   # prompt name → your template file
     # pin the shipped templates: each one's newest version up to this one (default: the latest)
     prompt_version: int | None = None
@@ -179,6 +183,7 @@ class GenerateStage(Stage):
     #    segment_grounding.max_video_share (0.9);
     #    preference_pairs: a candidate cut at max_answer_chars keeps its whole sentences (none: no candidate), a
     #    judge with no valid scores is asked again, then the pair is judge_failed (not ranked by self-critique)
+    #    h25: a reply string at its schema cap is cut (F15); a grounding question must fit its moment best (F11)
     version = 9
     Config = GenerateConfig
     # the models a task loads in the workers: checked (and fetched) in the driver first
@@ -398,7 +403,22 @@ class GenerateStage(Stage):
             return [self.reject(base, "placeholder_in_reply", f"{p.task} #{p.index}: the reply writes vdata's "
                                 f"placeholder syntax ({written[:80]!r}): no time a teacher writes is taken as text",
                                 reply=res.parsed)]
-        return family.finish(self, row, clues, p, reply_as_text(res.parsed or {}), base, state)
+        parsed = res.parsed or {}
+        if self.config.cap_is_cut and p.task not in OWN_CAP_CHECK:
+            parsed, trimmed, cut = read_at_cap(parsed, getattr(p.request, "json_schema", None), family.trim_at_cap)
+            if trimmed:
+                self.counters[f"{p.task}_trimmed_at_cap"] += len(trimmed)
+            if cut:   # h25 F15: a schema-enforcing server closed the string at its cap, mid-sentence
+                path, cap, text = cut[0]
+                return [self.reject(base, "truncated", f"{p.task} #{p.index}: the reply's {path!r} fills its schema "
+                                    f"cap ({cap} characters) without ending a sentence: the server closed it there",
+                                    field=path, cap=cap, tail=text[-80:], reply=res.parsed)]
+        return family.finish(self, row, clues, p, reply_as_text(parsed), base, state)
+
+
+# Families that read a reply string cut at its schema cap themselves (caps.py): a preference candidate keeps its
+# whole sentences, a streaming turn its item's own text
+OWN_CAP_CHECK = ("preference_pairs", "streaming_dialogue")
 
 
 # Families that check `{{` in a reply themselves: a streaming dialogue keeps the item's own text for a

@@ -12,7 +12,8 @@ segments (`T…`) or subtitles (`U…`). Dialogue k (of `per_clip`) starts at it
 query (a template of `queries`, seeded) comes at that item's start (at least `min_query_time_s`, as the
 loader requires a time > 0), and each following item (up to `max_turns`) is an assistant turn with the
 item's text, timed at the item's end (`respond_at: end`, the moment it has been seen; `start` for
-guidance that speaks as a step begins). A dialogue one of whose items states a time is rejected
+guidance that speaks as a step begins); a point annotation (an Ego4D narration, its `time_s` widened into
+a window by its reader) at its own moment, as VideoLLM-online times it. A dialogue one of whose items states a time is rejected
 (`time_in_reply`), as LIVE's filter drops the whole annotation: leaving the item out would teach the
 model to stay silent through an event it saw. Events and steps (a captioner's words) are held to LIVE's
 rule, durations included; speech, subtitles and annotated segments (the video's own words) only to moments.
@@ -25,7 +26,7 @@ still carry it) and the items' intervals in `answer_spans`. A row with too few i
 With `rephrase: true` the stage's teacher rewrites the replies as spoken turns (LIVE has an LLM turn
 narrations into dialogue), one request per dialogue: the times stay the items' own, a rewritten reply
 that states a time (`time_leak`: the shared detector of vdata/prompts/stated_times.py, "0:10", "one minute",
-"12s", or a bare "seconds"), has JSON debris or fewer than two words keeps the item's text (counted as `rephrase_kept_original`), and
+"12s", or a bare "seconds"), has JSON debris, fewer than two words or was cut at its schema cap (caps.py) keeps the item's text (counted as `rephrase_kept_original`), and
 a reply list of the wrong length is a `bad_reply` reject.
 """
 from __future__ import annotations
@@ -36,11 +37,13 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
+from vdata.prompts import unescape_placeholders
 from vdata.prompts.stated_times import states_time
 from vdata.schemas import records as R
 
 from .annotated import annotation_evidence, t_placeholder
 from .benchmark_tasks import annotation_clues
+from .caps import is_cut
 from .clues import Clue
 from .common import (Pending, Strict, TaskFamily, sample_base, stable_hash, strict_object, teacher_request,
                      text_field)
@@ -124,6 +127,21 @@ def _items(row: dict, clues: list[Clue], source: str, leaks: list | None = None)
     return out
 
 
+def _moments(row: dict) -> dict[tuple, float]:
+    """{(start, end, text): moment} of the row's point annotations: an Ego4D narration is a moment (`time_s`)
+    that its reader widens into an EgoClip window; VideoLLM-online answers at the moment itself
+    (`ceil_time_by_fps(narration['time'])` in its narration stream), not at the window's edge (h24 F14)."""
+    raw = R.source_meta(row).get("segments")
+    out = {}
+    for s in raw if isinstance(raw, list) else []:
+        if isinstance(s, dict) and isinstance(s.get("time_s"), (int, float)) and isinstance(s.get("text"), str):
+            try:
+                out[(round(float(s["start_s"]), 3), round(float(s["end_s"]), 3), " ".join(s["text"].split()))] = float(s["time_s"])
+            except (KeyError, TypeError, ValueError):
+                continue
+    return out
+
+
 def _plan(stage: StageView, row: dict, clues: list[Clue], tcfg: StreamingDialogueTask):
     if not tcfg.per_clip:
         return [], []
@@ -142,7 +160,7 @@ def _plan(stage: StageView, row: dict, clues: list[Clue], tcfg: StreamingDialogu
         base = sample_base(stage, row, TASK, 0, prompt_id, teacher=False)
         return [stage.reject(base, "too_few_events", f"{TASK} needs {tcfg.min_turns} timed items of one source; "
                              f"found {counts}", found=counts, need=tcfg.min_turns)], []
-    made, asked_teacher = [], []
+    made, asked_teacher, moments = [], [], _moments(row)
     for k in range(tcfg.per_clip):
         first = k * len(items) // tcfg.per_clip
         chunk = items[first:first + tcfg.max_turns]
@@ -154,10 +172,13 @@ def _plan(stage: StageView, row: dict, clues: list[Clue], tcfg: StreamingDialogu
         turns = [{"role": "user", "content": query, "time_s": asked}]
         # each reply when its event has been seen (its end) or begins: in that order, so that overlapping
         # events (one ending at 10 s inside one ending at 11 s) are never announced out of time
-        chunk = sorted(chunk, key=lambda item: (item[1] if tcfg.respond_at == "end" else item[0], item[0]))
-        for a, b, text in chunk:
-            at = b if tcfg.respond_at == "end" else a
-            turns.append({"role": "assistant", "content": text, "time_s": max(at, asked)})
+        def reply_at(item):   # a point annotation's own moment, else the edge `respond_at` names
+            a, b, text = item
+            return moments.get((round(a, 3), round(b, 3), text), b if tcfg.respond_at == "end" else a)
+
+        chunk = sorted(chunk, key=lambda item: (reply_at(item), item[0]))
+        for item in chunk:
+            turns.append({"role": "assistant", "content": item[2], "time_s": max(reply_at(item), asked)})
         out = sample_base(stage, row, TASK, k, prompt_id, teacher=False)
         named = [text for _, _, text in chunk if text in leaks]
         if named:
@@ -199,13 +220,16 @@ def _spoken(text: str) -> bool:
 
 def _finish(stage: StageView, row: dict, clues: list[Clue], p: Pending, reply: dict, base: dict, state: dict):
     sample = p.extra["sample"]
-    replies = [" ".join(str(r).split()) for r in reply.get("replies") or []]
+    raw = [str(r) for r in reply.get("replies") or []]
+    replies = [" ".join(r.split()) for r in raw]
+    cap = min(stage.config.max_answer_chars, 200)   # the schema's item cap (_rephrase_request)
     turns = [dict(t) for t in sample[R.TURNS]]
     if len(replies) != len(turns) - 1:
         return [stage.reject(base, "bad_reply", f"{TASK} #{p.index}: {len(replies)} replies for {len(turns) - 1} "
                              "events", replies=replies)]
-    for turn, text in zip(turns[1:], replies):
-        if _spoken(text):
+    for turn, text, written in zip(turns[1:], replies, raw):
+        # a rewrite cut at its cap (caps.py, h25 F15) is no whole turn: the item's own text stays
+        if _spoken(text) and not (stage.config.cap_is_cut and is_cut(unescape_placeholders(written), cap)):
             turn["content"] = text
         else:
             stage.counters["rephrase_kept_original"] += 1

@@ -2,7 +2,9 @@
 
 - `grounding`: question → interval, built on a dense event or a transcript segment (the teacher rephrases
   the moment as a question; `rephrase: false` uses a fixed template instead); the interval is the part of
-  it inside the row, and a target the row's edge cuts short (`clues.cut_short`) is not used;
+  it inside the row, and a target the row's edge cuts short (`clues.cut_short`) is not used; a teacher's
+  question must match its moment better than every other timed clue (`moment_match`, else `off_target` /
+  `ambiguous_moment`);
 - `dense_caption`: the clip's dense events as one timestamped sample; without events, the teacher turns
   transcript segments into event captions (HowToCaption);
 - `chapter`: chapter titles over consecutive events/segments (VidChapters-style).
@@ -20,6 +22,7 @@ from vdata.schemas import records as R
 from .clues import Clue, clue_lines, cut_short, evidence
 from .common import (Pending, Strict, TaskFamily, pick_question, sample_base, spans_answer, stable_hash, strict_object,
                      teacher_request, text_field)
+from .moment_match import rival_message, rival_moment
 
 if TYPE_CHECKING:
     from .common import StageView
@@ -99,6 +102,11 @@ def _finish_grounding(stage: StageView, row, clues, p: Pending, reply: dict, bas
         # a question that names nothing of its moment cannot be grounded (nor checked)
         return [stage.reject(base, "off_target", f"grounding question shares {len(shared)} content word(s) "
                              f"with its moment (min {need})", question=question, moment=target.text)]
+    rival = rival_moment(question, target, clues)
+    if rival is not None:
+        # a question that names another moment (as well) is answered with this one's span: wrong ground truth
+        return [stage.reject(base, rival[0], rival_message("grounding question", target, rival), question=question,
+                             moment=target.text, target=target.id, rival=rival[1].id, rival_text=rival[1].text)]
     return [_grounding_sample(stage, row, p.index, target, question, p.prompt)]
 
 
