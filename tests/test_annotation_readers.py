@@ -476,3 +476,18 @@ def test_a_clip_with_its_own_file_is_not_asked_again_in_its_whole_video_and_held
     assert result.rejects_by_reason == {}
     names = {os.path.basename(f) for f in os.listdir(result.data_dir)}
     assert any(n.endswith("-validation.parquet") for n in names) and any(n.endswith("-train.parquet") for n in names)
+
+
+def test_a_yt_dlp_download_is_exported_under_its_youtube_id(tmp_path, in_process):
+    """Outside check h24 F17: "My Video [dQw4w9WgXcQ].mp4" (yt-dlp's default name) was exported as
+    videos/<content hash>.mp4 and keyed so in the vidchapters release, whose loader finds features and subtitles
+    by the key's last 11 characters, the YouTube id."""
+    from vdata.exporters import export
+
+    videos = tmp_path / "videos"
+    _video(videos / "My Video [dQw4w9WgXcQ].mp4", "smptebars")
+    cfg = parse_config({"input": [{"path": str(videos)}], "output": {"dir": str(tmp_path / "out")},
+                        "stages": [{"probe": {}}, {"shots": {}}]})
+    result = vdata.build(cfg, progress=False)
+    export(result.output_dir, str(tmp_path / "pq"), "parquet", media="copy")
+    assert [p.name for p in (tmp_path / "pq").rglob("*.mp4")] == ["dQw4w9WgXcQ.mp4"]

@@ -61,6 +61,7 @@ TEXT_COLUMNS = tuple(dict.fromkeys((
 
 
 # a dataset's video name that can be a file name as it is (no folders, no hidden file, no odd characters)
+_YT_DLP_NAME = re.compile(r"\[([A-Za-z0-9_-]{11})\]\.\w+$")   # yt-dlp's default "%(title)s [%(id)s].%(ext)s"
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_@+=,-][A-Za-z0-9_@+=,.-]{0,149}")
 
 
@@ -140,18 +141,25 @@ class BuildDir:
 
     def dataset_names(self) -> dict[str, str]:
         """{video id: the name its dataset gives it} for the videos whose source was a dataset's annotation
-        file (`dataset_video_id` in source_meta: an Ego4D uid, a Kinetics clip, a YouTube id), so that an
-        export names their files as the dataset does. A name that is not a plain file name, or that two
+        file (`dataset_video_id` in source_meta: an Ego4D uid, a Kinetics clip, a YouTube id) or a yt-dlp
+        download named its way ("Title [<YouTube id>].mp4"), so that an export names their files as the dataset does. A name that is not a plain file name, or that two
         videos share, is left out (those videos keep their content id)."""
-        table = self.read_table([R.VIDEO_ID, R.SOURCE_META])
-        if not table.num_rows or R.SOURCE_META not in table.column_names:
+        table = self.read_table([R.VIDEO_ID, R.SOURCE_META, R.PATH])
+        if not table.num_rows or R.VIDEO_ID not in table.column_names:
             return {}
-        firsts = table.filter(pc.is_valid(table[R.SOURCE_META])).group_by(R.VIDEO_ID, use_threads=False).aggregate(
-            [(R.SOURCE_META, "first")])
+        for column in (R.SOURCE_META, R.PATH):   # (a build without the column: all null)
+            if column not in table.column_names:
+                table = table.append_column(column, pa.nulls(table.num_rows, pa.string()))
+        firsts = table.group_by(R.VIDEO_ID, use_threads=False).aggregate(
+            [(R.SOURCE_META, "first"), (R.PATH, "first")])
         names: dict[str, str] = {}
-        for video_id, meta in zip(firsts[R.VIDEO_ID].to_pylist(), firsts[f"{R.SOURCE_META}_first"].to_pylist()):
-            if video_id and '"dataset_video_id"' in meta:
-                given = json.loads(meta).get("dataset_video_id")
+        for video_id, meta, path in zip(firsts[R.VIDEO_ID].to_pylist(), firsts[f"{R.SOURCE_META}_first"].to_pylist(),
+                                        firsts[f"{R.PATH}_first"].to_pylist()):
+            given = json.loads(meta).get("dataset_video_id") if meta and '"dataset_video_id"' in meta else None
+            if given is None and path:   # yt-dlp's own file name, "Title [dQw4w9WgXcQ].mp4": its YouTube id, which
+                found = _YT_DLP_NAME.search(os.path.basename(str(path)))   # VidChapters and the like key by (h24 F17)
+                given = found.group(1) if found else None
+            if video_id and given is not None:
                 stem, ext = os.path.splitext(str(given))
                 name = stem if ext.lower() in VIDEO_EXTENSIONS else str(given)
                 if _PLAIN_NAME.fullmatch(name):
