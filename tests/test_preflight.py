@@ -563,3 +563,15 @@ def test_the_build_summary_names_each_configured_export_and_one_that_wrote_nothi
     assert any(line.strip() == "export:   sharegpt -> /o/exports/sharegpt" for line in lines), lines
     assert any("llava -> /o/exports/llava (nothing written: the build has no samples rows of split train)" in line
                for line in lines), lines
+
+
+def test_plan_plans_a_cluster_config_whose_inputs_are_not_mounted_here(tmp_path):
+    """Outside check h26 F4: `vdata plan configs/curate_cluster.yaml --cpus 64 --gpus 8` (the README's way to see a
+    cluster run without one) failed on '/mnt/shared/... matches no file'. Plan runs nothing: it says so and plans."""
+    cfg = tmp_path / "cluster.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "c", "input": [{"glob": "/mnt/not-mounted-here/**/*.mp4"}],
+                                   "output": {"dir": str(tmp_path / "out")}, "stages": [{"probe": {}}, {"shots": {}}]}))
+    res = CliRunner().invoke(main, ["plan", str(cfg), "--cpus", "64", "--gpus", "8"])
+    assert res.exit_code == 0, res.output
+    assert "shots" in res.output and "note: input[0].glob" in res.output and "a build stops here" in res.output
+    assert CliRunner().invoke(main, ["validate", str(cfg)]).exit_code == 2   # validate still says it is not buildable

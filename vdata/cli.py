@@ -149,11 +149,14 @@ def plan(config, cpus, gpus, videos, avg_duration, measured):
     from vdata.pipelines.runner import plan_fits, plan_text, preflight
 
     cfg = _load(config)
-    try:
-        p = preflight(cfg)
+    notes: list[str] = []
+    try:   # inputs not there (a cluster's shared storage, not mounted here) are said, and the plan goes on
+        p = preflight(cfg, notes, inputs_as_notes=True)
     except ConfigError as e:
         _config_error(config, e)
     click.echo(plan_text(p, cpus=cpus, gpus=gpus))
+    for note in notes:
+        click.echo(f"note: {note}")
     if videos:
         from vdata.pipelines.estimate import estimate, estimate_text, load_rates
 

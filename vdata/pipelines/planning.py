@@ -229,10 +229,11 @@ def storage_problems(cfg: BuildConfig) -> list[str]:
     return out
 
 
-def preflight(cfg: BuildConfig, notes: list[str] | None = None) -> Plan:
+def preflight(cfg: BuildConfig, notes: list[str] | None = None, inputs_as_notes: bool = False) -> Plan:
     """Everything that can be checked before Ray starts: the plan (columns, teachers) and the inputs.
     Raises one ConfigError naming every problem by its key path; `notes` gets what is worth saying of a
-    valid config (`input_problems`)."""
+    valid config (`input_problems`). `inputs_as_notes` (`vdata plan`, which runs nothing: a cluster's
+    config planned where its shared storage is not mounted) makes the inputs' problems notes, not errors."""
     problems = storage_problems(cfg)
     if problems:   # listing an input through a filesystem that is not there would only add noise
         raise ConfigError(redact("\n  ".join(problems) if len(problems) == 1 else
@@ -244,7 +245,11 @@ def preflight(cfg: BuildConfig, notes: list[str] | None = None) -> Plan:
         text = str(e)
         problems += text.split("\n  ")[1:] if text.startswith("invalid config:") else [text]
     listed: dict[int, list[dict]] = {}
-    problems += input_problems(cfg, notes, listed)
+    found = input_problems(cfg, notes, listed)
+    if inputs_as_notes and notes is not None:
+        notes += [f"{p} (a build stops here)" for p in found]
+    else:
+        problems += found
     if problems:
         raise ConfigError(redact("\n  ".join(problems) if len(problems) == 1 else
                                  "invalid config:\n  " + "\n  ".join(problems), cfg.secrets))
