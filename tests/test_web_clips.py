@@ -305,3 +305,18 @@ def test_a_member_that_cannot_be_extracted_is_a_reject_row(v2d_dir, tmp_path, mo
     assert [r[R.SOURCE_URI].rpartition("#")[2] for r in bad] == ["000020000"]
     assert "000020000.mp4 in" in bad[0][R.REJECT_MESSAGE] and "cut short" in bad[0][R.REJECT_MESSAGE]
     assert len([r for r in rows if not r.get(R.REJECT_REASON)]) == 2      # the files-layout clips go on
+
+
+def test_a_video_listed_twice_and_sentences_of_an_unlisted_video_are_said_not_dropped():
+    """Outside check h24 F18: MSR-VTT's `videos` naming video1 twice (train 0-12 s and test 100-112 s) took the
+    first silently, and a sentence for a video no entry names vanished; VATEX likewise."""
+    msr = read_msrvtt(json.dumps({
+        "videos": [{"video_id": "video1", "split": "train"}, {"video_id": "video1", "split": "test"},
+                   {"video_id": "video2", "split": "train"}],
+        "sentences": [{"video_id": "video1", "caption": "a", "sen_id": 1}, {"video_id": "video9", "caption": "b", "sen_id": 2},
+                      {"video_id": "video2", "caption": "c", "sen_id": 3}]}))
+    assert [v.video_id for v in msr.videos] == ["video2"]
+    assert sorted(p.reason for p in msr.problems) == ["annotation_record_duplicate", "annotation_record_orphan"]
+    vatex = read_vatex(json.dumps([{"videoID": "a", "enCap": ["x"]}, {"videoID": "a", "enCap": ["y"]},
+                                    {"videoID": "b", "enCap": ["z"]}]))
+    assert [v.video_id for v in vatex.videos] == ["b"] and [p.reason for p in vatex.problems] == ["annotation_record_duplicate"]

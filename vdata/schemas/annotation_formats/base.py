@@ -148,6 +148,20 @@ def duration_meta(record: dict) -> dict:
     return {"annotated_duration_s": duration} if isinstance(duration, float) else {}
 
 
+def without_repeated_ids(out: AnnotationFile, what: str) -> AnnotationFile:
+    """`out` with the videos a list-based file (MSR-VTT's `videos`, VATEX) names more than once taken out, one
+    annotation_record_duplicate problem each: which of its records is right is a guess, none is used (h24 F18)."""
+    counts: dict[str, int] = {}
+    for video in out.videos:
+        counts[video.video_id] = counts.get(video.video_id, 0) + 1
+    repeated = {v for v, n in counts.items() if n > 1}
+    out.videos = [v for v in out.videos if v.video_id not in repeated]
+    out.problems += [RecordProblem(f"record {v!r}", "annotation_record_duplicate", f"{what} {v!r} has {counts[v]} "
+                                   "records in this file (two files joined?); none is used, since which one is right "
+                                   "is a guess", None) for v in sorted(repeated)]
+    return out
+
+
 def object_records(by_id: dict, out: AnnotationFile):
     """(video id, record) for each record that is an object; the others become problems in `out`, and so does
     a video id the file gives more than once (which of its records is right is a guess: none is used)."""

@@ -40,7 +40,7 @@ from vdata.media import storage as S
 from vdata.media.archives import shard_copy
 
 from .base import (AnnotationFile, FormatError, RecordProblem, VideoRecord, as_number, clock_seconds, csv_records,
-                   pair_lists, parse_json)
+                   pair_lists, parse_json, without_repeated_ids)
 
 PANDA_COLUMNS = ("videoID", "timestamp", "caption")
 
@@ -306,7 +306,13 @@ def read_msrvtt(text: str) -> AnnotationFile:
                                              ("start time", "source_start_s"), ("end time", "source_end_s"))
                  if video.get(k) is not None}
         out.videos.append(_captioned(video["video_id"], sentences.get(video["video_id"], []), extra))
-    return out
+    listed = {v.video_id for v in out.videos}
+    for video_id, said in sorted(sentences.items()):   # sentences of a video the file does not list: said, not lost
+        if video_id not in listed:
+            out.problems.append(RecordProblem(f"sentences of {video_id!r}", "annotation_record_orphan",
+                                              f"{len(said)} sentence(s) for video {video_id!r}, which the file's "
+                                              "`videos` list does not name", None))
+    return without_repeated_ids(out, "video_id")
 
 
 def read_vatex(text: str) -> AnnotationFile:
@@ -322,4 +328,4 @@ def read_vatex(text: str) -> AnnotationFile:
         chinese = [t for t in record.get("chCap") or [] if isinstance(t, str) and t.strip()]
         out.videos.append(_captioned(record["videoID"], record.get("enCap") or [],
                                      {"captions_zh": chinese} if chinese else {}))
-    return out
+    return without_repeated_ids(out, "videoID")
