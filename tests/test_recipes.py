@@ -356,7 +356,7 @@ def demo_servers(llama, vlm_server):
 # Built end to end with the demo teachers. vigc, koala36m, vript, howtocaption and lita_rtl validate and are
 # listed by `vdata recipes`, but with the random demo VLM / SmolLM2 every sample is rejected (schema-invalid
 # structured captions, unmatched speech captions, off-target localizations): not claimed to build here yet.
-FILTER_STAGES = {"wellformed", "timestamps", "verify_claims", "blind", "dedup", "semdedup"}
+FILTER_STAGES = {"wellformed", "timestamps", "verify_claims", "blind", "dedup", "semdedup", "labels"}
 TEACHER_RECIPES = ("video_star", "videoespresso", "llava_video_178k", "cg_bench", "sharegpt4video",
                    "panda70m", "grounded_videollm", "vtg_it")
 
