@@ -16,11 +16,7 @@ from vdata.stages.generate import TASK_FAMILIES, build_clues
 from vdata.stages.generate.stage import GenerateConfig, GenerateStage
 from vdata.teachers.types import TeacherResult
 
-DEAD = {"t": {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "x", "max_retries": 0, "timeout_s": 5}}
-
-
-def _seg(a, b, text):
-    return {"start_s": a, "end_s": b, "text": text, "words": []}
+from test_h25_generate_grounding import DEAD, _seg   # the dead teacher and the ASR segment of those tests
 
 
 ROW = {R.CLIP_ID: "harbour_0", R.VIDEO_ID: "harbour", R.START_S: 0.0, R.END_S: 24.0, R.DURATION_S: 24.0,
