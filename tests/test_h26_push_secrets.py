@@ -176,3 +176,20 @@ def test_source_name_keeps_a_page_query_and_masks_credentials():
     assert source_name("https://www.youtube.com/watch?v=abc123") == "watch?v=abc123"
     assert source_name(f"https://x.example/watch?v=a&token={QUERY_SECRET}") == "watch?v=a&token=<redacted>"
     assert source_name("/data/day2/a.mp4") == "a.mp4" and source_name(None) == ""
+
+
+def test_the_push_command_publishes_only_the_source_meta_keys_named(url_build, token, tmp_path, monkeypatch,  # noqa: F811
+                                                                   online):  # noqa: F811
+    """`vdata push --source-meta-key KEY` (repeatable), the command's form of `push(source_meta_keys=...)`."""
+    from test_hub_safety import _cli
+
+    monkeypatch.setenv("HF_TOKEN", token)
+    with FakeHub(token) as hub:
+        res = _cli([url_build, "--repo", "me/meta-cli", "--endpoint", hub.endpoint, "--staging", str(tmp_path / "s"),
+                    "--source-meta-key", "stem"])
+        assert res.exit_code == 0, res.output
+        files = dict(hub.repos["me/meta-cli"].files)
+    text, rows = _published(files)
+    assert EMAIL not in text and "internal_url" not in text
+    metas = [json.loads(r[R.SOURCE_META]) for r in rows if r.get(R.SOURCE_META)]
+    assert metas and all(set(m) == {"stem"} for m in metas)

@@ -44,7 +44,12 @@ def _local_build(out_dir: str) -> str:
               "where the build holds videos out: train in the llava / LLaMA-Factory files, test in the lmms-eval "
               "tasks, every split (kept apart) in the Parquet configs")
 @click.option("--allow-foreign-files", "allow_foreign", is_flag=True, help=ALLOW_FOREIGN_HELP)
-def push_cmd(out_dir, repo_id, private, fmt, endpoint, time_format, staging_dir, splits, allow_foreign):
+@click.option("--source-meta-key", "source_meta_keys", multiple=True, metavar="KEY",
+              help="publish only this key of each row's source_meta, the input rows' extra columns (repeatable; "
+                   "default: every key, credential-shaped values masked; push lists the keys and those holding "
+                   "e-mail addresses)")
+def push_cmd(out_dir, repo_id, private, fmt, endpoint, time_format, staging_dir, splits, allow_foreign,
+             source_meta_keys):
     """Upload the build in OUT_DIR to the Hub with a generated dataset card.
 
     The token comes from HF_TOKEN or `hf auth login`; it is never printed. Re-running resumes: files
@@ -60,7 +65,7 @@ def push_cmd(out_dir, repo_id, private, fmt, endpoint, time_format, staging_dir,
 
     sys.exit(cli_push(push, _local_build(out_dir), echo=click.echo, repo_id=repo_id, private=private, fmt=fmt,
                       endpoint=endpoint, time_format=time_format, staging_dir=staging_dir, splits=splits,
-                      allow_foreign=allow_foreign))
+                      allow_foreign=allow_foreign, source_meta_keys=source_meta_keys))
 
 
 @click.command("card")

@@ -228,7 +228,7 @@ def llava_config(fname: str) -> str:
 
 
 def cli_push(push, out_dir: str, *, echo, repo_id, private, fmt, endpoint, time_format, staging_dir, splits,
-             allow_foreign=False) -> int:
+             allow_foreign=False, source_meta_keys=None) -> int:
     """`vdata push` (vdata/cli_hub.py): `push` (vdata.hub's), its lines, and its exit status: 0 pushed, 2 a command
     to fix, UPLOAD_FAILED an upload to run again."""
     from vdata.exporters import ExportError
@@ -236,6 +236,7 @@ def cli_push(push, out_dir: str, *, echo, repo_id, private, fmt, endpoint, time_
     try:
         res = push(out_dir, repo_id, private=private, format=fmt, endpoint=endpoint, time_format=time_format,
                    staging_dir=staging_dir, splits=splits or None, allow_foreign_files=allow_foreign,
+                   source_meta_keys=list(source_meta_keys) if source_meta_keys else None,
                    log=lambda m: echo(m, err=True))
     except UploadFailed as e:
         echo(f"error: {e}", err=True)
