@@ -16,7 +16,7 @@ from vdata.stages.generate import TASK_FAMILIES, build_clues
 from vdata.stages.generate.stage import GenerateConfig, GenerateStage
 from vdata.teachers.types import TeacherResult
 
-from test_h25_generate_grounding import DEAD, _seg   # the dead teacher and the ASR segment of those tests
+from test_grounded_spans import DEAD, _seg   # the dead teacher and the ASR segment of those tests
 
 
 ROW = {R.CLIP_ID: "harbour_0", R.VIDEO_ID: "harbour", R.START_S: 0.0, R.END_S: 24.0, R.DURATION_S: 24.0,

@@ -15,12 +15,7 @@ from vdata.stages.generate import TASK_FAMILIES, build_clues
 from vdata.stages.generate.moment_match import rival_moment, stems
 from vdata.stages.generate.stage import GenerateConfig, GenerateStage
 from vdata.teachers.types import TeacherResult
-
-DEAD = {"t": {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "x", "max_retries": 0, "timeout_s": 5}}
-
-
-def _seg(a, b, text):
-    return {"start_s": a, "end_s": b, "text": text, "words": []}
+from test_grounded_spans import DEAD, _seg   # the dead teacher and the ASR segment of those tests
 
 
 # h25's harbour.mp4 as its ASR heard it (one clip of the whole 24 s)

@@ -20,6 +20,7 @@ from loopback_http import QuietHandler, chat_completion, send_json, serve, stop
 from vdata.schemas import records as R
 from vdata.stages.base import Reject, RunContext
 from vdata.stages.generate.stage import GenerateConfig, GenerateStage
+from test_grounded_spans import _seg   # the ASR segment of those tests
 
 CAP = 300
 
@@ -44,10 +45,6 @@ BY_TEMPERATURE = {0.3: CUT_WITH_SENTENCES, 0.7: CUT_NO_SENTENCE, 1.0: SHORT_RIGH
 WHOLE = "Maria paints four blue chairs on Tuesday. Her brother Tom carries seven green boxes to the truck."
 JUDGE_SCORES = {WHOLE[:40]: 9, SHORT_RIGHT[:40]: 6, SHORT_WRONG[:40]: 2}
 SELF_SCORES = {SHORT_WRONG[:40]: 10}   # a small writer rates its own wrong answer highest
-
-
-def _seg(a, b, text):
-    return {"start_s": a, "end_s": b, "text": text, "words": []}
 
 
 ROW = {R.CLIP_ID: "harbour:video", R.VIDEO_ID: "harbour", R.START_S: 0.0, R.END_S: 24.0, R.DURATION_S: 24.0,
